@@ -4,5 +4,7 @@
  * instead of being silently ignored.
  */
 export function assertNever(value: never, what = 'value'): never {
-  throw new TypeError(`unhandled ${what}: ${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`);
+  throw new TypeError(
+    `unhandled ${what}: ${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`,
+  );
 }

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/**
+ * The `seawall` command: one binary, subcommands. This file only dispatches; each subcommand
+ * lives in daemon/commands/ and returns its exit status (0 ok, 1 refused/failed, 2 usage).
+ */
+import { CliError, type CliIo, processIo } from './cli-error.js';
+import { ESR_USAGE, esrCommand } from './commands/esr.js';
+import { KVM_USAGE, kvmCommand } from './commands/kvm.js';
+
+type Command = (argv: string[], io: CliIo) => number | Promise<number>;
+
+const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
+  ['esr', esrCommand],
+  ['kvm', kvmCommand],
+]);
+
+export const USAGE = ['usage: seawall <command> [options]', '', ESR_USAGE, KVM_USAGE].join('\n');
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    io.out(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS.get(name);
+  if (!command) {
+    io.err(`seawall: unknown command '${name}'\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await command(rest, io);
+  } catch (err) {
+    if (err instanceof CliError) {
+      io.err(`seawall ${name}: ${err.message}`);
+      return err.exitCode;
+    }
+    // parseArgs reports unknown or malformed options with these codes.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`seawall ${name}: ${(err as Error).message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+const invokedDirectly =
+  process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (invokedDirectly || process.argv[1]?.endsWith('/seawall')) {
+  main(process.argv.slice(2)).then(
+    (status) => {
+      process.exitCode = status;
+    },
+    (err: unknown) => {
+      process.stderr.write(`seawall: internal error: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 70;
+    },
+  );
+}

@@ -1,0 +1,100 @@
+/** `seawall esr decode <ESR> [--json]`: an ESR_ELx value, field by field. */
+import { parseArgs } from 'node:util';
+import { decodeEsr, type Esr, type FscClass, isKvmError, parseEsr } from '../../kvm/index.js';
+import { CliError, type CliIo, toJson } from '../cli-error.js';
+
+export const ESR_USAGE = 'seawall esr decode <ESR> [--json]    decode an ESR_ELx value (hex 0x…, or decimal)';
+
+const EC_TEXT: Readonly<Record<string, string>> = {
+  'dabt-lower-el': 'data abort from a lower exception level (the guest)',
+  'dabt-current-el': 'data abort taken without a change in exception level',
+  'iabt-lower-el': 'instruction abort from a lower exception level (the guest)',
+  'iabt-current-el': 'instruction abort taken without a change in exception level',
+  serror: 'SError interrupt',
+};
+
+export function describeFsc(fsc: number, cls: FscClass): string {
+  switch (cls.kind) {
+    case 'sea':
+      return 'synchronous external abort, not on a translation table walk';
+    case 'sea-walk':
+      return `synchronous external abort on a translation table walk, level ${cls.level}`;
+    case 'parity':
+      return 'synchronous parity or ECC error, not on a translation table walk';
+    case 'parity-walk':
+      return `synchronous parity or ECC error on a translation table walk, level ${cls.level}`;
+    case 'other':
+      return `fault status 0x${fsc.toString(16)} (not an external abort)`;
+  }
+}
+
+const SEVERITY_TEXT = {
+  uer: 'UER, recoverable (the error has not been silently propagated)',
+  uc: 'UC, uncontainable',
+  ueo: 'UEO, restartable',
+  reserved: 'reserved encoding',
+} as const;
+
+const hex = (v: number | bigint, width: number) => `0x${v.toString(16).padStart(width, '0')}`;
+const flag = (b: boolean) => (b ? '1' : '0');
+
+export function formatEsr(esr: Esr): string {
+  const lines = [
+    `ESR ${hex(esr.raw, 16)}`,
+    `  EC     ${hex(esr.ec, 2)}  ${EC_TEXT[esr.ecName] ?? esr.ecName}`,
+    `  IL     ${flag(esr.il)}     ${esr.il ? '32-bit instruction trapped' : '16-bit instruction trapped (or not applicable)'}`,
+    `  ISS    ${hex(esr.iss, 7)}`,
+  ];
+  const a = esr.abort;
+  if (a) {
+    lines.push(
+      `    ISV    ${flag(a.isv)}     ${a.isv ? 'instruction syndrome valid' : 'no instruction syndrome'}`,
+    );
+    if (a.access) {
+      lines.push(
+        `    SAS    ${a.access.sas}     access size ${1 << a.access.sas} byte(s)`,
+        `    SSE    ${flag(a.access.sse)}`,
+        `    SRT    ${a.access.srt}`,
+        `    SF     ${flag(a.access.sf)}`,
+        `    AR     ${flag(a.access.ar)}`,
+      );
+    }
+    lines.push(`    VNCR   ${flag(a.vncr)}`);
+    lines.push(
+      a.severity
+        ? `    SET    0b${a.set.toString(2).padStart(2, '0')}  ${SEVERITY_TEXT[a.severity]}`
+        : `    SET    0b${a.set.toString(2).padStart(2, '0')}  (meaningful only with FSC 0x10)`,
+    );
+    lines.push(
+      `    FnV    ${flag(a.fnv)}     ${a.fnv ? 'FAR is not valid' : 'FAR holds the faulting virtual address'}`,
+      `    EA     ${flag(a.ea)}`,
+      `    CM     ${flag(a.cm)}     ${a.cm ? 'cache maintenance' : ''}`.trimEnd(),
+      `    S1PTW  ${flag(a.s1ptw)}     ${a.s1ptw ? 'on a stage 2 fault during a stage 1 table walk' : ''}`.trimEnd(),
+    );
+    if (a.kind === 'data') lines.push(`    WnR    ${flag(a.wnr)}     ${a.wnr ? 'write' : 'read'}`);
+    lines.push(`    FSC    ${hex(a.fsc, 2)}  ${describeFsc(a.fsc, a.fscClass)}`);
+  } else {
+    lines.push('    (ISS fields decoded only for data and instruction aborts)');
+  }
+  lines.push(`  ISS2   ${hex(esr.iss2, 6)}`);
+  return lines.join('\n');
+}
+
+export function esrCommand(argv: string[], io: CliIo): number {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false } },
+  });
+  if (positionals[0] !== 'decode' || positionals.length !== 2)
+    throw new CliError('usage', `usage: ${ESR_USAGE}`);
+  let esr: Esr;
+  try {
+    esr = decodeEsr(parseEsr(positionals[1] as string));
+  } catch (err) {
+    if (isKvmError(err)) throw new CliError('failed', err.message);
+    throw err;
+  }
+  io.out(values.json ? toJson(esr) : formatEsr(esr));
+  return 0;
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the system tools the test suite uses, from Debian's packages, when any is missing:
+#   gcc + libc6-dev   layout tests compile C programs from the documented kernel structs
+#   promtool          (package prometheus) checks scraped metrics and tests the alert rules
+#   systemd tools     journald, journalctl, systemd-analyze, systemd-socket-activate
+#   python3           small test fixtures
+# Nothing is installed when everything is already there.
+set -euo pipefail
+
+need=()
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+[ -f /usr/include/asm-generic/ioctl.h ] || need+=(linux-libc-dev)
+command -v promtool >/dev/null || need+=(prometheus)
+{ [ -x /lib/systemd/systemd-journald ] && command -v journalctl >/dev/null \
+  && command -v systemd-analyze >/dev/null && command -v systemd-socket-activate >/dev/null; } || need+=(systemd)
+command -v python3 >/dev/null || need+=(python3)
+command -v make >/dev/null || need+=(make)
+command -v g++ >/dev/null || need+=(g++)
+
+if [ ${#need[@]} -eq 0 ]; then
+  echo "system test tools: all present"
+  exit 0
+fi
+
+echo "system test tools: installing ${need[*]}"
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "need root (or sudo) to apt-get install: ${need[*]}" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -q
+"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${need[@]}"

@@ -1,0 +1,23 @@
+/**
+ * System tools a test needs (gcc, promtool, journald…). Under CI=true a missing tool fails the
+ * test — .ci/run installs every one of them — and elsewhere it skips with the reason shown.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { TestContext } from 'node:test';
+
+export function findTool(name: string): string | null {
+  if (name.startsWith('/')) return existsSync(name) ? name : null;
+  const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/** Returns the tool's path, or skips (fails under CI=true) the test that needs it. */
+export function requireTool(t: TestContext, name: string, pkg: string): string | null {
+  const path = findTool(name);
+  if (path) return path;
+  const reason = `${name} not found (Debian package ${pkg}; .ci/run installs it)`;
+  if (process.env.CI === 'true') throw new Error(`required tool missing under CI: ${reason}`);
+  t.skip(reason);
+  return null;
+}
