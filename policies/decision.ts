@@ -1,0 +1,105 @@
+/**
+ * The contract between the daemon and the policy engine: what an event looks like to a policy,
+ * what the host can do, and what a policy decides. The daemon builds `PolicyEvent`s from protocol
+ * messages (via kvm/ decoding) and turns `Decision`s into verdict bytes; nothing here does I/O.
+ */
+import type { AbortKind, Esr, FscClass, InjectionAbi, Severity } from '../kvm/index.js';
+
+/** Event sources a VMM reports (docs/protocol.md). */
+export type EventKind = 'sea' | 'nisv' | 'mmio' | 'sigbus';
+export const EVENT_KINDS: readonly EventKind[] = ['sea', 'nisv', 'mmio', 'sigbus'];
+
+/** Severity as a policy sees it: SET when meaningful, else `unknown`. */
+export type PolicySeverity = Severity | 'unknown';
+
+export interface VmIdentity {
+  id: string;
+  labels: Readonly<Record<string, string>>;
+}
+
+/** One memory-error event, decoded and typed. */
+export interface PolicyEvent {
+  kind: EventKind;
+  vm: VmIdentity;
+  /** vCPU index; null for a SIGBUS not tied to a vCPU (BUS_MCEERR_AO). */
+  vcpu: number | null;
+  /** Milliseconds since the epoch (wall clock; synthetic in tests). */
+  timeMs: number;
+  /** Decoded ESR for sea (full ESR) and nisv (ISS only, EC unknown); null for mmio and sigbus. */
+  esr: Esr | null;
+  /** data/instruction for aborts (sea, nisv, mmio are data aborts); null for sigbus. */
+  abort: AbortKind | null;
+  /** FSC class kind when an ESR is known, else null. */
+  fsc: FscClass['kind'] | null;
+  severity: PolicySeverity;
+  /** Guest physical page address (low 12 bits clear) when known. */
+  gpa: bigint | null;
+  /** For sigbus: action required (a load hit poison) or action optional (found by scrubbing). */
+  sigbusCode: 'BUS_MCEERR_AR' | 'BUS_MCEERR_AO' | null;
+}
+
+/** What the VM's host can inject, as its plugin declared in HELLO. */
+export interface HostCapabilities {
+  /** The kvm_vcpu_events ABI the host kernel accepts. */
+  abi: InjectionAbi;
+  /** FEAT_RAS exposed to the guest (needed for a chosen ISS). */
+  ras: boolean;
+  /** The VMM can emulate any abort itself by register writes (KVM_SET_ONE_REG), as QEMU does. */
+  emulateAbort: boolean;
+}
+
+/**
+ * How an abort reaches the guest. `kvm`: the plugin applies the kvm_vcpu_events bytes in the
+ * verdict. `emulate`: the plugin writes ESR_EL1/FAR_EL1/… itself with the ESR in the verdict.
+ */
+export interface Injection {
+  kind: AbortKind;
+  /** ISS [24:0] to start from; undefined lets KVM build the ESR (the only merged-ABI option). */
+  iss?: number;
+  via: 'kvm' | 'emulate';
+}
+
+/** Recorded when a rule asked for more than the host can do and its `onUnsupported` chose instead. */
+export interface Downgrade {
+  from: string;
+  to: string;
+  reason: string;
+}
+
+interface DecisionBase {
+  /** Identifier of the policy version that decided (content hash). */
+  policyVersion: string;
+  /** Name of the matched rule, or `default`. */
+  rule: string;
+  downgrade?: Downgrade;
+  /** Dry-run: the policy's own decision, recorded; the answer sent is the default. */
+  dryRun?: { wouldHave: ActionDecision };
+}
+
+export type ActionDecision =
+  | { action: 'inject'; inject: Injection }
+  | {
+      action: 'kill';
+      /** How long the VMM has to terminate the VM before the daemon enforces it. */
+      graceMs: number;
+    }
+  | {
+      action: 'migrate';
+      /** Name of the configured migration hook. */
+      hook: string;
+      /** What the stalled vCPU gets now, while the migration is requested. */
+      meanwhile: Injection | null;
+      /** Next step when the migration is refused, fails or times out. */
+      onFailure: { action: 'kill'; graceMs: number } | { action: 'none' };
+    }
+  /** Count and record only: nothing to apply (e.g. a SIGBUS AO report, no vCPU stalled). */
+  | { action: 'none' };
+
+export type Decision = DecisionBase & ActionDecision;
+export type Action = ActionDecision['action'];
+
+/** What the daemon asks of a policy. One provider instance decides each event entirely. */
+export interface DecisionProvider {
+  readonly version: string;
+  decide(event: PolicyEvent, host: HostCapabilities): Decision;
+}
