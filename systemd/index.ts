@@ -1,0 +1,21 @@
+/** systemd integration: sd_notify, watchdog, socket activation, journald. Re-exports only. */
+export type { SystemdErrorCode, SystemdErrorHandler } from './errors.js';
+export { isSystemdError, SystemdError } from './errors.js';
+export type {
+  JournalEntry,
+  JournalLogger,
+  JournalLoggerOptions,
+  JournalPriority,
+  JournalTarget,
+} from './journal.js';
+export { createJournalLogger, JOURNAL_SOCKET, Priority, stderrIsJournalStream } from './journal.js';
+export type { JournalFieldName, JournalFieldValue } from './journal-fields.js';
+export { JournalField } from './journal-fields.js';
+export type { ListenFd, ListenFds, ListenFdsOptions } from './listen-fds.js';
+export { SD_LISTEN_FDS_START, takeListenFds } from './listen-fds.js';
+export type { MessageIdValue } from './message-ids.js';
+export { ALL_MESSAGE_IDS, MessageId } from './message-ids.js';
+export type { Notifier, NotifierOptions } from './notify.js';
+export { createNotifier, monotonicUsec } from './notify.js';
+export type { Watchdog, WatchdogOptions } from './watchdog.js';
+export { createWatchdog } from './watchdog.js';

@@ -1,0 +1,214 @@
+/**
+ * Structured logging to journald through its native protocol, sd_journal_sendv(3), with a plain
+ * stderr line as the fallback when journald is not there.
+ *
+ * Where entries go is decided once, at creation (systemd.exec(5), JOURNAL_STREAM: a service whose
+ * stderr is the journal stream "may upgrade" to the native protocol). Per entry the logger only
+ * builds the iovec array: field names are validated the first time they are seen and their
+ * `KEY=` prefixes cached, and no library symbol is looked up.
+ */
+import { fstatSync } from 'node:fs';
+import type { SystemdErrorHandler } from './errors.js';
+import { SystemdError } from './errors.js';
+import type { JournalFieldValue } from './journal-fields.js';
+import { assertFieldName, fieldValueText } from './journal-fields.js';
+import { formatJournalLine } from './journal-line.js';
+import type { IoVec } from './libsystemd.js';
+import { errnoName, LIBSYSTEMD_SONAME, tryLoadLibsystemd } from './libsystemd.js';
+import { probeUnixDatagram } from './unix-socket-probe.js';
+
+/** The native journal socket, fixed in libsystemd (systemd-journald.service(8)). */
+export const JOURNAL_SOCKET = '/run/systemd/journal/socket';
+
+/** syslog(3) priorities as journald stores them in PRIORITY=. */
+export const Priority = {
+  EMERG: 0,
+  ALERT: 1,
+  CRIT: 2,
+  ERR: 3,
+  WARNING: 4,
+  NOTICE: 5,
+  INFO: 6,
+  DEBUG: 7,
+} as const;
+
+/** A syslog priority, 0 (emerg) … 7 (debug). */
+export type JournalPriority = (typeof Priority)[keyof typeof Priority];
+
+/** One structured entry. */
+export interface JournalEntry {
+  /** Human-readable MESSAGE=. */
+  message: string;
+  priority: JournalPriority;
+  /** MESSAGE_ID= from message-ids.ts; 32 lowercase hex digits. */
+  messageId?: string;
+  /** Custom fields, normally SEAWALL_* names from journal-fields.ts; `undefined` values are left out. */
+  fields?: Readonly<Record<string, JournalFieldValue>>;
+}
+
+/** Where a logger writes. */
+export type JournalTarget = 'journal' | 'stderr';
+
+/** Options for {@link createJournalLogger}. */
+export interface JournalLoggerOptions {
+  /** SYSLOG_IDENTIFIER=, e.g. `seawall`. */
+  identifier: string;
+  /** `auto` (default) decides as documented on {@link createJournalLogger}; the others force a target. */
+  mode?: 'auto' | JournalTarget;
+  /** Socket probed in `auto` mode; only tests change it (libsystemd always sends to {@link JOURNAL_SOCKET}). */
+  socketPath?: string;
+  /** Where stderr lines go; defaults to `process.stderr`. */
+  output?: { write(chunk: string): unknown };
+  /** Reports a failing sd_journal_sendv (once per run of failures) and a libsystemd missing under systemd. */
+  onError?: SystemdErrorHandler;
+  /** Environment holding JOURNAL_STREAM; defaults to `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** The library to load; only tests change it. */
+  library?: string;
+}
+
+/** A structured logger bound to one target. */
+export interface JournalLogger {
+  /** The target chosen at creation. Entries still fall back to stderr one by one if a send fails. */
+  readonly target: JournalTarget;
+  /**
+   * Logs one entry.
+   *
+   * @throws {SystemdError} `SEAWALL_SYSTEMD_ENTRY_INVALID` or `SEAWALL_SYSTEMD_FIELD_INVALID` for
+   *   a malformed entry (a programming error, found the first time that shape is logged).
+   */
+  log(entry: JournalEntry): void;
+}
+
+// Field names come from constants, so the cache stays small; the bound only stops a caller that
+// builds names dynamically from growing it without limit (such names are validated every time).
+const PREFIX_CACHE_LIMIT = 256;
+const MESSAGE_ID = /^[0-9a-f]{32}$/;
+
+/** True when JOURNAL_STREAM names the file open on stderr (systemd.exec(5), $JOURNAL_STREAM). */
+export function stderrIsJournalStream(env: NodeJS.ProcessEnv = process.env): boolean {
+  const stream = env.JOURNAL_STREAM;
+  if (stream === undefined) return false;
+  try {
+    const st = fstatSync(2, { bigint: true });
+    return stream === `${st.dev}:${st.ino}`;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Creates a logger. In `auto` mode entries go to journald when libsystemd loads and either
+ * JOURNAL_STREAM matches stderr's device:inode or the journal socket accepts a connection;
+ * otherwise to stderr lines (journal-line.ts). If sd_journal_sendv fails later, that entry is
+ * written to stderr and the failure reported through `onError`.
+ */
+export function createJournalLogger(options: JournalLoggerOptions): JournalLogger {
+  const output = options.output ?? process.stderr;
+  const onError = options.onError ?? (() => {});
+  const env = options.env ?? process.env;
+  const identifier = `SYSLOG_IDENTIFIER=${options.identifier.replace(/\n/g, ' ')}`;
+  const identifierVec: IoVec = { iov_base: identifier, iov_len: Buffer.byteLength(identifier) };
+  const priorities = [0, 1, 2, 3, 4, 5, 6, 7].map((p) => ({ iov_base: `PRIORITY=${p}`, iov_len: 10 }));
+  const prefixes = new Map<string, string>();
+  const messageIds = new Map<string, IoVec>();
+
+  function prefixOf(name: string): string {
+    const cached = prefixes.get(name);
+    if (cached !== undefined) return cached;
+    assertFieldName(name);
+    const prefix = `${name}=`;
+    if (prefixes.size < PREFIX_CACHE_LIMIT) prefixes.set(name, prefix);
+    return prefix;
+  }
+
+  function messageIdVec(id: string): IoVec {
+    const cached = messageIds.get(id);
+    if (cached !== undefined) return cached;
+    if (!MESSAGE_ID.test(id)) {
+      throw new SystemdError(
+        'SEAWALL_SYSTEMD_ENTRY_INVALID',
+        `MESSAGE_ID ${JSON.stringify(id)} is not 32 hex digits`,
+        {
+          messageId: id,
+        },
+      );
+    }
+    const vec = { iov_base: `MESSAGE_ID=${id}`, iov_len: 43 };
+    if (messageIds.size < PREFIX_CACHE_LIMIT) messageIds.set(id, vec);
+    return vec;
+  }
+
+  function checkPriority(priority: number): IoVec {
+    const vec = priorities[priority];
+    if (vec === undefined) {
+      throw new SystemdError('SEAWALL_SYSTEMD_ENTRY_INVALID', `priority ${priority} is not 0..7`, {
+        priority,
+      });
+    }
+    return vec;
+  }
+
+  function toStderr(entry: JournalEntry): void {
+    checkPriority(entry.priority);
+    if (entry.messageId !== undefined) messageIdVec(entry.messageId);
+    if (entry.fields !== undefined) for (const key in entry.fields) prefixOf(key);
+    output.write(formatJournalLine(entry.message, entry.priority, entry.messageId, entry.fields));
+  }
+
+  const lib = tryLoadLibsystemd(options.library ?? LIBSYSTEMD_SONAME);
+  const mode = options.mode ?? 'auto';
+  let target: JournalTarget;
+  if (lib instanceof SystemdError) {
+    // Outside systemd a missing libsystemd is unremarkable; under it, journald was expected.
+    if (mode === 'journal' || env.JOURNAL_STREAM !== undefined) onError(lib);
+    target = 'stderr';
+  } else if (mode === 'auto') {
+    const viaStream = stderrIsJournalStream(env);
+    target =
+      viaStream || probeUnixDatagram(options.socketPath ?? JOURNAL_SOCKET) === 'listening'
+        ? 'journal'
+        : 'stderr';
+  } else {
+    target = mode;
+  }
+  if (target === 'stderr' || lib instanceof SystemdError) return { target: 'stderr', log: toStderr };
+
+  const sendv = lib.sdJournalSendv;
+  let failing = false;
+
+  function toJournal(entry: JournalEntry): void {
+    const message = `MESSAGE=${entry.message}`;
+    const iov: IoVec[] = [
+      { iov_base: message, iov_len: Buffer.byteLength(message) },
+      checkPriority(entry.priority),
+      identifierVec,
+    ];
+    if (entry.messageId !== undefined) iov.push(messageIdVec(entry.messageId));
+    const fields = entry.fields;
+    if (fields !== undefined) {
+      for (const key in fields) {
+        const value = fields[key];
+        if (value === undefined) continue;
+        // libsystemd switches to the binary-safe encoding itself when a value holds a newline.
+        const item = prefixOf(key) + fieldValueText(value);
+        iov.push({ iov_base: item, iov_len: Buffer.byteLength(item) });
+      }
+    }
+    const rc = sendv(iov, iov.length);
+    if (rc >= 0) {
+      failing = false;
+      return;
+    }
+    output.write(formatJournalLine(entry.message, entry.priority, entry.messageId, fields));
+    if (failing) return;
+    failing = true;
+    onError(
+      new SystemdError('SEAWALL_SYSTEMD_JOURNAL_SEND_FAILED', `sd_journal_sendv failed: ${errnoName(rc)}`, {
+        errno: errnoName(rc),
+      }),
+    );
+  }
+
+  return { target: 'journal', log: toJournal };
+}

@@ -1,0 +1,91 @@
+/**
+ * Socket activation: the listening sockets systemd passes in (sd_listen_fds(3)), by name.
+ *
+ * seawall.socket names its fd `plugin` and seawall-control.socket names its fd `control`
+ * (FileDescriptorName= in systemd.socket(5) names every fd of one unit alike, hence two units).
+ * With socket activation the listening sockets outlive daemon restarts, so plugins that
+ * connect while the daemon restarts wait in the backlog instead of failing.
+ */
+import { SystemdError } from './errors.js';
+import { assertProcessEnvironment, errnoName, LIBSYSTEMD_SONAME, loadLibsystemd } from './libsystemd.js';
+
+/** SD_LISTEN_FDS_START from sd-daemon.h: passed fds begin at 3. */
+export const SD_LISTEN_FDS_START = 3;
+
+/** One passed file descriptor and its FileDescriptorName=. */
+export interface ListenFd {
+  readonly fd: number;
+  /** The name from LISTEN_FDNAMES, or `unknown` when none was given (sd_listen_fds_with_names(3)). */
+  readonly name: string;
+}
+
+/** The passed sockets. Empty when the process was not socket-activated. */
+export interface ListenFds {
+  /** Every passed fd in order. */
+  readonly all: readonly ListenFd[];
+  /** The first fd with this name, e.g. `get('plugin')`. */
+  get(name: string): number | undefined;
+  /** Every fd with this name (one socket unit with several Listen*= lines passes several). */
+  getAll(name: string): readonly number[];
+}
+
+/** Options for {@link takeListenFds}. */
+export interface ListenFdsOptions {
+  /** The library to load; only tests change it. */
+  library?: string;
+}
+
+const ACTIVATION_VARIABLES = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'] as const;
+
+function fromList(all: readonly ListenFd[]): ListenFds {
+  const byName = new Map<string, number[]>();
+  for (const { fd, name } of all) {
+    const fds = byName.get(name);
+    if (fds === undefined) byName.set(name, [fd]);
+    else fds.push(fd);
+  }
+  return {
+    all,
+    get: (name) => byName.get(name)?.[0],
+    getAll: (name) => byName.get(name) ?? [],
+  };
+}
+
+/**
+ * Takes the sockets passed by the service manager, once. Like sd_listen_fds(3) with
+ * `unset_environment` set, it removes LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES so that child
+ * processes (migration hooks) do not believe the sockets are theirs; a second call returns an
+ * empty result. The fds get FD_CLOEXEC from libsystemd for the same reason.
+ *
+ * Without LISTEN_FDS, or when LISTEN_PID names another process, the result is empty.
+ *
+ * @throws {SystemdError} `SEAWALL_SYSTEMD_LISTEN_FDS_INVALID` for malformed variables;
+ *   `SEAWALL_SYSTEMD_UNAVAILABLE` when sockets were passed but libsystemd is missing.
+ */
+export function takeListenFds(
+  env: NodeJS.ProcessEnv = process.env,
+  options: ListenFdsOptions = {},
+): ListenFds {
+  if (env.LISTEN_FDS === undefined) return fromList([]);
+  assertProcessEnvironment(env, ACTIVATION_VARIABLES);
+  // Read before sd_listen_fds(), which unsets it: libsystemd 252 parses names only in
+  // sd_listen_fds_with_names(), whose char** result would need freeing through koffi.
+  const names = env.LISTEN_FDNAMES;
+  const lib = loadLibsystemd(options.library ?? LIBSYSTEMD_SONAME);
+  const n = lib.sdListenFds(1);
+  for (const name of ACTIVATION_VARIABLES) delete env[name];
+  if (n < 0) {
+    throw new SystemdError('SEAWALL_SYSTEMD_LISTEN_FDS_INVALID', `sd_listen_fds failed: ${errnoName(n)}`, {
+      errno: errnoName(n),
+    });
+  }
+  const nameList = names === undefined ? [] : names.split(':');
+  // sd_listen_fds_with_names(3): a LISTEN_FDNAMES whose count differs from LISTEN_FDS is an
+  // error there; the fds are still ours (and already CLOEXEC), so keep them and name them unknown.
+  const named = nameList.length === n;
+  const all: ListenFd[] = [];
+  for (let i = 0; i < n; i++) {
+    all.push({ fd: SD_LISTEN_FDS_START + i, name: (named ? nameList[i] : undefined) || 'unknown' });
+  }
+  return fromList(all);
+}

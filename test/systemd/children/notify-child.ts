@@ -1,0 +1,42 @@
+// Child process for notify.test.ts: drives notify.ts and watchdog.ts from commands on stdin, so
+// the test decides when each state is sent while the receiver observes the real socket.
+import { createInterface } from 'node:readline';
+import type { SystemdError } from '../../../systemd/errors.js';
+import { createNotifier } from '../../../systemd/notify.js';
+import { createWatchdog } from '../../../systemd/watchdog.js';
+
+const errors: SystemdError[] = [];
+const notifier = createNotifier(process.env, { onError: (err) => errors.push(err) });
+const watchdog = createWatchdog(notifier);
+
+function busy(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {}
+}
+
+const commands: Record<string, (arg: string) => void> = {
+  info: () =>
+    notifier.status(
+      `enabled=${notifier.enabled} watchdog=${watchdog.enabled} interval=${watchdog.pingIntervalMs} errors=${errors.map((e) => e.code).join(',')}`,
+    ),
+  start: () => watchdog.start(),
+  ready: (arg) => notifier.ready(arg || undefined),
+  reloading: () => notifier.reloading(),
+  // STATUS markers go out synchronously around the busy loop, so the receiver can bound it exactly.
+  block: (arg) => {
+    notifier.status('blocking');
+    busy(Number(arg));
+    notifier.status('unblocked');
+  },
+  stop: () => {
+    watchdog.stop();
+    notifier.stopping('bye');
+    process.exit(0);
+  },
+};
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const [name = '', arg = ''] = line.split(' ');
+  commands[name]?.(arg);
+  process.stdout.write(`done ${name}\n`);
+});

@@ -1,0 +1,186 @@
+/**
+ * A real systemd-journald for tests, plus `journalctl -o json` to read entries back.
+ *
+ *     const journald = await startJournald();          // after journaldRequirements() passed
+ *     … log with SYSLOG_IDENTIFIER=<unique id> …
+ *     const [entry] = await journald.waitForEntries({ SYSLOG_IDENTIFIER: id });
+ *     await journald.stop();
+ *
+ * libsystemd sends to the fixed path /run/systemd/journal/socket (there is no client-side knob
+ * in systemd 252, and a journal namespace would need the client in it too), so the journal is
+ * the machine's: tests isolate themselves by a unique SYSLOG_IDENTIFIER or field instead.
+ *
+ * If a journald already listens (a systemd host, another test file), it is reused and left
+ * running. Otherwise one is started with setsid, ready when it sends READY=1 to a notify
+ * receiver, and stopped by whichever user leaves last: users register in /run/seawall-test-journald
+ * under a mkdir lock, because node --test runs test files in parallel processes.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { JOURNAL_SOCKET } from '../../systemd/journal.js';
+import { probeUnixDatagram } from '../../systemd/unix-socket-probe.js';
+import { startNotifyReceiver } from './notify-fixture.js';
+import { findExecutable, tools } from './tools.js';
+
+const run = promisify(execFile);
+const JOURNALD = '/lib/systemd/systemd-journald';
+const STATE = '/run/seawall-test-journald';
+const LOCK = join(STATE, 'lock');
+const USERS = join(STATE, 'users');
+const PID_FILE = join(STATE, 'journald.pid');
+
+/** A journald the test may log to. */
+export interface JournaldHandle {
+  /** True when this fixture (or a sibling test process) started journald; false for a system one. */
+  readonly started: boolean;
+  /** `journalctl -o json` entries matching every `FIELD=value` in `match`. */
+  query(match: Readonly<Record<string, string>>): Promise<Record<string, string>[]>;
+  /**
+   * Polls (after `journalctl --sync`) until at least `count` entries match; rejects after
+   * `timeoutMs` (default 10 s).
+   */
+  waitForEntries(
+    match: Readonly<Record<string, string>>,
+    options?: { count?: number; timeoutMs?: number },
+  ): Promise<Record<string, string>[]>;
+  /** Unregisters; the last user out stops a journald the fixtures started. */
+  stop(): Promise<void>;
+}
+
+/** Requirements for {@link startJournald}, for `requireOrSkip` in tools.ts. */
+export function journaldRequirements(): Record<string, boolean> {
+  const running = probeUnixDatagram(JOURNAL_SOCKET) === 'listening';
+  return {
+    ...tools({ journalctl: 'systemd', python3: 'python3' }),
+    [`${JOURNALD} (Debian package systemd)`]: running || existsSync(JOURNALD),
+    'root, to start systemd-journald (or a running journald)': running || process.getuid?.() === 0,
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    // A zombie still has /proc/<pid>; it is dead for our purposes.
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+async function withLock<T>(fn: () => Promise<T>): Promise<T> {
+  mkdirSync(USERS, { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let owner = 0;
+      try {
+        owner = Number(readFileSync(join(LOCK, 'owner'), 'utf8'));
+      } catch {} // taken or released a moment ago: retry
+      // A dead owner, or one that died between mkdir and writing its pid, left the lock behind.
+      const stale =
+        owner > 0
+          ? !alive(owner)
+          : Date.now() - (statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? 0) > 5000;
+      if (stale) rmSync(LOCK, { recursive: true, force: true });
+      else await delay(20);
+    }
+  }
+  writeFileSync(join(LOCK, 'owner'), String(process.pid));
+  try {
+    return await fn();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
+function liveUsers(): string[] {
+  const users = [];
+  for (const name of readdirSync(USERS)) {
+    if (alive(Number(name.split('-')[0]))) users.push(name);
+    else rmSync(join(USERS, name), { force: true });
+  }
+  return users;
+}
+
+function ourJournaldPid(): number | undefined {
+  if (!existsSync(PID_FILE)) return undefined;
+  const pid = Number(readFileSync(PID_FILE, 'utf8'));
+  return pid > 0 && alive(pid) ? pid : undefined;
+}
+
+async function launch(): Promise<number> {
+  const rx = await startNotifyReceiver();
+  try {
+    const child = spawn(findExecutable(JOURNALD) ?? JOURNALD, [], {
+      detached: true, // setsid(2): journald must not share the test's session or signals
+      stdio: 'ignore',
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...rx.env },
+    });
+    child.unref();
+    const failed = new Promise<never>((_, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code, signal) => reject(new Error(`systemd-journald exited (${code ?? signal})`)));
+    });
+    // systemd-journald is a Type=notify service: READY=1 comes after its sockets are bound.
+    await Promise.race([rx.waitFor((m) => m.fields.READY === '1'), failed]);
+    failed.catch(() => {});
+    writeFileSync(PID_FILE, String(child.pid));
+    return child.pid!;
+  } finally {
+    await rx.close();
+  }
+}
+
+let counter = 0;
+
+/** Starts or joins a journald; see the module comment. */
+export async function startJournald(): Promise<JournaldHandle> {
+  const user = `${process.pid}-${counter++}`;
+  const started = await withLock(async () => {
+    writeFileSync(join(USERS, user), '');
+    if (probeUnixDatagram(JOURNAL_SOCKET) === 'listening') return ourJournaldPid() !== undefined;
+    await launch();
+    return true;
+  });
+
+  async function query(match: Readonly<Record<string, string>>): Promise<Record<string, string>[]> {
+    const args = ['-o', 'json', '--no-pager', ...Object.entries(match).map(([k, v]) => `${k}=${v}`)];
+    const { stdout } = await run('journalctl', args, { maxBuffer: 64 << 20 });
+    return stdout
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as Record<string, string>);
+  }
+
+  return {
+    started,
+    query,
+    async waitForEntries(match, { count = 1, timeoutMs = 10_000 } = {}) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        // Makes journald write out what it has received; needs root, harmless to skip otherwise.
+        await run('journalctl', ['--sync']).catch(() => {});
+        const entries = await query(match);
+        if (entries.length >= count) return entries;
+        if (Date.now() > deadline)
+          throw new Error(`journal has ${entries.length}/${count} entries for ${JSON.stringify(match)}`);
+        await delay(50);
+      }
+    },
+    async stop() {
+      await withLock(async () => {
+        rmSync(join(USERS, user), { force: true });
+        const pid = ourJournaldPid();
+        if (pid === undefined || liveUsers().length > 0) return;
+        process.kill(pid, 'SIGTERM');
+        while (alive(pid)) await delay(20);
+        rmSync(PID_FILE, { force: true });
+      });
+    },
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * A NOTIFY_SOCKET receiver for tests of anything that speaks sd_notify(3): this folder's
+ * notify.ts/watchdog.ts, the real daemon, or systemd-journald itself (see journald-fixture.ts).
+ *
+ *     const rx = await startNotifyReceiver();
+ *     const child = spawn(cmd, args, { env: { ...process.env, ...rx.env } });
+ *     const ready = await rx.waitFor((m) => m.fields.READY === '1');
+ *     await rx.close();
+ *
+ * The socket is an AF_UNIX datagram socket bound by a python3 child (notify-receiver.py),
+ * because Node's dgram cannot bind one.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** One datagram as received. */
+export interface NotifyMessage {
+  /** The datagram text, e.g. `READY=1\nSTATUS=up`. */
+  readonly text: string;
+  /** Its newline-separated assignments; a repeated key keeps the last value. */
+  readonly fields: Readonly<Record<string, string>>;
+  /** Receive time on CLOCK_MONOTONIC, µs (comparable with MONOTONIC_USEC=). */
+  readonly usec: bigint;
+  /** Sender pid from SCM_CREDENTIALS, as the service manager sees it. */
+  readonly pid: number | undefined;
+  /** Position in {@link NotifyReceiver.messages}. */
+  readonly index: number;
+}
+
+/** A running receiver. */
+export interface NotifyReceiver {
+  /** The bound socket path. */
+  readonly socketPath: string;
+  /** `{ NOTIFY_SOCKET }`, to spread into a child's environment. */
+  readonly env: { NOTIFY_SOCKET: string };
+  /** Every datagram so far, in arrival order. */
+  readonly messages: readonly NotifyMessage[];
+  /**
+   * Resolves with the first message at or after index `from` (default 0) that matches; rejects
+   * after `timeoutMs` (default 10 s), a safety net rather than a synchronisation device.
+   */
+  waitFor(
+    match: (m: NotifyMessage) => boolean,
+    options?: { from?: number; timeoutMs?: number },
+  ): Promise<NotifyMessage>;
+  /** Stops the receiver and removes its directory. */
+  close(): Promise<void>;
+}
+
+function parseFields(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) fields[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return fields;
+}
+
+/** Starts a receiver on a fresh socket in a private temporary directory. */
+export async function startNotifyReceiver(python = 'python3'): Promise<NotifyReceiver> {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-notify-'));
+  const socketPath = join(dir, 'notify.sock');
+  const script = new URL('./notify-receiver.py', import.meta.url).pathname;
+  const child: ChildProcess = spawn(python, ['-u', script, socketPath], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const messages: NotifyMessage[] = [];
+  const waiters = new Set<() => void>();
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      for (const wake of waiters) wake();
+      resolve();
+    }),
+  );
+
+  const bound = new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    void exit.then(() => reject(new Error('notify receiver exited before binding')));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const record = JSON.parse(line) as {
+        bound?: string;
+        usec?: number;
+        pid?: number | null;
+        text?: string;
+      };
+      if (record.bound !== undefined) return resolve();
+      const text = record.text ?? '';
+      messages.push({
+        text,
+        fields: parseFields(text),
+        usec: BigInt(record.usec ?? 0),
+        pid: record.pid ?? undefined,
+        index: messages.length,
+      });
+      for (const wake of waiters) wake();
+    });
+  });
+  await bound;
+
+  return {
+    socketPath,
+    env: { NOTIFY_SOCKET: socketPath },
+    messages,
+    waitFor(match, { from = 0, timeoutMs = 10_000 } = {}) {
+      return new Promise((resolve, reject) => {
+        let next = from;
+        const check = (): void => {
+          for (; next < messages.length; next++) {
+            const m = messages[next]!;
+            if (match(m)) {
+              settle(() => resolve(m));
+              return;
+            }
+          }
+          if (exited) settle(() => reject(new Error('notify receiver exited')));
+        };
+        const timer = setTimeout(
+          () => settle(() => reject(new Error(`no matching notification within ${timeoutMs} ms`))),
+          timeoutMs,
+        );
+        const settle = (fn: () => void): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          fn();
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    async close() {
+      if (!exited) {
+        child.kill('SIGTERM');
+        await exit;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

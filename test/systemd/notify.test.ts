@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { test } from 'node:test';
+import { isSystemdError } from '../../systemd/errors.js';
+import { createNotifier } from '../../systemd/notify.js';
+import { createWatchdog } from '../../systemd/watchdog.js';
+import type { NotifyMessage } from './notify-fixture.js';
+import { startNotifyReceiver } from './notify-fixture.js';
+import { requireOrSkip, tools } from './tools.js';
+
+const CHILD = new URL('./children/notify-child.ts', import.meta.url).pathname;
+const WATCHDOG_USEC = 300_000;
+const PING_MS = WATCHDOG_USEC / 2000;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+const isPing = (m: NotifyMessage): boolean => m.fields.WATCHDOG === '1';
+
+test('without NOTIFY_SOCKET every notifier method is a no-op', () => {
+  const notifier = createNotifier({});
+  assert.equal(notifier.enabled, false);
+  notifier.ready('up');
+  notifier.reloading();
+  notifier.watchdogPing();
+  const watchdog = createWatchdog(notifier, { WATCHDOG_USEC: '1000000' });
+  assert.equal(watchdog.enabled, false);
+  watchdog.start();
+  assert.equal(watchdog.running, false);
+});
+
+test('an env naming another socket than the process environment is refused', () => {
+  assert.throws(
+    () => createNotifier({ NOTIFY_SOCKET: '/nonexistent/other.sock' }),
+    (err) => isSystemdError(err, 'SEAWALL_SYSTEMD_ENV_MISMATCH'),
+  );
+});
+
+test('NOTIFY_SOCKET without libsystemd reports once and degrades to a no-op', () => {
+  const saved = process.env.NOTIFY_SOCKET;
+  process.env.NOTIFY_SOCKET = '/run/seawall-test/none.sock';
+  try {
+    const codes: string[] = [];
+    const notifier = createNotifier(process.env, {
+      library: 'libsystemd-absent.so.0',
+      onError: (err) => codes.push(err.code),
+    });
+    notifier.ready();
+    notifier.watchdogPing();
+    assert.equal(notifier.enabled, false);
+    assert.deepEqual(codes, ['SEAWALL_SYSTEMD_UNAVAILABLE']);
+  } finally {
+    if (saved === undefined) delete process.env.NOTIFY_SOCKET;
+    else process.env.NOTIFY_SOCKET = saved;
+  }
+});
+
+test('a child sends READY, STATUS, RELOADING with MONOTONIC_USEC, STOPPING and paced watchdog pings', async (t) => {
+  if (!requireOrSkip(t, tools({ python3: 'python3' }))) return;
+  const rx = await startNotifyReceiver();
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
+    env: { ...process.env, ...rx.env, WATCHDOG_USEC: String(WATCHDOG_USEC) },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+    await rx.close();
+  });
+  const acks = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  async function command(line: string): Promise<void> {
+    child.stdin!.write(`${line}\n`);
+    const ack = await acks.next();
+    assert.equal(ack.value, `done ${line.split(' ')[0]}`);
+  }
+
+  await command('info');
+  const info = await rx.waitFor((m) => m.fields.STATUS?.startsWith('enabled=') === true);
+  assert.equal(info.fields.STATUS, `enabled=true watchdog=true interval=${PING_MS} errors=`);
+  assert.equal(info.pid, child.pid, 'the sender is the child itself (NotifyAccess=main)');
+
+  await command('ready up');
+  const ready = await rx.waitFor((m) => m.fields.READY === '1');
+  assert.equal(ready.text, 'READY=1\nSTATUS=up');
+
+  await command('reloading');
+  const reloading = await rx.waitFor((m) => m.fields.RELOADING === '1');
+  assert.deepEqual(Object.keys(reloading.fields), ['RELOADING', 'MONOTONIC_USEC']);
+  const stamp = BigInt(reloading.fields.MONOTONIC_USEC!);
+  // Same clock: stamped before it was received, and not long before.
+  assert.ok(stamp <= reloading.usec, `MONOTONIC_USEC ${stamp} after receipt ${reloading.usec}`);
+  assert.ok(reloading.usec - stamp < 5_000_000n, 'MONOTONIC_USEC is CLOCK_MONOTONIC');
+
+  const firstPing = rx.messages.length;
+  await command('start');
+  await rx.waitFor((m) => isPing(m) && m.index >= firstPing + 5, { from: firstPing });
+  const pings = rx.messages.slice(firstPing).filter(isPing);
+  const gaps = pings.slice(1).map((m, i) => Number(m.usec - pings[i]!.usec) / 1000);
+  const typical = median(gaps);
+  assert.ok(
+    typical > PING_MS * 0.6 && typical < PING_MS * 1.8,
+    `median ping gap ${typical} ms, want ~${PING_MS}`,
+  );
+
+  const blockMs = 3 * PING_MS;
+  await command(`block ${blockMs}`);
+  const blocking = await rx.waitFor((m) => m.fields.STATUS === 'blocking');
+  const unblocked = await rx.waitFor((m) => m.fields.STATUS === 'unblocked', { from: blocking.index });
+  assert.equal(
+    rx.messages.slice(blocking.index, unblocked.index).filter(isPing).length,
+    0,
+    'no WATCHDOG=1 while the event loop is blocked',
+  );
+  assert.ok(
+    Number(unblocked.usec - blocking.usec) / 1000 >= blockMs * 0.9,
+    'the loop was blocked for 3 periods',
+  );
+  await rx.waitFor(isPing, { from: unblocked.index });
+
+  await command('stop').catch(() => {});
+  const stopping = await rx.waitFor((m) => m.fields.STOPPING === '1');
+  assert.equal(stopping.text, 'STOPPING=1\nSTATUS=bye');
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 0);
+});
