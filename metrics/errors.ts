@@ -1,0 +1,40 @@
+/**
+ * Errors raised by the metrics/ layer. Callers branch on `code`, never on message text.
+ * Every one of them is a caller bug or an environment problem found at the boundary (construction,
+ * the first use of a label value, `listen()`); none is raised at scrape time.
+ */
+export type MetricsErrorCode =
+  /** A constructor or server option is out of range (non-positive TTL, port outside 0–65535 …). */
+  | 'SEAWALL_METRICS_INVALID_OPTION'
+  /** A label value is outside its closed set, or an open label value is empty, too long or not text. */
+  | 'SEAWALL_METRICS_INVALID_LABEL'
+  /** A recorded number is not allowed (negative count, non-finite latency, fractional page count). */
+  | 'SEAWALL_METRICS_INVALID_VALUE'
+  /** `sessionClosed()` without a matching `sessionOpened()`: the session gauge would go negative. */
+  | 'SEAWALL_METRICS_UNBALANCED_SESSION'
+  /** The /metrics endpoint could not bind its address; `detail.errno` holds the system code. */
+  | 'SEAWALL_METRICS_LISTEN_FAILED'
+  /** `listen()` on a server that is already listening or was closed. */
+  | 'SEAWALL_METRICS_SERVER_STATE';
+
+export class MetricsError extends Error {
+  override readonly name = 'MetricsError';
+  readonly code: MetricsErrorCode;
+  /** Machine-readable detail (the label, the value, the address). */
+  readonly detail: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: MetricsErrorCode,
+    message: string,
+    detail: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+export function isMetricsError(err: unknown, code?: MetricsErrorCode): err is MetricsError {
+  return err instanceof MetricsError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,163 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/**
+ * Upper bounds of `seawall_verdict_latency_seconds`: 10 µs to 1 s in 1-2.5-5 steps. A verdict is
+ * normally tens of microseconds (the vCPU is stalled meanwhile); the top buckets catch a stalled
+ * event loop or store, and anything past the plugin's deadline shows up as fallback reports instead.
+ */
+export const VERDICT_LATENCY_BUCKETS: readonly number[] = [
+  1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1,
+];
+
+/** Every seawall metric family, registered on one (non-global) registry. Names: docs/metrics.md. */
+export interface MetricFamilies {
+  readonly memoryErrors: Counter<'vm' | 'kind' | 'severity'>;
+  readonly actions: Counter<'action' | 'rule'>;
+  readonly downgrades: Counter<'from' | 'to' | 'rule'>;
+  readonly verdictLatency: Histogram;
+  readonly poisonedPages: Gauge<'vm'>;
+  readonly pluginSessions: Gauge;
+  readonly pluginSessionsEnded: Counter<'outcome'>;
+  readonly protocolErrors: Counter<'reason'>;
+  readonly fallbackReported: Counter<'vm'>;
+  readonly migrations: Counter<'outcome'>;
+  readonly kills: Counter<'outcome'>;
+  readonly policyReloads: Counter<'result'>;
+  readonly policyLastReloadSuccessTimestamp: Gauge;
+  readonly policyLastReloadSuccessful: Gauge;
+  readonly policyInfo: Gauge<'version' | 'sha256'>;
+  readonly storeErrors: Counter<'op'>;
+  readonly sinkFailures: Counter<'sink'>;
+  readonly buildInfo: Gauge<'version' | 'node_version'>;
+  readonly vmSeriesEvicted: Counter;
+  readonly labelOverflow: Counter<'label'>;
+  readonly vmsTracked: Gauge;
+}
+
+/** Creates and registers the families. prom-client validates names and labels here, not at scrape. */
+export function createMetricFamilies(registry: Registry): MetricFamilies {
+  const registers = [registry];
+  return {
+    memoryErrors: new Counter({
+      name: 'seawall_memory_errors_total',
+      help: 'Guest memory errors handled, by VM, how they reached the daemon (kind) and ESR SET severity.',
+      labelNames: ['vm', 'kind', 'severity'],
+      registers,
+    }),
+    actions: new Counter({
+      name: 'seawall_actions_total',
+      help: 'Verdicts issued, by action and by the policy rule that chose it.',
+      labelNames: ['action', 'rule'],
+      registers,
+    }),
+    downgrades: new Counter({
+      name: 'seawall_injection_downgrades_total',
+      help: 'Injections downgraded because the host cannot inject what the rule asked (onUnsupported).',
+      labelNames: ['from', 'to', 'rule'],
+      registers,
+    }),
+    verdictLatency: new Histogram({
+      name: 'seawall_verdict_latency_seconds',
+      help: 'Time from receiving an SEA event to sending its verdict; the vCPU is stalled meanwhile.',
+      buckets: [...VERDICT_LATENCY_BUCKETS],
+      registers,
+    }),
+    poisonedPages: new Gauge({
+      name: 'seawall_poisoned_pages',
+      help: 'Guest pages currently known to be poisoned, by VM.',
+      labelNames: ['vm'],
+      registers,
+    }),
+    pluginSessions: new Gauge({
+      name: 'seawall_plugin_sessions',
+      help: 'VMM plugin sessions currently connected.',
+      registers,
+    }),
+    pluginSessionsEnded: new Counter({
+      name: 'seawall_plugin_sessions_ended_total',
+      help: 'VMM plugin sessions ended, by outcome (closed, protocol_error, rejected).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    protocolErrors: new Counter({
+      name: 'seawall_protocol_errors_total',
+      help: 'Plugin protocol violations (each closes its session), by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    fallbackReported: new Counter({
+      name: 'seawall_fallback_events_reported_total',
+      help: 'Events a plugin handled with its local fallback verdict while the daemon was unreachable.',
+      labelNames: ['vm'],
+      registers,
+    }),
+    migrations: new Counter({
+      name: 'seawall_migrations_total',
+      help: 'Migration hook runs, by outcome.',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    kills: new Counter({
+      name: 'seawall_kills_total',
+      help: 'VM kills, by outcome (exited within grace, SIGKILLed, failed).',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    policyReloads: new Counter({
+      name: 'seawall_policy_reloads_total',
+      help: 'Policy loads and reloads, by result (success, failure).',
+      labelNames: ['result'],
+      registers,
+    }),
+    policyLastReloadSuccessTimestamp: new Gauge({
+      name: 'seawall_policy_last_reload_success_timestamp_seconds',
+      help: 'Unix time of the last successful policy load or reload.',
+      registers,
+    }),
+    policyLastReloadSuccessful: new Gauge({
+      name: 'seawall_policy_last_reload_successful',
+      help: 'Whether the last policy load or reload succeeded (1) or failed and the previous policy was kept (0).',
+      registers,
+    }),
+    policyInfo: new Gauge({
+      name: 'seawall_policy_info',
+      help: 'The policy in force: version and SHA-256 of its file; always 1.',
+      labelNames: ['version', 'sha256'],
+      registers,
+    }),
+    storeErrors: new Counter({
+      name: 'seawall_store_errors_total',
+      help: 'Event store operations that failed, by operation.',
+      labelNames: ['op'],
+      registers,
+    }),
+    sinkFailures: new Counter({
+      name: 'seawall_sink_failures_total',
+      help: 'Event sinks (store, metrics, journal, hooks) that threw while handling an event, by sink.',
+      labelNames: ['sink'],
+      registers,
+    }),
+    buildInfo: new Gauge({
+      name: 'seawall_build_info',
+      help: 'seawall build and runtime versions; always 1.',
+      labelNames: ['version', 'node_version'],
+      registers,
+    }),
+    vmSeriesEvicted: new Counter({
+      name: 'seawall_metrics_vm_series_evicted_total',
+      help: 'VMs whose series were removed early because more than maxVms VMs had series.',
+      registers,
+    }),
+    labelOverflow: new Counter({
+      name: 'seawall_metrics_label_overflow_total',
+      help: 'Recordings whose open label value was exported as "other" because the label reached its bound.',
+      labelNames: ['label'],
+      registers,
+    }),
+    vmsTracked: new Gauge({
+      name: 'seawall_metrics_vms_tracked',
+      help: 'VMs that currently have per-VM series (live and departed, not yet expired).',
+      registers,
+    }),
+  };
+}

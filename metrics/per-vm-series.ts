@@ -1,0 +1,102 @@
+import type { Counter, Gauge } from 'prom-client';
+import {
+  MEMORY_ERROR_KINDS,
+  type MemoryErrorKind,
+  rejectClosedLabel,
+  SEVERITIES,
+  type Severity,
+} from './label-values.js';
+import type { MetricFamilies } from './metric-families.js';
+import { type VmSeriesBounds, VmSeriesTracker } from './vm-series-tracker.js';
+
+/** Cached children of one VM, so recording is a lookup and an increment. */
+interface VmState {
+  readonly memoryErrors: Map<MemoryErrorKind, Map<Severity, Counter.Internal>>;
+  fallback: Counter.Internal | undefined;
+  poisonedPages: Gauge.Internal<'vm'> | undefined;
+}
+
+const KINDS: ReadonlySet<string> = new Set(MEMORY_ERROR_KINDS);
+const SEVERITY_SET: ReadonlySet<string> = new Set(SEVERITIES);
+
+type VmFamilies = Pick<
+  MetricFamilies,
+  'memoryErrors' | 'fallbackReported' | 'poisonedPages' | 'vmsTracked' | 'vmSeriesEvicted'
+>;
+
+/**
+ * The VM-labelled series (`seawall_memory_errors_total`, `seawall_poisoned_pages`,
+ * `seawall_fallback_events_reported_total`) with their lifetime: admitted on first recording,
+ * removed by TTL after departure or by eviction at `maxVms` (see {@link VmSeriesTracker}).
+ * Removal goes through prom-client's `remove()` for exactly the label sets that were created.
+ */
+export class PerVmSeries {
+  readonly #f: VmFamilies;
+  readonly #vms: VmSeriesTracker<VmState>;
+
+  constructor(families: VmFamilies, bounds: VmSeriesBounds) {
+    this.#f = families;
+    this.#vms = new VmSeriesTracker<VmState>(bounds, {
+      create: () => {
+        this.#f.vmsTracked.inc();
+        return { memoryErrors: new Map(), fallback: undefined, poisonedPages: undefined };
+      },
+      release: (vm, state, evicted) => this.#release(vm, state, evicted),
+    });
+    families.vmSeriesEvicted.inc(0);
+  }
+
+  /** VMs that currently have series. */
+  get size(): number {
+    return this.#vms.size;
+  }
+
+  memoryError(vm: string, kind: MemoryErrorKind, severity: Severity, now: number): void {
+    // Checked before admitting the VM, so a bad value never costs a VM slot.
+    if (!KINDS.has(kind)) rejectClosedLabel('kind', MEMORY_ERROR_KINDS, kind);
+    if (!SEVERITY_SET.has(severity)) rejectClosedLabel('severity', SEVERITIES, severity);
+    const state = this.#vms.touch(vm, now);
+    (state.memoryErrors.get(kind)?.get(severity) ?? this.#memoryErrorChild(vm, state, kind, severity)).inc();
+  }
+
+  setPoisonedPages(vm: string, pages: number, now: number): void {
+    const state = this.#vms.touch(vm, now);
+    state.poisonedPages ??= this.#f.poisonedPages.labels({ vm });
+    state.poisonedPages.set(pages);
+  }
+
+  fallbackReported(vm: string, count: number, now: number): void {
+    const state = this.#vms.touch(vm, now);
+    state.fallback ??= this.#f.fallbackReported.labels({ vm });
+    state.fallback.inc(count);
+  }
+
+  depart(vm: string, now: number): void {
+    this.#vms.depart(vm, now);
+  }
+
+  sweep(now: number): number {
+    return this.#vms.sweep(now);
+  }
+
+  #memoryErrorChild(vm: string, state: VmState, kind: MemoryErrorKind, severity: Severity): Counter.Internal {
+    let bySeverity = state.memoryErrors.get(kind);
+    if (bySeverity === undefined) {
+      bySeverity = new Map();
+      state.memoryErrors.set(kind, bySeverity);
+    }
+    const child = this.#f.memoryErrors.labels({ vm, kind, severity });
+    bySeverity.set(severity, child);
+    return child;
+  }
+
+  #release(vm: string, state: VmState, evicted: boolean): void {
+    for (const [kind, bySeverity] of state.memoryErrors) {
+      for (const severity of bySeverity.keys()) this.#f.memoryErrors.remove({ vm, kind, severity });
+    }
+    if (state.fallback !== undefined) this.#f.fallbackReported.remove({ vm });
+    if (state.poisonedPages !== undefined) this.#f.poisonedPages.remove({ vm });
+    this.#f.vmsTracked.dec();
+    if (evicted) this.#f.vmSeriesEvicted.inc();
+  }
+}

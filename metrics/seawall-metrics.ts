@@ -1,0 +1,323 @@
+import { performance } from 'node:perf_hooks';
+import { type Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { ClosedCounterChildren, OpenCounterChildren } from './counter-children.js';
+import { MetricsError } from './errors.js';
+import {
+  ACTIONS,
+  type Action,
+  assertClosedLabel,
+  assertOpenLabel,
+  BoundedLabelValues,
+  KILL_OUTCOMES,
+  type KillOutcome,
+  type MemoryErrorKind,
+  MIGRATION_OUTCOMES,
+  type MigrationOutcome,
+  SESSION_OUTCOMES,
+  type SessionOutcome,
+  type Severity,
+} from './label-values.js';
+import { createMetricFamilies, type MetricFamilies } from './metric-families.js';
+import { PerVmSeries } from './per-vm-series.js';
+
+/** Options of {@link SeawallMetrics}; every field has a default. */
+export interface SeawallMetricsOptions {
+  /** How long a departed VM's series stay exported after its last sighting. Default 3600. */
+  readonly vmSeriesTtlSeconds?: number;
+  /** Most distinct VMs with series at once; past it the least recently seen is evicted. Default 4096. */
+  readonly maxVms?: number;
+  /** Most distinct values of each open label (rule, reason, op, sink, from, to); then `other`. Default 256. */
+  readonly maxLabelValues?: number;
+  /** Monotonic clock in milliseconds, for TTLs. Default `performance.now`. Inject in tests. */
+  readonly now?: () => number;
+  /** seawall's version for `seawall_build_info`. Default `unknown`. */
+  readonly version?: string;
+  /** Register prom-client's process and Node.js metrics, prefixed `seawall_`. Default true. */
+  readonly defaultMetrics?: boolean;
+}
+
+export const DEFAULT_VM_SERIES_TTL_SECONDS = 3600;
+export const DEFAULT_MAX_VMS = 4096;
+export const DEFAULT_MAX_LABEL_VALUES = 256;
+
+type CounterChild = Counter.Internal;
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const DEFAULT_METRICS_PREFIX = 'seawall_';
+const LINT_FAILING_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+/**
+ * seawall's Prometheus metrics on a registry of its own. Create one per process, at start-up.
+ *
+ * Methods take typed values and never expose label objects. Label values are validated the first
+ * time a combination is seen and the prom-client child is cached, so the per-event cost is a Map
+ * lookup and an increment. A value outside a closed set throws `SEAWALL_METRICS_INVALID_LABEL`:
+ * the types already forbid it, so reaching the check means a caller bug, which a silent `other`
+ * would hide. Open labels (rule, reason, op, from, to) are bounded by `maxLabelValues` and fold
+ * into `other` past it, counted in `seawall_metrics_label_overflow_total`.
+ */
+export class SeawallMetrics {
+  /** Content-Type of {@link metricsText} (Prometheus text format 0.0.4). */
+  readonly contentType: string;
+  readonly #registry = new Registry();
+  readonly #f: MetricFamilies;
+  readonly #now: () => number;
+  readonly #vms: PerVmSeries;
+  readonly #sweepIntervalMs: number;
+  readonly #rules: BoundedLabelValues;
+  readonly #from: BoundedLabelValues;
+  readonly #to: BoundedLabelValues;
+  readonly #actions = new Map<Action, Map<string, CounterChild>>();
+  readonly #downgrades = new Map<string, CounterChild>();
+  readonly #protocolErrors: OpenCounterChildren;
+  readonly #storeErrors: OpenCounterChildren;
+  readonly #sinkFailures: OpenCounterChildren;
+  readonly #sessionsEnded: ClosedCounterChildren<SessionOutcome>;
+  readonly #migrations: ClosedCounterChildren<MigrationOutcome>;
+  readonly #kills: ClosedCounterChildren<KillOutcome>;
+  readonly #reloadSuccess: CounterChild;
+  readonly #reloadFailure: CounterChild;
+  #sessions = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: SeawallMetricsOptions = {}) {
+    const ttlSeconds = options.vmSeriesTtlSeconds ?? DEFAULT_VM_SERIES_TTL_SECONDS;
+    const maxVms = options.maxVms ?? DEFAULT_MAX_VMS;
+    const maxLabelValues = options.maxLabelValues ?? DEFAULT_MAX_LABEL_VALUES;
+    if (!(Number.isFinite(ttlSeconds) && ttlSeconds > 0)) invalidOption('vmSeriesTtlSeconds', ttlSeconds);
+    if (!(Number.isSafeInteger(maxVms) && maxVms > 0)) invalidOption('maxVms', maxVms);
+    if (!(Number.isSafeInteger(maxLabelValues) && maxLabelValues > 0)) {
+      invalidOption('maxLabelValues', maxLabelValues);
+    }
+    const version = options.version ?? 'unknown';
+    assertOpenLabel('version', version);
+
+    this.contentType = this.#registry.contentType;
+    this.#f = createMetricFamilies(this.#registry);
+    this.#now = options.now ?? (() => performance.now());
+    const ttlMs = ttlSeconds * 1000;
+    // Sweeping four times per TTL keeps expired series at most 25 % past their TTL.
+    this.#sweepIntervalMs = Math.min(Math.max(ttlMs / 4, 1000), 60_000);
+    this.#vms = new PerVmSeries(this.#f, { ttlMs, maxVms });
+
+    const overflow = (label: string) => this.#f.labelOverflow.inc({ label });
+    this.#rules = new BoundedLabelValues('rule', maxLabelValues, overflow);
+    this.#from = new BoundedLabelValues('from', maxLabelValues, overflow);
+    this.#to = new BoundedLabelValues('to', maxLabelValues, overflow);
+
+    const reasons = new BoundedLabelValues('reason', maxLabelValues, overflow);
+    this.#protocolErrors = new OpenCounterChildren(this.#f.protocolErrors, reasons);
+    this.#storeErrors = new OpenCounterChildren(
+      this.#f.storeErrors,
+      new BoundedLabelValues('op', maxLabelValues, overflow),
+    );
+    this.#sinkFailures = new OpenCounterChildren(
+      this.#f.sinkFailures,
+      new BoundedLabelValues('sink', maxLabelValues, overflow),
+    );
+
+    // Closed-label series exist from the start at 0, so `increase()` sees their first event.
+    this.#sessionsEnded = new ClosedCounterChildren(this.#f.pluginSessionsEnded, 'outcome', SESSION_OUTCOMES);
+    this.#migrations = new ClosedCounterChildren(this.#f.migrations, 'outcome', MIGRATION_OUTCOMES);
+    this.#kills = new ClosedCounterChildren(this.#f.kills, 'outcome', KILL_OUTCOMES);
+    const reloads = new ClosedCounterChildren(this.#f.policyReloads, 'result', ['success', 'failure']);
+    this.#reloadSuccess = reloads.get('success');
+    this.#reloadFailure = reloads.get('failure');
+
+    this.#f.buildInfo.set({ version, node_version: process.version }, 1);
+    if (options.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.#registry, prefix: DEFAULT_METRICS_PREFIX });
+      // Gauges named *_total break the naming rules (`promtool check metrics` flags them); the
+      // same counts stay available, split by type, in the *_active_{handles,requests,resources}.
+      for (const name of LINT_FAILING_DEFAULT_METRICS) {
+        this.#registry.removeSingleMetric(DEFAULT_METRICS_PREFIX + name);
+      }
+    }
+  }
+
+  /** One guest memory error for `vm`. Hot path. */
+  memoryError(vm: string, kind: MemoryErrorKind, severity: Severity): void {
+    this.#vms.memoryError(vm, kind, severity, this.#now());
+  }
+
+  /** One verdict with `action`, chosen by policy rule `rule`. Hot path. */
+  action(action: Action, rule: string): void {
+    (this.#actions.get(action)?.get(rule) ?? this.#actionChild(action, rule)).inc();
+  }
+
+  /** One injection downgraded from `from` to `to` by `rule`'s onUnsupported. */
+  downgrade(from: string, to: string, rule: string): void {
+    const key = `${from}\n${to}\n${rule}`;
+    let child = this.#downgrades.get(key);
+    if (child === undefined) {
+      const labels = {
+        from: this.#from.resolve(from),
+        to: this.#to.resolve(to),
+        rule: this.#rules.resolve(rule),
+      };
+      child = this.#f.downgrades.labels(labels);
+      if (labels.from === from && labels.to === to && labels.rule === rule) this.#downgrades.set(key, child);
+    }
+    child.inc();
+  }
+
+  /** Event-to-verdict latency in seconds. Hot path. */
+  observeVerdictLatency(seconds: number): void {
+    if (!(seconds >= 0 && seconds < Number.POSITIVE_INFINITY)) invalidValue('seconds', seconds);
+    this.#f.verdictLatency.observe(seconds);
+  }
+
+  /** Pages of `vm` currently known poisoned. */
+  setPoisonedPages(vm: string, pages: number): void {
+    assertCount('pages', pages);
+    this.#vms.setPoisonedPages(vm, pages, this.#now());
+  }
+
+  /** `count` events a plugin handled by fallback while the daemon was away, reported on reconnect. */
+  fallbackReported(vm: string, count: number): void {
+    assertCount('count', count);
+    this.#vms.fallbackReported(vm, count, this.#now());
+  }
+
+  /**
+   * Marks `vm` gone (its session ended). Its series stay for `vmSeriesTtlSeconds` so the last
+   * values get scraped, then `sweep()` removes them. Recording for it again makes it live again.
+   */
+  vmDeparted(vm: string): void {
+    this.#vms.depart(vm, this.#now());
+  }
+
+  /** A plugin connection accepted. Pair each call with exactly one {@link sessionClosed}. */
+  sessionOpened(): void {
+    this.#sessions++;
+    this.#f.pluginSessions.set(this.#sessions);
+  }
+
+  /** A plugin connection ended (including one rejected at the handshake). */
+  sessionClosed(outcome: SessionOutcome): void {
+    const child = this.#sessionsEnded.get(outcome);
+    if (this.#sessions === 0) {
+      const message = 'sessionClosed() without sessionOpened()';
+      throw new MetricsError('SEAWALL_METRICS_UNBALANCED_SESSION', message, { outcome });
+    }
+    this.#sessions--;
+    this.#f.pluginSessions.set(this.#sessions);
+    child.inc();
+  }
+
+  /** A plugin protocol violation with a stable reason code (e.g. the protocol error's `code`). */
+  protocolError(reason: string): void {
+    this.#protocolErrors.get(reason).inc();
+  }
+
+  /** A migration hook finished with `outcome`. */
+  migration(outcome: MigrationOutcome): void {
+    this.#migrations.get(outcome).inc();
+  }
+
+  /** A kill finished with `outcome`. */
+  kill(outcome: KillOutcome): void {
+    this.#kills.get(outcome).inc();
+  }
+
+  /**
+   * A policy load or reload finished. On success, `version` (and the file's `sha256`, lowercase hex)
+   * replace the single `seawall_policy_info` series. On failure the previous policy stays in force,
+   * so `seawall_policy_info` is left alone and only `last_reload_successful` drops to 0.
+   */
+  policyReload(ok: boolean, version?: string, sha256?: string): void {
+    if (!ok) {
+      this.#reloadFailure.inc();
+      this.#f.policyLastReloadSuccessful.set(0);
+      return;
+    }
+    if (version !== undefined) assertOpenLabel('version', version);
+    if (sha256 !== undefined && !SHA256_HEX.test(sha256)) {
+      throw new MetricsError('SEAWALL_METRICS_INVALID_LABEL', 'sha256 must be 64 lowercase hex digits', {
+        label: 'sha256',
+        value: sha256,
+      });
+    }
+    this.#reloadSuccess.inc();
+    this.#f.policyLastReloadSuccessful.set(1);
+    this.#f.policyLastReloadSuccessTimestamp.set(Date.now() / 1000);
+    if (version !== undefined) {
+      this.#f.policyInfo.reset();
+      this.#f.policyInfo.set({ version, sha256: sha256 ?? '' }, 1);
+    }
+  }
+
+  /** An event store operation `op` (e.g. `append`, `prune`, `open`) failed. */
+  storeError(op: string): void {
+    this.#storeErrors.get(op).inc();
+  }
+
+  /** An event sink named `sink` threw while handling an event (the event bus caught it). */
+  sinkFailure(sink: string): void {
+    this.#sinkFailures.get(sink).inc();
+  }
+
+  /** Removes the series of VMs departed more than `vmSeriesTtlSeconds` ago; returns how many VMs. */
+  sweep(): number {
+    return this.#vms.sweep(this.#now());
+  }
+
+  /** Starts the periodic sweep on an unref'd timer (it never keeps the process alive). Idempotent. */
+  start(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setInterval(() => this.sweep(), this.#sweepIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** Stops the periodic sweep. Idempotent. */
+  stop(): void {
+    if (this.#timer === undefined) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Number of VMs that currently have series. */
+  get trackedVms(): number {
+    return this.#vms.size;
+  }
+
+  /** The exposition text, rendered by prom-client from memory (no I/O is awaited). */
+  metricsText(): Promise<string> {
+    return this.#registry.metrics();
+  }
+
+  #actionChild(action: Action, rule: string): CounterChild {
+    assertClosedLabel('action', ACTIONS, action);
+    const exported = this.#rules.resolve(rule);
+    const child = this.#f.actions.labels({ action, rule: exported });
+    if (exported === rule) {
+      let byRule = this.#actions.get(action);
+      if (byRule === undefined) {
+        byRule = new Map();
+        this.#actions.set(action, byRule);
+      }
+      byRule.set(rule, child);
+    }
+    return child;
+  }
+}
+
+function assertCount(name: string, value: number): void {
+  if (!(Number.isSafeInteger(value) && value >= 0)) invalidValue(name, value);
+}
+
+function invalidValue(name: string, value: unknown): never {
+  throw new MetricsError('SEAWALL_METRICS_INVALID_VALUE', `${name} must be a non-negative finite number`, {
+    name,
+    value,
+  });
+}
+
+function invalidOption(name: string, value: unknown): never {
+  const message = `option ${name} is out of range: ${String(value)}`;
+  throw new MetricsError('SEAWALL_METRICS_INVALID_OPTION', message, { option: name, value });
+}

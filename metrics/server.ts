@@ -1,0 +1,193 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { MetricsError } from './errors.js';
+
+/**
+ * Default address of the /metrics endpoint. Loopback only: the counts name VMs, and a host-local
+ * Prometheus (or an agent that forwards) is the expected scraper; set `host` to expose it wider.
+ * Port 9464 is also the default of OpenTelemetry's Prometheus exporters (JS and Python SDKs), so a
+ * host that runs one of those beside seawall needs `port` set on one side; see docs/metrics.md.
+ */
+export const DEFAULT_METRICS_HOST = '127.0.0.1';
+export const DEFAULT_METRICS_PORT = 9464;
+export const METRICS_PATH = '/metrics';
+
+/** Where the metrics come from: {@link SeawallMetrics} satisfies it. */
+export interface MetricsSource {
+  readonly contentType: string;
+  metricsText(): Promise<string>;
+}
+
+export interface MetricsServerOptions {
+  /** Address to bind. Default 127.0.0.1. */
+  readonly host?: string;
+  /** TCP port; 0 picks a free one (tests). Default 9464. */
+  readonly port?: number;
+  /** Most simultaneous scrape connections; Node closes any connection past it at once. Default 16. */
+  readonly maxConnections?: number;
+}
+
+/** The address actually bound (the real port when 0 was asked for). */
+export interface MetricsAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly family: string;
+}
+
+// A scrape is rendered from memory in well under these; they only bound slow or idle clients.
+const HEADERS_TIMEOUT_MS = 5_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
+/**
+ * The Prometheus scrape endpoint: `GET /metrics` (and `HEAD`) → 200 with the exposition text,
+ * any other path → 404, any other method on /metrics → 405 with `Allow: GET, HEAD`.
+ *
+ * A scrape never waits on anything slow: the text is rendered from in-memory values, concurrent
+ * scrapes share one rendering, and a failing rendering answers 500 without touching the process.
+ */
+export class MetricsServer {
+  readonly #source: MetricsSource;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #server: Server;
+  #state: 'idle' | 'listening' | 'closed' = 'idle';
+  #address: MetricsAddress | undefined;
+  #rendering: Promise<string> | undefined;
+  #binding: Promise<unknown> | undefined;
+
+  constructor(source: MetricsSource, options: MetricsServerOptions = {}) {
+    this.#source = source;
+    this.#host = options.host ?? DEFAULT_METRICS_HOST;
+    this.#port = options.port ?? DEFAULT_METRICS_PORT;
+    const maxConnections = options.maxConnections ?? 16;
+    if (!(Number.isInteger(this.#port) && this.#port >= 0 && this.#port <= 65535)) {
+      throw new MetricsError('SEAWALL_METRICS_INVALID_OPTION', `port out of range: ${this.#port}`, {
+        option: 'port',
+        value: this.#port,
+      });
+    }
+    if (!(Number.isSafeInteger(maxConnections) && maxConnections > 0)) {
+      throw new MetricsError(
+        'SEAWALL_METRICS_INVALID_OPTION',
+        `maxConnections out of range: ${maxConnections}`,
+        {
+          option: 'maxConnections',
+          value: maxConnections,
+        },
+      );
+    }
+    this.#server = createServer(
+      { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+      (req, res) => this.#handle(req, res),
+    );
+    this.#server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    this.#server.maxConnections = maxConnections;
+  }
+
+  /** The bound address while listening. */
+  get address(): MetricsAddress | undefined {
+    return this.#address;
+  }
+
+  /**
+   * Binds and starts serving. Rejects with `SEAWALL_METRICS_LISTEN_FAILED` (e.g. EADDRINUSE,
+   * EACCES; `detail.errno`) or `SEAWALL_METRICS_SERVER_STATE` if already listening or closed.
+   */
+  listen(): Promise<MetricsAddress> {
+    if (this.#state !== 'idle') {
+      return Promise.reject(
+        new MetricsError('SEAWALL_METRICS_SERVER_STATE', `metrics server is ${this.#state}`, {
+          state: this.#state,
+        }),
+      );
+    }
+    this.#state = 'listening';
+    const bound = new Promise<MetricsAddress>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        if (this.#state === 'listening') this.#state = 'idle';
+        const where = `${this.#host}:${this.#port}`;
+        reject(
+          new MetricsError(
+            'SEAWALL_METRICS_LISTEN_FAILED',
+            `cannot listen on ${where}: ${err.code ?? err.message}`,
+            { host: this.#host, port: this.#port, errno: err.code },
+            { cause: err },
+          ),
+        );
+      };
+      this.#server.once('error', onError);
+      this.#server.listen({ host: this.#host, port: this.#port }, () => {
+        this.#server.off('error', onError);
+        const info = this.#server.address() as AddressInfo;
+        this.#address = { host: info.address, port: info.port, family: info.family };
+        resolve(this.#address);
+      });
+    });
+    this.#binding = bound.then(
+      () => undefined,
+      () => undefined,
+    );
+    return bound;
+  }
+
+  /** Stops listening and drops open connections (idle keep-alives included). Idempotent. */
+  async close(): Promise<void> {
+    const wasListening = this.#state === 'listening';
+    this.#state = 'closed';
+    if (!wasListening) return;
+    // A close() racing a listen() waits for the bind to settle, so no socket outlives close().
+    await this.#binding;
+    this.#address = undefined;
+    if (!this.#server.listening) return;
+    await new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (path !== METRICS_PATH) {
+      reply(res, 404, 'not found; metrics are at /metrics\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      reply(res, 405, 'method not allowed; use GET\n');
+      return;
+    }
+    const head = req.method === 'HEAD';
+    this.#render().then(
+      (text) => {
+        res.writeHead(200, {
+          'Content-Type': this.#source.contentType,
+          'Content-Length': Buffer.byteLength(text),
+          'Cache-Control': 'no-store',
+        });
+        res.end(head ? undefined : text);
+      },
+      () => reply(res, 500, 'metrics rendering failed\n'),
+    );
+  }
+
+  /** One rendering shared by every scrape that arrives while it is in progress. */
+  #render(): Promise<string> {
+    if (this.#rendering === undefined) {
+      this.#rendering = this.#source.metricsText().finally(() => {
+        this.#rendering = undefined;
+      });
+    }
+    return this.#rendering;
+  }
+}
+
+function reply(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}

@@ -1,0 +1,120 @@
+import { assertOpenLabel } from './label-values.js';
+
+/** Bounds on the VMs whose series are kept; see docs/metrics.md "Cardinality". */
+export interface VmSeriesBounds {
+  /** How long a departed VM's series stay exported after its last sighting, in milliseconds. */
+  readonly ttlMs: number;
+  /** Most VMs tracked at once (live and departed together). */
+  readonly maxVms: number;
+}
+
+/** What the tracker asks of its owner: build a VM's per-VM state, and drop its series. */
+export interface VmSeriesHooks<T> {
+  create(vm: string): T;
+  /** Remove every series of `vm` from the registry. `evicted` is true when the bound forced it. */
+  release(vm: string, state: T, evicted: boolean): void;
+}
+
+interface Entry<T> {
+  readonly state: T;
+  /** Milliseconds on the injected clock of the last recording or of the departure. */
+  lastSeen: number;
+}
+
+/**
+ * Tracks which VMs have series, in recency order, and decides when their series go.
+ *
+ * - A VM becomes *live* when anything is recorded for it, and stays live until `depart()`. Live
+ *   VMs never expire on time alone: a quiet VM's poisoned-page gauge is still true, and dropping a
+ *   counter that will be incremented again would hide that increment from `increase()`.
+ * - A *departed* VM's series stay for `ttlMs` after its last sighting, so Prometheus scrapes the
+ *   final values and rate windows see the last increase, then `sweep()` removes them.
+ * - Recording for a departed VM makes it live again (a new session for the same VM).
+ * - At `maxVms`, admitting a new VM first evicts the least recently seen departed VM, or, if none,
+ *   the least recently seen live VM.
+ *
+ * Both maps are kept in recency order by re-inserting on every sighting (a JS Map iterates in
+ * insertion order), so eviction and sweeping read from the front and stop at the first keeper:
+ * per-event work is one lookup plus one delete/set.
+ */
+export class VmSeriesTracker<T> {
+  readonly #live = new Map<string, Entry<T>>();
+  readonly #departed = new Map<string, Entry<T>>();
+  readonly #bounds: VmSeriesBounds;
+  readonly #hooks: VmSeriesHooks<T>;
+
+  constructor(bounds: VmSeriesBounds, hooks: VmSeriesHooks<T>) {
+    this.#bounds = bounds;
+    this.#hooks = hooks;
+  }
+
+  /** Number of VMs with series (live + departed); never above `maxVms`. */
+  get size(): number {
+    return this.#live.size + this.#departed.size;
+  }
+
+  /** Number of VMs that have not departed. */
+  get liveCount(): number {
+    return this.#live.size;
+  }
+
+  /** Marks `vm` seen at `now` and returns its state, admitting it (and evicting) if it is new. */
+  touch(vm: string, now: number): T {
+    let entry = this.#live.get(vm);
+    if (entry !== undefined) {
+      this.#live.delete(vm);
+    } else {
+      entry = this.#departed.get(vm);
+      if (entry !== undefined) {
+        this.#departed.delete(vm);
+      } else {
+        assertOpenLabel('vm', vm);
+        if (this.size >= this.#bounds.maxVms) this.#evictOne();
+        entry = { state: this.#hooks.create(vm), lastSeen: now };
+      }
+    }
+    entry.lastSeen = now;
+    this.#live.set(vm, entry);
+    return entry.state;
+  }
+
+  /** Whether `vm` currently has series. Does not count as a sighting. */
+  has(vm: string): boolean {
+    return this.#live.has(vm) || this.#departed.has(vm);
+  }
+
+  /**
+   * Marks `vm` departed at `now`; its series expire `ttlMs` later unless it is seen again.
+   * Unknown VMs are ignored (nothing was recorded, so there is nothing to expire); departing twice
+   * keeps the first departure time.
+   */
+  depart(vm: string, now: number): void {
+    const entry = this.#live.get(vm);
+    if (entry === undefined) return;
+    this.#live.delete(vm);
+    entry.lastSeen = now;
+    this.#departed.set(vm, entry);
+  }
+
+  /** Removes the series of departed VMs last seen at least `ttlMs` before `now`; returns how many. */
+  sweep(now: number): number {
+    const cutoff = now - this.#bounds.ttlMs;
+    let removed = 0;
+    for (const [vm, entry] of this.#departed) {
+      if (entry.lastSeen > cutoff) break;
+      this.#departed.delete(vm);
+      this.#hooks.release(vm, entry.state, false);
+      removed++;
+    }
+    return removed;
+  }
+
+  #evictOne(): void {
+    const from = this.#departed.size > 0 ? this.#departed : this.#live;
+    const oldest = from.entries().next();
+    if (oldest.done === true) return;
+    const [vm, entry] = oldest.value;
+    from.delete(vm);
+    this.#hooks.release(vm, entry.state, true);
+  }
+}

@@ -1,0 +1,43 @@
+// Runs Debian's promtool (package `prometheus`) as a child process for the metrics tests.
+import { spawn, spawnSync } from 'node:child_process';
+import type { TestContext } from 'node:test';
+
+export interface PromtoolResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+let available: boolean | undefined;
+
+/**
+ * Whether promtool can run here. Missing promtool skips the calling test with a visible reason,
+ * except under CI=true, where it fails: CI must exercise the real tool.
+ */
+export function promtoolOrSkip(t: TestContext): boolean {
+  available ??= spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (available) return true;
+  if (process.env.CI === 'true') {
+    throw new Error('promtool is required under CI=true: apt-get install prometheus');
+  }
+  t.skip('promtool not found on PATH (Debian package `prometheus`); skipping the promtool check');
+  return false;
+}
+
+/** Runs `promtool ...args`, writing `stdin` if given, and collects its output. */
+export function promtool(args: readonly string[], options: { stdin?: string; cwd?: string } = {}) {
+  return new Promise<PromtoolResult>((resolve, reject) => {
+    const child = spawn('promtool', args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.stdin ?? '');
+  });
+}

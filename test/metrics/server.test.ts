@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import {
+  DEFAULT_METRICS_HOST,
+  DEFAULT_METRICS_PORT,
+  isMetricsError,
+  MetricsServer,
+  type MetricsSource,
+  SeawallMetrics,
+} from '../../metrics/index.js';
+import { value } from './exposition.js';
+
+interface Reply {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+}
+
+/** One HTTP request on a fresh connection. */
+function http(port: number, method: string, path: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('MetricsServer over real HTTP', () => {
+  const metrics = new SeawallMetrics({ version: '0.1.0' });
+  const server = new MetricsServer(metrics, { port: 0 });
+  let port = 0;
+
+  before(async () => {
+    const address = await server.listen();
+    assert.equal(address.host, '127.0.0.1');
+    assert.ok(address.port > 0);
+    port = address.port;
+  });
+  after(() => server.close());
+
+  it('serves GET /metrics with the recorded counts and the Prometheus content type', async () => {
+    metrics.memoryError('vm-a', 'sea', 'uer');
+    metrics.memoryError('vm-a', 'sea', 'uer');
+    metrics.memoryError('vm-b', 'sigbus', 'unknown');
+    const res = await http(port, 'GET', '/metrics');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['content-type'], metrics.contentType);
+    assert.match(metrics.contentType, /^text\/plain; version=0\.0\.4/);
+    assert.equal(
+      value(res.body, 'seawall_memory_errors_total', { vm: 'vm-a', kind: 'sea', severity: 'uer' }),
+      2,
+    );
+    assert.equal(
+      value(res.body, 'seawall_memory_errors_total', { vm: 'vm-b', kind: 'sigbus', severity: 'unknown' }),
+      1,
+    );
+    assert.ok(value(res.body, 'seawall_process_start_time_seconds'), 'default process metrics are prefixed');
+  });
+
+  it('ignores the query string', async () => {
+    const res = await http(port, 'GET', '/metrics?name[]=up');
+    assert.equal(res.status, 200);
+  });
+
+  it('answers HEAD with headers only', async () => {
+    const res = await http(port, 'HEAD', '/metrics');
+    assert.equal(res.status, 200);
+    assert.equal(res.body, '');
+    assert.ok(Number(res.headers['content-length']) > 0);
+  });
+
+  it('answers 404 for other paths and 405 with Allow for other methods', async () => {
+    for (const path of ['/', '/metrics/', '/metricsx', '/favicon.ico']) {
+      assert.equal((await http(port, 'GET', path)).status, 404, path);
+    }
+    for (const method of ['POST', 'PUT', 'DELETE', 'OPTIONS']) {
+      const res = await http(port, method, '/metrics');
+      assert.equal(res.status, 405, method);
+      assert.equal(res.headers.allow, 'GET, HEAD');
+    }
+  });
+
+  it('answers 500 when rendering fails and keeps serving', async () => {
+    let fail = true;
+    const source: MetricsSource = {
+      contentType: 'text/plain',
+      metricsText: () => (fail ? Promise.reject(new Error('boom')) : Promise.resolve('x 1\n')),
+    };
+    const flaky = new MetricsServer(source, { port: 0 });
+    const { port: p } = await flaky.listen();
+    try {
+      assert.equal((await http(p, 'GET', '/metrics')).status, 500);
+      fail = false;
+      assert.equal((await http(p, 'GET', '/metrics')).body, 'x 1\n');
+    } finally {
+      await flaky.close();
+    }
+  });
+});
+
+describe('MetricsServer lifecycle', () => {
+  const source = new SeawallMetrics({ defaultMetrics: false });
+
+  it('defaults to 127.0.0.1:9464', () => {
+    assert.equal(DEFAULT_METRICS_HOST, '127.0.0.1');
+    assert.equal(DEFAULT_METRICS_PORT, 9464);
+    assert.equal(new MetricsServer(source).address, undefined);
+  });
+
+  it('rejects an address in use with SEAWALL_METRICS_LISTEN_FAILED / EADDRINUSE', async () => {
+    const first = new MetricsServer(source, { port: 0 });
+    const { port } = await first.listen();
+    const second = new MetricsServer(source, { port });
+    try {
+      await assert.rejects(second.listen(), (err: unknown) => {
+        assert.ok(isMetricsError(err, 'SEAWALL_METRICS_LISTEN_FAILED'));
+        assert.equal(err.detail.errno, 'EADDRINUSE');
+        return true;
+      });
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  });
+
+  it('refuses a second listen() and stops accepting after close()', async () => {
+    const server = new MetricsServer(source, { port: 0 });
+    const { port } = await server.listen();
+    await assert.rejects(server.listen(), (err: unknown) =>
+      isMetricsError(err, 'SEAWALL_METRICS_SERVER_STATE'),
+    );
+    await server.close();
+    await server.close();
+    assert.equal(server.address, undefined);
+    await assert.rejects(http(port, 'GET', '/metrics'), { code: 'ECONNREFUSED' });
+    await assert.rejects(server.listen(), (err: unknown) =>
+      isMetricsError(err, 'SEAWALL_METRICS_SERVER_STATE'),
+    );
+  });
+
+  it('close() racing listen() leaves nothing listening', async () => {
+    const server = new MetricsServer(source, { port: 0 });
+    const listening = server.listen();
+    await server.close();
+    const { port } = await listening;
+    assert.equal(server.address, undefined);
+    await assert.rejects(http(port, 'GET', '/metrics'), { code: 'ECONNREFUSED' });
+  });
+
+  it('rejects out-of-range options', () => {
+    for (const options of [{ port: -1 }, { port: 65536 }, { port: 1.5 }, { maxConnections: 0 }]) {
+      assert.throws(
+        () => new MetricsServer(source, options),
+        (err: unknown) => isMetricsError(err, 'SEAWALL_METRICS_INVALID_OPTION'),
+      );
+    }
+  });
+});
