@@ -1,0 +1,128 @@
+/**
+ * The seawall plugin protocol, version 1 (docs/protocol.md is the normative text). Frames are
+ * little endian: an 8-byte header — u32 body length, u16 type, u16 reserved (0) — then the body.
+ * Every event and verdict body has a fixed size, so a C plugin needs no parser beyond memcpy.
+ */
+
+export const PROTOCOL_VERSION = 1;
+export const HEADER_SIZE = 8;
+
+/** Message type codes. The high nibble groups them: 0x0_ session, 0x1_ events, 0x2_ verdicts, 0x3_ control. */
+export const MSG = {
+  HELLO: 0x01,
+  WELCOME: 0x02,
+  REJECT: 0x03,
+  EVENT_SEA: 0x10,
+  EVENT_NISV: 0x11,
+  EVENT_MMIO: 0x12,
+  EVENT_SIGBUS: 0x13,
+  VERDICT: 0x20,
+  APPLIED: 0x21,
+  HEARTBEAT: 0x30,
+  ERROR: 0x31,
+  GOODBYE: 0x32,
+} as const;
+export type MessageTypeCode = (typeof MSG)[keyof typeof MSG];
+export const MESSAGE_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(MSG).map(([k, v]) => [v, k]),
+);
+
+/** Limits; each is enforced before the bytes are buffered (docs/protocol.md "Limits"). */
+export const LIMITS = {
+  /** Largest frame body accepted, in bytes (a HELLO with 32 full labels fits). */
+  maxBody: 16 * 1024,
+  vmIdMax: 128,
+  labelKeyMax: 63,
+  labelValueMax: 255,
+  labelsMax: 32,
+  vcpusMax: 4096,
+  messageTextMax: 1024,
+} as const;
+
+/** Fixed body sizes. */
+export const BODY_SIZE = {
+  EVENT_SEA: 56,
+  EVENT_NISV: 40,
+  EVENT_MMIO: 48,
+  EVENT_SIGBUS: 40,
+  VERDICT: 88,
+  APPLIED: 8,
+  HEARTBEAT: 8,
+  WELCOME: 24,
+  GOODBYE: 4,
+} as const;
+
+/** HELLO capability bits: what the plugin's host and VMM can do. */
+export const CAP = {
+  SEA_TO_USER: 1 << 0,
+  INJECT_EXT_DABT: 1 << 1,
+  /** The posted IABT/chosen-ESR kvm_vcpu_events ABI (§3b); its KVM cap number travels in HELLO. */
+  EXT_ABT_ESR: 1 << 2,
+  /** The VMM can emulate an abort by register writes (ESR_EL1, FAR_EL1, ELR_EL1, SPSR_EL1, PC, PSTATE). */
+  EMULATE_ABORT: 1 << 3,
+  /** FEAT_RAS on the host and exposed to the guest. */
+  RAS: 1 << 4,
+  NISV_TO_USER: 1 << 5,
+} as const;
+export const CAP_ALL = Object.values(CAP).reduce((a, b) => a | b, 0);
+
+/** Event flag bits (u16 in every event body). */
+export const EVENT_FLAG = {
+  /** Handled by the plugin's local fallback while the daemon was away; recorded, never answered. */
+  REPLAY: 1 << 0,
+} as const;
+
+/** VERDICT actions (u8). */
+export const ACTION = {
+  /** Nothing to apply: resume the vCPU. */
+  RESUME: 0,
+  /** Apply the 64-byte kvm_vcpu_events image with KVM_SET_VCPU_EVENTS on the vCPU thread. */
+  INJECT: 1,
+  /** Emulate the abort by register writes, with the ESR in the verdict (EC adjusted to the guest's EL). */
+  INJECT_EMULATED: 2,
+  /** Terminate the VM within grace_ms; the daemon enforces it afterwards. */
+  KILL: 3,
+} as const;
+export type ActionCode = (typeof ACTION)[keyof typeof ACTION];
+
+/** VERDICT flag bits (u8). */
+export const VERDICT_FLAG = {
+  /** A migration of this VM has been requested; the injection is what the vCPU gets meanwhile. */
+  MIGRATING: 1 << 0,
+  /** Decided by a dry-run policy: this is the default answer, not the policy's own. */
+  DRY_RUN: 1 << 1,
+  /** The rule asked for more than the host can inject; its onUnsupported chose this instead. */
+  DOWNGRADED: 1 << 2,
+} as const;
+
+/** SIGBUS si_code values for memory errors (include/uapi/asm-generic/siginfo.h). */
+export const BUS_MCEERR_AR = 4;
+export const BUS_MCEERR_AO = 5;
+
+/** Sentinel values in fixed-size fields. */
+export const NO_VCPU = 0xffffffff;
+export const NO_GPA = 0xffffffffffffffffn;
+
+/** Error codes carried by ERROR and REJECT frames (u16). */
+export const WIRE_ERROR = {
+  BAD_FRAME: 1,
+  OVERSIZE: 2,
+  UNKNOWN_TYPE: 3,
+  NOT_HELLO_FIRST: 4,
+  VERSION: 5,
+  BAD_FIELD: 6,
+  DUPLICATE_HELLO: 7,
+  VM_IN_USE: 8,
+  TOO_MANY_SESSIONS: 9,
+  UNAUTHORIZED: 10,
+  UNEXPECTED_TYPE: 11,
+  SHUTTING_DOWN: 12,
+  INTERNAL: 13,
+} as const;
+export type WireErrorName = keyof typeof WIRE_ERROR;
+export const WIRE_ERROR_NAMES: ReadonlyMap<number, WireErrorName> = new Map(
+  Object.entries(WIRE_ERROR).map(([k, v]) => [v, k as WireErrorName]),
+);
+
+/** GOODBYE reasons (u16). */
+export const GOODBYE_REASON = { NORMAL: 0, SHUTDOWN: 1, VM_EXITING: 2 } as const;

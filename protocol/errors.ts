@@ -1,0 +1,27 @@
+/**
+ * A peer's protocol violation. It closes that one connection (with an ERROR frame carrying
+ * `wire`), is counted by `reason`, and never reaches the process.
+ */
+import { WIRE_ERROR, type WireErrorName } from './constants.js';
+
+export type ProtocolErrorCode = `SEAWALL_PROTO_${WireErrorName}`;
+
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+  readonly code: ProtocolErrorCode;
+  /** The u16 carried on the wire. */
+  readonly wire: number;
+  /** Lower-case label for metrics (`oversize`, `unknown_type`, …). */
+  readonly reason: string;
+
+  constructor(kind: WireErrorName, message: string) {
+    super(message);
+    this.code = `SEAWALL_PROTO_${kind}`;
+    this.wire = WIRE_ERROR[kind];
+    this.reason = kind.toLowerCase();
+  }
+}
+
+export function isProtocolError(err: unknown): err is ProtocolError {
+  return err instanceof ProtocolError;
+}
