@@ -4,17 +4,28 @@
  * lives in daemon/commands/ and returns its exit status (0 ok, 1 refused/failed, 2 usage).
  */
 import { CliError, type CliIo, processIo } from './cli-error.js';
+import { DAEMON_USAGE, daemonCommand } from './commands/daemon.js';
 import { ESR_USAGE, esrCommand } from './commands/esr.js';
 import { KVM_USAGE, kvmCommand } from './commands/kvm.js';
+import { SIMULATE_USAGE, simulateCommand } from './commands/simulate.js';
 
 type Command = (argv: string[], io: CliIo) => number | Promise<number>;
 
 const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
+  ['daemon', daemonCommand],
   ['esr', esrCommand],
   ['kvm', kvmCommand],
+  ['simulate', simulateCommand],
 ]);
 
-export const USAGE = ['usage: seawall <command> [options]', '', ESR_USAGE, KVM_USAGE].join('\n');
+export const USAGE = [
+  'usage: seawall <command> [options]',
+  '',
+  DAEMON_USAGE,
+  ESR_USAGE,
+  KVM_USAGE,
+  SIMULATE_USAGE,
+].join('\n');
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   const [name, ...rest] = argv;

@@ -6,6 +6,7 @@ export * from './exit.js';
 export * from './ioc.js';
 export * from './ioctl.js';
 export * from './iss.js';
+export * from './peer-cred.js';
 export * from './probe.js';
 export * from './run-page.js';
 export * from './vcpu-events.js';

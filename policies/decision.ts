@@ -72,8 +72,11 @@ interface DecisionBase {
   /** Name of the matched rule, or `default`. */
   rule: string;
   downgrade?: Downgrade;
-  /** Dry-run: the policy's own decision, recorded; the answer sent is the default. */
-  dryRun?: { wouldHave: ActionDecision };
+  /**
+   * Dry-run: the policy's own decision, recorded; the answer sent is the default. `downgrade`
+   * is the downgrade that decision would have needed on this host (none was applied).
+   */
+  dryRun?: { wouldHave: ActionDecision; downgrade?: Downgrade };
 }
 
 export type ActionDecision =

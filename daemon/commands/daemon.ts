@@ -1,0 +1,66 @@
+/** `seawall daemon`: runs the service in the foreground until SIGTERM/SIGINT. */
+import { parseArgs } from 'node:util';
+import type { CliIo } from '../cli-error.js';
+import { readConfigFile, resolveConfig } from '../config.js';
+import { builtinProvider, loadPolicyProvider } from '../policy-loader.js';
+import { safeProvider } from '../safe-decision.js';
+import { Service } from '../service.js';
+
+export const DAEMON_USAGE = [
+  'seawall daemon [--config FILE] [--socket PATH] [--control-socket PATH] [--state-dir DIR]',
+  '               [--policy FILE] [--metrics HOST:PORT | --no-metrics] [--log journal|stderr|auto]',
+  '                                                  run the daemon (built-in defaults need no root)',
+].join('\n');
+
+export async function daemonCommand(argv: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string' },
+      socket: { type: 'string' },
+      'control-socket': { type: 'string' },
+      'state-dir': { type: 'string' },
+      policy: { type: 'string' },
+      metrics: { type: 'string' },
+      'no-metrics': { type: 'boolean', default: false },
+      log: { type: 'string' },
+    },
+  });
+  const file = values.config ? readConfigFile(values.config) : null;
+  const config = resolveConfig(file, {
+    socket: values.socket,
+    controlSocket: values['control-socket'],
+    stateDir: values['state-dir'],
+    policy: values.policy,
+    metrics: values['no-metrics'] ? false : values.metrics,
+  });
+  const service = new Service({
+    config,
+    loadPolicy: loadPolicyProvider,
+    builtin: builtinProvider() ?? safeProvider,
+    logMode: (values.log as 'journal' | 'stderr' | 'auto' | undefined) ?? 'auto',
+    announce: (line) => io.out(line),
+  });
+  await service.start();
+  io.out(`seawall daemon ready — ${service.statusLine()}`);
+  io.out(`feed it: seawall simulate --socket ${config.socket} --vms 4 --vcpus 2 --events 1000`);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      service.stop().then(resolve, resolve);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGHUP', () => {
+      const r = service.reload();
+      io.err(
+        r.ok
+          ? `policy reloaded: ${r.version}`
+          : `policy reload failed, kept ${r.version}:\n  ${r.issues.join('\n  ')}`,
+      );
+    });
+  });
+  return 0;
+}

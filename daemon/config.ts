@@ -1,0 +1,110 @@
+/**
+ * Daemon configuration: a YAML file (optional) validated by one zod schema, then command-line
+ * flags on top. Every key has a default, so `seawall daemon` runs with none.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { CliError } from './cli-error.js';
+import { defaultControlSocket, defaultPluginSocket, defaultStateDir } from './paths.js';
+
+const listen = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:9464');
+
+export const ConfigSchema = z.strictObject({
+  /** Plugin socket path (ignored under socket activation). */
+  socket: z.string().min(1).optional(),
+  /** Control socket path for `seawall status`, `reload`, … */
+  controlSocket: z.string().min(1).optional(),
+  /** Directory for the event store. */
+  stateDir: z.string().min(1).optional(),
+  /** Policy file; without one the built-in default decides. */
+  policy: z.string().min(1).optional(),
+  /** Plugin peers allowed by SO_PEERCRED; default: the daemon's own uid and root. */
+  allow: z
+    .strictObject({
+      uids: z.array(z.number().int().nonnegative()).default([]),
+      gids: z.array(z.number().int().nonnegative()).default([]),
+    })
+    .optional(),
+  limits: z
+    .strictObject({
+      maxSessions: z.number().int().positive().default(1024),
+      maxInFlight: z.number().int().positive().default(1024),
+      maxBody: z
+        .number()
+        .int()
+        .min(1024)
+        .max(1 << 20)
+        .default(16 * 1024),
+      writeHighWater: z
+        .number()
+        .int()
+        .min(4096)
+        .default(256 * 1024),
+    })
+    .prefault({}),
+  heartbeatMs: z.number().int().positive().default(5000),
+  /** Prometheus endpoint, or false for none. */
+  metrics: z.union([listen, z.literal(false)]).default('127.0.0.1:9464'),
+  /** Socket file mode when the daemon creates the socket itself. */
+  socketMode: z
+    .string()
+    .regex(/^0?[0-7]{3}$/)
+    .default('0660'),
+});
+export type FileConfig = z.infer<typeof ConfigSchema>;
+
+export interface DaemonConfig {
+  socket: string;
+  controlSocket: string;
+  stateDir: string;
+  policy: string | null;
+  allow: { uids: number[]; gids: number[] };
+  limits: { maxSessions: number; maxInFlight: number; maxBody: number; writeHighWater: number };
+  heartbeatMs: number;
+  metrics: string | false;
+  socketMode: number;
+}
+
+export interface ConfigOverrides {
+  socket?: string;
+  controlSocket?: string;
+  stateDir?: string;
+  policy?: string;
+  metrics?: string | false;
+}
+
+/** Reads and validates a config file; every error with its key path. */
+export function readConfigFile(path: string): FileConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(path, 'utf8')) ?? {};
+  } catch (err) {
+    throw new CliError('failed', `config ${path}: ${(err as Error).message}`);
+  }
+  const r = ConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  ${i.path.join('.') || '(top)'}: ${i.message}`);
+    throw new CliError('failed', `config ${path} is invalid:\n${lines.join('\n')}`);
+  }
+  return r.data;
+}
+
+export function resolveConfig(file: FileConfig | null, o: ConfigOverrides, env = process.env): DaemonConfig {
+  const f = file ?? ConfigSchema.parse({});
+  const uid = process.getuid?.() ?? 0;
+  const allow = f.allow ?? { uids: [...new Set([uid, 0])], gids: [] };
+  return {
+    socket: o.socket ?? f.socket ?? defaultPluginSocket(env),
+    controlSocket: o.controlSocket ?? f.controlSocket ?? defaultControlSocket(env),
+    stateDir: o.stateDir ?? f.stateDir ?? defaultStateDir(env),
+    policy: o.policy ?? f.policy ?? null,
+    allow,
+    limits: f.limits,
+    heartbeatMs: f.heartbeatMs,
+    metrics: o.metrics ?? f.metrics,
+    socketMode: Number.parseInt(f.socketMode, 8),
+  };
+}

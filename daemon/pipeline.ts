@@ -1,0 +1,104 @@
+/**
+ * The verdict path: event → typed event → decision → verdict bytes, batched per event-loop tick.
+ * Within a tick every decoded event is decided at once; at the end of the tick the batch goes to
+ * the durable sinks (the store, in one transaction), then every verdict is written — one write per
+ * session — and only then do metrics and logs see it. Nothing slow runs between receive and write.
+ */
+import type { Decision, DecisionProvider } from '../policies/decision.js';
+import { type EventMsg, encodeVerdict, isProtocolError } from '../protocol/index.js';
+import type { EventBus, EventRecord } from './event-bus.js';
+import { safeDecision } from './safe-decision.js';
+import type { PluginSession } from './session.js';
+import { typeEvent } from './typed-event.js';
+import { buildVerdict } from './verdict.js';
+
+export interface PipelineOptions {
+  /** The policy in force; read once per event, so each event is decided by exactly one version. */
+  policy: () => DecisionProvider;
+  bus: EventBus;
+  /** Reports a policy or verdict failure that the safe decision covered. */
+  onDecideError?: (err: unknown, record: Pick<EventRecord, 'session' | 'event'>) => void;
+  now?: () => number;
+}
+
+export class Pipeline {
+  readonly #opts: PipelineOptions;
+  readonly #now: () => number;
+  #batch: EventRecord[] = [];
+  #sessions = new Set<PluginSession>();
+  #scheduled = false;
+  /** Events decided since start (replays excluded). */
+  decided = 0;
+  replays = 0;
+
+  constructor(opts: PipelineOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Events decided but not yet written. */
+  get pending(): number {
+    return this.#batch.length;
+  }
+
+  /** Decides one event. Throws ProtocolError only for values no plugin may send (bad vCPU, …). */
+  submit(session: PluginSession, msg: EventMsg, receivedNs: bigint): void {
+    const info = session.info;
+    if (!info) return;
+    const { event, nonConforming } = typeEvent(msg, info, this.#now());
+    const record: EventRecord = {
+      session: info,
+      msg,
+      event,
+      nonConforming,
+      replay: msg.replay,
+      decision: null,
+      verdict: null,
+      verdictDowngrade: null,
+      receivedNs,
+      latencyNs: 0n,
+    };
+    if (msg.replay) {
+      this.replays++;
+    } else {
+      let decision: Decision;
+      let built: ReturnType<typeof buildVerdict>;
+      const provider = this.#opts.policy();
+      try {
+        decision = provider.decide(event, info.host);
+        built = buildVerdict(msg.seq, decision, msg.type, info.host, info.kvmInject);
+      } catch (err) {
+        if (isProtocolError(err)) throw err;
+        this.#opts.onDecideError?.(err, record);
+        decision = safeDecision(event, provider.version, 'safe-default');
+        built = buildVerdict(msg.seq, decision, msg.type, info.host, info.kvmInject);
+      }
+      record.decision = decision;
+      record.verdict = built.verdict;
+      record.verdictDowngrade = built.downgrade;
+      session.queue(encodeVerdict(built.verdict));
+      this.#sessions.add(session);
+      this.decided++;
+    }
+    this.#batch.push(record);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Ends the tick: durable sinks, then the writes, then everything else. */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#batch.length === 0) return;
+    const batch = this.#batch;
+    const sessions = this.#sessions;
+    this.#batch = [];
+    this.#sessions = new Set();
+    this.#opts.bus.emit('beforeReply', batch);
+    for (const s of sessions) s.flush();
+    const written = process.hrtime.bigint();
+    for (const r of batch) r.latencyNs = written - r.receivedNs;
+    this.#opts.bus.emit('afterReply', batch);
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * The plugin socket: accepts connections (on a path it creates, or on an fd handed over by socket
+ * activation), authenticates each peer by SO_PEERCRED, admits HELLOs, and keeps the bounds —
+ * connections, one live session per VM id — with a REJECT that says which bound was hit.
+ */
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { peerCred } from '../kvm/index.js';
+import {
+  type EventMsg,
+  encodeMessage,
+  GOODBYE_REASON,
+  type HelloMsg,
+  PROTOCOL_VERSION,
+  ProtocolError,
+} from '../protocol/index.js';
+import type { EventBus, SessionOutcome } from './event-bus.js';
+import type { Pipeline } from './pipeline.js';
+import { PluginSession, type SessionHost } from './session.js';
+import { type SessionInfo, sessionInfo } from './session-info.js';
+
+export interface PluginServerOptions {
+  bus: EventBus;
+  pipeline: Pipeline;
+  allow: { uids: readonly number[]; gids: readonly number[] };
+  limits: { maxSessions: number; maxInFlight: number; maxBody: number; writeHighWater: number };
+  heartbeatMs: number;
+}
+
+export type ListenTarget = { path: string; mode: number } | { fd: number };
+
+/** Fails when another process is already serving `path`; removes a stale socket file otherwise. */
+async function clearStaleSocket(path: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      reject(new Error(`another process is already listening on ${path}`));
+    });
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED') unlinkSync(path);
+      if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') resolve();
+      else reject(err);
+    });
+  });
+}
+
+export class PluginServer implements SessionHost {
+  readonly #opts: PluginServerOptions;
+  readonly #server: Server;
+  readonly #connections = new Set<PluginSession>();
+  readonly #byVm = new Map<string, PluginSession>();
+  #nextId = 1n;
+  #stopping = false;
+  #path: string | null = null;
+
+  constructor(opts: PluginServerOptions) {
+    this.#opts = opts;
+    this.#server = createServer({ pauseOnConnect: false }, (socket) => this.#accept(socket));
+  }
+
+  get maxBody(): number {
+    return this.#opts.limits.maxBody;
+  }
+  get writeHighWater(): number {
+    return this.#opts.limits.writeHighWater;
+  }
+  get maxInFlight(): number {
+    return this.#opts.limits.maxInFlight;
+  }
+  /** Sessions past HELLO. */
+  get sessions(): SessionInfo[] {
+    return [...this.#byVm.values()].map((s) => s.info as SessionInfo);
+  }
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+  get address(): string {
+    return this.#path ?? 'socket-activated fd';
+  }
+
+  async listen(target: ListenTarget): Promise<void> {
+    if ('path' in target) {
+      mkdirSync(dirname(target.path), { recursive: true, mode: 0o750 });
+      await clearStaleSocket(target.path);
+      await new Promise<void>((resolve, reject) => {
+        this.#server.once('error', reject);
+        this.#server.listen(target.path, () => {
+          this.#server.off('error', reject);
+          resolve();
+        });
+      });
+      chmodSync(target.path, target.mode);
+      this.#path = target.path;
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        this.#server.once('error', reject);
+        this.#server.listen({ fd: target.fd }, () => {
+          this.#server.off('error', reject);
+          resolve();
+        });
+      });
+    }
+  }
+
+  #accept(socket: Socket): void {
+    let peer: PluginSession['peer'] = null;
+    try {
+      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      if (typeof fd === 'number' && fd >= 0) peer = peerCred(fd);
+    } catch {
+      peer = null;
+    }
+    const session = new PluginSession(socket, this, peer);
+    this.#connections.add(session);
+    const refusal = this.#refusal(peer);
+    if (refusal) {
+      const err = new ProtocolError(refusal[0], refusal[1]);
+      this.#opts.bus.emit('sessionRejected', err.reason, refusal[1], peer);
+      session.close({ type: 'reject', code: err.wire, message: refusal[1] }, 'protocol_error', refusal[1]);
+    }
+  }
+
+  /** Why a new connection is refused before HELLO, or null when it may proceed. */
+  #refusal(
+    peer: PluginSession['peer'],
+  ): ['UNAUTHORIZED' | 'TOO_MANY_SESSIONS' | 'SHUTTING_DOWN', string] | null {
+    if (this.#stopping) return ['SHUTTING_DOWN', 'the daemon is stopping'];
+    if (!peer) return ['UNAUTHORIZED', 'peer credentials unavailable (SO_PEERCRED)'];
+    const { uids, gids } = this.#opts.allow;
+    if (!uids.includes(peer.uid) && !gids.includes(peer.gid)) {
+      return ['UNAUTHORIZED', `uid ${peer.uid} / gid ${peer.gid} is not allowed to connect`];
+    }
+    if (this.#connections.size > this.#opts.limits.maxSessions) {
+      return ['TOO_MANY_SESSIONS', `at most ${this.#opts.limits.maxSessions} plugin connections`];
+    }
+    return null;
+  }
+
+  admit(session: PluginSession, hello: HelloMsg): SessionInfo {
+    if (hello.version !== PROTOCOL_VERSION) {
+      throw new ProtocolError(
+        'VERSION',
+        `protocol version ${hello.version} is not supported (this daemon speaks ${PROTOCOL_VERSION})`,
+      );
+    }
+    const held = this.#byVm.get(hello.vmId);
+    if (held?.open) {
+      throw new ProtocolError(
+        'VM_IN_USE',
+        `VM id '${hello.vmId}' is held by a live session (pid ${held.info?.vmmPid})`,
+      );
+    }
+    const info = sessionInfo(this.#nextId++, hello, session.peer ?? { pid: 0, uid: 0, gid: 0 }, Date.now());
+    this.#byVm.set(hello.vmId, session);
+    session.queue(
+      encodeMessage({
+        type: 'welcome',
+        version: PROTOCOL_VERSION,
+        maxInFlight: this.#opts.limits.maxInFlight,
+        sessionId: info.id,
+        heartbeatMs: this.#opts.heartbeatMs,
+      }),
+    );
+    session.flush();
+    this.#opts.bus.emit('sessionOpened', info);
+    return info;
+  }
+
+  submit(session: PluginSession, msg: EventMsg, receivedNs: bigint): void {
+    this.#opts.pipeline.submit(session, msg, receivedNs);
+  }
+
+  applied(session: PluginSession, seq: number, result: number): void {
+    if (session.info) this.#opts.bus.emit('applied', session.info, seq, result);
+  }
+
+  protocolError(session: PluginSession, err: ProtocolError): void {
+    // A HELLO refused (VM id held, version) is a rejection; anything else violates the protocol.
+    if (err.code === 'SEAWALL_PROTO_VM_IN_USE' || err.code === 'SEAWALL_PROTO_VERSION') {
+      this.#opts.bus.emit('sessionRejected', err.reason, err.message, session.peer);
+    } else {
+      this.#opts.bus.emit('protocolError', err.reason, err.message, session.info);
+    }
+  }
+
+  closed(session: PluginSession, outcome: SessionOutcome, detail: string | null): void {
+    this.#connections.delete(session);
+    const info = session.info;
+    if (!info) return;
+    if (this.#byVm.get(info.vm.id) === session) this.#byVm.delete(info.vm.id);
+    this.#opts.bus.emit('sessionClosed', info, outcome, detail);
+  }
+
+  /** Stops accepting, answers everything already decoded, says GOODBYE, and waits for the peers to go. */
+  async stop(graceMs = 2000): Promise<void> {
+    this.#stopping = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#opts.pipeline.flush();
+    const gone = [...this.#connections].map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.state === 'closed') return resolve();
+          s.socket.once('close', () => resolve());
+          s.close({ type: 'goodbye', reason: GOODBYE_REASON.SHUTDOWN }, 'shutdown', null);
+        }),
+    );
+    const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+    await Promise.race([Promise.all(gone), timer]);
+    for (const s of this.#connections) s.socket.destroy();
+    await Promise.race([closed, timer]);
+    if (this.#path) {
+      try {
+        unlinkSync(this.#path);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The policy in force, swapped atomically. Each event reads `current` once, so it is decided by
+ * exactly one version; a reload either replaces it whole or leaves it untouched (an invalid file
+ * is logged with every error and counted, and the last good policy keeps serving).
+ */
+import type { SeawallMetrics } from '../metrics/index.js';
+import type { DecisionProvider } from '../policies/decision.js';
+import { JournalField as F } from '../systemd/index.js';
+import { CliError } from './cli-error.js';
+import { type DaemonLog, MessageId, Priority } from './log.js';
+
+export type PolicyLoadResult = { ok: true; provider: DecisionProvider } | { ok: false; issues: string[] };
+export type PolicyLoader = (path: string) => PolicyLoadResult;
+
+export interface ReloadResult {
+  ok: boolean;
+  /** The version in force after the attempt. */
+  version: string;
+  issues: string[];
+}
+
+export class PolicyHolder {
+  #current: DecisionProvider;
+  readonly #load: PolicyLoader;
+  readonly #builtin: DecisionProvider;
+  readonly #log: DaemonLog;
+  readonly #metrics: SeawallMetrics | null;
+  reloads = 0;
+  failedReloads = 0;
+  lastReloadAtMs = 0;
+
+  constructor(load: PolicyLoader, builtin: DecisionProvider, log: DaemonLog, metrics: SeawallMetrics | null) {
+    this.#load = load;
+    this.#builtin = builtin;
+    this.#current = builtin;
+    this.#log = log;
+    this.#metrics = metrics;
+  }
+
+  get current(): DecisionProvider {
+    return this.#current;
+  }
+
+  /** At start: an invalid policy file stops the daemon (CliError), a missing path means the built-in. */
+  loadInitial(path: string | null): void {
+    if (path === null) {
+      this.#current = this.#builtin;
+      this.#metrics?.policyReload(true, this.#builtin.version);
+      return;
+    }
+    const r = this.#load(path);
+    if (!r.ok)
+      throw new CliError('failed', `policy ${path} is invalid:\n${r.issues.map((i) => `  ${i}`).join('\n')}`);
+    this.#current = r.provider;
+    this.#metrics?.policyReload(true, r.provider.version);
+  }
+
+  reload(path: string | null): ReloadResult {
+    this.lastReloadAtMs = Date.now();
+    const r: PolicyLoadResult = path === null ? { ok: true, provider: this.#builtin } : this.#load(path);
+    if (!r.ok) {
+      this.failedReloads++;
+      this.#metrics?.policyReload(false);
+      this.#log.log({
+        message: `policy reload failed, keeping ${this.#current.version}: ${r.issues.join('; ')}`,
+        priority: Priority.ERR,
+        messageId: MessageId.POLICY_RELOAD_FAILED,
+        fields: { [F.POLICY_VERSION]: this.#current.version, [F.REASON]: r.issues[0] },
+      });
+      return { ok: false, version: this.#current.version, issues: r.issues };
+    }
+    const previous = this.#current.version;
+    this.#current = r.provider;
+    this.reloads++;
+    this.#metrics?.policyReload(true, r.provider.version);
+    this.#log.log({
+      message: `policy reloaded: ${previous} → ${r.provider.version}`,
+      priority: Priority.NOTICE,
+      messageId: MessageId.POLICY_RELOADED,
+      fields: { [F.POLICY_VERSION]: r.provider.version },
+    });
+    return { ok: true, version: r.provider.version, issues: [] };
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * The composition root of `seawall daemon`: starts in levels — log, metrics, policy, pipeline,
+ * sockets, then READY=1 — and stops in reverse. Signals: SIGHUP reloads the policy (RELOADING=1 …
+ * READY=1), SIGTERM/SIGINT stop after answering every event already received.
+ */
+import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
+import type { DecisionProvider } from '../policies/decision.js';
+import { createNotifier, createWatchdog, JournalField as F, takeListenFds } from '../systemd/index.js';
+import type { DaemonConfig } from './config.js';
+import { EventBus } from './event-bus.js';
+import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
+import { Pipeline } from './pipeline.js';
+import { PluginServer } from './plugin-server.js';
+import { PolicyHolder, type PolicyLoader } from './policy-holder.js';
+import { journalSink } from './sinks/journal-sink.js';
+import { metricsSink } from './sinks/metrics-sink.js';
+import { VERSION } from './version.js';
+
+export interface ServiceOptions {
+  config: DaemonConfig;
+  loadPolicy: PolicyLoader;
+  builtin: DecisionProvider;
+  log?: DaemonLog;
+  logMode?: 'auto' | 'journal' | 'stderr';
+  /** Called with a line for the operator's terminal (where the daemon listens, how to feed it). */
+  announce?: (line: string) => void;
+}
+
+export class Service {
+  readonly config: DaemonConfig;
+  readonly log: DaemonLog;
+  readonly bus = new EventBus();
+  readonly policy: PolicyHolder;
+  readonly pipeline: Pipeline;
+  readonly server: PluginServer;
+  readonly metrics: SeawallMetrics | null;
+  #metricsServer: MetricsServer | null = null;
+  readonly #notifier = createNotifier(process.env, {
+    onError: (err) => this.log.log({ message: `sd_notify: ${err.message}`, priority: Priority.WARNING }),
+  });
+  readonly #watchdog;
+  #statusTimer: NodeJS.Timeout | null = null;
+  #stopping: Promise<void> | null = null;
+  readonly #announce: (line: string) => void;
+  startedAtMs = 0;
+
+  constructor(opts: ServiceOptions) {
+    this.config = opts.config;
+    this.#announce = opts.announce ?? (() => {});
+    this.log = opts.log ?? createDaemonLog({ mode: opts.logMode ?? 'auto' });
+    this.#watchdog = createWatchdog(this.#notifier, process.env, {
+      onError: (err) => this.log.log({ message: `watchdog: ${err.message}`, priority: Priority.WARNING }),
+    });
+    this.metrics = opts.config.metrics === false ? null : new SeawallMetrics({ version: VERSION });
+    this.policy = new PolicyHolder(opts.loadPolicy, opts.builtin, this.log, this.metrics);
+    this.bus.onSinkError = (sink, hook, err) => {
+      this.metrics?.sinkFailure(sink);
+      this.log.log({
+        message: `sink ${sink} failed in ${hook}: ${(err as Error).message}`,
+        priority: Priority.ERR,
+      });
+    };
+    this.pipeline = new Pipeline({
+      policy: () => this.policy.current,
+      bus: this.bus,
+      onDecideError: (err, r) =>
+        this.log.log({
+          message: `policy failed on an event from VM ${r.event.vm.id}; answered with the safe default: ${(err as Error).message}`,
+          priority: Priority.ERR,
+          fields: { [F.VM]: r.event.vm.id, [F.REASON]: 'decide_error' },
+        }),
+    });
+    this.server = new PluginServer({
+      bus: this.bus,
+      pipeline: this.pipeline,
+      allow: opts.config.allow,
+      limits: opts.config.limits,
+      heartbeatMs: opts.config.heartbeatMs,
+    });
+  }
+
+  async start(): Promise<void> {
+    // Level 1: the record (metrics; the store joins here).
+    if (this.metrics) {
+      this.bus.add(metricsSink(this.metrics));
+      this.metrics.start();
+      const [host, port] = splitListen(this.config.metrics as string);
+      this.#metricsServer = new MetricsServer(this.metrics, { host, port });
+      const addr = await this.#metricsServer.listen();
+      this.#announce(
+        `metrics:  http://${addr.family === 'IPv6' ? `[${addr.host}]` : addr.host}:${addr.port}/metrics`,
+      );
+    }
+    this.bus.add(journalSink(this.log));
+    // Level 2: the policy. An invalid file at start is fatal: running with a policy nobody wrote is worse.
+    this.policy.loadInitial(this.config.policy);
+    // Level 3: the sockets.
+    const activated = takeListenFds();
+    // An unnamed single fd (systemd-socket-activate without --fdname) is the plugin socket.
+    const pluginFd =
+      activated.get('plugin') ?? (activated.all.length === 1 ? activated.all[0]?.fd : undefined);
+    if (pluginFd !== undefined) await this.server.listen({ fd: pluginFd });
+    else await this.server.listen({ path: this.config.socket, mode: this.config.socketMode });
+    this.#announce(
+      `plugin socket: ${pluginFd !== undefined ? `fd ${pluginFd} (socket activation)` : this.config.socket}`,
+    );
+    // Level 4: ready.
+    this.startedAtMs = Date.now();
+    this.#notifier.ready(this.statusLine());
+    this.#watchdog.start();
+    this.#statusTimer = setInterval(() => this.#notifier.status(this.statusLine()), 5000);
+    this.#statusTimer.unref();
+    this.log.log({
+      message: `seawall ${VERSION} ready: plugin socket ${this.server.address}, policy ${this.policy.current.version}`,
+      priority: Priority.INFO,
+      messageId: MessageId.DAEMON_STARTED,
+      fields: { [F.POLICY_VERSION]: this.policy.current.version },
+    });
+  }
+
+  statusLine(): string {
+    return `${this.server.sessions.length} VM sessions, ${this.pipeline.decided} events decided, policy ${this.policy.current.version}`;
+  }
+
+  /** SIGHUP / `seawall reload`: the new policy or the old one, never a mix; the result says which. */
+  reload(): ReturnType<PolicyHolder['reload']> {
+    this.#notifier.reloading();
+    const result = this.policy.reload(this.config.policy);
+    this.#notifier.ready(this.statusLine());
+    return result;
+  }
+
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    this.#watchdog.stop();
+    this.#notifier.stopping('answering in-flight events, then exiting');
+    this.log.log({
+      message: 'seawall stopping',
+      priority: Priority.INFO,
+      messageId: MessageId.DAEMON_STOPPING,
+    });
+    if (this.#statusTimer) clearInterval(this.#statusTimer);
+    await this.server.stop();
+    await this.#metricsServer?.close();
+    this.metrics?.stop();
+    this.log.close();
+  }
+}
+
+function splitListen(listen: string): [string, number] {
+  const i = listen.lastIndexOf(':');
+  const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
+  return [host, Number(listen.slice(i + 1))];
+}

@@ -1,0 +1,198 @@
+/**
+ * One plugin connection: a small state machine (awaiting HELLO → active → closed) around the
+ * frame parser. A protocol violation ends this connection with an ERROR frame; nothing a peer
+ * sends can throw out of here. Backpressure is explicit: when replies pile up because the peer
+ * is not reading, the socket stops being read until they drain.
+ */
+import type { Socket } from 'node:net';
+import {
+  DAEMON_ACCEPTS,
+  type EventMsg,
+  encodeMessage,
+  FrameParser,
+  GOODBYE_REASON,
+  type HelloMsg,
+  isProtocolError,
+  type Message,
+  ProtocolError,
+} from '../protocol/index.js';
+import type { SessionOutcome } from './event-bus.js';
+import type { SessionInfo } from './session-info.js';
+
+export interface SessionHost {
+  /** Accepts a HELLO and returns the session's info, or throws ProtocolError (REJECT). */
+  admit(session: PluginSession, hello: HelloMsg): SessionInfo;
+  /** Hands an event to the pipeline. May throw ProtocolError for bad field values. */
+  submit(session: PluginSession, msg: EventMsg, receivedNs: bigint): void;
+  applied(session: PluginSession, seq: number, result: number): void;
+  protocolError(session: PluginSession, err: ProtocolError): void;
+  closed(session: PluginSession, outcome: SessionOutcome, detail: string | null): void;
+  readonly maxBody: number;
+  readonly writeHighWater: number;
+  readonly maxInFlight: number;
+}
+
+/** Why reading from a session's socket is paused; reading resumes when no reason is left. */
+const HOLD_WRITE_BACKLOG = 1;
+const HOLD_IN_FLIGHT = 2;
+
+export type SessionState = 'hello' | 'active' | 'closing' | 'closed';
+
+export class PluginSession {
+  readonly socket: Socket;
+  readonly peer: { pid: number; uid: number; gid: number } | null;
+  info: SessionInfo | null = null;
+  #state: SessionState = 'hello';
+  readonly #host: SessionHost;
+  readonly #parser: FrameParser;
+  #outbox: Buffer[] = [];
+  #outcome: SessionOutcome = 'disconnect';
+  #detail: string | null = null;
+  /** HOLD_* bits. */
+  #holds = 0;
+
+  constructor(socket: Socket, host: SessionHost, peer: PluginSession['peer']) {
+    this.socket = socket;
+    this.peer = peer;
+    this.#host = host;
+    this.#parser = new FrameParser((m) => this.#onMessage(m), {
+      accept: DAEMON_ACCEPTS,
+      maxBody: host.maxBody,
+    });
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => this.#onDrain());
+    socket.on('error', () => {}); // 'close' follows; errors on a peer's socket are the peer's
+    socket.on('close', () => this.#onClose());
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  get open(): boolean {
+    return this.#state === 'active' || this.#state === 'hello';
+  }
+
+  /**
+   * Queues a frame; written by flush() (the pipeline batches replies per tick). Past maxInFlight
+   * unwritten verdicts the socket stops being read until the tick's flush.
+   */
+  queue(frame: Buffer): void {
+    if (this.#state === 'closed') return;
+    this.#outbox.push(frame);
+    if (this.#outbox.length >= this.#host.maxInFlight) this.#hold(HOLD_IN_FLIGHT);
+  }
+
+  #hold(bit: number): void {
+    if (this.#holds === 0 && this.open) this.socket.pause();
+    this.#holds |= bit;
+  }
+
+  #release(bit: number): void {
+    if (!(this.#holds & bit)) return;
+    this.#holds &= ~bit;
+    if (this.#holds === 0 && this.open) this.socket.resume();
+  }
+
+  /** True while reading is paused by a bound (for status and tests). */
+  get held(): boolean {
+    return this.#holds !== 0;
+  }
+
+  /** Writes queued frames in one write and applies backpressure. */
+  flush(): void {
+    if (this.#outbox.length === 0 || this.socket.destroyed) {
+      this.#outbox = [];
+      this.#release(HOLD_IN_FLIGHT);
+      return;
+    }
+    const data = this.#outbox.length === 1 ? (this.#outbox[0] as Buffer) : Buffer.concat(this.#outbox);
+    this.#outbox = [];
+    this.socket.write(data);
+    if (this.socket.writableLength > this.#host.writeHighWater) this.#hold(HOLD_WRITE_BACKLOG);
+    this.#release(HOLD_IN_FLIGHT);
+  }
+
+  /** Sends a final frame and closes (REJECT, ERROR or GOODBYE). */
+  close(final: Message | null, outcome: SessionOutcome, detail: string | null): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    this.#state = 'closing';
+    this.#outcome = outcome;
+    this.#detail = detail;
+    this.flush();
+    if (final) this.socket.end(encodeMessage(final));
+    else this.socket.end();
+    this.socket.pause();
+    // A peer that never reads must not keep the connection: give the final frame a moment, then drop.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (!this.open) return;
+    try {
+      this.#parser.push(chunk);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  #onDrain(): void {
+    this.#release(HOLD_WRITE_BACKLOG);
+  }
+
+  #fail(err: unknown): void {
+    const perr = isProtocolError(err)
+      ? err
+      : new ProtocolError('INTERNAL', `internal error handling this session: ${(err as Error).message}`);
+    this.#host.protocolError(this, perr);
+    // A refused HELLO is answered with REJECT; every other violation with ERROR.
+    const rejected = perr.code === 'SEAWALL_PROTO_VM_IN_USE' || perr.code === 'SEAWALL_PROTO_VERSION';
+    this.close(
+      { type: rejected ? 'reject' : 'error', code: perr.wire, message: perr.message },
+      'protocol_error',
+      perr.message,
+    );
+  }
+
+  #onMessage(m: Message): void {
+    if (!this.open) return;
+    if (this.#state === 'hello') {
+      if (m.type !== 'hello') {
+        throw new ProtocolError('NOT_HELLO_FIRST', `${m.type} before HELLO`);
+      }
+      this.info = this.#host.admit(this, m);
+      this.#state = 'active';
+      return;
+    }
+    switch (m.type) {
+      case 'hello':
+        throw new ProtocolError('DUPLICATE_HELLO', 'HELLO sent twice on one connection');
+      case 'sea':
+      case 'nisv':
+      case 'mmio':
+      case 'sigbus':
+        this.#host.submit(this, m, process.hrtime.bigint());
+        return;
+      case 'applied':
+        this.#host.applied(this, m.seq, m.result);
+        return;
+      case 'heartbeat':
+        this.queue(encodeMessage(m));
+        this.flush();
+        return;
+      case 'goodbye':
+        this.close({ type: 'goodbye', reason: GOODBYE_REASON.NORMAL }, 'normal', null);
+        return;
+      default:
+        // The parser admits only DAEMON_ACCEPTS; anything else here is a bug in that table.
+        throw new ProtocolError('UNEXPECTED_TYPE', `${m.type} is not sent to the daemon`);
+    }
+  }
+
+  #onClose(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#outbox = [];
+    this.#host.closed(this, this.#outcome, this.#detail);
+  }
+}

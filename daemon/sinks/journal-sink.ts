@@ -1,0 +1,106 @@
+/**
+ * journald as a sink: one structured entry per event (event, decision and verdict together, with
+ * MESSAGE_ID MEMORY_ERROR), plus entries for downgrades, protocol errors and session ends. Field
+ * names are systemd/'s JournalField constants; hex values are written as 0x… strings.
+ */
+import type { Decision } from '../../policies/decision.js';
+import { JournalField as F, type JournalPriority } from '../../systemd/index.js';
+import type { EventRecord, Sink } from '../event-bus.js';
+import { type DaemonLog, MessageId, Priority } from '../log.js';
+
+const hex = (v: bigint | null | undefined): string | undefined =>
+  v === null || v === undefined ? undefined : `0x${v.toString(16)}`;
+
+/** A short human phrase for a decision. */
+export function describeDecision(d: Decision): string {
+  switch (d.action) {
+    case 'inject':
+      return `inject ${d.inject.kind} abort${d.inject.iss === undefined ? '' : ` ISS 0x${d.inject.iss.toString(16)}`} via ${d.inject.via}`;
+    case 'kill':
+      return `kill (grace ${d.graceMs} ms)`;
+    case 'migrate':
+      return `migrate via hook ${d.hook}`;
+    case 'none':
+      return 'record only';
+  }
+}
+
+function priorityOf(r: EventRecord): JournalPriority {
+  if (r.decision?.action === 'kill' || r.event.severity === 'uc') return Priority.ERR;
+  if (r.decision?.action === 'none' || r.replay) return Priority.NOTICE;
+  return Priority.WARNING;
+}
+
+export function journalSink(log: DaemonLog): Sink {
+  return {
+    name: 'journal',
+    afterReply(batch) {
+      for (const r of batch) {
+        const e = r.event;
+        const d = r.decision;
+        const what = d ? describeDecision(d) : `handled by plugin fallback (action ${r.msg.fallbackAction})`;
+        const fields = {
+          [F.VM]: e.vm.id,
+          [F.VCPU]: e.vcpu ?? undefined,
+          [F.SEQ]: r.msg.seq,
+          [F.EVENT_KIND]: e.kind,
+          [F.ESR]: hex(e.esr?.raw),
+          [F.EC]: e.esr ? `0x${e.esr.ec.toString(16)}` : undefined,
+          [F.FSC]: e.esr?.abort ? `0x${e.esr.abort.fsc.toString(16)}` : undefined,
+          [F.SEVERITY]: e.severity,
+          [F.GVA]: r.msg.type === 'sea' && e.esr?.abort && !e.esr.abort.fnv ? hex(r.msg.gva) : undefined,
+          [F.GPA]: hex(e.gpa),
+          [F.ACTION]: d ? d.action : 'fallback',
+          [F.RULE]: d?.rule,
+          [F.POLICY_VERSION]: d?.policyVersion,
+          [F.OUTCOME]: r.replay ? 'fallback' : d?.dryRun ? 'dry_run' : 'verdict_sent',
+          [F.SESSION]: r.session.id,
+        };
+        log.event({
+          message: `memory error (${e.kind}) on VM ${e.vm.id} vCPU ${e.vcpu ?? '-'}${e.gpa === null ? '' : ` GPA ${hex(e.gpa)}`}: ${what}${d ? ` [rule ${d.rule}]` : ''}`,
+          priority: priorityOf(r),
+          messageId: r.replay ? MessageId.FALLBACK_EVENTS_REPORTED : MessageId.MEMORY_ERROR,
+          fields,
+        });
+        const down = d?.downgrade ?? r.verdictDowngrade;
+        if (down) {
+          log.event({
+            message: `injection downgraded on VM ${e.vm.id}: ${down.from} → ${down.to} (${down.reason})`,
+            priority: Priority.WARNING,
+            messageId: MessageId.INJECTION_DOWNGRADED,
+            fields: { [F.VM]: e.vm.id, [F.RULE]: d?.rule, [F.REASON]: down.reason, [F.OUTCOME]: down.to },
+          });
+        }
+      }
+    },
+    protocolError(reason, detail, s) {
+      log.log({
+        message: `plugin protocol error (${reason})${s ? ` from VM ${s.vm.id}` : ''}: ${detail}; session closed`,
+        priority: Priority.WARNING,
+        messageId: MessageId.PROTOCOL_ERROR,
+        fields: { [F.REASON]: reason, [F.VM]: s?.vm.id, [F.SESSION]: s?.id },
+      });
+    },
+    sessionRejected(reason, detail, peer) {
+      log.log({
+        message: `plugin connection refused (${reason}): ${detail}`,
+        priority: Priority.WARNING,
+        messageId: MessageId.PROTOCOL_ERROR,
+        fields: {
+          [F.REASON]: reason,
+          [F.OUTCOME]: 'rejected',
+          SEAWALL_PEER_PID: peer?.pid,
+          SEAWALL_PEER_UID: peer?.uid,
+        },
+      });
+    },
+    sessionClosed(s, outcome, detail) {
+      log.log({
+        message: `plugin session ${s.id} for VM ${s.vm.id} closed (${outcome})${detail ? `: ${detail}` : ''}`,
+        priority: Priority.INFO,
+        messageId: MessageId.SESSION_CLOSED,
+        fields: { [F.VM]: s.vm.id, [F.SESSION]: s.id, [F.OUTCOME]: outcome },
+      });
+    },
+  };
+}

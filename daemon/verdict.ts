@@ -1,0 +1,172 @@
+/**
+ * Decision → VERDICT. The bytes for a KVM injection come from kvm/'s encoder for the session's
+ * declared ABI, so the daemon never sends an image the host would reject; images are cached per
+ * (ABI, RAS, kind, ISS, exit), which makes the common verdict a map lookup and a 96-byte copy.
+ */
+
+import { assertNever } from '../kvm/assert-never.js';
+import {
+  ESR_EC_DABT_LOW,
+  ESR_EC_IABT_LOW,
+  encodeInjection,
+  FSC_SEA,
+  KVM_EXIT_ARM_NISV,
+  KVM_EXIT_ARM_SEA,
+  KVM_EXIT_MMIO,
+} from '../kvm/index.js';
+import type { Decision, EventKind, HostCapabilities, Injection } from '../policies/decision.js';
+import { ACTION, VERDICT_FLAG, type VerdictMsg } from '../protocol/index.js';
+
+const ZERO_EVENTS = new Uint8Array(64);
+
+const EXIT_OF: Readonly<Record<EventKind, number>> = {
+  sea: KVM_EXIT_ARM_SEA,
+  nisv: KVM_EXIT_ARM_NISV,
+  mmio: KVM_EXIT_MMIO,
+  sigbus: 0, // no KVM exit: KVM_SET_VCPU_EVENTS abort injection is not defined after a SIGBUS
+};
+
+/** An injection the host cannot take as asked, and what the verdict did instead. */
+export interface VerdictDowngrade {
+  from: string;
+  to: string;
+  reason: string;
+}
+
+export interface BuiltVerdict {
+  verdict: Omit<VerdictMsg, 'type'>;
+  /** Set when the daemon itself had to change the injection's path (beyond the policy's own onUnsupported). */
+  downgrade: VerdictDowngrade | null;
+}
+
+const cache = new Map<string, Uint8Array>();
+
+function kvmImage(inj: Injection, host: HostCapabilities, exit: number): Uint8Array {
+  const key = `${host.abi}|${host.ras ? 1 : 0}|${inj.kind}|${inj.iss ?? ''}|${exit}`;
+  let image = cache.get(key);
+  if (!image) {
+    image = encodeInjection({ kind: inj.kind, iss: inj.iss }, host, exit);
+    if (cache.size < 4096) cache.set(key, image);
+  }
+  return image;
+}
+
+/**
+ * The ESR a VMM writes when it emulates the abort: EC for an abort from a lower EL (the plugin
+ * switches to the current-EL class when the guest was at EL1, as KVM does), IL set, and the ISS
+ * (FSC 0x10 when the policy chose none).
+ */
+export function emulatedEsr(inj: Injection): bigint {
+  const ec = inj.kind === 'data' ? ESR_EC_DABT_LOW : ESR_EC_IABT_LOW;
+  let iss = inj.iss ?? FSC_SEA;
+  if ((iss & 0x3f) === 0) iss |= FSC_SEA;
+  return (BigInt(ec) << 26n) | (1n << 25n) | BigInt(iss);
+}
+
+function injection(
+  seq: number,
+  inj: Injection,
+  flags: number,
+  kind: EventKind,
+  host: HostCapabilities,
+  kvmInject: boolean,
+): BuiltVerdict {
+  const exit = EXIT_OF[kind];
+  if (inj.via === 'kvm' && (exit === 0 || !kvmInject)) {
+    // KVM cannot take this injection here (after a SIGBUS there is no abort exit; or the host has
+    // no INJECT_EXT_DABT). The VMM's own emulation is the only path left.
+    const reason =
+      exit === 0 ? 'no KVM abort exit precedes a SIGBUS' : 'host lacks KVM_CAP_ARM_INJECT_EXT_DABT';
+    if (host.emulateAbort) {
+      return {
+        verdict: {
+          seq,
+          action: ACTION.INJECT_EMULATED,
+          flags: flags | VERDICT_FLAG.DOWNGRADED,
+          graceMs: 0,
+          esr: emulatedEsr(inj),
+          vcpuEvents: ZERO_EVENTS,
+        },
+        downgrade: { from: 'inject-kvm', to: 'inject-emulated', reason },
+      };
+    }
+    return {
+      verdict: {
+        seq,
+        action: ACTION.RESUME,
+        flags: flags | VERDICT_FLAG.DOWNGRADED,
+        graceMs: 0,
+        esr: 0n,
+        vcpuEvents: ZERO_EVENTS,
+      },
+      downgrade: { from: 'inject-kvm', to: 'resume', reason: `${reason}, and the VMM cannot emulate aborts` },
+    };
+  }
+  if (inj.via === 'emulate') {
+    return {
+      verdict: {
+        seq,
+        action: ACTION.INJECT_EMULATED,
+        flags,
+        graceMs: 0,
+        esr: emulatedEsr(inj),
+        vcpuEvents: ZERO_EVENTS,
+      },
+      downgrade: null,
+    };
+  }
+  return {
+    verdict: {
+      seq,
+      action: ACTION.INJECT,
+      flags,
+      graceMs: 0,
+      esr: 0n,
+      vcpuEvents: kvmImage(inj, host, exit),
+    },
+    downgrade: null,
+  };
+}
+
+/** Builds the verdict for `decision` on event `seq` of kind `kind`. Throws KvmError only on a policy bug. */
+export function buildVerdict(
+  seq: number,
+  decision: Decision,
+  kind: EventKind,
+  host: HostCapabilities,
+  kvmInject: boolean,
+): BuiltVerdict {
+  let flags = 0;
+  if (decision.dryRun) flags |= VERDICT_FLAG.DRY_RUN;
+  if (decision.downgrade) flags |= VERDICT_FLAG.DOWNGRADED;
+  switch (decision.action) {
+    case 'inject':
+      return injection(seq, decision.inject, flags, kind, host, kvmInject);
+    case 'kill':
+      return {
+        verdict: {
+          seq,
+          action: ACTION.KILL,
+          flags,
+          graceMs: decision.graceMs,
+          esr: 0n,
+          vcpuEvents: ZERO_EVENTS,
+        },
+        downgrade: null,
+      };
+    case 'migrate':
+      flags |= VERDICT_FLAG.MIGRATING;
+      if (decision.meanwhile) return injection(seq, decision.meanwhile, flags, kind, host, kvmInject);
+      return {
+        verdict: { seq, action: ACTION.RESUME, flags, graceMs: 0, esr: 0n, vcpuEvents: ZERO_EVENTS },
+        downgrade: null,
+      };
+    case 'none':
+      return {
+        verdict: { seq, action: ACTION.RESUME, flags, graceMs: 0, esr: 0n, vcpuEvents: ZERO_EVENTS },
+        downgrade: null,
+      };
+    default:
+      return assertNever(decision, 'decision');
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * SO_PEERCRED on a connected AF_UNIX socket (unix(7)): the pid, uid and gid of the peer process
+ * as the kernel recorded them at connect time. kvm/ holds the project's libc binding, so this
+ * socket-level call lives beside it; callers get a typed result or a typed error.
+ */
+import koffi from 'koffi';
+import { KvmSyscallError } from './ioctl.js';
+import { lastErrno, libc } from './libc.js';
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+const Ucred = koffi.struct('seawall_ucred', { pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
+
+let getsockopt: ((fd: number, level: number, name: number, val: Buffer, len: number[]) => number) | null =
+  null;
+
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** Reads the peer credentials of the AF_UNIX socket `fd`. */
+export function peerCred(fd: number): PeerCred {
+  if (!getsockopt) {
+    libc();
+    const lib = koffi.load('libc.so.6');
+    getsockopt = lib.func(
+      'int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ uint32_t *len)',
+    );
+  }
+  const size = koffi.sizeof(Ucred);
+  const buf = Buffer.alloc(size);
+  const len = [size];
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, buf, len) !== 0)
+    throw new KvmSyscallError('getsockopt(SO_PEERCRED)', lastErrno());
+  return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
+}

@@ -1,0 +1,315 @@
+/**
+ * The reference plugin in TypeScript: what a VMM links to talk to seawall. It connects, says
+ * HELLO, sends each exit and waits for the verdict with a deadline. When the deadline passes or
+ * the daemon goes away, the configured local fallback answers at once and the event is kept; once
+ * reconnected (with exponential backoff) the kept events are reported as REPLAY events, so the
+ * daemon's counts stay true. A C or Rust plugin does the same from docs/protocol.md.
+ */
+import { EventEmitter } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { encodeInjection } from '../kvm/index.js';
+import {
+  ACTION,
+  type EventMsg,
+  encodeMessage,
+  FrameParser,
+  type Message,
+  PLUGIN_ACCEPTS,
+  PROTOCOL_VERSION,
+  type VerdictMsg,
+} from '../protocol/index.js';
+
+/** What the plugin does on its own when no verdict comes in time. */
+export type FallbackPolicy = 'inject' | 'kill' | 'resume';
+
+/** An exit as the VMM saw it; seq, time and flags are the client's to fill. */
+export type ExitReport = DistributiveOmit<EventMsg, 'seq' | 'timeNs' | 'replay' | 'fallbackAction'>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+export interface PluginClientOptions {
+  socket: string;
+  vmId: string;
+  labels?: Record<string, string>;
+  vcpuCount: number;
+  /** HELLO capability bits (protocol CAP.*). */
+  caps: number;
+  extAbtEsrCap?: number;
+  vmmPid?: number;
+  /** How long a stalled vCPU waits for the daemon before the fallback answers. */
+  deadlineMs?: number;
+  fallback?: FallbackPolicy;
+  /** Bound on kept fallback events; past it the oldest is dropped and counted. */
+  maxReplay?: number;
+  reconnect?: { initialMs?: number; maxMs?: number };
+  /** How long connect() waits for WELCOME (a socket-activated daemon may be starting). */
+  helloTimeoutMs?: number;
+}
+
+export interface VerdictOutcome {
+  source: 'daemon' | 'fallback';
+  verdict: Omit<VerdictMsg, 'type'>;
+  latencyNs: bigint;
+}
+
+export interface PluginClientStats {
+  sent: number;
+  verdicts: number;
+  fallbacks: number;
+  replayed: number;
+  replayDropped: number;
+  reconnects: number;
+}
+
+interface Pending {
+  resolve: (o: VerdictOutcome) => void;
+  timer: NodeJS.Timeout;
+  msg: EventMsg;
+  startNs: bigint;
+}
+
+const MERGED_DABT = encodeInjection({ kind: 'data' }, { abi: 'merged', ras: false });
+const ZERO_EVENTS = new Uint8Array(64);
+
+/** The verdict the plugin applies by itself (docs/protocol.md "Fallback"). */
+export function fallbackVerdict(policy: FallbackPolicy, msg: EventMsg): Omit<VerdictMsg, 'type'> {
+  const base = { seq: msg.seq, flags: 0, graceMs: 0, esr: 0n, vcpuEvents: ZERO_EVENTS };
+  if (policy === 'kill') return { ...base, action: ACTION.KILL };
+  // KVM's ext_dabt_pending is defined only after an abort exit; a SIGBUS gets nothing from KVM.
+  if (policy === 'inject' && msg.type !== 'sigbus')
+    return { ...base, action: ACTION.INJECT, vcpuEvents: MERGED_DABT };
+  return { ...base, action: ACTION.RESUME };
+}
+
+export class PluginClient extends EventEmitter {
+  readonly opts: Required<Omit<PluginClientOptions, 'labels' | 'reconnect'>> & {
+    labels: Record<string, string>;
+    reconnect: { initialMs: number; maxMs: number };
+  };
+  readonly stats: PluginClientStats = {
+    sent: 0,
+    verdicts: 0,
+    fallbacks: 0,
+    replayed: 0,
+    replayDropped: 0,
+    reconnects: 0,
+  };
+  #socket: Socket | null = null;
+  #ready = false;
+  #closed = false;
+  #seq = 1;
+  readonly #pending = new Map<number, Pending>();
+  #replay: EventMsg[] = [];
+  #backoff: number;
+  #reconnectTimer: NodeJS.Timeout | null = null;
+
+  constructor(opts: PluginClientOptions) {
+    super();
+    this.opts = {
+      labels: {},
+      extAbtEsrCap: 0,
+      vmmPid: process.pid,
+      deadlineMs: 1000,
+      fallback: 'inject',
+      maxReplay: 4096,
+      helloTimeoutMs: 10_000,
+      ...opts,
+      reconnect: { initialMs: 50, maxMs: 2000, ...opts.reconnect },
+    };
+    this.#backoff = this.opts.reconnect.initialMs;
+  }
+
+  get connected(): boolean {
+    return this.#ready;
+  }
+
+  /** Events handled by fallback and not yet reported. */
+  get replayQueue(): number {
+    return this.#replay.length;
+  }
+
+  /** Connects and completes the handshake; rejects on REJECT, refusal or timeout. */
+  connect(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const socket = connect(this.opts.socket);
+      let settled = false;
+      const done = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) {
+          socket.destroy();
+          reject(err);
+        } else resolve();
+      };
+      const timer = setTimeout(
+        () => done(new Error(`no WELCOME within ${this.opts.helloTimeoutMs} ms`)),
+        this.opts.helloTimeoutMs,
+      );
+      const parser = new FrameParser((m) => this.#onMessage(m, done), { accept: PLUGIN_ACCEPTS });
+      socket.on('data', (chunk: Buffer) => {
+        try {
+          parser.push(chunk);
+        } catch (err) {
+          this.emit('protocol-error', err);
+          socket.destroy();
+        }
+      });
+      socket.on('error', (err) => done(err));
+      socket.on('close', () => {
+        done(new Error('connection closed before WELCOME'));
+        this.#onDisconnect(socket);
+      });
+      socket.on('connect', () => {
+        this.#socket = socket;
+        socket.write(
+          encodeMessage({
+            type: 'hello',
+            version: PROTOCOL_VERSION,
+            caps: this.opts.caps,
+            vmmPid: this.opts.vmmPid,
+            vcpuCount: this.opts.vcpuCount,
+            extAbtEsrCap: this.opts.extAbtEsrCap,
+            vmId: this.opts.vmId,
+            labels: this.opts.labels,
+          }),
+        );
+      });
+    });
+  }
+
+  /** Reports one exit of `vcpu` and resolves with the verdict to apply (the daemon's or the fallback). */
+  handleExit(report: ExitReport): Promise<VerdictOutcome> {
+    const msg = {
+      ...report,
+      seq: this.#nextSeq(),
+      timeNs: BigInt(Date.now()) * 1_000_000n,
+      replay: false,
+      fallbackAction: 0,
+    } as EventMsg;
+    const startNs = process.hrtime.bigint();
+    if (!this.#ready || !this.#socket) return Promise.resolve(this.#fallback(msg, startNs));
+    return new Promise<VerdictOutcome>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(msg.seq);
+        resolve(this.#fallback(msg, startNs));
+      }, this.opts.deadlineMs);
+      this.#pending.set(msg.seq, { resolve, timer, msg, startNs });
+      this.stats.sent++;
+      this.#socket?.write(encodeMessage(msg));
+    });
+  }
+
+  /** Reports the result of applying a verdict (0 or -errno). */
+  applied(seq: number, result: number): void {
+    if (this.#ready) this.#socket?.write(encodeMessage({ type: 'applied', seq, result }));
+  }
+
+  /** Says GOODBYE and stops reconnecting; pending exits get their fallback. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    const s = this.#socket;
+    if (s && !s.destroyed) {
+      await new Promise<void>((resolve) => {
+        s.once('close', () => resolve());
+        s.end(encodeMessage({ type: 'goodbye', reason: 0 }));
+        setTimeout(() => s.destroy(), 1000).unref();
+      });
+    }
+    this.#failPending();
+  }
+
+  #nextSeq(): number {
+    const s = this.#seq;
+    this.#seq = this.#seq === 0xffffffff ? 1 : this.#seq + 1;
+    return s;
+  }
+
+  #fallback(msg: EventMsg, startNs: bigint): VerdictOutcome {
+    const verdict = fallbackVerdict(this.opts.fallback, msg);
+    this.stats.fallbacks++;
+    this.#replay.push({ ...msg, replay: true, fallbackAction: verdict.action });
+    if (this.#replay.length > this.opts.maxReplay) {
+      this.#replay.shift();
+      this.stats.replayDropped++;
+    }
+    const outcome: VerdictOutcome = {
+      source: 'fallback',
+      verdict,
+      latencyNs: process.hrtime.bigint() - startNs,
+    };
+    this.emit('fallback', msg, outcome);
+    return outcome;
+  }
+
+  #onMessage(m: Message, handshake: (err?: Error) => void): void {
+    switch (m.type) {
+      case 'welcome':
+        this.#ready = true;
+        this.#backoff = this.opts.reconnect.initialMs;
+        this.#flushReplay();
+        handshake();
+        this.emit('ready', m);
+        return;
+      case 'reject':
+        handshake(Object.assign(new Error(`daemon rejected HELLO: ${m.message}`), { wireCode: m.code }));
+        return;
+      case 'verdict': {
+        const p = this.#pending.get(m.seq);
+        if (!p) return; // already answered by fallback; the late verdict is dropped
+        this.#pending.delete(m.seq);
+        clearTimeout(p.timer);
+        this.stats.verdicts++;
+        p.resolve({ source: 'daemon', verdict: m, latencyNs: process.hrtime.bigint() - p.startNs });
+        return;
+      }
+      case 'error':
+        this.emit('daemon-error', m);
+        return;
+      case 'heartbeat':
+      case 'goodbye':
+        return;
+      default:
+        this.emit('protocol-error', new Error(`unexpected ${m.type}`));
+    }
+  }
+
+  #flushReplay(): void {
+    if (this.#replay.length === 0 || !this.#socket) return;
+    const batch = this.#replay;
+    this.#replay = [];
+    this.#socket.write(Buffer.concat(batch.map((m) => encodeMessage(m))));
+    this.stats.replayed += batch.length;
+    this.emit('replayed', batch.length);
+  }
+
+  #failPending(): void {
+    for (const [seq, p] of this.#pending) {
+      this.#pending.delete(seq);
+      clearTimeout(p.timer);
+      p.resolve(this.#fallback(p.msg, p.startNs));
+    }
+  }
+
+  #onDisconnect(socket: Socket): void {
+    if (this.#socket !== socket) return;
+    const wasReady = this.#ready;
+    this.#ready = false;
+    this.#socket = null;
+    this.#failPending();
+    if (this.#closed || !wasReady) return;
+    this.emit('disconnected');
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed) return;
+    const delay = this.#backoff;
+    this.#backoff = Math.min(this.#backoff * 2, this.opts.reconnect.maxMs);
+    this.#reconnectTimer = setTimeout(() => {
+      this.stats.reconnects++;
+      this.connect().catch(() => this.#scheduleReconnect());
+    }, delay);
+    this.#reconnectTimer.unref();
+  }
+}

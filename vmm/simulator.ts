@@ -1,0 +1,127 @@
+/**
+ * The fleet simulator: N VMs × M vCPUs, each VM a PluginClient on its own connection, each vCPU a
+ * loop that takes an exit, waits for its verdict, and takes the next — the way a real vCPU thread
+ * stalls. Used by `seawall simulate`, by tests and by the benchmarks.
+ */
+import { ACTION, CAP } from '../protocol/index.js';
+import { DEFAULT_MIX, EventGenerator, type EventMix } from './event-mix.js';
+import { LatencyRecorder } from './latency.js';
+import { type FallbackPolicy, PluginClient } from './plugin-client.js';
+
+export interface SimulationOptions {
+  socket: string;
+  vms: number;
+  vcpus: number;
+  /** Total events across the fleet; or run for durationMs. */
+  events?: number;
+  durationMs?: number;
+  /** Fleet-wide events per second; unlimited when absent. */
+  rate?: number;
+  mix?: EventMix;
+  labels?: Record<string, string>;
+  /** Labels by VM index (e.g. tiers for policy demos); merged over `labels`. */
+  labelsFor?: (vm: number) => Record<string, string>;
+  vmPrefix?: string;
+  caps?: number;
+  deadlineMs?: number;
+  fallback?: FallbackPolicy;
+  seed?: number;
+  /** Called with each client once connected (tests use it to watch fallbacks and replays). */
+  onClient?: (client: PluginClient, vm: number) => void;
+  /** Stops the run early when it resolves. */
+  until?: Promise<unknown>;
+}
+
+export interface SimulationSummary {
+  vms: number;
+  vcpus: number;
+  sent: number;
+  answered: number;
+  fallbacks: number;
+  replayed: number;
+  verdicts: Record<string, number>;
+  durationMs: number;
+  eventsPerSecond: number;
+  latencyUs: Record<string, number>;
+}
+
+const ACTION_NAMES = new Map<number, string>(Object.entries(ACTION).map(([k, v]) => [v, k.toLowerCase()]));
+
+export const DEFAULT_CAPS = CAP.SEA_TO_USER | CAP.INJECT_EXT_DABT | CAP.RAS | CAP.NISV_TO_USER;
+
+export async function simulate(o: SimulationOptions): Promise<SimulationSummary> {
+  if (o.events === undefined && o.durationMs === undefined)
+    throw new Error('simulate needs events or durationMs');
+  const prefix = o.vmPrefix ?? `sim-${process.pid}`;
+  const clients: PluginClient[] = [];
+  try {
+    for (let i = 0; i < o.vms; i++) {
+      const c = new PluginClient({
+        socket: o.socket,
+        vmId: `${prefix}-${i}`,
+        labels: { ...o.labels, ...o.labelsFor?.(i) },
+        vcpuCount: o.vcpus,
+        caps: o.caps ?? DEFAULT_CAPS,
+        deadlineMs: o.deadlineMs ?? 1000,
+        fallback: o.fallback ?? 'inject',
+      });
+      await c.connect();
+      o.onClient?.(c, i);
+      clients.push(c);
+    }
+    const latency = new LatencyRecorder();
+    const verdicts: Record<string, number> = {};
+    let budget = o.events ?? Number.POSITIVE_INFINITY;
+    let sent = 0;
+    let answered = 0;
+    let stop = false;
+    const start = process.hrtime.bigint();
+    const deadline = o.durationMs === undefined ? null : Date.now() + o.durationMs;
+    o.until?.then(() => {
+      stop = true;
+    });
+    const totalVcpus = o.vms * o.vcpus;
+    const perVcpuGapMs = o.rate ? (1000 * totalVcpus) / o.rate : 0;
+    const loops: Promise<void>[] = [];
+    clients.forEach((client, vm) => {
+      for (let vcpu = 0; vcpu < o.vcpus; vcpu++) {
+        const gen = new EventGenerator(o.mix ?? DEFAULT_MIX, (o.seed ?? 1) * 7919 + vm * 131 + vcpu);
+        loops.push(
+          (async () => {
+            let next = Date.now();
+            while (!stop && budget > 0 && (deadline === null || Date.now() < deadline)) {
+              budget--;
+              sent++;
+              const out = await client.handleExit(gen.next(vcpu));
+              if (out.source === 'daemon') answered++;
+              latency.add(out.latencyNs);
+              const name = ACTION_NAMES.get(out.verdict.action) ?? `action-${out.verdict.action}`;
+              verdicts[name] = (verdicts[name] ?? 0) + 1;
+              if (perVcpuGapMs > 0) {
+                next += perVcpuGapMs;
+                const wait = next - Date.now();
+                if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+              }
+            }
+          })(),
+        );
+      }
+    });
+    await Promise.all(loops);
+    const durationMs = Number(process.hrtime.bigint() - start) / 1e6;
+    return {
+      vms: o.vms,
+      vcpus: o.vcpus,
+      sent,
+      answered,
+      fallbacks: clients.reduce((n, c) => n + c.stats.fallbacks, 0),
+      replayed: clients.reduce((n, c) => n + c.stats.replayed, 0),
+      verdicts,
+      durationMs: Math.round(durationMs),
+      eventsPerSecond: Math.round(sent / (durationMs / 1000)),
+      latencyUs: latency.percentiles([50, 99, 99.9]),
+    };
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+}
