@@ -7,6 +7,7 @@ import { CliError, type CliIo, processIo } from './cli-error.js';
 import { DAEMON_USAGE, daemonCommand } from './commands/daemon.js';
 import { ESR_USAGE, esrCommand } from './commands/esr.js';
 import { KVM_USAGE, kvmCommand } from './commands/kvm.js';
+import { POLICY_USAGE, policyCommand } from './commands/policy.js';
 import { SIMULATE_USAGE, simulateCommand } from './commands/simulate.js';
 
 type Command = (argv: string[], io: CliIo) => number | Promise<number>;
@@ -15,6 +16,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
   ['daemon', daemonCommand],
   ['esr', esrCommand],
   ['kvm', kvmCommand],
+  ['policy', policyCommand],
   ['simulate', simulateCommand],
 ]);
 
@@ -24,6 +26,7 @@ export const USAGE = [
   DAEMON_USAGE,
   ESR_USAGE,
   KVM_USAGE,
+  POLICY_USAGE,
   SIMULATE_USAGE,
 ].join('\n');
 

@@ -15,6 +15,11 @@ export interface EventRecord {
   event: PolicyEvent;
   /** ESR bits a conforming kernel clears but the plugin's copy had (SEA only). */
   nonConforming: string[];
+  /**
+   * For an attached vCPU: the fields where the plugin's copy differed from the kernel's kvm_run
+   * page (the kernel's values were used). null when the vCPU is not attached.
+   */
+  kernelMismatch: string[] | null;
   /** Reported by the plugin after a fallback: recorded, not answered. */
   replay: boolean;
   /** null for replays. */

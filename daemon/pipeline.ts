@@ -4,11 +4,14 @@
  * the durable sinks (the store, in one transaction), then every verdict is written — one write per
  * session — and only then do metrics and logs see it. Nothing slow runs between receive and write.
  */
-import type { Decision, DecisionProvider } from '../policies/decision.js';
+import type { KvmExit } from '../kvm/index.js';
+import type { Decision, DecisionProvider, PolicyEvent } from '../policies/decision.js';
 import { type EventMsg, encodeVerdict, isProtocolError } from '../protocol/index.js';
 import type { EventBus, EventRecord } from './event-bus.js';
+import { crossCheck } from './kernel-crosscheck.js';
 import { safeDecision } from './safe-decision.js';
 import type { PluginSession } from './session.js';
+import type { SessionInfo } from './session-info.js';
 import { typeEvent } from './typed-event.js';
 import { buildVerdict } from './verdict.js';
 
@@ -16,6 +19,13 @@ export interface PipelineOptions {
   /** The policy in force; read once per event, so each event is decided by exactly one version. */
   policy: () => DecisionProvider;
   bus: EventBus;
+  /** Records an event the policy did not decide (a replayed fallback) in the rate/repeat state. */
+  observe?: (event: PolicyEvent) => void;
+  /**
+   * The exit record in the kernel's kvm_run page of an attached vCPU, or null when the vCPU is not
+   * attached (or the page cannot be read). When present, the plugin's copy is cross-checked.
+   */
+  kernelExit?: (session: SessionInfo, vcpu: number) => KvmExit | null;
   /** Reports a policy or verdict failure that the safe decision covered. */
   onDecideError?: (err: unknown, record: Pick<EventRecord, 'session' | 'event'>) => void;
   now?: () => number;
@@ -45,12 +55,20 @@ export class Pipeline {
   submit(session: PluginSession, msg: EventMsg, receivedNs: bigint): void {
     const info = session.info;
     if (!info) return;
+    let kernelMismatch: string[] | null = null;
+    const kernel = msg.replay || msg.vcpu === null ? null : (this.#opts.kernelExit?.(info, msg.vcpu) ?? null);
+    if (kernel) {
+      const checked = crossCheck(msg, kernel);
+      msg = checked.msg;
+      kernelMismatch = checked.mismatched;
+    }
     const { event, nonConforming } = typeEvent(msg, info, this.#now());
     const record: EventRecord = {
       session: info,
       msg,
       event,
       nonConforming,
+      kernelMismatch,
       replay: msg.replay,
       decision: null,
       verdict: null,
@@ -60,6 +78,7 @@ export class Pipeline {
     };
     if (msg.replay) {
       this.replays++;
+      this.#opts.observe?.(event);
     } else {
       let decision: Decision;
       let built: ReturnType<typeof buildVerdict>;

@@ -10,7 +10,7 @@ import { CliError } from './cli-error.js';
 import { type DaemonLog, MessageId, Priority } from './log.js';
 
 export type PolicyLoadResult = { ok: true; provider: DecisionProvider } | { ok: false; issues: string[] };
-export type PolicyLoader = (path: string) => PolicyLoadResult;
+export type PolicyLoader = (path: string) => Promise<PolicyLoadResult>;
 
 export interface ReloadResult {
   ok: boolean;
@@ -42,22 +42,27 @@ export class PolicyHolder {
   }
 
   /** At start: an invalid policy file stops the daemon (CliError), a missing path means the built-in. */
-  loadInitial(path: string | null): void {
+  async loadInitial(path: string | null): Promise<void> {
     if (path === null) {
       this.#current = this.#builtin;
       this.#metrics?.policyReload(true, this.#builtin.version);
       return;
     }
-    const r = this.#load(path);
+    const r = await this.#load(path);
     if (!r.ok)
       throw new CliError('failed', `policy ${path} is invalid:\n${r.issues.map((i) => `  ${i}`).join('\n')}`);
     this.#current = r.provider;
     this.#metrics?.policyReload(true, r.provider.version);
   }
 
-  reload(path: string | null): ReloadResult {
+  /**
+   * Reads, validates and compiles `path` off to the side, then swaps it in with one assignment:
+   * events decided before the swap used the old version, events after it the new one.
+   */
+  async reload(path: string | null): Promise<ReloadResult> {
     this.lastReloadAtMs = Date.now();
-    const r: PolicyLoadResult = path === null ? { ok: true, provider: this.#builtin } : this.#load(path);
+    const r: PolicyLoadResult =
+      path === null ? { ok: true, provider: this.#builtin } : await this.#load(path);
     if (!r.ok) {
       this.failedReloads++;
       this.#metrics?.policyReload(false);

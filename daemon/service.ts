@@ -4,22 +4,21 @@
  * READY=1), SIGTERM/SIGINT stop after answering every event already received.
  */
 import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
-import type { DecisionProvider } from '../policies/decision.js';
+import { PolicyState } from '../policies/index.js';
 import { createNotifier, createWatchdog, JournalField as F, takeListenFds } from '../systemd/index.js';
 import type { DaemonConfig } from './config.js';
 import { EventBus } from './event-bus.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
 import { Pipeline } from './pipeline.js';
 import { PluginServer } from './plugin-server.js';
-import { PolicyHolder, type PolicyLoader } from './policy-holder.js';
+import { PolicyHolder, type ReloadResult } from './policy-holder.js';
+import { builtinProvider, createPolicyLoader } from './policy-loader.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
 import { VERSION } from './version.js';
 
 export interface ServiceOptions {
   config: DaemonConfig;
-  loadPolicy: PolicyLoader;
-  builtin: DecisionProvider;
   log?: DaemonLog;
   logMode?: 'auto' | 'journal' | 'stderr';
   /** Called with a line for the operator's terminal (where the daemon listens, how to feed it). */
@@ -30,6 +29,8 @@ export class Service {
   readonly config: DaemonConfig;
   readonly log: DaemonLog;
   readonly bus = new EventBus();
+  /** Rate and repeat-page state shared by every policy version (survives reloads). */
+  readonly policyState = new PolicyState();
   readonly policy: PolicyHolder;
   readonly pipeline: Pipeline;
   readonly server: PluginServer;
@@ -52,7 +53,12 @@ export class Service {
       onError: (err) => this.log.log({ message: `watchdog: ${err.message}`, priority: Priority.WARNING }),
     });
     this.metrics = opts.config.metrics === false ? null : new SeawallMetrics({ version: VERSION });
-    this.policy = new PolicyHolder(opts.loadPolicy, opts.builtin, this.log, this.metrics);
+    this.policy = new PolicyHolder(
+      createPolicyLoader(this.policyState),
+      builtinProvider(this.policyState),
+      this.log,
+      this.metrics,
+    );
     this.bus.onSinkError = (sink, hook, err) => {
       this.metrics?.sinkFailure(sink);
       this.log.log({
@@ -62,6 +68,7 @@ export class Service {
     };
     this.pipeline = new Pipeline({
       policy: () => this.policy.current,
+      observe: (event) => this.policyState.observe(event),
       bus: this.bus,
       onDecideError: (err, r) =>
         this.log.log({
@@ -93,7 +100,7 @@ export class Service {
     }
     this.bus.add(journalSink(this.log));
     // Level 2: the policy. An invalid file at start is fatal: running with a policy nobody wrote is worse.
-    this.policy.loadInitial(this.config.policy);
+    await this.policy.loadInitial(this.config.policy);
     // Level 3: the sockets.
     const activated = takeListenFds();
     // An unnamed single fd (systemd-socket-activate without --fdname) is the plugin socket.
@@ -123,11 +130,13 @@ export class Service {
   }
 
   /** SIGHUP / `seawall reload`: the new policy or the old one, never a mix; the result says which. */
-  reload(): ReturnType<PolicyHolder['reload']> {
+  async reload(): Promise<ReloadResult> {
     this.#notifier.reloading();
-    const result = this.policy.reload(this.config.policy);
-    this.#notifier.ready(this.statusLine());
-    return result;
+    try {
+      return await this.policy.reload(this.config.policy);
+    } finally {
+      this.#notifier.ready(this.statusLine());
+    }
   }
 
   stop(): Promise<void> {

@@ -2,8 +2,6 @@
 import { parseArgs } from 'node:util';
 import type { CliIo } from '../cli-error.js';
 import { readConfigFile, resolveConfig } from '../config.js';
-import { builtinProvider, loadPolicyProvider } from '../policy-loader.js';
-import { safeProvider } from '../safe-decision.js';
 import { Service } from '../service.js';
 
 export const DAEMON_USAGE = [
@@ -36,8 +34,6 @@ export async function daemonCommand(argv: string[], io: CliIo): Promise<number> 
   });
   const service = new Service({
     config,
-    loadPolicy: loadPolicyProvider,
-    builtin: builtinProvider() ?? safeProvider,
     logMode: (values.log as 'journal' | 'stderr' | 'auto' | undefined) ?? 'auto',
     announce: (line) => io.out(line),
   });
@@ -53,14 +49,8 @@ export async function daemonCommand(argv: string[], io: CliIo): Promise<number> 
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
-    process.on('SIGHUP', () => {
-      const r = service.reload();
-      io.err(
-        r.ok
-          ? `policy reloaded: ${r.version}`
-          : `policy reload failed, kept ${r.version}:\n  ${r.issues.join('\n  ')}`,
-      );
-    });
+    // The outcome is logged (journald, metrics) by the service; SIGHUP has no one to answer.
+    process.on('SIGHUP', () => void service.reload());
   });
   return 0;
 }

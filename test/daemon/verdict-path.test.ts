@@ -1,5 +1,8 @@
 /** The sea_to_user selftest exit, end to end through the daemon's real socket. */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../kvm/index.js';
 import { ACTION, WIRE_ERROR } from '../../protocol/index.js';
@@ -46,25 +49,60 @@ test('an ext-abt-esr host gets the same data abort: the built-in policy lets KVM
   c.destroy();
 });
 
-test('a SIGBUS (no KVM exit) from a VMM that can emulate gets INJECT_EMULATED with a DABT ESR', async () => {
+const SIGBUS_AR = {
+  type: 'sigbus' as const,
+  seq: 5,
+  vcpu: 1,
+  timeNs: 0n,
+  replay: false,
+  fallbackAction: 0,
+  siCode: 4,
+  addrLsb: 12,
+  gpa: 0x1000n,
+};
+
+test('a SIGBUS under the built-in policy is recorded and the vCPU resumed (KVM cannot inject after it)', async () => {
   const c = await RawClient.open(d.socket);
   await c.hello('sigbus-vm', { caps: 0b11011 });
-  c.send({
-    type: 'sigbus',
-    seq: 5,
-    vcpu: 1,
-    timeNs: 0n,
-    replay: false,
-    fallbackAction: 0,
-    siCode: 4,
-    addrLsb: 12,
-    gpa: 0x1000n,
-  });
+  c.send(SIGBUS_AR);
   const v = await c.waitFor('verdict');
-  assert.equal(v.action, ACTION.INJECT_EMULATED);
-  assert.equal(v.esr >> 26n, 0x24n);
-  assert.equal(v.esr & 0x3fn, 0x10n);
+  assert.equal(v.action, ACTION.RESUME);
   c.destroy();
+});
+
+test('a SIGBUS with a policy that asks to inject: INJECT_EMULATED with a DABT ESR when the VMM emulates', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-pol-'));
+  const policy = join(dir, 'policy.yaml');
+  writeFileSync(
+    policy,
+    [
+      'version: 1',
+      'name: sigbus-emulate',
+      'rules:',
+      '  - name: sigbus-inject',
+      '    match: { kind: sigbus }',
+      '    action: { type: inject, abort: data }',
+      '    onUnsupported: [emulate, downgrade]',
+      'default:',
+      '  action: { type: inject, abort: data }',
+      '',
+    ].join('\n'),
+  );
+  const e = await startDaemon({ metrics: false, args: ['--policy', policy] });
+  try {
+    const c = await RawClient.open(e.socket);
+    await c.hello('sigbus-emulating-vm', { caps: 0b11011 });
+    c.send(SIGBUS_AR);
+    const v = await c.waitFor('verdict');
+    assert.equal(v.action, ACTION.INJECT_EMULATED);
+    assert.equal(v.esr >> 26n, 0x24n);
+    assert.equal(v.esr & 0x3fn, 0x10n);
+    c.destroy();
+  } finally {
+    await e.stop();
+    removeDir(e.dir);
+    removeDir(dir);
+  }
 });
 
 test('a vCPU index beyond the HELLO count is a protocol error for that session only', async () => {

@@ -1,0 +1,45 @@
+/**
+ * Loading a policy: YAML text or a file → a validated document, or every issue with its YAML
+ * path and line. Nothing is applied from an invalid file; the caller keeps its last good policy.
+ */
+import { readFile } from 'node:fs/promises';
+import type { PolicyIssue } from './errors.js';
+import { documentIssues } from './policy-checks.js';
+import { type PolicyDocument, policySchema } from './schema.js';
+import { parseYamlSource } from './yaml-source.js';
+
+export type PolicyLoadResult =
+  | {
+      ok: true;
+      policy: PolicyDocument;
+      /** Where it came from (a path, or `<builtin>`). */
+      source: string;
+      /** 1-based line of a YAML path in the source (0 when absent), for messages about it. */
+      lineOf: (path: readonly PropertyKey[]) => number;
+    }
+  | { ok: false; source: string; issues: PolicyIssue[] };
+
+/** Parses and validates policy YAML. `source` names it in results (a file path, `<builtin>`…). */
+export function parsePolicy(text: string, source: string): PolicyLoadResult {
+  const r = parseYamlSource(text, policySchema, documentIssues);
+  if (!r.ok) return { ok: false, source, issues: r.issues };
+  return { ok: true, policy: r.value, source, lineOf: r.locate };
+}
+
+/** Reads and parses a policy file; an unreadable file is one `unreadable` issue, not a throw. */
+export async function loadPolicyFile(path: string): Promise<PolicyLoadResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return {
+      ok: false,
+      source: path,
+      issues: [
+        { code: 'unreadable', path: '', line: 0, message: `cannot read ${path}: ${e.code ?? e.message}` },
+      ],
+    };
+  }
+  return parsePolicy(text, path);
+}

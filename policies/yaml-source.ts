@@ -1,0 +1,128 @@
+/**
+ * YAML text → schema-validated value, with every problem located by YAML path and line. The
+ * yaml package parses (with `LineCounter` for line numbers, `intAsBigInt` so 64-bit addresses
+ * keep every bit); zod validates; zod's issue paths are mapped back to the document's nodes.
+ * Shared by policy files and policy test files.
+ */
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { formatPath, type PathIssue, type PolicyIssue, type PolicyIssueCode } from './errors.js';
+
+/** The YAML node at `path`, or the deepest existing ancestor (a missing key is reported there). */
+function nodeAt(doc: Document, path: readonly PropertyKey[]): Node | null {
+  let node: unknown = doc.contents;
+  let found: Node | null = (doc.contents as Node | null) ?? null;
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find(
+        (p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg),
+      );
+      if (!pair) break;
+      // The key's line, so `rules[2].action.iss` points at the line that says `iss:`.
+      if (isScalar(pair.key)) found = pair.key;
+      node = pair.value;
+      if (node && typeof node === 'object' && 'range' in node && !isMap(node) && !isSeq(node))
+        found = node as Node;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      const item = node.items[seg];
+      if (!item) break;
+      node = item;
+      found = item as Node;
+    } else break;
+  }
+  return found;
+}
+
+/** 1-based line of `path` in `doc`; 0 when the document has no node for it. */
+export function lineOfPath(doc: Document, lines: LineCounter, path: readonly PropertyKey[]): number {
+  const node = nodeAt(doc, path);
+  const offset = node?.range?.[0];
+  return offset === undefined ? 0 : lines.linePos(offset).line;
+}
+
+type ZodIssue = z.core.$ZodIssue;
+
+/**
+ * Flattens zod issues. A union's own message is kept unless one branch failed deeper than the
+ * union itself (e.g. a bad duration inside `{type: kill, grace: 5q}`): that deeper issue is the
+ * one an operator needs.
+ */
+export function fromZodIssues(issues: readonly ZodIssue[], base: readonly PropertyKey[] = []): PathIssue[] {
+  const out: PathIssue[] = [];
+  for (const issue of issues) {
+    const path = [...base, ...issue.path];
+    if (issue.code === 'invalid_union') {
+      const deeper = issue.errors
+        .flat()
+        .filter(
+          (e) =>
+            e.path.length > 0 ||
+            (e.code !== 'invalid_type' && e.code !== 'invalid_value' && e.code !== 'invalid_union'),
+        );
+      const specific = deeper.filter((e) => e.code !== 'invalid_type');
+      if (specific.length > 0 && specific.length < issue.errors.flat().length) {
+        out.push(...fromZodIssues(specific.slice(0, 1), path));
+        continue;
+      }
+    }
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        out.push({
+          code: 'unknown-key',
+          path: [...path, key] as (string | number)[],
+          message: `unknown key '${key}'`,
+        });
+      }
+      continue;
+    }
+    const params = (issue as { params?: { policyCode?: PolicyIssueCode } }).params;
+    out.push({
+      code: params?.policyCode ?? 'schema',
+      path: path as (string | number)[],
+      message: issue.message,
+    });
+  }
+  return out;
+}
+
+export type SourceResult<T> =
+  | { ok: true; value: T; raw: unknown; locate: (path: readonly PropertyKey[]) => number }
+  | { ok: false; issues: PolicyIssue[] };
+
+/**
+ * Parses YAML `text` and validates it with `schema`; `check` adds issues that need the whole
+ * raw document (duplicate names, cross references) and runs even when the schema failed, so one
+ * run reports everything. `after` runs only on a valid value (checks that need validated data).
+ */
+export function parseYamlSource<S extends z.ZodType>(
+  text: string,
+  schema: S,
+  check: (raw: unknown) => PathIssue[] = () => [],
+  after: (value: z.output<S>) => PathIssue[] = () => [],
+): SourceResult<z.output<S>> {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, intAsBigInt: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      issues: doc.errors.map((e) => ({
+        code: 'yaml-syntax',
+        path: '',
+        line: e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line,
+        message: e.message.split('\n')[0] ?? e.message,
+      })),
+    };
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  const locate = (path: readonly PropertyKey[]) => lineOfPath(doc, lines, path);
+  const located = (list: PathIssue[]): PolicyIssue[] =>
+    list.map((i) => ({ code: i.code, path: formatPath(i.path), line: locate(i.path), message: i.message }));
+  const parsed = schema.safeParse(raw);
+  const issues = [...(parsed.success ? [] : fromZodIssues(parsed.error.issues)), ...check(raw)];
+  if (parsed.success && issues.length === 0) issues.push(...after(parsed.data));
+  if (!parsed.success || issues.length > 0) {
+    const all = located(issues).sort((a, b) => a.line - b.line || a.path.localeCompare(b.path));
+    return { ok: false, issues: all };
+  }
+  return { ok: true, value: parsed.data, raw, locate };
+}

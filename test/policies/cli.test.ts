@@ -1,0 +1,100 @@
+/** `seawall policy check|test|explain`, run as an operator would: the compiled CLI in a child process. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runPolicyCli } from './fixtures.js';
+
+const EXAMPLES = new URL('../../policies/examples/', import.meta.url).pathname;
+const files = readdirSync(EXAMPLES).sort();
+const policies = files
+  .filter((f) => f.endsWith('.yaml') && !f.endsWith('.test.yaml'))
+  .map((f) => join(EXAMPLES, f));
+const tests = files.filter((f) => f.endsWith('.test.yaml')).map((f) => join(EXAMPLES, f));
+
+test('every example policy passes check, and has a test file beside it that passes', () => {
+  assert.deepEqual(
+    policies.map((p) => p.replace(/\.yaml$/, '.test.yaml')),
+    tests,
+  );
+  const c = runPolicyCli('check', ...policies);
+  assert.equal(c.status, 0, c.stderr);
+  assert.equal(c.stdout.trim().split('\n').length, policies.length);
+  assert.match(c.stdout, /tiered\.yaml: ok: policy 'tiered', 4 rules \+ default, version [0-9a-f]{12}/);
+  const t = runPolicyCli('test', ...tests);
+  assert.equal(t.status, 0, t.stdout + t.stderr);
+  assert.equal((t.stdout.match(/: PASS: /g) ?? []).length, tests.length);
+});
+
+test('a failing test file exits 1 with expected vs got per event', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-test-'));
+  const text = readFileSync(join(EXAMPLES, 'tiered.test.yaml'), 'utf8')
+    .replace('policy: tiered.yaml', `policy: ${join(EXAMPLES, 'tiered.yaml')}`)
+    .replace(
+      'expect: { action: kill, rule: repeat-offender, grace: 30s }',
+      'expect: { action: inject, rule: default }',
+    );
+  const file = join(dir, 'bad.test.yaml');
+  writeFileSync(file, text);
+  const r = runPolicyCli('test', file);
+  assert.equal(r.status, 1);
+  assert.match(r.stdout, /FAIL: 1 of 12 events differ/);
+  assert.match(r.stdout, /test 'three errors within ten minutes kill the VM', event 2 \(at 9m\)/);
+  assert.match(r.stdout, /action\s+expected inject, got kill/);
+  assert.match(r.stdout, /rule\s+expected default, got repeat-offender/);
+});
+
+test('explain: the sea_to_user event on a merged host, with the kvm_vcpu_events bytes', () => {
+  const event = JSON.stringify({
+    kind: 'sea',
+    vm: { id: 'vm1', labels: { tier: 'silver' } },
+    vcpu: 0,
+    esr: '0x92000010',
+    gva: '0x81234BAD',
+    gpa: '0x8000000',
+    time: '2026-01-01T00:00:00Z',
+  });
+  const r = runPolicyCli('explain', '--policy', join(EXAMPLES, 'tiered.yaml'), '--event', event);
+  assert.equal(r.status, 0, r.stderr);
+  const x = JSON.parse(r.stdout);
+  assert.equal(x.matched.rule, 'default');
+  assert.equal(x.vcpuEvents.hex, `000001${'0'.repeat(122)}`);
+  assert.equal(
+    x.decision.downgrade.reason,
+    'the merged ABI cannot carry a chosen ISS (KVM builds the ESR itself)',
+  );
+  assert.deepEqual(
+    x.notMatched.map((m: { rule: string; matcher: string }) => `${m.rule}:${m.matcher}`),
+    [
+      'repeat-offender:rate',
+      'gold-migrate:labels.tier',
+      'instruction-fetch:abort',
+      'sigbus-record-only:kind',
+    ],
+  );
+  const ext = runPolicyCli(
+    'explain',
+    '--policy',
+    join(EXAMPLES, 'tiered.yaml'),
+    '--event',
+    event,
+    '--host-abi',
+    'ext-abt-esr',
+  );
+  assert.equal(JSON.parse(ext.stdout).vcpuEvents.hex.slice(0, 10), '0000010001');
+});
+
+test('explain refuses a bad event with its path, and bad usage with exit 2', () => {
+  const r = runPolicyCli(
+    'explain',
+    '--policy',
+    join(EXAMPLES, 'default.yaml'),
+    '--event',
+    '{"kind":"sea","vm":{"id":"v"},"vcpu":0}',
+  );
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--event:0: esr: a sea event carries an esr/);
+  assert.equal(runPolicyCli('explain', '--event', '{}').status, 2);
+  assert.equal(runPolicyCli('frobnicate').status, 2);
+});

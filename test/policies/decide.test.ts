@@ -1,0 +1,167 @@
+/** onUnsupported per host, explain's bytes, dry-run, the built-in policy, and decide's totality. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import {
+  BUILTIN_POLICY_YAML,
+  builtinPolicy,
+  type HostCapabilities,
+  type PolicyEvent,
+  PolicyState,
+} from '../../policies/index.js';
+import { EXT, MERGED, policyFrom, seaEvent, T0 } from './fixtures.js';
+
+const IABT = `version: 1
+name: iabt
+rules:
+  - name: iabt-chosen
+    match: { kind: sea }
+    action: { type: inject, abort: instruction, fnv: true, ea: true }
+    onUnsupported: [emulate, { type: kill, grace: 5s }]
+default: { action: { type: none } }
+`;
+
+test('sea_to_user on a merged host: the built-in policy answers 000001 + 122 zeros', () => {
+  // The selftest's event: DABT_LOW, FSC 0x10, load from GVA 0x81234BAD.
+  const ev = seaEvent({ esr: '0x92000010', gva: '0x81234BAD', gpa: '0x8000000' });
+  const x = builtinPolicy().explain(ev, MERGED);
+  assert.equal(x.matched.rule, 'default');
+  assert.equal(x.decision.action, 'inject');
+  assert.equal(x.vcpuEvents?.hex, `000001${'0'.repeat(122)}`);
+  assert.deepEqual(
+    x.notMatched.map((m) => m.rule),
+    ['sigbus-record-only'],
+  );
+});
+
+test('an instruction abort with a chosen ISS: kvm on ext-abt-esr, emulate or kill on merged', () => {
+  const p = policyFrom(IABT);
+  const ev = seaEvent();
+  const ext = p.explain(ev, EXT);
+  assert.deepEqual(ext.decision.action === 'inject' && ext.decision.inject, {
+    kind: 'instruction',
+    iss: 0x610,
+    via: 'kvm',
+  });
+  assert.equal(ext.decision.downgrade, undefined);
+  const image = Buffer.from(ext.vcpuEvents?.hex ?? '', 'hex');
+  assert.equal(image[3], 1);
+  assert.equal(image[4], 1);
+  assert.equal(image.readBigUInt64LE(16), 0x610n);
+
+  const merged = p.explain(ev, MERGED);
+  assert.equal(merged.matched.rule, 'iabt-chosen');
+  assert.equal(merged.decision.action, 'kill');
+  assert.equal(merged.decision.action === 'kill' && merged.decision.graceMs, 5000);
+  assert.match(merged.decision.downgrade?.reason ?? '', /merged ABI cannot inject an instruction abort/);
+  assert.equal(merged.vcpuEvents, null);
+
+  const emulating = p.decide(ev, { ...MERGED, emulateAbort: true });
+  assert.deepEqual(emulating.action === 'inject' && emulating.inject, {
+    kind: 'instruction',
+    iss: 0x610,
+    via: 'emulate',
+  });
+  assert.equal(emulating.downgrade?.to, 'inject instruction abort (ISS 0x610) via emulate');
+
+  // Without RAS even the posted ABI cannot take a chosen ISS.
+  assert.equal(p.decide(ev, { ...EXT, ras: false }).action, 'kill');
+});
+
+test('downgrade answers what the host can do: a data abort with KVM’s ESR', () => {
+  const p = policyFrom(`version: 1
+name: d
+rules: []
+default:
+  action: { type: inject, abort: data, set: ueo }
+  onUnsupported: downgrade
+`);
+  const d = p.decide(seaEvent(), MERGED);
+  assert.deepEqual(d.action === 'inject' && d.inject, { kind: 'data', via: 'kvm' });
+  assert.deepEqual(d.downgrade?.from, 'inject data abort (ISS 0x1810) via kvm');
+  const e = p.decide(seaEvent(), EXT);
+  assert.deepEqual(e.action === 'inject' && e.inject, { kind: 'data', iss: 0x1810, via: 'kvm' });
+  // After a SIGBUS nothing can be injected: the downgrade is to none.
+  const s = p.decide(seaEvent({ kind: 'sigbus', esr: undefined, sigbusCode: 'BUS_MCEERR_AR' }), EXT);
+  assert.equal(s.action, 'none');
+  assert.equal(s.downgrade?.to, 'none');
+});
+
+test('dry-run answers with the built-in default and records the real decision', () => {
+  const p = policyFrom(IABT.replace('name: iabt', 'name: iabt\ndryRun: true'));
+  const d = p.decide(seaEvent(), MERGED);
+  assert.equal(d.rule, 'iabt-chosen');
+  assert.deepEqual(d.action === 'inject' && d.inject, { kind: 'data', via: 'kvm' });
+  assert.equal(d.downgrade, undefined);
+  assert.equal(d.dryRun?.wouldHave.action, 'kill');
+  assert.match(d.dryRun?.downgrade?.reason ?? '', /instruction abort/);
+  assert.equal(p.explain(seaEvent(), MERGED).vcpuEvents?.hex, `000001${'0'.repeat(122)}`);
+});
+
+test('the built-in policy is policies/examples/default.yaml, byte for byte', () => {
+  const file = readFileSync(new URL('../../policies/examples/default.yaml', import.meta.url), 'utf8');
+  assert.equal(file, BUILTIN_POLICY_YAML);
+  const p = builtinPolicy();
+  const sigbus = seaEvent({ kind: 'sigbus', esr: undefined, vcpu: null, sigbusCode: 'BUS_MCEERR_AO' });
+  for (const host of [MERGED, EXT, { ...EXT, ras: false }]) {
+    assert.equal(p.decide(seaEvent(), host).action, 'inject');
+    assert.equal(p.decide(seaEvent(), host).downgrade, undefined);
+    assert.equal(p.decide(sigbus, host).action, 'none');
+  }
+});
+
+test('decisions are frozen and shared: nothing is allocated per event for them', () => {
+  const p = builtinPolicy();
+  const a = p.decide(seaEvent(), MERGED);
+  assert.equal(p.decide(seaEvent({ timeMs: T0 + 1 }), MERGED), a);
+  assert.ok(Object.isFrozen(a));
+});
+
+const eventArb: fc.Arbitrary<PolicyEvent> = fc.record({
+  kind: fc.constantFrom('sea', 'nisv', 'mmio', 'sigbus'),
+  vm: fc.record({
+    id: fc.string(),
+    labels: fc.dictionary(fc.constantFrom('tier', 'tenant', 'constructor', '__proto__', 'x'), fc.string()),
+  }),
+  vcpu: fc.option(fc.nat(70000)),
+  timeMs: fc.oneof(fc.integer(), fc.double()),
+  esr: fc.constant(null),
+  abort: fc.option(fc.constantFrom('data', 'instruction')),
+  fsc: fc.option(fc.constantFrom('sea', 'sea-walk', 'parity', 'parity-walk', 'other')),
+  severity: fc.constantFrom('uer', 'ueo', 'uc', 'reserved', 'unknown'),
+  gpa: fc.option(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })),
+  sigbusCode: fc.option(fc.constantFrom('BUS_MCEERR_AR', 'BUS_MCEERR_AO')),
+}) as fc.Arbitrary<PolicyEvent>;
+
+const hostArb: fc.Arbitrary<HostCapabilities> = fc.record({
+  abi: fc.constantFrom('merged', 'ext-abt-esr'),
+  ras: fc.boolean(),
+  emulateAbort: fc.boolean(),
+});
+
+test('decide never throws, whatever the event, and always answers something the host can take', () => {
+  const policies = [
+    builtinPolicy({ state: new PolicyState({ maxKeys: 8 }) }),
+    policyFrom(IABT),
+    policyFrom(readFileSync(new URL('../../policies/examples/tiered.yaml', import.meta.url), 'utf8')),
+    policyFrom(
+      readFileSync(new URL('../../policies/examples/host-degradation.yaml', import.meta.url), 'utf8'),
+    ),
+  ];
+  fc.assert(
+    fc.property(eventArb, hostArb, (ev, host) => {
+      for (const p of policies) {
+        const d = p.decide(ev, host);
+        const inj = d.action === 'inject' ? d.inject : d.action === 'migrate' ? d.meanwhile : null;
+        if (inj?.via === 'kvm') {
+          assert.ok(host.abi === 'ext-abt-esr' || (inj.kind === 'data' && inj.iss === undefined));
+          assert.ok(inj.iss === undefined || host.ras);
+          assert.notEqual(ev.kind, 'sigbus');
+        }
+        if (inj?.via === 'emulate') assert.ok(host.emulateAbort);
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});

@@ -1,0 +1,126 @@
+/** Loading: every problem of a file reported at once, with its YAML path and line. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { loadPolicyFile, parsePolicy } from '../../policies/index.js';
+import { runPolicyCli } from './fixtures.js';
+
+const THREE_ERRORS = `version: 1
+name: broken
+rules:
+  - name: a
+    match:
+      kind: sea
+      colour: red
+    action: { type: kill }
+  - name: b
+    action:
+      type: inject
+      abort: data
+      iss: 0x2000000
+  - name: a
+    action: { type: none }
+default:
+  action: { type: none }
+`;
+
+test('three distinct errors are all reported, each with its path, line and code', () => {
+  const r = parsePolicy(THREE_ERRORS, 'broken.yaml');
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  const got = r.issues.map((i) => [i.code, i.path, i.line]);
+  assert.deepEqual(got, [
+    ['unknown-key', 'rules[0].match.colour', 7],
+    ['iss-invalid', 'rules[1].action.iss', 13],
+    ['duplicate-rule', 'rules[2].name', 14],
+  ]);
+});
+
+test('YAML syntax errors carry their line; nothing else is reported from a broken document', () => {
+  const r = parsePolicy('version: 1\nname: x\nrules: [\n  - a\n', 'x.yaml');
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.ok(r.issues.length >= 1);
+  assert.ok(r.issues.every((i) => i.code === 'yaml-syntax' && i.line > 0));
+});
+
+test('semantic errors: set without fsc 0x10, GPA range reversed, bad rate, bad duration, unknown hook', () => {
+  const r = parsePolicy(
+    `version: 1
+name: x
+hooks: [evacuate]
+rules:
+  - name: a
+    match:
+      gpa: [{ from: 0x2000, to: 0x1000 }]
+      rate: { threshold: "3 per 10m" }
+    action: { type: inject, abort: data, set: uer, fsc: 0x18 }
+  - name: b
+    action: { type: migrate, hook: elsewhere, meanwhile: none, onFailure: { type: kill, grace: 5 minutes } }
+  - name: c
+    action: { type: inject, abort: instruction, wnr: true }
+    onUnsupported: emulate
+default:
+  action: { type: none }
+`,
+    'x.yaml',
+  );
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  const byPath = new Map(r.issues.map((i) => [i.path, i]));
+  assert.equal(byPath.get('rules[0].match.gpa[0].to')?.code, 'gpa-range');
+  assert.equal(byPath.get('rules[0].match.rate.threshold')?.code, 'rate-syntax');
+  assert.equal(byPath.get('rules[0].action.set')?.code, 'iss-invalid');
+  assert.equal(byPath.get('rules[1].action.hook')?.code, 'unknown-hook');
+  assert.equal(byPath.get('rules[1].action.onFailure.grace')?.code, 'duration-syntax');
+  assert.equal(byPath.get('rules[2].action.wnr')?.code, 'iss-invalid');
+  assert.equal(byPath.get('rules[2].onUnsupported')?.code, 'unsupported-fallback');
+  assert.equal(byPath.get('rules[0].match.gpa[0].to')?.line, 7);
+  assert.equal(byPath.get('rules[2].action.wnr')?.line, 13);
+});
+
+test('missing mandatory keys and a wrong version are schema errors', () => {
+  const r = parsePolicy('version: 2\nname: x\n', 'x.yaml');
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.deepEqual(r.issues.map((i) => i.path).sort(), ['default', 'version']);
+});
+
+test('GPAs above 2^53 keep every bit, as YAML hex ints and as strings', () => {
+  const r = parsePolicy(
+    `version: 1
+name: big
+rules:
+  - name: high
+    match: { gpa: [{ from: 0xfffffffffffff000, to: "0xffffffffffffffff" }] }
+    action: { type: none }
+default: { action: { type: none } }
+`,
+    'big.yaml',
+  );
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  assert.equal(r.policy.rules[0]?.match.gpa?.[0]?.from, 0xfffffffffffff000n);
+  assert.equal(r.policy.rules[0]?.match.gpa?.[0]?.to, 0xffffffffffffffffn);
+});
+
+test('an unreadable file is one issue, not a throw', async () => {
+  const r = await loadPolicyFile('/nonexistent/policy.yaml');
+  assert.equal(r.ok, false);
+  if (!r.ok) assert.equal(r.issues[0]?.code, 'unreadable');
+});
+
+test('policy check: exit 1 listing every error as file:line: path: message', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-'));
+  const file = join(dir, 'broken.yaml');
+  writeFileSync(file, THREE_ERRORS);
+  const r = runPolicyCli('check', file);
+  assert.equal(r.status, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.deepEqual(
+    lines.map((l) => l.split(': ').slice(0, 2).join(': ')),
+    [`${file}:7: rules[0].match.colour`, `${file}:13: rules[1].action.iss`, `${file}:14: rules[2].name`],
+  );
+});

@@ -1,0 +1,112 @@
+/** Rate windows, repeat pages and the state's bounds, all on synthetic time. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { compilePolicy, PolicyState, parsePolicy } from '../../policies/index.js';
+import { MERGED, MIN, policyFrom, seaEvent, T0 } from './fixtures.js';
+
+const rated = (threshold: string, scope: string) =>
+  `version: 1
+name: rate
+rules:
+  - name: hot
+    match: { rate: { threshold: "${threshold}", scope: ${scope} } }
+    action: { type: kill }
+  - name: again
+    match: { repeatPage: true }
+    action: { type: none }
+default: { action: { type: inject, abort: data } }
+`;
+
+const at = (min: number, over: Record<string, unknown> = {}) => seaEvent({ timeMs: T0 + min * MIN, ...over });
+
+test('3 / 10m fires on the third event within ten minutes, not for three spread over eleven', () => {
+  const p = policyFrom(rated('3 / 10m', 'vm'));
+  const pages = ['0x1000', '0x2000', '0x3000'];
+  assert.deepEqual(
+    [0, 4, 9].map((m, i) => p.decide(at(m, { gpa: pages[i] }), MERGED).rule),
+    ['default', 'default', 'hot'],
+  );
+  const q = policyFrom(rated('3 / 10m', 'vm'));
+  assert.deepEqual(
+    [0, 5.5, 11].map((m, i) => q.decide(at(m, { gpa: pages[i] }), MERGED).rule),
+    ['default', 'default', 'default'],
+  );
+});
+
+test('scope vm counts per VM, host counts every VM, page counts per (VM, page)', () => {
+  const vm = policyFrom(rated('2 / 1h', 'vm'));
+  assert.equal(vm.decide(at(0, { vm: { id: 'a' }, gpa: '0x1000' }), MERGED).rule, 'default');
+  assert.equal(vm.decide(at(1, { vm: { id: 'b' }, gpa: '0x2000' }), MERGED).rule, 'default');
+  assert.equal(vm.decide(at(2, { vm: { id: 'a' }, gpa: '0x3000' }), MERGED).rule, 'hot');
+
+  const host = policyFrom(rated('2 / 1h', 'host'));
+  assert.equal(host.decide(at(0, { vm: { id: 'a' }, gpa: '0x1000' }), MERGED).rule, 'default');
+  assert.equal(host.decide(at(1, { vm: { id: 'b' }, gpa: '0x2000' }), MERGED).rule, 'hot');
+
+  const page = policyFrom(rated('2 / 1h', 'page'));
+  assert.equal(page.decide(at(0, { vm: { id: 'a' }, gpa: '0x1000' }), MERGED).rule, 'default');
+  assert.equal(page.decide(at(1, { vm: { id: 'a' }, gpa: '0x2000' }), MERGED).rule, 'default');
+  assert.equal(page.decide(at(2, { vm: { id: 'b' }, gpa: '0x1000' }), MERGED).rule, 'default');
+  assert.equal(page.decide(at(3, { vm: { id: 'a' }, gpa: '0x1fff' }), MERGED).rule, 'hot');
+  assert.equal(page.decide(at(4, { vm: { id: 'a' }, gpa: null }), MERGED).rule, 'default');
+});
+
+test('repeatPage: the same page of the same VM is a repeat; another VM or page is not', () => {
+  const p = policyFrom(rated('100 / 1h', 'vm'));
+  assert.equal(p.decide(at(0, { gpa: '0x5000' }), MERGED).rule, 'default');
+  assert.equal(p.decide(at(1, { gpa: '0x6000' }), MERGED).rule, 'default');
+  assert.equal(p.decide(at(2, { vm: { id: 'other' }, gpa: '0x5000' }), MERGED).rule, 'default');
+  assert.equal(p.decide(at(3, { gpa: '0x5abc' }), MERGED).rule, 'again');
+});
+
+test('explain reads the state but records nothing', () => {
+  const p = policyFrom(rated('2 / 1h', 'vm'));
+  p.decide(at(0, { gpa: '0x1000' }), MERGED);
+  for (let i = 0; i < 3; i++) assert.equal(p.explain(at(1, { gpa: '0x2000' }), MERGED).matched.rule, 'hot');
+  assert.equal(p.state.stats().pages, 1);
+});
+
+test('a reload keeps windows: a new policy compiled against the same state sees earlier events', () => {
+  const state = new PolicyState();
+  const first = policyFrom(rated('3 / 10m', 'vm'), state);
+  first.decide(at(0, { gpa: '0x1000' }), MERGED);
+  first.decide(at(1, { gpa: '0x2000' }), MERGED);
+  const reloaded = policyFrom(rated('3 / 10m', 'vm').replace('name: rate', 'name: rate-v2'), state);
+  assert.notEqual(reloaded.version, first.version);
+  assert.equal(reloaded.decide(at(2, { gpa: '0x3000' }), MERGED).rule, 'hot');
+});
+
+test('observe rebuilds the state from stored events without deciding', () => {
+  const state = new PolicyState();
+  state.observe(at(0, { gpa: '0x1000' }));
+  state.observe(at(1, { gpa: '0x2000' }));
+  const p = policyFrom(rated('3 / 10m', 'vm'), state);
+  assert.equal(p.decide(at(2, { gpa: '0x2000' }), MERGED).rule, 'hot');
+});
+
+test('rings hold the largest threshold: a 40 / 1h rule fires on the 40th event', () => {
+  const p = policyFrom(rated('40 / 1h', 'vm'));
+  const rules = Array.from(
+    { length: 40 },
+    (_, i) => p.decide(at(i, { gpa: `0x${(i + 1).toString(16)}000` }), MERGED).rule,
+  );
+  assert.equal(rules.lastIndexOf('default'), 38);
+  assert.equal(rules[39], 'hot');
+  assert.ok(p.state.ringCapacity >= 40);
+});
+
+test('past the key bound the least recently seen VM is evicted and counted; its windows restart', () => {
+  const r = parsePolicy(rated('2 / 1h', 'vm').replace('rules:', 'rateStateBound: 2\nrules:'), 'b.yaml');
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  const p = compilePolicy(r.policy, { state: new PolicyState() });
+  p.decide(at(0, { vm: { id: 'a' }, gpa: null }), MERGED);
+  p.decide(at(1, { vm: { id: 'b' }, gpa: null }), MERGED);
+  p.decide(at(2, { vm: { id: 'c' }, gpa: null }), MERGED); // evicts a
+  const s = p.state.stats();
+  assert.equal(s.vms, 2);
+  assert.equal(s.evictions.vm, 1);
+  assert.equal(p.decide(at(3, { vm: { id: 'a' }, gpa: null }), MERGED).rule, 'default');
+  assert.equal(p.decide(at(4, { vm: { id: 'c' }, gpa: null }), MERGED).rule, 'hot');
+  assert.equal(new PolicyState().maxKeys, 65_536);
+});
