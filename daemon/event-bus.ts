@@ -14,7 +14,7 @@ export interface EventRecord {
   msg: EventMsg;
   event: PolicyEvent;
   /** ESR bits a conforming kernel clears but the plugin's copy had (SEA only). */
-  nonConforming: string[];
+  nonConforming: readonly string[];
   /**
    * For an attached vCPU: the fields where the plugin's copy differed from the kernel's kvm_run
    * page (the kernel's values were used). null when the vCPU is not attached.

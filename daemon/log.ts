@@ -16,8 +16,12 @@ export interface DaemonLog {
   readonly target: 'journal' | 'stderr';
   /** Always written (start, stop, reloads, errors). */
   log(entry: JournalEntry): void;
-  /** Per-event entries: written while the bucket has tokens, else counted. */
-  event(entry: JournalEntry): void;
+  /**
+   * Takes a token for one per-event entry: true when it may be written (then call log()), false
+   * when it is suppressed (and counted). Asked before building the entry, so a suppressed entry
+   * costs nothing.
+   */
+  admitEvent(): boolean;
   /** Per-event entries suppressed since start. */
   readonly suppressed: number;
   close(): void;
@@ -57,17 +61,17 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
   return {
     target: logger.target,
     log: (entry) => logger.log(entry),
-    event(entry) {
+    admitEvent() {
       const now = Date.now();
       tokens = Math.min(rate, tokens + ((now - last) * rate) / 1000);
       last = now;
       if (tokens >= 1) {
         tokens -= 1;
-        logger.log(entry);
-      } else {
-        suppressed++;
-        suppressedSinceSummary++;
+        return true;
       }
+      suppressed++;
+      suppressedSinceSummary++;
+      return false;
     },
     get suppressed() {
       return suppressed;

@@ -8,6 +8,7 @@ import { assertNever } from '../kvm/assert-never.js';
 import {
   decodeEsr,
   ESR_EC_DABT_LOW,
+  type Esr,
   ISS_MASK,
   KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
   nonConformingSeaEsrBits,
@@ -16,12 +17,40 @@ import type { PolicyEvent } from '../policies/decision.js';
 import { BUS_MCEERR_AO, BUS_MCEERR_AR, type EventMsg, ProtocolError } from '../protocol/index.js';
 import type { SessionInfo } from './session-info.js';
 
-const PAGE_MASK = ~0xfffn;
+/** Guest page of an address (low 12 bits cleared), without a negative-mask BigInt operation. */
+const pageOf = (addr: bigint): bigint => addr - (addr & 0xfffn);
+const NONE: readonly string[] = Object.freeze([]);
 
 export interface TypedEvent {
   event: PolicyEvent;
   /** ESR bits a conforming kernel clears, present in a SEA event (empty when conforming). */
-  nonConforming: string[];
+  nonConforming: readonly string[];
+}
+
+/** Every PolicyEvent is built here, with one property order, so the hot path stays monomorphic. */
+function policyEvent(
+  kind: PolicyEvent['kind'],
+  s: SessionInfo,
+  msg: EventMsg,
+  timeMs: number,
+  esr: Esr | null,
+  abort: PolicyEvent['abort'],
+  gpa: bigint | null,
+  sigbusCode: PolicyEvent['sigbusCode'],
+): PolicyEvent {
+  const a = esr?.abort ?? null;
+  return {
+    kind,
+    vm: s.vm,
+    vcpu: msg.vcpu,
+    timeMs,
+    esr,
+    abort,
+    fsc: a === null ? null : a.fscClass.kind,
+    severity: a === null || a.severity === null ? 'unknown' : a.severity,
+    gpa,
+    sigbusCode,
+  };
 }
 
 /** Builds the policy's view of an event; ProtocolError BAD_FIELD for values no plugin may send. */
@@ -33,21 +62,12 @@ export function typeEvent(msg: EventMsg, s: SessionInfo, nowMs: number): TypedEv
   }
   // A replayed event happened while the daemon was away: its time is the plugin's.
   const timeMs = msg.replay ? Number(msg.timeNs / 1_000_000n) : nowMs;
-  const base = { vm: s.vm, vcpu: msg.vcpu, timeMs, sigbusCode: null };
   switch (msg.type) {
     case 'sea': {
       const esr = decodeEsr(msg.esr);
-      const a = esr.abort;
+      const gpa = msg.kvmFlags & KVM_EXIT_ARM_SEA_FLAG_GPA_VALID ? pageOf(msg.gpa) : null;
       return {
-        event: {
-          ...base,
-          kind: 'sea',
-          esr,
-          abort: a?.kind ?? null,
-          fsc: a?.fscClass.kind ?? null,
-          severity: a?.severity ?? 'unknown',
-          gpa: msg.kvmFlags & KVM_EXIT_ARM_SEA_FLAG_GPA_VALID ? msg.gpa & PAGE_MASK : null,
-        },
+        event: policyEvent('sea', s, msg, timeMs, esr, esr.abort?.kind ?? null, gpa, null),
         nonConforming: nonConformingSeaEsrBits(msg.esr),
       };
     }
@@ -55,30 +75,14 @@ export function typeEvent(msg: EventMsg, s: SessionInfo, nowMs: number): TypedEv
       // KVM reports only the ISS for NISV exits; it is a data abort from the guest (EC 0x24).
       const esr = decodeEsr((BigInt(ESR_EC_DABT_LOW) << 26n) | (msg.esrIss & BigInt(ISS_MASK)));
       return {
-        event: {
-          ...base,
-          kind: 'nisv',
-          esr,
-          abort: 'data',
-          fsc: esr.abort?.fscClass.kind ?? null,
-          severity: esr.abort?.severity ?? 'unknown',
-          gpa: msg.faultIpa & PAGE_MASK,
-        },
-        nonConforming: [],
+        event: policyEvent('nisv', s, msg, timeMs, esr, 'data', pageOf(msg.faultIpa), null),
+        nonConforming: NONE,
       };
     }
     case 'mmio':
       return {
-        event: {
-          ...base,
-          kind: 'mmio',
-          esr: null,
-          abort: 'data',
-          fsc: null,
-          severity: 'unknown',
-          gpa: msg.physAddr & PAGE_MASK,
-        },
-        nonConforming: [],
+        event: policyEvent('mmio', s, msg, timeMs, null, 'data', pageOf(msg.physAddr), null),
+        nonConforming: NONE,
       };
     case 'sigbus': {
       if (msg.siCode !== BUS_MCEERR_AR && msg.siCode !== BUS_MCEERR_AO) {
@@ -87,19 +91,9 @@ export function typeEvent(msg: EventMsg, s: SessionInfo, nowMs: number): TypedEv
           `sigbus si_code ${msg.siCode} is not BUS_MCEERR_AR (4) or BUS_MCEERR_AO (5)`,
         );
       }
-      return {
-        event: {
-          ...base,
-          kind: 'sigbus',
-          esr: null,
-          abort: null,
-          fsc: null,
-          severity: 'unknown',
-          gpa: msg.gpa === null ? null : msg.gpa & PAGE_MASK,
-          sigbusCode: msg.siCode === BUS_MCEERR_AR ? 'BUS_MCEERR_AR' : 'BUS_MCEERR_AO',
-        },
-        nonConforming: [],
-      };
+      const code = msg.siCode === BUS_MCEERR_AR ? 'BUS_MCEERR_AR' : 'BUS_MCEERR_AO';
+      const gpa = msg.gpa === null ? null : pageOf(msg.gpa);
+      return { event: policyEvent('sigbus', s, msg, timeMs, null, null, gpa, code), nonConforming: NONE };
     }
     default:
       return assertNever(msg, 'event');

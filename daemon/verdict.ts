@@ -39,14 +39,28 @@ export interface BuiltVerdict {
   downgrade: VerdictDowngrade | null;
 }
 
-const cache = new Map<string, Uint8Array>();
+/**
+ * Images cached per Injection object (compiled policies share frozen decisions, so the same
+ * object comes back event after event) and per (ABI, RAS, exit): a WeakMap lookup and an index.
+ */
+const cache = new WeakMap<Injection, (Uint8Array | undefined)[]>();
+const EXIT_SLOT: Readonly<Record<number, number>> = {
+  [KVM_EXIT_ARM_SEA]: 0,
+  [KVM_EXIT_ARM_NISV]: 1,
+  [KVM_EXIT_MMIO]: 2,
+};
 
 function kvmImage(inj: Injection, host: HostCapabilities, exit: number): Uint8Array {
-  const key = `${host.abi}|${host.ras ? 1 : 0}|${inj.kind}|${inj.iss ?? ''}|${exit}`;
-  let image = cache.get(key);
+  const slot = ((host.abi === 'merged' ? 0 : 2) + (host.ras ? 1 : 0)) * 3 + (EXIT_SLOT[exit] ?? 0);
+  let images = cache.get(inj);
+  if (!images) {
+    images = [];
+    cache.set(inj, images);
+  }
+  let image = images[slot];
   if (!image) {
     image = encodeInjection({ kind: inj.kind, iss: inj.iss }, host, exit);
-    if (cache.size < 4096) cache.set(key, image);
+    images[slot] = image;
   }
   return image;
 }

@@ -202,12 +202,17 @@ export function parseEsr(text: string): bigint {
   return value;
 }
 
+/** ISV [24], [23:14], VNCR [13], S1PTW [7], ISS2 [55:32] and RES0 [63:56]. */
+const SEA_CLEARED_BITS = (0xffffffffn << 32n) | (1n << 24n) | (0x3ffn << 14n) | (1n << 13n) | (1n << 7n);
+const CONFORMING: readonly string[] = Object.freeze([]);
+
 /**
  * ESR bits a conforming kernel clears in `kvm_run.arm_sea.esr` (reference §2): ISV [24], the
  * instruction-syndrome fields [23:14], VNCR [13], S1PTW [7] and ISS2 [55:32]. A non-empty result
  * means the value did not come from a conforming kernel.
  */
-export function nonConformingSeaEsrBits(raw: bigint): string[] {
+export function nonConformingSeaEsrBits(raw: bigint): readonly string[] {
+  if ((raw & SEA_CLEARED_BITS) === 0n) return CONFORMING;
   const found: string[] = [];
   const low = Number(raw & 0xffffffffn);
   if (bit(low, 24)) found.push('ISV');

@@ -36,6 +36,7 @@ export function journalSink(log: DaemonLog): Sink {
     name: 'journal',
     afterReply(batch) {
       for (const r of batch) {
+        if (!log.admitEvent()) continue;
         const e = r.event;
         const d = r.decision;
         const what = d ? describeDecision(d) : `handled by plugin fallback (action ${r.msg.fallbackAction})`;
@@ -56,15 +57,15 @@ export function journalSink(log: DaemonLog): Sink {
           [F.OUTCOME]: r.replay ? 'fallback' : d?.dryRun ? 'dry_run' : 'verdict_sent',
           [F.SESSION]: r.session.id,
         };
-        log.event({
+        log.log({
           message: `memory error (${e.kind}) on VM ${e.vm.id} vCPU ${e.vcpu ?? '-'}${e.gpa === null ? '' : ` GPA ${hex(e.gpa)}`}: ${what}${d ? ` [rule ${d.rule}]` : ''}`,
           priority: priorityOf(r),
           messageId: r.replay ? MessageId.FALLBACK_EVENTS_REPORTED : MessageId.MEMORY_ERROR,
           fields,
         });
         const down = d?.downgrade ?? r.verdictDowngrade;
-        if (down) {
-          log.event({
+        if (down && log.admitEvent()) {
+          log.log({
             message: `injection downgraded on VM ${e.vm.id}: ${down.from} → ${down.to} (${down.reason})`,
             priority: Priority.WARNING,
             messageId: MessageId.INJECTION_DOWNGRADED,

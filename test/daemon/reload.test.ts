@@ -53,7 +53,7 @@ test('100 reloads under load: atomic, last good policy kept on error, nothing lo
     until: stop,
   });
 
-  let expected = ACTION.INJECT;
+  let expected: number = ACTION.INJECT;
   let valid = 0;
   let invalid = 0;
   try {

@@ -1,0 +1,93 @@
+/**
+ * CPU per event on the verdict path, in process and without sockets: frame parse → typed event →
+ * policy decision → verdict bytes → batch flush, with each sink set the daemon can run. It isolates
+ * the daemon's own work from the kernel's socket round trip that bench/verdict-latency.ts measures.
+ * Usage: node --import tsx bench/pipeline-cpu.ts [--events N] [--json]
+ */
+import { parseArgs } from 'node:util';
+import { EventBus, type Sink } from '../daemon/event-bus.js';
+import { createDaemonLog } from '../daemon/log.js';
+import { Pipeline } from '../daemon/pipeline.js';
+import { builtinProvider } from '../daemon/policy-loader.js';
+import type { PluginSession } from '../daemon/session.js';
+import { sessionInfo } from '../daemon/session-info.js';
+import { journalSink } from '../daemon/sinks/journal-sink.js';
+import { metricsSink } from '../daemon/sinks/metrics-sink.js';
+import { SeawallMetrics } from '../metrics/index.js';
+import { PolicyState } from '../policies/index.js';
+import { DAEMON_ACCEPTS, encodeMessage, FrameParser } from '../protocol/index.js';
+
+const { values } = parseArgs({
+  options: { events: { type: 'string', default: '200000' }, json: { type: 'boolean', default: false } },
+});
+const N = Number(values.events);
+
+const discard = { write: () => true };
+const variants: Record<string, () => Sink[]> = {
+  'no sinks': () => [],
+  journal: () => [journalSink(createDaemonLog({ mode: 'stderr', eventsPerSecond: 1000 }))],
+  metrics: () => [metricsSink(new SeawallMetrics({ defaultMetrics: false }))],
+  'journal + metrics': () => [
+    journalSink(createDaemonLog({ mode: 'stderr', eventsPerSecond: 1000 })),
+    metricsSink(new SeawallMetrics({ defaultMetrics: false })),
+  ],
+};
+
+function measure(sinks: Sink[]): number {
+  const bus = new EventBus();
+  for (const s of sinks) bus.add(s);
+  const provider = builtinProvider(new PolicyState());
+  const pipeline = new Pipeline({ policy: () => provider, bus });
+  const hello = {
+    type: 'hello' as const,
+    version: 1,
+    caps: 0x13,
+    vmmPid: 1,
+    vcpuCount: 8,
+    extAbtEsrCap: 0,
+    vmId: 'bench-vm',
+    labels: { tier: 'bench' },
+  };
+  const info = sessionInfo(1n, hello, { pid: 1, uid: 0, gid: 0 }, 0);
+  const session = { info, queue() {}, flush() {} } as unknown as PluginSession;
+  const frames = Array.from({ length: 1024 }, (_, i) =>
+    encodeMessage({
+      type: 'sea',
+      seq: i + 1,
+      vcpu: i % 8,
+      timeNs: 0n,
+      replay: false,
+      fallbackAction: 0,
+      kvmFlags: 1n,
+      esr: 0x92000410n,
+      gva: 0n,
+      gpa: BigInt(i) << 12n,
+    }),
+  );
+  const parser = new FrameParser((m) => pipeline.submit(session, m as never, process.hrtime.bigint()), {
+    accept: DAEMON_ACCEPTS,
+  });
+  const run = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      parser.push(frames[i & 1023] as Buffer);
+      pipeline.flush();
+    }
+  };
+  run(Math.min(N, 20_000)); // warm-up: JIT and caches
+  const t0 = process.hrtime.bigint();
+  run(N);
+  return Number(process.hrtime.bigint() - t0) / N;
+}
+
+// Journal lines go to stderr; keep the terminal clean while measuring.
+process.stderr.write = discard.write as typeof process.stderr.write;
+const rows = Object.entries(variants).map(([name, make]) => ({
+  name,
+  nsPerEvent: Math.round(measure(make())),
+}));
+if (values.json) process.stdout.write(`${JSON.stringify({ events: N, rows }, null, 2)}\n`);
+else {
+  process.stdout.write('| sinks | ns per event |\n|---|---|\n');
+  for (const r of rows) process.stdout.write(`| ${r.name} | ${r.nsPerEvent} |\n`);
+}
+process.exit(0);

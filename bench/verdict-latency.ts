@@ -1,0 +1,144 @@
+/**
+ * Verdict-latency benchmark. In one run it measures, with the same client process and the same
+ * request bytes:
+ *   - a C epoll echo server (compiled here with gcc): the kernel's Unix-socket round trip;
+ *   - a Node echo server: the floor for any Node server;
+ *   - `seawall daemon` (compiled JavaScript, built-in policy, metrics on, logging on) answering
+ *     VERDICTs; optionally a second daemon run with `--no-metrics` for the cost of metrics.
+ * Latency: one request in flight, p50/p99/p99.9. Throughput: 256 simulated vCPUs (32 VMs × 8).
+ * Usage: node --import tsx bench/verdict-latency.ts [--requests N] [--throughput N] [--json]
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '20000' },
+    throughput: { type: 'string', default: '300000' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const REQUESTS = values.requests as string;
+const TP = values.throughput as string;
+const here = new URL('.', import.meta.url).pathname;
+const root = join(here, '..');
+const dir = mkdtempSync(join(tmpdir(), 'seawall-bench-'));
+const children: ChildProcess[] = [];
+
+function startServer(cmd: string, args: string[], readyLine: RegExp): Promise<ChildProcess> {
+  const p = spawn(cmd, args, {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    env: { ...process.env, NOTIFY_SOCKET: '' },
+  });
+  children.push(p);
+  return new Promise((resolve, reject) => {
+    createInterface({ input: p.stdout! }).on('line', (l) => {
+      if (readyLine.test(l)) resolve(p);
+    });
+    p.once('exit', (code) => reject(new Error(`${cmd} exited ${code} before ready`)));
+  });
+}
+
+function client(target: string, socket: string, mode: string, n: string): Record<string, number | string> {
+  const out = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', join(here, 'round-trip-client.ts'), target, socket, mode, n, '32', '8'],
+    { encoding: 'utf8', cwd: root },
+  );
+  return JSON.parse(out.trim().split('\n').pop() as string);
+}
+
+async function main(): Promise<void> {
+  const echoBin = join(dir, 'echo');
+  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', echoBin, join(here, 'c', 'echo.c')]);
+  const targets: {
+    name: string;
+    kind: 'echo' | 'daemon';
+    socket: string;
+    start: () => Promise<ChildProcess>;
+  }[] = [
+    {
+      name: 'C echo',
+      kind: 'echo',
+      socket: join(dir, 'c.sock'),
+      start: () => startServer(echoBin, [join(dir, 'c.sock')], /^ready/),
+    },
+    {
+      name: 'Node echo',
+      kind: 'echo',
+      socket: join(dir, 'node.sock'),
+      start: () =>
+        startServer(
+          process.execPath,
+          ['--import', 'tsx', join(here, 'node-echo.ts'), join(dir, 'node.sock')],
+          /^ready/,
+        ),
+    },
+    ...[
+      { name: 'seawall daemon', extra: ['--metrics', '127.0.0.1:0'] },
+      { name: 'seawall daemon, no metrics', extra: ['--no-metrics'] },
+    ].map(({ name, extra }, i) => ({
+      name,
+      kind: 'daemon' as const,
+      socket: join(dir, `d${i}`, 'plugin.sock'),
+      start: () =>
+        startServer(
+          process.execPath,
+          [
+            join(root, 'dist', 'daemon', 'cli.js'),
+            'daemon',
+            '--socket',
+            join(dir, `d${i}`, 'plugin.sock'),
+            '--control-socket',
+            join(dir, `d${i}`, 'control.sock'),
+            '--state-dir',
+            join(dir, `d${i}`, 'state'),
+            '--log',
+            'stderr',
+            ...extra,
+          ],
+          /^seawall daemon ready/,
+        ),
+    })),
+  ];
+  const rows: Record<string, unknown>[] = [];
+  for (const t of targets) {
+    const proc = await t.start();
+    const lat = client(t.kind, t.socket, 'latency', REQUESTS);
+    const tp = client(t.kind, t.socket, 'throughput', TP);
+    rows.push({ name: t.name, p50: lat.p50, p99: lat.p99, 'p99.9': lat['p99.9'], perSecond: tp.perSecond });
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+  }
+  const nodeEcho = rows.find((r) => r.name === 'Node echo') as { p50: number; p99: number };
+  const daemon = rows.find((r) => r.name === 'seawall daemon') as { p50: number; p99: number };
+  const ratios = { p50: daemon.p50 / nodeEcho.p50, p99: daemon.p99 / nodeEcho.p99 };
+  if (values.json) {
+    process.stdout.write(
+      `${JSON.stringify({ requests: Number(REQUESTS), throughputRequests: Number(TP), rows, ratios }, null, 2)}\n`,
+    );
+  } else {
+    process.stdout.write(
+      `| target | p50 µs | p99 µs | p99.9 µs | verdicts/s (256 vCPUs) |\n|---|---|---|---|---|\n`,
+    );
+    for (const r of rows)
+      process.stdout.write(`| ${r.name} | ${r.p50} | ${r.p99} | ${r['p99.9']} | ${r.perSecond} |\n`);
+    process.stdout.write(
+      `\ndaemon / Node echo: p50 ${ratios.p50.toFixed(2)}×, p99 ${ratios.p99.toFixed(2)}×\n`,
+    );
+  }
+}
+
+main()
+  .catch((err) => {
+    process.stderr.write(`${(err as Error).stack}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
