@@ -3,10 +3,10 @@
  * activation), authenticates each peer by SO_PEERCRED, admits HELLOs, and keeps the bounds —
  * connections, one live session per VM id — with a REJECT that says which bound was hit.
  */
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { peerCred } from '../kvm/index.js';
+import { peerCred, peerGroups } from '../kvm/index.js';
 import {
   type EventMsg,
   encodeMessage,
@@ -54,6 +54,8 @@ export class PluginServer implements SessionHost {
   #nextId = 1n;
   #stopping = false;
   #path: string | null = null;
+  /** Group owning the listening socket (its file, or the activated socket's inode). */
+  #socketGid = -1;
 
   constructor(opts: PluginServerOptions) {
     this.#opts = opts;
@@ -93,6 +95,7 @@ export class PluginServer implements SessionHost {
       });
       chmodSync(target.path, target.mode);
       this.#path = target.path;
+      this.#socketGid = statSync(target.path).gid;
     } else {
       await new Promise<void>((resolve, reject) => {
         this.#server.once('error', reject);
@@ -101,20 +104,23 @@ export class PluginServer implements SessionHost {
           resolve();
         });
       });
+      // The socket file's group (SocketGroup=), not the sockfs inode that fstat(fd) would report.
+      const name = this.#server.address();
+      if (typeof name === 'string' && name.startsWith('/')) this.#socketGid = statSync(name).gid;
     }
   }
 
   #accept(socket: Socket): void {
     let peer: PluginSession['peer'] = null;
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
     try {
-      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-      if (typeof fd === 'number' && fd >= 0) peer = peerCred(fd);
+      if (fd >= 0) peer = peerCred(fd);
     } catch {
       peer = null;
     }
     const session = new PluginSession(socket, this, peer);
     this.#connections.add(session);
-    const refusal = this.#refusal(peer);
+    const refusal = this.#refusal(peer, fd);
     if (refusal) {
       const err = new ProtocolError(refusal[0], refusal[1]);
       this.#opts.bus.emit('sessionRejected', err.reason, refusal[1], peer);
@@ -122,14 +128,31 @@ export class PluginServer implements SessionHost {
     }
   }
 
+  /**
+   * A peer is allowed by uid, or by a group — its primary gid or, when that does not match, its
+   * supplementary groups (SO_PEERGROUPS). The listening socket's own group is always allowed: its
+   * file mode (0660) already admits that group, and the unit's SocketGroup= names it.
+   */
+  #allowed(peer: NonNullable<PluginSession['peer']>, fd: number): boolean {
+    const { uids, gids } = this.#opts.allow;
+    if (uids.includes(peer.uid)) return true;
+    const ok = (g: number) => gids.includes(g) || g === this.#socketGid;
+    if (ok(peer.gid)) return true;
+    try {
+      return fd >= 0 && peerGroups(fd).some(ok);
+    } catch {
+      return false;
+    }
+  }
+
   /** Why a new connection is refused before HELLO, or null when it may proceed. */
   #refusal(
     peer: PluginSession['peer'],
+    fd: number,
   ): ['UNAUTHORIZED' | 'TOO_MANY_SESSIONS' | 'SHUTTING_DOWN', string] | null {
     if (this.#stopping) return ['SHUTTING_DOWN', 'the daemon is stopping'];
     if (!peer) return ['UNAUTHORIZED', 'peer credentials unavailable (SO_PEERCRED)'];
-    const { uids, gids } = this.#opts.allow;
-    if (!uids.includes(peer.uid) && !gids.includes(peer.gid)) {
+    if (!this.#allowed(peer, fd)) {
       return ['UNAUTHORIZED', `uid ${peer.uid} / gid ${peer.gid} is not allowed to connect`];
     }
     if (this.#connections.size > this.#opts.limits.maxSessions) {

@@ -9,6 +9,9 @@ import { lastErrno, libc } from './libc.js';
 
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
+/** Linux 4.13+: the peer's supplementary groups (socket(7)). */
+const SO_PEERGROUPS = 59;
+const ERANGE = 34;
 
 const Ucred = koffi.struct('seawall_ucred', { pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
 
@@ -19,6 +22,38 @@ export interface PeerCred {
   pid: number;
   uid: number;
   gid: number;
+}
+
+/**
+ * The peer's supplementary groups at connect time (SO_PEERGROUPS). A VMM running as its own user
+ * is usually admitted by membership of a group (e.g. seawall-vmm), not by its primary gid.
+ * Returns [] where the kernel lacks the option.
+ */
+export function peerGroups(fd: number): number[] {
+  bind();
+  let cap = 64;
+  for (;;) {
+    const buf = Buffer.alloc(cap * 4);
+    const len = [buf.length];
+    if ((getsockopt as NonNullable<typeof getsockopt>)(fd, SOL_SOCKET, SO_PEERGROUPS, buf, len) === 0) {
+      const n = Math.floor((len[0] as number) / 4);
+      return Array.from({ length: n }, (_, i) => buf.readUInt32LE(i * 4));
+    }
+    const errno = lastErrno();
+    if (errno === ERANGE && cap < 65536) {
+      cap = Math.max(cap * 2, Math.ceil((len[0] as number) / 4));
+      continue;
+    }
+    if (errno === 92 /* ENOPROTOOPT */) return [];
+    throw new KvmSyscallError('getsockopt(SO_PEERGROUPS)', errno);
+  }
+}
+
+function bind(): void {
+  if (getsockopt) return;
+  libc();
+  const lib = koffi.load('libc.so.6');
+  getsockopt = lib.func('int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ uint32_t *len)');
 }
 
 /** Reads the peer credentials of the AF_UNIX socket `fd`. */
@@ -33,7 +68,7 @@ export function peerCred(fd: number): PeerCred {
   const size = koffi.sizeof(Ucred);
   const buf = Buffer.alloc(size);
   const len = [size];
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, buf, len) !== 0)
+  if ((getsockopt as NonNullable<typeof getsockopt>)(fd, SOL_SOCKET, SO_PEERCRED, buf, len) !== 0)
     throw new KvmSyscallError('getsockopt(SO_PEERCRED)', lastErrno());
   return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
 }

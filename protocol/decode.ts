@@ -2,7 +2,7 @@
  * Frame body → message. The parser (frame-parser.ts) has already checked the type and the body
  * length; this checks field values and never reads past the body.
  */
-import { BODY_SIZE, EVENT_FLAG, HEADER_SIZE, LIMITS, MSG, NO_GPA, NO_VCPU } from './constants.js';
+import { BODY_SIZE, CAP_ALL, EVENT_FLAG, HEADER_SIZE, LIMITS, MSG, NO_GPA, NO_VCPU } from './constants.js';
 import { ProtocolError } from './errors.js';
 import type { EventHeader, Message } from './messages.js';
 
@@ -33,11 +33,22 @@ function text(b: Buffer, start: number, len: number, what: string): string {
   }
 }
 
+/** Reserved bytes must be zero (docs/protocol.md "Versioning"): a later version may give them meaning. */
+function reserved(b: Buffer, from: number, to: number, what: string): void {
+  for (let i = from; i < to; i++) {
+    if (b[i] !== 0) throw new ProtocolError('BAD_FIELD', `${what}: reserved byte at body offset ${i} is not zero`);
+  }
+}
+
 function header(b: Buffer): EventHeader {
   const vcpu = b.readUInt32LE(4);
   const flags = b.readUInt16LE(16);
   if (flags & ~EVENT_FLAG.REPLAY)
     throw new ProtocolError('BAD_FIELD', `unknown event flags 0x${flags.toString(16)}`);
+  if (!(flags & EVENT_FLAG.REPLAY) && b[18] !== 0) {
+    throw new ProtocolError('BAD_FIELD', 'fallback_action is set on an event that is not a REPLAY');
+  }
+  reserved(b, 19, 24, 'event');
   return {
     seq: b.readUInt32LE(0),
     vcpu: vcpu === NO_VCPU ? null : vcpu,
@@ -49,6 +60,8 @@ function header(b: Buffer): EventHeader {
 
 function textMessage(b: Buffer, what: string): { code: number; message: string } {
   const len = b.readUInt16LE(2);
+  if (len > LIMITS.messageTextMax)
+    throw new ProtocolError('BAD_FIELD', `${what} text of ${len} bytes exceeds ${LIMITS.messageTextMax}`);
   if (4 + len !== b.length)
     throw new ProtocolError('BAD_FRAME', `${what} text length ${len} disagrees with the frame`);
   return { code: b.readUInt16LE(0), message: text(b, 4, len, `${what} text`) };
@@ -61,6 +74,9 @@ function hello(b: Buffer): Message {
     throw new ProtocolError('BAD_FIELD', `vm id length ${vmIdLen}`);
   if (labelCount > LIMITS.labelsMax)
     throw new ProtocolError('BAD_FIELD', `${labelCount} labels, at most ${LIMITS.labelsMax}`);
+  const caps = b.readUInt32LE(4);
+  if (caps & ~CAP_ALL) throw new ProtocolError('BAD_FIELD', `unknown capability bits 0x${(caps & ~CAP_ALL).toString(16)}`);
+  reserved(b, 2, 4, 'HELLO');
   const vcpuCount = b.readUInt32LE(12);
   if (vcpuCount === 0 || vcpuCount > LIMITS.vcpusMax)
     throw new ProtocolError('BAD_FIELD', `vcpu count ${vcpuCount}`);
@@ -111,6 +127,7 @@ export function decodeBody(type: number, b: Buffer): Message {
     case MSG.EVENT_NISV:
       return { type: 'nisv', ...header(b), esrIss: b.readBigUInt64LE(24), faultIpa: b.readBigUInt64LE(32) };
     case MSG.EVENT_MMIO:
+      reserved(b, 45, 48, 'EVENT_MMIO');
       return {
         type: 'mmio',
         ...header(b),
@@ -120,6 +137,7 @@ export function decodeBody(type: number, b: Buffer): Message {
         isWrite: b.readUInt8(44) !== 0,
       };
     case MSG.EVENT_SIGBUS: {
+      reserved(b, 28, 32, 'EVENT_SIGBUS');
       const gpa = b.readBigUInt64LE(32);
       return {
         type: 'sigbus',
@@ -130,6 +148,8 @@ export function decodeBody(type: number, b: Buffer): Message {
       };
     }
     case MSG.VERDICT:
+      reserved(b, 6, 8, 'VERDICT');
+      reserved(b, 12, 16, 'VERDICT');
       return {
         type: 'verdict',
         seq: b.readUInt32LE(0),
@@ -144,10 +164,13 @@ export function decodeBody(type: number, b: Buffer): Message {
     case MSG.HEARTBEAT:
       return { type: 'heartbeat', nonce: b.readBigUInt64LE(0) };
     case MSG.GOODBYE:
+      reserved(b, 2, 4, 'GOODBYE');
       return { type: 'goodbye', reason: b.readUInt16LE(0) };
     case MSG.HELLO:
       return hello(b);
     case MSG.WELCOME:
+      reserved(b, 2, 4, 'WELCOME');
+      reserved(b, 20, 24, 'WELCOME');
       return {
         type: 'welcome',
         version: b.readUInt16LE(0),

@@ -34,8 +34,18 @@ function utf8(text: string, max: number, what: string): Buffer {
   return b;
 }
 
+/** UTF-8 of `message`, cut at a character boundary to the protocol's text limit. */
+function boundedText(message: string): Buffer {
+  const full = Buffer.from(message, 'utf8');
+  if (full.length <= LIMITS.messageTextMax) return full;
+  let end = LIMITS.messageTextMax;
+  // Step back over continuation bytes (10xxxxxx) so no character is split.
+  while (end > 0 && ((full[end] as number) & 0xc0) === 0x80) end--;
+  return full.subarray(0, end);
+}
+
 function textFrame(type: number, code: number, message: string): Buffer {
-  const text = Buffer.from(message, 'utf8').subarray(0, LIMITS.messageTextMax);
+  const text = boundedText(message);
   const buf = frame(type, 4 + text.length);
   buf.writeUInt16LE(code, HEADER_SIZE);
   buf.writeUInt16LE(text.length, HEADER_SIZE + 2);

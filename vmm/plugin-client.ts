@@ -16,6 +16,7 @@ import {
   type Message,
   PLUGIN_ACCEPTS,
   PROTOCOL_VERSION,
+  VERDICT_FLAG,
   type VerdictMsg,
 } from '../protocol/index.js';
 
@@ -101,6 +102,7 @@ export class PluginClient extends EventEmitter {
   #replay: EventMsg[] = [];
   #backoff: number;
   #reconnectTimer: NodeJS.Timeout | null = null;
+  #sessionId: bigint | null = null;
 
   constructor(opts: PluginClientOptions) {
     super();
@@ -120,6 +122,11 @@ export class PluginClient extends EventEmitter {
 
   get connected(): boolean {
     return this.#ready;
+  }
+
+  /** The session id from the last WELCOME (what the attach channel names); null before one. */
+  get sessionId(): bigint | null {
+    return this.#sessionId;
   }
 
   /** Events handled by fallback and not yet reported. */
@@ -246,6 +253,7 @@ export class PluginClient extends EventEmitter {
     switch (m.type) {
       case 'welcome':
         this.#ready = true;
+        this.#sessionId = m.sessionId;
         this.#backoff = this.opts.reconnect.initialMs;
         this.#flushReplay();
         handshake();
@@ -256,11 +264,20 @@ export class PluginClient extends EventEmitter {
         return;
       case 'verdict': {
         const p = this.#pending.get(m.seq);
-        if (!p) return; // already answered by fallback; the late verdict is dropped
+        if (!p) {
+          // Already answered by fallback. The daemon decided (and counted) this event after all,
+          // so it must not be reported again as a replay.
+          const i = this.#replay.findIndex((r) => r.seq === m.seq);
+          if (i >= 0) this.#replay.splice(i, 1);
+          return;
+        }
         this.#pending.delete(m.seq);
         clearTimeout(p.timer);
         this.stats.verdicts++;
         p.resolve({ source: 'daemon', verdict: m, latencyNs: process.hrtime.bigint() - p.startNs });
+        // A VMM terminates the VM on 'kill' within graceMs (the daemon enforces it afterwards).
+        if (m.action === ACTION.KILL) this.emit('kill', { seq: m.seq, graceMs: m.graceMs });
+        if (m.flags & VERDICT_FLAG.MIGRATING) this.emit('migrating', { seq: m.seq });
         return;
       }
       case 'error':

@@ -211,3 +211,26 @@ test('property: arbitrary bytes either parse or raise a ProtocolError, never any
     { numRuns: 3000 },
   );
 });
+
+test('reserved bytes, unknown capability bits and a stray fallback_action are refused', () => {
+  const sea = encodeMessage(SAMPLES[3] as Message);
+  for (const offset of [19, 20, 23]) {
+    const bad = Buffer.from(sea);
+    bad[HEADER_SIZE + offset] = 1;
+    rejects(bad, 'SEAWALL_PROTO_BAD_FIELD');
+  }
+  const stray = Buffer.from(sea);
+  stray[HEADER_SIZE + 18] = 1; // fallback_action without the REPLAY flag
+  rejects(stray, 'SEAWALL_PROTO_BAD_FIELD');
+  const hello = encodeMessage({ ...(SAMPLES[0] as Extract<Message, { type: 'hello' }>), caps: 1 << 20 });
+  rejects(hello, 'SEAWALL_PROTO_BAD_FIELD');
+});
+
+test('ERROR text is cut to the limit at a character boundary, and the peer accepts it', () => {
+  const message = 'é'.repeat(LIMITS.messageTextMax); // 2 bytes each: the limit falls mid-character
+  const [m] = parseAll(encodeMessage({ type: 'error', code: 13, message }), 7, PLUGIN_ACCEPTS);
+  assert.equal(m?.type, 'error');
+  const text = (m as Extract<Message, { type: 'error' }>).message;
+  assert.ok(Buffer.byteLength(text) <= LIMITS.messageTextMax);
+  assert.equal(text, 'é'.repeat(LIMITS.messageTextMax / 2));
+});

@@ -1,0 +1,207 @@
+/**
+ * The C plugin (vmm/c) written from docs/protocol.md alone, compiled with gcc and run against the
+ * real daemon, then against peers that never answer: the deadline fallback must answer instead.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { promisify } from 'node:util';
+import {
+  DAEMON_ACCEPTS,
+  encodeMessage,
+  FrameParser,
+  type Message,
+  type SeaEventMsg,
+} from '../../protocol/index.js';
+import { removeDir, startDaemon } from '../helpers/daemon.js';
+import { requireTool } from '../helpers/tools.js';
+
+const run = promisify(execFile);
+const SRC = new URL('../../vmm/c/', import.meta.url).pathname;
+const IMAGE = `000001${'0'.repeat(122)}`;
+const dir = mkdtempSync(join(tmpdir(), 'seawall-c-'));
+after(() => removeDir(dir));
+
+let built: Promise<string> | null = null;
+/** Compiles the plugin and the example once, warnings as errors; null when gcc is absent (skipped). */
+async function example(t: Parameters<typeof requireTool>[0]): Promise<string | null> {
+  const gcc = requireTool(t, 'gcc', 'gcc');
+  if (!gcc) return null;
+  built ??= (async () => {
+    const out = join(dir, 'example');
+    await run(gcc, [
+      '-std=c11',
+      '-Wall',
+      '-Wextra',
+      '-Werror',
+      '-pedantic',
+      '-O2',
+      '-o',
+      out,
+      join(SRC, 'seawall_plugin.c'),
+      join(SRC, 'example.c'),
+    ]);
+    return out;
+  })();
+  return built;
+}
+
+interface Line {
+  action: string;
+  events: string;
+  source: string;
+}
+
+async function runExample(bin: string, args: string[]): Promise<{ line: Line; stderr: string }> {
+  const { stdout, stderr } = await run(bin, args, { timeout: 30_000 });
+  const [action, events, source] = stdout.trim().split(' ');
+  return { line: { action: action ?? '', events: events ?? '', source: source ?? '' }, stderr };
+}
+
+/** A peer on a private socket that records each connection's frames and answers as `answer` says. */
+async function fakeDaemon(answer: (conn: number, m: Message, s: Socket) => void) {
+  const path = join(mkdtempSync(join(dir, 'fake-')), 'plugin.sock');
+  const conns: Message[][] = [];
+  const server: Server = createServer((s) => {
+    const n = conns.length;
+    const got: Message[] = [];
+    conns.push(got);
+    const p = new FrameParser(
+      (m) => {
+        got.push(m);
+        answer(n, m, s);
+      },
+      { accept: DAEMON_ACCEPTS },
+    );
+    s.on('data', (c: Buffer) => p.push(c));
+    s.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return { path, conns, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+const WELCOME = encodeMessage({
+  type: 'welcome',
+  version: 1,
+  maxInFlight: 16,
+  sessionId: 9n,
+  heartbeatMs: 5000,
+});
+
+test('against the real daemon: the sea_to_user exit gets INJECT with ext_dabt_pending=1', async (t) => {
+  const bin = await example(t);
+  if (!bin) return;
+  const d = await startDaemon({ metrics: false });
+  try {
+    const { line } = await runExample(bin, [d.socket]);
+    assert.deepEqual(line, { action: 'INJECT', events: IMAGE, source: 'daemon' });
+  } finally {
+    await d.stop();
+    removeDir(d.dir);
+  }
+});
+
+test('the C plugin sends the HELLO and EVENT_SEA the spec describes', async (t) => {
+  const bin = await example(t);
+  if (!bin) return;
+  const fake = await fakeDaemon((_n, m, s) => {
+    if (m.type === 'hello') s.write(WELCOME);
+    if (m.type === 'sea')
+      s.write(
+        encodeMessage({
+          type: 'verdict',
+          seq: m.seq,
+          action: 3,
+          flags: 0,
+          graceMs: 100,
+          esr: 0n,
+          vcpuEvents: new Uint8Array(64),
+        }),
+      );
+    if (m.type === 'goodbye') s.end(encodeMessage({ type: 'goodbye', reason: 0 }));
+  });
+  try {
+    const { line } = await runExample(bin, [fake.path]);
+    assert.deepEqual(line, { action: 'KILL', events: '0'.repeat(128), source: 'daemon' });
+    const [hello, sea, applied, goodbye] = fake.conns[0] ?? [];
+    assert.equal(hello?.type, 'hello');
+    assert.equal(hello.vmId, 'c-example');
+    assert.deepEqual(hello.labels, { tenant: 'selftest' });
+    assert.equal(hello.version, 1);
+    assert.equal(hello.caps, 0x13);
+    assert.equal(sea?.type, 'sea');
+    assert.deepEqual(
+      { ...sea, timeNs: 0n },
+      {
+        type: 'sea',
+        seq: 1,
+        vcpu: 0,
+        timeNs: 0n,
+        replay: false,
+        fallbackAction: 0,
+        kvmFlags: 1n,
+        esr: 0x92000010n,
+        gva: 0x81234badn,
+        gpa: 0x4_5678_b000n,
+      },
+    );
+    assert.ok(sea.timeNs > 1_700_000_000_000_000_000n, 'time_ns is CLOCK_REALTIME in ns');
+    assert.deepEqual(applied, { type: 'applied', seq: 1, result: 0 });
+    assert.deepEqual(goodbye, { type: 'goodbye', reason: 2 });
+  } finally {
+    await fake.close();
+  }
+});
+
+test('no daemon at all: the fallback answers at once', async (t) => {
+  const bin = await example(t);
+  if (!bin) return;
+  const { line, stderr } = await runExample(bin, [join(dir, 'nobody-here.sock'), '--deadline-ms', '200']);
+  assert.deepEqual(line, { action: 'INJECT', events: IMAGE, source: 'fallback' });
+  assert.match(stderr, /No such file or directory/);
+});
+
+test('a listener that never answers: the handshake times out and the fallback answers', async (t) => {
+  const bin = await example(t);
+  if (!bin) return;
+  const fake = await fakeDaemon(() => {});
+  try {
+    const { line, stderr } = await runExample(bin, [fake.path, '--deadline-ms', '200']);
+    assert.deepEqual(line, { action: 'INJECT', events: IMAGE, source: 'fallback' });
+    assert.match(stderr, /timed out/);
+    assert.equal(fake.conns[0]?.[0]?.type, 'hello');
+  } finally {
+    await fake.close();
+  }
+});
+
+test('a daemon frozen after WELCOME: the deadline fallback answers, and the event is replayed on reconnect', async (t) => {
+  const bin = await example(t);
+  if (!bin) return;
+  // Each connection gets WELCOME and nothing more: the first one's event is never answered.
+  const fake = await fakeDaemon((_n, m, s) => {
+    if (m.type === 'hello') s.write(WELCOME);
+    if (m.type === 'goodbye') s.end(encodeMessage({ type: 'goodbye', reason: 0 }));
+  });
+  try {
+    const { line, stderr } = await runExample(bin, [fake.path, '--deadline-ms', '200', '--reconnect']);
+    assert.deepEqual(line, { action: 'INJECT', events: IMAGE, source: 'fallback' });
+    assert.match(stderr, /^replayed 1$/m);
+    const first = fake.conns[0]?.find((m): m is SeaEventMsg => m.type === 'sea');
+    const replay = fake.conns[1]?.find((m): m is SeaEventMsg => m.type === 'sea');
+    assert.ok(first && replay, 'an event on each connection');
+    assert.equal(first.replay, false);
+    assert.deepEqual(replay, { ...first, replay: true, fallbackAction: 1 });
+    assert.deepEqual(
+      fake.conns[1]?.map((m) => m.type),
+      ['hello', 'sea', 'goodbye'],
+      'replays come right after WELCOME, before anything else',
+    );
+  } finally {
+    await fake.close();
+  }
+});

@@ -1,0 +1,465 @@
+/*
+ * seawall plugin protocol v1, plugin side (docs/protocol.md). Every field is written and read
+ * byte by byte in little endian at the offsets of the spec's tables, so the code is independent
+ * of the host's endianness, struct padding and alignment.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "seawall_plugin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Fixed body sizes (§2). */
+#define BODY_WELCOME 24u
+#define BODY_EVENT_SEA 56u
+#define BODY_VERDICT 88u
+#define BODY_APPLIED 8u
+#define BODY_HEARTBEAT 8u
+#define BODY_GOODBYE 4u
+#define BODY_TEXT_MIN 4u
+
+/* ---- little-endian field access ---------------------------------------------------------- */
+
+static void put_u16(uint8_t *b, uint16_t v) {
+  b[0] = (uint8_t)v;
+  b[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *b, uint32_t v) {
+  for (int i = 0; i < 4; i++) b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *b, uint64_t v) {
+  for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get_u16(const uint8_t *b) { return (uint16_t)(b[0] | (b[1] << 8)); }
+
+static uint32_t get_u32(const uint8_t *b) {
+  return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
+}
+
+static uint64_t get_u64(const uint8_t *b) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | b[i];
+  return v;
+}
+
+static void put_header(uint8_t *b, uint32_t body_len, uint16_t type) {
+  put_u32(b, body_len);
+  put_u16(b + 4, type);
+  put_u16(b + 6, 0);
+}
+
+/* ---- time --------------------------------------------------------------------------------- */
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t realtime_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int remaining_ms(int64_t deadline) {
+  int64_t left = deadline - now_ms();
+  return left < 0 ? 0 : (int)left;
+}
+
+/* ---- socket I/O --------------------------------------------------------------------------- */
+
+static void drop_connection(struct seawall_plugin *p) {
+  if (p->fd >= 0) close(p->fd);
+  p->fd = -1;
+  p->rx_len = 0;
+}
+
+/* Writes all of `buf` before `deadline`; 0 or a negative errno. */
+static int write_all(struct seawall_plugin *p, const uint8_t *buf, size_t len, int64_t deadline) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = send(p->fd, buf + off, len - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd pfd = {.fd = p->fd, .events = POLLOUT};
+      int r = poll(&pfd, 1, remaining_ms(deadline));
+      if (r == 0) return -ETIMEDOUT;
+      if (r < 0 && errno != EINTR) return -errno;
+      continue;
+    }
+    return n < 0 ? -errno : -EPIPE;
+  }
+  return 0;
+}
+
+/* Expected body size of each type the plugin receives: exact, or minimum for text bodies. */
+static int check_header(uint32_t len, uint16_t type, uint16_t reserved) {
+  if (reserved != 0 || len > SEAWALL_MAX_BODY) return -EPROTO;
+  switch (type) {
+  case SEAWALL_MSG_WELCOME:
+    return len == BODY_WELCOME ? 0 : -EPROTO;
+  case SEAWALL_MSG_VERDICT:
+    return len == BODY_VERDICT ? 0 : -EPROTO;
+  case SEAWALL_MSG_HEARTBEAT:
+    return len == BODY_HEARTBEAT ? 0 : -EPROTO;
+  case SEAWALL_MSG_GOODBYE:
+    return len == BODY_GOODBYE ? 0 : -EPROTO;
+  case SEAWALL_MSG_REJECT:
+  case SEAWALL_MSG_ERROR:
+    return len >= BODY_TEXT_MIN ? 0 : -EPROTO;
+  default:
+    return -EPROTO; /* unknown, or not sent to a plugin */
+  }
+}
+
+/*
+ * Reads one frame before `deadline`. Returns 1 with *type, *body (inside p->rx, valid until the
+ * next read) and *len; 0 on timeout (a partial frame stays buffered for the next call);
+ * -EPIPE on end of file; -EPROTO on a malformed header; another negative errno on error.
+ */
+static int read_frame(struct seawall_plugin *p, int64_t deadline, uint16_t *type, const uint8_t **body,
+                      uint32_t *len) {
+  for (;;) {
+    size_t need = SEAWALL_HEADER_SIZE;
+    if (p->rx_len >= SEAWALL_HEADER_SIZE) {
+      uint32_t body_len = get_u32(p->rx);
+      int bad = check_header(body_len, get_u16(p->rx + 4), get_u16(p->rx + 6));
+      if (bad) return bad;
+      need = SEAWALL_HEADER_SIZE + body_len;
+      if (p->rx_len == need) {
+        *type = get_u16(p->rx + 4);
+        *body = p->rx + SEAWALL_HEADER_SIZE;
+        *len = body_len;
+        p->rx_len = 0;
+        return 1;
+      }
+    }
+    /* Read no further than the current frame, so nothing is ever left over between frames. */
+    ssize_t n = read(p->fd, p->rx + p->rx_len, need - p->rx_len);
+    if (n > 0) {
+      p->rx_len += (size_t)n;
+      continue;
+    }
+    if (n == 0) return -EPIPE;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+    int r = poll(&pfd, 1, remaining_ms(deadline));
+    if (r == 0) return 0;
+    if (r < 0 && errno != EINTR) return -errno;
+  }
+}
+
+/* Keeps the text of a REJECT or ERROR body (already length-checked by read_frame). */
+static int take_text(struct seawall_plugin *p, const uint8_t *body, uint32_t len) {
+  uint16_t text_len = get_u16(body + 2);
+  if ((uint32_t)text_len + BODY_TEXT_MIN != len) return -EPROTO;
+  size_t n = text_len < sizeof p->last_text - 1 ? text_len : sizeof p->last_text - 1;
+  p->last_code = get_u16(body);
+  memcpy(p->last_text, body + 4, n);
+  p->last_text[n] = '\0';
+  return 0;
+}
+
+/* ---- replay ring (§9) --------------------------------------------------------------------- */
+
+static void keep_for_replay(struct seawall_plugin *p, const uint8_t *frame, uint32_t len, uint32_t seq,
+                            uint8_t fallback_action) {
+  if (p->kept_count == SEAWALL_REPLAY_MAX) {
+    p->kept_head = (p->kept_head + 1) % SEAWALL_REPLAY_MAX;
+    p->kept_count--;
+    p->kept_dropped++;
+  }
+  struct seawall_kept *k = &p->kept[(p->kept_head + p->kept_count) % SEAWALL_REPLAY_MAX];
+  memcpy(k->frame, frame, len);
+  k->len = len;
+  k->seq = seq;
+  put_u16(k->frame + SEAWALL_HEADER_SIZE + 16, SEAWALL_EVENT_REPLAY);
+  k->frame[SEAWALL_HEADER_SIZE + 18] = fallback_action;
+  p->kept_count++;
+}
+
+/* A late verdict proves the daemon recorded the event: replaying it would count it twice. */
+static void forget_kept(struct seawall_plugin *p, uint32_t seq) {
+  for (size_t i = 0; i < p->kept_count; i++) {
+    struct seawall_kept *k = &p->kept[(p->kept_head + i) % SEAWALL_REPLAY_MAX];
+    if (k->len != 0 && k->seq == seq) k->len = 0;
+  }
+}
+
+static int flush_replay(struct seawall_plugin *p, int64_t deadline) {
+  while (p->kept_count > 0) {
+    struct seawall_kept *k = &p->kept[p->kept_head];
+    if (k->len != 0) {
+      int r = write_all(p, k->frame, k->len, deadline);
+      if (r) return r;
+      p->replayed++;
+    }
+    k->len = 0;
+    p->kept_head = (p->kept_head + 1) % SEAWALL_REPLAY_MAX;
+    p->kept_count--;
+  }
+  return 0;
+}
+
+/* ---- public API --------------------------------------------------------------------------- */
+
+void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_ms,
+                  enum seawall_fallback fallback) {
+  memset(p, 0, sizeof *p);
+  p->fd = -1;
+  p->deadline_ms = deadline_ms;
+  p->hello_timeout_ms = hello_timeout_ms;
+  p->fallback = fallback;
+  p->next_seq = 1;
+}
+
+const char *seawall_action_name(uint8_t action) {
+  switch (action) {
+  case SEAWALL_ACTION_RESUME:
+    return "RESUME";
+  case SEAWALL_ACTION_INJECT:
+    return "INJECT";
+  case SEAWALL_ACTION_INJECT_EMULATED:
+    return "INJECT_EMULATED";
+  case SEAWALL_ACTION_KILL:
+    return "KILL";
+  default:
+    return "UNKNOWN";
+  }
+}
+
+/* HELLO (§4.1) into `buf` (large enough for the limits); returns the frame length or -EINVAL. */
+static int encode_hello(const struct seawall_hello *h, uint8_t *buf, size_t cap) {
+  size_t id_len = h->vm_id ? strlen(h->vm_id) : 0;
+  if (id_len == 0 || id_len > SEAWALL_VM_ID_MAX || h->label_count > SEAWALL_LABELS_MAX ||
+      h->vcpu_count == 0 || h->vcpu_count > SEAWALL_VCPUS_MAX)
+    return -EINVAL;
+  size_t body = 24 + id_len;
+  for (size_t i = 0; i < h->label_count; i++) {
+    size_t kl = strlen(h->labels[i].key), vl = strlen(h->labels[i].value);
+    if (kl == 0 || kl > SEAWALL_LABEL_KEY_MAX || vl > SEAWALL_LABEL_VALUE_MAX) return -EINVAL;
+    body += 4 + kl + vl;
+  }
+  if (SEAWALL_HEADER_SIZE + body > cap || body > SEAWALL_MAX_BODY) return -EINVAL;
+  memset(buf, 0, SEAWALL_HEADER_SIZE + 24);
+  put_header(buf, (uint32_t)body, SEAWALL_MSG_HELLO);
+  uint8_t *b = buf + SEAWALL_HEADER_SIZE;
+  put_u16(b + 0, SEAWALL_PROTOCOL_VERSION);
+  put_u32(b + 4, h->caps);
+  put_u32(b + 8, h->vmm_pid);
+  put_u32(b + 12, h->vcpu_count);
+  put_u32(b + 16, h->ext_abt_esr_cap);
+  put_u16(b + 20, (uint16_t)id_len);
+  put_u16(b + 22, (uint16_t)h->label_count);
+  size_t o = 24;
+  memcpy(b + o, h->vm_id, id_len);
+  o += id_len;
+  for (size_t i = 0; i < h->label_count; i++) {
+    size_t kl = strlen(h->labels[i].key), vl = strlen(h->labels[i].value);
+    put_u16(b + o, (uint16_t)kl);
+    put_u16(b + o + 2, (uint16_t)vl);
+    memcpy(b + o + 4, h->labels[i].key, kl);
+    memcpy(b + o + 4 + kl, h->labels[i].value, vl);
+    o += 4 + kl + vl;
+  }
+  return (int)(SEAWALL_HEADER_SIZE + body);
+}
+
+int seawall_connect(struct seawall_plugin *p, const char *path, const struct seawall_hello *hello) {
+  uint8_t buf[SEAWALL_HEADER_SIZE + 24 + SEAWALL_VM_ID_MAX +
+              SEAWALL_LABELS_MAX * (4 + SEAWALL_LABEL_KEY_MAX + SEAWALL_LABEL_VALUE_MAX)];
+  int frame_len = encode_hello(hello, buf, sizeof buf);
+  if (frame_len < 0) return frame_len;
+
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof addr.sun_path) return -ENAMETOOLONG;
+  memcpy(addr.sun_path, path, strlen(path));
+
+  drop_connection(p);
+  p->last_code = 0;
+  p->last_text[0] = '\0';
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) return -errno;
+  /* Non-blocking before connect: a listener with a full backlog gives EAGAIN instead of a hang. */
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
+      connect(fd, (const struct sockaddr *)&addr, sizeof addr) < 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  p->fd = fd;
+
+  int64_t deadline = now_ms() + p->hello_timeout_ms;
+  int r = write_all(p, buf, (size_t)frame_len, deadline);
+  while (r == 0) {
+    uint16_t type;
+    const uint8_t *body;
+    uint32_t len;
+    r = read_frame(p, deadline, &type, &body, &len);
+    if (r == 0) {
+      r = -ETIMEDOUT;
+      break;
+    }
+    if (r < 0) break;
+    if (type == SEAWALL_MSG_WELCOME) {
+      if (get_u16(body) != SEAWALL_PROTOCOL_VERSION || get_u16(body + 2) != 0 || get_u32(body + 20) != 0) {
+        r = -EPROTO;
+        break;
+      }
+      p->welcome.version = get_u16(body);
+      p->welcome.max_in_flight = get_u32(body + 4);
+      p->welcome.session_id = get_u64(body + 8);
+      p->welcome.heartbeat_ms = get_u32(body + 16);
+      r = flush_replay(p, deadline);
+      if (r == 0) return 0;
+      break;
+    }
+    if (type == SEAWALL_MSG_REJECT || type == SEAWALL_MSG_ERROR) {
+      r = take_text(p, body, len) ? -EPROTO : -ECONNREFUSED;
+      break;
+    }
+    if (type != SEAWALL_MSG_HEARTBEAT) r = -EPROTO; /* nothing else may precede WELCOME */
+  }
+  drop_connection(p);
+  return r;
+}
+
+static void fallback_verdict(const struct seawall_plugin *p, uint32_t seq, struct seawall_verdict *out) {
+  memset(out, 0, sizeof *out);
+  out->seq = seq;
+  out->source = SEAWALL_FROM_FALLBACK;
+  switch (p->fallback) {
+  case SEAWALL_FALLBACK_INJECT:
+    /* The merged image: ext_dabt_pending = 1, everything else 0; valid on every kernel with
+     * KVM_CAP_ARM_INJECT_EXT_DABT (docs/protocol.md §9). */
+    out->action = SEAWALL_ACTION_INJECT;
+    out->vcpu_events[2] = 1;
+    break;
+  case SEAWALL_FALLBACK_KILL:
+    out->action = SEAWALL_ACTION_KILL;
+    break;
+  case SEAWALL_FALLBACK_RESUME:
+    out->action = SEAWALL_ACTION_RESUME;
+    break;
+  }
+}
+
+/* Decodes a VERDICT body (§4.5); -EPROTO for reserved bytes or an action this plugin cannot apply. */
+static int decode_verdict(const uint8_t *b, struct seawall_verdict *v) {
+  if (get_u16(b + 6) != 0 || get_u32(b + 12) != 0 || b[4] > SEAWALL_ACTION_KILL) return -EPROTO;
+  v->seq = get_u32(b);
+  v->action = b[4];
+  v->flags = b[5];
+  v->grace_ms = get_u32(b + 8);
+  v->esr = get_u64(b + 16);
+  memcpy(v->vcpu_events, b + 24, SEAWALL_VCPU_EVENTS_SIZE);
+  v->source = SEAWALL_FROM_DAEMON;
+  return 0;
+}
+
+int seawall_handle_sea(struct seawall_plugin *p, const struct seawall_sea_exit *e, struct seawall_verdict *out) {
+  uint32_t seq = p->next_seq;
+  p->next_seq = p->next_seq == UINT32_MAX ? 1 : p->next_seq + 1;
+
+  uint8_t frame[SEAWALL_HEADER_SIZE + BODY_EVENT_SEA];
+  memset(frame, 0, sizeof frame);
+  put_header(frame, BODY_EVENT_SEA, SEAWALL_MSG_EVENT_SEA);
+  uint8_t *b = frame + SEAWALL_HEADER_SIZE;
+  put_u32(b + 0, seq);
+  put_u32(b + 4, e->vcpu);
+  put_u64(b + 8, realtime_ns());
+  /* flags (+16) and fallback_action (+18) stay 0: a fresh event. */
+  put_u64(b + 24, e->kvm_flags);
+  put_u64(b + 32, e->esr);
+  put_u64(b + 40, e->gva);
+  put_u64(b + 48, e->gpa);
+
+  int64_t deadline = now_ms() + p->deadline_ms;
+  int r = p->fd < 0 ? -ENOTCONN : write_all(p, frame, sizeof frame, deadline);
+  while (r == 0) {
+    uint16_t type;
+    const uint8_t *body;
+    uint32_t len;
+    r = read_frame(p, deadline, &type, &body, &len);
+    if (r == 0) {
+      r = -ETIMEDOUT; /* the daemon is slow or frozen: keep the connection, answer locally */
+      break;
+    }
+    if (r < 0) break;
+    r = 0;
+    switch (type) {
+    case SEAWALL_MSG_VERDICT:
+      if (decode_verdict(body, out)) {
+        r = -EPROTO;
+      } else if (out->seq == seq) {
+        return 0;
+      } else {
+        forget_kept(p, out->seq); /* a late verdict: its event was answered by the fallback */
+      }
+      break;
+    case SEAWALL_MSG_HEARTBEAT:
+      break;
+    case SEAWALL_MSG_ERROR:
+      r = take_text(p, body, len) ? -EPROTO : -ECONNRESET;
+      break;
+    case SEAWALL_MSG_GOODBYE:
+      r = -ECONNRESET;
+      break;
+    default:
+      r = -EPROTO; /* WELCOME or REJECT after the handshake */
+      break;
+    }
+  }
+  if (r != -ETIMEDOUT) drop_connection(p);
+  fallback_verdict(p, seq, out);
+  keep_for_replay(p, frame, sizeof frame, seq, out->action);
+  return 1;
+}
+
+int seawall_send_applied(struct seawall_plugin *p, uint32_t seq, int32_t result) {
+  if (p->fd < 0) return -ENOTCONN;
+  uint8_t frame[SEAWALL_HEADER_SIZE + BODY_APPLIED];
+  put_header(frame, BODY_APPLIED, SEAWALL_MSG_APPLIED);
+  put_u32(frame + SEAWALL_HEADER_SIZE, seq);
+  put_u32(frame + SEAWALL_HEADER_SIZE + 4, (uint32_t)result);
+  int r = write_all(p, frame, sizeof frame, now_ms() + p->deadline_ms);
+  if (r) drop_connection(p);
+  return r;
+}
+
+void seawall_close(struct seawall_plugin *p, uint16_t reason) {
+  if (p->fd < 0) return;
+  uint8_t frame[SEAWALL_HEADER_SIZE + BODY_GOODBYE];
+  put_header(frame, BODY_GOODBYE, SEAWALL_MSG_GOODBYE);
+  put_u16(frame + SEAWALL_HEADER_SIZE, reason);
+  put_u16(frame + SEAWALL_HEADER_SIZE + 2, 0);
+  int64_t deadline = now_ms() + p->deadline_ms;
+  if (write_all(p, frame, sizeof frame, deadline) == 0) {
+    /* Read until the daemon's GOODBYE or EOF; verdicts still in flight are dropped. */
+    for (;;) {
+      uint16_t type;
+      const uint8_t *body;
+      uint32_t len;
+      if (read_frame(p, deadline, &type, &body, &len) <= 0 || type == SEAWALL_MSG_GOODBYE) break;
+    }
+  }
+  drop_connection(p);
+}

@@ -1,0 +1,175 @@
+/*
+ * seawall plugin, C11, no dependencies beyond POSIX sockets: the VMM side of the seawall plugin
+ * protocol, version 1 (docs/protocol.md is the normative text; section numbers below refer to it).
+ *
+ * One struct seawall_plugin per VM connection. Calls are not thread-safe: a VMM with several vCPU
+ * threads wraps seawall_handle_sea() in a mutex, or runs a reader thread (docs/protocol.md §5.4).
+ * Nothing here calls KVM: the caller applies the verdict on its vCPU thread (§5).
+ */
+#ifndef SEAWALL_PLUGIN_H
+#define SEAWALL_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SEAWALL_PROTOCOL_VERSION 1u
+#define SEAWALL_HEADER_SIZE 8u
+/* The daemon's default limit; a plugin never needs to receive a larger frame (§7). */
+#define SEAWALL_MAX_BODY 16384u
+#define SEAWALL_VCPU_EVENTS_SIZE 64u
+#define SEAWALL_VM_ID_MAX 128u
+#define SEAWALL_LABELS_MAX 32u
+#define SEAWALL_LABEL_KEY_MAX 63u
+#define SEAWALL_LABEL_VALUE_MAX 255u
+#define SEAWALL_VCPUS_MAX 4096u
+/* Bound on fallback-handled events kept for replay (§9); past it the oldest is dropped. */
+#define SEAWALL_REPLAY_MAX 64u
+
+/* Message types (§2). */
+enum seawall_msg {
+  SEAWALL_MSG_HELLO = 0x01,
+  SEAWALL_MSG_WELCOME = 0x02,
+  SEAWALL_MSG_REJECT = 0x03,
+  SEAWALL_MSG_EVENT_SEA = 0x10,
+  SEAWALL_MSG_EVENT_NISV = 0x11,
+  SEAWALL_MSG_EVENT_MMIO = 0x12,
+  SEAWALL_MSG_EVENT_SIGBUS = 0x13,
+  SEAWALL_MSG_VERDICT = 0x20,
+  SEAWALL_MSG_APPLIED = 0x21,
+  SEAWALL_MSG_HEARTBEAT = 0x30,
+  SEAWALL_MSG_ERROR = 0x31,
+  SEAWALL_MSG_GOODBYE = 0x32
+};
+
+/* HELLO capability bits (§6). */
+#define SEAWALL_CAP_SEA_TO_USER (1u << 0)
+#define SEAWALL_CAP_INJECT_EXT_DABT (1u << 1)
+#define SEAWALL_CAP_EXT_ABT_ESR (1u << 2)
+#define SEAWALL_CAP_EMULATE_ABORT (1u << 3)
+#define SEAWALL_CAP_RAS (1u << 4)
+#define SEAWALL_CAP_NISV_TO_USER (1u << 5)
+
+/* Event flags (§4.4). */
+#define SEAWALL_EVENT_REPLAY 0x0001u
+
+/* kvm_run.arm_sea.flags bit 0. */
+#define SEAWALL_KVM_SEA_FLAG_GPA_VALID 0x1u
+
+/* VERDICT actions and flags (§4.5). */
+enum seawall_action {
+  SEAWALL_ACTION_RESUME = 0,
+  SEAWALL_ACTION_INJECT = 1,
+  SEAWALL_ACTION_INJECT_EMULATED = 2,
+  SEAWALL_ACTION_KILL = 3
+};
+#define SEAWALL_VERDICT_MIGRATING 0x01u
+#define SEAWALL_VERDICT_DRY_RUN 0x02u
+#define SEAWALL_VERDICT_DOWNGRADED 0x04u
+
+/* GOODBYE reasons (§4.8). */
+#define SEAWALL_GOODBYE_NORMAL 0u
+#define SEAWALL_GOODBYE_SHUTDOWN 1u
+#define SEAWALL_GOODBYE_VM_EXITING 2u
+
+/* What the plugin does by itself when no verdict comes in time (§9). */
+enum seawall_fallback { SEAWALL_FALLBACK_INJECT, SEAWALL_FALLBACK_KILL, SEAWALL_FALLBACK_RESUME };
+
+struct seawall_label {
+  const char *key;
+  const char *value;
+};
+
+struct seawall_hello {
+  uint32_t caps;
+  uint32_t vmm_pid;
+  uint32_t vcpu_count;
+  /* KVM cap number of the posted IABT/ESR ABI as probed on this host, 0 when absent (§6). */
+  uint32_t ext_abt_esr_cap;
+  const char *vm_id;
+  const struct seawall_label *labels;
+  size_t label_count;
+};
+
+struct seawall_welcome {
+  uint16_t version;
+  uint32_t max_in_flight;
+  uint64_t session_id;
+  uint32_t heartbeat_ms;
+};
+
+/* A KVM_EXIT_ARM_SEA exit: kvm_run.arm_sea copied as the kernel left it. */
+struct seawall_sea_exit {
+  uint32_t vcpu;
+  uint64_t kvm_flags;
+  uint64_t esr;
+  uint64_t gva;
+  uint64_t gpa;
+};
+
+enum seawall_source { SEAWALL_FROM_DAEMON, SEAWALL_FROM_FALLBACK };
+
+struct seawall_verdict {
+  uint32_t seq;
+  uint8_t action; /* enum seawall_action */
+  uint8_t flags;  /* SEAWALL_VERDICT_* */
+  uint32_t grace_ms;
+  uint64_t esr;
+  /* For INJECT: the struct kvm_vcpu_events image to pass to KVM_SET_VCPU_EVENTS unchanged. */
+  uint8_t vcpu_events[SEAWALL_VCPU_EVENTS_SIZE];
+  enum seawall_source source;
+};
+
+struct seawall_kept {
+  uint32_t seq;
+  uint32_t len; /* 0: slot unused */
+  uint8_t frame[SEAWALL_HEADER_SIZE + 56];
+};
+
+struct seawall_plugin {
+  int fd; /* -1 when not connected */
+  int deadline_ms;
+  int hello_timeout_ms;
+  enum seawall_fallback fallback;
+  uint32_t next_seq;
+  struct seawall_welcome welcome;
+  /* Code and text of the last REJECT or ERROR received (0 / "" when none). */
+  uint16_t last_code;
+  char last_text[256];
+  /* Receive state: a frame may arrive across several reads and deadlines. */
+  uint8_t rx[SEAWALL_HEADER_SIZE + SEAWALL_MAX_BODY];
+  size_t rx_len;
+  /* Fallback-handled events awaiting replay, oldest first (a ring). */
+  struct seawall_kept kept[SEAWALL_REPLAY_MAX];
+  size_t kept_head;
+  size_t kept_count;
+  uint64_t kept_dropped;
+  uint64_t replayed;
+};
+
+/* Initialises `p` (not connected). deadline_ms bounds each wait for a verdict; the handshake
+ * waits hello_timeout_ms. */
+void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_ms,
+                  enum seawall_fallback fallback);
+
+/* Connects to `path`, says HELLO and waits for WELCOME; then replays kept events (§9).
+ * Returns 0, or a negative errno: -EINVAL (HELLO outside the limits), -ETIMEDOUT (no WELCOME),
+ * -ECONNREFUSED (REJECT or ERROR: see last_code/last_text), -EPROTO (malformed answer),
+ * or the errno of socket/connect/write. */
+int seawall_connect(struct seawall_plugin *p, const char *path, const struct seawall_hello *hello);
+
+/* Reports one SEA exit and fills `out` with the verdict to apply: the daemon's, or the fallback
+ * when the deadline passes or the connection is down (the event is then kept for replay).
+ * Returns 0 (daemon) or 1 (fallback). */
+int seawall_handle_sea(struct seawall_plugin *p, const struct seawall_sea_exit *exit_info,
+                       struct seawall_verdict *out);
+
+/* Reports the result of applying a daemon verdict (0 or -errno). Returns 0 or a negative errno. */
+int seawall_send_applied(struct seawall_plugin *p, uint32_t seq, int32_t result);
+
+/* Says GOODBYE, waits up to the deadline for the daemon's GOODBYE or EOF, and closes. */
+void seawall_close(struct seawall_plugin *p, uint16_t reason);
+
+/* "RESUME", "INJECT", "INJECT_EMULATED", "KILL", or "UNKNOWN". */
+const char *seawall_action_name(uint8_t action);
+
+#endif
