@@ -6,28 +6,43 @@
 import { CliError, type CliIo, processIo } from './cli-error.js';
 import { DAEMON_USAGE, daemonCommand } from './commands/daemon.js';
 import { ESR_USAGE, esrCommand } from './commands/esr.js';
+import { EVENTS_USAGE, eventsCommand } from './commands/events.js';
 import { KVM_USAGE, kvmCommand } from './commands/kvm.js';
+import { POISON_USAGE, poisonCommand } from './commands/poison.js';
 import { POLICY_USAGE, policyCommand } from './commands/policy.js';
+import { RELOAD_USAGE, reloadCommand } from './commands/reload.js';
 import { SIMULATE_USAGE, simulateCommand } from './commands/simulate.js';
+import { STATUS_USAGE, statusCommand } from './commands/status.js';
+import { VMS_USAGE, vmsCommand } from './commands/vms.js';
 
 type Command = (argv: string[], io: CliIo) => number | Promise<number>;
 
 const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
   ['daemon', daemonCommand],
   ['esr', esrCommand],
+  ['events', eventsCommand],
   ['kvm', kvmCommand],
+  ['poison', poisonCommand],
   ['policy', policyCommand],
+  ['reload', reloadCommand],
   ['simulate', simulateCommand],
+  ['status', statusCommand],
+  ['vms', vmsCommand],
 ]);
 
 export const USAGE = [
   'usage: seawall <command> [options]',
   '',
   DAEMON_USAGE,
-  ESR_USAGE,
-  KVM_USAGE,
+  STATUS_USAGE,
+  VMS_USAGE,
+  EVENTS_USAGE,
+  POISON_USAGE,
+  RELOAD_USAGE,
   POLICY_USAGE,
   SIMULATE_USAGE,
+  ESR_USAGE,
+  KVM_USAGE,
 ].join('\n');
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {

@@ -46,6 +46,21 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   heartbeatMs: z.number().int().positive().default(5000),
+  /** Event store retention (docs/operations.md "Retention"). */
+  retention: z
+    .strictObject({
+      maxAgeDays: z.number().positive().default(90),
+      maxBytes: z
+        .number()
+        .int()
+        .min(65536)
+        .default(1024 ** 3),
+      intervalMs: z.number().int().min(1000).default(600_000),
+      chunkRows: z.number().int().positive().default(5000),
+    })
+    .prefault({}),
+  /** Per-event journal entries per second; past it entries are counted and summarised. */
+  logEventsPerSecond: z.number().int().positive().default(1000),
   /** Prometheus endpoint, or false for none. */
   metrics: z.union([listen, z.literal(false)]).default('127.0.0.1:9464'),
   /** Socket file mode when the daemon creates the socket itself. */
@@ -64,6 +79,8 @@ export interface DaemonConfig {
   allow: { uids: number[]; gids: number[] };
   limits: { maxSessions: number; maxInFlight: number; maxBody: number; writeHighWater: number };
   heartbeatMs: number;
+  retention: { maxAgeDays: number; maxBytes: number; intervalMs: number; chunkRows: number };
+  logEventsPerSecond: number;
   metrics: string | false;
   socketMode: number;
 }
@@ -104,6 +121,8 @@ export function resolveConfig(file: FileConfig | null, o: ConfigOverrides, env =
     allow,
     limits: f.limits,
     heartbeatMs: f.heartbeatMs,
+    retention: f.retention,
+    logEventsPerSecond: f.logEventsPerSecond,
     metrics: o.metrics ?? f.metrics,
     socketMode: Number.parseInt(f.socketMode, 8),
   };

@@ -7,6 +7,7 @@ import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
 import { PolicyState } from '../policies/index.js';
 import { createNotifier, createWatchdog, JournalField as F, takeListenFds } from '../systemd/index.js';
 import type { DaemonConfig } from './config.js';
+import { ControlServer, serviceControlContext } from './control/index.js';
 import { EventBus } from './event-bus.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
 import { Pipeline } from './pipeline.js';
@@ -15,6 +16,7 @@ import { PolicyHolder, type ReloadResult } from './policy-holder.js';
 import { builtinProvider, createPolicyLoader } from './policy-loader.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
+import { EventStore, Retention, type StoreOp, storePath, storeSink } from './store/index.js';
 import { VERSION } from './version.js';
 
 export interface ServiceOptions {
@@ -44,11 +46,24 @@ export class Service {
   #stopping: Promise<void> | null = null;
   readonly #announce: (line: string) => void;
   startedAtMs = 0;
+  store: EventStore | null = null;
+  #retention: Retention | null = null;
+  #control: ControlServer | null = null;
+  readonly #storeError = (op: StoreOp, err: unknown) => {
+    this.metrics?.storeError(op);
+    this.log.log({
+      message: `event store ${op} failed: ${(err as Error).message}`,
+      priority: Priority.ERR,
+      fields: { [F.REASON]: `store_${op}` },
+    });
+  };
 
   constructor(opts: ServiceOptions) {
     this.config = opts.config;
     this.#announce = opts.announce ?? (() => {});
-    this.log = opts.log ?? createDaemonLog({ mode: opts.logMode ?? 'auto' });
+    this.log =
+      opts.log ??
+      createDaemonLog({ mode: opts.logMode ?? 'auto', eventsPerSecond: opts.config.logEventsPerSecond });
     this.#watchdog = createWatchdog(this.#notifier, process.env, {
       onError: (err) => this.log.log({ message: `watchdog: ${err.message}`, priority: Priority.WARNING }),
     });
@@ -87,7 +102,12 @@ export class Service {
   }
 
   async start(): Promise<void> {
-    // Level 1: the record (metrics; the store joins here).
+    // Level 1: the record. The store's sink is added first: it must hold a batch before its
+    // verdicts are written, and before any other sink sees it.
+    this.store = new EventStore({ path: storePath(this.config.stateDir), onError: this.#storeError });
+    this.bus.add(storeSink(this.store));
+    this.#retention = new Retention(this.store, { ...this.config.retention, onError: this.#storeError });
+    this.#retention.start();
     if (this.metrics) {
       this.bus.add(metricsSink(this.metrics));
       this.metrics.start();
@@ -101,15 +121,45 @@ export class Service {
     this.bus.add(journalSink(this.log));
     // Level 2: the policy. An invalid file at start is fatal: running with a policy nobody wrote is worse.
     await this.policy.loadInitial(this.config.policy);
+    // Rate windows and repeat-page memory survive restarts: replay recent stored events into the
+    // state (after the policy load, which sizes the rate rings).
+    for (const e of this.store.queries.recentPolicyEvents(Date.now() - REBUILD_WINDOW_MS)) {
+      this.policyState.observe(e);
+    }
     // Level 3: the sockets.
     const activated = takeListenFds();
     // An unnamed single fd (systemd-socket-activate without --fdname) is the plugin socket.
-    const pluginFd =
-      activated.get('plugin') ?? (activated.all.length === 1 ? activated.all[0]?.fd : undefined);
+    const lone = activated.all.length === 1 ? activated.all[0] : undefined;
+    const pluginFd = activated.get('plugin') ?? (lone && lone.name !== 'control' ? lone.fd : undefined);
     if (pluginFd !== undefined) await this.server.listen({ fd: pluginFd });
     else await this.server.listen({ path: this.config.socket, mode: this.config.socketMode });
     this.#announce(
       `plugin socket: ${pluginFd !== undefined ? `fd ${pluginFd} (socket activation)` : this.config.socket}`,
+    );
+    this.#control = new ControlServer(
+      serviceControlContext({
+        version: VERSION,
+        startedAtMs: () => this.startedAtMs,
+        sessions: () => this.server.sessions,
+        pipeline: this.pipeline,
+        policy: this.policy,
+        store: this.store,
+        reload: () => this.reload(),
+      }),
+      {
+        onError: (cmd, err) =>
+          this.log.log({
+            message: `control ${cmd} failed: ${(err as Error).message}`,
+            priority: Priority.WARNING,
+          }),
+      },
+    );
+    const controlFd = activated.get('control');
+    await this.#control.listen(
+      controlFd !== undefined ? { fd: controlFd } : { path: this.config.controlSocket },
+    );
+    this.#announce(
+      `control socket: ${controlFd !== undefined ? `fd ${controlFd} (socket activation)` : this.config.controlSocket}`,
     );
     // Level 4: ready.
     this.startedAtMs = Date.now();
@@ -153,12 +203,19 @@ export class Service {
       messageId: MessageId.DAEMON_STOPPING,
     });
     if (this.#statusTimer) clearInterval(this.#statusTimer);
+    await this.#control?.close();
+    // Answers every event already received; its last batch goes into the store.
     await this.server.stop();
     await this.#metricsServer?.close();
     this.metrics?.stop();
+    await this.#retention?.stop();
+    this.store?.close();
     this.log.close();
   }
 }
+
+/** How far back stored events are replayed into the rate/repeat state at start. */
+const REBUILD_WINDOW_MS = 7 * 86_400_000;
 
 function splitListen(listen: string): [string, number] {
   const i = listen.lastIndexOf(':');

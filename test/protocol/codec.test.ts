@@ -17,7 +17,7 @@ import {
 
 const ALL = new Set([...DAEMON_ACCEPTS, ...PLUGIN_ACCEPTS, MSG.HELLO]);
 
-function parseAll(bytes: Buffer, chunk = bytes.length, accept = ALL): Message[] {
+function parseAll(bytes: Buffer, chunk = bytes.length, accept: ReadonlySet<number> = ALL): Message[] {
   const out: Message[] = [];
   const p = new FrameParser((m) => out.push(m), { accept });
   for (let i = 0; i < bytes.length; i += chunk) p.push(bytes.subarray(i, i + chunk));

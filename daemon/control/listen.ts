@@ -1,0 +1,63 @@
+/**
+ * Binding the control socket: on a path the daemon creates (mode 0600 by default, set right after
+ * bind; the parent directory is created 0750 so the socket is never reachable more widely in the
+ * meantime), or on an fd systemd passed by socket activation (FileDescriptorName=control), whose
+ * mode the .socket unit owns.
+ */
+import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect, type Server } from 'node:net';
+import { dirname } from 'node:path';
+import { ControlError } from './errors.js';
+
+export type ControlListenTarget = { path: string; mode?: number } | { fd: number };
+
+/** Default mode of a control socket the daemon creates itself. */
+export const CONTROL_SOCKET_MODE = 0o600;
+
+/** Fails when a live daemon already serves `path`; removes a stale socket file left by a dead one. */
+async function clearStale(path: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      reject(new ControlError('SEAWALL_CONTROL_LISTEN', `another process is already listening on ${path}`));
+    });
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return resolve();
+      if (err.code === 'ECONNREFUSED') {
+        try {
+          unlinkSync(path);
+          return resolve();
+        } catch (e) {
+          return reject(e);
+        }
+      }
+      reject(
+        new ControlError('SEAWALL_CONTROL_LISTEN', `cannot probe ${path}: ${err.message}`, { cause: err }),
+      );
+    });
+  });
+}
+
+/** Listens on `target`; resolves with the path it created (to unlink at close), or null for an fd. */
+export async function listenControl(server: Server, target: ControlListenTarget): Promise<string | null> {
+  const bind = (arg: string | { fd: number }) =>
+    new Promise<void>((resolve, reject) => {
+      const fail = (err: Error) =>
+        reject(new ControlError('SEAWALL_CONTROL_LISTEN', `control socket: ${err.message}`, { cause: err }));
+      server.once('error', fail);
+      server.listen(arg as never, () => {
+        server.off('error', fail);
+        resolve();
+      });
+    });
+  if ('fd' in target) {
+    await bind({ fd: target.fd });
+    return null;
+  }
+  mkdirSync(dirname(target.path), { recursive: true, mode: 0o750 });
+  await clearStale(target.path);
+  await bind(target.path);
+  chmodSync(target.path, target.mode ?? CONTROL_SOCKET_MODE);
+  return target.path;
+}

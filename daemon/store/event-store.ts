@@ -1,0 +1,254 @@
+/**
+ * The event store: one SQLite file (`<stateDir>/events.sqlite`) in WAL mode with
+ * `synchronous=NORMAL`. A committed transaction is in the WAL (the OS page cache) before `commit`
+ * returns, so it survives kill -9 of the daemon; only a power loss or kernel crash can take the
+ * last transactions since the previous checkpoint — the price of keeping an fsync off every verdict.
+ *
+ * Writes on the event path never throw: a failure is reported to `onError(op, err)` (the service
+ * counts it as `seawall_store_errors_total{op}` and logs it) and the verdict goes out regardless.
+ * Every statement is prepared once, at open.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { EventRecord, SessionOutcome } from '../event-bus.js';
+import type { SessionInfo } from '../session-info.js';
+import { StoreError, type StoreOp } from './errors.js';
+import { StoreQueries } from './queries.js';
+import { eventParams, hex64, poisonsPage } from './rows.js';
+import { migrate } from './schema.js';
+
+/** The file name inside the state directory. */
+export const STORE_FILE = 'events.sqlite';
+
+export interface StoreOptions {
+  /** The database file; `:memory:` is refused (the store exists to survive restarts). */
+  path: string;
+  /** Failures on the event path, by operation; never thrown. */
+  onError?: (op: StoreOp, err: unknown) => void;
+  /** Distinguishes this daemon run's session ids from earlier runs' (default: a random UUID). */
+  bootId?: string;
+  now?: () => number;
+}
+
+export interface AppendResult {
+  /** New rows. */
+  inserted: number;
+  /** Rows already present (same boot, session and seq), skipped. */
+  duplicates: number;
+}
+
+/** One action taken on a VM (kill, migrate) and how it ended. */
+export interface ActionInput {
+  vm: string;
+  action: string;
+  rule: string | null;
+  /** e.g. `requested`, `done`, `failed`, `refused`, `timed_out`. */
+  outcome: string;
+  detail?: string | null;
+  timeMs?: number;
+}
+
+/** `<stateDir>/events.sqlite`, creating the directory (0750) when needed. */
+export function storePath(stateDir: string): string {
+  mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+  return join(stateDir, STORE_FILE);
+}
+
+export class EventStore {
+  readonly path: string;
+  readonly bootId: string;
+  /** Read side: events, poisoned pages, VMs, totals, rebuild. */
+  readonly queries: StoreQueries;
+  /** The schema version the file had when opened (0 for a new file). */
+  readonly openedVersion: number;
+  readonly #db: Database.Database;
+  readonly #onError: (op: StoreOp, err: unknown) => void;
+  readonly #now: () => number;
+  readonly #append: (batch: readonly EventRecord[]) => AppendResult;
+  readonly #applied: Database.Statement;
+  readonly #sessionOpen: Database.Statement;
+  readonly #sessionClose: Database.Statement;
+  readonly #actionInsert: Database.Statement;
+  readonly #actionUpdate: Database.Statement;
+  #closed = false;
+
+  /** Opens (creating or upgrading) the store. Throws StoreError: OPEN, SCHEMA_TOO_NEW, MIGRATION. */
+  constructor(opts: StoreOptions) {
+    if (opts.path === ':memory:' || opts.path === '') {
+      throw new StoreError('SEAWALL_STORE_INVALID_OPTION', 'the event store needs a file path', {
+        path: opts.path,
+      });
+    }
+    this.path = opts.path;
+    this.bootId = opts.bootId ?? randomUUID();
+    this.#onError = opts.onError ?? (() => {});
+    this.#now = opts.now ?? Date.now;
+    this.#db = openDatabase(opts.path);
+    try {
+      this.openedVersion = migrate(this.#db, opts.path, this.#now());
+    } catch (err) {
+      this.#db.close();
+      throw err;
+    }
+    const db = this.#db;
+    const insert = db.prepare(`
+      INSERT INTO events (boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc,
+        fsc_class, abort, severity, sigbus_code, gva, gpa, replay, fallback_action, action, rule,
+        policy_version, downgrade, verdict_action, verdict_flags, latency_ns, non_conforming, kernel_mismatch)
+      VALUES (@boot_id, @session_id, @seq, @time_ms, @vm, @labels, @vcpu, @kind, @esr, @ec, @fsc,
+        @fsc_class, @abort, @severity, @sigbus_code, @gva, @gpa, @replay, @fallback_action, @action, @rule,
+        @policy_version, @downgrade, @verdict_action, @verdict_flags, @latency_ns, @non_conforming, @kernel_mismatch)
+      ON CONFLICT (boot_id, session_id, seq) DO NOTHING`);
+    const poison = db.prepare(`
+      INSERT INTO poisoned_pages (vm, gpa, first_seen_ms, last_seen_ms, count) VALUES (?, ?, ?, ?, 1)
+      ON CONFLICT (vm, gpa) DO UPDATE SET
+        first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
+        last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
+        count = count + 1`);
+    const bootId = this.bootId;
+    this.#append = db.transaction((batch: readonly EventRecord[]): AppendResult => {
+      const storedNs = process.hrtime.bigint();
+      let inserted = 0;
+      for (const r of batch) {
+        if (insert.run(eventParams(r, bootId, storedNs)).changes === 0) continue;
+        inserted++;
+        // Only a new row counts towards its page, so a repeated insert cannot inflate the count.
+        if (poisonsPage(r)) {
+          const t = r.event.timeMs;
+          poison.run(r.event.vm.id, hex64(r.event.gpa as bigint), t, t);
+        }
+      }
+      return { inserted, duplicates: batch.length - inserted };
+    });
+    this.#applied = db.prepare(
+      'UPDATE events SET applied = ?, applied_ms = ? WHERE boot_id = ? AND session_id = ? AND seq = ?',
+    );
+    this.#sessionOpen = db.prepare(`
+      INSERT INTO sessions (boot_id, session_id, vm, labels, vmm_pid, vcpu_count, caps, peer_uid, opened_ms)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`);
+    this.#sessionClose = db.prepare(
+      'UPDATE sessions SET closed_ms = ?, outcome = ?, detail = ? WHERE boot_id = ? AND session_id = ?',
+    );
+    this.#actionInsert = db.prepare(
+      'INSERT INTO actions (time_ms, vm, action, rule, outcome, detail, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#actionUpdate = db.prepare(
+      'UPDATE actions SET outcome = ?, detail = ?, updated_ms = ? WHERE id = ?',
+    );
+    this.queries = new StoreQueries(db, (err) => this.#onError('query', err));
+  }
+
+  /**
+   * Stores one pipeline batch in one transaction, before its verdicts are written. Idempotent:
+   * an event already stored (same boot, session, seq) is skipped. On failure the whole batch is
+   * rolled back, `onError('append')` is called and null returned.
+   */
+  append(batch: readonly EventRecord[]): AppendResult | null {
+    if (batch.length === 0) return { inserted: 0, duplicates: 0 };
+    return this.#guard('append', () => this.#append(batch));
+  }
+
+  /** Records the plugin's APPLIED result for an event of this boot. */
+  markApplied(sessionId: bigint, seq: number, result: number): void {
+    this.#guard('applied', () => this.#applied.run(result, this.#now(), this.bootId, sessionId, seq));
+  }
+
+  sessionOpened(s: SessionInfo): void {
+    this.#guard('session', () =>
+      this.#sessionOpen.run(
+        this.bootId,
+        s.id,
+        s.vm.id,
+        JSON.stringify(s.vm.labels),
+        s.vmmPid,
+        s.vcpuCount,
+        s.caps,
+        s.peer.uid,
+        s.openedAtMs,
+      ),
+    );
+  }
+
+  sessionClosed(s: SessionInfo, outcome: SessionOutcome, detail: string | null): void {
+    this.#guard('session', () => this.#sessionClose.run(this.#now(), outcome, detail, this.bootId, s.id));
+  }
+
+  /** Records an action (kill, migrate …) taken on a VM; returns its id, or null when the store failed. */
+  recordAction(a: ActionInput): number | null {
+    const now = this.#now();
+    const r = this.#guard('action', () =>
+      this.#actionInsert.run(a.timeMs ?? now, a.vm, a.action, a.rule, a.outcome, a.detail ?? null, now),
+    );
+    return r === null ? null : Number(r.lastInsertRowid);
+  }
+
+  /** Sets the outcome of a recorded action; false when no such action or the store failed. */
+  updateActionOutcome(id: number, outcome: string, detail: string | null = null): boolean {
+    const r = this.#guard('action', () => this.#actionUpdate.run(outcome, detail, this.#now(), id));
+    return r !== null && r.changes === 1;
+  }
+
+  /** The underlying connection, for retention and tests; the verdict path never uses it directly. */
+  get db(): Database.Database {
+    return this.#db;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Closes the file (SQLite checkpoints the WAL on the last close). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#db.close();
+    } catch (err) {
+      this.#onError('close', err);
+    }
+  }
+
+  #guard<T>(op: StoreOp, fn: () => T): T | null {
+    if (this.#closed) {
+      this.#onError(op, new StoreError('SEAWALL_STORE_CLOSED', `event store ${this.path} is closed`));
+      return null;
+    }
+    try {
+      return fn();
+    } catch (err) {
+      this.#onError(op, err);
+      return null;
+    }
+  }
+}
+
+function openDatabase(path: string): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (err) {
+    throw new StoreError('SEAWALL_STORE_OPEN', `cannot open event store ${path}: ${(err as Error).message}`, {
+      path,
+    });
+  }
+  try {
+    // Takes effect only before the first table exists: lets retention return freed pages to the OS.
+    db.pragma('auto_vacuum = INCREMENTAL');
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, WAL is required`);
+    db.pragma('synchronous = NORMAL');
+    // Only this process writes; a wait this short cannot stall verdicts noticeably.
+    db.pragma('busy_timeout = 250');
+    return db;
+  } catch (err) {
+    db.close();
+    throw new StoreError(
+      'SEAWALL_STORE_OPEN',
+      `cannot configure event store ${path}: ${(err as Error).message}`,
+      { path },
+      { cause: err },
+    );
+  }
+}

@@ -1,0 +1,23 @@
+export { isStoreError, StoreError, type StoreErrorCode, type StoreOp } from './errors.js';
+export {
+  type ActionInput,
+  type AppendResult,
+  EventStore,
+  STORE_FILE,
+  type StoreOptions,
+  storePath,
+} from './event-store.js';
+export {
+  DEFAULT_REBUILD_LIMIT,
+  type EventQuery,
+  MAX_QUERY_LIMIT,
+  type PoisonedPage,
+  type StoredAction,
+  StoreQueries,
+  type StoreTotals,
+  type VmSummary,
+} from './queries.js';
+export { RETENTION_DEFAULTS, Retention, type RetentionOptions, type RetentionRun } from './retention.js';
+export { hex64, parseHex64, type StoredEvent } from './rows.js';
+export { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
+export { storeSink } from './store-sink.js';

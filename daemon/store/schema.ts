@@ -1,0 +1,167 @@
+/**
+ * The event store's schema as an ordered list of forward migrations. Migration 1 is the first
+ * schema; every later one only adds (ALTER TABLE … ADD COLUMN, CREATE TABLE/INDEX), so an older
+ * file upgrades in place and keeps every row. A file is upgraded in one transaction: either every
+ * pending migration applies and `schema_version` records each, or nothing changes. A file whose
+ * version is above `SCHEMA_VERSION` was written by a newer seawall and is refused.
+ *
+ * Value encoding (the same in every table):
+ * - times are INTEGER milliseconds since the Unix epoch (UTC);
+ * - 64-bit register values (ESR, GVA, GPA) are TEXT, `0x` + 16 lowercase hex digits. SQLite's
+ *   INTEGER is signed 64-bit, and a GVA in the kernel half (0xffff…) would come back negative;
+ *   fixed-width hex keeps numeric order under text comparison, so range queries still work;
+ * - small integers (vCPU, seq, session id, latency in ns < 2^53) are INTEGER;
+ * - lists and maps (labels, downgrade, mismatched fields) are JSON TEXT.
+ */
+import type Database from 'better-sqlite3';
+import { StoreError } from './errors.js';
+
+interface Migration {
+  version: number;
+  /** What this step adds, kept in `schema_version.description`. */
+  description: string;
+  sql: string;
+}
+
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'events, poisoned pages',
+    sql: `
+      CREATE TABLE schema_version (
+        version     INTEGER PRIMARY KEY,
+        applied_ms  INTEGER NOT NULL,
+        description TEXT NOT NULL
+      );
+      CREATE TABLE events (
+        id              INTEGER PRIMARY KEY,
+        boot_id         TEXT NOT NULL,
+        session_id      INTEGER NOT NULL,
+        seq             INTEGER NOT NULL,
+        time_ms         INTEGER NOT NULL,
+        vm              TEXT NOT NULL,
+        labels          TEXT NOT NULL,
+        vcpu            INTEGER,
+        kind            TEXT NOT NULL,
+        esr             TEXT,
+        ec              INTEGER,
+        fsc             INTEGER,
+        fsc_class       TEXT,
+        abort           TEXT,
+        severity        TEXT NOT NULL,
+        sigbus_code     TEXT,
+        gva             TEXT,
+        gpa             TEXT,
+        replay          INTEGER NOT NULL,
+        fallback_action INTEGER,
+        action          TEXT,
+        rule            TEXT,
+        policy_version  TEXT,
+        downgrade       TEXT,
+        verdict_action  INTEGER,
+        verdict_flags   INTEGER,
+        latency_ns      INTEGER,
+        non_conforming  TEXT,
+        UNIQUE (boot_id, session_id, seq)
+      );
+      CREATE INDEX events_time ON events (time_ms);
+      CREATE INDEX events_vm_time ON events (vm, time_ms);
+      CREATE TABLE poisoned_pages (
+        vm            TEXT NOT NULL,
+        gpa           TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms  INTEGER NOT NULL,
+        count         INTEGER NOT NULL,
+        PRIMARY KEY (vm, gpa)
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 2,
+    description: 'kernel cross-check, APPLIED outcome, actions, sessions',
+    sql: `
+      ALTER TABLE events ADD COLUMN kernel_mismatch TEXT;
+      ALTER TABLE events ADD COLUMN applied INTEGER;
+      ALTER TABLE events ADD COLUMN applied_ms INTEGER;
+      CREATE TABLE actions (
+        id         INTEGER PRIMARY KEY,
+        time_ms    INTEGER NOT NULL,
+        vm         TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        rule       TEXT,
+        outcome    TEXT NOT NULL,
+        detail     TEXT,
+        updated_ms INTEGER NOT NULL
+      );
+      CREATE INDEX actions_vm_time ON actions (vm, time_ms);
+      CREATE TABLE sessions (
+        boot_id     TEXT NOT NULL,
+        session_id  INTEGER NOT NULL,
+        vm          TEXT NOT NULL,
+        labels      TEXT NOT NULL,
+        vmm_pid     INTEGER NOT NULL,
+        vcpu_count  INTEGER NOT NULL,
+        caps        INTEGER NOT NULL,
+        peer_uid    INTEGER NOT NULL,
+        opened_ms   INTEGER NOT NULL,
+        closed_ms   INTEGER,
+        outcome     TEXT,
+        detail      TEXT,
+        PRIMARY KEY (boot_id, session_id)
+      ) WITHOUT ROWID;
+    `,
+  },
+];
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = (MIGRATIONS[MIGRATIONS.length - 1] as Migration).version;
+
+/** The version recorded in `db`, 0 for an empty file. */
+export function schemaVersion(db: Database.Database): number {
+  const table = db
+    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+    .get();
+  if (!table) return 0;
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_version').get() as { v: number | null };
+  return row.v ?? 0;
+}
+
+/**
+ * Brings `db` to `SCHEMA_VERSION`. Returns the version found. Throws SCHEMA_TOO_NEW for a file
+ * from a newer seawall, MIGRATION when a step fails (nothing is changed then).
+ */
+export function migrate(db: Database.Database, path: string, nowMs: number = Date.now()): number {
+  // BEGIN IMMEDIATE: a second process opening the same file waits instead of migrating twice.
+  const run = db.transaction((): number => {
+    const found = schemaVersion(db);
+    if (found > SCHEMA_VERSION) {
+      throw new StoreError(
+        'SEAWALL_STORE_SCHEMA_TOO_NEW',
+        `${path} has schema version ${found}, newer than this seawall understands (${SCHEMA_VERSION}); ` +
+          'run the seawall version that wrote it, or move the file aside to start a new store',
+        { path, found, supported: SCHEMA_VERSION },
+      );
+    }
+    for (const m of MIGRATIONS) {
+      if (m.version <= found) continue;
+      try {
+        db.exec(m.sql);
+      } catch (err) {
+        throw new StoreError(
+          'SEAWALL_STORE_MIGRATION',
+          `${path}: migration to schema version ${m.version} (${m.description}) failed: ${(err as Error).message}`,
+          { path, found, failedAt: m.version },
+          { cause: err },
+        );
+      }
+      // schema_version itself is created by migration 1, so this is prepared after it ran.
+      db.prepare('INSERT INTO schema_version (version, applied_ms, description) VALUES (?, ?, ?)').run(
+        m.version,
+        nowMs,
+        m.description,
+      );
+    }
+    return found;
+  });
+  return run.immediate();
+}
