@@ -1,6 +1,6 @@
 /** `seawall daemon`: runs the service in the foreground until SIGTERM/SIGINT. */
 import { parseArgs } from 'node:util';
-import type { CliIo } from '../cli-error.js';
+import { CliError, type CliIo } from '../cli-error.js';
 import { readConfigFile, resolveConfig } from '../config.js';
 import { Service } from '../service.js';
 
@@ -37,7 +37,14 @@ export async function daemonCommand(argv: string[], io: CliIo): Promise<number> 
     logMode: (values.log as 'journal' | 'stderr' | 'auto' | undefined) ?? 'auto',
     announce: (line) => io.out(line),
   });
-  await service.start();
+  try {
+    await service.start();
+  } catch (err) {
+    // Close whatever levels did start (metrics endpoint, store, timers) so the process can exit.
+    await service.stop().catch(() => {});
+    if (err instanceof CliError) throw err;
+    throw new CliError('failed', `cannot start: ${(err as Error).message}`);
+  }
   io.out(`seawall daemon ready — ${service.statusLine()}`);
   io.out(`feed it: seawall simulate --socket ${config.socket} --vms 4 --vcpus 2 --events 1000`);
   await new Promise<void>((resolve) => {

@@ -1,0 +1,132 @@
+/**
+ * The daemon's sd_notify conversation, seen by a real NOTIFY_SOCKET receiver: READY=1 only once
+ * the plugin socket accepts (and never when it cannot listen), WATCHDOG=1 at half WATCHDOG_USEC and
+ * none while the event loop is blocked (a large policy compiled during a reload blocks it),
+ * RELOADING=1 with MONOTONIC_USEC then READY=1 around a reload, STOPPING=1 on SIGTERM.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CLI, removeDir, startDaemon } from '../helpers/daemon.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { requireTool } from '../helpers/tools.js';
+import { startNotifyReceiver } from './notify-fixture.js';
+
+const WATCHDOG_USEC = 400_000; // pings expected every 200 ms
+
+function bigPolicy(rules: number): string {
+  const out = ['version: 1', 'name: big', 'rules:'];
+  for (let i = 0; i < rules; i++) {
+    out.push(
+      `  - name: r${i}`,
+      `    match: { labels: { tenant: t${i} } }`,
+      '    action: { type: inject, abort: data }',
+    );
+  }
+  out.push('default:', '  action: { type: inject, abort: data }', '');
+  return out.join('\n');
+}
+
+test('READY after the socket accepts; WATCHDOG cadence and silence while blocked; RELOADING; STOPPING', async (t) => {
+  if (!requireTool(t, 'python3', 'python3')) return;
+  const rx = await startNotifyReceiver();
+  t.after(() => rx.close());
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-notify-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const policy = join(dir, 'policy.yaml');
+  writeFileSync(policy, bigPolicy(2));
+  const d = await startDaemon({
+    args: ['--policy', policy],
+    env: { ...rx.env, WATCHDOG_USEC: String(WATCHDOG_USEC) },
+  });
+  t.after(() => removeDir(d.dir));
+
+  const ready = await rx.waitFor((m) => m.fields.READY === '1');
+  assert.equal(ready.pid, d.pid, 'sent by the main process (NotifyAccess=main)');
+  assert.ok(rx.messages.slice(0, ready.index).every((m) => m.fields.READY !== '1'));
+  // The socket accepts: a HELLO gets its WELCOME.
+  const c = await RawClient.open(d.socket);
+  await c.hello('notify-vm');
+  c.destroy();
+
+  // WATCHDOG=1 every WATCHDOG_USEC/2.
+  const first = await rx.waitFor((m) => m.fields.WATCHDOG === '1', { from: ready.index });
+  let last = first;
+  const gaps: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const next = await rx.waitFor((m) => m.fields.WATCHDOG === '1', { from: last.index + 1 });
+    gaps.push(Number(next.usec - last.usec) / 1000);
+    last = next;
+  }
+  for (const g of gaps) assert.ok(g > 150 && g < 400, `watchdog gap ${g} ms, expected ~200`);
+
+  // A 20,000-rule policy is compiled synchronously during the reload: the event loop is blocked,
+  // and the watchdog must fall silent for that whole time (systemd would then restart us).
+  writeFileSync(policy, bigPolicy(20_000));
+  const from = rx.messages.length;
+  d.proc.kill('SIGHUP');
+  const reloading = await rx.waitFor((m) => m.fields.RELOADING === '1', { from });
+  assert.match(reloading.fields.MONOTONIC_USEC ?? '', /^\d+$/);
+  const reReady = await rx.waitFor((m) => m.fields.READY === '1', { from: reloading.index });
+  const blockedMs = Number(reReady.usec - reloading.usec) / 1000;
+  assert.ok(blockedMs > 1000, `the reload blocked for ${blockedMs} ms only; make the policy larger`);
+  const pings = rx.messages
+    .slice(from)
+    .filter((m) => m.fields.WATCHDOG === '1')
+    .map((m) => m.usec);
+  const before = pings.filter((u) => u <= reloading.usec).pop() ?? reloading.usec;
+  const after = pings.find((u) => u > reloading.usec) ?? reReady.usec;
+  const silence = Number(after - before) / 1000;
+  assert.ok(silence >= blockedMs - 250, `longest silence ${silence} ms while blocked ${blockedMs} ms`);
+
+  // STOPPING=1 on SIGTERM, then a clean exit.
+  const beforeStop = rx.messages.length;
+  const code = d.stop();
+  await rx.waitFor((m) => m.fields.STOPPING === '1', { from: beforeStop });
+  assert.equal(await code, 0);
+});
+
+test('no READY=1 when the plugin socket cannot be served', async (t) => {
+  if (!requireTool(t, 'python3', 'python3')) return;
+  const rx = await startNotifyReceiver();
+  t.after(() => rx.close());
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-notready-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const sock = join(dir, 'plugin.sock');
+  // Another process already serves that path.
+  const squatter = createServer().listen(sock);
+  await new Promise((r) => squatter.once('listening', r));
+  t.after(() => squatter.close());
+  const p = spawn(
+    process.execPath,
+    [
+      CLI,
+      'daemon',
+      '--socket',
+      sock,
+      '--control-socket',
+      join(dir, 'c.sock'),
+      '--state-dir',
+      join(dir, 'state'),
+      '--no-metrics',
+      '--log',
+      'stderr',
+    ],
+    {
+      env: { ...process.env, ...rx.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stderr = '';
+  p.stderr.on('data', (c) => {
+    stderr += c;
+  });
+  const code = await new Promise<number | null>((r) => p.once('exit', r));
+  assert.notEqual(code, 0);
+  assert.match(stderr, /already listening/);
+  assert.equal(rx.messages.filter((m) => m.fields.READY === '1').length, 0);
+});

@@ -1,0 +1,131 @@
+/**
+ * Socket activation with the real `systemd-socket-activate`. The activator listens, passes fd 3
+ * (named `plugin`) and execs a small service manager: a bash loop that runs the daemon and runs
+ * it again when it dies, exporting LISTEN_PID as systemd does, so the listening socket stays open
+ * across daemon restarts exactly as systemd keeps a .socket unit's socket.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { test } from 'node:test';
+import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../kvm/index.js';
+import { ACTION } from '../../protocol/index.js';
+import { PluginClient } from '../../vmm/plugin-client.js';
+import { DEFAULT_CAPS } from '../../vmm/simulator.js';
+import { CLI } from '../helpers/daemon.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { requireTool } from '../helpers/tools.js';
+
+const SEA = {
+  type: 'sea' as const,
+  vcpu: 0,
+  kvmFlags: KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
+  esr: 0x92000410n,
+  gva: 0n,
+  gpa: 0x5000n,
+};
+const IMAGE = `000001${'0'.repeat(122)}`;
+
+/** The daemon process currently run by the activator's loop (its only child). */
+function daemonPid(managerPid: number): number | null {
+  const path = `/proc/${managerPid}/task/${managerPid}/children`;
+  if (!existsSync(path)) return null;
+  const pid = Number(readFileSync(path, 'utf8').trim().split(/\s+/)[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+test('the daemon serves the activated socket, and a plugin connecting during a restart is answered', async (t) => {
+  if (!requireTool(t, 'systemd-socket-activate', 'systemd')) return;
+  if (!requireTool(t, 'bash', 'bash')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-sa-'));
+  const sock = join(dir, 'plugin.sock');
+  const stop = join(dir, 'stop');
+  const daemon = [
+    process.execPath,
+    CLI,
+    'daemon',
+    '--log',
+    'stderr',
+    '--no-metrics',
+    '--control-socket',
+    join(dir, 'control.sock'),
+    '--state-dir',
+    join(dir, 'state'),
+  ]
+    .map((a) => `'${a}'`)
+    .join(' ');
+  const loop = `while :; do (export LISTEN_PID=$BASHPID; exec ${daemon}); [ -e '${stop}' ] && exit 0; done`;
+  const activator: ChildProcess = spawn(
+    'systemd-socket-activate',
+    ['-l', sock, '--fdname=plugin', 'bash', '-c', loop],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NOTIFY_SOCKET: '' },
+    },
+  );
+  const lines: string[] = [];
+  const readyCount = () => lines.filter((l) => l.startsWith('seawall daemon ready')).length;
+  const waitLine = (pred: () => boolean) =>
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (pred()) resolve();
+        else setImmediate(check);
+      };
+      check();
+    });
+  createInterface({ input: activator.stdout! }).on('line', (l) => lines.push(l));
+  createInterface({ input: activator.stderr! }).on('line', (l) => lines.push(l));
+  t.after(async () => {
+    writeFileSync(stop, '');
+    const pid = activator.pid ? daemonPid(activator.pid) : null;
+    if (pid) process.kill(pid, 'SIGTERM');
+    if (activator.exitCode === null) await new Promise((r) => activator.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await waitLine(() => lines.some((l) => l.startsWith('Listening on')));
+
+  // The first connection makes the activator exec the manager, which starts the daemon on fd 3.
+  const client = new PluginClient({
+    socket: sock,
+    vmId: 'sa-vm',
+    vcpuCount: 1,
+    caps: DEFAULT_CAPS,
+    deadlineMs: 10_000,
+  });
+  await client.connect();
+  const first = await client.handleExit(SEA);
+  assert.equal(first.source, 'daemon');
+  assert.equal(first.verdict.action, ACTION.INJECT);
+  assert.ok(
+    lines.some((l) => /^plugin socket: fd 3 \(socket activation\)/.test(l)),
+    lines.join('\n'),
+  );
+  await client.close();
+
+  // Kill the daemon and connect while no daemon runs: the held socket queues the connection.
+  const managerPid = activator.pid as number;
+  const pid = daemonPid(managerPid);
+  assert.ok(pid, 'the daemon runs as the manager loop child');
+  const readyBefore = readyCount();
+  process.kill(pid, 'SIGKILL');
+  await waitLine(() => daemonPid(managerPid) !== pid);
+  const raw = await RawClient.open(sock); // rejects on ECONNREFUSED: the test would fail here
+  raw.send({
+    type: 'hello',
+    version: 1,
+    caps: DEFAULT_CAPS,
+    vmmPid: process.pid,
+    vcpuCount: 1,
+    extAbtEsrCap: 0,
+    vmId: 'sa-vm-during-restart',
+    labels: {},
+  });
+  raw.send({ ...SEA, seq: 7, timeNs: 0n, replay: false, fallbackAction: 0 });
+  const verdict = await raw.waitFor('verdict', (m) => m.seq === 7);
+  assert.equal(Buffer.from(verdict.vcpuEvents).toString('hex'), IMAGE);
+  assert.ok(readyCount() > readyBefore, 'answered by the restarted daemon');
+  raw.destroy();
+});
