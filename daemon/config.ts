@@ -5,6 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { type ActionsConfig, ActionsConfigSchema } from './actions/config-schema.js';
+import { type AttachConfig, AttachConfigSchema } from './attach/config-schema.js';
 import { CliError } from './cli-error.js';
 import { defaultControlSocket, defaultPluginSocket, defaultStateDir } from './paths.js';
 
@@ -59,6 +61,10 @@ export const ConfigSchema = z.strictObject({
       chunkRows: z.number().int().positive().default(5000),
     })
     .prefault({}),
+  /** Kill enforcement and migration hooks (docs/actions.md). */
+  actions: ActionsConfigSchema,
+  /** The vCPU-fd attach socket (docs/actions.md). */
+  attach: AttachConfigSchema,
   /** Per-event journal entries per second; past it entries are counted and summarised. */
   logEventsPerSecond: z.number().int().positive().default(1000),
   /** Prometheus endpoint, or false for none. */
@@ -81,6 +87,8 @@ export interface DaemonConfig {
   heartbeatMs: number;
   retention: { maxAgeDays: number; maxBytes: number; intervalMs: number; chunkRows: number };
   logEventsPerSecond: number;
+  actions: ActionsConfig;
+  attach: AttachConfig;
   metrics: string | false;
   socketMode: number;
 }
@@ -123,6 +131,8 @@ export function resolveConfig(file: FileConfig | null, o: ConfigOverrides, env =
     heartbeatMs: f.heartbeatMs,
     retention: f.retention,
     logEventsPerSecond: f.logEventsPerSecond,
+    actions: f.actions,
+    attach: f.attach,
     metrics: o.metrics ?? f.metrics,
     socketMode: Number.parseInt(f.socketMode, 8),
   };

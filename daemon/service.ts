@@ -6,6 +6,9 @@
 import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
 import { PolicyState } from '../policies/index.js';
 import { createNotifier, createWatchdog, JournalField as F, takeListenFds } from '../systemd/index.js';
+import { actionReporting } from './action-reporting.js';
+import { type Actions, createActions } from './actions/index.js';
+import { AttachServer, attachServerOptions } from './attach/index.js';
 import type { DaemonConfig } from './config.js';
 import { ControlServer, serviceControlContext } from './control/index.js';
 import { EventBus } from './event-bus.js';
@@ -47,6 +50,8 @@ export class Service {
   readonly #announce: (line: string) => void;
   startedAtMs = 0;
   store: EventStore | null = null;
+  readonly actions: Actions;
+  readonly attach: AttachServer | null;
   #retention: Retention | null = null;
   #control: ControlServer | null = null;
   readonly #storeError = (op: StoreOp, err: unknown) => {
@@ -81,7 +86,23 @@ export class Service {
         priority: Priority.ERR,
       });
     };
+    this.attach = opts.config.attach.enabled
+      ? new AttachServer(
+          attachServerOptions(opts.config.attach, opts.config.socket, (message, fields) =>
+            this.log.log({
+              message,
+              priority: Priority.NOTICE,
+              fields: { [F.REASON]: String(fields.reason) },
+            }),
+          ),
+        )
+      : null;
+    this.actions = createActions(
+      opts.config.actions,
+      actionReporting(() => this.store, this.metrics, this.log),
+    );
     this.pipeline = new Pipeline({
+      ...(this.attach ? { kernelExit: this.attach.kernelExit } : {}),
       policy: () => this.policy.current,
       observe: (event) => this.policyState.observe(event),
       bus: this.bus,
@@ -119,6 +140,8 @@ export class Service {
       );
     }
     this.bus.add(journalSink(this.log));
+    this.bus.add(this.actions.sink);
+    if (this.attach) this.bus.add(this.attach.sink());
     // Level 2: the policy. An invalid file at start is fatal: running with a policy nobody wrote is worse.
     await this.policy.loadInitial(this.config.policy);
     // Rate windows and repeat-page memory survive restarts: replay recent stored events into the
@@ -136,6 +159,10 @@ export class Service {
     this.#announce(
       `plugin socket: ${pluginFd !== undefined ? `fd ${pluginFd} (socket activation)` : this.config.socket}`,
     );
+    if (this.attach) {
+      this.attach.listen();
+      this.#announce(`attach socket: ${this.attach.address}`);
+    }
     this.#control = new ControlServer(
       serviceControlContext({
         version: VERSION,
@@ -206,6 +233,8 @@ export class Service {
     await this.#control?.close();
     // Answers every event already received; its last batch goes into the store.
     await this.server.stop();
+    this.attach?.close();
+    this.actions.close();
     await this.#metricsServer?.close();
     this.metrics?.stop();
     await this.#retention?.stop();

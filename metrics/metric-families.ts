@@ -27,6 +27,7 @@ export interface MetricFamilies {
   readonly policyLastReloadSuccessful: Gauge;
   readonly policyInfo: Gauge<'version' | 'sha256'>;
   readonly storeErrors: Counter<'op'>;
+  readonly kernelMismatches: Counter<'field'>;
   readonly sinkFailures: Counter<'sink'>;
   readonly buildInfo: Gauge<'version' | 'node_version'>;
   readonly vmSeriesEvicted: Counter;
@@ -123,6 +124,12 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
       name: 'seawall_policy_info',
       help: 'The policy in force: version and SHA-256 of its file; always 1.',
       labelNames: ['version', 'sha256'],
+      registers,
+    }),
+    kernelMismatches: new Counter({
+      name: 'seawall_kernel_mismatches_total',
+      help: "Exit-record fields where a plugin's copy differed from the kernel's kvm_run page of an attached vCPU (the page's value was used), by field.",
+      labelNames: ['field'],
       registers,
     }),
     storeErrors: new Counter({

@@ -75,6 +75,7 @@ export class SeawallMetrics {
   readonly #downgrades = new Map<string, CounterChild>();
   readonly #protocolErrors: OpenCounterChildren;
   readonly #storeErrors: OpenCounterChildren;
+  readonly #kernelMismatches: OpenCounterChildren;
   readonly #sinkFailures: OpenCounterChildren;
   readonly #sessionsEnded: ClosedCounterChildren<SessionOutcome>;
   readonly #migrations: ClosedCounterChildren<MigrationOutcome>;
@@ -114,6 +115,10 @@ export class SeawallMetrics {
     this.#storeErrors = new OpenCounterChildren(
       this.#f.storeErrors,
       new BoundedLabelValues('op', maxLabelValues, overflow),
+    );
+    this.#kernelMismatches = new OpenCounterChildren(
+      this.#f.kernelMismatches,
+      new BoundedLabelValues('field', maxLabelValues, overflow),
     );
     this.#sinkFailures = new OpenCounterChildren(
       this.#f.sinkFailures,
@@ -254,6 +259,14 @@ export class SeawallMetrics {
   /** An event store operation `op` (e.g. `append`, `prune`, `open`) failed. */
   storeError(op: string): void {
     this.#storeErrors.get(op).inc();
+  }
+
+  /**
+   * An attached vCPU's kvm_run page disagreed with the plugin's copy of the exit in `field`
+   * (exit_reason, esr, gpa, …): a buggy or lying plugin.
+   */
+  kernelMismatch(field: string): void {
+    this.#kernelMismatches.get(field).inc();
   }
 
   /** An event sink named `sink` threw while handling an event (the event bus caught it). */

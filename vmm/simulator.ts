@@ -4,9 +4,10 @@
  * stalls. Used by `seawall simulate`, by tests and by the benchmarks.
  */
 import { ACTION, CAP } from '../protocol/index.js';
+import { AttachClient, exitOfReport, StandInVcpus } from './attach-client.js';
 import { DEFAULT_MIX, EventGenerator, type EventMix } from './event-mix.js';
 import { LatencyRecorder } from './latency.js';
-import { type FallbackPolicy, PluginClient } from './plugin-client.js';
+import { type ExitReport, type FallbackPolicy, PluginClient } from './plugin-client.js';
 
 export interface SimulationOptions {
   socket: string;
@@ -30,6 +31,12 @@ export interface SimulationOptions {
   onClient?: (client: PluginClient, vm: number) => void;
   /** Stops the run early when it resolves. */
   until?: Promise<unknown>;
+  /**
+   * Attach stand-in vCPUs (sealed memfds laid out as kvm_run) over the daemon's attach socket, and
+   * write each exit into its vCPU's page before reporting it — as KVM does before KVM_RUN returns.
+   * The daemon must accept stand-ins (`attach.allowStandIns`).
+   */
+  standIns?: { attachSocket: string; mmapSize?: number };
 }
 
 export interface SimulationSummary {
@@ -54,6 +61,8 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
     throw new Error('simulate needs events or durationMs');
   const prefix = o.vmPrefix ?? `sim-${process.pid}`;
   const clients: PluginClient[] = [];
+  const standIns: StandInVcpus[] = [];
+  const attachClients: AttachClient[] = [];
   try {
     for (let i = 0; i < o.vms; i++) {
       const c = new PluginClient({
@@ -66,8 +75,15 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
         fallback: o.fallback ?? 'inject',
       });
       await c.connect();
-      o.onClient?.(c, i);
       clients.push(c);
+      if (o.standIns) {
+        const vcpus = new StandInVcpus(o.vcpus, o.standIns.mmapSize, `${prefix}-${i}`);
+        standIns.push(vcpus);
+        const ac = AttachClient.connect(o.standIns.attachSocket);
+        attachClients.push(ac);
+        await vcpus.attachAll(ac, c.sessionId as bigint);
+      }
+      o.onClient?.(c, i);
     }
     const latency = new LatencyRecorder();
     const verdicts: Record<string, number> = {};
@@ -92,7 +108,13 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
             while (!stop && budget > 0 && (deadline === null || Date.now() < deadline)) {
               budget--;
               sent++;
-              const out = await client.handleExit(gen.next(vcpu));
+              const report: ExitReport = gen.next(vcpu);
+              const page = standIns[vm];
+              if (page) {
+                const exit = exitOfReport(report);
+                if (exit) page.write(vcpu, exit);
+              }
+              const out = await client.handleExit(report);
               if (out.source === 'daemon') answered++;
               latency.add(out.latencyNs);
               const name = ACTION_NAMES.get(out.verdict.action) ?? `action-${out.verdict.action}`;
@@ -123,5 +145,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
     };
   } finally {
     await Promise.all(clients.map((c) => c.close()));
+    for (const a of attachClients) a.close();
+    for (const v of standIns) v.close();
   }
 }

@@ -11,6 +11,7 @@ export function metricsSink(m: SeawallMetrics): Sink {
       for (const r of batch) {
         const e = r.event;
         m.memoryError(e.vm.id, e.kind, e.severity);
+        if (r.kernelMismatch) for (const field of r.kernelMismatch) m.kernelMismatch(field);
         if (r.replay) {
           m.fallbackReported(e.vm.id, 1);
           continue;

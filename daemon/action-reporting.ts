@@ -1,0 +1,89 @@
+/**
+ * Where kill and migration outcomes go: the store's actions table (a row when the action starts,
+ * its outcome when it ends), Prometheus, and journald with MESSAGE_IDs VM_KILLED / VM_MIGRATION.
+ * Kept out of the composition root so service.ts only wires.
+ */
+import type { SeawallMetrics } from '../metrics/index.js';
+import { JournalField as F } from '../systemd/index.js';
+import type { ActionCallbacks } from './actions/index.js';
+import { type DaemonLog, MessageId, Priority } from './log.js';
+import type { EventStore } from './store/index.js';
+
+export function actionReporting(
+  store: () => EventStore | null,
+  metrics: SeawallMetrics | null,
+  log: DaemonLog,
+): Pick<ActionCallbacks, 'kill' | 'migration'> {
+  const killRows = new Map<number, number>();
+  const migrationRows = new Map<string, number>();
+  return {
+    kill: {
+      onStarted: (k) => {
+        const row = store()?.recordAction({
+          vm: k.vm,
+          action: 'kill',
+          rule: k.rule,
+          outcome: 'requested',
+          detail: `${k.reason}; grace ${k.graceMs} ms; pid ${k.peerPid}`,
+          timeMs: k.startedAtMs,
+        });
+        if (row != null) killRows.set(k.id, row);
+      },
+      onFinished: (k) => {
+        const row = killRows.get(k.id);
+        killRows.delete(k.id);
+        if (row !== undefined) store()?.updateActionOutcome(row, k.outcome, k.detail);
+        metrics?.kill(k.outcome);
+        log.log({
+          message: `VM ${k.vm} kill (${k.reason}, rule ${k.rule}, grace ${k.graceMs} ms): ${k.outcome}${k.detail ? ` — ${k.detail}` : ''}`,
+          priority: k.outcome === 'failed' ? Priority.ERR : Priority.WARNING,
+          messageId: MessageId.VM_KILLED,
+          fields: { [F.VM]: k.vm, [F.RULE]: k.rule, [F.OUTCOME]: k.outcome, [F.REASON]: k.reason },
+        });
+      },
+      onPidMismatch: (s) =>
+        log.log({
+          message: `VM ${s.vm.id}: HELLO says vmm_pid ${s.vmmPid}, the kernel says ${s.peer.pid}; kills go to ${s.peer.pid}`,
+          priority: Priority.WARNING,
+          fields: { [F.VM]: s.vm.id, [F.REASON]: 'pid_mismatch' },
+        }),
+      onPidfdError: (s, err) =>
+        log.log({
+          message: `VM ${s.vm.id}: no pidfd for pid ${s.peer.pid}, kills cannot be enforced: ${(err as Error).message}`,
+          priority: Priority.ERR,
+          fields: { [F.VM]: s.vm.id, [F.REASON]: 'pidfd_open' },
+        }),
+    },
+    migration: {
+      onStarted: (m) => {
+        const row = store()?.recordAction({
+          vm: m.vm,
+          action: 'migrate',
+          rule: m.rule,
+          outcome: 'requested',
+          detail: `hook ${m.hook}; id ${m.migrationId}`,
+          timeMs: m.queuedAtMs,
+        });
+        if (row != null) migrationRows.set(m.migrationId, row);
+      },
+      onFinished: (m) => {
+        const row = migrationRows.get(m.migrationId);
+        migrationRows.delete(m.migrationId);
+        if (row !== undefined) store()?.updateActionOutcome(row, m.outcome, m.detail ?? null);
+        metrics?.migration(m.outcome);
+        log.log({
+          message: `VM ${m.vm} migration via ${m.hook} (rule ${m.rule}): ${m.outcome}${m.detail ? ` — ${m.detail}` : ''}${m.onFailure ? `; next step: ${m.onFailure}` : ''}`,
+          priority: m.outcome === 'accepted' ? Priority.NOTICE : Priority.WARNING,
+          messageId: MessageId.VM_MIGRATION,
+          fields: { [F.VM]: m.vm, [F.RULE]: m.rule, [F.OUTCOME]: m.outcome },
+        });
+      },
+      onDropped: (vm, hook) =>
+        log.log({
+          message: `VM ${vm}: migration via ${hook} dropped, the hook queue is full`,
+          priority: Priority.WARNING,
+          fields: { [F.VM]: vm, [F.REASON]: 'hook_queue_full' },
+        }),
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * The `actions:` section of the daemon config (daemon/config.ts adds it to ConfigSchema): named
+ * migration hooks and the bounds of the action layer.
+ */
+import { z } from 'zod';
+import { ExecHook } from './exec-hook.js';
+import type { HookRunner } from './hook-types.js';
+import { HttpHook } from './http-hook.js';
+
+const hookName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, _ . -');
+
+const HttpHookSchema = z.strictObject({
+  type: z.literal('http'),
+  url: z.url({ protocol: /^https?$/ }),
+  timeoutMs: z.number().int().positive().default(10_000),
+  retries: z.number().int().min(0).max(10).default(3),
+  backoffMs: z.number().int().positive().default(500),
+  maxBackoffMs: z.number().int().positive().default(10_000),
+  headers: z.record(z.string(), z.string()).default({}),
+});
+
+const ExecHookSchema = z.strictObject({
+  type: z.literal('exec'),
+  /** Program and arguments; no shell is involved. */
+  argv: z.array(z.string().min(1)).min(1),
+  timeoutMs: z.number().int().positive().default(60_000),
+  env: z.record(z.string(), z.string()).default({}),
+});
+
+export const HookSchema = z.discriminatedUnion('type', [HttpHookSchema, ExecHookSchema]);
+
+export const ActionsConfigSchema = z
+  .strictObject({
+    /** Migration hooks by the name policies use (`action.hook`). */
+    hooks: z.record(hookName, HookSchema).default({}),
+    /** Hooks running at once across the host. */
+    maxHooksInFlight: z.number().int().positive().default(8),
+    /** Migrations waiting for a slot; past it a trigger is dropped and counted. */
+    maxHooksQueued: z.number().int().min(0).default(256),
+    /** Poisoned pages remembered per VM for migration payloads. */
+    poisonedPagesPerVm: z.number().int().positive().default(1024),
+    /** VMs whose poisoned pages are remembered (least recent forgotten first). */
+    poisonedPagesVms: z.number().int().positive().default(4096),
+    /** Host name in migration payloads; default os.hostname(). */
+    hostName: z.string().min(1).optional(),
+    kill: z
+      .strictObject({
+        /** false: record kills and their would-be enforcement, never send SIGKILL. */
+        enforce: z.boolean().default(true),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+export type ActionsConfig = z.infer<typeof ActionsConfigSchema>;
+
+/** Builds the runners for the configured hooks. */
+export function buildHooks(cfg: ActionsConfig): Map<string, HookRunner> {
+  const hooks = new Map<string, HookRunner>();
+  for (const [name, spec] of Object.entries(cfg.hooks)) {
+    hooks.set(name, spec.type === 'http' ? new HttpHook(name, spec) : new ExecHook(name, spec));
+  }
+  return hooks;
+}

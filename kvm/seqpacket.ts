@@ -1,0 +1,92 @@
+/**
+ * AF_UNIX SOCK_SEQPACKET sockets (unix(7)) for the vCPU attach channel, which Node's `net` cannot
+ * open: record boundaries are kept by the kernel, so one sendmsg is one message, and file
+ * descriptors travel beside it as SCM_RIGHTS (see scm-rights.ts). Every fd here is non-blocking
+ * and close-on-exec; readiness comes from `watchReadable` (libuv through koffi), not timers.
+ */
+import { chmodSync, unlinkSync } from 'node:fs';
+import { KvmSyscallError } from './ioctl.js';
+import { ERRNO, errnoName, lastErrno } from './libc.js';
+import { libcFd } from './libc-fd.js';
+
+const AF_UNIX = 1;
+const SOCK_SEQPACKET = 5;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+/** sizeof(struct sockaddr_un): sa_family_t + char sun_path[108]. */
+const SOCKADDR_UN_SIZE = 110;
+const SUN_PATH_MAX = 107;
+
+function sockaddrUn(path: string): Buffer {
+  const bytes = Buffer.from(path, 'utf8');
+  if (bytes.length === 0 || bytes.length > SUN_PATH_MAX) {
+    throw new KvmSyscallError(
+      'bind',
+      ERRNO.ENAMETOOLONG as number,
+      `socket path '${path}' must be 1..${SUN_PATH_MAX} bytes (sockaddr_un)`,
+    );
+  }
+  const addr = Buffer.alloc(SOCKADDR_UN_SIZE);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  bytes.copy(addr, 2);
+  return addr;
+}
+
+function newSocket(): number {
+  const fd = libcFd().socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw new KvmSyscallError('socket(AF_UNIX, SOCK_SEQPACKET)', lastErrno());
+  return fd;
+}
+
+/** Closes an fd this layer (or SCM_RIGHTS) produced; errors other than EBADF are not actionable. */
+export function closeFd(fd: number): void {
+  if (fd >= 0) libcFd().close(fd);
+}
+
+/**
+ * Creates, binds and listens on a SEQPACKET socket at `path` (a stale socket file is replaced —
+ * callers check first that nobody serves it) with file mode `mode`. Returns the listening fd.
+ */
+export function listenSeqpacket(path: string, mode: number, backlog = 64): number {
+  const addr = sockaddrUn(path);
+  const fd = newSocket();
+  try {
+    try {
+      unlinkSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (libcFd().bind(fd, addr, addr.length) !== 0) throw new KvmSyscallError('bind', lastErrno());
+    chmodSync(path, mode);
+    if (libcFd().listen(fd, backlog) !== 0) throw new KvmSyscallError('listen', lastErrno());
+    return fd;
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+}
+
+/** Accepts one pending connection (non-blocking, close-on-exec); null when none is waiting. */
+export function acceptSeqpacket(listenFd: number): number | null {
+  const fd = libcFd().accept4(listenFd, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd >= 0) return fd;
+  const errno = lastErrno();
+  // EAGAIN: nothing waiting. ECONNABORTED: the peer left between SYN and accept; try again later.
+  if (errno === ERRNO.EAGAIN || errno === ERRNO.ECONNABORTED || errno === ERRNO.EINTR) return null;
+  throw new KvmSyscallError('accept4', errno);
+}
+
+/**
+ * Connects a SEQPACKET socket to `path`. Unix-domain connects complete at once; EAGAIN means the
+ * listener's backlog is full and is reported as an error like any other.
+ */
+export function connectSeqpacket(path: string): number {
+  const addr = sockaddrUn(path);
+  const fd = newSocket();
+  if (libcFd().connect(fd, addr, addr.length) !== 0) {
+    const errno = lastErrno();
+    closeFd(fd);
+    throw new KvmSyscallError('connect', errno, `connect ${path}: ${errnoName(errno)}`);
+  }
+  return fd;
+}
