@@ -3,8 +3,8 @@
  * request bytes:
  *   - a C epoll echo server (compiled here with gcc): the kernel's Unix-socket round trip;
  *   - a Node echo server: the floor for any Node server;
- *   - `seawall daemon` (compiled JavaScript, built-in policy, metrics on, logging on) answering
- *     VERDICTs; optionally a second daemon run with `--no-metrics` for the cost of metrics.
+ *   - `seawall daemon` (compiled JavaScript, built-in policy, store, metrics and logging on)
+ *     answering VERDICTs, and the same daemon with `--no-store --no-metrics`: the cost of the record.
  * Latency: one request in flight, p50/p99/p99.9. Throughput: 256 simulated vCPUs (32 VMs × 8).
  * Usage: node --import tsx bench/verdict-latency.ts [--requests N] [--throughput N] [--json]
  */
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     },
     ...[
       { name: 'seawall daemon', extra: ['--metrics', '127.0.0.1:0'] },
-      { name: 'seawall daemon, no metrics', extra: ['--no-metrics'] },
+      { name: 'seawall daemon, no store, no metrics', extra: ['--no-metrics', '--no-store'] },
     ].map(({ name, extra }, i) => ({
       name,
       kind: 'daemon' as const,
@@ -116,7 +116,12 @@ async function main(): Promise<void> {
   }
   const nodeEcho = rows.find((r) => r.name === 'Node echo') as { p50: number; p99: number };
   const daemon = rows.find((r) => r.name === 'seawall daemon') as { p50: number; p99: number };
-  const ratios = { p50: daemon.p50 / nodeEcho.p50, p99: daemon.p99 / nodeEcho.p99 };
+  const bare = rows.find((r) => r.name === 'seawall daemon, no store, no metrics') as { p50: number };
+  const ratios = {
+    p50: daemon.p50 / nodeEcho.p50,
+    p99: daemon.p99 / nodeEcho.p99,
+    recordCostP50: daemon.p50 / bare.p50 - 1,
+  };
   if (values.json) {
     process.stdout.write(
       `${JSON.stringify({ requests: Number(REQUESTS), throughputRequests: Number(TP), rows, ratios }, null, 2)}\n`,
@@ -130,6 +135,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       `\ndaemon / Node echo: p50 ${ratios.p50.toFixed(2)}×, p99 ${ratios.p99.toFixed(2)}×\n`,
     );
+    process.stdout.write(`store + metrics add ${(ratios.recordCostP50 * 100).toFixed(1)}% to the daemon's p50\n`);
   }
 }
 

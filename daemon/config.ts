@@ -48,6 +48,11 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   heartbeatMs: z.number().int().positive().default(5000),
+  /**
+   * Keep the event store (default). false runs without one: no event history, and rate windows do
+   * not survive restarts — for hosts where the state directory cannot be written, and benchmarks.
+   */
+  store: z.boolean().default(true),
   /** Event store retention (docs/operations.md "Retention"). */
   retention: z
     .strictObject({
@@ -85,6 +90,7 @@ export interface DaemonConfig {
   allow: { uids: number[]; gids: number[] };
   limits: { maxSessions: number; maxInFlight: number; maxBody: number; writeHighWater: number };
   heartbeatMs: number;
+  store: boolean;
   retention: { maxAgeDays: number; maxBytes: number; intervalMs: number; chunkRows: number };
   logEventsPerSecond: number;
   actions: ActionsConfig;
@@ -99,6 +105,7 @@ export interface ConfigOverrides {
   stateDir?: string;
   policy?: string;
   metrics?: string | false;
+  store?: boolean;
 }
 
 /** Reads and validates a config file; every error with its key path. */
@@ -129,6 +136,7 @@ export function resolveConfig(file: FileConfig | null, o: ConfigOverrides, env =
     allow,
     limits: f.limits,
     heartbeatMs: f.heartbeatMs,
+    store: o.store ?? f.store,
     retention: f.retention,
     logEventsPerSecond: f.logEventsPerSecond,
     actions: f.actions,

@@ -125,10 +125,12 @@ export class Service {
   async start(): Promise<void> {
     // Level 1: the record. The store's sink is added first: it must hold a batch before its
     // verdicts are written, and before any other sink sees it.
-    this.store = new EventStore({ path: storePath(this.config.stateDir), onError: this.#storeError });
-    this.bus.add(storeSink(this.store));
-    this.#retention = new Retention(this.store, { ...this.config.retention, onError: this.#storeError });
-    this.#retention.start();
+    if (this.config.store) {
+      this.store = new EventStore({ path: storePath(this.config.stateDir), onError: this.#storeError });
+      this.bus.add(storeSink(this.store));
+      this.#retention = new Retention(this.store, { ...this.config.retention, onError: this.#storeError });
+      this.#retention.start();
+    }
     if (this.metrics) {
       this.bus.add(metricsSink(this.metrics));
       this.metrics.start();
@@ -146,7 +148,7 @@ export class Service {
     await this.policy.loadInitial(this.config.policy);
     // Rate windows and repeat-page memory survive restarts: replay recent stored events into the
     // state (after the policy load, which sizes the rate rings).
-    for (const e of this.store.queries.recentPolicyEvents(Date.now() - REBUILD_WINDOW_MS)) {
+    for (const e of this.store?.queries.recentPolicyEvents(Date.now() - REBUILD_WINDOW_MS) ?? []) {
       this.policyState.observe(e);
     }
     // Level 3: the sockets.

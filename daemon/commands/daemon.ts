@@ -6,7 +6,7 @@ import { Service } from '../service.js';
 
 export const DAEMON_USAGE = [
   'seawall daemon [--config FILE] [--socket PATH] [--control-socket PATH] [--state-dir DIR]',
-  '               [--policy FILE] [--metrics HOST:PORT | --no-metrics] [--log journal|stderr|auto]',
+  '               [--policy FILE] [--metrics HOST:PORT | --no-metrics] [--no-store] [--log journal|stderr|auto]',
   '                                                  run the daemon (built-in defaults need no root)',
 ].join('\n');
 
@@ -21,6 +21,7 @@ export async function daemonCommand(argv: string[], io: CliIo): Promise<number> 
       policy: { type: 'string' },
       metrics: { type: 'string' },
       'no-metrics': { type: 'boolean', default: false },
+      'no-store': { type: 'boolean', default: false },
       log: { type: 'string' },
     },
   });
@@ -31,6 +32,7 @@ export async function daemonCommand(argv: string[], io: CliIo): Promise<number> 
     stateDir: values['state-dir'],
     policy: values.policy,
     metrics: values['no-metrics'] ? false : values.metrics,
+    ...(values['no-store'] ? { store: false } : {}),
   });
   const service = new Service({
     config,
