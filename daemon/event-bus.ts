@@ -24,6 +24,11 @@ export interface EventRecord {
   replay: boolean;
   /** null for replays. */
   decision: Decision | null;
+  /**
+   * A replay the store recognised as already recorded (reported again after a daemon crash). Set
+   * by the store in beforeReply; later sinks and the rate state skip it so nothing counts twice.
+   */
+  duplicate: boolean;
   verdict: Omit<VerdictMsg, 'type'> | null;
   /** The daemon had to change the injection's path for this host. */
   verdictDowngrade: VerdictDowngrade | null;

@@ -69,6 +69,7 @@ export class Pipeline {
       event,
       nonConforming,
       kernelMismatch,
+      duplicate: false,
       replay: msg.replay,
       decision: null,
       verdict: null,
@@ -78,7 +79,6 @@ export class Pipeline {
     };
     if (msg.replay) {
       this.replays++;
-      this.#opts.observe?.(event);
     } else {
       let decision: Decision;
       let built: ReturnType<typeof buildVerdict>;
@@ -100,24 +100,40 @@ export class Pipeline {
       this.decided++;
     }
     this.#batch.push(record);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.#schedule();
+  }
+
+  /**
+   * Queues a frame to go out after this tick's batch is durable. Heartbeat echoes use it: a plugin
+   * that sends its replays and then a HEARTBEAT knows, when the echo arrives, that the replays
+   * are recorded (docs/protocol.md "Fallback, replay and reconnect").
+   */
+  afterBatch(session: PluginSession, frame: Buffer): void {
+    session.queue(frame);
+    this.#sessions.add(session);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.flush());
   }
 
   /** Ends the tick: durable sinks, then the writes, then everything else. */
   flush(): void {
     this.#scheduled = false;
-    if (this.#batch.length === 0) return;
+    if (this.#batch.length === 0 && this.#sessions.size === 0) return;
     const batch = this.#batch;
     const sessions = this.#sessions;
     this.#batch = [];
     this.#sessions = new Set();
-    this.#opts.bus.emit('beforeReply', batch);
+    if (batch.length > 0) this.#opts.bus.emit('beforeReply', batch);
+    // Replays enter the rate/repeat state once the store has said whether they are new.
+    if (this.#opts.observe) for (const r of batch) if (r.replay && !r.duplicate) this.#opts.observe(r.event);
     for (const s of sessions) s.flush();
     const written = process.hrtime.bigint();
     for (const r of batch) r.latencyNs = written - r.receivedNs;
-    this.#opts.bus.emit('afterReply', batch);
+    if (batch.length > 0) this.#opts.bus.emit('afterReply', batch);
   }
 }

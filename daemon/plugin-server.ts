@@ -195,6 +195,10 @@ export class PluginServer implements SessionHost {
     this.#opts.pipeline.submit(session, msg, receivedNs);
   }
 
+  echo(session: PluginSession, frame: Buffer): void {
+    this.#opts.pipeline.afterBatch(session, frame);
+  }
+
   applied(session: PluginSession, seq: number, result: number): void {
     if (session.info) this.#opts.bus.emit('applied', session.info, seq, result);
   }

@@ -25,6 +25,8 @@ export interface SessionHost {
   /** Hands an event to the pipeline. May throw ProtocolError for bad field values. */
   submit(session: PluginSession, msg: EventMsg, receivedNs: bigint): void;
   applied(session: PluginSession, seq: number, result: number): void;
+  /** Writes `frame` once everything received before it is decided and stored. */
+  echo(session: PluginSession, frame: Buffer): void;
   protocolError(session: PluginSession, err: ProtocolError): void;
   closed(session: PluginSession, outcome: SessionOutcome, detail: string | null): void;
   readonly maxBody: number;
@@ -177,8 +179,8 @@ export class PluginSession {
         this.#host.applied(this, m.seq, m.result);
         return;
       case 'heartbeat':
-        this.queue(encodeMessage(m));
-        this.flush();
+        // Echoed after the current batch is stored, so the echo acknowledges what came before it.
+        this.#host.echo(this, encodeMessage(m));
         return;
       case 'goodbye':
         this.close({ type: 'goodbye', reason: GOODBYE_REASON.NORMAL }, 'normal', null);

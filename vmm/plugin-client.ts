@@ -100,6 +100,9 @@ export class PluginClient extends EventEmitter {
   #seq = 1;
   readonly #pending = new Map<number, Pending>();
   #replay: EventMsg[] = [];
+  /** Replays written but not yet acknowledged by the echo of the HEARTBEAT sent after them. */
+  #replaySent: { nonce: bigint; events: EventMsg[] } | null = null;
+  #nonce = 1n;
   #backoff: number;
   #reconnectTimer: NodeJS.Timeout | null = null;
   #sessionId: bigint | null = null;
@@ -131,7 +134,7 @@ export class PluginClient extends EventEmitter {
 
   /** Events handled by fallback and not yet reported. */
   get replayQueue(): number {
-    return this.#replay.length;
+    return this.#replay.length + (this.#replaySent?.events.length ?? 0);
   }
 
   /** Connects and completes the handshake; rejects on REJECT, refusal or timeout. */
@@ -284,6 +287,8 @@ export class PluginClient extends EventEmitter {
         this.emit('daemon-error', m);
         return;
       case 'heartbeat':
+        this.#replayAcknowledged(m.nonce);
+        return;
       case 'goodbye':
         return;
       default:
@@ -291,13 +296,29 @@ export class PluginClient extends EventEmitter {
     }
   }
 
+  /**
+   * Reports the kept events, then a HEARTBEAT: the daemon echoes it only after everything before
+   * it is stored, so the events are forgotten only then. A connection lost in between puts them
+   * back; the daemon recognises any it had already stored (same VM, seq and time).
+   */
   #flushReplay(): void {
-    if (this.#replay.length === 0 || !this.#socket) return;
-    const batch = this.#replay;
+    if (this.#replay.length === 0 || !this.#socket || this.#replaySent) return;
+    const events = this.#replay;
     this.#replay = [];
-    this.#socket.write(Buffer.concat(batch.map((m) => encodeMessage(m))));
-    this.stats.replayed += batch.length;
-    this.emit('replayed', batch.length);
+    const nonce = this.#nonce++;
+    this.#replaySent = { nonce, events };
+    this.#socket.write(
+      Buffer.concat([...events.map((m) => encodeMessage(m)), encodeMessage({ type: 'heartbeat', nonce })]),
+    );
+  }
+
+  #replayAcknowledged(nonce: bigint): void {
+    const sent = this.#replaySent;
+    if (!sent || sent.nonce !== nonce) return;
+    this.#replaySent = null;
+    this.stats.replayed += sent.events.length;
+    this.emit('replayed', sent.events.length);
+    this.#flushReplay();
   }
 
   #failPending(): void {
@@ -313,6 +334,11 @@ export class PluginClient extends EventEmitter {
     const wasReady = this.#ready;
     this.#ready = false;
     this.#socket = null;
+    if (this.#replaySent) {
+      // Not acknowledged: report them again after reconnecting (the daemon drops any it stored).
+      this.#replay = [...this.#replaySent.events, ...this.#replay];
+      this.#replaySent = null;
+    }
     this.#failPending();
     if (this.#closed || !wasReady) return;
     this.emit('disconnected');

@@ -7,6 +7,7 @@
  * kernel objects alive. Readiness comes from libuv through koffi (kvm/libc-fd.ts watchReadable):
  * no timers, no threads.
  */
+import { unlinkSync } from 'node:fs';
 import {
   acceptSeqpacket,
   closeFd,
@@ -151,7 +152,15 @@ export class AttachServer {
   close(): void {
     this.#listenWatch?.close();
     this.#listenWatch = null;
-    if (this.#listenFd >= 0) closeFd(this.#listenFd);
+    if (this.#listenFd >= 0) {
+      closeFd(this.#listenFd);
+      // Like the plugin and control sockets, the path goes with the listener on a graceful stop.
+      try {
+        unlinkSync(this.#opts.path);
+      } catch {
+        // already gone
+      }
+    }
     this.#listenFd = -1;
     for (const c of [...this.#conns.values()]) this.#drop(c);
     this.pages.releaseAll();

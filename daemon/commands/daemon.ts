@@ -39,6 +39,26 @@ export async function daemonCommand(argv: string[], io: CliIo): Promise<number> 
     logMode: (values.log as 'journal' | 'stderr' | 'auto' | undefined) ?? 'auto',
     announce: (line) => io.out(line),
   });
+  // Signals are handled from before start-up: a SIGTERM during start stops the daemon once it is
+  // up (never killing it half-started), and a SIGHUP before READY=1 — nothing to reload yet — is
+  // ignored rather than left to its default action, which would terminate the process.
+  let started = false;
+  let stopRequested = false;
+  let finished!: () => void;
+  const done = new Promise<void>((resolve) => {
+    finished = resolve;
+  });
+  const stop = () => {
+    if (stopRequested) return;
+    stopRequested = true;
+    if (started) service.stop().then(finished, finished);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // The outcome is logged (journald, metrics) by the service; SIGHUP has no one to answer.
+  process.on('SIGHUP', () => {
+    if (started && !stopRequested) void service.reload();
+  });
   try {
     await service.start();
   } catch (err) {
@@ -47,19 +67,10 @@ export async function daemonCommand(argv: string[], io: CliIo): Promise<number> 
     if (err instanceof CliError) throw err;
     throw new CliError('failed', `cannot start: ${(err as Error).message}`);
   }
+  started = true;
   io.out(`seawall daemon ready — ${service.statusLine()}`);
   io.out(`feed it: seawall simulate --socket ${config.socket} --vms 4 --vcpus 2 --events 1000`);
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = () => {
-      if (stopping) return;
-      stopping = true;
-      service.stop().then(resolve, resolve);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-    // The outcome is logged (journald, metrics) by the service; SIGHUP has no one to answer.
-    process.on('SIGHUP', () => void service.reload());
-  });
+  if (stopRequested) service.stop().then(finished, finished);
+  await done;
   return 0;
 }

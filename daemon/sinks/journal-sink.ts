@@ -36,7 +36,7 @@ export function journalSink(log: DaemonLog): Sink {
     name: 'journal',
     afterReply(batch) {
       for (const r of batch) {
-        if (!log.admitEvent()) continue;
+        if (r.duplicate || !log.admitEvent()) continue;
         const e = r.event;
         const d = r.decision;
         const what = d ? describeDecision(d) : `handled by plugin fallback (action ${r.msg.fallbackAction})`;

@@ -9,6 +9,7 @@ export function metricsSink(m: SeawallMetrics): Sink {
     name: 'metrics',
     afterReply(batch) {
       for (const r of batch) {
+        if (r.duplicate) continue;
         const e = r.event;
         m.memoryError(e.vm.id, e.kind, e.severity);
         if (r.kernelMismatch) for (const field of r.kernelMismatch) m.kernelMismatch(field);

@@ -96,10 +96,12 @@ export class EventStore {
     const insert = db.prepare(`
       INSERT INTO events (boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc,
         fsc_class, abort, severity, sigbus_code, gva, gpa, replay, fallback_action, action, rule,
-        policy_version, downgrade, verdict_action, verdict_flags, latency_ns, non_conforming, kernel_mismatch)
+        policy_version, downgrade, verdict_action, verdict_flags, latency_ns, non_conforming, kernel_mismatch,
+        plugin_time_ns)
       VALUES (@boot_id, @session_id, @seq, @time_ms, @vm, @labels, @vcpu, @kind, @esr, @ec, @fsc,
         @fsc_class, @abort, @severity, @sigbus_code, @gva, @gpa, @replay, @fallback_action, @action, @rule,
-        @policy_version, @downgrade, @verdict_action, @verdict_flags, @latency_ns, @non_conforming, @kernel_mismatch)
+        @policy_version, @downgrade, @verdict_action, @verdict_flags, @latency_ns, @non_conforming, @kernel_mismatch,
+        @plugin_time_ns)
       ON CONFLICT (boot_id, session_id, seq) DO NOTHING`);
     const poison = db.prepare(`
       INSERT INTO poisoned_pages (vm, gpa, first_seen_ms, last_seen_ms, count) VALUES (?, ?, ?, ?, 1)
@@ -107,11 +109,21 @@ export class EventStore {
         first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
         last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
         count = count + 1`);
+    // A plugin that lost its connection (a daemon crash between storing a batch and writing its
+    // verdicts) falls back and later reports the same exit as a REPLAY, to a daemon with another
+    // boot id: the same VM, seq and plugin time identify it.
+    const reported = db.prepare(
+      'SELECT 1 FROM events WHERE vm = ? AND seq = ? AND plugin_time_ns = ? LIMIT 1',
+    );
     const bootId = this.bootId;
     this.#append = db.transaction((batch: readonly EventRecord[]): AppendResult => {
       const storedNs = process.hrtime.bigint();
       let inserted = 0;
       for (const r of batch) {
+        if (r.replay && reported.get(r.event.vm.id, r.msg.seq, hex64(r.msg.timeNs)) !== undefined) {
+          r.duplicate = true;
+          continue;
+        }
         if (insert.run(eventParams(r, bootId, storedNs)).changes === 0) continue;
         inserted++;
         // Only a new row counts towards its page, so a repeated insert cannot inflate the count.
@@ -138,6 +150,16 @@ export class EventStore {
       'UPDATE actions SET outcome = ?, detail = ?, updated_ms = ? WHERE id = ?',
     );
     this.queries = new StoreQueries(db, (err) => this.#onError('query', err));
+    // Sessions a previous run left open were ended by that run's death: close them, so they are
+    // not reported as live and retention can prune them.
+    this.#guard('session', () =>
+      db
+        .prepare(
+          "UPDATE sessions SET closed_ms = ?, outcome = 'disconnect', detail = 'daemon restarted' " +
+            'WHERE boot_id <> ? AND closed_ms IS NULL',
+        )
+        .run(this.#now(), this.bootId),
+    );
   }
 
   /**

@@ -89,6 +89,8 @@ export interface EventRow {
   latency_ns: number | null;
   non_conforming: string | null;
   kernel_mismatch: string | null;
+  /** The plugin's CLOCK_REALTIME ns for the exit (0x + 16 hex); null in rows from schema < 3. */
+  plugin_time_ns: string | null;
   applied: number | null;
   applied_ms: number | null;
 }
@@ -138,6 +140,7 @@ export function eventParams(r: EventRecord, bootId: string, storedNs: bigint): E
     latency_ns: r.replay ? null : Number(storedNs - r.receivedNs),
     non_conforming: jsonOrNull(r.nonConforming),
     kernel_mismatch: r.kernelMismatch === null ? null : JSON.stringify(r.kernelMismatch),
+    plugin_time_ns: hex64(m.timeNs),
   };
 }
 

@@ -111,6 +111,14 @@ const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 3,
+    description: "plugin's event time, to recognise an event reported again after a daemon crash",
+    sql: `
+      ALTER TABLE events ADD COLUMN plugin_time_ns TEXT;
+      CREATE INDEX events_vm_seq ON events (vm, seq);
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -71,6 +71,7 @@ export function record(spec: RecordSpec): EventRecord {
     event,
     nonConforming,
     kernelMismatch: null,
+    duplicate: false,
     replay,
     decision: replay
       ? null
