@@ -135,7 +135,9 @@ async function main(): Promise<void> {
     process.stdout.write(
       `\ndaemon / Node echo: p50 ${ratios.p50.toFixed(2)}×, p99 ${ratios.p99.toFixed(2)}×\n`,
     );
-    process.stdout.write(`store + metrics add ${(ratios.recordCostP50 * 100).toFixed(1)}% to the daemon's p50\n`);
+    process.stdout.write(
+      `store + metrics add ${(ratios.recordCostP50 * 100).toFixed(1)}% to the daemon's p50\n`,
+    );
   }
 }
 

@@ -53,7 +53,9 @@ function bind(): void {
   if (getsockopt) return;
   libc();
   const lib = koffi.load('libc.so.6');
-  getsockopt = lib.func('int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ uint32_t *len)');
+  getsockopt = lib.func(
+    'int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ uint32_t *len)',
+  );
 }
 
 /** Reads the peer credentials of the AF_UNIX socket `fd`. */

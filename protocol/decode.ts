@@ -36,7 +36,8 @@ function text(b: Buffer, start: number, len: number, what: string): string {
 /** Reserved bytes must be zero (docs/protocol.md "Versioning"): a later version may give them meaning. */
 function reserved(b: Buffer, from: number, to: number, what: string): void {
   for (let i = from; i < to; i++) {
-    if (b[i] !== 0) throw new ProtocolError('BAD_FIELD', `${what}: reserved byte at body offset ${i} is not zero`);
+    if (b[i] !== 0)
+      throw new ProtocolError('BAD_FIELD', `${what}: reserved byte at body offset ${i} is not zero`);
   }
 }
 
@@ -75,7 +76,8 @@ function hello(b: Buffer): Message {
   if (labelCount > LIMITS.labelsMax)
     throw new ProtocolError('BAD_FIELD', `${labelCount} labels, at most ${LIMITS.labelsMax}`);
   const caps = b.readUInt32LE(4);
-  if (caps & ~CAP_ALL) throw new ProtocolError('BAD_FIELD', `unknown capability bits 0x${(caps & ~CAP_ALL).toString(16)}`);
+  if (caps & ~CAP_ALL)
+    throw new ProtocolError('BAD_FIELD', `unknown capability bits 0x${(caps & ~CAP_ALL).toString(16)}`);
   reserved(b, 2, 4, 'HELLO');
   const vcpuCount = b.readUInt32LE(12);
   if (vcpuCount === 0 || vcpuCount > LIMITS.vcpusMax)

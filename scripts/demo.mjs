@@ -38,11 +38,30 @@ default:
 `,
 );
 // The demo's migration hook is /bin/true: every migration is "accepted".
-writeFileSync(config, `metrics: 127.0.0.1:0\nactions:\n  hooks:\n    evacuate: { type: exec, argv: [/bin/true], timeoutMs: 2000 }\n`);
+writeFileSync(
+  config,
+  `metrics: 127.0.0.1:0\nactions:\n  hooks:\n    evacuate: { type: exec, argv: [/bin/true], timeoutMs: 2000 }\n`,
+);
 
-const args = ['daemon', '--config', config, '--policy', policy, '--socket', join(dir, 'plugin.sock'),
-  '--control-socket', join(dir, 'control.sock'), '--state-dir', join(dir, 'state'), '--log', 'stderr'];
-const daemon = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '' } });
+const args = [
+  'daemon',
+  '--config',
+  config,
+  '--policy',
+  policy,
+  '--socket',
+  join(dir, 'plugin.sock'),
+  '--control-socket',
+  join(dir, 'control.sock'),
+  '--state-dir',
+  join(dir, 'state'),
+  '--log',
+  'stderr',
+];
+const daemon = spawn(process.execPath, [cli, ...args], {
+  stdio: ['ignore', 'pipe', 'pipe'],
+  env: { ...process.env, NOTIFY_SOCKET: '' },
+});
 let metricsUrl = null;
 const journal = [];
 createInterface({ input: daemon.stderr }).on('line', (l) => journal.push(l));
@@ -57,7 +76,9 @@ await new Promise((resolve, reject) => {
 });
 
 const run = (...a) => {
-  const r = spawnSync(process.execPath, [cli, ...a, '--control-socket', join(dir, 'control.sock')], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [cli, ...a, '--control-socket', join(dir, 'control.sock')], {
+    encoding: 'utf8',
+  });
   process.stdout.write(r.stdout + r.stderr);
 };
 try {
@@ -72,7 +93,9 @@ try {
     labelsFor: (i) => ({ tier: i < 2 ? 'gold' : 'silver', tenant: `t${i % 3}` }),
     vmPrefix: 'demo',
   });
-  console.log(`  ${summary.sent} events, ${summary.answered} answered by the daemon, verdicts ${JSON.stringify(summary.verdicts)}`);
+  console.log(
+    `  ${summary.sent} events, ${summary.answered} answered by the daemon, verdicts ${JSON.stringify(summary.verdicts)}`,
+  );
   console.log(`  verdict latency µs: p50 ${summary.latencyUs.p50}, p99 ${summary.latencyUs.p99}`);
   console.log('\n▶ seawall status');
   run('status');
@@ -86,11 +109,13 @@ try {
     console.log(`\n▶ ${metricsUrl} (excerpt)`);
     const text = await (await fetch(metricsUrl)).text();
     for (const l of text.split('\n')) {
-      if (/^seawall_(actions_total|migrations_total|verdict_latency_seconds_count|policy_info)/.test(l)) console.log(`  ${l}`);
+      if (/^seawall_(actions_total|migrations_total|verdict_latency_seconds_count|policy_info)/.test(l))
+        console.log(`  ${l}`);
     }
   }
   console.log('\n▶ the journal (stderr here; journald under systemd), last 3 entries');
-  for (const l of journal.filter((x) => x.startsWith('memory error')).slice(-3)) console.log(`  ${l.slice(0, 160)}…`);
+  for (const l of journal.filter((x) => x.startsWith('memory error')).slice(-3))
+    console.log(`  ${l.slice(0, 160)}…`);
 } finally {
   daemon.kill('SIGTERM');
   await new Promise((r) => daemon.once('exit', r));
