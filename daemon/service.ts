@@ -19,7 +19,7 @@ import { PolicyHolder, type ReloadResult } from './policy-holder.js';
 import { builtinProvider, createPolicyLoader } from './policy-loader.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
-import { EventStore, Retention, type StoreOp, storePath, storeSink } from './store/index.js';
+import { EventStore, Retention, type StoreOp, storePath, storeSink, WriteAhead } from './store/index.js';
 import { VERSION } from './version.js';
 
 export interface ServiceOptions {
@@ -53,6 +53,7 @@ export class Service {
   readonly actions: Actions;
   readonly attach: AttachServer | null;
   #retention: Retention | null = null;
+  #writeAhead: WriteAhead | null = null;
   #control: ControlServer | null = null;
   readonly #storeError = (op: StoreOp, err: unknown) => {
     this.metrics?.storeError(op);
@@ -127,7 +128,8 @@ export class Service {
     // verdicts are written, and before any other sink sees it.
     if (this.config.store) {
       this.store = new EventStore({ path: storePath(this.config.stateDir), onError: this.#storeError });
-      this.bus.add(storeSink(this.store));
+      this.#writeAhead = new WriteAhead(this.store, { onError: this.#storeError });
+      this.bus.add(storeSink(this.store, this.#writeAhead));
       this.#retention = new Retention(this.store, { ...this.config.retention, onError: this.#storeError });
       this.#retention.start();
     }
@@ -240,6 +242,7 @@ export class Service {
     await this.#metricsServer?.close();
     this.metrics?.stop();
     await this.#retention?.stop();
+    this.#writeAhead?.close();
     this.store?.close();
     this.log.close();
   }

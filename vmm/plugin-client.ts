@@ -243,6 +243,8 @@ export class PluginClient extends EventEmitter {
       this.#replay.shift();
       this.stats.replayDropped++;
     }
+    // Still connected (a deadline, not a disconnect): report it now rather than at the next WELCOME.
+    if (this.#ready) queueMicrotask(() => this.#flushReplay());
     const outcome: VerdictOutcome = {
       source: 'fallback',
       verdict,

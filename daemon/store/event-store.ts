@@ -16,8 +16,21 @@ import type { EventRecord, SessionOutcome } from '../event-bus.js';
 import type { SessionInfo } from '../session-info.js';
 import { StoreError, type StoreOp } from './errors.js';
 import { StoreQueries } from './queries.js';
-import { eventParams, hex64, poisonsPage } from './rows.js';
+import { type EventParams, eventParams, hex64, poisonsPage } from './rows.js';
 import { migrate } from './schema.js';
+
+/** One event row ready to insert, with its poisoned page (vm, gpa, time) and its replay key. */
+export interface StoreRow {
+  params: EventParams;
+  poison: [string, string, number] | null;
+  key: string;
+}
+
+export const replayKey = (vm: string, seq: number, timeHex: string): string =>
+  `${vm}\u0000${seq}\u0000${timeHex}`;
+
+/** Plugin and daemon share the host clock; a minute covers any queueing and clock step. */
+const REPORT_WINDOW_MS = 60_000;
 
 /** The file name inside the state directory. */
 export const STORE_FILE = 'events.sqlite';
@@ -59,14 +72,16 @@ export function storePath(stateDir: string): string {
 export class EventStore {
   readonly path: string;
   readonly bootId: string;
-  /** Read side: events, poisoned pages, VMs, totals, rebuild. */
-  readonly queries: StoreQueries;
   /** The schema version the file had when opened (0 for a new file). */
   readonly openedVersion: number;
   readonly #db: Database.Database;
   readonly #onError: (op: StoreOp, err: unknown) => void;
   readonly #now: () => number;
-  readonly #append: (batch: readonly EventRecord[]) => AppendResult;
+  readonly #appendRows: (rows: readonly StoreRow[]) => AppendResult;
+  readonly #reported: Database.Statement;
+  readonly #queries: StoreQueries;
+  /** Runs before every read (the write-ahead layer flushes its pending rows there). */
+  beforeRead: () => void = () => {};
   readonly #applied: Database.Statement;
   readonly #sessionOpen: Database.Statement;
   readonly #sessionClose: Database.Statement;
@@ -112,27 +127,20 @@ export class EventStore {
     // A plugin that lost its connection (a daemon crash between storing a batch and writing its
     // verdicts) falls back and later reports the same exit as a REPLAY, to a daemon with another
     // boot id: the same VM, seq and plugin time identify it.
-    const reported = db.prepare(
-      'SELECT 1 FROM events WHERE vm = ? AND seq = ? AND plugin_time_ns = ? LIMIT 1',
+    // Found through the (vm, time_ms) index: a stored row's time is the daemon's receive time (or,
+    // for a replay, the plugin's), always within REPORT_WINDOW_MS of the plugin's own time.
+    this.#reported = db.prepare(
+      'SELECT 1 FROM events WHERE vm = ? AND time_ms BETWEEN ? AND ? AND seq = ? AND plugin_time_ns = ? LIMIT 1',
     );
-    const bootId = this.bootId;
-    this.#append = db.transaction((batch: readonly EventRecord[]): AppendResult => {
-      const storedNs = process.hrtime.bigint();
+    this.#appendRows = db.transaction((rows: readonly StoreRow[]): AppendResult => {
       let inserted = 0;
-      for (const r of batch) {
-        if (r.replay && reported.get(r.event.vm.id, r.msg.seq, hex64(r.msg.timeNs)) !== undefined) {
-          r.duplicate = true;
-          continue;
-        }
-        if (insert.run(eventParams(r, bootId, storedNs)).changes === 0) continue;
+      for (const row of rows) {
+        if (insert.run(row.params).changes === 0) continue;
         inserted++;
         // Only a new row counts towards its page, so a repeated insert cannot inflate the count.
-        if (poisonsPage(r)) {
-          const t = r.event.timeMs;
-          poison.run(r.event.vm.id, hex64(r.event.gpa as bigint), t, t);
-        }
+        if (row.poison) poison.run(row.poison[0], row.poison[1], row.poison[2], row.poison[2]);
       }
-      return { inserted, duplicates: batch.length - inserted };
+      return { inserted, duplicates: rows.length - inserted };
     });
     this.#applied = db.prepare(
       'UPDATE events SET applied = ?, applied_ms = ? WHERE boot_id = ? AND session_id = ? AND seq = ?',
@@ -149,7 +157,7 @@ export class EventStore {
     this.#actionUpdate = db.prepare(
       'UPDATE actions SET outcome = ?, detail = ?, updated_ms = ? WHERE id = ?',
     );
-    this.queries = new StoreQueries(db, (err) => this.#onError('query', err));
+    this.#queries = new StoreQueries(db, (err) => this.#onError('query', err));
     // Sessions a previous run left open were ended by that run's death: close them, so they are
     // not reported as live and retention can prune them.
     this.#guard('session', () =>
@@ -169,7 +177,54 @@ export class EventStore {
    */
   append(batch: readonly EventRecord[]): AppendResult | null {
     if (batch.length === 0) return { inserted: 0, duplicates: 0 };
-    return this.#guard('append', () => this.#append(batch));
+    return this.#guard('append', () => this.#appendRows(this.rowsOf(batch)));
+  }
+
+  /**
+   * The rows a batch stores. A replay already recorded (same VM, seq and plugin time: reported
+   * again after a daemon crash) gets no row and is marked `duplicate`; `pending` says whether a
+   * row not yet in the database (the write-ahead queue) has that key.
+   */
+  rowsOf(batch: readonly EventRecord[], pending: (key: string) => boolean = () => false): StoreRow[] {
+    const storedNs = process.hrtime.bigint();
+    const rows: StoreRow[] = [];
+    for (const r of batch) {
+      const time = hex64(r.msg.timeNs);
+      const key = replayKey(r.event.vm.id, r.msg.seq, time);
+      if (r.replay && (pending(key) || this.#isReported(r.event.vm.id, r.msg.seq, r.msg.timeNs, time))) {
+        r.duplicate = true;
+        continue;
+      }
+      const t = r.event.timeMs;
+      rows.push({
+        params: eventParams(r, this.bootId, storedNs),
+        poison: poisonsPage(r) ? [r.event.vm.id, hex64(r.event.gpa as bigint), t] : null,
+        key,
+      });
+    }
+    return rows;
+  }
+
+  /** Inserts rows (idempotent, one transaction); null and `onError('append')` on failure. */
+  appendRows(rows: readonly StoreRow[]): AppendResult | null {
+    if (rows.length === 0) return { inserted: 0, duplicates: 0 };
+    return this.#guard('append', () => this.#appendRows(rows));
+  }
+
+  #isReported(vm: string, seq: number, timeNs: bigint, time: string): boolean {
+    const ms = Number(timeNs / 1_000_000n);
+    return (
+      this.#guard(
+        'append',
+        () => this.#reported.get(vm, ms - REPORT_WINDOW_MS, ms + REPORT_WINDOW_MS, seq, time) !== undefined,
+      ) ?? false
+    );
+  }
+
+  /** Read side: events, poisoned pages, VMs, totals, rebuild — everything stored so far. */
+  get queries(): StoreQueries {
+    this.beforeRead();
+    return this.#queries;
   }
 
   /** Records the plugin's APPLIED result for an event of this boot. */

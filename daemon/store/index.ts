@@ -5,6 +5,7 @@ export {
   EventStore,
   STORE_FILE,
   type StoreOptions,
+  type StoreRow,
   storePath,
 } from './event-store.js';
 export {
@@ -21,3 +22,4 @@ export { RETENTION_DEFAULTS, Retention, type RetentionOptions, type RetentionRun
 export { hex64, parseHex64, type StoredEvent } from './rows.js';
 export { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
 export { storeSink } from './store-sink.js';
+export { WriteAhead, type WriteAheadOptions } from './write-ahead.js';

@@ -96,9 +96,8 @@ export interface EventRow {
 }
 
 /** Named parameters of the event INSERT. */
-export type EventParams = Omit<EventRow, 'id' | 'applied' | 'applied_ms' | 'session_id'> & {
-  session_id: bigint;
-};
+/** Named parameters of the event INSERT: plain JSON values (session ids are small counters). */
+export type EventParams = Omit<EventRow, 'id' | 'applied' | 'applied_ms'>;
 
 const jsonOrNull = (v: readonly unknown[] | null): string | null =>
   v === null || v.length === 0 ? null : JSON.stringify(v);
@@ -113,7 +112,7 @@ export function eventParams(r: EventRecord, bootId: string, storedNs: bigint): E
   if (r.verdictDowngrade) downgrades.push({ by: 'daemon', ...r.verdictDowngrade });
   return {
     boot_id: bootId,
-    session_id: r.session.id,
+    session_id: Number(r.session.id),
     seq: m.seq,
     time_ms: e.timeMs,
     vm: e.vm.id,

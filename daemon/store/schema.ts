@@ -116,7 +116,6 @@ const MIGRATIONS: readonly Migration[] = [
     description: "plugin's event time, to recognise an event reported again after a daemon crash",
     sql: `
       ALTER TABLE events ADD COLUMN plugin_time_ns TEXT;
-      CREATE INDEX events_vm_seq ON events (vm, seq);
     `,
   },
 ];
