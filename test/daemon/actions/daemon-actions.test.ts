@@ -10,6 +10,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { controlRequest } from '../../../daemon/control/index.js';
 import { CAP } from '../../../protocol/index.js';
 import { AttachClient, StandInVcpus } from '../../../vmm/attach-client.js';
@@ -76,6 +77,26 @@ test('the daemon SIGKILLs a VMM that ignores its KILL verdict after the grace', 
   const exit = await vmm.exited;
   assert.equal(exit.signal, 'SIGKILL');
   assert.ok(exit.atMs - told.atMs >= 200);
+  // The record: the event with the rule that decided it, and the kill with its outcome.
+  const db = new Database(join(daemon.stateDir, 'events.sqlite'), { readonly: true });
+  try {
+    let kill: { rule: string; outcome: string } | undefined;
+    while (kill?.outcome !== 'sigkilled') {
+      kill = db
+        .prepare("SELECT rule, outcome FROM actions WHERE vm = 'doomed-1' AND action = 'kill'")
+        .get() as { rule: string; outcome: string } | undefined;
+      if (kill?.outcome !== 'sigkilled') await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(kill, { rule: 'doomed-kill', outcome: 'sigkilled' });
+  } finally {
+    db.close();
+  }
+  const events = await controlRequest(daemon.controlSocket, 'events', { vm: 'doomed-1' });
+  assert.ok(events.length >= 1);
+  for (const e of events as { rule: string; action: string }[]) {
+    assert.equal(e.rule, 'doomed-kill');
+    assert.equal(e.action, 'kill');
+  }
 });
 
 test('a migrate decision reaches the HTTP hook with the poisoned page', async () => {
