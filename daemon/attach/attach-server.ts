@@ -7,7 +7,8 @@
  * kernel objects alive. Readiness comes from libuv through koffi (kvm/libc-fd.ts watchReadable):
  * no timers, no threads.
  */
-import { unlinkSync } from 'node:fs';
+import { mkdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import {
   acceptSeqpacket,
   closeFd,
@@ -108,6 +109,9 @@ export class AttachServer {
 
   /** Creates the socket and starts accepting. SEAWALL_ATTACH_LISTEN when it cannot. */
   listen(): void {
+    // Beside the plugin socket by default; under socket activation nobody else created that
+    // directory (systemd's RuntimeDirectory= does in production).
+    mkdirSync(dirname(this.#opts.path), { recursive: true, mode: 0o750 });
     let live = -1;
     try {
       live = connectSeqpacket(this.#opts.path);

@@ -95,7 +95,9 @@ test('the daemon serves the activated socket, and a plugin connecting during a r
     caps: DEFAULT_CAPS,
     deadlineMs: 10_000,
   });
-  await client.connect();
+  await client.connect().catch((err: Error) => {
+    throw new Error(`${err.message}; activator and daemon said:\n${lines.join('\n')}`);
+  });
   const first = await client.handleExit(SEA);
   assert.equal(first.source, 'daemon');
   assert.equal(first.verdict.action, ACTION.INJECT);
