@@ -9,7 +9,9 @@ import { JournalField as F } from '../systemd/index.js';
 import { CliError } from './cli-error.js';
 import { type DaemonLog, MessageId, Priority } from './log.js';
 
-export type PolicyLoadResult = { ok: true; provider: DecisionProvider } | { ok: false; issues: string[] };
+export type PolicyLoadResult =
+  | { ok: true; provider: DecisionProvider /** sha256 of the file's bytes */; sha256: string }
+  | { ok: false; issues: string[] };
 export type PolicyLoader = (path: string) => Promise<PolicyLoadResult>;
 
 export interface ReloadResult {
@@ -29,10 +31,18 @@ export class PolicyHolder {
   failedReloads = 0;
   lastReloadAtMs = 0;
 
-  constructor(load: PolicyLoader, builtin: DecisionProvider, log: DaemonLog, metrics: SeawallMetrics | null) {
+  readonly #builtinSha256: string;
+
+  constructor(
+    load: PolicyLoader,
+    builtin: { provider: DecisionProvider; sha256: string },
+    log: DaemonLog,
+    metrics: SeawallMetrics | null,
+  ) {
     this.#load = load;
-    this.#builtin = builtin;
-    this.#current = builtin;
+    this.#builtin = builtin.provider;
+    this.#builtinSha256 = builtin.sha256;
+    this.#current = builtin.provider;
     this.#log = log;
     this.#metrics = metrics;
   }
@@ -45,14 +55,14 @@ export class PolicyHolder {
   async loadInitial(path: string | null): Promise<void> {
     if (path === null) {
       this.#current = this.#builtin;
-      this.#metrics?.policyReload(true, this.#builtin.version);
+      this.#metrics?.policyReload(true, this.#builtin.version, this.#builtinSha256);
       return;
     }
     const r = await this.#load(path);
     if (!r.ok)
       throw new CliError('failed', `policy ${path} is invalid:\n${r.issues.map((i) => `  ${i}`).join('\n')}`);
     this.#current = r.provider;
-    this.#metrics?.policyReload(true, r.provider.version);
+    this.#metrics?.policyReload(true, r.provider.version, r.sha256);
   }
 
   /**
@@ -62,7 +72,9 @@ export class PolicyHolder {
   async reload(path: string | null): Promise<ReloadResult> {
     this.lastReloadAtMs = Date.now();
     const r: PolicyLoadResult =
-      path === null ? { ok: true, provider: this.#builtin } : await this.#load(path);
+      path === null
+        ? { ok: true, provider: this.#builtin, sha256: this.#builtinSha256 }
+        : await this.#load(path);
     if (!r.ok) {
       this.failedReloads++;
       this.#metrics?.policyReload(false);
@@ -77,7 +89,7 @@ export class PolicyHolder {
     const previous = this.#current.version;
     this.#current = r.provider;
     this.reloads++;
-    this.#metrics?.policyReload(true, r.provider.version);
+    this.#metrics?.policyReload(true, r.provider.version, r.sha256);
     this.#log.log({
       message: `policy reloaded: ${previous} → ${r.provider.version}`,
       priority: Priority.NOTICE,

@@ -16,7 +16,7 @@ import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
 import { Pipeline } from './pipeline.js';
 import { PluginServer } from './plugin-server.js';
 import { PolicyHolder, type ReloadResult } from './policy-holder.js';
-import { builtinProvider, createPolicyLoader } from './policy-loader.js';
+import { BUILTIN_SHA256, builtinProvider, createPolicyLoader } from './policy-loader.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
 import { EventStore, Retention, type StoreOp, storePath, storeSink, WriteAhead } from './store/index.js';
@@ -76,7 +76,7 @@ export class Service {
     this.metrics = opts.config.metrics === false ? null : new SeawallMetrics({ version: VERSION });
     this.policy = new PolicyHolder(
       createPolicyLoader(this.policyState),
-      builtinProvider(this.policyState),
+      { provider: builtinProvider(this.policyState), sha256: BUILTIN_SHA256 },
       this.log,
       this.metrics,
     );

@@ -69,7 +69,8 @@ export async function daemonCommand(argv: string[], io: CliIo): Promise<number> 
   }
   started = true;
   io.out(`seawall daemon ready — ${service.statusLine()}`);
-  io.out(`feed it: seawall simulate --socket ${config.socket} --vms 4 --vcpus 2 --events 1000`);
+  const self = process.argv[1]?.endsWith('/seawall') ? 'seawall' : `node ${process.argv[1]}`;
+  io.out(`feed it: ${self} simulate --socket ${config.socket} --vms 4 --vcpus 2 --events 1000`);
   if (stopRequested) service.stop().then(finished, finished);
   await done;
   return 0;
