@@ -198,8 +198,8 @@ test('a daemon frozen after WELCOME: the deadline fallback answers, and the even
     assert.deepEqual(replay, { ...first, replay: true, fallbackAction: 1 });
     assert.deepEqual(
       fake.conns[1]?.map((m) => m.type),
-      ['hello', 'sea', 'goodbye'],
-      'replays come right after WELCOME, before anything else',
+      ['hello', 'sea', 'heartbeat', 'goodbye'],
+      'replays come right after WELCOME, before anything else, then the HEARTBEAT that asks for their acknowledgement',
     );
   } finally {
     await fake.close();

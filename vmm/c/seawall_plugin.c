@@ -184,6 +184,7 @@ static void keep_for_replay(struct seawall_plugin *p, const uint8_t *frame, uint
     p->kept_head = (p->kept_head + 1) % SEAWALL_REPLAY_MAX;
     p->kept_count--;
     p->kept_dropped++;
+    if (p->replay_unacked > 0) p->replay_unacked--;
   }
   struct seawall_kept *k = &p->kept[(p->kept_head + p->kept_count) % SEAWALL_REPLAY_MAX];
   memcpy(k->frame, frame, len);
@@ -202,19 +203,35 @@ static void forget_kept(struct seawall_plugin *p, uint32_t seq) {
   }
 }
 
+/* Writes every kept event as a REPLAY, then a HEARTBEAT: the daemon echoes it once everything
+ * before it is stored, and only then does the ring let them go (ack_replay). Until the echo they
+ * stay kept, so a connection lost in between replays them again; the daemon drops repeats. */
 static int flush_replay(struct seawall_plugin *p, int64_t deadline) {
-  while (p->kept_count > 0) {
-    struct seawall_kept *k = &p->kept[p->kept_head];
-    if (k->len != 0) {
-      int r = write_all(p, k->frame, k->len, deadline);
-      if (r) return r;
-      p->replayed++;
-    }
-    k->len = 0;
+  if (p->kept_count == 0) return 0;
+  for (size_t i = 0; i < p->kept_count; i++) {
+    struct seawall_kept *k = &p->kept[(p->kept_head + i) % SEAWALL_REPLAY_MAX];
+    if (k->len == 0) continue;
+    int r = write_all(p, k->frame, k->len, deadline);
+    if (r) return r;
+    p->replayed++;
+  }
+  uint8_t hb[SEAWALL_HEADER_SIZE + BODY_HEARTBEAT];
+  put_header(hb, BODY_HEARTBEAT, SEAWALL_MSG_HEARTBEAT);
+  p->replay_nonce = ++p->next_nonce;
+  put_u64(hb + SEAWALL_HEADER_SIZE, p->replay_nonce);
+  p->replay_unacked = p->kept_count;
+  return write_all(p, hb, sizeof hb, deadline);
+}
+
+/* A HEARTBEAT echo: if it is the one sent after the replays, they are stored; drop them. */
+static void ack_replay(struct seawall_plugin *p, uint64_t nonce) {
+  if (p->replay_unacked == 0 || nonce != p->replay_nonce) return;
+  for (; p->replay_unacked > 0 && p->kept_count > 0; p->replay_unacked--) {
+    p->kept[p->kept_head].len = 0;
     p->kept_head = (p->kept_head + 1) % SEAWALL_REPLAY_MAX;
     p->kept_count--;
   }
-  return 0;
+  p->replay_unacked = 0;
 }
 
 /* ---- public API --------------------------------------------------------------------------- */
@@ -416,6 +433,7 @@ int seawall_handle_sea(struct seawall_plugin *p, const struct seawall_sea_exit *
       }
       break;
     case SEAWALL_MSG_HEARTBEAT:
+      ack_replay(p, get_u64(body));
       break;
     case SEAWALL_MSG_ERROR:
       r = take_text(p, body, len) ? -EPROTO : -ECONNRESET;

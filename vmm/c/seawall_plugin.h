@@ -143,7 +143,13 @@ struct seawall_plugin {
   size_t kept_head;
   size_t kept_count;
   uint64_t kept_dropped;
+  /* Replays written (a kept event written twice, after two reconnects, counts twice). */
   uint64_t replayed;
+  /* The first `replay_unacked` kept events were written before the HEARTBEAT `replay_nonce`; its
+   * echo means the daemon stored them, and only then are they dropped from the ring (§9). */
+  size_t replay_unacked;
+  uint64_t replay_nonce;
+  uint64_t next_nonce;
 };
 
 /* Initialises `p` (not connected). deadline_ms bounds each wait for a verdict; the handshake
