@@ -4,6 +4,9 @@
  * the daemon's own work from the kernel's socket round trip that bench/verdict-latency.ts measures.
  * Usage: node --import tsx bench/pipeline-cpu.ts [--events N] [--json]
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EventBus, type Sink } from '../daemon/event-bus.js';
 import { createDaemonLog } from '../daemon/log.js';
@@ -13,6 +16,7 @@ import type { PluginSession } from '../daemon/session.js';
 import { sessionInfo } from '../daemon/session-info.js';
 import { journalSink } from '../daemon/sinks/journal-sink.js';
 import { metricsSink } from '../daemon/sinks/metrics-sink.js';
+import { EventStore, storeSink, WriteAhead } from '../daemon/store/index.js';
 import { SeawallMetrics } from '../metrics/index.js';
 import { PolicyState } from '../policies/index.js';
 import { DAEMON_ACCEPTS, encodeMessage, FrameParser } from '../protocol/index.js';
@@ -23,11 +27,24 @@ const { values } = parseArgs({
 const N = Number(values.events);
 
 const discard = { write: () => true };
+const storeDir = mkdtempSync(join(tmpdir(), 'seawall-bench-store-'));
+let stores = 0;
+function storeSinkFor(): Sink {
+  const store = new EventStore({ path: join(storeDir, `events-${stores++}.sqlite`) });
+  return storeSink(store, new WriteAhead(store));
+}
+
 const variants: Record<string, () => Sink[]> = {
   'no sinks': () => [],
   journal: () => [journalSink(createDaemonLog({ mode: 'stderr', eventsPerSecond: 1000 }))],
   metrics: () => [metricsSink(new SeawallMetrics({ defaultMetrics: false }))],
   'journal + metrics': () => [
+    journalSink(createDaemonLog({ mode: 'stderr', eventsPerSecond: 1000 })),
+    metricsSink(new SeawallMetrics({ defaultMetrics: false })),
+  ],
+  'store (write-ahead + SQLite)': () => [storeSinkFor()],
+  'store + journal + metrics (as shipped)': () => [
+    storeSinkFor(),
     journalSink(createDaemonLog({ mode: 'stderr', eventsPerSecond: 1000 })),
     metricsSink(new SeawallMetrics({ defaultMetrics: false })),
   ],
@@ -90,4 +107,5 @@ else {
   process.stdout.write('| sinks | ns per event |\n|---|---|\n');
   for (const r of rows) process.stdout.write(`| ${r.name} | ${r.nsPerEvent} |\n`);
 }
+rmSync(storeDir, { recursive: true, force: true });
 process.exit(0);

@@ -13,5 +13,6 @@ export * from './probe.js';
 export * from './run-page.js';
 export * from './scm-rights.js';
 export * from './seqpacket.js';
+export * from './shared-mapping.js';
 export * from './vcpu-events.js';
 export * from './vcpu-fd.js';

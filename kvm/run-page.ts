@@ -8,26 +8,14 @@ import { ftruncateSync } from 'node:fs';
 import { KvmError } from './errors.js';
 import { decodeExit, type KvmExit } from './exit.js';
 import { KvmSyscallError } from './ioctl.js';
-import { lastErrno, libc, pointerAddress, viewOf } from './libc.js';
-
-const PROT_READ = 0x1;
-const PROT_WRITE = 0x2;
-const MAP_SHARED = 0x01;
-const MAP_FAILED = (1n << 64n) - 1n;
+import { lastErrno, libc } from './libc.js';
+import { SharedMapping } from './shared-mapping.js';
 
 export class RunPage {
-  readonly fd: number;
-  readonly length: number;
-  readonly writable: boolean;
-  #ptr: unknown;
-  #bytes: Uint8Array | null;
+  readonly #mapping: SharedMapping;
 
-  private constructor(fd: number, length: number, ptr: unknown, writable: boolean) {
-    this.fd = fd;
-    this.length = length;
-    this.#ptr = ptr;
-    this.#bytes = new Uint8Array(viewOf(ptr, length));
-    this.writable = writable;
+  private constructor(mapping: SharedMapping) {
+    this.#mapping = mapping;
   }
 
   /**
@@ -35,15 +23,26 @@ export class RunPage {
    * in the simulator write their own page).
    */
   static map(fd: number, length: number, writable = false): RunPage {
-    const ptr = libc().mmap(null, length, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
-    if (ptr === null || pointerAddress(ptr) === MAP_FAILED) throw new KvmSyscallError('mmap', lastErrno());
-    return new RunPage(fd, length, ptr, writable);
+    return new RunPage(SharedMapping.map(fd, length, writable));
+  }
+
+  get fd(): number {
+    return this.#mapping.fd;
+  }
+
+  get length(): number {
+    return this.#mapping.length;
+  }
+
+  get writable(): boolean {
+    return this.#mapping.writable;
   }
 
   /** The live bytes of the page. Throws after unmap rather than touching freed memory. */
   get bytes(): Uint8Array {
-    if (!this.#bytes) throw new KvmError('SEAWALL_KVM_SYSCALL', `kvm_run page of fd ${this.fd} is unmapped`);
-    return this.#bytes;
+    if (!this.#mapping.mapped)
+      throw new KvmError('SEAWALL_KVM_SYSCALL', `kvm_run page of fd ${this.fd} is unmapped`);
+    return this.#mapping.bytes;
   }
 
   /** Decodes the exit record currently in the page. */
@@ -52,15 +51,12 @@ export class RunPage {
   }
 
   get mapped(): boolean {
-    return this.#bytes !== null;
+    return this.#mapping.mapped;
   }
 
   /** Unmaps; idempotent. The fd itself is the caller's to close. */
   unmap(): void {
-    if (!this.#bytes) return;
-    this.#bytes = null;
-    if (libc().munmap(this.#ptr, this.length) !== 0) throw new KvmSyscallError('munmap', lastErrno());
-    this.#ptr = null;
+    this.#mapping.unmap();
   }
 }
 
