@@ -42,7 +42,10 @@ export function actionSink(parts: ActionSinkParts): Sink {
   return {
     name: 'actions',
     sessionOpened: (s) => parts.kills.sessionOpened(s),
-    sessionClosed: (s) => parts.kills.sessionClosed(s),
+    sessionClosed: (s) => {
+      parts.kills.sessionClosed(s);
+      parts.migrations.sessionClosed(s);
+    },
     afterReply(batch) {
       for (const r of batch) {
         if (r.event.gpa !== null && parts.pages) parts.pages.add(r.event.vm.id, r.event.gpa);

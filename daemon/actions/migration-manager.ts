@@ -66,6 +66,12 @@ export class MigrationManager {
   readonly #now: () => number;
   readonly #byVm = new Map<string, Migration>();
   readonly #queue: Migration[] = [];
+  /**
+   * VMs whose migration was accepted, by the session it was accepted for: the orchestrator is
+   * already moving them, so later errors of that session are folded into it, not re-requested.
+   * Forgotten when the session ends (the VM left this host, or restarted here).
+   */
+  readonly #accepted = new Map<string, bigint>();
   #running = 0;
   #closed = false;
   readonly stats = { started: 0, coalesced: 0, dropped: 0, running: 0, queued: 0 };
@@ -85,9 +91,13 @@ export class MigrationManager {
     session: SessionInfo,
     decision: MigrateDecision,
     event: PolicyEvent,
-  ): 'started' | 'queued' | 'coalesced' | 'dropped' {
+  ): 'started' | 'queued' | 'coalesced' | 'accepted-already' | 'dropped' {
     if (this.#closed) return 'dropped';
     const vm = session.vm.id;
+    if (this.#accepted.get(vm) === session.id) {
+      this.stats.coalesced++;
+      return 'accepted-already';
+    }
     const current = this.#byVm.get(vm);
     if (current) {
       current.record.coalesced++;
@@ -125,6 +135,11 @@ export class MigrationManager {
     this.#queue.push(m);
     this.stats.queued = this.#queue.length;
     return 'queued';
+  }
+
+  /** The session ended: a migration accepted for it no longer stands for the VM's next session. */
+  sessionClosed(session: SessionInfo): void {
+    if (this.#accepted.get(session.vm.id) === session.id) this.#accepted.delete(session.vm.id);
   }
 
   /** Stops starting hooks; queued migrations are dropped, running ones finish on their own. */
@@ -183,7 +198,8 @@ export class MigrationManager {
   #finish(m: Migration, r: HookResult): void {
     if (this.#byVm.get(m.record.vm) === m) this.#byVm.delete(m.record.vm);
     let onFailure: MigrationResult['onFailure'] = null;
-    if (r.outcome !== 'accepted') {
+    if (r.outcome === 'accepted') this.#accepted.set(m.record.vm, m.session.id);
+    else {
       const f = m.decision.onFailure;
       onFailure = f.action;
       if (f.action === 'kill' && !this.#closed) {

@@ -279,4 +279,11 @@ test('past maxInFlight migrations queue, past maxQueued they are dropped and cou
   release.shift()?.();
   await new Promise((r) => setImmediate(r));
   assert.equal(m.pending, 0);
+  // Accepted: the VM is being moved; its session's later errors are not re-requested …
+  assert.equal(m.trigger(session('a'), d, e), 'accepted-already');
+  assert.equal(m.stats.started, 2);
+  // … until that session ends: the VM's next session (here or elsewhere) starts afresh.
+  m.sessionClosed(session('a'));
+  assert.equal(m.trigger(session('a'), d, e), 'started');
+  release.shift()?.();
 });
