@@ -2,7 +2,7 @@
  * The `attach:` section of the daemon config (daemon/config.ts adds it to ConfigSchema), and how
  * the attach server's options follow from it and from the host probe.
  */
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { KVM_RUN_DEFAULT_MMAP_SIZE, probeHost } from '../../kvm/index.js';
 import type { AttachServerOptions } from './attach-server.js';
@@ -31,7 +31,11 @@ export type AttachConfig = z.infer<typeof AttachConfigSchema>;
 
 /** The default attach socket: `attach.sock` in the plugin socket's directory. */
 export function defaultAttachSocket(pluginSocket: string): string {
-  return join(dirname(pluginSocket), 'attach.sock');
+  // plugin.sock → attach.sock beside it; any other name gets its own (vm1.sock → vm1-attach.sock),
+  // so two daemons whose plugin sockets share a directory do not collide.
+  const name = basename(pluginSocket);
+  if (name === 'plugin.sock') return join(dirname(pluginSocket), 'attach.sock');
+  return join(dirname(pluginSocket), `${name.replace(/\.sock$/, '')}-attach.sock`);
 }
 
 /**
