@@ -4,7 +4,7 @@
  * the configured policy throws on an event (a bug, counted and logged), so a guest is never left
  * stalled because of the daemon.
  */
-import type { Decision, DecisionProvider, PolicyEvent } from '../policies/decision.js';
+import type { Decision, PolicyEvent } from '../policies/decision.js';
 
 export const SAFE_POLICY_VERSION = 'safe-default';
 
@@ -17,8 +17,3 @@ export function safeDecision(
     return { policyVersion, rule, action: 'none' };
   return { policyVersion, rule, action: 'inject', inject: { kind: 'data', via: 'kvm' } };
 }
-
-export const safeProvider: DecisionProvider = {
-  version: SAFE_POLICY_VERSION,
-  decide: (event) => safeDecision(event),
-};

@@ -1,0 +1,100 @@
+/**
+ * The verdict path in process: a policy that throws never leaves a vCPU without an answer (the
+ * safe default decides, and the failure is reported), and each tick's batch reaches the durable
+ * sinks before its verdicts are written.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { EventBus, type EventRecord } from '../../daemon/event-bus.js';
+import { Pipeline } from '../../daemon/pipeline.js';
+import type { PluginSession } from '../../daemon/session.js';
+import { sessionInfo } from '../../daemon/session-info.js';
+import type { DecisionProvider } from '../../policies/decision.js';
+import { ACTION, DAEMON_ACCEPTS, encodeMessage, FrameParser, type Message } from '../../protocol/index.js';
+
+function fixture(provider: DecisionProvider, order: string[]) {
+  const bus = new EventBus();
+  bus.add({
+    name: 'durable',
+    beforeReply: (batch: readonly EventRecord[]) => order.push(`stored ${batch.length}`),
+  });
+  const errors: unknown[] = [];
+  const pipeline = new Pipeline({ policy: () => provider, bus, onDecideError: (err) => errors.push(err) });
+  const hello = {
+    type: 'hello' as const,
+    version: 1,
+    caps: 0x13,
+    vmmPid: 1,
+    vcpuCount: 2,
+    extAbtEsrCap: 0,
+    vmId: 'vm',
+    labels: {},
+  };
+  const written: Message[] = [];
+  const parser = new FrameParser((m) => written.push(m), { accept: new Set([0x20]) });
+  let outbox: Buffer[] = [];
+  const session = {
+    info: sessionInfo(1n, hello, { pid: 1, uid: 0, gid: 0 }, 0),
+    queue: (frame: Buffer) => outbox.push(frame),
+    flush: () => {
+      order.push(`written ${outbox.length}`);
+      for (const f of outbox) parser.push(f);
+      outbox = [];
+    },
+  } as unknown as PluginSession;
+  const submit = (seq: number) => {
+    const frame = encodeMessage({
+      type: 'sea',
+      seq,
+      vcpu: 0,
+      timeNs: 0n,
+      replay: false,
+      fallbackAction: 0,
+      kvmFlags: 1n,
+      esr: 0x92000410n,
+      gva: 0n,
+      gpa: 0x1000n,
+    });
+    new FrameParser((m) => pipeline.submit(session, m as never, 0n), { accept: DAEMON_ACCEPTS }).push(frame);
+  };
+  return { pipeline, submit, written, errors };
+}
+
+test('a policy that throws: the safe default answers and the failure is reported', () => {
+  const broken: DecisionProvider = {
+    version: 'broken',
+    decide: () => {
+      throw new Error('policy bug');
+    },
+  };
+  const order: string[] = [];
+  const f = fixture(broken, order);
+  f.submit(7);
+  f.pipeline.flush();
+  assert.equal(f.errors.length, 1);
+  const v = f.written[0];
+  assert.equal(v?.type, 'verdict');
+  if (v?.type !== 'verdict') return;
+  assert.equal(v.seq, 7);
+  assert.equal(v.action, ACTION.INJECT);
+  assert.equal(Buffer.from(v.vcpuEvents).toString('hex'), `000001${'0'.repeat(122)}`);
+});
+
+test('a tick: every event decided, stored as one batch, then written', () => {
+  const order: string[] = [];
+  const ok: DecisionProvider = {
+    version: 'v',
+    decide: () => ({ policyVersion: 'v', rule: 'r', action: 'inject', inject: { kind: 'data', via: 'kvm' } }),
+  };
+  const f = fixture(ok, order);
+  f.submit(1);
+  f.submit(2);
+  f.submit(3);
+  assert.equal(f.written.length, 0, 'nothing is written before the tick ends');
+  f.pipeline.flush();
+  assert.deepEqual(order, ['stored 3', 'written 3']);
+  assert.deepEqual(
+    f.written.map((m) => (m.type === 'verdict' ? m.seq : -1)),
+    [1, 2, 3],
+  );
+});
