@@ -11,20 +11,23 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { EventRecord, SessionOutcome } from '../event-bus.js';
 import type { SessionInfo } from '../session-info.js';
+import { openDatabase } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
+import {
+  APPLIED_UPDATE_SQL,
+  type AppendResult,
+  type AppliedUpdate,
+  eventWriter,
+  type StoreRow,
+} from './inserts.js';
 import { StoreQueries } from './queries.js';
-import { type EventParams, eventParams, hex64, poisonsPage } from './rows.js';
+import { eventParams, hex64, poisonsPage } from './rows.js';
 import { migrate } from './schema.js';
 
-/** One event row ready to insert, with its poisoned page (vm, gpa, time) and its replay key. */
-export interface StoreRow {
-  params: EventParams;
-  poison: [string, string, number] | null;
-  key: string;
-}
+export type { AppendResult, StoreRow } from './inserts.js';
 
 export const replayKey = (vm: string, seq: number, timeHex: string): string =>
   `${vm}\u0000${seq}\u0000${timeHex}`;
@@ -43,13 +46,6 @@ export interface StoreOptions {
   /** Distinguishes this daemon run's session ids from earlier runs' (default: a random UUID). */
   bootId?: string;
   now?: () => number;
-}
-
-export interface AppendResult {
-  /** New rows. */
-  inserted: number;
-  /** Rows already present (same boot, session and seq), skipped. */
-  duplicates: number;
 }
 
 /** One action taken on a VM (kill, migrate) and how it ended. */
@@ -77,7 +73,7 @@ export class EventStore {
   readonly #db: Database.Database;
   readonly #onError: (op: StoreOp, err: unknown) => void;
   readonly #now: () => number;
-  readonly #appendRows: (rows: readonly StoreRow[]) => AppendResult;
+  readonly #appendRows: ReturnType<typeof eventWriter>;
   readonly #reported: Database.Statement;
   readonly #queries: StoreQueries;
   /** Runs before every read (the write-ahead layer flushes its pending rows there). */
@@ -108,22 +104,6 @@ export class EventStore {
       throw err;
     }
     const db = this.#db;
-    const insert = db.prepare(`
-      INSERT INTO events (boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc,
-        fsc_class, abort, severity, sigbus_code, gva, gpa, replay, fallback_action, action, rule,
-        policy_version, downgrade, verdict_action, verdict_flags, latency_ns, non_conforming, kernel_mismatch,
-        plugin_time_ns)
-      VALUES (@boot_id, @session_id, @seq, @time_ms, @vm, @labels, @vcpu, @kind, @esr, @ec, @fsc,
-        @fsc_class, @abort, @severity, @sigbus_code, @gva, @gpa, @replay, @fallback_action, @action, @rule,
-        @policy_version, @downgrade, @verdict_action, @verdict_flags, @latency_ns, @non_conforming, @kernel_mismatch,
-        @plugin_time_ns)
-      ON CONFLICT (boot_id, session_id, seq) DO NOTHING`);
-    const poison = db.prepare(`
-      INSERT INTO poisoned_pages (vm, gpa, first_seen_ms, last_seen_ms, count) VALUES (?, ?, ?, ?, 1)
-      ON CONFLICT (vm, gpa) DO UPDATE SET
-        first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
-        last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
-        count = count + 1`);
     // A plugin that lost its connection (a daemon crash between storing a batch and writing its
     // verdicts) falls back and later reports the same exit as a REPLAY, to a daemon with another
     // boot id: the same VM, seq and plugin time identify it.
@@ -132,19 +112,8 @@ export class EventStore {
     this.#reported = db.prepare(
       'SELECT 1 FROM events WHERE vm = ? AND time_ms BETWEEN ? AND ? AND seq = ? AND plugin_time_ns = ? LIMIT 1',
     );
-    this.#appendRows = db.transaction((rows: readonly StoreRow[]): AppendResult => {
-      let inserted = 0;
-      for (const row of rows) {
-        if (insert.run(row.params).changes === 0) continue;
-        inserted++;
-        // Only a new row counts towards its page, so a repeated insert cannot inflate the count.
-        if (row.poison) poison.run(row.poison[0], row.poison[1], row.poison[2], row.poison[2]);
-      }
-      return { inserted, duplicates: rows.length - inserted };
-    });
-    this.#applied = db.prepare(
-      'UPDATE events SET applied = ?, applied_ms = ? WHERE boot_id = ? AND session_id = ? AND seq = ?',
-    );
+    this.#appendRows = eventWriter(db, this.bootId);
+    this.#applied = db.prepare(APPLIED_UPDATE_SQL);
     this.#sessionOpen = db.prepare(`
       INSERT INTO sessions (boot_id, session_id, vm, labels, vmm_pid, vcpu_count, caps, peer_uid, opened_ms)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`);
@@ -205,10 +174,13 @@ export class EventStore {
     return rows;
   }
 
-  /** Inserts rows (idempotent, one transaction); null and `onError('append')` on failure. */
-  appendRows(rows: readonly StoreRow[]): AppendResult | null {
-    if (rows.length === 0) return { inserted: 0, duplicates: 0 };
-    return this.#guard('append', () => this.#appendRows(rows));
+  /**
+   * Inserts rows (idempotent), then sets APPLIED results, in one transaction; null and
+   * `onError('append')` on failure.
+   */
+  appendRows(rows: readonly StoreRow[], applied: readonly AppliedUpdate[] = []): AppendResult | null {
+    if (rows.length === 0 && applied.length === 0) return { inserted: 0, duplicates: 0 };
+    return this.#guard('append', () => this.#appendRows(rows, applied));
   }
 
   #isReported(vm: string, seq: number, timeNs: bigint, time: string): boolean {
@@ -298,34 +270,5 @@ export class EventStore {
       this.#onError(op, err);
       return null;
     }
-  }
-}
-
-function openDatabase(path: string): Database.Database {
-  let db: Database.Database;
-  try {
-    db = new Database(path);
-  } catch (err) {
-    throw new StoreError('SEAWALL_STORE_OPEN', `cannot open event store ${path}: ${(err as Error).message}`, {
-      path,
-    });
-  }
-  try {
-    // Takes effect only before the first table exists: lets retention return freed pages to the OS.
-    db.pragma('auto_vacuum = INCREMENTAL');
-    const mode = db.pragma('journal_mode = WAL', { simple: true });
-    if (mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, WAL is required`);
-    db.pragma('synchronous = NORMAL');
-    // Only this process writes; a wait this short cannot stall verdicts noticeably.
-    db.pragma('busy_timeout = 250');
-    return db;
-  } catch (err) {
-    db.close();
-    throw new StoreError(
-      'SEAWALL_STORE_OPEN',
-      `cannot configure event store ${path}: ${(err as Error).message}`,
-      { path },
-      { cause: err },
-    );
   }
 }

@@ -1,0 +1,71 @@
+/**
+ * The SQL that writes events, in one place: the main thread's connection (`EventStore.append`,
+ * recovery, the fallback when the writer thread is gone) and the writer thread's connection both
+ * prepare their statements from here, so the two can never store a row differently.
+ */
+import type Database from 'better-sqlite3';
+import type { EventParams } from './rows.js';
+
+/** One event row ready to insert, with its poisoned page (vm, gpa, time) and its replay key. */
+export interface StoreRow {
+  params: EventParams;
+  poison: [string, string, number] | null;
+  key: string;
+}
+
+export interface AppendResult {
+  /** New rows. */
+  inserted: number;
+  /** Rows already present (same boot, session and seq), skipped. */
+  duplicates: number;
+}
+
+/** An APPLIED result waiting for its event row: [session id, seq, result, received ms]. */
+export type AppliedUpdate = [sessionId: number, seq: number, result: number, timeMs: number];
+
+/** Idempotent: a row already stored (same boot, session, seq) is skipped. */
+export const EVENT_INSERT_SQL = `
+  INSERT INTO events (boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc,
+    fsc_class, abort, severity, sigbus_code, gva, gpa, replay, fallback_action, action, rule,
+    policy_version, downgrade, verdict_action, verdict_flags, latency_ns, non_conforming, kernel_mismatch,
+    plugin_time_ns)
+  VALUES (@boot_id, @session_id, @seq, @time_ms, @vm, @labels, @vcpu, @kind, @esr, @ec, @fsc,
+    @fsc_class, @abort, @severity, @sigbus_code, @gva, @gpa, @replay, @fallback_action, @action, @rule,
+    @policy_version, @downgrade, @verdict_action, @verdict_flags, @latency_ns, @non_conforming, @kernel_mismatch,
+    @plugin_time_ns)
+  ON CONFLICT (boot_id, session_id, seq) DO NOTHING`;
+
+export const POISON_UPSERT_SQL = `
+  INSERT INTO poisoned_pages (vm, gpa, first_seen_ms, last_seen_ms, count) VALUES (?, ?, ?, ?, 1)
+  ON CONFLICT (vm, gpa) DO UPDATE SET
+    first_seen_ms = MIN(first_seen_ms, excluded.first_seen_ms),
+    last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
+    count = count + 1`;
+
+export const APPLIED_UPDATE_SQL =
+  'UPDATE events SET applied = ?, applied_ms = ? WHERE boot_id = ? AND session_id = ? AND seq = ?';
+
+/**
+ * One transaction: the rows, then the APPLIED results (after the rows, so a result that arrived
+ * while its event was still queued finds the row). Throws on failure, with everything rolled back.
+ */
+export function eventWriter(
+  db: Database.Database,
+  bootId: string,
+): (rows: readonly StoreRow[], applied?: readonly AppliedUpdate[]) => AppendResult {
+  const insert = db.prepare(EVENT_INSERT_SQL);
+  const poison = db.prepare(POISON_UPSERT_SQL);
+  const applied = db.prepare(APPLIED_UPDATE_SQL);
+  return db.transaction((rows: readonly StoreRow[], updates: readonly AppliedUpdate[] = []) => {
+    let inserted = 0;
+    for (const row of rows) {
+      if (insert.run(row.params).changes === 0) continue;
+      inserted++;
+      // Only a new row counts towards its page, so a repeated insert cannot inflate the count.
+      if (row.poison) poison.run(row.poison[0], row.poison[1], row.poison[2], row.poison[2]);
+    }
+    for (const [sessionId, seq, result, timeMs] of updates)
+      applied.run(result, timeMs, bootId, sessionId, seq);
+    return { inserted, duplicates: rows.length - inserted };
+  });
+}
