@@ -18,7 +18,9 @@ export function storeSink(store: EventStore, ahead: WriteAhead | null = null): S
       else store.append(batch);
     },
     applied(s, seq, result) {
-      store.markApplied(s.id, seq, result);
+      // Through the write-ahead layer when there is one: its event row may still be queued.
+      if (ahead) ahead.markApplied(s.id, seq, result);
+      else store.markApplied(s.id, seq, result);
     },
     sessionOpened(s) {
       store.sessionOpened(s);

@@ -1,0 +1,65 @@
+/**
+ * The write-ahead files on disk. `<store>.pending` takes the verdict path's appends; when its rows
+ * are handed to the writer thread it is renamed `<store>.pending.<n>` (a segment) and a fresh
+ * `<store>.pending` is opened. A segment is unlinked only once its rows are committed, so between
+ * them the files always hold every row SQLite may not have: what a restart must recover.
+ */
+import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { StoreRow } from './inserts.js';
+
+/** Rows hold only JSON values (strings, numbers, null), so the plain stringify is the fast path. */
+export const toJson = (row: StoreRow): string => JSON.stringify(row);
+
+function fromJson(line: string): StoreRow | null {
+  try {
+    return JSON.parse(line) as StoreRow;
+  } catch {
+    return null; // a torn last line from a kill mid-write: that batch's verdicts never left
+  }
+}
+
+/** `<store>.pending.<n>`. */
+export const segmentPath = (pendingPath: string, n: number): string => `${pendingPath}.${n}`;
+
+/** The rows in a write-ahead file; none when it does not exist (already committed and unlinked). */
+export function readRows(path: string): StoreRow[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const rows: StoreRow[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const row = fromJson(line);
+    if (row) rows.push(row);
+  }
+  return rows;
+}
+
+/** Every segment a previous run left, oldest first (rotation numbers grow). */
+export function listSegments(pendingPath: string): string[] {
+  const prefix = `${basename(pendingPath)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(pendingPath));
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)))
+    .sort((a, b) => Number(a.slice(prefix.length)) - Number(b.slice(prefix.length)))
+    .map((n) => join(dirname(pendingPath), n));
+}
+
+/** Unlinks a committed segment; a missing file is fine (recovery or a fallback got it first). */
+export function removeSegment(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
