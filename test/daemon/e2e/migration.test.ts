@@ -18,25 +18,8 @@ import { ACTION } from '../../../protocol/index.js';
 import { PluginClient } from '../../../vmm/plugin-client.js';
 import { DEFAULT_CAPS } from '../../../vmm/simulator.js';
 import { type RunningDaemon, removeDir, startDaemon } from '../../helpers/daemon.js';
+import { V1_SCHEMA } from '../store/v1-schema.js';
 import { cliJson } from './run-cli.js';
-
-/** Schema version 1 as migration 1 of daemon/store/schema.ts creates it. */
-const V1_SCHEMA = `
-  CREATE TABLE schema_version (
-    version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL, description TEXT NOT NULL);
-  CREATE TABLE events (
-    id INTEGER PRIMARY KEY, boot_id TEXT NOT NULL, session_id INTEGER NOT NULL, seq INTEGER NOT NULL,
-    time_ms INTEGER NOT NULL, vm TEXT NOT NULL, labels TEXT NOT NULL, vcpu INTEGER, kind TEXT NOT NULL,
-    esr TEXT, ec INTEGER, fsc INTEGER, fsc_class TEXT, abort TEXT, severity TEXT NOT NULL, sigbus_code TEXT,
-    gva TEXT, gpa TEXT, replay INTEGER NOT NULL, fallback_action INTEGER, action TEXT, rule TEXT,
-    policy_version TEXT, downgrade TEXT, verdict_action INTEGER, verdict_flags INTEGER, latency_ns INTEGER,
-    non_conforming TEXT, UNIQUE (boot_id, session_id, seq));
-  CREATE INDEX events_time ON events (time_ms);
-  CREATE INDEX events_vm_time ON events (vm, time_ms);
-  CREATE TABLE poisoned_pages (
-    vm TEXT NOT NULL, gpa TEXT NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,
-    count INTEGER NOT NULL, PRIMARY KEY (vm, gpa)) WITHOUT ROWID;
-`;
 
 const VM = 'vm-legacy';
 const PAGE = 0x80002000n;

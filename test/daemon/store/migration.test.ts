@@ -9,6 +9,7 @@ import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, isStoreError, SCHEMA_VERSION, schemaVersion } from '../../../daemon/store/index.js';
 import { tempStorePath } from './records.js';
+import { V1_SCHEMA } from './v1-schema.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -16,19 +17,7 @@ after(() => {
 });
 
 /** Schema version 1 exactly as the first release wrote it, with one event and one poisoned page. */
-const V1_FIXTURE = `
-  CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL, description TEXT NOT NULL);
-  CREATE TABLE events (
-    id INTEGER PRIMARY KEY, boot_id TEXT NOT NULL, session_id INTEGER NOT NULL, seq INTEGER NOT NULL,
-    time_ms INTEGER NOT NULL, vm TEXT NOT NULL, labels TEXT NOT NULL, vcpu INTEGER, kind TEXT NOT NULL,
-    esr TEXT, ec INTEGER, fsc INTEGER, fsc_class TEXT, abort TEXT, severity TEXT NOT NULL, sigbus_code TEXT,
-    gva TEXT, gpa TEXT, replay INTEGER NOT NULL, fallback_action INTEGER, action TEXT, rule TEXT,
-    policy_version TEXT, downgrade TEXT, verdict_action INTEGER, verdict_flags INTEGER, latency_ns INTEGER,
-    non_conforming TEXT, UNIQUE (boot_id, session_id, seq));
-  CREATE INDEX events_time ON events (time_ms);
-  CREATE INDEX events_vm_time ON events (vm, time_ms);
-  CREATE TABLE poisoned_pages (vm TEXT NOT NULL, gpa TEXT NOT NULL, first_seen_ms INTEGER NOT NULL,
-    last_seen_ms INTEGER NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (vm, gpa)) WITHOUT ROWID;
+const V1_FIXTURE = `${V1_SCHEMA}
   INSERT INTO schema_version VALUES (1, 1690000000000, 'events, poisoned pages');
   INSERT INTO events (boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc, fsc_class,
     abort, severity, gva, gpa, replay, action, rule, policy_version, verdict_action, verdict_flags, latency_ns)
