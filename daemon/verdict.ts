@@ -77,6 +77,27 @@ export function emulatedEsr(inj: Injection): bigint {
   return (BigInt(ec) << 26n) | (1n << 25n) | BigInt(iss);
 }
 
+/** One verdict; every field a verdict does not use is zero (docs/protocol.md, VERDICT). */
+function verdict(
+  seq: number,
+  action: number,
+  flags: number,
+  downgrade: VerdictDowngrade | null = null,
+  fields: { graceMs?: number; esr?: bigint; vcpuEvents?: Uint8Array } = {},
+): BuiltVerdict {
+  return {
+    verdict: {
+      seq,
+      action,
+      flags: downgrade ? flags | VERDICT_FLAG.DOWNGRADED : flags,
+      graceMs: fields.graceMs ?? 0,
+      esr: fields.esr ?? 0n,
+      vcpuEvents: fields.vcpuEvents ?? ZERO_EVENTS,
+    },
+    downgrade,
+  };
+}
+
 function injection(
   seq: number,
   inj: Injection,
@@ -92,54 +113,23 @@ function injection(
     const reason =
       exit === 0 ? 'no KVM abort exit precedes a SIGBUS' : 'host lacks KVM_CAP_ARM_INJECT_EXT_DABT';
     if (host.emulateAbort) {
-      return {
-        verdict: {
-          seq,
-          action: ACTION.INJECT_EMULATED,
-          flags: flags | VERDICT_FLAG.DOWNGRADED,
-          graceMs: 0,
-          esr: emulatedEsr(inj),
-          vcpuEvents: ZERO_EVENTS,
-        },
-        downgrade: { from: 'inject-kvm', to: 'inject-emulated', reason },
-      };
-    }
-    return {
-      verdict: {
+      return verdict(
         seq,
-        action: ACTION.RESUME,
-        flags: flags | VERDICT_FLAG.DOWNGRADED,
-        graceMs: 0,
-        esr: 0n,
-        vcpuEvents: ZERO_EVENTS,
-      },
-      downgrade: { from: 'inject-kvm', to: 'resume', reason: `${reason}, and the VMM cannot emulate aborts` },
-    };
-  }
-  if (inj.via === 'emulate') {
-    return {
-      verdict: {
-        seq,
-        action: ACTION.INJECT_EMULATED,
+        ACTION.INJECT_EMULATED,
         flags,
-        graceMs: 0,
-        esr: emulatedEsr(inj),
-        vcpuEvents: ZERO_EVENTS,
-      },
-      downgrade: null,
-    };
+        { from: 'inject-kvm', to: 'inject-emulated', reason },
+        { esr: emulatedEsr(inj) },
+      );
+    }
+    return verdict(seq, ACTION.RESUME, flags, {
+      from: 'inject-kvm',
+      to: 'resume',
+      reason: `${reason}, and the VMM cannot emulate aborts`,
+    });
   }
-  return {
-    verdict: {
-      seq,
-      action: ACTION.INJECT,
-      flags,
-      graceMs: 0,
-      esr: 0n,
-      vcpuEvents: kvmImage(inj, host, exit),
-    },
-    downgrade: null,
-  };
+  if (inj.via === 'emulate')
+    return verdict(seq, ACTION.INJECT_EMULATED, flags, null, { esr: emulatedEsr(inj) });
+  return verdict(seq, ACTION.INJECT, flags, null, { vcpuEvents: kvmImage(inj, host, exit) });
 }
 
 /** Builds the verdict for `decision` on event `seq` of kind `kind`. Throws KvmError only on a policy bug. */
@@ -157,29 +147,13 @@ export function buildVerdict(
     case 'inject':
       return injection(seq, decision.inject, flags, kind, host, kvmInject);
     case 'kill':
-      return {
-        verdict: {
-          seq,
-          action: ACTION.KILL,
-          flags,
-          graceMs: decision.graceMs,
-          esr: 0n,
-          vcpuEvents: ZERO_EVENTS,
-        },
-        downgrade: null,
-      };
+      return verdict(seq, ACTION.KILL, flags, null, { graceMs: decision.graceMs });
     case 'migrate':
       flags |= VERDICT_FLAG.MIGRATING;
       if (decision.meanwhile) return injection(seq, decision.meanwhile, flags, kind, host, kvmInject);
-      return {
-        verdict: { seq, action: ACTION.RESUME, flags, graceMs: 0, esr: 0n, vcpuEvents: ZERO_EVENTS },
-        downgrade: null,
-      };
+      return verdict(seq, ACTION.RESUME, flags);
     case 'none':
-      return {
-        verdict: { seq, action: ACTION.RESUME, flags, graceMs: 0, esr: 0n, vcpuEvents: ZERO_EVENTS },
-        downgrade: null,
-      };
+      return verdict(seq, ACTION.RESUME, flags);
     default:
       return assertNever(decision, 'decision');
   }
