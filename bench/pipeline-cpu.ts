@@ -8,18 +8,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { EventBus, type Sink } from '../daemon/event-bus.js';
-import { createDaemonLog } from '../daemon/log.js';
-import { Pipeline } from '../daemon/pipeline.js';
-import { builtinProvider } from '../daemon/policy-loader.js';
-import type { PluginSession } from '../daemon/session.js';
-import { sessionInfo } from '../daemon/session-info.js';
-import { journalSink } from '../daemon/sinks/journal-sink.js';
-import { metricsSink } from '../daemon/sinks/metrics-sink.js';
-import { EventStore, storeSink, WriteAhead } from '../daemon/store/index.js';
+import type { PluginSession } from '../daemon/index.js';
+import {
+  builtinProvider,
+  createDaemonLog,
+  journalSink,
+  metricsSink,
+  Pipeline,
+  sessionInfo,
+} from '../daemon/index.js';
+import { EventBus, type Sink } from '../events/index.js';
 import { SeawallMetrics } from '../metrics/index.js';
 import { PolicyState } from '../policies/index.js';
 import { DAEMON_ACCEPTS, encodeMessage, FrameParser } from '../protocol/index.js';
+import { EventStore, storeSink, WriteAhead } from '../store/index.js';
 
 const { values } = parseArgs({
   options: { events: { type: 'string', default: '200000' }, json: { type: 'boolean', default: false } },

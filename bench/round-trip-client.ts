@@ -8,7 +8,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { CAP, encodeMessage, HEADER_SIZE } from '../protocol/index.js';
-import { LatencyRecorder } from '../vmm/latency.js';
+import { LatencyRecorder } from '../vmm/index.js';
 
 const [target, path, mode, countText, connsText, perConnText] = process.argv.slice(2);
 if (!target || !path || !mode || !countText) throw new Error('usage: see the header comment');

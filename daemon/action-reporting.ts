@@ -3,11 +3,12 @@
  * its outcome when it ends), Prometheus, and journald with MESSAGE_IDs VM_KILLED / VM_MIGRATION.
  * Kept out of the composition root so service.ts only wires.
  */
+
+import type { ActionCallbacks } from '../actions/index.js';
 import type { SeawallMetrics } from '../metrics/index.js';
+import type { EventStore } from '../store/index.js';
 import { JournalField as F } from '../systemd/index.js';
-import type { ActionCallbacks } from './actions/index.js';
 import { type DaemonLog, MessageId, Priority } from './log.js';
-import type { EventStore } from './store/index.js';
 
 export function actionReporting(
   store: () => EventStore | null,

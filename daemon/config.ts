@@ -5,9 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { type ActionsConfig, ActionsConfigSchema } from './actions/config-schema.js';
-import { type AttachConfig, AttachConfigSchema } from './attach/config-schema.js';
-import { CliError } from './cli-error.js';
+import { type ActionsConfig, ActionsConfigSchema } from '../actions/index.js';
+import { type AttachConfig, AttachConfigSchema } from '../attach/index.js';
+import { DaemonError } from './errors.js';
 import { defaultControlSocket, defaultPluginSocket, defaultStateDir } from './paths.js';
 
 const listen = z
@@ -114,12 +114,14 @@ export function readConfigFile(path: string): FileConfig {
   try {
     raw = parseYaml(readFileSync(path, 'utf8')) ?? {};
   } catch (err) {
-    throw new CliError('failed', `config ${path}: ${(err as Error).message}`);
+    throw new DaemonError('SEAWALL_DAEMON_CONFIG', `config ${path}: ${(err as Error).message}`, { path });
   }
   const r = ConfigSchema.safeParse(raw);
   if (!r.success) {
     const lines = r.error.issues.map((i) => `  ${i.path.join('.') || '(top)'}: ${i.message}`);
-    throw new CliError('failed', `config ${path} is invalid:\n${lines.join('\n')}`);
+    throw new DaemonError('SEAWALL_DAEMON_CONFIG', `config ${path} is invalid:\n${lines.join('\n')}`, {
+      path,
+    });
   }
   return r.data;
 }

@@ -4,14 +4,14 @@
  * the durable sinks (the store, in one transaction), then every verdict is written — one write per
  * session — and only then do metrics and logs see it. Nothing slow runs between receive and write.
  */
+
+import type { EventBus, EventRecord, SessionInfo } from '../events/index.js';
 import type { KvmExit } from '../kvm/index.js';
-import type { Decision, DecisionProvider, PolicyEvent } from '../policies/decision.js';
+import type { Decision, DecisionProvider, PolicyEvent } from '../policies/index.js';
 import { type EventMsg, encodeVerdict, isProtocolError } from '../protocol/index.js';
-import type { EventBus, EventRecord } from './event-bus.js';
 import { crossCheck } from './kernel-crosscheck.js';
 import { safeDecision } from './safe-decision.js';
 import type { PluginSession } from './session.js';
-import type { SessionInfo } from './session-info.js';
 import { typeEvent } from './typed-event.js';
 import { buildVerdict } from './verdict.js';
 

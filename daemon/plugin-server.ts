@@ -6,6 +6,7 @@
 import { chmodSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
+import type { EventBus, SessionInfo, SessionOutcome } from '../events/index.js';
 import { peerCred, peerGroups } from '../kvm/index.js';
 import {
   type EventMsg,
@@ -15,10 +16,10 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
 } from '../protocol/index.js';
-import type { EventBus, SessionOutcome } from './event-bus.js';
+import { DaemonError } from './errors.js';
 import type { Pipeline } from './pipeline.js';
 import { PluginSession, type SessionHost } from './session.js';
-import { type SessionInfo, sessionInfo } from './session-info.js';
+import { sessionInfo } from './session-info.js';
 
 export interface PluginServerOptions {
   bus: EventBus;
@@ -36,7 +37,11 @@ async function clearStaleSocket(path: string): Promise<void> {
     const probe = connect(path);
     probe.once('connect', () => {
       probe.destroy();
-      reject(new Error(`another process is already listening on ${path}`));
+      reject(
+        new DaemonError('SEAWALL_DAEMON_SOCKET_IN_USE', `another process is already listening on ${path}`, {
+          path,
+        }),
+      );
     });
     probe.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ECONNREFUSED') unlinkSync(path);

@@ -3,23 +3,18 @@
  * exactly one version; a reload either replaces it whole or leaves it untouched (an invalid file
  * is logged with every error and counted, and the last good policy keeps serving).
  */
+
+import type { ReloadResult } from '../control/index.js';
 import type { SeawallMetrics } from '../metrics/index.js';
-import type { DecisionProvider } from '../policies/decision.js';
+import type { DecisionProvider } from '../policies/index.js';
 import { JournalField as F } from '../systemd/index.js';
-import { CliError } from './cli-error.js';
+import { DaemonError } from './errors.js';
 import { type DaemonLog, MessageId, Priority } from './log.js';
 
 export type PolicyLoadResult =
   | { ok: true; provider: DecisionProvider /** sha256 of the file's bytes */; sha256: string }
   | { ok: false; issues: string[] };
 export type PolicyLoader = (path: string) => Promise<PolicyLoadResult>;
-
-export interface ReloadResult {
-  ok: boolean;
-  /** The version in force after the attempt. */
-  version: string;
-  issues: string[];
-}
 
 export class PolicyHolder {
   #current: DecisionProvider;
@@ -51,7 +46,7 @@ export class PolicyHolder {
     return this.#current;
   }
 
-  /** At start: an invalid policy file stops the daemon (CliError), a missing path means the built-in. */
+  /** At start: an invalid policy file stops the daemon (DaemonError), a missing path means the built-in. */
   async loadInitial(path: string | null): Promise<void> {
     if (path === null) {
       this.#current = this.#builtin;
@@ -60,7 +55,11 @@ export class PolicyHolder {
     }
     const r = await this.#load(path);
     if (!r.ok)
-      throw new CliError('failed', `policy ${path} is invalid:\n${r.issues.map((i) => `  ${i}`).join('\n')}`);
+      throw new DaemonError(
+        'SEAWALL_DAEMON_POLICY',
+        `policy ${path} is invalid:\n${r.issues.map((i) => `  ${i}`).join('\n')}`,
+        { path },
+      );
     this.#current = r.provider;
     this.#metrics?.policyReload(true, r.provider.version, r.sha256);
   }

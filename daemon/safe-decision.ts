@@ -4,7 +4,7 @@
  * the configured policy throws on an event (a bug, counted and logged), so a guest is never left
  * stalled because of the daemon.
  */
-import type { Decision, PolicyEvent } from '../policies/decision.js';
+import type { Decision, PolicyEvent } from '../policies/index.js';
 
 export const SAFE_POLICY_VERSION = 'safe-default';
 

@@ -3,23 +3,25 @@
  * sockets, then READY=1 — and stops in reverse. Signals: SIGHUP reloads the policy (RELOADING=1 …
  * READY=1), SIGTERM/SIGINT stop after answering every event already received.
  */
+
+import { type Actions, createActions } from '../actions/index.js';
+import { AttachServer, attachServerOptions } from '../attach/index.js';
+import type { ReloadResult } from '../control/index.js';
+import { ControlServer, serviceControlContext } from '../control/index.js';
+import { EventBus } from '../events/index.js';
 import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
 import { PolicyState } from '../policies/index.js';
+import { EventStore, Retention, type StoreOp, storePath, storeSink, WriteAhead } from '../store/index.js';
 import { createNotifier, createWatchdog, JournalField as F, takeListenFds } from '../systemd/index.js';
 import { actionReporting } from './action-reporting.js';
-import { type Actions, createActions } from './actions/index.js';
-import { AttachServer, attachServerOptions } from './attach/index.js';
 import type { DaemonConfig } from './config.js';
-import { ControlServer, serviceControlContext } from './control/index.js';
-import { EventBus } from './event-bus.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
 import { Pipeline } from './pipeline.js';
 import { PluginServer } from './plugin-server.js';
-import { PolicyHolder, type ReloadResult } from './policy-holder.js';
+import { PolicyHolder } from './policy-holder.js';
 import { BUILTIN_SHA256, builtinProvider, createPolicyLoader } from './policy-loader.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
-import { EventStore, Retention, type StoreOp, storePath, storeSink, WriteAhead } from './store/index.js';
 import { VERSION } from './version.js';
 
 export interface ServiceOptions {

@@ -1,21 +1,7 @@
-/** What the daemon knows about one plugin connection once its HELLO is accepted. */
-import type { HostCapabilities, VmIdentity } from '../policies/decision.js';
+/** HELLO → the SessionInfo every sink sees: the plugin's declared capabilities made into meaning. */
+import type { SessionInfo } from '../events/index.js';
+import type { HostCapabilities } from '../policies/index.js';
 import { CAP, type HelloMsg } from '../protocol/index.js';
-
-export interface SessionInfo {
-  id: bigint;
-  vm: VmIdentity;
-  vmmPid: number;
-  vcpuCount: number;
-  /** HELLO capability bits as sent. */
-  caps: number;
-  extAbtEsrCap: number;
-  host: HostCapabilities;
-  /** KVM can inject at all (INJECT_EXT_DABT); without it only emulation remains. */
-  kvmInject: boolean;
-  peer: { pid: number; uid: number; gid: number };
-  openedAtMs: number;
-}
 
 export function hostFromCaps(caps: number): HostCapabilities {
   return {

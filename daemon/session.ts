@@ -5,6 +5,7 @@
  * is not reading, the socket stops being read until they drain.
  */
 import type { Socket } from 'node:net';
+import type { SessionInfo, SessionOutcome } from '../events/index.js';
 import {
   DAEMON_ACCEPTS,
   type EventMsg,
@@ -16,8 +17,6 @@ import {
   type Message,
   ProtocolError,
 } from '../protocol/index.js';
-import type { SessionOutcome } from './event-bus.js';
-import type { SessionInfo } from './session-info.js';
 
 export interface SessionHost {
   /** Accepts a HELLO and returns the session's info, or throws ProtocolError (REJECT). */

@@ -4,8 +4,9 @@
  * reduced to its page, and a SEA ESR with bits a conforming kernel clears is noted.
  */
 
-import { assertNever } from '../kvm/assert-never.js';
+import type { SessionInfo } from '../events/index.js';
 import {
+  assertNever,
   decodeEsr,
   ESR_EC_DABT_LOW,
   type Esr,
@@ -13,9 +14,8 @@ import {
   KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
   nonConformingSeaEsrBits,
 } from '../kvm/index.js';
-import type { PolicyEvent } from '../policies/decision.js';
+import type { PolicyEvent } from '../policies/index.js';
 import { BUS_MCEERR_AO, BUS_MCEERR_AR, type EventMsg, ProtocolError } from '../protocol/index.js';
-import type { SessionInfo } from './session-info.js';
 
 /** Guest page of an address (low 12 bits cleared), without a negative-mask BigInt operation. */
 const pageOf = (addr: bigint): bigint => addr - (addr & 0xfffn);

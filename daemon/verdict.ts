@@ -4,39 +4,23 @@
  * (ABI, RAS, kind, ISS, exit), which makes the common verdict a map lookup and a 96-byte copy.
  */
 
-import { assertNever } from '../kvm/assert-never.js';
+import { assertNever, ESR_EC_DABT_LOW, ESR_EC_IABT_LOW, encodeInjection, FSC_SEA } from '../kvm/index.js';
 import {
-  ESR_EC_DABT_LOW,
-  ESR_EC_IABT_LOW,
-  encodeInjection,
-  FSC_SEA,
-  KVM_EXIT_ARM_NISV,
-  KVM_EXIT_ARM_SEA,
-  KVM_EXIT_MMIO,
-} from '../kvm/index.js';
-import type { Decision, EventKind, HostCapabilities, Injection } from '../policies/decision.js';
+  type Decision,
+  type Downgrade,
+  type EventKind,
+  type HostCapabilities,
+  type Injection,
+  KVM_EXIT_OF_KIND,
+} from '../policies/index.js';
 import { ACTION, VERDICT_FLAG, type VerdictMsg } from '../protocol/index.js';
 
 const ZERO_EVENTS = new Uint8Array(64);
 
-const EXIT_OF: Readonly<Record<EventKind, number>> = {
-  sea: KVM_EXIT_ARM_SEA,
-  nisv: KVM_EXIT_ARM_NISV,
-  mmio: KVM_EXIT_MMIO,
-  sigbus: 0, // no KVM exit: KVM_SET_VCPU_EVENTS abort injection is not defined after a SIGBUS
-};
-
-/** An injection the host cannot take as asked, and what the verdict did instead. */
-export interface VerdictDowngrade {
-  from: string;
-  to: string;
-  reason: string;
-}
-
 export interface BuiltVerdict {
   verdict: Omit<VerdictMsg, 'type'>;
   /** Set when the daemon itself had to change the injection's path (beyond the policy's own onUnsupported). */
-  downgrade: VerdictDowngrade | null;
+  downgrade: Downgrade | null;
 }
 
 /**
@@ -44,14 +28,10 @@ export interface BuiltVerdict {
  * object comes back event after event) and per (ABI, RAS, exit): a WeakMap lookup and an index.
  */
 const cache = new WeakMap<Injection, (Uint8Array | undefined)[]>();
-const EXIT_SLOT: Readonly<Record<number, number>> = {
-  [KVM_EXIT_ARM_SEA]: 0,
-  [KVM_EXIT_ARM_NISV]: 1,
-  [KVM_EXIT_MMIO]: 2,
-};
+const KIND_SLOT: Readonly<Record<EventKind, number>> = { sea: 0, nisv: 1, mmio: 2, sigbus: 0 };
 
-function kvmImage(inj: Injection, host: HostCapabilities, exit: number): Uint8Array {
-  const slot = ((host.abi === 'merged' ? 0 : 2) + (host.ras ? 1 : 0)) * 3 + (EXIT_SLOT[exit] ?? 0);
+function kvmImage(inj: Injection, host: HostCapabilities, kind: EventKind, exit: number): Uint8Array {
+  const slot = ((host.abi === 'merged' ? 0 : 2) + (host.ras ? 1 : 0)) * 3 + KIND_SLOT[kind];
   let images = cache.get(inj);
   if (!images) {
     images = [];
@@ -82,7 +62,7 @@ function verdict(
   seq: number,
   action: number,
   flags: number,
-  downgrade: VerdictDowngrade | null = null,
+  downgrade: Downgrade | null = null,
   fields: { graceMs?: number; esr?: bigint; vcpuEvents?: Uint8Array } = {},
 ): BuiltVerdict {
   return {
@@ -106,12 +86,14 @@ function injection(
   host: HostCapabilities,
   kvmInject: boolean,
 ): BuiltVerdict {
-  const exit = EXIT_OF[kind];
-  if (inj.via === 'kvm' && (exit === 0 || !kvmInject)) {
+  if (inj.via === 'emulate')
+    return verdict(seq, ACTION.INJECT_EMULATED, flags, null, { esr: emulatedEsr(inj) });
+  const exit = KVM_EXIT_OF_KIND[kind];
+  if (exit === null || !kvmInject) {
     // KVM cannot take this injection here (after a SIGBUS there is no abort exit; or the host has
     // no INJECT_EXT_DABT). The VMM's own emulation is the only path left.
     const reason =
-      exit === 0 ? 'no KVM abort exit precedes a SIGBUS' : 'host lacks KVM_CAP_ARM_INJECT_EXT_DABT';
+      exit === null ? 'no KVM abort exit precedes a SIGBUS' : 'host lacks KVM_CAP_ARM_INJECT_EXT_DABT';
     if (host.emulateAbort) {
       return verdict(
         seq,
@@ -127,9 +109,7 @@ function injection(
       reason: `${reason}, and the VMM cannot emulate aborts`,
     });
   }
-  if (inj.via === 'emulate')
-    return verdict(seq, ACTION.INJECT_EMULATED, flags, null, { esr: emulatedEsr(inj) });
-  return verdict(seq, ACTION.INJECT, flags, null, { vcpuEvents: kvmImage(inj, host, exit) });
+  return verdict(seq, ACTION.INJECT, flags, null, { vcpuEvents: kvmImage(inj, host, kind, exit) });
 }
 
 /** Builds the verdict for `decision` on event `seq` of kind `kind`. Throws KvmError only on a policy bug. */

@@ -2,6 +2,8 @@
  * Errors raised by the kvm/ layer. Callers branch on `code`, never on message text.
  * See ../shared/reference/kvm-arm64-sea.md for the kernel rules each code mirrors.
  */
+import { errorGuard, SeawallError } from '../errors/index.js';
+
 export type KvmErrorCode =
   /** A value given as an ESR is not a 64-bit unsigned integer. */
   | 'SEAWALL_KVM_ESR_INVALID'
@@ -20,21 +22,14 @@ export type KvmErrorCode =
   /** A VM or vCPU ioctl from a process other than the VM's creator: the kernel answers EIO. */
   | 'SEAWALL_KVM_FOREIGN_PROCESS'
   /** libc or koffi could not be loaded on this platform. */
-  | 'SEAWALL_KVM_UNAVAILABLE';
+  | 'SEAWALL_KVM_UNAVAILABLE'
+  /** A caller passed a value outside its field (an `_IOC` field that does not fit). */
+  | 'SEAWALL_KVM_INVALID_ARGUMENT'
+  /** A value outside a closed union reached an exhaustive switch (from the wire or the kernel). */
+  | 'SEAWALL_KVM_UNHANDLED_VALUE';
 
-export class KvmError extends Error {
+export class KvmError extends SeawallError<KvmErrorCode> {
   override readonly name = 'KvmError';
-  readonly code: KvmErrorCode;
-  /** Machine-readable detail (the rule broken, the errno, the field). */
-  readonly detail: Readonly<Record<string, unknown>>;
-
-  constructor(code: KvmErrorCode, message: string, detail: Record<string, unknown> = {}) {
-    super(message);
-    this.code = code;
-    this.detail = detail;
-  }
 }
 
-export function isKvmError(err: unknown, code?: KvmErrorCode): err is KvmError {
-  return err instanceof KvmError && (code === undefined || err.code === code);
-}
+export const isKvmError = errorGuard(KvmError);

@@ -4,6 +4,7 @@
  * so a wrong struct size shows up as a wrong number (reference §4).
  */
 import { KVM_VCPU_EVENTS_SIZE } from './constants.js';
+import { KvmError } from './errors.js';
 
 const IOC_NRBITS = 8;
 const IOC_TYPEBITS = 8;
@@ -17,12 +18,16 @@ export const IOC_NONE = 0;
 export const IOC_WRITE = 1;
 export const IOC_READ = 2;
 
-/** Encodes an ioctl request number; throws RangeError on a field that does not fit. */
+function fieldError(field: string, value: number): never {
+  throw new KvmError('SEAWALL_KVM_INVALID_ARGUMENT', `_IOC ${field} ${value} out of range`, { field, value });
+}
+
+/** Encodes an ioctl request number; throws SEAWALL_KVM_INVALID_ARGUMENT on a field that does not fit. */
 export function ioc(dir: number, type: number, nr: number, size: number): number {
-  if (dir < 0 || dir > 3) throw new RangeError(`_IOC dir ${dir} out of range`);
-  if (type < 0 || type > 0xff) throw new RangeError(`_IOC type ${type} out of range`);
-  if (nr < 0 || nr > 0xff) throw new RangeError(`_IOC nr ${nr} out of range`);
-  if (size < 0 || size >= 1 << IOC_SIZEBITS) throw new RangeError(`_IOC size ${size} out of range`);
+  if (dir < 0 || dir > 3) fieldError('dir', dir);
+  if (type < 0 || type > 0xff) fieldError('type', type);
+  if (nr < 0 || nr > 0xff) fieldError('nr', nr);
+  if (size < 0 || size >= 1 << IOC_SIZEBITS) fieldError('size', size);
   // >>> 0 keeps the result an unsigned 32-bit number (dir READ sets bit 31).
   return (
     ((dir << IOC_DIRSHIFT) | (size << IOC_SIZESHIFT) | (type << IOC_TYPESHIFT) | (nr << IOC_NRSHIFT)) >>> 0

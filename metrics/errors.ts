@@ -3,6 +3,8 @@
  * Every one of them is a caller bug or an environment problem found at the boundary (construction,
  * the first use of a label value, `listen()`); none is raised at scrape time.
  */
+import { errorGuard, SeawallError } from '../errors/index.js';
+
 export type MetricsErrorCode =
   /** A constructor or server option is out of range (non-positive TTL, port outside 0–65535 …). */
   | 'SEAWALL_METRICS_INVALID_OPTION'
@@ -17,24 +19,8 @@ export type MetricsErrorCode =
   /** `listen()` on a server that is already listening or was closed. */
   | 'SEAWALL_METRICS_SERVER_STATE';
 
-export class MetricsError extends Error {
+export class MetricsError extends SeawallError<MetricsErrorCode> {
   override readonly name = 'MetricsError';
-  readonly code: MetricsErrorCode;
-  /** Machine-readable detail (the label, the value, the address). */
-  readonly detail: Readonly<Record<string, unknown>>;
-
-  constructor(
-    code: MetricsErrorCode,
-    message: string,
-    detail: Record<string, unknown> = {},
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.code = code;
-    this.detail = detail;
-  }
 }
 
-export function isMetricsError(err: unknown, code?: MetricsErrorCode): err is MetricsError {
-  return err instanceof MetricsError && (code === undefined || err.code === code);
-}
+export const isMetricsError = errorGuard(MetricsError);

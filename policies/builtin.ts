@@ -5,6 +5,7 @@
  * policies/examples/default.yaml holds the same text; a test keeps the two identical.
  */
 import { type CompiledPolicy, type CompileOptions, compilePolicy } from './compile.js';
+import { PolicyError } from './errors.js';
 import { parsePolicy } from './load.js';
 import type { PolicyDocument } from './schema.js';
 
@@ -31,7 +32,7 @@ let cached: PolicyDocument | undefined;
 export function builtinPolicyDocument(): PolicyDocument {
   if (cached === undefined) {
     const r = parsePolicy(BUILTIN_POLICY_YAML, '<builtin>');
-    if (!r.ok) throw new Error(`built-in policy is invalid: ${JSON.stringify(r.issues)}`);
+    if (!r.ok) throw new PolicyError('SEAWALL_POLICY_INVALID', r.issues);
     cached = r.policy;
   }
   return cached;

@@ -3,11 +3,31 @@
  * what the host can do, and what a policy decides. The daemon builds `PolicyEvent`s from protocol
  * messages (via kvm/ decoding) and turns `Decision`s into verdict bytes; nothing here does I/O.
  */
-import type { AbortKind, Esr, FscClass, InjectionAbi, Severity } from '../kvm/index.js';
+import {
+  type AbortKind,
+  type Esr,
+  type FscClass,
+  type InjectionAbi,
+  KVM_EXIT_ARM_NISV,
+  KVM_EXIT_ARM_SEA,
+  KVM_EXIT_MMIO,
+  type Severity,
+} from '../kvm/index.js';
 
 /** Event sources a VMM reports (docs/protocol.md). */
 export type EventKind = 'sea' | 'nisv' | 'mmio' | 'sigbus';
 export const EVENT_KINDS: readonly EventKind[] = ['sea', 'nisv', 'mmio', 'sigbus'];
+
+/**
+ * The KVM exit each event kind reports, the one after which KVM accepts an injected abort; null
+ * for a SIGBUS, which is no KVM exit (KVM_SET_VCPU_EVENTS abort injection is not defined after it).
+ */
+export const KVM_EXIT_OF_KIND: Readonly<Record<EventKind, number | null>> = {
+  sea: KVM_EXIT_ARM_SEA,
+  nisv: KVM_EXIT_ARM_NISV,
+  mmio: KVM_EXIT_MMIO,
+  sigbus: null,
+};
 
 /** Severity as a policy sees it: SET when meaningful, else `unknown`. */
 export type PolicySeverity = Severity | 'unknown';

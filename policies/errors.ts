@@ -3,6 +3,7 @@
  * issue as data (`PolicyIssue`), each with a stable `code`, its YAML path and line. Callers
  * branch on `code`, never on message text.
  */
+import { errorGuard, SeawallError } from '../errors/index.js';
 
 /** Why a policy (or a policy test file, or an event) was refused. */
 export type PolicyIssueCode =
@@ -51,25 +52,21 @@ export type PolicyErrorCode =
   | 'SEAWALL_POLICY_INVALID'
   /** An event (JSON or test-file event) failed validation. */
   | 'SEAWALL_POLICY_EVENT_INVALID'
-  /** A policy test file is malformed or names a policy that does not load. */
-  | 'SEAWALL_POLICY_TEST_INVALID';
+  /** An option of the policy engine is out of range (the rate/repeat state bound). */
+  | 'SEAWALL_POLICY_INVALID_OPTION';
 
 /** Raised by the throwing entry points (`compilePolicy`, `policyEventFromJson`). */
-export class PolicyError extends Error {
+export class PolicyError extends SeawallError<PolicyErrorCode> {
   override readonly name = 'PolicyError';
-  readonly code: PolicyErrorCode;
   readonly issues: readonly PolicyIssue[];
 
   constructor(code: PolicyErrorCode, issues: readonly PolicyIssue[]) {
-    super(issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; '));
-    this.code = code;
+    super(code, issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; '));
     this.issues = issues;
   }
 }
 
-export function isPolicyError(err: unknown, code?: PolicyErrorCode): err is PolicyError {
-  return err instanceof PolicyError && (code === undefined || err.code === code);
-}
+export const isPolicyError = errorGuard(PolicyError);
 
 /** `['rules', 2, 'action', 'iss']` → `rules[2].action.iss`. */
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -4,16 +4,16 @@
  * the verdict would carry. It scans every rule in file order (not the label index) so each
  * skipped rule gets its reason; `decide` must and does reach the same rule.
  */
-import {
-  encodeInjection,
-  type InjectionAbi,
-  KVM_EXIT_ARM_NISV,
-  KVM_EXIT_ARM_SEA,
-  KVM_EXIT_MMIO,
-} from '../kvm/index.js';
+import { encodeInjection, type InjectionAbi } from '../kvm/index.js';
 import { contextIndex, describeAction, routeOf } from './actions.js';
 import type { CompiledPolicy, CompiledRule } from './compile.js';
-import type { Decision, EventKind, HostCapabilities, Injection, PolicyEvent } from './decision.js';
+import {
+  type Decision,
+  type HostCapabilities,
+  type Injection,
+  KVM_EXIT_OF_KIND,
+  type PolicyEvent,
+} from './decision.js';
 import type { Matcher } from './matchers.js';
 
 /** Why one earlier rule did not match. */
@@ -36,12 +36,6 @@ export interface Explanation {
   /** The verdict's kvm_vcpu_events image when the answer injects via KVM, else null. */
   vcpuEvents: { abi: InjectionAbi; hex: string } | null;
 }
-
-const EXIT_OF: Readonly<Record<Exclude<EventKind, 'sigbus'>, number>> = {
-  sea: KVM_EXIT_ARM_SEA,
-  nisv: KVM_EXIT_ARM_NISV,
-  mmio: KVM_EXIT_MMIO,
-};
 
 function answeredInjection(d: Decision): Injection | null {
   if (d.action === 'inject') return d.inject;
@@ -78,12 +72,9 @@ export function explainEvent(
   const decision = matched.decisions[contextIndex(host, routeOf(event))] as Decision;
   const inj = answeredInjection(decision);
   let vcpuEvents: Explanation['vcpuEvents'] = null;
-  if (inj && inj.via === 'kvm' && event.kind !== 'sigbus') {
-    const image = encodeInjection(
-      { kind: inj.kind, iss: inj.iss },
-      { abi: host.abi, ras: host.ras },
-      EXIT_OF[event.kind],
-    );
+  const exit = KVM_EXIT_OF_KIND[event.kind];
+  if (inj && inj.via === 'kvm' && exit !== null) {
+    const image = encodeInjection({ kind: inj.kind, iss: inj.iss }, { abi: host.abi, ras: host.ras }, exit);
     vcpuEvents = { abi: host.abi, hex: image.toString('hex') };
   }
   return {

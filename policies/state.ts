@@ -9,6 +9,7 @@
  * Time is the event's own `timeMs`, never the clock, so replays and tests are deterministic.
  */
 import type { PolicyEvent } from './decision.js';
+import { PolicyError } from './errors.js';
 import type { RateScope } from './schema.js';
 
 export const DEFAULT_MAX_KEYS = 65_536;
@@ -90,7 +91,9 @@ export class PolicyState {
 
   private static checkMaxKeys(n: number): number {
     if (!Number.isSafeInteger(n) || n < 1)
-      throw new RangeError(`maxKeys must be a positive integer, got ${n}`);
+      throw new PolicyError('SEAWALL_POLICY_INVALID_OPTION', [
+        { code: 'schema', path: 'maxKeys', line: 0, message: `maxKeys must be a positive integer, got ${n}` },
+      ]);
     return n;
   }
 

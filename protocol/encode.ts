@@ -3,7 +3,7 @@
  * strings are u16-length-prefixed UTF-8. Encoders validate what they write, so a frame this side
  * produces is one the other side's decoder accepts.
  */
-import { assertNever } from '../kvm/assert-never.js';
+import { assertNever } from '../kvm/index.js';
 import { BODY_SIZE, EVENT_FLAG, HEADER_SIZE, LIMITS, MSG, NO_GPA, NO_VCPU } from './constants.js';
 import { ProtocolError } from './errors.js';
 import type { EventHeader, Message, VerdictMsg } from './messages.js';

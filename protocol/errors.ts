@@ -2,21 +2,20 @@
  * A peer's protocol violation. It closes that one connection (with an ERROR frame carrying
  * `wire`), is counted by `reason`, and never reaches the process.
  */
+import { SeawallError } from '../errors/index.js';
 import { WIRE_ERROR, type WireErrorName } from './constants.js';
 
 export type ProtocolErrorCode = `SEAWALL_PROTO_${WireErrorName}`;
 
-export class ProtocolError extends Error {
+export class ProtocolError extends SeawallError<ProtocolErrorCode> {
   override readonly name = 'ProtocolError';
-  readonly code: ProtocolErrorCode;
   /** The u16 carried on the wire. */
   readonly wire: number;
   /** Lower-case label for metrics (`oversize`, `unknown_type`, …). */
   readonly reason: string;
 
   constructor(kind: WireErrorName, message: string) {
-    super(message);
-    this.code = `SEAWALL_PROTO_${kind}`;
+    super(`SEAWALL_PROTO_${kind}`, message);
     this.wire = WIRE_ERROR[kind];
     this.reason = kind.toLowerCase();
   }

@@ -1,3 +1,4 @@
+export * from './attach-wire.js';
 export * from './constants.js';
 export * from './decode.js';
 export * from './directions.js';

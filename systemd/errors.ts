@@ -1,6 +1,8 @@
 /**
  * Errors raised by the systemd/ layer. Callers branch on `code`, never on message text.
  */
+import { errorGuard, SeawallError } from '../errors/index.js';
+
 export type SystemdErrorCode =
   /** libsystemd.so.0 (or libc) could not be loaded, so the systemd protocols are unavailable. */
   | 'SEAWALL_SYSTEMD_UNAVAILABLE'
@@ -23,23 +25,12 @@ export type SystemdErrorCode =
   | 'SEAWALL_SYSTEMD_ENTRY_INVALID';
 
 /** A failure of the systemd integration, identified by a stable `code`. */
-export class SystemdError extends Error {
+export class SystemdError extends SeawallError<SystemdErrorCode> {
   override readonly name = 'SystemdError';
-  readonly code: SystemdErrorCode;
-  /** Machine-readable detail (the errno, the field, the library name). */
-  readonly detail: Readonly<Record<string, unknown>>;
-
-  constructor(code: SystemdErrorCode, message: string, detail: Record<string, unknown> = {}) {
-    super(message);
-    this.code = code;
-    this.detail = detail;
-  }
 }
 
 /** Type guard for {@link SystemdError}, optionally narrowed to one code. */
-export function isSystemdError(err: unknown, code?: SystemdErrorCode): err is SystemdError {
-  return err instanceof SystemdError && (code === undefined || err.code === code);
-}
+export const isSystemdError = errorGuard(SystemdError);
 
 /** Receives failures that the systemd layer absorbs instead of throwing (a missing library, a failed send). */
 export type SystemdErrorHandler = (err: SystemdError) => void;

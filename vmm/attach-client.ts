@@ -3,8 +3,8 @@
  * vCPU fd with the session id over the daemon's SOCK_SEQPACKET attach socket, so the daemon can
  * read exits from the kernel's own kvm_run page. Where no /dev/kvm exists (tests, simulator) the
  * vCPUs are stand-ins: sealed memfds laid out as kvm_run, mapped writable here so the "vCPU" can
- * write each exit into its page before reporting it. The record layout is repeated here rather
- * than imported from daemon/, as any C or Rust plugin would write it from the document.
+ * write each exit into its page before reporting it. The record layout is protocol/'s, the same
+ * one the daemon decodes.
  */
 import {
   assertNever,
@@ -21,46 +21,24 @@ import {
   watchReadable,
   writeExit,
 } from '../kvm/index.js';
+import {
+  ATTACH_OP,
+  ATTACH_STATUS,
+  ATTACH_STATUS_NAME,
+  decodeAttachReply,
+  encodeAttachRequest,
+} from '../protocol/index.js';
+import { VmmError } from './errors.js';
 import type { ExitReport } from './plugin-client.js';
 
-const MAGIC = 0x54415753; // "SWAT"
-const VERSION = 1;
-const OP_ATTACH = 1;
-const OP_DETACH = 2;
-
-/** Reply statuses (docs/actions.md); 0 is success. */
-export const ATTACH_REPLY_STATUS = [
-  'ok',
-  'malformed',
-  'fd_count',
-  'unknown_session',
-  'peer_mismatch',
-  'vcpu_range',
-  'bad_fd',
-  'not_attached',
-  'session_mismatch',
-] as const;
-
 /** The daemon refused an attach or detach, or the channel failed. */
-export class AttachRefusedError extends Error {
-  override readonly name = 'AttachRefusedError';
-  readonly code = 'SEAWALL_ATTACH_REFUSED';
+export class AttachRefusedError extends VmmError {
   /** Wire status, or -1 when the connection closed first. */
   readonly status: number;
   constructor(status: number, message: string) {
-    super(message);
+    super('SEAWALL_VMM_ATTACH_REFUSED', message, { status });
     this.status = status;
   }
-}
-
-function request(op: number, sessionId: bigint, vcpu: number): Buffer {
-  const b = Buffer.alloc(24);
-  b.writeUInt32LE(MAGIC, 0);
-  b.writeUInt16LE(VERSION, 4);
-  b.writeUInt16LE(op, 6);
-  b.writeBigUInt64LE(sessionId, 8);
-  b.writeUInt32LE(vcpu, 16);
-  return b;
 }
 
 interface Waiter {
@@ -86,12 +64,12 @@ export class AttachClient {
 
   /** Passes `fd` as vCPU `vcpu` of `sessionId` (the WELCOME's); the daemon keeps its own copy. */
   attach(sessionId: bigint, vcpu: number, fd: number): Promise<void> {
-    return this.#send(request(OP_ATTACH, sessionId, vcpu), [fd]);
+    return this.#send(encodeAttachRequest({ op: ATTACH_OP.ATTACH, sessionId, vcpu }), [fd]);
   }
 
   /** Asks the daemon to release vCPU `vcpu` (it closes its copy of the fd). */
   detach(sessionId: bigint, vcpu: number): Promise<void> {
-    return this.#send(request(OP_DETACH, sessionId, vcpu), []);
+    return this.#send(encodeAttachRequest({ op: ATTACH_OP.DETACH, sessionId, vcpu }), []);
   }
 
   /** Closes the connection: the daemon releases everything attached through it. */
@@ -134,13 +112,18 @@ export class AttachClient {
       for (const f of m.fds) closeFd(f);
       const w = this.#waiting.shift();
       if (!w) continue;
-      const status = m.data.length === 16 && m.data.readUInt32LE(0) === MAGIC ? m.data.readUInt32LE(12) : 1;
-      if (status === 0) w.resolve();
+      let status: number;
+      try {
+        status = decodeAttachReply(m.data).status;
+      } catch {
+        status = ATTACH_STATUS.MALFORMED;
+      }
+      if (status === ATTACH_STATUS.OK) w.resolve();
       else
         w.reject(
           new AttachRefusedError(
             status,
-            `daemon refused: ${ATTACH_REPLY_STATUS[status] ?? `status ${status}`}`,
+            `daemon refused: ${ATTACH_STATUS_NAME[status] ?? `status ${status}`}`,
           ),
         );
     }
@@ -172,7 +155,7 @@ export class StandInVcpus {
   /** Writes `exit` into vCPU `vcpu`'s page, as KVM does before returning from KVM_RUN. */
   write(vcpu: number, exit: KvmExit): void {
     const page = this.#pages[vcpu];
-    if (!page) throw new RangeError(`no stand-in vCPU ${vcpu}`);
+    if (!page) throw new VmmError('SEAWALL_VMM_INVALID_OPTION', `no stand-in vCPU ${vcpu}`, { vcpu });
     writeExit(page.bytes, exit);
   }
 
@@ -217,5 +200,3 @@ export function exitOfReport(r: ExitReport): KvmExit | null {
       return assertNever(r, 'exit report');
   }
 }
-
-export { OP_ATTACH as ATTACH_OP_ATTACH, OP_DETACH as ATTACH_OP_DETACH };

@@ -5,6 +5,7 @@
  */
 import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../kvm/index.js';
 import { BUS_MCEERR_AO, BUS_MCEERR_AR } from '../protocol/index.js';
+import { VmmError } from './errors.js';
 import type { ExitReport } from './plugin-client.js';
 
 export type MixKind = 'sea' | 'nisv' | 'mmio' | 'sigbus';
@@ -18,11 +19,15 @@ export function parseMix(text: string): EventMix {
   for (const part of text.split(',')) {
     const [k, v] = part.split('=');
     if (!k || !(k in mix) || v === undefined || !/^\d+$/.test(v)) {
-      throw new Error(`--mix: '${part}' is not kind=weight with kind one of sea, nisv, mmio, sigbus`);
+      throw new VmmError(
+        'SEAWALL_VMM_INVALID_OPTION',
+        `--mix: '${part}' is not kind=weight with kind one of sea, nisv, mmio, sigbus`,
+      );
     }
     mix[k as MixKind] = Number(v);
   }
-  if (Object.values(mix).every((w) => w === 0)) throw new Error('--mix: every weight is 0');
+  if (Object.values(mix).every((w) => w === 0))
+    throw new VmmError('SEAWALL_VMM_INVALID_OPTION', '--mix: every weight is 0');
   return mix;
 }
 

@@ -19,6 +19,7 @@ import {
   VERDICT_FLAG,
   type VerdictMsg,
 } from '../protocol/index.js';
+import { VmmError } from './errors.js';
 
 /** What the plugin does on its own when no verdict comes in time. */
 export type FallbackPolicy = 'inject' | 'kill' | 'resume';
@@ -152,7 +153,7 @@ export class PluginClient extends EventEmitter {
         } else resolve();
       };
       const timer = setTimeout(
-        () => done(new Error(`no WELCOME within ${this.opts.helloTimeoutMs} ms`)),
+        () => done(new VmmError('SEAWALL_VMM_HANDSHAKE', `no WELCOME within ${this.opts.helloTimeoutMs} ms`)),
         this.opts.helloTimeoutMs,
       );
       const parser = new FrameParser((m) => this.#onMessage(m, done), { accept: PLUGIN_ACCEPTS });
@@ -166,7 +167,7 @@ export class PluginClient extends EventEmitter {
       });
       socket.on('error', (err) => done(err));
       socket.on('close', () => {
-        done(new Error('connection closed before WELCOME'));
+        done(new VmmError('SEAWALL_VMM_HANDSHAKE', 'connection closed before WELCOME'));
         this.#onDisconnect(socket);
       });
       socket.on('connect', () => {
@@ -265,7 +266,9 @@ export class PluginClient extends EventEmitter {
         this.emit('ready', m);
         return;
       case 'reject':
-        handshake(Object.assign(new Error(`daemon rejected HELLO: ${m.message}`), { wireCode: m.code }));
+        handshake(
+          new VmmError('SEAWALL_VMM_HANDSHAKE', `daemon rejected HELLO: ${m.message}`, { wireCode: m.code }),
+        );
         return;
       case 'verdict': {
         const p = this.#pending.get(m.seq);
@@ -294,7 +297,7 @@ export class PluginClient extends EventEmitter {
       case 'goodbye':
         return;
       default:
-        this.emit('protocol-error', new Error(`unexpected ${m.type}`));
+        this.emit('protocol-error', new VmmError('SEAWALL_VMM_PROTOCOL', `unexpected ${m.type}`));
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import { ACTION, CAP } from '../protocol/index.js';
 import { AttachClient, exitOfReport, StandInVcpus } from './attach-client.js';
+import { VmmError } from './errors.js';
 import { DEFAULT_MIX, EventGenerator, type EventMix } from './event-mix.js';
 import { LatencyRecorder } from './latency.js';
 import { type ExitReport, type FallbackPolicy, PluginClient } from './plugin-client.js';
@@ -58,7 +59,7 @@ export const DEFAULT_CAPS = CAP.SEA_TO_USER | CAP.INJECT_EXT_DABT | CAP.RAS | CA
 
 export async function simulate(o: SimulationOptions): Promise<SimulationSummary> {
   if (o.events === undefined && o.durationMs === undefined)
-    throw new Error('simulate needs events or durationMs');
+    throw new VmmError('SEAWALL_VMM_INVALID_OPTION', 'simulate needs events or durationMs');
   const prefix = o.vmPrefix ?? `sim-${process.pid}`;
   const clients: PluginClient[] = [];
   const standIns: StandInVcpus[] = [];

@@ -3,27 +3,14 @@
  * MESSAGE_ID MEMORY_ERROR), plus entries for downgrades, protocol errors and session ends. Field
  * names are systemd/'s JournalField constants; hex values are written as 0x… strings.
  */
-import type { Decision } from '../../policies/decision.js';
+
+import type { EventRecord, Sink } from '../../events/index.js';
+import { describeAction } from '../../policies/index.js';
 import { JournalField as F, type JournalPriority } from '../../systemd/index.js';
-import type { EventRecord, Sink } from '../event-bus.js';
 import { type DaemonLog, MessageId, Priority } from '../log.js';
 
 const hex = (v: bigint | null | undefined): string | undefined =>
   v === null || v === undefined ? undefined : `0x${v.toString(16)}`;
-
-/** A short human phrase for a decision. */
-export function describeDecision(d: Decision): string {
-  switch (d.action) {
-    case 'inject':
-      return `inject ${d.inject.kind} abort${d.inject.iss === undefined ? '' : ` ISS 0x${d.inject.iss.toString(16)}`} via ${d.inject.via}`;
-    case 'kill':
-      return `kill (grace ${d.graceMs} ms)`;
-    case 'migrate':
-      return `migrate via hook ${d.hook}`;
-    case 'none':
-      return 'record only';
-  }
-}
 
 function priorityOf(r: EventRecord): JournalPriority {
   if (r.decision?.action === 'kill' || r.event.severity === 'uc') return Priority.ERR;
@@ -39,7 +26,7 @@ export function journalSink(log: DaemonLog): Sink {
         if (r.duplicate || !log.admitEvent()) continue;
         const e = r.event;
         const d = r.decision;
-        const what = d ? describeDecision(d) : `handled by plugin fallback (action ${r.msg.fallbackAction})`;
+        const what = d ? describeAction(d) : `handled by plugin fallback (action ${r.msg.fallbackAction})`;
         const fields = {
           [F.VM]: e.vm.id,
           [F.VCPU]: e.vcpu ?? undefined,

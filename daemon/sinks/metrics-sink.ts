@@ -1,6 +1,7 @@
 /** Prometheus as a sink: every event, action, downgrade, session and protocol error counted. */
+
+import type { Sink } from '../../events/index.js';
 import type { SeawallMetrics } from '../../metrics/index.js';
-import type { Sink } from '../event-bus.js';
 
 const NS_PER_S = 1e9;
 

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EventBus, type EventRecord } from '../../daemon/event-bus.js';
 import { Pipeline } from '../../daemon/pipeline.js';
 import type { PluginSession } from '../../daemon/session.js';
 import { sessionInfo } from '../../daemon/session-info.js';
+import { EventBus, type EventRecord } from '../../events/bus.js';
 import type { DecisionProvider } from '../../policies/decision.js';
 import { ACTION, DAEMON_ACCEPTS, encodeMessage, FrameParser, type Message } from '../../protocol/index.js';
 

@@ -1,5 +1,5 @@
 /**
- * Starts the compiled daemon (`node dist/daemon/cli.js daemon`) in a child process on a private
+ * Starts the compiled daemon (`node dist/cli/cli.js daemon`) in a child process on a private
  * socket, and waits for its own readiness line — no sleeps. Tests drive it through real sockets.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-export const CLI = new URL('../../dist/daemon/cli.js', import.meta.url).pathname;
+export const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
 
 export interface RunningDaemon {
   proc: ChildProcess;

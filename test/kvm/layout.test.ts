@@ -124,8 +124,20 @@ test('exit reasons and capabilities match the reference (section 1)', () => {
 });
 
 test('_IOC rejects fields that do not fit', () => {
-  assert.throws(() => K.ioc(4, 0xae, 0, 0), RangeError);
-  assert.throws(() => K.ioc(1, 0x100, 0, 0), RangeError);
-  assert.throws(() => K.ioc(1, 0xae, 0x100, 0), RangeError);
-  assert.throws(() => K.ioc(1, 0xae, 0, 1 << 14), RangeError);
+  assert.throws(
+    () => K.ioc(4, 0xae, 0, 0),
+    (e) => K.isKvmError(e, 'SEAWALL_KVM_INVALID_ARGUMENT'),
+  );
+  assert.throws(
+    () => K.ioc(1, 0x100, 0, 0),
+    (e) => K.isKvmError(e, 'SEAWALL_KVM_INVALID_ARGUMENT'),
+  );
+  assert.throws(
+    () => K.ioc(1, 0xae, 0x100, 0),
+    (e) => K.isKvmError(e, 'SEAWALL_KVM_INVALID_ARGUMENT'),
+  );
+  assert.throws(
+    () => K.ioc(1, 0xae, 0, 1 << 14),
+    (e) => K.isKvmError(e, 'SEAWALL_KVM_INVALID_ARGUMENT'),
+  );
 });

@@ -37,18 +37,18 @@ export function policyFrom(yaml: string, state = new PolicyState()): CompiledPol
 }
 
 const DIST = new URL('../../dist/', import.meta.url).pathname;
-const CLI = `${DIST}daemon/cli.js`;
+const CLI = `${DIST}cli/cli.js`;
 
 /**
- * Runs `seawall policy …` from the compiled tree (`npm run build` first). Until daemon/cli.ts
+ * Runs `seawall policy …` from the compiled tree (`npm run build` first). Until cli/cli.ts
  * registers the command, the same compiled command module is driven through a two-line entry.
  */
 export function runPolicyCli(...args: string[]) {
   const registered = readFileSync(CLI, 'utf8').includes('policyCommand');
   if (registered) return spawnSync(process.execPath, [CLI, 'policy', ...args], { encoding: 'utf8' });
   const entry = [
-    `import { policyCommand } from '${DIST}daemon/commands/policy.js';`,
-    `import { processIo } from '${DIST}daemon/cli-error.js';`,
+    `import { policyCommand } from '${DIST}cli/commands/policy.js';`,
+    `import { processIo } from '${DIST}cli/cli-error.js';`,
     `policyCommand(process.argv.slice(1), processIo).then((s) => { process.exitCode = s; },`,
     `  (e) => { process.stderr.write(String(e.message) + '\\n'); process.exitCode = e.exitCode ?? 70; });`,
   ].join('\n');

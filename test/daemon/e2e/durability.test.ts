@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { STORE_FILE } from '../../../daemon/store/index.js';
+import { STORE_FILE } from '../../../store/index.js';
 import { EventGenerator, parseMix } from '../../../vmm/event-mix.js';
 import { PluginClient } from '../../../vmm/plugin-client.js';
 import { DEFAULT_CAPS } from '../../../vmm/simulator.js';

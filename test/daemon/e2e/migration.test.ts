@@ -11,14 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import type { PoisonedPage, StoredEvent } from '../../../daemon/store/index.js';
-import { SCHEMA_VERSION, STORE_FILE, schemaVersion } from '../../../daemon/store/index.js';
 import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../../kvm/index.js';
 import { ACTION } from '../../../protocol/index.js';
+import type { PoisonedPage, StoredEvent } from '../../../store/index.js';
+import { SCHEMA_VERSION, STORE_FILE, schemaVersion } from '../../../store/index.js';
 import { PluginClient } from '../../../vmm/plugin-client.js';
 import { DEFAULT_CAPS } from '../../../vmm/simulator.js';
 import { type RunningDaemon, removeDir, startDaemon } from '../../helpers/daemon.js';
-import { V1_SCHEMA } from '../store/v1-schema.js';
+import { V1_SCHEMA } from '../../store/v1-schema.js';
 import { cliJson } from './run-cli.js';
 
 const VM = 'vm-legacy';

@@ -1,0 +1,61 @@
+/**
+ * Actions subscribe to the event bus like any other sink (rasdaemon's shape): the pipeline never
+ * calls them. Sessions open and close pidfds; after the verdicts are written, the batch's poisoned
+ * pages are noted (a Set insert) and the kill and migrate decisions are handed to their managers
+ * on the next turn of the event loop — nothing here can delay a verdict.
+ */
+import type { EventRecord, Sink } from '../events/index.js';
+import type { KillManager } from './kill-manager.js';
+import type { MigrationManager } from './migration-manager.js';
+import type { PoisonedPages } from './poisoned-pages.js';
+
+export interface ActionSinkParts {
+  kills: KillManager;
+  migrations: MigrationManager;
+  /** Tracker fed from every event with a GPA; null when a provider elsewhere (the store) keeps them. */
+  pages: PoisonedPages | null;
+}
+
+export function actionSink(parts: ActionSinkParts): Sink {
+  let pending: EventRecord[] = [];
+  let scheduled = false;
+  const act = () => {
+    scheduled = false;
+    const batch = pending;
+    pending = [];
+    for (const r of batch) {
+      const d = r.decision;
+      if (!d) continue;
+      if (d.action === 'kill') {
+        parts.kills.request({
+          session: r.session,
+          rule: d.rule,
+          policyVersion: d.policyVersion,
+          graceMs: d.graceMs,
+          reason: 'policy',
+        });
+      } else if (d.action === 'migrate') {
+        parts.migrations.trigger(r.session, d, r.event);
+      }
+    }
+  };
+  return {
+    name: 'actions',
+    sessionOpened: (s) => parts.kills.sessionOpened(s),
+    sessionClosed: (s) => {
+      parts.kills.sessionClosed(s);
+      parts.migrations.sessionClosed(s);
+    },
+    afterReply(batch) {
+      for (const r of batch) {
+        if (r.event.gpa !== null && parts.pages) parts.pages.add(r.event.vm.id, r.event.gpa);
+        // Only what the verdict said is acted on: under dry run `action` is the answer sent.
+        if (r.decision?.action === 'kill' || r.decision?.action === 'migrate') pending.push(r);
+      }
+      if (pending.length > 0 && !scheduled) {
+        scheduled = true;
+        setImmediate(act);
+      }
+    },
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * Kill enforcement. The verdict asks the VMM to terminate the VM within grace_ms; the daemon makes
+ * sure of it. At HELLO a pidfd is opened for the pid the kernel reported for the plugin connection
+ * (SO_PEERCRED — not the HELLO's self-declared vmmPid), so the fd names that one process: if it
+ * exits, signalling through the fd answers ESRCH and can never reach whoever inherits its PID
+ * (pidfd_open(2), pidfd_send_signal(2)). When the grace ends and the process is still there, it is
+ * SIGKILLed through the pidfd. One kill per VM is in flight; repeated kill decisions coalesce.
+ */
+
+import type { SessionInfo } from '../events/index.js';
+import { isKvmError, Pidfd, SIGKILL } from '../kvm/index.js';
+
+export type KillOutcome = 'exited' | 'sigkilled' | 'failed';
+/** Why the kill was asked for: the policy's verdict, or a migration's onFailure. */
+export type KillReason = 'policy' | 'migration_refused' | 'migration_failed' | 'migration_timed_out';
+
+export interface KillRequest {
+  session: SessionInfo;
+  rule: string;
+  policyVersion: string;
+  graceMs: number;
+  reason: KillReason;
+}
+
+export interface KillRecord {
+  /** Unique per kill (per daemon run). */
+  id: number;
+  vm: string;
+  sessionId: bigint;
+  rule: string;
+  policyVersion: string;
+  reason: KillReason;
+  graceMs: number;
+  /** The pid the kernel reported (SO_PEERCRED): the process the pidfd names. */
+  peerPid: number;
+  /** The pid the plugin declared in HELLO; recorded, never signalled. */
+  vmmPid: number;
+  startedAtMs: number;
+  /** Kill decisions that arrived while this kill was in flight. */
+  coalesced: number;
+}
+
+export interface KillResult extends KillRecord {
+  outcome: KillOutcome;
+  finishedAtMs: number;
+  detail: string | null;
+}
+
+export interface KillManagerOptions {
+  /** false: record what would be done, never signal (outcome `failed`, detail says why). */
+  enforce?: boolean;
+  onStarted?: (k: KillRecord) => void;
+  onFinished?: (k: KillResult) => void;
+  /** HELLO's vmmPid differs from the kernel's peer pid (the peer pid is the one used). */
+  onPidMismatch?: (s: SessionInfo) => void;
+  /** A pidfd could not be opened at HELLO; kills of this session will fail. */
+  onPidfdError?: (s: SessionInfo, err: unknown) => void;
+  now?: () => number;
+}
+
+interface Tracked {
+  pidfd: Pidfd | null;
+  live: boolean;
+  /** Holders besides the live session (an in-flight kill or migration). */
+  holds: number;
+}
+
+interface InFlight {
+  record: KillRecord;
+  tracked: Tracked;
+  timer: NodeJS.Timeout | null;
+}
+
+export class KillManager {
+  readonly #opts: KillManagerOptions;
+  readonly #now: () => number;
+  readonly #sessions = new Map<bigint, Tracked>();
+  readonly #livePerPid = new Map<number, number>();
+  readonly #inFlight = new Map<string, InFlight>();
+  #nextId = 1;
+  readonly stats = { started: 0, coalesced: 0, exited: 0, sigkilled: 0, failed: 0, pidMismatch: 0 };
+
+  constructor(opts: KillManagerOptions = {}) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Kills not yet finished. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /** Opens the session's pidfd (or takes `pidfd` when the caller already has one, e.g. SO_PEERPIDFD). */
+  sessionOpened(s: SessionInfo, pidfd?: Pidfd): void {
+    if (s.vmmPid !== s.peer.pid) {
+      this.stats.pidMismatch++;
+      this.#opts.onPidMismatch?.(s);
+    }
+    let fd: Pidfd | null = pidfd ?? null;
+    if (!fd) {
+      try {
+        fd = Pidfd.open(s.peer.pid);
+      } catch (err) {
+        this.#opts.onPidfdError?.(s, err);
+      }
+    }
+    this.#sessions.set(s.id, { pidfd: fd, live: true, holds: 0 });
+    this.#livePerPid.set(s.peer.pid, (this.#livePerPid.get(s.peer.pid) ?? 0) + 1);
+  }
+
+  /** The session ended; its pidfd is closed unless a kill or migration still holds it. */
+  sessionClosed(s: SessionInfo): void {
+    const t = this.#sessions.get(s.id);
+    if (!t?.live) return;
+    t.live = false;
+    const n = (this.#livePerPid.get(s.peer.pid) ?? 1) - 1;
+    if (n > 0) this.#livePerPid.set(s.peer.pid, n);
+    else this.#livePerPid.delete(s.peer.pid);
+    this.#maybeDrop(s.id, t);
+  }
+
+  /** Keeps a session's pidfd open past the session's end (a migration whose onFailure may kill). */
+  hold(sessionId: bigint): boolean {
+    const t = this.#sessions.get(sessionId);
+    if (!t) return false;
+    t.holds++;
+    return true;
+  }
+
+  release(sessionId: bigint): void {
+    const t = this.#sessions.get(sessionId);
+    if (!t || t.holds === 0) return;
+    t.holds--;
+    this.#maybeDrop(sessionId, t);
+  }
+
+  /** Starts a kill, or folds it into the one in flight for the same VM. */
+  request(r: KillRequest): 'started' | 'coalesced' {
+    const vm = r.session.vm.id;
+    const running = this.#inFlight.get(vm);
+    if (running) {
+      running.record.coalesced++;
+      this.stats.coalesced++;
+      return 'coalesced';
+    }
+    const record: KillRecord = {
+      id: this.#nextId++,
+      vm,
+      sessionId: r.session.id,
+      rule: r.rule,
+      policyVersion: r.policyVersion,
+      reason: r.reason,
+      graceMs: r.graceMs,
+      peerPid: r.session.peer.pid,
+      vmmPid: r.session.vmmPid,
+      startedAtMs: this.#now(),
+      coalesced: 0,
+    };
+    const tracked = this.#sessions.get(r.session.id) ?? { pidfd: null, live: false, holds: 0 };
+    tracked.holds++;
+    const k: InFlight = { record, tracked, timer: null };
+    this.#inFlight.set(vm, k);
+    this.stats.started++;
+    this.#opts.onStarted?.(record);
+    const pidfd = tracked.pidfd;
+    if (!pidfd || pidfd.closed) {
+      this.#finish(k, 'failed', 'no pidfd for the VMM (it could not be opened at HELLO)');
+      return 'started';
+    }
+    pidfd.onExit(() => this.#finish(k, 'exited', null));
+    k.timer = setTimeout(() => this.#enforce(k), r.graceMs);
+    return 'started';
+  }
+
+  /** Stops every timer and closes every pidfd; kills still in grace are recorded as `failed`. */
+  close(): void {
+    for (const k of [...this.#inFlight.values()])
+      this.#finish(k, 'failed', 'the daemon stopped during the grace period');
+    for (const t of this.#sessions.values()) t.pidfd?.close();
+    this.#sessions.clear();
+    this.#livePerPid.clear();
+  }
+
+  #enforce(k: InFlight): void {
+    k.timer = null;
+    const pidfd = k.tracked.pidfd as Pidfd;
+    if (pidfd.exited()) {
+      this.#finish(k, 'exited', null);
+      return;
+    }
+    const others = this.#livePerPid.get(k.record.peerPid) ?? 0;
+    if (!k.tracked.live && others > 0) {
+      // One VMM process serving several VMs ended this VM's session: the VM is gone, the process
+      // is not this kill's to end.
+      this.#finish(k, 'exited', `session ended; pid ${k.record.peerPid} still serves ${others} VM(s)`);
+      return;
+    }
+    if (this.#opts.enforce === false) {
+      this.#finish(k, 'failed', 'enforcement disabled by configuration');
+      return;
+    }
+    try {
+      const r = pidfd.signal(SIGKILL);
+      this.#finish(k, r === 'sent' ? 'sigkilled' : 'exited', null);
+    } catch (err) {
+      const name = isKvmError(err) ? String(err.detail.errnoName) : (err as Error).message;
+      const hint = name === 'EPERM' ? ' (the daemon needs CAP_KILL or the VMM’s uid)' : '';
+      this.#finish(k, 'failed', `pidfd_send_signal(SIGKILL): ${name}${hint}`);
+    }
+  }
+
+  #finish(k: InFlight, outcome: KillOutcome, detail: string | null): void {
+    if (this.#inFlight.get(k.record.vm) !== k) return;
+    this.#inFlight.delete(k.record.vm);
+    if (k.timer) clearTimeout(k.timer);
+    k.timer = null;
+    this.stats[outcome]++;
+    k.tracked.holds--;
+    this.#maybeDrop(k.record.sessionId, k.tracked);
+    this.#opts.onFinished?.({ ...k.record, outcome, finishedAtMs: this.#now(), detail });
+  }
+
+  #maybeDrop(id: bigint, t: Tracked): void {
+    if (t.live || t.holds > 0) return;
+    t.pidfd?.close();
+    if (this.#sessions.get(id) === t) this.#sessions.delete(id);
+  }
+}

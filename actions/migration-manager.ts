@@ -1,0 +1,218 @@
+/**
+ * Migration requests, off the verdict path. One migration per VM is in flight: triggers while it
+ * is queued or running fold into it (100 triggers → 1 hook call). At most `maxInFlight` hooks run
+ * at once across the host; up to `maxQueued` more wait in FIFO order; past that a trigger is
+ * dropped and counted. When a migration is refused, fails or times out, the rule's onFailure runs:
+ * a kill through the kill manager (which holds the VMM's pidfd meanwhile), or nothing.
+ */
+import { randomUUID } from 'node:crypto';
+import type { SessionInfo } from '../events/index.js';
+import type { Decision, PolicyEvent } from '../policies/index.js';
+import type { HookResult, HookRunner, MigrationOutcome, MigrationPayload } from './hook-types.js';
+import type { KillManager, KillReason } from './kill-manager.js';
+import type { PoisonedPagesProvider } from './poisoned-pages.js';
+
+type MigrateDecision = Decision & { action: 'migrate' };
+
+export interface MigrationRecord {
+  migrationId: string;
+  vm: string;
+  sessionId: bigint;
+  hook: string;
+  rule: string;
+  policyVersion: string;
+  queuedAtMs: number;
+  /** Triggers folded into this migration while it was queued or running. */
+  coalesced: number;
+}
+
+export interface MigrationResult extends MigrationRecord, HookResult {
+  finishedAtMs: number;
+  /** What onFailure did: null when accepted. */
+  onFailure: 'kill' | 'none' | null;
+}
+
+export interface MigrationManagerOptions {
+  hooks: ReadonlyMap<string, HookRunner>;
+  kills: KillManager;
+  pages: PoisonedPagesProvider;
+  host: string;
+  maxInFlight: number;
+  maxQueued: number;
+  onStarted?: (m: MigrationRecord) => void;
+  onFinished?: (m: MigrationResult) => void;
+  /** A trigger dropped because the queue was full. */
+  onDropped?: (vm: string, hook: string) => void;
+  now?: () => number;
+}
+
+interface Migration {
+  record: MigrationRecord;
+  session: SessionInfo;
+  decision: MigrateDecision;
+  event: PolicyEvent;
+  held: boolean;
+}
+
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+const KILL_REASON: Readonly<Record<Exclude<MigrationOutcome, 'accepted'>, KillReason>> = {
+  refused: 'migration_refused',
+  failed: 'migration_failed',
+  timed_out: 'migration_timed_out',
+};
+
+export class MigrationManager {
+  readonly #opts: MigrationManagerOptions;
+  readonly #now: () => number;
+  readonly #byVm = new Map<string, Migration>();
+  readonly #queue: Migration[] = [];
+  /**
+   * VMs whose migration was accepted, by the session it was accepted for: the orchestrator is
+   * already moving them, so later errors of that session are folded into it, not re-requested.
+   * Forgotten when the session ends (the VM left this host, or restarted here).
+   */
+  readonly #accepted = new Map<string, bigint>();
+  #running = 0;
+  #closed = false;
+  readonly stats = { started: 0, coalesced: 0, dropped: 0, running: 0, queued: 0 };
+
+  constructor(opts: MigrationManagerOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Migrations queued or running. */
+  get pending(): number {
+    return this.#byVm.size;
+  }
+
+  /** Asks for a migration of the session's VM; never blocks, never throws on hook trouble. */
+  trigger(
+    session: SessionInfo,
+    decision: MigrateDecision,
+    event: PolicyEvent,
+  ): 'started' | 'queued' | 'coalesced' | 'accepted-already' | 'dropped' {
+    if (this.#closed) return 'dropped';
+    const vm = session.vm.id;
+    if (this.#accepted.get(vm) === session.id) {
+      this.stats.coalesced++;
+      return 'accepted-already';
+    }
+    const current = this.#byVm.get(vm);
+    if (current) {
+      current.record.coalesced++;
+      this.stats.coalesced++;
+      return 'coalesced';
+    }
+    if (this.#running >= this.#opts.maxInFlight && this.#queue.length >= this.#opts.maxQueued) {
+      this.stats.dropped++;
+      this.#opts.onDropped?.(vm, decision.hook);
+      return 'dropped';
+    }
+    const m: Migration = {
+      record: {
+        migrationId: randomUUID(),
+        vm,
+        sessionId: session.id,
+        hook: decision.hook,
+        rule: decision.rule,
+        policyVersion: decision.policyVersion,
+        queuedAtMs: this.#now(),
+        coalesced: 0,
+      },
+      session,
+      decision,
+      event,
+      held: this.#opts.kills.hold(session.id),
+    };
+    this.#byVm.set(vm, m);
+    this.stats.started++;
+    this.#opts.onStarted?.(m.record);
+    if (this.#running < this.#opts.maxInFlight) {
+      this.#run(m);
+      return 'started';
+    }
+    this.#queue.push(m);
+    this.stats.queued = this.#queue.length;
+    return 'queued';
+  }
+
+  /** The session ended: a migration accepted for it no longer stands for the VM's next session. */
+  sessionClosed(session: SessionInfo): void {
+    if (this.#accepted.get(session.vm.id) === session.id) this.#accepted.delete(session.vm.id);
+  }
+
+  /** Stops starting hooks; queued migrations are dropped, running ones finish on their own. */
+  close(): void {
+    this.#closed = true;
+    for (const m of this.#queue.splice(0))
+      this.#finish(m, { outcome: 'failed', detail: 'daemon stopping', attempts: 0 });
+    this.stats.queued = 0;
+  }
+
+  #run(m: Migration): void {
+    this.#running++;
+    this.stats.running = this.#running;
+    const hook = this.#opts.hooks.get(m.record.hook);
+    const result: Promise<HookResult> = hook
+      ? hook
+          .run(this.#payload(m))
+          .catch((err: Error) => ({ outcome: 'failed', detail: err.message, attempts: 1 }))
+      : Promise.resolve({
+          outcome: 'failed',
+          detail: `no hook named '${m.record.hook}' is configured`,
+          attempts: 0,
+        });
+    void result.then((r) => {
+      this.#running--;
+      this.stats.running = this.#running;
+      this.#finish(m, r);
+      const next = this.#closed ? undefined : this.#queue.shift();
+      this.stats.queued = this.#queue.length;
+      if (next) this.#run(next);
+    });
+  }
+
+  #payload(m: Migration): MigrationPayload {
+    const { pages, truncated } = this.#opts.pages.pages(m.record.vm);
+    return {
+      migrationId: m.record.migrationId,
+      vm: { id: m.session.vm.id, labels: m.session.vm.labels },
+      host: this.#opts.host,
+      reason: 'policy',
+      rule: m.record.rule,
+      policyVersion: m.record.policyVersion,
+      event: {
+        kind: m.event.kind,
+        vcpu: m.event.vcpu,
+        gpa: m.event.gpa === null ? null : hex(m.event.gpa),
+        severity: m.event.severity,
+        timeMs: m.event.timeMs,
+      },
+      poisonedPages: pages.map(hex),
+      poisonedPagesTruncated: truncated,
+      requestedAt: new Date(m.record.queuedAtMs).toISOString(),
+    };
+  }
+
+  #finish(m: Migration, r: HookResult): void {
+    if (this.#byVm.get(m.record.vm) === m) this.#byVm.delete(m.record.vm);
+    let onFailure: MigrationResult['onFailure'] = null;
+    if (r.outcome === 'accepted') this.#accepted.set(m.record.vm, m.session.id);
+    else {
+      const f = m.decision.onFailure;
+      onFailure = f.action;
+      if (f.action === 'kill' && !this.#closed) {
+        this.#opts.kills.request({
+          session: m.session,
+          rule: m.record.rule,
+          policyVersion: m.record.policyVersion,
+          graceMs: f.graceMs,
+          reason: KILL_REASON[r.outcome],
+        });
+      }
+    }
+    if (m.held) this.#opts.kills.release(m.session.id);
+    this.#opts.onFinished?.({ ...m.record, ...r, finishedAtMs: this.#now(), onFailure });
+  }
+}

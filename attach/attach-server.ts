@@ -1,0 +1,309 @@
+/**
+ * The vCPU attach socket (DESIGN "Architecture facts" 2): a SOCK_SEQPACKET listener where a plugin,
+ * after its HELLO, passes each vCPU fd (SCM_RIGHTS) with its session id and vCPU index. A
+ * connection is accepted only from the very process that holds the plugin session it names
+ * (SO_PEERCRED pid), binds to that one session, and owns what it attached: when it closes, or the
+ * session ends, the fds are closed and the pages unmapped — holding them would keep the VM's
+ * kernel objects alive. Readiness comes from libuv through koffi (kvm/libc-fd.ts watchReadable):
+ * no timers, no threads.
+ */
+import { mkdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { SessionInfo, Sink } from '../events/index.js';
+import {
+  acceptSeqpacket,
+  closeFd,
+  connectSeqpacket,
+  type FdWatch,
+  listenSeqpacket,
+  peerCred,
+  recvWithFds,
+  sendWithFds,
+  watchReadable,
+} from '../kvm/index.js';
+import {
+  ATTACH_OP,
+  ATTACH_STATUS,
+  ATTACH_STATUS_NAME,
+  type AttachOp,
+  CLOSING_STATUSES,
+  decodeAttachRequest,
+  encodeAttachReply,
+} from '../protocol/index.js';
+import { AttachError } from './errors.js';
+import { VcpuPages, type VcpuPagesOptions } from './vcpu-pages.js';
+
+export interface AttachServerOptions extends VcpuPagesOptions {
+  path: string;
+  /** File mode of the socket. */
+  mode: number;
+  /** Open attach connections; past it a new connection is closed at once and counted. */
+  maxConnections: number;
+  /** A connection that has attached nothing within this time is closed. */
+  idleMs: number;
+  /** Log hook: attach refusals and connection-level problems. */
+  onNotice?: (message: string, fields: Record<string, string | number>) => void;
+  /** Called after a connection is gone and what it attached released (tests wait on it). */
+  onConnectionClosed?: (released: number) => void;
+}
+
+export interface AttachServerStats {
+  connections: number;
+  refusedConnections: number;
+  attached: number;
+  detached: number;
+  /** Refused requests by status name (protocol/attach-wire.ts ATTACH_STATUS). */
+  refused: Record<string, number>;
+  /** Events where the plugin's copy differed from the kernel's page, and the fields. */
+  mismatchedEvents: number;
+  mismatchedFields: Record<string, number>;
+}
+
+interface Conn {
+  id: number;
+  fd: number;
+  pid: number;
+  watch: FdWatch;
+  session: bigint | null;
+  idle: NodeJS.Timeout | null;
+}
+
+const MESSAGES_PER_WAKEUP = 64;
+
+export class AttachServer {
+  readonly #opts: AttachServerOptions;
+  readonly pages: VcpuPages;
+  readonly #sessions = new Map<bigint, SessionInfo>();
+  readonly #conns = new Map<number, Conn>();
+  #listenFd = -1;
+  #listenWatch: FdWatch | null = null;
+  #nextConn = 1;
+  readonly stats: AttachServerStats = {
+    connections: 0,
+    refusedConnections: 0,
+    attached: 0,
+    detached: 0,
+    refused: {},
+    mismatchedEvents: 0,
+    mismatchedFields: {},
+  };
+
+  constructor(opts: AttachServerOptions) {
+    this.#opts = opts;
+    this.pages = new VcpuPages(opts);
+  }
+
+  /** For PipelineOptions.kernelExit. */
+  get kernelExit(): VcpuPages['kernelExit'] {
+    return this.pages.kernelExit;
+  }
+
+  get connectionCount(): number {
+    return this.#conns.size;
+  }
+
+  get address(): string {
+    return this.#opts.path;
+  }
+
+  /** Creates the socket and starts accepting. SEAWALL_ATTACH_LISTEN when it cannot. */
+  listen(): void {
+    // Beside the plugin socket by default; under socket activation nobody else created that
+    // directory (systemd's RuntimeDirectory= does in production).
+    mkdirSync(dirname(this.#opts.path), { recursive: true, mode: 0o750 });
+    let live = -1;
+    try {
+      live = connectSeqpacket(this.#opts.path);
+    } catch {
+      // ENOENT or ECONNREFUSED: nobody serves the path; a stale file is replaced below.
+    }
+    if (live >= 0) {
+      closeFd(live);
+      throw new AttachError('SEAWALL_ATTACH_LISTEN', `another process is already serving ${this.#opts.path}`);
+    }
+    try {
+      this.#listenFd = listenSeqpacket(this.#opts.path, this.#opts.mode);
+    } catch (err) {
+      throw new AttachError(
+        'SEAWALL_ATTACH_LISTEN',
+        `attach socket ${this.#opts.path}: ${(err as Error).message}`,
+      );
+    }
+    this.#listenWatch = watchReadable(this.#listenFd, () => this.#acceptAll());
+  }
+
+  /** The sink that tells the server which sessions exist and counts kernel/plugin mismatches. */
+  sink(): Sink {
+    return {
+      name: 'attach',
+      sessionOpened: (s) => {
+        this.#sessions.set(s.id, s);
+      },
+      sessionClosed: (s) => this.#sessionEnded(s.id),
+      afterReply: (batch) => {
+        for (const r of batch) {
+          if (!r.kernelMismatch || r.kernelMismatch.length === 0) continue;
+          this.stats.mismatchedEvents++;
+          for (const f of r.kernelMismatch)
+            this.stats.mismatchedFields[f] = (this.stats.mismatchedFields[f] ?? 0) + 1;
+        }
+      },
+    };
+  }
+
+  /** Stops listening, closes every connection and releases every attachment. */
+  close(): void {
+    this.#listenWatch?.close();
+    this.#listenWatch = null;
+    if (this.#listenFd >= 0) {
+      closeFd(this.#listenFd);
+      // Like the plugin and control sockets, the path goes with the listener on a graceful stop.
+      try {
+        unlinkSync(this.#opts.path);
+      } catch {
+        // already gone
+      }
+    }
+    this.#listenFd = -1;
+    for (const c of [...this.#conns.values()]) this.#drop(c);
+    this.pages.releaseAll();
+    this.#sessions.clear();
+  }
+
+  #acceptAll(): void {
+    for (;;) {
+      let fd: number | null;
+      try {
+        fd = acceptSeqpacket(this.#listenFd);
+      } catch (err) {
+        this.#opts.onNotice?.(`attach accept failed: ${(err as Error).message}`, { reason: 'accept' });
+        return;
+      }
+      if (fd === null) return;
+      if (this.#conns.size >= this.#opts.maxConnections) {
+        closeFd(fd);
+        this.stats.refusedConnections++;
+        continue;
+      }
+      let pid: number;
+      try {
+        pid = peerCred(fd).pid;
+      } catch {
+        closeFd(fd);
+        this.stats.refusedConnections++;
+        continue;
+      }
+      const id = this.#nextConn++;
+      const conn: Conn = {
+        id,
+        fd,
+        pid,
+        session: null,
+        idle: null,
+        watch: watchReadable(fd, () => this.#read(conn)),
+      };
+      conn.idle = setTimeout(() => this.#drop(conn), this.#opts.idleMs);
+      conn.idle.unref();
+      this.#conns.set(id, conn);
+      this.stats.connections++;
+    }
+  }
+
+  #read(conn: Conn): void {
+    for (let i = 0; i < MESSAGES_PER_WAKEUP && this.#conns.has(conn.id); i++) {
+      let m: ReturnType<typeof recvWithFds>;
+      try {
+        m = recvWithFds(conn.fd);
+      } catch {
+        this.#drop(conn);
+        return;
+      }
+      if (m === null) return;
+      if (m === 'eof') {
+        this.#drop(conn);
+        return;
+      }
+      this.#handle(conn, m.data, m.fds, m.truncated);
+    }
+  }
+
+  #handle(conn: Conn, data: Buffer, fds: number[], truncated: boolean): void {
+    let op: AttachOp = ATTACH_OP.ATTACH;
+    let vcpu = 0;
+    let status: number;
+    try {
+      const req = decodeAttachRequest(data);
+      op = req.op;
+      vcpu = req.vcpu;
+      status = this.#apply(conn, req.op, req.sessionId, req.vcpu, fds, truncated);
+    } catch {
+      for (const f of fds) closeFd(f);
+      status = ATTACH_STATUS.MALFORMED;
+    }
+    if (status === ATTACH_STATUS.OK) {
+      if (op === ATTACH_OP.ATTACH) this.stats.attached++;
+      else this.stats.detached++;
+    } else {
+      const name = ATTACH_STATUS_NAME[status] ?? String(status);
+      this.stats.refused[name] = (this.stats.refused[name] ?? 0) + 1;
+      this.#opts.onNotice?.(`vCPU ${op === ATTACH_OP.ATTACH ? 'attach' : 'detach'} refused: ${name}`, {
+        reason: name,
+        pid: conn.pid,
+        vcpu,
+      });
+    }
+    let sent = false;
+    try {
+      sent = sendWithFds(conn.fd, encodeAttachReply({ op, vcpu, status }));
+    } catch {
+      sent = false;
+    }
+    // A peer that does not read its replies, or a protocol violation, loses the connection.
+    if (!sent || CLOSING_STATUSES.has(status)) this.#drop(conn);
+  }
+
+  /** Applies one request; owns `fds` (every one is kept or closed). */
+  #apply(
+    conn: Conn,
+    op: AttachOp,
+    sessionId: bigint,
+    vcpu: number,
+    fds: number[],
+    truncated: boolean,
+  ): number {
+    const expected = op === ATTACH_OP.ATTACH ? 1 : 0;
+    if (fds.length !== expected || truncated) {
+      for (const f of fds) closeFd(f);
+      return ATTACH_STATUS.FD_COUNT;
+    }
+    const fd = fds[0];
+    const refuse = (status: number): number => {
+      if (fd !== undefined) closeFd(fd);
+      return status;
+    };
+    if (conn.session !== null && conn.session !== sessionId) return refuse(ATTACH_STATUS.SESSION_MISMATCH);
+    const session = this.#sessions.get(sessionId);
+    if (!session) return refuse(ATTACH_STATUS.UNKNOWN_SESSION);
+    if (session.peer.pid !== conn.pid) return refuse(ATTACH_STATUS.PEER_MISMATCH);
+    conn.session = sessionId;
+    if (conn.idle) clearTimeout(conn.idle);
+    conn.idle = null;
+    if (op === ATTACH_OP.DETACH) return this.pages.detach(sessionId, vcpu, conn.id);
+    return this.pages.attach(session, vcpu, fd as number, conn.id);
+  }
+
+  #sessionEnded(id: bigint): void {
+    this.#sessions.delete(id);
+    this.pages.releaseSession(id);
+    for (const c of [...this.#conns.values()]) if (c.session === id) this.#drop(c);
+  }
+
+  #drop(conn: Conn): void {
+    if (!this.#conns.delete(conn.id)) return;
+    if (conn.idle) clearTimeout(conn.idle);
+    conn.watch.close();
+    const released = conn.session === null ? 0 : this.pages.releaseOwner(conn.session, conn.id);
+    closeFd(conn.fd);
+    this.#opts.onConnectionClosed?.(released);
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The `attach:` section of the daemon config (daemon/config.ts adds it to ConfigSchema), and how
+ * the attach server's options follow from it and from the host probe.
+ */
+import { basename, dirname, join } from 'node:path';
+import { z } from 'zod';
+import { KVM_RUN_DEFAULT_MMAP_SIZE, probeHost } from '../kvm/index.js';
+import type { AttachServerOptions } from './attach-server.js';
+
+export const AttachConfigSchema = z
+  .strictObject({
+    /** false: no attach socket; events are decided on the plugin's copy alone. */
+    enabled: z.boolean().default(true),
+    /** Socket path; default `attach.sock` beside the plugin socket. */
+    socket: z.string().min(1).optional(),
+    socketMode: z
+      .string()
+      .regex(/^0?[0-7]{3}$/)
+      .default('0660'),
+    maxConnections: z.number().int().positive().default(1024),
+    /** A connection that attaches nothing within this time is closed. */
+    idleMs: z.number().int().positive().default(10_000),
+    /**
+     * Accept memfd stand-ins (sealed against shrinking) in place of KVM vCPU fds: for tests, the
+     * simulator and hosts without /dev/kvm. Real vCPU fds are always accepted.
+     */
+    allowStandIns: z.boolean().default(false),
+  })
+  .prefault({});
+export type AttachConfig = z.infer<typeof AttachConfigSchema>;
+
+/** The default attach socket: `attach.sock` in the plugin socket's directory. */
+export function defaultAttachSocket(pluginSocket: string): string {
+  // plugin.sock → attach.sock beside it; any other name gets its own (vm1.sock → vm1-attach.sock),
+  // so two daemons whose plugin sockets share a directory do not collide.
+  const name = basename(pluginSocket);
+  if (name === 'plugin.sock') return join(dirname(pluginSocket), 'attach.sock');
+  return join(dirname(pluginSocket), `${name.replace(/\.sock$/, '')}-attach.sock`);
+}
+
+/**
+ * The kvm_run mapping length: KVM_GET_VCPU_MMAP_SIZE from /dev/kvm when this host has KVM, else
+ * KVM_RUN_DEFAULT_MMAP_SIZE (one page; what stand-ins are sized to).
+ */
+export function vcpuMmapSize(device?: string): number {
+  const probe = probeHost(device === undefined ? {} : { device });
+  return probe.available ? probe.vcpuMmapSize : KVM_RUN_DEFAULT_MMAP_SIZE;
+}
+
+/** Server options from the parsed config section. */
+export function attachServerOptions(
+  cfg: AttachConfig,
+  pluginSocket: string,
+  onNotice?: AttachServerOptions['onNotice'],
+): AttachServerOptions {
+  return {
+    path: cfg.socket ?? defaultAttachSocket(pluginSocket),
+    mode: Number.parseInt(cfg.socketMode, 8),
+    maxConnections: cfg.maxConnections,
+    idleMs: cfg.idleMs,
+    allowStandIns: cfg.allowStandIns,
+    mmapSize: vcpuMmapSize(),
+    ...(onNotice ? { onNotice } : {}),
+  };
+}

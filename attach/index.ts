@@ -1,0 +1,4 @@
+export * from './attach-server.js';
+export * from './config-schema.js';
+export * from './errors.js';
+export * from './vcpu-pages.js';

@@ -1,0 +1,95 @@
+/**
+ * The control protocol's commands, their arguments and results. One zod schema per command's
+ * arguments is the source of both validation and types. Requests and responses are one JSON
+ * object per line:
+ *
+ *   → {"id":1,"cmd":"events","args":{"vm":"vm-7","sinceMs":1700000000000,"limit":50}}
+ *   ← {"id":1,"ok":true,"result":[…]}
+ *   ← {"id":1,"ok":false,"error":{"code":"SEAWALL_CONTROL_FORBIDDEN","message":"…"}}
+ */
+import { z } from 'zod';
+import type { EventQuery, PoisonedPage, StoredEvent, StoreTotals, VmSummary } from '../store/index.js';
+
+const vmId = z.string().min(1).max(256);
+
+export const CommandArgs = {
+  status: z.strictObject({}),
+  vms: z.strictObject({}),
+  events: z.strictObject({
+    vm: vmId.optional(),
+    sinceMs: z.number().int().nonnegative().optional(),
+    limit: z.number().int().positive().max(10_000).optional(),
+  }),
+  poison: z.strictObject({ vm: vmId.optional() }),
+  reload: z.strictObject({}),
+} as const;
+
+/** What a policy reload answers: live or refused, the version in force after it, the issues. */
+export interface ReloadResult {
+  ok: boolean;
+  /** The version in force after the attempt. */
+  version: string;
+  issues: string[];
+}
+
+export type ControlCommand = keyof typeof CommandArgs;
+export const CONTROL_COMMANDS = Object.keys(CommandArgs) as ControlCommand[];
+
+/** Commands that change the daemon: only root or the daemon's own uid may send them. */
+export const MUTATING_COMMANDS: ReadonlySet<ControlCommand> = new Set<ControlCommand>(['reload']);
+
+export const ControlRequest = z.object({
+  id: z.union([z.number(), z.string().max(128)]).optional(),
+  cmd: z.string().min(1).max(64),
+  args: z.record(z.string(), z.unknown()).optional(),
+});
+export type ControlRequest = z.infer<typeof ControlRequest>;
+
+export interface SessionSummary {
+  /** Session id (decimal), unique within this daemon run. */
+  id: string;
+  vm: string;
+  labels: Record<string, string>;
+  vmmPid: number;
+  vcpus: number;
+  abi: string;
+  openedAtMs: number;
+}
+
+export interface StatusResult {
+  version: string;
+  pid: number;
+  startedAtMs: number;
+  uptimeMs: number;
+  policy: { version: string; reloads: number; failedReloads: number; lastReloadAtMs: number | null };
+  sessions: SessionSummary[];
+  /** Since this daemon started. */
+  events: { decided: number; replays: number };
+  /** The store's totals over what retention kept; null when the store is unavailable. */
+  store: (StoreTotals & { path: string }) | null;
+}
+
+export interface VmView extends VmSummary {
+  /** A plugin session for this VM is open now. */
+  connected: boolean;
+}
+
+export interface ControlResults {
+  status: StatusResult;
+  vms: VmView[];
+  events: StoredEvent[];
+  poison: PoisonedPage[];
+  reload: ReloadResult;
+}
+
+/**
+ * Where the server gets its answers; the service builds one from its live parts
+ * (see `serviceControlContext`). Methods may throw: the client gets SEAWALL_CONTROL_FAILED.
+ */
+export interface ControlContext {
+  status(): StatusResult;
+  vms(): VmView[];
+  events(q: EventQuery): StoredEvent[];
+  poison(q: { vm?: string }): PoisonedPage[];
+  reload(): Promise<ReloadResult>;
+}

@@ -1,0 +1,19 @@
+export { type Authorization, authorize } from './authorize.js';
+export { type ControlClientOptions, controlRequest } from './client.js';
+export {
+  CONTROL_COMMANDS,
+  CommandArgs,
+  type ControlCommand,
+  type ControlContext,
+  ControlRequest,
+  type ControlResults,
+  MUTATING_COMMANDS,
+  type ReloadResult,
+  type SessionSummary,
+  type StatusResult,
+  type VmView,
+} from './commands.js';
+export { ControlError, type ControlErrorCode, isControlError } from './errors.js';
+export { CONTROL_SOCKET_MODE, type ControlListenTarget } from './listen.js';
+export { ControlServer, type ControlServerOptions } from './server.js';
+export { type ServiceParts, serviceControlContext } from './service-context.js';

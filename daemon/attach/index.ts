@@ -1,5 +1,0 @@
-export * from './attach-server.js';
-export * from './config-schema.js';
-export * from './errors.js';
-export * from './vcpu-pages.js';
-export * from './wire.js';

@@ -1,0 +1,1 @@
+export { errorGuard, isSeawallError, SeawallError } from './seawall-error.js';

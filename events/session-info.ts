@@ -1,0 +1,17 @@
+/** What the daemon knows about one plugin connection once its HELLO is accepted. */
+import type { HostCapabilities, VmIdentity } from '../policies/index.js';
+
+export interface SessionInfo {
+  id: bigint;
+  vm: VmIdentity;
+  vmmPid: number;
+  vcpuCount: number;
+  /** HELLO capability bits as sent. */
+  caps: number;
+  extAbtEsrCap: number;
+  host: HostCapabilities;
+  /** KVM can inject at all (INJECT_EXT_DABT); without it only emulation remains. */
+  kvmInject: boolean;
+  peer: { pid: number; uid: number; gid: number };
+  openedAtMs: number;
+}

@@ -1,0 +1,40 @@
+/**
+ * Opening a connection to the event store file with the settings every connection needs: the
+ * main thread's and the writer thread's (store/writer-thread.ts) are configured alike.
+ */
+import Database from 'better-sqlite3';
+import { StoreError } from './errors.js';
+
+/** Opens `path` in WAL mode, synchronous=NORMAL; throws StoreError SEAWALL_STORE_OPEN. */
+export function openDatabase(path: string): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (err) {
+    throw new StoreError('SEAWALL_STORE_OPEN', `cannot open event store ${path}: ${(err as Error).message}`, {
+      path,
+    });
+  }
+  try {
+    // Takes effect only before the first table exists: lets retention return freed pages to the OS.
+    db.pragma('auto_vacuum = INCREMENTAL');
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal')
+      throw new StoreError('SEAWALL_STORE_OPEN', `journal_mode is ${String(mode)}, WAL is required`, {
+        path,
+      });
+    db.pragma('synchronous = NORMAL');
+    // Only this process writes (the event loop and the writer thread); their transactions are
+    // milliseconds long, so a wait this short is enough and cannot stall verdicts noticeably.
+    db.pragma('busy_timeout = 250');
+    return db;
+  } catch (err) {
+    db.close();
+    throw new StoreError(
+      'SEAWALL_STORE_OPEN',
+      `cannot configure event store ${path}: ${(err as Error).message}`,
+      { path },
+      { cause: err },
+    );
+  }
+}

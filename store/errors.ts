@@ -1,0 +1,34 @@
+/**
+ * Errors raised by the event store. Callers branch on `code`, never on message text. Only opening
+ * the store throws to the caller; failures on the event path are reported through the store's
+ * `onError` callback and counted (`seawall_store_errors_total{op}`), never thrown into a verdict.
+ */
+import { errorGuard, SeawallError } from '../errors/index.js';
+
+export type StoreErrorCode =
+  /** The database file could not be opened or configured (permissions, not a database, …). */
+  | 'SEAWALL_STORE_OPEN'
+  /** The file was written by a newer seawall: its schema version is above what this code knows. */
+  | 'SEAWALL_STORE_SCHEMA_TOO_NEW'
+  /** A forward migration failed; the transaction was rolled back and the file is unchanged. */
+  | 'SEAWALL_STORE_MIGRATION'
+  /** An option is out of range (retention age or size, chunk size, …). */
+  | 'SEAWALL_STORE_INVALID_OPTION'
+  /** The store was used after `close()`. */
+  | 'SEAWALL_STORE_CLOSED'
+  /** The writer thread died or could not commit a segment; `detail` says which and why. */
+  | 'SEAWALL_STORE_WRITER'
+  /** Rows left in the write-ahead file by a previous run could not be moved into the store. */
+  | 'SEAWALL_STORE_RECOVERY';
+
+export class StoreError extends SeawallError<StoreErrorCode> {
+  override readonly name = 'StoreError';
+}
+
+export const isStoreError = errorGuard(StoreError);
+
+/**
+ * The operations reported to `onError`, used as the `op` label of `seawall_store_errors_total`.
+ * A closed set so the metric's cardinality is known.
+ */
+export type StoreOp = 'open' | 'append' | 'applied' | 'session' | 'action' | 'prune' | 'query' | 'close';

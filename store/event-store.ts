@@ -1,0 +1,273 @@
+/**
+ * The event store: one SQLite file (`<stateDir>/events.sqlite`) in WAL mode with
+ * `synchronous=NORMAL`. A committed transaction is in the WAL (the OS page cache) before `commit`
+ * returns, so it survives kill -9 of the daemon; only a power loss or kernel crash can take the
+ * last transactions since the previous checkpoint — the price of keeping an fsync off every verdict.
+ *
+ * Writes on the event path never throw: a failure is reported to `onError(op, err)` (the service
+ * counts it as `seawall_store_errors_total{op}` and logs it) and the verdict goes out regardless.
+ * Every statement is prepared once, at open.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type Database from 'better-sqlite3';
+import type { EventRecord, SessionInfo, SessionOutcome } from '../events/index.js';
+import { openDatabase } from './connection.js';
+import { StoreError, type StoreOp } from './errors.js';
+import {
+  APPLIED_UPDATE_SQL,
+  type AppendResult,
+  type AppliedUpdate,
+  eventWriter,
+  type StoreRow,
+} from './inserts.js';
+import { StoreQueries } from './queries.js';
+import { eventParams, hex64, poisonsPage } from './rows.js';
+import { migrate } from './schema.js';
+
+export type { AppendResult, StoreRow } from './inserts.js';
+
+export const replayKey = (vm: string, seq: number, timeHex: string): string =>
+  `${vm}\u0000${seq}\u0000${timeHex}`;
+
+/** Plugin and daemon share the host clock; a minute covers any queueing and clock step. */
+const REPORT_WINDOW_MS = 60_000;
+
+/** The file name inside the state directory. */
+export const STORE_FILE = 'events.sqlite';
+
+export interface StoreOptions {
+  /** The database file; `:memory:` is refused (the store exists to survive restarts). */
+  path: string;
+  /** Failures on the event path, by operation; never thrown. */
+  onError?: (op: StoreOp, err: unknown) => void;
+  /** Distinguishes this daemon run's session ids from earlier runs' (default: a random UUID). */
+  bootId?: string;
+  now?: () => number;
+}
+
+/** One action taken on a VM (kill, migrate) and how it ended. */
+export interface ActionInput {
+  vm: string;
+  action: string;
+  rule: string | null;
+  /** e.g. `requested`, `done`, `failed`, `refused`, `timed_out`. */
+  outcome: string;
+  detail?: string | null;
+  timeMs?: number;
+}
+
+/** `<stateDir>/events.sqlite`, creating the directory (0750) when needed. */
+export function storePath(stateDir: string): string {
+  mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+  return join(stateDir, STORE_FILE);
+}
+
+export class EventStore {
+  readonly path: string;
+  readonly bootId: string;
+  /** The schema version the file had when opened (0 for a new file). */
+  readonly openedVersion: number;
+  readonly #db: Database.Database;
+  readonly #onError: (op: StoreOp, err: unknown) => void;
+  readonly #now: () => number;
+  readonly #appendRows: ReturnType<typeof eventWriter>;
+  readonly #reported: Database.Statement;
+  readonly #queries: StoreQueries;
+  /** Runs before every read (the write-ahead layer flushes its pending rows there). */
+  beforeRead: () => void = () => {};
+  readonly #applied: Database.Statement;
+  readonly #sessionOpen: Database.Statement;
+  readonly #sessionClose: Database.Statement;
+  readonly #actionInsert: Database.Statement;
+  readonly #actionUpdate: Database.Statement;
+  #closed = false;
+
+  /** Opens (creating or upgrading) the store. Throws StoreError: OPEN, SCHEMA_TOO_NEW, MIGRATION. */
+  constructor(opts: StoreOptions) {
+    if (opts.path === ':memory:' || opts.path === '') {
+      throw new StoreError('SEAWALL_STORE_INVALID_OPTION', 'the event store needs a file path', {
+        path: opts.path,
+      });
+    }
+    this.path = opts.path;
+    this.bootId = opts.bootId ?? randomUUID();
+    this.#onError = opts.onError ?? (() => {});
+    this.#now = opts.now ?? Date.now;
+    this.#db = openDatabase(opts.path);
+    try {
+      this.openedVersion = migrate(this.#db, opts.path, this.#now());
+    } catch (err) {
+      this.#db.close();
+      throw err;
+    }
+    const db = this.#db;
+    // A plugin that lost its connection (a daemon crash between storing a batch and writing its
+    // verdicts) falls back and later reports the same exit as a REPLAY, to a daemon with another
+    // boot id: the same VM, seq and plugin time identify it.
+    // Found through the (vm, time_ms) index: a stored row's time is the daemon's receive time (or,
+    // for a replay, the plugin's), always within REPORT_WINDOW_MS of the plugin's own time.
+    this.#reported = db.prepare(
+      'SELECT 1 FROM events WHERE vm = ? AND time_ms BETWEEN ? AND ? AND seq = ? AND plugin_time_ns = ? LIMIT 1',
+    );
+    this.#appendRows = eventWriter(db, this.bootId);
+    this.#applied = db.prepare(APPLIED_UPDATE_SQL);
+    this.#sessionOpen = db.prepare(`
+      INSERT INTO sessions (boot_id, session_id, vm, labels, vmm_pid, vcpu_count, caps, peer_uid, opened_ms)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`);
+    this.#sessionClose = db.prepare(
+      'UPDATE sessions SET closed_ms = ?, outcome = ?, detail = ? WHERE boot_id = ? AND session_id = ?',
+    );
+    this.#actionInsert = db.prepare(
+      'INSERT INTO actions (time_ms, vm, action, rule, outcome, detail, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#actionUpdate = db.prepare(
+      'UPDATE actions SET outcome = ?, detail = ?, updated_ms = ? WHERE id = ?',
+    );
+    this.#queries = new StoreQueries(db, (err) => this.#onError('query', err));
+    // Sessions a previous run left open were ended by that run's death: close them, so they are
+    // not reported as live and retention can prune them.
+    this.#guard('session', () =>
+      db
+        .prepare(
+          "UPDATE sessions SET closed_ms = ?, outcome = 'disconnect', detail = 'daemon restarted' " +
+            'WHERE boot_id <> ? AND closed_ms IS NULL',
+        )
+        .run(this.#now(), this.bootId),
+    );
+  }
+
+  /**
+   * Stores one pipeline batch in one transaction, before its verdicts are written. Idempotent:
+   * an event already stored (same boot, session, seq) is skipped. On failure the whole batch is
+   * rolled back, `onError('append')` is called and null returned.
+   */
+  append(batch: readonly EventRecord[]): AppendResult | null {
+    if (batch.length === 0) return { inserted: 0, duplicates: 0 };
+    return this.#guard('append', () => this.#appendRows(this.rowsOf(batch)));
+  }
+
+  /**
+   * The rows a batch stores. A replay already recorded (same VM, seq and plugin time: reported
+   * again after a daemon crash) gets no row and is marked `duplicate`; `pending` says whether a
+   * row not yet in the database (the write-ahead queue) has that key.
+   */
+  rowsOf(batch: readonly EventRecord[], pending: (key: string) => boolean = () => false): StoreRow[] {
+    const storedNs = process.hrtime.bigint();
+    const rows: StoreRow[] = [];
+    for (const r of batch) {
+      const time = hex64(r.msg.timeNs);
+      const key = replayKey(r.event.vm.id, r.msg.seq, time);
+      if (r.replay && (pending(key) || this.#isReported(r.event.vm.id, r.msg.seq, r.msg.timeNs, time))) {
+        r.duplicate = true;
+        continue;
+      }
+      const t = r.event.timeMs;
+      rows.push({
+        params: eventParams(r, this.bootId, storedNs),
+        poison: poisonsPage(r) ? [r.event.vm.id, hex64(r.event.gpa as bigint), t] : null,
+        key,
+      });
+    }
+    return rows;
+  }
+
+  /**
+   * Inserts rows (idempotent), then sets APPLIED results, in one transaction; null and
+   * `onError('append')` on failure.
+   */
+  appendRows(rows: readonly StoreRow[], applied: readonly AppliedUpdate[] = []): AppendResult | null {
+    if (rows.length === 0 && applied.length === 0) return { inserted: 0, duplicates: 0 };
+    return this.#guard('append', () => this.#appendRows(rows, applied));
+  }
+
+  #isReported(vm: string, seq: number, timeNs: bigint, time: string): boolean {
+    const ms = Number(timeNs / 1_000_000n);
+    return (
+      this.#guard(
+        'append',
+        () => this.#reported.get(vm, ms - REPORT_WINDOW_MS, ms + REPORT_WINDOW_MS, seq, time) !== undefined,
+      ) ?? false
+    );
+  }
+
+  /** Read side: events, poisoned pages, VMs, totals, rebuild — everything stored so far. */
+  get queries(): StoreQueries {
+    this.beforeRead();
+    return this.#queries;
+  }
+
+  /** Records the plugin's APPLIED result for an event of this boot. */
+  markApplied(sessionId: bigint, seq: number, result: number): void {
+    this.#guard('applied', () => this.#applied.run(result, this.#now(), this.bootId, sessionId, seq));
+  }
+
+  sessionOpened(s: SessionInfo): void {
+    this.#guard('session', () =>
+      this.#sessionOpen.run(
+        this.bootId,
+        s.id,
+        s.vm.id,
+        JSON.stringify(s.vm.labels),
+        s.vmmPid,
+        s.vcpuCount,
+        s.caps,
+        s.peer.uid,
+        s.openedAtMs,
+      ),
+    );
+  }
+
+  sessionClosed(s: SessionInfo, outcome: SessionOutcome, detail: string | null): void {
+    this.#guard('session', () => this.#sessionClose.run(this.#now(), outcome, detail, this.bootId, s.id));
+  }
+
+  /** Records an action (kill, migrate …) taken on a VM; returns its id, or null when the store failed. */
+  recordAction(a: ActionInput): number | null {
+    const now = this.#now();
+    const r = this.#guard('action', () =>
+      this.#actionInsert.run(a.timeMs ?? now, a.vm, a.action, a.rule, a.outcome, a.detail ?? null, now),
+    );
+    return r === null ? null : Number(r.lastInsertRowid);
+  }
+
+  /** Sets the outcome of a recorded action; false when no such action or the store failed. */
+  updateActionOutcome(id: number, outcome: string, detail: string | null = null): boolean {
+    const r = this.#guard('action', () => this.#actionUpdate.run(outcome, detail, this.#now(), id));
+    return r !== null && r.changes === 1;
+  }
+
+  /** The underlying connection, for retention and tests; the verdict path never uses it directly. */
+  get db(): Database.Database {
+    return this.#db;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Closes the file (SQLite checkpoints the WAL on the last close). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#db.close();
+    } catch (err) {
+      this.#onError('close', err);
+    }
+  }
+
+  #guard<T>(op: StoreOp, fn: () => T): T | null {
+    if (this.#closed) {
+      this.#onError(op, new StoreError('SEAWALL_STORE_CLOSED', `event store ${this.path} is closed`));
+      return null;
+    }
+    try {
+      return fn();
+    } catch (err) {
+      this.#onError(op, err);
+      return null;
+    }
+  }
+}

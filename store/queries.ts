@@ -1,0 +1,219 @@
+/**
+ * The store's read side: what `seawall events`, `vms`, `poison` and `status` show, and the
+ * start-up rebuild of the policy's rate and repeat-page state. Statements are prepared once.
+ * Reads run on the daemon's thread between batches; each is bounded by a limit.
+ */
+import type Database from 'better-sqlite3';
+import type { PolicyEvent } from '../policies/index.js';
+import { type EventRow, type PolicyEventRow, policyEvent, type StoredEvent, storedEvent } from './rows.js';
+
+/** Most rows a single query returns, whatever the caller asks. */
+export const MAX_QUERY_LIMIT = 10_000;
+/** Most events `recentPolicyEvents` replays into the policy state by default. */
+export const DEFAULT_REBUILD_LIMIT = 200_000;
+
+export interface EventQuery {
+  vm?: string;
+  /** Inclusive lower bound on event time (ms since the epoch). */
+  sinceMs?: number;
+  /** Most rows (the newest ones); default 100, at most MAX_QUERY_LIMIT. */
+  limit?: number;
+}
+
+export interface PoisonedPage {
+  vm: string;
+  /** Guest physical page, `0x` + 16 hex digits. */
+  gpa: string;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  count: number;
+}
+
+export interface VmSummary {
+  vm: string;
+  /** Events still held (retention may have removed older ones). */
+  events: number;
+  firstSeenMs: number | null;
+  lastSeenMs: number | null;
+  poisonedPages: number;
+  /** The decision of the VM's newest decided event. */
+  lastAction: string | null;
+}
+
+export interface StoreTotals {
+  events: number;
+  replays: number;
+  vms: number;
+  poisonedPages: number;
+  actions: number;
+  /** Decided events by action. */
+  byAction: Record<string, number>;
+  oldestMs: number | null;
+  newestMs: number | null;
+  /** Pages in use × page size: what retention's maxBytes bounds. */
+  bytes: number;
+}
+
+export interface StoredAction {
+  id: number;
+  timeMs: number;
+  vm: string;
+  action: string;
+  rule: string | null;
+  outcome: string;
+  detail: string | null;
+  updatedMs: number;
+}
+
+const clampLimit = (n: number | undefined, dflt: number): number =>
+  Math.max(1, Math.min(MAX_QUERY_LIMIT, Math.floor(n ?? dflt)));
+
+export class StoreQueries {
+  readonly #events: Database.Statement;
+  readonly #eventsByVm: Database.Statement;
+  readonly #poison: Database.Statement;
+  readonly #poisonByVm: Database.Statement;
+  readonly #vmEvents: Database.Statement;
+  readonly #vmPoison: Database.Statement;
+  readonly #vmLastAction: Database.Statement;
+  readonly #totals: Database.Statement;
+  readonly #byAction: Database.Statement;
+  readonly #counts: Database.Statement;
+  readonly #rebuild: Database.Statement;
+  readonly #actions: Database.Statement;
+  readonly #db: Database.Database;
+  readonly #onError: (err: unknown) => void;
+
+  constructor(db: Database.Database, onError: (err: unknown) => void) {
+    this.#db = db;
+    this.#onError = onError;
+    // Newest first with a limit, reversed by the caller: the last N events, oldest first.
+    this.#events = db.prepare(
+      'SELECT * FROM events WHERE time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT ?',
+    );
+    this.#eventsByVm = db.prepare(
+      'SELECT * FROM events WHERE vm = ? AND time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT ?',
+    );
+    const poisonCols =
+      'SELECT vm, gpa, first_seen_ms AS firstSeenMs, last_seen_ms AS lastSeenMs, count FROM poisoned_pages';
+    this.#poison = db.prepare(`${poisonCols} ORDER BY vm, gpa LIMIT ?`);
+    this.#poisonByVm = db.prepare(`${poisonCols} WHERE vm = ? ORDER BY gpa LIMIT ?`);
+    this.#vmEvents = db.prepare(
+      'SELECT vm, COUNT(*) AS events, MIN(time_ms) AS firstSeenMs, MAX(time_ms) AS lastSeenMs FROM events GROUP BY vm',
+    );
+    this.#vmPoison = db.prepare('SELECT vm, COUNT(*) AS n FROM poisoned_pages GROUP BY vm');
+    this.#vmLastAction = db.prepare(
+      'SELECT action FROM events WHERE vm = ? AND action IS NOT NULL ORDER BY time_ms DESC, id DESC LIMIT 1',
+    );
+    this.#totals = db.prepare(
+      'SELECT COUNT(*) AS events, COALESCE(SUM(replay), 0) AS replays, COUNT(DISTINCT vm) AS vms, ' +
+        'MIN(time_ms) AS oldestMs, MAX(time_ms) AS newestMs FROM events',
+    );
+    this.#byAction = db.prepare(
+      'SELECT action, COUNT(*) AS n FROM events WHERE action IS NOT NULL GROUP BY action',
+    );
+    this.#counts = db.prepare(
+      'SELECT (SELECT COUNT(*) FROM poisoned_pages) AS pages, (SELECT COUNT(*) FROM actions) AS actions',
+    );
+    this.#rebuild = db.prepare(`
+      SELECT * FROM (
+        SELECT id, time_ms, vm, labels, vcpu, kind, esr, fsc_class, abort, severity, gpa, sigbus_code
+        FROM events WHERE time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT ?
+      ) ORDER BY time_ms, id`);
+    this.#actions = db.prepare(
+      'SELECT id, time_ms AS timeMs, vm, action, rule, outcome, detail, updated_ms AS updatedMs FROM actions ' +
+        'WHERE (@vm IS NULL OR vm = @vm) ORDER BY time_ms DESC, id DESC LIMIT @limit',
+    );
+  }
+
+  /** The newest `limit` events matching `q`, returned oldest first. */
+  events(q: EventQuery = {}): StoredEvent[] {
+    const since = q.sinceMs ?? 0;
+    const limit = clampLimit(q.limit, 100);
+    const rows = (
+      q.vm === undefined ? this.#events.all(since, limit) : this.#eventsByVm.all(q.vm, since, limit)
+    ) as EventRow[];
+    return rows.reverse().map(storedEvent);
+  }
+
+  /** Poisoned pages, of one VM or all, ordered by VM and address. */
+  poisonedPages(vm?: string, limit?: number): PoisonedPage[] {
+    const n = clampLimit(limit, MAX_QUERY_LIMIT);
+    return (vm === undefined ? this.#poison.all(n) : this.#poisonByVm.all(vm, n)) as PoisonedPage[];
+  }
+
+  /** Every VM the store knows (from events or poisoned pages), most recently seen first. */
+  vms(): VmSummary[] {
+    const out = new Map<string, VmSummary>();
+    for (const r of this.#vmEvents.all() as Omit<VmSummary, 'poisonedPages' | 'lastAction'>[]) {
+      out.set(r.vm, { ...r, poisonedPages: 0, lastAction: null });
+    }
+    for (const r of this.#vmPoison.all() as { vm: string; n: number }[]) {
+      const v = out.get(r.vm);
+      if (v) v.poisonedPages = r.n;
+      else
+        out.set(r.vm, {
+          vm: r.vm,
+          events: 0,
+          firstSeenMs: null,
+          lastSeenMs: null,
+          poisonedPages: r.n,
+          lastAction: null,
+        });
+    }
+    for (const v of out.values()) {
+      const row = this.#vmLastAction.get(v.vm) as { action: string } | undefined;
+      v.lastAction = row?.action ?? null;
+    }
+    return [...out.values()].sort(
+      (a, b) => (b.lastSeenMs ?? 0) - (a.lastSeenMs ?? 0) || a.vm.localeCompare(b.vm),
+    );
+  }
+
+  totals(): StoreTotals {
+    const t = this.#totals.get() as Pick<StoreTotals, 'events' | 'replays' | 'vms' | 'oldestMs' | 'newestMs'>;
+    const c = this.#counts.get() as { pages: number; actions: number };
+    const byAction: Record<string, number> = {};
+    for (const r of this.#byAction.all() as { action: string; n: number }[]) byAction[r.action] = r.n;
+    return { ...t, poisonedPages: c.pages, actions: c.actions, byAction, bytes: this.usedBytes() };
+  }
+
+  /** Actions taken (kill, migrate …), newest first. */
+  actions(vm?: string, limit?: number): StoredAction[] {
+    return this.#actions.all({ vm: vm ?? null, limit: clampLimit(limit, 100) }) as StoredAction[];
+  }
+
+  /**
+   * Events since `sinceMs`, oldest first, as the policy saw them — for `PolicyState.observe` at
+   * start so rate windows and repeat pages survive a restart. At most `limit` (the newest).
+   * A row that cannot be decoded is skipped and reported, never fatal.
+   */
+  recentPolicyEvents(sinceMs: number, limit: number = DEFAULT_REBUILD_LIMIT): PolicyEvent[] {
+    const out: PolicyEvent[] = [];
+    // Labels repeat per VM: parse each distinct JSON text once and share the frozen object.
+    const labels = new Map<string, Readonly<Record<string, string>>>();
+    for (const row of this.#rebuild.iterate(
+      sinceMs,
+      Math.max(1, Math.floor(limit)),
+    ) as Iterable<PolicyEventRow>) {
+      try {
+        const e = policyEvent(row);
+        const shared = labels.get(row.labels);
+        if (shared) e.vm = { id: e.vm.id, labels: shared };
+        else labels.set(row.labels, e.vm.labels);
+        out.push(e);
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
+    return out;
+  }
+
+  /** Bytes in pages holding data (excludes free pages), the figure retention bounds. */
+  usedBytes(): number {
+    const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
+    const pages = this.#db.pragma('page_count', { simple: true }) as number;
+    const free = this.#db.pragma('freelist_count', { simple: true }) as number;
+    return (pages - free) * pageSize;
+  }
+}

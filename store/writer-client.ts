@@ -1,0 +1,136 @@
+/**
+ * The main thread's handle on the writer thread (store/writer-thread.ts): starts it, posts
+ * segments, and — for reads and close, which must see everything decided so far — blocks in
+ * `Atomics.wait` until the thread has processed a segment, then takes its acknowledgements
+ * synchronously with `receiveMessageOnPort`. Everything else arrives as ordinary messages.
+ */
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { StoreError } from './errors.js';
+import type { AppliedUpdate } from './inserts.js';
+import { Slot, type WriterAck, type WriterData, type WriterRequest } from './writer-thread.js';
+
+// Compiled, this module is writer-client.js beside writer-thread.js. Under tsx (the tests import
+// .ts) both are .ts, and Node 20 does not hand tsx's loader to workers: the worker registers it
+// itself before importing the thread's module.
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(FROM_SOURCE ? './writer-thread.ts' : './writer-thread.js', import.meta.url);
+
+function startWorker(data: WriterData, port: MessagePort): Worker {
+  const options = { workerData: data, transferList: [port] };
+  if (!FROM_SOURCE) return new Worker(WORKER_URL, options);
+  const api = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
+  return new Worker(boot, { ...options, eval: true });
+}
+
+export interface WriterClientOptions {
+  path: string;
+  bootId: string;
+  /** A segment's outcome: null when committed. */
+  onAck: (id: number, error: Error | null) => void;
+  /** The thread died or could not open the store: the caller commits on its own from then on. */
+  onDead: (err: Error) => void;
+}
+
+export class WriterClient {
+  readonly #worker: Worker;
+  readonly #port: MessagePort;
+  readonly #shared: Int32Array;
+  readonly #opts: WriterClientOptions;
+  #dead = false;
+  #closed = false;
+
+  constructor(opts: WriterClientOptions) {
+    this.#opts = opts;
+    const sab = new SharedArrayBuffer(8);
+    this.#shared = new Int32Array(sab);
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    const data: WriterData = {
+      kind: 'seawall-writer',
+      path: opts.path,
+      bootId: opts.bootId,
+      port: port2,
+      shared: sab,
+    };
+    this.#worker = startWorker(data, port2);
+    port1.on('message', (m: WriterAck) => this.#ack(m));
+    this.#worker.on('error', (err) => this.#die(err));
+    this.#worker.on('exit', (code) => {
+      if (!this.#closed)
+        this.#die(
+          new StoreError('SEAWALL_STORE_WRITER', `writer thread exited with code ${code}`, {
+            exitCode: code,
+          }),
+        );
+    });
+    // Neither may keep the process alive: segments left on disk are recovered at the next start.
+    port1.unref();
+    this.#worker.unref();
+  }
+
+  /** False once the thread has died or failed to open the store. */
+  get alive(): boolean {
+    return !this.#dead && !this.#closed && Atomics.load(this.#shared, Slot.CLOSED) === 0;
+  }
+
+  /** Hands a segment to the thread; its acknowledgement comes through `onAck`. */
+  post(id: number, file: string | null, applied: AppliedUpdate[]): void {
+    this.#port.postMessage({ type: 'segment', id, file, applied } satisfies WriterRequest);
+  }
+
+  /**
+   * Blocks until the thread has processed segment `id` (and every one before it) and delivers
+   * their acknowledgements; false when `timeoutMs` passed first or the thread is gone.
+   */
+  waitFor(id: number, timeoutMs: number): boolean {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const done = Atomics.load(this.#shared, Slot.DONE);
+      if (done >= id) break;
+      const left = deadline - performance.now();
+      if (!this.alive || left <= 0) {
+        this.#drain();
+        return false;
+      }
+      // Short slices: a thread that dies mid-wait is noticed through CLOSED, not after the deadline.
+      Atomics.wait(this.#shared, Slot.DONE, done, Math.min(left, 50));
+    }
+    this.#drain();
+    return true;
+  }
+
+  /** Asks the thread to close its connection and waits (up to `timeoutMs`) until it has. */
+  close(timeoutMs: number): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#dead && Atomics.load(this.#shared, Slot.CLOSED) === 0) {
+      this.#port.postMessage({ type: 'close' } satisfies WriterRequest);
+      Atomics.wait(this.#shared, Slot.CLOSED, 0, timeoutMs);
+    }
+    this.#drain();
+    this.#port.close();
+  }
+
+  #drain(): void {
+    for (let m = receiveMessageOnPort(this.#port); m; m = receiveMessageOnPort(this.#port)) {
+      this.#ack(m.message as WriterAck);
+    }
+  }
+
+  #ack(m: WriterAck): void {
+    if (m.id === 0)
+      this.#die(new StoreError('SEAWALL_STORE_OPEN', `writer thread cannot open the store: ${m.error}`));
+    else
+      this.#opts.onAck(
+        m.id,
+        m.error === null ? null : new StoreError('SEAWALL_STORE_WRITER', m.error, { segment: m.id }),
+      );
+  }
+
+  #die(err: Error): void {
+    if (this.#dead || this.#closed) return;
+    this.#dead = true;
+    this.#opts.onDead(err);
+  }
+}

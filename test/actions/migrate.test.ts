@@ -1,0 +1,289 @@
+/**
+ * Migration hooks against a real HTTP server on 127.0.0.1 and real hook processes: the payload and
+ * its idempotency key, coalescing, the bounds, timeouts that never reach the verdict path, and
+ * onFailure running a real kill.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import {
+  type Actions,
+  ActionsConfigSchema,
+  createActions,
+  ExecHook,
+  type KillResult,
+  type MigrationPayload,
+  type MigrationResult,
+} from '../../actions/index.js';
+import type { PolicyEvent } from '../../policies/decision.js';
+import { CAP, VERDICT_FLAG } from '../../protocol/index.js';
+import { PluginClient } from '../../vmm/plugin-client.js';
+import { simulate } from '../../vmm/simulator.js';
+import { INJECT, provider, type Stack, startStack, type TestDecision } from '../attach/stack.js';
+import { spawnVmm } from './vmm-child.js';
+
+interface Seen {
+  path: string;
+  key: string | undefined;
+  body: MigrationPayload;
+  res: ServerResponse;
+}
+const seen: Seen[] = [];
+const arrivals: Array<() => void> = [];
+let base = '';
+const http = createServer((req: IncomingMessage, res) => {
+  let data = '';
+  req.on('data', (c: Buffer) => {
+    data += c.toString();
+  });
+  req.on('end', () => {
+    const s: Seen = {
+      path: req.url ?? '',
+      key: req.headers['idempotency-key'] as string,
+      body: JSON.parse(data),
+      res,
+    };
+    seen.push(s);
+    if (s.path === '/refuse') res.writeHead(409).end('poisoned memory: refused');
+    // '/hold' and '/hang' answer when the test says so, or never.
+    for (const f of arrivals.splice(0)) f();
+  });
+});
+
+const DABT_SEA = (0x24n << 26n) | (1n << 25n) | 0x10n;
+type OnFailure = Extract<TestDecision, { action: 'migrate' }>['onFailure'];
+const migrate = (hook: string, onFailure: OnFailure = { action: 'none' }) =>
+  ({
+    rule: `to-${hook}`,
+    action: 'migrate',
+    hook,
+    meanwhile: { kind: 'data', via: 'kvm' },
+    onFailure,
+  }) as TestDecision;
+
+function decide(e: PolicyEvent): TestDecision {
+  if (e.vm.id.startsWith('hang-')) return migrate('hang');
+  if (e.vm.id.startsWith('hold-')) return migrate('hold');
+  if (e.vm.id.startsWith('refuse-')) return migrate('refuse', { action: 'kill', graceMs: 100 });
+  return INJECT;
+}
+
+let stack: Stack;
+let actions: Actions;
+const results: MigrationResult[] = [];
+const kills: KillResult[] = [];
+const onResult: Array<() => void> = [];
+
+before(async () => {
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  stack = await startStack(provider(decide));
+  const hook = (path: string, timeoutMs: number) => ({
+    type: 'http',
+    url: `${base}${path}`,
+    timeoutMs,
+    retries: 0,
+  });
+  actions = createActions(
+    ActionsConfigSchema.parse({
+      hooks: { hang: hook('/hang', 1500), hold: hook('/hold', 20_000), refuse: hook('/refuse', 5000) },
+      maxHooksInFlight: 64,
+      hostName: 'test-host',
+    }),
+    {
+      migration: {
+        onFinished: (m) => {
+          results.push(m);
+          for (const f of onResult.splice(0)) f();
+        },
+      },
+      kill: { onFinished: (k) => kills.push(k) },
+    },
+  );
+  stack.bus.add(actions.sink);
+});
+
+after(async () => {
+  actions.close();
+  await stack.close();
+  http.closeAllConnections();
+  http.close();
+});
+
+const until = (pred: () => boolean, list: Array<() => void>) =>
+  new Promise<void>((resolve) => {
+    const check = () => (pred() ? resolve() : list.push(check));
+    check();
+  });
+
+async function plugin(vmId: string): Promise<PluginClient> {
+  const c = new PluginClient({
+    socket: stack.socket,
+    vmId,
+    vcpuCount: 1,
+    caps: CAP.SEA_TO_USER | CAP.INJECT_EXT_DABT | CAP.RAS,
+    labels: { tier: 'gold' },
+  });
+  await c.connect();
+  return c;
+}
+
+test('100 triggers for one VM make one request, with the poisoned pages and a stable idempotency key', async () => {
+  const c = await plugin('hold-vm');
+  try {
+    for (let i = 0; i < 100; i++) {
+      const out = await c.handleExit({
+        type: 'sea',
+        vcpu: 0,
+        kvmFlags: 1n,
+        esr: DABT_SEA,
+        gva: 0n,
+        gpa: BigInt(0x10000 + (i % 3) * 0x1000),
+      });
+      assert.equal(out.verdict.flags & VERDICT_FLAG.MIGRATING, VERDICT_FLAG.MIGRATING);
+    }
+    await until(() => seen.some((s) => s.path === '/hold'), arrivals);
+    await new Promise((r) => setImmediate(r)); // the last verdict's action turn
+    const held = seen.filter((s) => s.path === '/hold');
+    assert.equal(held.length, 1);
+    const req = held[0] as Seen;
+    assert.equal(req.key, req.body.migrationId);
+    assert.equal(req.body.vm.id, 'hold-vm');
+    assert.deepEqual(req.body.vm.labels, { tier: 'gold' });
+    assert.equal(req.body.host, 'test-host');
+    assert.equal(req.body.rule, 'to-hold');
+    assert.equal(req.body.policyVersion, 'test-policy');
+    assert.deepEqual(req.body.poisonedPages.slice(0, 1), ['0x10000']);
+    const done = until(() => results.some((r) => r.vm === 'hold-vm'), onResult);
+    req.res.writeHead(202).end();
+    await done;
+    const r = results.find((x) => x.vm === 'hold-vm') as MigrationResult;
+    assert.equal(r.outcome, 'accepted');
+    assert.equal(r.coalesced, 99);
+    assert.equal(r.onFailure, null);
+    assert.equal(seen.filter((s) => s.path === '/hold').length, 1);
+  } finally {
+    await c.close();
+  }
+});
+
+test('50 hanging hooks do not slow verdicts, and each times out as configured', async () => {
+  const sim = { socket: stack.socket, vms: 4, vcpus: 2, events: 3000 };
+  const baseline = await simulate({ ...sim, vmPrefix: 'calm-a' });
+  const arrived = until(() => seen.filter((s) => s.path === '/hang').length === 50, arrivals);
+  await simulate({ socket: stack.socket, vms: 50, vcpus: 1, events: 50, vmPrefix: 'hang-' });
+  await arrived;
+  assert.equal(actions.migrations.stats.running, 50);
+  const during = await simulate({ ...sim, vmPrefix: 'calm-b' });
+  const p50 = (s: typeof baseline) => s.latencyUs.p50 as number;
+  console.log(`verdict p50: ${p50(baseline)} µs without hooks, ${p50(during)} µs with 50 hooks hanging`);
+  assert.equal(during.fallbacks, 0);
+  assert.ok(p50(during) < 3 * p50(baseline) + 50, 'verdicts are not blocked by hanging hooks');
+  await until(() => results.filter((r) => r.vm.startsWith('hang-')).length === 50, onResult);
+  for (const r of results.filter((x) => x.vm.startsWith('hang-'))) {
+    assert.equal(r.outcome, 'timed_out');
+    assert.ok(r.finishedAtMs - r.queuedAtMs >= 1400, `timed out after ${r.finishedAtMs - r.queuedAtMs} ms`);
+  }
+});
+
+test("a refused migration (409) runs the rule's onFailure: the VMM is killed", async () => {
+  const vmm = spawnVmm(stack.socket, 'refuse-vm', 'ignore');
+  const exit = await vmm.exited;
+  assert.equal(exit.signal, 'SIGKILL');
+  const r = results.find((x) => x.vm === 'refuse-vm') as MigrationResult;
+  assert.equal(r.outcome, 'refused');
+  assert.equal(r.onFailure, 'kill');
+  assert.match(r.detail ?? '', /409/);
+  const k = kills.find((x) => x.vm === 'refuse-vm') as KillResult;
+  assert.equal(k.outcome, 'sigkilled');
+  assert.equal(k.reason, 'migration_refused');
+  assert.equal(k.rule, 'to-refuse');
+});
+
+test('exec hooks: payload on stdin, exit 0 accepted, exit 3 refused, timeout SIGKILLs the child', async () => {
+  const payload = {
+    migrationId: 'm-1',
+    vm: { id: 'v', labels: {} },
+    poisonedPages: ['0x1000'],
+  } as unknown as MigrationPayload;
+  const echo = new ExecHook('echo', {
+    argv: [
+      process.execPath,
+      '-e',
+      "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>process.exit(JSON.parse(d).poisonedPages[0]==='0x1000'?0:1))",
+    ],
+    timeoutMs: 10_000,
+    env: {},
+  });
+  assert.equal((await echo.run(payload)).outcome, 'accepted');
+  const refuse = new ExecHook('refuse', {
+    argv: [process.execPath, '-e', 'process.exit(3)'],
+    timeoutMs: 10_000,
+    env: {},
+  });
+  assert.equal((await refuse.run(payload)).outcome, 'refused');
+  const fail = new ExecHook('fail', {
+    argv: [process.execPath, '-e', 'process.exit(1)'],
+    timeoutMs: 10_000,
+    env: {},
+  });
+  assert.equal((await fail.run(payload)).outcome, 'failed');
+  const slow = new ExecHook('slow', {
+    argv: [process.execPath, '-e', 'setInterval(()=>{},1e6)'],
+    timeoutMs: 300,
+    env: {},
+  });
+  const t0 = Date.now();
+  const r = await slow.run(payload);
+  assert.equal(r.outcome, 'timed_out');
+  assert.ok(Date.now() - t0 >= 300);
+  const missing = new ExecHook('missing', { argv: ['/nonexistent/hook'], timeoutMs: 1000, env: {} });
+  assert.equal((await missing.run(payload)).outcome, 'failed');
+});
+
+test('past maxInFlight migrations queue, past maxQueued they are dropped and counted', async () => {
+  const { KillManager, MigrationManager, PoisonedPages } = await import('../../actions/index.js');
+  const release: Array<() => void> = [];
+  const hook = {
+    name: 'slow',
+    kind: 'exec' as const,
+    run: () =>
+      new Promise<{ outcome: 'accepted'; detail: null; attempts: number }>((r) =>
+        release.push(() => r({ outcome: 'accepted', detail: null, attempts: 1 })),
+      ),
+  };
+  const dropped: string[] = [];
+  const m = new MigrationManager({
+    hooks: new Map([['slow', hook]]),
+    kills: new KillManager(),
+    pages: new PoisonedPages({ perVm: 4, vms: 4 }),
+    host: 'h',
+    maxInFlight: 1,
+    maxQueued: 1,
+    onDropped: (vm) => dropped.push(vm),
+  });
+  const session = (id: string) =>
+    ({ id: BigInt(id.length), vm: { id, labels: {} }, vmmPid: 1, peer: { pid: 1 } }) as never;
+  const d = { ...migrate('slow'), policyVersion: 'p' } as never;
+  const e = { kind: 'sea', vcpu: 0, gpa: null, severity: 'uer', timeMs: 0 } as never;
+  assert.equal(m.trigger(session('a'), d, e), 'started');
+  assert.equal(m.trigger(session('bb'), d, e), 'queued');
+  assert.equal(m.trigger(session('ccc'), d, e), 'dropped');
+  assert.equal(m.trigger(session('a'), d, e), 'coalesced');
+  assert.deepEqual(dropped, ['ccc']);
+  assert.equal(m.stats.dropped, 1);
+  release.shift()?.();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(m.stats.running, 1, 'the queued one started when a slot freed');
+  release.shift()?.();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(m.pending, 0);
+  // Accepted: the VM is being moved; its session's later errors are not re-requested …
+  assert.equal(m.trigger(session('a'), d, e), 'accepted-already');
+  assert.equal(m.stats.started, 2);
+  // … until that session ends: the VM's next session (here or elsewhere) starts afresh.
+  m.sessionClosed(session('a'));
+  assert.equal(m.trigger(session('a'), d, e), 'started');
+  release.shift()?.();
+});

@@ -1,0 +1,76 @@
+/**
+ * An in-process daemon core for component tests: the real plugin server and pipeline on a real
+ * Unix socket, an event bus, a test decision provider, and whatever sinks the test adds (the
+ * attach server, the action sink). The composition mirrors what daemon/service.ts wires.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Pipeline, type PipelineOptions } from '../../daemon/pipeline.js';
+import { PluginServer } from '../../daemon/plugin-server.js';
+import { EventBus, type EventRecord } from '../../events/bus.js';
+import type { Decision, DecisionProvider, PolicyEvent } from '../../policies/decision.js';
+
+export interface Stack {
+  dir: string;
+  socket: string;
+  bus: EventBus;
+  pipeline: Pipeline;
+  server: PluginServer;
+  /** Every record the pipeline produced, in order. */
+  records: EventRecord[];
+  close(): Promise<void>;
+}
+
+/** A provider deciding with `decide`; the rest of the Decision is filled in. */
+export type TestDecision = DistributiveOmit<Decision, 'policyVersion'>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+export function provider(decide: (e: PolicyEvent) => TestDecision): DecisionProvider {
+  return {
+    version: 'test-policy',
+    decide: (e) => ({ policyVersion: 'test-policy', ...decide(e) }) as Decision,
+  };
+}
+
+export const INJECT: TestDecision = {
+  rule: 'inject-data',
+  action: 'inject',
+  inject: { kind: 'data', via: 'kvm' },
+};
+
+export async function startStack(
+  policy: DecisionProvider,
+  kernelExit?: PipelineOptions['kernelExit'],
+): Promise<Stack> {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-stack-'));
+  const socket = join(dir, 'plugin.sock');
+  const bus = new EventBus();
+  bus.onSinkError = (sink, hook, err) => {
+    throw new Error(`sink ${sink} failed in ${hook}: ${(err as Error).stack}`);
+  };
+  const records: EventRecord[] = [];
+  bus.add({ name: 'recorder', afterReply: (b) => records.push(...b) });
+  const pipeline = new Pipeline({ policy: () => policy, bus, ...(kernelExit ? { kernelExit } : {}) });
+  const uid = process.getuid?.() ?? 0;
+  const server = new PluginServer({
+    bus,
+    pipeline,
+    allow: { uids: [uid, 0], gids: [] },
+    limits: { maxSessions: 64, maxInFlight: 1024, maxBody: 16 * 1024, writeHighWater: 256 * 1024 },
+    heartbeatMs: 60_000,
+  });
+  await server.listen({ path: socket, mode: 0o600 });
+  return {
+    dir,
+    socket,
+    bus,
+    pipeline,
+    server,
+    records,
+    async close() {
+      await server.stop(200);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

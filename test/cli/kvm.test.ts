@@ -1,0 +1,82 @@
+/** The esr and kvm subcommands, run as an operator would: the compiled CLI in a child process. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+
+const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+
+test('esr decode 0x92000410 names the abort, IL, FnV and the FSC', () => {
+  const r = run('esr', 'decode', '0x92000410');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /EC\s+0x24\s+data abort from a lower exception level/);
+  assert.match(r.stdout, /IL\s+1/);
+  assert.match(r.stdout, /FnV\s+1\s+FAR is not valid/);
+  assert.match(r.stdout, /FSC\s+0x10\s+synchronous external abort/);
+});
+
+test('esr decode --json is machine-readable', () => {
+  const r = run('esr', 'decode', '0x92000410', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.ec, 0x24);
+  assert.equal(j.abort.fnv, true);
+  assert.equal(j.abort.fsc, 0x10);
+  assert.equal(j.raw, '0x92000410');
+});
+
+test('esr decode refuses banana and values over 64 bits with a clear message', () => {
+  for (const bad of ['banana', '0x10000000000000000']) {
+    const r = run('esr', 'decode', bad);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, bad === 'banana' ? /not a number: 'banana'/ : /wider than 64 bits/);
+  }
+});
+
+test('kvm events: the merged data abort image', () => {
+  const r = run('kvm', 'events', '--abi', 'merged', '--kind', 'data');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), `000001${'0'.repeat(122)}`);
+});
+
+test('kvm events: an instruction abort on the merged ABI fails naming the ABI', () => {
+  const r = run('kvm', 'events', '--abi', 'merged', '--kind', 'instruction');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /merged ABI/);
+  assert.equal(r.stdout, '');
+});
+
+test('kvm events: ext-abt-esr instruction abort with ISS 0x600', () => {
+  const r = run('kvm', 'events', '--abi', 'ext-abt-esr', '--kind', 'instruction', '--iss', '0x600');
+  assert.equal(r.status, 0, r.stderr);
+  const image = Buffer.from(r.stdout.trim(), 'hex');
+  assert.equal(image.length, 64);
+  assert.equal(image[3], 1);
+  assert.equal(image[4], 1);
+  assert.equal(image.readBigUInt64LE(16), 0x600n);
+  assert.equal(
+    Buffer.concat([image.subarray(0, 3), image.subarray(5, 16), image.subarray(24)]).every((b) => b === 0),
+    true,
+  );
+});
+
+test('kvm events: --iss 0x2000000 is refused', () => {
+  const r = run('kvm', 'events', '--abi', 'ext-abt-esr', '--kind', 'instruction', '--iss', '0x2000000');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /ISS must fit in ESR bits \[24:0\]/);
+});
+
+test('kvm probe exits 0 and, without a device, says it is absent', () => {
+  const r = run('kvm', 'probe', '--device', '/nonexistent/kvm');
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /\/nonexistent\/kvm is absent/);
+  const real = run('kvm', 'probe');
+  assert.equal(real.status, 0, real.stderr);
+  assert.match(real.stdout, /^KVM: /);
+});
+
+test('bad usage exits 2 with the usage text', () => {
+  assert.equal(run('kvm', 'events', '--abi', 'x86').status, 2);
+  assert.equal(run('nonsense').status, 2);
+  assert.equal(run('esr', 'decode', '1', '--bogus').status, 2);
+});

@@ -1,0 +1,58 @@
+/** A control server on a real socket in a temp dir, answering from a real store. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ReloadResult } from '../../control/index.js';
+import { ControlServer, type ControlServerOptions, serviceControlContext } from '../../control/index.js';
+import type { SessionInfo } from '../../events/session-info.js';
+import { EventStore } from '../../store/index.js';
+
+export interface Fixture {
+  dir: string;
+  socket: string;
+  store: EventStore;
+  server: ControlServer;
+  sessions: SessionInfo[];
+  /** What the next reload answers. */
+  nextReload: ReloadResult;
+  reloads: number;
+  close(): Promise<void>;
+}
+
+export async function startControl(opts: ControlServerOptions = {}): Promise<Fixture> {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-ctl-'));
+  const socket = join(dir, 'run', 'control.sock');
+  const store = new EventStore({ path: join(dir, 'events.sqlite') });
+  const policy = { current: { version: 'v1' }, reloads: 0, failedReloads: 0, lastReloadAtMs: 0 };
+  const f: Fixture = {
+    dir,
+    socket,
+    store,
+    sessions: [],
+    nextReload: { ok: true, version: 'v2', issues: [] },
+    reloads: 0,
+    server: undefined as unknown as ControlServer,
+    async close() {
+      await f.server.close();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  const ctx = serviceControlContext({
+    version: '0.0.0-test',
+    startedAtMs: () => 1_700_000_000_000,
+    sessions: () => f.sessions,
+    pipeline: { decided: 12, replays: 1 },
+    policy: policy as never,
+    store,
+    reload: async () => {
+      f.reloads++;
+      if (f.nextReload.ok) policy.current.version = f.nextReload.version;
+      return f.nextReload;
+    },
+    now: () => 1_700_000_060_000,
+  });
+  f.server = new ControlServer(ctx, opts);
+  await f.server.listen({ path: socket });
+  return f;
+}

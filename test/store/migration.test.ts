@@ -1,0 +1,124 @@
+/**
+ * Schema migrations on real files: a version-1 file written here from SQL (as seawall's first
+ * schema created it) opens with the current code, keeps its data and comes out current; a file
+ * from a newer seawall is refused; a failing migration changes nothing.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { after, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { EventStore, isStoreError, SCHEMA_VERSION, schemaVersion } from '../../store/index.js';
+import { tempStorePath } from './records.js';
+import { V1_SCHEMA } from './v1-schema.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Schema version 1 exactly as the first release wrote it, with one event and one poisoned page. */
+const V1_FIXTURE = `${V1_SCHEMA}
+  INSERT INTO schema_version VALUES (1, 1690000000000, 'events, poisoned pages');
+  INSERT INTO events (boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc, fsc_class,
+    abort, severity, gva, gpa, replay, action, rule, policy_version, verdict_action, verdict_flags, latency_ns)
+  VALUES ('old-boot', 3, 17, 1690000001000, 'vm-legacy', '{"tenant":"red"}', 2, 'sea', '0x0000000092000410',
+    36, 16, 'sea', 'data', 'uer', '0x0000000000401000', '0x0000000080002000', 0, 'kill', 'kill-all', 'abc',
+    3, 0, 41000);
+  INSERT INTO poisoned_pages VALUES ('vm-legacy', '0x0000000080002000', 1690000001000, 1690000001000, 1);
+`;
+
+function v1File(extraSql = ''): string {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.exec(V1_FIXTURE + extraSql);
+  db.close();
+  return path;
+}
+
+test('a schema-1 file is upgraded in place: data intact, version current', () => {
+  const path = v1File();
+  const store = new EventStore({ path });
+  assert.equal(store.openedVersion, 1);
+  assert.equal(schemaVersion(store.db), SCHEMA_VERSION);
+  const versions = store.db.prepare('SELECT version FROM schema_version ORDER BY version').pluck().all();
+  assert.deepEqual(
+    versions,
+    Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1),
+  );
+  const [e] = store.queries.events({ vm: 'vm-legacy' });
+  assert.ok(e);
+  assert.equal(e.seq, 17);
+  assert.equal(e.esr, '0x0000000092000410');
+  assert.equal(e.gpa, '0x0000000080002000');
+  assert.equal(e.action, 'kill');
+  assert.deepEqual(e.labels, { tenant: 'red' });
+  assert.equal(e.applied, null); // a column migration 2 added
+  assert.equal(e.kernelMismatch, null);
+  assert.deepEqual(store.queries.poisonedPages('vm-legacy'), [
+    {
+      vm: 'vm-legacy',
+      gpa: '0x0000000080002000',
+      firstSeenMs: 1690000001000,
+      lastSeenMs: 1690000001000,
+      count: 1,
+    },
+  ]);
+  // The upgraded file takes new writes in the new tables.
+  assert.equal(
+    typeof store.recordAction({ vm: 'vm-legacy', action: 'kill', rule: null, outcome: 'done' }),
+    'number',
+  );
+  // The rebuilt policy event decodes the legacy ESR.
+  assert.equal(store.queries.recentPolicyEvents(0)[0]?.esr?.ec, 0x24);
+  store.close();
+  // Opening a current file again migrates nothing.
+  const again = new EventStore({ path });
+  assert.equal(again.openedVersion, SCHEMA_VERSION);
+  again.close();
+});
+
+test('a file from a newer seawall is refused, untouched', () => {
+  const path = v1File(
+    `INSERT INTO schema_version VALUES (${SCHEMA_VERSION + 5}, 1790000000000, 'from the future');`,
+  );
+  const db = new Database(path);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+  const before = readFileSync(path);
+  assert.throws(
+    () => new EventStore({ path }),
+    (err: unknown) =>
+      isStoreError(err, 'SEAWALL_STORE_SCHEMA_TOO_NEW') &&
+      err.detail.found === SCHEMA_VERSION + 5 &&
+      /newer than this seawall understands/.test(err.message),
+  );
+  assert.deepEqual(readFileSync(path), before);
+});
+
+test('a migration that fails rolls back: the file stays at its version with its data', () => {
+  // A stray table named like one migration 2 creates makes that migration fail.
+  const path = v1File('CREATE TABLE actions (x INTEGER);');
+  assert.throws(
+    () => new EventStore({ path }),
+    (err: unknown) => isStoreError(err, 'SEAWALL_STORE_MIGRATION') && err.detail.failedAt === 2,
+  );
+  const db = new Database(path, { readonly: true });
+  assert.equal(schemaVersion(db), 1);
+  const cols = db.prepare("SELECT name FROM pragma_table_info('events')").pluck().all();
+  assert.ok(!cols.includes('applied'), 'ALTER TABLE of the failed migration was rolled back');
+  assert.equal(db.prepare('SELECT COUNT(*) FROM events').pluck().get(), 1);
+  db.close();
+});
+
+test('a file that is not a database is refused with SEAWALL_STORE_OPEN', async () => {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(path, 'this is not sqlite, just text long enough to have a header page '.repeat(20));
+  assert.throws(
+    () => new EventStore({ path }),
+    (err: unknown) => isStoreError(err, 'SEAWALL_STORE_OPEN'),
+  );
+});

@@ -1,0 +1,101 @@
+/**
+ * Event records for store tests, built the way the pipeline builds them: a HELLO-derived session,
+ * a wire event typed by the daemon's own `typeEvent` (real ESR decoding), a decision and verdict.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sessionInfo } from '../../daemon/session-info.js';
+import { typeEvent } from '../../daemon/typed-event.js';
+import type { EventRecord } from '../../events/bus.js';
+import type { SessionInfo } from '../../events/session-info.js';
+import { CAP, type EventMsg } from '../../protocol/index.js';
+
+export const SEA_ESR = 0x92000410n; // data abort from a lower EL, FSC 0x10, SET=UER
+
+export function tempStorePath(): { dir: string; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-store-'));
+  return { dir, path: join(dir, 'events.sqlite') };
+}
+
+export function session(vm: string, id = 1n, labels: Record<string, string> = { tenant: 't1' }): SessionInfo {
+  return sessionInfo(
+    id,
+    {
+      type: 'hello',
+      version: 1,
+      caps: CAP.SEA_TO_USER | CAP.INJECT_EXT_DABT | CAP.RAS,
+      vmmPid: 4242,
+      vcpuCount: 8,
+      extAbtEsrCap: 0,
+      vmId: vm,
+      labels,
+    },
+    { pid: 4242, uid: 0, gid: 0 },
+    1_700_000_000_000,
+  );
+}
+
+export interface RecordSpec {
+  session: SessionInfo;
+  seq: number;
+  timeMs: number;
+  /** Guest physical address (page-aligned by typeEvent); null: GPA not valid. */
+  gpa?: bigint | null;
+  esr?: bigint;
+  vcpu?: number;
+  replay?: boolean;
+  action?: 'inject' | 'kill';
+  rule?: string;
+}
+
+export function record(spec: RecordSpec): EventRecord {
+  const gpa = spec.gpa === undefined ? 0x8000_1000n : spec.gpa;
+  const replay = spec.replay ?? false;
+  const msg: EventMsg = {
+    type: 'sea',
+    seq: spec.seq,
+    vcpu: spec.vcpu ?? 0,
+    timeNs: BigInt(spec.timeMs) * 1_000_000n,
+    replay,
+    fallbackAction: replay ? 3 : 0,
+    kvmFlags: gpa === null ? 0n : 1n,
+    esr: spec.esr ?? SEA_ESR,
+    gva: 0xffff_8000_0000_1000n,
+    gpa: gpa ?? 0n,
+  };
+  const { event, nonConforming } = typeEvent(msg, spec.session, spec.timeMs);
+  const action = spec.action ?? 'inject';
+  return {
+    session: spec.session,
+    msg,
+    event,
+    nonConforming,
+    kernelMismatch: null,
+    duplicate: false,
+    replay,
+    decision: replay
+      ? null
+      : action === 'kill'
+        ? { action: 'kill', graceMs: 1000, rule: spec.rule ?? 'kill-uc', policyVersion: 'v1' }
+        : {
+            action: 'inject',
+            inject: { kind: 'data', via: 'kvm' },
+            rule: spec.rule ?? 'inject-data',
+            policyVersion: 'v1',
+          },
+    verdict: replay
+      ? null
+      : {
+          seq: spec.seq,
+          action: action === 'kill' ? 3 : 1,
+          flags: 0,
+          graceMs: 0,
+          esr: 0n,
+          vcpuEvents: new Uint8Array(64),
+        },
+    verdictDowngrade: null,
+    receivedNs: process.hrtime.bigint(),
+    latencyNs: 0n,
+  };
+}

@@ -1,0 +1,92 @@
+/** Retention on a real file: by age, by size in chunks, poisoned pages kept, bad options refused. */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { EventStore, isStoreError, Retention } from '../../store/index.js';
+import { record, session, tempStorePath } from './records.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const DAY = 86_400_000;
+const NOW = 1_750_000_000_000;
+
+function open(): EventStore {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  return new EventStore({ path, bootId: 'b' });
+}
+
+test('events older than maxAgeDays go; their poisoned pages and newer events stay', async () => {
+  const store = open();
+  const s = session('vm-a');
+  store.append([
+    record({ session: s, seq: 1, timeMs: NOW - 100 * DAY, gpa: 0x1000n }),
+    record({ session: s, seq: 2, timeMs: NOW - 91 * DAY, gpa: 0x2000n }),
+    record({ session: s, seq: 3, timeMs: NOW - 89 * DAY, gpa: 0x3000n }),
+    record({ session: s, seq: 4, timeMs: NOW - DAY, gpa: 0x3000n }),
+  ]);
+  store.recordAction({ vm: 'vm-a', action: 'kill', rule: 'r', outcome: 'done', timeMs: NOW - 95 * DAY });
+  const retention = new Retention(store, { now: () => NOW, chunkRows: 1 });
+  const run = await retention.run();
+  assert.deepEqual({ ...run, bytes: 0 }, { deletedByAge: 2, deletedBySize: 0, bytes: 0 });
+  assert.deepEqual(
+    store.queries.events().map((e) => e.seq),
+    [3, 4],
+  );
+  assert.equal(store.queries.poisonedPages('vm-a').length, 3);
+  assert.equal(store.queries.actions().length, 0);
+  await retention.stop();
+  store.close();
+});
+
+test('over maxBytes the oldest events are deleted in chunks until the data fits', async () => {
+  const store = open();
+  const s = session('vm-big', 1n, { blob: 'x'.repeat(400) });
+  for (let b = 0; b < 20; b++) {
+    const batch = [];
+    for (let i = 0; i < 100; i++) {
+      const seq = b * 100 + i;
+      batch.push(record({ session: s, seq, timeMs: NOW - 10_000 + seq, gpa: BigInt(seq % 50) << 12n }));
+    }
+    store.append(batch);
+  }
+  const maxBytes = 256 * 1024;
+  assert.ok(store.queries.usedBytes() > maxBytes * 2, 'the test data must exceed the bound');
+  const pagesBefore = store.queries.poisonedPages();
+  const fileBytesBefore = store.db.pragma('page_count', { simple: true }) as number;
+  const retention = new Retention(store, { now: () => NOW, maxBytes, chunkRows: 100 });
+  const run = await retention.run();
+  assert.ok(run);
+  assert.equal(run.deletedByAge, 0);
+  assert.ok(
+    run.deletedBySize > 0 && run.deletedBySize % 100 === 0,
+    `deleted in chunks: ${run.deletedBySize}`,
+  );
+  assert.ok(run.bytes <= maxBytes, `${run.bytes} <= ${maxBytes}`);
+  const left = store.queries.events({ limit: 10_000 });
+  assert.equal(left.length, 2000 - run.deletedBySize);
+  assert.equal(left.at(-1)?.seq, 1999, 'the newest event is kept');
+  assert.equal(left[0]?.seq, run.deletedBySize, 'exactly the oldest were deleted');
+  assert.deepEqual(store.queries.poisonedPages(), pagesBefore);
+  assert.ok((store.db.pragma('page_count', { simple: true }) as number) < fileBytesBefore, 'the file shrank');
+  store.close();
+});
+
+test('the timer is unref’d and stop() ends it; bad options are refused', async () => {
+  const store = open();
+  const retention = new Retention(store, { intervalMs: 1000 });
+  retention.start();
+  await retention.stop(); // nothing keeps the process alive or running after this
+  assert.throws(
+    () => new Retention(store, { maxBytes: 10 }),
+    (err: unknown) => isStoreError(err, 'SEAWALL_STORE_INVALID_OPTION'),
+  );
+  assert.throws(
+    () => new Retention(store, { maxAgeDays: -1 }),
+    (err: unknown) => isStoreError(err, 'SEAWALL_STORE_INVALID_OPTION'),
+  );
+  store.close();
+});

@@ -1,0 +1,191 @@
+/** The event store on a real SQLite file: writes, idempotence, rollback, queries, rebuild. */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { EventStore, isStoreError, type StoreOp } from '../../store/index.js';
+import { record, SEA_ESR, session, tempStorePath } from './records.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function open(onError?: (op: StoreOp, err: unknown) => void): EventStore {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  return new EventStore({ path, bootId: 'boot-1', onError });
+}
+
+const T0 = 1_700_000_000_000;
+
+test('a fresh store is WAL with synchronous=NORMAL', () => {
+  const store = open();
+  assert.equal(store.db.pragma('journal_mode', { simple: true }), 'wal');
+  assert.equal(store.db.pragma('synchronous', { simple: true }), 1); // NORMAL
+  assert.equal(store.openedVersion, 0);
+  store.close();
+});
+
+test('append stores every field and upserts the poisoned page in the same transaction', () => {
+  const store = open();
+  const s = session('vm-a');
+  const r = store.append([
+    record({ session: s, seq: 1, timeMs: T0, gpa: 0x8000_1234n }),
+    record({ session: s, seq: 2, timeMs: T0 + 10, gpa: 0x8000_1fffn }),
+    record({ session: s, seq: 3, timeMs: T0 + 20, gpa: null, action: 'kill' }),
+  ]);
+  assert.deepEqual(r, { inserted: 3, duplicates: 0 });
+  const events = store.queries.events({ vm: 'vm-a' });
+  assert.equal(events.length, 3);
+  const e = events[0]!;
+  assert.equal(e.esr, '0x0000000092000410');
+  assert.equal(e.ec, 0x24);
+  assert.equal(e.fsc, 0x10);
+  assert.equal(e.fscClass, 'sea');
+  assert.equal(e.severity, 'uer');
+  assert.equal(e.gpa, '0x0000000080001000');
+  assert.equal(e.gva, '0xffff800000001000');
+  assert.deepEqual(e.labels, { tenant: 't1' });
+  assert.equal(e.action, 'inject');
+  assert.equal(e.rule, 'inject-data');
+  assert.equal(e.policyVersion, 'v1');
+  assert.equal(e.verdictAction, 1);
+  assert.equal(e.replay, false);
+  assert.equal(e.seq, 1);
+  assert.equal(e.bootId, 'boot-1');
+  assert.ok(e.latencyNs !== null && e.latencyNs >= 0);
+  assert.equal(events[2]!.action, 'kill');
+  assert.equal(events[2]!.gpa, null);
+  assert.deepEqual(store.queries.poisonedPages('vm-a'), [
+    { vm: 'vm-a', gpa: '0x0000000080001000', firstSeenMs: T0, lastSeenMs: T0 + 10, count: 2 },
+  ]);
+  store.close();
+});
+
+test('appending the same events again adds no row and does not inflate page counts', () => {
+  const store = open();
+  const s = session('vm-a');
+  const batch = [record({ session: s, seq: 1, timeMs: T0 }), record({ session: s, seq: 2, timeMs: T0 + 1 })];
+  assert.deepEqual(store.append(batch), { inserted: 2, duplicates: 0 });
+  assert.deepEqual(store.append(batch), { inserted: 0, duplicates: 2 });
+  assert.deepEqual(store.append([batch[1]!, record({ session: s, seq: 3, timeMs: T0 + 2 })]), {
+    inserted: 1,
+    duplicates: 1,
+  });
+  assert.equal(store.queries.totals().events, 3);
+  assert.equal(store.queries.poisonedPages()[0]!.count, 3);
+  // The same session id and seq in another daemon run is another event.
+  const other = new EventStore({ path: store.path, bootId: 'boot-2' });
+  assert.deepEqual(other.append(batch), { inserted: 2, duplicates: 0 });
+  other.close();
+  assert.equal(store.queries.totals().events, 5);
+  store.close();
+});
+
+test('a batch that fails part-way is rolled back whole, reported, and never thrown', () => {
+  const errors: [StoreOp, unknown][] = [];
+  const store = open((op, err) => errors.push([op, err]));
+  const s = session('vm-a');
+  const good = record({ session: s, seq: 1, timeMs: T0 });
+  const bad = record({ session: session('vm-b', 2n), seq: 1, timeMs: T0 });
+  (bad.event.vm as { id: unknown }).id = null; // violates events.vm NOT NULL
+  assert.equal(store.append([good, bad]), null);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0]![0], 'append');
+  assert.match(String(errors[0]![1]), /NOT NULL/);
+  assert.equal(store.queries.totals().events, 0);
+  assert.deepEqual(store.queries.poisonedPages(), []);
+  // The store keeps working for the next batch.
+  assert.deepEqual(store.append([good]), { inserted: 1, duplicates: 0 });
+  store.close();
+  assert.equal(store.append([good]), null);
+  assert.equal(errors.length, 2);
+  assert.ok(isStoreError(errors[1]![1], 'SEAWALL_STORE_CLOSED'));
+});
+
+test('APPLIED results, sessions and actions are recorded', () => {
+  const store = open();
+  const s = session('vm-a', 7n);
+  store.sessionOpened(s);
+  store.append([record({ session: s, seq: 5, timeMs: T0 })]);
+  store.markApplied(7n, 5, -22);
+  store.sessionClosed(s, 'disconnect', 'peer went away');
+  assert.equal(store.queries.events()[0]!.applied, -22);
+  const row = store.db.prepare('SELECT vm, outcome, detail FROM sessions WHERE session_id = 7').get();
+  assert.deepEqual({ ...(row as object) }, { vm: 'vm-a', outcome: 'disconnect', detail: 'peer went away' });
+  const id = store.recordAction({
+    vm: 'vm-a',
+    action: 'kill',
+    rule: 'kill-uc',
+    outcome: 'requested',
+    timeMs: T0,
+  });
+  assert.equal(typeof id, 'number');
+  assert.equal(store.updateActionOutcome(id!, 'done', 'pidfd_send_signal SIGKILL'), true);
+  assert.equal(store.updateActionOutcome(9999, 'done'), false);
+  const [a] = store.queries.actions('vm-a');
+  assert.equal(a?.outcome, 'done');
+  assert.equal(a?.detail, 'pidfd_send_signal SIGKILL');
+  assert.equal(store.queries.totals().actions, 1);
+  store.close();
+});
+
+test('events are filtered by VM and time and limited to the newest, returned oldest first', () => {
+  const store = open();
+  const a = session('vm-a', 1n);
+  const b = session('vm-b', 2n);
+  const batch = [];
+  for (let i = 0; i < 10; i++) {
+    batch.push(record({ session: a, seq: i, timeMs: T0 + i * 1000 }));
+    batch.push(record({ session: b, seq: i, timeMs: T0 + i * 1000 + 1 }));
+  }
+  store.append(batch);
+  const got = store.queries.events({ vm: 'vm-a', sinceMs: T0 + 3000, limit: 4 });
+  assert.deepEqual(
+    got.map((e) => [e.vm, e.timeMs]),
+    [6, 7, 8, 9].map((i) => ['vm-a', T0 + i * 1000]),
+  );
+  assert.equal(store.queries.events({ sinceMs: T0 + 8000 }).length, 4);
+  const vms = store.queries.vms();
+  assert.deepEqual(
+    vms.map((v) => [v.vm, v.events, v.poisonedPages, v.lastAction]),
+    [
+      ['vm-b', 10, 1, 'inject'],
+      ['vm-a', 10, 1, 'inject'],
+    ],
+  );
+  const t = store.queries.totals();
+  assert.equal(t.events, 20);
+  assert.equal(t.vms, 2);
+  assert.deepEqual(t.byAction, { inject: 20 });
+  assert.equal(t.oldestMs, T0);
+  assert.ok(t.bytes > 0);
+  store.close();
+});
+
+test('recentPolicyEvents returns what the policy saw, oldest first, ESR decoded again', () => {
+  const store = open();
+  const s = session('vm-a', 1n, { tenant: 'blue', tier: 'gold' });
+  const records = [
+    record({ session: s, seq: 3, timeMs: T0 + 30, gpa: 0x4000_0000n, esr: 0x92001010n }),
+    record({ session: s, seq: 1, timeMs: T0 + 10, gpa: null }),
+    record({ session: s, seq: 2, timeMs: T0 + 20, replay: true }),
+    record({ session: s, seq: 0, timeMs: T0 - 5000 }),
+  ];
+  store.append(records);
+  const got = store.queries.recentPolicyEvents(T0);
+  assert.equal(got.length, 3);
+  const expected = [records[1]!, records[2]!, records[0]!].map((r) => r.event);
+  assert.deepEqual(got, expected);
+  assert.equal(got[2]!.esr?.raw, 0x92001010n);
+  assert.equal(got[2]!.severity, 'uc');
+  assert.equal(got[0]!.esr?.raw, SEA_ESR);
+  // Labels are shared between a VM's events, not parsed once per row.
+  assert.equal(got[0]!.vm.labels, got[1]!.vm.labels);
+  // The limit keeps the newest.
+  assert.deepEqual(
+    store.queries.recentPolicyEvents(0, 2).map((e) => e.timeMs),
+    [T0 + 20, T0 + 30],
+  );
+  store.close();
+});

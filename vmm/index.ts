@@ -1,0 +1,6 @@
+export * from './attach-client.js';
+export * from './errors.js';
+export * from './event-mix.js';
+export * from './latency.js';
+export * from './plugin-client.js';
+export * from './simulator.js';
