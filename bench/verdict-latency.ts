@@ -98,7 +98,7 @@ async function main(): Promise<void> {
         startServer(
           process.execPath,
           [
-            join(root, 'dist', 'daemon', 'cli.js'),
+            join(root, 'dist', 'cli', 'cli.js'),
             'daemon',
             '--socket',
             join(dir, `d${i}`, 'plugin.sock'),
