@@ -1,6 +1,11 @@
-/** Baseline for the verdict-latency benchmark: a Node Unix-socket echo server (one write per chunk). */
+/**
+ * Baseline for the socket benchmark: a Node Unix-socket server that parses every frame with the
+ * daemon's own FrameParser and answers it with the frame re-encoded — the floor for any Node
+ * server that speaks the protocol, without a policy, a store or metrics.
+ */
 import { unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { DAEMON_ACCEPTS, encodeMessage, FrameParser } from '../protocol/index.js';
 
 const path = process.argv[2];
 if (!path) throw new Error('usage: node-echo SOCKET_PATH');
@@ -10,6 +15,13 @@ try {
   // not there
 }
 createServer((s) => {
-  s.on('data', (chunk) => s.write(chunk));
+  const parser = new FrameParser((m) => s.write(encodeMessage(m)), { accept: DAEMON_ACCEPTS });
+  s.on('data', (chunk: Buffer) => {
+    try {
+      parser.push(chunk);
+    } catch {
+      s.destroy();
+    }
+  });
   s.on('error', () => {});
 }).listen(path, () => process.stdout.write('ready\n'));

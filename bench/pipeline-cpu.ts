@@ -1,7 +1,7 @@
 /**
  * CPU per event on the verdict path, in process and without sockets: frame parse → typed event →
  * policy decision → verdict bytes → batch flush, with each sink set the daemon can run. It isolates
- * the daemon's own work from the kernel's socket round trip that bench/verdict-latency.ts measures.
+ * the daemon's own work from the kernel's socket round trip that bench/socket-bench.ts measures.
  * Usage: node --import tsx bench/pipeline-cpu.ts [--events N] [--json]
  */
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /*
- * Baseline for the verdict-latency benchmark: a Unix stream socket echo server in C, epoll, one
+ * Baseline for the socket benchmark (bench/socket-bench.ts): a Unix stream socket echo server in C, epoll, one
  * thread, non-blocking. It answers every byte it reads with the same byte, as fast as the kernel
  * allows — the floor any daemon round trip is compared with.
  * Usage: echo SOCKET_PATH   (prints "ready" once listening)

@@ -1,0 +1,53 @@
+/**
+ * The frames the C load generator (bench/c/client.c) sends, written by the project's own encoder
+ * so the C side repeats no message layout: per connection a HELLO (or none, for echo servers)
+ * and one SEA event whose seq the client rewrites for every event it sends.
+ */
+import { writeFileSync } from 'node:fs';
+import { CAP, encodeMessage, HEADER_SIZE, MSG } from '../protocol/index.js';
+
+/** The frame type that answers an event: VERDICT from the daemon, the event itself from an echo. */
+export const REPLY_TYPE = { daemon: MSG.VERDICT, echo: MSG.EVENT_SEA } as const;
+
+function blob(bytes: Buffer | null): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(bytes?.length ?? 0);
+  return bytes ? Buffer.concat([len, bytes]) : len;
+}
+
+/** Writes the frames file for `conns` connections (VM `bench-<i>`, `vcpus` vCPUs each). */
+export function writeFrames(path: string, conns: number, handshake: boolean, vcpus = 8): void {
+  const parts: Buffer[] = [];
+  const count = Buffer.alloc(4);
+  count.writeUInt32LE(conns);
+  parts.push(count);
+  for (let i = 0; i < conns; i++) {
+    const hello = handshake
+      ? encodeMessage({
+          type: 'hello',
+          version: 1,
+          caps: CAP.SEA_TO_USER | CAP.INJECT_EXT_DABT | CAP.RAS,
+          vmmPid: process.pid,
+          vcpuCount: vcpus,
+          extAbtEsrCap: 0,
+          vmId: `bench-${i}`,
+          labels: { tier: 'bench' },
+        })
+      : null;
+    const event = encodeMessage({
+      type: 'sea',
+      seq: 1,
+      vcpu: i % vcpus,
+      timeNs: 0n,
+      replay: false,
+      fallbackAction: 0,
+      kvmFlags: 1n,
+      esr: 0x92000410n,
+      gva: 0n,
+      gpa: BigInt((i * 97) % 4096) << 12n,
+    });
+    if (event.readUInt32LE(HEADER_SIZE) !== 1) throw new Error('the client rewrites seq at body offset 0');
+    parts.push(blob(hello), blob(event));
+  }
+  writeFileSync(path, Buffer.concat(parts));
+}

@@ -1,0 +1,58 @@
+/** Prints the socket benchmark's figures and every goal with its measured value and met / NOT met. */
+
+export interface Row {
+  name: string;
+  /** Medians over the interleaved rounds, µs. */
+  p50: number;
+  p99: number;
+  p999: number;
+  /** [min, max] over the rounds, µs. */
+  p50Spread: [number, number];
+  p99Spread: [number, number];
+  p999Spread: [number, number];
+  perSecond: number;
+}
+
+export interface Goal {
+  what: string;
+  value: number;
+  unit: string;
+  /** Met when value ≤ max (or ≥ min). */
+  max?: number;
+  min?: number;
+}
+
+const met = (g: Goal): boolean =>
+  (g.max === undefined || g.value <= g.max) && (g.min === undefined || g.value >= g.min);
+
+const num = (v: number, digits = 1): string =>
+  v >= 1000 ? Math.round(v).toLocaleString('en-US') : v.toFixed(digits);
+
+export function printReport(r: { rows: Row[]; goals: Goal[]; notes: string[]; json: boolean }): void {
+  const out = (s: string) => process.stdout.write(`${s}\n`);
+  if (r.json) {
+    out(JSON.stringify({ date: new Date().toISOString(), ...r, met: r.goals.map(met) }, null, 2));
+    return;
+  }
+  const base = r.rows[0] as Row;
+  out(`seawall socket benchmark, ${new Date().toISOString()}`);
+  out('');
+  out('| target | p50 µs | p99 µs | p99.9 µs | verdicts/s (256 in flight) |');
+  out('|---|---|---|---|---|');
+  for (const row of r.rows) {
+    const cell = (v: number, s: [number, number], b: number) =>
+      `${num(v)} (${num(s[0])}–${num(s[1])}) ×${(v / b).toFixed(1)}`;
+    out(
+      `| ${row.name} | ${cell(row.p50, row.p50Spread, base.p50)} | ${cell(row.p99, row.p99Spread, base.p99)} | ` +
+        `${cell(row.p999, row.p999Spread, base.p999)} | ${num(row.perSecond)} (×${(row.perSecond / base.perSecond).toFixed(3)}) |`,
+    );
+  }
+  out('');
+  out('| goal | measured | bound | |');
+  out('|---|---|---|---|');
+  for (const g of r.goals) {
+    const bound = g.max !== undefined ? `≤ ${num(g.max)} ${g.unit}` : `≥ ${num(g.min as number)} ${g.unit}`;
+    out(`| ${g.what} | ${num(g.value, 2)} ${g.unit} | ${bound} | ${met(g) ? 'met' : 'NOT met'} |`);
+  }
+  for (const n of r.notes) out(`\n${n}`);
+}

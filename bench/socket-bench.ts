@@ -1,0 +1,270 @@
+/**
+ * `npm run bench`: the verdict path at the speed of the socket. One run measures, with one C load
+ * generator (bench/c/client.c) and the same frames for every target:
+ *   - a C epoll echo server (bench/c/echo.c): the kernel's Unix-socket round trip, the baseline;
+ *   - a Node server that parses and re-encodes the same frames (bench/node-echo.ts);
+ *   - `seawall daemon` as shipped (event store, metrics, logging), and with --no-store --no-metrics.
+ * Latency: one event in flight, interleaved rounds visiting every target in turn, medians over the
+ * rounds. Throughput: 32 connections × 8 events in flight (256). Then the daemon's RSS with 1,000
+ * connected VMs and its time to READY with an empty store and with ≥ 1 million stored events.
+ * Every goal of docs/performance.md is printed with its figure and "met" / "NOT met".
+ * Usage: node --import tsx bench/socket-bench.ts [--requests N] [--rounds R] [--throughput N] [--json]
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { REPLY_TYPE, writeFrames } from './frames.js';
+import { type Goal, printReport, type Row } from './report.js';
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '100000' },
+    rounds: { type: 'string', default: '5' },
+    throughput: { type: 'string', default: '1000000' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const ROUNDS = Number(values.rounds);
+const PER_ROUND = Math.max(1000, Math.round(Number(values.requests) / ROUNDS));
+const TP = Number(values.throughput);
+const here = new URL('.', import.meta.url).pathname;
+const root = join(here, '..');
+const cli = join(root, 'dist', 'cli', 'cli.js');
+const dir = mkdtempSync(join(tmpdir(), 'seawall-bench-'));
+const children = new Set<ChildProcess>();
+
+interface Started {
+  proc: ChildProcess;
+  readyMs: number;
+}
+
+/** Starts a server and resolves when it prints its ready line; readyMs counts from the spawn. */
+function startServer(cmd: string, args: string[], readyLine: RegExp): Promise<Started> {
+  const t0 = performance.now();
+  const proc = spawn(cmd, args, {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    env: { ...process.env, NOTIFY_SOCKET: '' },
+  });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${cmd} not ready within 60 s`)), 60_000);
+    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (l) => {
+      if (readyLine.test(l)) {
+        clearTimeout(timer);
+        resolve({ proc, readyMs: performance.now() - t0 });
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`${cmd} exited ${code} before ready`)));
+  });
+}
+
+async function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** The daemon's command line; the seawall daemon prints "seawall daemon ready" right after READY=1. */
+function daemon(state: string, extra: string[]): Promise<Started> {
+  mkdirSync(state, { recursive: true });
+  return startServer(
+    process.execPath,
+    [
+      cli,
+      'daemon',
+      '--socket',
+      join(state, 'plugin.sock'),
+      '--control-socket',
+      join(state, 'control.sock'),
+    ].concat(['--state-dir', join(state, 'state'), '--log', 'stderr', ...extra]),
+    /^seawall daemon ready/,
+  );
+}
+
+const clientBin = join(dir, 'client');
+function client(
+  socket: string,
+  frames: string,
+  mode: string,
+  count: number,
+  inflight: number,
+  reply: number,
+) {
+  const out = execFileSync(
+    clientBin,
+    [socket, frames, mode, String(count), String(inflight), String(reply)],
+    {
+      encoding: 'utf8',
+      timeout: 300_000,
+    },
+  );
+  return JSON.parse(out.trim()) as Record<string, number>;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const spread = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...xs)];
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+/** Holds `n` sessions open with the C client; returns the daemon's RSS meanwhile. */
+async function rssWithSessions(d: Started, socket: string, n: number): Promise<number> {
+  const frames = join(dir, `hold-${n}.frames`);
+  writeFrames(frames, n, true, 1);
+  const holder = spawn(clientBin, [socket, frames, 'hold', '0', '0', String(REPLY_TYPE.daemon)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  children.add(holder);
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: holder.stdout as NodeJS.ReadableStream }).once('line', () => resolve());
+    holder.once('exit', (code) => reject(new Error(`hold client exited ${code}`)));
+  });
+  // Let the daemon settle (GC after 1,000 handshakes) before reading its resident set.
+  await new Promise((r) => setTimeout(r, 2000));
+  const rss = rssMb(d.proc.pid as number);
+  holder.stdin?.end();
+  await new Promise((r) => holder.once('exit', r));
+  return rss;
+}
+
+async function main(): Promise<void> {
+  execFileSync('gcc', [
+    '-O2',
+    '-Wall',
+    '-Wextra',
+    '-Werror',
+    '-o',
+    join(dir, 'echo'),
+    join(here, 'c', 'echo.c'),
+  ]);
+  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', clientBin, join(here, 'c', 'client.c')]);
+  const echoFrames = join(dir, 'echo.frames');
+  const daemonFrames = join(dir, 'daemon.frames');
+  writeFrames(echoFrames, 32, false);
+  writeFrames(daemonFrames, 32, true);
+
+  const shipped = join(dir, 'shipped');
+  const targets = [
+    { name: 'C echo', kind: 'echo' as const, socket: join(dir, 'c.sock') },
+    { name: 'Node echo', kind: 'echo' as const, socket: join(dir, 'node.sock') },
+    { name: 'daemon as shipped', kind: 'daemon' as const, socket: join(shipped, 'plugin.sock') },
+    {
+      name: 'daemon --no-store --no-metrics',
+      kind: 'daemon' as const,
+      socket: join(dir, 'bare', 'plugin.sock'),
+    },
+  ];
+  const procs = [
+    await startServer(join(dir, 'echo'), [targets[0]?.socket as string], /^ready/),
+    await startServer(
+      process.execPath,
+      ['--import', 'tsx', join(here, 'node-echo.ts'), targets[1]?.socket as string],
+      /^ready/,
+    ),
+    await daemon(shipped, ['--metrics', '127.0.0.1:0']),
+    await daemon(join(dir, 'bare'), ['--no-store', '--no-metrics']),
+  ];
+  const lat = new Map(
+    targets.map((t) => [t.name, { p50: [] as number[], p99: [] as number[], p999: [] as number[] }]),
+  );
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const t of targets) {
+      const frames = t.kind === 'echo' ? echoFrames : daemonFrames;
+      const r = client(t.socket, frames, 'latency', PER_ROUND, 1, REPLY_TYPE[t.kind]);
+      const s = lat.get(t.name) as { p50: number[]; p99: number[]; p999: number[] };
+      s.p50.push(r.p50 as number);
+      s.p99.push(r.p99 as number);
+      s.p999.push(r['p99.9'] as number);
+    }
+  }
+  const rows: Row[] = [];
+  for (const t of targets) {
+    const frames = t.kind === 'echo' ? echoFrames : daemonFrames;
+    const tp = client(t.socket, frames, 'throughput', TP, 8, REPLY_TYPE[t.kind]);
+    const s = lat.get(t.name) as { p50: number[]; p99: number[]; p999: number[] };
+    rows.push({
+      name: t.name,
+      p50: median(s.p50),
+      p99: median(s.p99),
+      p999: median(s.p999),
+      p50Spread: spread(s.p50),
+      p99Spread: spread(s.p99),
+      p999Spread: spread(s.p999),
+      perSecond: tp.perSecond as number,
+    });
+  }
+  for (const p of procs) await stop(p.proc);
+
+  // Memory with 1,000 connected VMs, on a fresh daemon as shipped.
+  const rssDir = join(dir, 'rss');
+  const rssDaemon = await daemon(rssDir, ['--metrics', '127.0.0.1:0']);
+  const rssIdle = rssMb(rssDaemon.proc.pid as number);
+  const rss1000 = await rssWithSessions(rssDaemon, join(rssDir, 'plugin.sock'), 1000);
+  await stop(rssDaemon.proc);
+
+  // READY with an empty store (median of 3 starts) and with the shipped daemon's store, which
+  // the throughput run filled with ≥ 1 million events.
+  const empty: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const d = await daemon(join(dir, `empty-${i}`), ['--metrics', '127.0.0.1:0']);
+    empty.push(d.readyMs);
+    await stop(d.proc);
+  }
+  const full = await daemon(shipped, ['--metrics', '127.0.0.1:0']);
+  await stop(full.proc);
+
+  const by = (name: string) => rows.find((r) => r.name === name) as Row;
+  const cEcho = by('C echo');
+  const shippedRow = by('daemon as shipped');
+  const bare = by('daemon --no-store --no-metrics');
+  const goals: Goal[] = [
+    { what: 'p50, daemon as shipped / C echo', value: shippedRow.p50 / cEcho.p50, unit: '×', max: 2.5 },
+    { what: 'p99, daemon as shipped / C echo', value: shippedRow.p99 / cEcho.p99, unit: '×', max: 4 },
+    { what: 'p99.9, daemon as shipped / C echo', value: shippedRow.p999 / cEcho.p999, unit: '×', max: 10 },
+    { what: 'verdicts/s as shipped, 256 in flight', value: shippedRow.perSecond, unit: '/s', min: 200_000 },
+    {
+      what: 'store + metrics cost in throughput',
+      value: (1 - shippedRow.perSecond / bare.perSecond) * 100,
+      unit: '%',
+      max: 15,
+    },
+    { what: 'RSS with 1,000 connected VMs', value: rss1000, unit: 'MB', max: 100 },
+    { what: 'READY=1 after start, empty store', value: median(empty), unit: 'ms', max: 500 },
+    {
+      what: `READY=1 after start, store of ≥ ${(TP / 1e6).toFixed(1)} M events`,
+      value: full.readyMs,
+      unit: 'ms',
+      max: 2000,
+    },
+  ];
+  printReport({
+    rows,
+    goals,
+    notes: [`daemon RSS idle: ${rssIdle.toFixed(1)} MB`],
+    json: values.json === true,
+  });
+  if (goals.some((g) => Number.isNaN(g.value))) process.exitCode = 1;
+}
+
+main()
+  .catch((err) => {
+    process.stderr.write(`${(err as Error).stack}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
