@@ -90,7 +90,10 @@ int vm_run(struct lane_vm *vm, const struct lane_step *const *steps, const unsig
 
 void vm_close(struct lane_vm *vm, uint16_t reason) {
   seawall_close(&vm->plugin, reason);
+  size_t kept = 0; /* events still waiting for replay; a late verdict empties its slot */
+  for (size_t i = 0; i < vm->plugin.kept_count; i++)
+    kept += vm->plugin.kept[(vm->plugin.kept_head + i) % SEAWALL_REPLAY_MAX].len != 0;
   report("{\"t\":\"closed\",\"vm\":\"%s\",\"killed\":%d,\"replayed\":%llu,\"late\":%llu,\"kept\":%zu}", vm->name,
          vm->killed, (unsigned long long)vm->plugin.replayed, (unsigned long long)vm->plugin.late_verdicts,
-         vm->plugin.kept_count);
+         kept);
 }
