@@ -67,6 +67,10 @@ export class AptView {
       'Dir::Etc::SourceParts=/dev/null',
       `Dir::State::Lists=${join(root, 'lists')}`,
       `Dir::Cache=${join(root, 'cache')}`,
+      // Images often switch apt's binary caches off; this view keeps its own, or every apt-cache
+      // call re-reads every list.
+      `Dir::Cache::pkgcache=${join(root, 'cache', 'pkgcache.bin')}`,
+      `Dir::Cache::srcpkgcache=${join(root, 'cache', 'srcpkgcache.bin')}`,
       'Dir::State::status=/dev/null',
       'APT::Architecture=arm64',
       'APT::Architectures::=arm64',
