@@ -18,6 +18,8 @@ export interface Step {
   vesr: string;
   image: string;
   applied: number;
+  /** The guest's PC at the exit. */
+  pc: string;
   reported: number;
   vector: number;
   esr: string;

@@ -6,154 +6,15 @@
  * counted, and what the guest received with what seawall predicts.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { promisify } from 'node:util';
 import { encodeVcpuEvents, KVM_EXIT_MMIO } from '../../kvm/index.js';
-import { seawallCli } from '../../scripts/real-kvm/daemon.js';
-import type { KernelLine } from '../../scripts/real-kvm/kernels.js';
-import { bootLane, type LaneBoot } from '../../scripts/real-kvm/lane.js';
 import { einvalCases, einvalRawCases } from './einval-images.js';
-import { type LaneRun, type Step, stepsOf } from './lane-reports.js';
-import { laneTools, prepareKernel } from './lane-setup.js';
+import { type Step, stepsOf } from './lane-reports.js';
+import { explain, LINES, lane, POLICY, stopAllLanes } from './lane-run.js';
+import { laneTools } from './lane-setup.js';
 
-const run = promisify(execFile);
-const POLICY = new URL('./lane-policy.yaml', import.meta.url).pathname;
 const MERGED = { abi: 'merged' as const, ras: true };
-const LINES: KernelLine[] = ['6.1', '7.x'];
-
-/** Drives one boot through its phases; the host-side actions happen at the VMM's `wait` reports. */
-async function drive(boot: LaneBoot): Promise<LaneRun> {
-  const c = boot.control;
-  const waitPhase = (phase: string, ms: number) =>
-    c.waitFor((r) => r.t === 'wait' && r.phase === phase, ms, `wait ${phase}`);
-  await waitPhase('killed', 120_000);
-  // The kill's outcome is decided when the killed VM's session ends, while lane-policy-peer is live.
-  const killMetrics = await until(
-    () => boot.policy.metrics(),
-    (m) => /seawall_kills_total\{outcome="exited"\} 1/.test(m),
-  );
-  const vmsDuringKill = await boot.policy.query(['vms']);
-  c.go();
-  await waitPhase('daemon-stopped', 30_000);
-  boot.builtin.proc.kill('SIGSTOP');
-  c.go();
-  await waitPhase('daemon-resumed', 30_000);
-  boot.builtin.proc.kill('SIGCONT');
-  c.go();
-  await c.waitFor((r) => r.t === 'done', 60_000, 'done');
-  const exit = await Promise.race([
-    boot.qemu.exited,
-    new Promise<string>((r) => setTimeout(() => r('running'), 30_000)),
-  ]);
-  return {
-    reports: c.reports,
-    killMetrics,
-    vmsDuringKill,
-    qemuExit: exit,
-    builtinEvents: (await boot.builtin.query(['events'])) as LaneRun['builtinEvents'],
-    policyEvents: (await boot.policy.query(['events'])) as LaneRun['policyEvents'],
-    builtinMetrics: await boot.builtin.metrics(),
-    policyMetrics: await boot.policy.metrics(),
-  };
-}
-
-/** Polls `get` until `ok` (deadline 30 s): for counts the daemon updates after the fact. */
-async function until<T>(get: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const v = await get();
-    if (ok(v) || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const explained = new Map<string, Promise<Explained>>();
-interface Explained {
-  vcpuEvents: { hex: string } | null;
-  guest: { vectorOffset: number; esr: string; esrOnLinux61: string; far: string } | null;
-  decision: { rule: string };
-}
-
-/** `seawall policy explain` for the event a step produced, as the daemon received it (the same
- * event on both kernels is explained once). */
-function explain(policy: string | null, s: Step, emulate: boolean): Promise<Explained> {
-  const event: Record<string, unknown> = {
-    kind: s.kind,
-    vm: { id: s.vm, labels: { lane: 'real-kvm' } },
-    vcpu: s.vcpu,
-  };
-  if (s.kind === 'nisv') event.esr = s.f[0];
-  if (s.kind === 'sigbus') event.sigbusCode = 'BUS_MCEERR_AR';
-  event.gpa = s.kind === 'nisv' ? s.f[1] : s.kind === 'sigbus' ? s.f[3] : s.f[0];
-  event.gva = event.gpa; // the guest runs with its MMU off: VA = IPA
-  const args = [
-    seawallCli(),
-    'policy',
-    'explain',
-    '--policy',
-    policy ?? 'policies/examples/default.yaml',
-    '--event',
-    JSON.stringify(event),
-  ];
-  if (emulate) args.push('--emulate');
-  const key = args.join('\0');
-  let p = explained.get(key);
-  if (!p) {
-    p = run(process.execPath, args, { timeout: 60_000 }).then(
-      ({ stdout }) => JSON.parse(stdout) as Explained,
-    );
-    explained.set(key, p);
-  }
-  return p;
-}
-
-interface LaneResult {
-  r: LaneRun;
-  note: string;
-}
-
-const cleanups: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of cleanups) await c();
-});
-
-/** Prepares, boots and drives one kernel; every process it starts is stopped by the file's after hook. */
-async function laneRun(line: KernelLine, qemu: string): Promise<LaneResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'seawall-lane-'));
-  let boot: LaneBoot | null = null;
-  cleanups.push(async () => {
-    await boot?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const t0 = Date.now();
-  const { kernel, initrd } = await prepareKernel(line, dir);
-  const t1 = Date.now();
-  boot = await bootLane({ dir, qemu, kernel: kernel.image, initrd, policyFile: POLICY });
-  try {
-    const r = await drive(boot);
-    const note = `${kernel.pkg} ${kernel.version} (${kernel.suite}), ${kernel.modules.length} modules; prepared in ${t1 - t0} ms, booted and ran every scenario in ${Date.now() - t1} ms`;
-    return { r, note };
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n--- console ---\n${boot.qemu.console.slice(-60).join('\n')}`);
-  }
-}
-
-const lanes = new Map<KernelLine, Promise<LaneResult>>();
-/** Both kernels boot at once (one emulated CPU each), so the lane costs about one boot's time. */
-function lane(line: KernelLine, qemu: string): Promise<LaneResult> {
-  if (lanes.size === 0) {
-    for (const l of LINES) {
-      const p = laneRun(l, qemu);
-      p.catch(() => {}); // awaited by its own test
-      lanes.set(l, p);
-    }
-  }
-  return lanes.get(line) as Promise<LaneResult>;
-}
+after(stopAllLanes);
 
 for (const line of LINES) {
   test(`real arm64 KVM: Linux ${line} through the host daemons`, { timeout: 170_000 }, async (t) => {
@@ -221,7 +82,7 @@ for (const line of LINES) {
           assert.equal(`0x${esrOf(s).toString(16)}`, x.guest?.esr, `${name}: ESR [31:0]`);
           assert.equal(s.esr, is61 ? x.guest?.esrOnLinux61 : x.guest?.esr, `${name}: ESR as read on ${line}`);
           assert.equal(s.far, x.guest?.far, `${name}: FAR`);
-          assert.equal(BigInt(s.elr) & 0xfffn, BigInt(s.elr) & 0xfffn); // ELR: the access itself (not skipped)
+          assert.equal(s.elr, s.pc, `${name}: ELR = the faulting access (KVM does not skip it)`);
           assert.equal(s.finished, 1);
         }
         const mmio = byName.get('mmio-str') as Step;
@@ -259,6 +120,7 @@ for (const line of LINES) {
           assert.equal(s.vector, 4);
           assert.equal(`0x${esrOf(s).toString(16)}`, x.guest?.esr, `${name}: ESR`);
           assert.equal(s.far, x.guest?.far, `${name}: FAR`);
+          assert.equal(s.elr, s.pc, `${name}: ELR = the faulting access`);
         }
         assert.equal(p.get('iabt-downgraded')?.action, 'INJECT');
         assert.equal(p.get('iabt-downgraded')?.image, xs[0]?.vcpuEvents?.hex);
@@ -302,6 +164,7 @@ for (const line of LINES) {
           assert.equal(s.vector, 4);
           assert.equal(`0x${esrOf(s).toString(16)}`, x.guest?.esr);
           assert.equal(s.far, x.guest?.far);
+          assert.equal(s.elr, s.pc, `${name}: ELR = the access that hit the poison`);
           assert.equal(x.decision.rule, 'sigbus-on-vcpu');
         }
         const stored = r.policyEvents.filter((e) => e.kind === 'sigbus' && e.vcpu === 0);

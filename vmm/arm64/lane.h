@@ -48,6 +48,7 @@ struct lane_result {
   int run_errno;
   uint64_t f[4];     /* exit fields: mmio phys_addr,len,is_write,data | nisv esr_iss,fault_ipa | sigbus code,addr,lsb,gpa */
   uint8_t mmio_data[8];
+  uint64_t pc;       /* the guest's PC at the exit: the access that faulted */
   int event_sent;    /* a seawall_handle_* call was made */
   int fell_back;
   struct seawall_verdict verdict;

@@ -55,11 +55,11 @@ void report_result(const struct lane_result *r) {
          "\",\"0x%" PRIx64 "\"],"
          "\"sent\":%d,\"fallback\":%d,\"seq\":%" PRIu32 ",\"action\":\"%s\",\"flags\":%u,\"grace\":%" PRIu32
          ",\"vesr\":\"0x%" PRIx64 "\",\"image\":\"%s\",\"applied\":%d,"
-         "\"reported\":%d,\"vector\":%" PRIu64 ",\"esr\":\"0x%" PRIx64 "\",\"far\":\"0x%" PRIx64
+         "\"pc\":\"0x%" PRIx64 "\",\"reported\":%d,\"vector\":%" PRIu64 ",\"esr\":\"0x%" PRIx64 "\",\"far\":\"0x%" PRIx64
          "\",\"elr\":\"0x%" PRIx64 "\",\"finished\":%d}",
          r->vm, r->vcpu, r->step->name, r->step->addr, r->exit_reason, r->run_errno, r->f[0], r->f[1], r->f[2],
          r->f[3], r->event_sent, r->fell_back, r->verdict.seq, seawall_action_name(r->verdict.action),
-         r->verdict.flags, r->verdict.grace_ms, r->verdict.esr, img, r->apply_result, r->reported, r->vector,
+         r->verdict.flags, r->verdict.grace_ms, r->verdict.esr, img, r->apply_result, r->pc, r->reported, r->vector,
          r->esr, r->far, r->elr, r->finished);
 }
 

@@ -126,6 +126,7 @@ static void on_abort_exit(struct lane_vcpu *c, struct lane_result *res) {
   struct lane_vm *vm = c->vm;
   uint64_t far;
   int mmio = run->exit_reason == KVM_EXIT_MMIO;
+  kvm_get_reg(c->fd, REG_PC, &res->pc);
   if (c->steps[c->next - 1].einval_probe) probe_einval(c);
   pthread_mutex_lock(&vm->plugin_lock);
   if (mmio) {
@@ -150,6 +151,7 @@ static void on_abort_exit(struct lane_vcpu *c, struct lane_result *res) {
 
 static void on_sigbus_exit(struct lane_vcpu *c, struct lane_result *res) {
   sigbus_pending = 0;
+  kvm_get_reg(c->fd, REG_PC, &res->pc);
   uint64_t gpa = vm_gpa_of(c->vm, sigbus_addr);
   struct seawall_sigbus e = {.vcpu = sigbus_code == BUS_MCEERR_AR ? c->index : SEAWALL_NO_VCPU,
                              .si_code = (uint16_t)sigbus_code, .addr_lsb = (uint16_t)sigbus_lsb, .gpa = gpa};
