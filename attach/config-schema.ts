@@ -4,7 +4,7 @@
  */
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
-import { KVM_RUN_DEFAULT_MMAP_SIZE, probeHost } from '../kvm/index.js';
+import { defaultVcpuMmapSize, probeHost } from '../kvm/index.js';
 import type { AttachServerOptions } from './attach-server.js';
 
 export const AttachConfigSchema = z
@@ -40,11 +40,11 @@ export function defaultAttachSocket(pluginSocket: string): string {
 
 /**
  * The kvm_run mapping length: KVM_GET_VCPU_MMAP_SIZE from /dev/kvm when this host has KVM, else
- * KVM_RUN_DEFAULT_MMAP_SIZE (one page; what stand-ins are sized to).
+ * what an arm64 kernel would answer on this host's page size (kvm/page-size.ts).
  */
 export function vcpuMmapSize(device?: string): number {
   const probe = probeHost(device === undefined ? {} : { device });
-  return probe.available ? probe.vcpuMmapSize : KVM_RUN_DEFAULT_MMAP_SIZE;
+  return probe.available ? probe.vcpuMmapSize : defaultVcpuMmapSize();
 }
 
 /** Server options from the parsed config section. */

@@ -4,7 +4,7 @@
  * (ABI, RAS, kind, ISS, exit), which makes the common verdict a map lookup and a 96-byte copy.
  */
 
-import { assertNever, ESR_EC_DABT_LOW, ESR_EC_IABT_LOW, encodeInjection, FSC_SEA } from '../kvm/index.js';
+import { assertNever, emulatedAbortEsr, encodeInjection } from '../kvm/index.js';
 import {
   type Decision,
   type Downgrade,
@@ -45,18 +45,6 @@ function kvmImage(inj: Injection, host: HostCapabilities, kind: EventKind, exit:
   return image;
 }
 
-/**
- * The ESR a VMM writes when it emulates the abort: EC for an abort from a lower EL (the plugin
- * switches to the current-EL class when the guest was at EL1, as KVM does), IL set, and the ISS
- * (FSC 0x10 when the policy chose none).
- */
-export function emulatedEsr(inj: Injection): bigint {
-  const ec = inj.kind === 'data' ? ESR_EC_DABT_LOW : ESR_EC_IABT_LOW;
-  let iss = inj.iss ?? FSC_SEA;
-  if ((iss & 0x3f) === 0) iss |= FSC_SEA;
-  return (BigInt(ec) << 26n) | (1n << 25n) | BigInt(iss);
-}
-
 /** One verdict; every field a verdict does not use is zero (docs/protocol.md, VERDICT). */
 function verdict(
   seq: number,
@@ -87,7 +75,7 @@ function injection(
   kvmInject: boolean,
 ): BuiltVerdict {
   if (inj.via === 'emulate')
-    return verdict(seq, ACTION.INJECT_EMULATED, flags, null, { esr: emulatedEsr(inj) });
+    return verdict(seq, ACTION.INJECT_EMULATED, flags, null, { esr: emulatedAbortEsr(inj.kind, inj.iss) });
   const exit = KVM_EXIT_OF_KIND[kind];
   if (exit === null || !kvmInject) {
     // KVM cannot take this injection here (after a SIGBUS there is no abort exit; or the host has
@@ -100,7 +88,7 @@ function injection(
         ACTION.INJECT_EMULATED,
         flags,
         { from: 'inject-kvm', to: 'inject-emulated', reason },
-        { esr: emulatedEsr(inj) },
+        { esr: emulatedAbortEsr(inj.kind, inj.iss) },
       );
     }
     return verdict(seq, ACTION.RESUME, flags, {

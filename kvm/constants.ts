@@ -8,12 +8,22 @@
 export const KVM_EXIT_MMIO = 6;
 export const KVM_EXIT_ARM_NISV = 28;
 export const KVM_EXIT_ARM_SEA = 41;
+/**
+ * A 64-byte single-copy-atomic access (LD64B/ST64B…) KVM cannot emulate, Linux 7.0+; its record
+ * has the `arm_nisv` layout. seawall has no event for it, but it is an abort exit all the same.
+ */
+export const KVM_EXIT_ARM_LDST64B = 42;
 
-/** Exit reasons after which `ext_dabt_pending` / `ext_iabt_pending` may be set (reference §3). */
+/**
+ * Exit reasons after which `ext_dabt_pending` / `ext_iabt_pending` may be set: the kernel's API
+ * documentation (KVM_SET_VCPU_EVENTS, arm64) lists MMIO, ARM_NISV and ARM_LDST64B; the SEA
+ * documentation and selftest inject after ARM_SEA (reference §1, §3).
+ */
 export const INJECTABLE_EXITS: ReadonlySet<number> = new Set([
   KVM_EXIT_MMIO,
   KVM_EXIT_ARM_NISV,
   KVM_EXIT_ARM_SEA,
+  KVM_EXIT_ARM_LDST64B,
 ]);
 
 /**
@@ -37,10 +47,14 @@ export const KVM_RUN_EXIT_UNION_OFFSET = 32;
 /** sizeof(struct kvm_run) on arm64. */
 export const KVM_RUN_SIZE_ARM64 = 2352;
 /**
- * mmap length used for a vCPU's kvm_run page when /dev/kvm is not there to answer
- * KVM_GET_VCPU_MMAP_SIZE (one 4 KiB page covers struct kvm_run; arm64 has no extra pages there).
+ * mmap length of a vCPU fd when /dev/kvm is not there to answer KVM_GET_VCPU_MMAP_SIZE: what
+ * arm64 kernels with 4 KiB pages answer (6.1 and 7.3 measured, docs/real-kvm.md) — two pages,
+ * kvm_run and the coalesced-MMIO ring. A host with 16 or 64 KiB pages answers two of its own
+ * pages (`defaultVcpuMmapSize` in page-size.ts); a real host's figure always comes from the probe.
  */
-export const KVM_RUN_DEFAULT_MMAP_SIZE = 4096;
+export const KVM_RUN_DEFAULT_MMAP_SIZE = 8192;
+/** Pages in a vCPU mapping on arm64: kvm_run, then the coalesced-MMIO ring (KVM_COALESCED_MMIO_PAGE_OFFSET 1). */
+export const KVM_VCPU_MMAP_PAGES_ARM64 = 2;
 
 /** sizeof(struct kvm_vcpu_events) on arm64, in both ABIs (reference §3). */
 export const KVM_VCPU_EVENTS_SIZE = 64;

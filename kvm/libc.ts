@@ -12,6 +12,7 @@ export interface Libc {
   munmap(addr: unknown, length: number): number;
   memfdCreate(name: string, flags: number): number;
   strerror(errnum: number): string;
+  sysconf(name: number): number;
 }
 
 let cached: Libc | null = null;
@@ -31,6 +32,7 @@ export function libc(): Libc {
   const munmap = lib.func('int munmap(void *addr, size_t length)');
   const memfd = lib.func('int memfd_create(const char *name, unsigned int flags)');
   const strerror = lib.func('const char *strerror(int errnum)');
+  const sysconf = lib.func('long sysconf(int name)');
   cached = {
     ioctlPtr: (fd, request, arg) => ioctl(fd, request, 'void *', arg) as number,
     ioctlInt: (fd, request, arg) => ioctl(fd, request, 'unsigned long', arg) as number,
@@ -38,6 +40,7 @@ export function libc(): Libc {
     munmap: (addr, length) => munmap(addr, length) as number,
     memfdCreate: (name, flags) => memfd(name, flags) as number,
     strerror: (errnum) => strerror(errnum) as string,
+    sysconf: (name) => Number(sysconf(name)),
   };
   return cached;
 }

@@ -82,7 +82,7 @@ function rejected(rule: EventsRule, message: string): KvmError {
 /**
  * Applies the kernel's validation (reference §3, "Kernel validation") to a set of fields for a
  * host. `afterExit` is the exit reason the vCPU last returned; abort injection is only defined
- * after MMIO, ARM_NISV or ARM_SEA.
+ * after MMIO, ARM_NISV, ARM_SEA or ARM_LDST64B (INJECTABLE_EXITS).
  */
 export function validateVcpuEvents(f: VcpuEventsFields, host: InjectionHost, afterExit: number): void {
   if (host.abi === 'merged' && (f.extIabtPending || f.extAbtHasEsr || f.extAbtEsr !== 0n)) {
@@ -99,7 +99,7 @@ export function validateVcpuEvents(f: VcpuEventsFields, host: InjectionHost, aft
   if ((f.extDabtPending || f.extIabtPending) && !INJECTABLE_EXITS.has(afterExit)) {
     throw rejected(
       'not-after-abort-exit',
-      `an external abort may be injected only after a KVM_EXIT_MMIO, ARM_NISV or ARM_SEA exit, not exit ${afterExit}`,
+      `an external abort may be injected only after a KVM_EXIT_MMIO, ARM_NISV, ARM_SEA or ARM_LDST64B exit, not exit ${afterExit}`,
     );
   }
   if (f.extAbtEsr < 0n || f.extAbtEsr > BigInt(ISS_MASK)) {

@@ -54,6 +54,8 @@ export interface PolicyEvent {
   severity: PolicySeverity;
   /** Guest physical page address (low 12 bits clear) when known. */
   gpa: bigint | null;
+  /** Informational, from event JSON: the faulting guest virtual address (what FAR_EL1 will read). */
+  gva?: bigint | null;
   /** For sigbus: action required (a load hit poison) or action optional (found by scrubbing). */
   sigbusCode: 'BUS_MCEERR_AR' | 'BUS_MCEERR_AO' | null;
 }

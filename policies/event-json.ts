@@ -67,6 +67,7 @@ export function eventFromBody(e: EventBody, timeMs: number): PolicyEvent {
     vcpu: e.vcpu,
     timeMs,
     gpa: e.gpa === null ? null : e.gpa & PAGE_MASK,
+    gva: e.gva ?? null,
     sigbusCode: e.sigbusCode ?? null,
   };
   switch (e.kind) {

@@ -4,7 +4,14 @@
  * the verdict would carry. It scans every rule in file order (not the label index) so each
  * skipped rule gets its reason; `decide` must and does reach the same rule.
  */
-import { encodeInjection, type InjectionAbi } from '../kvm/index.js';
+import {
+  emulatedAbortEsr,
+  encodeInjection,
+  type GuestAbort,
+  guestAbortAfterEmulation,
+  guestAbortAfterKvm,
+  type InjectionAbi,
+} from '../kvm/index.js';
 import { contextIndex, describeAction, routeOf } from './actions.js';
 import type { CompiledPolicy, CompiledRule } from './compile.js';
 import {
@@ -35,6 +42,31 @@ export interface Explanation {
   notMatched: RuleMiss[];
   /** The verdict's kvm_vcpu_events image when the answer injects via KVM, else null. */
   vcpuEvents: { abi: InjectionAbi; hex: string } | null;
+  /**
+   * The abort the guest receives when the answer injects, for a guest at EL1 (kvm/guest-abort.ts):
+   * its vector offset from VBAR_EL1, ESR_EL1 [31:0], the same as Linux 6.1's KVM injection leaves
+   * it (bits [63:32] copy bit 31), and FAR_EL1 (the event's `gva`, when given). Null otherwise.
+   */
+  guest: { vectorOffset: number; esr: bigint; esrOnLinux61: bigint; far: bigint | null } | null;
+}
+
+/** The abort the guest receives, following the verdict the daemon builds (daemon/verdict.ts). */
+function guestSees(inj: Injection | null, event: PolicyEvent, host: HostCapabilities): Explanation['guest'] {
+  if (!inj) return null;
+  const far = event.gva ?? null;
+  let g: GuestAbort;
+  if (inj.via === 'kvm' && event.kind !== 'sigbus')
+    g = guestAbortAfterKvm(inj.kind, 1, far, inj.iss, '6.1.0');
+  else if (inj.via === 'emulate' || host.emulateAbort)
+    g = guestAbortAfterEmulation(emulatedAbortEsr(inj.kind, inj.iss), 1, far);
+  else return null; // a KVM injection after a SIGBUS: the verdict resumes, nothing is injected
+  const signExtended = g.esrUpper === 'linux-6.1-sign-extended' && (g.esr & 0x80000000n) !== 0n;
+  return {
+    vectorOffset: g.vectorOffset,
+    esr: g.esr,
+    esrOnLinux61: signExtended ? g.esr | 0xffffffff00000000n : g.esr,
+    far,
+  };
 }
 
 function answeredInjection(d: Decision): Injection | null {
@@ -85,5 +117,6 @@ export function explainEvent(
     matched: { rule: matched.name, index: matched.index < 0 ? null : matched.index },
     notMatched,
     vcpuEvents,
+    guest: guestSees(inj, event, host),
   };
 }

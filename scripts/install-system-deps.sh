@@ -4,6 +4,9 @@
 #   promtool          (package prometheus) checks scraped metrics and tests the alert rules
 #   systemd tools     journald, journalctl, systemd-analyze, systemd-socket-activate
 #   python3           small test fixtures
+#   the real-KVM lane (docs/real-kvm.md): qemu-system-aarch64 (package qemu-system-arm), Debian's
+#                     aarch64 cross compiler with arm64 libc and kernel headers (the lane VMM is a
+#                     static arm64 binary), cpio (its initramfs), xz (compressed kernel modules)
 # Nothing is installed when everything is already there.
 set -euo pipefail
 
@@ -16,6 +19,12 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v python3 >/dev/null || need+=(python3)
 command -v make >/dev/null || need+=(make)
 command -v g++ >/dev/null || need+=(g++)
+command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+[ -f /usr/aarch64-linux-gnu/lib/libc.a ] || need+=(libc6-dev-arm64-cross)
+[ -f /usr/aarch64-linux-gnu/include/linux/kvm.h ] || need+=(linux-libc-dev-arm64-cross)
+command -v cpio >/dev/null || need+=(cpio)
+command -v xz >/dev/null || need+=(xz-utils)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "system test tools: all present"

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +20,9 @@
 /* Fixed body sizes (§2). */
 #define BODY_WELCOME 24u
 #define BODY_EVENT_SEA 56u
+#define BODY_EVENT_NISV 40u
+#define BODY_EVENT_MMIO 48u
+#define BODY_EVENT_SIGBUS 40u
 #define BODY_VERDICT 88u
 #define BODY_APPLIED 8u
 #define BODY_HEARTBEAT 8u
@@ -89,7 +93,10 @@ static void drop_connection(struct seawall_plugin *p) {
 static int write_all(struct seawall_plugin *p, const uint8_t *buf, size_t len, int64_t deadline) {
   size_t off = 0;
   while (off < len) {
-    ssize_t n = send(p->fd, buf + off, len - off, MSG_NOSIGNAL);
+    /* send(MSG_NOSIGNAL) spares the VMM a SIGPIPE on a socket; a character device (a virtio-serial
+     * port) has no send() and reports a vanished host end as EPIPE/EIO without a signal. */
+    ssize_t n = p->fd_is_socket ? send(p->fd, buf + off, len - off, MSG_NOSIGNAL)
+                                : write(p->fd, buf + off, len - off);
     if (n > 0) {
       off += (size_t)n;
       continue;
@@ -240,6 +247,7 @@ void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_m
                   enum seawall_fallback fallback) {
   memset(p, 0, sizeof *p);
   p->fd = -1;
+  p->fd_is_socket = 1;
   p->deadline_ms = deadline_ms;
   p->hello_timeout_ms = hello_timeout_ms;
   p->fallback = fallback;
@@ -298,34 +306,10 @@ static int encode_hello(const struct seawall_hello *h, uint8_t *buf, size_t cap)
   return (int)(SEAWALL_HEADER_SIZE + body);
 }
 
-int seawall_connect(struct seawall_plugin *p, const char *path, const struct seawall_hello *hello) {
-  uint8_t buf[SEAWALL_HEADER_SIZE + 24 + SEAWALL_VM_ID_MAX +
-              SEAWALL_LABELS_MAX * (4 + SEAWALL_LABEL_KEY_MAX + SEAWALL_LABEL_VALUE_MAX)];
-  int frame_len = encode_hello(hello, buf, sizeof buf);
-  if (frame_len < 0) return frame_len;
-
-  struct sockaddr_un addr;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof addr.sun_path) return -ENAMETOOLONG;
-  memcpy(addr.sun_path, path, strlen(path));
-
-  drop_connection(p);
-  p->last_code = 0;
-  p->last_text[0] = '\0';
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  if (fd < 0) return -errno;
-  /* Non-blocking before connect: a listener with a full backlog gives EAGAIN instead of a hang. */
-  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
-      connect(fd, (const struct sockaddr *)&addr, sizeof addr) < 0) {
-    int err = -errno;
-    close(fd);
-    return err;
-  }
-  p->fd = fd;
-
+/* HELLO, then WELCOME, on the connected p->fd; then the kept events are replayed (§9). */
+static int handshake(struct seawall_plugin *p, const uint8_t *hello, size_t hello_len) {
   int64_t deadline = now_ms() + p->hello_timeout_ms;
-  int r = write_all(p, buf, (size_t)frame_len, deadline);
+  int r = write_all(p, hello, hello_len, deadline);
   while (r == 0) {
     uint16_t type;
     const uint8_t *body;
@@ -359,12 +343,65 @@ int seawall_connect(struct seawall_plugin *p, const char *path, const struct sea
   return r;
 }
 
-static void fallback_verdict(const struct seawall_plugin *p, uint32_t seq, struct seawall_verdict *out) {
+#define HELLO_FRAME_MAX                                                                            \
+  (SEAWALL_HEADER_SIZE + 24 + SEAWALL_VM_ID_MAX +                                                  \
+   SEAWALL_LABELS_MAX * (4 + SEAWALL_LABEL_KEY_MAX + SEAWALL_LABEL_VALUE_MAX))
+
+int seawall_connect(struct seawall_plugin *p, const char *path, const struct seawall_hello *hello) {
+  uint8_t buf[HELLO_FRAME_MAX];
+  int frame_len = encode_hello(hello, buf, sizeof buf);
+  if (frame_len < 0) return frame_len;
+
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof addr.sun_path) return -ENAMETOOLONG;
+  memcpy(addr.sun_path, path, strlen(path));
+
+  drop_connection(p);
+  p->last_code = 0;
+  p->last_text[0] = '\0';
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) return -errno;
+  /* Non-blocking before connect: a listener with a full backlog gives EAGAIN instead of a hang. */
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
+      connect(fd, (const struct sockaddr *)&addr, sizeof addr) < 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  p->fd = fd;
+  p->fd_is_socket = 1;
+  return handshake(p, buf, (size_t)frame_len);
+}
+
+int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hello *hello) {
+  uint8_t buf[HELLO_FRAME_MAX];
+  int frame_len = encode_hello(hello, buf, sizeof buf);
+  if (frame_len < 0) return frame_len;
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) < 0) return -EBADF;
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+  drop_connection(p);
+  p->last_code = 0;
+  p->last_text[0] = '\0';
+  p->fd = fd;
+  p->fd_is_socket = S_ISSOCK(st.st_mode) ? 1 : 0;
+  return handshake(p, buf, (size_t)frame_len);
+}
+
+static void fallback_verdict(const struct seawall_plugin *p, uint32_t seq, uint16_t type,
+                             struct seawall_verdict *out) {
   memset(out, 0, sizeof *out);
   out->seq = seq;
   out->source = SEAWALL_FROM_FALLBACK;
   switch (p->fallback) {
   case SEAWALL_FALLBACK_INJECT:
+    if (type == SEAWALL_MSG_EVENT_SIGBUS) {
+      out->action = SEAWALL_ACTION_RESUME; /* no KVM exit to inject after (§9) */
+      break;
+    }
     /* The merged image: ext_dabt_pending = 1, everything else 0; valid on every kernel with
      * KVM_CAP_ARM_INJECT_EXT_DABT (docs/protocol.md §9). */
     out->action = SEAWALL_ACTION_INJECT;
@@ -392,25 +429,57 @@ static int decode_verdict(const uint8_t *b, struct seawall_verdict *v) {
   return 0;
 }
 
-int seawall_handle_sea(struct seawall_plugin *p, const struct seawall_sea_exit *e, struct seawall_verdict *out) {
+static uint32_t take_seq(struct seawall_plugin *p) {
   uint32_t seq = p->next_seq;
   p->next_seq = p->next_seq == UINT32_MAX ? 1 : p->next_seq + 1;
+  return seq;
+}
 
-  uint8_t frame[SEAWALL_HEADER_SIZE + BODY_EVENT_SEA];
-  memset(frame, 0, sizeof frame);
-  put_header(frame, BODY_EVENT_SEA, SEAWALL_MSG_EVENT_SEA);
+/* The 24-byte event prefix (§4.4) of a fresh event; returns the body pointer. */
+static uint8_t *event_frame(uint8_t *frame, uint32_t body_len, uint16_t type, uint32_t seq, uint32_t vcpu) {
+  memset(frame, 0, SEAWALL_HEADER_SIZE + body_len);
+  put_header(frame, body_len, type);
   uint8_t *b = frame + SEAWALL_HEADER_SIZE;
   put_u32(b + 0, seq);
-  put_u32(b + 4, e->vcpu);
+  put_u32(b + 4, vcpu);
   put_u64(b + 8, realtime_ns());
   /* flags (+16) and fallback_action (+18) stay 0: a fresh event. */
-  put_u64(b + 24, e->kvm_flags);
-  put_u64(b + 32, e->esr);
-  put_u64(b + 40, e->gva);
-  put_u64(b + 48, e->gpa);
+  return b;
+}
 
+/* Handles one frame received outside a handshake. Returns 1 when it is the VERDICT for `seq`
+ * (decoded into *out), 0 when it was consumed, or a negative errno that ends the connection. */
+static int dispatch(struct seawall_plugin *p, uint16_t type, const uint8_t *body, uint32_t len, uint32_t seq,
+                    struct seawall_verdict *out) {
+  struct seawall_verdict v;
+  switch (type) {
+  case SEAWALL_MSG_VERDICT:
+    if (decode_verdict(body, &v)) return -EPROTO;
+    if (seq != 0 && v.seq == seq) {
+      *out = v;
+      return 1;
+    }
+    forget_kept(p, v.seq); /* a late verdict: its event was answered by the fallback */
+    p->late_verdicts++;
+    return 0;
+  case SEAWALL_MSG_HEARTBEAT:
+    ack_replay(p, get_u64(body));
+    return 0;
+  case SEAWALL_MSG_ERROR:
+    return take_text(p, body, len) ? -EPROTO : -ECONNRESET;
+  case SEAWALL_MSG_GOODBYE:
+    return -ECONNRESET;
+  default:
+    return -EPROTO; /* WELCOME or REJECT after the handshake */
+  }
+}
+
+/* Sends one event frame and waits for its verdict until the deadline; the fallback otherwise. */
+static int exchange(struct seawall_plugin *p, uint8_t *frame, uint32_t frame_len, uint32_t seq,
+                    struct seawall_verdict *out) {
+  uint16_t event_type = get_u16(frame + 4);
   int64_t deadline = now_ms() + p->deadline_ms;
-  int r = p->fd < 0 ? -ENOTCONN : write_all(p, frame, sizeof frame, deadline);
+  int r = p->fd < 0 ? -ENOTCONN : write_all(p, frame, frame_len, deadline);
   while (r == 0) {
     uint16_t type;
     const uint8_t *body;
@@ -421,35 +490,75 @@ int seawall_handle_sea(struct seawall_plugin *p, const struct seawall_sea_exit *
       break;
     }
     if (r < 0) break;
-    r = 0;
-    switch (type) {
-    case SEAWALL_MSG_VERDICT:
-      if (decode_verdict(body, out)) {
-        r = -EPROTO;
-      } else if (out->seq == seq) {
-        return 0;
-      } else {
-        forget_kept(p, out->seq); /* a late verdict: its event was answered by the fallback */
-      }
-      break;
-    case SEAWALL_MSG_HEARTBEAT:
-      ack_replay(p, get_u64(body));
-      break;
-    case SEAWALL_MSG_ERROR:
-      r = take_text(p, body, len) ? -EPROTO : -ECONNRESET;
-      break;
-    case SEAWALL_MSG_GOODBYE:
-      r = -ECONNRESET;
-      break;
-    default:
-      r = -EPROTO; /* WELCOME or REJECT after the handshake */
-      break;
-    }
+    r = dispatch(p, type, body, len, seq, out);
+    if (r == 1) return 0;
   }
   if (r != -ETIMEDOUT) drop_connection(p);
-  fallback_verdict(p, seq, out);
-  keep_for_replay(p, frame, sizeof frame, seq, out->action);
+  fallback_verdict(p, seq, event_type, out);
+  keep_for_replay(p, frame, frame_len, seq, out->action);
   return 1;
+}
+
+int seawall_handle_sea(struct seawall_plugin *p, const struct seawall_sea_exit *e, struct seawall_verdict *out) {
+  uint32_t seq = take_seq(p);
+  uint8_t frame[SEAWALL_HEADER_SIZE + BODY_EVENT_SEA];
+  uint8_t *b = event_frame(frame, BODY_EVENT_SEA, SEAWALL_MSG_EVENT_SEA, seq, e->vcpu);
+  put_u64(b + 24, e->kvm_flags);
+  put_u64(b + 32, e->esr);
+  put_u64(b + 40, e->gva);
+  put_u64(b + 48, e->gpa);
+  return exchange(p, frame, sizeof frame, seq, out);
+}
+
+int seawall_handle_nisv(struct seawall_plugin *p, const struct seawall_nisv_exit *e, struct seawall_verdict *out) {
+  uint32_t seq = take_seq(p);
+  uint8_t frame[SEAWALL_HEADER_SIZE + BODY_EVENT_NISV];
+  uint8_t *b = event_frame(frame, BODY_EVENT_NISV, SEAWALL_MSG_EVENT_NISV, seq, e->vcpu);
+  put_u64(b + 24, e->esr_iss);
+  put_u64(b + 32, e->fault_ipa);
+  return exchange(p, frame, sizeof frame, seq, out);
+}
+
+int seawall_handle_mmio(struct seawall_plugin *p, const struct seawall_mmio_exit *e, struct seawall_verdict *out) {
+  uint32_t seq = take_seq(p);
+  uint8_t frame[SEAWALL_HEADER_SIZE + BODY_EVENT_MMIO];
+  uint8_t *b = event_frame(frame, BODY_EVENT_MMIO, SEAWALL_MSG_EVENT_MMIO, seq, e->vcpu);
+  put_u64(b + 24, e->phys_addr);
+  memcpy(b + 32, e->data, 8);
+  put_u32(b + 40, e->len);
+  b[44] = e->is_write ? 1 : 0;
+  return exchange(p, frame, sizeof frame, seq, out);
+}
+
+int seawall_handle_sigbus(struct seawall_plugin *p, const struct seawall_sigbus *e, struct seawall_verdict *out) {
+  if (e->si_code != SEAWALL_BUS_MCEERR_AR && e->si_code != SEAWALL_BUS_MCEERR_AO) return -EINVAL;
+  uint32_t seq = take_seq(p);
+  uint8_t frame[SEAWALL_HEADER_SIZE + BODY_EVENT_SIGBUS];
+  uint8_t *b = event_frame(frame, BODY_EVENT_SIGBUS, SEAWALL_MSG_EVENT_SIGBUS, seq, e->vcpu);
+  put_u16(b + 24, e->si_code);
+  put_u16(b + 26, e->addr_lsb);
+  put_u64(b + 32, e->gpa);
+  return exchange(p, frame, sizeof frame, seq, out);
+}
+
+int seawall_poll(struct seawall_plugin *p, int timeout_ms) {
+  if (p->fd < 0) return -ENOTCONN;
+  int64_t deadline = now_ms() + timeout_ms;
+  int handled = 0;
+  for (;;) {
+    uint16_t type;
+    const uint8_t *body;
+    uint32_t len;
+    int r = read_frame(p, deadline, &type, &body, &len);
+    if (r == 0) return handled;
+    if (r > 0) r = dispatch(p, type, body, len, 0, NULL);
+    if (r < 0) {
+      drop_connection(p);
+      return r;
+    }
+    handled++;
+    deadline = now_ms(); /* after the first frame, take only what is already there */
+  }
 }
 
 int seawall_send_applied(struct seawall_plugin *p, uint32_t seq, int32_t result) {

@@ -2,7 +2,9 @@
  * seawall plugin, C11, no dependencies beyond POSIX sockets: the VMM side of the seawall plugin
  * protocol, version 1 (docs/protocol.md is the normative text; section numbers below refer to it).
  *
- * One struct seawall_plugin per VM connection. Calls are not thread-safe: a VMM with several vCPU
+ * One struct seawall_plugin per VM connection: a Unix socket it opens (seawall_connect), or an fd
+ * the VMM already holds, such as a virtio-serial port that reaches the daemon from inside a guest
+ * (seawall_connect_fd). Calls are not thread-safe: a VMM with several vCPU
  * threads wraps seawall_handle_sea() in a mutex, or runs a reader thread (docs/protocol.md §5.4).
  * Nothing here calls KVM: the caller applies the verdict on its vCPU thread (§5).
  */
@@ -51,6 +53,12 @@ enum seawall_msg {
 
 /* Event flags (§4.4). */
 #define SEAWALL_EVENT_REPLAY 0x0001u
+
+/* si_code of the SIGBUS a memory error raises (sigaction(2)); EVENT_SIGBUS carries one of them. */
+#define SEAWALL_BUS_MCEERR_AR 4u
+#define SEAWALL_BUS_MCEERR_AO 5u
+#define SEAWALL_NO_VCPU 0xFFFFFFFFu
+#define SEAWALL_NO_GPA UINT64_C(0xFFFFFFFFFFFFFFFF)
 
 /* kvm_run.arm_sea.flags bit 0. */
 #define SEAWALL_KVM_SEA_FLAG_GPA_VALID 0x1u
@@ -106,6 +114,31 @@ struct seawall_sea_exit {
   uint64_t gpa;
 };
 
+/* A KVM_EXIT_ARM_NISV exit: kvm_run.arm_nisv as the kernel left it. */
+struct seawall_nisv_exit {
+  uint32_t vcpu;
+  uint64_t esr_iss;
+  uint64_t fault_ipa;
+};
+
+/* A KVM_EXIT_MMIO exit the VMM has no device for: kvm_run.mmio as the kernel left it. */
+struct seawall_mmio_exit {
+  uint32_t vcpu;
+  uint64_t phys_addr;
+  uint8_t data[8];
+  uint32_t len;
+  uint8_t is_write;
+};
+
+/* A memory-error SIGBUS: vcpu is the vCPU whose thread took a BUS_MCEERR_AR, else SEAWALL_NO_VCPU;
+ * gpa is si_addr translated by the VMM, or SEAWALL_NO_GPA. */
+struct seawall_sigbus {
+  uint32_t vcpu;
+  uint16_t si_code;
+  uint16_t addr_lsb;
+  uint64_t gpa;
+};
+
 enum seawall_source { SEAWALL_FROM_DAEMON, SEAWALL_FROM_FALLBACK };
 
 struct seawall_verdict {
@@ -150,6 +183,10 @@ struct seawall_plugin {
   size_t replay_unacked;
   uint64_t replay_nonce;
   uint64_t next_nonce;
+  /* 1 when fd is a socket (send with MSG_NOSIGNAL), 0 for other fds such as a virtio-serial port. */
+  int fd_is_socket;
+  /* VERDICTs that arrived after their deadline and were discarded (§9 rule 4). */
+  uint64_t late_verdicts;
 };
 
 /* Initialises `p` (not connected). deadline_ms bounds each wait for a verdict; the handshake
@@ -163,11 +200,32 @@ void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_m
  * or the errno of socket/connect/write. */
 int seawall_connect(struct seawall_plugin *p, const char *path, const struct seawall_hello *hello);
 
+/* Like seawall_connect, over an fd the VMM already opened: a connected stream socket, or a
+ * character device such as a virtio-serial port (/dev/vportNpM) whose host end QEMU connects to the
+ * daemon's socket. The plugin owns the fd from then on and closes it when the connection is
+ * dropped; to reconnect, open the port again. The fd is made non-blocking. */
+int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hello *hello);
+
 /* Reports one SEA exit and fills `out` with the verdict to apply: the daemon's, or the fallback
  * when the deadline passes or the connection is down (the event is then kept for replay).
  * Returns 0 (daemon) or 1 (fallback). */
 int seawall_handle_sea(struct seawall_plugin *p, const struct seawall_sea_exit *exit_info,
                        struct seawall_verdict *out);
+
+/* The same for the other events (§4.4): the verdict, or the fallback (after a SIGBUS the inject
+ * fallback resumes: KVM defines no injection there). seawall_handle_sigbus returns -EINVAL for a
+ * si_code other than BUS_MCEERR_AR/AO. */
+int seawall_handle_nisv(struct seawall_plugin *p, const struct seawall_nisv_exit *exit_info,
+                        struct seawall_verdict *out);
+int seawall_handle_mmio(struct seawall_plugin *p, const struct seawall_mmio_exit *exit_info,
+                        struct seawall_verdict *out);
+int seawall_handle_sigbus(struct seawall_plugin *p, const struct seawall_sigbus *info,
+                          struct seawall_verdict *out);
+
+/* Reads what the daemon sent while no event was waiting — late verdicts (discarded, their kept
+ * events forgotten) and HEARTBEAT echoes — waiting up to timeout_ms for the first frame. Returns
+ * the number of frames handled, or a negative errno after which the connection is dropped. */
+int seawall_poll(struct seawall_plugin *p, int timeout_ms);
 
 /* Reports the result of applying a daemon verdict (0 or -errno). Returns 0 or a negative errno. */
 int seawall_send_applied(struct seawall_plugin *p, uint32_t seq, int32_t result);

@@ -1,0 +1,59 @@
+/** The VMM's reports (vmm/arm64/report.c), typed for the lane test. */
+import type { Report } from '../../scripts/real-kvm/control.js';
+
+export interface Step {
+  vm: string;
+  vcpu: number;
+  step: string;
+  kind: 'mmio' | 'nisv' | 'sigbus';
+  addr: string;
+  exit: number;
+  runErrno: number;
+  /** mmio: phys_addr, len, is_write, data; nisv: esr_iss, fault_ipa; sigbus: code, si_addr, lsb, gpa. */
+  f: string[];
+  fallback: number;
+  action: string;
+  flags: number;
+  grace: number;
+  vesr: string;
+  image: string;
+  applied: number;
+  /** The guest's PC at the exit. */
+  pc: string;
+  reported: number;
+  vector: number;
+  esr: string;
+  far: string;
+  elr: string;
+  finished: number;
+}
+
+export interface StoredEventJson {
+  vm: string;
+  vcpu: number | null;
+  kind: string;
+  gpa: string | null;
+  sigbusCode: string | null;
+  replay: boolean;
+  applied: number | null;
+  rule: string | null;
+}
+
+export interface LaneRun {
+  reports: Report[];
+  killMetrics: string;
+  vmsDuringKill: unknown;
+  qemuExit: number | null | string;
+  builtinEvents: StoredEventJson[];
+  policyEvents: StoredEventJson[];
+  builtinMetrics: string;
+  policyMetrics: string;
+}
+
+const KIND_OF_EXIT: Record<number, Step['kind']> = { 6: 'mmio', 28: 'nisv', 10: 'sigbus' };
+
+export function stepsOf(reports: readonly Report[]): Step[] {
+  return reports
+    .filter((r) => r.t === 'step')
+    .map((r) => ({ ...(r as unknown as Step), kind: KIND_OF_EXIT[Number(r.exit)] ?? 'mmio' }));
+}

@@ -1,0 +1,107 @@
+/*
+ * The lane VMM's shared definitions: the guest memory map, the scenario numbers the guest and
+ * the VMM agree on, and (in C only) the VMM's types. Included by guest.S, so the C part is fenced.
+ */
+#ifndef LANE_H
+#define LANE_H
+
+/* Guest physical map. RAM holds the guest code and the page the VMM poisons; everything else is
+ * unbacked: LANE_PORT is served by the VMM, LANE_NO_DEVICE* are where the scenarios fault. */
+#define LANE_RAM 0x40000000
+#define LANE_RAM_SIZE 0x200000
+#define LANE_POISON_OFFSET 0x100000
+#define LANE_PORT 0x9000000
+#define LANE_PORT_SIZE 0x1000
+/* The kernel selftest's unbacked address (external_aborts.c), and pages a policy can tell apart. */
+#define LANE_NO_DEVICE 0x8000000
+
+#define SCN_LDR 1
+#define SCN_STR 2
+#define SCN_LDP 3
+#define SCN_STP 4
+#define SCN_LDR_POST 5
+
+#ifndef __ASSEMBLER__
+#include <stdint.h>
+#include <pthread.h>
+
+#include "seawall_plugin.h"
+
+extern const unsigned char guest_start[], guest_end[];
+
+/* One access the guest performs, and how the VMM treats the exit it causes. */
+struct lane_step {
+  const char *name;
+  int scenario;  /* SCN_* */
+  uint64_t addr; /* guest address of the access */
+  /* 1: apply each image of the EINVAL list directly (not through the daemon) before the verdict. */
+  int einval_probe;
+};
+
+/* What one step produced, reported to the test as one JSON line. */
+struct lane_result {
+  const char *vm;
+  unsigned vcpu;
+  const struct lane_step *step;
+  /* The exit KVM_RUN returned, read from kvm_run (or the SIGBUS siginfo). */
+  uint32_t exit_reason;
+  int run_errno;
+  uint64_t f[4];     /* exit fields: mmio phys_addr,len,is_write,data | nisv esr_iss,fault_ipa | sigbus code,addr,lsb,gpa */
+  uint8_t mmio_data[8];
+  uint64_t pc;       /* the guest's PC at the exit: the access that faulted */
+  int event_sent;    /* a seawall_handle_* call was made */
+  int fell_back;
+  struct seawall_verdict verdict;
+  int apply_result;  /* 0 or -errno of KVM_SET_VCPU_EVENTS / the register writes */
+  int reported;      /* the guest reported an exception */
+  uint64_t vector, esr, far, elr;
+  int finished;      /* the guest wrote "finished" */
+};
+
+struct lane_vm;
+
+struct lane_vcpu {
+  struct lane_vm *vm;
+  unsigned index;
+  int fd;
+  void *run; /* the kvm_run mapping */
+  const struct lane_step *steps;
+  unsigned nsteps, next;
+  pthread_t thread;
+  int stopped; /* KILL applied, or the guest stopped */
+  int parked;  /* waiting on the port read for its next step */
+  int running; /* a thread runs it (vm.c) */
+};
+
+struct lane_vm {
+  const char *name;
+  int fd;
+  void *ram;
+  struct seawall_plugin plugin;
+  pthread_mutex_t plugin_lock; /* the plugin is not thread-safe (seawall_plugin.h) */
+  int connected;
+  int killed;
+  unsigned nvcpus;
+  struct lane_vcpu vcpus[4];
+};
+
+/* Images the lane sends straight to KVM_SET_VCPU_EVENTS (einval_probe steps), from /einval.txt. */
+struct einval_image {
+  char name[48];
+  uint8_t image[64];
+};
+extern struct einval_image einval_images[32];
+extern unsigned einval_count;
+
+/* vcpu.c */
+void vcpu_sigbus_install(void);
+/* Takes the SIGBUS the calling thread received, if any: 1 with its si_code, si_addr, si_addr_lsb. */
+int vcpu_take_sigbus(int *code, void **addr, short *lsb);
+/* Runs the vCPU's steps on a new thread; a vCPU parked by an earlier run goes on from there. */
+int vcpu_start(struct lane_vcpu *c, const struct lane_step *steps, unsigned nsteps);
+void vcpu_join(struct lane_vcpu *c);
+/* The page of guest RAM at `gpa`, translated the way a SIGBUS's si_addr is (for reports). */
+uint64_t vm_gpa_of(const struct lane_vm *vm, const void *host);
+
+#endif
+#endif
