@@ -151,18 +151,26 @@ export class EventStore {
   /**
    * The rows a batch stores. A replay already recorded (same VM, seq and plugin time: reported
    * again after a daemon crash) gets no row and is marked `duplicate`; `pending` says whether a
-   * row not yet in the database (the write-ahead queue) has that key.
+   * row not yet in the database (the write-ahead queue) has that key. So does a row earlier in
+   * the same batch: a plugin whose deadline passed before the daemon read an event sends its
+   * replay right behind it, and one tick may decide the one and receive the other.
    */
   rowsOf(batch: readonly EventRecord[], pending: (key: string) => boolean = () => false): StoreRow[] {
     const storedNs = process.hrtime.bigint();
     const rows: StoreRow[] = [];
+    // Only a batch of more than one row can hold a replay of its own rows.
+    const keys = batch.length > 1 ? new Set<string>() : null;
     for (const r of batch) {
       const time = hex64(r.msg.timeNs);
       const key = replayKey(r.event.vm.id, r.msg.seq, time);
-      if (r.replay && (pending(key) || this.#isReported(r.event.vm.id, r.msg.seq, r.msg.timeNs, time))) {
+      if (
+        r.replay &&
+        (keys?.has(key) || pending(key) || this.#isReported(r.event.vm.id, r.msg.seq, r.msg.timeNs, time))
+      ) {
         r.duplicate = true;
         continue;
       }
+      keys?.add(key);
       const t = r.event.timeMs;
       rows.push({
         params: eventParams(r, this.bootId, storedNs),

@@ -3,4 +3,5 @@ export * from './errors.js';
 export * from './event-mix.js';
 export * from './latency.js';
 export * from './plugin-client.js';
+export * from './sample-events.js';
 export * from './simulator.js';

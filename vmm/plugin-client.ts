@@ -53,11 +53,22 @@ export interface VerdictOutcome {
   latencyNs: bigint;
 }
 
+/**
+ * What became of the exits. Every fallback ends exactly one way, so that
+ * `fallbacks = replayed + lateVerdicts + replayDropped + replayQueue`.
+ */
 export interface PluginClientStats {
   sent: number;
   verdicts: number;
   fallbacks: number;
+  /** Fallback-handled events reported, and acknowledged by the daemon's HEARTBEAT echo. */
   replayed: number;
+  /**
+   * Fallback-handled events whose VERDICT came after all: the guest got the fallback, and the
+   * daemon, which stores an event before answering it, recorded and counted it as decided.
+   */
+  lateVerdicts: number;
+  /** Fallback-handled events dropped past `maxReplay`, never reported. */
   replayDropped: number;
   reconnects: number;
 }
@@ -92,6 +103,7 @@ export class PluginClient extends EventEmitter {
     verdicts: 0,
     fallbacks: 0,
     replayed: 0,
+    lateVerdicts: 0,
     replayDropped: 0,
     reconnects: 0,
   };
@@ -273,10 +285,7 @@ export class PluginClient extends EventEmitter {
       case 'verdict': {
         const p = this.#pending.get(m.seq);
         if (!p) {
-          // Already answered by fallback. The daemon decided (and counted) this event after all,
-          // so it must not be reported again as a replay.
-          const i = this.#replay.findIndex((r) => r.seq === m.seq);
-          if (i >= 0) this.#replay.splice(i, 1);
+          this.#lateVerdict(m.seq);
           return;
         }
         this.#pending.delete(m.seq);
@@ -315,6 +324,26 @@ export class PluginClient extends EventEmitter {
     this.#socket.write(
       Buffer.concat([...events.map((m) => encodeMessage(m)), encodeMessage({ type: 'heartbeat', nonce })]),
     );
+  }
+
+  /**
+   * A VERDICT for an exit the fallback already answered (docs/protocol.md §9, "Drop late
+   * verdicts"). The daemon decided and stored it, so it is not reported: taken out of the kept
+   * events, or out of the replays awaiting their echo — those the daemon finds already stored and
+   * skips, and they are counted here as late, not as replayed.
+   */
+  #lateVerdict(seq: number): void {
+    const kept = this.#replay.findIndex((r) => r.seq === seq);
+    if (kept >= 0) this.#replay.splice(kept, 1);
+    else {
+      const sent = this.#replaySent?.events;
+      const i = sent ? sent.findIndex((r) => r.seq === seq) : -1;
+      // Not kept at all: dropped past maxReplay (counted there) or a seq never sent.
+      if (!sent || i < 0) return;
+      sent.splice(i, 1);
+    }
+    this.stats.lateVerdicts++;
+    this.emit('late-verdict', seq);
   }
 
   #replayAcknowledged(nonce: bigint): void {

@@ -47,6 +47,8 @@ export interface SimulationSummary {
   answered: number;
   fallbacks: number;
   replayed: number;
+  /** Fallbacks whose verdict came after all (the daemon counted them as decided). */
+  lateVerdicts: number;
   verdicts: Record<string, number>;
   durationMs: number;
   eventsPerSecond: number;
@@ -139,6 +141,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
       answered,
       fallbacks: clients.reduce((n, c) => n + c.stats.fallbacks, 0),
       replayed: clients.reduce((n, c) => n + c.stats.replayed, 0),
+      lateVerdicts: clients.reduce((n, c) => n + c.stats.lateVerdicts, 0),
       verdicts,
       durationMs: Math.round(durationMs),
       eventsPerSecond: Math.round(sent / (durationMs / 1000)),

@@ -85,7 +85,7 @@ export async function simulateCommand(argv: string[], io: CliIo): Promise<number
       `fleet: ${summary.vms} VMs × ${summary.vcpus} vCPUs, ${summary.durationMs} ms, ${summary.eventsPerSecond} events/s`,
     );
     io.out(
-      `events sent ${summary.sent}, answered by the daemon ${summary.answered}, fallbacks ${summary.fallbacks}, replayed ${summary.replayed}`,
+      `events sent ${summary.sent}, answered by the daemon ${summary.answered}, fallbacks ${summary.fallbacks} (replayed ${summary.replayed}, late verdicts ${summary.lateVerdicts})`,
     );
     io.out(
       `verdicts: ${Object.entries(summary.verdicts)

@@ -1,14 +1,21 @@
 /**
- * Starts the compiled daemon (`node dist/cli/cli.js daemon`) in a child process on a private
- * socket, and waits for its own readiness line — no sleeps. Tests drive it through real sockets.
+ * Starts the compiled daemon (`node dist/cli/cli.js daemon`) in a child process of its own
+ * process group, on a private socket, and waits for its own readiness line. Tests drive it
+ * through real sockets, and stop or kill it in an after hook; test/helpers/processes.ts kills any
+ * the hooks missed when the test file ends.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { exitOf, killOwned, spawnOwned, stopOwned } from './processes.js';
+import { type WaitOptions, within } from './wait.js';
 
 export const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
+
+/** How long a daemon may take to say it is ready: a loaded machine starts node slowly. */
+export const START_MS = 60_000;
 
 export interface RunningDaemon {
   proc: ChildProcess;
@@ -20,9 +27,9 @@ export interface RunningDaemon {
   metricsUrl: string | null;
   /** stdout+stderr lines so far. */
   output: string[];
-  /** SIGTERM and wait for exit; resolves with the exit code. */
+  /** SIGTERM and wait for exit (with a deadline, then SIGKILL); resolves with the exit code. */
   stop(): Promise<number | null>;
-  /** SIGKILL and wait. */
+  /** SIGKILL its process group and wait. */
   kill(): Promise<void>;
   /** Resident set size in KiB (from /proc). */
   rssKiB(): number;
@@ -56,13 +63,13 @@ export async function startDaemon(opts: StartOptions = {}): Promise<RunningDaemo
     ...(opts.metrics === false ? ['--no-metrics'] : ['--metrics', '127.0.0.1:0']),
     ...(opts.args ?? []),
   ];
-  const proc = spawn(process.execPath, args, {
+  const proc = spawnOwned(process.execPath, args, {
     env: { ...process.env, NOTIFY_SOCKET: '', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
   let metricsUrl: string | null = null;
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const exited = exitOf(proc).then((e) => e.code);
   const ready = new Promise<void>((resolve, reject) => {
     const onLine = (line: string) => {
       output.push(line);
@@ -74,7 +81,16 @@ export async function startDaemon(opts: StartOptions = {}): Promise<RunningDaemo
     createInterface({ input: proc.stderr! }).on('line', (l) => output.push(l));
     exited.then((code) => reject(new Error(`daemon exited (${code}) before ready:\n${output.join('\n')}`)));
   });
-  await ready;
+  try {
+    await within(`the daemon's ready line (pid ${proc.pid})`, ready, {
+      timeoutMs: START_MS,
+      state: () => `output so far:\n${output.join('\n')}`,
+    });
+  } catch (err) {
+    await killOwned(proc, 'a daemon that did not get ready');
+    throw err;
+  }
+  const what = `daemon ${proc.pid}`;
   return {
     proc,
     pid: proc.pid as number,
@@ -86,12 +102,12 @@ export async function startDaemon(opts: StartOptions = {}): Promise<RunningDaemo
     output,
     exited,
     async stop() {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      return exited;
+      // A stopped (SIGSTOP) daemon would never see the SIGTERM.
+      if (proc.exitCode === null) proc.kill('SIGCONT');
+      return (await stopOwned(proc, what)).code;
     },
     async kill() {
-      if (proc.exitCode === null) proc.kill('SIGKILL');
-      await exited;
+      await killOwned(proc, what);
     },
     rssKiB() {
       const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
@@ -104,12 +120,16 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Sums a metric's samples from Prometheus text, optionally filtered by a label substring. */
-export async function scrape(url: string): Promise<string> {
-  const res = await fetch(url);
-  return res.text();
+/** The Prometheus text of a /metrics URL; fails after the wait deadline. */
+export async function scrape(url: string, opts: WaitOptions = {}): Promise<string> {
+  return within(
+    `a scrape of ${url}`,
+    fetch(url).then((res) => res.text()),
+    opts,
+  );
 }
 
+/** Sums a metric's samples from Prometheus text, optionally filtered by a label substring. */
 export function metricSum(text: string, name: string, labelFilter?: (labels: string) => boolean): number {
   let sum = 0;
   for (const line of text.split('\n')) {

@@ -1,4 +1,8 @@
-/** A raw plugin-side connection for tests: writes arbitrary bytes, parses what the daemon answers. */
+/**
+ * A raw plugin-side connection for tests: writes arbitrary bytes, parses what the daemon answers.
+ * Bytes from the daemon that the plugin's parser rejects are a failure of the daemon, never
+ * ignored: every pending and later wait rejects with the parse error.
+ */
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import {
@@ -10,12 +14,14 @@ import {
   PLUGIN_ACCEPTS,
   PROTOCOL_VERSION,
 } from '../../protocol/index.js';
+import { type WaitOptions, within } from './wait.js';
 
 export class RawClient extends EventEmitter {
   readonly socket: Socket;
   readonly received: Message[] = [];
   readonly closed: Promise<void>;
-  parseError: unknown = null;
+  /** What the parser rejected in the daemon's bytes; null while they all parsed. */
+  parseError: Error | null = null;
 
   private constructor(socket: Socket) {
     super();
@@ -28,10 +34,17 @@ export class RawClient extends EventEmitter {
       { accept: PLUGIN_ACCEPTS },
     );
     socket.on('data', (c: Buffer) => {
+      if (this.parseError) return;
       try {
         parser.push(c);
       } catch (err) {
-        this.parseError = err;
+        this.parseError = new Error(
+          `the daemon sent bytes the plugin parser rejects: ${(err as Error).message}; ` +
+            `parsed so far: ${this.types()}`,
+          { cause: err },
+        );
+        this.emit('parse-error', this.parseError);
+        socket.destroy();
       }
     });
     socket.on('error', () => {});
@@ -39,41 +52,56 @@ export class RawClient extends EventEmitter {
   }
 
   static open(path: string): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
-      const s = connect(path);
-      s.once('connect', () => resolve(new RawClient(s)));
-      s.once('error', reject);
-    });
+    return within(
+      `a connection to ${path}`,
+      new Promise((resolve, reject) => {
+        const s = connect(path);
+        s.once('connect', () => resolve(new RawClient(s)));
+        s.once('error', reject);
+      }),
+    );
   }
 
   send(bytes: Buffer | Message): void {
     this.socket.write(Buffer.isBuffer(bytes) ? bytes : encodeMessage(bytes));
   }
 
-  /** Resolves with the first received message (past or future) that matches. */
+  /**
+   * Resolves with the first received message (past or future) that matches; rejects when the
+   * connection closes without one, when the daemon's bytes do not parse, or at the deadline.
+   */
   waitFor<T extends Message['type']>(
     type: T,
     pred: (m: Extract<Message, { type: T }>) => boolean = () => true,
-  ) {
-    return new Promise<Extract<Message, { type: T }>>((resolve, reject) => {
-      const match = (m: Message) => m.type === type && pred(m as Extract<Message, { type: T }>);
-      const found = this.received.find(match);
-      if (found) return resolve(found as Extract<Message, { type: T }>);
+    opts: WaitOptions = {},
+  ): Promise<Extract<Message, { type: T }>> {
+    type M = Extract<Message, { type: T }>;
+    const match = (m: Message): m is M => m.type === type && pred(m as M);
+    let cleanup = () => {};
+    const found = new Promise<M>((resolve, reject) => {
+      const fail = (err: Error) => reject(err);
+      const past = this.received.find(match);
+      if (past) return resolve(past);
+      if (this.parseError) return reject(this.parseError);
       const on = (m: Message) => {
-        if (!match(m)) return;
-        this.off('message', on);
-        resolve(m as Extract<Message, { type: T }>);
+        if (match(m)) resolve(m);
       };
       this.on('message', on);
+      this.on('parse-error', fail);
+      cleanup = () => {
+        this.off('message', on);
+        this.off('parse-error', fail);
+      };
       this.closed.then(() => {
         const late = this.received.find(match);
-        if (late) resolve(late as Extract<Message, { type: T }>);
-        else
-          reject(
-            new Error(`connection closed without ${type}; got ${this.received.map((m) => m.type).join(',')}`),
-          );
+        if (late) resolve(late);
+        else reject(this.parseError ?? new Error(`connection closed without ${type}; got ${this.types()}`));
       });
     });
+    return within(`${type} from the daemon`, found, {
+      state: () => `received so far: ${this.types()}`,
+      ...opts,
+    }).finally(() => cleanup());
   }
 
   async hello(vmId: string, extra: Partial<HelloMsg> = {}): Promise<void> {
@@ -93,5 +121,9 @@ export class RawClient extends EventEmitter {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  private types(): string {
+    return this.received.map((m) => m.type).join(',') || 'nothing';
   }
 }

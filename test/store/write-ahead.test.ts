@@ -1,14 +1,16 @@
 /**
  * The write-ahead layer with its writer thread: rows reach SQLite off the event loop, reads see
  * everything recorded so far, APPLIED results find rows still queued, replays are recognised while
- * their original is only in a segment, and segments a killed daemon left are recovered at open.
+ * their original is only in the same batch, the file or a segment, and segments a killed daemon
+ * left are recovered at open.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { after, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { segmentPath, toJson } from '../../store/segments.js';
+import { until } from '../helpers/wait.js';
 import { record, session, tempStorePath } from './records.js';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
@@ -28,43 +30,68 @@ function open(): { dir: string; path: string; store: EventStore; errors: unknown
 const segmentsIn = (dir: string) => readdirSync(dir).filter((n) => /\.pending\.\d+$/.test(n));
 
 test('the writer thread commits handed-over segments and deletes them; reads see every row', async () => {
-  const { dir, store, errors } = open();
+  const { dir, path, store, errors } = open();
   const ahead = new WriteAhead(store, { onError: (_op, err) => errors.push(err) });
   const s = session('vm-a', 3n);
   for (let seq = 1; seq <= 50; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
   ahead.markApplied(3n, 7, -5);
   assert.equal(ahead.pending, 50);
-  // Past one tick the rows are a segment the thread owns; a read waits for its commit.
-  await delay(40);
-  assert.equal(store.queries.totals().events, 50);
-  assert.equal(ahead.pending, 0);
-  assert.equal(store.queries.events().find((e) => e.seq === 7)?.applied, -5);
-  // The thread deleted the committed segment.
-  for (let i = 0; i < 50 && segmentsIn(dir).length > 0; i++) await delay(10);
+  // Nothing on this thread reads or flushes, so only the writer thread can move the rows: its
+  // acknowledgement, after the hand-over tick, is what empties `pending`.
+  await until('the writer thread to acknowledge the handed-over segment', () => ahead.pending === 0, {
+    state: () => `${ahead.pending} rows pending, segments ${segmentsIn(dir).join(', ') || 'none'}`,
+  });
+  // By then the rows are committed — seen on a connection of the test's own — and the segment
+  // is gone: the thread unlinks it before acknowledging.
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    assert.equal(db.prepare('SELECT COUNT(*) FROM events').pluck().get(), 50, 'rows committed by the thread');
+    assert.equal(db.prepare('SELECT applied FROM events WHERE seq = 7').pluck().get(), -5);
+  } finally {
+    db.close();
+  }
   assert.deepEqual(segmentsIn(dir), []);
+  assert.equal(store.queries.totals().events, 50);
   ahead.close();
   store.close();
   assert.deepEqual(errors, []);
 });
 
-test('a replay of an event still pending (file or segment) or stored is recognised', async () => {
+test('a replay of an event in the same batch, the file, a segment or the store is recognised', () => {
   const { store } = open();
-  const ahead = new WriteAhead(store);
+  // Two rows fill the file: the second record hands it over to the thread at once.
+  const ahead = new WriteAhead(store, { maxPending: 2 });
+  const replayOf = (seq: number, sessionId: bigint) =>
+    record({ session: session('vm-r', sessionId), seq, timeMs: T0, replay: true });
   const s = session('vm-r', 1n);
-  const original = record({ session: s, seq: 9, timeMs: T0 });
-  ahead.record([original]);
-  const inFile = record({ session: session('vm-r', 2n), seq: 9, timeMs: T0, replay: true });
-  ahead.record([inFile]);
-  assert.equal(inFile.duplicate, true);
-  await delay(30); // handed over: a segment now, perhaps not committed yet
-  const inSegment = record({ session: session('vm-r', 3n), seq: 9, timeMs: T0, replay: true });
+
+  // An event and its replay in one batch: a plugin whose deadline passed before the daemon read
+  // the event sends both back to back, and one tick can decide the one and receive the other.
+  const sameBatch = replayOf(8, 1n);
+  ahead.record([record({ session: s, seq: 8, timeMs: T0 }), sameBatch]);
+  assert.equal(sameBatch.duplicate, true, 'same batch');
+
+  const first = record({ session: s, seq: 9, timeMs: T0 });
+  ahead.record([first]);
+  // Handed over: a segment whose commit this thread has not heard of (the ack is a message that
+  // only the event loop delivers, and it has not turned since).
+  assert.equal(ahead.pending, 2);
+  const inSegment = replayOf(9, 3n);
   ahead.record([inSegment]);
-  assert.equal(inSegment.duplicate, true);
+  assert.equal(inSegment.duplicate, true, 'in a segment');
+
+  const original = record({ session: s, seq: 10, timeMs: T0 });
+  ahead.record([original]);
+  const inFile = replayOf(10, 2n);
+  ahead.record([inFile]);
+  assert.equal(inFile.duplicate, true, 'in the file');
+
   ahead.flush();
-  const stored = record({ session: session('vm-r', 4n), seq: 9, timeMs: T0, replay: true });
+  const stored = replayOf(9, 4n);
   ahead.record([stored]);
-  assert.equal(stored.duplicate, true);
-  assert.equal(store.queries.totals().events, 1);
+  assert.equal(stored.duplicate, true, 'stored');
+  assert.equal(store.queries.totals().events, 3);
+  assert.equal(store.queries.totals().replays, 0);
   ahead.close();
   store.close();
 });

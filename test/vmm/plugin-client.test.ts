@@ -1,0 +1,255 @@
+/**
+ * The reference client's fallback bookkeeping against a scripted daemon on a real Unix socket: the
+ * test decides when each VERDICT and each HEARTBEAT echo goes out, so a verdict can come after its
+ * deadline at exactly the moment under test. Every fallback must end one way only — replayed,
+ * answered late, or dropped — and a late verdict's event is never reported again.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  ACTION,
+  DAEMON_ACCEPTS,
+  type EventMsg,
+  encodeMessage,
+  FrameParser,
+  type Message,
+  PROTOCOL_VERSION,
+} from '../../protocol/index.js';
+import { PluginClient, type VerdictOutcome } from '../../vmm/plugin-client.js';
+import { seaExit } from '../../vmm/sample-events.js';
+import { DEFAULT_CAPS } from '../../vmm/simulator.js';
+import { nextEvent, within } from '../helpers/wait.js';
+
+/** A daemon that answers HELLO and otherwise only records, until the test tells it to answer. */
+class ScriptedDaemon {
+  readonly dir = mkdtempSync(join(tmpdir(), 'seawall-scripted-'));
+  readonly path = join(this.dir, 'plugin.sock');
+  readonly received: Message[] = [];
+  readonly #server: Server;
+  #conn: Socket | null = null;
+  readonly #waiters = new Set<() => void>();
+
+  constructor() {
+    this.#server = createServer((conn) => {
+      this.#conn = conn;
+      const parser = new FrameParser((m) => this.#receive(conn, m), { accept: DAEMON_ACCEPTS });
+      conn.on('data', (chunk: Buffer) => parser.push(chunk));
+      conn.on('error', () => {});
+    });
+  }
+
+  listen(): Promise<void> {
+    return within(
+      'the scripted daemon to listen',
+      new Promise((resolve) => this.#server.listen(this.path, () => resolve())),
+    );
+  }
+
+  /** The first message received (past or future, from index `from` on) that matches. */
+  async next<T extends Message['type']>(
+    type: T,
+    pred: (m: Extract<Message, { type: T }>) => boolean = () => true,
+    from = 0,
+  ) {
+    const match = (m: Message): m is Extract<Message, { type: T }> => m.type === type && pred(m as never);
+    return within(
+      `${type} at the scripted daemon`,
+      new Promise<Extract<Message, { type: T }>>((resolve) => {
+        const check = () => {
+          const m = this.received.slice(from).find(match);
+          if (!m) return;
+          this.#waiters.delete(check);
+          resolve(m);
+        };
+        this.#waiters.add(check);
+        check();
+      }),
+      { state: () => `received: ${this.received.map((m) => m.type).join(',') || 'nothing'}` },
+    );
+  }
+
+  verdict(seq: number): void {
+    this.#send({
+      type: 'verdict',
+      seq,
+      action: ACTION.RESUME,
+      flags: 0,
+      graceMs: 0,
+      esr: 0n,
+      vcpuEvents: new Uint8Array(64),
+    });
+  }
+
+  echo(nonce: bigint): void {
+    this.#send({ type: 'heartbeat', nonce });
+  }
+
+  /** Ends the current connection, as a daemon that dies does. */
+  dropConnection(): void {
+    this.#conn?.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.#conn?.destroy();
+    await new Promise((resolve) => this.#server.close(resolve));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  #send(m: Message): void {
+    this.#conn?.write(encodeMessage(m));
+  }
+
+  #receive(conn: Socket, m: Message): void {
+    this.received.push(m);
+    if (m.type === 'hello')
+      conn.write(
+        encodeMessage({
+          type: 'welcome',
+          version: PROTOCOL_VERSION,
+          maxInFlight: 64,
+          sessionId: 1n,
+          heartbeatMs: 60_000,
+        }),
+      );
+    for (const wake of this.#waiters) wake();
+  }
+}
+
+async function connected(daemon: ScriptedDaemon): Promise<PluginClient> {
+  const c = new PluginClient({
+    socket: daemon.path,
+    vmId: 'scripted-vm',
+    vcpuCount: 2,
+    caps: DEFAULT_CAPS,
+    // Short: each exit below is meant to miss it; nothing waits on time passing but the client.
+    deadlineMs: 50,
+  });
+  await c.connect();
+  return c;
+}
+
+/** Reports one exit that the daemon leaves unanswered, and waits for its fallback. */
+async function fallBack(c: PluginClient, vcpu: number): Promise<EventMsg> {
+  const fell = nextEvent<[EventMsg, VerdictOutcome]>(c, 'fallback', `the fallback of vCPU ${vcpu}`);
+  const out = await c.handleExit(seaExit({ vcpu }));
+  assert.equal(out.source, 'fallback');
+  const [msg] = await fell;
+  return msg;
+}
+
+const accounted = (c: PluginClient) =>
+  c.stats.replayed + c.stats.lateVerdicts + c.stats.replayDropped + c.replayQueue;
+
+test('a late verdict for a kept event: not reported, counted as late', async (t) => {
+  const daemon = new ScriptedDaemon();
+  await daemon.listen();
+  const c = await connected(daemon);
+  t.after(async () => {
+    await c.close();
+    await daemon.close();
+  });
+
+  // A's fallback is reported at once: its replay and a HEARTBEAT are on the wire, unechoed.
+  const a = await fallBack(c, 0);
+  const beat = await daemon.next('heartbeat');
+  await daemon.next('sea', (m) => m.replay && m.seq === a.seq);
+  // B falls back while A's replay awaits its echo: B is kept, not yet sent.
+  const b = await fallBack(c, 1);
+  assert.equal(c.replayQueue, 2);
+
+  // B's verdict arrives after all.
+  const late = nextEvent(c, 'late-verdict', `the late verdict of seq ${b.seq}`);
+  daemon.verdict(b.seq);
+  await late;
+  assert.equal(c.stats.lateVerdicts, 1);
+  assert.equal(c.replayQueue, 1, 'B is no longer kept');
+
+  daemon.echo(beat.nonce);
+  await nextEvent(c, 'replayed', 'the echo of the replay HEARTBEAT');
+  assert.deepEqual(
+    {
+      fallbacks: c.stats.fallbacks,
+      replayed: c.stats.replayed,
+      late: c.stats.lateVerdicts,
+      queue: c.replayQueue,
+    },
+    { fallbacks: 2, replayed: 1, late: 1, queue: 0 },
+  );
+  assert.equal(accounted(c), c.stats.fallbacks);
+  assert.ok(
+    !daemon.received.some((m) => m.type === 'sea' && m.replay && m.seq === b.seq),
+    'the late-answered event was never reported',
+  );
+});
+
+test('a late verdict for a replay awaiting its echo: counted as late, not as replayed', async (t) => {
+  const daemon = new ScriptedDaemon();
+  await daemon.listen();
+  const c = await connected(daemon);
+  t.after(async () => {
+    await c.close();
+    await daemon.close();
+  });
+
+  const a = await fallBack(c, 0);
+  const beat = await daemon.next('heartbeat');
+  await daemon.next('sea', (m) => m.replay && m.seq === a.seq);
+  // The daemon decided A (stored it, then answered) before it read A's replay: the replay is a
+  // duplicate it skips, so the client must not count it as a report.
+  const late = nextEvent(c, 'late-verdict', `the late verdict of seq ${a.seq}`);
+  daemon.verdict(a.seq);
+  await late;
+  daemon.echo(beat.nonce);
+  // The echo acknowledges nothing left to count; the next replay flush shows the queue is free.
+  const b = await fallBack(c, 1);
+  const beat2 = await daemon.next('heartbeat', (m) => m.nonce !== beat.nonce);
+  await daemon.next('sea', (m) => m.replay && m.seq === b.seq);
+  daemon.echo(beat2.nonce);
+  await nextEvent(c, 'replayed', 'the echo of the second replay HEARTBEAT', (n) => n === 1);
+  assert.deepEqual(
+    {
+      fallbacks: c.stats.fallbacks,
+      replayed: c.stats.replayed,
+      late: c.stats.lateVerdicts,
+      queue: c.replayQueue,
+    },
+    { fallbacks: 2, replayed: 1, late: 1, queue: 0 },
+  );
+  assert.equal(accounted(c), c.stats.fallbacks);
+});
+
+test('a connection lost before the echo: the replays go again after reconnecting, counted once', async (t) => {
+  const daemon = new ScriptedDaemon();
+  await daemon.listen();
+  const c = await connected(daemon);
+  t.after(async () => {
+    await c.close();
+    await daemon.close();
+  });
+  const a = await fallBack(c, 0);
+  await daemon.next('heartbeat');
+  const back = nextEvent(c, 'ready', 'the reconnect after the dropped connection');
+  const from = daemon.received.length;
+  daemon.dropConnection();
+  await back;
+  // After the new HELLO: the kept event again, then a HEARTBEAT.
+  const hello = await daemon.next('hello', () => true, from);
+  const again = daemon.received.indexOf(hello);
+  await daemon.next('sea', (m) => m.replay && m.seq === a.seq, again);
+  const beat = await daemon.next('heartbeat', () => true, again);
+  daemon.echo(beat.nonce);
+  await nextEvent(c, 'replayed', 'the echo on the new connection');
+  assert.deepEqual(
+    {
+      fallbacks: c.stats.fallbacks,
+      replayed: c.stats.replayed,
+      late: c.stats.lateVerdicts,
+      queue: c.replayQueue,
+    },
+    { fallbacks: 1, replayed: 1, late: 0, queue: 0 },
+  );
+});
