@@ -45,6 +45,10 @@ export const ConfigSchema = z.strictObject({
         .int()
         .min(4096)
         .default(256 * 1024),
+      /** A connection that has not said HELLO this long after connecting is dropped. */
+      helloTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
+      /** A frame begun and not completed within this long ends the session (a dripping peer). */
+      frameTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
     })
     .prefault({}),
   heartbeatMs: z.number().int().positive().default(5000),
@@ -82,13 +86,23 @@ export const ConfigSchema = z.strictObject({
 });
 export type FileConfig = z.infer<typeof ConfigSchema>;
 
+/** Bounds of the plugin socket (config `limits`). */
+export interface PluginLimits {
+  maxSessions: number;
+  maxInFlight: number;
+  maxBody: number;
+  writeHighWater: number;
+  helloTimeoutMs: number;
+  frameTimeoutMs: number;
+}
+
 export interface DaemonConfig {
   socket: string;
   controlSocket: string;
   stateDir: string;
   policy: string | null;
   allow: { uids: number[]; gids: number[] };
-  limits: { maxSessions: number; maxInFlight: number; maxBody: number; writeHighWater: number };
+  limits: PluginLimits;
   heartbeatMs: number;
   store: boolean;
   retention: { maxAgeDays: number; maxBytes: number; intervalMs: number; chunkRows: number };

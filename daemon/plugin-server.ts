@@ -16,6 +16,7 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
 } from '../protocol/index.js';
+import type { PluginLimits } from './config.js';
 import { DaemonError } from './errors.js';
 import type { Pipeline } from './pipeline.js';
 import { PluginSession, type SessionHost } from './session.js';
@@ -25,7 +26,9 @@ export interface PluginServerOptions {
   bus: EventBus;
   pipeline: Pipeline;
   allow: { uids: readonly number[]; gids: readonly number[] };
-  limits: { maxSessions: number; maxInFlight: number; maxBody: number; writeHighWater: number };
+  /** The timeouts default to the config's defaults when left out. */
+  limits: Omit<PluginLimits, 'helloTimeoutMs' | 'frameTimeoutMs'> &
+    Partial<Pick<PluginLimits, 'helloTimeoutMs' | 'frameTimeoutMs'>>;
   heartbeatMs: number;
 }
 
@@ -75,6 +78,12 @@ export class PluginServer implements SessionHost {
   }
   get maxInFlight(): number {
     return this.#opts.limits.maxInFlight;
+  }
+  get helloTimeoutMs(): number {
+    return this.#opts.limits.helloTimeoutMs ?? 5000;
+  }
+  get frameTimeoutMs(): number {
+    return this.#opts.limits.frameTimeoutMs ?? 10_000;
   }
   /** Sessions past HELLO. */
   get sessions(): SessionInfo[] {

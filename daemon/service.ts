@@ -84,7 +84,7 @@ export class Service {
     );
     this.bus.onSinkError = (sink, hook, err) => {
       this.metrics?.sinkFailure(sink);
-      this.log.log({
+      this.log.notice(`sink:${sink}`, {
         message: `sink ${sink} failed in ${hook}: ${(err as Error).message}`,
         priority: Priority.ERR,
       });
@@ -92,7 +92,7 @@ export class Service {
     this.attach = opts.config.attach.enabled
       ? new AttachServer(
           attachServerOptions(opts.config.attach, opts.config.socket, (message, fields) =>
-            this.log.log({
+            this.log.notice(`attach:${String(fields.reason)}`, {
               message,
               priority: Priority.NOTICE,
               fields: { [F.REASON]: String(fields.reason) },
@@ -136,7 +136,7 @@ export class Service {
       this.#retention.start();
     }
     if (this.metrics) {
-      this.bus.add(metricsSink(this.metrics));
+      this.bus.add(metricsSink(this.metrics, (err) => this.bus.onSinkError('metrics', 'afterReply', err)));
       this.metrics.start();
       const [host, port] = splitListen(this.config.metrics as string);
       this.#metricsServer = new MetricsServer(this.metrics, { host, port });

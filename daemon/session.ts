@@ -31,6 +31,10 @@ export interface SessionHost {
   readonly maxBody: number;
   readonly writeHighWater: number;
   readonly maxInFlight: number;
+  /** A connection silent before HELLO this long is dropped (bounds idle pre-HELLO connections). */
+  readonly helloTimeoutMs: number;
+  /** A frame begun and not completed within this long ends the session (bounds dripping peers). */
+  readonly frameTimeoutMs: number;
 }
 
 /** Why reading from a session's socket is paused; reading resumes when no reason is left. */
@@ -51,6 +55,10 @@ export class PluginSession {
   #detail: string | null = null;
   /** HOLD_* bits. */
   #holds = 0;
+  /** Pending until HELLO is admitted. */
+  #helloTimer: NodeJS.Timeout | null;
+  /** Running while a frame is partly received. */
+  #frameTimer: NodeJS.Timeout | null = null;
 
   constructor(socket: Socket, host: SessionHost, peer: PluginSession['peer']) {
     this.socket = socket;
@@ -64,6 +72,14 @@ export class PluginSession {
     socket.on('drain', () => this.#onDrain());
     socket.on('error', () => {}); // 'close' follows; errors on a peer's socket are the peer's
     socket.on('close', () => this.#onClose());
+    this.#helloTimer = setTimeout(
+      () =>
+        this.#fail(
+          new ProtocolError('NOT_HELLO_FIRST', `no HELLO within ${host.helloTimeoutMs} ms of connecting`),
+        ),
+      host.helloTimeoutMs,
+    );
+    this.#helloTimer.unref();
   }
 
   get state(): SessionState {
@@ -118,6 +134,7 @@ export class PluginSession {
   close(final: Message | null, outcome: SessionOutcome, detail: string | null): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
+    this.#clearTimers();
     this.#outcome = outcome;
     this.#detail = detail;
     this.flush();
@@ -134,7 +151,32 @@ export class PluginSession {
       this.#parser.push(chunk);
     } catch (err) {
       this.#fail(err);
+      return;
     }
+    // A frame left incomplete must complete within the bound; a whole frame clears the clock.
+    if (this.#parser.idle) {
+      if (this.#frameTimer) clearTimeout(this.#frameTimer);
+      this.#frameTimer = null;
+    } else if (!this.#frameTimer && this.open) {
+      this.#frameTimer = setTimeout(
+        () =>
+          this.#fail(
+            new ProtocolError(
+              'BAD_FRAME',
+              `a frame stayed incomplete for ${this.#host.frameTimeoutMs} ms (${this.#parser.buffered} bytes held)`,
+            ),
+          ),
+        this.#host.frameTimeoutMs,
+      );
+      this.#frameTimer.unref();
+    }
+  }
+
+  #clearTimers(): void {
+    if (this.#helloTimer) clearTimeout(this.#helloTimer);
+    if (this.#frameTimer) clearTimeout(this.#frameTimer);
+    this.#helloTimer = null;
+    this.#frameTimer = null;
   }
 
   #onDrain(): void {
@@ -163,6 +205,8 @@ export class PluginSession {
       }
       this.info = this.#host.admit(this, m);
       this.#state = 'active';
+      if (this.#helloTimer) clearTimeout(this.#helloTimer);
+      this.#helloTimer = null;
       return;
     }
     switch (m.type) {
@@ -191,6 +235,7 @@ export class PluginSession {
   }
 
   #onClose(): void {
+    this.#clearTimers();
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#outbox = [];
