@@ -30,6 +30,21 @@ export const ConfigSchema = z.strictObject({
       gids: z.array(z.number().int().nonnegative()).default([]),
     })
     .optional(),
+  /**
+   * VM ids bound to the peers that may claim them: a HELLO for an id starting with `prefix` is
+   * refused unless the peer's uid (or primary gid) is listed, or is root. Ids that match no prefix
+   * may be claimed by any allowed peer. The longest matching prefix decides.
+   */
+  vmIdOwners: z
+    .array(
+      z.strictObject({
+        prefix: z.string().min(1).max(128),
+        uids: z.array(z.number().int().nonnegative()).default([]),
+        gids: z.array(z.number().int().nonnegative()).default([]),
+      }),
+    )
+    .max(4096)
+    .default([]),
   limits: z
     .strictObject({
       maxSessions: z.number().int().positive().default(1024),
@@ -86,6 +101,13 @@ export const ConfigSchema = z.strictObject({
 });
 export type FileConfig = z.infer<typeof ConfigSchema>;
 
+/** Which peers may claim VM ids starting with `prefix` (config `vmIdOwners`). */
+export interface VmIdOwner {
+  prefix: string;
+  uids: number[];
+  gids: number[];
+}
+
 /** Bounds of the plugin socket (config `limits`). */
 export interface PluginLimits {
   maxSessions: number;
@@ -102,6 +124,7 @@ export interface DaemonConfig {
   stateDir: string;
   policy: string | null;
   allow: { uids: number[]; gids: number[] };
+  vmIdOwners: VmIdOwner[];
   limits: PluginLimits;
   heartbeatMs: number;
   store: boolean;
@@ -150,6 +173,7 @@ export function resolveConfig(file: FileConfig | null, o: ConfigOverrides, env =
     stateDir: o.stateDir ?? f.stateDir ?? defaultStateDir(env),
     policy: o.policy ?? f.policy ?? null,
     allow,
+    vmIdOwners: f.vmIdOwners,
     limits: f.limits,
     heartbeatMs: f.heartbeatMs,
     store: o.store ?? f.store,

@@ -4,6 +4,7 @@
  * READY=1), SIGTERM/SIGINT stop after answering every event already received.
  */
 
+import { dirname } from 'node:path';
 import { type Actions, createActions } from '../actions/index.js';
 import { AttachServer, attachServerOptions } from '../attach/index.js';
 import type { ReloadResult } from '../control/index.js';
@@ -16,10 +17,12 @@ import { createNotifier, createWatchdog, JournalField as F, takeListenFds } from
 import { actionReporting } from './action-reporting.js';
 import type { DaemonConfig } from './config.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
+import { ensureSafeDir } from './paths.js';
 import { Pipeline } from './pipeline.js';
 import { PluginServer } from './plugin-server.js';
 import { PolicyHolder } from './policy-holder.js';
 import { BUILTIN_SHA256, builtinProvider, createPolicyLoader } from './policy-loader.js';
+import { PolicyWorker } from './policy-worker.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
 import { VERSION } from './version.js';
@@ -57,6 +60,8 @@ export class Service {
   #retention: Retention | null = null;
   #writeAhead: WriteAhead | null = null;
   #control: ControlServer | null = null;
+  /** Parses policy files off the event loop (policy-worker.ts). */
+  readonly #policyWorker = new PolicyWorker();
   readonly #storeError = (op: StoreOp, err: unknown) => {
     this.metrics?.storeError(op);
     this.log.log({
@@ -77,7 +82,7 @@ export class Service {
     });
     this.metrics = opts.config.metrics === false ? null : new SeawallMetrics({ version: VERSION });
     this.policy = new PolicyHolder(
-      createPolicyLoader(this.policyState),
+      createPolicyLoader(this.policyState, this.#policyWorker),
       { provider: builtinProvider(this.policyState), sha256: BUILTIN_SHA256 },
       this.log,
       this.metrics,
@@ -120,6 +125,7 @@ export class Service {
       bus: this.bus,
       pipeline: this.pipeline,
       allow: opts.config.allow,
+      vmIdOwners: opts.config.vmIdOwners,
       limits: opts.config.limits,
       heartbeatMs: opts.config.heartbeatMs,
     });
@@ -129,6 +135,7 @@ export class Service {
     // Level 1: the record. The store's sink is added first: it must hold a batch before its
     // verdicts are written, and before any other sink sees it.
     if (this.config.store) {
+      ensureSafeDir(this.config.stateDir, 0o700);
       this.store = new EventStore({ path: storePath(this.config.stateDir), onError: this.#storeError });
       this.#writeAhead = new WriteAhead(this.store, { onError: this.#storeError });
       this.bus.add(storeSink(this.store, this.#writeAhead));
@@ -145,6 +152,12 @@ export class Service {
         `metrics:  http://${addr.family === 'IPv6' ? `[${addr.host}]` : addr.host}:${addr.port}/metrics`,
       );
     }
+    // A VM with a live session keeps its rate/repeat history whatever other VMs do.
+    this.bus.add({
+      name: 'policy-state',
+      sessionOpened: (s) => this.policyState.pin(s.vm.id),
+      sessionClosed: (s) => this.policyState.unpin(s.vm.id),
+    });
     this.bus.add(journalSink(this.log));
     this.bus.add(this.actions.sink);
     if (this.attach) this.bus.add(this.attach.sink());
@@ -166,6 +179,7 @@ export class Service {
       `plugin socket: ${pluginFd !== undefined ? `fd ${pluginFd} (socket activation)` : this.config.socket}`,
     );
     if (this.attach) {
+      ensureSafeDir(dirname(this.attach.address), 0o755, { allowSticky: true });
       this.attach.listen();
       this.#announce(`attach socket: ${this.attach.address}`);
     }
@@ -188,6 +202,8 @@ export class Service {
       },
     );
     const controlFd = activated.get('control');
+    if (controlFd === undefined)
+      ensureSafeDir(dirname(this.config.controlSocket), 0o755, { allowSticky: true });
     await this.#control.listen(
       controlFd !== undefined ? { fd: controlFd } : { path: this.config.controlSocket },
     );
@@ -241,6 +257,7 @@ export class Service {
     await this.server.stop();
     this.attach?.close();
     this.actions.close();
+    this.#policyWorker.close();
     await this.#metricsServer?.close();
     this.metrics?.stop();
     await this.#retention?.stop();

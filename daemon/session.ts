@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import type { SessionInfo, SessionOutcome } from '../events/index.js';
+import type { Pidfd } from '../kvm/index.js';
 import {
   DAEMON_ACCEPTS,
   type EventMsg,
@@ -60,9 +61,13 @@ export class PluginSession {
   /** Running while a frame is partly received. */
   #frameTimer: NodeJS.Timeout | null = null;
 
-  constructor(socket: Socket, host: SessionHost, peer: PluginSession['peer']) {
+  /** The peer's pidfd until HELLO hands it to the session's info (then owned by kill enforcement). */
+  #pidfd: Pidfd | null;
+
+  constructor(socket: Socket, host: SessionHost, peer: PluginSession['peer'], pidfd: Pidfd | null = null) {
     this.socket = socket;
     this.peer = peer;
+    this.#pidfd = pidfd;
     this.#host = host;
     this.#parser = new FrameParser((m) => this.#onMessage(m), {
       accept: DAEMON_ACCEPTS,
@@ -80,6 +85,13 @@ export class PluginSession {
       host.helloTimeoutMs,
     );
     this.#helloTimer.unref();
+  }
+
+  /** Hands the pidfd taken at accept over (once); null when none could be had. */
+  takePidfd(): Pidfd | null {
+    const fd = this.#pidfd;
+    this.#pidfd = null;
+    return fd;
   }
 
   get state(): SessionState {
@@ -189,7 +201,10 @@ export class PluginSession {
       : new ProtocolError('INTERNAL', `internal error handling this session: ${(err as Error).message}`);
     this.#host.protocolError(this, perr);
     // A refused HELLO is answered with REJECT; every other violation with ERROR.
-    const rejected = perr.code === 'SEAWALL_PROTO_VM_IN_USE' || perr.code === 'SEAWALL_PROTO_VERSION';
+    const rejected =
+      perr.code === 'SEAWALL_PROTO_VM_IN_USE' ||
+      perr.code === 'SEAWALL_PROTO_VERSION' ||
+      perr.code === 'SEAWALL_PROTO_UNAUTHORIZED';
     this.close(
       { type: rejected ? 'reject' : 'error', code: perr.wire, message: perr.message },
       'protocol_error',
@@ -236,6 +251,9 @@ export class PluginSession {
 
   #onClose(): void {
     this.#clearTimers();
+    // Never admitted: nobody else took the pidfd.
+    this.#pidfd?.close();
+    this.#pidfd = null;
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#outbox = [];

@@ -14,7 +14,7 @@
 const UNSAFE = /[\\\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 const UNSAFE_TEST = /[\\\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 
-function escape(ch: string): string {
+function escapeChar(ch: string): string {
   if (ch === '\\') return '\\\\';
   const cp = ch.codePointAt(0) as number;
   return cp <= 0xff ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u{${cp.toString(16)}}`;
@@ -23,5 +23,5 @@ function escape(ch: string): string {
 /** `text` with every control, separator and format character escaped (see the module comment). */
 export function printable(text: string): string {
   // Most text has nothing to escape: test once, allocate nothing.
-  return UNSAFE_TEST.test(text) ? text.replace(UNSAFE, escape) : text;
+  return UNSAFE_TEST.test(text) ? text.replace(UNSAFE, escapeChar) : text;
 }

@@ -8,6 +8,7 @@ export * from './ioctl.js';
 export * from './iss.js';
 export { type FdWatch, readableNow, watchReadable } from './libc-fd.js';
 export * from './peer-cred.js';
+export * from './peer-process.js';
 export * from './pidfd.js';
 export * from './probe.js';
 export * from './run-page.js';
