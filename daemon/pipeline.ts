@@ -66,6 +66,7 @@ export class Pipeline {
     const record: EventRecord = {
       session: info,
       msg,
+      ord: session.nextOrd(),
       event,
       nonConforming,
       kernelMismatch,
@@ -79,6 +80,8 @@ export class Pipeline {
     };
     if (msg.replay) {
       this.replays++;
+      session.countReplay();
+      this.#sessions.add(session);
     } else {
       let decision: Decision;
       let built: ReturnType<typeof buildVerdict>;

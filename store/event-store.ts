@@ -31,9 +31,6 @@ export type { AppendResult, StoreRow } from './inserts.js';
 export const replayKey = (vm: string, seq: number, timeHex: string): string =>
   `${vm}\u0000${seq}\u0000${timeHex}`;
 
-/** Plugin and daemon share the host clock; a minute covers any queueing and clock step. */
-const REPORT_WINDOW_MS = 60_000;
-
 /** The file name inside the state directory. */
 export const STORE_FILE = 'events.sqlite';
 
@@ -106,11 +103,9 @@ export class EventStore {
     // A plugin that lost its connection (a daemon crash between storing a batch and writing its
     // verdicts) falls back and later reports the same exit as a REPLAY, to a daemon with another
     // boot id: the same VM, seq and plugin time identify it.
-    // Found through the (vm, time_ms) index: a stored row's time is the daemon's receive time (or,
-    // for a replay, the plugin's), always within REPORT_WINDOW_MS of the plugin's own time.
-    this.#reported = db.prepare(
-      'SELECT 1 FROM events WHERE vm = ? AND time_ms BETWEEN ? AND ? AND seq = ? AND plugin_time_ns = ? LIMIT 1',
-    );
+    // One index lookup (events_replay_key): a flood of replays costs a lookup each, not a scan of
+    // every event the VM stored in the window.
+    this.#reported = db.prepare('SELECT 1 FROM events WHERE vm = ? AND seq = ? AND plugin_time_ns = ? LIMIT 1');
     this.#appendRows = eventWriter(db, this.bootId);
     this.#applied = db.prepare(APPLIED_UPDATE_SQL);
     this.#sessionOpen = db.prepare(`
@@ -159,7 +154,7 @@ export class EventStore {
     for (const r of batch) {
       const time = hex64(r.msg.timeNs);
       const key = replayKey(r.event.vm.id, r.msg.seq, time);
-      if (r.replay && (pending(key) || this.#isReported(r.event.vm.id, r.msg.seq, r.msg.timeNs, time))) {
+      if (r.replay && (pending(key) || this.#isReported(r.event.vm.id, r.msg.seq, time))) {
         r.duplicate = true;
         continue;
       }
@@ -182,14 +177,8 @@ export class EventStore {
     return this.#guard('append', () => this.#appendRows(rows, applied));
   }
 
-  #isReported(vm: string, seq: number, timeNs: bigint, time: string): boolean {
-    const ms = Number(timeNs / 1_000_000n);
-    return (
-      this.#guard(
-        'append',
-        () => this.#reported.get(vm, ms - REPORT_WINDOW_MS, ms + REPORT_WINDOW_MS, seq, time) !== undefined,
-      ) ?? false
-    );
+  #isReported(vm: string, seq: number, time: string): boolean {
+    return this.#guard('append', () => this.#reported.get(vm, seq, time) !== undefined) ?? false;
   }
 
   /** Read side: events, poisoned pages, VMs, totals, rebuild — everything stored so far. */
