@@ -12,7 +12,16 @@ import { ControlServer, serviceControlContext } from '../control/index.js';
 import { EventBus } from '../events/index.js';
 import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
 import { PolicyState } from '../policies/index.js';
-import { EventStore, Retention, type StoreOp, storePath, storeSink, WriteAhead } from '../store/index.js';
+import {
+  EventStore,
+  Retention,
+  type StoreHealth,
+  type StoreOp,
+  StoreReader,
+  storePath,
+  storeSink,
+  WriteAhead,
+} from '../store/index.js';
 import { createNotifier, createWatchdog, JournalField as F, takeListenFds } from '../systemd/index.js';
 import { actionReporting } from './action-reporting.js';
 import type { DaemonConfig } from './config.js';
@@ -62,9 +71,11 @@ export class Service {
   #control: ControlServer | null = null;
   /** Parses policy files off the event loop (policy-worker.ts). */
   readonly #policyWorker = new PolicyWorker();
+  #reader: StoreReader | null = null;
+  /** Every failure counted; logged at most a few lines a minute per op (a full disk fails every batch). */
   readonly #storeError = (op: StoreOp, err: unknown) => {
     this.metrics?.storeError(op);
-    this.log.log({
+    this.log.notice(`store:${op}`, {
       message: `event store ${op} failed: ${(err as Error).message}`,
       priority: Priority.ERR,
       fields: { [F.REASON]: `store_${op}` },
@@ -137,7 +148,14 @@ export class Service {
     if (this.config.store) {
       ensureSafeDir(this.config.stateDir, 0o700);
       this.store = new EventStore({ path: storePath(this.config.stateDir), onError: this.#storeError });
-      this.#writeAhead = new WriteAhead(this.store, { onError: this.#storeError });
+      this.#writeAhead = new WriteAhead(this.store, {
+        onError: this.#storeError,
+        // A removed state directory is made again — as safely as at start — before reopening.
+        prepareReopen: () => ensureSafeDir(this.config.stateDir, 0o700),
+        onHealth: (h) => this.#storeHealth(h),
+      });
+      const ahead = this.#writeAhead;
+      this.#reader = new StoreReader(this.store, () => ahead.settle());
       this.bus.add(storeSink(this.store, this.#writeAhead));
       this.#retention = new Retention(this.store, { ...this.config.retention, onError: this.#storeError });
       this.#retention.start();
@@ -191,6 +209,8 @@ export class Service {
         pipeline: this.pipeline,
         policy: this.policy,
         store: this.store,
+        reader: this.#reader,
+        storeHealth: () => this.#writeAhead?.health ?? null,
         reload: () => this.reload(),
       }),
       {
@@ -214,7 +234,11 @@ export class Service {
     this.startedAtMs = Date.now();
     this.#notifier.ready(this.statusLine());
     this.#watchdog.start();
-    this.#statusTimer = setInterval(() => this.#notifier.status(this.statusLine()), 5000);
+    this.#statusTimer = setInterval(() => {
+      this.#notifier.status(this.statusLine());
+      const h = this.#writeAhead?.health;
+      if (h) this.metrics?.storeHealth(h.healthy, h.heldRows);
+    }, 5000);
     this.#statusTimer.unref();
     this.log.log({
       message: `seawall ${VERSION} ready: plugin socket ${this.server.address}, policy ${this.policy.current.version}`,
@@ -222,6 +246,24 @@ export class Service {
       messageId: MessageId.DAEMON_STARTED,
       fields: { [F.POLICY_VERSION]: this.policy.current.version },
     });
+  }
+
+  /** A store fault began or ended: one line each way, and the gauges. */
+  #storeHealth(h: StoreHealth): void {
+    this.metrics?.storeHealth(h.healthy, h.heldRows);
+    this.log.log(
+      h.healthy
+        ? {
+            message: 'event store recovered: answered events are stored again, the held ones included',
+            priority: Priority.NOTICE,
+            fields: { [F.REASON]: 'store_recovered' },
+          }
+        : {
+            message: `event store faulty (${h.error}): answered events are held in memory and retried every second`,
+            priority: Priority.ERR,
+            fields: { [F.REASON]: 'store_faulty' },
+          },
+    );
   }
 
   statusLine(): string {
@@ -261,6 +303,7 @@ export class Service {
     await this.#metricsServer?.close();
     this.metrics?.stop();
     await this.#retention?.stop();
+    this.#reader?.close();
     this.#writeAhead?.close();
     this.store?.close();
     this.log.close();

@@ -168,10 +168,13 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_vm_time ON events (vm, time_ms);
       CREATE INDEX events_session_seq ON events (boot_id, session_id, seq);
       CREATE INDEX events_replay_key ON events (vm, seq, plugin_time_ns);
-    `.replaceAll('COLS', `id, boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc, fsc_class, abort,
+    `.replaceAll(
+      'COLS',
+      `id, boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc, fsc_class, abort,
         severity, sigbus_code, gva, gpa, replay, fallback_action, action, rule, policy_version, downgrade,
         verdict_action, verdict_flags, latency_ns, non_conforming, kernel_mismatch, applied, applied_ms,
-        plugin_time_ns`),
+        plugin_time_ns`,
+    ),
   },
 ];
 
