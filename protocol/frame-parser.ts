@@ -87,13 +87,13 @@ export class FrameParser {
         body = chunk.subarray(o, o + this.#need);
         o += this.#need;
       } else {
-        this.#body ??= Buffer.allocUnsafe(this.#need);
         const k = Math.min(this.#need - this.#filled, chunk.length - o);
-        chunk.copy(this.#body, this.#filled, o, o + k);
+        this.#reserve(this.#filled + k);
+        chunk.copy(this.#body as Buffer, this.#filled, o, o + k);
         this.#filled += k;
         o += k;
         if (this.#filled < this.#need) return;
-        body = this.#body;
+        body = (this.#body as Buffer).subarray(0, this.#need);
         this.#body = null;
         this.#filled = 0;
       }
@@ -101,6 +101,18 @@ export class FrameParser {
       this.#need = -1;
       this.#onMessage(decodeBody(type, body));
     }
+  }
+
+  /**
+   * Room for `n` body bytes, grown by doubling from 256 up to the declared length: a peer that
+   * declares a 16 KiB body and then drips it costs about what it has sent, not the declared size.
+   */
+  #reserve(n: number): void {
+    const have = this.#body?.length ?? 0;
+    if (n <= have) return;
+    const next = Buffer.allocUnsafe(Math.min(this.#need, Math.max(256, have * 2, n)));
+    if (this.#body) this.#body.copy(next, 0, 0, this.#filled);
+    this.#body = next;
   }
 
   #checkHeader(length: number, type: number, reserved: number): void {
