@@ -72,7 +72,6 @@ function measure(sinks: Sink[]): number {
   const session = {
     info,
     nextOrd: () => ++ord,
-    countReplay() {},
     queue() {},
     flush() {},
   } as unknown as PluginSession;

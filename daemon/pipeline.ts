@@ -80,8 +80,6 @@ export class Pipeline {
     };
     if (msg.replay) {
       this.replays++;
-      session.countReplay();
-      this.#sessions.add(session);
     } else {
       let decision: Decision;
       let built: ReturnType<typeof buildVerdict>;

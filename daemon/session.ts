@@ -41,15 +41,7 @@ export interface SessionHost {
 /** Why reading from a session's socket is paused; reading resumes when no reason is left. */
 const HOLD_WRITE_BACKLOG = 1;
 const HOLD_IN_FLIGHT = 2;
-const HOLD_REPLAYS = 4;
 
-/**
- * Replays (events a plugin handled by fallback, reported on reconnect) taken from one session per
- * batch. They need no verdict, so the in-flight bound does not pace them: without this a flood of
- * them fills one batch with tens of thousands of records — each typed, de-duplicated against the
- * store and written ahead on the event loop — and every other VM's verdicts wait behind it.
- */
-export const REPLAYS_PER_BATCH = 256;
 
 export type SessionState = 'hello' | 'active' | 'closing' | 'closed';
 
@@ -67,8 +59,6 @@ export class PluginSession {
   #holds = 0;
   /** Events received on this session so far: the next event's order. */
   #events = 0;
-  /** Replays taken into the current batch. */
-  #replays = 0;
   /** Pending until HELLO is admitted. */
   #helloTimer: NodeJS.Timeout | null;
   /** Running while a frame is partly received. */
@@ -130,11 +120,6 @@ export class PluginSession {
     return ++this.#events;
   }
 
-  /** Counts a replay into the current batch; at the bound, reading pauses until the batch is flushed. */
-  countReplay(): void {
-    if (++this.#replays >= REPLAYS_PER_BATCH) this.#hold(HOLD_REPLAYS);
-  }
-
   #hold(bit: number): void {
     if (this.#holds === 0 && this.open) this.socket.pause();
     this.#holds |= bit;
@@ -153,8 +138,6 @@ export class PluginSession {
 
   /** Writes queued frames in one write and applies backpressure. */
   flush(): void {
-    this.#replays = 0;
-    this.#release(HOLD_REPLAYS);
     if (this.#outbox.length === 0 || this.socket.destroyed) {
       this.#outbox = [];
       this.#release(HOLD_IN_FLIGHT);
