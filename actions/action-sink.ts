@@ -41,7 +41,7 @@ export function actionSink(parts: ActionSinkParts): Sink {
   };
   return {
     name: 'actions',
-    sessionOpened: (s) => parts.kills.sessionOpened(s),
+    sessionOpened: (s) => parts.kills.sessionOpened(s, s.peerPidfd),
     sessionClosed: (s) => {
       parts.kills.sessionClosed(s);
       parts.migrations.sessionClosed(s);

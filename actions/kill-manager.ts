@@ -90,14 +90,18 @@ export class KillManager {
     return this.#inFlight.size;
   }
 
-  /** Opens the session's pidfd (or takes `pidfd` when the caller already has one, e.g. SO_PEERPIDFD). */
-  sessionOpened(s: SessionInfo, pidfd?: Pidfd): void {
+  /**
+   * Takes the session's pidfd: `pidfd` when the caller took one at accept (SO_PEERPIDFD); null when
+   * the caller could not take one safely — kills of this session then fail rather than signal a
+   * PID that may have been reused; left out, one is opened for the peer pid now.
+   */
+  sessionOpened(s: SessionInfo, pidfd?: Pidfd | null): void {
     if (s.vmmPid !== s.peer.pid) {
       this.stats.pidMismatch++;
       this.#opts.onPidMismatch?.(s);
     }
     let fd: Pidfd | null = pidfd ?? null;
-    if (!fd) {
+    if (pidfd === undefined) {
       try {
         fd = Pidfd.open(s.peer.pid);
       } catch (err) {
@@ -164,7 +168,7 @@ export class KillManager {
     this.#opts.onStarted?.(record);
     const pidfd = tracked.pidfd;
     if (!pidfd || pidfd.closed) {
-      this.#finish(k, 'failed', 'no pidfd for the VMM (it could not be opened at HELLO)');
+      this.#finish(k, 'failed', 'no pidfd for the VMM (none could be taken safely when it connected)');
       return 'started';
     }
     pidfd.onExit(() => this.#finish(k, 'exited', null));

@@ -68,7 +68,13 @@ function measure(sinks: Sink[]): number {
     labels: { tier: 'bench' },
   };
   const info = sessionInfo(1n, hello, { pid: 1, uid: 0, gid: 0 }, 0);
-  const session = { info, queue() {}, flush() {} } as unknown as PluginSession;
+  let ord = 0;
+  const session = {
+    info,
+    nextOrd: () => ++ord,
+    queue() {},
+    flush() {},
+  } as unknown as PluginSession;
   const frames = Array.from({ length: 1024 }, (_, i) =>
     encodeMessage({
       type: 'sea',

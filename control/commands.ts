@@ -8,7 +8,14 @@
  *   ← {"id":1,"ok":false,"error":{"code":"SEAWALL_CONTROL_FORBIDDEN","message":"…"}}
  */
 import { z } from 'zod';
-import type { EventQuery, PoisonedPage, StoredEvent, StoreTotals, VmSummary } from '../store/index.js';
+import type {
+  EventQuery,
+  PoisonedPage,
+  StoredEvent,
+  StoreHealth,
+  StoreTotals,
+  VmSummary,
+} from '../store/index.js';
 
 const vmId = z.string().min(1).max(256);
 
@@ -65,8 +72,11 @@ export interface StatusResult {
   sessions: SessionSummary[];
   /** Since this daemon started. */
   events: { decided: number; replays: number };
-  /** The store's totals over what retention kept; null when the store is unavailable. */
-  store: (StoreTotals & { path: string }) | null;
+  /**
+   * The store's totals over what retention kept, and whether answered events are reaching it;
+   * null when the daemon runs without a store.
+   */
+  store: (StoreTotals & { path: string; health: StoreHealth }) | null;
 }
 
 export interface VmView extends VmSummary {
@@ -86,10 +96,11 @@ export interface ControlResults {
  * Where the server gets its answers; the service builds one from its live parts
  * (see `serviceControlContext`). Methods may throw: the client gets SEAWALL_CONTROL_FAILED.
  */
+/** Reads may answer asynchronously: the daemon runs them off the event loop (store/reader-thread.ts). */
 export interface ControlContext {
-  status(): StatusResult;
-  vms(): VmView[];
-  events(q: EventQuery): StoredEvent[];
-  poison(q: { vm?: string }): PoisonedPage[];
+  status(): StatusResult | Promise<StatusResult>;
+  vms(): VmView[] | Promise<VmView[]>;
+  events(q: EventQuery): StoredEvent[] | Promise<StoredEvent[]>;
+  poison(q: { vm?: string }): PoisonedPage[] | Promise<PoisonedPage[]>;
   reload(): Promise<ReloadResult>;
 }

@@ -4,7 +4,7 @@
  * composition root only hands over references.
  */
 import type { SessionInfo } from '../events/index.js';
-import type { EventStore } from '../store/index.js';
+import type { EventQuery, EventStore, StoreHealth, StoreReader, StoreTotals } from '../store/index.js';
 import type { ControlContext, ReloadResult, SessionSummary, StatusResult, VmView } from './commands.js';
 import { ControlError } from './errors.js';
 
@@ -21,6 +21,10 @@ export interface ServiceParts {
     readonly lastReloadAtMs: number;
   };
   store: EventStore | null;
+  /** Runs the reads off the event loop; without one they run on the store's own connection. */
+  reader?: Pick<StoreReader, 'events' | 'vms' | 'poisonedPages' | 'totals'> | null;
+  /** Whether answered events are reaching the store (the write-ahead layer's view). */
+  storeHealth?: () => StoreHealth | null;
   reload: () => Promise<ReloadResult>;
   now?: () => number;
 }
@@ -43,18 +47,42 @@ function needStore(store: EventStore | null): EventStore {
   return store;
 }
 
+const HEALTHY: StoreHealth = { healthy: true, error: null, sinceMs: null, heldRows: 0, droppedRows: 0 };
+const NO_TOTALS: StoreTotals = {
+  events: 0,
+  replays: 0,
+  vms: 0,
+  poisonedPages: 0,
+  actions: 0,
+  byAction: {},
+  oldestMs: null,
+  newestMs: null,
+  bytes: 0,
+};
+
 export function serviceControlContext(p: ServiceParts): ControlContext {
   const now = p.now ?? Date.now;
+  // The reads: on the reader thread when there is one, else on the store's connection.
+  const reads = {
+    totals: (s: EventStore) => (p.reader ? p.reader.totals() : s.queries.totals()),
+    vms: (s: EventStore) => (p.reader ? p.reader.vms() : s.queries.vms()),
+    events: (s: EventStore, q: EventQuery) => (p.reader ? p.reader.events(q) : s.queries.events(q)),
+    poison: (s: EventStore, vm?: string) =>
+      p.reader ? p.reader.poisonedPages(vm) : s.queries.poisonedPages(vm),
+  };
   return {
-    status(): StatusResult {
+    async status(): Promise<StatusResult> {
       const started = p.startedAtMs();
       let store: StatusResult['store'] = null;
       if (p.store && !p.store.closed) {
+        const health = p.storeHealth?.() ?? HEALTHY;
+        let totals = NO_TOTALS;
         try {
-          store = { path: p.store.path, ...p.store.queries.totals() };
+          totals = await reads.totals(p.store);
         } catch {
-          store = null; // status still answers; the failure was reported as a store `query` error
+          // status still answers, with the store's health; the failure was reported as a `query` error
         }
+        store = { path: p.store.path, ...totals, health };
       }
       return {
         version: p.version,
@@ -72,11 +100,10 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
         store,
       };
     },
-    vms(): VmView[] {
+    async vms(): Promise<VmView[]> {
+      const stored = await reads.vms(needStore(p.store));
       const live = new Set(p.sessions().map((s) => s.vm.id));
-      const out: VmView[] = needStore(p.store)
-        .queries.vms()
-        .map((v) => ({ ...v, connected: live.delete(v.vm) }));
+      const out: VmView[] = stored.map((v) => ({ ...v, connected: live.delete(v.vm) }));
       // Connected VMs with no stored event yet.
       for (const vm of live) {
         out.push({
@@ -91,8 +118,8 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
       }
       return out;
     },
-    events: (q) => needStore(p.store).queries.events(q),
-    poison: (q) => needStore(p.store).queries.poisonedPages(q.vm),
+    events: (q) => reads.events(needStore(p.store), q),
+    poison: (q) => reads.poison(needStore(p.store), q.vm),
     reload: () => p.reload(),
   };
 }

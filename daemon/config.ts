@@ -30,6 +30,21 @@ export const ConfigSchema = z.strictObject({
       gids: z.array(z.number().int().nonnegative()).default([]),
     })
     .optional(),
+  /**
+   * VM ids bound to the peers that may claim them: a HELLO for an id starting with `prefix` is
+   * refused unless the peer's uid (or primary gid) is listed, or is root. Ids that match no prefix
+   * may be claimed by any allowed peer. The longest matching prefix decides.
+   */
+  vmIdOwners: z
+    .array(
+      z.strictObject({
+        prefix: z.string().min(1).max(128),
+        uids: z.array(z.number().int().nonnegative()).default([]),
+        gids: z.array(z.number().int().nonnegative()).default([]),
+      }),
+    )
+    .max(4096)
+    .default([]),
   limits: z
     .strictObject({
       maxSessions: z.number().int().positive().default(1024),
@@ -45,6 +60,10 @@ export const ConfigSchema = z.strictObject({
         .int()
         .min(4096)
         .default(256 * 1024),
+      /** A connection that has not said HELLO this long after connecting is dropped. */
+      helloTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
+      /** A frame begun and not completed within this long ends the session (a dripping peer). */
+      frameTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
     })
     .prefault({}),
   heartbeatMs: z.number().int().positive().default(5000),
@@ -82,13 +101,31 @@ export const ConfigSchema = z.strictObject({
 });
 export type FileConfig = z.infer<typeof ConfigSchema>;
 
+/** Which peers may claim VM ids starting with `prefix` (config `vmIdOwners`). */
+export interface VmIdOwner {
+  prefix: string;
+  uids: number[];
+  gids: number[];
+}
+
+/** Bounds of the plugin socket (config `limits`). */
+export interface PluginLimits {
+  maxSessions: number;
+  maxInFlight: number;
+  maxBody: number;
+  writeHighWater: number;
+  helloTimeoutMs: number;
+  frameTimeoutMs: number;
+}
+
 export interface DaemonConfig {
   socket: string;
   controlSocket: string;
   stateDir: string;
   policy: string | null;
   allow: { uids: number[]; gids: number[] };
-  limits: { maxSessions: number; maxInFlight: number; maxBody: number; writeHighWater: number };
+  vmIdOwners: VmIdOwner[];
+  limits: PluginLimits;
   heartbeatMs: number;
   store: boolean;
   retention: { maxAgeDays: number; maxBytes: number; intervalMs: number; chunkRows: number };
@@ -136,6 +173,7 @@ export function resolveConfig(file: FileConfig | null, o: ConfigOverrides, env =
     stateDir: o.stateDir ?? f.stateDir ?? defaultStateDir(env),
     policy: o.policy ?? f.policy ?? null,
     allow,
+    vmIdOwners: f.vmIdOwners,
     limits: f.limits,
     heartbeatMs: f.heartbeatMs,
     store: o.store ?? f.store,

@@ -24,6 +24,12 @@ export interface DaemonLog {
   admitEvent(): boolean;
   /** Per-event entries suppressed since start. */
   readonly suppressed: number;
+  /**
+   * Logs an entry that a peer can cause at will (a refused connection, a protocol error, a refused
+   * attach): at most `noticesPerMinute` per `key` each minute, the rest counted and summarised in
+   * one line per key and minute. Metrics count every one of them exactly.
+   */
+  notice(key: string, entry: JournalEntry): void;
   close(): void;
 }
 
@@ -32,6 +38,8 @@ export interface DaemonLogOptions {
   mode?: 'auto' | 'journal' | 'stderr';
   /** Per-event entries per second (burst = the same number). */
   eventsPerSecond?: number;
+  /** Peer-caused notices logged per key and minute before they are only summarised. */
+  noticesPerMinute?: number;
   logger?: JournalLogger;
 }
 
@@ -58,6 +66,7 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
     suppressedSinceSummary = 0;
   }, 10_000);
   summary.unref();
+  const notices = noticeLimiter(logger, opts.noticesPerMinute ?? 10);
   return {
     target: logger.target,
     log: (entry) => logger.log(entry),
@@ -76,8 +85,49 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
     get suppressed() {
       return suppressed;
     },
+    notice: notices.notice,
     close() {
       clearInterval(summary);
+      notices.close();
+    },
+  };
+}
+
+/** Most distinct notice keys tracked in one minute; further keys share one overflow bucket. */
+const MAX_NOTICE_KEYS = 64;
+
+function noticeLimiter(logger: JournalLogger, perMinute: number) {
+  // key → [logged this window, suppressed this window]
+  let window = new Map<string, [number, number]>();
+  const flush = () => {
+    for (const [key, [, dropped]] of window) {
+      if (dropped === 0) continue;
+      logger.log({
+        message: `${dropped} more '${key}' notices in the last minute not logged individually (over ${perMinute}/min); metrics count every one`,
+        priority: Priority.NOTICE,
+        fields: { SEAWALL_REASON: 'log_rate_limit', SEAWALL_SUPPRESSED: dropped },
+      });
+    }
+    window = new Map();
+  };
+  const timer = setInterval(flush, 60_000);
+  timer.unref();
+  return {
+    notice(key: string, entry: JournalEntry): void {
+      const k = window.has(key) || window.size < MAX_NOTICE_KEYS ? key : 'other';
+      let slot = window.get(k);
+      if (!slot) {
+        slot = [0, 0];
+        window.set(k, slot);
+      }
+      if (slot[0] < perMinute) {
+        slot[0]++;
+        logger.log(entry);
+      } else slot[1]++;
+    },
+    close(): void {
+      clearInterval(timer);
+      flush();
     },
   };
 }

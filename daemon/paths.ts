@@ -1,10 +1,13 @@
 /**
  * Where the daemon keeps its sockets and state when nothing says otherwise. Under systemd the
  * unit's RuntimeDirectory=/StateDirectory= arrive as $RUNTIME_DIRECTORY / $STATE_DIRECTORY; a user
- * running it by hand gets $XDG_RUNTIME_DIR and $XDG_STATE_HOME, so no root is needed.
+ * running it by hand gets $XDG_RUNTIME_DIR and $XDG_STATE_HOME, so no root is needed. Whichever
+ * applies, the daemon uses a directory only after `ensureSafeDir` has vouched for it.
  */
+import { lstatSync, mkdirSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { DaemonError } from './errors.js';
 
 export function defaultRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
   const systemd = env.RUNTIME_DIRECTORY?.split(':')[0];
@@ -24,3 +27,113 @@ export const defaultPluginSocket = (env: NodeJS.ProcessEnv = process.env): strin
   join(defaultRuntimeDir(env), 'plugin.sock');
 export const defaultControlSocket = (env: NodeJS.ProcessEnv = process.env): string =>
   join(defaultRuntimeDir(env), 'control.sock');
+
+/**
+ * Makes sure `dir` is a directory only this daemon (and root) can change, creating what is
+ * missing; throws DaemonError SEAWALL_DAEMON_UNSAFE_PATH, with what is wrong and how to fix it,
+ * otherwise. The sockets and the event store live in it: whoever can rename or replace entries
+ * there can swap the control socket under `seawall reload`, or the plugin socket under a VMM.
+ *
+ * - `dir` itself: not a symlink, owned by the daemon's uid, not writable by group or others;
+ * - every directory above it (symlinks resolved, e.g. /var/run → /run): owned by root or the
+ *   daemon's uid, and not writable by group or others unless sticky (/tmp), where only an
+ *   entry's owner may rename or remove it;
+ * - a missing component is created with `mode` (never wider than 0755) and checked like an
+ *   existing one, so a directory someone else creates in the meantime is refused as well;
+ * - `allowSticky` (socket directories only) also accepts a root-owned sticky `dir` such as /tmp.
+ */
+export function ensureSafeDir(dir: string, mode = 0o700, opts: { allowSticky?: boolean } = {}): void {
+  const uid = process.geteuid?.() ?? 0;
+  const target = resolve(dir);
+  const missing: string[] = [];
+  let existing = target;
+  while (!lstatIfExists(existing)) {
+    missing.unshift(existing);
+    const up = dirname(existing);
+    if (up === existing) break;
+    existing = up;
+  }
+  // Ancestors: after resolving symlinks, each must be root's or ours and not open to others.
+  const real = realpathSync(existing);
+  let walk = real;
+  const chain: string[] = [];
+  for (;;) {
+    chain.unshift(walk);
+    const up = dirname(walk);
+    if (up === walk) break;
+    walk = up;
+  }
+  for (const p of chain) {
+    if (p === real && missing.length === 0) continue; // `dir` itself: checked below, more strictly
+    checkAncestor(p, uid);
+  }
+  for (const p of missing) {
+    try {
+      mkdirSync(p, { mode: mode & 0o755 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (p !== target) checkAncestor(p, uid);
+  }
+  const st = lstatSync(target);
+  // A root-owned sticky directory (/tmp) for a socket someone configured there: entries in it can
+  // be renamed or removed only by their owner, so the daemon's socket cannot be swapped.
+  if (opts.allowSticky && !st.isSymbolicLink() && st.uid === 0 && (st.mode & 0o1000) !== 0) return;
+  checkOwnDir(target, uid);
+}
+
+function lstatIfExists(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+function unsafe(path: string, why: string, fix: string): never {
+  throw new DaemonError('SEAWALL_DAEMON_UNSAFE_PATH', `refusing to use ${path}: ${why}; ${fix}`, {
+    path,
+    why,
+  });
+}
+
+function checkAncestor(path: string, uid: number): void {
+  const st = statSync(path);
+  if (!st.isDirectory()) unsafe(path, 'it is not a directory', 'remove it or choose another path');
+  if (st.uid !== 0 && st.uid !== uid)
+    unsafe(
+      path,
+      `it is owned by uid ${st.uid}, who could replace what is below it`,
+      'choose a path under a directory of root or of this user',
+    );
+  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0)
+    unsafe(
+      path,
+      `it is writable by ${st.mode & 0o002 ? 'everyone' : 'its group'} and not sticky`,
+      `chmod go-w ${path}`,
+    );
+}
+
+function checkOwnDir(path: string, uid: number): void {
+  const st = lstatSync(path);
+  if (st.isSymbolicLink())
+    unsafe(
+      path,
+      'it is a symbolic link (whoever made it chooses where the sockets go)',
+      `remove it (rm ${path}) and start again`,
+    );
+  if (!st.isDirectory()) unsafe(path, 'it is not a directory', `remove it (rm ${path}) and start again`);
+  if (st.uid !== uid)
+    unsafe(
+      path,
+      `it is owned by uid ${st.uid}, not by this daemon's uid ${uid}`,
+      `remove it (rm -r ${path}) and start again, or chown it`,
+    );
+  if ((st.mode & 0o022) !== 0)
+    unsafe(
+      path,
+      `it is writable by ${st.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o7777).toString(8)})`,
+      `chmod go-w ${path}`,
+    );
+}

@@ -66,6 +66,7 @@ export class Pipeline {
     const record: EventRecord = {
       session: info,
       msg,
+      ord: session.nextOrd(),
       event,
       nonConforming,
       kernelMismatch,

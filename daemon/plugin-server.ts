@@ -3,11 +3,11 @@
  * activation), authenticates each peer by SO_PEERCRED, admits HELLOs, and keeps the bounds —
  * connections, one live session per VM id — with a REJECT that says which bound was hit.
  */
-import { chmodSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { EventBus, SessionInfo, SessionOutcome } from '../events/index.js';
-import { peerCred, peerGroups } from '../kvm/index.js';
+import { type PeerProcess, peerGroups, peerProcess } from '../kvm/index.js';
 import {
   type EventMsg,
   encodeMessage,
@@ -16,7 +16,9 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
 } from '../protocol/index.js';
+import type { PluginLimits, VmIdOwner } from './config.js';
 import { DaemonError } from './errors.js';
+import { ensureSafeDir } from './paths.js';
 import type { Pipeline } from './pipeline.js';
 import { PluginSession, type SessionHost } from './session.js';
 import { sessionInfo } from './session-info.js';
@@ -25,7 +27,11 @@ export interface PluginServerOptions {
   bus: EventBus;
   pipeline: Pipeline;
   allow: { uids: readonly number[]; gids: readonly number[] };
-  limits: { maxSessions: number; maxInFlight: number; maxBody: number; writeHighWater: number };
+  /** VM-id prefixes bound to uids/gids (config `vmIdOwners`); none by default. */
+  vmIdOwners?: readonly VmIdOwner[];
+  /** The timeouts default to the config's defaults when left out. */
+  limits: Omit<PluginLimits, 'helloTimeoutMs' | 'frameTimeoutMs'> &
+    Partial<Pick<PluginLimits, 'helloTimeoutMs' | 'frameTimeoutMs'>>;
   heartbeatMs: number;
 }
 
@@ -76,6 +82,12 @@ export class PluginServer implements SessionHost {
   get maxInFlight(): number {
     return this.#opts.limits.maxInFlight;
   }
+  get helloTimeoutMs(): number {
+    return this.#opts.limits.helloTimeoutMs ?? 5000;
+  }
+  get frameTimeoutMs(): number {
+    return this.#opts.limits.frameTimeoutMs ?? 10_000;
+  }
   /** Sessions past HELLO. */
   get sessions(): SessionInfo[] {
     return [...this.#byVm.values()].map((s) => s.info as SessionInfo);
@@ -89,7 +101,8 @@ export class PluginServer implements SessionHost {
 
   async listen(target: ListenTarget): Promise<void> {
     if ('path' in target) {
-      mkdirSync(dirname(target.path), { recursive: true, mode: 0o750 });
+      // 0755: VMMs of the socket's group must reach it; nobody else may change the directory.
+      ensureSafeDir(dirname(target.path), 0o755, { allowSticky: true });
       await clearStaleSocket(target.path);
       await new Promise<void>((resolve, reject) => {
         this.#server.once('error', reject);
@@ -116,14 +129,17 @@ export class PluginServer implements SessionHost {
   }
 
   #accept(socket: Socket): void {
-    let peer: PluginSession['peer'] = null;
+    let proc: PeerProcess | null = null;
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
     try {
-      if (fd >= 0) peer = peerCred(fd);
+      // Credentials and the pidfd together, now: by HELLO the peer may have exited and its PID
+      // been reused (kvm/peer-process.ts).
+      if (fd >= 0) proc = peerProcess(fd);
     } catch {
-      peer = null;
+      proc = null;
     }
-    const session = new PluginSession(socket, this, peer);
+    const peer = proc?.cred ?? null;
+    const session = new PluginSession(socket, this, peer, proc?.pidfd ?? null);
     this.#connections.add(session);
     const refusal = this.#refusal(peer, fd);
     if (refusal) {
@@ -173,6 +189,7 @@ export class PluginServer implements SessionHost {
         `protocol version ${hello.version} is not supported (this daemon speaks ${PROTOCOL_VERSION})`,
       );
     }
+    this.#checkOwner(hello.vmId, session.peer);
     const held = this.#byVm.get(hello.vmId);
     if (held?.open) {
       throw new ProtocolError(
@@ -180,7 +197,13 @@ export class PluginServer implements SessionHost {
         `VM id '${hello.vmId}' is held by a live session (pid ${held.info?.vmmPid})`,
       );
     }
-    const info = sessionInfo(this.#nextId++, hello, session.peer ?? { pid: 0, uid: 0, gid: 0 }, Date.now());
+    const info = sessionInfo(
+      this.#nextId++,
+      hello,
+      session.peer ?? { pid: 0, uid: 0, gid: 0 },
+      Date.now(),
+      session.takePidfd(),
+    );
     this.#byVm.set(hello.vmId, session);
     session.queue(
       encodeMessage({
@@ -196,6 +219,19 @@ export class PluginServer implements SessionHost {
     return info;
   }
 
+  /** Refuses a HELLO for a VM id whose longest bound prefix does not list this peer. */
+  #checkOwner(vmId: string, peer: PluginSession['peer']): void {
+    let rule: VmIdOwner | undefined;
+    for (const o of this.#opts.vmIdOwners ?? [])
+      if (vmId.startsWith(o.prefix) && (!rule || o.prefix.length > rule.prefix.length)) rule = o;
+    if (!rule || !peer || peer.uid === 0) return;
+    if (rule.uids.includes(peer.uid) || rule.gids.includes(peer.gid)) return;
+    throw new ProtocolError(
+      'UNAUTHORIZED',
+      `VM ids starting with '${rule.prefix}' are bound to other users; uid ${peer.uid} may not claim '${vmId}'`,
+    );
+  }
+
   submit(session: PluginSession, msg: EventMsg, receivedNs: bigint): void {
     this.#opts.pipeline.submit(session, msg, receivedNs);
   }
@@ -209,8 +245,12 @@ export class PluginServer implements SessionHost {
   }
 
   protocolError(session: PluginSession, err: ProtocolError): void {
-    // A HELLO refused (VM id held, version) is a rejection; anything else violates the protocol.
-    if (err.code === 'SEAWALL_PROTO_VM_IN_USE' || err.code === 'SEAWALL_PROTO_VERSION') {
+    // A HELLO refused (VM id held or bound, version) is a rejection; anything else violates the protocol.
+    if (
+      err.code === 'SEAWALL_PROTO_VM_IN_USE' ||
+      err.code === 'SEAWALL_PROTO_VERSION' ||
+      (err.code === 'SEAWALL_PROTO_UNAUTHORIZED' && !session.info)
+    ) {
       this.#opts.bus.emit('sessionRejected', err.reason, err.message, session.peer);
     } else {
       this.#opts.bus.emit('protocolError', err.reason, err.message, session.info);

@@ -2,6 +2,10 @@
  * The policy in force, swapped atomically. Each event reads `current` once, so it is decided by
  * exactly one version; a reload either replaces it whole or leaves it untouched (an invalid file
  * is logged with every error and counted, and the last good policy keeps serving).
+ *
+ * Reloads are serialized: a reload starts only when the one before it has finished, so the reply
+ * of the last one always names the policy that is live — two racing reloads can no longer leave
+ * the older file in force. Every failure, thrown or returned, stays a failed reload.
  */
 
 import type { ReloadResult } from '../control/index.js';
@@ -27,6 +31,8 @@ export class PolicyHolder {
   lastReloadAtMs = 0;
 
   readonly #builtinSha256: string;
+  /** The reload in progress (or the last one); the next waits for it. */
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     load: PolicyLoader,
@@ -53,7 +59,7 @@ export class PolicyHolder {
       this.#metrics?.policyReload(true, this.#builtin.version, this.#builtinSha256);
       return;
     }
-    const r = await this.#load(path);
+    const r = await this.#safeLoad(path);
     if (!r.ok)
       throw new DaemonError(
         'SEAWALL_DAEMON_POLICY',
@@ -68,12 +74,27 @@ export class PolicyHolder {
    * Reads, validates and compiles `path` off to the side, then swaps it in with one assignment:
    * events decided before the swap used the old version, events after it the new one.
    */
-  async reload(path: string | null): Promise<ReloadResult> {
+  reload(path: string | null): Promise<ReloadResult> {
+    const next = this.#queue.then(() => this.#reload(path));
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  /** The loader's answer; a loader that throws is a failed load, never an unhandled rejection. */
+  async #safeLoad(path: string): Promise<PolicyLoadResult> {
+    try {
+      return await this.#load(path);
+    } catch (err) {
+      return { ok: false, issues: [`${path}: ${(err as Error).message ?? String(err)}`] };
+    }
+  }
+
+  async #reload(path: string | null): Promise<ReloadResult> {
     this.lastReloadAtMs = Date.now();
     const r: PolicyLoadResult =
       path === null
         ? { ok: true, provider: this.#builtin, sha256: this.#builtinSha256 }
-        : await this.#load(path);
+        : await this.#safeLoad(path);
     if (!r.ok) {
       this.failedReloads++;
       this.#metrics?.policyReload(false);

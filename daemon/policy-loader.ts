@@ -3,7 +3,6 @@
  * against the daemon's one PolicyState so rate windows and repeat-page memory carry over reloads.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import {
   BUILTIN_POLICY_YAML,
   builtinPolicy,
@@ -11,30 +10,24 @@ import {
   compilePolicy,
   isPolicyError,
   type PolicyState,
-  parsePolicy,
 } from '../policies/index.js';
 import type { PolicyLoader } from './policy-holder.js';
+import { PolicyWorker } from './policy-worker.js';
 
-export function createPolicyLoader(state: PolicyState): PolicyLoader {
+/**
+ * Parses and validates off the event loop (policy-worker.ts), then compiles here what is left —
+ * a small document with its GPA ranges already packed. Never rejects: any failure is an issue.
+ */
+export function createPolicyLoader(state: PolicyState, worker = new PolicyWorker()): PolicyLoader {
   return async (path) => {
-    let text: string;
+    const r = await worker.load(path);
+    if (!r.ok) return r;
     try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      return { ok: false, issues: [`${path}: cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`] };
-    }
-    const r = parsePolicy(text, path);
-    if (!r.ok) {
-      return {
-        ok: false,
-        issues: r.issues.map((i) => `${path}:${i.line}: ${i.path || '(top)'}: ${i.message} [${i.code}]`),
-      };
-    }
-    try {
-      return { ok: true, provider: compilePolicy(r.policy, { state }), sha256: sha256(text) };
+      const provider = compilePolicy(r.doc, { state, precompiled: { version: r.version, gpa: r.gpa } });
+      return { ok: true, provider, sha256: r.sha256 };
     } catch (err) {
       if (isPolicyError(err)) return { ok: false, issues: [`${path}: ${err.message} [${err.code}]`] };
-      throw err;
+      return { ok: false, issues: [`${path}: cannot compile: ${(err as Error).message}`] };
     }
   };
 }

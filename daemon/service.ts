@@ -4,6 +4,7 @@
  * READY=1), SIGTERM/SIGINT stop after answering every event already received.
  */
 
+import { dirname } from 'node:path';
 import { type Actions, createActions } from '../actions/index.js';
 import { AttachServer, attachServerOptions } from '../attach/index.js';
 import type { ReloadResult } from '../control/index.js';
@@ -11,15 +12,26 @@ import { ControlServer, serviceControlContext } from '../control/index.js';
 import { EventBus } from '../events/index.js';
 import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
 import { PolicyState } from '../policies/index.js';
-import { EventStore, Retention, type StoreOp, storePath, storeSink, WriteAhead } from '../store/index.js';
+import {
+  EventStore,
+  Retention,
+  type StoreHealth,
+  type StoreOp,
+  StoreReader,
+  storePath,
+  storeSink,
+  WriteAhead,
+} from '../store/index.js';
 import { createNotifier, createWatchdog, JournalField as F, takeListenFds } from '../systemd/index.js';
 import { actionReporting } from './action-reporting.js';
 import type { DaemonConfig } from './config.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
+import { ensureSafeDir } from './paths.js';
 import { Pipeline } from './pipeline.js';
 import { PluginServer } from './plugin-server.js';
 import { PolicyHolder } from './policy-holder.js';
 import { BUILTIN_SHA256, builtinProvider, createPolicyLoader } from './policy-loader.js';
+import { PolicyWorker } from './policy-worker.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
 import { VERSION } from './version.js';
@@ -57,9 +69,13 @@ export class Service {
   #retention: Retention | null = null;
   #writeAhead: WriteAhead | null = null;
   #control: ControlServer | null = null;
+  /** Parses policy files off the event loop (policy-worker.ts). */
+  readonly #policyWorker = new PolicyWorker();
+  #reader: StoreReader | null = null;
+  /** Every failure counted; logged at most a few lines a minute per op (a full disk fails every batch). */
   readonly #storeError = (op: StoreOp, err: unknown) => {
     this.metrics?.storeError(op);
-    this.log.log({
+    this.log.notice(`store:${op}`, {
       message: `event store ${op} failed: ${(err as Error).message}`,
       priority: Priority.ERR,
       fields: { [F.REASON]: `store_${op}` },
@@ -77,14 +93,14 @@ export class Service {
     });
     this.metrics = opts.config.metrics === false ? null : new SeawallMetrics({ version: VERSION });
     this.policy = new PolicyHolder(
-      createPolicyLoader(this.policyState),
+      createPolicyLoader(this.policyState, this.#policyWorker),
       { provider: builtinProvider(this.policyState), sha256: BUILTIN_SHA256 },
       this.log,
       this.metrics,
     );
     this.bus.onSinkError = (sink, hook, err) => {
       this.metrics?.sinkFailure(sink);
-      this.log.log({
+      this.log.notice(`sink:${sink}`, {
         message: `sink ${sink} failed in ${hook}: ${(err as Error).message}`,
         priority: Priority.ERR,
       });
@@ -92,7 +108,7 @@ export class Service {
     this.attach = opts.config.attach.enabled
       ? new AttachServer(
           attachServerOptions(opts.config.attach, opts.config.socket, (message, fields) =>
-            this.log.log({
+            this.log.notice(`attach:${String(fields.reason)}`, {
               message,
               priority: Priority.NOTICE,
               fields: { [F.REASON]: String(fields.reason) },
@@ -120,6 +136,7 @@ export class Service {
       bus: this.bus,
       pipeline: this.pipeline,
       allow: opts.config.allow,
+      vmIdOwners: opts.config.vmIdOwners,
       limits: opts.config.limits,
       heartbeatMs: opts.config.heartbeatMs,
     });
@@ -129,14 +146,22 @@ export class Service {
     // Level 1: the record. The store's sink is added first: it must hold a batch before its
     // verdicts are written, and before any other sink sees it.
     if (this.config.store) {
+      ensureSafeDir(this.config.stateDir, 0o700);
       this.store = new EventStore({ path: storePath(this.config.stateDir), onError: this.#storeError });
-      this.#writeAhead = new WriteAhead(this.store, { onError: this.#storeError });
+      this.#writeAhead = new WriteAhead(this.store, {
+        onError: this.#storeError,
+        // A removed state directory is made again — as safely as at start — before reopening.
+        prepareReopen: () => ensureSafeDir(this.config.stateDir, 0o700),
+        onHealth: (h) => this.#storeHealth(h),
+      });
+      const ahead = this.#writeAhead;
+      this.#reader = new StoreReader(this.store, () => ahead.settle());
       this.bus.add(storeSink(this.store, this.#writeAhead));
       this.#retention = new Retention(this.store, { ...this.config.retention, onError: this.#storeError });
       this.#retention.start();
     }
     if (this.metrics) {
-      this.bus.add(metricsSink(this.metrics));
+      this.bus.add(metricsSink(this.metrics, (err) => this.bus.onSinkError('metrics', 'afterReply', err)));
       this.metrics.start();
       const [host, port] = splitListen(this.config.metrics as string);
       this.#metricsServer = new MetricsServer(this.metrics, { host, port });
@@ -145,6 +170,12 @@ export class Service {
         `metrics:  http://${addr.family === 'IPv6' ? `[${addr.host}]` : addr.host}:${addr.port}/metrics`,
       );
     }
+    // A VM with a live session keeps its rate/repeat history whatever other VMs do.
+    this.bus.add({
+      name: 'policy-state',
+      sessionOpened: (s) => this.policyState.pin(s.vm.id),
+      sessionClosed: (s) => this.policyState.unpin(s.vm.id),
+    });
     this.bus.add(journalSink(this.log));
     this.bus.add(this.actions.sink);
     if (this.attach) this.bus.add(this.attach.sink());
@@ -166,6 +197,7 @@ export class Service {
       `plugin socket: ${pluginFd !== undefined ? `fd ${pluginFd} (socket activation)` : this.config.socket}`,
     );
     if (this.attach) {
+      ensureSafeDir(dirname(this.attach.address), 0o755, { allowSticky: true });
       this.attach.listen();
       this.#announce(`attach socket: ${this.attach.address}`);
     }
@@ -177,6 +209,8 @@ export class Service {
         pipeline: this.pipeline,
         policy: this.policy,
         store: this.store,
+        reader: this.#reader,
+        storeHealth: () => this.#writeAhead?.health ?? null,
         reload: () => this.reload(),
       }),
       {
@@ -188,6 +222,8 @@ export class Service {
       },
     );
     const controlFd = activated.get('control');
+    if (controlFd === undefined)
+      ensureSafeDir(dirname(this.config.controlSocket), 0o755, { allowSticky: true });
     await this.#control.listen(
       controlFd !== undefined ? { fd: controlFd } : { path: this.config.controlSocket },
     );
@@ -198,7 +234,11 @@ export class Service {
     this.startedAtMs = Date.now();
     this.#notifier.ready(this.statusLine());
     this.#watchdog.start();
-    this.#statusTimer = setInterval(() => this.#notifier.status(this.statusLine()), 5000);
+    this.#statusTimer = setInterval(() => {
+      this.#notifier.status(this.statusLine());
+      const h = this.#writeAhead?.health;
+      if (h) this.metrics?.storeHealth(h.healthy, h.heldRows);
+    }, 5000);
     this.#statusTimer.unref();
     this.log.log({
       message: `seawall ${VERSION} ready: plugin socket ${this.server.address}, policy ${this.policy.current.version}`,
@@ -206,6 +246,24 @@ export class Service {
       messageId: MessageId.DAEMON_STARTED,
       fields: { [F.POLICY_VERSION]: this.policy.current.version },
     });
+  }
+
+  /** A store fault began or ended: one line each way, and the gauges. */
+  #storeHealth(h: StoreHealth): void {
+    this.metrics?.storeHealth(h.healthy, h.heldRows);
+    this.log.log(
+      h.healthy
+        ? {
+            message: 'event store recovered: answered events are stored again, the held ones included',
+            priority: Priority.NOTICE,
+            fields: { [F.REASON]: 'store_recovered' },
+          }
+        : {
+            message: `event store faulty (${h.error}): answered events are held in memory and retried every second`,
+            priority: Priority.ERR,
+            fields: { [F.REASON]: 'store_faulty' },
+          },
+    );
   }
 
   statusLine(): string {
@@ -241,9 +299,11 @@ export class Service {
     await this.server.stop();
     this.attach?.close();
     this.actions.close();
+    this.#policyWorker.close();
     await this.#metricsServer?.close();
     this.metrics?.stop();
     await this.#retention?.stop();
+    this.#reader?.close();
     this.#writeAhead?.close();
     this.store?.close();
     this.log.close();

@@ -16,8 +16,10 @@ export function sessionInfo(
   hello: HelloMsg,
   peer: SessionInfo['peer'],
   nowMs: number,
+  peerPidfd: SessionInfo['peerPidfd'] = undefined,
 ): SessionInfo {
   return {
+    ...(peerPidfd === undefined ? {} : { peerPidfd }),
     id,
     vm: { id: hello.vmId, labels: Object.freeze({ ...hello.labels }) },
     vmmPid: hello.vmmPid,

@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import type { SessionInfo, SessionOutcome } from '../events/index.js';
+import type { Pidfd } from '../kvm/index.js';
 import {
   DAEMON_ACCEPTS,
   type EventMsg,
@@ -31,11 +32,16 @@ export interface SessionHost {
   readonly maxBody: number;
   readonly writeHighWater: number;
   readonly maxInFlight: number;
+  /** A connection silent before HELLO this long is dropped (bounds idle pre-HELLO connections). */
+  readonly helloTimeoutMs: number;
+  /** A frame begun and not completed within this long ends the session (bounds dripping peers). */
+  readonly frameTimeoutMs: number;
 }
 
 /** Why reading from a session's socket is paused; reading resumes when no reason is left. */
 const HOLD_WRITE_BACKLOG = 1;
 const HOLD_IN_FLIGHT = 2;
+
 
 export type SessionState = 'hello' | 'active' | 'closing' | 'closed';
 
@@ -51,10 +57,20 @@ export class PluginSession {
   #detail: string | null = null;
   /** HOLD_* bits. */
   #holds = 0;
+  /** Events received on this session so far: the next event's order. */
+  #events = 0;
+  /** Pending until HELLO is admitted. */
+  #helloTimer: NodeJS.Timeout | null;
+  /** Running while a frame is partly received. */
+  #frameTimer: NodeJS.Timeout | null = null;
 
-  constructor(socket: Socket, host: SessionHost, peer: PluginSession['peer']) {
+  /** The peer's pidfd until HELLO hands it to the session's info (then owned by kill enforcement). */
+  #pidfd: Pidfd | null;
+
+  constructor(socket: Socket, host: SessionHost, peer: PluginSession['peer'], pidfd: Pidfd | null = null) {
     this.socket = socket;
     this.peer = peer;
+    this.#pidfd = pidfd;
     this.#host = host;
     this.#parser = new FrameParser((m) => this.#onMessage(m), {
       accept: DAEMON_ACCEPTS,
@@ -64,6 +80,21 @@ export class PluginSession {
     socket.on('drain', () => this.#onDrain());
     socket.on('error', () => {}); // 'close' follows; errors on a peer's socket are the peer's
     socket.on('close', () => this.#onClose());
+    this.#helloTimer = setTimeout(
+      () =>
+        this.#fail(
+          new ProtocolError('NOT_HELLO_FIRST', `no HELLO within ${host.helloTimeoutMs} ms of connecting`),
+        ),
+      host.helloTimeoutMs,
+    );
+    this.#helloTimer.unref();
+  }
+
+  /** Hands the pidfd taken at accept over (once); null when none could be had. */
+  takePidfd(): Pidfd | null {
+    const fd = this.#pidfd;
+    this.#pidfd = null;
+    return fd;
   }
 
   get state(): SessionState {
@@ -82,6 +113,11 @@ export class PluginSession {
     if (this.#state === 'closed') return;
     this.#outbox.push(frame);
     if (this.#outbox.length >= this.#host.maxInFlight) this.#hold(HOLD_IN_FLIGHT);
+  }
+
+  /** The order of the next event in this session (1, 2, …): with the session, its identity. */
+  nextOrd(): number {
+    return ++this.#events;
   }
 
   #hold(bit: number): void {
@@ -118,6 +154,7 @@ export class PluginSession {
   close(final: Message | null, outcome: SessionOutcome, detail: string | null): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
+    this.#clearTimers();
     this.#outcome = outcome;
     this.#detail = detail;
     this.flush();
@@ -134,7 +171,32 @@ export class PluginSession {
       this.#parser.push(chunk);
     } catch (err) {
       this.#fail(err);
+      return;
     }
+    // A frame left incomplete must complete within the bound; a whole frame clears the clock.
+    if (this.#parser.idle) {
+      if (this.#frameTimer) clearTimeout(this.#frameTimer);
+      this.#frameTimer = null;
+    } else if (!this.#frameTimer && this.open) {
+      this.#frameTimer = setTimeout(
+        () =>
+          this.#fail(
+            new ProtocolError(
+              'BAD_FRAME',
+              `a frame stayed incomplete for ${this.#host.frameTimeoutMs} ms (${this.#parser.buffered} bytes held)`,
+            ),
+          ),
+        this.#host.frameTimeoutMs,
+      );
+      this.#frameTimer.unref();
+    }
+  }
+
+  #clearTimers(): void {
+    if (this.#helloTimer) clearTimeout(this.#helloTimer);
+    if (this.#frameTimer) clearTimeout(this.#frameTimer);
+    this.#helloTimer = null;
+    this.#frameTimer = null;
   }
 
   #onDrain(): void {
@@ -147,7 +209,10 @@ export class PluginSession {
       : new ProtocolError('INTERNAL', `internal error handling this session: ${(err as Error).message}`);
     this.#host.protocolError(this, perr);
     // A refused HELLO is answered with REJECT; every other violation with ERROR.
-    const rejected = perr.code === 'SEAWALL_PROTO_VM_IN_USE' || perr.code === 'SEAWALL_PROTO_VERSION';
+    const rejected =
+      perr.code === 'SEAWALL_PROTO_VM_IN_USE' ||
+      perr.code === 'SEAWALL_PROTO_VERSION' ||
+      perr.code === 'SEAWALL_PROTO_UNAUTHORIZED';
     this.close(
       { type: rejected ? 'reject' : 'error', code: perr.wire, message: perr.message },
       'protocol_error',
@@ -163,6 +228,8 @@ export class PluginSession {
       }
       this.info = this.#host.admit(this, m);
       this.#state = 'active';
+      if (this.#helloTimer) clearTimeout(this.#helloTimer);
+      this.#helloTimer = null;
       return;
     }
     switch (m.type) {
@@ -191,6 +258,10 @@ export class PluginSession {
   }
 
   #onClose(): void {
+    this.#clearTimers();
+    // Never admitted: nobody else took the pidfd.
+    this.#pidfd?.close();
+    this.#pidfd = null;
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#outbox = [];

@@ -11,6 +11,11 @@ import type { SessionInfo } from './session-info.js';
 export interface EventRecord {
   session: SessionInfo;
   msg: EventMsg;
+  /**
+   * The event's place in its session (1, 2, …). Set by the pipeline; the seq alone does not
+   * identify an event, since a plugin may reuse a seq once its verdict has arrived.
+   */
+  ord?: number;
   event: PolicyEvent;
   /** ESR bits a conforming kernel clears but the plugin's copy had (SEA only). */
   nonConforming: readonly string[];

@@ -1,4 +1,5 @@
 /** What the daemon knows about one plugin connection once its HELLO is accepted. */
+import type { Pidfd } from '../kvm/index.js';
 import type { HostCapabilities, VmIdentity } from '../policies/index.js';
 
 export interface SessionInfo {
@@ -13,5 +14,10 @@ export interface SessionInfo {
   /** KVM can inject at all (INJECT_EXT_DABT); without it only emulation remains. */
   kvmInject: boolean;
   peer: { pid: number; uid: number; gid: number };
+  /**
+   * The connected process, taken at accept (kvm/peer-process.ts): what a kill signals. null when
+   * none could be had safely; absent where the session was not made by the plugin server.
+   */
+  peerPidfd?: Pidfd | null;
   openedAtMs: number;
 }

@@ -10,6 +10,7 @@ export * from './iss.js';
 export { type FdWatch, readableNow, watchReadable } from './libc-fd.js';
 export * from './page-size.js';
 export * from './peer-cred.js';
+export * from './peer-process.js';
 export * from './pidfd.js';
 export * from './probe.js';
 export * from './run-page.js';

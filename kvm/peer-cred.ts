@@ -11,6 +11,9 @@ const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 /** Linux 4.13+: the peer's supplementary groups (socket(7)). */
 const SO_PEERGROUPS = 59;
+/** Linux 6.5+: a pidfd for the peer process as recorded at connect time (socket(7)). */
+const SO_PEERPIDFD = 77;
+const ENOPROTOOPT = 92;
 const ERANGE = 34;
 
 const Ucred = koffi.struct('seawall_ucred', { pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
@@ -44,7 +47,7 @@ export function peerGroups(fd: number): number[] {
       cap = Math.max(cap * 2, Math.ceil((len[0] as number) / 4));
       continue;
     }
-    if (errno === 92 /* ENOPROTOOPT */) return [];
+    if (errno === ENOPROTOOPT) return [];
     throw new KvmSyscallError('getsockopt(SO_PEERGROUPS)', errno);
   }
 }
@@ -73,4 +76,21 @@ export function peerCred(fd: number): PeerCred {
   if ((getsockopt as NonNullable<typeof getsockopt>)(fd, SOL_SOCKET, SO_PEERCRED, buf, len) !== 0)
     throw new KvmSyscallError('getsockopt(SO_PEERCRED)', lastErrno());
   return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
+}
+
+/**
+ * A pidfd for the process that connected to the AF_UNIX socket `fd` (SO_PEERPIDFD). The kernel
+ * takes it from the reference it kept at connect(2), so it names that process even when it has
+ * since exited and its PID was handed to another: signals through it then fail with ESRCH instead
+ * of reaching the newcomer. null where the kernel lacks the option (before 6.5).
+ */
+export function peerPidfd(fd: number): number | null {
+  bind();
+  const buf = Buffer.alloc(4);
+  const len = [4];
+  if ((getsockopt as NonNullable<typeof getsockopt>)(fd, SOL_SOCKET, SO_PEERPIDFD, buf, len) === 0)
+    return buf.readInt32LE(0);
+  const errno = lastErrno();
+  if (errno === ENOPROTOOPT) return null;
+  throw new KvmSyscallError('getsockopt(SO_PEERPIDFD)', errno);
 }

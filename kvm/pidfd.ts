@@ -34,6 +34,11 @@ export class Pidfd {
     return new Pidfd(pid, fd);
   }
 
+  /** Takes ownership of a pidfd the kernel already gave us (SO_PEERPIDFD) for `pid`. */
+  static adopt(pid: number, fd: number): Pidfd {
+    return new Pidfd(pid, fd);
+  }
+
   get fd(): number {
     return this.#fd;
   }

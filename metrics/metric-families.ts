@@ -27,6 +27,8 @@ export interface MetricFamilies {
   readonly policyLastReloadSuccessful: Gauge;
   readonly policyInfo: Gauge<'version' | 'sha256'>;
   readonly storeErrors: Counter<'op'>;
+  readonly storeHealthy: Gauge;
+  readonly storeHeldEvents: Gauge;
   readonly kernelMismatches: Counter<'field'>;
   readonly sinkFailures: Counter<'sink'>;
   readonly buildInfo: Gauge<'version' | 'node_version'>;
@@ -136,6 +138,16 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
       name: 'seawall_store_errors_total',
       help: 'Event store operations that failed, by operation.',
       labelNames: ['op'],
+      registers,
+    }),
+    storeHealthy: new Gauge({
+      name: 'seawall_store_healthy',
+      help: 'Whether answered events are reaching the event store (1), or are held in memory while it is faulty (0).',
+      registers,
+    }),
+    storeHeldEvents: new Gauge({
+      name: 'seawall_store_held_events',
+      help: 'Answered events held in memory until the faulty event store can take them.',
       registers,
     }),
     sinkFailures: new Counter({

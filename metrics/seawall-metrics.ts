@@ -134,6 +134,7 @@ export class SeawallMetrics {
     this.#reloadFailure = reloads.get('failure');
 
     this.#f.buildInfo.set({ version, node_version: process.version }, 1);
+    this.#f.storeHealthy.set(1);
     if (options.defaultMetrics ?? true) {
       collectDefaultMetrics({ register: this.#registry, prefix: DEFAULT_METRICS_PREFIX });
       // Gauges named *_total break the naming rules (`promtool check metrics` flags them); the
@@ -254,6 +255,13 @@ export class SeawallMetrics {
       this.#f.policyInfo.reset();
       this.#f.policyInfo.set({ version, sha256: sha256 ?? '' }, 1);
     }
+  }
+
+  /** Whether answered events reach the store, and how many are held in memory meanwhile. */
+  storeHealth(healthy: boolean, heldEvents: number): void {
+    assertCount('heldEvents', heldEvents);
+    this.#f.storeHealthy.set(healthy ? 1 : 0);
+    this.#f.storeHeldEvents.set(heldEvents);
   }
 
   /** An event store operation `op` (e.g. `append`, `prune`, `open`) failed. */

@@ -26,6 +26,12 @@ export interface CompiledRule {
 export interface CompileOptions {
   /** Rate/repeat state to read and record into; keep one per daemon across reloads. */
   state?: PolicyState;
+  /**
+   * Work already done elsewhere (a reload worker, daemon/policy-worker.ts), so that what is left
+   * here is cheap: the version (policyVersionOf of the full document) and each rule's GPA ranges
+   * packed by packGpaRanges, by rule index. The document's own `gpa` lists are then not read.
+   */
+  precompiled?: { version: string; gpa: readonly (BigUint64Array | undefined)[] };
 }
 
 /** Canonical JSON (sorted keys, bigints as hex) of the validated document: comments and layout do not change it. */
@@ -103,7 +109,7 @@ export class CompiledPolicy implements DecisionProvider {
   private readonly unindexed: readonly CompiledRule[];
 
   constructor(doc: PolicyDocument, options: CompileOptions = {}) {
-    this.version = policyVersionOf(doc);
+    this.version = options.precompiled?.version ?? policyVersionOf(doc);
     this.name = doc.name;
     this.dryRun = doc.dryRun;
     this.state = options.state ?? new PolicyState();
@@ -111,7 +117,7 @@ export class CompiledPolicy implements DecisionProvider {
     this.rules = doc.rules.map((rule, index) => ({
       name: rule.name,
       index,
-      matchers: compileMatchers(rule.match),
+      matchers: compileMatchers(rule.match, options.precompiled?.gpa[index]),
       decisions: decisionTable(
         rule.name,
         rule.action,

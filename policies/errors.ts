@@ -11,6 +11,8 @@ export type PolicyIssueCode =
   | 'unreadable'
   /** YAML syntax error (bad indentation, duplicate key, unclosed quote…). */
   | 'yaml-syntax'
+  /** Over a bound on size, aliases or nesting depth (yaml-source.ts): refused before it can hurt. */
+  | 'yaml-limit'
   /** A key the schema does not know (every object is strict). */
   | 'unknown-key'
   /** Wrong type, missing key, value out of range: anything else the schema refuses. */

@@ -5,6 +5,7 @@ export * from './decision.js';
 export * from './errors.js';
 export * from './event-json.js';
 export * from './explain.js';
+export * from './gpa-ranges.js';
 export * from './load.js';
 export * from './matchers.js';
 export * from './policy-checks.js';

@@ -5,6 +5,7 @@
  * windows, which read state, run last.
  */
 import type { PolicyEvent } from './decision.js';
+import { describePackedRanges, inPackedRanges, packGpaRanges } from './gpa-ranges.js';
 import type { LabelMatch, RuleMatch } from './schema.js';
 import type { PolicyState } from './state.js';
 
@@ -71,7 +72,8 @@ function labelMatcher(key: string, m: LabelMatch): Matcher {
 }
 
 /** The matchers of one rule, in evaluation order. */
-export function compileMatchers(match: RuleMatch): Matcher[] {
+/** `packed`: the rule's GPA ranges already packed (packGpaRanges), e.g. by a reload worker. */
+export function compileMatchers(match: RuleMatch, packed?: BigUint64Array): Matcher[] {
   const out: Matcher[] = [];
   if (match.kind) out.push(setMatcher('kind', match.kind, (e) => e.kind));
   if (match.abort) out.push(setMatcher('abort', match.abort, (e) => e.abort));
@@ -87,19 +89,15 @@ export function compileMatchers(match: RuleMatch): Matcher[] {
       actual: (e) => String(e.gpa !== null),
     });
   }
-  if (match.gpa) {
-    const from = match.gpa.map((r) => r.from);
-    const to = match.gpa.map((r) => r.to);
-    const n = from.length;
+  const gpa = packed ?? (match.gpa ? packGpaRanges(match.gpa) : undefined);
+  if (gpa) {
     out.push({
       name: 'gpa',
-      expected: `within ${match.gpa.map((r) => `${hex(r.from)}..${hex(r.to)}`).join(', ')}`,
-      test: (e) => {
-        const g = e.gpa;
-        if (g === null) return false;
-        for (let i = 0; i < n; i++) if (g >= (from[i] as bigint) && g <= (to[i] as bigint)) return true;
-        return false;
+      // Built on demand: with 200,000 ranges the text is megabytes, and only explain reads it.
+      get expected() {
+        return `within ${describePackedRanges(gpa)}`;
       },
+      test: (e) => e.gpa !== null && inPackedRanges(gpa, e.gpa),
       actual: (e) => hex(e.gpa),
     });
   }

@@ -54,9 +54,25 @@ export const durationSchema = z.string().transform((text, ctx) => {
   return ms;
 });
 
+/**
+ * Largest rate threshold. Every key the rate state keeps (a VM, a page, the host) may hold as many
+ * event times as the largest threshold, so an unbounded one is an unbounded allocation — a
+ * threshold of 2^53−1 made every decision fail over to the safe default. mcelog's own thresholds
+ * are tens; ten thousand leaves room for any real policy.
+ */
+export const MAX_RATE_COUNT = 10_000;
+
 /** A rate written as `N / duration`. */
 export const rateSchema = z.string().transform((text, ctx): Rate => {
   const rate = parseRate(text);
+  if (rate !== null && rate.count > MAX_RATE_COUNT) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `'${text}': a rate threshold is at most ${MAX_RATE_COUNT} events per window`,
+      params: { policyCode: 'rate-syntax' },
+    });
+    return z.NEVER;
+  }
   if (rate === null) {
     ctx.addIssue({
       code: 'custom',

@@ -1,11 +1,15 @@
 /**
  * Rate-window and repeat-page state, kept outside any compiled policy so a reload keeps every
- * window. Bounded twice over:
- * - each key (a VM, a (VM, page) pair, the host) keeps a ring of its latest event times, as
- *   many as the largest rate threshold of any policy compiled against this state;
- * - at most `maxKeys` VMs and `maxKeys` pages are kept; past that, the least recently seen key
- *   is evicted and counted in `evictions`. An evicted VM's or page's windows start again from
- *   zero, and an evicted page is no longer a repeat.
+ * window. Bounded per VM, so that no VM — and no stream of fresh VM ids — can push another VM's
+ * history out and so change the decisions taken for it:
+ * - each key (a VM, one of its pages, the host) keeps a ring of its latest event times, as many as
+ *   the largest rate threshold of any policy compiled against this state (grown only as events
+ *   arrive, so a large threshold costs memory only where events are);
+ * - each VM keeps at most `maxPagesPerVm` pages; past that its own least recently seen page is
+ *   evicted (counted in `evictions.page`): a flood of pages costs only the flooding VM;
+ * - at most `maxKeys` VMs are kept; past that the least recently seen VM *without a live session*
+ *   is evicted (counted in `evictions.vm`). The daemon pins a VM while its session is open
+ *   (`pin`/`unpin`), so fresh ids only ever push out VMs that have gone away.
  * Time is the event's own `timeMs`, never the clock, so replays and tests are deterministic.
  */
 import type { PolicyEvent } from './decision.js';
@@ -13,9 +17,10 @@ import { PolicyError } from './errors.js';
 import type { RateScope } from './schema.js';
 
 export const DEFAULT_MAX_KEYS = 65_536;
+export const DEFAULT_MAX_PAGES_PER_VM = 4096;
 const INITIAL_RING = 4;
 
-/** A fixed-capacity ring of event times (ms); the oldest is overwritten when full. */
+/** A ring of event times (ms) up to a capacity; the oldest is overwritten when full. */
 class TimeRing {
   times: Float64Array;
   head = 0;
@@ -26,7 +31,9 @@ class TimeRing {
   }
 
   push(t: number, capacity: number): void {
-    if (this.times.length < capacity) this.grow(capacity);
+    // Doubling, not straight to `capacity`: a ring holds what its key's events need.
+    if (this.size === this.times.length && this.times.length < capacity)
+      this.grow(Math.min(capacity, this.times.length * 2));
     this.times[this.head] = t;
     this.head = (this.head + 1) % this.times.length;
     if (this.size < this.times.length) this.size++;
@@ -53,16 +60,28 @@ class TimeRing {
   }
 }
 
+/** One VM's history: its own ring and its pages' rings, most recently seen page last. */
+interface VmHistory {
+  ring: TimeRing;
+  pages: Map<bigint, TimeRing>;
+}
+
 export interface PolicyStateOptions {
-  /** Most VMs and most (VM, page) pairs kept; default 65,536 each. */
+  /** Most VMs kept (VMs with a live session are never evicted); default 65,536. */
   maxKeys?: number;
+  /** Most pages kept per VM; default 4,096. */
+  maxPagesPerVm?: number;
 }
 
 export interface PolicyStateStats {
   maxKeys: number;
+  maxPagesPerVm: number;
   ringCapacity: number;
   vms: number;
+  /** Pages kept, over all VMs. */
   pages: number;
+  /** VMs pinned by a live session. */
+  pinned: number;
   /** Keys dropped at the bound since this state was created, by kind. */
   evictions: { vm: number; page: number };
 }
@@ -74,25 +93,27 @@ export interface PolicyStateStats {
  */
 export class PolicyState {
   private maxKeysValue: number;
+  private readonly maxPagesPerVm: number;
   private ringCapacityValue = INITIAL_RING;
-  private readonly vms = new Map<string, TimeRing>();
-  private readonly pages = new Map<string, TimeRing>();
+  private readonly vms = new Map<string, VmHistory>();
+  /** Live sessions per VM id: a pinned VM is never evicted. */
+  private readonly pins = new Map<string, number>();
   private readonly host = new TimeRing(INITIAL_RING);
   private readonly evicted = { vm: 0, page: 0 };
-  // The page key of the event last asked about: repeat and page-rate matchers and `observe`
-  // all need it for the same event, so it is built once.
-  private keyVm: string | null = null;
-  private keyGpa: bigint | null = null;
-  private keyValue: string | null = null;
+  private pageCount = 0;
 
   constructor(options: PolicyStateOptions = {}) {
-    this.maxKeysValue = PolicyState.checkMaxKeys(options.maxKeys ?? DEFAULT_MAX_KEYS);
+    this.maxKeysValue = PolicyState.checkBound('maxKeys', options.maxKeys ?? DEFAULT_MAX_KEYS);
+    this.maxPagesPerVm = PolicyState.checkBound(
+      'maxPagesPerVm',
+      options.maxPagesPerVm ?? DEFAULT_MAX_PAGES_PER_VM,
+    );
   }
 
-  private static checkMaxKeys(n: number): number {
+  private static checkBound(name: string, n: number): number {
     if (!Number.isSafeInteger(n) || n < 1)
       throw new PolicyError('SEAWALL_POLICY_INVALID_OPTION', [
-        { code: 'schema', path: 'maxKeys', line: 0, message: `maxKeys must be a positive integer, got ${n}` },
+        { code: 'schema', path: name, line: 0, message: `${name} must be a positive integer, got ${n}` },
       ]);
     return n;
   }
@@ -105,16 +126,30 @@ export class PolicyState {
     return this.ringCapacityValue;
   }
 
-  /** Grows every ring to hold `count` times (a policy's largest threshold); never shrinks. */
+  /** Grows every ring's capacity to `count` times (a policy's largest threshold); never shrinks. */
   reserve(count: number): void {
     if (count > this.ringCapacityValue) this.ringCapacityValue = count;
   }
 
-  /** Changes the key bound; lowering it evicts (and counts) the least recently seen keys now. */
+  /** Changes the VM bound; lowering it evicts (and counts) the least recently seen unpinned VMs now. */
   setMaxKeys(n: number): void {
-    this.maxKeysValue = PolicyState.checkMaxKeys(n);
-    this.trim(this.vms, 'vm');
-    this.trim(this.pages, 'page');
+    this.maxKeysValue = PolicyState.checkBound('maxKeys', n);
+    this.trimVms();
+  }
+
+  /** A session for `vmId` opened: its history is kept whatever other VMs do. */
+  pin(vmId: string): void {
+    this.pins.set(vmId, (this.pins.get(vmId) ?? 0) + 1);
+  }
+
+  /** A session for `vmId` closed: once none is left, its history may be evicted again. */
+  unpin(vmId: string): void {
+    const n = (this.pins.get(vmId) ?? 0) - 1;
+    if (n > 0) this.pins.set(vmId, n);
+    else {
+      this.pins.delete(vmId);
+      this.trimVms();
+    }
   }
 
   /** Records an event without deciding anything: the daemon's start-up replay uses this. */
@@ -122,67 +157,73 @@ export class PolicyState {
     const t = event.timeMs;
     const cap = this.ringCapacityValue;
     this.host.push(t, cap);
-    this.touch(this.vms, event.vm.id, 'vm').push(t, cap);
-    const pk = this.pageKey(event);
-    if (pk !== null) this.touch(this.pages, pk, 'page').push(t, cap);
+    const vm = this.touchVm(event.vm.id);
+    vm.ring.push(t, cap);
+    if (event.gpa !== null) this.touchPage(vm, event.gpa >> 12n).push(t, cap);
   }
 
   /** Stored events in `scope` for this event within (timeMs - windowMs, timeMs]; the event itself is not counted. */
   countWithin(scope: RateScope, event: PolicyEvent, windowMs: number): number {
     let ring: TimeRing | undefined;
     if (scope === 'host') ring = this.host;
-    else if (scope === 'vm') ring = this.vms.get(event.vm.id);
-    else {
-      const pk = this.pageKey(event);
-      ring = pk === null ? undefined : this.pages.get(pk);
-    }
+    else if (scope === 'vm') ring = this.vms.get(event.vm.id)?.ring;
+    else ring = event.gpa === null ? undefined : this.vms.get(event.vm.id)?.pages.get(event.gpa >> 12n);
     return ring ? ring.countWithin(event.timeMs, windowMs) : 0;
   }
 
-  /** Whether this VM reported this GPA page before (and the pair is still within the bound). */
+  /** Whether this VM reported this GPA page before (and the page is still within the VM's bound). */
   seenPage(event: PolicyEvent): boolean {
-    const pk = this.pageKey(event);
-    return pk !== null && this.pages.has(pk);
+    return event.gpa !== null && this.vms.get(event.vm.id)?.pages.has(event.gpa >> 12n) === true;
   }
 
   stats(): PolicyStateStats {
     return {
       maxKeys: this.maxKeysValue,
+      maxPagesPerVm: this.maxPagesPerVm,
       ringCapacity: this.ringCapacityValue,
       vms: this.vms.size,
-      pages: this.pages.size,
+      pages: this.pageCount,
+      pinned: this.pins.size,
       evictions: { ...this.evicted },
     };
   }
 
-  private pageKey(event: PolicyEvent): string | null {
-    if (event.gpa === null) return null;
-    if (event.gpa !== this.keyGpa || event.vm.id !== this.keyVm) {
-      this.keyVm = event.vm.id;
-      this.keyGpa = event.gpa;
-      this.keyValue = `${event.vm.id}\u0000${(event.gpa >> 12n).toString(16)}`;
-    }
-    return this.keyValue;
+  /** Map order is insertion order: re-inserting on use keeps the least recently seen first. */
+  private touchVm(id: string): VmHistory {
+    let vm = this.vms.get(id);
+    if (vm) this.vms.delete(id);
+    else vm = { ring: new TimeRing(Math.min(this.ringCapacityValue, INITIAL_RING)), pages: new Map() };
+    this.vms.set(id, vm);
+    this.trimVms();
+    return vm;
   }
 
-  /** Map order is insertion order: re-inserting on use keeps the least recently seen first. */
-  private touch(map: Map<string, TimeRing>, key: string, kind: 'vm' | 'page'): TimeRing {
-    let ring = map.get(key);
-    if (ring) {
-      map.delete(key);
-    } else {
+  private touchPage(vm: VmHistory, page: bigint): TimeRing {
+    let ring = vm.pages.get(page);
+    if (ring) vm.pages.delete(page);
+    else {
       ring = new TimeRing(Math.min(this.ringCapacityValue, INITIAL_RING));
+      this.pageCount++;
+      if (vm.pages.size >= this.maxPagesPerVm) {
+        // This VM's own least recently seen page makes room: nobody else's.
+        vm.pages.delete(vm.pages.keys().next().value as bigint);
+        this.pageCount--;
+        this.evicted.page++;
+      }
     }
-    map.set(key, ring);
-    this.trim(map, kind);
+    vm.pages.set(page, ring);
     return ring;
   }
 
-  private trim(map: Map<string, TimeRing>, kind: 'vm' | 'page'): void {
-    while (map.size > this.maxKeysValue) {
-      const oldest = map.keys().next().value as string;
-      map.delete(oldest);
-      this.evicted[kind]++;
+  /** Evicts the least recently seen unpinned VMs while over the bound. */
+  private trimVms(): void {
+    if (this.vms.size <= this.maxKeysValue) return;
+    for (const [id, vm] of this.vms) {
+      if (this.vms.size <= this.maxKeysValue) return;
+      if (this.pins.has(id)) continue;
+      this.vms.delete(id);
+      this.pageCount -= vm.pages.size;
+      this.evicted.vm++;
     }
   }
 }

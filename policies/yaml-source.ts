@@ -4,7 +4,17 @@
  * keep every bit); zod validates; zod's issue paths are mapped back to the document's nodes.
  * Shared by policy files and policy test files.
  */
-import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseDocument,
+} from 'yaml';
 import type { z } from 'zod';
 import { formatPath, type PathIssue, type PolicyIssue, type PolicyIssueCode } from './errors.js';
 
@@ -41,6 +51,60 @@ export function lineOfPath(doc: Document, lines: LineCounter, path: readonly Pro
 }
 
 type ZodIssue = z.core.$ZodIssue;
+
+/**
+ * Bounds on what a document may cost before it is validated. A policy of 200,000 GPA ranges is
+ * about 10 MB and 3 levels deep; these leave room for that and refuse what only an attack needs:
+ * an alias that expands into millions of nodes ("billion laughs"), and nesting deep enough to
+ * exhaust the stack of a recursive walk.
+ */
+export const YAML_LIMITS = {
+  /** Largest document in UTF-16 units (~bytes for the ASCII a policy is written in). */
+  maxChars: 64 * 1024 * 1024,
+  /** Alias nodes (`*name`) in one document. */
+  maxAliases: 100,
+  /** Nesting of maps and sequences. */
+  maxDepth: 64,
+} as const;
+
+const limitIssue = (message: string, line = 0): PolicyIssue => ({
+  code: 'yaml-limit',
+  path: '',
+  line,
+  message,
+});
+
+/** The first bound `doc` exceeds, walked without recursion; null when it is within them. */
+function overLimits(doc: Document, lines: LineCounter): PolicyIssue | null {
+  let aliases = 0;
+  const stack: [unknown, number][] = [[doc.contents, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (isAlias(node)) {
+      if (++aliases > YAML_LIMITS.maxAliases) {
+        const at = node.range?.[0];
+        return limitIssue(
+          `more than ${YAML_LIMITS.maxAliases} aliases`,
+          at === undefined ? 0 : lines.linePos(at).line,
+        );
+      }
+    } else if (isMap(node) || isSeq(node)) {
+      if (depth > YAML_LIMITS.maxDepth) {
+        const at = node.range?.[0];
+        return limitIssue(
+          `nested deeper than ${YAML_LIMITS.maxDepth} levels`,
+          at === undefined ? 0 : lines.linePos(at).line,
+        );
+      }
+      for (const item of node.items as unknown[]) {
+        if (isPair(item)) {
+          stack.push([item.key, depth + 1], [item.value, depth + 1]);
+        } else stack.push([item, depth + 1]);
+      }
+    }
+  }
+  return null;
+}
 
 /**
  * Flattens zod issues. A union's own message is kept unless one branch failed deeper than the
@@ -100,8 +164,21 @@ export function parseYamlSource<S extends z.ZodType>(
   check: (raw: unknown) => PathIssue[] = () => [],
   after: (value: z.output<S>) => PathIssue[] = () => [],
 ): SourceResult<z.output<S>> {
+  if (text.length > YAML_LIMITS.maxChars) {
+    return {
+      ok: false,
+      issues: [limitIssue(`document of ${text.length} characters is over the ${YAML_LIMITS.maxChars} limit`)],
+    };
+  }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, intAsBigInt: true, prettyErrors: false });
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { lineCounter: lines, intAsBigInt: true, prettyErrors: false });
+  } catch (err) {
+    // The parser reports most problems as doc.errors; a stack overflow on pathological input is
+    // the one that escapes it.
+    return { ok: false, issues: [limitIssue(`cannot parse: ${(err as Error).message}`)] };
+  }
   if (doc.errors.length > 0) {
     return {
       ok: false,
@@ -113,7 +190,15 @@ export function parseYamlSource<S extends z.ZodType>(
       })),
     };
   }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  const over = overLimits(doc, lines);
+  if (over) return { ok: false, issues: [over] };
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: YAML_LIMITS.maxAliases });
+  } catch (err) {
+    // maxAliasCount counts expanded aliases, which the walk above cannot see: the expansion bound.
+    return { ok: false, issues: [limitIssue(`cannot expand: ${(err as Error).message}`)] };
+  }
   const locate = (path: readonly PropertyKey[]) => lineOfPath(doc, lines, path);
   const located = (list: PathIssue[]): PolicyIssue[] =>
     list.map((i) => ({ code: i.code, path: formatPath(i.path), line: locate(i.path), message: i.message }));

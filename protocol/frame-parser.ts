@@ -19,8 +19,15 @@ export class FrameParser {
   readonly #accept: ReadonlySet<number>;
   readonly #maxBody: number;
   readonly #onMessage: (m: Message) => void;
-  #chunks: Buffer[] = [];
-  #buffered = 0;
+  /**
+   * A partial frame is copied into buffers of exactly the size it needs — the header, then the
+   * body its header declared — never kept as the peer's chunks: a peer that drips one byte per
+   * write would otherwise make every byte cost a Buffer object (~60 bytes of heap each).
+   */
+  readonly #header = Buffer.alloc(HEADER_SIZE);
+  #body: Buffer | null = null;
+  /** Bytes of the current partial header or body already copied. */
+  #filled = 0;
   /** Body length and type of the frame whose header has been read; -1 while waiting for a header. */
   #need = -1;
   #type = 0;
@@ -34,12 +41,12 @@ export class FrameParser {
 
   /** Bytes held for an incomplete frame (bounded by HEADER_SIZE + maxBody). */
   get buffered(): number {
-    return this.#buffered;
+    return this.#need < 0 ? this.#filled : HEADER_SIZE + this.#filled;
   }
 
   /** True when no partial frame is pending. */
   get idle(): boolean {
-    return this.#buffered === 0;
+    return this.#need < 0 && this.#filled === 0;
   }
 
   push(chunk: Buffer): void {
@@ -48,27 +55,64 @@ export class FrameParser {
       this.#push(chunk);
     } catch (err) {
       this.#dead = true;
-      this.#chunks = [];
-      this.#buffered = 0;
+      this.#body = null;
+      this.#filled = 0;
       throw err;
     }
   }
 
   #push(chunk: Buffer): void {
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.length;
+    let o = 0;
     for (;;) {
       if (this.#need < 0) {
-        if (this.#buffered < HEADER_SIZE) return;
-        const h = this.#take(HEADER_SIZE);
-        this.#checkHeader(h.readUInt32LE(0), h.readUInt16LE(4), h.readUInt16LE(6));
+        if (o === chunk.length) return;
+        if (this.#filled === 0 && chunk.length - o >= HEADER_SIZE) {
+          this.#checkHeader(chunk.readUInt32LE(o), chunk.readUInt16LE(o + 4), chunk.readUInt16LE(o + 6));
+          o += HEADER_SIZE;
+        } else {
+          const k = Math.min(HEADER_SIZE - this.#filled, chunk.length - o);
+          chunk.copy(this.#header, this.#filled, o, o + k);
+          this.#filled += k;
+          o += k;
+          if (this.#filled < HEADER_SIZE) return;
+          this.#filled = 0;
+          const h = this.#header;
+          this.#checkHeader(h.readUInt32LE(0), h.readUInt16LE(4), h.readUInt16LE(6));
+        }
       }
-      if (this.#buffered < this.#need) return;
-      const body = this.#take(this.#need);
+      let body: Buffer;
+      if (o === chunk.length && this.#need > 0) return;
+      if (this.#filled === 0 && chunk.length - o >= this.#need) {
+        // The whole body is in this chunk: a slice, no copy.
+        body = chunk.subarray(o, o + this.#need);
+        o += this.#need;
+      } else {
+        const k = Math.min(this.#need - this.#filled, chunk.length - o);
+        this.#reserve(this.#filled + k);
+        chunk.copy(this.#body as Buffer, this.#filled, o, o + k);
+        this.#filled += k;
+        o += k;
+        if (this.#filled < this.#need) return;
+        body = (this.#body as Buffer).subarray(0, this.#need);
+        this.#body = null;
+        this.#filled = 0;
+      }
       const type = this.#type;
       this.#need = -1;
       this.#onMessage(decodeBody(type, body));
     }
+  }
+
+  /**
+   * Room for `n` body bytes, grown by doubling from 256 up to the declared length: a peer that
+   * declares a 16 KiB body and then drips it costs about what it has sent, not the declared size.
+   */
+  #reserve(n: number): void {
+    const have = this.#body?.length ?? 0;
+    if (n <= have) return;
+    const next = Buffer.allocUnsafe(Math.min(this.#need, Math.max(256, have * 2, n)));
+    if (this.#body) this.#body.copy(next, 0, 0, this.#filled);
+    this.#body = next;
   }
 
   #checkHeader(length: number, type: number, reserved: number): void {
@@ -94,28 +138,5 @@ export class FrameParser {
     }
     this.#need = length;
     this.#type = type;
-  }
-
-  /** Removes `n` buffered bytes; a slice (no copy) when they lie in the first chunk. */
-  #take(n: number): Buffer {
-    this.#buffered -= n;
-    const first = this.#chunks[0] as Buffer;
-    if (first.length >= n) {
-      const out = first.subarray(0, n);
-      if (first.length === n) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(n);
-      return out;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let o = 0;
-    while (o < n) {
-      const c = this.#chunks[0] as Buffer;
-      const k = Math.min(c.length, n - o);
-      c.copy(out, o, 0, k);
-      o += k;
-      if (k === c.length) this.#chunks.shift();
-      else this.#chunks[0] = c.subarray(k);
-    }
-    return out;
   }
 }

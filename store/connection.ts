@@ -2,13 +2,39 @@
  * Opening a connection to the event store file with the settings every connection needs: the
  * main thread's and the writer thread's (store/writer-thread.ts) are configured alike.
  */
+import { chmodSync, closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
+
+/**
+ * The store holds every VM's memory-error history: readable by the daemon's user only. SQLite
+ * creates a new file with the process umask (0644 by default) and gives its -wal and -shm files
+ * the main file's mode, so the main file is created (or narrowed) here first.
+ */
+const STORE_FILE_MODE = 0o600;
+
+function createPrivate(path: string): void {
+  const fd = openSync(path, 'a', STORE_FILE_MODE);
+  try {
+    if ((fstatSync(fd).mode & 0o077) !== 0) chmodSync(path, STORE_FILE_MODE);
+  } finally {
+    closeSync(fd);
+  }
+  // Left by an older seawall with the old mode: narrowed too (SQLite reuses them as they are).
+  for (const side of [`${path}-wal`, `${path}-shm`]) {
+    try {
+      if ((statSync(side).mode & 0o077) !== 0) chmodSync(side, STORE_FILE_MODE);
+    } catch {
+      // absent: SQLite creates it with the main file's mode
+    }
+  }
+}
 
 /** Opens `path` in WAL mode, synchronous=NORMAL; throws StoreError SEAWALL_STORE_OPEN. */
 export function openDatabase(path: string): Database.Database {
   let db: Database.Database;
   try {
+    createPrivate(path);
     db = new Database(path);
   } catch (err) {
     throw new StoreError('SEAWALL_STORE_OPEN', `cannot open event store ${path}: ${(err as Error).message}`, {

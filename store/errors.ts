@@ -19,7 +19,14 @@ export type StoreErrorCode =
   /** The writer thread died or could not commit a segment; `detail` says which and why. */
   | 'SEAWALL_STORE_WRITER'
   /** Rows left in the write-ahead file by a previous run could not be moved into the store. */
-  | 'SEAWALL_STORE_RECOVERY';
+  | 'SEAWALL_STORE_RECOVERY'
+  /**
+   * The store's directory or file was removed or replaced while open: what is written to the open
+   * file would be lost. The store holds answered events in memory and reopens when it can.
+   */
+  | 'SEAWALL_STORE_LOST'
+  /** A read on the reader thread (for the control socket) failed, timed out, or lost its thread. */
+  | 'SEAWALL_STORE_READER';
 
 export class StoreError extends SeawallError<StoreErrorCode> {
   override readonly name = 'StoreError';

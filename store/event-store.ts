@@ -9,7 +9,7 @@
  * Every statement is prepared once, at open.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { EventRecord, SessionInfo, SessionOutcome } from '../events/index.js';
@@ -30,9 +30,6 @@ export type { AppendResult, StoreRow } from './inserts.js';
 
 export const replayKey = (vm: string, seq: number, timeHex: string): string =>
   `${vm}\u0000${seq}\u0000${timeHex}`;
-
-/** Plugin and daemon share the host clock; a minute covers any queueing and clock step. */
-const REPORT_WINDOW_MS = 60_000;
 
 /** The file name inside the state directory. */
 export const STORE_FILE = 'events.sqlite';
@@ -64,24 +61,37 @@ export function storePath(stateDir: string): string {
   return join(stateDir, STORE_FILE);
 }
 
+/** The inode at `path`, 0 when nothing is there. */
+function statIno(path: string): number {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return 0;
+  }
+}
+
 export class EventStore {
   readonly path: string;
   readonly bootId: string;
   /** The schema version the file had when opened (0 for a new file). */
   readonly openedVersion: number;
-  readonly #db: Database.Database;
+  #db: Database.Database;
+  /** The open file's inode: a different one at `path` means the file was removed or replaced. */
+  #ino = 0;
+  /** Bumped by every reopen, so holders of prepared statements (retention) prepare again. */
+  generation = 0;
   readonly #onError: (op: StoreOp, err: unknown) => void;
   readonly #now: () => number;
-  readonly #appendRows: ReturnType<typeof eventWriter>;
-  readonly #reported: Database.Statement;
-  readonly #queries: StoreQueries;
+  #appendRows!: ReturnType<typeof eventWriter>;
+  #reported!: Database.Statement;
+  #queries!: StoreQueries;
   /** Runs before every read (the write-ahead layer flushes its pending rows there). */
   beforeRead: () => void = () => {};
-  readonly #applied: Database.Statement;
-  readonly #sessionOpen: Database.Statement;
-  readonly #sessionClose: Database.Statement;
-  readonly #actionInsert: Database.Statement;
-  readonly #actionUpdate: Database.Statement;
+  #applied!: Database.Statement;
+  #sessionOpen!: Database.Statement;
+  #sessionClose!: Database.Statement;
+  #actionInsert!: Database.Statement;
+  #actionUpdate!: Database.Statement;
   #closed = false;
 
   /** Opens (creating or upgrading) the store. Throws StoreError: OPEN, SCHEMA_TOO_NEW, MIGRATION. */
@@ -102,14 +112,31 @@ export class EventStore {
       this.#db.close();
       throw err;
     }
+    this.#prepare();
     const db = this.#db;
+    // Sessions a previous run left open were ended by that run's death: close them, so they are
+    // not reported as live and retention can prune them.
+    this.#guard('session', () =>
+      db
+        .prepare(
+          "UPDATE sessions SET closed_ms = ?, outcome = 'disconnect', detail = 'daemon restarted' " +
+            'WHERE boot_id <> ? AND closed_ms IS NULL',
+        )
+        .run(this.#now(), this.bootId),
+    );
+  }
+
+  /** Prepares every statement on the current connection. */
+  #prepare(): void {
+    const db = this.#db;
+    this.#ino = statIno(this.path);
     // A plugin that lost its connection (a daemon crash between storing a batch and writing its
     // verdicts) falls back and later reports the same exit as a REPLAY, to a daemon with another
     // boot id: the same VM, seq and plugin time identify it.
-    // Found through the (vm, time_ms) index: a stored row's time is the daemon's receive time (or,
-    // for a replay, the plugin's), always within REPORT_WINDOW_MS of the plugin's own time.
+    // One index lookup (events_replay_key): a flood of replays costs a lookup each, not a scan of
+    // every event the VM stored in the window.
     this.#reported = db.prepare(
-      'SELECT 1 FROM events WHERE vm = ? AND time_ms BETWEEN ? AND ? AND seq = ? AND plugin_time_ns = ? LIMIT 1',
+      'SELECT 1 FROM events WHERE vm = ? AND seq = ? AND plugin_time_ns = ? LIMIT 1',
     );
     this.#appendRows = eventWriter(db, this.bootId);
     this.#applied = db.prepare(APPLIED_UPDATE_SQL);
@@ -126,16 +153,36 @@ export class EventStore {
       'UPDATE actions SET outcome = ?, detail = ?, updated_ms = ? WHERE id = ?',
     );
     this.#queries = new StoreQueries(db, (err) => this.#onError('query', err));
-    // Sessions a previous run left open were ended by that run's death: close them, so they are
-    // not reported as live and retention can prune them.
-    this.#guard('session', () =>
-      db
-        .prepare(
-          "UPDATE sessions SET closed_ms = ?, outcome = 'disconnect', detail = 'daemon restarted' " +
-            'WHERE boot_id <> ? AND closed_ms IS NULL',
-        )
-        .run(this.#now(), this.bootId),
-    );
+  }
+
+  /**
+   * True when `path` no longer names the open file (its directory or the file was removed or
+   * replaced): rows written now would go to a file nobody will read again.
+   */
+  lost(): boolean {
+    return statIno(this.path) !== this.#ino;
+  }
+
+  /**
+   * Opens `path` again — a new, empty store when the old file is gone — after `lost()`. Throws
+   * StoreError (OPEN, MIGRATION) when it still cannot be opened; the old connection is closed.
+   */
+  reopen(): void {
+    try {
+      this.#db.close();
+    } catch {
+      // the old file may be gone with its directory: nothing to flush into it
+    }
+    const db = openDatabase(this.path);
+    try {
+      migrate(db, this.path, this.#now());
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    this.#db = db;
+    this.#prepare();
+    this.generation++;
   }
 
   /**
@@ -163,10 +210,7 @@ export class EventStore {
     for (const r of batch) {
       const time = hex64(r.msg.timeNs);
       const key = replayKey(r.event.vm.id, r.msg.seq, time);
-      if (
-        r.replay &&
-        (keys?.has(key) || pending(key) || this.#isReported(r.event.vm.id, r.msg.seq, r.msg.timeNs, time))
-      ) {
+      if (r.replay && (keys?.has(key) || pending(key) || this.#isReported(r.event.vm.id, r.msg.seq, time))) {
         r.duplicate = true;
         continue;
       }
@@ -190,14 +234,8 @@ export class EventStore {
     return this.#guard('append', () => this.#appendRows(rows, applied));
   }
 
-  #isReported(vm: string, seq: number, timeNs: bigint, time: string): boolean {
-    const ms = Number(timeNs / 1_000_000n);
-    return (
-      this.#guard(
-        'append',
-        () => this.#reported.get(vm, ms - REPORT_WINDOW_MS, ms + REPORT_WINDOW_MS, seq, time) !== undefined,
-      ) ?? false
-    );
+  #isReported(vm: string, seq: number, time: string): boolean {
+    return this.#guard('append', () => this.#reported.get(vm, seq, time) !== undefined) ?? false;
   }
 
   /** Read side: events, poisoned pages, VMs, totals, rebuild — everything stored so far. */

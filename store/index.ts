@@ -18,8 +18,9 @@ export {
   type StoreTotals,
   type VmSummary,
 } from './queries.js';
+export { StoreReader } from './reader-client.js';
 export { RETENTION_DEFAULTS, Retention, type RetentionOptions, type RetentionRun } from './retention.js';
 export { hex64, parseHex64, type StoredEvent } from './rows.js';
 export { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
 export { storeSink } from './store-sink.js';
-export { WriteAhead, type WriteAheadOptions } from './write-ahead.js';
+export { type StoreHealth, WriteAhead, type WriteAheadOptions } from './write-ahead.js';

@@ -16,24 +16,27 @@ export interface StoreRow {
 export interface AppendResult {
   /** New rows. */
   inserted: number;
-  /** Rows already present (same boot, session and seq), skipped. */
+  /** Rows already present (same boot, session and order), skipped. */
   duplicates: number;
 }
 
 /** An APPLIED result waiting for its event row: [session id, seq, result, received ms]. */
 export type AppliedUpdate = [sessionId: number, seq: number, result: number, timeMs: number];
 
-/** Idempotent: a row already stored (same boot, session, seq) is skipped. */
+/**
+ * Idempotent: a row already stored (same boot, session and order in the session) is skipped. The
+ * order, not the seq, identifies an event: a plugin may reuse a seq once its verdict has arrived.
+ */
 export const EVENT_INSERT_SQL = `
   INSERT INTO events (boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc,
     fsc_class, abort, severity, sigbus_code, gva, gpa, replay, fallback_action, action, rule,
     policy_version, downgrade, verdict_action, verdict_flags, latency_ns, non_conforming, kernel_mismatch,
-    plugin_time_ns)
+    plugin_time_ns, ord)
   VALUES (@boot_id, @session_id, @seq, @time_ms, @vm, @labels, @vcpu, @kind, @esr, @ec, @fsc,
     @fsc_class, @abort, @severity, @sigbus_code, @gva, @gpa, @replay, @fallback_action, @action, @rule,
     @policy_version, @downgrade, @verdict_action, @verdict_flags, @latency_ns, @non_conforming, @kernel_mismatch,
-    @plugin_time_ns)
-  ON CONFLICT (boot_id, session_id, seq) DO NOTHING`;
+    @plugin_time_ns, @ord)
+  ON CONFLICT (boot_id, session_id, ord) DO NOTHING`;
 
 export const POISON_UPSERT_SQL = `
   INSERT INTO poisoned_pages (vm, gpa, first_seen_ms, last_seen_ms, count) VALUES (?, ?, ?, ?, 1)
@@ -42,8 +45,10 @@ export const POISON_UPSERT_SQL = `
     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
     count = count + 1`;
 
-export const APPLIED_UPDATE_SQL =
-  'UPDATE events SET applied = ?, applied_ms = ? WHERE boot_id = ? AND session_id = ? AND seq = ?';
+/** The oldest event of the session with that seq still waiting for its APPLIED (seqs may be reused). */
+export const APPLIED_UPDATE_SQL = `
+  UPDATE events SET applied = ?, applied_ms = ? WHERE id = (
+    SELECT MIN(id) FROM events WHERE boot_id = ? AND session_id = ? AND seq = ? AND applied IS NULL)`;
 
 /**
  * One transaction: the rows, then the APPLIED results (after the rows, so a result that arrived

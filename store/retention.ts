@@ -5,6 +5,8 @@
  * chunks, so pipeline batches interleave with pruning instead of waiting behind it. Poisoned pages
  * are never pruned: they are the VM's history. Actions and closed sessions go by age with events.
  */
+
+import type { Statement } from 'better-sqlite3';
 import type { StoreOp } from './errors.js';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
@@ -61,10 +63,12 @@ export class Retention {
   readonly #store: EventStore;
   readonly #now: () => number;
   readonly #onError: (op: StoreOp, err: unknown) => void;
-  readonly #byAge;
-  readonly #oldest;
-  readonly #actionsByAge;
-  readonly #sessionsByAge;
+  #byAge!: Statement;
+  #oldest!: Statement;
+  #actionsByAge!: Statement;
+  #sessionsByAge!: Statement;
+  /** The store generation the statements were prepared on (a reopen makes a new connection). */
+  #generation = -1;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<RetentionRun | null> | null = null;
   #stopped = false;
@@ -77,7 +81,13 @@ export class Retention {
     this.#store = store;
     this.#now = opts.now ?? Date.now;
     this.#onError = opts.onError ?? (() => {});
-    const db = store.db;
+    this.#prepare();
+  }
+
+  #prepare(): void {
+    if (this.#generation === this.#store.generation) return;
+    this.#generation = this.#store.generation;
+    const db = this.#store.db;
     this.#byAge = db.prepare(
       'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ? ORDER BY time_ms LIMIT ?)',
     );
@@ -117,6 +127,7 @@ export class Retention {
   async #pass(): Promise<RetentionRun | null> {
     const store = this.#store;
     try {
+      this.#prepare();
       const cutoff = this.#now() - this.maxAgeDays * DAY_MS;
       let deletedByAge = 0;
       for (;;) {

@@ -92,6 +92,8 @@ export interface EventRow {
   kernel_mismatch: string | null;
   /** The plugin's CLOCK_REALTIME ns for the exit (0x + 16 hex); null in rows from schema < 3. */
   plugin_time_ns: string | null;
+  /** The event's place in its session (1, 2, …): with boot and session, what makes it unique. */
+  ord: number;
   applied: number | null;
   applied_ms: number | null;
 }
@@ -141,6 +143,7 @@ export function eventParams(r: EventRecord, bootId: string, storedNs: bigint): E
     non_conforming: jsonOrNull(r.nonConforming),
     kernel_mismatch: r.kernelMismatch === null ? null : JSON.stringify(r.kernelMismatch),
     plugin_time_ns: hex64(m.timeNs),
+    ord: r.ord ?? m.seq,
   };
 }
 

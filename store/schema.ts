@@ -118,6 +118,64 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE events ADD COLUMN plugin_time_ns TEXT;
     `,
   },
+  {
+    version: 4,
+    description:
+      'events keyed by their order in the session (a seq reused after its verdict is a new event); replay lookup index',
+    // A table constraint cannot be dropped in place: the table is rebuilt, keeping every row and
+    // id. Earlier rows were unique by seq within their session, so their seq serves as their order.
+    sql: `
+      CREATE TABLE events_v4 (
+        id              INTEGER PRIMARY KEY,
+        boot_id         TEXT NOT NULL,
+        session_id      INTEGER NOT NULL,
+        seq             INTEGER NOT NULL,
+        time_ms         INTEGER NOT NULL,
+        vm              TEXT NOT NULL,
+        labels          TEXT NOT NULL,
+        vcpu            INTEGER,
+        kind            TEXT NOT NULL,
+        esr             TEXT,
+        ec              INTEGER,
+        fsc             INTEGER,
+        fsc_class       TEXT,
+        abort           TEXT,
+        severity        TEXT NOT NULL,
+        sigbus_code     TEXT,
+        gva             TEXT,
+        gpa             TEXT,
+        replay          INTEGER NOT NULL,
+        fallback_action INTEGER,
+        action          TEXT,
+        rule            TEXT,
+        policy_version  TEXT,
+        downgrade       TEXT,
+        verdict_action  INTEGER,
+        verdict_flags   INTEGER,
+        latency_ns      INTEGER,
+        non_conforming  TEXT,
+        kernel_mismatch TEXT,
+        applied         INTEGER,
+        applied_ms      INTEGER,
+        plugin_time_ns  TEXT,
+        ord             INTEGER NOT NULL,
+        UNIQUE (boot_id, session_id, ord)
+      );
+      INSERT INTO events_v4 (COLS, ord) SELECT COLS, seq FROM events;
+      DROP TABLE events;
+      ALTER TABLE events_v4 RENAME TO events;
+      CREATE INDEX events_time ON events (time_ms);
+      CREATE INDEX events_vm_time ON events (vm, time_ms);
+      CREATE INDEX events_session_seq ON events (boot_id, session_id, seq);
+      CREATE INDEX events_replay_key ON events (vm, seq, plugin_time_ns);
+    `.replaceAll(
+      'COLS',
+      `id, boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc, fsc_class, abort,
+        severity, sigbus_code, gva, gpa, replay, fallback_action, action, rule, policy_version, downgrade,
+        verdict_action, verdict_flags, latency_ns, non_conforming, kernel_mismatch, applied, applied_ms,
+        plugin_time_ns`,
+    ),
+  },
 ];
 
 /** The schema version this code writes. */

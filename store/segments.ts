@@ -35,7 +35,10 @@ export function readRows(path: string): StoreRow[] {
   for (const line of text.split('\n')) {
     if (line === '') continue;
     const row = fromJson(line);
-    if (row) rows.push(row);
+    if (!row) continue;
+    // Written by a seawall before events had an order: their seq stood for it.
+    row.params.ord ??= row.params.seq;
+    rows.push(row);
   }
   return rows;
 }

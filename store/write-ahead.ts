@@ -12,12 +12,20 @@
  * yet committed the verdict path waits for the thread (a disk that cannot keep up slows verdicts
  * rather than growing memory). A failed commit keeps its segment for the next attempt. If the
  * thread dies, its segments are committed here, and so is everything after: the old, slower way.
+ *
+ * A store fault — the disk full, the state directory removed or replaced — is detected (a failed
+ * write, rename or commit, or a once-a-second check that the store file is still the one open),
+ * reported once through `onHealth`, and ridden out: answered events are held in memory (up to
+ * `maxHeld` rows, the oldest dropped and counted past it), nothing is retried more than once a
+ * second, and when the fault clears — space returns, the directory can be made again — the store
+ * is reopened if it was lost, the held rows are written ahead and committed, each exactly once,
+ * and `onHealth` reports the recovery.
  */
-import { closeSync, ftruncateSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, renameSync, writeSync } from 'node:fs';
 import type { EventRecord } from '../events/index.js';
 import { StoreError, type StoreOp } from './errors.js';
 import type { EventStore } from './event-store.js';
-import type { AppliedUpdate } from './inserts.js';
+import type { AppliedUpdate, StoreRow } from './inserts.js';
 import { listSegments, readRows, removeSegment, segmentPath, toJson } from './segments.js';
 import { WriterClient } from './writer-client.js';
 
@@ -32,7 +40,28 @@ export interface WriteAheadOptions {
   waitMs?: number;
   /** false: no writer thread, commits on the event loop (the design before it; for comparison). */
   thread?: boolean;
+  /** Rows held in memory while the store is faulty; past it the oldest are dropped (counted). */
+  maxHeld?: number;
+  /** How often a faulty store is retried, and a healthy one checked for a lost file. */
+  checkMs?: number;
+  /** Runs before a lost store is reopened (the service makes its directory again, safely). */
+  prepareReopen?: () => void;
   onError?: (op: StoreOp, err: unknown) => void;
+  /** Health changes: `fault` is the error that began a fault, null on recovery. */
+  onHealth?: (health: StoreHealth) => void;
+}
+
+/** Whether answered events are reaching the store. */
+export interface StoreHealth {
+  healthy: boolean;
+  /** What went wrong; null when healthy. */
+  error: string | null;
+  /** When the current fault began (ms since the epoch); null when healthy. */
+  sinceMs: number | null;
+  /** Answered events held in memory until the store takes them. */
+  heldRows: number;
+  /** Rows dropped past `maxHeld` since start. */
+  droppedRows: number;
 }
 
 /** A segment handed over and not yet acknowledged as committed. */
@@ -40,8 +69,10 @@ interface Segment {
   file: string | null;
   keys: string[];
   applied: AppliedUpdate[];
-  /** Failed once: posted again at the next tick. */
+  /** To be posted (again) at the next hand-over. */
   retry: boolean;
+  /** Its last commit failed: the store is faulty until it succeeds. */
+  failed: boolean;
 }
 
 export class WriteAhead {
@@ -53,9 +84,19 @@ export class WriteAhead {
   readonly #maxInFlight: number;
   readonly #waitMs: number;
   readonly #onError: (op: StoreOp, err: unknown) => void;
-  readonly #writer: WriterClient | null;
+  #writer: WriterClient | null;
   /** Replay keys of rows in the file. */
   #keys: string[] = [];
+  /** The rows in the file, kept until handed over: if the file is lost with its directory, these are what is left. */
+  #fileRows: StoreRow[] = [];
+  /** Rows answered while the store was faulty, oldest first. */
+  #held: StoreRow[] = [];
+  #dropped = 0;
+  #fault: { error: string; sinceMs: number } | null = null;
+  readonly #maxHeld: number;
+  readonly #prepareReopen: () => void;
+  readonly #onHealth: (h: StoreHealth) => void;
+  readonly #check: NodeJS.Timeout;
   #applied: AppliedUpdate[] = [];
   /** Replay keys of every row not yet committed (file and segments), with their counts. */
   readonly #pendingKeys = new Map<string, number>();
@@ -80,21 +121,142 @@ export class WriteAhead {
     this.#maxInFlight = opts.maxInFlight ?? 100_000;
     this.#waitMs = opts.waitMs ?? 2000;
     this.#onError = opts.onError ?? (() => {});
+    this.#maxHeld = opts.maxHeld ?? 200_000;
+    this.#prepareReopen = opts.prepareReopen ?? (() => {});
+    this.#onHealth = opts.onHealth ?? (() => {});
+    this.#threaded = opts.thread !== false;
     this.recovered = this.#recover();
     this.#fd = openSync(this.path, 'a', 0o600);
-    this.#writer =
-      opts.thread === false
-        ? null
-        : new WriterClient({
-            path: store.path,
-            bootId: store.bootId,
-            onAck: (id, err) => this.#ack(id, err),
-            onDead: (err) => {
-              this.#onError('append', err);
-              this.#commitInFlightHere();
-            },
-          });
+    this.#writer = this.#startWriter();
     store.beforeRead = () => this.flush();
+    this.#check = setInterval(() => this.#tick(), opts.checkMs ?? 1000);
+    this.#check.unref();
+  }
+
+  readonly #threaded: boolean;
+
+  #startWriter(): WriterClient | null {
+    if (!this.#threaded) return null;
+    const writer: WriterClient = new WriterClient({
+      path: this.#store.path,
+      bootId: this.#store.bootId,
+      onAck: (id, err) => {
+        if (this.#writer === writer) this.#ack(id, err);
+      },
+      onDead: (err) => {
+        if (this.#writer !== writer) return;
+        this.#onError('append', err);
+        this.#commitInFlightHere();
+      },
+    });
+    return writer;
+  }
+
+  /** Whether answered events are reaching the store. */
+  get health(): StoreHealth {
+    return {
+      healthy: this.#fault === null,
+      error: this.#fault?.error ?? null,
+      sinceMs: this.#fault?.sinceMs ?? null,
+      heldRows: this.#held.length,
+      droppedRows: this.#dropped,
+    };
+  }
+
+  /** Begins a fault (reported once); later failures of the same fault are only counted. */
+  #fail(op: StoreOp, err: unknown): void {
+    this.#onError(op, err);
+    if (this.#fault) return;
+    this.#fault = { error: (err as Error).message ?? String(err), sinceMs: Date.now() };
+    this.#onHealth(this.health);
+  }
+
+  /** Holds rows in memory while the store is faulty, dropping the oldest past the bound. */
+  #hold(rows: readonly StoreRow[]): void {
+    for (const row of rows) {
+      this.#held.push(row);
+      this.#pendingKeys.set(row.key, (this.#pendingKeys.get(row.key) ?? 0) + 1);
+    }
+    if (this.#held.length > this.#maxHeld) {
+      const drop = this.#held.splice(0, this.#held.length - this.#maxHeld);
+      this.#dropped += drop.length;
+      this.#forget(drop.map((r) => r.key));
+      this.#onError(
+        'append',
+        new StoreError(
+          'SEAWALL_STORE_LOST',
+          `${drop.length} held events dropped past the ${this.#maxHeld}-event bound`,
+        ),
+      );
+    }
+  }
+
+  #forget(keys: readonly string[]): void {
+    for (const key of keys) {
+      const n = this.#pendingKeys.get(key) ?? 0;
+      if (n <= 1) this.#pendingKeys.delete(key);
+      else this.#pendingKeys.set(key, n - 1);
+    }
+  }
+
+  /** Once a second: a healthy store is checked for a lost file; a faulty one is retried. */
+  #tick(): void {
+    if (this.#closed) return;
+    if (!this.#fault) {
+      if (this.#store.lost())
+        this.#fail(
+          'append',
+          new StoreError('SEAWALL_STORE_LOST', `${this.#store.path} was removed or replaced`),
+        );
+      else return;
+    }
+    this.#retry();
+  }
+
+  /** One attempt to end a fault: reopen a lost store, write the held rows ahead, retry commits. */
+  #retry(): void {
+    try {
+      if (this.#store.lost()) {
+        this.#prepareReopen();
+        this.#store.reopen();
+        // The thread's connection and the segments named in the old directory went with it.
+        const old = this.#writer;
+        this.#writer = null;
+        old?.close(this.#waitMs);
+        for (const [id, seg] of [...this.#inFlight])
+          if (seg.file && !existsSync(seg.file)) this.#done(id, seg);
+        this.#writer = this.#startWriter();
+      }
+      try {
+        closeSync(this.#fd);
+      } catch {
+        // already unusable
+      }
+      this.#fd = openSync(this.path, 'a', 0o600);
+      if (this.#held.length > 0) {
+        writeSync(this.#fd, `${this.#held.map(toJson).join('\n')}\n`);
+        for (const row of this.#held) {
+          this.#keys.push(row.key);
+          this.#fileRows.push(row);
+        }
+        this.#held = [];
+      }
+    } catch (err) {
+      this.#onError('append', err);
+      return;
+    }
+    for (const seg of this.#inFlight.values())
+      if (!seg.file || existsSync(seg.file)) seg.retry ||= seg.failed;
+    this.#handOver();
+    this.#maybeHealed();
+  }
+
+  /** Ends the fault once nothing is held and no commit is waiting for a retry. */
+  #maybeHealed(): void {
+    if (!this.#fault || this.#held.length > 0) return;
+    for (const seg of this.#inFlight.values()) if (seg.failed) return;
+    this.#fault = null;
+    this.#onHealth(this.health);
   }
 
   /** Rows written ahead and not yet committed to SQLite. */
@@ -110,16 +272,22 @@ export class WriteAhead {
     }
     const rows = this.#store.rowsOf(batch, (key) => this.#pendingKeys.has(key));
     if (rows.length === 0) return;
+    if (this.#fault) {
+      // Retried once a second, not per batch: a full disk must not cost every verdict a failed write.
+      this.#hold(rows);
+      return;
+    }
     try {
       writeSync(this.#fd, `${rows.map(toJson).join('\n')}\n`);
     } catch (err) {
-      // The file cannot take it: store directly, the slow but durable way.
-      this.#onError('append', err);
-      this.#store.appendRows(rows);
+      // The file cannot take it (ENOSPC, EIO…): held in memory until it can.
+      this.#fail('append', err);
+      this.#hold(rows);
       return;
     }
     for (const row of rows) {
       this.#keys.push(row.key);
+      this.#fileRows.push(row);
       this.#pendingKeys.set(row.key, (this.#pendingKeys.get(row.key) ?? 0) + 1);
     }
     if (this.#keys.length >= this.#maxPending) this.#handOver();
@@ -149,10 +317,47 @@ export class WriteAhead {
     this.#commitInFlightHere();
   }
 
+  /**
+   * Resolves once everything written ahead so far is committed — or after `waitMs`, or at once
+   * when the store is faulty (a read then sees what is committed). Never blocks the event loop:
+   * the control socket's reads wait here instead of in `flush`.
+   */
+  settle(): Promise<void> {
+    this.#handOver();
+    const target = this.#posted;
+    const settled = () =>
+      this.#fault !== null || ![...this.#inFlight.keys()].some((id) => id > 0 && id <= target);
+    if (settled()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#settleWaiters.delete(check);
+        resolve();
+      };
+      const check = () => {
+        if (settled()) done();
+      };
+      const timer = setTimeout(done, this.#waitMs);
+      timer.unref();
+      this.#settleWaiters.add(check);
+    });
+  }
+
+  readonly #settleWaiters = new Set<() => void>();
+
   /** Commits everything, stops the writer thread, closes the file (before the store closes). */
   close(): void {
     if (this.#closed) return;
+    clearInterval(this.#check);
+    if (this.#fault) this.#retry();
     this.flush();
+    if (this.#held.length > 0) {
+      // The store never came back: the held rows are lost with this process; say how many.
+      this.#onError(
+        'close',
+        new StoreError('SEAWALL_STORE_LOST', `${this.#held.length} answered events not stored`),
+      );
+    }
     this.#closed = true;
     this.#writer?.close(this.#waitMs);
     this.#commitInFlightHere();
@@ -178,15 +383,28 @@ export class WriteAhead {
           closeSync(this.#fd);
           this.#fd = openSync(this.path, 'a', 0o600);
         } catch (err) {
-          // The rows stay in the file (still the append path) for the next tick.
-          this.#onError('append', err);
-          this.#schedule();
+          // The directory is gone or unusable: the file's rows are now only in memory. Hold them
+          // (their keys are pending already) and let the once-a-second retry reopen the store.
+          this.#segments--;
+          const rows = this.#fileRows;
+          this.#forget(this.#keys);
+          this.#keys = [];
+          this.#fileRows = [];
+          this.#fail('append', err);
+          this.#hold(rows);
           return;
         }
       }
-      this.#inFlight.set(-++this.#staged, { file, keys: this.#keys, applied: this.#applied, retry: true });
+      this.#inFlight.set(-++this.#staged, {
+        file,
+        keys: this.#keys,
+        applied: this.#applied,
+        retry: true,
+        failed: false,
+      });
       this.#inFlightRows += this.#keys.length;
       this.#keys = [];
+      this.#fileRows = [];
       this.#applied = [];
     }
     const toPost = [...this.#inFlight].filter(([, seg]) => seg.retry);
@@ -200,6 +418,7 @@ export class WriteAhead {
       this.#inFlight.delete(id);
       this.#inFlight.set(++this.#posted, seg);
       seg.retry = false;
+      seg.failed = false;
       this.#writer.post(this.#posted, seg.file, seg.applied);
     }
     if (this.#inFlightRows >= this.#maxInFlight) this.flush();
@@ -209,12 +428,15 @@ export class WriteAhead {
     const seg = this.#inFlight.get(id);
     if (!seg) return; // committed here already
     if (err) {
-      this.#onError('append', err);
-      seg.retry = true;
-      this.#schedule();
+      // Kept (its file is on disk) and retried with the fault's once-a-second retry.
+      seg.failed = true;
+      this.#fail('append', err);
+      for (const check of [...this.#settleWaiters]) check();
       return;
     }
     this.#done(id, seg);
+    this.#maybeHealed();
+    for (const check of [...this.#settleWaiters]) check();
   }
 
   #commitInFlightHere(): void {
@@ -224,10 +446,14 @@ export class WriteAhead {
   #commitHere(id: number, seg: Segment): void {
     try {
       const rows = seg.file ? readRows(seg.file) : [];
-      if (this.#store.appendRows(rows, seg.applied) === null) return; // kept for the next attempt
+      if (this.#store.appendRows(rows, seg.applied) === null) {
+        seg.failed = true; // kept for the next attempt
+        return;
+      }
       if (seg.file) removeSegment(seg.file);
     } catch (err) {
-      this.#onError('append', err);
+      seg.failed = true;
+      this.#fail('append', err);
       return;
     }
     this.#done(id, seg);
@@ -236,11 +462,7 @@ export class WriteAhead {
   #done(id: number, seg: Segment): void {
     this.#inFlight.delete(id);
     this.#inFlightRows -= seg.keys.length;
-    for (const key of seg.keys) {
-      const n = this.#pendingKeys.get(key) ?? 0;
-      if (n <= 1) this.#pendingKeys.delete(key);
-      else this.#pendingKeys.set(key, n - 1);
-    }
+    this.#forget(seg.keys);
   }
 
   /** Inserts every row a previous run left in `pending` and its segments, then removes them. */

@@ -1,6 +1,7 @@
 /** `seawall status`: the running daemon — version, uptime, policy, sessions, event counts, store. */
 
 import type { StatusResult } from '../../control/index.js';
+import { printable } from '../../events/index.js';
 import { type CliIo, toJson } from '../cli-error.js';
 import {
   askDaemon,
@@ -32,6 +33,12 @@ export function formatStatus(s: StatusResult): string {
       `store     ${s.store.path}: ${s.store.events} events (${actions || 'none decided'}), ` +
         `${s.store.vms} VMs, ${s.store.poisonedPages} poisoned pages, ${formatBytes(s.store.bytes)}`,
     );
+    const h = s.store.health;
+    if (!h.healthy)
+      lines.push(
+        `          FAULTY since ${new Date(h.sinceMs ?? 0).toISOString()}: ${printable(h.error ?? '')}; ` +
+          `${h.heldRows} answered events held in memory, retried every second`,
+      );
   } else {
     lines.push('store     unavailable');
   }

@@ -62,7 +62,7 @@ export function journalSink(log: DaemonLog): Sink {
       }
     },
     protocolError(reason, detail, s) {
-      log.log({
+      log.notice(`protocol_error:${reason}`, {
         message: `plugin protocol error (${reason})${s ? ` from VM ${s.vm.id}` : ''}: ${detail}; session closed`,
         priority: Priority.WARNING,
         messageId: MessageId.PROTOCOL_ERROR,
@@ -70,7 +70,7 @@ export function journalSink(log: DaemonLog): Sink {
       });
     },
     sessionRejected(reason, detail, peer) {
-      log.log({
+      log.notice(`rejected:${reason}`, {
         message: `plugin connection refused (${reason}): ${detail}`,
         priority: Priority.WARNING,
         messageId: MessageId.PROTOCOL_ERROR,

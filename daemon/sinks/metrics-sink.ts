@@ -1,29 +1,44 @@
-/** Prometheus as a sink: every event, action, downgrade, session and protocol error counted. */
+/**
+ * Prometheus as a sink: every event, action, downgrade, session and protocol error counted. Each
+ * record is counted on its own: a record the metrics layer refuses is reported and skipped, and
+ * the rest of the batch — other VMs' events — is still counted.
+ */
 
-import type { Sink } from '../../events/index.js';
+import type { EventRecord, Sink } from '../../events/index.js';
 import type { SeawallMetrics } from '../../metrics/index.js';
+import { vmLabel } from './vm-label.js';
 
 const NS_PER_S = 1e9;
 
-export function metricsSink(m: SeawallMetrics): Sink {
+function count(m: SeawallMetrics, r: EventRecord): void {
+  const e = r.event;
+  const vm = vmLabel(e.vm.id);
+  m.memoryError(vm, e.kind, e.severity);
+  if (r.kernelMismatch) for (const field of r.kernelMismatch) m.kernelMismatch(field);
+  if (r.replay) {
+    m.fallbackReported(vm, 1);
+    return;
+  }
+  const d = r.decision;
+  if (!d) return;
+  m.action(d.action, d.rule);
+  if (d.downgrade) m.downgrade(d.downgrade.from, d.downgrade.to, d.rule);
+  if (r.verdictDowngrade) m.downgrade(r.verdictDowngrade.from, r.verdictDowngrade.to, d.rule);
+  m.observeVerdictLatency(Number(r.latencyNs) / NS_PER_S);
+}
+
+/** `onRecordError` hears of a record that could not be counted (the bus's sink-failure report). */
+export function metricsSink(m: SeawallMetrics, onRecordError: (err: unknown) => void = () => {}): Sink {
   return {
     name: 'metrics',
     afterReply(batch) {
       for (const r of batch) {
         if (r.duplicate) continue;
-        const e = r.event;
-        m.memoryError(e.vm.id, e.kind, e.severity);
-        if (r.kernelMismatch) for (const field of r.kernelMismatch) m.kernelMismatch(field);
-        if (r.replay) {
-          m.fallbackReported(e.vm.id, 1);
-          continue;
+        try {
+          count(m, r);
+        } catch (err) {
+          onRecordError(err);
         }
-        const d = r.decision;
-        if (!d) continue;
-        m.action(d.action, d.rule);
-        if (d.downgrade) m.downgrade(d.downgrade.from, d.downgrade.to, d.rule);
-        if (r.verdictDowngrade) m.downgrade(r.verdictDowngrade.from, r.verdictDowngrade.to, d.rule);
-        m.observeVerdictLatency(Number(r.latencyNs) / NS_PER_S);
       }
     },
     sessionOpened() {
@@ -31,7 +46,7 @@ export function metricsSink(m: SeawallMetrics): Sink {
     },
     sessionClosed(s, outcome) {
       m.sessionClosed(outcome === 'protocol_error' ? 'protocol_error' : 'closed');
-      m.vmDeparted(s.vm.id);
+      m.vmDeparted(vmLabel(s.vm.id));
     },
     sessionRejected(reason) {
       m.protocolError(reason);

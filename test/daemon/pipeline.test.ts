@@ -33,8 +33,10 @@ function fixture(provider: DecisionProvider, order: string[]) {
   const written: Message[] = [];
   const parser = new FrameParser((m) => written.push(m), { accept: new Set([0x20]) });
   let outbox: Buffer[] = [];
+  let ord = 0;
   const session = {
     info: sessionInfo(1n, hello, { pid: 1, uid: 0, gid: 0 }, 0),
+    nextOrd: () => ++ord,
     queue: (frame: Buffer) => outbox.push(frame),
     flush: () => {
       order.push(`written ${outbox.length}`);

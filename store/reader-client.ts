@@ -1,0 +1,119 @@
+/**
+ * The main thread's handle on the reader thread (store/reader-thread.ts): reads for the control
+ * socket, answered asynchronously, never on the event loop. The thread starts on the first read
+ * and is started again after the store was reopened (a lost state directory) or the thread failed.
+ */
+import { Worker } from 'node:worker_threads';
+import { StoreError } from './errors.js';
+import type { EventStore } from './event-store.js';
+import type { EventQuery, PoisonedPage, StoreTotals, VmSummary } from './queries.js';
+import type { ReaderData, ReaderMethod, ReaderReply } from './reader-thread.js';
+import type { StoredEvent } from './rows.js';
+
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(FROM_SOURCE ? './reader-thread.ts' : './reader-thread.js', import.meta.url);
+
+function startWorker(data: ReaderData): Worker {
+  if (!FROM_SOURCE) return new Worker(WORKER_URL, { workerData: data });
+  // Under tsx the worker registers the loader itself (store/writer-client.ts explains why).
+  const api = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
+  return new Worker(boot, { workerData: data, eval: true });
+}
+
+/** A read that takes longer than this fails (and the thread is replaced). */
+const READ_TIMEOUT_MS = 60_000;
+
+export class StoreReader {
+  readonly #store: EventStore;
+  /** Waits until what was answered so far is committed (the write-ahead layer's settle). */
+  readonly #settle: () => Promise<void>;
+  #worker: Worker | null = null;
+  #generation = -1;
+  #nextId = 1;
+  readonly #waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  constructor(store: EventStore, settle: () => Promise<void> = async () => {}) {
+    this.#store = store;
+    this.#settle = settle;
+  }
+
+  events(q: EventQuery): Promise<StoredEvent[]> {
+    return this.#read('events', [q]) as Promise<StoredEvent[]>;
+  }
+  vms(): Promise<VmSummary[]> {
+    return this.#read('vms', []) as Promise<VmSummary[]>;
+  }
+  poisonedPages(vm?: string): Promise<PoisonedPage[]> {
+    return this.#read('poisonedPages', [vm]) as Promise<PoisonedPage[]>;
+  }
+  totals(): Promise<StoreTotals> {
+    return this.#read('totals', []) as Promise<StoreTotals>;
+  }
+
+  close(): void {
+    this.#stop(new StoreError('SEAWALL_STORE_CLOSED', 'the event store reader is closed'));
+  }
+
+  async #read(method: ReaderMethod, args: unknown[]): Promise<unknown> {
+    if (this.#store.closed)
+      throw new StoreError('SEAWALL_STORE_CLOSED', `event store ${this.#store.path} is closed`);
+    await this.#settle();
+    const worker = this.#ensure();
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#stop(
+          new StoreError('SEAWALL_STORE_READER', `store read ${method} took over ${READ_TIMEOUT_MS} ms`),
+        );
+      }, READ_TIMEOUT_MS);
+      timer.unref();
+      this.#waiting.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      worker.postMessage({ id, method, args });
+    });
+  }
+
+  #ensure(): Worker {
+    if (this.#worker && this.#generation === this.#store.generation) return this.#worker;
+    this.#stop(null);
+    const worker = startWorker({ kind: 'seawall-reader', path: this.#store.path });
+    worker.unref();
+    worker.on('message', (m: ReaderReply) => {
+      const w = this.#waiting.get(m.id);
+      if (!w) return;
+      this.#waiting.delete(m.id);
+      if (m.error !== undefined)
+        w.reject(new StoreError('SEAWALL_STORE_READER', `store read failed: ${m.error}`));
+      else w.resolve(m.result);
+    });
+    worker.on('error', (err) => {
+      if (this.#worker === worker) this.#stop(err);
+    });
+    worker.on('exit', (code) => {
+      if (this.#worker === worker)
+        this.#stop(new StoreError('SEAWALL_STORE_READER', `store reader exited with code ${code}`));
+    });
+    this.#worker = worker;
+    this.#generation = this.#store.generation;
+    return worker;
+  }
+
+  /** Ends the thread; reads waiting on it fail with `err` (or are left to the next thread's fate when null). */
+  #stop(err: Error | null): void {
+    const worker = this.#worker;
+    this.#worker = null;
+    if (worker) void worker.terminate();
+    const failure = err ?? new StoreError('SEAWALL_STORE_READER', 'store reader restarted');
+    for (const w of this.#waiting.values()) w.reject(failure);
+    this.#waiting.clear();
+  }
+}

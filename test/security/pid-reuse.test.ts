@@ -1,0 +1,86 @@
+/**
+ * Issue 12, item 1: a plugin connects, hands its socket to a child and exits; its PID goes to an
+ * innocent process before the child says HELLO; a KILL verdict must not reach the innocent one.
+ * The daemon takes the peer's pidfd at accept (SO_PEERPIDFD), so the kill names the process that
+ * connected — gone — and the innocent process survives. PID reuse is forced through
+ * /proc/sys/kernel/ns_last_pid (root), retried when another process takes the number first.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, test } from 'node:test';
+import { type RunningDaemon, removeDir, startDaemon } from '../helpers/daemon.js';
+import { until, writePolicy } from './fixtures.js';
+
+const HELPER = new URL('./children/handoff-plugin.ts', import.meta.url).pathname;
+const started: ChildProcess[] = [];
+const pids: number[] = [];
+let d: RunningDaemon | null = null;
+
+after(async () => {
+  for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  if (d) {
+    await d.kill();
+    removeDir(d.dir);
+  }
+});
+
+/** Spawns `sleep` until one gets `pid` (ns_last_pid makes it the next number handed out). */
+async function takePid(pid: number): Promise<ChildProcess | null> {
+  for (let i = 0; i < 50; i++) {
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+    const p = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    started.push(p);
+    await new Promise((r) => p.once('spawn', r));
+    if (p.pid === pid) return p;
+    p.kill('SIGKILL');
+  }
+  return null;
+}
+
+test('a KILL verdict never reaches a process that inherited the plugin PID', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to steer PID allocation');
+  const dir = mkdtempSync('/tmp/seawall-pid-');
+  const policy = writePolicy(dir, 'kill-all', ['rules: []', 'default:', '  action: { type: kill, grace: 200ms }']);
+  // Arranging the PID reuse takes a while: the connection may wait longer than usual for HELLO.
+  const config = join(dir, 'seawall.yaml');
+  writeFileSync(config, 'limits: { helloTimeoutMs: 120000 }\n');
+  d = await startDaemon({ args: ['--policy', policy, '--config', config], metrics: false });
+
+  const go = join(dir, 'go');
+  const parent = spawn(process.execPath, ['--import', 'tsx', HELPER, 'parent', d.socket, go], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  started.push(parent);
+  const lines = createInterface({ input: parent.stdout as NodeJS.ReadableStream });
+  const seen: string[] = [];
+  lines.on('line', (l) => seen.push(l));
+  await until(() => seen.some((l) => l.startsWith('parent ')) && seen.includes('ready'), 60_000, 'the hand-over');
+  const [, parentPid, , childPid] = (seen.find((l) => l.startsWith('parent ')) as string).split(' ');
+  pids.push(Number(childPid));
+  await until(() => parent.exitCode !== null, 30_000, 'the parent to exit');
+
+  const innocent = await takePid(Number(parentPid));
+  if (!innocent) return t.skip(`could not get pid ${parentPid} reused (a busy machine took it)`);
+
+  writeFileSync(go, ''); // the child says HELLO now, and reports an event
+  await until(() => seen.some((l) => l.startsWith('verdict ')), 30_000, 'the verdict').catch((e) => {
+    throw new Error(`${e.message}; plugin said: ${seen.join(' | ')}; daemon said: ${d?.output.join('\n')}`);
+  });
+  const daemon = d;
+  await until(() => daemon.output.some((l) => /kill \(policy.*\): (exited|sigkilled|failed)/.test(l)), 30_000, 'the kill outcome');
+  const outcome = daemon.output.find((l) => /kill \(policy/.test(l)) as string;
+  assert.equal(innocent.exitCode, null, `the innocent process was killed: ${outcome}`);
+  assert.equal(innocent.signalCode, null, `the innocent process was killed: ${outcome}`);
+  assert.match(outcome, /: exited/, 'the kill names the process that connected, which had exited');
+  removeDir(dir);
+});

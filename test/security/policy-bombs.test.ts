@@ -1,0 +1,92 @@
+/**
+ * Issue 12, items 3 and 13: policies built to hurt. Alias bombs, more than 100 aliases, nesting
+ * too deep for a recursive walk: each SIGHUP reload fails cleanly — the daemon stays up and the
+ * old policy keeps serving — and `policy check` reports it (exit 1, not an internal error). A rate
+ * threshold of 2^53−1 is refused by `policy check` and by a reload, instead of turning every later
+ * decision into the safe default.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { controlRequest } from '../../control/index.js';
+import { ACTION } from '../../protocol/index.js';
+import { PluginClient } from '../../vmm/plugin-client.js';
+import { DEFAULT_CAPS } from '../../vmm/simulator.js';
+import { CLI, type RunningDaemon, removeDir, startDaemon } from '../helpers/daemon.js';
+import { until, writePolicy } from './fixtures.js';
+
+const laughs = (): string => {
+  const lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+  for (let i = 1; i < 10; i++) {
+    const me = String.fromCharCode(97 + i);
+    const prev = String.fromCharCode(96 + i);
+    lines.push(`${me}: &${me} [${Array(9).fill(`*${prev}`).join(',')}]`);
+  }
+  return `${lines.join('\n')}\nversion: 1\n`;
+};
+
+const BOMBS: Record<string, string> = {
+  'billion laughs': laughs(),
+  '150 aliases': `x: &x 1\ny: [${Array(150).fill('*x').join(',')}]\nversion: 1\n`,
+  'deep block nesting': `a:\n${Array.from({ length: 3000 }, (_, i) => `${' '.repeat(i + 1)}b:`).join('\n')} 1\n`,
+  'deep flow nesting': `a: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`,
+  'rate threshold 2^53-1': [
+    'version: 1',
+    'name: huge-rate',
+    'rules:',
+    '  - name: r',
+    '    match: { rate: { threshold: 9007199254740991 / 1m } }',
+    '    action: { type: none }',
+    'default:',
+    '  action: { type: inject, abort: data }',
+    '',
+  ].join('\n'),
+};
+
+let d: RunningDaemon;
+let dir: string;
+let policy: string;
+let probe: PluginClient;
+
+before(async () => {
+  dir = mkdtempSync('/tmp/seawall-bombs-');
+  policy = writePolicy(dir, 'record-only', ['rules: []', 'default:', '  action: { type: none }']);
+  d = await startDaemon({ args: ['--policy', policy], metrics: false });
+  probe = new PluginClient({ socket: d.socket, vmId: 'probe', vcpuCount: 1, caps: DEFAULT_CAPS, deadlineMs: 5000 });
+  await probe.connect();
+});
+
+after(async () => {
+  await probe?.close();
+  await d?.kill();
+  if (d) removeDir(d.dir);
+  if (dir) removeDir(dir);
+});
+
+const sea = { type: 'sea' as const, vcpu: 0, kvmFlags: 1n, esr: 0x92000410n, gva: 0n, gpa: 0x3000n };
+
+for (const [name, text] of Object.entries(BOMBS)) {
+  test(`${name}: the reload fails, the daemon stays up, the old policy serves; policy check exits 1`, async () => {
+    writeFileSync(policy, text);
+    const failuresBefore = d.output.filter((l) => l.startsWith('policy reload failed')).length;
+    d.proc.kill('SIGHUP');
+    await until(
+      () => d.output.filter((l) => l.startsWith('policy reload failed')).length > failuresBefore,
+      120_000,
+      'the failed reload to be logged',
+    );
+    assert.equal(d.proc.exitCode, null, 'the daemon is still running');
+    // The same through the control socket: the answer says the old policy was kept.
+    const r = await controlRequest(d.controlSocket, 'reload', {}, { timeoutMs: 120_000 });
+    assert.equal(r.ok, false);
+    const out = await probe.handleExit(sea);
+    assert.equal(out.source, 'daemon');
+    assert.equal(out.verdict.action, ACTION.RESUME, "the record-only policy still decides");
+
+    const check = spawnSync(process.execPath, [CLI, 'policy', 'check', policy], { encoding: 'utf8' });
+    assert.equal(check.status, 1, `policy check: ${check.stdout}${check.stderr}`);
+    assert.match(check.stdout + check.stderr, /alias|nested|rate threshold is at most|Maximum call stack/);
+  });
+}
