@@ -72,6 +72,9 @@ function measure(sinks: Sink[]): number {
   const session = {
     info,
     nextOrd: () => ++ord,
+    open: true,
+    replayBacklog: 0,
+    holdReplays() {},
     queue() {},
     flush() {},
   } as unknown as PluginSession;

@@ -116,7 +116,8 @@ export class ControlServer {
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    socket.setTimeout(this.#opts.idleTimeoutMs ?? 30_000, () => socket.destroy());
+    const idleMs = this.#opts.idleTimeoutMs ?? 30_000;
+    socket.setTimeout(idleMs, () => socket.destroy());
     let peer: PeerCred | null = null;
     try {
       const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -134,6 +135,8 @@ export class ControlServer {
       if (busy) return;
       busy = true;
       socket.pause();
+      // Not idle while a request runs: a reload of a large policy may take longer than the timeout.
+      socket.setTimeout(0);
       while (lines.length > 0 && !socket.destroyed) {
         const reply = await this.#handle(lines.shift() as string, peer);
         if (!socket.write(encode(reply)))
@@ -143,6 +146,7 @@ export class ControlServer {
           });
       }
       busy = false;
+      if (!socket.destroyed) socket.setTimeout(idleMs);
       if (!closing) socket.resume();
     };
 

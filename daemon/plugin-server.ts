@@ -269,7 +269,7 @@ export class PluginServer implements SessionHost {
   async stop(graceMs = 2000): Promise<void> {
     this.#stopping = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#opts.pipeline.flush();
+    this.#opts.pipeline.drain();
     const gone = [...this.#connections].map(
       (s) =>
         new Promise<void>((resolve) => {

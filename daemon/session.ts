@@ -41,7 +41,7 @@ export interface SessionHost {
 /** Why reading from a session's socket is paused; reading resumes when no reason is left. */
 const HOLD_WRITE_BACKLOG = 1;
 const HOLD_IN_FLIGHT = 2;
-
+const HOLD_REPLAYS = 4;
 
 export type SessionState = 'hello' | 'active' | 'closing' | 'closed';
 
@@ -113,6 +113,15 @@ export class PluginSession {
     if (this.#state === 'closed') return;
     this.#outbox.push(frame);
     if (this.#outbox.length >= this.#host.maxInFlight) this.#hold(HOLD_IN_FLIGHT);
+  }
+
+  /** Replays of this session waiting in the pipeline's replay queue. */
+  replayBacklog = 0;
+
+  /** Stops reading while this session's replay backlog is over its bound (pipeline.ts). */
+  holdReplays(on: boolean): void {
+    if (on) this.#hold(HOLD_REPLAYS);
+    else this.#release(HOLD_REPLAYS);
   }
 
   /** The order of the next event in this session (1, 2, …): with the session, its identity. */

@@ -4,8 +4,8 @@
  * start an escape sequence or reorder what follows is written as a visible escape instead.
  *
  * Escaped: C0 and C1 controls and DEL (`\x1b`, `\n`, `\x9b` …), the Unicode line and paragraph
- * separators, and format characters such as the bidirectional overrides (U+202E) — as `\xNN` or
- * `\u{NNNN}`. A backslash is doubled, so the escaped text maps back to exactly one original and two
+ * separators, and format characters such as the bidirectional overrides (U+202E) — as `\xNN`, `\uNNNN`
+ * or `\u{NNNNN}`. A backslash is doubled, so the escaped text maps back to exactly one original and two
  * different ids never look alike. Everything else, including other non-ASCII text, is kept.
  */
 
@@ -17,7 +17,8 @@ const UNSAFE_TEST = /[\\\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 function escapeChar(ch: string): string {
   if (ch === '\\') return '\\\\';
   const cp = ch.codePointAt(0) as number;
-  return cp <= 0xff ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u{${cp.toString(16)}}`;
+  if (cp <= 0xff) return `\\x${cp.toString(16).padStart(2, '0')}`;
+  return cp <= 0xffff ? `\\u${cp.toString(16).padStart(4, '0')}` : `\\u{${cp.toString(16)}}`;
 }
 
 /** `text` with every control, separator and format character escaped (see the module comment). */

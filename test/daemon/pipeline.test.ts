@@ -37,6 +37,9 @@ function fixture(provider: DecisionProvider, order: string[]) {
   const session = {
     info: sessionInfo(1n, hello, { pid: 1, uid: 0, gid: 0 }, 0),
     nextOrd: () => ++ord,
+    open: true,
+    replayBacklog: 0,
+    holdReplays: () => {},
     queue: (frame: Buffer) => outbox.push(frame),
     flush: () => {
       order.push(`written ${outbox.length}`);

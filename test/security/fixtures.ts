@@ -9,7 +9,11 @@ import { PluginClient } from '../../vmm/plugin-client.js';
 import { DEFAULT_CAPS } from '../../vmm/simulator.js';
 
 /** Polls `cond` (an event we cannot subscribe to, e.g. a file or a daemon's answer) until a deadline. */
-export async function until(cond: () => boolean | Promise<boolean>, ms = 30_000, what = 'condition'): Promise<void> {
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  ms = 30_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     if (await cond()) return;

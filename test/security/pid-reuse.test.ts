@@ -50,7 +50,11 @@ async function takePid(pid: number): Promise<ChildProcess | null> {
 test('a KILL verdict never reaches a process that inherited the plugin PID', async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root to steer PID allocation');
   const dir = mkdtempSync('/tmp/seawall-pid-');
-  const policy = writePolicy(dir, 'kill-all', ['rules: []', 'default:', '  action: { type: kill, grace: 200ms }']);
+  const policy = writePolicy(dir, 'kill-all', [
+    'rules: []',
+    'default:',
+    '  action: { type: kill, grace: 200ms }',
+  ]);
   // Arranging the PID reuse takes a while: the connection may wait longer than usual for HELLO.
   const config = join(dir, 'seawall.yaml');
   writeFileSync(config, 'limits: { helloTimeoutMs: 120000 }\n');
@@ -64,7 +68,11 @@ test('a KILL verdict never reaches a process that inherited the plugin PID', asy
   const lines = createInterface({ input: parent.stdout as NodeJS.ReadableStream });
   const seen: string[] = [];
   lines.on('line', (l) => seen.push(l));
-  await until(() => seen.some((l) => l.startsWith('parent ')) && seen.includes('ready'), 60_000, 'the hand-over');
+  await until(
+    () => seen.some((l) => l.startsWith('parent ')) && seen.includes('ready'),
+    60_000,
+    'the hand-over',
+  );
   const [, parentPid, , childPid] = (seen.find((l) => l.startsWith('parent ')) as string).split(' ');
   pids.push(Number(childPid));
   await until(() => parent.exitCode !== null, 30_000, 'the parent to exit');
@@ -77,7 +85,11 @@ test('a KILL verdict never reaches a process that inherited the plugin PID', asy
     throw new Error(`${e.message}; plugin said: ${seen.join(' | ')}; daemon said: ${d?.output.join('\n')}`);
   });
   const daemon = d;
-  await until(() => daemon.output.some((l) => /kill \(policy.*\): (exited|sigkilled|failed)/.test(l)), 30_000, 'the kill outcome');
+  await until(
+    () => daemon.output.some((l) => /kill \(policy.*\): (exited|sigkilled|failed)/.test(l)),
+    30_000,
+    'the kill outcome',
+  );
   const outcome = daemon.output.find((l) => /kill \(policy/.test(l)) as string;
   assert.equal(innocent.exitCode, null, `the innocent process was killed: ${outcome}`);
   assert.equal(innocent.signalCode, null, `the innocent process was killed: ${outcome}`);

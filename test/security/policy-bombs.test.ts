@@ -54,7 +54,13 @@ before(async () => {
   dir = mkdtempSync('/tmp/seawall-bombs-');
   policy = writePolicy(dir, 'record-only', ['rules: []', 'default:', '  action: { type: none }']);
   d = await startDaemon({ args: ['--policy', policy], metrics: false });
-  probe = new PluginClient({ socket: d.socket, vmId: 'probe', vcpuCount: 1, caps: DEFAULT_CAPS, deadlineMs: 5000 });
+  probe = new PluginClient({
+    socket: d.socket,
+    vmId: 'probe',
+    vcpuCount: 1,
+    caps: DEFAULT_CAPS,
+    deadlineMs: 5000,
+  });
   await probe.connect();
 });
 
@@ -83,7 +89,7 @@ for (const [name, text] of Object.entries(BOMBS)) {
     assert.equal(r.ok, false);
     const out = await probe.handleExit(sea);
     assert.equal(out.source, 'daemon');
-    assert.equal(out.verdict.action, ACTION.RESUME, "the record-only policy still decides");
+    assert.equal(out.verdict.action, ACTION.RESUME, 'the record-only policy still decides');
 
     const check = spawnSync(process.execPath, [CLI, 'policy', 'check', policy], { encoding: 'utf8' });
     assert.equal(check.status, 1, `policy check: ${check.stdout}${check.stderr}`);

@@ -29,10 +29,14 @@ function runDefault(tmp: string, stateDir: string): Promise<{ code: number | nul
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, NOTIFY_SOCKET: '' };
   delete env.XDG_RUNTIME_DIR;
   delete env.RUNTIME_DIRECTORY;
-  const p = spawn(process.execPath, [CLI, 'daemon', '--state-dir', stateDir, '--no-metrics', '--log', 'stderr'], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const p = spawn(
+    process.execPath,
+    [CLI, 'daemon', '--state-dir', stateDir, '--no-metrics', '--log', 'stderr'],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let err = '';
   let out = '';
   p.stderr.on('data', (c) => {

@@ -6,8 +6,8 @@
  * KILL verdict) until it is killed.
  */
 import { spawn } from 'node:child_process';
-import { connect, Socket } from 'node:net';
 import { existsSync } from 'node:fs';
+import { connect, Socket } from 'node:net';
 import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../../kvm/index.js';
 import {
   CAP,
@@ -23,12 +23,18 @@ const [mode, path, goFile] = process.argv.slice(2);
 if (mode === 'parent') {
   const sock = connect(path as string);
   sock.once('connect', () => {
-    const child = spawn(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'child', '', goFile as string], {
-      stdio: ['inherit', 'inherit', 'inherit', sock],
-      detached: true,
-    });
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, new URL(import.meta.url).pathname, 'child', '', goFile as string],
+      {
+        stdio: ['inherit', 'inherit', 'inherit', sock],
+        detached: true,
+      },
+    );
     // The child has its own copy of the socket from here on: say who we were and go.
-    child.once('spawn', () => process.stdout.write(`parent ${process.pid} child ${child.pid}\n`, () => process.exit(0)));
+    child.once('spawn', () =>
+      process.stdout.write(`parent ${process.pid} child ${child.pid}\n`, () => process.exit(0)),
+    );
   });
 } else {
   const sock = new Socket({ fd: 3, readable: true, writable: true });
