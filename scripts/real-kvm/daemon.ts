@@ -3,7 +3,7 @@
  * private sockets and state: what a VMM reaches in production, here through QEMU's virtio-serial.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -34,6 +34,11 @@ export async function startLaneDaemon(dir: string, name: string, args: string[] 
   const socket = join(dir, `${name}.sock`);
   const controlSocket = join(dir, `${name}.control.sock`);
   const cli = seawallCli();
+  // QEMU's virtio-serial chardev connects when QEMU starts, but the guest's VMM says HELLO only
+  // once the emulated kernel has booted (tens of seconds on a loaded machine): the pre-HELLO
+  // timeout must outlast the boot, as it must for any VMM that connects its port at start.
+  const config = join(dir, `${name}.config.yaml`);
+  writeFileSync(config, 'limits:\n  helloTimeoutMs: 600000\n');
   const proc = spawn(
     process.execPath,
     [
@@ -49,6 +54,8 @@ export async function startLaneDaemon(dir: string, name: string, args: string[] 
       'stderr',
       '--metrics',
       '127.0.0.1:0',
+      '--config',
+      config,
       ...args,
     ],
     { env: { ...process.env, NOTIFY_SOCKET: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
