@@ -6,6 +6,9 @@
  *
  *   node --import tsx scripts/protocol-dumps.ts           print every dump
  *   node --import tsx scripts/protocol-dumps.ts --write   rewrite the marked blocks in docs/protocol.md
+ *
+ * Longer than 350 lines: one annotated example per message of docs/protocol.md, kept together so
+ * the doc's dumps have one generator.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';

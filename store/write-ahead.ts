@@ -20,6 +20,9 @@
  * second, and when the fault clears — space returns, the directory can be made again — the store
  * is reopened if it was lost, the held rows are written ahead and committed, each exactly once,
  * and `onHealth` reports the recovery.
+ *
+ * Longer than 350 lines: the write-ahead file's durability rule (append before the reply, segment
+ * rotation, recovery, holding rows through a store fault) is one state machine.
  */
 import { closeSync, existsSync, ftruncateSync, openSync, renameSync, writeSync } from 'node:fs';
 import type { EventRecord } from '../events/index.js';

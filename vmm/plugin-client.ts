@@ -4,6 +4,9 @@
  * the daemon goes away, the configured local fallback answers at once and the event is kept; once
  * reconnected (with exponential backoff) the kept events are reported as REPLAY events, so the
  * daemon's counts stay true. A C or Rust plugin does the same from docs/protocol.md.
+ *
+ * Longer than 350 lines: the reference client is one state machine (connect, handshake, deadline,
+ * fallback, replay) that VMM authors read top to bottom.
  */
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
