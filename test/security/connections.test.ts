@@ -38,21 +38,26 @@ async function daemonWith(limits: string): Promise<RunningDaemon> {
   return d;
 }
 
-async function open(path: string, n: number): Promise<Socket[]> {
-  const out: Socket[] = [];
+/** Connects `n` sockets; `closed` resolves as each closes (watched from the start). */
+async function open(path: string, n: number): Promise<{ peers: Socket[]; closed: Promise<void>[] }> {
+  const peers: Socket[] = [];
+  const closed: Promise<void>[] = [];
   for (let i = 0; i < n; i++) {
     const s = connect(path);
     s.on('error', () => {});
+    closed.push(new Promise<void>((r) => s.once('close', () => r())));
+    // Read (and discard) what the daemon says, so its closing the connection is seen.
+    s.resume();
     await new Promise((r) => s.once('connect', r));
     sockets.push(s);
-    out.push(s);
+    peers.push(s);
   }
-  return out;
+  return { peers, closed };
 }
 
 test('1,024 peers dripping a 16 KiB HELLO one byte per write: memory stays bounded', async () => {
   const d = await daemonWith('helloTimeoutMs: 600000, frameTimeoutMs: 600000');
-  const peers = await open(d.socket, PEERS);
+  const { peers } = await open(d.socket, PEERS);
   const baseline = d.rssKiB();
   // A HELLO header declaring a 16 KiB body; then its bytes, one per write, round robin.
   const header = Buffer.alloc(8);
@@ -75,8 +80,7 @@ test('1,024 peers dripping a 16 KiB HELLO one byte per write: memory stays bound
 
 test('idle connections that never say HELLO are dropped after the timeout; then a VM connects', async () => {
   const d = await daemonWith('helloTimeoutMs: 1000');
-  const idle = await open(d.socket, PEERS);
-  const closed = idle.map((s) => new Promise<void>((r) => s.once('close', () => r())));
+  const { closed } = await open(d.socket, PEERS);
   await Promise.race([
     Promise.all(closed),
     new Promise((_, reject) =>
