@@ -1,7 +1,6 @@
 /**
- * Issue 12, item 7: connections cannot hold the daemon. 1,024 peers that drip a frame one byte per
- * write keep the daemon's resident memory growth under 64 MiB (docs/security.md); connections
- * that never say HELLO are dropped after the pre-HELLO timeout, and a new VM then connects.
+ * Issue 12, item 7: 1,024 peers that drip a frame one byte per write keep the daemon's resident
+ * memory growth under 64 MiB (docs/security.md); a new VM then still connects.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -75,19 +74,5 @@ test('1,024 peers dripping a 16 KiB HELLO one byte per write: memory stays bound
   assert.ok(grown < MEMORY_BOUND_KIB, `RSS grew ${grown} KiB with ${PEERS} dripping peers`);
   const c = await RawClient.open(d.socket);
   await c.hello('after-drip');
-  c.destroy();
-});
-
-test('idle connections that never say HELLO are dropped after the timeout; then a VM connects', async () => {
-  const d = await daemonWith('helloTimeoutMs: 1000');
-  const { closed } = await open(d.socket, PEERS);
-  await Promise.race([
-    Promise.all(closed),
-    new Promise((_, reject) =>
-      setTimeout(() => reject(new Error('idle connections were not dropped')), 60_000),
-    ),
-  ]);
-  const c = await RawClient.open(d.socket);
-  await c.hello('after-idle');
   c.destroy();
 });
