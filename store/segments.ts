@@ -4,8 +4,10 @@
  * `<store>.pending` is opened. A segment is unlinked only once its rows are committed, so between
  * them the files always hold every row SQLite may not have: what a restart must recover.
  */
-import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { StoreError } from './errors.js';
+import type { EventStore } from './event-store.js';
 import type { StoreRow } from './inserts.js';
 
 /** Rows hold only JSON values (strings, numbers, null), so the plain stringify is the fast path. */
@@ -65,4 +67,35 @@ export function removeSegment(path: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+}
+
+/**
+ * Inserts every row a previous run left in `pending` and its segments (inserts are idempotent),
+ * removes the segments and empties `pending`; returns how many rows. Throws RECOVERY when the store
+ * will not take them: the daemon does not start over rows it would lose.
+ */
+export function recoverPending(store: EventStore, pendingPath: string): number {
+  let count = 0;
+  for (const file of [...listSegments(pendingPath), pendingPath]) {
+    const rows = readRows(file);
+    if (rows.length > 0 && store.appendRows(rows) === null) {
+      throw new StoreError(
+        'SEAWALL_STORE_RECOVERY',
+        `cannot move ${rows.length} pending rows from ${file} into the store`,
+        {
+          file,
+          rows: rows.length,
+        },
+      );
+    }
+    count += rows.length;
+    if (file !== pendingPath) removeSegment(file);
+  }
+  const fd = openSync(pendingPath, 'a', 0o600);
+  try {
+    ftruncateSync(fd, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return count;
 }

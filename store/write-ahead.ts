@@ -24,12 +24,16 @@
  * Longer than 350 lines: the write-ahead file's durability rule (append before the reply, segment
  * rotation, recovery, holding rows through a store fault) is one state machine.
  */
-import { closeSync, existsSync, ftruncateSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, renameSync, writeSync } from 'node:fs';
 import type { EventRecord } from '../events/index.js';
 import { StoreError, type StoreOp } from './errors.js';
 import type { EventStore } from './event-store.js';
 import type { AppliedUpdate, StoreRow } from './inserts.js';
-import { listSegments, readRows, removeSegment, segmentPath, toJson } from './segments.js';
+
+export type { StoreHealth } from './held-rows.js';
+
+import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
+import { readRows, recoverPending, removeSegment, segmentPath, toJson } from './segments.js';
 import { WriterClient } from './writer-client.js';
 
 export interface WriteAheadOptions {
@@ -52,19 +56,6 @@ export interface WriteAheadOptions {
   onError?: (op: StoreOp, err: unknown) => void;
   /** Health changes: `fault` is the error that began a fault, null on recovery. */
   onHealth?: (health: StoreHealth) => void;
-}
-
-/** Whether answered events are reaching the store. */
-export interface StoreHealth {
-  healthy: boolean;
-  /** What went wrong; null when healthy. */
-  error: string | null;
-  /** When the current fault began (ms since the epoch); null when healthy. */
-  sinceMs: number | null;
-  /** Answered events held in memory until the store takes them. */
-  heldRows: number;
-  /** Rows dropped past `maxHeld` since start. */
-  droppedRows: number;
 }
 
 /** A segment handed over and not yet acknowledged as committed. */
@@ -93,16 +84,14 @@ export class WriteAhead {
   /** The rows in the file, kept until handed over: if the file is lost with its directory, these are what is left. */
   #fileRows: StoreRow[] = [];
   /** Rows answered while the store was faulty, oldest first. */
-  #held: StoreRow[] = [];
-  #dropped = 0;
+  readonly #held: HeldRows;
   #fault: { error: string; sinceMs: number } | null = null;
-  readonly #maxHeld: number;
   readonly #prepareReopen: () => void;
   readonly #onHealth: (h: StoreHealth) => void;
   readonly #check: NodeJS.Timeout;
   #applied: AppliedUpdate[] = [];
   /** Replay keys of every row not yet committed (file and segments), with their counts. */
-  readonly #pendingKeys = new Map<string, number>();
+  readonly #pendingKeys = new PendingKeys();
   readonly #inFlight = new Map<number, Segment>();
   #inFlightRows = 0;
   /** Segment files made (their names' numbers). */
@@ -124,11 +113,17 @@ export class WriteAhead {
     this.#maxInFlight = opts.maxInFlight ?? 100_000;
     this.#waitMs = opts.waitMs ?? 2000;
     this.#onError = opts.onError ?? (() => {});
-    this.#maxHeld = opts.maxHeld ?? 200_000;
+    const maxHeld = opts.maxHeld ?? 200_000;
+    this.#held = new HeldRows(maxHeld, this.#pendingKeys, (n) =>
+      this.#onError(
+        'append',
+        new StoreError('SEAWALL_STORE_LOST', `${n} held events dropped past the ${maxHeld}-event bound`),
+      ),
+    );
     this.#prepareReopen = opts.prepareReopen ?? (() => {});
     this.#onHealth = opts.onHealth ?? (() => {});
     this.#threaded = opts.thread !== false;
-    this.recovered = this.#recover();
+    this.recovered = recoverPending(store, this.path);
     this.#fd = openSync(this.path, 'a', 0o600);
     this.#writer = this.#startWriter();
     store.beforeRead = () => this.flush();
@@ -162,7 +157,7 @@ export class WriteAhead {
       error: this.#fault?.error ?? null,
       sinceMs: this.#fault?.sinceMs ?? null,
       heldRows: this.#held.length,
-      droppedRows: this.#dropped,
+      droppedRows: this.#held.dropped,
     };
   }
 
@@ -172,34 +167,6 @@ export class WriteAhead {
     if (this.#fault) return;
     this.#fault = { error: (err as Error).message ?? String(err), sinceMs: Date.now() };
     this.#onHealth(this.health);
-  }
-
-  /** Holds rows in memory while the store is faulty, dropping the oldest past the bound. */
-  #hold(rows: readonly StoreRow[]): void {
-    for (const row of rows) {
-      this.#held.push(row);
-      this.#pendingKeys.set(row.key, (this.#pendingKeys.get(row.key) ?? 0) + 1);
-    }
-    if (this.#held.length > this.#maxHeld) {
-      const drop = this.#held.splice(0, this.#held.length - this.#maxHeld);
-      this.#dropped += drop.length;
-      this.#forget(drop.map((r) => r.key));
-      this.#onError(
-        'append',
-        new StoreError(
-          'SEAWALL_STORE_LOST',
-          `${drop.length} held events dropped past the ${this.#maxHeld}-event bound`,
-        ),
-      );
-    }
-  }
-
-  #forget(keys: readonly string[]): void {
-    for (const key of keys) {
-      const n = this.#pendingKeys.get(key) ?? 0;
-      if (n <= 1) this.#pendingKeys.delete(key);
-      else this.#pendingKeys.set(key, n - 1);
-    }
   }
 
   /** Once a second: a healthy store is checked for a lost file; a faulty one is retried. */
@@ -237,12 +204,13 @@ export class WriteAhead {
       }
       this.#fd = openSync(this.path, 'a', 0o600);
       if (this.#held.length > 0) {
-        writeSync(this.#fd, `${this.#held.map(toJson).join('\n')}\n`);
-        for (const row of this.#held) {
+        const rows = this.#held.peek();
+        writeSync(this.#fd, `${rows.map(toJson).join('\n')}\n`);
+        for (const row of rows) {
           this.#keys.push(row.key);
           this.#fileRows.push(row);
         }
-        this.#held = [];
+        this.#held.clear();
       }
     } catch (err) {
       this.#onError('append', err);
@@ -277,7 +245,7 @@ export class WriteAhead {
     if (rows.length === 0) return;
     if (this.#fault) {
       // Retried once a second, not per batch: a full disk must not cost every verdict a failed write.
-      this.#hold(rows);
+      this.#held.hold(rows);
       return;
     }
     try {
@@ -285,13 +253,13 @@ export class WriteAhead {
     } catch (err) {
       // The file cannot take it (ENOSPC, EIO…): held in memory until it can.
       this.#fail('append', err);
-      this.#hold(rows);
+      this.#held.hold(rows);
       return;
     }
     for (const row of rows) {
       this.#keys.push(row.key);
       this.#fileRows.push(row);
-      this.#pendingKeys.set(row.key, (this.#pendingKeys.get(row.key) ?? 0) + 1);
+      this.#pendingKeys.add(row.key);
     }
     if (this.#keys.length >= this.#maxPending) this.#handOver();
     else this.#schedule();
@@ -390,11 +358,11 @@ export class WriteAhead {
           // (their keys are pending already) and let the once-a-second retry reopen the store.
           this.#segments--;
           const rows = this.#fileRows;
-          this.#forget(this.#keys);
+          this.#pendingKeys.forget(this.#keys);
           this.#keys = [];
           this.#fileRows = [];
           this.#fail('append', err);
-          this.#hold(rows);
+          this.#held.hold(rows);
           return;
         }
       }
@@ -465,33 +433,6 @@ export class WriteAhead {
   #done(id: number, seg: Segment): void {
     this.#inFlight.delete(id);
     this.#inFlightRows -= seg.keys.length;
-    this.#forget(seg.keys);
-  }
-
-  /** Inserts every row a previous run left in `pending` and its segments, then removes them. */
-  #recover(): number {
-    let count = 0;
-    for (const file of [...listSegments(this.path), this.path]) {
-      const rows = readRows(file);
-      if (rows.length > 0 && this.#store.appendRows(rows) === null) {
-        throw new StoreError(
-          'SEAWALL_STORE_RECOVERY',
-          `cannot move ${rows.length} pending rows from ${file} into the store`,
-          {
-            file,
-            rows: rows.length,
-          },
-        );
-      }
-      count += rows.length;
-      if (file !== this.path) removeSegment(file);
-    }
-    const fd = openSync(this.path, 'a', 0o600);
-    try {
-      ftruncateSync(fd, 0);
-    } finally {
-      closeSync(fd);
-    }
-    return count;
+    this.#pendingKeys.forget(seg.keys);
   }
 }
