@@ -56,7 +56,7 @@ export function describeAction(d: ActionDecision): string {
     case 'kill':
       return `kill (grace ${d.graceMs} ms)`;
     case 'migrate':
-      return `migrate via hook ${d.hook} (meanwhile ${d.meanwhile ? describeInjection(d.meanwhile) : 'none'})`;
+      return `${d.scope === 'host' ? 'evacuate the host' : 'migrate'} via hook ${d.hook} (meanwhile ${d.meanwhile ? describeInjection(d.meanwhile) : 'none'})`;
     case 'none':
       return 'none';
   }
@@ -147,7 +147,7 @@ export function actionFor(
         action.onFailure.type === 'kill'
           ? ({ action: 'kill', graceMs: action.onFailure.grace } as const)
           : ({ action: 'none' } as const);
-      const base = { action: 'migrate', hook: action.hook, onFailure } as const;
+      const base = { action: 'migrate', hook: action.hook, scope: action.scope, onFailure } as const;
       if (action.meanwhile === 'none') return { decision: { ...base, meanwhile: null } };
       const r = resolveInjection(injectionOf(action.meanwhile), host, route, options);
       if ('replace' in r) return r.replace;

@@ -112,6 +112,8 @@ export type ActionDecision =
       action: 'migrate';
       /** Name of the configured migration hook. */
       hook: string;
+      /** `vm`: migrate this VM; `host`: evacuate every VM on this host (each its own request). */
+      scope: 'vm' | 'host';
       /** What the stalled vCPU gets now, while the migration is requested. */
       meanwhile: Injection | null;
       /** Next step when the migration is refused, fails or times out. */
