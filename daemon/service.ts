@@ -11,7 +11,7 @@ import type { ReloadResult } from '../control/index.js';
 import { ControlServer, serviceControlContext } from '../control/index.js';
 import { EventBus } from '../events/index.js';
 import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
-import { PolicyState } from '../policies/index.js';
+import { BUILTIN_POLICY_YAML, PolicyState } from '../policies/index.js';
 import {
   EventStore,
   Retention,
@@ -35,11 +35,14 @@ import { PolicyWorker } from './policy-worker.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
 import { VERSION } from './version.js';
+import { WhyBuilder } from './why.js';
 
 export interface ServiceOptions {
   config: DaemonConfig;
   log?: DaemonLog;
   logMode?: 'auto' | 'journal' | 'stderr';
+  /** Per-event log entries: each, a periodic summary, or auto (each under journald). */
+  logEvents?: 'each' | 'summary' | 'auto';
   /** Called with a line for the operator's terminal (where the daemon listens, how to feed it). */
   announce?: (line: string) => void;
 }
@@ -73,6 +76,7 @@ export class Service {
   readonly #policyWorker = new PolicyWorker();
   #reader: StoreReader | null = null;
   /** Every failure counted; logged at most a few lines a minute per op (a full disk fails every batch). */
+  readonly #why = new WhyBuilder(() => this.policy.current);
   readonly #storeError = (op: StoreOp, err: unknown) => {
     this.metrics?.storeError(op);
     this.log.notice(`store:${op}`, {
@@ -87,14 +91,18 @@ export class Service {
     this.#announce = opts.announce ?? (() => {});
     this.log =
       opts.log ??
-      createDaemonLog({ mode: opts.logMode ?? 'auto', eventsPerSecond: opts.config.logEventsPerSecond });
+      createDaemonLog({
+        mode: opts.logMode ?? 'auto',
+        events: opts.logEvents ?? 'auto',
+        eventsPerSecond: opts.config.logEventsPerSecond,
+      });
     this.#watchdog = createWatchdog(this.#notifier, process.env, {
       onError: (err) => this.log.log({ message: `watchdog: ${err.message}`, priority: Priority.WARNING }),
     });
     this.metrics = opts.config.metrics === false ? null : new SeawallMetrics({ version: VERSION });
     this.policy = new PolicyHolder(
       createPolicyLoader(this.policyState, this.#policyWorker),
-      { provider: builtinProvider(this.policyState), sha256: BUILTIN_SHA256 },
+      { provider: builtinProvider(this.policyState), sha256: BUILTIN_SHA256, source: BUILTIN_POLICY_YAML },
       this.log,
       this.metrics,
     );
@@ -159,6 +167,11 @@ export class Service {
       this.bus.add(storeSink(this.store, this.#writeAhead));
       this.#retention = new Retention(this.store, { ...this.config.retention, onError: this.#storeError });
       this.#retention.start();
+      const store = this.store;
+      this.policy.onLoaded = (p, source) => {
+        const name = (p as { name?: unknown }).name;
+        store.recordPolicy(p.version, typeof name === 'string' ? name : p.version, source);
+      };
     }
     if (this.metrics) {
       this.bus.add(metricsSink(this.metrics, (err) => this.bus.onSinkError('metrics', 'afterReply', err)));
@@ -212,6 +225,7 @@ export class Service {
         reader: this.#reader,
         storeHealth: () => this.#writeAhead?.health ?? null,
         reload: () => this.reload(),
+        why: (store, q) => this.#why.build(store, q),
       }),
       {
         onError: (cmd, err) =>
