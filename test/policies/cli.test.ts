@@ -85,7 +85,7 @@ test('explain: the sea_to_user event on a merged host, with the kvm_vcpu_events 
   assert.equal(JSON.parse(ext.stdout).vcpuEvents.hex.slice(0, 10), '0000010001');
 });
 
-test('explain refuses a bad event with its path, and bad usage with exit 2', () => {
+test('explain refuses a bad event with its path, as a usage error (exit 2)', () => {
   const r = runPolicyCli(
     'explain',
     '--policy',
@@ -93,8 +93,9 @@ test('explain refuses a bad event with its path, and bad usage with exit 2', () 
     '--event',
     '{"kind":"sea","vm":{"id":"v"},"vcpu":0}',
   );
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /--event:0: esr: a sea event carries an esr/);
+  // The event is part of the command line: a malformed one is a usage error, like any bad value.
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--event <json>' argument .* is invalid\. esr: a sea event carries an esr/);
   assert.equal(runPolicyCli('explain', '--event', '{}').status, 2);
   assert.equal(runPolicyCli('frobnicate').status, 2);
 });
