@@ -118,7 +118,7 @@ export class PolicyHolder {
         message: `policy reload failed, keeping ${this.#current.version}: ${r.issues.join('; ')}`,
         priority: Priority.ERR,
         messageId: MessageId.POLICY_RELOAD_FAILED,
-        fields: { [F.POLICY_VERSION]: this.#current.version, [F.REASON]: r.issues[0] },
+        fields: { [F.POLICY_VERSION]: this.#current.version, [F.REASON]: 'policy_invalid' },
       });
       return { ok: false, version: this.#current.version, issues: r.issues };
     }

@@ -14,6 +14,7 @@ import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
 import { BUILTIN_POLICY_YAML, PolicyState } from '../policies/index.js';
 import {
   EventStore,
+  MAX_QUERY_LIMIT,
   Retention,
   type StoreHealth,
   type StoreOp,
@@ -34,6 +35,7 @@ import { BUILTIN_SHA256, builtinProvider, createPolicyLoader } from './policy-lo
 import { PolicyWorker } from './policy-worker.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
+import { DEFAULT_MAX_TRACKED_PAGES, PoisonedPageCounts } from './sinks/poisoned-page-counts.js';
 import { VERSION } from './version.js';
 import { WhyBuilder } from './why.js';
 
@@ -174,7 +176,9 @@ export class Service {
       };
     }
     if (this.metrics) {
-      this.bus.add(metricsSink(this.metrics, (err) => this.bus.onSinkError('metrics', 'afterReply', err)));
+      this.bus.add(
+        metricsSink(this.metrics, (err) => this.bus.onSinkError('metrics', 'afterReply', err), this.#seedPoisonedPages()),
+      );
       this.metrics.start();
       const [host, port] = splitListen(this.config.metrics as string);
       this.#metricsServer = new MetricsServer(this.metrics, { host, port });
@@ -278,6 +282,24 @@ export class Service {
             fields: { [F.REASON]: 'store_faulty' },
           },
     );
+  }
+
+  /** Each VM's poisoned pages from the store, so the gauge is true from the first scrape after a restart. */
+  #seedPoisonedPages(): PoisonedPageCounts {
+    const counts = new PoisonedPageCounts();
+    const queries = this.store?.queries;
+    if (!queries) return counts;
+    let after: { vm: string; gpa: string } | undefined;
+    for (let seen = 0; seen < DEFAULT_MAX_TRACKED_PAGES; ) {
+      const page = queries.poisonedPages(undefined, MAX_QUERY_LIMIT, after);
+      for (const p of page) counts.add(p.vm, BigInt(p.gpa));
+      seen += page.length;
+      const last = page[page.length - 1];
+      if (!last || page.length < MAX_QUERY_LIMIT) break;
+      after = { vm: last.vm, gpa: last.gpa };
+    }
+    // Departed VMs' gauges come back when they reconnect (metrics-sink sessionOpened).
+    return counts;
   }
 
   statusLine(): string {

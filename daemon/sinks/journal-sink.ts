@@ -58,7 +58,7 @@ export function journalSink(log: DaemonLog): Sink {
         const down = d?.downgrade ?? r.verdictDowngrade;
         if (down && log.admitEvent()) {
           log.log({
-            message: `injection downgraded on VM ${e.vm.id}: ${down.from} → ${down.to} (${down.reason})`,
+            message: `injection downgraded on VM ${e.vm.id}: ${down.from} → ${down.to} (${down.detail})`,
             priority: Priority.WARNING,
             messageId: MessageId.INJECTION_DOWNGRADED,
             fields: { [F.VM]: e.vm.id, [F.RULE]: d?.rule, [F.REASON]: down.reason, [F.OUTCOME]: down.to },

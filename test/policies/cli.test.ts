@@ -61,8 +61,12 @@ test('explain: the sea_to_user event on a merged host, with the kvm_vcpu_events 
   assert.equal(x.matched.rule, 'default');
   assert.equal(x.vcpuEvents.hex, `000001${'0'.repeat(122)}`);
   assert.equal(
-    x.decision.downgrade.reason,
+    x.decision.downgrade.detail,
     'the merged ABI cannot carry a chosen ISS (KVM builds the ESR itself)',
+  );
+  assert.deepEqual(
+    [x.decision.downgrade.from, x.decision.downgrade.to, x.decision.downgrade.reason],
+    ['dabt_esr', 'dabt', 'merged_abi_no_esr'],
   );
   assert.deepEqual(
     x.notMatched.map((m: { rule: string; matcher: string }) => `${m.rule}:${m.matcher}`),
