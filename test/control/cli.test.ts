@@ -112,3 +112,47 @@ test('status, vms and poison print tables and --json', async () => {
   assert.match(poison.out, /^VM\s+GPA\s+COUNT\s+FIRST SEEN\s+LAST SEEN\nvm-a\s+0x0000000000007000\s+1\s/);
   await f.close();
 });
+
+test('poison pages past 10,000 rows: the default says there are more, --all lists every one', async () => {
+  const f = await startControl();
+  const s = session('vm-many', 7n);
+  const n = 10_050;
+  const now = Date.now();
+  const batch = [];
+  for (let i = 0; i < n; i++)
+    batch.push(record({ session: s, seq: i + 1, timeMs: now, gpa: BigInt(i + 1) << 12n }));
+  f.store.append(batch);
+  const first = await run('poison', ['--control-socket', f.socket]);
+  assert.equal(first.status, 0);
+  assert.equal(first.out.trim().split('\n').length, 1001, 'the header and the first 1000');
+  assert.match(first.err, /showing the first 1000 poisoned pages; there are more: --all lists every one/);
+  const all = await run('poison', ['--all', '--json', '--control-socket', f.socket]);
+  assert.equal(all.status, 0, all.err);
+  const pages = JSON.parse(all.out) as { gpa: string }[];
+  assert.equal(pages.length, n);
+  assert.equal(new Set(pages.map((p) => p.gpa)).size, n);
+  assert.equal(all.err, '');
+  const events = await run('events', ['--vm', 'vm-many', '--limit', '5', '--control-socket', f.socket]);
+  assert.match(events.err, /showing the newest 5 events of vm-many; older ones match too/);
+  await f.close();
+});
+
+test('VM ids with ESC and line breaks are shown escaped, never sent raw to the terminal', async () => {
+  const f = await startControl();
+  const evil = 'vm-\u001b[2J\u001b]0;owned\u0007\nFAKE ROW';
+  const s = session(evil, 3n);
+  f.sessions.push(s);
+  f.store.append([record({ session: s, seq: 1, timeMs: Date.now() })]);
+  for (const cmd of ['status', 'vms', 'events', 'poison']) {
+    const r = await run(cmd, ['--control-socket', f.socket]);
+    assert.equal(r.status, 0, `${cmd}: ${r.err}`);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters
+    assert.doesNotMatch(r.out, /[\u0000-\u0009\u000b-\u001f\u007f]/, `${cmd} printed a control character`);
+    assert.ok(r.out.includes('vm-\\x1b[2J\\x1b]0;owned\\x07\\nFAKE ROW'), `${cmd} shows the id escaped`);
+    assert.ok(!r.out.split('\n').some((l) => l.startsWith('FAKE ROW')), `${cmd}: no forged line`);
+  }
+  const why = await run('why', [evil, '--control-socket', f.socket]);
+  assert.equal(why.status, 0, why.err);
+  assert.match(why.out, /^VM vm-\\x1b\[2J/);
+  await f.close();
+});
