@@ -26,7 +26,10 @@ default:
   action: { type: inject, abort: data }
 `;
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -77,10 +80,17 @@ test('a rate-rule kill: simulate survives it, why explains it, explain --store r
   });
 
   // Two VMs, one vCPU each, five errors each: the third of a VM's errors within ten minutes kills it.
-  const sim = await cli(['simulate', '--vms', '2', '--vcpus', '1', '--events', '10', '--vm-prefix', 'why', '--json'], env);
+  const sim = await cli(
+    ['simulate', '--vms', '2', '--vcpus', '1', '--events', '10', '--vm-prefix', 'why', '--json'],
+    env,
+  );
   assert.equal(sim.signal, null, 'simulate was not killed');
   assert.equal(sim.code, 0, sim.stderr);
-  const summary = JSON.parse(sim.stdout) as { killed: string[]; verdicts: Record<string, number>; sent: number };
+  const summary = JSON.parse(sim.stdout) as {
+    killed: string[];
+    verdicts: Record<string, number>;
+    sent: number;
+  };
   assert.deepEqual(summary.killed.sort(), ['why-0', 'why-1']);
   assert.deepEqual(summary.verdicts, { inject: 4, kill: 2 }, 'each VM ended at its kill, as a VMM does');
 
@@ -110,7 +120,10 @@ test('a rate-rule kill: simulate survives it, why explains it, explain --store r
   assert.equal(entry.outcome?.own, true);
   const text = await cli(['why', 'why-0'], env);
   assert.match(text.stdout, /rule {5}repeat-offender/);
-  assert.match(text.stdout, /because {2}kind: sea\n {11}rate: 3 \/ 10m per vm — 3 events in the window, this one included:/);
+  assert.match(
+    text.stdout,
+    /because {2}kind: sea\n {11}rate: 3 \/ 10m per vm — 3 events in the window, this one included:/,
+  );
   assert.match(text.stdout, /outcome {2}kill the VMM exited within the grace \(enforcement not needed\)/);
 
   // explain --store: the kill replays as the rate rule, not as `default`.
