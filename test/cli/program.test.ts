@@ -122,6 +122,7 @@ test('bash completion from the same definitions completes commands, subcommands,
       `COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')})`,
       `COMP_CWORD=${words.length - 1}`,
       '_seawall_complete',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash expansion, not a template
       'printf "%s\\n" "${COMPREPLY[@]}"',
     ].join('\n');
     const r = spawnSync('bash', ['-c', script], { encoding: 'utf8' });
