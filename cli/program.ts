@@ -62,6 +62,15 @@ export function buildProgram(ctx: CliContext): Command {
   registerKvm(program, ctx);
   registerAlertRules(program, ctx);
   registerCompletion(program, ctx);
+  // Usage errors name the command they are about, as every other error does.
+  for (const { path, command } of walkCommands(program)) {
+    const name = ['seawall', ...path].join(' ');
+    command.configureOutput({
+      writeOut: (s) => ctx.io.out(s),
+      writeErr: (s) => ctx.io.err(s),
+      outputError: (s, write) => write(`${name}: ${s.replace(/^error: /, '')}`),
+    });
+  }
   return program;
 }
 
