@@ -15,7 +15,6 @@ import {
   parsePolicyEvent,
   runPolicyTestFile,
 } from '../../policies/index.js';
-import { ReadOnlyStore } from '../../store/index.js';
 import { type CliIo, toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
 import { jsonValue, nonEmpty } from '../option-values.js';
@@ -104,6 +103,8 @@ async function explain(opts: ExplainOptions, io: CliIo): Promise<number> {
   if (opts.store !== undefined) {
     // The state the daemon had just before this event: every stored event before its time, over
     // the window the daemon itself rebuilds at start.
+    // Loaded here only: the other commands need no SQLite.
+    const { ReadOnlyStore } = await import('../../store/index.js');
     const reader = ReadOnlyStore.open(opts.store);
     try {
       const before = reader.policyEventsBefore(opts.event.timeMs, policy.stateWindowMs);
