@@ -4,7 +4,14 @@
  * composition root only hands over references.
  */
 import type { SessionInfo } from '../events/index.js';
-import type { EventQuery, EventStore, PoisonCursor, StoreHealth, StoreReader, StoreTotals } from '../store/index.js';
+import type {
+  EventQuery,
+  EventStore,
+  PoisonCursor,
+  StoreHealth,
+  StoreReader,
+  StoreTotals,
+} from '../store/index.js';
 import type {
   ControlContext,
   ReloadResult,

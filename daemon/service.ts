@@ -177,7 +177,11 @@ export class Service {
     }
     if (this.metrics) {
       this.bus.add(
-        metricsSink(this.metrics, (err) => this.bus.onSinkError('metrics', 'afterReply', err), this.#seedPoisonedPages()),
+        metricsSink(
+          this.metrics,
+          (err) => this.bus.onSinkError('metrics', 'afterReply', err),
+          this.#seedPoisonedPages(),
+        ),
       );
       this.metrics.start();
       const [host, port] = splitListen(this.config.metrics as string);

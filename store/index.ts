@@ -21,10 +21,10 @@ export {
   type WindowEvent,
   type WindowQuery,
 } from './queries.js';
+export { ReadOnlyStore } from './read-only-store.js';
 export { StoreReader } from './reader-client.js';
 export { RETENTION_DEFAULTS, Retention, type RetentionOptions, type RetentionRun } from './retention.js';
 export { hex64, parseHex64, type StoredEvent } from './rows.js';
 export { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
-export { ReadOnlyStore } from './read-only-store.js';
 export { storeSink } from './store-sink.js';
 export { type StoreHealth, WriteAhead, type WriteAheadOptions } from './write-ahead.js';

@@ -148,7 +148,7 @@ test('VM ids with ESC and line breaks are shown escaped, never sent raw to the t
     assert.equal(r.status, 0, `${cmd}: ${r.err}`);
     // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters
     assert.doesNotMatch(r.out, /[\u0000-\u0009\u000b-\u001f\u007f]/, `${cmd} printed a control character`);
-    assert.ok(r.out.includes('vm-\\x1b[2J\\x1b]0;owned\\x07\\nFAKE ROW'), `${cmd} shows the id escaped`);
+    assert.ok(r.out.includes('vm-\\x1b[2J\\x1b]0;owned\\x07\\x0aFAKE ROW'), `${cmd} shows the id escaped`);
     assert.ok(!r.out.split('\n').some((l) => l.startsWith('FAKE ROW')), `${cmd}: no forged line`);
   }
   const why = await run('why', [evil, '--control-socket', f.socket]);
