@@ -29,19 +29,24 @@ export function actionSink(parts: ActionSinkParts): Sink {
       if (d.action === 'kill') {
         parts.kills.request({
           session: r.session,
+          seq: r.msg.seq,
           rule: d.rule,
           policyVersion: d.policyVersion,
           graceMs: d.graceMs,
           reason: 'policy',
         });
       } else if (d.action === 'migrate') {
-        parts.migrations.trigger(r.session, d, r.event);
+        if (d.scope === 'host') parts.migrations.evacuate(d, r.event, r.session, r.msg.seq);
+        else parts.migrations.trigger(r.session, d, r.event, r.msg.seq);
       }
     }
   };
   return {
     name: 'actions',
-    sessionOpened: (s) => parts.kills.sessionOpened(s, s.peerPidfd),
+    sessionOpened: (s) => {
+      parts.kills.sessionOpened(s, s.peerPidfd);
+      parts.migrations.sessionOpened(s);
+    },
     sessionClosed: (s) => {
       parts.kills.sessionClosed(s);
       parts.migrations.sessionClosed(s);

@@ -12,10 +12,19 @@ export interface MigrationPayload {
   host: string;
   /** Why the migration was asked for. */
   reason: 'policy';
+  /** `vm`: this VM's own event; `host`: a host-scope rule evacuating every VM of the host. */
+  scope: 'vm' | 'host';
   rule: string;
   policyVersion: string;
-  /** The event whose decision started the migration. */
-  event: { kind: string; vcpu: number | null; gpa: string | null; severity: string; timeMs: number };
+  /** The event whose decision started the migration (of another VM, for a host-scope rule). */
+  event: {
+    vm: string;
+    kind: string;
+    vcpu: number | null;
+    gpa: string | null;
+    severity: string;
+    timeMs: number;
+  };
   /** Guest physical pages seen poisoned in this VM so far (hex, page aligned). */
   poisonedPages: string[];
   /** More pages were seen than are listed (the per-VM bound was reached). */

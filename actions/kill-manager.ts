@@ -16,6 +16,8 @@ export type KillReason = 'policy' | 'migration_refused' | 'migration_failed' | '
 
 export interface KillRequest {
   session: SessionInfo;
+  /** The event whose decision asked for it (its seq in the session); null when none did. */
+  seq: number | null;
   rule: string;
   policyVersion: string;
   graceMs: number;
@@ -27,6 +29,8 @@ export interface KillRecord {
   id: number;
   vm: string;
   sessionId: bigint;
+  /** The event that asked for this kill, when one did. */
+  seq: number | null;
   rule: string;
   policyVersion: string;
   reason: KillReason;
@@ -151,6 +155,7 @@ export class KillManager {
       id: this.#nextId++,
       vm,
       sessionId: r.session.id,
+      seq: r.seq,
       rule: r.rule,
       policyVersion: r.policyVersion,
       reason: r.reason,

@@ -4,6 +4,10 @@
  * at once across the host; up to `maxQueued` more wait in FIFO order; past that a trigger is
  * dropped and counted. When a migration is refused, fails or times out, the rule's onFailure runs:
  * a kill through the kill manager (which holds the VMM's pidfd meanwhile), or nothing.
+ *
+ * A refusal is final for the orchestrator (QEMU will not move a VM with poisoned memory): the VM is
+ * not asked for again until its plugin session or the policy version changes. A host-scope rule
+ * ("evacuate this host") asks for every VM with a live session, each under the same rules.
  */
 import { randomUUID } from 'node:crypto';
 import type { SessionInfo } from '../events/index.js';
@@ -18,6 +22,8 @@ export interface MigrationRecord {
   migrationId: string;
   vm: string;
   sessionId: bigint;
+  /** The event whose decision asked for this migration. */
+  seq: number | null;
   hook: string;
   rule: string;
   policyVersion: string;
@@ -72,9 +78,13 @@ export class MigrationManager {
    * Forgotten when the session ends (the VM left this host, or restarted here).
    */
   readonly #accepted = new Map<string, bigint>();
+  /** VMs whose migration was refused, by session and policy version: not asked again while both hold. */
+  readonly #refused = new Map<string, { sessionId: bigint; policyVersion: string }>();
+  /** Live plugin sessions, for host-scope migrations. */
+  readonly #live = new Map<bigint, SessionInfo>();
   #running = 0;
   #closed = false;
-  readonly stats = { started: 0, coalesced: 0, dropped: 0, running: 0, queued: 0 };
+  readonly stats = { started: 0, coalesced: 0, dropped: 0, refusedAlready: 0, running: 0, queued: 0 };
 
   constructor(opts: MigrationManagerOptions) {
     this.#opts = opts;
@@ -91,12 +101,18 @@ export class MigrationManager {
     session: SessionInfo,
     decision: MigrateDecision,
     event: PolicyEvent,
-  ): 'started' | 'queued' | 'coalesced' | 'accepted-already' | 'dropped' {
+    seq: number | null = null,
+  ): 'started' | 'queued' | 'coalesced' | 'accepted-already' | 'refused-already' | 'dropped' {
     if (this.#closed) return 'dropped';
     const vm = session.vm.id;
     if (this.#accepted.get(vm) === session.id) {
       this.stats.coalesced++;
       return 'accepted-already';
+    }
+    const refused = this.#refused.get(vm);
+    if (refused && refused.sessionId === session.id && refused.policyVersion === decision.policyVersion) {
+      this.stats.refusedAlready++;
+      return 'refused-already';
     }
     const current = this.#byVm.get(vm);
     if (current) {
@@ -114,6 +130,7 @@ export class MigrationManager {
         migrationId: randomUUID(),
         vm,
         sessionId: session.id,
+        seq,
         hook: decision.hook,
         rule: decision.rule,
         policyVersion: decision.policyVersion,
@@ -137,9 +154,28 @@ export class MigrationManager {
     return 'queued';
   }
 
-  /** The session ended: a migration accepted for it no longer stands for the VM's next session. */
+  /**
+   * A host-scope decision: every VM with a live session is asked for, each as if its own rule had
+   * fired (coalesced, accepted or refused already, bounded by the queue).
+   */
+  evacuate(decision: MigrateDecision, event: PolicyEvent, from: SessionInfo, seq: number | null): number {
+    let asked = 0;
+    for (const s of this.#live.values()) {
+      const r = this.trigger(s, decision, event, s.id === from.id ? seq : null);
+      if (r === 'started' || r === 'queued') asked++;
+    }
+    return asked;
+  }
+
+  sessionOpened(session: SessionInfo): void {
+    this.#live.set(session.id, session);
+  }
+
+  /** The session ended: a migration accepted or refused for it no longer stands for the VM's next session. */
   sessionClosed(session: SessionInfo): void {
+    this.#live.delete(session.id);
     if (this.#accepted.get(session.vm.id) === session.id) this.#accepted.delete(session.vm.id);
+    if (this.#refused.get(session.vm.id)?.sessionId === session.id) this.#refused.delete(session.vm.id);
   }
 
   /** Stops starting hooks; queued migrations are dropped, running ones finish on their own. */
@@ -180,9 +216,11 @@ export class MigrationManager {
       vm: { id: m.session.vm.id, labels: m.session.vm.labels },
       host: this.#opts.host,
       reason: 'policy',
+      scope: m.decision.scope,
       rule: m.record.rule,
       policyVersion: m.record.policyVersion,
       event: {
+        vm: m.event.vm.id,
         kind: m.event.kind,
         vcpu: m.event.vcpu,
         gpa: m.event.gpa === null ? null : hex(m.event.gpa),
@@ -200,11 +238,14 @@ export class MigrationManager {
     let onFailure: MigrationResult['onFailure'] = null;
     if (r.outcome === 'accepted') this.#accepted.set(m.record.vm, m.session.id);
     else {
+      if (r.outcome === 'refused')
+        this.#refused.set(m.record.vm, { sessionId: m.session.id, policyVersion: m.record.policyVersion });
       const f = m.decision.onFailure;
       onFailure = f.action;
       if (f.action === 'kill' && !this.#closed) {
         this.#opts.kills.request({
           session: m.session,
+          seq: m.record.seq,
           rule: m.record.rule,
           policyVersion: m.record.policyVersion,
           graceMs: f.graceMs,

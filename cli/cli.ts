@@ -1,80 +1,53 @@
 #!/usr/bin/env node
 /**
- * The `seawall` command: one binary, subcommands. This file only dispatches; each subcommand
- * lives in cli/commands/ and returns its exit status (0 ok, 1 refused/failed, 2 usage).
+ * The `seawall` command: builds the command tree (cli/program.ts), runs it, and turns the outcome
+ * into the exit status — 0 ok, 1 failed or refused, 2 usage — with the reason on stderr.
  */
+import { CommanderError } from 'commander';
 import { isSeawallError } from '../errors/index.js';
 import { CliError, type CliIo, processIo } from './cli-error.js';
-import { DAEMON_USAGE, daemonCommand } from './commands/daemon.js';
-import { ESR_USAGE, esrCommand } from './commands/esr.js';
-import { EVENTS_USAGE, eventsCommand } from './commands/events.js';
-import { KVM_USAGE, kvmCommand } from './commands/kvm.js';
-import { POISON_USAGE, poisonCommand } from './commands/poison.js';
-import { POLICY_USAGE, policyCommand } from './commands/policy.js';
-import { RELOAD_USAGE, reloadCommand } from './commands/reload.js';
-import { SIMULATE_USAGE, simulateCommand } from './commands/simulate.js';
-import { STATUS_USAGE, statusCommand } from './commands/status.js';
-import { VMS_USAGE, vmsCommand } from './commands/vms.js';
+import type { CliContext } from './context.js';
+import { buildProgram } from './program.js';
+import { terminalSafeLines } from './terminal-text.js';
 
-type Command = (argv: string[], io: CliIo) => number | Promise<number>;
+export interface MainOptions {
+  env?: NodeJS.ProcessEnv;
+  now?: () => number;
+}
 
-const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
-  ['daemon', daemonCommand],
-  ['esr', esrCommand],
-  ['events', eventsCommand],
-  ['kvm', kvmCommand],
-  ['poison', poisonCommand],
-  ['policy', policyCommand],
-  ['reload', reloadCommand],
-  ['simulate', simulateCommand],
-  ['status', statusCommand],
-  ['vms', vmsCommand],
-]);
-
-export const USAGE = [
-  'usage: seawall <command> [options]',
-  '',
-  DAEMON_USAGE,
-  STATUS_USAGE,
-  VMS_USAGE,
-  EVENTS_USAGE,
-  POISON_USAGE,
-  RELOAD_USAGE,
-  POLICY_USAGE,
-  SIMULATE_USAGE,
-  ESR_USAGE,
-  KVM_USAGE,
-].join('\n');
-
-export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    io.out(USAGE);
-    return name === undefined ? 2 : 0;
-  }
-  const command = COMMANDS.get(name);
-  if (!command) {
-    io.err(`seawall: unknown command '${name}'\n\n${USAGE}`);
-    return 2;
-  }
+export async function main(argv: string[], io: CliIo = processIo, o: MainOptions = {}): Promise<number> {
+  let status = 0;
+  const ctx: CliContext = {
+    io,
+    env: o.env ?? process.env,
+    now: o.now ?? Date.now,
+    exit: (n) => {
+      status = n;
+    },
+  };
+  const program = buildProgram(ctx);
+  let name = 'seawall';
+  program.hook('preAction', (_root, action) => {
+    const parts: string[] = [];
+    for (let c: typeof action | null = action; c && c !== program; c = c.parent) parts.unshift(c.name());
+    name = ['seawall', ...parts].join(' ');
+  });
   try {
-    return await command(rest, io);
+    await program.parseAsync(argv, { from: 'user' });
+    return status;
   } catch (err) {
+    // --help and --version end with exit code 0; every other parser error is a usage error, and
+    // commander has already printed it.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof CliError) {
-      io.err(`seawall ${name}: ${err.message}`);
+      io.err(`${name}: ${terminalSafeLines(err.message)}`);
       return err.exitCode;
     }
     // Any other seawall error is a request understood and refused (a bad config, a policy that
     // does not load, a socket in use): said plainly, exit 1.
     if (isSeawallError(err)) {
-      io.err(`seawall ${name}: ${err.message}`);
+      io.err(`${name}: ${terminalSafeLines(err.message)}`);
       return 1;
-    }
-    // parseArgs reports unknown or malformed options with these codes.
-    const code = (err as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`seawall ${name}: ${(err as Error).message}`);
-      return 2;
     }
     throw err;
   }
@@ -89,7 +62,7 @@ if (invokedDirectly || process.argv[1]?.endsWith('/seawall')) {
     },
     (err: unknown) => {
       process.stderr.write(`seawall: internal error: ${(err as Error).stack ?? String(err)}\n`);
-      process.exitCode = 70;
+      process.exitCode = 1;
     },
   );
 }

@@ -10,11 +10,14 @@
 import { z } from 'zod';
 import type {
   EventQuery,
+  PoisonCursor,
   PoisonedPage,
+  StoredAction,
   StoredEvent,
   StoreHealth,
   StoreTotals,
   VmSummary,
+  WindowEvent,
 } from '../store/index.js';
 
 const vmId = z.string().min(1).max(256);
@@ -26,8 +29,18 @@ export const CommandArgs = {
     vm: vmId.optional(),
     sinceMs: z.number().int().nonnegative().optional(),
     limit: z.number().int().positive().max(10_000).optional(),
+    before: z.strictObject({ timeMs: z.number().int(), id: z.number().int() }).optional(),
   }),
-  poison: z.strictObject({ vm: vmId.optional() }),
+  poison: z.strictObject({
+    vm: vmId.optional(),
+    limit: z.number().int().positive().max(10_000).optional(),
+    after: z.strictObject({ vm: vmId, gpa: z.string().min(1).max(18) }).optional(),
+  }),
+  why: z.strictObject({
+    vm: vmId,
+    sinceMs: z.number().int().nonnegative().optional(),
+    limit: z.number().int().positive().max(100).optional(),
+  }),
   reload: z.strictObject({}),
 } as const;
 
@@ -84,11 +97,51 @@ export interface VmView extends VmSummary {
   connected: boolean;
 }
 
+/** One condition of the rule that decided an event; state conditions carry their evidence. */
+export interface WhyCondition {
+  /** The matcher: `rate`, `repeatPage`, `severity`, `labels.tier` … */
+  matcher: string;
+  /** What the rule asks for, in the policy's terms. */
+  expected: string;
+  /**
+   * For `rate` and `repeatPage`: the stored events that made it hold — the rate window's events
+   * (this one included), or the earlier errors on the same page — the newest of them, oldest first.
+   */
+  evidence?: { count: number; events: WindowEvent[] };
+}
+
+/** What became of the kill or migration an event asked for. */
+export interface WhyOutcome extends StoredAction {
+  /** false: the decision was folded into this earlier action (one per VM at a time). */
+  own: boolean;
+}
+
+/** One decision on a VM beyond the default answer, and why. */
+export interface WhyEntry {
+  event: StoredEvent;
+  /** The decision in words, e.g. `kill (grace 30000 ms)`. */
+  decision: string;
+  /** null when the policy version that decided is no longer known (its source was not recorded). */
+  conditions: WhyCondition[] | null;
+  /** For kill and migrate: the outcome, or null when none is recorded (yet). */
+  outcome: WhyOutcome | null;
+}
+
+export interface WhyResult {
+  vm: string;
+  /** The VM's stored events in the period asked about (every kind of decision). */
+  events: number;
+  entries: WhyEntry[];
+  /** Older entries match too. */
+  more: boolean;
+}
+
 export interface ControlResults {
   status: StatusResult;
   vms: VmView[];
   events: StoredEvent[];
   poison: PoisonedPage[];
+  why: WhyResult;
   reload: ReloadResult;
 }
 
@@ -101,6 +154,7 @@ export interface ControlContext {
   status(): StatusResult | Promise<StatusResult>;
   vms(): VmView[] | Promise<VmView[]>;
   events(q: EventQuery): StoredEvent[] | Promise<StoredEvent[]>;
-  poison(q: { vm?: string }): PoisonedPage[] | Promise<PoisonedPage[]>;
+  poison(q: { vm?: string; limit?: number; after?: PoisonCursor }): PoisonedPage[] | Promise<PoisonedPage[]>;
+  why(q: { vm: string; sinceMs?: number; limit?: number }): WhyResult | Promise<WhyResult>;
   reload(): Promise<ReloadResult>;
 }

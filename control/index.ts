@@ -12,6 +12,10 @@ export {
   type SessionSummary,
   type StatusResult,
   type VmView,
+  type WhyCondition,
+  type WhyEntry,
+  type WhyOutcome,
+  type WhyResult,
 } from './commands.js';
 export { ControlError, type ControlErrorCode, isControlError } from './errors.js';
 export { CONTROL_SOCKET_MODE, type ControlListenTarget } from './listen.js';

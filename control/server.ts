@@ -255,9 +255,11 @@ export class ControlServer {
       case 'vms':
         return ctx.vms();
       case 'events':
-        return ctx.events(args as { vm?: string; sinceMs?: number; limit?: number });
+        return ctx.events(args as Parameters<ControlContext['events']>[0]);
       case 'poison':
-        return ctx.poison(args as { vm?: string });
+        return ctx.poison(args as Parameters<ControlContext['poison']>[0]);
+      case 'why':
+        return ctx.why(args as Parameters<ControlContext['why']>[0]);
       case 'reload':
         return ctx.reload();
       default:

@@ -4,8 +4,22 @@
  * composition root only hands over references.
  */
 import type { SessionInfo } from '../events/index.js';
-import type { EventQuery, EventStore, StoreHealth, StoreReader, StoreTotals } from '../store/index.js';
-import type { ControlContext, ReloadResult, SessionSummary, StatusResult, VmView } from './commands.js';
+import type {
+  EventQuery,
+  EventStore,
+  PoisonCursor,
+  StoreHealth,
+  StoreReader,
+  StoreTotals,
+} from '../store/index.js';
+import type {
+  ControlContext,
+  ReloadResult,
+  SessionSummary,
+  StatusResult,
+  VmView,
+  WhyResult,
+} from './commands.js';
 import { ControlError } from './errors.js';
 
 export interface ServiceParts {
@@ -26,6 +40,8 @@ export interface ServiceParts {
   /** Whether answered events are reaching the store (the write-ahead layer's view). */
   storeHealth?: () => StoreHealth | null;
   reload: () => Promise<ReloadResult>;
+  /** `seawall why`: built by the daemon, which knows the policy versions. */
+  why: (store: EventStore, q: { vm: string; sinceMs?: number; limit?: number }) => WhyResult;
   now?: () => number;
 }
 
@@ -67,8 +83,8 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
     totals: (s: EventStore) => (p.reader ? p.reader.totals() : s.queries.totals()),
     vms: (s: EventStore) => (p.reader ? p.reader.vms() : s.queries.vms()),
     events: (s: EventStore, q: EventQuery) => (p.reader ? p.reader.events(q) : s.queries.events(q)),
-    poison: (s: EventStore, vm?: string) =>
-      p.reader ? p.reader.poisonedPages(vm) : s.queries.poisonedPages(vm),
+    poison: (s: EventStore, vm?: string, limit?: number, after?: PoisonCursor) =>
+      p.reader ? p.reader.poisonedPages(vm, limit, after) : s.queries.poisonedPages(vm, limit, after),
   };
   return {
     async status(): Promise<StatusResult> {
@@ -119,7 +135,8 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
       return out;
     },
     events: (q) => reads.events(needStore(p.store), q),
-    poison: (q) => reads.poison(needStore(p.store), q.vm),
+    poison: (q) => reads.poison(needStore(p.store), q.vm, q.limit, q.after),
+    why: (q) => p.why(needStore(p.store), q),
     reload: () => p.reload(),
   };
 }

@@ -27,6 +27,7 @@ export function actionReporting(
           outcome: 'requested',
           detail: `${k.reason}; grace ${k.graceMs} ms; pid ${k.peerPid}`,
           timeMs: k.startedAtMs,
+          event: k.seq === null ? null : { sessionId: k.sessionId, seq: k.seq },
         });
         if (row != null) killRows.set(k.id, row);
       },
@@ -64,6 +65,7 @@ export function actionReporting(
           outcome: 'requested',
           detail: `hook ${m.hook}; id ${m.migrationId}`,
           timeMs: m.queuedAtMs,
+          event: m.seq === null ? null : { sessionId: m.sessionId, seq: m.seq },
         });
         if (row != null) migrationRows.set(m.migrationId, row);
       },

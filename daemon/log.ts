@@ -3,6 +3,10 @@
  * token bucket that bounds how many per-event entries are written per second. Memory errors are
  * rare in production; a burst (or a benchmark) must not turn logging into the bottleneck or trip
  * journald's own rate limit — suppressed entries are counted and summarised instead.
+ *
+ * On a console (no journald) one line per event is noise an operator cannot read: there the
+ * per-event entries are summarised by default, one line every 10 s with the counts by action and
+ * the VMs, pointing at `seawall events` for the details (`--log-events each` restores them).
  */
 import {
   createJournalLogger,
@@ -30,8 +34,17 @@ export interface DaemonLog {
    * one line per key and minute. Metrics count every one of them exactly.
    */
   notice(key: string, entry: JournalEntry): void;
+  /** `each`: one entry per event; `summary`: events are counted into a periodic summary line. */
+  readonly eventMode: 'each' | 'summary';
+  /** Counts one event (its action) of `vm` into the next summary line (summary mode). */
+  countEvent(action: string, vm: string): void;
   close(): void;
 }
+
+/** How often the summary of per-event entries is written (summary mode). */
+export const EVENT_SUMMARY_INTERVAL_MS = 10_000;
+/** VMs named in one summary line; the rest are counted. */
+const SUMMARY_VMS = 5;
 
 export interface DaemonLogOptions {
   identifier?: string;
@@ -40,6 +53,8 @@ export interface DaemonLogOptions {
   eventsPerSecond?: number;
   /** Peer-caused notices logged per key and minute before they are only summarised. */
   noticesPerMinute?: number;
+  /** `auto` (default): each event under journald, a summary on stderr. */
+  events?: 'each' | 'summary' | 'auto';
   logger?: JournalLogger;
 }
 
@@ -67,8 +82,42 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
   }, 10_000);
   summary.unref();
   const notices = noticeLimiter(logger, opts.noticesPerMinute ?? 10);
+  const eventMode =
+    opts.events === 'each' || opts.events === 'summary'
+      ? opts.events
+      : logger.target === 'journal'
+        ? 'each'
+        : 'summary';
+  const byAction = new Map<string, number>();
+  const vms = new Set<string>();
+  let otherVms = false;
+  let counted = 0;
+  const flush = () => {
+    if (counted === 0) return;
+    const actions = [...byAction].map(([a, n]) => `${a} ${n}`).join(', ');
+    const named = [...vms].join(', ');
+    logger.log({
+      message: `${counted} memory error${counted === 1 ? '' : 's'} in the last ${EVENT_SUMMARY_INTERVAL_MS / 1000} s (${actions}) on VMs ${named}${otherVms ? ' and others' : ''} — seawall events for each`,
+      priority: Priority.NOTICE,
+      fields: { SEAWALL_REASON: 'event_summary', SEAWALL_EVENTS: counted },
+    });
+    counted = 0;
+    byAction.clear();
+    vms.clear();
+    otherVms = false;
+  };
+  const summaries = eventMode === 'summary' ? setInterval(flush, EVENT_SUMMARY_INTERVAL_MS) : null;
+  summaries?.unref();
   return {
     target: logger.target,
+    eventMode,
+    countEvent(action, vm) {
+      counted++;
+      byAction.set(action, (byAction.get(action) ?? 0) + 1);
+      // Bounded: only the names that will be printed are kept.
+      if (vms.size < SUMMARY_VMS) vms.add(vm);
+      else if (!vms.has(vm)) otherVms = true;
+    },
     log: (entry) => logger.log(entry),
     admitEvent() {
       const now = Date.now();
@@ -89,6 +138,8 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
     close() {
       clearInterval(summary);
       notices.close();
+      if (summaries) clearInterval(summaries);
+      flush();
     },
   };
 }

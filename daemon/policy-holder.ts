@@ -16,8 +16,18 @@ import { DaemonError } from './errors.js';
 import { type DaemonLog, MessageId, Priority } from './log.js';
 
 export type PolicyLoadResult =
-  | { ok: true; provider: DecisionProvider /** sha256 of the file's bytes */; sha256: string }
+  | {
+      ok: true;
+      provider: DecisionProvider;
+      /** sha256 of the file's bytes */
+      sha256: string;
+      /** The YAML as read, kept with the version so later answers can name its rules. */
+      source: string;
+    }
   | { ok: false; issues: string[] };
+
+/** Told of every policy put in force (at start and on reload): its version and YAML. */
+export type PolicyLoadedHook = (provider: DecisionProvider, source: string) => void;
 export type PolicyLoader = (path: string) => Promise<PolicyLoadResult>;
 
 export class PolicyHolder {
@@ -33,16 +43,20 @@ export class PolicyHolder {
   readonly #builtinSha256: string;
   /** The reload in progress (or the last one); the next waits for it. */
   #queue: Promise<unknown> = Promise.resolve();
+  readonly #builtinSource: string;
+  /** Set by the composition root once the store is open. */
+  onLoaded: PolicyLoadedHook = () => {};
 
   constructor(
     load: PolicyLoader,
-    builtin: { provider: DecisionProvider; sha256: string },
+    builtin: { provider: DecisionProvider; sha256: string; source: string },
     log: DaemonLog,
     metrics: SeawallMetrics | null,
   ) {
     this.#load = load;
     this.#builtin = builtin.provider;
     this.#builtinSha256 = builtin.sha256;
+    this.#builtinSource = builtin.source;
     this.#current = builtin.provider;
     this.#log = log;
     this.#metrics = metrics;
@@ -57,6 +71,7 @@ export class PolicyHolder {
     if (path === null) {
       this.#current = this.#builtin;
       this.#metrics?.policyReload(true, this.#builtin.version, this.#builtinSha256);
+      this.onLoaded(this.#builtin, this.#builtinSource);
       return;
     }
     const r = await this.#safeLoad(path);
@@ -68,6 +83,7 @@ export class PolicyHolder {
       );
     this.#current = r.provider;
     this.#metrics?.policyReload(true, r.provider.version, r.sha256);
+    this.onLoaded(r.provider, r.source);
   }
 
   /**
@@ -93,7 +109,7 @@ export class PolicyHolder {
     this.lastReloadAtMs = Date.now();
     const r: PolicyLoadResult =
       path === null
-        ? { ok: true, provider: this.#builtin, sha256: this.#builtinSha256 }
+        ? { ok: true, provider: this.#builtin, sha256: this.#builtinSha256, source: this.#builtinSource }
         : await this.#safeLoad(path);
     if (!r.ok) {
       this.failedReloads++;
@@ -102,7 +118,7 @@ export class PolicyHolder {
         message: `policy reload failed, keeping ${this.#current.version}: ${r.issues.join('; ')}`,
         priority: Priority.ERR,
         messageId: MessageId.POLICY_RELOAD_FAILED,
-        fields: { [F.POLICY_VERSION]: this.#current.version, [F.REASON]: r.issues[0] },
+        fields: { [F.POLICY_VERSION]: this.#current.version, [F.REASON]: 'policy_invalid' },
       });
       return { ok: false, version: this.#current.version, issues: r.issues };
     }
@@ -110,6 +126,7 @@ export class PolicyHolder {
     this.#current = r.provider;
     this.reloads++;
     this.#metrics?.policyReload(true, r.provider.version, r.sha256);
+    this.onLoaded(r.provider, r.source);
     this.#log.log({
       message: `policy reloaded: ${previous} → ${r.provider.version}`,
       priority: Priority.NOTICE,

@@ -24,7 +24,7 @@ export function createPolicyLoader(state: PolicyState, worker = new PolicyWorker
     if (!r.ok) return r;
     try {
       const provider = compilePolicy(r.doc, { state, precompiled: { version: r.version, gpa: r.gpa } });
-      return { ok: true, provider, sha256: r.sha256 };
+      return { ok: true, provider, sha256: r.sha256, source: r.source };
     } catch (err) {
       if (isPolicyError(err)) return { ok: false, issues: [`${path}: ${err.message} [${err.code}]`] };
       return { ok: false, issues: [`${path}: cannot compile: ${(err as Error).message}`] };

@@ -27,6 +27,8 @@ export type WorkerLoad =
       version: string;
       /** sha256 of the file's bytes. */
       sha256: string;
+      /** The YAML as read, kept with the version (seawall why names its rules later). */
+      source: string;
       /** Packed GPA ranges by rule index. */
       gpa: (BigUint64Array | undefined)[];
     }
@@ -71,7 +73,7 @@ async function load(path: string): Promise<{ result: WorkerLoad; transfer: Array
   const transfer = gpa
     .filter((g): g is BigUint64Array => g !== undefined)
     .map((g) => g.buffer as ArrayBuffer);
-  return { result: { ok: true, doc, version, sha256, gpa }, transfer };
+  return { result: { ok: true, doc, version, sha256, source: text, gpa }, transfer };
 }
 
 if (!isMainThread && (workerData as PolicyWorkerData | null)?.kind === 'seawall-policy') {

@@ -11,9 +11,10 @@ import type { ReloadResult } from '../control/index.js';
 import { ControlServer, serviceControlContext } from '../control/index.js';
 import { EventBus } from '../events/index.js';
 import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
-import { PolicyState } from '../policies/index.js';
+import { BUILTIN_POLICY_YAML, PolicyState } from '../policies/index.js';
 import {
   EventStore,
+  MAX_QUERY_LIMIT,
   Retention,
   type StoreHealth,
   type StoreOp,
@@ -34,12 +35,16 @@ import { BUILTIN_SHA256, builtinProvider, createPolicyLoader } from './policy-lo
 import { PolicyWorker } from './policy-worker.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
+import { DEFAULT_MAX_TRACKED_PAGES, PoisonedPageCounts } from './sinks/poisoned-page-counts.js';
 import { VERSION } from './version.js';
+import { WhyBuilder } from './why.js';
 
 export interface ServiceOptions {
   config: DaemonConfig;
   log?: DaemonLog;
   logMode?: 'auto' | 'journal' | 'stderr';
+  /** Per-event log entries: each, a periodic summary, or auto (each under journald). */
+  logEvents?: 'each' | 'summary' | 'auto';
   /** Called with a line for the operator's terminal (where the daemon listens, how to feed it). */
   announce?: (line: string) => void;
 }
@@ -73,6 +78,7 @@ export class Service {
   readonly #policyWorker = new PolicyWorker();
   #reader: StoreReader | null = null;
   /** Every failure counted; logged at most a few lines a minute per op (a full disk fails every batch). */
+  readonly #why = new WhyBuilder(() => this.policy.current);
   readonly #storeError = (op: StoreOp, err: unknown) => {
     this.metrics?.storeError(op);
     this.log.notice(`store:${op}`, {
@@ -87,14 +93,18 @@ export class Service {
     this.#announce = opts.announce ?? (() => {});
     this.log =
       opts.log ??
-      createDaemonLog({ mode: opts.logMode ?? 'auto', eventsPerSecond: opts.config.logEventsPerSecond });
+      createDaemonLog({
+        mode: opts.logMode ?? 'auto',
+        events: opts.logEvents ?? 'auto',
+        eventsPerSecond: opts.config.logEventsPerSecond,
+      });
     this.#watchdog = createWatchdog(this.#notifier, process.env, {
       onError: (err) => this.log.log({ message: `watchdog: ${err.message}`, priority: Priority.WARNING }),
     });
     this.metrics = opts.config.metrics === false ? null : new SeawallMetrics({ version: VERSION });
     this.policy = new PolicyHolder(
       createPolicyLoader(this.policyState, this.#policyWorker),
-      { provider: builtinProvider(this.policyState), sha256: BUILTIN_SHA256 },
+      { provider: builtinProvider(this.policyState), sha256: BUILTIN_SHA256, source: BUILTIN_POLICY_YAML },
       this.log,
       this.metrics,
     );
@@ -159,9 +169,20 @@ export class Service {
       this.bus.add(storeSink(this.store, this.#writeAhead));
       this.#retention = new Retention(this.store, { ...this.config.retention, onError: this.#storeError });
       this.#retention.start();
+      const store = this.store;
+      this.policy.onLoaded = (p, source) => {
+        const name = (p as { name?: unknown }).name;
+        store.recordPolicy(p.version, typeof name === 'string' ? name : p.version, source);
+      };
     }
     if (this.metrics) {
-      this.bus.add(metricsSink(this.metrics, (err) => this.bus.onSinkError('metrics', 'afterReply', err)));
+      this.bus.add(
+        metricsSink(
+          this.metrics,
+          (err) => this.bus.onSinkError('metrics', 'afterReply', err),
+          this.#seedPoisonedPages(),
+        ),
+      );
       this.metrics.start();
       const [host, port] = splitListen(this.config.metrics as string);
       this.#metricsServer = new MetricsServer(this.metrics, { host, port });
@@ -212,6 +233,7 @@ export class Service {
         reader: this.#reader,
         storeHealth: () => this.#writeAhead?.health ?? null,
         reload: () => this.reload(),
+        why: (store, q) => this.#why.build(store, q),
       }),
       {
         onError: (cmd, err) =>
@@ -264,6 +286,24 @@ export class Service {
             fields: { [F.REASON]: 'store_faulty' },
           },
     );
+  }
+
+  /** Each VM's poisoned pages from the store, so the gauge is true from the first scrape after a restart. */
+  #seedPoisonedPages(): PoisonedPageCounts {
+    const counts = new PoisonedPageCounts();
+    const queries = this.store?.queries;
+    if (!queries) return counts;
+    let after: { vm: string; gpa: string } | undefined;
+    for (let seen = 0; seen < DEFAULT_MAX_TRACKED_PAGES; ) {
+      const page = queries.poisonedPages(undefined, MAX_QUERY_LIMIT, after);
+      for (const p of page) counts.add(p.vm, BigInt(p.gpa));
+      seen += page.length;
+      const last = page[page.length - 1];
+      if (!last || page.length < MAX_QUERY_LIMIT) break;
+      after = { vm: last.vm, gpa: last.gpa };
+    }
+    // Departed VMs' gauges come back when they reconnect (metrics-sink sessionOpened).
+    return counts;
   }
 
   statusLine(): string {

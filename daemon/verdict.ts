@@ -11,6 +11,7 @@ import {
   type EventKind,
   type HostCapabilities,
   type Injection,
+  injectionCode,
   KVM_EXIT_OF_KIND,
 } from '../policies/index.js';
 import { ACTION, VERDICT_FLAG, type VerdictMsg } from '../protocol/index.js';
@@ -80,21 +81,24 @@ function injection(
   if (exit === null || !kvmInject) {
     // KVM cannot take this injection here (after a SIGBUS there is no abort exit; or the host has
     // no INJECT_EXT_DABT). The VMM's own emulation is the only path left.
-    const reason =
+    const reason = exit === null ? 'sigbus_not_exit' : 'no_inject_cap';
+    const detail =
       exit === null ? 'no KVM abort exit precedes a SIGBUS' : 'host lacks KVM_CAP_ARM_INJECT_EXT_DABT';
+    const from = injectionCode(inj);
     if (host.emulateAbort) {
       return verdict(
         seq,
         ACTION.INJECT_EMULATED,
         flags,
-        { from: 'inject-kvm', to: 'inject-emulated', reason },
+        { from, to: injectionCode({ ...inj, via: 'emulate' }), reason, detail },
         { esr: emulatedAbortEsr(inj.kind, inj.iss) },
       );
     }
     return verdict(seq, ACTION.RESUME, flags, {
-      from: 'inject-kvm',
+      from,
       to: 'resume',
-      reason: `${reason}, and the VMM cannot emulate aborts`,
+      reason,
+      detail: `${detail}, and the VMM cannot emulate aborts`,
     });
   }
   return verdict(seq, ACTION.INJECT, flags, null, { vcpuEvents: kvmImage(inj, host, kind, exit) });

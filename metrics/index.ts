@@ -1,3 +1,4 @@
+export { alertRulesPath, alertRulesText, DEFAULT_RUNBOOK_BASE } from './alert-rules.js';
 export { isMetricsError, MetricsError, type MetricsErrorCode } from './errors.js';
 export {
   ACTIONS,

@@ -5,8 +5,22 @@
  * all resolved at load by asking kvm/ whether the host would take the injection. Per event the
  * engine only indexes this table.
  */
-import { encodeInjection, encodeIss, type InjectionAbi, isKvmError, validateRawIss } from '../kvm/index.js';
-import type { ActionDecision, Downgrade, HostCapabilities, Injection, PolicyEvent } from './decision.js';
+import {
+  encodeInjection,
+  encodeIss,
+  type InjectionAbi,
+  isKvmError,
+  type KvmError,
+  validateRawIss,
+} from '../kvm/index.js';
+import type {
+  ActionDecision,
+  Downgrade,
+  DowngradeReason,
+  HostCapabilities,
+  Injection,
+  PolicyEvent,
+} from './decision.js';
 import type { ActionSpec, InjectSpec, OnUnsupportedOption } from './schema.js';
 
 /** How an event reached the daemon; a SIGBUS is not a KVM exit, so KVM cannot inject after it. */
@@ -43,6 +57,17 @@ export interface Outcome {
   downgrade?: Downgrade;
 }
 
+/** The short code of an injection: dabt, iabt_esr, emul_dabt … (see `Downgrade`). */
+export function injectionCode(inj: Injection): string {
+  return `${inj.via === 'emulate' ? 'emul_' : ''}${inj.kind === 'data' ? 'dabt' : 'iabt'}${inj.iss === undefined ? '' : '_esr'}`;
+}
+
+/** The short code of an action's answer: its injection's code, or kill, migrate, none. */
+export function actionCode(d: ActionDecision): string {
+  if (d.action === 'inject') return injectionCode(d.inject);
+  return d.action;
+}
+
 /** Human form of an injection for downgrade records and explain output. */
 export function describeInjection(inj: Injection): string {
   const iss = inj.iss === undefined ? 'ESR built by KVM' : `ISS 0x${inj.iss.toString(16)}`;
@@ -56,23 +81,47 @@ export function describeAction(d: ActionDecision): string {
     case 'kill':
       return `kill (grace ${d.graceMs} ms)`;
     case 'migrate':
-      return `migrate via hook ${d.hook} (meanwhile ${d.meanwhile ? describeInjection(d.meanwhile) : 'none'})`;
+      return `${d.scope === 'host' ? 'evacuate the host' : 'migrate'} via hook ${d.hook} (meanwhile ${d.meanwhile ? describeInjection(d.meanwhile) : 'none'})`;
     case 'none':
       return 'none';
   }
 }
 
+type Refusal = { reason: DowngradeReason; detail: string };
+
+/** The reason code for kvm/'s refusal of an injection. */
+function reasonOf(err: KvmError, inj: Injection): DowngradeReason {
+  switch (err.detail.rule) {
+    case 'layout-lacks-field':
+      return inj.kind === 'instruction' ? 'merged_abi_no_iabt' : 'merged_abi_no_esr';
+    case 'abt-esr-without-ras':
+      return 'no_ras';
+    case 'fsc-altered-by-kvm':
+      return 'fsc_altered';
+    default:
+      return 'kvm_rejected';
+  }
+}
+
 /** Why KVM cannot inject `inj` in this context, or null when it can. */
-function kvmRefusal(inj: Injection, host: HostCapabilities, route: Route): string | null {
-  if (route === 'sigbus-novcpu') return 'a SIGBUS with no vCPU (BUS_MCEERR_AO) has no vCPU to inject into';
+function kvmRefusal(inj: Injection, host: HostCapabilities, route: Route): Refusal | null {
+  if (route === 'sigbus-novcpu')
+    return {
+      reason: 'sigbus_no_vcpu',
+      detail: 'a SIGBUS with no vCPU (BUS_MCEERR_AO) has no vCPU to inject into',
+    };
   if (route === 'sigbus-vcpu') {
-    return 'a SIGBUS is not a KVM exit: KVM takes an injected abort only right after an MMIO, NISV or SEA exit';
+    return {
+      reason: 'sigbus_not_exit',
+      detail:
+        'a SIGBUS is not a KVM exit: KVM takes an injected abort only right after an MMIO, NISV or SEA exit',
+    };
   }
   try {
     encodeInjection({ kind: inj.kind, iss: inj.iss }, { abi: host.abi, ras: host.ras });
     return null;
   } catch (err) {
-    if (isKvmError(err)) return err.message;
+    if (isKvmError(err)) return { reason: reasonOf(err, inj), detail: err.message };
     throw err;
   }
 }
@@ -86,28 +135,28 @@ function resolveInjection(
   route: Route,
   options: readonly OnUnsupportedOption[],
 ): Resolved {
-  const reason = kvmRefusal(wanted, host, route);
-  if (reason === null) return { injection: wanted };
-  const from = describeInjection(wanted);
+  const refusal = kvmRefusal(wanted, host, route);
+  if (refusal === null) return { injection: wanted };
+  const from = injectionCode(wanted);
   for (const option of options) {
     if (option === 'emulate') {
       if (!host.emulateAbort || route === 'sigbus-novcpu') continue;
       const injection: Injection = { ...wanted, via: 'emulate' };
-      return { injection, downgrade: { from, to: describeInjection(injection), reason } };
+      return { injection, downgrade: { from, to: injectionCode(injection), ...refusal } };
     }
     if (option === 'downgrade') {
       // What every host can do after a KVM exit; after a SIGBUS, KVM can inject nothing.
       const injection: Injection | null = route === 'exit' ? { kind: 'data', via: 'kvm' } : null;
       return {
         injection,
-        downgrade: { from, to: injection ? describeInjection(injection) : 'none', reason },
+        downgrade: { from, to: injection ? injectionCode(injection) : 'none', ...refusal },
       };
     }
     const decision = actionFor(option, host, route, ['downgrade']).decision;
-    return { replace: { decision, downgrade: { from, to: describeAction(decision), reason } } };
+    return { replace: { decision, downgrade: { from, to: actionCode(decision), ...refusal } } };
   }
   // The schema refuses lists without a terminal option; this keeps the table total anyway.
-  return { injection: null, downgrade: { from, to: 'none', reason } };
+  return { injection: null, downgrade: { from, to: 'none', ...refusal } };
 }
 
 /** ISS [24:0] a validated spec chooses, or undefined to let KVM build the ESR (no ISS keys). */
@@ -147,7 +196,7 @@ export function actionFor(
         action.onFailure.type === 'kill'
           ? ({ action: 'kill', graceMs: action.onFailure.grace } as const)
           : ({ action: 'none' } as const);
-      const base = { action: 'migrate', hook: action.hook, onFailure } as const;
+      const base = { action: 'migrate', hook: action.hook, scope: action.scope, onFailure } as const;
       if (action.meanwhile === 'none') return { decision: { ...base, meanwhile: null } };
       const r = resolveInjection(injectionOf(action.meanwhile), host, route, options);
       if ('replace' in r) return r.replace;

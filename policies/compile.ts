@@ -14,6 +14,9 @@ import { documentIssues } from './policy-checks.js';
 import type { ActionSpec, OnUnsupportedOption, PolicyDocument } from './schema.js';
 import { PolicyState } from './state.js';
 
+/** Repeat-page memory the daemon rebuilds from its store at start, and `explain --store` replays. */
+export const STATE_REBUILD_WINDOW_MS = 7 * 86_400_000;
+
 /** A rule, compiled. `index` is its position in the file; the default has index -1. */
 export interface CompiledRule {
   readonly name: string;
@@ -105,6 +108,11 @@ export class CompiledPolicy implements DecisionProvider {
   readonly state: PolicyState;
   /** The label key rules are bucketed by, or null when no key pays. */
   readonly indexKey: string | null;
+  /**
+   * How far back stored events must be replayed to rebuild this policy's rate and repeat state:
+   * the longest rate window, and at least the week of repeat-page memory the daemon keeps.
+   */
+  readonly stateWindowMs: number;
   private readonly buckets: ReadonlyMap<string, readonly CompiledRule[]>;
   private readonly unindexed: readonly CompiledRule[];
 
@@ -139,8 +147,13 @@ export class CompiledPolicy implements DecisionProvider {
       ),
     };
     let maxThreshold = 1;
-    for (const rule of doc.rules)
-      if (rule.match.rate) maxThreshold = Math.max(maxThreshold, rule.match.rate.threshold.count);
+    let window = STATE_REBUILD_WINDOW_MS;
+    for (const rule of doc.rules) {
+      if (!rule.match.rate) continue;
+      maxThreshold = Math.max(maxThreshold, rule.match.rate.threshold.count);
+      window = Math.max(window, rule.match.rate.threshold.windowMs);
+    }
+    this.stateWindowMs = window;
     this.state.reserve(maxThreshold);
     if (doc.rateStateBound !== undefined) this.state.setMaxKeys(doc.rateStateBound);
 

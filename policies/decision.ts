@@ -81,11 +81,42 @@ export interface Injection {
   via: 'kvm' | 'emulate';
 }
 
-/** Recorded when a rule asked for more than the host can do and its `onUnsupported` chose instead. */
+/**
+ * Why a host could not take what a rule asked. Short codes, the same in metrics labels, journal
+ * fields and the store (docs/metrics.md lists them).
+ */
+export const DOWNGRADE_REASONS = [
+  /** A merged-ABI kernel has no ext_iabt_pending. */
+  'merged_abi_no_iabt',
+  /** A merged-ABI kernel builds the ESR itself: no chosen ISS. */
+  'merged_abi_no_esr',
+  /** A chosen ISS needs FEAT_RAS in the guest. */
+  'no_ras',
+  /** KVM ORs FSC 0x10 into a chosen ESR, which would change the FSC asked for. */
+  'fsc_altered',
+  /** After a SIGBUS there is no KVM exit to inject after. */
+  'sigbus_not_exit',
+  /** A SIGBUS with no vCPU (BUS_MCEERR_AO) has nothing to inject into. */
+  'sigbus_no_vcpu',
+  /** The host has no KVM_CAP_ARM_INJECT_EXT_DABT. */
+  'no_inject_cap',
+  /** KVM refused the image for another reason (kvm/'s message is in `detail`). */
+  'kvm_rejected',
+] as const;
+export type DowngradeReason = (typeof DOWNGRADE_REASONS)[number];
+
+/**
+ * Recorded when a rule asked for more than the host can do and its `onUnsupported` chose instead
+ * (or the daemon had to change the injection's path). `from`/`to` are short codes: an injection
+ * as `dabt`, `dabt_esr`, `iabt`, `iabt_esr` (KVM) or `emul_dabt`, `emul_dabt_esr`, `emul_iabt`,
+ * `emul_iabt_esr` (the VMM emulates), or an action: `kill`, `migrate`, `none`, `resume`.
+ */
 export interface Downgrade {
   from: string;
   to: string;
-  reason: string;
+  reason: DowngradeReason;
+  /** The same in words, for people (kvm/'s own message). */
+  detail: string;
 }
 
 interface DecisionBase {
@@ -112,6 +143,8 @@ export type ActionDecision =
       action: 'migrate';
       /** Name of the configured migration hook. */
       hook: string;
+      /** `vm`: migrate this VM; `host`: evacuate every VM on this host (each its own request). */
+      scope: 'vm' | 'host';
       /** What the stalled vCPU gets now, while the migration is requested. */
       meanwhile: Injection | null;
       /** Next step when the migration is refused, fails or times out. */

@@ -6,7 +6,7 @@
  */
 import type { PolicyEvent } from './decision.js';
 import { describePackedRanges, inPackedRanges, packGpaRanges } from './gpa-ranges.js';
-import type { LabelMatch, RuleMatch } from './schema.js';
+import type { LabelMatch, RateScope, RuleMatch } from './schema.js';
 import type { PolicyState } from './state.js';
 
 export interface Matcher {
@@ -17,7 +17,17 @@ export interface Matcher {
   test(event: PolicyEvent, state: PolicyState): boolean;
   /** What the event (or the state) had, for explain; never on the decide path. */
   actual(event: PolicyEvent, state: PolicyState): string;
+  /**
+   * For matchers that read rate/repeat state: what they count, so `seawall why` can show the
+   * stored events that made them hold.
+   */
+  readonly reads?: MatcherReads;
 }
+
+/** The state a matcher reads: a rate window over a scope, or earlier errors on the same page. */
+export type MatcherReads =
+  | { kind: 'rate'; scope: RateScope; count: number; windowMs: number }
+  | { kind: 'repeatPage'; want: boolean };
 
 const hex = (n: bigint | null) => (n === null ? 'unknown' : `0x${n.toString(16)}`);
 
@@ -109,6 +119,7 @@ export function compileMatchers(match: RuleMatch, packed?: BigUint64Array): Matc
     out.push({
       name: 'repeatPage',
       expected: want ? 'page seen before for this VM' : 'page not seen before for this VM',
+      reads: { kind: 'repeatPage', want },
       test: (e, s) => s.seenPage(e) === want,
       actual: (e, s) => (e.gpa === null ? 'GPA unknown' : s.seenPage(e) ? 'seen before' : 'first time'),
     });
@@ -119,6 +130,7 @@ export function compileMatchers(match: RuleMatch, packed?: BigUint64Array): Matc
     out.push({
       name: 'rate',
       expected: `${threshold.text} per ${scope}`,
+      reads: { kind: 'rate', scope, count, windowMs },
       // This event counts: the rule fires when it brings the count within the window to the threshold.
       test: (e, s) => (scope !== 'page' || e.gpa !== null) && s.countWithin(scope, e, windowMs) + 1 >= count,
       actual: (e, s) =>

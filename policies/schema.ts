@@ -112,6 +112,8 @@ const noneSchema = z.strictObject({ type: z.literal('none') });
 const migrateSchema = z.strictObject({
   type: z.literal('migrate'),
   hook: z.string().min(1),
+  /** `vm` migrates the VM that erred; `host` evacuates every VM on the host. */
+  scope: z.enum(['vm', 'host']).default('vm'),
   /** What the stalled vCPU gets now: an abort, or `none` (it stays stalled until the VM moves). */
   meanwhile: z.union([z.literal('none'), injectSpecSchema]),
   onFailure: z.discriminatedUnion('type', [killSchema, noneSchema]),

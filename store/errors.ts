@@ -38,4 +38,13 @@ export const isStoreError = errorGuard(StoreError);
  * The operations reported to `onError`, used as the `op` label of `seawall_store_errors_total`.
  * A closed set so the metric's cardinality is known.
  */
-export type StoreOp = 'open' | 'append' | 'applied' | 'session' | 'action' | 'prune' | 'query' | 'close';
+export type StoreOp =
+  | 'open'
+  | 'append'
+  | 'applied'
+  | 'session'
+  | 'action'
+  | 'policy'
+  | 'prune'
+  | 'query'
+  | 'close';

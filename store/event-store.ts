@@ -53,6 +53,8 @@ export interface ActionInput {
   outcome: string;
   detail?: string | null;
   timeMs?: number;
+  /** The event that asked for it (its plugin session and seq in this daemon run), when known. */
+  event?: { sessionId: bigint; seq: number } | null;
 }
 
 /** `<stateDir>/events.sqlite`, creating the directory (0750) when needed. */
@@ -92,6 +94,7 @@ export class EventStore {
   #sessionClose!: Database.Statement;
   #actionInsert!: Database.Statement;
   #actionUpdate!: Database.Statement;
+  #policyInsert!: Database.Statement;
   #closed = false;
 
   /** Opens (creating or upgrading) the store. Throws StoreError: OPEN, SCHEMA_TOO_NEW, MIGRATION. */
@@ -147,7 +150,11 @@ export class EventStore {
       'UPDATE sessions SET closed_ms = ?, outcome = ?, detail = ? WHERE boot_id = ? AND session_id = ?',
     );
     this.#actionInsert = db.prepare(
-      'INSERT INTO actions (time_ms, vm, action, rule, outcome, detail, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO actions (time_ms, vm, action, rule, outcome, detail, updated_ms, boot_id, session_id, seq) ' +
+        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.#policyInsert = db.prepare(
+      'INSERT INTO policies (version, name, source, loaded_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
     );
     this.#actionUpdate = db.prepare(
       'UPDATE actions SET outcome = ?, detail = ?, updated_ms = ? WHERE id = ?',
@@ -273,9 +280,28 @@ export class EventStore {
   recordAction(a: ActionInput): number | null {
     const now = this.#now();
     const r = this.#guard('action', () =>
-      this.#actionInsert.run(a.timeMs ?? now, a.vm, a.action, a.rule, a.outcome, a.detail ?? null, now),
+      this.#actionInsert.run(
+        a.timeMs ?? now,
+        a.vm,
+        a.action,
+        a.rule,
+        a.outcome,
+        a.detail ?? null,
+        now,
+        a.event ? this.bootId : null,
+        a.event ? Number(a.event.sessionId) : null,
+        a.event ? a.event.seq : null,
+      ),
     );
     return r === null ? null : Number(r.lastInsertRowid);
+  }
+
+  /**
+   * Keeps the source of a policy version that decided events, so `seawall why` can name the
+   * state a rule read even after a reload or a restart. Once per version.
+   */
+  recordPolicy(version: string, name: string, source: string): void {
+    this.#guard('policy', () => this.#policyInsert.run(version, name, source, this.#now()));
   }
 
   /** Sets the outcome of a recorded action; false when no such action or the store failed. */

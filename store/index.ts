@@ -12,12 +12,16 @@ export {
   DEFAULT_REBUILD_LIMIT,
   type EventQuery,
   MAX_QUERY_LIMIT,
+  type PoisonCursor,
   type PoisonedPage,
   type StoredAction,
   StoreQueries,
   type StoreTotals,
   type VmSummary,
+  type WindowEvent,
+  type WindowQuery,
 } from './queries.js';
+export { ReadOnlyStore } from './read-only-store.js';
 export { StoreReader } from './reader-client.js';
 export { RETENTION_DEFAULTS, Retention, type RetentionOptions, type RetentionRun } from './retention.js';
 export { hex64, parseHex64, type StoredEvent } from './rows.js';

@@ -18,6 +18,14 @@ export interface EventQuery {
   sinceMs?: number;
   /** Most rows (the newest ones); default 100, at most MAX_QUERY_LIMIT. */
   limit?: number;
+  /** Only events older than this one (time, then id): the next page back from a previous answer. */
+  before?: { timeMs: number; id: number };
+}
+
+/** Where a page of poisoned pages starts: after this (VM, GPA) in the listing's order. */
+export interface PoisonCursor {
+  vm: string;
+  gpa: string;
 }
 
 export interface PoisonedPage {
@@ -65,6 +73,32 @@ export interface StoredAction {
   updatedMs: number;
 }
 
+/** A stretch of stored events before (and up to) one event, as a rate window or a page's history sees it. */
+export interface WindowQuery {
+  /** Only this VM's events (scope vm, page); all VMs' when absent (scope host). */
+  vm?: string;
+  /** Only events on this page (hex as stored). */
+  gpa?: string;
+  /** Exclusive lower bound on time (ms). */
+  afterMs: number;
+  /** The event the window ends at: events up to its time, and at that time only those with a smaller id. */
+  at: { timeMs: number; id: number };
+  /** Include the event `at` itself. */
+  inclusive: boolean;
+  /** Most events returned (the newest); the count covers them all. */
+  limit: number;
+}
+
+/** Columns of an event enough to show it as evidence. */
+export interface WindowEvent {
+  id: number;
+  timeMs: number;
+  vm: string;
+  kind: string;
+  severity: string;
+  gpa: string | null;
+}
+
 const clampLimit = (n: number | undefined, dflt: number): number =>
   Math.max(1, Math.min(MAX_QUERY_LIMIT, Math.floor(n ?? dflt)));
 
@@ -81,6 +115,13 @@ export class StoreQueries {
   readonly #counts: Database.Statement;
   readonly #rebuild: Database.Statement;
   readonly #actions: Database.Statement;
+  readonly #actionEvents: Database.Statement;
+  readonly #window: Database.Statement;
+  readonly #windowCount: Database.Statement;
+  readonly #actionFor: Database.Statement;
+  readonly #actionBefore: Database.Statement;
+  readonly #policySource: Database.Statement;
+  readonly #before: Database.Statement;
   readonly #db: Database.Database;
   readonly #onError: (err: unknown) => void;
 
@@ -88,16 +129,23 @@ export class StoreQueries {
     this.#db = db;
     this.#onError = onError;
     // Newest first with a limit, reversed by the caller: the last N events, oldest first.
+    // `@bt`/`@bi` page backwards from a previous answer's oldest row; (time_ms, id) orders rows.
+    const before = '(@bt IS NULL OR time_ms < @bt OR (time_ms = @bt AND id < @bi))';
     this.#events = db.prepare(
-      'SELECT * FROM events WHERE time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT ?',
+      `SELECT * FROM events WHERE time_ms >= @since AND ${before} ORDER BY time_ms DESC, id DESC LIMIT @limit`,
     );
     this.#eventsByVm = db.prepare(
-      'SELECT * FROM events WHERE vm = ? AND time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT ?',
+      `SELECT * FROM events WHERE vm = @vm AND time_ms >= @since AND ${before} ORDER BY time_ms DESC, id DESC LIMIT @limit`,
     );
     const poisonCols =
       'SELECT vm, gpa, first_seen_ms AS firstSeenMs, last_seen_ms AS lastSeenMs, count FROM poisoned_pages';
-    this.#poison = db.prepare(`${poisonCols} ORDER BY vm, gpa LIMIT ?`);
-    this.#poisonByVm = db.prepare(`${poisonCols} WHERE vm = ? ORDER BY gpa LIMIT ?`);
+    // Keyset pagination on the primary key: each page is an index range scan, however deep.
+    this.#poison = db.prepare(
+      `${poisonCols} WHERE @av IS NULL OR (vm, gpa) > (@av, @ag) ORDER BY vm, gpa LIMIT @limit`,
+    );
+    this.#poisonByVm = db.prepare(
+      `${poisonCols} WHERE vm = @vm AND (@ag IS NULL OR gpa > @ag) ORDER BY gpa LIMIT @limit`,
+    );
     this.#vmEvents = db.prepare(
       'SELECT vm, COUNT(*) AS events, MIN(time_ms) AS firstSeenMs, MAX(time_ms) AS lastSeenMs FROM events GROUP BY vm',
     );
@@ -124,22 +172,117 @@ export class StoreQueries {
       'SELECT id, time_ms AS timeMs, vm, action, rule, outcome, detail, updated_ms AS updatedMs FROM actions ' +
         'WHERE (@vm IS NULL OR vm = @vm) ORDER BY time_ms DESC, id DESC LIMIT @limit',
     );
+    // The events a VM was acted on for: a kill or migration, or any rule other than the default.
+    this.#actionEvents = db.prepare(
+      "SELECT * FROM events WHERE vm = @vm AND time_ms >= @since AND (action IN ('kill', 'migrate') " +
+        "OR (rule IS NOT NULL AND rule <> 'default')) ORDER BY time_ms DESC, id DESC LIMIT @limit",
+    );
+    const window =
+      'FROM events WHERE (@vm IS NULL OR vm = @vm) AND (@gpa IS NULL OR gpa = @gpa) AND time_ms > @after ' +
+      'AND (time_ms < @t OR (time_ms = @t AND (id < @id OR (@incl = 1 AND id = @id))))';
+    this.#window = db.prepare(
+      `SELECT id, time_ms AS timeMs, vm, kind, severity, gpa ${window} ORDER BY time_ms DESC, id DESC LIMIT @limit`,
+    );
+    this.#windowCount = db.prepare(`SELECT COUNT(*) AS n ${window}`);
+    const actionCols =
+      'SELECT id, time_ms AS timeMs, vm, action, rule, outcome, detail, updated_ms AS updatedMs FROM actions';
+    this.#actionFor = db.prepare(
+      `${actionCols} WHERE boot_id = ? AND session_id = ? AND seq = ? ORDER BY id LIMIT 1`,
+    );
+    this.#actionBefore = db.prepare(
+      `${actionCols} WHERE vm = ? AND action = ? AND time_ms <= ? ORDER BY time_ms DESC, id DESC LIMIT 1`,
+    );
+    this.#policySource = db.prepare('SELECT source FROM policies WHERE version = ?');
+    this.#before = db.prepare(`
+      SELECT * FROM (
+        SELECT id, time_ms, vm, labels, vcpu, kind, esr, fsc_class, abort, severity, gpa, sigbus_code
+        FROM events WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms DESC, id DESC LIMIT ?
+      ) ORDER BY time_ms, id`);
+  }
+
+  /**
+   * The newest `limit` events of `vm` since `sinceMs` that led to an action (kill, migrate, or a
+   * rule other than the default), oldest first; `more` when older ones match too.
+   */
+  actionEvents(vm: string, sinceMs: number, limit: number): { events: StoredEvent[]; more: boolean } {
+    const n = clampLimit(limit, 20);
+    const rows = this.#actionEvents.all({ vm, since: sinceMs, limit: n + 1 }) as EventRow[];
+    const more = rows.length > n;
+    return { events: rows.slice(0, n).reverse().map(storedEvent), more };
+  }
+
+  /** The events of a window (newest `limit`, returned oldest first) and how many it holds. */
+  window(q: WindowQuery): { count: number; events: WindowEvent[] } {
+    const params = {
+      vm: q.vm ?? null,
+      gpa: q.gpa ?? null,
+      after: q.afterMs,
+      t: q.at.timeMs,
+      id: q.at.id,
+      incl: q.inclusive ? 1 : 0,
+      limit: clampLimit(q.limit, 20),
+    };
+    const events = (this.#window.all(params) as WindowEvent[]).reverse();
+    const { n } = this.#windowCount.get(params) as { n: number };
+    return { count: n, events };
+  }
+
+  /** The action an event of this daemon run asked for (by boot, session and seq), if it has one. */
+  actionFor(bootId: string, sessionId: number, seq: number): StoredAction | undefined {
+    return this.#actionFor.get(bootId, sessionId, seq) as StoredAction | undefined;
+  }
+
+  /** The newest `action` of `vm` started at or before `timeMs`: the one a later decision was folded into. */
+  actionBefore(vm: string, action: string, timeMs: number): StoredAction | undefined {
+    return this.#actionBefore.get(vm, action, timeMs) as StoredAction | undefined;
+  }
+
+  /** The YAML of a policy version that decided events, if it was recorded. */
+  policySource(version: string): string | undefined {
+    return (this.#policySource.get(version) as { source: string } | undefined)?.source;
+  }
+
+  /**
+   * Events in [beforeMs - windowMs, beforeMs) as the policy saw them, oldest first, at most
+   * `limit` (the newest): the rate and repeat state just before an event at `beforeMs`.
+   */
+  policyEventsBefore(
+    beforeMs: number,
+    windowMs: number,
+    limit: number = DEFAULT_REBUILD_LIMIT,
+  ): PolicyEvent[] {
+    return this.#policyEvents(
+      this.#before.iterate(beforeMs - windowMs, beforeMs, Math.max(1, Math.floor(limit))),
+    );
   }
 
   /** The newest `limit` events matching `q`, returned oldest first. */
   events(q: EventQuery = {}): StoredEvent[] {
-    const since = q.sinceMs ?? 0;
-    const limit = clampLimit(q.limit, 100);
+    const params = {
+      since: q.sinceMs ?? 0,
+      limit: clampLimit(q.limit, 100),
+      bt: q.before?.timeMs ?? null,
+      bi: q.before?.id ?? null,
+    };
     const rows = (
-      q.vm === undefined ? this.#events.all(since, limit) : this.#eventsByVm.all(q.vm, since, limit)
+      q.vm === undefined ? this.#events.all(params) : this.#eventsByVm.all({ ...params, vm: q.vm })
     ) as EventRow[];
     return rows.reverse().map(storedEvent);
   }
 
-  /** Poisoned pages, of one VM or all, ordered by VM and address. */
-  poisonedPages(vm?: string, limit?: number): PoisonedPage[] {
-    const n = clampLimit(limit, MAX_QUERY_LIMIT);
-    return (vm === undefined ? this.#poison.all(n) : this.#poisonByVm.all(vm, n)) as PoisonedPage[];
+  /**
+   * Poisoned pages, of one VM or all, ordered by VM and address: at most `limit` (default and most
+   * MAX_QUERY_LIMIT) after `after`. A caller that gets a full page asks again from its last row.
+   */
+  poisonedPages(vm?: string, limit?: number, after?: PoisonCursor): PoisonedPage[] {
+    const params = {
+      limit: clampLimit(limit, MAX_QUERY_LIMIT),
+      av: after?.vm ?? null,
+      ag: after?.gpa ?? null,
+    };
+    return (
+      vm === undefined ? this.#poison.all(params) : this.#poisonByVm.all({ ...params, vm })
+    ) as PoisonedPage[];
   }
 
   /** Every VM the store knows (from events or poisoned pages), most recently seen first. */
@@ -189,13 +332,14 @@ export class StoreQueries {
    * A row that cannot be decoded is skipped and reported, never fatal.
    */
   recentPolicyEvents(sinceMs: number, limit: number = DEFAULT_REBUILD_LIMIT): PolicyEvent[] {
+    return this.#policyEvents(this.#rebuild.iterate(sinceMs, Math.max(1, Math.floor(limit))));
+  }
+
+  #policyEvents(rows: Iterable<unknown>): PolicyEvent[] {
     const out: PolicyEvent[] = [];
     // Labels repeat per VM: parse each distinct JSON text once and share the frozen object.
     const labels = new Map<string, Readonly<Record<string, string>>>();
-    for (const row of this.#rebuild.iterate(
-      sinceMs,
-      Math.max(1, Math.floor(limit)),
-    ) as Iterable<PolicyEventRow>) {
+    for (const row of rows as Iterable<PolicyEventRow>) {
       try {
         const e = policyEvent(row);
         const shared = labels.get(row.labels);

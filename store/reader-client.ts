@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
-import type { EventQuery, PoisonedPage, StoreTotals, VmSummary } from './queries.js';
+import type { EventQuery, PoisonCursor, PoisonedPage, StoreTotals, VmSummary } from './queries.js';
 import type { ReaderData, ReaderMethod, ReaderReply } from './reader-thread.js';
 import type { StoredEvent } from './rows.js';
 
@@ -44,8 +44,8 @@ export class StoreReader {
   vms(): Promise<VmSummary[]> {
     return this.#read('vms', []) as Promise<VmSummary[]>;
   }
-  poisonedPages(vm?: string): Promise<PoisonedPage[]> {
-    return this.#read('poisonedPages', [vm]) as Promise<PoisonedPage[]>;
+  poisonedPages(vm?: string, limit?: number, after?: PoisonCursor): Promise<PoisonedPage[]> {
+    return this.#read('poisonedPages', [vm, limit, after]) as Promise<PoisonedPage[]>;
   }
   totals(): Promise<StoreTotals> {
     return this.#read('totals', []) as Promise<StoreTotals>;

@@ -43,7 +43,8 @@ export interface StoredEvent {
   action: string | null;
   rule: string | null;
   policyVersion: string | null;
-  downgrades: { by: 'policy' | 'daemon'; from: string; to: string; reason: string }[];
+  /** Codes as in `Downgrade` (policies/decision.ts); `detail` in words (absent in rows before schema 4). */
+  downgrades: { by: 'policy' | 'daemon'; from: string; to: string; reason: string; detail?: string }[];
   verdictAction: number | null;
   verdictFlags: number | null;
   /** Receive → stored, just before the verdict was written (ns). */

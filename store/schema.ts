@@ -176,6 +176,23 @@ const MIGRATIONS: readonly Migration[] = [
         plugin_time_ns`,
     ),
   },
+  {
+    version: 5,
+    description: 'policy sources by version, and the event each action answered (for seawall why)',
+    sql: `
+      CREATE TABLE policies (
+        version   TEXT PRIMARY KEY,
+        name      TEXT NOT NULL,
+        source    TEXT NOT NULL,
+        loaded_ms INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      ALTER TABLE actions ADD COLUMN boot_id TEXT;
+      ALTER TABLE actions ADD COLUMN session_id INTEGER;
+      ALTER TABLE actions ADD COLUMN seq INTEGER;
+      CREATE INDEX actions_event ON actions (boot_id, session_id, seq);
+      CREATE INDEX events_vm_gpa_time ON events (vm, gpa, time_ms);
+    `,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -6,7 +6,7 @@
 import { ACTION, CAP } from '../protocol/index.js';
 import { AttachClient, exitOfReport, StandInVcpus } from './attach-client.js';
 import { VmmError } from './errors.js';
-import { DEFAULT_MIX, EventGenerator, type EventMix } from './event-mix.js';
+import { DEFAULT_MIX, EventGenerator, type EventMix, pagePool, type SeverityMix } from './event-mix.js';
 import { LatencyRecorder } from './latency.js';
 import { type ExitReport, type FallbackPolicy, PluginClient } from './plugin-client.js';
 
@@ -20,6 +20,20 @@ export interface SimulationOptions {
   /** Fleet-wide events per second; unlimited when absent. */
   rate?: number;
   mix?: EventMix;
+  /** SET severities of SEA events, by weight (default: all UER). */
+  severity?: SeverityMix;
+  /** Pages per VM its errors fall on (repeats); default: any page of 4 GiB. */
+  pages?: number;
+  /** Index of the first VM, for a fleet split over several processes (names and page pools). */
+  firstVm?: number;
+  /**
+   * What a KILL verdict does to its VM: `ignore` (default) keeps sending its events; `stop` ends
+   * the VM as a VMM would — its vCPUs stop and its session closes — and `onKilled` is told.
+   */
+  onKill?: 'ignore' | 'stop';
+  onKilled?: (vm: string) => void;
+  /** Each verdict's latency in ns, as measured (the fleet processes collect them for the parent). */
+  onLatency?: (ns: bigint) => void;
   labels?: Record<string, string>;
   /** Labels by VM index (e.g. tiers for policy demos); merged over `labels`. */
   labelsFor?: (vm: number) => Record<string, string>;
@@ -49,6 +63,8 @@ export interface SimulationSummary {
   replayed: number;
   /** Fallbacks whose verdict came after all (the daemon counted them as decided). */
   lateVerdicts: number;
+  /** VMs ended by a KILL verdict (with `onKill: 'stop'`). */
+  killed: string[];
   verdicts: Record<string, number>;
   durationMs: number;
   eventsPerSecond: number;
@@ -67,7 +83,8 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
   const standIns: StandInVcpus[] = [];
   const attachClients: AttachClient[] = [];
   try {
-    for (let i = 0; i < o.vms; i++) {
+    const first = o.firstVm ?? 0;
+    for (let i = first; i < first + o.vms; i++) {
       const c = new PluginClient({
         socket: o.socket,
         vmId: `${prefix}-${i}`,
@@ -102,17 +119,24 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
     const totalVcpus = o.vms * o.vcpus;
     const perVcpuGapMs = o.rate ? (1000 * totalVcpus) / o.rate : 0;
     const loops: Promise<void>[] = [];
-    clients.forEach((client, vm) => {
+    const killed: string[] = [];
+    const dead = new Set<number>();
+    clients.forEach((client, idx) => {
+      const vm = first + idx;
+      const pages = o.pages === undefined ? undefined : pagePool(vm, o.pages);
       for (let vcpu = 0; vcpu < o.vcpus; vcpu++) {
-        const gen = new EventGenerator(o.mix ?? DEFAULT_MIX, (o.seed ?? 1) * 7919 + vm * 131 + vcpu);
+        const gen = new EventGenerator(o.mix ?? DEFAULT_MIX, (o.seed ?? 1) * 7919 + vm * 131 + vcpu, {
+          severity: o.severity,
+          pages,
+        });
         loops.push(
           (async () => {
             let next = Date.now();
-            while (!stop && budget > 0 && (deadline === null || Date.now() < deadline)) {
+            while (!stop && !dead.has(idx) && budget > 0 && (deadline === null || Date.now() < deadline)) {
               budget--;
               sent++;
               const report: ExitReport = gen.next(vcpu);
-              const page = standIns[vm];
+              const page = standIns[idx];
               if (page) {
                 const exit = exitOfReport(report);
                 if (exit) page.write(vcpu, exit);
@@ -120,8 +144,16 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
               const out = await client.handleExit(report);
               if (out.source === 'daemon') answered++;
               latency.add(out.latencyNs);
+              o.onLatency?.(out.latencyNs);
               const name = ACTION_NAMES.get(out.verdict.action) ?? `action-${out.verdict.action}`;
               verdicts[name] = (verdicts[name] ?? 0) + 1;
+              if (out.verdict.action === ACTION.KILL && o.onKill === 'stop' && !dead.has(idx)) {
+                // A VMM terminates the VM: every vCPU stops and the plugin session ends.
+                dead.add(idx);
+                killed.push(client.opts.vmId);
+                await client.close();
+                o.onKilled?.(client.opts.vmId);
+              }
               if (perVcpuGapMs > 0) {
                 next += perVcpuGapMs;
                 const wait = next - Date.now();
@@ -142,6 +174,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
       fallbacks: clients.reduce((n, c) => n + c.stats.fallbacks, 0),
       replayed: clients.reduce((n, c) => n + c.stats.replayed, 0),
       lateVerdicts: clients.reduce((n, c) => n + c.stats.lateVerdicts, 0),
+      killed,
       verdicts,
       durationMs: Math.round(durationMs),
       eventsPerSecond: Math.round(sent / (durationMs / 1000)),

@@ -1,67 +1,46 @@
 /**
- * What the control-socket commands (status, vms, events, poison, reload) share: their option
- * parsing (every one takes --control-socket and --json), the request to the daemon with its
- * failures turned into CLI errors, and the formatting of times and sizes for people.
+ * What the control-socket commands (status, vms, events, poison, why, reload) share: the
+ * `--control-socket` and `--json` options, finding the daemon (cli/daemon-sockets.ts), the request
+ * with its failures turned into CLI errors, and the formatting of times, sizes and tables — every
+ * cell made safe for a terminal, since VM ids and labels come from plugins.
  */
-import { type ParseArgsConfig, parseArgs } from 'node:util';
+import type { Command } from 'commander';
 import {
   type ControlCommand,
   type ControlResults,
   controlRequest,
   isControlError,
 } from '../../control/index.js';
-import { defaultControlSocket } from '../../daemon/index.js';
 import { CliError } from '../cli-error.js';
+import type { CliContext } from '../context.js';
+import { findSocket } from '../daemon-sockets.js';
+import { nonEmpty } from '../option-values.js';
+import { terminalSafe } from '../terminal-text.js';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-export const CONTROL_SOCKET_OPTION = '[--control-socket PATH]';
-
-export interface ControlArgs<V> {
-  socket: string;
+export interface ControlOptions {
+  controlSocket?: string;
   json: boolean;
-  values: V;
 }
 
-/** Parses `argv` with the shared options plus `extra`; a bad command line is a usage error (exit 2). */
-export function parseControlArgs<O extends Options>(
-  argv: string[],
-  extra: O,
-  usage: string,
-): ControlArgs<Record<keyof O, string | boolean | undefined>> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        ...extra,
-        'control-socket': { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-    }) as { values: Record<string, string | boolean | undefined> });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))
-      throw new CliError('usage', `${(err as Error).message}\nusage: ${usage}`);
-    throw err;
-  }
-  const socket = values['control-socket'];
-  if (socket === '') throw new CliError('usage', '--control-socket needs a path');
-  return {
-    socket: typeof socket === 'string' ? socket : defaultControlSocket(),
-    json: values.json === true,
-    values: values as Record<keyof O, string | boolean | undefined>,
-  };
+/** Adds the options every control command takes. */
+export function controlOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--control-socket <path>',
+      'the daemon’s control socket (default: $SEAWALL_CONTROL_SOCKET, /run/seawall/control.sock, then $XDG_RUNTIME_DIR/seawall/control.sock)',
+      nonEmpty,
+    )
+    .option('--json', 'machine-readable output (times in ms since the epoch, addresses as hex)', false);
 }
 
-/** Asks the daemon; a daemon that is not running or refuses is a failure (exit 1) with its reason. */
+/** Asks the daemon; one that is not running or refuses is a failure (exit 1) with its reason. */
 export async function askDaemon<C extends ControlCommand>(
-  socket: string,
+  ctx: CliContext,
+  opts: ControlOptions,
   cmd: C,
   args: Record<string, unknown> = {},
 ): Promise<ControlResults[C]> {
+  const socket = findSocket('control', opts.controlSocket, ctx.env);
   try {
     return await controlRequest(socket, cmd, args);
   } catch (err) {
@@ -108,13 +87,14 @@ export function formatBytes(n: number): string {
   return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
-/** Left-aligned columns separated by two spaces, header first. */
+/** Left-aligned columns separated by two spaces, header first; every cell made terminal-safe. */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const safe = rows.map((r) => r.map(terminalSafe));
+  const widths = headers.map((h, i) => Math.max(h.length, ...safe.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n');
+  return [line(headers), ...safe.map(line)].join('\n');
 }

@@ -1,42 +1,41 @@
 /** `seawall daemon`: runs the service in the foreground until SIGTERM/SIGINT. */
-import { parseArgs } from 'node:util';
+import { type Command, Option } from 'commander';
 import { readConfigFile, resolveConfig, Service } from '../../daemon/index.js';
-import { CliError, type CliIo } from '../cli-error.js';
+import { CliError } from '../cli-error.js';
+import { act, type CliContext } from '../context.js';
+import { listenValue, nonEmpty } from '../option-values.js';
 
-export const DAEMON_USAGE = [
-  'seawall daemon [--config FILE] [--socket PATH] [--control-socket PATH] [--state-dir DIR]',
-  '               [--policy FILE] [--metrics HOST:PORT | --no-metrics] [--no-store] [--log journal|stderr|auto]',
-  '                                                  run the daemon (built-in defaults need no root)',
-].join('\n');
+interface DaemonOptions {
+  config?: string;
+  socket?: string;
+  controlSocket?: string;
+  stateDir?: string;
+  policy?: string;
+  metrics?: string | false;
+  store: boolean;
+  log: 'journal' | 'stderr' | 'auto';
+  logEvents: 'each' | 'summary' | 'auto';
+}
 
-export async function daemonCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string' },
-      socket: { type: 'string' },
-      'control-socket': { type: 'string' },
-      'state-dir': { type: 'string' },
-      policy: { type: 'string' },
-      metrics: { type: 'string' },
-      'no-metrics': { type: 'boolean', default: false },
-      'no-store': { type: 'boolean', default: false },
-      log: { type: 'string' },
+async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> {
+  const file = opts.config ? readConfigFile(opts.config) : null;
+  const config = resolveConfig(
+    file,
+    {
+      socket: opts.socket,
+      controlSocket: opts.controlSocket,
+      stateDir: opts.stateDir,
+      policy: opts.policy,
+      metrics: opts.metrics,
+      ...(opts.store ? {} : { store: false }),
     },
-  });
-  const file = values.config ? readConfigFile(values.config) : null;
-  const config = resolveConfig(file, {
-    socket: values.socket,
-    controlSocket: values['control-socket'],
-    stateDir: values['state-dir'],
-    policy: values.policy,
-    metrics: values['no-metrics'] ? false : values.metrics,
-    ...(values['no-store'] ? { store: false } : {}),
-  });
+    ctx.env,
+  );
   const service = new Service({
     config,
-    logMode: (values.log as 'journal' | 'stderr' | 'auto' | undefined) ?? 'auto',
-    announce: (line) => io.out(line),
+    logMode: opts.log,
+    logEvents: opts.logEvents,
+    announce: (line) => ctx.io.out(line),
   });
   // Signals are handled from before start-up: a SIGTERM during start stops the daemon once it is
   // up (never killing it half-started), and a SIGHUP before READY=1 — nothing to reload yet — is
@@ -68,10 +67,44 @@ export async function daemonCommand(argv: string[], io: CliIo): Promise<number> 
     throw new CliError('failed', `cannot start: ${(err as Error).message}`);
   }
   started = true;
-  io.out(`seawall daemon ready — ${service.statusLine()}`);
+  ctx.io.out(`seawall daemon ready — ${service.statusLine()}`);
   const self = process.argv[1]?.endsWith('/seawall') ? 'seawall' : `node ${process.argv[1]}`;
-  io.out(`feed it: ${self} simulate --socket ${config.socket} --vms 4 --vcpus 2 --events 1000`);
+  ctx.io.out(`feed it: ${self} simulate --socket ${config.socket} --vms 4 --vcpus 2 --events 1000`);
+  ctx.io.out(`look:    ${self} status --control-socket ${config.controlSocket}`);
   if (stopRequested) service.stop().then(finished, finished);
   await done;
   return 0;
+}
+
+export function registerDaemon(parent: Command, ctx: CliContext): void {
+  parent
+    .command('daemon')
+    .summary('run the daemon (built-in defaults need no root)')
+    .description(
+      'Runs the daemon in the foreground: SIGHUP reloads the policy, SIGTERM answers in-flight events and exits. ' +
+        'Every setting has a default, so it runs with none: sockets under $XDG_RUNTIME_DIR/seawall/ (or /tmp/seawall-<uid>/), ' +
+        'the store under $XDG_STATE_HOME/seawall/, the built-in policy, metrics on 127.0.0.1:9464.',
+    )
+    .option('--config <file>', 'YAML configuration (every key optional; flags override it)', nonEmpty)
+    .option('--socket <path>', 'plugin socket (ignored under socket activation)', nonEmpty)
+    .option('--control-socket <path>', 'control socket for status, events, reload …', nonEmpty)
+    .option('--state-dir <dir>', 'directory of the event store', nonEmpty)
+    .option('--policy <file>', 'policy file (default: the built-in policy)', nonEmpty)
+    .option('--metrics <host:port>', 'Prometheus endpoint address, e.g. 127.0.0.1:9464', listenValue)
+    .option('--no-metrics', 'no Prometheus endpoint')
+    .option('--no-store', 'no event store (no history; rate windows do not survive restarts)')
+    .addOption(
+      new Option('--log <target>', 'where log entries go: journald, stderr, or journald when reachable')
+        .choices(['journal', 'stderr', 'auto'])
+        .default('auto'),
+    )
+    .addOption(
+      new Option(
+        '--log-events <mode>',
+        'per-event entries: each event, or a summary every 10 s (auto: each under journald, summary on a console)',
+      )
+        .choices(['each', 'summary', 'auto'])
+        .default('auto'),
+    )
+    .action(act<DaemonOptions>(ctx, (opts) => runDaemon(opts, ctx)));
 }

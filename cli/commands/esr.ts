@@ -1,9 +1,9 @@
 /** `seawall esr decode <ESR> [--json]`: an ESR_ELx value, field by field. */
-import { parseArgs } from 'node:util';
-import { decodeEsr, type Esr, type FscClass, isKvmError, parseEsr } from '../../kvm/index.js';
-import { CliError, type CliIo, toJson } from '../cli-error.js';
-
-export const ESR_USAGE = 'seawall esr decode <ESR> [--json]    decode an ESR_ELx value (hex 0x…, or decimal)';
+import type { Command } from 'commander';
+import { decodeEsr, type Esr, type FscClass } from '../../kvm/index.js';
+import { toJson } from '../cli-error.js';
+import { act, type CliContext } from '../context.js';
+import { registerValue } from '../option-values.js';
 
 const EC_TEXT: Readonly<Record<string, string>> = {
   'dabt-lower-el': 'data abort from a lower exception level (the guest)',
@@ -80,21 +80,21 @@ export function formatEsr(esr: Esr): string {
   return lines.join('\n');
 }
 
-export function esrCommand(argv: string[], io: CliIo): number {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { json: { type: 'boolean', default: false } },
-  });
-  if (positionals[0] !== 'decode' || positionals.length !== 2)
-    throw new CliError('usage', `usage: ${ESR_USAGE}`);
-  let esr: Esr;
-  try {
-    esr = decodeEsr(parseEsr(positionals[1] as string));
-  } catch (err) {
-    if (isKvmError(err)) throw new CliError('failed', err.message);
-    throw err;
-  }
-  io.out(values.json ? toJson(esr) : formatEsr(esr));
-  return 0;
+export function registerEsr(parent: Command, ctx: CliContext): void {
+  parent
+    .command('esr')
+    .summary('decode ESR_ELx values')
+    .description('Exception syndrome registers, decoded.')
+    .command('decode')
+    .summary('an ESR, field by field')
+    .description('Decodes an ESR_ELx value field by field: EC, IL, ISS and, for aborts, every ISS field.')
+    .argument('<esr>', 'the ESR: hex 0x…, binary 0b… or decimal, at most 64 bits', registerValue)
+    .option('--json', 'machine-readable output', false)
+    .action(
+      act<{ json: boolean }, [bigint]>(ctx, (opts, raw) => {
+        const esr = decodeEsr(raw);
+        ctx.io.out(opts.json ? toJson(esr) : formatEsr(esr));
+        return 0;
+      }),
+    );
 }

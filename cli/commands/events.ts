@@ -1,39 +1,19 @@
-/** `seawall events`: the stored events, newest last — "why was this VM killed?". */
+/**
+ * `seawall events`: the stored events, newest last. When more events match than are shown, a line
+ * on stderr says so (the JSON on stdout stays a plain list).
+ */
+import type { Command } from 'commander';
+import { MAX_QUERY_LIMIT, type StoredEvent } from '../../store/index.js';
+import { toJson } from '../cli-error.js';
+import { act, type CliContext } from '../context.js';
+import { intValue, nonEmpty, sinceValue } from '../option-values.js';
+import { terminalSafe } from '../terminal-text.js';
+import { askDaemon, type ControlOptions, controlOptions, formatTime, table } from './control-io.js';
 
-import type { StoredEvent } from '../../store/index.js';
-import { CliError, type CliIo, toJson } from '../cli-error.js';
-import { durationArg } from '../duration-arg.js';
-import { askDaemon, CONTROL_SOCKET_OPTION, formatTime, parseControlArgs, table } from './control-io.js';
-
-export const EVENTS_USAGE = [
-  `seawall events [--vm ID] [--since 1h|2024-05-01T12:00Z] [--limit N] ${CONTROL_SOCKET_OPTION} [--json]`,
-  '                                                  stored events (the newest N, oldest first; default 100)',
-].join('\n');
-
-const MAX_LIMIT = 10_000;
-
-/** `--since`: a duration back from now (`90s`, `1h`, `7d`) or an ISO 8601 time. */
-export function parseSince(text: string, nowMs: number): number {
-  if (/^\d{4}-\d{2}-\d{2}/.test(text)) {
-    const t = Date.parse(text);
-    if (!Number.isFinite(t)) throw new CliError('usage', `--since: '${text}' is not a valid ISO 8601 time`);
-    return t;
-  }
-  try {
-    return Math.max(0, nowMs - durationArg(text, '--since'));
-  } catch {
-    throw new CliError(
-      'usage',
-      `--since: '${text}' is neither a duration (500ms, 10s, 5m, 1h, 2d) nor an ISO time (2024-05-01T12:00Z)`,
-    );
-  }
-}
-
-export function parseLimit(text: string): number {
-  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_LIMIT)
-    throw new CliError('usage', `--limit: '${text}' is not a whole number from 1 to ${MAX_LIMIT}`);
-  return n;
+interface EventsOptions extends ControlOptions {
+  vm?: string;
+  since?: number;
+  limit: number;
 }
 
 function outcome(e: StoredEvent): string {
@@ -62,20 +42,48 @@ export function formatEvents(events: readonly StoredEvent[]): string {
   );
 }
 
-export async function eventsCommand(argv: string[], io: CliIo, nowMs: number = Date.now()): Promise<number> {
-  const { socket, json, values } = parseControlArgs(
-    argv,
-    { vm: { type: 'string' }, since: { type: 'string' }, limit: { type: 'string' } },
-    EVENTS_USAGE,
+export function registerEvents(parent: Command, ctx: CliContext): void {
+  controlOptions(
+    parent
+      .command('events')
+      .summary('stored events: the newest N, oldest first')
+      .description(
+        'The stored events, the newest N (default 100) oldest first. When more match, stderr says how to see them.',
+      )
+      .option('--vm <id>', 'only this VM', nonEmpty)
+      .option(
+        '--since <when>',
+        'a duration back from now (90s, 1h, 7d) or an ISO 8601 time',
+        sinceValue(ctx.now),
+      )
+      .option(
+        '--limit <n>',
+        `the newest N events, 1 to ${MAX_QUERY_LIMIT}`,
+        intValue(1, MAX_QUERY_LIMIT),
+        100,
+      ),
+  ).action(
+    act<EventsOptions>(ctx, async (opts) => {
+      const query: Record<string, unknown> = { limit: opts.limit };
+      if (opts.vm !== undefined) query.vm = opts.vm;
+      if (opts.since !== undefined) query.sinceMs = opts.since;
+      const events = await askDaemon(ctx, opts, 'events', query);
+      ctx.io.out(opts.json ? toJson(events) : formatEvents(events));
+      const oldest = events[0];
+      if (events.length === opts.limit && oldest) {
+        const more = await askDaemon(ctx, opts, 'events', {
+          ...query,
+          limit: 1,
+          before: { timeMs: oldest.timeMs, id: oldest.id },
+        });
+        if (more.length > 0) {
+          ctx.io.err(
+            `showing the newest ${events.length} events${opts.vm ? ` of ${terminalSafe(opts.vm)}` : ''}; older ones match too ` +
+              `(the oldest shown: ${formatTime(oldest.timeMs)}): raise --limit (at most ${MAX_QUERY_LIMIT}) or narrow --since`,
+          );
+        }
+      }
+      return 0;
+    }),
   );
-  const args: Record<string, unknown> = {};
-  if (typeof values.vm === 'string') {
-    if (values.vm === '') throw new CliError('usage', '--vm needs a VM id');
-    args.vm = values.vm;
-  }
-  if (typeof values.since === 'string') args.sinceMs = parseSince(values.since, nowMs);
-  if (typeof values.limit === 'string') args.limit = parseLimit(values.limit);
-  const events = await askDaemon(socket, 'events', args);
-  io.out(json ? toJson(events) : formatEvents(events));
-  return 0;
 }

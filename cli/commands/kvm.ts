@@ -2,40 +2,28 @@
  * `seawall kvm probe` and `seawall kvm events`: the host's KVM capabilities, and the exact
  * kvm_vcpu_events image an injection would use.
  */
-import { parseArgs } from 'node:util';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import {
   encodeInjection,
   INJECTION_ABIS,
   type InjectionAbi,
   type InjectionRequest,
+  ISS_MASK,
   isKvmError,
-  parseEsr,
   probeHost,
-  validateRawIss,
 } from '../../kvm/index.js';
 import { CliError, type CliIo, toJson } from '../cli-error.js';
+import { act, type CliContext } from '../context.js';
+import { intValue, nonEmpty, registerValue } from '../option-values.js';
 
-export const KVM_USAGE = [
-  'seawall kvm probe [--json] [--device PATH] [--ext-abt-esr-cap N]   what /dev/kvm offers, or why nothing',
-  'seawall kvm events --abi merged|ext-abt-esr --kind data|instruction [--iss 0x…] [--no-ras]',
-  '                                                  the 64-byte kvm_vcpu_events image, as 128 hex digits',
-].join('\n');
+interface ProbeOptions {
+  json: boolean;
+  device?: string;
+  extAbtEsrCap?: number;
+}
 
-function probe(argv: string[], io: CliIo): number {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      json: { type: 'boolean', default: false },
-      device: { type: 'string' },
-      'ext-abt-esr-cap': { type: 'string' },
-    },
-  });
-  const capText = values['ext-abt-esr-cap'];
-  const cap = capText === undefined ? undefined : Number(capText);
-  if (cap !== undefined && (!Number.isInteger(cap) || cap <= 0)) {
-    throw new CliError('usage', `--ext-abt-esr-cap must be a positive capability number, got '${capText}'`);
-  }
-  const result = probeHost({ device: values.device, extAbtEsrCap: cap });
+function probe(values: ProbeOptions, io: CliIo): number {
+  const result = probeHost({ device: values.device, extAbtEsrCap: values.extAbtEsrCap });
   if (values.json) {
     io.out(toJson(result));
   } else if (!result.available) {
@@ -58,37 +46,70 @@ function probe(argv: string[], io: CliIo): number {
   return 0;
 }
 
-function events(argv: string[], io: CliIo): number {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      abi: { type: 'string' },
-      kind: { type: 'string' },
-      iss: { type: 'string' },
-      'no-ras': { type: 'boolean', default: false },
-    },
-  });
-  const abi = values.abi as InjectionAbi | undefined;
-  if (!abi || !INJECTION_ABIS.includes(abi))
-    throw new CliError('usage', `--abi must be one of ${INJECTION_ABIS.join(', ')}`);
-  if (values.kind !== 'data' && values.kind !== 'instruction') {
-    throw new CliError('usage', '--kind must be data or instruction');
-  }
+interface EventsOptions {
+  abi: InjectionAbi;
+  kind: 'data' | 'instruction';
+  iss?: bigint;
+  ras: boolean;
+}
+
+function events(values: EventsOptions, io: CliIo): number {
   const req: InjectionRequest = { kind: values.kind };
+  if (values.iss !== undefined) req.iss = Number(values.iss);
   try {
-    if (values.iss !== undefined) req.iss = validateRawIss(parseEsr(values.iss));
-    const image = encodeInjection(req, { abi, ras: !values['no-ras'] });
-    io.out(image.toString('hex'));
+    io.out(encodeInjection(req, { abi: values.abi, ras: values.ras }).toString('hex'));
   } catch (err) {
-    if (isKvmError(err)) throw new CliError('failed', `${abi} ABI: ${err.message}`);
+    // The request was understood; this host's ABI cannot express it.
+    if (isKvmError(err)) throw new CliError('failed', `${values.abi} ABI: ${err.message}`);
     throw err;
   }
   return 0;
 }
 
-export function kvmCommand(argv: string[], io: CliIo): number {
-  const [sub, ...rest] = argv;
-  if (sub === 'probe') return probe(rest, io);
-  if (sub === 'events') return events(rest, io);
-  throw new CliError('usage', `usage:\n${KVM_USAGE}`);
+/** ISS [24:0], checked here so a value that cannot be an ISS is a usage error. */
+function issValue(text: string): bigint {
+  const v = registerValue(text);
+  if (v > BigInt(ISS_MASK))
+    throw new InvalidArgumentError('ISS must fit in ESR bits [24:0] (at most 0x1ffffff)');
+  return v;
+}
+
+export function registerKvm(parent: Command, ctx: CliContext): void {
+  const kvm = parent
+    .command('kvm')
+    .summary('this host’s KVM, and injection images')
+    .description('The host’s KVM capabilities, and the exact kvm_vcpu_events image an injection uses.');
+  kvm
+    .command('probe')
+    .summary('what /dev/kvm offers, or why nothing')
+    .description(
+      'Opens /dev/kvm and reports the API version and the capabilities seawall uses (SEA_TO_USER, INJECT_EXT_DABT, NISV_TO_USER, the posted chosen-ESR ABI).',
+    )
+    .option('--json', 'machine-readable output', false)
+    .option('--device <path>', 'the KVM device (default /dev/kvm)', nonEmpty)
+    .option(
+      '--ext-abt-esr-cap <n>',
+      'capability number of the posted chosen-ESR ABI, to probe it',
+      intValue(1),
+    )
+    .action(act<ProbeOptions>(ctx, (opts) => probe(opts, ctx.io)));
+  kvm
+    .command('events')
+    .summary('the 64-byte kvm_vcpu_events image of an injection, as hex')
+    .description(
+      'Prints the 64-byte kvm_vcpu_events image that injects an external abort on a host of the given ABI, as 128 hex digits.',
+    )
+    .addOption(
+      new Option('--abi <abi>', 'the host’s kvm_vcpu_events ABI')
+        .choices(INJECTION_ABIS)
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      new Option('--kind <kind>', 'the abort to inject')
+        .choices(['data', 'instruction'])
+        .makeOptionMandatory(),
+    )
+    .option('--iss <iss>', 'ISS [24:0] to carry (ext-abt-esr ABI with RAS only)', issValue)
+    .option('--no-ras', 'a host without FEAT_RAS')
+    .action(act<EventsOptions>(ctx, (opts) => events(opts, ctx.io)));
 }

@@ -1,32 +1,30 @@
 /**
  * `seawall policy check|test|explain`: validate policy files, run their test files, and explain
- * one event's decision with the bytes the verdict would carry.
+ * one event's decision with the bytes the verdict would carry — against empty rate/repeat state,
+ * or the state the event store held just before the event (`--store`).
  */
-import { parseArgs } from 'node:util';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { INJECTION_ABIS, type InjectionAbi } from '../../kvm/index.js';
 import {
   compilePolicy,
   type HostCapabilities,
   loadPolicyFile,
+  type PolicyEvent,
   type PolicyIssue,
+  PolicyState,
   parsePolicyEvent,
   runPolicyTestFile,
 } from '../../policies/index.js';
-import { CliError, type CliIo, toJson } from '../cli-error.js';
-
-export const POLICY_USAGE = [
-  'seawall policy check FILE…                        validate policies; every error as file:line: path: message',
-  'seawall policy test FILE…                         run policy test files (*.test.yaml)',
-  'seawall policy explain --policy FILE --event JSON [--host-abi merged|ext-abt-esr] [--no-ras] [--emulate]',
-  '                                                  the decision for one event, why, and the vcpu-events bytes',
-].join('\n');
+import { type CliIo, toJson } from '../cli-error.js';
+import { act, type CliContext } from '../context.js';
+import { jsonValue, nonEmpty } from '../option-values.js';
+import { terminalSafe } from '../terminal-text.js';
 
 function printIssues(io: CliIo, file: string, issues: readonly PolicyIssue[]): void {
-  for (const i of issues) io.err(`${file}:${i.line}: ${i.path || '(document)'}: ${i.message}`);
+  for (const i of issues) io.err(terminalSafe(`${file}:${i.line}: ${i.path || '(document)'}: ${i.message}`));
 }
 
 async function check(files: string[], io: CliIo): Promise<number> {
-  if (files.length === 0) throw new CliError('usage', `usage:\n${POLICY_USAGE}`);
   let status = 0;
   for (const file of files) {
     const r = await loadPolicyFile(file);
@@ -40,14 +38,15 @@ async function check(files: string[], io: CliIo): Promise<number> {
       .filter(Boolean)
       .join(', ');
     io.out(
-      `${file}: ok: policy '${p.name}', ${p.rules.length} rule${p.rules.length === 1 ? '' : 's'} + default, version ${p.version}${extra ? ` (${extra})` : ''}`,
+      terminalSafe(
+        `${file}: ok: policy '${p.name}', ${p.rules.length} rule${p.rules.length === 1 ? '' : 's'} + default, version ${p.version}${extra ? ` (${extra})` : ''}`,
+      ),
     );
   }
   return status;
 }
 
 async function test(files: string[], io: CliIo): Promise<number> {
-  if (files.length === 0) throw new CliError('usage', `usage:\n${POLICY_USAGE}`);
   let status = 0;
   for (const file of files) {
     const r = await runPolicyTestFile(file);
@@ -74,48 +73,88 @@ async function test(files: string[], io: CliIo): Promise<number> {
   return status;
 }
 
-async function explain(argv: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      policy: { type: 'string' },
-      event: { type: 'string' },
-      'host-abi': { type: 'string', default: 'merged' },
-      'no-ras': { type: 'boolean', default: false },
-      emulate: { type: 'boolean', default: false },
-    },
-  });
-  if (values.policy === undefined || values.event === undefined)
-    throw new CliError('usage', `--policy and --event are required\nusage:\n${POLICY_USAGE}`);
-  const abi = values['host-abi'] as InjectionAbi;
-  if (!INJECTION_ABIS.includes(abi))
-    throw new CliError('usage', `--host-abi must be one of ${INJECTION_ABIS.join(', ')}`);
-  let obj: unknown;
-  try {
-    obj = JSON.parse(values.event);
-  } catch (err) {
-    throw new CliError('failed', `--event is not JSON: ${(err as Error).message}`);
+interface ExplainOptions {
+  policy: string;
+  event: PolicyEvent;
+  hostAbi: InjectionAbi;
+  ras: boolean;
+  emulate: boolean;
+  store?: string;
+}
+
+/** `--event`: JSON in the policy test format (docs/policies.md "Events"), validated here. */
+function eventValue(text: string): PolicyEvent {
+  const r = parsePolicyEvent(jsonValue(text));
+  if (!r.ok) {
+    throw new InvalidArgumentError(r.issues.map((i) => `${i.path || '(event)'}: ${i.message}`).join('; '));
   }
-  const ev = parsePolicyEvent(obj);
-  if (!ev.ok) {
-    printIssues(io, '--event', ev.issues);
-    return 1;
-  }
-  const loaded = await loadPolicyFile(values.policy);
+  return r.event;
+}
+
+async function explain(opts: ExplainOptions, io: CliIo): Promise<number> {
+  const loaded = await loadPolicyFile(opts.policy);
   if (!loaded.ok) {
-    printIssues(io, values.policy, loaded.issues);
+    printIssues(io, opts.policy, loaded.issues);
     return 1;
   }
-  const host: HostCapabilities = { abi, ras: !values['no-ras'], emulateAbort: values.emulate };
-  io.out(toJson(compilePolicy(loaded.policy).explain(ev.event, host)));
+  const state = new PolicyState();
+  const policy = compilePolicy(loaded.policy, { state });
+  let replayed: number | null = null;
+  if (opts.store !== undefined) {
+    // The state the daemon had just before this event: every stored event before its time, over
+    // the window the daemon itself rebuilds at start.
+    // Loaded here only: the other commands need no SQLite.
+    const { ReadOnlyStore } = await import('../../store/index.js');
+    const reader = ReadOnlyStore.open(opts.store);
+    try {
+      const before = reader.policyEventsBefore(opts.event.timeMs, policy.stateWindowMs);
+      for (const e of before) state.observe(e);
+      replayed = before.length;
+    } finally {
+      reader.close();
+    }
+  }
+  const host: HostCapabilities = { abi: opts.hostAbi, ras: opts.ras, emulateAbort: opts.emulate };
+  const x = policy.explain(opts.event, host);
+  io.out(toJson(replayed === null ? x : { ...x, state: { store: opts.store, eventsReplayed: replayed } }));
   return 0;
 }
 
-/** Dispatches `seawall policy …`; returns the exit status (0 ok, 1 invalid/failed, 2 usage). */
-export async function policyCommand(argv: string[], io: CliIo): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === 'check') return check(rest, io);
-  if (sub === 'test') return test(rest, io);
-  if (sub === 'explain') return explain(rest, io);
-  throw new CliError('usage', `usage:\n${POLICY_USAGE}`);
+export function registerPolicy(parent: Command, ctx: CliContext): void {
+  const policy = parent
+    .command('policy')
+    .summary('check, test and explain policies')
+    .description('Policy tooling: validate files, run their test files, explain one decision.');
+  policy
+    .command('check')
+    .summary('validate policies; every error as file:line: path: message')
+    .description(
+      'Validates policy files. Exit 0 with one line per file; exit 1 with every error as file:line: path: message.',
+    )
+    .argument('<file...>', 'policy files')
+    .action(act<object, [string[]]>(ctx, (_o, files) => check(files, ctx.io)));
+  policy
+    .command('test')
+    .summary('run policy test files (*.test.yaml)')
+    .description(
+      'Runs policy test files: event sequences with expected decisions. Exit 1 lists every difference.',
+    )
+    .argument('<file...>', 'policy test files')
+    .action(act<object, [string[]]>(ctx, (_o, files) => test(files, ctx.io)));
+  policy
+    .command('explain')
+    .summary('the decision for one event, why, and the vcpu-events bytes')
+    .description(
+      'Which rule decides an event, why the earlier ones did not, and the kvm_vcpu_events bytes. ' +
+        'Rate windows and repeated pages start empty, or, with --store, hold what the event store held before the event.',
+    )
+    .requiredOption('--policy <file>', 'the policy file', nonEmpty)
+    .requiredOption('--event <json>', 'the event, as JSON (docs/policies.md "Events")', eventValue)
+    .addOption(
+      new Option('--host-abi <abi>', 'the host’s injection ABI').choices(INJECTION_ABIS).default('merged'),
+    )
+    .option('--no-ras', 'a host without FEAT_RAS')
+    .option('--emulate', 'the VMM emulates aborts itself', false)
+    .option('--store <file>', 'an event store (events.sqlite) to load rate and repeat state from', nonEmpty)
+    .action(act<ExplainOptions>(ctx, (opts) => explain(opts, ctx.io)));
 }

@@ -2,24 +2,32 @@
  * `seawall reload`: asks the daemon to load its policy file again. Exit 0 when the new policy is
  * live; exit 1 with every error when it was refused (the previous policy keeps serving).
  */
-import { type CliIo, toJson } from '../cli-error.js';
-import { askDaemon, CONTROL_SOCKET_OPTION, parseControlArgs } from './control-io.js';
+import type { Command } from 'commander';
+import { toJson } from '../cli-error.js';
+import { act, type CliContext } from '../context.js';
+import { terminalSafe } from '../terminal-text.js';
+import { askDaemon, type ControlOptions, controlOptions } from './control-io.js';
 
-export const RELOAD_USAGE = [
-  `seawall reload ${CONTROL_SOCKET_OPTION} [--json]`,
-  '                                                  reload the policy: 0 = new policy live, 1 = refused, old kept',
-].join('\n');
-
-export async function reloadCommand(argv: string[], io: CliIo): Promise<number> {
-  const { socket, json } = parseControlArgs(argv, {}, RELOAD_USAGE);
-  const r = await askDaemon(socket, 'reload');
-  if (json) io.out(toJson(r));
-  if (r.ok) {
-    if (!json) io.out(`policy ${r.version} is live`);
-    return 0;
-  }
-  io.err(
-    `policy reload refused; ${r.version} is still in force:\n${r.issues.map((i) => `  ${i}`).join('\n')}`,
+export function registerReload(parent: Command, ctx: CliContext): void {
+  controlOptions(
+    parent
+      .command('reload')
+      .summary('reload the policy: 0 = new policy live, 1 = refused, old kept')
+      .description(
+        'Reloads the policy file. Exit 0: the new policy is live. Exit 1: it was refused, every error is printed, and the previous policy keeps deciding.',
+      ),
+  ).action(
+    act<ControlOptions>(ctx, async (opts) => {
+      const r = await askDaemon(ctx, opts, 'reload');
+      if (opts.json) ctx.io.out(toJson(r));
+      if (r.ok) {
+        if (!opts.json) ctx.io.out(`policy ${terminalSafe(r.version)} is live`);
+        return 0;
+      }
+      ctx.io.err(
+        `policy reload refused; ${terminalSafe(r.version)} is still in force:\n${r.issues.map((i) => `  ${terminalSafe(i)}`).join('\n')}`,
+      );
+      return 1;
+    }),
   );
-  return 1;
 }

@@ -1,104 +1,168 @@
-/** `seawall simulate`: drive a daemon with a simulated fleet through its real plugin socket. */
-import { parseArgs } from 'node:util';
-import { resolveConfig } from '../../daemon/index.js';
-import type { FallbackPolicy } from '../../vmm/index.js';
-import { parseMix, simulate } from '../../vmm/index.js';
-import { CliError, type CliIo, toJson } from '../cli-error.js';
-import { durationArg } from '../duration-arg.js';
+/**
+ * `seawall simulate`: drive a daemon with a simulated fleet through its real plugin socket. By
+ * default every VM runs in a child process that ends on a KILL verdict, as a VMM would, so a
+ * policy that kills can be tried: the daemon's kill enforcement reaches that child, not this
+ * command. `--in-process` runs the fleet here (faster; a KILL verdict is then ignored).
+ */
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import {
+  type EventMix,
+  type FallbackPolicy,
+  isVmmError,
+  MAX_FLEET_PROCESSES,
+  parseMix,
+  parseSeverityMix,
+  type SeverityMix,
+  type SimulationSummary,
+  simulate,
+  simulateInProcesses,
+} from '../../vmm/index.js';
+import { CliError, toJson } from '../cli-error.js';
+import { act, type CliContext } from '../context.js';
+import { findSocket } from '../daemon-sockets.js';
+import { durationValue, intValue, keyValue, nonEmpty } from '../option-values.js';
+import { terminalSafe } from '../terminal-text.js';
 
-export const SIMULATE_USAGE = [
-  'seawall simulate [--socket PATH] [--vms N] [--vcpus M] (--events N | --duration 10s) [--rate N]',
-  '                 [--mix sea=90,nisv=4,mmio=4,sigbus=2] [--label k=v]… [--deadline-ms MS]',
-  '                 [--fallback inject|kill|resume] [--allow-fallback] [--json]',
-  '                                                  a simulated fleet against a running daemon',
-].join('\n');
-
-function positive(name: string, text: string | undefined, dflt: number): number {
-  if (text === undefined) return dflt;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new CliError('usage', `--${name} must be a positive integer, got '${text}'`);
-  return n;
+interface SimulateOptions {
+  socket?: string;
+  vms: number;
+  vcpus: number;
+  events?: number;
+  duration?: number;
+  rate?: number;
+  mix?: EventMix;
+  severity?: SeverityMix;
+  pages?: number;
+  label: Record<string, string>;
+  deadline: number;
+  fallback: FallbackPolicy;
+  allowFallback: boolean;
+  vmPrefix?: string;
+  inProcess: boolean;
+  json: boolean;
 }
 
-export async function simulateCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      socket: { type: 'string' },
-      vms: { type: 'string' },
-      vcpus: { type: 'string' },
-      events: { type: 'string' },
-      duration: { type: 'string' },
-      rate: { type: 'string' },
-      mix: { type: 'string' },
-      label: { type: 'string', multiple: true },
-      'deadline-ms': { type: 'string' },
-      fallback: { type: 'string' },
-      'allow-fallback': { type: 'boolean', default: false },
-      'vm-prefix': { type: 'string' },
-      json: { type: 'boolean', default: false },
-    },
-  });
-  if (values.events === undefined && values.duration === undefined) {
+/** Wraps a vmm/ parser so its error is a usage error naming the option. */
+function parsed<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text);
+    } catch (err) {
+      if (isVmmError(err)) throw new InvalidArgumentError(err.message);
+      throw err;
+    }
+  };
+}
+
+function report(s: SimulationSummary & { sigkilled?: string[] }, ctx: CliContext): void {
+  const out = ctx.io.out;
+  out(`fleet: ${s.vms} VMs × ${s.vcpus} vCPUs, ${s.durationMs} ms, ${s.eventsPerSecond} events/s`);
+  out(
+    `events sent ${s.sent}, answered by the daemon ${s.answered}, fallbacks ${s.fallbacks} (replayed ${s.replayed}, late verdicts ${s.lateVerdicts})`,
+  );
+  out(
+    `verdicts: ${Object.entries(s.verdicts)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
+  if (s.killed.length > 0)
+    out(`killed: ${s.killed.length} VM(s) ended by a KILL verdict: ${terminalSafe(s.killed.join(', '))}`);
+  if (s.sigkilled && s.sigkilled.length > 0)
+    out(`  of which SIGKILLed by the daemon (still running at the grace's end): ${s.sigkilled.join(', ')}`);
+  const l = s.latencyUs;
+  out(`latency µs: p50 ${l.p50}  p99 ${l.p99}  p99.9 ${l['p99.9']}`);
+}
+
+async function run(opts: SimulateOptions, ctx: CliContext): Promise<number> {
+  if (opts.events === undefined && opts.duration === undefined) {
     throw new CliError('usage', 'give --events N or --duration 10s');
   }
-  const labels: Record<string, string> = {};
-  for (const l of values.label ?? []) {
-    const i = l.indexOf('=');
-    if (i <= 0) throw new CliError('usage', `--label must be key=value, got '${l}'`);
-    labels[l.slice(0, i)] = l.slice(i + 1);
+  if (!opts.inProcess && opts.vms > MAX_FLEET_PROCESSES) {
+    throw new CliError(
+      'usage',
+      `--vms: at most ${MAX_FLEET_PROCESSES} VMs as processes; add --in-process for more`,
+    );
   }
-  const fallback = (values.fallback ?? 'inject') as FallbackPolicy;
-  if (!['inject', 'kill', 'resume'].includes(fallback))
-    throw new CliError('usage', '--fallback must be inject, kill or resume');
-  let mix: ReturnType<typeof parseMix> | undefined;
+  const socket = findSocket('plugin', opts.socket, ctx.env);
+  const options = {
+    socket,
+    vms: opts.vms,
+    vcpus: opts.vcpus,
+    events: opts.events,
+    durationMs: opts.duration,
+    rate: opts.rate,
+    mix: opts.mix,
+    severity: opts.severity,
+    pages: opts.pages,
+    labels: opts.label,
+    vmPrefix: opts.vmPrefix,
+    deadlineMs: opts.deadline,
+    fallback: opts.fallback,
+  };
+  let summary: SimulationSummary & { sigkilled?: string[] };
   try {
-    mix = values.mix ? parseMix(values.mix) : undefined;
+    summary = opts.inProcess ? await simulate(options) : await simulateInProcesses(options);
   } catch (err) {
-    throw new CliError('usage', (err as Error).message);
-  }
-  const socket = values.socket ?? resolveConfig(null, {}).socket;
-  let summary: Awaited<ReturnType<typeof simulate>>;
-  try {
-    summary = await simulate({
-      socket,
-      vms: positive('vms', values.vms, 4),
-      vcpus: positive('vcpus', values.vcpus, 2),
-      events: values.events === undefined ? undefined : positive('events', values.events, 1),
-      durationMs: values.duration === undefined ? undefined : durationArg(values.duration, '--duration'),
-      rate: values.rate === undefined ? undefined : positive('rate', values.rate, 1),
-      mix,
-      labels,
-      vmPrefix: values['vm-prefix'],
-      deadlineMs: positive('deadline-ms', values['deadline-ms'], 1000),
-      fallback,
-    });
-  } catch (err) {
-    if (err instanceof CliError) throw err;
     throw new CliError('failed', `cannot drive the daemon at ${socket}: ${(err as Error).message}`);
   }
-  if (values.json) {
-    io.out(toJson(summary));
-  } else {
-    io.out(
-      `fleet: ${summary.vms} VMs × ${summary.vcpus} vCPUs, ${summary.durationMs} ms, ${summary.eventsPerSecond} events/s`,
-    );
-    io.out(
-      `events sent ${summary.sent}, answered by the daemon ${summary.answered}, fallbacks ${summary.fallbacks} (replayed ${summary.replayed}, late verdicts ${summary.lateVerdicts})`,
-    );
-    io.out(
-      `verdicts: ${Object.entries(summary.verdicts)
-        .map(([k, v]) => `${k} ${v}`)
-        .join(', ')}`,
-    );
-    const l = summary.latencyUs;
-    io.out(`latency µs: p50 ${l.p50}  p99 ${l.p99}  p99.9 ${l['p99.9']}`);
-  }
+  if (opts.json) ctx.io.out(toJson(summary));
+  else report(summary, ctx);
   const unanswered = summary.sent - summary.answered;
-  if (unanswered > 0 && !values['allow-fallback']) {
-    io.err(`${unanswered} event(s) were not answered by the daemon in time (fallback applied)`);
+  if (unanswered > 0 && !opts.allowFallback) {
+    ctx.io.err(`${unanswered} event(s) were not answered by the daemon in time (fallback applied)`);
     return 1;
   }
   return 0;
+}
+
+export function registerSimulate(parent: Command, ctx: CliContext): void {
+  parent
+    .command('simulate')
+    .summary('a simulated fleet against a running daemon: latency, verdicts, fallbacks')
+    .description(
+      'Drives a running daemon through its plugin socket with simulated VMs. Each VM runs in a child process ' +
+        'that ends on a KILL verdict, as a VMM would, so kill policies can be tried. Exit 1 when an event was not answered in time.',
+    )
+    .option(
+      '--socket <path>',
+      'the daemon’s plugin socket (default: $SEAWALL_SOCKET, /run/seawall/plugin.sock, then $XDG_RUNTIME_DIR/seawall/plugin.sock)',
+      nonEmpty,
+    )
+    .option('--vms <n>', 'VMs', intValue(1), 4)
+    .option('--vcpus <n>', 'vCPUs per VM', intValue(1, 0xffff), 2)
+    .option('--events <n>', 'events in all, across the fleet', intValue(1))
+    .option('--duration <time>', 'run this long instead (e.g. 10s)', durationValue)
+    .option('--rate <n>', 'events per second across the fleet (default: as fast as answered)', intValue(1))
+    .option('--mix <weights>', 'event kinds by weight, e.g. sea=90,nisv=4,mmio=4,sigbus=2', parsed(parseMix))
+    .option(
+      '--severity <weights>',
+      'SEA severities by weight, e.g. uer=80,ueo=10,uc=10',
+      parsed(parseSeverityMix),
+    )
+    .option(
+      '--pages <n>',
+      'guest pages per VM its errors fall on (few pages: repeated pages)',
+      intValue(1, 65536),
+    )
+    .option('--label <key=value>', 'a label of every VM (repeatable)', keyValue, {})
+    .option(
+      '--deadline <time>',
+      'how long a vCPU waits for a verdict before the fallback',
+      durationValue,
+      1000,
+    )
+    .addOption(
+      new Option('--fallback <action>', 'what the plugin applies when no verdict comes in time')
+        .choices(['inject', 'kill', 'resume'])
+        .default('inject'),
+    )
+    .option('--allow-fallback', 'exit 0 even when some events were answered by the fallback', false)
+    .option('--vm-prefix <prefix>', 'VM ids are <prefix>-<n> (default sim-<pid>)', nonEmpty)
+    .option(
+      '--in-process',
+      'run every VM in this process (faster; a kill is then enforced on this command)',
+      false,
+    )
+    .option('--json', 'machine-readable output', false)
+    .action(act<SimulateOptions>(ctx, (opts) => run(opts, ctx)));
 }

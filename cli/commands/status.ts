@@ -1,42 +1,38 @@
 /** `seawall status`: the running daemon — version, uptime, policy, sessions, event counts, store. */
-
+import type { Command } from 'commander';
 import type { StatusResult } from '../../control/index.js';
-import { printable } from '../../events/index.js';
-import { type CliIo, toJson } from '../cli-error.js';
+import { toJson } from '../cli-error.js';
+import { act, type CliContext } from '../context.js';
+import { terminalSafe } from '../terminal-text.js';
 import {
   askDaemon,
-  CONTROL_SOCKET_OPTION,
+  type ControlOptions,
+  controlOptions,
   formatBytes,
   formatDuration,
   formatTime,
-  parseControlArgs,
   table,
 } from './control-io.js';
-
-export const STATUS_USAGE = [
-  `seawall status ${CONTROL_SOCKET_OPTION} [--json]`,
-  '                                                  the running daemon: sessions, VMs, policy, counts, uptime',
-].join('\n');
 
 /** The human view of a status answer. */
 export function formatStatus(s: StatusResult): string {
   const lines = [
-    `seawall ${s.version}, pid ${s.pid}, up ${formatDuration(s.uptimeMs)} (since ${formatTime(s.startedAtMs)})`,
-    `policy    ${s.policy.version} (${s.policy.reloads} reloads, ${s.policy.failedReloads} refused, last ${formatTime(s.policy.lastReloadAtMs)})`,
+    `seawall ${terminalSafe(s.version)}, pid ${s.pid}, up ${formatDuration(s.uptimeMs)} (since ${formatTime(s.startedAtMs)})`,
+    `policy    ${terminalSafe(s.policy.version)} (${s.policy.reloads} reloads, ${s.policy.failedReloads} refused, last ${formatTime(s.policy.lastReloadAtMs)})`,
     `events    ${s.events.decided} decided, ${s.events.replays} fallback replays since start`,
   ];
   if (s.store) {
     const actions = Object.entries(s.store.byAction)
-      .map(([a, n]) => `${a} ${n}`)
+      .map(([a, n]) => `${terminalSafe(a)} ${n}`)
       .join(', ');
     lines.push(
-      `store     ${s.store.path}: ${s.store.events} events (${actions || 'none decided'}), ` +
+      `store     ${terminalSafe(s.store.path)}: ${s.store.events} events (${actions || 'none decided'}), ` +
         `${s.store.vms} VMs, ${s.store.poisonedPages} poisoned pages, ${formatBytes(s.store.bytes)}`,
     );
     const h = s.store.health;
     if (!h.healthy)
       lines.push(
-        `          FAULTY since ${new Date(h.sinceMs ?? 0).toISOString()}: ${printable(h.error ?? '')}; ` +
+        `          FAULTY since ${new Date(h.sinceMs ?? 0).toISOString()}: ${terminalSafe(h.error ?? '')}; ` +
           `${h.heldRows} answered events held in memory, retried every second`,
       );
   } else {
@@ -62,9 +58,19 @@ export function formatStatus(s: StatusResult): string {
   return lines.join('\n');
 }
 
-export async function statusCommand(argv: string[], io: CliIo): Promise<number> {
-  const { socket, json } = parseControlArgs(argv, {}, STATUS_USAGE);
-  const s = await askDaemon(socket, 'status');
-  io.out(json ? toJson(s) : formatStatus(s));
-  return 0;
+export function registerStatus(parent: Command, ctx: CliContext): void {
+  controlOptions(
+    parent
+      .command('status')
+      .summary('the running daemon: sessions, policy, counts, uptime')
+      .description(
+        'The running daemon: version, uptime, the policy in force, plugin sessions, event counts and the store.',
+      ),
+  ).action(
+    act<ControlOptions>(ctx, async (opts) => {
+      const s = await askDaemon(ctx, opts, 'status');
+      ctx.io.out(opts.json ? toJson(s) : formatStatus(s));
+      return 0;
+    }),
+  );
 }

@@ -1,13 +1,9 @@
 /** `seawall vms`: every VM the daemon knows — connected now or seen in the event store. */
-
+import type { Command } from 'commander';
 import type { VmView } from '../../control/index.js';
-import { type CliIo, toJson } from '../cli-error.js';
-import { askDaemon, CONTROL_SOCKET_OPTION, formatTime, parseControlArgs, table } from './control-io.js';
-
-export const VMS_USAGE = [
-  `seawall vms ${CONTROL_SOCKET_OPTION} [--json]`,
-  '                                                  VMs seen: connected, events, poisoned pages, last action',
-].join('\n');
+import { toJson } from '../cli-error.js';
+import { act, type CliContext } from '../context.js';
+import { askDaemon, type ControlOptions, controlOptions, formatTime, table } from './control-io.js';
 
 export function formatVms(vms: readonly VmView[]): string {
   if (vms.length === 0) return 'no VMs seen';
@@ -24,9 +20,17 @@ export function formatVms(vms: readonly VmView[]): string {
   );
 }
 
-export async function vmsCommand(argv: string[], io: CliIo): Promise<number> {
-  const { socket, json } = parseControlArgs(argv, {}, VMS_USAGE);
-  const vms = await askDaemon(socket, 'vms');
-  io.out(json ? toJson(vms) : formatVms(vms));
-  return 0;
+export function registerVms(parent: Command, ctx: CliContext): void {
+  controlOptions(
+    parent
+      .command('vms')
+      .summary('VMs seen: connected, events, poisoned pages, last action')
+      .description('Every VM the daemon knows: connected now, or seen in the event store.'),
+  ).action(
+    act<ControlOptions>(ctx, async (opts) => {
+      const vms = await askDaemon(ctx, opts, 'vms');
+      ctx.io.out(opts.json ? toJson(vms) : formatVms(vms));
+      return 0;
+    }),
+  );
 }

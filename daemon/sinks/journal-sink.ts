@@ -23,7 +23,12 @@ export function journalSink(log: DaemonLog): Sink {
     name: 'journal',
     afterReply(batch) {
       for (const r of batch) {
-        if (r.duplicate || !log.admitEvent()) continue;
+        if (r.duplicate) continue;
+        if (log.eventMode === 'summary') {
+          log.countEvent(r.decision ? r.decision.action : 'fallback', r.event.vm.id);
+          continue;
+        }
+        if (!log.admitEvent()) continue;
         const e = r.event;
         const d = r.decision;
         const what = d ? describeAction(d) : `handled by plugin fallback (action ${r.msg.fallbackAction})`;
@@ -53,7 +58,7 @@ export function journalSink(log: DaemonLog): Sink {
         const down = d?.downgrade ?? r.verdictDowngrade;
         if (down && log.admitEvent()) {
           log.log({
-            message: `injection downgraded on VM ${e.vm.id}: ${down.from} → ${down.to} (${down.reason})`,
+            message: `injection downgraded on VM ${e.vm.id}: ${down.from} → ${down.to} (${down.detail})`,
             priority: Priority.WARNING,
             messageId: MessageId.INJECTION_DOWNGRADED,
             fields: { [F.VM]: e.vm.id, [F.RULE]: d?.rule, [F.REASON]: down.reason, [F.OUTCOME]: down.to },

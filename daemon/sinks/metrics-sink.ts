@@ -6,14 +6,19 @@
 
 import type { EventRecord, Sink } from '../../events/index.js';
 import type { SeawallMetrics } from '../../metrics/index.js';
+import { PoisonedPageCounts } from './poisoned-page-counts.js';
 import { vmLabel } from './vm-label.js';
 
 const NS_PER_S = 1e9;
 
-function count(m: SeawallMetrics, r: EventRecord): void {
+function count(m: SeawallMetrics, pages: PoisonedPageCounts, r: EventRecord): void {
   const e = r.event;
   const vm = vmLabel(e.vm.id);
   m.memoryError(vm, e.kind, e.severity);
+  if (PoisonedPageCounts.poisons(r)) {
+    const n = pages.add(e.vm.id, e.gpa as bigint);
+    if (n !== null) m.setPoisonedPages(vm, n);
+  }
   if (r.kernelMismatch) for (const field of r.kernelMismatch) m.kernelMismatch(field);
   if (r.replay) {
     m.fallbackReported(vm, 1);
@@ -27,22 +32,32 @@ function count(m: SeawallMetrics, r: EventRecord): void {
   m.observeVerdictLatency(Number(r.latencyNs) / NS_PER_S);
 }
 
-/** `onRecordError` hears of a record that could not be counted (the bus's sink-failure report). */
-export function metricsSink(m: SeawallMetrics, onRecordError: (err: unknown) => void = () => {}): Sink {
+/**
+ * `onRecordError` hears of a record that could not be counted (the bus's sink-failure report);
+ * `pages` holds each VM's distinct poisoned pages (seeded from the store by the caller).
+ */
+export function metricsSink(
+  m: SeawallMetrics,
+  onRecordError: (err: unknown) => void = () => {},
+  pages: PoisonedPageCounts = new PoisonedPageCounts(),
+): Sink {
   return {
     name: 'metrics',
     afterReply(batch) {
       for (const r of batch) {
         if (r.duplicate) continue;
         try {
-          count(m, r);
+          count(m, pages, r);
         } catch (err) {
           onRecordError(err);
         }
       }
     },
-    sessionOpened() {
+    sessionOpened(s) {
       m.sessionOpened();
+      // A VM that returns gets its gauge back at once, not at its next error.
+      const n = pages.count(s.vm.id);
+      if (n > 0) m.setPoisonedPages(vmLabel(s.vm.id), n);
     },
     sessionClosed(s, outcome) {
       m.sessionClosed(outcome === 'protocol_error' ? 'protocol_error' : 'closed');

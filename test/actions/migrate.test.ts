@@ -266,7 +266,14 @@ test('past maxInFlight migrations queue, past maxQueued they are dropped and cou
   const session = (id: string) =>
     ({ id: BigInt(id.length), vm: { id, labels: {} }, vmmPid: 1, peer: { pid: 1 } }) as never;
   const d = { ...migrate('slow'), policyVersion: 'p' } as never;
-  const e = { kind: 'sea', vcpu: 0, gpa: null, severity: 'uer', timeMs: 0 } as never;
+  const e = {
+    kind: 'sea',
+    vm: { id: 'a', labels: {} },
+    vcpu: 0,
+    gpa: null,
+    severity: 'uer',
+    timeMs: 0,
+  } as never;
   assert.equal(m.trigger(session('a'), d, e), 'started');
   assert.equal(m.trigger(session('bb'), d, e), 'queued');
   assert.equal(m.trigger(session('ccc'), d, e), 'dropped');

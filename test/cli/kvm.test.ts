@@ -25,10 +25,10 @@ test('esr decode --json is machine-readable', () => {
   assert.equal(j.raw, '0x92000410');
 });
 
-test('esr decode refuses banana and values over 64 bits with a clear message', () => {
+test('esr decode refuses banana and values over 64 bits as usage errors, with a clear message', () => {
   for (const bad of ['banana', '0x10000000000000000']) {
     const r = run('esr', 'decode', bad);
-    assert.equal(r.status, 1);
+    assert.equal(r.status, 2);
     assert.match(r.stderr, bad === 'banana' ? /not a number: 'banana'/ : /wider than 64 bits/);
   }
 });
@@ -60,9 +60,9 @@ test('kvm events: ext-abt-esr instruction abort with ISS 0x600', () => {
   );
 });
 
-test('kvm events: --iss 0x2000000 is refused', () => {
+test('kvm events: --iss 0x2000000 is refused as a usage error', () => {
   const r = run('kvm', 'events', '--abi', 'ext-abt-esr', '--kind', 'instruction', '--iss', '0x2000000');
-  assert.equal(r.status, 1);
+  assert.equal(r.status, 2);
   assert.match(r.stderr, /ISS must fit in ESR bits \[24:0\]/);
 });
 

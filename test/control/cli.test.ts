@@ -4,28 +4,25 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CliError, type CliIo } from '../../cli/cli-error.js';
-import { eventsCommand } from '../../cli/commands/events.js';
-import { poisonCommand } from '../../cli/commands/poison.js';
-import { reloadCommand } from '../../cli/commands/reload.js';
-import { statusCommand } from '../../cli/commands/status.js';
-import { vmsCommand } from '../../cli/commands/vms.js';
+import { main } from '../../cli/cli.js';
+import type { CliIo } from '../../cli/cli-error.js';
 import { record, session } from '../store/records.js';
 import { startControl } from './fixture.js';
 
-type Command = (argv: string[], io: CliIo) => number | Promise<number>;
-
-/** Runs a command like `main` does: CliError → its exit code and message on stderr. */
-async function run(cmd: Command, argv: string[]): Promise<{ status: number; out: string; err: string }> {
+/** `seawall <command> …` in this process, with its exit status and output; no daemon search outside `env`. */
+async function run(command: string, argv: string[], env: NodeJS.ProcessEnv = {}) {
   let out = '';
   let err = '';
-  const io: CliIo = { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`) };
-  try {
-    return { status: await cmd(argv, io), out, err };
-  } catch (e) {
-    if (e instanceof CliError) return { status: e.exitCode, out, err: err + e.message };
-    throw e;
-  }
+  const io: CliIo = {
+    out: (t) => {
+      out += t.endsWith('\n') ? t : `${t}\n`;
+    },
+    err: (t) => {
+      err += t.endsWith('\n') ? t : `${t}\n`;
+    },
+  };
+  const status = await main([command, ...argv], io, { env: { XDG_RUNTIME_DIR: '/nonexistent', ...env } });
+  return { status, out, err };
 }
 
 const HOUR = 3_600_000;
@@ -41,15 +38,7 @@ test('events --vm X --since 1h --json returns exactly that VM’s recent events'
     record({ session: b, seq: 1, timeMs: now - 20 * 60_000 }),
     record({ session: a, seq: 3, timeMs: now - 60_000, action: 'kill' }),
   ]);
-  const r = await run(eventsCommand, [
-    '--vm',
-    'vm-a',
-    '--since',
-    '1h',
-    '--json',
-    '--control-socket',
-    f.socket,
-  ]);
+  const r = await run('events', ['--vm', 'vm-a', '--since', '1h', '--json', '--control-socket', f.socket]);
   assert.equal(r.status, 0, r.err);
   const events = JSON.parse(r.out) as { vm: string; seq: number; action: string }[];
   assert.deepEqual(
@@ -59,7 +48,7 @@ test('events --vm X --since 1h --json returns exactly that VM’s recent events'
       ['vm-a', 3, 'kill'],
     ],
   );
-  const table = await run(eventsCommand, ['--limit', '2', '--control-socket', f.socket]);
+  const table = await run('events', ['--limit', '2', '--control-socket', f.socket]);
   assert.equal(table.status, 0);
   const lines = table.out.trim().split('\n');
   assert.match(lines[0]!, /^TIME\s+VM\s+VCPU\s+KIND\s+SEVERITY\s+ESR\s+GPA\s+RULE\s+OUTCOME$/);
@@ -70,22 +59,22 @@ test('events --vm X --since 1h --json returns exactly that VM’s recent events'
 
 test('bad arguments exit 2 with a clear message, before any request', async () => {
   for (const [argv, msg] of [
-    [['--since', 'banana'], /--since: 'banana' is neither a duration/],
-    [['--limit', '0'], /--limit: '0' is not a whole number/],
+    [['--since', 'banana'], /--since <when>' argument 'banana' is invalid\. neither a duration/],
+    [['--limit', '0'], /--limit <n>' argument '0' is invalid\. not a whole number from 1 to 10000/],
     [['--limit', '1e3'], /--limit/],
-    [['--frobnicate'], /Unknown option '--frobnicate'/],
-    [['extra'], /Unexpected argument 'extra'/],
-    [['--vm'], /argument missing/],
+    [['--frobnicate'], /unknown option '--frobnicate'/],
+    [['extra'], /too many arguments for 'events'/],
+    [['--vm'], /option '--vm <id>' argument missing/],
   ] as [string[], RegExp][]) {
-    const r = await run(eventsCommand, ['--control-socket', '/nonexistent/control.sock', ...argv]);
+    const r = await run('events', ['--control-socket', '/nonexistent/control.sock', ...argv]);
     assert.equal(r.status, 2, `${argv.join(' ')}: ${r.err}`);
     assert.match(r.err, msg);
   }
-  assert.equal((await run(statusCommand, ['--verbose'])).status, 2);
+  assert.equal((await run('status', ['--verbose'])).status, 2);
 });
 
 test('a daemon that is not running: exit 1 saying so', async () => {
-  for (const cmd of [statusCommand, vmsCommand, eventsCommand, poisonCommand, reloadCommand]) {
+  for (const cmd of ['status', 'vms', 'events', 'poison', 'reload']) {
     const r = await run(cmd, ['--control-socket', '/nonexistent/seawall/control.sock']);
     assert.equal(r.status, 1);
     assert.match(r.err, /no seawall daemon is listening on \/nonexistent\/seawall\/control\.sock/);
@@ -94,11 +83,11 @@ test('a daemon that is not running: exit 1 saying so', async () => {
 
 test('reload: 0 when the new policy is live, 1 with the errors when refused', async () => {
   const f = await startControl();
-  const ok = await run(reloadCommand, ['--control-socket', f.socket]);
+  const ok = await run('reload', ['--control-socket', f.socket]);
   assert.equal(ok.status, 0);
   assert.match(ok.out, /policy v2 is live/);
   f.nextReload = { ok: false, version: 'v2', issues: ['rules[0].match.tenant: expected string'] };
-  const refused = await run(reloadCommand, ['--control-socket', f.socket]);
+  const refused = await run('reload', ['--control-socket', f.socket]);
   assert.equal(refused.status, 1);
   assert.match(refused.err, /refused; v2 is still in force:\n {2}rules\[0\]\.match\.tenant: expected string/);
   await f.close();
@@ -109,17 +98,61 @@ test('status, vms and poison print tables and --json', async () => {
   const a = session('vm-a', 1n);
   f.sessions.push(a);
   f.store.append([record({ session: a, seq: 1, timeMs: Date.now(), gpa: 0x7000n })]);
-  const st = await run(statusCommand, ['--control-socket', f.socket]);
+  const st = await run('status', ['--control-socket', f.socket]);
   assert.equal(st.status, 0);
   assert.match(st.out, /^seawall 0\.0\.0-test, pid \d+, up 1m 0s/);
   assert.match(st.out, /store {5}.*events\.sqlite: 1 events \(inject 1\), 1 VMs, 1 poisoned pages/);
   assert.match(st.out, /sessions {2}1\n {2}VM\s+SESSION/);
-  const vms = await run(vmsCommand, ['--json', '--control-socket', f.socket]);
+  const vms = await run('vms', ['--json', '--control-socket', f.socket]);
   assert.deepEqual(
     (JSON.parse(vms.out) as { vm: string; connected: boolean }[]).map((v) => [v.vm, v.connected]),
     [['vm-a', true]],
   );
-  const poison = await run(poisonCommand, ['--vm', 'vm-a', '--control-socket', f.socket]);
+  const poison = await run('poison', ['--vm', 'vm-a', '--control-socket', f.socket]);
   assert.match(poison.out, /^VM\s+GPA\s+COUNT\s+FIRST SEEN\s+LAST SEEN\nvm-a\s+0x0000000000007000\s+1\s/);
+  await f.close();
+});
+
+test('poison pages past 10,000 rows: the default says there are more, --all lists every one', async () => {
+  const f = await startControl();
+  const s = session('vm-many', 7n);
+  const n = 10_050;
+  const now = Date.now();
+  const batch = [];
+  for (let i = 0; i < n; i++)
+    batch.push(record({ session: s, seq: i + 1, timeMs: now, gpa: BigInt(i + 1) << 12n }));
+  f.store.append(batch);
+  const first = await run('poison', ['--control-socket', f.socket]);
+  assert.equal(first.status, 0);
+  assert.equal(first.out.trim().split('\n').length, 1001, 'the header and the first 1000');
+  assert.match(first.err, /showing the first 1000 poisoned pages; there are more: --all lists every one/);
+  const all = await run('poison', ['--all', '--json', '--control-socket', f.socket]);
+  assert.equal(all.status, 0, all.err);
+  const pages = JSON.parse(all.out) as { gpa: string }[];
+  assert.equal(pages.length, n);
+  assert.equal(new Set(pages.map((p) => p.gpa)).size, n);
+  assert.equal(all.err, '');
+  const events = await run('events', ['--vm', 'vm-many', '--limit', '5', '--control-socket', f.socket]);
+  assert.match(events.err, /showing the newest 5 events of vm-many; older ones match too/);
+  await f.close();
+});
+
+test('VM ids with ESC and line breaks are shown escaped, never sent raw to the terminal', async () => {
+  const f = await startControl();
+  const evil = 'vm-\u001b[2J\u001b]0;owned\u0007\nFAKE ROW';
+  const s = session(evil, 3n);
+  f.sessions.push(s);
+  f.store.append([record({ session: s, seq: 1, timeMs: Date.now() })]);
+  for (const cmd of ['status', 'vms', 'events', 'poison']) {
+    const r = await run(cmd, ['--control-socket', f.socket]);
+    assert.equal(r.status, 0, `${cmd}: ${r.err}`);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters
+    assert.doesNotMatch(r.out, /[\u0000-\u0009\u000b-\u001f\u007f]/, `${cmd} printed a control character`);
+    assert.ok(r.out.includes('vm-\\x1b[2J\\x1b]0;owned\\x07\\x0aFAKE ROW'), `${cmd} shows the id escaped`);
+    assert.ok(!r.out.split('\n').some((l) => l.startsWith('FAKE ROW')), `${cmd}: no forged line`);
+  }
+  const why = await run('why', [evil, '--control-socket', f.socket]);
+  assert.equal(why.status, 0, why.err);
+  assert.match(why.out, /^VM vm-\\x1b\[2J/);
   await f.close();
 });

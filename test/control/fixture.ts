@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ReloadResult } from '../../control/index.js';
 import { ControlServer, type ControlServerOptions, serviceControlContext } from '../../control/index.js';
+import { WhyBuilder } from '../../daemon/index.js';
 import type { SessionInfo } from '../../events/session-info.js';
 import { EventStore } from '../../store/index.js';
 
@@ -50,6 +51,7 @@ export async function startControl(opts: ControlServerOptions = {}): Promise<Fix
       if (f.nextReload.ok) policy.current.version = f.nextReload.version;
       return f.nextReload;
     },
+    why: (s, q) => new WhyBuilder(() => policy.current as never).build(s, q),
     now: () => 1_700_000_060_000,
   });
   f.server = new ControlServer(ctx, opts);

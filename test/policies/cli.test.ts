@@ -61,8 +61,12 @@ test('explain: the sea_to_user event on a merged host, with the kvm_vcpu_events 
   assert.equal(x.matched.rule, 'default');
   assert.equal(x.vcpuEvents.hex, `000001${'0'.repeat(122)}`);
   assert.equal(
-    x.decision.downgrade.reason,
+    x.decision.downgrade.detail,
     'the merged ABI cannot carry a chosen ISS (KVM builds the ESR itself)',
+  );
+  assert.deepEqual(
+    [x.decision.downgrade.from, x.decision.downgrade.to, x.decision.downgrade.reason],
+    ['dabt_esr', 'dabt', 'merged_abi_no_esr'],
   );
   assert.deepEqual(
     x.notMatched.map((m: { rule: string; matcher: string }) => `${m.rule}:${m.matcher}`),
@@ -85,7 +89,7 @@ test('explain: the sea_to_user event on a merged host, with the kvm_vcpu_events 
   assert.equal(JSON.parse(ext.stdout).vcpuEvents.hex.slice(0, 10), '0000010001');
 });
 
-test('explain refuses a bad event with its path, and bad usage with exit 2', () => {
+test('explain refuses a bad event with its path, as a usage error (exit 2)', () => {
   const r = runPolicyCli(
     'explain',
     '--policy',
@@ -93,8 +97,9 @@ test('explain refuses a bad event with its path, and bad usage with exit 2', () 
     '--event',
     '{"kind":"sea","vm":{"id":"v"},"vcpu":0}',
   );
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /--event:0: esr: a sea event carries an esr/);
+  // The event is part of the command line: a malformed one is a usage error, like any bad value.
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--event <json>' argument .* is invalid\. esr: a sea event carries an esr/);
   assert.equal(runPolicyCli('explain', '--event', '{}').status, 2);
   assert.equal(runPolicyCli('frobnicate').status, 2);
 });

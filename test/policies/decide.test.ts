@@ -54,7 +54,10 @@ test('an instruction abort with a chosen ISS: kvm on ext-abt-esr, emulate or kil
   assert.equal(merged.matched.rule, 'iabt-chosen');
   assert.equal(merged.decision.action, 'kill');
   assert.equal(merged.decision.action === 'kill' && merged.decision.graceMs, 5000);
-  assert.match(merged.decision.downgrade?.reason ?? '', /merged ABI cannot inject an instruction abort/);
+  assert.equal(merged.decision.downgrade?.reason, 'merged_abi_no_iabt');
+  assert.equal(merged.decision.downgrade?.from, 'iabt_esr');
+  assert.equal(merged.decision.downgrade?.to, 'kill');
+  assert.match(merged.decision.downgrade?.detail ?? '', /merged ABI cannot inject an instruction abort/);
   assert.equal(merged.vcpuEvents, null);
 
   const emulating = p.decide(ev, { ...MERGED, emulateAbort: true });
@@ -63,7 +66,7 @@ test('an instruction abort with a chosen ISS: kvm on ext-abt-esr, emulate or kil
     iss: 0x610,
     via: 'emulate',
   });
-  assert.equal(emulating.downgrade?.to, 'inject instruction abort (ISS 0x610) via emulate');
+  assert.equal(emulating.downgrade?.to, 'emul_iabt_esr');
 
   // Without RAS even the posted ABI cannot take a chosen ISS.
   assert.equal(p.decide(ev, { ...EXT, ras: false }).action, 'kill');
@@ -79,7 +82,10 @@ default:
 `);
   const d = p.decide(seaEvent(), MERGED);
   assert.deepEqual(d.action === 'inject' && d.inject, { kind: 'data', via: 'kvm' });
-  assert.deepEqual(d.downgrade?.from, 'inject data abort (ISS 0x1810) via kvm');
+  assert.deepEqual(
+    [d.downgrade?.from, d.downgrade?.to, d.downgrade?.reason],
+    ['dabt_esr', 'dabt', 'merged_abi_no_esr'],
+  );
   const e = p.decide(seaEvent(), EXT);
   assert.deepEqual(e.action === 'inject' && e.inject, { kind: 'data', iss: 0x1810, via: 'kvm' });
   // After a SIGBUS nothing can be injected: the downgrade is to none.
@@ -95,7 +101,8 @@ test('dry-run answers with the built-in default and records the real decision', 
   assert.deepEqual(d.action === 'inject' && d.inject, { kind: 'data', via: 'kvm' });
   assert.equal(d.downgrade, undefined);
   assert.equal(d.dryRun?.wouldHave.action, 'kill');
-  assert.match(d.dryRun?.downgrade?.reason ?? '', /instruction abort/);
+  assert.equal(d.dryRun?.downgrade?.reason, 'merged_abi_no_iabt');
+  assert.match(d.dryRun?.downgrade?.detail ?? '', /instruction abort/);
   assert.equal(p.explain(seaEvent(), MERGED).vcpuEvents?.hex, `000001${'0'.repeat(122)}`);
 });
 

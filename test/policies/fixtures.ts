@@ -1,6 +1,5 @@
 /** Shared builders for policy tests: events, hosts, policies from YAML, and the compiled CLI. */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import {
   type CompiledPolicy,
   compilePolicy,
@@ -36,21 +35,9 @@ export function policyFrom(yaml: string, state = new PolicyState()): CompiledPol
   return compilePolicy(r.policy, { state });
 }
 
-const DIST = new URL('../../dist/', import.meta.url).pathname;
-const CLI = `${DIST}cli/cli.js`;
+const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
 
-/**
- * Runs `seawall policy …` from the compiled tree (`npm run build` first). Until cli/cli.ts
- * registers the command, the same compiled command module is driven through a two-line entry.
- */
+/** Runs `seawall policy …` from the compiled tree (`npm run build` first), as an operator does. */
 export function runPolicyCli(...args: string[]) {
-  const registered = readFileSync(CLI, 'utf8').includes('policyCommand');
-  if (registered) return spawnSync(process.execPath, [CLI, 'policy', ...args], { encoding: 'utf8' });
-  const entry = [
-    `import { policyCommand } from '${DIST}cli/commands/policy.js';`,
-    `import { processIo } from '${DIST}cli/cli-error.js';`,
-    `policyCommand(process.argv.slice(1), processIo).then((s) => { process.exitCode = s; },`,
-    `  (e) => { process.stderr.write(String(e.message) + '\\n'); process.exitCode = e.exitCode ?? 70; });`,
-  ].join('\n');
-  return spawnSync(process.execPath, ['--input-type=module', '-e', entry, ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [CLI, 'policy', ...args], { encoding: 'utf8' });
 }

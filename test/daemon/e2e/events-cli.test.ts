@@ -130,11 +130,14 @@ test('events, status and reload through the CLI on a running daemon', async (t) 
 
   // Bad arguments: exit 2, nothing on stdout, a message naming what is wrong.
   const bad: [string[], RegExp][] = [
-    [['--since', 'banana'], /--since: 'banana' is neither a duration .* nor an ISO time/],
-    [['--limit', '-3'], /'--limit' argument is ambiguous/],
-    [['--limit=-3'], /--limit: '-3' is not a whole number from 1 to 10000/],
-    [['--limit', '0'], /--limit: '0' is not a whole number/],
-    [['--bogus'], /Unknown option '--bogus'/],
+    [
+      ['--since', 'banana'],
+      /--since <when>' argument 'banana' is invalid\. neither a duration .* nor an ISO time/,
+    ],
+    [['--limit', '-3'], /--limit <n>' argument '-3' is invalid\. not a whole number from 1 to 10000/],
+    [['--limit=-3'], /--limit <n>' argument '-3' is invalid\. not a whole number from 1 to 10000/],
+    [['--limit', '0'], /--limit <n>' argument '0' is invalid\. not a whole number/],
+    [['--bogus'], /unknown option '--bogus'/],
   ];
   for (const [args, message] of bad) {
     const r = await runCli(['events', ...args, '--control-socket', ctl]);

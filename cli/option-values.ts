@@ -1,0 +1,98 @@
+/**
+ * Parsers for option and argument values, given to commander so a bad value is a usage error
+ * (exit 2) naming the option, before any work starts. Durations use the one grammar policies use
+ * (policies/ `parseDuration`: `500ms`, `10s`, `5m30s`, `2d`); addresses, counts and ESRs are
+ * checked here rather than failing later with an errno.
+ */
+import { InvalidArgumentError } from 'commander';
+import { isKvmError, parseEsr } from '../kvm/index.js';
+import { parseDuration } from '../policies/index.js';
+
+/** Milliseconds for a duration in the policy grammar. */
+export function durationValue(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === null) throw new InvalidArgumentError('not a duration like 500ms, 10s, 5m, 1h, 2d or 5m30s');
+  return ms;
+}
+
+/** A whole number within [min, max]. */
+export function intValue(min: number, max: number = Number.MAX_SAFE_INTEGER): (text: string) => number {
+  return (text) => {
+    const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(
+        max === Number.MAX_SAFE_INTEGER
+          ? `not a whole number ≥ ${min}`
+          : `not a whole number from ${min} to ${max}`,
+      );
+    }
+    return n;
+  };
+}
+
+const LISTEN = /^(\[[0-9a-fA-F:.]+\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|localhost):(\d{1,5})$/;
+
+/** `HOST:PORT` for a TCP listener: an IPv4 address, `[IPv6]` or `localhost`, port 0–65535. */
+export function listenValue(text: string): string {
+  const m = LISTEN.exec(text);
+  const port = m ? Number(m[2]) : -1;
+  const v4ok = !m || !/^\d/.test(m[1] as string) || (m[1] as string).split('.').every((o) => Number(o) < 256);
+  if (!m || port > 65535 || !v4ok) {
+    throw new InvalidArgumentError(
+      /^\d+$/.test(text)
+        ? `a bare port is ambiguous; write the address too, e.g. 127.0.0.1:${text}`
+        : 'not HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464',
+    );
+  }
+  return text;
+}
+
+/** A non-empty string (a VM id, a path). */
+export function nonEmpty(text: string): string {
+  if (text === '') throw new InvalidArgumentError('must not be empty');
+  return text;
+}
+
+/** An ESR or ISS: hex `0x…`, binary `0b…` or decimal, at most 64 bits. */
+export function registerValue(text: string): bigint {
+  try {
+    return parseEsr(text);
+  } catch (err) {
+    if (isKvmError(err)) throw new InvalidArgumentError(err.message);
+    throw err;
+  }
+}
+
+/** JSON text, parsed. */
+export function jsonValue(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InvalidArgumentError(`not JSON: ${(err as Error).message}`);
+  }
+}
+
+/** `key=value` (repeatable options collect into a record). */
+export function keyValue(text: string, previous: Record<string, string> = {}): Record<string, string> {
+  const i = text.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError('not key=value');
+  return { ...previous, [text.slice(0, i)]: text.slice(i + 1) };
+}
+
+/** `--since`: a duration back from now (`90s`, `1h`, `7d`) or an ISO 8601 time; ms since the epoch. */
+export function sinceValue(now: () => number): (text: string) => number {
+  return (text) => {
+    if (/^\d{4}-\d{2}-\d{2}/.test(text)) {
+      const t = Date.parse(text);
+      if (!Number.isFinite(t)) throw new InvalidArgumentError('not a valid ISO 8601 time');
+      return t;
+    }
+    const ms = parseDuration(text);
+    if (ms === null) {
+      throw new InvalidArgumentError(
+        'neither a duration (500ms, 10s, 5m, 1h, 2d) nor an ISO time (2024-05-01T12:00Z)',
+      );
+    }
+    return Math.max(0, now() - ms);
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * The distinct poisoned guest pages of each VM, for the `seawall_poisoned_pages{vm}` gauge: a page
+ * counts once however often it fails, exactly as the store's poisoned_pages table counts it (SEA
+ * and SIGBUS events with a known GPA; never pruned). Seeded from the store at start so the gauge
+ * is true across restarts. Bounded: past `maxPages` pages in all, a page not yet known is counted
+ * without being remembered (so a repeat of it would count again) — poisoned pages are rare, and
+ * the bound only guards against a plugin inventing addresses.
+ */
+import type { EventRecord } from '../../events/index.js';
+
+export const DEFAULT_MAX_TRACKED_PAGES = 1_000_000;
+
+export class PoisonedPageCounts {
+  readonly #byVm = new Map<string, { pages: Set<bigint>; extra: number }>();
+  readonly #maxPages: number;
+  #tracked = 0;
+
+  constructor(maxPages = DEFAULT_MAX_TRACKED_PAGES) {
+    this.#maxPages = maxPages;
+  }
+
+  /** Whether the record marks a page poisoned (store/rows.ts `poisonsPage` is the same rule). */
+  static poisons(r: EventRecord): boolean {
+    return r.event.gpa !== null && (r.event.kind === 'sea' || r.event.kind === 'sigbus');
+  }
+
+  /** Notes one page; returns the VM's count when it grew, else null. */
+  add(vm: string, gpa: bigint): number | null {
+    let v = this.#byVm.get(vm);
+    if (!v) {
+      v = { pages: new Set(), extra: 0 };
+      this.#byVm.set(vm, v);
+    }
+    if (v.pages.has(gpa)) return null;
+    if (this.#tracked < this.#maxPages) {
+      v.pages.add(gpa);
+      this.#tracked++;
+    } else {
+      v.extra++;
+    }
+    return v.pages.size + v.extra;
+  }
+
+  count(vm: string): number {
+    const v = this.#byVm.get(vm);
+    return v ? v.pages.size + v.extra : 0;
+  }
+}

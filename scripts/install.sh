@@ -1,0 +1,73 @@
+#!/bin/sh
+# Installs a built seawall (npm ci && npm run build first) as a system service:
+#   /usr/lib/seawall/          the package: dist/, production node_modules, docs, rules (a copy,
+#                              never a link into this tree: ProtectHome= would hide a home directory)
+#   /usr/bin/seawall           the command (a link into /usr/lib/seawall)
+#   /usr/lib/systemd/system/   seawall.service, seawall.socket, seawall-control.socket
+#   /usr/lib/sysusers.d/, /usr/lib/tmpfiles.d/, /usr/lib/systemd/catalog/
+#   /etc/seawall/seawall.yaml  the configuration the unit names (kept if it exists)
+#   /usr/share/doc/seawall/, /usr/share/man/man1/seawall.1, bash completion
+# DESTDIR=/some/root installs under that root instead (packaging, tests). Run as root.
+set -eu
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+root=${DESTDIR:-}
+lib="$root/usr/lib/seawall"
+
+say() { printf 'install: %s\n' "$*"; }
+
+[ -f "$here/dist/cli/cli.js" ] || { echo "install: dist/ is missing: run npm ci && npm run build first" >&2; exit 1; }
+
+say "copying the package to $lib"
+rm -rf "$lib"
+mkdir -p "$lib"
+cp -R "$here/dist" "$here/package.json" "$here/package-lock.json" "$lib/"
+mkdir -p "$lib/metrics" "$lib/policies"
+cp -R "$here/metrics/rules" "$here/metrics/dashboards" "$lib/metrics/"
+cp -R "$here/policies/examples" "$lib/policies/"
+
+say "copying the production node_modules (no dev tools)"
+mkdir -p "$lib/node_modules"
+# npm ls lists every production package; each is copied as files (cp -L), whatever links the
+# source tree uses, so nothing under /usr points back into this directory.
+(cd "$here" && npm ls --omit=dev --all --parseable 2>/dev/null) | while read -r dir; do
+  case "$dir" in
+    "$here" | "$here/") continue ;;
+  esac
+  rel=${dir#"$here"/}
+  # A tree whose node_modules is a link (a shared checkout) lists the link's target: keep the
+  # part from node_modules/ on.
+  rel="node_modules/${rel#*node_modules/}"
+  mkdir -p "$lib/$(dirname "$rel")"
+  cp -RL "$dir" "$lib/$rel"
+done
+
+mkdir -p "$root/usr/bin"
+ln -sfn ../lib/seawall/dist/cli/cli.js "$root/usr/bin/seawall"
+chmod 0755 "$lib/dist/cli/cli.js"
+
+say "systemd units, sysusers.d, tmpfiles.d, catalog"
+install -d "$root/usr/lib/systemd/system" "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d" \
+  "$root/usr/lib/systemd/catalog"
+install -m 0644 "$here/systemd/units/seawall.service" "$here/systemd/units/seawall.socket" \
+  "$here/systemd/units/seawall-control.socket" "$root/usr/lib/systemd/system/"
+install -m 0644 "$here/systemd/units/sysusers.d/seawall.conf" "$root/usr/lib/sysusers.d/seawall.conf"
+install -m 0644 "$here/systemd/units/tmpfiles.d/seawall.conf" "$root/usr/lib/tmpfiles.d/seawall.conf"
+install -m 0644 "$here/systemd/catalog/seawall.catalog" "$root/usr/lib/systemd/catalog/seawall.catalog"
+
+install -d "$root/etc/seawall"
+if [ -e "$root/etc/seawall/seawall.yaml" ]; then
+  say "keeping the existing $root/etc/seawall/seawall.yaml"
+else
+  install -m 0644 "$here/systemd/seawall.yaml" "$root/etc/seawall/seawall.yaml"
+  say "configuration: $root/etc/seawall/seawall.yaml"
+fi
+
+say "documentation, man page, bash completion"
+install -d "$root/usr/share/doc/seawall" "$root/usr/share/man/man1" "$root/usr/share/bash-completion/completions"
+install -m 0644 "$here"/docs/*.md "$here/README.md" "$root/usr/share/doc/seawall/"
+install -m 0644 "$here/docs/seawall.1" "$root/usr/share/man/man1/seawall.1"
+node "$lib/dist/cli/cli.js" completion bash > "$root/usr/share/bash-completion/completions/seawall"
+
+say "done. Next: systemd-sysusers; systemd-tmpfiles --create; journalctl --update-catalog;"
+say "systemctl daemon-reload; systemctl enable --now seawall.socket seawall-control.socket seawall.service"

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// `npm start`: the quick start. Says what it is doing at each step — the first build takes a
+// while and used to print nothing — then runs the daemon with its built-in defaults (no root, no
+// configuration). Arguments after `npm start --` go to `seawall daemon`.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const cli = join(root, 'dist', 'cli', 'cli.js');
+
+/** The newest modification time of the TypeScript sources (dist is current when newer). */
+function newestSource(dir, newest = 0) {
+  for (const name of readdirSync(dir)) {
+    if (['node_modules', 'dist', 'test', '.git', 'bench'].includes(name)) continue;
+    const path = join(dir, name);
+    const st = statSync(path);
+    if (st.isDirectory()) newest = newestSource(path, newest);
+    else if (name.endsWith('.ts')) newest = Math.max(newest, st.mtimeMs);
+  }
+  return newest;
+}
+
+const say = (text) => process.stdout.write(`seawall start: ${text}\n`);
+if (!existsSync(cli) || statSync(cli).mtimeMs < newestSource(root)) {
+  say('compiling the TypeScript sources into dist/ (tsc; about half a minute the first time)…');
+  const started = Date.now();
+  const build = spawnSync(
+    process.execPath,
+    [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  );
+  if (build.status !== 0) {
+    say('the build failed (see above)');
+    process.exit(1);
+  }
+  say(`compiled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+} else {
+  say('dist/ is up to date');
+}
+say('starting the daemon with its built-in defaults: no root, no configuration; Ctrl-C stops it');
+say('memory errors are summarised on this console every 10 s (--log-events each for one line per event)');
+const daemon = spawn(process.execPath, [cli, 'daemon', ...process.argv.slice(2)], { stdio: 'inherit' });
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => daemon.kill(sig));
+daemon.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

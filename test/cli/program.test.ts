@@ -1,0 +1,137 @@
+/**
+ * The command line itself, run as an operator runs it (the compiled CLI in a child process):
+ * --help on every command and --version exit 0; usage errors exit 2 and failures 1, everywhere;
+ * values are validated before any work (a bare port, an unknown log target); one duration grammar
+ * with policies; the man page and bash completion come from the same definitions.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { main } from '../../cli/cli.js';
+import { manPage } from '../../cli/man-page.js';
+import { buildProgram, walkCommands } from '../../cli/program.js';
+import { VERSION } from '../../daemon/index.js';
+import { parseDuration } from '../../policies/index.js';
+
+const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, XDG_RUNTIME_DIR: '/nonexistent/runtime', ...env },
+  });
+const quiet = { out: () => {}, err: () => {} };
+const program = () => buildProgram({ io: quiet, env: {}, now: Date.now, exit: () => {} });
+
+test('--help works on every command and subcommand, exits 0, and shows that command’s usage', async () => {
+  const all = walkCommands(program());
+  assert.ok(all.length >= 16);
+  for (const { path } of all) {
+    let stdout = '';
+    const io = { out: (t: string) => (stdout += t), err: (t: string) => (stdout += t) };
+    const status = await main([...path, '--help'], io, { env: {} });
+    const r = { status, stdout };
+    assert.equal(r.status, 0, `${path.join(' ')} --help: ${stdout}`);
+    assert.match(r.stdout, new RegExp(`^Usage: seawall${path.length ? ` ${path.join(' ')}` : ''}( |$)`, 'm'));
+    assert.match(r.stdout, /Exit status:\n {2}0 {2}done/);
+  }
+  // The old parser read these as a file named --help and an unknown option.
+  assert.equal(run(['policy', 'check', '--help']).status, 0);
+  assert.equal(run(['daemon', '--help']).status, 0);
+});
+
+test('--version prints the package version', () => {
+  const r = run(['--version']);
+  assert.equal(r.status, 0);
+  assert.equal(r.stdout.trim(), VERSION);
+});
+
+test('exit status: 2 for every kind of usage error, 1 for a failure, never anything else', () => {
+  const usage: string[][] = [
+    [],
+    ['bogus'],
+    ['policy'],
+    ['policy', 'check'],
+    ['status', '--verbose'],
+    ['daemon', '--metrics', '9464'],
+    ['daemon', '--metrics', '127.0.0.1:99999'],
+    ['daemon', '--log', 'bogus'],
+    ['daemon', '--log-events', 'sometimes'],
+    ['events', '--since', '1 hour'],
+    ['simulate', '--duration', '10 s'],
+    ['simulate', '--vms', '0', '--events', '1'],
+    ['esr', 'decode', 'banana'],
+    ['kvm', 'events', '--abi', 'merged'],
+    ['why'],
+    ['alert-rules', '--runbook-base', 'relative/path'],
+  ];
+  for (const args of usage) {
+    const r = run(args);
+    assert.equal(r.status, 2, `seawall ${args.join(' ')}: ${r.stderr}`);
+    assert.notEqual(r.stderr, '', `seawall ${args.join(' ')} says why`);
+  }
+  const bare = run(['daemon', '--metrics', '9464']);
+  assert.match(bare.stderr, /a bare port is ambiguous; write the address too, e.g\. 127\.0\.0\.1:9464/);
+  const failed = [['status'], ['kvm', 'events', '--abi', 'merged', '--kind', 'instruction']];
+  for (const args of failed) assert.equal(run(args).status, 1, args.join(' '));
+});
+
+test('one duration grammar: what a policy accepts the CLI accepts, and the other way round', () => {
+  for (const text of ['500ms', '90s', '5m30s', '1h', '7d', '1h30m']) {
+    assert.notEqual(parseDuration(text), null, text);
+    assert.notEqual(
+      run(['events', '--since', text, '--control-socket', '/nonexistent.sock']).status,
+      2,
+      text,
+    );
+  }
+  for (const text of ['1 hour', '1.5h', 'h', '10']) {
+    assert.equal(parseDuration(text), null, text);
+    assert.equal(run(['events', '--since', text, '--control-socket', '/nonexistent.sock']).status, 2, text);
+  }
+});
+
+test('no flag: the daemon is found through SEAWALL_CONTROL_SOCKET, and the error names every place tried', () => {
+  const r = run(['status']);
+  assert.equal(r.status, 1);
+  assert.match(
+    r.stderr,
+    /no seawall daemon found: no control socket at \/run\/seawall\/control\.sock or \/nonexistent\/runtime\/seawall\/control\.sock/,
+  );
+  assert.match(r.stderr, /--control-socket PATH or SEAWALL_CONTROL_SOCKET/);
+  const env = run(['status'], { SEAWALL_CONTROL_SOCKET: '/nonexistent/by-env.sock' });
+  assert.match(env.stderr, /no seawall daemon is listening on \/nonexistent\/by-env\.sock/);
+});
+
+test('the man page is generated from the command definitions and docs/seawall.1 is current', () => {
+  const page = manPage(program(), VERSION);
+  const committed = readFileSync(new URL('../../docs/seawall.1', import.meta.url), 'utf8');
+  assert.equal(committed, page, 'docs/seawall.1 is stale: run npm run build && node scripts/man.mjs');
+  for (const { path, command } of walkCommands(program())) {
+    if (path.length === 0 || command.commands.length > 0) continue;
+    assert.ok(page.includes(`.SS seawall ${path.join(' ').replaceAll('-', '\\-')}`), path.join(' '));
+    for (const o of command.options) assert.ok(page.includes(o.flags.replaceAll('-', '\\-')), o.flags);
+  }
+});
+
+test('bash completion from the same definitions completes commands, subcommands, options and choices', () => {
+  const complete = (line: string) => {
+    const words = line.split(' ');
+    const script = [
+      `source <(${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} completion bash)`,
+      `COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')})`,
+      `COMP_CWORD=${words.length - 1}`,
+      '_seawall_complete',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash expansion, not a template
+      'printf "%s\\n" "${COMPREPLY[@]}"',
+    ].join('\n');
+    const r = spawnSync('bash', ['-c', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim().split('\n').sort();
+  };
+  assert.deepEqual(complete('seawall po'), ['poison', 'policy']);
+  assert.deepEqual(complete('seawall policy '), ['--help', 'check', 'explain', 'test']);
+  assert.ok(complete('seawall daemon --').includes('--log-events'));
+  assert.deepEqual(complete('seawall daemon --log '), ['auto', 'journal', 'stderr']);
+  assert.deepEqual(complete('seawall kvm events --abi m'), ['merged']);
+});

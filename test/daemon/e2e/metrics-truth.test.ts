@@ -1,0 +1,109 @@
+/**
+ * The numbers an operator reads are true: after a fleet hits a few pages again and again,
+ * `seawall_poisoned_pages{vm}` equals the VM's distinct pages (as `seawall poison` lists them); a
+ * downgrade is labelled with the short codes docs/metrics.md promises, and its journal entry
+ * carries the same codes; the alert rules link absolute runbook URLs, under any base asked for.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { simulate } from '../../../vmm/simulator.js';
+import { metricSum, removeDir, scrape, startDaemon } from '../../helpers/daemon.js';
+import { requireTool } from '../../helpers/tools.js';
+import { cliJson, runCli, runTool } from './run-cli.js';
+
+const POLICY = `version: 1
+name: iabt-wanted
+rules:
+  - name: wants-iabt
+    match: { kind: sea }
+    action: { type: inject, abort: instruction, set: uer }
+    onUnsupported: downgrade
+default:
+  action: { type: none }
+`;
+const DOCS = new URL('../../../docs/', import.meta.url).pathname;
+
+test('poisoned-pages gauge, downgrade labels and journal fields are the documented truths', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-truth-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'policy.yaml'), POLICY);
+  const d = await startDaemon({ args: ['--policy', join(dir, 'policy.yaml'), '--log-events', 'each'] });
+  t.after(async () => {
+    await d.kill();
+    removeDir(d.dir);
+  });
+  const summary = await simulate({
+    socket: d.socket,
+    vms: 2,
+    vcpus: 2,
+    events: 400,
+    pages: 3,
+    vmPrefix: 'truth',
+  });
+  assert.equal(summary.answered, 400);
+  const text = await scrape(d.metricsUrl as string);
+  for (const vm of ['truth-0', 'truth-1']) {
+    const pages = await cliJson<{ gpa: string }[]>(d.controlSocket, ['poison', '--vm', vm]);
+    assert.equal(pages.length, 3, `${vm} hit its three pages`);
+    assert.equal(
+      metricSum(text, 'seawall_poisoned_pages', (l) => l.includes(`vm="${vm}"`)),
+      3,
+      `seawall_poisoned_pages{vm="${vm}"}`,
+    );
+  }
+  // The simulator's host has the merged ABI: an instruction abort with an ESR becomes a data abort.
+  const downgrades = text.split('\n').filter((l) => l.startsWith('seawall_injection_downgrades_total{'));
+  assert.deepEqual(downgrades, [
+    'seawall_injection_downgrades_total{from="iabt_esr",to="dabt",rule="wants-iabt"} 400',
+  ]);
+  const metricsDoc = readFileSync(join(DOCS, 'metrics.md'), 'utf8');
+  for (const code of ['iabt_esr', 'dabt', 'merged_abi_no_iabt'])
+    assert.ok(metricsDoc.includes(`\`${code}\``), `docs/metrics.md documents ${code}`);
+  const entry = d.output.find((l) => l.includes('MESSAGE_ID=6fc68697374341509aa94154113b8061'));
+  assert.ok(entry, 'an INJECTION_DOWNGRADED entry was logged');
+  assert.match(entry, / SEAWALL_REASON=merged_abi_no_iabt( |$)/);
+  assert.match(entry, / SEAWALL_OUTCOME=dabt( |$)/);
+  const memory = d.output.find((l) => l.startsWith('memory error (sea)'));
+  assert.match(memory ?? '', / SEAWALL_SEVERITY=uer /);
+  assert.match(memory ?? '', / SEAWALL_OUTCOME=verdict_sent /);
+});
+
+test('alert rules link absolute runbook URLs; --runbook-base moves them and promtool accepts the result', async (t) => {
+  const promtool = requireTool(t, 'promtool', 'prometheus');
+  if (!promtool) return;
+  const shipped = readFileSync(
+    new URL('../../../metrics/rules/seawall-alerts.yaml', import.meta.url),
+    'utf8',
+  );
+  const urls = [...shipped.matchAll(/runbook_url: "([^"]+)"/g)].map((m) => m[1] as string);
+  assert.ok(urls.length >= 10);
+  for (const u of urls)
+    assert.match(u, /^file:\/\/\/usr\/share\/doc\/seawall\/operations\.md#seawall[a-z]+$/);
+  const r = await runCli(['alert-rules', '--runbook-base', 'https://wiki.example/seawall/operations.md']);
+  assert.equal(r.code, 0, r.stderr);
+  const moved = [...r.stdout.matchAll(/runbook_url: "([^"]+)"/g)].map((m) => m[1] as string);
+  assert.deepEqual(
+    moved,
+    urls.map((u) =>
+      u.replace('file:///usr/share/doc/seawall/operations.md', 'https://wiki.example/seawall/operations.md'),
+    ),
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-rules-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'rules.yaml'), r.stdout);
+  const check = await runTool(promtool, ['check', 'rules', join(dir, 'rules.yaml')]);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+  assert.equal((await runCli(['alert-rules', '--runbook-base', 'docs/operations.md'])).code, 2);
+  // Each runbook anchor exists in docs/operations.md.
+  const ops = readFileSync(join(DOCS, 'operations.md'), 'utf8');
+  for (const u of urls) {
+    const anchor = u.split('#')[1] as string;
+    assert.ok(
+      ops.split('\n').some((l) => l.startsWith('### ') && l.slice(4).toLowerCase() === anchor),
+      `operations.md has a heading for #${anchor}`,
+    );
+  }
+});
