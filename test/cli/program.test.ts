@@ -6,7 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../cli/cli.js';
 import { manPage } from '../../cli/man-page.js';
@@ -21,6 +23,17 @@ const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
     env: { PATH: process.env.PATH, XDG_RUNTIME_DIR: '/nonexistent/runtime', ...env },
   });
 const quiet = { out: () => {}, err: () => {} };
+/** `seawall …` in this process (the spawned form is checked once below; spawning each is slow). */
+async function inProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv = { XDG_RUNTIME_DIR: '/nonexistent/runtime' },
+) {
+  let stdout = '';
+  let stderr = '';
+  const io = { out: (t: string) => (stdout += t), err: (t: string) => (stderr += t) };
+  const status = await main(args, io, { env });
+  return { status, stdout, stderr };
+}
 const program = () => buildProgram({ io: quiet, env: {}, now: Date.now, exit: () => {} });
 
 test('--help works on every command and subcommand, exits 0, and shows that command’s usage', async () => {
@@ -46,7 +59,7 @@ test('--version prints the package version', () => {
   assert.equal(r.stdout.trim(), VERSION);
 });
 
-test('exit status: 2 for every kind of usage error, 1 for a failure, never anything else', () => {
+test('exit status: 2 for every kind of usage error, 1 for a failure, never anything else', async () => {
   const usage: string[][] = [
     [],
     ['bogus'],
@@ -66,14 +79,16 @@ test('exit status: 2 for every kind of usage error, 1 for a failure, never anyth
     ['alert-rules', '--runbook-base', 'relative/path'],
   ];
   for (const args of usage) {
-    const r = run(args);
+    const r = await inProcess(args);
     assert.equal(r.status, 2, `seawall ${args.join(' ')}: ${r.stderr}`);
     assert.notEqual(r.stderr, '', `seawall ${args.join(' ')} says why`);
   }
   const bare = run(['daemon', '--metrics', '9464']);
+  assert.equal(bare.status, 2, 'the compiled CLI exits 2 too');
   assert.match(bare.stderr, /a bare port is ambiguous; write the address too, e.g\. 127\.0\.0\.1:9464/);
   const failed = [['status'], ['kvm', 'events', '--abi', 'merged', '--kind', 'instruction']];
-  for (const args of failed) assert.equal(run(args).status, 1, args.join(' '));
+  for (const args of failed) assert.equal((await inProcess(args)).status, 1, args.join(' '));
+  assert.equal(run(['status']).status, 1, 'the compiled CLI exits 1 too');
 });
 
 test('one duration grammar: what a policy accepts the CLI accepts, and the other way round', () => {
@@ -91,15 +106,15 @@ test('one duration grammar: what a policy accepts the CLI accepts, and the other
   }
 });
 
-test('no flag: the daemon is found through SEAWALL_CONTROL_SOCKET, and the error names every place tried', () => {
-  const r = run(['status']);
+test('no flag: the daemon is found through SEAWALL_CONTROL_SOCKET, and the error names every place tried', async () => {
+  const r = await inProcess(['status']);
   assert.equal(r.status, 1);
   assert.match(
     r.stderr,
     /no seawall daemon found: no control socket at \/run\/seawall\/control\.sock or \/nonexistent\/runtime\/seawall\/control\.sock/,
   );
   assert.match(r.stderr, /--control-socket PATH or SEAWALL_CONTROL_SOCKET/);
-  const env = run(['status'], { SEAWALL_CONTROL_SOCKET: '/nonexistent/by-env.sock' });
+  const env = await inProcess(['status'], { SEAWALL_CONTROL_SOCKET: '/nonexistent/by-env.sock' });
   assert.match(env.stderr, /no seawall daemon is listening on \/nonexistent\/by-env\.sock/);
 });
 
@@ -114,11 +129,17 @@ test('the man page is generated from the command definitions and docs/seawall.1 
   }
 });
 
-test('bash completion from the same definitions completes commands, subcommands, options and choices', () => {
+test('bash completion from the same definitions completes commands, subcommands, options and choices', async (t) => {
+  const generated = await inProcess(['completion', 'bash']);
+  assert.equal(generated.status, 0);
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-completion-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'seawall.bash');
+  writeFileSync(file, generated.stdout);
   const complete = (line: string) => {
     const words = line.split(' ');
     const script = [
-      `source <(${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} completion bash)`,
+      `source ${JSON.stringify(file)}`,
       `COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')})`,
       `COMP_CWORD=${words.length - 1}`,
       '_seawall_complete',

@@ -137,6 +137,11 @@ test('from a fresh clone, the README install starts the daemon with the shipped 
   const units = join(root, 'usr/lib/systemd/system');
   const service = readFileSync(join(units, 'seawall.service'), 'utf8');
   const execStart = unitValue(service, 'ExecStart');
+  // User=/Group= as systemd applies them: the ids sysusers gave the names in the scratch root.
+  const user = unitValue(service, 'User');
+  const passwd = readFileSync(join(root, 'etc/passwd'), 'utf8');
+  const ids = new RegExp(`^${user}:x:(\\d+):(\\d+):`, 'm').exec(passwd);
+  assert.ok(ids, `sysusers created ${user}`);
   assert.equal(execStart, '/usr/bin/seawall daemon --config /etc/seawall/seawall.yaml');
   const sockets = ['seawall.socket', 'seawall-control.socket'].map((u) => {
     const text = readFileSync(join(units, u), 'utf8');
@@ -183,6 +188,7 @@ test('from a fresh clone, the README install starts the daemon with the shipped 
     'CONFIGURATION_DIRECTORY=/etc/seawall',
     '-E',
     `PATH=${process.env.PATH}`,
+    `setpriv --reuid=${ids[1]} --regid=${ids[2]} --clear-groups --`,
     execStart,
   ].join(' ');
   daemon = spawn(
@@ -220,7 +226,9 @@ test('from a fresh clone, the README install starts the daemon with the shipped 
       'status',
     ],
     { encoding: 'utf8' },
-  );
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\nthe service said:\n${output.join('\n')}`);
+  });
   assert.match(status.stdout, /^seawall \d+\.\d+\.\d+, pid \d+, up /);
   assert.match(status.stdout, /store {5}\/var\/lib\/seawall\/events\.sqlite/);
   assert.ok(
