@@ -38,7 +38,7 @@ export interface PipelineOptions {
  * out in between. A session's heartbeat echo waits behind its own queued replays, so the echo
  * still acknowledges everything before it.
  */
-export const REPLAYS_PER_BATCH = 64;
+export const REPLAYS_PER_BATCH = 16;
 /** Replays of one session queued at most; past it that session's socket is not read. */
 export const MAX_REPLAY_BACKLOG = 4096;
 
