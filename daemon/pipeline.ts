@@ -33,14 +33,18 @@ export interface PipelineOptions {
 
 /**
  * Replays (events a plugin handled by fallback, reported on reconnect) need no verdict, so they
- * wait in a queue and at most this many join each batch: a flood of 30,000 of them costs every
- * batch a bounded slice of work instead of one batch seconds of it, and other VMs' verdicts go
- * out in between. A session's heartbeat echo waits behind its own queued replays, so the echo
- * still acknowledges everything before it.
+ * wait in a queue and each batch takes them for at most this long: a flood of 30,000 of them costs
+ * every batch a bounded slice of time instead of one batch seconds of it, and other VMs' verdicts
+ * go out in between — while a daemon with nothing else to do still takes them at full speed. A
+ * session's heartbeat echo waits behind its own queued replays, so the echo still acknowledges
+ * everything before it.
  */
-export const REPLAYS_PER_BATCH = 16;
-/** Replays of one session queued at most; past it that session's socket is not read. */
-export const MAX_REPLAY_BACKLOG = 4096;
+export const REPLAY_BUDGET_MS = 2;
+/**
+ * Replays of one session queued at most; past it that session's socket is not read. Above what a
+ * plugin keeps (vmm/plugin-client.ts keeps 4,096), so that only a peer flooding beyond it waits.
+ */
+export const MAX_REPLAY_BACKLOG = 16_384;
 
 type Queued =
   | { session: PluginSession; msg: EventMsg; receivedNs: bigint }
@@ -148,10 +152,12 @@ export class Pipeline {
     this.#schedule();
   }
 
-  /** Moves up to `n` queued replays (and the echoes behind them) into this batch. */
-  #takeReplays(n: number): void {
+  /** Moves queued replays (and the echoes behind them) into this batch for up to `budgetMs`. */
+  #takeReplays(budgetMs: number): void {
+    const until = performance.now() + budgetMs;
     let taken = 0;
-    while (this.#replayHead < this.#replays.length && taken < n) {
+    // Checked every 8 replays: reading the clock costs more than a replay's share of it.
+    while (this.#replayHead < this.#replays.length && ((taken & 7) !== 0 || performance.now() < until)) {
       const q = this.#replays[this.#replayHead++] as Queued;
       if ('echo' in q) {
         q.session.queue(q.echo);
@@ -186,7 +192,7 @@ export class Pipeline {
   /** Ends the tick: durable sinks, then the writes, then everything else. */
   flush(): void {
     this.#scheduled = false;
-    this.#takeReplays(REPLAYS_PER_BATCH);
+    this.#takeReplays(REPLAY_BUDGET_MS);
     if (this.#replayHead < this.#replays.length) this.#schedule();
     if (this.#batch.length === 0 && this.#sessions.size === 0) return;
     const batch = this.#batch;
