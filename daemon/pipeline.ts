@@ -8,7 +8,7 @@
 import type { EventBus, EventRecord, SessionInfo } from '../events/index.js';
 import type { KvmExit } from '../kvm/index.js';
 import type { Decision, DecisionProvider, PolicyEvent } from '../policies/index.js';
-import { type EventMsg, encodeVerdict, isProtocolError } from '../protocol/index.js';
+import { type EventMsg, encodeVerdict, isProtocolError, WIRE_ERROR } from '../protocol/index.js';
 import { crossCheck } from './kernel-crosscheck.js';
 import { safeDecision } from './safe-decision.js';
 import type { PluginSession } from './session.js';
@@ -33,13 +33,12 @@ export interface PipelineOptions {
 
 /**
  * Replays (events a plugin handled by fallback, reported on reconnect) need no verdict, so they
- * wait in a queue and each batch takes them for at most this long: a flood of 30,000 of them costs
- * every batch a bounded slice of time instead of one batch seconds of it, and other VMs' verdicts
- * go out in between — while a daemon with nothing else to do still takes them at full speed. A
- * session's heartbeat echo waits behind its own queued replays, so the echo still acknowledges
- * everything before it.
+ * wait in a queue and at most this many join each batch: a flood of 30,000 of them costs every
+ * batch a bounded slice of work (~2 ms) instead of one batch seconds of it, and other VMs'
+ * verdicts go out in between. A session's heartbeat echo waits behind its own queued replays, so
+ * the echo still acknowledges everything before it.
  */
-export const REPLAY_BUDGET_MS = 2;
+export const REPLAYS_PER_BATCH = 16;
 /**
  * Replays of one session queued at most; past it that session's socket is not read. Above what a
  * plugin keeps (vmm/plugin-client.ts keeps 4,096), so that only a peer flooding beyond it waits.
@@ -152,12 +151,10 @@ export class Pipeline {
     this.#schedule();
   }
 
-  /** Moves queued replays (and the echoes behind them) into this batch for up to `budgetMs`. */
-  #takeReplays(budgetMs: number): void {
-    const until = performance.now() + budgetMs;
+  /** Moves up to `n` queued replays (and the echoes behind them) into this batch. */
+  #takeReplays(n: number): void {
     let taken = 0;
-    // Checked every 8 replays: reading the clock costs more than a replay's share of it.
-    while (this.#replayHead < this.#replays.length && ((taken & 7) !== 0 || performance.now() < until)) {
+    while (this.#replayHead < this.#replays.length && taken < n) {
       const q = this.#replays[this.#replayHead++] as Queued;
       if ('echo' in q) {
         q.session.queue(q.echo);
@@ -166,7 +163,20 @@ export class Pipeline {
       }
       taken++;
       if (--q.session.replayBacklog === MAX_REPLAY_BACKLOG - 1) q.session.holdReplays(false);
-      if (q.session.open) this.#decide(q.session, q.msg, q.receivedNs);
+      if (!q.session.open) continue;
+      try {
+        this.#decide(q.session, q.msg, q.receivedNs);
+      } catch (err) {
+        // A replay with a value no plugin may send: that session ends, as it would have on receipt.
+        const perr = isProtocolError(err) ? err : null;
+        const message = perr ? perr.message : `internal error: ${(err as Error).message}`;
+        this.#opts.bus.emit('protocolError', perr?.reason ?? 'internal', message, q.session.info);
+        q.session.close(
+          { type: 'error', code: perr?.wire ?? WIRE_ERROR.INTERNAL, message },
+          'protocol_error',
+          message,
+        );
+      }
     }
     if (this.#replayHead === this.#replays.length) {
       this.#replays = [];
@@ -192,7 +202,7 @@ export class Pipeline {
   /** Ends the tick: durable sinks, then the writes, then everything else. */
   flush(): void {
     this.#scheduled = false;
-    this.#takeReplays(REPLAY_BUDGET_MS);
+    this.#takeReplays(REPLAYS_PER_BATCH);
     if (this.#replayHead < this.#replays.length) this.#schedule();
     if (this.#batch.length === 0 && this.#sessions.size === 0) return;
     const batch = this.#batch;
