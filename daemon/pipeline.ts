@@ -8,7 +8,7 @@
 import type { EventBus, EventRecord, SessionInfo } from '../events/index.js';
 import type { KvmExit } from '../kvm/index.js';
 import type { Decision, DecisionProvider, PolicyEvent } from '../policies/index.js';
-import { type EventMsg, encodeVerdict, isProtocolError } from '../protocol/index.js';
+import { type EventMsg, encodeVerdict, isProtocolError, WIRE_ERROR } from '../protocol/index.js';
 import { crossCheck } from './kernel-crosscheck.js';
 import { safeDecision } from './safe-decision.js';
 import type { PluginSession } from './session.js';
@@ -34,13 +34,16 @@ export interface PipelineOptions {
 /**
  * Replays (events a plugin handled by fallback, reported on reconnect) need no verdict, so they
  * wait in a queue and at most this many join each batch: a flood of 30,000 of them costs every
- * batch a bounded slice of work instead of one batch seconds of it, and other VMs' verdicts go
- * out in between. A session's heartbeat echo waits behind its own queued replays, so the echo
- * still acknowledges everything before it.
+ * batch a bounded slice of work (~2 ms) instead of one batch seconds of it, and other VMs'
+ * verdicts go out in between. A session's heartbeat echo waits behind its own queued replays, so
+ * the echo still acknowledges everything before it.
  */
-export const REPLAYS_PER_BATCH = 64;
-/** Replays of one session queued at most; past it that session's socket is not read. */
-export const MAX_REPLAY_BACKLOG = 4096;
+export const REPLAYS_PER_BATCH = 16;
+/**
+ * Replays of one session queued at most; past it that session's socket is not read. Above what a
+ * plugin keeps (vmm/plugin-client.ts keeps 4,096), so that only a peer flooding beyond it waits.
+ */
+export const MAX_REPLAY_BACKLOG = 16_384;
 
 type Queued =
   | { session: PluginSession; msg: EventMsg; receivedNs: bigint }
@@ -160,7 +163,20 @@ export class Pipeline {
       }
       taken++;
       if (--q.session.replayBacklog === MAX_REPLAY_BACKLOG - 1) q.session.holdReplays(false);
-      if (q.session.open) this.#decide(q.session, q.msg, q.receivedNs);
+      if (!q.session.open) continue;
+      try {
+        this.#decide(q.session, q.msg, q.receivedNs);
+      } catch (err) {
+        // A replay with a value no plugin may send: that session ends, as it would have on receipt.
+        const perr = isProtocolError(err) ? err : null;
+        const message = perr ? perr.message : `internal error: ${(err as Error).message}`;
+        this.#opts.bus.emit('protocolError', perr?.reason ?? 'internal', message, q.session.info);
+        q.session.close(
+          { type: 'error', code: perr?.wire ?? WIRE_ERROR.INTERNAL, message },
+          'protocol_error',
+          message,
+        );
+      }
     }
     if (this.#replayHead === this.#replays.length) {
       this.#replays = [];
