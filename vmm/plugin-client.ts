@@ -13,14 +13,17 @@ import { connect, type Socket } from 'node:net';
 import { encodeInjection } from '../kvm/index.js';
 import {
   ACTION,
+  APPLIED_SOURCE,
   type EventMsg,
   encodeMessage,
   FrameParser,
   type Message,
   PLUGIN_ACCEPTS,
+  PROTOCOL_MINOR,
   PROTOCOL_VERSION,
   VERDICT_FLAG,
   type VerdictMsg,
+  WIRE_ERROR,
 } from '../protocol/index.js';
 import { VmmError } from './errors.js';
 
@@ -48,6 +51,11 @@ export interface PluginClientOptions {
   reconnect?: { initialMs?: number; maxMs?: number };
   /** How long connect() waits for WELCOME (a socket-activated daemon may be starting). */
   helloTimeoutMs?: number;
+  /**
+   * The highest minor version to ask for: 1 (protocol 1.1, the default) or 0 (1.0 compatibility).
+   * A daemon that speaks less says so, and the client asks again with what it speaks.
+   */
+  minor?: number;
 }
 
 export interface VerdictOutcome {
@@ -122,6 +130,11 @@ export class PluginClient extends EventEmitter {
   #backoff: number;
   #reconnectTimer: NodeJS.Timeout | null = null;
   #sessionId: bigint | null = null;
+  /** The minor version to ask for next; lowered when a daemon speaks less. */
+  #askMinor: number;
+  /** The minor version of the current session (its WELCOME's). */
+  #minor = 0;
+  #maxBody = 0;
 
   constructor(opts: PluginClientOptions) {
     super();
@@ -133,10 +146,27 @@ export class PluginClient extends EventEmitter {
       fallback: 'inject',
       maxReplay: 4096,
       helloTimeoutMs: 10_000,
+      minor: PROTOCOL_MINOR,
       ...opts,
       reconnect: { initialMs: 50, maxMs: 2000, ...opts.reconnect },
     };
+    if (!Number.isInteger(this.opts.minor) || this.opts.minor < 0 || this.opts.minor > PROTOCOL_MINOR)
+      throw new VmmError(
+        'SEAWALL_VMM_INVALID_OPTION',
+        `minor ${this.opts.minor}: this client speaks 1.0 to 1.${PROTOCOL_MINOR}`,
+      );
+    this.#askMinor = this.opts.minor;
     this.#backoff = this.opts.reconnect.initialMs;
+  }
+
+  /** The negotiated version of the current (or last) session: `1.0` or `1.1`. */
+  get version(): string {
+    return `${PROTOCOL_VERSION}.${this.#minor}`;
+  }
+
+  /** WELCOME's max_body (1.1); 0 in a 1.0 session. */
+  get maxBody(): number {
+    return this.#maxBody;
   }
 
   get connected(): boolean {
@@ -153,8 +183,40 @@ export class PluginClient extends EventEmitter {
     return this.#replay.length + (this.#replaySent?.events.length ?? 0);
   }
 
-  /** Connects and completes the handshake; rejects on REJECT, refusal or timeout. */
-  connect(): Promise<void> {
+  /**
+   * Connects and completes the handshake; rejects on REJECT, refusal or timeout. Version
+   * negotiation (§10): a REJECT VERSION naming a lower 1.x, or the ERROR BAD_FIELD with which a 1.0
+   * daemon answers a 1.1 HELLO, makes it ask once more with the version the daemon speaks.
+   */
+  async connect(): Promise<void> {
+    try {
+      await this.#connectOnce();
+    } catch (err) {
+      const lower = this.#lowerVersion(err);
+      if (lower === null) throw err;
+      this.#askMinor = lower;
+      await this.#connectOnce();
+    }
+  }
+
+  /** The minor to retry with after a failed handshake, or null when retrying cannot help. */
+  #lowerVersion(err: unknown): number | null {
+    if (!(err instanceof VmmError) || this.#askMinor === 0) return null;
+    const { wireCode, supported } = err.detail as {
+      wireCode?: number;
+      supported?: { major: number; minor: number };
+    };
+    if (
+      wireCode === WIRE_ERROR.VERSION &&
+      supported?.major === PROTOCOL_VERSION &&
+      supported.minor < this.#askMinor
+    )
+      return supported.minor;
+    if (wireCode === WIRE_ERROR.BAD_FIELD) return 0;
+    return null;
+  }
+
+  #connectOnce(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const socket = connect(this.opts.socket);
       let settled = false;
@@ -191,6 +253,7 @@ export class PluginClient extends EventEmitter {
           encodeMessage({
             type: 'hello',
             version: PROTOCOL_VERSION,
+            minor: this.#askMinor,
             caps: this.opts.caps,
             vmmPid: this.opts.vmmPid,
             vcpuCount: this.opts.vcpuCount,
@@ -225,9 +288,18 @@ export class PluginClient extends EventEmitter {
     });
   }
 
-  /** Reports the result of applying a verdict (0 or -errno). */
-  applied(seq: number, result: number): void {
-    if (this.#ready) this.#socket?.write(encodeMessage({ type: 'applied', seq, result }));
+  /**
+   * Reports the result of applying a verdict (0 or -errno). In a 1.1 session `appliedAction`
+   * says what the vCPU got when it was not the verdict's action (e.g. the fallback after a failed
+   * injection); without it the report means "the verdict, as sent".
+   */
+  applied(seq: number, result: number, appliedAction?: number): void {
+    if (!this.#ready) return;
+    const applied =
+      appliedAction !== undefined && this.#minor >= 1
+        ? { action: appliedAction, source: APPLIED_SOURCE.FALLBACK }
+        : undefined;
+    this.#socket?.write(encodeMessage({ type: 'applied', seq, result, ...(applied ? { applied } : {}) }));
   }
 
   /** Says GOODBYE and stops reconnecting; pending exits get their fallback. */
@@ -259,8 +331,10 @@ export class PluginClient extends EventEmitter {
       this.#replay.shift();
       this.stats.replayDropped++;
     }
-    // Still connected (a deadline, not a disconnect): report it now rather than at the next WELCOME.
-    if (this.#ready) queueMicrotask(() => this.#flushReplay());
+    // Still connected (a deadline, not a disconnect). 1.0: report it now rather than at the next
+    // WELCOME. 1.1: the daemon still decides it; its late VERDICT is answered with APPLIED
+    // FALLBACK (§9), and only a lost connection makes it a replay.
+    if (this.#ready && this.#minor === 0) queueMicrotask(() => this.#flushReplay());
     const outcome: VerdictOutcome = {
       source: 'fallback',
       verdict,
@@ -273,7 +347,18 @@ export class PluginClient extends EventEmitter {
   #onMessage(m: Message, handshake: (err?: Error) => void): void {
     switch (m.type) {
       case 'welcome':
+        if (m.version !== PROTOCOL_VERSION || (m.minor ?? 0) !== this.#askMinor) {
+          // A daemon must answer with the version asked for, or REJECT VERSION (§10).
+          this.emit(
+            'protocol-error',
+            new VmmError('SEAWALL_VMM_PROTOCOL', `WELCOME for ${m.version}.${m.minor}`),
+          );
+          this.#socket?.destroy();
+          return;
+        }
         this.#ready = true;
+        this.#minor = m.minor ?? 0;
+        this.#maxBody = m.maxBody ?? 0;
         this.#sessionId = m.sessionId;
         this.#backoff = this.opts.reconnect.initialMs;
         this.#flushReplay();
@@ -282,7 +367,10 @@ export class PluginClient extends EventEmitter {
         return;
       case 'reject':
         handshake(
-          new VmmError('SEAWALL_VMM_HANDSHAKE', `daemon rejected HELLO: ${m.message}`, { wireCode: m.code }),
+          new VmmError('SEAWALL_VMM_HANDSHAKE', `daemon rejected HELLO: ${m.message}`, {
+            wireCode: m.code,
+            ...(m.supported ? { supported: m.supported } : {}),
+          }),
         );
         return;
       case 'verdict': {
@@ -302,6 +390,11 @@ export class PluginClient extends EventEmitter {
       }
       case 'error':
         this.emit('daemon-error', m);
+        // Before WELCOME an ERROR fails the handshake (a 1.0 daemon's answer to a 1.1 HELLO is one).
+        if (!this.#ready)
+          handshake(
+            new VmmError('SEAWALL_VMM_HANDSHAKE', `daemon refused HELLO: ${m.message}`, { wireCode: m.code }),
+          );
         return;
       case 'heartbeat':
         this.#replayAcknowledged(m.nonce);
@@ -336,16 +429,22 @@ export class PluginClient extends EventEmitter {
    * skips, and they are counted here as late, not as replayed.
    */
   #lateVerdict(seq: number): void {
+    let late: EventMsg | undefined;
     const kept = this.#replay.findIndex((r) => r.seq === seq);
-    if (kept >= 0) this.#replay.splice(kept, 1);
+    if (kept >= 0) [late] = this.#replay.splice(kept, 1);
     else {
       const sent = this.#replaySent?.events;
       const i = sent ? sent.findIndex((r) => r.seq === seq) : -1;
       // Not kept at all: dropped past maxReplay (counted there) or a seq never sent.
       if (!sent || i < 0) return;
-      sent.splice(i, 1);
+      [late] = sent.splice(i, 1);
     }
     this.stats.lateVerdicts++;
+    // 1.1: the daemon is told the guest got the fallback, so its record says so (§4.6).
+    if (this.#minor >= 1 && late) {
+      const applied = { action: late.fallbackAction, source: APPLIED_SOURCE.FALLBACK };
+      this.#socket?.write(encodeMessage({ type: 'applied', seq, result: 0, applied }));
+    }
     this.emit('late-verdict', seq);
   }
 
