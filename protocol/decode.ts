@@ -23,7 +23,7 @@ import { ProtocolError } from './errors.js';
 import { checkEvent11, checkHello11 } from './event-checks.js';
 import type { EventHeader, EventMsg, Message } from './messages.js';
 
-export type BodyRule = { exact?: number; min?: number };
+export type BodyRule = { exact?: number; min?: number; max?: number };
 
 /**
  * Body size rule per type: exact size, or a minimum for variable-length bodies. HELLO's minimum is
@@ -44,10 +44,13 @@ export const BODY_RULES: ReadonlyMap<number, BodyRule> = new Map([
   [MSG.GOODBYE, { exact: BODY_SIZE.GOODBYE }],
 ]);
 
-/** The rules of a 1.1 session: APPLIED carries what was applied. */
+/**
+ * The rules of a 1.1 session: APPLIED is the 1.0 form ("the verdict, as sent") or the 16-byte form
+ * that says what was applied instead (decode.ts refuses the sizes in between).
+ */
 export const BODY_RULES_V11: ReadonlyMap<number, BodyRule> = new Map([
   ...BODY_RULES,
-  [MSG.APPLIED, { exact: BODY_SIZE.APPLIED_V11 }],
+  [MSG.APPLIED, { min: BODY_SIZE.APPLIED, max: BODY_SIZE.APPLIED_V11 }],
 ]);
 
 /** The size rules for a session of minor version `minor`. */
@@ -188,6 +191,8 @@ function applied(b: Buffer): Message {
   const seq = b.readUInt32LE(0);
   const result = b.readInt32LE(4);
   if (b.length === BODY_SIZE.APPLIED) return { type: 'applied', seq, result };
+  if (b.length !== BODY_SIZE.APPLIED_V11)
+    throw new ProtocolError('BAD_FRAME', `APPLIED body must be 8 or 16 bytes, got ${b.length}`);
   const action = b.readUInt8(8);
   const source = b.readUInt8(9);
   if (!ACTION_CODES.has(action))

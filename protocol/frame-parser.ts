@@ -148,6 +148,9 @@ export class FrameParser {
     if (rule?.min !== undefined && length < rule.min) {
       throw new ProtocolError('BAD_FRAME', `${name} body must be at least ${rule.min} bytes, got ${length}`);
     }
+    if (rule?.max !== undefined && length > rule.max) {
+      throw new ProtocolError('BAD_FRAME', `${name} body must be at most ${rule.max} bytes, got ${length}`);
+    }
     this.#need = length;
     this.#type = type;
   }
