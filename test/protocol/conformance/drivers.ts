@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { requireTool } from '../../helpers/tools.js';
+import { findTool, requireTool } from '../../helpers/tools.js';
 
 const run = promisify(execFile);
 const ROOT = new URL('../../../', import.meta.url).pathname;
@@ -22,7 +22,10 @@ export const IMPLS: readonly ImplName[] = ['c', 'rust', 'ts'];
 
 /** cargo on PATH, else where rustup puts it (CI's machine has it at /root/.cargo/bin/cargo). */
 export function cargoPath(t: TestContext): string | null {
-  return requireTool(t, process.env.CARGO ?? 'cargo', 'cargo (rustup)') ?? null;
+  const home = join(process.env.HOME ?? '/root', '.cargo/bin/cargo');
+  for (const c of [process.env.CARGO, 'cargo', home, '/root/.cargo/bin/cargo'])
+    if (c && findTool(c)) return findTool(c);
+  return requireTool(t, 'cargo', 'cargo (rustup; scripts/install-system-deps.sh checks for it)');
 }
 
 const builds = new Map<ImplName, Promise<string[]>>();
