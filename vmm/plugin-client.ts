@@ -17,6 +17,7 @@ import {
   type EventMsg,
   encodeMessage,
   FrameParser,
+  GOODBYE_REASON,
   type Message,
   PLUGIN_ACCEPTS,
   PROTOCOL_MINOR,
@@ -302,15 +303,19 @@ export class PluginClient extends EventEmitter {
     this.#socket?.write(encodeMessage({ type: 'applied', seq, result, ...(applied ? { applied } : {}) }));
   }
 
-  /** Says GOODBYE and stops reconnecting; pending exits get their fallback. */
-  async close(): Promise<void> {
+  /**
+   * Says GOODBYE and stops reconnecting; pending exits get their fallback. `reason` VM_EXITING
+   * (2) tells the daemon the VM is gone while this process lives on — what spares a process that
+   * serves other VMs from a pending kill of this one (docs/protocol.md §5.1).
+   */
+  async close(reason: number = GOODBYE_REASON.NORMAL): Promise<void> {
     this.#closed = true;
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
     const s = this.#socket;
     if (s && !s.destroyed) {
       await new Promise<void>((resolve) => {
         s.once('close', () => resolve());
-        s.end(encodeMessage({ type: 'goodbye', reason: 0 }));
+        s.end(encodeMessage({ type: 'goodbye', reason }));
         setTimeout(() => s.destroy(), 1000).unref();
       });
     }
