@@ -4,7 +4,7 @@
  * and the doc's code tables (message types, body sizes, errors, caps, actions) match constants.ts.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import {
   ACTION,
@@ -103,5 +103,16 @@ test("the doc's code tables match protocol/constants.ts", () => {
   }
   for (const [name, code] of Object.entries(ACTION)) {
     assert.ok(doc.includes(`**${name} (${code}).**`), `§5.1 paragraph for ${name}`);
+  }
+});
+
+test('every file docs/protocol.md refers to is in the repository (§5.1 once named one that is not)', () => {
+  const root = new URL('../../', import.meta.url);
+  const docs = new URL('../../docs/', import.meta.url);
+  const named = new Set([...doc.matchAll(/[A-Za-z0-9_./-]+\.(?:md|ts|c|h|rs)\b/g)].map((m) => m[0]));
+  assert.ok(named.size > 5, 'the doc names files');
+  for (const name of named) {
+    const found = [new URL(name, docs), new URL(name, root)].some((u) => existsSync(u));
+    assert.ok(found, `docs/protocol.md names '${name}', which is neither in docs/ nor at the repository root`);
   }
 });
