@@ -113,6 +113,9 @@ test('every file docs/protocol.md refers to is in the repository (§5.1 once nam
   assert.ok(named.size > 5, 'the doc names files');
   for (const name of named) {
     const found = [new URL(name, docs), new URL(name, root)].some((u) => existsSync(u));
-    assert.ok(found, `docs/protocol.md names '${name}', which is neither in docs/ nor at the repository root`);
+    assert.ok(
+      found,
+      `docs/protocol.md names '${name}', which is neither in docs/ nor at the repository root`,
+    );
   }
 });
