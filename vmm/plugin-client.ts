@@ -125,6 +125,12 @@ export class PluginClient extends EventEmitter {
   #seq = 1;
   readonly #pending = new Map<number, Pending>();
   #replay: EventMsg[] = [];
+  /**
+   * 1.1: seqs of kept events that were sent on the current connection and timed out there. The
+   * daemon still decides them, so they are not replayed on it (§9); a disconnect makes them
+   * ordinary kept events.
+   */
+  readonly #liveKept = new Set<number>();
   /** Replays written but not yet acknowledged by the echo of the HEARTBEAT sent after them. */
   #replaySent: { nonce: bigint; events: EventMsg[] } | null = null;
   #nonce = 1n;
@@ -340,6 +346,7 @@ export class PluginClient extends EventEmitter {
     // WELCOME. 1.1: the daemon still decides it; its late VERDICT is answered with APPLIED
     // FALLBACK (§9), and only a lost connection makes it a replay.
     if (this.#ready && this.#minor === 0) queueMicrotask(() => this.#flushReplay());
+    else if (this.#ready) this.#liveKept.add(msg.seq);
     const outcome: VerdictOutcome = {
       source: 'fallback',
       verdict,
@@ -418,8 +425,9 @@ export class PluginClient extends EventEmitter {
    */
   #flushReplay(): void {
     if (this.#replay.length === 0 || !this.#socket || this.#replaySent) return;
-    const events = this.#replay;
-    this.#replay = [];
+    const events = this.#replay.filter((m) => !this.#liveKept.has(m.seq));
+    if (events.length === 0) return;
+    this.#replay = this.#replay.filter((m) => this.#liveKept.has(m.seq));
     const nonce = this.#nonce++;
     this.#replaySent = { nonce, events };
     this.#socket.write(
@@ -444,6 +452,7 @@ export class PluginClient extends EventEmitter {
       if (!sent || i < 0) return;
       [late] = sent.splice(i, 1);
     }
+    this.#liveKept.delete(seq);
     this.stats.lateVerdicts++;
     // 1.1: the daemon is told the guest got the fallback, so its record says so (§4.6).
     if (this.#minor >= 1 && late) {
@@ -475,6 +484,7 @@ export class PluginClient extends EventEmitter {
     const wasReady = this.#ready;
     this.#ready = false;
     this.#socket = null;
+    this.#liveKept.clear();
     if (this.#replaySent) {
       // Not acknowledged: report them again after reconnecting (the daemon drops any it stored).
       this.#replay = [...this.#replaySent.events, ...this.#replay];

@@ -189,6 +189,42 @@ for (const impl of IMPLS) {
         assert.equal(stats.split(' ')[4], '0', `kept events forgotten after the echo: ${stats}`);
       });
 
+      if (minor >= 1)
+        test('an event that timed out on the live connection is never replayed on it, even after a replay is acknowledged', async (t) => {
+          let held: { c: FakeConn; bytes: Buffer } | null = null;
+          const s = await setup(t, impl, (c, f) => {
+            if (f.msg.type === 'hello') c.send(encodeMessage(welcomeVector(f.msg.minor ?? 0)));
+            // The second connection holds its HEARTBEAT echo until the test releases it.
+            if (f.msg.type === 'heartbeat' && s?.fake.conns.indexOf(c) === 1) held = { c, bytes: f.bytes };
+          });
+          if (!s) return;
+          const { driver, fake } = s;
+          assert.equal(await driver.send('init 300 inject 1'), 'ok');
+          await connect(driver, fake, 1);
+          await driver.send(EXITS.sea); // unanswered: kept
+          assert.equal(await driver.send('close 0'), 'ok');
+          await connect(driver, fake, 1);
+          const second = await fake.conn(1);
+          await second.next('heartbeat');
+          await driver.send(EXITS.nisv.replace('nisv 1', 'nisv 0')); // times out on the live connection
+          const live = (await second.next('nisv')).msg as EventMsg;
+          const echo = held as { c: FakeConn; bytes: Buffer } | null;
+          assert.ok(echo, 'the replay HEARTBEAT was held');
+          echo.c.send(echo.bytes);
+          await driver.send('poll 500');
+          await driver.send('poll 300');
+          const replays = second.frames.filter((f) => 'replay' in f.msg && f.msg.replay);
+          assert.deepEqual(
+            replays.map((f) => f.msg.type),
+            ['sea'],
+            `only the event kept from the first connection is replayed, not nisv seq ${live.seq}`,
+          );
+          second.send(verdictBytes('verdict-inject', live.seq));
+          await driver.send('poll 2000');
+          const applied = await second.next('applied');
+          assert.equal((applied.msg as Extract<Message, { type: 'applied' }>).seq, live.seq);
+        });
+
       test('a VERDICT with a reserved byte set is refused: the fallback answers, the connection is dropped', async (t) => {
         const s = await setup(
           t,
