@@ -58,9 +58,10 @@ function guestSees(inj: Injection | null, event: PolicyEvent, host: HostCapabili
   if (inj.via === 'kvm' && event.kind !== 'sigbus')
     g = guestAbortAfterKvm(inj.kind, 1, far, inj.iss, '6.1.0');
   else if (inj.via === 'emulate' || host.emulateAbort) {
-    // FAR only when the exit gave a guest VA; FnV otherwise, as the daemon's verdict says (§5.1).
+    // FAR only when the exit gave a guest VA; otherwise FnV, as the daemon's verdict says, and the
+    // VMM writes FAR_EL1 as 0 (docs/protocol.md §5.1).
     const va = event.kind === 'sea' && far !== null && ((event.esr?.raw ?? 0n) & (1n << 10n)) === 0n;
-    g = guestAbortAfterEmulation(emulatedAbortEsr(inj.kind, inj.iss, va), 1, va ? far : null);
+    g = guestAbortAfterEmulation(emulatedAbortEsr(inj.kind, inj.iss, va), 1, va ? far : 0n);
   } else return null; // a KVM injection after a SIGBUS: the verdict resumes, nothing is injected
   const signExtended = g.esrUpper === 'linux-6.1-sign-extended' && (g.esr & 0x80000000n) !== 0n;
   return {
