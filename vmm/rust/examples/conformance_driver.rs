@@ -34,7 +34,16 @@ fn opt(s: &str) -> Option<u64> {
 fn verdict_line(v: &Verdict) -> String {
     let hex: String = v.vcpu_events.iter().map(|b| format!("{b:02x}")).collect();
     let source = if v.source == Source::Daemon { "daemon" } else { "fallback" };
-    format!("verdict {} {} {} {} 0x{:x} {} {}", v.seq, v.action.name(), v.flags, v.grace_ms, v.esr, hex, source)
+    format!(
+        "verdict {} {} {} {} 0x{:x} {} {}",
+        v.seq,
+        v.action.name(),
+        v.flags,
+        v.grace_ms,
+        v.esr,
+        hex,
+        source
+    )
 }
 
 fn run(plugin: &mut Plugin, w: &[&str]) -> String {
@@ -46,7 +55,13 @@ fn run(plugin: &mut Plugin, w: &[&str]) -> String {
                 _ => Fallback::Inject,
             };
             let deadline = Duration::from_millis(num(w[1]));
-            let config = Config { deadline, hello_timeout: deadline, fallback, minor: num(w[3]) as u16, ..Config::default() };
+            let config = Config {
+                deadline,
+                hello_timeout: deadline,
+                fallback,
+                minor: num(w[3]) as u16,
+                ..Config::default()
+            };
             *plugin = Plugin::new(config);
             "ok".into()
         }

@@ -19,7 +19,9 @@
 //! if verdict.action == Action::Inject { /* ioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &verdict.vcpu_events) */ }
 //! ```
 
+mod fallback;
 mod plugin;
+mod replay;
 mod types;
 pub mod wire;
 

@@ -2,21 +2,15 @@
 //! and replay after a reconnect (docs/protocol.md §3, §9). Calls take `&mut self`: a VMM whose
 //! vCPU threads share one `Plugin` puts it behind a `Mutex` (§5.4).
 
-use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::types::{Action, Config, Error, Exit, Fallback, Hello, Source, Verdict, Welcome};
+use crate::fallback::fallback_verdict;
+use crate::replay::Replay;
+use crate::types::{Action, Config, Error, Exit, Hello, Verdict, Welcome};
 use crate::wire::{self, HEADER_SIZE};
-
-/// A fallback-handled event, kept to be reported as a REPLAY after the next WELCOME (§9).
-struct Kept {
-    seq: u32,
-    action: Action,
-    frame: Vec<u8>,
-}
 
 /// Counters for the VMM's own logs and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,19 +33,9 @@ pub struct Plugin {
     next_seq: u32,
     /// Bytes of a frame not yet complete: a frame may arrive across several reads and deadlines.
     rx: Vec<u8>,
-    kept: VecDeque<Kept>,
-    /// The first `replay_unacked` kept events were written before HEARTBEAT `replay_nonce`.
-    replay_unacked: usize,
-    replay_nonce: u64,
-    next_nonce: u64,
+    kept: Replay,
     stats: Stats,
 }
-
-const MERGED_DABT: [u8; 64] = {
-    let mut image = [0u8; 64];
-    image[2] = 1; // ext_dabt_pending: valid on every kernel with KVM_CAP_ARM_INJECT_EXT_DABT
-    image
-};
 
 fn realtime_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
@@ -71,10 +55,7 @@ impl Plugin {
             ask_minor,
             next_seq: 1,
             rx: Vec::new(),
-            kept: VecDeque::new(),
-            replay_unacked: 0,
-            replay_nonce: 0,
-            next_nonce: 0,
+            kept: Replay::default(),
             stats: Stats::default(),
         }
     }
@@ -188,15 +169,20 @@ impl Plugin {
             Ok(None) => {} // the deadline passed: keep the connection, the verdict may still come
             Err(_) => self.drop_connection(),
         }
-        let verdict = self.fallback_verdict(seq, exit);
-        self.keep(frame, seq, verdict.action);
+        self.stats.fallbacks += 1;
+        let verdict = fallback_verdict(self.config.fallback, seq, exit);
+        if self.kept.keep(frame, seq, verdict.action, self.config.max_kept) {
+            self.stats.kept_dropped += 1;
+        }
         verdict
     }
 
     fn exchange(&mut self, frame: &[u8], seq: u32, deadline: Instant) -> Result<Option<Verdict>, Error> {
         self.write_all(frame, deadline)?;
         loop {
-            let Some((kind, body)) = self.read_frame(deadline)? else { return Ok(None) };
+            let Some((kind, body)) = self.read_frame(deadline)? else {
+                return Ok(None);
+            };
             if let Some(v) = self.dispatch(kind, &body, Some(seq))? {
                 return Ok(Some(v));
             }
@@ -215,7 +201,7 @@ impl Plugin {
                 Ok(None)
             }
             wire::MSG_HEARTBEAT => {
-                self.ack_replay(wire::get_u64(body, 0));
+                self.kept.acknowledged(wire::get_u64(body, 0));
                 Ok(None)
             }
             wire::MSG_ERROR => Err(wire::decode_refusal(body)?),
@@ -228,13 +214,11 @@ impl Plugin {
     /// (the daemon counted it), and in 1.1 the daemon is told what the vCPU got (§4.6).
     fn late_verdict(&mut self, seq: u32) -> Result<(), Error> {
         self.stats.late_verdicts += 1;
-        let Some(i) = self.kept.iter().position(|k| k.seq == seq) else { return Ok(()) };
-        let kept = self.kept.remove(i).expect("index from position");
-        if i < self.replay_unacked {
-            self.replay_unacked -= 1;
-        }
+        let Some(action) = self.kept.forget(seq) else {
+            return Ok(());
+        };
         if self.welcome.minor >= 1 {
-            let frame = wire::encode_applied(seq, 0, Some((kept.action, wire::APPLIED_FALLBACK)));
+            let frame = wire::encode_applied(seq, 0, Some((action, wire::APPLIED_FALLBACK)));
             self.write_all(&frame, Instant::now() + self.config.deadline)?;
         }
         Ok(())
@@ -305,61 +289,20 @@ impl Plugin {
         r
     }
 
-    fn fallback_verdict(&mut self, seq: u32, exit: &Exit) -> Verdict {
-        self.stats.fallbacks += 1;
-        let action = match self.config.fallback {
-            // KVM defines no injection after a SIGBUS: there was no abort exit (§9).
-            Fallback::Inject if exit.is_sigbus() => Action::Resume,
-            Fallback::Inject => Action::Inject,
-            Fallback::Kill => Action::Kill,
-            Fallback::Resume => Action::Resume,
-        };
-        let vcpu_events = if action == Action::Inject { MERGED_DABT } else { [0u8; 64] };
-        Verdict { seq, action, flags: 0, grace_ms: 0, esr: 0, vcpu_events, source: Source::Fallback }
-    }
-
-    fn keep(&mut self, mut frame: Vec<u8>, seq: u32, action: Action) {
-        if self.kept.len() >= self.config.max_kept.max(1) {
-            self.kept.pop_front();
-            self.stats.kept_dropped += 1;
-            self.replay_unacked = self.replay_unacked.saturating_sub(1);
-        }
-        wire::mark_replay(&mut frame, action);
-        self.kept.push_back(Kept { seq, action, frame });
-    }
-
-    /// Writes every kept event as a REPLAY, then a HEARTBEAT: the daemon echoes it once they are
-    /// stored, and only then are they forgotten (ack_replay). A connection lost in between
-    /// replays them again; the daemon recognises the ones it already stored.
+    /// Writes the kept events as REPLAYs, then a HEARTBEAT whose echo acknowledges them (§9).
     fn flush_replay(&mut self, deadline: Instant) -> Result<(), Error> {
-        if self.kept.is_empty() {
+        let Some(out) = self.kept.replay_frames() else {
             return Ok(());
-        }
-        let mut out = Vec::new();
-        for k in &self.kept {
-            out.extend_from_slice(&k.frame);
-        }
-        self.next_nonce += 1;
-        self.replay_nonce = self.next_nonce;
-        out.extend_from_slice(&wire::encode_heartbeat(self.replay_nonce));
+        };
         self.write_all(&out, deadline)?;
         self.stats.replayed += self.kept.len() as u64;
-        self.replay_unacked = self.kept.len();
         Ok(())
-    }
-
-    fn ack_replay(&mut self, nonce: u64) {
-        if self.replay_unacked == 0 || nonce != self.replay_nonce {
-            return;
-        }
-        self.kept.drain(..self.replay_unacked.min(self.kept.len()));
-        self.replay_unacked = 0;
     }
 
     fn drop_connection(&mut self) {
         self.stream = None;
         self.rx.clear();
-        self.replay_unacked = 0;
+        self.kept.unsent();
     }
 
     fn write_all(&mut self, buf: &[u8], deadline: Instant) -> Result<(), Error> {

@@ -180,7 +180,11 @@ pub enum Error {
     /// No WELCOME within the hello timeout.
     Timeout,
     /// REJECT or ERROR before WELCOME (§8); `supported` is what a REJECT VERSION named.
-    Refused { code: u16, text: String, supported: Option<(u16, u16)> },
+    Refused {
+        code: u16,
+        text: String,
+        supported: Option<(u16, u16)>,
+    },
     /// The daemon sent something this plugin cannot accept.
     Protocol(String),
     /// The HELLO is outside the protocol's limits.
@@ -193,7 +197,9 @@ impl fmt::Display for Error {
         match self {
             Error::Io(e) => write!(f, "{e}"),
             Error::Timeout => write!(f, "no WELCOME in time"),
-            Error::Refused { code, text, .. } => write!(f, "refused by the daemon (code {code}): {text}"),
+            Error::Refused { code, text, .. } => {
+                write!(f, "refused by the daemon (code {code}): {text}")
+            }
             Error::Protocol(m) => write!(f, "protocol error: {m}"),
             Error::InvalidHello(m) => write!(f, "invalid HELLO: {m}"),
             Error::NotConnected => write!(f, "not connected"),

@@ -220,7 +220,10 @@ pub fn decode_welcome(b: &[u8], asked_minor: u16) -> Result<Welcome, Error> {
         max_body: get_u32(b, 20),
     };
     if w.version != PROTOCOL_VERSION || w.minor != asked_minor || (w.minor == 0 && w.max_body != 0) {
-        return Err(Error::Protocol(format!("WELCOME for {}.{}, asked for 1.{asked_minor}", w.version, w.minor)));
+        return Err(Error::Protocol(format!(
+            "WELCOME for {}.{}, asked for 1.{asked_minor}",
+            w.version, w.minor
+        )));
     }
     Ok(w)
 }
@@ -230,7 +233,8 @@ pub fn decode_verdict(b: &[u8]) -> Result<Verdict, Error> {
     if get_u16(b, 6) != 0 || get_u32(b, 12) != 0 {
         return Err(Error::Protocol("VERDICT reserved bytes are not zero".into()));
     }
-    let action = Action::from_code(b[4]).ok_or_else(|| Error::Protocol(format!("unknown action {}", b[4])))?;
+    let action =
+        Action::from_code(b[4]).ok_or_else(|| Error::Protocol(format!("unknown action {}", b[4])))?;
     let mut vcpu_events = [0u8; 64];
     vcpu_events.copy_from_slice(&b[24..88]);
     Ok(Verdict {

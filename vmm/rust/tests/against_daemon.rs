@@ -30,7 +30,12 @@ fn hello(vm: &str) -> Hello {
 const SEA: Exit = Exit::Sea { vcpu: 0, kvm_flags: 1, esr: 0x9200_0010, gva: 0x8123_4bad, gpa: 0x4_5678_b000 };
 
 fn config(minor: u16) -> Config {
-    Config { deadline: Duration::from_secs(10), hello_timeout: Duration::from_secs(10), minor, ..Config::default() }
+    Config {
+        deadline: Duration::from_secs(10),
+        hello_timeout: Duration::from_secs(10),
+        minor,
+        ..Config::default()
+    }
 }
 
 #[test]
