@@ -10,7 +10,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { encodeInjection } from '../kvm/index.js';
 import {
   ACTION,
   APPLIED_SOURCE,
@@ -23,86 +22,25 @@ import {
   PROTOCOL_MINOR,
   PROTOCOL_VERSION,
   VERDICT_FLAG,
-  type VerdictMsg,
   WIRE_ERROR,
 } from '../protocol/index.js';
 import { VmmError } from './errors.js';
+import {
+  type ExitReport,
+  fallbackVerdict,
+  type PluginClientOptions,
+  type PluginClientStats,
+  type VerdictOutcome,
+} from './plugin-types.js';
+import { ReplayQueue } from './replay-queue.js';
 
-/** What the plugin does on its own when no verdict comes in time. */
-export type FallbackPolicy = 'inject' | 'kill' | 'resume';
-
-/** An exit as the VMM saw it; seq, time and flags are the client's to fill. */
-export type ExitReport = DistributiveOmit<EventMsg, 'seq' | 'timeNs' | 'replay' | 'fallbackAction'>;
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
-export interface PluginClientOptions {
-  socket: string;
-  vmId: string;
-  labels?: Record<string, string>;
-  vcpuCount: number;
-  /** HELLO capability bits (protocol CAP.*). */
-  caps: number;
-  extAbtEsrCap?: number;
-  vmmPid?: number;
-  /** How long a stalled vCPU waits for the daemon before the fallback answers. */
-  deadlineMs?: number;
-  fallback?: FallbackPolicy;
-  /** Bound on kept fallback events; past it the oldest is dropped and counted. */
-  maxReplay?: number;
-  reconnect?: { initialMs?: number; maxMs?: number };
-  /** How long connect() waits for WELCOME (a socket-activated daemon may be starting). */
-  helloTimeoutMs?: number;
-  /**
-   * The highest minor version to ask for: 1 (protocol 1.1, the default) or 0 (1.0 compatibility).
-   * A daemon that speaks less says so, and the client asks again with what it speaks.
-   */
-  minor?: number;
-}
-
-export interface VerdictOutcome {
-  source: 'daemon' | 'fallback';
-  verdict: Omit<VerdictMsg, 'type'>;
-  latencyNs: bigint;
-}
-
-/**
- * What became of the exits. Every fallback ends exactly one way, so that
- * `fallbacks = replayed + lateVerdicts + replayDropped + replayQueue`.
- */
-export interface PluginClientStats {
-  sent: number;
-  verdicts: number;
-  fallbacks: number;
-  /** Fallback-handled events reported, and acknowledged by the daemon's HEARTBEAT echo. */
-  replayed: number;
-  /**
-   * Fallback-handled events whose VERDICT came after all: the guest got the fallback, and the
-   * daemon, which stores an event before answering it, recorded and counted it as decided.
-   */
-  lateVerdicts: number;
-  /** Fallback-handled events dropped past `maxReplay`, never reported. */
-  replayDropped: number;
-  reconnects: number;
-}
+export * from './plugin-types.js';
 
 interface Pending {
   resolve: (o: VerdictOutcome) => void;
   timer: NodeJS.Timeout;
   msg: EventMsg;
   startNs: bigint;
-}
-
-const MERGED_DABT = encodeInjection({ kind: 'data' }, { abi: 'merged', ras: false });
-const ZERO_EVENTS = new Uint8Array(64);
-
-/** The verdict the plugin applies by itself (docs/protocol.md "Fallback"). */
-export function fallbackVerdict(policy: FallbackPolicy, msg: EventMsg): Omit<VerdictMsg, 'type'> {
-  const base = { seq: msg.seq, flags: 0, graceMs: 0, esr: 0n, vcpuEvents: ZERO_EVENTS };
-  if (policy === 'kill') return { ...base, action: ACTION.KILL };
-  // KVM's ext_dabt_pending is defined only after an abort exit; a SIGBUS gets nothing from KVM.
-  if (policy === 'inject' && msg.type !== 'sigbus')
-    return { ...base, action: ACTION.INJECT, vcpuEvents: MERGED_DABT };
-  return { ...base, action: ACTION.RESUME };
 }
 
 export class PluginClient extends EventEmitter {
@@ -124,16 +62,7 @@ export class PluginClient extends EventEmitter {
   #closed = false;
   #seq = 1;
   readonly #pending = new Map<number, Pending>();
-  #replay: EventMsg[] = [];
-  /**
-   * 1.1: seqs of kept events that were sent on the current connection and timed out there. The
-   * daemon still decides them, so they are not replayed on it (§9); a disconnect makes them
-   * ordinary kept events.
-   */
-  readonly #liveKept = new Set<number>();
-  /** Replays written but not yet acknowledged by the echo of the HEARTBEAT sent after them. */
-  #replaySent: { nonce: bigint; events: EventMsg[] } | null = null;
-  #nonce = 1n;
+  readonly #replay: ReplayQueue;
   #backoff: number;
   #reconnectTimer: NodeJS.Timeout | null = null;
   #sessionId: bigint | null = null;
@@ -163,6 +92,7 @@ export class PluginClient extends EventEmitter {
         `minor ${this.opts.minor}: this client speaks 1.0 to 1.${PROTOCOL_MINOR}`,
       );
     this.#askMinor = this.opts.minor;
+    this.#replay = new ReplayQueue(this.opts.maxReplay);
     this.#backoff = this.opts.reconnect.initialMs;
   }
 
@@ -187,7 +117,7 @@ export class PluginClient extends EventEmitter {
 
   /** Events handled by fallback and not yet reported. */
   get replayQueue(): number {
-    return this.#replay.length + (this.#replaySent?.events.length ?? 0);
+    return this.#replay.size;
   }
 
   /**
@@ -337,16 +267,13 @@ export class PluginClient extends EventEmitter {
   #fallback(msg: EventMsg, startNs: bigint): VerdictOutcome {
     const verdict = fallbackVerdict(this.opts.fallback, msg);
     this.stats.fallbacks++;
-    this.#replay.push({ ...msg, replay: true, fallbackAction: verdict.action });
-    if (this.#replay.length > this.opts.maxReplay) {
-      this.#replay.shift();
-      this.stats.replayDropped++;
-    }
     // Still connected (a deadline, not a disconnect). 1.0: report it now rather than at the next
     // WELCOME. 1.1: the daemon still decides it; its late VERDICT is answered with APPLIED
     // FALLBACK (§9), and only a lost connection makes it a replay.
+    const live = this.#ready && this.#minor >= 1;
+    if (this.#replay.keep({ ...msg, replay: true, fallbackAction: verdict.action }, live))
+      this.stats.replayDropped++;
     if (this.#ready && this.#minor === 0) queueMicrotask(() => this.#flushReplay());
-    else if (this.#ready) this.#liveKept.add(msg.seq);
     const outcome: VerdictOutcome = {
       source: 'fallback',
       verdict,
@@ -424,12 +351,10 @@ export class PluginClient extends EventEmitter {
    * back; the daemon recognises any it had already stored (same VM, seq and time).
    */
   #flushReplay(): void {
-    if (this.#replay.length === 0 || !this.#socket || this.#replaySent) return;
-    const events = this.#replay.filter((m) => !this.#liveKept.has(m.seq));
-    if (events.length === 0) return;
-    this.#replay = this.#replay.filter((m) => this.#liveKept.has(m.seq));
-    const nonce = this.#nonce++;
-    this.#replaySent = { nonce, events };
+    if (!this.#socket) return;
+    const batch = this.#replay.takeBatch();
+    if (!batch) return;
+    const { nonce, events } = batch;
     this.#socket.write(
       Buffer.concat([...events.map((m) => encodeMessage(m)), encodeMessage({ type: 'heartbeat', nonce })]),
     );
@@ -442,20 +367,12 @@ export class PluginClient extends EventEmitter {
    * skips, and they are counted here as late, not as replayed.
    */
   #lateVerdict(seq: number): void {
-    let late: EventMsg | undefined;
-    const kept = this.#replay.findIndex((r) => r.seq === seq);
-    if (kept >= 0) [late] = this.#replay.splice(kept, 1);
-    else {
-      const sent = this.#replaySent?.events;
-      const i = sent ? sent.findIndex((r) => r.seq === seq) : -1;
-      // Not kept at all: dropped past maxReplay (counted there) or a seq never sent.
-      if (!sent || i < 0) return;
-      [late] = sent.splice(i, 1);
-    }
-    this.#liveKept.delete(seq);
+    const late = this.#replay.forget(seq);
+    // Not kept at all: dropped past maxReplay (counted there) or a seq never sent.
+    if (!late) return;
     this.stats.lateVerdicts++;
     // 1.1: the daemon is told the guest got the fallback, so its record says so (§4.6).
-    if (this.#minor >= 1 && late) {
+    if (this.#minor >= 1) {
       const applied = { action: late.fallbackAction, source: APPLIED_SOURCE.FALLBACK };
       this.#socket?.write(encodeMessage({ type: 'applied', seq, result: 0, applied }));
     }
@@ -463,11 +380,10 @@ export class PluginClient extends EventEmitter {
   }
 
   #replayAcknowledged(nonce: bigint): void {
-    const sent = this.#replaySent;
-    if (!sent || sent.nonce !== nonce) return;
-    this.#replaySent = null;
-    this.stats.replayed += sent.events.length;
-    this.emit('replayed', sent.events.length);
+    const n = this.#replay.acknowledged(nonce);
+    if (n === 0) return;
+    this.stats.replayed += n;
+    this.emit('replayed', n);
     this.#flushReplay();
   }
 
@@ -484,12 +400,8 @@ export class PluginClient extends EventEmitter {
     const wasReady = this.#ready;
     this.#ready = false;
     this.#socket = null;
-    this.#liveKept.clear();
-    if (this.#replaySent) {
-      // Not acknowledged: report them again after reconnecting (the daemon drops any it stored).
-      this.#replay = [...this.#replaySent.events, ...this.#replay];
-      this.#replaySent = null;
-    }
+    // Not acknowledged: reported again after reconnecting (the daemon drops any it stored).
+    this.#replay.disconnected();
     this.#failPending();
     if (this.#closed || !wasReady) return;
     this.emit('disconnected');
