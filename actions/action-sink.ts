@@ -47,8 +47,8 @@ export function actionSink(parts: ActionSinkParts): Sink {
       parts.kills.sessionOpened(s, s.peerPidfd);
       parts.migrations.sessionOpened(s);
     },
-    sessionClosed: (s) => {
-      parts.kills.sessionClosed(s);
+    sessionClosed: (s, outcome) => {
+      parts.kills.sessionClosed(s, outcome);
       parts.migrations.sessionClosed(s);
     },
     afterReply(batch) {

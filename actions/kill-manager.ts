@@ -5,9 +5,14 @@
  * exits, signalling through the fd answers ESRCH and can never reach whoever inherits its PID
  * (pidfd_open(2), pidfd_send_signal(2)). When the grace ends and the process is still there, it is
  * SIGKILLed through the pidfd. One kill per VM is in flight; repeated kill decisions coalesce.
+ *
+ * What counts as terminated (docs/protocol.md §5.1): the process exited; or, for a process that
+ * serves other VMs too, this VM's session ended with GOODBYE VM_EXITING before the grace did. A
+ * session that merely closes, or says GOODBYE NORMAL, has not said its VM is gone. (A 1.0 session
+ * had no such rule: any end of it counts, as 1.0 daemons did.)
  */
 
-import type { SessionInfo } from '../events/index.js';
+import type { SessionInfo, SessionOutcome } from '../events/index.js';
 import { isKvmError, Pidfd, SIGKILL } from '../kvm/index.js';
 
 export type KillOutcome = 'exited' | 'sigkilled' | 'failed';
@@ -65,6 +70,8 @@ export interface KillManagerOptions {
 interface Tracked {
   pidfd: Pidfd | null;
   live: boolean;
+  /** The session ended in a way that says its VM is gone (see the file comment). */
+  vmGone: boolean;
   /** Holders besides the live session (an in-flight kill or migration). */
   holds: number;
 }
@@ -112,15 +119,16 @@ export class KillManager {
         this.#opts.onPidfdError?.(s, err);
       }
     }
-    this.#sessions.set(s.id, { pidfd: fd, live: true, holds: 0 });
+    this.#sessions.set(s.id, { pidfd: fd, live: true, vmGone: false, holds: 0 });
     this.#livePerPid.set(s.peer.pid, (this.#livePerPid.get(s.peer.pid) ?? 0) + 1);
   }
 
   /** The session ended; its pidfd is closed unless a kill or migration still holds it. */
-  sessionClosed(s: SessionInfo): void {
+  sessionClosed(s: SessionInfo, outcome: SessionOutcome = 'disconnect'): void {
     const t = this.#sessions.get(s.id);
     if (!t?.live) return;
     t.live = false;
+    t.vmGone = s.minor >= 1 ? outcome === 'vm_exiting' : true;
     const n = (this.#livePerPid.get(s.peer.pid) ?? 1) - 1;
     if (n > 0) this.#livePerPid.set(s.peer.pid, n);
     else this.#livePerPid.delete(s.peer.pid);
@@ -165,7 +173,7 @@ export class KillManager {
       startedAtMs: this.#now(),
       coalesced: 0,
     };
-    const tracked = this.#sessions.get(r.session.id) ?? { pidfd: null, live: false, holds: 0 };
+    const tracked = this.#sessions.get(r.session.id) ?? { pidfd: null, live: false, vmGone: false, holds: 0 };
     tracked.holds++;
     const k: InFlight = { record, tracked, timer: null };
     this.#inFlight.set(vm, k);
@@ -198,10 +206,10 @@ export class KillManager {
       return;
     }
     const others = this.#livePerPid.get(k.record.peerPid) ?? 0;
-    if (!k.tracked.live && others > 0) {
-      // One VMM process serving several VMs ended this VM's session: the VM is gone, the process
-      // is not this kill's to end.
-      this.#finish(k, 'exited', `session ended; pid ${k.record.peerPid} still serves ${others} VM(s)`);
+    if (k.tracked.vmGone && others > 0) {
+      // One VMM process serving several VMs said this VM is gone: the process is not this kill's
+      // to end. Without that word it is killed, whatever else it serves.
+      this.#finish(k, 'exited', `VM exited; pid ${k.record.peerPid} still serves ${others} VM(s)`);
       return;
     }
     if (this.#opts.enforce === false) {

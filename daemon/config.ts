@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { type ActionsConfig, ActionsConfigSchema } from '../actions/index.js';
 import { type AttachConfig, AttachConfigSchema } from '../attach/index.js';
+import { LIMITS } from '../protocol/index.js';
 import { DaemonError } from './errors.js';
 import { defaultControlSocket, defaultPluginSocket, defaultStateDir } from './paths.js';
 
@@ -49,10 +50,11 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       maxSessions: z.number().int().positive().default(1024),
       maxInFlight: z.number().int().positive().default(1024),
+      // Below the largest valid HELLO, a conforming plugin could be refused for its labels.
       maxBody: z
         .number()
         .int()
-        .min(1024)
+        .min(LIMITS.largestHello)
         .max(1 << 20)
         .default(16 * 1024),
       writeHighWater: z

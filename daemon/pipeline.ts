@@ -13,7 +13,7 @@ import { crossCheck } from './kernel-crosscheck.js';
 import { safeDecision } from './safe-decision.js';
 import type { PluginSession } from './session.js';
 import { typeEvent } from './typed-event.js';
-import { buildVerdict } from './verdict.js';
+import { buildVerdict, exitHasVa } from './verdict.js';
 
 export interface PipelineOptions {
   /** The policy in force; read once per event, so each event is decided by exactly one version. */
@@ -115,14 +115,15 @@ export class Pipeline {
       let decision: Decision;
       let built: ReturnType<typeof buildVerdict>;
       const provider = this.#opts.policy();
+      const va = exitHasVa(msg.type, msg.type === 'sea' ? msg.esr : null);
       try {
         decision = provider.decide(event, info.host);
-        built = buildVerdict(msg.seq, decision, msg.type, info.host, info.kvmInject);
+        built = buildVerdict(msg.seq, decision, msg.type, info.host, info.kvmInject, va);
       } catch (err) {
         if (isProtocolError(err)) throw err;
         this.#opts.onDecideError?.(err, record);
         decision = safeDecision(event, provider.version, 'safe-default');
-        built = buildVerdict(msg.seq, decision, msg.type, info.host, info.kvmInject);
+        built = buildVerdict(msg.seq, decision, msg.type, info.host, info.kvmInject, va);
       }
       record.decision = decision;
       record.verdict = built.verdict;

@@ -9,6 +9,8 @@ import { dirname } from 'node:path';
 import type { EventBus, SessionInfo, SessionOutcome } from '../events/index.js';
 import { type PeerProcess, peerGroups, peerProcess } from '../kvm/index.js';
 import {
+  APPLIED_SOURCE,
+  type AppliedMsg,
   type EventMsg,
   encodeMessage,
   GOODBYE_REASON,
@@ -183,19 +185,12 @@ export class PluginServer implements SessionHost {
   }
 
   admit(session: PluginSession, hello: HelloMsg): SessionInfo {
-    if (hello.version !== PROTOCOL_VERSION) {
-      throw new ProtocolError(
-        'VERSION',
-        `protocol version ${hello.version} is not supported (this daemon speaks ${PROTOCOL_VERSION})`,
-      );
-    }
+    // The decoder has already refused a version not spoken here (REJECT VERSION).
     this.#checkOwner(hello.vmId, session.peer);
     const held = this.#byVm.get(hello.vmId);
     if (held?.open) {
-      throw new ProtocolError(
-        'VM_IN_USE',
-        `VM id '${hello.vmId}' is held by a live session (pid ${held.info?.vmmPid})`,
-      );
+      // Nothing about the holder: any allowed peer may ask, and its pid is not that peer's business.
+      throw new ProtocolError('VM_IN_USE', `VM id '${hello.vmId}' is held by a live session`);
     }
     const info = sessionInfo(
       this.#nextId++,
@@ -209,9 +204,11 @@ export class PluginServer implements SessionHost {
       encodeMessage({
         type: 'welcome',
         version: PROTOCOL_VERSION,
+        minor: info.minor,
         maxInFlight: this.#opts.limits.maxInFlight,
         sessionId: info.id,
         heartbeatMs: this.#opts.heartbeatMs,
+        maxBody: this.#opts.limits.maxBody,
       }),
     );
     session.flush();
@@ -240,8 +237,15 @@ export class PluginServer implements SessionHost {
     this.#opts.pipeline.afterBatch(session, frame);
   }
 
-  applied(session: PluginSession, seq: number, result: number): void {
-    if (session.info) this.#opts.bus.emit('applied', session.info, seq, result);
+  applied(session: PluginSession, m: AppliedMsg): void {
+    if (!session.info) return;
+    const detail = m.applied
+      ? {
+          action: m.applied.action,
+          source: m.applied.source === APPLIED_SOURCE.FALLBACK ? ('fallback' as const) : ('verdict' as const),
+        }
+      : null;
+    this.#opts.bus.emit('applied', session.info, m.seq, m.result, detail);
   }
 
   protocolError(session: PluginSession, err: ProtocolError): void {

@@ -21,6 +21,7 @@ export function sessionInfo(
   return {
     ...(peerPidfd === undefined ? {} : { peerPidfd }),
     id,
+    minor: hello.minor ?? 0,
     vm: { id: hello.vmId, labels: Object.freeze({ ...hello.labels }) },
     vmmPid: hello.vmmPid,
     vcpuCount: hello.vcpuCount,

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import type { SessionInfo, SessionOutcome } from '../events/index.js';
 import type { Pidfd } from '../kvm/index.js';
 import {
+  type AppliedMsg,
   DAEMON_ACCEPTS,
   type EventMsg,
   encodeMessage,
@@ -16,6 +17,8 @@ import {
   type HelloMsg,
   isProtocolError,
   type Message,
+  PROTOCOL_MINOR,
+  PROTOCOL_VERSION,
   ProtocolError,
 } from '../protocol/index.js';
 
@@ -24,7 +27,7 @@ export interface SessionHost {
   admit(session: PluginSession, hello: HelloMsg): SessionInfo;
   /** Hands an event to the pipeline. May throw ProtocolError for bad field values. */
   submit(session: PluginSession, msg: EventMsg, receivedNs: bigint): void;
-  applied(session: PluginSession, seq: number, result: number): void;
+  applied(session: PluginSession, msg: AppliedMsg): void;
   /** Writes `frame` once everything received before it is decided and stored. */
   echo(session: PluginSession, frame: Buffer): void;
   protocolError(session: PluginSession, err: ProtocolError): void;
@@ -63,6 +66,12 @@ export class PluginSession {
   #helloTimer: NodeJS.Timeout | null;
   /** Running while a frame is partly received. */
   #frameTimer: NodeJS.Timeout | null = null;
+  /**
+   * Seqs of events decided but whose VERDICT is not written yet. The plugin cannot have seen
+   * those verdicts, so a second event with one of these seqs is two unanswered events with one
+   * seq (§4.4): the verdicts could not be told apart.
+   */
+  #unanswered = new Set<number>();
 
   /** The peer's pidfd until HELLO hands it to the session's info (then owned by kill enforcement). */
   #pidfd: Pidfd | null;
@@ -147,6 +156,7 @@ export class PluginSession {
 
   /** Writes queued frames in one write and applies backpressure. */
   flush(): void {
+    this.#unanswered.clear();
     if (this.#outbox.length === 0 || this.socket.destroyed) {
       this.#outbox = [];
       this.#release(HOLD_IN_FLIGHT);
@@ -222,8 +232,13 @@ export class PluginSession {
       perr.code === 'SEAWALL_PROTO_VM_IN_USE' ||
       perr.code === 'SEAWALL_PROTO_VERSION' ||
       perr.code === 'SEAWALL_PROTO_UNAUTHORIZED';
+    // REJECT VERSION names the highest version spoken here, so a plugin can reconnect with it.
+    const supported =
+      perr.code === 'SEAWALL_PROTO_VERSION' ? { major: PROTOCOL_VERSION, minor: PROTOCOL_MINOR } : undefined;
     this.close(
-      { type: rejected ? 'reject' : 'error', code: perr.wire, message: perr.message },
+      rejected
+        ? { type: 'reject', code: perr.wire, message: perr.message, ...(supported ? { supported } : {}) }
+        : { type: 'error', code: perr.wire, message: perr.message },
       'protocol_error',
       perr.message,
     );
@@ -236,6 +251,7 @@ export class PluginSession {
         throw new ProtocolError('NOT_HELLO_FIRST', `${m.type} before HELLO`);
       }
       this.info = this.#host.admit(this, m);
+      this.#parser.setMinor(this.info.minor);
       this.#state = 'active';
       if (this.#helloTimer) clearTimeout(this.#helloTimer);
       this.#helloTimer = null;
@@ -248,17 +264,27 @@ export class PluginSession {
       case 'nisv':
       case 'mmio':
       case 'sigbus':
+        if (!m.replay) {
+          if (this.#unanswered.has(m.seq))
+            throw new ProtocolError('BAD_FIELD', `seq ${m.seq} is already in use by an unanswered event`);
+          this.#unanswered.add(m.seq);
+        }
         this.#host.submit(this, m, process.hrtime.bigint());
         return;
       case 'applied':
-        this.#host.applied(this, m.seq, m.result);
+        this.#host.applied(this, m);
         return;
       case 'heartbeat':
         // Echoed after the current batch is stored, so the echo acknowledges what came before it.
         this.#host.echo(this, encodeMessage(m));
         return;
       case 'goodbye':
-        this.close({ type: 'goodbye', reason: GOODBYE_REASON.NORMAL }, 'normal', null);
+        // VM_EXITING is how a plugin says the VM is gone while its process lives on (§5.1 KILL).
+        this.close(
+          { type: 'goodbye', reason: GOODBYE_REASON.NORMAL },
+          m.reason === GOODBYE_REASON.VM_EXITING ? 'vm_exiting' : 'normal',
+          null,
+        );
         return;
       default:
         // The parser admits only DAEMON_ACCEPTS; anything else here is a bug in that table.

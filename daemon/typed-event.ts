@@ -15,7 +15,7 @@ import {
   nonConformingSeaEsrBits,
 } from '../kvm/index.js';
 import type { PolicyEvent } from '../policies/index.js';
-import { BUS_MCEERR_AO, BUS_MCEERR_AR, type EventMsg, ProtocolError } from '../protocol/index.js';
+import { BUS_MCEERR_AO, BUS_MCEERR_AR, CAP, type EventMsg, ProtocolError } from '../protocol/index.js';
 
 /** Guest page of an address (low 12 bits cleared), without a negative-mask BigInt operation. */
 const pageOf = (addr: bigint): bigint => addr - (addr & 0xfffn);
@@ -53,8 +53,24 @@ function policyEvent(
   };
 }
 
+/**
+ * The capability an event kind needs declared (1.1): an exit KVM sends only once the VMM enabled
+ * it. MMIO and SIGBUS exist on every host.
+ */
+const NEEDS_CAP: Readonly<Record<EventMsg['type'], number>> = {
+  sea: CAP.SEA_TO_USER,
+  nisv: CAP.NISV_TO_USER,
+  mmio: 0,
+  sigbus: 0,
+};
+
 /** Builds the policy's view of an event; ProtocolError BAD_FIELD for values no plugin may send. */
 export function typeEvent(msg: EventMsg, s: SessionInfo, nowMs: number): TypedEvent {
+  const need = NEEDS_CAP[msg.type];
+  if (s.minor >= 1 && (s.caps & need) !== need) {
+    const name = msg.type === 'sea' ? 'SEA_TO_USER' : 'NISV_TO_USER';
+    throw new ProtocolError('BAD_FIELD', `${msg.type} event, but HELLO did not declare ${name}`);
+  }
   if (msg.type !== 'sigbus' && msg.vcpu === null)
     throw new ProtocolError('BAD_FIELD', `${msg.type} event without a vCPU`);
   if (msg.vcpu !== null && msg.vcpu >= s.vcpuCount) {

@@ -46,6 +46,14 @@ function kvmImage(inj: Injection, host: HostCapabilities, kind: EventKind, exit:
   return image;
 }
 
+/** ISS bit 10, FnV: FAR_EL1 holds no valid address. */
+const ISS_FNV = 1n << 10n;
+
+/** Whether the exit gave the plugin a guest VA for FAR_EL1: only a SEA exit whose ESR has FnV clear. */
+export function exitHasVa(kind: EventKind, exitEsr: bigint | null): boolean {
+  return kind === 'sea' && exitEsr !== null && (exitEsr & ISS_FNV) === 0n;
+}
+
 /** One verdict; every field a verdict does not use is zero (docs/protocol.md, VERDICT). */
 function verdict(
   seq: number,
@@ -74,9 +82,12 @@ function injection(
   kind: EventKind,
   host: HostCapabilities,
   kvmInject: boolean,
+  vaKnown: boolean,
 ): BuiltVerdict {
   if (inj.via === 'emulate')
-    return verdict(seq, ACTION.INJECT_EMULATED, flags, null, { esr: emulatedAbortEsr(inj.kind, inj.iss) });
+    return verdict(seq, ACTION.INJECT_EMULATED, flags, null, {
+      esr: emulatedAbortEsr(inj.kind, inj.iss, vaKnown),
+    });
   const exit = KVM_EXIT_OF_KIND[kind];
   if (exit === null || !kvmInject) {
     // KVM cannot take this injection here (after a SIGBUS there is no abort exit; or the host has
@@ -91,7 +102,7 @@ function injection(
         ACTION.INJECT_EMULATED,
         flags,
         { from, to: injectionCode({ ...inj, via: 'emulate' }), reason, detail },
-        { esr: emulatedAbortEsr(inj.kind, inj.iss) },
+        { esr: emulatedAbortEsr(inj.kind, inj.iss, vaKnown) },
       );
     }
     return verdict(seq, ACTION.RESUME, flags, {
@@ -104,25 +115,30 @@ function injection(
   return verdict(seq, ACTION.INJECT, flags, null, { vcpuEvents: kvmImage(inj, host, kind, exit) });
 }
 
-/** Builds the verdict for `decision` on event `seq` of kind `kind`. Throws KvmError only on a policy bug. */
+/**
+ * Builds the verdict for `decision` on event `seq` of kind `kind`; `vaKnown` says whether the exit
+ * gave the plugin a guest VA (exitHasVa). Throws KvmError only on a policy bug.
+ */
 export function buildVerdict(
   seq: number,
   decision: Decision,
   kind: EventKind,
   host: HostCapabilities,
   kvmInject: boolean,
+  vaKnown = kind === 'sea',
 ): BuiltVerdict {
   let flags = 0;
   if (decision.dryRun) flags |= VERDICT_FLAG.DRY_RUN;
   if (decision.downgrade) flags |= VERDICT_FLAG.DOWNGRADED;
   switch (decision.action) {
     case 'inject':
-      return injection(seq, decision.inject, flags, kind, host, kvmInject);
+      return injection(seq, decision.inject, flags, kind, host, kvmInject, vaKnown);
     case 'kill':
       return verdict(seq, ACTION.KILL, flags, null, { graceMs: decision.graceMs });
     case 'migrate':
       flags |= VERDICT_FLAG.MIGRATING;
-      if (decision.meanwhile) return injection(seq, decision.meanwhile, flags, kind, host, kvmInject);
+      if (decision.meanwhile)
+        return injection(seq, decision.meanwhile, flags, kind, host, kvmInject, vaKnown);
       return verdict(seq, ACTION.RESUME, flags);
     case 'none':
       return verdict(seq, ACTION.RESUME, flags);

@@ -42,7 +42,14 @@ export interface EventRecord {
   latencyNs: bigint;
 }
 
-export type SessionOutcome = 'normal' | 'protocol_error' | 'disconnect' | 'shutdown';
+/** How a session ended; `vm_exiting`: the plugin's GOODBYE said the VM is shutting down. */
+export type SessionOutcome = 'normal' | 'vm_exiting' | 'protocol_error' | 'disconnect' | 'shutdown';
+
+/** What a 1.1 APPLIED adds: the ACTION the vCPU got, and whose answer it was (protocol APPLIED_SOURCE). */
+export interface AppliedDetail {
+  action: number;
+  source: 'verdict' | 'fallback';
+}
 
 export interface Sink {
   readonly name: string;
@@ -59,8 +66,11 @@ export interface Sink {
     peer: { pid: number; uid: number; gid: number } | null,
   ): void;
   protocolError?(reason: string, detail: string, s: SessionInfo | null): void;
-  /** The plugin reported what applying a verdict returned. */
-  applied?(s: SessionInfo, seq: number, result: number): void;
+  /**
+   * The plugin reported what applying a verdict returned; from 1.1 on also what was applied, which
+   * differs from the verdict when the plugin's fallback answered first (`detail` null in 1.0).
+   */
+  applied?(s: SessionInfo, seq: number, result: number, detail: AppliedDetail | null): void;
 }
 
 type Hook = Exclude<keyof Sink, 'name'>;

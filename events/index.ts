@@ -1,3 +1,3 @@
-export { EventBus, type EventRecord, type SessionOutcome, type Sink } from './bus.js';
+export { type AppliedDetail, EventBus, type EventRecord, type SessionOutcome, type Sink } from './bus.js';
 export { printable } from './printable.js';
 export type { SessionInfo } from './session-info.js';

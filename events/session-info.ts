@@ -4,6 +4,8 @@ import type { HostCapabilities, VmIdentity } from '../policies/index.js';
 
 export interface SessionInfo {
   id: bigint;
+  /** The protocol's minor version this session speaks (0: 1.0, 1: 1.1). */
+  minor: number;
   vm: VmIdentity;
   vmmPid: number;
   vcpuCount: number;

@@ -8,7 +8,8 @@
  *   instruction, FSC 0x10; a merged kernel sets nothing else (no WnR even for a store, no FnV,
  *   EA or SET). FAR is the address of the access that exited; ELR is that access (not skipped).
  * - Register-level emulation (INJECT_EMULATED, docs/protocol.md §5.1): the verdict's ESR with
- *   EC switched to the current-EL class at EL1; FAR is the address the VMM knows.
+ *   EC switched to the current-EL class at EL1; FAR is the exit's guest VA when the ESR has FnV
+ *   clear (only a SEA exit gives one), else 0 with FnV set.
  *
  * **Linux 6.1 sign-extends.** Its injection builds the syndrome as a 32-bit value with EC in bits
  * [31:26] and widens it into the 64-bit ESR_EL1 with bit 31 copied upward: the guest reads
@@ -20,6 +21,7 @@ import {
   ESR_EC_DABT_LOW,
   ESR_EC_IABT_CUR,
   ESR_EC_IABT_LOW,
+  FSC_PARITY,
   FSC_SEA,
   ISS_MASK,
 } from './constants.js';
@@ -90,13 +92,21 @@ export function guestAbortAfterEmulation(verdictEsr: bigint, el: GuestEl, far: b
   };
 }
 
+/** ISS bit 10, FnV: FAR is not valid (defined for FSC 0x10, a SEA not on a walk, and 0x18). */
+const ISS_FNV = 1 << 10;
+
 /**
  * The ESR a VMM writes when it emulates an abort (docs/protocol.md §5.1, INJECT_EMULATED): EC for
- * an abort from a lower EL, IL set, the ISS (FSC 0x10 when it names no FSC).
+ * an abort from a lower EL, IL set, the ISS (FSC 0x10 when it names no FSC). `vaKnown` false —
+ * the exit gave the VMM no guest virtual address (a SIGBUS, a NISV or MMIO exit, whose address is
+ * a guest physical one, or a SEA whose own ESR had FnV) — sets FnV, so the guest does not read
+ * FAR_EL1, which the VMM then writes as 0.
  */
-export function emulatedAbortEsr(kind: AbortKind, iss?: number): bigint {
+export function emulatedAbortEsr(kind: AbortKind, iss?: number, vaKnown = true): bigint {
   const ec = kind === 'data' ? ESR_EC_DABT_LOW : ESR_EC_IABT_LOW;
   let v = (iss ?? FSC_SEA) & ISS_MASK;
   if ((v & 0x3f) === 0) v |= FSC_SEA;
+  const fsc = v & 0x3f;
+  if (!vaKnown && (fsc === FSC_SEA || fsc === FSC_PARITY)) v |= ISS_FNV;
   return (BigInt(ec) << EC_SHIFT) | IL | BigInt(v);
 }

@@ -145,8 +145,15 @@ function resolveInjection(
       return { injection, downgrade: { from, to: injectionCode(injection), ...refusal } };
     }
     if (option === 'downgrade') {
-      // What every host can do after a KVM exit; after a SIGBUS, KVM can inject nothing.
-      const injection: Injection | null = route === 'exit' ? { kind: 'data', via: 'kvm' } : null;
+      // The data abort every host can give: KVM's after a KVM exit. After a SIGBUS KVM injects
+      // nothing, so it is the VMM's emulated one when the VMM emulates and a vCPU took the error —
+      // the same substitute a host without INJECT_EXT_DABT gets (docs/protocol.md §6) — else none.
+      const injection: Injection | null =
+        route === 'exit'
+          ? { kind: 'data', via: 'kvm' }
+          : route === 'sigbus-vcpu' && host.emulateAbort
+            ? { kind: 'data', via: 'emulate' }
+            : null;
       return {
         injection,
         downgrade: { from, to: injection ? injectionCode(injection) : 'none', ...refusal },

@@ -57,15 +57,18 @@ function guestSees(inj: Injection | null, event: PolicyEvent, host: HostCapabili
   let g: GuestAbort;
   if (inj.via === 'kvm' && event.kind !== 'sigbus')
     g = guestAbortAfterKvm(inj.kind, 1, far, inj.iss, '6.1.0');
-  else if (inj.via === 'emulate' || host.emulateAbort)
-    g = guestAbortAfterEmulation(emulatedAbortEsr(inj.kind, inj.iss), 1, far);
-  else return null; // a KVM injection after a SIGBUS: the verdict resumes, nothing is injected
+  else if (inj.via === 'emulate' || host.emulateAbort) {
+    // FAR only when the exit gave a guest VA; otherwise FnV, as the daemon's verdict says, and the
+    // VMM writes FAR_EL1 as 0 (docs/protocol.md §5.1).
+    const va = event.kind === 'sea' && far !== null && ((event.esr?.raw ?? 0n) & (1n << 10n)) === 0n;
+    g = guestAbortAfterEmulation(emulatedAbortEsr(inj.kind, inj.iss, va), 1, va ? far : 0n);
+  } else return null; // a KVM injection after a SIGBUS: the verdict resumes, nothing is injected
   const signExtended = g.esrUpper === 'linux-6.1-sign-extended' && (g.esr & 0x80000000n) !== 0n;
   return {
     vectorOffset: g.vectorOffset,
     esr: g.esr,
     esrOnLinux61: signExtended ? g.esr | 0xffffffff00000000n : g.esr,
-    far,
+    far: g.far,
   };
 }
 

@@ -1,10 +1,16 @@
 /**
- * The seawall plugin protocol, version 1 (docs/protocol.md is the normative text). Frames are
+ * The seawall plugin protocol, version 1.1 (docs/protocol.md is the normative text). Frames are
  * little endian: an 8-byte header — u32 body length, u16 type, u16 reserved (0) — then the body.
  * Every event and verdict body has a fixed size, so a C plugin needs no parser beyond memcpy.
  */
 
+/** The major version: HELLO +0. A daemon answers any other major with REJECT VERSION. */
 export const PROTOCOL_VERSION = 1;
+/**
+ * The highest minor version this code speaks: HELLO +2 and WELCOME +2 (reserved, so 0, in 1.0).
+ * A session speaks the minor its HELLO asked for; 0 is the 1.0 protocol, unchanged.
+ */
+export const PROTOCOL_MINOR = 1;
 export const HEADER_SIZE = 8;
 
 /** Message type codes. The high nibble groups them: 0x0_ session, 0x1_ events, 0x2_ verdicts, 0x3_ control. */
@@ -37,6 +43,8 @@ export const LIMITS = {
   labelsMax: 32,
   vcpusMax: 4096,
   messageTextMax: 1024,
+  /** The largest valid HELLO body (128-byte id, 32 labels of 63 + 255 bytes): maxBody's floor. */
+  largestHello: 24 + 128 + 32 * (4 + 63 + 255),
 } as const;
 
 /** Fixed body sizes. */
@@ -46,7 +54,10 @@ export const BODY_SIZE = {
   EVENT_MMIO: 48,
   EVENT_SIGBUS: 40,
   VERDICT: 88,
+  /** APPLIED in a 1.0 session: seq and result. */
   APPLIED: 8,
+  /** APPLIED in a 1.1 session: also what was applied, and whose answer it was. */
+  APPLIED_V11: 16,
   HEARTBEAT: 8,
   WELCOME: 24,
   GOODBYE: 4,
@@ -94,6 +105,17 @@ export const VERDICT_FLAG = {
   /** The rule asked for more than the host can inject; its onUnsupported chose this instead. */
   DOWNGRADED: 1 << 2,
 } as const;
+
+/** APPLIED (1.1) `source`: whose answer the vCPU got. */
+export const APPLIED_SOURCE = {
+  /** The daemon's VERDICT for this seq. */
+  VERDICT: 0,
+  /** The plugin's own fallback, applied before the VERDICT arrived (the VERDICT was then discarded). */
+  FALLBACK: 1,
+} as const;
+
+/** `kvm_run.mmio.len` values an access can have (Arm ARM: byte, halfword, word, doubleword). */
+export const MMIO_LENS: ReadonlySet<number> = new Set([1, 2, 4, 8]);
 
 /** SIGBUS si_code values for memory errors (include/uapi/asm-generic/siginfo.h). */
 export const BUS_MCEERR_AR = 4;

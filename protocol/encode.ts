@@ -4,7 +4,7 @@
  * produces is one the other side's decoder accepts.
  */
 import { assertNever } from '../kvm/index.js';
-import { BODY_SIZE, EVENT_FLAG, HEADER_SIZE, LIMITS, MSG, NO_GPA, NO_VCPU } from './constants.js';
+import { BODY_SIZE, EVENT_FLAG, HEADER_SIZE, LIMITS, MSG, NO_GPA, NO_VCPU, WIRE_ERROR } from './constants.js';
 import { ProtocolError } from './errors.js';
 import type { EventHeader, Message, VerdictMsg } from './messages.js';
 
@@ -44,9 +44,9 @@ function boundedText(message: string): Buffer {
   return full.subarray(0, end);
 }
 
-function textFrame(type: number, code: number, message: string): Buffer {
+function textFrame(type: number, code: number, message: string, trailer = 0): Buffer {
   const text = boundedText(message);
-  const buf = frame(type, 4 + text.length);
+  const buf = frame(type, 4 + text.length + trailer);
   buf.writeUInt16LE(code, HEADER_SIZE);
   buf.writeUInt16LE(text.length, HEADER_SIZE + 2);
   text.copy(buf, HEADER_SIZE + 4);
@@ -89,7 +89,7 @@ export function encodeMessage(m: Message): Buffer {
       const buf = frame(MSG.HELLO, size);
       let o = HEADER_SIZE;
       buf.writeUInt16LE(m.version, o);
-      buf.writeUInt16LE(0, o + 2);
+      buf.writeUInt16LE(m.minor ?? 0, o + 2);
       buf.writeUInt32LE(m.caps >>> 0, o + 4);
       buf.writeUInt32LE(m.vmmPid >>> 0, o + 8);
       buf.writeUInt32LE(m.vcpuCount >>> 0, o + 12);
@@ -111,15 +111,23 @@ export function encodeMessage(m: Message): Buffer {
       const buf = frame(MSG.WELCOME, BODY_SIZE.WELCOME);
       const o = HEADER_SIZE;
       buf.writeUInt16LE(m.version, o);
-      buf.writeUInt16LE(0, o + 2);
+      buf.writeUInt16LE(m.minor ?? 0, o + 2);
       buf.writeUInt32LE(m.maxInFlight, o + 4);
       buf.writeBigUInt64LE(m.sessionId, o + 8);
       buf.writeUInt32LE(m.heartbeatMs, o + 16);
-      buf.writeUInt32LE(0, o + 20);
+      // max_body exists from 1.1 on; a 1.0 WELCOME keeps the reserved zero a 1.0 plugin checks.
+      buf.writeUInt32LE((m.minor ?? 0) >= 1 ? (m.maxBody ?? 0) : 0, o + 20);
       return buf;
     }
-    case 'reject':
-      return textFrame(MSG.REJECT, m.code, m.message);
+    case 'reject': {
+      if (m.supported === undefined) return textFrame(MSG.REJECT, m.code, m.message);
+      if (m.code !== WIRE_ERROR.VERSION)
+        throw new ProtocolError('BAD_FIELD', 'only REJECT VERSION names a supported version');
+      const buf = textFrame(MSG.REJECT, m.code, m.message, 4);
+      buf.writeUInt16LE(m.supported.major, buf.length - 4);
+      buf.writeUInt16LE(m.supported.minor, buf.length - 2);
+      return buf;
+    }
     case 'error':
       return textFrame(MSG.ERROR, m.code, m.message);
     case 'sea': {
@@ -157,9 +165,14 @@ export function encodeMessage(m: Message): Buffer {
     case 'verdict':
       return encodeVerdict(m);
     case 'applied': {
-      const buf = frame(MSG.APPLIED, BODY_SIZE.APPLIED);
+      const buf = frame(MSG.APPLIED, m.applied ? BODY_SIZE.APPLIED_V11 : BODY_SIZE.APPLIED);
       buf.writeUInt32LE(m.seq >>> 0, HEADER_SIZE);
       buf.writeInt32LE(m.result, HEADER_SIZE + 4);
+      if (m.applied) {
+        buf.fill(0, HEADER_SIZE + 8);
+        buf.writeUInt8(m.applied.action, HEADER_SIZE + 8);
+        buf.writeUInt8(m.applied.source, HEADER_SIZE + 9);
+      }
       return buf;
     }
     case 'heartbeat': {

@@ -5,7 +5,7 @@
  * when a frame sits inside one chunk. Any violation throws a ProtocolError and the parser is dead.
  */
 import { HEADER_SIZE, LIMITS, MESSAGE_NAMES } from './constants.js';
-import { BODY_RULES, decodeBody } from './decode.js';
+import { type BodyRule, bodyRules, decodeBody } from './decode.js';
 import { ProtocolError } from './errors.js';
 import type { Message } from './messages.js';
 
@@ -32,6 +32,9 @@ export class FrameParser {
   #need = -1;
   #type = 0;
   #dead = false;
+  /** The session's minor version: body sizes and field checks follow it (0 until HELLO says otherwise). */
+  #minor = 0;
+  #rules: ReadonlyMap<number, BodyRule> = bodyRules(0);
 
   constructor(onMessage: (m: Message) => void, opts: FrameParserOptions) {
     this.#onMessage = onMessage;
@@ -42,6 +45,15 @@ export class FrameParser {
   /** Bytes held for an incomplete frame (bounded by HEADER_SIZE + maxBody). */
   get buffered(): number {
     return this.#need < 0 ? this.#filled : HEADER_SIZE + this.#filled;
+  }
+
+  /**
+   * Switches to the rules of the minor version a session negotiated; frames already parsed are
+   * not affected. The daemon calls it when it admits a HELLO, before the next frame is read.
+   */
+  setMinor(minor: number): void {
+    this.#minor = minor;
+    this.#rules = bodyRules(minor);
   }
 
   /** True when no partial frame is pending. */
@@ -99,7 +111,7 @@ export class FrameParser {
       }
       const type = this.#type;
       this.#need = -1;
-      this.#onMessage(decodeBody(type, body));
+      this.#onMessage(decodeBody(type, body, this.#minor));
     }
   }
 
@@ -129,12 +141,15 @@ export class FrameParser {
     }
     if (!this.#accept.has(type))
       throw new ProtocolError('UNEXPECTED_TYPE', `${name} is not sent in this direction`);
-    const rule = BODY_RULES.get(type);
+    const rule = this.#rules.get(type);
     if (rule?.exact !== undefined && length !== rule.exact) {
       throw new ProtocolError('BAD_FRAME', `${name} body must be ${rule.exact} bytes, got ${length}`);
     }
     if (rule?.min !== undefined && length < rule.min) {
       throw new ProtocolError('BAD_FRAME', `${name} body must be at least ${rule.min} bytes, got ${length}`);
+    }
+    if (rule?.max !== undefined && length > rule.max) {
+      throw new ProtocolError('BAD_FRAME', `${name} body must be at most ${rule.max} bytes, got ${length}`);
     }
     this.#need = length;
     this.#type = type;

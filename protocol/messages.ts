@@ -48,7 +48,10 @@ export type EventMsg = SeaEventMsg | NisvEventMsg | MmioEventMsg | SigbusEventMs
 
 export interface HelloMsg {
   type: 'hello';
+  /** Major version (1). */
   version: number;
+  /** Minor version: 0 (1.0, also when absent) or 1 (1.1). */
+  minor?: number;
   caps: number;
   vmmPid: number;
   vcpuCount: number;
@@ -60,14 +63,25 @@ export interface HelloMsg {
 export interface WelcomeMsg {
   type: 'welcome';
   version: number;
+  /** The minor version of this session (0 when absent). */
+  minor?: number;
   maxInFlight: number;
   sessionId: bigint;
   heartbeatMs: number;
+  /** 1.1: the largest frame body the daemon accepts; 0 in a 1.0 WELCOME. */
+  maxBody?: number;
+}
+/** A version, as REJECT VERSION names the highest one the daemon speaks. */
+export interface ProtocolVersion {
+  major: number;
+  minor: number;
 }
 export interface RejectMsg {
   type: 'reject';
   code: number;
   message: string;
+  /** REJECT VERSION only: the highest version the daemon speaks (4 bytes after the text). */
+  supported?: ProtocolVersion;
 }
 export interface VerdictMsg {
   type: 'verdict';
@@ -85,6 +99,11 @@ export interface AppliedMsg {
   seq: number;
   /** 0, or -errno from the plugin's ioctl. */
   result: number;
+  /**
+   * 1.1 (a 16-byte body): the ACTION code the vCPU actually got, and whose answer it was — the
+   * VERDICT's, or the plugin's fallback when the VERDICT came after it. Absent in 1.0.
+   */
+  applied?: { action: number; source: number };
 }
 export interface HeartbeatMsg {
   type: 'heartbeat';

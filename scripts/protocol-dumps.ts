@@ -1,6 +1,6 @@
 /**
  * The annotated byte dumps in docs/protocol.md, produced by the real encoder so they cannot be
- * wrong. Each example is a Message; its bytes come from protocol/'s encodeMessage and its
+ * wrong. Each example (scripts/protocol-vectors.ts) is a Message; its bytes come from protocol/'s encodeMessage and its
  * annotation from a field walk over those bytes. test/protocol/docs-dumps.test.ts re-renders every
  * example and compares it with the doc, so the doc cannot drift from the code either.
  *
@@ -12,229 +12,24 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { encodeInjection } from '../kvm/vcpu-events.js';
 import {
   ACTION,
+  APPLIED_SOURCE,
   CAP,
   EVENT_FLAG,
   encodeMessage,
   GOODBYE_REASON,
   HEADER_SIZE,
   MESSAGE_NAMES,
-  type Message,
   MSG,
   VERDICT_FLAG,
-  WIRE_ERROR,
   WIRE_ERROR_NAMES,
 } from '../protocol/index.js';
+import { type DumpExample, EXAMPLES } from './protocol-vectors.js';
+
+export { type DumpExample, EXAMPLES } from './protocol-vectors.js';
 
 export const DOC_PATH = new URL('../docs/protocol.md', import.meta.url);
-
-export interface DumpExample {
-  /** Marker id in docs/protocol.md: `<!-- dump:ID -->` … `<!-- /dump:ID -->`. */
-  id: string;
-  direction: 'plugin → daemon' | 'daemon → plugin' | 'both ways';
-  message: Message;
-}
-
-const SEA_TO_USER_ESR = (0x24n << 26n) | (1n << 25n) | 0x10n; // EC DABT_LOW, IL, FSC 0x10: 0x92000010
-const TIME_NS = 1_767_225_600_000_000_000n; // 2026-01-01T00:00:00Z
-const ZERO64 = new Uint8Array(64);
-
-/** The examples, in the order the doc shows them. */
-export const EXAMPLES: readonly DumpExample[] = [
-  {
-    id: 'hello',
-    direction: 'plugin → daemon',
-    message: {
-      type: 'hello',
-      version: 1,
-      caps: CAP.SEA_TO_USER | CAP.INJECT_EXT_DABT | CAP.RAS,
-      vmmPid: 4242,
-      vcpuCount: 4,
-      extAbtEsrCap: 0,
-      vmId: 'vm-7',
-      labels: { tenant: 'acme' },
-    },
-  },
-  {
-    id: 'welcome',
-    direction: 'daemon → plugin',
-    message: { type: 'welcome', version: 1, maxInFlight: 1024, sessionId: 1n, heartbeatMs: 5000 },
-  },
-  {
-    id: 'reject',
-    direction: 'daemon → plugin',
-    message: { type: 'reject', code: WIRE_ERROR.VM_IN_USE, message: "VM id 'vm-7' is held" },
-  },
-  {
-    id: 'event-sea',
-    direction: 'plugin → daemon',
-    message: {
-      type: 'sea',
-      seq: 1,
-      vcpu: 0,
-      timeNs: TIME_NS,
-      replay: false,
-      fallbackAction: 0,
-      kvmFlags: 1n,
-      esr: SEA_TO_USER_ESR,
-      gva: 0x81234badn,
-      gpa: 0x4_5678_b000n,
-    },
-  },
-  {
-    id: 'event-sea-replay',
-    direction: 'plugin → daemon',
-    message: {
-      type: 'sea',
-      seq: 2,
-      vcpu: 1,
-      timeNs: TIME_NS + 2_000_000n,
-      replay: true,
-      fallbackAction: ACTION.INJECT,
-      kvmFlags: 1n,
-      esr: SEA_TO_USER_ESR,
-      gva: 0x81234badn,
-      gpa: 0x4_5678_b000n,
-    },
-  },
-  {
-    id: 'event-nisv',
-    direction: 'plugin → daemon',
-    message: {
-      type: 'nisv',
-      seq: 3,
-      vcpu: 1,
-      timeNs: TIME_NS,
-      replay: false,
-      fallbackAction: 0,
-      esrIss: 0x07n,
-      faultIpa: 0x800_0000n,
-    },
-  },
-  {
-    id: 'event-mmio',
-    direction: 'plugin → daemon',
-    message: {
-      type: 'mmio',
-      seq: 4,
-      vcpu: 2,
-      timeNs: TIME_NS,
-      replay: false,
-      fallbackAction: 0,
-      physAddr: 0x800_0000n,
-      data: new Uint8Array(8),
-      len: 8,
-      isWrite: false,
-    },
-  },
-  {
-    id: 'event-sigbus',
-    direction: 'plugin → daemon',
-    message: {
-      type: 'sigbus',
-      seq: 5,
-      vcpu: null,
-      timeNs: TIME_NS,
-      replay: false,
-      fallbackAction: 0,
-      siCode: 5,
-      addrLsb: 12,
-      gpa: null,
-    },
-  },
-  {
-    id: 'verdict-inject',
-    direction: 'daemon → plugin',
-    message: {
-      type: 'verdict',
-      seq: 1,
-      action: ACTION.INJECT,
-      flags: 0,
-      graceMs: 0,
-      esr: 0n,
-      vcpuEvents: new Uint8Array(encodeInjection({ kind: 'data' }, { abi: 'merged', ras: true })),
-    },
-  },
-  {
-    id: 'verdict-inject-ext-abt',
-    direction: 'daemon → plugin',
-    message: {
-      type: 'verdict',
-      seq: 6,
-      action: ACTION.INJECT,
-      flags: 0,
-      graceMs: 0,
-      esr: 0n,
-      vcpuEvents: new Uint8Array(
-        encodeInjection(
-          { kind: 'instruction', iss: (1 << 10) | (1 << 9) },
-          { abi: 'ext-abt-esr', ras: true },
-        ),
-      ),
-    },
-  },
-  {
-    id: 'verdict-emulated',
-    direction: 'daemon → plugin',
-    message: {
-      type: 'verdict',
-      seq: 5,
-      action: ACTION.INJECT_EMULATED,
-      flags: VERDICT_FLAG.DOWNGRADED,
-      graceMs: 0,
-      esr: SEA_TO_USER_ESR,
-      vcpuEvents: ZERO64,
-    },
-  },
-  {
-    id: 'verdict-kill',
-    direction: 'daemon → plugin',
-    message: {
-      type: 'verdict',
-      seq: 7,
-      action: ACTION.KILL,
-      flags: 0,
-      graceMs: 5000,
-      esr: 0n,
-      vcpuEvents: ZERO64,
-    },
-  },
-  {
-    id: 'verdict-resume-migrating',
-    direction: 'daemon → plugin',
-    message: {
-      type: 'verdict',
-      seq: 8,
-      action: ACTION.RESUME,
-      flags: VERDICT_FLAG.MIGRATING,
-      graceMs: 0,
-      esr: 0n,
-      vcpuEvents: ZERO64,
-    },
-  },
-  {
-    id: 'applied',
-    direction: 'plugin → daemon',
-    message: { type: 'applied', seq: 6, result: -22 },
-  },
-  {
-    id: 'heartbeat',
-    direction: 'both ways',
-    message: { type: 'heartbeat', nonce: 0x0123456789abcdefn },
-  },
-  {
-    id: 'error',
-    direction: 'daemon → plugin',
-    message: { type: 'error', code: WIRE_ERROR.BAD_FIELD, message: 'vCPU 9 out of range' },
-  },
-  {
-    id: 'goodbye',
-    direction: 'both ways',
-    message: { type: 'goodbye', reason: GOODBYE_REASON.NORMAL },
-  },
-];
 
 type Kind = 'u8' | 'u16' | 'u32' | 'u64' | 'i32' | 'utf8' | 'bytes';
 interface Field {
@@ -292,7 +87,7 @@ function bodyFields(type: number, b: Buffer): Field[] {
     case MSG.HELLO: {
       const fields: Field[] = [
         { size: 2, name: 'version', kind: 'u16' },
-        { size: 2, name: 'reserved', kind: 'u16' },
+        { size: 2, name: 'minor', kind: 'u16' },
         { size: 4, name: 'caps', kind: 'u32', show: bits(CAP) },
         { size: 4, name: 'vmm_pid', kind: 'u32' },
         { size: 4, name: 'vcpu_count', kind: 'u32' },
@@ -318,13 +113,21 @@ function bodyFields(type: number, b: Buffer): Field[] {
     case MSG.WELCOME:
       return [
         { size: 2, name: 'version', kind: 'u16' },
-        { size: 2, name: 'reserved', kind: 'u16' },
+        { size: 2, name: 'minor', kind: 'u16' },
         { size: 4, name: 'max_in_flight', kind: 'u32' },
         { size: 8, name: 'session_id', kind: 'u64' },
         { size: 4, name: 'heartbeat_ms', kind: 'u32' },
-        { size: 4, name: 'reserved', kind: 'u32' },
+        { size: 4, name: b.readUInt16LE(2) >= 1 ? 'max_body' : 'reserved', kind: 'u32' },
       ];
-    case MSG.REJECT:
+    case MSG.REJECT: {
+      const fields = textBody(b);
+      if (b.length === 4 + u16le(b, 2) + 4)
+        fields.push(
+          { size: 2, name: 'supported.major', kind: 'u16' },
+          { size: 2, name: 'supported.minor', kind: 'u16' },
+        );
+      return fields;
+    }
     case MSG.ERROR:
       return textBody(b);
     case MSG.EVENT_SEA:
@@ -373,6 +176,13 @@ function bodyFields(type: number, b: Buffer): Field[] {
       return [
         { size: 4, name: 'seq', kind: 'u32' },
         { size: 4, name: 'result', kind: 'i32' },
+        ...(b.length === 16
+          ? ([
+              { size: 1, name: 'action', kind: 'u8', show: named(ACTION, false) },
+              { size: 1, name: 'source', kind: 'u8', show: named(APPLIED_SOURCE, false) },
+              { size: 6, name: 'reserved', kind: 'bytes' },
+            ] as Field[])
+          : []),
       ];
     case MSG.HEARTBEAT:
       return [{ size: 8, name: 'nonce', kind: 'u64', show: hex }];

@@ -251,9 +251,14 @@ export class EventStore {
     return this.#queries;
   }
 
-  /** Records the plugin's APPLIED result for an event of this boot. */
-  markApplied(sessionId: bigint, seq: number, result: number): void {
-    this.#guard('applied', () => this.#applied.run(result, this.#now(), this.bootId, sessionId, seq));
+  /**
+   * Records the plugin's APPLIED result for an event of this boot; `fallbackAction` when the
+   * plugin's fallback, not the verdict, is what the guest got (1.1 APPLIED source FALLBACK).
+   */
+  markApplied(sessionId: bigint, seq: number, result: number, fallbackAction: number | null = null): void {
+    this.#guard('applied', () =>
+      this.#applied.run(result, this.#now(), fallbackAction, this.bootId, sessionId, seq),
+    );
   }
 
   sessionOpened(s: SessionInfo): void {

@@ -20,8 +20,18 @@ export interface AppendResult {
   duplicates: number;
 }
 
-/** An APPLIED result waiting for its event row: [session id, seq, result, received ms]. */
-export type AppliedUpdate = [sessionId: number, seq: number, result: number, timeMs: number];
+/**
+ * An APPLIED result waiting for its event row: [session id, seq, result, received ms, fallback
+ * action]. The last is the ACTION the plugin's fallback applied before the verdict arrived (a
+ * 1.1 APPLIED with source FALLBACK), else null.
+ */
+export type AppliedUpdate = [
+  sessionId: number,
+  seq: number,
+  result: number,
+  timeMs: number,
+  fallbackAction: number | null,
+];
 
 /**
  * Idempotent: a row already stored (same boot, session and order in the session) is skipped. The
@@ -45,9 +55,13 @@ export const POISON_UPSERT_SQL = `
     last_seen_ms = MAX(last_seen_ms, excluded.last_seen_ms),
     count = count + 1`;
 
-/** The oldest event of the session with that seq still waiting for its APPLIED (seqs may be reused). */
+/**
+ * The oldest event of the session with that seq still waiting for its APPLIED (seqs may be
+ * reused). The record then shows what the guest got: a verdict superseded by the plugin's fallback
+ * keeps its row, with fallback_action set (1.1 APPLIED source FALLBACK).
+ */
 export const APPLIED_UPDATE_SQL = `
-  UPDATE events SET applied = ?, applied_ms = ? WHERE id = (
+  UPDATE events SET applied = ?, applied_ms = ?, fallback_action = COALESCE(?, fallback_action) WHERE id = (
     SELECT MIN(id) FROM events WHERE boot_id = ? AND session_id = ? AND seq = ? AND applied IS NULL)`;
 
 /**
@@ -69,8 +83,8 @@ export function eventWriter(
       // Only a new row counts towards its page, so a repeated insert cannot inflate the count.
       if (row.poison) poison.run(row.poison[0], row.poison[1], row.poison[2], row.poison[2]);
     }
-    for (const [sessionId, seq, result, timeMs] of updates)
-      applied.run(result, timeMs, bootId, sessionId, seq);
+    for (const [sessionId, seq, result, timeMs, fallbackAction] of updates)
+      applied.run(result, timeMs, fallbackAction, bootId, sessionId, seq);
     return { inserted, duplicates: rows.length - inserted };
   });
 }

@@ -37,7 +37,11 @@ export interface StoredEvent {
   /** Guest physical page (low 12 bits clear); null when unknown. */
   gpa: string | null;
   replay: boolean;
-  /** For replays: the ACTION code the plugin applied by itself. */
+  /**
+   * The ACTION code the plugin applied by itself: for replays, and for an event whose verdict
+   * arrived after the plugin's fallback had answered (a 1.1 APPLIED said so). Then the guest got
+   * this, not `verdictAction`.
+   */
   fallbackAction: number | null;
   /** The policy's decision; null for replays. */
   action: string | null;

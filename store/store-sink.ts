@@ -17,10 +17,11 @@ export function storeSink(store: EventStore, ahead: WriteAhead | null = null): S
       if (ahead) ahead.record(batch);
       else store.append(batch);
     },
-    applied(s, seq, result) {
+    applied(s, seq, result, detail) {
+      const fallback = detail?.source === 'fallback' ? detail.action : null;
       // Through the write-ahead layer when there is one: its event row may still be queued.
-      if (ahead) ahead.markApplied(s.id, seq, result);
-      else store.markApplied(s.id, seq, result);
+      if (ahead) ahead.markApplied(s.id, seq, result, fallback);
+      else store.markApplied(s.id, seq, result, fallback);
     },
     sessionOpened(s) {
       store.sessionOpened(s);

@@ -269,12 +269,12 @@ export class WriteAhead {
    * An APPLIED result: set with the next hand-over, after the rows queued before it, so it finds
    * its event's row. Not in the file: a kill -9 within flushMs loses it (the event itself is kept).
    */
-  markApplied(sessionId: bigint, seq: number, result: number): void {
+  markApplied(sessionId: bigint, seq: number, result: number, fallbackAction: number | null = null): void {
     if (this.#closed) {
-      this.#store.markApplied(sessionId, seq, result);
+      this.#store.markApplied(sessionId, seq, result, fallbackAction);
       return;
     }
-    this.#applied.push([Number(sessionId), seq, result, Date.now()]);
+    this.#applied.push([Number(sessionId), seq, result, Date.now(), fallbackAction]);
     this.#schedule();
   }
 

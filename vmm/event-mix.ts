@@ -144,14 +144,17 @@ export class EventGenerator {
         return { type: 'nisv', vcpu, esrIss: 0n, faultIpa: 0x8000000n };
       case 'mmio':
         return { type: 'mmio', vcpu, physAddr: 0x8000000n, data: new Uint8Array(8), len: 8, isWrite: false };
-      case 'sigbus':
+      case 'sigbus': {
+        // AR is taken on the vCPU thread that touched the page; AO belongs to no vCPU (§4.4).
+        const ar = this.#random() < 0.8;
         return {
           type: 'sigbus',
-          vcpu,
-          siCode: this.#random() < 0.8 ? BUS_MCEERR_AR : BUS_MCEERR_AO,
+          vcpu: ar ? vcpu : null,
+          siCode: ar ? BUS_MCEERR_AR : BUS_MCEERR_AO,
           addrLsb: 12,
           gpa: this.#page(),
         };
+      }
     }
   }
 }

@@ -20,6 +20,8 @@ function outcome(e: StoredEvent): string {
   if (e.replay) return `fallback (action ${e.fallbackAction ?? '?'})`;
   const parts = [e.action ?? '-'];
   if (e.downgrades.length > 0) parts.push('downgraded');
+  // The verdict came after the plugin's own fallback: the guest got the fallback (1.1 APPLIED).
+  if (e.fallbackAction !== null) parts.push(`superseded by fallback (action ${e.fallbackAction})`);
   if (e.applied !== null) parts.push(e.applied === 0 ? 'applied' : `apply failed ${e.applied}`);
   return parts.join(', ');
 }

@@ -70,8 +70,12 @@ test('explain predicts what the guest receives, with the 6.1 form beside it', ()
     sigbusCode: 'BUS_MCEERR_AR',
   });
   assert.equal(policy.explain(sigbus, { abi: 'merged', ras: true, emulateAbort: false }).guest, null);
-  assert.equal(
-    policy.explain(sigbus, { abi: 'merged', ras: true, emulateAbort: true }).guest?.esr,
-    0x96000010n,
+  // After a SIGBUS the VMM has no guest VA: FnV, and FAR_EL1 written as 0 (docs/protocol.md §5.1).
+  assert.deepEqual(
+    [
+      policy.explain(sigbus, { abi: 'merged', ras: true, emulateAbort: true }).guest?.esr,
+      policy.explain(sigbus, { abi: 'merged', ras: true, emulateAbort: true }).guest?.far,
+    ],
+    [0x96000410n, 0n],
   );
 });

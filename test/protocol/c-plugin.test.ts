@@ -87,9 +87,11 @@ async function fakeDaemon(answer: (conn: number, m: Message, s: Socket) => void)
 const WELCOME = encodeMessage({
   type: 'welcome',
   version: 1,
+  minor: 1,
   maxInFlight: 16,
   sessionId: 9n,
   heartbeatMs: 5000,
+  maxBody: 16384,
 });
 
 test('against the real daemon: the sea_to_user exit gets INJECT with ext_dabt_pending=1', async (t) => {
@@ -132,6 +134,7 @@ test('the C plugin sends the HELLO and EVENT_SEA the spec describes', async (t) 
     assert.equal(hello.vmId, 'c-example');
     assert.deepEqual(hello.labels, { tenant: 'selftest' });
     assert.equal(hello.version, 1);
+    assert.equal(hello.minor, 1, 'the C plugin asks for 1.1');
     assert.equal(hello.caps, 0x13);
     assert.equal(sea?.type, 'sea');
     assert.deepEqual(

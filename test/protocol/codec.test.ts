@@ -29,6 +29,7 @@ const SAMPLES: Message[] = [
   {
     type: 'hello',
     version: 1,
+    minor: 0,
     caps: 0x13,
     vmmPid: 4242,
     vcpuCount: 8,
@@ -36,7 +37,7 @@ const SAMPLES: Message[] = [
     vmId: 'vm-ü-1',
     labels: { tenant: 'acme', tier: 'gold' },
   },
-  { type: 'welcome', version: 1, maxInFlight: 1024, sessionId: 7n, heartbeatMs: 5000 },
+  { type: 'welcome', version: 1, minor: 0, maxInFlight: 1024, sessionId: 7n, heartbeatMs: 5000, maxBody: 0 },
   { type: 'reject', code: 8, message: 'VM id in use' },
   {
     type: 'sea',

@@ -35,6 +35,8 @@ export interface StoredEventJson {
   gpa: string | null;
   sigbusCode: string | null;
   replay: boolean;
+  /** The fallback the guest got instead of the verdict (a late verdict, reported by 1.1's APPLIED). */
+  fallbackAction: number | null;
   applied: number | null;
   rule: string | null;
 }

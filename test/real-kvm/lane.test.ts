@@ -122,8 +122,8 @@ for (const line of LINES) {
         assert.equal(p.get('iabt-emulated-nisv')?.action, 'INJECT_EMULATED');
         assert.equal(
           esrOf(p.get('iabt-emulated-mmio') as Step),
-          0x86000010n,
-          'an instruction abort at EL1, by register writes',
+          0x86000410n,
+          'an instruction abort at EL1, by register writes; FnV: an MMIO exit gives the VMM no guest VA',
         );
         const kill = p.get('kill') as Step;
         assert.equal(kill.action, 'KILL');
@@ -215,6 +215,11 @@ for (const line of LINES) {
           nisv.length,
           4,
           'three NISV exits and the one answered by the fallback, each stored once',
+        );
+        assert.deepEqual(
+          nisv.filter((e) => e.fallbackAction !== null).map((e) => [e.replay, e.fallbackAction]),
+          [[false, 1]],
+          'the late verdict was answered with APPLIED FALLBACK: the record shows the fallback INJECT',
         );
         assert.match(
           r.builtinMetrics,

@@ -89,7 +89,8 @@ static int poison(struct lane_vm *vm) {
          "\"lsb\":%d}",
          vm->name, (unsigned long long)vm_gpa_of(vm, p), page, r, got, got ? code : 0, got ? lsb : 0);
   if (got) {
-    struct seawall_sigbus e = {.vcpu = SEAWALL_NO_VCPU, .si_code = (uint16_t)code, .addr_lsb = (uint16_t)lsb,
+    /* Taken by this thread, not a vCPU's: no vCPU stalls on it, so it is reported as AO (§4.4). */
+    struct seawall_sigbus e = {.vcpu = SEAWALL_NO_VCPU, .si_code = SEAWALL_BUS_MCEERR_AO, .addr_lsb = (uint16_t)lsb,
                                .gpa = vm_gpa_of(vm, addr)};
     struct seawall_verdict v;
     int fb = seawall_handle_sigbus(&vm->plugin, &e, &v);

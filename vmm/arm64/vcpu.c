@@ -93,7 +93,8 @@ static void apply(struct lane_vcpu *c, struct lane_result *res, uint64_t far, in
     res->apply_result = kvm_set_events(c->fd, v->vcpu_events);
     break;
   case SEAWALL_ACTION_INJECT_EMULATED:
-    res->apply_result = emulate_abort(c, v->esr, far, mmio_pending);
+    /* FnV (ESR bit 10): the daemon knows of no guest VA for this exit, so FAR_EL1 is 0 (§5.1). */
+    res->apply_result = emulate_abort(c, v->esr, (v->esr & (UINT64_C(1) << 10)) ? 0 : far, mmio_pending);
     break;
   case SEAWALL_ACTION_KILL:
     /* Terminating the VM is the VMM's job (§5.1): this vCPU never runs again, and the VM's

@@ -1,5 +1,5 @@
 /*
- * seawall plugin protocol v1, plugin side (docs/protocol.md). Every field is written and read
+ * seawall plugin protocol 1.1 (and 1.0 on request), plugin side (docs/protocol.md). Every field is written and read
  * byte by byte in little endian at the offsets of the spec's tables, so the code is independent
  * of the host's endianness, struct padding and alignment.
  *
@@ -28,6 +28,7 @@
 #define BODY_EVENT_SIGBUS 40u
 #define BODY_VERDICT 88u
 #define BODY_APPLIED 8u
+#define BODY_APPLIED_V11 16u
 #define BODY_HEARTBEAT 8u
 #define BODY_GOODBYE 4u
 #define BODY_TEXT_MIN 4u
@@ -175,12 +176,21 @@ static int read_frame(struct seawall_plugin *p, int64_t deadline, uint16_t *type
   }
 }
 
-/* Keeps the text of a REJECT or ERROR body (already length-checked by read_frame). */
+/* Keeps the text of a REJECT or ERROR body (already length-checked by read_frame), and the
+ * version a REJECT VERSION names in the 4 bytes after its text (§4.3). */
 static int take_text(struct seawall_plugin *p, const uint8_t *body, uint32_t len) {
   uint16_t text_len = get_u16(body + 2);
-  if ((uint32_t)text_len + BODY_TEXT_MIN != len) return -EPROTO;
+  uint16_t code = get_u16(body);
+  p->supported_major = 0;
+  p->supported_minor = 0;
+  if (code == SEAWALL_ERR_VERSION && (uint32_t)text_len + BODY_TEXT_MIN + 4 == len) {
+    p->supported_major = get_u16(body + BODY_TEXT_MIN + text_len);
+    p->supported_minor = get_u16(body + BODY_TEXT_MIN + text_len + 2);
+  } else if ((uint32_t)text_len + BODY_TEXT_MIN != len) {
+    return -EPROTO;
+  }
   size_t n = text_len < sizeof p->last_text - 1 ? text_len : sizeof p->last_text - 1;
-  p->last_code = get_u16(body);
+  p->last_code = code;
   memcpy(p->last_text, body + 4, n);
   p->last_text[n] = '\0';
   return 0;
@@ -205,12 +215,17 @@ static void keep_for_replay(struct seawall_plugin *p, const uint8_t *frame, uint
   p->kept_count++;
 }
 
-/* A late verdict proves the daemon recorded the event: replaying it would count it twice. */
-static void forget_kept(struct seawall_plugin *p, uint32_t seq) {
+/* A late verdict proves the daemon recorded the event: replaying it would count it twice.
+ * Returns the fallback action the kept event had, or -1 when no kept event has that seq. */
+static int forget_kept(struct seawall_plugin *p, uint32_t seq) {
   for (size_t i = 0; i < p->kept_count; i++) {
     struct seawall_kept *k = &p->kept[(p->kept_head + i) % SEAWALL_REPLAY_MAX];
-    if (k->len != 0 && k->seq == seq) k->len = 0;
+    if (k->len != 0 && k->seq == seq) {
+      k->len = 0;
+      return k->frame[SEAWALL_HEADER_SIZE + 18];
+    }
   }
+  return -1;
 }
 
 /* Writes every kept event as a REPLAY, then a HEARTBEAT: the daemon echoes it once everything
@@ -255,6 +270,13 @@ void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_m
   p->hello_timeout_ms = hello_timeout_ms;
   p->fallback = fallback;
   p->next_seq = 1;
+  p->ask_minor = SEAWALL_PROTOCOL_MINOR;
+}
+
+int seawall_set_minor(struct seawall_plugin *p, uint16_t minor) {
+  if (minor > SEAWALL_PROTOCOL_MINOR) return -EINVAL;
+  p->ask_minor = minor;
+  return 0;
 }
 
 const char *seawall_action_name(uint8_t action) {
@@ -272,8 +294,9 @@ const char *seawall_action_name(uint8_t action) {
   }
 }
 
-/* HELLO (§4.1) into `buf` (large enough for the limits); returns the frame length or -EINVAL. */
-static int encode_hello(const struct seawall_hello *h, uint8_t *buf, size_t cap) {
+/* HELLO (§4.1) asking for 1.`minor` into `buf` (large enough for the limits); returns the frame
+ * length or -EINVAL. */
+static int encode_hello(const struct seawall_hello *h, uint16_t minor, uint8_t *buf, size_t cap) {
   size_t id_len = h->vm_id ? strlen(h->vm_id) : 0;
   if (id_len == 0 || id_len > SEAWALL_VM_ID_MAX || h->label_count > SEAWALL_LABELS_MAX ||
       h->vcpu_count == 0 || h->vcpu_count > SEAWALL_VCPUS_MAX)
@@ -289,6 +312,7 @@ static int encode_hello(const struct seawall_hello *h, uint8_t *buf, size_t cap)
   put_header(buf, (uint32_t)body, SEAWALL_MSG_HELLO);
   uint8_t *b = buf + SEAWALL_HEADER_SIZE;
   put_u16(b + 0, SEAWALL_PROTOCOL_VERSION);
+  put_u16(b + 2, minor);
   put_u32(b + 4, h->caps);
   put_u32(b + 8, h->vmm_pid);
   put_u32(b + 12, h->vcpu_count);
@@ -324,14 +348,19 @@ static int handshake(struct seawall_plugin *p, const uint8_t *hello, size_t hell
     }
     if (r < 0) break;
     if (type == SEAWALL_MSG_WELCOME) {
-      if (get_u16(body) != SEAWALL_PROTOCOL_VERSION || get_u16(body + 2) != 0 || get_u32(body + 20) != 0) {
+      /* Exactly the version asked for (§10); a 1.0 WELCOME keeps +20 reserved. */
+      uint16_t minor = get_u16(body + 2);
+      if (get_u16(body) != SEAWALL_PROTOCOL_VERSION || minor != p->ask_minor ||
+          (minor == 0 && get_u32(body + 20) != 0)) {
         r = -EPROTO;
         break;
       }
       p->welcome.version = get_u16(body);
+      p->welcome.minor = minor;
       p->welcome.max_in_flight = get_u32(body + 4);
       p->welcome.session_id = get_u64(body + 8);
       p->welcome.heartbeat_ms = get_u32(body + 16);
+      p->welcome.max_body = get_u32(body + 20);
       r = flush_replay(p, deadline);
       if (r == 0) return 0;
       break;
@@ -346,13 +375,30 @@ static int handshake(struct seawall_plugin *p, const uint8_t *hello, size_t hell
   return r;
 }
 
+/* After a refused handshake: the lower minor the daemon speaks — the one REJECT VERSION named, or
+ * 1.0 after the ERROR BAD_FIELD with which a 1.0 daemon answers a 1.1 HELLO (§10) — kept for the
+ * next connect. Returns 1 when a retry can succeed. */
+static int lower_minor(struct seawall_plugin *p) {
+  if (p->ask_minor == 0) return 0;
+  if (p->last_code == SEAWALL_ERR_VERSION && p->supported_major == SEAWALL_PROTOCOL_VERSION &&
+      p->supported_minor < p->ask_minor) {
+    p->ask_minor = p->supported_minor;
+    return 1;
+  }
+  if (p->last_code == SEAWALL_ERR_BAD_FIELD) {
+    p->ask_minor = 0;
+    return 1;
+  }
+  return 0;
+}
+
 #define HELLO_FRAME_MAX                                                                            \
   (SEAWALL_HEADER_SIZE + 24 + SEAWALL_VM_ID_MAX +                                                  \
    SEAWALL_LABELS_MAX * (4 + SEAWALL_LABEL_KEY_MAX + SEAWALL_LABEL_VALUE_MAX))
 
-int seawall_connect(struct seawall_plugin *p, const char *path, const struct seawall_hello *hello) {
+static int connect_path(struct seawall_plugin *p, const char *path, const struct seawall_hello *hello) {
   uint8_t buf[HELLO_FRAME_MAX];
-  int frame_len = encode_hello(hello, buf, sizeof buf);
+  int frame_len = encode_hello(hello, p->ask_minor, buf, sizeof buf);
   if (frame_len < 0) return frame_len;
 
   struct sockaddr_un addr;
@@ -378,9 +424,17 @@ int seawall_connect(struct seawall_plugin *p, const char *path, const struct sea
   return handshake(p, buf, (size_t)frame_len);
 }
 
+int seawall_connect(struct seawall_plugin *p, const char *path, const struct seawall_hello *hello) {
+  int r = connect_path(p, path, hello);
+  if (r == -ECONNREFUSED && lower_minor(p)) r = connect_path(p, path, hello);
+  return r;
+}
+
+/* A refused handshake closes the fd: the caller reopens the port, and the next call asks for the
+ * version the daemon named (lower_minor). */
 int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hello *hello) {
   uint8_t buf[HELLO_FRAME_MAX];
-  int frame_len = encode_hello(hello, buf, sizeof buf);
+  int frame_len = encode_hello(hello, p->ask_minor, buf, sizeof buf);
   if (frame_len < 0) return frame_len;
   struct stat st;
   if (fd < 0 || fstat(fd, &st) < 0) return -EBADF;
@@ -391,7 +445,9 @@ int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_he
   p->last_text[0] = '\0';
   p->fd = fd;
   p->fd_is_socket = S_ISSOCK(st.st_mode) ? 1 : 0;
-  return handshake(p, buf, (size_t)frame_len);
+  int r = handshake(p, buf, (size_t)frame_len);
+  if (r == -ECONNREFUSED) lower_minor(p);
+  return r;
 }
 
 static void fallback_verdict(const struct seawall_plugin *p, uint32_t seq, uint16_t type,
@@ -450,11 +506,26 @@ static uint8_t *event_frame(uint8_t *frame, uint32_t body_len, uint16_t type, ui
   return b;
 }
 
+/* Writes APPLIED: the 8-byte form ("the verdict, as sent"), or the 1.1 16-byte form that says
+ * what the vCPU got and whose answer it was (§4.6). 0 or a negative errno. */
+static int applied_frame(struct seawall_plugin *p, uint32_t seq, int32_t result, uint8_t action, uint8_t source,
+                         uint32_t body_len) {
+  uint8_t frame[SEAWALL_HEADER_SIZE + BODY_APPLIED_V11];
+  memset(frame, 0, sizeof frame);
+  put_header(frame, body_len, SEAWALL_MSG_APPLIED);
+  put_u32(frame + SEAWALL_HEADER_SIZE, seq);
+  put_u32(frame + SEAWALL_HEADER_SIZE + 4, (uint32_t)result);
+  frame[SEAWALL_HEADER_SIZE + 8] = action;
+  frame[SEAWALL_HEADER_SIZE + 9] = source;
+  return write_all(p, frame, SEAWALL_HEADER_SIZE + body_len, now_ms() + p->deadline_ms);
+}
+
 /* Handles one frame received outside a handshake. Returns 1 when it is the VERDICT for `seq`
  * (decoded into *out), 0 when it was consumed, or a negative errno that ends the connection. */
 static int dispatch(struct seawall_plugin *p, uint16_t type, const uint8_t *body, uint32_t len, uint32_t seq,
                     struct seawall_verdict *out) {
   struct seawall_verdict v;
+  int late;
   switch (type) {
   case SEAWALL_MSG_VERDICT:
     if (decode_verdict(body, &v)) return -EPROTO;
@@ -462,8 +533,11 @@ static int dispatch(struct seawall_plugin *p, uint16_t type, const uint8_t *body
       *out = v;
       return 1;
     }
-    forget_kept(p, v.seq); /* a late verdict: its event was answered by the fallback */
+    /* A late verdict: its event was answered by the fallback. 1.1 tells the daemon so (§4.6). */
+    late = forget_kept(p, v.seq);
     p->late_verdicts++;
+    if (late >= 0 && p->welcome.minor >= 1)
+      return applied_frame(p, v.seq, 0, (uint8_t)late, SEAWALL_APPLIED_FALLBACK, BODY_APPLIED_V11);
     return 0;
   case SEAWALL_MSG_HEARTBEAT:
     ack_replay(p, get_u64(body));
@@ -566,11 +640,17 @@ int seawall_poll(struct seawall_plugin *p, int timeout_ms) {
 
 int seawall_send_applied(struct seawall_plugin *p, uint32_t seq, int32_t result) {
   if (p->fd < 0) return -ENOTCONN;
-  uint8_t frame[SEAWALL_HEADER_SIZE + BODY_APPLIED];
-  put_header(frame, BODY_APPLIED, SEAWALL_MSG_APPLIED);
-  put_u32(frame + SEAWALL_HEADER_SIZE, seq);
-  put_u32(frame + SEAWALL_HEADER_SIZE + 4, (uint32_t)result);
-  int r = write_all(p, frame, sizeof frame, now_ms() + p->deadline_ms);
+  int r = applied_frame(p, seq, result, 0, SEAWALL_APPLIED_VERDICT, BODY_APPLIED);
+  if (r) drop_connection(p);
+  return r;
+}
+
+int seawall_send_applied_fallback(struct seawall_plugin *p, uint32_t seq, int32_t result, uint8_t action) {
+  if (p->fd < 0) return -ENOTCONN;
+  if (action > SEAWALL_ACTION_KILL) return -EINVAL;
+  int r = p->welcome.minor >= 1
+              ? applied_frame(p, seq, result, action, SEAWALL_APPLIED_FALLBACK, BODY_APPLIED_V11)
+              : applied_frame(p, seq, result, 0, SEAWALL_APPLIED_VERDICT, BODY_APPLIED);
   if (r) drop_connection(p);
   return r;
 }

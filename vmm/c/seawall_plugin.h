@@ -1,6 +1,7 @@
 /*
  * seawall plugin, C11, no dependencies beyond POSIX sockets: the VMM side of the seawall plugin
- * protocol, version 1 (docs/protocol.md is the normative text; section numbers below refer to it).
+ * protocol, version 1.1, and 1.0 on request (docs/protocol.md is the normative text; section numbers
+ * below refer to it).
  *
  * One struct seawall_plugin per VM connection: a Unix socket it opens (seawall_connect), or an fd
  * the VMM already holds, such as a virtio-serial port that reaches the daemon from inside a guest
@@ -15,6 +16,8 @@
 #include <stdint.h>
 
 #define SEAWALL_PROTOCOL_VERSION 1u
+/* The highest minor version spoken (1.1); seawall_set_minor(p, 0) asks for 1.0 instead (§10). */
+#define SEAWALL_PROTOCOL_MINOR 1u
 #define SEAWALL_HEADER_SIZE 8u
 /* The daemon's default limit; a plugin never needs to receive a larger frame (§7). */
 #define SEAWALL_MAX_BODY 16384u
@@ -63,6 +66,14 @@ enum seawall_msg {
 /* kvm_run.arm_sea.flags bit 0. */
 #define SEAWALL_KVM_SEA_FLAG_GPA_VALID 0x1u
 
+/* REJECT/ERROR codes a plugin acts on (§8). */
+#define SEAWALL_ERR_BAD_FIELD 6u
+#define SEAWALL_ERR_VERSION 5u
+
+/* APPLIED source (1.1, §4.6): whose answer the vCPU got. */
+#define SEAWALL_APPLIED_VERDICT 0u
+#define SEAWALL_APPLIED_FALLBACK 1u
+
 /* VERDICT actions and flags (§4.5). */
 enum seawall_action {
   SEAWALL_ACTION_RESUME = 0,
@@ -100,9 +111,11 @@ struct seawall_hello {
 
 struct seawall_welcome {
   uint16_t version;
+  uint16_t minor; /* the session's minor version: 1 (1.1) or 0 (1.0) */
   uint32_t max_in_flight;
   uint64_t session_id;
   uint32_t heartbeat_ms;
+  uint32_t max_body; /* 1.1: the largest body the daemon accepts; 0 in a 1.0 session */
 };
 
 /* A KVM_EXIT_ARM_SEA exit: kvm_run.arm_sea copied as the kernel left it. */
@@ -187,6 +200,11 @@ struct seawall_plugin {
   int fd_is_socket;
   /* VERDICTs that arrived after their deadline and were discarded (§9 rule 4). */
   uint64_t late_verdicts;
+  /* The minor version the next HELLO asks for; lowered when a daemon speaks less (§10). */
+  uint16_t ask_minor;
+  /* REJECT VERSION: the highest version the daemon speaks (0.0 when it named none). */
+  uint16_t supported_major;
+  uint16_t supported_minor;
 };
 
 /* Initialises `p` (not connected). deadline_ms bounds each wait for a verdict; the handshake
@@ -227,8 +245,18 @@ int seawall_handle_sigbus(struct seawall_plugin *p, const struct seawall_sigbus 
  * the number of frames handled, or a negative errno after which the connection is dropped. */
 int seawall_poll(struct seawall_plugin *p, int timeout_ms);
 
+/* Asks for protocol 1.`minor` from the next connect on: 1 (the default) or 0 for a daemon or a
+ * deployment that must see 1.0. Returns 0, or -EINVAL for a minor this library does not speak. */
+int seawall_set_minor(struct seawall_plugin *p, uint16_t minor);
+
 /* Reports the result of applying a daemon verdict (0 or -errno). Returns 0 or a negative errno. */
 int seawall_send_applied(struct seawall_plugin *p, uint32_t seq, int32_t result);
+
+/* Reports that the vCPU got `action` from the plugin's own fallback instead of the verdict `seq`
+ * (e.g. after the injection failed with `result`). In a 1.1 session this is the 16-byte APPLIED
+ * with source FALLBACK; in 1.0 the plain APPLIED. A late VERDICT is answered so by the library
+ * itself (§4.6). Returns 0 or a negative errno. */
+int seawall_send_applied_fallback(struct seawall_plugin *p, uint32_t seq, int32_t result, uint8_t action);
 
 /* Says GOODBYE, waits up to the deadline for the daemon's GOODBYE or EOF, and closes. */
 void seawall_close(struct seawall_plugin *p, uint16_t reason);

@@ -1,0 +1,39 @@
+/**
+ * The Rust crate's own `cargo test` (vmm/rust), unit tests and the integration tests that talk to
+ * a real daemon: one is started here on a private socket and handed over in SEAWALL_SOCKET.
+ * Offline: the crate has no dependencies, and nothing is downloaded.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { removeDir, startDaemon } from '../helpers/daemon.js';
+import { cargoPath, RUST_DIR } from './conformance/drivers.js';
+
+const run = promisify(execFile);
+
+test('cargo test passes against a real daemon, every daemon-backed test included', async (t) => {
+  const cargo = cargoPath(t);
+  if (!cargo) return;
+  const d = await startDaemon({ metrics: false });
+  t.after(async () => {
+    await d.stop();
+    removeDir(d.dir);
+  });
+  const { stdout, stderr } = await run(cargo, ['test', '--offline', '--', '--test-threads=1'], {
+    cwd: RUST_DIR,
+    env: { ...process.env, SEAWALL_SOCKET: d.socket },
+    timeout: 170_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  assert.doesNotMatch(stderr, /SEAWALL_SOCKET is not set/);
+  for (const name of [
+    'a_sea_exit_gets_the_daemons_injection_in_1_1_and_in_1_0',
+    'every_exit_kind_is_answered',
+    'a_second_session_for_a_held_vm_id_is_refused_without_naming_the_holder',
+    'no_daemon_means_the_configured_fallback_at_once',
+  ]) {
+    assert.match(stdout, new RegExp(`^test ${name} \\.\\.\\. ok$`, 'm'), name);
+  }
+  assert.doesNotMatch(stdout, /test result: FAILED/);
+});

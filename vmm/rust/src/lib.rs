@@ -1,0 +1,29 @@
+//! The VMM side of the seawall plugin protocol 1.1 (`docs/protocol.md` in the seawall repository
+//! is the normative text): report an arm64 KVM memory-error exit — `KVM_EXIT_ARM_SEA`, an
+//! unhandled NISV or MMIO access, a memory-error SIGBUS — to the seawall daemon and get the verdict
+//! to apply on the vCPU thread, with a deadline, a local fallback, and replay after a reconnect.
+//! std only, no dependencies.
+//!
+//! ```no_run
+//! use seawall_plugin::{cap, Action, Config, Exit, Hello, Plugin};
+//! let mut plugin = Plugin::new(Config::default());
+//! let hello = Hello {
+//!     caps: cap::SEA_TO_USER | cap::INJECT_EXT_DABT,
+//!     vmm_pid: std::process::id(),
+//!     vcpu_count: 2,
+//!     vm_id: "vm-7".into(),
+//!     ..Hello::default()
+//! };
+//! let _ = plugin.connect("/run/seawall/plugin.sock", &hello); // without a daemon: fallbacks
+//! let verdict = plugin.handle_exit(&Exit::Sea { vcpu: 0, kvm_flags: 1, esr: 0x9200_0010, gva: 0, gpa: 0 });
+//! if verdict.action == Action::Inject { /* ioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &verdict.vcpu_events) */ }
+//! ```
+
+mod fallback;
+mod plugin;
+mod replay;
+mod types;
+pub mod wire;
+
+pub use plugin::{Plugin, Stats};
+pub use types::{cap, verdict_flag, Action, Config, Error, Exit, Fallback, Hello, Source, Verdict, Welcome};

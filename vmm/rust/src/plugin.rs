@@ -1,0 +1,350 @@
+//! One connection to the daemon for one VM: HELLO, events with a deadline, the local fallback,
+//! and replay after a reconnect (docs/protocol.md §3, §9). Calls take `&mut self`: a VMM whose
+//! vCPU threads share one `Plugin` puts it behind a `Mutex` (§5.4).
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::fallback::fallback_verdict;
+use crate::replay::Replay;
+use crate::types::{Action, Config, Error, Exit, Hello, Verdict, Welcome};
+use crate::wire::{self, HEADER_SIZE};
+
+/// Counters for the VMM's own logs and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Exits answered by the fallback.
+    pub fallbacks: u64,
+    /// REPLAY events written (one written twice, after two reconnects, counts twice).
+    pub replayed: u64,
+    /// Kept events dropped because the bound was reached.
+    pub kept_dropped: u64,
+    /// VERDICTs that came after the fallback had answered their event.
+    pub late_verdicts: u64,
+}
+
+pub struct Plugin {
+    config: Config,
+    stream: Option<UnixStream>,
+    welcome: Welcome,
+    ask_minor: u16,
+    next_seq: u32,
+    /// Bytes of a frame not yet complete: a frame may arrive across several reads and deadlines.
+    rx: Vec<u8>,
+    kept: Replay,
+    stats: Stats,
+}
+
+fn realtime_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+impl Plugin {
+    pub fn new(config: Config) -> Plugin {
+        let ask_minor = config.minor.min(wire::PROTOCOL_MINOR);
+        Plugin {
+            config,
+            stream: None,
+            welcome: Welcome::default(),
+            ask_minor,
+            next_seq: 1,
+            rx: Vec::new(),
+            kept: Replay::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn connected(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// The session WELCOME admitted (zeros before the first one).
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Events answered by the fallback and not yet acknowledged by the daemon.
+    pub fn kept(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Connects to the daemon's socket, says HELLO and waits for WELCOME, then replays kept
+    /// events. A daemon that speaks a lower 1.x (REJECT VERSION, or a 1.0 daemon's ERROR
+    /// BAD_FIELD) is asked again once with the version it speaks (§10).
+    pub fn connect(&mut self, path: impl AsRef<Path>, hello: &Hello) -> Result<Welcome, Error> {
+        match self.connect_once(path.as_ref(), hello) {
+            Err(Error::Refused { code, text, supported }) => {
+                let refused = Error::Refused { code, text, supported };
+                if self.lower_minor(code, supported) {
+                    self.connect_once(path.as_ref(), hello)
+                } else {
+                    Err(refused)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The same over a stream the VMM already connected; a refused handshake closes it, and the
+    /// next call asks for the version the daemon named.
+    pub fn connect_stream(&mut self, stream: UnixStream, hello: &Hello) -> Result<Welcome, Error> {
+        let r = self.handshake(stream, hello);
+        if let Err(Error::Refused { code, supported, .. }) = &r {
+            self.lower_minor(*code, *supported);
+        }
+        r
+    }
+
+    fn connect_once(&mut self, path: &Path, hello: &Hello) -> Result<Welcome, Error> {
+        wire::encode_hello(hello, self.ask_minor)?; // refuse a bad HELLO before connecting
+        let stream = UnixStream::connect(path)?;
+        self.handshake(stream, hello)
+    }
+
+    fn lower_minor(&mut self, code: u16, supported: Option<(u16, u16)>) -> bool {
+        if self.ask_minor == 0 {
+            return false;
+        }
+        match (code, supported) {
+            (wire::ERR_VERSION, Some((wire::PROTOCOL_VERSION, minor))) if minor < self.ask_minor => {
+                self.ask_minor = minor;
+                true
+            }
+            (wire::ERR_BAD_FIELD, _) => {
+                self.ask_minor = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn handshake(&mut self, stream: UnixStream, hello: &Hello) -> Result<Welcome, Error> {
+        self.drop_connection();
+        let frame = wire::encode_hello(hello, self.ask_minor)?;
+        let deadline = Instant::now() + self.config.hello_timeout;
+        self.stream = Some(stream);
+        let r = self.await_welcome(&frame, deadline);
+        if r.is_err() {
+            self.drop_connection();
+        }
+        r
+    }
+
+    fn await_welcome(&mut self, hello: &[u8], deadline: Instant) -> Result<Welcome, Error> {
+        self.write_all(hello, deadline)?;
+        loop {
+            let (kind, body) = self.read_frame(deadline)?.ok_or(Error::Timeout)?;
+            match kind {
+                wire::MSG_WELCOME => {
+                    self.welcome = wire::decode_welcome(&body, self.ask_minor)?;
+                    self.flush_replay(deadline)?;
+                    return Ok(self.welcome);
+                }
+                wire::MSG_REJECT | wire::MSG_ERROR => return Err(wire::decode_refusal(&body)?),
+                wire::MSG_HEARTBEAT => {}
+                _ => return Err(Error::Protocol(format!("type 0x{kind:x} before WELCOME"))),
+            }
+        }
+    }
+
+    /// Reports one exit and returns the verdict to apply: the daemon's, or the fallback when the
+    /// deadline passes or the connection is down (the event is then kept for replay).
+    pub fn handle_exit(&mut self, exit: &Exit) -> Verdict {
+        let seq = self.next_seq;
+        self.next_seq = if seq == u32::MAX { 1 } else { seq + 1 };
+        let frame = wire::encode_exit(exit, seq, realtime_ns());
+        let deadline = Instant::now() + self.config.deadline;
+        match self.exchange(&frame, seq, deadline) {
+            Ok(Some(v)) => return v,
+            Ok(None) => {} // the deadline passed: keep the connection, the verdict may still come
+            Err(_) => self.drop_connection(),
+        }
+        self.stats.fallbacks += 1;
+        let verdict = fallback_verdict(self.config.fallback, seq, exit);
+        if self.kept.keep(frame, seq, verdict.action, self.config.max_kept) {
+            self.stats.kept_dropped += 1;
+        }
+        verdict
+    }
+
+    fn exchange(&mut self, frame: &[u8], seq: u32, deadline: Instant) -> Result<Option<Verdict>, Error> {
+        self.write_all(frame, deadline)?;
+        loop {
+            let Some((kind, body)) = self.read_frame(deadline)? else {
+                return Ok(None);
+            };
+            if let Some(v) = self.dispatch(kind, &body, Some(seq))? {
+                return Ok(Some(v));
+            }
+        }
+    }
+
+    /// One frame outside the handshake: the VERDICT for `seq` is returned, anything else handled.
+    fn dispatch(&mut self, kind: u16, body: &[u8], seq: Option<u32>) -> Result<Option<Verdict>, Error> {
+        match kind {
+            wire::MSG_VERDICT => {
+                let v = wire::decode_verdict(body)?;
+                if Some(v.seq) == seq {
+                    return Ok(Some(v));
+                }
+                self.late_verdict(v.seq)?;
+                Ok(None)
+            }
+            wire::MSG_HEARTBEAT => {
+                self.kept.acknowledged(wire::get_u64(body, 0));
+                Ok(None)
+            }
+            wire::MSG_ERROR => Err(wire::decode_refusal(body)?),
+            wire::MSG_GOODBYE => Err(Error::NotConnected),
+            _ => Err(Error::Protocol(format!("type 0x{kind:x} after WELCOME"))),
+        }
+    }
+
+    /// A VERDICT for an event the fallback answered: never applied; the kept copy is forgotten
+    /// (the daemon counted it), and in 1.1 the daemon is told what the vCPU got (§4.6).
+    fn late_verdict(&mut self, seq: u32) -> Result<(), Error> {
+        self.stats.late_verdicts += 1;
+        let Some(action) = self.kept.forget(seq) else {
+            return Ok(());
+        };
+        if self.welcome.minor >= 1 {
+            let frame = wire::encode_applied(seq, 0, Some((action, wire::APPLIED_FALLBACK)));
+            self.write_all(&frame, Instant::now() + self.config.deadline)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what the daemon sent while no exit waits — late verdicts and HEARTBEAT echoes —
+    /// waiting up to `timeout` for the first frame. Returns how many frames were handled.
+    pub fn poll(&mut self, timeout: Duration) -> Result<usize, Error> {
+        if self.stream.is_none() {
+            return Err(Error::NotConnected);
+        }
+        let mut deadline = Instant::now() + timeout;
+        let mut handled = 0;
+        loop {
+            let frame = match self.read_frame(deadline) {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(handled),
+                Err(e) => {
+                    self.drop_connection();
+                    return Err(e);
+                }
+            };
+            if let Err(e) = self.dispatch(frame.0, &frame.1, None) {
+                self.drop_connection();
+                return Err(e);
+            }
+            handled += 1;
+            deadline = Instant::now(); // after the first frame, take only what is already there
+        }
+    }
+
+    /// Reports the result of applying the daemon's verdict `seq` (0 or -errno).
+    pub fn send_applied(&mut self, seq: u32, result: i32) -> Result<(), Error> {
+        self.send(&wire::encode_applied(seq, result, None))
+    }
+
+    /// Reports that the vCPU got `action` from the fallback instead of verdict `seq` (e.g. after
+    /// the injection failed with `result`): the 1.1 16-byte APPLIED, the plain one in 1.0.
+    pub fn send_applied_fallback(&mut self, seq: u32, result: i32, action: Action) -> Result<(), Error> {
+        let what = (self.welcome.minor >= 1).then_some((action, wire::APPLIED_FALLBACK));
+        self.send(&wire::encode_applied(seq, result, what))
+    }
+
+    /// Says GOODBYE (`wire::goodbye::*`), reads until the daemon's GOODBYE or end of file, closes.
+    pub fn close(&mut self, reason: u16) {
+        if self.stream.is_none() {
+            return;
+        }
+        let deadline = Instant::now() + self.config.deadline;
+        if self.write_all(&wire::encode_goodbye(reason), deadline).is_ok() {
+            while let Ok(Some((kind, _))) = self.read_frame(deadline) {
+                if kind == wire::MSG_GOODBYE {
+                    break;
+                }
+            }
+        }
+        self.drop_connection();
+    }
+
+    fn send(&mut self, frame: &[u8]) -> Result<(), Error> {
+        if self.stream.is_none() {
+            return Err(Error::NotConnected);
+        }
+        let r = self.write_all(frame, Instant::now() + self.config.deadline);
+        if r.is_err() {
+            self.drop_connection();
+        }
+        r
+    }
+
+    /// Writes the kept events as REPLAYs, then a HEARTBEAT whose echo acknowledges them (§9).
+    fn flush_replay(&mut self, deadline: Instant) -> Result<(), Error> {
+        let Some(out) = self.kept.replay_frames() else {
+            return Ok(());
+        };
+        self.write_all(&out, deadline)?;
+        self.stats.replayed += self.kept.len() as u64;
+        Ok(())
+    }
+
+    fn drop_connection(&mut self) {
+        self.stream = None;
+        self.rx.clear();
+        self.kept.unsent();
+    }
+
+    fn write_all(&mut self, buf: &[u8], deadline: Instant) -> Result<(), Error> {
+        let stream = self.stream.as_mut().ok_or(Error::NotConnected)?;
+        stream.set_write_timeout(Some(remaining(deadline).max(Duration::from_millis(1))))?;
+        stream.write_all(buf).map_err(|e| match e.kind() {
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => Error::Timeout,
+            _ => Error::Io(e),
+        })
+    }
+
+    /// One whole frame before `deadline`, or None when it passes (a partial frame stays in `rx`).
+    fn read_frame(&mut self, deadline: Instant) -> Result<Option<(u16, Vec<u8>)>, Error> {
+        loop {
+            let mut need = HEADER_SIZE;
+            if self.rx.len() >= HEADER_SIZE {
+                let len = wire::get_u32(&self.rx, 0);
+                let kind = wire::get_u16(&self.rx, 4);
+                wire::check_header(len, kind, wire::get_u16(&self.rx, 6))?;
+                need = HEADER_SIZE + len as usize;
+                if self.rx.len() == need {
+                    let body = self.rx.split_off(HEADER_SIZE);
+                    self.rx.clear();
+                    return Ok(Some((kind, body)));
+                }
+            }
+            let stream = self.stream.as_mut().ok_or(Error::NotConnected)?;
+            stream.set_read_timeout(Some(remaining(deadline).max(Duration::from_millis(1))))?;
+            let mut buf = [0u8; 4096];
+            // No further than the current frame, so nothing is left over between frames.
+            let want = (need - self.rx.len()).min(buf.len());
+            match stream.read(&mut buf[..want]) {
+                Ok(0) => return Err(Error::Io(ErrorKind::UnexpectedEof.into())),
+                Ok(n) => self.rx.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if remaining(deadline).is_zero() {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The events the fallback answered, kept to be reported after the next WELCOME (docs/protocol.md
+//! §9): written as REPLAYs followed by a HEARTBEAT, and forgotten only when the daemon echoes it —
+//! it does so once everything before it is stored. A connection lost before the echo leaves them
+//! kept, to be replayed again; the daemon recognises any it already stored.
+
+use std::collections::VecDeque;
+
+use crate::types::Action;
+use crate::wire;
+
+struct Kept {
+    seq: u32,
+    action: Action,
+    frame: Vec<u8>,
+}
+
+#[derive(Default)]
+pub(crate) struct Replay {
+    kept: VecDeque<Kept>,
+    /// The first `unacked` kept events were written before HEARTBEAT `nonce`.
+    unacked: usize,
+    nonce: u64,
+    next_nonce: u64,
+}
+
+impl Replay {
+    pub(crate) fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Keeps an event frame, marked REPLAY with the fallback it got; true when the bound made it
+    /// drop the oldest.
+    pub(crate) fn keep(&mut self, mut frame: Vec<u8>, seq: u32, action: Action, max: usize) -> bool {
+        let dropped = self.kept.len() >= max.max(1);
+        if dropped {
+            self.kept.pop_front();
+            self.unacked = self.unacked.saturating_sub(1);
+        }
+        wire::mark_replay(&mut frame, action);
+        self.kept.push_back(Kept { seq, action, frame });
+        dropped
+    }
+
+    /// Forgets the event `seq` (its late VERDICT came: the daemon has it); the fallback it got.
+    pub(crate) fn forget(&mut self, seq: u32) -> Option<Action> {
+        let i = self.kept.iter().position(|k| k.seq == seq)?;
+        let kept = self.kept.remove(i)?;
+        if i < self.unacked {
+            self.unacked -= 1;
+        }
+        Some(kept.action)
+    }
+
+    /// Every kept event as a REPLAY frame, then the HEARTBEAT that asks for their acknowledgement;
+    /// None when nothing is kept.
+    pub(crate) fn replay_frames(&mut self) -> Option<Vec<u8>> {
+        if self.kept.is_empty() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for k in &self.kept {
+            out.extend_from_slice(&k.frame);
+        }
+        self.next_nonce += 1;
+        self.nonce = self.next_nonce;
+        out.extend_from_slice(&wire::encode_heartbeat(self.nonce));
+        self.unacked = self.kept.len();
+        Some(out)
+    }
+
+    /// A HEARTBEAT echo: when it is the one sent after the replays, they are stored; forget them.
+    pub(crate) fn acknowledged(&mut self, nonce: u64) {
+        if self.unacked == 0 || nonce != self.nonce {
+            return;
+        }
+        self.kept.drain(..self.unacked.min(self.kept.len()));
+        self.unacked = 0;
+    }
+
+    /// The connection is gone before the echo: everything kept goes again after the next WELCOME.
+    pub(crate) fn unsent(&mut self) {
+        self.unacked = 0;
+    }
+}

@@ -1,0 +1,125 @@
+//! `cargo test` against a real seawall daemon. `npm test` (test/protocol/rust-crate.test.ts in the
+//! seawall repository) starts one on a private socket and runs these with SEAWALL_SOCKET set;
+//! without it they print why and pass, so `cargo test` alone still runs the unit tests.
+
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use seawall_plugin::{cap, wire, Action, Config, Error, Exit, Fallback, Hello, Plugin, Source};
+
+fn socket() -> Option<String> {
+    let s = std::env::var("SEAWALL_SOCKET").ok();
+    if s.is_none() {
+        eprintln!("SEAWALL_SOCKET is not set: no daemon to test against (npm test sets it)");
+    }
+    s
+}
+
+fn hello(vm: &str) -> Hello {
+    Hello {
+        caps: cap::SEA_TO_USER | cap::INJECT_EXT_DABT | cap::RAS,
+        vmm_pid: std::process::id(),
+        vcpu_count: 2,
+        ext_abt_esr_cap: 0,
+        vm_id: vm.into(),
+        labels: vec![("tenant".into(), "rust-crate".into())],
+    }
+}
+
+/// The `sea_to_user` selftest's exit: a data abort (EC 0x24) at GVA 0x81234BAD, GPA valid.
+const SEA: Exit = Exit::Sea { vcpu: 0, kvm_flags: 1, esr: 0x9200_0010, gva: 0x8123_4bad, gpa: 0x4_5678_b000 };
+
+fn config(minor: u16) -> Config {
+    Config {
+        deadline: Duration::from_secs(10),
+        hello_timeout: Duration::from_secs(10),
+        minor,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn a_sea_exit_gets_the_daemons_injection_in_1_1_and_in_1_0() {
+    let Some(path) = socket() else { return };
+    for minor in [1u16, 0] {
+        let mut plugin = Plugin::new(config(minor));
+        let welcome = plugin.connect(&path, &hello(&format!("rust-sea-{minor}"))).expect("WELCOME");
+        assert_eq!((welcome.version, welcome.minor), (1, minor));
+        assert_eq!(welcome.max_body != 0, minor >= 1, "max_body is a 1.1 field");
+        let v = plugin.handle_exit(&SEA);
+        assert_eq!(v.source, Source::Daemon);
+        assert_eq!(v.action, Action::Inject);
+        let mut merged = [0u8; 64];
+        merged[2] = 1;
+        assert_eq!(v.vcpu_events, merged, "the built-in policy's merged-ABI data abort");
+        plugin.send_applied(v.seq, 0).expect("APPLIED");
+        plugin.close(wire::goodbye::VM_EXITING);
+        assert!(!plugin.connected());
+    }
+}
+
+#[test]
+fn every_exit_kind_is_answered() {
+    let Some(path) = socket() else { return };
+    let mut plugin = Plugin::new(config(1));
+    let mut h = hello("rust-kinds");
+    h.caps |= cap::NISV_TO_USER | cap::EMULATE_ABORT;
+    plugin.connect(&path, &h).expect("WELCOME");
+    let exits = [
+        SEA,
+        Exit::Nisv { vcpu: 1, esr_iss: 0x7, fault_ipa: 0x800_0000 },
+        Exit::Mmio { vcpu: 1, phys_addr: 0x800_0000, data: [0; 8], len: 4, is_write: false },
+        Exit::Sigbus { vcpu: None, si_code: 5, addr_lsb: 12, gpa: Some(0x9000) },
+    ];
+    for exit in &exits {
+        let v = plugin.handle_exit(exit);
+        assert_eq!(v.source, Source::Daemon, "{exit:?}");
+    }
+    // The built-in policy records an action-optional SIGBUS only.
+    plugin.close(wire::goodbye::NORMAL);
+}
+
+#[test]
+fn a_second_session_for_a_held_vm_id_is_refused_without_naming_the_holder() {
+    let Some(path) = socket() else { return };
+    let mut first = Plugin::new(config(1));
+    first.connect(&path, &hello("rust-held")).expect("WELCOME");
+    let mut second = Plugin::new(config(1));
+    match second.connect(&path, &hello("rust-held")) {
+        Err(Error::Refused { code: 8, text, .. }) => assert!(!text.contains("pid"), "{text}"),
+        other => panic!("expected REJECT VM_IN_USE, got {other:?}"),
+    }
+    // Without a connection every exit still gets an answer at once: the fallback.
+    let v = second.handle_exit(&SEA);
+    assert_eq!((v.source, v.action), (Source::Fallback, Action::Inject));
+    assert_eq!(second.kept(), 1);
+    first.close(wire::goodbye::NORMAL);
+    // Once the holder is gone the kept event is replayed, and forgotten when the daemon echoes.
+    second.connect(&path, &hello("rust-held")).expect("WELCOME after the holder left");
+    assert_eq!(second.stats().replayed, 1);
+    for _ in 0..100 {
+        if second.kept() == 0 {
+            break;
+        }
+        second.poll(Duration::from_millis(100)).expect("poll");
+    }
+    assert_eq!(second.kept(), 0, "forgotten once the HEARTBEAT echo acknowledged the replay");
+    second.close(wire::goodbye::NORMAL);
+}
+
+#[test]
+fn no_daemon_means_the_configured_fallback_at_once() {
+    let dir = std::env::temp_dir().join(format!("seawall-rust-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("nobody.sock");
+    let mut plugin = Plugin::new(Config { fallback: Fallback::Kill, ..config(1) });
+    assert!(matches!(plugin.connect(&path, &hello("rust-none")), Err(Error::Io(_))));
+    let v = plugin.handle_exit(&SEA);
+    assert_eq!((v.source, v.action), (Source::Fallback, Action::Kill));
+    // A listener that never answers: the handshake times out instead of stalling.
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut slow = Plugin::new(Config { hello_timeout: Duration::from_millis(200), ..config(1) });
+    assert!(matches!(slow.connect(&path, &hello("rust-none")), Err(Error::Timeout)));
+    drop(listener);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
