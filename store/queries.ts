@@ -2,6 +2,9 @@
  * The store's read side: what `seawall events`, `vms`, `poison` and `status` show, and the
  * start-up rebuild of the policy's rate and repeat-page state. Statements are prepared once.
  * Reads run on the daemon's thread between batches; each is bounded by a limit.
+ *
+ * Longer than 350 lines: every read query of the store (events, pages, VMs, totals, why, paging)
+ * shares one set of prepared statements, built once per connection.
  */
 import type Database from 'better-sqlite3';
 import type { PolicyEvent } from '../policies/index.js';
