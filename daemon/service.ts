@@ -16,7 +16,6 @@ import {
   EventStore,
   MAX_QUERY_LIMIT,
   Retention,
-  type StoreHealth,
   type StoreOp,
   StoreReader,
   storePath,
@@ -36,6 +35,7 @@ import { PolicyWorker } from './policy-worker.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
 import { DEFAULT_MAX_TRACKED_PAGES, PoisonedPageCounts } from './sinks/poisoned-page-counts.js';
+import { type StoreReporting, storeReporting } from './store-reporting.js';
 import { VERSION } from './version.js';
 import { WhyBuilder } from './why.js';
 
@@ -77,16 +77,10 @@ export class Service {
   /** Parses policy files off the event loop (policy-worker.ts). */
   readonly #policyWorker = new PolicyWorker();
   #reader: StoreReader | null = null;
-  /** Every failure counted; logged at most a few lines a minute per op (a full disk fails every batch). */
   readonly #why = new WhyBuilder(() => this.policy.current);
-  readonly #storeError = (op: StoreOp, err: unknown) => {
-    this.metrics?.storeError(op);
-    this.log.notice(`store:${op}`, {
-      message: `event store ${op} failed: ${(err as Error).message}`,
-      priority: Priority.ERR,
-      fields: { [F.REASON]: `store_${op}` },
-    });
-  };
+  /** Store failures: counted, logged without flooding the log (store-reporting.ts). */
+  readonly #storeReports: StoreReporting;
+  readonly #storeError = (op: StoreOp, err: unknown) => this.#storeReports.onError(op, err);
 
   constructor(opts: ServiceOptions) {
     this.config = opts.config;
@@ -102,6 +96,7 @@ export class Service {
       onError: (err) => this.log.log({ message: `watchdog: ${err.message}`, priority: Priority.WARNING }),
     });
     this.metrics = opts.config.metrics === false ? null : new SeawallMetrics({ version: VERSION });
+    this.#storeReports = storeReporting(this.metrics, this.log);
     this.policy = new PolicyHolder(
       createPolicyLoader(this.policyState, this.#policyWorker),
       { provider: builtinProvider(this.policyState), sha256: BUILTIN_SHA256, source: BUILTIN_POLICY_YAML },
@@ -162,7 +157,7 @@ export class Service {
         onError: this.#storeError,
         // A removed state directory is made again — as safely as at start — before reopening.
         prepareReopen: () => ensureSafeDir(this.config.stateDir, 0o700),
-        onHealth: (h) => this.#storeHealth(h),
+        onHealth: (h) => this.#storeReports.onHealth(h),
       });
       const ahead = this.#writeAhead;
       this.#reader = new StoreReader(this.store, () => ahead.settle());
@@ -268,24 +263,6 @@ export class Service {
       messageId: MessageId.DAEMON_STARTED,
       fields: { [F.POLICY_VERSION]: this.policy.current.version },
     });
-  }
-
-  /** A store fault began or ended: one line each way, and the gauges. */
-  #storeHealth(h: StoreHealth): void {
-    this.metrics?.storeHealth(h.healthy, h.heldRows);
-    this.log.log(
-      h.healthy
-        ? {
-            message: 'event store recovered: answered events are stored again, the held ones included',
-            priority: Priority.NOTICE,
-            fields: { [F.REASON]: 'store_recovered' },
-          }
-        : {
-            message: `event store faulty (${h.error}): answered events are held in memory and retried every second`,
-            priority: Priority.ERR,
-            fields: { [F.REASON]: 'store_faulty' },
-          },
-    );
   }
 
   /** Each VM's poisoned pages from the store, so the gauge is true from the first scrape after a restart. */

@@ -1,0 +1,44 @@
+/**
+ * How the event store's troubles reach the operator. Every failed operation is counted
+ * (`seawall_store_errors_total{op}`) but logged at most a few lines a minute per op — a full disk
+ * fails every batch. A fault's beginning and its end are one line each, always, and move the
+ * `seawall_store_healthy` / `seawall_store_held_events` gauges.
+ */
+import type { SeawallMetrics } from '../metrics/index.js';
+import type { StoreHealth, StoreOp } from '../store/index.js';
+import { JournalField as F } from '../systemd/index.js';
+import { type DaemonLog, Priority } from './log.js';
+
+export interface StoreReporting {
+  onError: (op: StoreOp, err: unknown) => void;
+  onHealth: (h: StoreHealth) => void;
+}
+
+export function storeReporting(metrics: SeawallMetrics | null, log: DaemonLog): StoreReporting {
+  return {
+    onError(op, err) {
+      metrics?.storeError(op);
+      log.notice(`store:${op}`, {
+        message: `event store ${op} failed: ${(err as Error).message}`,
+        priority: Priority.ERR,
+        fields: { [F.REASON]: `store_${op}` },
+      });
+    },
+    onHealth(h) {
+      metrics?.storeHealth(h.healthy, h.heldRows);
+      log.log(
+        h.healthy
+          ? {
+              message: 'event store recovered: answered events are stored again, the held ones included',
+              priority: Priority.NOTICE,
+              fields: { [F.REASON]: 'store_recovered' },
+            }
+          : {
+              message: `event store faulty (${h.error}): answered events are held in memory and retried every second`,
+              priority: Priority.ERR,
+              fields: { [F.REASON]: 'store_faulty' },
+            },
+      );
+    },
+  };
+}
