@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import type {
+  EncodedJson,
   EventQuery,
   PoisonCursor,
   PoisonedPage,
@@ -149,12 +150,19 @@ export interface ControlResults {
  * Where the server gets its answers; the service builds one from its live parts
  * (see `serviceControlContext`). Methods may throw: the client gets SEAWALL_CONTROL_FAILED.
  */
-/** Reads may answer asynchronously: the daemon runs them off the event loop (store/reader-thread.ts). */
+/**
+ * Reads may answer asynchronously: the daemon runs them off the event loop (store/reader-thread.ts).
+ * The long lists may come already encoded by the reader thread (`EncodedJson`), written as they are.
+ */
 export interface ControlContext {
   status(): StatusResult | Promise<StatusResult>;
   vms(): VmView[] | Promise<VmView[]>;
-  events(q: EventQuery): StoredEvent[] | Promise<StoredEvent[]>;
-  poison(q: { vm?: string; limit?: number; after?: PoisonCursor }): PoisonedPage[] | Promise<PoisonedPage[]>;
+  events(q: EventQuery): StoredEvent[] | EncodedJson | Promise<StoredEvent[] | EncodedJson>;
+  poison(q: {
+    vm?: string;
+    limit?: number;
+    after?: PoisonCursor;
+  }): PoisonedPage[] | EncodedJson | Promise<PoisonedPage[] | EncodedJson>;
   why(q: { vm: string; sinceMs?: number; limit?: number }): WhyResult | Promise<WhyResult>;
   reload(): Promise<ReloadResult>;
 }

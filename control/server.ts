@@ -9,6 +9,7 @@
 import { unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { assertNever, type PeerCred, peerCred } from '../kvm/index.js';
+import { EncodedJson, jsonText } from '../store/index.js';
 import { authorize } from './authorize.js';
 import { CommandArgs, type ControlCommand, type ControlContext, ControlRequest } from './commands.js';
 import { ControlError, isControlError } from './errors.js';
@@ -33,8 +34,13 @@ type Reply =
 
 const NL = 0x0a;
 
-function encode(reply: Reply): string {
-  return `${JSON.stringify(reply, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`;
+function encode(reply: Reply): string | Buffer {
+  if (reply.ok && reply.result instanceof EncodedJson) {
+    // Made on the reader thread: written as it is, never parsed or stringified here.
+    const head = `{"id":${jsonText(reply.id ?? null)},"ok":true,"result":`;
+    return Buffer.concat([Buffer.from(head), reply.result.bytes, Buffer.from('}\n')]);
+  }
+  return `${jsonText(reply)}\n`;
 }
 
 function errorReply(id: unknown, err: ControlError): Reply {

@@ -36,7 +36,7 @@ export interface ServiceParts {
   };
   store: EventStore | null;
   /** Runs the reads off the event loop; without one they run on the store's own connection. */
-  reader?: Pick<StoreReader, 'events' | 'vms' | 'poisonedPages' | 'totals'> | null;
+  reader?: Pick<StoreReader, 'eventsEncoded' | 'vms' | 'poisonedPagesEncoded' | 'totals'> | null;
   /** Whether answered events are reaching the store (the write-ahead layer's view). */
   storeHealth?: () => StoreHealth | null;
   reload: () => Promise<ReloadResult>;
@@ -82,9 +82,9 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
   const reads = {
     totals: (s: EventStore) => (p.reader ? p.reader.totals() : s.queries.totals()),
     vms: (s: EventStore) => (p.reader ? p.reader.vms() : s.queries.vms()),
-    events: (s: EventStore, q: EventQuery) => (p.reader ? p.reader.events(q) : s.queries.events(q)),
+    events: (s: EventStore, q: EventQuery) => (p.reader ? p.reader.eventsEncoded(q) : s.queries.events(q)),
     poison: (s: EventStore, vm?: string, limit?: number, after?: PoisonCursor) =>
-      p.reader ? p.reader.poisonedPages(vm, limit, after) : s.queries.poisonedPages(vm, limit, after),
+      p.reader ? p.reader.poisonedPagesEncoded(vm, limit, after) : s.queries.poisonedPages(vm, limit, after),
   };
   return {
     async status(): Promise<StatusResult> {

@@ -1,3 +1,4 @@
+export { EncodedJson, jsonText } from './encoded-json.js';
 export { isStoreError, StoreError, type StoreErrorCode, type StoreOp } from './errors.js';
 export {
   type ActionInput,

@@ -7,6 +7,7 @@
 
 import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { jsonText } from './encoded-json.js';
 import { StoreQueries } from './queries.js';
 
 export interface ReaderData {
@@ -22,11 +23,14 @@ export interface ReaderRequest {
   id: number;
   method: ReaderMethod;
   args: unknown[];
+  /** Answer with the result as JSON text (`json`) rather than as a cloned value (`result`). */
+  encode?: boolean;
 }
 
 export interface ReaderReply {
   id: number;
   result?: unknown;
+  json?: Uint8Array;
   error?: string;
 }
 
@@ -44,7 +48,11 @@ function run(data: ReaderData, port: MessagePort): void {
       const fn = queries[m.method] as (...a: unknown[]) => unknown;
       const result = fn.apply(queries, m.args);
       if (failure) throw failure;
-      port.postMessage({ id: m.id, result } satisfies ReaderReply);
+      if (m.encode) {
+        // A buffer of its own (not Buffer's shared pool), so that it can be transferred, not copied.
+        const json = new TextEncoder().encode(jsonText(result));
+        port.postMessage({ id: m.id, json } satisfies ReaderReply, [json.buffer]);
+      } else port.postMessage({ id: m.id, result } satisfies ReaderReply);
     } catch (err) {
       port.postMessage({ id: m.id, error: (err as Error).message ?? String(err) } satisfies ReaderReply);
     }

@@ -6,7 +6,7 @@ import type { ReloadResult } from '../../control/index.js';
 import { ControlServer, type ControlServerOptions, serviceControlContext } from '../../control/index.js';
 import { WhyBuilder } from '../../daemon/index.js';
 import type { SessionInfo } from '../../events/session-info.js';
-import { EventStore } from '../../store/index.js';
+import { EventStore, StoreReader } from '../../store/index.js';
 
 export interface Fixture {
   dir: string;
@@ -20,10 +20,12 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
-export async function startControl(opts: ControlServerOptions = {}): Promise<Fixture> {
+/** `withReader`: reads run on the reader thread, as in the daemon, rather than on the store's connection. */
+export async function startControl(opts: ControlServerOptions = {}, withReader = false): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-ctl-'));
   const socket = join(dir, 'run', 'control.sock');
   const store = new EventStore({ path: join(dir, 'events.sqlite') });
+  const reader = withReader ? new StoreReader(store) : null;
   const policy = { current: { version: 'v1' }, reloads: 0, failedReloads: 0, lastReloadAtMs: 0 };
   const f: Fixture = {
     dir,
@@ -35,6 +37,7 @@ export async function startControl(opts: ControlServerOptions = {}): Promise<Fix
     server: undefined as unknown as ControlServer,
     async close() {
       await f.server.close();
+      reader?.close();
       store.close();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -46,6 +49,7 @@ export async function startControl(opts: ControlServerOptions = {}): Promise<Fix
     pipeline: { decided: 12, replays: 1 },
     policy: policy as never,
     store,
+    reader,
     reload: async () => {
       f.reloads++;
       if (f.nextReload.ok) policy.current.version = f.nextReload.version;

@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { authorize, controlRequest, isControlError } from '../../control/index.js';
+import { jsonText } from '../../store/index.js';
 import { record, session } from '../store/records.js';
 import { startControl } from './fixture.js';
 
@@ -86,6 +87,36 @@ test('status, events and poison answer from the store', async () => {
     ],
   );
   await f.close();
+});
+
+test('events and poison read on the reader thread answer exactly what the store connection answers', async () => {
+  const f = await startControl({}, true);
+  const a = session('vm-a', 1n);
+  const rows = [];
+  for (let i = 0; i < 50; i++)
+    rows.push(record({ session: a, seq: i + 1, timeMs: T0 + i, gpa: BigInt(i) << 12n }));
+  rows.push(record({ session: session('vm-"\u001b', 2n), seq: 1, timeMs: T0 + 99, gpa: 0x9000n }));
+  f.store.append(rows);
+  const q = f.store.queries;
+  try {
+    for (const [cmd, args, direct] of [
+      ['events', { limit: 40 }, q.events({ limit: 40 })],
+      ['events', { vm: 'vm-"\u001b' }, q.events({ vm: 'vm-"\u001b' })],
+      ['poison', { limit: 7 }, q.poisonedPages(undefined, 7)],
+    ] as const) {
+      const got = await controlRequest(f.socket, cmd, args);
+      assert.ok(direct.length > 0, `${cmd} answers rows`);
+      assert.deepEqual(got, JSON.parse(jsonText(direct)), `${cmd} ${JSON.stringify(args)}`);
+    }
+    // The reader thread's answer keeps the request's id, as every answer does.
+    const raw = await rawClient(f.socket);
+    raw.sock.write('{"id":"q-7","cmd":"events","args":{"limit":1}}\n');
+    const reply = (await raw.next()) as { id: unknown; ok: boolean; result: unknown[] };
+    assert.deepEqual([reply.id, reply.ok, reply.result.length], ['q-7', true, 1]);
+    raw.sock.destroy();
+  } finally {
+    await f.close();
+  }
 });
 
 test('bad requests get typed errors and the connection stays usable', async () => {
