@@ -8,7 +8,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { CAP, encodeMessage, HEADER_SIZE } from '../protocol/index.js';
-import { LatencyRecorder } from '../vmm/index.js';
+import { LatencyRecorder, seaFrame } from '../vmm/index.js';
 
 const [target, path, mode, countText, connsText, perConnText] = process.argv.slice(2);
 if (!target || !path || !mode || !countText) throw new Error('usage: see the header comment');
@@ -17,18 +17,7 @@ const daemon = target === 'daemon';
 const REPLY = daemon ? HEADER_SIZE + 88 : HEADER_SIZE + 56;
 
 function frame(seq: number, vcpu: number): Buffer {
-  return encodeMessage({
-    type: 'sea',
-    seq,
-    vcpu,
-    timeNs: 0n,
-    replay: false,
-    fallbackAction: 0,
-    kvmFlags: 1n,
-    esr: 0x92000410n,
-    gva: 0n,
-    gpa: BigInt(seq % 4096) << 12n,
-  });
+  return seaFrame(seq, { vcpu, gpa: BigInt(seq % 4096) << 12n });
 }
 
 /** A connection that matches replies to requests in order (one reply per request). */
