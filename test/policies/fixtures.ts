@@ -10,6 +10,7 @@ import {
   parsePolicy,
   policyEventFromJson,
 } from '../../policies/index.js';
+import { WAIT_MS } from '../helpers/wait.js';
 
 export const MERGED: HostCapabilities = { abi: 'merged', ras: true, emulateAbort: false };
 export const EXT: HostCapabilities = { abi: 'ext-abt-esr', ras: true, emulateAbort: false };
@@ -45,12 +46,16 @@ const CLI = `${DIST}cli/cli.js`;
  */
 export function runPolicyCli(...args: string[]) {
   const registered = readFileSync(CLI, 'utf8').includes('policyCommand');
-  if (registered) return spawnSync(process.execPath, [CLI, 'policy', ...args], { encoding: 'utf8' });
+  if (registered)
+    return spawnSync(process.execPath, [CLI, 'policy', ...args], { encoding: 'utf8', timeout: WAIT_MS });
   const entry = [
     `import { policyCommand } from '${DIST}cli/commands/policy.js';`,
     `import { processIo } from '${DIST}cli/cli-error.js';`,
     `policyCommand(process.argv.slice(1), processIo).then((s) => { process.exitCode = s; },`,
     `  (e) => { process.stderr.write(String(e.message) + '\\n'); process.exitCode = e.exitCode ?? 70; });`,
   ].join('\n');
-  return spawnSync(process.execPath, ['--input-type=module', '-e', entry, ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, ['--input-type=module', '-e', entry, ...args], {
+    encoding: 'utf8',
+    timeout: WAIT_MS,
+  });
 }
