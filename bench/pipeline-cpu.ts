@@ -20,8 +20,9 @@ import {
 import { EventBus, type Sink } from '../events/index.js';
 import { SeawallMetrics } from '../metrics/index.js';
 import { PolicyState } from '../policies/index.js';
-import { DAEMON_ACCEPTS, encodeMessage, FrameParser } from '../protocol/index.js';
+import { DAEMON_ACCEPTS, FrameParser } from '../protocol/index.js';
 import { EventStore, storeSink, WriteAhead } from '../store/index.js';
+import { seaFrame } from '../vmm/index.js';
 
 const { values } = parseArgs({
   options: { events: { type: 'string', default: '200000' }, json: { type: 'boolean', default: false } },
@@ -79,18 +80,7 @@ function measure(sinks: Sink[]): number {
     flush() {},
   } as unknown as PluginSession;
   const frames = Array.from({ length: 1024 }, (_, i) =>
-    encodeMessage({
-      type: 'sea',
-      seq: i + 1,
-      vcpu: i % 8,
-      timeNs: 0n,
-      replay: false,
-      fallbackAction: 0,
-      kvmFlags: 1n,
-      esr: 0x92000410n,
-      gva: 0n,
-      gpa: BigInt(i) << 12n,
-    }),
+    seaFrame(i + 1, { vcpu: i % 8, gpa: BigInt(i) << 12n }),
   );
   const parser = new FrameParser((m) => pipeline.submit(session, m as never, process.hrtime.bigint()), {
     accept: DAEMON_ACCEPTS,

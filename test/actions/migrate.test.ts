@@ -21,7 +21,9 @@ import { CAP, VERDICT_FLAG } from '../../protocol/index.js';
 import { PluginClient } from '../../vmm/plugin-client.js';
 import { simulate } from '../../vmm/simulator.js';
 import { INJECT, provider, type Stack, startStack, type TestDecision } from '../attach/stack.js';
-import { spawnVmm } from './vmm-child.js';
+import { PATIENT_DEADLINE_MS } from '../helpers/daemon.js';
+import { within } from '../helpers/wait.js';
+import { spawnVmm, type VmmChild } from './vmm-child.js';
 
 interface Seen {
   path: string;
@@ -52,6 +54,8 @@ const http = createServer((req: IncomingMessage, res) => {
 });
 
 const DABT_SEA = (0x24n << 26n) | (1n << 25n) | 0x10n;
+/** The hanging hook's timeout: long enough for a fleet to run while all 50 hang. */
+const HANG_MS = 5000;
 type OnFailure = Extract<TestDecision, { action: 'migrate' }>['onFailure'];
 const migrate = (hook: string, onFailure: OnFailure = { action: 'none' }) =>
   ({
@@ -87,7 +91,7 @@ before(async () => {
   });
   actions = createActions(
     ActionsConfigSchema.parse({
-      hooks: { hang: hook('/hang', 1500), hold: hook('/hold', 20_000), refuse: hook('/refuse', 5000) },
+      hooks: { hang: hook('/hang', HANG_MS), hold: hook('/hold', 20_000), refuse: hook('/refuse', 5000) },
       maxHooksInFlight: 64,
       hostName: 'test-host',
     }),
@@ -104,18 +108,24 @@ before(async () => {
   stack.bus.add(actions.sink);
 });
 
+const vmms: VmmChild[] = [];
 after(async () => {
+  for (const vmm of vmms) await vmm.kill();
   actions.close();
   await stack.close();
   http.closeAllConnections();
   http.close();
 });
 
-const until = (pred: () => boolean, list: Array<() => void>) =>
-  new Promise<void>((resolve) => {
-    const check = () => (pred() ? resolve() : list.push(check));
-    check();
-  });
+/** Resolves once `pred` holds, checked again each time `list`'s callbacks are called. */
+const until = (what: string, pred: () => boolean, list: Array<() => void>) =>
+  within(
+    what,
+    new Promise<void>((resolve) => {
+      const check = () => (pred() ? resolve() : list.push(check));
+      check();
+    }),
+  );
 
 async function plugin(vmId: string): Promise<PluginClient> {
   const c = new PluginClient({
@@ -124,6 +134,7 @@ async function plugin(vmId: string): Promise<PluginClient> {
     vcpuCount: 1,
     caps: CAP.SEA_TO_USER | CAP.INJECT_EXT_DABT | CAP.RAS,
     labels: { tier: 'gold' },
+    deadlineMs: PATIENT_DEADLINE_MS,
   });
   await c.connect();
   return c;
@@ -143,7 +154,7 @@ test('100 triggers for one VM make one request, with the poisoned pages and a st
       });
       assert.equal(out.verdict.flags & VERDICT_FLAG.MIGRATING, VERDICT_FLAG.MIGRATING);
     }
-    await until(() => seen.some((s) => s.path === '/hold'), arrivals);
+    await until('the /hold request', () => seen.some((s) => s.path === '/hold'), arrivals);
     await new Promise((r) => setImmediate(r)); // the last verdict's action turn
     const held = seen.filter((s) => s.path === '/hold');
     assert.equal(held.length, 1);
@@ -155,7 +166,7 @@ test('100 triggers for one VM make one request, with the poisoned pages and a st
     assert.equal(req.body.rule, 'to-hold');
     assert.equal(req.body.policyVersion, 'test-policy');
     assert.deepEqual(req.body.poisonedPages.slice(0, 1), ['0x10000']);
-    const done = until(() => results.some((r) => r.vm === 'hold-vm'), onResult);
+    const done = until('the result of hold-vm', () => results.some((r) => r.vm === 'hold-vm'), onResult);
     req.res.writeHead(202).end();
     await done;
     const r = results.find((x) => x.vm === 'hold-vm') as MigrationResult;
@@ -168,28 +179,45 @@ test('100 triggers for one VM make one request, with the poisoned pages and a st
   }
 });
 
-test('50 hanging hooks do not slow verdicts, and each times out as configured', async () => {
-  const sim = { socket: stack.socket, vms: 4, vcpus: 2, events: 3000 };
+test('50 hanging hooks do not hold up verdicts, and each times out as configured', async (t) => {
+  // How much they cost a verdict is for benchmarks; here: every verdict comes from the daemon
+  // while all 50 hang.
+  const sim = { socket: stack.socket, vms: 4, vcpus: 2, events: 3000, deadlineMs: PATIENT_DEADLINE_MS };
   const baseline = await simulate({ ...sim, vmPrefix: 'calm-a' });
-  const arrived = until(() => seen.filter((s) => s.path === '/hang').length === 50, arrivals);
-  await simulate({ socket: stack.socket, vms: 50, vcpus: 1, events: 50, vmPrefix: 'hang-' });
+  const arrived = until(
+    '50 /hang requests',
+    () => seen.filter((s) => s.path === '/hang').length === 50,
+    arrivals,
+  );
+  await simulate({ ...sim, vms: 50, vcpus: 1, events: 50, vmPrefix: 'hang-' });
   await arrived;
   assert.equal(actions.migrations.stats.running, 50);
-  const during = await simulate({ ...sim, vmPrefix: 'calm-b' });
+  // Stopped early if the hooks time out first: every event it sends is sent while they hang.
+  const timedOut = until('a hang- result', () => results.some((r) => r.vm.startsWith('hang-')), onResult);
+  timedOut.catch(() => {}); // only a stop signal; the results are awaited below
+  const during = await simulate({ ...sim, vmPrefix: 'calm-b', until: timedOut });
+  assert.ok(during.sent > 0);
   const p50 = (s: typeof baseline) => s.latencyUs.p50 as number;
-  console.log(`verdict p50: ${p50(baseline)} µs without hooks, ${p50(during)} µs with 50 hooks hanging`);
-  assert.equal(during.fallbacks, 0);
-  assert.ok(p50(during) < 3 * p50(baseline) + 50, 'verdicts are not blocked by hanging hooks');
-  await until(() => results.filter((r) => r.vm.startsWith('hang-')).length === 50, onResult);
+  t.diagnostic(`verdict p50: ${p50(baseline)} µs without hooks, ${p50(during)} µs with 50 hooks hanging`);
+  assert.equal(during.answered, during.sent, 'every verdict came from the daemon');
+  await until(
+    '50 hang- results',
+    () => results.filter((r) => r.vm.startsWith('hang-')).length === 50,
+    onResult,
+  );
   for (const r of results.filter((x) => x.vm.startsWith('hang-'))) {
     assert.equal(r.outcome, 'timed_out');
-    assert.ok(r.finishedAtMs - r.queuedAtMs >= 1400, `timed out after ${r.finishedAtMs - r.queuedAtMs} ms`);
+    assert.ok(
+      r.finishedAtMs - r.queuedAtMs >= HANG_MS - 100,
+      `timed out after ${r.finishedAtMs - r.queuedAtMs} ms`,
+    );
   }
 });
 
 test("a refused migration (409) runs the rule's onFailure: the VMM is killed", async () => {
   const vmm = spawnVmm(stack.socket, 'refuse-vm', 'ignore');
-  const exit = await vmm.exited;
+  vmms.push(vmm);
+  const exit = await vmm.exited();
   assert.equal(exit.signal, 'SIGKILL');
   const r = results.find((x) => x.vm === 'refuse-vm') as MigrationResult;
   assert.equal(r.outcome, 'refused');

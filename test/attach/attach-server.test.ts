@@ -4,11 +4,9 @@
  * stand-in for the kernel here (a stand-in page is written the way KVM writes kvm_run).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { AttachServer } from '../../attach/index.js';
 import {
   closeFd,
@@ -24,9 +22,11 @@ import {
 import { ACTION, CAP } from '../../protocol/index.js';
 import { AttachClient, AttachRefusedError, StandInVcpus } from '../../vmm/attach-client.js';
 import { PluginClient } from '../../vmm/plugin-client.js';
+import { PATIENT_DEADLINE_MS } from '../helpers/daemon.js';
+import { runFile as run } from '../helpers/processes.js';
+import { WAIT_MS, within } from '../helpers/wait.js';
 import { INJECT, provider, type Stack, startStack } from './stack.js';
 
-const run = promisify(execFile);
 const FOREIGN = new URL('./children/foreign-attach.ts', import.meta.url).pathname;
 const DABT_SEA = (0x24n << 26n) | (1n << 25n) | 0x10n;
 const FNV = 1n << 10n;
@@ -70,12 +70,17 @@ async function plugin(vmId: string, vcpuCount = 2): Promise<PluginClient> {
     vmId,
     vcpuCount,
     caps: CAP.SEA_TO_USER | CAP.INJECT_EXT_DABT | CAP.RAS,
+    deadlineMs: PATIENT_DEADLINE_MS,
   });
   await c.connect();
   return c;
 }
 
-const connectionClosed = () => new Promise<void>((resolve) => closedConns.push(resolve));
+const connectionClosed = () =>
+  within(
+    'the attach server to close a connection',
+    new Promise<void>((resolve) => closedConns.push(resolve)),
+  );
 
 test('the verdict is decided on the kernel page, not on what the plugin claims', async () => {
   const c = await plugin('vm-page');
@@ -179,7 +184,13 @@ test('refusals: unknown session, vCPU out of range, unsealed or non-memfd fds, a
     assert.equal(await status(ac.detach(sid, 1)), 0);
     assert.equal(attach.pages.count(sid), 0);
     // Same uid, another pid: SO_PEERCRED says it is not the process that holds the session.
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', FOREIGN, attach.address, String(sid)]);
+    const { stdout } = await run(
+      process.execPath,
+      ['--import', 'tsx', FOREIGN, attach.address, String(sid)],
+      {
+        timeout: WAIT_MS,
+      },
+    );
     assert.deepEqual(JSON.parse(stdout), { status: 4 });
     assert.ok((attach.stats.refused.peer_mismatch ?? 0) >= 1);
   } finally {
@@ -195,15 +206,18 @@ test('a malformed record gets MALFORMED and the connection is closed', async () 
     const closed = connectionClosed();
     sendWithFds(fd, Buffer.from('not an attach record'));
     await closed;
-    const reply = await new Promise<Buffer>((resolve) => {
-      const w = watchReadable(fd, () => {
-        const m = recvWithFds(fd);
-        if (m === null) return;
-        w.close();
-        assert.ok(m !== 'eof');
-        resolve(m.data);
-      });
-    });
+    const reply = await within(
+      'the MALFORMED reply',
+      new Promise<Buffer>((resolve) => {
+        const w = watchReadable(fd, () => {
+          const m = recvWithFds(fd);
+          if (m === null) return;
+          w.close();
+          assert.ok(m !== 'eof');
+          resolve(m.data);
+        });
+      }),
+    );
     assert.equal(reply.readUInt32LE(12), 1);
     assert.equal(recvWithFds(fd), 'eof');
   } finally {
@@ -267,6 +281,7 @@ test('the simulator with stand-in vCPUs: every event is cross-checked and page a
     vcpus: 2,
     events: 200,
     vmPrefix: 'sim-standin',
+    deadlineMs: PATIENT_DEADLINE_MS,
     standIns: { attachSocket: attach.address },
   });
   assert.equal(summary.answered, 200);

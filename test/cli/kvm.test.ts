@@ -2,9 +2,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { WAIT_MS } from '../helpers/wait.js';
 
 const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
-const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: WAIT_MS });
 
 test('esr decode 0x92000410 names the abort, IL, FnV and the FSC', () => {
   const r = run('esr', 'decode', '0x92000410');

@@ -1,6 +1,5 @@
 /** The control socket over a real Unix socket: commands, bounds, permissions. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -8,6 +7,8 @@ import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { authorize, controlRequest, isControlError } from '../../control/index.js';
 import { jsonText } from '../../store/index.js';
+import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
+import { until, within } from '../helpers/wait.js';
 import { record, session } from '../store/records.js';
 import { startControl } from './fixture.js';
 
@@ -33,11 +34,14 @@ function rawClient(
         sock,
         closed,
         next: () =>
-          new Promise((r) => {
-            const l = lines.shift();
-            if (l !== undefined) r(JSON.parse(l));
-            else waiters.push((x) => r(JSON.parse(x)));
-          }),
+          within(
+            'an answer line from the control server',
+            new Promise((r) => {
+              const l = lines.shift();
+              if (l !== undefined) r(JSON.parse(l));
+              else waiters.push((x) => r(JSON.parse(x)));
+            }),
+          ),
       }),
     );
   });
@@ -162,9 +166,9 @@ test('connections beyond the bound are answered BUSY', async () => {
     isControlError(err, 'SEAWALL_CONTROL_BUSY'),
   );
   first.sock.destroy();
-  await first.closed;
+  await within('the first connection to close', first.closed);
   // Admission is decided at accept: wait until the server saw the close.
-  while (f.server.connectionCount > 0) await new Promise((r) => setImmediate(r));
+  await until('the server to see the close', () => f.server.connectionCount === 0);
   assert.equal((await controlRequest(f.socket, 'status')).version, '0.0.0-test');
   await f.close();
 });
@@ -188,12 +192,16 @@ test('reload from root runs; from another uid it is refused while reading is all
     let buf = '';
     s.on('data', (d) => { buf += d; if (buf.split('\\n').length > 2) { process.stdout.write(buf); s.destroy(); } });
     s.write('{"id":1,"cmd":"reload"}\\n{"id":2,"cmd":"status"}\\n');`;
-  const child = spawn(process.execPath, ['-e', script, f.socket], { uid: 65534, gid: 65534 });
+  const child = spawnOwned(process.execPath, ['-e', script, f.socket], { uid: 65534, gid: 65534 });
   let out = '';
-  child.stdout.on('data', (d) => {
+  child.stdout?.on('data', (d) => {
     out += d;
   });
-  await new Promise((r) => child.once('exit', r));
+  try {
+    await within('the unprivileged client to finish', exitOf(child));
+  } finally {
+    await killOwned(child, 'the unprivileged client');
+  }
   const [reload, status] = out
     .trim()
     .split('\n')

@@ -10,7 +10,8 @@ import type { PluginSession } from '../../daemon/session.js';
 import { sessionInfo } from '../../daemon/session-info.js';
 import { EventBus, type EventRecord } from '../../events/bus.js';
 import type { DecisionProvider } from '../../policies/decision.js';
-import { ACTION, DAEMON_ACCEPTS, encodeMessage, FrameParser, type Message } from '../../protocol/index.js';
+import { ACTION, DAEMON_ACCEPTS, FrameParser, type Message } from '../../protocol/index.js';
+import { seaFrame } from '../../vmm/sample-events.js';
 
 function fixture(provider: DecisionProvider, order: string[]) {
   const bus = new EventBus();
@@ -48,18 +49,7 @@ function fixture(provider: DecisionProvider, order: string[]) {
     },
   } as unknown as PluginSession;
   const submit = (seq: number) => {
-    const frame = encodeMessage({
-      type: 'sea',
-      seq,
-      vcpu: 0,
-      timeNs: 0n,
-      replay: false,
-      fallbackAction: 0,
-      kvmFlags: 1n,
-      esr: 0x92000410n,
-      gva: 0n,
-      gpa: 0x1000n,
-    });
+    const frame = seaFrame(seq);
     new FrameParser((m) => pipeline.submit(session, m as never, 0n), { accept: DAEMON_ACCEPTS }).push(frame);
   };
   return { pipeline, submit, written, errors };

@@ -12,9 +12,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ACTION } from '../../protocol/index.js';
 import { PluginClient } from '../../vmm/plugin-client.js';
+import { seaExit } from '../../vmm/sample-events.js';
 import { DEFAULT_CAPS, simulate } from '../../vmm/simulator.js';
-import { metricSum, removeDir, scrape, startDaemon } from '../helpers/daemon.js';
+import { metricSum, PATIENT_DEADLINE_MS, removeDir, scrape, startDaemon } from '../helpers/daemon.js';
 import { requireTool } from '../helpers/tools.js';
+import { within } from '../helpers/wait.js';
 import { startNotifyReceiver } from '../systemd/notify-fixture.js';
 
 const policy = (name: string, action: string) =>
@@ -29,16 +31,23 @@ test('100 reloads under load: atomic, last good policy kept on error, nothing lo
   const file = join(dir, 'policy.yaml');
   writeFileSync(file, INJECT);
   const rx = await startNotifyReceiver();
+  t.after(() => rx.close());
   const d = await startDaemon({ args: ['--policy', file], env: rx.env });
   const probe = new PluginClient({
     socket: d.socket,
     vmId: 'probe',
     vcpuCount: 1,
     caps: DEFAULT_CAPS,
-    deadlineMs: 5000,
+    deadlineMs: PATIENT_DEADLINE_MS,
+  });
+  t.after(async () => {
+    await probe.close();
+    await d.kill();
+    removeDir(d.dir);
+    removeDir(dir);
   });
   await probe.connect();
-  const sea = { type: 'sea' as const, vcpu: 0, kvmFlags: 1n, esr: 0x92000410n, gva: 0n, gpa: 0x3000n };
+  const sea = seaExit({ gpa: 0x3000n });
 
   let finish!: () => void;
   const stop = new Promise<void>((r) => {
@@ -49,7 +58,7 @@ test('100 reloads under load: atomic, last good policy kept on error, nothing lo
     vms: 4,
     vcpus: 4,
     durationMs: 600_000,
-    deadlineMs: 5000,
+    deadlineMs: PATIENT_DEADLINE_MS,
     until: stop,
   });
 
@@ -82,7 +91,7 @@ test('100 reloads under load: atomic, last good policy kept on error, nothing lo
   } finally {
     finish();
   }
-  const summary = await fleet;
+  const summary = await within('the fleet to stop', fleet);
   assert.ok(summary.sent > 100);
   assert.equal(summary.answered, summary.sent, 'every fleet event answered by the daemon');
   assert.equal(summary.fallbacks, 0);
@@ -101,9 +110,5 @@ test('100 reloads under load: atomic, last good policy kept on error, nothing lo
     metricSum(text, 'seawall_policy_reloads_total', (l) => l.includes('result="success"')),
     valid + 1,
   );
-  await probe.close();
-  await d.stop();
-  await rx.close();
-  removeDir(d.dir);
-  removeDir(dir);
+  assert.equal(await d.stop(), 0);
 });

@@ -1,52 +1,39 @@
 /** `seawall simulate` against `seawall daemon`, both as the operator runs them. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
-import { CLI, metricSum, removeDir, scrape, startDaemon } from '../helpers/daemon.js';
+import { metricSum, PATIENT_DEADLINE_MS, removeDir, scrape, startDaemon } from '../helpers/daemon.js';
+import { runCli as run } from './e2e/run-cli.js';
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c) => {
-      stdout += c;
-    });
-    p.stderr.on('data', (c) => {
-      stderr += c;
-    });
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-test('simulate --vms 8 --vcpus 4 --events 10000 exits 0 with every event answered', async () => {
+test('simulate --vms 8 --vcpus 4 --events 10000 exits 0 with every event answered', async (t) => {
   const d = await startDaemon();
-  try {
-    const r = await run([
-      'simulate',
-      '--socket',
-      d.socket,
-      '--vms',
-      '8',
-      '--vcpus',
-      '4',
-      '--events',
-      '10000',
-      '--json',
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const s = JSON.parse(r.stdout);
-    assert.equal(s.sent, 10_000);
-    assert.equal(s.answered, 10_000);
-    assert.equal(s.fallbacks, 0);
-    assert.equal(s.verdicts.inject, 10_000);
-    assert.ok(s.latencyUs.p50 > 0 && s.latencyUs.p99 >= s.latencyUs.p50);
-    const text = await scrape(d.metricsUrl as string);
-    assert.equal(metricSum(text, 'seawall_memory_errors_total'), 10_000);
-  } finally {
-    await d.stop();
+  t.after(async () => {
+    await d.kill();
     removeDir(d.dir);
-  }
+  });
+  const r = await run([
+    'simulate',
+    '--socket',
+    d.socket,
+    '--vms',
+    '8',
+    '--vcpus',
+    '4',
+    '--events',
+    '10000',
+    '--deadline-ms',
+    String(PATIENT_DEADLINE_MS),
+    '--json',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  assert.equal(s.sent, 10_000);
+  assert.equal(s.answered, 10_000);
+  assert.equal(s.fallbacks, 0);
+  assert.equal(s.verdicts.inject, 10_000);
+  assert.ok(s.latencyUs.p50 > 0 && s.latencyUs.p99 >= s.latencyUs.p50);
+  const text = await scrape(d.metricsUrl as string);
+  assert.equal(metricSum(text, 'seawall_memory_errors_total'), 10_000);
+  assert.equal(await d.stop(), 0);
 });
 
 test('simulate against no daemon fails with a clear message', async () => {

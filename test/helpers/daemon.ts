@@ -17,6 +17,12 @@ export const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
 /** How long a daemon may take to say it is ready: a loaded machine starts node slowly. */
 export const START_MS = 60_000;
 
+/**
+ * The verdict deadline of plugin clients in tests that are not about fallbacks: there a fallback
+ * would only mean that a loaded machine was slow, which is not what they test.
+ */
+export const PATIENT_DEADLINE_MS = 20_000;
+
 export interface RunningDaemon {
   proc: ChildProcess;
   pid: number;

@@ -8,8 +8,15 @@
  * file once its tests are done, even with handles still open) and on the SIGTERM the runner
  * sends a file that ran past its timeout. A failing test therefore never leaves a process behind.
  */
-import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
-import { within } from './wait.js';
+import {
+  type ChildProcess,
+  type ExecFileOptions,
+  execFile,
+  type SpawnOptions,
+  spawn,
+} from 'node:child_process';
+import { promisify } from 'node:util';
+import { WAIT_MS, within } from './wait.js';
 
 /** Leaders of the groups started here and not yet known to be empty. */
 const owned = new Set<ChildProcess>();
@@ -92,4 +99,25 @@ export async function stopOwned(
     await killOwned(child, what);
     throw err;
   }
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * `execFile` for a program that runs to completion (a compiler, journalctl, systemd-analyze):
+ * its output as strings, SIGKILLed and rejected if it has not finished by the wait deadline.
+ */
+export async function runFile(
+  file: string,
+  args: readonly string[],
+  options: ExecFileOptions = {},
+): Promise<{ stdout: string; stderr: string }> {
+  const { stdout, stderr } = await execFileAsync(file, args, {
+    timeout: WAIT_MS,
+    killSignal: 'SIGKILL',
+    maxBuffer: 64 << 20,
+    ...options,
+    encoding: 'utf8',
+  });
+  return { stdout, stderr };
 }

@@ -5,10 +5,11 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { TestContext } from 'node:test';
+import { WAIT_MS } from './wait.js';
 
 export function findTool(name: string): string | null {
   if (name.startsWith('/')) return existsSync(name) ? name : null;
-  const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8', timeout: WAIT_MS });
   return r.status === 0 ? r.stdout.trim() : null;
 }
 

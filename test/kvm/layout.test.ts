@@ -8,6 +8,7 @@ import koffi from 'koffi';
 import * as K from '../../kvm/index.js';
 import { exitFieldOffset, KvmRun, KvmVcpuEventsExtAbt, KvmVcpuEventsMerged } from '../../kvm/layouts.js';
 import { requireTool } from '../helpers/tools.js';
+import { WAIT_MS } from '../helpers/wait.js';
 
 /** The C program's figures, compiled from definitions written from the reference. */
 function compileAndRun(t: import('node:test').TestContext): Map<string, number> | null {
@@ -17,8 +18,8 @@ function compileAndRun(t: import('node:test').TestContext): Map<string, number> 
   try {
     const bin = join(dir, 'kvm_layouts');
     const src = new URL('./fixtures/kvm_layouts.c', import.meta.url).pathname;
-    execFileSync(gcc, ['-Wall', '-Wextra', '-Werror', '-o', bin, src]);
-    const out = execFileSync(bin, { encoding: 'utf8' });
+    execFileSync(gcc, ['-Wall', '-Wextra', '-Werror', '-o', bin, src], { timeout: WAIT_MS });
+    const out = execFileSync(bin, { encoding: 'utf8', timeout: WAIT_MS });
     return new Map(
       out
         .trim()

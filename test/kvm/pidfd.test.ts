@@ -3,21 +3,29 @@
  * it has exited the fd answers `gone` (ESRCH) — whatever process holds its PID number afterwards.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { isKvmError, Pidfd, SIGKILL } from '../../kvm/index.js';
+import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
+import { within } from '../helpers/wait.js';
+
+const sleepers: ChildProcess[] = [];
+after(async () => {
+  for (const child of sleepers) await killOwned(child, 'a sleeper');
+});
 
 function sleeper(): ChildProcess {
   // Reports SIGTERM on stdout instead of dying, so a stray signal would be visible.
   const script =
     "process.on('SIGTERM',()=>{process.stdout.write('TERM\\n')});setInterval(()=>{},1e6);process.stdout.write('up\\n')";
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawnOwned(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  sleepers.push(child);
   return child;
 }
 
 async function up(child: ChildProcess): Promise<void> {
-  const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
+  const [chunk] = (await within(`sleeper ${child.pid} to start`, once(child.stdout!, 'data'))) as [Buffer];
   assert.match(chunk.toString(), /up/);
 }
 
@@ -29,12 +37,12 @@ test('a pidfd signals its own process and sees it exit', async () => {
     assert.equal(pfd.signal(0), 'sent');
     assert.equal(pfd.exited(), false);
     const exited = new Promise<void>((resolve) => pfd.onExit(resolve));
-    const status = once(child, 'exit');
+    const status = exitOf(child);
     assert.equal(pfd.signal(SIGKILL), 'sent');
-    const [code, signal] = await status;
+    const { code, signal } = await within('the sleeper to die of SIGKILL', status);
     assert.equal(code, null);
     assert.equal(signal, 'SIGKILL');
-    await exited;
+    await within('the pidfd to report the exit', exited);
     assert.equal(pfd.exited(), true);
     assert.equal(pfd.signal(0), 'gone');
     assert.equal(pfd.signal(SIGKILL), 'gone');
@@ -47,8 +55,7 @@ test('after its process exits, a pidfd reaches no other process', async () => {
   const first = sleeper();
   await up(first);
   const pfd = Pidfd.open(first.pid as number);
-  first.kill('SIGKILL');
-  await once(first, 'exit');
+  await killOwned(first, 'the first sleeper');
   const second = sleeper();
   await up(second);
   let termed = false;
@@ -67,8 +74,7 @@ test('after its process exits, a pidfd reaches no other process', async () => {
     assert.equal(second.exitCode, null);
   } finally {
     pfd.close();
-    second.kill('SIGKILL');
-    await once(second, 'exit');
+    await killOwned(second, 'the second sleeper');
   }
 });
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+// The run's seed for fast-check (SEAWALL_TEST_SEED replays it; a failure prints it).
+import '../helpers/seed.js';
 import {
   decodeVcpuEvents,
   EMPTY_EVENTS,

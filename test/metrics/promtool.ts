@@ -1,6 +1,8 @@
 // Runs Debian's promtool (package `prometheus`) as a child process for the metrics tests.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
+import { killOwned, spawnOwned } from '../helpers/processes.js';
+import { WAIT_MS, within } from '../helpers/wait.js';
 
 export interface PromtoolResult {
   readonly code: number | null;
@@ -15,7 +17,7 @@ let available: boolean | undefined;
  * except under CI=true, where it fails: CI must exercise the real tool.
  */
 export function promtoolOrSkip(t: TestContext): boolean {
-  available ??= spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status === 0;
+  available ??= spawnSync('promtool', ['--version'], { stdio: 'ignore', timeout: WAIT_MS }).status === 0;
   if (available) return true;
   if (process.env.CI === 'true') {
     throw new Error('promtool is required under CI=true: apt-get install prometheus');
@@ -24,20 +26,27 @@ export function promtoolOrSkip(t: TestContext): boolean {
   return false;
 }
 
-/** Runs `promtool ...args`, writing `stdin` if given, and collects its output. */
-export function promtool(args: readonly string[], options: { stdin?: string; cwd?: string } = {}) {
-  return new Promise<PromtoolResult>((resolve, reject) => {
-    const child = spawn('promtool', args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? '');
-  });
+/** Runs `promtool ...args`, writing `stdin` if given, and collects its output; killed at the deadline. */
+export async function promtool(args: readonly string[], options: { stdin?: string; cwd?: string } = {}) {
+  const child = spawnOwned('promtool', args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  try {
+    return await within(
+      `promtool ${args.join(' ')}`,
+      new Promise<PromtoolResult>((resolve, reject) => {
+        let stdout = '';
+        let stderr = '';
+        child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+          stdout += d;
+        });
+        child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+          stderr += d;
+        });
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+        child.stdin?.end(options.stdin ?? '');
+      }),
+    );
+  } finally {
+    await killOwned(child, 'promtool');
+  }
 }

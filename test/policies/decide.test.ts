@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import fc from 'fast-check';
+// The run's seed for fast-check (SEAWALL_TEST_SEED replays it; a failure prints it).
+import '../helpers/seed.js';
 import {
   BUILTIN_POLICY_YAML,
   builtinPolicy,

@@ -9,6 +9,7 @@ import {
   parsePolicy,
   policyEventFromJson,
 } from '../../policies/index.js';
+import { WAIT_MS } from '../helpers/wait.js';
 
 export const MERGED: HostCapabilities = { abi: 'merged', ras: true, emulateAbort: false };
 export const EXT: HostCapabilities = { abi: 'ext-abt-esr', ras: true, emulateAbort: false };
@@ -39,5 +40,5 @@ const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
 
 /** Runs `seawall policy …` from the compiled tree (`npm run build` first), as an operator does. */
 export function runPolicyCli(...args: string[]) {
-  return spawnSync(process.execPath, [CLI, 'policy', ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [CLI, 'policy', ...args], { encoding: 'utf8', timeout: WAIT_MS });
 }

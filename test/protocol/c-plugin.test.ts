@@ -3,13 +3,11 @@
  * real daemon, then against peers that never answer: the deadline fallback must answer instead.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { promisify } from 'node:util';
 import {
   DAEMON_ACCEPTS,
   encodeMessage,
@@ -18,9 +16,9 @@ import {
   type SeaEventMsg,
 } from '../../protocol/index.js';
 import { removeDir, startDaemon } from '../helpers/daemon.js';
+import { runFile as run } from '../helpers/processes.js';
 import { requireTool } from '../helpers/tools.js';
 
-const run = promisify(execFile);
 const SRC = new URL('../../vmm/c/', import.meta.url).pathname;
 const IMAGE = `000001${'0'.repeat(122)}`;
 const dir = mkdtempSync(join(tmpdir(), 'seawall-c-'));

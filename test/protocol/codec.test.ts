@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+// The run's seed for fast-check (SEAWALL_TEST_SEED replays it; a failure prints it).
+import '../helpers/seed.js';
 import {
   ACTION,
   BODY_SIZE,
@@ -14,6 +16,7 @@ import {
   MSG,
   PLUGIN_ACCEPTS,
 } from '../../protocol/index.js';
+import { seaEvent } from '../../vmm/sample-events.js';
 
 const ALL = new Set([...DAEMON_ACCEPTS, ...PLUGIN_ACCEPTS, MSG.HELLO]);
 
@@ -39,18 +42,7 @@ const SAMPLES: Message[] = [
   },
   { type: 'welcome', version: 1, minor: 0, maxInFlight: 1024, sessionId: 7n, heartbeatMs: 5000, maxBody: 0 },
   { type: 'reject', code: 8, message: 'VM id in use' },
-  {
-    type: 'sea',
-    seq: 1,
-    vcpu: 3,
-    timeNs: 1_700_000_000_000_000_000n,
-    replay: false,
-    fallbackAction: 0,
-    kvmFlags: 1n,
-    esr: 0x92000410n,
-    gva: 0n,
-    gpa: 0x8000_0000n,
-  },
+  seaEvent(1, { vcpu: 3, timeNs: 1_700_000_000_000_000_000n, gpa: 0x8000_0000n }),
   {
     type: 'nisv',
     seq: 2,

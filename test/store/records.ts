@@ -10,8 +10,9 @@ import { typeEvent } from '../../daemon/typed-event.js';
 import type { EventRecord } from '../../events/bus.js';
 import type { SessionInfo } from '../../events/session-info.js';
 import { CAP, type EventMsg } from '../../protocol/index.js';
+import { seaEvent } from '../../vmm/sample-events.js';
 
-export const SEA_ESR = 0x92000410n; // data abort from a lower EL, FSC 0x10, SET=UER
+export { SAMPLE_SEA_ESR as SEA_ESR } from '../../vmm/sample-events.js';
 
 export function tempStorePath(): { dir: string; path: string } {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-store-'));
@@ -52,18 +53,16 @@ export interface RecordSpec {
 export function record(spec: RecordSpec): EventRecord {
   const gpa = spec.gpa === undefined ? 0x8000_1000n : spec.gpa;
   const replay = spec.replay ?? false;
-  const msg: EventMsg = {
-    type: 'sea',
-    seq: spec.seq,
+  const msg: EventMsg = seaEvent(spec.seq, {
     vcpu: spec.vcpu ?? 0,
     timeNs: BigInt(spec.timeMs) * 1_000_000n,
     replay,
     fallbackAction: replay ? 3 : 0,
     kvmFlags: gpa === null ? 0n : 1n,
-    esr: spec.esr ?? SEA_ESR,
+    ...(spec.esr === undefined ? {} : { esr: spec.esr }),
     gva: 0xffff_8000_0000_1000n,
     gpa: gpa ?? 0n,
-  };
+  });
   const { event, nonConforming } = typeEvent(msg, spec.session, spec.timeMs);
   const action = spec.action ?? 'inject';
   return {

@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 import { JournalField } from '../../systemd/journal-fields.js';
 import { ALL_MESSAGE_IDS, MessageId } from '../../systemd/message-ids.js';
+import { runFile as run } from '../helpers/processes.js';
 import { requireOrSkip, tools } from './tools.js';
 
-const run = promisify(execFile);
 const CATALOG = new URL('../../systemd/catalog/seawall.catalog', import.meta.url).pathname;
 const text = readFileSync(CATALOG, 'utf8');
 const headers = [...text.matchAll(/^-- (\S+)$/gm)].map((m) => m[1]!);

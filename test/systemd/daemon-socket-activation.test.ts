@@ -5,28 +5,23 @@
  * across daemon restarts exactly as systemd keeps a .socket unit's socket.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../kvm/index.js';
 import { ACTION } from '../../protocol/index.js';
 import { PluginClient } from '../../vmm/plugin-client.js';
+import { seaEvent, seaExit } from '../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../vmm/simulator.js';
 import { CLI } from '../helpers/daemon.js';
+import { killOwned, spawnOwned } from '../helpers/processes.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { requireTool } from '../helpers/tools.js';
+import { until } from '../helpers/wait.js';
 
-const SEA = {
-  type: 'sea' as const,
-  vcpu: 0,
-  kvmFlags: KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
-  esr: 0x92000410n,
-  gva: 0n,
-  gpa: 0x5000n,
-};
+const SEA = seaExit({ gpa: 0x5000n });
 const IMAGE = `000001${'0'.repeat(122)}`;
 
 /** The daemon process currently run by the activator's loop (its only child). */
@@ -58,7 +53,7 @@ test('the daemon serves the activated socket, and a plugin connecting during a r
     .map((a) => `'${a}'`)
     .join(' ');
   const loop = `while :; do (export LISTEN_PID=$BASHPID; exec ${daemon}); [ -e '${stop}' ] && exit 0; done`;
-  const activator: ChildProcess = spawn(
+  const activator: ChildProcess = spawnOwned(
     'systemd-socket-activate',
     ['-l', sock, '--fdname=plugin', 'bash', '-c', loop],
     {
@@ -68,24 +63,18 @@ test('the daemon serves the activated socket, and a plugin connecting during a r
   );
   const lines: string[] = [];
   const readyCount = () => lines.filter((l) => l.startsWith('seawall daemon ready')).length;
-  const waitLine = (pred: () => boolean) =>
-    new Promise<void>((resolve) => {
-      const check = () => {
-        if (pred()) resolve();
-        else setImmediate(check);
-      };
-      check();
-    });
+  const said = () => `activator and daemon said:\n${lines.join('\n')}`;
   createInterface({ input: activator.stdout! }).on('line', (l) => lines.push(l));
   createInterface({ input: activator.stderr! }).on('line', (l) => lines.push(l));
   t.after(async () => {
+    // The activator, its bash loop and the daemon share the activator's process group.
     writeFileSync(stop, '');
-    const pid = activator.pid ? daemonPid(activator.pid) : null;
-    if (pid) process.kill(pid, 'SIGTERM');
-    if (activator.exitCode === null) await new Promise((r) => activator.once('exit', r));
+    await killOwned(activator, 'systemd-socket-activate and its daemon');
     rmSync(dir, { recursive: true, force: true });
   });
-  await waitLine(() => lines.some((l) => l.startsWith('Listening on')));
+  await until('the activator to listen', () => lines.some((l) => l.startsWith('Listening on')), {
+    state: said,
+  });
 
   // The first connection makes the activator exec the manager, which starts the daemon on fd 3.
   const client = new PluginClient({
@@ -113,7 +102,9 @@ test('the daemon serves the activated socket, and a plugin connecting during a r
   assert.ok(pid, 'the daemon runs as the manager loop child');
   const readyBefore = readyCount();
   process.kill(pid, 'SIGKILL');
-  await waitLine(() => daemonPid(managerPid) !== pid);
+  await until(`the manager loop to notice that daemon ${pid} died`, () => daemonPid(managerPid) !== pid, {
+    state: said,
+  });
   const raw = await RawClient.open(sock); // rejects on ECONNREFUSED: the test would fail here
   raw.send({
     type: 'hello',
@@ -125,7 +116,7 @@ test('the daemon serves the activated socket, and a plugin connecting during a r
     vmId: 'sa-vm-during-restart',
     labels: {},
   });
-  raw.send({ ...SEA, seq: 7, timeNs: 0n, replay: false, fallbackAction: 0 });
+  raw.send(seaEvent(7, SEA));
   const verdict = await raw.waitFor('verdict', (m) => m.seq === 7);
   assert.equal(Buffer.from(verdict.vcpuEvents).toString('hex'), IMAGE);
   assert.ok(readyCount() > readyBefore, 'answered by the restarted daemon');

@@ -1,20 +1,20 @@
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 import { isSystemdError } from '../../systemd/errors.js';
 import type { JournalEntry } from '../../systemd/journal.js';
 import { createJournalLogger, Priority } from '../../systemd/journal.js';
 import { JournalField } from '../../systemd/journal-fields.js';
 import { MessageId } from '../../systemd/message-ids.js';
+import { runFile as run } from '../helpers/processes.js';
+import { WAIT_MS } from '../helpers/wait.js';
 import { journaldRequirements, startJournald } from './journald-fixture.js';
 import { requireOrSkip } from './tools.js';
 
-const run = promisify(execFile);
 const CHILD = new URL('./children/journal-child.ts', import.meta.url).pathname;
 
 async function logInChild(options: object, entries: JournalEntry[]) {
@@ -116,6 +116,7 @@ test('JOURNAL_STREAM naming the file on stderr selects journald; naming another 
     const res = spawnSync(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(options), '[]'], {
       stdio: ['ignore', 'pipe', fd],
       encoding: 'utf8',
+      timeout: WAIT_MS,
     });
     return (JSON.parse(res.stdout) as { target: string }).target;
   };

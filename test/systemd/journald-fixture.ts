@@ -15,17 +15,17 @@
  * receiver, and stopped by whichever user leaves last: users register in /run/seawall-test-journald
  * under a mkdir lock, because node --test runs test files in parallel processes.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { JOURNAL_SOCKET } from '../../systemd/journal.js';
 import { probeUnixDatagram } from '../../systemd/unix-socket-probe.js';
+import { runFile as run } from '../helpers/processes.js';
+import { until, WAIT_MS, WaitTimeout, within } from '../helpers/wait.js';
 import { startNotifyReceiver } from './notify-fixture.js';
 import { findExecutable, tools } from './tools.js';
 
-const run = promisify(execFile);
 const JOURNALD = '/lib/systemd/systemd-journald';
 const STATE = '/run/seawall-test-journald';
 const LOCK = join(STATE, 'lock');
@@ -40,7 +40,7 @@ export interface JournaldHandle {
   query(match: Readonly<Record<string, string>>): Promise<Record<string, string>[]>;
   /**
    * Polls (after `journalctl --sync`) until at least `count` entries match; rejects after
-   * `timeoutMs` (default 10 s).
+   * `timeoutMs` (default WAIT_MS).
    */
   waitForEntries(
     match: Readonly<Record<string, string>>,
@@ -71,7 +71,10 @@ function alive(pid: number): boolean {
 
 async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   mkdirSync(USERS, { recursive: true });
+  // Held only while journald is started or stopped, by a live test process.
+  const deadline = performance.now() + WAIT_MS;
   for (;;) {
+    if (performance.now() > deadline) throw new WaitTimeout(`the journald fixture lock ${LOCK}`, WAIT_MS);
     try {
       mkdirSync(LOCK);
       break;
@@ -127,7 +130,10 @@ async function launch(): Promise<number> {
       child.once('exit', (code, signal) => reject(new Error(`systemd-journald exited (${code ?? signal})`)));
     });
     // systemd-journald is a Type=notify service: READY=1 comes after its sockets are bound.
-    await Promise.race([rx.waitFor((m) => m.fields.READY === '1'), failed]);
+    await within(
+      'READY=1 from systemd-journald',
+      Promise.race([rx.waitFor((m) => m.fields.READY === '1'), failed]),
+    );
     failed.catch(() => {});
     writeFileSync(PID_FILE, String(child.pid));
     return child.pid!;
@@ -160,17 +166,19 @@ export async function startJournald(): Promise<JournaldHandle> {
   return {
     started,
     query,
-    async waitForEntries(match, { count = 1, timeoutMs = 10_000 } = {}) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        // Makes journald write out what it has received; needs root, harmless to skip otherwise.
-        await run('journalctl', ['--sync']).catch(() => {});
-        const entries = await query(match);
-        if (entries.length >= count) return entries;
-        if (Date.now() > deadline)
-          throw new Error(`journal has ${entries.length}/${count} entries for ${JSON.stringify(match)}`);
-        await delay(50);
-      }
+    async waitForEntries(match, { count = 1, timeoutMs = WAIT_MS } = {}) {
+      let seen = 0;
+      return until(
+        `${count} journal entries for ${JSON.stringify(match)}`,
+        async () => {
+          // Makes journald write out what it has received; needs root, harmless to skip otherwise.
+          await run('journalctl', ['--sync']).catch(() => {});
+          const entries = await query(match);
+          seen = entries.length;
+          return entries.length >= count && entries;
+        },
+        { timeoutMs, everyMs: 50, state: () => `${seen} so far` },
+      );
     },
     async stop() {
       await withLock(async () => {
@@ -178,7 +186,12 @@ export async function startJournald(): Promise<JournaldHandle> {
         const pid = ourJournaldPid();
         if (pid === undefined || liveUsers().length > 0) return;
         process.kill(pid, 'SIGTERM');
-        while (alive(pid)) await delay(20);
+        await until(`systemd-journald ${pid} to exit after SIGTERM`, () => !alive(pid), {
+          everyMs: 20,
+        }).catch((err) => {
+          process.kill(pid, 'SIGKILL');
+          throw err;
+        });
         rmSync(PID_FILE, { force: true });
       });
     },

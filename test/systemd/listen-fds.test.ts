@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -9,6 +8,8 @@ import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { isSystemdError } from '../../systemd/errors.js';
 import { takeListenFds } from '../../systemd/listen-fds.js';
+import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
+import { within } from '../helpers/wait.js';
 import { findExecutable, requireOrSkip, tools } from './tools.js';
 
 const CHILD = new URL('./children/listen-child.ts', import.meta.url).pathname;
@@ -19,7 +20,7 @@ async function request(path: string): Promise<string> {
   socket.setEncoding('utf8').on('data', (chunk: string) => {
     data += chunk;
   });
-  await once(socket, 'end');
+  await within(`the answer on ${path}`, once(socket, 'end'));
   return data;
 }
 
@@ -42,24 +43,23 @@ test('a child under systemd-socket-activate takes the plugin socket by name and 
   const path = join(dir, 'plugin.sock');
   // Without --accept, systemd-socket-activate listens, waits for the first connection, then
   // execs the child with the listening socket as fd 3, as a .socket unit with Accept=no does.
-  const activator = spawn(
+  const activator = spawnOwned(
     findExecutable('systemd-socket-activate')!,
     ['-l', path, '--fdname=plugin', '-E', 'PATH', '-E', 'HOME', process.execPath, '--import', 'tsx', CHILD],
     { stdio: ['ignore', 'inherit', 'pipe'] },
   );
   t.after(async () => {
-    if (activator.exitCode === null && activator.signalCode === null) {
-      activator.kill('SIGKILL');
-      await once(activator, 'exit');
-    }
+    await killOwned(activator, 'systemd-socket-activate');
     rmSync(dir, { recursive: true, force: true });
   });
-  const stderr = createInterface({ input: activator.stderr! });
-  for await (const line of stderr) {
-    if (line.startsWith('Listening on')) break;
-    process.stderr.write(`${line}\n`);
-  }
-  activator.stderr!.resume(); // keep draining: the activator logs each hand-over
+  const listening = new Promise<void>((resolve) => {
+    // Keeps draining after that: the activator logs each hand-over.
+    createInterface({ input: activator.stderr! }).on('line', (line) => {
+      if (line.startsWith('Listening on')) resolve();
+      else process.stderr.write(`${line}\n`);
+    });
+  });
+  await within('systemd-socket-activate to listen', listening);
 
   const first = JSON.parse(await request(path));
   assert.deepEqual(first, {
@@ -69,6 +69,6 @@ test('a child under systemd-socket-activate takes the plugin socket by name and 
   });
   // The same listening socket keeps serving: the activation handed over the socket, not a connection.
   assert.deepEqual(JSON.parse(await request(path)), first);
-  const [code] = await once(activator, 'exit');
+  const { code } = await within('the activated child to exit', exitOf(activator));
   assert.equal(code, 0);
 });

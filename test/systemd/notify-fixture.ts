@@ -11,11 +11,12 @@
  * because Node's dgram cannot bind one.
  */
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { exitOf, spawnOwned, stopOwned } from '../helpers/processes.js';
+import { WAIT_MS, WaitTimeout, within } from '../helpers/wait.js';
 
 /** One datagram as received. */
 export interface NotifyMessage {
@@ -41,7 +42,7 @@ export interface NotifyReceiver {
   readonly messages: readonly NotifyMessage[];
   /**
    * Resolves with the first message at or after index `from` (default 0) that matches; rejects
-   * after `timeoutMs` (default 10 s), a safety net rather than a synchronisation device.
+   * after `timeoutMs` (default WAIT_MS), a safety net rather than a synchronisation device.
    */
   waitFor(
     match: (m: NotifyMessage) => boolean,
@@ -65,19 +66,16 @@ export async function startNotifyReceiver(python = 'python3'): Promise<NotifyRec
   const dir = mkdtempSync(join(tmpdir(), 'seawall-notify-'));
   const socketPath = join(dir, 'notify.sock');
   const script = new URL('./notify-receiver.py', import.meta.url).pathname;
-  const child: ChildProcess = spawn(python, ['-u', script, socketPath], {
+  const child: ChildProcess = spawnOwned(python, ['-u', script, socketPath], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const messages: NotifyMessage[] = [];
   const waiters = new Set<() => void>();
   let exited = false;
-  const exit = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      exited = true;
-      for (const wake of waiters) wake();
-      resolve();
-    }),
-  );
+  const exit = exitOf(child).then(() => {
+    exited = true;
+    for (const wake of waiters) wake();
+  });
 
   const bound = new Promise<void>((resolve, reject) => {
     child.once('error', reject);
@@ -101,13 +99,13 @@ export async function startNotifyReceiver(python = 'python3'): Promise<NotifyRec
       for (const wake of waiters) wake();
     });
   });
-  await bound;
+  await within('the notify receiver to bind its socket', bound);
 
   return {
     socketPath,
     env: { NOTIFY_SOCKET: socketPath },
     messages,
-    waitFor(match, { from = 0, timeoutMs = 10_000 } = {}) {
+    waitFor(match, { from = 0, timeoutMs = WAIT_MS } = {}) {
       return new Promise((resolve, reject) => {
         let next = from;
         const check = (): void => {
@@ -121,7 +119,16 @@ export async function startNotifyReceiver(python = 'python3'): Promise<NotifyRec
           if (exited) settle(() => reject(new Error('notify receiver exited')));
         };
         const timer = setTimeout(
-          () => settle(() => reject(new Error(`no matching notification within ${timeoutMs} ms`))),
+          () =>
+            settle(() =>
+              reject(
+                new WaitTimeout(
+                  'a matching sd_notify message',
+                  timeoutMs,
+                  `received from index ${from}: ${JSON.stringify(messages.slice(from).map((m) => m.text))}`,
+                ),
+              ),
+            ),
           timeoutMs,
         );
         const settle = (fn: () => void): void => {
@@ -134,10 +141,7 @@ export async function startNotifyReceiver(python = 'python3'): Promise<NotifyRec
       });
     },
     async close() {
-      if (!exited) {
-        child.kill('SIGTERM');
-        await exit;
-      }
+      if (!exited) await stopOwned(child, 'the notify receiver');
       rmSync(dir, { recursive: true, force: true });
     },
   };

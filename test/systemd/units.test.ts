@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
@@ -13,10 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
+import { runFile as run } from '../helpers/processes.js';
 import { requireOrSkip, tools } from './tools.js';
 
-const run = promisify(execFile);
 const UNITS = new URL('../../systemd/units/', import.meta.url).pathname;
 const UNIT_FILES = ['seawall.service', 'seawall.socket', 'seawall-control.socket'];
 const INSTALLED_BINARY = '/usr/bin/seawall';

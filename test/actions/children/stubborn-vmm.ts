@@ -1,6 +1,6 @@
 /**
- * A test VMM: connects with the reference PluginClient, reports `events` SEA exits and prints each
- * verdict's action. On a KILL verdict it prints `kill <graceMs>` and then, by `mode`:
+ * A test VMM: connects with the reference PluginClient, reports `events` SEA exits (one per vCPU,
+ * all at once) and prints each verdict's action. On a KILL verdict it prints `kill <graceMs>` and then, by `mode`:
  *   ignore — keeps running (the daemon must enforce);  exit — exits at once by itself (code 0).
  * argv: plugin socket, VM id, mode, events, [vmmPid to claim in HELLO]
  */
@@ -19,9 +19,10 @@ const client = new PluginClient({
   vmId,
   // The VM id's first word is its tier label (policies match labels, not ids).
   labels: { tier: vmId.split('-')[0] as string },
-  vcpuCount: 1,
+  vcpuCount: Number(events),
   caps: CAP.SEA_TO_USER | CAP.INJECT_EXT_DABT | CAP.RAS,
-  deadlineMs: 5000,
+  // Not a fallback test: a loaded machine's slowness must not turn a KILL into a fallback.
+  deadlineMs: 20_000,
   ...(claimPid ? { vmmPid: Number(claimPid) } : {}),
 });
 client.on('kill', ({ graceMs }: { graceMs: number }) => {
@@ -30,16 +31,20 @@ client.on('kill', ({ graceMs }: { graceMs: number }) => {
 });
 await client.connect();
 process.stdout.write('ready\n');
-for (let i = 0; i < Number(events); i++) {
-  const out = await client.handleExit({
-    type: 'sea',
-    vcpu: 0,
-    kvmFlags: 1n,
-    esr: (0x24n << 26n) | (1n << 25n) | 0x10n,
-    gva: 0n,
-    gpa: BigInt(0x10000 + i * 0x1000),
-  });
-  process.stdout.write(`verdict ${out.source} ${out.verdict.action}\n`);
-}
+// All at once, one per vCPU: every exit is reported before any verdict is read, so all of them
+// are decided within the grace of the first KILL, however slow the machine.
+await Promise.all(
+  Array.from({ length: Number(events) }, async (_, i) => {
+    const out = await client.handleExit({
+      type: 'sea',
+      vcpu: i,
+      kvmFlags: 1n,
+      esr: (0x24n << 26n) | (1n << 25n) | 0x10n,
+      gva: 0n,
+      gpa: BigInt(0x10000 + i * 0x1000),
+    });
+    process.stdout.write(`verdict ${out.source} ${out.verdict.action}\n`);
+  }),
+);
 // Keep running whatever the verdict said, like a VMM that ignores it.
 setInterval(() => {}, 1 << 30);

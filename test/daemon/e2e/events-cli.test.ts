@@ -15,12 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { StatusResult } from '../../../control/index.js';
-import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../../kvm/index.js';
 import { ACTION, type EventMsg } from '../../../protocol/index.js';
 import type { StoredEvent } from '../../../store/index.js';
 import { PluginClient, type VerdictOutcome } from '../../../vmm/plugin-client.js';
+import { seaEvent, seaExit } from '../../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../../vmm/simulator.js';
-import { type RunningDaemon, removeDir, startDaemon } from '../../helpers/daemon.js';
+import { PATIENT_DEADLINE_MS, type RunningDaemon, removeDir, startDaemon } from '../../helpers/daemon.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { cliJson, runCli } from './run-cli.js';
 
@@ -33,18 +33,12 @@ const INVALID = 'version: 1\nname: broken\nrules:\n  - name: x\n    match: { kin
 const HOUR_MS = 3_600_000;
 
 function sea(seq: number, gpa: bigint, timeMs: number, replay = false): EventMsg {
-  return {
-    type: 'sea',
-    seq,
-    vcpu: 0,
+  return seaEvent(seq, {
     timeNs: BigInt(timeMs) * 1_000_000n,
     replay,
     fallbackAction: replay ? ACTION.INJECT : 0,
-    kvmFlags: KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
-    esr: 0x92000410n,
-    gva: 0n,
     gpa,
-  };
+  });
 }
 
 test('events, status and reload through the CLI on a running daemon', async (t) => {
@@ -71,17 +65,16 @@ test('events, status and reload through the CLI on a running daemon', async (t) 
   for (const seq of [2, 3, 4]) alpha.send(sea(seq, BigInt(seq) << 12n, now));
   // Verdicts are written after their batch is stored; the replay went in the same batch or before.
   await alpha.waitFor('verdict', (v) => v.seq === 4);
-  beta = new PluginClient({ socket: d.socket, vmId: 'beta', vcpuCount: 2, caps: DEFAULT_CAPS });
+  beta = new PluginClient({
+    socket: d.socket,
+    vmId: 'beta',
+    vcpuCount: 2,
+    caps: DEFAULT_CAPS,
+    deadlineMs: PATIENT_DEADLINE_MS,
+  });
   await beta.connect();
   for (let i = 0; i < 2; i++) {
-    const out: VerdictOutcome = await beta.handleExit({
-      type: 'sea',
-      vcpu: i,
-      kvmFlags: 1n,
-      esr: 0x92000410n,
-      gva: 0n,
-      gpa: 0x9000n,
-    });
+    const out: VerdictOutcome = await beta.handleExit(seaExit({ vcpu: i, gpa: 0x9000n }));
     assert.equal(out.source, 'daemon');
     assert.equal(out.verdict.action, ACTION.INJECT);
   }
@@ -168,14 +161,7 @@ test('events, status and reload through the CLI on a running daemon', async (t) 
   assert.ok(live, ok.stdout);
   const secondVersion = live[1] as string;
   assert.notEqual(secondVersion, firstVersion);
-  const probe = await beta.handleExit({
-    type: 'sea',
-    vcpu: 0,
-    kvmFlags: 1n,
-    esr: 0x92000410n,
-    gva: 0n,
-    gpa: 0n,
-  });
+  const probe = await beta.handleExit(seaExit({ gpa: 0n }));
   assert.equal(probe.verdict.action, ACTION.RESUME, 'the record-only policy is in force');
 
   // An invalid file: exit 1 with the errors; the previous version stays.

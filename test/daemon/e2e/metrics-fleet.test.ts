@@ -11,8 +11,9 @@ import { MEMORY_ERROR_KINDS } from '../../../metrics/index.js';
 import { parseMix } from '../../../vmm/event-mix.js';
 import type { ExitReport, PluginClient } from '../../../vmm/plugin-client.js';
 import { simulate } from '../../../vmm/simulator.js';
-import { metricSum, removeDir, scrape, startDaemon } from '../../helpers/daemon.js';
+import { metricSum, PATIENT_DEADLINE_MS, removeDir, scrape, startDaemon } from '../../helpers/daemon.js';
 import { requireTool } from '../../helpers/tools.js';
+import { within } from '../../helpers/wait.js';
 import { runTool } from './run-cli.js';
 
 const VMS = 4;
@@ -54,7 +55,7 @@ test('a mixed fleet: /metrics lints clean mid-run, memory errors by VM and kind 
     vmPrefix: PREFIX,
     // Long enough that no event is answered by fallback: a fallback would be kept for a replay
     // that never comes (the clients close at the end), and the counts would rightly differ.
-    deadlineMs: 10_000,
+    deadlineMs: PATIENT_DEADLINE_MS,
     onClient: (c) => {
       const byKind = new Map<string, number>();
       sent.set(c.opts.vmId, byKind);
@@ -68,12 +69,12 @@ test('a mixed fleet: /metrics lints clean mid-run, memory errors by VM and kind 
     },
   });
 
-  await running;
+  await within('the fleet to send 50 events from one VM', Promise.race([running, fleet]));
   const during = await scrape(url);
   assert.ok(metricSum(during, 'seawall_memory_errors_total') > 0, 'events are being counted mid-run');
   await promtoolCheck(promtool, during);
 
-  const summary = await fleet;
+  const summary = await within('the fleet to finish', fleet);
   assert.equal(summary.sent, EVENTS);
   assert.equal(summary.fallbacks, 0, 'every event answered by the daemon');
   assert.equal(summary.answered, EVENTS);

@@ -11,13 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../../kvm/index.js';
 import { ACTION } from '../../../protocol/index.js';
 import type { PoisonedPage, StoredEvent } from '../../../store/index.js';
 import { SCHEMA_VERSION, STORE_FILE, schemaVersion } from '../../../store/index.js';
 import { PluginClient } from '../../../vmm/plugin-client.js';
+import { seaExit } from '../../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../../vmm/simulator.js';
-import { type RunningDaemon, removeDir, startDaemon } from '../../helpers/daemon.js';
+import { PATIENT_DEADLINE_MS, type RunningDaemon, removeDir, startDaemon } from '../../helpers/daemon.js';
 import { V1_SCHEMA } from '../../store/v1-schema.js';
 import { cliJson } from './run-cli.js';
 
@@ -235,16 +235,15 @@ test('a schema-1 store under the current daemon: old rows intact, schema current
   ]);
 
   // A new error of the same VM on the page it already lost.
-  const c = new PluginClient({ socket: d.socket, vmId: VM, vcpuCount: 4, caps: DEFAULT_CAPS });
-  await c.connect();
-  const out = await c.handleExit({
-    type: 'sea',
-    vcpu: 1,
-    kvmFlags: KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
-    esr: 0x92000410n,
-    gva: 0n,
-    gpa: PAGE + 0x123n,
+  const c = new PluginClient({
+    socket: d.socket,
+    vmId: VM,
+    vcpuCount: 4,
+    caps: DEFAULT_CAPS,
+    deadlineMs: PATIENT_DEADLINE_MS,
   });
+  await c.connect();
+  const out = await c.handleExit(seaExit({ vcpu: 1, gpa: PAGE + 0x123n }));
   await c.close();
   assert.equal(out.source, 'daemon');
   const all = await cliJson<StoredEvent[]>(ctl, ['events', '--vm', VM]);

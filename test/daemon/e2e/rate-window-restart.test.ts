@@ -14,12 +14,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../../kvm/index.js';
 import { ACTION } from '../../../protocol/index.js';
 import type { StoredEvent } from '../../../store/index.js';
 import { PluginClient, type VerdictOutcome } from '../../../vmm/plugin-client.js';
+import { seaExit } from '../../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../../vmm/simulator.js';
-import { type RunningDaemon, removeDir, startDaemon } from '../../helpers/daemon.js';
+import { PATIENT_DEADLINE_MS, type RunningDaemon, removeDir, startDaemon } from '../../helpers/daemon.js';
 import { cliJson } from './run-cli.js';
 
 const POLICY = `version: 1
@@ -66,21 +66,18 @@ function harness(t: TestContext): Harness {
 
 /** Connects as `vmId`, reports `n` SEA errors on distinct pages one after another, disconnects. */
 async function errors(d: RunningDaemon, vmId: string, n: number): Promise<VerdictOutcome[]> {
-  const c = new PluginClient({ socket: d.socket, vmId, vcpuCount: 1, caps: DEFAULT_CAPS, deadlineMs: 5000 });
+  const c = new PluginClient({
+    socket: d.socket,
+    vmId,
+    vcpuCount: 1,
+    caps: DEFAULT_CAPS,
+    deadlineMs: PATIENT_DEADLINE_MS,
+  });
   await c.connect();
   const out: VerdictOutcome[] = [];
   try {
     for (let i = 0; i < n; i++) {
-      out.push(
-        await c.handleExit({
-          type: 'sea',
-          vcpu: 0,
-          kvmFlags: KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
-          esr: 0x92000410n,
-          gva: 0n,
-          gpa: BigInt(0x10 + out.length) << 12n,
-        }),
-      );
+      out.push(await c.handleExit(seaExit({ gpa: BigInt(0x10 + out.length) << 12n })));
     }
   } finally {
     await c.close();
