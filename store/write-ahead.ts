@@ -281,6 +281,11 @@ export class WriteAhead {
   /** Everything written ahead is in SQLite when this returns (reads call it first). */
   flush(): void {
     this.#handOver();
+    this.#drain();
+  }
+
+  /** Waits for the thread, then commits here whatever it has not acknowledged. Never hands over. */
+  #drain(): void {
     if (this.#inFlight.size === 0) return;
     if (this.#writer?.alive) this.#writer.waitFor(this.#posted, this.#waitMs);
     // Whatever the thread has not acknowledged (failed, slow, gone) is committed here; the
@@ -392,7 +397,9 @@ export class WriteAhead {
       seg.failed = false;
       this.#writer.post(this.#posted, seg.file, seg.applied);
     }
-    if (this.#inFlightRows >= this.#maxInFlight) this.flush();
+    // Backpressure: the verdict path waits for the thread. Not `flush`, which hands over first and
+    // would come back here while the rows are still in flight.
+    if (this.#inFlightRows >= this.#maxInFlight) this.#drain();
   }
 
   #ack(id: number, err: Error | null): void {

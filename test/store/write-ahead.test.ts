@@ -57,6 +57,27 @@ test('the writer thread commits handed-over segments and deletes them; reads see
   assert.deepEqual(errors, []);
 });
 
+test('past maxInFlight rows the verdict path waits for the thread, and every row is stored once', () => {
+  const { store, errors } = open();
+  // Every batch is handed over at once (maxPending 1) and in-flight rows pass the bound on every
+  // second batch, so the verdict path waits (or commits here) again and again.
+  const ahead = new WriteAhead(store, {
+    maxPending: 1,
+    maxInFlight: 2,
+    onError: (_op, err) => errors.push(err),
+  });
+  const s = session('vm-a', 4n);
+  for (let seq = 1; seq <= 2000; seq++) {
+    ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
+    assert.ok(ahead.pending <= 2, `pending ${ahead.pending} after event ${seq}, bound 2`);
+  }
+  ahead.flush();
+  assert.equal(store.queries.totals().events, 2000);
+  ahead.close();
+  store.close();
+  assert.deepEqual(errors, []);
+});
+
 test('a replay of an event in the same batch, the file, a segment or the store is recognised', () => {
   const { store } = open();
   // Two rows fill the file: the second record hands it over to the thread at once.
