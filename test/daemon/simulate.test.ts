@@ -20,8 +20,8 @@ test('simulate --vms 8 --vcpus 4 --events 10000 exits 0 with every event answere
     '4',
     '--events',
     '10000',
-    '--deadline-ms',
-    String(PATIENT_DEADLINE_MS),
+    '--deadline',
+    `${PATIENT_DEADLINE_MS}ms`,
     '--json',
   ]);
   assert.equal(r.code, 0, r.stderr);
