@@ -18,6 +18,7 @@ import {
   policyVersionOf,
   YAML_LIMITS,
 } from '../policies/index.js';
+import { yieldToVerdictPath } from '../store/index.js';
 
 /** What a load produces: the document (GPA lists removed) and the work done on it, or the issues. */
 export type WorkerLoad =
@@ -77,6 +78,8 @@ async function load(path: string): Promise<{ result: WorkerLoad; transfer: Array
 }
 
 if (!isMainThread && (workerData as PolicyWorkerData | null)?.kind === 'seawall-policy') {
+  // Compiling a 10 MB policy takes seconds of CPU; verdicts go first (store/thread-priority.ts).
+  yieldToVerdictPath();
   // One request at a time (the policy holder serializes loads), answered in order.
   parentPort?.on('message', (path: string) => {
     load(path).then(

@@ -28,4 +28,5 @@ export { RETENTION_DEFAULTS, Retention, type RetentionOptions, type RetentionRun
 export { hex64, parseHex64, type StoredEvent } from './rows.js';
 export { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
 export { storeSink } from './store-sink.js';
+export { HELPER_THREAD_NICE, yieldToVerdictPath } from './thread-priority.js';
 export { type StoreHealth, WriteAhead, type WriteAheadOptions } from './write-ahead.js';

@@ -9,6 +9,7 @@ import { isMainThread, type MessagePort, parentPort, workerData } from 'node:wor
 import Database from 'better-sqlite3';
 import { jsonText } from './encoded-json.js';
 import { StoreQueries } from './queries.js';
+import { yieldToVerdictPath } from './thread-priority.js';
 
 export interface ReaderData {
   kind: 'seawall-reader';
@@ -35,6 +36,7 @@ export interface ReaderReply {
 }
 
 function run(data: ReaderData, port: MessagePort): void {
+  yieldToVerdictPath();
   const db = new Database(data.path, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 1000');
   let failure: unknown = null;

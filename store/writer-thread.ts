@@ -13,6 +13,7 @@ import { isMainThread, type MessagePort, workerData } from 'node:worker_threads'
 import { openDatabase } from './connection.js';
 import { type AppliedUpdate, eventWriter } from './inserts.js';
 import { readRows, removeSegment } from './segments.js';
+import { yieldToVerdictPath } from './thread-priority.js';
 
 /** What the main thread starts the worker with. */
 export interface WriterData {
@@ -45,6 +46,7 @@ export interface WriterAck {
 }
 
 function run(data: WriterData): void {
+  yieldToVerdictPath();
   const { port } = data;
   const shared = new Int32Array(data.shared);
   const publish = (slot: number, value: number) => {
