@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts with node's own test runner and tsx as the TypeScript loader.
 // Node 20's --test does not expand globs, so the file list is built here.
-import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+//
+// The whole suite (no filter) also measures coverage with c8: NODE_V8_COVERAGE is inherited by
+// every process the tests start — the test files, the daemons and CLIs they spawn from dist/,
+// the writer threads — and c8 maps dist/ back to the TypeScript through the source maps. The
+// floor is in .c8rc.json; below it the run fails. The coverage summary is printed before the test
+// runner's own summary lines, which stay the last lines of the run. SEAWALL_COVERAGE=0 skips it.
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 function collect(dir, out) {
@@ -20,15 +26,50 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-// A test that hangs fails after 3 minutes instead of stalling the run.
+const coverage = filters.length === 0 && process.env.SEAWALL_COVERAGE !== '0';
+const COVERAGE_TMP = join('coverage', 'tmp');
+
+// A test that hangs fails after 3 minutes instead of stalling the run; its waits fail long
+// before that, naming what they waited for (test/helpers/wait.ts). --test-force-exit ends each
+// file once its tests are done, even if a failed test left a handle open, and the file's exit
+// kills every process it started (test/helpers/processes.ts).
 const args = [
   '--import',
   'tsx',
   '--test',
   '--test-concurrency=2',
   '--test-timeout=180000',
+  '--test-force-exit',
   '--test-reporter=spec',
   ...files,
 ];
-const res = spawnSync(process.execPath, args, { stdio: 'inherit' });
-process.exit(res.status ?? 1);
+const env = { ...process.env };
+if (coverage) {
+  rmSync(COVERAGE_TMP, { recursive: true, force: true });
+  env.NODE_V8_COVERAGE = COVERAGE_TMP;
+}
+
+const output = [];
+const runner = spawn(process.execPath, args, { env, stdio: ['inherit', 'pipe', 'inherit'] });
+runner.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk);
+  output.push(chunk);
+});
+const status = await new Promise((resolve) => runner.once('close', (code) => resolve(code ?? 1)));
+
+let coverageStatus = 0;
+if (coverage) {
+  // c8 reads .c8rc.json: what counts, the reporters and the floor (check-coverage).
+  const c8 = new URL('../node_modules/c8/bin/c8.js', import.meta.url).pathname;
+  const report = spawnSync(process.execPath, [c8, 'report', '--temp-directory', COVERAGE_TMP], {
+    stdio: 'inherit',
+  });
+  coverageStatus = report.status ?? 1;
+  if (coverageStatus !== 0)
+    console.log(`coverage is below the floor in .c8rc.json (c8 exit ${coverageStatus})`);
+  // The runner's summary (ℹ tests … and any failing-tests list) once more, as the last lines.
+  const text = Buffer.concat(output).toString('utf8');
+  const summary = text.lastIndexOf('\nℹ tests ');
+  if (summary >= 0) process.stdout.write(text.slice(summary + 1));
+}
+process.exit(status !== 0 ? status : coverageStatus);
