@@ -8,8 +8,8 @@
 // floor is in .c8rc.json; below it the run fails. The coverage summary is printed before the test
 // runner's own summary lines, which stay the last lines of the run. SEAWALL_COVERAGE=0 skips it.
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 function collect(dir, out) {
   for (const name of readdirSync(dir).sort()) {
@@ -46,7 +46,10 @@ const args = [
 const env = { ...process.env };
 if (coverage) {
   rmSync(COVERAGE_TMP, { recursive: true, force: true });
-  env.NODE_V8_COVERAGE = COVERAGE_TMP;
+  // Sticky and writable by all, as /tmp is: some tests run a child as another user (nobody).
+  mkdirSync(COVERAGE_TMP, { recursive: true });
+  chmodSync(COVERAGE_TMP, 0o1777);
+  env.NODE_V8_COVERAGE = resolve(COVERAGE_TMP); // absolute: children run in other directories
 }
 
 const output = [];

@@ -3,60 +3,19 @@
  * memory growth under 64 MiB (docs/security.md); a new VM then still connects.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { MSG } from '../../protocol/index.js';
-import { type RunningDaemon, removeDir, startDaemon } from '../helpers/daemon.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { until } from './fixtures.js';
+import { closePeers, daemonWith, openPeers } from './peers.js';
 
 const PEERS = 1024;
 const MEMORY_BOUND_KIB = 64 * 1024;
-const sockets: Socket[] = [];
-const daemons: RunningDaemon[] = [];
-const dirs: string[] = [];
-
-after(async () => {
-  for (const s of sockets) s.destroy();
-  for (const d of daemons) {
-    await d.kill();
-    removeDir(d.dir);
-  }
-  for (const dir of dirs) removeDir(dir);
-});
-
-async function daemonWith(limits: string): Promise<RunningDaemon> {
-  const dir = mkdtempSync('/tmp/seawall-conn-');
-  dirs.push(dir);
-  const config = join(dir, 'seawall.yaml');
-  writeFileSync(config, `limits: { maxSessions: 1100, ${limits} }\n`);
-  const d = await startDaemon({ args: ['--config', config], metrics: false });
-  daemons.push(d);
-  return d;
-}
-
-/** Connects `n` sockets; `closed` resolves as each closes (watched from the start). */
-async function open(path: string, n: number): Promise<{ peers: Socket[]; closed: Promise<void>[] }> {
-  const peers: Socket[] = [];
-  const closed: Promise<void>[] = [];
-  for (let i = 0; i < n; i++) {
-    const s = connect(path);
-    s.on('error', () => {});
-    closed.push(new Promise<void>((r) => s.once('close', () => r())));
-    // Read (and discard) what the daemon says, so its closing the connection is seen.
-    s.resume();
-    await new Promise((r) => s.once('connect', r));
-    sockets.push(s);
-    peers.push(s);
-  }
-  return { peers, closed };
-}
+after(closePeers);
 
 test('1,024 peers dripping a 16 KiB HELLO one byte per write: memory stays bounded', async () => {
   const d = await daemonWith('helloTimeoutMs: 600000, frameTimeoutMs: 600000');
-  const { peers } = await open(d.socket, PEERS);
+  const { peers } = await openPeers(d.socket, PEERS);
   const baseline = d.rssKiB();
   // A HELLO header declaring a 16 KiB body; then its bytes, one per write, round robin.
   const header = Buffer.alloc(8);
