@@ -4,8 +4,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../kvm/index.js';
 import { PluginClient } from '../../vmm/plugin-client.js';
+import { seaExit } from '../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../vmm/simulator.js';
 
 /** Polls `cond` (an event we cannot subscribe to, e.g. a file or a daemon's answer) until a deadline. */
@@ -55,14 +55,7 @@ export class LatencyProbe {
     this.#running = true;
     this.#loop = (async () => {
       while (this.#running) {
-        const out = await this.#client.handleExit({
-          type: 'sea',
-          vcpu: 0,
-          kvmFlags: KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
-          esr: 0x92000410n,
-          gva: 0n,
-          gpa: 0x7000n,
-        });
+        const out = await this.#client.handleExit(seaExit({ gpa: 0x7000n }));
         if (!this.#recording) continue;
         if (out.source !== 'daemon') this.fallbacks++;
         this.latencies.push(Number(out.latencyNs) / 1e6);

@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { controlRequest } from '../../control/index.js';
 import { printable } from '../../events/index.js';
-import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../kvm/index.js';
-import { encodeMessage } from '../../protocol/index.js';
+import { seaFrame } from '../../vmm/sample-events.js';
 import { metricSum, type RunningDaemon, removeDir, scrape, startDaemon } from '../helpers/daemon.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { until } from './fixtures.js';
@@ -25,19 +24,7 @@ const HOSTILE = [
 const GOOD = ['good-1', 'good-2'];
 const EVENTS = 40;
 
-const sea = (seq: number, gpa = 0x1000n) =>
-  encodeMessage({
-    type: 'sea',
-    seq,
-    vcpu: 0,
-    timeNs: BigInt(seq),
-    replay: false,
-    fallbackAction: 0,
-    kvmFlags: KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
-    esr: 0x92000410n,
-    gva: 0n,
-    gpa,
-  });
+const sea = (seq: number, gpa = 0x1000n) => seaFrame(seq, { timeNs: BigInt(seq), gpa });
 
 let d: RunningDaemon;
 before(async () => {

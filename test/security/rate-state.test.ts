@@ -7,25 +7,13 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../kvm/index.js';
-import { ACTION, encodeMessage } from '../../protocol/index.js';
+import { ACTION } from '../../protocol/index.js';
+import { seaFrame } from '../../vmm/sample-events.js';
 import { type RunningDaemon, removeDir, startDaemon } from '../helpers/daemon.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { writePolicy } from './fixtures.js';
 
-const sea = (seq: number, gpa: bigint) =>
-  encodeMessage({
-    type: 'sea',
-    seq,
-    vcpu: 0,
-    timeNs: BigInt(seq),
-    replay: false,
-    fallbackAction: 0,
-    kvmFlags: KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
-    esr: 0x92000410n,
-    gva: 0n,
-    gpa,
-  });
+const sea = (seq: number, gpa: bigint) => seaFrame(seq, { timeNs: BigInt(seq), gpa });
 
 let d: RunningDaemon;
 let dir: string;

@@ -10,8 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { controlRequest } from '../../control/index.js';
-import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../kvm/index.js';
-import { encodeMessage } from '../../protocol/index.js';
+import { seaFrame } from '../../vmm/sample-events.js';
 import { type RunningDaemon, removeDir, startDaemon } from '../helpers/daemon.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { until } from './fixtures.js';
@@ -30,19 +29,7 @@ after(async () => {
   for (const d of daemons) removeDir(d.dir);
 });
 
-const sea = (seq: number) =>
-  encodeMessage({
-    type: 'sea',
-    seq,
-    vcpu: 0,
-    timeNs: BigInt(seq),
-    replay: false,
-    fallbackAction: 0,
-    kvmFlags: KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
-    esr: 0x92000410n,
-    gva: 0n,
-    gpa: BigInt(seq) << 12n,
-  });
+const sea = (seq: number) => seaFrame(seq, { timeNs: BigInt(seq), gpa: BigInt(seq) << 12n });
 
 async function answered(c: RawClient, from: number, to: number): Promise<void> {
   c.send(Buffer.concat(Array.from({ length: to - from + 1 }, (_, i) => sea(from + i))));

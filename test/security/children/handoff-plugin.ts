@@ -8,7 +8,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
-import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../../kvm/index.js';
 import {
   CAP,
   encodeMessage,
@@ -17,6 +16,7 @@ import {
   PLUGIN_ACCEPTS,
   PROTOCOL_VERSION,
 } from '../../../protocol/index.js';
+import { seaFrame } from '../../../vmm/sample-events.js';
 
 const [mode, path, goFile] = process.argv.slice(2);
 
@@ -63,20 +63,7 @@ if (mode === 'parent') {
         labels: {},
       }),
     );
-    sock.write(
-      encodeMessage({
-        type: 'sea',
-        seq: 1,
-        vcpu: 0,
-        timeNs: 1n,
-        replay: false,
-        fallbackAction: 0,
-        kvmFlags: KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
-        esr: 0x92000410n,
-        gva: 0n,
-        gpa: 0x1000n,
-      }),
-    );
+    sock.write(seaFrame(1, { timeNs: 1n }));
   }, 20);
   setInterval(() => {}, 1e6);
 }

@@ -9,8 +9,7 @@
  * then every replay is recorded). It exits when stdin closes.
  */
 import { createInterface } from 'node:readline';
-import { KVM_EXIT_ARM_SEA_FLAG_GPA_VALID } from '../../../kvm/index.js';
-import { encodeMessage } from '../../../protocol/index.js';
+import { seaFrame } from '../../../vmm/sample-events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 
 const [socket, countArg] = process.argv.slice(2);
@@ -25,18 +24,7 @@ for (let first = 1; first <= count; first += 1000) {
   const frames: Buffer[] = [];
   for (let seq = first; seq < first + 1000 && seq <= count; seq++) {
     frames.push(
-      encodeMessage({
-        type: 'sea',
-        seq,
-        vcpu: 0,
-        timeNs: BigInt(seq),
-        replay: true,
-        fallbackAction: 1,
-        kvmFlags: KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
-        esr: 0x92000410n,
-        gva: 0n,
-        gpa: BigInt(seq) << 12n,
-      }),
+      seaFrame(seq, { timeNs: BigInt(seq), replay: true, fallbackAction: 1, gpa: BigInt(seq) << 12n }),
     );
   }
   chunks.push(Buffer.concat(frames));
