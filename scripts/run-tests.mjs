@@ -29,8 +29,9 @@ if (files.length === 0) {
 const coverage = filters.length === 0 && process.env.SEAWALL_COVERAGE !== '0';
 const COVERAGE_TMP = join('coverage', 'tmp');
 
-// A test that hangs fails after 3 minutes instead of stalling the run; its waits fail long
-// before that, naming what they waited for (test/helpers/wait.ts). --test-force-exit ends each
+// A test that hangs fails after 10 minutes (the real-KVM lane may take 8 under load) instead of
+// stalling the run; its waits fail long before that, naming what they waited for
+// (test/helpers/wait.ts). --test-force-exit ends each
 // file once its tests are done, even if a failed test left a handle open, and the file's exit
 // kills every process it started (test/helpers/processes.ts).
 const args = [
@@ -38,7 +39,7 @@ const args = [
   'tsx',
   '--test',
   '--test-concurrency=2',
-  '--test-timeout=180000',
+  '--test-timeout=600000',
   '--test-force-exit',
   '--test-reporter=spec',
   ...files,

@@ -2,11 +2,14 @@
  * A `seawall daemon` on the host, started from the package's own `bin` entry (package.json), on
  * private sockets and state: what a VMM reaches in production, here through QEMU's virtio-serial.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+// The lane runs only under the test runner: its processes are owned as every test's are, each in a
+// process group killed when the test file ends, even on a timeout (test/helpers/processes.ts).
+import { spawnOwned } from '../../test/helpers/processes.js';
 
 const run = promisify(execFile);
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -39,7 +42,7 @@ export async function startLaneDaemon(dir: string, name: string, args: string[] 
   // timeout must outlast the boot, as it must for any VMM that connects its port at start.
   const config = join(dir, `${name}.config.yaml`);
   writeFileSync(config, 'limits:\n  helloTimeoutMs: 600000\n');
-  const proc = spawn(
+  const proc = spawnOwned(
     process.execPath,
     [
       cli,

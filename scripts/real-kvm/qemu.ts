@@ -4,8 +4,11 @@
  * otherwise looks for a romfile it does not ship; `pauth-impdef=on` because the architected
  * pointer-authentication algorithm makes emulated boot several times slower.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+// The lane runs only under the test runner: its processes are owned as every test's are, each in a
+// process group killed when the test file ends, even on a timeout (test/helpers/processes.ts).
+import { spawnOwned } from '../../test/helpers/processes.js';
 
 export interface SerialPort {
   /** The port's name inside the guest (/sys/class/virtio-ports/*\/name). */
@@ -62,7 +65,7 @@ export function qemuArgs(o: QemuOptions): string[] {
 }
 
 export function startQemu(binary: string, o: QemuOptions): RunningQemu {
-  const proc = spawn(binary, qemuArgs(o), { stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawnOwned(binary, qemuArgs(o), { stdio: ['pipe', 'pipe', 'pipe'] });
   const console: string[] = [];
   createInterface({ input: proc.stdout! }).on('line', (l) => console.push(l));
   createInterface({ input: proc.stderr! }).on('line', (l) => console.push(`qemu: ${l}`));

@@ -24,7 +24,7 @@ async function drive(boot: LaneBoot): Promise<LaneRun> {
   const c = boot.control;
   const waitPhase = (phase: string, ms: number) =>
     c.waitFor((r) => r.t === 'wait' && r.phase === phase, ms, `wait ${phase}`);
-  await waitPhase('killed', 120_000);
+  await waitPhase('killed', 300_000);
   // The kill's outcome is decided when the killed VM's session ends, while lane-policy-peer is live.
   const killMetrics = await until(
     () => boot.policy.metrics(),
@@ -32,13 +32,13 @@ async function drive(boot: LaneBoot): Promise<LaneRun> {
   );
   const vmsDuringKill = await boot.policy.query(['vms']);
   c.go();
-  await waitPhase('daemon-stopped', 30_000);
+  await waitPhase('daemon-stopped', 90_000);
   boot.builtin.proc.kill('SIGSTOP');
   c.go();
-  await waitPhase('daemon-resumed', 30_000);
+  await waitPhase('daemon-resumed', 90_000);
   boot.builtin.proc.kill('SIGCONT');
   c.go();
-  await c.waitFor((r) => r.t === 'done', 60_000, 'done');
+  await c.waitFor((r) => r.t === 'done', 180_000, 'done');
   const exit = await Promise.race([
     boot.qemu.exited,
     new Promise<string>((r) => setTimeout(() => r('running'), 30_000)),
