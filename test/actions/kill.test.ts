@@ -32,7 +32,7 @@ before(async () => {
     provider((e) => ({
       rule: 'kill-it',
       action: 'kill',
-      graceMs: e.vm.id === 'vm-obedient' ? LONG_GRACE : GRACE,
+      graceMs: ['vm-obedient', 'vm-gone'].includes(e.vm.id) ? LONG_GRACE : GRACE,
     })),
   );
   actions = createActions(ActionsConfigSchema.parse({}), {
@@ -133,7 +133,7 @@ test("the kernel's peer pid is killed, never the pid a HELLO claims; an exited V
     await within('the newcomer to start', once(newcomer, 'spawn'));
     const k2 = await gone;
     assert.equal(k2.outcome, 'exited');
-    // Past the grace end nothing else is pending, and the newcomer lives.
+    // The kill is over (its VMM exited), nothing else is pending, and the newcomer lives.
     assert.equal(actions.kills.inFlight, 0);
     assert.equal(newcomer.exitCode, null);
     assert.equal(newcomer.signalCode, null);
