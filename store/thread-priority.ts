@@ -1,10 +1,15 @@
 /**
- * The daemon's helper threads — the store's writer and reader, the policy compiler — yield the
- * CPU to the verdict path. On a busy 2-core host, a writer committing 10,000 rows, the verdict
- * path's event loop and the VMMs all want a core; with equal priority the scheduler takes the
- * event loop off its core for tens of milliseconds at a time, and a vCPU waits that long for its
- * verdict. A helper thread's work only has to keep up on average (the write-ahead file bounds
- * what it owes), so it runs at a higher nice value than the rest of the process.
+ * The daemon's helper threads that nothing on the verdict path waits for — the store's reader
+ * (control-socket queries) and the policy compiler — yield the CPU to the verdict path. On a busy
+ * 2-core host, a query over ten thousand rows or a 10 MB policy compile and the verdict path's
+ * event loop all want a core; at equal priority the scheduler may take the event loop off its core
+ * for tens of milliseconds, and a vCPU waits that long for its verdict. A query or a reload may
+ * take longer instead, so these threads run at a higher nice value than the rest of the process.
+ *
+ * The writer thread is not niced: past its in-flight bound the verdict path waits for it, and on a
+ * host whose vCPUs keep every core busy at nice 0 a niced writer would be starved — verdicts
+ * would wait on it (a priority inversion). That was seen: under two busy loops a niced writer fell
+ * seconds behind.
  *
  * Linux applies setpriority(PRIO_PROCESS, tid) to the one thread `tid`; the thread finds its own
  * id in /proc/thread-self. Raising one's own nice value needs no privilege. Where either is not

@@ -13,7 +13,6 @@ import { isMainThread, type MessagePort, workerData } from 'node:worker_threads'
 import { openDatabase } from './connection.js';
 import { type AppliedUpdate, eventWriter } from './inserts.js';
 import { readRows, removeSegment } from './segments.js';
-import { yieldToVerdictPath } from './thread-priority.js';
 
 /** What the main thread starts the worker with. */
 export interface WriterData {
@@ -46,7 +45,8 @@ export interface WriterAck {
 }
 
 function run(data: WriterData): void {
-  yieldToVerdictPath();
+  // Not niced, unlike the reader (store/thread-priority.ts): past maxInFlight the verdict path
+  // waits for this thread, so starving it behind busy vCPUs would stall verdicts, not spare them.
   const { port } = data;
   const shared = new Int32Array(data.shared);
   const publish = (slot: number, value: number) => {
