@@ -33,7 +33,7 @@ import type { AppliedUpdate, StoreRow } from './inserts.js';
 export type { StoreHealth } from './held-rows.js';
 
 import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
-import { readRows, recoverPending, removeSegment, segmentPath, toJson } from './segments.js';
+import { encodeRow, readRows, recoverPending, removeSegment, segmentPath } from './segments.js';
 import { WriterClient } from './writer-client.js';
 
 export interface WriteAheadOptions {
@@ -205,7 +205,7 @@ export class WriteAhead {
       this.#fd = openSync(this.path, 'a', 0o600);
       if (this.#held.length > 0) {
         const rows = this.#held.peek();
-        writeSync(this.#fd, `${rows.map(toJson).join('\n')}\n`);
+        writeSync(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
         for (const row of rows) {
           this.#keys.push(row.key);
           this.#fileRows.push(row);
@@ -249,7 +249,7 @@ export class WriteAhead {
       return;
     }
     try {
-      writeSync(this.#fd, `${rows.map(toJson).join('\n')}\n`);
+      writeSync(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
     } catch (err) {
       // The file cannot take it (ENOSPC, EIO…): held in memory until it can.
       this.#fail('append', err);
