@@ -43,7 +43,7 @@ export interface WriteAheadOptions {
   maxPending?: number;
   /** Rows handed over and not yet committed that make the verdict path wait. */
   maxInFlight?: number;
-  /** How long a read (or close) waits for the writer thread before committing here. */
+  /** How long a read, close or full queue waits for a writer thread that commits nothing before committing here. */
   waitMs?: number;
   /** false: no writer thread, commits on the event loop (the design before it; for comparison). */
   thread?: boolean;
@@ -399,6 +399,26 @@ export class WriteAhead {
     }
     // Backpressure: the verdict path waits for the thread. Not `flush`, which hands over first and
     // would come back here while the rows are still in flight.
+    if (this.#inFlightRows >= this.#maxInFlight) this.#relieve();
+  }
+
+  /**
+   * Waits for the oldest segments until at most half the bound is in flight — not for all of
+   * them, which made every stall as long as the whole backlog — then falls back to `#drain` if
+   * the thread is gone or stalled.
+   */
+  #relieve(): void {
+    if (this.#writer?.alive) {
+      let left = this.#inFlightRows;
+      let upTo = 0;
+      for (const [id, seg] of this.#inFlight) {
+        if (left <= this.#maxInFlight / 2) break;
+        if (id <= 0) continue; // not posted: only `#drain` commits those
+        left -= seg.keys.length;
+        upTo = Math.max(upTo, id);
+      }
+      if (upTo > 0) this.#writer.waitFor(upTo, this.#waitMs);
+    }
     if (this.#inFlightRows >= this.#maxInFlight) this.#drain();
   }
 
