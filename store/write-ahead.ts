@@ -125,7 +125,9 @@ export class WriteAhead {
     this.#threaded = opts.thread !== false;
     this.recovered = recoverPending(store, this.path);
     this.#fd = openSync(this.path, 'a', 0o600);
-    this.#writer = this.#startWriter();
+    // Started with the first hand-over: a host without memory errors — the usual one — never
+    // pays for a thread (its isolate and connection, ~10 MB resident) it has nothing to give.
+    this.#writer = null;
     store.beforeRead = () => this.flush();
     this.#check = setInterval(() => this.#tick(), opts.checkMs ?? 1000);
     this.#check.unref();
@@ -195,7 +197,7 @@ export class WriteAhead {
         old?.close(this.#waitMs);
         for (const [id, seg] of [...this.#inFlight])
           if (seg.file && !existsSync(seg.file)) this.#done(id, seg);
-        this.#writer = this.#startWriter();
+        // A fresh thread starts with the hand-over below, on the reopened file.
       }
       try {
         closeSync(this.#fd);
@@ -384,6 +386,7 @@ export class WriteAhead {
       this.#applied = [];
     }
     const toPost = [...this.#inFlight].filter(([, seg]) => seg.retry);
+    if (toPost.length > 0 && this.#writer === null) this.#writer = this.#startWriter();
     for (const [id, seg] of toPost) {
       if (!this.#writer?.alive) {
         this.#commitHere(id, seg);
