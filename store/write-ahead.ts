@@ -232,6 +232,11 @@ export class WriteAhead {
     this.#onHealth(this.health);
   }
 
+  /** Whether a writer thread runs: none until the first hand-over, none after it died. */
+  get writerRunning(): boolean {
+    return this.#writer?.alive === true;
+  }
+
   /** Rows written ahead and not yet committed to SQLite. */
   get pending(): number {
     return this.#keys.length + this.#inFlightRows;

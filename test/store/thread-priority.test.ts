@@ -53,29 +53,3 @@ test('the reader thread runs at the helper nice value; the writer and the event 
     store.close();
   }
 });
-
-test('the writer thread starts with the first hand-over: an open store with nothing to commit runs none', async () => {
-  const { dir, path } = tempStorePath();
-  dirs.push(dir);
-  // The helper nice value marks the store's helper threads (each takes it first thing), so
-  // counting the threads that carry it counts them.
-  const helpers = () => [...niceByThread().values()].filter((n) => n === HELPER_THREAD_NICE).length;
-  await until('the helper threads of earlier tests to end', () => helpers() === 0);
-  const store = new EventStore({ path });
-  const ahead = new WriteAhead(store, { flushMs: 5 });
-  const reader = new StoreReader(store, () => ahead.settle());
-  try {
-    // The reader thread, started after the write-ahead layer, answering is the signal: a writer
-    // thread started with the layer would have taken the nice value by then too.
-    assert.equal((await reader.events({})).length, 0);
-    assert.equal(helpers(), 1, 'only the reader thread: no writer thread while nothing was recorded');
-    ahead.record([record({ session: session('vm-a'), seq: 1, timeMs: Date.now() })]);
-    await until('the writer thread to commit the row', () => ahead.pending === 0);
-    assert.equal(helpers(), 2, 'the hand-over started the writer thread');
-    assert.equal(store.queries.totals().events, 1);
-  } finally {
-    reader.close();
-    ahead.close();
-    store.close();
-  }
-});

@@ -57,6 +57,21 @@ test('the writer thread commits handed-over segments and deletes them; reads see
   assert.deepEqual(errors, []);
 });
 
+test('the writer thread starts with the first hand-over: an open store with nothing to commit runs none', async () => {
+  const { store, errors } = open();
+  const ahead = new WriteAhead(store, { flushMs: 5, onError: (_op, err) => errors.push(err) });
+  assert.equal(ahead.writerRunning, false, 'no thread before anything was recorded');
+  assert.equal(store.queries.totals().events, 0);
+  assert.equal(ahead.writerRunning, false, 'a read hands nothing over, so starts no thread');
+  ahead.record([record({ session: session('vm-w', 1n), seq: 1, timeMs: T0 })]);
+  await until('the writer thread to commit the row', () => ahead.pending === 0);
+  assert.equal(ahead.writerRunning, true, 'the hand-over started it');
+  assert.equal(store.queries.totals().events, 1);
+  ahead.close();
+  store.close();
+  assert.deepEqual(errors, []);
+});
+
 test('past maxInFlight rows the verdict path waits for the thread, and every row is stored once', () => {
   const { store, errors } = open();
   // Every batch is handed over at once (maxPending 1) and in-flight rows pass the bound on every
