@@ -199,9 +199,10 @@ export class Service {
     await this.policy.loadInitial(this.config.policy);
     // Rate windows and repeat-page memory survive restarts: replay recent stored events into the
     // state (after the policy load, which sizes the rate rings).
-    for (const e of this.store?.queries.recentPolicyEvents(Date.now() - REBUILD_WINDOW_MS) ?? []) {
-      this.policyState.observe(e);
-    }
+    const state = this.policyState;
+    this.store?.queries.recentObservations(Date.now() - REBUILD_WINDOW_MS, (vm, timeMs, gpa) =>
+      state.observeAt(vm, timeMs, gpa),
+    );
     // Level 3: the sockets.
     const activated = takeListenFds();
     // An unnamed single fd (systemd-socket-activate without --fdname) is the plugin socket.

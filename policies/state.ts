@@ -154,12 +154,16 @@ export class PolicyState {
 
   /** Records an event without deciding anything: the daemon's start-up replay uses this. */
   observe(event: PolicyEvent): void {
-    const t = event.timeMs;
+    this.observeAt(event.vm.id, event.timeMs, event.gpa);
+  }
+
+  /** `observe` with only what the state keeps: the start-up replay needs no whole event per row. */
+  observeAt(vmId: string, timeMs: number, gpa: bigint | null): void {
     const cap = this.ringCapacityValue;
-    this.host.push(t, cap);
-    const vm = this.touchVm(event.vm.id);
-    vm.ring.push(t, cap);
-    if (event.gpa !== null) this.touchPage(vm, event.gpa >> 12n).push(t, cap);
+    this.host.push(timeMs, cap);
+    const vm = this.touchVm(vmId);
+    vm.ring.push(timeMs, cap);
+    if (gpa !== null) this.touchPage(vm, gpa >> 12n).push(timeMs, cap);
   }
 
   /** Stored events in `scope` for this event within (timeMs - windowMs, timeMs]; the event itself is not counted. */

@@ -23,13 +23,12 @@ import {
   type StoreRow,
 } from './inserts.js';
 import { StoreQueries } from './queries.js';
-import { eventParams, hex64, poisonsPage } from './rows.js';
+import { type EventValues, eventValues, hex64, replayKey } from './rows.js';
 import { migrate } from './schema.js';
 
 export type { AppendResult, StoreRow } from './inserts.js';
 
-export const replayKey = (vm: string, seq: number, timeHex: string): string =>
-  `${vm}\u0000${seq}\u0000${timeHex}`;
+export { replayKey } from './rows.js';
 
 /** The file name inside the state directory. */
 export const STORE_FILE = 'events.sqlite';
@@ -199,7 +198,7 @@ export class EventStore {
    */
   append(batch: readonly EventRecord[]): AppendResult | null {
     if (batch.length === 0) return { inserted: 0, duplicates: 0 };
-    return this.#guard('append', () => this.#appendRows(this.rowsOf(batch)));
+    return this.#guard('append', () => this.#appendRows(this.rowsOf(batch).map((r) => r.values)));
   }
 
   /**
@@ -222,12 +221,7 @@ export class EventStore {
         continue;
       }
       keys?.add(key);
-      const t = r.event.timeMs;
-      rows.push({
-        params: eventParams(r, this.bootId, storedNs),
-        poison: poisonsPage(r) ? [r.event.vm.id, hex64(r.event.gpa as bigint), t] : null,
-        key,
-      });
+      rows.push({ values: eventValues(r, this.bootId, storedNs, time), key });
     }
     return rows;
   }
@@ -236,7 +230,7 @@ export class EventStore {
    * Inserts rows (idempotent), then sets APPLIED results, in one transaction; null and
    * `onError('append')` on failure.
    */
-  appendRows(rows: readonly StoreRow[], applied: readonly AppliedUpdate[] = []): AppendResult | null {
+  appendRows(rows: readonly EventValues[], applied: readonly AppliedUpdate[] = []): AppendResult | null {
     if (rows.length === 0 && applied.length === 0) return { inserted: 0, duplicates: 0 };
     return this.#guard('append', () => this.#appendRows(rows, applied));
   }

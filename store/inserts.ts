@@ -4,12 +4,11 @@
  * prepare their statements from here, so the two can never store a row differently.
  */
 import type Database from 'better-sqlite3';
-import type { EventParams } from './rows.js';
+import { COL, EVENT_COLUMNS, type EventValues, valuesPoisonPage } from './rows.js';
 
-/** One event row ready to insert, with its poisoned page (vm, gpa, time) and its replay key. */
+/** One event row ready to insert, with its replay key. */
 export interface StoreRow {
-  params: EventParams;
-  poison: [string, string, number] | null;
+  values: EventValues;
   key: string;
 }
 
@@ -38,14 +37,8 @@ export type AppliedUpdate = [
  * order, not the seq, identifies an event: a plugin may reuse a seq once its verdict has arrived.
  */
 export const EVENT_INSERT_SQL = `
-  INSERT INTO events (boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc,
-    fsc_class, abort, severity, sigbus_code, gva, gpa, replay, fallback_action, action, rule,
-    policy_version, downgrade, verdict_action, verdict_flags, latency_ns, non_conforming, kernel_mismatch,
-    plugin_time_ns, ord)
-  VALUES (@boot_id, @session_id, @seq, @time_ms, @vm, @labels, @vcpu, @kind, @esr, @ec, @fsc,
-    @fsc_class, @abort, @severity, @sigbus_code, @gva, @gpa, @replay, @fallback_action, @action, @rule,
-    @policy_version, @downgrade, @verdict_action, @verdict_flags, @latency_ns, @non_conforming, @kernel_mismatch,
-    @plugin_time_ns, @ord)
+  INSERT INTO events (${EVENT_COLUMNS.join(', ')})
+  VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')})
   ON CONFLICT (boot_id, session_id, ord) DO NOTHING`;
 
 export const POISON_UPSERT_SQL = `
@@ -71,17 +64,17 @@ export const APPLIED_UPDATE_SQL = `
 export function eventWriter(
   db: Database.Database,
   bootId: string,
-): (rows: readonly StoreRow[], applied?: readonly AppliedUpdate[]) => AppendResult {
+): (rows: readonly EventValues[], applied?: readonly AppliedUpdate[]) => AppendResult {
   const insert = db.prepare(EVENT_INSERT_SQL);
   const poison = db.prepare(POISON_UPSERT_SQL);
   const applied = db.prepare(APPLIED_UPDATE_SQL);
-  return db.transaction((rows: readonly StoreRow[], updates: readonly AppliedUpdate[] = []) => {
+  return db.transaction((rows: readonly EventValues[], updates: readonly AppliedUpdate[] = []) => {
     let inserted = 0;
-    for (const row of rows) {
-      if (insert.run(row.params).changes === 0) continue;
+    for (const v of rows) {
+      if (insert.run(v).changes === 0) continue;
       inserted++;
       // Only a new row counts towards its page, so a repeated insert cannot inflate the count.
-      if (row.poison) poison.run(row.poison[0], row.poison[1], row.poison[2], row.poison[2]);
+      if (valuesPoisonPage(v)) poison.run(v[COL.vm], v[COL.gpa], v[COL.timeMs], v[COL.timeMs]);
     }
     for (const [sessionId, seq, result, timeMs, fallbackAction] of updates)
       applied.run(result, timeMs, fallbackAction, bootId, sessionId, seq);

@@ -8,7 +8,14 @@
  */
 import type Database from 'better-sqlite3';
 import type { PolicyEvent } from '../policies/index.js';
-import { type EventRow, type PolicyEventRow, policyEvent, type StoredEvent, storedEvent } from './rows.js';
+import {
+  type EventRow,
+  type PolicyEventRow,
+  parseHex64,
+  policyEvent,
+  type StoredEvent,
+  storedEvent,
+} from './rows.js';
 
 /** Most rows a single query returns, whatever the caller asks. */
 export const MAX_QUERY_LIMIT = 10_000;
@@ -336,6 +343,49 @@ export class StoreQueries {
    */
   recentPolicyEvents(sinceMs: number, limit: number = DEFAULT_REBUILD_LIMIT): PolicyEvent[] {
     return this.#policyEvents(this.#rebuild.iterate(sinceMs, Math.max(1, Math.floor(limit))));
+  }
+
+  /**
+   * What the policy state keeps of the newest `limit` events since `sinceMs` — VM, time, GPA —
+   * handed to `visit` oldest first, row by row: the start-up rebuild of `recentPolicyEvents`
+   * without building (and parsing labels and ESRs into) a PolicyEvent per row, and without
+   * sorting the window: the newest `limit`th row is found on the time index, then the rows from
+   * it are read in index order. Returns how many rows were visited.
+   */
+  recentObservations(
+    sinceMs: number,
+    visit: (vm: string, timeMs: number, gpa: bigint | null) => void,
+    limit: number = DEFAULT_REBUILD_LIMIT,
+  ): number {
+    const from = this.#db
+      .prepare(
+        'SELECT time_ms, id FROM events WHERE time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT 1 OFFSET ?',
+      )
+      .raw()
+      .get(sinceMs, Math.max(1, Math.floor(limit)) - 1) as [number, number] | undefined;
+    const [t, id] = from ?? [sinceMs, Number.MIN_SAFE_INTEGER];
+    const rows = this.#db
+      .prepare(
+        'SELECT vm, time_ms, gpa FROM events WHERE time_ms >= ? AND (time_ms > ? OR id >= ?) ORDER BY time_ms, id',
+      )
+      .raw()
+      .iterate(t, t, id) as IterableIterator<[string, number, string | null]>;
+    // Pages repeat: each distinct GPA text becomes a bigint once.
+    const pages = new Map<string, bigint>();
+    let n = 0;
+    for (const [vm, time, gpaText] of rows) {
+      let gpa: bigint | null = null;
+      if (gpaText !== null) {
+        gpa = pages.get(gpaText) ?? null;
+        if (gpa === null) {
+          gpa = parseHex64(gpaText);
+          pages.set(gpaText, gpa);
+        }
+      }
+      visit(vm, time, gpa);
+      n++;
+    }
+    return n;
   }
 
   #policyEvents(rows: Iterable<unknown>): PolicyEvent[] {

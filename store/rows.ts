@@ -103,53 +103,142 @@ export interface EventRow {
   applied_ms: number | null;
 }
 
-/** Named parameters of the event INSERT. */
-/** Named parameters of the event INSERT: plain JSON values (session ids are small counters). */
-export type EventParams = Omit<EventRow, 'id' | 'applied' | 'applied_ms'>;
+/** The stored columns of an event row, in the order of `EventValues`, the INSERT and the write-ahead file. */
+export const EVENT_COLUMNS = [
+  'boot_id',
+  'session_id',
+  'seq',
+  'time_ms',
+  'vm',
+  'labels',
+  'vcpu',
+  'kind',
+  'esr',
+  'ec',
+  'fsc',
+  'fsc_class',
+  'abort',
+  'severity',
+  'sigbus_code',
+  'gva',
+  'gpa',
+  'replay',
+  'fallback_action',
+  'action',
+  'rule',
+  'policy_version',
+  'downgrade',
+  'verdict_action',
+  'verdict_flags',
+  'latency_ns',
+  'non_conforming',
+  'kernel_mismatch',
+  'plugin_time_ns',
+  'ord',
+] as const satisfies readonly (keyof EventRow)[];
+
+/** The INSERT parameters of one event, by column name (the write-ahead file's first encoding). */
+export type EventParams = Pick<EventRow, (typeof EVENT_COLUMNS)[number]>;
+
+/**
+ * One event row as positional values in `EVENT_COLUMNS` order: what the verdict path builds, the
+ * write-ahead file holds (a JSON array: no column names to write or parse per event) and the
+ * INSERT binds.
+ */
+export type EventValues = ValuesOf<typeof EVENT_COLUMNS>;
+type ValuesOf<T extends readonly (keyof EventParams)[]> = { -readonly [I in keyof T]: EventParams[T[I]] };
+
+/** Indexes into `EventValues` of the columns the store itself reads. */
+export const COL = {
+  seq: 2,
+  timeMs: 3,
+  vm: 4,
+  kind: 7,
+  gpa: 16,
+  pluginTimeNs: 28,
+  ord: 29,
+} as const satisfies { [k: string]: number };
+
+export function valuesOfParams(p: EventParams): EventValues {
+  return EVENT_COLUMNS.map((c) => p[c]) as unknown as EventValues;
+}
+
+/** The key a replay of this event would match: the VM, the plugin's seq and its exit time. */
+export const replayKey = (vm: string, seq: number, timeHex: string): string =>
+  `${vm}\u0000${seq}\u0000${timeHex}`;
 
 const jsonOrNull = (v: readonly unknown[] | null): string | null =>
   v === null || v.length === 0 ? null : JSON.stringify(v);
 
-/** The INSERT parameters for one record; `storedNs` is hrtime when the batch is stored. */
-export function eventParams(r: EventRecord, bootId: string, storedNs: bigint): EventParams {
-  const e = r.event;
-  const m = r.msg;
+/**
+ * A session's labels are one frozen object for all its events: encoded once, not per event.
+ * Weakly held, so a closed session's entry goes with it.
+ */
+const labelsJson = new WeakMap<object, string>();
+function labelsText(labels: Readonly<Record<string, string>>): string {
+  let text = labelsJson.get(labels);
+  if (text === undefined) {
+    text = JSON.stringify(labels);
+    labelsJson.set(labels, text);
+  }
+  return text;
+}
+
+function downgradesOf(r: EventRecord): string | null {
   const d = r.decision;
+  if (!d?.downgrade && !r.verdictDowngrade) return null;
   const downgrades: StoredEvent['downgrades'] = [];
   if (d?.downgrade) downgrades.push({ by: 'policy', ...d.downgrade });
   if (r.verdictDowngrade) downgrades.push({ by: 'daemon', ...r.verdictDowngrade });
-  return {
-    boot_id: bootId,
-    session_id: Number(r.session.id),
-    seq: m.seq,
-    time_ms: e.timeMs,
-    vm: e.vm.id,
-    labels: JSON.stringify(e.vm.labels),
-    vcpu: e.vcpu,
-    kind: e.kind,
-    esr: e.esr ? hex64(e.esr.raw) : null,
-    ec: e.esr ? e.esr.ec : null,
-    fsc: e.esr?.abort ? e.esr.abort.fsc : null,
-    fsc_class: e.fsc,
-    abort: e.abort,
-    severity: e.severity,
-    sigbus_code: e.sigbusCode,
-    gva: m.type === 'sea' ? hex64(m.gva) : null,
-    gpa: e.gpa === null ? null : hex64(e.gpa),
-    replay: r.replay ? 1 : 0,
-    fallback_action: r.replay ? m.fallbackAction : null,
-    action: d ? d.action : null,
-    rule: d ? d.rule : null,
-    policy_version: d ? d.policyVersion : null,
-    downgrade: jsonOrNull(downgrades),
-    verdict_action: r.verdict ? r.verdict.action : null,
-    verdict_flags: r.verdict ? r.verdict.flags : null,
-    latency_ns: r.replay ? null : Number(storedNs - r.receivedNs),
-    non_conforming: jsonOrNull(r.nonConforming),
-    kernel_mismatch: r.kernelMismatch === null ? null : JSON.stringify(r.kernelMismatch),
-    plugin_time_ns: hex64(m.timeNs),
-    ord: r.ord ?? m.seq,
-  };
+  return jsonOrNull(downgrades);
+}
+
+/**
+ * The row values for one record; `storedNs` is hrtime when the batch is stored and `timeHex` the
+ * plugin's exit time as `hex64` (the caller has it already for the replay key).
+ */
+export function eventValues(r: EventRecord, bootId: string, storedNs: bigint, timeHex: string): EventValues {
+  const e = r.event;
+  const m = r.msg;
+  const d = r.decision;
+  const esr = e.esr;
+  return [
+    bootId,
+    Number(r.session.id),
+    m.seq,
+    e.timeMs,
+    e.vm.id,
+    labelsText(e.vm.labels),
+    e.vcpu,
+    e.kind,
+    esr ? hex64(esr.raw) : null,
+    esr ? esr.ec : null,
+    esr?.abort ? esr.abort.fsc : null,
+    e.fsc,
+    e.abort,
+    e.severity,
+    e.sigbusCode,
+    m.type === 'sea' ? hex64(m.gva) : null,
+    e.gpa === null ? null : hex64(e.gpa),
+    r.replay ? 1 : 0,
+    r.replay ? m.fallbackAction : null,
+    d ? d.action : null,
+    d ? d.rule : null,
+    d ? d.policyVersion : null,
+    downgradesOf(r),
+    r.verdict ? r.verdict.action : null,
+    r.verdict ? r.verdict.flags : null,
+    r.replay ? null : Number(storedNs - r.receivedNs),
+    jsonOrNull(r.nonConforming),
+    r.kernelMismatch === null ? null : JSON.stringify(r.kernelMismatch),
+    timeHex,
+    r.ord ?? m.seq,
+  ];
+}
+
+/** Whether a stored row marks its page as poisoned: `poisonsPage` below, read from the row. */
+export function valuesPoisonPage(v: EventValues): boolean {
+  return v[COL.gpa] !== null && (v[COL.kind] === 'sea' || v[COL.kind] === 'sigbus');
 }
 
 /** Whether an event marks its page as poisoned (SEA and SIGBUS memory errors with a known GPA). */

@@ -33,7 +33,7 @@ import type { AppliedUpdate, StoreRow } from './inserts.js';
 export type { StoreHealth } from './held-rows.js';
 
 import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
-import { readRows, recoverPending, removeSegment, segmentPath, toJson } from './segments.js';
+import { encodeRow, readRows, recoverPending, removeSegment, segmentPath } from './segments.js';
 import { WriterClient } from './writer-client.js';
 
 export interface WriteAheadOptions {
@@ -43,7 +43,7 @@ export interface WriteAheadOptions {
   maxPending?: number;
   /** Rows handed over and not yet committed that make the verdict path wait. */
   maxInFlight?: number;
-  /** How long a read (or close) waits for the writer thread before committing here. */
+  /** How long a read, close or full queue waits for a writer thread that commits nothing before committing here. */
   waitMs?: number;
   /** false: no writer thread, commits on the event loop (the design before it; for comparison). */
   thread?: boolean;
@@ -125,7 +125,9 @@ export class WriteAhead {
     this.#threaded = opts.thread !== false;
     this.recovered = recoverPending(store, this.path);
     this.#fd = openSync(this.path, 'a', 0o600);
-    this.#writer = this.#startWriter();
+    // Started with the first hand-over: a host without memory errors — the usual one — never
+    // pays for a thread (its isolate and connection, ~10 MB resident) it has nothing to give.
+    this.#writer = null;
     store.beforeRead = () => this.flush();
     this.#check = setInterval(() => this.#tick(), opts.checkMs ?? 1000);
     this.#check.unref();
@@ -195,7 +197,7 @@ export class WriteAhead {
         old?.close(this.#waitMs);
         for (const [id, seg] of [...this.#inFlight])
           if (seg.file && !existsSync(seg.file)) this.#done(id, seg);
-        this.#writer = this.#startWriter();
+        // A fresh thread starts with the hand-over below, on the reopened file.
       }
       try {
         closeSync(this.#fd);
@@ -205,7 +207,7 @@ export class WriteAhead {
       this.#fd = openSync(this.path, 'a', 0o600);
       if (this.#held.length > 0) {
         const rows = this.#held.peek();
-        writeSync(this.#fd, `${rows.map(toJson).join('\n')}\n`);
+        writeSync(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
         for (const row of rows) {
           this.#keys.push(row.key);
           this.#fileRows.push(row);
@@ -230,6 +232,11 @@ export class WriteAhead {
     this.#onHealth(this.health);
   }
 
+  /** Whether a writer thread runs: none until the first hand-over, none after it died. */
+  get writerRunning(): boolean {
+    return this.#writer?.alive === true;
+  }
+
   /** Rows written ahead and not yet committed to SQLite. */
   get pending(): number {
     return this.#keys.length + this.#inFlightRows;
@@ -249,7 +256,7 @@ export class WriteAhead {
       return;
     }
     try {
-      writeSync(this.#fd, `${rows.map(toJson).join('\n')}\n`);
+      writeSync(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
     } catch (err) {
       // The file cannot take it (ENOSPC, EIO…): held in memory until it can.
       this.#fail('append', err);
@@ -384,6 +391,7 @@ export class WriteAhead {
       this.#applied = [];
     }
     const toPost = [...this.#inFlight].filter(([, seg]) => seg.retry);
+    if (toPost.length > 0 && this.#writer === null) this.#writer = this.#startWriter();
     for (const [id, seg] of toPost) {
       if (!this.#writer?.alive) {
         this.#commitHere(id, seg);
@@ -399,6 +407,26 @@ export class WriteAhead {
     }
     // Backpressure: the verdict path waits for the thread. Not `flush`, which hands over first and
     // would come back here while the rows are still in flight.
+    if (this.#inFlightRows >= this.#maxInFlight) this.#relieve();
+  }
+
+  /**
+   * Waits for the oldest segments until at most half the bound is in flight — not for all of
+   * them, which made every stall as long as the whole backlog — then falls back to `#drain` if
+   * the thread is gone or stalled.
+   */
+  #relieve(): void {
+    if (this.#writer?.alive) {
+      let left = this.#inFlightRows;
+      let upTo = 0;
+      for (const [id, seg] of this.#inFlight) {
+        if (left <= this.#maxInFlight / 2) break;
+        if (id <= 0) continue; // not posted: only `#drain` commits those
+        left -= seg.keys.length;
+        upTo = Math.max(upTo, id);
+      }
+      if (upTo > 0) this.#writer.waitFor(upTo, this.#waitMs);
+    }
     if (this.#inFlightRows >= this.#maxInFlight) this.#drain();
   }
 

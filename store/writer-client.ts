@@ -81,13 +81,20 @@ export class WriterClient {
 
   /**
    * Blocks until the thread has processed segment `id` (and every one before it) and delivers
-   * their acknowledgements; false when `timeoutMs` passed first or the thread is gone.
+   * their acknowledgements; false when the thread is gone or processed nothing for `stallMs`. A
+   * thread that is behind but still committing is waited for: committing its segments here
+   * instead would only contend with it for the database lock.
    */
-  waitFor(id: number, timeoutMs: number): boolean {
-    const deadline = performance.now() + timeoutMs;
+  waitFor(id: number, stallMs: number): boolean {
+    let seen = Atomics.load(this.#shared, Slot.DONE);
+    let deadline = performance.now() + stallMs;
     for (;;) {
       const done = Atomics.load(this.#shared, Slot.DONE);
       if (done >= id) break;
+      if (done !== seen) {
+        seen = done;
+        deadline = performance.now() + stallMs;
+      }
       const left = deadline - performance.now();
       if (!this.alive || left <= 0) {
         this.#drain();

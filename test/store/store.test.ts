@@ -163,6 +163,44 @@ test('events are filtered by VM and time and limited to the newest, returned old
   store.close();
 });
 
+test('recentObservations visits what the policy state keeps of the newest events, oldest first', () => {
+  const store = open();
+  const a = session('vm-a', 1n);
+  const b = session('vm-b', 2n);
+  // Several events share a time: the limit's cut falls inside them and must follow the id order.
+  const records = [
+    record({ session: a, seq: 1, timeMs: T0 - 5000 }),
+    record({ session: a, seq: 2, timeMs: T0 + 10, gpa: 0x4000_1000n }),
+    record({ session: b, seq: 1, timeMs: T0 + 20, gpa: null }),
+    record({ session: a, seq: 3, timeMs: T0 + 20, gpa: 0x4000_2000n }),
+    record({ session: b, seq: 2, timeMs: T0 + 20, gpa: 0x4000_3000n }),
+    record({ session: a, seq: 4, timeMs: T0 + 30, gpa: 0x4000_1000n }),
+  ];
+  store.append(records);
+  const visit = (since: number, limit?: number) => {
+    const seen: [string, number, bigint | null][] = [];
+    const n = store.queries.recentObservations(since, (vm, t, gpa) => seen.push([vm, t, gpa]), limit);
+    assert.equal(n, seen.length);
+    return seen;
+  };
+  assert.deepEqual(visit(T0), [
+    ['vm-a', T0 + 10, 0x4000_1000n],
+    ['vm-b', T0 + 20, null],
+    ['vm-a', T0 + 20, 0x4000_2000n],
+    ['vm-b', T0 + 20, 0x4000_3000n],
+    ['vm-a', T0 + 30, 0x4000_1000n],
+  ]);
+  // The same events, in the same order, as the whole-event rebuild returns.
+  assert.deepEqual(
+    visit(0, 3),
+    store.queries.recentPolicyEvents(0, 3).map((e) => [e.vm.id, e.timeMs, e.gpa]),
+  );
+  assert.equal(visit(0, 3)[0]?.[2], 0x4000_2000n, 'the cut inside equal times keeps the newest ids');
+  assert.equal(visit(0).length, 6);
+  assert.deepEqual(visit(T0 + 31), []);
+  store.close();
+});
+
 test('recentPolicyEvents returns what the policy saw, oldest first, ESR decoded again', () => {
   const store = open();
   const s = session('vm-a', 1n, { tenant: 'blue', tier: 'gold' });

@@ -5,11 +5,11 @@
  * left are recovered at open.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
-import { segmentPath, toJson } from '../../store/segments.js';
+import { decodeLine, encodeRow, segmentPath } from '../../store/segments.js';
 import { until } from '../helpers/wait.js';
 import { record, session, tempStorePath } from './records.js';
 
@@ -52,6 +52,21 @@ test('the writer thread commits handed-over segments and deletes them; reads see
   }
   assert.deepEqual(segmentsIn(dir), []);
   assert.equal(store.queries.totals().events, 50);
+  ahead.close();
+  store.close();
+  assert.deepEqual(errors, []);
+});
+
+test('the writer thread starts with the first hand-over: an open store with nothing to commit runs none', async () => {
+  const { store, errors } = open();
+  const ahead = new WriteAhead(store, { flushMs: 5, onError: (_op, err) => errors.push(err) });
+  assert.equal(ahead.writerRunning, false, 'no thread before anything was recorded');
+  assert.equal(store.queries.totals().events, 0);
+  assert.equal(ahead.writerRunning, false, 'a read hands nothing over, so starts no thread');
+  ahead.record([record({ session: session('vm-w', 1n), seq: 1, timeMs: T0 })]);
+  await until('the writer thread to commit the row', () => ahead.pending === 0);
+  assert.equal(ahead.writerRunning, true, 'the hand-over started it');
+  assert.equal(store.queries.totals().events, 1);
   ahead.close();
   store.close();
   assert.deepEqual(errors, []);
@@ -125,11 +140,11 @@ test('at open, the pending file and every segment a killed daemon left are inser
       Array.from({ length: to - from + 1 }, (_, i) => record({ session: s, seq: from + i, timeMs: T0 })),
     );
   const pending = `${path}.pending`;
-  writeFileSync(segmentPath(pending, 2), `${rowsOf(1, 10).map(toJson).join('\n')}\n`);
-  writeFileSync(segmentPath(pending, 11), `${rowsOf(11, 20).map(toJson).join('\n')}\n`);
+  writeFileSync(segmentPath(pending, 2), `${rowsOf(1, 10).map(encodeRow).join('\n')}\n`);
+  writeFileSync(segmentPath(pending, 11), `${rowsOf(11, 20).map(encodeRow).join('\n')}\n`);
   // The live file, with a torn last line: that batch's verdicts never left.
-  writeFileSync(pending, `${rowsOf(21, 25).map(toJson).join('\n')}\n{"params":{"bo`);
-  store.appendRows(rowsOf(1, 3)); // a segment committed just before the kill
+  writeFileSync(pending, `${rowsOf(21, 25).map(encodeRow).join('\n')}\n["bo`);
+  store.appendRows(rowsOf(1, 3).map((r) => r.values)); // a segment committed just before the kill
   const ahead = new WriteAhead(store);
   assert.equal(ahead.recovered, 25);
   assert.deepEqual(segmentsIn(dir), []);
@@ -137,6 +152,53 @@ test('at open, the pending file and every segment a killed daemon left are inser
   ahead.close();
   store.close();
   assert.ok(existsSync(pending));
+});
+
+test('segments in the JSON-object encoding of earlier versions are recovered beside the array one', () => {
+  const { dir, path, store } = open();
+  const pending = `${path}.pending`;
+  // Two rows as the earlier encoder wrote them (`{"params":{…},"poison":…,"key":…}`), the second
+  // from before events had an order (no ord: its seq stands for it), then a torn line.
+  const old = readFileSync(new URL('./fixtures/pending-json-objects.txt', import.meta.url), 'utf8');
+  writeFileSync(segmentPath(pending, 1), `${old}{"params":{"boot_id":"`);
+  const s = session('vm-new', 8n);
+  const fresh = store.rowsOf([1, 2, 3].map((seq) => record({ session: s, seq, timeMs: T0, gpa: 0x9000n })));
+  writeFileSync(segmentPath(pending, 2), `${fresh.map(encodeRow).join('\n')}\n`);
+  const ahead = new WriteAhead(store);
+  assert.equal(ahead.recovered, 5);
+  assert.deepEqual(segmentsIn(dir), []);
+  const q = store.queries;
+  const olds = q.events({ vm: 'vm-old' }).sort((a, b) => a.seq - b.seq);
+  assert.deepEqual(
+    olds.map((e) => [e.seq, e.gpa, e.rule, e.labels.tenant, e.sessionId]),
+    [
+      [1, '0x0000000080001000', 'inject-data', 't1', 7],
+      [2, '0x0000000040002000', 'inject-data', 't1', 7],
+    ],
+  );
+  assert.equal(q.events({ vm: 'vm-new' }).length, 3);
+  // The poisoned-page table is derived from the values in both encodings.
+  const pages = q
+    .poisonedPages()
+    .map((p) => `${p.vm} ${p.gpa} ${p.count}`)
+    .sort();
+  assert.deepEqual(pages, [
+    'vm-new 0x0000000000009000 3',
+    'vm-old 0x0000000040002000 1',
+    'vm-old 0x0000000080001000 1',
+  ]);
+  ahead.close();
+  store.close();
+});
+
+test('a line is decoded only when whole: torn, foreign or short lines are skipped', () => {
+  const { store } = open();
+  const [row] = store.rowsOf([record({ session: session('vm-d', 1n), seq: 1, timeMs: T0 })]);
+  const line = encodeRow(row as NonNullable<typeof row>);
+  assert.deepEqual(decodeLine(line), row?.values);
+  for (const bad of [line.slice(0, -1), line.slice(0, 20), '[1,2,3]', '{"key":"x"}', 'null', '42'])
+    assert.equal(decodeLine(bad), null, bad);
+  store.close();
 });
 
 test('close commits everything still pending; the store reopens with every row and no segment', () => {
