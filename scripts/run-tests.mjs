@@ -8,7 +8,8 @@
 // floor is in .c8rc.json; below it the run fails. The coverage summary is printed before the test
 // runner's own summary lines, which stay the last lines of the run. SEAWALL_COVERAGE=0 skips it.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 function collect(dir, out) {
@@ -26,6 +27,16 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// Files that hold the daemon to a latency bound run with no other file beside them
+// (test/helpers/file-slots.ts); they go last, so that the files before them are not kept
+// waiting. The real-KVM lane, the longest file, goes first, so that it is not what they wait for.
+const ALONE = ['test/security/verdict-path.test.ts'];
+const FIRST = ['test/real-kvm/lane.test.ts'];
+files.sort((a, b) => rank(a) - rank(b));
+function rank(f) {
+  if (FIRST.some((x) => f.endsWith(x))) return -1;
+  return ALONE.some((x) => f.endsWith(x)) ? 1 : 0;
+}
 const coverage = filters.length === 0 && process.env.SEAWALL_COVERAGE !== '0';
 const COVERAGE_TMP = join('coverage', 'tmp');
 
@@ -37,6 +48,8 @@ const COVERAGE_TMP = join('coverage', 'tmp');
 const args = [
   '--import',
   'tsx',
+  '--import',
+  './test/helpers/file-slots.ts',
   '--test',
   '--test-concurrency=2',
   '--test-timeout=600000',
@@ -44,7 +57,12 @@ const args = [
   '--test-reporter=spec',
   ...files,
 ];
-const env = { ...process.env };
+const locks = mkdtempSync(join(tmpdir(), 'seawall-test-locks-'));
+const env = {
+  ...process.env,
+  SEAWALL_TEST_LOCKS: locks,
+  SEAWALL_TEST_ALONE: files.filter((f) => ALONE.some((x) => f.endsWith(x))).join(','),
+};
 if (coverage) {
   rmSync(COVERAGE_TMP, { recursive: true, force: true });
   // Sticky and writable by all, as /tmp is: some tests run a child as another user (nobody).
@@ -60,6 +78,7 @@ runner.stdout.on('data', (chunk) => {
   output.push(chunk);
 });
 const status = await new Promise((resolve) => runner.once('close', (code) => resolve(code ?? 1)));
+rmSync(locks, { recursive: true, force: true });
 
 let coverageStatus = 0;
 if (coverage) {

@@ -1,33 +1,37 @@
 /**
  * A hostile VMM for test/security/verdict-path.test.ts: one session that floods the daemon with
  * replays. It runs in a process of its own, as another VM's VMM would, so that building and
- * sending 30,000 frames costs the probe VM's process (the test's) nothing.
+ * sending the frames costs the probe VM's process (the test's) nothing.
  *
- * Usage: replay-flood.ts SOCKET COUNT. Says HELLO and prints "ready" once welcomed and every frame
- * is encoded; on "go" (a line on stdin) it sends COUNT replays, then a HEARTBEAT, and prints
+ * Usage: replay-flood.ts SOCKET COUNT RATE. Says HELLO and prints "ready" once welcomed. On "go"
+ * (a line on stdin) it sends COUNT replays with fresh seqs at RATE per second (in chunks of 500,
+ * waiting for the socket to drain when the daemon stops reading), then a HEARTBEAT, and prints
  * "done" when the echo arrives (the daemon echoes it behind the session's queued replays, so by
  * then every replay is recorded). It exits when stdin closes.
  */
+import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { seaFrame } from '../../../vmm/sample-events.js';
 import { RawClient } from '../../helpers/raw-client.js';
 
-const [socket, countArg] = process.argv.slice(2);
+const CHUNK = 500;
+const [socket, countArg, rateArg] = process.argv.slice(2);
 const count = Number(countArg);
-if (!socket || !Number.isInteger(count) || count <= 0) {
-  process.stderr.write('usage: replay-flood.ts SOCKET COUNT\n');
+const rate = Number(rateArg);
+if (!socket || !Number.isInteger(count) || count <= 0 || !(rate > 0)) {
+  process.stderr.write('usage: replay-flood.ts SOCKET COUNT RATE\n');
   process.exit(2);
 }
 
-const chunks: Buffer[] = [];
-for (let first = 1; first <= count; first += 1000) {
+function chunk(first: number): Buffer {
   const frames: Buffer[] = [];
-  for (let seq = first; seq < first + 1000 && seq <= count; seq++) {
+  for (let seq = first; seq < first + CHUNK && seq <= count; seq++) {
     frames.push(
       seaFrame(seq, { timeNs: BigInt(seq), replay: true, fallbackAction: 1, gpa: BigInt(seq) << 12n }),
     );
   }
-  chunks.push(Buffer.concat(frames));
+  return Buffer.concat(frames);
 }
 
 const client = await RawClient.open(socket);
@@ -41,9 +45,12 @@ input.on('close', () => {
 });
 input.on('line', async (line) => {
   if (line.trim() !== 'go') return;
-  for (const chunk of chunks) {
-    client.send(chunk);
-    await new Promise((r) => setImmediate(r));
+  const start = performance.now();
+  for (let sent = 0; sent < count; sent += CHUNK) {
+    // On schedule: chunk k leaves k·CHUNK/RATE seconds after the start, however long sending took.
+    const due = start + (sent / rate) * 1000 - performance.now();
+    if (due > 0) await sleep(due);
+    if (!client.socket.write(chunk(sent + 1))) await once(client.socket, 'drain');
   }
   client.send({ type: 'heartbeat', nonce: 7n });
   await client.waitFor('heartbeat', (m) => m.nonce === 7n);
