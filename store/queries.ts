@@ -206,7 +206,8 @@ export class StoreQueries {
     this.#before = db.prepare(`
       SELECT * FROM (
         SELECT id, time_ms, vm, labels, vcpu, kind, esr, fsc_class, abort, severity, gpa, sigbus_code
-        FROM events WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms DESC, id DESC LIMIT ?
+        FROM events WHERE time_ms >= @from AND (time_ms < @bt OR (time_ms = @bt AND id < @bi))
+        ORDER BY time_ms DESC, id DESC LIMIT @limit
       ) ORDER BY time_ms, id`);
   }
 
@@ -254,15 +255,23 @@ export class StoreQueries {
 
   /**
    * Events in [beforeMs - windowMs, beforeMs) as the policy saw them, oldest first, at most
-   * `limit` (the newest): the rate and repeat state just before an event at `beforeMs`.
+   * `limit` (the newest): the rate and repeat state just before an event at `beforeMs`. With
+   * `beforeId`, the stored event's id, the events of that same millisecond stored before it
+   * count too: the daemon had seen them when it decided it (ids follow the order of decisions).
    */
   policyEventsBefore(
     beforeMs: number,
     windowMs: number,
     limit: number = DEFAULT_REBUILD_LIMIT,
+    beforeId: number | null = null,
   ): PolicyEvent[] {
     return this.#policyEvents(
-      this.#before.iterate(beforeMs - windowMs, beforeMs, Math.max(1, Math.floor(limit))),
+      this.#before.iterate({
+        from: beforeMs - windowMs,
+        bt: beforeMs,
+        bi: beforeId ?? 0,
+        limit: Math.max(1, Math.floor(limit)),
+      }),
     );
   }
 

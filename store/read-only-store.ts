@@ -54,8 +54,12 @@ export class ReadOnlyStore {
   }
 
   /** The policy's view of the events in [beforeMs - windowMs, beforeMs), oldest first. */
-  policyEventsBefore(beforeMs: number, windowMs: number): ReturnType<StoreQueries['policyEventsBefore']> {
-    return this.queries.policyEventsBefore(beforeMs, windowMs);
+  policyEventsBefore(
+    beforeMs: number,
+    windowMs: number,
+    beforeId: number | null = null,
+  ): ReturnType<StoreQueries['policyEventsBefore']> {
+    return this.queries.policyEventsBefore(beforeMs, windowMs, undefined, beforeId);
   }
 
   close(): void {

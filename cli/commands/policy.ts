@@ -15,9 +15,9 @@ import {
   parsePolicyEvent,
   runPolicyTestFile,
 } from '../../policies/index.js';
-import { type CliIo, toJson } from '../cli-error.js';
+import { CliError, type CliIo, toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
-import { jsonValue, nonEmpty } from '../option-values.js';
+import { intValue, jsonValue, nonEmpty } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
 
 function printIssues(io: CliIo, file: string, issues: readonly PolicyIssue[]): void {
@@ -80,6 +80,7 @@ interface ExplainOptions {
   ras: boolean;
   emulate: boolean;
   store?: string;
+  eventId?: number;
 }
 
 /** `--event`: JSON in the policy test format (docs/policies.md "Events"), validated here. */
@@ -92,6 +93,9 @@ function eventValue(text: string): PolicyEvent {
 }
 
 async function explain(opts: ExplainOptions, io: CliIo): Promise<number> {
+  if (opts.eventId !== undefined && opts.store === undefined) {
+    throw new CliError('usage', '--event-id names an event in the store: give --store too');
+  }
   const loaded = await loadPolicyFile(opts.policy);
   if (!loaded.ok) {
     printIssues(io, opts.policy, loaded.issues);
@@ -107,7 +111,7 @@ async function explain(opts: ExplainOptions, io: CliIo): Promise<number> {
     const { ReadOnlyStore } = await import('../../store/index.js');
     const reader = ReadOnlyStore.open(opts.store);
     try {
-      const before = reader.policyEventsBefore(opts.event.timeMs, policy.stateWindowMs);
+      const before = reader.policyEventsBefore(opts.event.timeMs, policy.stateWindowMs, opts.eventId ?? null);
       for (const e of before) state.observe(e);
       replayed = before.length;
     } finally {
@@ -156,5 +160,10 @@ export function registerPolicy(parent: Command, ctx: CliContext): void {
     .option('--no-ras', 'a host without FEAT_RAS')
     .option('--emulate', 'the VMM emulates aborts itself', false)
     .option('--store <file>', 'an event store (events.sqlite) to load rate and repeat state from', nonEmpty)
+    .option(
+      '--event-id <id>',
+      'with --store: the event’s id in the store (`seawall events --json`), so that the events of its millisecond stored before it are replayed too',
+      intValue(1),
+    )
     .action(act<ExplainOptions>(ctx, (opts) => explain(opts, ctx.io)));
 }

@@ -227,3 +227,26 @@ test('recentPolicyEvents returns what the policy saw, oldest first, ESR decoded 
   );
   store.close();
 });
+
+test('policyEventsBefore: the window before an event, and with its id the events of its millisecond stored before it', () => {
+  const store = open();
+  const s = session('vm-a');
+  store.append([
+    record({ session: s, seq: 1, timeMs: T0 - 700_000 }), // outside a 10-minute window
+    record({ session: s, seq: 2, timeMs: T0 - 10 }),
+    record({ session: s, seq: 3, timeMs: T0 }),
+    record({ session: s, seq: 4, timeMs: T0 }),
+    record({ session: s, seq: 5, timeMs: T0 }), // the explained event
+    record({ session: s, seq: 6, timeMs: T0 }), // after it, in the same millisecond
+  ]);
+  const ids = store.queries.events({ vm: 'vm-a' }).map((e) => e.id);
+  const times = (events: { timeMs: number }[]) => events.map((e) => e.timeMs - T0);
+  const window = 600_000;
+  assert.deepEqual(times(store.queries.policyEventsBefore(T0, window)), [-10], 'strictly before its time');
+  assert.deepEqual(
+    times(store.queries.policyEventsBefore(T0, window, undefined, ids[4] as number)),
+    [-10, 0, 0],
+    'and the two stored before it in its millisecond',
+  );
+  store.close();
+});
