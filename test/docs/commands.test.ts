@@ -8,7 +8,6 @@
  * mentions of `seawall <command>` anywhere in those files must name a command that exists.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import {
   mkdirSync,
   mkdtempSync,
@@ -22,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildProgram } from '../../cli/program.js';
+import { type CliResult, runTool } from '../daemon/e2e/run-cli.js';
 import { CLI, removeDir, startDaemon } from '../helpers/daemon.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -80,24 +80,9 @@ function commandsOf(file: string): DocCommand[] {
   return out;
 }
 
-function sh(
-  cmd: string,
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('sh', ['-c', cmd], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s;
-    });
-    p.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s;
-    });
-    p.once('error', reject);
-    p.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** One documented command line, run by sh in `cwd` with `env`. */
+function sh(cmd: string, cwd: string, env: NodeJS.ProcessEnv): Promise<CliResult> {
+  return runTool('sh', ['-c', cmd], { cwd, env });
 }
 
 test('every seawall command in README.md and docs/ code blocks exits as documented', async (t) => {

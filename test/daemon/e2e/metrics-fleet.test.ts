@@ -22,7 +22,7 @@ const EVENTS = 4000;
 const PREFIX = 'fleet';
 
 async function promtoolCheck(promtool: string, text: string): Promise<void> {
-  const r = await runTool(promtool, ['check', 'metrics'], text);
+  const r = await runTool(promtool, ['check', 'metrics'], { stdin: text });
   assert.equal(r.code, 0, `promtool check metrics exited ${r.code}:\n${r.stdout}${r.stderr}`);
   assert.equal(`${r.stdout}${r.stderr}`.trim(), '', 'promtool check metrics reports nothing');
 }

@@ -9,18 +9,39 @@ import { within } from '../../helpers/wait.js';
 
 export interface CliResult {
   code: number | null;
+  /** The signal that ended it, if one did. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
 
-/** `seawall <args…>`, with optional bytes on stdin. */
-export function runCli(args: readonly string[], stdin?: string): Promise<CliResult> {
-  return runTool(process.execPath, [CLI, ...args], stdin);
+export interface ToolOptions {
+  /** Bytes on its stdin (none: stdin is closed at once). */
+  stdin?: string;
+  /** Its whole environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
 }
 
-/** Any program; used for `promtool check metrics` fed on stdin. Killed if it has not ended by the deadline. */
-export async function runTool(file: string, args: readonly string[], stdin?: string): Promise<CliResult> {
-  const proc = spawnOwned(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+/** `seawall <args…>`. */
+export function runCli(args: readonly string[], opts: ToolOptions = {}): Promise<CliResult> {
+  return runTool(process.execPath, [CLI, ...args], opts);
+}
+
+/**
+ * Any program (promtool fed on stdin, a shell line), in a process group of its own that is
+ * killed if it has not ended by the deadline, or when the test file ends.
+ */
+export async function runTool(
+  file: string,
+  args: readonly string[],
+  opts: ToolOptions = {},
+): Promise<CliResult> {
+  const proc = spawnOwned(file, args, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+  });
   let stdout = '';
   let stderr = '';
   const done = new Promise<CliResult>((resolve, reject) => {
@@ -31,8 +52,8 @@ export async function runTool(file: string, args: readonly string[], stdin?: str
       stderr += s;
     });
     proc.once('error', reject);
-    proc.once('close', (code) => resolve({ code, stdout, stderr }));
-    proc.stdin?.end(stdin ?? '');
+    proc.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    proc.stdin?.end(opts.stdin ?? '');
   });
   try {
     return await within(`${file} ${args.join(' ')} to finish`, done, {

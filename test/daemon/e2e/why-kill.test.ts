@@ -6,7 +6,7 @@
  * events and the kill's outcome, and `policy explain --store` replaying the same decision.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,9 @@ import { test } from 'node:test';
 import type { WhyResult } from '../../../control/index.js';
 import type { StoredEvent } from '../../../store/index.js';
 import { CLI } from '../../helpers/daemon.js';
+import { killOwned, spawnOwned } from '../../helpers/processes.js';
+import { within } from '../../helpers/wait.js';
+import { type CliResult, runCli } from './run-cli.js';
 
 const POLICY = `version: 1
 name: repeat-kill
@@ -26,34 +29,15 @@ default:
   action: { type: inject, abort: data }
 `;
 
-function cli(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s;
-    });
-    p.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s;
-    });
-    p.once('error', reject);
-    p.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  return runCli(args, { env });
 }
 
 test('a rate-rule kill: simulate survives it, why explains it, explain --store replays it', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-why-'));
   let daemon: ChildProcess | null = null;
   t.after(async () => {
-    if (daemon && daemon.exitCode === null) {
-      const gone = new Promise((r) => daemon?.once('exit', r));
-      daemon.kill('SIGKILL');
-      await gone;
-    }
+    if (daemon) await killOwned(daemon, 'the daemon');
     rmSync(dir, { recursive: true, force: true });
   });
   writeFileSync(join(dir, 'policy.yaml'), POLICY);
@@ -64,20 +48,21 @@ test('a rate-rule kill: simulate survives it, why explains it, explain --store r
     XDG_STATE_HOME: join(dir, 'state'),
     NOTIFY_SOCKET: '',
   };
-  daemon = spawn(
+  daemon = spawnOwned(
     process.execPath,
     [CLI, 'daemon', '--policy', join(dir, 'policy.yaml'), '--metrics', '127.0.0.1:0', '--log', 'stderr'],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const output: string[] = [];
   createInterface({ input: daemon.stderr as NodeJS.ReadableStream }).on('line', (l) => output.push(l));
-  await new Promise<void>((resolve, reject) => {
+  const ready = new Promise<void>((resolve, reject) => {
     createInterface({ input: daemon?.stdout as NodeJS.ReadableStream }).on('line', (l) => {
       output.push(l);
       if (l.startsWith('seawall daemon ready')) resolve();
     });
     daemon?.once('exit', (c) => reject(new Error(`daemon exited ${c}:\n${output.join('\n')}`)));
   });
+  await within('the daemon to be ready', ready, { state: () => output.join('\n') });
 
   // Two VMs, one vCPU each, five errors each: the third of a VM's errors within ten minutes kills it.
   const sim = await cli(
@@ -142,7 +127,9 @@ test('a rate-rule kill: simulate survives it, why explains it, explain --store r
   const empty = JSON.parse((await cli(args, env)).stdout) as { matched: { rule: string } };
   assert.equal(empty.matched.rule, 'default', 'from empty state the rate rule cannot fire');
   const store = join(dir, 'state', 'seawall', 'events.sqlite');
-  const replayed = await cli([...args, '--store', store], env);
+  // The simulated errors come faster than one a millisecond: the kill's id says which of the
+  // events stored in its millisecond the daemon had seen before it.
+  const replayed = await cli([...args, '--store', store, '--event-id', String(killed.id)], env);
   assert.equal(replayed.code, 0, replayed.stderr);
   const x = JSON.parse(replayed.stdout) as { matched: { rule: string }; state: { eventsReplayed: number } };
   assert.equal(x.matched.rule, 'repeat-offender');
