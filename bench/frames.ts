@@ -1,10 +1,12 @@
 /**
  * The frames the C load generator (bench/c/client.c) sends, written by the project's own encoder
  * so the C side repeats no message layout: per connection a HELLO (or none, for echo servers)
- * and one SEA event whose seq the client rewrites for every event it sends.
+ * and the sample SEA event (vmm/sample-events.ts) whose seq the client rewrites for every event
+ * it sends.
  */
 import { writeFileSync } from 'node:fs';
 import { CAP, encodeMessage, HEADER_SIZE, MSG } from '../protocol/index.js';
+import { seaFrame } from '../vmm/index.js';
 
 /** The frame type that answers an event: VERDICT from the daemon, the event itself from an echo. */
 export const REPLY_TYPE = { daemon: MSG.VERDICT, echo: MSG.EVENT_SEA } as const;
@@ -34,18 +36,7 @@ export function writeFrames(path: string, conns: number, handshake: boolean, vcp
           labels: { tier: 'bench' },
         })
       : null;
-    const event = encodeMessage({
-      type: 'sea',
-      seq: 1,
-      vcpu: i % vcpus,
-      timeNs: 0n,
-      replay: false,
-      fallbackAction: 0,
-      kvmFlags: 1n,
-      esr: 0x92000410n,
-      gva: 0n,
-      gpa: BigInt((i * 97) % 4096) << 12n,
-    });
+    const event = seaFrame(1, { vcpu: i % vcpus, gpa: BigInt((i * 97) % 4096) << 12n });
     if (event.readUInt32LE(HEADER_SIZE) !== 1) throw new Error('the client rewrites seq at body offset 0');
     parts.push(blob(hello), blob(event));
   }
