@@ -32,11 +32,9 @@ if (files.length === 0) {
 // waiting. The real-KVM lane, the longest file, goes first, so that it is not what they wait for.
 const ALONE = ['test/security/verdict-path.test.ts'];
 const FIRST = ['test/real-kvm/lane.test.ts'];
+const isAlone = (f) => ALONE.some((x) => f.endsWith(x));
+const rank = (f) => (FIRST.some((x) => f.endsWith(x)) ? -1 : isAlone(f) ? 1 : 0);
 files.sort((a, b) => rank(a) - rank(b));
-function rank(f) {
-  if (FIRST.some((x) => f.endsWith(x))) return -1;
-  return ALONE.some((x) => f.endsWith(x)) ? 1 : 0;
-}
 const coverage = filters.length === 0 && process.env.SEAWALL_COVERAGE !== '0';
 const COVERAGE_TMP = join('coverage', 'tmp');
 
@@ -61,7 +59,7 @@ const locks = mkdtempSync(join(tmpdir(), 'seawall-test-locks-'));
 const env = {
   ...process.env,
   SEAWALL_TEST_LOCKS: locks,
-  SEAWALL_TEST_ALONE: files.filter((f) => ALONE.some((x) => f.endsWith(x))).join(','),
+  SEAWALL_TEST_ALONE: files.filter(isAlone).join(','),
 };
 if (coverage) {
   rmSync(COVERAGE_TMP, { recursive: true, force: true });

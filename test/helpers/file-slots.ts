@@ -13,22 +13,15 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import koffi from 'koffi';
 
-const LOCK_SH = 1;
-const LOCK_EX = 2;
-const LOCK_NB = 4;
-const LOCK_UN = 8;
 /** Longer than any one file may run (the runner's per-test limit is 10 minutes). */
 const WAIT_MS = 20 * 60_000;
 
 const dir = process.env.SEAWALL_TEST_LOCKS;
 const file = process.argv[1];
 if (dir && file && process.env.NODE_TEST_CONTEXT) {
-  const flock = koffi.load('libc.so.6').func('int flock(int fd, int operation)') as (
-    fd: number,
-    op: number,
-  ) => number;
+  // Loaded here only: the runner's own process and files run alone need no FFI.
+  const { flock, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN } = await import('./flock.js');
   const gate = openSync(join(dir, 'gate'), 'a');
   const machine = openSync(join(dir, 'machine'), 'a');
   const deadline = Date.now() + WAIT_MS;

@@ -11,13 +11,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { after, test } from 'node:test';
-import koffi from 'koffi';
+import { flock, LOCK_NB, LOCK_SH, LOCK_UN } from '../helpers/flock.js';
 import { killOwned, spawnOwned } from '../helpers/processes.js';
 import { nextEvent, until } from '../helpers/wait.js';
 
-const LOCK_SH = 1;
-const LOCK_NB = 4;
-const LOCK_UN = 8;
 const HOLDER = new URL('./children/slot-holder.ts', import.meta.url).pathname;
 const SLOTS = new URL('../helpers/file-slots.ts', import.meta.url).pathname;
 const locks = mkdtempSync(join(tmpdir(), 'seawall-slots-test-'));
@@ -59,10 +56,6 @@ test('an alone file waits for the file beside it, and the next file waits for it
   await first.running;
   const alone = holder('alone', true);
   // The alone file holds the gate once it waits for the machine lock: a probe of the gate fails.
-  const flock = koffi.load('libc.so.6').func('int flock(int fd, int operation)') as (
-    fd: number,
-    op: number,
-  ) => number;
   const gate = openSync(join(locks, 'gate'), 'a');
   await until('the alone file to wait at the machine lock', () => {
     if (flock(gate, LOCK_SH | LOCK_NB) !== 0) return true;
