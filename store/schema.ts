@@ -1,7 +1,7 @@
 /**
  * The event store's schema as an ordered list of forward migrations. Migration 1 is the first
- * schema; every later one only adds (ALTER TABLE … ADD COLUMN, CREATE TABLE/INDEX), so an older
- * file upgrades in place and keeps every row. A file is upgraded in one transaction: either every
+ * schema; later ones add columns, tables and indexes, rebuild a table row for row (4) or drop an
+ * index (6), never a row, so an older file upgrades in place and keeps every row. A file is upgraded in one transaction: either every
  * pending migration applies and `schema_version` records each, or nothing changes. A file whose
  * version is above `SCHEMA_VERSION` was written by a newer seawall and is refused.
  *
@@ -191,6 +191,16 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE actions ADD COLUMN seq INTEGER;
       CREATE INDEX actions_event ON actions (boot_id, session_id, seq);
       CREATE INDEX events_vm_gpa_time ON events (vm, gpa, time_ms);
+    `,
+  },
+  {
+    version: 6,
+    description: 'no index on (vm, gpa, time): no query reads it, and every event row paid for it',
+    // The windows `policy explain --store` replays are searched on events_time (their bounds are
+    // times); this index made an insert touch a page per (VM, page) pair, the largest share of an
+    // event row's cost in a storm over many pages (docs/performance.md).
+    sql: `
+      DROP INDEX IF EXISTS events_vm_gpa_time;
     `,
   },
 ];

@@ -122,3 +122,41 @@ test('a file that is not a database is refused with SEAWALL_STORE_OPEN', async (
     (err: unknown) => isStoreError(err, 'SEAWALL_STORE_OPEN'),
   );
 });
+
+/** The events table's indexes (SQLite's own for UNIQUE included) and the columns of each. */
+function eventIndexes(db: Database.Database): Record<string, string[]> {
+  const names = db
+    .prepare("SELECT name FROM pragma_index_list('events') ORDER BY name")
+    .pluck()
+    .all() as string[];
+  return Object.fromEntries(
+    names.map((n) => [
+      n,
+      db.prepare('SELECT name FROM pragma_index_info(?) ORDER BY seqno').pluck().all(n) as string[],
+    ]),
+  );
+}
+
+test('an upgraded file and a new one have the same indexes on events, and only these', () => {
+  const upgraded = new EventStore({ path: v1File() });
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const fresh = new EventStore({ path });
+  const want = {
+    // the unique key: idempotent inserts
+    sqlite_autoindex_events_1: ['boot_id', 'session_id', 'ord'],
+    // APPLIED results find their event
+    events_session_seq: ['boot_id', 'session_id', 'seq'],
+    // a replay already stored is recognised
+    events_replay_key: ['vm', 'seq', 'plugin_time_ns'],
+    // listings, rate windows, retention
+    events_time: ['time_ms'],
+    // one VM's listing, its last action, the VM summary
+    events_vm_time: ['vm', 'time_ms'],
+  };
+  // Migration 6 dropped (vm, gpa, time): no query read it, and every insert paid for it.
+  assert.deepEqual(eventIndexes(upgraded.db), want);
+  assert.deepEqual(eventIndexes(fresh.db), want);
+  upgraded.close();
+  fresh.close();
+});
