@@ -237,6 +237,11 @@ export class WriteAhead {
     return this.#writer?.alive === true;
   }
 
+  /** Transactions the current writer thread has committed: fewer than segments once it merges. */
+  get writerCommits(): number {
+    return this.#writer?.commits ?? 0;
+  }
+
   /** Rows written ahead and not yet committed to SQLite. */
   get pending(): number {
     return this.#keys.length + this.#inFlightRows;
@@ -403,7 +408,7 @@ export class WriteAhead {
       this.#inFlight.set(++this.#posted, seg);
       seg.retry = false;
       seg.failed = false;
-      this.#writer.post(this.#posted, seg.file, seg.applied);
+      this.#writer.post(this.#posted, seg.file, seg.keys.length, seg.applied);
     }
     // Backpressure: the verdict path waits for the thread. Not `flush`, which hands over first and
     // would come back here while the rows are still in flight.

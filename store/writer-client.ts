@@ -42,7 +42,7 @@ export class WriterClient {
 
   constructor(opts: WriterClientOptions) {
     this.#opts = opts;
-    const sab = new SharedArrayBuffer(8);
+    const sab = new SharedArrayBuffer(4 * Object.keys(Slot).length);
     this.#shared = new Int32Array(sab);
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
@@ -69,14 +69,19 @@ export class WriterClient {
     this.#worker.unref();
   }
 
+  /** Transactions the thread has committed (queued segments share one). */
+  get commits(): number {
+    return Atomics.load(this.#shared, Slot.COMMITS);
+  }
+
   /** False once the thread has died or failed to open the store. */
   get alive(): boolean {
     return !this.#dead && !this.#closed && Atomics.load(this.#shared, Slot.CLOSED) === 0;
   }
 
   /** Hands a segment to the thread; its acknowledgement comes through `onAck`. */
-  post(id: number, file: string | null, applied: AppliedUpdate[]): void {
-    this.#port.postMessage({ type: 'segment', id, file, applied } satisfies WriterRequest);
+  post(id: number, file: string | null, rows: number, applied: AppliedUpdate[]): void {
+    this.#port.postMessage({ type: 'segment', id, file, rows, applied } satisfies WriterRequest);
   }
 
   /**

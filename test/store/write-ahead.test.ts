@@ -213,3 +213,47 @@ test('close commits everything still pending; the store reopens with every row a
   assert.equal(again.queries.totals().events, 100);
   again.close();
 });
+
+test('segments queued for the writer thread share one transaction; a bad one is kept alone', async () => {
+  const { dir, store } = open();
+  const errors: unknown[] = [];
+  // Every record is handed over at once, so the loop queues a segment per event — all posted
+  // before the thread, started by the first, has loaded and opened its connection.
+  const ahead = new WriteAhead(store, { maxPending: 1, onError: (_op, err) => errors.push(err) });
+  const s = session('vm-q', 5n);
+  const SEGMENTS = 40;
+  for (let seq = 1; seq <= SEGMENTS; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
+  await until('the writer thread to commit every queued segment', () => ahead.pending === 0, {
+    state: () => `${ahead.pending} rows pending, ${ahead.writerCommits} commits`,
+  });
+  assert.equal(store.queries.totals().events, SEGMENTS);
+  // One transaction per wake-up, however many segments were waiting: far fewer than segments.
+  assert.ok(ahead.writerCommits < SEGMENTS / 2, `${ahead.writerCommits} commits for ${SEGMENTS} segments`);
+  assert.deepEqual(segmentsIn(dir), []);
+  assert.deepEqual(errors, []);
+
+  ahead.close();
+
+  // A second daemon's thread finds six segments queued, one of them with a row the store refuses
+  // (a trigger stands for a disk fault): the merged transaction fails, the thread commits the
+  // segments one by one, and only the bad one is kept on disk for a later attempt.
+  store.db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.seq = 1003
+    BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+  const faults: unknown[] = [];
+  const again = new WriteAhead(store, { maxPending: 1, onError: (_op, err) => faults.push(err) });
+  for (let seq = 1001; seq <= 1006; seq++) again.record([record({ session: s, seq, timeMs: T0 + seq })]);
+  await until('the thread to commit all but the refused segment', () => again.pending === 1, {
+    state: () => `${again.pending} rows pending, errors ${faults.map(String).join('; ') || 'none'}`,
+  });
+  assert.match(String(faults[0]), /refused by the test/);
+  assert.equal(segmentsIn(dir).length, 1, 'the refused segment stays on disk');
+  const stored = store.db.prepare('SELECT seq FROM events WHERE seq > 1000 ORDER BY seq').pluck();
+  assert.deepEqual(stored.all(), [1001, 1002, 1004, 1005, 1006]);
+  // Once the fault is gone, the kept segment is committed like any other.
+  store.db.exec('DROP TRIGGER refuse');
+  again.flush();
+  assert.deepEqual(stored.all(), [1001, 1002, 1003, 1004, 1005, 1006]);
+  assert.deepEqual(segmentsIn(dir), []);
+  again.close();
+  store.close();
+});
