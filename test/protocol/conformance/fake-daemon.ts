@@ -2,10 +2,10 @@
  * A daemon stand-in for the conformance suite: it records every frame a plugin sends — raw bytes
  * and decoded message — and answers with whatever the scenario says, byte vectors included.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { decodeBody, HEADER_SIZE, type Message } from '../../../protocol/index.js';
 
 export interface Frame {
@@ -123,7 +123,11 @@ export async function fakeDaemon(onFrame: (c: FakeConn, f: Frame) => void): Prom
     close: () =>
       new Promise<void>((resolve) => {
         for (const c of conns) c.socket.destroy();
-        server.close(() => resolve());
+        server.close(() => {
+          // The socket is gone with the server; its directory is the test's to remove.
+          rmSync(dirname(path), { recursive: true, force: true });
+          resolve();
+        });
       }),
   };
 }
