@@ -25,7 +25,7 @@ export {
 export { ReadOnlyStore } from './read-only-store.js';
 export { StoreReader } from './reader-client.js';
 export { RETENTION_DEFAULTS, Retention, type RetentionOptions, type RetentionRun } from './retention.js';
-export { hex64, parseHex64, type StoredEvent } from './rows.js';
+export { type EventParams, hex64, parseHex64, type StoredEvent, valuesOfParams } from './rows.js';
 export { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
 export { storeSink } from './store-sink.js';
 export { HELPER_THREAD_NICE, yieldToVerdictPath } from './thread-priority.js';
