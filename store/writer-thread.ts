@@ -1,7 +1,8 @@
 /**
- * The writer thread: a `worker_threads` worker that owns the event inserts, so SQLite's ~5 µs per
- * row no longer runs on the event loop that answers vCPUs. It has its own connection to the same
- * file (WAL: the main thread's reads and its few other writes go on beside it).
+ * The writer thread: a `worker_threads` worker that owns the event inserts, so SQLite's 15–30 µs
+ * per row (bench/store-rows.ts) no longer runs on the event loop that answers vCPUs. It has its
+ * own connection to the same file (WAL: the main thread's reads and its few other writes go on
+ * beside it).
  *
  * The main thread hands it segments (write-ahead files already renamed away from the append path,
  * store/segments.ts) in order; the thread inserts their rows and APPLIED results, unlinks each
