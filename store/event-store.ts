@@ -13,6 +13,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { EventRecord, SessionInfo, SessionOutcome } from '../events/index.js';
+import { AwaitingApplied } from './awaiting-applied.js';
 import { openDatabase } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import {
@@ -23,7 +24,7 @@ import {
   type StoreRow,
 } from './inserts.js';
 import { StoreQueries } from './queries.js';
-import { type EventValues, eventValues, hex64, replayKey } from './rows.js';
+import { COL, type EventValues, eventValues, hex64, replayKey } from './rows.js';
 import { migrate } from './schema.js';
 
 export type { AppendResult, StoreRow } from './inserts.js';
@@ -94,6 +95,8 @@ export class EventStore {
   #actionInsert!: Database.Statement;
   #actionUpdate!: Database.Statement;
   #policyInsert!: Database.Statement;
+  /** Events with a verdict out, by session and seq: what an APPLIED updates. */
+  readonly #awaiting = new AwaitingApplied();
   #closed = false;
 
   /** Opens (creating or upgrading) the store. Throws StoreError: OPEN, SCHEMA_TOO_NEW, MIGRATION. */
@@ -221,7 +224,9 @@ export class EventStore {
         continue;
       }
       keys?.add(key);
-      rows.push({ values: eventValues(r, this.bootId, storedNs, time), key });
+      const values = eventValues(r, this.bootId, storedNs, time);
+      rows.push({ values, key });
+      if (r.verdict) this.#awaiting.note(r.session.id, r.session.vcpuCount, r.msg.seq, values[COL.ord]);
     }
     return rows;
   }
@@ -250,9 +255,16 @@ export class EventStore {
    * plugin's fallback, not the verdict, is what the guest got (1.1 APPLIED source FALLBACK).
    */
   markApplied(sessionId: bigint, seq: number, result: number, fallbackAction: number | null = null): void {
+    const ord = this.appliedOrder(sessionId, seq);
+    if (ord === undefined) return;
     this.#guard('applied', () =>
-      this.#applied.run(result, this.#now(), fallbackAction, this.bootId, sessionId, seq),
+      this.#applied.run(result, this.#now(), fallbackAction, this.bootId, sessionId, ord),
     );
+  }
+
+  /** The order of the event an APPLIED for `seq` is about, once; undefined if none awaits one. */
+  appliedOrder(sessionId: bigint, seq: number): number | undefined {
+    return this.#awaiting.take(sessionId, seq);
   }
 
   sessionOpened(s: SessionInfo): void {
@@ -272,6 +284,7 @@ export class EventStore {
   }
 
   sessionClosed(s: SessionInfo, outcome: SessionOutcome, detail: string | null): void {
+    this.#awaiting.forget(s.id);
     this.#guard('session', () => this.#sessionClose.run(this.#now(), outcome, detail, this.bootId, s.id));
   }
 

@@ -20,13 +20,14 @@ export interface AppendResult {
 }
 
 /**
- * An APPLIED result waiting for its event row: [session id, seq, result, received ms, fallback
- * action]. The last is the ACTION the plugin's fallback applied before the verdict arrived (a
- * 1.1 APPLIED with source FALLBACK), else null.
+ * An APPLIED result waiting for its event row: [session id, order of the event in its session
+ * (store/awaiting-applied.ts), result, received ms, fallback action]. The last is the ACTION the
+ * plugin's fallback applied before the verdict arrived (a 1.1 APPLIED with source FALLBACK), else
+ * null.
  */
 export type AppliedUpdate = [
   sessionId: number,
-  seq: number,
+  ord: number,
   result: number,
   timeMs: number,
   fallbackAction: number | null,
@@ -50,13 +51,13 @@ export const POISON_UPSERT_SQL = `
     count = count + excluded.count`;
 
 /**
- * The oldest event of the session with that seq still waiting for its APPLIED (seqs may be
- * reused). The record then shows what the guest got: a verdict superseded by the plugin's fallback
- * keeps its row, with fallback_action set (1.1 APPLIED source FALLBACK).
+ * The event's row, found by the unique key. The record then shows what the guest got: a verdict
+ * superseded by the plugin's fallback keeps its row, with fallback_action set (1.1 APPLIED source
+ * FALLBACK). A row already carrying a result keeps its first one.
  */
 export const APPLIED_UPDATE_SQL = `
-  UPDATE events SET applied = ?, applied_ms = ?, fallback_action = COALESCE(?, fallback_action) WHERE id = (
-    SELECT MIN(id) FROM events WHERE boot_id = ? AND session_id = ? AND seq = ? AND applied IS NULL)`;
+  UPDATE events SET applied = ?, applied_ms = ?, fallback_action = COALESCE(?, fallback_action)
+  WHERE boot_id = ? AND session_id = ? AND ord = ? AND applied IS NULL`;
 
 /**
  * One transaction: the rows, then the APPLIED results (after the rows, so a result that arrived
@@ -92,8 +93,8 @@ export function eventWriter(
       }
     }
     for (const page of pages.values()) poison.run(page);
-    for (const [sessionId, seq, result, timeMs, fallbackAction] of updates)
-      applied.run(result, timeMs, fallbackAction, bootId, sessionId, seq);
+    for (const [sessionId, ord, result, timeMs, fallbackAction] of updates)
+      applied.run(result, timeMs, fallbackAction, bootId, sessionId, ord);
     return { inserted, duplicates: rows.length - inserted };
   });
 }

@@ -1,7 +1,7 @@
 /**
  * The event store's schema as an ordered list of forward migrations. Migration 1 is the first
  * schema; later ones add columns, tables and indexes, rebuild a table row for row (4) or drop an
- * index (6), never a row, so an older file upgrades in place and keeps every row. A file is upgraded in one transaction: either every
+ * index (6, 7), never a row, so an older file upgrades in place and keeps every row. A file is upgraded in one transaction: either every
  * pending migration applies and `schema_version` records each, or nothing changes. A file whose
  * version is above `SCHEMA_VERSION` was written by a newer seawall and is refused.
  *
@@ -201,6 +201,15 @@ const MIGRATIONS: readonly Migration[] = [
     // event row's cost in a storm over many pages (docs/performance.md).
     sql: `
       DROP INDEX IF EXISTS events_vm_gpa_time;
+    `,
+  },
+  {
+    version: 7,
+    description: 'no index on (boot, session, seq): an APPLIED result finds its event by its order',
+    // The event an APPLIED is for is known by its order in the session (store/awaiting-applied.ts),
+    // so the unique key finds it; this index cost every row a seventh of its insert.
+    sql: `
+      DROP INDEX IF EXISTS events_session_seq;
     `,
   },
 ];

@@ -286,7 +286,9 @@ export class WriteAhead {
       this.#store.markApplied(sessionId, seq, result, fallbackAction);
       return;
     }
-    this.#applied.push([Number(sessionId), seq, result, Date.now(), fallbackAction]);
+    const ord = this.#store.appliedOrder(sessionId, seq);
+    if (ord === undefined) return; // no stored event awaits it (store/awaiting-applied.ts)
+    this.#applied.push([Number(sessionId), ord, result, Date.now(), fallbackAction]);
     this.#schedule();
   }
 

@@ -103,6 +103,39 @@ test('a batch that fails part-way is rolled back whole, reported, and never thro
   assert.ok(isStoreError(errors[1]![1], 'SEAWALL_STORE_CLOSED'));
 });
 
+test('an APPLIED result goes to the newest event with its seq, once; unknown or evicted ones change nothing', () => {
+  const store = open();
+  const s = session('vm-a', 9n); // 8 vCPUs: up to 64 events await their APPLIED
+  const ev = (seq: number, ord: number) => ({ ...record({ session: s, seq, timeMs: T0 + ord }), ord });
+  const applied = (ord: number) =>
+    store.db.prepare('SELECT applied FROM events WHERE session_id = 9 AND ord = ?').pluck().get(ord);
+  // A 1.0 plugin need not send APPLIED: seq 5 is used again, and the result is for the newer event.
+  store.append([ev(5, 1)]);
+  store.append([ev(5, 2)]);
+  store.markApplied(9n, 5, -5);
+  assert.equal(applied(2), -5);
+  assert.equal(applied(1), null);
+  // Once taken, the entry is gone: a repeated APPLIED does not overwrite the first result.
+  store.markApplied(9n, 5, -1);
+  assert.equal(applied(2), -5);
+  // An APPLIED for a seq no stored event awaits changes nothing.
+  store.markApplied(9n, 77, 0);
+  assert.equal(store.db.prepare('SELECT COUNT(*) FROM events WHERE applied IS NOT NULL').pluck().get(), 1);
+  // 100 more events with no APPLIED: the oldest entries are dropped past the session's bound, so a
+  // very late APPLIED finds nothing, and the newest still finds its event.
+  store.append(Array.from({ length: 100 }, (_, i) => ev(100 + i, 3 + i)));
+  store.markApplied(9n, 100, 0);
+  assert.equal(applied(3), null, 'seq 100 was dropped: 36 entries past the bound of 64');
+  store.markApplied(9n, 199, 0);
+  assert.equal(applied(102), 0);
+  // A closed session's entries go with it.
+  store.append([ev(300, 200)]);
+  store.sessionClosed(s, 'disconnect', null);
+  store.markApplied(9n, 300, 0);
+  assert.equal(applied(200), null);
+  store.close();
+});
+
 test('APPLIED results, sessions and actions are recorded', () => {
   const store = open();
   const s = session('vm-a', 7n);
