@@ -42,11 +42,4 @@ export class AwaitingApplied {
   forget(session: bigint): void {
     this.#sessions.delete(session);
   }
-
-  /** Entries held, over every session. */
-  get size(): number {
-    let n = 0;
-    for (const bySeq of this.#sessions.values()) n += bySeq.size;
-    return n;
-  }
 }
