@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { controlRequest } from '../../control/index.js';
@@ -52,7 +52,11 @@ test('the state directory removed at run time: faulty, then recovered with every
   const c = await RawClient.open(d.socket);
   await c.hello('rm-vm');
   await answered(c, 1, 50);
-  rmSync(d.stateDir, { recursive: true, force: true });
+  // Moved away first, in one step, then deleted: removed in place, the daemon could make a file
+  // in it (the next write-ahead file) between rm's last unlink and its rmdir, which then fails.
+  const gone = `${d.stateDir}.removed`;
+  renameSync(d.stateDir, gone);
+  rmSync(gone, { recursive: true, force: true });
   await answered(c, 51, 150);
   // Until the daemon has seen the loss (its check runs once a second) status may still say healthy,
   // and a read in that window fails on the missing directory: not recovered yet, ask again.
