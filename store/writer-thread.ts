@@ -144,6 +144,8 @@ function run(data: WriterData): void {
 
   /** The parts committed: all of them in one transaction, or, if that fails, each on its own. */
   function commitParts(parts: Part[], fail: (seg: SegmentRequest, err: unknown) => void): Part[] {
+    // Every segment of the batch failed to be read: no transaction, and none counted.
+    if (parts.length === 0) return [];
     try {
       writeAll(parts);
       Atomics.add(shared, Slot.COMMITS, 1);
