@@ -15,6 +15,7 @@ import {
   parsePolicyEvent,
   runPolicyTestFile,
 } from '../../policies/index.js';
+import { ReadOnlyStore } from '../../store/index.js';
 import { CliError, type CliIo, toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
 import { intValue, jsonValue, nonEmpty } from '../option-values.js';
@@ -107,8 +108,6 @@ async function explain(opts: ExplainOptions, io: CliIo): Promise<number> {
   if (opts.store !== undefined) {
     // The state the daemon had just before this event: every stored event before its time, over
     // the window the daemon itself rebuilds at start.
-    // Loaded here only: the other commands need no SQLite.
-    const { ReadOnlyStore } = await import('../../store/index.js');
     const reader = ReadOnlyStore.open(opts.store);
     try {
       const before = reader.policyEventsBefore(opts.event.timeMs, policy.stateWindowMs, opts.eventId ?? null);
