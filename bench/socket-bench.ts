@@ -32,7 +32,7 @@ const PER_ROUND = Math.max(1000, Math.round(Number(values.requests) / ROUNDS));
 const TP = Number(values.throughput);
 const here = new URL('.', import.meta.url).pathname;
 const root = join(here, '..');
-const cli = join(root, 'dist', 'cli', 'cli.js');
+const cli = join(root, 'dist', 'bin', 'seawall.js');
 const dir = mkdtempSync(join(tmpdir(), 'seawall-bench-'));
 const children = new Set<ChildProcess>();
 

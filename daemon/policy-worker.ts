@@ -90,15 +90,18 @@ if (!isMainThread && (workerData as PolicyWorkerData | null)?.kind === 'seawall-
   });
 }
 
-// Compiled, this module is policy-worker.js; under tsx (tests import .ts) the worker registers the
-// loader itself before importing it, as store/writer-client.ts explains.
+// Compiled, the worker is policy-worker.js: this module in tsc's tree, its own file beside the CLI
+// in dist/bin/ (scripts/bundle.mjs), so it is named, not taken from import.meta.url. Under tsx
+// (tests import .ts) the worker registers the loader itself before importing it, as
+// store/writer-client.ts explains.
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_URL = FROM_SOURCE ? new URL(import.meta.url) : new URL('./policy-worker.js', import.meta.url);
 
 function startWorker(data: PolicyWorkerData): Worker {
   const options = { workerData: data, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } };
-  if (!FROM_SOURCE) return new Worker(new URL(import.meta.url), options);
+  if (!FROM_SOURCE) return new Worker(WORKER_URL, options);
   const api = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(import.meta.url)}); })`;
+  const boot = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
   return new Worker(boot, { ...options, eval: true });
 }
 

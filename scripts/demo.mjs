@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const root = new URL('..', import.meta.url).pathname;
-const cli = join(root, 'dist', 'cli', 'cli.js');
+const cli = join(root, 'dist', 'bin', 'seawall.js');
 const { simulate } = await import(join(root, 'dist', 'vmm', 'simulator.js'));
 const { parseMix } = await import(join(root, 'dist', 'vmm', 'event-mix.js'));
 

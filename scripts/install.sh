@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs a built seawall (npm ci && npm run build first) as a system service:
-#   /usr/lib/seawall/          the package: dist/, production node_modules, docs, rules (a copy,
+#   /usr/lib/seawall/          the package: dist/bin/, production node_modules, docs, rules (a copy,
 #                              never a link into this tree: ProtectHome= would hide a home directory)
 #   /usr/bin/seawall           the command (a link into /usr/lib/seawall)
 #   /usr/lib/systemd/system/   seawall.service, seawall.socket, seawall-control.socket
@@ -16,12 +16,16 @@ lib="$root/usr/lib/seawall"
 
 say() { printf 'install: %s\n' "$*"; }
 
-[ -f "$here/dist/cli/cli.js" ] || { echo "install: dist/ is missing: run npm ci && npm run build first" >&2; exit 1; }
+[ -f "$here/dist/bin/seawall.js" ] || { echo "install: dist/ is missing: run npm ci && npm run build first" >&2; exit 1; }
 
 say "copying the package to $lib"
 rm -rf "$lib"
 mkdir -p "$lib"
-cp -R "$here/dist" "$here/package.json" "$here/package-lock.json" "$lib/"
+# dist/bin/ is the whole program, one file per thread (scripts/bundle.mjs); tsc's tree beside it
+# in dist/ is only what that file was joined from.
+mkdir -p "$lib/dist"
+cp -R "$here/dist/bin" "$lib/dist/"
+cp "$here/package.json" "$here/package-lock.json" "$lib/"
 mkdir -p "$lib/metrics" "$lib/policies"
 cp -R "$here/metrics/rules" "$here/metrics/dashboards" "$lib/metrics/"
 cp -R "$here/policies/examples" "$lib/policies/"
@@ -43,8 +47,8 @@ mkdir -p "$lib/node_modules"
 done
 
 mkdir -p "$root/usr/bin"
-ln -sfn ../lib/seawall/dist/cli/cli.js "$root/usr/bin/seawall"
-chmod 0755 "$lib/dist/cli/cli.js"
+ln -sfn ../lib/seawall/dist/bin/seawall.js "$root/usr/bin/seawall"
+chmod 0755 "$lib/dist/bin/seawall.js"
 
 say "systemd units, sysusers.d, tmpfiles.d, catalog"
 install -d "$root/usr/lib/systemd/system" "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d" \
@@ -67,7 +71,7 @@ say "documentation, man page, bash completion"
 install -d "$root/usr/share/doc/seawall" "$root/usr/share/man/man1" "$root/usr/share/bash-completion/completions"
 install -m 0644 "$here"/docs/*.md "$here/README.md" "$root/usr/share/doc/seawall/"
 install -m 0644 "$here/docs/seawall.1" "$root/usr/share/man/man1/seawall.1"
-node "$lib/dist/cli/cli.js" completion bash > "$root/usr/share/bash-completion/completions/seawall"
+node "$lib/dist/bin/seawall.js" completion bash > "$root/usr/share/bash-completion/completions/seawall"
 
 say "done. Next: systemd-sysusers; systemd-tmpfiles --create; journalctl --update-catalog;"
 say "systemctl daemon-reload; systemctl enable --now seawall.socket seawall-control.socket seawall.service"

@@ -3,14 +3,15 @@
 // Node 20's --test does not expand globs, so the file list is built here.
 //
 // The whole suite (no filter) also measures coverage with c8: NODE_V8_COVERAGE is inherited by
-// every process the tests start — the test files, the daemons and CLIs they spawn from dist/,
-// the writer threads — and c8 maps dist/ back to the TypeScript through the source maps. The
+// every process the tests start — the test files, the daemons and CLIs they spawn from dist/bin/,
+// the writer threads — and c8 maps dist/bin/ back to the TypeScript through the source maps. The
 // floor is in .c8rc.json; below it the run fails. The coverage summary is printed before the test
 // runner's own summary lines, which stay the last lines of the run. SEAWALL_COVERAGE=0 skips it.
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { rewriteCoverageDir } from './coverage-sources.mjs';
 
 function collect(dir, out) {
   for (const name of readdirSync(dir).sort()) {
@@ -80,6 +81,8 @@ rmSync(locks, { recursive: true, force: true });
 
 let coverageStatus = 0;
 if (coverage) {
+  // dist/bin/'s maps name their sources so that c8 can match them (scripts/coverage-sources.mjs).
+  rewriteCoverageDir(COVERAGE_TMP);
   // c8 reads .c8rc.json: what counts, the reporters and the floor (check-coverage).
   const c8 = new URL('../node_modules/c8/bin/c8.js', import.meta.url).pathname;
   const report = spawnSync(process.execPath, [c8, 'report', '--temp-directory', COVERAGE_TMP], {

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const cli = join(root, 'dist', 'cli', 'cli.js');
+const cli = join(root, 'dist', 'bin', 'seawall.js');
 
 /** The newest modification time of the TypeScript sources (dist is current when newer). */
 function newestSource(dir, newest = 0) {
@@ -23,16 +23,19 @@ function newestSource(dir, newest = 0) {
 
 const say = (text) => process.stdout.write(`seawall start: ${text}\n`);
 if (!existsSync(cli) || statSync(cli).mtimeMs < newestSource(root)) {
-  say('compiling the TypeScript sources into dist/ (tsc; about half a minute the first time)…');
-  const started = Date.now();
-  const build = spawnSync(
-    process.execPath,
-    [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
-    {
-      cwd: root,
-      stdio: 'inherit',
-    },
+  say(
+    'compiling the TypeScript sources into dist/ (tsc, then scripts/bundle.mjs; about half a minute the first time)…',
   );
+  const started = Date.now();
+  const steps = [
+    [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+    [join(root, 'scripts', 'bundle.mjs')],
+  ];
+  let build = { status: 0 };
+  for (const args of steps) {
+    build = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+    if (build.status !== 0) break;
+  }
   if (build.status !== 0) {
     say('the build failed (see above)');
     process.exit(1);

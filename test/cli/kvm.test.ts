@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { WAIT_MS } from '../helpers/wait.js';
 
-const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
+const CLI = new URL('../../dist/bin/seawall.js', import.meta.url).pathname;
 const run = (...args: string[]) =>
   spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: WAIT_MS });
 

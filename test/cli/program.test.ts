@@ -16,7 +16,7 @@ import { buildProgram, walkCommands } from '../../cli/program.js';
 import { VERSION } from '../../daemon/index.js';
 import { parseDuration } from '../../policies/index.js';
 
-const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
+const CLI = new URL('../../dist/bin/seawall.js', import.meta.url).pathname;
 const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
   spawnSync(process.execPath, [CLI, ...args], {
     encoding: 'utf8',

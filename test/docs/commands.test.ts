@@ -1,5 +1,5 @@
 /**
- * docs/ made true. The stated subset: every `seawall …` and `node dist/cli/cli.js …` command in a
+ * docs/ made true. The stated subset: every `seawall …` and `node dist/bin/seawall.js …` command in a
  * ```sh or ```console code block of README.md and docs/*.md — except `seawall daemon`, which runs
  * until stopped (this test starts one) — is run for real with the compiled CLI, from a shell, and
  * must exit as documented: 0, unless the line ends in `# exit N`. A pipe's right side is not run
@@ -61,8 +61,8 @@ function commandsOf(file: string): DocCommand[] {
     const start = i;
     while (text.endsWith('\\') && i + 1 < lines.length)
       text = `${text.slice(0, -1).trim()} ${(lines[++i] as string).trim()}`;
-    if (!/^(seawall|node dist\/cli\/cli\.js) /.test(text) && text !== 'seawall') continue;
-    if (/^(seawall|node dist\/cli\/cli\.js) daemon( |$)/.test(text)) continue;
+    if (!/^(seawall|node dist\/bin\/seawall\.js) /.test(text) && text !== 'seawall') continue;
+    if (/^(seawall|node dist\/bin\/seawall\.js) daemon( |$)/.test(text)) continue;
     const exit = /#\s*exit (\d+)\s*$/.exec(text);
     const command = text
       .replace(/\s+#.*$/, '')

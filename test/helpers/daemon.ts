@@ -1,8 +1,8 @@
 /**
- * Starts the compiled daemon (`node dist/cli/cli.js daemon`) in a child process of its own
- * process group, on a private socket, and waits for its own readiness line. Tests drive it
- * through real sockets, and stop or kill it in an after hook; test/helpers/processes.ts kills any
- * the hooks missed when the test file ends.
+ * Starts the daemon as it ships (`node dist/bin/seawall.js daemon`, scripts/bundle.mjs) in a child
+ * process of its own process group, on a private socket, and waits for its own readiness line.
+ * Tests drive it through real sockets, and stop or kill it in an after hook;
+ * test/helpers/processes.ts kills any the hooks missed when the test file ends.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { exitOf, killOwned, spawnOwned, stopOwned } from './processes.js';
 import { type WaitOptions, within } from './wait.js';
 
-export const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
+export const CLI = new URL('../../dist/bin/seawall.js', import.meta.url).pathname;
 
 /** How long a daemon may take to say it is ready: a loaded machine starts node slowly. */
 export const START_MS = 60_000;

@@ -36,7 +36,7 @@ export function policyFrom(yaml: string, state = new PolicyState()): CompiledPol
   return compilePolicy(r.policy, { state });
 }
 
-const CLI = new URL('../../dist/cli/cli.js', import.meta.url).pathname;
+const CLI = new URL('../../dist/bin/seawall.js', import.meta.url).pathname;
 
 /** Runs `seawall policy …` from the compiled tree (`npm run build` first), as an operator does. */
 export function runPolicyCli(...args: string[]) {

@@ -1,5 +1,5 @@
 /**
- * Runs the compiled `seawall` CLI (dist/cli/cli.js) as a child process, the way an operator
+ * Runs the compiled `seawall` CLI (dist/bin/seawall.js) as a child process, the way an operator
  * does, and collects its exit status and output. Asynchronous, so plugin clients living in the
  * test process keep being served while a command runs.
  */
