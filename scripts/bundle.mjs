@@ -14,12 +14,14 @@
 // one file per thread removes that. The code is tsc's JavaScript, joined, not transformed: no
 // minifying, so stack traces keep their names, and source maps chained back to the TypeScript.
 // The two native packages stay outside (they load .node files from their own directories).
-import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const root = new URL('../', import.meta.url).pathname;
 
 const out = `${root}dist/bin`;
+// From empty, so that a file no longer built cannot pass the check below.
+rmSync(out, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
   entryPoints: {
@@ -29,7 +31,7 @@ await build({
     'policy-worker': 'dist/daemon/policy-worker.js',
     'fleet-child': 'dist/vmm/fleet-child.js',
   },
-  outdir: 'dist/bin',
+  outdir: out,
   bundle: true,
   platform: 'node',
   format: 'esm',
