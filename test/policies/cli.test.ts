@@ -1,6 +1,6 @@
 /** `seawall policy check|test|explain`, run as an operator would: the compiled CLI in a child process. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -27,8 +27,9 @@ test('every example policy passes check, and has a test file beside it that pass
   assert.equal((t.stdout.match(/: PASS: /g) ?? []).length, tests.length);
 });
 
-test('a failing test file exits 1 with expected vs got per event', () => {
+test('a failing test file exits 1 with expected vs got per event', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-test-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const text = readFileSync(join(EXAMPLES, 'tiered.test.yaml'), 'utf8')
     .replace('policy: tiered.yaml', `policy: ${join(EXAMPLES, 'tiered.yaml')}`)
     .replace(

@@ -1,6 +1,6 @@
 /** Loading: every problem of a file reported at once, with its YAML path and line. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -112,8 +112,9 @@ test('an unreadable file is one issue, not a throw', async () => {
   if (!r.ok) assert.equal(r.issues[0]?.code, 'unreadable');
 });
 
-test('policy check: exit 1 listing every error as file:line: path: message', () => {
+test('policy check: exit 1 listing every error as file:line: path: message', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'broken.yaml');
   writeFileSync(file, THREE_ERRORS);
   const r = runPolicyCli('check', file);

@@ -4,11 +4,11 @@
  * Rust crate through its example, the TypeScript client through ts-driver.ts. Each is built once.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { TestContext } from 'node:test';
+import { after, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { findTool, requireTool } from '../../helpers/tools.js';
 
@@ -29,6 +29,11 @@ export function cargoPath(t: TestContext): string | null {
 }
 
 const builds = new Map<ImplName, Promise<string[]>>();
+/** Where the C driver is built, once per test file; removed when the file ends. */
+const buildDirs: string[] = [];
+after(() => {
+  for (const dir of buildDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 /** The command line that starts `impl`'s driver, building it on first use; null when skipped. */
 async function commandFor(t: TestContext, impl: ImplName): Promise<string[] | null> {
@@ -41,7 +46,9 @@ async function commandFor(t: TestContext, impl: ImplName): Promise<string[] | nu
     built =
       impl === 'c'
         ? (async () => {
-            const out = join(mkdtempSync(join(tmpdir(), 'seawall-cdrv-')), 'c-driver');
+            const dir = mkdtempSync(join(tmpdir(), 'seawall-cdrv-'));
+            buildDirs.push(dir);
+            const out = join(dir, 'c-driver');
             const flags = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-pedantic', '-O2', '-I', C_DIR];
             const src = [join(ROOT, 'test/protocol/conformance/c-driver.c'), join(C_DIR, 'seawall_plugin.c')];
             await run(tool, [...flags, '-o', out, ...src]);
