@@ -95,7 +95,7 @@ if (!isMainThread && (workerData as PolicyWorkerData | null)?.kind === 'seawall-
 // (tests import .ts) the worker registers the loader itself before importing it, as
 // store/writer-client.ts explains.
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_URL = FROM_SOURCE ? new URL(import.meta.url) : new URL('./policy-worker.js', import.meta.url);
+const WORKER_URL = new URL(FROM_SOURCE ? './policy-worker.ts' : './policy-worker.js', import.meta.url);
 
 function startWorker(data: PolicyWorkerData): Worker {
   const options = { workerData: data, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } };
