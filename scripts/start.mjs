@@ -27,15 +27,13 @@ if (!existsSync(cli) || statSync(cli).mtimeMs < newestSource(root)) {
     'compiling the TypeScript sources into dist/ (tsc, then scripts/bundle.mjs; about half a minute the first time)…',
   );
   const started = Date.now();
-  const steps = [
-    [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
-    [join(root, 'scripts', 'bundle.mjs')],
-  ];
-  let build = { status: 0 };
-  for (const args of steps) {
-    build = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
-    if (build.status !== 0) break;
-  }
+  // package.json's build script, the one definition of the build; npm's own path when npm runs
+  // this (`npm start`), else the npm on PATH.
+  const npm = process.env.npm_execpath;
+  const args = ['run', '--silent', 'build'];
+  const build = npm
+    ? spawnSync(process.execPath, [npm, ...args], { cwd: root, stdio: 'inherit' })
+    : spawnSync('npm', args, { cwd: root, stdio: 'inherit' });
   if (build.status !== 0) {
     say('the build failed (see above)');
     process.exit(1);
