@@ -1,9 +1,10 @@
 /**
  * The event store's schema as an ordered list of forward migrations. Migration 1 is the first
  * schema; later ones add columns, tables and indexes, rebuild a table row for row (4) or drop an
- * index (6, 7), never a row, so an older file upgrades in place and keeps every row. A file is upgraded in one transaction: either every
- * pending migration applies and `schema_version` records each, or nothing changes. A file whose
- * version is above `SCHEMA_VERSION` was written by a newer seawall and is refused.
+ * index (6, 7), never a row, so an older file upgrades in place and keeps every row. A file is
+ * upgraded in one transaction: either every pending migration applies and `schema_version`
+ * records each, or nothing changes. A file whose version is above `SCHEMA_VERSION` was written by
+ * a newer seawall and is refused.
  *
  * Value encoding (the same in every table):
  * - times are INTEGER milliseconds since the Unix epoch (UTC);

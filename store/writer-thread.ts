@@ -1,5 +1,5 @@
 /**
- * The writer thread: a `worker_threads` worker that owns the event inserts, so SQLite's 15–30 µs
+ * The writer thread: a `worker_threads` worker that owns the event inserts, so SQLite's 12–25 µs
  * per row (bench/store-rows.ts) no longer runs on the event loop that answers vCPUs. It has its
  * own connection to the same file (WAL: the main thread's reads and its few other writes go on
  * beside it).
