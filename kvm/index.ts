@@ -17,5 +17,6 @@ export * from './run-page.js';
 export * from './scm-rights.js';
 export * from './seqpacket.js';
 export * from './shared-mapping.js';
+export * from './thread-policy.js';
 export * from './vcpu-events.js';
 export * from './vcpu-fd.js';

@@ -13,6 +13,8 @@ export interface Libc {
   memfdCreate(name: string, flags: number): number;
   strerror(errnum: number): string;
   sysconf(name: number): number;
+  /** sched_setscheduler(2) with priority 0 (the only one SCHED_OTHER and SCHED_IDLE take). */
+  schedSetscheduler(pid: number, policy: number): number;
 }
 
 let cached: Libc | null = null;
@@ -33,6 +35,8 @@ export function libc(): Libc {
   const memfd = lib.func('int memfd_create(const char *name, unsigned int flags)');
   const strerror = lib.func('const char *strerror(int errnum)');
   const sysconf = lib.func('long sysconf(int name)');
+  // struct sched_param is one int, sched_priority.
+  const setscheduler = lib.func('int sched_setscheduler(int pid, int policy, int *param)');
   cached = {
     ioctlPtr: (fd, request, arg) => ioctl(fd, request, 'void *', arg) as number,
     ioctlInt: (fd, request, arg) => ioctl(fd, request, 'unsigned long', arg) as number,
@@ -41,6 +45,7 @@ export function libc(): Libc {
     memfdCreate: (name, flags) => memfd(name, flags) as number,
     strerror: (errnum) => strerror(errnum) as string,
     sysconf: (name) => Number(sysconf(name)),
+    schedSetscheduler: (pid, policy) => setscheduler(pid, policy, [0]) as number,
   };
   return cached;
 }
