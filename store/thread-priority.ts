@@ -9,7 +9,8 @@
  * The writer thread is not niced: past its in-flight bound the verdict path waits for it, and on a
  * host whose vCPUs keep every core busy at nice 0 a niced writer would be starved — verdicts
  * would wait on it (a priority inversion). That was seen: under two busy loops a niced writer fell
- * seconds behind.
+ * seconds behind. It waits in SCHED_IDLE instead only while it keeps up, and the event loop moves
+ * it back as soon as rows wait on it (store/write-ahead.ts, kvm/thread-policy.ts).
  *
  * Linux applies setpriority(PRIO_PROCESS, tid) to the one thread `tid`; the thread finds its own
  * id in /proc/thread-self. Raising one's own nice value needs no privilege. Where either is not
@@ -21,11 +22,21 @@ import { setPriority } from 'node:os';
 /** The nice value helper threads take (the verdict path keeps the process's own, usually 0). */
 export const HELPER_THREAD_NICE = 10;
 
-/** Called first thing in a helper thread. Returns the thread id niced, or null if it could not be. */
-export function yieldToVerdictPath(nice = HELPER_THREAD_NICE): number | null {
+/** The calling thread's id, or null where /proc/thread-self cannot be read. */
+export function threadId(): number | null {
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (!Number.isInteger(tid) || tid <= 0) return null;
+    return Number.isInteger(tid) && tid > 0 ? tid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Called first thing in a helper thread. Returns the thread id niced, or null if it could not be. */
+export function yieldToVerdictPath(nice = HELPER_THREAD_NICE): number | null {
+  const tid = threadId();
+  if (tid === null) return null;
+  try {
     setPriority(tid, nice);
     return tid;
   } catch {

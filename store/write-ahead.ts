@@ -13,6 +13,11 @@
  * rather than growing memory). A failed commit keeps its segment for the next attempt. If the
  * thread dies, its segments are committed here, and so is everything after: the old, slower way.
  *
+ * The thread waits in SCHED_IDLE once it has committed everything posted, so that on a CPU it
+ * shares with the event loop or a vCPU's client it gives way at once; the event loop moves it back
+ * to SCHED_OTHER when a posted segment has waited `idleAgeMs`, when an eighth of `maxInFlight` is
+ * in flight, and before anything waits for it (a read, a full queue, close).
+ *
  * A store fault — the disk full, the state directory removed or replaced — is detected (a failed
  * write, rename or commit, or a once-a-second check that the store file is still the one open),
  * reported once through `onHealth`, and ridden out: answered events are held in memory (up to
@@ -26,6 +31,7 @@
  */
 import { closeSync, existsSync, openSync, renameSync, writeSync } from 'node:fs';
 import type { EventRecord } from '../events/index.js';
+import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
 import { StoreError, type StoreOp } from './errors.js';
 import type { EventStore } from './event-store.js';
 import type { AppliedUpdate, StoreRow } from './inserts.js';
@@ -47,6 +53,13 @@ export interface WriteAheadOptions {
   waitMs?: number;
   /** false: no writer thread, commits on the event loop (the design before it; for comparison). */
   thread?: boolean;
+  /**
+   * Whether the writer thread runs in SCHED_IDLE while it keeps up. Default: wherever this
+   * process may take it out of SCHED_IDLE again (kvm/thread-policy.ts `mayLeaveIdle`).
+   */
+  idleWriter?: boolean;
+  /** How long a posted segment may wait before an idle writer thread is moved back (ms). */
+  idleAgeMs?: number;
   /** Rows held in memory while the store is faulty; past it the oldest are dropped (counted). */
   maxHeld?: number;
   /** How often a faulty store is retried, and a healthy one checked for a lost file. */
@@ -67,7 +80,12 @@ interface Segment {
   retry: boolean;
   /** Its last commit failed: the store is faulty until it succeeds. */
   failed: boolean;
+  /** performance.now() when last posted to the thread. */
+  postedAt: number;
 }
+
+/** Facts that allow nothing, where /proc cannot be read. */
+const NO_FACTS = { status: '', limits: '', userNs: '', nice: 0 };
 
 export class WriteAhead {
   readonly path: string;
@@ -123,6 +141,8 @@ export class WriteAhead {
     this.#prepareReopen = opts.prepareReopen ?? (() => {});
     this.#onHealth = opts.onHealth ?? (() => {});
     this.#threaded = opts.thread !== false;
+    this.#idleWriter = opts.idleWriter ?? (this.#threaded && mayLeaveIdle(idleFacts() ?? NO_FACTS));
+    this.#idleAgeMs = opts.idleAgeMs ?? 100;
     this.recovered = recoverPending(store, this.path);
     this.#fd = openSync(this.path, 'a', 0o600);
     // Started with the first hand-over: a host without memory errors — the usual one — never
@@ -134,6 +154,9 @@ export class WriteAhead {
   }
 
   readonly #threaded: boolean;
+  /** Whether the writer thread goes into SCHED_IDLE while it keeps up; false once that failed. */
+  #idleWriter: boolean;
+  readonly #idleAgeMs: number;
 
   #startWriter(): WriterClient | null {
     if (!this.#threaded) return null;
@@ -174,6 +197,7 @@ export class WriteAhead {
   /** Once a second: a healthy store is checked for a lost file; a faulty one is retried. */
   #tick(): void {
     if (this.#closed) return;
+    this.#raiseIfBehind();
     if (!this.#fault) {
       if (this.#store.lost())
         this.#fail(
@@ -242,6 +266,18 @@ export class WriteAhead {
     return this.#writer?.commits ?? 0;
   }
 
+  /** Whether the writer thread is in SCHED_IDLE now. */
+  get writerIdle(): boolean {
+    return this.#writer?.idle === true;
+  }
+
+  /** Times the writer thread was moved out of SCHED_IDLE because rows or a read waited on it. */
+  get writerRaises(): number {
+    return this.#raises;
+  }
+
+  #raises = 0;
+
   /** Rows written ahead and not yet committed to SQLite. */
   get pending(): number {
     return this.#keys.length + this.#inFlightRows;
@@ -301,6 +337,7 @@ export class WriteAhead {
   /** Waits for the thread, then commits here whatever it has not acknowledged. Never hands over. */
   #drain(): void {
     if (this.#inFlight.size === 0) return;
+    this.#raiseWriter();
     if (this.#writer?.alive) this.#writer.waitFor(this.#posted, this.#waitMs);
     // Whatever the thread has not acknowledged (failed, slow, gone) is committed here; the
     // inserts are idempotent, so a segment the thread commits later as well is stored once.
@@ -318,6 +355,7 @@ export class WriteAhead {
     const settled = () =>
       this.#fault !== null || ![...this.#inFlight.keys()].some((id) => id > 0 && id <= target);
     if (settled()) return Promise.resolve();
+    this.#raiseWriter();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -391,6 +429,7 @@ export class WriteAhead {
         applied: this.#applied,
         retry: true,
         failed: false,
+        postedAt: 0,
       });
       this.#inFlightRows += this.#keys.length;
       this.#keys = [];
@@ -410,8 +449,10 @@ export class WriteAhead {
       this.#inFlight.set(++this.#posted, seg);
       seg.retry = false;
       seg.failed = false;
+      seg.postedAt = performance.now();
       this.#writer.post(this.#posted, seg.file, seg.keys.length, seg.applied);
     }
+    this.#raiseIfBehind();
     // Backpressure: the verdict path waits for the thread. Not `flush`, which hands over first and
     // would come back here while the rows are still in flight.
     if (this.#inFlightRows >= this.#maxInFlight) this.#relieve();
@@ -423,6 +464,7 @@ export class WriteAhead {
    * the thread is gone or stalled.
    */
   #relieve(): void {
+    this.#raiseWriter();
     if (this.#writer?.alive) {
       let left = this.#inFlightRows;
       let upTo = 0;
@@ -450,6 +492,50 @@ export class WriteAhead {
     this.#done(id, seg);
     this.#maybeHealed();
     for (const check of [...this.#settleWaiters]) check();
+    this.#lowerWriter();
+  }
+
+  /**
+   * The writer thread in SCHED_IDLE once nothing posted waits for it: it then takes a CPU only
+   * when nothing else wants one, and the event loop or a vCPU's client, waking on its CPU, takes
+   * the CPU from it at once instead of waiting up to a scheduler tick behind it — the p99.9 tail
+   * (docs/performance.md). Never while a read waits for it.
+   */
+  #lowerWriter(): void {
+    const writer = this.#writer;
+    if (!this.#idleWriter || !writer?.alive || writer.idle || this.#settleWaiters.size > 0) return;
+    for (const id of this.#inFlight.keys()) if (id > 0) return;
+    // Refused (no thread id, a seccomp filter or security module): not tried again.
+    if (writer.setIdle(true) !== null) this.#idleWriter = false;
+  }
+
+  /**
+   * An idle writer thread back in SCHED_OTHER: rows wait on it. On a host whose vCPUs keep every
+   * CPU busy an idle thread barely runs, and past `maxInFlight` the verdict path would wait on it.
+   */
+  #raiseWriter(): void {
+    const writer = this.#writer;
+    if (!writer?.idle || !writer.alive) return;
+    const error = writer.setIdle(false);
+    if (error === null) {
+      this.#raises++;
+      return;
+    }
+    // `mayLeaveIdle` said it could; the limit or the thread's nice value changed since.
+    this.#idleWriter = false;
+    this.#onError(
+      'append',
+      new StoreError('SEAWALL_STORE_WRITER', `the writer thread cannot leave SCHED_IDLE: ${error}`),
+    );
+  }
+
+  /** Raises the writer when it is behind: a posted segment older than `idleAgeMs`, or an eighth of `maxInFlight`. */
+  #raiseIfBehind(): void {
+    if (!this.#writer?.idle) return;
+    let behind = this.#inFlightRows >= this.#maxInFlight / 8;
+    const now = performance.now();
+    for (const [id, seg] of this.#inFlight) behind ||= id > 0 && now - seg.postedAt >= this.#idleAgeMs;
+    if (behind) this.#raiseWriter();
   }
 
   #commitInFlightHere(): void {

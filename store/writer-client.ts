@@ -5,6 +5,7 @@
  * synchronously with `receiveMessageOnPort`. Everything else arrives as ordinary messages.
  */
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { SCHED_IDLE, SCHED_OTHER, setThreadPolicy } from '../kvm/index.js';
 import { StoreError } from './errors.js';
 import type { AppliedUpdate } from './inserts.js';
 import { Slot, type WriterAck, type WriterData, type WriterRequest } from './writer-thread.js';
@@ -72,6 +73,31 @@ export class WriterClient {
   /** Transactions the thread has committed (queued segments share one). */
   get commits(): number {
     return Atomics.load(this.#shared, Slot.COMMITS);
+  }
+
+  /** Whether the thread is in SCHED_IDLE: as set last through `setIdle`. */
+  get idle(): boolean {
+    return this.#idle;
+  }
+
+  #idle = false;
+
+  /**
+   * Moves the thread into SCHED_IDLE or back to SCHED_OTHER. Returns null when done (or nothing
+   * to do), else why not: the thread has not published its id yet, or the kernel refused.
+   */
+  setIdle(idle: boolean): string | null {
+    if (idle === this.#idle) return null;
+    const tid = Atomics.load(this.#shared, Slot.TID);
+    if (tid === 0) return 'the thread has not started';
+    const error = setThreadPolicy(tid, idle ? SCHED_IDLE : SCHED_OTHER);
+    if (error === null) this.#idle = idle;
+    return error;
+  }
+
+  /** The thread's id once it runs, else 0. */
+  get tid(): number {
+    return Atomics.load(this.#shared, Slot.TID);
   }
 
   /** False once the thread has died or failed to open the store. */

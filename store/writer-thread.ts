@@ -21,6 +21,7 @@ import { openDatabase } from './connection.js';
 import { type AppliedUpdate, eventWriter } from './inserts.js';
 import type { EventValues } from './rows.js';
 import { readRows, removeSegment } from './segments.js';
+import { threadId } from './thread-priority.js';
 
 /** What the main thread starts the worker with. */
 export interface WriterData {
@@ -40,6 +41,8 @@ export const Slot = {
   CLOSED: 1,
   /** Transactions committed: fewer than segments when queued segments were merged. */
   COMMITS: 2,
+  /** The thread's id (its /proc/thread-self), once it runs: the main thread sets its policy. */
+  TID: 3,
 } as const;
 
 /** Main → worker. A segment without a file carries only APPLIED results; `rows` counts the file's. */
@@ -71,12 +74,15 @@ export interface WriterAck {
 function run(data: WriterData): void {
   // Not niced, unlike the reader (store/thread-priority.ts): past maxInFlight the verdict path
   // waits for this thread, so starving it behind busy vCPUs would stall verdicts, not spare them.
+  // The main thread moves it in and out of SCHED_IDLE instead (store/write-ahead.ts).
   const { port } = data;
   const shared = new Int32Array(data.shared);
   const publish = (slot: number, value: number) => {
     Atomics.store(shared, slot, value);
     Atomics.notify(shared, slot);
   };
+  const tid = threadId();
+  if (tid !== null) publish(Slot.TID, tid);
   let db: ReturnType<typeof openDatabase>;
   try {
     db = openDatabase(data.path);

@@ -5,10 +5,23 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { after, test } from 'node:test';
-import { EventStore, HELPER_THREAD_NICE, StoreReader, WriteAhead } from '../../store/index.js';
-import { until } from '../helpers/wait.js';
+import { availableParallelism } from 'node:os';
+import { after, type TestContext, test } from 'node:test';
+import type { EventRecord } from '../../events/index.js';
+import { idleFacts, mayLeaveIdle, SCHED_IDLE, SCHED_OTHER, threadPolicy } from '../../kvm/index.js';
+import {
+  EventStore,
+  HELPER_THREAD_NICE,
+  StoreReader,
+  WriteAhead,
+  type WriteAheadOptions,
+} from '../../store/index.js';
+import { killOwned, runFile, spawnOwned } from '../helpers/processes.js';
+import { requireTool } from '../helpers/tools.js';
+import { until, within } from '../helpers/wait.js';
 import { record, session, tempStorePath } from './records.js';
+
+const NO_FACTS = { status: '', limits: '', userNs: '', nice: 0 };
 
 const dirs: string[] = [];
 after(() => {
@@ -52,4 +65,118 @@ test('the reader thread runs at the helper nice value; the writer and the event 
     ahead.close();
     store.close();
   }
+});
+
+/** Threads of this process in `policy` (field 41 of /proc/self/task/<tid>/stat). */
+function threadsIn(policy: number): number[] {
+  return readdirSync('/proc/self/task')
+    .map(Number)
+    .filter((tid) => threadPolicy(tid) === policy);
+}
+
+test('the writer thread waits in SCHED_IDLE once it has caught up; no other thread does', async (t) => {
+  if (!mayLeaveIdle(idleFacts() ?? NO_FACTS)) return t.skip('this process may not leave SCHED_IDLE');
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const store = new EventStore({ path });
+  const ahead = new WriteAhead(store);
+  t.after(() => {
+    ahead.close();
+    store.close();
+  });
+  // Writer threads of the tests before this one may not have ended yet.
+  const before = new Set(threadsIn(SCHED_IDLE));
+  const idleNow = () => threadsIn(SCHED_IDLE).filter((tid) => !before.has(tid));
+  ahead.record([record({ session: session('vm-a'), seq: 1, timeMs: Date.now() })]);
+  await until('the writer thread to commit the row', () => ahead.pending === 0);
+  const idle = idleNow();
+  assert.equal(idle.length, 1, 'one thread, the writer, is in SCHED_IDLE');
+  assert.notEqual(idle[0], process.pid, 'not the event loop');
+  const off = new WriteAhead(new EventStore({ path: `${path}-2` }), { idleWriter: false });
+  off.record([record({ session: session('vm-a'), seq: 1, timeMs: Date.now() })]);
+  await until('the second writer thread to commit the row', () => off.pending === 0);
+  assert.deepEqual(idleNow(), idle, 'idleWriter: false keeps its writer thread normal');
+  off.close();
+});
+
+/** A store whose writer thread has committed one row and gone idle; its thread id. */
+async function idleWriter(
+  t: TestContext,
+  opts: WriteAheadOptions,
+): Promise<{ ahead: WriteAhead; tid: number }> {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const store = new EventStore({ path });
+  const ahead = new WriteAhead(store, opts);
+  t.after(() => {
+    ahead.close();
+    store.close();
+  });
+  ahead.record([record({ session: session('vm-a'), seq: 0, timeMs: Date.now() })]);
+  const before = new Set(threadsIn(SCHED_IDLE));
+  await until('the writer thread to commit the first row', () => ahead.pending === 0);
+  const [tid] = threadsIn(SCHED_IDLE).filter((id) => !before.has(id));
+  assert.ok(tid !== undefined && ahead.writerIdle, 'the writer thread is idle');
+  return { ahead, tid };
+}
+
+/** 20,000 rows of one VM (~0.3 s of the writer thread's CPU). */
+function storm(): EventRecord[] {
+  const s = session('vm-a');
+  const now = Date.now();
+  return Array.from({ length: 20_000 }, (_, i) => record({ session: s, seq: i + 1, timeMs: now }));
+}
+
+// Each way out of SCHED_IDLE is tested alone: the options rule out the others. The policy is read
+// from /proc before this thread can process an acknowledgement, so it is the one the event loop
+// set, whatever the writer thread has done meanwhile.
+
+test('an idle writer is moved back at once when an eighth of maxInFlight waits on it', async (t) => {
+  if (!mayLeaveIdle(idleFacts() ?? NO_FACTS)) return t.skip('this process may not leave SCHED_IDLE');
+  // No periodic check, no age: only the mark can move it.
+  const { ahead, tid } = await idleWriter(t, {
+    checkMs: 3_600_000,
+    maxPending: 20_000,
+    idleAgeMs: 3_600_000,
+  });
+  ahead.record(storm());
+  assert.equal(threadPolicy(tid), SCHED_OTHER, 'moved back as the rows were handed over');
+  await until('the writer thread to commit 20,000 rows', () => ahead.pending === 0);
+  assert.equal(threadPolicy(tid), SCHED_IDLE, 'idle again once it had caught up');
+  assert.equal(ahead.writerRaises, 1);
+});
+
+test('an idle writer is moved back while a read waits for it', async (t) => {
+  if (!mayLeaveIdle(idleFacts() ?? NO_FACTS)) return t.skip('this process may not leave SCHED_IDLE');
+  const opts = { checkMs: 3_600_000, maxPending: 20_000, maxInFlight: 1_000_000, idleAgeMs: 3_600_000 };
+  const { ahead, tid } = await idleWriter(t, opts);
+  ahead.record(storm());
+  assert.equal(threadPolicy(tid), SCHED_IDLE, 'below the mark, with no age bound, it stays idle');
+  const read = ahead.settle();
+  assert.equal(threadPolicy(tid), SCHED_OTHER, 'moved back as the read began to wait');
+  // within(): its timer keeps this process alive; the store's own handles do not.
+  await within('the read to go ahead', read);
+  assert.equal(ahead.pending, 0, 'every row was committed when the read went ahead');
+});
+
+/**
+ * The case the age bound is for: rows handed over and no new ones, on a CPU that a busy loop at
+ * nice 0 keeps busy. Pinned there, an idle writer gets a few per cent of it, so its 20,000 rows
+ * take many times `idleAgeMs`; the periodic check must move it back. Only one CPU is kept busy,
+ * so the test files running beside this one keep the others.
+ */
+test('an idle writer starved of CPU is moved back once a segment has waited idleAgeMs', async (t) => {
+  if (!requireTool(t, 'taskset', 'util-linux')) return;
+  if (!mayLeaveIdle(idleFacts() ?? NO_FACTS)) return t.skip('this process may not leave SCHED_IDLE');
+  // Below the mark (an eighth of a million), and no read: only the age check can move it.
+  const opts = { checkMs: 100, maxPending: 20_000, maxInFlight: 1_000_000 };
+  const { ahead, tid } = await idleWriter(t, opts);
+  const cpu = String(availableParallelism() - 1);
+  await runFile('taskset', ['-p', '-c', cpu, String(tid)]);
+  const busy = spawnOwned('taskset', ['-c', cpu, process.execPath, '-e', 'for (;;);'], { stdio: 'ignore' });
+  t.after(() => killOwned(busy, 'the busy loop'));
+  ahead.record(storm());
+  assert.equal(threadPolicy(tid), SCHED_IDLE, 'below the mark it stays idle at first');
+  await until('the writer thread to commit 20,000 rows', () => ahead.pending === 0);
+  assert.ok(ahead.writerRaises >= 1, 'the age check moved it back');
 });
