@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
+import { mayLeaveIdle } from '../../kvm/index.js';
 import { runFile as run } from '../helpers/processes.js';
 import { requireOrSkip, tools } from './tools.js';
 
@@ -77,6 +78,27 @@ test(`systemd-analyze security rates seawall.service below ${MAX_EXPOSURE}`, asy
   // Choices the daemon depends on, which a later "hardening" pass must not undo.
   assert.match(stdout, /✗ MemoryDenyWriteExecute=/, 'V8 needs W+X pages');
   assert.match(stdout, /✗ PrivateUsers=/, 'CAP_KILL must reach VMMs of other uids');
+  assert.match(stdout, /✗ SystemCallFilter=~@resources/, "the daemon sets its own threads' priorities");
+});
+
+test('the unit lets the daemon bring its writer thread back from SCHED_IDLE, so it may put it there', () => {
+  const unit = readFileSync(join(UNITS, 'seawall.service'), 'utf8');
+  const ceiling = /^LimitNICE=([+-]\d+)$/m.exec(unit);
+  assert.ok(ceiling, 'LimitNICE= as a nice value');
+  const rlimit = 20 - Number(ceiling[1]);
+  // What /proc shows the daemon under this unit: CAP_KILL (bit 5) only, the unit's RLIMIT_NICE, nice 0.
+  const facts = {
+    status: 'CapEff:\t0000000000000020\n',
+    limits: `Max nice priority         ${rlimit}                    ${rlimit}                    \n`,
+    userNs: 'user:[4026531837]',
+    nice: 0,
+  };
+  assert.equal(mayLeaveIdle(facts), true);
+  // The calls themselves, taken back from @resources after it is denied.
+  const filters = [...unit.matchAll(/^SystemCallFilter=(.*)$/gm)].map((m) => m[1] as string);
+  const denied = filters.findIndex((f) => f.startsWith('~') && f.includes('@resources'));
+  const allowed = filters.findIndex((f) => /\bsched_setscheduler\b/.test(f) && /\bsetpriority\b/.test(f));
+  assert.ok(denied >= 0 && allowed > denied, filters.join(' | '));
 });
 
 test('the socket units name their fds plugin and control, as the daemon looks them up', () => {
