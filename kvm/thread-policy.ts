@@ -46,14 +46,14 @@ export function mayLeaveIdle(facts: IdleFacts): boolean {
   return limit[1] === 'unlimited' || Number(limit[1]) >= 20 - facts.nice;
 }
 
-/** This process's facts; null when /proc cannot be read. `tid` is the thread whose nice counts. */
-export function idleFacts(tid = 0): IdleFacts | null {
+/** The facts of this process, with the calling thread's nice value; null when /proc cannot be read. */
+export function idleFacts(): IdleFacts | null {
   try {
     return {
       status: readFileSync('/proc/self/status', 'utf8'),
       limits: readFileSync('/proc/self/limits', 'utf8'),
       userNs: readlinkSync('/proc/self/ns/user'),
-      nice: getPriority(tid),
+      nice: getPriority(),
     };
   } catch {
     return null;

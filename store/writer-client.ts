@@ -95,11 +95,6 @@ export class WriterClient {
     return error;
   }
 
-  /** The thread's id once it runs, else 0. */
-  get tid(): number {
-    return Atomics.load(this.#shared, Slot.TID);
-  }
-
   /** False once the thread has died or failed to open the store. */
   get alive(): boolean {
     return !this.#dead && !this.#closed && Atomics.load(this.#shared, Slot.CLOSED) === 0;
@@ -143,6 +138,8 @@ export class WriterClient {
     if (this.#closed) return;
     this.#closed = true;
     if (!this.#dead && Atomics.load(this.#shared, Slot.CLOSED) === 0) {
+      // Closing checkpoints the WAL: not at idle priority while this thread waits for it.
+      this.setIdle(false);
       this.#port.postMessage({ type: 'close' } satisfies WriterRequest);
       Atomics.wait(this.#shared, Slot.CLOSED, 0, timeoutMs);
     }
