@@ -42,20 +42,27 @@ test('CAP_SYS_NICE in the initial user namespace, or RLIMIT_NICE of 20 − nice,
 });
 
 /**
- * In a fresh process (this one's main thread must not be left in SCHED_IDLE): what the rule says
- * for that process, and what the kernel then does with its main thread.
+ * In a fresh process: what the rule says for that process, and what the kernel then does with one
+ * of its threads. The policy is set from the main thread on a worker thread that only waits, as
+ * the daemon's event loop sets its writer thread's: a thread left in SCHED_IDLE needs no CPU
+ * afterwards, so the probe ends promptly on a busy machine too.
  */
 const PROBE = `
 import { idleFacts, mayLeaveIdle, setThreadPolicy, threadPolicy, SCHED_IDLE, SCHED_OTHER } from ${JSON.stringify(
   fileURLToPath(new URL('../../kvm/thread-policy.ts', import.meta.url)),
 )};
-import { readlinkSync } from 'node:fs';
-const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+import { Worker } from 'node:worker_threads';
+const worker = new Worker(
+  "Promise.all([import('node:worker_threads'), import('node:fs')]).then(([w, fs]) => w.parentPort.postMessage(fs.readlinkSync('/proc/thread-self'))); setInterval(() => {}, 60000);",
+  { eval: true },
+);
+const tid = Number((await new Promise((resolve) => worker.once('message', resolve))).split('/').pop());
 const may = mayLeaveIdle(idleFacts());
 const into = setThreadPolicy(tid, SCHED_IDLE);
 const idle = threadPolicy(tid);
 const back = setThreadPolicy(tid, SCHED_OTHER);
 console.log(JSON.stringify({ may, into, idle, back, after: threadPolicy(tid) }));
+process.exit(0);
 `;
 
 async function probe(uid?: number): Promise<Record<string, unknown>> {
