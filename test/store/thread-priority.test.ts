@@ -92,11 +92,15 @@ test('the writer thread waits in SCHED_IDLE once it has caught up; no other thre
   const idle = idleNow();
   assert.equal(idle.length, 1, 'one thread, the writer, is in SCHED_IDLE');
   assert.notEqual(idle[0], process.pid, 'not the event loop');
-  const off = new WriteAhead(new EventStore({ path: `${path}-2` }), { idleWriter: false });
+  const offStore = new EventStore({ path: `${path}-2` });
+  const off = new WriteAhead(offStore, { idleWriter: false });
+  t.after(() => {
+    off.close();
+    offStore.close();
+  });
   off.record([record({ session: session('vm-a'), seq: 1, timeMs: Date.now() })]);
   await until('the second writer thread to commit the row', () => off.pending === 0);
   assert.deepEqual(idleNow(), idle, 'idleWriter: false keeps its writer thread normal');
-  off.close();
 });
 
 /** A store whose writer thread has committed one row and gone idle; its thread id. */
