@@ -36,9 +36,10 @@ export interface IdleFacts {
 
 /**
  * Whether a thread with these facts may return from SCHED_IDLE to SCHED_OTHER. Unknown facts
- * (a /proc that cannot be read or parsed) count as no.
+ * (null: a /proc that cannot be read; or text that cannot be parsed) count as no.
  */
-export function mayLeaveIdle(facts: IdleFacts): boolean {
+export function mayLeaveIdle(facts: IdleFacts | null): boolean {
+  if (facts === null) return false;
   const cap = /^CapEff:\s*([0-9a-f]+)$/m.exec(facts.status);
   if (cap && facts.userNs === INIT_USER_NS && (BigInt(`0x${cap[1]}`) >> CAP_SYS_NICE) & 1n) return true;
   const limit = /^Max nice priority\s+(\d+|unlimited)\s/m.exec(facts.limits);

@@ -84,9 +84,6 @@ interface Segment {
   postedAt: number;
 }
 
-/** Facts that allow nothing, where /proc cannot be read. */
-const NO_FACTS = { status: '', limits: '', userNs: '', nice: 0 };
-
 export class WriteAhead {
   readonly path: string;
   readonly #store: EventStore;
@@ -141,7 +138,7 @@ export class WriteAhead {
     this.#prepareReopen = opts.prepareReopen ?? (() => {});
     this.#onHealth = opts.onHealth ?? (() => {});
     this.#threaded = opts.thread !== false;
-    this.#idleWriter = opts.idleWriter ?? (this.#threaded && mayLeaveIdle(idleFacts() ?? NO_FACTS));
+    this.#idleWriter = opts.idleWriter ?? (this.#threaded && mayLeaveIdle(idleFacts()));
     this.#idleAgeMs = opts.idleAgeMs ?? 100;
     this.recovered = recoverPending(store, this.path);
     this.#fd = openSync(this.path, 'a', 0o600);

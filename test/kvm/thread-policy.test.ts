@@ -39,6 +39,7 @@ test('CAP_SYS_NICE in the initial user namespace, or RLIMIT_NICE of 20 − nice,
   assert.equal(mayLeaveIdle({ status: noCap, limits: limits('15'), userNs: INIT_NS, nice: 5 }), true);
   assert.equal(mayLeaveIdle({ status: noCap, limits: limits('unlimited'), userNs: INIT_NS, nice: 0 }), true);
   assert.equal(mayLeaveIdle({ status: '', limits: '', userNs: '', nice: 0 }), false, 'unknown is no');
+  assert.equal(mayLeaveIdle(null), false, 'no /proc is no');
 });
 
 /**

@@ -21,8 +21,6 @@ import { requireTool } from '../helpers/tools.js';
 import { until, within } from '../helpers/wait.js';
 import { record, session, tempStorePath } from './records.js';
 
-const NO_FACTS = { status: '', limits: '', userNs: '', nice: 0 };
-
 const dirs: string[] = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -75,7 +73,7 @@ function threadsIn(policy: number): number[] {
 }
 
 test('the writer thread waits in SCHED_IDLE once it has caught up; no other thread does', async (t) => {
-  if (!mayLeaveIdle(idleFacts() ?? NO_FACTS)) return t.skip('this process may not leave SCHED_IDLE');
+  if (!mayLeaveIdle(idleFacts())) return t.skip('this process may not leave SCHED_IDLE');
   const { dir, path } = tempStorePath();
   dirs.push(dir);
   const store = new EventStore({ path });
@@ -136,7 +134,7 @@ function storm(): EventRecord[] {
 // set, whatever the writer thread has done meanwhile.
 
 test('an idle writer is moved back at once when an eighth of maxInFlight waits on it', async (t) => {
-  if (!mayLeaveIdle(idleFacts() ?? NO_FACTS)) return t.skip('this process may not leave SCHED_IDLE');
+  if (!mayLeaveIdle(idleFacts())) return t.skip('this process may not leave SCHED_IDLE');
   // No periodic check, no age: only the mark can move it.
   const { ahead, tid } = await idleWriter(t, {
     checkMs: 3_600_000,
@@ -151,7 +149,7 @@ test('an idle writer is moved back at once when an eighth of maxInFlight waits o
 });
 
 test('an idle writer is moved back while a read waits for it', async (t) => {
-  if (!mayLeaveIdle(idleFacts() ?? NO_FACTS)) return t.skip('this process may not leave SCHED_IDLE');
+  if (!mayLeaveIdle(idleFacts())) return t.skip('this process may not leave SCHED_IDLE');
   const opts = { checkMs: 3_600_000, maxPending: 20_000, maxInFlight: 1_000_000, idleAgeMs: 3_600_000 };
   const { ahead, tid } = await idleWriter(t, opts);
   ahead.record(storm());
@@ -171,7 +169,7 @@ test('an idle writer is moved back while a read waits for it', async (t) => {
  */
 test('an idle writer starved of CPU is moved back once a segment has waited idleAgeMs', async (t) => {
   if (!requireTool(t, 'taskset', 'util-linux')) return;
-  if (!mayLeaveIdle(idleFacts() ?? NO_FACTS)) return t.skip('this process may not leave SCHED_IDLE');
+  if (!mayLeaveIdle(idleFacts())) return t.skip('this process may not leave SCHED_IDLE');
   // Below the mark (an eighth of a million), and no read: only the age check can move it.
   const opts = { checkMs: 100, maxPending: 20_000, maxInFlight: 1_000_000 };
   const { ahead, tid } = await idleWriter(t, opts);
