@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { readlinkSync } from 'node:fs';
-import { test } from 'node:test';
+import { createInterface } from 'node:readline';
+import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
   idleFacts,
@@ -15,7 +16,8 @@ import {
   setThreadPolicy,
   threadPolicy,
 } from '../../kvm/index.js';
-import { runFile } from '../helpers/processes.js';
+import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
+import { nextEvent, within } from '../helpers/wait.js';
 
 const INIT_NS = 'user:[4026531837]';
 const status = (capEff: string) => `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${capEff}\n`;
@@ -45,8 +47,9 @@ test('CAP_SYS_NICE in the initial user namespace, or RLIMIT_NICE of 20 − nice,
 /**
  * In a fresh process: what the rule says for that process, and what the kernel then does with one
  * of its threads. The policy is set from the main thread on a worker thread that only waits, as
- * the daemon's event loop sets its writer thread's: a thread left in SCHED_IDLE needs no CPU
- * afterwards, so the probe ends promptly on a busy machine too.
+ * the daemon's event loop sets its writer thread's. A worker left in SCHED_IDLE would need CPU to
+ * be torn down at exit, which a busy machine may not give it for many seconds: so the probe
+ * answers, then waits for stdin to close, and this (root) process first moves that worker back.
  */
 const PROBE = `
 import { idleFacts, mayLeaveIdle, setThreadPolicy, threadPolicy, SCHED_IDLE, SCHED_OTHER } from ${JSON.stringify(
@@ -62,26 +65,34 @@ const may = mayLeaveIdle(idleFacts());
 const into = setThreadPolicy(tid, SCHED_IDLE);
 const idle = threadPolicy(tid);
 const back = setThreadPolicy(tid, SCHED_OTHER);
-console.log(JSON.stringify({ may, into, idle, back, after: threadPolicy(tid) }));
-process.exit(0);
+console.log(JSON.stringify({ tid, may, into, idle, back, after: threadPolicy(tid) }));
+process.stdin.on('end', () => process.exit(0)).resume();
 `;
 
-async function probe(uid?: number): Promise<Record<string, unknown>> {
-  const { stdout } = await runFile(
-    process.execPath,
-    ['--import', 'tsx', '--input-type=module', '-e', PROBE],
-    {
-      ...(uid === undefined ? {} : { uid, gid: uid }),
-    },
+async function probe(t: TestContext, uid?: number): Promise<Record<string, unknown>> {
+  const child = spawnOwned(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', PROBE], {
+    ...(uid === undefined ? {} : { uid, gid: uid }),
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  t.after(() => killOwned(child, 'the probe'));
+  const [line] = await nextEvent<[string]>(
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }),
+    'line',
+    'the probe to answer',
   );
-  return JSON.parse(stdout);
+  const { tid, ...answer } = JSON.parse(line) as Record<string, unknown>;
+  // Whatever the probe could not undo, root can; then its worker ends with it at once.
+  assert.equal(setThreadPolicy(tid as number, SCHED_OTHER), null);
+  child.stdin?.end();
+  assert.deepEqual(await within('the probe to exit', exitOf(child)), { code: 0, signal: null });
+  return answer;
 }
 
 test('the kernel agrees: a process the rule allows goes into SCHED_IDLE and back', async (t) => {
   const facts = idleFacts();
   assert.ok(facts, '/proc/self is readable');
   if (!mayLeaveIdle(facts)) return t.skip('this process may not leave SCHED_IDLE (no CAP_SYS_NICE)');
-  assert.deepEqual(await probe(), {
+  assert.deepEqual(await probe(t), {
     may: true,
     into: null,
     idle: SCHED_IDLE,
@@ -95,7 +106,7 @@ test('the kernel agrees: an unprivileged process the rule refuses cannot leave S
   const facts = idleFacts();
   if (facts && /^Max nice priority\s+(\d+)/m.exec(facts.limits)?.[1] !== '0')
     return t.skip('RLIMIT_NICE is raised here: nobody may leave SCHED_IDLE too');
-  assert.deepEqual(await probe(65534), {
+  assert.deepEqual(await probe(t, 65534), {
     may: false,
     into: null,
     idle: SCHED_IDLE,
