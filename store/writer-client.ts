@@ -68,6 +68,9 @@ export class WriterClient {
     // Neither may keep the process alive: segments left on disk are recovered at the next start.
     port1.unref();
     this.#worker.unref();
+    // At exit Node tears the worker down, which takes the worker's CPU: in SCHED_IDLE, on a busy
+    // host, seconds of it. An exit without `close` (a crash, process.exit) moves it back first.
+    process.on('exit', this.#raiseAtExit);
   }
 
   /** Transactions the thread has committed (queued segments share one). */
@@ -81,6 +84,7 @@ export class WriterClient {
   }
 
   #idle = false;
+  readonly #raiseAtExit = () => this.setIdle(false);
 
   /**
    * Moves the thread into SCHED_IDLE or back to SCHED_OTHER. Returns null when done (or nothing
@@ -143,6 +147,7 @@ export class WriterClient {
       this.#port.postMessage({ type: 'close' } satisfies WriterRequest);
       Atomics.wait(this.#shared, Slot.CLOSED, 0, timeoutMs);
     }
+    process.off('exit', this.#raiseAtExit);
     this.#drain();
     this.#port.close();
   }
@@ -166,6 +171,7 @@ export class WriterClient {
   #die(err: Error): void {
     if (this.#dead || this.#closed) return;
     this.#dead = true;
+    process.off('exit', this.#raiseAtExit);
     this.#opts.onDead(err);
   }
 }

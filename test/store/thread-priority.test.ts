@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { after, type TestContext, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { EventRecord } from '../../events/index.js';
 import { idleFacts, mayLeaveIdle, SCHED_IDLE, SCHED_OTHER, threadPolicy } from '../../kvm/index.js';
 import {
@@ -16,7 +17,7 @@ import {
   WriteAhead,
   type WriteAheadOptions,
 } from '../../store/index.js';
-import { killOwned, runFile, spawnOwned } from '../helpers/processes.js';
+import { exitOf, killOwned, runFile, spawnOwned } from '../helpers/processes.js';
 import { requireTool } from '../helpers/tools.js';
 import { until, within } from '../helpers/wait.js';
 import { record, session, tempStorePath } from './records.js';
@@ -181,4 +182,44 @@ test('an idle writer starved of CPU is moved back once a segment has waited idle
   assert.equal(threadPolicy(tid), SCHED_IDLE, 'below the mark it stays idle at first');
   await until('the writer thread to commit 20,000 rows', () => ahead.pending === 0);
   assert.ok(ahead.writerRaises >= 1, 'the age check moved it back');
+});
+
+/**
+ * At exit Node tears a worker down on the worker's own CPU time; an idle writer on a busy host got
+ * seconds of it (6–8 s beside one busy loop on its CPU). A process that exits without closing the
+ * store — a crash, process.exit — must move it back first. The child reports its writer's policy
+ * from an exit listener added after the store's, so it sees what the store's listener left.
+ */
+const EXIT_PROBE = `
+import { readdirSync } from 'node:fs';
+import { SCHED_IDLE, threadPolicy } from ${JSON.stringify(fileURLToPath(new URL('../../kvm/index.ts', import.meta.url)))};
+import { EventStore, WriteAhead } from ${JSON.stringify(fileURLToPath(new URL('../../store/index.ts', import.meta.url)))};
+import { record, session } from ${JSON.stringify(fileURLToPath(new URL('./records.ts', import.meta.url)))};
+const ahead = new WriteAhead(new EventStore({ path: process.argv[1] }));
+ahead.record([record({ session: session('vm-a'), seq: 1, timeMs: Date.now() })]);
+while (ahead.pending !== 0 || !ahead.writerIdle) await new Promise((r) => setTimeout(r, 10));
+const [tid] = readdirSync('/proc/self/task').map(Number).filter((t) => threadPolicy(t) === SCHED_IDLE);
+const before = threadPolicy(tid);
+process.on('exit', () => console.log(JSON.stringify({ before, atExit: threadPolicy(tid) })));
+process.exit(0);
+`;
+
+test('a process that exits without closing the store moves its idle writer back first', async (t) => {
+  if (!mayLeaveIdle(idleFacts())) return t.skip('this process may not leave SCHED_IDLE');
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const child = spawnOwned(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', EXIT_PROBE, path],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  t.after(() => killOwned(child, 'the exit probe'));
+  let out = '';
+  child.stdout?.on('data', (chunk) => {
+    out += chunk;
+  });
+  assert.deepEqual(await within('the exit probe to exit', exitOf(child)), { code: 0, signal: null });
+  assert.deepEqual(JSON.parse(out), { before: SCHED_IDLE, atExit: SCHED_OTHER });
 });
