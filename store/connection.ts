@@ -30,29 +30,33 @@ function createPrivate(path: string): void {
   }
 }
 
+/** How long a connection waits for a lock another connection holds (SQLite's busy timeout). */
+const BUSY_TIMEOUT_MS = 250;
+
 /** Opens `path` in WAL mode, synchronous=NORMAL; throws StoreError SEAWALL_STORE_OPEN. */
 export function openDatabase(path: string): Database.Database {
   let db: Database.Database;
   try {
     createPrivate(path);
-    db = new Database(path);
+    // Only this process writes (the event loop and the writer thread); their transactions are
+    // milliseconds long, so a wait this short is enough and cannot stall verdicts noticeably.
+    db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
   } catch (err) {
     throw new StoreError('SEAWALL_STORE_OPEN', `cannot open event store ${path}: ${(err as Error).message}`, {
       path,
     });
   }
   try {
-    // Takes effect only before the first table exists: lets retention return freed pages to the OS.
-    db.pragma('auto_vacuum = INCREMENTAL');
+    // Takes effect only before the first table exists: lets retention return freed pages to the
+    // OS. Set only then: setting it takes the write lock, which another connection may hold.
+    if (db.prepare('SELECT count(*) FROM sqlite_schema').pluck().get() === 0)
+      db.pragma('auto_vacuum = INCREMENTAL');
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (mode !== 'wal')
       throw new StoreError('SEAWALL_STORE_OPEN', `journal_mode is ${String(mode)}, WAL is required`, {
         path,
       });
     db.pragma('synchronous = NORMAL');
-    // Only this process writes (the event loop and the writer thread); their transactions are
-    // milliseconds long, so a wait this short is enough and cannot stall verdicts noticeably.
-    db.pragma('busy_timeout = 250');
     return db;
   } catch (err) {
     db.close();

@@ -11,7 +11,9 @@
  * Bounded: past `maxPending` rows the file is handed over at once; past `maxInFlight` rows not
  * yet committed the verdict path waits for the thread (a disk that cannot keep up slows verdicts
  * rather than growing memory). A failed commit keeps its segment for the next attempt. If the
- * thread dies, its segments are committed here, and so is everything after: the old, slower way.
+ * thread dies (it could not open a database another process holds locked, or crashed), its
+ * segments are committed here if the database allows, and a new thread takes over within a
+ * second; meanwhile hand-overs commit here, the old, slower way.
  *
  * The thread waits in SCHED_IDLE once it has committed everything posted, so that on a CPU it
  * shares with the event loop or a vCPU's client it gives way at once; the event loop moves it back
@@ -80,6 +82,8 @@ interface Segment {
   retry: boolean;
   /** Its last commit failed: the store is faulty until it succeeds. */
   failed: boolean;
+  /** Posted again after a failure: the fault ends with its acknowledgement, not before. */
+  retried: boolean;
   /** performance.now() when last posted to the thread. */
   postedAt: number;
 }
@@ -165,8 +169,13 @@ export class WriteAhead {
       },
       onDead: (err) => {
         if (this.#writer !== writer) return;
-        this.#onError('append', err);
+        // A fault until its segments are committed: here at once if the database allows it,
+        // else by the once-a-second retry, which also starts a new thread.
+        // What was posted to it will never be acknowledged.
+        for (const [id, seg] of this.#inFlight) if (id > 0) seg.failed = true;
+        this.#fail('append', err);
         this.#commitInFlightHere();
+        this.#maybeHealed();
       },
     });
     return writer;
@@ -186,14 +195,20 @@ export class WriteAhead {
   /** Begins a fault (reported once); later failures of the same fault are only counted. */
   #fail(op: StoreOp, err: unknown): void {
     this.#onError(op, err);
+    this.#beginFault((err as Error).message ?? String(err));
+  }
+
+  /** `#fail` for a failure already counted (the store's own guard reported it). */
+  #beginFault(error: string): void {
     if (this.#fault) return;
-    this.#fault = { error: (err as Error).message ?? String(err), sinceMs: Date.now() };
+    this.#fault = { error, sinceMs: Date.now() };
     this.#onHealth(this.health);
   }
 
   /** Once a second: a healthy store is checked for a lost file; a faulty one is retried. */
   #tick(): void {
     if (this.#closed) return;
+    this.#replaceDeadWriter();
     this.#raiseIfBehind();
     if (!this.#fault) {
       if (this.#store.lost())
@@ -248,7 +263,7 @@ export class WriteAhead {
   /** Ends the fault once nothing is held and no commit is waiting for a retry. */
   #maybeHealed(): void {
     if (!this.#fault || this.#held.length > 0) return;
-    for (const seg of this.#inFlight.values()) if (seg.failed) return;
+    for (const seg of this.#inFlight.values()) if (seg.failed || seg.retried) return;
     this.#fault = null;
     this.#onHealth(this.health);
   }
@@ -426,6 +441,7 @@ export class WriteAhead {
         applied: this.#applied,
         retry: true,
         failed: false,
+        retried: false,
         postedAt: 0,
       });
       this.#inFlightRows += this.#keys.length;
@@ -435,16 +451,22 @@ export class WriteAhead {
     }
     const toPost = [...this.#inFlight].filter(([, seg]) => seg.retry);
     if (toPost.length > 0 && this.#writer === null) this.#writer = this.#startWriter();
-    for (const [id, seg] of toPost) {
+    for (const [i, [id, seg]] of toPost.entries()) {
       if (!this.#writer?.alive) {
-        this.#commitHere(id, seg);
-        continue;
+        if (this.#commitHere(id, seg)) continue;
+        // Not tried again at every hand-over: the fault's once-a-second retry takes them.
+        for (const [, rest] of toPost.slice(i)) {
+          rest.retry = false;
+          rest.failed = true;
+        }
+        break;
       }
       // Numbered as posted: the thread processes in that order, and its counter of the last
       // segment processed is what reads wait on.
       this.#inFlight.delete(id);
       this.#inFlight.set(++this.#posted, seg);
       seg.retry = false;
+      seg.retried ||= seg.failed;
       seg.failed = false;
       seg.postedAt = performance.now();
       this.#writer.post(this.#posted, seg.file, seg.keys.length, seg.applied);
@@ -535,24 +557,45 @@ export class WriteAhead {
     if (behind) this.#raiseWriter();
   }
 
-  #commitInFlightHere(): void {
-    for (const [id, seg] of this.#inFlight) this.#commitHere(id, seg);
+  /**
+   * A writer thread that died (it could not open a locked database, or crashed) is replaced at
+   * most once a second: the next hand-over starts a new one. Until then segments are committed on
+   * the event loop.
+   */
+  #replaceDeadWriter(): void {
+    const dead = this.#writer;
+    if (dead === null || dead.alive) return;
+    this.#writer = null;
+    dead.close(0);
   }
 
-  #commitHere(id: number, seg: Segment): void {
+  /**
+   * Commits the segments in flight on this thread, oldest first, up to the first that fails: a
+   * database another process holds locked makes each attempt wait out the busy timeout, and the
+   * rest are kept for the fault's retry.
+   */
+  #commitInFlightHere(): void {
+    for (const [id, seg] of this.#inFlight) if (!this.#commitHere(id, seg)) return;
+  }
+
+  /** Whether the segment is committed; a failure keeps it for the next attempt. */
+  #commitHere(id: number, seg: Segment): boolean {
     try {
       const rows = seg.file ? readRows(seg.file) : [];
       if (this.#store.appendRows(rows, seg.applied) === null) {
-        seg.failed = true; // kept for the next attempt
-        return;
+        // Kept for the next attempt, which the fault's once-a-second retry makes.
+        seg.failed = true;
+        this.#beginFault('rows written ahead could not be committed');
+        return false;
       }
       if (seg.file) removeSegment(seg.file);
     } catch (err) {
       seg.failed = true;
       this.#fail('append', err);
-      return;
+      return false;
     }
     this.#done(id, seg);
+    return true;
   }
 
   #done(id: number, seg: Segment): void {

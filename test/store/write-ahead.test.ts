@@ -5,7 +5,7 @@
  * left are recovered at open.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
@@ -256,4 +256,98 @@ test('segments queued for the writer thread share one transaction; a bad one is 
   assert.deepEqual(segmentsIn(dir), []);
   again.close();
   store.close();
+});
+
+/** Another connection holding the database's write lock, as an operator's `sqlite3` session can. */
+function lockDatabase(path: string): () => void {
+  const db = new Database(path);
+  db.exec('BEGIN IMMEDIATE');
+  return () => {
+    db.exec('ROLLBACK');
+    db.close();
+  };
+}
+
+for (const thread of [false, true])
+  test(`commits a locked database refuses (${thread ? 'writer thread' : 'on the event loop'}) are one fault, retried until they succeed`, async (t) => {
+    // Failed commits on the event loop are reported by the store, the thread's by WriteAhead.
+    const { path, store, errors } = open();
+    const health: boolean[] = [];
+    const ahead = new WriteAhead(store, {
+      thread,
+      flushMs: 5,
+      checkMs: 50,
+      onError: (_op, err) => errors.push(err),
+      onHealth: (h) => health.push(h.healthy),
+    });
+    let release: (() => void) | null = lockDatabase(path);
+    t.after(() => {
+      release?.();
+      ahead.close();
+      store.close();
+    });
+    const s = session('vm-l', 1n);
+    for (let seq = 1; seq <= 10; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
+    await until('the refused commit to be reported as a fault', () => health.includes(false), {
+      state: () => `health ${health.join(',')}, ${ahead.pending} pending`,
+    });
+    // While faulty, answered events are held in memory instead of written ahead: none is lost.
+    for (let seq = 11; seq <= 15; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
+    assert.equal(ahead.pending + ahead.health.heldRows, 15, 'every answered event is pending or held');
+    // Retries that fail too are the same fault: it ends only when a commit succeeds.
+    await until('two retries to fail as well', () => errors.length >= 3, {
+      state: () => `${errors.length} errors, health ${health.join(',')}`,
+    });
+    assert.deepEqual(health, [false], 'still the one fault');
+    release();
+    release = null;
+    await until('the retry to commit everything', () => ahead.health.healthy && ahead.pending === 0, {
+      state: () => `health ${health.join(',')}, ${ahead.pending} pending, ${ahead.health.heldRows} held`,
+    });
+    assert.deepEqual(health, [false, true], 'one fault, one recovery');
+    // Opening needs no write lock: the thread opened beside the lock, and only its commits failed.
+    const died = errors.filter((e) => /cannot open/.test((e as Error).message));
+    assert.deepEqual(died, [], 'the writer thread never failed to open');
+    assert.equal(store.queries.totals().events, 15);
+  });
+
+test('a writer thread that dies is replaced within a second; every segment posted to it is committed', async (t) => {
+  const { store } = open();
+  const health: boolean[] = [];
+  const errors: string[] = [];
+  const ahead = new WriteAhead(store, {
+    flushMs: 5,
+    maxPending: 5,
+    checkMs: 50,
+    onError: (_op, err) => errors.push((err as Error).message),
+    onHealth: (h) => health.push(h.healthy),
+  });
+  // The process at its open-file limit, as a daemon with too many VMs connected can be: the
+  // thread cannot start, and the segments cannot be read back on this thread either.
+  const fds: number[] = [];
+  const releaseFds = () => {
+    for (const fd of fds.splice(0)) closeSync(fd);
+  };
+  t.after(() => {
+    releaseFds();
+    ahead.close();
+    store.close();
+  });
+  try {
+    for (;;) fds.push(openSync('/dev/null', 'r'));
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'EMFILE');
+  }
+  const s = session('vm-d', 1n);
+  // Two segments posted (maxPending 5) before the thread is known dead.
+  for (let seq = 1; seq <= 10; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
+  await until('the writer thread to die', () => health.includes(false), { state: () => errors.join('; ') });
+  releaseFds();
+  assert.equal(ahead.pending, 10, 'both segments are kept');
+  await until('a new writer thread to commit both', () => ahead.health.healthy && ahead.pending === 0, {
+    state: () => `health ${health.join(',')}, ${ahead.pending} pending; errors: ${errors.join('; ')}`,
+  });
+  assert.equal(ahead.writerRunning, true, 'a new writer thread took over');
+  assert.deepEqual(health, [false, true], 'one fault, one recovery');
+  assert.equal(store.queries.totals().events, 10);
 });
