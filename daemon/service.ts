@@ -161,6 +161,10 @@ export class Service {
       });
       const ahead = this.#writeAhead;
       this.#reader = new StoreReader(this.store, () => ahead.settle());
+      this.metrics?.watchStore(() => ({
+        pendingEvents: ahead.pending,
+        backpressureMs: ahead.backpressureMs,
+      }));
       this.bus.add(storeSink(this.store, this.#writeAhead));
       this.#retention = new Retention(this.store, { ...this.config.retention, onError: this.#storeError });
       this.#retention.start();

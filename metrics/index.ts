@@ -23,6 +23,7 @@ export {
   DEFAULT_VM_SERIES_TTL_SECONDS,
   SeawallMetrics,
   type SeawallMetricsOptions,
+  type StoreLoad,
 } from './seawall-metrics.js';
 export {
   DEFAULT_METRICS_HOST,

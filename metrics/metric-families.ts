@@ -29,6 +29,8 @@ export interface MetricFamilies {
   readonly storeErrors: Counter<'op'>;
   readonly storeHealthy: Gauge;
   readonly storeHeldEvents: Gauge;
+  readonly storePendingEvents: Gauge;
+  readonly storeBackpressure: Counter;
   readonly kernelMismatches: Counter<'field'>;
   readonly sinkFailures: Counter<'sink'>;
   readonly buildInfo: Gauge<'version' | 'node_version'>;
@@ -148,6 +150,16 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
     storeHeldEvents: new Gauge({
       name: 'seawall_store_held_events',
       help: 'Answered events held in memory until the faulty event store can take them.',
+      registers,
+    }),
+    storePendingEvents: new Gauge({
+      name: 'seawall_store_pending_events',
+      help: 'Answered events written ahead to disk and not yet committed to the event store database.',
+      registers,
+    }),
+    storeBackpressure: new Counter({
+      name: 'seawall_store_backpressure_seconds_total',
+      help: 'Time verdicts waited for the event store, because its bound of events written ahead and not yet committed was reached.',
       registers,
     }),
     sinkFailures: new Counter({

@@ -36,6 +36,14 @@ export interface SeawallMetricsOptions {
   readonly defaultMetrics?: boolean;
 }
 
+/** The event store's write-ahead queue as {@link SeawallMetrics.watchStore} reads it. */
+export interface StoreLoad {
+  /** Answered events written ahead and not yet committed. */
+  readonly pendingEvents: number;
+  /** Milliseconds the verdict path has waited, since start, because the queue was full. */
+  readonly backpressureMs: number;
+}
+
 export const DEFAULT_VM_SERIES_TTL_SECONDS = 3600;
 export const DEFAULT_MAX_VMS = 4096;
 export const DEFAULT_MAX_LABEL_VALUES = 256;
@@ -264,6 +272,30 @@ export class SeawallMetrics {
     this.#f.storeHeldEvents.set(heldEvents);
   }
 
+  /**
+   * Where the event store's write-ahead queue stands, read at each scrape: events written ahead
+   * and not yet committed, and the total time (ms) the verdict path waited because the queue was
+   * full.
+   */
+  watchStore(read: () => StoreLoad): void {
+    this.#storeLoad = read;
+  }
+
+  #storeLoad: (() => StoreLoad) | null = null;
+  #backpressureMs = 0;
+
+  #readStore(): void {
+    if (this.#storeLoad === null) return;
+    const { pendingEvents, backpressureMs } = this.#storeLoad();
+    assertCount('pendingEvents', pendingEvents);
+    this.#f.storePendingEvents.set(pendingEvents);
+    // A total below the last one comes from a source that started again from 0: all of it is new.
+    const added =
+      backpressureMs >= this.#backpressureMs ? backpressureMs - this.#backpressureMs : backpressureMs;
+    if (added > 0) this.#f.storeBackpressure.inc(added / 1000);
+    this.#backpressureMs = backpressureMs;
+  }
+
   /** An event store operation `op` (e.g. `append`, `prune`, `open`) failed. */
   storeError(op: string): void {
     this.#storeErrors.get(op).inc();
@@ -308,6 +340,7 @@ export class SeawallMetrics {
 
   /** The exposition text, rendered by prom-client from memory (no I/O is awaited). */
   metricsText(): Promise<string> {
+    this.#readStore();
     return this.#registry.metrics();
   }
 

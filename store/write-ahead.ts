@@ -295,6 +295,16 @@ export class WriteAhead {
     return this.#keys.length + this.#inFlightRows;
   }
 
+  /**
+   * Milliseconds the event loop has waited, since open, because `maxInFlight` rows were written
+   * ahead and not yet committed: every verdict waited with it.
+   */
+  get backpressureMs(): number {
+    return this.#backpressureMs;
+  }
+
+  #backpressureMs = 0;
+
   /** The verdict path: one write of the batch's rows; the writer thread takes them within flushMs. */
   record(batch: readonly EventRecord[]): void {
     if (this.#closed) {
@@ -474,7 +484,11 @@ export class WriteAhead {
     this.#raiseIfBehind();
     // Backpressure: the verdict path waits for the thread. Not `flush`, which hands over first and
     // would come back here while the rows are still in flight.
-    if (this.#inFlightRows >= this.#maxInFlight) this.#relieve();
+    if (this.#inFlightRows >= this.#maxInFlight) {
+      const start = performance.now();
+      this.#relieve();
+      this.#backpressureMs += performance.now() - start;
+    }
   }
 
   /**

@@ -50,6 +50,9 @@ const FLEET: [string, string][] = [
   [`seawall_process_resident_memory_bytes{${L}}`, '50000000x121'],
   [`seawall_nodejs_heap_size_used_bytes{${L}}`, '20000000x121'],
   [`seawall_nodejs_eventloop_lag_p99_seconds{${L}}`, '0.01x121'],
+  // A storm at 117m: the backlog reaches the bound, verdicts wait 0.3 s a minute for two minutes.
+  [`seawall_store_pending_events{${L}}`, '0x116 60000 100000 100000 40000 0'],
+  [`seawall_store_backpressure_seconds_total{${L}}`, '0x116 0.3 0.6 0.9 0.9 0.9'],
 ];
 
 /** What each panel must show at 120m, by panel title, in the order of its queries. */
@@ -112,6 +115,8 @@ const EXPECTED: Record<string, [string, number][][]> = {
     [[`seawall_nodejs_heap_size_used_bytes{${L}}`, 20000000]],
   ],
   'Event loop lag p99': [[[`seawall_nodejs_eventloop_lag_p99_seconds{${L}}`, 0.01]]],
+  // 0.9 s waited in the 5-minute window: 0.3 % of the time.
+  'Event store backlog': [[['{}', 40000]], [['{}', 0.003]]],
 };
 
 interface Panel {

@@ -133,6 +133,32 @@ describe('SeawallMetrics counts', () => {
     );
   });
 
+  it('reads the store write-ahead queue at each scrape: the backlog as is, the waits added up', async () => {
+    const m = metrics();
+    let text = await m.metricsText();
+    assert.equal(value(text, 'seawall_store_pending_events'), 0, 'no store watched: 0');
+    assert.equal(value(text, 'seawall_store_backpressure_seconds_total'), 0, 'exported from start');
+    const load = { pendingEvents: 120, backpressureMs: 0 };
+    m.watchStore(() => load);
+    text = await m.metricsText();
+    assert.equal(value(text, 'seawall_store_pending_events'), 120);
+    load.pendingEvents = 7;
+    load.backpressureMs = 1500;
+    text = await m.metricsText();
+    assert.equal(value(text, 'seawall_store_pending_events'), 7, 'the gauge is the value now');
+    assert.equal(value(text, 'seawall_store_backpressure_seconds_total'), 1.5);
+    load.backpressureMs = 1750;
+    assert.equal(value(await m.metricsText(), 'seawall_store_backpressure_seconds_total'), 1.75);
+    load.backpressureMs = 250;
+    assert.equal(
+      value(await m.metricsText(), 'seawall_store_backpressure_seconds_total'),
+      2,
+      'a source that started again from 0: what it counted since is added, nothing subtracted',
+    );
+    load.pendingEvents = -1;
+    await assert.rejects(async () => m.metricsText(), assertMetricsError('SEAWALL_METRICS_INVALID_VALUE'));
+  });
+
   it('exports build info with the given version and the running Node version', async () => {
     const text = await metrics({ version: '1.2.3' }).metricsText();
     assert.equal(value(text, 'seawall_build_info', { version: '1.2.3', node_version: process.version }), 1);

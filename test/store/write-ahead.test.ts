@@ -52,6 +52,7 @@ test('the writer thread commits handed-over segments and deletes them; reads see
   }
   assert.deepEqual(segmentsIn(dir), []);
   assert.equal(store.queries.totals().events, 50);
+  assert.equal(ahead.backpressureMs, 0, 'the bound was never reached');
   ahead.close();
   store.close();
   assert.deepEqual(errors, []);
@@ -88,6 +89,7 @@ test('past maxInFlight rows the verdict path waits for the thread, and every row
   }
   ahead.flush();
   assert.equal(store.queries.totals().events, 2000);
+  assert.ok(ahead.backpressureMs > 0, 'the waits at the bound are counted');
   ahead.close();
   store.close();
   assert.deepEqual(errors, []);

@@ -2,16 +2,21 @@
  * The numbers an operator reads are true: after a fleet hits a few pages again and again,
  * `seawall_poisoned_pages{vm}` equals the VM's distinct pages (as `seawall poison` lists them); a
  * downgrade is labelled with the short codes docs/metrics.md promises, and its journal entry
- * carries the same codes; the alert rules link absolute runbook URLs, under any base asked for.
+ * carries the same codes; while the store cannot commit, its pending and held gauges add up to
+ * every answered event not yet stored; the alert rules link absolute runbook URLs, under any base
+ * asked for.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { STORE_FILE } from '../../../store/index.js';
 import { simulate } from '../../../vmm/simulator.js';
 import { metricSum, removeDir, scrape, startDaemon } from '../../helpers/daemon.js';
 import { requireTool } from '../../helpers/tools.js';
+import { until } from '../../helpers/wait.js';
 import { cliJson, runCli, runTool } from './run-cli.js';
 
 const POLICY = `version: 1
@@ -69,6 +74,38 @@ test('poisoned-pages gauge, downgrade labels and journal fields are the document
   const memory = d.output.find((l) => l.startsWith('memory error (sea)'));
   assert.match(memory ?? '', / SEAWALL_SEVERITY=uer /);
   assert.match(memory ?? '', / SEAWALL_OUTCOME=verdict_sent /);
+});
+
+test('while the store cannot commit, every answered event is pending or held, and both gauges say so', async (t) => {
+  const d = await startDaemon();
+  t.after(async () => {
+    await d.kill();
+    removeDir(d.dir);
+  });
+  // Another connection holds the database's write lock, as an operator's `sqlite3` shell can: the
+  // writer thread's commits time out, and the answered events stay written ahead (or held in
+  // memory once the store is known faulty).
+  const lock = new Database(join(d.stateDir, STORE_FILE));
+  t.after(() => lock.close());
+  lock.exec('BEGIN IMMEDIATE');
+  const summary = await simulate({ socket: d.socket, vms: 2, vcpus: 2, events: 300, vmPrefix: 'locked' });
+  assert.equal(summary.answered, 300, 'verdicts do not wait for a store that cannot commit');
+  const backlog = (text: string) =>
+    metricSum(text, 'seawall_store_pending_events') + metricSum(text, 'seawall_store_held_events');
+  let text = await until('the store to report its fault', async () => {
+    const m = await scrape(d.metricsUrl as string);
+    return metricSum(m, 'seawall_store_healthy') === 0 && m;
+  });
+  assert.equal(backlog(text), 300, 'pending + held = every answered event not committed');
+  assert.ok(metricSum(text, 'seawall_store_pending_events') > 0, 'rows written ahead before the fault');
+  lock.exec('ROLLBACK');
+  text = await until('the store to commit the backlog', async () => {
+    const m = await scrape(d.metricsUrl as string);
+    return metricSum(m, 'seawall_store_healthy') === 1 && backlog(m) === 0 && m;
+  });
+  assert.equal(metricSum(text, 'seawall_store_backpressure_seconds_total'), 0, 'the bound was never reached');
+  const events = await cliJson<unknown[]>(d.controlSocket, ['events', '--limit', '1000']);
+  assert.equal(events.length, 300, 'every answered event is stored once');
 });
 
 test('alert rules link absolute runbook URLs; --runbook-base moves them and promtool accepts the result', async (t) => {
