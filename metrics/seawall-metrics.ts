@@ -19,6 +19,9 @@ import {
 } from './label-values.js';
 import { createMetricFamilies, type MetricFamilies } from './metric-families.js';
 import { PerVmSeries } from './per-vm-series.js';
+import { type StoreLoad, StoreLoadReader } from './store-load.js';
+
+export type { StoreLoad } from './store-load.js';
 
 /** Options of {@link SeawallMetrics}; every field has a default. */
 export interface SeawallMetricsOptions {
@@ -34,14 +37,6 @@ export interface SeawallMetricsOptions {
   readonly version?: string;
   /** Register prom-client's process and Node.js metrics, prefixed `seawall_`. Default true. */
   readonly defaultMetrics?: boolean;
-}
-
-/** The event store's write-ahead queue as {@link SeawallMetrics.watchStore} reads it. */
-export interface StoreLoad {
-  /** Answered events written ahead and not yet committed. */
-  readonly pendingEvents: number;
-  /** Milliseconds the verdict path has waited, since start, because the queue was full. */
-  readonly backpressureMs: number;
 }
 
 export const DEFAULT_VM_SERIES_TTL_SECONDS = 3600;
@@ -90,6 +85,7 @@ export class SeawallMetrics {
   readonly #kills: ClosedCounterChildren<KillOutcome>;
   readonly #reloadSuccess: CounterChild;
   readonly #reloadFailure: CounterChild;
+  readonly #storeLoad: StoreLoadReader;
   #sessions = 0;
   #timer: NodeJS.Timeout | undefined;
 
@@ -143,6 +139,7 @@ export class SeawallMetrics {
 
     this.#f.buildInfo.set({ version, node_version: process.version }, 1);
     this.#f.storeHealthy.set(1);
+    this.#storeLoad = new StoreLoadReader(this.#f.storePendingEvents, this.#f.storeBackpressure);
     if (options.defaultMetrics ?? true) {
       collectDefaultMetrics({ register: this.#registry, prefix: DEFAULT_METRICS_PREFIX });
       // Gauges named *_total break the naming rules (`promtool check metrics` flags them); the
@@ -278,22 +275,7 @@ export class SeawallMetrics {
    * full.
    */
   watchStore(read: () => StoreLoad): void {
-    this.#storeLoad = read;
-  }
-
-  #storeLoad: (() => StoreLoad) | null = null;
-  #backpressureMs = 0;
-
-  #readStore(): void {
-    if (this.#storeLoad === null) return;
-    const { pendingEvents, backpressureMs } = this.#storeLoad();
-    assertCount('pendingEvents', pendingEvents);
-    this.#f.storePendingEvents.set(pendingEvents);
-    // A total below the last one comes from a source that started again from 0: all of it is new.
-    const added =
-      backpressureMs >= this.#backpressureMs ? backpressureMs - this.#backpressureMs : backpressureMs;
-    if (added > 0) this.#f.storeBackpressure.inc(added / 1000);
-    this.#backpressureMs = backpressureMs;
+    this.#storeLoad.watch(read);
   }
 
   /** An event store operation `op` (e.g. `append`, `prune`, `open`) failed. */
@@ -340,7 +322,7 @@ export class SeawallMetrics {
 
   /** The exposition text, rendered by prom-client from memory (no I/O is awaited). */
   metricsText(): Promise<string> {
-    this.#readStore();
+    this.#storeLoad.collect();
     return this.#registry.metrics();
   }
 

@@ -155,8 +155,13 @@ describe('SeawallMetrics counts', () => {
       2,
       'a source that started again from 0: what it counted since is added, nothing subtracted',
     );
+    // Not a count: the last values stay, and the scrape still answers with every other family.
     load.pendingEvents = -1;
-    await assert.rejects(async () => m.metricsText(), assertMetricsError('SEAWALL_METRICS_INVALID_VALUE'));
+    load.backpressureMs = Number.NaN;
+    text = await m.metricsText();
+    assert.equal(value(text, 'seawall_store_pending_events'), 7);
+    assert.equal(value(text, 'seawall_store_backpressure_seconds_total'), 2);
+    assert.equal(value(text, 'seawall_store_healthy'), 1);
   });
 
   it('exports build info with the given version and the running Node version', async () => {
