@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
 import {
   type PolicyDocument,
   packGpaRanges,
@@ -18,7 +18,7 @@ import {
   policyVersionOf,
   YAML_LIMITS,
 } from '../policies/index.js';
-import { yieldToVerdictPath } from '../store/index.js';
+import { startThread, yieldToVerdictPath } from '../store/index.js';
 
 /** What a load produces: the document (GPA lists removed) and the work done on it, or the issues. */
 export type WorkerLoad =
@@ -91,18 +91,17 @@ if (!isMainThread && (workerData as PolicyWorkerData | null)?.kind === 'seawall-
 }
 
 // Compiled, the worker is policy-worker.js: this module in tsc's tree, its own file beside the CLI
-// in dist/bin/ (scripts/bundle.mjs), so it is named, not taken from import.meta.url. Under tsx
-// (tests import .ts) the worker registers the loader itself before importing it, as
-// store/writer-client.ts explains.
-const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_URL = new URL(FROM_SOURCE ? './policy-worker.ts' : './policy-worker.js', import.meta.url);
+// in dist/bin/ (scripts/bundle.mjs), so it is named, not taken from import.meta.url.
+const WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts') ? './policy-worker.ts' : './policy-worker.js',
+  import.meta.url,
+);
 
 function startWorker(data: PolicyWorkerData): Worker {
-  const options = { workerData: data, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } };
-  if (!FROM_SOURCE) return new Worker(WORKER_URL, options);
-  const api = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
-  return new Worker(boot, { ...options, eval: true });
+  return startThread(WORKER_URL, {
+    workerData: data,
+    resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+  });
 }
 
 /**

@@ -27,6 +27,7 @@ export { StoreReader } from './reader-client.js';
 export { RETENTION_DEFAULTS, Retention, type RetentionOptions, type RetentionRun } from './retention.js';
 export { type EventParams, hex64, parseHex64, type StoredEvent, valuesOfParams } from './rows.js';
 export { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
+export { startThread } from './start-thread.js';
 export { storeSink } from './store-sink.js';
 export { HELPER_THREAD_NICE, yieldToVerdictPath } from './thread-priority.js';
 export { type StoreHealth, WriteAhead, type WriteAheadOptions } from './write-ahead.js';

@@ -3,24 +3,19 @@
  * socket, answered asynchronously, never on the event loop. The thread starts on the first read
  * and is started again after the store was reopened (a lost state directory) or the thread failed.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { EncodedJson } from './encoded-json.js';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
 import type { EventQuery, PoisonCursor, PoisonedPage, StoreTotals, VmSummary } from './queries.js';
 import type { ReaderData, ReaderMethod, ReaderReply, ReaderRequest } from './reader-thread.js';
 import type { StoredEvent } from './rows.js';
+import { startThread } from './start-thread.js';
 
-const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_URL = new URL(FROM_SOURCE ? './reader-thread.ts' : './reader-thread.js', import.meta.url);
-
-function startWorker(data: ReaderData): Worker {
-  if (!FROM_SOURCE) return new Worker(WORKER_URL, { workerData: data });
-  // Under tsx the worker registers the loader itself (store/writer-client.ts explains why).
-  const api = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
-  return new Worker(boot, { workerData: data, eval: true });
-}
+const WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts') ? './reader-thread.ts' : './reader-thread.js',
+  import.meta.url,
+);
 
 /** A read that takes longer than this fails (and the thread is replaced). */
 const READ_TIMEOUT_MS = 60_000;
@@ -93,7 +88,8 @@ export class StoreReader {
   #ensure(): Worker {
     if (this.#worker && this.#generation === this.#store.generation) return this.#worker;
     this.#stop(null);
-    const worker = startWorker({ kind: 'seawall-reader', path: this.#store.path });
+    const data: ReaderData = { kind: 'seawall-reader', path: this.#store.path };
+    const worker = startThread(WORKER_URL, { workerData: data });
     worker.unref();
     worker.on('message', (m: ReaderReply) => {
       const w = this.#waiting.get(m.id);

@@ -4,25 +4,17 @@
  * `Atomics.wait` until the thread has processed a segment, then takes its acknowledgements
  * synchronously with `receiveMessageOnPort`. Everything else arrives as ordinary messages.
  */
-import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, receiveMessageOnPort, type Worker } from 'node:worker_threads';
 import { SCHED_IDLE, SCHED_OTHER, setThreadPolicy } from '../kvm/index.js';
 import { StoreError } from './errors.js';
 import type { AppliedUpdate } from './inserts.js';
+import { startThread } from './start-thread.js';
 import { Slot, type WriterAck, type WriterData, type WriterRequest } from './writer-thread.js';
 
-// Compiled, this module is writer-client.js beside writer-thread.js. Under tsx (the tests import
-// .ts) both are .ts, and Node 20 does not hand tsx's loader to workers: the worker registers it
-// itself before importing the thread's module.
-const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const WORKER_URL = new URL(FROM_SOURCE ? './writer-thread.ts' : './writer-thread.js', import.meta.url);
-
-function startWorker(data: WriterData, port: MessagePort): Worker {
-  const options = { workerData: data, transferList: [port] };
-  if (!FROM_SOURCE) return new Worker(WORKER_URL, options);
-  const api = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
-  return new Worker(boot, { ...options, eval: true });
-}
+const WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts') ? './writer-thread.ts' : './writer-thread.js',
+  import.meta.url,
+);
 
 export interface WriterClientOptions {
   path: string;
@@ -54,7 +46,7 @@ export class WriterClient {
       port: port2,
       shared: sab,
     };
-    this.#worker = startWorker(data, port2);
+    this.#worker = startThread(WORKER_URL, { workerData: data, transferList: [port2] });
     port1.on('message', (m: WriterAck) => this.#ack(m));
     this.#worker.on('error', (err) => this.#die(err));
     this.#worker.on('exit', (code) => {
