@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type EventParams, EventStore, hex64, valuesOfParams } from '../store/index.js';
+import { EventStore, valuesOfParams } from '../store/index.js';
+import { stormRow } from './storm-rows.js';
 
 const { values } = parseArgs({
   options: {
@@ -24,47 +25,6 @@ const ROWS = Number(values.rows);
 const VMS = Number(values.vms);
 const PAGES = Number(values.pages);
 const REPEATS = 3;
-const T0 = Date.UTC(2026, 11, 1);
-const labels = JSON.stringify({ pool: 'web', zone: 'a' });
-
-/** Event `i` of the storm: VMs in turn, each VM's pages visited in a scattered order. */
-function row(i: number, bootId: string): EventParams {
-  const vm = i % VMS;
-  const ord = Math.floor(i / VMS) + 1;
-  return {
-    boot_id: bootId,
-    session_id: vm + 1,
-    seq: ord,
-    time_ms: T0 + Math.floor(i / 25),
-    vm: `vm-${vm}`,
-    labels,
-    vcpu: i % 8,
-    kind: 'sea',
-    esr: hex64(0x92000410n),
-    ec: 0x24,
-    fsc: 0x10,
-    fsc_class: 'sea',
-    abort: 'data',
-    severity: 'uer',
-    sigbus_code: null,
-    gva: hex64(0xffff800012345000n),
-    gpa: hex64(0x40000000n + BigInt((i * 7919) % PAGES) * 0x1000n),
-    replay: 0,
-    fallback_action: null,
-    action: 'inject',
-    rule: 'default',
-    policy_version: 'f44a8df5c141',
-    downgrade: null,
-    verdict_action: 1,
-    verdict_flags: 0,
-    latency_ns: 12_345,
-    non_conforming: null,
-    kernel_mismatch: null,
-    plugin_time_ns: hex64(BigInt(T0) * 1_000_000n + BigInt(i) * 1000n),
-    ord,
-  };
-}
-
 const dir = mkdtempSync(join(tmpdir(), 'seawall-bench-rows-'));
 const results: { tx: number; usPerRow: number; spread: [number, number] }[] = [];
 try {
@@ -72,7 +32,9 @@ try {
     const runs: number[] = [];
     for (let r = 0; r < REPEATS; r++) {
       const store = new EventStore({ path: join(dir, `tx${tx}-${r}.sqlite`) });
-      const rows = Array.from({ length: ROWS }, (_, i) => valuesOfParams(row(i, store.bootId)));
+      const rows = Array.from({ length: ROWS }, (_, i) =>
+        valuesOfParams(stormRow(i, store.bootId, VMS, PAGES)),
+      );
       const t = performance.now();
       for (let i = 0; i < ROWS; i += tx) {
         if (store.appendRows(rows.slice(i, i + tx)) === null) throw new Error('insert failed');

@@ -4,6 +4,7 @@
 //   seawall.js         the CLI and the daemon (what bin, the systemd unit and the tests run)
 //   writer-thread.js   the store's writer thread  (store/writer-client.ts starts ./writer-thread.js)
 //   reader-thread.js   the control socket's store reader (store/reader-client.ts)
+//   retention-thread.js  the store's retention passes (store/retention.ts)
 //   policy-worker.js   the policy loader's worker (daemon/policy-worker.ts)
 //   fleet-child.js     one simulated VMM process of `seawall simulate` (vmm/fleet-processes.ts)
 //
@@ -28,6 +29,7 @@ await build({
     seawall: 'dist/cli/cli.js',
     'writer-thread': 'dist/store/writer-thread.js',
     'reader-thread': 'dist/store/reader-thread.js',
+    'retention-thread': 'dist/store/retention-thread.js',
     'policy-worker': 'dist/daemon/policy-worker.js',
     'fleet-child': 'dist/vmm/fleet-child.js',
   },

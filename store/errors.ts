@@ -26,7 +26,9 @@ export type StoreErrorCode =
    */
   | 'SEAWALL_STORE_LOST'
   /** A read on the reader thread (for the control socket) failed, timed out, or lost its thread. */
-  | 'SEAWALL_STORE_READER';
+  | 'SEAWALL_STORE_READER'
+  /** A retention pass on the retention thread failed, or lost its thread. */
+  | 'SEAWALL_STORE_PRUNE';
 
 export class StoreError extends SeawallError<StoreErrorCode> {
   override readonly name = 'StoreError';

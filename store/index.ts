@@ -9,6 +9,7 @@ export {
   type StoreRow,
   storePath,
 } from './event-store.js';
+export { type PruneEnv, type PruneOptions, prune } from './prune.js';
 export {
   DEFAULT_REBUILD_LIMIT,
   type EventQuery,

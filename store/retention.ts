@@ -1,15 +1,24 @@
 /**
- * Retention, off the verdict path: a timer (unref'd, so it never keeps the process alive) deletes
- * events older than `maxAgeDays`, then — while the data exceeds `maxBytes` — the oldest events in
- * chunks. Each chunk is its own short transaction and the run yields to the event loop between
- * chunks, so pipeline batches interleave with pruning instead of waiting behind it. Poisoned pages
- * are never pruned: they are the VM's history. Actions and closed sessions go by age with events.
+ * Retention, beside the verdict path: a timer (unref'd, so it never keeps the process alive) asks
+ * the retention thread (store/retention-thread.ts, started with the first pass) to delete events
+ * older than `maxAgeDays`, then — while the data exceeds `maxBytes` — the oldest events, in slices
+ * of about `sliceMs` (store/prune.ts). Nothing of it runs on the event loop: there, a pass held
+ * verdicts for up to ~0.5 s at a time (docs/performance.md).
  */
-
-import type { Statement } from 'better-sqlite3';
+import type { Worker } from 'node:worker_threads';
 import type { StoreOp } from './errors.js';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
+import type { RetentionRun } from './prune.js';
+import type { RetentionData, RetentionReply, RetentionRequest } from './retention-thread.js';
+import { startThread } from './start-thread.js';
+
+export type { RetentionRun } from './prune.js';
+
+const THREAD_URL = new URL(
+  import.meta.url.endsWith('.ts') ? './retention-thread.ts' : './retention-thread.js',
+  import.meta.url,
+);
 
 export interface RetentionOptions {
   /** Events older than this many days are deleted (default 90). */
@@ -18,17 +27,12 @@ export interface RetentionOptions {
   maxBytes?: number;
   /** How often the timer runs (default 10 minutes). */
   intervalMs?: number;
-  /** Rows per delete transaction (default 5000). */
+  /** Most rows one delete statement takes (default 5000); fewer when a slice would take longer. */
   chunkRows?: number;
+  /** About how long one slice may hold the write lock, in ms (default 2). */
+  sliceMs?: number;
   now?: () => number;
   onError?: (op: StoreOp, err: unknown) => void;
-}
-
-export interface RetentionRun {
-  deletedByAge: number;
-  deletedBySize: number;
-  /** Data bytes after the run. */
-  bytes: number;
 }
 
 export const RETENTION_DEFAULTS = {
@@ -36,10 +40,10 @@ export const RETENTION_DEFAULTS = {
   maxBytes: 1024 ** 3,
   intervalMs: 10 * 60_000,
   chunkRows: 5000,
+  sliceMs: 2,
 } as const;
 
 const DAY_MS = 86_400_000;
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function positive(name: string, v: number, min: number): number {
   if (!Number.isFinite(v) || v < min) {
@@ -60,42 +64,31 @@ export class Retention {
   readonly maxBytes: number;
   readonly intervalMs: number;
   readonly chunkRows: number;
+  readonly sliceMs: number;
   readonly #store: EventStore;
   readonly #now: () => number;
   readonly #onError: (op: StoreOp, err: unknown) => void;
-  #byAge!: Statement;
-  #oldest!: Statement;
-  #actionsByAge!: Statement;
-  #sessionsByAge!: Statement;
-  /** The store generation the statements were prepared on (a reopen makes a new connection). */
-  #generation = -1;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<RetentionRun | null> | null = null;
   #stopped = false;
+  #worker: Worker | null = null;
+  /** Shared with the thread: 1 ends a pass at its next slice. */
+  readonly #stop = new Int32Array(new SharedArrayBuffer(4));
+  #nextId = 1;
+  readonly #waiting = new Map<
+    number,
+    { resolve: (run: RetentionRun) => void; reject: (err: Error) => void }
+  >();
 
   constructor(store: EventStore, opts: RetentionOptions = {}) {
     this.maxAgeDays = positive('maxAgeDays', opts.maxAgeDays ?? RETENTION_DEFAULTS.maxAgeDays, 0.0001);
     this.maxBytes = Math.floor(positive('maxBytes', opts.maxBytes ?? RETENTION_DEFAULTS.maxBytes, 65_536));
     this.intervalMs = positive('intervalMs', opts.intervalMs ?? RETENTION_DEFAULTS.intervalMs, 1000);
     this.chunkRows = Math.floor(positive('chunkRows', opts.chunkRows ?? RETENTION_DEFAULTS.chunkRows, 1));
+    this.sliceMs = positive('sliceMs', opts.sliceMs ?? RETENTION_DEFAULTS.sliceMs, 0.1);
     this.#store = store;
     this.#now = opts.now ?? Date.now;
     this.#onError = opts.onError ?? (() => {});
-    this.#prepare();
-  }
-
-  #prepare(): void {
-    if (this.#generation === this.#store.generation) return;
-    this.#generation = this.#store.generation;
-    const db = this.#store.db;
-    this.#byAge = db.prepare(
-      'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ? ORDER BY time_ms LIMIT ?)',
-    );
-    this.#oldest = db.prepare(
-      'DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time_ms, id LIMIT ?)',
-    );
-    this.#actionsByAge = db.prepare('DELETE FROM actions WHERE time_ms < ?');
-    this.#sessionsByAge = db.prepare('DELETE FROM sessions WHERE closed_ms IS NOT NULL AND closed_ms < ?');
   }
 
   /** Starts the periodic run (first run after one interval). */
@@ -116,45 +109,70 @@ export class Retention {
     return this.#running;
   }
 
-  /** Stops the timer and waits for a running pass to end at its next chunk. */
+  /** Stops the timer, ends a running pass at its next slice, waits for it, and ends the thread. */
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    Atomics.store(this.#stop, 0, 1);
+    Atomics.notify(this.#stop, 0);
     await this.#running;
+    const worker = this.#worker;
+    this.#worker = null;
+    await worker?.terminate();
   }
 
   async #pass(): Promise<RetentionRun | null> {
-    const store = this.#store;
+    if (this.#stopped || this.#store.closed) return null;
     try {
-      this.#prepare();
-      const cutoff = this.#now() - this.maxAgeDays * DAY_MS;
-      let deletedByAge = 0;
-      for (;;) {
-        if (this.#stopped || store.closed) break;
-        const n = this.#byAge.run(cutoff, this.chunkRows).changes;
-        deletedByAge += n;
-        if (n < this.chunkRows) break;
-        await yieldToLoop();
-      }
-      if (!this.#stopped && !store.closed) {
-        this.#actionsByAge.run(cutoff);
-        this.#sessionsByAge.run(cutoff);
-      }
-      let deletedBySize = 0;
-      while (!this.#stopped && !store.closed && store.queries.usedBytes() > this.maxBytes) {
-        const n = this.#oldest.run(this.chunkRows).changes;
-        deletedBySize += n;
-        if (n === 0) break; // only poisoned pages and actions remain: they are kept
-        await yieldToLoop();
-      }
-      if (store.closed) return null;
-      // auto_vacuum=INCREMENTAL: hand the freed pages back so the file shrinks too.
-      if (deletedByAge + deletedBySize > 0) store.db.pragma('incremental_vacuum');
-      return { deletedByAge, deletedBySize, bytes: store.queries.usedBytes() };
+      return await this.#ask({
+        id: this.#nextId++,
+        cutoffMs: this.#now() - this.maxAgeDays * DAY_MS,
+        maxBytes: this.maxBytes,
+        chunkRows: this.chunkRows,
+        sliceMs: this.sliceMs,
+      });
     } catch (err) {
       this.#onError('prune', err);
       return null;
     }
+  }
+
+  #ask(req: RetentionRequest): Promise<RetentionRun> {
+    const worker = this.#ensure();
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(req.id, { resolve, reject });
+      worker.postMessage(req);
+    });
+  }
+
+  #ensure(): Worker {
+    if (this.#worker) return this.#worker;
+    const data: RetentionData = {
+      kind: 'seawall-retention',
+      path: this.#store.path,
+      stop: this.#stop.buffer as SharedArrayBuffer,
+    };
+    const worker = startThread(THREAD_URL, { workerData: data });
+    worker.unref();
+    worker.on('message', (m: RetentionReply) => {
+      const w = this.#waiting.get(m.id);
+      if (!w) return;
+      this.#waiting.delete(m.id);
+      if (m.run) w.resolve(m.run);
+      else w.reject(new StoreError('SEAWALL_STORE_PRUNE', `retention failed: ${m.error}`));
+    });
+    const gone = (err: Error) => {
+      if (this.#worker !== worker) return;
+      this.#worker = null;
+      for (const w of this.#waiting.values()) w.reject(err);
+      this.#waiting.clear();
+    };
+    worker.on('error', gone);
+    worker.on('exit', (code) =>
+      gone(new StoreError('SEAWALL_STORE_PRUNE', `the retention thread exited with code ${code}`)),
+    );
+    this.#worker = worker;
+    return worker;
   }
 }

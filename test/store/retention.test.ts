@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { EventStore, isStoreError, Retention } from '../../store/index.js';
+import { prune } from '../../store/prune.js';
+import { until } from '../helpers/wait.js';
 import { record, session, tempStorePath } from './records.js';
 
 const dirs: string[] = [];
@@ -31,7 +33,8 @@ test('events older than maxAgeDays go; their poisoned pages and newer events sta
   store.recordAction({ vm: 'vm-a', action: 'kill', rule: 'r', outcome: 'done', timeMs: NOW - 95 * DAY });
   const retention = new Retention(store, { now: () => NOW, chunkRows: 1 });
   const run = await retention.run();
-  assert.deepEqual({ ...run, bytes: 0 }, { deletedByAge: 2, deletedBySize: 0, bytes: 0 });
+  assert.ok(run);
+  assert.deepEqual([run.deletedByAge, run.deletedBySize], [2, 0]);
   assert.deepEqual(
     store.queries.events().map((e) => e.seq),
     [3, 4],
@@ -42,7 +45,8 @@ test('events older than maxAgeDays go; their poisoned pages and newer events sta
   store.close();
 });
 
-test('over maxBytes the oldest events are deleted in chunks until the data fits', async () => {
+/** 2,000 events of ~1 KB in one store: more than 3 times a bound of 256 KiB. */
+function bigStore(): EventStore {
   const store = open();
   const s = session('vm-big', 1n, { blob: 'x'.repeat(400) });
   for (let b = 0; b < 20; b++) {
@@ -53,6 +57,11 @@ test('over maxBytes the oldest events are deleted in chunks until the data fits'
     }
     store.append(batch);
   }
+  return store;
+}
+
+test('over maxBytes the oldest events are deleted in chunks until the data fits', async () => {
+  const store = bigStore();
   const maxBytes = 256 * 1024;
   assert.ok(store.queries.usedBytes() > maxBytes * 2, 'the test data must exceed the bound');
   const pagesBefore = store.queries.poisonedPages();
@@ -61,10 +70,8 @@ test('over maxBytes the oldest events are deleted in chunks until the data fits'
   const run = await retention.run();
   assert.ok(run);
   assert.equal(run.deletedByAge, 0);
-  assert.ok(
-    run.deletedBySize > 0 && run.deletedBySize % 100 === 0,
-    `deleted in chunks: ${run.deletedBySize}`,
-  );
+  assert.ok(run.deletedBySize > 0);
+  assert.ok(run.slices >= Math.ceil(run.deletedBySize / 100), `no statement deletes more than chunkRows`);
   assert.ok(run.bytes <= maxBytes, `${run.bytes} <= ${maxBytes}`);
   const left = store.queries.events({ limit: 10_000 });
   assert.equal(left.length, 2000 - run.deletedBySize);
@@ -72,6 +79,58 @@ test('over maxBytes the oldest events are deleted in chunks until the data fits'
   assert.equal(left[0]?.seq, run.deletedBySize, 'exactly the oldest were deleted');
   assert.deepEqual(store.queries.poisonedPages(), pagesBefore);
   assert.ok((store.db.pragma('page_count', { simple: true }) as number) < fileBytesBefore, 'the file shrank');
+  await retention.stop();
+  store.close();
+});
+
+test('each slice takes about sliceMs, learned from the slice before; without a bound one chunk takes it all', async () => {
+  // A clock on which each deleted event, and each page handed back to the file system, costs
+  // 1/8 ms: a 2 ms slice fits 16 of them.
+  const env = (store: EventStore) => {
+    const count = store.db.prepare('SELECT count(*) FROM events').pluck();
+    const pages = () => store.db.pragma('page_count', { simple: true }) as number;
+    const [events0, pages0] = [count.get() as number, pages()];
+    const paused: number[] = [];
+    const clock = () => (events0 - (count.get() as number) + pages0 - pages()) / 8;
+    const pause = (ms: number) => {
+      paused.push(ms);
+      return undefined;
+    };
+    return { clock, pause, stopped: () => false, paused };
+  };
+  const opts = { cutoffMs: NOW - 90 * DAY, maxBytes: 256 * 1024, chunkRows: 5000 };
+  const sliced = bigStore();
+  const slicedEnv = env(sliced);
+  const run = await prune(sliced.db, { ...opts, sliceMs: 2 }, slicedEnv);
+  assert.ok(run.deletedBySize > 1000, `${run.deletedBySize} deleted`);
+  assert.ok(run.longestSliceMs <= 2, `longest slice ${run.longestSliceMs} ms`);
+  assert.ok(run.slices >= run.deletedBySize / 16, `${run.slices} slices for ${run.deletedBySize} events`);
+  assert.equal(slicedEnv.paused.length, run.slices, 'a pause after every slice');
+  assert.ok(run.bytes <= 256 * 1024);
+  sliced.close();
+
+  const whole = bigStore();
+  const unbounded = await prune(whole.db, { ...opts, sliceMs: Number.POSITIVE_INFINITY }, env(whole));
+  // The age pass (nothing to delete), one delete of chunkRows — all 2,000 events, as the fixed
+  // chunks did — and one vacuum of every free page.
+  assert.deepEqual([unbounded.deletedBySize, unbounded.slices], [2000, 3]);
+  assert.ok(unbounded.longestSliceMs >= 250, `${unbounded.longestSliceMs} ms`);
+  whole.close();
+});
+
+test('stop() ends a pass running on the retention thread at its next slice', async () => {
+  const store = bigStore();
+  // One event a slice, each followed by a pause: 2,000 of them would take a while.
+  const retention = new Retention(store, { now: () => NOW, maxBytes: 65_536, chunkRows: 1 });
+  const running = retention.run();
+  await until('the pass to delete its first events', () => {
+    return (store.db.prepare('SELECT count(*) FROM events').pluck().get() as number) < 2000;
+  });
+  await retention.stop();
+  const run = await running;
+  assert.ok(run, 'the pass ended with what it had done');
+  assert.ok(run.deletedBySize > 0 && run.deletedBySize < 2000, `${run.deletedBySize} of 2,000 deleted`);
+  assert.equal(store.db.prepare('SELECT count(*) FROM events').pluck().get(), 2000 - run.deletedBySize);
   store.close();
 });
 

@@ -1,0 +1,144 @@
+/**
+ * One retention pass over a connection, synchronous: events older than the cutoff, then — while
+ * the data exceeds `maxBytes` — the oldest events, then the freed pages handed back to the file
+ * system (`incremental_vacuum`). It works in slices of about `sliceMs`, each its own short
+ * transaction, and `pause`s between them, so that the writer thread, which commits on the same
+ * file, gets the write lock within its busy timeout. How many rows (or pages) a slice takes is
+ * learned from the slice before: what a row costs depends on the disk, the indexes and the load.
+ * The retention thread (store/retention-thread.ts) runs it; tests run it with a clock of their own.
+ * Poisoned pages are never pruned: they are the VM's history. Actions and closed sessions go by
+ * age with events.
+ */
+import type Database from 'better-sqlite3';
+
+export interface PruneOptions {
+  /** Events (and actions, closed sessions) before this time (ms since the epoch) are deleted. */
+  cutoffMs: number;
+  /** Data bytes above which the oldest events are deleted. */
+  maxBytes: number;
+  /** Most rows one delete statement takes. */
+  chunkRows: number;
+  /** About how long one slice may hold the write lock, in ms; Infinity: no bound. */
+  sliceMs: number;
+}
+
+export interface PruneEnv {
+  /** Monotonic milliseconds. */
+  clock: () => number;
+  /** Between slices, given the last slice's length in ms (a promise: waited for). */
+  pause: (ms: number) => undefined | Promise<void>;
+  /** Checked between slices: true ends the pass early. */
+  stopped: () => boolean;
+}
+
+export interface RetentionRun {
+  deletedByAge: number;
+  deletedBySize: number;
+  /** Data bytes after the run. */
+  bytes: number;
+  /** Statements run (deletes and vacuum steps), each a transaction of its own. */
+  slices: number;
+  /** The longest slice, in ms: the longest the writer thread waited for the lock behind this pass. */
+  longestSliceMs: number;
+}
+
+/** The first slice's rows or pages, before any has been timed. */
+const FIRST_SLICE = 16;
+/** Most pages one vacuum step frees. */
+const MAX_VACUUM_PAGES = 4096;
+
+export async function prune(db: Database.Database, opts: PruneOptions, env: PruneEnv): Promise<RetentionRun> {
+  const byAge = db.prepare(
+    'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ? ORDER BY time_ms LIMIT ?)',
+  );
+  const oldest = db.prepare(
+    'DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time_ms, id LIMIT ?)',
+  );
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const freePages = () => db.pragma('freelist_count', { simple: true }) as number;
+  const usedBytes = () => ((db.pragma('page_count', { simple: true }) as number) - freePages()) * pageSize;
+  const slices = new Slices(opts.sliceMs, env);
+
+  let deletedByAge = 0;
+  while (!env.stopped()) {
+    const n = slices.size(opts.chunkRows);
+    const done = await slices.run(n, () => byAge.run(opts.cutoffMs, n).changes);
+    deletedByAge += done;
+    if (done < n) break;
+  }
+  if (!env.stopped()) {
+    db.prepare('DELETE FROM actions WHERE time_ms < ?').run(opts.cutoffMs);
+    db.prepare('DELETE FROM sessions WHERE closed_ms IS NOT NULL AND closed_ms < ?').run(opts.cutoffMs);
+  }
+  let deletedBySize = 0;
+  while (!env.stopped() && usedBytes() > opts.maxBytes) {
+    const n = slices.size(opts.chunkRows);
+    const done = await slices.run(n, () => oldest.run(n).changes);
+    deletedBySize += done;
+    if (done === 0) break; // only poisoned pages and actions remain: they are kept
+  }
+  // auto_vacuum=INCREMENTAL: hand the freed pages back so the file shrinks too.
+  if (deletedByAge + deletedBySize > 0) {
+    slices.learnAgain();
+    while (!env.stopped() && freePages() > 0) {
+      const before = freePages();
+      const n = slices.size(MAX_VACUUM_PAGES, before);
+      await slices.run(n, () => {
+        db.pragma(`incremental_vacuum(${n})`);
+        return before - freePages();
+      });
+    }
+  }
+  return {
+    deletedByAge,
+    deletedBySize,
+    bytes: usedBytes(),
+    slices: slices.count,
+    longestSliceMs: slices.longestMs,
+  };
+}
+
+/**
+ * How much one slice takes: the first takes `FIRST_SLICE` units, each next one as many as the
+ * last slice's pace fits in `sliceMs`, at most twice the last (one quick slice, cheap pages in
+ * the cache, must not make the next one huge) and at most what the caller allows.
+ */
+class Slices {
+  count = 0;
+  longestMs = 0;
+  #next = FIRST_SLICE;
+  readonly #sliceMs: number;
+  readonly #env: PruneEnv;
+
+  constructor(sliceMs: number, env: PruneEnv) {
+    this.#sliceMs = sliceMs;
+    this.#env = env;
+  }
+
+  /** Units for the next slice: at most `max`, never more than `left`; all of `left` without a bound. */
+  size(max: number, left = max): number {
+    if (this.#sliceMs === Number.POSITIVE_INFINITY) return Math.max(1, left);
+    return Math.max(1, Math.min(this.#next, max, left));
+  }
+
+  /** A new kind of work (vacuum pages, not rows): its pace is learned from the start. */
+  learnAgain(): void {
+    this.#next = FIRST_SLICE;
+  }
+
+  /** Runs one slice of `n` units, then pauses; returns the units done. */
+  async run(n: number, slice: () => number): Promise<number> {
+    const start = this.#env.clock();
+    const done = slice();
+    const ms = this.#env.clock() - start;
+    this.count++;
+    this.longestMs = Math.max(this.longestMs, ms);
+    // Paced by what was done, not asked: a slice that found nothing to do says nothing of the cost.
+    if (done > 0) {
+      const fits = ms > 0 ? Math.floor((done * this.#sliceMs) / ms) : 2 * n;
+      this.#next = Math.max(1, Math.min(fits, 2 * n));
+    }
+    await this.#env.pause(ms);
+    return done;
+  }
+}
