@@ -46,6 +46,8 @@ function run(data: RetentionData, port: MessagePort): void {
       // Never made here: a store removed at run time is the write-ahead layer's to make again.
       if (!existsSync(data.path)) throw new Error(`${data.path} does not exist`);
       const db = openDatabase(data.path);
+      // Off the event loop, a pass may wait out the writer thread's largest commit (20,000 rows).
+      db.pragma('busy_timeout = 5000');
       try {
         port.postMessage({ id: req.id, run: await prune(db, req, env) } satisfies RetentionReply);
       } finally {
