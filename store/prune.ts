@@ -83,10 +83,12 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
     while (!env.stopped() && freePages() > 0) {
       const before = freePages();
       const n = slices.size(MAX_VACUUM_PAGES, before);
-      await slices.run(n, () => {
+      const freed = await slices.run(n, () => {
         db.pragma(`incremental_vacuum(${n})`);
         return before - freePages();
       });
+      // A file without auto_vacuum=INCREMENTAL hands nothing back: free pages are reused instead.
+      if (freed === 0) break;
     }
   }
   return {

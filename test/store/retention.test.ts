@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { EventStore, isStoreError, Retention } from '../../store/index.js';
 import { prune } from '../../store/prune.js';
 import { until } from '../helpers/wait.js';
@@ -116,6 +117,30 @@ test('each slice takes about sliceMs, learned from the slice before; without a b
   assert.deepEqual([unbounded.deletedBySize, unbounded.slices], [2000, 3]);
   assert.ok(unbounded.longestSliceMs >= 250, `${unbounded.longestSliceMs} ms`);
   whole.close();
+});
+
+test('a file without incremental auto-vacuum is pruned too; its free pages stay for reuse', async () => {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  // A file made with auto_vacuum off (the default of SQLite), then opened as the event store.
+  const plain = new Database(path);
+  plain.pragma('auto_vacuum = NONE');
+  plain.exec('CREATE TABLE made_before (x)');
+  plain.close();
+  const store = new EventStore({ path, bootId: 'b' });
+  const s = session('vm-plain', 1n, { blob: 'x'.repeat(400) });
+  store.append(
+    Array.from({ length: 500 }, (_, seq) => record({ session: s, seq, timeMs: NOW - 10_000 + seq })),
+  );
+  // A pass that kept asking to vacuum would never end: stopped after 1,000 slices, it fails below.
+  let pauses = 0;
+  const env = { clock: () => 0, pause: () => void pauses++, stopped: () => pauses > 1000 };
+  const opts = { cutoffMs: NOW - 90 * DAY, maxBytes: 65_536, chunkRows: 100, sliceMs: 2 };
+  const run = await prune(store.db, opts, env);
+  assert.ok(run.deletedBySize > 0);
+  assert.ok(pauses < 1000, `the pass ended by itself (${pauses} slices)`);
+  assert.ok((store.db.pragma('freelist_count', { simple: true }) as number) > 0, 'free pages kept');
+  store.close();
 });
 
 test('stop() ends a pass running on the retention thread at its next slice', async () => {
