@@ -11,7 +11,7 @@
  * Bounded: past `maxPending` rows the file is handed over at once; past `maxInFlight` rows not
  * yet committed the verdict path waits for the thread (a disk that cannot keep up slows verdicts
  * rather than growing memory). A failed commit keeps its segment for the next attempt. If the
- * thread dies (it could not open a database another process holds locked, or crashed), its
+ * thread dies (it crashed, or could not start: the process out of file descriptors), its
  * segments are committed here if the database allows, and a new thread takes over within a
  * second; meanwhile hand-overs commit here, the old, slower way.
  *
@@ -169,9 +169,8 @@ export class WriteAhead {
       },
       onDead: (err) => {
         if (this.#writer !== writer) return;
-        // A fault until its segments are committed: here at once if the database allows it,
-        // else by the once-a-second retry, which also starts a new thread.
-        // What was posted to it will never be acknowledged.
+        // What was posted to it will never be acknowledged. A fault until it is committed: here at
+        // once if the database allows it, else by the once-a-second retry, on a new thread.
         for (const [id, seg] of this.#inFlight) if (id > 0) seg.failed = true;
         this.#fail('append', err);
         this.#commitInFlightHere();
@@ -572,9 +571,9 @@ export class WriteAhead {
   }
 
   /**
-   * A writer thread that died (it could not open a locked database, or crashed) is replaced at
-   * most once a second: the next hand-over starts a new one. Until then segments are committed on
-   * the event loop.
+   * A writer thread that died (it crashed, or could not start) is replaced at most once a
+   * second: the next hand-over starts a new one. Until then segments are committed on the event
+   * loop.
    */
   #replaceDeadWriter(): void {
     const dead = this.#writer;
