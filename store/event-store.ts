@@ -19,9 +19,12 @@ import { StoreError, type StoreOp } from './errors.js';
 import {
   APPLIED_UPDATE_SQL,
   type AppendResult,
-  type AppliedUpdate,
   eventWriter,
+  SESSION_CLOSE_SQL,
+  SESSION_OPEN_SQL,
+  type SessionUpdate,
   type StoreRow,
+  type StoreUpdate,
 } from './inserts.js';
 import { StoreQueries } from './queries.js';
 import { COL, type EventValues, eventValues, hex64, replayKey } from './rows.js';
@@ -145,12 +148,8 @@ export class EventStore {
     );
     this.#appendRows = eventWriter(db, this.bootId);
     this.#applied = db.prepare(APPLIED_UPDATE_SQL);
-    this.#sessionOpen = db.prepare(`
-      INSERT INTO sessions (boot_id, session_id, vm, labels, vmm_pid, vcpu_count, caps, peer_uid, opened_ms)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`);
-    this.#sessionClose = db.prepare(
-      'UPDATE sessions SET closed_ms = ?, outcome = ?, detail = ? WHERE boot_id = ? AND session_id = ?',
-    );
+    this.#sessionOpen = db.prepare(SESSION_OPEN_SQL);
+    this.#sessionClose = db.prepare(SESSION_CLOSE_SQL);
     this.#actionInsert = db.prepare(
       'INSERT INTO actions (time_ms, vm, action, rule, outcome, detail, updated_ms, boot_id, session_id, seq) ' +
         'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -235,7 +234,7 @@ export class EventStore {
    * Inserts rows (idempotent), then sets APPLIED results, in one transaction; null and
    * `onError('append')` on failure.
    */
-  appendRows(rows: readonly EventValues[], applied: readonly AppliedUpdate[] = []): AppendResult | null {
+  appendRows(rows: readonly EventValues[], applied: readonly StoreUpdate[] = []): AppendResult | null {
     if (rows.length === 0 && applied.length === 0) return { inserted: 0, duplicates: 0 };
     return this.#guard('append', () => this.#appendRows(rows, applied));
   }
@@ -267,25 +266,26 @@ export class EventStore {
     return this.#awaiting.take(sessionId, seq);
   }
 
+  /** The session's row as the writer thread writes it (`sessionOpened` writes it here). */
+  sessionOpenUpdate(s: SessionInfo): SessionUpdate {
+    const labels = JSON.stringify(s.vm.labels);
+    return ['open', Number(s.id), s.vm.id, labels, s.vmmPid, s.vcpuCount, s.caps, s.peer.uid, s.openedAtMs];
+  }
+
+  /** Its close, as the writer thread writes it; the session's events no longer await APPLIED results. */
+  sessionCloseUpdate(s: SessionInfo, outcome: SessionOutcome, detail: string | null): SessionUpdate {
+    this.#awaiting.forget(s.id);
+    return ['close', Number(s.id), this.#now(), outcome, detail];
+  }
+
   sessionOpened(s: SessionInfo): void {
-    this.#guard('session', () =>
-      this.#sessionOpen.run(
-        this.bootId,
-        s.id,
-        s.vm.id,
-        JSON.stringify(s.vm.labels),
-        s.vmmPid,
-        s.vcpuCount,
-        s.caps,
-        s.peer.uid,
-        s.openedAtMs,
-      ),
-    );
+    const [, ...open] = this.sessionOpenUpdate(s);
+    this.#guard('session', () => this.#sessionOpen.run(this.bootId, ...open));
   }
 
   sessionClosed(s: SessionInfo, outcome: SessionOutcome, detail: string | null): void {
-    this.#awaiting.forget(s.id);
-    this.#guard('session', () => this.#sessionClose.run(this.#now(), outcome, detail, this.bootId, s.id));
+    const [, id, closedMs] = this.sessionCloseUpdate(s, outcome, detail);
+    this.#guard('session', () => this.#sessionClose.run(closedMs, outcome, detail, this.bootId, id));
   }
 
   /** Records an action (kill, migrate …) taken on a VM; returns its id, or null when the store failed. */

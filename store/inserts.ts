@@ -34,6 +34,35 @@ export type AppliedUpdate = [
 ];
 
 /**
+ * A plugin session's row: opened (at HELLO) or closed. Written with the next hand-over, like an
+ * APPLIED result, so that the verdict path never waits for the database's write lock for it.
+ */
+export type SessionUpdate =
+  | [
+      kind: 'open',
+      sessionId: number,
+      vm: string,
+      labels: string,
+      vmmPid: number,
+      vcpuCount: number,
+      caps: number,
+      peerUid: number,
+      openedMs: number,
+    ]
+  | [kind: 'close', sessionId: number, closedMs: number, outcome: string, detail: string | null];
+
+/** What is written after a segment's rows, in order. */
+export type StoreUpdate = AppliedUpdate | SessionUpdate;
+
+/** Idempotent: a session opened again (a retried segment) keeps its first row. */
+export const SESSION_OPEN_SQL = `
+  INSERT INTO sessions (boot_id, session_id, vm, labels, vmm_pid, vcpu_count, caps, peer_uid, opened_ms)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`;
+
+export const SESSION_CLOSE_SQL =
+  'UPDATE sessions SET closed_ms = ?, outcome = ?, detail = ? WHERE boot_id = ? AND session_id = ?';
+
+/**
  * Idempotent: a row already stored (same boot, session and order in the session) is skipped. The
  * order, not the seq, identifies an event: a plugin may reuse a seq once its verdict has arrived.
  */
@@ -60,17 +89,20 @@ export const APPLIED_UPDATE_SQL = `
   WHERE boot_id = ? AND session_id = ? AND ord = ? AND applied IS NULL`;
 
 /**
- * One transaction: the rows, then the APPLIED results (after the rows, so a result that arrived
- * while its event was still queued finds the row). Throws on failure, with everything rolled back.
+ * One transaction: the rows, then the APPLIED results and session rows in the order they came
+ * (after the rows, so a result that arrived while its event was still queued finds the row).
+ * Throws on failure, with everything rolled back.
  */
 export function eventWriter(
   db: Database.Database,
   bootId: string,
-): (rows: readonly EventValues[], applied?: readonly AppliedUpdate[]) => AppendResult {
+): (rows: readonly EventValues[], updates?: readonly StoreUpdate[]) => AppendResult {
   const insert = db.prepare(EVENT_INSERT_SQL);
   const poison = db.prepare(POISON_UPSERT_SQL);
   const applied = db.prepare(APPLIED_UPDATE_SQL);
-  return db.transaction((rows: readonly EventValues[], updates: readonly AppliedUpdate[] = []) => {
+  const sessionOpen = db.prepare(SESSION_OPEN_SQL);
+  const sessionClose = db.prepare(SESSION_CLOSE_SQL);
+  return db.transaction((rows: readonly EventValues[], updates: readonly StoreUpdate[] = []) => {
     let inserted = 0;
     // By VM and page: [vm, gpa, first ms, last ms, events]. A storm repeats its pages, so this
     // spares an upsert (and its B-tree search) per event.
@@ -93,8 +125,11 @@ export function eventWriter(
       }
     }
     for (const page of pages.values()) poison.run(page);
-    for (const [sessionId, ord, result, timeMs, fallbackAction] of updates)
-      applied.run(result, timeMs, fallbackAction, bootId, sessionId, ord);
+    for (const u of updates) {
+      if (u[0] === 'open') sessionOpen.run(bootId, ...u.slice(1));
+      else if (u[0] === 'close') sessionClose.run(u[2], u[3], u[4], bootId, u[1]);
+      else applied.run(u[2], u[3], u[4], bootId, u[0], u[1]);
+    }
     return { inserted, duplicates: rows.length - inserted };
   });
 }

@@ -32,11 +32,11 @@
  * rotation, recovery, holding rows through a store fault) is one state machine.
  */
 import { closeSync, existsSync, openSync, renameSync, writeSync } from 'node:fs';
-import type { EventRecord } from '../events/index.js';
+import type { EventRecord, SessionInfo, SessionOutcome } from '../events/index.js';
 import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
 import { StoreError, type StoreOp } from './errors.js';
 import type { EventStore } from './event-store.js';
-import type { AppliedUpdate, StoreRow } from './inserts.js';
+import type { StoreRow, StoreUpdate } from './inserts.js';
 
 export type { StoreHealth } from './held-rows.js';
 
@@ -77,7 +77,7 @@ export interface WriteAheadOptions {
 interface Segment {
   file: string | null;
   keys: string[];
-  applied: AppliedUpdate[];
+  applied: StoreUpdate[];
   /** To be posted (again) at the next hand-over. */
   retry: boolean;
   /** Its last commit failed: the store is faulty until it succeeds. */
@@ -108,7 +108,7 @@ export class WriteAhead {
   readonly #prepareReopen: () => void;
   readonly #onHealth: (h: StoreHealth) => void;
   readonly #check: NodeJS.Timeout;
-  #applied: AppliedUpdate[] = [];
+  #applied: StoreUpdate[] = [];
   /** Replay keys of every row not yet committed (file and segments), with their counts. */
   readonly #pendingKeys = new PendingKeys();
   readonly #inFlight = new Map<number, Segment>();
@@ -346,6 +346,26 @@ export class WriteAhead {
     const ord = this.#store.appliedOrder(sessionId, seq);
     if (ord === undefined) return; // no stored event awaits it (store/awaiting-applied.ts)
     this.#applied.push([Number(sessionId), ord, result, Date.now(), fallbackAction]);
+    this.#schedule();
+  }
+
+  /**
+   * A plugin session opened: its row goes with the next hand-over, after the rows queued before
+   * it. Not in the file, like an APPLIED result: a kill -9 within flushMs loses the row (never an
+   * event; the next start closes what a killed daemon left open). Written on the event loop, it
+   * waited out the busy timeout whenever the writer thread held the lock — every VM's verdicts
+   * with it.
+   */
+  sessionOpened(s: SessionInfo): void {
+    if (this.#closed) return this.#store.sessionOpened(s);
+    this.#applied.push(this.#store.sessionOpenUpdate(s));
+    this.#schedule();
+  }
+
+  /** A plugin session ended: its row is closed with the next hand-over. */
+  sessionClosed(s: SessionInfo, outcome: SessionOutcome, detail: string | null): void {
+    if (this.#closed) return this.#store.sessionClosed(s, outcome, detail);
+    this.#applied.push(this.#store.sessionCloseUpdate(s, outcome, detail));
     this.#schedule();
   }
 

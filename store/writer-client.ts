@@ -7,7 +7,7 @@
 import { MessageChannel, type MessagePort, receiveMessageOnPort, type Worker } from 'node:worker_threads';
 import { SCHED_IDLE, SCHED_OTHER, setThreadPolicy } from '../kvm/index.js';
 import { StoreError } from './errors.js';
-import type { AppliedUpdate } from './inserts.js';
+import type { StoreUpdate } from './inserts.js';
 import { startThread } from './start-thread.js';
 import { Slot, type WriterAck, type WriterData, type WriterRequest } from './writer-thread.js';
 
@@ -97,7 +97,7 @@ export class WriterClient {
   }
 
   /** Hands a segment to the thread; its acknowledgement comes through `onAck`. */
-  post(id: number, file: string | null, rows: number, applied: AppliedUpdate[]): void {
+  post(id: number, file: string | null, rows: number, applied: StoreUpdate[]): void {
     this.#port.postMessage({ type: 'segment', id, file, rows, applied } satisfies WriterRequest);
   }
 

@@ -18,7 +18,7 @@
  */
 import { isMainThread, type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { openDatabase } from './connection.js';
-import { type AppliedUpdate, eventWriter } from './inserts.js';
+import { eventWriter, type StoreUpdate } from './inserts.js';
 import type { EventValues } from './rows.js';
 import { readRows, removeSegment } from './segments.js';
 import { threadId } from './thread-priority.js';
@@ -52,7 +52,7 @@ export interface SegmentRequest {
   id: number;
   file: string | null;
   rows: number;
-  applied: AppliedUpdate[];
+  applied: StoreUpdate[];
 }
 
 /** A segment's rows, read from its file, with its request. */

@@ -353,3 +353,32 @@ test('a writer thread that dies is replaced within a second; every segment poste
   assert.deepEqual(health, [false, true], 'one fault, one recovery');
   assert.equal(store.queries.totals().events, 10);
 });
+
+test('session rows go with the next hand-over: a locked database never holds up the event loop for them', async (t) => {
+  const { path, store, errors } = open();
+  const ahead = new WriteAhead(store, { flushMs: 5, checkMs: 50, onError: (_op, err) => errors.push(err) });
+  let release: (() => void) | null = lockDatabase(path);
+  t.after(() => {
+    release?.();
+    ahead.close();
+    store.close();
+  });
+  const s = session('vm-s', 9n);
+  // On the event loop's connection each of these waited out the busy timeout and then failed.
+  const start = errors.length;
+  ahead.sessionOpened(s);
+  ahead.record([record({ session: s, seq: 1, timeMs: T0 })]);
+  ahead.sessionClosed(s, 'disconnect', 'peer went away');
+  assert.equal(errors.length, start, 'nothing was tried on the locked database here');
+  release();
+  release = null;
+  await until('the writer thread to commit', () => ahead.pending === 0 && ahead.health.healthy);
+  ahead.flush();
+  const row = store.db
+    .prepare('SELECT vm, vcpu_count, outcome, detail, closed_ms FROM sessions WHERE session_id = 9')
+    .get();
+  assert.deepEqual(
+    { ...(row as Record<string, unknown>), closed_ms: typeof (row as { closed_ms: unknown }).closed_ms },
+    { vm: 'vm-s', vcpu_count: 8, outcome: 'disconnect', detail: 'peer went away', closed_ms: 'number' },
+  );
+});
