@@ -231,8 +231,8 @@ export class EventStore {
   }
 
   /**
-   * Inserts rows (idempotent), then sets APPLIED results, in one transaction; null and
-   * `onError('append')` on failure.
+   * Inserts rows (idempotent), then APPLIED results and session rows in order, in one
+   * transaction; null and `onError('append')` on failure.
    */
   appendRows(rows: readonly EventValues[], applied: readonly StoreUpdate[] = []): AppendResult | null {
     if (rows.length === 0 && applied.length === 0) return { inserted: 0, duplicates: 0 };
