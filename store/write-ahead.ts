@@ -357,16 +357,20 @@ export class WriteAhead {
    * with it.
    */
   sessionOpened(s: SessionInfo): void {
-    if (this.#closed) return this.#store.sessionOpened(s);
-    this.#applied.push(this.#store.sessionOpenUpdate(s));
-    this.#schedule();
+    if (this.#closed) this.#store.sessionOpened(s);
+    else {
+      this.#applied.push(this.#store.sessionOpenUpdate(s));
+      this.#schedule();
+    }
   }
 
   /** A plugin session ended: its row is closed with the next hand-over. */
   sessionClosed(s: SessionInfo, outcome: SessionOutcome, detail: string | null): void {
-    if (this.#closed) return this.#store.sessionClosed(s, outcome, detail);
-    this.#applied.push(this.#store.sessionCloseUpdate(s, outcome, detail));
-    this.#schedule();
+    if (this.#closed) this.#store.sessionClosed(s, outcome, detail);
+    else {
+      this.#applied.push(this.#store.sessionCloseUpdate(s, outcome, detail));
+      this.#schedule();
+    }
   }
 
   /** Everything written ahead is in SQLite when this returns (reads call it first). */
