@@ -1,5 +1,5 @@
 /**
- * One retention pass over a connection, synchronous: events older than the cutoff, then — while
+ * One retention pass over a connection: events older than the cutoff, then — while
  * the data exceeds `maxBytes` — the oldest events, then the freed pages handed back to the file
  * system (`incremental_vacuum`). It works in slices of about `sliceMs`, each its own short
  * transaction, and `pause`s between them, so that the writer thread, which commits on the same
@@ -10,6 +10,7 @@
  * age with events.
  */
 import type Database from 'better-sqlite3';
+import { freePages, usedBytes } from './queries.js';
 
 export interface PruneOptions {
   /** Events (and actions, closed sessions) before this time (ms since the epoch) are deleted. */
@@ -54,9 +55,6 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
   const oldest = db.prepare(
     'DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time_ms, id LIMIT ?)',
   );
-  const pageSize = db.pragma('page_size', { simple: true }) as number;
-  const freePages = () => db.pragma('freelist_count', { simple: true }) as number;
-  const usedBytes = () => ((db.pragma('page_count', { simple: true }) as number) - freePages()) * pageSize;
   const slices = new Slices(opts.sliceMs, env);
 
   let deletedByAge = 0;
@@ -71,7 +69,7 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
     db.prepare('DELETE FROM sessions WHERE closed_ms IS NOT NULL AND closed_ms < ?').run(opts.cutoffMs);
   }
   let deletedBySize = 0;
-  while (!env.stopped() && usedBytes() > opts.maxBytes) {
+  while (!env.stopped() && usedBytes(db) > opts.maxBytes) {
     const n = slices.size(opts.chunkRows);
     const done = await slices.run(n, () => oldest.run(n).changes);
     deletedBySize += done;
@@ -80,12 +78,12 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
   // auto_vacuum=INCREMENTAL: hand the freed pages back so the file shrinks too.
   if (deletedByAge + deletedBySize > 0) {
     slices.learnAgain();
-    while (!env.stopped() && freePages() > 0) {
-      const before = freePages();
+    while (!env.stopped() && freePages(db) > 0) {
+      const before = freePages(db);
       const n = slices.size(MAX_VACUUM_PAGES, before);
       const freed = await slices.run(n, () => {
         db.pragma(`incremental_vacuum(${n})`);
-        return before - freePages();
+        return before - freePages(db);
       });
       // A file without auto_vacuum=INCREMENTAL hands nothing back: free pages are reused instead.
       if (freed === 0) break;
@@ -94,7 +92,7 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
   return {
     deletedByAge,
     deletedBySize,
-    bytes: usedBytes(),
+    bytes: usedBytes(db),
     slices: slices.count,
     longestSliceMs: slices.longestMs,
   };

@@ -112,6 +112,18 @@ export interface WindowEvent {
 const clampLimit = (n: number | undefined, dflt: number): number =>
   Math.max(1, Math.min(MAX_QUERY_LIMIT, Math.floor(n ?? dflt)));
 
+/** Bytes in the pages of `db` holding data (excludes free pages), the figure retention bounds. */
+export function usedBytes(db: Database.Database): number {
+  const pageSize = db.pragma('page_size', { simple: true }) as number;
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  return (pages - freePages(db)) * pageSize;
+}
+
+/** Pages of `db` freed and not yet handed back to the file system. */
+export function freePages(db: Database.Database): number {
+  return db.pragma('freelist_count', { simple: true }) as number;
+}
+
 export class StoreQueries {
   readonly #events: Database.Statement;
   readonly #eventsByVm: Database.Statement;
@@ -417,9 +429,6 @@ export class StoreQueries {
 
   /** Bytes in pages holding data (excludes free pages), the figure retention bounds. */
   usedBytes(): number {
-    const pageSize = this.#db.pragma('page_size', { simple: true }) as number;
-    const pages = this.#db.pragma('page_count', { simple: true }) as number;
-    const free = this.#db.pragma('freelist_count', { simple: true }) as number;
-    return (pages - free) * pageSize;
+    return usedBytes(this.#db);
   }
 }
