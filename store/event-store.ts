@@ -234,9 +234,9 @@ export class EventStore {
    * Inserts rows (idempotent), then APPLIED results and session rows in order, in one
    * transaction; null and `onError('append')` on failure.
    */
-  appendRows(rows: readonly EventValues[], applied: readonly StoreUpdate[] = []): AppendResult | null {
-    if (rows.length === 0 && applied.length === 0) return { inserted: 0, duplicates: 0 };
-    return this.#guard('append', () => this.#appendRows(rows, applied));
+  appendRows(rows: readonly EventValues[], updates: readonly StoreUpdate[] = []): AppendResult | null {
+    if (rows.length === 0 && updates.length === 0) return { inserted: 0, duplicates: 0 };
+    return this.#guard('append', () => this.#appendRows(rows, updates));
   }
 
   #isReported(vm: string, seq: number, time: string): boolean {

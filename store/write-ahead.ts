@@ -77,7 +77,8 @@ export interface WriteAheadOptions {
 interface Segment {
   file: string | null;
   keys: string[];
-  applied: StoreUpdate[];
+  /** APPLIED results and session rows, written after the rows. */
+  updates: StoreUpdate[];
   /** To be posted (again) at the next hand-over. */
   retry: boolean;
   /** Its last commit failed: the store is faulty until it succeeds. */
@@ -108,7 +109,7 @@ export class WriteAhead {
   readonly #prepareReopen: () => void;
   readonly #onHealth: (h: StoreHealth) => void;
   readonly #check: NodeJS.Timeout;
-  #applied: StoreUpdate[] = [];
+  #updates: StoreUpdate[] = [];
   /** Replay keys of every row not yet committed (file and segments), with their counts. */
   readonly #pendingKeys = new PendingKeys();
   readonly #inFlight = new Map<number, Segment>();
@@ -345,7 +346,7 @@ export class WriteAhead {
     }
     const ord = this.#store.appliedOrder(sessionId, seq);
     if (ord === undefined) return; // no stored event awaits it (store/awaiting-applied.ts)
-    this.#applied.push([Number(sessionId), ord, result, Date.now(), fallbackAction]);
+    this.#updates.push([Number(sessionId), ord, result, Date.now(), fallbackAction]);
     this.#schedule();
   }
 
@@ -359,7 +360,7 @@ export class WriteAhead {
   sessionOpened(s: SessionInfo): void {
     if (this.#closed) this.#store.sessionOpened(s);
     else {
-      this.#applied.push(this.#store.sessionOpenUpdate(s));
+      this.#updates.push(this.#store.sessionOpenUpdate(s));
       this.#schedule();
     }
   }
@@ -368,7 +369,7 @@ export class WriteAhead {
   sessionClosed(s: SessionInfo, outcome: SessionOutcome, detail: string | null): void {
     if (this.#closed) this.#store.sessionClosed(s, outcome, detail);
     else {
-      this.#applied.push(this.#store.sessionCloseUpdate(s, outcome, detail));
+      this.#updates.push(this.#store.sessionCloseUpdate(s, outcome, detail));
       this.#schedule();
     }
   }
@@ -447,7 +448,7 @@ export class WriteAhead {
   #handOver(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    if (this.#keys.length > 0 || this.#applied.length > 0) {
+    if (this.#keys.length > 0 || this.#updates.length > 0) {
       let file: string | null = null;
       if (this.#keys.length > 0) {
         file = segmentPath(this.path, this.#segments++);
@@ -471,7 +472,7 @@ export class WriteAhead {
       this.#inFlight.set(-++this.#staged, {
         file,
         keys: this.#keys,
-        applied: this.#applied,
+        updates: this.#updates,
         retry: true,
         failed: false,
         retried: false,
@@ -480,7 +481,7 @@ export class WriteAhead {
       this.#inFlightRows += this.#keys.length;
       this.#keys = [];
       this.#fileRows = [];
-      this.#applied = [];
+      this.#updates = [];
     }
     const toPost = [...this.#inFlight].filter(([, seg]) => seg.retry);
     if (toPost.length > 0 && this.#writer === null) this.#writer = this.#startWriter();
@@ -502,7 +503,7 @@ export class WriteAhead {
       seg.retried ||= seg.failed;
       seg.failed = false;
       seg.postedAt = performance.now();
-      this.#writer.post(this.#posted, seg.file, seg.keys.length, seg.applied);
+      this.#writer.post(this.#posted, seg.file, seg.keys.length, seg.updates);
     }
     this.#raiseIfBehind();
     // Backpressure: the verdict path waits for the thread. Not `flush`, which hands over first and
@@ -619,7 +620,7 @@ export class WriteAhead {
   #commitHere(id: number, seg: Segment): boolean {
     try {
       const rows = seg.file ? readRows(seg.file) : [];
-      if (this.#store.appendRows(rows, seg.applied) === null) {
+      if (this.#store.appendRows(rows, seg.updates) === null) {
         // Kept for the next attempt, which the fault's once-a-second retry makes.
         seg.failed = true;
         this.#beginFault('rows written ahead could not be committed');

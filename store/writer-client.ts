@@ -97,8 +97,8 @@ export class WriterClient {
   }
 
   /** Hands a segment to the thread; its acknowledgement comes through `onAck`. */
-  post(id: number, file: string | null, rows: number, applied: StoreUpdate[]): void {
-    this.#port.postMessage({ type: 'segment', id, file, rows, applied } satisfies WriterRequest);
+  post(id: number, file: string | null, rows: number, updates: StoreUpdate[]): void {
+    this.#port.postMessage({ type: 'segment', id, file, rows, updates } satisfies WriterRequest);
   }
 
   /**

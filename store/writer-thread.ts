@@ -5,7 +5,7 @@
  * beside it).
  *
  * The main thread hands it segments (write-ahead files already renamed away from the append path,
- * store/segments.ts) in order; the thread inserts their rows and APPLIED results, unlinks each
+ * store/segments.ts) in order; the thread inserts their rows, APPLIED results and session rows, unlinks each
  * segment once committed, acknowledges each on the port, and then publishes the last segment's
  * number in the shared counter and notifies it — so a main thread blocked in `Atomics.wait` finds
  * the acknowledgements already queued when it wakes.
@@ -45,14 +45,15 @@ export const Slot = {
   TID: 3,
 } as const;
 
-/** Main → worker. A segment without a file carries only APPLIED results; `rows` counts the file's. */
+/** Main → worker. A segment without a file carries only updates (APPLIED results, session rows); `rows` counts the file's. */
 export type WriterRequest = SegmentRequest | { type: 'close' };
 export interface SegmentRequest {
   type: 'segment';
   id: number;
   file: string | null;
   rows: number;
-  applied: StoreUpdate[];
+  /** APPLIED results and session rows, written after the rows, in order. */
+  updates: StoreUpdate[];
 }
 
 /** A segment's rows, read from its file, with its request. */
@@ -96,7 +97,7 @@ function run(data: WriterData): void {
   const write = eventWriter(db, data.bootId);
   // Nested in this transaction, each segment's write is a savepoint: one commit for all of them.
   const writeAll = db.transaction((parts: Part[]) => {
-    for (const { rows, seg } of parts) write(rows, seg.applied);
+    for (const { rows, seg } of parts) write(rows, seg.updates);
   });
   const closeNow = () => {
     db.close();
@@ -165,7 +166,7 @@ function run(data: WriterData): void {
     // The inserts are idempotent and the failed transaction left nothing behind.
     return parts.filter((part) => {
       try {
-        write(part.rows, part.seg.applied);
+        write(part.rows, part.seg.updates);
         Atomics.add(shared, Slot.COMMITS, 1);
         return true;
       } catch (err) {
