@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { after, test } from 'node:test';
+import { after, type TestContext, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { decodeLine, encodeRow, segmentPath } from '../../store/segments.js';
@@ -260,14 +260,21 @@ test('segments queued for the writer thread share one transaction; a bad one is 
   store.close();
 });
 
-/** Another connection holding the database's write lock, as an operator's `sqlite3` session can. */
-function lockDatabase(path: string): () => void {
+/**
+ * Another connection holding the database's write lock, as an operator's `sqlite3` shell can.
+ * Released by the returned function, or after the test at the latest (before anything the test
+ * closes afterwards, which would wait on it).
+ */
+function lockDatabase(t: TestContext, path: string): () => void {
   const db = new Database(path);
   db.exec('BEGIN IMMEDIATE');
-  return () => {
+  const release = () => {
+    if (!db.open) return;
     db.exec('ROLLBACK');
     db.close();
   };
+  t.after(release);
+  return release;
 }
 
 for (const thread of [false, true])
@@ -282,9 +289,8 @@ for (const thread of [false, true])
       onError: (_op, err) => errors.push(err),
       onHealth: (h) => health.push(h.healthy),
     });
-    let release: (() => void) | null = lockDatabase(path);
+    const release = lockDatabase(t, path);
     t.after(() => {
-      release?.();
       ahead.close();
       store.close();
     });
@@ -302,7 +308,6 @@ for (const thread of [false, true])
     });
     assert.deepEqual(health, [false], 'still the one fault');
     release();
-    release = null;
     await until('the retry to commit everything', () => ahead.health.healthy && ahead.pending === 0, {
       state: () => `health ${health.join(',')}, ${ahead.pending} pending, ${ahead.health.heldRows} held`,
     });
@@ -357,9 +362,8 @@ test('a writer thread that dies is replaced within a second; every segment poste
 test('session rows go with the next hand-over: a locked database never holds up the event loop for them', async (t) => {
   const { path, store, errors } = open();
   const ahead = new WriteAhead(store, { flushMs: 5, checkMs: 50, onError: (_op, err) => errors.push(err) });
-  let release: (() => void) | null = lockDatabase(path);
+  const release = lockDatabase(t, path);
   t.after(() => {
-    release?.();
     ahead.close();
     store.close();
   });
@@ -371,7 +375,6 @@ test('session rows go with the next hand-over: a locked database never holds up 
   ahead.sessionClosed(s, 'disconnect', 'peer went away');
   assert.equal(errors.length, start, 'nothing was tried on the locked database here');
   release();
-  release = null;
   await until('the writer thread to commit', () => ahead.pending === 0 && ahead.health.healthy);
   ahead.flush();
   const row = store.db
