@@ -6,7 +6,7 @@
 
 import type { ActionCallbacks } from '../actions/index.js';
 import type { SeawallMetrics } from '../metrics/index.js';
-import type { EventStore } from '../store/index.js';
+import type { ActionRecord, EventStore } from '../store/index.js';
 import { JournalField as F } from '../systemd/index.js';
 import { type DaemonLog, MessageId, Priority } from './log.js';
 
@@ -15,8 +15,9 @@ export function actionReporting(
   metrics: SeawallMetrics | null,
   log: DaemonLog,
 ): Pick<ActionCallbacks, 'kill' | 'migration'> {
-  const killRows = new Map<number, number>();
-  const migrationRows = new Map<string, number>();
+  // Actions under way; each ends once (kills by their id, migrations by theirs).
+  const killRows = new Map<number, ActionRecord>();
+  const migrationRows = new Map<string, ActionRecord>();
   return {
     kill: {
       onStarted: (k) => {
@@ -29,12 +30,12 @@ export function actionReporting(
           timeMs: k.startedAtMs,
           event: k.seq === null ? null : { sessionId: k.sessionId, seq: k.seq },
         });
-        if (row != null) killRows.set(k.id, row);
+        if (row !== undefined) killRows.set(k.id, row);
       },
       onFinished: (k) => {
         const row = killRows.get(k.id);
         killRows.delete(k.id);
-        if (row !== undefined) store()?.updateActionOutcome(row, k.outcome, k.detail);
+        if (row !== undefined) store()?.actionEnded(row, k.outcome, k.detail);
         metrics?.kill(k.outcome);
         log.log({
           message: `VM ${k.vm} kill (${k.reason}, rule ${k.rule}, grace ${k.graceMs} ms): ${k.outcome}${k.detail ? ` — ${k.detail}` : ''}`,
@@ -67,12 +68,12 @@ export function actionReporting(
           timeMs: m.queuedAtMs,
           event: m.seq === null ? null : { sessionId: m.sessionId, seq: m.seq },
         });
-        if (row != null) migrationRows.set(m.migrationId, row);
+        if (row !== undefined) migrationRows.set(m.migrationId, row);
       },
       onFinished: (m) => {
         const row = migrationRows.get(m.migrationId);
         migrationRows.delete(m.migrationId);
-        if (row !== undefined) store()?.updateActionOutcome(row, m.outcome, m.detail ?? null);
+        if (row !== undefined) store()?.actionEnded(row, m.outcome, m.detail ?? null);
         metrics?.migration(m.outcome);
         log.log({
           message: `VM ${m.vm} migration via ${m.hook} (rule ${m.rule}): ${m.outcome}${m.detail ? ` — ${m.detail}` : ''}${m.onFailure ? `; next step: ${m.onFailure}` : ''}`,

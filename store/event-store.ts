@@ -17,12 +17,11 @@ import { AwaitingApplied } from './awaiting-applied.js';
 import { openDatabase } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import {
+  type ActionUpdate,
   APPLIED_UPDATE_SQL,
   type AppendResult,
   eventWriter,
-  SESSION_CLOSE_SQL,
-  SESSION_OPEN_SQL,
-  type SessionUpdate,
+  type SessionRow,
   type StoreRow,
   type StoreUpdate,
 } from './inserts.js';
@@ -31,6 +30,9 @@ import { COL, type EventValues, eventValues, hex64, replayKey } from './rows.js'
 import { migrate } from './schema.js';
 
 export type { AppendResult, StoreRow } from './inserts.js';
+
+/** A recorded action, to give its outcome to `EventStore.actionEnded`. */
+export type ActionRecord = Readonly<ActionUpdate>;
 
 export { replayKey } from './rows.js';
 
@@ -66,6 +68,20 @@ export function storePath(stateDir: string): string {
   return join(stateDir, STORE_FILE);
 }
 
+/** What a failed update is reported as (`onError`). */
+const UPDATE_OP = {
+  open: 'session',
+  close: 'session',
+  action: 'action',
+  'action-end': 'action',
+  policy: 'policy',
+} as const satisfies Record<Exclude<StoreUpdate[0], number>, StoreOp>;
+
+function sessionRow(s: SessionInfo): SessionRow {
+  const labels = JSON.stringify(s.vm.labels);
+  return [Number(s.id), s.vm.id, labels, s.vmmPid, s.vcpuCount, s.caps, s.peer.uid, s.openedAtMs];
+}
+
 /** The inode at `path`, 0 when nothing is there. */
 function statIno(path: string): number {
   try {
@@ -92,12 +108,15 @@ export class EventStore {
   #queries!: StoreQueries;
   /** Runs before every read (the write-ahead layer flushes its pending rows there). */
   beforeRead: () => void = () => {};
+  /**
+   * Where session, action and policy rows go. The write-ahead layer sends them to the writer
+   * thread with its next hand-over, so the event loop never waits for the write lock for them;
+   * without it they are written here at once.
+   */
+  update: (u: StoreUpdate) => void = (u) => this.updateHere(u);
   #applied!: Database.Statement;
-  #sessionOpen!: Database.Statement;
-  #sessionClose!: Database.Statement;
-  #actionInsert!: Database.Statement;
-  #actionUpdate!: Database.Statement;
-  #policyInsert!: Database.Statement;
+  /** The last action id given; ids are given before their rows are written. */
+  #actionId = 0;
   /** Events with a verdict out, by session and seq: what an APPLIED updates. */
   readonly #awaiting = new AwaitingApplied();
   #closed = false;
@@ -148,18 +167,10 @@ export class EventStore {
     );
     this.#appendRows = eventWriter(db, this.bootId);
     this.#applied = db.prepare(APPLIED_UPDATE_SQL);
-    this.#sessionOpen = db.prepare(SESSION_OPEN_SQL);
-    this.#sessionClose = db.prepare(SESSION_CLOSE_SQL);
-    this.#actionInsert = db.prepare(
-      'INSERT INTO actions (time_ms, vm, action, rule, outcome, detail, updated_ms, boot_id, session_id, seq) ' +
-        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    this.#policyInsert = db.prepare(
-      'INSERT INTO policies (version, name, source, loaded_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
-    );
-    this.#actionUpdate = db.prepare(
-      'UPDATE actions SET outcome = ?, detail = ?, updated_ms = ? WHERE id = ?',
-    );
+    // Past every id in the file (a reopened file may be another), and every id given already
+    // (their rows may still be on their way).
+    const last = db.prepare('SELECT COALESCE(MAX(id), 0) FROM actions').pluck().get() as number;
+    this.#actionId = Math.max(this.#actionId, last);
     this.#queries = new StoreQueries(db, (err) => this.#onError('query', err));
   }
 
@@ -266,46 +277,50 @@ export class EventStore {
     return this.#awaiting.take(sessionId, seq);
   }
 
-  /** The session's row as the writer thread writes it (`sessionOpened` writes it here). */
-  sessionOpenUpdate(s: SessionInfo): SessionUpdate {
-    const labels = JSON.stringify(s.vm.labels);
-    return ['open', Number(s.id), s.vm.id, labels, s.vmmPid, s.vcpuCount, s.caps, s.peer.uid, s.openedAtMs];
-  }
-
-  /** Its close, as the writer thread writes it; the session's events no longer await APPLIED results. */
-  sessionCloseUpdate(s: SessionInfo, outcome: SessionOutcome, detail: string | null): SessionUpdate {
-    this.#awaiting.forget(s.id);
-    return ['close', Number(s.id), this.#now(), outcome, detail];
+  /** Writes an update on this connection now; a failure is reported (`onError`), never thrown. */
+  updateHere(u: StoreUpdate): void {
+    this.#guard(typeof u[0] === 'number' ? 'applied' : UPDATE_OP[u[0]], () => this.#appendRows([], [u]));
   }
 
   sessionOpened(s: SessionInfo): void {
-    const [, ...open] = this.sessionOpenUpdate(s);
-    this.#guard('session', () => this.#sessionOpen.run(this.bootId, ...open));
+    this.update(['open', ...sessionRow(s)]);
   }
 
+  /** Its row closed (the whole row goes again: either may land first); its events no longer await APPLIED results. */
   sessionClosed(s: SessionInfo, outcome: SessionOutcome, detail: string | null): void {
-    const [, id, closedMs] = this.sessionCloseUpdate(s, outcome, detail);
-    this.#guard('session', () => this.#sessionClose.run(closedMs, outcome, detail, this.bootId, id));
+    this.#awaiting.forget(s.id);
+    this.update(['close', ...sessionRow(s), this.#now(), outcome, detail]);
   }
 
-  /** Records an action (kill, migrate …) taken on a VM; returns its id, or null when the store failed. */
-  recordAction(a: ActionInput): number | null {
+  /**
+   * Records an action (kill, migrate …) taken on a VM, under an id given now: its row goes the
+   * way of every update (`update`), so the caller never waits for it. Give the returned record
+   * to `actionEnded` for its outcome.
+   */
+  recordAction(a: ActionInput): ActionRecord {
     const now = this.#now();
-    const r = this.#guard('action', () =>
-      this.#actionInsert.run(
-        a.timeMs ?? now,
-        a.vm,
-        a.action,
-        a.rule,
-        a.outcome,
-        a.detail ?? null,
-        now,
-        a.event ? this.bootId : null,
-        a.event ? Number(a.event.sessionId) : null,
-        a.event ? a.event.seq : null,
-      ),
-    );
-    return r === null ? null : Number(r.lastInsertRowid);
+    const event = a.event ?? null;
+    const row: ActionUpdate = [
+      'action',
+      ++this.#actionId,
+      a.timeMs ?? now,
+      a.vm,
+      a.action,
+      a.rule,
+      a.outcome,
+      a.detail ?? null,
+      now,
+      event === null ? null : Number(event.sessionId),
+      event === null ? null : event.seq,
+    ];
+    this.update(row);
+    return row;
+  }
+
+  /** Sets the outcome of a recorded action (its whole row goes again: either may land first). */
+  actionEnded(action: ActionRecord, outcome: string, detail: string | null = null): void {
+    const [, id, timeMs, vm, kind, rule, , , , sessionId, seq] = action;
+    this.update(['action-end', id, timeMs, vm, kind, rule, outcome, detail, this.#now(), sessionId, seq]);
   }
 
   /**
@@ -313,13 +328,7 @@ export class EventStore {
    * state a rule read even after a reload or a restart. Once per version.
    */
   recordPolicy(version: string, name: string, source: string): void {
-    this.#guard('policy', () => this.#policyInsert.run(version, name, source, this.#now()));
-  }
-
-  /** Sets the outcome of a recorded action; false when no such action or the store failed. */
-  updateActionOutcome(id: number, outcome: string, detail: string | null = null): boolean {
-    const r = this.#guard('action', () => this.#actionUpdate.run(outcome, detail, this.#now(), id));
-    return r !== null && r.changes === 1;
+    this.update(['policy', version, name, source, this.#now()]);
   }
 
   /** The underlying connection, for retention and tests; the verdict path never uses it directly. */

@@ -2,6 +2,7 @@ export { EncodedJson, jsonText } from './encoded-json.js';
 export { isStoreError, StoreError, type StoreErrorCode, type StoreOp } from './errors.js';
 export {
   type ActionInput,
+  type ActionRecord,
   type AppendResult,
   EventStore,
   STORE_FILE,

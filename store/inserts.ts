@@ -33,34 +33,78 @@ export type AppliedUpdate = [
   fallbackAction: number | null,
 ];
 
+/** A plugin session's row as HELLO gave it: [session id, VM, labels (JSON), VMM pid, vCPUs, caps, peer uid, opened ms]. */
+export type SessionRow = [
+  sessionId: number,
+  vm: string,
+  labels: string,
+  vmmPid: number,
+  vcpuCount: number,
+  caps: number,
+  peerUid: number,
+  openedMs: number,
+];
+
 /**
  * A plugin session's row: opened (at HELLO) or closed. Written with the next hand-over, like an
- * APPLIED result, so that the verdict path never waits for the database's write lock for it.
+ * APPLIED result, so that the verdict path never waits for the database's write lock for it. A
+ * close carries the whole row: a retried segment may land after a later one, and either order
+ * leaves the same row.
  */
 export type SessionUpdate =
-  | [
-      kind: 'open',
-      sessionId: number,
-      vm: string,
-      labels: string,
-      vmmPid: number,
-      vcpuCount: number,
-      caps: number,
-      peerUid: number,
-      openedMs: number,
-    ]
-  | [kind: 'close', sessionId: number, closedMs: number, outcome: string, detail: string | null];
+  | ['open', ...SessionRow]
+  | ['close', ...SessionRow, closedMs: number, outcome: string, detail: string | null];
+
+/**
+ * An action taken on a VM (kill, migrate): 'action' when it starts, 'action-end' with its outcome.
+ * The id is given by the store before the row is written (EventStore.recordAction), so neither
+ * the action nor the verdict path waits for the row. Each carries the whole row, so either order
+ * leaves the outcome. The event that asked for it is (session id, seq) of this boot, or nulls.
+ */
+export type ActionUpdate = [
+  kind: 'action' | 'action-end',
+  id: number,
+  timeMs: number,
+  vm: string,
+  action: string,
+  rule: string | null,
+  outcome: string,
+  detail: string | null,
+  updatedMs: number,
+  sessionId: number | null,
+  seq: number | null,
+];
+
+/** The source of a policy version that decided events, kept once for `seawall why`. */
+export type PolicyUpdate = [kind: 'policy', version: string, name: string, source: string, loadedMs: number];
 
 /** What is written after a segment's rows, in order. */
-export type StoreUpdate = AppliedUpdate | SessionUpdate;
+export type StoreUpdate = AppliedUpdate | SessionUpdate | ActionUpdate | PolicyUpdate;
 
-/** Idempotent: a session opened again (a retried segment) keeps its first row. */
-export const SESSION_OPEN_SQL = `
-  INSERT INTO sessions (boot_id, session_id, vm, labels, vmm_pid, vcpu_count, caps, peer_uid, opened_ms)
+const SESSION_INSERT = `
+  INSERT INTO sessions (boot_id, session_id, vm, labels, vmm_pid, vcpu_count, caps, peer_uid, opened_ms`;
+
+/** Idempotent: a session opened again (a retried segment), or already closed, keeps its row. */
+export const SESSION_OPEN_SQL = `${SESSION_INSERT})
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`;
 
-export const SESSION_CLOSE_SQL =
-  'UPDATE sessions SET closed_ms = ?, outcome = ?, detail = ? WHERE boot_id = ? AND session_id = ?';
+/** The whole row, so a close that lands before its open (a retried segment) still leaves both. */
+export const SESSION_CLOSE_SQL = `${SESSION_INSERT}, closed_ms, outcome, detail)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT DO UPDATE SET closed_ms = excluded.closed_ms, outcome = excluded.outcome, detail = excluded.detail`;
+
+const ACTION_INSERT = `
+  INSERT INTO actions (id, time_ms, vm, action, rule, outcome, detail, updated_ms, boot_id, session_id, seq)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id)`;
+
+/** Idempotent, and never over an outcome that landed first. */
+export const ACTION_START_SQL = `${ACTION_INSERT} DO NOTHING`;
+
+export const ACTION_END_SQL = `${ACTION_INSERT}
+  DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail, updated_ms = excluded.updated_ms`;
+
+export const POLICY_SQL =
+  'INSERT INTO policies (version, name, source, loaded_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING';
 
 /**
  * Idempotent: a row already stored (same boot, session and order in the session) is skipped. The
@@ -89,7 +133,7 @@ export const APPLIED_UPDATE_SQL = `
   WHERE boot_id = ? AND session_id = ? AND ord = ? AND applied IS NULL`;
 
 /**
- * One transaction: the rows, then the APPLIED results and session rows in the order they came
+ * One transaction: the rows, then the APPLIED results and the session, action and policy rows in the order they came
  * (after the rows, so a result that arrived while its event was still queued finds the row).
  * Throws on failure, with everything rolled back.
  */
@@ -102,6 +146,9 @@ export function eventWriter(
   const applied = db.prepare(APPLIED_UPDATE_SQL);
   const sessionOpen = db.prepare(SESSION_OPEN_SQL);
   const sessionClose = db.prepare(SESSION_CLOSE_SQL);
+  const actionStart = db.prepare(ACTION_START_SQL);
+  const actionEnd = db.prepare(ACTION_END_SQL);
+  const policy = db.prepare(POLICY_SQL);
   return db.transaction((rows: readonly EventValues[], updates: readonly StoreUpdate[] = []) => {
     let inserted = 0;
     // By VM and page: [vm, gpa, first ms, last ms, events]. A storm repeats its pages, so this
@@ -126,9 +173,30 @@ export function eventWriter(
     }
     for (const page of pages.values()) poison.run(page);
     for (const u of updates) {
-      if (u[0] === 'open') sessionOpen.run(bootId, ...u.slice(1));
-      else if (u[0] === 'close') sessionClose.run(u[2], u[3], u[4], bootId, u[1]);
-      else applied.run(u[2], u[3], u[4], bootId, u[0], u[1]);
+      switch (u[0]) {
+        case 'open':
+        case 'close':
+          (u[0] === 'open' ? sessionOpen : sessionClose).run(bootId, ...u.slice(1));
+          break;
+        case 'action':
+        case 'action-end': {
+          const [kind, id, ...values] = u;
+          // Linked to an event of this boot when it has one (seawall why).
+          const boot = values[7] === null ? null : bootId;
+          (kind === 'action' ? actionStart : actionEnd).run(
+            id,
+            ...values.slice(0, 7),
+            boot,
+            ...values.slice(7),
+          );
+          break;
+        }
+        case 'policy':
+          policy.run(u.slice(1));
+          break;
+        default:
+          applied.run(u[2], u[3], u[4], bootId, u[0], u[1]);
+      }
     }
     return { inserted, duplicates: rows.length - inserted };
   });

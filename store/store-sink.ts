@@ -23,14 +23,9 @@ export function storeSink(store: EventStore, ahead: WriteAhead | null = null): S
       if (ahead) ahead.markApplied(s.id, seq, result, fallback);
       else store.markApplied(s.id, seq, result, fallback);
     },
-    // Through the write-ahead layer too: off the event loop, and after the rows queued before them.
-    sessionOpened(s) {
-      if (ahead) ahead.sessionOpened(s);
-      else store.sessionOpened(s);
-    },
-    sessionClosed(s, outcome, detail) {
-      if (ahead) ahead.sessionClosed(s, outcome, detail);
-      else store.sessionClosed(s, outcome, detail);
-    },
+    // Through the write-ahead layer too, when there is one (it takes the store's `update`): off
+    // the event loop, and after the rows queued before them.
+    sessionOpened: (s) => store.sessionOpened(s),
+    sessionClosed: (s, outcome, detail) => store.sessionClosed(s, outcome, detail),
   };
 }

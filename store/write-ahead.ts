@@ -32,7 +32,7 @@
  * rotation, recovery, holding rows through a store fault) is one state machine.
  */
 import { closeSync, existsSync, openSync, renameSync, writeSync } from 'node:fs';
-import type { EventRecord, SessionInfo, SessionOutcome } from '../events/index.js';
+import type { EventRecord } from '../events/index.js';
 import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
 import { StoreError, type StoreOp } from './errors.js';
 import type { EventStore } from './event-store.js';
@@ -151,6 +151,7 @@ export class WriteAhead {
     // pays for a thread (its isolate and connection, ~10 MB resident) it has nothing to give.
     this.#writer = null;
     store.beforeRead = () => this.flush();
+    store.update = (u) => this.#update(u);
     this.#check = setInterval(() => this.#tick(), opts.checkMs ?? 1000);
     this.#check.unref();
   }
@@ -351,25 +352,16 @@ export class WriteAhead {
   }
 
   /**
-   * A plugin session opened: its row goes with the next hand-over, after the rows queued before
-   * it. Not in the file, like an APPLIED result: a kill -9 within flushMs loses the row (never an
-   * event; the next start closes what a killed daemon left open). Written on the event loop, it
-   * waited out the busy timeout whenever the writer thread held the lock — every VM's verdicts
-   * with it.
+   * A session, action or policy row (the store's `update` comes here): it goes with the next
+   * hand-over, after the rows queued before it. Not in the file, like an APPLIED result: a kill -9
+   * within flushMs loses the row (never an event; the next start closes what a killed daemon left
+   * open). Written on the event loop, each waited out the busy timeout whenever the writer thread
+   * or another process held the write lock — every VM's verdicts with it.
    */
-  sessionOpened(s: SessionInfo): void {
-    if (this.#closed) this.#store.sessionOpened(s);
+  #update(u: StoreUpdate): void {
+    if (this.#closed) this.#store.updateHere(u);
     else {
-      this.#updates.push(this.#store.sessionOpenUpdate(s));
-      this.#schedule();
-    }
-  }
-
-  /** A plugin session ended: its row is closed with the next hand-over. */
-  sessionClosed(s: SessionInfo, outcome: SessionOutcome, detail: string | null): void {
-    if (this.#closed) this.#store.sessionClosed(s, outcome, detail);
-    else {
-      this.#updates.push(this.#store.sessionCloseUpdate(s, outcome, detail));
+      this.#updates.push(u);
       this.#schedule();
     }
   }

@@ -66,9 +66,10 @@ test('a schema-1 file is upgraded in place: data intact, version current', () =>
     },
   ]);
   // The upgraded file takes new writes in the new tables.
-  assert.equal(
-    typeof store.recordAction({ vm: 'vm-legacy', action: 'kill', rule: null, outcome: 'done' }),
-    'number',
+  store.recordAction({ vm: 'vm-legacy', action: 'kill', rule: null, outcome: 'done' });
+  assert.deepEqual(
+    store.queries.actions('vm-legacy').map((a) => [a.action, a.outcome]),
+    [['kill', 'done']],
   );
   // The rebuilt policy event decodes the legacy ESR.
   assert.equal(store.queries.recentPolicyEvents(0)[0]?.esr?.ec, 0x24);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { EventStore, isStoreError, type StoreOp } from '../../store/index.js';
+import type { StoreUpdate } from '../../store/inserts.js';
 import { record, SEA_ESR, session, tempStorePath } from './records.js';
 
 const dirs: string[] = [];
@@ -146,20 +147,56 @@ test('APPLIED results, sessions and actions are recorded', () => {
   assert.equal(store.queries.events()[0]!.applied, -22);
   const row = store.db.prepare('SELECT vm, outcome, detail FROM sessions WHERE session_id = 7').get();
   assert.deepEqual({ ...(row as object) }, { vm: 'vm-a', outcome: 'disconnect', detail: 'peer went away' });
-  const id = store.recordAction({
+  const action = store.recordAction({
     vm: 'vm-a',
     action: 'kill',
     rule: 'kill-uc',
     outcome: 'requested',
     timeMs: T0,
   });
-  assert.equal(typeof id, 'number');
-  assert.equal(store.updateActionOutcome(id!, 'done', 'pidfd_send_signal SIGKILL'), true);
-  assert.equal(store.updateActionOutcome(9999, 'done'), false);
+  store.actionEnded(action, 'done', 'pidfd_send_signal SIGKILL');
   const [a] = store.queries.actions('vm-a');
   assert.equal(a?.outcome, 'done');
   assert.equal(a?.detail, 'pidfd_send_signal SIGKILL');
   assert.equal(store.queries.totals().actions, 1);
+  store.close();
+});
+
+test('a session or action row landing before its start (a retried segment) leaves the same rows', () => {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  let store = new EventStore({ path, bootId: 'boot-1' });
+  const updates: StoreUpdate[] = [];
+  store.update = (u) => updates.push(u);
+  const s = session('vm-o', 3n);
+  store.sessionOpened(s);
+  const kill = store.recordAction({
+    vm: 'vm-o',
+    action: 'kill',
+    rule: 'r',
+    outcome: 'requested',
+    timeMs: T0,
+  });
+  store.actionEnded(kill, 'timed_out', 'no exit in 5000 ms');
+  store.sessionClosed(s, 'protocol_error', 'bad frame');
+  // The ends first, then the starts; and each again, as a retry commits what already landed.
+  for (const u of [...updates.reverse(), ...updates]) store.updateHere(u);
+  const sessions = store.db.prepare('SELECT session_id, vm, vcpu_count, outcome, detail FROM sessions').all();
+  assert.deepEqual(
+    sessions.map((r) => ({ ...(r as object) })),
+    [{ session_id: 3, vm: 'vm-o', vcpu_count: 8, outcome: 'protocol_error', detail: 'bad frame' }],
+  );
+  const actions = store.queries.actions('vm-o');
+  assert.deepEqual(
+    actions.map((a) => [a.action, a.rule, a.outcome, a.detail, a.timeMs]),
+    [['kill', 'r', 'timed_out', 'no exit in 5000 ms', T0]],
+  );
+  // Ids are given before rows are written: a restart gives ids past every one in the file.
+  store.close();
+  store = new EventStore({ path, bootId: 'boot-2' });
+  const next = store.recordAction({ vm: 'vm-o', action: 'migrate', rule: 'r', outcome: 'requested' });
+  assert.equal(next[1], kill[1] + 1);
+  assert.equal(store.queries.totals().actions, 2);
   store.close();
 });
 

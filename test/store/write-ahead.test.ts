@@ -359,7 +359,7 @@ test('a writer thread that dies is replaced within a second; every segment poste
   assert.equal(store.queries.totals().events, 10);
 });
 
-test('session rows go with the next hand-over: a locked database never holds up the event loop for them', async (t) => {
+test('session, action and policy rows go with the next hand-over: a locked database never holds up the event loop for them', async (t) => {
   const { path, store, errors } = open();
   const ahead = new WriteAhead(store, { flushMs: 5, checkMs: 50, onError: (_op, err) => errors.push(err) });
   const release = lockDatabase(t, path);
@@ -370,9 +370,18 @@ test('session rows go with the next hand-over: a locked database never holds up 
   const s = session('vm-s', 9n);
   // On the event loop's connection each of these waited out the busy timeout and then failed.
   const start = errors.length;
-  ahead.sessionOpened(s);
+  store.sessionOpened(s);
   ahead.record([record({ session: s, seq: 1, timeMs: T0 })]);
-  ahead.sessionClosed(s, 'disconnect', 'peer went away');
+  const kill = store.recordAction({
+    vm: 'vm-s',
+    action: 'kill',
+    rule: 'r',
+    outcome: 'requested',
+    event: { sessionId: 9n, seq: 1 },
+  });
+  store.recordPolicy('v1', 'fleet', 'rules: []');
+  store.actionEnded(kill, 'done', 'SIGKILL');
+  store.sessionClosed(s, 'disconnect', 'peer went away');
   assert.equal(errors.length, start, 'nothing was tried on the locked database here');
   release();
   await until('the writer thread to commit', () => ahead.pending === 0 && ahead.health.healthy);
@@ -383,5 +392,14 @@ test('session rows go with the next hand-over: a locked database never holds up 
   assert.deepEqual(
     { ...(row as Record<string, unknown>), closed_ms: typeof (row as { closed_ms: unknown }).closed_ms },
     { vm: 'vm-s', vcpu_count: 8, outcome: 'disconnect', detail: 'peer went away', closed_ms: 'number' },
+  );
+  const action = store.db.prepare('SELECT id, outcome, detail, boot_id, session_id, seq FROM actions').all();
+  assert.deepEqual(
+    action.map((r) => ({ ...(r as object) })),
+    [{ id: kill[1], outcome: 'done', detail: 'SIGKILL', boot_id: store.bootId, session_id: 9, seq: 1 }],
+  );
+  assert.equal(
+    store.db.prepare("SELECT source FROM policies WHERE version = 'v1'").pluck().get(),
+    'rules: []',
   );
 });
