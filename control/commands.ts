@@ -18,8 +18,10 @@ import type {
   StoreHealth,
   StoreTotals,
   VmSummary,
-  WindowEvent,
+  WhyResult,
 } from '../store/index.js';
+
+export type { WhyCondition, WhyEntry, WhyOutcome, WhyResult } from '../store/index.js';
 
 const vmId = z.string().min(1).max(256);
 
@@ -96,45 +98,6 @@ export interface StatusResult {
 export interface VmView extends VmSummary {
   /** A plugin session for this VM is open now. */
   connected: boolean;
-}
-
-/** One condition of the rule that decided an event; state conditions carry their evidence. */
-export interface WhyCondition {
-  /** The matcher: `rate`, `repeatPage`, `severity`, `labels.tier` … */
-  matcher: string;
-  /** What the rule asks for, in the policy's terms. */
-  expected: string;
-  /**
-   * For `rate` and `repeatPage`: the stored events that made it hold — the rate window's events
-   * (this one included), or the earlier errors on the same page — the newest of them, oldest first.
-   */
-  evidence?: { count: number; events: WindowEvent[] };
-}
-
-/** What became of the kill or migration an event asked for. */
-export interface WhyOutcome extends StoredAction {
-  /** false: the decision was folded into this earlier action (one per VM at a time). */
-  own: boolean;
-}
-
-/** One decision on a VM beyond the default answer, and why. */
-export interface WhyEntry {
-  event: StoredEvent;
-  /** The decision in words, e.g. `kill (grace 30000 ms)`. */
-  decision: string;
-  /** null when the policy version that decided is no longer known (its source was not recorded). */
-  conditions: WhyCondition[] | null;
-  /** For kill and migrate: the outcome, or null when none is recorded (yet). */
-  outcome: WhyOutcome | null;
-}
-
-export interface WhyResult {
-  vm: string;
-  /** The VM's stored events in the period asked about (every kind of decision). */
-  events: number;
-  entries: WhyEntry[];
-  /** Older entries match too. */
-  more: boolean;
 }
 
 export interface ControlResults {

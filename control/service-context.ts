@@ -4,22 +4,18 @@
  * composition root only hands over references.
  */
 import type { SessionInfo } from '../events/index.js';
-import type {
-  EventQuery,
-  EventStore,
-  PoisonCursor,
-  StoreHealth,
-  StoreReader,
-  StoreTotals,
+import {
+  type EventQuery,
+  type EventStore,
+  type PoisonCursor,
+  type PolicyText,
+  type StoreHealth,
+  type StoreReader,
+  type StoreTotals,
+  WhyBuilder,
+  type WhyQuery,
 } from '../store/index.js';
-import type {
-  ControlContext,
-  ReloadResult,
-  SessionSummary,
-  StatusResult,
-  VmView,
-  WhyResult,
-} from './commands.js';
+import type { ControlContext, ReloadResult, SessionSummary, StatusResult, VmView } from './commands.js';
 import { ControlError } from './errors.js';
 
 export interface ServiceParts {
@@ -30,18 +26,18 @@ export interface ServiceParts {
   pipeline: { readonly decided: number; readonly replays: number };
   policy: {
     readonly current: { readonly version: string };
+    /** The policy in force as text, for `seawall why` to compile beside the store. */
+    readonly currentText?: PolicyText | null;
     readonly reloads: number;
     readonly failedReloads: number;
     readonly lastReloadAtMs: number;
   };
   store: EventStore | null;
   /** Runs the reads off the event loop; without one they run on the store's own connection. */
-  reader?: Pick<StoreReader, 'eventsEncoded' | 'vms' | 'poisonedPagesEncoded' | 'totals'> | null;
+  reader?: Pick<StoreReader, 'eventsEncoded' | 'vms' | 'poisonedPagesEncoded' | 'totals' | 'why'> | null;
   /** Whether answered events are reaching the store (the write-ahead layer's view). */
   storeHealth?: () => StoreHealth | null;
   reload: () => Promise<ReloadResult>;
-  /** `seawall why`: built by the daemon, which knows the policy versions. */
-  why: (store: EventStore, q: { vm: string; sinceMs?: number; limit?: number }) => WhyResult;
   now?: () => number;
 }
 
@@ -85,6 +81,10 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
     events: (s: EventStore, q: EventQuery) => (p.reader ? p.reader.eventsEncoded(q) : s.queries.events(q)),
     poison: (s: EventStore, vm?: string, limit?: number, after?: PoisonCursor) =>
       p.reader ? p.reader.poisonedPagesEncoded(vm, limit, after) : s.queries.poisonedPages(vm, limit, after),
+    why: (s: EventStore, q: WhyQuery) => {
+      const current = p.policy.currentText ?? null;
+      return p.reader ? p.reader.why(q, current) : new WhyBuilder(s.queries).build(q, current);
+    },
   };
   return {
     async status(): Promise<StatusResult> {
@@ -136,7 +136,7 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
     },
     events: (q) => reads.events(needStore(p.store), q),
     poison: (q) => reads.poison(needStore(p.store), q.vm, q.limit, q.after),
-    why: (q) => p.why(needStore(p.store), q),
+    why: (q) => reads.why(needStore(p.store), q),
     reload: () => p.reload(),
   };
 }

@@ -10,4 +10,3 @@ export * from './session-info.js';
 export * from './sinks/journal-sink.js';
 export * from './sinks/metrics-sink.js';
 export * from './version.js';
-export * from './why.js';

@@ -11,6 +11,7 @@
 import type { ReloadResult } from '../control/index.js';
 import type { SeawallMetrics } from '../metrics/index.js';
 import type { DecisionProvider } from '../policies/index.js';
+import type { PolicyText } from '../store/index.js';
 import { JournalField as F } from '../systemd/index.js';
 import { DaemonError } from './errors.js';
 import { type DaemonLog, MessageId, Priority } from './log.js';
@@ -32,6 +33,8 @@ export type PolicyLoader = (path: string) => Promise<PolicyLoadResult>;
 
 export class PolicyHolder {
   #current: DecisionProvider;
+  /** The YAML `#current` was compiled from (`seawall why` compiles it again beside the store). */
+  #currentSource: string;
   readonly #load: PolicyLoader;
   readonly #builtin: DecisionProvider;
   readonly #log: DaemonLog;
@@ -58,6 +61,7 @@ export class PolicyHolder {
     this.#builtinSha256 = builtin.sha256;
     this.#builtinSource = builtin.source;
     this.#current = builtin.provider;
+    this.#currentSource = builtin.source;
     this.#log = log;
     this.#metrics = metrics;
   }
@@ -66,12 +70,21 @@ export class PolicyHolder {
     return this.#current;
   }
 
+  get currentText(): PolicyText {
+    return { version: this.#current.version, source: this.#currentSource };
+  }
+
+  #put(provider: DecisionProvider, sha256: string, source: string): void {
+    this.#current = provider;
+    this.#currentSource = source;
+    this.#metrics?.policyReload(true, provider.version, sha256);
+    this.onLoaded(provider, source);
+  }
+
   /** At start: an invalid policy file stops the daemon (DaemonError), a missing path means the built-in. */
   async loadInitial(path: string | null): Promise<void> {
     if (path === null) {
-      this.#current = this.#builtin;
-      this.#metrics?.policyReload(true, this.#builtin.version, this.#builtinSha256);
-      this.onLoaded(this.#builtin, this.#builtinSource);
+      this.#put(this.#builtin, this.#builtinSha256, this.#builtinSource);
       return;
     }
     const r = await this.#safeLoad(path);
@@ -81,9 +94,7 @@ export class PolicyHolder {
         `policy ${path} is invalid:\n${r.issues.map((i) => `  ${i}`).join('\n')}`,
         { path },
       );
-    this.#current = r.provider;
-    this.#metrics?.policyReload(true, r.provider.version, r.sha256);
-    this.onLoaded(r.provider, r.source);
+    this.#put(r.provider, r.sha256, r.source);
   }
 
   /**
@@ -123,10 +134,8 @@ export class PolicyHolder {
       return { ok: false, version: this.#current.version, issues: r.issues };
     }
     const previous = this.#current.version;
-    this.#current = r.provider;
     this.reloads++;
-    this.#metrics?.policyReload(true, r.provider.version, r.sha256);
-    this.onLoaded(r.provider, r.source);
+    this.#put(r.provider, r.sha256, r.source);
     this.#log.log({
       message: `policy reloaded: ${previous} → ${r.provider.version}`,
       priority: Priority.NOTICE,

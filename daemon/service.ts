@@ -37,7 +37,6 @@ import { metricsSink } from './sinks/metrics-sink.js';
 import { DEFAULT_MAX_TRACKED_PAGES, PoisonedPageCounts } from './sinks/poisoned-page-counts.js';
 import { type StoreReporting, storeReporting } from './store-reporting.js';
 import { VERSION } from './version.js';
-import { WhyBuilder } from './why.js';
 
 export interface ServiceOptions {
   config: DaemonConfig;
@@ -77,7 +76,6 @@ export class Service {
   /** Parses policy files off the event loop (policy-worker.ts). */
   readonly #policyWorker = new PolicyWorker();
   #reader: StoreReader | null = null;
-  readonly #why = new WhyBuilder(() => this.policy.current);
   /** Store failures: counted, logged without flooding the log (store-reporting.ts). */
   readonly #storeReports: StoreReporting;
   readonly #storeError = (op: StoreOp, err: unknown) => this.#storeReports.onError(op, err);
@@ -233,7 +231,6 @@ export class Service {
         reader: this.#reader,
         storeHealth: () => this.#writeAhead?.health ?? null,
         reload: () => this.reload(),
-        why: (store, q) => this.#why.build(store, q),
       }),
       {
         onError: (cmd, err) =>

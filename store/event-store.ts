@@ -21,9 +21,10 @@ import {
   APPLIED_UPDATE_SQL,
   type AppendResult,
   eventWriter,
-  type SessionRow,
   type StoreRow,
   type StoreUpdate,
+  sessionRow,
+  updateOp,
 } from './inserts.js';
 import { StoreQueries } from './queries.js';
 import { COL, type EventValues, eventValues, hex64, replayKey } from './rows.js';
@@ -66,20 +67,6 @@ export interface ActionInput {
 export function storePath(stateDir: string): string {
   mkdirSync(stateDir, { recursive: true, mode: 0o750 });
   return join(stateDir, STORE_FILE);
-}
-
-/** What a failed update is reported as (`onError`). */
-const UPDATE_OP = {
-  open: 'session',
-  close: 'session',
-  action: 'action',
-  'action-end': 'action',
-  policy: 'policy',
-} as const satisfies Record<Exclude<StoreUpdate[0], number>, StoreOp>;
-
-function sessionRow(s: SessionInfo): SessionRow {
-  const labels = JSON.stringify(s.vm.labels);
-  return [Number(s.id), s.vm.id, labels, s.vmmPid, s.vcpuCount, s.caps, s.peer.uid, s.openedAtMs];
 }
 
 /** The inode at `path`, 0 when nothing is there. */
@@ -279,7 +266,7 @@ export class EventStore {
 
   /** Writes an update on this connection now; a failure is reported (`onError`), never thrown. */
   updateHere(u: StoreUpdate): void {
-    this.#guard(typeof u[0] === 'number' ? 'applied' : UPDATE_OP[u[0]], () => this.#appendRows([], [u]));
+    this.#guard(updateOp(u), () => this.#appendRows([], [u]));
   }
 
   sessionOpened(s: SessionInfo): void {

@@ -32,4 +32,13 @@ export { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
 export { startThread } from './start-thread.js';
 export { storeSink } from './store-sink.js';
 export { HELPER_THREAD_NICE, yieldToVerdictPath } from './thread-priority.js';
+export {
+  type PolicyText,
+  WhyBuilder,
+  type WhyCondition,
+  type WhyEntry,
+  type WhyOutcome,
+  type WhyQuery,
+  type WhyResult,
+} from './why.js';
 export { type StoreHealth, WriteAhead, type WriteAheadOptions } from './write-ahead.js';

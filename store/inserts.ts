@@ -4,6 +4,8 @@
  * prepare their statements from here, so the two can never store a row differently.
  */
 import type Database from 'better-sqlite3';
+import type { SessionInfo } from '../events/index.js';
+import type { StoreOp } from './errors.js';
 import { COL, EVENT_COLUMNS, type EventValues, valuesPoisonPage } from './rows.js';
 
 /** One event row ready to insert, with its replay key. */
@@ -80,6 +82,25 @@ export type PolicyUpdate = [kind: 'policy', version: string, name: string, sourc
 
 /** What is written after a segment's rows, in order. */
 export type StoreUpdate = AppliedUpdate | SessionUpdate | ActionUpdate | PolicyUpdate;
+
+/** A session's row, as its updates carry it. */
+export function sessionRow(s: SessionInfo): SessionRow {
+  const labels = JSON.stringify(s.vm.labels);
+  return [Number(s.id), s.vm.id, labels, s.vmmPid, s.vcpuCount, s.caps, s.peer.uid, s.openedAtMs];
+}
+
+const UPDATE_OP = {
+  open: 'session',
+  close: 'session',
+  action: 'action',
+  'action-end': 'action',
+  policy: 'policy',
+} as const satisfies Record<Exclude<StoreUpdate[0], number>, StoreOp>;
+
+/** What a failed update is reported as (`onError`). */
+export function updateOp(u: StoreUpdate): StoreOp {
+  return typeof u[0] === 'number' ? 'applied' : UPDATE_OP[u[0]];
+}
 
 const SESSION_INSERT = `
   INSERT INTO sessions (boot_id, session_id, vm, labels, vmm_pid, vcpu_count, caps, peer_uid, opened_ms`;

@@ -11,6 +11,7 @@ import type { EventQuery, PoisonCursor, PoisonedPage, StoreTotals, VmSummary } f
 import type { ReaderData, ReaderMethod, ReaderReply, ReaderRequest } from './reader-thread.js';
 import type { StoredEvent } from './rows.js';
 import { startThread } from './start-thread.js';
+import type { PolicyText, WhyQuery, WhyResult } from './why.js';
 
 const WORKER_URL = new URL(
   import.meta.url.endsWith('.ts') ? './reader-thread.ts' : './reader-thread.js',
@@ -52,6 +53,10 @@ export class StoreReader {
   }
   totals(): Promise<StoreTotals> {
     return this.#read('totals', []) as Promise<StoreTotals>;
+  }
+  /** `seawall why` (store/why.ts), built on the thread; `current` is the policy in force. */
+  why(q: WhyQuery, current: PolicyText | null): Promise<WhyResult> {
+    return this.#read('why', [q, current]) as Promise<WhyResult>;
   }
 
   close(): void {

@@ -1,8 +1,9 @@
 /**
  * The reader thread: answers the control socket's reads (`events`, `vms`, `poison`, `status`
- * totals) on a read-only connection of its own, so that a query over ten thousand rows costs the
- * verdict path nothing. In WAL mode a reader sees every transaction committed before its query
- * began; the caller first waits (asynchronously) for the write-ahead rows to be committed.
+ * totals, `why`) on a read-only connection of its own, so that a query over ten thousand rows, or
+ * the policies `why` compiles, cost the verdict path nothing. In WAL mode a reader sees every
+ * transaction committed before its query began; the caller first waits (asynchronously) for the
+ * write-ahead rows to be committed.
  */
 
 import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
@@ -10,6 +11,7 @@ import Database from 'better-sqlite3';
 import { jsonText } from './encoded-json.js';
 import { StoreQueries } from './queries.js';
 import { yieldToVerdictPath } from './thread-priority.js';
+import type { PolicyText, WhyBuilder, WhyQuery } from './why.js';
 
 export interface ReaderData {
   kind: 'seawall-reader';
@@ -18,7 +20,8 @@ export interface ReaderData {
 
 /** The reads a reader answers: StoreQueries methods that only read and return plain data. */
 export const READER_METHODS = ['events', 'vms', 'poisonedPages', 'totals'] as const;
-export type ReaderMethod = (typeof READER_METHODS)[number];
+/** The reads, and `why` (store/why.ts: [query, policy in force]). */
+export type ReaderMethod = (typeof READER_METHODS)[number] | 'why';
 
 export interface ReaderRequest {
   id: number;
@@ -43,13 +46,29 @@ function run(data: ReaderData, port: MessagePort): void {
   const queries = new StoreQueries(db, (err) => {
     failure = err;
   });
-  port.on('message', (m: ReaderRequest) => {
+  // A query and the check of what it reported, with nothing between them.
+  const read = (query: () => unknown): unknown => {
     failure = null;
+    const result = query();
+    if (failure) throw failure;
+    return result;
+  };
+  // Made at the first `why`, which is when the policy compiler and its schema library are first
+  // evaluated (in the bundle too), and kept for the thread's life: it caches the versions it compiled.
+  let why: Promise<WhyBuilder> | null = null;
+  const answer = async (m: ReaderRequest): Promise<unknown> => {
+    if (m.method === 'why') {
+      why ??= import('./why.js').then((w) => new w.WhyBuilder(queries));
+      const builder = await why;
+      return read(() => builder.build(m.args[0] as WhyQuery, m.args[1] as PolicyText | null));
+    }
+    if (!READER_METHODS.includes(m.method)) throw new Error(`not a read: ${String(m.method)}`);
+    const fn = queries[m.method] as (...a: unknown[]) => unknown;
+    return read(() => fn.apply(queries, m.args));
+  };
+  port.on('message', async (m: ReaderRequest) => {
     try {
-      if (!READER_METHODS.includes(m.method)) throw new Error(`not a read: ${String(m.method)}`);
-      const fn = queries[m.method] as (...a: unknown[]) => unknown;
-      const result = fn.apply(queries, m.args);
-      if (failure) throw failure;
+      const result = await answer(m);
       if (m.encode) {
         // A buffer of its own (not Buffer's shared pool), so that it can be transferred, not copied.
         const json = new TextEncoder().encode(jsonText(result));

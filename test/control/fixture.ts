@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ReloadResult } from '../../control/index.js';
 import { ControlServer, type ControlServerOptions, serviceControlContext } from '../../control/index.js';
-import { WhyBuilder } from '../../daemon/index.js';
 import type { SessionInfo } from '../../events/session-info.js';
-import { EventStore, StoreReader } from '../../store/index.js';
+import { EventStore, type PolicyText, StoreReader } from '../../store/index.js';
 
 export interface Fixture {
   dir: string;
@@ -17,6 +16,8 @@ export interface Fixture {
   /** What the next reload answers. */
   nextReload: ReloadResult;
   reloads: number;
+  /** The policy in force, as the daemon's holder shows it. */
+  policy: { current: { version: string }; currentText: PolicyText | null };
   close(): Promise<void>;
 }
 
@@ -26,7 +27,13 @@ export async function startControl(opts: ControlServerOptions = {}, withReader =
   const socket = join(dir, 'run', 'control.sock');
   const store = new EventStore({ path: join(dir, 'events.sqlite') });
   const reader = withReader ? new StoreReader(store) : null;
-  const policy = { current: { version: 'v1' }, reloads: 0, failedReloads: 0, lastReloadAtMs: 0 };
+  const policy = {
+    current: { version: 'v1' },
+    currentText: null as PolicyText | null,
+    reloads: 0,
+    failedReloads: 0,
+    lastReloadAtMs: 0,
+  };
   const f: Fixture = {
     dir,
     socket,
@@ -34,6 +41,7 @@ export async function startControl(opts: ControlServerOptions = {}, withReader =
     sessions: [],
     nextReload: { ok: true, version: 'v2', issues: [] },
     reloads: 0,
+    policy,
     server: undefined as unknown as ControlServer,
     async close() {
       await f.server.close();
@@ -47,7 +55,7 @@ export async function startControl(opts: ControlServerOptions = {}, withReader =
     startedAtMs: () => 1_700_000_000_000,
     sessions: () => f.sessions,
     pipeline: { decided: 12, replays: 1 },
-    policy: policy as never,
+    policy,
     store,
     reader,
     reload: async () => {
@@ -55,7 +63,6 @@ export async function startControl(opts: ControlServerOptions = {}, withReader =
       if (f.nextReload.ok) policy.current.version = f.nextReload.version;
       return f.nextReload;
     },
-    why: (s, q) => new WhyBuilder(() => policy.current as never).build(s, q),
     now: () => 1_700_000_060_000,
   });
   f.server = new ControlServer(ctx, opts);

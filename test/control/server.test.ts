@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { authorize, controlRequest, isControlError } from '../../control/index.js';
+import { authorize, controlRequest, isControlError, type WhyResult } from '../../control/index.js';
 import { jsonText } from '../../store/index.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { until, within } from '../helpers/wait.js';
@@ -118,6 +118,38 @@ test('events and poison read on the reader thread answer exactly what the store 
     const reply = (await raw.next()) as { id: unknown; ok: boolean; result: unknown[] };
     assert.deepEqual([reply.id, reply.ok, reply.result.length], ['q-7', true, 1]);
     raw.sock.destroy();
+  } finally {
+    await f.close();
+  }
+});
+
+test('why is built on the reader thread, from the policy in force as text, never on the event loop', async () => {
+  const f = await startControl({}, true);
+  f.policy.currentText = {
+    version: 'v1',
+    source: `version: 1
+name: rate-kill
+rules:
+  - name: kill-uc
+    match: { kind: sea, rate: { threshold: "3 / 10m", scope: vm } }
+    action: { type: kill, grace: 1s }
+default:
+  action: { type: inject, abort: data }
+`,
+  };
+  const a = session('vm-a', 1n);
+  f.store.append([1, 2, 3].map((seq) => record({ session: a, seq, timeMs: T0 + seq, action: 'kill' })));
+  // Every read through the store's own connection (the event loop's) comes here first.
+  f.store.beforeRead = () => {
+    throw new Error("a read on the event loop's connection");
+  };
+  try {
+    const why = (await controlRequest(f.socket, 'why', { vm: 'vm-a' })) as WhyResult;
+    assert.equal(why.entries.length, 3);
+    const last = why.entries.find((e) => e.event.seq === 3);
+    const rate = last?.conditions?.find((c) => c.matcher === 'rate');
+    assert.ok(rate, `the rule's conditions, compiled from the text: ${JSON.stringify(last?.conditions)}`);
+    assert.equal(rate.evidence?.count, 3, 'the rate window holds the three events');
   } finally {
     await f.close();
   }
