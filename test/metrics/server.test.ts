@@ -106,6 +106,52 @@ describe('MetricsServer over real HTTP', () => {
   });
 });
 
+describe('MetricsServer paces its renderings', () => {
+  it('after a rendering that took d, the next starts d / share − d later; scrapes meanwhile share it and read values no older than themselves', async () => {
+    const spans: [number, number][] = [];
+    const source: MetricsSource = {
+      contentType: 'text/plain',
+      async metricsText() {
+        const start = performance.now();
+        // 20 ms on the event loop, as rendering a large fleet's series takes.
+        while (performance.now() - start < 20);
+        spans.push([start, performance.now()]);
+        return `renderings ${spans.length}\n`;
+      },
+    };
+    const paced = new MetricsServer(source, { port: 0, maxRenderShare: 0.1 });
+    const { port: p } = await paced.listen();
+    try {
+      assert.equal((await http(p, 'GET', '/metrics')).body, 'renderings 1\n');
+      const asked = performance.now();
+      const replies = await Promise.all(Array.from({ length: 5 }, () => http(p, 'GET', '/metrics')));
+      assert.deepEqual(
+        replies.map((r) => [r.status, r.body]),
+        Array.from({ length: 5 }, () => [200, 'renderings 2\n']),
+        'five scrapes, one rendering',
+      );
+      const [[start1, end1], [start2]] = spans as [[number, number], [number, number]];
+      const took = end1 - start1;
+      // A lower bound only: a busy machine can make the wait longer, never shorter.
+      assert.ok(
+        start2 - end1 >= 9 * took - 5,
+        `the second rendering started ${(start2 - end1).toFixed(1)} ms after the first, which took ${took.toFixed(1)} ms`,
+      );
+      assert.ok(start2 >= asked, 'rendered after the scrapes came');
+    } finally {
+      await paced.close();
+    }
+  });
+
+  it('refuses a share outside (0, 1]', () => {
+    for (const maxRenderShare of [0, -0.1, 1.5, Number.NaN])
+      assert.throws(
+        () => new MetricsServer(new SeawallMetrics({ defaultMetrics: false }), { maxRenderShare }),
+        (e: unknown) => isMetricsError(e) && e.code === 'SEAWALL_METRICS_INVALID_OPTION',
+      );
+  });
+});
+
 describe('MetricsServer lifecycle', () => {
   const source = new SeawallMetrics({ defaultMetrics: false });
 
