@@ -126,6 +126,10 @@ export interface ControlContext {
     limit?: number;
     after?: PoisonCursor;
   }): PoisonedPage[] | EncodedJson | Promise<PoisonedPage[] | EncodedJson>;
-  why(q: { vm: string; sinceMs?: number; limit?: number }): WhyResult | Promise<WhyResult>;
+  why(q: {
+    vm: string;
+    sinceMs?: number;
+    limit?: number;
+  }): WhyResult | EncodedJson | Promise<WhyResult | EncodedJson>;
   reload(): Promise<ReloadResult>;
 }

@@ -34,7 +34,10 @@ export interface ServiceParts {
   };
   store: EventStore | null;
   /** Runs the reads off the event loop; without one they run on the store's own connection. */
-  reader?: Pick<StoreReader, 'eventsEncoded' | 'vms' | 'poisonedPagesEncoded' | 'totals' | 'why'> | null;
+  reader?: Pick<
+    StoreReader,
+    'eventsEncoded' | 'vms' | 'poisonedPagesEncoded' | 'totals' | 'whyEncoded'
+  > | null;
   /** Whether answered events are reaching the store (the write-ahead layer's view). */
   storeHealth?: () => StoreHealth | null;
   reload: () => Promise<ReloadResult>;
@@ -83,7 +86,7 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
       p.reader ? p.reader.poisonedPagesEncoded(vm, limit, after) : s.queries.poisonedPages(vm, limit, after),
     why: (s: EventStore, q: WhyQuery) => {
       const current = p.policy.currentText ?? null;
-      return p.reader ? p.reader.why(q, current) : new WhyBuilder(s.queries).build(q, current);
+      return p.reader ? p.reader.whyEncoded(q, current) : new WhyBuilder(s.queries).build(q, current);
     },
   };
   return {

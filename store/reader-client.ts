@@ -11,7 +11,7 @@ import type { EventQuery, PoisonCursor, PoisonedPage, StoreTotals, VmSummary } f
 import type { ReaderData, ReaderMethod, ReaderReply, ReaderRequest } from './reader-thread.js';
 import type { StoredEvent } from './rows.js';
 import { startThread } from './start-thread.js';
-import type { PolicyText, WhyQuery, WhyResult } from './why.js';
+import type { PolicyText, WhyQuery } from './why.js';
 
 const WORKER_URL = new URL(
   import.meta.url.endsWith('.ts') ? './reader-thread.ts' : './reader-thread.js',
@@ -54,9 +54,12 @@ export class StoreReader {
   totals(): Promise<StoreTotals> {
     return this.#read('totals', []) as Promise<StoreTotals>;
   }
-  /** `seawall why` (store/why.ts), built on the thread; `current` is the policy in force. */
-  why(q: WhyQuery, current: PolicyText | null): Promise<WhyResult> {
-    return this.#read('why', [q, current]) as Promise<WhyResult>;
+  /**
+   * `seawall why` (store/why.ts), built on the thread and encoded there as JSON text (an answer
+   * holds up to a few thousand events of evidence); `current` is the policy in force.
+   */
+  whyEncoded(q: WhyQuery, current: PolicyText | null): Promise<EncodedJson> {
+    return this.#read('why', [q, current], true) as Promise<EncodedJson>;
   }
 
   close(): void {
