@@ -26,6 +26,7 @@ export class StoreReader {
   /** Waits until what was answered so far is committed (the write-ahead layer's settle). */
   readonly #settle: () => Promise<void>;
   #worker: Worker | null = null;
+  #closed = false;
   #generation = -1;
   #nextId = 1;
   readonly #waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
@@ -62,14 +63,23 @@ export class StoreReader {
     return this.#read('why', [q, current], true) as Promise<EncodedJson>;
   }
 
+  /** Whether a reader thread is running now. */
+  get running(): boolean {
+    return this.#worker !== null;
+  }
+
+  /** Ends the thread; reads waiting fail, and no read starts one again. */
   close(): void {
+    this.#closed = true;
     this.#stop(new StoreError('SEAWALL_STORE_CLOSED', 'the event store reader is closed'));
   }
 
   async #read(method: ReaderMethod, args: unknown[], encode = false): Promise<unknown> {
-    if (this.#store.closed)
-      throw new StoreError('SEAWALL_STORE_CLOSED', `event store ${this.#store.path} is closed`);
+    this.#open();
     await this.#settle();
+    // Checked again: the daemon may have begun to stop while the read waited. A thread started
+    // now would outlive the store.
+    this.#open();
     const worker = this.#ensure();
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
@@ -93,12 +103,16 @@ export class StoreReader {
     });
   }
 
+  #open(): void {
+    if (this.#closed || this.#store.closed)
+      throw new StoreError('SEAWALL_STORE_CLOSED', `event store ${this.#store.path} is closed`);
+  }
+
   #ensure(): Worker {
     if (this.#worker && this.#generation === this.#store.generation) return this.#worker;
     this.#stop(null);
     const data: ReaderData = { kind: 'seawall-reader', path: this.#store.path };
     const worker = startThread(WORKER_URL, { workerData: data });
-    worker.unref();
     worker.on('message', (m: ReaderReply) => {
       const w = this.#waiting.get(m.id);
       if (!w) return;
@@ -114,6 +128,8 @@ export class StoreReader {
       if (this.#worker === worker)
         this.#stop(new StoreError('SEAWALL_STORE_READER', `store reader exited with code ${code}`));
     });
+    // After the 'message' listener: adding the first one refs the thread's port again.
+    worker.unref();
     this.#worker = worker;
     this.#generation = this.#store.generation;
     return worker;

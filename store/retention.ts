@@ -154,7 +154,6 @@ export class Retention {
       stop: this.#stop.buffer as SharedArrayBuffer,
     };
     const worker = startThread(THREAD_URL, { workerData: data });
-    worker.unref();
     worker.on('message', (m: RetentionReply) => {
       const w = this.#waiting.get(m.id);
       if (!w) return;
@@ -172,6 +171,8 @@ export class Retention {
     worker.on('exit', (code) =>
       gone(new StoreError('SEAWALL_STORE_PRUNE', `the retention thread exited with code ${code}`)),
     );
+    // After the 'message' listener: adding the first one refs the thread's port again.
+    worker.unref();
     this.#worker = worker;
     return worker;
   }

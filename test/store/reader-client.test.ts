@@ -1,0 +1,60 @@
+/** The reader thread's handle: no thread outlives `close`, and a running one never holds the process. */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { EventStore, isStoreError, StoreReader } from '../../store/index.js';
+import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
+import { within } from '../helpers/wait.js';
+import { record, session, tempStorePath } from './records.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function open(): EventStore {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  return new EventStore({ path });
+}
+
+test('a read still waiting for the writer when the reader closes fails, and starts no thread', async (t) => {
+  const store = open();
+  let settled = () => {};
+  const reader = new StoreReader(store, () => new Promise<void>((r) => (settled = r)));
+  t.after(() => {
+    reader.close();
+    store.close();
+  });
+  store.append([record({ session: session('vm-a'), seq: 1, timeMs: 1_700_000_000_000 })]);
+  // A control request in flight when the daemon stops: it waits for the write-ahead rows first.
+  const read = reader.totals();
+  reader.close();
+  settled();
+  await assert.rejects(read, (e: unknown) => isStoreError(e) && e.code === 'SEAWALL_STORE_CLOSED');
+  assert.equal(reader.running, false, 'no thread was started after close');
+  await assert.rejects(reader.totals(), (e: unknown) => isStoreError(e) && e.code === 'SEAWALL_STORE_CLOSED');
+});
+
+test('running reader and retention threads never keep the process from exiting', async (t) => {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const child = spawnOwned(
+    process.execPath,
+    ['--import', 'tsx', new URL('./children/threads-left-running.ts', import.meta.url).pathname, path],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  t.after(() => killOwned(child, 'the child with threads left running'));
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exit = await within('the child to exit with its threads still running', exitOf(child), {
+    state: () => out,
+  });
+  assert.deepEqual(exit, { code: 0, signal: null }, out);
+  assert.match(out, /reader running: true/);
+});
