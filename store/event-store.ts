@@ -273,7 +273,10 @@ export class EventStore {
     this.update(['open', ...sessionRow(s)]);
   }
 
-  /** Its row closed (the whole row goes again: either may land first); its events no longer await APPLIED results. */
+  /**
+   * Closes its row (the whole row goes again: either may land first); its events no longer await
+   * APPLIED results.
+   */
   sessionClosed(s: SessionInfo, outcome: SessionOutcome, detail: string | null): void {
     this.#awaiting.forget(s.id);
     this.update(['close', ...sessionRow(s), this.#now(), outcome, detail]);

@@ -35,7 +35,10 @@ export type AppliedUpdate = [
   fallbackAction: number | null,
 ];
 
-/** A plugin session's row as HELLO gave it: [session id, VM, labels (JSON), VMM pid, vCPUs, caps, peer uid, opened ms]. */
+/**
+ * A plugin session's row as HELLO gave it: [session id, VM, labels (JSON), VMM pid, vCPUs, caps,
+ * peer uid, opened ms].
+ */
 export type SessionRow = [
   sessionId: number,
   vm: string,
@@ -154,8 +157,9 @@ export const APPLIED_UPDATE_SQL = `
   WHERE boot_id = ? AND session_id = ? AND ord = ? AND applied IS NULL`;
 
 /**
- * One transaction: the rows, then the APPLIED results and the session, action and policy rows in the order they came
- * (after the rows, so a result that arrived while its event was still queued finds the row).
+ * One transaction: the rows, then the APPLIED results and the session, action and policy rows in
+ * the order they came (after the rows, so a result that arrived while its event was still queued
+ * finds the row).
  * Throws on failure, with everything rolled back.
  */
 export function eventWriter(
