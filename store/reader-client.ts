@@ -100,6 +100,8 @@ export class StoreReader {
         },
       });
       worker.postMessage({ id, method, args, encode } satisfies ReaderRequest);
+      // A read in progress keeps the process alive, as any I/O would; an idle thread does not.
+      worker.ref();
     });
   }
 
@@ -117,6 +119,7 @@ export class StoreReader {
       const w = this.#waiting.get(m.id);
       if (!w) return;
       this.#waiting.delete(m.id);
+      if (this.#waiting.size === 0) worker.unref();
       if (m.error !== undefined)
         w.reject(new StoreError('SEAWALL_STORE_READER', `store read failed: ${m.error}`));
       else w.resolve(m.json !== undefined ? new EncodedJson(m.json) : m.result);
@@ -128,7 +131,8 @@ export class StoreReader {
       if (this.#worker === worker)
         this.#stop(new StoreError('SEAWALL_STORE_READER', `store reader exited with code ${code}`));
     });
-    // After the 'message' listener: adding the first one refs the thread's port again.
+    // Idle, the thread never keeps the process alive. After the 'message' listener: adding the
+    // first one refs the thread's port again.
     worker.unref();
     this.#worker = worker;
     this.#generation = this.#store.generation;

@@ -143,6 +143,8 @@ export class Retention {
     return new Promise((resolve, reject) => {
       this.#waiting.set(req.id, { resolve, reject });
       worker.postMessage(req);
+      // A pass in progress keeps the process alive; an idle thread does not.
+      worker.ref();
     });
   }
 
@@ -158,6 +160,7 @@ export class Retention {
       const w = this.#waiting.get(m.id);
       if (!w) return;
       this.#waiting.delete(m.id);
+      if (this.#waiting.size === 0) worker.unref();
       if (m.run) w.resolve(m.run);
       else w.reject(new StoreError('SEAWALL_STORE_PRUNE', `retention failed: ${m.error}`));
     });
@@ -171,7 +174,8 @@ export class Retention {
     worker.on('exit', (code) =>
       gone(new StoreError('SEAWALL_STORE_PRUNE', `the retention thread exited with code ${code}`)),
     );
-    // After the 'message' listener: adding the first one refs the thread's port again.
+    // Idle, the thread never keeps the process alive. After the 'message' listener: adding the
+    // first one refs the thread's port again.
     worker.unref();
     this.#worker = worker;
     return worker;

@@ -36,7 +36,7 @@ test('a read still waiting for the writer when the reader closes fails, and star
   await assert.rejects(reader.totals(), (e: unknown) => isStoreError(e) && e.code === 'SEAWALL_STORE_CLOSED');
 });
 
-test('running reader and retention threads never keep the process from exiting', async (t) => {
+test('a read or a retention pass in progress holds the process; idle reader and retention threads never do', async (t) => {
   const { dir, path } = tempStorePath();
   dirs.push(dir);
   const child = spawnOwned(
@@ -55,6 +55,7 @@ test('running reader and retention threads never keep the process from exiting',
   const exit = await within('the child to exit with its threads still running', exitOf(child), {
     state: () => out,
   });
+  // 13: a top-level await left pending when nothing held the process any more.
   assert.deepEqual(exit, { code: 0, signal: null }, out);
   assert.match(out, /reader running: true/);
 });
