@@ -16,6 +16,7 @@ import {
   EventStore,
   MAX_QUERY_LIMIT,
   Retention,
+  StoreLock,
   type StoreOp,
   StoreReader,
   storePath,
@@ -72,6 +73,7 @@ export class Service {
   readonly attach: AttachServer | null;
   #retention: Retention | null = null;
   #writeAhead: WriteAhead | null = null;
+  #storeLock: StoreLock | null = null;
   #control: ControlServer | null = null;
   /** Parses policy files off the event loop (policy-worker.ts). */
   readonly #policyWorker = new PolicyWorker();
@@ -150,7 +152,10 @@ export class Service {
     // verdicts are written, and before any other sink sees it.
     if (this.config.store) {
       ensureSafeDir(this.config.stateDir, 0o700);
-      this.store = new EventStore({ path: storePath(this.config.stateDir), onError: this.#storeError });
+      const path = storePath(this.config.stateDir);
+      // Before anything of the store is touched: another daemon's files are not this one's to recover.
+      this.#storeLock = StoreLock.take(path);
+      this.store = new EventStore({ path, onError: this.#storeError });
       this.#writeAhead = new WriteAhead(this.store, {
         onError: this.#storeError,
         // A removed state directory is made again — as safely as at start — before reopening.
@@ -325,6 +330,7 @@ export class Service {
     this.#reader?.close();
     this.#writeAhead?.close();
     this.store?.close();
+    this.#storeLock?.release();
     this.log.close();
   }
 }

@@ -15,6 +15,7 @@ export interface Libc {
   sysconf(name: number): number;
   /** sched_setscheduler(2) with priority 0 (the only one SCHED_OTHER and SCHED_IDLE take). */
   schedSetscheduler(pid: number, policy: number): number;
+  flock(fd: number, operation: number): number;
 }
 
 let cached: Libc | null = null;
@@ -37,6 +38,7 @@ export function libc(): Libc {
   const sysconf = lib.func('long sysconf(int name)');
   // struct sched_param is one int, sched_priority.
   const setscheduler = lib.func('int sched_setscheduler(int pid, int policy, int *param)');
+  const flock = lib.func('int flock(int fd, int operation)');
   cached = {
     ioctlPtr: (fd, request, arg) => ioctl(fd, request, 'void *', arg) as number,
     ioctlInt: (fd, request, arg) => ioctl(fd, request, 'unsigned long', arg) as number,
@@ -46,6 +48,7 @@ export function libc(): Libc {
     strerror: (errnum) => strerror(errnum) as string,
     sysconf: (name) => Number(sysconf(name)),
     schedSetscheduler: (pid, policy) => setscheduler(pid, policy, [0]) as number,
+    flock: (fd, operation) => flock(fd, operation) as number,
   };
   return cached;
 }

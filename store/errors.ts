@@ -28,7 +28,9 @@ export type StoreErrorCode =
   /** A read on the reader thread (for the control socket) failed, timed out, or lost its thread. */
   | 'SEAWALL_STORE_READER'
   /** A retention pass on the retention thread failed, or lost its thread. */
-  | 'SEAWALL_STORE_PRUNE';
+  | 'SEAWALL_STORE_PRUNE'
+  /** Another daemon holds the store (one daemon per state directory); `detail.pid` names it. */
+  | 'SEAWALL_STORE_LOCKED';
 
 export class StoreError extends SeawallError<StoreErrorCode> {
   override readonly name = 'StoreError';

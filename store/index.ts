@@ -30,6 +30,7 @@ export { RETENTION_DEFAULTS, Retention, type RetentionOptions, type RetentionRun
 export { type EventParams, hex64, parseHex64, type StoredEvent, valuesOfParams } from './rows.js';
 export { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
 export { startThread } from './start-thread.js';
+export { StoreLock } from './store-lock.js';
 export { storeSink } from './store-sink.js';
 export { HELPER_THREAD_NICE, yieldToVerdictPath } from './thread-priority.js';
 export {
