@@ -158,8 +158,12 @@ export class Service {
       this.store = new EventStore({ path, onError: this.#storeError });
       this.#writeAhead = new WriteAhead(this.store, {
         onError: this.#storeError,
-        // A removed state directory is made again — as safely as at start — before reopening.
-        prepareReopen: () => ensureSafeDir(this.config.stateDir, 0o700),
+        // A removed state directory is made again — as safely as at start — and its lock taken
+        // again, before reopening.
+        prepareReopen: () => {
+          ensureSafeDir(this.config.stateDir, 0o700);
+          this.#storeLock?.renew();
+        },
         onHealth: (h) => this.#storeReports.onHealth(h),
       });
       const ahead = this.#writeAhead;

@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { controlRequest } from '../../control/index.js';
+import { StoreLock } from '../../store/index.js';
 import { seaFrame } from '../../vmm/sample-events.js';
 import { type RunningDaemon, removeDir, startDaemon } from '../helpers/daemon.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -82,6 +83,9 @@ test('the state directory removed at run time: faulty, then recovered with every
   const faultLines = d.output.filter((l) => l.includes('event store faulty'));
   assert.equal(faultLines.length, 1, 'one line for the fault');
   assert.equal(d.output.filter((l) => l.includes('event store recovered')).length, 1);
+  // The store's lock went with the removed directory; the new one is held by this daemon again.
+  assert.equal(readFileSync(join(d.stateDir, 'events.sqlite.lock'), 'utf8'), `${d.pid}\n`);
+  assert.throws(() => StoreLock.take(join(d.stateDir, 'events.sqlite')), /in use by another seawall daemon/);
   c.destroy();
 });
 

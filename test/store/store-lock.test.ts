@@ -1,6 +1,6 @@
 /** One daemon per store: flock(2) on <store>.lock, refused while held, released with its process. */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import { isStoreError, StoreLock } from '../../store/index.js';
@@ -29,6 +29,27 @@ test('a second lock on the same store is refused, naming the holder, until the f
   first.release();
   first.release();
   StoreLock.take(path).release();
+});
+
+test('renew: the same file stays locked; a directory made again is locked again, unless another took it', () => {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const lock = StoreLock.take(path);
+  lock.renew();
+  assert.throws(() => StoreLock.take(path), lockedBy(process.pid), 'still held after renewing in place');
+  // The state directory removed and made again, as the store's reopen does.
+  rmSync(dir, { recursive: true });
+  mkdirSync(dir, { mode: 0o700 });
+  lock.renew();
+  assert.equal(readFileSync(lock.path, 'utf8'), `${process.pid}\n`);
+  assert.throws(() => StoreLock.take(path), lockedBy(process.pid), 'the new file is held');
+  // Removed again, and another took the new file first: renewing refuses (the store stays faulty).
+  rmSync(dir, { recursive: true });
+  mkdirSync(dir, { mode: 0o700 });
+  const other = StoreLock.take(path);
+  assert.throws(() => lock.renew(), lockedBy(process.pid));
+  other.release();
+  lock.release();
 });
 
 test("another process's lock is refused while it lives and gone with it, kill -9 included", async (t) => {
