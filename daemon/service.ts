@@ -170,6 +170,7 @@ export class Service {
       this.#reader = new StoreReader(this.store, () => ahead.settle());
       this.metrics?.watchStore(() => ({
         pendingEvents: ahead.pending,
+        heldEvents: ahead.health.heldRows,
         backpressureMs: ahead.backpressureMs,
       }));
       this.bus.add(storeSink(this.store, this.#writeAhead));

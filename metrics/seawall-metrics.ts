@@ -139,7 +139,8 @@ export class SeawallMetrics {
 
     this.#f.buildInfo.set({ version, node_version: process.version }, 1);
     this.#f.storeHealthy.set(1);
-    this.#storeLoad = new StoreLoadReader(this.#f.storePendingEvents, this.#f.storeBackpressure);
+    const { storePendingEvents: pending, storeHeldEvents: held, storeBackpressure: waits } = this.#f;
+    this.#storeLoad = new StoreLoadReader(pending, held, waits);
     if (options.defaultMetrics ?? true) {
       collectDefaultMetrics({ register: this.#registry, prefix: DEFAULT_METRICS_PREFIX });
       // Gauges named *_total break the naming rules (`promtool check metrics` flags them); the
@@ -269,11 +270,7 @@ export class SeawallMetrics {
     this.#f.storeHeldEvents.set(heldEvents);
   }
 
-  /**
-   * Where the event store's write-ahead queue stands, read at each scrape: events written ahead
-   * and not yet committed, and the total time (ms) the verdict path waited because the queue was
-   * full.
-   */
+  /** Where the event store's write-ahead queue stands, read at each scrape (metrics/store-load.ts). */
   watchStore(read: () => StoreLoad): void {
     this.#storeLoad.watch(read);
   }

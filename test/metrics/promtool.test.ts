@@ -72,7 +72,7 @@ describe('promtool', () => {
     m.kill('failed');
     m.policyReload(true, '2025-01-01', 'c'.repeat(64));
     m.storeError('append');
-    m.watchStore(() => ({ pendingEvents: 42, backpressureMs: 12.5 }));
+    m.watchStore(() => ({ pendingEvents: 42, heldEvents: 0, backpressureMs: 12.5 }));
     m.sinkFailure('hooks');
     const server = new MetricsServer(m, { port: 0 });
     const { port } = await server.listen();

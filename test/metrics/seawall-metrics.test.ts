@@ -138,10 +138,16 @@ describe('SeawallMetrics counts', () => {
     let text = await m.metricsText();
     assert.equal(value(text, 'seawall_store_pending_events'), 0, 'no store watched: 0');
     assert.equal(value(text, 'seawall_store_backpressure_seconds_total'), 0, 'exported from start');
-    const load = { pendingEvents: 120, backpressureMs: 0 };
+    const load = { pendingEvents: 120, heldEvents: 0, backpressureMs: 0 };
     m.watchStore(() => load);
     text = await m.metricsText();
     assert.equal(value(text, 'seawall_store_pending_events'), 120);
+    // Held events too, as they are now: a health change is not needed to move the gauge.
+    m.storeHealth(false, 0);
+    load.heldEvents = 35;
+    assert.equal(value(await m.metricsText(), 'seawall_store_held_events'), 35);
+    load.heldEvents = 0;
+    m.storeHealth(true, 0);
     load.pendingEvents = 7;
     load.backpressureMs = 1500;
     text = await m.metricsText();
