@@ -476,7 +476,12 @@ export class WriteAhead {
       this.#updates = [];
     }
     const toPost = [...this.#inFlight].filter(([, seg]) => seg.retry);
-    if (toPost.length > 0 && this.#writer === null) this.#writer = this.#startWriter();
+    // Only rows start the thread (~10 MB resident, and CPU at start). Session, action and policy
+    // rows alone are committed here until then: a daemon whose VMs have had no memory error —
+    // the usual one — never runs it, and with no event stored yet no commit of the thread's can
+    // be holding the lock they would wait for.
+    if (this.#writer === null && toPost.some(([, seg]) => seg.file !== null))
+      this.#writer = this.#startWriter();
     for (const [i, [id, seg]] of toPost.entries()) {
       if (!this.#writer?.alive) {
         if (this.#commitHere(id, seg)) continue;

@@ -58,13 +58,23 @@ test('the writer thread commits handed-over segments and deletes them; reads see
   assert.deepEqual(errors, []);
 });
 
-test('the writer thread starts with the first hand-over: an open store with nothing to commit runs none', async () => {
+test('the writer thread starts with the first rows handed over: a store with no event to commit runs none', async () => {
   const { store, errors } = open();
   const ahead = new WriteAhead(store, { flushMs: 5, onError: (_op, err) => errors.push(err) });
   assert.equal(ahead.writerRunning, false, 'no thread before anything was recorded');
   assert.equal(store.queries.totals().events, 0);
   assert.equal(ahead.writerRunning, false, 'a read hands nothing over, so starts no thread');
-  ahead.record([record({ session: session('vm-w', 1n), seq: 1, timeMs: T0 })]);
+  // A daemon's start and its VMs' HELLOs: a policy source and session rows, no event.
+  store.recordPolicy('v1', 'fleet', 'rules: []');
+  const s = session('vm-w', 1n);
+  store.sessionOpened(s);
+  await until(
+    'the session row to be committed',
+    () => store.db.prepare('SELECT COUNT(*) FROM sessions').pluck().get() === 1,
+  );
+  assert.equal(ahead.writerRunning, false, 'session and policy rows alone start no thread');
+  assert.equal(store.db.prepare('SELECT COUNT(*) FROM policies').pluck().get(), 1);
+  ahead.record([record({ session: s, seq: 1, timeMs: T0 })]);
   await until('the writer thread to commit the row', () => ahead.pending === 0);
   assert.equal(ahead.writerRunning, true, 'the hand-over started it');
   assert.equal(store.queries.totals().events, 1);
