@@ -18,7 +18,6 @@ import { openDatabase } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import {
   type ActionUpdate,
-  APPLIED_UPDATE_SQL,
   type AppendResult,
   eventWriter,
   type StoreRow,
@@ -96,12 +95,12 @@ export class EventStore {
   /** Runs before every read (the write-ahead layer flushes its pending rows there). */
   beforeRead: () => void = () => {};
   /**
-   * Where session, action and policy rows go. The write-ahead layer sends them to the writer
-   * thread with its next hand-over, so the event loop never waits for the write lock for them;
-   * without it they are written here at once.
+   * Where APPLIED results and session, action and policy rows go. The write-ahead layer sends
+   * them with its next hand-over, after the event rows queued before them (which an APPLIED
+   * result must find), so the event loop never waits for the write lock for them; without it
+   * they are written here at once.
    */
   update: (u: StoreUpdate) => void = (u) => this.updateHere(u);
-  #applied!: Database.Statement;
   /** The last action id given; ids are given before their rows are written. */
   #actionId = 0;
   /** Events with a verdict out, by session and seq: what an APPLIED updates. */
@@ -153,7 +152,6 @@ export class EventStore {
       'SELECT 1 FROM events WHERE vm = ? AND seq = ? AND plugin_time_ns = ? LIMIT 1',
     );
     this.#appendRows = eventWriter(db, this.bootId);
-    this.#applied = db.prepare(APPLIED_UPDATE_SQL);
     // Past every id in the file (a reopened file may be another), and every id given already
     // (their rows may still be on their way).
     const last = db.prepare('SELECT COALESCE(MAX(id), 0) FROM actions').pluck().get() as number;
@@ -252,16 +250,10 @@ export class EventStore {
    * plugin's fallback, not the verdict, is what the guest got (1.1 APPLIED source FALLBACK).
    */
   markApplied(sessionId: bigint, seq: number, result: number, fallbackAction: number | null = null): void {
-    const ord = this.appliedOrder(sessionId, seq);
+    // The order of the event it is about, once; none when no stored event awaits one.
+    const ord = this.#awaiting.take(sessionId, seq);
     if (ord === undefined) return;
-    this.#guard('applied', () =>
-      this.#applied.run(result, this.#now(), fallbackAction, this.bootId, sessionId, ord),
-    );
-  }
-
-  /** The order of the event an APPLIED for `seq` is about, once; undefined if none awaits one. */
-  appliedOrder(sessionId: bigint, seq: number): number | undefined {
-    return this.#awaiting.take(sessionId, seq);
+    this.update([Number(sessionId), ord, result, this.#now(), fallbackAction]);
   }
 
   /** Writes an update on this connection now; a failure is reported (`onError`), never thrown. */

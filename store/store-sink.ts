@@ -19,9 +19,9 @@ export function storeSink(store: EventStore, ahead: WriteAhead | null = null): S
     },
     applied(s, seq, result, detail) {
       const fallback = detail?.source === 'fallback' ? detail.action : null;
-      // Through the write-ahead layer when there is one: its event row may still be queued.
-      if (ahead) ahead.markApplied(s.id, seq, result, fallback);
-      else store.markApplied(s.id, seq, result, fallback);
+      // Through the write-ahead layer when there is one (it takes the store's `update`): its event
+      // row may still be queued.
+      store.markApplied(s.id, seq, result, fallback);
     },
     // Through the write-ahead layer too, when there is one (it takes the store's `update`): off
     // the event loop, and after the rows queued before them.

@@ -337,25 +337,10 @@ export class WriteAhead {
   }
 
   /**
-   * An APPLIED result: set with the next hand-over, after the rows queued before it, so it finds
-   * its event's row. Not in the file: a kill -9 within flushMs loses it (the event itself is kept).
-   */
-  markApplied(sessionId: bigint, seq: number, result: number, fallbackAction: number | null = null): void {
-    if (this.#closed) {
-      this.#store.markApplied(sessionId, seq, result, fallbackAction);
-      return;
-    }
-    const ord = this.#store.appliedOrder(sessionId, seq);
-    if (ord === undefined) return; // no stored event awaits it (store/awaiting-applied.ts)
-    this.#updates.push([Number(sessionId), ord, result, Date.now(), fallbackAction]);
-    this.#schedule();
-  }
-
-  /**
-   * A session, action or policy row (the store's `update` comes here): it goes with the next
-   * hand-over, after the rows queued before it. Not in the file, like an APPLIED result: a kill -9
-   * within flushMs loses the row (never an event; the next start closes what a killed daemon left
-   * open). Written on the event loop, each waited out the busy timeout whenever the writer thread
+   * An APPLIED result, or a session, action or policy row (the store's `update` comes here): it
+   * goes with the next hand-over, after the rows queued before it, so an APPLIED result finds its
+   * event's row. Not in the file: a kill -9 within flushMs loses it (never an event; the next
+   * start closes the session rows a killed daemon left open). Written on the event loop, each waited out the busy timeout whenever the writer thread
    * or another process held the write lock — every VM's verdicts with it.
    */
   #update(u: StoreUpdate): void {

@@ -34,7 +34,7 @@ test('the writer thread commits handed-over segments and deletes them; reads see
   const ahead = new WriteAhead(store, { onError: (_op, err) => errors.push(err) });
   const s = session('vm-a', 3n);
   for (let seq = 1; seq <= 50; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
-  ahead.markApplied(3n, 7, -5);
+  store.markApplied(3n, 7, -5);
   assert.equal(ahead.pending, 50);
   // Nothing on this thread reads or flushes, so only the writer thread can move the rows: its
   // acknowledgement, after the hand-over tick, is what empties `pending`.
