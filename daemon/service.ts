@@ -265,8 +265,6 @@ export class Service {
     this.#watchdog.start();
     this.#statusTimer = setInterval(() => {
       this.#notifier.status(this.statusLine());
-      const h = this.#writeAhead?.health;
-      if (h) this.metrics?.storeHealth(h.healthy, h.heldRows);
     }, 5000);
     this.#statusTimer.unref();
     this.log.log({
