@@ -119,6 +119,35 @@ test('each slice takes about sliceMs, learned from the slice before; without a b
   whole.close();
 });
 
+test('a slice grows to at most twice the one before, however cheap that one looked', async () => {
+  // Each deleted event costs 1/1000 ms: a 2 ms slice would fit 2,000 after the first quick one.
+  const store = bigStore();
+  const count = store.db.prepare('SELECT count(*) FROM events').pluck();
+  const events0 = count.get() as number;
+  const sizes: number[] = [];
+  let seen = events0;
+  const env = {
+    clock: () => (events0 - (count.get() as number)) / 1000,
+    pause: () => {
+      const now = count.get() as number;
+      if (now !== seen) sizes.push(seen - now);
+      seen = now;
+      return undefined;
+    },
+    stopped: () => false,
+  };
+  const opts = { cutoffMs: NOW - 90 * DAY, maxBytes: 256 * 1024, chunkRows: 300, sliceMs: 2 };
+  const run = await prune(store.db, opts, env);
+  assert.ok(run.deletedBySize > 600, `${run.deletedBySize} deleted`);
+  // 16, then doubling, then held at chunkRows (the last slice may find fewer left to delete).
+  assert.deepEqual(sizes.slice(0, 6), [16, 32, 64, 128, 256, 300]);
+  assert.ok(
+    sizes.slice(5, -1).every((n) => n === 300),
+    `every later slice takes chunkRows: ${sizes.join(', ')}`,
+  );
+  store.close();
+});
+
 test('a file without incremental auto-vacuum is pruned too; its free pages stay for reuse', async () => {
   const { dir, path } = tempStorePath();
   dirs.push(dir);
