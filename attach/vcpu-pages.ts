@@ -67,12 +67,14 @@ export class VcpuPages {
       kind.size >= KVM_RUN_DEFAULT_MMAP_SIZE
     )
       length = Math.min(kind.size, Math.max(this.#opts.mmapSize, KVM_RUN_DEFAULT_MMAP_SIZE));
-    let page: RunPage;
+    let page: RunPage | null = null;
     try {
       // Neither a vCPU fd nor an allowed stand-in: refused like an fd that does not map.
-      if (length === 0) return ATTACH_STATUS.BAD_FD;
-      page = RunPage.map(fd, length);
+      if (length > 0) page = RunPage.map(fd, length);
     } catch {
+      page = null;
+    }
+    if (page === null) {
       closeFd(fd);
       return ATTACH_STATUS.BAD_FD;
     }

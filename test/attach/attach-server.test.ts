@@ -271,6 +271,35 @@ test('1,000 attach/detach cycles leave the fd count where it started', async () 
   }
 });
 
+test('refused fds are closed: 100 refusals of each kind leave the fd count where it started', async () => {
+  const c = await plugin('vm-refused-fds', 2);
+  const sid = c.sessionId as bigint;
+  const fds = () => readdirSync('/proc/self/fd').length;
+  const ac = AttachClient.connect(attach.address);
+  const refused = (p: Promise<void>) =>
+    p.then(
+      () => assert.fail('attached'),
+      (e: AttachRefusedError) => e.status,
+    );
+  const devnull = openSync('/dev/null', 'r');
+  const unsealed = createStandInVcpuFd('unsealed', KVM_RUN_DEFAULT_MMAP_SIZE);
+  try {
+    await refused(ac.attach(sid, 0, devnull)); // warm-up: lazily created state is not a leak
+    const start = fds();
+    for (let i = 0; i < 100; i++) {
+      assert.equal(await refused(ac.attach(sid, 0, devnull)), 6, 'not a vCPU fd');
+      assert.equal(await refused(ac.attach(sid, 0, unsealed)), 6, 'a memfd that could shrink');
+      assert.equal(await refused(ac.attach(sid, 2, devnull)), 5, 'vCPU index ≥ vcpu_count');
+    }
+    assert.equal(fds(), start, 'the daemon kept no refused fd');
+  } finally {
+    closeFd(devnull);
+    closeFd(unsealed);
+    ac.close();
+    await c.close();
+  }
+});
+
 test('the simulator with stand-in vCPUs: every event is cross-checked and page and plugin agree', async () => {
   const { simulate } = await import('../../vmm/simulator.js');
   const before = stack.records.length;
