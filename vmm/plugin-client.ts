@@ -36,6 +36,9 @@ import { ReplayQueue } from './replay-queue.js';
 
 export * from './plugin-types.js';
 
+/** The action codes this client can carry out; any other in a VERDICT is a protocol error. */
+const KNOWN_ACTIONS: ReadonlySet<number> = new Set(Object.values(ACTION));
+
 interface Pending {
   resolve: (o: VerdictOutcome) => void;
   timer: NodeJS.Timeout;
@@ -320,6 +323,15 @@ export class PluginClient extends EventEmitter {
         }
         this.#pending.delete(m.seq);
         clearTimeout(p.timer);
+        if (!KNOWN_ACTIONS.has(m.action)) {
+          // §5.3: an action this plugin does not know is a protocol error. The exit gets the
+          // fallback (kept, so it is replayed after the reconnect); the connection is made again.
+          p.resolve(this.#fallback(p.msg, p.startNs));
+          const err = new VmmError('SEAWALL_VMM_PROTOCOL', `VERDICT with unknown action ${m.action}`);
+          this.emit('protocol-error', err);
+          this.#socket?.destroy();
+          return;
+        }
         this.stats.verdicts++;
         p.resolve({ source: 'daemon', verdict: m, latencyNs: process.hrtime.bigint() - p.startNs });
         // A VMM terminates the VM on 'kill' within graceMs (the daemon enforces it afterwards).

@@ -72,11 +72,11 @@ class ScriptedDaemon {
     );
   }
 
-  verdict(seq: number): void {
+  verdict(seq: number, action: number = ACTION.RESUME): void {
     this.#send({
       type: 'verdict',
       seq,
-      action: ACTION.RESUME,
+      action,
       flags: 0,
       graceMs: 0,
       esr: 0n,
@@ -256,4 +256,36 @@ test('a connection lost before the echo: the replays go again after reconnecting
     },
     { fallbacks: 1, replayed: 1, late: 0, queue: 0 },
   );
+});
+
+test('a VERDICT with an unknown action: the exit gets the fallback, the client reconnects and replays it', async (t) => {
+  const daemon = new ScriptedDaemon();
+  await daemon.listen();
+  // 1.1, and a deadline no exit below reaches: only the unknown action makes the fallback.
+  const c = new PluginClient({
+    socket: daemon.path,
+    vmId: 'scripted-vm',
+    vcpuCount: 2,
+    caps: DEFAULT_CAPS,
+    deadlineMs: 60_000,
+    minor: 1,
+  });
+  await c.connect();
+  t.after(async () => {
+    await c.close();
+    await daemon.close();
+  });
+  const refused = nextEvent<[Error]>(c, 'protocol-error', 'the protocol error');
+  const back = nextEvent(c, 'ready', 'the reconnect after the protocol error');
+  const exit = c.handleExit(seaExit({ vcpu: 0 }));
+  const sent = await daemon.next('sea');
+  const from = daemon.received.length;
+  daemon.verdict(sent.seq, 9);
+  const out = await within('the outcome of the exit', exit);
+  assert.equal(out.source, 'fallback', 'the unknown action is not handed to the VMM');
+  assert.match((await refused)[0].message, /unknown action 9/);
+  await back;
+  const hello = await daemon.next('hello', () => true, from);
+  await daemon.next('sea', (m) => m.replay && m.seq === sent.seq, daemon.received.indexOf(hello));
+  assert.equal(c.stats.verdicts, 0);
 });
