@@ -206,3 +206,50 @@ test('a daemon frozen after WELCOME: the deadline fallback answers, and the even
     await fake.close();
   }
 });
+
+test('a frame torn by a write that timed out part-way: the connection is dropped, not written after', async (t) => {
+  const gcc = requireTool(t, 'gcc', 'gcc');
+  if (!gcc) return;
+  const bin = join(dir, 'torn-write');
+  const fixture = new URL('./fixtures/torn-write.c', import.meta.url).pathname;
+  const plugin = join(dir, 'torn-plugin.o');
+  const strict = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-O2', `-I${SRC}`];
+  await run(gcc, [
+    ...strict,
+    '-Dsend=fake_send',
+    '-Dpoll=fake_poll',
+    '-c',
+    '-o',
+    plugin,
+    join(SRC, 'seawall_plugin.c'),
+  ]);
+  await run(gcc, [...strict, '-o', bin, fixture, plugin]);
+  const fake = await fakeDaemon((_n, m, s) => {
+    if (m.type === 'hello') s.write(WELCOME);
+    if (m.type === 'sea')
+      s.write(
+        encodeMessage({
+          type: 'verdict',
+          seq: m.seq,
+          action: 0,
+          flags: 0,
+          graceMs: 0,
+          esr: 0n,
+          vcpuEvents: new Uint8Array(64),
+        }),
+      );
+  });
+  try {
+    const { stdout } = await run(bin, [fake.path], { timeout: 30_000 });
+    // Still connected, the second frame would follow the first's 20 bytes: a stream the daemon
+    // reads as one frame whose body swallows the next one's header.
+    assert.equal(stdout.trim(), '0 fallback');
+    assert.deepEqual(
+      fake.conns[0]?.map((m) => m.type),
+      ['hello'],
+      'nothing after the HELLO parsed on that connection',
+    );
+  } finally {
+    await fake.close();
+  }
+});

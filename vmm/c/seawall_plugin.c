@@ -109,7 +109,10 @@ static int write_all(struct seawall_plugin *p, const uint8_t *buf, size_t len, i
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       struct pollfd pfd = {.fd = p->fd, .events = POLLOUT};
       int r = poll(&pfd, 1, remaining_ms(deadline));
-      if (r == 0) return -ETIMEDOUT;
+      /* Part of the frame is out: the stream can carry no other frame after it, so this is not a
+       * timeout that keeps the connection (a socket sends a frame whole; a character device may
+       * not). */
+      if (r == 0) return off > 0 ? -EPIPE : -ETIMEDOUT;
       if (r < 0 && errno != EINTR) return -errno;
       continue;
     }
