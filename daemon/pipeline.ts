@@ -10,6 +10,7 @@ import type { KvmExit } from '../kvm/index.js';
 import type { Decision, DecisionProvider, PolicyEvent } from '../policies/index.js';
 import { type EventMsg, encodeVerdict, isProtocolError, WIRE_ERROR } from '../protocol/index.js';
 import { crossCheck } from './kernel-crosscheck.js';
+import { type QueuedEntry, ReplayQueues } from './replay-queues.js';
 import { safeDecision } from './safe-decision.js';
 import type { PluginSession } from './session.js';
 import { typeEvent } from './typed-event.js';
@@ -33,10 +34,12 @@ export interface PipelineOptions {
 
 /**
  * Replays (events a plugin handled by fallback, reported on reconnect) need no verdict, so they
- * wait in a queue and at most this many join each batch: a flood of 30,000 of them costs every
- * batch a bounded slice of work (~2 ms) instead of one batch seconds of it, and other VMs'
- * verdicts go out in between. A session's heartbeat echo waits behind its own queued replays, so
- * the echo still acknowledges everything before it.
+ * wait in a queue per session and at most this many join each batch, taken from the sessions in
+ * turn: a flood of 30,000 of them costs every batch a bounded slice of work (~2 ms) instead of one
+ * batch seconds of it, other VMs' verdicts go out in between, and another VM's replays wait for
+ * one replay per flooding session, not for the flood. A session's heartbeat echo, and its final
+ * frame when it closes, wait behind its own queued replays, so they acknowledge everything before
+ * them. Every replay received is decided, even when its session has ended meanwhile.
  */
 export const REPLAYS_PER_BATCH = 16;
 /**
@@ -44,14 +47,21 @@ export const REPLAYS_PER_BATCH = 16;
  * plugin keeps (vmm/plugin-client.ts keeps 4,096), so that only a peer flooding beyond it waits.
  */
 export const MAX_REPLAY_BACKLOG = 16_384;
-
-type Queued =
-  | { session: PluginSession; msg: EventMsg; receivedNs: bigint }
-  | { session: PluginSession; echo: Buffer };
+/**
+ * Replays queued at most over all sessions; past it a session that sends one is not read until
+ * the queues are below it. It bounds what sessions that connect, flood and disconnect in turn
+ * can queue, each below its own bound.
+ */
+export const MAX_QUEUED_REPLAYS = 65_536;
 
 export class Pipeline {
-  #replays: Queued[] = [];
-  #replayHead = 0;
+  readonly #replayQueues = new ReplayQueues();
+  /** Sessions whose reading is paused by a replay bound. */
+  readonly #heldForReplays = new Set<PluginSession>();
+  /** Sessions one of whose replays was refused: their other queued replays are dropped. */
+  readonly #refusedReplays = new WeakSet<PluginSession>();
+  /** Closing sessions whose final frame goes out at the end of this tick. */
+  #ending = new Set<PluginSession>();
   readonly #opts: PipelineOptions;
   readonly #now: () => number;
   #batch: EventRecord[] = [];
@@ -66,6 +76,11 @@ export class Pipeline {
     this.#now = opts.now ?? Date.now;
   }
 
+  /** Replays received and not yet decided, over all sessions. */
+  get queuedReplays(): number {
+    return this.#replayQueues.size;
+  }
+
   /** Events decided but not yet written. */
   get pending(): number {
     return this.#batch.length;
@@ -75,8 +90,11 @@ export class Pipeline {
   submit(session: PluginSession, msg: EventMsg, receivedNs: bigint): void {
     if (!session.info) return;
     if (msg.replay) {
-      this.#replays.push({ session, msg, receivedNs });
-      if (++session.replayBacklog >= MAX_REPLAY_BACKLOG) session.holdReplays(true);
+      this.#replayQueues.push(session, { msg, receivedNs });
+      if (++session.replayBacklog >= MAX_REPLAY_BACKLOG || this.#replayQueues.size >= MAX_QUEUED_REPLAYS) {
+        session.holdReplays(true);
+        this.#heldForReplays.add(session);
+      }
       this.#schedule();
       return;
     }
@@ -142,49 +160,60 @@ export class Pipeline {
    * are recorded (docs/protocol.md "Fallback, replay and reconnect").
    */
   afterBatch(session: PluginSession, frame: Buffer): void {
-    if (session.replayBacklog > 0) {
-      this.#replays.push({ session, echo: frame });
-      this.#schedule();
-      return;
+    if (this.#replayQueues.has(session)) this.#replayQueues.push(session, { echo: frame });
+    else {
+      session.queue(frame);
+      this.#sessions.add(session);
     }
-    session.queue(frame);
-    this.#sessions.add(session);
     this.#schedule();
   }
 
-  /** Moves up to `n` queued replays (and the echoes behind them) into this batch. */
+  /**
+   * A session is closing: its final frame goes out once everything received before it is decided,
+   * stored and written — its queued replays included — never before the batch is durable.
+   */
+  endSession(session: PluginSession): void {
+    if (this.#replayQueues.has(session)) this.#replayQueues.push(session, { end: true });
+    else this.#ending.add(session);
+    this.#schedule();
+  }
+
+  /** Moves up to `n` queued replays (and the echoes and final frames behind them) into this batch. */
   #takeReplays(n: number): void {
-    let taken = 0;
-    while (this.#replayHead < this.#replays.length && taken < n) {
-      const q = this.#replays[this.#replayHead++] as Queued;
-      if ('echo' in q) {
-        q.session.queue(q.echo);
-        this.#sessions.add(q.session);
-        continue;
-      }
-      taken++;
-      if (--q.session.replayBacklog === MAX_REPLAY_BACKLOG - 1) q.session.holdReplays(false);
-      if (!q.session.open) continue;
-      try {
-        this.#decide(q.session, q.msg, q.receivedNs);
-      } catch (err) {
-        // A replay with a value no plugin may send: that session ends, as it would have on receipt.
-        const perr = isProtocolError(err) ? err : null;
-        const message = perr ? perr.message : `internal error: ${(err as Error).message}`;
-        this.#opts.bus.emit('protocolError', perr?.reason ?? 'internal', message, q.session.info);
-        q.session.close(
-          { type: 'error', code: perr?.wire ?? WIRE_ERROR.INTERNAL, message },
-          'protocol_error',
-          message,
-        );
-      }
+    this.#replayQueues.take(n, (s, e) => this.#takeEntry(s, e));
+    if (this.#heldForReplays.size === 0 || this.#replayQueues.size >= MAX_QUEUED_REPLAYS) return;
+    for (const s of this.#heldForReplays) {
+      if (s.replayBacklog >= MAX_REPLAY_BACKLOG) continue;
+      s.holdReplays(false);
+      this.#heldForReplays.delete(s);
     }
-    if (this.#replayHead === this.#replays.length) {
-      this.#replays = [];
-      this.#replayHead = 0;
-    } else if (this.#replayHead > 4096) {
-      this.#replays = this.#replays.slice(this.#replayHead);
-      this.#replayHead = 0;
+  }
+
+  #takeEntry(session: PluginSession, entry: QueuedEntry): void {
+    if ('echo' in entry) {
+      session.queue(entry.echo);
+      this.#sessions.add(session);
+      return;
+    }
+    if ('end' in entry) {
+      this.#ending.add(session);
+      return;
+    }
+    session.replayBacklog--;
+    if (this.#refusedReplays.has(session)) return;
+    try {
+      this.#decide(session, entry.msg, entry.receivedNs);
+    } catch (err) {
+      // A replay with a value no plugin may send: that session ends, as it would have on receipt.
+      this.#refusedReplays.add(session);
+      const perr = isProtocolError(err) ? err : null;
+      const message = perr ? perr.message : `internal error: ${(err as Error).message}`;
+      this.#opts.bus.emit('protocolError', perr?.reason ?? 'internal', message, session.info);
+      session.close(
+        { type: 'error', code: perr?.wire ?? WIRE_ERROR.INTERNAL, message },
+        'protocol_error',
+        message,
+      );
     }
   }
 
@@ -204,16 +233,19 @@ export class Pipeline {
   flush(): void {
     this.#scheduled = false;
     this.#takeReplays(REPLAYS_PER_BATCH);
-    if (this.#replayHead < this.#replays.length) this.#schedule();
-    if (this.#batch.length === 0 && this.#sessions.size === 0) return;
+    if (this.#replayQueues.size > 0) this.#schedule();
+    if (this.#batch.length === 0 && this.#sessions.size === 0 && this.#ending.size === 0) return;
     const batch = this.#batch;
     const sessions = this.#sessions;
+    const ending = this.#ending;
     this.#batch = [];
     this.#sessions = new Set();
+    this.#ending = new Set();
     if (batch.length > 0) this.#opts.bus.emit('beforeReply', batch);
     // Replays enter the rate/repeat state once the store has said whether they are new.
     if (this.#opts.observe) for (const r of batch) if (r.replay && !r.duplicate) this.#opts.observe(r.event);
     for (const s of sessions) s.flush();
+    for (const s of ending) s.end();
     const written = process.hrtime.bigint();
     for (const r of batch) r.latencyNs = written - r.receivedNs;
     if (batch.length > 0) this.#opts.bus.emit('afterReply', batch);

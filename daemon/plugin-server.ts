@@ -97,6 +97,12 @@ export class PluginServer implements SessionHost {
   get connectionCount(): number {
     return this.#connections.size;
   }
+  /** Connections not read at the moment because a bound holds them (backpressure). */
+  get heldCount(): number {
+    let n = 0;
+    for (const s of this.#connections) if (s.held) n++;
+    return n;
+  }
   get address(): string {
     return this.#path ?? 'socket-activated fd';
   }
@@ -235,6 +241,10 @@ export class PluginServer implements SessionHost {
 
   echo(session: PluginSession, frame: Buffer): void {
     this.#opts.pipeline.afterBatch(session, frame);
+  }
+
+  closing(session: PluginSession): void {
+    this.#opts.pipeline.endSession(session);
   }
 
   applied(session: PluginSession, m: AppliedMsg): void {

@@ -30,6 +30,11 @@ export interface SessionHost {
   applied(session: PluginSession, msg: AppliedMsg): void;
   /** Writes `frame` once everything received before it is decided and stored. */
   echo(session: PluginSession, frame: Buffer): void;
+  /**
+   * The session is closing: once everything received before is decided, stored and written, the
+   * host calls `end()` on it, which writes the final frame.
+   */
+  closing(session: PluginSession): void;
   protocolError(session: PluginSession, err: ProtocolError): void;
   closed(session: PluginSession, outcome: SessionOutcome, detail: string | null): void;
   readonly maxBody: number;
@@ -56,6 +61,10 @@ export class PluginSession {
   readonly #host: SessionHost;
   readonly #parser: FrameParser;
   #outbox: Buffer[] = [];
+  /** The frame `end()` writes last (REJECT, ERROR or GOODBYE), set by `close()`. */
+  #final: Message | null = null;
+  /** True once the socket was ended: nothing more can be written. */
+  #ended = false;
   #outcome: SessionOutcome = 'disconnect';
   #detail: string | null = null;
   /** HOLD_* bits. */
@@ -119,7 +128,7 @@ export class PluginSession {
    * unwritten verdicts the socket stops being read until the tick's flush.
    */
   queue(frame: Buffer): void {
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closed' || this.#ended) return;
     this.#outbox.push(frame);
     if (this.#outbox.length >= this.#host.maxInFlight) this.#hold(HOLD_IN_FLIGHT);
   }
@@ -139,14 +148,21 @@ export class PluginSession {
   }
 
   #hold(bit: number): void {
-    if (this.#holds === 0 && this.open) this.socket.pause();
+    if (this.#holds === 0 && this.open) {
+      this.socket.pause();
+      // Not read, a frame cannot complete: the daemon's own pause is not the peer dripping.
+      this.#stopFrameTimer();
+    }
     this.#holds |= bit;
   }
 
   #release(bit: number): void {
     if (!(this.#holds & bit)) return;
     this.#holds &= ~bit;
-    if (this.#holds === 0 && this.open) this.socket.resume();
+    if (this.#holds === 0 && this.open) {
+      this.socket.resume();
+      if (!this.#parser.idle) this.#startFrameTimer();
+    }
   }
 
   /** True while reading is paused by a bound (for status and tests). */
@@ -169,17 +185,31 @@ export class PluginSession {
     this.#release(HOLD_IN_FLIGHT);
   }
 
-  /** Sends a final frame and closes (REJECT, ERROR or GOODBYE). */
+  /**
+   * Stops reading and closes with a final frame (REJECT, ERROR or GOODBYE). The frame is written by
+   * `end()`, which the host calls once everything received before is decided, stored and written:
+   * a verdict never goes out before its event is durable, and a GOODBYE follows the replays before
+   * it (docs/protocol.md §3).
+   */
   close(final: Message | null, outcome: SessionOutcome, detail: string | null): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
     this.#clearTimers();
     this.#outcome = outcome;
     this.#detail = detail;
-    this.flush();
-    if (final) this.socket.end(encodeMessage(final));
-    else this.socket.end();
+    this.#final = final;
     this.socket.pause();
+    this.#host.closing(this);
+  }
+
+  /** Writes what is queued and the final frame, and ends the socket (see `close()`). */
+  end(): void {
+    if (this.#ended) return;
+    this.flush();
+    this.#ended = true;
+    if (this.socket.destroyed) return;
+    if (this.#final) this.socket.end(encodeMessage(this.#final));
+    else this.socket.end();
     // A peer that never reads must not keep the connection: give the final frame a moment, then drop.
     setTimeout(() => this.socket.destroy(), 2000).unref();
   }
@@ -192,30 +222,35 @@ export class PluginSession {
       this.#fail(err);
       return;
     }
-    // A frame left incomplete must complete within the bound; a whole frame clears the clock.
-    if (this.#parser.idle) {
-      if (this.#frameTimer) clearTimeout(this.#frameTimer);
-      this.#frameTimer = null;
-    } else if (!this.#frameTimer && this.open) {
-      this.#frameTimer = setTimeout(
-        () =>
-          this.#fail(
-            new ProtocolError(
-              'BAD_FRAME',
-              `a frame stayed incomplete for ${this.#host.frameTimeoutMs} ms (${this.#parser.buffered} bytes held)`,
-            ),
+    // A frame left incomplete must complete within the bound, while it is being read; a whole
+    // frame clears the clock.
+    if (this.#parser.idle) this.#stopFrameTimer();
+    else if (!this.#frameTimer && this.open && this.#holds === 0) this.#startFrameTimer();
+  }
+
+  #startFrameTimer(): void {
+    this.#frameTimer = setTimeout(
+      () =>
+        this.#fail(
+          new ProtocolError(
+            'BAD_FRAME',
+            `a frame stayed incomplete for ${this.#host.frameTimeoutMs} ms (${this.#parser.buffered} bytes held)`,
           ),
-        this.#host.frameTimeoutMs,
-      );
-      this.#frameTimer.unref();
-    }
+        ),
+      this.#host.frameTimeoutMs,
+    );
+    this.#frameTimer.unref();
+  }
+
+  #stopFrameTimer(): void {
+    if (this.#frameTimer) clearTimeout(this.#frameTimer);
+    this.#frameTimer = null;
   }
 
   #clearTimers(): void {
     if (this.#helloTimer) clearTimeout(this.#helloTimer);
-    if (this.#frameTimer) clearTimeout(this.#frameTimer);
     this.#helloTimer = null;
-    this.#frameTimer = null;
+    this.#stopFrameTimer();
   }
 
   #onDrain(): void {

@@ -42,6 +42,7 @@ export const INJECT: TestDecision = {
 export async function startStack(
   policy: DecisionProvider,
   kernelExit?: PipelineOptions['kernelExit'],
+  limits: { frameTimeoutMs?: number; writeHighWater?: number } = {},
 ): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-stack-'));
   const socket = join(dir, 'plugin.sock');
@@ -57,7 +58,7 @@ export async function startStack(
     bus,
     pipeline,
     allow: { uids: [uid, 0], gids: [] },
-    limits: { maxSessions: 64, maxInFlight: 1024, maxBody: 16 * 1024, writeHighWater: 256 * 1024 },
+    limits: { maxSessions: 64, maxInFlight: 1024, maxBody: 16 * 1024, writeHighWater: 256 * 1024, ...limits },
     heartbeatMs: 60_000,
   });
   await server.listen({ path: socket, mode: 0o600 });

@@ -1,0 +1,153 @@
+/**
+ * How a session ends, on the in-process daemon core (test/attach/stack.ts): what was received
+ * before a GOODBYE or a bad frame is decided and durable before anything of it is written, replays
+ * included, and the final frame comes last; the daemon's own pause of a socket never counts
+ * against the peer's frame timeout; one session's replay flood does not hold another's back.
+ */
+import assert from 'node:assert/strict';
+import { Socket } from 'node:net';
+import { after, test } from 'node:test';
+import { encodeMessage, type Message, MSG } from '../../protocol/index.js';
+import { seaFrame } from '../../vmm/sample-events.js';
+import { INJECT, provider, type Stack, startStack } from '../attach/stack.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { until } from '../helpers/wait.js';
+
+const HELLO11 = { minor: 1, caps: 0x13 };
+const stacks: Stack[] = [];
+after(async () => {
+  for (const s of stacks) await s.close();
+});
+
+async function stack(limits: Parameters<typeof startStack>[2] = {}) {
+  const s = await startStack(
+    provider(() => INJECT),
+    undefined,
+    limits,
+  );
+  stacks.push(s);
+  // What reached the durable sinks, per VM: replays and live events.
+  const durable = new Map<string, number>();
+  s.bus.add({
+    name: 'durable',
+    beforeReply: (batch) => {
+      for (const r of batch) durable.set(r.session.vm.id, (durable.get(r.session.vm.id) ?? 0) + 1);
+    },
+  });
+  return { s, durable: (vm: string) => durable.get(vm) ?? 0 };
+}
+
+const replay = (seq: number) =>
+  seaFrame(seq, { replay: true, fallbackAction: 1, timeNs: 1_767_225_600_000_000_000n + BigInt(seq) });
+
+test('an event and a GOODBYE or a bad frame in one read: the verdict is written after the event is durable', async () => {
+  const { s } = await stack();
+  const order: string[] = [];
+  s.bus.add({ name: 'order', beforeReply: (b) => order.push(`durable ${b.length}`) });
+  // The daemon's side of the socket: every VERDICT frame it writes, in order with the sinks.
+  const write = Socket.prototype.write;
+  Socket.prototype.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+    const server = (this as Socket & { server?: unknown }).server;
+    if (server && Buffer.isBuffer(chunk) && chunk.length >= 8 && chunk.readUInt16LE(4) === MSG.VERDICT)
+      order.push('verdict written');
+    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof write;
+  try {
+    const tails: [string, Buffer][] = [
+      ['goodbye', encodeMessage({ type: 'goodbye', reason: 0 })],
+      ['bad frame', Buffer.from([4, 0, 0, 0, 0x7f, 0, 0, 0, 0, 0, 0, 0])],
+    ];
+    for (const [what, tail] of tails) {
+      order.length = 0;
+      const c = await RawClient.open(s.socket);
+      await c.hello(`vm-then-${what.replace(' ', '-')}`, HELLO11);
+      c.send(Buffer.concat([seaFrame(1, { timeNs: 1n }), tail]));
+      await c.closed;
+      assert.deepEqual(order, ['durable 1', 'verdict written'], `event + ${what}`);
+      const types = c.received.map((m) => m.type);
+      assert.deepEqual(types, ['welcome', 'verdict', what === 'goodbye' ? 'goodbye' : 'error'], what);
+    }
+  } finally {
+    Socket.prototype.write = write;
+  }
+});
+
+test('replays sent before a GOODBYE are all stored, and the GOODBYE answers after them', async () => {
+  const { s, durable } = await stack();
+  const c = await RawClient.open(s.socket);
+  await c.hello('vm-replays-then-goodbye', HELLO11);
+  const frames = Array.from({ length: 200 }, (_, i) => replay(i + 1));
+  c.send(Buffer.concat([...frames, encodeMessage({ type: 'goodbye', reason: 2 })]));
+  await c.waitFor('goodbye');
+  assert.equal(durable('vm-replays-then-goodbye'), 200, 'every replay durable when GOODBYE arrives');
+  await c.closed;
+});
+
+test('replays, a HEARTBEAT and a GOODBYE behind 4,000 unread verdicts: every frame reaches the plugin', async () => {
+  const { s, durable } = await stack();
+  const c = await RawClient.open(s.socket);
+  await c.hello('vm-slow-reader', HELLO11);
+  c.socket.pause(); // the plugin reads later: the verdicts wait in the daemon's write buffer
+  const live = Array.from({ length: 4000 }, (_, i) => seaFrame(i + 1, { timeNs: 1n }));
+  const tail = [replay(9999), encodeMessage({ type: 'heartbeat', nonce: 7n })];
+  c.send(Buffer.concat([...live, ...tail, encodeMessage({ type: 'goodbye', reason: 0 })]));
+  await until('every event to be durable', () => durable('vm-slow-reader') === 4001);
+  c.socket.resume();
+  await c.closed;
+  const types = c.received.map((m: Message) => m.type);
+  assert.equal(types.filter((t) => t === 'verdict').length, 4000);
+  assert.deepEqual(types.slice(-2), ['heartbeat', 'goodbye'], 'the echo, then GOODBYE, last');
+});
+
+test('a socket the daemon stops reading (its verdicts unread) is not ended by the frame timeout', async () => {
+  // 56-byte MMIO frames: a 64 KiB read ends part-way through one.
+  const { s } = await stack({ frameTimeoutMs: 300, writeHighWater: 16 * 1024 });
+  const c = await RawClient.open(s.socket);
+  await c.hello('vm-held', HELLO11);
+  c.socket.pause();
+  const mmio = (seq: number) =>
+    encodeMessage({
+      type: 'mmio',
+      seq,
+      vcpu: 0,
+      timeNs: 1n,
+      replay: false,
+      fallbackAction: 0,
+      physAddr: 0x8000000n,
+      data: new Uint8Array(8),
+      len: 8,
+      isWrite: false,
+    });
+  const frames = Array.from({ length: 20_000 }, (_, i) => mmio(i + 1));
+  c.send(Buffer.concat(frames));
+  // Held by its own write backlog with part of a frame read: three frame timeouts pass.
+  await until('the daemon to stop reading the session', () => s.server.heldCount === 1);
+  await new Promise((resolve) => setTimeout(resolve, 900));
+  c.socket.resume();
+  await c.waitFor('verdict', (m) => m.seq === 20_000);
+  assert.equal(c.received.filter((m) => m.type === 'error').length, 0);
+  c.destroy();
+});
+
+test('one session’s replay flood does not hold back another session’s replay and echo', async () => {
+  const { s, durable } = await stack();
+  const flooders: RawClient[] = [];
+  for (let k = 0; k < 4; k++) {
+    const f = await RawClient.open(s.socket);
+    await f.hello(`vm-flood-${k}`, HELLO11);
+    flooders.push(f);
+  }
+  const flood = Buffer.concat(Array.from({ length: 8000 }, (_, i) => replay(i + 1)));
+  for (const f of flooders) f.send(flood);
+  await until('the flood to be queued', () => s.pipeline.queuedReplays >= 16_000);
+  const v = await RawClient.open(s.socket);
+  await v.hello('vm-victim', HELLO11);
+  v.send(Buffer.concat([replay(1), encodeMessage({ type: 'heartbeat', nonce: 42n })]));
+  await v.waitFor('heartbeat');
+  const flooded = [0, 1, 2, 3].reduce((n, k) => n + durable(`vm-flood-${k}`), 0);
+  assert.equal(durable('vm-victim'), 1);
+  // In turn, the victim waits for about one replay per flooding session; in one line, for all.
+  assert.ok(flooded < 16_000, `${flooded} of 32,000 flood replays taken before the victim's one`);
+  v.destroy();
+  for (const f of flooders) f.destroy();
+});
