@@ -32,6 +32,7 @@ test('cargo test passes against a real daemon, every daemon-backed test included
     'every_exit_kind_is_answered',
     'a_second_session_for_a_held_vm_id_is_refused_without_naming_the_holder',
     'no_daemon_means_the_configured_fallback_at_once',
+    'a_listener_with_a_full_backlog_fails_the_connect_at_once',
   ]) {
     assert.match(stdout, new RegExp(`^test ${name} \\.\\.\\. ok$`, 'm'), name);
   }

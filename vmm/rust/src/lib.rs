@@ -19,6 +19,7 @@
 //! if verdict.action == Action::Inject { /* ioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &verdict.vcpu_events) */ }
 //! ```
 
+mod connect;
 mod fallback;
 mod plugin;
 mod replay;

@@ -7,6 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::connect;
 use crate::fallback::fallback_verdict;
 use crate::replay::Replay;
 use crate::types::{Action, Config, Error, Exit, Hello, Verdict, Welcome};
@@ -107,7 +108,7 @@ impl Plugin {
 
     fn connect_once(&mut self, path: &Path, hello: &Hello) -> Result<Welcome, Error> {
         wire::encode_hello(hello, self.ask_minor)?; // refuse a bad HELLO before connecting
-        let stream = UnixStream::connect(path)?;
+        let stream = connect::connect(path)?; // never blocks: a full backlog fails at once
         self.handshake(stream, hello)
     }
 

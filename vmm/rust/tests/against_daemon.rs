@@ -123,3 +123,41 @@ fn no_daemon_means_the_configured_fallback_at_once() {
     drop(listener);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_listener_with_a_full_backlog_fails_the_connect_at_once() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::mpsc;
+    use std::time::Instant;
+    extern "C" {
+        fn listen(fd: std::os::raw::c_int, backlog: std::os::raw::c_int) -> std::os::raw::c_int;
+    }
+    // A socket-activated listener while the daemon is down: nobody accepts, and once its backlog
+    // is full a blocking connect(2) waits for as long as that lasts.
+    let dir = std::env::temp_dir().join(format!("seawall-rust-backlog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("full.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    // SAFETY: listen(2) again on a listening socket only sets its backlog.
+    assert_eq!(unsafe { listen(listener.as_raw_fd(), 0) }, 0);
+    let _pending = UnixStream::connect(&path).expect("the one connection a backlog of 0 admits");
+    let hello_timeout = Duration::from_millis(300);
+    let (tx, rx) = mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let mut plugin = Plugin::new(Config { hello_timeout, ..config(1) });
+        let started = Instant::now();
+        let r = plugin.connect(&p, &hello("rust-backlog"));
+        let _ = tx.send((r.map(|_| ()), started.elapsed()));
+    });
+    // A deadline of our own: a connect that blocks fails the test instead of hanging it.
+    let (r, took) = rx.recv_timeout(hello_timeout + Duration::from_secs(5)).expect("connect returned");
+    match r {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+        other => panic!("expected EAGAIN from the full backlog, got {other:?}"),
+    }
+    assert!(took <= hello_timeout, "connect took {took:?}");
+    drop(listener);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
