@@ -253,3 +253,21 @@ test('a frame torn by a write that timed out part-way: the connection is dropped
     await fake.close();
   }
 });
+
+test('seawall_connect_fd owns the fd: every error closes it, a WELCOME keeps it', async (t) => {
+  const gcc = requireTool(t, 'gcc', 'gcc');
+  if (!gcc) return;
+  const bin = join(dir, 'connect-fd');
+  const fixture = new URL('./fixtures/connect-fd.c', import.meta.url).pathname;
+  const plugin = join(dir, 'connect-fd-plugin.o');
+  const strict = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-pedantic', '-O2', `-I${SRC}`];
+  await run(gcc, [...strict, '-Dfcntl=fake_fcntl', '-c', '-o', plugin, join(SRC, 'seawall_plugin.c')]);
+  await run(gcc, [...strict, '-o', bin, fixture, plugin]);
+  const { stdout } = await run(bin, [], { timeout: 30_000 });
+  assert.deepEqual(stdout.trim().split('\n'), [
+    'bad-hello -22 closed', // -EINVAL: the HELLO is refused before anything is sent
+    'fcntl -1 closed', // -EPERM from F_SETFL
+    'refused -111 closed', // -ECONNREFUSED: REJECT before WELCOME
+    'welcome 0 open held',
+  ]);
+});

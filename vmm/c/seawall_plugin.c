@@ -433,16 +433,29 @@ int seawall_connect(struct seawall_plugin *p, const char *path, const struct sea
   return r;
 }
 
-/* A refused handshake closes the fd: the caller reopens the port, and the next call asks for the
- * version the daemon named (lower_minor). */
+/* The fd is the plugin's from the call on, whatever the result: every failure closes it, so the
+ * caller never has to guess whether it still holds it. A refused handshake too: the caller reopens
+ * the port, and the next call asks for the version the daemon named (lower_minor). */
 int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hello *hello) {
+  if (fd < 0) return -EBADF;
   uint8_t buf[HELLO_FRAME_MAX];
   int frame_len = encode_hello(hello, p->ask_minor, buf, sizeof buf);
-  if (frame_len < 0) return frame_len;
+  if (frame_len < 0) {
+    close(fd);
+    return frame_len;
+  }
   struct stat st;
-  if (fd < 0 || fstat(fd, &st) < 0) return -EBADF;
+  if (fstat(fd, &st) < 0) {
+    int err = errno;
+    if (err != EBADF) close(fd); /* EBADF: not open, nothing to close */
+    return -err;
+  }
   int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
   drop_connection(p);
   p->last_code = 0;
   p->last_text[0] = '\0';

@@ -220,8 +220,10 @@ int seawall_connect(struct seawall_plugin *p, const char *path, const struct sea
 
 /* Like seawall_connect, over an fd the VMM already opened: a connected stream socket, or a
  * character device such as a virtio-serial port (/dev/vportNpM) whose host end QEMU connects to the
- * daemon's socket. The plugin owns the fd from then on and closes it when the connection is
- * dropped; to reconnect, open the port again. The fd is made non-blocking. */
+ * daemon's socket. The plugin owns the fd from the call on, whatever the result: every error
+ * closes it (-EINVAL for a HELLO outside the limits, -EBADF for an fd that is not open, an fcntl
+ * errno, or a failed or refused handshake), and so does a dropped connection later. The caller
+ * never closes it; to reconnect, open the port again. The fd is made non-blocking. */
 int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hello *hello);
 
 /* Reports one SEA exit and fills `out` with the verdict to apply: the daemon's, or the fallback
