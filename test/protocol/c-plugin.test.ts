@@ -271,3 +271,26 @@ test('seawall_connect_fd owns the fd: every error closes it, a WELCOME keeps it'
     'welcome 0 open held',
   ]);
 });
+
+test('the replay ring holds only events still to replay: a late verdict frees its slot and is never counted as a drop', async (t) => {
+  const gcc = requireTool(t, 'gcc', 'gcc');
+  if (!gcc) return;
+  const bin = join(dir, 'kept-ring');
+  const fixture = new URL('./fixtures/kept-ring.c', import.meta.url).pathname;
+  const strict = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-pedantic', '-O2', `-I${SRC}`];
+  await run(gcc, [...strict, '-o', bin, fixture, join(SRC, 'seawall_plugin.c')]);
+  const { stdout } = await run(bin, [], { timeout: 30_000 });
+  const replayed = Array.from({ length: 65 }, (_, i) => 102 + i).filter((s) => s !== 110);
+  assert.deepEqual(stdout.trim().split('\n'), [
+    // 100 exits that fell back and were then decided late: no event was lost.
+    'late kept=0 dropped=0 oldest=0 late=100',
+    // 65 with no verdict in a ring of 64: seq 101, the oldest, is the one drop.
+    'full kept=64 dropped=1 oldest=102 late=100',
+    'forgot kept=63 dropped=1 oldest=102 late=101',
+    'refill kept=64 dropped=1 oldest=102 late=101',
+    `replayed ${replayed.join(',')}`,
+    // The echo acknowledges the 63 replays left after seq 120's late verdict, not the new exit.
+    'acked kept=1 dropped=1 oldest=167 late=102',
+    'fresh kept',
+  ]);
+});

@@ -219,14 +219,20 @@ static void keep_for_replay(struct seawall_plugin *p, const uint8_t *frame, uint
 }
 
 /* A late verdict proves the daemon recorded the event: replaying it would count it twice.
+ * The later events move up one slot, so the ring holds only events still to replay: a forgotten
+ * one neither counts toward SEAWALL_REPLAY_MAX nor is counted as dropped when the ring is full.
  * Returns the fallback action the kept event had, or -1 when no kept event has that seq. */
 static int forget_kept(struct seawall_plugin *p, uint32_t seq) {
   for (size_t i = 0; i < p->kept_count; i++) {
     struct seawall_kept *k = &p->kept[(p->kept_head + i) % SEAWALL_REPLAY_MAX];
-    if (k->len != 0 && k->seq == seq) {
-      k->len = 0;
-      return k->frame[SEAWALL_HEADER_SIZE + 18];
-    }
+    if (k->len == 0 || k->seq != seq) continue;
+    int action = k->frame[SEAWALL_HEADER_SIZE + 18];
+    for (size_t j = i; j + 1 < p->kept_count; j++)
+      p->kept[(p->kept_head + j) % SEAWALL_REPLAY_MAX] = p->kept[(p->kept_head + j + 1) % SEAWALL_REPLAY_MAX];
+    p->kept[(p->kept_head + p->kept_count - 1) % SEAWALL_REPLAY_MAX].len = 0;
+    p->kept_count--;
+    if (i < p->replay_unacked) p->replay_unacked--; /* it was among the replays awaiting the echo */
+    return action;
   }
   return -1;
 }

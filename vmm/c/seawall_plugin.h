@@ -167,7 +167,7 @@ struct seawall_verdict {
 
 struct seawall_kept {
   uint32_t seq;
-  uint32_t len; /* 0: slot unused */
+  uint32_t len; /* 0: slot outside the ring */
   uint8_t frame[SEAWALL_HEADER_SIZE + 56];
 };
 
@@ -184,7 +184,8 @@ struct seawall_plugin {
   /* Receive state: a frame may arrive across several reads and deadlines. */
   uint8_t rx[SEAWALL_HEADER_SIZE + SEAWALL_MAX_BODY];
   size_t rx_len;
-  /* Fallback-handled events awaiting replay, oldest first (a ring). */
+  /* Fallback-handled events awaiting replay, oldest first (a ring of kept_count events, each with
+   * len != 0); kept_dropped counts the ones the bound pushed out before they were replayed. */
   struct seawall_kept kept[SEAWALL_REPLAY_MAX];
   size_t kept_head;
   size_t kept_count;

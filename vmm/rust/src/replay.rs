@@ -82,3 +82,34 @@ impl Replay {
         self.unacked = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame() -> Vec<u8> {
+        vec![0u8; 64]
+    }
+
+    #[test]
+    fn a_forgotten_event_leaves_no_slot_behind_and_is_never_counted_as_dropped() {
+        let mut r = Replay::default();
+        // 100 exits past their deadline, each decided late: nothing is lost, nothing left.
+        for seq in 1..=100 {
+            assert!(!r.keep(frame(), seq, Action::Inject, 64), "seq {seq}");
+            assert_eq!(r.forget(seq), Some(Action::Inject));
+        }
+        assert_eq!(r.len(), 0);
+        // Only an event past the bound is dropped, and a forgotten one frees its place.
+        let drops = (101..=165).filter(|&seq| r.keep(frame(), seq, Action::Inject, 64)).count();
+        assert_eq!((r.len(), drops), (64, 1));
+        assert_eq!(r.forget(110), Some(Action::Inject));
+        assert!(!r.keep(frame(), 166, Action::Inject, 64));
+        // Replayed, one decided late before the echo, a new one kept: the echo takes the 63 left.
+        r.replay_frames().expect("64 to replay");
+        assert_eq!(r.forget(120), Some(Action::Inject));
+        r.keep(frame(), 167, Action::Inject, 64);
+        r.acknowledged(r.nonce);
+        assert_eq!(r.kept.iter().map(|k| k.seq).collect::<Vec<_>>(), vec![167]);
+    }
+}
