@@ -294,3 +294,21 @@ test('the replay ring holds only events still to replay: a late verdict frees it
     'fresh kept',
   ]);
 });
+
+test('seawall_reconnect_due: backoff doubling to its bound after each failure, reset by WELCOME, armed by a lost connection', async (t) => {
+  const gcc = requireTool(t, 'gcc', 'gcc');
+  if (!gcc) return;
+  const bin = join(dir, 'reconnect');
+  const fixture = new URL('./fixtures/reconnect.c', import.meta.url).pathname;
+  const strict = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-pedantic', '-O2', `-I${SRC}`];
+  await run(gcc, [...strict, '-o', bin, fixture, join(SRC, 'seawall_plugin.c')]);
+  const { stdout } = await run(bin, [join(dir, 'no-daemon.sock')], { timeout: 30_000 });
+  assert.deepEqual(stdout.trim().split('\n'), [
+    'fresh due=1', // never connected: due at once
+    'failures 50 100 200 400 800 1600 2000 2000', // the wait each failed connect scheduled (ms)
+    'down-exit source=1 unchanged=1', // the fallback answers; the reconnect is not pushed away
+    'due after 1',
+    'welcome r=0 due=0 backoff=50 replayed=1',
+    'lost source=1 connected=0 wait=50',
+  ]);
+});

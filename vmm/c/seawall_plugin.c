@@ -93,6 +93,34 @@ static void drop_connection(struct seawall_plugin *p) {
   p->rx_len = 0;
 }
 
+/* The next reconnect is due after the current backoff, which doubles up to its bound (§9 rule 5). */
+static void schedule_reconnect(struct seawall_plugin *p) {
+  p->reconnect_at_ms = now_ms() + p->reconnect_backoff_ms;
+  p->reconnect_backoff_ms = p->reconnect_backoff_ms >= SEAWALL_RECONNECT_MAX_MS / 2
+                                ? SEAWALL_RECONNECT_MAX_MS
+                                : p->reconnect_backoff_ms * 2;
+}
+
+/* A connection that was up is gone (an error, the daemon's GOODBYE): drop it and schedule the
+ * reconnect. Nothing to do when it was already down, so exits answered meanwhile do not push the
+ * reconnect further away. */
+static void lose_connection(struct seawall_plugin *p) {
+  if (p->fd < 0) return;
+  drop_connection(p);
+  schedule_reconnect(p);
+}
+
+/* The outcome of a connect attempt: a WELCOME resets the backoff, a failure schedules the next. */
+static int attempted(struct seawall_plugin *p, int r) {
+  if (r == 0) {
+    p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
+    p->reconnect_at_ms = 0;
+  } else {
+    schedule_reconnect(p);
+  }
+  return r;
+}
+
 /* Writes all of `buf` before `deadline`; 0 or a negative errno. */
 static int write_all(struct seawall_plugin *p, const uint8_t *buf, size_t len, int64_t deadline) {
   size_t off = 0;
@@ -280,7 +308,10 @@ void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_m
   p->fallback = fallback;
   p->next_seq = 1;
   p->ask_minor = SEAWALL_PROTOCOL_MINOR;
+  p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
 }
+
+int seawall_reconnect_due(const struct seawall_plugin *p) { return p->fd < 0 && now_ms() >= p->reconnect_at_ms; }
 
 int seawall_set_minor(struct seawall_plugin *p, uint16_t minor) {
   if (minor > SEAWALL_PROTOCOL_MINOR) return -EINVAL;
@@ -436,13 +467,13 @@ static int connect_path(struct seawall_plugin *p, const char *path, const struct
 int seawall_connect(struct seawall_plugin *p, const char *path, const struct seawall_hello *hello) {
   int r = connect_path(p, path, hello);
   if (r == -ECONNREFUSED && lower_minor(p)) r = connect_path(p, path, hello);
-  return r;
+  return attempted(p, r);
 }
 
 /* The fd is the plugin's from the call on, whatever the result: every failure closes it, so the
  * caller never has to guess whether it still holds it. A refused handshake too: the caller reopens
  * the port, and the next call asks for the version the daemon named (lower_minor). */
-int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hello *hello) {
+static int connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hello *hello) {
   if (fd < 0) return -EBADF;
   uint8_t buf[HELLO_FRAME_MAX];
   int frame_len = encode_hello(hello, p->ask_minor, buf, sizeof buf);
@@ -470,6 +501,10 @@ int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_he
   int r = handshake(p, buf, (size_t)frame_len);
   if (r == -ECONNREFUSED) lower_minor(p);
   return r;
+}
+
+int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hello *hello) {
+  return attempted(p, connect_fd(p, fd, hello));
 }
 
 static void fallback_verdict(const struct seawall_plugin *p, uint32_t seq, uint16_t type,
@@ -592,7 +627,7 @@ static int exchange(struct seawall_plugin *p, uint8_t *frame, uint32_t frame_len
     r = dispatch(p, type, body, len, seq, out);
     if (r == 1) return 0;
   }
-  if (r != -ETIMEDOUT) drop_connection(p);
+  if (r != -ETIMEDOUT) lose_connection(p);
   fallback_verdict(p, seq, event_type, out);
   keep_for_replay(p, frame, frame_len, seq, out->action);
   return 1;
@@ -652,7 +687,7 @@ int seawall_poll(struct seawall_plugin *p, int timeout_ms) {
     if (r == 0) return handled;
     if (r > 0) r = dispatch(p, type, body, len, 0, NULL);
     if (r < 0) {
-      drop_connection(p);
+      lose_connection(p);
       return r;
     }
     handled++;
@@ -663,7 +698,7 @@ int seawall_poll(struct seawall_plugin *p, int timeout_ms) {
 int seawall_send_applied(struct seawall_plugin *p, uint32_t seq, int32_t result) {
   if (p->fd < 0) return -ENOTCONN;
   int r = applied_frame(p, seq, result, 0, SEAWALL_APPLIED_VERDICT, BODY_APPLIED);
-  if (r) drop_connection(p);
+  if (r) lose_connection(p);
   return r;
 }
 
@@ -673,7 +708,7 @@ int seawall_send_applied_fallback(struct seawall_plugin *p, uint32_t seq, int32_
   int r = p->welcome.minor >= 1
               ? applied_frame(p, seq, result, action, SEAWALL_APPLIED_FALLBACK, BODY_APPLIED_V11)
               : applied_frame(p, seq, result, 0, SEAWALL_APPLIED_VERDICT, BODY_APPLIED);
-  if (r) drop_connection(p);
+  if (r) lose_connection(p);
   return r;
 }
 

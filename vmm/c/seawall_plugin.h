@@ -8,6 +8,24 @@
  * (seawall_connect_fd). Calls are not thread-safe: a VMM with several vCPU
  * threads wraps seawall_handle_sea() in a mutex, or runs a reader thread (docs/protocol.md §5.4).
  * Nothing here calls KVM: the caller applies the verdict on its vCPU thread (§5).
+ *
+ * Reconnecting is the caller's job (§9 rule 5): the library never connects by itself, and while
+ * it is not connected every exit gets the fallback at once and is kept for replay. A VMM
+ *   - calls seawall_connect (or seawall_connect_fd with a freshly opened port) at start-up, and
+ *     again whenever seawall_reconnect_due(p) says so: from a timer or its event loop, never on a
+ *     vCPU thread, since connect waits up to hello_timeout_ms for WELCOME;
+ *   - needs no backoff of its own: every failed connect, and every loss of an established
+ *     connection (an I/O error, a protocol error, the daemon's ERROR or GOODBYE SHUTDOWN, seen by
+ *     seawall_handle_*, seawall_poll or seawall_send_applied*), puts the next attempt
+ *     SEAWALL_RECONNECT_MIN_MS later, doubling up to SEAWALL_RECONNECT_MAX_MS; a WELCOME resets it;
+ *   - keeps no events itself: the connect that gets WELCOME replays every kept event, then
+ *     seawall_poll forgets them when the daemon acknowledges them (its HEARTBEAT echo);
+ *   - stops asking after seawall_close: a closed plugin is simply not connected, and
+ *     seawall_reconnect_due says 1 again once the backoff passes.
+ * An exit that only timed out keeps the connection: that is not a disconnect. A connect holds the
+ * plugin (and the VMM's mutex around it) until WELCOME or hello_timeout_ms, and with socket
+ * activation and the daemon down every attempt runs to that timeout: where vCPU threads share the
+ * plugin, keep hello_timeout_ms no longer than a vCPU may wait (deadline_ms is a good value).
  */
 #ifndef SEAWALL_PLUGIN_H
 #define SEAWALL_PLUGIN_H
@@ -29,6 +47,9 @@
 #define SEAWALL_VCPUS_MAX 4096u
 /* Bound on fallback-handled events kept for replay (§9); past it the oldest is dropped. */
 #define SEAWALL_REPLAY_MAX 64u
+/* Reconnect backoff (§9 rule 5), in ms: the first wait, doubled after each failure up to the max. */
+#define SEAWALL_RECONNECT_MIN_MS 50
+#define SEAWALL_RECONNECT_MAX_MS 2000
 
 /* Message types (§2). */
 enum seawall_msg {
@@ -206,6 +227,10 @@ struct seawall_plugin {
   /* REJECT VERSION: the highest version the daemon speaks (0.0 when it named none). */
   uint16_t supported_major;
   uint16_t supported_minor;
+  /* Reconnect backoff: the next connect is due from reconnect_at_ms (CLOCK_MONOTONIC, ms; 0: at
+   * once), and the failure or loss after it waits reconnect_backoff_ms. */
+  int64_t reconnect_at_ms;
+  int reconnect_backoff_ms;
 };
 
 /* Initialises `p` (not connected). deadline_ms bounds each wait for a verdict; the handshake
@@ -226,6 +251,11 @@ int seawall_connect(struct seawall_plugin *p, const char *path, const struct sea
  * errno, or a failed or refused handshake), and so does a dropped connection later. The caller
  * never closes it; to reconnect, open the port again. The fd is made non-blocking. */
 int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hello *hello);
+
+/* 1 when the plugin is not connected and its reconnect backoff has passed: time to call
+ * seawall_connect (or seawall_connect_fd) again. 0 while connected or still backing off. A plugin
+ * that never connected is due at once. */
+int seawall_reconnect_due(const struct seawall_plugin *p);
 
 /* Reports one SEA exit and fills `out` with the verdict to apply: the daemon's, or the fallback
  * when the deadline passes or the connection is down (the event is then kept for replay).
