@@ -36,6 +36,9 @@ pub struct Plugin {
     rx: Vec<u8>,
     kept: Replay,
     stats: Stats,
+    /// When the next connect is due (None: at once), and how long the failure after it waits.
+    reconnect_at: Option<Instant>,
+    backoff: Duration,
 }
 
 fn realtime_ns() -> u64 {
@@ -58,7 +61,21 @@ impl Plugin {
             rx: Vec::new(),
             kept: Replay::default(),
             stats: Stats::default(),
+            reconnect_at: None,
+            backoff: Plugin::RECONNECT_MIN,
         }
+    }
+
+    /// The reconnect backoff (§9 rule 5): the first wait after a failed connect or a lost
+    /// connection, doubled after each failure up to `RECONNECT_MAX`, reset by a WELCOME.
+    pub const RECONNECT_MIN: Duration = Duration::from_millis(50);
+    pub const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
+    /// True when the plugin is not connected and its reconnect backoff has passed: time to call
+    /// `connect` (or `connect_stream` with a freshly opened stream) again. A plugin that never
+    /// connected is due at once. The plugin never reconnects by itself; README.md, "Reconnecting".
+    pub fn reconnect_due(&self) -> bool {
+        self.stream.is_none() && self.reconnect_at.map_or(true, |at| Instant::now() >= at)
     }
 
     pub fn connected(&self) -> bool {
@@ -83,11 +100,16 @@ impl Plugin {
     /// events. A daemon that speaks a lower 1.x (REJECT VERSION, or a 1.0 daemon's ERROR
     /// BAD_FIELD) is asked again once with the version it speaks (§10).
     pub fn connect(&mut self, path: impl AsRef<Path>, hello: &Hello) -> Result<Welcome, Error> {
-        match self.connect_once(path.as_ref(), hello) {
+        let r = self.connect_lowering(path.as_ref(), hello);
+        self.attempted(r)
+    }
+
+    fn connect_lowering(&mut self, path: &Path, hello: &Hello) -> Result<Welcome, Error> {
+        match self.connect_once(path, hello) {
             Err(Error::Refused { code, text, supported }) => {
                 let refused = Error::Refused { code, text, supported };
                 if self.lower_minor(code, supported) {
-                    self.connect_once(path.as_ref(), hello)
+                    self.connect_once(path, hello)
                 } else {
                     Err(refused)
                 }
@@ -103,7 +125,23 @@ impl Plugin {
         if let Err(Error::Refused { code, supported, .. }) = &r {
             self.lower_minor(*code, *supported);
         }
+        self.attempted(r)
+    }
+
+    /// A WELCOME resets the backoff; a failed attempt schedules the next one.
+    fn attempted(&mut self, r: Result<Welcome, Error>) -> Result<Welcome, Error> {
+        if r.is_ok() {
+            self.backoff = Plugin::RECONNECT_MIN;
+            self.reconnect_at = None;
+        } else {
+            self.schedule_reconnect();
+        }
         r
+    }
+
+    fn schedule_reconnect(&mut self) {
+        self.reconnect_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(Plugin::RECONNECT_MAX);
     }
 
     fn connect_once(&mut self, path: &Path, hello: &Hello) -> Result<Welcome, Error> {
@@ -168,7 +206,7 @@ impl Plugin {
         match self.exchange(&frame, seq, deadline) {
             Ok(Some(v)) => return v,
             Ok(None) => {} // the deadline passed: keep the connection, the verdict may still come
-            Err(_) => self.drop_connection(),
+            Err(_) => self.lose_connection(),
         }
         self.stats.fallbacks += 1;
         let verdict = fallback_verdict(self.config.fallback, seq, exit);
@@ -238,12 +276,12 @@ impl Plugin {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ok(handled),
                 Err(e) => {
-                    self.drop_connection();
+                    self.lose_connection();
                     return Err(e);
                 }
             };
             if let Err(e) = self.dispatch(frame.0, &frame.1, None) {
-                self.drop_connection();
+                self.lose_connection();
                 return Err(e);
             }
             handled += 1;
@@ -285,7 +323,7 @@ impl Plugin {
         }
         let r = self.write_all(frame, Instant::now() + self.config.deadline);
         if r.is_err() {
-            self.drop_connection();
+            self.lose_connection();
         }
         r
     }
@@ -298,6 +336,16 @@ impl Plugin {
         self.write_all(&out, deadline)?;
         self.stats.replayed += self.kept.len() as u64;
         Ok(())
+    }
+
+    /// A connection that was up is gone (an error, the daemon's ERROR or GOODBYE): drop it and
+    /// schedule the reconnect. Nothing when it was already down, so exits answered meanwhile do
+    /// not push the reconnect further away.
+    fn lose_connection(&mut self) {
+        if self.stream.is_some() {
+            self.drop_connection();
+            self.schedule_reconnect();
+        }
     }
 
     fn drop_connection(&mut self) {
@@ -347,5 +395,62 @@ impl Plugin {
                 Err(e) => return Err(Error::Io(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Hello {
+        Hello { caps: 3, vmm_pid: std::process::id(), vcpu_count: 1, vm_id: "re".into(), ..Hello::default() }
+    }
+
+    /// The wait the call between `before` and `after` scheduled was `expect`.
+    fn waited(p: &Plugin, before: Instant, after: Instant, expect: Duration) -> bool {
+        let at = p.reconnect_at.expect("a reconnect is scheduled");
+        at >= before + expect && at <= after + expect
+    }
+
+    #[test]
+    fn reconnect_backoff_doubles_to_its_bound_resets_on_welcome_and_is_armed_by_a_loss() {
+        let mut p = Plugin::new(Config { deadline: Duration::from_millis(200), ..Config::default() });
+        assert!(p.reconnect_due(), "never connected: due at once");
+        let path = std::env::temp_dir().join(format!("seawall-rust-re-{}.sock", std::process::id()));
+        let mut expect = Plugin::RECONNECT_MIN;
+        for ms in [50, 100, 200, 400, 800, 1600, 2000, 2000] {
+            assert_eq!(expect, Duration::from_millis(ms));
+            let before = Instant::now();
+            assert!(p.connect(&path, &hello()).is_err());
+            assert!(waited(&p, before, Instant::now(), expect), "failure waiting {ms} ms");
+            expect = (expect * 2).min(Plugin::RECONNECT_MAX);
+        }
+        // Exits answered while down do not push the reconnect away.
+        let at = p.reconnect_at;
+        let sea = Exit::Sea { vcpu: 0, kvm_flags: 1, esr: 0x9200_0010, gva: 0, gpa: 0 };
+        assert_eq!(p.handle_exit(&sea).source, crate::Source::Fallback);
+        assert_eq!(p.reconnect_at, at);
+        while !p.reconnect_due() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(Instant::now() >= at.unwrap());
+
+        // A WELCOME resets the backoff, and the kept exit is replayed.
+        let (ours, mut daemon) = UnixStream::pair().unwrap();
+        let mut welcome = vec![24, 0, 0, 0, wire::MSG_WELCOME as u8, 0, 0, 0, 1, 0, 1, 0, 16, 0, 0, 0];
+        welcome.extend_from_slice(&[0; 8]); // session id
+        welcome.extend_from_slice(&5000u32.to_le_bytes());
+        welcome.extend_from_slice(&16384u32.to_le_bytes());
+        daemon.write_all(&welcome).unwrap();
+        p.connect_stream(ours, &hello()).expect("WELCOME");
+        assert!(!p.reconnect_due());
+        assert_eq!((p.backoff, p.reconnect_at, p.stats().replayed), (Plugin::RECONNECT_MIN, None, 1));
+
+        // The daemon goes away: the exit that finds out schedules the reconnect.
+        drop(daemon);
+        let before = Instant::now();
+        assert_eq!(p.handle_exit(&sea).source, crate::Source::Fallback);
+        assert!(!p.connected());
+        assert!(waited(&p, before, Instant::now(), Plugin::RECONNECT_MIN));
     }
 }
