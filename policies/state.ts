@@ -2,9 +2,10 @@
  * Rate-window and repeat-page state, kept outside any compiled policy so a reload keeps every
  * window. Bounded per VM, so that no VM — and no stream of fresh VM ids — can push another VM's
  * history out and so change the decisions taken for it:
- * - each key (a VM, one of its pages, the host) keeps a ring of its latest event times, as many as
- *   the largest rate threshold of any policy compiled against this state (grown only as events
- *   arrive, so a large threshold costs memory only where events are);
+ * - each key (a VM, one of its pages, the host) keeps a ring of its latest event times — latest by
+ *   time, not by arrival — as many as the largest rate threshold of any policy compiled against
+ *   this state (grown only as events arrive, so a large threshold costs memory only where events
+ *   are);
  * - each VM keeps at most `maxPagesPerVm` pages; past that its own least recently seen page is
  *   evicted (counted in `evictions.page`): a flood of pages costs only the flooding VM;
  * - at most `maxKeys` VMs are kept; past that the least recently seen VM *without a live session*
@@ -20,10 +21,18 @@ export const DEFAULT_MAX_KEYS = 65_536;
 export const DEFAULT_MAX_PAGES_PER_VM = 4096;
 const INITIAL_RING = 4;
 
-/** A ring of event times (ms) up to a capacity; the oldest is overwritten when full. */
+/**
+ * A key's latest event times (ms), up to a capacity, kept in time order (oldest first) in a ring.
+ * When full, the oldest *time* goes, not the oldest arrival, so a time out of order — a replay,
+ * dated when it happened — can never push a more recent event out of a window. A time in order
+ * (every live event: the daemon's clock) is appended in O(1); one out of order moves the entries
+ * on one side of it (the shorter side while the ring has room, the older side when full); a
+ * count is one or two binary searches.
+ */
 class TimeRing {
   times: Float64Array;
-  head = 0;
+  /** Slot of the oldest time. */
+  start = 0;
   size = 0;
 
   constructor(capacity: number) {
@@ -31,32 +40,71 @@ class TimeRing {
   }
 
   push(t: number, capacity: number): void {
+    if (Number.isNaN(t)) return; // would break the order; it could never be counted anyway
     // Doubling, not straight to `capacity`: a ring holds what its key's events need.
     if (this.size === this.times.length && this.times.length < capacity)
       this.grow(Math.min(capacity, this.times.length * 2));
-    this.times[this.head] = t;
-    this.head = (this.head + 1) % this.times.length;
-    if (this.size < this.times.length) this.size++;
+    const times = this.times;
+    const len = times.length;
+    if (this.size === 0 || t >= (times[this.slot(this.size - 1)] as number)) {
+      if (this.size < len) times[this.slot(this.size++)] = t;
+      else {
+        times[this.start] = t;
+        this.start = this.start + 1 === len ? 0 : this.start + 1;
+      }
+      return;
+    }
+    // Out of order: `p` kept times are at or before t; t goes right after them.
+    const p = this.countAtOrBefore(t);
+    if (this.size === len) {
+      if (p === 0) return; // older than every kept time: not among the latest
+      // The oldest goes; the times between it and t move down one slot.
+      for (let i = 1; i < p; i++) times[this.slot(i - 1)] = times[this.slot(i)] as number;
+      times[this.slot(p - 1)] = t;
+      return;
+    }
+    if (p < this.size - p) {
+      // Fewer before t than after it: those before move down into the free slot before the start.
+      this.start = this.start === 0 ? len - 1 : this.start - 1;
+      for (let i = 0; i < p; i++) times[this.slot(i)] = times[this.slot(i + 1)] as number;
+    } else {
+      for (let i = this.size; i > p; i--) times[this.slot(i)] = times[this.slot(i - 1)] as number;
+    }
+    times[this.slot(p)] = t;
+    this.size++;
   }
 
-  /** Times in (now - windowMs, now]; the ring holds few entries, and arrival order may differ from time order. */
+  /** Times in (now - windowMs, now]. */
   countWithin(now: number, windowMs: number): number {
-    const lo = now - windowMs;
-    let n = 0;
-    for (let i = 0; i < this.size; i++) {
-      const t = this.times[i] as number;
-      if (t > lo && t <= now) n++;
+    if (this.size === 0) return 0;
+    const newest = this.times[this.slot(this.size - 1)] as number;
+    const upTo = newest <= now ? this.size : this.countAtOrBefore(now);
+    return upTo - this.countAtOrBefore(now - windowMs);
+  }
+
+  /** How many kept times are at or before `t`: a binary search over the ordered ring. */
+  private countAtOrBefore(t: number): number {
+    let lo = 0;
+    let hi = this.size;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.times[this.slot(mid)] as number) <= t) lo = mid + 1;
+      else hi = mid;
     }
-    return n;
+    return lo;
+  }
+
+  /** The slot of the `i`th oldest time. */
+  private slot(i: number): number {
+    const j = this.start + i;
+    return j >= this.times.length ? j - this.times.length : j;
   }
 
   private grow(capacity: number): void {
     const next = new Float64Array(capacity);
-    const len = this.times.length;
-    for (let i = 0; i < this.size; i++)
-      next[i] = this.times[(this.head - this.size + i + len) % len] as number;
+    for (let i = 0; i < this.size; i++) next[i] = this.times[this.slot(i)] as number;
     this.times = next;
-    this.head = this.size % capacity;
+    this.start = 0;
   }
 }
 

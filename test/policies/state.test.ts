@@ -110,3 +110,55 @@ test('past the key bound the least recently seen VM is evicted and counted; its 
   assert.equal(p.decide(at(4, { vm: { id: 'c' }, gpa: null }), MERGED).rule, 'hot');
   assert.equal(new PolicyState().maxKeys, 65_536);
 });
+
+test('a time out of order cannot push a more recent one out of a window: 1970-dated events evict nothing', () => {
+  const p = policyFrom(rated('3 / 1h', 'host'));
+  assert.equal(p.decide(at(0, { vm: { id: 'victim' }, gpa: '0x1000' }), MERGED).rule, 'default');
+  assert.equal(p.decide(at(1, { vm: { id: 'victim' }, gpa: '0x2000' }), MERGED).rule, 'default');
+  // Another VM's replays, dated at the epoch, arrive after the victim's events.
+  for (let ms = 1; ms <= 3; ms++) p.state.observe(seaEvent({ vm: { id: 'other' }, timeMs: ms, gpa: null }));
+  assert.equal(p.decide(at(2, { vm: { id: 'victim' }, gpa: '0x3000' }), MERGED).rule, 'hot');
+  // Each scope keeps its latest times, whatever the order they came in.
+  const e = at(2, { vm: { id: 'other' }, gpa: null });
+  assert.equal(p.state.countWithin('host', e, 3_600_000), 3);
+  assert.equal(p.state.countWithin('vm', e, 3_600_000), 0);
+});
+
+test('every ring holds the latest times by time, whatever the arrival order (against a model)', () => {
+  // A deterministic generator: the same sequence on every run.
+  let seed = 0x5eed;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+    return seed % n;
+  };
+  for (const threshold of [1, 4, 7, 50]) {
+    const state = new PolicyState();
+    state.reserve(threshold);
+    const capacity = state.ringCapacity;
+    const seen: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      // Mostly in order, some far back, some just behind, some equal to a kept time.
+      const r = rand(10);
+      const t =
+        r < 5
+          ? T0 + i * 1000
+          : r < 7
+            ? T0 - rand(1_000_000)
+            : r < 9
+              ? T0 + (i - rand(20)) * 1000
+              : (seen[rand(seen.length)] ?? T0);
+      state.observeAt('vm', t, null);
+      seen.push(t);
+      const kept = [...seen].sort((a, b) => b - a).slice(0, capacity);
+      const now = T0 + rand(i + 1) * 1000;
+      for (const w of [1, 5_000, 60_000, 10_000_000]) {
+        const want = kept.filter((k) => k > now - w && k <= now).length;
+        assert.equal(
+          state.countWithin('host', seaEvent({ vm: { id: 'vm' }, timeMs: now, gpa: null }), w),
+          want,
+          `capacity ${capacity}, push ${i}, window ${w}`,
+        );
+      }
+    }
+  }
+});
