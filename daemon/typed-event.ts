@@ -14,7 +14,7 @@ import {
   KVM_EXIT_ARM_SEA_FLAG_GPA_VALID,
   nonConformingSeaEsrBits,
 } from '../kvm/index.js';
-import type { PolicyEvent } from '../policies/index.js';
+import { type PolicyEvent, STATE_REBUILD_WINDOW_MS } from '../policies/index.js';
 import { BUS_MCEERR_AO, BUS_MCEERR_AR, CAP, type EventMsg, ProtocolError } from '../protocol/index.js';
 
 /** Guest page of an address (low 12 bits cleared), without a negative-mask BigInt operation. */
@@ -64,6 +64,26 @@ const NEEDS_CAP: Readonly<Record<EventMsg['type'], number>> = {
   sigbus: 0,
 };
 
+/**
+ * How long before its session opened a replay may be dated: as far back as the rate and repeat
+ * state the daemon rebuilds at start reaches (7 days).
+ */
+export const REPLAY_MAX_AGE_MS = STATE_REBUILD_WINDOW_MS;
+
+/**
+ * The time a replay is counted and stored at (ms). It happened while the daemon was away, so it
+ * counts when the plugin saw it — but only within [its session's open − REPLAY_MAX_AGE_MS, now]:
+ * any connected peer chooses `time_ns`, and a date after the daemon took the event would outlast
+ * every real event in a rate ring and fall into windows it never was in, while one before the
+ * bound (1970, or 0 from a 1.0 plugin) is counted at the bound, where no window of 7 days or
+ * less that a live event opens reaches it. The plugin's `time_ns` is stored unchanged.
+ */
+export function replayTimeMs(timeNs: bigint, openedAtMs: number, nowMs: number): number {
+  const lo = Math.min(openedAtMs, nowMs) - REPLAY_MAX_AGE_MS;
+  const ms = Number(timeNs / 1_000_000n);
+  return Math.max(lo, Math.min(ms, nowMs));
+}
+
 /** Builds the policy's view of an event; ProtocolError BAD_FIELD for values no plugin may send. */
 export function typeEvent(msg: EventMsg, s: SessionInfo, nowMs: number): TypedEvent {
   const need = NEEDS_CAP[msg.type];
@@ -76,8 +96,8 @@ export function typeEvent(msg: EventMsg, s: SessionInfo, nowMs: number): TypedEv
   if (msg.vcpu !== null && msg.vcpu >= s.vcpuCount) {
     throw new ProtocolError('BAD_FIELD', `vCPU ${msg.vcpu} out of range (HELLO declared ${s.vcpuCount})`);
   }
-  // A replayed event happened while the daemon was away: its time is the plugin's.
-  const timeMs = msg.replay ? Number(msg.timeNs / 1_000_000n) : nowMs;
+  // A live event counts at the daemon's time; a replay at the plugin's, within what is plausible.
+  const timeMs = msg.replay ? replayTimeMs(msg.timeNs, s.openedAtMs, nowMs) : nowMs;
   switch (msg.type) {
     case 'sea': {
       const esr = decodeEsr(msg.esr);
