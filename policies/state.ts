@@ -25,9 +25,9 @@ const INITIAL_RING = 4;
  * A key's latest event times (ms), up to a capacity, kept in time order (oldest first) in a ring.
  * When full, the oldest *time* goes, not the oldest arrival, so a time out of order — a replay,
  * dated when it happened — can never push a more recent event out of a window. A time in order
- * (every live event: the daemon's clock) is appended in O(1); one out of order moves the entries
- * on one side of it (the shorter side while the ring has room, the older side when full); a
- * count is one or two binary searches.
+ * (every live event: the daemon's clock) is appended in O(1); one out of order moves the kept
+ * times older than it one slot down (a memmove; none for a replay older than them all); a count
+ * is one or two binary searches.
  */
 class TimeRing {
   times: Float64Array;
@@ -54,22 +54,18 @@ class TimeRing {
       }
       return;
     }
-    // Out of order: `p` kept times are at or before t; t goes right after them.
+    // Out of order: `p` kept times are at or before t; t goes right after them, and they move
+    // one slot towards the start (one memmove or two): into the oldest's slot when the ring is
+    // full, into the free slot before the start when not.
     const p = this.countAtOrBefore(t);
     if (this.size === len) {
       if (p === 0) return; // older than every kept time: not among the latest
-      // The oldest goes; the times between it and t move down one slot.
-      for (let i = 1; i < p; i++) times[this.slot(i - 1)] = times[this.slot(i)] as number;
+      this.shiftDown(1, p - 1);
       times[this.slot(p - 1)] = t;
       return;
     }
-    if (p < this.size - p) {
-      // Fewer before t than after it: those before move down into the free slot before the start.
-      this.start = this.start === 0 ? len - 1 : this.start - 1;
-      for (let i = 0; i < p; i++) times[this.slot(i)] = times[this.slot(i + 1)] as number;
-    } else {
-      for (let i = this.size; i > p; i--) times[this.slot(i)] = times[this.slot(i - 1)] as number;
-    }
+    this.start = this.start === 0 ? len - 1 : this.start - 1;
+    this.shiftDown(1, p);
     times[this.slot(p)] = t;
     this.size++;
   }
@@ -92,6 +88,20 @@ class TimeRing {
       else hi = mid;
     }
     return lo;
+  }
+
+  /** Moves the `n` times from the `i`th oldest (i >= 1) one slot towards the oldest. */
+  private shiftDown(i: number, n: number): void {
+    const times = this.times;
+    const len = times.length;
+    while (n > 0) {
+      const from = this.slot(i);
+      const run = from === 0 ? 1 : Math.min(n, len - from);
+      if (from === 0) times[len - 1] = times[0] as number;
+      else times.copyWithin(from - 1, from, from + run);
+      i += run;
+      n -= run;
+    }
   }
 
   /** The slot of the `i`th oldest time. */
