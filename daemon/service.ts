@@ -211,10 +211,12 @@ export class Service {
     await this.policy.loadInitial(this.config.policy);
     // Rate windows and repeat-page memory survive restarts: replay recent stored events into the
     // state (after the policy load, which sizes the rate rings).
+    // A row dated after now would stay the newest time in its rate rings, pushing real ones out.
     const state = this.policyState;
-    this.store?.queries.recentObservations(Date.now() - REBUILD_WINDOW_MS, (vm, timeMs, gpa) =>
-      state.observeAt(vm, timeMs, gpa),
-    );
+    const now = Date.now();
+    this.store?.queries.recentObservations(now - REBUILD_WINDOW_MS, (vm, timeMs, gpa) => {
+      if (timeMs <= now) state.observeAt(vm, timeMs, gpa);
+    });
     // Level 3: the sockets.
     const activated = takeListenFds();
     // An unnamed single fd (systemd-socket-activate without --fdname) is the plugin socket.

@@ -14,6 +14,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { ACTION } from '../../../protocol/index.js';
 import type { StoredEvent } from '../../../store/index.js';
 import { PluginClient, type VerdictOutcome } from '../../../vmm/plugin-client.js';
@@ -116,4 +117,21 @@ test('control: on a fresh state directory the first error does not fire, the thi
   const d = await h.start();
   assert.deepEqual(actions(await errors(d, 'vm-a', 1)), [ACTION.INJECT]);
   assert.deepEqual(actions(await errors(d, 'vm-a', 2)), [ACTION.INJECT, ACTION.RESUME]);
+});
+
+test('stored events dated after now are left out of the rebuilt windows', async (t) => {
+  const h = harness(t);
+  const first = await h.start();
+  await errors(first, 'vm-a', 4);
+  assert.equal(await first.stop(), 0);
+  // As a replay stored before replay times were bounded could be: a year ahead.
+  const db = new Database(join(first.stateDir, 'events.sqlite'));
+  try {
+    assert.equal(db.prepare('UPDATE events SET time_ms = time_ms + 365 * 86400000').run().changes, 4);
+  } finally {
+    db.close();
+  }
+  // Kept as the newest times of vm-a's ring, they would fill it: no real error would be kept.
+  const second = await h.start();
+  assert.deepEqual(actions(await errors(second, 'vm-a', 3)), [ACTION.INJECT, ACTION.INJECT, ACTION.RESUME]);
 });
