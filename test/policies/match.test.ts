@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 // The run's seed for fast-check (SEAWALL_TEST_SEED replays it; a failure prints it).
 import '../helpers/seed.js';
-import { policyEventFromJson } from '../../policies/index.js';
+import { compilePolicy, PolicyState, parsePolicy, policyEventFromJson } from '../../policies/index.js';
 import { MERGED, policyFrom, seaEvent, T0 } from './fixtures.js';
 
 const rule = (name: string, match: string) =>
@@ -134,4 +134,32 @@ test('explain names, for each earlier rule, the first matcher that failed and th
       ['nisv', 'kind', 'nisv', 'sea'],
     ],
   );
+});
+
+test('20,000 values of the index label and 3,000 rules without it: no bucket copies the unpinned rules', () => {
+  const values = Array.from({ length: 20_000 }, (_, i) => `v${i}`).join(', ');
+  const plain = Array.from(
+    { length: 3000 },
+    (_, i) => `  - { name: plain-${i}, match: { kind: mmio }, action: { type: none } }`,
+  ).join('\n');
+  const text = `version: 1
+name: wide
+rules:
+  - { name: many, match: { labels: { tier: { in: [${values}] } } }, action: { type: kill } }
+  - { name: gold, match: { labels: { tier: x } }, action: { type: kill } }
+${plain}
+default: { action: { type: inject, abort: data } }
+`;
+  const r = parsePolicy(text, 'wide.yaml');
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  const before = process.memoryUsage().heapUsed;
+  const p = compilePolicy(r.policy, { state: new PolicyState() });
+  // Each of 20,000 buckets holding its own copy of 3,001 rules took ~480 MB (and seconds).
+  const grew = process.memoryUsage().heapUsed - before;
+  assert.ok(grew < 100 * 2 ** 20, `compiling grew the heap by ${(grew / 2 ** 20).toFixed(0)} MiB`);
+  const tier = (v: string) => seaEvent({ vm: { id: 'a', labels: { tier: v } } });
+  assert.equal(p.decide(tier('v19999'), MERGED).rule, 'many');
+  assert.equal(p.decide(tier('x'), MERGED).rule, 'gold');
+  assert.equal(p.decide(tier('none'), MERGED).rule, 'default');
 });
