@@ -10,7 +10,9 @@
  *   evicted (counted in `evictions.page`): a flood of pages costs only the flooding VM;
  * - at most `maxKeys` VMs are kept; past that the least recently seen VM *without a live session*
  *   is evicted (counted in `evictions.vm`). The daemon pins a VM while its session is open
- *   (`pin`/`unpin`), so fresh ids only ever push out VMs that have gone away.
+ *   (`pin`/`unpin`), so fresh ids only ever push out VMs that have gone away;
+ * - at most `maxKeys` pages are kept over all VMs; past that, too, VMs without a live session go
+ *   first, then the adding VM's own least recently seen pages.
  * Time is the event's own `timeMs`, never the clock, so replays and tests are deterministic.
  */
 import type { PolicyEvent } from './decision.js';
@@ -266,23 +268,35 @@ export class PolicyState {
     else {
       ring = new TimeRing(Math.min(this.ringCapacityValue, INITIAL_RING));
       this.pageCount++;
-      if (vm.pages.size >= this.maxPagesPerVm) {
-        // This VM's own least recently seen page makes room: nobody else's.
-        vm.pages.delete(vm.pages.keys().next().value as bigint);
-        this.pageCount--;
-        this.evicted.page++;
-      }
+      // This VM's own least recently seen page makes room: nobody else's.
+      if (vm.pages.size >= this.maxPagesPerVm) this.evictPage(vm);
     }
     vm.pages.set(page, ring);
+    // As many pages as VMs over all: past it the least recently seen VMs without a live session
+    // go, as past the VM bound; when every other VM has one, this VM's own oldest page.
+    if (this.pageCount > this.maxKeysValue) {
+      this.evictVms(() => this.pageCount > this.maxKeysValue, vm);
+      if (this.pageCount > this.maxKeysValue && vm.pages.size > 1) this.evictPage(vm);
+    }
     return ring;
   }
 
-  /** Evicts the least recently seen unpinned VMs while over the bound. */
+  private evictPage(vm: VmHistory): void {
+    vm.pages.delete(vm.pages.keys().next().value as bigint);
+    this.pageCount--;
+    this.evicted.page++;
+  }
+
+  /** Evicts the least recently seen unpinned VMs while over the VM bound. */
   private trimVms(): void {
-    if (this.vms.size <= this.maxKeysValue) return;
+    if (this.vms.size > this.maxKeysValue) this.evictVms(() => this.vms.size > this.maxKeysValue);
+  }
+
+  /** Evicts the least recently seen unpinned VMs (never `keep`) while `over()`. */
+  private evictVms(over: () => boolean, keep?: VmHistory): void {
     for (const [id, vm] of this.vms) {
-      if (this.vms.size <= this.maxKeysValue) return;
-      if (this.pins.has(id)) continue;
+      if (!over()) return;
+      if (this.pins.has(id) || vm === keep) continue;
       this.vms.delete(id);
       this.pageCount -= vm.pages.size;
       this.evicted.vm++;

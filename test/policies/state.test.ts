@@ -162,3 +162,37 @@ test('every ring holds the latest times by time, whatever the arrival order (aga
     }
   }
 });
+
+test('pages are bounded over all VMs too: VMs without a live session go first, then the adder’s own', () => {
+  const state = new PolicyState({ maxKeys: 8 });
+  state.pin('live');
+  const page = (vm: string, n: number) => state.observeAt(vm, T0, BigInt(n) << 12n);
+  for (let n = 0; n < 4; n++) page('gone', n);
+  for (let n = 0; n < 4; n++) page('live', n);
+  assert.equal(state.stats().pages, 8);
+  // A ninth page: the VM without a session makes room, whole.
+  page('flood', 0);
+  assert.deepEqual([state.stats().pages, state.stats().vms, state.stats().evictions.vm], [5, 2, 1]);
+  for (let n = 1; n < 100; n++) page('flood', n);
+  // Only pinned VMs left besides it: the flooding VM pays with its own oldest pages.
+  assert.equal(state.stats().pages, 8);
+  const seen = (vm: string, n: number) =>
+    state.seenPage(seaEvent({ vm: { id: vm }, gpa: BigInt(n) << 12n, timeMs: T0 }));
+  assert.ok(
+    [0, 1, 2, 3].every((n) => seen('live', n)),
+    'the live VM kept every page',
+  );
+  assert.ok(seen('flood', 99) && !seen('flood', 0));
+});
+
+test('a reload to a policy without rateStateBound has the default bound, not the one before', () => {
+  const state = new PolicyState();
+  const bounded = parsePolicy(rated('2 / 1h', 'vm').replace('rules:', 'rateStateBound: 2\nrules:'), 'a.yaml');
+  const plain = parsePolicy(rated('2 / 1h', 'vm'), 'b.yaml');
+  assert.ok(bounded.ok && plain.ok);
+  if (!bounded.ok || !plain.ok) return;
+  compilePolicy(bounded.policy, { state });
+  assert.equal(state.maxKeys, 2);
+  compilePolicy(plain.policy, { state });
+  assert.equal(state.maxKeys, 65_536);
+});
