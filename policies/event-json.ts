@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { decodeAbortIss, decodeEsr, ISS_MASK } from '../kvm/index.js';
 import { EVENT_KINDS, type PolicyEvent } from './decision.js';
 import { formatPath, PolicyError, type PolicyIssue } from './errors.js';
-import { smallIntSchema, u64Schema } from './schema-values.js';
+import { labelsSchema, smallIntSchema, u64Schema } from './schema-values.js';
 import { fromZodIssues } from './yaml-source.js';
 
 const PAGE_MASK = ~0xfffn;
@@ -17,7 +17,7 @@ const labelValue = z.union([z.string(), z.bigint(), z.number(), z.boolean()]).tr
 /** The event fields shared by JSON events and test-file events (which give time as `at`). */
 export const eventBodyShape = {
   kind: z.enum(EVENT_KINDS as ['sea', 'nisv', 'mmio', 'sigbus']),
-  vm: z.strictObject({ id: z.string().min(1), labels: z.record(z.string(), labelValue).default({}) }),
+  vm: z.strictObject({ id: z.string().min(1), labels: labelsSchema(labelValue).default({}) }),
   vcpu: smallIntSchema(0xffff, 'vcpu').nullable().default(null),
   /** Full ESR for sea; the ISS (or a full ESR whose EC is ignored) for nisv. */
   esr: u64Schema.optional(),

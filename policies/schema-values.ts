@@ -54,6 +54,29 @@ export const durationSchema = z.string().transform((text, ctx) => {
   return ms;
 });
 
+/** The longest a timer waits: Node runs a longer setTimeout after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration the daemon waits out on a timer (a kill's grace): at most 24 days. */
+export const timerDurationSchema = durationSchema.refine((ms) => ms <= MAX_TIMER_MS, {
+  message: `longer than a timer can wait (at most ${MAX_TIMER_MS} ms, about 24 days)`,
+});
+
+/**
+ * Labels as a record. zod leaves a `__proto__` key out of a record without a word, which would
+ * drop a label matcher (the rule then matching every VM): such a key is refused instead.
+ */
+export function labelsSchema<T extends z.ZodType>(value: T) {
+  return z
+    .unknown()
+    .check((ctx) => {
+      const v = ctx.value;
+      if (v !== null && typeof v === 'object' && Object.hasOwn(v, '__proto__'))
+        ctx.issues.push({ code: 'custom', input: v, message: "'__proto__' cannot be a label name" });
+    })
+    .pipe(z.record(z.string(), value));
+}
+
 /**
  * Largest rate threshold. Every key the rate state keeps (a VM, a page, the host) may hold as many
  * event times as the largest threshold, so an unbounded one is an unbounded allocation — a

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { encodeIss, isKvmError, validateRawIss } from '../kvm/index.js';
 import { EVENT_KINDS } from './decision.js';
-import { durationSchema, rateSchema, smallIntSchema, u64Schema } from './schema-values.js';
+import { labelsSchema, rateSchema, smallIntSchema, timerDurationSchema, u64Schema } from './schema-values.js';
 
 /** A value or a non-empty list of values, always read as a list. */
 function oneOrMany<T extends z.ZodType>(item: T, what: string) {
@@ -40,7 +40,7 @@ export type RateScope = (typeof RATE_SCOPES)[number];
 
 /** Every matcher is optional; a rule with no `match` matches every event. */
 export const matchSchema = z.strictObject({
-  labels: z.record(z.string(), labelMatchSchema).optional(),
+  labels: labelsSchema(labelMatchSchema).optional(),
   kind: oneOrMany(
     z.enum(EVENT_KINDS as ['sea', 'nisv', 'mmio', 'sigbus']),
     'sea, nisv, mmio or sigbus',
@@ -107,7 +107,7 @@ function checkIss(spec: InjectSpecOut, ctx: z.RefinementCtx): void {
 
 export const injectSpecSchema = injectSpecBase.superRefine(checkIss);
 
-const killSchema = z.strictObject({ type: z.literal('kill'), grace: durationSchema.default(0) });
+const killSchema = z.strictObject({ type: z.literal('kill'), grace: timerDurationSchema.default(0) });
 const noneSchema = z.strictObject({ type: z.literal('none') });
 const migrateSchema = z.strictObject({
   type: z.literal('migrate'),

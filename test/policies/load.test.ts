@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadPolicyFile, parsePolicy } from '../../policies/index.js';
+import { loadPolicyFile, parsePolicy, policyEventFromJson } from '../../policies/index.js';
 import { runPolicyCli } from './fixtures.js';
 
 const THREE_ERRORS = `version: 1
@@ -123,5 +123,32 @@ test('policy check: exit 1 listing every error as file:line: path: message', (t)
   assert.deepEqual(
     lines.map((l) => l.split(': ').slice(0, 2).join(': ')),
     [`${file}:7: rules[0].match.colour`, `${file}:13: rules[1].action.iss`, `${file}:14: rules[2].name`],
+  );
+});
+
+test('a kill grace longer than a timer can wait, and a __proto__ label, are refused', () => {
+  const r = parsePolicy(
+    `version: 1
+name: bounds
+rules:
+  - name: proto
+    match: { labels: { __proto__: gold } }
+    action: { type: kill, grace: 25d }
+default:
+  action: { type: kill, grace: 24d }
+`,
+    'bounds.yaml',
+  );
+  assert.ok(!r.ok);
+  if (r.ok) return;
+  const byPath = new Map(r.issues.map((i) => [i.path, i]));
+  // Node fires a longer timer after 1 ms: a 25-day grace was an immediate SIGKILL.
+  assert.match(byPath.get('rules[0].action.grace')?.message ?? '', /longer than a timer can wait/);
+  // zod left the key out silently, and the rule matched every VM.
+  assert.match(byPath.get('rules[0].match.labels')?.message ?? '', /'__proto__' cannot be a label name/);
+  assert.equal(r.issues.length, 2, '24d is within the bound');
+  assert.throws(
+    () => policyEventFromJson({ kind: 'sea', vm: { id: 'v', labels: JSON.parse('{"__proto__": "gold"}') } }),
+    /'__proto__' cannot be a label name/,
   );
 });
