@@ -49,7 +49,13 @@ export const ConfigSchema = z.strictObject({
   limits: z
     .strictObject({
       maxSessions: z.number().int().positive().default(1024),
-      maxInFlight: z.number().int().positive().default(1024),
+      // WELCOME carries it as a u32; past a million a session's unwritten verdicts are unbounded.
+      maxInFlight: z
+        .number()
+        .int()
+        .positive()
+        .max(1 << 20)
+        .default(1024),
       // Below the largest valid HELLO, a conforming plugin could be refused for its labels.
       maxBody: z
         .number()
@@ -68,7 +74,13 @@ export const ConfigSchema = z.strictObject({
       frameTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
     })
     .prefault({}),
-  heartbeatMs: z.number().int().positive().default(5000),
+  // WELCOME carries it as a u32; a plugin waits this long on a timer (at most 2^31-1 ms in Node).
+  heartbeatMs: z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1)
+    .default(5000),
   /**
    * Keep the event store (default). false runs without one: no event history, and rate windows do
    * not survive restarts — for hosts where the state directory cannot be written, and benchmarks.
@@ -83,7 +95,13 @@ export const ConfigSchema = z.strictObject({
         .int()
         .min(65536)
         .default(1024 ** 3),
-      intervalMs: z.number().int().min(1000).default(600_000),
+      // A setInterval: past 2^31-1 ms Node runs it every millisecond.
+      intervalMs: z
+        .number()
+        .int()
+        .min(1000)
+        .max(2 ** 31 - 1)
+        .default(600_000),
       chunkRows: z.number().int().positive().default(5000),
     })
     .prefault({}),
