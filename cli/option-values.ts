@@ -5,6 +5,7 @@
  * checked here rather than failing later with an errno.
  */
 import { InvalidArgumentError } from 'commander';
+import { MAX_VM_ID_LENGTH } from '../control/index.js';
 import { isKvmError, parseEsr } from '../kvm/index.js';
 import { parseDuration } from '../policies/index.js';
 
@@ -53,6 +54,15 @@ export function nonEmpty(text: string): string {
   return text;
 }
 
+/** A VM id as the control socket takes it: not empty, at most MAX_VM_ID_LENGTH characters. */
+export function vmIdValue(text: string): string {
+  if (text === '') throw new InvalidArgumentError('must not be empty');
+  if (text.length > MAX_VM_ID_LENGTH) {
+    throw new InvalidArgumentError(`${text.length} characters long; a VM id has at most ${MAX_VM_ID_LENGTH}`);
+  }
+  return text;
+}
+
 /** An ESR or ISS: hex `0x…`, binary `0b…` or decimal, at most 64 bits. */
 export function registerValue(text: string): bigint {
   try {
@@ -79,12 +89,20 @@ export function keyValue(text: string, previous: Record<string, string> = {}): R
   return { ...previous, [text.slice(0, i)]: text.slice(i + 1) };
 }
 
-/** `--since`: a duration back from now (`90s`, `1h`, `7d`) or an ISO 8601 time; ms since the epoch. */
+/**
+ * `--since`: a duration back from now (`90s`, `1h`, `7d`) or an ISO 8601 time; ms since the epoch.
+ * Stored times are ms since the epoch, so a time before it is refused rather than sent.
+ */
 export function sinceValue(now: () => number): (text: string) => number {
   return (text) => {
     if (/^\d{4}-\d{2}-\d{2}/.test(text)) {
       const t = Date.parse(text);
       if (!Number.isFinite(t)) throw new InvalidArgumentError('not a valid ISO 8601 time');
+      if (t < 0) {
+        throw new InvalidArgumentError(
+          'before 1970-01-01T00:00Z, the epoch: no event is older (give a later time, or leave --since out)',
+        );
+      }
       return t;
     }
     const ms = parseDuration(text);

@@ -23,7 +23,10 @@ import type {
 
 export type { WhyCondition, WhyEntry, WhyOutcome, WhyResult } from '../store/index.js';
 
-const vmId = z.string().min(1).max(256);
+/** The longest VM id a request may name, in UTF-16 code units (a plugin's ids are at most 128 bytes). */
+export const MAX_VM_ID_LENGTH = 256;
+
+const vmId = z.string().min(1).max(MAX_VM_ID_LENGTH);
 
 export const CommandArgs = {
   status: z.strictObject({}),

@@ -7,6 +7,7 @@ export {
   type ControlContext,
   ControlRequest,
   type ControlResults,
+  MAX_VM_ID_LENGTH,
   MUTATING_COMMANDS,
   type ReloadResult,
   type SessionSummary,

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { MAX_QUERY_LIMIT, type StoredEvent } from '../../store/index.js';
 import { toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
-import { intValue, nonEmpty, sinceValue } from '../option-values.js';
+import { intValue, sinceValue, vmIdValue } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
 import { askDaemon, type ControlOptions, controlOptions, formatTime, table } from './control-io.js';
 
@@ -52,7 +52,7 @@ export function registerEvents(parent: Command, ctx: CliContext): void {
       .description(
         'The stored events, the newest N (default 100) oldest first. When more match, stderr says how to see them.',
       )
-      .option('--vm <id>', 'only this VM', nonEmpty)
+      .option('--vm <id>', 'only this VM', vmIdValue)
       .option(
         '--since <when>',
         'a duration back from now (90s, 1h, 7d) or an ISO 8601 time',

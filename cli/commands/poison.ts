@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { MAX_QUERY_LIMIT, type PoisonedPage } from '../../store/index.js';
 import { toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
-import { intValue, nonEmpty } from '../option-values.js';
+import { intValue, vmIdValue } from '../option-values.js';
 import { askDaemon, type ControlOptions, controlOptions, formatTime, table } from './control-io.js';
 
 interface PoisonOptions extends ControlOptions {
@@ -32,7 +32,7 @@ export function registerPoison(parent: Command, ctx: CliContext): void {
       .description(
         'Guest pages that hit memory errors, by VM and address. Shows the first --limit; stderr says when there are more, and --all lists every one.',
       )
-      .option('--vm <id>', 'only this VM', nonEmpty)
+      .option('--vm <id>', 'only this VM', vmIdValue)
       .option('--limit <n>', `at most N pages, 1 to ${MAX_QUERY_LIMIT}`, intValue(1, MAX_QUERY_LIMIT), 1000)
       .option('--all', 'every poisoned page, however many (fetched in pages)', false),
   ).action(

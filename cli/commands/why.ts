@@ -8,7 +8,7 @@ import type { WhyCondition, WhyEntry, WhyOutcome, WhyResult } from '../../contro
 import type { WindowEvent } from '../../store/index.js';
 import { toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
-import { intValue, nonEmpty, sinceValue } from '../option-values.js';
+import { intValue, sinceValue, vmIdValue } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
 import { askDaemon, type ControlOptions, controlOptions, formatTime } from './control-io.js';
 
@@ -101,7 +101,7 @@ export function registerWhy(parent: Command, ctx: CliContext): void {
         'Each decision on a VM beyond the default answer: the rule, the conditions it checked with the stored events ' +
           'that made its rate window or repeated page hold, and the outcome of the kill or migration.',
       )
-      .argument('<vm>', 'the VM id', nonEmpty)
+      .argument('<vm>', 'the VM id', vmIdValue)
       .option(
         '--since <when>',
         'a duration back from now (90s, 1h, 7d) or an ISO 8601 time',

@@ -73,6 +73,30 @@ test('bad arguments exit 2 with a clear message, before any request', async () =
   assert.equal((await run('status', ['--verbose'])).status, 2);
 });
 
+test('a time before the epoch and a VM id over the protocol’s bound exit 2 before any request', async () => {
+  const socket = ['--control-socket', '/nonexistent/control.sock'];
+  const long = 'v'.repeat(300);
+  for (const [cmd, argv, msg] of [
+    [
+      'events',
+      ['--since', '1960-01-01'],
+      /--since <when>' argument '1960-01-01' is invalid\. before 1970-01-01T00:00Z, the epoch/,
+    ],
+    ['why', ['vm-7', '--since', '1969-12-31T23:59:59Z'], /before 1970-01-01T00:00Z, the epoch/],
+    ['why', [long], /invalid for argument 'vm'\. 300 characters long; a VM id has at most 256/],
+    ['events', ['--vm', long], /--vm <id>' argument '[v]+' is invalid\. 300 characters long/],
+    ['poison', ['--vm', long], /--vm <id>' argument '[v]+' is invalid\. 300 characters long/],
+  ] as [string, string[], RegExp][]) {
+    const r = await run(cmd, [...socket, ...argv]);
+    assert.equal(r.status, 2, `${cmd} ${argv.join(' ').slice(0, 40)}: ${r.err}`);
+    assert.match(r.err, msg);
+    assert.doesNotMatch(r.err, /SEAWALL_CONTROL_BAD_REQUEST/);
+  }
+  // At the bound and at the epoch the values are taken (the request then fails: no daemon, exit 1).
+  assert.equal((await run('why', [...socket, 'v'.repeat(256)])).status, 1);
+  assert.equal((await run('events', [...socket, '--since', '1970-01-01T00:00Z'])).status, 1);
+});
+
 test('a daemon that is not running: exit 1 saying so', async () => {
   for (const cmd of ['status', 'vms', 'events', 'poison', 'reload']) {
     const r = await run(cmd, ['--control-socket', '/nonexistent/seawall/control.sock']);
