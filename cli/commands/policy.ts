@@ -4,6 +4,7 @@
  * or the state the event store held just before the event (`--store`).
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { isSeawallError } from '../../errors/index.js';
 import { INJECTION_ABIS, type InjectionAbi } from '../../kvm/index.js';
 import {
   compilePolicy,
@@ -15,7 +16,7 @@ import {
   parsePolicyEvent,
   runPolicyTestFile,
 } from '../../policies/index.js';
-import { ReadOnlyStore } from '../../store/index.js';
+import { isStoreError, ReadOnlyStore } from '../../store/index.js';
 import { CliError, type CliIo, toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
 import { intValue, jsonValue, nonEmpty } from '../option-values.js';
@@ -93,6 +94,35 @@ function eventValue(text: string): PolicyEvent {
   return r.event;
 }
 
+/**
+ * Reads `--store` with `query`. A file that is not a seawall event store (another file, another
+ * SQLite database) is a failure naming the file, not SQLite's error with a stack.
+ */
+function storedEventsBefore<T>(path: string, query: (r: ReadOnlyStore) => T): T {
+  const notAStore = (err: unknown): unknown => {
+    const empty = isStoreError(err, 'SEAWALL_STORE_OPEN') && err.detail.found === 0;
+    if (isSeawallError(err) && !empty) return err;
+    const why = empty ? 'it has no seawall schema' : (err as Error).message;
+    return new CliError(
+      'failed',
+      `${path} is not a seawall event store (${why}); give --store the daemon's events.sqlite, e.g. /var/lib/seawall/events.sqlite`,
+    );
+  };
+  let reader: ReadOnlyStore;
+  try {
+    reader = ReadOnlyStore.open(path);
+  } catch (err) {
+    throw notAStore(err);
+  }
+  try {
+    return query(reader);
+  } catch (err) {
+    throw notAStore(err);
+  } finally {
+    reader.close();
+  }
+}
+
 async function explain(opts: ExplainOptions, io: CliIo): Promise<number> {
   if (opts.eventId !== undefined && opts.store === undefined) {
     throw new CliError('usage', '--event-id names an event in the store: give --store too');
@@ -108,14 +138,11 @@ async function explain(opts: ExplainOptions, io: CliIo): Promise<number> {
   if (opts.store !== undefined) {
     // The state the daemon had just before this event: every stored event before its time, over
     // the window the daemon itself rebuilds at start.
-    const reader = ReadOnlyStore.open(opts.store);
-    try {
-      const before = reader.policyEventsBefore(opts.event.timeMs, policy.stateWindowMs, opts.eventId ?? null);
-      for (const e of before) state.observe(e);
-      replayed = before.length;
-    } finally {
-      reader.close();
-    }
+    const before = storedEventsBefore(opts.store, (r) =>
+      r.policyEventsBefore(opts.event.timeMs, policy.stateWindowMs, opts.eventId ?? null),
+    );
+    for (const e of before) state.observe(e);
+    replayed = before.length;
   }
   const host: HostCapabilities = { abi: opts.hostAbi, ras: opts.ras, emulateAbort: opts.emulate };
   const x = policy.explain(opts.event, host);
