@@ -5,11 +5,25 @@
  * raised with the daemon's code.
  */
 import { connect } from 'node:net';
-import type { ControlCommand, ControlResults } from './commands.js';
+import { type ControlCommand, type ControlResults, MUTATING_COMMANDS } from './commands.js';
 import { ControlError, controlErrorCode } from './errors.js';
 
+/** How long a client waits for the answer to a read (status, events, …). */
+export const CONTROL_TIMEOUT_MS = 10_000;
+/**
+ * How long a client waits for `reload`'s answer: the daemon gives a policy load up to 300 s
+ * (POLICY_LOAD_TIMEOUT_MS, daemon/policy-worker.ts; test/control/client.test.ts holds this above
+ * it) before it abandons the load and answers, plus time for the answer itself.
+ */
+export const RELOAD_TIMEOUT_MS = 330_000;
+
+/** The default deadline of `cmd`'s exchange. */
+export function controlTimeoutMs(cmd: ControlCommand): number {
+  return cmd === 'reload' ? RELOAD_TIMEOUT_MS : CONTROL_TIMEOUT_MS;
+}
+
 export interface ControlClientOptions {
-  /** Deadline for the whole exchange (default 10 s; a reload may compile a large policy). */
+  /** Deadline for the whole exchange (default `controlTimeoutMs(cmd)`). */
   timeoutMs?: number;
   /** Largest answer accepted (default 64 MiB). */
   maxResponseBytes?: number;
@@ -32,7 +46,11 @@ export function controlRequest<C extends ControlCommand>(
   args: Record<string, unknown> = {},
   opts: ControlClientOptions = {},
 ): Promise<ControlResults[C]> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const timeoutMs = opts.timeoutMs ?? controlTimeoutMs(cmd);
+  // A command that changes the daemon may have taken effect even though no answer arrived.
+  const unknown = MUTATING_COMMANDS.has(cmd)
+    ? `: whether the ${cmd} took effect is unknown (the daemon may still be carrying it out or may have completed it); check \`seawall status\``
+    : '';
   const maxBytes = opts.maxResponseBytes ?? 64 * 1024 * 1024;
   return new Promise((resolve, reject) => {
     const socket = connect(path);
@@ -49,7 +67,12 @@ export function controlRequest<C extends ControlCommand>(
     };
     const timer = setTimeout(
       () =>
-        done(new ControlError('SEAWALL_CONTROL_TIMEOUT', `no answer from ${path} within ${timeoutMs} ms`)),
+        done(
+          new ControlError(
+            'SEAWALL_CONTROL_TIMEOUT',
+            `no answer from ${path} within ${timeoutMs} ms${unknown}`,
+          ),
+        ),
       timeoutMs,
     );
     socket.once('connect', () => socket.write(`${JSON.stringify({ id: 1, cmd, args })}\n`));
@@ -69,7 +92,7 @@ export function controlRequest<C extends ControlCommand>(
       }
     });
     socket.on('end', () =>
-      done(new ControlError('SEAWALL_CONTROL_BAD_RESPONSE', `${path} closed without answering`)),
+      done(new ControlError('SEAWALL_CONTROL_BAD_RESPONSE', `${path} closed without answering${unknown}`)),
     );
   });
 }

@@ -1,5 +1,11 @@
 export { type Authorization, authorize } from './authorize.js';
-export { type ControlClientOptions, controlRequest } from './client.js';
+export {
+  CONTROL_TIMEOUT_MS,
+  type ControlClientOptions,
+  controlRequest,
+  controlTimeoutMs,
+  RELOAD_TIMEOUT_MS,
+} from './client.js';
 export {
   CONTROL_COMMANDS,
   CommandArgs,

@@ -1,6 +1,8 @@
 /**
  * `seawall reload`: asks the daemon to load its policy file again. Exit 0 when the new policy is
- * live; exit 1 with every error when it was refused (the previous policy keeps serving).
+ * live; exit 1 with every error when it was refused (the previous policy keeps serving). It waits
+ * as long as the daemon may spend loading (control/client.ts RELOAD_TIMEOUT_MS); without an
+ * answer by then it exits 1 saying the outcome is unknown, never that the reload was refused.
  */
 import type { Command } from 'commander';
 import { toJson } from '../cli-error.js';
@@ -14,7 +16,8 @@ export function registerReload(parent: Command, ctx: CliContext): void {
       .command('reload')
       .summary('reload the policy: 0 = new policy live, 1 = refused, old kept')
       .description(
-        'Reloads the policy file. Exit 0: the new policy is live. Exit 1: it was refused, every error is printed, and the previous policy keeps deciding.',
+        'Reloads the policy file. Exit 0: the new policy is live. Exit 1: it was refused, every error is printed, and the previous policy keeps deciding; ' +
+          'or no answer came within 330 s (a load may take the daemon 300 s), and whether it took effect is unknown: seawall status shows the policy in force.',
       ),
   ).action(
     act<ControlOptions>(ctx, async (opts) => {
