@@ -5,6 +5,7 @@
  * answer by then it exits 1 saying the outcome is unknown, never that the reload was refused.
  */
 import type { Command } from 'commander';
+import { RELOAD_TIMEOUT_MS } from '../../control/index.js';
 import { toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
 import { terminalSafe } from '../terminal-text.js';
@@ -17,7 +18,7 @@ export function registerReload(parent: Command, ctx: CliContext): void {
       .summary('reload the policy: 0 = new policy live, 1 = refused, old kept')
       .description(
         'Reloads the policy file. Exit 0: the new policy is live. Exit 1: it was refused, every error is printed, and the previous policy keeps deciding; ' +
-          'or no answer came within 330 s (a load may take the daemon 300 s), and whether it took effect is unknown: seawall status shows the policy in force.',
+          `or no answer came within ${RELOAD_TIMEOUT_MS / 1000} s (a load may take the daemon 300 s), and whether it took effect is unknown: seawall status shows the policy in force.`,
       ),
   ).action(
     act<ControlOptions>(ctx, async (opts) => {
