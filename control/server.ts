@@ -2,9 +2,14 @@
  * The control socket server: newline-delimited JSON requests and responses over a Unix stream
  * socket. Bounded: a request line over `maxRequestBytes` is answered SEAWALL_CONTROL_TOO_LARGE
  * and the connection closed (the limit is checked before buffering); past `maxConnections` a new
- * connection is answered SEAWALL_CONTROL_BUSY and closed; an idle connection is closed after
- * `idleTimeoutMs`. Requests on one connection are answered in order, one at a time: the socket is
- * paused while a request runs and until its answer has drained (explicit backpressure).
+ * connection is answered SEAWALL_CONTROL_BUSY and closed, and peers other than root and the
+ * daemon's uid may hold only `maxConnections - reservedConnections` of them, so that whoever may
+ * open a widened socket cannot lock root out. Every wait on a peer has an absolute deadline that
+ * its bytes do not extend: a connection with nothing in progress is closed `idleTimeoutMs` after
+ * its last answer, a request line must end `requestTimeoutMs` after its first byte, an answer must
+ * drain within `writeTimeoutMs`. Requests on one connection are answered in order, one at a time:
+ * the socket is paused while a request runs (no deadline: that is the daemon's own work) and
+ * until its answer has drained (explicit backpressure).
  */
 import { unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -20,8 +25,14 @@ export interface ControlServerOptions {
   maxRequestBytes?: number;
   /** Most simultaneous connections (default 16). */
   maxConnections?: number;
-  /** An idle connection is closed after this long (default 30 s). */
+  /** Slots only root and the daemon's uid may take (default 2; others get at least one). */
+  reservedConnections?: number;
+  /** A connection with no request in progress is closed this long after its last answer (default 30 s). */
   idleTimeoutMs?: number;
+  /** A request line must end this long after its first byte (default 10 s). */
+  requestTimeoutMs?: number;
+  /** An answer the peer does not read must drain within this (default 30 s). */
+  writeTimeoutMs?: number;
   /** The uid allowed to mutate besides root (default: the daemon's own). */
   daemonUid?: number;
   /** Reports a command that threw (the client gets SEAWALL_CONTROL_FAILED). */
@@ -50,10 +61,13 @@ function errorReply(id: unknown, err: ControlError): Reply {
 export class ControlServer {
   readonly maxRequestBytes: number;
   readonly maxConnections: number;
+  readonly reservedConnections: number;
   readonly #ctx: ControlContext;
   readonly #opts: ControlServerOptions;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  /** The admitted connections of peers other than root and the daemon's uid. */
+  readonly #unprivileged = new Set<Socket>();
   /** Connections answered BUSY and closing; not counted against the bound. */
   readonly #refused = new Set<Socket>();
   #path: string | null = null;
@@ -64,6 +78,7 @@ export class ControlServer {
     this.#opts = opts;
     this.maxRequestBytes = opts.maxRequestBytes ?? 64 * 1024;
     this.maxConnections = opts.maxConnections ?? 16;
+    this.reservedConnections = Math.max(0, Math.min(opts.reservedConnections ?? 2, this.maxConnections - 1));
     this.#server = createServer((socket) => this.#accept(socket));
   }
 
@@ -98,32 +113,25 @@ export class ControlServer {
     return this.#closing;
   }
 
-  #accept(socket: Socket): void {
-    if (this.#sockets.size >= this.maxConnections) {
-      // Read (and discard) so the peer's EOF is seen and the socket closes; never admitted.
-      socket.on('error', () => socket.destroy());
-      socket.resume();
-      socket.setTimeout(1000, () => socket.destroy());
-      this.#refused.add(socket);
-      socket.once('close', () => this.#refused.delete(socket));
-      socket.end(
-        encode(
-          errorReply(
-            null,
-            new ControlError(
-              'SEAWALL_CONTROL_BUSY',
-              `at most ${this.maxConnections} control connections at once`,
-            ),
-          ),
-        ),
-      );
-      return;
-    }
-    this.#sockets.add(socket);
-    socket.once('close', () => this.#sockets.delete(socket));
+  #daemonUid(): number {
+    return this.#opts.daemonUid ?? process.getuid?.() ?? 0;
+  }
+
+  /** Answers BUSY and closes; the peer gets a second to read it, however it drips bytes. */
+  #refuse(socket: Socket, message: string): void {
+    // Read (and discard) so the peer's EOF is seen and the socket closes; never admitted.
     socket.on('error', () => socket.destroy());
-    const idleMs = this.#opts.idleTimeoutMs ?? 30_000;
-    socket.setTimeout(idleMs, () => socket.destroy());
+    socket.resume();
+    const timer = setTimeout(() => socket.destroy(), 1000);
+    this.#refused.add(socket);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.#refused.delete(socket);
+    });
+    socket.end(encode(errorReply(null, new ControlError('SEAWALL_CONTROL_BUSY', message))));
+  }
+
+  #accept(socket: Socket): void {
     let peer: PeerCred | null = null;
     try {
       const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -131,6 +139,39 @@ export class ControlServer {
     } catch {
       peer = null; // mutating commands will be refused; reading stays possible
     }
+    const privileged = peer !== null && (peer.uid === 0 || peer.uid === this.#daemonUid());
+    const othersMax = this.maxConnections - this.reservedConnections;
+    if (this.#sockets.size >= this.maxConnections) {
+      this.#refuse(socket, `at most ${this.maxConnections} control connections at once`);
+      return;
+    }
+    if (!privileged && this.#unprivileged.size >= othersMax) {
+      this.#refuse(
+        socket,
+        `at most ${othersMax} control connections at once for users other than root and uid ${this.#daemonUid()}`,
+      );
+      return;
+    }
+    this.#sockets.add(socket);
+    if (!privileged) this.#unprivileged.add(socket);
+    socket.on('error', () => socket.destroy());
+    const idleMs = this.#opts.idleTimeoutMs ?? 30_000;
+    const requestMs = this.#opts.requestTimeoutMs ?? 10_000;
+    const writeMs = this.#opts.writeTimeoutMs ?? 30_000;
+    // One deadline at a time, set when a wait on the peer begins and never moved by its bytes.
+    let timer: NodeJS.Timeout | undefined;
+    let waiting: 'idle' | 'request' | 'write' | 'none' = 'none';
+    const wait = (what: typeof waiting, ms: number) => {
+      clearTimeout(timer);
+      waiting = what;
+      timer = what === 'none' ? undefined : setTimeout(() => socket.destroy(), ms);
+    };
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.#sockets.delete(socket);
+      this.#unprivileged.delete(socket);
+    });
+    wait('idle', idleMs);
     const lines: string[] = [];
     let pending: Buffer[] = [];
     let pendingBytes = 0;
@@ -141,23 +182,29 @@ export class ControlServer {
       if (busy) return;
       busy = true;
       socket.pause();
-      // Not idle while a request runs: a reload of a large policy may take longer than the timeout.
-      socket.setTimeout(0);
+      // No deadline while a request runs: a reload of a large policy may take minutes.
+      wait('none', 0);
       while (lines.length > 0 && !socket.destroyed) {
         const reply = await this.#handle(lines.shift() as string, peer);
-        if (!socket.write(encode(reply)))
+        if (!socket.write(encode(reply))) {
+          wait('write', writeMs);
           await new Promise<void>((resolve) => {
             socket.once('drain', resolve);
             socket.once('close', resolve);
           });
+          wait('none', 0);
+        }
       }
       busy = false;
-      if (!socket.destroyed) socket.setTimeout(idleMs);
-      if (!closing) socket.resume();
+      if (socket.destroyed || closing) return;
+      // Bytes of the next request that came with the last one start its deadline now.
+      wait(pendingBytes > 0 ? 'request' : 'idle', pendingBytes > 0 ? requestMs : idleMs);
+      socket.resume();
     };
 
     const tooLarge = () => {
       closing = true;
+      wait('write', writeMs);
       lines.length = 0;
       pending = [];
       socket.removeAllListeners('data');
@@ -196,6 +243,7 @@ export class ControlServer {
         pendingBytes += chunk.length - start;
       }
       if (lines.length > 0) void pump();
+      else if (pendingBytes > 0 && waiting === 'idle') wait('request', requestMs);
     });
   }
 
@@ -229,7 +277,7 @@ export class ControlServer {
       );
     }
     const name = cmd as ControlCommand;
-    const auth = authorize(name, peer, this.#opts.daemonUid ?? process.getuid?.() ?? 0);
+    const auth = authorize(name, peer, this.#daemonUid());
     if (!auth.ok) return errorReply(id, new ControlError('SEAWALL_CONTROL_FORBIDDEN', auth.reason));
     const args = CommandArgs[name].safeParse(req.data.args ?? {});
     if (!args.success) {
