@@ -13,7 +13,6 @@ import type {
   EventQuery,
   PoisonCursor,
   PoisonedPage,
-  StoredAction,
   StoredEvent,
   StoreHealth,
   StoreTotals,
