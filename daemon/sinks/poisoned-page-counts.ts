@@ -2,21 +2,26 @@
  * The distinct poisoned guest pages of each VM, for the `seawall_poisoned_pages{vm}` gauge: a page
  * counts once however often it fails, exactly as the store's poisoned_pages table counts it (SEA
  * and SIGBUS events with a known GPA; never pruned). Seeded from the store at start so the gauge
- * is true across restarts. Bounded: past `maxPages` pages in all, a page not yet known is counted
- * without being remembered (so a repeat of it would count again) — poisoned pages are rare, and
- * the bound only guards against a plugin inventing addresses.
+ * is true across restarts. Bounded: past `maxPagesPerVm` pages of one VM, or `maxPages` in all, a
+ * page not yet known is counted without being remembered (so a repeat of it would count again) —
+ * poisoned pages are rare, and the bounds only guard against a plugin inventing addresses. The
+ * bound per VM makes such a plugin fill its own share first: it takes 16 of them, each with a
+ * session of its own, before another VM's repeats can be counted twice.
  */
 import type { EventRecord } from '../../events/index.js';
 
 export const DEFAULT_MAX_TRACKED_PAGES = 1_000_000;
+export const DEFAULT_MAX_TRACKED_PAGES_PER_VM = 65_536;
 
 export class PoisonedPageCounts {
   readonly #byVm = new Map<string, { pages: Set<bigint>; extra: number }>();
   readonly #maxPages: number;
+  readonly #maxPagesPerVm: number;
   #tracked = 0;
 
-  constructor(maxPages = DEFAULT_MAX_TRACKED_PAGES) {
+  constructor(maxPages = DEFAULT_MAX_TRACKED_PAGES, maxPagesPerVm = DEFAULT_MAX_TRACKED_PAGES_PER_VM) {
     this.#maxPages = maxPages;
+    this.#maxPagesPerVm = maxPagesPerVm;
   }
 
   /** Whether the record marks a page poisoned (store/rows.ts `poisonsPage` is the same rule). */
@@ -32,7 +37,7 @@ export class PoisonedPageCounts {
       this.#byVm.set(vm, v);
     }
     if (v.pages.has(gpa)) return null;
-    if (this.#tracked < this.#maxPages) {
+    if (this.#tracked < this.#maxPages && v.pages.size < this.#maxPagesPerVm) {
       v.pages.add(gpa);
       this.#tracked++;
     } else {
