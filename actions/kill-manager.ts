@@ -4,12 +4,15 @@
  * (SO_PEERCRED — not the HELLO's self-declared vmmPid), so the fd names that one process: if it
  * exits, signalling through the fd answers ESRCH and can never reach whoever inherits its PID
  * (pidfd_open(2), pidfd_send_signal(2)). When the grace ends and the process is still there, it is
- * SIGKILLed through the pidfd. One kill per VM is in flight; repeated kill decisions coalesce.
+ * SIGKILLed through the pidfd. One kill per session is in flight; repeated kill decisions of that
+ * session coalesce. Another session of the same VM id — the VM restarted, or another process that
+ * claimed its id — gets a kill of its own, on its own process.
  *
  * What counts as terminated (docs/protocol.md §5.1): the process exited; or, for a process that
  * serves other VMs too, this VM's session ended with GOODBYE VM_EXITING before the grace did. A
- * session that merely closes, or says GOODBYE NORMAL, has not said its VM is gone. (A 1.0 session
- * had no such rule: any end of it counts, as 1.0 daemons did.)
+ * session that merely closes, or says GOODBYE NORMAL, has not said its VM is gone, and neither has
+ * one whose process has connected again for the same VM id. (A 1.0 session had no such rule: any
+ * end of it counts, as 1.0 daemons did.)
  */
 
 import type { SessionInfo, SessionOutcome } from '../events/index.js';
@@ -86,8 +89,10 @@ export class KillManager {
   readonly #opts: KillManagerOptions;
   readonly #now: () => number;
   readonly #sessions = new Map<bigint, Tracked>();
-  readonly #livePerPid = new Map<number, number>();
-  readonly #inFlight = new Map<string, InFlight>();
+  /** Live sessions per peer pid, by VM id. */
+  readonly #livePerPid = new Map<number, Map<string, number>>();
+  /** By session id. */
+  readonly #inFlight = new Map<bigint, InFlight>();
   #nextId = 1;
   readonly stats = { started: 0, coalesced: 0, exited: 0, sigkilled: 0, failed: 0, pidMismatch: 0 };
 
@@ -120,7 +125,12 @@ export class KillManager {
       }
     }
     this.#sessions.set(s.id, { pidfd: fd, live: true, vmGone: false, holds: 0 });
-    this.#livePerPid.set(s.peer.pid, (this.#livePerPid.get(s.peer.pid) ?? 0) + 1);
+    let vms = this.#livePerPid.get(s.peer.pid);
+    if (!vms) {
+      vms = new Map();
+      this.#livePerPid.set(s.peer.pid, vms);
+    }
+    vms.set(s.vm.id, (vms.get(s.vm.id) ?? 0) + 1);
   }
 
   /** The session ended; its pidfd is closed unless a kill or migration still holds it. */
@@ -129,9 +139,11 @@ export class KillManager {
     if (!t?.live) return;
     t.live = false;
     t.vmGone = s.minor >= 1 ? outcome === 'vm_exiting' : true;
-    const n = (this.#livePerPid.get(s.peer.pid) ?? 1) - 1;
-    if (n > 0) this.#livePerPid.set(s.peer.pid, n);
-    else this.#livePerPid.delete(s.peer.pid);
+    const vms = this.#livePerPid.get(s.peer.pid);
+    const n = (vms?.get(s.vm.id) ?? 1) - 1;
+    if (n > 0) vms?.set(s.vm.id, n);
+    else vms?.delete(s.vm.id);
+    if (vms?.size === 0) this.#livePerPid.delete(s.peer.pid);
     this.#maybeDrop(s.id, t);
   }
 
@@ -150,10 +162,10 @@ export class KillManager {
     this.#maybeDrop(sessionId, t);
   }
 
-  /** Starts a kill, or folds it into the one in flight for the same VM. */
+  /** Starts a kill, or folds it into the one in flight for the same session. */
   request(r: KillRequest): 'started' | 'coalesced' {
     const vm = r.session.vm.id;
-    const running = this.#inFlight.get(vm);
+    const running = this.#inFlight.get(r.session.id);
     if (running) {
       running.record.coalesced++;
       this.stats.coalesced++;
@@ -176,7 +188,7 @@ export class KillManager {
     const tracked = this.#sessions.get(r.session.id) ?? { pidfd: null, live: false, vmGone: false, holds: 0 };
     tracked.holds++;
     const k: InFlight = { record, tracked, timer: null };
-    this.#inFlight.set(vm, k);
+    this.#inFlight.set(r.session.id, k);
     this.stats.started++;
     this.#opts.onStarted?.(record);
     const pidfd = tracked.pidfd;
@@ -205,8 +217,14 @@ export class KillManager {
       this.#finish(k, 'exited', null);
       return;
     }
-    const others = this.#livePerPid.get(k.record.peerPid) ?? 0;
-    if (k.tracked.vmGone && others > 0) {
+    // Live sessions of the process for other VMs; one for this VM again means it did not go.
+    let others = 0;
+    let again = false;
+    for (const [vm, n] of this.#livePerPid.get(k.record.peerPid) ?? []) {
+      if (vm === k.record.vm) again = true;
+      else others += n;
+    }
+    if (k.tracked.vmGone && others > 0 && !again) {
       // One VMM process serving several VMs said this VM is gone: the process is not this kill's
       // to end. Without that word it is killed, whatever else it serves.
       this.#finish(k, 'exited', `VM exited; pid ${k.record.peerPid} still serves ${others} VM(s)`);
@@ -227,8 +245,8 @@ export class KillManager {
   }
 
   #finish(k: InFlight, outcome: KillOutcome, detail: string | null): void {
-    if (this.#inFlight.get(k.record.vm) !== k) return;
-    this.#inFlight.delete(k.record.vm);
+    if (this.#inFlight.get(k.record.sessionId) !== k) return;
+    this.#inFlight.delete(k.record.sessionId);
     if (k.timer) clearTimeout(k.timer);
     k.timer = null;
     this.stats[outcome]++;
