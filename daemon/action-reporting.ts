@@ -35,10 +35,12 @@ export function actionReporting(
       onFinished: (k) => {
         const row = killRows.get(k.id);
         killRows.delete(k.id);
-        if (row !== undefined) store()?.actionEnded(row, k.outcome, k.detail);
+        // Kill decisions of the session that came while this one ran were folded into it.
+        const detail = withFolded(k.detail, k.coalesced, 'kill decision');
+        if (row !== undefined) store()?.actionEnded(row, k.outcome, detail);
         metrics?.kill(k.outcome);
         log.log({
-          message: `VM ${k.vm} kill (${k.reason}, rule ${k.rule}, grace ${k.graceMs} ms): ${k.outcome}${k.detail ? ` — ${k.detail}` : ''}`,
+          message: `VM ${k.vm} kill (${k.reason}, rule ${k.rule}, grace ${k.graceMs} ms): ${k.outcome}${detail ? ` — ${detail}` : ''}`,
           priority: k.outcome === 'failed' ? Priority.ERR : Priority.WARNING,
           messageId: MessageId.VM_KILLED,
           fields: { [F.VM]: k.vm, [F.RULE]: k.rule, [F.OUTCOME]: k.outcome, [F.REASON]: k.reason },
@@ -73,10 +75,11 @@ export function actionReporting(
       onFinished: (m) => {
         const row = migrationRows.get(m.migrationId);
         migrationRows.delete(m.migrationId);
-        if (row !== undefined) store()?.actionEnded(row, m.outcome, m.detail ?? null);
+        const detail = withFolded(m.detail ?? null, m.coalesced, 'trigger');
+        if (row !== undefined) store()?.actionEnded(row, m.outcome, detail);
         metrics?.migration(m.outcome);
         log.log({
-          message: `VM ${m.vm} migration via ${m.hook} (rule ${m.rule}): ${m.outcome}${m.detail ? ` — ${m.detail}` : ''}${m.onFailure ? `; next step: ${m.onFailure}` : ''}`,
+          message: `VM ${m.vm} migration via ${m.hook} (rule ${m.rule}): ${m.outcome}${detail ? ` — ${detail}` : ''}${m.onFailure ? `; next step: ${m.onFailure}` : ''}`,
           priority: m.outcome === 'accepted' ? Priority.NOTICE : Priority.WARNING,
           messageId: MessageId.VM_MIGRATION,
           fields: { [F.VM]: m.vm, [F.RULE]: m.rule, [F.OUTCOME]: m.outcome },
@@ -90,4 +93,10 @@ export function actionReporting(
         }),
     },
   };
+}
+
+/** An outcome's detail, with how many later requests were folded into it (docs/actions.md). */
+function withFolded(detail: string | null, coalesced: number, what: string): string | null {
+  const folded = coalesced > 0 ? `${coalesced} later ${what}(s) folded in` : null;
+  return [detail, folded].filter((d) => d !== null).join('; ') || null;
 }
