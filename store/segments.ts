@@ -4,7 +4,18 @@
  * `<store>.pending` is opened. A segment is unlinked only once its rows are committed, so between
  * them the files always hold every row SQLite may not have: what a restart must recover.
  */
-import { closeSync, ftruncateSync, openSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
@@ -17,6 +28,29 @@ import { COL, EVENT_COLUMNS, type EventParams, type EventValues, valuesOfParams 
  * half as long as the object it replaced, and cheaper to write and to parse.
  */
 export const encodeRow = (row: StoreRow): string => JSON.stringify(row.values);
+
+/** Columns every row has (NOT NULL in the schema), by their index in `EventValues`, and their type. */
+const REQUIRED: ReadonlyArray<[number, 'string' | 'number']> = (
+  [
+    ['boot_id', 'string'],
+    ['session_id', 'number'],
+    ['seq', 'number'],
+    ['time_ms', 'number'],
+    ['vm', 'string'],
+    ['labels', 'string'],
+    ['kind', 'string'],
+    ['severity', 'string'],
+    ['replay', 'number'],
+    ['ord', 'number'],
+  ] as const
+).map(([c, t]) => [EVENT_COLUMNS.indexOf(c), t]);
+
+/** A row the store can take: a value of a column it requires, and of every other a string, number or null. */
+function wellFormed(values: readonly unknown[]): boolean {
+  for (const v of values) if (v !== null && typeof v !== 'string' && typeof v !== 'number') return false;
+  for (const [i, type] of REQUIRED) if (typeof values[i] !== type) return false;
+  return true;
+}
 
 /**
  * One line back into its values, in either encoding: the array above, or the object
@@ -31,26 +65,82 @@ export function decodeLine(line: string): EventValues | null {
     return null; // a torn last line from a kill mid-write: that batch's verdicts never left
   }
   if (Array.isArray(parsed))
-    return parsed.length === EVENT_COLUMNS.length ? (parsed as unknown as EventValues) : null;
+    return parsed.length === EVENT_COLUMNS.length && wellFormed(parsed)
+      ? (parsed as unknown as EventValues)
+      : null;
   const params = (parsed as { params?: EventParams } | null)?.params;
   if (typeof params !== 'object' || params === null) return null;
   const values = valuesOfParams(params);
   // Written by a seawall before events had an order: their seq stood for it.
   values[COL.ord] ??= values[COL.seq];
-  return values;
+  return wellFormed(values) ? values : null;
+}
+
+/**
+ * The largest write-ahead file read back. The daemon's own are far smaller (a segment holds at most
+ * `maxPending` rows, ~4 MB; rows held through a fault, written at once, at most ~80 MB).
+ */
+export const MAX_FILE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Opens a write-ahead file to append to, creating it (0600): never through a symlink, and only a
+ * regular file — a link or a FIFO planted in the state directory must not be written through or
+ * block the daemon.
+ */
+export function openAppend(path: string): number {
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+    0o600,
+  );
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new StoreError('SEAWALL_STORE_OPEN', `${path} is not a regular file`, { path });
+  }
+  return fd;
+}
+
+/**
+ * Appends `text` whole, or throws with the file as it was: a write that stops part-way (a disk
+ * that fills mid-batch returns a short count, not an error) is cut off again, so that no torn
+ * batch stays in the file while its rows are counted as written.
+ */
+export function appendWhole(fd: number, text: string): void {
+  const want = Buffer.byteLength(text);
+  const n = writeSync(fd, text);
+  if (n === want) return;
+  ftruncateSync(fd, fstatSync(fd).size - n);
+  throw Object.assign(new Error(`short write to the write-ahead file: ${n} of ${want} bytes`), {
+    code: 'ENOSPC',
+  });
 }
 
 /** `<store>.pending.<n>`. */
 export const segmentPath = (pendingPath: string, n: number): string => `${pendingPath}.${n}`;
 
-/** The rows in a write-ahead file; none when it does not exist (already committed and unlinked). */
+/**
+ * The rows in a write-ahead file; none when it does not exist (already committed and unlinked).
+ * Throws for a file that is not one of the daemon's: a symlink, a FIFO or anything not regular (not
+ * followed, never waited on), or one past MAX_FILE_BYTES. A line that is not a well-formed row is
+ * skipped, as a torn last line is.
+ */
 export function readRows(path: string): EventValues[] {
-  let text: string;
+  let fd: number;
   try {
-    text = readFileSync(path, 'utf8');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
+  }
+  let text: string;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > MAX_FILE_BYTES)
+      throw new Error(`${st.size} bytes, more than the ${MAX_FILE_BYTES} read back`);
+    text = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
   const rows: EventValues[] = [];
   for (const line of text.split('\n')) {
@@ -88,12 +178,30 @@ export function removeSegment(path: string): void {
 /**
  * Inserts every row a previous run left in `pending` and its segments (inserts are idempotent),
  * removes the segments and empties `pending`; returns how many rows. Throws RECOVERY when the store
- * will not take them: the daemon does not start over rows it would lose.
+ * will not take them: the daemon does not start over rows it would lose. A file that is not one of
+ * the daemon's (see readRows) is renamed aside, `<file>.set-aside-<ms>`, and told to `onSetAside`:
+ * the daemon starts, and the file is left for the operator.
  */
-export function recoverPending(store: EventStore, pendingPath: string): number {
+export function recoverPending(
+  store: EventStore,
+  pendingPath: string,
+  onSetAside: (file: string, err: StoreError) => void = () => {},
+): number {
   let count = 0;
   for (const file of [...listSegments(pendingPath), pendingPath]) {
-    const rows = readRows(file);
+    let rows: EventValues[];
+    try {
+      rows = readRows(file);
+    } catch (err) {
+      const aside = `${file}.set-aside-${Date.now()}`;
+      renameSync(file, aside);
+      const why = (err as Error).message;
+      onSetAside(
+        file,
+        new StoreError('SEAWALL_STORE_RECOVERY', `${file} set aside as ${aside}: ${why}`, { file }),
+      );
+      continue;
+    }
     if (rows.length > 0 && store.appendRows(rows) === null) {
       throw new StoreError(
         'SEAWALL_STORE_RECOVERY',
@@ -107,7 +215,7 @@ export function recoverPending(store: EventStore, pendingPath: string): number {
     count += rows.length;
     if (file !== pendingPath) removeSegment(file);
   }
-  const fd = openSync(pendingPath, 'a', 0o600);
+  const fd = openAppend(pendingPath);
   try {
     ftruncateSync(fd, 0);
   } finally {

@@ -31,7 +31,7 @@
  * Longer than 350 lines: the write-ahead file's durability rule (append before the reply, segment
  * rotation, recovery, holding rows through a store fault) is one state machine.
  */
-import { closeSync, existsSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, renameSync } from 'node:fs';
 import type { EventRecord } from '../events/index.js';
 import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
 import { StoreError, type StoreOp } from './errors.js';
@@ -41,7 +41,15 @@ import type { StoreRow, StoreUpdate } from './inserts.js';
 export type { StoreHealth } from './held-rows.js';
 
 import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
-import { encodeRow, readRows, recoverPending, removeSegment, segmentPath } from './segments.js';
+import {
+  appendWhole,
+  encodeRow,
+  openAppend,
+  readRows,
+  recoverPending,
+  removeSegment,
+  segmentPath,
+} from './segments.js';
 import { WriterClient } from './writer-client.js';
 
 export interface WriteAheadOptions {
@@ -145,8 +153,8 @@ export class WriteAhead {
     this.#threaded = opts.thread !== false;
     this.#idleWriter = opts.idleWriter ?? (this.#threaded && mayLeaveIdle(idleFacts()));
     this.#idleAgeMs = opts.idleAgeMs ?? 100;
-    this.recovered = recoverPending(store, this.path);
-    this.#fd = openSync(this.path, 'a', 0o600);
+    this.recovered = recoverPending(store, this.path, (_file, err) => this.#onError('append', err));
+    this.#fd = openAppend(this.path);
     // Started with the first hand-over: a host without memory errors — the usual one — never
     // pays for a thread (its isolate and connection, ~10 MB resident) it has nothing to give.
     this.#writer = null;
@@ -241,10 +249,10 @@ export class WriteAhead {
       } catch {
         // already unusable
       }
-      this.#fd = openSync(this.path, 'a', 0o600);
+      this.#fd = openAppend(this.path);
       if (this.#held.length > 0) {
         const rows = this.#held.peek();
-        writeSync(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
+        appendWhole(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
         for (const row of rows) {
           this.#keys.push(row.key);
           this.#fileRows.push(row);
@@ -320,7 +328,7 @@ export class WriteAhead {
       return;
     }
     try {
-      writeSync(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
+      appendWhole(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
     } catch (err) {
       // The file cannot take it (ENOSPC, EIO…): held in memory until it can.
       this.#fail('append', err);
@@ -432,7 +440,7 @@ export class WriteAhead {
         try {
           renameSync(this.path, file);
           closeSync(this.#fd);
-          this.#fd = openSync(this.path, 'a', 0o600);
+          this.#fd = openAppend(this.path);
         } catch (err) {
           // The directory is gone or unusable: the file's rows are now only in memory. Hold them
           // (their keys are pending already) and let the once-a-second retry reopen the store.

@@ -1,0 +1,99 @@
+/**
+ * The write-ahead files as the daemon finds them in its state directory: a batch a full disk cut
+ * short is not left torn, and at start a file that is not one of the daemon's — a FIFO, a symlink,
+ * a huge file, a line that parses but is no row — neither blocks the start, nor is followed, nor
+ * costs the rows of the files beside it.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { EventStore, WriteAhead } from '../../store/index.js';
+import { appendWhole, encodeRow, MAX_FILE_BYTES, segmentPath } from '../../store/segments.js';
+import { record, session, tempStorePath } from './records.js';
+
+const T0 = Date.UTC(2026, 11, 2, 3, 0, 0);
+const dirs: string[] = [];
+const mounts: string[] = [];
+after(() => {
+  for (const m of mounts) execFileSync('umount', [m]);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+test('a batch that a full disk writes only in part is cut off again, and the write fails', (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to mount a small tmpfs');
+  const dir = mkdtempSync('/tmp/seawall-short-');
+  dirs.push(dir);
+  const fs = join(dir, 'fs');
+  mkdirSync(fs);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', fs]);
+  mounts.push(fs);
+  const file = join(fs, 'events.sqlite.pending');
+  writeFileSync(file, 'x'.repeat(100)); // one page, most of it free
+  try {
+    writeFileSync(join(fs, 'filler'), Buffer.alloc(128 * 1024));
+  } catch {
+    // ENOSPC: every other page taken, which is the point
+  }
+  const fd = openSync(file, 'a');
+  try {
+    // The kernel takes what fits in the file's last page and answers with that count, no error.
+    assert.throws(() => appendWhole(fd, 'y'.repeat(8000)), { code: 'ENOSPC', message: /short write/ });
+  } finally {
+    closeSync(fd);
+  }
+  assert.equal(readFileSync(file, 'utf8'), 'x'.repeat(100), 'the file as it was before the batch');
+});
+
+function openStore() {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const errors: Error[] = [];
+  const store = new EventStore({ path, onError: (_op, err) => errors.push(err as Error) });
+  return { dir, path, store, errors };
+}
+
+test('at start, files that are not the daemon’s are set aside; the rows beside them are stored', () => {
+  const { dir, path, store, errors } = openStore();
+  const s = session('vm-f', 5n);
+  const rowsOf = (from: number, to: number) =>
+    store.rowsOf(
+      Array.from({ length: to - from + 1 }, (_, i) => record({ session: s, seq: from + i, timeMs: T0 })),
+    );
+  const pending = `${path}.pending`;
+  execFileSync('mkfifo', [segmentPath(pending, 1)]); // would block an open, and so the start
+  writeFileSync(segmentPath(pending, 2), `${rowsOf(1, 10).map(encodeRow).join('\n')}\n`);
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'not the store’s');
+  symlinkSync(victim, segmentPath(pending, 3)); // not followed, not truncated
+  writeFileSync(segmentPath(pending, 4), ''); // then made larger than any the daemon writes
+  truncateSync(segmentPath(pending, 4), MAX_FILE_BYTES + 1);
+  // A line that parses, with the right number of columns, but is no row: skipped, not fatal.
+  const bad = JSON.stringify(new Array(rowsOf(11, 11)[0]?.values.length).fill(null));
+  writeFileSync(pending, `${rowsOf(11, 15).map(encodeRow).join('\n')}\n${bad}\n`);
+  symlinkSync(victim, `${path}.pending.5`);
+  const ahead = new WriteAhead(store, { onError: (_op, err) => errors.push(err as Error) });
+  assert.equal(ahead.recovered, 15);
+  assert.equal(store.queries.totals().events, 15);
+  assert.equal(readFileSync(victim, 'utf8'), 'not the store’s');
+  const aside = readdirSync(dir).filter((n) => n.includes('.set-aside-'));
+  assert.equal(aside.length, 4, `set aside: ${aside.join(', ')}`);
+  assert.equal(errors.filter((e) => /set aside as/.test(e.message)).length, 4);
+  assert.ok(statSync(pending).isFile() && existsSync(pending));
+  ahead.close();
+  store.close();
+});
