@@ -2,7 +2,7 @@
  * Opening a connection to the event store file with the settings every connection needs: the
  * main thread's and the writer thread's (store/writer-thread.ts) are configured alike.
  */
-import { chmodSync, closeSync, fstatSync, openSync, statSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 
@@ -13,19 +13,33 @@ import { StoreError } from './errors.js';
  */
 const STORE_FILE_MODE = 0o600;
 
+/**
+ * Never through a symlink and only a regular file, the main file and its -wal and -shm alike: a
+ * link planted in the state directory would have the daemon (root) change the mode of, and write
+ * into, whatever it names.
+ */
 function createPrivate(path: string): void {
-  const fd = openSync(path, 'a', STORE_FILE_MODE);
-  try {
-    if ((fstatSync(fd).mode & 0o077) !== 0) chmodSync(path, STORE_FILE_MODE);
-  } finally {
-    closeSync(fd);
-  }
-  // Left by an older seawall with the old mode: narrowed too (SQLite reuses them as they are).
-  for (const side of [`${path}-wal`, `${path}-shm`]) {
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    const main = file === path;
+    let fd: number;
     try {
-      if ((statSync(side).mode & 0o077) !== 0) chmodSync(side, STORE_FILE_MODE);
-    } catch {
+      const flags = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+      fd = openSync(file, main ? flags | constants.O_CREAT | constants.O_APPEND : flags, STORE_FILE_MODE);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
       // absent: SQLite creates it with the main file's mode
+      if (!main && code === 'ENOENT') continue;
+      if (code === 'ELOOP' || (!main && lstatSync(file).isSymbolicLink()))
+        throw new Error(`${file} is a symbolic link; the store's files must be its own`);
+      throw err;
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new Error(`${file} is not a regular file`);
+      // Left by an older seawall with the old mode: narrowed too (SQLite reuses them as they are).
+      if ((st.mode & 0o077) !== 0) fchmodSync(fd, STORE_FILE_MODE);
+    } finally {
+      closeSync(fd);
     }
   }
 }

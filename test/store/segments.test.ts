@@ -97,3 +97,16 @@ test('at start, files that are not the daemon’s are set aside; the rows beside
   ahead.close();
   store.close();
 });
+
+test('the store file, or its -wal, as a symlink: refused, and what it names is left alone', () => {
+  for (const which of ['', '-wal']) {
+    const { dir, path } = tempStorePath();
+    dirs.push(dir);
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'someone else’s', { mode: 0o644 });
+    symlinkSync(victim, `${path}${which}`);
+    assert.throws(() => new EventStore({ path }), /symbolic link; the store's files must be its own/);
+    assert.equal(readFileSync(victim, 'utf8'), 'someone else’s');
+    assert.equal(statSync(victim).mode & 0o777, 0o644, 'its mode untouched');
+  }
+});
