@@ -43,5 +43,6 @@ export interface HookResult {
 export interface HookRunner {
   readonly name: string;
   readonly kind: 'http' | 'exec';
-  run(payload: MigrationPayload): Promise<HookResult>;
+  /** `stop` aborts when the daemon stops: the hook ends at once (its process killed, its request aborted). */
+  run(payload: MigrationPayload, stop?: AbortSignal): Promise<HookResult>;
 }

@@ -3,8 +3,10 @@
  * timeout; failures are retried with exponential backoff, always with the same `Idempotency-Key`
  * (the migration id), so an orchestrator that saw the first attempt does not start a second
  * migration (IETF draft-ietf-httpapi-idempotency-key-header). 2xx: accepted. 409/422: refused —
- * final, not retried. Anything else, or no answer: failed / timed_out after the last retry.
+ * final, not retried. Anything else, or no answer: failed / timed_out after the last retry. When
+ * the daemon stops (the abort signal), the request under way and any backoff are abandoned: failed.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { HookResult, HookRunner, MigrationPayload } from './hook-types.js';
 
 export interface HttpHookSpec {
@@ -20,6 +22,7 @@ export interface HttpHookSpec {
 const REFUSED = new Set([409, 422]);
 /** Most bytes of a response body kept for the record. */
 const DETAIL_BYTES = 512;
+const STOPPED = 'daemon stopping';
 
 export class HttpHook implements HookRunner {
   readonly name: string;
@@ -31,22 +34,29 @@ export class HttpHook implements HookRunner {
     this.#spec = spec;
   }
 
-  async run(payload: MigrationPayload): Promise<HookResult> {
+  async run(payload: MigrationPayload, stop?: AbortSignal): Promise<HookResult> {
     const body = JSON.stringify(payload);
     let last: HookResult = { outcome: 'failed', detail: null, attempts: 0 };
     for (let attempt = 0; attempt <= this.#spec.retries; attempt++) {
       if (attempt > 0) {
         const delay = Math.min(this.#spec.backoffMs * 2 ** (attempt - 1), this.#spec.maxBackoffMs);
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(delay, undefined, stop ? { signal: stop } : {}).catch(() => {});
       }
-      last = { ...(await this.#attempt(body, payload.migrationId)), attempts: attempt + 1 };
+      if (stop?.aborted) return { outcome: 'failed', detail: STOPPED, attempts: attempt };
+      last = { ...(await this.#attempt(body, payload.migrationId, stop)), attempts: attempt + 1 };
       if (last.outcome === 'accepted' || last.outcome === 'refused') return last;
     }
     return last;
   }
 
-  async #attempt(body: string, key: string): Promise<Omit<HookResult, 'attempts'>> {
-    const signal = AbortSignal.timeout(this.#spec.timeoutMs);
+  async #attempt(body: string, key: string, stop?: AbortSignal): Promise<Omit<HookResult, 'attempts'>> {
+    // The attempt's timeout or the daemon's stop, whichever comes first (AbortSignal.any is Node 20.3+).
+    const timeout = AbortSignal.timeout(this.#spec.timeoutMs);
+    const both = new AbortController();
+    const abort = () => both.abort();
+    timeout.addEventListener('abort', abort, { once: true });
+    stop?.addEventListener('abort', abort, { once: true });
+    const signal = both.signal;
     try {
       const res = await fetch(this.#spec.url, {
         method: 'POST',
@@ -66,10 +76,14 @@ export class HttpHook implements HookRunner {
       if (REFUSED.has(res.status)) return { outcome: 'refused', detail };
       return { outcome: 'failed', detail };
     } catch (err) {
-      if (signal.aborted)
+      if (stop?.aborted) return { outcome: 'failed', detail: STOPPED };
+      if (timeout.aborted)
         return { outcome: 'timed_out', detail: `no answer within ${this.#spec.timeoutMs} ms` };
       const cause = (err as { cause?: { code?: string } }).cause?.code;
       return { outcome: 'failed', detail: cause ?? (err as Error).message };
+    } finally {
+      timeout.removeEventListener('abort', abort);
+      stop?.removeEventListener('abort', abort);
     }
   }
 }

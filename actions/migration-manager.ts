@@ -58,6 +58,10 @@ interface Migration {
   decision: MigrateDecision;
   event: PolicyEvent;
   held: boolean;
+  /** Aborts the hook when the manager closes; set while it runs. */
+  stop: AbortController | null;
+  /** Reported: a hook answer that comes after (at close) is not looked at. */
+  finished: boolean;
 }
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
@@ -141,6 +145,8 @@ export class MigrationManager {
       decision,
       event,
       held: this.#opts.kills.hold(session.id),
+      stop: null,
+      finished: false,
     };
     this.#byVm.set(vm, m);
     this.stats.started++;
@@ -178,21 +184,30 @@ export class MigrationManager {
     if (this.#refused.get(session.vm.id)?.sessionId === session.id) this.#refused.delete(session.vm.id);
   }
 
-  /** Stops starting hooks; queued migrations are dropped, running ones finish on their own. */
+  /**
+   * Stops starting hooks and ends every migration now, before the record closes: queued ones are
+   * dropped, running hooks are stopped (an exec hook's processes killed, an HTTP request
+   * aborted); each is reported `failed`, detail `daemon stopping`. onFailure does not run.
+   */
   close(): void {
     this.#closed = true;
     for (const m of this.#queue.splice(0))
       this.#finish(m, { outcome: 'failed', detail: 'daemon stopping', attempts: 0 });
     this.stats.queued = 0;
+    for (const running of [...this.#byVm.values()]) {
+      running.stop?.abort();
+      this.#finish(running, { outcome: 'failed', detail: 'daemon stopping', attempts: 1 });
+    }
   }
 
   #run(m: Migration): void {
     this.#running++;
     this.stats.running = this.#running;
+    m.stop = new AbortController();
     const hook = this.#opts.hooks.get(m.record.hook);
     const result: Promise<HookResult> = hook
       ? hook
-          .run(this.#payload(m))
+          .run(this.#payload(m), m.stop.signal)
           .catch((err: Error) => ({ outcome: 'failed', detail: err.message, attempts: 1 }))
       : Promise.resolve({
           outcome: 'failed',
@@ -202,7 +217,7 @@ export class MigrationManager {
     void result.then((r) => {
       this.#running--;
       this.stats.running = this.#running;
-      this.#finish(m, r);
+      if (!m.finished) this.#finish(m, r);
       const next = this.#closed ? undefined : this.#queue.shift();
       this.stats.queued = this.#queue.length;
       if (next) this.#run(next);
@@ -234,6 +249,7 @@ export class MigrationManager {
   }
 
   #finish(m: Migration, r: HookResult): void {
+    m.finished = true;
     if (this.#byVm.get(m.record.vm) === m) this.#byVm.delete(m.record.vm);
     let onFailure: MigrationResult['onFailure'] = null;
     if (r.outcome === 'accepted') this.#accepted.set(m.record.vm, m.session.id);

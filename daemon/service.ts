@@ -327,6 +327,8 @@ export class Service {
     // Answers every event already received; its last batch goes into the store.
     await this.server.stop();
     this.attach?.close();
+    // Hooks still running are killed or aborted and their outcomes reported now, while the store
+    // still takes rows: the write-ahead log below flushes them before the store closes.
     this.actions.close();
     this.#policyWorker.close();
     await this.#metricsServer?.close();

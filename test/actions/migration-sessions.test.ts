@@ -1,0 +1,160 @@
+/**
+ * Closing the migration manager (the daemon stopping) ends running hooks at once — an exec hook's
+ * processes killed, an HTTP request aborted — and reports each before the record closes.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  ExecHook,
+  type HookRunner,
+  HttpHook,
+  KillManager,
+  type KillRecord,
+  MigrationManager,
+  type MigrationResult,
+  PoisonedPages,
+} from '../../actions/index.js';
+import { until, within } from '../helpers/wait.js';
+import { policyFrom, seaEvent } from '../policies/fixtures.js';
+import { session } from '../store/records.js';
+
+const d = policyFrom(`version: 1
+name: p
+rules:
+  - name: move
+    action: { type: migrate, hook: h, scope: vm, meanwhile: none, onFailure: { type: kill, grace: 1s } }
+default:
+  action: { type: none }
+`).decide(seaEvent(), { abi: 'merged', ras: true, emulateAbort: false }) as never;
+const withHook = (hook: string) => ({ ...(d as object), hook }) as never;
+
+function manager(
+  t: { after: (fn: () => void) => void },
+  hooks: ReadonlyMap<string, HookRunner>,
+  maxInFlight = 4,
+) {
+  const killed: KillRecord[] = [];
+  const kills = new KillManager({ enforce: false, onStarted: (k) => killed.push(k) });
+  const finished: MigrationResult[] = [];
+  const waiting: Array<() => void> = [];
+  const m = new MigrationManager({
+    hooks,
+    kills,
+    pages: new PoisonedPages({ perVm: 8, vms: 8 }),
+    host: 'h',
+    maxInFlight,
+    maxQueued: 4,
+    onFinished: (r) => {
+      finished.push(r);
+      for (const w of waiting.splice(0)) w();
+    },
+  });
+  t.after(() => {
+    m.close();
+    kills.close();
+  });
+  const settled = (n: number) =>
+    within(
+      `${n} migration results`,
+      new Promise<void>((resolve) => {
+        const check = () => (finished.length >= n ? resolve() : waiting.push(check));
+        check();
+      }),
+    );
+  return { m, kills, killed, finished, settled };
+}
+
+test('closing ends running exec and HTTP hooks at once, each reported failed', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-close-'));
+  const pidFile = join(dir, 'hook.pid');
+  let hookPid: number | undefined;
+  const requests: IncomingMessage[] = [];
+  const arrived: Array<() => void> = [];
+  // Never answers: the request ends only when the client aborts it.
+  const server = createServer((req) => {
+    requests.push(req);
+    for (const f of arrived.splice(0)) f();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+    if (hookPid !== undefined) {
+      try {
+        process.kill(-hookPid, 'SIGKILL');
+      } catch {
+        // gone, as it should be
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const exec = new ExecHook('exec', {
+    argv: ['/bin/sh', '-c', `echo $$ > ${pidFile}.tmp && mv ${pidFile}.tmp ${pidFile}; exec sleep 120`],
+    timeoutMs: 600_000,
+    env: {},
+  });
+  const http = new HttpHook('http', {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/migrate`,
+    timeoutMs: 600_000,
+    retries: 3,
+    backoffMs: 1000,
+    maxBackoffMs: 1000,
+    headers: {},
+  });
+  const { m, finished } = manager(
+    t,
+    new Map<string, HookRunner>([
+      ['exec', exec],
+      ['http', http],
+    ]),
+    2,
+  );
+  const [e, h, q] = ['vm-exec', 'vm-http', 'vm-queued'].map((vm, i) => session(vm, BigInt(i + 1))) as [
+    ReturnType<typeof session>,
+    ReturnType<typeof session>,
+    ReturnType<typeof session>,
+  ];
+  for (const s of [e, h, q]) m.sessionOpened(s);
+  assert.equal(m.trigger(e, withHook('exec'), seaEvent({ vm: { id: e.vm.id } }), 1), 'started');
+  assert.equal(m.trigger(h, withHook('http'), seaEvent({ vm: { id: h.vm.id } }), 1), 'started');
+  assert.equal(m.trigger(q, withHook('exec'), seaEvent({ vm: { id: q.vm.id } }), 1), 'queued');
+  hookPid = await until("the exec hook's pid file", () => {
+    try {
+      return Number(readFileSync(pidFile, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  });
+  await within(
+    'the HTTP hook request',
+    new Promise<void>((resolve) => (requests.length > 0 ? resolve() : arrived.push(resolve))),
+  );
+  const req = requests[0] as IncomingMessage;
+  const aborted = within(
+    'the HTTP request aborted',
+    new Promise<void>((resolve) => req.socket.once('close', () => resolve())),
+  );
+  m.close();
+  // Reported within close(): the daemon closes its store right after.
+  assert.deepEqual(finished.map((r) => [r.vm, r.outcome, r.detail]).sort(), [
+    ['vm-exec', 'failed', 'daemon stopping'],
+    ['vm-http', 'failed', 'daemon stopping'],
+    ['vm-queued', 'failed', 'daemon stopping'],
+  ]);
+  assert.equal(m.pending, 0);
+  await aborted;
+  const pid = hookPid;
+  await until(`the exec hook's process group ${pid} gone`, () => {
+    try {
+      process.kill(-pid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  });
+});
