@@ -1,9 +1,12 @@
 /**
- * Migration requests, off the verdict path. One migration per VM is in flight: triggers while it
- * is queued or running fold into it (100 triggers → 1 hook call). At most `maxInFlight` hooks run
- * at once across the host; up to `maxQueued` more wait in FIFO order; past that a trigger is
- * dropped and counted. When a migration is refused, fails or times out, the rule's onFailure runs:
- * a kill through the kill manager (which holds the VMM's pidfd meanwhile), or nothing.
+ * Migration requests, off the verdict path. One migration per plugin session is in flight:
+ * triggers of that session while it is queued or running fold into it (100 triggers → 1 hook
+ * call). A trigger of the VM's next session (the VM restarted here) is a migration of its own,
+ * for that session's VMM; it waits until the earlier session's hook has answered, so one hook
+ * per VM runs at a time. At most `maxInFlight` hooks run at once across the host; up to
+ * `maxQueued` more wait in FIFO order; past that a trigger is dropped and counted. When a
+ * migration is refused, fails or times out, the rule's onFailure runs: a kill of the session's
+ * VMM through the kill manager (which holds its pidfd meanwhile), or nothing.
  *
  * A refusal is final for the orchestrator (QEMU will not move a VM with poisoned memory): the VM is
  * not asked for again until its plugin session or the policy version changes. A host-scope rule
@@ -74,8 +77,12 @@ const KILL_REASON: Readonly<Record<Exclude<MigrationOutcome, 'accepted'>, KillRe
 export class MigrationManager {
   readonly #opts: MigrationManagerOptions;
   readonly #now: () => number;
-  readonly #byVm = new Map<string, Migration>();
+  /** Each VM's migrations queued or running, one per session, oldest first. */
+  readonly #byVm = new Map<string, Migration[]>();
+  /** VMs whose hook is running: their next migration waits. */
+  readonly #busy = new Set<string>();
   readonly #queue: Migration[] = [];
+  #pending = 0;
   /**
    * VMs whose migration was accepted, by the session it was accepted for: the orchestrator is
    * already moving them, so later errors of that session are folded into it, not re-requested.
@@ -97,7 +104,7 @@ export class MigrationManager {
 
   /** Migrations queued or running. */
   get pending(): number {
-    return this.#byVm.size;
+    return this.#pending;
   }
 
   /** Asks for a migration of the session's VM; never blocks, never throws on hook trouble. */
@@ -118,13 +125,14 @@ export class MigrationManager {
       this.stats.refusedAlready++;
       return 'refused-already';
     }
-    const current = this.#byVm.get(vm);
+    const current = this.#byVm.get(vm)?.find((x) => x.session.id === session.id);
     if (current) {
       current.record.coalesced++;
       this.stats.coalesced++;
       return 'coalesced';
     }
-    if (this.#running >= this.#opts.maxInFlight && this.#queue.length >= this.#opts.maxQueued) {
+    const runNow = this.#running < this.#opts.maxInFlight && !this.#busy.has(vm);
+    if (!runNow && this.#queue.length >= this.#opts.maxQueued) {
       this.stats.dropped++;
       this.#opts.onDropped?.(vm, decision.hook);
       return 'dropped';
@@ -148,10 +156,13 @@ export class MigrationManager {
       stop: null,
       finished: false,
     };
-    this.#byVm.set(vm, m);
+    const ofVm = this.#byVm.get(vm);
+    if (ofVm) ofVm.push(m);
+    else this.#byVm.set(vm, [m]);
+    this.#pending++;
     this.stats.started++;
     this.#opts.onStarted?.(m.record);
-    if (this.#running < this.#opts.maxInFlight) {
+    if (runNow) {
       this.#run(m);
       return 'started';
     }
@@ -194,7 +205,7 @@ export class MigrationManager {
     for (const m of this.#queue.splice(0))
       this.#finish(m, { outcome: 'failed', detail: 'daemon stopping', attempts: 0 });
     this.stats.queued = 0;
-    for (const running of [...this.#byVm.values()]) {
+    for (const running of [...this.#byVm.values()].flat()) {
       running.stop?.abort();
       this.#finish(running, { outcome: 'failed', detail: 'daemon stopping', attempts: 1 });
     }
@@ -203,6 +214,7 @@ export class MigrationManager {
   #run(m: Migration): void {
     this.#running++;
     this.stats.running = this.#running;
+    this.#busy.add(m.record.vm);
     m.stop = new AbortController();
     const hook = this.#opts.hooks.get(m.record.hook);
     const result: Promise<HookResult> = hook
@@ -217,11 +229,21 @@ export class MigrationManager {
     void result.then((r) => {
       this.#running--;
       this.stats.running = this.#running;
+      this.#busy.delete(m.record.vm);
       if (!m.finished) this.#finish(m, r);
-      const next = this.#closed ? undefined : this.#queue.shift();
-      this.stats.queued = this.#queue.length;
-      if (next) this.#run(next);
+      this.#next();
     });
+  }
+
+  /** Starts queued migrations, first come first served, while slots are free: none of a busy VM. */
+  #next(): void {
+    while (!this.#closed && this.#running < this.#opts.maxInFlight) {
+      const i = this.#queue.findIndex((q) => !this.#busy.has(q.record.vm));
+      if (i < 0) break;
+      const [next] = this.#queue.splice(i, 1) as [Migration];
+      this.#run(next);
+    }
+    this.stats.queued = this.#queue.length;
   }
 
   #payload(m: Migration): MigrationPayload {
@@ -250,7 +272,11 @@ export class MigrationManager {
 
   #finish(m: Migration, r: HookResult): void {
     m.finished = true;
-    if (this.#byVm.get(m.record.vm) === m) this.#byVm.delete(m.record.vm);
+    this.#pending--;
+    const ofVm = this.#byVm.get(m.record.vm) ?? [];
+    const at = ofVm.indexOf(m);
+    if (at >= 0) ofVm.splice(at, 1);
+    if (ofVm.length === 0) this.#byVm.delete(m.record.vm);
     let onFailure: MigrationResult['onFailure'] = null;
     if (r.outcome === 'accepted') this.#accepted.set(m.record.vm, m.session.id);
     else {

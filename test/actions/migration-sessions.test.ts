@@ -1,6 +1,7 @@
 /**
- * Closing the migration manager (the daemon stopping) ends running hooks at once — an exec hook's
- * processes killed, an HTTP request aborted — and reports each before the record closes.
+ * A migration belongs to the plugin session that asked for it. The VM's next session (the VM
+ * restarted here while a hook ran) gets a migration of its own, whose onFailure reaches that
+ * session's VMM; and closing the manager ends running hooks, reported before the record closes.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,11 +12,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   ExecHook,
+  type HookResult,
   type HookRunner,
   HttpHook,
   KillManager,
   type KillRecord,
   MigrationManager,
+  type MigrationPayload,
   type MigrationResult,
   PoisonedPages,
 } from '../../actions/index.js';
@@ -32,6 +35,31 @@ default:
   action: { type: none }
 `).decide(seaEvent(), { abi: 'merged', ras: true, emulateAbort: false }) as never;
 const withHook = (hook: string) => ({ ...(d as object), hook }) as never;
+const REFUSED: HookResult = { outcome: 'refused', detail: 'poisoned memory', attempts: 1 };
+
+/** A hook that answers when the test says; `asked` resolves once it has been run `n` times. */
+function heldHook() {
+  const calls: Array<{ payload: MigrationPayload; answer: (r: HookResult) => void }> = [];
+  const waiting: Array<() => void> = [];
+  const hook: HookRunner = {
+    name: 'h',
+    kind: 'exec',
+    run: (payload) =>
+      new Promise((answer) => {
+        calls.push({ payload, answer });
+        for (const w of waiting.splice(0)) w();
+      }),
+  };
+  const asked = (n: number) =>
+    within(
+      `${n} hook runs`,
+      new Promise<void>((resolve) => {
+        const check = () => (calls.length >= n ? resolve() : waiting.push(check));
+        check();
+      }),
+    );
+  return { hook, calls, asked };
+}
 
 function manager(
   t: { after: (fn: () => void) => void },
@@ -68,6 +96,50 @@ function manager(
     );
   return { m, kills, killed, finished, settled };
 }
+
+test("the VM's next session is migrated on its own, and its onFailure kills its own VMM", async (t) => {
+  const { hook, calls, asked } = heldHook();
+  const { m, kills, killed, finished, settled } = manager(t, new Map([['h', hook]]));
+  const a = { ...session('vm-m', 1n), peer: { pid: 1111, uid: 0, gid: 0 }, vmmPid: 1111 };
+  const b = { ...session('vm-m', 2n), peer: { pid: 2222, uid: 0, gid: 0 }, vmmPid: 2222 };
+  const ev = seaEvent({ vm: { id: 'vm-m' } });
+  kills.sessionOpened(a, null);
+  m.sessionOpened(a);
+  assert.equal(m.trigger(a, d, ev, 1), 'started');
+  // A's VMM goes; the VM comes back in session B while A's hook still runs.
+  kills.sessionClosed(a, 'disconnect');
+  m.sessionClosed(a);
+  kills.sessionOpened(b, null);
+  m.sessionOpened(b);
+  // B's error is B's migration: it waits for A's hook (one hook per VM at a time) …
+  assert.equal(m.trigger(b, d, ev, 7), 'queued');
+  // … and B's later errors fold into it.
+  assert.equal(m.trigger(b, d, ev, 8), 'coalesced');
+  assert.equal(m.pending, 2);
+  assert.equal(calls.length, 1);
+  calls[0]?.answer(REFUSED);
+  await settled(1);
+  await asked(2);
+  assert.notEqual(calls[1]?.payload.migrationId, calls[0]?.payload.migrationId);
+  calls[1]?.answer(REFUSED);
+  await settled(2);
+  assert.deepEqual(
+    finished.map((r) => [r.sessionId, r.seq, r.coalesced, r.outcome, r.onFailure]),
+    [
+      [1n, 1, 0, 'refused', 'kill'],
+      [2n, 7, 1, 'refused', 'kill'],
+    ],
+  );
+  // Each refusal's onFailure reached the VMM of the session it was asked for.
+  assert.deepEqual(
+    killed.map((k) => [k.sessionId, k.peerPid, k.reason]),
+    [
+      [1n, 1111, 'migration_refused'],
+      [2n, 2222, 'migration_refused'],
+    ],
+  );
+  assert.equal(m.pending, 0);
+});
 
 test('closing ends running exec and HTTP hooks at once, each reported failed', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-close-'));
