@@ -84,13 +84,13 @@ export class MigrationManager {
   readonly #queue: Migration[] = [];
   #pending = 0;
   /**
-   * VMs whose migration was accepted, by the session it was accepted for: the orchestrator is
-   * already moving them, so later errors of that session are folded into it, not re-requested.
-   * Forgotten when the session ends (the VM left this host, or restarted here).
+   * Live sessions whose VM's migration was accepted: the orchestrator is already moving it, so
+   * later errors of that session are folded into it, not re-requested. Forgotten when the session
+   * ends (the VM left this host, or restarted here); never set for a session already ended.
    */
-  readonly #accepted = new Map<string, bigint>();
-  /** VMs whose migration was refused, by session and policy version: not asked again while both hold. */
-  readonly #refused = new Map<string, { sessionId: bigint; policyVersion: string }>();
+  readonly #accepted = new Set<bigint>();
+  /** Live sessions whose VM's migration was refused, with the policy version: not asked again while both hold. */
+  readonly #refused = new Map<bigint, string>();
   /** Live plugin sessions, for host-scope migrations. */
   readonly #live = new Map<bigint, SessionInfo>();
   #running = 0;
@@ -116,12 +116,11 @@ export class MigrationManager {
   ): 'started' | 'queued' | 'coalesced' | 'accepted-already' | 'refused-already' | 'dropped' {
     if (this.#closed) return 'dropped';
     const vm = session.vm.id;
-    if (this.#accepted.get(vm) === session.id) {
+    if (this.#accepted.has(session.id)) {
       this.stats.coalesced++;
       return 'accepted-already';
     }
-    const refused = this.#refused.get(vm);
-    if (refused && refused.sessionId === session.id && refused.policyVersion === decision.policyVersion) {
+    if (this.#refused.get(session.id) === decision.policyVersion) {
       this.stats.refusedAlready++;
       return 'refused-already';
     }
@@ -191,8 +190,8 @@ export class MigrationManager {
   /** The session ended: a migration accepted or refused for it no longer stands for the VM's next session. */
   sessionClosed(session: SessionInfo): void {
     this.#live.delete(session.id);
-    if (this.#accepted.get(session.vm.id) === session.id) this.#accepted.delete(session.vm.id);
-    if (this.#refused.get(session.vm.id)?.sessionId === session.id) this.#refused.delete(session.vm.id);
+    this.#accepted.delete(session.id);
+    this.#refused.delete(session.id);
   }
 
   /**
@@ -277,11 +276,13 @@ export class MigrationManager {
     const at = ofVm.indexOf(m);
     if (at >= 0) ofVm.splice(at, 1);
     if (ofVm.length === 0) this.#byVm.delete(m.record.vm);
+    // An answer for a session that has ended stands for nothing: the VM's next session asks again.
+    const live = this.#live.has(m.session.id);
     let onFailure: MigrationResult['onFailure'] = null;
-    if (r.outcome === 'accepted') this.#accepted.set(m.record.vm, m.session.id);
-    else {
-      if (r.outcome === 'refused')
-        this.#refused.set(m.record.vm, { sessionId: m.session.id, policyVersion: m.record.policyVersion });
+    if (r.outcome === 'accepted') {
+      if (live) this.#accepted.add(m.session.id);
+    } else {
+      if (r.outcome === 'refused' && live) this.#refused.set(m.session.id, m.record.policyVersion);
       const f = m.decision.onFailure;
       onFailure = f.action;
       if (f.action === 'kill' && !this.#closed) {

@@ -302,6 +302,7 @@ test('past maxInFlight migrations queue, past maxQueued they are dropped and cou
     severity: 'uer',
     timeMs: 0,
   } as never;
+  for (const vm of ['a', 'bb', 'ccc']) m.sessionOpened(session(vm));
   assert.equal(m.trigger(session('a'), d, e), 'started');
   assert.equal(m.trigger(session('bb'), d, e), 'queued');
   assert.equal(m.trigger(session('ccc'), d, e), 'dropped');

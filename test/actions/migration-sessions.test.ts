@@ -1,7 +1,8 @@
 /**
  * A migration belongs to the plugin session that asked for it. The VM's next session (the VM
  * restarted here while a hook ran) gets a migration of its own, whose onFailure reaches that
- * session's VMM; and closing the manager ends running hooks, reported before the record closes.
+ * session's VMM; what a hook answers for a session that has already ended is not remembered; and
+ * closing the manager ends running hooks, reported before the record closes.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -139,6 +140,30 @@ test("the VM's next session is migrated on its own, and its onFailure kills its 
     ],
   );
   assert.equal(m.pending, 0);
+});
+
+test('answers for sessions that ended before their hook answered are not remembered', async (t) => {
+  const N = 2000;
+  const { hook, calls, asked } = heldHook();
+  const { m, settled } = manager(t, new Map([['h', hook]]), 2 * N);
+  const sessions = Array.from({ length: N }, (_, i) => session(`vm-${i}`, BigInt(i + 1)));
+  for (const [i, s] of sessions.entries()) {
+    m.sessionOpened(s);
+    assert.equal(m.trigger(s, d, seaEvent({ vm: { id: s.vm.id } }), i), 'started');
+    m.sessionClosed(s);
+  }
+  await asked(N);
+  // Half accepted, half refused, every one after its session ended.
+  for (const [i, c] of calls.entries())
+    c.answer(i % 2 ? REFUSED : { outcome: 'accepted', detail: null, attempts: 1 });
+  await settled(N);
+  // A late error of an ended session (the next turn's actions) shows what is still remembered.
+  let remembered = 0;
+  for (const s of sessions) {
+    const r = m.trigger(s, d, seaEvent({ vm: { id: s.vm.id } }), 0);
+    if (r === 'accepted-already' || r === 'refused-already') remembered++;
+  }
+  assert.equal(remembered, 0);
 });
 
 test('closing ends running exec and HTTP hooks at once, each reported failed', async (t) => {
