@@ -1,7 +1,8 @@
 /**
  * Child processes a test starts. Each runs in its own process group (spawn's `detached`, i.e.
- * setsid(2)), so that killing it also kills what it started — a daemon's exec hooks, a shell's
- * children — and the test can signal it without signalling itself.
+ * setsid(2)), so that killing it also kills what it started — a shell's children — and the test
+ * can signal it without signalling itself. A daemon's exec hooks run in groups of their own
+ * (actions/exec-hook.ts): a test that kills a daemon while a hook runs kills the hook's group too.
  *
  * Tests kill what they start in an `after`/`t.after` hook. Behind that, every group still alive
  * is SIGKILLed when the test file's process ends: at exit (the runner's --test-force-exit ends a
