@@ -39,6 +39,8 @@ export interface DaemonLog {
   /** Counts one event (its action) of `vm` into the next summary line (summary mode). */
   countEvent(action: string, vm: string): void;
   close(): void;
+  /** True once every entry so far reached journald; false when it did not within `timeoutMs`. */
+  drain(timeoutMs: number): Promise<boolean>;
 }
 
 /** How often the summary of per-event entries is written (summary mode). */
@@ -135,6 +137,7 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
       return suppressed;
     },
     notice: notices.notice,
+    drain: (timeoutMs) => logger.drain(timeoutMs),
     close() {
       clearInterval(summary);
       notices.close();

@@ -6,6 +6,13 @@
  * stderr is the journal stream "may upgrade" to the native protocol). Per entry the logger only
  * builds the iovec array: field names are validated the first time they are seen and their
  * `KEY=` prefixes cached, and no library symbol is looked up.
+ *
+ * sd_journal_sendv blocks while journald's receive queue is full (a journald stopped, or slow on
+ * its disk): on the event loop that answers vCPUs it held every verdict until journald came back.
+ * So entries are sent off it, one at a time in order, through koffi's asynchronous call (a
+ * thread of libuv's pool; the library's functions may be called from any thread), and wait in a
+ * queue of at most {@link JOURNAL_QUEUE} meanwhile. Past it entries are dropped and counted, and
+ * one entry says how many once journald takes entries again.
  */
 import { fstatSync } from 'node:fs';
 import type { SystemdErrorHandler } from './errors.js';
@@ -78,7 +85,16 @@ export interface JournalLogger {
    *   a malformed entry (a programming error, found the first time that shape is logged).
    */
   log(entry: JournalEntry): void;
+  /**
+   * Resolves true once every entry logged so far has been handed to journald, false if that has
+   * not happened within `timeoutMs` (journald not taking them: the process may then exit
+   * without them). Stderr lines are written at once: always true.
+   */
+  drain(timeoutMs: number): Promise<boolean>;
 }
+
+/** Entries waiting for journald at most; past it they are dropped and counted. */
+export const JOURNAL_QUEUE = 1024;
 
 // Field names come from constants, so the cache stays small; the bound only stops a caller that
 // builds names dynamically from growing it without limit (such names are validated every time).
@@ -172,12 +188,76 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
   } else {
     target = mode;
   }
-  if (target === 'stderr' || lib instanceof SystemdError) return { target: 'stderr', log: toStderr };
+  if (target === 'stderr' || lib instanceof SystemdError)
+    return { target: 'stderr', log: toStderr, drain: () => Promise.resolve(true) };
 
   const sendv = lib.sdJournalSendv;
   let failing = false;
+  const queue: { iov: IoVec[]; entry: JournalEntry }[] = [];
+  let sending = false;
+  let dropped = 0;
+  const drained: (() => void)[] = [];
 
-  function toJournal(entry: JournalEntry): void {
+  function sent(entry: JournalEntry, rc: number): void {
+    if (rc >= 0) {
+      failing = false;
+      return;
+    }
+    output.write(formatJournalLine(entry.message, entry.priority, entry.messageId, entry.fields));
+    if (failing) return;
+    failing = true;
+    onError(
+      new SystemdError('SEAWALL_SYSTEMD_JOURNAL_SEND_FAILED', `sd_journal_sendv failed: ${errnoName(rc)}`, {
+        errno: errnoName(rc),
+      }),
+    );
+  }
+
+  function pump(): void {
+    const next = queue.shift();
+    if (next === undefined) {
+      sending = false;
+      for (const resolve of drained.splice(0)) resolve();
+      return;
+    }
+    sending = true;
+    sendv.async(next.iov, next.iov.length, (err: unknown, rc: number) => {
+      sent(next.entry, err ? -1 : rc);
+      if (dropped > 0 && queue.length < JOURNAL_QUEUE) {
+        const n = dropped;
+        dropped = 0;
+        enqueue({
+          message: `${n} log entries dropped: journald did not take them as fast as they came`,
+          priority: 4,
+          fields: { SEAWALL_REASON: 'journal_backlog', SEAWALL_SUPPRESSED: n },
+        });
+      }
+      pump();
+    });
+  }
+
+  function enqueue(entry: JournalEntry): void {
+    if (queue.length >= JOURNAL_QUEUE) {
+      dropped++;
+      return;
+    }
+    queue.push({ iov: vecsOf(entry), entry });
+    if (!sending) pump();
+  }
+
+  function drain(timeoutMs: number): Promise<boolean> {
+    if (!sending) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      timer.unref();
+      drained.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  function vecsOf(entry: JournalEntry): IoVec[] {
     const message = `MESSAGE=${entry.message}`;
     const iov: IoVec[] = [
       { iov_base: message, iov_len: Buffer.byteLength(message) },
@@ -195,20 +275,8 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
         iov.push({ iov_base: item, iov_len: Buffer.byteLength(item) });
       }
     }
-    const rc = sendv(iov, iov.length);
-    if (rc >= 0) {
-      failing = false;
-      return;
-    }
-    output.write(formatJournalLine(entry.message, entry.priority, entry.messageId, fields));
-    if (failing) return;
-    failing = true;
-    onError(
-      new SystemdError('SEAWALL_SYSTEMD_JOURNAL_SEND_FAILED', `sd_journal_sendv failed: ${errnoName(rc)}`, {
-        errno: errnoName(rc),
-      }),
-    );
+    return iov;
   }
 
-  return { target: 'journal', log: toJournal };
+  return { target: 'journal', log: enqueue, drain };
 }

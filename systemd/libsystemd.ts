@@ -6,7 +6,7 @@
  * on the hot path never resolve symbols.
  */
 import { constants } from 'node:os';
-import koffi from 'koffi';
+import koffi, { type KoffiFunc } from 'koffi';
 import { SystemdError } from './errors.js';
 
 /** The soname of libsystemd in Debian's libsystemd0 package. */
@@ -26,8 +26,8 @@ export interface Libsystemd {
   readonly sdWatchdogEnabled: (unsetEnvironment: number, usec: [number | bigint]) => number;
   /** sd_listen_fds(3). */
   readonly sdListenFds: (unsetEnvironment: number) => number;
-  /** sd_journal_sendv(3). */
-  readonly sdJournalSendv: (iov: IoVec[], n: number) => number;
+  /** sd_journal_sendv(3); `.async` runs it on a thread of libuv's pool. */
+  readonly sdJournalSendv: KoffiFunc<(iov: IoVec[], n: number) => number>;
 }
 
 // koffi type names are process-global; an anonymous struct cannot collide with kvm/'s types.
