@@ -60,9 +60,7 @@ export class Service {
   readonly server: PluginServer;
   readonly metrics: SeawallMetrics | null;
   #metricsServer: MetricsServer | null = null;
-  readonly #notifier = createNotifier(process.env, {
-    onError: (err) => this.log.log({ message: `sd_notify: ${err.message}`, priority: Priority.WARNING }),
-  });
+  readonly #notifier: ReturnType<typeof createNotifier>;
   readonly #watchdog;
   #statusTimer: NodeJS.Timeout | null = null;
   #stopping: Promise<void> | null = null;
@@ -92,6 +90,10 @@ export class Service {
         events: opts.logEvents ?? 'auto',
         eventsPerSecond: opts.config.logEventsPerSecond,
       });
+    // After the log: a notifier that cannot load libsystemd reports it at once.
+    this.#notifier = createNotifier(process.env, {
+      onError: (err) => this.log.log({ message: `sd_notify: ${err.message}`, priority: Priority.WARNING }),
+    });
     this.#watchdog = createWatchdog(this.#notifier, process.env, {
       onError: (err) => this.log.log({ message: `watchdog: ${err.message}`, priority: Priority.WARNING }),
     });
