@@ -26,6 +26,14 @@ export interface Libsystemd {
   readonly sdWatchdogEnabled: (unsetEnvironment: number, usec: [number | bigint]) => number;
   /** sd_listen_fds(3). */
   readonly sdListenFds: (unsetEnvironment: number) => number;
+  /** sd_is_socket_unix(3): > 0 when `fd` is an AF_UNIX socket of `type`, listening if asked. */
+  readonly sdIsSocketUnix: (
+    fd: number,
+    type: number,
+    listening: number,
+    path: null,
+    length: number,
+  ) => number;
   /** sd_journal_sendv(3); `.async` runs it on a thread of libuv's pool. */
   readonly sdJournalSendv: KoffiFunc<(iov: IoVec[], n: number) => number>;
 }
@@ -41,6 +49,9 @@ function bind(soname: string): Libsystemd {
     sdNotify: lib.func('int sd_notify(int unset_environment, const char *state)'),
     sdWatchdogEnabled: lib.func('int sd_watchdog_enabled(int unset_environment, _Out_ uint64_t *usec)'),
     sdListenFds: lib.func('int sd_listen_fds(int unset_environment)'),
+    sdIsSocketUnix: lib.func(
+      'int sd_is_socket_unix(int fd, int type, int listening, const char *path, size_t length)',
+    ),
     sdJournalSendv: lib.func('sd_journal_sendv', 'int', [koffi.pointer(IOVEC), 'int']),
   };
 }

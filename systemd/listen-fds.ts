@@ -35,6 +35,9 @@ export interface ListenFdsOptions {
   library?: string;
 }
 
+/** SOCK_STREAM from <sys/socket.h> (1 on Linux, except MIPS). */
+const SOCK_STREAM = 1;
+
 const ACTIVATION_VARIABLES = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'] as const;
 
 function fromList(all: readonly ListenFd[]): ListenFds {
@@ -59,7 +62,12 @@ function fromList(all: readonly ListenFd[]): ListenFds {
  *
  * Without LISTEN_FDS, or when LISTEN_PID names another process, the result is empty.
  *
- * @throws {SystemdError} `SEAWALL_SYSTEMD_LISTEN_FDS_INVALID` for malformed variables;
+ * Every passed fd must be a listening AF_UNIX stream socket: a socket unit with ListenStream= on
+ * an IP port would otherwise hand the control commands (status, events, why) to the network, and a
+ * datagram socket would fail later with an opaque EINVAL.
+ *
+ * @throws {SystemdError} `SEAWALL_SYSTEMD_LISTEN_FDS_INVALID` for malformed variables or a passed
+ *   fd that is not a listening Unix stream socket;
  *   `SEAWALL_SYSTEMD_UNAVAILABLE` when sockets were passed but libsystemd is missing.
  */
 export function takeListenFds(
@@ -85,7 +93,17 @@ export function takeListenFds(
   const named = nameList.length === n;
   const all: ListenFd[] = [];
   for (let i = 0; i < n; i++) {
-    all.push({ fd: SD_LISTEN_FDS_START + i, name: (named ? nameList[i] : undefined) || 'unknown' });
+    const fd = SD_LISTEN_FDS_START + i;
+    const name = (named ? nameList[i] : undefined) || 'unknown';
+    if (lib.sdIsSocketUnix(fd, SOCK_STREAM, 1, null, 0) <= 0) {
+      throw new SystemdError(
+        'SEAWALL_SYSTEMD_LISTEN_FDS_INVALID',
+        `passed fd ${fd} (${name}) is not a listening Unix stream socket; seawall's socket units ` +
+          'must use ListenStream= with a path',
+        { fd, name },
+      );
+    }
+    all.push({ fd, name });
   }
   return fromList(all);
 }

@@ -13,6 +13,7 @@ import { within } from '../helpers/wait.js';
 import { findExecutable, requireOrSkip, tools } from './tools.js';
 
 const CHILD = new URL('./children/listen-child.ts', import.meta.url).pathname;
+const CHECK_CHILD = new URL('./children/listen-check-child.ts', import.meta.url).pathname;
 
 async function request(path: string): Promise<string> {
   const socket = connect(path);
@@ -71,4 +72,42 @@ test('a child under systemd-socket-activate takes the plugin socket by name and 
   assert.deepEqual(JSON.parse(await request(path)), first);
   const { code } = await within('the activated child to exit', exitOf(activator));
   assert.equal(code, 0);
+});
+
+test('a passed TCP socket is refused by name: the control commands never reach the network', async (t) => {
+  if (!requireOrSkip(t, tools({ 'systemd-socket-activate': 'systemd' }))) return;
+  const port = 20_000 + (process.pid % 20_000);
+  const activator = spawnOwned(
+    findExecutable('systemd-socket-activate')!,
+    [
+      '-l',
+      `127.0.0.1:${port}`,
+      '--fdname=control',
+      '-E',
+      'PATH',
+      '-E',
+      'HOME',
+      process.execPath,
+      '--import',
+      'tsx',
+      CHECK_CHILD,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  t.after(() => killOwned(activator, 'systemd-socket-activate'));
+  const listening = new Promise<void>((resolve) => {
+    createInterface({ input: activator.stderr! }).on('line', (line) => {
+      if (line.startsWith('Listening on')) resolve();
+    });
+  });
+  await within('systemd-socket-activate to listen', listening);
+  // The first connection makes the activator exec the child with the socket as fd 3.
+  const conn = connect({ host: '127.0.0.1', port });
+  conn.on('error', () => {});
+  t.after(() => conn.destroy());
+  const line = await within(
+    'the child’s report',
+    new Promise<string>((resolve) => createInterface({ input: activator.stdout! }).once('line', resolve)),
+  );
+  assert.match(JSON.parse(line).error, /passed fd 3 \(control\) is not a listening Unix stream socket/);
 });
