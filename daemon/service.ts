@@ -157,6 +157,8 @@ export class Service {
       const path = storePath(this.config.stateDir);
       // Before anything of the store is touched: another daemon's files are not this one's to recover.
       this.#storeLock = StoreLock.take(path);
+      // Opening, migrating and recovering a large store takes a while: systemd is told to wait.
+      this.#notifier.extendTimeout(SLOW_STEP_USEC);
       this.store = new EventStore({ path, onError: this.#storeError });
       this.#writeAhead = new WriteAhead(this.store, {
         onError: this.#storeError,
@@ -216,6 +218,7 @@ export class Service {
     // A row dated after now would stay the newest time in its rate rings, pushing real ones out.
     const state = this.policyState;
     const now = Date.now();
+    if (this.store) this.#notifier.extendTimeout(SLOW_STEP_USEC);
     this.store?.queries.recentObservations(now - REBUILD_WINDOW_MS, (vm, timeMs, gpa) => {
       if (timeMs <= now) state.observeAt(vm, timeMs, gpa);
     });
@@ -344,6 +347,8 @@ export class Service {
   }
 }
 
+/** What each slow start-up step asks of systemd's start timeout (EXTEND_TIMEOUT_USEC). */
+const SLOW_STEP_USEC = 120_000_000;
 /** How far back stored events are replayed into the rate/repeat state at start. */
 const REBUILD_WINDOW_MS = 7 * 86_400_000;
 

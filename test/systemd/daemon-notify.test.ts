@@ -59,6 +59,12 @@ test('READY after the socket accepts; WATCHDOG cadence and silence while blocked
   const ready = await rx.waitFor((m) => m.fields.READY === '1');
   assert.equal(ready.pid, d.pid, 'sent by the main process (NotifyAccess=main)');
   assert.ok(rx.messages.slice(0, ready.index).every((m) => m.fields.READY !== '1'));
+  // The store's opening and the rate-state rebuild each extend the start timeout first.
+  const extended = rx.messages.slice(0, ready.index).filter((m) => m.fields.EXTEND_TIMEOUT_USEC);
+  assert.deepEqual(
+    extended.map((m) => m.fields.EXTEND_TIMEOUT_USEC),
+    ['120000000', '120000000'],
+  );
   // The socket accepts: a HELLO gets its WELCOME.
   const c = await RawClient.open(d.socket);
   await c.hello('notify-vm');
