@@ -70,8 +70,9 @@ export function createWatchdog(
   }
   if (rc === 0) return disabledWatchdog();
   const timeoutUsec = BigInt(out[0]);
-  // At least 1 ms: setInterval(0) would spin, and a sub-millisecond WatchdogSec= is not real.
-  const pingIntervalMs = Math.max(1, Number(timeoutUsec / 2000n));
+  // At least 1 ms: setInterval(0) would spin, and a sub-millisecond WatchdogSec= is not real. At
+  // most 2^31−1 ms (~24.8 days): Node runs a longer interval every millisecond.
+  const pingIntervalMs = Math.min(2 ** 31 - 1, Math.max(1, Number(timeoutUsec / 2000n)));
   let timer: NodeJS.Timeout | undefined;
 
   return {

@@ -123,3 +123,20 @@ test('a child sends READY, STATUS, RELOADING with MONOTONIC_USEC, STOPPING and p
   const { code } = await within('the notify child to exit after stop', exitOf(child));
   assert.equal(code, 0);
 });
+
+test('a WatchdogSec= past what a timer can wait pings at most every 2^31−1 ms, never every millisecond', () => {
+  const saved = { WATCHDOG_USEC: process.env.WATCHDOG_USEC, WATCHDOG_PID: process.env.WATCHDOG_PID };
+  process.env.WATCHDOG_USEC = '5000000000000'; // ~58 days: half of it overflows a Node timer
+  process.env.WATCHDOG_PID = String(process.pid);
+  try {
+    const enabled = { ...createNotifier({}), enabled: true };
+    const watchdog = createWatchdog(enabled, process.env);
+    assert.equal(watchdog.enabled, true);
+    assert.equal(watchdog.pingIntervalMs, 2 ** 31 - 1);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+});
