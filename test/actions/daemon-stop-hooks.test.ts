@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { CAP } from '../../protocol/index.js';
 import { PluginClient } from '../../vmm/plugin-client.js';
 import { PATIENT_DEADLINE_MS, type RunningDaemon, removeDir, startDaemon } from '../helpers/daemon.js';
+import { groupAlive } from '../helpers/processes.js';
 import { until } from '../helpers/wait.js';
 
 const POLICY = `version: 1
@@ -32,16 +33,6 @@ const pidFile = join(dir, 'hook.pid');
 let daemon: RunningDaemon | undefined;
 let client: PluginClient | undefined;
 let hookPid: number | undefined;
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    throw err;
-  }
-}
 
 after(async () => {
   await client?.close().catch(() => {});

@@ -10,22 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ExecHook, type MigrationPayload } from '../../actions/index.js';
+import { groupAlive } from '../helpers/processes.js';
 import { until, within } from '../helpers/wait.js';
 
 const payload = { migrationId: 'm-1', vm: { id: 'v', labels: {} } } as unknown as MigrationPayload;
 const dir = mkdtempSync(join(tmpdir(), 'seawall-exec-'));
 /** Process groups of the hooks started here: killed after the tests whatever happened. */
 const groups: number[] = [];
-
-function alive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
-    throw err;
-  }
-}
 
 /** Kills `pid` if it is still one of the processes started here (a shell or a sleep). */
 function killStray(pid: number): void {
@@ -94,7 +85,7 @@ for (const [what, script] of [
     assert.equal(r.outcome, 'timed_out');
     // 30 s sleeps: a result that waited for them would come 30 s late.
     assert.ok(r.ms < 10_000, `timed_out after ${Math.round(r.ms)} ms (timeout 300 ms)`);
-    await until(`no process left in group ${pgid}`, () => !alive(pgid));
+    await until(`no process left in group ${pgid}`, () => !groupAlive(pgid));
   });
 }
 
@@ -112,5 +103,5 @@ test('stopping ends a running hook at once, with its whole group', async () => {
   stop.abort();
   const r = await within('the hook result', result);
   assert.deepEqual([r.outcome, r.detail], ['failed', 'daemon stopping']);
-  await until(`no process left in group ${pgid}`, () => !alive(pgid));
+  await until(`no process left in group ${pgid}`, () => !groupAlive(pgid));
 });

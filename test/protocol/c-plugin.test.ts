@@ -48,6 +48,27 @@ async function example(t: Parameters<typeof requireTool>[0]): Promise<string | n
   return built;
 }
 
+/**
+ * Compiles test/protocol/fixtures/<name>.c against the plugin, with `interpose` defines (e.g.
+ * `send=fake_send`) applied to the plugin alone, warnings as errors; null when gcc is absent.
+ */
+async function fixtureBinary(
+  t: Parameters<typeof requireTool>[0],
+  name: string,
+  interpose: string[] = [],
+): Promise<string | null> {
+  const gcc = requireTool(t, 'gcc', 'gcc');
+  if (!gcc) return null;
+  const bin = join(dir, name);
+  const fixture = new URL(`./fixtures/${name}.c`, import.meta.url).pathname;
+  const strict = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-pedantic', '-O2', `-I${SRC}`];
+  const plugin = join(dir, `${name}-plugin.o`);
+  const defines = interpose.map((d) => `-D${d}`);
+  await run(gcc, [...strict, ...defines, '-c', '-o', plugin, join(SRC, 'seawall_plugin.c')]);
+  await run(gcc, [...strict, '-o', bin, fixture, plugin]);
+  return bin;
+}
+
 interface Line {
   action: string;
   events: string;
@@ -208,22 +229,8 @@ test('a daemon frozen after WELCOME: the deadline fallback answers, and the even
 });
 
 test('a frame torn by a write that timed out part-way: the connection is dropped, not written after', async (t) => {
-  const gcc = requireTool(t, 'gcc', 'gcc');
-  if (!gcc) return;
-  const bin = join(dir, 'torn-write');
-  const fixture = new URL('./fixtures/torn-write.c', import.meta.url).pathname;
-  const plugin = join(dir, 'torn-plugin.o');
-  const strict = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-O2', `-I${SRC}`];
-  await run(gcc, [
-    ...strict,
-    '-Dsend=fake_send',
-    '-Dpoll=fake_poll',
-    '-c',
-    '-o',
-    plugin,
-    join(SRC, 'seawall_plugin.c'),
-  ]);
-  await run(gcc, [...strict, '-o', bin, fixture, plugin]);
+  const bin = await fixtureBinary(t, 'torn-write', ['send=fake_send', 'poll=fake_poll']);
+  if (!bin) return;
   const fake = await fakeDaemon((_n, m, s) => {
     if (m.type === 'hello') s.write(WELCOME);
     if (m.type === 'sea')
@@ -255,14 +262,8 @@ test('a frame torn by a write that timed out part-way: the connection is dropped
 });
 
 test('seawall_connect_fd owns the fd: every error closes it, a WELCOME keeps it', async (t) => {
-  const gcc = requireTool(t, 'gcc', 'gcc');
-  if (!gcc) return;
-  const bin = join(dir, 'connect-fd');
-  const fixture = new URL('./fixtures/connect-fd.c', import.meta.url).pathname;
-  const plugin = join(dir, 'connect-fd-plugin.o');
-  const strict = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-pedantic', '-O2', `-I${SRC}`];
-  await run(gcc, [...strict, '-Dfcntl=fake_fcntl', '-c', '-o', plugin, join(SRC, 'seawall_plugin.c')]);
-  await run(gcc, [...strict, '-o', bin, fixture, plugin]);
+  const bin = await fixtureBinary(t, 'connect-fd', ['fcntl=fake_fcntl']);
+  if (!bin) return;
   const { stdout } = await run(bin, [], { timeout: 30_000 });
   assert.deepEqual(stdout.trim().split('\n'), [
     'bad-hello -22 closed', // -EINVAL: the HELLO is refused before anything is sent
@@ -273,12 +274,8 @@ test('seawall_connect_fd owns the fd: every error closes it, a WELCOME keeps it'
 });
 
 test('the replay ring holds only events still to replay: a late verdict frees its slot and is never counted as a drop', async (t) => {
-  const gcc = requireTool(t, 'gcc', 'gcc');
-  if (!gcc) return;
-  const bin = join(dir, 'kept-ring');
-  const fixture = new URL('./fixtures/kept-ring.c', import.meta.url).pathname;
-  const strict = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-pedantic', '-O2', `-I${SRC}`];
-  await run(gcc, [...strict, '-o', bin, fixture, join(SRC, 'seawall_plugin.c')]);
+  const bin = await fixtureBinary(t, 'kept-ring');
+  if (!bin) return;
   const { stdout } = await run(bin, [], { timeout: 30_000 });
   const replayed = Array.from({ length: 65 }, (_, i) => 102 + i).filter((s) => s !== 110);
   assert.deepEqual(stdout.trim().split('\n'), [
@@ -296,12 +293,8 @@ test('the replay ring holds only events still to replay: a late verdict frees it
 });
 
 test('seawall_reconnect_due: backoff doubling to its bound after each failure, reset by WELCOME, armed by a lost connection', async (t) => {
-  const gcc = requireTool(t, 'gcc', 'gcc');
-  if (!gcc) return;
-  const bin = join(dir, 'reconnect');
-  const fixture = new URL('./fixtures/reconnect.c', import.meta.url).pathname;
-  const strict = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-pedantic', '-O2', `-I${SRC}`];
-  await run(gcc, [...strict, '-o', bin, fixture, join(SRC, 'seawall_plugin.c')]);
+  const bin = await fixtureBinary(t, 'reconnect');
+  if (!bin) return;
   const { stdout } = await run(bin, [join(dir, 'no-daemon.sock')], { timeout: 30_000 });
   assert.deepEqual(stdout.trim().split('\n'), [
     'fresh due=1', // never connected: due at once
