@@ -5,6 +5,7 @@
  * migration (IETF draft-ietf-httpapi-idempotency-key-header). 2xx: accepted. 409/422: refused —
  * final, not retried. Anything else, or no answer: failed / timed_out after the last retry. When
  * the daemon stops (the abort signal), the request under way and any backoff are abandoned: failed.
+ * Of the response body only what the detail keeps is read; the peer is not trusted to end it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HookResult, HookRunner, MigrationPayload } from './hook-types.js';
@@ -70,7 +71,7 @@ export class HttpHook implements HookRunner {
         signal,
         redirect: 'error',
       });
-      const text = (await res.text()).slice(0, DETAIL_BYTES);
+      const text = await readDetail(res.body);
       const detail = `HTTP ${res.status}${text ? `: ${text}` : ''}`;
       if (res.status >= 200 && res.status < 300) return { outcome: 'accepted', detail };
       if (REFUSED.has(res.status)) return { outcome: 'refused', detail };
@@ -84,6 +85,30 @@ export class HttpHook implements HookRunner {
     } finally {
       timeout.removeEventListener('abort', abort);
       stop?.removeEventListener('abort', abort);
+    }
+  }
+}
+
+/**
+ * The first DETAIL_BYTES bytes of `body`, as UTF-8. Reading stops there and the body is cancelled,
+ * which closes the connection: a peer that streams without end costs one chunk, never the stream.
+ * A failed or aborted read rejects, as reading the whole body would.
+ */
+async function readDetail(body: ReadableStream<Uint8Array> | null): Promise<string> {
+  if (!body) return '';
+  const kept = new Uint8Array(DETAIL_BYTES);
+  let held = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return new TextDecoder().decode(kept.subarray(0, held));
+    const n = Math.min(value.byteLength, DETAIL_BYTES - held);
+    kept.set(value.subarray(0, n), held);
+    held += n;
+    if (held === DETAIL_BYTES) {
+      await reader.cancel().catch(() => {});
+      // `stream` holds back a character cut at the bound instead of decoding it to U+FFFD.
+      return new TextDecoder().decode(kept, { stream: true });
     }
   }
 }
