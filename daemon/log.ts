@@ -10,16 +10,19 @@
  */
 import {
   createJournalLogger,
-  type JournalEntry,
   type JournalLogger,
   MessageId,
   Priority,
+  type SeawallEntry,
 } from '../systemd/index.js';
 
 export interface DaemonLog {
   readonly target: 'journal' | 'stderr';
-  /** Always written (start, stop, reloads, errors). */
-  log(entry: JournalEntry): void;
+  /**
+   * Always written (start, stop, reloads, errors). An entry with a MESSAGE_ID carries the fields
+   * its catalog entry may name (systemd/message-fields.ts).
+   */
+  log(entry: SeawallEntry): void;
   /**
    * Takes a token for one per-event entry: true when it may be written (then call log()), false
    * when it is suppressed (and counted). Asked before building the entry, so a suppressed entry
@@ -33,7 +36,7 @@ export interface DaemonLog {
    * attach): at most `noticesPerMinute` per `key` each minute, the rest counted and summarised in
    * one line per key and minute. Metrics count every one of them exactly.
    */
-  notice(key: string, entry: JournalEntry): void;
+  notice(key: string, entry: SeawallEntry): void;
   /** `each`: one entry per event; `summary`: events are counted into a periodic summary line. */
   readonly eventMode: 'each' | 'summary';
   /** Counts one event (its action) of `vm` into the next summary line (summary mode). */
@@ -167,7 +170,7 @@ function noticeLimiter(logger: JournalLogger, perMinute: number) {
   const timer = setInterval(flush, 60_000);
   timer.unref();
   return {
-    notice(key: string, entry: JournalEntry): void {
+    notice(key: string, entry: SeawallEntry): void {
       const k = window.has(key) || window.size < MAX_NOTICE_KEYS ? key : 'other';
       let slot = window.get(k);
       if (!slot) {

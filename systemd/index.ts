@@ -13,6 +13,8 @@ export type { JournalFieldName, JournalFieldValue } from './journal-fields.js';
 export { JournalField } from './journal-fields.js';
 export type { ListenFd, ListenFds, ListenFdsOptions } from './listen-fds.js';
 export { SD_LISTEN_FDS_START, takeListenFds } from './listen-fds.js';
+export type { MessageEntry, MessageFieldName, SeawallEntry } from './message-fields.js';
+export { MessageFields } from './message-fields.js';
 export type { MessageIdValue } from './message-ids.js';
 export { ALL_MESSAGE_IDS, MessageId } from './message-ids.js';
 export type { Notifier, NotifierOptions } from './notify.js';

@@ -2,7 +2,8 @@
  * Stable journal MESSAGE_IDs for seawall's entry types, generated once with
  * `systemd-id128 new` and fixed forever: operators filter on them (`journalctl MESSAGE_ID=…`) and
  * systemd/catalog/seawall.catalog explains each one (`journalctl -x`). Never change or reuse an
- * id; add a new one for a new entry type, and a catalog entry with it.
+ * id; add a new one for a new entry type, with the fields its entries carry (message-fields.ts) and
+ * a catalog entry.
  */
 
 /** MESSAGE_ID per entry type (32 lowercase hex digits, sd-id128(3) format without dashes). */

@@ -32,7 +32,7 @@ export function journalSink(log: DaemonLog): Sink {
         const e = r.event;
         const d = r.decision;
         const what = d ? describeAction(d) : `handled by plugin fallback (action ${r.msg.fallbackAction})`;
-        const fields = {
+        const event = {
           [F.VM]: e.vm.id,
           [F.VCPU]: e.vcpu ?? undefined,
           [F.SEQ]: r.msg.seq,
@@ -43,25 +43,38 @@ export function journalSink(log: DaemonLog): Sink {
           [F.SEVERITY]: e.severity,
           [F.GVA]: r.msg.type === 'sea' && e.esr?.abort && !e.esr.abort.fnv ? hex(r.msg.gva) : undefined,
           [F.GPA]: hex(e.gpa),
-          [F.ACTION]: d ? d.action : 'fallback',
-          [F.RULE]: d?.rule,
-          [F.POLICY_VERSION]: d?.policyVersion,
-          [F.OUTCOME]: r.replay ? 'fallback' : d?.dryRun ? 'dry_run' : 'verdict_sent',
-          [F.SESSION]: r.session.id,
         };
+        const message = `memory error (${e.kind}) on VM ${e.vm.id} vCPU ${e.vcpu ?? '-'}${e.gpa === null ? '' : ` GPA ${hex(e.gpa)}`}: ${what}${d ? ` [rule ${d.rule}]` : ''}`;
+        // A replay has no decision (the plugin's fallback answered it): no rule, no policy version.
+        if (d === null) {
+          log.log({
+            message,
+            priority: priorityOf(r),
+            messageId: MessageId.FALLBACK_EVENTS_REPORTED,
+            fields: { ...event, [F.ACTION]: 'fallback', [F.OUTCOME]: 'fallback', [F.SESSION]: r.session.id },
+          });
+          continue;
+        }
         log.log({
-          message: `memory error (${e.kind}) on VM ${e.vm.id} vCPU ${e.vcpu ?? '-'}${e.gpa === null ? '' : ` GPA ${hex(e.gpa)}`}: ${what}${d ? ` [rule ${d.rule}]` : ''}`,
+          message,
           priority: priorityOf(r),
-          messageId: r.replay ? MessageId.FALLBACK_EVENTS_REPORTED : MessageId.MEMORY_ERROR,
-          fields,
+          messageId: MessageId.MEMORY_ERROR,
+          fields: {
+            ...event,
+            [F.ACTION]: d.action,
+            [F.RULE]: d.rule,
+            [F.POLICY_VERSION]: d.policyVersion,
+            [F.OUTCOME]: d.dryRun ? 'dry_run' : 'verdict_sent',
+            [F.SESSION]: r.session.id,
+          },
         });
-        const down = d?.downgrade ?? r.verdictDowngrade;
+        const down = d.downgrade ?? r.verdictDowngrade;
         if (down && log.admitEvent()) {
           log.log({
             message: `injection downgraded on VM ${e.vm.id}: ${down.from} → ${down.to} (${down.detail})`,
             priority: Priority.WARNING,
             messageId: MessageId.INJECTION_DOWNGRADED,
-            fields: { [F.VM]: e.vm.id, [F.RULE]: d?.rule, [F.REASON]: down.reason, [F.OUTCOME]: down.to },
+            fields: { [F.VM]: e.vm.id, [F.RULE]: d.rule, [F.REASON]: down.reason, [F.OUTCOME]: down.to },
           });
         }
       }
