@@ -3,7 +3,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { JournalField } from '../../systemd/journal-fields.js';
+import { MessageFields } from '../../systemd/message-fields.js';
 import { ALL_MESSAGE_IDS, MessageId } from '../../systemd/message-ids.js';
 import { runFile as run } from '../helpers/processes.js';
 import { requireOrSkip, tools } from './tools.js';
@@ -11,6 +11,7 @@ import { requireOrSkip, tools } from './tools.js';
 const CATALOG = new URL('../../systemd/catalog/seawall.catalog', import.meta.url).pathname;
 const text = readFileSync(CATALOG, 'utf8');
 const headers = [...text.matchAll(/^-- (\S+)$/gm)].map((m) => m[1]!);
+const entries = text.split(/^-- /m).slice(1);
 
 test('every MESSAGE_ID has exactly one catalog entry and every entry is a MESSAGE_ID', () => {
   assert.equal(ALL_MESSAGE_IDS.size, Object.keys(MessageId).length, 'MESSAGE_IDs are unique');
@@ -18,9 +19,7 @@ test('every MESSAGE_ID has exactly one catalog entry and every entry is a MESSAG
   assert.deepEqual([...headers].sort(), [...ALL_MESSAGE_IDS].sort());
 });
 
-test('each entry has Subject, Defined-By: seawall, Support and Documentation, and names only known fields', () => {
-  const known = new Set<string>(Object.values(JournalField));
-  const entries = text.split(/^-- /m).slice(1);
+test('each entry has Subject, Defined-By: seawall, Support and Documentation', () => {
   assert.equal(entries.length, headers.length);
   for (const entry of entries) {
     const id = entry.slice(0, 32);
@@ -30,9 +29,20 @@ test('each entry has Subject, Defined-By: seawall, Support and Documentation, an
     assert.match(head, /^Support: \S+$/m, id);
     assert.match(head, /^Documentation: \S+$/m, id);
     assert.notEqual(body.trim(), '', `${id} has an explanation`);
-    for (const [, field] of entry.matchAll(/@([A-Z0-9_]+)@/g))
-      assert.ok(known.has(field!), `${id}: @${field}@`);
   }
+});
+
+test('each entry names only @FIELD@s that every journal entry with its MESSAGE_ID carries', () => {
+  // journalctl -x fills a placeholder from the entry it explains; one the entry lacks stays unfilled.
+  const carried: Readonly<Record<string, readonly string[]>> = MessageFields;
+  const names = new Map(Object.entries(MessageId).map(([name, id]) => [id as string, name]));
+  const uncarried = [];
+  for (const entry of entries) {
+    const id = entry.slice(0, 32);
+    for (const [, field] of entry.matchAll(/@([A-Z0-9_]+)@/g))
+      if (!carried[id]?.includes(field!)) uncarried.push(`${id} (${names.get(id)}): @${field}@`);
+  }
+  assert.deepEqual(uncarried, [], 'catalog placeholders for fields not in MessageFields of their id');
 });
 
 test('journalctl --update-catalog compiles it in a scratch root and lists every id', async (t) => {
