@@ -1,10 +1,11 @@
 /**
  * The daemon logging to a real systemd-journald while it handles a simulated fleet:
- * `journalctl -o json` returns exactly one MEMORY_ERROR entry per event, with the SEAWALL_* fields.
+ * `journalctl -o json` returns exactly one MEMORY_ERROR entry per event, with the SEAWALL_* fields,
+ * and every entry with a MESSAGE_ID arrives with the fields its catalog entry may name.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MessageId } from '../../systemd/index.js';
+import { MessageFields, MessageId } from '../../systemd/index.js';
 import type { PluginClient } from '../../vmm/plugin-client.js';
 import { simulate } from '../../vmm/simulator.js';
 import { PATIENT_DEADLINE_MS, removeDir, startDaemon } from '../helpers/daemon.js';
@@ -56,4 +57,17 @@ test('one journal entry per event, with the documented MESSAGE_ID and SEAWALL_* 
     assert.equal(e.PRIORITY, '4');
     assert.match(e.MESSAGE ?? '', /^memory error \(sea\) on VM jtest-/);
   }
+
+  // What systemd/message-fields.ts promises the catalog is what journald stored, for each entry of
+  // this daemon that has a MESSAGE_ID (start, events, and whatever else it logged meanwhile).
+  const carried: Readonly<Record<string, readonly string[]>> = MessageFields;
+  const ids = new Set<string>();
+  for (const e of await journald.query({ _PID: String(d.pid) })) {
+    if (e.MESSAGE_ID === undefined) continue;
+    ids.add(e.MESSAGE_ID);
+    assert.ok(carried[e.MESSAGE_ID], `${e.MESSAGE_ID} is a seawall MESSAGE_ID`);
+    for (const field of carried[e.MESSAGE_ID]!)
+      assert.ok(e[field], `the ${e.MESSAGE_ID} entry "${e.MESSAGE}" carries ${field}`);
+  }
+  assert.ok(ids.has(MessageId.DAEMON_STARTED) && ids.has(MessageId.MEMORY_ERROR), [...ids].join(' '));
 });
