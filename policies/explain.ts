@@ -104,7 +104,7 @@ export function explainEvent(
       actual: miss.actual(event, policy.state),
     });
   }
-  const decision = matched.decisions[contextIndex(host, routeOf(event))] as Decision;
+  const decision = matched.decision(contextIndex(host, routeOf(event)));
   const inj = answeredInjection(decision);
   let vcpuEvents: Explanation['vcpuEvents'] = null;
   const exit = KVM_EXIT_OF_KIND[event.kind];
