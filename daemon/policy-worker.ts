@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
+import { serialize } from 'node:v8';
 import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
 import {
   type PolicyDocument,
@@ -32,6 +33,11 @@ export type WorkerLoad =
       source: string;
       /** Packed GPA ranges by rule index. */
       gpa: (BigUint64Array | undefined)[];
+      /**
+       * `doc.rules`, serialized (v8.serialize) in slices of RULES_PER_SLICE: the document itself
+       * comes with none, so that the event loop takes the rules in a task per slice, not in one.
+       */
+      rules: Uint8Array[];
     }
   | { ok: false; issues: string[] };
 
@@ -41,6 +47,11 @@ interface PolicyWorkerData {
 
 /** Heap for one load: several times what the largest policy we measured needs (~10 MB of YAML). */
 const WORKER_HEAP_MB = 2048;
+/**
+ * Rules the event loop takes in one task at a reload (daemon/policy-loader.ts): a slice is
+ * deserialized and compiled in ~1–3 ms on the machine of docs/performance.md.
+ */
+export const RULES_PER_SLICE = 200;
 /** A load that takes longer than this is abandoned (the worker is terminated). */
 export const POLICY_LOAD_TIMEOUT_MS = 300_000;
 
@@ -71,10 +82,16 @@ async function load(path: string): Promise<{ result: WorkerLoad; transfer: Array
   const gpa = doc.rules.map((rule) => (rule.match.gpa ? packGpaRanges(rule.match.gpa) : undefined));
   for (const rule of doc.rules) delete rule.match.gpa;
   const sha256 = createHash('sha256').update(text).digest('hex');
+  const rules: Uint8Array[] = [];
+  for (let i = 0; i < doc.rules.length; i += RULES_PER_SLICE)
+    rules.push(serialize(doc.rules.slice(i, i + RULES_PER_SLICE)));
   const transfer = gpa
     .filter((g): g is BigUint64Array => g !== undefined)
     .map((g) => g.buffer as ArrayBuffer);
-  return { result: { ok: true, doc, version, sha256, source: text, gpa }, transfer };
+  return {
+    result: { ok: true, doc: { ...doc, rules: [] }, version, sha256, source: text, gpa, rules },
+    transfer,
+  };
 }
 
 if (!isMainThread && (workerData as PolicyWorkerData | null)?.kind === 'seawall-policy') {

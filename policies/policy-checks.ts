@@ -1,6 +1,6 @@
 /**
- * Checks that need the whole document rather than one value: duplicate rule names and migrate
- * hooks outside the declared list. They read the raw (unvalidated) document tolerantly, so they
+ * Checks that need the whole document rather than one value: its size (POLICY_LIMITS), duplicate
+ * rule names and migrate hooks outside the declared list. They read the raw (unvalidated) document tolerantly, so they
  * report even when the schema also failed elsewhere: one `check` run lists every problem.
  */
 import type { PathIssue } from './errors.js';
@@ -40,11 +40,48 @@ function hookUses(raw: Record<string, unknown>): { hook: string; path: (string |
   return uses;
 }
 
+/**
+ * What one policy may hold. Each rule is compiled on the daemon's event loop at a reload (in
+ * slices, daemon/policy-loader.ts), an event that no label pins scans the unpinned rules in
+ * order, and every value of an indexed label is a bucket entry built in one pass at load.
+ */
+export const POLICY_LIMITS = { maxRules: 10_000, maxLabelValues: 100_000 } as const;
+
+/** Values listed in `in:` label matchers over all rules of a raw document. */
+function labelValues(rules: unknown[]): number {
+  let n = 0;
+  for (const rule of rules) {
+    const labels = isObject(rule) && isObject(rule.match) ? rule.match.labels : undefined;
+    if (!isObject(labels)) continue;
+    for (const m of Object.values(labels)) if (isObject(m) && Array.isArray(m.in)) n += m.in.length;
+  }
+  return n;
+}
+
+function limitIssues(rules: unknown[]): PathIssue[] {
+  const issues: PathIssue[] = [];
+  if (rules.length > POLICY_LIMITS.maxRules)
+    issues.push({
+      code: 'policy-limit',
+      path: ['rules'],
+      message: `${rules.length} rules; a policy holds at most ${POLICY_LIMITS.maxRules} (pin rules to label values with {in: [...]} instead of a rule per value)`,
+    });
+  const values = labelValues(rules);
+  if (values > POLICY_LIMITS.maxLabelValues)
+    issues.push({
+      code: 'policy-limit',
+      path: ['rules'],
+      message: `${values} label values in {in: [...]} lists; a policy holds at most ${POLICY_LIMITS.maxLabelValues}`,
+    });
+  return issues;
+}
+
 /** Whole-document issues of a policy, as data; tolerant of any shape. */
 export function documentIssues(raw: unknown): PathIssue[] {
   if (!isObject(raw)) return [];
   const issues: PathIssue[] = [];
   if (Array.isArray(raw.rules)) {
+    issues.push(...limitIssues(raw.rules));
     const first = new Map<string, number>();
     raw.rules.forEach((rule, i) => {
       if (!isObject(rule) || typeof rule.name !== 'string') return;

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadPolicyFile, parsePolicy, policyEventFromJson } from '../../policies/index.js';
+import { loadPolicyFile, POLICY_LIMITS, parsePolicy, policyEventFromJson } from '../../policies/index.js';
 import { runPolicyCli } from './fixtures.js';
 
 const THREE_ERRORS = `version: 1
@@ -151,4 +151,34 @@ default:
     () => policyEventFromJson({ kind: 'sea', vm: { id: 'v', labels: JSON.parse('{"__proto__": "gold"}') } }),
     /'__proto__' cannot be a label name/,
   );
+});
+
+test('a policy holds at most 10,000 rules and 100,000 label values; at the bounds it loads', () => {
+  const doc = (rules: number, values: number) => {
+    const list = Array.from({ length: values }, (_, i) => `t${i}`).join(', ');
+    const lines = ['version: 1', 'name: big', 'rules:'];
+    if (values > 0)
+      lines.push(
+        `  - { name: listed, match: { labels: { tenant: { in: [${list}] } } }, action: { type: kill } }`,
+      );
+    for (let i = values > 0 ? 1 : 0; i < rules; i++)
+      lines.push(`  - { name: r${i}, match: { labels: { tenant: x${i} } }, action: { type: none } }`);
+    lines.push('default: { action: { type: inject, abort: data } }', '');
+    return lines.join('\n');
+  };
+  const atBounds = parsePolicy(doc(POLICY_LIMITS.maxRules, POLICY_LIMITS.maxLabelValues), 'at.yaml');
+  assert.ok(atBounds.ok, atBounds.ok ? '' : JSON.stringify(atBounds.issues.slice(0, 3)));
+  for (const [rules, values, says] of [
+    [POLICY_LIMITS.maxRules + 1, 0, '10001 rules; a policy holds at most 10000'],
+    [2, POLICY_LIMITS.maxLabelValues + 1, '100001 label values'],
+  ] as const) {
+    const r = parsePolicy(doc(rules, values), 'over.yaml');
+    assert.equal(r.ok, false);
+    if (r.ok) continue;
+    assert.deepEqual(
+      r.issues.map((i) => [i.code, i.path]),
+      [['policy-limit', 'rules']],
+    );
+    assert.match(r.issues[0]?.message ?? '', new RegExp(says));
+  }
 });

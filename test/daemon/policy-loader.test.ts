@@ -1,0 +1,65 @@
+/**
+ * A reload's rules reach the event loop and are compiled a slice per task (daemon/policy-loader.ts),
+ * so that the verdicts of running VMs go on between slices instead of waiting for the whole policy.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { createPolicyLoader } from '../../daemon/policy-loader.js';
+import { PolicyWorker, RULES_PER_SLICE } from '../../daemon/policy-worker.js';
+import { POLICY_LIMITS, PolicyState } from '../../policies/index.js';
+import { MERGED, seaEvent } from '../policies/fixtures.js';
+
+/** The real worker, noting when its answer reached the event loop. */
+class WatchedWorker extends PolicyWorker {
+  answered = false;
+  override async load(path: string) {
+    const r = await super.load(path);
+    this.answered = true;
+    return r;
+  }
+}
+
+test('a policy of the most rules allowed is compiled a slice per task, and its last rule decides', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-loader-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const n = POLICY_LIMITS.maxRules;
+  const lines = ['version: 1', 'name: many', 'rules:'];
+  for (let i = 0; i < n; i++)
+    lines.push(
+      `  - { name: r${i}, match: { labels: { tenant: t${i} }, kind: sea }, action: ${i === n - 1 ? '{ type: kill }' : '{ type: none }'} }`,
+    );
+  lines.push('default: { action: { type: inject, abort: data } }', '');
+  const file = join(dir, 'many.yaml');
+  writeFileSync(file, lines.join('\n'));
+
+  const worker = new WatchedWorker();
+  t.after(() => worker.close());
+  // Other work of the event loop (a verdict, a socket read): counted once the rules have arrived.
+  let turns = 0;
+  let loading = true;
+  const turn = () => {
+    if (worker.answered) turns++;
+    if (loading) setImmediate(turn);
+  };
+  setImmediate(turn);
+  const r = await createPolicyLoader(
+    new PolicyState(),
+    worker,
+  )(file).finally(() => {
+    loading = false;
+  });
+  assert.ok(r.ok, r.ok ? '' : r.issues.join('\n'));
+  if (!r.ok) return;
+  const slices = Math.ceil(n / RULES_PER_SLICE);
+  // Compiled in one task, the rules would leave other work a turn or two in all.
+  assert.ok(turns >= slices, `${turns} turns of the event loop while ${slices} slices were compiled`);
+  const decide = (tenant: string) =>
+    r.provider.decide(seaEvent({ vm: { id: 'a', labels: { tenant } } }), MERGED);
+  assert.equal(decide(`t${n - 1}`).rule, `r${n - 1}`);
+  assert.equal(decide(`t${n - 1}`).action, 'kill');
+  assert.equal(decide('t0').action, 'none');
+  assert.equal(decide('nobody').rule, 'default');
+});
