@@ -10,6 +10,7 @@
  */
 import {
   createJournalLogger,
+  JournalField as F,
   type JournalLogger,
   MessageId,
   Priority,
@@ -81,7 +82,7 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
     logger.log({
       message: `${suppressedSinceSummary} memory-error entries not logged individually (over ${rate}/s); counts are exact in metrics and the event store`,
       priority: Priority.NOTICE,
-      fields: { SEAWALL_REASON: 'log_rate_limit', SEAWALL_SUPPRESSED: suppressedSinceSummary },
+      fields: { [F.REASON]: 'log_rate_limit', [F.SUPPRESSED]: suppressedSinceSummary },
     });
     suppressedSinceSummary = 0;
   }, 10_000);
@@ -104,7 +105,7 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
     logger.log({
       message: `${counted} memory error${counted === 1 ? '' : 's'} in the last ${EVENT_SUMMARY_INTERVAL_MS / 1000} s (${actions}) on VMs ${named}${otherVms ? ' and others' : ''} — seawall events for each`,
       priority: Priority.NOTICE,
-      fields: { SEAWALL_REASON: 'event_summary', SEAWALL_EVENTS: counted },
+      fields: { [F.REASON]: 'event_summary', [F.EVENTS]: counted },
     });
     counted = 0;
     byAction.clear();
@@ -162,7 +163,7 @@ function noticeLimiter(logger: JournalLogger, perMinute: number) {
       logger.log({
         message: `${dropped} more '${key}' notices in the last minute not logged individually (over ${perMinute}/min); metrics count every one`,
         priority: Priority.NOTICE,
-        fields: { SEAWALL_REASON: 'log_rate_limit', SEAWALL_SUPPRESSED: dropped },
+        fields: { [F.REASON]: 'log_rate_limit', [F.SUPPRESSED]: dropped },
       });
     }
     window = new Map();

@@ -41,6 +41,14 @@ export const JournalField = {
   REASON: 'SEAWALL_REASON',
   /** Plugin session id. */
   SESSION: 'SEAWALL_SESSION',
+  /** PID of a refused plugin connection's peer (SO_PEERCRED); absent when the kernel gave none. */
+  PEER_PID: 'SEAWALL_PEER_PID',
+  /** UID of a refused plugin connection's peer (SO_PEERCRED); absent when the kernel gave none. */
+  PEER_UID: 'SEAWALL_PEER_UID',
+  /** How many entries an entry stands for that were not written (rate limit, journald backlog). */
+  SUPPRESSED: 'SEAWALL_SUPPRESSED',
+  /** How many memory errors a periodic summary entry counts (summary mode). */
+  EVENTS: 'SEAWALL_EVENTS',
 } as const;
 
 /** One of the SEAWALL_* field names. */

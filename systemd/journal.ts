@@ -18,7 +18,7 @@ import { fstatSync } from 'node:fs';
 import type { SystemdErrorHandler } from './errors.js';
 import { SystemdError } from './errors.js';
 import type { JournalFieldValue } from './journal-fields.js';
-import { assertFieldName, fieldValueText } from './journal-fields.js';
+import { assertFieldName, JournalField as F, fieldValueText } from './journal-fields.js';
 import { formatJournalLine } from './journal-line.js';
 import type { IoVec } from './libsystemd.js';
 import { errnoName, LIBSYSTEMD_SONAME, tryLoadLibsystemd } from './libsystemd.js';
@@ -229,7 +229,7 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
         enqueue({
           message: `${n} log entries dropped: journald did not take them as fast as they came`,
           priority: 4,
-          fields: { SEAWALL_REASON: 'journal_backlog', SEAWALL_SUPPRESSED: n },
+          fields: { [F.REASON]: 'journal_backlog', [F.SUPPRESSED]: n },
         });
       }
       pump();

@@ -53,7 +53,8 @@ export const MessageFields = {
 /** The fields {@link MessageFields} lists for `Id`. */
 export type MessageFieldName<Id extends MessageIdValue> = (typeof MessageFields)[Id][number];
 
-type Fields = NonNullable<JournalEntry['fields']>;
+/** SEAWALL_* fields only, by their JournalField names: a field the daemon logs is one it documents. */
+type Fields = { readonly [K in JournalFieldName]?: JournalFieldValue };
 type Carried<Id extends MessageIdValue> = [MessageFieldName<Id>] extends [never]
   ? { fields?: Fields }
   : { fields: Fields & { readonly [K in MessageFieldName<Id>]: Exclude<JournalFieldValue, undefined> } };
@@ -68,4 +69,6 @@ export type MessageEntry<Id extends MessageIdValue = MessageIdValue> = Id extend
   : never;
 
 /** What seawall logs: an entry without a MESSAGE_ID, or a {@link MessageEntry}. */
-export type SeawallEntry = (JournalEntry & { messageId?: undefined }) | MessageEntry;
+export type SeawallEntry =
+  | (Omit<JournalEntry, 'messageId' | 'fields'> & { messageId?: undefined; fields?: Fields })
+  | MessageEntry;

@@ -95,8 +95,8 @@ export function journalSink(log: DaemonLog): Sink {
         fields: {
           [F.REASON]: reason,
           [F.OUTCOME]: 'rejected',
-          SEAWALL_PEER_PID: peer?.pid,
-          SEAWALL_PEER_UID: peer?.uid,
+          [F.PEER_PID]: peer?.pid,
+          [F.PEER_UID]: peer?.uid,
         },
       });
     },
