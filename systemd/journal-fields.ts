@@ -25,7 +25,7 @@ export const JournalField = {
   FSC: 'SEAWALL_FSC',
   /** Severity decoded from ISS.SET: UER, UEO, UC, or unknown. */
   SEVERITY: 'SEAWALL_SEVERITY',
-  /** Guest virtual address (FAR), as hex; absent when FnV says it is not valid. */
+  /** Guest virtual address (FAR), as hex; only on a sea event, and absent when FnV says it is not valid. */
   GVA: 'SEAWALL_GVA',
   /** Guest physical address, as hex; absent when KVM did not know it. */
   GPA: 'SEAWALL_GPA',
