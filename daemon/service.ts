@@ -14,7 +14,6 @@ import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
 import { BUILTIN_POLICY_YAML, PolicyState } from '../policies/index.js';
 import {
   EventStore,
-  MAX_QUERY_LIMIT,
   Retention,
   StoreLock,
   type StoreOp,
@@ -35,7 +34,7 @@ import { BUILTIN_SHA256, builtinProvider, createPolicyLoader } from './policy-lo
 import { PolicyWorker } from './policy-worker.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
-import { DEFAULT_MAX_TRACKED_PAGES, PoisonedPageCounts } from './sinks/poisoned-page-counts.js';
+import { PoisonedPageCounts } from './sinks/poisoned-page-counts.js';
 import { type StoreReporting, storeReporting } from './store-reporting.js';
 import { VERSION } from './version.js';
 
@@ -191,7 +190,7 @@ export class Service {
         metricsSink(
           this.metrics,
           (err) => this.bus.onSinkError('metrics', 'afterReply', err),
-          this.#seedPoisonedPages(),
+          PoisonedPageCounts.fromStore(this.store?.queries),
         ),
       );
       this.metrics.start();
@@ -280,24 +279,6 @@ export class Service {
       messageId: MessageId.DAEMON_STARTED,
       fields: { [F.POLICY_VERSION]: this.policy.current.version },
     });
-  }
-
-  /** Each VM's poisoned pages from the store, so the gauge is true from the first scrape after a restart. */
-  #seedPoisonedPages(): PoisonedPageCounts {
-    const counts = new PoisonedPageCounts();
-    const queries = this.store?.queries;
-    if (!queries) return counts;
-    let after: { vm: string; gpa: string } | undefined;
-    for (let seen = 0; seen < DEFAULT_MAX_TRACKED_PAGES; ) {
-      const page = queries.poisonedPages(undefined, MAX_QUERY_LIMIT, after);
-      for (const p of page) counts.add(p.vm, BigInt(p.gpa));
-      seen += page.length;
-      const last = page[page.length - 1];
-      if (!last || page.length < MAX_QUERY_LIMIT) break;
-      after = { vm: last.vm, gpa: last.gpa };
-    }
-    // Departed VMs' gauges come back when they reconnect (metrics-sink sessionOpened).
-    return counts;
   }
 
   statusLine(): string {

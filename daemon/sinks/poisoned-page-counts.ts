@@ -9,6 +9,7 @@
  * session of its own, before another VM's repeats can be counted twice.
  */
 import type { EventRecord } from '../../events/index.js';
+import { MAX_QUERY_LIMIT, type StoreQueries } from '../../store/index.js';
 
 export const DEFAULT_MAX_TRACKED_PAGES = 1_000_000;
 export const DEFAULT_MAX_TRACKED_PAGES_PER_VM = 65_536;
@@ -22,6 +23,29 @@ export class PoisonedPageCounts {
   constructor(maxPages = DEFAULT_MAX_TRACKED_PAGES, maxPagesPerVm = DEFAULT_MAX_TRACKED_PAGES_PER_VM) {
     this.#maxPages = maxPages;
     this.#maxPagesPerVm = maxPagesPerVm;
+  }
+
+  /**
+   * Each VM's poisoned pages as the store holds them, up to `maxPages`, so the gauge is true from
+   * the first scrape after a restart. Departed VMs' gauges come back when they reconnect
+   * (metrics-sink sessionOpened).
+   */
+  static fromStore(
+    queries: StoreQueries | undefined,
+    maxPages = DEFAULT_MAX_TRACKED_PAGES,
+  ): PoisonedPageCounts {
+    const counts = new PoisonedPageCounts(maxPages);
+    if (!queries) return counts;
+    let after: { vm: string; gpa: string } | undefined;
+    for (let seen = 0; seen < maxPages; ) {
+      const page = queries.poisonedPages(undefined, MAX_QUERY_LIMIT, after);
+      for (const p of page) counts.add(p.vm, BigInt(p.gpa));
+      seen += page.length;
+      const last = page[page.length - 1];
+      if (!last || page.length < MAX_QUERY_LIMIT) break;
+      after = { vm: last.vm, gpa: last.gpa };
+    }
+    return counts;
   }
 
   /** Whether the record marks a page poisoned (store/rows.ts `poisonsPage` is the same rule). */
