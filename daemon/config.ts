@@ -15,6 +15,12 @@ const listen = z
   .string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:9464');
 
+/** A `listen` value (`host:port`, `[v6]:port`) as the host and port to bind. */
+export function listenHostPort(value: string): [string, number] {
+  const i = value.lastIndexOf(':');
+  return [value.slice(0, i).replace(/^\[|\]$/g, ''), Number(value.slice(i + 1))];
+}
+
 export const ConfigSchema = z.strictObject({
   /** Plugin socket path (ignored under socket activation). */
   socket: z.string().min(1).optional(),

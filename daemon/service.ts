@@ -24,7 +24,7 @@ import {
 } from '../store/index.js';
 import { createNotifier, createWatchdog, JournalField as F, takeListenFds } from '../systemd/index.js';
 import { actionReporting } from './action-reporting.js';
-import type { DaemonConfig } from './config.js';
+import { type DaemonConfig, listenHostPort } from './config.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
 import { ensureSafeDir } from './paths.js';
 import { Pipeline } from './pipeline.js';
@@ -194,7 +194,7 @@ export class Service {
         ),
       );
       this.metrics.start();
-      const [host, port] = splitListen(this.config.metrics as string);
+      const [host, port] = listenHostPort(this.config.metrics as string);
       this.#metricsServer = new MetricsServer(this.metrics, { host, port });
       const addr = await this.#metricsServer.listen();
       this.#announce(
@@ -332,9 +332,3 @@ export class Service {
 const SLOW_STEP_USEC = 120_000_000;
 /** How far back stored events are replayed into the rate/repeat state at start. */
 const REBUILD_WINDOW_MS = 7 * 86_400_000;
-
-function splitListen(listen: string): [string, number] {
-  const i = listen.lastIndexOf(':');
-  const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
-  return [host, Number(listen.slice(i + 1))];
-}
