@@ -34,8 +34,14 @@ export interface Notifier {
    * (sd_notify(3)); follow with {@link ready} once the new configuration is live.
    */
   reloading(status?: string): void;
-  /** `STOPPING=1`: shutdown has begun. */
+  /** `STOPPING=1`: shutdown has begun. Not for a start that failed: see {@link failed}. */
   stopping(status?: string): void;
+  /**
+   * `STATUS=` saying why the service failed, and `ERRNO=` when `error` is, or was caused by, a
+   * failed system call: sd_notify(3) "If a service fails, the errno-style error code".
+   * `systemctl status` shows both. The process is expected to exit non-zero next.
+   */
+  failed(status: string, error?: unknown): void;
   /** `WATCHDOG=1`: keep-alive ping for WatchdogSec= (see watchdog.ts for the timer). */
   watchdogPing(): void;
   /** `EXTEND_TIMEOUT_USEC=`: ask for more time in the current start/stop phase. */
@@ -50,6 +56,7 @@ const NOOP_NOTIFIER: Notifier = Object.freeze({
   status() {},
   reloading() {},
   stopping() {},
+  failed() {},
   watchdogPing() {},
   extendTimeout() {},
   send() {},
@@ -63,6 +70,21 @@ function oneLine(text: string): string {
 
 function withStatus(state: string, status: string | undefined): string {
   return status === undefined ? state : `${state}\nSTATUS=${oneLine(status)}`;
+}
+
+/** How many causes deep {@link errnoOf} looks for a system call's error. */
+const CAUSE_DEPTH = 8;
+
+/** The positive errno of the first failed system call in `error`'s cause chain, if any. */
+function errnoOf(error: unknown): number | undefined {
+  let e = error;
+  for (let depth = 0; e instanceof Error && depth < CAUSE_DEPTH; depth++) {
+    // Node's system errors carry `syscall` and a negative `errno` (libuv's -errno convention).
+    const { errno, syscall } = e as NodeJS.ErrnoException;
+    if (typeof errno === 'number' && errno !== 0 && typeof syscall === 'string') return Math.abs(errno);
+    e = e.cause;
+  }
+  return undefined;
 }
 
 /** CLOCK_MONOTONIC in µs: libuv's hrtime reads CLOCK_MONOTONIC on Linux, the clock RELOADING=1 wants. */
@@ -118,6 +140,10 @@ export function createNotifier(
     status: (text) => send(`STATUS=${oneLine(text)}`),
     reloading: (status) => send(withStatus(`RELOADING=1\nMONOTONIC_USEC=${monotonicUsec()}`, status)),
     stopping: (status) => send(withStatus('STOPPING=1', status)),
+    failed: (status, error) => {
+      const errno = errnoOf(error);
+      send(`STATUS=${oneLine(status)}${errno === undefined ? '' : `\nERRNO=${errno}`}`);
+    },
     watchdogPing: () => send('WATCHDOG=1'),
     extendTimeout: (usec) => send(`EXTEND_TIMEOUT_USEC=${Math.max(0, Math.trunc(usec))}`),
     send,

@@ -23,6 +23,7 @@ test('without NOTIFY_SOCKET every notifier method is a no-op', () => {
   assert.equal(notifier.enabled, false);
   notifier.ready('up');
   notifier.reloading();
+  notifier.failed('down', new Error('x'));
   notifier.watchdogPing();
   const watchdog = createWatchdog(notifier, { WATCHDOG_USEC: '1000000' });
   assert.equal(watchdog.enabled, false);
@@ -56,7 +57,7 @@ test('NOTIFY_SOCKET without libsystemd reports once and degrades to a no-op', ()
   }
 });
 
-test('a child sends READY, STATUS, RELOADING with MONOTONIC_USEC, STOPPING and paced watchdog pings', async (t) => {
+test('a child sends READY, STATUS, RELOADING with MONOTONIC_USEC, a failure, STOPPING and paced watchdog pings', async (t) => {
   if (!requireOrSkip(t, tools({ python3: 'python3' }))) return;
   const rx = await startNotifyReceiver();
   const child = spawnOwned(process.execPath, ['--import', 'tsx', CHILD], {
@@ -116,6 +117,14 @@ test('a child sends READY, STATUS, RELOADING with MONOTONIC_USEC, STOPPING and p
     'no WATCHDOG=1 while the event loop is blocked',
   );
   await rx.waitFor(isPing, { from: unblocked.index });
+
+  // A failure: STATUS= on one line, ERRNO= only for a failed system call somewhere in the causes.
+  await command('failed /nonexistent-seawall-notify-test');
+  const failed = await rx.waitFor((m) => m.fields.STATUS?.startsWith('cannot read') === true);
+  assert.equal(failed.text, 'STATUS=cannot read /nonexistent-seawall-notify-test\nERRNO=2');
+  await command('failed-plain');
+  const plain = await rx.waitFor((m) => m.fields.STATUS === 'no system call', { from: failed.index });
+  assert.equal(plain.text, 'STATUS=no system call');
 
   await command('stop').catch(() => {});
   const stopping = await rx.waitFor((m) => m.fields.STOPPING === '1');

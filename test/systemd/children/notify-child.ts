@@ -1,5 +1,6 @@
 // Child process for notify.test.ts: drives notify.ts and watchdog.ts from commands on stdin, so
 // the test decides when each state is sent while the receiver observes the real socket.
+import { readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { SystemdError } from '../../../systemd/errors.js';
 import { createNotifier } from '../../../systemd/notify.js';
@@ -28,6 +29,15 @@ const commands: Record<string, (arg: string) => void> = {
     busy(Number(arg));
     notifier.status('unblocked');
   },
+  // A failed system call wrapped the way seawall's errors wrap one: ERRNO= comes from the cause.
+  failed: (arg) => {
+    try {
+      readdirSync(arg);
+    } catch (cause) {
+      notifier.failed(`cannot read\n${arg}`, new Error('wrapped', { cause }));
+    }
+  },
+  'failed-plain': () => notifier.failed('no system call', new Error('plain')),
   stop: () => {
     watchdog.stop();
     notifier.stopping('bye');
