@@ -46,6 +46,12 @@ export interface JournaldHandle {
     match: Readonly<Record<string, string>>,
     options?: { count?: number; timeoutMs?: number },
   ): Promise<Record<string, string>[]>;
+  /**
+   * Resolves once journald has stored every entry sent to its native socket before the call: it
+   * sends a marker entry of its own there (one receive queue, read in order) and waits for it.
+   * For asserting that a process that has exited did not log something.
+   */
+  barrier(): Promise<void>;
   /** Unregisters; the last user out stops a journald the fixtures started. */
   stop(): Promise<void>;
 }
@@ -143,6 +149,8 @@ async function launch(): Promise<number> {
 }
 
 let counter = 0;
+let barriers = 0;
+const SEND = new URL('./send-datagram.py', import.meta.url).pathname;
 
 /** Starts or joins a journald; see the module comment. */
 export async function startJournald(): Promise<JournaldHandle> {
@@ -163,7 +171,7 @@ export async function startJournald(): Promise<JournaldHandle> {
       .map((line) => JSON.parse(line) as Record<string, string>);
   }
 
-  return {
+  const handle: JournaldHandle = {
     started,
     query,
     async waitForEntries(match, { count = 1, timeoutMs = WAIT_MS } = {}) {
@@ -179,6 +187,11 @@ export async function startJournald(): Promise<JournaldHandle> {
         },
         { timeoutMs, everyMs: 50, state: () => `${seen} so far` },
       );
+    },
+    async barrier() {
+      const marker = `${process.pid}-${barriers++}`;
+      await run('python3', [SEND, JOURNAL_SOCKET, `MESSAGE=test barrier\nSEAWALL_TEST_BARRIER=${marker}\n`]);
+      await handle.waitForEntries({ SEAWALL_TEST_BARRIER: marker });
     },
     async stop() {
       await withLock(async () => {
@@ -196,4 +209,5 @@ export async function startJournald(): Promise<JournaldHandle> {
       });
     },
   };
+  return handle;
 }

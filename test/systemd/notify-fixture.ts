@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { exitOf, spawnOwned, stopOwned } from '../helpers/processes.js';
+import { exitOf, runFile as run, spawnOwned, stopOwned } from '../helpers/processes.js';
 import { WAIT_MS, WaitTimeout, within } from '../helpers/wait.js';
 
 /** One datagram as received. */
@@ -48,9 +48,18 @@ export interface NotifyReceiver {
     match: (m: NotifyMessage) => boolean,
     options?: { from?: number; timeoutMs?: number },
   ): Promise<NotifyMessage>;
+  /**
+   * Resolves once every datagram sent to the socket before the call is in {@link messages}: it
+   * sends a marker of its own (the socket has one receive queue, read in order) and waits for it.
+   * For asserting that something was not sent, by a process that has exited.
+   */
+  barrier(): Promise<void>;
   /** Stops the receiver and removes its directory. */
   close(): Promise<void>;
 }
+
+const SEND = new URL('./send-datagram.py', import.meta.url).pathname;
+let barriers = 0;
 
 function parseFields(text: string): Record<string, string> {
   const fields: Record<string, string> = {};
@@ -101,7 +110,7 @@ export async function startNotifyReceiver(python = 'python3'): Promise<NotifyRec
   });
   await within('the notify receiver to bind its socket', bound);
 
-  return {
+  const receiver: NotifyReceiver = {
     socketPath,
     env: { NOTIFY_SOCKET: socketPath },
     messages,
@@ -140,9 +149,16 @@ export async function startNotifyReceiver(python = 'python3'): Promise<NotifyRec
         check();
       });
     },
+    async barrier() {
+      const marker = `SEAWALL_TEST_BARRIER=${process.pid}-${barriers++}`;
+      const from = messages.length;
+      await run(python, [SEND, socketPath, marker]);
+      await receiver.waitFor((m) => m.text === marker, { from });
+    },
     async close() {
       if (!exited) await stopOwned(child, 'the notify receiver');
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return receiver;
 }
