@@ -9,4 +9,5 @@ export * from './session.js';
 export * from './session-info.js';
 export * from './sinks/journal-sink.js';
 export * from './sinks/metrics-sink.js';
+export * from './start-failure.js';
 export * from './version.js';

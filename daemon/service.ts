@@ -35,6 +35,7 @@ import { PolicyWorker } from './policy-worker.js';
 import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
 import { PoisonedPageCounts } from './sinks/poisoned-page-counts.js';
+import { reportStartFailure } from './start-failure.js';
 import { type StoreReporting, storeReporting } from './store-reporting.js';
 import { VERSION } from './version.js';
 
@@ -148,7 +149,23 @@ export class Service {
     });
   }
 
+  /**
+   * Starts level by level, then READY=1. A failed level ends the start: the reason is logged and
+   * told to systemd (start-failure.ts), what is up is closed without STOPPING=1 (a later stop()
+   * too: the daemon never became ready), and the error is rethrown for an exit non-zero.
+   */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (err) {
+      reportStartFailure(this.log, this.#notifier, err);
+      this.#stopping = this.#close().catch(() => {});
+      await this.#stopping;
+      throw err;
+    }
+  }
+
+  async #start(): Promise<void> {
     // Level 1: the record. The store's sink is added first: it must hold a batch before its
     // verdicts are written, and before any other sink sees it.
     if (this.config.store) {
@@ -308,6 +325,11 @@ export class Service {
       priority: Priority.INFO,
       messageId: MessageId.DAEMON_STOPPING,
     });
+    await this.#close();
+  }
+
+  /** Closes every level in reverse order of start; each copes with never having been started. */
+  async #close(): Promise<void> {
     if (this.#statusTimer) clearInterval(this.#statusTimer);
     await this.#control?.close();
     // Answers every event already received; its last batch goes into the store.

@@ -48,6 +48,7 @@ export const MessageFields = {
   ],
   [MessageId.DAEMON_STARTED]: [F.POLICY_VERSION],
   [MessageId.DAEMON_STOPPING]: [],
+  [MessageId.DAEMON_START_FAILED]: [F.REASON],
 } as const satisfies { readonly [Id in MessageIdValue]: readonly JournalFieldName[] };
 
 /** The fields {@link MessageFields} lists for `Id`. */

@@ -33,6 +33,11 @@ export const MessageId = {
   DAEMON_STARTED: '3344b555b8354e1b94d17b4b532817c4',
   /** The daemon began shutting down (STOPPING=1). */
   DAEMON_STOPPING: '15521afb21a24f8e8d1b69ec37e7c217',
+  /**
+   * The daemon could not start and exits non-zero: it never sent READY=1, so it sends no STOPPING=1
+   * and logs no DAEMON_STOPPING either.
+   */
+  DAEMON_START_FAILED: 'acb00c27d4bc48e3b1cf7a2bc36faea6',
 } as const;
 
 /** One of the seawall MESSAGE_IDs. */

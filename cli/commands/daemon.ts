@@ -1,6 +1,13 @@
 /** `seawall daemon`: runs the service in the foreground until SIGTERM/SIGINT. */
 import { type Command, Option } from 'commander';
-import { readConfigFile, resolveConfig, Service } from '../../daemon/index.js';
+import {
+  type DaemonConfig,
+  type DaemonLog,
+  readConfigFile,
+  reportEarlyStartFailure,
+  resolveConfig,
+  Service,
+} from '../../daemon/index.js';
 import { CliError } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
 import { listenValue, nonEmpty } from '../option-values.js';
@@ -17,20 +24,36 @@ interface DaemonOptions {
   logEvents: 'each' | 'summary' | 'auto';
 }
 
+/**
+ * After a failed start: lets the entry that says why reach journald before the process ends. An
+ * entry journald does not take within the deadline holds a thread that exit(3) waits for (see the
+ * end of runDaemon); the process then ends with SIGKILL once the error is on stderr — the timer is
+ * unref'd, so it fires only if that thread is what keeps the process alive.
+ */
+async function flushStartFailure(log: DaemonLog): Promise<void> {
+  if (!(await log.drain(1000))) setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100).unref();
+}
+
 async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> {
-  const file = opts.config ? readConfigFile(opts.config) : null;
-  const config = resolveConfig(
-    file,
-    {
-      socket: opts.socket,
-      controlSocket: opts.controlSocket,
-      stateDir: opts.stateDir,
-      policy: opts.policy,
-      metrics: opts.metrics,
-      ...(opts.store ? {} : { store: false }),
-    },
-    ctx.env,
-  );
+  let config: DaemonConfig;
+  try {
+    const file = opts.config ? readConfigFile(opts.config) : null;
+    config = resolveConfig(
+      file,
+      {
+        socket: opts.socket,
+        controlSocket: opts.controlSocket,
+        stateDir: opts.stateDir,
+        policy: opts.policy,
+        metrics: opts.metrics,
+        ...(opts.store ? {} : { store: false }),
+      },
+      ctx.env,
+    );
+  } catch (err) {
+    await flushStartFailure(reportEarlyStartFailure(opts.log, err));
+    throw err;
+  }
   const service = new Service({
     config,
     logMode: opts.log,
@@ -61,8 +84,8 @@ async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> 
   try {
     await service.start();
   } catch (err) {
-    // Close whatever levels did start (metrics endpoint, store, timers) so the process can exit.
-    await service.stop().catch(() => {});
+    // The service has closed the levels that did start and logged why (daemon/start-failure.ts).
+    await flushStartFailure(service.log);
     if (err instanceof CliError) throw err;
     throw new CliError('failed', `cannot start: ${(err as Error).message}`);
   }
