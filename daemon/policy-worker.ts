@@ -49,7 +49,8 @@ interface PolicyWorkerData {
 const WORKER_HEAP_MB = 2048;
 /**
  * Rules the event loop takes in one task at a reload (daemon/policy-loader.ts): a slice is
- * deserialized and compiled in ~1–3 ms on the machine of docs/performance.md.
+ * deserialized and compiled in a median of under 2 ms on the machine of docs/performance.md
+ * (bench/policy-reload.ts).
  */
 export const RULES_PER_SLICE = 200;
 /** A load that takes longer than this is abandoned (the worker is terminated). */
