@@ -12,8 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createPolicyLoader } from '../daemon/policy-loader.js';
-import { PolicyWorker } from '../daemon/policy-worker.js';
+import { createPolicyLoader, PolicyWorker } from '../daemon/index.js';
 import { POLICY_LIMITS, PolicyState } from '../policies/index.js';
 
 const { values } = parseArgs({

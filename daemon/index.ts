@@ -4,6 +4,7 @@ export * from './log.js';
 export * from './paths.js';
 export * from './pipeline.js';
 export * from './policy-loader.js';
+export * from './policy-worker.js';
 export * from './service.js';
 export * from './session.js';
 export * from './session-info.js';
