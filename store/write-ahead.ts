@@ -21,8 +21,8 @@
  * in flight, and before anything waits for it (a read, a full queue, close).
  *
  * A store fault — the disk full, the state directory removed or replaced — is detected (a failed
- * write, rename or commit, or a once-a-second check that the store file is still the one open),
- * reported once through `onHealth`, and ridden out: answered events are held in memory (up to
+ * write, rename, open or commit, or a once-a-second check that the store file is still the one
+ * open), reported once through `onHealth`, and ridden out: answered events are held in memory (up to
  * `maxHeld` rows, the oldest dropped and counted past it), nothing is retried more than once a
  * second, and when the fault clears — space returns, the directory can be made again — the store
  * is reopened if it was lost, the held rows are written ahead and committed, each exactly once,
@@ -100,6 +100,7 @@ interface Segment {
 export class WriteAhead {
   readonly path: string;
   readonly #store: EventStore;
+  /** The append file's descriptor; -1 from its close until a new one is open (a fault meanwhile). */
   #fd: number;
   readonly #flushMs: number;
   readonly #maxPending: number;
@@ -244,11 +245,7 @@ export class WriteAhead {
           if (seg.file && !existsSync(seg.file)) this.#done(id, seg);
         // A fresh thread starts with the hand-over below, on the reopened file.
       }
-      try {
-        closeSync(this.#fd);
-      } catch {
-        // already unusable
-      }
+      this.#closeAppend();
       this.#fd = openAppend(this.path);
       if (this.#held.length > 0) {
         const rows = this.#held.peek();
@@ -269,9 +266,9 @@ export class WriteAhead {
     this.#maybeHealed();
   }
 
-  /** Ends the fault once nothing is held and no commit is waiting for a retry. */
+  /** Ends the fault once the append file is open, nothing is held and no commit awaits a retry. */
   #maybeHealed(): void {
-    if (!this.#fault || this.#held.length > 0) return;
+    if (!this.#fault || this.#fd < 0 || this.#held.length > 0) return;
     for (const seg of this.#inFlight.values()) if (seg.failed || seg.retried) return;
     this.#fault = null;
     this.#onHealth(this.health);
@@ -420,7 +417,23 @@ export class WriteAhead {
     this.#closed = true;
     this.#writer?.close(this.#waitMs);
     this.#commitInFlightHere();
-    closeSync(this.#fd);
+    this.#closeAppend();
+  }
+
+  /**
+   * Closes the append file once: its number is forgotten first. Once closed, the number is any
+   * thread's to take — a starting writer thread's event loop, another connection's database file —
+   * and closing it again would close theirs.
+   */
+  #closeAppend(): void {
+    const fd = this.#fd;
+    this.#fd = -1;
+    if (fd < 0) return;
+    try {
+      closeSync(fd);
+    } catch {
+      // already unusable; closed all the same (close(2): the descriptor is freed even on error)
+    }
   }
 
   #schedule(): void {
@@ -439,8 +452,6 @@ export class WriteAhead {
         file = segmentPath(this.path, this.#segments++);
         try {
           renameSync(this.path, file);
-          closeSync(this.#fd);
-          this.#fd = openAppend(this.path);
         } catch (err) {
           // The directory is gone or unusable: the file's rows are now only in memory. Hold them
           // (their keys are pending already) and let the once-a-second retry reopen the store.
@@ -452,6 +463,15 @@ export class WriteAhead {
           this.#fail('append', err);
           this.#held.hold(rows);
           return;
+        }
+        // The rows are in the segment whatever becomes of the new file: they stay pending. Without
+        // a new file (EMFILE: another thread took the number just freed) the store is faulty, and
+        // rows are held until the once-a-second retry opens one.
+        this.#closeAppend();
+        try {
+          this.#fd = openAppend(this.path);
+        } catch (err) {
+          this.#fail('append', err);
         }
       }
       this.#inFlight.set(-++this.#staged, {

@@ -1,0 +1,158 @@
+/**
+ * The write-ahead layer at the process's open-file limit, as a daemon with too many VMs connected
+ * can be. A file of its own: every descriptor of the process is taken here, and a test file runs
+ * in a process of its own, so that no thread or handle another test left competes for the ones
+ * freed. The limit itself is the kernel's (RLIMIT_NOFILE, lowered with prlimit(1)).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { EventStore, WriteAhead } from '../../store/index.js';
+import { requireTool } from '../helpers/tools.js';
+import { until, WAIT_MS } from '../helpers/wait.js';
+import { record, session, tempStorePath } from './records.js';
+
+const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function open(): { dir: string; path: string; store: EventStore } {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  return { dir, path, store: new EventStore({ path }) };
+}
+
+const segmentsIn = (dir: string) => readdirSync(dir).filter((n) => /\.pending\.\d+$/.test(n));
+
+/** Descriptors on /dev/null, held until released. */
+class Descriptors {
+  readonly #fds: number[] = [];
+
+  /** Takes `n` descriptors. */
+  take(n: number): void {
+    for (let i = 0; i < n; i++) this.#fds.push(openSync('/dev/null', 'r'));
+  }
+
+  /** Takes every free descriptor, until the kernel refuses one. */
+  takeAll(): void {
+    try {
+      for (;;) this.#fds.push(openSync('/dev/null', 'r'));
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, 'EMFILE');
+    }
+  }
+
+  /** Takes descriptors, lowest first, up to and including `last`, which must be free. */
+  takeUpTo(last: number): void {
+    for (;;) {
+      const fd = openSync('/dev/null', 'r');
+      this.#fds.push(fd);
+      if (fd === last) return;
+      assert.ok(fd < last, `descriptor ${last} was not free`);
+    }
+  }
+
+  release(): void {
+    for (const fd of this.#fds.splice(0)) closeSync(fd);
+  }
+}
+
+/** The process's soft RLIMIT_NOFILE, as /proc shows it (read while a descriptor is free). */
+function softLimit(): number {
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'));
+  return Number(line?.split(/\s{2,}/)[1]);
+}
+
+/** Sets the process's soft RLIMIT_NOFILE; starting prlimit(1) takes a few free descriptors. */
+function setSoftLimit(prlimit: string, n: number): void {
+  const r = spawnSync(prlimit, ['--pid', String(process.pid), `--nofile=${n}:`], {
+    encoding: 'utf8',
+    timeout: WAIT_MS,
+  });
+  assert.equal(r.status, 0, `prlimit: ${r.error ?? r.stderr}`);
+}
+
+/** The descriptor this process has open on `path`. */
+function descriptorOf(path: string): number {
+  const fd = readdirSync('/proc/self/fd')
+    .map(Number)
+    .find((n) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${n}`) === path;
+      } catch {
+        return false; // the directory's own descriptor, closed by now
+      }
+    });
+  assert.ok(fd !== undefined, `no descriptor on ${path}`);
+  return fd;
+}
+
+test('a rotation whose new append file cannot be opened keeps its rows pending, and never closes a descriptor twice', async (t) => {
+  const prlimit = requireTool(t, 'prlimit', 'util-linux');
+  if (!prlimit) return;
+  const { dir, path, store } = open();
+  const health: boolean[] = [];
+  const errors: NodeJS.ErrnoException[] = [];
+  const limit = softLimit();
+  const fds = new Descriptors();
+  // Below the append file's number, released before prlimit runs to raise the limit again.
+  fds.take(16);
+  // On the event loop: no writer thread that could take a descriptor freed here.
+  const ahead = new WriteAhead(store, {
+    thread: false,
+    flushMs: 5,
+    maxPending: 5,
+    checkMs: 50,
+    onError: (_op, err) => errors.push(err as NodeJS.ErrnoException),
+    onHealth: (h) => health.push(h.healthy),
+  });
+  t.after(() => {
+    fds.release();
+    setSoftLimit(prlimit, limit);
+    ahead.close();
+    store.close();
+  });
+  // A limit at the append file's own number, every number below it taken: the rotation closes the
+  // file and cannot open the next one — the same EMFILE another thread causes by taking the number
+  // in between, here on every run.
+  const appendFd = descriptorOf(`${path}.pending`);
+  setSoftLimit(prlimit, appendFd);
+  fds.takeAll();
+  const s = session('vm-f', 1n);
+  for (let seq = 1; seq <= 5; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
+  // The rows are in the segment on disk: pending, not held as if only memory had them.
+  assert.equal(ahead.pending, 5);
+  assert.equal(ahead.health.heldRows, 0);
+  assert.ok(existsSync(`${path}.pending.1`), 'the segment is on disk');
+  assert.deepEqual(health, [false], 'the store is faulty');
+  assert.deepEqual(
+    errors.map((e) => [e.code, e.path]),
+    [
+      ['EMFILE', `${path}.pending`],
+      ['EMFILE', `${path}.pending.1`],
+    ],
+    'the new file could not be opened, nor the segment read back',
+  );
+  ahead.record([record({ session: s, seq: 6, timeMs: T0 + 6 })]);
+  assert.equal(ahead.health.heldRows, 1, 'an event answered while faulty is held');
+
+  // The limit back, and the closed append file's number taken by someone else before the retry:
+  // a retry that closed it again would close this descriptor (and open the append file under it).
+  fds.release();
+  setSoftLimit(prlimit, limit);
+  fds.takeUpTo(appendFd);
+  await until('the retry to commit everything', () => ahead.health.healthy && ahead.pending === 0, {
+    state: () => `health ${health.join(',')}, ${ahead.pending} pending, ${ahead.health.heldRows} held`,
+  });
+  assert.equal(readlinkSync(`/proc/self/fd/${appendFd}`), '/dev/null', 'the retry left it alone');
+  fds.release();
+  assert.deepEqual(health, [false, true], 'one fault, one recovery');
+  assert.equal(ahead.health.heldRows, 0);
+  assert.equal(store.queries.totals().events, 6);
+  assert.deepEqual(segmentsIn(dir), []);
+});
