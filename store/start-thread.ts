@@ -6,9 +6,17 @@
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
+/**
+ * tsx's API, resolved once as this module loads rather than at each start: resolved while the
+ * process is out of file descriptors, it comes back wrong (tsx's package.json unread, so its
+ * exports ignored), Node keeps that answer, and no thread would start again. Compiled, there is
+ * no tsx to resolve.
+ */
+const TSX_API = import.meta.url.endsWith('.ts') ? import.meta.resolve('tsx/esm/api') : null;
+
 export function startThread(url: URL, options: WorkerOptions): Worker {
   if (!url.pathname.endsWith('.ts')) return new Worker(url, options);
-  const api = import.meta.resolve('tsx/esm/api');
+  const api = TSX_API ?? import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(url.href)}); })`;
   return new Worker(boot, { ...options, eval: true });
 }
