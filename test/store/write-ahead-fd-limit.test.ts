@@ -10,7 +10,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSyn
 import { after, test } from 'node:test';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { requireTool } from '../helpers/tools.js';
-import { until, WAIT_MS } from '../helpers/wait.js';
+import { until, WAIT_MS, within } from '../helpers/wait.js';
 import { record, session, tempStorePath } from './records.js';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
@@ -155,4 +155,69 @@ test('a rotation whose new append file cannot be opened keeps its rows pending, 
   assert.equal(ahead.health.heldRows, 0);
   assert.equal(store.queries.totals().events, 6);
   assert.deepEqual(segmentsIn(dir), []);
+});
+
+test('a writer thread that dies is replaced within a second; every segment posted to it is committed', async (t) => {
+  const { path, store } = open();
+  const health: boolean[] = [];
+  const errors: NodeJS.ErrnoException[] = [];
+  const fds = new Descriptors();
+  const firstSegment = `${path}.pending.1`;
+  let atDeath: { pending: number; held: number; running: boolean } | null = null;
+  const ahead = new WriteAhead(store, {
+    flushMs: 5,
+    maxPending: 5,
+    checkMs: 50,
+    onError: (_op, err) => {
+      errors.push(err as NodeJS.ErrnoException);
+      if (atDeath !== null || (err as NodeJS.ErrnoException).path !== firstSegment) return;
+      // The thread is dead and its first segment cannot be read back here either: the state under
+      // test, seen as it is reached. The descriptors go back now, before the next retry: the
+      // thread that retry starts then has every one it needs, and no rotation of the append file
+      // ever runs while a thread starts without them.
+      atDeath = { pending: ahead.pending, held: ahead.health.heldRows, running: ahead.writerRunning };
+      fds.release();
+    },
+    onHealth: (h) => health.push(h.healthy),
+  });
+  t.after(() => {
+    fds.release();
+    ahead.close();
+    store.close();
+  });
+  // Every descriptor taken: the thread cannot start (its event loop needs some), and what is
+  // posted to it cannot be read back on this thread either.
+  fds.takeAll();
+  const s = session('vm-d', 1n);
+  // The fifth row hands the file over and starts the thread. One hand-over of rows, not two: each
+  // closes the append file and opens the next, and the thread starting beside the second could
+  // take the number freed in between — that rotation would fail instead, and the thread, given a
+  // descriptor, would die later, at a moment nothing here controls.
+  for (let seq = 1; seq <= 5; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
+  // A second segment with no file to rotate: an APPLIED result for one of those rows, handed over
+  // at once by a read. Both are posted before the thread can be known dead: that takes a turn of
+  // the event loop.
+  store.markApplied(1n, 3, -7);
+  const read = ahead.settle();
+  await until('the writer thread to die with its segments unread', () => atDeath, {
+    state: () => errors.map((e) => e.message).join('; ') || 'no error yet',
+  });
+  assert.deepEqual(
+    atDeath,
+    { pending: 5, held: 0, running: false },
+    'the rows posted to it are kept pending, not held',
+  );
+  await until('a new writer thread to commit both', () => ahead.health.healthy && ahead.pending === 0, {
+    state: () =>
+      `health ${health.join(',')}, ${ahead.pending} pending; errors: ${errors.map((e) => e.message).join('; ')}`,
+  });
+  // The read's wait ends with the first acknowledgement of the new thread (or its own deadline).
+  await within('the read to return', read);
+  assert.equal(ahead.writerRunning, true, 'a new writer thread took over');
+  assert.deepEqual(health, [false, true], 'one fault, one recovery');
+  // On the store's connection, before any read through the store, which would commit whatever
+  // is still in flight on this thread.
+  const applied = store.db.prepare('SELECT applied FROM events WHERE seq = 3').pluck().get();
+  assert.equal(applied, -7, 'the APPLIED result was committed, after its row');
+  assert.equal(store.queries.totals().events, 5);
 });

@@ -5,7 +5,7 @@
  * left are recovered at open.
  */
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { after, type TestContext, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
@@ -327,47 +327,6 @@ for (const thread of [false, true])
     assert.deepEqual(died, [], 'the writer thread never failed to open');
     assert.equal(store.queries.totals().events, 15);
   });
-
-test('a writer thread that dies is replaced within a second; every segment posted to it is committed', async (t) => {
-  const { store } = open();
-  const health: boolean[] = [];
-  const errors: string[] = [];
-  const ahead = new WriteAhead(store, {
-    flushMs: 5,
-    maxPending: 5,
-    checkMs: 50,
-    onError: (_op, err) => errors.push((err as Error).message),
-    onHealth: (h) => health.push(h.healthy),
-  });
-  // The process at its open-file limit, as a daemon with too many VMs connected can be: the
-  // thread cannot start, and the segments cannot be read back on this thread either.
-  const fds: number[] = [];
-  const releaseFds = () => {
-    for (const fd of fds.splice(0)) closeSync(fd);
-  };
-  t.after(() => {
-    releaseFds();
-    ahead.close();
-    store.close();
-  });
-  try {
-    for (;;) fds.push(openSync('/dev/null', 'r'));
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'EMFILE');
-  }
-  const s = session('vm-d', 1n);
-  // Two segments posted (maxPending 5) before the thread is known dead.
-  for (let seq = 1; seq <= 10; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
-  await until('the writer thread to die', () => health.includes(false), { state: () => errors.join('; ') });
-  releaseFds();
-  assert.equal(ahead.pending, 10, 'both segments are kept');
-  await until('a new writer thread to commit both', () => ahead.health.healthy && ahead.pending === 0, {
-    state: () => `health ${health.join(',')}, ${ahead.pending} pending; errors: ${errors.join('; ')}`,
-  });
-  assert.equal(ahead.writerRunning, true, 'a new writer thread took over');
-  assert.deepEqual(health, [false, true], 'one fault, one recovery');
-  assert.equal(store.queries.totals().events, 10);
-});
 
 test('session, action and policy rows go with the next hand-over: a locked database never holds up the event loop for them', async (t) => {
   const { path, store, errors } = open();
