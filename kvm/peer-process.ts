@@ -6,8 +6,10 @@
  *
  * Where the kernel has SO_PEERPIDFD (6.5+) the pidfd comes from connect(2) itself and is exact.
  * Elsewhere pidfd_open(2) of the PID from SO_PEERCRED, verified: the process it names must run
- * with the peer's uid, and must still be alive after the check — a PID reused by another user's
- * process is refused. A reuse by a process of the same uid between connect and accept stays
+ * with the peer's uid — SO_PEERCRED's is the effective uid at connect(2), so any of the process's
+ * real, effective, saved and filesystem uids may be it (a setuid VMM, or one that changed its uids
+ * since) — and must still be alive after the check: a PID reused by another user's process is
+ * refused. A reuse by a process of the same uid between connect and accept stays
  * possible there; docs/security.md says so.
  */
 import { readFileSync } from 'node:fs';
@@ -22,11 +24,11 @@ export interface PeerProcess {
   how: 'so_peerpidfd' | 'pidfd_open_verified' | 'unverified' | 'unavailable';
 }
 
-/** The real uid of `pid` from /proc, or null when it cannot be read. */
-function realUid(pid: number): number | null {
+/** The real, effective, saved and filesystem uids of `pid` from /proc, or null when unreadable. */
+function uidsOf(pid: number): number[] | null {
   try {
-    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : null;
+    const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? m.slice(1).map(Number) : null;
   } catch {
     return null;
   }
@@ -37,6 +39,14 @@ export function peerProcess(fd: number): PeerProcess {
   const cred = peerCred(fd);
   const exact = peerPidfd(fd);
   if (exact !== null) return { cred, pidfd: Pidfd.adopt(cred.pid, exact), how: 'so_peerpidfd' };
+  return verifiedPeer(cred);
+}
+
+/**
+ * The peer named by `cred` without SO_PEERPIDFD (kernels before 6.5): pidfd_open(2) of its PID,
+ * kept only if that process runs with the peer's uid and is alive after the check.
+ */
+export function verifiedPeer(cred: PeerCred): PeerProcess {
   let pidfd: Pidfd;
   try {
     pidfd = Pidfd.open(cred.pid);
@@ -45,14 +55,14 @@ export function peerProcess(fd: number): PeerProcess {
   }
   // Read /proc while the pidfd is held, then check the pidfd still names a live process: if so,
   // /proc/<pid> was that process (a PID is not reused while its process lives).
-  const uid = realUid(cred.pid);
+  const uids = uidsOf(cred.pid);
   let alive = false;
   try {
     alive = pidfd.signal(0) === 'sent';
   } catch {
     alive = false; // EPERM: not ours to signal, so not ours to kill either
   }
-  if (uid === cred.uid && alive) return { cred, pidfd, how: 'pidfd_open_verified' };
+  if (uids?.includes(cred.uid) && alive) return { cred, pidfd, how: 'pidfd_open_verified' };
   pidfd.close();
   return { cred, pidfd: null, how: 'unverified' };
 }
