@@ -2,6 +2,11 @@
  * The SQL that writes events, in one place: the main thread's connection (`EventStore.append`,
  * recovery, the fallback when the writer thread is gone) and the writer thread's connection both
  * prepare their statements from here, so the two can never store a row differently.
+ *
+ * Every write here gives the same rows in whichever order segments commit — a retried segment may
+ * land after later ones: inserts and session, action and policy rows are idempotent or carry the
+ * whole row, and an APPLIED result, the one update that needs its event's row, waits in
+ * `applied_waiting` when the row is not stored yet and is set as the row is inserted.
  */
 import type Database from 'better-sqlite3';
 import type { SessionInfo } from '../events/index.js';
@@ -157,9 +162,34 @@ export const APPLIED_UPDATE_SQL = `
   WHERE boot_id = ? AND session_id = ? AND ord = ? AND applied IS NULL`;
 
 /**
+ * An APPLIED result whose event row is not stored yet, kept until the row is inserted: through a
+ * store fault the segment with the row can commit after a later one that carries the result (the
+ * row's commit failed and waits for its retry, or the row was held in memory). The first result
+ * kept wins, as on the row.
+ */
+export const APPLIED_WAIT_SQL = `
+  INSERT INTO applied_waiting (boot_id, session_id, ord, applied, applied_ms, fallback_action)
+  SELECT @boot, @session, @ord, @applied, @ms, @fallback
+  WHERE NOT EXISTS (SELECT 1 FROM events WHERE boot_id = @boot AND session_id = @session AND ord = @ord)
+  ON CONFLICT DO NOTHING`;
+
+/** A kept result, taken as its row is inserted. */
+export const APPLIED_TAKE_SQL = `
+  DELETE FROM applied_waiting WHERE boot_id = ? AND session_id = ? AND ord = ?
+  RETURNING applied, applied_ms, fallback_action`;
+
+/**
+ * Results kept at most: as many as rows may be uncommitted at once by default (write-ahead's
+ * `maxInFlight` and `maxHeld`). Past it the oldest go: each is a result whose row was held longest,
+ * or will never come (dropped past `maxHeld`, lost with a killed daemon); retention prunes the rest.
+ */
+export const MAX_APPLIED_WAITING = 300_000;
+
+/**
  * One transaction: the rows, then the APPLIED results and the session, action and policy rows in
  * the order they came (after the rows, so a result that arrived while its event was still queued
- * finds the row).
+ * finds the row). A result whose row is not there yet waits for it in `applied_waiting`, and a row
+ * inserted picks up its result from there: segments may commit in any order.
  * Throws on failure, with everything rolled back.
  */
 export function eventWriter(
@@ -174,14 +204,27 @@ export function eventWriter(
   const actionStart = db.prepare(ACTION_START_SQL);
   const actionEnd = db.prepare(ACTION_END_SQL);
   const policy = db.prepare(POLICY_SQL);
+  const wait = db.prepare(APPLIED_WAIT_SQL);
+  const take = db.prepare<unknown[], { applied: number; applied_ms: number; fallback_action: number | null }>(
+    APPLIED_TAKE_SQL,
+  );
+  const trim = db.prepare('DELETE FROM applied_waiting WHERE rowid <= ?');
+  const anyWaiting = db.prepare('SELECT EXISTS (SELECT 1 FROM applied_waiting)').pluck();
   return db.transaction((rows: readonly EventValues[], updates: readonly StoreUpdate[] = []) => {
     let inserted = 0;
+    // Almost always none: then no row pays for a look-up.
+    const pickUp = rows.length > 0 && anyWaiting.get() === 1;
     // By VM and page: [vm, gpa, first ms, last ms, events]. A storm repeats its pages, so this
     // spares an upsert (and its B-tree search) per event.
     const pages = new Map<string, [string, string, number, number, number]>();
     for (const v of rows) {
       if (insert.run(v).changes === 0) continue;
       inserted++;
+      if (pickUp) {
+        const key = [v[COL.bootId], v[COL.sessionId], v[COL.ord]];
+        const w = take.get(key);
+        if (w !== undefined) applied.run(w.applied, w.applied_ms, w.fallback_action, ...key);
+      }
       // Only a new row counts towards its page, so a repeated insert cannot inflate the count.
       if (!valuesPoisonPage(v)) continue;
       const vm = v[COL.vm];
@@ -219,8 +262,13 @@ export function eventWriter(
         case 'policy':
           policy.run(u.slice(1));
           break;
-        default:
-          applied.run(u[2], u[3], u[4], bootId, u[0], u[1]);
+        default: {
+          if (applied.run(u[2], u[3], u[4], bootId, u[0], u[1]).changes === 1) break;
+          const [session, ord, result, ms, fallback] = u;
+          const kept = wait.run({ boot: bootId, session, ord, applied: result, ms, fallback });
+          const oldest = Number(kept.lastInsertRowid) - MAX_APPLIED_WAITING;
+          if (kept.changes === 1 && oldest > 0) trim.run(oldest);
+        }
       }
     }
     return { inserted, duplicates: rows.length - inserted };

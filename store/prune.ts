@@ -67,6 +67,8 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
   if (!env.stopped()) {
     db.prepare('DELETE FROM actions WHERE time_ms < ?').run(opts.cutoffMs);
     db.prepare('DELETE FROM sessions WHERE closed_ms IS NOT NULL AND closed_ms < ?').run(opts.cutoffMs);
+    // Results whose event never reached the store (dropped past a bound, or lost with a process).
+    db.prepare('DELETE FROM applied_waiting WHERE applied_ms < ?').run(opts.cutoffMs);
   }
   let deletedBySize = 0;
   while (!env.stopped() && usedBytes(db) > opts.maxBytes) {

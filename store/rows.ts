@@ -150,6 +150,8 @@ type ValuesOf<T extends readonly (keyof EventParams)[]> = { -readonly [I in keyo
 
 /** Indexes into `EventValues` of the columns the store itself reads. */
 export const COL = {
+  bootId: 0,
+  sessionId: 1,
   seq: 2,
   timeMs: 3,
   vm: 4,

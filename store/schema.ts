@@ -213,6 +213,22 @@ const MIGRATIONS: readonly Migration[] = [
       DROP INDEX IF EXISTS events_session_seq;
     `,
   },
+  {
+    version: 8,
+    description: 'APPLIED results that reached the store before their event row (store/inserts.ts)',
+    // A rowid table: the oldest entries are the lowest rowids, which the bound trims.
+    sql: `
+      CREATE TABLE applied_waiting (
+        boot_id         TEXT NOT NULL,
+        session_id      INTEGER NOT NULL,
+        ord             INTEGER NOT NULL,
+        applied         INTEGER NOT NULL,
+        applied_ms      INTEGER NOT NULL,
+        fallback_action INTEGER,
+        UNIQUE (boot_id, session_id, ord)
+      );
+    `,
+  },
 ];
 
 /** The schema version this code writes. */
