@@ -10,6 +10,7 @@ import { rmSync } from 'node:fs';
 import { after, type TestContext, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
+import { prune } from '../../store/prune.js';
 import { until } from '../helpers/wait.js';
 import { record, session, tempStorePath } from './records.js';
 
@@ -100,4 +101,26 @@ test('writer thread: a result committed while its row waits for a retry lands on
   assert.equal(ahead.pending, 1, 'the row itself is still uncommitted');
   ahead.close();
   assert.deepEqual(appliedBySeq(path), { 1: -5 });
+});
+
+test('a waiting result is taken by its row once, a second result for a row that has one is not kept, and retention prunes the rest', async () => {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const store = new EventStore({ path, bootId: 'b' });
+  const DAY = 86_400_000;
+  const waiting = store.db.prepare('SELECT ord FROM applied_waiting ORDER BY ord').pluck();
+  // Results for orders 1 and 2 of session 9; neither event is stored (yet).
+  store.updateHere([9, 1, -5, T0 - 100 * DAY, null]);
+  store.updateHere([9, 2, -6, T0, null]);
+  assert.deepEqual(waiting.all(), [1, 2]);
+  store.append([record({ session: session('vm-p', 9n), seq: 2, timeMs: T0 })]);
+  assert.deepEqual(appliedBySeq(path), { 2: -6 });
+  assert.deepEqual(waiting.all(), [1], "order 2's result went to its row");
+  store.updateHere([9, 2, -7, T0, null]);
+  assert.deepEqual(waiting.all(), [1], 'a row keeps its first result; the second is not kept either');
+  const env = { clock: () => 0, pause: () => undefined, stopped: () => false };
+  await prune(store.db, { cutoffMs: T0 - 90 * DAY, maxBytes: 1 << 30, chunkRows: 100, sliceMs: 10 }, env);
+  assert.deepEqual(waiting.all(), [], 'a result older than the cutoff goes with retention');
+  assert.deepEqual(appliedBySeq(path), { 2: -6 });
+  store.close();
 });
