@@ -71,11 +71,23 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
     db.prepare('DELETE FROM applied_waiting WHERE applied_ms < ?').run(opts.cutoffMs);
   }
   let deletedBySize = 0;
-  while (!env.stopped() && usedBytes(db) > opts.maxBytes) {
-    const n = slices.size(opts.chunkRows);
+  // What a row holds, counted once a pass: the data over the bound divided by it is as many rows
+  // as deleting can still need. It counts the tables kept (poisoned pages, actions, sessions) as if
+  // they were rows, so it errs low: a slice never deletes past the bound, which a slice of
+  // chunkRows, or one twice as large as the last, did (a pass could leave no event at all).
+  let rowBytes = 0;
+  for (let over = usedBytes(db) - opts.maxBytes; !env.stopped() && over > 0; ) {
+    if (rowBytes === 0) {
+      const rows = db.prepare('SELECT count(*) FROM events').pluck().get() as number;
+      if (rows === 0) break;
+      rowBytes = (over + opts.maxBytes) / rows;
+    }
+    const needed = Math.max(1, Math.floor(over / rowBytes));
+    const n = slices.size(Math.min(opts.chunkRows, needed));
     const done = await slices.run(n, () => oldest.run(n).changes);
     deletedBySize += done;
     if (done === 0) break; // only poisoned pages and actions remain: they are kept
+    over = usedBytes(db) - opts.maxBytes;
   }
   // auto_vacuum=INCREMENTAL: hand the freed pages back so the file shrinks too.
   if (deletedByAge + deletedBySize > 0) {
