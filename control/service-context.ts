@@ -62,7 +62,15 @@ function needStore(store: EventStore | null): EventStore {
   return store;
 }
 
-const HEALTHY: StoreHealth = { healthy: true, error: null, sinceMs: null, heldRows: 0, droppedRows: 0 };
+const HEALTHY: StoreHealth = {
+  healthy: true,
+  error: null,
+  sinceMs: null,
+  heldRows: 0,
+  droppedRows: 0,
+  heldUpdates: 0,
+  droppedUpdates: 0,
+};
 const NO_TOTALS: StoreTotals = {
   events: 0,
   replays: 0,

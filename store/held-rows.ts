@@ -16,6 +16,10 @@ export interface StoreHealth {
   heldRows: number;
   /** Rows dropped past the bound since start. */
   droppedRows: number;
+  /** APPLIED results and session, action and policy rows in memory, not yet committed. */
+  heldUpdates: number;
+  /** Those dropped past their bound since start (store/held-updates.ts). */
+  droppedUpdates: number;
 }
 
 /** Replay keys of rows written ahead or held and not yet committed, with their counts. */

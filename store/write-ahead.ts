@@ -23,10 +23,10 @@
  * A store fault — the disk full, the state directory removed or replaced — is detected (a failed
  * write, rename, open or commit, or a once-a-second check that the store file is still the one
  * open), reported once through `onHealth`, and ridden out: answered events are held in memory (up to
- * `maxHeld` rows, the oldest dropped and counted past it), nothing is retried more than once a
- * second, and when the fault clears — space returns, the directory can be made again — the store
- * is reopened if it was lost, the held rows are written ahead and committed, each exactly once,
- * and `onHealth` reports the recovery.
+ * `maxHeld` rows, the oldest dropped and counted past it), so are updates (store/held-updates.ts),
+ * nothing is retried more than once a second, and when the fault clears — space returns, the
+ * directory can be made again — the store is reopened if it was lost, the held rows are written
+ * ahead and committed, each exactly once, and `onHealth` reports the recovery.
  *
  * Longer than 350 lines: the write-ahead file's durability rule (append before the reply, segment
  * rotation, recovery, holding rows through a store fault) is one state machine.
@@ -41,6 +41,7 @@ import type { StoreRow, StoreUpdate } from './inserts.js';
 export type { StoreHealth } from './held-rows.js';
 
 import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
+import { HeldUpdates } from './held-updates.js';
 import {
   appendWhole,
   encodeRow,
@@ -72,6 +73,8 @@ export interface WriteAheadOptions {
   idleAgeMs?: number;
   /** Rows held in memory while the store is faulty; past it the oldest are dropped (counted). */
   maxHeld?: number;
+  /** Updates held in memory (store/held-updates.ts); past it the oldest results go first (counted). */
+  maxHeldUpdates?: number;
   /** How often a faulty store is retried, and a healthy one checked for a lost file. */
   checkMs?: number;
   /** Runs before a lost store is reopened (the service makes its directory again, safely). */
@@ -118,7 +121,8 @@ export class WriteAhead {
   readonly #prepareReopen: () => void;
   readonly #onHealth: (h: StoreHealth) => void;
   readonly #check: NodeJS.Timeout;
-  #updates: StoreUpdate[] = [];
+  /** Updates for the next hand-over; while faulty, for the next retry. */
+  readonly #updates: HeldUpdates;
   /** Replay keys of every row not yet committed (file and segments), with their counts. */
   readonly #pendingKeys = new PendingKeys();
   readonly #inFlight = new Map<number, Segment>();
@@ -147,6 +151,13 @@ export class WriteAhead {
       this.#onError(
         'append',
         new StoreError('SEAWALL_STORE_LOST', `${n} held events dropped past the ${maxHeld}-event bound`),
+      ),
+    );
+    const maxUpdates = opts.maxHeldUpdates ?? maxHeld;
+    this.#updates = new HeldUpdates(maxUpdates, (n) =>
+      this.#onError(
+        'append',
+        new StoreError('SEAWALL_STORE_LOST', `${n} held updates dropped past the ${maxUpdates}-update bound`),
       ),
     );
     this.#prepareReopen = opts.prepareReopen ?? (() => {});
@@ -193,12 +204,16 @@ export class WriteAhead {
 
   /** Whether answered events are reaching the store. */
   get health(): StoreHealth {
+    let updates = this.#updates.length;
+    for (const seg of this.#inFlight.values()) updates += seg.updates.length;
     return {
       healthy: this.#fault === null,
       error: this.#fault?.error ?? null,
       sinceMs: this.#fault?.sinceMs ?? null,
       heldRows: this.#held.length,
       droppedRows: this.#held.dropped,
+      heldUpdates: updates,
+      droppedUpdates: this.#updates.dropped,
     };
   }
 
@@ -220,6 +235,7 @@ export class WriteAhead {
     if (this.#closed) return;
     this.#replaceDeadWriter();
     this.#raiseIfBehind();
+    this.#updates.reportDrops();
     if (!this.#fault) {
       if (this.#store.lost())
         this.#fail(
@@ -260,10 +276,28 @@ export class WriteAhead {
       this.#onError('append', err);
       return;
     }
-    for (const seg of this.#inFlight.values())
-      if (!seg.file || existsSync(seg.file)) seg.retry ||= seg.failed;
-    this.#handOver();
+    this.#putBackFailed();
+    // One segment of updates in flight at a time: a thread still failing the last must not queue more.
+    let posted = false;
+    for (const seg of this.#inFlight.values()) posted ||= seg.updates.length > 0 && !seg.failed && !seg.retry;
+    this.#handOver(!posted);
     this.#maybeHealed();
+  }
+
+  /**
+   * Marks failed segments for the retry, their updates put back with those held (where the bound
+   * applies): a segment of updates alone goes, and its updates join the next.
+   */
+  #putBackFailed(): void {
+    const back: StoreUpdate[] = [];
+    for (const [id, seg] of [...this.#inFlight]) {
+      if (!seg.failed || (seg.file && !existsSync(seg.file))) continue;
+      for (const u of seg.updates) back.push(u);
+      seg.updates = [];
+      if (seg.file) seg.retry = true;
+      else this.#done(id, seg);
+    }
+    this.#updates.putBack(back);
   }
 
   /** Ends the fault once the append file is open, nothing is held and no commit awaits a retry. */
@@ -272,6 +306,8 @@ export class WriteAhead {
     for (const seg of this.#inFlight.values()) if (seg.failed || seg.retried) return;
     this.#fault = null;
     this.#onHealth(this.health);
+    // Updates that waited for the retry go now.
+    if (this.#updates.length > 0) this.#schedule();
   }
 
   /** Whether a writer thread runs: none until the first hand-over, none after it died. */
@@ -347,7 +383,8 @@ export class WriteAhead {
    * commit before its event's row (store/inserts.ts keeps it for the row). Not in the file: a
    * kill -9 within flushMs loses it (never an event; the next start closes the session rows a
    * killed daemon left open). Written on the event loop, each waited out the busy timeout whenever
-   * the writer thread or another process held the write lock — every VM's verdicts with it.
+   * the writer thread or another process held the write lock — every VM's verdicts with it. While
+   * the store is faulty it waits for the once-a-second retry, bounded (store/held-updates.ts).
    */
   #update(u: StoreUpdate): void {
     if (this.#closed) this.#store.updateHere(u);
@@ -407,7 +444,8 @@ export class WriteAhead {
     if (this.#closed) return;
     clearInterval(this.#check);
     if (this.#fault) this.#retry();
-    this.flush();
+    this.#handOver(true);
+    this.#drain();
     if (this.#held.length > 0) {
       // The store never came back: the held rows are lost with this process; say how many.
       this.#onError(
@@ -419,6 +457,10 @@ export class WriteAhead {
     this.#writer?.close(this.#waitMs);
     this.#commitInFlightHere();
     this.#closeAppend();
+    this.#updates.reportDrops();
+    const { heldUpdates } = this.health;
+    if (heldUpdates > 0)
+      this.#onError('close', new StoreError('SEAWALL_STORE_LOST', `${heldUpdates} updates not stored`));
   }
 
   /**
@@ -443,11 +485,15 @@ export class WriteAhead {
     this.#timer.unref();
   }
 
-  /** Turns the file into a segment and posts it (with any segment to retry) to the writer thread. */
-  #handOver(): void {
+  /**
+   * Turns the file into a segment and posts it (with any segment to retry) to the writer thread.
+   * While the store is faulty the updates wait for the retry, which asks for them (`withUpdates`).
+   */
+  #handOver(withUpdates = this.#fault === null): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    if (this.#keys.length > 0 || this.#updates.length > 0) {
+    const updates = withUpdates ? this.#updates.length : 0;
+    if (this.#keys.length > 0 || updates > 0) {
       let file: string | null = null;
       if (this.#keys.length > 0) {
         file = segmentPath(this.path, this.#segments++);
@@ -475,19 +521,20 @@ export class WriteAhead {
           this.#fail('append', err);
         }
       }
+      // Updates put back after a failed commit: the fault ends with this segment's acknowledgement.
+      const retried = updates > 0 && this.#updates.retried;
       this.#inFlight.set(-++this.#staged, {
         file,
         keys: this.#keys,
-        updates: this.#updates,
+        updates: updates > 0 ? this.#updates.take() : [],
         retry: true,
         failed: false,
-        retried: false,
+        retried,
         postedAt: 0,
       });
       this.#inFlightRows += this.#keys.length;
       this.#keys = [];
       this.#fileRows = [];
-      this.#updates = [];
     }
     const toPost = [...this.#inFlight].filter(([, seg]) => seg.retry);
     // Only rows start the thread (~10 MB resident, and CPU at start). Session, action and policy

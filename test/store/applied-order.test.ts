@@ -1,16 +1,17 @@
 /**
  * An APPLIED result reaches its event's row whatever order the segments commit in. Through a
- * store fault the segment with the event's row can commit after a later one that carries the
- * result: the row's commit failed and waits for its retry, or the row is held in memory, while the
- * result goes with the next hand-over. The fault here is another connection holding the write
- * lock, released before the later segment commits.
+ * store fault results wait in memory for the retry with the rows, but the segment with the event's
+ * row can still commit after a later one that carries the result: a retry commits the result while
+ * the row's segment fails again. The fault here is another connection holding the write lock, and
+ * a row's segment that cannot be read.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { after, type TestContext, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { prune } from '../../store/prune.js';
+import { segmentPath } from '../../store/segments.js';
 import { until } from '../helpers/wait.js';
 import { record, session, tempStorePath } from './records.js';
 
@@ -33,6 +34,16 @@ function lockDatabase(t: TestContext, path: string): () => void {
   return release;
 }
 
+/** APPLIED results waiting for their rows, as committed. */
+function waiting(path: string): number {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT COUNT(*) FROM applied_waiting').pluck().get() as number;
+  } finally {
+    db.close();
+  }
+}
+
 /** Each event's APPLIED result, by seq, as committed. */
 function appliedBySeq(path: string): Record<number, number | null> {
   const db = new Database(path, { readonly: true, fileMustExist: true });
@@ -47,7 +58,7 @@ function appliedBySeq(path: string): Record<number, number | null> {
   }
 }
 
-test('on the event loop: results for a row whose commit failed, and for a row held, commit before their rows and still land on them', (t) => {
+test('on the event loop: results for a row whose commit failed, and for a row held, wait for the retry and land on their rows', (t) => {
   const { dir, path } = tempStorePath();
   dirs.push(dir);
   const store = new EventStore({ path });
@@ -68,7 +79,7 @@ test('on the event loop: results for a row whose commit failed, and for a row he
   release();
   store.markApplied(4n, 1, -5);
   store.markApplied(4n, 2, -14, 3);
-  // The results' segment is committed first; the failed segment next; the held row at close.
+  // Held through the fault: the failed segment is committed here, the held row and the results at close.
   ahead.flush();
   ahead.close();
   assert.deepEqual(appliedBySeq(path), { 1: -5, 2: -14 });
@@ -79,11 +90,11 @@ test('on the event loop: results for a row whose commit failed, and for a row he
   );
 });
 
-test('writer thread: a result committed while its row waits for a retry lands on the row when the retry commits it', async (t) => {
+test('writer thread: a result committed at a retry while its row still fails lands on the row when the row commits', async (t) => {
   const { dir, path } = tempStorePath();
   dirs.push(dir);
   const store = new EventStore({ path });
-  const ahead = new WriteAhead(store, { flushMs: 5, checkMs: 60_000 });
+  const ahead = new WriteAhead(store, { flushMs: 5, checkMs: 20 });
   t.after(() => {
     ahead.close();
     store.close();
@@ -92,15 +103,23 @@ test('writer thread: a result committed while its row waits for a retry lands on
   const release = lockDatabase(t, path);
   ahead.record([record({ session: s, seq: 1, timeMs: T0 + 1 })]);
   await until('the thread to fail the segment with seq 1', () => !ahead.health.healthy);
+  // The row's segment cannot be read for now: its retries fail while the database takes the rest.
+  const segment = segmentPath(`${path}.pending`, 1);
+  const text = readFileSync(segment);
+  rmSync(segment);
+  mkdirSync(segment);
   release();
+  // Held through the fault, then committed by a retry in a segment of its own.
   store.markApplied(6n, 1, -5);
-  // The thread commits the result's segment; the failed one waits for the (once-a-minute) retry.
-  await until('the thread to commit the result', () => ahead.writerCommits === 1, {
-    state: () => `${ahead.writerCommits} commits, ${ahead.pending} pending`,
+  await until('the result to wait for its row', () => waiting(path) === 1, {
+    state: () => `${ahead.pending} pending, ${ahead.health.heldUpdates} updates in memory`,
   });
-  assert.equal(ahead.pending, 1, 'the row itself is still uncommitted');
+  rmdirSync(segment);
+  writeFileSync(segment, text);
+  await until('a retry to commit the row', () => ahead.health.healthy && ahead.pending === 0);
   ahead.close();
   assert.deepEqual(appliedBySeq(path), { 1: -5 });
+  assert.equal(waiting(path), 0, 'taken by the row');
 });
 
 test('a waiting result is taken by its row once, a second result for a row that has one is not kept, and retention prunes the rest', async () => {
