@@ -253,13 +253,12 @@ export class WriteAhead {
       if (this.#store.lost()) {
         this.#prepareReopen();
         this.#store.reopen();
-        // The thread's connection and the segments named in the old directory went with it.
+        // The thread's connection went with it, and what was posted to it is retried below.
         const old = this.#writer;
         this.#writer = null;
         old?.close(this.#waitMs);
-        for (const [id, seg] of [...this.#inFlight])
-          if (seg.file && !existsSync(seg.file)) this.#done(id, seg);
-        // A fresh thread starts with the hand-over below, on the reopened file.
+        for (const seg of this.#inFlight.values()) seg.failed ||= !seg.retry;
+        // A fresh thread starts with the hand-over below.
       }
       this.#closeAppend();
       this.#fd = openAppend(this.path);
@@ -286,15 +285,19 @@ export class WriteAhead {
 
   /**
    * Marks failed segments for the retry, their updates put back with those held (where the bound
-   * applies): a segment of updates alone goes, and its updates join the next.
+   * applies): a segment of updates alone goes, and its updates join the next. A failed segment
+   * whose file is gone — unlinked by a thread that committed it and died before acknowledging, or
+   * removed with its directory — has no rows left to read: they are in the store already, or lost
+   * with the file (the rows of a removed directory, like those it had committed). Its updates,
+   * in memory, are retried.
    */
   #putBackFailed(): void {
     const back: StoreUpdate[] = [];
     for (const [id, seg] of [...this.#inFlight]) {
-      if (!seg.failed || (seg.file && !existsSync(seg.file))) continue;
+      if (!seg.failed) continue;
       for (const u of seg.updates) back.push(u);
       seg.updates = [];
-      if (seg.file) seg.retry = true;
+      if (seg.file && existsSync(seg.file)) seg.retry = true;
       else this.#done(id, seg);
     }
     this.#updates.putBack(back);

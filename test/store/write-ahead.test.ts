@@ -372,3 +372,41 @@ test('session, action and policy rows go with the next hand-over: a locked datab
     'rules: []',
   );
 });
+
+test('a failed segment whose file is gone is retried for its updates, and the fault clears', async (t) => {
+  const { dir, path, store, errors } = open();
+  const health: boolean[] = [];
+  const ahead = new WriteAhead(store, {
+    thread: false,
+    flushMs: 60_000,
+    checkMs: 20,
+    onError: (_op, err) => errors.push(err),
+    onHealth: (h) => health.push(h.healthy),
+  });
+  t.after(() => {
+    ahead.close();
+    store.close();
+  });
+  const s = session('vm-g', 2n);
+  store.sessionOpened(s);
+  ahead.record([record({ session: s, seq: 1, timeMs: T0 })]);
+  const release = lockDatabase(t, path);
+  ahead.flush();
+  assert.deepEqual(health, [false], 'the segment with the row and the session failed to commit');
+  // What a writer thread leaves that unlinked the segment once committed and died before its
+  // acknowledgement arrived, or an operator removing it: the segment's rows cannot be read again.
+  assert.equal(segmentsIn(dir).length, 1);
+  for (const name of segmentsIn(dir)) rmSync(`${dir}/${name}`);
+  release();
+  await until('the retry to end the fault', () => ahead.health.healthy, {
+    state: () => `health ${health.join(',')}, ${ahead.pending} pending, ${ahead.health.heldUpdates} updates`,
+  });
+  assert.deepEqual(health, [false, true]);
+  assert.equal(ahead.pending, 0, 'the rows of the file that is gone are no longer counted as pending');
+  assert.equal(ahead.health.heldUpdates, 0);
+  assert.equal(
+    store.db.prepare('SELECT vm FROM sessions WHERE session_id = 2').pluck().get(),
+    'vm-g',
+    "the segment's session row, in memory, was stored",
+  );
+});
