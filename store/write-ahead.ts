@@ -307,6 +307,8 @@ export class WriteAhead {
   #maybeHealed(): void {
     if (!this.#fault || this.#fd < 0 || this.#held.length > 0) return;
     for (const seg of this.#inFlight.values()) if (seg.failed || seg.retried) return;
+    // Drops of this last retry (a put-back past the bound) are reported before the recovery is.
+    this.#updates.reportDrops();
     this.#fault = null;
     this.#onHealth(this.health);
     // Updates that waited for the retry go now.
