@@ -1,7 +1,8 @@
 /**
  * Checks that need the whole document rather than one value: its size (POLICY_LIMITS), duplicate
- * rule names and migrate hooks outside the declared list. They read the raw (unvalidated) document tolerantly, so they
- * report even when the schema also failed elsewhere: one `check` run lists every problem.
+ * rule names and migrate hooks outside the declared list. They read the raw (unvalidated)
+ * document tolerantly, so they report even when the schema also failed elsewhere: one `check` run
+ * lists every problem.
  */
 import type { PathIssue } from './errors.js';
 
