@@ -7,32 +7,19 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { after, type TestContext, test } from 'node:test';
+import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { prune } from '../../store/prune.js';
 import { segmentPath } from '../../store/segments.js';
 import { until } from '../helpers/wait.js';
-import { record, session, tempStorePath } from './records.js';
+import { lockDatabase, record, session, tempStorePath } from './records.js';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 const dirs: string[] = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-/** Another connection holding the write lock; released by the returned function, or after the test. */
-function lockDatabase(t: TestContext, path: string): () => void {
-  const db = new Database(path);
-  db.exec('BEGIN IMMEDIATE');
-  const release = () => {
-    if (!db.open) return;
-    db.exec('ROLLBACK');
-    db.close();
-  };
-  t.after(release);
-  return release;
-}
 
 /** APPLIED results waiting for their rows, as committed. */
 function waiting(path: string): number {

@@ -7,11 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { after, type TestContext, test } from 'node:test';
-import Database from 'better-sqlite3';
+import { after, test } from 'node:test';
 import { EventStore, isStoreError, WriteAhead } from '../../store/index.js';
 import { until } from '../helpers/wait.js';
-import { record, session, tempStorePath } from './records.js';
+import { lockDatabase, record, session, tempStorePath } from './records.js';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 const dirs: string[] = [];
@@ -25,19 +24,6 @@ function open(): { path: string; store: EventStore; errors: unknown[] } {
   const errors: unknown[] = [];
   const store = new EventStore({ path, onError: (_op, err) => errors.push(err) });
   return { path, store, errors };
-}
-
-/** Another connection holding the write lock; released by the returned function, or after the test. */
-function lockDatabase(t: TestContext, path: string): () => void {
-  const db = new Database(path);
-  db.exec('BEGIN IMMEDIATE');
-  const release = () => {
-    if (!db.open) return;
-    db.exec('ROLLBACK');
-    db.close();
-  };
-  t.after(release);
-  return release;
 }
 
 const failedCommits = (errors: unknown[]) =>

@@ -5,6 +5,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import Database from 'better-sqlite3';
 import { sessionInfo } from '../../daemon/session-info.js';
 import { typeEvent } from '../../daemon/typed-event.js';
 import type { EventRecord } from '../../events/bus.js';
@@ -13,6 +15,23 @@ import { CAP, type EventMsg } from '../../protocol/index.js';
 import { seaEvent } from '../../vmm/sample-events.js';
 
 export { SAMPLE_SEA_ESR as SEA_ESR } from '../../vmm/sample-events.js';
+
+/**
+ * Another connection holding the database's write lock, as an operator's `sqlite3` shell can.
+ * Released by the returned function, or after the test at the latest (before anything the test
+ * closes afterwards, which would wait on it).
+ */
+export function lockDatabase(t: TestContext, path: string): () => void {
+  const db = new Database(path);
+  db.exec('BEGIN IMMEDIATE');
+  const release = () => {
+    if (!db.open) return;
+    db.exec('ROLLBACK');
+    db.close();
+  };
+  t.after(release);
+  return release;
+}
 
 export function tempStorePath(): { dir: string; path: string } {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-store-'));

@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { after, type TestContext, test } from 'node:test';
+import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { decodeLine, encodeRow, segmentPath } from '../../store/segments.js';
 import { until } from '../helpers/wait.js';
-import { record, session, tempStorePath } from './records.js';
+import { lockDatabase, record, session, tempStorePath } from './records.js';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 const dirs: string[] = [];
@@ -269,23 +269,6 @@ test('segments queued for the writer thread share one transaction; a bad one is 
   again.close();
   store.close();
 });
-
-/**
- * Another connection holding the database's write lock, as an operator's `sqlite3` shell can.
- * Released by the returned function, or after the test at the latest (before anything the test
- * closes afterwards, which would wait on it).
- */
-function lockDatabase(t: TestContext, path: string): () => void {
-  const db = new Database(path);
-  db.exec('BEGIN IMMEDIATE');
-  const release = () => {
-    if (!db.open) return;
-    db.exec('ROLLBACK');
-    db.close();
-  };
-  t.after(release);
-  return release;
-}
 
 for (const thread of [false, true])
   test(`commits a locked database refuses (${thread ? 'writer thread' : 'on the event loop'}) are one fault, retried until they succeed`, async (t) => {
