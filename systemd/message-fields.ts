@@ -13,22 +13,16 @@ import type { JournalEntry } from './journal.js';
 import { JournalField as F, type JournalFieldName, type JournalFieldValue } from './journal-fields.js';
 import { MessageId, type MessageIdValue } from './message-ids.js';
 
+/** What every entry about one memory error carries, decided or replayed (daemon/sinks/journal-sink.ts). */
+const EVENT_FIELDS = [F.VM, F.SESSION, F.SEQ, F.EVENT_KIND, F.SEVERITY, F.ACTION, F.OUTCOME] as const;
+
 /**
  * Per MESSAGE_ID, the SEAWALL_* fields each of its entries always carries. Fields an entry has
  * only sometimes (a GPA KVM did not know, the vCPU of a SIGBUS found by scrubbing) are not listed.
  */
 export const MessageFields = {
-  [MessageId.MEMORY_ERROR]: [
-    F.VM,
-    F.SESSION,
-    F.SEQ,
-    F.EVENT_KIND,
-    F.SEVERITY,
-    F.ACTION,
-    F.RULE,
-    F.POLICY_VERSION,
-    F.OUTCOME,
-  ],
+  // A decided event: the rule and the policy version that decided it.
+  [MessageId.MEMORY_ERROR]: [...EVENT_FIELDS, F.RULE, F.POLICY_VERSION],
   [MessageId.VM_KILLED]: [F.VM, F.RULE, F.OUTCOME, F.REASON],
   [MessageId.VM_MIGRATION]: [F.VM, F.RULE, F.OUTCOME],
   [MessageId.INJECTION_DOWNGRADED]: [F.VM, F.RULE, F.REASON, F.OUTCOME],
@@ -37,15 +31,8 @@ export const MessageFields = {
   // A connection refused at HELLO has no VM or session yet.
   [MessageId.PROTOCOL_ERROR]: [F.REASON],
   [MessageId.SESSION_CLOSED]: [F.VM, F.SESSION, F.OUTCOME],
-  [MessageId.FALLBACK_EVENTS_REPORTED]: [
-    F.VM,
-    F.SESSION,
-    F.SEQ,
-    F.EVENT_KIND,
-    F.SEVERITY,
-    F.ACTION,
-    F.OUTCOME,
-  ],
+  // A replay: the plugin's fallback answered it, so nothing decided it.
+  [MessageId.FALLBACK_EVENTS_REPORTED]: EVENT_FIELDS,
   [MessageId.DAEMON_STARTED]: [F.POLICY_VERSION],
   [MessageId.DAEMON_STOPPING]: [],
   [MessageId.DAEMON_START_FAILED]: [F.REASON],
