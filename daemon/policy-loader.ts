@@ -32,11 +32,12 @@ export function createPolicyLoader(state: PolicyState, worker = new PolicyWorker
     try {
       const rules: PolicyRule[] = [];
       const compiled: CompiledRule[] = [];
+      const policy = { version: r.version, dryRun: r.doc.dryRun };
       for (const slice of r.rules) {
         await setImmediate();
         for (const rule of deserialize(slice) as PolicyRule[]) {
           const index = rules.push(rule) - 1;
-          compiled.push(compileRule(rule, index, { version: r.version, dryRun: r.doc.dryRun }, r.gpa[index]));
+          compiled.push(compileRule(rule, index, policy, r.gpa[index]));
         }
       }
       await setImmediate();
