@@ -115,6 +115,21 @@ const median = (xs: number[]): number => {
 };
 const spread = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...xs)];
 
+const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** CPU time (user + system, ms) of a process's main thread — a daemon's event loop — and of all its threads. */
+function cpuMs(pid: number): { loop: number; all: number } {
+  const ticks = (stat: string) => {
+    // After the command's closing parenthesis: state is field 3, utime and stime are 14 and 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  };
+  return {
+    loop: ticks(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')) * TICK_MS,
+    all: ticks(readFileSync(`/proc/${pid}/stat`, 'utf8')) * TICK_MS,
+  };
+}
+
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
@@ -191,9 +206,20 @@ async function main(): Promise<void> {
     }
   }
   const rows: Row[] = [];
-  for (const t of targets) {
+  const cpu: string[] = [];
+  for (const [i, t] of targets.entries()) {
     const frames = t.kind === 'echo' ? echoFrames : daemonFrames;
+    const pid = procs[i]?.proc.pid as number;
+    const before = cpuMs(pid);
     const tp = client(t.socket, frames, 'throughput', TP, 8, REPLY_TYPE[t.kind]);
+    if (t.kind === 'daemon') {
+      const after = cpuMs(pid);
+      const us = (ms: number) => ((ms * 1000) / TP).toFixed(2);
+      cpu.push(
+        `${t.name}: ${us(after.loop - before.loop)} µs of its event loop's CPU per event, ` +
+          `${us(after.all - before.all)} µs of the whole process's (writer thread included)`,
+      );
+    }
     const s = lat.get(t.name) as { p50: number[]; p99: number[]; p999: number[] };
     rows.push({
       name: t.name,
@@ -253,7 +279,7 @@ async function main(): Promise<void> {
   printReport({
     rows,
     goals,
-    notes: [`daemon RSS idle: ${rssIdle.toFixed(1)} MB`],
+    notes: [`daemon RSS idle: ${rssIdle.toFixed(1)} MB`, 'CPU in the throughput run:', ...cpu],
     json: values.json === true,
   });
   if (goals.some((g) => Number.isNaN(g.value))) process.exitCode = 1;
