@@ -34,6 +34,7 @@
 import { closeSync, existsSync, renameSync } from 'node:fs';
 import type { EventRecord } from '../events/index.js';
 import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
+import { withoutBusyWait } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import type { EventStore } from './event-store.js';
 import type { StoreRow, StoreUpdate } from './inserts.js';
@@ -683,7 +684,9 @@ export class WriteAhead {
   #commitHere(id: number, seg: Segment): boolean {
     try {
       const rows = seg.file ? readRows(seg.file) : [];
-      if (this.#store.appendRows(rows, seg.updates) === null) {
+      const commit = () => this.#store.appendRows(rows, seg.updates);
+      // A retry through a fault does not wait for a lock: the first attempt waited already.
+      if ((this.#fault ? withoutBusyWait(this.#store.db, commit) : commit()) === null) {
         // Kept for the next attempt, which the fault's once-a-second retry makes.
         seg.failed = true;
         this.#beginFault('rows written ahead could not be committed');

@@ -311,6 +311,41 @@ for (const thread of [false, true])
     assert.equal(store.queries.totals().events, 15);
   });
 
+test('through a fault, the event loop’s retries never wait for a lock another process holds', async (t) => {
+  // No writer thread (a host with no memory error yet, or one whose thread died): the commits and
+  // the once-a-second retries run on the event loop. Each retry waited out the busy timeout while
+  // the lock lasted: a quarter of every second, every VM's verdicts with it.
+  const { path, store } = open();
+  const ahead = new WriteAhead(store, { thread: false, flushMs: 1, checkMs: 20 });
+  const release = lockDatabase(t, path);
+  t.after(() => {
+    ahead.close();
+    store.close();
+  });
+  const timeouts: number[] = [];
+  const commit = store.appendRows.bind(store);
+  store.appendRows = (rows, updates) => {
+    timeouts.push(store.db.pragma('busy_timeout', { simple: true }) as number);
+    return commit(rows, updates);
+  };
+  // A session row: its transaction writes first, so each attempt waited for the lock in full.
+  store.sessionOpened(session('vm-b', 4n));
+  await until('the first commit and three retries to fail', () => timeouts.length >= 4, {
+    state: () => `busy timeouts ${timeouts.join(',')}, healthy ${ahead.health.healthy}`,
+  });
+  assert.equal(ahead.health.healthy, false);
+  // The first waited (a lock held for a moment, a retention pass's, is no fault); then none did.
+  assert.deepEqual(timeouts.slice(0, 4), [250, 0, 0, 0]);
+  release();
+  const sessions = store.db.prepare('SELECT COUNT(*) FROM sessions').pluck();
+  await until('the session row to be stored', () => ahead.health.healthy && sessions.get() === 1);
+  assert.equal(
+    store.db.pragma('busy_timeout', { simple: true }),
+    250,
+    'the timeout is back for other writes',
+  );
+});
+
 test('session, action and policy rows go with the next hand-over: a locked database never holds up the event loop for them', async (t) => {
   const { path, store, errors } = open();
   const ahead = new WriteAhead(store, { flushMs: 5, checkMs: 50, onError: (_op, err) => errors.push(err) });
