@@ -101,6 +101,8 @@ async function failToStart(
     'journal',
     ...c.args(dir),
   ];
+  // Entries from before the spawn are another process's that had the same PID.
+  const sinceUs = Date.now() * 1000;
   const p = spawnOwned(process.execPath, args, {
     env: { ...process.env, ...rx.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -117,10 +119,10 @@ async function failToStart(
   assert.match(stderr, /^seawall daemon: /m);
   assert.match(stderr, c.says);
 
-  const [entry, ...more] = await journald.waitForEntries({
-    _PID: pid,
-    MESSAGE_ID: MessageId.DAEMON_START_FAILED,
-  });
+  const [entry, ...more] = await journald.waitForEntries(
+    { _PID: pid, MESSAGE_ID: MessageId.DAEMON_START_FAILED },
+    { sinceUs },
+  );
   assert.equal(more.length, 0, 'one DAEMON_START_FAILED entry');
   assert.equal(entry?.PRIORITY, '3');
   assert.equal(entry?.SYSLOG_IDENTIFIER, 'seawall');
@@ -130,7 +132,7 @@ async function failToStart(
   for (const field of MessageFields[MessageId.DAEMON_START_FAILED]) assert.ok(entry?.[field], field);
   // Everything the daemon logged is in by now: nothing of it says it was stopping.
   await journald.barrier();
-  const logged = await journald.query({ _PID: pid });
+  const logged = await journald.query({ _PID: pid }, sinceUs);
   assert.deepEqual(
     logged.filter((e) => e.MESSAGE_ID === MessageId.DAEMON_STOPPING || /stopping/.test(e.MESSAGE ?? '')),
     [],

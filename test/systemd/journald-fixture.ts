@@ -36,15 +36,19 @@ const PID_FILE = join(STATE, 'journald.pid');
 export interface JournaldHandle {
   /** True when this fixture (or a sibling test process) started journald; false for a system one. */
   readonly started: boolean;
-  /** `journalctl -o json` entries matching every `FIELD=value` in `match`. */
-  query(match: Readonly<Record<string, string>>): Promise<Record<string, string>[]>;
+  /**
+   * `journalctl -o json` entries matching every `FIELD=value` in `match`, received at or after
+   * `sinceUs` (µs since the epoch) when given. The journal outlives test runs and PIDs are reused
+   * (pid_max may be 32768): a match on `_PID` alone can find another process's entries.
+   */
+  query(match: Readonly<Record<string, string>>, sinceUs?: number): Promise<Record<string, string>[]>;
   /**
    * Polls (after `journalctl --sync`) until at least `count` entries match; rejects after
    * `timeoutMs` (default WAIT_MS).
    */
   waitForEntries(
     match: Readonly<Record<string, string>>,
-    options?: { count?: number; timeoutMs?: number },
+    options?: { count?: number; timeoutMs?: number; sinceUs?: number },
   ): Promise<Record<string, string>[]>;
   /**
    * Resolves once journald has stored every entry sent to its native socket before the call: it
@@ -162,26 +166,30 @@ export async function startJournald(): Promise<JournaldHandle> {
     return true;
   });
 
-  async function query(match: Readonly<Record<string, string>>): Promise<Record<string, string>[]> {
+  async function query(
+    match: Readonly<Record<string, string>>,
+    sinceUs = 0,
+  ): Promise<Record<string, string>[]> {
     const args = ['-o', 'json', '--no-pager', ...Object.entries(match).map(([k, v]) => `${k}=${v}`)];
     const { stdout } = await run('journalctl', args, { maxBuffer: 64 << 20 });
     return stdout
       .split('\n')
       .filter((line) => line !== '')
-      .map((line) => JSON.parse(line) as Record<string, string>);
+      .map((line) => JSON.parse(line) as Record<string, string>)
+      .filter((e) => Number(e.__REALTIME_TIMESTAMP) >= sinceUs);
   }
 
   const handle: JournaldHandle = {
     started,
     query,
-    async waitForEntries(match, { count = 1, timeoutMs = WAIT_MS } = {}) {
+    async waitForEntries(match, { count = 1, timeoutMs = WAIT_MS, sinceUs = 0 } = {}) {
       let seen = 0;
       return until(
         `${count} journal entries for ${JSON.stringify(match)}`,
         async () => {
           // Makes journald write out what it has received; needs root, harmless to skip otherwise.
           await run('journalctl', ['--sync']).catch(() => {});
-          const entries = await query(match);
+          const entries = await query(match, sinceUs);
           seen = entries.length;
           return entries.length >= count && entries;
         },
