@@ -10,7 +10,9 @@ export interface Row {
   p50Spread: [number, number];
   p99Spread: [number, number];
   p999Spread: [number, number];
+  /** Median over the interleaved throughput rounds, and its [min, max]. */
   perSecond: number;
+  perSecondSpread: [number, number];
 }
 
 export interface Goal {
@@ -44,7 +46,7 @@ export function printReport(r: { rows: Row[]; goals: Goal[]; notes: string[]; js
       `${num(v)} (${num(s[0])}–${num(s[1])}) ×${(v / b).toFixed(1)}`;
     out(
       `| ${row.name} | ${cell(row.p50, row.p50Spread, base.p50)} | ${cell(row.p99, row.p99Spread, base.p99)} | ` +
-        `${cell(row.p999, row.p999Spread, base.p999)} | ${num(row.perSecond)} (×${(row.perSecond / base.perSecond).toFixed(3)}) |`,
+        `${cell(row.p999, row.p999Spread, base.p999)} | ${num(row.perSecond)} (${num(row.perSecondSpread[0])}–${num(row.perSecondSpread[1])}) ×${(row.perSecond / base.perSecond).toFixed(3)} |`,
     );
   }
   out('');
