@@ -33,7 +33,7 @@ function status(health: Partial<StoreHealth>): StatusResult {
       newestMs: T,
       bytes: 4096,
       health: { ...NONE_HELD, ...ZERO, ...health },
-    } as NonNullable<StatusResult['store']>,
+    },
   };
 }
 
