@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { statFields } from '../kvm/index.js';
 import { REPLY_TYPE, writeFrames } from './frames.js';
 import { type Goal, printReport, type Row } from './report.js';
 
@@ -123,8 +124,8 @@ const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: '
 /** CPU time (user + system, ms) of a process's main thread — a daemon's event loop — and of all its threads. */
 function cpuMs(pid: number): { loop: number; all: number } {
   const ticks = (stat: string) => {
-    // After the command's closing parenthesis: state is field 3, utime and stime are 14 and 15.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15.
+    const f = statFields(stat);
     return Number(f[11]) + Number(f[12]);
   };
   return {

@@ -70,12 +70,19 @@ export function setThreadPolicy(tid: number, policy: ThreadPolicy): string | nul
   }
 }
 
+/**
+ * The fields of a `/proc/<pid>/stat` (or task stat) line from field 3, the state, on: index 0 is
+ * field 3, so field n is at n − 3. The command name before them may hold spaces and parentheses,
+ * so they start past the last ')'.
+ */
+export function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** Thread `tid`'s policy (field 41 of its stat), null when it cannot be read. */
 export function threadPolicy(tid: number): number | null {
   try {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    // The command name may hold spaces and parentheses: the fields after it start past the last ')'.
-    const policy = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+    const policy = Number(statFields(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8'))[38]);
     return Number.isInteger(policy) ? policy : null;
   } catch {
     return null;

@@ -9,7 +9,14 @@ import { availableParallelism } from 'node:os';
 import { after, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { EventRecord } from '../../events/index.js';
-import { idleFacts, mayLeaveIdle, SCHED_IDLE, SCHED_OTHER, threadPolicy } from '../../kvm/index.js';
+import {
+  idleFacts,
+  mayLeaveIdle,
+  SCHED_IDLE,
+  SCHED_OTHER,
+  statFields,
+  threadPolicy,
+} from '../../kvm/index.js';
 import {
   EventStore,
   HELPER_THREAD_NICE,
@@ -32,10 +39,7 @@ function niceByThread(): Map<number, number> {
   const out = new Map<number, number>();
   for (const tid of readdirSync('/proc/self/task')) {
     try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      // The command name may hold spaces and parentheses: the fields after it start past the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), Number(fields[16]));
+      out.set(Number(tid), Number(statFields(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8'))[16]));
     } catch {
       // the thread ended meanwhile
     }
