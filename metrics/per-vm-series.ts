@@ -1,4 +1,5 @@
 import type { Counter, Gauge } from 'prom-client';
+import type { DeferredCount, DeferredCounts } from './counter-children.js';
 import {
   MEMORY_ERROR_KINDS,
   type MemoryErrorKind,
@@ -11,7 +12,7 @@ import { type VmSeriesBounds, VmSeriesTracker } from './vm-series-tracker.js';
 
 /** Cached children of one VM, so recording is a lookup and an increment. */
 interface VmState {
-  readonly memoryErrors: Map<MemoryErrorKind, Map<Severity, Counter.Internal>>;
+  readonly memoryErrors: Map<MemoryErrorKind, Map<Severity, DeferredCount>>;
   fallback: Counter.Internal | undefined;
   poisonedPages: Gauge.Internal<'vm'> | undefined;
 }
@@ -33,9 +34,12 @@ type VmFamilies = Pick<
 export class PerVmSeries {
   readonly #f: VmFamilies;
   readonly #vms: VmSeriesTracker<VmState>;
+  readonly #counts: DeferredCounts;
 
-  constructor(families: VmFamilies, bounds: VmSeriesBounds) {
+  /** Memory errors are counted through `counts`: settle it before reading the registry. */
+  constructor(families: VmFamilies, bounds: VmSeriesBounds, counts: DeferredCounts) {
     this.#f = families;
+    this.#counts = counts;
     this.#vms = new VmSeriesTracker<VmState>(bounds, {
       create: () => {
         this.#f.vmsTracked.inc();
@@ -56,7 +60,9 @@ export class PerVmSeries {
     if (!KINDS.has(kind)) rejectClosedLabel('kind', MEMORY_ERROR_KINDS, kind);
     if (!SEVERITY_SET.has(severity)) rejectClosedLabel('severity', SEVERITIES, severity);
     const state = this.#vms.touch(vm, now);
-    (state.memoryErrors.get(kind)?.get(severity) ?? this.#memoryErrorChild(vm, state, kind, severity)).inc();
+    this.#counts.inc(
+      state.memoryErrors.get(kind)?.get(severity) ?? this.#memoryErrorCount(vm, state, kind, severity),
+    );
   }
 
   setPoisonedPages(vm: string, pages: number, now: number): void {
@@ -79,20 +85,23 @@ export class PerVmSeries {
     return this.#vms.sweep(now);
   }
 
-  #memoryErrorChild(vm: string, state: VmState, kind: MemoryErrorKind, severity: Severity): Counter.Internal {
+  #memoryErrorCount(vm: string, state: VmState, kind: MemoryErrorKind, severity: Severity): DeferredCount {
     let bySeverity = state.memoryErrors.get(kind);
     if (bySeverity === undefined) {
       bySeverity = new Map();
       state.memoryErrors.set(kind, bySeverity);
     }
-    const child = this.#f.memoryErrors.labels({ vm, kind, severity });
-    bySeverity.set(severity, child);
-    return child;
+    const count = this.#counts.of(this.#f.memoryErrors.labels({ vm, kind, severity }));
+    bySeverity.set(severity, count);
+    return count;
   }
 
   #release(vm: string, state: VmState, evicted: boolean): void {
     for (const [kind, bySeverity] of state.memoryErrors) {
-      for (const severity of bySeverity.keys()) this.#f.memoryErrors.remove({ vm, kind, severity });
+      for (const [severity, count] of bySeverity) {
+        this.#counts.discard(count);
+        this.#f.memoryErrors.remove({ vm, kind, severity });
+      }
     }
     if (state.fallback !== undefined) this.#f.fallbackReported.remove({ vm });
     if (state.poisonedPages !== undefined) this.#f.poisonedPages.remove({ vm });

@@ -1,7 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { type Counter, collectDefaultMetrics, Registry } from 'prom-client';
-import { ClosedCounterChildren, OpenCounterChildren } from './counter-children.js';
-import { MetricsError } from './errors.js';
+import {
+  ClosedCounterChildren,
+  type DeferredCount,
+  DeferredCounts,
+  OpenCounterChildren,
+} from './counter-children.js';
+import { assertCount, invalidOption, invalidValue, MetricsError } from './errors.js';
 import {
   ACTIONS,
   type Action,
@@ -58,7 +63,8 @@ const LINT_FAILING_DEFAULT_METRICS = [
  *
  * Methods take typed values and never expose label objects. Label values are validated the first
  * time a combination is seen and the prom-client child is cached, so the per-event cost is a Map
- * lookup and an increment. A value outside a closed set throws `SEAWALL_METRICS_INVALID_LABEL`:
+ * lookup and an increment — for memory errors and actions, of a plain number handed to prom-client
+ * at each scrape (counter-children.ts `DeferredCounts`). A value outside a closed set throws `SEAWALL_METRICS_INVALID_LABEL`:
  * the types already forbid it, so reaching the check means a caller bug, which a silent `other`
  * would hide. Open labels (rule, reason, op, from, to) are bounded by `maxLabelValues` and fold
  * into `other` past it, counted in `seawall_metrics_label_overflow_total`.
@@ -74,7 +80,9 @@ export class SeawallMetrics {
   readonly #rules: BoundedLabelValues;
   readonly #from: BoundedLabelValues;
   readonly #to: BoundedLabelValues;
-  readonly #actions = new Map<Action, Map<string, CounterChild>>();
+  /** Memory errors and actions, counted per event: handed to prom-client at each scrape. */
+  readonly #counts = new DeferredCounts();
+  readonly #actions = new Map<Action, Map<string, DeferredCount>>();
   readonly #downgrades = new Map<string, CounterChild>();
   readonly #protocolErrors: OpenCounterChildren;
   readonly #storeErrors: OpenCounterChildren;
@@ -107,7 +115,7 @@ export class SeawallMetrics {
     const ttlMs = ttlSeconds * 1000;
     // Sweeping four times per TTL keeps expired series at most 25 % past their TTL.
     this.#sweepIntervalMs = Math.min(Math.max(ttlMs / 4, 1000), 60_000);
-    this.#vms = new PerVmSeries(this.#f, { ttlMs, maxVms });
+    this.#vms = new PerVmSeries(this.#f, { ttlMs, maxVms }, this.#counts);
 
     const overflow = (label: string) => this.#f.labelOverflow.inc({ label });
     this.#rules = new BoundedLabelValues('rule', maxLabelValues, overflow);
@@ -158,7 +166,7 @@ export class SeawallMetrics {
 
   /** One verdict with `action`, chosen by policy rule `rule`. Hot path. */
   action(action: Action, rule: string): void {
-    (this.#actions.get(action)?.get(rule) ?? this.#actionChild(action, rule)).inc();
+    this.#counts.inc(this.#actions.get(action)?.get(rule) ?? this.#actionCount(action, rule));
   }
 
   /** One injection downgraded from `from` to `to` by `rule`'s onUnsupported. */
@@ -319,38 +327,26 @@ export class SeawallMetrics {
 
   /** The exposition text, rendered by prom-client from memory (no I/O is awaited). */
   metricsText(): Promise<string> {
+    this.#counts.settle();
     this.#storeLoad.collect();
     return this.#registry.metrics();
   }
 
-  #actionChild(action: Action, rule: string): CounterChild {
+  #actionCount(action: Action, rule: string): DeferredCount {
     assertClosedLabel('action', ACTIONS, action);
-    const exported = this.#rules.resolve(rule);
-    const child = this.#f.actions.labels({ action, rule: exported });
-    if (exported === rule) {
-      let byRule = this.#actions.get(action);
-      if (byRule === undefined) {
-        byRule = new Map();
-        this.#actions.set(action, byRule);
-      }
-      byRule.set(rule, child);
+    let byRule = this.#actions.get(action);
+    if (byRule === undefined) {
+      byRule = new Map();
+      this.#actions.set(action, byRule);
     }
-    return child;
+    // Keyed by the exported value: rules folded into `other` share its count, so past the bound
+    // each event still adds to one waiting count, not a new one.
+    const exported = this.#rules.resolve(rule);
+    let count = byRule.get(exported);
+    if (count === undefined) {
+      count = this.#counts.of(this.#f.actions.labels({ action, rule: exported }));
+      byRule.set(exported, count);
+    }
+    return count;
   }
-}
-
-function assertCount(name: string, value: number): void {
-  if (!(Number.isSafeInteger(value) && value >= 0)) invalidValue(name, value);
-}
-
-function invalidValue(name: string, value: unknown): never {
-  throw new MetricsError('SEAWALL_METRICS_INVALID_VALUE', `${name} must be a non-negative finite number`, {
-    name,
-    value,
-  });
-}
-
-function invalidOption(name: string, value: unknown): never {
-  const message = `option ${name} is out of range: ${String(value)}`;
-  throw new MetricsError('SEAWALL_METRICS_INVALID_OPTION', message, { option: name, value });
 }

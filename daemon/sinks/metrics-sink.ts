@@ -11,9 +11,20 @@ import { vmLabel } from './vm-label.js';
 
 const NS_PER_S = 1e9;
 
+/** A session's VM is one object for all its events: its label is made once, not per event. */
+const labels = new WeakMap<EventRecord['event']['vm'], string>();
+function labelOf(vm: EventRecord['event']['vm']): string {
+  let label = labels.get(vm);
+  if (label === undefined) {
+    label = vmLabel(vm.id);
+    labels.set(vm, label);
+  }
+  return label;
+}
+
 function count(m: SeawallMetrics, pages: PoisonedPageCounts, r: EventRecord): void {
   const e = r.event;
-  const vm = vmLabel(e.vm.id);
+  const vm = labelOf(e.vm);
   m.memoryError(vm, e.kind, e.severity);
   if (PoisonedPageCounts.poisons(r)) {
     const n = pages.add(e.vm.id, e.gpa as bigint);
