@@ -124,6 +124,12 @@ class TimeRing {
 interface VmHistory {
   ring: TimeRing;
   pages: Map<bigint, TimeRing>;
+  /**
+   * The page seen last, which is already last in `pages`: a storm repeats one page, and each
+   * repeat would otherwise pay a delete and a set of a BigInt key to stay where it is. Only a
+   * new page (or the page bound lowered) can evict this VM's pages, and then a new page is the newest.
+   */
+  newest: { page: bigint; ring: TimeRing } | null;
 }
 
 export interface PolicyStateOptions {
@@ -256,13 +262,20 @@ export class PolicyState {
   private touchVm(id: string): VmHistory {
     let vm = this.vms.get(id);
     if (vm) this.vms.delete(id);
-    else vm = { ring: new TimeRing(Math.min(this.ringCapacityValue, INITIAL_RING)), pages: new Map() };
+    else
+      vm = {
+        ring: new TimeRing(Math.min(this.ringCapacityValue, INITIAL_RING)),
+        pages: new Map(),
+        newest: null,
+      };
     this.vms.set(id, vm);
     this.trimVms();
     return vm;
   }
 
   private touchPage(vm: VmHistory, page: bigint): TimeRing {
+    const newest = vm.newest;
+    if (newest !== null && newest.page === page && this.pageCount <= this.maxKeysValue) return newest.ring;
     let ring = vm.pages.get(page);
     if (ring) vm.pages.delete(page);
     else {
@@ -272,6 +285,7 @@ export class PolicyState {
       if (vm.pages.size >= this.maxPagesPerVm) this.evictPage(vm);
     }
     vm.pages.set(page, ring);
+    vm.newest = { page, ring };
     // As many pages as VMs over all: past it the least recently seen VMs without a live session
     // go, as past the VM bound; when every other VM has one, this VM's own oldest page.
     if (this.pageCount > this.maxKeysValue) {

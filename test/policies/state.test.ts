@@ -196,3 +196,34 @@ test('a reload to a policy without rateStateBound has the default bound, not the
   compilePolicy(plain.policy, { state });
   assert.equal(state.maxKeys, 65_536);
 });
+
+test('a page repeated while it is the newest keeps its window and its place: the least recently seen goes', () => {
+  const state = new PolicyState({ maxPagesPerVm: 3 });
+  const page = (n: number, min = 0) => state.observeAt('vm', T0 + min * MIN, BigInt(n) << 12n);
+  const event = (n: number) => seaEvent({ vm: { id: 'vm' }, gpa: BigInt(n) << 12n, timeMs: T0 + 10 * MIN });
+  page(1);
+  page(2);
+  page(3);
+  page(3, 1);
+  page(3, 2);
+  page(1, 3);
+  page(1, 4);
+  assert.equal(state.countWithin('page', event(3), 60 * MIN), 3, 'every repeat of page 3 counted');
+  assert.equal(state.countWithin('page', event(1), 60 * MIN), 3, 'every sighting of page 1 counted');
+  // Page 2 is now the least recently seen: a fourth page evicts it, not the repeated ones.
+  page(4, 5);
+  assert.deepEqual(
+    [1, 2, 3, 4].map((n) => state.seenPage(event(n))),
+    [true, false, true, true],
+  );
+  assert.equal(state.stats().evictions.page, 1);
+  // An evicted page seen again starts a new window.
+  const one = new PolicyState({ maxPagesPerVm: 1 });
+  one.observeAt('vm', T0, 1n << 12n);
+  one.observeAt('vm', T0, 2n << 12n);
+  one.observeAt('vm', T0, 1n << 12n);
+  assert.equal(
+    one.countWithin('page', seaEvent({ vm: { id: 'vm' }, gpa: 1n << 12n, timeMs: T0 + MIN }), MIN * 60),
+    1,
+  );
+});
