@@ -36,7 +36,7 @@ import { journalSink } from './sinks/journal-sink.js';
 import { metricsSink } from './sinks/metrics-sink.js';
 import { PoisonedPageCounts } from './sinks/poisoned-page-counts.js';
 import { reportStartFailure } from './start-failure.js';
-import { type StoreReporting, storeReporting } from './store-reporting.js';
+import { type StoreReporting, storeLoadOf, storeReporting } from './store-reporting.js';
 import { VERSION } from './version.js';
 
 export interface ServiceOptions {
@@ -188,11 +188,7 @@ export class Service {
       });
       const ahead = this.#writeAhead;
       this.#reader = new StoreReader(this.store, () => ahead.settle());
-      this.metrics?.watchStore(() => ({
-        pendingEvents: ahead.pending,
-        heldEvents: ahead.health.heldRows,
-        backpressureMs: ahead.backpressureMs,
-      }));
+      this.metrics?.watchStore(() => storeLoadOf(ahead));
       this.bus.add(storeSink(this.store, this.#writeAhead));
       this.#retention = new Retention(this.store, { ...this.config.retention, onError: this.#storeError });
       this.#retention.start();

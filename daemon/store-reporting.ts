@@ -2,16 +2,30 @@
  * How the event store's troubles reach the operator. Every failed operation is counted
  * (`seawall_store_errors_total{op}`) but logged at most a few lines a minute per op — a full disk
  * fails every batch. A fault's beginning and its end are one line each, always, and move the
- * `seawall_store_healthy` / `seawall_store_held_events` gauges.
+ * `seawall_store_healthy` / `seawall_store_held_events` gauges. The queue itself — backlog, waits,
+ * what is held and what was lost — is read at each scrape (`storeLoadOf`).
  */
-import type { SeawallMetrics } from '../metrics/index.js';
-import type { StoreHealth, StoreOp } from '../store/index.js';
+import type { SeawallMetrics, StoreLoad } from '../metrics/index.js';
+import type { StoreHealth, StoreOp, WriteAhead } from '../store/index.js';
 import { JournalField as F } from '../systemd/index.js';
 import { type DaemonLog, Priority } from './log.js';
 
 export interface StoreReporting {
   onError: (op: StoreOp, err: unknown) => void;
   onHealth: (h: StoreHealth) => void;
+}
+
+/** What /metrics reads of the write-ahead queue at each scrape (metrics/store-load.ts). */
+export function storeLoadOf(ahead: Pick<WriteAhead, 'pending' | 'backpressureMs' | 'health'>): StoreLoad {
+  const h = ahead.health;
+  return {
+    pendingEvents: ahead.pending,
+    heldEvents: h.heldRows,
+    backpressureMs: ahead.backpressureMs,
+    heldUpdates: h.heldUpdates,
+    lostEvents: h.droppedRows,
+    lostUpdates: h.droppedUpdates,
+  };
 }
 
 export function storeReporting(metrics: SeawallMetrics | null, log: DaemonLog): StoreReporting {

@@ -31,6 +31,8 @@ export interface MetricFamilies {
   readonly storeHeldEvents: Gauge;
   readonly storePendingEvents: Gauge;
   readonly storeBackpressure: Counter;
+  readonly storeHeldUpdates: Gauge;
+  readonly storeLost: Counter<'what'>;
   readonly kernelMismatches: Counter<'field'>;
   readonly sinkFailures: Counter<'sink'>;
   readonly buildInfo: Gauge<'version' | 'node_version'>;
@@ -160,6 +162,17 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
     storeBackpressure: new Counter({
       name: 'seawall_store_backpressure_seconds_total',
       help: 'Time verdicts waited for the event store, because its bound of events written ahead and not yet committed was reached.',
+      registers,
+    }),
+    storeHeldUpdates: new Gauge({
+      name: 'seawall_store_held_updates',
+      help: 'APPLIED results and session, action and policy rows held in memory until the faulty event store can take them.',
+      registers,
+    }),
+    storeLost: new Counter({
+      name: 'seawall_store_lost_total',
+      help: 'Answered events and updates held through an event store fault and dropped past the memory bound (oldest first): never stored.',
+      labelNames: ['what'],
       registers,
     }),
     sinkFailures: new Counter({

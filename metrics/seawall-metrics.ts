@@ -147,8 +147,13 @@ export class SeawallMetrics {
 
     this.#f.buildInfo.set({ version, node_version: process.version }, 1);
     this.#f.storeHealthy.set(1);
-    const { storePendingEvents: pending, storeHeldEvents: held, storeBackpressure: waits } = this.#f;
-    this.#storeLoad = new StoreLoadReader(pending, held, waits);
+    this.#storeLoad = new StoreLoadReader({
+      pending: this.#f.storePendingEvents,
+      held: this.#f.storeHeldEvents,
+      heldUpdates: this.#f.storeHeldUpdates,
+      backpressure: this.#f.storeBackpressure,
+      lost: this.#f.storeLost,
+    });
     if (options.defaultMetrics ?? true) {
       collectDefaultMetrics({ register: this.#registry, prefix: DEFAULT_METRICS_PREFIX });
       // Gauges named *_total break the naming rules (`promtool check metrics` flags them); the

@@ -4,6 +4,8 @@
  * faulty (`seawall_store_held_events`; pushed only on health changes, it lagged the events held
  * since), and the time verdicts waited at its bound (`seawall_store_backpressure_seconds_total`),
  * which the store counts as a running total in milliseconds and the counter takes as increments.
+ * The updates held are read the same way (`seawall_store_held_updates`), and what was dropped past
+ * the memory bounds as running totals too (`seawall_store_lost_total{what="events"|"updates"}`).
  */
 import type { Counter, Gauge } from 'prom-client';
 
@@ -15,19 +17,52 @@ export interface StoreLoad {
   readonly heldEvents: number;
   /** Milliseconds the verdict path has waited, since start, because the queue was full. */
   readonly backpressureMs: number;
+  /** APPLIED results and session, action and policy rows held because the store is faulty. */
+  readonly heldUpdates: number;
+  /** Held events dropped past the bound, since start. */
+  readonly lostEvents: number;
+  /** Held updates dropped past the bound, since start. */
+  readonly lostUpdates: number;
+}
+
+/** The families a {@link StoreLoadReader} keeps. */
+export interface StoreLoadFamilies {
+  readonly pending: Gauge;
+  readonly held: Gauge;
+  readonly heldUpdates: Gauge;
+  readonly backpressure: Counter;
+  readonly lost: Counter<'what'>;
+}
+
+/** A running total taken as increments: a total below the last comes from a source started again from 0. */
+class Increments {
+  #last = 0;
+
+  /** What `total` adds since the last reading; 0 for a reading that is not a finite number ≥ 0. */
+  added(total: number): number {
+    if (!(Number.isFinite(total) && total >= 0)) return 0;
+    const added = total >= this.#last ? total - this.#last : total;
+    this.#last = total;
+    return added;
+  }
 }
 
 export class StoreLoadReader {
-  readonly #pending: Gauge;
-  readonly #held: Gauge;
-  readonly #backpressure: Counter;
+  readonly #f: StoreLoadFamilies;
+  readonly #lostEvents: Counter.Internal;
+  readonly #lostUpdates: Counter.Internal;
   #read: (() => StoreLoad) | null = null;
-  #lastMs = 0;
+  readonly #waited = new Increments();
+  readonly #eventsLost = new Increments();
+  readonly #updatesLost = new Increments();
 
-  constructor(pending: Gauge, held: Gauge, backpressure: Counter) {
-    this.#pending = pending;
-    this.#held = held;
-    this.#backpressure = backpressure;
+  constructor(families: StoreLoadFamilies) {
+    this.#f = families;
+    // Exported at 0 from start, so increase() sees the first loss.
+    this.#lostEvents = families.lost.labels({ what: 'events' });
+    this.#lostUpdates = families.lost.labels({ what: 'updates' });
+    this.#lostEvents.inc(0);
+    this.#lostUpdates.inc(0);
   }
 
   watch(read: () => StoreLoad): void {
@@ -40,13 +75,18 @@ export class StoreLoadReader {
    */
   collect(): void {
     if (this.#read === null) return;
-    const { pendingEvents, heldEvents, backpressureMs } = this.#read();
-    if (Number.isSafeInteger(pendingEvents) && pendingEvents >= 0) this.#pending.set(pendingEvents);
-    if (Number.isSafeInteger(heldEvents) && heldEvents >= 0) this.#held.set(heldEvents);
-    if (!(Number.isFinite(backpressureMs) && backpressureMs >= 0)) return;
-    // A total below the last one comes from a source that started again from 0: all of it is new.
-    const added = backpressureMs >= this.#lastMs ? backpressureMs - this.#lastMs : backpressureMs;
-    if (added > 0) this.#backpressure.inc(added / 1000);
-    this.#lastMs = backpressureMs;
+    const load = this.#read();
+    const gauge = (g: Gauge, n: number) => {
+      if (Number.isSafeInteger(n) && n >= 0) g.set(n);
+    };
+    gauge(this.#f.pending, load.pendingEvents);
+    gauge(this.#f.held, load.heldEvents);
+    gauge(this.#f.heldUpdates, load.heldUpdates);
+    const waited = this.#waited.added(load.backpressureMs);
+    if (waited > 0) this.#f.backpressure.inc(waited / 1000);
+    const events = this.#eventsLost.added(load.lostEvents);
+    if (events > 0) this.#lostEvents.inc(events);
+    const updates = this.#updatesLost.added(load.lostUpdates);
+    if (updates > 0) this.#lostUpdates.inc(updates);
   }
 }

@@ -72,7 +72,14 @@ describe('promtool', () => {
     m.kill('failed');
     m.policyReload(true, '2025-01-01', 'c'.repeat(64));
     m.storeError('append');
-    m.watchStore(() => ({ pendingEvents: 42, heldEvents: 0, backpressureMs: 12.5 }));
+    m.watchStore(() => ({
+      pendingEvents: 42,
+      heldEvents: 7,
+      backpressureMs: 12.5,
+      heldUpdates: 3,
+      lostEvents: 5,
+      lostUpdates: 1,
+    }));
     m.sinkFailure('hooks');
     const server = new MetricsServer(m, { port: 0 });
     const { port } = await server.listen();

@@ -138,15 +138,39 @@ describe('SeawallMetrics counts', () => {
     let text = await m.metricsText();
     assert.equal(value(text, 'seawall_store_pending_events'), 0, 'no store watched: 0');
     assert.equal(value(text, 'seawall_store_backpressure_seconds_total'), 0, 'exported from start');
-    const load = { pendingEvents: 120, heldEvents: 0, backpressureMs: 0 };
+    assert.equal(value(text, 'seawall_store_lost_total', { what: 'events' }), 0, 'exported from start');
+    assert.equal(value(text, 'seawall_store_lost_total', { what: 'updates' }), 0, 'exported from start');
+    const load = {
+      pendingEvents: 120,
+      heldEvents: 0,
+      backpressureMs: 0,
+      heldUpdates: 0,
+      lostEvents: 0,
+      lostUpdates: 0,
+    };
     m.watchStore(() => load);
     text = await m.metricsText();
     assert.equal(value(text, 'seawall_store_pending_events'), 120);
     // Held events too, as they are now: a health change is not needed to move the gauge.
     m.storeHealth(false, 0);
     load.heldEvents = 35;
-    assert.equal(value(await m.metricsText(), 'seawall_store_held_events'), 35);
+    load.heldUpdates = 12;
+    load.lostEvents = 4;
+    text = await m.metricsText();
+    assert.equal(value(text, 'seawall_store_held_events'), 35);
+    assert.equal(value(text, 'seawall_store_held_updates'), 12);
+    assert.equal(value(text, 'seawall_store_lost_total', { what: 'events' }), 4);
+    load.lostEvents = 9;
+    load.lostUpdates = 2;
+    text = await m.metricsText();
+    assert.equal(
+      value(text, 'seawall_store_lost_total', { what: 'events' }),
+      9,
+      'a running total, not added twice',
+    );
+    assert.equal(value(text, 'seawall_store_lost_total', { what: 'updates' }), 2);
     load.heldEvents = 0;
+    load.heldUpdates = 0;
     m.storeHealth(true, 0);
     load.pendingEvents = 7;
     load.backpressureMs = 1500;
@@ -164,8 +188,10 @@ describe('SeawallMetrics counts', () => {
     // Not a count: the last values stay, and the scrape still answers with every other family.
     load.pendingEvents = -1;
     load.backpressureMs = Number.NaN;
+    load.lostEvents = -3;
     text = await m.metricsText();
     assert.equal(value(text, 'seawall_store_pending_events'), 7);
+    assert.equal(value(text, 'seawall_store_lost_total', { what: 'events' }), 9);
     assert.equal(value(text, 'seawall_store_backpressure_seconds_total'), 2);
     assert.equal(value(text, 'seawall_store_healthy'), 1);
   });

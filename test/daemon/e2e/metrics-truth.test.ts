@@ -106,12 +106,18 @@ test('while the store cannot commit, every answered event is pending or held, an
   });
   assert.equal(backlog(text), 300, 'pending + held = every answered event not committed');
   assert.ok(metricSum(text, 'seawall_store_pending_events') > 0, 'rows written ahead before the fault');
+  // The locked VMs' session rows (and their APPLIED results) wait too; nothing is lost.
+  assert.ok(metricSum(text, 'seawall_store_held_updates') >= 2, 'the two sessions opened under the lock');
+  assert.equal(metricSum(text, 'seawall_store_lost_total'), 0);
   lock.exec('ROLLBACK');
   text = await until('the store to commit the backlog', async () => {
     const m = await scrape(d.metricsUrl as string);
-    return metricSum(m, 'seawall_store_healthy') === 1 && backlog(m) === 0 && m;
+    // Updates that waited go with the next hand-over, just after the recovery is reported.
+    const updates = metricSum(m, 'seawall_store_held_updates');
+    return metricSum(m, 'seawall_store_healthy') === 1 && backlog(m) === 0 && updates === 0 && m;
   });
   assert.equal(metricSum(text, 'seawall_store_backpressure_seconds_total'), 0, 'the bound was never reached');
+  assert.equal(metricSum(text, 'seawall_store_lost_total'), 0);
   const events = await cliJson<unknown[]>(d.controlSocket, ['events', '--limit', '1000']);
   assert.equal(events.length, 301, 'every answered event is stored once');
 });
