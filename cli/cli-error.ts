@@ -7,9 +7,12 @@ import { SeawallError } from '../errors/index.js';
 export class CliError extends SeawallError<'SEAWALL_CLI_USAGE' | 'SEAWALL_CLI_FAILED'> {
   override readonly name = 'CliError';
   readonly exitCode: number;
-  constructor(kind: 'usage' | 'failed', message: string) {
+  /** Already said on stderr (a daemon's log there): the command only exits with its code. */
+  readonly reported: boolean;
+  constructor(kind: 'usage' | 'failed', message: string, opts: { reported?: boolean } = {}) {
     super(kind === 'usage' ? 'SEAWALL_CLI_USAGE' : 'SEAWALL_CLI_FAILED', message);
     this.exitCode = kind === 'usage' ? 2 : 1;
+    this.reported = opts.reported ?? false;
   }
 }
 

@@ -40,7 +40,7 @@ export async function main(argv: string[], io: CliIo = processIo, o: MainOptions
     // commander has already printed it.
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof CliError) {
-      io.err(`${name}: ${terminalSafeLines(err.message)}`);
+      if (!err.reported) io.err(`${name}: ${terminalSafeLines(err.message)}`);
       return err.exitCode;
     }
     // Any other seawall error is a request understood and refused (a bad config, a policy that

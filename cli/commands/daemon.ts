@@ -25,6 +25,16 @@ interface DaemonOptions {
 }
 
 /**
+ * What the command reports of a start that failed. The log has said why already: on stderr when
+ * that is its target (then the line is not repeated), else in the journal, and stderr gets the
+ * reason once, for whoever is at the console.
+ */
+function startFailed(err: unknown, log: DaemonLog): CliError {
+  const message = err instanceof CliError ? err.message : `cannot start: ${(err as Error).message}`;
+  return new CliError('failed', message, { reported: log.target === 'stderr' });
+}
+
+/**
  * After a failed start: lets the entry that says why reach journald before the process ends. An
  * entry journald does not take within the deadline holds a thread that exit(3) waits for (see the
  * end of runDaemon); the process then ends with SIGKILL once the error is on stderr — the timer is
@@ -51,8 +61,9 @@ async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> 
       ctx.env,
     );
   } catch (err) {
-    await flushStartFailure(reportEarlyStartFailure(opts.log, err));
-    throw err;
+    const log = reportEarlyStartFailure(opts.log, err);
+    await flushStartFailure(log);
+    throw startFailed(err, log);
   }
   const service = new Service({
     config,
@@ -86,8 +97,7 @@ async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> 
   } catch (err) {
     // The service has closed the levels that did start and logged why (daemon/start-failure.ts).
     await flushStartFailure(service.log);
-    if (err instanceof CliError) throw err;
-    throw new CliError('failed', `cannot start: ${(err as Error).message}`);
+    throw startFailed(err, service.log);
   }
   started = true;
   ctx.io.out(`seawall daemon ready — ${service.statusLine()}`);

@@ -5,7 +5,8 @@
  * time it exits 1 with the reason on stderr; journald holds one DAEMON_START_FAILED entry at
  * priority err with the reason; systemd is told the reason (STATUS=, and ERRNO= for a failed
  * system call) and is sent neither READY=1 nor STOPPING=1, and the journal has no "stopping"
- * entry: a daemon that never became ready does not begin a shutdown.
+ * entry: a daemon that never became ready does not begin a shutdown. With its log on stderr (a
+ * console), the reason is said there once: the log line, which the command does not repeat.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { MessageFields, MessageId } from '../../systemd/index.js';
+import { runTool } from '../daemon/e2e/run-cli.js';
 import { CLI } from '../helpers/daemon.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { within } from '../helpers/wait.js';
@@ -76,17 +78,9 @@ const CASES: Record<string, Failure> = {
   },
 };
 
-async function failToStart(
-  t: TestContext,
-  journald: JournaldHandle,
-  rx: NotifyReceiver,
-  c: Failure,
-): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'seawall-nostart-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const cleanup = (await c.prepare?.(dir)) ?? (() => {});
-  t.after(cleanup);
-  const args = [
+/** The daemon's command line in the case's scratch directory, its log to `log`. */
+function daemonArgs(dir: string, log: 'journal' | 'stderr', c: Failure): string[] {
+  return [
     CLI,
     'daemon',
     '--socket',
@@ -98,9 +92,27 @@ async function failToStart(
     '--metrics',
     '127.0.0.1:0',
     '--log',
-    'journal',
+    log,
     ...c.args(dir),
   ];
+}
+
+/** The case's scratch directory, prepared; removed (and the case cleaned up) after the test. */
+async function scratch(t: TestContext, c: Failure): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-nostart-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const cleanup = (await c.prepare?.(dir)) ?? (() => {});
+  t.after(cleanup);
+  return dir;
+}
+
+async function failToStart(
+  t: TestContext,
+  journald: JournaldHandle,
+  rx: NotifyReceiver,
+  c: Failure,
+): Promise<void> {
+  const args = daemonArgs(await scratch(t, c), 'journal', c);
   // Entries from before the spawn are another process's that had the same PID.
   const sinceUs = Date.now() * 1000;
   const p = spawnOwned(process.execPath, args, {
@@ -159,4 +171,18 @@ test('a start that fails is a journal entry at priority err and a STATUS=, never
   const rx = await startNotifyReceiver();
   t.after(() => rx.close());
   for (const [name, c] of Object.entries(CASES)) await t.test(name, (t) => failToStart(t, journald, rx, c));
+});
+
+test('at a console, with the log on stderr, the reason is said once and the exit is 1', async (t) => {
+  for (const [name, c] of Object.entries(CASES)) {
+    await t.test(name, async (t) => {
+      const args = daemonArgs(await scratch(t, c), 'stderr', c);
+      const r = await runTool(process.execPath, args);
+      assert.equal(r.code, 1, r.stderr);
+      const said = r.stderr.split('\n').filter((l) => c.says.test(l));
+      assert.equal(said.length, 1, r.stderr);
+      assert.match(said[0] ?? '', /^"?seawall cannot start: /);
+      assert.match(said[0] ?? '', new RegExp(`MESSAGE_ID=${MessageId.DAEMON_START_FAILED}`));
+    });
+  }
 });
