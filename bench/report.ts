@@ -1,18 +1,22 @@
 /** Prints the socket benchmark's figures and every goal with its measured value and met / NOT met. */
 
-export interface Row {
-  name: string;
-  /** Medians over the interleaved rounds, µs. */
+/** One event in flight: medians over the interleaved rounds, µs, and their [min, max]. */
+export interface Latency {
   p50: number;
   p99: number;
   p999: number;
-  /** [min, max] over the rounds, µs. */
   p50Spread: [number, number];
   p99Spread: [number, number];
   p999Spread: [number, number];
+}
+
+export interface Row extends Latency {
+  name: string;
   /** Median over the interleaved throughput rounds, and its [min, max]. */
   perSecond: number;
   perSecondSpread: [number, number];
+  /** The same latency with the client and the target's event loop on one CPU; absent without taskset. */
+  oneCpu?: Latency;
 }
 
 export interface Goal {
@@ -41,13 +45,23 @@ export function printReport(r: { rows: Row[]; goals: Goal[]; notes: string[]; js
   out('');
   out('| target | p50 µs | p99 µs | p99.9 µs | verdicts/s (256 in flight) |');
   out('|---|---|---|---|---|');
+  const cell = (v: number, s: [number, number], b: number) =>
+    `${num(v)} (${num(s[0])}–${num(s[1])}) ×${(v / b).toFixed(1)}`;
+  const latency = (l: Latency, b: Latency) =>
+    `${cell(l.p50, l.p50Spread, b.p50)} | ${cell(l.p99, l.p99Spread, b.p99)} | ${cell(l.p999, l.p999Spread, b.p999)}`;
   for (const row of r.rows) {
-    const cell = (v: number, s: [number, number], b: number) =>
-      `${num(v)} (${num(s[0])}–${num(s[1])}) ×${(v / b).toFixed(1)}`;
     out(
-      `| ${row.name} | ${cell(row.p50, row.p50Spread, base.p50)} | ${cell(row.p99, row.p99Spread, base.p99)} | ` +
-        `${cell(row.p999, row.p999Spread, base.p999)} | ${num(row.perSecond)} (${num(row.perSecondSpread[0])}–${num(row.perSecondSpread[1])}) ×${(row.perSecond / base.perSecond).toFixed(3)} |`,
+      `| ${row.name} | ${latency(row, base)} | ` +
+        `${num(row.perSecond)} (${num(row.perSecondSpread[0])}–${num(row.perSecondSpread[1])}) ×${(row.perSecond / base.perSecond).toFixed(3)} |`,
     );
+  }
+  if (base.oneCpu) {
+    out('');
+    out('One event in flight, the client and the target’s event loop on one CPU:');
+    out('');
+    out('| target | p50 µs | p99 µs | p99.9 µs |');
+    out('|---|---|---|---|');
+    for (const row of r.rows) if (row.oneCpu) out(`| ${row.name} | ${latency(row.oneCpu, base.oneCpu)} |`);
   }
   out('');
   out('| goal | measured | bound | |');

@@ -5,21 +5,23 @@
  *   - a Node server that parses and re-encodes the same frames (bench/node-echo.ts);
  *   - `seawall daemon` as shipped (event store, metrics, logging), and with --no-store --no-metrics.
  * Latency: one event in flight, interleaved rounds visiting every target in turn, medians over the
- * rounds. Throughput: 32 connections × 8 events in flight (256), interleaved rounds of 1 million
+ * rounds; each target is measured twice a round, as the scheduler places it and with the client
+ * and its event loop on one CPU (taskset): a wakeup on another, idle vCPU of this VM costs ~50 µs,
+ * which some rounds pay and others do not, so the second figure is what the software costs. Throughput: 32 connections × 8 events in flight (256), interleaved rounds of 1 million
  * events a target, medians over them. Then the daemon's RSS with 1,000 connected VMs and its time
  * to READY with an empty store and with the store the throughput rounds filled (≥ 3 million).
  * Every goal of docs/performance.md is printed with its figure and "met" / "NOT met".
  * Usage: node --import tsx bench/socket-bench.ts [--requests N] [--rounds R] [--throughput N] [--throughput-rounds R] [--json]
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { statFields } from '../kvm/index.js';
 import { REPLY_TYPE, writeFrames } from './frames.js';
-import { type Goal, printReport, type Row } from './report.js';
+import { affinity, cpuMs, oneCpuMask, pin, rssMb } from './proc.js';
+import { type Goal, type Latency, printReport, type Row } from './report.js';
 
 const { values } = parseArgs({
   options: {
@@ -93,6 +95,7 @@ function daemon(state: string, extra: string[]): Promise<Started> {
 }
 
 const clientBin = join(dir, 'client');
+/** The C client; with `cpuMask` (taskset's hex mask), run on those CPUs only. */
 function client(
   socket: string,
   frames: string,
@@ -100,15 +103,13 @@ function client(
   count: number,
   inflight: number,
   reply: number,
+  cpuMask?: string,
 ) {
-  const out = execFileSync(
-    clientBin,
-    [socket, frames, mode, String(count), String(inflight), String(reply)],
-    {
-      encoding: 'utf8',
-      timeout: 300_000,
-    },
-  );
+  const args = [socket, frames, mode, String(count), String(inflight), String(reply)];
+  const out = execFileSync(cpuMask ? 'taskset' : clientBin, cpuMask ? [cpuMask, clientBin, ...args] : args, {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
   return JSON.parse(out.trim()) as Record<string, number>;
 }
 
@@ -118,26 +119,6 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
 const spread = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...xs)];
-
-const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-/** CPU time (user + system, ms) of a process's main thread — a daemon's event loop — and of all its threads. */
-function cpuMs(pid: number): { loop: number; all: number } {
-  const ticks = (stat: string) => {
-    // utime and stime are fields 14 and 15.
-    const f = statFields(stat);
-    return Number(f[11]) + Number(f[12]);
-  };
-  return {
-    loop: ticks(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')) * TICK_MS,
-    all: ticks(readFileSync(`/proc/${pid}/stat`, 'utf8')) * TICK_MS,
-  };
-}
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-}
 
 /** Holds `n` sessions open with the C client; returns the daemon's RSS meanwhile. */
 async function rssWithSessions(d: Started, socket: string, n: number): Promise<number> {
@@ -196,17 +177,32 @@ async function main(): Promise<void> {
     await daemon(shipped, ['--metrics', '127.0.0.1:0']),
     await daemon(join(dir, 'bare'), ['--no-store', '--no-metrics']),
   ];
-  const lat = new Map(
-    targets.map((t) => [t.name, { p50: [] as number[], p99: [] as number[], p999: [] as number[] }]),
-  );
+  type Samples = { p50: number[]; p99: number[]; p999: number[] };
+  const samples = () =>
+    new Map(targets.map((t): [string, Samples] => [t.name, { p50: [], p99: [], p999: [] }]));
+  const add = (s: Samples | undefined, r: Record<string, number>) => {
+    s?.p50.push(r.p50 as number);
+    s?.p99.push(r.p99 as number);
+    s?.p999.push(r['p99.9'] as number);
+  };
+  const lat = samples();
+  const cpu0 = oneCpuMask();
+  const oneCpu = cpu0 === null ? null : samples();
   for (let round = 0; round < ROUNDS; round++) {
-    for (const t of targets) {
+    for (const [i, t] of targets.entries()) {
       const frames = t.kind === 'echo' ? echoFrames : daemonFrames;
-      const r = client(t.socket, frames, 'latency', PER_ROUND, 1, REPLY_TYPE[t.kind]);
-      const s = lat.get(t.name) as { p50: number[]; p99: number[]; p999: number[] };
-      s.p50.push(r.p50 as number);
-      s.p99.push(r.p99 as number);
-      s.p999.push(r['p99.9'] as number);
+      add(lat.get(t.name), client(t.socket, frames, 'latency', PER_ROUND, 1, REPLY_TYPE[t.kind]));
+      if (cpu0 === null || oneCpu === null) continue;
+      // Only the main thread moves: a daemon's writer thread, started by the round before, stays
+      // free to run on the other CPUs, as it does in service.
+      const pid = procs[i]?.proc.pid as number;
+      const was = affinity(pid) as string;
+      pin(pid, cpu0);
+      try {
+        add(oneCpu.get(t.name), client(t.socket, frames, 'latency', PER_ROUND, 1, REPLY_TYPE[t.kind], cpu0));
+      } finally {
+        pin(pid, was);
+      }
     }
   }
   // Throughput in interleaved rounds too, each target TP events a round, so that a slow minute of
@@ -227,19 +223,23 @@ async function main(): Promise<void> {
       used.all += after.all - before.all;
     }
   }
+  const latency = (s: Samples): Latency => ({
+    p50: median(s.p50),
+    p99: median(s.p99),
+    p999: median(s.p999),
+    p50Spread: spread(s.p50),
+    p99Spread: spread(s.p99),
+    p999Spread: spread(s.p999),
+  });
   const rows: Row[] = targets.map((t) => {
-    const s = lat.get(t.name) as { p50: number[]; p99: number[]; p999: number[] };
     const tp = perSecond.get(t.name) as number[];
+    const one = oneCpu?.get(t.name);
     return {
       name: t.name,
-      p50: median(s.p50),
-      p99: median(s.p99),
-      p999: median(s.p999),
-      p50Spread: spread(s.p50),
-      p99Spread: spread(s.p99),
-      p999Spread: spread(s.p999),
+      ...latency(lat.get(t.name) as Samples),
       perSecond: median(tp),
       perSecondSpread: spread(tp),
+      ...(one ? { oneCpu: latency(one) } : {}),
     };
   });
   const cpu = targets
@@ -279,10 +279,14 @@ async function main(): Promise<void> {
   const shippedTp = perSecond.get(shippedRow.name) as number[];
   const bareTp = perSecond.get(bare.name) as number[];
   const shares = shippedTp.map((v, i) => (1 - v / (bareTp[i] as number)) * 100);
+  const ratios = (placed: string, d: Latency, c: Latency): Goal[] => [
+    { what: `p50, daemon as shipped / C echo${placed}`, value: d.p50 / c.p50, unit: '×', max: 2.5 },
+    { what: `p99, daemon as shipped / C echo${placed}`, value: d.p99 / c.p99, unit: '×', max: 4 },
+    { what: `p99.9, daemon as shipped / C echo${placed}`, value: d.p999 / c.p999, unit: '×', max: 10 },
+  ];
   const goals: Goal[] = [
-    { what: 'p50, daemon as shipped / C echo', value: shippedRow.p50 / cEcho.p50, unit: '×', max: 2.5 },
-    { what: 'p99, daemon as shipped / C echo', value: shippedRow.p99 / cEcho.p99, unit: '×', max: 4 },
-    { what: 'p99.9, daemon as shipped / C echo', value: shippedRow.p999 / cEcho.p999, unit: '×', max: 10 },
+    ...ratios('', shippedRow, cEcho),
+    ...(shippedRow.oneCpu && cEcho.oneCpu ? ratios(', on one CPU', shippedRow.oneCpu, cEcho.oneCpu) : []),
     { what: 'verdicts/s as shipped, 256 in flight', value: shippedRow.perSecond, unit: '/s', min: 200_000 },
     { what: 'store + metrics cost in throughput', value: median(shares), unit: '%', max: 15 },
     { what: 'RSS with 1,000 connected VMs', value: rss1000, unit: 'MB', max: 100 },
@@ -299,6 +303,7 @@ async function main(): Promise<void> {
     goals,
     notes: [
       `daemon RSS idle: ${rssIdle.toFixed(1)} MB`,
+      ...(cpu0 === null ? ['latency on one CPU left out: taskset (util-linux) not found'] : []),
       `store + metrics cost in throughput, round by round: ${shares.map((v) => `${v.toFixed(1)} %`).join(', ')}`,
       `CPU in the throughput rounds (${TP_ROUNDS} × ${TP.toLocaleString('en-US')} events a target):`,
       ...cpu,

@@ -1,0 +1,54 @@
+/**
+ * What the socket benchmark reads and sets of a process: CPU time and resident set from /proc,
+ * and which CPUs a thread may run on (taskset, util-linux).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { statFields } from '../kvm/index.js';
+
+const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** CPU time (user + system, ms) of a process's main thread — a daemon's event loop — and of all its threads. */
+export function cpuMs(pid: number): { loop: number; all: number } {
+  const ticks = (stat: string) => {
+    // utime and stime are fields 14 and 15.
+    const f = statFields(stat);
+    return Number(f[11]) + Number(f[12]);
+  };
+  return {
+    loop: ticks(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')) * TICK_MS,
+    all: ticks(readFileSync(`/proc/${pid}/stat`, 'utf8')) * TICK_MS,
+  };
+}
+
+/** Resident set of a process, MB. */
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+/**
+ * The CPUs one thread may run on, as taskset's hex mask (the main thread's, for a pid); null
+ * without taskset (util-linux), when the one-CPU latency is left out.
+ */
+export function affinity(tid: number): string | null {
+  try {
+    const out = execFileSync('taskset', ['-p', String(tid)], { encoding: 'utf8' });
+    return /mask: ([0-9a-f]+)/.exec(out)?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Moves only the thread `tid` (a process's main thread: its event loop) to the CPUs of `mask`. */
+export function pin(tid: number, mask: string): void {
+  execFileSync('taskset', ['-p', mask, String(tid)], { stdio: 'ignore' });
+}
+
+/** The lowest CPU this process may use, as a mask: where the one-CPU latency is measured. */
+export function oneCpuMask(): string | null {
+  const mine = affinity(process.pid);
+  if (mine === null) return null;
+  const bits = BigInt(`0x${mine}`);
+  return (bits & -bits).toString(16);
+}
