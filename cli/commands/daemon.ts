@@ -30,8 +30,10 @@ interface DaemonOptions {
  * reason once, for whoever is at the console.
  */
 function startFailed(err: unknown, log: DaemonLog): CliError {
-  const message = err instanceof CliError ? err.message : `cannot start: ${(err as Error).message}`;
-  return new CliError('failed', message, { reported: log.target === 'stderr' });
+  const reported = log.target === 'stderr';
+  if (err instanceof CliError)
+    return new CliError(err.exitCode === 2 ? 'usage' : 'failed', err.message, { reported });
+  return new CliError('failed', `cannot start: ${(err as Error).message}`, { reported });
 }
 
 /**
