@@ -72,6 +72,11 @@ export interface DeferredCount {
 export class DeferredCounts {
   #dirty: DeferredCount[] = [];
 
+  /** Series with increments waiting (or discarded since the last settle). */
+  get waiting(): number {
+    return this.#dirty.length;
+  }
+
   of(child: Counter.Internal): DeferredCount {
     return { child, pending: 0 };
   }

@@ -64,9 +64,9 @@ const LINT_FAILING_DEFAULT_METRICS = [
  * Methods take typed values and never expose label objects. Label values are validated the first
  * time a combination is seen and the prom-client child is cached, so the per-event cost is a Map
  * lookup and an increment — for memory errors and actions, of a plain number handed to prom-client
- * at each scrape (counter-children.ts `DeferredCounts`). A value outside a closed set throws `SEAWALL_METRICS_INVALID_LABEL`:
- * the types already forbid it, so reaching the check means a caller bug, which a silent `other`
- * would hide. Open labels (rule, reason, op, from, to) are bounded by `maxLabelValues` and fold
+ * at each scrape and each sweep (counter-children.ts `DeferredCounts`). A value outside a closed
+ * set throws `SEAWALL_METRICS_INVALID_LABEL`: the types already forbid it, so reaching the check
+ * means a caller bug, which a silent `other` would hide. Open labels (rule, reason, op, from, to) are bounded by `maxLabelValues` and fold
  * into `other` past it, counted in `seawall_metrics_label_overflow_total`.
  */
 export class SeawallMetrics {
@@ -80,7 +80,7 @@ export class SeawallMetrics {
   readonly #rules: BoundedLabelValues;
   readonly #from: BoundedLabelValues;
   readonly #to: BoundedLabelValues;
-  /** Memory errors and actions, counted per event: handed to prom-client at each scrape. */
+  /** Memory errors and actions, counted per event: handed to prom-client at each scrape and sweep. */
   readonly #counts = new DeferredCounts();
   readonly #actions = new Map<Action, Map<string, DeferredCount>>();
   readonly #downgrades = new Map<string, CounterChild>();
@@ -306,8 +306,12 @@ export class SeawallMetrics {
     this.#sinkFailures.get(sink).inc();
   }
 
-  /** Removes the series of VMs departed more than `vmSeriesTtlSeconds` ago; returns how many VMs. */
+  /**
+   * Removes the series of VMs departed more than `vmSeriesTtlSeconds` ago; returns how many VMs.
+   * Settles the waiting counts first: where nobody scrapes, this is what releases them.
+   */
   sweep(): number {
+    this.#counts.settle();
     return this.#vms.sweep(this.#now());
   }
 
@@ -339,13 +343,9 @@ export class SeawallMetrics {
 
   #actionCount(action: Action, rule: string): DeferredCount {
     assertClosedLabel('action', ACTIONS, action);
-    let byRule = this.#actions.get(action);
-    if (byRule === undefined) {
-      byRule = new Map();
-      this.#actions.set(action, byRule);
-    }
-    // Keyed by the exported value: rules folded into `other` share its count, so past the bound
-    // each event still adds to one waiting count, not a new one.
+    const byRule = this.#actions.get(action) ?? new Map<string, DeferredCount>();
+    this.#actions.set(action, byRule);
+    // Keyed by the exported value: rules folded into `other` share one waiting count.
     const exported = this.#rules.resolve(rule);
     let count = byRule.get(exported);
     if (count === undefined) {
