@@ -1,12 +1,13 @@
 import { performance } from 'node:perf_hooks';
 import { type Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { assertCount, invalidOption, invalidValue } from './checks.js';
 import {
   ClosedCounterChildren,
   type DeferredCount,
   DeferredCounts,
   OpenCounterChildren,
 } from './counter-children.js';
-import { assertCount, invalidOption, invalidValue, MetricsError } from './errors.js';
+import { MetricsError } from './errors.js';
 import {
   ACTIONS,
   type Action,
