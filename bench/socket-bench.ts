@@ -219,10 +219,9 @@ async function main(): Promise<void> {
   const cpuUsed = new Map(targets.map((t) => [t.name, { loop: 0, all: 0 }]));
   for (let round = 0; round < TP_ROUNDS; round++) {
     for (const [i, t] of targets.entries()) {
-      const frames = t.kind === 'echo' ? echoFrames : daemonFrames;
       const pid = procs[i]?.proc.pid as number;
       const before = cpuMs(pid);
-      const tp = client(t.socket, frames, 'throughput', TP, 8, REPLY_TYPE[t.kind]);
+      const tp = client(t.socket, frames(t), 'throughput', TP, 8, REPLY_TYPE[t.kind]);
       const after = cpuMs(pid);
       perSecond.get(t.name)?.push(tp.perSecond as number);
       const used = cpuUsed.get(t.name) as { loop: number; all: number };
