@@ -67,8 +67,9 @@ const LINT_FAILING_DEFAULT_METRICS = [
  * lookup and an increment — for memory errors and actions, of a plain number handed to prom-client
  * at each scrape and each sweep (counter-children.ts `DeferredCounts`). A value outside a closed
  * set throws `SEAWALL_METRICS_INVALID_LABEL`: the types already forbid it, so reaching the check
- * means a caller bug, which a silent `other` would hide. Open labels (rule, reason, op, from, to) are bounded by `maxLabelValues` and fold
- * into `other` past it, counted in `seawall_metrics_label_overflow_total`.
+ * means a caller bug, which a silent `other` would hide. Open labels (rule, reason, op, from, to)
+ * are bounded by `maxLabelValues` and fold into `other` past it, counted in
+ * `seawall_metrics_label_overflow_total`.
  */
 export class SeawallMetrics {
   /** Content-Type of {@link metricsText} (Prometheus text format 0.0.4). */

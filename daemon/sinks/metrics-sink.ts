@@ -68,11 +68,11 @@ export function metricsSink(
       m.sessionOpened();
       // A VM that returns gets its gauge back at once, not at its next error.
       const n = pages.count(s.vm.id);
-      if (n > 0) m.setPoisonedPages(vmLabel(s.vm.id), n);
+      if (n > 0) m.setPoisonedPages(labelOf(s.vm), n);
     },
     sessionClosed(s, outcome) {
       m.sessionClosed(outcome === 'protocol_error' ? 'protocol_error' : 'closed');
-      m.vmDeparted(vmLabel(s.vm.id));
+      m.vmDeparted(labelOf(s.vm));
     },
     sessionRejected(reason) {
       m.protocolError(reason);
