@@ -8,9 +8,9 @@
  * its replay keys count as pending. At open, every file a killed daemon left is inserted (inserts
  * are idempotent) on this thread, before the writer starts.
  *
- * Bounded: past `maxPending` rows the file is handed over at once; past `maxInFlight` rows not
- * yet committed the verdict path waits for the thread (a disk that cannot keep up slows verdicts
- * rather than growing memory). A failed commit keeps its segment for the next attempt. If the
+ * Bounded: past `maxPending` rows (or updates) they are handed over at once; past `maxInFlight`
+ * rows and updates not yet committed the caller waits for the thread (a disk that cannot keep up
+ * slows verdicts rather than growing memory). A failed commit keeps its segment for the next attempt. If the
  * thread dies (it crashed, or could not start: the process out of file descriptors), its
  * segments are committed here if the database allows, and a new thread takes over within a
  * second; meanwhile hand-overs commit here, the old, slower way.
@@ -59,7 +59,11 @@ export interface WriteAheadOptions {
   flushMs?: number;
   /** Rows in the file that force a hand-over. */
   maxPending?: number;
-  /** Rows handed over and not yet committed that make the verdict path wait. */
+  /**
+   * Rows and updates handed over and not yet committed that make the verdict path wait: a writer
+   * thread that is healthy but slower than the fleet slows verdicts and HELLOs rather than growing
+   * memory.
+   */
   maxInFlight?: number;
   /** How long a read, close or full queue waits for a writer thread that commits nothing before committing here. */
   waitMs?: number;
@@ -128,6 +132,8 @@ export class WriteAhead {
   readonly #pendingKeys = new PendingKeys();
   readonly #inFlight = new Map<number, Segment>();
   #inFlightRows = 0;
+  /** Updates in the segments in flight: with the rows, what `maxInFlight` bounds. */
+  #inFlightUpdates = 0;
   /** Segment files made (their names' numbers). */
   #segments = 1;
   /** Segments not yet posted are keyed by negative numbers, from this counter. */
@@ -205,8 +211,7 @@ export class WriteAhead {
 
   /** Whether answered events are reaching the store. */
   get health(): StoreHealth {
-    let updates = this.#updates.length;
-    for (const seg of this.#inFlight.values()) updates += seg.updates.length;
+    const updates = this.#updates.length + this.#inFlightUpdates;
     return {
       healthy: this.#fault === null,
       error: this.#fault?.error ?? null,
@@ -297,6 +302,7 @@ export class WriteAhead {
     for (const [id, seg] of [...this.#inFlight]) {
       if (!seg.failed) continue;
       for (const u of seg.updates) back.push(u);
+      this.#inFlightUpdates -= seg.updates.length;
       seg.updates = [];
       if (seg.file && existsSync(seg.file)) seg.retry = true;
       else this.#done(id, seg);
@@ -396,7 +402,10 @@ export class WriteAhead {
     if (this.#closed) this.#store.updateHere(u);
     else {
       this.#updates.push(u);
-      this.#schedule();
+      // Like rows, many updates within one flushMs (a storm of connects) go at once, where
+      // `maxInFlight` can bound them; while faulty they wait for the retry.
+      if (this.#updates.length >= this.#maxPending && this.#fault === null) this.#handOver();
+      else this.#schedule();
     }
   }
 
@@ -539,6 +548,7 @@ export class WriteAhead {
         postedAt: 0,
       });
       this.#inFlightRows += this.#keys.length;
+      this.#inFlightUpdates += updates;
       this.#keys = [];
       this.#fileRows = [];
     }
@@ -572,7 +582,7 @@ export class WriteAhead {
     this.#raiseIfBehind();
     // Backpressure: the verdict path waits for the thread. Not `flush`, which hands over first and
     // would come back here while the rows are still in flight.
-    if (this.#inFlightRows >= this.#maxInFlight) {
+    if (this.#overBound()) {
       const start = performance.now();
       this.#relieve();
       this.#backpressureMs += performance.now() - start;
@@ -587,17 +597,22 @@ export class WriteAhead {
   #relieve(): void {
     this.#raiseWriter();
     if (this.#writer?.alive) {
-      let left = this.#inFlightRows;
+      let left = this.#inFlightRows + this.#inFlightUpdates;
       let upTo = 0;
       for (const [id, seg] of this.#inFlight) {
         if (left <= this.#maxInFlight / 2) break;
         if (id <= 0) continue; // not posted: only `#drain` commits those
-        left -= seg.keys.length;
+        left -= seg.keys.length + seg.updates.length;
         upTo = Math.max(upTo, id);
       }
       if (upTo > 0) this.#writer.waitFor(upTo, this.#waitMs);
     }
-    if (this.#inFlightRows >= this.#maxInFlight) this.#drain();
+    if (this.#overBound()) this.#drain();
+  }
+
+  /** Whether rows and updates in flight reach `maxInFlight`. */
+  #overBound(): boolean {
+    return this.#inFlightRows + this.#inFlightUpdates >= this.#maxInFlight;
   }
 
   #ack(id: number, err: Error | null): void {
@@ -705,6 +720,7 @@ export class WriteAhead {
   #done(id: number, seg: Segment): void {
     this.#inFlight.delete(id);
     this.#inFlightRows -= seg.keys.length;
+    this.#inFlightUpdates -= seg.updates.length;
     this.#pendingKeys.forget(seg.keys);
   }
 }

@@ -105,6 +105,36 @@ test('past maxInFlight rows the verdict path waits for the thread, and every row
   assert.deepEqual(errors, []);
 });
 
+test('past maxInFlight, updates make the caller wait for the thread too: a connect storm cannot grow memory', async () => {
+  const { store, errors } = open();
+  const ahead = new WriteAhead(store, {
+    maxPending: 1,
+    maxInFlight: 2,
+    onError: (_op, err) => errors.push(err),
+  });
+  // One row starts the writer thread; from then on every session row is handed to it at once.
+  ahead.record([record({ session: session('vm-first', 1n), seq: 1, timeMs: T0 })]);
+  await until('the writer thread to commit the first row', () => ahead.pending === 0 && ahead.writerRunning);
+  for (let id = 2n; id <= 2001n; id++) {
+    const s = session(`vm-${id}`, id);
+    store.sessionOpened(s);
+    store.sessionClosed(s, 'disconnect', 'gone');
+    const held = ahead.health.heldUpdates;
+    assert.ok(held <= 2, `${held} updates in memory after session ${id}, bound 2`);
+  }
+  ahead.flush();
+  assert.equal(ahead.health.heldUpdates, 0);
+  assert.equal(
+    store.db.prepare('SELECT COUNT(*) FROM sessions WHERE closed_ms IS NOT NULL').pluck().get(),
+    2000,
+    'every session row stored, closed',
+  );
+  assert.ok(ahead.backpressureMs > 0, 'the waits at the bound are counted');
+  ahead.close();
+  store.close();
+  assert.deepEqual(errors, []);
+});
+
 test('a replay of an event in the same batch, the file, a segment or the store is recognised', () => {
   const { store } = open();
   // Two rows fill the file: the second record hands it over to the thread at once.
