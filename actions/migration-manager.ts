@@ -4,7 +4,10 @@
  * call). A trigger of the VM's next session (the VM restarted here) is a migration of its own,
  * for that session's VMM; it waits until the earlier session's hook has answered, so one hook
  * per VM runs at a time. At most `maxInFlight` hooks run at once across the host; up to
- * `maxQueued` more wait in FIFO order; past that a trigger is dropped and counted. When a
+ * `maxQueued` more wait in FIFO order; past that a trigger is dropped and counted — unless another
+ * peer (the plugin's process) holds more of the queue than the trigger's peer: then that peer's
+ * newest queued migration ends `dropped` and the trigger takes its place, so that one process
+ * with many sessions cannot lock every other VM out of the hooks. When a
  * migration is refused, fails or times out, the rule's onFailure runs: a kill of the session's
  * VMM through the kill manager (which holds its pidfd meanwhile), or nothing.
  *
@@ -35,7 +38,9 @@ export interface MigrationRecord {
   coalesced: number;
 }
 
-export interface MigrationResult extends MigrationRecord, HookResult {
+export interface MigrationResult extends MigrationRecord, Omit<HookResult, 'outcome'> {
+  /** The hook's outcome, or `dropped`: pushed out of a full queue, the hook never ran. */
+  outcome: MigrationOutcome | 'dropped';
   finishedAtMs: number;
   /** What onFailure did: null when accepted. */
   onFailure: 'kill' | 'none' | null;
@@ -50,7 +55,7 @@ export interface MigrationManagerOptions {
   maxQueued: number;
   onStarted?: (m: MigrationRecord) => void;
   onFinished?: (m: MigrationResult) => void;
-  /** A trigger dropped because the queue was full. */
+  /** A trigger dropped because the queue was full (one pushed out of it ends `dropped` instead). */
   onDropped?: (vm: string, hook: string) => void;
   now?: () => number;
 }
@@ -82,6 +87,8 @@ export class MigrationManager {
   /** VMs whose hook is running: their next migration waits. */
   readonly #busy = new Set<string>();
   readonly #queue: Migration[] = [];
+  /** Queued migrations per peer process (`session.peer.pid`): who a full queue is taken from. */
+  readonly #queuedByPeer = new Map<number, number>();
   #pending = 0;
   /**
    * Live sessions whose VM's migration was accepted: the orchestrator is already moving it, so
@@ -131,7 +138,7 @@ export class MigrationManager {
       return 'coalesced';
     }
     const runNow = this.#running < this.#opts.maxInFlight && !this.#busy.has(vm);
-    if (!runNow && this.#queue.length >= this.#opts.maxQueued) {
+    if (!runNow && this.#queue.length >= this.#opts.maxQueued && !this.#makeRoomFor(session)) {
       this.stats.dropped++;
       this.#opts.onDropped?.(vm, decision.hook);
       return 'dropped';
@@ -165,9 +172,53 @@ export class MigrationManager {
       this.#run(m);
       return 'started';
     }
+    this.#enqueue(m);
+    return 'queued';
+  }
+
+  #enqueue(m: Migration): void {
+    const pid = m.session.peer.pid;
+    this.#queuedByPeer.set(pid, (this.#queuedByPeer.get(pid) ?? 0) + 1);
     this.#queue.push(m);
     this.stats.queued = this.#queue.length;
-    return 'queued';
+  }
+
+  /** Takes the queued migration at `i` out of the queue. */
+  #dequeue(i: number): Migration {
+    const [m] = this.#queue.splice(i, 1) as [Migration];
+    const pid = m.session.peer.pid;
+    const n = (this.#queuedByPeer.get(pid) ?? 1) - 1;
+    if (n > 0) this.#queuedByPeer.set(pid, n);
+    else this.#queuedByPeer.delete(pid);
+    this.stats.queued = this.#queue.length;
+    return m;
+  }
+
+  /**
+   * A full queue, and a trigger of `session`: the peer holding the most of the queue gives up its
+   * newest queued migration when it holds at least two more than the trigger's peer (so the shares
+   * even out and never swap back and forth). Whether room was made.
+   */
+  #makeRoomFor(session: SessionInfo): boolean {
+    let top = -1;
+    let most = 0;
+    for (const [pid, n] of this.#queuedByPeer) {
+      if (n > most) {
+        top = pid;
+        most = n;
+      }
+    }
+    if (most < (this.#queuedByPeer.get(session.peer.pid) ?? 0) + 2) return false;
+    let i = this.#queue.length - 1;
+    while (this.#queue[i]?.session.peer.pid !== top) i--;
+    const out = this.#dequeue(i);
+    this.stats.dropped++;
+    this.#finish(out, {
+      outcome: 'dropped',
+      detail: 'the hook queue is full: dropped for a VM of another process',
+      attempts: 0,
+    });
+    return true;
   }
 
   /**
@@ -201,9 +252,8 @@ export class MigrationManager {
    */
   close(): void {
     this.#closed = true;
-    for (const m of this.#queue.splice(0))
-      this.#finish(m, { outcome: 'failed', detail: 'daemon stopping', attempts: 0 });
-    this.stats.queued = 0;
+    while (this.#queue.length > 0)
+      this.#finish(this.#dequeue(0), { outcome: 'failed', detail: 'daemon stopping', attempts: 0 });
     for (const running of [...this.#byVm.values()].flat()) {
       running.stop?.abort();
       this.#finish(running, { outcome: 'failed', detail: 'daemon stopping', attempts: 1 });
@@ -239,10 +289,8 @@ export class MigrationManager {
     while (!this.#closed && this.#running < this.#opts.maxInFlight) {
       const i = this.#queue.findIndex((q) => !this.#busy.has(q.record.vm));
       if (i < 0) break;
-      const [next] = this.#queue.splice(i, 1) as [Migration];
-      this.#run(next);
+      this.#run(this.#dequeue(i));
     }
-    this.stats.queued = this.#queue.length;
   }
 
   #payload(m: Migration): MigrationPayload {
@@ -269,7 +317,8 @@ export class MigrationManager {
     };
   }
 
-  #finish(m: Migration, r: HookResult): void {
+  /** Reports the migration's end; the rule's onFailure runs when its hook ran and did not accept. */
+  #finish(m: Migration, r: Pick<MigrationResult, 'outcome' | 'detail' | 'attempts'>): void {
     m.finished = true;
     this.#pending--;
     const ofVm = this.#byVm.get(m.record.vm) ?? [];
@@ -281,7 +330,7 @@ export class MigrationManager {
     let onFailure: MigrationResult['onFailure'] = null;
     if (r.outcome === 'accepted') {
       if (live) this.#accepted.add(m.session.id);
-    } else {
+    } else if (r.outcome !== 'dropped') {
       if (r.outcome === 'refused' && live) this.#refused.set(m.session.id, m.record.policyVersion);
       const f = m.decision.onFailure;
       onFailure = f.action;

@@ -85,12 +85,16 @@ export function actionReporting(
           fields: { [F.VM]: m.vm, [F.RULE]: m.rule, [F.OUTCOME]: m.outcome },
         });
       },
-      onDropped: (vm, hook) =>
-        log.log({
+      // A storm's every later error of a VM asks again while the queue stays full: counted each
+      // time, logged within the notices' per-minute bound.
+      onDropped: (vm, hook) => {
+        metrics?.migration('dropped');
+        log.notice('hook_queue_full', {
           message: `VM ${vm}: migration via ${hook} dropped, the hook queue is full`,
           priority: Priority.WARNING,
           fields: { [F.VM]: vm, [F.REASON]: 'hook_queue_full' },
-        }),
+        });
+      },
     },
   };
 }

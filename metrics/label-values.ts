@@ -26,7 +26,8 @@ export type Action = (typeof ACTIONS)[number];
 export const SESSION_OUTCOMES = ['closed', 'protocol_error', 'rejected'] as const;
 export type SessionOutcome = (typeof SESSION_OUTCOMES)[number];
 
-export const MIGRATION_OUTCOMES = ['accepted', 'refused', 'failed', 'timed_out'] as const;
+/** A hook's outcome, or `dropped`: the hook queue was full, the hook never ran (docs/actions.md). */
+export const MIGRATION_OUTCOMES = ['accepted', 'refused', 'failed', 'timed_out', 'dropped'] as const;
 export type MigrationOutcome = (typeof MIGRATION_OUTCOMES)[number];
 
 /** `exited`: the VMM exited within its grace; `sigkilled`: enforcement was needed; `failed`: neither worked. */

@@ -48,6 +48,7 @@ const MIGRATION_TEXT: Readonly<Record<string, string>> = {
   refused: 'refused by the orchestrator (not asked again for this session and policy)',
   failed: 'failed',
   timed_out: 'timed out',
+  dropped: 'dropped: the hook queue was full, the hook never ran',
 };
 
 function outcomeText(action: string | null, o: WhyOutcome | null): string | null {

@@ -16,6 +16,7 @@ import {
   type MigrationPayload,
   type MigrationResult,
 } from '../../actions/index.js';
+import type { SessionInfo } from '../../events/index.js';
 import type { PolicyEvent } from '../../policies/decision.js';
 import { CAP, VERDICT_FLAG } from '../../protocol/index.js';
 import { PluginClient } from '../../vmm/plugin-client.js';
@@ -268,6 +269,89 @@ test('exec hooks: payload on stdin, exit 0 accepted, exit 3 refused, timeout SIG
   assert.ok(Date.now() - t0 >= 300);
   const missing = new ExecHook('missing', { argv: ['/nonexistent/hook'], timeoutMs: 1000, env: {} });
   assert.equal((await missing.run(payload)).outcome, 'failed');
+});
+
+test('a full hook queue is shared between plugin processes: one with many sessions cannot lock others out', async () => {
+  const { KillManager, MigrationManager, PoisonedPages } = await import('../../actions/index.js');
+  const ran: string[] = [];
+  const release: Array<() => void> = [];
+  const hook = {
+    name: 'slow',
+    kind: 'exec' as const,
+    run: (p: MigrationPayload) => {
+      ran.push(p.vm.id);
+      return new Promise<{ outcome: 'accepted'; detail: null; attempts: number }>((r) =>
+        release.push(() => r({ outcome: 'accepted', detail: null, attempts: 1 })),
+      );
+    },
+  };
+  const kills = new KillManager();
+  const killed: string[] = [];
+  const request = kills.request.bind(kills);
+  kills.request = (r) => {
+    killed.push(r.session.vm.id);
+    return request(r);
+  };
+  const dropped: string[] = [];
+  const finished: MigrationResult[] = [];
+  const m = new MigrationManager({
+    hooks: new Map([['slow', hook]]),
+    kills,
+    pages: new PoisonedPages({ perVm: 4, vms: 4 }),
+    host: 'h',
+    maxInFlight: 1,
+    maxQueued: 4,
+    onDropped: (vm) => dropped.push(vm),
+    onFinished: (r) => finished.push(r),
+  });
+  let nextId = 1n;
+  const session = (vm: string, pid: number): SessionInfo =>
+    ({ id: nextId++, vm: { id: vm, labels: {} }, vmmPid: pid, peer: { pid, uid: 0, gid: 0 } }) as never;
+  // onFailure kill: a migration pushed out of the queue must not run it (its hook never ran).
+  const d = { ...migrate('slow', { action: 'kill', graceMs: 100 }), policyVersion: 'p' } as never;
+  const e = {
+    kind: 'sea',
+    vm: { id: 'x', labels: {} },
+    vcpu: 0,
+    gpa: null,
+    severity: 'uer',
+    timeMs: 0,
+  } as never;
+  const many = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'].map((vm) => session(vm, 100));
+  const [o1, o2, o3] = ['o1', 'o2', 'o3'].map((vm) => session(vm, 200)) as [
+    SessionInfo,
+    SessionInfo,
+    SessionInfo,
+  ];
+  for (const s of [...many, o1, o2, o3]) m.sessionOpened(s);
+  assert.deepEqual(
+    many.map((s) => m.trigger(s, d, e)),
+    ['started', 'queued', 'queued', 'queued', 'queued', 'dropped'],
+    'one process alone fills the queue; past it its own trigger is dropped, as before',
+  );
+  // Another process's VMs take the queue's slots from the process holding the most, newest first,
+  // until their shares differ by less than two.
+  assert.equal(m.trigger(o1, d, e), 'queued');
+  assert.equal(m.trigger(o2, d, e), 'queued');
+  assert.equal(m.trigger(o3, d, e), 'dropped', 'shares of 2 and 2: nothing is taken');
+  assert.deepEqual(dropped, ['m6', 'o3']);
+  assert.deepEqual(
+    finished.map((r) => [r.vm, r.outcome, r.attempts, r.onFailure]),
+    [
+      ['m5', 'dropped', 0, null],
+      ['m4', 'dropped', 0, null],
+    ],
+  );
+  assert.equal(m.stats.dropped, 4);
+  assert.equal(m.stats.queued, 4);
+  for (let i = 0; i < 5; i++) {
+    release.shift()?.();
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.deepEqual(ran, ['m1', 'm2', 'm3', 'o1', 'o2'], 'the queue kept its order');
+  assert.equal(m.pending, 0);
+  assert.deepEqual(killed, [], 'no onFailure ran');
+  kills.close();
 });
 
 test('past maxInFlight migrations queue, past maxQueued they are dropped and counted', async () => {

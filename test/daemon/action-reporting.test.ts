@@ -1,14 +1,17 @@
 /**
  * Where kill and migration outcomes are told: the store's actions row and the journal entry each
- * say how many later requests were folded into the action (docs/actions.md "coalesced").
+ * say how many later requests were folded into the action (docs/actions.md "coalesced"); a
+ * migration dropped at a full hook queue is counted and logged within the notice bound.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { KillRecord, MigrationRecord } from '../../actions/index.js';
 import { actionReporting } from '../../daemon/action-reporting.js';
 import type { DaemonLog } from '../../daemon/log.js';
+import { SeawallMetrics } from '../../metrics/index.js';
 import { EventStore } from '../../store/index.js';
 import type { JournalEntry } from '../../systemd/index.js';
+import { value } from '../metrics/exposition.js';
 import { tempStorePath } from '../store/records.js';
 
 const dirs: string[] = [];
@@ -70,4 +73,22 @@ test('a kill and a migration with later requests folded in say so in their row a
   const [m] = store.queries.actions('vm-m');
   assert.equal(m?.detail, 'HTTP 409; 99 later trigger(s) folded in');
   store.close();
+});
+
+test('a migration dropped at a full hook queue is counted each time and logged within the notice bound', async () => {
+  const metrics = new SeawallMetrics();
+  const notices: string[] = [];
+  const logged: JournalEntry[] = [];
+  const log = {
+    target: 'stderr',
+    log: (e: JournalEntry) => logged.push(e),
+    notice: (key: string) => notices.push(key),
+  } as unknown as DaemonLog;
+  const report = actionReporting(() => null, metrics, log);
+  for (let i = 0; i < 3; i++) report.migration?.onDropped?.('vm-d', 'evacuate');
+  const text = await metrics.metricsText();
+  assert.equal(value(text, 'seawall_migrations_total', { outcome: 'dropped' }), 3);
+  // A storm's every later error of the VM asks again: never one unbounded log line per drop.
+  assert.deepEqual(notices, ['hook_queue_full', 'hook_queue_full', 'hook_queue_full']);
+  assert.deepEqual(logged, []);
 });

@@ -79,7 +79,7 @@ describe('SeawallMetrics counts', () => {
 
   it('exports every closed-label outcome at 0 before any event, so increase() sees the first', async () => {
     const text = await metrics().metricsText();
-    for (const outcome of ['accepted', 'refused', 'failed', 'timed_out']) {
+    for (const outcome of ['accepted', 'refused', 'failed', 'timed_out', 'dropped']) {
       assert.equal(value(text, 'seawall_migrations_total', { outcome }), 0);
     }
     for (const outcome of ['exited', 'sigkilled', 'failed']) {
