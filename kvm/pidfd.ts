@@ -17,6 +17,8 @@ export class Pidfd {
   readonly pid: number;
   #fd: number;
   #watch: FdWatch | null = null;
+  /** What waits for the exit: every `onExit` since the watch began. */
+  #onExit: Array<() => void> = [];
 
   private constructor(pid: number, fd: number) {
     this.pid = pid;
@@ -65,13 +67,20 @@ export class Pidfd {
     return this.#fd < 0 || readableNow(this.#fd);
   }
 
-  /** Calls `onExit` once, on the event loop, when the process exits. One watch per pidfd. */
+  /**
+   * Calls `onExit` once, on the event loop, when the process exits; each caller's, in the order
+   * asked (a second kill of the same VMM while the first's watch waits). One watch per pidfd.
+   */
   onExit(onExit: () => void): void {
-    if (this.#fd < 0 || this.#watch) return;
+    if (this.#fd < 0) return;
+    this.#onExit.push(onExit);
+    if (this.#watch) return;
     const watch = watchReadable(this.#fd, () => {
       watch.close();
       if (this.#watch === watch) this.#watch = null;
-      onExit();
+      const waiting = this.#onExit;
+      this.#onExit = [];
+      for (const f of waiting) f();
     });
     watch.unref();
     this.#watch = watch;
@@ -82,6 +91,7 @@ export class Pidfd {
     if (this.#fd < 0) return;
     this.#watch?.close();
     this.#watch = null;
+    this.#onExit = [];
     libcFd().close(this.#fd);
     this.#fd = -1;
   }

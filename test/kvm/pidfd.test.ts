@@ -37,12 +37,15 @@ test('a pidfd signals its own process and sees it exit', async () => {
     assert.equal(pfd.signal(0), 'sent');
     assert.equal(pfd.exited(), false);
     const exited = new Promise<void>((resolve) => pfd.onExit(resolve));
+    // A second wait on the same pidfd (a later kill of the same VMM) is told as well.
+    const exitedToo = new Promise<void>((resolve) => pfd.onExit(resolve));
     const status = exitOf(child);
     assert.equal(pfd.signal(SIGKILL), 'sent');
     const { code, signal } = await within('the sleeper to die of SIGKILL', status);
     assert.equal(code, null);
     assert.equal(signal, 'SIGKILL');
     await within('the pidfd to report the exit', exited);
+    await within('the pidfd to report the exit to its second waiter', exitedToo);
     assert.equal(pfd.exited(), true);
     assert.equal(pfd.signal(0), 'gone');
     assert.equal(pfd.signal(SIGKILL), 'gone');
