@@ -5,6 +5,7 @@
  */
 import { CommanderError } from 'commander';
 import { isSeawallError } from '../errors/index.js';
+import { handleBrokenPipes } from './broken-pipe.js';
 import { CliError, type CliIo, processIo } from './cli-error.js';
 import type { CliContext } from './context.js';
 import { buildProgram } from './program.js';
@@ -56,6 +57,7 @@ export async function main(argv: string[], io: CliIo = processIo, o: MainOptions
 const invokedDirectly =
   process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (invokedDirectly || process.argv[1]?.endsWith('/seawall')) {
+  handleBrokenPipes();
   main(process.argv.slice(2)).then(
     (status) => {
       process.exitCode = status;

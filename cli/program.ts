@@ -27,7 +27,7 @@ import type { CliContext } from './context.js';
 
 export const EXIT_STATUS_TEXT = [
   'Exit status:',
-  '  0  done',
+  '  0  done, or the reader of its output went away first (`seawall events | head`)',
   '  1  failed or refused: no daemon found, an invalid policy, a reload refused, an event unanswered',
   '  2  usage: an unknown command or option, a missing or malformed value',
 ].join('\n');

@@ -8,6 +8,7 @@ import {
   resolveConfig,
   Service,
 } from '../../daemon/index.js';
+import { keepRunningOnBrokenPipe } from '../broken-pipe.js';
 import { CliError } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
 import { listenValue, nonEmpty } from '../option-values.js';
@@ -47,6 +48,8 @@ async function flushStartFailure(log: DaemonLog): Promise<void> {
 }
 
 async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> {
+  // Its VMs outlive whoever reads its console.
+  keepRunningOnBrokenPipe();
   let config: DaemonConfig;
   try {
     const file = opts.config ? readConfigFile(opts.config) : null;

@@ -50,8 +50,8 @@ export interface StartOptions {
   metrics?: boolean;
 }
 
-export async function startDaemon(opts: StartOptions = {}): Promise<RunningDaemon> {
-  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'seawall-d-'));
+/** `node seawall.js daemon` on sockets and a store in `dir`, its log on stderr, with `extra` arguments. */
+export function daemonCommand(dir: string, extra: readonly string[]) {
   const socket = join(dir, 'plugin.sock');
   const controlSocket = join(dir, 'control.sock');
   const stateDir = join(dir, 'state');
@@ -66,9 +66,17 @@ export async function startDaemon(opts: StartOptions = {}): Promise<RunningDaemo
     stateDir,
     '--log',
     'stderr',
+    ...extra,
+  ];
+  return { args, socket, controlSocket, stateDir };
+}
+
+export async function startDaemon(opts: StartOptions = {}): Promise<RunningDaemon> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'seawall-d-'));
+  const { args, socket, controlSocket, stateDir } = daemonCommand(dir, [
     ...(opts.metrics === false ? ['--no-metrics'] : ['--metrics', '127.0.0.1:0']),
     ...(opts.args ?? []),
-  ];
+  ]);
   const proc = spawnOwned(process.execPath, args, {
     env: { ...process.env, NOTIFY_SOCKET: '', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,63 @@
+/**
+ * A reader that goes away before the output does (`seawall … | head`, a closed console): a
+ * command ends quietly with status 0 instead of an unhandled EPIPE's stack trace, and the daemon
+ * keeps answering its VMs with its stdout and stderr gone (it used to exit 1 at its first line).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runCli } from '../daemon/e2e/run-cli.js';
+import { CLI, daemonCommand, START_MS } from '../helpers/daemon.js';
+import { exitOf, spawnOwned, stopOwned } from '../helpers/processes.js';
+import { until, within } from '../helpers/wait.js';
+
+test('a command whose reader has gone ends quietly, status 0', async () => {
+  // Its stdout's only reader is closed before the command starts: its first write fails EPIPE.
+  const proc = spawnOwned(process.execPath, [CLI, 'completion', 'bash'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout?.destroy();
+  let stderr = '';
+  proc.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
+  const exit = await within('the command to end', exitOf(proc));
+  assert.deepEqual(exit, { code: 0, signal: null }, stderr);
+  assert.equal(stderr, '', 'no stack trace, no message');
+});
+
+test('the daemon with its stdout and stderr gone keeps answering, and stops cleanly', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-pipe-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Every memory error a line on stderr, each one a write to the broken pipe.
+  const {
+    args,
+    socket,
+    controlSocket: control,
+  } = daemonCommand(dir, ['--no-metrics', '--log-events', 'each']);
+  const daemon = spawnOwned(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => stopOwned(daemon, 'the daemon without a console'));
+  daemon.stdout?.destroy();
+  daemon.stderr?.destroy();
+  const exited = exitOf(daemon);
+  // No ready line can be read: it is ready once its control socket answers.
+  await until(
+    'the daemon to answer status',
+    async () => {
+      if (daemon.exitCode !== null) throw new Error(`the daemon exited ${daemon.exitCode}`);
+      return (await runCli(['status', '--control-socket', control, '--json'])).code === 0;
+    },
+    { timeoutMs: START_MS, everyMs: 100 },
+  );
+  const sim = await runCli(['simulate', '--socket', socket, '--vms', '2', '--vcpus', '2', '--events', '200']);
+  assert.equal(sim.code, 0, sim.stderr);
+  assert.match(sim.stdout, /answered by the daemon 200, fallbacks 0/);
+  const status = await runCli(['status', '--control-socket', control, '--json']);
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal(daemon.exitCode, null, 'still running');
+  const exit = await stopOwned(daemon, 'the daemon without a console');
+  assert.deepEqual(exit, { code: 0, signal: null });
+  await exited;
+});
