@@ -2,11 +2,11 @@
  * Daemon configuration: a YAML file (optional) validated by one zod schema, then command-line
  * flags on top. Every key has a default, so `seawall daemon` runs with none.
  */
-import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { type ActionsConfig, ActionsConfigSchema } from '../actions/index.js';
 import { type AttachConfig, AttachConfigSchema } from '../attach/index.js';
+import { readYamlFile } from '../policies/index.js';
 import { LIMITS } from '../protocol/index.js';
 import { DaemonError } from './errors.js';
 import { defaultControlSocket, defaultPluginSocket, defaultStateDir } from './paths.js';
@@ -173,9 +173,12 @@ export interface ConfigOverrides {
 
 /** Reads and validates a config file; every error with its key path. */
 export function readConfigFile(path: string): FileConfig {
+  // A FIFO or a device named as the configuration would hold the start, or fill memory.
+  const read = readYamlFile(path);
+  if (!read.ok) throw new DaemonError('SEAWALL_DAEMON_CONFIG', `config: ${read.issue.message}`, { path });
   let raw: unknown;
   try {
-    raw = parseYaml(readFileSync(path, 'utf8')) ?? {};
+    raw = parseYaml(read.text) ?? {};
   } catch (err) {
     throw new DaemonError('SEAWALL_DAEMON_CONFIG', `config ${path}: ${(err as Error).message}`, { path });
   }

@@ -9,7 +9,6 @@
  * worker, not the daemon, and the load fails with that reason.
  */
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
 import { serialize } from 'node:v8';
 import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
 import {
@@ -17,7 +16,7 @@ import {
   packGpaRanges,
   parsePolicy,
   policyVersionOf,
-  YAML_LIMITS,
+  readYamlFile,
 } from '../policies/index.js';
 import { startThread, yieldToVerdictPath } from '../store/index.js';
 
@@ -57,22 +56,10 @@ export const RULES_PER_SLICE = 200;
 export const POLICY_LOAD_TIMEOUT_MS = 300_000;
 
 async function load(path: string): Promise<{ result: WorkerLoad; transfer: ArrayBuffer[] }> {
-  let text: string;
-  try {
-    const st = await stat(path);
-    if (st.size > YAML_LIMITS.maxChars)
-      return {
-        result: {
-          ok: false,
-          issues: [`${path}: ${st.size} bytes is over the ${YAML_LIMITS.maxChars}-byte limit`],
-        },
-        transfer: [],
-      };
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    return { result: { ok: false, issues: [`${path}: cannot read: ${code}`] }, transfer: [] };
-  }
+  // A FIFO or a device at the path is refused at once, not read until the load's timeout.
+  const read = readYamlFile(path);
+  if (!read.ok) return { result: { ok: false, issues: [read.issue.message] }, transfer: [] };
+  const text = read.text;
   const r = parsePolicy(text, path);
   if (!r.ok) {
     const issues = r.issues.map((i) => `${path}:${i.line}: ${i.path || '(top)'}: ${i.message} [${i.code}]`);

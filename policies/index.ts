@@ -13,4 +13,5 @@ export * from './policy-test.js';
 export * from './schema.js';
 export * from './schema-values.js';
 export * from './state.js';
+export * from './yaml-file.js';
 export * from './yaml-source.js';

@@ -2,10 +2,11 @@
  * Loading a policy: YAML text or a file → a validated document, or every issue with its YAML
  * path and line. Nothing is applied from an invalid file; the caller keeps its last good policy.
  */
-import { readFile } from 'node:fs/promises';
+
 import type { PolicyIssue } from './errors.js';
 import { documentIssues } from './policy-checks.js';
 import { type PolicyDocument, policySchema } from './schema.js';
+import { readYamlFile } from './yaml-file.js';
 import { parseYamlSource } from './yaml-source.js';
 
 export type PolicyLoadResult =
@@ -28,18 +29,7 @@ export function parsePolicy(text: string, source: string): PolicyLoadResult {
 
 /** Reads and parses a policy file; an unreadable file is one `unreadable` issue, not a throw. */
 export async function loadPolicyFile(path: string): Promise<PolicyLoadResult> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    return {
-      ok: false,
-      source: path,
-      issues: [
-        { code: 'unreadable', path: '', line: 0, message: `cannot read ${path}: ${e.code ?? e.message}` },
-      ],
-    };
-  }
-  return parsePolicy(text, path);
+  const file = readYamlFile(path);
+  if (!file.ok) return { ok: false, source: path, issues: [file.issue] };
+  return parsePolicy(file.text, path);
 }

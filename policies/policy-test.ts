@@ -4,7 +4,7 @@
  * per test case, events at synthetic times with what each should get. Each case starts from an
  * empty state, so cases do not leak windows into one another.
  */
-import { readFile } from 'node:fs/promises';
+
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { describeAction } from './actions.js';
@@ -15,6 +15,7 @@ import { eventBodyIssues, eventBodyShape, eventFromBody } from './event-json.js'
 import { loadPolicyFile } from './load.js';
 import { durationSchema, u64Schema } from './schema-values.js';
 import { PolicyState } from './state.js';
+import { readYamlFile } from './yaml-file.js';
 import { parseYamlSource } from './yaml-source.js';
 
 const hostSchema = z.strictObject({
@@ -111,19 +112,10 @@ function compare(expect: Expect, d: Decision): Mismatch[] {
 
 /** Runs one test file; a malformed test file or an invalid policy comes back as issues. */
 export async function runPolicyTestFile(path: string): Promise<PolicyTestResult> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    return {
-      ok: false,
-      file: path,
-      issues: [{ code: 'unreadable', path: '', line: 0, message: `cannot read ${path}: ${code}` }],
-    };
-  }
+  const read = readYamlFile(path);
+  if (!read.ok) return { ok: false, file: path, issues: [read.issue] };
   const parsed = parseYamlSource(
-    text,
+    read.text,
     policyTestFileSchema,
     () => [],
     (file) =>

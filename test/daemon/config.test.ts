@@ -3,6 +3,7 @@
  * past what Node can wait — is refused at start with its key, not found out by every VM later.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,4 +32,15 @@ test('heartbeatMs, limits.maxInFlight and retention.intervalMs past what the dae
     [ok.heartbeatMs, ok.retention.intervalMs, ok.limits.maxInFlight],
     [2 ** 31 - 1, 2 ** 31 - 1, 65536],
   );
+});
+
+test('a configuration path that names a FIFO or a device is refused at once, not read', () => {
+  const fifo = join(dir, 'config.fifo');
+  execFileSync('mkfifo', [fifo]);
+  // A start used to wait for a writer on the FIFO for ever, and read /dev/zero until memory ran out.
+  assert.throws(
+    () => readConfigFile(fifo),
+    /config: cannot read .*config\.fifo: not a regular file \(a FIFO\)/,
+  );
+  assert.throws(() => readConfigFile('/dev/zero'), /not a regular file \(a device\)/);
 });

@@ -1,10 +1,17 @@
 /** Loading: every problem of a file reported at once, with its YAML path and line. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadPolicyFile, POLICY_LIMITS, parsePolicy, policyEventFromJson } from '../../policies/index.js';
+import {
+  loadPolicyFile,
+  POLICY_LIMITS,
+  parsePolicy,
+  policyEventFromJson,
+  readYamlFile,
+} from '../../policies/index.js';
 import { runPolicyCli } from './fixtures.js';
 
 const THREE_ERRORS = `version: 1
@@ -110,6 +117,45 @@ test('an unreadable file is one issue, not a throw', async () => {
   const r = await loadPolicyFile('/nonexistent/policy.yaml');
   assert.equal(r.ok, false);
   if (!r.ok) assert.equal(r.issues[0]?.code, 'unreadable');
+});
+
+test('only a regular file within the size bound is read: a FIFO, a device or a directory is refused at once', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-shapes-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'policy.fifo');
+  execFileSync('mkfifo', [fifo]);
+  // Each of these used to be read without end: the FIFO until a writer came, /dev/zero until the
+  // string could grow no more.
+  const cases: Array<[string, RegExp]> = [
+    [fifo, /not a regular file \(a FIFO\)/],
+    ['/dev/zero', /not a regular file \(a device\)/],
+    [dir, /not a regular file \(a directory\)/],
+    ['/nonexistent/policy.yaml', /cannot read \/nonexistent\/policy\.yaml: ENOENT$/],
+  ];
+  for (const [path, says] of cases) {
+    const r = await loadPolicyFile(path);
+    assert.equal(r.ok, false, path);
+    if (!r.ok) {
+      assert.equal(r.issues.length, 1);
+      assert.equal(r.issues[0]?.code, 'unreadable');
+      assert.match(r.issues[0]?.message ?? '', says);
+    }
+  }
+  // The bound, and a symlink to a regular file, which is read like the file.
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, 'x'.repeat(101));
+  assert.deepEqual(readYamlFile(file, 100), {
+    ok: false,
+    issue: {
+      code: 'unreadable',
+      path: '',
+      line: 0,
+      message: `cannot read ${file}: 101 bytes is over the 100-byte limit`,
+    },
+  });
+  assert.deepEqual(readYamlFile(file, 101), { ok: true, text: 'x'.repeat(101) });
+  symlinkSync(file, join(dir, 'link.yaml'));
+  assert.deepEqual(readYamlFile(join(dir, 'link.yaml'), 101), { ok: true, text: 'x'.repeat(101) });
 });
 
 test('policy check: exit 1 listing every error as file:line: path: message', (t) => {

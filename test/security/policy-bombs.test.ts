@@ -3,11 +3,13 @@
  * too deep for a recursive walk: each SIGHUP reload fails cleanly — the daemon stays up and the
  * old policy keeps serving — and `policy check` reports it (exit 1, not an internal error). A rate
  * threshold of 2^53−1 is refused by `policy check` and by a reload, instead of turning every later
- * decision into the safe default.
+ * decision into the safe default. A policy path that names a FIFO or a device is refused at once
+ * (it held the reload, and every reload after it, until the load's 300 s timeout; a device was read
+ * until the worker ran out of memory).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { controlRequest } from '../../control/index.js';
 import { ACTION } from '../../protocol/index.js';
@@ -44,6 +46,8 @@ const BOMBS: Record<string, string> = {
   ].join('\n'),
 };
 
+const RECORD_ONLY = ['rules: []', 'default:', '  action: { type: none }'];
+
 let d: RunningDaemon;
 let dir: string;
 let policy: string;
@@ -51,7 +55,7 @@ let probe: PluginClient;
 
 before(async () => {
   dir = mkdtempSync('/tmp/seawall-bombs-');
-  policy = writePolicy(dir, 'record-only', ['rules: []', 'default:', '  action: { type: none }']);
+  policy = writePolicy(dir, 'record-only', RECORD_ONLY);
   d = await startDaemon({ args: ['--policy', policy], metrics: false });
   probe = new PluginClient({
     socket: d.socket,
@@ -72,26 +76,53 @@ after(async () => {
 
 const sea = { type: 'sea' as const, vcpu: 0, kvmFlags: 1n, esr: 0x92000410n, gva: 0n, gpa: 0x3000n };
 
+/** SIGHUP and the control socket's reload both fail; the daemon stays up and the old policy serves. */
+async function reloadFails(): Promise<void> {
+  const failuresBefore = d.output.filter((l) => l.startsWith('policy reload failed')).length;
+  d.proc.kill('SIGHUP');
+  await until(
+    () => d.output.filter((l) => l.startsWith('policy reload failed')).length > failuresBefore,
+    120_000,
+    'the failed reload to be logged',
+  );
+  assert.equal(d.proc.exitCode, null, 'the daemon is still running');
+  // The same through the control socket: the answer says the old policy was kept.
+  const r = await controlRequest(d.controlSocket, 'reload', {}, { timeoutMs: 120_000 });
+  assert.equal(r.ok, false);
+  const out = await probe.handleExit(sea);
+  assert.equal(out.source, 'daemon');
+  assert.equal(out.verdict.action, ACTION.RESUME, 'the record-only policy still decides');
+}
+
 for (const [name, text] of Object.entries(BOMBS)) {
   test(`${name}: the reload fails, the daemon stays up, the old policy serves; policy check exits 1`, async () => {
     writeFileSync(policy, text);
-    const failuresBefore = d.output.filter((l) => l.startsWith('policy reload failed')).length;
-    d.proc.kill('SIGHUP');
-    await until(
-      () => d.output.filter((l) => l.startsWith('policy reload failed')).length > failuresBefore,
-      120_000,
-      'the failed reload to be logged',
-    );
-    assert.equal(d.proc.exitCode, null, 'the daemon is still running');
-    // The same through the control socket: the answer says the old policy was kept.
-    const r = await controlRequest(d.controlSocket, 'reload', {}, { timeoutMs: 120_000 });
-    assert.equal(r.ok, false);
-    const out = await probe.handleExit(sea);
-    assert.equal(out.source, 'daemon');
-    assert.equal(out.verdict.action, ACTION.RESUME, 'the record-only policy still decides');
-
+    await reloadFails();
     const check = spawnSync(process.execPath, [CLI, 'policy', 'check', policy], { encoding: 'utf8' });
     assert.equal(check.status, 1, `policy check: ${check.stdout}${check.stderr}`);
     assert.match(check.stdout + check.stderr, /alias|nested|rate threshold is at most|Maximum call stack/);
+  });
+}
+
+const SHAPES: Record<string, (path: string) => void> = {
+  'a FIFO': (path) => execFileSync('mkfifo', [path]),
+  'a symlink to /dev/zero': (path) => symlinkSync('/dev/zero', path),
+};
+
+for (const [name, make] of Object.entries(SHAPES)) {
+  test(`the policy path made ${name}: the reload fails at once, the daemon stays up, the old policy serves`, async (t) => {
+    unlinkSync(policy);
+    make(policy);
+    t.after(() => {
+      unlinkSync(policy);
+      writePolicy(dir, 'record-only', RECORD_ONLY);
+    });
+    await reloadFails();
+    const check = spawnSync(process.execPath, [CLI, 'policy', 'check', policy], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(check.status, 1, `policy check: ${check.stdout}${check.stderr}`);
+    assert.match(check.stdout + check.stderr, /not a regular file/);
   });
 }
