@@ -3,7 +3,6 @@
  * socket, answered asynchronously, never on the event loop. The thread starts on the first read
  * and is started again after the store was reopened (a lost state directory) or the thread failed.
  */
-import type { Worker } from 'node:worker_threads';
 import { EncodedJson } from './encoded-json.js';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
@@ -11,6 +10,7 @@ import type { EventQuery, PoisonCursor, PoisonedPage, StoreTotals, VmSummary } f
 import type { ReaderData, ReaderMethod, ReaderReply, ReaderRequest } from './reader-thread.js';
 import type { StoredEvent } from './rows.js';
 import { startThread } from './start-thread.js';
+import { ThreadRequests } from './thread-requests.js';
 import type { PolicyText, WhyQuery } from './why.js';
 
 const WORKER_URL = new URL(
@@ -25,15 +25,27 @@ export class StoreReader {
   readonly #store: EventStore;
   /** Waits until what was answered so far is committed (the write-ahead layer's settle). */
   readonly #settle: () => Promise<void>;
-  #worker: Worker | null = null;
   #closed = false;
+  /** The store's generation the running thread opened (a reopened store needs a new thread). */
   #generation = -1;
-  #nextId = 1;
-  readonly #waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly #thread: ThreadRequests<ReaderReply>;
 
   constructor(store: EventStore, settle: () => Promise<void> = async () => {}) {
     this.#store = store;
     this.#settle = settle;
+    this.#thread = new ThreadRequests<ReaderReply>({
+      start: () => {
+        this.#generation = this.#store.generation;
+        const data: ReaderData = { kind: 'seawall-reader', path: this.#store.path };
+        return startThread(WORKER_URL, { workerData: data });
+      },
+      answer: (m) => {
+        if (m.error !== undefined)
+          throw new StoreError('SEAWALL_STORE_READER', `store read failed: ${m.error}`);
+        return m.json !== undefined ? new EncodedJson(m.json) : m.result;
+      },
+      exited: (code) => new StoreError('SEAWALL_STORE_READER', `store reader exited with code ${code}`),
+    });
   }
 
   events(q: EventQuery): Promise<StoredEvent[]> {
@@ -65,13 +77,13 @@ export class StoreReader {
 
   /** Whether a reader thread is running now. */
   get running(): boolean {
-    return this.#worker !== null;
+    return this.#thread.running;
   }
 
   /** Ends the thread; reads waiting fail, and no read starts one again. */
   close(): void {
     this.#closed = true;
-    this.#stop(new StoreError('SEAWALL_STORE_CLOSED', 'the event store reader is closed'));
+    void this.#thread.stop(new StoreError('SEAWALL_STORE_CLOSED', 'the event store reader is closed'));
   }
 
   async #read(method: ReaderMethod, args: unknown[], encode = false): Promise<unknown> {
@@ -80,72 +92,18 @@ export class StoreReader {
     // Checked again: the daemon may have begun to stop while the read waited. A thread started
     // now would outlive the store.
     this.#open();
-    const worker = this.#ensure();
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#stop(
-          new StoreError('SEAWALL_STORE_READER', `store read ${method} took over ${READ_TIMEOUT_MS} ms`),
-        );
-      }, READ_TIMEOUT_MS);
-      timer.unref();
-      this.#waiting.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      worker.postMessage({ id, method, args, encode } satisfies ReaderRequest);
-      // A read in progress keeps the process alive, as any I/O would; an idle thread does not.
-      worker.ref();
+    // A thread of a store since reopened (its directory was lost and made again) reads the old file.
+    if (this.#thread.running && this.#generation !== this.#store.generation)
+      void this.#thread.stop(new StoreError('SEAWALL_STORE_READER', 'store reader restarted'));
+    return this.#thread.ask((id) => ({ id, method, args, encode }) satisfies ReaderRequest, {
+      ms: READ_TIMEOUT_MS,
+      error: () =>
+        new StoreError('SEAWALL_STORE_READER', `store read ${method} took over ${READ_TIMEOUT_MS} ms`),
     });
   }
 
   #open(): void {
     if (this.#closed || this.#store.closed)
       throw new StoreError('SEAWALL_STORE_CLOSED', `event store ${this.#store.path} is closed`);
-  }
-
-  #ensure(): Worker {
-    if (this.#worker && this.#generation === this.#store.generation) return this.#worker;
-    this.#stop(null);
-    const data: ReaderData = { kind: 'seawall-reader', path: this.#store.path };
-    const worker = startThread(WORKER_URL, { workerData: data });
-    worker.on('message', (m: ReaderReply) => {
-      const w = this.#waiting.get(m.id);
-      if (!w) return;
-      this.#waiting.delete(m.id);
-      if (this.#waiting.size === 0) worker.unref();
-      if (m.error !== undefined)
-        w.reject(new StoreError('SEAWALL_STORE_READER', `store read failed: ${m.error}`));
-      else w.resolve(m.json !== undefined ? new EncodedJson(m.json) : m.result);
-    });
-    worker.on('error', (err) => {
-      if (this.#worker === worker) this.#stop(err);
-    });
-    worker.on('exit', (code) => {
-      if (this.#worker === worker)
-        this.#stop(new StoreError('SEAWALL_STORE_READER', `store reader exited with code ${code}`));
-    });
-    // Idle, the thread never keeps the process alive. After the 'message' listener: adding the
-    // first one refs the thread's port again.
-    worker.unref();
-    this.#worker = worker;
-    this.#generation = this.#store.generation;
-    return worker;
-  }
-
-  /** Ends the thread; reads waiting on it fail with `err` (or are left to the next thread's fate when null). */
-  #stop(err: Error | null): void {
-    const worker = this.#worker;
-    this.#worker = null;
-    if (worker) void worker.terminate();
-    const failure = err ?? new StoreError('SEAWALL_STORE_READER', 'store reader restarted');
-    for (const w of this.#waiting.values()) w.reject(failure);
-    this.#waiting.clear();
   }
 }

@@ -5,13 +5,13 @@
  * of about `sliceMs` (store/prune.ts). Nothing of it runs on the event loop: there, a pass held
  * verdicts for up to ~0.5 s at a time (docs/performance.md).
  */
-import type { Worker } from 'node:worker_threads';
 import type { StoreOp } from './errors.js';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
 import type { RetentionRun } from './prune.js';
 import type { RetentionData, RetentionReply, RetentionRequest } from './retention-thread.js';
 import { startThread } from './start-thread.js';
+import { ThreadRequests } from './thread-requests.js';
 
 export type { RetentionRun } from './prune.js';
 
@@ -71,14 +71,23 @@ export class Retention {
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<RetentionRun | null> | null = null;
   #stopped = false;
-  #worker: Worker | null = null;
   /** Shared with the thread: 1 ends a pass at its next slice. */
   readonly #stop = new Int32Array(new SharedArrayBuffer(4));
-  #nextId = 1;
-  readonly #waiting = new Map<
-    number,
-    { resolve: (run: RetentionRun) => void; reject: (err: Error) => void }
-  >();
+  readonly #thread = new ThreadRequests<RetentionReply>({
+    start: () => {
+      const data: RetentionData = {
+        kind: 'seawall-retention',
+        path: this.#store.path,
+        stop: this.#stop.buffer as SharedArrayBuffer,
+      };
+      return startThread(THREAD_URL, { workerData: data });
+    },
+    answer: (m) => {
+      if (m.run) return m.run;
+      throw new StoreError('SEAWALL_STORE_PRUNE', `retention failed: ${m.error}`);
+    },
+    exited: (code) => new StoreError('SEAWALL_STORE_PRUNE', `the retention thread exited with code ${code}`),
+  });
 
   constructor(store: EventStore, opts: RetentionOptions = {}) {
     this.maxAgeDays = positive('maxAgeDays', opts.maxAgeDays ?? RETENTION_DEFAULTS.maxAgeDays, 0.0001);
@@ -117,16 +126,13 @@ export class Retention {
     Atomics.store(this.#stop, 0, 1);
     Atomics.notify(this.#stop, 0);
     await this.#running;
-    const worker = this.#worker;
-    this.#worker = null;
-    await worker?.terminate();
+    await this.#thread.stop(new StoreError('SEAWALL_STORE_CLOSED', 'retention stopped'));
   }
 
   async #pass(): Promise<RetentionRun | null> {
     if (this.#stopped || this.#store.closed) return null;
     try {
       return await this.#ask({
-        id: this.#nextId++,
         cutoffMs: this.#now() - this.maxAgeDays * DAY_MS,
         maxBytes: this.maxBytes,
         chunkRows: this.chunkRows,
@@ -138,46 +144,7 @@ export class Retention {
     }
   }
 
-  #ask(req: RetentionRequest): Promise<RetentionRun> {
-    const worker = this.#ensure();
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(req.id, { resolve, reject });
-      worker.postMessage(req);
-      // A pass in progress keeps the process alive; an idle thread does not.
-      worker.ref();
-    });
-  }
-
-  #ensure(): Worker {
-    if (this.#worker) return this.#worker;
-    const data: RetentionData = {
-      kind: 'seawall-retention',
-      path: this.#store.path,
-      stop: this.#stop.buffer as SharedArrayBuffer,
-    };
-    const worker = startThread(THREAD_URL, { workerData: data });
-    worker.on('message', (m: RetentionReply) => {
-      const w = this.#waiting.get(m.id);
-      if (!w) return;
-      this.#waiting.delete(m.id);
-      if (this.#waiting.size === 0) worker.unref();
-      if (m.run) w.resolve(m.run);
-      else w.reject(new StoreError('SEAWALL_STORE_PRUNE', `retention failed: ${m.error}`));
-    });
-    const gone = (err: Error) => {
-      if (this.#worker !== worker) return;
-      this.#worker = null;
-      for (const w of this.#waiting.values()) w.reject(err);
-      this.#waiting.clear();
-    };
-    worker.on('error', gone);
-    worker.on('exit', (code) =>
-      gone(new StoreError('SEAWALL_STORE_PRUNE', `the retention thread exited with code ${code}`)),
-    );
-    // Idle, the thread never keeps the process alive. After the 'message' listener: adding the
-    // first one refs the thread's port again.
-    worker.unref();
-    this.#worker = worker;
-    return worker;
+  #ask(req: Omit<RetentionRequest, 'id'>): Promise<RetentionRun> {
+    return this.#thread.ask((id) => ({ id, ...req }) satisfies RetentionRequest) as Promise<RetentionRun>;
   }
 }

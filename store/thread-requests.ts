@@ -1,0 +1,100 @@
+/**
+ * Requests to one of the store's helper threads — the reader (store/reader-client.ts), the
+ * retention thread (store/retention.ts) — each answered by its id. The first request starts the
+ * thread. While requests wait it keeps the process alive, as any I/O would; idle, it does not.
+ * When it fails or exits, every request waiting on it fails, and the next request starts another.
+ */
+import type { Worker } from 'node:worker_threads';
+
+interface Waiter {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+export interface ThreadRequestsOptions<Reply> {
+  /** Starts the thread. */
+  start: () => Worker;
+  /** A reply's value; throws the error a failed request rejects with. */
+  answer: (reply: Reply) => unknown;
+  /** What waiting requests fail with when the thread exits by itself. */
+  exited: (code: number) => Error;
+}
+
+export class ThreadRequests<Reply extends { id: number }> {
+  readonly #opts: ThreadRequestsOptions<Reply>;
+  #worker: Worker | null = null;
+  #nextId = 1;
+  readonly #waiting = new Map<number, Waiter>();
+
+  constructor(opts: ThreadRequestsOptions<Reply>) {
+    this.#opts = opts;
+  }
+
+  /** Whether a thread is running now. */
+  get running(): boolean {
+    return this.#worker !== null;
+  }
+
+  /**
+   * Posts `message(id)` to the thread (started if none runs) and resolves with its answer. Past
+   * `timeout.ms` the thread is ended, and this request and every other waiting fail with `timeout.error`.
+   */
+  ask(message: (id: number) => unknown, timeout?: { ms: number; error: () => Error }): Promise<unknown> {
+    const worker = this.#ensure();
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = timeout ? setTimeout(() => void this.stop(timeout.error()), timeout.ms) : undefined;
+      timer?.unref();
+      this.#waiting.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      worker.postMessage(message(id));
+      worker.ref();
+    });
+  }
+
+  /** Ends the thread; requests waiting fail with `err`. Resolves once it has exited. */
+  async stop(err: Error): Promise<void> {
+    const worker = this.#worker;
+    this.#worker = null;
+    for (const w of this.#waiting.values()) w.reject(err);
+    this.#waiting.clear();
+    await worker?.terminate();
+  }
+
+  #ensure(): Worker {
+    if (this.#worker) return this.#worker;
+    const worker = this.#opts.start();
+    worker.on('message', (m: Reply) => {
+      const w = this.#waiting.get(m.id);
+      if (!w) return;
+      this.#waiting.delete(m.id);
+      if (this.#waiting.size === 0) worker.unref();
+      let value: unknown;
+      try {
+        value = this.#opts.answer(m);
+      } catch (err) {
+        w.reject(err as Error);
+        return;
+      }
+      w.resolve(value);
+    });
+    const gone = (err: Error) => {
+      if (this.#worker === worker) void this.stop(err);
+    };
+    worker.on('error', gone);
+    worker.on('exit', (code) => gone(this.#opts.exited(code)));
+    // Idle, the thread never keeps the process alive. After the 'message' listener: adding the
+    // first one refs the thread's port again.
+    worker.unref();
+    this.#worker = worker;
+    return worker;
+  }
+}

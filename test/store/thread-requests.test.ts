@@ -1,0 +1,76 @@
+/**
+ * The store's helper threads' requests (store/thread-requests.ts), on a real worker: answers and
+ * failed answers reach their request, a thread that exits fails what waits on it and the next
+ * request starts another, a request past its timeout ends the thread.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { ThreadRequests } from '../../store/thread-requests.js';
+import { within } from '../helpers/wait.js';
+
+interface Reply {
+  id: number;
+  value?: string;
+  error?: string;
+}
+
+// echo: answers; fail: answers with an error; exit: the thread exits 3; hang: never answers.
+const THREAD = `
+const { parentPort } = require('node:worker_threads');
+parentPort.on('message', ({ id, op }) => {
+  if (op === 'echo') parentPort.postMessage({ id, value: 'echo ' + id });
+  else if (op === 'fail') parentPort.postMessage({ id, error: 'refused' });
+  else if (op === 'exit') process.exit(3);
+});
+`;
+
+function requests() {
+  let started = 0;
+  const thread = new ThreadRequests<Reply>({
+    start: () => {
+      started++;
+      return new Worker(THREAD, { eval: true });
+    },
+    answer: (m) => {
+      if (m.error !== undefined) throw new Error(`failed: ${m.error}`);
+      return m.value;
+    },
+    exited: (code) => new Error(`exited with ${code}`),
+  });
+  return { thread, started: () => started };
+}
+
+const ask = (thread: ThreadRequests<Reply>, op: string, timeout?: { ms: number; error: () => Error }) =>
+  thread.ask((id) => ({ id, op }), timeout);
+
+test('answers reach their request; a failed answer rejects it; the thread starts once', async () => {
+  const { thread, started } = requests();
+  assert.equal(thread.running, false, 'no thread before the first request');
+  const [a, b] = await within('two answers', Promise.all([ask(thread, 'echo'), ask(thread, 'echo')]));
+  assert.deepEqual([a, b], ['echo 1', 'echo 2']);
+  await assert.rejects(within('a failed answer', ask(thread, 'fail')), /failed: refused/);
+  assert.equal(started(), 1);
+  await thread.stop(new Error('done'));
+  assert.equal(thread.running, false);
+});
+
+test('a thread that exits fails every request waiting on it; the next request starts another', async () => {
+  const { thread, started } = requests();
+  const waiting = ask(thread, 'hang');
+  await assert.rejects(within('the exit to fail the request', ask(thread, 'exit')), /exited with 3/);
+  await assert.rejects(within('the other request to fail too', waiting), /exited with 3/);
+  assert.equal(thread.running, false);
+  assert.equal(await within('an answer from a new thread', ask(thread, 'echo')), 'echo 3');
+  assert.equal(started(), 2);
+  await thread.stop(new Error('done'));
+});
+
+test('a request past its timeout ends the thread and fails with the timeout error', async () => {
+  const { thread } = requests();
+  const other = ask(thread, 'hang');
+  const timedOut = ask(thread, 'hang', { ms: 50, error: () => new Error('took too long') });
+  await assert.rejects(within('the timeout', timedOut), /took too long/);
+  await assert.rejects(within('the other request', other), /took too long/);
+  assert.equal(thread.running, false, 'the thread was ended');
+});
