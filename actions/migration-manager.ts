@@ -210,7 +210,8 @@ export class MigrationManager {
     }
     if (most < (this.#queuedByPeer.get(session.peer.pid) ?? 0) + 2) return false;
     let i = this.#queue.length - 1;
-    while (this.#queue[i]?.session.peer.pid !== top) i--;
+    while (i >= 0 && this.#queue[i]?.session.peer.pid !== top) i--;
+    if (i < 0) return false; // the counts and the queue disagree: never loop on it
     const out = this.#dequeue(i);
     this.stats.dropped++;
     this.#finish(out, {

@@ -10,10 +10,10 @@
  *
  * Bounded: past `maxPending` rows (or updates) they are handed over at once; past `maxInFlight`
  * rows and updates not yet committed the caller waits for the thread (a disk that cannot keep up
- * slows verdicts rather than growing memory). A failed commit keeps its segment for the next attempt. If the
- * thread dies (it crashed, or could not start: the process out of file descriptors), its
- * segments are committed here if the database allows, and a new thread takes over within a
- * second; meanwhile hand-overs commit here, the old, slower way.
+ * slows verdicts rather than growing memory). A failed commit keeps its segment for the next
+ * attempt. If the thread dies (it crashed, or could not start: the process out of file
+ * descriptors), its segments are committed here if the database allows, and a new thread takes
+ * over within a second; meanwhile hand-overs commit here, the old, slower way.
  *
  * The thread waits in SCHED_IDLE once it has committed everything posted, so that on a CPU it
  * shares with the event loop or a vCPU's client it gives way at once; the event loop moves it back
