@@ -5,6 +5,7 @@
  * raised with the daemon's code.
  */
 import { connect } from 'node:net';
+import { checkSocketPath } from '../kvm/index.js';
 import { type ControlCommand, type ControlResults, MUTATING_COMMANDS } from './commands.js';
 import { ControlError, controlErrorCode } from './errors.js';
 
@@ -53,6 +54,7 @@ export function controlRequest<C extends ControlCommand>(
     : '';
   const maxBytes = opts.maxResponseBytes ?? 64 * 1024 * 1024;
   return new Promise((resolve, reject) => {
+    checkSocketPath(path, 'connect');
     const socket = connect(path);
     const chunks: Buffer[] = [];
     let size = 0;

@@ -7,6 +7,7 @@
 import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect, type Server } from 'node:net';
 import { dirname } from 'node:path';
+import { checkSocketPath } from '../kvm/index.js';
 import { ControlError } from './errors.js';
 
 export type ControlListenTarget = { path: string; mode?: number } | { fd: number };
@@ -55,6 +56,7 @@ export async function listenControl(server: Server, target: ControlListenTarget)
     await bind({ fd: target.fd });
     return null;
   }
+  checkSocketPath(target.path, 'bind');
   mkdirSync(dirname(target.path), { recursive: true, mode: 0o750 });
   await clearStale(target.path);
   await bind(target.path);

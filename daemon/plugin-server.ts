@@ -7,7 +7,7 @@ import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { EventBus, SessionInfo, SessionOutcome } from '../events/index.js';
-import { type PeerProcess, peerGroups, peerProcess } from '../kvm/index.js';
+import { checkSocketPath, type PeerProcess, peerGroups, peerProcess } from '../kvm/index.js';
 import {
   APPLIED_SOURCE,
   type AppliedMsg,
@@ -109,6 +109,7 @@ export class PluginServer implements SessionHost {
 
   async listen(target: ListenTarget): Promise<void> {
     if ('path' in target) {
+      checkSocketPath(target.path, 'bind');
       // 0755: VMMs of the socket's group must reach it; nobody else may change the directory.
       ensureSafeDir(dirname(target.path), 0o755, { allowSticky: true });
       await clearStaleSocket(target.path);

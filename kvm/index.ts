@@ -18,6 +18,7 @@ export * from './run-page.js';
 export * from './scm-rights.js';
 export * from './seqpacket.js';
 export * from './shared-mapping.js';
+export * from './socket-path.js';
 export * from './thread-policy.js';
 export * from './vcpu-events.js';
 export * from './vcpu-fd.js';

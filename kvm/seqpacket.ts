@@ -8,6 +8,7 @@ import { chmodSync, unlinkSync } from 'node:fs';
 import { KvmSyscallError } from './ioctl.js';
 import { ERRNO, errnoName, lastErrno } from './libc.js';
 import { libcFd } from './libc-fd.js';
+import { checkSocketPath } from './socket-path.js';
 
 const AF_UNIX = 1;
 const SOCK_SEQPACKET = 5;
@@ -15,17 +16,10 @@ const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 /** sizeof(struct sockaddr_un): sa_family_t + char sun_path[108]. */
 const SOCKADDR_UN_SIZE = 110;
-const SUN_PATH_MAX = 107;
 
-function sockaddrUn(path: string): Buffer {
+function sockaddrUn(path: string, op: 'bind' | 'connect'): Buffer {
+  checkSocketPath(path, op);
   const bytes = Buffer.from(path, 'utf8');
-  if (bytes.length === 0 || bytes.length > SUN_PATH_MAX) {
-    throw new KvmSyscallError(
-      'bind',
-      ERRNO.ENAMETOOLONG as number,
-      `socket path '${path}' must be 1..${SUN_PATH_MAX} bytes (sockaddr_un)`,
-    );
-  }
   const addr = Buffer.alloc(SOCKADDR_UN_SIZE);
   addr.writeUInt16LE(AF_UNIX, 0);
   bytes.copy(addr, 2);
@@ -48,7 +42,7 @@ export function closeFd(fd: number): void {
  * callers check first that nobody serves it) with file mode `mode`. Returns the listening fd.
  */
 export function listenSeqpacket(path: string, mode: number, backlog = 64): number {
-  const addr = sockaddrUn(path);
+  const addr = sockaddrUn(path, 'bind');
   const fd = newSocket();
   try {
     try {
@@ -81,7 +75,7 @@ export function acceptSeqpacket(listenFd: number): number | null {
  * listener's backlog is full and is reported as an error like any other.
  */
 export function connectSeqpacket(path: string): number {
-  const addr = sockaddrUn(path);
+  const addr = sockaddrUn(path, 'connect');
   const fd = newSocket();
   if (libcFd().connect(fd, addr, addr.length) !== 0) {
     const errno = lastErrno();

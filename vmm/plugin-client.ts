@@ -10,6 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { checkSocketPath } from '../kvm/index.js';
 import {
   ACTION,
   APPLIED_SOURCE,
@@ -158,6 +159,7 @@ export class PluginClient extends EventEmitter {
 
   #connectOnce(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      checkSocketPath(this.opts.socket, 'connect');
       const socket = connect(this.opts.socket);
       let settled = false;
       const done = (err?: Error) => {

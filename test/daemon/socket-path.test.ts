@@ -1,0 +1,58 @@
+/**
+ * Socket paths longer than a Unix socket's address holds (107 bytes). Node binds and connects to
+ * such a path cut short: the daemon made its plugin socket — as root — at the cut path, outside
+ * the directory it was given, and then failed on a chmod of the path it was given (ENOENT). Now it
+ * refuses the path before making anything, and the CLI says why instead of "no daemon listening".
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { checkSocketPath, SOCKET_PATH_MAX } from '../../kvm/index.js';
+import { runCli } from './e2e/run-cli.js';
+
+test('a socket path of 107 bytes is one; 108 is refused with its length', () => {
+  const at = (n: number) => `/${'s'.repeat(n - 1)}`;
+  assert.doesNotThrow(() => checkSocketPath(at(SOCKET_PATH_MAX), 'bind'));
+  assert.throws(() => checkSocketPath(at(SOCKET_PATH_MAX + 1), 'connect'), /is 108 bytes; .* at most 107/);
+  // Bytes, not characters: 36 three-byte characters are 108 bytes.
+  assert.throws(() => checkSocketPath('€'.repeat(36), 'bind'), /is 108 bytes/);
+  assert.throws(() => checkSocketPath('', 'bind'), /cannot be empty/);
+});
+
+test('the daemon refuses a plugin socket path too long for a socket, and makes nothing', async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'seawall-sock-'));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  // Cut at 107 bytes, the path names a file directly in `base`.
+  const socket = join(base, 'd'.repeat(120), 'plugin.sock');
+  const r = await runCli([
+    'daemon',
+    '--socket',
+    socket,
+    '--control-socket',
+    join(base, 'c.sock'),
+    '--state-dir',
+    join(base, 'state'),
+    '--no-metrics',
+    '--log',
+    'stderr',
+  ]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`socket path ${socket} is ${Buffer.byteLength(socket)} bytes`));
+  assert.deepEqual(
+    readdirSync(base).filter((n) => n !== 'state'),
+    [],
+    'no socket file at the cut path, no directory for it',
+  );
+});
+
+test('status and simulate name a control or plugin socket path too long, rather than no daemon', async () => {
+  const long = join(tmpdir(), 'x'.repeat(120), 'control.sock');
+  const status = await runCli(['status', '--control-socket', long]);
+  assert.equal(status.code, 1);
+  assert.match(status.stderr, /is \d+ bytes; a Unix socket's path holds at most 107/);
+  const sim = await runCli(['simulate', '--socket', long, '--events', '1']);
+  assert.equal(sim.code, 1);
+  assert.match(sim.stderr, /is \d+ bytes; a Unix socket's path holds at most 107/);
+});
