@@ -1,7 +1,8 @@
 /**
  * A reader that goes away before the output does (`seawall … | head`, a closed console): a
  * command ends quietly with status 0 instead of an unhandled EPIPE's stack trace, and the daemon
- * keeps answering its VMs with its stdout and stderr gone (it used to exit 1 at its first line).
+ * keeps answering its VMs with its stdout and stderr gone (it used to exit 1 at its first line). A
+ * broken stderr alone ends nothing: the command's status and its stdout stay what they were.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -60,4 +61,24 @@ test('the daemon with its stdout and stderr gone keeps answering, and stops clea
   const exit = await stopOwned(daemon, 'the daemon without a console');
   assert.deepEqual(exit, { code: 0, signal: null });
   await exited;
+});
+
+test('a command whose stderr has gone still writes all of its stdout', async () => {
+  // A usage error says so on stderr, then exits 2: the broken stderr does not turn that into 0.
+  const proc = spawnOwned(process.execPath, [CLI, 'esr', 'decode', 'nonsense'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stderr?.destroy();
+  const failed = await within('the usage error', exitOf(proc));
+  assert.deepEqual(failed, { code: 2, signal: null });
+  const ok = spawnOwned(process.execPath, [CLI, 'esr', 'decode', '0x92000410'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  ok.stderr?.destroy();
+  let stdout = '';
+  ok.stdout?.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s;
+  });
+  assert.deepEqual(await within('the decode', exitOf(ok)), { code: 0, signal: null });
+  assert.match(stdout, /FSC\s+0x10/);
 });
