@@ -74,10 +74,16 @@ export function openDatabase(path: string): Database.Database {
     return db;
   } catch (err) {
     db.close();
+    // Not SQLite's, or damaged past reading: nothing here can repair it, and the operator decides
+    // what becomes of its events. Said with what to do, as a store too new for this version is.
+    const code = (err as { code?: unknown }).code;
+    const unusable = code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT';
     throw new StoreError(
       'SEAWALL_STORE_OPEN',
-      `cannot configure event store ${path}: ${(err as Error).message}`,
-      { path },
+      `cannot configure event store ${path}: ${(err as Error).message}${
+        unusable ? '; move the file aside (with its -wal and -shm files) to start a new store' : ''
+      }`,
+      { path, ...(typeof code === 'string' ? { sqlite: code } : {}) },
       { cause: err },
     );
   }

@@ -113,14 +113,19 @@ test('a migration that fails rolls back: the file stays at its version with its 
   db.close();
 });
 
-test('a file that is not a database is refused with SEAWALL_STORE_OPEN', async () => {
+test('a file that is not a database is refused with SEAWALL_STORE_OPEN, saying what to do', async () => {
   const { dir, path } = tempStorePath();
   dirs.push(dir);
   const { writeFileSync } = await import('node:fs');
   writeFileSync(path, 'this is not sqlite, just text long enough to have a header page '.repeat(20));
   assert.throws(
     () => new EventStore({ path }),
-    (err: unknown) => isStoreError(err, 'SEAWALL_STORE_OPEN'),
+    (err: unknown) =>
+      isStoreError(err, 'SEAWALL_STORE_OPEN') &&
+      err.detail.sqlite === 'SQLITE_NOTADB' &&
+      /file is not a database; move the file aside \(with its -wal and -shm files\) to start a new store$/.test(
+        err.message,
+      ),
   );
 });
 
