@@ -193,8 +193,8 @@ export class WriteAhead {
     const writer: WriterClient = new WriterClient({
       path: this.#store.path,
       bootId: this.#store.bootId,
-      onAck: (id, err) => {
-        if (this.#writer === writer) this.#ack(id, err);
+      onAck: (id, err, rows) => {
+        if (this.#writer === writer) this.#ack(id, err, rows);
       },
       onDead: (err) => {
         if (this.#writer !== writer) return;
@@ -217,7 +217,7 @@ export class WriteAhead {
       error: this.#fault?.error ?? null,
       sinceMs: this.#fault?.sinceMs ?? null,
       heldRows: this.#held.length,
-      droppedRows: this.#held.dropped,
+      droppedRows: this.#held.dropped + this.#lostRows,
       heldUpdates: updates,
       droppedUpdates: this.#updates.dropped,
     };
@@ -615,9 +615,10 @@ export class WriteAhead {
     return this.#inFlightRows + this.#inFlightUpdates >= this.#maxInFlight;
   }
 
-  #ack(id: number, err: Error | null): void {
+  #ack(id: number, err: Error | null, rows: number): void {
     const seg = this.#inFlight.get(id);
     if (!seg) return; // committed here already
+    if (!err) this.#countLost(seg, rows);
     if (err) {
       // Kept (its file is on disk) and retried with the fault's once-a-second retry.
       seg.failed = true;
@@ -716,6 +717,28 @@ export class WriteAhead {
     this.#done(id, seg);
     return true;
   }
+
+  /**
+   * A segment committed at its first attempt with fewer rows than were written to it: its file was
+   * removed (with its directory, say) before the thread read it. Those answered events will never
+   * be stored; they are counted with the rows dropped, and said once. After a retry a missing file
+   * can also mean a thread that committed it and died before acknowledging: not counted then.
+   */
+  #countLost(seg: Segment, rows: number): void {
+    const lost = seg.keys.length - rows;
+    if (seg.file === null || seg.retried || lost <= 0) return;
+    this.#lostRows += lost;
+    this.#onError(
+      'append',
+      new StoreError(
+        'SEAWALL_STORE_LOST',
+        `${lost} answered events lost: ${seg.file} was gone before its rows were committed`,
+      ),
+    );
+  }
+
+  /** Rows of segments whose file was gone before their commit (`#countLost`). */
+  #lostRows = 0;
 
   #done(id: number, seg: Segment): void {
     this.#inFlight.delete(id);

@@ -20,7 +20,8 @@ export interface WriterClientOptions {
   path: string;
   bootId: string;
   /** A segment's outcome: null when committed. */
-  onAck: (id: number, error: Error | null) => void;
+  /** `rows`: how many rows the thread read from the segment's file. */
+  onAck: (id: number, error: Error | null, rows: number) => void;
   /** The thread died or could not open the store: the caller commits on its own from then on. */
   onDead: (err: Error) => void;
 }
@@ -157,6 +158,7 @@ export class WriterClient {
       this.#opts.onAck(
         m.id,
         m.error === null ? null : new StoreError('SEAWALL_STORE_WRITER', m.error, { segment: m.id }),
+        m.rows ?? 0,
       );
   }
 

@@ -70,6 +70,8 @@ export interface WriterAck {
   id: number;
   /** null when committed; else the failure's message (the segment is kept for a retry). */
   error: string | null;
+  /** Rows read from the segment's file and committed (0 when it had none, or was gone). */
+  rows?: number;
 }
 
 function run(data: WriterData): void {
@@ -120,21 +122,31 @@ function run(data: WriterData): void {
       batch.push(next);
       rows += next.rows;
     }
-    const errors = commit(batch);
+    const read = new Map<number, number>();
+    const errors = commit(batch, read);
     for (const seg of batch)
-      port.postMessage({ id: seg.id, error: errors.get(seg.id) ?? null } satisfies WriterAck);
+      port.postMessage({
+        id: seg.id,
+        error: errors.get(seg.id) ?? null,
+        rows: read.get(seg.id) ?? 0,
+      } satisfies WriterAck);
     publish(Slot.DONE, (batch[batch.length - 1] as SegmentRequest).id);
     if (close) closeNow();
   });
 
-  /** Commits the batch; returns the failures' messages by segment (their files are kept). */
-  function commit(batch: SegmentRequest[]): Map<number, string> {
+  /**
+   * Commits the batch; returns the failures' messages by segment (their files are kept), and sets
+   * in `read` how many rows each segment's file held.
+   */
+  function commit(batch: SegmentRequest[], read: Map<number, number>): Map<number, string> {
     const errors = new Map<number, string>();
     const fail = (seg: SegmentRequest, err: unknown) => errors.set(seg.id, (err as Error).message);
     const parts: Part[] = [];
     for (const seg of batch) {
       try {
-        parts.push({ rows: seg.file ? readRows(seg.file) : [], seg });
+        const rows = seg.file ? readRows(seg.file) : [];
+        read.set(seg.id, rows.length);
+        parts.push({ rows, seg });
       } catch (err) {
         fail(seg, err);
       }

@@ -135,6 +135,41 @@ test('past maxInFlight, updates make the caller wait for the thread too: a conne
   assert.deepEqual(errors, []);
 });
 
+test('a segment whose file is gone before the thread reads it: its rows are counted as lost, once', async () => {
+  const { dir, store, errors } = open();
+  const ahead = new WriteAhead(store, {
+    flushMs: 3_600_000,
+    maxPending: 1_000_000,
+    onError: (_op, err) => errors.push(err),
+  });
+  const s = session('vm-l', 5n);
+  let seq = 0;
+  // A thread already running, so that nothing below waits for its start.
+  ahead.record([record({ session: s, seq: ++seq, timeMs: T0 })]);
+  void ahead.settle(); // hands it over now
+  await until('the first row committed', () => ahead.pending === 0);
+  // A large segment for the thread to read and commit first, then one of one row behind it, whose
+  // file goes (as with its directory) right after it is handed over: microseconds, against the
+  // milliseconds of reading the large one.
+  for (let i = 0; i < 20_000; i++) ahead.record([record({ session: s, seq: ++seq, timeMs: T0 + seq })]);
+  void ahead.settle(); // hands the large one over
+  ahead.record([record({ session: s, seq: ++seq, timeMs: T0 + seq })]);
+  void ahead.settle(); // and the small one behind it
+  const gone = segmentsIn(dir)
+    .sort((a, b) => Number(a.split('.').pop()) - Number(b.split('.').pop()))
+    .at(-1);
+  assert.ok(gone, 'the small segment is on disk');
+  rmSync(`${dir}/${gone}`);
+  await until('both segments acknowledged', () => ahead.pending === 0);
+  assert.equal(store.queries.totals().events, 20_001, 'the large segment and the first row are stored');
+  assert.equal(ahead.health.droppedRows, 1, 'the lost row is counted');
+  const lost = errors.filter((e) => (e as { code?: string }).code === 'SEAWALL_STORE_LOST');
+  assert.equal(lost.length, 1);
+  assert.match(String((lost[0] as Error).message), new RegExp(`1 answered events lost: .*${gone}`));
+  ahead.close();
+  store.close();
+});
+
 test('a replay of an event in the same batch, the file, a segment or the store is recognised', () => {
   const { store } = open();
   // Two rows fill the file: the second record hands it over to the thread at once.
