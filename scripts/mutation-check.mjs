@@ -10,7 +10,7 @@ const MUTATIONS = [
   {
     what: "the writer thread's inserts disabled",
     file: 'store/writer-thread.ts',
-    from: 'parts.push({ rows: seg.file ? readRows(seg.file) : [], seg });',
+    from: 'parts.push({ rows, seg });',
     to: 'parts.push({ rows: [], seg });',
     tests: ['test/store/write-ahead.test.ts'],
   },
