@@ -3,11 +3,13 @@ import { type Command, Option } from 'commander';
 import {
   type DaemonConfig,
   type DaemonLog,
+  Priority,
   readConfigFile,
   reportEarlyStartFailure,
   resolveConfig,
   Service,
 } from '../../daemon/index.js';
+import { JournalField } from '../../systemd/index.js';
 import { keepRunningOnBrokenPipe } from '../broken-pipe.js';
 import { CliError } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
@@ -47,7 +49,27 @@ async function flushStartFailure(log: DaemonLog): Promise<void> {
   if (!(await log.drain(1000))) setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100).unref();
 }
 
+/**
+ * SIGUSR1 and SIGUSR2 are ignored, and said so. Node answers an unhandled SIGUSR1 by opening its
+ * inspector on 127.0.0.1:9229, through which any local user could run code in this process —
+ * root's, which can SIGKILL VMs; SIGUSR2's default action ends the process and leaves every VM to
+ * its fallback. A listener is what keeps the inspector closed, so these are installed first.
+ */
+function ignoreUserSignals(log: () => DaemonLog | null): void {
+  for (const signal of ['SIGUSR1', 'SIGUSR2'] as const)
+    process.on(signal, () =>
+      log()?.notice('signal_ignored', {
+        message: `${signal} ignored: seawall does not use it (SIGHUP reloads the policy, SIGTERM stops)`,
+        priority: Priority.NOTICE,
+        fields: { [JournalField.REASON]: 'signal_ignored' },
+      }),
+    );
+}
+
 async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> {
+  // The service's log once there is one; a signal before it is ignored without a word.
+  let serviceLog: DaemonLog | null = null;
+  ignoreUserSignals(() => serviceLog);
   // Its VMs outlive whoever reads its console.
   keepRunningOnBrokenPipe();
   let config: DaemonConfig;
@@ -76,6 +98,7 @@ async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> 
     logEvents: opts.logEvents,
     announce: (line) => ctx.io.out(line),
   });
+  serviceLog = service.log;
   // Signals are handled from before start-up: a SIGTERM during start stops the daemon once it is
   // up (never killing it half-started), and a SIGHUP before READY=1 — nothing to reload yet — is
   // ignored rather than left to its default action, which would terminate the process.
