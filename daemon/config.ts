@@ -2,6 +2,7 @@
  * Daemon configuration: a YAML file (optional) validated by one zod schema, then command-line
  * flags on top. Every key has a default, so `seawall daemon` runs with none.
  */
+import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { type ActionsConfig, ActionsConfigSchema } from '../actions/index.js';
@@ -9,7 +10,7 @@ import { type AttachConfig, AttachConfigSchema } from '../attach/index.js';
 import { readYamlFile } from '../policies/index.js';
 import { LIMITS } from '../protocol/index.js';
 import { DaemonError } from './errors.js';
-import { defaultControlSocket, defaultPluginSocket, defaultStateDir } from './paths.js';
+import { checkTrustedFile, defaultControlSocket, defaultPluginSocket, defaultStateDir } from './paths.js';
 
 const listen = z
   .string()
@@ -173,6 +174,8 @@ export interface ConfigOverrides {
 
 /** Reads and validates a config file; every error with its key path. */
 export function readConfigFile(path: string): FileConfig {
+  // What it says root's daemon runs (exec hooks) and obeys: only root or this user may write it.
+  checkTrustedFile(path, 'configuration');
   // A FIFO or a device named as the configuration would hold the start, or fill memory.
   const read = readYamlFile(path);
   if (!read.ok) throw new DaemonError('SEAWALL_DAEMON_CONFIG', `config: ${read.issue.message}`, { path });
@@ -189,6 +192,11 @@ export function readConfigFile(path: string): FileConfig {
       path,
     });
   }
+  // An exec hook's program runs as this daemon's user: named by an absolute path, it is held to
+  // the configuration's own standard. A bare name is found on the daemon's PATH, which is root's.
+  for (const [name, hook] of Object.entries(r.data.actions.hooks))
+    if (hook.type === 'exec' && isAbsolute(hook.argv[0] as string))
+      checkTrustedFile(hook.argv[0] as string, `program of exec hook '${name}'`);
   return r.data;
 }
 

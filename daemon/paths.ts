@@ -137,3 +137,45 @@ function checkOwnDir(path: string, uid: number): void {
       `chmod go-w ${path}`,
     );
 }
+
+/** `dir` and every directory above it, up to /. */
+function withAncestors(dir: string): string[] {
+  const chain: string[] = [];
+  for (let p = dir; ; p = dirname(p)) {
+    chain.push(p);
+    if (dirname(p) === p) return chain;
+  }
+}
+
+/**
+ * Throws SEAWALL_DAEMON_UNSAFE_PATH unless the file at `path` — the configuration, the policy, an
+ * exec hook the daemon runs — could have been written by root or this daemon's user only: owned
+ * by one of them and not group- or world-writable, with every directory above it, on the path as
+ * given and on the path its symlinks lead to, root's or this user's and not writable by others
+ * unless sticky. Otherwise another local user could write what root's daemon obeys: a hook it
+ * executes, a policy that kills every VM. A missing file, or one that is not a regular file, is
+ * left to its reader to refuse.
+ */
+export function checkTrustedFile(path: string, what: string): void {
+  const uid = process.geteuid?.() ?? 0;
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  for (const dir of new Set([...withAncestors(dirname(resolve(path))), ...withAncestors(dirname(real))]))
+    checkAncestor(dir, uid);
+  const st = statSync(real);
+  // Not a file at all (a FIFO, a device): its reader refuses it, saying so.
+  if (!st.isFile()) return;
+  if (st.uid !== 0 && st.uid !== uid)
+    unsafe(real, `the ${what} is owned by uid ${st.uid}, who could change it`, `chown root ${real}`);
+  if ((st.mode & 0o022) !== 0)
+    unsafe(
+      real,
+      `the ${what} is writable by ${st.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o7777).toString(8)})`,
+      `chmod go-w ${real}`,
+    );
+}

@@ -19,6 +19,7 @@ import {
   readYamlFile,
 } from '../policies/index.js';
 import { startThread, yieldToVerdictPath } from '../store/index.js';
+import { checkTrustedFile } from './paths.js';
 
 /** What a load produces: the document (GPA lists removed) and the work done on it, or the issues. */
 export type WorkerLoad =
@@ -56,6 +57,12 @@ export const RULES_PER_SLICE = 200;
 export const POLICY_LOAD_TIMEOUT_MS = 300_000;
 
 async function load(path: string): Promise<{ result: WorkerLoad; transfer: ArrayBuffer[] }> {
+  // A policy another local user could write would let them kill every VM at the next reload.
+  try {
+    checkTrustedFile(path, 'policy');
+  } catch (err) {
+    return { result: { ok: false, issues: [(err as Error).message] }, transfer: [] };
+  }
   // A FIFO or a device at the path is refused at once, not read until the load's timeout.
   const read = readYamlFile(path);
   if (!read.ok) return { result: { ok: false, issues: [read.issue.message] }, transfer: [] };

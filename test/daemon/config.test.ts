@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -43,4 +43,31 @@ test('a configuration path that names a FIFO or a device is refused at once, not
     /config: cannot read .*config\.fifo: not a regular file \(a FIFO\)/,
   );
   assert.throws(() => readConfigFile('/dev/zero'), /not a regular file \(a device\)/);
+});
+
+test('a configuration, or an exec hook program it names, that another user could write is refused', () => {
+  const sub = mkdtempSync(join(dir, 'trust-'));
+  const config = join(sub, 'seawall.yaml');
+  writeFileSync(config, 'heartbeatMs: 5000\n');
+  chmodSync(config, 0o666);
+  assert.throws(
+    () => readConfigFile(config),
+    /refusing to use .*seawall\.yaml: the configuration is writable by everyone \(mode 666\); chmod go-w/,
+  );
+  chmodSync(config, 0o620);
+  assert.throws(() => readConfigFile(config), /the configuration is writable by its group/);
+  chmodSync(config, 0o644);
+  assert.equal(readConfigFile(config).heartbeatMs, 5000);
+  // Root's daemon runs the hook's program: held to the same standard.
+  const hook = join(sub, 'hook.sh');
+  writeFileSync(hook, '#!/bin/sh\nexit 0\n');
+  chmodSync(hook, 0o777);
+  writeFileSync(config, `actions:\n  hooks:\n    move: { type: exec, argv: [${hook}], timeoutMs: 1000 }\n`);
+  assert.throws(() => readConfigFile(config), /the program of exec hook 'move' is writable by everyone/);
+  chmodSync(hook, 0o755);
+  assert.doesNotThrow(() => readConfigFile(config));
+  // A directory above it that anyone may write, not sticky: the file could be replaced.
+  chmodSync(sub, 0o777);
+  assert.throws(() => readConfigFile(config), /it is writable by everyone and not sticky/);
+  chmodSync(sub, 0o700);
 });

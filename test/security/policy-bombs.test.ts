@@ -5,11 +5,11 @@
  * threshold of 2^53−1 is refused by `policy check` and by a reload, instead of turning every later
  * decision into the safe default. A policy path that names a FIFO or a device is refused at once
  * (it held the reload, and every reload after it, until the load's 300 s timeout; a device was read
- * until the worker ran out of memory).
+ * until the worker ran out of memory), and so is a policy file any local user could write.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { controlRequest } from '../../control/index.js';
 import { ACTION } from '../../protocol/index.js';
@@ -107,6 +107,11 @@ for (const [name, text] of Object.entries(BOMBS)) {
 const SHAPES: Record<string, (path: string) => void> = {
   'a FIFO': (path) => execFileSync('mkfifo', [path]),
   'a symlink to /dev/zero': (path) => symlinkSync('/dev/zero', path),
+  // Any local user could rewrite it to kill every VM at the next reload.
+  'a file anyone may write': (path) => {
+    writePolicy(dir, 'record-only', RECORD_ONLY);
+    chmodSync(path, 0o666);
+  },
 };
 
 for (const [name, make] of Object.entries(SHAPES)) {
@@ -122,7 +127,18 @@ for (const [name, make] of Object.entries(SHAPES)) {
       encoding: 'utf8',
       timeout: 60_000,
     });
-    assert.equal(check.status, 1, `policy check: ${check.stdout}${check.stderr}`);
-    assert.match(check.stdout + check.stderr, /not a regular file/);
+    // `policy check` reads what it is given: the standard is the daemon's, which acts on it.
+    if (name === 'a file anyone may write') {
+      assert.equal(check.status, 0, check.stdout + check.stderr);
+      assert.ok(
+        d.output.some((l) =>
+          /refusing to use .*record-only\.yaml: the policy is writable by everyone/.test(l),
+        ),
+        d.output.join('\n'),
+      );
+    } else {
+      assert.equal(check.status, 1, `policy check: ${check.stdout}${check.stderr}`);
+      assert.match(check.stdout + check.stderr, /not a regular file/);
+    }
   });
 }
