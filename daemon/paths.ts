@@ -153,21 +153,23 @@ function withAncestors(dir: string): string[] {
  * by one of them and not group- or world-writable, with every directory above it, on the path as
  * given and on the path its symlinks lead to, root's or this user's and not writable by others
  * unless sticky. Otherwise another local user could write what root's daemon obeys: a hook it
- * executes, a policy that kills every VM. A missing file, or one that is not a regular file, is
- * left to its reader to refuse.
+ * executes, a policy that kills every VM. A file that is missing, unreachable or not a regular
+ * file is left to its reader to refuse.
  */
 export function checkTrustedFile(path: string, what: string): void {
   const uid = process.geteuid?.() ?? 0;
   let real: string;
+  let st: Stats;
   try {
     real = realpathSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
+    st = statSync(real);
+  } catch {
+    // Missing, or not reachable by this user (EACCES, ENOTDIR, ELOOP): then it cannot be read
+    // either, and its reader says why.
+    return;
   }
   for (const dir of new Set([...withAncestors(dirname(resolve(path))), ...withAncestors(dirname(real))]))
     checkAncestor(dir, uid);
-  const st = statSync(real);
   // Not a file at all (a FIFO, a device): its reader refuses it, saying so.
   if (!st.isFile()) return;
   if (st.uid !== 0 && st.uid !== uid)
