@@ -62,6 +62,9 @@ interface Part {
   seg: SegmentRequest;
 }
 
+/** How long the thread's commits wait for the write lock (the event loop's connection: 250 ms). */
+export const WRITER_BUSY_TIMEOUT_MS = 2000;
+
 /** Rows past which no further queued segment joins a transaction (a bound on the thread's memory). */
 export const MERGE_ROWS = 20_000;
 
@@ -96,11 +99,20 @@ function run(data: WriterData): void {
     port.close();
     return;
   }
+  // Off the event loop, a commit may wait for the write lock as long as a retention slice can hold
+  // it: on a host whose CPUs are busy, the retention thread (niced) may be descheduled inside a
+  // slice for far longer than the event loop's 250 ms, and a commit that gave up then was a store
+  // fault — an error logged and counted, the critical alert — for nothing but a wait. The
+  // transactions below begin IMMEDIATE: a deferred one reads first, and SQLite does not wait (no
+  // busy handler) when a read transaction cannot become a write one; it failed at once.
+  db.pragma(`busy_timeout = ${WRITER_BUSY_TIMEOUT_MS}`);
   const write = eventWriter(db, data.bootId);
   // Nested in this transaction, each segment's write is a savepoint: one commit for all of them.
   const writeAll = db.transaction((parts: Part[]) => {
     for (const { rows, seg } of parts) write(rows, seg.updates);
   });
+  // One segment alone, when the batch's transaction failed.
+  const writeOne = db.transaction((rows: EventValues[], updates: StoreUpdate[]) => write(rows, updates));
   const closeNow = () => {
     db.close();
     publish(Slot.CLOSED, 1);
@@ -166,7 +178,7 @@ function run(data: WriterData): void {
     // Every segment of the batch failed to be read: no transaction, and none counted.
     if (parts.length === 0) return [];
     try {
-      writeAll(parts);
+      writeAll.immediate(parts);
       Atomics.add(shared, Slot.COMMITS, 1);
       return parts;
     } catch (err) {
@@ -178,7 +190,7 @@ function run(data: WriterData): void {
     // The inserts are idempotent and the failed transaction left nothing behind.
     return parts.filter((part) => {
       try {
-        write(part.rows, part.seg.updates);
+        writeOne.immediate(part.rows, part.seg.updates);
         Atomics.add(shared, Slot.COMMITS, 1);
         return true;
       } catch (err) {

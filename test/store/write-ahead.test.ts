@@ -170,6 +170,34 @@ test('a segment whose file is gone before the thread reads it: its rows are coun
   store.close();
 });
 
+test('the writer thread waits out a write lock held for longer than the event loop would: no fault', async (t) => {
+  const { path, store, errors } = open();
+  const health: boolean[] = [];
+  const ahead = new WriteAhead(store, {
+    flushMs: 3_600_000,
+    onError: (_op, err) => errors.push(err),
+    onHealth: (h) => health.push(h.healthy),
+  });
+  t.after(() => {
+    ahead.close();
+    store.close();
+  });
+  const s = session('vm-w', 6n);
+  ahead.record([record({ session: s, seq: 1, timeMs: T0 })]);
+  void ahead.settle(); // starts the thread with the first row
+  await until('the thread to commit the first row', () => ahead.pending === 0);
+  // A retention slice descheduled on a busy host holds the lock like this: for 600 ms, past the
+  // event loop's 250 ms busy timeout and within the thread's.
+  const release = lockDatabase(t, path);
+  ahead.record([record({ session: s, seq: 2, timeMs: T0 + 2 })]);
+  void ahead.settle();
+  setTimeout(release, 600);
+  await until('the thread to commit the row once the lock is released', () => ahead.pending === 0);
+  assert.deepEqual(health, [], `never reported faulty: ${errors.map(String).join('; ')}`);
+  assert.deepEqual(errors, []);
+  assert.equal(store.queries.totals().events, 2);
+});
+
 test('a replay of an event in the same batch, the file, a segment or the store is recognised', () => {
   const { store } = open();
   // Two rows fill the file: the second record hands it over to the thread at once.
