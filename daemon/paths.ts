@@ -55,15 +55,8 @@ export function ensureSafeDir(dir: string, mode = 0o700, opts: { allowSticky?: b
   }
   // Ancestors: after resolving symlinks, each must be root's or ours and not open to others.
   const real = realpathSync(existing);
-  let walk = real;
-  const chain: string[] = [];
-  for (;;) {
-    chain.unshift(walk);
-    const up = dirname(walk);
-    if (up === walk) break;
-    walk = up;
-  }
-  for (const p of chain) {
+  // From / down: the first unsafe directory named is the outermost.
+  for (const p of withAncestors(real).reverse()) {
     if (p === real && missing.length === 0) continue; // `dir` itself: checked below, more strictly
     checkAncestor(p, uid);
   }
@@ -80,6 +73,15 @@ export function ensureSafeDir(dir: string, mode = 0o700, opts: { allowSticky?: b
   // be renamed or removed only by their owner, so the daemon's socket cannot be swapped.
   if (opts.allowSticky && !st.isSymbolicLink() && st.uid === 0 && (st.mode & 0o1000) !== 0) return;
   checkOwnDir(target, uid);
+}
+
+/** `dir` and every directory above it, up to /. */
+function withAncestors(dir: string): string[] {
+  const chain: string[] = [];
+  for (let p = dir; ; p = dirname(p)) {
+    chain.push(p);
+    if (dirname(p) === p) return chain;
+  }
 }
 
 function lstatIfExists(path: string): Stats | null {
@@ -136,15 +138,6 @@ function checkOwnDir(path: string, uid: number): void {
       `it is writable by ${st.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(st.mode & 0o7777).toString(8)})`,
       `chmod go-w ${path}`,
     );
-}
-
-/** `dir` and every directory above it, up to /. */
-function withAncestors(dir: string): string[] {
-  const chain: string[] = [];
-  for (let p = dir; ; p = dirname(p)) {
-    chain.push(p);
-    if (dirname(p) === p) return chain;
-  }
 }
 
 /**

@@ -195,7 +195,7 @@ export const MAX_APPLIED_WAITING = 300_000;
 export function eventWriter(
   db: Database.Database,
   bootId: string,
-): (rows: readonly EventValues[], updates?: readonly StoreUpdate[]) => AppendResult {
+): Database.Transaction<(rows: readonly EventValues[], updates?: readonly StoreUpdate[]) => AppendResult> {
   const insert = db.prepare(EVENT_INSERT_SQL);
   const poison = db.prepare(POISON_UPSERT_SQL);
   const applied = db.prepare(APPLIED_UPDATE_SQL);

@@ -19,8 +19,7 @@ const WORKER_URL = new URL(
 export interface WriterClientOptions {
   path: string;
   bootId: string;
-  /** A segment's outcome: null when committed. */
-  /** `rows`: how many rows the thread read from the segment's file. */
+  /** A segment's outcome: `error` null when committed; `rows` read from its file. */
   onAck: (id: number, error: Error | null, rows: number) => void;
   /** The thread died or could not open the store: the caller commits on its own from then on. */
   onDead: (err: Error) => void;

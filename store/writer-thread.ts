@@ -111,8 +111,6 @@ function run(data: WriterData): void {
   const writeAll = db.transaction((parts: Part[]) => {
     for (const { rows, seg } of parts) write(rows, seg.updates);
   });
-  // One segment alone, when the batch's transaction failed.
-  const writeOne = db.transaction((rows: EventValues[], updates: StoreUpdate[]) => write(rows, updates));
   const closeNow = () => {
     db.close();
     publish(Slot.CLOSED, 1);
@@ -190,7 +188,7 @@ function run(data: WriterData): void {
     // The inserts are idempotent and the failed transaction left nothing behind.
     return parts.filter((part) => {
       try {
-        writeOne.immediate(part.rows, part.seg.updates);
+        write.immediate(part.rows, part.seg.updates);
         Atomics.add(shared, Slot.COMMITS, 1);
         return true;
       } catch (err) {
