@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
+import type { SessionInfo } from '../../events/index.js';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { decodeLine, encodeRow, segmentPath } from '../../store/segments.js';
 import { until } from '../helpers/wait.js';
@@ -28,6 +29,13 @@ function open(): { dir: string; path: string; store: EventStore; errors: unknown
 }
 
 const segmentsIn = (dir: string) => readdirSync(dir).filter((n) => /\.pending\.\d+$/.test(n));
+
+/** Records one row of `s`, which starts the writer thread, and waits until the thread has committed it. */
+async function startWriter(ahead: WriteAhead, s: SessionInfo): Promise<void> {
+  ahead.record([record({ session: s, seq: 1, timeMs: T0 + 1 })]);
+  void ahead.settle(); // hands it over now, whatever flushMs is
+  await until('the writer thread to commit its first row', () => ahead.pending === 0 && ahead.writerRunning);
+}
 
 test('the writer thread commits handed-over segments and deletes them; reads see every row', async () => {
   const { dir, path, store, errors } = open();
@@ -112,9 +120,8 @@ test('past maxInFlight, updates make the caller wait for the thread too: a conne
     maxInFlight: 2,
     onError: (_op, err) => errors.push(err),
   });
-  // One row starts the writer thread; from then on every session row is handed to it at once.
-  ahead.record([record({ session: session('vm-first', 1n), seq: 1, timeMs: T0 })]);
-  await until('the writer thread to commit the first row', () => ahead.pending === 0 && ahead.writerRunning);
+  // From now on every session row is handed to the thread at once.
+  await startWriter(ahead, session('vm-first', 1n));
   for (let id = 2n; id <= 2001n; id++) {
     const s = session(`vm-${id}`, id);
     store.sessionOpened(s);
@@ -143,11 +150,9 @@ test('a segment whose file is gone before the thread reads it: its rows are coun
     onError: (_op, err) => errors.push(err),
   });
   const s = session('vm-l', 5n);
-  let seq = 0;
   // A thread already running, so that nothing below waits for its start.
-  ahead.record([record({ session: s, seq: ++seq, timeMs: T0 })]);
-  void ahead.settle(); // hands it over now
-  await until('the first row committed', () => ahead.pending === 0);
+  await startWriter(ahead, s);
+  let seq = 1;
   // A large segment for the thread to read and commit first, then one of one row behind it, whose
   // file goes (as with its directory) right after it is handed over: microseconds, against the
   // milliseconds of reading the large one.
@@ -183,9 +188,7 @@ test('the writer thread waits out a write lock held for longer than the event lo
     store.close();
   });
   const s = session('vm-w', 6n);
-  ahead.record([record({ session: s, seq: 1, timeMs: T0 })]);
-  void ahead.settle(); // starts the thread with the first row
-  await until('the thread to commit the first row', () => ahead.pending === 0);
+  await startWriter(ahead, s);
   // A retention slice descheduled on a busy host holds the lock like this: for 600 ms, past the
   // event loop's 250 ms busy timeout and within the thread's.
   const release = lockDatabase(t, path);
