@@ -271,6 +271,10 @@ test('exec hooks: payload on stdin, exit 0 accepted, exit 3 refused, timeout SIG
   assert.equal((await missing.run(payload)).outcome, 'failed');
 });
 
+/** The event a unit test of the migration manager triggers with: only its VM reaches the payload. */
+const seaEvent = (vm: string) =>
+  ({ kind: 'sea', vm: { id: vm, labels: {} }, vcpu: 0, gpa: null, severity: 'uer', timeMs: 0 }) as never;
+
 test('a full hook queue is shared between plugin processes: one with many sessions cannot lock others out', async () => {
   const { KillManager, MigrationManager, PoisonedPages } = await import('../../actions/index.js');
   const ran: string[] = [];
@@ -309,14 +313,7 @@ test('a full hook queue is shared between plugin processes: one with many sessio
     ({ id: nextId++, vm: { id: vm, labels: {} }, vmmPid: pid, peer: { pid, uid: 0, gid: 0 } }) as never;
   // onFailure kill: a migration pushed out of the queue must not run it (its hook never ran).
   const d = { ...migrate('slow', { action: 'kill', graceMs: 100 }), policyVersion: 'p' } as never;
-  const e = {
-    kind: 'sea',
-    vm: { id: 'x', labels: {} },
-    vcpu: 0,
-    gpa: null,
-    severity: 'uer',
-    timeMs: 0,
-  } as never;
+  const e = seaEvent('x');
   const many = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'].map((vm) => session(vm, 100));
   const [o1, o2, o3] = ['o1', 'o2', 'o3'].map((vm) => session(vm, 200)) as [
     SessionInfo,
@@ -378,14 +375,7 @@ test('past maxInFlight migrations queue, past maxQueued they are dropped and cou
   const session = (id: string) =>
     ({ id: BigInt(id.length), vm: { id, labels: {} }, vmmPid: 1, peer: { pid: 1 } }) as never;
   const d = { ...migrate('slow'), policyVersion: 'p' } as never;
-  const e = {
-    kind: 'sea',
-    vm: { id: 'a', labels: {} },
-    vcpu: 0,
-    gpa: null,
-    severity: 'uer',
-    timeMs: 0,
-  } as never;
+  const e = seaEvent('a');
   for (const vm of ['a', 'bb', 'ccc']) m.sessionOpened(session(vm));
   assert.equal(m.trigger(session('a'), d, e), 'started');
   assert.equal(m.trigger(session('bb'), d, e), 'queued');
