@@ -81,7 +81,12 @@ test('writer thread: a result committed at a retry while its row still fails lan
   const { dir, path } = tempStorePath();
   dirs.push(dir);
   const store = new EventStore({ path });
-  const ahead = new WriteAhead(store, { flushMs: 5, checkMs: 20 });
+  const errors: string[] = [];
+  const ahead = new WriteAhead(store, {
+    flushMs: 5,
+    checkMs: 20,
+    onError: (_op, err) => errors.push((err as Error).message),
+  });
   t.after(() => {
     ahead.close();
     store.close();
@@ -95,6 +100,12 @@ test('writer thread: a result committed at a retry while its row still fails lan
   const text = readFileSync(segment);
   rmSync(segment);
   mkdirSync(segment);
+  // A retry may have read the row before the file went, and wait for the lock: were the lock
+  // released now, it would commit the row, and the result would land on it without waiting.
+  // Released once a retry has found the segment unreadable: every attempt before it has failed.
+  await until('a retry to find the segment unreadable', () =>
+    errors.some((m) => /not a regular file/.test(m)),
+  );
   release();
   // Held through the fault, then committed by a retry in a segment of its own.
   store.markApplied(6n, 1, -5);
