@@ -166,7 +166,12 @@ export function checkTrustedFile(path: string, what: string): void {
   // Not a file at all (a FIFO, a device): its reader refuses it, saying so.
   if (!st.isFile()) return;
   if (st.uid !== 0 && st.uid !== uid)
-    unsafe(real, `the ${what} is owned by uid ${st.uid}, who could change it`, `chown root ${real}`);
+    // A daemon run by another user than root (by hand, or under User=) may read its own files too.
+    unsafe(
+      real,
+      `the ${what} is owned by uid ${st.uid}, who could change it`,
+      `chown ${uid === 0 ? 'root' : uid} ${real}`,
+    );
   if ((st.mode & 0o022) !== 0)
     unsafe(
       real,

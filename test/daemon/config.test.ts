@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -70,4 +70,33 @@ test('a configuration, or an exec hook program it names, that another user could
   chmodSync(sub, 0o777);
   assert.throws(() => readConfigFile(config), /it is writable by everyone and not sticky/);
   chmodSync(sub, 0o700);
+});
+
+test("a configuration another user owns is refused, naming the chown for the daemon's own user", (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to give the file to other users');
+  const sub = mkdtempSync(join(dir, 'owner-'));
+  chmodSync(dir, 0o755);
+  chmodSync(sub, 0o755);
+  const config = join(sub, 'seawall.yaml');
+  writeFileSync(config, 'heartbeatMs: 5000\n');
+  chmodSync(config, 0o644);
+  chownSync(config, 4242, 4242);
+  assert.throws(
+    () => readConfigFile(config),
+    /the configuration is owned by uid 4242, who could change it; chown root .*seawall\.yaml/,
+  );
+  // Run as nobody, the daemon suggests giving the file to nobody, not to root: either would do
+  // for root's daemon, only the first for this one.
+  const script = `import { readConfigFile } from ${JSON.stringify(new URL('../../daemon/config.ts', import.meta.url).href)};
+    try { readConfigFile(${JSON.stringify(config)}); console.log('read'); } catch (err) { console.log(err.message); }`;
+  const asNobody = () =>
+    execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      uid: 65534,
+      gid: 65534,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+  assert.match(asNobody(), /owned by uid 4242, who could change it; chown 65534 .*seawall\.yaml/);
+  chownSync(config, 65534, 65534);
+  assert.equal(asNobody().trim(), 'read');
 });
