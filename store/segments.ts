@@ -19,8 +19,15 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
-import { decodeRecords, RECORD_MARK } from './row-codec.js';
+import type { StoreRow } from './inserts.js';
 import { COL, EVENT_COLUMNS, type EventParams, type EventValues, valuesOfParams } from './rows.js';
+
+/**
+ * A row as one line of the file: its values as a JSON array in column order. Values are strings,
+ * numbers and null only, so the plain stringify is exact; without the column names a line is about
+ * half as long as the object it replaced, and cheaper to write and to parse.
+ */
+export const encodeRow = (row: StoreRow): string => JSON.stringify(row.values);
 
 /** Columns every row has (NOT NULL in the schema), by their index in `EventValues`, and their type. */
 const REQUIRED: ReadonlyArray<[number, 'string' | 'number']> = (
@@ -46,10 +53,9 @@ function wellFormed(values: readonly unknown[]): boolean {
 }
 
 /**
- * One line of a file written before the binary records (store/row-codec.ts) back into its values:
- * a JSON array of the values in column order, or the object `{"params":{…},"poison":…,"key":…}`
- * written before that (a daemon killed on such a version leaves these files, and a newer one must
- * recover them). null for a torn or foreign line.
+ * One line back into its values, in either encoding: the array above, or the object
+ * `{"params":{…},"poison":…,"key":…}` that seawall wrote before it (a daemon killed on that
+ * version leaves such files, and a newer one must recover them). null for a torn or foreign line.
  */
 export function decodeLine(line: string): EventValues | null {
   let parsed: unknown;
@@ -99,9 +105,9 @@ export function openAppend(path: string): number {
  * that fills mid-batch returns a short count, not an error) is cut off again, so that no torn
  * batch stays in the file while its rows are counted as written.
  */
-export function appendWhole(fd: number, data: string | Uint8Array): void {
-  const want = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-  const n = typeof data === 'string' ? writeSync(fd, data) : writeSync(fd, data);
+export function appendWhole(fd: number, text: string): void {
+  const want = Buffer.byteLength(text);
+  const n = writeSync(fd, text);
   if (n === want) return;
   ftruncateSync(fd, fstatSync(fd).size - n);
   throw Object.assign(new Error(`short write to the write-ahead file: ${n} of ${want} bytes`), {
@@ -115,9 +121,8 @@ export const segmentPath = (pendingPath: string, n: number): string => `${pendin
 /**
  * The rows in a write-ahead file; none when it does not exist (already committed and unlinked).
  * Throws for a file that is not one of the daemon's: a symlink, a FIFO or anything not regular (not
- * followed, never waited on), or one past MAX_FILE_BYTES. The daemon's files are binary records
- * (store/row-codec.ts); one an earlier version left holds JSON lines. A record or line that is not
- * a well-formed row is skipped, as a torn last one is.
+ * followed, never waited on), or one past MAX_FILE_BYTES. A line that is not a well-formed row is
+ * skipped, as a torn last line is.
  */
 export function readRows(path: string): EventValues[] {
   let fd: number;
@@ -127,23 +132,18 @@ export function readRows(path: string): EventValues[] {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  let bytes: Buffer;
+  let text: string;
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new Error('not a regular file');
     if (st.size > MAX_FILE_BYTES)
       throw new Error(`${st.size} bytes, more than the ${MAX_FILE_BYTES} read back`);
-    bytes = readFileSync(fd);
+    text = readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);
   }
   const rows: EventValues[] = [];
-  if (bytes[0] === RECORD_MARK) {
-    for (const values of decodeRecords(bytes))
-      if (values !== null && wellFormed(values)) rows.push(values as unknown as EventValues);
-    return rows;
-  }
-  for (const line of bytes.toString('utf8').split('\n')) {
+  for (const line of text.split('\n')) {
     if (line === '') continue;
     const values = decodeLine(line);
     if (values) rows.push(values);

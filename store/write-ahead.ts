@@ -1,6 +1,6 @@
 /**
  * The write-ahead file in front of the event store. On the verdict path a batch costs one
- * `write(2)` of its rows, as binary records (store/row-codec.ts), to `<store>.pending` — in the kernel's page cache before
+ * `write(2)` of its rows, as JSON lines, to `<store>.pending` — in the kernel's page cache before
  * the verdicts leave, so it survives kill -9 exactly like a WAL commit would. Every `flushMs` the
  * file is renamed into a segment (`<store>.pending.<n>`, store/segments.ts) and handed to
  * the writer thread, which inserts it in one transaction and unlinks it once committed: SQLite's
@@ -43,8 +43,15 @@ export type { StoreHealth } from './held-rows.js';
 
 import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
 import { HeldUpdates } from './held-updates.js';
-import { RowEncoder } from './row-codec.js';
-import { appendWhole, openAppend, readRows, recoverPending, removeSegment, segmentPath } from './segments.js';
+import {
+  appendWhole,
+  encodeRow,
+  openAppend,
+  readRows,
+  recoverPending,
+  removeSegment,
+  segmentPath,
+} from './segments.js';
 import { WriterClient } from './writer-client.js';
 
 export interface WriteAheadOptions {
@@ -113,8 +120,6 @@ export class WriteAhead {
   #keys: string[] = [];
   /** The rows in the file, kept until handed over: if the file is lost with its directory, these are what is left. */
   #fileRows: StoreRow[] = [];
-  /** Encodes the rows appended to the current file (store/row-codec.ts). */
-  readonly #encoder = new RowEncoder();
   /** Rows answered while the store was faulty, oldest first. */
   readonly #held: HeldRows;
   #fault: { error: string; sinceMs: number } | null = null;
@@ -265,7 +270,7 @@ export class WriteAhead {
       this.#fd = openAppend(this.path);
       if (this.#held.length > 0) {
         const rows = this.#held.peek();
-        this.#append(rows);
+        appendWhole(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
         for (const row of rows) {
           this.#keys.push(row.key);
           this.#fileRows.push(row);
@@ -368,7 +373,7 @@ export class WriteAhead {
       return;
     }
     try {
-      this.#append(rows);
+      appendWhole(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
     } catch (err) {
       // The file cannot take it (ENOSPC, EIO…): held in memory until it can.
       this.#fail('append', err);
@@ -473,17 +478,6 @@ export class WriteAhead {
       this.#onError('close', new StoreError('SEAWALL_STORE_LOST', `${heldUpdates} updates not stored`));
   }
 
-  /** Appends the rows' records whole, or throws with the file as it was. */
-  #append(rows: readonly StoreRow[]): void {
-    try {
-      appendWhole(this.#fd, this.#encoder.encode(rows));
-    } catch (err) {
-      // Strings the lost bytes numbered are not in the file: number them afresh.
-      this.#encoder.reset();
-      throw err;
-    }
-  }
-
   /**
    * Closes the append file once: its number is forgotten first. Once closed, the number is any
    * thread's to take — a starting writer thread's event loop, another connection's database file —
@@ -492,7 +486,6 @@ export class WriteAhead {
   #closeAppend(): void {
     const fd = this.#fd;
     this.#fd = -1;
-    this.#encoder.reset(); // the next file numbers its strings afresh
     if (fd < 0) return;
     try {
       closeSync(fd);

@@ -12,7 +12,6 @@ import { typeEvent } from '../../daemon/typed-event.js';
 import type { EventRecord } from '../../events/bus.js';
 import type { SessionInfo } from '../../events/session-info.js';
 import { CAP, type EventMsg } from '../../protocol/index.js';
-import { RowEncoder } from '../../store/row-codec.js';
 import { seaEvent } from '../../vmm/sample-events.js';
 
 export { SAMPLE_SEA_ESR as SEA_ESR } from '../../vmm/sample-events.js';
@@ -32,11 +31,6 @@ export function lockDatabase(t: TestContext, path: string): () => void {
   };
   t.after(release);
   return release;
-}
-
-/** Rows as the daemon writes them ahead: one file's binary records (a copy, not the encoder's buffer). */
-export function records(rows: readonly { readonly values: readonly unknown[] }[]): Buffer {
-  return Buffer.from(new RowEncoder().encode(rows));
 }
 
 export function tempStorePath(): { dir: string; path: string } {

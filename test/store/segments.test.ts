@@ -1,7 +1,7 @@
 /**
  * The write-ahead files as the daemon finds them in its state directory: a batch a full disk cut
  * short is not left torn, and at start a file that is not one of the daemon's — a FIFO, a symlink,
- * a huge file, a record that decodes but is no row — neither blocks the start, nor is followed, nor
+ * a huge file, a line that parses but is no row — neither blocks the start, nor is followed, nor
  * costs the rows of the files beside it.
  */
 import assert from 'node:assert/strict';
@@ -23,8 +23,8 @@ import {
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { EventStore, WriteAhead } from '../../store/index.js';
-import { appendWhole, MAX_FILE_BYTES, segmentPath } from '../../store/segments.js';
-import { record, records, session, tempStorePath } from './records.js';
+import { appendWhole, encodeRow, MAX_FILE_BYTES, segmentPath } from '../../store/segments.js';
+import { record, session, tempStorePath } from './records.js';
 
 const T0 = Date.UTC(2026, 11, 2, 3, 0, 0);
 const dirs: string[] = [];
@@ -76,15 +76,15 @@ test('at start, files that are not the daemon’s are set aside; the rows beside
     );
   const pending = `${path}.pending`;
   execFileSync('mkfifo', [segmentPath(pending, 1)]); // would block an open, and so the start
-  writeFileSync(segmentPath(pending, 2), records(rowsOf(1, 10)));
+  writeFileSync(segmentPath(pending, 2), `${rowsOf(1, 10).map(encodeRow).join('\n')}\n`);
   const victim = join(dir, 'victim');
   writeFileSync(victim, 'not the store’s');
   symlinkSync(victim, segmentPath(pending, 3)); // not followed, not truncated
   writeFileSync(segmentPath(pending, 4), ''); // then made larger than any the daemon writes
   truncateSync(segmentPath(pending, 4), MAX_FILE_BYTES + 1);
-  // A record that decodes, with the right number of columns, but is no row: skipped, not fatal.
-  const bad = { values: new Array(rowsOf(11, 11)[0]?.values.length).fill(null) };
-  writeFileSync(pending, records([...rowsOf(11, 15), bad]));
+  // A line that parses, with the right number of columns, but is no row: skipped, not fatal.
+  const bad = JSON.stringify(new Array(rowsOf(11, 11)[0]?.values.length).fill(null));
+  writeFileSync(pending, `${rowsOf(11, 15).map(encodeRow).join('\n')}\n${bad}\n`);
   symlinkSync(victim, `${path}.pending.5`);
   const ahead = new WriteAhead(store, { onError: (_op, err) => errors.push(err as Error) });
   assert.equal(ahead.recovered, 15);

@@ -10,9 +10,9 @@ import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { SessionInfo } from '../../events/index.js';
 import { EventStore, WriteAhead } from '../../store/index.js';
-import { decodeLine, segmentPath } from '../../store/segments.js';
+import { decodeLine, encodeRow, segmentPath } from '../../store/segments.js';
 import { until } from '../helpers/wait.js';
-import { lockDatabase, record, records, session, tempStorePath } from './records.js';
+import { lockDatabase, record, session, tempStorePath } from './records.js';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 const dirs: string[] = [];
@@ -248,10 +248,10 @@ test('at open, the pending file and every segment a killed daemon left are inser
       Array.from({ length: to - from + 1 }, (_, i) => record({ session: s, seq: from + i, timeMs: T0 })),
     );
   const pending = `${path}.pending`;
-  writeFileSync(segmentPath(pending, 2), records(rowsOf(1, 10)));
-  writeFileSync(segmentPath(pending, 11), records(rowsOf(11, 20)));
-  // The live file, with a torn last record: that batch's verdicts never left.
-  writeFileSync(pending, Buffer.concat([records(rowsOf(21, 25)), records(rowsOf(26, 26)).subarray(0, 40)]));
+  writeFileSync(segmentPath(pending, 2), `${rowsOf(1, 10).map(encodeRow).join('\n')}\n`);
+  writeFileSync(segmentPath(pending, 11), `${rowsOf(11, 20).map(encodeRow).join('\n')}\n`);
+  // The live file, with a torn last line: that batch's verdicts never left.
+  writeFileSync(pending, `${rowsOf(21, 25).map(encodeRow).join('\n')}\n["bo`);
   store.appendRows(rowsOf(1, 3).map((r) => r.values)); // a segment committed just before the kill
   const ahead = new WriteAhead(store);
   assert.equal(ahead.recovered, 25);
@@ -262,7 +262,7 @@ test('at open, the pending file and every segment a killed daemon left are inser
   assert.ok(existsSync(pending));
 });
 
-test('segments in the JSON encodings of earlier versions are recovered: objects, and arrays', () => {
+test('segments in the JSON-object encoding of earlier versions are recovered beside the array one', () => {
   const { dir, path, store } = open();
   const pending = `${path}.pending`;
   // Two rows as the earlier encoder wrote them (`{"params":{…},"poison":…,"key":…}`), the second
@@ -271,8 +271,7 @@ test('segments in the JSON encodings of earlier versions are recovered: objects,
   writeFileSync(segmentPath(pending, 1), `${old}{"params":{"boot_id":"`);
   const s = session('vm-new', 8n);
   const fresh = store.rowsOf([1, 2, 3].map((seq) => record({ session: s, seq, timeMs: T0, gpa: 0x9000n })));
-  // The JSON arrays of the version before the binary records.
-  writeFileSync(segmentPath(pending, 2), `${fresh.map((r) => JSON.stringify(r.values)).join('\n')}\n`);
+  writeFileSync(segmentPath(pending, 2), `${fresh.map(encodeRow).join('\n')}\n`);
   const ahead = new WriteAhead(store);
   assert.equal(ahead.recovered, 5);
   assert.deepEqual(segmentsIn(dir), []);
@@ -303,7 +302,7 @@ test('segments in the JSON encodings of earlier versions are recovered: objects,
 test('a line is decoded only when whole: torn, foreign or short lines are skipped', () => {
   const { store } = open();
   const [row] = store.rowsOf([record({ session: session('vm-d', 1n), seq: 1, timeMs: T0 })]);
-  const line = JSON.stringify(row?.values);
+  const line = encodeRow(row as NonNullable<typeof row>);
   assert.deepEqual(decodeLine(line), row?.values);
   for (const bad of [line.slice(0, -1), line.slice(0, 20), '[1,2,3]', '{"key":"x"}', 'null', '42'])
     assert.equal(decodeLine(bad), null, bad);
