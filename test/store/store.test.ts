@@ -1,9 +1,12 @@
 /** The event store on a real SQLite file: writes, idempotence, rollback, queries, rebuild. */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { after, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { EventStore, isStoreError, type StoreOp } from '../../store/index.js';
 import type { StoreUpdate } from '../../store/inserts.js';
+import { nextEvent } from '../helpers/wait.js';
 import { record, SEA_ESR, session, tempStorePath } from './records.js';
 
 const dirs: string[] = [];
@@ -319,4 +322,39 @@ test('policyEventsBefore: the window before an event, and with its id the events
     'and the two stored before it in its millisecond',
   );
   store.close();
+});
+
+test('a commit on the event loop waits out a write lock another connection commits under it', async (t) => {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const errors: unknown[] = [];
+  const store = new EventStore({ path, bootId: 'boot-1', onError: (_op, err) => errors.push(err) });
+  t.after(() => store.close());
+  store.db.exec('CREATE TABLE scratch (x INTEGER)');
+  // Long enough that a busy machine never outlasts it; the holder commits after ~300 ms.
+  store.db.pragma('busy_timeout = 20000');
+  // Another connection — the retention thread's, in the daemon — holds the write lock and then
+  // commits a change: it runs on a thread of its own while this one waits in SQLite.
+  const holder = new Worker(
+    `const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
+     const { parentPort, workerData } = require('node:worker_threads');
+     const db = new Database(workerData);
+     db.exec('BEGIN IMMEDIATE');
+     db.exec('INSERT INTO scratch VALUES (1)');
+     parentPort.postMessage('locked');
+     setTimeout(() => { db.exec('COMMIT'); db.close(); }, 300);`,
+    { eval: true, workerData: path },
+  );
+  t.after(() => holder.terminate());
+  await nextEvent(holder, 'message', 'the other connection to take the lock');
+  // A transaction that read before it wrote (BEGIN DEFERRED) failed here at once once the holder
+  // committed: its snapshot was no longer the newest, and SQLite does not wait for that.
+  const rows = store.rowsOf([record({ session: session('vm-l'), seq: 1, timeMs: T0 })]).map((r) => r.values);
+  assert.deepEqual(store.appendRows(rows), { inserted: 1, duplicates: 0 }, String(errors[0]));
+  assert.deepEqual(errors, []);
+  assert.equal(
+    store.db.prepare('SELECT COUNT(*) FROM scratch').pluck().get(),
+    1,
+    'the holder committed first',
+  );
 });
