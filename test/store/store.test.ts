@@ -347,8 +347,9 @@ test('a commit on the event loop waits out a write lock another connection commi
   );
   t.after(() => holder.terminate());
   await nextEvent(holder, 'message', 'the other connection to take the lock');
-  // A transaction that read before it wrote (BEGIN DEFERRED) failed here at once once the holder
-  // committed: its snapshot was no longer the newest, and SQLite does not wait for that.
+  // A transaction that read before it wrote (BEGIN DEFERRED) failed here at once, without its busy
+  // timeout: SQLite does not wait for a lock on behalf of a read transaction that must become a
+  // write one (the other writer's commit would leave it reading an old snapshot).
   const rows = store.rowsOf([record({ session: session('vm-l'), seq: 1, timeMs: T0 })]).map((r) => r.values);
   assert.deepEqual(store.appendRows(rows), { inserted: 1, duplicates: 0 }, String(errors[0]));
   assert.deepEqual(errors, []);
