@@ -28,7 +28,11 @@ export function promtoolOrSkip(t: TestContext): boolean {
 
 /** Runs `promtool ...args`, writing `stdin` if given, and collects its output; killed at the deadline. */
 export async function promtool(args: readonly string[], options: { stdin?: string; cwd?: string } = {}) {
-  const child = spawnOwned('promtool', args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  const input = options.stdin;
+  const child = spawnOwned('promtool', args, {
+    cwd: options.cwd,
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
   try {
     return await within(
       `promtool ${args.join(' ')}`,
@@ -43,7 +47,13 @@ export async function promtool(args: readonly string[], options: { stdin?: strin
         });
         child.on('error', reject);
         child.on('close', (code) => resolve({ code, stdout, stderr }));
-        child.stdin?.end(options.stdin ?? '');
+        if (input !== undefined) {
+          // promtool may exit before it reads all it was given: its status says why, not an EPIPE.
+          child.stdin?.on('error', (err: NodeJS.ErrnoException) => {
+            if (err.code !== 'EPIPE') reject(err);
+          });
+          child.stdin?.end(input);
+        }
       }),
     );
   } finally {

@@ -16,7 +16,7 @@ export interface CliResult {
 }
 
 export interface ToolOptions {
-  /** Bytes on its stdin (none: stdin is closed at once). */
+  /** Bytes on its stdin (none: stdin is /dev/null). */
   stdin?: string;
   /** Its whole environment (default: this process's). */
   env?: NodeJS.ProcessEnv;
@@ -38,7 +38,7 @@ export async function runTool(
   opts: ToolOptions = {},
 ): Promise<CliResult> {
   const proc = spawnOwned(file, args, {
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     ...(opts.env ? { env: opts.env } : {}),
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
@@ -53,7 +53,13 @@ export async function runTool(
     });
     proc.once('error', reject);
     proc.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    proc.stdin?.end(opts.stdin ?? '');
+    if (opts.stdin !== undefined) {
+      // A command may exit before it reads all it was given: its status says why, not an EPIPE.
+      proc.stdin?.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EPIPE') reject(err);
+      });
+      proc.stdin?.end(opts.stdin);
+    }
   });
   try {
     return await within(`${file} ${args.join(' ')} to finish`, done, {
