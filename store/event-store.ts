@@ -196,7 +196,7 @@ export class EventStore {
    */
   append(batch: readonly EventRecord[]): AppendResult | null {
     if (batch.length === 0) return { inserted: 0, duplicates: 0 };
-    return this.#guard('append', () => this.#appendRows.immediate(this.rowsOf(batch).map((r) => r.values)));
+    return this.#guard('append', () => this.#appendRows(this.rowsOf(batch).map((r) => r.values)));
   }
 
   /**
@@ -228,13 +228,11 @@ export class EventStore {
 
   /**
    * Inserts rows (idempotent), then APPLIED results and session rows in order, in one
-   * transaction; null and `onError('append')` on failure. Every transaction here begins IMMEDIATE:
-   * the writer reads before it writes, and a DEFERRED one failed at once, without the busy
-   * timeout, when another connection (the retention or writer thread) held the write lock.
+   * transaction; null and `onError('append')` on failure.
    */
   appendRows(rows: readonly EventValues[], updates: readonly StoreUpdate[] = []): AppendResult | null {
     if (rows.length === 0 && updates.length === 0) return { inserted: 0, duplicates: 0 };
-    return this.#guard('append', () => this.#appendRows.immediate(rows, updates));
+    return this.#guard('append', () => this.#appendRows(rows, updates));
   }
 
   #isReported(vm: string, seq: number, time: string): boolean {
@@ -260,7 +258,7 @@ export class EventStore {
 
   /** Writes an update on this connection now; a failure is reported (`onError`), never thrown. */
   updateHere(u: StoreUpdate): void {
-    this.#guard(updateOp(u), () => this.#appendRows.immediate([], [u]));
+    this.#guard(updateOp(u), () => this.#appendRows([], [u]));
   }
 
   sessionOpened(s: SessionInfo): void {

@@ -190,12 +190,15 @@ export const MAX_APPLIED_WAITING = 300_000;
  * the order they came (after the rows, so a result that arrived while its event was still queued
  * finds the row). A result whose row is not there yet waits for it in `applied_waiting`, and a row
  * inserted picks up its result from there: segments may commit in any order.
- * Throws on failure, with everything rolled back.
+ * Throws on failure, with everything rolled back. It begins IMMEDIATE (within another transaction,
+ * a savepoint): it reads before it writes, and SQLite does not wait for a lock on behalf of a
+ * read transaction that must become a write one, so a DEFERRED one failed at once, without the
+ * busy timeout, whenever another connection (a retention slice, the other writer) held the lock.
  */
 export function eventWriter(
   db: Database.Database,
   bootId: string,
-): Database.Transaction<(rows: readonly EventValues[], updates?: readonly StoreUpdate[]) => AppendResult> {
+): (rows: readonly EventValues[], updates?: readonly StoreUpdate[]) => AppendResult {
   const insert = db.prepare(EVENT_INSERT_SQL);
   const poison = db.prepare(POISON_UPSERT_SQL);
   const applied = db.prepare(APPLIED_UPDATE_SQL);
@@ -272,5 +275,5 @@ export function eventWriter(
       }
     }
     return { inserted, duplicates: rows.length - inserted };
-  });
+  }).immediate;
 }

@@ -103,8 +103,8 @@ function run(data: WriterData): void {
   // it: on a host whose CPUs are busy, the retention thread (niced) may be descheduled inside a
   // slice for far longer than the event loop's 250 ms, and a commit that gave up then was a store
   // fault — an error logged and counted, the critical alert — for nothing but a wait. The
-  // transactions below begin IMMEDIATE: a deferred one reads first, and SQLite does not wait (no
-  // busy handler) when a read transaction cannot become a write one; it failed at once.
+  // transactions below begin IMMEDIATE, as the event writer's own do (store/inserts.ts): a
+  // deferred one would fail at once rather than wait.
   db.pragma(`busy_timeout = ${WRITER_BUSY_TIMEOUT_MS}`);
   const write = eventWriter(db, data.bootId);
   // Nested in this transaction, each segment's write is a savepoint: one commit for all of them.
@@ -188,7 +188,7 @@ function run(data: WriterData): void {
     // The inserts are idempotent and the failed transaction left nothing behind.
     return parts.filter((part) => {
       try {
-        write.immediate(part.rows, part.seg.updates);
+        write(part.rows, part.seg.updates);
         Atomics.add(shared, Slot.COMMITS, 1);
         return true;
       } catch (err) {
