@@ -73,6 +73,13 @@ export function registerValue(text: string): bigint {
   }
 }
 
+/** Register values of a variadic argument, in the order given (commander hands each one over). */
+export function registerValues(text: string, previous: bigint[] | undefined): bigint[] {
+  const values = previous ?? [];
+  values.push(registerValue(text));
+  return values;
+}
+
 /** JSON text, parsed. */
 export function jsonValue(text: string): unknown {
   try {

@@ -1,9 +1,9 @@
-/** `seawall esr decode <ESR> [--json]`: an ESR_ELx value, field by field. */
+/** `seawall esr decode <ESR...> [--json]`: ESR_ELx values, field by field. */
 import type { Command } from 'commander';
 import { decodeEsr, type Esr, type FscClass } from '../../kvm/index.js';
 import { toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
-import { registerValue } from '../option-values.js';
+import { registerValues } from '../option-values.js';
 
 const EC_TEXT: Readonly<Record<string, string>> = {
   'dabt-lower-el': 'data abort from a lower exception level (the guest)',
@@ -86,14 +86,19 @@ export function registerEsr(parent: Command, ctx: CliContext): void {
     .summary('decode ESR_ELx values')
     .description('Exception syndrome registers, decoded.')
     .command('decode')
-    .summary('an ESR, field by field')
-    .description('Decodes an ESR_ELx value field by field: EC, IL, ISS and, for aborts, every ISS field.')
-    .argument('<esr>', 'the ESR: hex 0x…, binary 0b… or decimal, at most 64 bits', registerValue)
+    .summary('ESRs, field by field')
+    .description(
+      'Decodes ESR_ELx values field by field: EC, IL, ISS and, for aborts, every ISS field. ' +
+        "Several values are decoded in the order given (a log's worth through xargs); " +
+        'with --json, one value is one object and several are an array of them.',
+    )
+    .argument('<esr...>', 'the ESR: hex 0x…, binary 0b… or decimal, at most 64 bits', registerValues)
     .option('--json', 'machine-readable output', false)
     .action(
-      act<{ json: boolean }, [bigint]>(ctx, (opts, raw) => {
-        const esr = decodeEsr(raw);
-        ctx.io.out(opts.json ? toJson(esr) : formatEsr(esr));
+      act<{ json: boolean }, [bigint[]]>(ctx, (opts, raws) => {
+        const decoded = raws.map(decodeEsr);
+        if (opts.json) ctx.io.out(toJson(decoded.length === 1 ? decoded[0] : decoded));
+        else ctx.io.out(decoded.map(formatEsr).join('\n\n'));
         return 0;
       }),
     );

@@ -35,6 +35,34 @@ test('esr decode refuses banana and values over 64 bits as usage errors, with a 
   }
 });
 
+test('esr decode takes several values and decodes each, in the order given', () => {
+  const r = run('esr', 'decode', '0x92000410', '0x96000010');
+  assert.equal(r.status, 0, r.stderr);
+  const blocks = r.stdout.trim().split('\n\n');
+  assert.equal(blocks.length, 2);
+  assert.match(blocks[0] as string, /^ESR 0x0000000092000410\n\s+EC\s+0x24 /);
+  assert.match(blocks[1] as string, /^ESR 0x0000000096000010\n\s+EC\s+0x25 /);
+});
+
+test("esr decode --json of several values is an array in the order given; a log's worth in one call", () => {
+  const values = Array.from({ length: 2000 }, (_, i) => `0x${(0x92000400 + (i % 64)).toString(16)}`);
+  const r = run('esr', 'decode', '--json', ...values);
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { raw: string; iss: number }[];
+  assert.equal(j.length, values.length);
+  assert.deepEqual(
+    j.map((e) => e.raw),
+    values,
+  );
+});
+
+test('esr decode with one bad value among good ones prints nothing and names the bad one', () => {
+  const r = run('esr', 'decode', '0x92000410', 'banana', '0x96000010');
+  assert.equal(r.status, 2);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /'banana'/);
+});
+
 test('kvm events: the merged data abort image', () => {
   const r = run('kvm', 'events', '--abi', 'merged', '--kind', 'data');
   assert.equal(r.status, 0, r.stderr);
