@@ -2,7 +2,8 @@
  * The frames the C load generator (bench/c/client.c) sends, written by the project's own encoder
  * so the C side repeats no message layout: per connection a HELLO (or none, for echo servers)
  * and the sample SEA event (vmm/sample-events.ts) whose seq the client rewrites for every event
- * it sends.
+ * it sends; with `applied`, also an APPLIED (result 0) that it sends for each verdict, as a
+ * plugin reports what it did.
  */
 import { writeFileSync } from 'node:fs';
 import { CAP, encodeMessage, HEADER_SIZE, MSG } from '../protocol/index.js';
@@ -17,8 +18,17 @@ function blob(bytes: Buffer | null): Buffer {
   return bytes ? Buffer.concat([len, bytes]) : len;
 }
 
-/** Writes the frames file for `conns` connections (VM `bench-<i>`, `vcpus` vCPUs each). */
-export function writeFrames(path: string, conns: number, handshake: boolean, vcpus = 8): void {
+/**
+ * Writes the frames file for `conns` connections (VM `bench-<i>`, `vcpus` vCPUs each); with
+ * `applied`, each verdict is followed by an APPLIED.
+ */
+export function writeFrames(
+  path: string,
+  conns: number,
+  handshake: boolean,
+  vcpus = 8,
+  applied = false,
+): void {
   const parts: Buffer[] = [];
   const count = Buffer.alloc(4);
   count.writeUInt32LE(conns);
@@ -38,7 +48,10 @@ export function writeFrames(path: string, conns: number, handshake: boolean, vcp
       : null;
     const event = seaFrame(1, { vcpu: i % vcpus, gpa: BigInt((i * 97) % 4096) << 12n });
     if (event.readUInt32LE(HEADER_SIZE) !== 1) throw new Error('the client rewrites seq at body offset 0');
-    parts.push(blob(hello), blob(event));
+    const done = applied ? encodeMessage({ type: 'applied', seq: 1, result: 0 }) : null;
+    if (done && done.readUInt32LE(HEADER_SIZE) !== 1)
+      throw new Error('the client rewrites seq at body offset 0');
+    parts.push(blob(hello), blob(event), blob(done));
   }
   writeFileSync(path, Buffer.concat(parts));
 }

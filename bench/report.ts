@@ -31,7 +31,7 @@ export interface Goal {
 const met = (g: Goal): boolean =>
   (g.max === undefined || g.value <= g.max) && (g.min === undefined || g.value >= g.min);
 
-const num = (v: number, digits = 1): string =>
+export const num = (v: number, digits = 1): string =>
   v >= 1000 ? Math.round(v).toLocaleString('en-US') : v.toFixed(digits);
 
 export function printReport(r: { rows: Row[]; goals: Goal[]; notes: string[]; json: boolean }): void {

@@ -3,7 +3,10 @@
  * generator (bench/c/client.c) and the same frames for every target:
  *   - a C epoll echo server (bench/c/echo.c): the kernel's Unix-socket round trip, the baseline;
  *   - a Node server that parses and re-encodes the same frames (bench/node-echo.ts);
- *   - `seawall daemon` as shipped (event store, metrics, logging), and with --no-store --no-metrics.
+ *   - `seawall daemon` as shipped (event store, metrics, logging), and with --no-store --no-metrics;
+ *   - the daemon as shipped again, sent an APPLIED after each verdict as a plugin reports what it
+ *     did (protocol 1.1 requires it): what a fleet's storm costs. The goals are the issue's, taken
+ *     without APPLIED; this one is printed beside them.
  * Latency: one event in flight, interleaved rounds visiting every target in turn, medians over the
  * rounds, as the scheduler places each target; then the same rounds with the client and the
  * target's event loop on one CPU (taskset): a wakeup on another, idle vCPU of this VM costs ~50 µs,
@@ -22,7 +25,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { REPLY_TYPE, writeFrames } from './frames.js';
 import { affinity, cpuMs, oneCpuMask, pin, rssMb } from './proc.js';
-import { type Goal, type Latency, printReport, type Row } from './report.js';
+import { type Goal, type Latency, num, printReport, type Row } from './report.js';
 
 const { values } = parseArgs({
   options: {
@@ -154,18 +157,33 @@ async function main(): Promise<void> {
   execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', clientBin, join(here, 'c', 'client.c')]);
   const echoFrames = join(dir, 'echo.frames');
   const daemonFrames = join(dir, 'daemon.frames');
+  const appliedFrames = join(dir, 'applied.frames');
   writeFrames(echoFrames, 32, false);
   writeFrames(daemonFrames, 32, true);
+  writeFrames(appliedFrames, 32, true, 8, true);
 
   const shipped = join(dir, 'shipped');
+  const withApplied = join(dir, 'applied');
   const targets = [
-    { name: 'C echo', kind: 'echo' as const, socket: join(dir, 'c.sock') },
-    { name: 'Node echo', kind: 'echo' as const, socket: join(dir, 'node.sock') },
-    { name: 'daemon as shipped', kind: 'daemon' as const, socket: join(shipped, 'plugin.sock') },
+    { name: 'C echo', kind: 'echo' as const, socket: join(dir, 'c.sock'), frames: echoFrames },
+    { name: 'Node echo', kind: 'echo' as const, socket: join(dir, 'node.sock'), frames: echoFrames },
+    {
+      name: 'daemon as shipped',
+      kind: 'daemon' as const,
+      socket: join(shipped, 'plugin.sock'),
+      frames: daemonFrames,
+    },
     {
       name: 'daemon --no-store --no-metrics',
       kind: 'daemon' as const,
       socket: join(dir, 'bare', 'plugin.sock'),
+      frames: daemonFrames,
+    },
+    {
+      name: 'daemon as shipped, APPLIED after each verdict',
+      kind: 'daemon' as const,
+      socket: join(withApplied, 'plugin.sock'),
+      frames: appliedFrames,
     },
   ];
   const procs = [
@@ -177,6 +195,7 @@ async function main(): Promise<void> {
     ),
     await daemon(shipped, ['--metrics', '127.0.0.1:0']),
     await daemon(join(dir, 'bare'), ['--no-store', '--no-metrics']),
+    await daemon(withApplied, ['--metrics', '127.0.0.1:0']),
   ];
   type Samples = { p50: number[]; p99: number[]; p999: number[] };
   const samples = () =>
@@ -189,10 +208,9 @@ async function main(): Promise<void> {
   const lat = samples();
   const cpu0 = oneCpuMask();
   const oneCpu = cpu0 === null ? null : samples();
-  const frames = (t: (typeof targets)[number]) => (t.kind === 'echo' ? echoFrames : daemonFrames);
   for (let round = 0; round < ROUNDS; round++) {
     for (const t of targets) {
-      add(lat.get(t.name), client(t.socket, frames(t), 'latency', PER_ROUND, 1, REPLY_TYPE[t.kind]));
+      add(lat.get(t.name), client(t.socket, t.frames, 'latency', PER_ROUND, 1, REPLY_TYPE[t.kind]));
     }
   }
   // The one-CPU rounds come after all the others: a thread let go after a pinned round often stays
@@ -205,7 +223,7 @@ async function main(): Promise<void> {
       const was = affinity(pid) as string;
       pin(pid, cpu0);
       try {
-        const r = client(t.socket, frames(t), 'latency', PER_ROUND, 1, REPLY_TYPE[t.kind], cpu0);
+        const r = client(t.socket, t.frames, 'latency', PER_ROUND, 1, REPLY_TYPE[t.kind], cpu0);
         add(oneCpu.get(t.name), r);
       } finally {
         pin(pid, was);
@@ -221,7 +239,7 @@ async function main(): Promise<void> {
     for (const [i, t] of targets.entries()) {
       const pid = procs[i]?.proc.pid as number;
       const before = cpuMs(pid);
-      const tp = client(t.socket, frames(t), 'throughput', TP, 8, REPLY_TYPE[t.kind]);
+      const tp = client(t.socket, t.frames, 'throughput', TP, 8, REPLY_TYPE[t.kind]);
       const after = cpuMs(pid);
       perSecond.get(t.name)?.push(tp.perSecond as number);
       const used = cpuUsed.get(t.name) as { loop: number; all: number };
@@ -282,6 +300,7 @@ async function main(): Promise<void> {
   const cEcho = by('C echo');
   const shippedRow = by('daemon as shipped');
   const bare = by('daemon --no-store --no-metrics');
+  const applied = by('daemon as shipped, APPLIED after each verdict');
   const shippedTp = perSecond.get(shippedRow.name) as number[];
   const bareTp = perSecond.get(bare.name) as number[];
   const shares = shippedTp.map((v, i) => (1 - v / (bareTp[i] as number)) * 100);
@@ -311,6 +330,8 @@ async function main(): Promise<void> {
       `daemon RSS idle: ${rssIdle.toFixed(1)} MB`,
       ...(cpu0 === null ? ['latency on one CPU left out: taskset (util-linux) not found'] : []),
       `store + metrics cost in throughput, round by round: ${shares.map((v) => `${v.toFixed(1)} %`).join(', ')}`,
+      `with an APPLIED after each verdict, as plugins send it: ${num(applied.perSecond)} verdicts/s, ` +
+        `${((1 - applied.perSecond / shippedRow.perSecond) * 100).toFixed(1)} % below the daemon as shipped without`,
       `CPU in the throughput rounds (${TP_ROUNDS} × ${TP.toLocaleString('en-US')} events a target):`,
       ...cpu,
     ],

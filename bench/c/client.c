@@ -9,7 +9,9 @@
  *
  * Usage: client SOCKET FRAMES_FILE MODE COUNT INFLIGHT REPLY_TYPE
  *   FRAMES_FILE  u32 conns, then per connection: u32 hello_len, hello bytes (0: no handshake),
- *                u32 event_len, event bytes (a template; its seq is rewritten per event)
+ *                u32 event_len, event bytes (a template; its seq is rewritten per event),
+ *                u32 applied_len, applied bytes (0: none; else sent for each reply, before the next
+ *                event, with the reply's seq written at body offset 0, as a plugin reports APPLIED)
  *   MODE         latency  — connection 0 only, INFLIGHT forced to 1, COUNT round trips
  *                throughput — every connection keeps INFLIGHT events outstanding, COUNT in all
  *                hold — connect and handshake every connection, print "held", wait for stdin EOF
@@ -36,8 +38,8 @@
 
 struct conn {
   int fd;
-  uint8_t *hello, *event;
-  uint32_t hello_len, event_len;
+  uint8_t *hello, *event, *applied;
+  uint32_t hello_len, event_len, applied_len;
   int ready;
   uint32_t next_seq, in_flight;
   uint8_t rx[RXBUF];
@@ -77,16 +79,19 @@ static void write_all(int fd, const uint8_t *p, size_t n) {
   }
 }
 
+static void put_seq(uint8_t *frame, uint32_t seq) {
+  frame[HEADER] = (uint8_t)seq;
+  frame[HEADER + 1] = (uint8_t)(seq >> 8);
+  frame[HEADER + 2] = (uint8_t)(seq >> 16);
+  frame[HEADER + 3] = (uint8_t)(seq >> 24);
+}
+
 static void send_event(struct conn *c, uint32_t window) {
   uint32_t seq = ++c->next_seq;
-  uint8_t *e = c->event;
-  e[HEADER] = (uint8_t)seq;
-  e[HEADER + 1] = (uint8_t)(seq >> 8);
-  e[HEADER + 2] = (uint8_t)(seq >> 16);
-  e[HEADER + 3] = (uint8_t)(seq >> 24);
+  put_seq(c->event, seq);
   c->sent_ns[seq % window] = now_ns();
   c->in_flight++;
-  write_all(c->fd, e, c->event_len);
+  write_all(c->fd, c->event, c->event_len);
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -124,6 +129,7 @@ int main(int argc, char **argv) {
     struct conn *c = &conns[i];
     c->hello = read_blob(f, &c->hello_len);
     c->event = read_blob(f, &c->event_len);
+    c->applied = read_blob(f, &c->applied_len);
     c->sent_ns = calloc(window, sizeof *c->sent_ns);
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -188,6 +194,10 @@ int main(int argc, char **argv) {
           if (nsamples < samples_cap) samples[nsamples++] = t - c->sent_ns[seq % window];
           c->in_flight--;
           done++;
+          if (c->applied_len > 0) {
+            put_seq(c->applied, seq);
+            write_all(c->fd, c->applied, c->applied_len);
+          }
           if (sent < count) {
             send_event(c, window);
             sent++;
