@@ -144,6 +144,15 @@ export const EVENT_INSERT_SQL = `
   VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')})
   ON CONFLICT (boot_id, session_id, ord) DO NOTHING`;
 
+/**
+ * The same, with the event's APPLIED result: one that came in the same write as its row is set as
+ * the row is inserted, rather than by an update of the row just inserted (eventWriter).
+ */
+export const EVENT_INSERT_APPLIED_SQL = `
+  INSERT INTO events (${EVENT_COLUMNS.join(', ')}, applied, applied_ms)
+  VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')}, ?, ?)
+  ON CONFLICT (boot_id, session_id, ord) DO NOTHING`;
+
 /** A page's events in one write, counted together: one upsert per page, not per event. */
 export const POISON_UPSERT_SQL = `
   INSERT INTO poisoned_pages (vm, gpa, first_seen_ms, last_seen_ms, count) VALUES (?, ?, ?, ?, ?)
@@ -200,8 +209,12 @@ export function eventWriter(
   bootId: string,
 ): (rows: readonly EventValues[], updates?: readonly StoreUpdate[]) => AppendResult {
   const insert = db.prepare(EVENT_INSERT_SQL);
+  const insertApplied = db.prepare(EVENT_INSERT_APPLIED_SQL);
   const poison = db.prepare(POISON_UPSERT_SQL);
   const applied = db.prepare(APPLIED_UPDATE_SQL);
+  const setApplied = db.prepare(
+    'UPDATE events SET applied = ?, applied_ms = ?, fallback_action = ? WHERE boot_id = ? AND session_id = ? AND ord = ?',
+  );
   const sessionOpen = db.prepare(SESSION_OPEN_SQL);
   const sessionClose = db.prepare(SESSION_CLOSE_SQL);
   const actionStart = db.prepare(ACTION_START_SQL);
@@ -217,16 +230,38 @@ export function eventWriter(
     let inserted = 0;
     // Almost always none: then no row pays for a look-up.
     const pickUp = rows.length > 0 && anyWaiting.get() === 1;
+    // APPLIED results of this write whose row is in it too: set with the insert, not by an update
+    // of the row just inserted (an index search and a page written again per event).
+    const withRow = appliedWithRows(rows, updates);
+    // Results set with their row's insert: not updated again below.
+    const setWithRow = new Set<StoreUpdate>();
     // By VM and page: [vm, gpa, first ms, last ms, events]. A storm repeats its pages, so this
     // spares an upsert (and its B-tree search) per event.
     const pages = new Map<string, [string, string, number, number, number]>();
     for (const v of rows) {
-      if (insert.run(v).changes === 0) continue;
+      const result = withRow?.get(v[COL.sessionId])?.get(v[COL.ord]);
+      if (result === undefined) {
+        if (insert.run(v).changes === 0) continue;
+      } else {
+        const values: unknown[] = v.slice();
+        values[COL.fallbackAction] = result[4] ?? v[COL.fallbackAction];
+        values.push(result[2], result[3]);
+        // A row stored already keeps its place; its result is updated below as any other.
+        if (insertApplied.run(values).changes === 0) continue;
+        setWithRow.add(result);
+      }
       inserted++;
       if (pickUp) {
         const key = [v[COL.bootId], v[COL.sessionId], v[COL.ord]];
         const w = take.get(key);
-        if (w !== undefined) applied.run(w.applied, w.applied_ms, w.fallback_action, ...key);
+        if (w !== undefined && result === undefined) {
+          applied.run(w.applied, w.applied_ms, w.fallback_action, ...key);
+        } else if (w !== undefined) {
+          // The result kept waiting came first, and the first wins: the one of this write then
+          // finds the row's result set, as it would have without being set with the insert.
+          setApplied.run(w.applied, w.applied_ms, w.fallback_action ?? v[COL.fallbackAction], ...key);
+          setWithRow.delete(result as AppliedUpdate);
+        }
       }
       // Only a new row counts towards its page, so a repeated insert cannot inflate the count.
       if (!valuesPoisonPage(v)) continue;
@@ -266,6 +301,7 @@ export function eventWriter(
           policy.run(u.slice(1));
           break;
         default: {
+          if (setWithRow.has(u)) break;
           if (applied.run(u[2], u[3], u[4], bootId, u[0], u[1]).changes === 1) break;
           const [session, ord, result, ms, fallback] = u;
           const kept = wait.run({ boot: bootId, session, ord, applied: result, ms, fallback });
@@ -276,4 +312,27 @@ export function eventWriter(
     }
     return { inserted, duplicates: rows.length - inserted };
   }).immediate;
+}
+
+/**
+ * The APPLIED results among `updates`, by session and order: the first for each event (the first
+ * result wins, as on a stored row). Null when there are none, or no rows to set them with.
+ */
+function appliedWithRows(
+  rows: readonly EventValues[],
+  updates: readonly StoreUpdate[],
+): Map<number, Map<number, AppliedUpdate>> | null {
+  let bySession: Map<number, Map<number, AppliedUpdate>> | null = null;
+  for (const u of updates) {
+    if (typeof u[0] !== 'number') continue;
+    const a = u as AppliedUpdate;
+    bySession ??= new Map();
+    let byOrd = bySession.get(a[0]);
+    if (byOrd === undefined) {
+      byOrd = new Map();
+      bySession.set(a[0], byOrd);
+    }
+    if (!byOrd.has(a[1])) byOrd.set(a[1], a);
+  }
+  return rows.length === 0 ? null : bySession;
 }

@@ -157,6 +157,7 @@ export const COL = {
   vm: 4,
   kind: 7,
   gpa: 16,
+  fallbackAction: 18,
   pluginTimeNs: 28,
   ord: 29,
 } as const satisfies { [k: string]: number };

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
@@ -140,4 +141,58 @@ test('a waiting result is taken by its row once, a second result for a row that 
   assert.deepEqual(waiting.all(), [], 'a result older than the cutoff goes with retention');
   assert.deepEqual(appliedBySeq(path), { 2: -6 });
   store.close();
+});
+
+/** Each event's outcome columns, by seq. */
+function outcomes(store: EventStore): Record<number, [number | null, number | null, number | null]> {
+  const rows = store.db
+    .prepare('SELECT seq, applied, applied_ms, fallback_action FROM events ORDER BY seq')
+    .raw()
+    .all() as [number, number | null, number | null, number | null][];
+  return Object.fromEntries(rows.map(([seq, ...rest]) => [seq, rest]));
+}
+
+test('results in the same write as their rows are set with the insert, leaving the rows an update after it would', () => {
+  const { dir } = tempStorePath();
+  dirs.push(dir);
+  const s = session('vm-w', 4n);
+  const rec = (seq: number, replay = false) => record({ session: s, seq, timeMs: T0 + seq, replay });
+  // Seq 4 is stored before; seq 5's result was kept waiting before its row came.
+  const before = [rec(4)];
+  const batch = [rec(1), rec(2), rec(3), rec(4), rec(5), rec(6, true)];
+  const results: [number, number, number, number, number | null][] = [
+    [4, 1, 0, T0 + 1001, null],
+    [4, 2, -22, T0 + 1002, 3],
+    [4, 3, -5, T0 + 1003, null],
+    [4, 3, 0, T0 + 1004, null],
+    [4, 4, -1, T0 + 1005, null],
+    [4, 5, -2, T0 + 1006, null],
+    [4, 6, 0, T0 + 1007, null],
+  ];
+  const waited: [number, number, number, number, number | null] = [4, 5, -9, T0 + 900, 2];
+  const run = (sameWrite: boolean) => {
+    const store = new EventStore({ path: join(dir, `${sameWrite}.sqlite`), bootId: 'b' });
+    store.appendRows(store.rowsOf(before).map((r) => r.values));
+    store.updateHere(waited);
+    const rows = store.rowsOf(batch).map((r) => r.values);
+    if (sameWrite) assert.deepEqual(store.appendRows(rows, results), { inserted: 5, duplicates: 1 });
+    else {
+      store.appendRows(rows);
+      for (const u of results) store.updateHere(u);
+    }
+    const out = outcomes(store);
+    assert.equal(store.db.prepare('SELECT COUNT(*) FROM applied_waiting').pluck().get(), 0);
+    store.close();
+    return out;
+  };
+  const same = run(true);
+  assert.deepEqual(same, {
+    1: [0, T0 + 1001, null],
+    2: [-22, T0 + 1002, 3], // the fallback the plugin applied instead
+    3: [-5, T0 + 1003, null], // the first result wins
+    4: [-1, T0 + 1005, null], // stored before: updated
+    5: [-9, T0 + 900, 2], // the result kept waiting came first
+    6: [0, T0 + 1007, 3], // a replay keeps the fallback it reported
+  });
+  assert.deepEqual(same, run(false), 'the same rows as results written after them');
 });
