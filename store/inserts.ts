@@ -322,6 +322,7 @@ function appliedWithRows(
   rows: readonly EventValues[],
   updates: readonly StoreUpdate[],
 ): Map<number, Map<number, AppliedUpdate>> | null {
+  if (rows.length === 0) return null;
   let bySession: Map<number, Map<number, AppliedUpdate>> | null = null;
   for (const u of updates) {
     if (typeof u[0] !== 'number') continue;
@@ -334,5 +335,5 @@ function appliedWithRows(
     }
     if (!byOrd.has(a[1])) byOrd.set(a[1], a);
   }
-  return rows.length === 0 ? null : bySession;
+  return bySession;
 }
