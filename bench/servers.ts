@@ -1,0 +1,51 @@
+/** The benchmark's servers and clients as child processes: started, stopped, and none left behind. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+const children = new Set<ChildProcess>();
+
+/** Killed by `killAll` if still running when the benchmark ends. */
+export function track(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
+/** SIGKILL to every tracked child still running. */
+export function killAll(): void {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+}
+
+export interface Started {
+  proc: ChildProcess;
+  readyMs: number;
+}
+
+/** Starts a server and resolves when it prints its ready line; readyMs counts from the spawn. */
+export function startServer(cmd: string, args: string[], readyLine: RegExp): Promise<Started> {
+  const t0 = performance.now();
+  const proc = spawn(cmd, args, {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    env: { ...process.env, NOTIFY_SOCKET: '' },
+  });
+  track(proc);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${cmd} not ready within 60 s`)), 60_000);
+    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (l) => {
+      if (readyLine.test(l)) {
+        clearTimeout(timer);
+        resolve({ proc, readyMs: performance.now() - t0 });
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`${cmd} exited ${code} before ready`)));
+  });
+}
+
+/** Stops a server: SIGTERM, then SIGKILL after 30 s. */
+export async function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+  await exited;
+  clearTimeout(timer);
+}
