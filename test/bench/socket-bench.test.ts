@@ -1,0 +1,79 @@
+/**
+ * `npm run bench` must keep printing every goal with its figure: the benchmark itself, run with a
+ * load small enough for the suite (its figures mean nothing at that size and are not judged), as
+ * JSON. It builds the C client and echo server (gcc) and drives the compiled daemon.
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
+import { requireTool } from '../helpers/tools.js';
+import { within } from '../helpers/wait.js';
+
+const BENCH = fileURLToPath(new URL('../../bench/socket-bench.ts', import.meta.url));
+
+interface Report {
+  rows: { name: string; p50: number; perSecond: number }[];
+  goals: { what: string; value: number; unit: string; max?: number; min?: number }[];
+  met: boolean[];
+  notes: string[];
+}
+
+test('the socket benchmark runs every target and prints every goal with a figure and met or not', async (t) => {
+  if (!requireTool(t, 'gcc', 'gcc')) return;
+  const bench = spawnOwned(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      BENCH,
+      ...['--requests', '1000', '--rounds', '1', '--throughput', '5000', '--throughput-rounds', '1'],
+      ...['--vms', '20', '--settle', '1', '--json'],
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  after(() => killOwned(bench, 'the benchmark'));
+  let out = '';
+  let err = '';
+  bench.stdout?.on('data', (c) => {
+    out += c;
+  });
+  bench.stderr?.on('data', (c) => {
+    err += c;
+  });
+  const exit = await within('the benchmark to finish', exitOf(bench), { timeoutMs: 300_000 });
+  assert.deepEqual(exit, { code: 0, signal: null }, err);
+  const report = JSON.parse(out) as Report;
+  assert.deepEqual(
+    report.rows.map((r) => r.name),
+    [
+      'C echo',
+      'Node echo',
+      'daemon as shipped',
+      'daemon --no-store --no-metrics',
+      'daemon as shipped, APPLIED after each verdict',
+    ],
+  );
+  for (const r of report.rows) assert.ok(r.p50 > 0 && r.perSecond > 0, `${r.name} answered`);
+  const goals = report.goals.map((g) => g.what);
+  for (const what of [
+    'p50, daemon as shipped / C echo',
+    'p99, daemon as shipped / C echo',
+    'p99.9, daemon as shipped / C echo',
+    'verdicts/s as shipped, 256 in flight',
+    'store + metrics cost in throughput',
+    'RSS with 20 connected VMs',
+    'READY=1 after start, empty store',
+  ])
+    assert.ok(goals.includes(what), `the goal "${what}" is printed`);
+  assert.ok(goals.some((g) => g.startsWith('READY=1 after start, store of')));
+  for (const g of report.goals) {
+    assert.ok(Number.isFinite(g.value) && g.value > 0, `${g.what}: a figure (${g.value})`);
+    assert.ok(g.max !== undefined || g.min !== undefined, `${g.what}: a bound`);
+  }
+  assert.equal(report.met.length, report.goals.length);
+  assert.ok(report.met.every((m) => typeof m === 'boolean'));
+  assert.ok(
+    report.notes.some((n) => n.startsWith('with an APPLIED after each verdict, as plugins send it: ')),
+  );
+});
