@@ -97,9 +97,10 @@ const spread = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(..
 
 /**
  * Holds `n` sessions open with the C client; returns the daemon's RSS meanwhile: 2 s after the
- * handshakes (the goal's figure), and the lowest over the SETTLE_S seconds after that. V8 grows its young
- * generation for a burst of handshakes and gives the pages back only once its memory reducer runs
- * (~15–20 s later here): the first figure holds that transient, the second what the sessions keep.
+ * handshakes (the goal's figure), and the lowest over the SETTLE_S seconds after that. V8 grows
+ * its young generation for a burst of handshakes and gives the pages back only once its memory
+ * reducer runs (~15–20 s later here): the first figure holds that transient, the second what the
+ * sessions keep.
  */
 async function rssWithSessions(
   d: Started,
