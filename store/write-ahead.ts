@@ -393,8 +393,8 @@ export class WriteAhead {
    * An APPLIED result, or a session, action or policy row (the store's `update` comes here): it
    * goes with the next hand-over, after the rows queued before it. Through a fault it may still
    * commit before its event's row (store/inserts.ts keeps it for the row). Not in the file: a
-   * kill -9 within flushMs loses it (never an event; the next start closes the session rows a
-   * killed daemon left open). Written on the event loop, each waited out the busy timeout whenever
+   * kill -9 before its commit loses it — within flushMs, or in a storm while the writer thread is
+   * behind (never an event; the next start closes the session rows a killed daemon left open). Written on the event loop, each waited out the busy timeout whenever
    * the writer thread or another process held the write lock — every VM's verdicts with it. While
    * the store is faulty it waits for the once-a-second retry, bounded (store/held-updates.ts).
    */
