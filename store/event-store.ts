@@ -19,6 +19,7 @@ import { StoreError, type StoreOp } from './errors.js';
 import {
   type ActionUpdate,
   type AppendResult,
+  type AppliedUpdate,
   eventWriter,
   type StoreRow,
   type StoreUpdate,
@@ -233,6 +234,14 @@ export class EventStore {
   appendRows(rows: readonly EventValues[], updates: readonly StoreUpdate[] = []): AppendResult | null {
     if (rows.length === 0 && updates.length === 0) return { inserted: 0, duplicates: 0 };
     return this.#guard('append', () => this.#appendRows(rows, updates));
+  }
+
+  /** APPLIED results a killed daemon wrote ahead (store/segments.ts), each for its own boot's events. */
+  recoverResults(results: readonly { bootId: string; update: AppliedUpdate }[]): void {
+    for (const bootId of new Set(results.map((r) => r.bootId))) {
+      const updates = results.filter((r) => r.bootId === bootId).map((r) => r.update);
+      this.#guard('applied', () => eventWriter(this.db, bootId)([], updates));
+    }
   }
 
   #isReported(vm: string, seq: number, time: string): boolean {

@@ -5,8 +5,10 @@
  * file is renamed into a segment (`<store>.pending.<n>`, store/segments.ts) and handed to
  * the writer thread, which inserts it in one transaction and unlinks it once committed: SQLite's
  * work leaves the event loop, and until a segment's commit is acknowledged its file is on disk and
- * its replay keys count as pending. At open, every file a killed daemon left is inserted (inserts
- * are idempotent) on this thread, before the writer starts.
+ * its replay keys count as pending. APPLIED results received meanwhile go with the next rows'
+ * write, so a segment also carries the results a kill -9 would otherwise lose with the process.
+ * At open, every file a killed daemon left is inserted (inserts are idempotent) on this thread,
+ * before the writer starts.
  *
  * Bounded: past `maxPending` rows (or updates) they are handed over at once; past `maxInFlight`
  * rows and updates not yet committed the caller waits for the thread (a disk that cannot keep up
@@ -37,7 +39,7 @@ import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
 import { withoutBusyWait } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import type { EventStore } from './event-store.js';
-import type { StoreRow, StoreUpdate } from './inserts.js';
+import type { AppliedUpdate, StoreRow, StoreUpdate } from './inserts.js';
 
 export type { StoreHealth } from './held-rows.js';
 
@@ -45,6 +47,7 @@ import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
 import { HeldUpdates } from './held-updates.js';
 import {
   appendWhole,
+  encodeResult,
   encodeRow,
   openAppend,
   readRows,
@@ -118,6 +121,9 @@ export class WriteAhead {
   #writer: WriterClient | null;
   /** Replay keys of rows in the file. */
   #keys: string[] = [];
+  /** APPLIED results received since the last write to the file, as lines: they go with the next. */
+  #resultLines: string[] = [];
+  readonly #encodeResult: (u: AppliedUpdate) => string;
   /** The rows in the file, kept until handed over: if the file is lost with its directory, these are what is left. */
   #fileRows: StoreRow[] = [];
   /** Rows answered while the store was faulty, oldest first. */
@@ -148,6 +154,7 @@ export class WriteAhead {
   constructor(store: EventStore, opts: WriteAheadOptions = {}) {
     this.#store = store;
     this.path = `${store.path}.pending`;
+    this.#encodeResult = encodeResult(store.bootId);
     this.#flushMs = opts.flushMs ?? 20;
     this.#maxPending = opts.maxPending ?? 10_000;
     this.#maxInFlight = opts.maxInFlight ?? 100_000;
@@ -373,7 +380,10 @@ export class WriteAhead {
       return;
     }
     try {
-      appendWhole(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
+      const lines = rows.map(encodeRow);
+      // The results received since the last write share this one (no write(2) of their own).
+      if (this.#resultLines.length > 0) for (const l of this.#takeResultLines()) lines.push(l);
+      appendWhole(this.#fd, `${lines.join('\n')}\n`);
     } catch (err) {
       // The file cannot take it (ENOSPC, EIO…): held in memory until it can.
       this.#fail('append', err);
@@ -392,20 +402,48 @@ export class WriteAhead {
   /**
    * An APPLIED result, or a session, action or policy row (the store's `update` comes here): it
    * goes with the next hand-over, after the rows queued before it. Through a fault it may still
-   * commit before its event's row (store/inserts.ts keeps it for the row). Not in the file: a
-   * kill -9 before its commit loses it — within flushMs, or in a storm while the writer thread is
-   * behind (never an event; the next start closes the session rows a killed daemon left open). Written on the event loop, each waited out the busy timeout whenever
+   * commit before its event's row (store/inserts.ts keeps it for the row). An APPLIED result is
+   * also written ahead with the next rows (`#resultLines`): a kill -9 loses only those received
+   * since the last rows, within flushMs. Session, action and policy rows are not in the file (the
+   * next start closes the session rows a killed daemon left open). Written on the event loop, each waited out the busy timeout whenever
    * the writer thread or another process held the write lock — every VM's verdicts with it. While
    * the store is faulty it waits for the once-a-second retry, bounded (store/held-updates.ts).
    */
   #update(u: StoreUpdate): void {
     if (this.#closed) this.#store.updateHere(u);
     else {
+      // A result is also written ahead with the next rows (store/segments.ts `encodeResult`).
+      if (typeof u[0] === 'number' && this.#fault === null)
+        this.#resultLines.push(this.#encodeResult(u as AppliedUpdate));
       this.#updates.push(u);
       // Like rows, many updates within one flushMs (a storm of connects) go at once, where
       // `maxInFlight` can bound them; while faulty they wait for the retry.
       if (this.#updates.length >= this.#maxPending && this.#fault === null) this.#handOver();
       else this.#schedule();
+    }
+  }
+
+  #takeResultLines(): string[] {
+    const lines = this.#resultLines;
+    this.#resultLines = [];
+    return lines;
+  }
+
+  /**
+   * The results not yet written, before the file becomes a segment. A failed write costs only
+   * their copy on disk (they are committed from memory with the segment), and is reported.
+   */
+  #writeResultLines(): void {
+    if (this.#resultLines.length === 0) return;
+    // No file to write to: a fault, which holds what is answered; these are in memory.
+    if (this.#fd < 0) {
+      this.#resultLines = [];
+      return;
+    }
+    try {
+      appendWhole(this.#fd, `${this.#takeResultLines().join('\n')}\n`);
+    } catch (err) {
+      this.#onError('append', err);
     }
   }
 
@@ -511,6 +549,7 @@ export class WriteAhead {
     if (this.#keys.length > 0 || updates > 0) {
       let file: string | null = null;
       if (this.#keys.length > 0) {
+        this.#writeResultLines();
         file = segmentPath(this.path, this.#segments++);
         try {
           renameSync(this.path, file);
@@ -536,6 +575,8 @@ export class WriteAhead {
           this.#fail('append', err);
         }
       }
+      // Results with no rows to go with are committed from memory only, within flushMs.
+      this.#resultLines = [];
       // Updates put back after a failed commit: the fault ends with this segment's acknowledgement.
       const retried = updates > 0 && this.#updates.retried;
       this.#inFlight.set(-++this.#staged, {
