@@ -405,9 +405,10 @@ export class WriteAhead {
    * commit before its event's row (store/inserts.ts keeps it for the row). An APPLIED result is
    * also written ahead with the next rows (`#resultLines`): a kill -9 loses only those received
    * since the last rows, within flushMs. Session, action and policy rows are not in the file (the
-   * next start closes the session rows a killed daemon left open). Written on the event loop, each waited out the busy timeout whenever
-   * the writer thread or another process held the write lock — every VM's verdicts with it. While
-   * the store is faulty it waits for the once-a-second retry, bounded (store/held-updates.ts).
+   * next start closes the session rows a killed daemon left open). Written on the event loop,
+   * each waited out the busy timeout whenever the writer thread or another process held the write
+   * lock — every VM's verdicts with it. While the store is faulty it waits for the once-a-second
+   * retry, bounded (store/held-updates.ts).
    */
   #update(u: StoreUpdate): void {
     if (this.#closed) this.#store.updateHere(u);
