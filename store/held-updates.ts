@@ -10,7 +10,7 @@
  * what it says — then the oldest of the rest. Drops are counted, and reported once a second
  * (`reportDrops`, from the caller's check), not once per update.
  */
-import type { AppliedUpdate, StoreUpdate } from './inserts.js';
+import { type AppliedUpdate, isApplied, type StoreUpdate } from './inserts.js';
 
 /** A queue whose oldest items are dropped in O(1): the slots before `#head` are gone. */
 class Fifo<T> {
@@ -41,8 +41,6 @@ class Fifo<T> {
     return items;
   }
 }
-
-const isApplied = (u: StoreUpdate): u is AppliedUpdate => typeof u[0] === 'number';
 
 /** Updates waiting for a hand-over, at most `max`; see the file's comment for what goes past it. */
 export class HeldUpdates {

@@ -91,6 +91,9 @@ export type PolicyUpdate = [kind: 'policy', version: string, name: string, sourc
 /** What is written after a segment's rows, in order. */
 export type StoreUpdate = AppliedUpdate | SessionUpdate | ActionUpdate | PolicyUpdate;
 
+/** Whether an update is an APPLIED result (the only kind whose first value is a number). */
+export const isApplied = (u: StoreUpdate): u is AppliedUpdate => typeof u[0] === 'number';
+
 /** A session's row, as its updates carry it. */
 export function sessionRow(s: SessionInfo): SessionRow {
   const labels = JSON.stringify(s.vm.labels);
@@ -107,7 +110,7 @@ const UPDATE_OP = {
 
 /** What a failed update is reported as (`onError`). */
 export function updateOp(u: StoreUpdate): StoreOp {
-  return typeof u[0] === 'number' ? 'applied' : UPDATE_OP[u[0]];
+  return isApplied(u) ? 'applied' : UPDATE_OP[u[0]];
 }
 
 const SESSION_INSERT = `
@@ -325,15 +328,14 @@ function appliedWithRows(
   if (rows.length === 0) return null;
   let bySession: Map<number, Map<number, AppliedUpdate>> | null = null;
   for (const u of updates) {
-    if (typeof u[0] !== 'number') continue;
-    const a = u as AppliedUpdate;
+    if (!isApplied(u)) continue;
     bySession ??= new Map();
-    let byOrd = bySession.get(a[0]);
+    let byOrd = bySession.get(u[0]);
     if (byOrd === undefined) {
       byOrd = new Map();
-      bySession.set(a[0], byOrd);
+      bySession.set(u[0], byOrd);
     }
-    if (!byOrd.has(a[1])) byOrd.set(a[1], a);
+    if (!byOrd.has(u[1])) byOrd.set(u[1], u);
   }
   return bySession;
 }

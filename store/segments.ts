@@ -34,10 +34,11 @@ const RESULT_PREFIX = '["applied",';
 
 /**
  * The encoder of a boot's APPLIED results as lines of the file, beside the rows: `["applied",
- * boot id, session id, order, result, ms, fallback action]`. Written with the next rows, so a result handed to a
- * writer thread that is behind survives a kill -9 with its segment, and restored only at the next
- * start (`recoverPending`): while the daemon runs, each result is committed from memory with its
- * segment. Not a row to `decodeLine`, so a seawall that knows no such line skips it.
+ * boot id, session id, order, result, ms, fallback action]`. Written with the next rows, so a
+ * result handed to a writer thread that is behind survives a kill -9 with its segment, and
+ * restored only at the next start (`recoverPending`): while the daemon runs, each result is
+ * committed from memory with its segment. Not a row to `decodeLine`, so a seawall that knows no
+ * such line skips it.
  */
 export function encodeResult(bootId: string): (u: AppliedUpdate) => string {
   // The same text as JSON.stringify(['applied', bootId, ...u]), without building the array: the
@@ -181,8 +182,8 @@ export function readRows(path: string, results?: { bootId: string; update: Appli
     if (line === '') continue;
     // Told apart without parsing them: the writer thread reads a result per event in a storm.
     if (line.startsWith(RESULT_PREFIX)) {
-      const r = results ? decodeResult(line) : null;
-      if (r) results?.push(r);
+      const r = results && decodeResult(line);
+      if (r) results.push(r);
       continue;
     }
     const values = decodeLine(line);

@@ -39,7 +39,7 @@ import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
 import { withoutBusyWait } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import type { EventStore } from './event-store.js';
-import type { AppliedUpdate, StoreRow, StoreUpdate } from './inserts.js';
+import { type AppliedUpdate, isApplied, type StoreRow, type StoreUpdate } from './inserts.js';
 
 export type { StoreHealth } from './held-rows.js';
 
@@ -414,8 +414,7 @@ export class WriteAhead {
     if (this.#closed) this.#store.updateHere(u);
     else {
       // A result is also written ahead with the next rows (store/segments.ts `encodeResult`).
-      if (typeof u[0] === 'number' && this.#fault === null)
-        this.#resultLines.push(this.#encodeResult(u as AppliedUpdate));
+      if (isApplied(u) && this.#fault === null) this.#resultLines.push(this.#encodeResult(u));
       this.#updates.push(u);
       // Like rows, many updates within one flushMs (a storm of connects) go at once, where
       // `maxInFlight` can bound them; while faulty they wait for the retry.
