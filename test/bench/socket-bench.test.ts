@@ -4,11 +4,10 @@
  * JSON. It builds the C client and echo server (gcc) and drives the compiled daemon.
  */
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
+import { runTool } from '../daemon/e2e/run-cli.js';
 import { requireTool } from '../helpers/tools.js';
-import { within } from '../helpers/wait.js';
 
 const BENCH = fileURLToPath(new URL('../../bench/socket-bench.ts', import.meta.url));
 
@@ -21,7 +20,7 @@ interface Report {
 
 test('the socket benchmark runs every target and prints every goal with a figure and met or not', async (t) => {
   if (!requireTool(t, 'gcc', 'gcc')) return;
-  const bench = spawnOwned(
+  const run = await runTool(
     process.execPath,
     [
       '--import',
@@ -30,20 +29,10 @@ test('the socket benchmark runs every target and prints every goal with a figure
       ...['--requests', '1000', '--rounds', '1', '--throughput', '5000', '--throughput-rounds', '1'],
       ...['--vms', '20', '--settle', '1', '--json'],
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { timeoutMs: 300_000 },
   );
-  after(() => killOwned(bench, 'the benchmark'));
-  let out = '';
-  let err = '';
-  bench.stdout?.on('data', (c) => {
-    out += c;
-  });
-  bench.stderr?.on('data', (c) => {
-    err += c;
-  });
-  const exit = await within('the benchmark to finish', exitOf(bench), { timeoutMs: 300_000 });
-  assert.deepEqual(exit, { code: 0, signal: null }, err);
-  const report = JSON.parse(out) as Report;
+  assert.deepEqual({ code: run.code, signal: run.signal }, { code: 0, signal: null }, run.stderr);
+  const report = JSON.parse(run.stdout) as Report;
   assert.deepEqual(
     report.rows.map((r) => r.name),
     [

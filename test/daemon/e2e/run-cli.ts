@@ -21,6 +21,8 @@ export interface ToolOptions {
   /** Its whole environment (default: this process's). */
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Its deadline, for a program that runs long by design (default: the wait deadline). */
+  timeoutMs?: number;
 }
 
 /** `seawall <args…>`. */
@@ -64,6 +66,7 @@ export async function runTool(
   try {
     return await within(`${file} ${args.join(' ')} to finish`, done, {
       state: () => `output: ${stdout}${stderr}`,
+      ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
     });
   } catch (err) {
     await killOwned(proc);
