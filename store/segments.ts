@@ -34,9 +34,11 @@ const RESULT_PREFIX = '["applied",';
 
 /**
  * The encoder of a boot's APPLIED results as lines of the file, beside the rows: `["applied",
- * boot id, session id, order, result, ms, fallback action]`. Written with the next rows, so a
- * result handed to a writer thread that is behind survives a kill -9 with its segment, and
- * restored only at the next start (`recoverPending`): while the daemon runs, each result is
+ * boot id, session id, order, result, ms, fallback action]`. Written with the next rows, or at the
+ * next hand-over when none follow (the live file then carries it into the next segment, after its
+ * commit: recovered again, it changes nothing, since the first result wins), so a result handed to
+ * a writer thread that is behind survives a kill -9 with its file, and restored only at the next
+ * start (`recoverPending`): while the daemon runs, each result is
  * committed from memory with its segment. Not a row to `decodeLine`, so a seawall that knows no
  * such line skips it.
  */

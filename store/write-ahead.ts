@@ -403,8 +403,8 @@ export class WriteAhead {
    * An APPLIED result, or a session, action or policy row (the store's `update` comes here): it
    * goes with the next hand-over, after the rows queued before it. Through a fault it may still
    * commit before its event's row (store/inserts.ts keeps it for the row). An APPLIED result is
-   * also written ahead with the next rows (`#resultLines`): a kill -9 loses only those received
-   * since the last rows, within flushMs. Session, action and policy rows are not in the file (the
+   * also written ahead with the next rows, or at the next hand-over without them (`#resultLines`):
+   * a kill -9 loses only those received since the file's last write, within flushMs. Session, action and policy rows are not in the file (the
    * next start closes the session rows a killed daemon left open). Written on the event loop,
    * each waited out the busy timeout whenever the writer thread or another process held the write
    * lock — every VM's verdicts with it. While the store is faulty it waits for the once-a-second
@@ -548,8 +548,10 @@ export class WriteAhead {
     const updates = withUpdates ? this.#updates.length : 0;
     if (this.#keys.length > 0 || updates > 0) {
       let file: string | null = null;
+      // Results with no rows to go with stay in the live file, ahead of the next rows: the file
+      // becomes a segment only with rows, so the writer thread is never posted a file for them.
+      this.#writeResultLines();
       if (this.#keys.length > 0) {
-        this.#writeResultLines();
         file = segmentPath(this.path, this.#segments++);
         try {
           renameSync(this.path, file);
@@ -575,8 +577,6 @@ export class WriteAhead {
           this.#fail('append', err);
         }
       }
-      // Results with no rows to go with are committed from memory only, within flushMs.
-      this.#resultLines = [];
       // Updates put back after a failed commit: the fault ends with this segment's acknowledgement.
       const retried = updates > 0 && this.#updates.retried;
       this.#inFlight.set(-++this.#staged, {

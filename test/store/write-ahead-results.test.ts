@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { after, test } from 'node:test';
+import { after, type TestContext, test } from 'node:test';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { decodeResult, encodeResult, readRows } from '../../store/segments.js';
 import { lockDatabase, record, session, tempStorePath } from './records.js';
@@ -18,14 +18,18 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** The write-ahead files of the store at `path`, copied beside a fresh store path, as a kill leaves them. */
-function leftBehind(path: string): string {
-  const { dir, path: copy } = tempStorePath();
-  dirs.push(dir);
+/** The write-ahead files of the store at `path`, copied beside `copy` (a fresh store path), as a kill leaves them. */
+function leftBehind(path: string, copy = freshPath()): string {
   const from = join(path, '..');
   for (const name of readdirSync(from).filter((n) => n.startsWith(`${basename(path)}.pending`)))
-    copyFileSync(join(from, name), join(dir, name.replace(basename(path), basename(copy))));
+    copyFileSync(join(from, name), join(copy, '..', name.replace(basename(path), basename(copy))));
   return copy;
+}
+
+function freshPath(): string {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  return path;
 }
 
 /** Each event's [applied, fallback_action] by seq, in the store at `path`, after recovering what was left there. */
@@ -41,16 +45,25 @@ function recovered(path: string): Record<number, [number | null, number | null]>
   return Object.fromEntries(rows.map(([seq, ...rest]) => [seq, rest]));
 }
 
-test('results received before the last rows written survive a kill with the live file', (t) => {
+/**
+ * A store of boot 'before' and its write-ahead on the event loop, closed after the test; no
+ * hand-over but those the test makes (as within one flushMs).
+ */
+function opened(t: TestContext, opts: { checkMs?: number; onError?: () => void } = {}) {
   const { dir, path } = tempStorePath();
   dirs.push(dir);
-  const store = new EventStore({ path, bootId: 'before' });
-  // No hand-over within the test: everything stays in the live file, as within one flushMs.
-  const ahead = new WriteAhead(store, { flushMs: 3_600_000, thread: false });
+  const store = new EventStore({ path, bootId: 'before', onError: opts.onError });
+  const ahead = new WriteAhead(store, { flushMs: 3_600_000, thread: false, checkMs: opts.checkMs });
   t.after(() => {
     ahead.close();
     store.close();
   });
+  return { dir, path, store, ahead };
+}
+
+test('results received before the last rows written survive a kill with the live file', (t) => {
+  // No hand-over within the test: everything stays in the live file, as within one flushMs.
+  const { path, store, ahead } = opened(t);
   const s = session('vm-r', 3n);
   ahead.record([1, 2, 3, 4].map((seq) => record({ session: s, seq, timeMs: T0 + seq })));
   store.markApplied(s.id, 1, 0);
@@ -67,15 +80,22 @@ test('results received before the last rows written survive a kill with the live
   });
 });
 
+test('results received after the last rows survive a kill once handed over, with the rows committed', (t) => {
+  const { path, store, ahead } = opened(t);
+  const s = session('vm-r', 6n);
+  ahead.record([1, 2, 3].map((seq) => record({ session: s, seq, timeMs: T0 + seq })));
+  ahead.flush(); // the rows are committed, their segment removed
+  // The database as a kill would leave it: the rows, and the result not yet committed.
+  const copy = freshPath();
+  for (const suffix of ['', '-wal']) copyFileSync(`${path}${suffix}`, `${copy}${suffix}`);
+  store.markApplied(s.id, 2, -22, 3);
+  ahead.flush(); // a hand-over of results only: no rows, so no segment
+  leftBehind(path, copy);
+  assert.deepEqual(recovered(copy), { 1: [null, null], 2: [-22, 3], 3: [null, null] });
+});
+
 test('results of a segment whose commit waits (a locked database) survive a kill with the segment', (t) => {
-  const { dir, path } = tempStorePath();
-  dirs.push(dir);
-  const store = new EventStore({ path, bootId: 'before', onError: () => {} });
-  const ahead = new WriteAhead(store, { flushMs: 3_600_000, thread: false, checkMs: 3_600_000 });
-  t.after(() => {
-    ahead.close();
-    store.close();
-  });
+  const { dir, path, store, ahead } = opened(t, { checkMs: 3_600_000, onError: () => {} });
   const s = session('vm-r', 4n);
   ahead.record([1, 2, 3].map((seq) => record({ session: s, seq, timeMs: T0 + seq })));
   store.markApplied(s.id, 1, -5);
