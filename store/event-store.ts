@@ -16,6 +16,7 @@ import type { EventRecord, SessionInfo, SessionOutcome } from '../events/index.j
 import { AwaitingApplied } from './awaiting-applied.js';
 import { openDatabase } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
+import { PendingKeys } from './held-rows.js';
 import {
   type ActionUpdate,
   type AppendResult,
@@ -27,7 +28,7 @@ import {
   updateOp,
 } from './inserts.js';
 import { StoreQueries } from './queries.js';
-import { COL, type EventValues, eventValues, hex64, replayKey } from './rows.js';
+import { COL, type EventValues, eventValues, hex64, type ReplayKey } from './rows.js';
 import { migrate } from './schema.js';
 
 export type { AppendResult, StoreRow } from './inserts.js';
@@ -35,7 +36,7 @@ export type { AppendResult, StoreRow } from './inserts.js';
 /** A recorded action, to give its outcome to `EventStore.actionEnded`. */
 export type ActionRecord = Readonly<ActionUpdate>;
 
-export { replayKey } from './rows.js';
+export type { ReplayKey } from './rows.js';
 
 /** The file name inside the state directory. */
 export const STORE_FILE = 'events.sqlite';
@@ -207,15 +208,15 @@ export class EventStore {
    * the same batch: a plugin whose deadline passed before the daemon read an event sends its
    * replay right behind it, and one tick may decide the one and receive the other.
    */
-  rowsOf(batch: readonly EventRecord[], pending: (key: string) => boolean = () => false): StoreRow[] {
+  rowsOf(batch: readonly EventRecord[], pending: (key: ReplayKey) => boolean = () => false): StoreRow[] {
     const storedNs = process.hrtime.bigint();
     const rows: StoreRow[] = [];
-    // Only a batch of more than one row can hold a replay of its own rows.
-    const keys = batch.length > 1 ? new Set<string>() : null;
+    // Only a batch of more than one row, one of them a replay, can hold a replay of its own rows.
+    const keys = batch.length > 1 && batch.some((r) => r.replay) ? new PendingKeys() : null;
     for (const r of batch) {
       const time = hex64(r.msg.timeNs);
-      const key = replayKey(r.event.vm.id, r.msg.seq, time);
-      if (r.replay && (keys?.has(key) || pending(key) || this.#isReported(r.event.vm.id, r.msg.seq, time))) {
+      const key: ReplayKey = { vm: r.event.vm.id, seq: r.msg.seq, time };
+      if (r.replay && (keys?.has(key) || pending(key) || this.#isReported(key.vm, key.seq, time))) {
         r.duplicate = true;
         continue;
       }

@@ -4,6 +4,7 @@
  * bounded, the oldest dropped and reported past the bound — with the health the layer reports.
  */
 import type { StoreRow } from './inserts.js';
+import type { ReplayKey } from './rows.js';
 
 /** Whether answered events are reaching the store. */
 export interface StoreHealth {
@@ -22,23 +23,51 @@ export interface StoreHealth {
   droppedUpdates: number;
 }
 
-/** Replay keys of rows written ahead or held and not yet committed, with their counts. */
+/**
+ * Replay keys of rows written ahead or held and not yet committed, as many times as each is
+ * pending: by VM, then seq, then the exit times pending under that seq (one, nearly always; a
+ * plugin may reuse a seq once its verdict has arrived, and a key may be pending twice). It holds
+ * the row's own texts (the VM id its session shares, the exit time of its row), no text made for
+ * the key.
+ */
 export class PendingKeys {
-  readonly #counts = new Map<string, number>();
+  readonly #byVm = new Map<string, Map<number, string | string[]>>();
 
-  has(key: string): boolean {
-    return this.#counts.has(key);
+  has(key: ReplayKey): boolean {
+    const times = this.#byVm.get(key.vm)?.get(key.seq);
+    if (times === undefined) return false;
+    return typeof times === 'string' ? times === key.time : times.includes(key.time);
   }
 
-  add(key: string): void {
-    this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
+  add(key: ReplayKey): void {
+    let bySeq = this.#byVm.get(key.vm);
+    if (bySeq === undefined) {
+      bySeq = new Map();
+      this.#byVm.set(key.vm, bySeq);
+    }
+    const times = bySeq.get(key.seq);
+    if (times === undefined) bySeq.set(key.seq, key.time);
+    else if (typeof times === 'string') bySeq.set(key.seq, [times, key.time]);
+    else times.push(key.time);
   }
 
-  forget(keys: readonly string[]): void {
+  /** Forgets one of each: a key pending twice stays pending once. */
+  forget(keys: readonly ReplayKey[]): void {
     for (const key of keys) {
-      const n = this.#counts.get(key) ?? 0;
-      if (n <= 1) this.#counts.delete(key);
-      else this.#counts.set(key, n - 1);
+      const bySeq = this.#byVm.get(key.vm);
+      const times = bySeq?.get(key.seq);
+      if (bySeq === undefined || times === undefined) continue;
+      if (typeof times === 'string') {
+        if (times !== key.time) continue;
+      } else {
+        const i = times.indexOf(key.time);
+        if (i < 0) continue;
+        times.splice(i, 1);
+        if (times.length > 0) continue;
+      }
+      bySeq.delete(key.seq);
+      // A stream of new VM ids leaves nothing behind.
+      if (bySeq.size === 0) this.#byVm.delete(key.vm);
     }
   }
 }

@@ -11,12 +11,12 @@
 import type Database from 'better-sqlite3';
 import type { SessionInfo } from '../events/index.js';
 import type { StoreOp } from './errors.js';
-import { COL, EVENT_COLUMNS, type EventValues, valuesPoisonPage } from './rows.js';
+import { COL, EVENT_COLUMNS, type EventValues, type ReplayKey, valuesPoisonPage } from './rows.js';
 
 /** One event row ready to insert, with its replay key. */
 export interface StoreRow {
   values: EventValues;
-  key: string;
+  key: ReplayKey;
 }
 
 export interface AppendResult {

@@ -166,9 +166,17 @@ export function valuesOfParams(p: EventParams): EventValues {
   return EVENT_COLUMNS.map((c) => p[c]) as unknown as EventValues;
 }
 
-/** The key a replay of this event would match: the VM, the plugin's seq and its exit time. */
-export const replayKey = (vm: string, seq: number, timeHex: string): string =>
-  `${vm}\u0000${seq}\u0000${timeHex}`;
+/**
+ * The key a replay of this event would match: the VM, the plugin's seq and its exit time (as
+ * `hex64` text, the row's `plugin_time_ns`). Three fields, not one string made of them: the
+ * write-ahead layer keeps one per row in flight, and joining and hashing a string per event was
+ * ~5 % of the event loop's time in a storm (store/held-rows.ts `PendingKeys`).
+ */
+export interface ReplayKey {
+  readonly vm: string;
+  readonly seq: number;
+  readonly time: string;
+}
 
 const jsonOrNull = (v: readonly unknown[] | null): string | null =>
   v === null || v.length === 0 ? null : JSON.stringify(v);

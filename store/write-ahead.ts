@@ -45,6 +45,7 @@ export type { StoreHealth } from './held-rows.js';
 
 import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
 import { HeldUpdates } from './held-updates.js';
+import type { ReplayKey } from './rows.js';
 import {
   appendWhole,
   encodeResult,
@@ -95,7 +96,7 @@ export interface WriteAheadOptions {
 /** A segment handed over and not yet acknowledged as committed. */
 interface Segment {
   file: string | null;
-  keys: string[];
+  keys: ReplayKey[];
   /** APPLIED results and session rows, written after the rows. */
   updates: StoreUpdate[];
   /** To be posted (again) at the next hand-over. */
@@ -120,7 +121,7 @@ export class WriteAhead {
   readonly #onError: (op: StoreOp, err: unknown) => void;
   #writer: WriterClient | null;
   /** Replay keys of rows in the file. */
-  #keys: string[] = [];
+  #keys: ReplayKey[] = [];
   /** APPLIED results received since the last write to the file, as lines: they go with the next. */
   #resultLines: string[] = [];
   readonly #encodeResult: (u: AppliedUpdate) => string;
