@@ -57,7 +57,9 @@ test('the socket benchmark runs every target and prints every goal with a figure
     assert.ok(goals.includes(what), `the goal "${what}" is printed`);
   assert.ok(goals.some((g) => g.startsWith('READY=1 after start, store of')));
   for (const g of report.goals) {
-    assert.ok(Number.isFinite(g.value) && g.value > 0, `${g.what}: a figure (${g.value})`);
+    // The store's share is a difference of two small runs: on a busy machine it can be below zero.
+    const share = g.what === 'store + metrics cost in throughput';
+    assert.ok(Number.isFinite(g.value) && (share || g.value > 0), `${g.what}: a figure (${g.value})`);
     assert.ok(g.max !== undefined || g.min !== undefined, `${g.what}: a bound`);
   }
   assert.equal(report.met.length, report.goals.length);
