@@ -38,9 +38,8 @@ const RESULT_PREFIX = '["applied",';
  * next hand-over when none follow (the live file then carries it into the next segment, after its
  * commit: recovered again, it changes nothing, since the first result wins), so a result handed to
  * a writer thread that is behind survives a kill -9 with its file, and restored only at the next
- * start (`recoverPending`): while the daemon runs, each result is
- * committed from memory with its segment. Not a row to `decodeLine`, so a seawall that knows no
- * such line skips it.
+ * start (`recoverPending`): while the daemon runs, each result is committed from memory with its
+ * segment. Not a row to `decodeLine`, so a seawall that knows no such line skips it.
  */
 export function encodeResult(bootId: string): (u: AppliedUpdate) => string {
   // The same text as JSON.stringify(['applied', bootId, ...u]), without building the array: the

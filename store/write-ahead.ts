@@ -405,11 +405,11 @@ export class WriteAhead {
    * goes with the next hand-over, after the rows queued before it. Through a fault it may still
    * commit before its event's row (store/inserts.ts keeps it for the row). An APPLIED result is
    * also written ahead with the next rows, or at the next hand-over without them (`#resultLines`):
-   * a kill -9 loses only those received since the file's last write, within flushMs. Session, action and policy rows are not in the file (the
-   * next start closes the session rows a killed daemon left open). Written on the event loop,
-   * each waited out the busy timeout whenever the writer thread or another process held the write
-   * lock — every VM's verdicts with it. While the store is faulty it waits for the once-a-second
-   * retry, bounded (store/held-updates.ts).
+   * a kill -9 loses only those received since the file's last write, within flushMs. Session,
+   * action and policy rows are not in the file (the next start closes the session rows a killed
+   * daemon left open). Written on the event loop, each waited out the busy timeout whenever the
+   * writer thread or another process held the write lock — every VM's verdicts with it. While the
+   * store is faulty it waits for the once-a-second retry, bounded (store/held-updates.ts).
    */
   #update(u: StoreUpdate): void {
     if (this.#closed) this.#store.updateHere(u);
