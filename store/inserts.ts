@@ -197,6 +197,13 @@ export const APPLIED_TAKE_SQL = `
  */
 export const MAX_APPLIED_WAITING = 300_000;
 
+/** What `eventWriter` returns. */
+export interface EventWriter {
+  (rows: readonly EventValues[], updates?: readonly StoreUpdate[]): AppendResult;
+  /** The same writes, in a transaction the caller holds. */
+  within(rows: readonly EventValues[], updates?: readonly StoreUpdate[]): AppendResult;
+}
+
 /**
  * One transaction: the rows, then the APPLIED results and the session, action and policy rows in
  * the order they came (after the rows, so a result that arrived while its event was still queued
@@ -206,11 +213,11 @@ export const MAX_APPLIED_WAITING = 300_000;
  * a savepoint): it reads before it writes, and SQLite does not wait for a lock on behalf of a
  * read transaction that must become a write one, so a DEFERRED one failed at once, without the
  * busy timeout, whenever another connection (a retention slice, the other writer) held the lock.
+ * `within` does the same writes in the caller's transaction: the writer thread commits several
+ * segments in one, and a savepoint for each gained nothing (a failure rolls back all of them, which
+ * are then written one by one) but cost ~0.3 µs a row in the pages it journals.
  */
-export function eventWriter(
-  db: Database.Database,
-  bootId: string,
-): (rows: readonly EventValues[], updates?: readonly StoreUpdate[]) => AppendResult {
+export function eventWriter(db: Database.Database, bootId: string): EventWriter {
   const insert = db.prepare(EVENT_INSERT_SQL);
   const insertApplied = db.prepare(EVENT_INSERT_APPLIED_SQL);
   const poison = db.prepare(POISON_UPSERT_SQL);
@@ -229,7 +236,7 @@ export function eventWriter(
   );
   const trim = db.prepare('DELETE FROM applied_waiting WHERE rowid <= ?');
   const anyWaiting = db.prepare('SELECT EXISTS (SELECT 1 FROM applied_waiting)').pluck();
-  return db.transaction((rows: readonly EventValues[], updates: readonly StoreUpdate[] = []) => {
+  const write = (rows: readonly EventValues[], updates: readonly StoreUpdate[] = []): AppendResult => {
     let inserted = 0;
     // Almost always none: then no row pays for a look-up.
     const pickUp = rows.length > 0 && anyWaiting.get() === 1;
@@ -244,13 +251,14 @@ export function eventWriter(
     for (const v of rows) {
       const result = withRow?.get(v[COL.sessionId])?.get(v[COL.ord]);
       if (result === undefined) {
-        if (insert.run(v).changes === 0) continue;
+        // Spread: better-sqlite3 binds arguments faster than an array's elements (~0.7 µs a row).
+        if (insert.run(...v).changes === 0) continue;
       } else {
         const values: unknown[] = v.slice();
         values[COL.fallbackAction] = result[4] ?? v[COL.fallbackAction];
         values.push(result[2], result[3]);
         // A row stored already keeps its place; its result is updated below as any other.
-        if (insertApplied.run(values).changes === 0) continue;
+        if (insertApplied.run(...values).changes === 0) continue;
         setWithRow.add(result);
       }
       inserted++;
@@ -314,7 +322,8 @@ export function eventWriter(
       }
     }
     return { inserted, duplicates: rows.length - inserted };
-  }).immediate;
+  };
+  return Object.assign(db.transaction(write).immediate, { within: write });
 }
 
 /**

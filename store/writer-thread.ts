@@ -107,9 +107,9 @@ function run(data: WriterData): void {
   // deferred one would fail at once rather than wait.
   db.pragma(`busy_timeout = ${WRITER_BUSY_TIMEOUT_MS}`);
   const write = eventWriter(db, data.bootId);
-  // Nested in this transaction, each segment's write is a savepoint: one commit for all of them.
+  // One commit for all of them.
   const writeAll = db.transaction((parts: Part[]) => {
-    for (const { rows, seg } of parts) write(rows, seg.updates);
+    for (const { rows, seg } of parts) write.within(rows, seg.updates);
   });
   const closeNow = () => {
     db.close();
