@@ -1,10 +1,39 @@
 /**
- * Opening a connection to the event store file with the settings every connection needs: the
- * main thread's and the writer thread's (store/writer-thread.ts) are configured alike.
+ * The event store file: where it lives, and opening a connection to it with the settings every
+ * connection needs: the main thread's and the writer thread's (store/writer-thread.ts) are
+ * configured alike.
  */
-import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  statSync,
+} from 'node:fs';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
+
+/** The file name inside the state directory. */
+export const STORE_FILE = 'events.sqlite';
+
+/** `<stateDir>/events.sqlite`, creating the directory (0750) when needed. */
+export function storePath(stateDir: string): string {
+  mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+  return join(stateDir, STORE_FILE);
+}
+
+/** The inode at `path`, 0 when nothing is there: another one means the file was replaced. */
+export function statIno(path: string): number {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return 0;
+  }
+}
 
 /**
  * The store holds every VM's memory-error history: readable by the daemon's user only. SQLite

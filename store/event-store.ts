@@ -9,18 +9,15 @@
  * Every statement is prepared once, at open.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { EventRecord, SessionInfo, SessionOutcome } from '../events/index.js';
 import { AwaitingApplied } from './awaiting-applied.js';
-import { openDatabase } from './connection.js';
+import { openDatabase, statIno } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import { PendingKeys } from './held-rows.js';
 import {
   type ActionUpdate,
   type AppendResult,
-  type AppliedUpdate,
   eventWriter,
   type StoreRow,
   type StoreUpdate,
@@ -30,6 +27,7 @@ import {
 import { StoreQueries } from './queries.js';
 import { COL, type EventValues, eventValues, hex64, type ReplayKey } from './rows.js';
 import { migrate } from './schema.js';
+import type { WrittenAhead } from './update-lines.js';
 
 export type { AppendResult, StoreRow } from './inserts.js';
 
@@ -37,9 +35,6 @@ export type { AppendResult, StoreRow } from './inserts.js';
 export type ActionRecord = Readonly<ActionUpdate>;
 
 export type { ReplayKey } from './rows.js';
-
-/** The file name inside the state directory. */
-export const STORE_FILE = 'events.sqlite';
 
 export interface StoreOptions {
   /** The database file; `:memory:` is refused (the store exists to survive restarts). */
@@ -64,21 +59,6 @@ export interface ActionInput {
   event?: { sessionId: bigint; seq: number } | null;
 }
 
-/** `<stateDir>/events.sqlite`, creating the directory (0750) when needed. */
-export function storePath(stateDir: string): string {
-  mkdirSync(stateDir, { recursive: true, mode: 0o750 });
-  return join(stateDir, STORE_FILE);
-}
-
-/** The inode at `path`, 0 when nothing is there. */
-function statIno(path: string): number {
-  try {
-    return statSync(path).ino;
-  } catch {
-    return 0;
-  }
-}
-
 export class EventStore {
   readonly path: string;
   readonly bootId: string;
@@ -93,6 +73,8 @@ export class EventStore {
   readonly #now: () => number;
   #appendRows!: ReturnType<typeof eventWriter>;
   #reported!: Database.Statement;
+  #leftOpen!: Database.Statement;
+  #maxActionId!: Database.Statement;
   #queries!: StoreQueries;
   /** Runs before every read (the write-ahead layer flushes its pending rows there). */
   beforeRead: () => void = () => {};
@@ -128,18 +110,15 @@ export class EventStore {
       throw err;
     }
     this.#prepare();
-    const db = this.#db;
-    // Sessions a previous run left open were ended by that run's death: close them, so they are
-    // not reported as live and retention can prune them.
-    this.#guard('session', () =>
-      db
-        .prepare(
-          "UPDATE sessions SET closed_ms = ?, outcome = 'disconnect', detail = 'daemon restarted' " +
-            'WHERE boot_id <> ? AND closed_ms IS NULL',
-        )
-        .run(this.#now(), this.bootId),
-    );
+    this.#closeLeftOpen();
   }
+
+  /** Sessions a previous run left open were ended by its death: not live, and retention prunes them. */
+  #closeLeftOpen(): void {
+    this.#guard('session', () => this.#leftOpen.run(this.#now(), this.bootId));
+  }
+
+  #lastActionId = (): number => this.#maxActionId.get() as number;
 
   /** Prepares every statement on the current connection. */
   #prepare(): void {
@@ -154,10 +133,14 @@ export class EventStore {
       'SELECT 1 FROM events WHERE vm = ? AND seq = ? AND plugin_time_ns = ? LIMIT 1',
     );
     this.#appendRows = eventWriter(db, this.bootId);
+    this.#leftOpen = db.prepare(
+      "UPDATE sessions SET closed_ms = ?, outcome = 'disconnect', detail = 'daemon restarted' " +
+        'WHERE boot_id <> ? AND closed_ms IS NULL',
+    );
+    this.#maxActionId = db.prepare('SELECT COALESCE(MAX(id), 0) FROM actions').pluck();
     // Past every id in the file (a reopened file may be another), and every id given already
     // (their rows may still be on their way).
-    const last = db.prepare('SELECT COALESCE(MAX(id), 0) FROM actions').pluck().get() as number;
-    this.#actionId = Math.max(this.#actionId, last);
+    this.#actionId = Math.max(this.#actionId, this.#lastActionId());
     this.#queries = new StoreQueries(db, (err) => this.#onError('query', err));
   }
 
@@ -237,12 +220,17 @@ export class EventStore {
     return this.#guard('append', () => this.#appendRows(rows, updates));
   }
 
-  /** APPLIED results a killed daemon wrote ahead (store/segments.ts), each for its own boot's events. */
-  recoverResults(results: readonly { bootId: string; update: AppliedUpdate }[]): void {
-    for (const bootId of new Set(results.map((r) => r.bootId))) {
-      const updates = results.filter((r) => r.bootId === bootId).map((r) => r.update);
-      this.#guard('applied', () => eventWriter(this.db, bootId)([], updates));
+  /**
+   * What a killed daemon wrote ahead after its rows (store/update-lines.ts), each for its own boot,
+   * in order; then its sessions left open are closed, and action ids given go past its actions'.
+   */
+  recoverUpdates(written: readonly WrittenAhead[]): void {
+    for (const bootId of new Set(written.map((w) => w.bootId))) {
+      const updates = written.filter((w) => w.bootId === bootId).map((w) => w.update);
+      this.#guard(updateOp(updates[0] as StoreUpdate), () => eventWriter(this.db, bootId)([], updates));
     }
+    this.#closeLeftOpen();
+    this.#actionId = Math.max(this.#actionId, this.#lastActionId());
   }
 
   #isReported(vm: string, seq: number, time: string): boolean {

@@ -1,3 +1,4 @@
+export { STORE_FILE, storePath } from './connection.js';
 export { EncodedJson, jsonText } from './encoded-json.js';
 export { isStoreError, StoreError, type StoreErrorCode, type StoreOp } from './errors.js';
 export {
@@ -5,10 +6,8 @@ export {
   type ActionRecord,
   type AppendResult,
   EventStore,
-  STORE_FILE,
   type StoreOptions,
   type StoreRow,
-  storePath,
 } from './event-store.js';
 export { type PruneEnv, type PruneOptions, prune } from './prune.js';
 export {

@@ -19,8 +19,9 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
-import type { AppliedUpdate, StoreRow } from './inserts.js';
+import type { StoreRow } from './inserts.js';
 import { COL, EVENT_COLUMNS, type EventParams, type EventValues, valuesOfParams } from './rows.js';
+import { decodeUpdate, isUpdateLine, type WrittenAhead } from './update-lines.js';
 
 /**
  * A row as one line of the file: its values as a JSON array in column order. Values are strings,
@@ -28,42 +29,6 @@ import { COL, EVENT_COLUMNS, type EventParams, type EventValues, valuesOfParams 
  * half as long as the object it replaced, and cheaper to write and to parse.
  */
 export const encodeRow = (row: StoreRow): string => JSON.stringify(row.values);
-
-/** How a result line starts (`encodeResult`): what tells it from a row without parsing it. */
-const RESULT_PREFIX = '["applied",';
-
-/**
- * The encoder of a boot's APPLIED results as lines of the file, beside the rows: `["applied",
- * boot id, session id, order, result, ms, fallback action]`. Written with the next rows, or at the
- * next hand-over when none follow (the live file then carries it into the next segment, after its
- * commit: recovered again, it changes nothing, since the first result wins), so a result handed to
- * a writer thread that is behind survives a kill -9 with its file, and restored only at the next
- * start (`recoverPending`): while the daemon runs, each result is committed from memory with its
- * segment. Not a row to `decodeLine`, so a seawall that knows no such line skips it.
- */
-export function encodeResult(bootId: string): (u: AppliedUpdate) => string {
-  // The same text as JSON.stringify(['applied', bootId, ...u]), without building the array: the
-  // values are integers and null, and the boot id is quoted once.
-  const head = `${RESULT_PREFIX}${JSON.stringify(bootId)},`;
-  return (u) => `${head}${u[0]},${u[1]},${u[2]},${u[3]},${u[4]}]`;
-}
-
-/** A result line back into its boot id and update; null for any other line. */
-export function decodeResult(line: string): { bootId: string; update: AppliedUpdate } | null {
-  if (!line.startsWith(RESULT_PREFIX)) return null;
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    return null;
-  }
-  if (!Array.isArray(v) || v.length !== 7) return null;
-  const [, bootId, session, ord, result, ms, fallback] = v as unknown[];
-  const int = (x: unknown) => Number.isSafeInteger(x);
-  if (typeof bootId !== 'string' || !int(session) || !int(ord) || !int(result) || !int(ms)) return null;
-  if (fallback !== null && !int(fallback)) return null;
-  return { bootId, update: [session, ord, result, ms, fallback] as AppliedUpdate };
-}
 
 /** Columns every row has (NOT NULL in the schema), by their index in `EventValues`, and their type. */
 const REQUIRED: ReadonlyArray<[number, 'string' | 'number']> = (
@@ -158,9 +123,10 @@ export const segmentPath = (pendingPath: string, n: number): string => `${pendin
  * The rows in a write-ahead file; none when it does not exist (already committed and unlinked).
  * Throws for a file that is not one of the daemon's: a symlink, a FIFO or anything not regular (not
  * followed, never waited on), or one past MAX_FILE_BYTES. A line that is not a well-formed row is
- * skipped, as a torn last line is; with `results`, the APPLIED results among them go there.
+ * skipped, as a torn last line is; with `updates`, the updates among them go there
+ * (store/update-lines.ts), in the file's order.
  */
-export function readRows(path: string, results?: { bootId: string; update: AppliedUpdate }[]): EventValues[] {
+export function readRows(path: string, updates?: WrittenAhead[]): EventValues[] {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -182,9 +148,9 @@ export function readRows(path: string, results?: { bootId: string; update: Appli
   for (const line of text.split('\n')) {
     if (line === '') continue;
     // Told apart without parsing them: the writer thread reads a result per event in a storm.
-    if (line.startsWith(RESULT_PREFIX)) {
-      const r = results && decodeResult(line);
-      if (r) results.push(r);
+    if (isUpdateLine(line)) {
+      const u = updates && decodeUpdate(line);
+      if (u) updates.push(u);
       continue;
     }
     const values = decodeLine(line);
@@ -232,9 +198,9 @@ export function recoverPending(
   let count = 0;
   for (const file of [...listSegments(pendingPath), pendingPath]) {
     let rows: EventValues[];
-    const results: { bootId: string; update: AppliedUpdate }[] = [];
+    const updates: WrittenAhead[] = [];
     try {
-      rows = readRows(file, results);
+      rows = readRows(file, updates);
     } catch (err) {
       const aside = `${file}.set-aside-${Date.now()}`;
       renameSync(file, aside);
@@ -256,9 +222,9 @@ export function recoverPending(
       );
     }
     count += rows.length;
-    // A result whose row is not stored waits for it; one that cannot be stored is reported, and
-    // costs only the outcome of an event that is stored.
-    if (results.length > 0) store.recoverResults(results);
+    // A result whose row is not stored waits for it; an update that cannot be stored is reported,
+    // and costs only its own record (an event's outcome, a session's, action's or policy's row).
+    if (updates.length > 0) store.recoverUpdates(updates);
     if (file !== pendingPath) removeSegment(file);
   }
   const fd = openAppend(pendingPath);

@@ -48,7 +48,6 @@ import { HeldUpdates } from './held-updates.js';
 import type { ReplayKey } from './rows.js';
 import {
   appendWhole,
-  encodeResult,
   encodeRow,
   openAppend,
   readRows,
@@ -56,6 +55,7 @@ import {
   removeSegment,
   segmentPath,
 } from './segments.js';
+import { encodeResult, encodeUpdate } from './update-lines.js';
 import { WriterClient } from './writer-client.js';
 
 export interface WriteAheadOptions {
@@ -122,9 +122,12 @@ export class WriteAhead {
   #writer: WriterClient | null;
   /** Replay keys of rows in the file. */
   #keys: ReplayKey[] = [];
-  /** APPLIED results received since the last write to the file, as lines: they go with the next. */
-  #resultLines: string[] = [];
+  /** Updates received since the last write to the file, as lines: they go with the next. */
+  #updateLines: string[] = [];
+  /** Whether the file holds updates and no rows: it becomes a segment at the hand-over all the same. */
+  #fileUpdates = false;
   readonly #encodeResult: (u: AppliedUpdate) => string;
+  readonly #encodeUpdate: (u: Exclude<StoreUpdate, AppliedUpdate>) => string;
   /** The rows in the file, kept until handed over: if the file is lost with its directory, these are what is left. */
   #fileRows: StoreRow[] = [];
   /** Rows answered while the store was faulty, oldest first. */
@@ -156,6 +159,7 @@ export class WriteAhead {
     this.#store = store;
     this.path = `${store.path}.pending`;
     this.#encodeResult = encodeResult(store.bootId);
+    this.#encodeUpdate = encodeUpdate(store.bootId);
     this.#flushMs = opts.flushMs ?? 20;
     this.#maxPending = opts.maxPending ?? 10_000;
     this.#maxInFlight = opts.maxInFlight ?? 100_000;
@@ -382,8 +386,8 @@ export class WriteAhead {
     }
     try {
       const lines = rows.map(encodeRow);
-      // The results received since the last write share this one (no write(2) of their own).
-      if (this.#resultLines.length > 0) for (const l of this.#takeResultLines()) lines.push(l);
+      // The updates received since the last write share this one (no write(2) of their own).
+      if (this.#updateLines.length > 0) for (const l of this.#takeUpdateLines()) lines.push(l);
       appendWhole(this.#fd, `${lines.join('\n')}\n`);
     } catch (err) {
       // The file cannot take it (ENOSPC, EIO…): held in memory until it can.
@@ -403,19 +407,19 @@ export class WriteAhead {
   /**
    * An APPLIED result, or a session, action or policy row (the store's `update` comes here): it
    * goes with the next hand-over, after the rows queued before it. Through a fault it may still
-   * commit before its event's row (store/inserts.ts keeps it for the row). An APPLIED result is
-   * also written ahead with the next rows, or at the next hand-over without them (`#resultLines`):
-   * a kill -9 loses only those received since the file's last write, within flushMs. Session,
-   * action and policy rows are not in the file (the next start closes the session rows a killed
-   * daemon left open). Written on the event loop, each waited out the busy timeout whenever the
+   * commit before its event's row (store/inserts.ts keeps it for the row). Each is also written
+   * ahead with the next rows, or at the next hand-over without them (`#updateLines`,
+   * store/update-lines.ts): a kill -9 loses only those received since the file's last write,
+   * within flushMs; while the store is faulty, those received meanwhile (in memory only).
+   * Written on the event loop, each waited out the busy timeout whenever the
    * writer thread or another process held the write lock — every VM's verdicts with it. While the
    * store is faulty it waits for the once-a-second retry, bounded (store/held-updates.ts).
    */
   #update(u: StoreUpdate): void {
     if (this.#closed) this.#store.updateHere(u);
     else {
-      // A result is also written ahead with the next rows (store/segments.ts `encodeResult`).
-      if (isApplied(u) && this.#fault === null) this.#resultLines.push(this.#encodeResult(u));
+      if (this.#fault === null)
+        this.#updateLines.push(isApplied(u) ? this.#encodeResult(u) : this.#encodeUpdate(u));
       this.#updates.push(u);
       // Like rows, many updates within one flushMs (a storm of connects) go at once, where
       // `maxInFlight` can bound them; while faulty they wait for the retry.
@@ -424,25 +428,26 @@ export class WriteAhead {
     }
   }
 
-  #takeResultLines(): string[] {
-    const lines = this.#resultLines;
-    this.#resultLines = [];
+  #takeUpdateLines(): string[] {
+    const lines = this.#updateLines;
+    this.#updateLines = [];
     return lines;
   }
 
   /**
-   * The results not yet written, before the file becomes a segment. A failed write costs only
+   * The updates not yet written, before the file becomes a segment. A failed write costs only
    * their copy on disk (they are committed from memory with the segment), and is reported.
    */
-  #writeResultLines(): void {
-    if (this.#resultLines.length === 0) return;
+  #writeUpdateLines(): void {
+    if (this.#updateLines.length === 0) return;
     // No file to write to: a fault, which holds what is answered; these are in memory.
     if (this.#fd < 0) {
-      this.#resultLines = [];
+      this.#updateLines = [];
       return;
     }
     try {
-      appendWhole(this.#fd, `${this.#takeResultLines().join('\n')}\n`);
+      appendWhole(this.#fd, `${this.#takeUpdateLines().join('\n')}\n`);
+      this.#fileUpdates = true;
     } catch (err) {
       this.#onError('append', err);
     }
@@ -549,10 +554,10 @@ export class WriteAhead {
     const updates = withUpdates ? this.#updates.length : 0;
     if (this.#keys.length > 0 || updates > 0) {
       let file: string | null = null;
-      // Results with no rows to go with stay in the live file, ahead of the next rows: the file
-      // becomes a segment only with rows, so the writer thread is never posted a file for them.
-      this.#writeResultLines();
-      if (this.#keys.length > 0) {
+      this.#writeUpdateLines();
+      // A file of updates alone becomes a segment too, removed with its commit: left to wait for
+      // rows, on a host without memory errors it would grow with every session for good.
+      if (this.#keys.length > 0 || this.#fileUpdates) {
         file = segmentPath(this.path, this.#segments++);
         try {
           renameSync(this.path, file);
@@ -568,6 +573,7 @@ export class WriteAhead {
           this.#held.hold(rows);
           return;
         }
+        this.#fileUpdates = false;
         // The rows are in the segment whatever becomes of the new file: they stay pending. Without
         // a new file (EMFILE: another thread took the number just freed) the store is faulty, and
         // rows are held until the once-a-second retry opens one.
@@ -599,7 +605,7 @@ export class WriteAhead {
     // rows alone are committed here until then: a daemon whose VMs have had no memory error —
     // the usual one — never runs it, and with no event stored yet no commit of the thread's can
     // be holding the lock they would wait for.
-    if (this.#writer === null && toPost.some(([, seg]) => seg.file !== null))
+    if (this.#writer === null && toPost.some(([, seg]) => seg.keys.length > 0))
       this.#writer = this.#startWriter();
     for (const [i, [id, seg]] of toPost.entries()) {
       if (!this.#writer?.alive) {
