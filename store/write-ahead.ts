@@ -5,8 +5,9 @@
  * file is renamed into a segment (`<store>.pending.<n>`, store/segments.ts) and handed to
  * the writer thread, which inserts it in one transaction and unlinks it once committed: SQLite's
  * work leaves the event loop, and until a segment's commit is acknowledged its file is on disk and
- * its replay keys count as pending. APPLIED results received meanwhile go with the next rows'
- * write, so a segment also carries the results a kill -9 would otherwise lose with the process.
+ * its replay keys count as pending. APPLIED results and session, action and policy rows received
+ * meanwhile go with the next rows' write (store/update-lines.ts), so a segment also carries what a
+ * kill -9 would otherwise lose with the process.
  * At open, every file a killed daemon left is inserted (inserts are idempotent) on this thread,
  * before the writer starts.
  *
