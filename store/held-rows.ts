@@ -1,10 +1,13 @@
 /**
  * What the write-ahead layer keeps in memory: the replay keys of every row not yet committed
  * (counted, since a key may be pending twice), and the rows answered while the store is faulty —
- * bounded, the oldest dropped and reported past the bound — with the health the layer reports.
+ * bounded, the oldest dropped and reported past the bound, and copied to a file while one can be
+ * written — with the health the layer reports.
  */
+import { closeSync } from 'node:fs';
 import type { StoreRow } from './inserts.js';
 import type { ReplayKey } from './rows.js';
+import { appendWhole, encodeRow, openAppend, removeSegment } from './segments.js';
 
 /** Whether answered events are reaching the store. */
 export interface StoreHealth {
@@ -72,18 +75,30 @@ export class PendingKeys {
   }
 }
 
-/** Rows answered while the store is faulty, oldest first, at most `max`. */
+/**
+ * Rows answered while the store is faulty, oldest first, at most `max`; and, with a `copy` path,
+ * the first `max` of them also appended there (store/segments.ts `heldPath`), which the next start
+ * recovers: a fault that leaves files writable — a commit that fails, the database locked by
+ * another process — no longer costs them with a kill -9. After a failed append no other is tried
+ * until `retryCopy` (once a second): a full disk must not cost every verdict a failed write.
+ */
 export class HeldRows {
   #rows: StoreRow[] = [];
   dropped = 0;
   readonly #max: number;
   readonly #keys: PendingKeys;
   readonly #onDrop: (n: number) => void;
+  readonly #copy: string | null;
+  /** The copy's descriptor: -1 until opened, -2 after a failure (until `retryCopy`). */
+  #fd = -1;
+  /** Rows in the copy. */
+  copied = 0;
 
-  constructor(max: number, keys: PendingKeys, onDrop: (n: number) => void) {
+  constructor(max: number, keys: PendingKeys, onDrop: (n: number) => void, copy: string | null = null) {
     this.#max = max;
     this.#keys = keys;
     this.#onDrop = onDrop;
+    this.#copy = copy;
   }
 
   get length(): number {
@@ -96,6 +111,7 @@ export class HeldRows {
       this.#rows.push(row);
       this.#keys.add(row.key);
     }
+    this.#append(rows);
     if (this.#rows.length > this.#max) {
       const drop = this.#rows.splice(0, this.#rows.length - this.#max);
       this.dropped += drop.length;
@@ -109,8 +125,46 @@ export class HeldRows {
     return this.#rows;
   }
 
-  /** Forgets the held rows (their keys stay pending: the caller wrote them ahead). */
+  /** Forgets the held rows and their copy (their keys stay pending: the caller wrote them ahead). */
   clear(): void {
     this.#rows = [];
+    this.#closeCopy();
+    // Written ahead first: a kill between the two leaves them twice, and inserts are idempotent.
+    if (this.#copy !== null && this.copied > 0) removeSegment(this.#copy);
+    this.copied = 0;
+  }
+
+  /** Allows another append after a failed one; the copy is opened again (its directory may be new). */
+  retryCopy(): void {
+    this.#closeCopy();
+  }
+
+  /** Closes the copy's descriptor, leaving the file for the next start (or for `clear`). */
+  closeCopy(): void {
+    this.#closeCopy();
+  }
+
+  #closeCopy(): void {
+    const fd = this.#fd;
+    this.#fd = -1;
+    try {
+      if (fd >= 0) closeSync(fd);
+    } catch {
+      // already unusable; closed all the same (close(2) frees the descriptor even on error)
+    }
+  }
+
+  #append(rows: readonly StoreRow[]): void {
+    if (this.#copy === null || this.#fd === -2 || this.copied >= this.#max) return;
+    const take = rows.slice(0, this.#max - this.copied);
+    try {
+      if (this.#fd === -1) this.#fd = openAppend(this.#copy);
+      appendWhole(this.#fd, `${take.map(encodeRow).join('\n')}\n`);
+      this.copied += take.length;
+    } catch {
+      // The fault itself, most likely (a full disk, the directory gone): held in memory only.
+      this.#closeCopy();
+      this.#fd = -2;
+    }
   }
 }

@@ -119,6 +119,9 @@ export function appendWhole(fd: number, text: string): void {
 /** `<store>.pending.<n>`. */
 export const segmentPath = (pendingPath: string, n: number): string => `${pendingPath}.${n}`;
 
+/** `<store>.pending.held`: a copy of the rows held in memory through a fault (store/held-rows.ts). */
+export const heldPath = (pendingPath: string): string => `${pendingPath}.held`;
+
 /**
  * The rows in a write-ahead file; none when it does not exist (already committed and unlinked).
  * Throws for a file that is not one of the daemon's: a symlink, a FIFO or anything not regular (not
@@ -184,8 +187,9 @@ export function removeSegment(path: string): void {
 }
 
 /**
- * Inserts every row a previous run left in `pending` and its segments (inserts are idempotent),
- * removes the segments and empties `pending`; returns how many rows. Throws RECOVERY when the store
+ * Inserts every row a previous run left in `pending`, its segments and the copy of the rows it held
+ * through a fault (`heldPath`; inserts are idempotent), removes the segments and the copy and
+ * empties `pending`; returns how many rows. Throws RECOVERY when the store
  * will not take them: the daemon does not start over rows it would lose. A file that is not one of
  * the daemon's (see readRows) is renamed aside, `<file>.set-aside-<ms>`, and told to `onSetAside`:
  * the daemon starts, and the file is left for the operator.
@@ -196,7 +200,7 @@ export function recoverPending(
   onSetAside: (file: string, err: StoreError) => void = () => {},
 ): number {
   let count = 0;
-  for (const file of [...listSegments(pendingPath), pendingPath]) {
+  for (const file of [...listSegments(pendingPath), heldPath(pendingPath), pendingPath]) {
     let rows: EventValues[];
     const updates: WrittenAhead[] = [];
     try {

@@ -50,6 +50,7 @@ import type { ReplayKey } from './rows.js';
 import {
   appendWhole,
   encodeRow,
+  heldPath,
   openAppend,
   readRows,
   recoverPending,
@@ -167,11 +168,15 @@ export class WriteAhead {
     this.#waitMs = opts.waitMs ?? 2000;
     this.#onError = opts.onError ?? (() => {});
     const maxHeld = opts.maxHeld ?? 200_000;
-    this.#held = new HeldRows(maxHeld, this.#pendingKeys, (n) =>
-      this.#onError(
-        'append',
-        new StoreError('SEAWALL_STORE_LOST', `${n} held events dropped past the ${maxHeld}-event bound`),
-      ),
+    this.#held = new HeldRows(
+      maxHeld,
+      this.#pendingKeys,
+      (n) =>
+        this.#onError(
+          'append',
+          new StoreError('SEAWALL_STORE_LOST', `${n} held events dropped past the ${maxHeld}-event bound`),
+        ),
+      heldPath(this.path),
     );
     const maxUpdates = opts.maxHeldUpdates ?? maxHeld;
     this.#updates = new HeldUpdates(maxUpdates, (n) =>
@@ -279,6 +284,7 @@ export class WriteAhead {
         for (const seg of this.#inFlight.values()) seg.failed ||= !seg.retry;
         // A fresh thread starts with the hand-over below.
       }
+      this.#held.retryCopy();
       this.#closeAppend();
       this.#fd = openAppend(this.path);
       if (this.#held.length > 0) {
@@ -507,12 +513,16 @@ export class WriteAhead {
     this.#handOver(true);
     this.#drain();
     if (this.#held.length > 0) {
-      // The store never came back: the held rows are lost with this process; say how many.
+      // The store never came back: the held rows are lost with this process, but for those in
+      // their copy, which the next start stores; say how many.
+      const kept = this.#held.copied;
+      const copy = kept > 0 ? `; ${kept} of them kept in ${heldPath(this.path)} for the next start` : '';
       this.#onError(
         'close',
-        new StoreError('SEAWALL_STORE_LOST', `${this.#held.length} answered events not stored`),
+        new StoreError('SEAWALL_STORE_LOST', `${this.#held.length} answered events not stored${copy}`),
       );
     }
+    this.#held.closeCopy();
     this.#closed = true;
     this.#writer?.close(this.#waitMs);
     this.#commitInFlightHere();

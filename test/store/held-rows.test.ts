@@ -1,11 +1,27 @@
 /**
  * The replay keys of rows not yet committed (store/held-rows.ts `PendingKeys`): a replay matches a
  * pending row only on its VM, seq and exit time together; a seq reused with another time is
- * another event; a key pending twice stays pending until it is forgotten twice.
+ * another event; a key pending twice stays pending until it is forgotten twice. And the rows held
+ * through a fault (`HeldRows`): copied to a file a kill -9 leaves for the next start.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { existsSync, rmSync } from 'node:fs';
+import { after, test } from 'node:test';
 import { PendingKeys } from '../../store/held-rows.js';
+import { EventStore, WriteAhead } from '../../store/index.js';
+import { until } from '../helpers/wait.js';
+import { copyWriteAhead, lockDatabase, record, session, tempStorePath } from './records.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function storePath(): string {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  return path;
+}
 
 const T1 = '0x18a0000000000001';
 const T2 = '0x18a0000000000002';
@@ -49,4 +65,37 @@ test('a key pending twice is forgotten one at a time; unknown keys change nothin
     keys.add(key('vm-a', 7, T1));
     assert.equal(keys.has(key('vm-a', 7, T1)), true);
   }
+});
+
+test('rows held through a fault survive a kill in their copy; it goes once they are written ahead', async (t) => {
+  const path = storePath();
+  const store = new EventStore({ path, bootId: 'before' });
+  // Retried every 20 ms once the lock is released; no hand-over but those the test makes.
+  const ahead = new WriteAhead(store, { thread: false, flushMs: 3_600_000, checkMs: 20 });
+  t.after(() => {
+    ahead.close();
+    store.close();
+  });
+  const s = session('vm-h', 3n);
+  const release = lockDatabase(t, path);
+  ahead.record([1, 2].map((seq) => record({ session: s, seq, timeMs: 1000 + seq })));
+  ahead.flush(); // the commit fails on the lock: a fault
+  assert.equal(ahead.health.healthy, false);
+  ahead.record([3, 4, 5].map((seq) => record({ session: s, seq, timeMs: 1000 + seq })));
+  assert.equal(ahead.health.heldRows, 3, 'answered through the fault: held');
+  assert.ok(existsSync(`${path}.pending.held`), 'and copied');
+  // A kill now: the next start finds 1 and 2 in their segment, 3 to 5 in the copy.
+  const copy = copyWriteAhead(path, storePath());
+  const next = new EventStore({ path: copy, bootId: 'after' });
+  new WriteAhead(next, { thread: false }).close();
+  const seqs = next.db.prepare("SELECT seq FROM events WHERE boot_id = 'before' ORDER BY seq").pluck();
+  assert.deepEqual(seqs.all(), [1, 2, 3, 4, 5]);
+  assert.equal(existsSync(`${copy}.pending.held`), false, 'the copy is removed once recovered');
+  next.close();
+  release();
+  await until('the fault to clear', () => ahead.health.healthy);
+  assert.equal(existsSync(`${path}.pending.held`), false, 'the copy goes once the rows are written ahead');
+  ahead.flush();
+  const stored = store.db.prepare('SELECT seq FROM events ORDER BY seq').pluck();
+  assert.deepEqual(stored.all(), [1, 2, 3, 4, 5]);
 });

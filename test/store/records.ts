@@ -2,9 +2,9 @@
  * Event records for store tests, built the way the pipeline builds them: a HELLO-derived session,
  * a wire event typed by the daemon's own `typeEvent` (real ESR decoding), a decision and verdict.
  */
-import { mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import Database from 'better-sqlite3';
 import { sessionInfo } from '../../daemon/session-info.js';
@@ -31,6 +31,17 @@ export function lockDatabase(t: TestContext, path: string): () => void {
   };
   t.after(release);
   return release;
+}
+
+/**
+ * The write-ahead files of the store at `path` (its pending file, segments, the copy of held
+ * rows), copied beside `copy`, a fresh store path, as a kill leaves them; returns `copy`.
+ */
+export function copyWriteAhead(path: string, copy: string): string {
+  const from = dirname(path);
+  for (const name of readdirSync(from).filter((n) => n.startsWith(`${basename(path)}.pending`)))
+    copyFileSync(join(from, name), join(dirname(copy), name.replace(basename(path), basename(copy))));
+  return copy;
 }
 
 export function tempStorePath(): { dir: string; path: string } {

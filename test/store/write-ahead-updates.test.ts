@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { after, type TestContext, test } from 'node:test';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { type AppliedUpdate, type PolicyUpdate, type StoreUpdate, sessionRow } from '../../store/inserts.js';
 import { readRows } from '../../store/segments.js';
 import { decodeUpdate, encodeResult, encodeUpdate } from '../../store/update-lines.js';
-import { lockDatabase, record, session, tempStorePath } from './records.js';
+import { copyWriteAhead, lockDatabase, record, session, tempStorePath } from './records.js';
 
 const T0 = Date.UTC(2026, 11, 2, 12, 0, 0);
 const dirs: string[] = [];
@@ -22,12 +22,7 @@ after(() => {
 });
 
 /** The write-ahead files of the store at `path`, copied beside `copy` (a fresh store path), as a kill leaves them. */
-function leftBehind(path: string, copy = freshPath()): string {
-  const from = join(path, '..');
-  for (const name of readdirSync(from).filter((n) => n.startsWith(`${basename(path)}.pending`)))
-    copyFileSync(join(from, name), join(copy, '..', name.replace(basename(path), basename(copy))));
-  return copy;
-}
+const leftBehind = (path: string, copy = freshPath()): string => copyWriteAhead(path, copy);
 
 /** The segments in `dir`. */
 const segments = (dir: string) => readdirSync(dir).filter((n) => /\.pending\.\d+$/.test(n));
