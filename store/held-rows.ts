@@ -130,7 +130,8 @@ export class HeldRows {
     this.#rows = [];
     this.#closeCopy();
     // Written ahead first: a kill between the two leaves them twice, and inserts are idempotent.
-    if (this.#copy !== null && this.copied > 0) removeSegment(this.#copy);
+    // Removed even when nothing was copied: an append that failed may have left it empty.
+    if (this.#copy !== null) removeSegment(this.#copy);
     this.copied = 0;
   }
 
