@@ -7,7 +7,7 @@
 import { closeSync } from 'node:fs';
 import type { StoreRow } from './inserts.js';
 import type { ReplayKey } from './rows.js';
-import { appendWhole, encodeRow, openAppend, removeSegment } from './segments.js';
+import { appendRows, openAppend, removeSegment } from './segments.js';
 
 /** Whether answered events are reaching the store. */
 export interface StoreHealth {
@@ -80,7 +80,7 @@ export class PendingKeys {
  * the first `max` of them also appended there (store/segments.ts `heldPath`), which the next start
  * recovers: a fault that leaves files writable — a commit that fails, the database locked by
  * another process — no longer costs them with a kill -9. After a failed append no other is tried
- * until `retryCopy` (once a second): a full disk must not cost every verdict a failed write.
+ * until `closeCopy` (once a second): a full disk must not cost every verdict a failed write.
  */
 export class HeldRows {
   #rows: StoreRow[] = [];
@@ -89,7 +89,7 @@ export class HeldRows {
   readonly #keys: PendingKeys;
   readonly #onDrop: (n: number) => void;
   readonly #copy: string | null;
-  /** The copy's descriptor: -1 until opened, -2 after a failure (until `retryCopy`). */
+  /** The copy's descriptor: -1 until opened, -2 after a failure (until `closeCopy`). */
   #fd = -1;
   /** Rows in the copy. */
   copied = 0;
@@ -128,24 +128,18 @@ export class HeldRows {
   /** Forgets the held rows and their copy (their keys stay pending: the caller wrote them ahead). */
   clear(): void {
     this.#rows = [];
-    this.#closeCopy();
+    this.closeCopy();
     // Written ahead first: a kill between the two leaves them twice, and inserts are idempotent.
     // Removed even when nothing was copied: an append that failed may have left it empty.
     if (this.#copy !== null) removeSegment(this.#copy);
     this.copied = 0;
   }
 
-  /** Allows another append after a failed one; the copy is opened again (its directory may be new). */
-  retryCopy(): void {
-    this.#closeCopy();
-  }
-
-  /** Closes the copy's descriptor, leaving the file for the next start (or for `clear`). */
+  /**
+   * Closes the copy's descriptor, leaving the file for the next start (or for `clear`); the next
+   * append, even after a failed one, opens it again (its directory may be new).
+   */
   closeCopy(): void {
-    this.#closeCopy();
-  }
-
-  #closeCopy(): void {
     const fd = this.#fd;
     this.#fd = -1;
     try {
@@ -160,11 +154,11 @@ export class HeldRows {
     const take = rows.slice(0, this.#max - this.copied);
     try {
       if (this.#fd === -1) this.#fd = openAppend(this.#copy);
-      appendWhole(this.#fd, `${take.map(encodeRow).join('\n')}\n`);
+      appendRows(this.#fd, take);
       this.copied += take.length;
     } catch {
       // The fault itself, most likely (a full disk, the directory gone): held in memory only.
-      this.#closeCopy();
+      this.closeCopy();
       this.#fd = -2;
     }
   }

@@ -48,6 +48,7 @@ import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
 import { HeldUpdates } from './held-updates.js';
 import type { ReplayKey } from './rows.js';
 import {
+  appendRows,
   appendWhole,
   encodeRow,
   heldPath,
@@ -284,12 +285,13 @@ export class WriteAhead {
         for (const seg of this.#inFlight.values()) seg.failed ||= !seg.retry;
         // A fresh thread starts with the hand-over below.
       }
-      this.#held.retryCopy();
+      // The copy is opened again by the next held rows: another try at it, once a second.
+      this.#held.closeCopy();
       this.#closeAppend();
       this.#fd = openAppend(this.path);
       if (this.#held.length > 0) {
         const rows = this.#held.peek();
-        appendWhole(this.#fd, `${rows.map(encodeRow).join('\n')}\n`);
+        appendRows(this.#fd, rows);
         for (const row of rows) {
           this.#keys.push(row.key);
           this.#fileRows.push(row);
