@@ -94,6 +94,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 try {
   const source = join(dir, 'source.sqlite');
   const store = new EventStore({ path: source });
+  store.recovered(); // as a daemon's start: nothing left to recover, no index for older lines
   const rows = Array.from({ length: ROWS }, (_, i) => valuesOfParams(stormRow(i, store.bootId, 32, 256)));
   for (let i = 0; i < ROWS; i += 5000) store.appendRows(rows.slice(i, i + 5000));
   store.close(); // checkpoints: the copies need only the main file

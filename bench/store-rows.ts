@@ -32,6 +32,7 @@ try {
     const runs: number[] = [];
     for (let r = 0; r < REPEATS; r++) {
       const store = new EventStore({ path: join(dir, `tx${tx}-${r}.sqlite`) });
+      store.recovered(); // as a daemon's start: nothing left to recover, no index for older lines
       const rows = Array.from({ length: ROWS }, (_, i) =>
         valuesOfParams(stormRow(i, store.bootId, VMS, PAGES)),
       );

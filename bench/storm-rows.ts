@@ -43,5 +43,6 @@ export function stormRow(i: number, bootId: string, vms: number, pages: number):
     kernel_mismatch: null,
     plugin_time_ns: hex64(BigInt(T0) * 1_000_000n + BigInt(i) * 1000n),
     ord,
+    id: i + 1,
   };
 }

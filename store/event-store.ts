@@ -15,19 +15,12 @@ import { AwaitingApplied } from './awaiting-applied.js';
 import { openDatabase, statIno } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import { PendingKeys } from './held-rows.js';
-import {
-  type ActionUpdate,
-  type AppendResult,
-  eventWriter,
-  type StoreRow,
-  type StoreUpdate,
-  sessionRow,
-  updateOp,
-} from './inserts.js';
+import { type AppendResult, eventWriter, type StoreRow } from './inserts.js';
 import { StoreQueries } from './queries.js';
 import { COL, type EventValues, eventValues, hex64, type ReplayKey } from './rows.js';
-import { migrate } from './schema.js';
+import { LEGACY_KEY_INDEX, migrate } from './schema.js';
 import type { WrittenAhead } from './update-lines.js';
+import { type ActionUpdate, type StoreUpdate, sessionRow, updateOp } from './updates.js';
 
 export type { AppendResult, StoreRow } from './inserts.js';
 
@@ -59,6 +52,10 @@ export interface ActionInput {
   event?: { sessionId: bigint; seq: number } | null;
 }
 
+/** Whether a replay's event is stored: [plugin time (hex64), VM, seq]. */
+export const REPLAY_LOOKUP_SQL =
+  'SELECT 1 FROM events WHERE plugin_time_ns = ? AND +vm = ? AND seq = ? LIMIT 1';
+
 export class EventStore {
   readonly path: string;
   readonly bootId: string;
@@ -74,7 +71,7 @@ export class EventStore {
   #appendRows!: ReturnType<typeof eventWriter>;
   #reported!: Database.Statement;
   #leftOpen!: Database.Statement;
-  #maxActionId!: Database.Statement;
+  #maxIds!: Database.Statement;
   #queries!: StoreQueries;
   /** Runs before every read (the write-ahead layer flushes its pending rows there). */
   beforeRead: () => void = () => {};
@@ -87,6 +84,8 @@ export class EventStore {
   update: (u: StoreUpdate) => void = (u) => this.updateHere(u);
   /** The last action id given; ids are given before their rows are written. */
   #actionId = 0;
+  /** The last event row id given (EventParams `id`): past every row stored or written ahead. */
+  #eventId = 0;
   /** Events with a verdict out, by session and seq: what an APPLIED updates. */
   readonly #awaiting = new AwaitingApplied();
   #closed = false;
@@ -118,7 +117,12 @@ export class EventStore {
     this.#guard('session', () => this.#leftOpen.run(this.#now(), this.bootId));
   }
 
-  #lastActionId = (): number => this.#maxActionId.get() as number;
+  /** Ids given from now on go past every id the file holds (a reopened file may be another). */
+  #syncIds(): void {
+    const [actions, events] = this.#maxIds.get() as [number, number];
+    this.#actionId = Math.max(this.#actionId, actions);
+    this.#eventId = Math.max(this.#eventId, events);
+  }
 
   /** Prepares every statement on the current connection. */
   #prepare(): void {
@@ -127,20 +131,18 @@ export class EventStore {
     // A plugin that lost its connection (a daemon crash between storing a batch and writing its
     // verdicts) falls back and later reports the same exit as a REPLAY, to a daemon with another
     // boot id: the same VM, seq and plugin time identify it.
-    // One index lookup (events_replay_key): a flood of replays costs a lookup each, not a scan of
-    // every event the VM stored in the window.
-    this.#reported = db.prepare(
-      'SELECT 1 FROM events WHERE vm = ? AND seq = ? AND plugin_time_ns = ? LIMIT 1',
-    );
+    // One index lookup (events_plugin_time; exit times hardly repeat): a flood of replays costs a
+    // lookup each, not a scan of every event the VM stored in the window. `+vm`: never by
+    // events_vm_time, which would read every event of the VM.
+    this.#reported = db.prepare(REPLAY_LOOKUP_SQL);
     this.#appendRows = eventWriter(db, this.bootId);
     this.#leftOpen = db.prepare(
       "UPDATE sessions SET closed_ms = ?, outcome = 'disconnect', detail = 'daemon restarted' " +
         'WHERE boot_id <> ? AND closed_ms IS NULL',
     );
-    this.#maxActionId = db.prepare('SELECT COALESCE(MAX(id), 0) FROM actions').pluck();
-    // Past every id in the file (a reopened file may be another), and every id given already
-    // (their rows may still be on their way).
-    this.#actionId = Math.max(this.#actionId, this.#lastActionId());
+    const max = (table: string) => `(SELECT COALESCE(MAX(id), 0) FROM ${table})`;
+    this.#maxIds = db.prepare(`SELECT ${max('actions')}, ${max('events')}`).raw();
+    this.#syncIds();
     this.#queries = new StoreQueries(db, (err) => this.#onError('query', err));
   }
 
@@ -204,9 +206,10 @@ export class EventStore {
         continue;
       }
       keys?.add(key);
-      const values = eventValues(r, this.bootId, storedNs, time);
+      const values = eventValues(r, this.bootId, storedNs, time, ++this.#eventId);
       rows.push({ values, key });
-      if (r.verdict) this.#awaiting.note(r.session.id, r.session.vcpuCount, r.msg.seq, values[COL.ord]);
+      if (r.verdict)
+        this.#awaiting.note(r.session.id, r.session.vcpuCount, r.msg.seq, values[COL.ord], this.#eventId);
     }
     return rows;
   }
@@ -230,11 +233,17 @@ export class EventStore {
       this.#guard(updateOp(updates[0] as StoreUpdate), () => eventWriter(this.db, bootId)([], updates));
     }
     this.#closeLeftOpen();
-    this.#actionId = Math.max(this.#actionId, this.#lastActionId());
+    this.#syncIds();
+  }
+
+  /** What a killed daemon left is in: later ids go past its rows', and LEGACY_KEY_INDEX goes. */
+  recovered(): void {
+    this.#syncIds();
+    this.#guard('append', () => this.#db.exec(`DROP INDEX IF EXISTS ${LEGACY_KEY_INDEX}`));
   }
 
   #isReported(vm: string, seq: number, time: string): boolean {
-    return this.#guard('append', () => this.#reported.get(vm, seq, time) !== undefined) ?? false;
+    return this.#guard('append', () => this.#reported.get(time, vm, seq) !== undefined) ?? false;
   }
 
   /** Read side: events, poisoned pages, VMs, totals, rebuild — everything stored so far. */
@@ -248,10 +257,10 @@ export class EventStore {
    * plugin's fallback, not the verdict, is what the guest got (1.1 APPLIED source FALLBACK).
    */
   markApplied(sessionId: bigint, seq: number, result: number, fallbackAction: number | null = null): void {
-    // The order of the event it is about, once; none when no stored event awaits one.
-    const ord = this.#awaiting.take(sessionId, seq);
-    if (ord === undefined) return;
-    this.update([Number(sessionId), ord, result, this.#now(), fallbackAction]);
+    // The event it is about, once; none when no stored event awaits one.
+    const event = this.#awaiting.take(sessionId, seq);
+    if (event === undefined) return;
+    this.update([Number(sessionId), event[0], result, this.#now(), fallbackAction, event[1]]);
   }
 
   /** Writes an update on this connection now; a failure is reported (`onError`), never thrown. */

@@ -1,5 +1,5 @@
 /**
- * The updates — APPLIED results, session, action and policy rows (store/inserts.ts) — waiting in
+ * The updates — APPLIED results, session, action and policy rows (store/updates.ts) — waiting in
  * memory for the next hand-over. Healthy, that is one `flushMs`. While the store is faulty they
  * wait for the once-a-second retry instead, one segment of them at a time, with those of a failed
  * commit put back in front: a busy fleet sends an APPLIED result per verdict and a session row per
@@ -10,7 +10,7 @@
  * what it says — then the oldest of the rest. Drops are counted, and reported once a second
  * (`reportDrops`, from the caller's check), not once per update.
  */
-import { type AppliedUpdate, isApplied, type StoreUpdate } from './inserts.js';
+import { type AppliedUpdate, isApplied, type StoreUpdate } from './updates.js';
 
 /** A queue whose oldest items are dropped in O(1): the slots before `#head` are gone. */
 class Fifo<T> {

@@ -9,9 +9,8 @@
  * `applied_waiting` when the row is not stored yet and is set as the row is inserted.
  */
 import type Database from 'better-sqlite3';
-import type { SessionInfo } from '../events/index.js';
-import type { StoreOp } from './errors.js';
 import { COL, EVENT_COLUMNS, type EventValues, type ReplayKey, valuesPoisonPage } from './rows.js';
+import { type AppliedUpdate, isApplied, type StoreUpdate } from './updates.js';
 
 /** One event row ready to insert, with its replay key. */
 export interface StoreRow {
@@ -22,95 +21,8 @@ export interface StoreRow {
 export interface AppendResult {
   /** New rows. */
   inserted: number;
-  /** Rows already present (same boot, session and order), skipped. */
+  /** Rows already present (the same id; for a row written before schema 9, boot, session and order), skipped. */
   duplicates: number;
-}
-
-/**
- * An APPLIED result waiting for its event row: [session id, order of the event in its session
- * (store/awaiting-applied.ts), result, received ms, fallback action]. The last is the ACTION the
- * plugin's fallback applied before the verdict arrived (a 1.1 APPLIED with source FALLBACK), else
- * null.
- */
-export type AppliedUpdate = [
-  sessionId: number,
-  ord: number,
-  result: number,
-  timeMs: number,
-  fallbackAction: number | null,
-];
-
-/**
- * A plugin session's row as HELLO gave it: [session id, VM, labels (JSON), VMM pid, vCPUs, caps,
- * peer uid, opened ms].
- */
-export type SessionRow = [
-  sessionId: number,
-  vm: string,
-  labels: string,
-  vmmPid: number,
-  vcpuCount: number,
-  caps: number,
-  peerUid: number,
-  openedMs: number,
-];
-
-/**
- * A plugin session's row: opened (at HELLO) or closed. Written with the next hand-over, like an
- * APPLIED result, so that the verdict path never waits for the database's write lock for it. A
- * close carries the whole row: a retried segment may land after a later one, and either order
- * leaves the same row.
- */
-export type SessionUpdate =
-  | ['open', ...SessionRow]
-  | ['close', ...SessionRow, closedMs: number, outcome: string, detail: string | null];
-
-/**
- * An action taken on a VM (kill, migrate): 'action' when it starts, 'action-end' with its outcome.
- * The id is given by the store before the row is written (EventStore.recordAction), so neither
- * the action nor the verdict path waits for the row. Each carries the whole row, so either order
- * leaves the outcome. The event that asked for it is (session id, seq) of this boot, or nulls.
- */
-export type ActionUpdate = [
-  kind: 'action' | 'action-end',
-  id: number,
-  timeMs: number,
-  vm: string,
-  action: string,
-  rule: string | null,
-  outcome: string,
-  detail: string | null,
-  updatedMs: number,
-  sessionId: number | null,
-  seq: number | null,
-];
-
-/** The source of a policy version that decided events, kept once for `seawall why`. */
-export type PolicyUpdate = [kind: 'policy', version: string, name: string, source: string, loadedMs: number];
-
-/** What is written after a segment's rows, in order. */
-export type StoreUpdate = AppliedUpdate | SessionUpdate | ActionUpdate | PolicyUpdate;
-
-/** Whether an update is an APPLIED result (the only kind whose first value is a number). */
-export const isApplied = (u: StoreUpdate): u is AppliedUpdate => typeof u[0] === 'number';
-
-/** A session's row, as its updates carry it. */
-export function sessionRow(s: SessionInfo): SessionRow {
-  const labels = JSON.stringify(s.vm.labels);
-  return [Number(s.id), s.vm.id, labels, s.vmmPid, s.vcpuCount, s.caps, s.peer.uid, s.openedAtMs];
-}
-
-const UPDATE_OP = {
-  open: 'session',
-  close: 'session',
-  action: 'action',
-  'action-end': 'action',
-  policy: 'policy',
-} as const satisfies Record<Exclude<StoreUpdate[0], number>, StoreOp>;
-
-/** What a failed update is reported as (`onError`). */
-export function updateOp(u: StoreUpdate): StoreOp {
-  return isApplied(u) ? 'applied' : UPDATE_OP[u[0]];
 }
 
 const SESSION_INSERT = `
@@ -139,13 +51,23 @@ export const POLICY_SQL =
   'INSERT INTO policies (version, name, source, loaded_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING';
 
 /**
- * Idempotent: a row already stored (same boot, session and order in the session) is skipped. The
- * order, not the seq, identifies an event: a plugin may reuse a seq once its verdict has arrived.
+ * Idempotent: a row already stored (the same id, given as it was built: store/rows.ts EventParams)
+ * is skipped.
  */
 export const EVENT_INSERT_SQL = `
   INSERT INTO events (${EVENT_COLUMNS.join(', ')})
   VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')})
-  ON CONFLICT (boot_id, session_id, ord) DO NOTHING`;
+  ON CONFLICT (id) DO NOTHING`;
+
+/**
+ * A row written ahead by a seawall before schema 9, without an id: skipped when stored already
+ * (the same boot, session and order in the session, at the same time), and given one by SQLite.
+ * Bound with the row's values, then its time, boot, session and order.
+ */
+export const LEGACY_EVENT_INSERT_SQL = `
+  INSERT INTO events (${EVENT_COLUMNS.join(', ')})
+  SELECT ${EVENT_COLUMNS.map(() => '?').join(', ')}
+  WHERE NOT EXISTS (SELECT 1 FROM events WHERE time_ms = ? AND boot_id = ? AND session_id = ? AND ord = ?)`;
 
 /**
  * The same, with the event's APPLIED result: one that came in the same write as its row is set as
@@ -154,7 +76,7 @@ export const EVENT_INSERT_SQL = `
 export const EVENT_INSERT_APPLIED_SQL = `
   INSERT INTO events (${EVENT_COLUMNS.join(', ')}, applied, applied_ms)
   VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')}, ?, ?)
-  ON CONFLICT (boot_id, session_id, ord) DO NOTHING`;
+  ON CONFLICT (id) DO NOTHING`;
 
 /** A page's events in one write, counted together: one upsert per page, not per event. */
 export const POISON_UPSERT_SQL = `
@@ -165,12 +87,16 @@ export const POISON_UPSERT_SQL = `
     count = count + excluded.count`;
 
 /**
- * The event's row, found by the unique key. The record then shows what the guest got: a verdict
+ * The event's row, found by its id. The record then shows what the guest got: a verdict
  * superseded by the plugin's fallback keeps its row, with fallback_action set (1.1 APPLIED source
  * FALLBACK). A row already carrying a result keeps its first one.
  */
-export const APPLIED_UPDATE_SQL = `
-  UPDATE events SET applied = ?, applied_ms = ?, fallback_action = COALESCE(?, fallback_action)
+const APPLIED_SET = `
+  UPDATE events SET applied = ?, applied_ms = ?, fallback_action = COALESCE(?, fallback_action)`;
+export const APPLIED_UPDATE_SQL = `${APPLIED_SET} WHERE id = ? AND applied IS NULL`;
+
+/** The same for a result written ahead before schema 9, by boot, session and order. */
+const LEGACY_APPLIED_UPDATE_SQL = `${APPLIED_SET}
   WHERE boot_id = ? AND session_id = ? AND ord = ? AND applied IS NULL`;
 
 /**
@@ -179,11 +105,13 @@ export const APPLIED_UPDATE_SQL = `
  * row's commit failed and waits for its retry, or the row was held in memory). The first result
  * kept wins, as on the row.
  */
-export const APPLIED_WAIT_SQL = `
+const appliedWait = (row: string): string => `
   INSERT INTO applied_waiting (boot_id, session_id, ord, applied, applied_ms, fallback_action)
   SELECT @boot, @session, @ord, @applied, @ms, @fallback
-  WHERE NOT EXISTS (SELECT 1 FROM events WHERE boot_id = @boot AND session_id = @session AND ord = @ord)
+  WHERE NOT EXISTS (SELECT 1 FROM events WHERE ${row})
   ON CONFLICT DO NOTHING`;
+export const APPLIED_WAIT_SQL = appliedWait('id = @id');
+const LEGACY_APPLIED_WAIT_SQL = appliedWait('boot_id = @boot AND session_id = @session AND ord = @ord');
 
 /** A kept result, taken as its row is inserted. */
 export const APPLIED_TAKE_SQL = `
@@ -223,8 +151,18 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
   const poison = db.prepare(POISON_UPSERT_SQL);
   const applied = db.prepare(APPLIED_UPDATE_SQL);
   const setApplied = db.prepare(
-    'UPDATE events SET applied = ?, applied_ms = ?, fallback_action = ? WHERE boot_id = ? AND session_id = ? AND ord = ?',
+    'UPDATE events SET applied = ?, applied_ms = ?, fallback_action = ? WHERE id = ?',
   );
+  // Lines a seawall before schema 9 wrote ahead: found by (boot, session, order), prepared once met.
+  let legacy:
+    | { insert: Database.Statement; applied: Database.Statement; wait: Database.Statement }
+    | undefined;
+  const legacyOnes = () =>
+    (legacy ??= {
+      insert: db.prepare(LEGACY_EVENT_INSERT_SQL),
+      applied: db.prepare(LEGACY_APPLIED_UPDATE_SQL),
+      wait: db.prepare(LEGACY_APPLIED_WAIT_SQL),
+    });
   const sessionOpen = db.prepare(SESSION_OPEN_SQL);
   const sessionClose = db.prepare(SESSION_CLOSE_SQL);
   const actionStart = db.prepare(ACTION_START_SQL);
@@ -249,8 +187,14 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
     // spares an upsert (and its B-tree search) per event.
     const pages = new Map<string, [string, string, number, number, number]>();
     for (const v of rows) {
-      const result = withRow?.get(v[COL.sessionId])?.get(v[COL.ord]);
-      if (result === undefined) {
+      let id = v[COL.id];
+      const result = id === null ? undefined : withRow?.get(v[COL.sessionId])?.get(v[COL.ord]);
+      if (id === null) {
+        const key = [v[COL.timeMs], v[COL.bootId], v[COL.sessionId], v[COL.ord]];
+        const done = legacyOnes().insert.run(...v, ...key);
+        if (done.changes === 0) continue;
+        id = Number(done.lastInsertRowid);
+      } else if (result === undefined) {
         // Spread: better-sqlite3 binds arguments faster than an array's elements (~0.7 µs a row).
         if (insert.run(...v).changes === 0) continue;
       } else {
@@ -263,14 +207,13 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
       }
       inserted++;
       if (pickUp) {
-        const key = [v[COL.bootId], v[COL.sessionId], v[COL.ord]];
-        const w = take.get(key);
+        const w = take.get(v[COL.bootId], v[COL.sessionId], v[COL.ord]);
         if (w !== undefined && result === undefined) {
-          applied.run(w.applied, w.applied_ms, w.fallback_action, ...key);
+          applied.run(w.applied, w.applied_ms, w.fallback_action, id);
         } else if (w !== undefined) {
           // The result kept waiting came first, and the first wins: the one of this write then
           // finds the row's result set, as it would have without being set with the insert.
-          setApplied.run(w.applied, w.applied_ms, w.fallback_action ?? v[COL.fallbackAction], ...key);
+          setApplied.run(w.applied, w.applied_ms, w.fallback_action ?? v[COL.fallbackAction], id);
           setWithRow.delete(result as AppliedUpdate);
         }
       }
@@ -313,9 +256,14 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
           break;
         default: {
           if (setWithRow.has(u)) break;
-          if (applied.run(u[2], u[3], u[4], bootId, u[0], u[1]).changes === 1) break;
-          const [session, ord, result, ms, fallback] = u;
-          const kept = wait.run({ boot: bootId, session, ord, applied: result, ms, fallback });
+          const [session, ord, result, ms, fallback, id] = u;
+          const old = id === null ? legacyOnes() : undefined;
+          const set = old
+            ? old.applied.run(result, ms, fallback, bootId, session, ord)
+            : applied.run(result, ms, fallback, id);
+          if (set.changes === 1) break;
+          const waiting = { boot: bootId, session, ord, applied: result, ms, fallback };
+          const kept = old ? old.wait.run(waiting) : wait.run({ ...waiting, id });
           const oldest = Number(kept.lastInsertRowid) - MAX_APPLIED_WAITING;
           if (kept.changes === 1 && oldest > 0) trim.run(oldest);
         }

@@ -66,6 +66,7 @@ export interface StoredEvent {
 
 /** The row as SQLite returns it (snake_case columns). */
 export interface EventRow {
+  /** The row's identity (see `EventParams`). */
   id: number;
   boot_id: string;
   session_id: number;
@@ -135,10 +136,17 @@ export const EVENT_COLUMNS = [
   'kernel_mismatch',
   'plugin_time_ns',
   'ord',
+  'id',
 ] as const satisfies readonly (keyof EventRow)[];
 
-/** The INSERT parameters of one event, by column name (the write-ahead file's first encoding). */
-export type EventParams = Pick<EventRow, (typeof EVENT_COLUMNS)[number]>;
+/**
+ * The INSERT parameters of one event, by column name (the write-ahead file's first encoding). The
+ * id is given by the daemon as the row is built (EventStore.rowsOf), in the order events are
+ * stored, and goes with the row through the write-ahead file: it is the row's identity, which
+ * makes an insert idempotent and finds the event an APPLIED result is for. null in a row written
+ * ahead by a seawall before schema 9, which SQLite gives one as it inserts it.
+ */
+export type EventParams = Omit<Pick<EventRow, (typeof EVENT_COLUMNS)[number]>, 'id'> & { id: number | null };
 
 /**
  * One event row as positional values in `EVENT_COLUMNS` order: what the verdict path builds, the
@@ -160,6 +168,7 @@ export const COL = {
   fallbackAction: 18,
   pluginTimeNs: 28,
   ord: 29,
+  id: 30,
 } as const satisfies { [k: string]: number };
 
 export function valuesOfParams(p: EventParams): EventValues {
@@ -205,10 +214,16 @@ function downgradesOf(r: EventRecord): string | null {
 }
 
 /**
- * The row values for one record; `storedNs` is hrtime when the batch is stored and `timeHex` the
- * plugin's exit time as `hex64` (the caller has it already for the replay key).
+ * The row values for one record; `storedNs` is hrtime when the batch is stored, `timeHex` the
+ * plugin's exit time as `hex64` (the caller has it already for the replay key), `id` the row's.
  */
-export function eventValues(r: EventRecord, bootId: string, storedNs: bigint, timeHex: string): EventValues {
+export function eventValues(
+  r: EventRecord,
+  bootId: string,
+  storedNs: bigint,
+  timeHex: string,
+  id: number,
+): EventValues {
   const e = r.event;
   const m = r.msg;
   const d = r.decision;
@@ -244,6 +259,7 @@ export function eventValues(r: EventRecord, bootId: string, storedNs: bigint, ti
     r.kernelMismatch === null ? null : JSON.stringify(r.kernelMismatch),
     timeHex,
     r.ord ?? m.seq,
+    id,
   ];
 }
 

@@ -1,7 +1,7 @@
 /**
  * The event store's schema as an ordered list of forward migrations. Migration 1 is the first
- * schema; later ones add columns, tables and indexes, rebuild a table row for row (4) or drop an
- * index (6, 7), never a row, so an older file upgrades in place and keeps every row. A file is
+ * schema; later ones add columns, tables and indexes, rebuild a table row for row (4, 9) or drop
+ * an index (6, 7), never a row, so an older file upgrades in place and keeps every row. A file is
  * upgraded in one transaction: either every pending migration applies and `schema_version`
  * records each, or nothing changes. A file whose version is above `SCHEMA_VERSION` was written by
  * a newer seawall and is refused.
@@ -23,6 +23,57 @@ interface Migration {
   description: string;
   sql: string;
 }
+
+/** The index that finds a row by (boot, session, order): only for lines written ahead before schema 9. */
+export const LEGACY_KEY_INDEX = 'events_legacy_key';
+
+/** The events table as rebuilt by migrations 4 and 9 (a constraint cannot be dropped in place). */
+const eventsTable = (name: string, constraints: string): string => `CREATE TABLE ${name} (
+        id              INTEGER PRIMARY KEY,
+        boot_id         TEXT NOT NULL,
+        session_id      INTEGER NOT NULL,
+        seq             INTEGER NOT NULL,
+        time_ms         INTEGER NOT NULL,
+        vm              TEXT NOT NULL,
+        labels          TEXT NOT NULL,
+        vcpu            INTEGER,
+        kind            TEXT NOT NULL,
+        esr             TEXT,
+        ec              INTEGER,
+        fsc             INTEGER,
+        fsc_class       TEXT,
+        abort           TEXT,
+        severity        TEXT NOT NULL,
+        sigbus_code     TEXT,
+        gva             TEXT,
+        gpa             TEXT,
+        replay          INTEGER NOT NULL,
+        fallback_action INTEGER,
+        action          TEXT,
+        rule            TEXT,
+        policy_version  TEXT,
+        downgrade       TEXT,
+        verdict_action  INTEGER,
+        verdict_flags   INTEGER,
+        latency_ns      INTEGER,
+        non_conforming  TEXT,
+        kernel_mismatch TEXT,
+        applied         INTEGER,
+        applied_ms      INTEGER,
+        plugin_time_ns  TEXT,
+        ord             INTEGER NOT NULL${
+          constraints === ''
+            ? ''
+            : `,
+        ${constraints}`
+        }
+      );`;
+
+/** The columns a rebuild of the events table copies, besides `ord` (which 4 made from seq). */
+const REBUILT_COLUMNS = `id, boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc, fsc_class, abort,
+  severity, sigbus_code, gva, gpa, replay, fallback_action, action, rule, policy_version, downgrade,
+  verdict_action, verdict_flags, latency_ns, non_conforming, kernel_mismatch, applied, applied_ms,
+  plugin_time_ns`;
 
 const MIGRATIONS: readonly Migration[] = [
   {
@@ -126,42 +177,7 @@ const MIGRATIONS: readonly Migration[] = [
     // A table constraint cannot be dropped in place: the table is rebuilt, keeping every row and
     // id. Earlier rows were unique by seq within their session, so their seq serves as their order.
     sql: `
-      CREATE TABLE events_v4 (
-        id              INTEGER PRIMARY KEY,
-        boot_id         TEXT NOT NULL,
-        session_id      INTEGER NOT NULL,
-        seq             INTEGER NOT NULL,
-        time_ms         INTEGER NOT NULL,
-        vm              TEXT NOT NULL,
-        labels          TEXT NOT NULL,
-        vcpu            INTEGER,
-        kind            TEXT NOT NULL,
-        esr             TEXT,
-        ec              INTEGER,
-        fsc             INTEGER,
-        fsc_class       TEXT,
-        abort           TEXT,
-        severity        TEXT NOT NULL,
-        sigbus_code     TEXT,
-        gva             TEXT,
-        gpa             TEXT,
-        replay          INTEGER NOT NULL,
-        fallback_action INTEGER,
-        action          TEXT,
-        rule            TEXT,
-        policy_version  TEXT,
-        downgrade       TEXT,
-        verdict_action  INTEGER,
-        verdict_flags   INTEGER,
-        latency_ns      INTEGER,
-        non_conforming  TEXT,
-        kernel_mismatch TEXT,
-        applied         INTEGER,
-        applied_ms      INTEGER,
-        plugin_time_ns  TEXT,
-        ord             INTEGER NOT NULL,
-        UNIQUE (boot_id, session_id, ord)
-      );
+      ${eventsTable('events_v4', 'UNIQUE (boot_id, session_id, ord)')}
       INSERT INTO events_v4 (COLS, ord) SELECT COLS, seq FROM events;
       DROP TABLE events;
       ALTER TABLE events_v4 RENAME TO events;
@@ -169,13 +185,7 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_vm_time ON events (vm, time_ms);
       CREATE INDEX events_session_seq ON events (boot_id, session_id, seq);
       CREATE INDEX events_replay_key ON events (vm, seq, plugin_time_ns);
-    `.replaceAll(
-      'COLS',
-      `id, boot_id, session_id, seq, time_ms, vm, labels, vcpu, kind, esr, ec, fsc, fsc_class, abort,
-        severity, sigbus_code, gva, gpa, replay, fallback_action, action, rule, policy_version, downgrade,
-        verdict_action, verdict_flags, latency_ns, non_conforming, kernel_mismatch, applied, applied_ms,
-        plugin_time_ns`,
-    ),
+    `.replaceAll('COLS', REBUILT_COLUMNS),
   },
   {
     version: 5,
@@ -227,6 +237,30 @@ const MIGRATIONS: readonly Migration[] = [
         fallback_action INTEGER,
         UNIQUE (boot_id, session_id, ord)
       );
+    `,
+  },
+  {
+    version: 9,
+    description:
+      'event rows identified by the id the daemon gives each (no unique key on boot, session, order); ' +
+      'replays found by their exit time',
+    // Each row's id is given as it is built and goes with it through the write-ahead file
+    // (store/rows.ts EventParams), so the primary key makes inserts idempotent and finds the row
+    // an APPLIED result is for: the unique key's index, a fifth of a row's insert, goes (the table
+    // is rebuilt, keeping every row and id). Replays are looked up by their exit time, which the
+    // rows come in the order of, instead of (vm, seq, time), which took an insert into the middle
+    // of the index per row. LEGACY_KEY_INDEX serves lines that a seawall before this one wrote
+    // ahead (rows without an id, results without their row's), until the next start has
+    // recovered them (EventStore.recovered drops it).
+    sql: `
+      ${eventsTable('events_v9', '')}
+      INSERT INTO events_v9 (${REBUILT_COLUMNS}, ord) SELECT ${REBUILT_COLUMNS}, ord FROM events;
+      DROP TABLE events;
+      ALTER TABLE events_v9 RENAME TO events;
+      CREATE INDEX events_time ON events (time_ms);
+      CREATE INDEX events_vm_time ON events (vm, time_ms);
+      CREATE INDEX events_plugin_time ON events (plugin_time_ns);
+      CREATE INDEX ${LEGACY_KEY_INDEX} ON events (boot_id, session_id, ord);
     `,
   },
 ];

@@ -46,11 +46,15 @@ const REQUIRED: ReadonlyArray<[number, 'string' | 'number']> = (
   ] as const
 ).map(([c, t]) => [EVENT_COLUMNS.indexOf(c), t]);
 
-/** A row the store can take: a value of a column it requires, and of every other a string, number or null. */
+/**
+ * A row the store can take: a value of a column it requires, an id that is a positive integer (or
+ * none: written before schema 9), and of every other column a string, number or null.
+ */
 function wellFormed(values: readonly unknown[]): boolean {
   for (const v of values) if (v !== null && typeof v !== 'string' && typeof v !== 'number') return false;
   for (const [i, type] of REQUIRED) if (typeof values[i] !== type) return false;
-  return true;
+  const id = values[COL.id];
+  return id === null || (Number.isSafeInteger(id) && (id as number) > 0);
 }
 
 /**
@@ -65,15 +69,19 @@ export function decodeLine(line: string): EventValues | null {
   } catch {
     return null; // a torn last line from a kill mid-write: that batch's verdicts never left
   }
-  if (Array.isArray(parsed))
+  if (Array.isArray(parsed)) {
+    // Written by a seawall before schema 9, without the row's id (the last column).
+    if (parsed.length === COL.id) parsed.push(null);
     return parsed.length === EVENT_COLUMNS.length && wellFormed(parsed)
       ? (parsed as unknown as EventValues)
       : null;
+  }
   const params = (parsed as { params?: EventParams } | null)?.params;
   if (typeof params !== 'object' || params === null) return null;
   const values = valuesOfParams(params);
-  // Written by a seawall before events had an order: their seq stood for it.
+  // Written by a seawall before events had an order: their seq stood for it; nor an id.
   values[COL.ord] ??= values[COL.seq];
+  values[COL.id] ??= null;
   return wellFormed(values) ? values : null;
 }
 
@@ -236,6 +244,7 @@ export function recoverPending(
     if (updates.length > 0) store.recoverUpdates(updates);
     if (file !== pendingPath) removeSegment(file);
   }
+  store.recovered();
   const fd = openAppend(pendingPath);
   try {
     ftruncateSync(fd, 0);

@@ -1,5 +1,5 @@
 /**
- * The write-ahead file's lines for what is written after the rows (store/inserts.ts `StoreUpdate`):
+ * The write-ahead file's lines for what is written after the rows (store/updates.ts `StoreUpdate`):
  * APPLIED results, and session, action and policy rows. Each is written with the next rows, or at
  * the next hand-over when none follow, so one handed to a writer thread that is behind, or kept for
  * a commit that waits on a lock, survives a kill -9 with its file; restored only at the next start
@@ -9,7 +9,7 @@
  * carry the whole row. Neither kind of line is a row to `decodeLine`, so a seawall that knows
  * none of them skips them; a line of the wrong shape is skipped as a torn one is.
  */
-import type { ActionUpdate, AppliedUpdate, PolicyUpdate, SessionUpdate, StoreUpdate } from './inserts.js';
+import type { ActionUpdate, AppliedUpdate, PolicyUpdate, SessionUpdate, StoreUpdate } from './updates.js';
 
 /** An update read back from a file, with the boot whose store wrote it. */
 export interface WrittenAhead {
@@ -24,13 +24,14 @@ const UPDATE_PREFIX = '["update",';
 
 /**
  * The encoder of a boot's APPLIED results: `["applied", boot id, session id, order, result, ms,
- * fallback action]` — one per event in a storm, so it is built without an array.
+ * fallback action, row id]` — one per event in a storm, so it is built without an array. A seawall
+ * before schema 9 wrote no row id: such a result finds its row by its boot, session and order.
  */
 export function encodeResult(bootId: string): (u: AppliedUpdate) => string {
   // The same text as JSON.stringify(['applied', bootId, ...u]): the values are integers and null,
   // and the boot id is quoted once.
   const head = `${RESULT_PREFIX}${JSON.stringify(bootId)},`;
-  return (u) => `${head}${u[0]},${u[1]},${u[2]},${u[3]},${u[4]}]`;
+  return (u) => `${head}${u[0]},${u[1]},${u[2]},${u[3]},${u[4]},${u[5]}]`;
 }
 
 /** The encoder of a boot's session, action and policy rows: `["update", boot id, ...the update]`. */
@@ -64,9 +65,11 @@ export function decodeUpdate(line: string): WrittenAhead | null {
 }
 
 function appliedOf(v: unknown[]): AppliedUpdate | null {
-  const [session, ord, result, ms, fallback] = v;
-  if (v.length !== 5 || !int(session) || !int(ord) || !int(result) || !int(ms)) return null;
-  return intOrNull(fallback) ? (v as AppliedUpdate) : null;
+  // Written before schema 9 without the row's id.
+  if (v.length === 5) v.push(null);
+  const [session, ord, result, ms, fallback, id] = v;
+  if (v.length !== 6 || !int(session) || !int(ord) || !int(result) || !int(ms)) return null;
+  return intOrNull(fallback) && intOrNull(id) ? (v as AppliedUpdate) : null;
 }
 
 /** Checks every value against the type `StoreUpdate` gives it. */

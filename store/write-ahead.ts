@@ -40,7 +40,7 @@ import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
 import { withoutBusyWait } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import type { EventStore } from './event-store.js';
-import { type AppliedUpdate, isApplied, type StoreRow, type StoreUpdate } from './inserts.js';
+import type { StoreRow } from './inserts.js';
 
 export type { StoreHealth } from './held-rows.js';
 
@@ -59,6 +59,7 @@ import {
   segmentPath,
 } from './segments.js';
 import { encodeResult, encodeUpdate } from './update-lines.js';
+import { type AppliedUpdate, isApplied, type StoreUpdate } from './updates.js';
 import { WriterClient } from './writer-client.js';
 
 export interface WriteAheadOptions {

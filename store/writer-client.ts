@@ -7,8 +7,8 @@
 import { MessageChannel, type MessagePort, receiveMessageOnPort, type Worker } from 'node:worker_threads';
 import { SCHED_IDLE, SCHED_OTHER, setThreadPolicy } from '../kvm/index.js';
 import { StoreError } from './errors.js';
-import type { StoreUpdate } from './inserts.js';
 import { startThread } from './start-thread.js';
+import type { StoreUpdate } from './updates.js';
 import { Slot, type WriterAck, type WriterData, type WriterRequest } from './writer-thread.js';
 
 const WORKER_URL = new URL(

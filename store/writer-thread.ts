@@ -18,10 +18,11 @@
  */
 import { isMainThread, type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { openDatabase } from './connection.js';
-import { eventWriter, type StoreUpdate } from './inserts.js';
+import { eventWriter } from './inserts.js';
 import type { EventValues } from './rows.js';
 import { readRows, removeSegment } from './segments.js';
 import { threadId } from './thread-priority.js';
+import type { StoreUpdate } from './updates.js';
 
 /** What the main thread starts the worker with. */
 export interface WriterData {

@@ -12,7 +12,9 @@ import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { prune } from '../../store/prune.js';
+import { COL } from '../../store/rows.js';
 import { segmentPath } from '../../store/segments.js';
+import type { AppliedUpdate } from '../../store/updates.js';
 import { until } from '../helpers/wait.js';
 import { lockDatabase, record, session, tempStorePath } from './records.js';
 
@@ -127,14 +129,14 @@ test('a waiting result is taken by its row once, a second result for a row that 
   const store = new EventStore({ path, bootId: 'b' });
   const DAY = 86_400_000;
   const waiting = store.db.prepare('SELECT ord FROM applied_waiting ORDER BY ord').pluck();
-  // Results for orders 1 and 2 of session 9; neither event is stored (yet).
-  store.updateHere([9, 1, -5, T0 - 100 * DAY, null]);
-  store.updateHere([9, 2, -6, T0, null]);
+  // Results for orders 1 and 2 of session 9, rows 7 and 1; neither event is stored (yet).
+  store.updateHere([9, 1, -5, T0 - 100 * DAY, null, 7]);
+  store.updateHere([9, 2, -6, T0, null, 1]);
   assert.deepEqual(waiting.all(), [1, 2]);
   store.append([record({ session: session('vm-p', 9n), seq: 2, timeMs: T0 })]);
   assert.deepEqual(appliedBySeq(path), { 2: -6 });
   assert.deepEqual(waiting.all(), [1], "order 2's result went to its row");
-  store.updateHere([9, 2, -7, T0, null]);
+  store.updateHere([9, 2, -7, T0, null, 1]);
   assert.deepEqual(waiting.all(), [1], 'a row keeps its first result; the second is not kept either');
   const env = { clock: () => 0, pause: () => undefined, stopped: () => false };
   await prune(store.db, { cutoffMs: T0 - 90 * DAY, maxBytes: 1 << 30, chunkRows: 100, sliceMs: 10 }, env);
@@ -157,24 +159,30 @@ test('results in the same write as their rows are set with the insert, leaving t
   dirs.push(dir);
   const s = session('vm-w', 4n);
   const rec = (seq: number, replay = false) => record({ session: s, seq, timeMs: T0 + seq, replay });
-  // Seq 4 is stored before; seq 5's result was kept waiting before its row came.
-  const before = [rec(4)];
   const batch = [rec(1), rec(2), rec(3), rec(4), rec(5), rec(6, true)];
-  const results: [number, number, number, number, number | null][] = [
-    [4, 1, 0, T0 + 1001, null],
-    [4, 2, -22, T0 + 1002, 3],
-    [4, 3, -5, T0 + 1003, null],
-    [4, 3, 0, T0 + 1004, null],
-    [4, 4, -1, T0 + 1005, null],
-    [4, 5, -2, T0 + 1006, null],
-    [4, 6, 0, T0 + 1007, null],
-  ];
-  const waited: [number, number, number, number, number | null] = [4, 5, -9, T0 + 900, 2];
+  // [order, result, ms, fallback]: the rows are ids 1 to 6, in order.
+  const results: AppliedUpdate[] = (
+    [
+      [1, 0, T0 + 1001, null],
+      [2, -22, T0 + 1002, 3],
+      [3, -5, T0 + 1003, null],
+      [3, 0, T0 + 1004, null],
+      [4, -1, T0 + 1005, null],
+      [5, -2, T0 + 1006, null],
+      [6, 0, T0 + 1007, null],
+    ] as const
+  ).map(([ord, result, ms, fallback]) => [4, ord, result, ms, fallback, ord]);
+  // Seq 4 is stored before; seq 5's result was kept waiting before its row came.
+  const waited: AppliedUpdate = [4, 5, -9, T0 + 900, 2, 5];
   const run = (sameWrite: boolean) => {
     const store = new EventStore({ path: join(dir, `${sameWrite}.sqlite`), bootId: 'b' });
-    store.appendRows(store.rowsOf(before).map((r) => r.values));
-    store.updateHere(waited);
     const rows = store.rowsOf(batch).map((r) => r.values);
+    assert.deepEqual(
+      rows.map((v) => v[COL.id]),
+      [1, 2, 3, 4, 5, 6],
+    );
+    store.appendRows([rows[3]!]);
+    store.updateHere(waited);
     if (sameWrite) assert.deepEqual(store.appendRows(rows, results), { inserted: 5, duplicates: 1 });
     else {
       store.appendRows(rows);

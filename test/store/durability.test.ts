@@ -2,7 +2,8 @@
  * Durability at the store level: a child process appends batches to a real file and reports each
  * committed batch on stdout; it is SIGKILLed at a random moment, 20 times. Each time the file must
  * open cleanly (integrity_check ok), hold every batch the child reported, and hold no duplicate —
- * each restart re-sends the last reported batch, as a plugin retry would. The moments (after how
+ * each restart sends the last reported batch again, with the same row ids, as a retried segment
+ * does (store/rows.ts EventParams `id`). The moments (after how
  * many commits, then 0–3 ms later) are drawn from the run's seed, printed with the result.
  */
 import assert from 'node:assert/strict';

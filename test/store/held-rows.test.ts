@@ -5,23 +5,12 @@
  * through a fault (`HeldRows`): copied to a file a kill -9 leaves for the next start.
  */
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
-import { after, test } from 'node:test';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
 import { PendingKeys } from '../../store/held-rows.js';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { until } from '../helpers/wait.js';
-import { copyWriteAhead, lockDatabase, record, session, tempStorePath } from './records.js';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-function storePath(): string {
-  const { dir, path } = tempStorePath();
-  dirs.push(dir);
-  return path;
-}
+import { copyWriteAhead, lockDatabase, record, scratchStorePath, session } from './records.js';
 
 const T1 = '0x18a0000000000001';
 const T2 = '0x18a0000000000002';
@@ -68,7 +57,7 @@ test('a key pending twice is forgotten one at a time; unknown keys change nothin
 });
 
 test('rows held through a fault survive a kill in their copy; it goes once they are written ahead', async (t) => {
-  const path = storePath();
+  const path = scratchStorePath();
   const store = new EventStore({ path, bootId: 'before' });
   // Retried every 20 ms once the lock is released; no hand-over but those the test makes.
   const ahead = new WriteAhead(store, { thread: false, flushMs: 3_600_000, checkMs: 20 });
@@ -85,7 +74,7 @@ test('rows held through a fault survive a kill in their copy; it goes once they 
   assert.equal(ahead.health.heldRows, 3, 'answered through the fault: held');
   assert.ok(existsSync(`${path}.pending.held`), 'and copied');
   // A kill now: the next start finds 1 and 2 in their segment, 3 to 5 in the copy.
-  const copy = copyWriteAhead(path, storePath());
+  const copy = copyWriteAhead(path, scratchStorePath());
   const next = new EventStore({ path: copy, bootId: 'after' });
   new WriteAhead(next, { thread: false }).close();
   const seqs = next.db.prepare("SELECT seq FROM events WHERE boot_id = 'before' ORDER BY seq").pluck();

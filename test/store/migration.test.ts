@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { REPLAY_LOOKUP_SQL } from '../../store/event-store.js';
 import { EventStore, isStoreError, SCHEMA_VERSION, schemaVersion } from '../../store/index.js';
 import { tempStorePath } from './records.js';
 import { V1_SCHEMA } from './v1-schema.js';
@@ -49,6 +50,7 @@ test('a schema-1 file is upgraded in place: data intact, version current', () =>
   );
   const [e] = store.queries.events({ vm: 'vm-legacy' });
   assert.ok(e);
+  assert.equal(e.id, 1, 'rebuilt tables keep every row id');
   assert.equal(e.seq, 17);
   assert.equal(e.esr, '0x0000000092000410');
   assert.equal(e.gpa, '0x0000000080002000');
@@ -149,19 +151,33 @@ test('an upgraded file and a new one have the same indexes on events, and only t
   dirs.push(dir);
   const fresh = new EventStore({ path });
   const want = {
-    // the unique key: idempotent inserts, and the event an APPLIED result is for
-    sqlite_autoindex_events_1: ['boot_id', 'session_id', 'ord'],
     // a replay already stored is recognised
-    events_replay_key: ['vm', 'seq', 'plugin_time_ns'],
+    events_plugin_time: ['plugin_time_ns'],
     // listings, rate windows, retention
     events_time: ['time_ms'],
     // one VM's listing, its last action, the VM summary
     events_vm_time: ['vm', 'time_ms'],
   };
-  // Migrations 6 and 7 dropped (vm, gpa, time) and (boot, session, seq): every insert paid for
-  // them, and no query needs them.
+  // Until the first start has recovered what an older seawall wrote ahead, rows are also found by
+  // (boot, session, order), as its lines name them.
+  const legacy = { events_legacy_key: ['boot_id', 'session_id', 'ord'] };
+  assert.deepEqual(eventIndexes(upgraded.db), { ...want, ...legacy });
+  assert.deepEqual(eventIndexes(fresh.db), { ...want, ...legacy });
+  // Migrations 6 and 7 dropped (vm, gpa, time) and (boot, session, seq), and 9 the unique key
+  // (boot, session, order) and (vm, seq, plugin time): every insert paid for them, and the row's
+  // id (the primary key) and the exit time do their work.
+  upgraded.recovered();
+  fresh.recovered();
   assert.deepEqual(eventIndexes(upgraded.db), want);
   assert.deepEqual(eventIndexes(fresh.db), want);
+  // A replay's check is one search of the exit times, never a walk through its VM's events.
+  const plan = fresh.db.prepare(`EXPLAIN QUERY PLAN ${REPLAY_LOOKUP_SQL}`).all('0x1', 'vm', 1) as {
+    detail: string;
+  }[];
+  assert.deepEqual(
+    plan.map((p) => p.detail),
+    ['SEARCH events USING INDEX events_plugin_time (plugin_time_ns=?)'],
+  );
   upgraded.close();
   fresh.close();
 });

@@ -2,10 +2,10 @@
  * Event records for store tests, built the way the pipeline builds them: a HELLO-derived session,
  * a wire event typed by the daemon's own `typeEvent` (real ESR decoding), a decision and verdict.
  */
-import { copyFileSync, mkdtempSync, readdirSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import type { TestContext } from 'node:test';
+import { after, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
 import { sessionInfo } from '../../daemon/session-info.js';
 import { typeEvent } from '../../daemon/typed-event.js';
@@ -47,6 +47,18 @@ export function copyWriteAhead(path: string, copy: string): string {
 export function tempStorePath(): { dir: string; path: string } {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-store-'));
   return { dir, path: join(dir, 'events.sqlite') };
+}
+
+const scratch: string[] = [];
+after(() => {
+  for (const d of scratch.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A store path in a directory of its own, removed once the file's tests are done. */
+export function scratchStorePath(): string {
+  const { dir, path } = tempStorePath();
+  scratch.push(dir);
+  return path;
 }
 
 export function session(vm: string, id = 1n, labels: Record<string, string> = { tenant: 't1' }): SessionInfo {

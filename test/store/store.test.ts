@@ -5,7 +5,8 @@ import { createRequire } from 'node:module';
 import { after, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { EventStore, isStoreError, type StoreOp } from '../../store/index.js';
-import type { StoreUpdate } from '../../store/inserts.js';
+import { COL } from '../../store/rows.js';
+import type { StoreUpdate } from '../../store/updates.js';
 import { nextEvent } from '../helpers/wait.js';
 import { record, SEA_ESR, session, tempStorePath } from './records.js';
 
@@ -66,21 +67,29 @@ test('append stores every field and upserts the poisoned page in the same transa
   store.close();
 });
 
-test('appending the same events again adds no row and does not inflate page counts', () => {
+test('appending the same rows again (their ids) adds no row and does not inflate page counts', () => {
   const store = open();
   const s = session('vm-a');
   const batch = [record({ session: s, seq: 1, timeMs: T0 }), record({ session: s, seq: 2, timeMs: T0 + 1 })];
-  assert.deepEqual(store.append(batch), { inserted: 2, duplicates: 0 });
-  assert.deepEqual(store.append(batch), { inserted: 0, duplicates: 2 });
-  assert.deepEqual(store.append([batch[1]!, record({ session: s, seq: 3, timeMs: T0 + 2 })]), {
-    inserted: 1,
-    duplicates: 1,
-  });
+  const rows = store.rowsOf(batch).map((r) => r.values);
+  assert.deepEqual(
+    rows.map((v) => v[COL.id]),
+    [1, 2],
+  );
+  assert.deepEqual(store.appendRows(rows), { inserted: 2, duplicates: 0 });
+  assert.deepEqual(store.appendRows(rows), { inserted: 0, duplicates: 2 });
+  const [third] = store.rowsOf([record({ session: s, seq: 3, timeMs: T0 + 2 })]);
+  assert.deepEqual(store.appendRows([rows[1]!, third!.values]), { inserted: 1, duplicates: 1 });
   assert.equal(store.queries.totals().events, 3);
   assert.equal(store.queries.poisonedPages()[0]!.count, 3);
-  // The same session id and seq in another daemon run is another event.
+  // The same session id and seq in another daemon run is another event, with ids past the file's.
   const other = new EventStore({ path: store.path, bootId: 'boot-2' });
-  assert.deepEqual(other.append(batch), { inserted: 2, duplicates: 0 });
+  const again = other.rowsOf(batch).map((r) => r.values);
+  assert.deepEqual(
+    again.map((v) => v[COL.id]),
+    [4, 5],
+  );
+  assert.deepEqual(other.appendRows(again), { inserted: 2, duplicates: 0 });
   other.close();
   assert.equal(store.queries.totals().events, 5);
   store.close();

@@ -10,9 +10,9 @@ import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSyn
 import { join } from 'node:path';
 import { after, type TestContext, test } from 'node:test';
 import { EventStore, WriteAhead } from '../../store/index.js';
-import { type AppliedUpdate, type PolicyUpdate, type StoreUpdate, sessionRow } from '../../store/inserts.js';
 import { readRows } from '../../store/segments.js';
 import { decodeUpdate, encodeResult, encodeUpdate } from '../../store/update-lines.js';
+import { type AppliedUpdate, type PolicyUpdate, type StoreUpdate, sessionRow } from '../../store/updates.js';
 import { copyWriteAhead, lockDatabase, record, session, tempStorePath } from './records.js';
 
 const T0 = Date.UTC(2026, 11, 2, 12, 0, 0);
@@ -120,16 +120,30 @@ test('the writer thread reads a segment’s rows only; a result line is told apa
   const s = session('vm-r', 5n);
   const [row] = store.rowsOf([record({ session: s, seq: 1, timeMs: T0 })]);
   store.close();
-  const line = encodeResult('before')([5, 1, 0, T0, null]);
-  assert.equal(line, JSON.stringify(['applied', 'before', 5, 1, 0, T0, null]));
-  assert.equal(encodeResult('b"\\')([1, 2, -5, 3, 4]), JSON.stringify(['applied', 'b"\\', 1, 2, -5, 3, 4]));
+  const line = encodeResult('before')([5, 1, 0, T0, null, 1]);
+  assert.equal(line, JSON.stringify(['applied', 'before', 5, 1, 0, T0, null, 1]));
+  assert.equal(
+    encodeResult('b"\\')([1, 2, -5, 3, 4, 9]),
+    JSON.stringify(['applied', 'b"\\', 1, 2, -5, 3, 4, 9]),
+  );
+  // As a seawall before schema 9 wrote it: no row id.
+  const older = JSON.stringify(['applied', 'before', 5, 2, -5, T0, 3]);
   const file = join(dir, 'segment');
-  const foreign = ['["applied","b",1,1,0]', '["applied","b","x",1,0,1,null]', '["applied",'];
-  writeFileSync(file, `${[JSON.stringify(row?.values), line, ...foreign].join('\n')}\n`);
+  const foreign = [
+    '["applied","b",1,1,0]',
+    '["applied","b","x",1,0,1,null]',
+    '["applied","b",1,1,0,1,null,"7"]',
+    '["applied","b",1,1,0,1,null,7,8]',
+    '["applied",',
+  ];
+  writeFileSync(file, `${[JSON.stringify(row?.values), line, older, ...foreign].join('\n')}\n`);
   const results: NonNullable<ReturnType<typeof decodeUpdate>>[] = [];
   assert.equal(readRows(file).length, 1);
   assert.equal(readRows(file, results).length, 1);
-  assert.deepEqual(results, [{ bootId: 'before', update: [5, 1, 0, T0, null] }]);
+  assert.deepEqual(results, [
+    { bootId: 'before', update: [5, 1, 0, T0, null, 1] },
+    { bootId: 'before', update: [5, 2, -5, T0, 3, null] },
+  ]);
   for (const bad of foreign) assert.equal(decodeUpdate(bad), null, bad);
   assert.ok(readFileSync(file, 'utf8').includes(line));
 });

@@ -10,6 +10,7 @@ import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { SessionInfo } from '../../events/index.js';
 import { EventStore, WriteAhead } from '../../store/index.js';
+import { COL } from '../../store/rows.js';
 import { decodeLine, encodeRow, segmentPath } from '../../store/segments.js';
 import { until } from '../helpers/wait.js';
 import { lockDatabase, record, session, tempStorePath } from './records.js';
@@ -248,11 +249,13 @@ test('at open, the pending file and every segment a killed daemon left are inser
       Array.from({ length: to - from + 1 }, (_, i) => record({ session: s, seq: from + i, timeMs: T0 })),
     );
   const pending = `${path}.pending`;
-  writeFileSync(segmentPath(pending, 2), `${rowsOf(1, 10).map(encodeRow).join('\n')}\n`);
+  const first = rowsOf(1, 10);
+  writeFileSync(segmentPath(pending, 2), `${first.map(encodeRow).join('\n')}\n`);
   writeFileSync(segmentPath(pending, 11), `${rowsOf(11, 20).map(encodeRow).join('\n')}\n`);
   // The live file, with a torn last line: that batch's verdicts never left.
   writeFileSync(pending, `${rowsOf(21, 25).map(encodeRow).join('\n')}\n["bo`);
-  store.appendRows(rowsOf(1, 3).map((r) => r.values)); // a segment committed just before the kill
+  // Part of a segment committed just before the kill: the same rows (their ids) again.
+  store.appendRows(first.slice(0, 3).map((r) => r.values));
   const ahead = new WriteAhead(store);
   assert.equal(ahead.recovered, 25);
   assert.deepEqual(segmentsIn(dir), []);
@@ -271,6 +274,9 @@ test('segments in the JSON-object encoding of earlier versions are recovered bes
   writeFileSync(segmentPath(pending, 1), `${old}{"params":{"boot_id":"`);
   const s = session('vm-new', 8n);
   const fresh = store.rowsOf([1, 2, 3].map((seq) => record({ session: s, seq, timeMs: T0, gpa: 0x9000n })));
+  // Written after the older rows were recovered, by the seawall that recovered them: ids past theirs
+  // (SQLite gave them ids as they went in).
+  for (const [i, r] of fresh.entries()) r.values[COL.id] = 100 + i;
   writeFileSync(segmentPath(pending, 2), `${fresh.map(encodeRow).join('\n')}\n`);
   const ahead = new WriteAhead(store);
   assert.equal(ahead.recovered, 5);

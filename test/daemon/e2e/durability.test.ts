@@ -8,8 +8,9 @@
  * read-only connection and holds at least the rows it held before; at the end every event whose
  * verdict a client received from the daemon is in the store, decided once, and no row is repeated.
  *
- * Which key identifies an event across boots. The table's unique key is (boot_id, session_id,
- * seq): session ids restart at 1 with every daemon boot, and seq is the plugin's. The client
+ * Which key identifies an event across boots. Within a boot an event is (boot_id, session_id,
+ * seq) (its row is inserted by the id given to it, once): session ids restart at 1 with every
+ * daemon boot, and seq is the plugin's. The client
  * never learns the boot id, but it does not need to: a PluginClient's seq counter runs on across
  * reconnects (only a new client starts again at 1), and each client has its own VM id, so
  * (vm, seq) names one exit of one client across all boots. The same VM id may reconnect after a
@@ -175,7 +176,7 @@ test('kill -9 at random moments, 24 times: the store stays intact and holds ever
     .prepare('SELECT boot_id, session_id, seq, vm, replay, verdict_action FROM events')
     .all() as Row[];
 
-  // The table's unique key, and (vm, session, seq) within each boot: never repeated.
+  // An event within its boot, and (vm, session, seq) within each boot: never repeated.
   assert.deepEqual(
     db.prepare('SELECT boot_id, session_id, seq FROM events GROUP BY 1, 2, 3 HAVING COUNT(*) > 1').all(),
     [],
