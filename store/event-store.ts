@@ -17,7 +17,7 @@ import { StoreError, type StoreOp } from './errors.js';
 import { PendingKeys } from './held-rows.js';
 import { type AppendResult, eventWriter, type StoreRow } from './inserts.js';
 import { StoreQueries } from './queries.js';
-import { COL, type EventValues, eventValues, hex64, type ReplayKey } from './rows.js';
+import { COL, type EventValues, eventValues, hex64, MAX_ROW_ID, type ReplayKey } from './rows.js';
 import { LEGACY_KEY_INDEX, migrate } from './schema.js';
 import type { WrittenAhead } from './update-lines.js';
 import { type ActionUpdate, type StoreUpdate, sessionRow, updateOp } from './updates.js';
@@ -104,11 +104,11 @@ export class EventStore {
     this.#db = openDatabase(opts.path);
     try {
       this.openedVersion = migrate(this.#db, opts.path, this.#now());
+      this.#prepare();
     } catch (err) {
       this.#db.close();
       throw err;
     }
-    this.#prepare();
     this.#closeLeftOpen();
   }
 
@@ -120,6 +120,9 @@ export class EventStore {
   /** Ids given from now on go past every id the file holds (a reopened file may be another). */
   #syncIds(): void {
     const [actions, events] = this.#maxIds.get() as [number, number];
+    const path = this.path;
+    const why = `${path} holds an event id (${events}) past any seawall gives: move the file aside`;
+    if (events > MAX_ROW_ID) throw new StoreError('SEAWALL_STORE_OPEN', why, { path });
     this.#actionId = Math.max(this.#actionId, actions);
     this.#eventId = Math.max(this.#eventId, events);
   }

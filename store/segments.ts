@@ -20,7 +20,14 @@ import { basename, dirname, join } from 'node:path';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
 import type { StoreRow } from './inserts.js';
-import { COL, EVENT_COLUMNS, type EventParams, type EventValues, valuesOfParams } from './rows.js';
+import {
+  COL,
+  EVENT_COLUMNS,
+  type EventParams,
+  type EventValues,
+  MAX_ROW_ID,
+  valuesOfParams,
+} from './rows.js';
 import { decodeUpdate, isUpdateLine, type WrittenAhead } from './update-lines.js';
 
 /**
@@ -54,7 +61,7 @@ function wellFormed(values: readonly unknown[]): boolean {
   for (const v of values) if (v !== null && typeof v !== 'string' && typeof v !== 'number') return false;
   for (const [i, type] of REQUIRED) if (typeof values[i] !== type) return false;
   const id = values[COL.id];
-  return id === null || (Number.isSafeInteger(id) && (id as number) > 0);
+  return id === null || (Number.isSafeInteger(id) && (id as number) > 0 && (id as number) <= MAX_ROW_ID);
 }
 
 /**

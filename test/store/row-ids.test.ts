@@ -8,10 +8,10 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { EventStore, WriteAhead } from '../../store/index.js';
-import { COL } from '../../store/rows.js';
+import { EventStore, isStoreError, WriteAhead } from '../../store/index.js';
+import { COL, MAX_ROW_ID } from '../../store/rows.js';
 import { LEGACY_KEY_INDEX } from '../../store/schema.js';
-import { encodeRow, segmentPath } from '../../store/segments.js';
+import { decodeLine, encodeRow, segmentPath } from '../../store/segments.js';
 import { encodeResult } from '../../store/update-lines.js';
 import { record, scratchStorePath, session } from './records.js';
 
@@ -90,4 +90,26 @@ test('lines written ahead before schema 9 are recovered once each, results find 
   assert.ok(!indexes().includes(LEGACY_KEY_INDEX), 'dropped once they are in');
   ahead.close();
   store.close();
+});
+
+test('ids past what seawall gives: such a line is not read as a row, and such a store is refused at open', () => {
+  const path = scratchStorePath();
+  const store = new EventStore({ path, bootId: 'b' });
+  const [row] = store.rowsOf([record({ session: session('vm-x', 1n), seq: 1, timeMs: T0 })]);
+  const line = (id: number) => JSON.stringify([...row!.values.slice(0, COL.id), id]);
+  assert.deepEqual(decodeLine(line(MAX_ROW_ID))?.[COL.id], MAX_ROW_ID);
+  for (const id of [MAX_ROW_ID + 1, 0, -3, 1.5]) assert.equal(decodeLine(line(id)), null, String(id));
+  store.db
+    .prepare(
+      'INSERT INTO events (id, boot_id, session_id, seq, time_ms, vm, labels, kind, severity, replay, ord) ' +
+        "VALUES (?, 'b', 1, 1, 0, 'vm', '{}', 'sea', 'uer', 0, 1)",
+    )
+    .run(MAX_ROW_ID + 1);
+  store.close();
+  assert.throws(
+    () => new EventStore({ path }),
+    (err: unknown) =>
+      isStoreError(err, 'SEAWALL_STORE_OPEN') &&
+      /holds an event id \(4503599627370497\) past any seawall gives/.test(err.message),
+  );
 });
