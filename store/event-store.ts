@@ -176,13 +176,14 @@ export class EventStore {
     }
     this.#db = db;
     this.#prepare();
+    this.recovered(); // nothing of an older seawall's comes to a file opened at run time
     this.generation++;
   }
 
   /**
-   * Stores one pipeline batch in one transaction, before its verdicts are written. Idempotent:
-   * an event already stored (same boot, session, seq) is skipped. On failure the whole batch is
-   * rolled back, `onError('append')` is called and null returned.
+   * Stores one pipeline batch in one transaction, before its verdicts are written, each event
+   * under a row id given now (`appendRows` with the same rows again is what is idempotent). On
+   * failure the whole batch is rolled back, `onError('append')` is called and null returned.
    */
   append(batch: readonly EventRecord[]): AppendResult | null {
     if (batch.length === 0) return { inserted: 0, duplicates: 0 };

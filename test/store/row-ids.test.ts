@@ -6,7 +6,7 @@
  * without their row's) are recovered once each, and the index that serves them goes after.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { EventStore, isStoreError, WriteAhead } from '../../store/index.js';
 import { COL, MAX_ROW_ID } from '../../store/rows.js';
@@ -112,4 +112,16 @@ test('ids past what seawall gives: such a line is not read as a row, and such a 
       isStoreError(err, 'SEAWALL_STORE_OPEN') &&
       /holds an event id \(4503599627370497\) past any seawall gives/.test(err.message),
   );
+});
+
+test('a store file made again at run time (its file lost) has no index for older lines: nothing of theirs can come', () => {
+  const path = scratchStorePath();
+  const store = new EventStore({ path });
+  store.recovered();
+  for (const f of ['', '-wal', '-shm']) rmSync(`${path}${f}`, { force: true });
+  assert.ok(store.lost());
+  store.reopen();
+  const indexes = store.db.prepare("SELECT name FROM pragma_index_list('events')").pluck().all();
+  assert.ok(!indexes.includes(LEGACY_KEY_INDEX), String(indexes));
+  store.close();
 });
