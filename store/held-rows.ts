@@ -7,7 +7,7 @@
 import { closeSync } from 'node:fs';
 import type { StoreRow } from './inserts.js';
 import type { ReplayKey } from './rows.js';
-import { appendRows, openAppend, removeSegment } from './segments.js';
+import { appendWhole, encodeRow, openAppend, removeSegment } from './segments.js';
 
 /** Whether answered events are reaching the store. */
 export interface StoreHealth {
@@ -79,8 +79,10 @@ export class PendingKeys {
  * Rows answered while the store is faulty, oldest first, at most `max`; and, with a `copy` path,
  * the first `max` of them also appended there (store/segments.ts `heldPath`), which the next start
  * recovers: a fault that leaves files writable — a commit that fails, the database locked by
- * another process — no longer costs them with a kill -9. After a failed append no other is tried
- * until `closeCopy` (once a second): a full disk must not cost every verdict a failed write.
+ * another process — no longer costs them with a kill -9. So do the first `max` updates received
+ * meanwhile (`copyUpdate`: APPLIED results, session, action and policy rows). After a failed
+ * append no other is tried until `closeCopy` (once a second): a full disk must not cost every
+ * verdict a failed write.
  */
 export class HeldRows {
   #rows: StoreRow[] = [];
@@ -93,6 +95,8 @@ export class HeldRows {
   #fd = -1;
   /** Rows in the copy. */
   copied = 0;
+  /** Update lines in the copy (store/update-lines.ts). */
+  updatesCopied = 0;
 
   constructor(max: number, keys: PendingKeys, onDrop: (n: number) => void, copy: string | null = null) {
     this.#max = max;
@@ -133,6 +137,12 @@ export class HeldRows {
     // Removed even when nothing was copied: an append that failed may have left it empty.
     if (this.#copy !== null) removeSegment(this.#copy);
     this.copied = 0;
+    this.updatesCopied = 0;
+  }
+
+  /** Appends an update's line to the copy (the first `max` of a fault's). */
+  copyUpdate(line: string): void {
+    if (this.updatesCopied < this.#max && this.#appendText(`${line}\n`)) this.updatesCopied++;
   }
 
   /**
@@ -150,16 +160,23 @@ export class HeldRows {
   }
 
   #append(rows: readonly StoreRow[]): void {
-    if (this.#copy === null || this.#fd === -2 || this.copied >= this.#max) return;
+    if (this.copied >= this.#max) return;
     const take = rows.slice(0, this.#max - this.copied);
+    if (this.#appendText(`${take.map(encodeRow).join('\n')}\n`)) this.copied += take.length;
+  }
+
+  /** Appends whole lines to the copy; false when there is none, or it could not take them. */
+  #appendText(text: string): boolean {
+    if (this.#copy === null || this.#fd === -2) return false;
     try {
       if (this.#fd === -1) this.#fd = openAppend(this.#copy);
-      appendRows(this.#fd, take);
-      this.copied += take.length;
+      appendWhole(this.#fd, text);
+      return true;
     } catch {
       // The fault itself, most likely (a full disk, the directory gone): held in memory only.
       this.closeCopy();
       this.#fd = -2;
+      return false;
     }
   }
 }

@@ -33,6 +33,11 @@ class Fifo<T> {
     this.#head = 0;
   }
 
+  /** Everything, oldest first, left in place. */
+  peek(): T[] {
+    return this.#items.slice(this.#head);
+  }
+
   /** Everything, oldest first; the queue is then empty. */
   take(): T[] {
     const items = this.#head === 0 ? this.#items : this.#items.slice(this.#head);
@@ -92,6 +97,13 @@ export class HeldUpdates {
     for (const u of applied) this.#applied.push(u);
     for (const u of rows) this.#rows.push(u);
     if (this.length > this.#max) this.#trim();
+  }
+
+  /** All of them, in the order `take` gives, left in place. */
+  peek(): StoreUpdate[] {
+    const all = this.#rows.peek();
+    for (const u of this.#applied.peek()) all.push(u);
+    return all;
   }
 
   /** All of them, for one segment: the session, action and policy rows, then the results. */

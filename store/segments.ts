@@ -131,11 +131,6 @@ export function appendWhole(fd: number, text: string): void {
   });
 }
 
-/** Appends rows whole, one line each (`appendWhole`, `encodeRow`). */
-export function appendRows(fd: number, rows: readonly StoreRow[]): void {
-  appendWhole(fd, `${rows.map(encodeRow).join('\n')}\n`);
-}
-
 /** `<store>.pending.<n>`. */
 export const segmentPath = (pendingPath: string, n: number): string => `${pendingPath}.${n}`;
 

@@ -48,7 +48,6 @@ import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
 import { HeldUpdates } from './held-updates.js';
 import type { ReplayKey } from './rows.js';
 import {
-  appendRows,
   appendWhole,
   encodeRow,
   heldPath,
@@ -290,9 +289,15 @@ export class WriteAhead {
       this.#held.closeCopy();
       this.#closeAppend();
       this.#fd = openAppend(this.path);
-      if (this.#held.length > 0) {
+      if (this.#held.length > 0 || this.#held.updatesCopied > 0) {
         const rows = this.#held.peek();
-        appendRows(this.#fd, rows);
+        // The updates held with them go too, before their copy does (a kill meanwhile leaves
+        // them twice: each is idempotent or carries its whole row).
+        const updates = this.#held.updatesCopied > 0 ? this.#updates.peek() : [];
+        const lines = rows.map(encodeRow);
+        for (const u of updates) lines.push(this.#lineOf(u));
+        appendWhole(this.#fd, `${lines.join('\n')}\n`);
+        if (updates.length > 0) this.#fileUpdates = true;
         for (const row of rows) {
           this.#keys.push(row.key);
           this.#fileRows.push(row);
@@ -420,7 +425,8 @@ export class WriteAhead {
    * commit before its event's row (store/inserts.ts keeps it for the row). Each is also written
    * ahead with the next rows, or at the next hand-over without them (`#updateLines`,
    * store/update-lines.ts): a kill -9 loses only those received since the file's last write,
-   * within flushMs; while the store is faulty, those received meanwhile (in memory only).
+   * within flushMs; while the store is faulty, those received meanwhile go to the copy of the
+   * held rows (store/held-rows.ts `copyUpdate`), written ahead with them at the retry.
    * Written on the event loop, each waited out the busy timeout whenever the
    * writer thread or another process held the write lock — every VM's verdicts with it. While the
    * store is faulty it waits for the once-a-second retry, bounded (store/held-updates.ts).
@@ -428,14 +434,18 @@ export class WriteAhead {
   #update(u: StoreUpdate): void {
     if (this.#closed) this.#store.updateHere(u);
     else {
-      if (this.#fault === null)
-        this.#updateLines.push(isApplied(u) ? this.#encodeResult(u) : this.#encodeUpdate(u));
+      if (this.#fault === null) this.#updateLines.push(this.#lineOf(u));
+      else this.#held.copyUpdate(this.#lineOf(u));
       this.#updates.push(u);
       // Like rows, many updates within one flushMs (a storm of connects) go at once, where
       // `maxInFlight` can bound them; while faulty they wait for the retry.
       if (this.#updates.length >= this.#maxPending && this.#fault === null) this.#handOver();
       else this.#schedule();
     }
+  }
+
+  #lineOf(u: StoreUpdate): string {
+    return isApplied(u) ? this.#encodeResult(u) : this.#encodeUpdate(u);
   }
 
   #takeUpdateLines(): string[] {

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
+import type { SessionInfo } from '../../events/index.js';
 import { PendingKeys } from '../../store/held-rows.js';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { until } from '../helpers/wait.js';
@@ -56,7 +57,11 @@ test('a key pending twice is forgotten one at a time; unknown keys change nothin
   }
 });
 
-test('rows held through a fault survive a kill in their copy; it goes once they are written ahead', async (t) => {
+/**
+ * A store of boot 'before' whose first commit, of events `seqs` of `s`, failed on a lock another
+ * connection holds: a fault, until `release`.
+ */
+function faulty(t: TestContext, s: SessionInfo, seqs: number[]) {
   const path = scratchStorePath();
   const store = new EventStore({ path, bootId: 'before' });
   // Retried every 20 ms once the lock is released; no hand-over but those the test makes.
@@ -65,11 +70,16 @@ test('rows held through a fault survive a kill in their copy; it goes once they 
     ahead.close();
     store.close();
   });
-  const s = session('vm-h', 3n);
   const release = lockDatabase(t, path);
-  ahead.record([1, 2].map((seq) => record({ session: s, seq, timeMs: 1000 + seq })));
+  ahead.record(seqs.map((seq) => record({ session: s, seq, timeMs: 1000 + seq })));
   ahead.flush(); // the commit fails on the lock: a fault
   assert.equal(ahead.health.healthy, false);
+  return { path, store, ahead, release };
+}
+
+test('rows held through a fault survive a kill in their copy; it goes once they are written ahead', async (t) => {
+  const s = session('vm-h', 3n);
+  const { path, store, ahead, release } = faulty(t, s, [1, 2]);
   ahead.record([3, 4, 5].map((seq) => record({ session: s, seq, timeMs: 1000 + seq })));
   assert.equal(ahead.health.heldRows, 3, 'answered through the fault: held');
   assert.ok(existsSync(`${path}.pending.held`), 'and copied');
@@ -87,4 +97,30 @@ test('rows held through a fault survive a kill in their copy; it goes once they 
   ahead.flush();
   const stored = store.db.prepare('SELECT seq FROM events ORDER BY seq').pluck();
   assert.deepEqual(stored.all(), [1, 2, 3, 4, 5]);
+});
+
+test('session, action and result records received through a fault survive a kill in the copy too', async (t) => {
+  const s = session('vm-u', 4n);
+  const { path, store, ahead, release } = faulty(t, s, [1]);
+  // No row comes with them: only the copy keeps them.
+  store.sessionOpened(s);
+  store.markApplied(4n, 1, -5);
+  store.recordAction({ vm: 'vm-u', action: 'kill', rule: 'r', outcome: 'requested' });
+  assert.equal(ahead.health.heldRows, 0);
+  // A kill now: the next start stores them from the copy.
+  const copy = copyWriteAhead(path, scratchStorePath());
+  const next = new EventStore({ path: copy, bootId: 'after' });
+  new WriteAhead(next, { thread: false }).close();
+  const one = (sql: string) => next.db.prepare(sql).raw().get();
+  assert.deepEqual(one("SELECT vm, outcome FROM sessions WHERE boot_id = 'before'"), ['vm-u', 'disconnect']);
+  assert.deepEqual(one('SELECT seq, applied FROM events'), [1, -5]);
+  assert.deepEqual(one('SELECT vm, action, outcome FROM actions'), ['vm-u', 'kill', 'requested']);
+  assert.equal(existsSync(`${copy}.pending.held`), false, 'the copy is removed once recovered');
+  next.close();
+  release();
+  await until('the fault to clear', () => ahead.health.healthy);
+  assert.equal(existsSync(`${path}.pending.held`), false, 'the copy goes once they are written ahead');
+  ahead.flush();
+  assert.deepEqual(store.db.prepare('SELECT seq, applied FROM events').raw().get(), [1, -5]);
+  assert.equal(store.db.prepare('SELECT COUNT(*) FROM sessions').pluck().get(), 1);
 });
