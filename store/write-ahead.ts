@@ -296,7 +296,7 @@ export class WriteAhead {
         const updates = this.#held.updatesCopied > 0 ? this.#updates.peek() : [];
         const lines = rows.map(encodeRow);
         for (const u of updates) lines.push(this.#lineOf(u));
-        appendWhole(this.#fd, `${lines.join('\n')}\n`);
+        if (lines.length > 0) appendWhole(this.#fd, `${lines.join('\n')}\n`);
         if (updates.length > 0) this.#fileUpdates = true;
         for (const row of rows) {
           this.#keys.push(row.key);
