@@ -6,7 +6,7 @@
  * a row's segment that cannot be read.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -98,25 +98,27 @@ test('writer thread: a result committed at a retry while its row still fails lan
   const release = lockDatabase(t, path);
   ahead.record([record({ session: s, seq: 1, timeMs: T0 + 1 })]);
   await until('the thread to fail the segment with seq 1', () => !ahead.health.healthy);
-  // The row's segment cannot be read for now: its retries fail while the database takes the rest.
+  // The row's segment cannot be read for now (a symlink, never followed, to a file that exists):
+  // its retries fail while the database takes the rest.
   const segment = segmentPath(`${path}.pending`, 1);
   const text = readFileSync(segment);
   rmSync(segment);
-  mkdirSync(segment);
+  writeFileSync(join(dir, 'elsewhere'), '');
+  symlinkSync(join(dir, 'elsewhere'), segment);
   // A retry may have read the row before the file went, and wait for the lock: were the lock
   // released now, it would commit the row, and the result would land on it without waiting.
   // Released once a retry has found the segment unreadable: every attempt before it has failed.
-  await until('a retry to find the segment unreadable', () =>
-    errors.some((m) => /not a regular file/.test(m)),
-  );
+  await until('a retry to find the segment unreadable', () => errors.some((m) => /ELOOP/.test(m)));
   release();
   // Held through the fault, then committed by a retry in a segment of its own.
   store.markApplied(6n, 1, -5);
   await until('the result to wait for its row', () => waiting(path) === 1, {
     state: () => `${ahead.pending} pending, ${ahead.health.heldUpdates} updates in memory`,
   });
-  rmdirSync(segment);
-  writeFileSync(segment, text);
+  // Put back in one rename: a thread reading it meanwhile must find it whole, neither gone nor
+  // empty (either would count its row as committed).
+  writeFileSync(join(dir, 'whole'), text);
+  renameSync(join(dir, 'whole'), segment);
   await until('a retry to commit the row', () => ahead.health.healthy && ahead.pending === 0);
   ahead.close();
   assert.deepEqual(appliedBySeq(path), { 1: -5 });
