@@ -99,12 +99,14 @@ test('writer thread: a result committed at a retry while its row still fails lan
   ahead.record([record({ session: s, seq: 1, timeMs: T0 + 1 })]);
   await until('the thread to fail the segment with seq 1', () => !ahead.health.healthy);
   // The row's segment cannot be read for now (a symlink, never followed, to a file that exists):
-  // its retries fail while the database takes the rest.
+  // its retries fail while the database takes the rest. Swapped in one rename, as it is put back
+  // below: a thread reading it meanwhile must never find it gone or empty (either would count its
+  // row as committed).
   const segment = segmentPath(`${path}.pending`, 1);
   const text = readFileSync(segment);
-  rmSync(segment);
   writeFileSync(join(dir, 'elsewhere'), '');
-  symlinkSync(join(dir, 'elsewhere'), segment);
+  symlinkSync(join(dir, 'elsewhere'), join(dir, 'link'));
+  renameSync(join(dir, 'link'), segment);
   // A retry may have read the row before the file went, and wait for the lock: were the lock
   // released now, it would commit the row, and the result would land on it without waiting.
   // Released once a retry has found the segment unreadable: every attempt before it has failed.
@@ -115,8 +117,6 @@ test('writer thread: a result committed at a retry while its row still fails lan
   await until('the result to wait for its row', () => waiting(path) === 1, {
     state: () => `${ahead.pending} pending, ${ahead.health.heldUpdates} updates in memory`,
   });
-  // Put back in one rename: a thread reading it meanwhile must find it whole, neither gone nor
-  // empty (either would count its row as committed).
   writeFileSync(join(dir, 'whole'), text);
   renameSync(join(dir, 'whole'), segment);
   await until('a retry to commit the row', () => ahead.health.healthy && ahead.pending === 0);
