@@ -7,7 +7,7 @@
 import { closeSync } from 'node:fs';
 import type { StoreRow } from './inserts.js';
 import type { ReplayKey } from './rows.js';
-import { appendWhole, encodeRow, openAppend, removeSegment } from './segments.js';
+import { appendLines, encodeRow, openAppend, removeSegment } from './segments.js';
 
 /** Whether answered events are reaching the store. */
 export interface StoreHealth {
@@ -142,7 +142,7 @@ export class HeldRows {
 
   /** Appends an update's line to the copy (the first `max` of a fault's). */
   copyUpdate(line: string): void {
-    if (this.updatesCopied < this.#max && this.#appendText(`${line}\n`)) this.updatesCopied++;
+    if (this.updatesCopied < this.#max && this.#appendLines([line])) this.updatesCopied++;
   }
 
   /**
@@ -162,15 +162,15 @@ export class HeldRows {
   #append(rows: readonly StoreRow[]): void {
     if (this.copied >= this.#max) return;
     const take = rows.slice(0, this.#max - this.copied);
-    if (this.#appendText(`${take.map(encodeRow).join('\n')}\n`)) this.copied += take.length;
+    if (this.#appendLines(take.map(encodeRow))) this.copied += take.length;
   }
 
   /** Appends whole lines to the copy; false when there is none, or it could not take them. */
-  #appendText(text: string): boolean {
+  #appendLines(lines: readonly string[]): boolean {
     if (this.#copy === null || this.#fd === -2) return false;
     try {
       if (this.#fd === -1) this.#fd = openAppend(this.#copy);
-      appendWhole(this.#fd, text);
+      appendLines(this.#fd, lines);
       return true;
     } catch {
       // The fault itself, most likely (a full disk, the directory gone): held in memory only.

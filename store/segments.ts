@@ -131,6 +131,11 @@ export function appendWhole(fd: number, text: string): void {
   });
 }
 
+/** Appends `lines` whole (`appendWhole`), each ended by a newline; nothing when there are none. */
+export function appendLines(fd: number, lines: readonly string[]): void {
+  if (lines.length > 0) appendWhole(fd, `${lines.join('\n')}\n`);
+}
+
 /** `<store>.pending.<n>`. */
 export const segmentPath = (pendingPath: string, n: number): string => `${pendingPath}.${n}`;
 

@@ -48,7 +48,7 @@ import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
 import { HeldUpdates } from './held-updates.js';
 import type { ReplayKey } from './rows.js';
 import {
-  appendWhole,
+  appendLines,
   encodeRow,
   heldPath,
   openAppend,
@@ -296,7 +296,7 @@ export class WriteAhead {
         const updates = this.#held.updatesCopied > 0 ? this.#updates.peek() : [];
         const lines = rows.map(encodeRow);
         for (const u of updates) lines.push(this.#lineOf(u));
-        if (lines.length > 0) appendWhole(this.#fd, `${lines.join('\n')}\n`);
+        appendLines(this.#fd, lines);
         if (updates.length > 0) this.#fileUpdates = true;
         for (const row of rows) {
           this.#keys.push(row.key);
@@ -403,7 +403,7 @@ export class WriteAhead {
       const lines = rows.map(encodeRow);
       // The updates received since the last write share this one (no write(2) of their own).
       if (this.#updateLines.length > 0) for (const l of this.#takeUpdateLines()) lines.push(l);
-      appendWhole(this.#fd, `${lines.join('\n')}\n`);
+      appendLines(this.#fd, lines);
     } catch (err) {
       // The file cannot take it (ENOSPC, EIO…): held in memory until it can.
       this.#fail('append', err);
@@ -466,7 +466,7 @@ export class WriteAhead {
       return;
     }
     try {
-      appendWhole(this.#fd, `${this.#takeUpdateLines().join('\n')}\n`);
+      appendLines(this.#fd, this.#takeUpdateLines());
       this.#fileUpdates = true;
     } catch (err) {
       this.#onError('append', err);
