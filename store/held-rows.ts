@@ -31,10 +31,17 @@ export interface StoreHealth {
  * pending: by VM, then seq, then the exit times pending under that seq (one, nearly always; a
  * plugin may reuse a seq once its verdict has arrived, and a key may be pending twice). It holds
  * the row's own texts (the VM id its session shares, the exit time of its row), no text made for
- * the key.
+ * the key. The write-ahead layer keeps one per file, so a segment's commit lets go of its keys at
+ * once instead of forgetting each (store/write-ahead.ts).
  */
 export class PendingKeys {
   readonly #byVm = new Map<string, Map<number, string | string[]>>();
+  #size = 0;
+
+  /** Keys pending, each as many times as it was added. */
+  get size(): number {
+    return this.#size;
+  }
 
   has(key: ReplayKey): boolean {
     const times = this.#byVm.get(key.vm)?.get(key.seq);
@@ -43,6 +50,7 @@ export class PendingKeys {
   }
 
   add(key: ReplayKey): void {
+    this.#size++;
     let bySeq = this.#byVm.get(key.vm);
     if (bySeq === undefined) {
       bySeq = new Map();
@@ -66,8 +74,10 @@ export class PendingKeys {
         const i = times.indexOf(key.time);
         if (i < 0) continue;
         times.splice(i, 1);
+        this.#size--;
         if (times.length > 0) continue;
       }
+      if (typeof times === 'string') this.#size--;
       bySeq.delete(key.seq);
       // A stream of new VM ids leaves nothing behind.
       if (bySeq.size === 0) this.#byVm.delete(key.vm);
@@ -129,8 +139,9 @@ export class HeldRows {
     return this.#rows;
   }
 
-  /** Forgets the held rows and their copy (their keys stay pending: the caller wrote them ahead). */
+  /** Forgets the held rows, their keys and their copy: the caller wrote them ahead, keys and all. */
   clear(): void {
+    this.#keys.forget(this.#rows.map((r) => r.key));
     this.#rows = [];
     this.closeCopy();
     // Written ahead first: a kill between the two leaves them twice, and inserts are idempotent.

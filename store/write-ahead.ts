@@ -99,7 +99,8 @@ export interface WriteAheadOptions {
 /** A segment handed over and not yet acknowledged as committed. */
 interface Segment {
   file: string | null;
-  keys: ReplayKey[];
+  /** Its rows' replay keys: let go of at once with its commit. */
+  keys: PendingKeys;
   /** APPLIED results and session rows, written after the rows. */
   updates: StoreUpdate[];
   /** To be posted (again) at the next hand-over. */
@@ -123,8 +124,8 @@ export class WriteAhead {
   readonly #waitMs: number;
   readonly #onError: (op: StoreOp, err: unknown) => void;
   #writer: WriterClient | null;
-  /** Replay keys of rows in the file. */
-  #keys: ReplayKey[] = [];
+  /** Replay keys of the rows in the file: the segment's once it is one. */
+  #fileKeys = new PendingKeys();
   /** Updates received since the last write to the file, as lines: they go with the next. */
   #updateLines: string[] = [];
   /** Whether the file holds updates and no rows: it becomes a segment at the hand-over all the same. */
@@ -141,8 +142,8 @@ export class WriteAhead {
   readonly #check: NodeJS.Timeout;
   /** Updates for the next hand-over; while faulty, for the next retry. */
   readonly #updates: HeldUpdates;
-  /** Replay keys of every row not yet committed (file and segments), with their counts. */
-  readonly #pendingKeys = new PendingKeys();
+  /** Replay keys of the rows held through a fault (the file's and each segment's are their own). */
+  readonly #heldKeys = new PendingKeys();
   readonly #inFlight = new Map<number, Segment>();
   #inFlightRows = 0;
   /** Updates in the segments in flight: with the rows, what `maxInFlight` bounds. */
@@ -171,7 +172,7 @@ export class WriteAhead {
     const maxHeld = opts.maxHeld ?? 200_000;
     this.#held = new HeldRows(
       maxHeld,
-      this.#pendingKeys,
+      this.#heldKeys,
       (n) =>
         this.#onError(
           'append',
@@ -299,7 +300,7 @@ export class WriteAhead {
         appendLines(this.#fd, lines);
         if (updates.length > 0) this.#fileUpdates = true;
         for (const row of rows) {
-          this.#keys.push(row.key);
+          this.#fileKeys.add(row.key);
           this.#fileRows.push(row);
         }
         this.#held.clear();
@@ -373,7 +374,7 @@ export class WriteAhead {
 
   /** Rows written ahead and not yet committed to SQLite. */
   get pending(): number {
-    return this.#keys.length + this.#inFlightRows;
+    return this.#fileKeys.size + this.#inFlightRows;
   }
 
   /**
@@ -392,7 +393,7 @@ export class WriteAhead {
       this.#store.append(batch);
       return;
     }
-    const rows = this.#store.rowsOf(batch, (key) => this.#pendingKeys.has(key));
+    const rows = this.#store.rowsOf(batch, this.#isPending);
     if (rows.length === 0) return;
     if (this.#fault) {
       // Retried once a second, not per batch: a full disk must not cost every verdict a failed write.
@@ -411,11 +412,10 @@ export class WriteAhead {
       return;
     }
     for (const row of rows) {
-      this.#keys.push(row.key);
+      this.#fileKeys.add(row.key);
       this.#fileRows.push(row);
-      this.#pendingKeys.add(row.key);
     }
-    if (this.#keys.length >= this.#maxPending) this.#handOver();
+    if (this.#fileKeys.size >= this.#maxPending) this.#handOver();
     else this.#schedule();
   }
 
@@ -576,12 +576,12 @@ export class WriteAhead {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     const updates = withUpdates ? this.#updates.length : 0;
-    if (this.#keys.length > 0 || updates > 0) {
+    if (this.#fileKeys.size > 0 || updates > 0) {
       let file: string | null = null;
       this.#writeUpdateLines();
       // A file of updates alone becomes a segment too, removed with its commit: left to wait for
       // rows, on a host without memory errors it would grow with every session for good.
-      if (this.#keys.length > 0 || this.#fileUpdates) {
+      if (this.#fileKeys.size > 0 || this.#fileUpdates) {
         file = segmentPath(this.path, this.#segments++);
         try {
           renameSync(this.path, file);
@@ -590,8 +590,7 @@ export class WriteAhead {
           // (their keys are pending already) and let the once-a-second retry reopen the store.
           this.#segments--;
           const rows = this.#fileRows;
-          this.#pendingKeys.forget(this.#keys);
-          this.#keys = [];
+          this.#fileKeys = new PendingKeys();
           this.#fileRows = [];
           this.#fail('append', err);
           this.#held.hold(rows);
@@ -612,16 +611,16 @@ export class WriteAhead {
       const retried = updates > 0 && this.#updates.retried;
       this.#inFlight.set(-++this.#staged, {
         file,
-        keys: this.#keys,
+        keys: this.#fileKeys,
         updates: updates > 0 ? this.#updates.take() : [],
         retry: true,
         failed: false,
         retried,
         postedAt: 0,
       });
-      this.#inFlightRows += this.#keys.length;
+      this.#inFlightRows += this.#fileKeys.size;
       this.#inFlightUpdates += updates;
-      this.#keys = [];
+      this.#fileKeys = new PendingKeys();
       this.#fileRows = [];
     }
     const toPost = [...this.#inFlight].filter(([, seg]) => seg.retry);
@@ -629,7 +628,7 @@ export class WriteAhead {
     // rows alone are committed here until then: a daemon whose VMs have had no memory error —
     // the usual one — never runs it, and with no event stored yet no commit of the thread's can
     // be holding the lock they would wait for.
-    if (this.#writer === null && toPost.some(([, seg]) => seg.keys.length > 0))
+    if (this.#writer === null && toPost.some(([, seg]) => seg.keys.size > 0))
       this.#writer = this.#startWriter();
     for (const [i, [id, seg]] of toPost.entries()) {
       if (!this.#writer?.alive) {
@@ -649,7 +648,7 @@ export class WriteAhead {
       seg.retried ||= seg.failed;
       seg.failed = false;
       seg.postedAt = performance.now();
-      this.#writer.post(this.#posted, seg.file, seg.keys.length, seg.updates);
+      this.#writer.post(this.#posted, seg.file, seg.keys.size, seg.updates);
     }
     this.#raiseIfBehind();
     // Backpressure: the verdict path waits for the thread. Not `flush`, which hands over first and
@@ -674,7 +673,7 @@ export class WriteAhead {
       for (const [id, seg] of this.#inFlight) {
         if (left <= this.#maxInFlight / 2) break;
         if (id <= 0) continue; // not posted: only `#drain` commits those
-        left -= seg.keys.length + seg.updates.length;
+        left -= seg.keys.size + seg.updates.length;
         upTo = Math.max(upTo, id);
       }
       if (upTo > 0) this.#writer.waitFor(upTo, this.#waitMs);
@@ -797,7 +796,7 @@ export class WriteAhead {
    * can also mean a thread that committed it and died before acknowledging: not counted then.
    */
   #countLost(seg: Segment, rows: number): void {
-    const lost = seg.keys.length - rows;
+    const lost = seg.keys.size - rows;
     if (seg.file === null || seg.retried || lost <= 0) return;
     this.#lostRows += lost;
     this.#onError(
@@ -814,8 +813,14 @@ export class WriteAhead {
 
   #done(id: number, seg: Segment): void {
     this.#inFlight.delete(id);
-    this.#inFlightRows -= seg.keys.length;
+    this.#inFlightRows -= seg.keys.size;
     this.#inFlightUpdates -= seg.updates.length;
-    this.#pendingKeys.forget(seg.keys);
   }
+
+  /** Whether a row with this key is written ahead or held, not yet committed. */
+  readonly #isPending = (key: ReplayKey): boolean => {
+    if (this.#fileKeys.has(key) || this.#heldKeys.has(key)) return true;
+    for (const seg of this.#inFlight.values()) if (seg.keys.has(key)) return true;
+    return false;
+  };
 }

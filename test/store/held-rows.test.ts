@@ -57,6 +57,19 @@ test('a key pending twice is forgotten one at a time; unknown keys change nothin
   }
 });
 
+test('size counts each key as often as it is pending', () => {
+  const keys = new PendingKeys();
+  keys.add(key('vm-a', 7, T1));
+  keys.add(key('vm-a', 7, T1));
+  keys.add(key('vm-a', 7, T2));
+  keys.add(key('vm-b', 1, T1));
+  assert.equal(keys.size, 4);
+  keys.forget([key('vm-a', 7, T1), key('vm-z', 7, T1), key('vm-b', 1, T2)]);
+  assert.equal(keys.size, 3, 'unknown keys count for nothing');
+  keys.forget([key('vm-a', 7, T1), key('vm-a', 7, T1), key('vm-a', 7, T2), key('vm-b', 1, T1)]);
+  assert.equal(keys.size, 0, 'never below zero');
+});
+
 /**
  * A store of boot 'before' whose first commit, of events `seqs` of `s`, failed on a lock another
  * connection holds: a fault, until `release`.
@@ -123,4 +136,34 @@ test('session, action and result records received through a fault survive a kill
   ahead.flush();
   assert.deepEqual(store.db.prepare('SELECT seq, applied FROM events').raw().get(), [1, -5]);
   assert.equal(store.db.prepare('SELECT COUNT(*) FROM sessions').pluck().get(), 1);
+});
+
+test('a replay of a row held through a fault is recognised while held, written ahead again and stored', async (t) => {
+  const s = session('vm-p', 5n);
+  const { store, ahead, release } = faulty(t, s, [1, 2]);
+  ahead.record([record({ session: s, seq: 3, timeMs: 1003 })]);
+  assert.equal(ahead.health.heldRows, 1);
+  // Reported again by the plugin under a new session, as after a daemon crash.
+  const replay = (seq: number, sessionId: bigint) => {
+    const r = record({ session: session('vm-p', sessionId), seq, timeMs: 1000 + seq, replay: true });
+    ahead.record([r]);
+    return r.duplicate;
+  };
+  assert.equal(replay(3, 6n), true, 'held');
+  assert.equal(replay(1, 7n), true, 'in the segment whose commit failed');
+  release();
+  await until('the fault to clear', () => ahead.health.healthy);
+  assert.equal(ahead.health.heldRows, 0);
+  assert.equal(replay(3, 8n), true, 'written ahead again');
+  ahead.flush();
+  assert.equal(ahead.pending, 0);
+  assert.equal(replay(3, 9n), true, 'stored');
+  assert.equal(replay(4, 10n), false, 'an event never seen is stored as a replay');
+  ahead.flush();
+  assert.deepEqual(store.db.prepare('SELECT seq, replay FROM events ORDER BY seq').raw().all(), [
+    [1, 0],
+    [2, 0],
+    [3, 0],
+    [4, 1],
+  ]);
 });
