@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { type Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { type Counter, Registry } from 'prom-client';
 import { assertCount, invalidOption, invalidValue } from './checks.js';
 import {
   ClosedCounterChildren,
@@ -24,6 +24,7 @@ import {
   type Severity,
 } from './label-values.js';
 import { createMetricFamilies, type MetricFamilies } from './metric-families.js';
+import { collectNodeMetrics } from './node-metrics.js';
 import { PerVmSeries } from './per-vm-series.js';
 import { type StoreLoad, StoreLoadReader } from './store-load.js';
 
@@ -41,7 +42,7 @@ export interface SeawallMetricsOptions {
   readonly now?: () => number;
   /** seawall's version for `seawall_build_info`. Default `unknown`. */
   readonly version?: string;
-  /** Register prom-client's process and Node.js metrics, prefixed `seawall_`. Default true. */
+  /** prom-client's process and Node.js metrics (node-metrics.ts), prefixed `seawall_`. Default true. */
   readonly defaultMetrics?: boolean;
 }
 
@@ -53,11 +54,6 @@ type CounterChild = Counter.Internal;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const DEFAULT_METRICS_PREFIX = 'seawall_';
-const LINT_FAILING_DEFAULT_METRICS = [
-  'nodejs_active_handles_total',
-  'nodejs_active_requests_total',
-  'nodejs_active_resources_total',
-];
 
 /**
  * seawall's Prometheus metrics on a registry of its own. Create one per process, at start-up.
@@ -156,14 +152,7 @@ export class SeawallMetrics {
       backpressure: this.#f.storeBackpressure,
       lost: this.#f.storeLost,
     });
-    if (options.defaultMetrics ?? true) {
-      collectDefaultMetrics({ register: this.#registry, prefix: DEFAULT_METRICS_PREFIX });
-      // Gauges named *_total break the naming rules (`promtool check metrics` flags them); the
-      // same counts stay available, split by type, in the *_active_{handles,requests,resources}.
-      for (const name of LINT_FAILING_DEFAULT_METRICS) {
-        this.#registry.removeSingleMetric(DEFAULT_METRICS_PREFIX + name);
-      }
-    }
+    if (options.defaultMetrics ?? true) collectNodeMetrics(this.#registry, DEFAULT_METRICS_PREFIX);
   }
 
   /** One guest memory error for `vm`. Hot path. */
