@@ -10,8 +10,8 @@ const MUTATIONS = [
   {
     what: "the writer thread's inserts disabled",
     file: 'store/writer-thread.ts',
-    from: 'parts.push({ rows, seg });',
-    to: 'parts.push({ rows: [], seg });',
+    from: 'parts.push({ rows, updates: seg.updatesInFile',
+    to: 'parts.push({ rows: [], updates: seg.updatesInFile',
     tests: ['test/store/write-ahead.test.ts'],
   },
   {

@@ -103,6 +103,8 @@ interface Segment {
   keys: PendingKeys;
   /** APPLIED results and session rows, written after the rows. */
   updates: StoreUpdate[];
+  /** How many of them the thread reads from the file (its update lines) instead of the port. */
+  updatesInFile: number;
   /** To be posted (again) at the next hand-over. */
   retry: boolean;
   /** Its last commit failed: the store is faulty until it succeeds. */
@@ -130,6 +132,12 @@ export class WriteAhead {
   #updateLines: string[] = [];
   /** Whether the file holds updates and no rows: it becomes a segment at the hand-over all the same. */
   #fileUpdates = false;
+  /**
+   * Update lines written to the file since it was opened, each for an update taken at its
+   * hand-over while `#fileClean` holds: none failed to be written, none put back, no fault.
+   */
+  #fileUpdateLines = 0;
+  #fileClean = true;
   readonly #encodeResult: (u: AppliedUpdate) => string;
   readonly #encodeUpdate: (u: Exclude<StoreUpdate, AppliedUpdate>) => string;
   /** The rows in the file, kept until handed over: if the file is lost with its directory, these are what is left. */
@@ -251,6 +259,7 @@ export class WriteAhead {
 
   /** `#fail` for a failure already counted (the store's own guard reported it). */
   #beginFault(error: string): void {
+    this.#fileClean = false;
     if (this.#fault) return;
     this.#fault = { error, sinceMs: Date.now() };
     this.#onHealth(this.health);
@@ -332,9 +341,11 @@ export class WriteAhead {
       for (const u of seg.updates) back.push(u);
       this.#inFlightUpdates -= seg.updates.length;
       seg.updates = [];
+      seg.updatesInFile = 0;
       if (seg.file && existsSync(seg.file)) seg.retry = true;
       else this.#done(id, seg);
     }
+    if (back.length > 0) this.#fileClean = false; // they are not in the file
     this.#updates.putBack(back);
   }
 
@@ -405,6 +416,7 @@ export class WriteAhead {
       // The updates received since the last write share this one (no write(2) of their own).
       if (this.#updateLines.length > 0) for (const l of this.#takeUpdateLines()) lines.push(l);
       appendLines(this.#fd, lines);
+      this.#fileUpdateLines += lines.length - rows.length;
     } catch (err) {
       // The file cannot take it (ENOSPC, EIO…): held in memory until it can.
       this.#fail('append', err);
@@ -463,12 +475,16 @@ export class WriteAhead {
     // No file to write to: a fault, which holds what is answered; these are in memory.
     if (this.#fd < 0) {
       this.#updateLines = [];
+      this.#fileClean = false;
       return;
     }
     try {
-      appendLines(this.#fd, this.#takeUpdateLines());
+      const lines = this.#takeUpdateLines();
+      appendLines(this.#fd, lines);
+      this.#fileUpdateLines += lines.length;
       this.#fileUpdates = true;
     } catch (err) {
+      this.#fileClean = false;
       this.#onError('append', err);
     }
   }
@@ -578,6 +594,7 @@ export class WriteAhead {
     const updates = withUpdates ? this.#updates.length : 0;
     if (this.#fileKeys.size > 0 || updates > 0) {
       let file: string | null = null;
+      let updatesInFile = 0;
       this.#writeUpdateLines();
       // A file of updates alone becomes a segment too, removed with its commit: left to wait for
       // rows, on a host without memory errors it would grow with every session for good.
@@ -597,6 +614,10 @@ export class WriteAhead {
           return;
         }
         this.#fileUpdates = false;
+        // Every update taken below has its line in the segment: the thread reads them there.
+        if (this.#fileClean && this.#fileUpdateLines === updates) updatesInFile = updates;
+        this.#fileUpdateLines = 0;
+        this.#fileClean = this.#fault === null && this.#updates.length === updates;
         // The rows are in the segment whatever becomes of the new file: they stay pending. Without
         // a new file (EMFILE: another thread took the number just freed) the store is faulty, and
         // rows are held until the once-a-second retry opens one.
@@ -613,6 +634,7 @@ export class WriteAhead {
         file,
         keys: this.#fileKeys,
         updates: updates > 0 ? this.#updates.take() : [],
+        updatesInFile,
         retry: true,
         failed: false,
         retried,
@@ -648,7 +670,8 @@ export class WriteAhead {
       seg.retried ||= seg.failed;
       seg.failed = false;
       seg.postedAt = performance.now();
-      this.#writer.post(this.#posted, seg.file, seg.keys.size, seg.updates);
+      const inFile = seg.updatesInFile;
+      this.#writer.post(this.#posted, seg.file, seg.keys.size, inFile > 0 ? [] : seg.updates, inFile);
     }
     this.#raiseIfBehind();
     // Backpressure: the verdict path waits for the thread. Not `flush`, which hands over first and

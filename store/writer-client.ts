@@ -97,8 +97,15 @@ export class WriterClient {
   }
 
   /** Hands a segment to the thread; its acknowledgement comes through `onAck`. */
-  post(id: number, file: string | null, rows: number, updates: StoreUpdate[]): void {
-    this.#port.postMessage({ type: 'segment', id, file, rows, updates } satisfies WriterRequest);
+  post(id: number, file: string | null, rows: number, updates: StoreUpdate[], updatesInFile = 0): void {
+    this.#port.postMessage({
+      type: 'segment',
+      id,
+      file,
+      rows,
+      updates,
+      updatesInFile,
+    } satisfies WriterRequest);
   }
 
   /**

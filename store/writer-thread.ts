@@ -22,6 +22,7 @@ import { eventWriter } from './inserts.js';
 import type { EventValues } from './rows.js';
 import { readRows, removeSegment } from './segments.js';
 import { threadId } from './thread-priority.js';
+import type { WrittenAhead } from './update-lines.js';
 import type { StoreUpdate } from './updates.js';
 
 /** What the main thread starts the worker with. */
@@ -55,11 +56,19 @@ export interface SegmentRequest {
   rows: number;
   /** APPLIED results and session rows, written after the rows, in order. */
   updates: StoreUpdate[];
+  /**
+   * How many of them are not in `updates` but in the file, as its update lines
+   * (store/update-lines.ts): read with its rows instead of copied through the port, which cost the
+   * event loop ~0.2 µs an APPLIED result (a segment's whole array at once). A file that holds
+   * another count, or another boot's, fails the segment, which is retried with them from memory.
+   */
+  updatesInFile: number;
 }
 
-/** A segment's rows, read from its file, with its request. */
+/** A segment's rows and updates, read from its file, with its request. */
 interface Part {
   rows: EventValues[];
+  updates: StoreUpdate[];
   seg: SegmentRequest;
 }
 
@@ -110,7 +119,7 @@ function run(data: WriterData): void {
   const write = eventWriter(db, data.bootId);
   // One commit for all of them.
   const writeAll = db.transaction((parts: Part[]) => {
-    for (const { rows, seg } of parts) write.within(rows, seg.updates);
+    for (const { rows, updates } of parts) write.within(rows, updates);
   });
   const closeNow = () => {
     db.close();
@@ -145,6 +154,14 @@ function run(data: WriterData): void {
     if (close) closeNow();
   });
 
+  /** The updates a segment's file holds for it: all of them, of this boot, or it fails. */
+  function updatesOf(seg: SegmentRequest, written: WrittenAhead[]): StoreUpdate[] {
+    const ours = written.filter((w) => w.bootId === data.bootId);
+    if (ours.length !== seg.updatesInFile || ours.length !== written.length)
+      throw new Error(`${seg.file} holds ${written.length} updates, ${seg.updatesInFile} expected`);
+    return ours.map((w) => w.update);
+  }
+
   /**
    * Commits the batch; returns the failures' messages by segment (their files are kept), and sets
    * in `read` how many rows each segment's file held.
@@ -155,9 +172,10 @@ function run(data: WriterData): void {
     const parts: Part[] = [];
     for (const seg of batch) {
       try {
-        const rows = seg.file ? readRows(seg.file) : [];
+        const written: WrittenAhead[] = [];
+        const rows = seg.file ? readRows(seg.file, seg.updatesInFile > 0 ? written : undefined) : [];
         read.set(seg.id, rows.length);
-        parts.push({ rows, seg });
+        parts.push({ rows, updates: seg.updatesInFile > 0 ? updatesOf(seg, written) : seg.updates, seg });
       } catch (err) {
         fail(seg, err);
       }
@@ -189,7 +207,7 @@ function run(data: WriterData): void {
     // The inserts are idempotent and the failed transaction left nothing behind.
     return parts.filter((part) => {
       try {
-        write(part.rows, part.seg.updates);
+        write(part.rows, part.updates);
         Atomics.add(shared, Slot.COMMITS, 1);
         return true;
       } catch (err) {

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
@@ -16,7 +16,7 @@ import { COL } from '../../store/rows.js';
 import { segmentPath } from '../../store/segments.js';
 import type { AppliedUpdate } from '../../store/updates.js';
 import { until } from '../helpers/wait.js';
-import { lockDatabase, record, session, tempStorePath } from './records.js';
+import { lockDatabase, record, session, tempStorePath, threadedStore } from './records.js';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 const dirs: string[] = [];
@@ -81,19 +81,8 @@ test('on the event loop: results for a row whose commit failed, and for a row he
 });
 
 test('writer thread: a result committed at a retry while its row still fails lands on the row when the row commits', async (t) => {
-  const { dir, path } = tempStorePath();
-  dirs.push(dir);
-  const store = new EventStore({ path });
-  const errors: string[] = [];
-  const ahead = new WriteAhead(store, {
-    flushMs: 5,
-    checkMs: 20,
-    onError: (_op, err) => errors.push((err as Error).message),
-  });
-  t.after(() => {
-    ahead.close();
-    store.close();
-  });
+  const { path, store, ahead, errors } = threadedStore(t, {}, { flushMs: 5 });
+  const dir = dirname(path);
   const s = session('vm-t', 6n);
   const release = lockDatabase(t, path);
   ahead.record([record({ session: s, seq: 1, timeMs: T0 + 1 })]);

@@ -12,6 +12,7 @@ import { typeEvent } from '../../daemon/typed-event.js';
 import type { EventRecord } from '../../events/bus.js';
 import type { SessionInfo } from '../../events/session-info.js';
 import { CAP, type EventMsg } from '../../protocol/index.js';
+import { EventStore, type StoreOptions, WriteAhead, type WriteAheadOptions } from '../../store/index.js';
 import { seaEvent } from '../../vmm/sample-events.js';
 
 export { SAMPLE_SEA_ESR as SEA_ESR } from '../../vmm/sample-events.js';
@@ -59,6 +60,30 @@ export function scratchStorePath(): string {
   const { dir, path } = tempStorePath();
   scratch.push(dir);
   return path;
+}
+
+/**
+ * A store at a scratch path and its write-ahead layer with a writer thread, retried every 20 ms
+ * through a fault, both closed after the test; `errors` collects what it reports.
+ */
+export function threadedStore(
+  t: TestContext,
+  storeOpts: Omit<StoreOptions, 'path'> = {},
+  aheadOpts: WriteAheadOptions = {},
+): { path: string; store: EventStore; ahead: WriteAhead; errors: string[] } {
+  const path = scratchStorePath();
+  const store = new EventStore({ path, ...storeOpts });
+  const errors: string[] = [];
+  const ahead = new WriteAhead(store, {
+    checkMs: 20,
+    onError: (_op, err) => errors.push((err as Error).message),
+    ...aheadOpts,
+  });
+  t.after(() => {
+    ahead.close();
+    store.close();
+  });
+  return { path, store, ahead, errors };
 }
 
 export function session(vm: string, id = 1n, labels: Record<string, string> = { tenant: 't1' }): SessionInfo {

@@ -13,7 +13,8 @@ import { EventStore, WriteAhead } from '../../store/index.js';
 import { readRows } from '../../store/segments.js';
 import { decodeUpdate, encodeResult, encodeUpdate } from '../../store/update-lines.js';
 import { type AppliedUpdate, type PolicyUpdate, type StoreUpdate, sessionRow } from '../../store/updates.js';
-import { copyWriteAhead, lockDatabase, record, session, tempStorePath } from './records.js';
+import { until } from '../helpers/wait.js';
+import { copyWriteAhead, lockDatabase, record, session, tempStorePath, threadedStore } from './records.js';
 
 const T0 = Date.UTC(2026, 11, 2, 12, 0, 0);
 const dirs: string[] = [];
@@ -252,4 +253,34 @@ test('update lines: each kind read back as written, in order; lines of the wrong
     updates.map((update) => ({ bootId: 'b"\\', update })),
   );
   for (const bad of foreign) assert.equal(decodeUpdate(bad), null, bad);
+});
+
+test('the writer thread reads a segment’s updates from its file; one that lacks them is retried from memory', async (t) => {
+  const opts = { bootId: 'before', now: () => T0 };
+  const { path, store, ahead, errors } = threadedStore(t, opts, { flushMs: 3_600_000 });
+  const s = session('vm-f', 2n);
+  const applied = (seq: number) =>
+    store.db.prepare('SELECT applied FROM events WHERE seq = ?').pluck().get(seq) as number | null;
+
+  // Healthy: the results go to the thread in the segment's file, and are stored from there.
+  ahead.record([record({ session: s, seq: 1, timeMs: T0 })]);
+  store.markApplied(2n, 1, -5);
+  ahead.flush();
+  assert.equal(applied(1), -5);
+  assert.deepEqual(errors, []);
+
+  // A file that lost its update lines before the hand-over (a result's line written with the next
+  // row, then taken out): the segment fails on the thread and its results are retried from memory.
+  ahead.record([record({ session: s, seq: 2, timeMs: T0 })]);
+  store.markApplied(2n, 2, -6);
+  ahead.record([record({ session: s, seq: 3, timeMs: T0 })]);
+  const live = `${path}.pending`;
+  const lines = readFileSync(live, 'utf8').split('\n');
+  assert.equal(lines.filter((l) => l.startsWith('["applied"')).length, 1, 'the result written ahead');
+  writeFileSync(live, lines.filter((l) => !l.startsWith('["applied"')).join('\n'));
+  ahead.flush();
+  assert.match(errors.join('\n'), /holds 0 updates, 1 expected/);
+  await until('the retry to store the results', () => ahead.health.healthy && applied(2) === -6);
+  assert.equal(applied(1), -5);
+  assert.equal(applied(3), null);
 });
