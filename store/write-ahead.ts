@@ -376,6 +376,11 @@ export class WriteAhead {
     return this.#writer?.idle === true;
   }
 
+  /** Whether the writer thread sleeps until a post wakes it (store/writer-thread.ts `POLL_MS`). */
+  get writerAsleep(): boolean {
+    return this.#writer?.asleep === true;
+  }
+
   /** Times the writer thread was moved out of SCHED_IDLE because rows or a read waited on it. */
   get writerRaises(): number {
     return this.#raises;

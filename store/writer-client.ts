@@ -91,6 +91,11 @@ export class WriterClient {
     return error;
   }
 
+  /** Whether the thread waits for a post with no timeout (nothing posted for a second). */
+  get asleep(): boolean {
+    return Atomics.load(this.#shared, Slot.SLEEPING) === 1;
+  }
+
   /** False once the thread has died or failed to open the store. */
   get alive(): boolean {
     return !this.#dead && !this.#closed && Atomics.load(this.#shared, Slot.CLOSED) === 0;
@@ -106,6 +111,15 @@ export class WriterClient {
       updates,
       updatesInFile,
     } satisfies WriterRequest);
+    Atomics.add(this.#shared, Slot.POSTED, 1);
+    // A thread that polls finds it within POLL_MS; only one asleep is woken (store/writer-thread.ts).
+    if (Atomics.load(this.#shared, Slot.SLEEPING) === 1) Atomics.notify(this.#shared, Slot.POSTED);
+  }
+
+  /** Has the thread look at its messages now, not at its next poll. */
+  #wake(): void {
+    Atomics.add(this.#shared, Slot.POSTED, 1);
+    Atomics.notify(this.#shared, Slot.POSTED);
   }
 
   /**
@@ -115,6 +129,7 @@ export class WriterClient {
    * instead would only contend with it for the database lock.
    */
   waitFor(id: number, stallMs: number): boolean {
+    this.#wake();
     let seen = Atomics.load(this.#shared, Slot.DONE);
     let deadline = performance.now() + stallMs;
     for (;;) {
@@ -144,6 +159,7 @@ export class WriterClient {
       // Closing checkpoints the WAL: not at idle priority while this thread waits for it.
       this.setIdle(false);
       this.#port.postMessage({ type: 'close' } satisfies WriterRequest);
+      this.#wake();
       Atomics.wait(this.#shared, Slot.CLOSED, 0, timeoutMs);
     }
     process.off('exit', this.#raiseAtExit);

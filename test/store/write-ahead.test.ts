@@ -67,6 +67,24 @@ test('the writer thread commits handed-over segments and deletes them; reads see
   assert.deepEqual(errors, []);
 });
 
+test('a writer thread asleep after a quiet second is woken by the next segment posted', async () => {
+  const { store, errors } = open();
+  const ahead = new WriteAhead(store, { flushMs: 5, onError: (_op, err) => errors.push(err) });
+  const s = session('vm-w', 4n);
+  ahead.record([record({ session: s, seq: 1, timeMs: T0 + 1 })]);
+  // Only the thread's acknowledgement empties `pending`: nothing here reads, which would wake it.
+  await until('the first segment to be committed', () => ahead.pending === 0);
+  await until('the writer thread to sleep', () => ahead.writerAsleep, { everyMs: 50 });
+  ahead.record([record({ session: s, seq: 2, timeMs: T0 + 2 })]);
+  await until('the thread, woken, to commit the second segment', () => ahead.pending === 0, {
+    state: () => `asleep: ${ahead.writerAsleep}`,
+  });
+  assert.equal(store.queries.totals().events, 2);
+  ahead.close();
+  store.close();
+  assert.deepEqual(errors, []);
+});
+
 test('the writer thread starts with the first rows handed over: a store with no event to commit runs none', async () => {
   const { store, errors } = open();
   const ahead = new WriteAhead(store, { flushMs: 5, onError: (_op, err) => errors.push(err) });
