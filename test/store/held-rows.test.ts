@@ -90,6 +90,16 @@ function faulty(t: TestContext, s: SessionInfo, seqs: number[]) {
   return { path, store, ahead, release };
 }
 
+/**
+ * The next start, on a copy of the files the store at `path` has now, as a kill -9 would leave
+ * them: recovered (boot 'after'), its write-ahead layer closed again.
+ */
+function startAfterKill(path: string): EventStore {
+  const next = new EventStore({ path: copyWriteAhead(path, scratchStorePath()), bootId: 'after' });
+  new WriteAhead(next, { thread: false }).close();
+  return next;
+}
+
 test('rows held through a fault survive a kill in their copy; it goes once they are written ahead', async (t) => {
   const s = session('vm-h', 3n);
   const { path, store, ahead, release } = faulty(t, s, [1, 2]);
@@ -97,12 +107,10 @@ test('rows held through a fault survive a kill in their copy; it goes once they 
   assert.equal(ahead.health.heldRows, 3, 'answered through the fault: held');
   assert.ok(existsSync(`${path}.pending.held`), 'and copied');
   // A kill now: the next start finds 1 and 2 in their segment, 3 to 5 in the copy.
-  const copy = copyWriteAhead(path, scratchStorePath());
-  const next = new EventStore({ path: copy, bootId: 'after' });
-  new WriteAhead(next, { thread: false }).close();
+  const next = startAfterKill(path);
   const seqs = next.db.prepare("SELECT seq FROM events WHERE boot_id = 'before' ORDER BY seq").pluck();
   assert.deepEqual(seqs.all(), [1, 2, 3, 4, 5]);
-  assert.equal(existsSync(`${copy}.pending.held`), false, 'the copy is removed once recovered');
+  assert.equal(existsSync(`${next.path}.pending.held`), false, 'the copy is removed once recovered');
   next.close();
   release();
   await until('the fault to clear', () => ahead.health.healthy);
@@ -121,14 +129,12 @@ test('session, action and result records received through a fault survive a kill
   store.recordAction({ vm: 'vm-u', action: 'kill', rule: 'r', outcome: 'requested' });
   assert.equal(ahead.health.heldRows, 0);
   // A kill now: the next start stores them from the copy.
-  const copy = copyWriteAhead(path, scratchStorePath());
-  const next = new EventStore({ path: copy, bootId: 'after' });
-  new WriteAhead(next, { thread: false }).close();
+  const next = startAfterKill(path);
   const one = (sql: string) => next.db.prepare(sql).raw().get();
   assert.deepEqual(one("SELECT vm, outcome FROM sessions WHERE boot_id = 'before'"), ['vm-u', 'disconnect']);
   assert.deepEqual(one('SELECT seq, applied FROM events'), [1, -5]);
   assert.deepEqual(one('SELECT vm, action, outcome FROM actions'), ['vm-u', 'kill', 'requested']);
-  assert.equal(existsSync(`${copy}.pending.held`), false, 'the copy is removed once recovered');
+  assert.equal(existsSync(`${next.path}.pending.held`), false, 'the copy is removed once recovered');
   next.close();
   release();
   await until('the fault to clear', () => ahead.health.healthy);
