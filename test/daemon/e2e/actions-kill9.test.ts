@@ -1,6 +1,6 @@
 /**
  * An action's rows survive kill -9 of the daemon once written ahead, as an answered event's row
- * does (docs/operations.md, "What a kill -9 keeps"). A kill policy decides a simulated VM's first
+ * does (docs/operations.md, "Durability"). A kill policy decides a simulated VM's first
  * error; the VMM exits on the KILL verdict, so the action starts ('requested') and ends
  * ('exited'). Meanwhile the test holds the store's write lock, so nothing the daemon wrote ahead
  * can reach SQLite: the action's end is only in a write-ahead file when the daemon is SIGKILLed.
