@@ -14,10 +14,11 @@ import type { EventRecord, SessionInfo, SessionOutcome } from '../events/index.j
 import { AwaitingApplied } from './awaiting-applied.js';
 import { openDatabase, statIno } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
+import { RecordRow } from './event-columns.js';
 import { PendingKeys } from './held-rows.js';
-import { type AppendResult, eventWriter, type StoreRow } from './inserts.js';
+import { type AppendResult, eventWriter } from './inserts.js';
 import { StoreQueries } from './queries.js';
-import { COL, type EventValues, eventValues, hex64, MAX_ROW_ID, type ReplayKey } from './rows.js';
+import { type EventValues, hex64, MAX_ROW_ID, type ReplayKey } from './rows.js';
 import { LEGACY_KEY_INDEX, migrate } from './schema.js';
 import type { WrittenAhead } from './update-lines.js';
 import { type ActionUpdate, type StoreUpdate, sessionRow, updateOp } from './updates.js';
@@ -197,9 +198,9 @@ export class EventStore {
    * the same batch: a plugin whose deadline passed before the daemon read an event sends its
    * replay right behind it, and one tick may decide the one and receive the other.
    */
-  rowsOf(batch: readonly EventRecord[], pending: (key: ReplayKey) => boolean = () => false): StoreRow[] {
+  rowsOf(batch: readonly EventRecord[], pending: (key: ReplayKey) => boolean = () => false): RecordRow[] {
     const storedNs = process.hrtime.bigint();
-    const rows: StoreRow[] = [];
+    const rows: RecordRow[] = [];
     // Only a batch of more than one row, one of them a replay, can hold a replay of its own rows.
     const keys = batch.length > 1 && batch.some((r) => r.replay) ? new PendingKeys() : null;
     for (const r of batch) {
@@ -210,10 +211,9 @@ export class EventStore {
         continue;
       }
       keys?.add(key);
-      const values = eventValues(r, this.bootId, storedNs, time, ++this.#eventId);
-      rows.push({ values, key });
+      rows.push(new RecordRow(r, this.bootId, storedNs, ++this.#eventId, key));
       if (r.verdict)
-        this.#awaiting.note(r.session.id, r.session.vcpuCount, r.msg.seq, values[COL.ord], this.#eventId);
+        this.#awaiting.note(r.session.id, r.session.vcpuCount, r.msg.seq, r.ord ?? r.msg.seq, this.#eventId);
     }
     return rows;
   }

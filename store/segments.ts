@@ -20,6 +20,7 @@ import { basename, dirname, join } from 'node:path';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
 import type { StoreRow } from './inserts.js';
+import { readWriteAhead } from './row-codec.js';
 import {
   COL,
   EVENT_COLUMNS,
@@ -32,8 +33,9 @@ import { decodeUpdate, isUpdateLine, type WrittenAhead } from './update-lines.js
 
 /**
  * A row as one line of the file: its values as a JSON array in column order. Values are strings,
- * numbers and null only, so the plain stringify is exact; without the column names a line is about
- * half as long as the object it replaced, and cheaper to write and to parse.
+ * numbers and null only, so the plain stringify is exact. The verdict path writes binary records
+ * instead (store/row-codec.ts); lines are what seawall wrote before them, and still writes for the
+ * rows it holds through a fault (store/held-rows.ts).
  */
 export const encodeRow = (row: StoreRow): string => JSON.stringify(row.values);
 
@@ -117,13 +119,13 @@ export function openAppend(path: string): number {
 }
 
 /**
- * Appends `text` whole, or throws with the file as it was: a write that stops part-way (a disk
+ * Appends `data` whole, or throws with the file as it was: a write that stops part-way (a disk
  * that fills mid-batch returns a short count, not an error) is cut off again, so that no torn
  * batch stays in the file while its rows are counted as written.
  */
-export function appendWhole(fd: number, text: string): void {
-  const want = Buffer.byteLength(text);
-  const n = writeSync(fd, text);
+export function appendWhole(fd: number, data: string | Buffer): void {
+  const want = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+  const n = typeof data === 'string' ? writeSync(fd, data) : writeSync(fd, data);
   if (n === want) return;
   ftruncateSync(fd, fstatSync(fd).size - n);
   throw Object.assign(new Error(`short write to the write-ahead file: ${n} of ${want} bytes`), {
@@ -145,8 +147,9 @@ export const heldPath = (pendingPath: string): string => `${pendingPath}.held`;
 /**
  * The rows in a write-ahead file; none when it does not exist (already committed and unlinked).
  * Throws for a file that is not one of the daemon's: a symlink, a FIFO or anything not regular (not
- * followed, never waited on), or one past MAX_FILE_BYTES. A line that is not a well-formed row is
- * skipped, as a torn last line is; with `updates`, the updates among them go there
+ * followed, never waited on), or one past MAX_FILE_BYTES. Rows are binary records
+ * (store/row-codec.ts) or JSON lines, in any mix. A record or line that is not a well-formed row is
+ * skipped, and a torn last one ends the file; with `updates`, the updates among the lines go there
  * (store/update-lines.ts), in the file's order.
  */
 export function readRows(path: string, updates?: WrittenAhead[]): EventValues[] {
@@ -157,28 +160,33 @@ export function readRows(path: string, updates?: WrittenAhead[]): EventValues[] 
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  let text: string;
+  let bytes: Buffer;
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new Error('not a regular file');
     if (st.size > MAX_FILE_BYTES)
       throw new Error(`${st.size} bytes, more than the ${MAX_FILE_BYTES} read back`);
-    text = readFileSync(fd, 'utf8');
+    bytes = readFileSync(fd);
   } finally {
     closeSync(fd);
   }
   const rows: EventValues[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    // Told apart without parsing them: the writer thread reads a result per event in a storm.
-    if (isUpdateLine(line)) {
-      const u = updates && decodeUpdate(line);
-      if (u) updates.push(u);
-      continue;
-    }
-    const values = decodeLine(line);
-    if (values) rows.push(values);
-  }
+  readWriteAhead(
+    bytes,
+    (values) => {
+      if (values !== null && wellFormed(values)) rows.push(values as unknown as EventValues);
+    },
+    (line) => {
+      // Told apart without parsing them: the writer thread reads a result per event in a storm.
+      if (isUpdateLine(line)) {
+        const u = updates && decodeUpdate(line);
+        if (u) updates.push(u);
+        return;
+      }
+      const values = decodeLine(line);
+      if (values) rows.push(values);
+    },
+  );
   return rows;
 }
 

@@ -46,9 +46,11 @@ export type { StoreHealth } from './held-rows.js';
 
 import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
 import { HeldUpdates } from './held-updates.js';
+import { RecordEncoder } from './row-codec.js';
 import type { ReplayKey } from './rows.js';
 import {
   appendLines,
+  appendWhole,
   encodeRow,
   heldPath,
   openAppend,
@@ -142,6 +144,8 @@ export class WriteAhead {
   readonly #encodeUpdate: (u: Exclude<StoreUpdate, AppliedUpdate>) => string;
   /** The rows in the file, kept until handed over: if the file is lost with its directory, these are what is left. */
   #fileRows: StoreRow[] = [];
+  /** The file's binary records (store/row-codec.ts): the strings it has defined so far. */
+  readonly #encoder = new RecordEncoder();
   /** Rows answered while the store was faulty, oldest first. */
   readonly #held: HeldRows;
   #fault: { error: string; sinceMs: number } | null = null;
@@ -417,13 +421,14 @@ export class WriteAhead {
       return;
     }
     try {
-      const lines = rows.map(encodeRow);
       // The updates received since the last write share this one (no write(2) of their own).
-      if (this.#updateLines.length > 0) for (const l of this.#takeUpdateLines()) lines.push(l);
-      appendLines(this.#fd, lines);
-      this.#fileUpdateLines += lines.length - rows.length;
+      const lines = this.#updateLines.length > 0 ? this.#takeUpdateLines() : [];
+      appendWhole(this.#fd, this.#encoder.encode(rows, lines));
+      this.#fileUpdateLines += lines.length;
     } catch (err) {
-      // The file cannot take it (ENOSPC, EIO…): held in memory until it can.
+      // The file cannot take it (ENOSPC, EIO…): held in memory until it can. What the file
+      // has is as before the write, and it may lack strings the encoder took as defined.
+      this.#encoder.reset();
       this.#fail('append', err);
       this.#held.hold(rows);
       return;
@@ -575,6 +580,8 @@ export class WriteAhead {
   #closeAppend(): void {
     const fd = this.#fd;
     this.#fd = -1;
+    // The next file defines its strings afresh.
+    this.#encoder.reset();
     if (fd < 0) return;
     try {
       closeSync(fd);

@@ -1,0 +1,139 @@
+/**
+ * An event record's stored columns, in `EVENT_COLUMNS` order, written once for two destinations:
+ * the row SQLite binds (`eventValues`), and the write-ahead file's binary record
+ * (store/row-codec.ts), which the verdict path writes straight from the record, without building
+ * the row or its `hex64` texts. The writer thread reads the record back into the same row.
+ */
+import type { EventRecord } from '../events/index.js';
+import type { StoreRow } from './inserts.js';
+import { type EventValues, hex64, type ReplayKey, type StoredEvent } from './rows.js';
+
+/** Where the columns go, one call per column, in order. */
+export interface ColumnSink {
+  /** A text column; null for NULL. */
+  text(s: string | null): void;
+  /** A numeric column; null for NULL. */
+  num(n: number | null): void;
+  /** A 64-bit value, stored as `hex64` text; null for NULL. */
+  u64(v: bigint | null): void;
+}
+
+const jsonOrNull = (v: readonly unknown[] | null): string | null =>
+  v === null || v.length === 0 ? null : JSON.stringify(v);
+
+/**
+ * A session's labels are one frozen object for all its events: encoded once, not per event.
+ * Weakly held, so a closed session's entry goes with it.
+ */
+const labelsJson = new WeakMap<object, string>();
+function labelsText(labels: Readonly<Record<string, string>>): string {
+  let text = labelsJson.get(labels);
+  if (text === undefined) {
+    text = JSON.stringify(labels);
+    labelsJson.set(labels, text);
+  }
+  return text;
+}
+
+function downgradesOf(r: EventRecord): string | null {
+  const d = r.decision;
+  if (!d?.downgrade && !r.verdictDowngrade) return null;
+  const downgrades: StoredEvent['downgrades'] = [];
+  if (d?.downgrade) downgrades.push({ by: 'policy', ...d.downgrade });
+  if (r.verdictDowngrade) downgrades.push({ by: 'daemon', ...r.verdictDowngrade });
+  return jsonOrNull(downgrades);
+}
+
+/**
+ * The columns of one record; `storedNs` is hrtime when its batch is stored (its latency ends
+ * there), `id` the row's id.
+ */
+export function writeColumns(
+  r: EventRecord,
+  bootId: string,
+  storedNs: bigint,
+  id: number,
+  out: ColumnSink,
+): void {
+  const e = r.event;
+  const m = r.msg;
+  const d = r.decision;
+  const esr = e.esr;
+  out.text(bootId);
+  out.num(Number(r.session.id));
+  out.num(m.seq);
+  out.num(e.timeMs);
+  out.text(e.vm.id);
+  out.text(labelsText(e.vm.labels));
+  out.num(e.vcpu);
+  out.text(e.kind);
+  out.u64(esr ? esr.raw : null);
+  out.num(esr ? esr.ec : null);
+  out.num(esr?.abort ? esr.abort.fsc : null);
+  out.text(e.fsc);
+  out.text(e.abort);
+  out.text(e.severity);
+  out.text(e.sigbusCode);
+  out.u64(m.type === 'sea' ? m.gva : null);
+  out.u64(e.gpa);
+  out.num(r.replay ? 1 : 0);
+  out.num(r.replay ? m.fallbackAction : null);
+  out.text(d ? d.action : null);
+  out.text(d ? d.rule : null);
+  out.text(d ? d.policyVersion : null);
+  out.text(downgradesOf(r));
+  out.num(r.verdict ? r.verdict.action : null);
+  out.num(r.verdict ? r.verdict.flags : null);
+  out.num(r.replay ? null : Number(storedNs - r.receivedNs));
+  out.text(jsonOrNull(r.nonConforming));
+  out.text(r.kernelMismatch === null ? null : JSON.stringify(r.kernelMismatch));
+  out.u64(m.timeNs);
+  out.num(r.ord ?? m.seq);
+  out.num(id);
+}
+
+class RowValues implements ColumnSink {
+  readonly values: (string | number | null)[] = [];
+  text(s: string | null): void {
+    this.values.push(s);
+  }
+  num(n: number | null): void {
+    this.values.push(n);
+  }
+  u64(v: bigint | null): void {
+    this.values.push(v === null ? null : hex64(v));
+  }
+}
+
+/** The row's values for one record (`writeColumns` into an array). */
+export function eventValues(r: EventRecord, bootId: string, storedNs: bigint, id: number): EventValues {
+  const row = new RowValues();
+  writeColumns(r, bootId, storedNs, id, row);
+  return row.values as unknown as EventValues;
+}
+
+/**
+ * A row as the verdict path makes it: its record, id and replay key. Its values are built only
+ * when something asks for them — a fault that holds it in memory, a store without a writer
+ * thread — since the write-ahead file takes the record itself (`write`).
+ */
+export class RecordRow implements StoreRow {
+  #values: EventValues | null = null;
+
+  constructor(
+    readonly record: EventRecord,
+    readonly bootId: string,
+    readonly storedNs: bigint,
+    readonly id: number,
+    readonly key: ReplayKey,
+  ) {}
+
+  get values(): EventValues {
+    this.#values ??= eventValues(this.record, this.bootId, this.storedNs, this.id);
+    return this.#values;
+  }
+
+  write(out: ColumnSink): void {
+    writeColumns(this.record, this.bootId, this.storedNs, this.id, out);
+  }
+}

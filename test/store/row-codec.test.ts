@@ -1,0 +1,191 @@
+/**
+ * The write-ahead file's binary records (store/row-codec.ts): every kind of event reads back as
+ * the row its JSON line held, in any mix with text lines, and a file cut anywhere reads back what
+ * it holds whole.
+ */
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { typeEvent } from '../../daemon/typed-event.js';
+import type { EventRecord } from '../../events/index.js';
+import type { EventMsg } from '../../protocol/index.js';
+import { eventValues, RecordRow } from '../../store/event-columns.js';
+import { MAX_DEFINED, RecordEncoder, readWriteAhead } from '../../store/row-codec.js';
+import { hex64 } from '../../store/rows.js';
+import { record, session } from './records.js';
+
+const BOOT = 'b0b0b0b0-0000-4000-8000-000000000001';
+const T0 = 1_700_000_000_000;
+
+/** A record of another message type, typed as the daemon types it. */
+function retyped(base: EventRecord, msg: EventMsg): EventRecord {
+  const { event, nonConforming } = typeEvent(msg, base.session, T0);
+  return { ...base, msg, event, nonConforming };
+}
+
+/** Records that use every column and every encoding: each event type, NULLs, long and non-ASCII text. */
+function variants(): EventRecord[] {
+  const plain = session('vm-a', 7n);
+  const unicode = session(`vm-ü-${'x'.repeat(80)}`, 2n ** 40n, { tenant: 'acmé', note: 'é'.repeat(70) });
+  const sea = record({ session: plain, seq: 1, timeMs: T0 });
+  const replay = record({ session: plain, seq: 2, timeMs: T0 + 1, replay: true, gpa: null });
+  const kill = record({ session: unicode, seq: 3, timeMs: T0 + 2, action: 'kill', rule: 'ré'.repeat(40) });
+  kill.kernelMismatch = ['esr', 'gpa'];
+  kill.nonConforming = ['RES0 bits set'];
+  kill.verdictDowngrade = { from: 'kvm', to: 'ext_dabt', reason: 'unsupported' as never, detail: 'no RAS' };
+  if (kill.verdict) kill.verdict.flags = 0xffff_ffff;
+  const common = { vcpu: 1, timeNs: 2n ** 63n + 5n, replay: false, fallbackAction: 0 } as const;
+  const sigbus = retyped(sea, {
+    type: 'sigbus',
+    seq: 4,
+    ...common,
+    vcpu: null,
+    siCode: 5,
+    addrLsb: 12,
+    gpa: null,
+  });
+  const nisv = retyped(sea, { type: 'nisv', seq: 5, ...common, esrIss: 0x1234n, faultIpa: 0x8000_0000n });
+  const mmio = retyped(sea, {
+    type: 'mmio',
+    seq: 6,
+    ...common,
+    physAddr: 0x900_0000n,
+    data: new Uint8Array(8),
+    len: 4,
+    isWrite: false,
+  });
+  return [sea, replay, kill, sigbus, nisv, mmio];
+}
+
+const rowsOf = (records: EventRecord[], firstId = 1): RecordRow[] =>
+  records.map(
+    (r, i) =>
+      new RecordRow(r, BOOT, r.receivedNs + 2n ** 33n, firstId + i, {
+        vm: r.event.vm.id,
+        seq: r.msg.seq,
+        time: hex64(r.msg.timeNs),
+      }),
+  );
+
+function read(buf: Buffer): { records: (unknown[] | null)[]; lines: string[] } {
+  const records: (unknown[] | null)[] = [];
+  const lines: string[] = [];
+  readWriteAhead(
+    buf,
+    (v) => records.push(v),
+    (l) => lines.push(l),
+  );
+  return { records, lines };
+}
+
+test('every kind of event reads back as the row eventValues builds, strings defined once a file', () => {
+  const rows = rowsOf(variants());
+  const enc = new RecordEncoder();
+  // Twice in one file: the second time, the repeated strings are references.
+  const first = Buffer.from(enc.encode(rows));
+  const second = Buffer.from(enc.encode(rowsOf(variants(), 100)));
+  assert.ok(second.length < first.length, 'the file’s strings are not written again');
+  const { records, lines } = read(Buffer.concat([first, second]));
+  assert.deepEqual(lines, []);
+  const expected = [...rows, ...rowsOf(variants(), 100)].map((r) =>
+    eventValues(r.record, BOOT, r.storedNs, r.id),
+  );
+  assert.deepEqual(records, expected);
+  // The lazy row is the same row.
+  assert.deepEqual(rows[2]?.values, expected[2]);
+  // What the test covers: every event type, a latency past 2^31 ns, flags past i32, NULLs.
+  const kinds = new Set(expected.map((v) => v[7]));
+  assert.deepEqual([...kinds].sort(), ['mmio', 'nisv', 'sea', 'sigbus']);
+  assert.ok(expected.some((v) => (v[25] as number) > 2 ** 31));
+  assert.ok(expected.some((v) => v[24] === 0xffff_ffff));
+});
+
+test('records and text lines in any mix come back in the file’s order', () => {
+  const enc = new RecordEncoder();
+  const [a, b] = rowsOf(variants());
+  const buf = Buffer.concat([
+    Buffer.from('["legacy json row"]\n'),
+    Buffer.from(enc.encode([a as RecordRow], ['["applied",1]', '["session","é"]'])),
+    Buffer.from(enc.encode([b as RecordRow])),
+    Buffer.from('["after"]\n'),
+  ]);
+  const order: string[] = [];
+  readWriteAhead(
+    buf,
+    (v) => order.push(`record ${v?.[2]}`),
+    (l) => order.push(l),
+  );
+  assert.deepEqual(order, [
+    '["legacy json row"]',
+    'record 1',
+    '["applied",1]',
+    '["session","é"]',
+    'record 2',
+    '["after"]',
+  ]);
+});
+
+test('a file cut anywhere reads back the records and lines it holds whole, and nothing else', () => {
+  const enc = new RecordEncoder();
+  const rows = rowsOf(variants());
+  // One write per row: the same bytes as one write of them all, with each record's end known.
+  const pieces = [...rows.map((r) => Buffer.from(enc.encode([r]))), Buffer.from('["applied",9]\n')];
+  const ends = pieces.map((_, i) => Buffer.concat(pieces.slice(0, i + 1)).length);
+  const buf = Buffer.concat(pieces);
+  const whole = read(buf);
+  assert.equal(whole.records.length, rows.length);
+  assert.deepEqual(whole.lines, ['["applied",9]']);
+  for (let cut = 0; cut < buf.length; cut++) {
+    const { records, lines } = read(buf.subarray(0, cut));
+    const holds = ends.filter((end) => end <= cut).length;
+    assert.deepEqual(records, whole.records.slice(0, Math.min(holds, rows.length)), `cut at ${cut}`);
+    // A torn text line is read as what it is, and its row decoder finds it torn (store/segments.ts).
+    assert.ok(
+      lines.every((l) => '["applied",9]'.startsWith(l)),
+      `cut at ${cut}`,
+    );
+  }
+});
+
+test('after a reset (a write cut off), the encoder defines its strings again and the file reads true', () => {
+  const enc = new RecordEncoder();
+  const rows = rowsOf(variants());
+  const kept = Buffer.from(enc.encode(rows.slice(0, 2)));
+  enc.encode(rows.slice(2, 4)); // never reached the file
+  enc.reset();
+  const next = Buffer.from(enc.encode(rows.slice(2)));
+  const { records } = read(Buffer.concat([kept, next]));
+  assert.deepEqual(
+    records,
+    rows.map((r) => r.values),
+  );
+});
+
+test('past MAX_DEFINED distinct strings in a file, strings are written in full', () => {
+  const enc = new RecordEncoder();
+  const base = variants()[0] as EventRecord;
+  const many = Array.from({ length: MAX_DEFINED + 10 }, (_, i) => ({
+    ...base,
+    decision: base.decision && { ...base.decision, rule: `rule-${i}` },
+  })) as EventRecord[];
+  const rows = rowsOf(many);
+  const { records } = read(Buffer.from(enc.encode(rows)));
+  assert.equal(records.length, rows.length);
+  assert.deepEqual(records.at(-1), rows.at(-1)?.values);
+  assert.deepEqual(records[0], rows[0]?.values);
+});
+
+test('a record that is not well formed is skipped, and the next one still found', () => {
+  const enc = new RecordEncoder();
+  const [a, b] = rowsOf(variants());
+  const one = Buffer.from(enc.encode([a as RecordRow]));
+  enc.reset();
+  const two = Buffer.from(enc.encode([b as RecordRow]));
+  const bad = Buffer.from(one);
+  bad[5] = 0x7f; // the first column's tag
+  // A record of the same file whose strings were defined by a write this file lacks.
+  const other = new RecordEncoder();
+  other.encode([a as RecordRow]);
+  const refToNothing = Buffer.from(other.encode([a as RecordRow]));
+  const { records } = read(Buffer.concat([bad, refToNothing, two]));
+  assert.deepEqual(records, [null, null, b?.values]);
+});
