@@ -204,9 +204,11 @@ export class EventStore {
     // Only a batch of more than one row, one of them a replay, can hold a replay of its own rows.
     const keys = batch.length > 1 && batch.some((r) => r.replay) ? new PendingKeys() : null;
     for (const r of batch) {
-      const time = hex64(r.msg.timeNs);
-      const key: ReplayKey = { vm: r.event.vm.id, seq: r.msg.seq, time };
-      if (r.replay && (keys?.has(key) || pending(key) || this.#isReported(key.vm, key.seq, time))) {
+      const key: ReplayKey = { vm: r.event.vm.id, seq: r.msg.seq, time: r.msg.timeNs };
+      if (
+        r.replay &&
+        (keys?.has(key) || pending(key) || this.#isReported(key.vm, key.seq, hex64(key.time)))
+      ) {
         r.duplicate = true;
         continue;
       }

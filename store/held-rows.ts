@@ -30,12 +30,12 @@ export interface StoreHealth {
  * Replay keys of rows written ahead or held and not yet committed, as many times as each is
  * pending: by VM, then seq, then the exit times pending under that seq (one, nearly always; a
  * plugin may reuse a seq once its verdict has arrived, and a key may be pending twice). It holds
- * the row's own texts (the VM id its session shares, the exit time of its row), no text made for
- * the key. The write-ahead layer keeps one per file, so a segment's commit lets go of its keys at
- * once instead of forgetting each (store/write-ahead.ts).
+ * the VM id its session shares and the exit time the message carries, no text made for the key.
+ * The write-ahead layer keeps one per file, so a segment's commit lets go of its keys at once
+ * instead of forgetting each (store/write-ahead.ts).
  */
 export class PendingKeys {
-  readonly #byVm = new Map<string, Map<number, string | string[]>>();
+  readonly #byVm = new Map<string, Map<number, bigint | bigint[]>>();
   #size = 0;
 
   /** Keys pending, each as many times as it was added. */
@@ -46,7 +46,7 @@ export class PendingKeys {
   has(key: ReplayKey): boolean {
     const times = this.#byVm.get(key.vm)?.get(key.seq);
     if (times === undefined) return false;
-    return typeof times === 'string' ? times === key.time : times.includes(key.time);
+    return typeof times === 'bigint' ? times === key.time : times.includes(key.time);
   }
 
   add(key: ReplayKey): void {
@@ -58,7 +58,7 @@ export class PendingKeys {
     }
     const times = bySeq.get(key.seq);
     if (times === undefined) bySeq.set(key.seq, key.time);
-    else if (typeof times === 'string') bySeq.set(key.seq, [times, key.time]);
+    else if (typeof times === 'bigint') bySeq.set(key.seq, [times, key.time]);
     else times.push(key.time);
   }
 
@@ -68,7 +68,7 @@ export class PendingKeys {
       const bySeq = this.#byVm.get(key.vm);
       const times = bySeq?.get(key.seq);
       if (bySeq === undefined || times === undefined) continue;
-      if (typeof times === 'string') {
+      if (typeof times === 'bigint') {
         if (times !== key.time) continue;
       } else {
         const i = times.indexOf(key.time);
@@ -77,7 +77,7 @@ export class PendingKeys {
         this.#size--;
         if (times.length > 0) continue;
       }
-      if (typeof times === 'string') this.#size--;
+      if (typeof times === 'bigint') this.#size--;
       bySeq.delete(key.seq);
       // A stream of new VM ids leaves nothing behind.
       if (bySeq.size === 0) this.#byVm.delete(key.vm);

@@ -183,15 +183,16 @@ export function valuesOfParams(p: EventParams): EventValues {
 }
 
 /**
- * The key a replay of this event would match: the VM, the plugin's seq and its exit time (as
- * `hex64` text, the row's `plugin_time_ns`). Three fields, not one string made of them: the
- * write-ahead layer keeps one per row in flight, and joining and hashing a string per event was
- * ~5 % of the event loop's time in a storm (store/held-rows.ts `PendingKeys`).
+ * The key a replay of this event would match: the VM, the plugin's seq and its exit time (in ns,
+ * as the message carries it; the row's `plugin_time_ns` is its `hex64` text). Three fields, not one
+ * string made of them: the write-ahead layer keeps one per row in flight, and joining and hashing
+ * a string per event was ~5 % of the event loop's time in a storm (store/held-rows.ts
+ * `PendingKeys`); the time's text is made only for a replay, to look it up in the store.
  */
 export interface ReplayKey {
   readonly vm: string;
   readonly seq: number;
-  readonly time: string;
+  readonly time: bigint;
 }
 
 /** Whether a stored row marks its page as poisoned: `poisonsPage` below, read from the row. */

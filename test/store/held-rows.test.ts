@@ -13,9 +13,9 @@ import { EventStore, WriteAhead } from '../../store/index.js';
 import { until } from '../helpers/wait.js';
 import { copyWriteAhead, lockDatabase, record, scratchStorePath, session } from './records.js';
 
-const T1 = '0x18a0000000000001';
-const T2 = '0x18a0000000000002';
-const key = (vm: string, seq: number, time: string) => ({ vm, seq, time });
+const T1 = 0x18a0000000000001n;
+const T2 = 0x18a0000000000002n;
+const key = (vm: string, seq: number, time: bigint) => ({ vm, seq, time });
 
 test('a key is pending on its VM, seq and time together', () => {
   const keys = new PendingKeys();

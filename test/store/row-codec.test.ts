@@ -10,7 +10,6 @@ import type { EventRecord } from '../../events/index.js';
 import type { EventMsg } from '../../protocol/index.js';
 import { eventValues, RecordRow } from '../../store/event-columns.js';
 import { MAX_DEFINED, RecordEncoder, readWriteAhead } from '../../store/row-codec.js';
-import { hex64 } from '../../store/rows.js';
 import { record, session } from './records.js';
 
 const BOOT = 'b0b0b0b0-0000-4000-8000-000000000001';
@@ -62,7 +61,7 @@ const rowsOf = (records: EventRecord[], firstId = 1): RecordRow[] =>
       new RecordRow(r, BOOT, r.receivedNs + 2n ** 33n, firstId + i, {
         vm: r.event.vm.id,
         seq: r.msg.seq,
-        time: hex64(r.msg.timeNs),
+        time: r.msg.timeNs,
       }),
   );
 
