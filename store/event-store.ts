@@ -205,10 +205,7 @@ export class EventStore {
     const keys = batch.length > 1 && batch.some((r) => r.replay) ? new PendingKeys() : null;
     for (const r of batch) {
       const key: ReplayKey = { vm: r.event.vm.id, seq: r.msg.seq, time: r.msg.timeNs };
-      if (
-        r.replay &&
-        (keys?.has(key) || pending(key) || this.#isReported(key.vm, key.seq, hex64(key.time)))
-      ) {
+      if (r.replay && (keys?.has(key) || pending(key) || this.#isReported(key))) {
         r.duplicate = true;
         continue;
       }
@@ -248,8 +245,9 @@ export class EventStore {
     this.#guard('append', () => this.#db.exec(`DROP INDEX IF EXISTS ${LEGACY_KEY_INDEX}`));
   }
 
-  #isReported(vm: string, seq: number, time: string): boolean {
-    return this.#guard('append', () => this.#reported.get(time, vm, seq) !== undefined) ?? false;
+  #isReported(key: ReplayKey): boolean {
+    const found = () => this.#reported.get(hex64(key.time), key.vm, key.seq) !== undefined;
+    return this.#guard('append', found) ?? false;
   }
 
   /** Read side: events, poisoned pages, VMs, totals, rebuild — everything stored so far. */
