@@ -1,9 +1,10 @@
 /**
  * The write-ahead file in front of the event store. On the verdict path a batch costs one
- * `write(2)` of its rows, as JSON lines, to `<store>.pending` — in the kernel's page cache before
- * the verdicts leave, so it survives kill -9 exactly like a WAL commit would. Every `flushMs` the
- * file is renamed into a segment (`<store>.pending.<n>`, store/segments.ts) and handed to
- * the writer thread, which inserts it in one transaction and unlinks it once committed: SQLite's
+ * `write(2)` of its rows, as binary records (store/row-codec.ts), to `<store>.pending` — in the
+ * kernel's page cache before the verdicts leave, so it survives kill -9 exactly like a WAL commit
+ * would. Every `flushMs` the file is renamed into a segment (`<store>.pending.<n>`,
+ * store/segments.ts) and handed to the writer thread, which inserts it in one transaction and
+ * unlinks it once committed: SQLite's
  * work leaves the event loop, and until a segment's commit is acknowledged its file is on disk and
  * its replay keys count as pending. APPLIED results and session, action and policy rows received
  * meanwhile go with the next rows' write (store/update-lines.ts), so a segment also carries what a
