@@ -55,6 +55,9 @@ const REPEATING = new Set<string>([
 ]);
 const repeats: readonly boolean[] = EVENT_COLUMNS.map((c) => REPEATING.has(c));
 
+const INITIAL_BYTES = 64 * 1024;
+/** A buffer grown past this for one batch is let go before the next. */
+const MAX_KEPT_BYTES = 1024 * 1024;
 const HEADER = 5;
 const COLUMNS = EVENT_COLUMNS.length;
 /** Strings up to this length are tried as ASCII byte by byte. */
@@ -89,7 +92,7 @@ export class RecordEncoder implements ColumnSink {
   /** Per column, the string last referred to and its number: most rows repeat their neighbour's. */
   #last: (string | null)[] = EVENT_COLUMNS.map(() => null);
   #lastId: number[] = EVENT_COLUMNS.map(() => 0);
-  #buf = Buffer.allocUnsafe(64 * 1024);
+  #buf = Buffer.allocUnsafe(INITIAL_BYTES);
   #at = 0;
   #column = 0;
 
@@ -104,6 +107,8 @@ export class RecordEncoder implements ColumnSink {
    */
   encode(rows: readonly RecordSource[], lines: readonly string[] = []): Buffer {
     this.#at = 0;
+    // A storm's one large batch does not keep its buffer for good.
+    if (this.#buf.length > MAX_KEPT_BYTES) this.#buf = Buffer.allocUnsafe(INITIAL_BYTES);
     for (const row of rows) {
       const start = this.#at;
       this.#room(HEADER);

@@ -188,3 +188,16 @@ test('a record that is not well formed is skipped, and the next one still found'
   const { records } = read(Buffer.concat([bad, refToNothing, two]));
   assert.deepEqual(records, [null, null, b?.values]);
 });
+
+test('a batch past a megabyte is encoded whole, and its buffer is not kept for the next', () => {
+  const enc = new RecordEncoder();
+  const base = variants()[0] as EventRecord;
+  const rows = rowsOf(Array.from({ length: 20_000 }, () => base));
+  const large = Buffer.from(enc.encode(rows));
+  assert.ok(large.length > 1024 * 1024, `${large.length} bytes`);
+  const small = enc.encode(rows.slice(0, 2));
+  assert.ok(small.buffer.byteLength <= 1024 * 1024, `${small.buffer.byteLength} bytes kept`);
+  const { records } = read(Buffer.concat([large, Buffer.from(small)]));
+  assert.equal(records.length, 20_002);
+  assert.deepEqual(records.at(-1), rows[1]?.values);
+});
