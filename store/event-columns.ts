@@ -115,25 +115,34 @@ export function eventValues(r: EventRecord, bootId: string, storedNs: bigint, id
 /**
  * A row as the verdict path makes it: its record, id and replay key. Its values are built only
  * when something asks for them — a fault that holds it in memory, a store without a writer
- * thread — since the write-ahead file takes the record itself (`write`).
+ * thread — since the write-ahead file takes the record itself (`write`). Once built, the values
+ * are what it keeps: a row held through a fault does not keep its event's whole record.
  */
 export class RecordRow implements StoreRow {
+  #record: EventRecord | null;
   #values: EventValues | null = null;
 
   constructor(
-    readonly record: EventRecord,
+    record: EventRecord,
     readonly bootId: string,
     readonly storedNs: bigint,
     readonly id: number,
     readonly key: ReplayKey,
-  ) {}
+  ) {
+    this.#record = record;
+  }
 
   get values(): EventValues {
-    this.#values ??= eventValues(this.record, this.bootId, this.storedNs, this.id);
+    if (this.#values === null) {
+      this.#values = eventValues(this.#record as EventRecord, this.bootId, this.storedNs, this.id);
+      this.#record = null;
+    }
     return this.#values;
   }
 
   write(out: ColumnSink): void {
-    writeColumns(this.record, this.bootId, this.storedNs, this.id, out);
+    if (this.#record !== null) writeColumns(this.#record, this.bootId, this.storedNs, this.id, out);
+    // From the values: a 64-bit value is its hex64 text already, and goes as that text.
+    else for (const v of this.values) typeof v === 'number' ? out.num(v) : out.text(v);
   }
 }

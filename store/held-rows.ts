@@ -122,6 +122,9 @@ export class HeldRows {
   /** Holds `rows` (their keys count as pending); past the bound the oldest are dropped. */
   hold(rows: readonly StoreRow[]): void {
     for (const row of rows) {
+      // Held as its values: a row the verdict path made keeps its event's record until asked
+      // (store/event-columns.ts `RecordRow`), and a fault may hold 200,000 of them.
+      void row.values;
       this.#rows.push(row);
       this.#keys.add(row.key);
     }
