@@ -124,8 +124,9 @@ export function openAppend(path: string): number {
  * batch stays in the file while its rows are counted as written.
  */
 export function appendWhole(fd: number, data: string | Buffer): void {
-  const want = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-  const n = typeof data === 'string' ? writeSync(fd, data) : writeSync(fd, data);
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  const want = bytes.length;
+  const n = writeSync(fd, bytes);
   if (n === want) return;
   ftruncateSync(fd, fstatSync(fd).size - n);
   throw Object.assign(new Error(`short write to the write-ahead file: ${n} of ${want} bytes`), {

@@ -4,11 +4,11 @@
  * kernel's page cache before the verdicts leave, so it survives kill -9 exactly like a WAL commit
  * would. Every `flushMs` the file is renamed into a segment (`<store>.pending.<n>`,
  * store/segments.ts) and handed to the writer thread, which inserts it in one transaction and
- * unlinks it once committed: SQLite's
- * work leaves the event loop, and until a segment's commit is acknowledged its file is on disk and
- * its replay keys count as pending. APPLIED results and session, action and policy rows received
- * meanwhile go with the next rows' write (store/update-lines.ts), so a segment also carries what a
- * kill -9 would otherwise lose with the process.
+ * unlinks it once committed: SQLite's work leaves the event loop, and until a segment's commit is
+ * acknowledged its file is on disk and its replay keys count as pending. APPLIED results and
+ * session, action and policy rows received meanwhile go with the next rows' write
+ * (store/update-lines.ts), so a segment also carries what a kill -9 would otherwise lose with the
+ * process.
  * At open, every file a killed daemon left is inserted (inserts are idempotent) on this thread,
  * before the writer starts.
  *
