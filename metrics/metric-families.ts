@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { InPlaceHistogram } from './in-place-histogram.js';
 
 /**
  * Upper bounds of `seawall_verdict_latency_seconds`: 10 µs to 1 s in 1-2.5-5 steps. A verdict is
@@ -14,7 +15,7 @@ export interface MetricFamilies {
   readonly memoryErrors: Counter<'vm' | 'kind' | 'severity'>;
   readonly actions: Counter<'action' | 'rule'>;
   readonly downgrades: Counter<'from' | 'to' | 'rule'>;
-  readonly verdictLatency: Histogram;
+  readonly verdictLatency: InPlaceHistogram;
   readonly poisonedPages: Gauge<'vm'>;
   readonly pluginSessions: Gauge;
   readonly pluginSessionsEnded: Counter<'outcome'>;
@@ -63,7 +64,7 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
       labelNames: ['from', 'to', 'rule'],
       registers,
     }),
-    verdictLatency: new Histogram({
+    verdictLatency: new InPlaceHistogram({
       name: 'seawall_verdict_latency_seconds',
       help: 'Time from receiving an SEA event to sending its verdict; the vCPU is stalled meanwhile.',
       buckets: [...VERDICT_LATENCY_BUCKETS],
