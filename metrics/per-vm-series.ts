@@ -55,24 +55,22 @@ export class PerVmSeries {
     return this.#vms.size;
   }
 
-  memoryError(vm: string, kind: MemoryErrorKind, severity: Severity, now: number): void {
-    // Checked before admitting the VM, so a bad value never costs a VM slot.
-    if (!KINDS.has(kind)) rejectClosedLabel('kind', MEMORY_ERROR_KINDS, kind);
-    if (!SEVERITY_SET.has(severity)) rejectClosedLabel('severity', SEVERITIES, severity);
-    const state = this.#vms.touch(vm, now);
-    this.#counts.inc(
-      state.memoryErrors.get(kind)?.get(severity) ?? this.#memoryErrorCount(vm, state, kind, severity),
-    );
+  /** Hot path: a VM's count already made is a lookup and an increment; the checks run once per count. */
+  memoryError(vm: string, kind: MemoryErrorKind, severity: Severity): void {
+    const state = this.#vms.touchLive(vm);
+    const count = state?.memoryErrors.get(kind)?.get(severity);
+    if (count !== undefined) this.#counts.inc(count);
+    else this.#firstMemoryError(vm, kind, severity);
   }
 
-  setPoisonedPages(vm: string, pages: number, now: number): void {
-    const state = this.#vms.touch(vm, now);
+  setPoisonedPages(vm: string, pages: number): void {
+    const state = this.#vms.touch(vm);
     state.poisonedPages ??= this.#f.poisonedPages.labels({ vm });
     state.poisonedPages.set(pages);
   }
 
-  fallbackReported(vm: string, count: number, now: number): void {
-    const state = this.#vms.touch(vm, now);
+  fallbackReported(vm: string, count: number): void {
+    const state = this.#vms.touch(vm);
     state.fallback ??= this.#f.fallbackReported.labels({ vm });
     state.fallback.inc(count);
   }
@@ -85,15 +83,22 @@ export class PerVmSeries {
     return this.#vms.sweep(now);
   }
 
-  #memoryErrorCount(vm: string, state: VmState, kind: MemoryErrorKind, severity: Severity): DeferredCount {
+  #firstMemoryError(vm: string, kind: MemoryErrorKind, severity: Severity): void {
+    // Checked before admitting the VM, so a bad value never costs a VM slot.
+    if (!KINDS.has(kind)) rejectClosedLabel('kind', MEMORY_ERROR_KINDS, kind);
+    if (!SEVERITY_SET.has(severity)) rejectClosedLabel('severity', SEVERITIES, severity);
+    const state = this.#vms.touch(vm);
     let bySeverity = state.memoryErrors.get(kind);
     if (bySeverity === undefined) {
       bySeverity = new Map();
       state.memoryErrors.set(kind, bySeverity);
     }
-    const count = this.#counts.of(this.#f.memoryErrors.labels({ vm, kind, severity }));
-    bySeverity.set(severity, count);
-    return count;
+    let count = bySeverity.get(severity);
+    if (count === undefined) {
+      count = this.#counts.of(this.#f.memoryErrors.labels({ vm, kind, severity }));
+      bySeverity.set(severity, count);
+    }
+    this.#counts.inc(count);
   }
 
   #release(vm: string, state: VmState, evicted: boolean): void {

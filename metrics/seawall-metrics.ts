@@ -157,7 +157,7 @@ export class SeawallMetrics {
 
   /** One guest memory error for `vm`. Hot path. */
   memoryError(vm: string, kind: MemoryErrorKind, severity: Severity): void {
-    this.#vms.memoryError(vm, kind, severity, this.#now());
+    this.#vms.memoryError(vm, kind, severity);
   }
 
   /** One verdict with `action`, chosen by policy rule `rule`. Hot path. */
@@ -190,13 +190,13 @@ export class SeawallMetrics {
   /** Pages of `vm` currently known poisoned. */
   setPoisonedPages(vm: string, pages: number): void {
     assertCount('pages', pages);
-    this.#vms.setPoisonedPages(vm, pages, this.#now());
+    this.#vms.setPoisonedPages(vm, pages);
   }
 
   /** `count` events a plugin handled by fallback while the daemon was away, reported on reconnect. */
   fallbackReported(vm: string, count: number): void {
     assertCount('count', count);
-    this.#vms.fallbackReported(vm, count, this.#now());
+    this.#vms.fallbackReported(vm, count);
   }
 
   /**

@@ -17,8 +17,8 @@ export interface VmSeriesHooks<T> {
 
 interface Entry<T> {
   readonly state: T;
-  /** Milliseconds on the injected clock of the last recording or of the departure. */
-  lastSeen: number;
+  /** Milliseconds on the injected clock of the departure (departed VMs only). */
+  departedAt: number;
 }
 
 /**
@@ -35,13 +35,17 @@ interface Entry<T> {
  *
  * Both maps are kept in recency order by re-inserting on every sighting (a JS Map iterates in
  * insertion order), so eviction and sweeping read from the front and stop at the first keeper:
- * per-event work is one lookup plus one delete/set.
+ * per-event work is one lookup, plus one delete/set unless the VM is already the most recently
+ * seen (a storm from one VM, or a batch of one VM's events). No clock is read for a live VM: only
+ * a departure's time is kept (for the TTL); a live VM's recency is its place in the map.
  */
 export class VmSeriesTracker<T> {
   readonly #live = new Map<string, Entry<T>>();
   readonly #departed = new Map<string, Entry<T>>();
   readonly #bounds: VmSeriesBounds;
   readonly #hooks: VmSeriesHooks<T>;
+  /** The live VM last (re)inserted: the back of `#live`, where a sighting would put it again. */
+  #newest: string | undefined;
 
   constructor(bounds: VmSeriesBounds, hooks: VmSeriesHooks<T>) {
     this.#bounds = bounds;
@@ -58,23 +62,20 @@ export class VmSeriesTracker<T> {
     return this.#live.size;
   }
 
-  /** Marks `vm` seen at `now` and returns its state, admitting it (and evicting) if it is new. */
-  touch(vm: string, now: number): T {
-    let entry = this.#live.get(vm);
-    if (entry !== undefined) {
+  /** Marks `vm` seen and returns its state, admitting it (and evicting) if it is new. */
+  touch(vm: string): T {
+    return this.touchLive(vm) ?? this.#admit(vm);
+  }
+
+  /** Marks `vm` seen if it is live and returns its state; undefined (nothing marked) if it is not. */
+  touchLive(vm: string): T | undefined {
+    const entry = this.#live.get(vm);
+    if (entry === undefined) return undefined;
+    if (vm !== this.#newest) {
       this.#live.delete(vm);
-    } else {
-      entry = this.#departed.get(vm);
-      if (entry !== undefined) {
-        this.#departed.delete(vm);
-      } else {
-        assertOpenLabel('vm', vm);
-        if (this.size >= this.#bounds.maxVms) this.#evictOne();
-        entry = { state: this.#hooks.create(vm), lastSeen: now };
-      }
+      this.#live.set(vm, entry);
+      this.#newest = vm;
     }
-    entry.lastSeen = now;
-    this.#live.set(vm, entry);
     return entry.state;
   }
 
@@ -92,7 +93,8 @@ export class VmSeriesTracker<T> {
     const entry = this.#live.get(vm);
     if (entry === undefined) return;
     this.#live.delete(vm);
-    entry.lastSeen = now;
+    if (vm === this.#newest) this.#newest = undefined;
+    entry.departedAt = now;
     this.#departed.set(vm, entry);
   }
 
@@ -101,7 +103,7 @@ export class VmSeriesTracker<T> {
     const cutoff = now - this.#bounds.ttlMs;
     let removed = 0;
     for (const [vm, entry] of this.#departed) {
-      if (entry.lastSeen > cutoff) break;
+      if (entry.departedAt > cutoff) break;
       this.#departed.delete(vm);
       this.#hooks.release(vm, entry.state, false);
       removed++;
@@ -115,6 +117,22 @@ export class VmSeriesTracker<T> {
     if (oldest.done === true) return;
     const [vm, entry] = oldest.value;
     from.delete(vm);
+    if (vm === this.#newest) this.#newest = undefined;
     this.#hooks.release(vm, entry.state, true);
+  }
+
+  /** A VM not live: back from departure, or new (then counted against `maxVms`). */
+  #admit(vm: string): T {
+    let entry = this.#departed.get(vm);
+    if (entry !== undefined) {
+      this.#departed.delete(vm);
+    } else {
+      assertOpenLabel('vm', vm);
+      if (this.size >= this.#bounds.maxVms) this.#evictOne();
+      entry = { state: this.#hooks.create(vm), departedAt: 0 };
+    }
+    this.#live.set(vm, entry);
+    this.#newest = vm;
+    return entry.state;
   }
 }

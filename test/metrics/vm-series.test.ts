@@ -112,6 +112,18 @@ describe('VM series bound (maxVms)', () => {
     assert.equal(value(text, 'seawall_memory_errors_total', { vm: 'vm-1', kind: 'sea', severity: 'uer' }), 1);
   });
 
+  it('keeps the order of sightings through repeated ones, so eviction stays least recent first', async () => {
+    const { m } = clocked({ maxVms: 3 });
+    for (const vm of ['vm-1', 'vm-2', 'vm-3']) m.memoryError(vm, 'sea', 'uer');
+    // Seen again: vm-3 was the newest, then vm-1 was; vm-3 is the most recent once more.
+    for (const vm of ['vm-3', 'vm-3', 'vm-1', 'vm-1', 'vm-3']) m.memoryError(vm, 'sea', 'uer');
+    m.memoryError('vm-4', 'sea', 'uer'); // evicts vm-2
+    m.memoryError('vm-5', 'sea', 'uer'); // evicts vm-1, seen before vm-3's last sighting
+    assert.deepEqual(await vmsIn(m), ['vm-3', 'vm-4', 'vm-5']);
+    const text = await m.metricsText();
+    assert.equal(value(text, 'seawall_memory_errors_total', { vm: 'vm-3', kind: 'sea', severity: 'uer' }), 4);
+  });
+
   it('evicts departed VMs before live ones, oldest departure first', async () => {
     const { m, clock } = clocked({ maxVms: 3 });
     for (const vm of ['vm-1', 'vm-2', 'vm-3']) {
