@@ -52,22 +52,3 @@ export function oneCpuMask(): string | null {
   const bits = BigInt(`0x${mine}`);
   return (bits & -bits).toString(16);
 }
-
-/**
- * Waits until the process `pid` has gone quiet — its threads used less than 2 % of a CPU over a
- * quarter of a second — or `deadlineMs` has passed; returns whether it did. After a throughput
- * round a daemon's writer thread still commits what the round left in flight (up to 100,000 rows,
- * seconds of work on a slow machine): without the wait it would run beside the next target's round.
- */
-export async function quiet(pid: number, deadlineMs = 60_000): Promise<boolean> {
-  const INTERVAL_MS = 250;
-  const end = Date.now() + deadlineMs;
-  let last = cpuMs(pid).all;
-  while (Date.now() < end) {
-    await new Promise((r) => setTimeout(r, INTERVAL_MS));
-    const now = cpuMs(pid).all;
-    if (now - last < INTERVAL_MS * 0.02) return true;
-    last = now;
-  }
-  return false;
-}

