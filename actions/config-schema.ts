@@ -2,7 +2,7 @@
  * The `actions:` section of the daemon config (daemon/config.ts adds it to ConfigSchema): named
  * migration hooks and the bounds of the action layer.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ExecHook } from './exec-hook.js';
 import type { HookRunner } from './hook-types.js';
 import { HttpHook } from './http-hook.js';

@@ -3,7 +3,7 @@
  * the attach server's options follow from it and from the host probe.
  */
 import { basename, dirname, join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { defaultVcpuMmapSize, probeHost } from '../kvm/index.js';
 import type { AttachServerOptions } from './attach-server.js';
 

@@ -7,7 +7,7 @@
  *   ← {"id":1,"ok":true,"result":[…]}
  *   ← {"id":1,"ok":false,"error":{"code":"SEAWALL_CONTROL_FORBIDDEN","message":"…"}}
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type {
   EncodedJson,
   EventQuery,

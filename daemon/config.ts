@@ -4,7 +4,7 @@
  */
 import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type ActionsConfig, ActionsConfigSchema } from '../actions/index.js';
 import { type AttachConfig, AttachConfigSchema } from '../attach/index.js';
 import { readYamlFile } from '../policies/index.js';

@@ -3,7 +3,7 @@
  * zod and decoded with kvm/'s ESR codec into the `PolicyEvent` the engine sees. The format is
  * documented in docs/policies.md ("Event JSON").
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { decodeAbortIss, decodeEsr, ISS_MASK } from '../kvm/index.js';
 import { EVENT_KINDS, type PolicyEvent } from './decision.js';
 import { formatPath, PolicyError, type PolicyIssue } from './errors.js';

@@ -6,7 +6,7 @@
  */
 
 import { dirname, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { describeAction } from './actions.js';
 import { compilePolicy } from './compile.js';
 import type { Decision, HostCapabilities } from './decision.js';

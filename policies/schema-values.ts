@@ -4,7 +4,7 @@
  * small integers. YAML is loaded with `intAsBigInt`, so integers arrive as bigints and a GPA
  * above 2^53 keeps every bit; these types turn them into what the compiler needs.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const U64_MAX = (1n << 64n) - 1n;
 

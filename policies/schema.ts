@@ -4,7 +4,7 @@
  * strict (an unknown key is an error, so a typo never silently disables a matcher). Checks that
  * need the kvm/ codec (ISS fields) run here too, so one parse reports every problem.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { encodeIss, isKvmError, validateRawIss } from '../kvm/index.js';
 import { EVENT_KINDS } from './decision.js';
 import { labelsSchema, rateSchema, smallIntSchema, timerDurationSchema, u64Schema } from './schema-values.js';

@@ -15,7 +15,7 @@ import {
   type Node,
   parseDocument,
 } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { formatPath, type PathIssue, type PolicyIssue, type PolicyIssueCode } from './errors.js';
 
 /** The YAML node at `path`, or the deepest existing ancestor (a missing key is reported there). */
