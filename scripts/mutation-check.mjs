@@ -10,8 +10,8 @@ const MUTATIONS = [
   {
     what: "the writer thread's inserts disabled",
     file: 'store/writer-thread.ts',
-    from: 'parts.push({ rows, updates: seg.updatesInFile',
-    to: 'parts.push({ rows: [], updates: seg.updatesInFile',
+    from: 'parts.push({ rows, updates, seg, damage });',
+    to: 'parts.push({ rows: [], updates, seg, damage });',
     tests: ['test/store/write-ahead.test.ts'],
   },
   {

@@ -222,20 +222,23 @@ export class RecordEncoder implements ColumnSink {
  * Reads a write-ahead file: each record's values (null for one that is not a well-formed record
  * of 31 values; its length still finds the next) to `onRecord`, each text line to `onLine`. A
  * record cut off by the end of the file — a kill mid-write — ends the reading; so does a record
- * whose newline is missing (nothing after it can be trusted to start where it seems to).
+ * whose newline is missing (nothing after it can be trusted to start where it seems to). Returns
+ * where that record starts when its length ends inside the file, short of its newline: a file
+ * cut short never looks so, so the bytes from there on are damaged, not torn. -1 otherwise.
  */
 export function readWriteAhead(
   buf: Buffer,
   onRecord: (values: unknown[] | null) => void,
   onLine: (line: string) => void,
-): void {
+): number {
   const defined: string[] = [];
   let at = 0;
   while (at < buf.length) {
     if (buf[at] === RECORD_MARK) {
-      if (at + HEADER > buf.length) return;
+      if (at + HEADER > buf.length) return -1;
       const end = at + HEADER + buf.readUInt32LE(at + 1);
-      if (end >= buf.length || buf[end] !== NEWLINE) return;
+      if (end >= buf.length) return -1;
+      if (buf[end] !== NEWLINE) return at;
       onRecord(decodeRecord(buf, at + HEADER, end, defined));
       at = end + 1;
       continue;
@@ -245,6 +248,7 @@ export function readWriteAhead(
     if (nl > at) onLine(buf.toString('utf8', at, nl));
     at = nl + 1;
   }
+  return -1;
 }
 
 /** The hex digits, and the text `hexAt` fills in (one at a time: the thread is single). */

@@ -151,9 +151,15 @@ export const heldPath = (pendingPath: string): string => `${pendingPath}.held`;
  * followed, never waited on), or one past MAX_FILE_BYTES. Rows are binary records
  * (store/row-codec.ts) or JSON lines, in any mix. A record or line that is not a well-formed row is
  * skipped, and a torn last one ends the file; with `updates`, the updates among the lines go there
- * (store/update-lines.ts), in the file's order.
+ * (store/update-lines.ts), in the file's order. A record whose length misses its newline inside
+ * the file also ends it, told to `onDamage`: what follows is damaged, and its rows are lost
+ * unless someone reads the file by hand (`setAside` keeps it for that).
  */
-export function readRows(path: string, updates?: WrittenAhead[]): EventValues[] {
+export function readRows(
+  path: string,
+  updates?: WrittenAhead[],
+  onDamage?: (damage: Damage) => void,
+): EventValues[] {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -172,7 +178,7 @@ export function readRows(path: string, updates?: WrittenAhead[]): EventValues[] 
     closeSync(fd);
   }
   const rows: EventValues[] = [];
-  readWriteAhead(
+  const damagedAt = readWriteAhead(
     bytes,
     (values) => {
       if (values !== null && wellFormed(values)) rows.push(values as unknown as EventValues);
@@ -188,7 +194,35 @@ export function readRows(path: string, updates?: WrittenAhead[]): EventValues[] 
       if (values) rows.push(values);
     },
   );
+  if (damagedAt >= 0) onDamage?.({ path, at: damagedAt, size: bytes.length, rowsBefore: rows.length });
   return rows;
+}
+
+/** Where a write-ahead file stops being readable short of its end (`readRows`). */
+export interface Damage {
+  path: string;
+  /** The offset of the record whose length misses its newline. */
+  at: number;
+  /** The file's size: bytes `at` to `size` were not read. */
+  size: number;
+  /** Rows read before it. */
+  rowsBefore: number;
+}
+
+/** What an operator is told of a damaged file, kept as `aside`. */
+export function damageText(d: Damage, aside: string): string {
+  return (
+    `${d.path}: bytes ${d.at}–${d.size} are not records seawall writes (a record's length ends ` +
+    `short of its newline), and the rows in them cannot be read; the ${d.rowsBefore} rows before ` +
+    `them are stored; the file is kept as ${aside}`
+  );
+}
+
+/** Renames a write-ahead file out of the daemon's way, `<file>.set-aside-<ms>`; returns the new name. */
+export function setAside(file: string): string {
+  const aside = `${file}.set-aside-${Date.now()}`;
+  renameSync(file, aside);
+  return aside;
 }
 
 /** Every segment a previous run left, oldest first (rotation numbers grow). */
@@ -232,11 +266,11 @@ export function recoverPending(
   for (const file of [...listSegments(pendingPath), heldPath(pendingPath), pendingPath]) {
     let rows: EventValues[];
     const updates: WrittenAhead[] = [];
+    const damaged: Damage[] = [];
     try {
-      rows = readRows(file, updates);
+      rows = readRows(file, updates, (d) => damaged.push(d));
     } catch (err) {
-      const aside = `${file}.set-aside-${Date.now()}`;
-      renameSync(file, aside);
+      const aside = setAside(file);
       const why = (err as Error).message;
       onSetAside(
         file,
@@ -258,7 +292,14 @@ export function recoverPending(
     // A result whose row is not stored waits for it; an update that cannot be stored is reported,
     // and costs only its own record (an event's outcome, a session's, action's or policy's row).
     if (updates.length > 0) store.recoverUpdates(updates);
-    if (file !== pendingPath) removeSegment(file);
+    const damage = damaged[0];
+    // Kept for the operator: the rows past the damage may still be read from it by hand.
+    if (damage)
+      onSetAside(
+        file,
+        new StoreError('SEAWALL_STORE_RECOVERY', damageText(damage, setAside(file)), { file }),
+      );
+    else if (file !== pendingPath) removeSegment(file);
   }
   store.recovered();
   const fd = openAppend(pendingPath);

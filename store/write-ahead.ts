@@ -52,6 +52,8 @@ import type { ReplayKey } from './rows.js';
 import {
   appendLines,
   appendWhole,
+  type Damage,
+  damageText,
   encodeRow,
   heldPath,
   openAppend,
@@ -59,6 +61,7 @@ import {
   recoverPending,
   removeSegment,
   segmentPath,
+  setAside,
 } from './segments.js';
 import { encodeResult, encodeUpdate } from './update-lines.js';
 import { type AppliedUpdate, isApplied, type StoreUpdate } from './updates.js';
@@ -226,8 +229,8 @@ export class WriteAhead {
     const writer: WriterClient = new WriterClient({
       path: this.#store.path,
       bootId: this.#store.bootId,
-      onAck: (id, err, rows) => {
-        if (this.#writer === writer) this.#ack(id, err, rows);
+      onAck: (id, err, rows, damage) => {
+        if (this.#writer === writer) this.#ack(id, err, rows, damage);
       },
       onDead: (err) => {
         if (this.#writer !== writer) return;
@@ -722,10 +725,10 @@ export class WriteAhead {
     return this.#inFlightRows + this.#inFlightUpdates >= this.#maxInFlight;
   }
 
-  #ack(id: number, err: Error | null, rows: number): void {
+  #ack(id: number, err: Error | null, rows: number, damage: string | null): void {
     const seg = this.#inFlight.get(id);
     if (!seg) return; // committed here already
-    if (!err) this.#countLost(seg, rows);
+    if (!err) this.#countLost(seg, rows, damage);
     if (err) {
       // Kept (its file is on disk) and retried with the fault's once-a-second retry.
       seg.failed = true;
@@ -806,7 +809,12 @@ export class WriteAhead {
   /** Whether the segment is committed; a failure keeps it for the next attempt. */
   #commitHere(id: number, seg: Segment): boolean {
     try {
-      const rows = seg.file ? readRows(seg.file) : [];
+      let damage: Damage | null = null;
+      const rows = seg.file
+        ? readRows(seg.file, undefined, (d) => {
+            damage = d;
+          })
+        : [];
       const commit = () => this.#store.appendRows(rows, seg.updates);
       // A retry through a fault does not wait for a lock: the first attempt waited already.
       if ((this.#fault ? withoutBusyWait(this.#store.db, commit) : commit()) === null) {
@@ -815,7 +823,9 @@ export class WriteAhead {
         this.#beginFault('rows written ahead could not be committed');
         return false;
       }
-      if (seg.file) removeSegment(seg.file);
+      // A damaged file is kept for the operator, who may read the rest of it by hand.
+      if (seg.file && damage) this.#countLost(seg, rows.length, damageText(damage, setAside(seg.file)));
+      else if (seg.file) removeSegment(seg.file);
     } catch (err) {
       seg.failed = true;
       this.#fail('append', err);
@@ -829,19 +839,15 @@ export class WriteAhead {
    * A segment committed at its first attempt with fewer rows than were written to it: its file was
    * removed (with its directory, say) before the thread read it. Those answered events will never
    * be stored; they are counted with the rows dropped, and said once. After a retry a missing file
-   * can also mean a thread that committed it and died before acknowledging: not counted then.
+   * can also mean a thread that committed it and died before acknowledging: not counted then. A
+   * file read only up to damage in it (`damage`, what it was kept as) is said whatever the count.
    */
-  #countLost(seg: Segment, rows: number): void {
-    const lost = seg.keys.size - rows;
-    if (seg.file === null || seg.retried || lost <= 0) return;
+  #countLost(seg: Segment, rows: number, damage: string | null): void {
+    const lost = Math.max(0, seg.keys.size - rows);
+    if (damage === null && (seg.file === null || seg.retried || lost === 0)) return;
     this.#lostRows += lost;
-    this.#onError(
-      'append',
-      new StoreError(
-        'SEAWALL_STORE_LOST',
-        `${lost} answered events lost: ${seg.file} was gone before its rows were committed`,
-      ),
-    );
+    const why = damage ?? `${seg.file} was gone before its rows were committed`;
+    this.#onError('append', new StoreError('SEAWALL_STORE_LOST', `${lost} answered events lost: ${why}`));
   }
 
   /** Rows of segments whose file was gone before their commit (`#countLost`). */

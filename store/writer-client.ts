@@ -20,7 +20,8 @@ export interface WriterClientOptions {
   path: string;
   bootId: string;
   /** A segment's outcome: `error` null when committed; `rows` read from its file. */
-  onAck: (id: number, error: Error | null, rows: number) => void;
+  /** `damage`: its file was damaged and kept, what to tell the operator (store/segments.ts). */
+  onAck: (id: number, error: Error | null, rows: number, damage: string | null) => void;
   /** The thread died or could not open the store: the caller commits on its own from then on. */
   onDead: (err: Error) => void;
 }
@@ -181,6 +182,7 @@ export class WriterClient {
         m.id,
         m.error === null ? null : new StoreError('SEAWALL_STORE_WRITER', m.error, { segment: m.id }),
         m.rows ?? 0,
+        m.damage ?? null,
       );
   }
 

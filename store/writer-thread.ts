@@ -20,7 +20,7 @@ import { isMainThread, type MessagePort, receiveMessageOnPort, workerData } from
 import { openDatabase } from './connection.js';
 import { eventWriter } from './inserts.js';
 import type { EventValues } from './rows.js';
-import { readRows, removeSegment } from './segments.js';
+import { type Damage, damageText, readRows, removeSegment, setAside } from './segments.js';
 import { threadId } from './thread-priority.js';
 import type { WrittenAhead } from './update-lines.js';
 import type { StoreUpdate } from './updates.js';
@@ -81,6 +81,8 @@ interface Part {
   rows: EventValues[];
   updates: StoreUpdate[];
   seg: SegmentRequest;
+  /** Where its file stopped being readable, if it did (store/segments.ts `readRows`). */
+  damage: Damage | null;
 }
 
 /** How long the thread's commits wait for the write lock (the event loop's connection: 250 ms). */
@@ -96,6 +98,8 @@ export interface WriterAck {
   error: string | null;
   /** Rows read from the segment's file and committed (0 when it had none, or was gone). */
   rows?: number;
+  /** Its file was damaged, and is kept: what to tell the operator (store/segments.ts `damageText`). */
+  damage?: string;
 }
 
 function run(data: WriterData): void {
@@ -183,12 +187,14 @@ function run(data: WriterData): void {
       rows += next.rows;
     }
     const read = new Map<number, number>();
-    const errors = commit(batch, read);
+    const damaged = new Map<number, string>();
+    const errors = commit(batch, read, damaged);
     for (const seg of batch)
       port.postMessage({
         id: seg.id,
         error: errors.get(seg.id) ?? null,
         rows: read.get(seg.id) ?? 0,
+        damage: damaged.get(seg.id),
       } satisfies WriterAck);
     publish(Slot.DONE, (batch[batch.length - 1] as SegmentRequest).id);
     if (close) closeNow();
@@ -205,25 +211,37 @@ function run(data: WriterData): void {
 
   /**
    * Commits the batch; returns the failures' messages by segment (their files are kept), and sets
-   * in `read` how many rows each segment's file held.
+   * in `read` how many rows each segment's file held, in `damaged` what a damaged file was kept as.
    */
-  function commit(batch: SegmentRequest[], read: Map<number, number>): Map<number, string> {
+  function commit(
+    batch: SegmentRequest[],
+    read: Map<number, number>,
+    damaged: Map<number, string>,
+  ): Map<number, string> {
     const errors = new Map<number, string>();
     const fail = (seg: SegmentRequest, err: unknown) => errors.set(seg.id, (err as Error).message);
     const parts: Part[] = [];
     for (const seg of batch) {
       try {
         const written: WrittenAhead[] = [];
-        const rows = seg.file ? readRows(seg.file, seg.updatesInFile > 0 ? written : undefined) : [];
+        let damage: Damage | null = null;
+        const rows = seg.file
+          ? readRows(seg.file, seg.updatesInFile > 0 ? written : undefined, (d) => {
+              damage = d;
+            })
+          : [];
         read.set(seg.id, rows.length);
-        parts.push({ rows, updates: seg.updatesInFile > 0 ? updatesOf(seg, written) : seg.updates, seg });
+        const updates = seg.updatesInFile > 0 ? updatesOf(seg, written) : seg.updates;
+        parts.push({ rows, updates, seg, damage });
       } catch (err) {
         fail(seg, err);
       }
     }
-    for (const { seg } of commitParts(parts, fail)) {
+    for (const { seg, damage } of commitParts(parts, fail)) {
       try {
-        if (seg.file) removeSegment(seg.file);
+        // A damaged file is kept for the operator, who may read the rest of it by hand.
+        if (seg.file && damage) damaged.set(seg.id, damageText(damage, setAside(seg.file)));
+        else if (seg.file) removeSegment(seg.file);
       } catch (err) {
         fail(seg, err);
       }

@@ -23,6 +23,7 @@ import {
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { EventStore, WriteAhead } from '../../store/index.js';
+import { RecordEncoder } from '../../store/row-codec.js';
 import { appendWhole, encodeRow, MAX_FILE_BYTES, segmentPath } from '../../store/segments.js';
 import { record, session, tempStorePath } from './records.js';
 
@@ -94,6 +95,44 @@ test('at start, files that are not the daemon’s are set aside; the rows beside
   assert.equal(aside.length, 4, `set aside: ${aside.join(', ')}`);
   assert.equal(errors.filter((e) => /set aside as/.test(e.message)).length, 4);
   assert.ok(statSync(pending).isFile() && existsSync(pending));
+  ahead.close();
+  store.close();
+});
+
+test('at start, a file damaged mid-way: the rows before the damage are stored, the file kept and told', () => {
+  const { dir, path, store, errors } = openStore();
+  const s = session('vm-d', 5n);
+  const rows = store.rowsOf(
+    Array.from({ length: 10 }, (_, i) => record({ session: s, seq: i + 1, timeMs: T0 + i })),
+  );
+  const enc = new RecordEncoder();
+  const pieces = rows.map((r) => Buffer.from(enc.encode([r])));
+  const file = Buffer.concat(pieces);
+  const at = Buffer.concat(pieces.slice(0, 4)).length; // the fifth record
+  file.writeUInt32LE(3, at + 1); // its length now ends inside it, short of its newline
+  const segment = segmentPath(`${path}.pending`, 1);
+  writeFileSync(segment, file);
+  // A segment beside it, whole: stored and removed as ever.
+  writeFileSync(
+    segmentPath(`${path}.pending`, 2),
+    new RecordEncoder().encode(store.rowsOf([record({ session: s, seq: 11, timeMs: T0 + 11 })])),
+  );
+  const ahead = new WriteAhead(store, { onError: (_op, err) => errors.push(err as Error) });
+  assert.equal(ahead.recovered, 5);
+  assert.deepEqual(store.db.prepare('SELECT seq FROM events ORDER BY seq').pluck().all(), [1, 2, 3, 4, 11]);
+  const kept = readdirSync(dir).filter((n) => n.includes('.set-aside-'));
+  assert.equal(kept.length, 1);
+  assert.ok(kept[0]?.startsWith('events.sqlite.pending.1.set-aside-'), kept[0]);
+  assert.deepEqual(readFileSync(join(dir, kept[0] as string)), file, 'kept as it was, for reading by hand');
+  assert.ok(!existsSync(segmentPath(`${path}.pending`, 2)), 'the whole one is removed');
+  assert.equal(errors.length, 1);
+  assert.equal((errors[0] as { code?: string }).code, 'SEAWALL_STORE_RECOVERY');
+  assert.match(
+    String(errors[0]?.message),
+    new RegExp(
+      `pending\\.1: bytes ${at}–${file.length} are not records .* the 4 rows before them are stored; the file is kept as .*set-aside`,
+    ),
+  );
   ahead.close();
   store.close();
 });

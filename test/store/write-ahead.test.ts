@@ -161,28 +161,37 @@ test('past maxInFlight, updates make the caller wait for the thread too: a conne
   assert.deepEqual(errors, []);
 });
 
-test('a segment whose file is gone before the thread reads it: its rows are counted as lost, once', async () => {
+/**
+ * A write-ahead with a running thread that is handed a large segment (20,000 rows) to read and
+ * commit first, then one of `small` rows behind it: what a test does to the small one's file right
+ * after the hand-over takes microseconds, against the milliseconds of reading the large one.
+ * Returns them, with the small segment's file name.
+ */
+async function smallBehindLarge(vm: string, small: number) {
   const { dir, store, errors } = open();
   const ahead = new WriteAhead(store, {
     flushMs: 3_600_000,
     maxPending: 1_000_000,
     onError: (_op, err) => errors.push(err),
   });
-  const s = session('vm-l', 5n);
+  const s = session(vm, 5n);
   // A thread already running, so that nothing below waits for its start.
   await startWriter(ahead, s);
   let seq = 1;
-  // A large segment for the thread to read and commit first, then one of one row behind it, whose
-  // file goes (as with its directory) right after it is handed over: microseconds, against the
-  // milliseconds of reading the large one.
   for (let i = 0; i < 20_000; i++) ahead.record([record({ session: s, seq: ++seq, timeMs: T0 + seq })]);
   void ahead.settle(); // hands the large one over
-  ahead.record([record({ session: s, seq: ++seq, timeMs: T0 + seq })]);
+  for (let i = 0; i < small; i++) ahead.record([record({ session: s, seq: ++seq, timeMs: T0 + seq })]);
   void ahead.settle(); // and the small one behind it
-  const gone = segmentsIn(dir)
+  const file = segmentsIn(dir)
     .sort((a, b) => Number(a.split('.').pop()) - Number(b.split('.').pop()))
     .at(-1);
-  assert.ok(gone, 'the small segment is on disk');
+  assert.ok(file, 'the small segment is on disk');
+  return { dir, store, errors, ahead, small: file };
+}
+
+test('a segment whose file is gone before the thread reads it: its rows are counted as lost, once', async () => {
+  // Its file goes as with its directory.
+  const { dir, store, errors, ahead, small: gone } = await smallBehindLarge('vm-l', 1);
   rmSync(`${dir}/${gone}`);
   await until('both segments acknowledged', () => ahead.pending === 0);
   assert.equal(store.queries.totals().events, 20_001, 'the large segment and the first row are stored');
@@ -190,6 +199,53 @@ test('a segment whose file is gone before the thread reads it: its rows are coun
   const lost = errors.filter((e) => (e as { code?: string }).code === 'SEAWALL_STORE_LOST');
   assert.equal(lost.length, 1);
   assert.match(String((lost[0] as Error).message), new RegExp(`1 answered events lost: .*${gone}`));
+  ahead.close();
+  store.close();
+});
+
+test('a segment damaged before the thread reads it: the rows before the damage are stored, the rest counted lost, the file kept', async () => {
+  // Its second record's length is damaged.
+  const { dir, store, errors, ahead, small } = await smallBehindLarge('vm-m', 3);
+  const bytes = readFileSync(`${dir}/${small}`);
+  const second = 5 + bytes.readUInt32LE(1) + 1; // past the first record and its newline
+  bytes.writeUInt32LE(2, second + 1);
+  writeFileSync(`${dir}/${small}`, bytes);
+  await until('both segments acknowledged', () => ahead.pending === 0);
+  assert.equal(store.queries.totals().events, 20_002, 'the large segment, and the small one’s first row');
+  assert.equal(ahead.health.droppedRows, 2, 'the two rows past the damage are counted');
+  const lost = errors.filter((e) => (e as { code?: string }).code === 'SEAWALL_STORE_LOST');
+  assert.equal(lost.length, 1);
+  assert.match(
+    String((lost[0] as Error).message),
+    new RegExp(
+      `^2 answered events lost: .*${small}: bytes ${second}–${bytes.length} are not records .*kept as`,
+    ),
+  );
+  const kept = readdirSync(dir).filter((n) => n.startsWith(`${small}.set-aside-`));
+  assert.equal(kept.length, 1, 'kept for reading by hand');
+  assert.deepEqual(readFileSync(`${dir}/${kept[0]}`), bytes);
+  ahead.close();
+  store.close();
+});
+
+test('without a thread, a damaged segment is committed up to the damage on the event loop and kept', () => {
+  const { dir, path, store, errors } = open();
+  const ahead = new WriteAhead(store, {
+    thread: false,
+    flushMs: 3_600_000,
+    onError: (_op, err) => errors.push(err),
+  });
+  const s = session('vm-n', 5n);
+  for (let seq = 1; seq <= 3; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
+  const bytes = readFileSync(`${path}.pending`);
+  const second = 5 + bytes.readUInt32LE(1) + 1;
+  bytes.writeUInt32LE(2, second + 1);
+  writeFileSync(`${path}.pending`, bytes);
+  ahead.flush();
+  assert.equal(store.queries.totals().events, 1);
+  assert.equal(ahead.health.droppedRows, 2);
+  assert.match(String((errors[0] as Error).message), /^2 answered events lost: .*are not records .*kept as/);
+  assert.equal(readdirSync(dir).filter((n) => n.includes('.set-aside-')).length, 1);
   ahead.close();
   store.close();
 });
