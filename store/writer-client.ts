@@ -19,8 +19,10 @@ const WORKER_URL = new URL(
 export interface WriterClientOptions {
   path: string;
   bootId: string;
-  /** A segment's outcome: `error` null when committed; `rows` read from its file. */
-  /** `damage`: its file was damaged and kept, what to tell the operator (store/segments.ts). */
+  /**
+   * A segment's outcome: `error` null when committed; `rows` read from its file; `damage`, when
+   * the file was read only up to damage in it and kept, what to tell the operator.
+   */
   onAck: (id: number, error: Error | null, rows: number, damage: string | null) => void;
   /** The thread died or could not open the store: the caller commits on its own from then on. */
   onDead: (err: Error) => void;
