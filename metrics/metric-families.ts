@@ -172,7 +172,7 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
     }),
     storeLost: new Counter({
       name: 'seawall_store_lost_total',
-      help: 'Answered events and updates held through an event store fault and dropped past the memory bound (oldest first): never stored.',
+      help: 'Answered events and updates never stored: held through an event store fault and dropped past the memory bound (oldest first), or in write-ahead files removed or damaged before their commit.',
       labelNames: ['what'],
       registers,
     }),

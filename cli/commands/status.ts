@@ -39,7 +39,8 @@ export function formatStatus(s: StatusResult): string {
     if (h.droppedRows > 0 || h.droppedUpdates > 0)
       lines.push(
         `          LOST since start: ${h.droppedRows} answered events and ${h.droppedUpdates} updates ` +
-          'dropped past the memory bound while the store was faulty',
+          'dropped: held past the memory bound while the store was faulty, or in write-ahead files ' +
+          'removed or damaged before their commit (the journal says which)',
       );
   } else {
     lines.push('store     unavailable');
