@@ -152,19 +152,18 @@ export const heldPath = (pendingPath: string): string => `${pendingPath}.held`;
  * (store/row-codec.ts) or JSON lines, in any mix. A record or line that is not a well-formed row is
  * skipped, and a torn last one ends the file; with `updates`, the updates among the lines go there
  * (store/update-lines.ts), in the file's order. A record whose length misses its newline inside
- * the file also ends it, told to `onDamage`: what follows is damaged, and its rows are lost
- * unless someone reads the file by hand (`setAside` keeps it for that).
+ * the file also ends it, and comes back as `damage`: what follows is damaged, and its rows are lost
+ * unless someone reads the file by hand (`retire` keeps it for that).
  */
 export function readRows(
   path: string,
   updates?: WrittenAhead[],
-  onDamage?: (damage: Damage) => void,
-): EventValues[] {
+): { rows: EventValues[]; damage: Damage | null } {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { rows: [], damage: null };
     throw err;
   }
   let bytes: Buffer;
@@ -194,8 +193,8 @@ export function readRows(
       if (values) rows.push(values);
     },
   );
-  if (damagedAt >= 0) onDamage?.({ path, at: damagedAt, size: bytes.length, rowsBefore: rows.length });
-  return rows;
+  const damage = damagedAt < 0 ? null : { path, at: damagedAt, size: bytes.length, rowsBefore: rows.length };
+  return { rows, damage };
 }
 
 /** Where a write-ahead file stops being readable short of its end (`readRows`). */
@@ -209,17 +208,25 @@ export interface Damage {
   rowsBefore: number;
 }
 
-/** What an operator is told of a damaged file, kept as `aside`. */
-export function damageText(d: Damage, aside: string): string {
+/**
+ * A write-ahead file whose rows are committed: removed, or, when `readRows` found damage in it,
+ * kept aside for the operator, who may read the rest of it by hand. Returns what to tell the
+ * operator of a damaged one, else null.
+ */
+export function retire(file: string, damage: Damage | null): string | null {
+  if (damage === null) {
+    removeSegment(file);
+    return null;
+  }
   return (
-    `${d.path}: bytes ${d.at}–${d.size} are not records seawall writes (a record's length ends ` +
-    `short of its newline), and the rows in them cannot be read; the ${d.rowsBefore} rows before ` +
-    `them are stored; the file is kept as ${aside}`
+    `${damage.path}: bytes ${damage.at}–${damage.size} are not records seawall writes (a record's ` +
+    `length ends short of its newline), and the rows in them cannot be read; the ` +
+    `${damage.rowsBefore} rows before them are stored; the file is kept as ${setAside(file)}`
   );
 }
 
 /** Renames a write-ahead file out of the daemon's way, `<file>.set-aside-<ms>`; returns the new name. */
-export function setAside(file: string): string {
+function setAside(file: string): string {
   const aside = `${file}.set-aside-${Date.now()}`;
   renameSync(file, aside);
   return aside;
@@ -264,11 +271,10 @@ export function recoverPending(
 ): number {
   let count = 0;
   for (const file of [...listSegments(pendingPath), heldPath(pendingPath), pendingPath]) {
-    let rows: EventValues[];
+    let read: ReturnType<typeof readRows>;
     const updates: WrittenAhead[] = [];
-    const damaged: Damage[] = [];
     try {
-      rows = readRows(file, updates, (d) => damaged.push(d));
+      read = readRows(file, updates);
     } catch (err) {
       const aside = setAside(file);
       const why = (err as Error).message;
@@ -278,6 +284,7 @@ export function recoverPending(
       );
       continue;
     }
+    const { rows, damage } = read;
     if (rows.length > 0 && store.appendRows(rows) === null) {
       throw new StoreError(
         'SEAWALL_STORE_RECOVERY',
@@ -292,14 +299,10 @@ export function recoverPending(
     // A result whose row is not stored waits for it; an update that cannot be stored is reported,
     // and costs only its own record (an event's outcome, a session's, action's or policy's row).
     if (updates.length > 0) store.recoverUpdates(updates);
-    const damage = damaged[0];
-    // Kept for the operator: the rows past the damage may still be read from it by hand.
-    if (damage)
-      onSetAside(
-        file,
-        new StoreError('SEAWALL_STORE_RECOVERY', damageText(damage, setAside(file)), { file }),
-      );
-    else if (file !== pendingPath) removeSegment(file);
+    // The live file is emptied below rather than removed, unless it is damaged.
+    if (file === pendingPath && damage === null) continue;
+    const told = retire(file, damage);
+    if (told !== null) onSetAside(file, new StoreError('SEAWALL_STORE_RECOVERY', told, { file }));
   }
   store.recovered();
   const fd = openAppend(pendingPath);

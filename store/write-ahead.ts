@@ -52,16 +52,13 @@ import type { ReplayKey } from './rows.js';
 import {
   appendLines,
   appendWhole,
-  type Damage,
-  damageText,
   encodeRow,
   heldPath,
   openAppend,
   readRows,
   recoverPending,
-  removeSegment,
+  retire,
   segmentPath,
-  setAside,
 } from './segments.js';
 import { encodeResult, encodeUpdate } from './update-lines.js';
 import { type AppliedUpdate, isApplied, type StoreUpdate } from './updates.js';
@@ -809,12 +806,7 @@ export class WriteAhead {
   /** Whether the segment is committed; a failure keeps it for the next attempt. */
   #commitHere(id: number, seg: Segment): boolean {
     try {
-      let damage: Damage | null = null;
-      const rows = seg.file
-        ? readRows(seg.file, undefined, (d) => {
-            damage = d;
-          })
-        : [];
+      const { rows, damage } = seg.file ? readRows(seg.file) : { rows: [], damage: null };
       const commit = () => this.#store.appendRows(rows, seg.updates);
       // A retry through a fault does not wait for a lock: the first attempt waited already.
       if ((this.#fault ? withoutBusyWait(this.#store.db, commit) : commit()) === null) {
@@ -823,9 +815,8 @@ export class WriteAhead {
         this.#beginFault('rows written ahead could not be committed');
         return false;
       }
-      // A damaged file is kept for the operator, who may read the rest of it by hand.
-      if (seg.file && damage) this.#countLost(seg, rows.length, damageText(damage, setAside(seg.file)));
-      else if (seg.file) removeSegment(seg.file);
+      const told = seg.file ? retire(seg.file, damage) : null;
+      if (told !== null) this.#countLost(seg, rows.length, told);
     } catch (err) {
       seg.failed = true;
       this.#fail('append', err);

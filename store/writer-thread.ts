@@ -20,7 +20,7 @@ import { isMainThread, type MessagePort, receiveMessageOnPort, workerData } from
 import { openDatabase } from './connection.js';
 import { eventWriter } from './inserts.js';
 import type { EventValues } from './rows.js';
-import { type Damage, damageText, readRows, removeSegment, setAside } from './segments.js';
+import { type Damage, readRows, retire } from './segments.js';
 import { threadId } from './thread-priority.js';
 import type { WrittenAhead } from './update-lines.js';
 import type { StoreUpdate } from './updates.js';
@@ -224,12 +224,9 @@ function run(data: WriterData): void {
     for (const seg of batch) {
       try {
         const written: WrittenAhead[] = [];
-        let damage: Damage | null = null;
-        const rows = seg.file
-          ? readRows(seg.file, seg.updatesInFile > 0 ? written : undefined, (d) => {
-              damage = d;
-            })
-          : [];
+        const { rows, damage } = seg.file
+          ? readRows(seg.file, seg.updatesInFile > 0 ? written : undefined)
+          : { rows: [], damage: null };
         read.set(seg.id, rows.length);
         const updates = seg.updatesInFile > 0 ? updatesOf(seg, written) : seg.updates;
         parts.push({ rows, updates, seg, damage });
@@ -239,9 +236,8 @@ function run(data: WriterData): void {
     }
     for (const { seg, damage } of commitParts(parts, fail)) {
       try {
-        // A damaged file is kept for the operator, who may read the rest of it by hand.
-        if (seg.file && damage) damaged.set(seg.id, damageText(damage, setAside(seg.file)));
-        else if (seg.file) removeSegment(seg.file);
+        const told = seg.file ? retire(seg.file, damage) : null;
+        if (told !== null) damaged.set(seg.id, told);
       } catch (err) {
         fail(seg, err);
       }

@@ -139,8 +139,8 @@ test('the writer thread reads a segment’s rows only; a result line is told apa
   ];
   writeFileSync(file, `${[JSON.stringify(row?.values), line, older, ...foreign].join('\n')}\n`);
   const results: NonNullable<ReturnType<typeof decodeUpdate>>[] = [];
-  assert.equal(readRows(file).length, 1);
-  assert.equal(readRows(file, results).length, 1);
+  assert.equal(readRows(file).rows.length, 1);
+  assert.equal(readRows(file, results).rows.length, 1);
   assert.deepEqual(results, [
     { bootId: 'before', update: [5, 1, 0, T0, null, 1] },
     { bootId: 'before', update: [5, 2, -5, T0, 3, null] },
@@ -247,7 +247,7 @@ test('update lines: each kind read back as written, in order; lines of the wrong
   const file = join(dir, 'segment');
   writeFileSync(file, `${[...updates.map(line), ...foreign].join('\n')}\n`);
   const read: NonNullable<ReturnType<typeof decodeUpdate>>[] = [];
-  assert.equal(readRows(file, read).length, 0);
+  assert.equal(readRows(file, read).rows.length, 0);
   assert.deepEqual(
     read,
     updates.map((update) => ({ bootId: 'b"\\', update })),
