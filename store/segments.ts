@@ -151,9 +151,13 @@ export const heldPath = (pendingPath: string): string => `${pendingPath}.held`;
  * followed, never waited on), or one past MAX_FILE_BYTES. Rows are binary records
  * (store/row-codec.ts) or JSON lines, in any mix. A record or line that is not a well-formed row is
  * skipped, and a torn last one ends the file; with `updates`, the updates among the lines go there
- * (store/update-lines.ts), in the file's order. A record whose length misses its newline inside
- * the file also ends it, and comes back as `damage`: what follows is damaged, and its rows are lost
- * unless someone reads the file by hand (`retire` keeps it for that).
+ * (store/update-lines.ts), in the file's order. Two things come back as `damage`, whose rows are
+ * lost unless someone reads the file by hand (`retire` keeps it for that): a record whose length
+ * misses its newline inside the file, which ends it (what follows is damaged), and whole records
+ * that are not rows this seawall can read — damaged, or written by a newer seawall. A line that is
+ * not a row is skipped without a word: seawall writes them only through a fault, a torn last one
+ * is the usual end of a killed daemon's file, and a newer seawall's kinds of update lines are meant
+ * to be skipped (store/update-lines.ts).
  */
 export function readRows(
   path: string,
@@ -177,10 +181,12 @@ export function readRows(
     closeSync(fd);
   }
   const rows: EventValues[] = [];
-  const damagedAt = readWriteAhead(
+  let unreadable = 0;
+  const cutAt = readWriteAhead(
     bytes,
     (values) => {
       if (values !== null && wellFormed(values)) rows.push(values as unknown as EventValues);
+      else unreadable++;
     },
     (line) => {
       // Told apart without parsing them: the writer thread reads a result per event in a storm.
@@ -193,19 +199,23 @@ export function readRows(
       if (values) rows.push(values);
     },
   );
-  const damage = damagedAt < 0 ? null : { path, at: damagedAt, size: bytes.length, rowsBefore: rows.length };
-  return { rows, damage };
+  if (cutAt < 0 && unreadable === 0) return { rows, damage: null };
+  return {
+    rows,
+    damage: { path, cutAt: cutAt < 0 ? null : cutAt, size: bytes.length, unreadable, rows: rows.length },
+  };
 }
 
-/** Where a write-ahead file stops being readable short of its end (`readRows`). */
+/** What of a write-ahead file `readRows` could not read. */
 export interface Damage {
   path: string;
-  /** The offset of the record whose length misses its newline. */
-  at: number;
-  /** The file's size: bytes `at` to `size` were not read. */
+  /** The offset of a record whose length misses its newline: bytes from there to `size` were not read. */
+  cutAt: number | null;
   size: number;
-  /** Rows read before it. */
-  rowsBefore: number;
+  /** Whole records before it that are not rows this seawall can read. */
+  unreadable: number;
+  /** Rows read. */
+  rows: number;
 }
 
 /**
@@ -218,11 +228,18 @@ export function retire(file: string, damage: Damage | null): string | null {
     removeSegment(file);
     return null;
   }
-  return (
-    `${damage.path}: bytes ${damage.at}–${damage.size} are not records seawall writes (a record's ` +
-    `length ends short of its newline), and the rows in them cannot be read; the ` +
-    `${damage.rowsBefore} rows before them are stored; the file is kept as ${setAside(file)}`
-  );
+  const what: string[] = [];
+  if (damage.unreadable > 0)
+    what.push(
+      `${damage.unreadable} of its records are not rows this seawall can read (damaged, or written by ` +
+        'a newer seawall)',
+    );
+  if (damage.cutAt !== null)
+    what.push(
+      `bytes ${damage.cutAt}–${damage.size} are not records seawall writes (a record's length ends ` +
+        'short of its newline), and the rows in them cannot be read',
+    );
+  return `${damage.path}: ${what.join('; ')}; the ${damage.rows} rows read are stored; the file is kept as ${setAside(file)}`;
 }
 
 /** Renames a write-ahead file out of the daemon's way, `<file>.set-aside-<ms>`; returns the new name. */

@@ -831,7 +831,7 @@ export class WriteAhead {
    * removed (with its directory, say) before the thread read it. Those answered events will never
    * be stored; they are counted with the rows dropped, and said once. After a retry a missing file
    * can also mean a thread that committed it and died before acknowledging: not counted then. A
-   * file read only up to damage in it (`damage`, what it was kept as) is said whatever the count.
+   * file with damage in it (`damage`, what it was kept as) is said whatever the count.
    */
   #countLost(seg: Segment, rows: number, damage: string | null): void {
     const lost = Math.max(0, seg.keys.size - rows);

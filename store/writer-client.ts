@@ -21,7 +21,7 @@ export interface WriterClientOptions {
   bootId: string;
   /**
    * A segment's outcome: `error` null when committed; `rows` read from its file; `damage`, when
-   * the file was read only up to damage in it and kept, what to tell the operator.
+   * the file had damage in it and is kept, what to tell the operator.
    */
   onAck: (id: number, error: Error | null, rows: number, damage: string | null) => void;
   /** The thread died or could not open the store: the caller commits on its own from then on. */

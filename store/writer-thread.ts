@@ -81,7 +81,7 @@ interface Part {
   rows: EventValues[];
   updates: StoreUpdate[];
   seg: SegmentRequest;
-  /** Where its file stopped being readable, if it did (store/segments.ts `readRows`). */
+  /** What of its file could not be read, if anything (store/segments.ts `readRows`). */
   damage: Damage | null;
 }
 
@@ -98,7 +98,7 @@ export interface WriterAck {
   error: string | null;
   /** Rows read from the segment's file and committed (0 when it had none, or was gone). */
   rows?: number;
-  /** Its file was damaged, and is kept: what to tell the operator (store/segments.ts `damageText`). */
+  /** Its file was damaged, and is kept: what to tell the operator (store/segments.ts `retire`). */
   damage?: string;
 }
 

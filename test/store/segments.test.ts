@@ -99,14 +99,19 @@ test('at start, files that are not the daemon’s are set aside; the rows beside
   store.close();
 });
 
+/** `n` events of `s` as the verdict path writes them to one file: a record each, seq 1 to n. */
+function recordsOf(store: EventStore, s: ReturnType<typeof session>, n: number): Buffer[] {
+  const rows = store.rowsOf(
+    Array.from({ length: n }, (_, i) => record({ session: s, seq: i + 1, timeMs: T0 + i })),
+  );
+  const enc = new RecordEncoder();
+  return rows.map((r) => Buffer.from(enc.encode([r])));
+}
+
 test('at start, a file damaged mid-way: the rows before the damage are stored, the file kept and told', () => {
   const { dir, path, store, errors } = openStore();
   const s = session('vm-d', 5n);
-  const rows = store.rowsOf(
-    Array.from({ length: 10 }, (_, i) => record({ session: s, seq: i + 1, timeMs: T0 + i })),
-  );
-  const enc = new RecordEncoder();
-  const pieces = rows.map((r) => Buffer.from(enc.encode([r])));
+  const pieces = recordsOf(store, s, 10);
   const file = Buffer.concat(pieces);
   const at = Buffer.concat(pieces.slice(0, 4)).length; // the fifth record
   file.writeUInt32LE(3, at + 1); // its length now ends inside it, short of its newline
@@ -130,8 +135,38 @@ test('at start, a file damaged mid-way: the rows before the damage are stored, t
   assert.match(
     String(errors[0]?.message),
     new RegExp(
-      `pending\\.1: bytes ${at}–${file.length} are not records .* the 4 rows before them are stored; the file is kept as .*set-aside`,
+      `pending\\.1: bytes ${at}–${file.length} are not records .* the 4 rows read are stored; the file is kept as .*set-aside`,
     ),
+  );
+  ahead.close();
+  store.close();
+});
+
+test('at start, whole records that are not rows: the rows read are stored, the file kept and told', () => {
+  const { dir, path, store, errors } = openStore();
+  const pieces = recordsOf(store, session('vm-u', 5n), 6);
+  // The third record's first column has a tag no seawall writes; the fifth has one column too few
+  // (its length and newline made to fit): framed whole, neither is a row.
+  (pieces[2] as Buffer)[5] = 0x7f;
+  const fifth = pieces[4] as Buffer;
+  const idAt = fifth.length - 1 - 5; // the last column, the row's id: a tag and an i32, then the newline
+  assert.equal(fifth[idAt], 6, 'the id is written as a 32-bit integer');
+  const short = Buffer.concat([fifth.subarray(0, idAt), fifth.subarray(fifth.length - 1)]);
+  short.writeUInt32LE(short.length - 6, 1);
+  pieces[4] = short;
+  const file = Buffer.concat(pieces);
+  writeFileSync(segmentPath(`${path}.pending`, 1), file);
+  const ahead = new WriteAhead(store, { onError: (_op, err) => errors.push(err as Error) });
+  assert.equal(ahead.recovered, 4);
+  assert.deepEqual(store.db.prepare('SELECT seq FROM events ORDER BY seq').pluck().all(), [1, 2, 4, 6]);
+  const kept = readdirSync(dir).filter((n) => n.includes('.set-aside-'));
+  assert.equal(kept.length, 1, 'kept rather than removed');
+  assert.deepEqual(readFileSync(join(dir, kept[0] as string)), file, 'as it was, for reading by hand');
+  assert.equal(errors.length, 1);
+  assert.equal((errors[0] as { code?: string }).code, 'SEAWALL_STORE_RECOVERY');
+  assert.match(
+    String(errors[0]?.message),
+    /pending\.1: 2 of its records are not rows this seawall can read .*; the 4 rows read are stored; the file is kept as .*set-aside/,
   );
   ahead.close();
   store.close();

@@ -206,24 +206,64 @@ test('a segment whose file is gone before the thread reads it: its rows are coun
 test('a segment damaged before the thread reads it: the rows before the damage are stored, the rest counted lost, the file kept', async () => {
   // Its second record's length is damaged.
   const { dir, store, errors, ahead, small } = await smallBehindLarge('vm-m', 3);
-  const bytes = readFileSync(`${dir}/${small}`);
-  const second = 5 + bytes.readUInt32LE(1) + 1; // past the first record and its newline
-  bytes.writeUInt32LE(2, second + 1);
-  writeFileSync(`${dir}/${small}`, bytes);
+  const { bytes, second } = damageSecond(`${dir}/${small}`, (b, at) => b.writeUInt32LE(2, at + 1));
   await until('both segments acknowledged', () => ahead.pending === 0);
   assert.equal(store.queries.totals().events, 20_002, 'the large segment, and the small one’s first row');
   assert.equal(ahead.health.droppedRows, 2, 'the two rows past the damage are counted');
-  const lost = errors.filter((e) => (e as { code?: string }).code === 'SEAWALL_STORE_LOST');
-  assert.equal(lost.length, 1);
   assert.match(
-    String((lost[0] as Error).message),
+    lostOnce(errors),
     new RegExp(
       `^2 answered events lost: .*${small}: bytes ${second}–${bytes.length} are not records .*kept as`,
     ),
   );
-  const kept = readdirSync(dir).filter((n) => n.startsWith(`${small}.set-aside-`));
+  assertKept(dir, small, bytes);
+  ahead.close();
+  store.close();
+});
+
+/** Damages the second record of the file at `path` with `damage`; the file's bytes and where that record starts. */
+function damageSecond(path: string, damage: (bytes: Buffer, at: number) => void) {
+  const bytes = readFileSync(path);
+  const second = 5 + bytes.readUInt32LE(1) + 1; // past the first record and its newline
+  damage(bytes, second);
+  writeFileSync(path, bytes);
+  return { bytes, second };
+}
+
+/** The one SEAWALL_STORE_LOST error's message. */
+function lostOnce(errors: unknown[]): string {
+  const lost = errors.filter((e) => (e as { code?: string }).code === 'SEAWALL_STORE_LOST');
+  assert.equal(lost.length, 1);
+  return String((lost[0] as Error).message);
+}
+
+/** The segment `name` in `dir` was set aside as it was, for reading by hand. */
+function assertKept(dir: string, name: string, bytes: Buffer): void {
+  const kept = readdirSync(dir).filter((n) => n.startsWith(`${name}.set-aside-`));
   assert.equal(kept.length, 1, 'kept for reading by hand');
   assert.deepEqual(readFileSync(`${dir}/${kept[0]}`), bytes);
+}
+
+test('a segment with a record that is not a row: the thread stores the others, counts it lost, keeps the file', async () => {
+  const { dir, store, errors, ahead, small } = await smallBehindLarge('vm-r', 3);
+  // Its first column's tag: none that seawall writes.
+  const { bytes } = damageSecond(`${dir}/${small}`, (b, at) => {
+    b[at + 5] = 0x7f;
+  });
+  await until('both segments acknowledged', () => ahead.pending === 0);
+  assert.equal(
+    store.queries.totals().events,
+    20_003,
+    'the first row, the large segment, the small one’s first and third',
+  );
+  assert.equal(ahead.health.droppedRows, 1, 'the row not read is counted');
+  assert.match(
+    lostOnce(errors),
+    new RegExp(
+      `^1 answered events lost: .*${small}: 1 of its records are not rows .*the 2 rows read are stored.*kept as`,
+    ),
+  );
+  assertKept(dir, small, bytes);
   ahead.close();
   store.close();
 });
