@@ -52,3 +52,26 @@ export function oneCpuMask(): string | null {
   const bits = BigInt(`0x${mine}`);
   return (bits & -bits).toString(16);
 }
+
+/** How many `untilQuiet` waits reached their deadline. */
+export let stillBusy = 0;
+
+/**
+ * Waits until the process `pid` uses no CPU for `quietMs` (no clock tick counted in its threads):
+ * a daemon's writer thread catching up after a round must neither run beside the next target's
+ * round nor be left out of this one's CPU. Counts in `stillBusy` a wait that reaches `deadlineMs`.
+ */
+export async function untilQuiet(pid: number, quietMs = 60, deadlineMs = 10_000): Promise<void> {
+  const step = 20;
+  const end = performance.now() + deadlineMs;
+  let last = cpuMs(pid).all;
+  let still = 0;
+  while (performance.now() < end) {
+    await new Promise((r) => setTimeout(r, step));
+    const now = cpuMs(pid).all;
+    still = now === last ? still + step : 0;
+    last = now;
+    if (still >= quietMs) return;
+  }
+  stillBusy++;
+}

@@ -72,3 +72,13 @@ export function printReport(r: { rows: Row[]; goals: Goal[]; notes: string[]; js
   }
   for (const n of r.notes) out(`\n${n}`);
 }
+
+/** The median of `xs`. */
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+/** The least and the largest of `xs`. */
+export const spread = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...xs)];

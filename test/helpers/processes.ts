@@ -70,7 +70,6 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
-/** The child's exit, whether it has happened already or not. */
 /** Whether any process of the process group `pgid` is left (a zombie leader counts). */
 export function groupAlive(pgid: number): boolean {
   try {
@@ -82,6 +81,7 @@ export function groupAlive(pgid: number): boolean {
   }
 }
 
+/** The child's exit, whether it has happened already or not. */
 export function exitOf(child: ChildProcess): Promise<Exit> {
   if (child.exitCode !== null || child.signalCode !== null)
     return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
