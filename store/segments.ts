@@ -212,7 +212,7 @@ export interface Damage {
   /** The offset of a record whose length misses its newline: bytes from there to `size` were not read. */
   cutAt: number | null;
   size: number;
-  /** Whole records before it that are not rows this seawall can read. */
+  /** Whole records (before any cut) that are not rows this seawall can read. */
   unreadable: number;
   /** Rows read. */
   rows: number;
