@@ -65,15 +65,15 @@ const rowsOf = (records: EventRecord[], firstId = 1): RecordRow[] =>
       }),
   );
 
-function read(buf: Buffer): { records: (unknown[] | null)[]; lines: string[]; damagedAt: number } {
+function read(buf: Buffer): { records: (unknown[] | null)[]; lines: string[]; cutAt: number } {
   const records: (unknown[] | null)[] = [];
   const lines: string[] = [];
-  const damagedAt = readWriteAhead(
+  const cutAt = readWriteAhead(
     buf,
     (v) => records.push(v),
     (l) => lines.push(l),
   );
-  return { records, lines, damagedAt };
+  return { records, lines, cutAt };
 }
 
 test('every kind of event reads back as the row eventValues builds, strings defined once a file', () => {
@@ -142,10 +142,10 @@ test('a file cut anywhere reads back the records and lines it holds whole, and n
   const whole = read(buf);
   assert.equal(whole.records.length, rows.length);
   assert.deepEqual(whole.lines, ['["applied",9]']);
-  assert.equal(whole.damagedAt, -1);
+  assert.equal(whole.cutAt, -1);
   for (let cut = 0; cut < buf.length; cut++) {
-    const { records, lines, damagedAt } = read(buf.subarray(0, cut));
-    assert.equal(damagedAt, -1, `a file cut at ${cut} is torn, not damaged`);
+    const { records, lines, cutAt } = read(buf.subarray(0, cut));
+    assert.equal(cutAt, -1, `a file cut at ${cut} is torn, not damaged`);
     const holds = ends.filter((end) => end <= cut).length;
     assert.deepEqual(records, whole.records.slice(0, Math.min(holds, rows.length)), `cut at ${cut}`);
     // A torn text line is read as what it is, and its row decoder finds it torn (store/segments.ts).
@@ -165,14 +165,14 @@ test('a record whose length ends inside the file short of its newline: damaged f
   for (const length of [0, 1, (pieces[1]?.length ?? 0) - 7]) {
     const damaged = Buffer.from(buf);
     damaged.writeUInt32LE(length, at + 1); // the second record's length
-    const { records, damagedAt } = read(damaged);
-    assert.equal(damagedAt, at, `length ${length}`);
+    const { records, cutAt } = read(damaged);
+    assert.equal(cutAt, at, `length ${length}`);
     assert.deepEqual(records, [rows[0]?.values], 'the record before it is read, none after');
   }
   // A length past the end of the file is what a cut-off write leaves: torn, not damaged.
   const past = Buffer.from(buf);
   past.writeUInt32LE(buf.length, at + 1);
-  assert.equal(read(past).damagedAt, -1);
+  assert.equal(read(past).cutAt, -1);
 });
 
 test('after a reset (a write cut off), the encoder defines its strings again and the file reads true', () => {

@@ -277,10 +277,7 @@ test('without a thread, a damaged segment is committed up to the damage on the e
   });
   const s = session('vm-n', 5n);
   for (let seq = 1; seq <= 3; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
-  const bytes = readFileSync(`${path}.pending`);
-  const second = 5 + bytes.readUInt32LE(1) + 1;
-  bytes.writeUInt32LE(2, second + 1);
-  writeFileSync(`${path}.pending`, bytes);
+  damageSecond(`${path}.pending`, (b, at) => b.writeUInt32LE(2, at + 1));
   ahead.flush();
   assert.equal(store.queries.totals().events, 1);
   assert.equal(ahead.health.droppedRows, 2);
