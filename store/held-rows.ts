@@ -183,8 +183,11 @@ export class HeldRows {
   #appendLines(lines: readonly string[]): boolean {
     if (this.#copy === null || this.#fd === -2) return false;
     try {
-      if (this.#fd === -1) this.#fd = openAppend(this.#copy);
-      appendLines(this.#fd, lines);
+      const opening = this.#fd === -1;
+      if (opening) this.#fd = openAppend(this.#copy);
+      // A newline first whenever it is opened: a write the disk cut short that could not be cut
+      // off again may end it, and the next line must not read as that one's rest.
+      appendLines(this.#fd, opening ? ['', ...lines] : lines);
       return true;
     } catch {
       // The fault itself, most likely (a full disk, the directory gone): held in memory only.

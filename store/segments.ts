@@ -121,17 +121,44 @@ export function openAppend(path: string): number {
 /**
  * Appends `data` whole, or throws with the file as it was: a write that stops part-way (a disk
  * that fills mid-batch returns a short count, not an error) is cut off again, so that no torn
- * batch stays in the file while its rows are counted as written.
+ * batch stays in the file while its rows are counted as written. When even the cut fails, the
+ * error says which file holds torn bytes from where (`tornBytes`): nothing may be appended after
+ * them, or a reader would take what follows for the rest of the torn record.
  */
 export function appendWhole(fd: number, data: string | Buffer): void {
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
   const want = bytes.length;
   const n = writeSync(fd, bytes);
   if (n === want) return;
-  ftruncateSync(fd, fstatSync(fd).size - n);
-  throw Object.assign(new Error(`short write to the write-ahead file: ${n} of ${want} bytes`), {
+  const st = fstatSync(fd);
+  const torn: TornBytes = { ino: st.ino, from: st.size - n };
+  let cut = '';
+  try {
+    ftruncateSync(fd, torn.from);
+  } catch (err) {
+    cut = `, and the ${n} bytes written could not be cut off (${(err as Error).message})`;
+  }
+  throw Object.assign(new Error(`short write to the write-ahead file: ${n} of ${want} bytes${cut}`), {
     code: 'ENOSPC',
+    torn: cut === '' ? null : torn,
   });
+}
+
+/** Bytes of a torn write left in a file: its inode, and the offset they begin at. */
+export interface TornBytes {
+  ino: number;
+  from: number;
+}
+
+/** What torn bytes `appendWhole`'s failed write left that it could not cut off; null for none. */
+export function tornBytes(err: unknown): TornBytes | null {
+  return (err as { torn?: TornBytes | null } | null)?.torn ?? null;
+}
+
+/** Cuts `torn` off the file open as `fd` — unless it is another file now (a new one, say). */
+export function cutTorn(fd: number, torn: TornBytes): void {
+  const st = fstatSync(fd);
+  if (st.ino === torn.ino && st.size > torn.from) ftruncateSync(fd, torn.from);
 }
 
 /** Appends `lines` whole (`appendWhole`), each ended by a newline; nothing when there are none. */

@@ -52,6 +52,7 @@ import type { ReplayKey } from './rows.js';
 import {
   appendLines,
   appendWhole,
+  cutTorn,
   encodeRow,
   heldPath,
   openAppend,
@@ -59,6 +60,8 @@ import {
   recoverPending,
   retire,
   segmentPath,
+  type TornBytes,
+  tornBytes,
 } from './segments.js';
 import { encodeResult, encodeUpdate } from './update-lines.js';
 import { type AppliedUpdate, isApplied, type StoreUpdate } from './updates.js';
@@ -141,6 +144,13 @@ export class WriteAhead {
    */
   #fileUpdateLines = 0;
   #fileClean = true;
+  /**
+   * Bytes a write the disk cut short left in the file and that could not be cut off again
+   * (store/segments.ts `appendWhole`): the file takes nothing more until they are — appended after
+   * them, rows would read as the rest of a torn record — at the retry, or until it becomes a segment
+   * (which then ends in them, as a killed daemon's file does).
+   */
+  #torn: TornBytes | null = null;
   readonly #encodeResult: (u: AppliedUpdate) => string;
   readonly #encodeUpdate: (u: Exclude<StoreUpdate, AppliedUpdate>) => string;
   /** The rows in the file, kept until handed over: if the file is lost with its directory, these are what is left. */
@@ -304,6 +314,10 @@ export class WriteAhead {
       this.#held.closeCopy();
       this.#closeAppend();
       this.#fd = openAppend(this.path);
+      if (this.#torn !== null) {
+        cutTorn(this.#fd, this.#torn);
+        this.#torn = null;
+      }
       if (this.#held.length > 0 || this.#held.updatesCopied > 0) {
         const rows = this.#held.peek();
         // The updates held with them go too, before their copy does (a kill meanwhile leaves
@@ -320,6 +334,7 @@ export class WriteAhead {
         this.#held.clear();
       }
     } catch (err) {
+      this.#torn = tornBytes(err) ?? this.#torn;
       this.#onError('append', err);
       return;
     }
@@ -428,8 +443,10 @@ export class WriteAhead {
       this.#fileUpdateLines += lines.length;
     } catch (err) {
       // The file cannot take it (ENOSPC, EIO…): held in memory until it can. What the file
-      // has is as before the write, and it may lack strings the encoder took as defined.
+      // has is as before the write (or, past `#torn`, is cut off at the retry), and it may
+      // lack strings the encoder took as defined.
       this.#encoder.reset();
+      this.#torn = tornBytes(err) ?? this.#torn;
       this.#fail('append', err);
       this.#held.hold(rows);
       return;
@@ -496,6 +513,7 @@ export class WriteAhead {
       this.#fileUpdates = true;
     } catch (err) {
       this.#fileClean = false;
+      this.#torn = tornBytes(err) ?? this.#torn;
       this.#onError('append', err);
     }
   }
@@ -627,6 +645,7 @@ export class WriteAhead {
           return;
         }
         this.#fileUpdates = false;
+        this.#torn = null; // the segment ends in them
         // Every update taken below has its line in the segment: the thread reads them there.
         if (this.#fileClean && this.#fileUpdateLines === updates) updatesInFile = updates;
         this.#fileUpdateLines = 0;
