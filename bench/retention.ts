@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EventStore, prune, Retention, type RetentionRun, valuesOfParams } from '../store/index.js';
+import { median } from './report.js';
 import { stormRow } from './storm-rows.js';
 
 const { values } = parseArgs({
@@ -90,7 +91,6 @@ async function measure(source: string, copy: string, variant: (typeof VARIANTS)[
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'seawall-bench-retention-'));
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 try {
   const source = join(dir, 'source.sqlite');
   const store = new EventStore({ path: source });
