@@ -25,6 +25,8 @@ export class PoisonedPages implements PoisonedPagesProvider {
   readonly #opts: PoisonedPagesOptions;
   /** Map order is recency order: a VM that reports moves to the end. */
   readonly #byVm = new Map<string, VmPages>();
+  /** The VM `add` put last in `#byVm` (it may have been forgotten since). */
+  #last: string | null = null;
   forgottenVms = 0;
 
   constructor(opts: PoisonedPagesOptions) {
@@ -33,10 +35,18 @@ export class PoisonedPages implements PoisonedPagesProvider {
     this.#opts = opts;
   }
 
-  /** Records page `gpa` (page aligned by the caller or here) for `vmId`. */
+  /**
+   * Records page `gpa` (page aligned by the caller or here) for `vmId`. The VM that reported last
+   * is last in the map already: a storm (or a batch of one VM's events) moves nothing.
+   */
   add(vmId: string, gpa: bigint): void {
     const page = gpa & ~0xfffn;
     let v = this.#byVm.get(vmId);
+    if (v !== undefined && this.#last === vmId) {
+      this.#addPage(v, page);
+      return;
+    }
+    this.#last = vmId;
     if (v) {
       this.#byVm.delete(vmId);
     } else {
@@ -48,6 +58,10 @@ export class PoisonedPages implements PoisonedPagesProvider {
       }
     }
     this.#byVm.set(vmId, v);
+    this.#addPage(v, page);
+  }
+
+  #addPage(v: VmPages, page: bigint): void {
     if (v.pages.has(page)) return;
     if (v.pages.size >= this.#opts.perVm) {
       const first = v.pages.values().next().value as bigint;

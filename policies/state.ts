@@ -162,6 +162,8 @@ export class PolicyState {
   private readonly maxPagesPerVm: number;
   private ringCapacityValue = INITIAL_RING;
   private readonly vms = new Map<string, VmHistory>();
+  /** The VM `touchVm` put last in `vms` (it may have been evicted since). */
+  private lastVm: string | null = null;
   /** Live sessions per VM id: a pinned VM is never evicted. */
   private readonly pins = new Map<string, number>();
   private readonly host = new TimeRing(INITIAL_RING);
@@ -258,9 +260,14 @@ export class PolicyState {
     };
   }
 
-  /** Map order is insertion order: re-inserting on use keeps the least recently seen first. */
+  /**
+   * Map order is insertion order: re-inserting on use keeps the least recently seen first. The VM
+   * seen last is last already, and a storm (or a batch of one VM's events) moves nothing.
+   */
   private touchVm(id: string): VmHistory {
     let vm = this.vms.get(id);
+    if (vm !== undefined && this.lastVm === id) return vm;
+    this.lastVm = id;
     if (vm) this.vms.delete(id);
     else
       vm = {

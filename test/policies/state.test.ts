@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compilePolicy, PolicyState, parsePolicy } from '../../policies/index.js';
+import { RECENCY_CASES } from '../helpers/recency.js';
 import { MERGED, MIN, policyFrom, seaEvent, T0 } from './fixtures.js';
 
 const rated = (threshold: string, scope: string) =>
@@ -109,6 +110,17 @@ test('past the key bound the least recently seen VM is evicted and counted; its 
   assert.equal(p.decide(at(3, { vm: { id: 'a' }, gpa: null }), MERGED).rule, 'default');
   assert.equal(p.decide(at(4, { vm: { id: 'c' }, gpa: null }), MERGED).rule, 'hot');
   assert.equal(new PolicyState().maxKeys, 65_536);
+});
+
+test('a VM seen again becomes the most recently seen, once or in a storm: the other one is evicted', () => {
+  for (const { seen, goes, stays } of RECENCY_CASES) {
+    const state = new PolicyState({ maxKeys: 2 });
+    for (const [i, id] of [...seen, 'c'].entries()) state.observeAt(id, T0 + i, null);
+    const e = (id: string) => at(9, { vm: { id }, gpa: null });
+    assert.equal(state.countWithin('vm', e(goes), 3_600_000), 0, `${seen.join(' ')} c: ${goes} evicted`);
+    assert.ok(state.countWithin('vm', e(stays), 3_600_000) > 0, `${seen.join(' ')} c: ${stays} kept`);
+    assert.equal(state.stats().evictions.vm, 1);
+  }
 });
 
 test('a time out of order cannot push a more recent one out of a window: 1970-dated events evict nothing', () => {
