@@ -21,6 +21,20 @@ import { BUS_MCEERR_AO, BUS_MCEERR_AR, CAP, type EventMsg, ProtocolError } from 
 const pageOf = (addr: bigint): bigint => addr - (addr & 0xfffn);
 const NONE: readonly string[] = Object.freeze([]);
 
+/**
+ * The last SEA syndrome decoded, with its non-conforming bits: a storm repeats one ESR, and its
+ * decoding (a pure function of the raw value) is then not done again. Frozen, as events share it.
+ */
+let lastSea: { esr: Esr; nonConforming: readonly string[] } | null = null;
+
+function decodeSea(raw: bigint): { esr: Esr; nonConforming: readonly string[] } {
+  if (lastSea?.esr.raw === raw) return lastSea;
+  const esr = decodeEsr(raw);
+  if (esr.abort) Object.freeze(esr.abort);
+  lastSea = { esr: Object.freeze(esr), nonConforming: Object.freeze(nonConformingSeaEsrBits(raw)) };
+  return lastSea;
+}
+
 export interface TypedEvent {
   event: PolicyEvent;
   /** ESR bits a conforming kernel clears, present in a SEA event (empty when conforming). */
@@ -100,11 +114,11 @@ export function typeEvent(msg: EventMsg, s: SessionInfo, nowMs: number): TypedEv
   const timeMs = msg.replay ? replayTimeMs(msg.timeNs, s.openedAtMs, nowMs) : nowMs;
   switch (msg.type) {
     case 'sea': {
-      const esr = decodeEsr(msg.esr);
+      const { esr, nonConforming } = decodeSea(msg.esr);
       const gpa = msg.kvmFlags & KVM_EXIT_ARM_SEA_FLAG_GPA_VALID ? pageOf(msg.gpa) : null;
       return {
         event: policyEvent('sea', s, msg, timeMs, esr, esr.abort?.kind ?? null, gpa, null),
-        nonConforming: nonConformingSeaEsrBits(msg.esr),
+        nonConforming,
       };
     }
     case 'nisv': {
