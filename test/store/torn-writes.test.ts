@@ -137,6 +137,7 @@ test('a torn line in the copy of held rows that cannot be cut off costs the rows
   // A kill now: the torn line is lost with the row it began; the row after it is not.
   const killed = startAfterKill(path);
   assert.deepEqual(killed.seqs, [2]);
+  assert.deepEqual(killed.errors, [], "a torn line is skipped as a killed daemon's is");
   pending.full = false;
   await until('the fault to clear', () => ahead.health.healthy);
   ahead.flush();
