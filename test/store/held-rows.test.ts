@@ -11,7 +11,7 @@ import type { SessionInfo } from '../../events/index.js';
 import { PendingKeys } from '../../store/held-rows.js';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { until } from '../helpers/wait.js';
-import { copyWriteAhead, lockDatabase, record, scratchStorePath, session } from './records.js';
+import { lockDatabase, record, scratchStorePath, session, startAfterKill } from './records.js';
 
 const T1 = 0x18a0000000000001n;
 const T2 = 0x18a0000000000002n;
@@ -88,16 +88,6 @@ function faulty(t: TestContext, s: SessionInfo, seqs: number[]) {
   ahead.flush(); // the commit fails on the lock: a fault
   assert.equal(ahead.health.healthy, false);
   return { path, store, ahead, release };
-}
-
-/**
- * The next start, on a copy of the files the store at `path` has now, as a kill -9 would leave
- * them: recovered (boot 'after'), its write-ahead layer closed again.
- */
-function startAfterKill(path: string): EventStore {
-  const next = new EventStore({ path: copyWriteAhead(path, scratchStorePath()), bootId: 'after' });
-  new WriteAhead(next, { thread: false }).close();
-  return next;
 }
 
 test('rows held through a fault survive a kill in their copy; it goes once they are written ahead', async (t) => {

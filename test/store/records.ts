@@ -45,6 +45,17 @@ export function copyWriteAhead(path: string, copy: string): string {
   return copy;
 }
 
+/**
+ * The next start, on a copy of the files the store at `path` has now, as a kill -9 would leave
+ * them: recovered (boot 'after'), its write-ahead layer closed again; what it reports goes to
+ * `onError`.
+ */
+export function startAfterKill(path: string, onError?: StoreOptions['onError']): EventStore {
+  const next = new EventStore({ path: copyWriteAhead(path, scratchStorePath()), bootId: 'after', onError });
+  new WriteAhead(next, { thread: false, onError }).close();
+  return next;
+}
+
 export function tempStorePath(): { dir: string; path: string } {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-store-'));
   return { dir, path: join(dir, 'events.sqlite') };

@@ -15,7 +15,7 @@ import { dirname } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { until } from '../helpers/wait.js';
-import { copyWriteAhead, record, scratchStorePath, session } from './records.js';
+import { record, scratchStorePath, session, startAfterKill } from './records.js';
 
 /** How the patched `fs` treats writes to one file: torn once (cut fails), or refused every time. */
 interface Faults {
@@ -64,17 +64,6 @@ function patchWrites(t: TestContext, file: string, faults: Faults): Faults {
 const T0 = Date.UTC(2026, 11, 3, 22, 0, 0);
 const s = session('vm-t', 6n);
 const events = (...seqs: number[]) => seqs.map((seq) => record({ session: s, seq, timeMs: T0 + seq }));
-
-/** The next start on a copy of the store's write-ahead files, as a kill -9 leaves them: its errors and seqs. */
-function startAfterKill(path: string): { errors: unknown[]; seqs: unknown[] } {
-  const errors: unknown[] = [];
-  const onError = (_op: unknown, err: unknown) => errors.push(err);
-  const next = new EventStore({ path: copyWriteAhead(path, scratchStorePath()), bootId: 'after', onError });
-  new WriteAhead(next, { thread: false, onError }).close();
-  const seqs = next.db.prepare('SELECT seq FROM events ORDER BY seq').pluck().all();
-  next.close();
-  return { errors, seqs };
-}
 
 const setAside = (path: string) => readdirSync(dirname(path)).filter((n) => n.includes('set-aside'));
 
@@ -135,9 +124,11 @@ test('a torn line in the copy of held rows that cannot be cut off costs the rows
   ahead.record(events(2));
   assert.equal(ahead.health.heldRows, 2);
   // A kill now: the torn line is lost with the row it began; the row after it is not.
-  const killed = startAfterKill(path);
-  assert.deepEqual(killed.seqs, [2]);
-  assert.deepEqual(killed.errors, [], "a torn line is skipped as a killed daemon's is");
+  const startErrors: unknown[] = [];
+  const next = startAfterKill(path, (_op, err) => startErrors.push(err));
+  assert.deepEqual(next.db.prepare('SELECT seq FROM events ORDER BY seq').pluck().all(), [2]);
+  next.close();
+  assert.deepEqual(startErrors, [], "a torn line is skipped as a killed daemon's is");
   pending.full = false;
   await until('the fault to clear', () => ahead.health.healthy);
   ahead.flush();
