@@ -7,6 +7,7 @@
 import type { EventRecord } from '../events/index.js';
 import type { StoreRow } from './inserts.js';
 import { type EventValues, hex64, type ReplayKey, type StoredEvent } from './rows.js';
+import { isHex64, U64_INDEXES } from './stored-values.js';
 
 /** Where the columns go, one call per column, in order. */
 export interface ColumnSink {
@@ -142,7 +143,12 @@ export class RecordRow implements StoreRow {
 
   write(out: ColumnSink): void {
     if (this.#record !== null) writeColumns(this.#record, this.bootId, this.storedNs, this.id, out);
-    // From the values: a 64-bit value is its hex64 text already, and goes as that text.
-    else for (const v of this.values) typeof v === 'number' ? out.num(v) : out.text(v);
+    // From the values: a 64-bit value is its hex64 text, and goes as the value again.
+    else
+      this.values.forEach((v, i) => {
+        if (typeof v === 'number') out.num(v);
+        else if (v !== null && U64_INDEXES.includes(i) && isHex64(v)) out.u64(BigInt(v));
+        else out.text(v);
+      });
   }
 }

@@ -18,17 +18,17 @@ import { RecordRow } from './event-columns.js';
 import { PendingKeys } from './held-rows.js';
 import { type AppendResult, eventWriter } from './inserts.js';
 import { StoreQueries } from './queries.js';
-import { type EventValues, hex64, MAX_ROW_ID, type ReplayKey } from './rows.js';
+import { type EventValues, MAX_ROW_ID, type ReplayKey } from './rows.js';
 import { LEGACY_KEY_INDEX, migrate } from './schema.js';
+import { registerBoot, storedU64 } from './stored-values.js';
 import type { WrittenAhead } from './update-lines.js';
 import { type ActionUpdate, type StoreUpdate, sessionRow, updateOp } from './updates.js';
 
 export type { AppendResult, StoreRow } from './inserts.js';
+export type { ReplayKey } from './rows.js';
 
 /** A recorded action, to give its outcome to `EventStore.actionEnded`. */
 export type ActionRecord = Readonly<ActionUpdate>;
-
-export type { ReplayKey } from './rows.js';
 
 export interface StoreOptions {
   /** The database file; `:memory:` is refused (the store exists to survive restarts). */
@@ -53,9 +53,9 @@ export interface ActionInput {
   event?: { sessionId: bigint; seq: number } | null;
 }
 
-/** Whether a replay's event is stored: [plugin time (hex64), VM, seq]. */
+/** Whether a replay's event is stored: [plugin time (as stored: store/stored-values.ts), VM, seq]. */
 export const REPLAY_LOOKUP_SQL =
-  'SELECT 1 FROM events WHERE plugin_time_ns = ? AND +vm = ? AND seq = ? LIMIT 1';
+  'SELECT 1 FROM event_rows WHERE plugin_time_ns = ? AND +vm = ? AND seq = ? LIMIT 1';
 
 export class EventStore {
   readonly path: string;
@@ -128,10 +128,11 @@ export class EventStore {
     this.#eventId = Math.max(this.#eventId, events);
   }
 
-  /** Prepares every statement on the current connection. */
+  /** Numbers this daemon's boot, and prepares every statement on the current connection. */
   #prepare(): void {
     const db = this.#db;
     this.#ino = statIno(this.path);
+    registerBoot(db, this.path, this.bootId);
     // A plugin that lost its connection (a daemon crash between storing a batch and writing its
     // verdicts) falls back and later reports the same exit as a REPLAY, to a daemon with another
     // boot id: the same VM, seq and plugin time identify it.
@@ -145,7 +146,7 @@ export class EventStore {
         'WHERE boot_id <> ? AND closed_ms IS NULL',
     );
     const max = (table: string) => `(SELECT COALESCE(MAX(id), 0) FROM ${table})`;
-    this.#maxIds = db.prepare(`SELECT ${max('actions')}, ${max('events')}`).raw();
+    this.#maxIds = db.prepare(`SELECT ${max('actions')}, ${max('event_rows')}`).raw();
     this.#syncIds();
     this.#queries = new StoreQueries(db, (err) => this.#onError('query', err));
   }
@@ -246,7 +247,7 @@ export class EventStore {
   }
 
   #isReported(key: ReplayKey): boolean {
-    const found = () => this.#reported.get(hex64(key.time), key.vm, key.seq) !== undefined;
+    const found = () => this.#reported.get(storedU64(key.time), key.vm, key.seq) !== undefined;
     return this.#guard('append', found) ?? false;
   }
 
@@ -276,10 +277,7 @@ export class EventStore {
     this.update(['open', ...sessionRow(s)]);
   }
 
-  /**
-   * Closes its row (the whole row goes again: either may land first); its events no longer await
-   * APPLIED results.
-   */
+  /** Closes its row (the whole row goes again: either may land first); its events await no APPLIED. */
   sessionClosed(s: SessionInfo, outcome: SessionOutcome, detail: string | null): void {
     this.#awaiting.forget(s.id);
     this.update(['close', ...sessionRow(s), this.#now(), outcome, detail]);

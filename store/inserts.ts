@@ -9,7 +9,15 @@
  * `applied_waiting` when the row is not stored yet and is set as the row is inserted.
  */
 import type Database from 'better-sqlite3';
-import { COL, EVENT_COLUMNS, type EventValues, type ReplayKey, valuesPoisonPage } from './rows.js';
+import { COL, EVENT_COLUMNS, type EventValues, hex64, type ReplayKey, valuesPoisonPage } from './rows.js';
+import {
+  BOOT_NUMBER_SQL,
+  bootNumbers,
+  EVENT_ROW_COLUMNS,
+  type StoredU64,
+  storedOf,
+  U64_INDEXES,
+} from './stored-values.js';
 import { type AppliedUpdate, isApplied, type StoreUpdate } from './updates.js';
 
 /** One event row ready to insert, with its replay key. */
@@ -52,10 +60,11 @@ export const POLICY_SQL =
 
 /**
  * Idempotent: a row already stored (the same id, given as it was built: store/rows.ts EventParams)
- * is skipped.
+ * is skipped. Bound with the row's values as stored (store/stored-values.ts): the boot's number,
+ * the 64-bit values as integers.
  */
 export const EVENT_INSERT_SQL = `
-  INSERT INTO events (${EVENT_COLUMNS.join(', ')})
+  INSERT INTO event_rows (${EVENT_ROW_COLUMNS.join(', ')})
   VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')})
   ON CONFLICT (id) DO NOTHING`;
 
@@ -65,16 +74,16 @@ export const EVENT_INSERT_SQL = `
  * Bound with the row's values, then its time, boot, session and order.
  */
 export const LEGACY_EVENT_INSERT_SQL = `
-  INSERT INTO events (${EVENT_COLUMNS.join(', ')})
+  INSERT INTO event_rows (${EVENT_ROW_COLUMNS.join(', ')})
   SELECT ${EVENT_COLUMNS.map(() => '?').join(', ')}
-  WHERE NOT EXISTS (SELECT 1 FROM events WHERE time_ms = ? AND boot_id = ? AND session_id = ? AND ord = ?)`;
+  WHERE NOT EXISTS (SELECT 1 FROM event_rows WHERE time_ms = ? AND boot = ? AND session_id = ? AND ord = ?)`;
 
 /**
  * The same, with the event's APPLIED result: one that came in the same write as its row is set as
  * the row is inserted, rather than by an update of the row just inserted (eventWriter).
  */
 export const EVENT_INSERT_APPLIED_SQL = `
-  INSERT INTO events (${EVENT_COLUMNS.join(', ')}, applied, applied_ms)
+  INSERT INTO event_rows (${EVENT_ROW_COLUMNS.join(', ')}, applied, applied_ms)
   VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')}, ?, ?)
   ON CONFLICT (id) DO NOTHING`;
 
@@ -92,12 +101,12 @@ export const POISON_UPSERT_SQL = `
  * FALLBACK). A row already carrying a result keeps its first one.
  */
 const APPLIED_SET = `
-  UPDATE events SET applied = ?, applied_ms = ?, fallback_action = COALESCE(?, fallback_action)`;
+  UPDATE event_rows SET applied = ?, applied_ms = ?, fallback_action = COALESCE(?, fallback_action)`;
 export const APPLIED_UPDATE_SQL = `${APPLIED_SET} WHERE id = ? AND applied IS NULL`;
 
 /** The same for a result written ahead before schema 9, by boot, session and order. */
 const LEGACY_APPLIED_UPDATE_SQL = `${APPLIED_SET}
-  WHERE boot_id = ? AND session_id = ? AND ord = ? AND applied IS NULL`;
+  WHERE boot = (${BOOT_NUMBER_SQL}) AND session_id = ? AND ord = ? AND applied IS NULL`;
 
 /**
  * An APPLIED result whose event row is not stored yet, kept until the row is inserted: through a
@@ -108,10 +117,12 @@ const LEGACY_APPLIED_UPDATE_SQL = `${APPLIED_SET}
 const appliedWait = (row: string): string => `
   INSERT INTO applied_waiting (boot_id, session_id, ord, applied, applied_ms, fallback_action)
   SELECT @boot, @session, @ord, @applied, @ms, @fallback
-  WHERE NOT EXISTS (SELECT 1 FROM events WHERE ${row})
+  WHERE NOT EXISTS (SELECT 1 FROM event_rows WHERE ${row})
   ON CONFLICT DO NOTHING`;
 export const APPLIED_WAIT_SQL = appliedWait('id = @id');
-const LEGACY_APPLIED_WAIT_SQL = appliedWait('boot_id = @boot AND session_id = @session AND ord = @ord');
+const LEGACY_APPLIED_WAIT_SQL = appliedWait(
+  `boot = (${BOOT_NUMBER_SQL.replace('?', '@boot')}) AND session_id = @session AND ord = @ord`,
+);
 
 /** A kept result, taken as its row is inserted. */
 export const APPLIED_TAKE_SQL = `
@@ -151,7 +162,7 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
   const poison = db.prepare(POISON_UPSERT_SQL);
   const applied = db.prepare(APPLIED_UPDATE_SQL);
   const setApplied = db.prepare(
-    'UPDATE events SET applied = ?, applied_ms = ?, fallback_action = ? WHERE id = ?',
+    'UPDATE event_rows SET applied = ?, applied_ms = ?, fallback_action = ? WHERE id = ?',
   );
   // Lines a seawall before schema 9 wrote ahead: found by (boot, session, order), prepared once met.
   let legacy:
@@ -174,7 +185,11 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
   );
   const trim = db.prepare('DELETE FROM applied_waiting WHERE rowid <= ?');
   const anyWaiting = db.prepare('SELECT EXISTS (SELECT 1 FROM applied_waiting)').pluck();
+  const boots = bootNumbers(db, bootId);
+  // A row's values as bound: copied here, so that a row held for a retry keeps its own.
+  const bound: unknown[] = new Array(EVENT_COLUMNS.length);
   const write = (rows: readonly EventValues[], updates: readonly StoreUpdate[] = []): AppendResult => {
+    boots.forget();
     let inserted = 0;
     // Almost always none: then no row pays for a look-up.
     const pickUp = rows.length > 0 && anyWaiting.get() === 1;
@@ -183,22 +198,26 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
     const withRow = appliedWithRows(rows, updates);
     // Results set with their row's insert: not updated again below.
     const setWithRow = new Set<StoreUpdate>();
-    // By VM and page: [vm, gpa, first ms, last ms, events]. A storm repeats its pages, so this
+    // By VM, then page: [gpa, first ms, last ms, events]. A storm repeats its pages, so this
     // spares an upsert (and its B-tree search) per event.
-    const pages = new Map<string, [string, string, number, number, number]>();
+    const pages = new Map<string, Map<unknown, [StoredU64 | string, number, number, number]>>();
     for (const v of rows) {
       let id = v[COL.id];
       const result = id === null ? undefined : withRow?.get(v[COL.sessionId])?.get(v[COL.ord]);
+      for (let i = 0; i < bound.length; i++) bound[i] = v[i];
+      bound[COL.bootId] = boots.of(v[COL.bootId]);
+      // Texts from a JSON line or a row built here; a record read back gives them as stored.
+      for (const i of U64_INDEXES) if (typeof bound[i] === 'string') bound[i] = storedOf(bound[i]);
       if (id === null) {
-        const key = [v[COL.timeMs], v[COL.bootId], v[COL.sessionId], v[COL.ord]];
-        const done = legacyOnes().insert.run(...v, ...key);
+        const key = [v[COL.timeMs], bound[COL.bootId], v[COL.sessionId], v[COL.ord]];
+        const done = legacyOnes().insert.run(...bound, ...key);
         if (done.changes === 0) continue;
         id = Number(done.lastInsertRowid);
       } else if (result === undefined) {
         // Spread: better-sqlite3 binds arguments faster than an array's elements (~0.7 µs a row).
-        if (insert.run(...v).changes === 0) continue;
+        if (insert.run(...bound).changes === 0) continue;
       } else {
-        const values: unknown[] = v.slice();
+        const values: unknown[] = bound.slice();
         values[COL.fallbackAction] = result[4] ?? v[COL.fallbackAction];
         values.push(result[2], result[3]);
         // A row stored already keeps its place; its result is updated below as any other.
@@ -219,19 +238,31 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
       }
       // Only a new row counts towards its page, so a repeated insert cannot inflate the count.
       if (!valuesPoisonPage(v)) continue;
-      const vm = v[COL.vm];
-      const gpa = v[COL.gpa] as string;
+      const gpa = bound[COL.gpa] as StoredU64 | string;
       const t = v[COL.timeMs];
-      const key = `${vm}\u0000${gpa}`;
-      const page = pages.get(key);
-      if (page === undefined) pages.set(key, [vm, gpa, t, t, 1]);
+      let ofVm = pages.get(v[COL.vm]);
+      if (ofVm === undefined) {
+        ofVm = new Map();
+        pages.set(v[COL.vm], ofVm);
+      }
+      const page = ofVm.get(gpa);
+      if (page === undefined) ofVm.set(gpa, [gpa, t, t, 1]);
       else {
-        page[2] = Math.min(page[2], t);
-        page[3] = Math.max(page[3], t);
-        page[4]++;
+        page[1] = Math.min(page[1], t);
+        page[2] = Math.max(page[2], t);
+        page[3]++;
       }
     }
-    for (const page of pages.values()) poison.run(page);
+    // poisoned_pages keeps the page as text (a row per page, not per event).
+    for (const [vm, ofVm] of pages)
+      for (const [gpa, first, last, n] of ofVm.values())
+        poison.run(
+          vm,
+          typeof gpa === 'string' ? gpa : hex64(BigInt.asUintN(64, BigInt(gpa))),
+          first,
+          last,
+          n,
+        );
     for (const u of updates) {
       switch (u[0]) {
         case 'open':

@@ -50,10 +50,10 @@ const MAX_VACUUM_PAGES = 4096;
 
 export async function prune(db: Database.Database, opts: PruneOptions, env: PruneEnv): Promise<RetentionRun> {
   const byAge = db.prepare(
-    'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ms < ? ORDER BY time_ms LIMIT ?)',
+    'DELETE FROM event_rows WHERE id IN (SELECT id FROM event_rows WHERE time_ms < ? ORDER BY time_ms LIMIT ?)',
   );
   const oldest = db.prepare(
-    'DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time_ms, id LIMIT ?)',
+    'DELETE FROM event_rows WHERE id IN (SELECT id FROM event_rows ORDER BY time_ms, id LIMIT ?)',
   );
   const slices = new Slices(opts.sliceMs, env);
 
@@ -78,7 +78,7 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
   let rowBytes = 0;
   for (let over = usedBytes(db) - opts.maxBytes; !env.stopped() && over > 0; ) {
     if (rowBytes === 0) {
-      const rows = db.prepare('SELECT count(*) FROM events').pluck().get() as number;
+      const rows = db.prepare('SELECT count(*) FROM event_rows').pluck().get() as number;
       if (rows === 0) break;
       rowBytes = (over + opts.maxBytes) / rows;
     }

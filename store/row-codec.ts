@@ -9,9 +9,9 @@
  * length (u32 LE), the body, and a newline (so that the text lines between records — updates,
  * store/update-lines.ts — each start a line of their own). The body is one tag per column, then
  * its bytes: null; a number (f64 LE, or i32 LE for an integer that fits); a 64-bit value (u64 LE,
- * read back as `hex64` text); a string (u32 LE byte length, UTF-8, or ASCII copied byte by byte); a
- * reference to a string defined earlier in the same file (u16 LE); or a definition (u16 LE number,
- * then the string) that is used at once. The boot id, the VM, its labels, the kind, the rule —
+ * read back as the integer `event_rows` stores: store/stored-values.ts); a string (u32 LE byte
+ * length, UTF-8, or ASCII copied byte by byte); a reference to a string defined earlier in the same
+ * file (u16 LE); or a definition (u16 LE number, then the string) that is used at once. The boot id, the VM, its labels, the kind, the rule —
  * strings a storm repeats in every row — are written once per file. A definition may reuse a
  * number: the last one before a reference is the one it means, so an encoder that lost track of
  * what reached the file (a write cut off) starts numbering again. Each file is read from its start.
@@ -19,6 +19,7 @@
 import { endianness } from 'node:os';
 import type { ColumnSink } from './event-columns.js';
 import { EVENT_COLUMNS } from './rows.js';
+import { storedU64At } from './stored-values.js';
 
 export const RECORD_MARK = 0xb1;
 const NEWLINE = 0x0a;
@@ -251,21 +252,6 @@ export function readWriteAhead(
   return -1;
 }
 
-/** The hex digits, and the text `hexAt` fills in (one at a time: the thread is single). */
-const HEX_DIGITS = Buffer.from('0123456789abcdef');
-const hexText = Buffer.alloc(18, '0x');
-
-/** `hex64` of the u64 LE at `at`, without a BigInt: the writer thread reads ~4 a row. */
-function hexAt(buf: Buffer, at: number): string {
-  const out = hexText;
-  for (let i = 0; i < 8; i++) {
-    const b = buf[at + 7 - i] as number;
-    out[2 + 2 * i] = HEX_DIGITS[b >> 4] as number;
-    out[3 + 2 * i] = HEX_DIGITS[b & 15] as number;
-  }
-  return out.toString('latin1', 0, 18);
-}
-
 function decodeRecord(buf: Buffer, from: number, end: number, defined: string[]): unknown[] | null {
   const values: unknown[] = new Array(COLUMNS);
   let at = from;
@@ -279,7 +265,7 @@ function decodeRecord(buf: Buffer, from: number, end: number, defined: string[])
       at += 4;
     } else if (tag === U64) {
       if (at + 8 > end) return null;
-      values[i] = hexAt(buf, at);
+      values[i] = storedU64At(buf, at);
       at += 8;
     } else if (tag === REF) {
       if (at + 2 > end) return null;

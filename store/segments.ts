@@ -32,10 +32,9 @@ import {
 import { decodeUpdate, isUpdateLine, type WrittenAhead } from './update-lines.js';
 
 /**
- * A row as one line of the file: its values as a JSON array in column order. Values are strings,
- * numbers and null only, so the plain stringify is exact. The verdict path writes binary records
- * instead (store/row-codec.ts); lines are what seawall wrote before them, and still writes for the
- * rows it holds through a fault (store/held-rows.ts).
+ * A row as one line of the file: its values as a JSON array in column order (strings, numbers and null only:
+ * the plain stringify is exact). The verdict path writes binary records instead (store/row-codec.ts); lines
+ * are what seawall wrote before them, and still writes for rows held through a fault (store/held-rows.ts).
  */
 export const encodeRow = (row: StoreRow): string => JSON.stringify(row.values);
 
@@ -57,10 +56,11 @@ const REQUIRED: ReadonlyArray<[number, 'string' | 'number']> = (
 
 /**
  * A row the store can take: a value of a column it requires, an id that is a positive integer (or
- * none: written before schema 9), and of every other column a string, number or null.
+ * none: written before schema 9), and of every other column a string, number, BigInt or null.
  */
 function wellFormed(values: readonly unknown[]): boolean {
-  for (const v of values) if (v !== null && typeof v !== 'string' && typeof v !== 'number') return false;
+  for (const v of values)
+    if (v !== null && typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'bigint') return false;
   for (const [i, type] of REQUIRED) if (typeof values[i] !== type) return false;
   const id = values[COL.id];
   return id === null || (Number.isSafeInteger(id) && (id as number) > 0 && (id as number) <= MAX_ROW_ID);

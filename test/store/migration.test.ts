@@ -82,6 +82,43 @@ test('a schema-1 file is upgraded in place: data intact, version current', () =>
   again.close();
 });
 
+test('migration 10 keeps each 64-bit text as its integer, and the view shows the same text; other text stays as it was', () => {
+  const texts = [
+    '0x0000000000000000',
+    '0x001fffffffffffff',
+    '0x0020000000000000',
+    '0x7fffffffffffffff',
+    '0x8000000000000000',
+    '0xffff800012345000',
+    '0xffffffffffffffff',
+    '0x10',
+    'not hex',
+  ];
+  const rows = texts.map(
+    (
+      t,
+      i,
+    ) => `INSERT INTO events (boot_id, session_id, seq, time_ms, vm, labels, kind, esr, gva, gpa, severity,
+      replay) VALUES ('${i % 2 ? 'boot-b' : 'boot-a'}', 1, ${100 + i}, 1690000002000, 'vm-m', '{}', 'sea', '${t}',
+      '${t}', '${t}', 'uer', 0);`,
+  );
+  const store = new EventStore({ path: v1File(rows.join('\n')) });
+  const shown = store.db.prepare("SELECT boot_id, esr, gva, gpa FROM events WHERE vm = 'vm-m' ORDER BY seq");
+  assert.deepEqual(
+    shown.raw().all(),
+    texts.map((t, i) => [i % 2 ? 'boot-b' : 'boot-a', t, t, t]),
+  );
+  const kept = store.db.prepare("SELECT esr FROM event_rows WHERE vm = 'vm-m' ORDER BY seq").safeIntegers();
+  assert.deepEqual(
+    kept.pluck().all(),
+    texts.map((t) => (t.length === 18 ? BigInt.asIntN(64, BigInt(t)) : t)),
+  );
+  // Each boot is numbered once; the rows of the file's first event keep theirs too.
+  const boots = store.db.prepare('SELECT boot_id FROM boots ORDER BY n').pluck().all();
+  assert.deepEqual(boots.slice(0, 3), ['old-boot', 'boot-a', 'boot-b']);
+  store.close();
+});
+
 test('a file from a newer seawall is refused, untouched', () => {
   const path = v1File(
     `INSERT INTO schema_version VALUES (${SCHEMA_VERSION + 5}, 1790000000000, 'from the future');`,
@@ -134,7 +171,7 @@ test('a file that is not a database is refused with SEAWALL_STORE_OPEN, saying w
 /** The events table's indexes (SQLite's own for UNIQUE included) and the columns of each. */
 function eventIndexes(db: Database.Database): Record<string, string[]> {
   const names = db
-    .prepare("SELECT name FROM pragma_index_list('events') ORDER BY name")
+    .prepare("SELECT name FROM pragma_index_list('event_rows') ORDER BY name")
     .pluck()
     .all() as string[];
   return Object.fromEntries(
@@ -145,7 +182,7 @@ function eventIndexes(db: Database.Database): Record<string, string[]> {
   );
 }
 
-test('an upgraded file and a new one have the same indexes on events, and only these', () => {
+test('an upgraded file and a new one have the same indexes on event rows, and only these', () => {
   const upgraded = new EventStore({ path: v1File() });
   const { dir, path } = tempStorePath();
   dirs.push(dir);
@@ -160,7 +197,7 @@ test('an upgraded file and a new one have the same indexes on events, and only t
   };
   // Until the first start has recovered what an older seawall wrote ahead, rows are also found by
   // (boot, session, order), as its lines name them.
-  const legacy = { events_legacy_key: ['boot_id', 'session_id', 'ord'] };
+  const legacy = { events_legacy_key: ['boot', 'session_id', 'ord'] };
   assert.deepEqual(eventIndexes(upgraded.db), { ...want, ...legacy });
   assert.deepEqual(eventIndexes(fresh.db), { ...want, ...legacy });
   // Migrations 6 and 7 dropped (vm, gpa, time) and (boot, session, seq), and 9 the unique key
@@ -171,12 +208,12 @@ test('an upgraded file and a new one have the same indexes on events, and only t
   assert.deepEqual(eventIndexes(upgraded.db), want);
   assert.deepEqual(eventIndexes(fresh.db), want);
   // A replay's check is one search of the exit times, never a walk through its VM's events.
-  const plan = fresh.db.prepare(`EXPLAIN QUERY PLAN ${REPLAY_LOOKUP_SQL}`).all('0x1', 'vm', 1) as {
+  const plan = fresh.db.prepare(`EXPLAIN QUERY PLAN ${REPLAY_LOOKUP_SQL}`).all(1, 'vm', 1) as {
     detail: string;
   }[];
   assert.deepEqual(
     plan.map((p) => p.detail),
-    ['SEARCH events USING INDEX events_plugin_time (plugin_time_ns=?)'],
+    ['SEARCH event_rows USING INDEX events_plugin_time (plugin_time_ns=?)'],
   );
   upgraded.close();
   fresh.close();

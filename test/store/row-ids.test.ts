@@ -77,7 +77,7 @@ test('lines written ahead before schema 9 are recovered once each, results find 
 
   const store = new EventStore({ path, bootId: 'newer' });
   const indexes = () =>
-    store.db.prepare("SELECT name FROM pragma_index_list('events')").pluck().all() as string[];
+    store.db.prepare("SELECT name FROM pragma_index_list('event_rows')").pluck().all() as string[];
   assert.ok(indexes().includes(LEGACY_KEY_INDEX));
   const ahead = new WriteAhead(store, { thread: false });
   assert.equal(ahead.recovered, 3);
@@ -101,8 +101,8 @@ test('ids past what seawall gives: such a line is not read as a row, and such a 
   for (const id of [MAX_ROW_ID + 1, 0, -3, 1.5]) assert.equal(decodeLine(line(id)), null, String(id));
   store.db
     .prepare(
-      'INSERT INTO events (id, boot_id, session_id, seq, time_ms, vm, labels, kind, severity, replay, ord) ' +
-        "VALUES (?, 'b', 1, 1, 0, 'vm', '{}', 'sea', 'uer', 0, 1)",
+      'INSERT INTO event_rows (id, boot, session_id, seq, time_ms, vm, labels, kind, severity, replay, ord) ' +
+        "VALUES (?, (SELECT n FROM boots WHERE boot_id = 'b'), 1, 1, 0, 'vm', '{}', 'sea', 'uer', 0, 1)",
     )
     .run(MAX_ROW_ID + 1);
   store.close();
@@ -121,7 +121,7 @@ test('a store file made again at run time (its file lost) has no index for older
   for (const f of ['', '-wal', '-shm']) rmSync(`${path}${f}`, { force: true });
   assert.ok(store.lost());
   store.reopen();
-  const indexes = store.db.prepare("SELECT name FROM pragma_index_list('events')").pluck().all();
+  const indexes = store.db.prepare("SELECT name FROM pragma_index_list('event_rows')").pluck().all();
   assert.ok(!indexes.includes(LEGACY_KEY_INDEX), String(indexes));
   store.close();
 });

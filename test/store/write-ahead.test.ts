@@ -462,7 +462,7 @@ test('segments queued for the writer thread share one transaction; a bad one is 
   // A second daemon's thread finds six segments queued, one of them with a row the store refuses
   // (a trigger stands for a disk fault): the merged transaction fails, the thread commits the
   // segments one by one, and only the bad one is kept on disk for a later attempt.
-  store.db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.seq = 1003
+  store.db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON event_rows WHEN NEW.seq = 1003
     BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
   const faults: unknown[] = [];
   const again = new WriteAhead(store, { maxPending: 1, onError: (_op, err) => faults.push(err) });

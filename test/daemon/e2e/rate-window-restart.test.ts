@@ -127,7 +127,7 @@ test('stored events dated after now are left out of the rebuilt windows', async 
   // As a replay stored before replay times were bounded could be: a year ahead.
   const db = new Database(join(first.stateDir, 'events.sqlite'));
   try {
-    assert.equal(db.prepare('UPDATE events SET time_ms = time_ms + 365 * 86400000').run().changes, 4);
+    assert.equal(db.prepare('UPDATE event_rows SET time_ms = time_ms + 365 * 86400000').run().changes, 4);
   } finally {
     db.close();
   }
