@@ -6,8 +6,9 @@
  */
 import { closeSync } from 'node:fs';
 import type { StoreRow } from './inserts.js';
+import { encodeRow } from './row-lines.js';
 import type { ReplayKey } from './rows.js';
-import { appendLines, encodeRow, openAppend, removeSegment } from './segments.js';
+import { appendLines, openAppend, removeSegment } from './segments.js';
 
 /** Whether answered events are reaching the store. */
 export interface StoreHealth {

@@ -48,12 +48,12 @@ export type { StoreHealth } from './held-rows.js';
 import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
 import { HeldUpdates } from './held-updates.js';
 import { RecordEncoder } from './row-codec.js';
+import { encodeRow } from './row-lines.js';
 import type { ReplayKey } from './rows.js';
 import {
   appendLines,
   appendWhole,
   cutTorn,
-  encodeRow,
   heldPath,
   openAppend,
   readRows,

@@ -9,9 +9,10 @@ import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { EventStore, isStoreError, WriteAhead } from '../../store/index.js';
+import { decodeLine, encodeRow } from '../../store/row-lines.js';
 import { COL, MAX_ROW_ID } from '../../store/rows.js';
 import { LEGACY_KEY_INDEX } from '../../store/schema.js';
-import { decodeLine, encodeRow, segmentPath } from '../../store/segments.js';
+import { segmentPath } from '../../store/segments.js';
 import { encodeResult } from '../../store/update-lines.js';
 import { record, scratchStorePath, session } from './records.js';
 

@@ -24,7 +24,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { RecordEncoder } from '../../store/row-codec.js';
-import { appendWhole, encodeRow, MAX_FILE_BYTES, segmentPath } from '../../store/segments.js';
+import { encodeRow } from '../../store/row-lines.js';
+import { appendWhole, MAX_FILE_BYTES, segmentPath } from '../../store/segments.js';
 import { record, session, tempStorePath } from './records.js';
 
 const T0 = Date.UTC(2026, 11, 2, 3, 0, 0);

@@ -10,8 +10,9 @@ import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { SessionInfo } from '../../events/index.js';
 import { EventStore, WriteAhead } from '../../store/index.js';
+import { decodeLine, encodeRow } from '../../store/row-lines.js';
 import { COL } from '../../store/rows.js';
-import { decodeLine, encodeRow, segmentPath } from '../../store/segments.js';
+import { segmentPath } from '../../store/segments.js';
 import { until } from '../helpers/wait.js';
 import { lockDatabase, record, session, tempStorePath } from './records.js';
 
