@@ -103,7 +103,8 @@ export const segmentPath = (pendingPath: string, n: number): string => `${pendin
 export const heldPath = (pendingPath: string): string => `${pendingPath}.held`;
 
 /**
- * The rows in a write-ahead file; none when it does not exist (already committed and unlinked).
+ * The rows in a write-ahead file; none, and `gone`, when it does not exist (already committed and
+ * unlinked).
  * Throws for a file that is not one of the daemon's: a symlink, a FIFO or anything not regular (not
  * followed, never waited on), or one past MAX_FILE_BYTES. Rows are binary records
  * (store/row-codec.ts) or JSON lines, in any mix. A record or line that is not a well-formed row is
@@ -119,12 +120,12 @@ export const heldPath = (pendingPath: string): string => `${pendingPath}.held`;
 export function readRows(
   path: string,
   updates?: WrittenAhead[],
-): { rows: EventValues[]; damage: Damage | null } {
+): { rows: EventValues[]; damage: Damage | null; gone?: true } {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { rows: [], damage: null };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { rows: [], damage: null, gone: true };
     throw err;
   }
   let bytes: Buffer;
@@ -178,7 +179,7 @@ export interface Damage {
 /**
  * A write-ahead file whose rows are committed: removed, or, when `readRows` found damage in it,
  * kept aside for the operator, who may read the rest of it by hand. Returns what to tell the
- * operator of a damaged one, else null.
+ * operator of a damaged one, else null (also when another reader set it aside first).
  */
 export function retire(file: string, damage: Damage | null): string | null {
   if (damage === null) {
@@ -196,13 +197,24 @@ export function retire(file: string, damage: Damage | null): string | null {
       `bytes ${damage.cutAt}–${damage.size} are not records seawall writes (a record's length ends ` +
         'short of its newline), and the rows in them cannot be read',
     );
-  return `${damage.path}: ${what.join('; ')}; the ${damage.rows} rows read are stored; the file is kept as ${setAside(file)}`;
+  const aside = setAside(file);
+  if (aside === null) return null;
+  return `${damage.path}: ${what.join('; ')}; the ${damage.rows} rows read are stored; the file is kept as ${aside}`;
 }
 
-/** Renames a write-ahead file out of the daemon's way, `<file>.set-aside-<ms>`; returns the new name. */
-function setAside(file: string): string {
+/**
+ * Renames a write-ahead file out of the daemon's way, `<file>.set-aside-<ms>`; returns the new name,
+ * or null when the file is gone: the other reader of a segment (writer thread or event loop) set it
+ * aside first, and says so.
+ */
+function setAside(file: string): string | null {
   const aside = `${file}.set-aside-${Date.now()}`;
-  renameSync(file, aside);
+  try {
+    renameSync(file, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
   return aside;
 }
 

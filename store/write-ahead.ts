@@ -819,13 +819,14 @@ export class WriteAhead {
    * rest are kept for the fault's retry.
    */
   #commitInFlightHere(): void {
+    this.#threadWaited = false;
     for (const [id, seg] of this.#inFlight) if (!this.#commitHere(id, seg)) return;
   }
 
   /** Whether the segment is committed; a failure keeps it for the next attempt. */
   #commitHere(id: number, seg: Segment): boolean {
     try {
-      const { rows, damage } = seg.file ? readRows(seg.file) : { rows: [], damage: null };
+      const { rows, damage, gone } = seg.file ? readRows(seg.file) : { rows: [], damage: null, gone: false };
       const commit = () => this.#store.appendRows(rows, seg.updates);
       // A retry through a fault does not wait for a lock: the first attempt waited already.
       if ((this.#fault ? withoutBusyWait(this.#store.db, commit) : commit()) === null) {
@@ -835,6 +836,9 @@ export class WriteAhead {
         return false;
       }
       const told = seg.file ? retire(seg.file, damage) : null;
+      // The file went while this thread read or set it aside: the writer thread, slow but not
+      // stalled, committed it first, and its acknowledgement says what became of it (damage found).
+      if ((gone || (damage !== null && told === null)) && this.#threadAcknowledged(id)) return true;
       if (told !== null) this.#countLost(seg, rows.length, told);
     } catch (err) {
       seg.failed = true;
@@ -843,6 +847,21 @@ export class WriteAhead {
     }
     this.#done(id, seg);
     return true;
+  }
+
+  /** Whether a wait for the thread's acknowledgement of a segment ran out since `#commitInFlightHere` began. */
+  #threadWaited = false;
+
+  /**
+   * Whether the thread has acknowledged segment `id` (and `#ack` has taken it), waiting for it as
+   * for any segment — once per pass over the segments in flight: a file gone for another reason
+   * (its directory removed) does not make each segment wait in turn.
+   */
+  #threadAcknowledged(id: number): boolean {
+    const writer = this.#writer;
+    if (id <= 0 || !writer?.alive || this.#threadWaited) return false;
+    if (!writer.waitFor(id, this.#waitMs)) this.#threadWaited = true;
+    return !this.#inFlight.has(id);
   }
 
   /**
