@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { EventStore, valuesOfParams } from '../store/index.js';
+import { EventStore, toStored, valuesOfParams } from '../store/index.js';
 import { stormRow } from './storm-rows.js';
 
 const { values } = parseArgs({
@@ -33,8 +33,13 @@ try {
     for (let r = 0; r < REPEATS; r++) {
       const store = new EventStore({ path: join(dir, `tx${tx}-${r}.sqlite`) });
       store.recovered(); // as a daemon's start: nothing left to recover, no index for older lines
-      const rows = Array.from({ length: ROWS }, (_, i) =>
-        valuesOfParams(stormRow(i, store.bootId, VMS, PAGES)),
+      // In the form the writer thread reads them from its records: 64-bit values as stored.
+      const rows = Array.from(
+        { length: ROWS },
+        (_, i) =>
+          toStored(valuesOfParams(stormRow(i, store.bootId, VMS, PAGES))) as ReturnType<
+            typeof valuesOfParams
+          >,
       );
       const t = performance.now();
       for (let i = 0; i < ROWS; i += tx) {

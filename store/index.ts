@@ -31,6 +31,7 @@ export { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';
 export { startThread } from './start-thread.js';
 export { StoreLock } from './store-lock.js';
 export { storeSink } from './store-sink.js';
+export { toStored } from './stored-values.js';
 export { HELPER_THREAD_NICE, yieldToVerdictPath } from './thread-priority.js';
 export {
   type PolicyText,
