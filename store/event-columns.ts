@@ -15,7 +15,7 @@ export interface ColumnSink {
   text(s: string | null): void;
   /** A numeric column; null for NULL. */
   num(n: number | null): void;
-  /** A 64-bit value, stored as `hex64` text; null for NULL. */
+  /** A 64-bit value (`hex64` text among a row's values, an integer in `event_rows`); null for NULL. */
   u64(v: bigint | null): void;
 }
 

@@ -3,18 +3,20 @@
  * it answers it; as a JSON line, building the row (its `hex64` texts) and stringifying its 31
  * values was the largest part of the store's work on the event loop, and the writer thread paid
  * `JSON.parse` for it again. A record is written straight from the event's record
- * (store/event-columns.ts `writeColumns`) and read back into the row the JSON line held.
+ * (store/event-columns.ts `writeColumns`) and read back into the row's values, its 64-bit values
+ * as the store keeps them.
  *
- * A record: the byte 0xB1 (never the first byte of a JSON line or of UTF-8 text), its body's
- * length (u32 LE), the body, and a newline (so that the text lines between records — updates,
- * store/update-lines.ts — each start a line of their own). The body is one tag per column, then
- * its bytes: null; a number (f64 LE, or i32 LE for an integer that fits); a 64-bit value (u64 LE,
- * read back as the integer `event_rows` stores: store/stored-values.ts); a string (u32 LE byte
- * length, UTF-8, or ASCII copied byte by byte); a reference to a string defined earlier in the same
- * file (u16 LE); or a definition (u16 LE number, then the string) that is used at once. The boot id, the VM, its labels, the kind, the rule —
- * strings a storm repeats in every row — are written once per file. A definition may reuse a
- * number: the last one before a reference is the one it means, so an encoder that lost track of
- * what reached the file (a write cut off) starts numbering again. Each file is read from its start.
+ * A record: the byte 0xB1 (never the first byte of a JSON line or of UTF-8 text), its body's length
+ * (u32 LE), the body, and a newline (so that the text lines between records — updates,
+ * store/update-lines.ts — each start a line of their own). The body is one tag per column, then its
+ * bytes: null; a number (f64 LE, or i32 LE for an integer that fits); a 64-bit value (u64 LE, read
+ * back as the integer `event_rows` stores: store/stored-values.ts); a string (u32 LE byte length,
+ * UTF-8, or ASCII copied byte by byte); a reference to a string defined earlier in the same file
+ * (u16 LE); or a definition (u16 LE number, then the string) that is used at once. The boot id, the
+ * VM, its labels, the kind, the rule — strings a storm repeats in every row — are written once per
+ * file. A definition may reuse a number: the last one before a reference is the one it means, so an
+ * encoder that lost track of what reached the file (a write cut off) starts numbering again. Each
+ * file is read from its start.
  */
 import { endianness } from 'node:os';
 import type { ColumnSink } from './event-columns.js';

@@ -27,7 +27,7 @@ export const U64_INDEXES: readonly number[] = U64_COLUMNS.map((c) => EVENT_COLUM
 /** The columns of `event_rows` in `EventValues` order: the boot's number in place of its text. */
 export const EVENT_ROW_COLUMNS: readonly string[] = EVENT_COLUMNS.map((c) => (c === 'boot_id' ? 'boot' : c));
 
-/** A stored 64-bit value: a number when it holds it exactly, else a BigInt (a larger bound one). */
+/** A stored 64-bit value: a number when one holds it exactly, else a BigInt (bound as a 64-bit integer). */
 export type StoredU64 = number | bigint;
 
 const TWO_32 = 2 ** 32;
