@@ -15,8 +15,7 @@ import {
   bootNumbers,
   EVENT_ROW_COLUMNS,
   type StoredU64,
-  storedOf,
-  U64_INDEXES,
+  toStored,
 } from './stored-values.js';
 import { type AppliedUpdate, isApplied, type StoreUpdate } from './updates.js';
 
@@ -204,10 +203,9 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
     for (const v of rows) {
       let id = v[COL.id];
       const result = id === null ? undefined : withRow?.get(v[COL.sessionId])?.get(v[COL.ord]);
-      for (let i = 0; i < bound.length; i++) bound[i] = v[i];
+      // 64-bit texts from a JSON line or a row built here as stored; a record read back has them so.
+      toStored(v, bound);
       bound[COL.bootId] = boots.of(v[COL.bootId]);
-      // Texts from a JSON line or a row built here; a record read back gives them as stored.
-      for (const i of U64_INDEXES) if (typeof bound[i] === 'string') bound[i] = storedOf(bound[i]);
       if (id === null) {
         const key = [v[COL.timeMs], bound[COL.bootId], v[COL.sessionId], v[COL.ord]];
         const done = legacyOnes().insert.run(...bound, ...key);
