@@ -44,6 +44,8 @@ export interface StoredEventJson {
 export interface LaneRun {
   reports: Report[];
   killMetrics: string;
+  /** From the VMM's `killed` report to the first kill outcome in the metrics (or the poll's end). */
+  killOutcomeAfterMs: number;
   vmsDuringKill: unknown;
   qemuExit: number | null | string;
   builtinEvents: StoredEventJson[];

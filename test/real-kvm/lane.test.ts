@@ -143,7 +143,7 @@ for (const line of LINES) {
         assert.match(
           r.killMetrics,
           /seawall_kills_total\{outcome="exited"\} 1/,
-          'the daemon saw the VM end within the grace',
+          `the daemon saw the VM end within the grace (the outcome counted ${r.killOutcomeAfterMs} ms after the VMM's kill report)`,
         );
         assert.ok(
           r.reports.some((x) => x.t === 'done'),
