@@ -9,6 +9,7 @@
  * `applied_waiting` when the row is not stored yet and is set as the row is inserted.
  */
 import type Database from 'better-sqlite3';
+import { EventInserts } from './event-inserts.js';
 import { COL, EVENT_COLUMNS, type EventValues, hex64, type ReplayKey, valuesPoisonPage } from './rows.js';
 import {
   BOOT_NUMBER_SQL,
@@ -56,16 +57,6 @@ export const ACTION_END_SQL = `${ACTION_INSERT}
 
 export const POLICY_SQL =
   'INSERT INTO policies (version, name, source, loaded_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING';
-
-/**
- * Idempotent: a row already stored (the same id, given as it was built: store/rows.ts EventParams)
- * is skipped. Bound with the row's values as stored (store/stored-values.ts): the boot's number,
- * the 64-bit values as integers.
- */
-export const EVENT_INSERT_SQL = `
-  INSERT INTO event_rows (${EVENT_ROW_COLUMNS.join(', ')})
-  VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')})
-  ON CONFLICT (id) DO NOTHING`;
 
 /**
  * A row written ahead by a seawall before schema 9, without an id: skipped when stored already
@@ -156,7 +147,7 @@ export interface EventWriter {
  * are then written one by one) but cost ~0.3 µs a row in the pages it journals.
  */
 export function eventWriter(db: Database.Database, bootId: string): EventWriter {
-  const insert = db.prepare(EVENT_INSERT_SQL);
+  const inserts = new EventInserts(db);
   const insertApplied = db.prepare(EVENT_INSERT_APPLIED_SQL);
   const poison = db.prepare(POISON_UPSERT_SQL);
   const applied = db.prepare(APPLIED_UPDATE_SQL);
@@ -190,6 +181,7 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
   const write = (rows: readonly EventValues[], updates: readonly StoreUpdate[] = []): AppendResult => {
     boots.forget();
     let inserted = 0;
+    inserts.begin(rows.length);
     // Almost always none: then no row pays for a look-up.
     const pickUp = rows.length > 0 && anyWaiting.get() === 1;
     // APPLIED results of this write whose row is in it too: set with the insert, not by an update
@@ -200,28 +192,8 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
     // By VM, then page: [gpa, first ms, last ms, events]. A storm repeats its pages, so this
     // spares an upsert (and its B-tree search) per event.
     const pages = new Map<string, Map<unknown, [StoredU64 | string, number, number, number]>>();
-    for (const v of rows) {
-      let id = v[COL.id];
-      const result = id === null ? undefined : withRow?.get(v[COL.sessionId])?.get(v[COL.ord]);
-      // 64-bit texts from a JSON line or a row built here as stored; a record read back has them so.
-      toStored(v, bound);
-      bound[COL.bootId] = boots.of(v[COL.bootId]);
-      if (id === null) {
-        const key = [v[COL.timeMs], bound[COL.bootId], v[COL.sessionId], v[COL.ord]];
-        const done = legacyOnes().insert.run(...bound, ...key);
-        if (done.changes === 0) continue;
-        id = Number(done.lastInsertRowid);
-      } else if (result === undefined) {
-        // Spread: better-sqlite3 binds arguments faster than an array's elements (~0.7 µs a row).
-        if (insert.run(...bound).changes === 0) continue;
-      } else {
-        const values: unknown[] = bound.slice();
-        values[COL.fallbackAction] = result[4] ?? v[COL.fallbackAction];
-        values.push(result[2], result[3]);
-        // A row stored already keeps its place; its result is updated below as any other.
-        if (insertApplied.run(...values).changes === 0) continue;
-        setWithRow.add(result);
-      }
+    // What follows a row's insert: its count, a result kept waiting for it, its page.
+    const stored = (v: EventValues, id: number, result: AppliedUpdate | undefined, gpa: unknown): void => {
       inserted++;
       if (pickUp) {
         const w = take.get(v[COL.bootId], v[COL.sessionId], v[COL.ord]);
@@ -235,8 +207,7 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
         }
       }
       // Only a new row counts towards its page, so a repeated insert cannot inflate the count.
-      if (!valuesPoisonPage(v)) continue;
-      const gpa = bound[COL.gpa] as StoredU64 | string;
+      if (!valuesPoisonPage(v)) return;
       const t = v[COL.timeMs];
       let ofVm = pages.get(v[COL.vm]);
       if (ofVm === undefined) {
@@ -244,13 +215,43 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
         pages.set(v[COL.vm], ofVm);
       }
       const page = ofVm.get(gpa);
-      if (page === undefined) ofVm.set(gpa, [gpa, t, t, 1]);
+      if (page === undefined) ofVm.set(gpa, [gpa as StoredU64 | string, t, t, 1]);
       else {
         page[1] = Math.min(page[1], t);
         page[2] = Math.max(page[2], t);
         page[3]++;
       }
+    };
+    const onInserted = (v: EventValues, gpa: unknown): void => stored(v, v[COL.id] as number, undefined, gpa);
+    for (const v of rows) {
+      const boot = boots.of(v[COL.bootId]);
+      let id = v[COL.id];
+      const result = id === null ? undefined : withRow?.get(v[COL.sessionId])?.get(v[COL.ord]);
+      if (result === undefined && inserts.queue(v, boot, onInserted)) continue;
+      inserts.flush(onInserted);
+      toStored(v, bound);
+      bound[COL.bootId] = boot;
+      if (id === null) {
+        const key = [v[COL.timeMs], boot, v[COL.sessionId], v[COL.ord]];
+        const done = legacyOnes().insert.run(...bound, ...key);
+        if (done.changes === 0) continue;
+        id = Number(done.lastInsertRowid);
+        inserts.met(id);
+      } else if (result === undefined) {
+        inserts.met(id);
+        if (!inserts.alone(bound)) continue;
+      } else {
+        inserts.met(id);
+        const values: unknown[] = bound.slice();
+        values[COL.fallbackAction] = result[4] ?? v[COL.fallbackAction];
+        values.push(result[2], result[3]);
+        // A row stored already keeps its place; its result is updated below as any other.
+        if (insertApplied.run(...values).changes === 0) continue;
+        setWithRow.add(result);
+      }
+      stored(v, id, result, bound[COL.gpa]);
     }
+    inserts.flush(onInserted);
     // poisoned_pages keeps the page as text (a row per page, not per event).
     for (const [vm, ofVm] of pages)
       for (const [gpa, first, last, n] of ofVm.values())

@@ -57,10 +57,10 @@ export function storedOf(v: unknown): unknown {
   return typeof v === 'string' && HEX64.test(v) ? storedU64(BigInt(v)) : v;
 }
 
-/** `values` with their 64-bit texts as stored (into `out`, which is returned). */
-export function toStored(values: EventValues, out: unknown[] = []): unknown[] {
-  for (let i = 0; i < values.length; i++) out[i] = values[i];
-  for (const i of U64_INDEXES) out[i] = storedOf(values[i]);
+/** `values` with their 64-bit texts as stored (into `out` from `at`; `out` is returned). */
+export function toStored(values: EventValues, out: unknown[] = [], at = 0): unknown[] {
+  for (let i = 0; i < values.length; i++) out[at + i] = values[i];
+  for (const i of U64_INDEXES) out[at + i] = storedOf(values[i]);
   return out;
 }
 
