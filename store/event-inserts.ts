@@ -3,8 +3,9 @@
  * is inserted with others, `ROWS_PER_INSERT` in one statement: its id is above every id stored
  * when the write began and above every id met in the write before it. The event loop gives ids in
  * order, so a storm's rows all are. Any other row is inserted alone and skipped when stored: one
- * held through a fault and retried, one recovered after a crash, or one written ahead before
- * schema 9 (SQLite gives it its id). Rows sharing a statement share its work: ~1 µs a row here
+ * met again (a segment recovered after its commit), one retried behind later rows, one written
+ * ahead before schema 9 (SQLite gives it its id). So is a row whose APPLIED result came in the same
+ * write, inserted with it. Rows sharing a statement share its work: ~1 µs a row here
  * (docs/performance.md).
  *
  * The shared statement is `INSERT OR ROLLBACK`. For a statement of many rows that may abort
@@ -30,7 +31,10 @@ export const EVENT_INSERT_SQL = `
   VALUES ${ROW_PARAMS}
   ON CONFLICT (id) DO NOTHING`;
 
-/** Rows inserted by one statement. 8 and 16 measured alike; 1 in 16 rows of a write is left over. */
+/**
+ * Rows inserted by one statement: 8 measured alike, 32 no better. The last of a write's new rows,
+ * fewer than these, are inserted alone.
+ */
 export const ROWS_PER_INSERT = 16;
 
 const MANY_SQL = `
