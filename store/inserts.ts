@@ -9,7 +9,7 @@
  * `applied_waiting` when the row is not stored yet and is set as the row is inserted.
  */
 import type Database from 'better-sqlite3';
-import { EventInserts } from './event-inserts.js';
+import { EVENT_INSERT_APPLIED_SQL, EventInserts } from './event-inserts.js';
 import { COL, EVENT_COLUMNS, type EventValues, hex64, type ReplayKey, valuesPoisonPage } from './rows.js';
 import {
   BOOT_NUMBER_SQL,
@@ -67,15 +67,6 @@ export const LEGACY_EVENT_INSERT_SQL = `
   INSERT INTO event_rows (${EVENT_ROW_COLUMNS.join(', ')})
   SELECT ${EVENT_COLUMNS.map(() => '?').join(', ')}
   WHERE NOT EXISTS (SELECT 1 FROM event_rows WHERE time_ms = ? AND boot = ? AND session_id = ? AND ord = ?)`;
-
-/**
- * The same, with the event's APPLIED result: one that came in the same write as its row is set as
- * the row is inserted, rather than by an update of the row just inserted (eventWriter).
- */
-export const EVENT_INSERT_APPLIED_SQL = `
-  INSERT INTO event_rows (${EVENT_ROW_COLUMNS.join(', ')}, applied, applied_ms)
-  VALUES (${EVENT_COLUMNS.map(() => '?').join(', ')}, ?, ?)
-  ON CONFLICT (id) DO NOTHING`;
 
 /** A page's events in one write, counted together: one upsert per page, not per event. */
 export const POISON_UPSERT_SQL = `
@@ -222,12 +213,15 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
         page[3]++;
       }
     };
-    const onInserted = (v: EventValues, gpa: unknown): void => stored(v, v[COL.id] as number, undefined, gpa);
+    const onInserted = (v: EventValues, gpa: unknown, result: AppliedUpdate | undefined): void => {
+      if (result !== undefined) setWithRow.add(result);
+      stored(v, v[COL.id] as number, result, gpa);
+    };
     for (const v of rows) {
       const boot = boots.of(v[COL.bootId]);
       let id = v[COL.id];
       const result = id === null ? undefined : withRow?.get(v[COL.sessionId])?.get(v[COL.ord]);
-      if (result === undefined && inserts.queue(v, boot, onInserted)) continue;
+      if (inserts.queue(v, boot, result, onInserted)) continue;
       inserts.flush(onInserted);
       toStored(v, bound);
       bound[COL.bootId] = boot;

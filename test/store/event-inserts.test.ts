@@ -10,6 +10,7 @@ import { ROWS_PER_INSERT } from '../../store/event-inserts.js';
 import { EventStore, type StoreOp } from '../../store/index.js';
 import { eventWriter } from '../../store/inserts.js';
 import { COL, type EventValues } from '../../store/rows.js';
+import type { AppliedUpdate } from '../../store/updates.js';
 import { record, scratchStorePath, session } from './records.js';
 
 /** A fresh store, its directory removed after the file's tests. */
@@ -41,16 +42,28 @@ function contents(store: EventStore): unknown {
   };
 }
 
-test('rows sharing a statement are stored as rows inserted alone are', () => {
+test('rows sharing a statement are stored as rows inserted alone are, with their APPLIED results', () => {
   const n = 2 * ROWS_PER_INSERT + 7;
   const shared = open();
   const alone = open();
   const rows = storm(shared, n);
-  assert.deepEqual(shared.appendRows(rows), { inserted: n, duplicates: 0 });
-  for (const v of rows) assert.deepEqual(alone.appendRows([v]), { inserted: 1, duplicates: 0 });
+  // Every third row's result came in the same write, some of them after the plugin's fallback.
+  const result = (v: EventValues, i: number): AppliedUpdate | null =>
+    i % 3 === 0
+      ? [v[COL.sessionId], v[COL.ord], i % 2, T0 + 100 + i, i % 6 === 0 ? 3 : null, v[COL.id]]
+      : null;
+  const updates = rows.map(result).filter((u): u is AppliedUpdate => u !== null);
+  assert.deepEqual(shared.appendRows(rows, updates), { inserted: n, duplicates: 0 });
+  rows.forEach((v, i) => {
+    const u = result(v, i);
+    assert.deepEqual(alone.appendRows([v], u ? [u] : []), { inserted: 1, duplicates: 0 });
+  });
   const stored = contents(shared);
   assert.deepEqual(stored, contents(alone));
-  assert.equal((stored as { rows: unknown[] }).rows.length, n);
+  const applied = (stored as { rows: { applied: number | null; fallback_action: number | null }[] }).rows;
+  assert.equal(applied.length, n);
+  assert.equal(applied.filter((r) => r.applied !== null).length, updates.length);
+  assert.equal(applied.filter((r) => r.fallback_action === 3).length, Math.ceil(n / 6));
   shared.close();
   alone.close();
 });
