@@ -20,7 +20,7 @@ import { COL, EVENT_COLUMNS, type EventValues } from './rows.js';
 import { EVENT_ROW_COLUMNS, toStored } from './stored-values.js';
 import type { AppliedUpdate } from './updates.js';
 
-const ROW_PARAMS = `(${EVENT_COLUMNS.map(() => '?').join(', ')})`;
+const PARAMS = EVENT_COLUMNS.map(() => '?').join(', ');
 
 /**
  * Idempotent: a row already stored (the same id, given as it was built: store/rows.ts EventParams)
@@ -29,17 +29,17 @@ const ROW_PARAMS = `(${EVENT_COLUMNS.map(() => '?').join(', ')})`;
  */
 export const EVENT_INSERT_SQL = `
   INSERT INTO event_rows (${EVENT_ROW_COLUMNS.join(', ')})
-  VALUES ${ROW_PARAMS}
+  VALUES (${PARAMS})
   ON CONFLICT (id) DO NOTHING`;
 
 /** A row's values and then its APPLIED result and its time (null, null without one). */
-const APPLIED_ROW_PARAMS = `(${EVENT_COLUMNS.map(() => '?').join(', ')}, ?, ?)`;
+const APPLIED_ROW_PARAMS = `(${PARAMS}, ?, ?)`;
 
 /**
  * The same, with the event's APPLIED result: one that came in the same write as its row is set as
  * the row is inserted, rather than by an update of the row just inserted (eventWriter).
  */
-export const EVENT_INSERT_APPLIED_SQL = `
+const EVENT_INSERT_APPLIED_SQL = `
   INSERT INTO event_rows (${EVENT_ROW_COLUMNS.join(', ')}, applied, applied_ms)
   VALUES ${APPLIED_ROW_PARAMS}
   ON CONFLICT (id) DO NOTHING`;
@@ -102,14 +102,7 @@ export class EventInserts {
     // 64-bit texts from a JSON line or a row built here as stored; a record read back has them so.
     toStored(v, values, at);
     values[at + COL.bootId] = boot;
-    if (result === undefined) {
-      values[at + N] = null;
-      values[at + N + 1] = null;
-    } else {
-      values[at + COL.fallbackAction] = result[4] ?? v[COL.fallbackAction];
-      values[at + N] = result[2];
-      values[at + N + 1] = result[3];
-    }
+    withResult(values, at, v, result);
     this.#queued.push(v);
     this.#results.push(result);
     this.#above = id;
@@ -138,13 +131,35 @@ export class EventInserts {
     this.#results.length = 0;
   }
 
-  /** Inserts a row alone (its values as bound): whether it was new. */
-  alone(bound: readonly unknown[]): boolean {
-    return this.#one.run(...bound).changes === 1;
+  /**
+   * Inserts `v` alone (its values as bound, the APPLIED result that came with it in this write):
+   * whether it was new. Without a result, `bound` is bound as it is.
+   */
+  alone(v: EventValues, bound: unknown[], result: AppliedUpdate | undefined): boolean {
+    if (result === undefined) return this.#one.run(...bound).changes === 1;
+    const values = bound.slice();
+    withResult(values, 0, v, result);
+    return this.#oneApplied.run(...values).changes === 1;
   }
 
   /** A row with this id was written alone: later rows are new only above it. */
   met(id: number): void {
     if (id > this.#above) this.#above = id;
   }
+}
+
+/**
+ * Sets the row at `at` in `values` (bound for a statement with the result's columns) to carry
+ * `result`: its result and time after the row's columns (null without one), and the fallback
+ * action the plugin reported with it.
+ */
+function withResult(values: unknown[], at: number, v: EventValues, result: AppliedUpdate | undefined): void {
+  if (result === undefined) {
+    values[at + N] = null;
+    values[at + N + 1] = null;
+    return;
+  }
+  values[at + COL.fallbackAction] = result[4] ?? v[COL.fallbackAction];
+  values[at + N] = result[2];
+  values[at + N + 1] = result[3];
 }

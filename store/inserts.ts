@@ -9,7 +9,7 @@
  * `applied_waiting` when the row is not stored yet and is set as the row is inserted.
  */
 import type Database from 'better-sqlite3';
-import { EVENT_INSERT_APPLIED_SQL, EventInserts } from './event-inserts.js';
+import { EventInserts } from './event-inserts.js';
 import { COL, EVENT_COLUMNS, type EventValues, hex64, type ReplayKey, valuesPoisonPage } from './rows.js';
 import {
   BOOT_NUMBER_SQL,
@@ -139,7 +139,6 @@ export interface EventWriter {
  */
 export function eventWriter(db: Database.Database, bootId: string): EventWriter {
   const inserts = new EventInserts(db);
-  const insertApplied = db.prepare(EVENT_INSERT_APPLIED_SQL);
   const poison = db.prepare(POISON_UPSERT_SQL);
   const applied = db.prepare(APPLIED_UPDATE_SQL);
   const setApplied = db.prepare(
@@ -231,17 +230,11 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
         if (done.changes === 0) continue;
         id = Number(done.lastInsertRowid);
         inserts.met(id);
-      } else if (result === undefined) {
-        inserts.met(id);
-        if (!inserts.alone(bound)) continue;
       } else {
         inserts.met(id);
-        const values: unknown[] = bound.slice();
-        values[COL.fallbackAction] = result[4] ?? v[COL.fallbackAction];
-        values.push(result[2], result[3]);
         // A row stored already keeps its place; its result is updated below as any other.
-        if (insertApplied.run(...values).changes === 0) continue;
-        setWithRow.add(result);
+        if (!inserts.alone(v, bound, result)) continue;
+        if (result !== undefined) setWithRow.add(result);
       }
       stored(v, id, result, bound[COL.gpa]);
     }
