@@ -4,10 +4,11 @@
  * seq → (order in the session, row id), per session, until its APPLIED arrives; the APPLIED then
  * updates that one row by its id, with no index on seq to keep up per row.
  *
- * Bounded: a session keeps at most `capFor(vCPUs)` entries, the oldest dropped first. A 1.1 plugin
- * answers every verdict with an APPLIED, so it has about one entry per vCPU; a 1.0 plugin need not,
- * and its entries would otherwise grow with every event. An APPLIED whose entry was dropped, or
- * that names no event awaiting one, changes nothing.
+ * Bounded: a session keeps the entries of its last `capFor(vCPUs)` events, so an APPLIED must come
+ * before that many newer events of its session. A 1.1 plugin answers every verdict with an APPLIED
+ * before the vCPU runs again, so its entries are taken long before; a 1.0 plugin need not, and its
+ * entries would otherwise grow with every event. An APPLIED whose entry was dropped, or that names
+ * no event awaiting one, changes nothing.
  */
 
 /** Entries a session keeps: twice its vCPUs (a verdict in flight and one applied but unreported), at least 64. */
@@ -16,35 +17,156 @@ export const capFor = (vcpus: number): number => Math.max(64, 2 * vcpus);
 /** An event awaiting its APPLIED: its order in the session and its row's id. */
 export type AwaitingEvent = readonly [ord: number, id: number];
 
+/**
+ * One session's last `cap` events, in a ring: each slot holds an event's seq (NaN once it awaits
+ * nothing: taken, or its seq reused by a newer event), its order and its row id. A note takes the
+ * oldest slot, so the entry it overwrites is the one past the bound. A seq's slot is found through
+ * `#table`, an open-addressing hash of the awaiting slots (linear probing, at most half full, -1
+ * where empty), so nothing is allocated per event. The ring starts at 64 slots and doubles as it
+ * fills up to `cap`, so a session of many vCPUs that sends few events holds little. Invariant: the
+ * slots in `#table` are exactly those whose seq is not NaN, one entry each.
+ */
+class SessionRing {
+  seqs: Float64Array;
+  ords: Float64Array;
+  ids: Float64Array;
+  #next = 0;
+  #table: Int32Array;
+  #shift: number;
+  readonly #cap: number;
+
+  constructor(cap: number) {
+    this.#cap = cap;
+    const slots = Math.min(cap, INITIAL_SLOTS);
+    this.seqs = new Float64Array(slots).fill(Number.NaN);
+    this.ords = new Float64Array(slots);
+    this.ids = new Float64Array(slots);
+    [this.#table, this.#shift] = tableFor(slots);
+  }
+
+  #home(seq: number): number {
+    return Math.imul(seq | 0, 0x9e3779b1) >>> this.#shift;
+  }
+
+  /** Where `seq`'s slot is in the table, or -1. */
+  find(seq: number): number {
+    const table = this.#table;
+    const mask = table.length - 1;
+    for (let at = this.#home(seq); ; at = (at + 1) & mask) {
+      const slot = table[at] as number;
+      if (slot === -1 || this.seqs[slot] === seq) return slot === -1 ? -1 : at;
+    }
+  }
+
+  /** The slot at table position `at`, which awaits nothing from now on. */
+  remove(at: number): number {
+    const table = this.#table;
+    const mask = table.length - 1;
+    const removed = table[at] as number;
+    this.seqs[removed] = Number.NaN;
+    // Backward shift: each entry after the gap that may sit in it moves into it.
+    let gap = at;
+    for (let next = (at + 1) & mask; table[next] !== -1; next = (next + 1) & mask) {
+      const home = this.#home(this.seqs[table[next] as number] as number);
+      const stays = gap <= next ? home > gap && home <= next : home > gap || home <= next;
+      if (!stays) {
+        table[gap] = table[next] as number;
+        gap = next;
+      }
+    }
+    table[gap] = -1;
+    return removed;
+  }
+
+  /** The next slot awaits `seq`. */
+  add(seq: number, ord: number, id: number): void {
+    const slot = this.#next;
+    const dropped = Number.isNaN(this.seqs[slot] as number) ? -1 : this.find(this.seqs[slot] as number);
+    if (dropped !== -1) this.remove(dropped);
+    const older = this.find(seq);
+    if (older !== -1) this.remove(older);
+    this.seqs[slot] = seq;
+    this.ords[slot] = ord;
+    this.ids[slot] = id;
+    this.#place(slot);
+    this.#next = slot + 1;
+    if (this.#next === this.seqs.length) {
+      if (this.seqs.length < this.#cap) this.#grow();
+      else this.#next = 0;
+    }
+  }
+
+  /** Every slot is in use and the bound is further: twice the slots (the oldest stay first). */
+  #grow(): void {
+    const slots = Math.min(this.#cap, 2 * this.seqs.length);
+    const seqs = new Float64Array(slots).fill(Number.NaN);
+    seqs.set(this.seqs);
+    const ords = new Float64Array(slots);
+    ords.set(this.ords);
+    const ids = new Float64Array(slots);
+    ids.set(this.ids);
+    this.seqs = seqs;
+    this.ords = ords;
+    this.ids = ids;
+    [this.#table, this.#shift] = tableFor(slots);
+    for (let slot = 0; slot < slots; slot++) if (!Number.isNaN(seqs[slot] as number)) this.#place(slot);
+  }
+
+  /** Puts an awaiting slot in the table, at the first free place from its seq's home. */
+  #place(slot: number): void {
+    const table = this.#table;
+    const mask = table.length - 1;
+    let at = this.#home(this.seqs[slot] as number);
+    while (table[at] !== -1) at = (at + 1) & mask;
+    table[at] = slot;
+  }
+}
+
+/** The slots a session's ring starts with. */
+const INITIAL_SLOTS = 64;
+
+/** A hash table for `slots` slots, at most half full, and the shift that takes a hash to its places. */
+function tableFor(slots: number): [Int32Array, number] {
+  const bits = Math.ceil(Math.log2(2 * slots));
+  return [new Int32Array(1 << bits).fill(-1), 32 - bits];
+}
+
 export class AwaitingApplied {
-  readonly #sessions = new Map<bigint, Map<number, AwaitingEvent>>();
+  readonly #sessions = new Map<bigint, SessionRing>();
+  /** The session noted last and its ring: a storm's events come a session at a time, so most notes find it here. */
+  #lastSession: bigint | null = null;
+  #lastRing: SessionRing | null = null;
 
   /**
    * The event `ord` of `session`, row `id`, awaits an APPLIED under `seq` (a newer event with the
-   * seq replaces an older one).
+   * seq replaces an older one). `vcpus` sets the session's bound when its first event is noted.
    */
   note(session: bigint, vcpus: number, seq: number, ord: number, id: number): void {
-    let bySeq = this.#sessions.get(session);
-    if (bySeq === undefined) {
-      bySeq = new Map();
-      this.#sessions.set(session, bySeq);
+    let ring = session === this.#lastSession ? this.#lastRing : this.#sessions.get(session);
+    if (ring === undefined || ring === null) {
+      ring = new SessionRing(capFor(vcpus));
+      this.#sessions.set(session, ring);
     }
-    // Deleted first so that a reused seq moves to the newest end, which eviction keeps longest.
-    bySeq.delete(seq);
-    bySeq.set(seq, [ord, id]);
-    if (bySeq.size > capFor(vcpus)) bySeq.delete(bySeq.keys().next().value as number);
+    this.#lastSession = session;
+    this.#lastRing = ring;
+    ring.add(seq, ord, id);
   }
 
   /** The event an APPLIED for `seq` is about, forgotten as it is returned. */
   take(session: bigint, seq: number): AwaitingEvent | undefined {
-    const bySeq = this.#sessions.get(session);
-    const event = bySeq?.get(seq);
-    if (event !== undefined) bySeq?.delete(seq);
-    return event;
+    const ring = this.#sessions.get(session);
+    const at = ring?.find(seq) ?? -1;
+    if (ring === undefined || at === -1) return undefined;
+    const slot = ring.remove(at);
+    return [ring.ords[slot] as number, ring.ids[slot] as number];
   }
 
   /** The session ended: no APPLIED can come for its events any more. */
   forget(session: bigint): void {
     this.#sessions.delete(session);
+    if (session === this.#lastSession) {
+      this.#lastSession = null;
+      this.#lastRing = null;
+    }
   }
 }
