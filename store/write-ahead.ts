@@ -391,6 +391,11 @@ export class WriteAhead {
     return this.#writer?.commits ?? 0;
   }
 
+  /** Checkpoints the current writer thread ran itself, when nothing was posted to it. */
+  get writerCheckpoints(): number {
+    return this.#writer?.checkpoints ?? 0;
+  }
+
   /** Whether the writer thread is in SCHED_IDLE now. */
   get writerIdle(): boolean {
     return this.#writer?.idle === true;

@@ -73,6 +73,11 @@ export class WriterClient {
     return Atomics.load(this.#shared, Slot.COMMITS);
   }
 
+  /** Checkpoints the thread ran itself (store/writer-thread.ts `CHECKPOINT_ROWS`). */
+  get checkpoints(): number {
+    return Atomics.load(this.#shared, Slot.CHECKPOINTS);
+  }
+
   /** Whether the thread is in SCHED_IDLE: as set last through `setIdle`. */
   get idle(): boolean {
     return this.#idle;

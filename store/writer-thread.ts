@@ -49,6 +49,8 @@ export const Slot = {
   POSTED: 4,
   /** 1 while the thread waits with no timeout: the main thread then notifies POSTED. */
   SLEEPING: 5,
+  /** Checkpoints the thread ran itself (`CHECKPOINT_ROWS`), not SQLite's own past the bound. */
+  CHECKPOINTS: 6,
 } as const;
 
 /**
@@ -91,6 +93,24 @@ export const WRITER_BUSY_TIMEOUT_MS = 2000;
 /** Rows past which no further queued segment joins a transaction (a bound on the thread's memory). */
 export const MERGE_ROWS = 20_000;
 
+/**
+ * When the thread checkpoints the WAL (copies its pages into the database file). SQLite does it
+ * inside the commit that takes the WAL past `wal_autocheckpoint` pages (1,000 by default), so in a
+ * storm every ~1,000 pages a commit also copied them, at the CPU the thread shares with the
+ * verdict path and the vCPUs. Instead the thread checkpoints when nothing is posted to it (the
+ * event loop has then put it in SCHED_IDLE, store/write-ahead.ts), once it has committed this many
+ * rows since its last checkpoint (a storm's 20,000 rows make ~2,000–3,000 pages), and before it
+ * sleeps (a second without a post) if it committed any. Power loss, not kill -9, can lose what is
+ * not yet checkpointed or written back by the kernel (synchronous=NORMAL, store/event-store.ts).
+ */
+export const CHECKPOINT_ROWS = 20_000;
+
+/**
+ * SQLite's own checkpoint on the thread's connection, past this many WAL pages (~40 MB): the bound
+ * of the WAL should the thread never find the port empty, as when it is behind for a whole storm.
+ */
+export const WRITER_AUTOCHECKPOINT_PAGES = 10_000;
+
 /** Worker → main, one per segment. */
 export interface WriterAck {
   id: number;
@@ -131,6 +151,19 @@ function run(data: WriterData): void {
   // transactions below begin IMMEDIATE, as the event writer's own do (store/inserts.ts): a
   // deferred one would fail at once rather than wait.
   db.pragma(`busy_timeout = ${WRITER_BUSY_TIMEOUT_MS}`);
+  db.pragma(`wal_autocheckpoint = ${WRITER_AUTOCHECKPOINT_PAGES}`);
+  /** Rows committed since the thread's last checkpoint. */
+  let uncheckpointed = 0;
+  const checkpoint = () => {
+    uncheckpointed = 0;
+    try {
+      db.pragma('wal_checkpoint(PASSIVE)');
+      Atomics.add(shared, Slot.CHECKPOINTS, 1);
+    } catch {
+      // Nothing stored changes: the WAL keeps its pages for the next checkpoint, and a disk at
+      // fault fails the next commit, which reports it.
+    }
+  };
   const write = eventWriter(db, data.bootId);
   // One commit for all of them.
   const writeAll = db.transaction((parts: Part[]) => {
@@ -150,6 +183,10 @@ function run(data: WriterData): void {
   for (;;) {
     const first = receiveMessageOnPort(port)?.message as WriterRequest | undefined;
     if (first === undefined) {
+      if (uncheckpointed >= CHECKPOINT_ROWS || (uncheckpointed > 0 && polls === POLLS)) {
+        checkpoint();
+        continue;
+      }
       if (polls < POLLS) {
         polls++;
         Atomics.wait(shared, Slot.POSTED, seen, POLL_MS);
@@ -252,6 +289,7 @@ function run(data: WriterData): void {
     try {
       writeAll.immediate(parts);
       Atomics.add(shared, Slot.COMMITS, 1);
+      for (const part of parts) uncheckpointed += part.rows.length;
       return parts;
     } catch (err) {
       if (parts.length === 1) {
@@ -264,6 +302,7 @@ function run(data: WriterData): void {
       try {
         write(part.rows, part.updates);
         Atomics.add(shared, Slot.COMMITS, 1);
+        uncheckpointed += part.rows.length;
         return true;
       } catch (err) {
         fail(part.seg, err);

@@ -1,0 +1,64 @@
+/**
+ * The writer thread checkpoints the WAL itself (store/writer-thread.ts `CHECKPOINT_ROWS`): as soon
+ * as nothing is posted to it once it has committed that many rows since its last checkpoint, and
+ * before it sleeps if it committed any. What shows it is the database file on its own: a copy of
+ * it without its WAL holds the rows only once they are checkpointed.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { CHECKPOINT_ROWS } from '../../store/writer-thread.js';
+import { until } from '../helpers/wait.js';
+import { record, session, threadedStore } from './records.js';
+
+const T0 = Date.UTC(2026, 11, 4, 9, 0, 0);
+
+/** The event rows in the database file alone, read from a copy of it without its WAL. */
+function rowsInDatabaseFile(t: TestContext, path: string): number {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-checkpoint-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const copy = join(dir, 'copy.sqlite');
+  copyFileSync(path, copy);
+  const db = new Database(copy);
+  try {
+    return db.prepare('SELECT COUNT(*) FROM event_rows').pluck().get() as number;
+  } finally {
+    db.close();
+  }
+}
+
+/** Records `n` events of one VM, 500 to a batch, as the verdict path does. */
+function recordEvents(ahead: ReturnType<typeof threadedStore>['ahead'], vm: string, n: number): void {
+  const s = session(vm, 3n);
+  for (let from = 1; from <= n; from += 500) {
+    const seqs = Array.from({ length: Math.min(500, n - from + 1) }, (_, i) => from + i);
+    ahead.record(seqs.map((seq) => record({ session: s, seq, timeMs: T0 + seq })));
+  }
+}
+
+test('past CHECKPOINT_ROWS committed rows the writer thread checkpoints once nothing is posted, before it would sleep', async (t) => {
+  const { path, ahead, errors } = threadedStore(t, {}, { maxPending: 2_000 });
+  const rows = CHECKPOINT_ROWS + 700;
+  recordEvents(ahead, 'vm-storm', rows);
+  await until('every row committed', () => ahead.pending === 0, { state: () => `${ahead.pending} pending` });
+  await until('the thread to checkpoint', () => ahead.writerCheckpoints >= 1);
+  // Sleeping takes a second of empty polls: a checkpoint seen before it came from the row count.
+  assert.equal(ahead.writerAsleep, false, 'the checkpoint came before the thread slept');
+  // Asleep, it has checkpointed what came after, and nothing runs while the file is copied.
+  await until('the writer thread to sleep', () => ahead.writerAsleep, { everyMs: 50 });
+  assert.equal(rowsInDatabaseFile(t, path), rows);
+  assert.deepEqual(errors, []);
+});
+
+test('fewer rows are checkpointed before the thread sleeps', async (t) => {
+  const { path, ahead, errors } = threadedStore(t);
+  recordEvents(ahead, 'vm-few', 120);
+  await until('every row committed', () => ahead.pending === 0);
+  await until('the writer thread to sleep', () => ahead.writerAsleep, { everyMs: 50 });
+  assert.equal(ahead.writerCheckpoints, 1);
+  assert.equal(rowsInDatabaseFile(t, path), 120);
+  assert.deepEqual(errors, []);
+});
