@@ -99,8 +99,8 @@ export const MERGE_ROWS = 20_000;
  * storm every ~1,000 pages a commit also copied them, at the CPU the thread shares with the
  * verdict path and the vCPUs. Instead the thread checkpoints when nothing is posted to it (the
  * event loop has then put it in SCHED_IDLE, store/write-ahead.ts), once it has committed this many
- * rows since its last checkpoint (a storm's 20,000 rows make ~2,000–3,000 pages), and before it
- * sleeps (a second without a post) if it committed any. Power loss, not kill -9, can lose what is
+ * rows and updates since its last checkpoint (a storm's 20,000 rows make ~2,000–3,000 pages), and
+ * before it sleeps (a second without a post) if it committed any. Power loss, not kill -9, can lose what is
  * not yet checkpointed or written back by the kernel (synchronous=NORMAL, store/event-store.ts).
  */
 export const CHECKPOINT_ROWS = 20_000;
@@ -152,7 +152,7 @@ function run(data: WriterData): void {
   // deferred one would fail at once rather than wait.
   db.pragma(`busy_timeout = ${WRITER_BUSY_TIMEOUT_MS}`);
   db.pragma(`wal_autocheckpoint = ${WRITER_AUTOCHECKPOINT_PAGES}`);
-  /** Rows committed since the thread's last checkpoint. */
+  /** Rows and updates committed since the thread's last checkpoint. */
   let uncheckpointed = 0;
   const checkpoint = () => {
     uncheckpointed = 0;
@@ -289,7 +289,7 @@ function run(data: WriterData): void {
     try {
       writeAll.immediate(parts);
       Atomics.add(shared, Slot.COMMITS, 1);
-      for (const part of parts) uncheckpointed += part.rows.length;
+      for (const part of parts) uncheckpointed += part.rows.length + part.updates.length;
       return parts;
     } catch (err) {
       if (parts.length === 1) {
@@ -302,7 +302,7 @@ function run(data: WriterData): void {
       try {
         write(part.rows, part.updates);
         Atomics.add(shared, Slot.COMMITS, 1);
-        uncheckpointed += part.rows.length;
+        uncheckpointed += part.rows.length + part.updates.length;
         return true;
       } catch (err) {
         fail(part.seg, err);

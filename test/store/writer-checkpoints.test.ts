@@ -16,15 +16,15 @@ import { record, session, threadedStore } from './records.js';
 
 const T0 = Date.UTC(2026, 11, 4, 9, 0, 0);
 
-/** The event rows in the database file alone, read from a copy of it without its WAL. */
-function rowsInDatabaseFile(t: TestContext, path: string): number {
+/** A count from the database file alone, read from a copy of it without its WAL. */
+function countInDatabaseFile(t: TestContext, path: string, table = 'event_rows'): number {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-checkpoint-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const copy = join(dir, 'copy.sqlite');
   copyFileSync(path, copy);
   const db = new Database(copy);
   try {
-    return db.prepare('SELECT COUNT(*) FROM event_rows').pluck().get() as number;
+    return db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get() as number;
   } finally {
     db.close();
   }
@@ -49,16 +49,23 @@ test('past CHECKPOINT_ROWS committed rows the writer thread checkpoints once not
   assert.equal(ahead.writerAsleep, false, 'the checkpoint came before the thread slept');
   // Asleep, it has checkpointed what came after, and nothing runs while the file is copied.
   await until('the writer thread to sleep', () => ahead.writerAsleep, { everyMs: 50 });
-  assert.equal(rowsInDatabaseFile(t, path), rows);
+  assert.equal(countInDatabaseFile(t, path), rows);
   assert.deepEqual(errors, []);
 });
 
-test('fewer rows are checkpointed before the thread sleeps', async (t) => {
-  const { path, ahead, errors } = threadedStore(t);
+test('fewer rows, or updates alone, are checkpointed before the thread sleeps', async (t) => {
+  const { path, store, ahead, errors } = threadedStore(t);
   recordEvents(ahead, 'vm-few', 120);
   await until('every row committed', () => ahead.pending === 0);
   await until('the writer thread to sleep', () => ahead.writerAsleep, { everyMs: 50 });
   assert.equal(ahead.writerCheckpoints, 1);
-  assert.equal(rowsInDatabaseFile(t, path), 120);
+  assert.equal(countInDatabaseFile(t, path), 120);
+  // A session row goes to the thread as an update, with no row: it too is checkpointed.
+  store.sessionOpened(session('vm-later', 9n));
+  await until('the thread to checkpoint the session row', () => ahead.writerCheckpoints === 2, {
+    state: () => `${ahead.writerCheckpoints} checkpoints`,
+  });
+  await until('the writer thread to sleep again', () => ahead.writerAsleep, { everyMs: 50 });
+  assert.equal(countInDatabaseFile(t, path, 'sessions WHERE session_id = 9'), 1);
   assert.deepEqual(errors, []);
 });
