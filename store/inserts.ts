@@ -182,9 +182,11 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
     // By VM, then page: [gpa, first ms, last ms, events]. A storm repeats its pages, so this
     // spares an upsert (and its B-tree search) per event.
     const pages = new Map<string, Map<unknown, [StoredU64 | string, number, number, number]>>();
-    // What follows a row's insert: its count, a result kept waiting for it, its page.
+    // What follows a row's insert: its count, its result set with it, a result kept waiting for
+    // it, its page.
     const stored = (v: EventValues, id: number, result: AppliedUpdate | undefined, gpa: unknown): void => {
       inserted++;
+      if (result !== undefined) setWithRow.add(result);
       if (pickUp) {
         const w = take.get(v[COL.bootId], v[COL.sessionId], v[COL.ord]);
         if (w !== undefined && result === undefined) {
@@ -212,10 +214,8 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
         page[3]++;
       }
     };
-    const onInserted = (v: EventValues, gpa: unknown, result: AppliedUpdate | undefined): void => {
-      if (result !== undefined) setWithRow.add(result);
+    const onInserted = (v: EventValues, gpa: unknown, result: AppliedUpdate | undefined): void =>
       stored(v, v[COL.id] as number, result, gpa);
-    };
     for (const v of rows) {
       const boot = boots.of(v[COL.bootId]);
       let id = v[COL.id];
@@ -234,7 +234,6 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
         inserts.met(id);
         // A row stored already keeps its place; its result is updated below as any other.
         if (!inserts.alone(v, bound, result)) continue;
-        if (result !== undefined) setWithRow.add(result);
       }
       stored(v, id, result, bound[COL.gpa]);
     }
