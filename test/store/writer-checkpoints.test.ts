@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import Database from 'better-sqlite3';
+import type { WriteAhead } from '../../store/index.js';
 import { CHECKPOINT_ROWS } from '../../store/writer-thread.js';
 import { until } from '../helpers/wait.js';
 import { record, session, threadedStore } from './records.js';
@@ -31,7 +32,7 @@ function countInDatabaseFile(t: TestContext, path: string, table = 'event_rows')
 }
 
 /** Records `n` events of one VM, 500 to a batch, as the verdict path does. */
-function recordEvents(ahead: ReturnType<typeof threadedStore>['ahead'], vm: string, n: number): void {
+function recordEvents(ahead: WriteAhead, vm: string, n: number): void {
   const s = session(vm, 3n);
   for (let from = 1; from <= n; from += 500) {
     const seqs = Array.from({ length: Math.min(500, n - from + 1) }, (_, i) => from + i);
