@@ -76,7 +76,21 @@ function createPrivate(path: string): void {
 /** How long a connection waits for a lock another connection holds (SQLite's busy timeout). */
 const BUSY_TIMEOUT_MS = 250;
 
-/** Opens `path` in WAL mode, synchronous=NORMAL; throws StoreError SEAWALL_STORE_OPEN. */
+/**
+ * SQLite checkpoints the WAL inside the commit that takes it past `wal_autocheckpoint` pages, on
+ * whichever connection makes that commit: at the default 1,000, a rare commit of the event loop's
+ * own (a session row, a segment taken over from a dead writer thread) could copy up to the ~3,000
+ * pages a storm leaves between two of the writer thread's checkpoints, with every vCPU's verdict
+ * waiting. The writer thread checkpoints (store/writer-thread.ts `CHECKPOINT_ROWS`); SQLite's own
+ * comes past this many pages (~40 MB) on every connection, the WAL's bound should the thread never
+ * find a moment to.
+ */
+export const AUTOCHECKPOINT_PAGES = 10_000;
+
+/**
+ * Opens `path` in WAL mode, synchronous=NORMAL, checkpoints past `AUTOCHECKPOINT_PAGES`; throws
+ * StoreError SEAWALL_STORE_OPEN.
+ */
 export function openDatabase(path: string): Database.Database {
   let db: Database.Database;
   try {
@@ -100,6 +114,7 @@ export function openDatabase(path: string): Database.Database {
         path,
       });
     db.pragma('synchronous = NORMAL');
+    db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
     return db;
   } catch (err) {
     db.close();

@@ -100,16 +100,12 @@ export const MERGE_ROWS = 20_000;
  * verdict path and the vCPUs. Instead the thread checkpoints when nothing is posted to it (the
  * event loop has then put it in SCHED_IDLE, store/write-ahead.ts), once it has committed this many
  * rows and updates since its last checkpoint (a storm's 20,000 rows make ~2,000–3,000 pages), and
- * before it sleeps (a second without a post) if it committed any. Power loss, not kill -9, can lose what is
- * not yet checkpointed or written back by the kernel (synchronous=NORMAL, store/event-store.ts).
+ * before it sleeps (a second without a post) if it committed any. SQLite's own checkpoint comes only
+ * past `AUTOCHECKPOINT_PAGES` (store/connection.ts), on any connection. Power loss, not kill -9, can
+ * lose what is not yet checkpointed or written back by the kernel (synchronous=NORMAL,
+ * store/event-store.ts).
  */
 export const CHECKPOINT_ROWS = 20_000;
-
-/**
- * SQLite's own checkpoint on the thread's connection, past this many WAL pages (~40 MB): the bound
- * of the WAL should the thread never find the port empty, as when it is behind for a whole storm.
- */
-export const WRITER_AUTOCHECKPOINT_PAGES = 10_000;
 
 /** Worker → main, one per segment. */
 export interface WriterAck {
@@ -151,7 +147,6 @@ function run(data: WriterData): void {
   // transactions below begin IMMEDIATE, as the event writer's own do (store/inserts.ts): a
   // deferred one would fail at once rather than wait.
   db.pragma(`busy_timeout = ${WRITER_BUSY_TIMEOUT_MS}`);
-  db.pragma(`wal_autocheckpoint = ${WRITER_AUTOCHECKPOINT_PAGES}`);
   /** Rows and updates committed since the thread's last checkpoint. */
   let uncheckpointed = 0;
   const checkpoint = () => {

@@ -2,7 +2,8 @@
  * The writer thread checkpoints the WAL itself (store/writer-thread.ts `CHECKPOINT_ROWS`): as soon
  * as nothing is posted to it once it has committed that many rows since its last checkpoint, and
  * before it sleeps if it committed any. What shows it is the database file on its own: a copy of
- * it without its WAL holds the rows only once they are checkpointed.
+ * it without its WAL holds the rows only once they are checkpointed. A commit on another
+ * connection — the event loop's — leaves them to it, short of SQLite's bound (store/connection.ts).
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -10,10 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import Database from 'better-sqlite3';
-import type { WriteAhead } from '../../store/index.js';
+import { AUTOCHECKPOINT_PAGES } from '../../store/connection.js';
+import { EventStore, type WriteAhead } from '../../store/index.js';
 import { CHECKPOINT_ROWS } from '../../store/writer-thread.js';
 import { until } from '../helpers/wait.js';
-import { record, session, threadedStore } from './records.js';
+import { record, scratchStorePath, session, threadedStore } from './records.js';
 
 const T0 = Date.UTC(2026, 11, 4, 9, 0, 0);
 
@@ -69,4 +71,32 @@ test('fewer rows, or updates alone, are checkpointed before the thread sleeps', 
   await until('the writer thread to sleep again', () => ahead.writerAsleep, { everyMs: 50 });
   assert.equal(countInDatabaseFile(t, path, 'sessions WHERE session_id = 9'), 1);
   assert.deepEqual(errors, []);
+});
+
+test("a commit on the event loop's connection leaves the WAL's pages to the writer thread's checkpoint", (t) => {
+  const path = scratchStorePath();
+  const store = new EventStore({ path });
+  t.after(() => store.close());
+  // Another connection leaves ~3,000 pages in the WAL, as a storm's commits do between two of the
+  // writer thread's checkpoints: past SQLite's default of 1,000, short of the bound.
+  const other = new Database(path);
+  t.after(() => other.close());
+  other.exec('CREATE TABLE filler (b BLOB)');
+  other.pragma('wal_checkpoint(TRUNCATE)');
+  other.pragma('wal_autocheckpoint = 0');
+  const pages = 3_000;
+  assert.ok(pages < AUTOCHECKPOINT_PAGES);
+  other.transaction(() => {
+    const insert = other.prepare('INSERT INTO filler (b) VALUES (zeroblob(4000))');
+    for (let i = 0; i < pages; i++) insert.run();
+  })();
+  assert.equal(countInDatabaseFile(t, path, 'filler'), 0, 'none checkpointed yet');
+  // A session row, committed on the store's own connection (no writer thread here).
+  store.sessionOpened(session('vm-quiet', 4n));
+  assert.equal(other.prepare('SELECT COUNT(*) FROM sessions WHERE session_id = 4').pluck().get(), 1);
+  assert.equal(countInDatabaseFile(t, path, 'filler'), 0, "the commit did not copy the WAL's pages");
+  // What the writer thread's checkpoint does, seen through the same copy.
+  other.pragma('wal_checkpoint(PASSIVE)');
+  assert.equal(countInDatabaseFile(t, path, 'filler'), pages);
+  assert.equal(countInDatabaseFile(t, path, 'sessions WHERE session_id = 4'), 1);
 });
