@@ -35,10 +35,10 @@
  * Longer than 350 lines: the write-ahead file's durability rule (append before the reply, segment
  * rotation, recovery, holding rows through a store fault) is one state machine.
  */
-import { closeSync, existsSync, renameSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, renameSync } from 'node:fs';
 import type { EventRecord } from '../events/index.js';
 import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
-import { withoutBusyWait } from './connection.js';
+import { statIno, withoutBusyWait } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import type { EventStore } from './event-store.js';
 import type { StoreRow } from './inserts.js';
@@ -310,6 +310,10 @@ export class WriteAhead {
         for (const seg of this.#inFlight.values()) seg.failed ||= !seg.retry;
         // A fresh thread starts with the hand-over below.
       }
+      // The file appended to went with its directory (a store lost with it): its rows are only in
+      // memory now. Held, as when a hand-over cannot rename the file, they are written ahead again
+      // below, in the file opened in its place.
+      if (this.#fd >= 0 && !this.#appendFileInPlace()) this.#holdFileRows();
       // The copy is opened again by the next held rows: another try at it, once a second.
       this.#held.closeCopy();
       this.#closeAppend();
@@ -596,6 +600,23 @@ export class WriteAhead {
       this.#onError('close', new StoreError('SEAWALL_STORE_LOST', `${heldUpdates} updates not stored`));
   }
 
+  /** Whether the file appended to is still at its path (not gone with its directory, nor replaced). */
+  #appendFileInPlace(): boolean {
+    try {
+      return fstatSync(this.#fd).ino === statIno(this.path);
+    } catch {
+      return false;
+    }
+  }
+
+  /** The rows of the file appended to are held in memory: the file is lost, or cannot be handed over. */
+  #holdFileRows(): void {
+    const rows = this.#fileRows;
+    this.#fileKeys = new PendingKeys();
+    this.#fileRows = [];
+    this.#held.hold(rows);
+  }
+
   /**
    * Closes the append file once: its number is forgotten first. Once closed, the number is any
    * thread's to take — a starting writer thread's event loop, another connection's database file —
@@ -642,11 +663,8 @@ export class WriteAhead {
           // The directory is gone or unusable: the file's rows are now only in memory. Hold them
           // (their keys are pending already) and let the once-a-second retry reopen the store.
           this.#segments--;
-          const rows = this.#fileRows;
-          this.#fileKeys = new PendingKeys();
-          this.#fileRows = [];
           this.#fail('append', err);
-          this.#held.hold(rows);
+          this.#holdFileRows();
           return;
         }
         this.#fileUpdates = false;

@@ -1,11 +1,11 @@
 /**
  * The write-ahead layer with its writer thread: rows reach SQLite off the event loop, reads see
  * everything recorded so far, APPLIED results find rows still queued, replays are recognised while
- * their original is only in the same batch, the file or a segment, and segments a killed daemon
- * left are recovered at open.
+ * their original is only in the same batch, the file or a segment, segments a killed daemon left
+ * are recovered at open, and the rows of a file removed with its directory are stored all the same.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { SessionInfo } from '../../events/index.js';
@@ -642,3 +642,39 @@ test('a failed segment whose file is gone is retried for its updates, and the fa
     "the segment's session row, in memory, was stored",
   );
 });
+
+for (const first of ['hand-over', 'check'] as const)
+  test(`the state directory removed under the store, found by the ${first === 'hand-over' ? 'hand-over' : 'once-a-second check'}: the rows of the file being appended are stored, none lost`, async () => {
+    const { dir, path, store, errors } = open();
+    const ahead = new WriteAhead(store, {
+      checkMs: 20,
+      // The check's 20 ms come first when the hand-over waits this long.
+      ...(first === 'check' ? { flushMs: 1_500 } : {}),
+      onError: (_op, err) => errors.push(err),
+      // What the service does before a lost store is reopened: the directory is made again.
+      prepareReopen: () => mkdirSync(dir, { recursive: true, mode: 0o700 }),
+    });
+    const s = session('vm-gone', 5n);
+    await startWriter(ahead, s);
+    // Rows in the file being appended to, not handed over yet.
+    const rows = 300;
+    for (let seq = 2; seq <= rows + 1; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
+    assert.equal(ahead.pending, rows);
+    rmSync(dir, { recursive: true });
+    // The hand-over finds no directory to rename the file in, or the check finds the store gone
+    // first: either way the rows are held, and the retry reopens the store in the directory made
+    // again, writes them ahead there and commits them.
+    if (first === 'hand-over') void ahead.settle();
+    await until('every row stored again', () => ahead.pending === 0 && ahead.health.healthy, {
+      state: () => `${ahead.pending} pending, ${JSON.stringify(ahead.health)}`,
+    });
+    assert.equal(store.queries.totals().events, rows, 'the new file holds the rows of the old one');
+    assert.equal(ahead.health.droppedRows, 0);
+    const lost = errors.filter((e) => /answered events lost/.test(String((e as Error).message)));
+    assert.deepEqual(lost, [], 'no answered event is reported lost');
+    ahead.close();
+    store.close();
+    const reopened = new EventStore({ path });
+    assert.equal(reopened.queries.totals().events, rows);
+    reopened.close();
+  });
