@@ -660,6 +660,9 @@ for (const first of ['hand-over', 'check'] as const)
     const rows = 300;
     for (let seq = 2; seq <= rows + 1; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
     assert.equal(ahead.pending, rows);
+    // Updates written ahead to the same file: a session row and an APPLIED result.
+    store.sessionOpened(session('vm-opened', 6n));
+    store.markApplied(5n, rows, -5);
     rmSync(dir, { recursive: true });
     // The hand-over finds no directory to rename the file in, or the check finds the store gone
     // first: either way the rows are held, and the retry reopens the store in the directory made
@@ -669,6 +672,9 @@ for (const first of ['hand-over', 'check'] as const)
       state: () => `${ahead.pending} pending, ${JSON.stringify(ahead.health)}`,
     });
     assert.equal(store.queries.totals().events, rows, 'the new file holds the rows of the old one');
+    const one = (sql: string) => store.db.prepare(sql).pluck().get();
+    assert.equal(one("SELECT COUNT(*) FROM sessions WHERE vm = 'vm-opened'"), 1, 'and its session row');
+    assert.equal(one(`SELECT applied FROM events WHERE seq = ${rows}`), -5, 'and its APPLIED result');
     assert.equal(ahead.health.droppedRows, 0);
     const lost = errors.filter((e) => /answered events lost/.test(String((e as Error).message)));
     assert.deepEqual(lost, [], 'no answered event is reported lost');
