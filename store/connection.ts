@@ -1,7 +1,8 @@
 /**
  * The event store file: where it lives, and opening a connection to it with the settings every
  * connection needs: the main thread's and the writer thread's (store/writer-thread.ts) are
- * configured alike.
+ * configured alike; the retention thread's differs in when SQLite checkpoints
+ * (`AUTOCHECKPOINT_PAGES`).
  */
 import {
   closeSync,
@@ -78,20 +79,22 @@ const BUSY_TIMEOUT_MS = 250;
 
 /**
  * SQLite checkpoints the WAL inside the commit that takes it past `wal_autocheckpoint` pages, on
- * whichever connection makes that commit: at the default 1,000, a rare commit of the event loop's
- * own (a session row, a segment taken over from a dead writer thread) could copy up to the ~3,000
- * pages a storm leaves between two of the writer thread's checkpoints, with every vCPU's verdict
- * waiting. The writer thread checkpoints (store/writer-thread.ts `CHECKPOINT_ROWS`); SQLite's own
- * comes past this many pages (~40 MB) on every connection, the WAL's bound should the thread never
- * find a moment to.
+ * whichever connection makes that commit. The writer thread checkpoints when nothing waits for it
+ * (store/writer-thread.ts `CHECKPOINT_ROWS`); past this many pages (~40 MB) SQLite does it on the
+ * writer's connection and on the event loop's, the WAL's bound should the thread never find a
+ * moment to. At SQLite's default of 1,000, a rare commit on the event loop (a session row, a
+ * segment taken over from a dead writer thread) could copy the ~3,000 pages a storm leaves between
+ * two of the thread's checkpoints, with every vCPU's verdict waiting. The retention thread keeps
+ * the default: it checkpoints its own deletes, so they never add up to a WAL that a commit on the
+ * event loop would take past this bound.
  */
 export const AUTOCHECKPOINT_PAGES = 10_000;
 
 /**
- * Opens `path` in WAL mode, synchronous=NORMAL, checkpoints past `AUTOCHECKPOINT_PAGES`; throws
- * StoreError SEAWALL_STORE_OPEN.
+ * Opens `path` in WAL mode, synchronous=NORMAL; with `autocheckpointPages`, SQLite's checkpoint
+ * comes past that many WAL pages instead of 1,000. Throws StoreError SEAWALL_STORE_OPEN.
  */
-export function openDatabase(path: string): Database.Database {
+export function openDatabase(path: string, autocheckpointPages?: number): Database.Database {
   let db: Database.Database;
   try {
     createPrivate(path);
@@ -114,7 +117,7 @@ export function openDatabase(path: string): Database.Database {
         path,
       });
     db.pragma('synchronous = NORMAL');
-    db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+    if (autocheckpointPages !== undefined) db.pragma(`wal_autocheckpoint = ${autocheckpointPages}`);
     return db;
   } catch (err) {
     db.close();

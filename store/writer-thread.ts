@@ -17,7 +17,7 @@
  * fail, its segments are committed one by one, so that only the segment at fault is kept.
  */
 import { isMainThread, type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { openDatabase } from './connection.js';
+import { AUTOCHECKPOINT_PAGES, openDatabase } from './connection.js';
 import { eventWriter } from './inserts.js';
 import type { EventValues } from './rows.js';
 import { type Damage, readRows, retire } from './segments.js';
@@ -101,7 +101,7 @@ export const MERGE_ROWS = 20_000;
  * event loop has then put it in SCHED_IDLE, store/write-ahead.ts), once it has committed this many
  * rows and updates since its last checkpoint (a storm's 20,000 rows make ~2,000–3,000 pages), and
  * before it sleeps (a second without a post) if it committed any. SQLite's own checkpoint comes only
- * past `AUTOCHECKPOINT_PAGES` (store/connection.ts), on any connection. Power loss, not kill -9, can
+ * past `AUTOCHECKPOINT_PAGES` (store/connection.ts). Power loss, not kill -9, can
  * lose what is not yet checkpointed or written back by the kernel (synchronous=NORMAL,
  * store/event-store.ts).
  */
@@ -132,7 +132,7 @@ function run(data: WriterData): void {
   if (tid !== null) publish(Slot.TID, tid);
   let db: ReturnType<typeof openDatabase>;
   try {
-    db = openDatabase(data.path);
+    db = openDatabase(data.path, AUTOCHECKPOINT_PAGES);
   } catch (err) {
     // The main thread sees CLOSED = 2 and commits on its own connection from then on.
     port.postMessage({ id: 0, error: (err as Error).message } satisfies WriterAck);

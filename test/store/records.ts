@@ -176,3 +176,17 @@ export function record(spec: RecordSpec): EventRecord {
     latencyNs: 0n,
   };
 }
+
+/** A count from the database file alone, read from a copy of it without its WAL. */
+export function countInDatabaseFile(t: TestContext, path: string, table = 'event_rows'): number {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-checkpoint-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const copy = join(dir, 'copy.sqlite');
+  copyFileSync(path, copy);
+  const db = new Database(copy);
+  try {
+    return db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get() as number;
+  } finally {
+    db.close();
+  }
+}

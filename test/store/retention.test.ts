@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { EventStore, isStoreError, Retention } from '../../store/index.js';
 import { prune } from '../../store/prune.js';
 import { until } from '../helpers/wait.js';
-import { record, session, tempStorePath } from './records.js';
+import { countInDatabaseFile, record, session, tempStorePath } from './records.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -81,6 +81,24 @@ test('over maxBytes the oldest events are deleted in chunks until the data fits'
   assert.equal(left[0]?.seq, run.deletedBySize, 'exactly the oldest were deleted');
   assert.deepEqual(store.queries.poisonedPages(), pagesBefore);
   assert.ok((store.db.pragma('page_count', { simple: true }) as number) < fileBytesBefore, 'the file shrank');
+  await retention.stop();
+  store.close();
+});
+
+test("the retention thread checkpoints its own deletes: they never pile up in the WAL for a commit of the event loop's", async (t) => {
+  const store = bigStore();
+  const { path } = store;
+  // The event loop's connection left the inserts in the WAL (it checkpoints only past
+  // AUTOCHECKPOINT_PAGES): the file alone holds none of them yet.
+  assert.equal(countInDatabaseFile(t, path, 'sqlite_schema'), 0);
+  const retention = new Retention(store, { now: () => NOW, maxBytes: 256 * 1024, chunkRows: 100 });
+  const run = await retention.run();
+  assert.ok(run && run.deletedBySize > 1000, 'the deletes and the vacuum write more than 1,000 WAL pages');
+  // Its commits checkpointed as SQLite's default has it (past 1,000 pages): the file alone now
+  // holds the events, less at least some of the deleted ones.
+  const inFile = countInDatabaseFile(t, path, 'event_rows');
+  assert.ok(inFile < 2000, `${inFile} events in the file alone`);
+  assert.ok(inFile >= 2000 - run.deletedBySize);
   await retention.stop();
   store.close();
 });

@@ -15,23 +15,9 @@ import { AUTOCHECKPOINT_PAGES } from '../../store/connection.js';
 import { EventStore, type WriteAhead } from '../../store/index.js';
 import { CHECKPOINT_ROWS } from '../../store/writer-thread.js';
 import { until } from '../helpers/wait.js';
-import { record, scratchStorePath, session, threadedStore } from './records.js';
+import { countInDatabaseFile, record, scratchStorePath, session, threadedStore } from './records.js';
 
 const T0 = Date.UTC(2026, 11, 4, 9, 0, 0);
-
-/** A count from the database file alone, read from a copy of it without its WAL. */
-function countInDatabaseFile(t: TestContext, path: string, table = 'event_rows'): number {
-  const dir = mkdtempSync(join(tmpdir(), 'seawall-checkpoint-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const copy = join(dir, 'copy.sqlite');
-  copyFileSync(path, copy);
-  const db = new Database(copy);
-  try {
-    return db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get() as number;
-  } finally {
-    db.close();
-  }
-}
 
 /** Records `n` events of one VM, 500 to a batch, as the verdict path does. */
 function recordEvents(ahead: WriteAhead, vm: string, n: number): void {
