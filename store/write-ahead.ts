@@ -578,6 +578,11 @@ export class WriteAhead {
     clearInterval(this.#check);
     if (this.#fault) this.#retry();
     this.#handOver(true);
+    // A hand-over that found the directory gone held the file's rows: one more try makes it again.
+    if (this.#fault && this.#held.length > 0) {
+      this.#retry();
+      this.#handOver(true);
+    }
     this.#drain();
     if (this.#held.length > 0) {
       // The store never came back: the held rows are lost with this process, but for those in

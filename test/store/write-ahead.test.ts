@@ -684,3 +684,24 @@ for (const first of ['hand-over', 'check'] as const)
     assert.equal(reopened.queries.totals().events, rows);
     reopened.close();
   });
+
+for (const thread of [false, true])
+  test(`the state directory removed just before close (${thread ? 'with' : 'without'} a writer thread): the rows of the file are stored in it made again, none lost`, () => {
+    const { dir, path, store, errors } = open();
+    const ahead = new WriteAhead(store, {
+      thread,
+      onError: (_op, err) => errors.push(err),
+      prepareReopen: () => mkdirSync(dir, { recursive: true, mode: 0o700 }),
+    });
+    const s = session('vm-closing', 8n);
+    for (let seq = 1; seq <= 50; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
+    rmSync(dir, { recursive: true });
+    // No check has run: the hand-over at close is the first to find the directory gone.
+    ahead.close();
+    store.close();
+    const lost = errors.filter((e) => /not stored|answered events lost/.test(String((e as Error).message)));
+    assert.deepEqual(lost, [], 'no answered event is reported lost');
+    const reopened = new EventStore({ path });
+    assert.equal(reopened.queries.totals().events, 50);
+    reopened.close();
+  });
