@@ -92,6 +92,10 @@ test("the retention thread checkpoints its own deletes: they never pile up in th
   // AUTOCHECKPOINT_PAGES): the file alone holds none of them yet.
   assert.equal(countInDatabaseFile(t, path, 'sqlite_schema'), 0);
   const retention = new Retention(store, { now: () => NOW, maxBytes: 256 * 1024, chunkRows: 100 });
+  t.after(async () => {
+    await retention.stop();
+    store.close();
+  });
   const run = await retention.run();
   assert.ok(run && run.deletedBySize > 1000, 'the deletes and the vacuum write more than 1,000 WAL pages');
   // Its commits checkpointed as SQLite's default has it (past 1,000 pages): the file alone now
@@ -99,8 +103,6 @@ test("the retention thread checkpoints its own deletes: they never pile up in th
   const inFile = countInDatabaseFile(t, path, 'event_rows');
   assert.ok(inFile < 2000, `${inFile} events in the file alone`);
   assert.ok(inFile >= 2000 - run.deletedBySize);
-  await retention.stop();
-  store.close();
 });
 
 test('each slice takes about sliceMs, learned from the slice before; without a bound the deletes stop at the bound', async () => {

@@ -644,7 +644,7 @@ test('a failed segment whose file is gone is retried for its updates, and the fa
 });
 
 for (const first of ['hand-over', 'check'] as const)
-  test(`the state directory removed under the store, found by the ${first === 'hand-over' ? 'hand-over' : 'once-a-second check'}: the rows of the file being appended are stored, none lost`, async () => {
+  test(`the state directory removed under the store, found by the ${first === 'hand-over' ? 'hand-over' : 'once-a-second check'}: the rows of the file being appended are stored, none lost`, async (t) => {
     const { dir, path, store, errors } = open();
     const ahead = new WriteAhead(store, {
       checkMs: 20,
@@ -653,6 +653,10 @@ for (const first of ['hand-over', 'check'] as const)
       onError: (_op, err) => errors.push(err),
       // What the service does before a lost store is reopened: the directory is made again.
       prepareReopen: () => mkdirSync(dir, { recursive: true, mode: 0o700 }),
+    });
+    t.after(() => {
+      ahead.close();
+      store.close();
     });
     const s = session('vm-gone', 5n);
     await startWriter(ahead, s);
@@ -686,12 +690,16 @@ for (const first of ['hand-over', 'check'] as const)
   });
 
 for (const thread of [false, true])
-  test(`the state directory removed just before close (${thread ? 'with' : 'without'} a writer thread): the rows of the file are stored in it made again, none lost`, () => {
+  test(`the state directory removed just before close (${thread ? 'with' : 'without'} a writer thread): the rows of the file are stored in it made again, none lost`, (t) => {
     const { dir, path, store, errors } = open();
     const ahead = new WriteAhead(store, {
       thread,
       onError: (_op, err) => errors.push(err),
       prepareReopen: () => mkdirSync(dir, { recursive: true, mode: 0o700 }),
+    });
+    t.after(() => {
+      ahead.close();
+      store.close();
     });
     const s = session('vm-closing', 8n);
     for (let seq = 1; seq <= 50; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
