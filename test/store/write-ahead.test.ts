@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { after, test } from 'node:test';
+import { after, type TestContext, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { SessionInfo } from '../../events/index.js';
-import { EventStore, WriteAhead } from '../../store/index.js';
+import { EventStore, WriteAhead, type WriteAheadOptions } from '../../store/index.js';
 import { decodeLine, encodeRow } from '../../store/row-lines.js';
 import { COL } from '../../store/rows.js';
 import { segmentPath } from '../../store/segments.js';
@@ -643,20 +643,43 @@ test('a failed segment whose file is gone is retried for its updates, and the fa
   );
 });
 
+/**
+ * A store whose directory the test removes, with a write-ahead layer that makes it again before
+ * reopening, as the service does; closed after the test. `lost` is what it reported of answered
+ * events not stored.
+ */
+function openRemadeOnLoss(t: TestContext, opts: WriteAheadOptions) {
+  const { dir, path, store, errors } = open();
+  const ahead = new WriteAhead(store, {
+    ...opts,
+    onError: (_op, err) => errors.push(err),
+    prepareReopen: () => mkdirSync(dir, { recursive: true, mode: 0o700 }),
+  });
+  t.after(() => {
+    ahead.close();
+    store.close();
+  });
+  const lost = () =>
+    errors.filter((e) => /not stored|answered events lost/.test(String((e as Error).message)));
+  return { dir, path, store, ahead, lost };
+}
+
+/** The events a store file holds, opened anew. */
+function storedIn(path: string): number {
+  const reopened = new EventStore({ path });
+  try {
+    return reopened.queries.totals().events;
+  } finally {
+    reopened.close();
+  }
+}
+
 for (const first of ['hand-over', 'check'] as const)
   test(`the state directory removed under the store, found by the ${first === 'hand-over' ? 'hand-over' : 'once-a-second check'}: the rows of the file being appended are stored, none lost`, async (t) => {
-    const { dir, path, store, errors } = open();
-    const ahead = new WriteAhead(store, {
+    const { dir, path, store, ahead, lost } = openRemadeOnLoss(t, {
       checkMs: 20,
       // The check's 20 ms come first when the hand-over waits this long.
       ...(first === 'check' ? { flushMs: 1_500 } : {}),
-      onError: (_op, err) => errors.push(err),
-      // What the service does before a lost store is reopened: the directory is made again.
-      prepareReopen: () => mkdirSync(dir, { recursive: true, mode: 0o700 }),
-    });
-    t.after(() => {
-      ahead.close();
-      store.close();
     });
     const s = session('vm-gone', 5n);
     await startWriter(ahead, s);
@@ -680,36 +703,21 @@ for (const first of ['hand-over', 'check'] as const)
     assert.equal(one("SELECT COUNT(*) FROM sessions WHERE vm = 'vm-opened'"), 1, 'and its session row');
     assert.equal(one(`SELECT applied FROM events WHERE seq = ${rows}`), -5, 'and its APPLIED result');
     assert.equal(ahead.health.droppedRows, 0);
-    const lost = errors.filter((e) => /answered events lost/.test(String((e as Error).message)));
-    assert.deepEqual(lost, [], 'no answered event is reported lost');
+    assert.deepEqual(lost(), [], 'no answered event is reported lost');
     ahead.close();
     store.close();
-    const reopened = new EventStore({ path });
-    assert.equal(reopened.queries.totals().events, rows);
-    reopened.close();
+    assert.equal(storedIn(path), rows);
   });
 
 for (const thread of [false, true])
   test(`the state directory removed just before close (${thread ? 'with' : 'without'} a writer thread): the rows of the file are stored in it made again, none lost`, (t) => {
-    const { dir, path, store, errors } = open();
-    const ahead = new WriteAhead(store, {
-      thread,
-      onError: (_op, err) => errors.push(err),
-      prepareReopen: () => mkdirSync(dir, { recursive: true, mode: 0o700 }),
-    });
-    t.after(() => {
-      ahead.close();
-      store.close();
-    });
+    const { dir, path, store, ahead, lost } = openRemadeOnLoss(t, { thread });
     const s = session('vm-closing', 8n);
     for (let seq = 1; seq <= 50; seq++) ahead.record([record({ session: s, seq, timeMs: T0 + seq })]);
     rmSync(dir, { recursive: true });
     // No check has run: the hand-over at close is the first to find the directory gone.
     ahead.close();
     store.close();
-    const lost = errors.filter((e) => /not stored|answered events lost/.test(String((e as Error).message)));
-    assert.deepEqual(lost, [], 'no answered event is reported lost');
-    const reopened = new EventStore({ path });
-    assert.equal(reopened.queries.totals().events, 50);
-    reopened.close();
+    assert.deepEqual(lost(), [], 'no answered event is reported lost');
+    assert.equal(storedIn(path), 50);
   });
