@@ -82,9 +82,10 @@ const BUSY_TIMEOUT_MS = 250;
  * whichever connection makes that commit. The writer thread checkpoints when nothing waits for it
  * (store/writer-thread.ts `CHECKPOINT_ROWS`); past this many pages (~40 MB) SQLite does it on the
  * writer's connection and on the event loop's, the WAL's bound should the thread never find a
- * moment to. At SQLite's default of 1,000, a rare commit on the event loop (a session row, a
- * segment taken over from a dead writer thread) could copy the ~3,000 pages a storm leaves between
- * two of the thread's checkpoints, with every vCPU's verdict waiting. The retention thread keeps
+ * moment to. At SQLite's default of 1,000, a rare commit on the event loop once the thread runs (a
+ * segment taken over from a dead or slow thread, a drain after a read waited 2 s) could copy the
+ * ~3,000 pages a storm leaves between two of the thread's checkpoints, with every vCPU's verdict
+ * waiting (42–55 ms, docs/performance.md). The retention thread keeps
  * the default: it checkpoints its own deletes, so they never add up to a WAL that a commit on the
  * event loop would take past this bound.
  */
