@@ -1,8 +1,6 @@
 /**
  * The event store file: where it lives, and opening a connection to it with the settings every
- * connection needs: the main thread's and the writer thread's (store/writer-thread.ts) are
- * configured alike; the retention thread's differs in when SQLite checkpoints
- * (`AUTOCHECKPOINT_PAGES`).
+ * connection needs; when SQLite checkpoints on each (`AUTOCHECKPOINT_PAGES`) is the caller's.
  */
 import {
   closeSync,
@@ -81,13 +79,15 @@ const BUSY_TIMEOUT_MS = 250;
  * SQLite checkpoints the WAL inside the commit that takes it past `wal_autocheckpoint` pages, on
  * whichever connection makes that commit. The writer thread checkpoints when nothing waits for it
  * (store/writer-thread.ts `CHECKPOINT_ROWS`); past this many pages (~40 MB) SQLite does it on the
- * writer's connection and on the event loop's, the WAL's bound should the thread never find a
- * moment to. At SQLite's default of 1,000, a rare commit on the event loop once the thread runs (a
- * segment taken over from a dead or slow thread, a drain after a read waited 2 s) could copy the
- * ~3,000 pages a storm leaves between two of the thread's checkpoints, with every vCPU's verdict
- * waiting (42–55 ms, docs/performance.md). The retention thread keeps
- * the default: it checkpoints its own deletes, so they never add up to a WAL that a commit on the
- * event loop would take past this bound.
+ * writer's connection and, once a writer thread has started (store/write-ahead.ts), on the event
+ * loop's: the WAL's bound should the thread never find a moment to. At SQLite's default of 1,000,
+ * a rare commit on the event loop once the thread runs (a segment taken over from a dead or slow
+ * thread, a drain after a read waited 2 s) could copy the ~3,000 pages a storm leaves between two
+ * of the thread's checkpoints, with every vCPU's verdict waiting (42–55 ms, docs/performance.md).
+ * Until a thread runs, the event loop's connection keeps the default: only its own commits
+ * (session, action and policy rows) are in the WAL, checkpointed at ~4 MB. The retention thread keeps the default
+ * too: it checkpoints its own deletes, so they never add up to a WAL that a commit on the event
+ * loop would take past this bound.
  */
 export const AUTOCHECKPOINT_PAGES = 10_000;
 

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { EventRecord, SessionInfo, SessionOutcome } from '../events/index.js';
 import { AwaitingApplied } from './awaiting-applied.js';
-import { AUTOCHECKPOINT_PAGES, openDatabase, statIno } from './connection.js';
+import { openDatabase, statIno } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import { RecordRow } from './event-columns.js';
 import { PendingKeys } from './held-rows.js';
@@ -102,7 +102,7 @@ export class EventStore {
     this.bootId = opts.bootId ?? randomUUID();
     this.#onError = opts.onError ?? (() => {});
     this.#now = opts.now ?? Date.now;
-    this.#db = openDatabase(opts.path, AUTOCHECKPOINT_PAGES);
+    this.#db = openDatabase(opts.path);
     try {
       this.openedVersion = migrate(this.#db, opts.path, this.#now());
       this.#prepare();
@@ -169,7 +169,7 @@ export class EventStore {
     } catch {
       // the old file may be gone with its directory: nothing to flush into it
     }
-    const db = openDatabase(this.path, AUTOCHECKPOINT_PAGES);
+    const db = openDatabase(this.path);
     try {
       migrate(db, this.path, this.#now());
     } catch (err) {

@@ -38,7 +38,7 @@
 import { closeSync, existsSync, fstatSync, renameSync } from 'node:fs';
 import type { EventRecord } from '../events/index.js';
 import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
-import { statIno, withoutBusyWait } from './connection.js';
+import { AUTOCHECKPOINT_PAGES, statIno, withoutBusyWait } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import type { EventStore } from './event-store.js';
 import type { StoreRow } from './inserts.js';
@@ -249,6 +249,9 @@ export class WriteAhead {
         this.#maybeHealed();
       },
     });
+    // From now on the thread's checkpoints copy what a storm writes, not a rare commit on the event
+    // loop (store/connection.ts). A store reopened since has SQLite's 1,000 until the next thread.
+    this.#store.db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
     return writer;
   }
 
