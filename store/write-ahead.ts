@@ -251,7 +251,12 @@ export class WriteAhead {
     });
     // From now on the thread's checkpoints copy what a storm writes, not a rare commit on the event
     // loop (store/connection.ts). A store reopened since has SQLite's 1,000 until the next thread.
-    this.#store.db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+    try {
+      this.#store.db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+    } catch {
+      // A connection a failed reopen left closed: the one opened in its place is raised with the
+      // thread started after it. Only when SQLite checkpoints depends on it.
+    }
     return writer;
   }
 
