@@ -85,9 +85,9 @@ const BUSY_TIMEOUT_MS = 250;
  * thread, a drain after a read waited 2 s) could copy the ~3,000 pages a storm leaves between two
  * of the thread's checkpoints, with every vCPU's verdict waiting (42–55 ms, docs/performance.md).
  * Until a thread runs, the event loop's connection keeps the default: only its own commits
- * (session, action and policy rows) are in the WAL, checkpointed at ~4 MB. The retention thread keeps the default
- * too: it checkpoints its own deletes, so they never add up to a WAL that a commit on the event
- * loop would take past this bound.
+ * (session, action and policy rows) are in the WAL, checkpointed at ~4 MB. The retention thread
+ * keeps the default too: it checkpoints its own deletes, so they never add up to a WAL that a
+ * commit on the event loop would take past this bound.
  */
 export const AUTOCHECKPOINT_PAGES = 10_000;
 
