@@ -448,7 +448,7 @@ export class WriteAhead {
     }
     const rows = this.#store.rowsOf(batch, this.#isPending);
     if (rows.length === 0) return;
-    if (this.#fault) {
+    if (this.#fault || !this.#cutTorn()) {
       // Retried once a second, not per batch: a full disk must not cost every verdict a failed write.
       this.#held.hold(rows);
       return;
@@ -518,7 +518,7 @@ export class WriteAhead {
   #writeUpdateLines(): void {
     if (this.#updateLines.length === 0) return;
     // No file to write to: a fault, which holds what is answered; these are in memory.
-    if (this.#fd < 0) {
+    if (this.#fd < 0 || !this.#cutTorn()) {
       this.#updateLines = [];
       this.#fileClean = false;
       return;
@@ -532,6 +532,25 @@ export class WriteAhead {
       this.#fileClean = false;
       this.#torn = tornBytes(err) ?? this.#torn;
       this.#onError('append', err);
+    }
+  }
+
+  /**
+   * Whether the append file may be appended to: the bytes of a torn write that could not be cut
+   * off (`#torn`) are cut now. Left in the file, they would swallow what follows them up to its
+   * first newline — a record, and with its strings every record after it. A torn update line
+   * leaves them with no fault begun (the updates are in memory); a cut that fails again begins
+   * one, whose retry cuts them before anything is written ahead.
+   */
+  #cutTorn(): boolean {
+    if (this.#torn === null) return true;
+    try {
+      cutTorn(this.#fd, this.#torn);
+      this.#torn = null;
+      return true;
+    } catch (err) {
+      this.#fail('append', err);
+      return false;
     }
   }
 

@@ -4,6 +4,10 @@
  * file is cut back before rows held through the fault follow (store/write-ahead.ts), and the copy of
  * held rows starts each opening with a newline of its own (store/held-rows.ts).
  *
+ * Torn update lines are cut off before rows follow them, the store healthy or not: left there, they
+ * would swallow the first record up to its newline, and with the strings it defines every record
+ * after it.
+ *
  * A short write is what a full disk gives (test/store/segments.test.ts makes one on a small
  * tmpfs); a cut that fails after it is not something a test can make a kernel do, so `fs` is
  * patched for it here, for the named file only.
@@ -21,6 +25,8 @@ import { record, scratchStorePath, session, startAfterKill } from './records.js'
 interface Faults {
   /** The next write to it writes this many bytes and says so; the cut after it fails with EIO. */
   tearNext?: number;
+  /** How many cuts after the torn write fail (1 unless said): the later ones are the store's own. */
+  failCuts?: number;
   /** Every write to it fails with ENOSPC. */
   full?: boolean;
 }
@@ -34,7 +40,7 @@ const original = { writeSync: fs.writeSync, ftruncateSync: fs.ftruncateSync };
 function patchWrites(t: TestContext, file: string, faults: Faults): Faults {
   const { writeSync, ftruncateSync } = fs;
   const named = (fd: number) => readlinkSync(`/proc/self/fd/${fd}`) === file;
-  let cutFails = false;
+  let cutFails = 0;
   Object.assign(fs, {
     writeSync: (fd: number, data: Buffer | string, ...rest: unknown[]) => {
       if (!named(fd)) return (writeSync as (...a: unknown[]) => number)(fd, data, ...rest);
@@ -42,12 +48,12 @@ function patchWrites(t: TestContext, file: string, faults: Faults): Faults {
       const n = faults.tearNext;
       if (n === undefined) return (writeSync as (...a: unknown[]) => number)(fd, data, ...rest);
       faults.tearNext = undefined;
-      cutFails = true;
+      cutFails = faults.failCuts ?? 1;
       return writeSync(fd, Buffer.from(data).subarray(0, n));
     },
     ftruncateSync: (fd: number, len?: number) => {
-      if (cutFails && named(fd)) {
-        cutFails = false;
+      if (cutFails > 0 && named(fd)) {
+        cutFails--;
         throw Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' });
       }
       ftruncateSync(fd, len);
@@ -133,4 +139,30 @@ test('a torn line in the copy of held rows that cannot be cut off costs the rows
   await until('the fault to clear', () => ahead.health.healthy);
   ahead.flush();
   assert.deepEqual(store.db.prepare('SELECT seq FROM events ORDER BY seq').pluck().all(), [1, 2]);
+});
+
+test('torn update lines that cannot be cut off are cut before the rows after them are written', async (t) => {
+  // failCuts 2: the cut before the rows fails too, a fault that holds them until its retry cuts.
+  for (const failCuts of [1, 2]) {
+    const { path, store, ahead, errors } = storeWithoutThread(t);
+    store.sessionOpened(s); // an update line, and no row in the file
+    const faults = patchWrites(t, `${path}.pending`, { tearNext: 5, failCuts });
+    ahead.flush(); // the hand-over writes the line ahead: torn, not cut off, the file not handed over
+    assert.equal(faults.tearNext, undefined, 'the line was torn');
+    assert.equal(ahead.health.healthy, true, 'the updates are in memory: no fault');
+    ahead.record(events(1, 2));
+    ahead.record(events(3));
+    assert.equal(ahead.health.healthy, failCuts === 1, `failCuts ${failCuts}`);
+    // A kill now: every answered row is found, in the pending file or in the copy of held rows.
+    const startErrors: unknown[] = [];
+    const next = startAfterKill(path, (_op, err) => startErrors.push(err));
+    assert.deepEqual(next.db.prepare('SELECT seq FROM events ORDER BY seq').pluck().all(), [1, 2, 3]);
+    next.close();
+    assert.deepEqual(startErrors, []);
+    await until('the store to be healthy', () => ahead.health.healthy);
+    ahead.flush();
+    assert.deepEqual(store.db.prepare('SELECT seq FROM events ORDER BY seq').pluck().all(), [1, 2, 3]);
+    assert.equal(errors.length, failCuts, `the torn write, and the failed cut: ${errors.join('; ')}`);
+    assert.deepEqual(setAside(path), []);
+  }
 });
