@@ -231,8 +231,24 @@ export class WriteAhead {
   #idleWriter: boolean;
   readonly #idleAgeMs: number;
 
+  /** Whether a writer thread could not be created since the last check: none is tried until the next. */
+  #writerRefused = false;
+
   #startWriter(): WriterClient | null {
-    if (!this.#threaded) return null;
+    if (!this.#threaded || this.#writerRefused) return null;
+    try {
+      return this.#newWriter();
+    } catch (err) {
+      // No thread to be had (EAGAIN: the process or its cgroup out of threads). Segments are
+      // committed on the event loop meanwhile; another thread is tried after the next check.
+      this.#writerRefused = true;
+      const why = `no writer thread could be started, segments are committed on the event loop: ${(err as Error).message}`;
+      this.#onError('append', new StoreError('SEAWALL_STORE_WRITER', why));
+      return null;
+    }
+  }
+
+  #newWriter(): WriterClient {
     const writer: WriterClient = new WriterClient({
       path: this.#store.path,
       bootId: this.#store.bootId,
@@ -857,13 +873,17 @@ export class WriteAhead {
   }
 
   /**
-   * A writer thread that died (it crashed, or could not start) is replaced at most once a
-   * second: the next hand-over starts a new one. Until then segments are committed on the event
-   * loop.
+   * A writer thread that died (it crashed, or could not open the store), or that could not be
+   * created, is replaced at most once a second: the next hand-over starts a new one. Until then
+   * segments are committed on the event loop.
    */
   #replaceDeadWriter(): void {
+    this.#writerRefused = false;
     const dead = this.#writer;
     if (dead === null || dead.alive) return;
+    // Its death may not have been read yet (the check came first): what was posted to it is
+    // retried as `onDead` does, before it stops being this layer's writer.
+    dead.reap();
     this.#writer = null;
     dead.close(0);
   }

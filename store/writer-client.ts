@@ -49,7 +49,14 @@ export class WriterClient {
       port: port2,
       shared: sab,
     };
-    this.#worker = startThread(WORKER_URL, { workerData: data, transferList: [port2] });
+    try {
+      this.#worker = startThread(WORKER_URL, { workerData: data, transferList: [port2] });
+    } catch (err) {
+      // No thread (EAGAIN: the process or its cgroup out of threads): neither port stays open.
+      port1.close();
+      port2.close();
+      throw err;
+    }
     port1.on('message', (m: WriterAck) => this.#ack(m));
     this.#worker.on('error', (err) => this.#die(err));
     this.#worker.on('exit', (code) => {
@@ -191,6 +198,16 @@ export class WriterClient {
         m.rows ?? 0,
         m.damage ?? null,
       );
+  }
+
+  /**
+   * Delivers the death of a thread that is no longer `alive` before its message or exit event has
+   * been read (a busy event loop reads them later): `onDead` runs now, with the thread's own
+   * reason when its message is there.
+   */
+  reap(): void {
+    this.#drain();
+    this.#die(new StoreError('SEAWALL_STORE_WRITER', 'writer thread stopped'));
   }
 
   #die(err: Error): void {
