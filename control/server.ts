@@ -9,16 +9,18 @@
  * its last answer, a request line must end `requestTimeoutMs` after its first byte, an answer must
  * drain within `writeTimeoutMs`. Requests on one connection are answered in order, one at a time:
  * the socket is paused while a request runs (no deadline: that is the daemon's own work) and
- * until its answer has drained (explicit backpressure).
+ * until its answer has drained (explicit backpressure). A peer may end its side after its
+ * requests (`printf … | socat`): its whole lines are answered, then the connection ends. A
+ * connection's slot is held until its running request ends, even once the peer has gone.
  */
 import { unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { assertNever, type PeerCred, peerCred } from '../kvm/index.js';
-import { EncodedJson, jsonText } from '../store/index.js';
 import { authorize } from './authorize.js';
 import { CommandArgs, type ControlCommand, type ControlContext, ControlRequest } from './commands.js';
 import { ControlError, isControlError } from './errors.js';
 import { type ControlListenTarget, listenControl } from './listen.js';
+import { echoedId, encode, errorReply, NL, type Reply } from './replies.js';
 
 export interface ControlServerOptions {
   /** Largest request line in bytes (default 64 KiB). */
@@ -35,27 +37,11 @@ export interface ControlServerOptions {
   writeTimeoutMs?: number;
   /** The uid allowed to mutate besides root (default: the daemon's own). */
   daemonUid?: number;
-  /** Reports a command that threw (the client gets SEAWALL_CONTROL_FAILED). */
+  /**
+   * Reports a command that threw (the client gets SEAWALL_CONTROL_FAILED), or a reply that could
+   * not be made (`reply`: its connection is closed).
+   */
   onError?: (cmd: string, err: unknown) => void;
-}
-
-type Reply =
-  | { id: unknown; ok: true; result: unknown }
-  | { id: unknown; ok: false; error: { code: string; message: string } };
-
-const NL = 0x0a;
-
-function encode(reply: Reply): string | Buffer {
-  if (reply.ok && reply.result instanceof EncodedJson) {
-    // Made on the reader thread: written as it is, never parsed or stringified here.
-    const head = `{"id":${jsonText(reply.id ?? null)},"ok":true,"result":`;
-    return Buffer.concat([Buffer.from(head), reply.result.bytes, Buffer.from('}\n')]);
-  }
-  return `${jsonText(reply)}\n`;
-}
-
-function errorReply(id: unknown, err: ControlError): Reply {
-  return { id, ok: false, error: { code: err.code, message: err.message } };
 }
 
 export class ControlServer {
@@ -79,7 +65,8 @@ export class ControlServer {
     this.maxRequestBytes = opts.maxRequestBytes ?? 64 * 1024;
     this.maxConnections = opts.maxConnections ?? 16;
     this.reservedConnections = Math.max(0, Math.min(opts.reservedConnections ?? 2, this.maxConnections - 1));
-    this.#server = createServer((socket) => this.#accept(socket));
+    // Half-open: a peer that ends its side after its request (`printf … | socat`) still gets the answer.
+    this.#server = createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket));
   }
 
   /** The socket path, or `socket-activated fd`. */
@@ -166,10 +153,15 @@ export class ControlServer {
       waiting = what;
       timer = what === 'none' ? undefined : setTimeout(() => socket.destroy(), ms);
     };
-    socket.once('close', () => {
-      clearTimeout(timer);
+    const release = () => {
       this.#sockets.delete(socket);
       this.#unprivileged.delete(socket);
+    };
+    // A request still running keeps its connection's slot until it ends: a peer that closes right
+    // after each request must not have more of them run at once than it may hold connections.
+    socket.once('close', () => {
+      clearTimeout(timer);
+      if (!busy) release();
     });
     wait('idle', idleMs);
     const lines: string[] = [];
@@ -177,6 +169,13 @@ export class ControlServer {
     let pendingBytes = 0;
     let busy = false;
     let closing = false;
+    /** The peer has ended its side: its last requests are answered, then the connection ends. */
+    let ended = false;
+    const finish = () => {
+      closing = true;
+      wait('write', writeMs);
+      socket.end();
+    };
 
     const pump = async (): Promise<void> => {
       if (busy) return;
@@ -186,7 +185,16 @@ export class ControlServer {
       wait('none', 0);
       while (lines.length > 0 && !socket.destroyed) {
         const reply = await this.#handle(lines.shift() as string, peer);
-        if (!socket.write(encode(reply))) {
+        let bytes: string | Buffer;
+        try {
+          bytes = encode(reply);
+        } catch (err) {
+          // Not the peer's to bring the daemon down with: its connection goes, and it is said.
+          this.#opts.onError?.('reply', err);
+          socket.destroy();
+          break;
+        }
+        if (!socket.write(bytes)) {
           wait('write', writeMs);
           await new Promise<void>((resolve) => {
             socket.once('drain', resolve);
@@ -196,7 +204,9 @@ export class ControlServer {
         }
       }
       busy = false;
+      if (socket.destroyed) release();
       if (socket.destroyed || closing) return;
+      if (ended) return finish();
       // Bytes of the next request that came with the last one start its deadline now.
       wait(pendingBytes > 0 ? 'request' : 'idle', pendingBytes > 0 ? requestMs : idleMs);
       socket.resume();
@@ -242,8 +252,20 @@ export class ControlServer {
         pending.push(chunk.subarray(start));
         pendingBytes += chunk.length - start;
       }
-      if (lines.length > 0) void pump();
+      if (lines.length > 0)
+        pump().catch((err: unknown) => {
+          this.#opts.onError?.('reply', err);
+          socket.destroy();
+        });
       else if (pendingBytes > 0 && waiting === 'idle') wait('request', requestMs);
+    });
+
+    socket.once('end', () => {
+      ended = true;
+      // A last line without its newline is not a request: only whole lines are answered.
+      pending = [];
+      pendingBytes = 0;
+      if (!busy && !closing) finish();
     });
   }
 
@@ -255,7 +277,7 @@ export class ControlServer {
       return errorReply(null, new ControlError('SEAWALL_CONTROL_BAD_REQUEST', 'request is not valid JSON'));
     }
     const req = ControlRequest.safeParse(raw);
-    const id = typeof raw === 'object' && raw !== null ? ((raw as { id?: unknown }).id ?? null) : null;
+    const id = echoedId(raw);
     if (!req.success) {
       const issue = req.error.issues[0];
       return errorReply(
