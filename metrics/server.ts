@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { MetricsError } from './errors.js';
 
 /**
@@ -23,7 +23,10 @@ export interface MetricsServerOptions {
   readonly host?: string;
   /** TCP port; 0 picks a free one (tests). Default 9464. */
   readonly port?: number;
-  /** Most simultaneous scrape connections; Node closes any connection past it at once. Default 16. */
+  /**
+   * Most simultaneous scrape connections (default 16). One past it closes the oldest connection
+   * with no request in progress, or, when every one has a request in progress, the newcomer.
+   */
   readonly maxConnections?: number;
   /**
    * The largest share of time renderings may take, whoever scrapes (default 0.02): after one that
@@ -46,6 +49,8 @@ export interface MetricsAddress {
 const HEADERS_TIMEOUT_MS = 5_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** How often Node checks the header and request timeouts (its default, 30 s, let them run 6 times over). */
+const TIMEOUT_CHECK_MS = 1_000;
 
 /**
  * The Prometheus scrape endpoint: `GET /metrics` (and `HEAD`) → 200 with the exposition text,
@@ -73,6 +78,14 @@ export class MetricsServer {
   /** performance.now() before which no rendering starts. */
   #nextRenderAt = 0;
   #binding: Promise<unknown> | undefined;
+  readonly #maxConnections: number;
+  /**
+   * Open connections, oldest first, with whether a request is in progress on each. Any local user
+   * can open connections to a loopback port, and none can be told apart by address: a newcomer
+   * past the bound closes the oldest idle one, so connections that send nothing cannot keep
+   * Prometheus out for longer than it takes to connect.
+   */
+  readonly #open = new Map<Socket, { requests: number }>();
 
   constructor(source: MetricsSource, options: MetricsServerOptions = {}) {
     this.#source = source;
@@ -103,12 +116,50 @@ export class MetricsServer {
         },
       );
     }
+    this.#maxConnections = maxConnections;
     this.#server = createServer(
-      { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+      {
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+      },
       (req, res) => this.#handle(req, res),
     );
     this.#server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-    this.#server.maxConnections = maxConnections;
+    this.#server.on('connection', (socket: Socket) => this.#admit(socket));
+  }
+
+  #admit(socket: Socket): void {
+    if (this.#open.size >= this.#maxConnections) {
+      let idle: Socket | undefined;
+      for (const [open, state] of this.#open) {
+        if (state.requests === 0) {
+          idle = open;
+          break;
+        }
+      }
+      // Every connection mid-request: those are served within the request timeout.
+      if (idle === undefined) {
+        socket.destroy();
+        return;
+      }
+      this.#open.delete(idle);
+      idle.destroy();
+    }
+    this.#open.set(socket, { requests: 0 });
+    socket.once('close', () => this.#open.delete(socket));
+  }
+
+  /** The connections open now (tests). */
+  get connectionCount(): number {
+    return this.#open.size;
+  }
+
+  /** Requests being answered now, on every connection (tests). */
+  get requestsInProgress(): number {
+    let n = 0;
+    for (const state of this.#open.values()) n += state.requests;
+    return n;
   }
 
   /** The bound address while listening. */
@@ -173,6 +224,11 @@ export class MetricsServer {
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
+    const state = this.#open.get(req.socket);
+    if (state !== undefined) {
+      state.requests++;
+      res.once('close', () => state.requests--);
+    }
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
