@@ -97,10 +97,8 @@ export interface StatusResult {
   store: (StoreTotals & { path: string; health: StoreHealth }) | null;
 }
 
-export interface VmView extends VmSummary {
-  /** A plugin session for this VM is open now. */
-  connected: boolean;
-}
+/** A VM as `vms` shows it: stored, connected now, or both. */
+export type VmView = VmSummary;
 
 export interface ControlResults {
   status: StatusResult;
@@ -121,7 +119,7 @@ export interface ControlResults {
  */
 export interface ControlContext {
   status(): StatusResult | Promise<StatusResult>;
-  vms(): VmView[] | Promise<VmView[]>;
+  vms(): VmView[] | EncodedJson | Promise<VmView[] | EncodedJson>;
   events(q: EventQuery): StoredEvent[] | EncodedJson | Promise<StoredEvent[] | EncodedJson>;
   poison(q: {
     vm?: string;

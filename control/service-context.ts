@@ -15,7 +15,7 @@ import {
   WhyBuilder,
   type WhyQuery,
 } from '../store/index.js';
-import type { ControlContext, ReloadResult, SessionSummary, StatusResult, VmView } from './commands.js';
+import type { ControlContext, ReloadResult, SessionSummary, StatusResult } from './commands.js';
 import { ControlError } from './errors.js';
 
 export interface ServiceParts {
@@ -36,7 +36,7 @@ export interface ServiceParts {
   /** Runs the reads off the event loop; without one they run on the store's own connection. */
   reader?: Pick<
     StoreReader,
-    'eventsEncoded' | 'vms' | 'poisonedPagesEncoded' | 'totals' | 'whyEncoded'
+    'eventsEncoded' | 'vmsEncoded' | 'poisonedPagesEncoded' | 'totals' | 'whyEncoded'
   > | null;
   /** Whether answered events are reaching the store (the write-ahead layer's view). */
   storeHealth?: () => StoreHealth | null;
@@ -88,7 +88,8 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
   // The reads: on the reader thread when there is one, else on the store's connection.
   const reads = {
     totals: (s: EventStore) => (p.reader ? p.reader.totals() : s.queries.totals()),
-    vms: (s: EventStore) => (p.reader ? p.reader.vms() : s.queries.vms()),
+    vms: (s: EventStore, connected: string[]) =>
+      p.reader ? p.reader.vmsEncoded(connected) : s.queries.vms(connected),
     events: (s: EventStore, q: EventQuery) => (p.reader ? p.reader.eventsEncoded(q) : s.queries.events(q)),
     poison: (s: EventStore, vm?: string, limit?: number, after?: PoisonCursor) =>
       p.reader ? p.reader.poisonedPagesEncoded(vm, limit, after) : s.queries.poisonedPages(vm, limit, after),
@@ -127,24 +128,8 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
         store,
       };
     },
-    async vms(): Promise<VmView[]> {
-      const stored = await reads.vms(needStore(p.store));
-      const live = new Set(p.sessions().map((s) => s.vm.id));
-      const out: VmView[] = stored.map((v) => ({ ...v, connected: live.delete(v.vm) }));
-      // Connected VMs with no stored event yet.
-      for (const vm of live) {
-        out.push({
-          vm,
-          events: 0,
-          firstSeenMs: null,
-          lastSeenMs: null,
-          poisonedPages: 0,
-          lastAction: null,
-          connected: true,
-        });
-      }
-      return out;
-    },
+    // The store's VMs and the connected ones, made and encoded where the reads run.
+    vms: () => reads.vms(needStore(p.store), [...new Set(p.sessions().map((s) => s.vm.id))]),
     events: (q) => reads.events(needStore(p.store), q),
     poison: (q) => reads.poison(needStore(p.store), q.vm, q.limit, q.after),
     why: (q) => reads.why(needStore(p.store), q),

@@ -56,6 +56,8 @@ export interface VmSummary {
   poisonedPages: number;
   /** The decision of the VM's newest decided event. */
   lastAction: string | null;
+  /** A plugin session for this VM is open now (as the caller of `vms` says). */
+  connected: boolean;
 }
 
 export interface StoreTotals {
@@ -316,11 +318,15 @@ export class StoreQueries {
     ) as PoisonedPage[];
   }
 
-  /** Every VM the store knows (from events or poisoned pages), most recently seen first. */
-  vms(): VmSummary[] {
+  /**
+   * Every VM the store knows (from events or poisoned pages), most recently seen first, then the
+   * VMs of `connected` it does not know yet; each says whether it is in `connected`.
+   */
+  vms(connected: readonly string[] = []): VmSummary[] {
     const out = new Map<string, VmSummary>();
-    for (const r of this.#vmEvents.all() as Omit<VmSummary, 'poisonedPages' | 'lastAction'>[]) {
-      out.set(r.vm, { ...r, poisonedPages: 0, lastAction: null });
+    type Seen = Omit<VmSummary, 'poisonedPages' | 'lastAction' | 'connected'>;
+    for (const r of this.#vmEvents.all() as Seen[]) {
+      out.set(r.vm, { ...r, poisonedPages: 0, lastAction: null, connected: false });
     }
     for (const r of this.#vmPoison.all() as { vm: string; n: number }[]) {
       const v = out.get(r.vm);
@@ -333,15 +339,23 @@ export class StoreQueries {
           lastSeenMs: null,
           poisonedPages: r.n,
           lastAction: null,
+          connected: false,
         });
     }
     for (const v of out.values()) {
       const row = this.#vmLastAction.get(v.vm) as { action: string } | undefined;
       v.lastAction = row?.action ?? null;
     }
-    return [...out.values()].sort(
+    const known = [...out.values()].sort(
       (a, b) => (b.lastSeenMs ?? 0) - (a.lastSeenMs ?? 0) || a.vm.localeCompare(b.vm),
     );
+    const live = new Set(connected);
+    for (const v of known) v.connected = live.delete(v.vm);
+    for (const vm of live) {
+      const none = { events: 0, firstSeenMs: null, lastSeenMs: null, poisonedPages: 0, lastAction: null };
+      known.push({ vm, ...none, connected: true });
+    }
+    return known;
   }
 
   totals(): StoreTotals {

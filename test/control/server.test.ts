@@ -93,7 +93,7 @@ test('status, events and poison answer from the store', async () => {
   await f.close();
 });
 
-test('events and poison read on the reader thread answer exactly what the store connection answers', async () => {
+test('events, poison and vms read on the reader thread answer exactly what the store connection answers', async () => {
   const f = await startControl({}, true);
   const a = session('vm-a', 1n);
   const rows = [];
@@ -112,6 +112,18 @@ test('events and poison read on the reader thread answer exactly what the store 
       assert.ok(direct.length > 0, `${cmd} answers rows`);
       assert.deepEqual(got, JSON.parse(jsonText(direct)), `${cmd} ${JSON.stringify(args)}`);
     }
+    // vms, made and encoded on the thread with the VMs connected now, known to the store or not.
+    f.sessions.push(a, session('vm-live', 3n));
+    const vms = await controlRequest(f.socket, 'vms');
+    assert.deepEqual(vms, JSON.parse(jsonText(q.vms(['vm-a', 'vm-live']))));
+    assert.deepEqual(
+      vms.map((v) => [v.vm, v.connected, v.events]),
+      [
+        ['vm-"\u001b', false, 1],
+        ['vm-a', true, 50],
+        ['vm-live', true, 0],
+      ],
+    );
     // The reader thread's answer keeps the request's id, as every answer does.
     const raw = await rawClient(f.socket);
     raw.sock.write('{"id":"q-7","cmd":"events","args":{"limit":1}}\n');
