@@ -254,6 +254,8 @@ export class ControlServer {
       }
       if (lines.length > 0)
         pump().catch((err: unknown) => {
+          busy = false;
+          release();
           this.#opts.onError?.('reply', err);
           socket.destroy();
         });
