@@ -5,7 +5,7 @@
  * result is timed_out at once. When the daemon stops (the abort signal), the group is SIGKILLed
  * and the result is failed. What the hook leaves running after it exits itself is not waited for.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { ActionError } from './errors.js';
 import type { HookResult, HookRunner, MigrationPayload } from './hook-types.js';
 
@@ -46,16 +46,25 @@ export class ExecHook implements HookRunner {
       const tail = () => (stderr.trim() ? `: ${stderr.trim()}` : '');
       // Its own process group (and session): whatever the hook starts — a shell's children, the
       // `virsh migrate` a wrapper runs — is killed with it.
-      const child = spawn(file, args, {
-        shell: false,
-        detached: true,
-        stdio: ['pipe', 'ignore', 'pipe'],
-        env: {
-          PATH: process.env.PATH ?? '/usr/bin:/bin',
-          SEAWALL_MIGRATION_ID: payload.migrationId,
-          ...this.#spec.env,
-        },
-      });
+      let child: ChildProcess;
+      try {
+        child = spawn(file, args, {
+          shell: false,
+          detached: true,
+          stdio: ['pipe', 'ignore', 'pipe'],
+          env: {
+            PATH: process.env.PATH ?? '/usr/bin:/bin',
+            SEAWALL_MIGRATION_ID: payload.migrationId,
+            ...this.#spec.env,
+          },
+        });
+      } catch (err) {
+        // What Node throws rather than emits (an argument the kernel refuses, say).
+        resolve({ outcome: 'failed', detail: `spawn ${file}: ${(err as Error).message}`, attempts: 1 });
+        return;
+      }
+      // At once: without a listener a failed spawn's 'error' (EMFILE, EAGAIN, ENOENT) ends the daemon.
+      child.on('error', (err) => done({ outcome: 'failed', detail: `spawn ${file}: ${err.message}` }));
       // Only while the leader is unreaped: until then its pid, the group's id, cannot be reused.
       const killGroup = () => {
         if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
@@ -73,8 +82,8 @@ export class ExecHook implements HookRunner {
         stop?.removeEventListener('abort', onStop);
         // Nothing of the hook is waited for any more: a process it left behind holding the
         // stderr pipe must not keep the result (and a hook slot) back.
-        child.stdin.destroy();
-        child.stderr.destroy();
+        child.stdin?.destroy();
+        child.stderr?.destroy();
         resolve({ ...r, attempts: 1 });
       };
       const onStop = () => {
@@ -86,12 +95,14 @@ export class ExecHook implements HookRunner {
         killGroup();
         done({ outcome: 'timed_out', detail: `killed after ${this.#spec.timeoutMs} ms${tail()}` });
       }, this.#spec.timeoutMs);
-      child.stderr.on('data', (c: Buffer) => {
+      const { stdin, stderr: errPipe } = child;
+      // Out of descriptors (EMFILE, ENFILE) Node makes no pipes, and only the 'error' above comes.
+      if (!stdin || !errPipe) return;
+      errPipe.on('data', (c: Buffer) => {
         if (stderr.length < STDERR_BYTES) stderr += c.toString('utf8', 0, STDERR_BYTES - stderr.length);
       });
       // A hook that exits without reading stdin must not fail the daemon (EPIPE).
-      child.stdin.on('error', () => {});
-      child.on('error', (err) => done({ outcome: 'failed', detail: `spawn ${file}: ${err.message}` }));
+      stdin.on('error', () => {});
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         const result = (): Omit<HookResult, 'attempts'> => {
@@ -101,11 +112,11 @@ export class ExecHook implements HookRunner {
         };
         // What the hook wrote before exiting is read to its end, unless a process it left behind
         // keeps the pipe open: then for STDERR_DRAIN_MS at most.
-        if (child.stderr.readableEnded) return done(result());
-        child.stderr.once('end', () => done(result()));
+        if (errPipe.readableEnded) return done(result());
+        errPipe.once('end', () => done(result()));
         drain = setTimeout(() => done(result()), STDERR_DRAIN_MS);
       });
-      child.stdin.end(JSON.stringify(payload));
+      stdin.end(JSON.stringify(payload));
     });
   }
 }

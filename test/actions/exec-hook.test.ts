@@ -2,15 +2,18 @@
  * An exec hook's timeout and stop reach everything the hook started: it runs in its own process
  * group, which is SIGKILLed as one, and the result does not wait for a child that still holds the
  * hook's stderr. A shell wrapper around `virsh migrate` is the usual hook; its children must not
- * keep a hook slot, nor outlive it.
+ * keep a hook slot, nor outlive it. A hook that cannot be started at all — the daemon out of
+ * descriptors (the kernel's RLIMIT_NOFILE, lowered with prlimit(1)) — fails; nothing else does.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ExecHook, type MigrationPayload } from '../../actions/index.js';
+import { ExecHook, type HookResult, type MigrationPayload } from '../../actions/index.js';
+import { Descriptors, setSoftLimit, softLimit } from '../helpers/descriptors.js';
 import { groupAlive } from '../helpers/processes.js';
+import { requireTool } from '../helpers/tools.js';
 import { until, within } from '../helpers/wait.js';
 
 const payload = { migrationId: 'm-1', vm: { id: 'v', labels: {} } } as unknown as MigrationPayload;
@@ -104,4 +107,25 @@ test('stopping ends a running hook at once, with its whole group', async () => {
   const r = await within('the hook result', result);
   assert.deepEqual([r.outcome, r.detail], ['failed', 'daemon stopping']);
   await until(`no process left in group ${pgid}`, () => !groupAlive(pgid));
+});
+
+test('a hook that cannot be started for want of descriptors fails, and the process goes on', async (t) => {
+  const prlimit = requireTool(t, 'prlimit', 'util-linux');
+  if (!prlimit) return;
+  const limit = softLimit();
+  const hook = new ExecHook('evac', { argv: ['/bin/true'], timeoutMs: 10_000, env: {} });
+  setSoftLimit(prlimit, readdirSync('/proc/self/fd').length + 32);
+  const fds = new Descriptors();
+  let running: Promise<HookResult>;
+  try {
+    fds.takeAll();
+    // Its pipes cannot be made: Node emits 'error' on the child, with no pipe to it.
+    running = hook.run(payload);
+  } finally {
+    fds.release();
+    setSoftLimit(prlimit, limit);
+  }
+  const result = await within('the hook to fail', running);
+  assert.equal(result.outcome, 'failed');
+  assert.match(result.detail ?? '', /^spawn \/bin\/true: .*EMFILE/);
 });

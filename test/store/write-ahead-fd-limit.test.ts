@@ -5,12 +5,12 @@
  * freed. The limit itself is the kernel's (RLIMIT_NOFILE, lowered with prlimit(1)).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { EventStore, WriteAhead } from '../../store/index.js';
+import { Descriptors, setSoftLimit, softLimit } from '../helpers/descriptors.js';
 import { requireTool } from '../helpers/tools.js';
-import { until, WAIT_MS, within } from '../helpers/wait.js';
+import { until, within } from '../helpers/wait.js';
 import { record, session, tempStorePath } from './records.js';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
@@ -26,56 +26,6 @@ function open(): { dir: string; path: string; store: EventStore } {
 }
 
 const segmentsIn = (dir: string) => readdirSync(dir).filter((n) => /\.pending\.\d+$/.test(n));
-
-/** Descriptors on /dev/null, held until released. */
-class Descriptors {
-  readonly #fds: number[] = [];
-
-  /** Takes `n` descriptors. */
-  take(n: number): void {
-    for (let i = 0; i < n; i++) this.#fds.push(openSync('/dev/null', 'r'));
-  }
-
-  /** Takes every free descriptor, until the kernel refuses one. */
-  takeAll(): void {
-    try {
-      for (;;) this.#fds.push(openSync('/dev/null', 'r'));
-    } catch (err) {
-      assert.equal((err as NodeJS.ErrnoException).code, 'EMFILE');
-    }
-  }
-
-  /** Takes descriptors, lowest first, up to and including `last`, which must be free. */
-  takeUpTo(last: number): void {
-    for (;;) {
-      const fd = openSync('/dev/null', 'r');
-      this.#fds.push(fd);
-      if (fd === last) return;
-      assert.ok(fd < last, `descriptor ${last} was not free`);
-    }
-  }
-
-  release(): void {
-    for (const fd of this.#fds.splice(0)) closeSync(fd);
-  }
-}
-
-/** The process's soft RLIMIT_NOFILE, as /proc shows it (read while a descriptor is free). */
-function softLimit(): number {
-  const line = readFileSync('/proc/self/limits', 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('Max open files'));
-  return Number(line?.split(/\s{2,}/)[1]);
-}
-
-/** Sets the process's soft RLIMIT_NOFILE; starting prlimit(1) takes a few free descriptors. */
-function setSoftLimit(prlimit: string, n: number): void {
-  const r = spawnSync(prlimit, ['--pid', String(process.pid), `--nofile=${n}:`], {
-    encoding: 'utf8',
-    timeout: WAIT_MS,
-  });
-  assert.equal(r.status, 0, `prlimit: ${r.error ?? r.stderr}`);
-}
 
 /** The descriptor this process has open on `path`. */
 function descriptorOf(path: string): number {
