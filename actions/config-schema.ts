@@ -3,19 +3,29 @@
  * migration hooks and the bounds of the action layer.
  */
 import * as z from 'zod';
+import { MAX_TIMER_MS } from '../policies/index.js';
 import { ExecHook } from './exec-hook.js';
 import type { HookRunner } from './hook-types.js';
 import { HttpHook } from './http-hook.js';
+
+/** Milliseconds a timer waits: Node runs a longer one after 1 ms (a hook killed at once). */
+const timerMs = (fallback: number) =>
+  z
+    .number()
+    .int()
+    .positive()
+    .max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} ms (about 24 days): no timer waits longer`)
+    .default(fallback);
 
 const hookName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, _ . -');
 
 const HttpHookSchema = z.strictObject({
   type: z.literal('http'),
   url: z.url({ protocol: /^https?$/ }),
-  timeoutMs: z.number().int().positive().default(10_000),
+  timeoutMs: timerMs(10_000),
   retries: z.number().int().min(0).max(10).default(3),
-  backoffMs: z.number().int().positive().default(500),
-  maxBackoffMs: z.number().int().positive().default(10_000),
+  backoffMs: timerMs(500),
+  maxBackoffMs: timerMs(10_000),
   headers: z.record(z.string(), z.string()).default({}),
 });
 
@@ -23,7 +33,7 @@ const ExecHookSchema = z.strictObject({
   type: z.literal('exec'),
   /** Program and arguments; no shell is involved. */
   argv: z.array(z.string().min(1)).min(1),
-  timeoutMs: z.number().int().positive().default(60_000),
+  timeoutMs: timerMs(60_000),
   env: z.record(z.string(), z.string()).default({}),
 });
 

@@ -18,8 +18,13 @@ export const AttachConfigSchema = z
       .regex(/^0?[0-7]{3}$/)
       .default('0660'),
     maxConnections: z.number().int().positive().default(1024),
-    /** A connection that attaches nothing within this time is closed. */
-    idleMs: z.number().int().positive().default(10_000),
+    /** A connection that attaches nothing within this time is closed (a timer: at most 2^31−1). */
+    idleMs: z
+      .number()
+      .int()
+      .positive()
+      .max(2 ** 31 - 1)
+      .default(10_000),
     /**
      * Accept memfd stand-ins (sealed against shrinking) in place of KVM vCPU fds: for tests, the
      * simulator and hosts without /dev/kvm. Real vCPU fds are always accepted.

@@ -34,6 +34,25 @@ test('heartbeatMs, limits.maxInFlight and retention.intervalMs past what the dae
   );
 });
 
+test("hook timeouts and backoffs, and attach's idleMs, past what a timer can wait are refused", () => {
+  // 2^31 ms: Node ran the timer after 1 ms, so an exec hook was killed at once as timed out (and a
+  // policy's onFailure: kill then killed the VM), and attach connections were closed at once.
+  const hooks = (http: string, exec: string) =>
+    `actions:\n  hooks:\n    h: { type: http, url: "http://127.0.0.1:1/", ${http} }\n` +
+    `    e: { type: exec, argv: [/bin/true], ${exec} }\n`;
+  const big = 2 ** 31;
+  assert.throws(() => read(hooks(`timeoutMs: ${big}`, '')), /hooks\.h\.timeoutMs: at most 2147483647 ms/);
+  assert.throws(() => read(hooks(`backoffMs: ${big}`, '')), /hooks\.h\.backoffMs: at most/);
+  assert.throws(() => read(hooks(`maxBackoffMs: ${big}`, '')), /hooks\.h\.maxBackoffMs: at most/);
+  assert.throws(() => read(hooks('', `timeoutMs: ${big}`)), /hooks\.e\.timeoutMs: at most/);
+  assert.throws(() => read(`attach: { idleMs: ${big} }\n`), /attach\.idleMs: Too big/);
+  const ok = read(
+    `${hooks(`timeoutMs: ${big - 1}`, `timeoutMs: ${big - 1}`)}attach: { idleMs: ${big - 1} }\n`,
+  );
+  const [h, e] = [ok.actions.hooks.h, ok.actions.hooks.e];
+  assert.deepEqual([h?.timeoutMs, e?.timeoutMs, ok.attach.idleMs], [big - 1, big - 1, big - 1]);
+});
+
 test('a configuration path that names a FIFO or a device is refused at once, not read', () => {
   const fifo = join(dir, 'config.fifo');
   execFileSync('mkfifo', [fifo]);
