@@ -83,6 +83,8 @@ interface InFlight {
   record: KillRecord;
   tracked: Tracked;
   timer: NodeJS.Timeout | null;
+  /** Forgets its wait for the VMM's exit (`Pidfd.onExit`). */
+  forget: (() => void) | null;
 }
 
 export class KillManager {
@@ -187,7 +189,7 @@ export class KillManager {
     };
     const tracked = this.#sessions.get(r.session.id) ?? { pidfd: null, live: false, vmGone: false, holds: 0 };
     tracked.holds++;
-    const k: InFlight = { record, tracked, timer: null };
+    const k: InFlight = { record, tracked, timer: null, forget: null };
     this.#inFlight.set(r.session.id, k);
     this.stats.started++;
     this.#opts.onStarted?.(record);
@@ -196,7 +198,7 @@ export class KillManager {
       this.#finish(k, 'failed', 'no pidfd for the VMM (none could be taken safely when it connected)');
       return 'started';
     }
-    pidfd.onExit(() => this.#finish(k, 'exited', null));
+    k.forget = pidfd.onExit(() => this.#finish(k, 'exited', null));
     k.timer = setTimeout(() => this.#enforce(k), r.graceMs);
     return 'started';
   }
@@ -249,6 +251,8 @@ export class KillManager {
     this.#inFlight.delete(k.record.sessionId);
     if (k.timer) clearTimeout(k.timer);
     k.timer = null;
+    k.forget?.();
+    k.forget = null;
     this.stats[outcome]++;
     k.tracked.holds--;
     this.#maybeDrop(k.record.sessionId, k.tracked);

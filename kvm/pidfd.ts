@@ -70,11 +70,22 @@ export class Pidfd {
   /**
    * Calls `onExit` once, on the event loop, when the process exits; each caller's, in the order
    * asked (a second kill of the same VMM while the first's watch waits). One watch per pidfd.
+   * Returns what forgets it: a kill that ends while the process lives (refused, or not enforced)
+   * must not leave its callback behind for as long as the process runs.
    */
-  onExit(onExit: () => void): void {
-    if (this.#fd < 0) return;
-    this.#onExit.push(onExit);
-    if (this.#watch) return;
+  onExit(onExit: () => void): () => void {
+    if (this.#fd < 0) return () => {};
+    // Its own entry: the same function asked for twice is forgotten once each.
+    const entry = () => onExit();
+    this.#onExit.push(entry);
+    const forget = () => {
+      const i = this.#onExit.indexOf(entry);
+      if (i >= 0) this.#onExit.splice(i, 1);
+      if (this.#onExit.length > 0 || this.#watch === null) return;
+      this.#watch.close();
+      this.#watch = null;
+    };
+    if (this.#watch) return forget;
     const watch = watchReadable(this.#fd, () => {
       watch.close();
       if (this.#watch === watch) this.#watch = null;
@@ -84,6 +95,12 @@ export class Pidfd {
     });
     watch.unref();
     this.#watch = watch;
+    return forget;
+  }
+
+  /** Callbacks waiting for the process's exit (`onExit`, not yet called or forgotten). */
+  get exitWaiters(): number {
+    return this.#onExit.length;
   }
 
   /** Stops any watch and closes the fd; idempotent. */

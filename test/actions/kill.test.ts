@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { type Actions, ActionsConfigSchema, createActions, type KillResult } from '../../actions/index.js';
 import type { SessionInfo } from '../../events/session-info.js';
+import { Pidfd } from '../../kvm/index.js';
 import { ACTION } from '../../protocol/index.js';
 import { provider, type Stack, startStack } from '../attach/stack.js';
 import { killOwned, spawnOwned } from '../helpers/processes.js';
@@ -143,7 +144,22 @@ test("the kernel's peer pid is killed, never the pid a HELLO claims; an exited V
   }
 });
 
-test('with enforcement off a kill is recorded as failed and the VMM is left alone', async () => {
+test('with enforcement off a kill is recorded as failed and the VMM is left alone', async (t) => {
+  // Each wait for the VMM's exit is forgotten when its kill ends: a storm of kill decisions for a
+  // VMM that lives on (enforcement off, or the signal refused) must not pile up callbacks.
+  const waits = { asked: 0, forgotten: 0 };
+  const onExit = Pidfd.prototype.onExit;
+  Pidfd.prototype.onExit = function (this: Pidfd, f: () => void) {
+    waits.asked++;
+    const forget = onExit.call(this, f);
+    return () => {
+      waits.forgotten++;
+      forget();
+    };
+  };
+  t.after(() => {
+    Pidfd.prototype.onExit = onExit;
+  });
   let resolveKill: (k: KillResult) => void = () => {};
   const result = new Promise<KillResult>((r) => {
     resolveKill = r;
@@ -160,6 +176,7 @@ test('with enforcement off a kill is recorded as failed and the VMM is left alon
     assert.match(k.detail ?? '', /enforcement disabled/);
     assert.equal(vmm.proc.exitCode, null);
     assert.equal(vmm.proc.signalCode, null);
+    assert.deepEqual(waits, { asked: 1, forgotten: 1 });
   } finally {
     await vmm.kill();
     quiet.close();

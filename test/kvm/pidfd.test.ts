@@ -36,6 +36,13 @@ test('a pidfd signals its own process and sees it exit', async () => {
   try {
     assert.equal(pfd.signal(0), 'sent');
     assert.equal(pfd.exited(), false);
+    // A wait forgotten (its kill ended while the process lived) is never called, nor kept.
+    let forgottenCalled = 0;
+    const forget = pfd.onExit(() => forgottenCalled++);
+    assert.equal(pfd.exitWaiters, 1);
+    forget();
+    forget();
+    assert.equal(pfd.exitWaiters, 0);
     const exited = new Promise<void>((resolve) => pfd.onExit(resolve));
     // A second wait on the same pidfd (a later kill of the same VMM) is told as well.
     const exitedToo = new Promise<void>((resolve) => pfd.onExit(resolve));
@@ -46,6 +53,8 @@ test('a pidfd signals its own process and sees it exit', async () => {
     assert.equal(signal, 'SIGKILL');
     await within('the pidfd to report the exit', exited);
     await within('the pidfd to report the exit to its second waiter', exitedToo);
+    assert.equal(forgottenCalled, 0);
+    assert.equal(pfd.exitWaiters, 0);
     assert.equal(pfd.exited(), true);
     assert.equal(pfd.signal(0), 'gone');
     assert.equal(pfd.signal(SIGKILL), 'gone');
