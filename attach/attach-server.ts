@@ -202,8 +202,7 @@ export class AttachServer {
         idle: null,
         watch: watchReadable(fd, () => this.#read(conn)),
       };
-      conn.idle = setTimeout(() => this.#drop(conn), this.#opts.idleMs);
-      conn.idle.unref();
+      this.#armIdle(conn);
       this.#conns.set(id, conn);
       this.stats.connections++;
     }
@@ -286,10 +285,23 @@ export class AttachServer {
     if (!session) return refuse(ATTACH_STATUS.UNKNOWN_SESSION);
     if (session.peer.pid !== conn.pid) return refuse(ATTACH_STATUS.PEER_MISMATCH);
     conn.session = sessionId;
-    if (conn.idle) clearTimeout(conn.idle);
-    conn.idle = null;
-    if (op === ATTACH_OP.DETACH) return this.pages.detach(sessionId, vcpu, conn.id);
-    return this.pages.attach(session, vcpu, fd as number, conn.id);
+    const status =
+      op === ATTACH_OP.DETACH
+        ? this.pages.detach(sessionId, vcpu, conn.id)
+        : this.pages.attach(session, vcpu, fd as number, conn.id);
+    // Only what it holds keeps a connection: refused requests do not (one plugin could otherwise
+    // hold every slot), and one that detached its last vCPU has `idleMs` again to attach one.
+    if (this.pages.owns(sessionId, conn.id)) {
+      if (conn.idle) clearTimeout(conn.idle);
+      conn.idle = null;
+    } else if (conn.idle === null) this.#armIdle(conn);
+    return status;
+  }
+
+  /** Closes the connection `idleMs` from now unless it attaches a vCPU meanwhile. */
+  #armIdle(conn: Conn): void {
+    conn.idle = setTimeout(() => this.#drop(conn), this.#opts.idleMs);
+    conn.idle.unref();
   }
 
   #sessionEnded(id: bigint): void {

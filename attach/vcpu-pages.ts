@@ -128,6 +128,12 @@ export class VcpuPages {
     for (const id of [...this.#bySession.keys()]) this.releaseSession(id);
   }
 
+  /** Whether connection `owner` holds any vCPU of `sessionId`. */
+  owns(sessionId: bigint, owner: number): boolean {
+    for (const a of this.#bySession.get(sessionId)?.values() ?? []) if (a.owner === owner) return true;
+    return false;
+  }
+
   /** Attached vCPUs of a session. */
   count(sessionId: bigint): number {
     return this.#bySession.get(sessionId)?.size ?? 0;

@@ -200,6 +200,47 @@ test('refusals: unknown session, vCPU out of range, unsealed or non-memfd fds, a
   }
 });
 
+test('a connection whose requests are all refused is closed at idleMs: only what it holds keeps it', async (t) => {
+  // Refusals that name the session once cleared the idle timer: one plugin could hold every slot.
+  const closings: Array<() => void> = [];
+  const short = new AttachServer({
+    path: join(stack.dir, 'attach-idle.sock'),
+    mode: 0o600,
+    mmapSize: KVM_RUN_DEFAULT_MMAP_SIZE,
+    allowStandIns: true,
+    maxConnections: 4,
+    idleMs: 300,
+    onConnectionClosed: () => closings.shift()?.(),
+  });
+  short.listen();
+  stack.bus.add(short.sink()); // its sessions; the server closed, the sink is a no-op
+  t.after(() => short.close());
+  const nextClose = () =>
+    within('the attach server to close a connection', new Promise<void>((r) => closings.push(r)));
+  const c = await plugin('vm-idle', 2);
+  const sid = c.sessionId as bigint;
+  const vcpus = new StandInVcpus(1);
+  const refused = AttachClient.connect(short.address);
+  const holding = AttachClient.connect(short.address);
+  t.after(async () => {
+    refused.close();
+    holding.close();
+    vcpus.close();
+    await c.close();
+  });
+  const first = nextClose();
+  await assert.rejects(refused.detach(sid, 0), (e: AttachRefusedError) => e.status === 7);
+  await holding.attach(sid, 0, vcpus.fds[0] as number);
+  await first;
+  assert.equal(short.connectionCount, 1, 'the one holding a vCPU stays');
+  assert.equal(short.pages.count(sid), 1);
+  // Its last vCPU detached, it holds nothing: idleMs to attach another, then it goes too.
+  const second = nextClose();
+  await holding.detach(sid, 0);
+  await second;
+  assert.equal(short.connectionCount, 0);
+});
+
 test('a malformed record gets MALFORMED and the connection is closed', async () => {
   const fd = connectSeqpacket(attach.address);
   try {
