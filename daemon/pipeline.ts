@@ -43,8 +43,9 @@ export interface PipelineOptions {
  */
 export const REPLAYS_PER_BATCH = 16;
 /**
- * Replays of one session queued at most; past it that session's socket is not read. Above what a
- * plugin keeps (vmm/plugin-client.ts keeps 4,096), so that only a peer flooding beyond it waits.
+ * Replays of one session queued at most, with the heartbeat echoes behind them; past it that
+ * session's socket is not read. Above what a plugin keeps (vmm/plugin-client.ts keeps 4,096), so
+ * that only a peer flooding beyond it waits.
  */
 export const MAX_REPLAY_BACKLOG = 16_384;
 /**
@@ -160,8 +161,15 @@ export class Pipeline {
    * are recorded (docs/protocol.md "Fallback, replay and reconnect").
    */
   afterBatch(session: PluginSession, frame: Buffer): void {
-    if (this.#replayQueues.has(session)) this.#replayQueues.push(session, { echo: frame });
-    else {
+    if (this.#replayQueues.has(session)) {
+      this.#replayQueues.push(session, { echo: frame });
+      // Behind replays an echo waits as long as they do: counted with them, so that a peer
+      // streaming HEARTBEATs behind 16,000 replays is not read on without bound.
+      if (++session.replayBacklog >= MAX_REPLAY_BACKLOG) {
+        session.holdReplays(true);
+        this.#heldForReplays.add(session);
+      }
+    } else {
       session.queue(frame);
       this.#sessions.add(session);
     }
@@ -191,6 +199,7 @@ export class Pipeline {
 
   #takeEntry(session: PluginSession, entry: QueuedEntry): void {
     if ('echo' in entry) {
+      session.replayBacklog--;
       session.queue(entry.echo);
       this.#sessions.add(session);
       return;

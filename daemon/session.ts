@@ -133,7 +133,7 @@ export class PluginSession {
     if (this.#outbox.length >= this.#host.maxInFlight) this.#hold(HOLD_IN_FLIGHT);
   }
 
-  /** Replays of this session waiting in the pipeline's replay queue. */
+  /** Replays of this session waiting in the pipeline's replay queue, and the echoes behind them. */
   replayBacklog = 0;
 
   /** Stops reading while this session's replay backlog is over its bound (pipeline.ts). */

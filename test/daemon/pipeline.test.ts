@@ -5,12 +5,19 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Pipeline } from '../../daemon/pipeline.js';
+import { MAX_REPLAY_BACKLOG, Pipeline } from '../../daemon/pipeline.js';
 import type { PluginSession } from '../../daemon/session.js';
 import { sessionInfo } from '../../daemon/session-info.js';
 import { EventBus, type EventRecord } from '../../events/bus.js';
 import type { DecisionProvider } from '../../policies/decision.js';
-import { ACTION, DAEMON_ACCEPTS, FrameParser, type Message } from '../../protocol/index.js';
+import {
+  ACTION,
+  DAEMON_ACCEPTS,
+  encodeMessage,
+  FrameParser,
+  type Message,
+  PLUGIN_ACCEPTS,
+} from '../../protocol/index.js';
 import { seaFrame } from '../../vmm/sample-events.js';
 
 function fixture(provider: DecisionProvider, order: string[]) {
@@ -32,7 +39,8 @@ function fixture(provider: DecisionProvider, order: string[]) {
     labels: {},
   };
   const written: Message[] = [];
-  const parser = new FrameParser((m) => written.push(m), { accept: new Set([0x20]) });
+  const holds: boolean[] = [];
+  const parser = new FrameParser((m) => written.push(m), { accept: PLUGIN_ACCEPTS });
   let outbox: Buffer[] = [];
   let ord = 0;
   const session = {
@@ -40,7 +48,7 @@ function fixture(provider: DecisionProvider, order: string[]) {
     nextOrd: () => ++ord,
     open: true,
     replayBacklog: 0,
-    holdReplays: () => {},
+    holdReplays: (on: boolean) => holds.push(on),
     queue: (frame: Buffer) => outbox.push(frame),
     flush: () => {
       order.push(`written ${outbox.length}`);
@@ -52,7 +60,7 @@ function fixture(provider: DecisionProvider, order: string[]) {
     const frame = seaFrame(seq);
     new FrameParser((m) => pipeline.submit(session, m as never, 0n), { accept: DAEMON_ACCEPTS }).push(frame);
   };
-  return { pipeline, submit, written, errors };
+  return { pipeline, submit, written, errors, session, holds };
 }
 
 test('a policy that throws: the safe default answers and the failure is reported', () => {
@@ -92,4 +100,29 @@ test('a tick: every event decided, stored as one batch, then written', () => {
     f.written.map((m) => (m.type === 'verdict' ? m.seq : -1)),
     [1, 2, 3],
   );
+});
+
+test("heartbeat echoes behind a session's replays count toward its backlog: a stream of them stops its reading", () => {
+  // 16,000 replays, then HEARTBEATs streamed: each echo waited behind the replays uncounted, and
+  // the socket was read on until the daemon ran out of memory.
+  const order: string[] = [];
+  const f = fixture({ version: 'v', decide: () => ({ rule: 'r', action: 'inject' }) } as never, order);
+  const replay = (seq: number) => {
+    const frame = seaFrame(seq, { replay: true });
+    new FrameParser((m) => f.pipeline.submit(f.session, m as never, 0n), { accept: DAEMON_ACCEPTS }).push(
+      frame,
+    );
+  };
+  for (let seq = 1; seq <= 100; seq++) replay(seq);
+  assert.deepEqual(f.holds, []);
+  const echo = encodeMessage({ type: 'heartbeat', nonce: 9n });
+  for (let i = 0; i < MAX_REPLAY_BACKLOG - 100; i++) f.pipeline.afterBatch(f.session, echo);
+  assert.deepEqual(f.holds, [true], 'read no more once replays and echoes reach the bound');
+  assert.equal(f.session.replayBacklog, MAX_REPLAY_BACKLOG);
+  f.pipeline.drain();
+  assert.deepEqual(f.holds, [true, false], 'read again once they are taken');
+  assert.equal(f.session.replayBacklog, 0);
+  // Every replay stored (a replay gets no verdict), then every echo written.
+  assert.deepEqual(order, ['stored 100', `written ${MAX_REPLAY_BACKLOG - 100}`]);
+  assert.ok(f.written.every((m) => m.type === 'heartbeat'));
 });
