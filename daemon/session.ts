@@ -219,7 +219,9 @@ export class PluginSession {
     try {
       this.#parser.push(chunk);
     } catch (err) {
-      this.#fail(err);
+      // Bytes behind a GOODBYE in the same read are not an open session's: ignored, as its
+      // messages are, never reported as a protocol error of a session that closed normally.
+      if (this.open) this.#fail(err);
       return;
     }
     // A frame left incomplete must complete within the bound, while it is being read; a whole

@@ -72,6 +72,27 @@ test('an event and a GOODBYE or a bad frame in one read: the verdict is written 
   }
 });
 
+test('a bad frame behind a GOODBYE in the same read is not reported: the session closed normally', async () => {
+  const { s } = await stack();
+  const errors: string[] = [];
+  s.bus.add({ name: 'errors', protocolError: (reason, detail) => errors.push(`${reason}: ${detail}`) });
+  const c = await RawClient.open(s.socket);
+  await c.hello('vm-bye-then-garbage', HELLO11);
+  const garbage = Buffer.from([4, 0, 0, 0, 0x7f, 0, 0, 0, 0, 0, 0, 0]);
+  c.send(Buffer.concat([encodeMessage({ type: 'goodbye', reason: 0 }), garbage]));
+  await c.closed;
+  assert.deepEqual(
+    c.received.map((m) => m.type),
+    ['welcome', 'goodbye'],
+  );
+  // Shown against the same frame on an open session: that one is reported.
+  const open = await RawClient.open(s.socket);
+  await open.hello('vm-garbage', HELLO11);
+  open.send(garbage);
+  await open.closed;
+  assert.equal(errors.length, 1, errors.join('; '));
+});
+
 test('replays sent before a GOODBYE are all stored, and the GOODBYE answers after them', async () => {
   const { s, durable } = await stack();
   const c = await RawClient.open(s.socket);
