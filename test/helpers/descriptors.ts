@@ -38,6 +38,12 @@ export class Descriptors {
   release(): void {
     for (const fd of this.#fds.splice(0)) closeSync(fd);
   }
+
+  /** Frees the last descriptor taken: the next one opened gets it. */
+  releaseOne(): void {
+    const fd = this.#fds.pop();
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /** The process's soft RLIMIT_NOFILE, as /proc shows it (read while a descriptor is free). */
