@@ -33,6 +33,12 @@ export interface MetricsServerOptions {
    * took d, the next starts (d / share − d) later, at most {@link MAX_RENDER_WAIT_MS}.
    */
   readonly maxRenderShare?: number;
+  /**
+   * A connection with no progress either way for this long is closed (default 10 s, past the
+   * longest wait for a rendering's turn): a scraper that never reads a large answer would
+   * otherwise keep its slot, and sixteen of them every scrape out.
+   */
+  readonly stallTimeoutMs?: number;
 }
 
 /** The longest a scrape waits for its turn to render; well under Prometheus's 10 s scrape timeout. */
@@ -51,6 +57,7 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** How often Node checks the header and request timeouts (its default, 30 s, let them run 6 times over). */
 const TIMEOUT_CHECK_MS = 1_000;
+const STALL_TIMEOUT_MS = 10_000;
 
 /**
  * The Prometheus scrape endpoint: `GET /metrics` (and `HEAD`) → 200 with the exposition text,
@@ -126,6 +133,8 @@ export class MetricsServer {
       (req, res) => this.#handle(req, res),
     );
     this.#server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    // With no 'timeout' listener of its own, the server destroys the socket.
+    this.#server.setTimeout(options.stallTimeoutMs ?? STALL_TIMEOUT_MS);
     this.#server.on('connection', (socket: Socket) => this.#admit(socket));
   }
 

@@ -102,3 +102,21 @@ test('when every connection has a request in progress, the newcomer is the one c
   source.holdRenderings(false);
   assert.deepEqual(await Promise.all([first, second]), [200, 200]);
 });
+
+test('a scraper that never reads its answer is closed once the answer makes no progress', async (t) => {
+  // 32 MB: more than the socket buffers take, so the server's write stalls with the peer.
+  const big = `# ${'x'.repeat(32 * 1024 * 1024)}\n`;
+  const server = new MetricsServer(
+    { contentType: 'text/plain; version=0.0.4; charset=utf-8', metricsText: async () => big },
+    { port: 0, maxConnections: 2, maxRenderShare: 1, stallTimeoutMs: 300 },
+  );
+  const { port } = await server.listen();
+  t.after(() => server.close());
+  const s = await silent(t, port);
+  s.pause(); // never read
+  s.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+  await until('the request to be in progress', () => server.requestsInProgress === 1);
+  // The server's side goes (the paused peer would only see it by reading).
+  await until('the stalled connection to be closed, its slot free', () => server.connectionCount === 0);
+  assert.equal(await scrape(port), 200);
+});
