@@ -342,10 +342,8 @@ export class WriteAhead {
       this.#held.closeCopy();
       this.#closeAppend();
       this.#fd = openAppend(this.path);
-      if (this.#torn !== null) {
-        cutTorn(this.#fd, this.#torn);
-        this.#torn = null;
-      }
+      // A fault already: a cut that fails again is only reported, and the next retry tries again.
+      if (!this.#cutTorn()) return;
       if (this.#held.length > 0 || this.#held.updatesCopied > 0) {
         const rows = this.#held.peek();
         // The updates held with them go too, before their copy does (a kill meanwhile leaves
