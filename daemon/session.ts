@@ -9,6 +9,7 @@ import type { SessionInfo, SessionOutcome } from '../events/index.js';
 import type { Pidfd } from '../kvm/index.js';
 import {
   type AppliedMsg,
+  answerTo,
   DAEMON_ACCEPTS,
   type EventMsg,
   encodeMessage,
@@ -17,8 +18,6 @@ import {
   type HelloMsg,
   isProtocolError,
   type Message,
-  PROTOCOL_MINOR,
-  PROTOCOL_VERSION,
   ProtocolError,
 } from '../protocol/index.js';
 
@@ -69,6 +68,8 @@ export class PluginSession {
   #detail: string | null = null;
   /** HOLD_* bits. */
   #holds = 0;
+  /** A turn is scheduled to parse what the parser held back (see #release). */
+  #resuming = false;
   /** Events received on this session so far: the next event's order. */
   #events = 0;
   /** Pending until HELLO is admitted. */
@@ -153,16 +154,37 @@ export class PluginSession {
       // Not read, a frame cannot complete: the daemon's own pause is not the peer dripping.
       this.#stopFrameTimer();
     }
+    // A replay bound holds back the rest of the read too (~1,000 replays in 64 KiB).
+    if (bit === HOLD_REPLAYS) this.#parser.stop();
     this.#holds |= bit;
   }
 
   #release(bit: number): void {
     if (!(this.#holds & bit)) return;
     this.#holds &= ~bit;
-    if (this.#holds === 0 && this.open) {
-      this.socket.resume();
-      if (!this.#parser.idle) this.#startFrameTimer();
+    if (!this.#parser.stopped) this.#read();
+    else if (this.#holds === 0 && !this.#resuming) {
+      // What the parser held back is parsed on a turn of its own: releases come inside a tick.
+      this.#resuming = true;
+      setImmediate(() => {
+        this.#resuming = false;
+        if (this.#holds !== 0 || !this.open) return;
+        try {
+          this.#parser.resume();
+        } catch (err) {
+          if (this.open) this.#fail(err);
+          return;
+        }
+        this.#read();
+      });
     }
+  }
+
+  /** Reads the socket again unless a hold is left. */
+  #read(): void {
+    if (this.#holds !== 0 || !this.open) return;
+    this.socket.resume();
+    if (!this.#parser.idle) this.#startFrameTimer();
   }
 
   /** True while reading is paused by a bound (for status and tests). */
@@ -264,21 +286,7 @@ export class PluginSession {
       ? err
       : new ProtocolError('INTERNAL', `internal error handling this session: ${(err as Error).message}`);
     this.#host.protocolError(this, perr);
-    // A refused HELLO is answered with REJECT; every other violation with ERROR.
-    const rejected =
-      perr.code === 'SEAWALL_PROTO_VM_IN_USE' ||
-      perr.code === 'SEAWALL_PROTO_VERSION' ||
-      perr.code === 'SEAWALL_PROTO_UNAUTHORIZED';
-    // REJECT VERSION names the highest version spoken here, so a plugin can reconnect with it.
-    const supported =
-      perr.code === 'SEAWALL_PROTO_VERSION' ? { major: PROTOCOL_VERSION, minor: PROTOCOL_MINOR } : undefined;
-    this.close(
-      rejected
-        ? { type: 'reject', code: perr.wire, message: perr.message, ...(supported ? { supported } : {}) }
-        : { type: 'error', code: perr.wire, message: perr.message },
-      'protocol_error',
-      perr.message,
-    );
+    this.close(answerTo(perr), 'protocol_error', perr.message);
   }
 
   #onMessage(m: Message): void {

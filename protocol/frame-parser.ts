@@ -35,6 +35,10 @@ export class FrameParser {
   /** The session's minor version: body sizes and field checks follow it (0 until HELLO says otherwise). */
   #minor = 0;
   #rules: ReadonlyMap<number, BodyRule> = bodyRules(0);
+  /** Set by stop(): the push under way returns at the next frame boundary. */
+  #stopped = false;
+  /** Bytes behind the frame boundary where the parser stopped, parsed by resume(). */
+  #rest: Buffer | null = null;
 
   constructor(onMessage: (m: Message) => void, opts: FrameParserOptions) {
     this.#onMessage = onMessage;
@@ -61,13 +65,45 @@ export class FrameParser {
     return this.#need < 0 && this.#filled === 0;
   }
 
+  /**
+   * Stops delivering messages at the next frame boundary (called from the message callback, the
+   * message that called it is the last one): the bytes behind it, and any pushed meanwhile, wait
+   * for resume(). A reader that holds a peer back by pausing its socket holds back the frames of
+   * the chunk already read as well.
+   */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Bytes received and not parsed because the parser was stopped. */
+  get waiting(): number {
+    return this.#rest?.length ?? 0;
+  }
+
+  /** Parses what waited since stop(); it may stop again on the way. Throws as push() does. */
+  resume(): void {
+    this.#stopped = false;
+    const rest = this.#rest;
+    this.#rest = null;
+    if (rest) this.push(rest);
+  }
+
   push(chunk: Buffer): void {
     if (this.#dead) throw new ProtocolError('BAD_FRAME', 'parser already failed');
+    if (this.#stopped) {
+      this.#rest = this.#rest ? Buffer.concat([this.#rest, chunk]) : chunk;
+      return;
+    }
     try {
       this.#push(chunk);
     } catch (err) {
       this.#dead = true;
       this.#body = null;
+      this.#rest = null;
       this.#filled = 0;
       throw err;
     }
@@ -112,6 +148,10 @@ export class FrameParser {
       const type = this.#type;
       this.#need = -1;
       this.#onMessage(decodeBody(type, body, this.#minor));
+      if (this.#stopped) {
+        if (o < chunk.length) this.#rest = chunk.subarray(o);
+        return;
+      }
     }
   }
 

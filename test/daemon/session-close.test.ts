@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
 import { after, test } from 'node:test';
+import { MAX_REPLAY_BACKLOG } from '../../daemon/pipeline.js';
 import { encodeMessage, type Message, MSG } from '../../protocol/index.js';
 import { seaFrame } from '../../vmm/sample-events.js';
 import { INJECT, provider, type Stack, startStack } from '../attach/stack.js';
@@ -36,6 +37,21 @@ async function stack(limits: Parameters<typeof startStack>[2] = {}) {
   });
   return { s, durable: (vm: string) => durable.get(vm) ?? 0 };
 }
+
+/** A 56-byte MMIO frame. */
+const mmio = (seq: number) =>
+  encodeMessage({
+    type: 'mmio',
+    seq,
+    vcpu: 0,
+    timeNs: 1n,
+    replay: false,
+    fallbackAction: 0,
+    physAddr: 0x8000000n,
+    data: new Uint8Array(8),
+    len: 8,
+    isWrite: false,
+  });
 
 const replay = (seq: number) =>
   seaFrame(seq, { replay: true, fallbackAction: 1, timeNs: 1_767_225_600_000_000_000n + BigInt(seq) });
@@ -121,24 +137,11 @@ test('replays, a HEARTBEAT and a GOODBYE behind 4,000 unread verdicts: every fra
 });
 
 test('a socket the daemon stops reading (its verdicts unread) is not ended by the frame timeout', async () => {
-  // 56-byte MMIO frames: a 64 KiB read ends part-way through one.
+  // MMIO frames: a 64 KiB read ends part-way through one.
   const { s } = await stack({ frameTimeoutMs: 300, writeHighWater: 16 * 1024 });
   const c = await RawClient.open(s.socket);
   await c.hello('vm-held', HELLO11);
   c.socket.pause();
-  const mmio = (seq: number) =>
-    encodeMessage({
-      type: 'mmio',
-      seq,
-      vcpu: 0,
-      timeNs: 1n,
-      replay: false,
-      fallbackAction: 0,
-      physAddr: 0x8000000n,
-      data: new Uint8Array(8),
-      len: 8,
-      isWrite: false,
-    });
   const frames = Array.from({ length: 20_000 }, (_, i) => mmio(i + 1));
   c.send(Buffer.concat(frames));
   // Held by its own write backlog with part of a frame read: three frame timeouts pass.
@@ -171,4 +174,27 @@ test('one session’s replay flood does not hold back another session’s replay
   assert.ok(flooded < 16_000, `${flooded} of 32,000 flood replays taken before the victim's one`);
   v.destroy();
   for (const f of flooders) f.destroy();
+});
+
+test("a session's replay bound holds back the replays of the read already received, and loses none", async () => {
+  const { s, durable } = await stack();
+  // The most replays queued at once, seen after each submit.
+  let most = 0;
+  const submit = s.pipeline.submit.bind(s.pipeline);
+  s.pipeline.submit = (...args: Parameters<typeof submit>) => {
+    submit(...args);
+    most = Math.max(most, s.pipeline.queuedReplays);
+  };
+  const c = await RawClient.open(s.socket);
+  await c.hello('vm-replays-past-the-bound', HELLO11);
+  // A 56-byte MMIO first: the 64-byte replays then end off the 64 KiB boundaries of the reads,
+  // so the replay that reaches the bound has ~1,000 more behind it in the same read.
+  const n = MAX_REPLAY_BACKLOG + 3000;
+  c.send(Buffer.concat([mmio(1), ...Array.from({ length: n }, (_, i) => replay(i + 1))]));
+  c.send(encodeMessage({ type: 'heartbeat', nonce: 5n }));
+  await c.waitFor('heartbeat');
+  assert.equal(durable('vm-replays-past-the-bound'), n + 1, 'every replay and the event stored');
+  assert.ok(most <= MAX_REPLAY_BACKLOG, `${most} replays queued at once, bound ${MAX_REPLAY_BACKLOG}`);
+  assert.ok(most >= MAX_REPLAY_BACKLOG - 100, `the bound was reached (${most} queued at most)`);
+  c.destroy();
 });

@@ -190,6 +190,35 @@ test('a dead parser stays dead: after a violation nothing more is accepted', () 
   );
 });
 
+test('stop() ends delivery at the frame boundary; resume() parses what waited, in order', () => {
+  const frames = [1, 2, 3, 4, 5].map((seq) => encodeMessage({ type: 'heartbeat', nonce: BigInt(seq) }));
+  const seen: bigint[] = [];
+  const p = new FrameParser(
+    (m) => {
+      if (m.type !== 'heartbeat') return;
+      seen.push(m.nonce);
+      if (m.nonce === 2n || m.nonce === 4n) p.stop();
+    },
+    { accept: ALL },
+  );
+  // One chunk of three frames and a half, then the rest while stopped.
+  const all = Buffer.concat(frames);
+  const size = all.length / frames.length;
+  const cut = size * 3 + 5;
+  p.push(all.subarray(0, cut));
+  assert.deepEqual(seen, [1n, 2n]);
+  assert.equal(p.stopped, true);
+  p.push(all.subarray(cut));
+  assert.deepEqual(seen, [1n, 2n], 'nothing delivered while stopped');
+  assert.equal(p.waiting, all.length - size * 2);
+  p.resume();
+  assert.deepEqual(seen, [1n, 2n, 3n, 4n], 'stopped again at the fourth');
+  p.resume();
+  assert.deepEqual(seen, [1n, 2n, 3n, 4n, 5n]);
+  assert.equal(p.waiting, 0);
+  assert.equal(p.idle, true);
+});
+
 test('property: arbitrary bytes either parse or raise a ProtocolError, never anything else', () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => {
