@@ -18,8 +18,9 @@
 import { randomUUID } from 'node:crypto';
 import type { SessionInfo } from '../events/index.js';
 import type { Decision, PolicyEvent } from '../policies/index.js';
-import type { HookResult, HookRunner, MigrationOutcome, MigrationPayload } from './hook-types.js';
+import type { HookResult, HookRunner, MigrationOutcome } from './hook-types.js';
 import type { KillManager, KillReason } from './kill-manager.js';
+import { migrationPayload } from './migration-payload.js';
 import type { PoisonedPagesProvider } from './poisoned-pages.js';
 
 type MigrateDecision = Decision & { action: 'migrate' };
@@ -72,7 +73,6 @@ interface Migration {
   finished: boolean;
 }
 
-const hex = (v: bigint) => `0x${v.toString(16)}`;
 const KILL_REASON: Readonly<Record<Exclude<MigrationOutcome, 'accepted'>, KillReason>> = {
   refused: 'migration_refused',
   failed: 'migration_failed',
@@ -102,7 +102,20 @@ export class MigrationManager {
   readonly #live = new Map<bigint, SessionInfo>();
   #running = 0;
   #closed = false;
-  readonly stats = { started: 0, coalesced: 0, dropped: 0, refusedAlready: 0, running: 0, queued: 0 };
+  /** Bumped by whatever can change what an evacuation asks for: sessions, migrations, answers. */
+  #changes = 0;
+  /** Host-scope rules (policy version, rule) that evacuated while `#changes` was `#evacuatedAt`. */
+  readonly #evacuated = new Set<string>();
+  #evacuatedAt = -1;
+  readonly stats = {
+    started: 0,
+    coalesced: 0,
+    dropped: 0,
+    refusedAlready: 0,
+    running: 0,
+    queued: 0,
+    evacuationsFolded: 0,
+  };
 
   constructor(opts: MigrationManagerOptions) {
     this.#opts = opts;
@@ -166,6 +179,7 @@ export class MigrationManager {
     if (ofVm) ofVm.push(m);
     else this.#byVm.set(vm, [m]);
     this.#pending++;
+    this.#changes++;
     this.stats.started++;
     this.#opts.onStarted?.(m.record);
     if (runNow) {
@@ -224,23 +238,39 @@ export class MigrationManager {
 
   /**
    * A host-scope decision: every VM with a live session is asked for, each as if its own rule had
-   * fired (coalesced, accepted or refused already, bounded by the queue).
+   * fired (coalesced, accepted or refused already, bounded by the queue). The same rule asking
+   * again before any session, migration or answer has changed would ask for nothing new, so it is
+   * folded without the pass: a storm's every error of a host-scope rule once cost a pass over
+   * every session, and with a full queue a drop reported for each VM not in it.
    */
   evacuate(decision: MigrateDecision, event: PolicyEvent, from: SessionInfo, seq: number | null): number {
+    const key = `${decision.policyVersion}\0${decision.rule}`;
+    if (this.#evacuatedAt === this.#changes && this.#evacuated.has(key)) {
+      this.stats.evacuationsFolded++; // host-scope triggers that asked for nothing
+      return 0;
+    }
     let asked = 0;
     for (const s of this.#live.values()) {
       const r = this.trigger(s, decision, event, s.id === from.id ? seq : null);
       if (r === 'started' || r === 'queued') asked++;
     }
+    // Rules of older policy versions are forgotten with the first change.
+    if (this.#evacuatedAt !== this.#changes) {
+      this.#evacuated.clear();
+      this.#evacuatedAt = this.#changes;
+    }
+    this.#evacuated.add(key);
     return asked;
   }
 
   sessionOpened(session: SessionInfo): void {
+    this.#changes++;
     this.#live.set(session.id, session);
   }
 
   /** The session ended: a migration accepted or refused for it no longer stands for the VM's next session. */
   sessionClosed(session: SessionInfo): void {
+    this.#changes++;
     this.#live.delete(session.id);
     this.#accepted.delete(session.id);
     this.#refused.delete(session.id);
@@ -269,7 +299,7 @@ export class MigrationManager {
     const hook = this.#opts.hooks.get(m.record.hook);
     const result: Promise<HookResult> = hook
       ? hook
-          .run(this.#payload(m), m.stop.signal)
+          .run(migrationPayload(m, this.#opts.host, this.#opts.pages), m.stop.signal)
           .catch((err: Error) => ({ outcome: 'failed', detail: err.message, attempts: 1 }))
       : Promise.resolve({
           outcome: 'failed',
@@ -294,33 +324,10 @@ export class MigrationManager {
     }
   }
 
-  #payload(m: Migration): MigrationPayload {
-    const { pages, truncated } = this.#opts.pages.pages(m.record.vm);
-    return {
-      migrationId: m.record.migrationId,
-      vm: { id: m.session.vm.id, labels: m.session.vm.labels },
-      host: this.#opts.host,
-      reason: 'policy',
-      scope: m.decision.scope,
-      rule: m.record.rule,
-      policyVersion: m.record.policyVersion,
-      event: {
-        vm: m.event.vm.id,
-        kind: m.event.kind,
-        vcpu: m.event.vcpu,
-        gpa: m.event.gpa === null ? null : hex(m.event.gpa),
-        severity: m.event.severity,
-        timeMs: m.event.timeMs,
-      },
-      poisonedPages: pages.map(hex),
-      poisonedPagesTruncated: truncated,
-      requestedAt: new Date(m.record.queuedAtMs).toISOString(),
-    };
-  }
-
   /** Reports the migration's end; the rule's onFailure runs when its hook ran and did not accept. */
   #finish(m: Migration, r: Pick<MigrationResult, 'outcome' | 'detail' | 'attempts'>): void {
     m.finished = true;
+    this.#changes++;
     this.#pending--;
     const ofVm = this.#byVm.get(m.record.vm) ?? [];
     const at = ofVm.indexOf(m);

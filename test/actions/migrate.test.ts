@@ -24,6 +24,7 @@ import { simulate } from '../../vmm/simulator.js';
 import { INJECT, provider, type Stack, startStack, type TestDecision } from '../attach/stack.js';
 import { PATIENT_DEADLINE_MS } from '../helpers/daemon.js';
 import { within } from '../helpers/wait.js';
+import { heldHook } from './held-hook.js';
 import { spawnVmm, type VmmChild } from './vmm-child.js';
 
 interface Seen {
@@ -277,18 +278,7 @@ const seaEvent = (vm: string) =>
 
 test('a full hook queue is shared between plugin processes: one with many sessions cannot lock others out', async () => {
   const { KillManager, MigrationManager, PoisonedPages } = await import('../../actions/index.js');
-  const ran: string[] = [];
-  const release: Array<() => void> = [];
-  const hook = {
-    name: 'slow',
-    kind: 'exec' as const,
-    run: (p: MigrationPayload) => {
-      ran.push(p.vm.id);
-      return new Promise<{ outcome: 'accepted'; detail: null; attempts: number }>((r) =>
-        release.push(() => r({ outcome: 'accepted', detail: null, attempts: 1 })),
-      );
-    },
-  };
+  const { hook, release, ran } = heldHook('slow');
   const kills = new KillManager();
   const killed: string[] = [];
   const request = kills.request.bind(kills);
@@ -353,15 +343,7 @@ test('a full hook queue is shared between plugin processes: one with many sessio
 
 test('past maxInFlight migrations queue, past maxQueued they are dropped and counted', async () => {
   const { KillManager, MigrationManager, PoisonedPages } = await import('../../actions/index.js');
-  const release: Array<() => void> = [];
-  const hook = {
-    name: 'slow',
-    kind: 'exec' as const,
-    run: () =>
-      new Promise<{ outcome: 'accepted'; detail: null; attempts: number }>((r) =>
-        release.push(() => r({ outcome: 'accepted', detail: null, attempts: 1 })),
-      ),
-  };
+  const { hook, release } = heldHook('slow');
   const dropped: string[] = [];
   const m = new MigrationManager({
     hooks: new Map([['slow', hook]]),

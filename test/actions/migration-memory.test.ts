@@ -1,8 +1,9 @@
 /**
  * Migrations asked for once, not on every event: a refusal stands for the VM until its plugin
  * session or the policy version changes (one VM's eight errors once ran the hook eight times), and
- * a host-scope rule evacuates every VM with a live session. Real exec hooks: each run appends a
- * line to a file, so the count is the hook's own.
+ * a host-scope rule evacuates every VM with a live session, and asks again only once something
+ * changed. Real exec hooks: each run appends a line to a file, so the count is the hook's own
+ * (the fold's test holds its hooks' answers itself).
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import {
 } from '../../actions/index.js';
 import { policyFrom, seaEvent } from '../policies/fixtures.js';
 import { session } from '../store/records.js';
+import { heldHook } from './held-hook.js';
 
 function stack(t: { after: (fn: () => void) => void }, exit: number) {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-mig-'));
@@ -108,4 +110,46 @@ test('scope: host evacuates every VM with a live session, each once', async (t) 
   // Accepted: later errors anywhere on the host ask for nothing more.
   assert.equal(m.evacuate(d, seaEvent({ vm: { id: 'host-a' } }), sessions[0] as never, 6), 0);
   assert.equal(runs().length, 3);
+});
+
+test('a host-scope rule asking again before anything changed is folded: no pass, no drops reported again', async () => {
+  const { hook, release } = heldHook('evacuate');
+  const dropped: string[] = [];
+  const m = new MigrationManager({
+    hooks: new Map([['evacuate', hook]]),
+    kills: new KillManager({ enforce: false }),
+    pages: new PoisonedPages({ perVm: 8, vms: 8 }),
+    host: 'hv-test',
+    maxInFlight: 1,
+    maxQueued: 2,
+    onDropped: (vm) => dropped.push(vm),
+  });
+  const d = decisionOf(POLICY('host')) as never;
+  const sessions = Array.from({ length: 10 }, (_, i) => session(`fold-${i}`, BigInt(i + 1)));
+  for (const s of sessions) m.sessionOpened(s);
+  const e = seaEvent({ vm: { id: 'fold-0' } });
+  assert.equal(m.evacuate(d, e, sessions[0] as never, 1), 3, 'one running, two queued');
+  assert.equal(dropped.length, 7);
+  const coalesced = m.stats.coalesced;
+  // A storm's later errors, of any VM, with nothing changed: no pass over the sessions.
+  for (let seq = 2; seq <= 101; seq++) assert.equal(m.evacuate(d, e, sessions[seq % 10] as never, seq), 0);
+  assert.equal(dropped.length, 7, 'no drop reported again');
+  assert.equal(m.stats.coalesced, coalesced, 'no VM asked again');
+  assert.equal(m.stats.evacuationsFolded, 100);
+  // Another rule is a pass of its own.
+  const other = decisionOf(POLICY('host', 'p2')) as never;
+  m.evacuate(other, e, sessions[0] as never, 102);
+  assert.equal(dropped.length, 14, 'the other rule asked for every VM not in the queue');
+  // A hook answers: the queue has room, and the next trigger asks again.
+  release.shift()?.();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(m.evacuate(d, e, sessions[0] as never, 103), 1, 'the freed slot taken');
+  assert.equal(m.stats.evacuationsFolded, 100);
+  // A VM that connects is asked for at the next trigger.
+  const late = session('fold-late', 99n);
+  m.sessionOpened(late);
+  const before = dropped.length;
+  assert.equal(m.evacuate(d, e, sessions[0] as never, 104), 0);
+  assert.ok(dropped.includes('fold-late') && dropped.length > before, 'the new VM was asked for');
+  m.close();
 });
