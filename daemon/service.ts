@@ -203,7 +203,7 @@ export class Service {
         metricsSink(
           this.metrics,
           (err) => this.bus.onSinkError('metrics', 'afterReply', err),
-          PoisonedPageCounts.fromStore(this.store?.queries),
+          PoisonedPageCounts.fromStore(this.store?.queries, {}, this.#reader),
         ),
       );
       this.metrics.start();

@@ -66,11 +66,15 @@ export function metricsSink(
     },
     sessionOpened(s) {
       m.sessionOpened();
-      // A VM that returns gets its gauge back at once, not at its next error.
+      // A VM that returns gets its gauge back at once, not at its next error; one forgotten for
+      // the bound on VMs, once its pages are read back from the store.
+      const label = labelOf(s.vm);
+      pages.connected(s.vm.id, (n) => m.setPoisonedPages(label, n));
       const n = pages.count(s.vm.id);
-      if (n > 0) m.setPoisonedPages(labelOf(s.vm), n);
+      if (n > 0) m.setPoisonedPages(label, n);
     },
     sessionClosed(s, outcome) {
+      pages.departed(s.vm.id);
       m.sessionClosed(outcome === 'protocol_error' ? 'protocol_error' : 'closed');
       m.vmDeparted(labelOf(s.vm));
     },

@@ -7,36 +7,78 @@
  * poisoned pages are rare, and the bounds only guard against a plugin inventing addresses. The
  * bound per VM makes such a plugin fill its own share first: it takes 16 of them, each with a
  * session of its own, before another VM's repeats can be counted twice.
+ *
+ * VMs are bounded too (`maxVms`): a plugin inventing VM ids, one session and one page each, would
+ * otherwise grow the map by one entry per session for ever. Past the bound the VM that got its
+ * first page longest ago and has no session now is forgotten; when it connects again its pages
+ * are read back from the store (on the reader thread) before its gauge is set, so the count stays
+ * exact. Without a store, or past MAX_RESEEDS such reads at once, a forgotten VM counts again
+ * from its next page.
  */
 import type { EventRecord } from '../../events/index.js';
-import { MAX_QUERY_LIMIT, type StoreQueries } from '../../store/index.js';
+import {
+  MAX_QUERY_LIMIT,
+  type PoisonCursor,
+  type StoreQueries,
+  type StoreReader,
+} from '../../store/index.js';
 
 export const DEFAULT_MAX_TRACKED_PAGES = 1_000_000;
 export const DEFAULT_MAX_TRACKED_PAGES_PER_VM = 65_536;
+export const DEFAULT_MAX_TRACKED_VMS = 16_384;
+/** Reads of returning VMs' pages under way at most; past it such a VM counts from its next page. */
+export const MAX_RESEEDS = 64;
+
+export interface PoisonedPageBounds {
+  maxPages?: number;
+  maxPagesPerVm?: number;
+  maxVms?: number;
+}
+
+/** Where a returning VM's stored pages are read: the store's reader thread. */
+export type PoisonPageSource = Pick<StoreReader, 'poisonedPages'>;
+
+interface VmPages {
+  pages: Set<bigint>;
+  extra: number;
+}
 
 export class PoisonedPageCounts {
-  readonly #byVm = new Map<string, { pages: Set<bigint>; extra: number }>();
+  /** In the order each VM got its first page here: who is forgotten first. */
+  readonly #byVm = new Map<string, VmPages>();
   readonly #maxPages: number;
   readonly #maxPagesPerVm: number;
+  readonly #maxVms: number;
   #tracked = 0;
+  /** VMs with a session now: never forgotten. */
+  readonly #live = new Set<string>();
+  /** VMs whose stored pages are being read back: their count is not told until then. */
+  readonly #reseeding = new Set<string>();
+  /** VMs forgotten so far: a VM that connects unknown may be one of them. */
+  forgotten = 0;
+  readonly #source: PoisonPageSource | null;
 
-  constructor(maxPages = DEFAULT_MAX_TRACKED_PAGES, maxPagesPerVm = DEFAULT_MAX_TRACKED_PAGES_PER_VM) {
-    this.#maxPages = maxPages;
-    this.#maxPagesPerVm = maxPagesPerVm;
+  constructor(bounds: PoisonedPageBounds = {}, source: PoisonPageSource | null = null) {
+    this.#maxPages = bounds.maxPages ?? DEFAULT_MAX_TRACKED_PAGES;
+    this.#maxPagesPerVm = bounds.maxPagesPerVm ?? DEFAULT_MAX_TRACKED_PAGES_PER_VM;
+    this.#maxVms = bounds.maxVms ?? DEFAULT_MAX_TRACKED_VMS;
+    this.#source = source;
   }
 
   /**
    * Each VM's poisoned pages as the store holds them, up to `maxPages`, so the gauge is true from
    * the first scrape after a restart. Departed VMs' gauges come back when they reconnect
-   * (metrics-sink sessionOpened).
+   * (metrics-sink sessionOpened). `source` reads a forgotten VM's pages back when it returns.
    */
   static fromStore(
     queries: StoreQueries | undefined,
-    maxPages = DEFAULT_MAX_TRACKED_PAGES,
+    bounds: PoisonedPageBounds = {},
+    source: PoisonPageSource | null = null,
   ): PoisonedPageCounts {
-    const counts = new PoisonedPageCounts(maxPages);
+    const counts = new PoisonedPageCounts(bounds, source);
     if (!queries) return counts;
-    let after: { vm: string; gpa: string } | undefined;
+    const maxPages = bounds.maxPages ?? DEFAULT_MAX_TRACKED_PAGES;
+    let after: PoisonCursor | undefined;
     for (let seen = 0; seen < maxPages; ) {
       const page = queries.poisonedPages(undefined, MAX_QUERY_LIMIT, after);
       for (const p of page) counts.add(p.vm, BigInt(p.gpa));
@@ -53,25 +95,101 @@ export class PoisonedPageCounts {
     return r.event.gpa !== null && (r.event.kind === 'sea' || r.event.kind === 'sigbus');
   }
 
-  /** Notes one page; returns the VM's count when it grew, else null. */
+  /** Notes one page; returns the VM's count when it grew and is known, else null. */
   add(vm: string, gpa: bigint): number | null {
+    const v = this.#entry(vm);
+    if (!this.#note(v, gpa)) return null;
+    return this.#reseeding.has(vm) ? null : v.pages.size + v.extra;
+  }
+
+  count(vm: string): number {
+    const v = this.#byVm.get(vm);
+    return v ? v.pages.size + v.extra : 0;
+  }
+
+  /** VMs remembered now. */
+  get vms(): number {
+    return this.#byVm.size;
+  }
+
+  /**
+   * A session of `vm` opened. A VM not known here, after VMs have been forgotten, has its pages read
+   * back from the store; `known` hears its count once they are (not if it has no stored page).
+   */
+  connected(vm: string, known: (count: number) => void): void {
+    this.#live.add(vm);
+    if (this.#byVm.has(vm) || this.forgotten === 0 || !this.#source || this.#reseeding.has(vm)) return;
+    if (this.#reseeding.size >= MAX_RESEEDS) return;
+    this.#reseeding.add(vm);
+    void this.#reseed(vm, this.#source).then(
+      () => this.#reseeded(vm, known),
+      () => this.#reseeded(vm, known),
+    );
+  }
+
+  /** The session of `vm` ended: the VM may be forgotten from now on. */
+  departed(vm: string): void {
+    this.#live.delete(vm);
+  }
+
+  async #reseed(vm: string, source: PoisonPageSource): Promise<void> {
+    let after: PoisonCursor | undefined;
+    for (let seen = 0; seen < this.#maxPagesPerVm; ) {
+      const page = await source.poisonedPages(vm, MAX_QUERY_LIMIT, after);
+      const v = this.#entry(vm);
+      for (const p of page) this.#note(v, BigInt(p.gpa));
+      seen += page.length;
+      const last = page[page.length - 1];
+      if (!last || page.length < MAX_QUERY_LIMIT) return;
+      after = { vm: last.vm, gpa: last.gpa };
+    }
+  }
+
+  /** A read that failed leaves what it found and what came since: the gauge is told that. */
+  #reseeded(vm: string, known: (count: number) => void): void {
+    this.#reseeding.delete(vm);
+    const n = this.count(vm);
+    if (n > 0 && this.#live.has(vm)) known(n);
+  }
+
+  #entry(vm: string): VmPages {
     let v = this.#byVm.get(vm);
     if (!v) {
+      if (this.#byVm.size >= this.#maxVms) this.#forgetOne();
       v = { pages: new Set(), extra: 0 };
       this.#byVm.set(vm, v);
     }
-    if (v.pages.has(gpa)) return null;
+    return v;
+  }
+
+  /** Whether the page is new to the VM. */
+  #note(v: VmPages, gpa: bigint): boolean {
+    if (v.pages.has(gpa)) return false;
     if (this.#tracked < this.#maxPages && v.pages.size < this.#maxPagesPerVm) {
       v.pages.add(gpa);
       this.#tracked++;
     } else {
       v.extra++;
     }
-    return v.pages.size + v.extra;
+    return true;
   }
 
-  count(vm: string): number {
-    const v = this.#byVm.get(vm);
-    return v ? v.pages.size + v.extra : 0;
+  /**
+   * Forgets the VM that got its first page longest ago and has no session nor read under way. VMs
+   * passed over go to the back, so each is passed over once per round: live ones are at most the
+   * plugin sessions, so there is always one to forget unless `maxVms` is below that.
+   */
+  #forgetOne(): void {
+    for (let n = this.#byVm.size; n > 0; n--) {
+      const [vm, v] = this.#byVm.entries().next().value as [string, VmPages];
+      this.#byVm.delete(vm);
+      if (this.#live.has(vm) || this.#reseeding.has(vm)) {
+        this.#byVm.set(vm, v);
+        continue;
+      }
+      this.#tracked -= v.pages.size;
+      this.forgotten++;
+      return;
+    }
   }
 }
