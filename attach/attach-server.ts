@@ -2,7 +2,8 @@
  * The vCPU attach socket (DESIGN "Architecture facts" 2): a SOCK_SEQPACKET listener where a plugin,
  * after its HELLO, passes each vCPU fd (SCM_RIGHTS) with its session id and vCPU index. A
  * connection is accepted only from the very process that holds the plugin session it names
- * (SO_PEERCRED pid), binds to that one session, and owns what it attached: when it closes, or the
+ * (SO_PEERCRED pid, and where the kernel gives pidfds both processes alive), binds to that one
+ * session, and owns what it attached: when it closes, or the
  * session ends, the fds are closed and the pages unmapped — holding them would keep the VM's
  * kernel objects alive. Readiness comes from libuv through koffi (kvm/libc-fd.ts watchReadable):
  * no timers, no threads.
@@ -16,7 +17,8 @@ import {
   connectSeqpacket,
   type FdWatch,
   listenSeqpacket,
-  peerCred,
+  type Pidfd,
+  peerProcess,
   recvWithFds,
   sendWithFds,
   watchReadable,
@@ -63,6 +65,8 @@ interface Conn {
   id: number;
   fd: number;
   pid: number;
+  /** The process that connected (SO_PEERPIDFD, or a verified pidfd_open); null where none is had. */
+  pidfd: Pidfd | null;
   watch: FdWatch;
   session: bigint | null;
   idle: NodeJS.Timeout | null;
@@ -75,6 +79,17 @@ const MESSAGES_PER_WAKEUP = 64;
  * failed again (13,000 notices and 0.74 s of CPU a second, every verdict waiting).
  */
 export const ACCEPT_RETRY_MS = 250;
+
+/**
+ * Whether the connection's peer is the process holding the session: the same pid and, where each
+ * has a pidfd, both processes alive — two live processes never share a pid. A connection made by an
+ * earlier holder of that pid, handed to another process before it exited, is refused: the pages it
+ * passed would stand for the kernel's record of another VM's exits.
+ */
+function samePeer(session: SessionInfo, conn: Conn): boolean {
+  if (session.peer.pid !== conn.pid || conn.pidfd?.exited()) return false;
+  return !session.peerPidfd?.exited();
+}
 
 export class AttachServer {
   readonly #opts: AttachServerOptions;
@@ -206,9 +221,9 @@ export class AttachServer {
         this.stats.refusedConnections++;
         continue;
       }
-      let pid: number;
+      let peer: ReturnType<typeof peerProcess>;
       try {
-        pid = peerCred(fd).pid;
+        peer = peerProcess(fd);
       } catch {
         closeFd(fd);
         this.stats.refusedConnections++;
@@ -218,7 +233,8 @@ export class AttachServer {
       const conn: Conn = {
         id,
         fd,
-        pid,
+        pid: peer.cred.pid,
+        pidfd: peer.pidfd,
         session: null,
         idle: null,
         watch: watchReadable(fd, () => this.#read(conn)),
@@ -304,7 +320,7 @@ export class AttachServer {
     if (conn.session !== null && conn.session !== sessionId) return refuse(ATTACH_STATUS.SESSION_MISMATCH);
     const session = this.#sessions.get(sessionId);
     if (!session) return refuse(ATTACH_STATUS.UNKNOWN_SESSION);
-    if (session.peer.pid !== conn.pid) return refuse(ATTACH_STATUS.PEER_MISMATCH);
+    if (!samePeer(session, conn)) return refuse(ATTACH_STATUS.PEER_MISMATCH);
     conn.session = sessionId;
     const status =
       op === ATTACH_OP.DETACH
@@ -337,6 +353,7 @@ export class AttachServer {
     conn.watch.close();
     const released = conn.session === null ? 0 : this.pages.releaseOwner(conn.session, conn.id);
     closeFd(conn.fd);
+    conn.pidfd?.close();
     this.#opts.onConnectionClosed?.(released);
   }
 }

@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setImmediate as turn } from 'node:timers/promises';
-import { AttachServer } from '../../attach/index.js';
-import { closeFd, connectSeqpacket, KVM_RUN_DEFAULT_MMAP_SIZE } from '../../kvm/index.js';
+import { closeFd, connectSeqpacket } from '../../kvm/index.js';
 import { Descriptors, setSoftLimit, softLimit } from '../helpers/descriptors.js';
 import { requireTool } from '../helpers/tools.js';
 import { until } from '../helpers/wait.js';
+import { standInAttachServer } from './stack.js';
 
 test('out of descriptors, accepting pauses instead of failing at every turn, and resumes', async (t) => {
   const prlimit = requireTool(t, 'prlimit', 'util-linux');
@@ -22,13 +22,7 @@ test('out of descriptors, accepting pauses instead of failing at every turn, and
   const dir = mkdtempSync(join(tmpdir(), 'seawall-attach-fds-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const notices: string[] = [];
-  const attach = new AttachServer({
-    path: join(dir, 'attach.sock'),
-    mode: 0o600,
-    mmapSize: KVM_RUN_DEFAULT_MMAP_SIZE,
-    allowStandIns: true,
-    maxConnections: 16,
-    idleMs: 60_000,
+  const attach = standInAttachServer(dir, {
     onNotice: (message) => notices.push(message),
   });
   attach.listen();

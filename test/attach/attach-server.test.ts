@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { AttachServer } from '../../attach/index.js';
+import type { AttachServer } from '../../attach/index.js';
 import {
   closeFd,
   connectSeqpacket,
@@ -25,7 +25,7 @@ import { PluginClient } from '../../vmm/plugin-client.js';
 import { PATIENT_DEADLINE_MS } from '../helpers/daemon.js';
 import { runFile as run } from '../helpers/processes.js';
 import { WAIT_MS, within } from '../helpers/wait.js';
-import { INJECT, provider, type Stack, startStack } from './stack.js';
+import { INJECT, provider, type Stack, standInAttachServer, startStack } from './stack.js';
 
 const FOREIGN = new URL('./children/foreign-attach.ts', import.meta.url).pathname;
 const DABT_SEA = (0x24n << 26n) | (1n << 25n) | 0x10n;
@@ -43,12 +43,7 @@ before(async () => {
     provider((e) => (e.gpa === POISON ? { rule: 'poisoned-range', action: 'kill', graceMs: 1000 } : INJECT)),
     (s, v) => server.a?.kernelExit(s, v) ?? null,
   );
-  attach = new AttachServer({
-    path: join(stack.dir, 'attach.sock'),
-    mode: 0o600,
-    mmapSize: KVM_RUN_DEFAULT_MMAP_SIZE,
-    allowStandIns: true,
-    maxConnections: 16,
+  attach = standInAttachServer(stack.dir, {
     idleMs: 5000,
     onConnectionClosed: () => {
       for (const f of closedConns.splice(0)) f();
@@ -203,11 +198,8 @@ test('refusals: unknown session, vCPU out of range, unsealed or non-memfd fds, a
 test('a connection whose requests are all refused is closed at idleMs: only what it holds keeps it', async (t) => {
   // Refusals that name the session once cleared the idle timer: one plugin could hold every slot.
   const closings: Array<() => void> = [];
-  const short = new AttachServer({
+  const short = standInAttachServer(stack.dir, {
     path: join(stack.dir, 'attach-idle.sock'),
-    mode: 0o600,
-    mmapSize: KVM_RUN_DEFAULT_MMAP_SIZE,
-    allowStandIns: true,
     maxConnections: 4,
     idleMs: 300,
     onConnectionClosed: () => closings.shift()?.(),

@@ -6,9 +6,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AttachServer, type AttachServerOptions } from '../../attach/index.js';
 import { Pipeline, type PipelineOptions } from '../../daemon/pipeline.js';
 import { PluginServer } from '../../daemon/plugin-server.js';
 import { EventBus, type EventRecord } from '../../events/bus.js';
+import { KVM_RUN_DEFAULT_MMAP_SIZE } from '../../kvm/index.js';
 import type { Decision, DecisionProvider, PolicyEvent } from '../../policies/decision.js';
 
 export interface Stack {
@@ -74,4 +76,17 @@ export async function startStack(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** An attach server at `<dir>/attach.sock` taking sealed stand-ins, not yet listening. */
+export function standInAttachServer(dir: string, opts: Partial<AttachServerOptions> = {}): AttachServer {
+  return new AttachServer({
+    path: join(dir, 'attach.sock'),
+    mode: 0o600,
+    mmapSize: KVM_RUN_DEFAULT_MMAP_SIZE,
+    allowStandIns: true,
+    maxConnections: 16,
+    idleMs: 60_000,
+    ...opts,
+  });
 }

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import { type RunningDaemon, removeDir, startDaemon } from '../helpers/daemon.js';
+import { killStarted, spawnWithPid } from '../helpers/pid-reuse.js';
 import { until, writePolicy } from './fixtures.js';
 
 const HELPER = new URL('./children/handoff-plugin.ts', import.meta.url).pathname;
@@ -20,32 +21,12 @@ const pids: number[] = [];
 let d: RunningDaemon | null = null;
 
 after(async () => {
-  for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  killStarted(started, pids);
   if (d) {
     await d.kill();
     removeDir(d.dir);
   }
 });
-
-/** Spawns `sleep` until one gets `pid` (ns_last_pid makes it the next number handed out). */
-async function takePid(pid: number): Promise<ChildProcess | null> {
-  for (let i = 0; i < 50; i++) {
-    writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
-    const p = spawn('sleep', ['1000'], { stdio: 'ignore' });
-    started.push(p);
-    await new Promise((r) => p.once('spawn', r));
-    if (p.pid === pid) return p;
-    p.kill('SIGKILL');
-  }
-  return null;
-}
 
 test('a KILL verdict never reaches a process that inherited the plugin PID', async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root to steer PID allocation');
@@ -77,7 +58,7 @@ test('a KILL verdict never reaches a process that inherited the plugin PID', asy
   pids.push(Number(childPid));
   await until(() => parent.exitCode !== null, 30_000, 'the parent to exit');
 
-  const innocent = await takePid(Number(parentPid));
+  const innocent = await spawnWithPid(Number(parentPid), 'sleep', ['1000'], { stdio: 'ignore' }, started);
   if (!innocent) return t.skip(`could not get pid ${parentPid} reused (a busy machine took it)`);
 
   writeFileSync(go, ''); // the child says HELLO now, and reports an event
