@@ -4,41 +4,16 @@
  * meantime), or on an fd systemd passed by socket activation (FileDescriptorName=control), whose
  * mode the .socket unit owns.
  */
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
-import { connect, type Server } from 'node:net';
+import { chmodSync, mkdirSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { dirname } from 'node:path';
-import { checkSocketPath } from '../kvm/index.js';
+import { checkSocketPath, claimSocketPath } from '../kvm/index.js';
 import { ControlError } from './errors.js';
 
 export type ControlListenTarget = { path: string; mode?: number } | { fd: number };
 
 /** Default mode of a control socket the daemon creates itself. */
 export const CONTROL_SOCKET_MODE = 0o600;
-
-/** Fails when a live daemon already serves `path`; removes a stale socket file left by a dead one. */
-async function clearStale(path: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      reject(new ControlError('SEAWALL_CONTROL_LISTEN', `another process is already listening on ${path}`));
-    });
-    probe.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return resolve();
-      if (err.code === 'ECONNREFUSED') {
-        try {
-          unlinkSync(path);
-          return resolve();
-        } catch (e) {
-          return reject(e);
-        }
-      }
-      reject(
-        new ControlError('SEAWALL_CONTROL_LISTEN', `cannot probe ${path}: ${err.message}`, { cause: err }),
-      );
-    });
-  });
-}
 
 /** Listens on `target`; resolves with the path it created (to unlink at close), or null for an fd. */
 export async function listenControl(server: Server, target: ControlListenTarget): Promise<string | null> {
@@ -58,7 +33,16 @@ export async function listenControl(server: Server, target: ControlListenTarget)
   }
   checkSocketPath(target.path, 'bind');
   mkdirSync(dirname(target.path), { recursive: true, mode: 0o750 });
-  await clearStale(target.path);
+  const claimed = await claimSocketPath(target.path).catch((err: Error) => {
+    throw new ControlError('SEAWALL_CONTROL_LISTEN', `cannot probe ${target.path}: ${err.message}`, {
+      cause: err,
+    });
+  });
+  if (claimed === 'served')
+    throw new ControlError(
+      'SEAWALL_CONTROL_LISTEN',
+      `another process is already listening on ${target.path}`,
+    );
   await bind(target.path);
   chmodSync(target.path, target.mode ?? CONTROL_SOCKET_MODE);
   return target.path;

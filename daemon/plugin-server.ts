@@ -4,10 +4,10 @@
  * connections, one live session per VM id — with a REJECT that says which bound was hit.
  */
 import { chmodSync, statSync, unlinkSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { EventBus, SessionInfo, SessionOutcome } from '../events/index.js';
-import { checkSocketPath, type PeerProcess, peerGroups, peerProcess } from '../kvm/index.js';
+import { checkSocketPath, claimSocketPath, type PeerProcess, peerGroups, peerProcess } from '../kvm/index.js';
 import {
   APPLIED_SOURCE,
   type AppliedMsg,
@@ -38,26 +38,6 @@ export interface PluginServerOptions {
 }
 
 export type ListenTarget = { path: string; mode: number } | { fd: number };
-
-/** Fails when another process is already serving `path`; removes a stale socket file otherwise. */
-async function clearStaleSocket(path: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      reject(
-        new DaemonError('SEAWALL_DAEMON_SOCKET_IN_USE', `another process is already listening on ${path}`, {
-          path,
-        }),
-      );
-    });
-    probe.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ECONNREFUSED') unlinkSync(path);
-      if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') resolve();
-      else reject(err);
-    });
-  });
-}
 
 export class PluginServer implements SessionHost {
   readonly #opts: PluginServerOptions;
@@ -112,7 +92,14 @@ export class PluginServer implements SessionHost {
       checkSocketPath(target.path, 'bind');
       // 0755: VMMs of the socket's group must reach it; nobody else may change the directory.
       ensureSafeDir(dirname(target.path), 0o755, { allowSticky: true });
-      await clearStaleSocket(target.path);
+      if ((await claimSocketPath(target.path)) === 'served')
+        throw new DaemonError(
+          'SEAWALL_DAEMON_SOCKET_IN_USE',
+          `another process is already listening on ${target.path}`,
+          {
+            path: target.path,
+          },
+        );
       await new Promise<void>((resolve, reject) => {
         this.#server.once('error', reject);
         this.#server.listen(target.path, () => {

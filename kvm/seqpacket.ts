@@ -4,11 +4,11 @@
  * descriptors travel beside it as SCM_RIGHTS (see scm-rights.ts). Every fd here is non-blocking
  * and close-on-exec; readiness comes from `watchReadable` (libuv through koffi), not timers.
  */
-import { chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { KvmSyscallError } from './ioctl.js';
 import { ERRNO, errnoName, lastErrno } from './libc.js';
 import { libcFd } from './libc-fd.js';
-import { checkSocketPath } from './socket-path.js';
+import { checkSocketPath, removeStaleSocket } from './socket-path.js';
 
 const AF_UNIX = 1;
 const SOCK_SEQPACKET = 5;
@@ -45,11 +45,7 @@ export function listenSeqpacket(path: string, mode: number, backlog = 64): numbe
   const addr = sockaddrUn(path, 'bind');
   const fd = newSocket();
   try {
-    try {
-      unlinkSync(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    removeStaleSocket(path);
     if (libcFd().bind(fd, addr, addr.length) !== 0) throw new KvmSyscallError('bind', lastErrno());
     chmodSync(path, mode);
     if (libcFd().listen(fd, backlog) !== 0) throw new KvmSyscallError('listen', lastErrno());

@@ -4,6 +4,8 @@
  * connects to the path cut to 107 bytes — a socket file made, or a daemon reached, somewhere the
  * operator never named. Every socket seawall binds or connects to by path is checked here first.
  */
+import { lstatSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
 import { KvmSyscallError } from './ioctl.js';
 import { ERRNO } from './libc.js';
 
@@ -21,4 +23,52 @@ export function checkSocketPath(path: string, op: 'bind' | 'connect'): void {
       ERRNO.ENAMETOOLONG as number,
       `socket path ${path} is ${bytes} bytes; a Unix socket's path holds at most ${SOCKET_PATH_MAX}`,
     );
+}
+
+/**
+ * Clears `path` for a bind, once the caller has found nobody serving it: a socket file left there is
+ * unlinked; nothing there is fine; anything else — a regular file, a directory, a symlink — is
+ * refused and left alone. connect(2) to a file that is not a socket fails as to a dead socket
+ * (ECONNREFUSED), so a mistyped socket path would otherwise delete the store or a config.
+ */
+export function removeStaleSocket(path: string): void {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!isSocket)
+    throw new KvmSyscallError(
+      'bind',
+      ERRNO.EEXIST as number,
+      `${path} exists and is not a socket: refusing to replace it (is the socket path mistyped?)`,
+    );
+  unlinkSync(path);
+}
+
+/**
+ * Before a bind at `path`: 'served' when a process accepts connections there (the caller refuses
+ * to start); else 'free', a stale socket left by a dead process removed (removeStaleSocket). Other
+ * errors of the probe reject.
+ */
+export function claimSocketPath(path: string): Promise<'served' | 'free'> {
+  return new Promise((resolve, reject) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve('served');
+    });
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return resolve('free');
+      if (err.code !== 'ECONNREFUSED') return reject(err);
+      try {
+        removeStaleSocket(path);
+        resolve('free');
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
 }

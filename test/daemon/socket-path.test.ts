@@ -5,7 +5,7 @@
  * refuses the path before making anything, and the CLI says why instead of "no daemon listening".
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -55,4 +55,38 @@ test('status and simulate name a control or plugin socket path too long, rather 
   const sim = await runCli(['simulate', '--socket', long, '--events', '1']);
   assert.equal(sim.code, 1);
   assert.match(sim.stderr, /is \d+ bytes; a Unix socket's path holds at most 107/);
+});
+
+test('a socket path naming a file that is not a socket: the daemon refuses it and leaves the file', async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'seawall-sock-'));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  // connect(2) to a regular file fails as to a dead socket: the stale-socket clean-up once deleted it.
+  const daemon = (dir: string, control: string) => [
+    'daemon',
+    '--socket',
+    join(dir, 'plugin.sock'),
+    '--control-socket',
+    control,
+    '--state-dir',
+    join(base, 'state'),
+    '--no-metrics',
+    '--log',
+    'stderr',
+  ];
+  // The attach socket is `attach.sock` beside the plugin socket.
+  const cases = [
+    ['plugin', 'plugin.sock', (dir: string) => daemon(dir, join(dir, 'c.sock'))],
+    ['control', 'c.sock', (dir: string) => daemon(dir, join(dir, 'c.sock'))],
+    ['attach', 'attach.sock', (dir: string) => daemon(dir, join(dir, 'c.sock'))],
+  ] as const;
+  for (const [which, name, argv] of cases) {
+    const dir = join(base, which);
+    mkdirSync(dir);
+    const path = join(dir, name);
+    writeFileSync(path, `${which} keeps its bytes\n`);
+    const r = await runCli(argv(dir));
+    assert.equal(r.code, 1, `${which}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`${path} exists and is not a socket`), which);
+    assert.equal(readFileSync(path, 'utf8'), `${which} keeps its bytes\n`, `${which}: the file is intact`);
+  }
 });
