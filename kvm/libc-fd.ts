@@ -3,6 +3,7 @@
  * with SCM_RIGHTS (socket(7), unix(7), cmsg(3)), pidfds (pidfd_open(2), pidfd_send_signal(2)) and
  * poll(2). Bound through koffi on first use, beside libc.ts; nothing outside kvm/ sees these.
  */
+import { closeSync, openSync } from 'node:fs';
 import koffi from 'koffi';
 import { KvmError } from './errors.js';
 import { libc } from './libc.js';
@@ -24,6 +25,7 @@ export interface LibcFd {
   recvmsg(fd: number, msg: unknown, flags: number): number;
   sendmsg(fd: number, msg: unknown, flags: number): number;
   close(fd: number): number;
+  dup2(oldfd: number, newfd: number): number;
   /** poll(2) on one fd; `pfd` is an 8-byte struct pollfd. */
   poll(pfd: Buffer, nfds: number, timeoutMs: number): number;
   fcntlInt(fd: number, cmd: number, arg: number): number;
@@ -49,6 +51,7 @@ export function libcFd(): LibcFd {
   const recvmsg = lib.func('long recvmsg(int fd, void *msg, int flags)');
   const sendmsg = lib.func('long sendmsg(int fd, const void *msg, int flags)');
   const close = lib.func('int close(int fd)');
+  const dup2 = lib.func('int dup2(int oldfd, int newfd)');
   const poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
   // syscall(2) is variadic; glibc 2.36 has pidfd_open too, but older libcs do not.
   const syscall = lib.func('long syscall(long number, ...)');
@@ -62,6 +65,7 @@ export function libcFd(): LibcFd {
     recvmsg: (fd, msg, flags) => Number(recvmsg(fd, msg, flags)),
     sendmsg: (fd, msg, flags) => Number(sendmsg(fd, msg, flags)),
     close: (fd) => close(fd) as number,
+    dup2: (oldfd, newfd) => dup2(oldfd, newfd) as number,
     poll: (pfd, nfds, timeout) => poll(pfd, nfds, timeout) as number,
     fcntlInt: (fd, cmd, arg) => fcntl(fd, cmd, 'int', arg) as number,
     pidfdOpen: (pid, flags) => Number(syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', flags)),
@@ -69,6 +73,19 @@ export function libcFd(): LibcFd {
       Number(syscall(SYS_PIDFD_SEND_SIGNAL, 'int', pidfd, 'int', sig, 'void *', null, 'unsigned int', flags)),
   };
   return cached;
+}
+
+/** Points `fd` at /dev/null (dup2(2)), so it no longer names what it did; false when that failed. */
+export function pointAtDevNull(fd: number): boolean {
+  let devNull = -1;
+  try {
+    devNull = openSync('/dev/null', 'r+');
+    return libcFd().dup2(devNull, fd) === fd;
+  } catch {
+    return false;
+  } finally {
+    if (devNull >= 0) closeSync(devNull);
+  }
 }
 
 const POLLIN = 0x001;
