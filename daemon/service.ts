@@ -11,7 +11,7 @@ import type { ReloadResult } from '../control/index.js';
 import { ControlServer, serviceControlContext } from '../control/index.js';
 import { EventBus } from '../events/index.js';
 import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
-import { BUILTIN_POLICY_YAML, PolicyState } from '../policies/index.js';
+import { BUILTIN_POLICY_YAML, PolicyState, STATE_REBUILD_WINDOW_MS } from '../policies/index.js';
 import {
   EventStore,
   Retention,
@@ -231,7 +231,8 @@ export class Service {
     const state = this.policyState;
     const now = Date.now();
     if (this.store) this.#notifier.extendTimeout(SLOW_STEP_USEC);
-    this.store?.queries.recentObservations(now - REBUILD_WINDOW_MS, (vm, timeMs, gpa) => {
+    const windowMs = Math.max(STATE_REBUILD_WINDOW_MS, this.policy.current.stateWindowMs ?? 0);
+    this.store?.queries.recentObservations(now - windowMs, (vm, timeMs, gpa) => {
       if (timeMs <= now) state.observeAt(vm, timeMs, gpa);
     });
     // Level 3: the sockets.
@@ -348,5 +349,3 @@ export class Service {
 
 /** What each slow start-up step asks of systemd's start timeout (EXTEND_TIMEOUT_USEC). */
 const SLOW_STEP_USEC = 120_000_000;
-/** How far back stored events are replayed into the rate/repeat state at start. */
-const REBUILD_WINDOW_MS = 7 * 86_400_000;

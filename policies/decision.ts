@@ -159,5 +159,7 @@ export type Action = ActionDecision['action'];
 /** What the daemon asks of a policy. One provider instance decides each event entirely. */
 export interface DecisionProvider {
   readonly version: string;
+  /** How far back stored events are replayed into its rate and repeat state at start. */
+  readonly stateWindowMs?: number;
   decide(event: PolicyEvent, host: HostCapabilities): Decision;
 }

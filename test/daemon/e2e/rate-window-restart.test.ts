@@ -2,7 +2,8 @@
  * Rate windows survive a restart. With a rule that fires on `rate: 3 / 10m` per VM, two errors of
  * a VM before a graceful restart and one after it make three within the window: the third is
  * decided by the rate rule, because the daemon rebuilds its rate state from the stored events at
- * start. The control shows the rule is what it seems: on a fresh state directory the first error
+ * start, over the policy's longest window (a 30-day one too). The control shows the rule is what
+ * it seems: on a fresh state directory the first error
  * does not fire, and the third does.
  *
  * The rule's action is `none` (verdict RESUME) against a default of `inject` (verdict INJECT).
@@ -43,10 +44,10 @@ interface Harness {
 }
 
 /** A private directory with the policy file; every daemon started here is killed at the end. */
-function harness(t: TestContext): Harness {
+function harness(t: TestContext, text = POLICY): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-rate-'));
   const policy = join(dir, 'policy.yaml');
-  writeFileSync(policy, POLICY);
+  writeFileSync(policy, text);
   const daemons: RunningDaemon[] = [];
   const clients: PluginClient[] = [];
   t.after(async () => {
@@ -119,18 +120,34 @@ test('control: on a fresh state directory the first error does not fire, the thi
   assert.deepEqual(actions(await errors(d, 'vm-a', 2)), [ACTION.INJECT, ACTION.RESUME]);
 });
 
+/** Moves every stored event `days` back in time, the daemon stopped. */
+function ageStore(d: RunningDaemon, days: number): void {
+  const db = new Database(join(d.stateDir, 'events.sqlite'));
+  try {
+    db.prepare('UPDATE event_rows SET time_ms = time_ms - ? * 86400000').run(days);
+  } finally {
+    db.close();
+  }
+}
+
+test('a window longer than the week of repeat-page memory is rebuilt whole: 3 / 30d', async (t) => {
+  const h = harness(t, POLICY.replace('3 / 10m', '3 / 30d'));
+  const first = await h.start();
+  assert.deepEqual(actions(await errors(first, 'vm-a', 2)), [ACTION.INJECT, ACTION.INJECT]);
+  assert.equal(await first.stop(), 0);
+  // Ten days ago: within the rule's 30 days, past the week the rebuild once stopped at.
+  ageStore(first, 10);
+  const second = await h.start();
+  assert.deepEqual(actions(await errors(second, 'vm-a', 1)), [ACTION.RESUME], 'the window held two errors');
+});
+
 test('stored events dated after now are left out of the rebuilt windows', async (t) => {
   const h = harness(t);
   const first = await h.start();
   await errors(first, 'vm-a', 4);
   assert.equal(await first.stop(), 0);
   // As a replay stored before replay times were bounded could be: a year ahead.
-  const db = new Database(join(first.stateDir, 'events.sqlite'));
-  try {
-    assert.equal(db.prepare('UPDATE event_rows SET time_ms = time_ms + 365 * 86400000').run().changes, 4);
-  } finally {
-    db.close();
-  }
+  ageStore(first, -365);
   // Kept as the newest times of vm-a's ring, they would fill it: no real error would be kept.
   const second = await h.start();
   assert.deepEqual(actions(await errors(second, 'vm-a', 3)), [ACTION.INJECT, ACTION.INJECT, ACTION.RESUME]);
