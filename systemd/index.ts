@@ -18,6 +18,6 @@ export { MessageFields } from './message-fields.js';
 export type { MessageIdValue } from './message-ids.js';
 export { ALL_MESSAGE_IDS, MessageId } from './message-ids.js';
 export type { Notifier, NotifierOptions } from './notify.js';
-export { createNotifier, monotonicUsec } from './notify.js';
+export { createNotifier, monotonicUsec, STATUS_MAX_BYTES, statusText } from './notify.js';
 export type { Watchdog, WatchdogOptions } from './watchdog.js';
 export { createWatchdog } from './watchdog.js';

@@ -62,14 +62,29 @@ const NOOP_NOTIFIER: Notifier = Object.freeze({
   send() {},
 });
 
-// A newline would start a new assignment (sd_notify(3): "newline-separated"), letting text forge
-// READY=1 or similar; STATUS= is one line.
-function oneLine(text: string): string {
-  return text.includes('\n') ? text.replace(/\n/g, ' ') : text;
+/** The most bytes of a STATUS= text; the rest of a longer one is cut, with a pointer to the journal. */
+export const STATUS_MAX_BYTES = 1024;
+const CUT = ' … (see the journal)';
+
+/**
+ * A STATUS= text that is one assignment: PID 1 splits a notification on newlines and carriage
+ * returns, so either would let text forge READY=1 or MAINPID=; every control character becomes a
+ * space. Cut to STATUS_MAX_BYTES: PID 1 drops a whole notification of 4,096 bytes or more, and a
+ * failure's status (a policy with sixty mistakes) would leave `systemctl status` with no reason.
+ */
+export function statusText(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
+  const line = text.replace(/[\u0000-\u001f\u007f]/g, ' ');
+  if (Buffer.byteLength(line) <= STATUS_MAX_BYTES) return line;
+  let cut = line.slice(0, STATUS_MAX_BYTES - Buffer.byteLength(CUT));
+  while (Buffer.byteLength(cut) > STATUS_MAX_BYTES - Buffer.byteLength(CUT)) cut = cut.slice(0, -1);
+  // A lone high surrogate left at the cut would not encode.
+  if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}${CUT}`;
 }
 
 function withStatus(state: string, status: string | undefined): string {
-  return status === undefined ? state : `${state}\nSTATUS=${oneLine(status)}`;
+  return status === undefined ? state : `${state}\nSTATUS=${statusText(status)}`;
 }
 
 /** How many causes deep {@link errnoOf} looks for a system call's error. */
@@ -137,12 +152,12 @@ export function createNotifier(
   return {
     enabled: true,
     ready: (status) => send(withStatus('READY=1', status)),
-    status: (text) => send(`STATUS=${oneLine(text)}`),
+    status: (text) => send(`STATUS=${statusText(text)}`),
     reloading: (status) => send(withStatus(`RELOADING=1\nMONOTONIC_USEC=${monotonicUsec()}`, status)),
     stopping: (status) => send(withStatus('STOPPING=1', status)),
     failed: (status, error) => {
       const errno = errnoOf(error);
-      send(`STATUS=${oneLine(status)}${errno === undefined ? '' : `\nERRNO=${errno}`}`);
+      send(`STATUS=${statusText(status)}${errno === undefined ? '' : `\nERRNO=${errno}`}`);
     },
     watchdogPing: () => send('WATCHDOG=1'),
     extendTimeout: (usec) => send(`EXTEND_TIMEOUT_USEC=${Math.max(0, Math.trunc(usec))}`),

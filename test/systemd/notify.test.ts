@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { isSystemdError } from '../../systemd/errors.js';
-import { createNotifier } from '../../systemd/notify.js';
+import { createNotifier, STATUS_MAX_BYTES, statusText } from '../../systemd/notify.js';
 import { createWatchdog } from '../../systemd/watchdog.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { within } from '../helpers/wait.js';
@@ -148,4 +148,24 @@ test('a WatchdogSec= past what a timer can wait pings at most every 2^31−1 ms,
       else process.env[k] = v;
     }
   }
+});
+
+test('a STATUS= text is one assignment, and short enough that PID 1 keeps the notification', () => {
+  // PID 1 splits on "\n" and "\r": either in a status forged another assignment.
+  assert.equal(
+    statusText('policy /x\rREADY=1\nMAINPID=1\u0000is invalid'),
+    'policy /x READY=1 MAINPID=1 is invalid',
+  );
+  assert.equal(statusText('up'), 'up');
+  // A start failure naming sixty mistakes: cut, at a character, with the journal named.
+  const long = `cannot start: ${'rule “é” is invalid; '.repeat(300)}`;
+  const cut = statusText(long);
+  assert.ok(Buffer.byteLength(cut) <= STATUS_MAX_BYTES, `${Buffer.byteLength(cut)} bytes`);
+  assert.ok(cut.endsWith('… (see the journal)'));
+  assert.ok(long.startsWith(cut.slice(0, -' … (see the journal)'.length)), 'a prefix of the text');
+  assert.ok(!cut.includes('\ufffd'));
+  const emoji = statusText('🙂'.repeat(600));
+  assert.ok(
+    Buffer.byteLength(emoji) <= STATUS_MAX_BYTES && !/[\ud800-\udbff](?![\udc00-\udfff])/.test(emoji),
+  );
 });
