@@ -77,7 +77,7 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
   let last = Date.now();
   let suppressed = 0;
   let suppressedSinceSummary = 0;
-  const summary = setInterval(() => {
+  const reportSuppressed = () => {
     if (suppressedSinceSummary === 0) return;
     logger.log({
       message: `${suppressedSinceSummary} memory-error entries not logged individually (over ${rate}/s); counts are exact in metrics and the event store`,
@@ -85,7 +85,8 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
       fields: { [F.REASON]: 'log_rate_limit', [F.SUPPRESSED]: suppressedSinceSummary },
     });
     suppressedSinceSummary = 0;
-  }, 10_000);
+  };
+  const summary = setInterval(reportSuppressed, 10_000);
   summary.unref();
   const notices = noticeLimiter(logger, opts.noticesPerMinute ?? 10);
   const eventMode =
@@ -144,6 +145,8 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
     drain: (timeoutMs) => logger.drain(timeoutMs),
     close() {
       clearInterval(summary);
+      // What the last seconds before a stop suppressed is said too.
+      reportSuppressed();
       notices.close();
       if (summaries) clearInterval(summaries);
       flush();
