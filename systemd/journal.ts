@@ -179,14 +179,21 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
     // Outside systemd a missing libsystemd is unremarkable; under it, journald was expected.
     if (mode === 'journal' || env.JOURNAL_STREAM !== undefined) onError(lib);
     target = 'stderr';
-  } else if (mode === 'auto') {
-    const viaStream = stderrIsJournalStream(env);
-    target =
-      viaStream || probeUnixDatagram(options.socketPath ?? JOURNAL_SOCKET) === 'listening'
-        ? 'journal'
-        : 'stderr';
+  } else if (mode === 'stderr') {
+    target = 'stderr';
   } else {
-    target = mode;
+    // Only a socket that listens: sd_journal_sendv(3) returns success when there is none, and
+    // every entry would vanish — under a JOURNAL_STREAM too (a service whose root lacks the
+    // socket), where stderr is the journal's own stream.
+    const socket = options.socketPath ?? JOURNAL_SOCKET;
+    target = probeUnixDatagram(socket) === 'listening' ? 'journal' : 'stderr';
+    if (target === 'stderr' && mode === 'journal')
+      onError(
+        new SystemdError(
+          'SEAWALL_SYSTEMD_UNAVAILABLE',
+          `journald's socket ${socket} is not listening: entries go to stderr`,
+        ),
+      );
   }
   if (target === 'stderr' || lib instanceof SystemdError)
     return { target: 'stderr', log: toStderr, drain: () => Promise.resolve(true) };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -101,27 +101,33 @@ test('under systemd without libsystemd the logger reports once and uses stderr',
   });
 });
 
-test('JOURNAL_STREAM naming the file on stderr selects journald; naming another does not', (t) => {
+test('JOURNAL_STREAM without journald’s socket: entries go to stderr, the stream, never into the void', async (t) => {
+  // sd_journal_sendv(3) returns success when the socket is absent: choosing it for the stream alone
+  // (a service whose root lacks /run/systemd/journal) lost every entry.
   const dir = mkdtempSync(join(tmpdir(), 'seawall-stream-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const fd = openSync(join(dir, 'stderr'), 'w');
   t.after(() => closeSync(fd));
   const st = fstatSync(fd, { bigint: true });
-  const targetWith = (stream: string): string => {
+  const logWith = (mode: string) => {
     const options = {
       identifier: 'seawall',
+      mode,
       socketPath: '/nonexistent/journal/socket',
-      env: { JOURNAL_STREAM: stream },
+      env: { JOURNAL_STREAM: `${st.dev}:${st.ino}` },
     };
-    const res = spawnSync(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(options), '[]'], {
-      stdio: ['ignore', 'pipe', fd],
-      encoding: 'utf8',
-      timeout: WAIT_MS,
-    });
-    return (JSON.parse(res.stdout) as { target: string }).target;
+    const entries = [{ message: `via ${mode}`, priority: Priority.INFO }];
+    const res = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', CHILD, JSON.stringify(options), JSON.stringify(entries)],
+      { stdio: ['ignore', 'pipe', fd], encoding: 'utf8', timeout: WAIT_MS },
+    );
+    return JSON.parse(res.stdout) as { target: string; errors: string[] };
   };
-  assert.equal(targetWith(`${st.dev}:${st.ino}`), 'journal');
-  assert.equal(targetWith(`${st.dev}:${st.ino + 1n}`), 'stderr');
+  assert.deepEqual(logWith('auto'), { target: 'stderr', errors: [] });
+  // Asked for journald by name, it says it is not there.
+  assert.deepEqual(logWith('journal'), { target: 'stderr', errors: ['SEAWALL_SYSTEMD_UNAVAILABLE'] });
+  assert.equal(readFileSync(join(dir, 'stderr'), 'utf8'), 'via auto PRIORITY=6\nvia journal PRIORITY=6\n');
 });
 
 test('malformed entries are rejected with typed errors', () => {
