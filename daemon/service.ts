@@ -22,7 +22,13 @@ import {
   storeSink,
   WriteAhead,
 } from '../store/index.js';
-import { createNotifier, createWatchdog, JournalField as F, takeListenFds } from '../systemd/index.js';
+import {
+  createNotifier,
+  createWatchdog,
+  JournalField as F,
+  pickListenFds,
+  takeListenFds,
+} from '../systemd/index.js';
 import { actionReporting } from './action-reporting.js';
 import { type DaemonConfig, listenHostPort } from './config.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
@@ -236,10 +242,9 @@ export class Service {
       if (timeMs <= now) state.observeAt(vm, timeMs, gpa);
     });
     // Level 3: the sockets.
-    const activated = takeListenFds();
-    // An unnamed single fd (systemd-socket-activate without --fdname) is the plugin socket.
-    const lone = activated.all.length === 1 ? activated.all[0] : undefined;
-    const pluginFd = activated.get('plugin') ?? (lone && lone.name !== 'control' ? lone.fd : undefined);
+    // A single unnamed fd (systemd-socket-activate without --fdname) is the plugin socket.
+    const activated = pickListenFds(takeListenFds(), ['plugin', 'control']);
+    const pluginFd = activated.get('plugin');
     if (pluginFd !== undefined) await this.server.listen({ fd: pluginFd });
     else await this.server.listen({ path: this.config.socket, mode: this.config.socketMode });
     this.#announce(

@@ -107,3 +107,30 @@ export function takeListenFds(
   }
   return fromList(all);
 }
+
+/**
+ * The passed fds a service serves, by name (FileDescriptorName=); a single fd with none of the
+ * names (systemd-socket-activate without --fdname) is `names[0]`. Any other fd is refused: left
+ * unused, its socket would take connections nobody answers while the service bound its
+ * configured paths instead, and the two would collide.
+ */
+export function pickListenFds(fds: ListenFds, names: readonly string[]): Map<string, number> {
+  const picked = new Map<string, number>();
+  for (const name of names) {
+    const fd = fds.get(name);
+    if (fd !== undefined) picked.set(name, fd);
+  }
+  const lone = fds.all.length === 1 ? fds.all[0] : undefined;
+  if (lone && !names.includes(lone.name) && names[0] !== undefined) picked.set(names[0], lone.fd);
+  const used = new Set(picked.values());
+  const unused = fds.all.filter((f) => !used.has(f.fd));
+  if (unused.length > 0) {
+    const list = unused.map((f) => `fd ${f.fd} (${f.name})`).join(', ');
+    throw new SystemdError(
+      'SEAWALL_SYSTEMD_LISTEN_FDS_INVALID',
+      `passed ${list} not used: name each socket with FileDescriptorName=, one of ${names.join(', ')}`,
+      { fds: unused.map((f) => f.fd), names: unused.map((f) => f.name) },
+    );
+  }
+  return picked;
+}

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,11 +16,11 @@ import { ACTION } from '../../protocol/index.js';
 import { PluginClient } from '../../vmm/plugin-client.js';
 import { seaEvent, seaExit } from '../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../vmm/simulator.js';
-import { CLI } from '../helpers/daemon.js';
-import { killOwned, spawnOwned } from '../helpers/processes.js';
+import { CLI, daemonCommand } from '../helpers/daemon.js';
+import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { requireTool } from '../helpers/tools.js';
-import { until } from '../helpers/wait.js';
+import { until, within } from '../helpers/wait.js';
 
 const SEA = seaExit({ gpa: 0x5000n });
 const IMAGE = `000001${'0'.repeat(122)}`;
@@ -121,4 +122,38 @@ test('the daemon serves the activated socket, and a plugin connecting during a r
   assert.equal(Buffer.from(verdict.vcpuEvents).toString('hex'), IMAGE);
   assert.ok(readyCount() > readyBefore, 'answered by the restarted daemon');
   raw.destroy();
+});
+
+test('passed sockets the daemon would not serve are refused at start, each named', async (t) => {
+  if (!requireTool(t, 'systemd-socket-activate', 'systemd')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-sa-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Two sockets without --fdname: neither can be told to be the plugin's, and left unserved they
+  // would take connections nobody answers while the daemon bound its configured paths.
+  const { args, socket } = daemonCommand(dir, ['--no-metrics']);
+  const activator = spawnOwned(
+    'systemd-socket-activate',
+    ['-l', join(dir, 'a.sock'), '-l', join(dir, 'b.sock'), process.execPath, ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '' } },
+  );
+  t.after(() => killOwned(activator, 'systemd-socket-activate and its daemon'));
+  const lines: string[] = [];
+  createInterface({ input: activator.stdout! }).on('line', (l) => lines.push(l));
+  createInterface({ input: activator.stderr! }).on('line', (l) => lines.push(l));
+  const exited = exitOf(activator);
+  await until(
+    'the activator to listen',
+    () => lines.filter((l) => l.startsWith('Listening on')).length === 2,
+  );
+  // The first connection execs the daemon on fds 3 and 4.
+  const trigger = connect(join(dir, 'a.sock'));
+  trigger.on('error', () => {});
+  t.after(() => trigger.destroy());
+  const exit = await within('the daemon to refuse', exited);
+  assert.deepEqual(exit, { code: 1, signal: null }, lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /passed fd 3 \(unknown\), fd 4 \(unknown\) not used/.test(l)),
+    lines.join('\n'),
+  );
+  assert.equal(existsSync(socket), false, 'nothing bound at the configured path');
 });
