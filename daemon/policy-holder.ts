@@ -41,6 +41,8 @@ export class PolicyHolder {
   readonly #metrics: SeawallMetrics | null;
   reloads = 0;
   failedReloads = 0;
+  /** Set when the daemon stops: a reload it cuts short is not the policy's failure. */
+  #closed = false;
   lastReloadAtMs = 0;
 
   readonly #builtinSha256: string;
@@ -97,6 +99,11 @@ export class PolicyHolder {
     this.#put(r.provider, r.sha256, r.source);
   }
 
+  /** The daemon is stopping: a reload under way (its worker ended) is reported as cut short. */
+  close(): void {
+    this.#closed = true;
+  }
+
   /**
    * Reads, validates and compiles `path` off to the side, then swaps it in with one assignment:
    * events decided before the swap used the old version, events after it the new one.
@@ -122,6 +129,15 @@ export class PolicyHolder {
       path === null
         ? { ok: true, provider: this.#builtin, sha256: this.#builtinSha256, source: this.#builtinSource }
         : await this.#safeLoad(path);
+    if (!r.ok && this.#closed) {
+      const issues = ['the daemon is stopping: the reload was cut short'];
+      this.#log.log({
+        message: `policy reload cut short, keeping ${this.#current.version}: the daemon is stopping`,
+        priority: Priority.INFO,
+        fields: { [F.POLICY_VERSION]: this.#current.version, [F.REASON]: 'daemon_stopping' },
+      });
+      return { ok: false, version: this.#current.version, issues };
+    }
     if (!r.ok) {
       this.failedReloads++;
       this.#metrics?.policyReload(false);

@@ -310,7 +310,8 @@ export class Service {
     try {
       return await this.policy.reload(this.config.policy);
     } finally {
-      this.#notifier.ready(this.statusLine());
+      // After STOPPING=1, a READY=1 would tell systemd the daemon is running again.
+      if (this.#stopping === null) this.#notifier.ready(this.statusLine());
     }
   }
 
@@ -340,6 +341,7 @@ export class Service {
     // Hooks still running are killed or aborted and their outcomes reported now, while the store
     // still takes rows: the write-ahead log below flushes them before the store closes.
     this.actions.close();
+    this.policy.close();
     this.#policyWorker.close();
     await this.#metricsServer?.close();
     this.metrics?.stop();

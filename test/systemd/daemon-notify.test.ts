@@ -112,6 +112,42 @@ test('READY after the socket accepts; WATCHDOG cadence and silence while blocked
   assert.equal(await code, 0);
 });
 
+test('a stop during a reload: no READY=1 after STOPPING=1, and no reload failure reported', async (t) => {
+  if (!requireTool(t, 'python3', 'python3')) return;
+  const rx = await startNotifyReceiver();
+  t.after(() => rx.close());
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-notify-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const policy = join(dir, 'policy.yaml');
+  writeFileSync(policy, policyOf(2));
+  const d = await startDaemon({ args: ['--policy', policy], env: rx.env });
+  t.after(async () => {
+    await d.kill();
+    removeDir(d.dir);
+  });
+  await rx.waitFor((m) => m.fields.READY === '1');
+  // A policy that takes a while to load: the stop comes while it loads.
+  writeFileSync(policy, policyOf(4000));
+  const before = rx.messages.length;
+  d.proc.kill('SIGHUP');
+  await rx.waitFor((m) => m.fields.RELOADING === '1', { from: before });
+  assert.equal(await d.stop(), 0);
+  const stopping = await rx.waitFor((m) => m.fields.STOPPING === '1', { from: before });
+  // READY=1 after STOPPING=1 would tell systemd the daemon runs again.
+  assert.deepEqual(
+    rx.messages.slice(stopping.index).filter((m) => m.fields.READY === '1'),
+    [],
+    'no READY=1 after STOPPING=1',
+  );
+  const said = d.output.join('\n');
+  assert.doesNotMatch(
+    said,
+    /policy reload failed/,
+    'a reload cut short by the stop is not the policy’s failure',
+  );
+  assert.match(said, /policy reload cut short|policy reloaded/);
+});
+
 test('no READY=1 when the plugin socket cannot be served', async (t) => {
   if (!requireTool(t, 'python3', 'python3')) return;
   const rx = await startNotifyReceiver();
