@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { CLI, removeDir, startDaemon } from '../helpers/daemon.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -39,22 +39,25 @@ function policyOf(rules: number): string {
   return out.join('\n');
 }
 
-test('READY after the socket accepts; WATCHDOG cadence and silence while blocked; RELOADING; STOPPING', async (t) => {
-  if (!requireTool(t, 'python3', 'python3')) return;
+/** A receiver, and a daemon on a two-rule policy file (`policy`) that notifies it. */
+async function notifyingDaemon(t: TestContext, env: NodeJS.ProcessEnv = {}) {
   const rx = await startNotifyReceiver();
   t.after(() => rx.close());
   const dir = mkdtempSync(join(tmpdir(), 'seawall-notify-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const policy = join(dir, 'policy.yaml');
   writeFileSync(policy, policyOf(2));
-  const d = await startDaemon({
-    args: ['--policy', policy],
-    env: { ...rx.env, WATCHDOG_USEC: String(WATCHDOG_USEC) },
-  });
+  const d = await startDaemon({ args: ['--policy', policy], env: { ...rx.env, ...env } });
   t.after(async () => {
     await d.kill();
     removeDir(d.dir);
   });
+  return { rx, policy, d };
+}
+
+test('READY after the socket accepts; WATCHDOG cadence and silence while blocked; RELOADING; STOPPING', async (t) => {
+  if (!requireTool(t, 'python3', 'python3')) return;
+  const { rx, policy, d } = await notifyingDaemon(t, { WATCHDOG_USEC: String(WATCHDOG_USEC) });
 
   const ready = await rx.waitFor((m) => m.fields.READY === '1');
   assert.equal(ready.pid, d.pid, 'sent by the main process (NotifyAccess=main)');
@@ -114,17 +117,7 @@ test('READY after the socket accepts; WATCHDOG cadence and silence while blocked
 
 test('a stop during a reload: no READY=1 after STOPPING=1, and no reload failure reported', async (t) => {
   if (!requireTool(t, 'python3', 'python3')) return;
-  const rx = await startNotifyReceiver();
-  t.after(() => rx.close());
-  const dir = mkdtempSync(join(tmpdir(), 'seawall-notify-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const policy = join(dir, 'policy.yaml');
-  writeFileSync(policy, policyOf(2));
-  const d = await startDaemon({ args: ['--policy', policy], env: rx.env });
-  t.after(async () => {
-    await d.kill();
-    removeDir(d.dir);
-  });
+  const { rx, policy, d } = await notifyingDaemon(t);
   await rx.waitFor((m) => m.fields.READY === '1');
   // A policy that takes a while to load: the stop comes while it loads.
   writeFileSync(policy, policyOf(4000));
