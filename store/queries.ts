@@ -16,6 +16,9 @@ import {
   type StoredEvent,
   storedEvent,
 } from './rows.js';
+import { type WindowAnswer, WindowQueries, type WindowQuery } from './window-queries.js';
+
+export type { WindowAnswer, WindowEvent, WindowQuery } from './window-queries.js';
 
 /** Most rows a single query returns, whatever the caller asks. */
 export const MAX_QUERY_LIMIT = 10_000;
@@ -85,32 +88,6 @@ export interface StoredAction {
   updatedMs: number;
 }
 
-/** A stretch of stored events before (and up to) one event, as a rate window or a page's history sees it. */
-export interface WindowQuery {
-  /** Only this VM's events (scope vm, page); all VMs' when absent (scope host). */
-  vm?: string;
-  /** Only events on this page (hex as stored). */
-  gpa?: string;
-  /** Exclusive lower bound on time (ms). */
-  afterMs: number;
-  /** The event the window ends at: events up to its time, and at that time only those with a smaller id. */
-  at: { timeMs: number; id: number };
-  /** Include the event `at` itself. */
-  inclusive: boolean;
-  /** Most events returned (the newest); the count covers them all. */
-  limit: number;
-}
-
-/** Columns of an event enough to show it as evidence. */
-export interface WindowEvent {
-  id: number;
-  timeMs: number;
-  vm: string;
-  kind: string;
-  severity: string;
-  gpa: string | null;
-}
-
 const clampLimit = (n: number | undefined, dflt: number): number =>
   Math.max(1, Math.min(MAX_QUERY_LIMIT, Math.floor(n ?? dflt)));
 
@@ -140,8 +117,7 @@ export class StoreQueries {
   readonly #rebuild: Database.Statement;
   readonly #actions: Database.Statement;
   readonly #actionEvents: Database.Statement;
-  readonly #window: Database.Statement;
-  readonly #windowCount: Database.Statement;
+  readonly #windows: WindowQueries;
   readonly #actionFor: Database.Statement;
   readonly #actionBefore: Database.Statement;
   readonly #policySource: Database.Statement;
@@ -201,13 +177,7 @@ export class StoreQueries {
       "SELECT * FROM events WHERE vm = @vm AND time_ms >= @since AND (action IN ('kill', 'migrate') " +
         "OR (rule IS NOT NULL AND rule <> 'default')) ORDER BY time_ms DESC, id DESC LIMIT @limit",
     );
-    const window =
-      'FROM events WHERE (@vm IS NULL OR vm = @vm) AND (@gpa IS NULL OR gpa = @gpa) AND time_ms > @after ' +
-      'AND (time_ms < @t OR (time_ms = @t AND (id < @id OR (@incl = 1 AND id = @id))))';
-    this.#window = db.prepare(
-      `SELECT id, time_ms AS timeMs, vm, kind, severity, gpa ${window} ORDER BY time_ms DESC, id DESC LIMIT @limit`,
-    );
-    this.#windowCount = db.prepare(`SELECT COUNT(*) AS n ${window}`);
+    this.#windows = new WindowQueries(db);
     const actionCols =
       'SELECT id, time_ms AS timeMs, vm, action, rule, outcome, detail, updated_ms AS updatedMs FROM actions';
     this.#actionFor = db.prepare(
@@ -236,20 +206,17 @@ export class StoreQueries {
     return { events: rows.slice(0, n).reverse().map(storedEvent), more };
   }
 
-  /** The events of a window (newest `limit`, returned oldest first) and how many it holds. */
-  window(q: WindowQuery): { count: number; events: WindowEvent[] } {
-    const params = {
-      vm: q.vm ?? null,
-      gpa: q.gpa ?? null,
-      after: q.afterMs,
-      t: q.at.timeMs,
-      id: q.at.id,
-      incl: q.inclusive ? 1 : 0,
-      limit: clampLimit(q.limit, 20),
-    };
-    const events = (this.#window.all(params) as WindowEvent[]).reverse();
-    const { n } = this.#windowCount.get(params) as { n: number };
-    return { count: n, events };
+  /**
+   * The events of a window (newest `limit`, returned oldest first) and how many it holds: at
+   * least `count` when `atLeast` (store/window-queries.ts reads a bounded share of it).
+   */
+  window(q: WindowQuery): WindowAnswer {
+    return this.#windows.window(q, clampLimit(q.limit, 20));
+  }
+
+  /** The window statements of a scope, for tests of their plans. */
+  windowStatements(scope: 'vm' | 'host'): { rows: Database.Statement; count: Database.Statement } {
+    return this.#windows.statements(scope);
   }
 
   /** The action an event of this daemon run asked for (by boot, session and seq), if it has one. */

@@ -8,7 +8,8 @@
  * (EventStore.recordPolicy), so a reload or a restart does not lose the answer. Built on the reader
  * thread (store/reader-thread.ts), never on the event loop: an operator asks during a storm, when
  * the store is busiest, and the answer compiles policies from their YAML. Every query is an indexed
- * range with a row limit, and an answer covers at most 100 decisions.
+ * range with a row limit — counts too, which are lower bounds past it — and an answer covers at
+ * most 100 decisions.
  */
 import {
   type CompiledPolicy,
@@ -18,7 +19,7 @@ import {
   type Matcher,
   parsePolicy,
 } from '../policies/index.js';
-import type { StoredAction, StoreQueries, WindowEvent } from './queries.js';
+import type { StoredAction, StoreQueries, WindowAnswer } from './queries.js';
 import type { StoredEvent } from './rows.js';
 
 /** Evidence events shown per condition (the count covers them all). */
@@ -46,9 +47,10 @@ export interface WhyCondition {
   expected: string;
   /**
    * For `rate` and `repeatPage`: the stored events that made it hold — the rate window's events
-   * (this one included), or the earlier errors on the same page — the newest of them, oldest first.
+   * (this one included), or the earlier errors on the same page — the newest of them, oldest first;
+   * the count is a lower bound when `atLeast` (only the scope's newest rows were read).
    */
-  evidence?: { count: number; events: WindowEvent[] };
+  evidence?: WindowAnswer;
 }
 
 /** What became of the kill or migration an event asked for. */
@@ -72,6 +74,8 @@ export interface WhyResult {
   vm: string;
   /** The VM's stored events in the period asked about (every kind of decision). */
   events: number;
+  /** `events` is a lower bound: the VM holds more in the period than were counted. */
+  eventsAtLeast: boolean;
   entries: WhyEntry[];
   /** Older entries match too. */
   more: boolean;
@@ -107,14 +111,21 @@ export class WhyBuilder {
     const queries = this.#queries;
     const since = q.sinceMs ?? 0;
     const { events, more } = queries.actionEvents(q.vm, since, q.limit ?? 20);
+    // Counted up to a bound (store/window-queries.ts), not over all of the VM's history.
     const total = queries.window({
       vm: q.vm,
       afterMs: since - 1,
       at: { timeMs: Number.MAX_SAFE_INTEGER, id: Number.MAX_SAFE_INTEGER },
       inclusive: true,
       limit: 1,
-    }).count;
-    return { vm: q.vm, events: total, entries: events.map((e) => this.#entry(e, current)), more };
+    });
+    return {
+      vm: q.vm,
+      events: total.count,
+      eventsAtLeast: total.atLeast,
+      entries: events.map((e) => this.#entry(e, current)),
+      more,
+    };
   }
 
   #entry(e: StoredEvent, current: PolicyText | null): WhyEntry {

@@ -27,11 +27,12 @@ function evidenceLine(e: WindowEvent, self: number): string {
 function conditionLines(c: WhyCondition, self: number): string[] {
   const head = `${terminalSafe(c.matcher)}: ${terminalSafe(c.expected)}`;
   if (!c.evidence) return [head];
-  const { count, events } = c.evidence;
+  const { count, atLeast, events } = c.evidence;
+  const n = `${atLeast ? 'at least ' : ''}${count}`;
   const what =
     c.matcher === 'rate'
-      ? `${count} event${count === 1 ? '' : 's'} in the window, this one included`
-      : `${count} earlier error${count === 1 ? '' : 's'} on this page`;
+      ? `${n} event${count === 1 ? '' : 's'} in the window, this one included`
+      : `${n} earlier error${count === 1 ? '' : 's'} on this page`;
   const shown = events.length < count ? ` (the newest ${events.length} shown)` : '';
   return [`${head} — ${what}${shown}:`, ...events.map((e) => `    ${evidenceLine(e, self)}`)];
 }
@@ -84,12 +85,13 @@ function entryText(x: WhyEntry): string {
 
 export function formatWhy(r: WhyResult): string {
   const vm = terminalSafe(r.vm);
+  const events = `${r.eventsAtLeast ? 'at least ' : ''}${r.events}`;
   if (r.entries.length === 0) {
     return r.events === 0
       ? `VM ${vm}: no stored events`
-      : `VM ${vm}: ${r.events} events, every one answered by the default rule — nothing beyond it was decided`;
+      : `VM ${vm}: ${events} events, every one answered by the default rule — nothing beyond it was decided`;
   }
-  const head = `VM ${vm}: ${r.events} events; ${r.entries.length} decision${r.entries.length === 1 ? '' : 's'} beyond the default${r.more ? ' (older ones too: raise --limit or narrow --since)' : ''}`;
+  const head = `VM ${vm}: ${events} events; ${r.entries.length} decision${r.entries.length === 1 ? '' : 's'} beyond the default${r.more ? ' (older ones too: raise --limit or narrow --since)' : ''}`;
   return [head, ...r.entries.map(entryText)].join('\n\n');
 }
 
