@@ -106,8 +106,10 @@ export function freePages(db: Database.Database): number {
 export class StoreQueries {
   readonly #events: Database.Statement;
   readonly #eventsByVm: Database.Statement;
-  readonly #poison: Database.Statement;
-  readonly #poisonByVm: Database.Statement;
+  readonly #poisonFirst: Database.Statement;
+  readonly #poisonAfter: Database.Statement;
+  readonly #poisonByVmFirst: Database.Statement;
+  readonly #poisonByVmAfter: Database.Statement;
   readonly #vmEvents: Database.Statement;
   readonly #vmPoison: Database.Statement;
   readonly #vmLastAction: Database.Statement;
@@ -139,12 +141,16 @@ export class StoreQueries {
     );
     const poisonCols =
       'SELECT vm, gpa, first_seen_ms AS firstSeenMs, last_seen_ms AS lastSeenMs, count FROM poisoned_pages';
-    // Keyset pagination on the primary key: each page is an index range scan, however deep.
-    this.#poison = db.prepare(
-      `${poisonCols} WHERE @av IS NULL OR (vm, gpa) > (@av, @ag) ORDER BY vm, gpa LIMIT @limit`,
+    // Keyset pagination on the primary key: each page is an index range scan, however deep. The
+    // first page and the next ones are statements of their own: `@av IS NULL OR (vm, gpa) > …`
+    // is no range SQLite can seek to, and scanned the table from its start for every page.
+    this.#poisonFirst = db.prepare(`${poisonCols} ORDER BY vm, gpa LIMIT @limit`);
+    this.#poisonAfter = db.prepare(
+      `${poisonCols} WHERE (vm, gpa) > (@av, @ag) ORDER BY vm, gpa LIMIT @limit`,
     );
-    this.#poisonByVm = db.prepare(
-      `${poisonCols} WHERE vm = @vm AND (@ag IS NULL OR gpa > @ag) ORDER BY gpa LIMIT @limit`,
+    this.#poisonByVmFirst = db.prepare(`${poisonCols} WHERE vm = @vm ORDER BY gpa LIMIT @limit`);
+    this.#poisonByVmAfter = db.prepare(
+      `${poisonCols} WHERE vm = @vm AND gpa > @ag ORDER BY gpa LIMIT @limit`,
     );
     this.#vmEvents = db.prepare(
       'SELECT vm, COUNT(*) AS events, MIN(time_ms) AS firstSeenMs, MAX(time_ms) AS lastSeenMs FROM events GROUP BY vm',
@@ -275,14 +281,26 @@ export class StoreQueries {
    * MAX_QUERY_LIMIT) after `after`. A caller that gets a full page asks again from its last row.
    */
   poisonedPages(vm?: string, limit?: number, after?: PoisonCursor): PoisonedPage[] {
-    const params = {
-      limit: clampLimit(limit, MAX_QUERY_LIMIT),
-      av: after?.vm ?? null,
-      ag: after?.gpa ?? null,
+    const n = clampLimit(limit, MAX_QUERY_LIMIT);
+    const rows =
+      vm === undefined
+        ? after === undefined
+          ? this.#poisonFirst.all({ limit: n })
+          : this.#poisonAfter.all({ limit: n, av: after.vm, ag: after.gpa })
+        : after === undefined
+          ? this.#poisonByVmFirst.all({ limit: n, vm })
+          : this.#poisonByVmAfter.all({ limit: n, vm, ag: after.gpa });
+    return rows as PoisonedPage[];
+  }
+
+  /** The statements that page through poisoned pages, for tests of their plans. */
+  poisonStatements(): Record<'first' | 'after' | 'byVmFirst' | 'byVmAfter', Database.Statement> {
+    return {
+      first: this.#poisonFirst,
+      after: this.#poisonAfter,
+      byVmFirst: this.#poisonByVmFirst,
+      byVmAfter: this.#poisonByVmAfter,
     };
-    return (
-      vm === undefined ? this.#poison.all(params) : this.#poisonByVm.all({ ...params, vm })
-    ) as PoisonedPage[];
   }
 
   /**

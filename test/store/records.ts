@@ -73,6 +73,16 @@ export function scratchStorePath(): string {
   return path;
 }
 
+/** A store at a scratch path, closed after the test. */
+export function scratchStore(
+  t: TestContext,
+  opts: Omit<StoreOptions, 'path'> = { bootId: 'boot-1' },
+): EventStore {
+  const store = new EventStore({ path: scratchStorePath(), ...opts });
+  t.after(() => store.close());
+  return store;
+}
+
 /**
  * A store at a scratch path and its write-ahead layer with a writer thread, retried every 20 ms
  * through a fault, both closed after the test; `errors` collects what it reports.

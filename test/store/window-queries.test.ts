@@ -4,24 +4,12 @@
  * bound).
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { test } from 'node:test';
 import type Database from 'better-sqlite3';
-import { EventStore } from '../../store/index.js';
 import { WINDOW_SCAN_ROWS } from '../../store/window-queries.js';
-import { record, session, tempStorePath } from './records.js';
+import { record, scratchStore, session } from './records.js';
 
 const T0 = 1_700_000_000_000;
-
-function open(t: { after: (fn: () => void) => void }): EventStore {
-  const { dir, path } = tempStorePath();
-  const store = new EventStore({ path, bootId: 'boot-1' });
-  t.after(() => {
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return store;
-}
 
 function plan(db: Database.Database, stmt: Database.Statement): string {
   const params = { vm: 'vm-a', gpa: null, after: 0, t: 1, id: 1, incl: 1, scan: 1, limit: 1 };
@@ -30,7 +18,7 @@ function plan(db: Database.Database, stmt: Database.Statement): string {
 }
 
 test("a VM's window is searched on the (vm, time) index, the host's on the time index", (t) => {
-  const store = open(t);
+  const store = scratchStore(t);
   for (const [scope, index] of [
     ['vm', /SEARCH event_rows USING INDEX events_vm_time \(vm=\? AND time_ms>\? AND time_ms<\?\)/],
     ['host', /SEARCH event_rows USING INDEX events_time \(time_ms>\? AND time_ms<\?\)/],
@@ -45,7 +33,7 @@ test("a VM's window is searched on the (vm, time) index, the host's on the time 
 });
 
 test('a window counts its own scope, and past its bound says the count is a lower bound', (t) => {
-  const store = open(t);
+  const store = scratchStore(t);
   const a = session('vm-a');
   const b = session('vm-b', 2n);
   const n = WINDOW_SCAN_ROWS + 5;
