@@ -2,8 +2,8 @@
  * The reader thread: answers the control socket's reads (`events`, `vms`, `poison`, `status`
  * totals, `why`) on a read-only connection of its own, so that a query over ten thousand rows, or
  * the policies `why` compiles, cost the verdict path nothing. In WAL mode a reader sees every
- * transaction committed before its query began; the caller first waits (asynchronously) for the
- * write-ahead rows to be committed.
+ * transaction committed before its read began (each answer is one read transaction); the caller
+ * first waits (asynchronously) for the write-ahead rows to be committed.
  */
 
 import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
@@ -46,10 +46,13 @@ function run(data: ReaderData, port: MessagePort): void {
   const queries = new StoreQueries(db, (err) => {
     failure = err;
   });
-  // A query and the check of what it reported, with nothing between them.
+  // A query and the check of what it reported, with nothing between them. In one read
+  // transaction: in WAL mode its statements all see one snapshot, so the figures of an answer
+  // (status's counts, a VM's row and its last action, why's windows) agree with each other while
+  // the writer thread commits between them.
   const read = (query: () => unknown): unknown => {
     failure = null;
-    const result = query();
+    const result = db.transaction(query)();
     if (failure) throw failure;
     return result;
   };

@@ -1,0 +1,42 @@
+/** The reader thread: each answer is read from one snapshot of the store, whatever commits meanwhile. */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { test } from 'node:test';
+import { StoreReader } from '../../store/index.js';
+import { killOwned, spawnOwned } from '../helpers/processes.js';
+import { within } from '../helpers/wait.js';
+import { record, scratchStore, session } from './records.js';
+
+test('status totals agree with themselves while another connection commits', async (t) => {
+  const store = scratchStore(t);
+  const s = session('vm-a');
+  // Enough rows that counting them takes a while: a commit lands between two statements.
+  for (let b = 0; b < 3; b++)
+    store.append(
+      Array.from({ length: 2000 }, (_, i) =>
+        record({ session: s, seq: b * 2000 + i + 1, timeMs: 1_700_000_000_000 + i }),
+      ),
+    );
+  const reader = new StoreReader(store);
+  t.after(() => reader.close());
+  const child = spawnOwned(
+    process.execPath,
+    ['--import', 'tsx', new URL('./children/commit-batches.ts', import.meta.url).pathname, store.path],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  t.after(() => killOwned(child, 'the writer'));
+  await within('the writer to commit its first batch', once(child.stdout as NodeJS.ReadableStream, 'data'));
+
+  const disagreeing: string[] = [];
+  const seen = new Set<number>();
+  for (let i = 0; i < 60; i++) {
+    const totals = await reader.totals();
+    seen.add(totals.events);
+    // Every event is decided (none a replay): the counts by action add up to the events.
+    const decided = Object.values(totals.byAction).reduce((a, b) => a + b, 0);
+    if (decided !== totals.events - totals.replays)
+      disagreeing.push(`${totals.events} events, by action ${JSON.stringify(totals.byAction)}`);
+  }
+  assert.ok(seen.size > 1, 'the writer committed while the totals were read');
+  assert.deepEqual(disagreeing, []);
+});
