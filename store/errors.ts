@@ -27,7 +27,10 @@ export type StoreErrorCode =
   | 'SEAWALL_STORE_LOST'
   /** A read on the reader thread (for the control socket) failed, timed out, or lost its thread. */
   | 'SEAWALL_STORE_READER'
-  /** A retention pass on the retention thread failed, or lost its thread. */
+  /**
+   * A retention pass on the retention thread failed, or lost its thread; or the tables it never
+   * deletes by size (poisoned pages …) alone exceed `maxBytes`.
+   */
   | 'SEAWALL_STORE_PRUNE'
   /** Another daemon holds the store (one daemon per state directory); `detail.pid` names it. */
   | 'SEAWALL_STORE_LOCKED';

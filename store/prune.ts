@@ -1,13 +1,15 @@
 /**
  * One retention pass over a connection: events older than the cutoff, then — while
- * the data exceeds `maxBytes` — the oldest events, then the freed pages handed back to the file
- * system (`incremental_vacuum`). It works in slices of about `sliceMs`, each its own short
+ * what the events and their indexes hold exceeds `maxBytes` — the oldest events, then the freed
+ * pages handed back to the file system (`incremental_vacuum`). It works in slices of about `sliceMs`, each its own short
  * transaction, and `pause`s between them, so that the writer thread, which commits on the same
  * file, gets the write lock within its busy timeout. How many rows (or pages) a slice takes is
  * learned from the slice before: what a row costs depends on the disk, the indexes and the load.
  * The retention thread (store/retention-thread.ts) runs it; tests run it with a clock of their own.
  * Poisoned pages are never pruned: they are the VM's history. Actions and closed sessions go by
- * age with events.
+ * age with events. Neither counts against `maxBytes`, which bounds the events' share alone:
+ * counted in, tables that deleting events cannot shrink had the size loop delete every event of
+ * the store, every pass, once they alone exceeded the bound (a plugin can make up poisoned pages).
  */
 import type Database from 'better-sqlite3';
 import { freePages, usedBytes } from './queries.js';
@@ -15,7 +17,7 @@ import { freePages, usedBytes } from './queries.js';
 export interface PruneOptions {
   /** Events (and actions, closed sessions) before this time (ms since the epoch) are deleted. */
   cutoffMs: number;
-  /** Data bytes above which the oldest events are deleted. */
+  /** Bytes of events (their table and its indexes) above which the oldest events are deleted. */
   maxBytes: number;
   /** Most rows one delete statement takes. */
   chunkRows: number;
@@ -37,6 +39,10 @@ export interface RetentionRun {
   deletedBySize: number;
   /** Data bytes after the run. */
   bytes: number;
+  /** Of `bytes`, those the events and their indexes hold: what `maxBytes` bounds. */
+  eventBytes: number;
+  /** Of `bytes`, those of the tables retention keeps by size (poisoned pages, actions …). */
+  keptBytes: number;
   /** Statements run (deletes and vacuum steps), each a transaction of its own. */
   slices: number;
   /** The longest slice, in ms: the longest the writer thread waited for the lock behind this pass. */
@@ -71,12 +77,14 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
     db.prepare('DELETE FROM applied_waiting WHERE applied_ms < ?').run(opts.cutoffMs);
   }
   let deletedBySize = 0;
-  // What a row holds, counted once a pass: the data over the bound divided by it is as many rows
-  // as deleting can still need. It counts the tables kept (poisoned pages, actions, sessions) as if
-  // they were rows, so it errs low: a slice never deletes past the bound, which a slice of
-  // chunkRows, or one twice as large as the last, did (a pass could leave no event at all).
+  // Measured once a pass: deleting events does not shrink them (the writer may grow them meanwhile,
+  // by far less than a pass deletes).
+  const keptBytes = keptTableBytes(db);
+  const eventBytes = (): number => Math.max(0, usedBytes(db) - keptBytes);
+  // What a row holds, counted once a pass: the events' bytes over the bound divided by it is as
+  // many rows as deleting can still need, so a slice never deletes past the bound.
   let rowBytes = 0;
-  for (let over = usedBytes(db) - opts.maxBytes; !env.stopped() && over > 0; ) {
+  for (let over = eventBytes() - opts.maxBytes; !env.stopped() && over > 0; ) {
     if (rowBytes === 0) {
       const rows = db.prepare('SELECT count(*) FROM event_rows').pluck().get() as number;
       if (rows === 0) break;
@@ -86,8 +94,8 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
     const n = slices.size(Math.min(opts.chunkRows, needed));
     const done = await slices.run(n, () => oldest.run(n).changes);
     deletedBySize += done;
-    if (done === 0) break; // only poisoned pages and actions remain: they are kept
-    over = usedBytes(db) - opts.maxBytes;
+    if (done === 0) break;
+    over = eventBytes() - opts.maxBytes;
   }
   // auto_vacuum=INCREMENTAL: hand the freed pages back so the file shrinks too.
   if (deletedByAge + deletedBySize > 0) {
@@ -103,13 +111,33 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
       if (freed === 0) break;
     }
   }
+  const bytes = usedBytes(db);
   return {
     deletedByAge,
     deletedBySize,
-    bytes: usedBytes(db),
+    bytes,
+    eventBytes: Math.max(0, bytes - keptBytes),
+    keptBytes,
     slices: slices.count,
     longestSliceMs: slices.longestMs,
   };
+}
+
+/**
+ * Bytes of the pages of every table and index but the events' (`dbstat`, one b-tree at a time:
+ * only the kept tables' pages are read, not the events').
+ */
+function keptTableBytes(db: Database.Database): number {
+  const names = db
+    .prepare("SELECT name FROM sqlite_schema WHERE rootpage > 0 AND tbl_name <> 'event_rows'")
+    .pluck()
+    .all() as string[];
+  const size = db
+    .prepare('SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name = ? AND aggregate = TRUE')
+    .pluck();
+  let bytes = 0;
+  for (const name of ['sqlite_schema', ...names]) bytes += size.get(name) as number;
+  return bytes;
 }
 
 /**

@@ -73,7 +73,7 @@ export interface StoreTotals {
   byAction: Record<string, number>;
   oldestMs: number | null;
   newestMs: number | null;
-  /** Pages in use × page size: what retention's maxBytes bounds. */
+  /** Pages in use × page size (retention's maxBytes bounds the events' share of it). */
   bytes: number;
 }
 
@@ -91,7 +91,7 @@ export interface StoredAction {
 const clampLimit = (n: number | undefined, dflt: number): number =>
   Math.max(1, Math.min(MAX_QUERY_LIMIT, Math.floor(n ?? dflt)));
 
-/** Bytes in the pages of `db` holding data (excludes free pages), the figure retention bounds. */
+/** Bytes in the pages of `db` holding data (excludes free pages); retention bounds the events' share. */
 export function usedBytes(db: Database.Database): number {
   const pageSize = db.pragma('page_size', { simple: true }) as number;
   const pages = db.pragma('page_count', { simple: true }) as number;
@@ -426,7 +426,7 @@ export class StoreQueries {
     return out;
   }
 
-  /** Bytes in pages holding data (excludes free pages), the figure retention bounds. */
+  /** Bytes in pages holding data (excludes free pages); retention bounds the events' share. */
   usedBytes(): number {
     return usedBytes(this.#db);
   }

@@ -1,7 +1,7 @@
 /**
  * Retention, beside the verdict path: a timer (unref'd, so it never keeps the process alive) asks
  * the retention thread (store/retention-thread.ts, started with the first pass) to delete events
- * older than `maxAgeDays`, then — while the data exceeds `maxBytes` — the oldest events, in slices
+ * older than `maxAgeDays`, then — while the events exceed `maxBytes` — the oldest events, in slices
  * of about `sliceMs` (store/prune.ts). Nothing of it runs on the event loop: there, a pass held
  * verdicts for up to ~0.5 s at a time (docs/performance.md).
  */
@@ -23,7 +23,11 @@ const THREAD_URL = new URL(
 export interface RetentionOptions {
   /** Events older than this many days are deleted (default 90). */
   maxAgeDays?: number;
-  /** Data pages above this many bytes trigger deleting the oldest events (default 1 GiB, min 64 KiB). */
+  /**
+   * Bytes of events (their table and indexes) above which the oldest are deleted (default 1 GiB,
+   * min 64 KiB). The tables never deleted by size (poisoned pages …) do not count; a pass reports
+   * (`onError('prune')`) when they alone exceed it.
+   */
   maxBytes?: number;
   /** How often the timer runs (default 10 minutes). */
   intervalMs?: number;
@@ -57,6 +61,17 @@ function positive(name: string, v: number, min: number): number {
     );
   }
   return v;
+}
+
+/** What a pass reports when the tables it never deletes by size alone exceed the bound. */
+function keptOverBound(keptBytes: number, maxBytes: number): StoreError {
+  return new StoreError(
+    'SEAWALL_STORE_PRUNE',
+    `the poisoned pages, actions, sessions and policies alone hold ${keptBytes} bytes, over ` +
+      `retention.maxBytes (${maxBytes}); they are never deleted by size, so the store stays larger ` +
+      'than the bound (events are still kept within it)',
+    { keptBytes, maxBytes },
+  );
 }
 
 export class Retention {
@@ -132,12 +147,14 @@ export class Retention {
   async #pass(): Promise<RetentionRun | null> {
     if (this.#stopped || this.#store.closed) return null;
     try {
-      return await this.#ask({
+      const run = await this.#ask({
         cutoffMs: this.#now() - this.maxAgeDays * DAY_MS,
         maxBytes: this.maxBytes,
         chunkRows: this.chunkRows,
         sliceMs: this.sliceMs,
       });
+      if (run.keptBytes > this.maxBytes) this.#onError('prune', keptOverBound(run.keptBytes, this.maxBytes));
+      return run;
     } catch (err) {
       this.#onError('prune', err);
       return null;

@@ -73,8 +73,11 @@ test('over maxBytes the oldest events are deleted in chunks until the data fits'
   assert.equal(run.deletedByAge, 0);
   assert.ok(run.deletedBySize > 0);
   assert.ok(run.slices >= Math.ceil(run.deletedBySize / 100), `no statement deletes more than chunkRows`);
-  assert.ok(run.bytes <= maxBytes, `${run.bytes} <= ${maxBytes}`);
-  assert.ok(run.bytes > maxBytes * 0.8, `stopped at the bound, not past it: ${run.bytes} bytes kept`);
+  assert.ok(run.eventBytes <= maxBytes, `${run.eventBytes} <= ${maxBytes}`);
+  assert.ok(
+    run.eventBytes > maxBytes * 0.8,
+    `stopped at the bound, not past it: ${run.eventBytes} bytes kept`,
+  );
   const left = store.queries.events({ limit: 10_000 });
   assert.equal(left.length, 2000 - run.deletedBySize);
   assert.equal(left.at(-1)?.seq, 1999, 'the newest event is kept');
@@ -128,7 +131,7 @@ test('each slice takes about sliceMs, learned from the slice before; without a b
   assert.ok(run.longestSliceMs <= 2, `longest slice ${run.longestSliceMs} ms`);
   assert.ok(run.slices >= run.deletedBySize / 16, `${run.slices} slices for ${run.deletedBySize} events`);
   assert.equal(slicedEnv.paused.length, run.slices, 'a pause after every slice');
-  assert.ok(run.bytes <= 256 * 1024);
+  assert.ok(run.eventBytes <= 256 * 1024);
   sliced.close();
 
   const whole = bigStore();
@@ -137,11 +140,14 @@ test('each slice takes about sliceMs, learned from the slice before; without a b
   // (a chunk of 5,000 took all 2,000 events), what it left over the bound, one vacuum.
   assert.ok(unbounded.slices <= 6, `${unbounded.slices} slices`);
   assert.ok(unbounded.longestSliceMs >= 100, `${unbounded.longestSliceMs} ms`);
-  assert.ok(unbounded.bytes <= opts.maxBytes, `${unbounded.bytes} <= ${opts.maxBytes}`);
+  assert.ok(unbounded.eventBytes <= opts.maxBytes, `${unbounded.eventBytes} <= ${opts.maxBytes}`);
   // Stopped at the bound, not past it: the events kept fill most of it.
   const kept = whole.queries.events({ limit: 10_000 });
   assert.equal(kept.length, 2000 - unbounded.deletedBySize);
-  assert.ok(unbounded.bytes > opts.maxBytes * 0.8, `${unbounded.bytes} bytes kept of ${opts.maxBytes}`);
+  assert.ok(
+    unbounded.eventBytes > opts.maxBytes * 0.8,
+    `${unbounded.eventBytes} bytes kept of ${opts.maxBytes}`,
+  );
   assert.equal(kept.at(-1)?.seq, 1999, 'the newest event is kept');
   whole.close();
 });
@@ -229,4 +235,47 @@ test('the timer is unref’d and stop() ends it; bad options are refused', async
     (err: unknown) => isStoreError(err, 'SEAWALL_STORE_INVALID_OPTION'),
   );
   store.close();
+});
+
+test('poisoned pages over maxBytes are reported, and cost no event: the bound is on the events alone', async (t) => {
+  const store = open();
+  // A plugin that made up addresses: 40,000 poisoned pages, ~2.5 MB, well over a bound of 1 MiB.
+  const page = store.db.prepare(
+    'INSERT INTO poisoned_pages (vm, gpa, first_seen_ms, last_seen_ms, count) VALUES (?, ?, 1, 1, 1)',
+  );
+  store.db.transaction(() => {
+    for (let i = 0; i < 40_000; i++) page.run('flooder', `0x${(i * 4096).toString(16).padStart(16, '0')}`);
+  })();
+  // Then a VM's 200 events of the last minute.
+  const s = session('vm-good');
+  store.append(
+    Array.from({ length: 200 }, (_, i) =>
+      record({ session: s, seq: i + 1, timeMs: NOW - 60_000 + i, gpa: 0x5000n }),
+    ),
+  );
+  const maxBytes = 1024 * 1024;
+  assert.ok(store.queries.usedBytes() > maxBytes, 'the store exceeds the bound');
+  const reported: unknown[] = [];
+  const retention = new Retention(store, {
+    now: () => NOW,
+    maxBytes,
+    onError: (_op, err) => reported.push(err),
+  });
+  t.after(async () => {
+    await retention.stop();
+    store.close();
+  });
+  for (let pass = 0; pass < 2; pass++) {
+    const run = await retention.run();
+    assert.ok(run);
+    assert.equal(run.deletedBySize, 0, 'no event is deleted for the pages');
+    assert.ok(run.keptBytes > maxBytes && run.eventBytes < maxBytes, JSON.stringify(run));
+    assert.equal(store.queries.events({ limit: 1000 }).length, 200);
+  }
+  assert.equal(reported.length, 2, 'each pass says the kept tables exceed the bound');
+  assert.ok(reported.every((e) => isStoreError(e, 'SEAWALL_STORE_PRUNE')));
+  assert.match(
+    String((reported[0] as Error).message),
+    /alone hold \d+ bytes, over retention\.maxBytes \(1048576\)/,
+  );
 });
