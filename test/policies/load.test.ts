@@ -53,6 +53,39 @@ test('YAML syntax errors carry their line; nothing else is reported from a broke
   assert.ok(r.issues.every((i) => i.code === 'yaml-syntax' && i.line > 0));
 });
 
+test('a key given twice in one map is refused at its line, in block and flow maps at any depth', () => {
+  const lines = [
+    'version: 1',
+    'name: x',
+    'rules:',
+    '  - name: a',
+    '    match: { labels: { tier: gold, zone: a, tier: silver } }', // line 5
+    '    action: { type: kill }',
+    '  - name: b',
+    '    match:',
+    '      kind: sea',
+    '      kind: nisv', // line 10
+    '    action: { type: none }',
+    'name: y', // line 12
+    'default: { action: { type: none } }',
+  ];
+  const r = parsePolicy(lines.join('\n'), 'dup.yaml');
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.deepEqual(
+    r.issues.map((i) => [i.code, i.line, i.message]),
+    [5, 10, 12].map((line) => ['yaml-syntax', line, 'Map keys must be unique']),
+  );
+  // The same key in different maps is no duplicate.
+  const distinct = [
+    ...lines.slice(0, 4),
+    '    match: { labels: { tier: gold, zone: a } }',
+    ...lines.slice(5, 9),
+  ];
+  const ok = parsePolicy([...distinct, ...lines.slice(10, 11), ...lines.slice(12)].join('\n'), 'ok.yaml');
+  assert.ok(ok.ok, ok.ok ? '' : JSON.stringify(ok.issues));
+});
+
 test('semantic errors: set without fsc 0x10, GPA range reversed, bad rate, bad duration, unknown hook', () => {
   const r = parsePolicy(
     `version: 1
