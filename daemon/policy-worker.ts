@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { serialize } from 'node:v8';
 import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
 import {
+  labelTerms,
   type PolicyDocument,
   packGpaRanges,
   parsePolicy,
@@ -34,7 +35,7 @@ export type WorkerLoad =
       /** Packed GPA ranges by rule index. */
       gpa: (BigUint64Array | undefined)[];
       /**
-       * `doc.rules`, serialized (v8.serialize) in slices of RULES_PER_SLICE: the document itself
+       * `doc.rules`, serialized (v8.serialize) in slices (sliceRules): the document itself
        * comes with none, so that the event loop takes the rules in a task per slice, not in one.
        */
       rules: Uint8Array[];
@@ -53,6 +54,32 @@ const WORKER_HEAP_MB = 2048;
  * (bench/policy-reload.ts).
  */
 export const RULES_PER_SLICE = 200;
+/**
+ * Label terms — label keys and `{in: [...]}` values (labelTerms) — a slice carries at most, unless
+ * one rule alone has more (it is then a slice of its own): each key is a matcher to build and each
+ * value a set entry, and 200 rules of many labels each would otherwise be one long task.
+ */
+export const LABEL_TERMS_PER_SLICE = 1_000;
+
+/** `rules` in slices of at most RULES_PER_SLICE rules and LABEL_TERMS_PER_SLICE label terms. */
+export function sliceRules<T>(rules: readonly T[]): T[][] {
+  const slices: T[][] = [];
+  let slice: T[] = [];
+  let terms = 0;
+  for (const rule of rules) {
+    const t = labelTerms(rule);
+    const n = t.keys + t.values;
+    if (slice.length > 0 && (slice.length >= RULES_PER_SLICE || terms + n > LABEL_TERMS_PER_SLICE)) {
+      slices.push(slice);
+      slice = [];
+      terms = 0;
+    }
+    slice.push(rule);
+    terms += n;
+  }
+  if (slice.length > 0) slices.push(slice);
+  return slices;
+}
 /** A load that takes longer than this is abandoned (the worker is terminated). */
 export const POLICY_LOAD_TIMEOUT_MS = 300_000;
 
@@ -77,9 +104,7 @@ async function load(path: string): Promise<{ result: WorkerLoad; transfer: Array
   const gpa = doc.rules.map((rule) => (rule.match.gpa ? packGpaRanges(rule.match.gpa) : undefined));
   for (const rule of doc.rules) delete rule.match.gpa;
   const sha256 = createHash('sha256').update(text).digest('hex');
-  const rules: Uint8Array[] = [];
-  for (let i = 0; i < doc.rules.length; i += RULES_PER_SLICE)
-    rules.push(serialize(doc.rules.slice(i, i + RULES_PER_SLICE)));
+  const rules = sliceRules(doc.rules).map((slice) => serialize(slice));
   const transfer = gpa
     .filter((g): g is BigUint64Array => g !== undefined)
     .map((g) => g.buffer as ArrayBuffer);

@@ -64,7 +64,10 @@ function labelMatcher(key: string, m: LabelMatch): Matcher {
     const set = new Set(m.in);
     return {
       name,
-      expected: `one of ${m.in.map((v) => `'${v}'`).join(', ')}`,
+      // Built on demand, like a GPA list's: only explain reads it.
+      get expected() {
+        return `one of ${m.in.map((v) => `'${v}'`).join(', ')}`;
+      },
       test: (e) => {
         const v = labelOf(e, key);
         return v !== undefined && set.has(v);

@@ -44,36 +44,63 @@ function hookUses(raw: Record<string, unknown>): { hook: string; path: (string |
 /**
  * What one policy may hold. Each rule is compiled on the daemon's event loop at a reload (in
  * slices, daemon/policy-loader.ts), an event that no label pins scans the unpinned rules in
- * order, and every value of an indexed label is a bucket entry built in one pass at load.
+ * order, and every value of an indexed label is a bucket entry built in one pass at load. Every
+ * label key of a rule is a matcher that the scan may test for each event: the label keys of all
+ * rules together are bounded, aliases expanded (one anchored map of label keys, aliased by many
+ * rules, made a million matchers), and so are those of one rule, whose matchers are
+ * compiled in one task.
  */
-export const POLICY_LIMITS = { maxRules: 10_000, maxLabelValues: 100_000 } as const;
+export const POLICY_LIMITS = {
+  maxRules: 10_000,
+  maxLabelValues: 100_000,
+  maxLabelMatchers: 50_000,
+  maxLabelsPerRule: 100,
+} as const;
 
-/** Values listed in `in:` label matchers over all rules of a raw document. */
-function labelValues(rules: unknown[]): number {
-  let n = 0;
-  for (const rule of rules) {
-    const labels = isObject(rule) && isObject(rule.match) ? rule.match.labels : undefined;
-    if (!isObject(labels)) continue;
-    for (const m of Object.values(labels)) if (isObject(m) && Array.isArray(m.in)) n += m.in.length;
+/**
+ * What the labels of one rule, raw or validated, hold: its label keys (a matcher each) and the
+ * values of its `{in: [...]}` lists. Tolerant of any shape.
+ */
+export function labelTerms(rule: unknown): { keys: number; values: number } {
+  const labels = isObject(rule) && isObject(rule.match) ? rule.match.labels : undefined;
+  if (!isObject(labels)) return { keys: 0, values: 0 };
+  let keys = 0;
+  let values = 0;
+  for (const m of Object.values(labels)) {
+    keys++;
+    if (isObject(m) && Array.isArray(m.in)) values += m.in.length;
   }
-  return n;
+  return { keys, values };
 }
 
 function limitIssues(rules: unknown[]): PathIssue[] {
   const issues: PathIssue[] = [];
+  const over = (message: string) => issues.push({ code: 'policy-limit', path: ['rules'], message });
   if (rules.length > POLICY_LIMITS.maxRules)
-    issues.push({
-      code: 'policy-limit',
-      path: ['rules'],
-      message: `${rules.length} rules; a policy holds at most ${POLICY_LIMITS.maxRules} (pin rules to label values with {in: [...]} instead of a rule per value)`,
-    });
-  const values = labelValues(rules);
+    over(
+      `${rules.length} rules; a policy holds at most ${POLICY_LIMITS.maxRules} (pin rules to label values with {in: [...]} instead of a rule per value)`,
+    );
+  let keys = 0;
+  let values = 0;
+  rules.forEach((rule, i) => {
+    const t = labelTerms(rule);
+    keys += t.keys;
+    values += t.values;
+    if (t.keys > POLICY_LIMITS.maxLabelsPerRule)
+      issues.push({
+        code: 'policy-limit',
+        path: ['rules', i, 'match', 'labels'],
+        message: `${t.keys} label keys; a rule matches at most ${POLICY_LIMITS.maxLabelsPerRule}`,
+      });
+  });
+  if (keys > POLICY_LIMITS.maxLabelMatchers)
+    over(
+      `${keys} label matchers (label keys over all rules, aliases expanded); a policy holds at most ${POLICY_LIMITS.maxLabelMatchers}`,
+    );
   if (values > POLICY_LIMITS.maxLabelValues)
-    issues.push({
-      code: 'policy-limit',
-      path: ['rules'],
-      message: `${values} label values in {in: [...]} lists; a policy holds at most ${POLICY_LIMITS.maxLabelValues}`,
-    });
+    over(
+      `${values} label values in {in: [...]} lists; a policy holds at most ${POLICY_LIMITS.maxLabelValues}`,
+    );
   return issues;
 }
 

@@ -7,9 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { deserialize } from 'node:v8';
 import { createPolicyLoader } from '../../daemon/policy-loader.js';
-import { PolicyWorker, RULES_PER_SLICE } from '../../daemon/policy-worker.js';
-import { POLICY_LIMITS, PolicyState } from '../../policies/index.js';
+import { LABEL_TERMS_PER_SLICE, PolicyWorker, RULES_PER_SLICE } from '../../daemon/policy-worker.js';
+import { labelTerms, POLICY_LIMITS, type PolicyRule, PolicyState } from '../../policies/index.js';
 import { MERGED, seaEvent } from '../policies/fixtures.js';
 
 /** The real worker, noting when its answer reached the event loop. */
@@ -62,4 +63,47 @@ test('a policy of the most rules allowed is compiled a slice per task, and its l
   assert.equal(decide(`t${n - 1}`).action, 'kill');
   assert.equal(decide('t0').action, 'none');
   assert.equal(decide('nobody').rule, 'default');
+});
+
+test('rules of many label keys come in slices of at most LABEL_TERMS_PER_SLICE keys and values', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-loader-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const perRule = POLICY_LIMITS.maxLabelsPerRule;
+  const n = 40;
+  const keys = Array.from({ length: perRule - 1 }, (_, i) => `k${i}: { exists: false }`).join(', ');
+  const lines = ['version: 1', 'name: labelled', 'rules:'];
+  for (let i = 0; i < n; i++)
+    lines.push(`  - { name: r${i}, match: { labels: { tenant: t${i}, ${keys} } }, action: { type: kill } }`);
+  lines.push('default: { action: { type: none } }', '');
+  const file = join(dir, 'labelled.yaml');
+  writeFileSync(file, lines.join('\n'));
+
+  const worker = new PolicyWorker();
+  t.after(() => worker.close());
+  const loaded = await worker.load(file);
+  assert.ok(loaded.ok, loaded.ok ? '' : loaded.issues.join('\n'));
+  if (!loaded.ok) return;
+  const slices = loaded.rules.map((s) => deserialize(s) as PolicyRule[]);
+  assert.deepEqual(
+    slices.flat().map((r) => r.name),
+    Array.from({ length: n }, (_, i) => `r${i}`),
+  );
+  // Under RULES_PER_SLICE rules, but n × perRule label keys: one task's worth would be all of them.
+  assert.ok(n < RULES_PER_SLICE);
+  assert.ok(slices.length >= Math.ceil((n * perRule) / LABEL_TERMS_PER_SLICE), `${slices.length} slices`);
+  for (const slice of slices) {
+    const terms = slice.reduce((sum, r) => sum + labelTerms(r).keys + labelTerms(r).values, 0);
+    assert.ok(
+      terms <= LABEL_TERMS_PER_SLICE,
+      `a slice of ${slice.length} rules carries ${terms} label terms`,
+    );
+  }
+
+  const r = await createPolicyLoader(new PolicyState(), worker)(file);
+  assert.ok(r.ok, r.ok ? '' : r.issues.join('\n'));
+  if (!r.ok) return;
+  const decide = (tenant: string) =>
+    r.provider.decide(seaEvent({ vm: { id: 'a', labels: { tenant } } }), MERGED).rule;
+  assert.equal(decide(`t${n - 1}`), `r${n - 1}`);
+  assert.equal(decide('nobody'), 'default');
 });

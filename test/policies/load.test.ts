@@ -261,3 +261,55 @@ test('a policy holds at most 10,000 rules and 100,000 label values; at the bound
     assert.match(r.issues[0]?.message ?? '', new RegExp(says));
   }
 });
+
+test('label keys are bounded per rule and over all rules, counted with aliases expanded', () => {
+  const keys = (n: number, from = 0) =>
+    Array.from({ length: n }, (_, i) => `k${from + i}: { exists: false }`).join(', ');
+  const doc = (rules: string[]) =>
+    ['version: 1', 'name: labels', 'rules:', ...rules, 'default: { action: { type: none } }', ''].join('\n');
+  const perRule = POLICY_LIMITS.maxLabelsPerRule;
+  // One anchored map of label keys, aliased by every other rule: written once, matched by each.
+  const aliased = (n: number, keyCount: number) => [
+    `  - { name: r0, match: { labels: &many { ${keys(keyCount)} } }, action: { type: kill } }`,
+    ...Array.from(
+      { length: n - 1 },
+      (_, i) => `  - { name: r${i + 1}, match: { labels: *many }, action: { type: kill } }`,
+    ),
+  ];
+  const atBound = parsePolicy(doc(aliased(50, perRule)), 'at.yaml');
+  assert.ok(atBound.ok, atBound.ok ? '' : JSON.stringify(atBound.issues.slice(0, 3)));
+  const overPerRule = parsePolicy(doc(aliased(50, perRule + 1)), 'rule.yaml');
+  assert.equal(overPerRule.ok, false);
+  if (overPerRule.ok) return;
+  assert.equal(overPerRule.issues.length, 50, 'each rule the alias gives the map to is over');
+  assert.deepEqual(overPerRule.issues[49], {
+    code: 'policy-limit',
+    path: 'rules[49].match.labels',
+    line: 53,
+    message: `${perRule + 1} label keys; a rule matches at most ${perRule}`,
+  });
+
+  // Over all rules: 99 aliases of a full map and rules of their own, one key past the bound.
+  const total = POLICY_LIMITS.maxLabelMatchers;
+  const own = Math.ceil((total + 1 - 100 * perRule) / perRule);
+  const rules = [
+    ...aliased(100, perRule),
+    ...Array.from({ length: own }, (_, i) => {
+      const n = i === own - 1 ? total + 1 - 100 * perRule - (own - 1) * perRule : perRule;
+      return `  - { name: own${i}, match: { labels: { ${keys(n)} } }, action: { type: none } }`;
+    }),
+  ];
+  const over = parsePolicy(doc(rules), 'total.yaml');
+  assert.equal(over.ok, false);
+  if (over.ok) return;
+  assert.deepEqual(
+    over.issues.map((i) => [i.code, i.path, i.message]),
+    [
+      [
+        'policy-limit',
+        'rules',
+        `${total + 1} label matchers (label keys over all rules, aliases expanded); a policy holds at most ${total}`,
+      ],
+    ],
+  );
+});
