@@ -57,19 +57,20 @@ async function test(files: string[], io: CliIo): Promise<number> {
       status = 1;
       continue;
     }
+    // Test names, `at`s, rule names and expected values are the files' own text: escaped, as in check.
+    const out = (line: string) => io.out(terminalSafe(line));
     if (r.failures.length === 0) {
-      io.out(
+      out(
         `${file}: PASS: ${r.tests} test${r.tests === 1 ? '' : 's'}, ${r.events} events against ${r.policyPath}`,
       );
       continue;
     }
     status = 1;
-    io.out(`${file}: FAIL: ${r.failures.length} of ${r.events} events differ`);
+    out(`${file}: FAIL: ${r.failures.length} of ${r.events} events differ`);
     for (const f of r.failures) {
-      io.out(`  ${file}:${f.line}: test '${f.test}', event ${f.step} (at ${f.at}): got ${f.decision}`);
+      out(`  ${file}:${f.line}: test '${f.test}', event ${f.step} (at ${f.at}): got ${f.decision}`);
       const width = Math.max(...f.mismatches.map((m) => m.key.length));
-      for (const m of f.mismatches)
-        io.out(`    ${m.key.padEnd(width)}  expected ${m.expected}, got ${m.got}`);
+      for (const m of f.mismatches) out(`    ${m.key.padEnd(width)}  expected ${m.expected}, got ${m.got}`);
     }
   }
   return status;

@@ -46,6 +46,45 @@ test('a failing test file exits 1 with expected vs got per event', (t) => {
   assert.match(r.stdout, /rule\s+expected default, got repeat-offender/);
 });
 
+test('policy test escapes the names, times and values it prints from the files', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-test-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Rule and test names that would clear the screen and forge a PASS line if printed as they are.
+  writeFileSync(
+    join(dir, 'evil.yaml'),
+    [
+      'version: 1',
+      'name: evil',
+      'rules:',
+      '  - { name: "kill\\e[2J\\nevil.test.yaml: PASS", match: { kind: sea }, action: { type: kill } }',
+      'default: { action: { type: none } }',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(dir, 'evil.test.yaml'),
+    [
+      'policy: evil.yaml',
+      'host: { abi: merged, ras: true, emulateAbort: false }',
+      'tests:',
+      '  - name: "t\\e]0;title\\a"',
+      '    events:',
+      '      - at: 0s',
+      '        event: { kind: sea, vm: { id: v1, labels: {} }, vcpu: 0, esr: 0x92000410, gpa: 0x8000000 }',
+      '        expect: { action: none, rule: "r\\u202e" }',
+      '',
+    ].join('\n'),
+  );
+  const r = runPolicyCli('test', join(dir, 'evil.test.yaml'));
+  assert.equal(r.status, 1, r.stderr);
+  // Nothing from the files reaches the terminal as a control or format character.
+  assert.doesNotMatch(r.stdout.replaceAll('\n', ''), /[\p{Cc}\p{Cf}]/u);
+  assert.match(r.stdout, /test 't\\x1b\]0;title\\x07', event 0/);
+  assert.match(r.stdout, /by rule kill\\x1b\[2J\\x0aevil\.test\.yaml: PASS\n/);
+  assert.match(r.stdout, /rule\s+expected r\\u202e, got kill\\x1b/);
+  assert.equal(r.stdout.trim().split('\n').length, 4, r.stdout);
+});
+
 test('explain: the sea_to_user event on a merged host, with the kvm_vcpu_events bytes', () => {
   const event = JSON.stringify({
     kind: 'sea',
