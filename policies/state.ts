@@ -10,7 +10,8 @@
  *   evicted (counted in `evictions.page`): a flood of pages costs only the flooding VM;
  * - at most `maxKeys` VMs are kept; past that the least recently seen VM *without a live session*
  *   is evicted (counted in `evictions.vm`). The daemon pins a VM while its session is open
- *   (`pin`/`unpin`), so fresh ids only ever push out VMs that have gone away;
+ *   (`pin`/`unpin`), so fresh ids only ever push out VMs that have gone away; the VM an event is
+ *   for is never evicted by it (with every other VM pinned, it passes the bound until one can go);
  * - at most `maxKeys` pages are kept over all VMs; past that, too, VMs without a live session go
  *   first, then the adding VM's own least recently seen pages.
  * Time is the event's own `timeMs`, never the clock, so replays and tests are deterministic.
@@ -276,7 +277,9 @@ export class PolicyState {
         newest: null,
       };
     this.vms.set(id, vm);
-    this.trimVms();
+    // Never this VM: evicted here, it would record its page into a history nobody holds (and
+    // count it for good). With every other VM live, the bound is passed by this one until one can go.
+    this.trimVms(vm);
     return vm;
   }
 
@@ -308,9 +311,9 @@ export class PolicyState {
     this.evicted.page++;
   }
 
-  /** Evicts the least recently seen unpinned VMs while over the VM bound. */
-  private trimVms(): void {
-    if (this.vms.size > this.maxKeysValue) this.evictVms(() => this.vms.size > this.maxKeysValue);
+  /** Evicts the least recently seen unpinned VMs (never `keep`) while over the VM bound. */
+  private trimVms(keep?: VmHistory): void {
+    if (this.vms.size > this.maxKeysValue) this.evictVms(() => this.vms.size > this.maxKeysValue, keep);
   }
 
   /** Evicts the least recently seen unpinned VMs (never `keep`) while `over()`. */

@@ -239,3 +239,32 @@ test('a page repeated while it is the newest keeps its window and its place: the
     1,
   );
 });
+
+test('with every other VM live, a VM without a session keeps its page: live VMs keep their repeats', () => {
+  const state = new PolicyState();
+  const live = ['a', 'b', 'c', 'd'];
+  for (const id of live) state.pin(id);
+  const p = policyFrom(rated('1000 / 1h', 'vm').replace('rules:', 'rateStateBound: 4\nrules:'), state);
+  const decide = (vm: string, page: number | null) =>
+    p.decide(at(0, { vm: { id: vm }, gpa: page === null ? null : `0x${(page << 12).toString(16)}` }), MERGED)
+      .rule;
+  // As many live VMs as the bound; only one of them with pages.
+  for (const id of live) decide(id, null);
+  decide('a', 1);
+  decide('a', 2);
+  // Sessionless VMs, one event each: each is kept with its page until the next one takes its place.
+  for (let n = 0; n < 20; n++) assert.equal(decide(`gone${n}`, 7), 'default');
+  assert.equal(decide('gone19', 7), 'again', 'the VM just seen kept its page');
+  assert.deepEqual(
+    [state.stats().vms, state.stats().pages, state.stats().evictions.page],
+    [5, 3, 0],
+    'one sessionless VM over the bound, and every page counted is a page kept',
+  );
+  // A third page of the live VM is within the bound of 4 pairs: it costs none of its others.
+  decide('a', 3);
+  assert.deepEqual(
+    [1, 2, 3].map((n) => decide('a', n)),
+    ['again', 'again', 'again'],
+  );
+  assert.equal(state.stats().evictions.page, 0);
+});
