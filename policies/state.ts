@@ -200,10 +200,21 @@ export class PolicyState {
     if (count > this.ringCapacityValue) this.ringCapacityValue = count;
   }
 
-  /** Changes the VM bound; lowering it evicts (and counts) the least recently seen unpinned VMs now. */
+  /**
+   * Changes the bound; lowering it evicts (and counts) now: the least recently seen unpinned VMs
+   * while over either bound, then, while there are still more pages than the bound, the least
+   * recently seen pages of the least recently seen VMs, live or not.
+   */
   setMaxKeys(n: number): void {
     this.maxKeysValue = PolicyState.checkBound('maxKeys', n);
     this.trimVms();
+    const over = () => this.pageCount > this.maxKeysValue;
+    if (!over()) return;
+    this.evictVms(over);
+    for (const vm of this.vms.values()) {
+      while (over() && vm.pages.size > 0) this.evictPage(vm);
+      if (!over()) return;
+    }
   }
 
   /** A session for `vmId` opened: its history is kept whatever other VMs do. */
@@ -306,7 +317,9 @@ export class PolicyState {
   }
 
   private evictPage(vm: VmHistory): void {
-    vm.pages.delete(vm.pages.keys().next().value as bigint);
+    const page = vm.pages.keys().next().value as bigint;
+    vm.pages.delete(page);
+    if (vm.newest?.page === page) vm.newest = null;
     this.pageCount--;
     this.evicted.page++;
   }

@@ -175,10 +175,18 @@ test('every ring holds the latest times by time, whatever the arrival order (aga
   }
 });
 
-test('pages are bounded over all VMs too: VMs without a live session go first, then the adder’s own', () => {
-  const state = new PolicyState({ maxKeys: 8 });
+/** A state of `maxKeys` with VM `live` pinned; `page` records page n of a VM, `seen` asks for it. */
+function liveState(maxKeys: number) {
+  const state = new PolicyState({ maxKeys });
   state.pin('live');
   const page = (vm: string, n: number) => state.observeAt(vm, T0, BigInt(n) << 12n);
+  const seen = (vm: string, n: number) =>
+    state.seenPage(seaEvent({ vm: { id: vm }, gpa: BigInt(n) << 12n, timeMs: T0 }));
+  return { state, page, seen };
+}
+
+test('pages are bounded over all VMs too: VMs without a live session go first, then the adder’s own', () => {
+  const { state, page, seen } = liveState(8);
   for (let n = 0; n < 4; n++) page('gone', n);
   for (let n = 0; n < 4; n++) page('live', n);
   assert.equal(state.stats().pages, 8);
@@ -188,8 +196,6 @@ test('pages are bounded over all VMs too: VMs without a live session go first, t
   for (let n = 1; n < 100; n++) page('flood', n);
   // Only pinned VMs left besides it: the flooding VM pays with its own oldest pages.
   assert.equal(state.stats().pages, 8);
-  const seen = (vm: string, n: number) =>
-    state.seenPage(seaEvent({ vm: { id: vm }, gpa: BigInt(n) << 12n, timeMs: T0 }));
   assert.ok(
     [0, 1, 2, 3].every((n) => seen('live', n)),
     'the live VM kept every page',
@@ -267,4 +273,21 @@ test('with every other VM live, a VM without a session keeps its page: live VMs 
     ['again', 'again', 'again'],
   );
   assert.equal(state.stats().evictions.page, 0);
+});
+
+test('lowering the bound evicts pages at once too: at most the bound of (VM, page) pairs are left', () => {
+  const { state, page, seen: seenBy } = liveState(16);
+  for (let n = 0; n < 8; n++) page('live', n);
+  for (let n = 0; n < 6; n++) page('gone', n);
+  assert.equal(state.stats().pages, 14);
+  state.setMaxKeys(4);
+  const s = state.stats();
+  assert.deepEqual([s.vms, s.pages, s.evictions.vm], [1, 4, 1]);
+  const seen = (n: number) => seenBy('live', n);
+  // The live VM's least recently seen pages went; its newest stay.
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7].map(seen), [false, false, false, false, true, true, true, true]);
+  page('live', 7);
+  page('live', 8);
+  assert.equal(state.stats().pages, 4);
+  assert.ok(seen(7) && seen(8) && !seen(4));
 });
