@@ -1,7 +1,8 @@
 /**
  * Issue 12, items 3 and 13: policies built to hurt. Alias bombs, more than 100 aliases, nesting
  * too deep for a recursive walk: each SIGHUP reload fails cleanly — the daemon stays up and the
- * old policy keeps serving — and `policy check` reports it (exit 1, not an internal error). A rate
+ * old policy keeps serving — and `policy check` reports it (exit 1, not an internal error). So does
+ * a map of label keys aliased by many rules (each key a matcher, aliases expanded). A rate
  * threshold of 2^53−1 is refused by `policy check` and by a reload, instead of turning every later
  * decision into the safe default. A policy path that names a FIFO or a device is refused at once
  * (it held the reload, and every reload after it, until the load's 300 s timeout; a device was read
@@ -28,11 +29,30 @@ const laughs = (): string => {
   return `${lines.join('\n')}\nversion: 1\n`;
 };
 
+/** One anchored map of label keys given to 50 rules by aliases: 100,000 matchers from 54 KB. */
+const labelBomb = (): string => {
+  const keys = Array.from({ length: 2000 }, (_, i) => `k${i}: { exists: false }`).join(', ');
+  const rules = Array.from(
+    { length: 49 },
+    (_, i) => `  - { name: r${i + 1}, match: { labels: *many }, action: { type: none } }`,
+  );
+  return [
+    'version: 1',
+    'name: label-bomb',
+    'rules:',
+    `  - { name: r0, match: { labels: &many { ${keys} } }, action: { type: none } }`,
+    ...rules,
+    'default: { action: { type: none } }',
+    '',
+  ].join('\n');
+};
+
 const BOMBS: Record<string, string> = {
   'billion laughs': laughs(),
   '150 aliases': `x: &x 1\ny: [${Array(150).fill('*x').join(',')}]\nversion: 1\n`,
   'deep block nesting': `a:\n${Array.from({ length: 3000 }, (_, i) => `${' '.repeat(i + 1)}b:`).join('\n')} 1\n`,
   'deep flow nesting': `a: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`,
+  'aliased label keys': labelBomb(),
   'rate threshold 2^53-1': [
     'version: 1',
     'name: huge-rate',
@@ -100,7 +120,10 @@ for (const [name, text] of Object.entries(BOMBS)) {
     await reloadFails();
     const check = spawnSync(process.execPath, [CLI, 'policy', 'check', policy], { encoding: 'utf8' });
     assert.equal(check.status, 1, `policy check: ${check.stdout}${check.stderr}`);
-    assert.match(check.stdout + check.stderr, /alias|nested|rate threshold is at most|Maximum call stack/);
+    assert.match(
+      check.stdout + check.stderr,
+      /alias|nested|rate threshold is at most|Maximum call stack|label matchers|label keys; a rule/,
+    );
   });
 }
 
