@@ -53,6 +53,7 @@ export function ensureSafeDir(dir: string, mode = 0o700, opts: { allowSticky?: b
     if (up === existing) break;
     existing = up;
   }
+  checkSymlinks(existing, uid);
   // Ancestors: after resolving symlinks, each must be root's or ours and not open to others.
   const real = realpathSync(existing);
   // From / down: the first unsafe directory named is the outermost.
@@ -81,6 +82,23 @@ function withAncestors(dir: string): string[] {
   for (let p = dir; ; p = dirname(p)) {
     chain.push(p);
     if (dirname(p) === p) return chain;
+  }
+}
+
+/**
+ * The symlinks on `path` as given (it and the directories above it) must be root's or this
+ * user's: checking only where they lead, a symlink another user placed in a sticky /tmp passed,
+ * and its owner could point it elsewhere afterwards — at a directory or file of their own.
+ */
+function checkSymlinks(path: string, uid: number): void {
+  for (const p of withAncestors(path)) {
+    const st = lstatIfExists(p);
+    if (st?.isSymbolicLink() && st.uid !== 0 && st.uid !== uid)
+      unsafe(
+        p,
+        `it is a symlink owned by uid ${st.uid}, who could point it elsewhere`,
+        'use the path it leads to, or a symlink of root or of this user',
+      );
   }
 }
 
@@ -161,6 +179,7 @@ export function checkTrustedFile(path: string, what: string): void {
     // either, and its reader says why.
     return;
   }
+  checkSymlinks(resolve(path), uid);
   for (const dir of new Set([...withAncestors(dirname(resolve(path))), ...withAncestors(dirname(real))]))
     checkAncestor(dir, uid);
   // Not a file at all (a FIFO, a device): its reader refuses it, saying so.

@@ -6,7 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, statSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { CLI, removeDir, startDaemon } from '../helpers/daemon.js';
@@ -25,13 +35,17 @@ function fakeTmp(): string {
 }
 
 /** Runs `seawall daemon` with default socket paths under `tmp`; resolves with its exit code and stderr. */
-function runDefault(tmp: string, stateDir: string): Promise<{ code: number | null; err: string }> {
+function runDefault(
+  tmp: string,
+  stateDir: string,
+  extra: string[] = [],
+): Promise<{ code: number | null; err: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp, NOTIFY_SOCKET: '' };
   delete env.XDG_RUNTIME_DIR;
   delete env.RUNTIME_DIRECTORY;
   const p = spawn(
     process.execPath,
-    [CLI, 'daemon', '--state-dir', stateDir, '--no-metrics', '--log', 'stderr'],
+    [CLI, 'daemon', '--state-dir', stateDir, '--no-metrics', '--log', 'stderr', ...extra],
     {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -88,6 +102,30 @@ test('a state directory owned by another user is refused', async (t) => {
   const r = await runDefault(tmp, state);
   assert.notEqual(r.code, 0);
   assert.match(r.err, /refusing to use .*state: it is owned by uid 65534/);
+});
+
+test('a symlink another user owns on a path is refused, though it leads somewhere safe', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to give a symlink to another user');
+  const tmp = fakeTmp();
+  // Root's own directory and policy, reached through symlinks of uid 65534 in the sticky tmp: its
+  // owner could point them elsewhere once checked.
+  const safe = mkdtempSync('/tmp/seawall-safe-');
+  dirs.push(safe);
+  mkdirSync(join(safe, 'state'), { mode: 0o700 });
+  writeFileSync(join(safe, 'policy.yaml'), 'version: 1\nrules: []\ndefault: { action: { type: none } }\n');
+  const link = (name: string, to: string) => {
+    symlinkSync(to, join(tmp, name));
+    lchownSync(join(tmp, name), 65534, 65534);
+    return join(tmp, name);
+  };
+  const state = link('state-link', join(safe, 'state'));
+  const r = await runDefault(tmp, state);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /refusing to use .*state-link: it is a symlink owned by uid 65534/);
+  const policy = link('policy-link', join(safe, 'policy.yaml'));
+  const p = await runDefault(tmp, join(safe, 'state'), ['--policy', policy]);
+  assert.notEqual(p.code, 0);
+  assert.match(p.err, /refusing to use .*policy-link: it is a symlink owned by uid 65534/);
 });
 
 test('a fresh runtime directory is made 0755 and ours; the store files are 0600', async () => {
