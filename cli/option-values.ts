@@ -6,6 +6,7 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { MAX_VM_ID_LENGTH } from '../control/index.js';
+import { isListenAddress } from '../daemon/index.js';
 import { isKvmError, parseEsr } from '../kvm/index.js';
 import { parseDuration } from '../policies/index.js';
 
@@ -31,14 +32,9 @@ export function intValue(min: number, max: number = Number.MAX_SAFE_INTEGER): (t
   };
 }
 
-const LISTEN = /^(\[[0-9a-fA-F:.]+\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|localhost):(\d{1,5})$/;
-
-/** `HOST:PORT` for a TCP listener: an IPv4 address, `[IPv6]` or `localhost`, port 0–65535. */
+/** `HOST:PORT` for a TCP listener, as the configuration file takes it (daemon/config.ts). */
 export function listenValue(text: string): string {
-  const m = LISTEN.exec(text);
-  const port = m ? Number(m[2]) : -1;
-  const v4ok = !m || !/^\d/.test(m[1] as string) || (m[1] as string).split('.').every((o) => Number(o) < 256);
-  if (!m || port > 65535 || !v4ok) {
+  if (!isListenAddress(text)) {
     throw new InvalidArgumentError(
       /^\d+$/.test(text)
         ? `a bare port is ambiguous; write the address too, e.g. 127.0.0.1:${text}`

@@ -12,9 +12,19 @@ import { LIMITS } from '../protocol/index.js';
 import { DaemonError } from './errors.js';
 import { checkTrustedFile, defaultControlSocket, defaultPluginSocket, defaultStateDir } from './paths.js';
 
+const LISTEN = /^(\[[0-9a-fA-F:.]+\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|localhost):(\d{1,5})$/;
+
+/** `HOST:PORT` for a TCP listener: an IPv4 address, `[IPv6]` or `localhost`, port 0–65535. */
+export function isListenAddress(text: string): boolean {
+  const m = LISTEN.exec(text);
+  if (!m || Number(m[2]) > 65535) return false;
+  const host = m[1] as string;
+  return !/^\d/.test(host) || host.split('.').every((octet) => Number(octet) < 256);
+}
+
 const listen = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:9464');
+  .refine(isListenAddress, 'host:port, e.g. 127.0.0.1:9464 or [::1]:9464 (port 0–65535)');
 
 /** A `listen` value (`host:port`, `[v6]:port`) as the host and port to bind. */
 export function listenHostPort(value: string): [string, number] {

@@ -34,6 +34,16 @@ test('heartbeatMs, limits.maxInFlight and retention.intervalMs past what the dae
   );
 });
 
+test('a metrics address the --metrics flag refuses is refused in the file too, at once', () => {
+  // Both were accepted, then failed at start after the store was opened: one out of range, one
+  // looked up by DNS.
+  assert.throws(() => read("metrics: '127.0.0.1:99999'\n"), /metrics: host:port/);
+  assert.throws(() => read("metrics: '300.1.1.1:9464'\n"), /metrics: host:port/);
+  assert.throws(() => read("metrics: 'example:9464'\n"), /metrics: host:port/);
+  for (const ok of ['127.0.0.1:0', '[::1]:9464', 'localhost:65535'])
+    assert.equal(read(`metrics: '${ok}'\n`).metrics, ok);
+});
+
 test("hook timeouts and backoffs, and attach's idleMs, past what a timer can wait are refused", () => {
   // 2^31 ms: Node ran the timer after 1 ms, so an exec hook was killed at once as timed out (and a
   // policy's onFailure: kill then killed the VM), and attach connections were closed at once.
