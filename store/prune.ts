@@ -1,15 +1,15 @@
 /**
  * One retention pass over a connection: events older than the cutoff, then — while
- * what the events and their indexes hold exceeds `maxBytes` — the oldest events, then the freed
+ * the data exceeds `maxBytes` — the oldest events, then the freed
  * pages handed back to the file system (`incremental_vacuum`). It works in slices of about `sliceMs`, each its own short
  * transaction, and `pause`s between them, so that the writer thread, which commits on the same
  * file, gets the write lock within its busy timeout. How many rows (or pages) a slice takes is
  * learned from the slice before: what a row costs depends on the disk, the indexes and the load.
  * The retention thread (store/retention-thread.ts) runs it; tests run it with a clock of their own.
  * Poisoned pages are never pruned: they are the VM's history. Actions and closed sessions go by
- * age with events. Neither counts against `maxBytes`, which bounds the events' share alone:
- * counted in, tables that deleting events cannot shrink had the size loop delete every event of
- * the store, every pass, once they alone exceeded the bound (a plugin can make up poisoned pages).
+ * age with events. Deleting events cannot shrink these tables: the events are kept to what they
+ * leave of `maxBytes`, and once they alone exceed it nothing is deleted by size (the loop once
+ * deleted every event of the store, every pass — a plugin can make up poisoned pages).
  */
 import type Database from 'better-sqlite3';
 import { freePages, usedBytes } from './queries.js';
@@ -17,7 +17,7 @@ import { freePages, usedBytes } from './queries.js';
 export interface PruneOptions {
   /** Events (and actions, closed sessions) before this time (ms since the epoch) are deleted. */
   cutoffMs: number;
-  /** Bytes of events (their table and its indexes) above which the oldest events are deleted. */
+  /** Data bytes above which the oldest events are deleted, as far as deleting events can reach. */
   maxBytes: number;
   /** Most rows one delete statement takes. */
   chunkRows: number;
@@ -81,10 +81,12 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
   // by far less than a pass deletes).
   const keptBytes = keptTableBytes(db);
   const eventBytes = (): number => Math.max(0, usedBytes(db) - keptBytes);
-  // What a row holds, counted once a pass: the events' bytes over the bound divided by it is as
+  // What the kept tables leave the events; nothing when they alone pass the bound (reported).
+  const eventBound = opts.maxBytes - keptBytes;
+  // What a row holds, counted once a pass: the events' bytes over their bound divided by it is as
   // many rows as deleting can still need, so a slice never deletes past the bound.
   let rowBytes = 0;
-  for (let over = eventBytes() - opts.maxBytes; !env.stopped() && over > 0; ) {
+  for (let over = eventBound > 0 ? eventBytes() - eventBound : 0; !env.stopped() && over > 0; ) {
     if (rowBytes === 0) {
       const rows = db.prepare('SELECT count(*) FROM event_rows').pluck().get() as number;
       if (rows === 0) break;
@@ -95,7 +97,7 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
     const done = await slices.run(n, () => oldest.run(n).changes);
     deletedBySize += done;
     if (done === 0) break;
-    over = eventBytes() - opts.maxBytes;
+    over = eventBytes() - eventBound;
   }
   // auto_vacuum=INCREMENTAL: hand the freed pages back so the file shrinks too.
   if (deletedByAge + deletedBySize > 0) {

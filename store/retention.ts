@@ -1,7 +1,7 @@
 /**
  * Retention, beside the verdict path: a timer (unref'd, so it never keeps the process alive) asks
  * the retention thread (store/retention-thread.ts, started with the first pass) to delete events
- * older than `maxAgeDays`, then — while the events exceed `maxBytes` — the oldest events, in slices
+ * older than `maxAgeDays`, then — while the data exceeds `maxBytes` — the oldest events, in slices
  * of about `sliceMs` (store/prune.ts). Nothing of it runs on the event loop: there, a pass held
  * verdicts for up to ~0.5 s at a time (docs/performance.md).
  */
@@ -24,9 +24,9 @@ export interface RetentionOptions {
   /** Events older than this many days are deleted (default 90). */
   maxAgeDays?: number;
   /**
-   * Bytes of events (their table and indexes) above which the oldest are deleted (default 1 GiB,
-   * min 64 KiB). The tables never deleted by size (poisoned pages …) do not count; a pass reports
-   * (`onError('prune')`) when they alone exceed it.
+   * Data bytes above which the oldest events are deleted (default 1 GiB, min 64 KiB). The tables
+   * never deleted by size (poisoned pages …) leave the events what remains; when they alone exceed
+   * it, no event is deleted by size and a pass reports it (`onError('prune')`).
    */
   maxBytes?: number;
   /** How often the timer runs (default 10 minutes). */
@@ -69,7 +69,7 @@ function keptOverBound(keptBytes: number, maxBytes: number): StoreError {
     'SEAWALL_STORE_PRUNE',
     `the poisoned pages, actions, sessions and policies alone hold ${keptBytes} bytes, over ` +
       `retention.maxBytes (${maxBytes}); they are never deleted by size, so the store stays larger ` +
-      'than the bound (events are still kept within it)',
+      'than the bound (no event is deleted for it)',
     { keptBytes, maxBytes },
   );
 }
