@@ -29,7 +29,10 @@ const vmId = z.string().min(1).max(MAX_VM_ID_LENGTH);
 
 export const CommandArgs = {
   status: z.strictObject({}),
-  vms: z.strictObject({}),
+  vms: z.strictObject({
+    limit: z.number().int().positive().max(10_000).optional(),
+    after: vmId.optional(),
+  }),
   events: z.strictObject({
     vm: vmId.optional(),
     sinceMs: z.number().int().nonnegative().optional(),
@@ -119,7 +122,7 @@ export interface ControlResults {
  */
 export interface ControlContext {
   status(): StatusResult | Promise<StatusResult>;
-  vms(): VmView[] | EncodedJson | Promise<VmView[] | EncodedJson>;
+  vms(q: { limit?: number; after?: string }): VmView[] | EncodedJson | Promise<VmView[] | EncodedJson>;
   events(q: EventQuery): StoredEvent[] | EncodedJson | Promise<StoredEvent[] | EncodedJson>;
   poison(q: {
     vm?: string;

@@ -331,7 +331,7 @@ export class ControlServer {
       case 'status':
         return ctx.status();
       case 'vms':
-        return ctx.vms();
+        return ctx.vms(args as Parameters<ControlContext['vms']>[0]);
       case 'events':
         return ctx.events(args as Parameters<ControlContext['events']>[0]);
       case 'poison':

@@ -88,8 +88,8 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
   // The reads: on the reader thread when there is one, else on the store's connection.
   const reads = {
     totals: (s: EventStore) => (p.reader ? p.reader.totals() : s.queries.totals()),
-    vms: (s: EventStore, connected: string[]) =>
-      p.reader ? p.reader.vmsEncoded(connected) : s.queries.vms(connected),
+    vms: (s: EventStore, connected: string[], limit?: number, after?: string) =>
+      p.reader ? p.reader.vmsEncoded(connected, limit, after) : s.queries.vms(connected, limit, after),
     events: (s: EventStore, q: EventQuery) => (p.reader ? p.reader.eventsEncoded(q) : s.queries.events(q)),
     poison: (s: EventStore, vm?: string, limit?: number, after?: PoisonCursor) =>
       p.reader ? p.reader.poisonedPagesEncoded(vm, limit, after) : s.queries.poisonedPages(vm, limit, after),
@@ -129,7 +129,8 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
       };
     },
     // The store's VMs and the connected ones, made and encoded where the reads run.
-    vms: () => reads.vms(needStore(p.store), [...new Set(p.sessions().map((s) => s.vm.id))]),
+    vms: (q) =>
+      reads.vms(needStore(p.store), [...new Set(p.sessions().map((s) => s.vm.id))], q.limit, q.after),
     events: (q) => reads.events(needStore(p.store), q),
     poison: (q) => reads.poison(needStore(p.store), q.vm, q.limit, q.after),
     why: (q) => reads.why(needStore(p.store), q),

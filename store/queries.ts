@@ -110,9 +110,8 @@ export class StoreQueries {
   readonly #poisonAfter: Database.Statement;
   readonly #poisonByVmFirst: Database.Statement;
   readonly #poisonByVmAfter: Database.Statement;
-  readonly #vmEvents: Database.Statement;
-  readonly #vmPoison: Database.Statement;
-  readonly #vmLastAction: Database.Statement;
+  readonly #vmPage: Database.Statement;
+  readonly #vmRow: Database.Statement;
   readonly #totals: Database.Statement;
   readonly #byAction: Database.Statement;
   readonly #counts: Database.Statement;
@@ -152,12 +151,20 @@ export class StoreQueries {
     this.#poisonByVmAfter = db.prepare(
       `${poisonCols} WHERE vm = @vm AND gpa > @ag ORDER BY gpa LIMIT @limit`,
     );
-    this.#vmEvents = db.prepare(
-      'SELECT vm, COUNT(*) AS events, MIN(time_ms) AS firstSeenMs, MAX(time_ms) AS lastSeenMs FROM events GROUP BY vm',
-    );
-    this.#vmPoison = db.prepare('SELECT vm, COUNT(*) AS n FROM poisoned_pages GROUP BY vm');
-    this.#vmLastAction = db.prepare(
-      'SELECT action FROM events WHERE vm = ? AND action IS NOT NULL ORDER BY time_ms DESC, id DESC LIMIT 1',
+    // The VM ids after `after`, in SQLite's order of text (its bytes), from the events, the
+    // poisoned pages and the connected VMs (JSON): a merge of three ordered walks, each by its index,
+    // that stops at the page's end. It walks the index entries of the page's VMs, as their counts do.
+    this.#vmPage = db
+      .prepare(
+        'SELECT vm FROM events WHERE vm > :after UNION SELECT vm FROM poisoned_pages WHERE vm > :after ' +
+          'UNION SELECT value FROM json_each(:connected) WHERE value > :after ORDER BY 1 LIMIT :limit',
+      )
+      .pluck();
+    this.#vmRow = db.prepare(
+      'SELECT COUNT(*) AS events, MIN(time_ms) AS firstSeenMs, MAX(time_ms) AS lastSeenMs, ' +
+        '(SELECT COUNT(*) FROM poisoned_pages WHERE vm = :vm) AS poisonedPages, ' +
+        '(SELECT action FROM events WHERE vm = :vm AND action IS NOT NULL ORDER BY time_ms DESC, id DESC LIMIT 1) ' +
+        'AS lastAction FROM events WHERE vm = :vm',
     );
     this.#totals = db.prepare(
       'SELECT COUNT(*) AS events, COALESCE(SUM(replay), 0) AS replays, COUNT(DISTINCT vm) AS vms, ' +
@@ -303,44 +310,28 @@ export class StoreQueries {
     };
   }
 
+  /** The statements of `vms`, for tests of their plans. */
+  vmStatements(): Record<'page' | 'row', Database.Statement> {
+    return { page: this.#vmPage, row: this.#vmRow };
+  }
+
   /**
-   * Every VM the store knows (from events or poisoned pages), most recently seen first, then the
-   * VMs of `connected` it does not know yet; each says whether it is in `connected`.
+   * The VMs the store knows (from events or poisoned pages) and those of `connected`, in the order
+   * of their ids (SQLite's, by bytes): at most `limit` (default and bound MAX_QUERY_LIMIT) after
+   * `after`, each saying whether it is in `connected`. A caller that gets a full page asks again
+   * from its last VM. A page costs its VMs' index entries, not the store's.
    */
-  vms(connected: readonly string[] = []): VmSummary[] {
-    const out = new Map<string, VmSummary>();
-    type Seen = Omit<VmSummary, 'poisonedPages' | 'lastAction' | 'connected'>;
-    for (const r of this.#vmEvents.all() as Seen[]) {
-      out.set(r.vm, { ...r, poisonedPages: 0, lastAction: null, connected: false });
-    }
-    for (const r of this.#vmPoison.all() as { vm: string; n: number }[]) {
-      const v = out.get(r.vm);
-      if (v) v.poisonedPages = r.n;
-      else
-        out.set(r.vm, {
-          vm: r.vm,
-          events: 0,
-          firstSeenMs: null,
-          lastSeenMs: null,
-          poisonedPages: r.n,
-          lastAction: null,
-          connected: false,
-        });
-    }
-    for (const v of out.values()) {
-      const row = this.#vmLastAction.get(v.vm) as { action: string } | undefined;
-      v.lastAction = row?.action ?? null;
-    }
-    const known = [...out.values()].sort(
-      (a, b) => (b.lastSeenMs ?? 0) - (a.lastSeenMs ?? 0) || a.vm.localeCompare(b.vm),
-    );
+  vms(connected: readonly string[] = [], limit?: number, after = ''): VmSummary[] {
+    const ids = this.#vmPage.all({
+      after,
+      connected: JSON.stringify(connected),
+      limit: clampLimit(limit, MAX_QUERY_LIMIT),
+    }) as string[];
     const live = new Set(connected);
-    for (const v of known) v.connected = live.delete(v.vm);
-    for (const vm of live) {
-      const none = { events: 0, firstSeenMs: null, lastSeenMs: null, poisonedPages: 0, lastAction: null };
-      known.push({ vm, ...none, connected: true });
-    }
-    return known;
+    return ids.map((vm) => {
+      const row = this.#vmRow.get({ vm }) as Omit<VmSummary, 'vm' | 'connected'>;
+      return { vm, ...row, connected: live.has(vm) };
+    });
   }
 
   totals(): StoreTotals {

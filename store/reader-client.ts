@@ -59,8 +59,8 @@ export class StoreReader {
    * `StoreQueries.vms` as JSON text made on the reader thread: a store of many VMs costs the event
    * loop no clone of its rows, nor their encoding.
    */
-  vmsEncoded(connected: readonly string[]): Promise<EncodedJson> {
-    return this.#read('vms', [connected], true) as Promise<EncodedJson>;
+  vmsEncoded(connected: readonly string[], limit?: number, after?: string): Promise<EncodedJson> {
+    return this.#read('vms', [connected, limit, after], true) as Promise<EncodedJson>;
   }
   poisonedPages(vm?: string, limit?: number, after?: PoisonCursor): Promise<PoisonedPage[]> {
     return this.#read('poisonedPages', [vm, limit, after]) as Promise<PoisonedPage[]>;

@@ -1,7 +1,7 @@
 /**
  * What the control-socket commands (status, vms, events, poison, why, reload) share: the
  * `--control-socket` and `--json` options, finding the daemon (cli/daemon-sockets.ts), the request
- * with its failures turned into CLI errors, and the formatting of times, sizes and tables — every
+ * with its failures turned into CLI errors, the paging of long listings, and the formatting of times, sizes and tables — every
  * cell made safe for a terminal, since VM ids and labels come from plugins.
  */
 import type { Command } from 'commander';
@@ -11,10 +11,11 @@ import {
   controlRequest,
   isControlError,
 } from '../../control/index.js';
+import { MAX_QUERY_LIMIT } from '../../store/index.js';
 import { CliError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
 import { findSocket } from '../daemon-sockets.js';
-import { nonEmpty } from '../option-values.js';
+import { intValue, nonEmpty } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
 
 export interface ControlOptions {
@@ -46,6 +47,39 @@ export async function askDaemon<C extends ControlCommand>(
   } catch (err) {
     if (isControlError(err)) throw new CliError('failed', `${err.message} [${err.code}]`);
     throw err;
+  }
+}
+
+/** The options of a listing the daemon pages (`--limit`, `--all`). */
+export interface PagedOptions extends ControlOptions {
+  limit: number;
+  all: boolean;
+}
+
+/** The control options, `--limit` (default 1000) and `--all`, for a listing of `what` (`pagedRows`). */
+export function pagedOptions(cmd: Command, what: string): Command {
+  return controlOptions(cmd)
+    .option('--limit <n>', `at most N ${what}, 1 to ${MAX_QUERY_LIMIT}`, intValue(1, MAX_QUERY_LIMIT), 1000)
+    .option('--all', `every one of the ${what}, however many (fetched in pages)`, false);
+}
+
+/**
+ * The first `limit` rows of a listing the daemon pages by key (`fetch` asks for at most `limit`
+ * rows after `last`), or with `all` every row, fetched MAX_QUERY_LIMIT at a time: each request
+ * stays bounded however long the listing. `more` says rows were left out.
+ */
+export async function pagedRows<T>(
+  fetch: (limit: number, last: T | undefined) => Promise<T[]>,
+  limit: number,
+  all: boolean,
+): Promise<{ rows: T[]; more: boolean }> {
+  const size = all ? MAX_QUERY_LIMIT : limit;
+  const rows: T[] = [];
+  for (;;) {
+    const batch = await fetch(size, rows[rows.length - 1]);
+    for (const row of batch) rows.push(row);
+    if (batch.length < size) return { rows, more: false };
+    if (!all) return { rows, more: (await fetch(1, rows[rows.length - 1])).length > 0 };
   }
 }
 

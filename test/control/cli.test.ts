@@ -161,6 +161,43 @@ test('poison pages past 10,000 rows: the default says there are more, --all list
   await f.close();
 });
 
+test('VMs past 10,000: the default says there are more, --all lists every one, connected ones among them', async () => {
+  const f = await startControl();
+  const n = 10_050;
+  const now = Date.now();
+  const batch = [];
+  for (let i = 0; i < n; i++)
+    batch.push(
+      record({ session: session(`vm-${String(i).padStart(5, '0')}`, BigInt(i + 1)), seq: 1, timeMs: now }),
+    );
+  f.store.append(batch);
+  // Connected, not in the store: it sorts between stored ones, and is listed once.
+  f.sessions.push(session('vm-05000x', 99_999n), session('vm-00001', 100_000n));
+  const first = await run('vms', ['--control-socket', f.socket]);
+  assert.equal(first.status, 0, first.err);
+  assert.equal(first.out.trim().split('\n').length, 1001, 'the header and the first 1000');
+  assert.match(first.err, /showing the first 1000 VMs; there are more: --all lists every one/);
+  const all = await run('vms', ['--all', '--json', '--control-socket', f.socket]);
+  assert.equal(all.status, 0, all.err);
+  assert.equal(all.err, '');
+  const vms = JSON.parse(all.out) as { vm: string; connected: boolean; events: number }[];
+  assert.equal(vms.length, n + 1);
+  assert.deepEqual(
+    vms.map((v) => v.vm),
+    [...vms.map((v) => v.vm)].sort(),
+  );
+  assert.deepEqual(
+    vms.filter((v) => v.connected).map((v) => [v.vm, v.events]),
+    [
+      ['vm-00001', 1],
+      ['vm-05000x', 0],
+    ],
+  );
+  const few = await run('vms', ['--limit', `${n + 1}`, '--control-socket', f.socket]);
+  assert.equal(few.status, 2);
+  await f.close();
+});
+
 test('VM ids with ESC and line breaks are shown escaped, never sent raw to the terminal', async () => {
   const f = await startControl();
   const evil = 'vm-\u001b[2J\u001b]0;owned\u0007\nFAKE ROW';

@@ -86,8 +86,8 @@ test('status, events and poison answer from the store', async () => {
   assert.deepEqual(
     vms.map((v) => [v.vm, v.connected]),
     [
-      ['vm-b', false],
       ['vm-a', true],
+      ['vm-b', false],
     ],
   );
   await f.close();
@@ -123,6 +123,12 @@ test('events, poison and vms read on the reader thread answer exactly what the s
         ['vm-a', true, 50],
         ['vm-live', true, 0],
       ],
+    );
+    const page = await controlRequest(f.socket, 'vms', { limit: 1, after: 'vm-"\u001b' });
+    assert.deepEqual(page, JSON.parse(jsonText(q.vms(['vm-a', 'vm-live'], 1, 'vm-"\u001b'))));
+    assert.deepEqual(
+      page.map((v) => v.vm),
+      ['vm-a'],
     );
     // The reader thread's answer keeps the request's id, as every answer does.
     const raw = await rawClient(f.socket);

@@ -1,7 +1,9 @@
 /** The store's read side: poisoned pages are paged by seeking the primary key, however deep. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { scratchStore } from './records.js';
+import { record, scratchStore, session } from './records.js';
+
+const T0 = 1_700_000_000_000;
 
 const gpa = (i: number): string => `0x${(i * 4096).toString(16).padStart(16, '0')}`;
 
@@ -50,4 +52,69 @@ test('paging through poisoned pages, of all VMs or one, returns each page once, 
     walk('vm-b'),
     want.filter((p) => p.startsWith('vm-b ')),
   );
+});
+
+test('a page of VMs walks the indexes from its cursor, and each VM its own entries', (t) => {
+  const store = scratchStore(t);
+  const plan = (stmt: { source: string }, params: Record<string, unknown>): string[] =>
+    (store.db.prepare(`EXPLAIN QUERY PLAN ${stmt.source}`).all(params) as { detail: string }[]).map(
+      (r) => r.detail,
+    );
+  const { page, row } = store.queries.vmStatements();
+  const pagePlan = plan(page, { after: 'vm-a', connected: '[]', limit: 10 });
+  assert.ok(
+    pagePlan.includes('SEARCH event_rows USING COVERING INDEX events_vm_time (vm>?)'),
+    pagePlan.join('; '),
+  );
+  assert.ok(pagePlan.includes('SEARCH poisoned_pages USING PRIMARY KEY (vm>?)'), pagePlan.join('; '));
+  assert.ok(!pagePlan.some((d) => /SCAN (event_rows|poisoned_pages)/.test(d)), pagePlan.join('; '));
+  const rowPlan = plan(row, { vm: 'vm-a' });
+  assert.ok(!rowPlan.some((d) => /SCAN (event_rows|poisoned_pages)/.test(d)), rowPlan.join('; '));
+});
+
+test('paging through VMs: stored, kept by their pages only, or connected, each once, in the order of their bytes', (t) => {
+  const store = scratchStore(t);
+  // UTF-16 puts U+FFFD after the surrogates of U+1F600; UTF-8, and so SQLite, before them.
+  const stored = ['vm-a', 'vm-\u{1f600}', 'vm-\ufffd', 'vm-old'];
+  const batch = stored.flatMap((vm, i) =>
+    [0, 1, 2].map((k) =>
+      record({
+        session: session(vm, BigInt(i + 1)),
+        seq: k + 1,
+        timeMs: T0 + k * 1000,
+        gpa: BigInt(k % 2) << 12n,
+      }),
+    ),
+  );
+  store.append(batch);
+  // Retention took vm-old's events; its poisoned pages are never pruned.
+  store.db.prepare("DELETE FROM event_rows WHERE vm = 'vm-old'").run();
+  const connected = ['vm-live', 'vm-a', 'vm-\ufffd'];
+  const all = store.queries.vms(connected);
+  assert.deepEqual(
+    all.map((v) => [v.vm, v.connected, v.events, v.poisonedPages, v.lastAction, v.lastSeenMs]),
+    [
+      ['vm-a', true, 3, 2, 'inject', T0 + 2000],
+      ['vm-live', true, 0, 0, null, null],
+      ['vm-old', false, 0, 2, null, null],
+      ['vm-\ufffd', true, 3, 2, 'inject', T0 + 2000],
+      ['vm-\u{1f600}', false, 3, 2, 'inject', T0 + 2000],
+    ],
+  );
+  for (const size of [1, 2, 3]) {
+    const pages: string[][] = [];
+    let after: string | undefined;
+    for (;;) {
+      const got = store.queries.vms(connected, size, after);
+      pages.push(got.map((v) => v.vm));
+      if (got.length < size) break;
+      after = got[got.length - 1]?.vm;
+    }
+    assert.deepEqual(
+      pages.flat(),
+      all.map((v) => v.vm),
+      `pages of ${size}`,
+    );
+    assert.ok(pages.every((p) => p.length <= size));
+  }
 });

@@ -232,8 +232,8 @@ test('events are filtered by VM and time and limited to the newest, returned old
   assert.deepEqual(
     vms.map((v) => [v.vm, v.events, v.poisonedPages, v.lastAction]),
     [
-      ['vm-b', 10, 1, 'inject'],
       ['vm-a', 10, 1, 'inject'],
+      ['vm-b', 10, 1, 'inject'],
     ],
   );
   const t = store.queries.totals();
