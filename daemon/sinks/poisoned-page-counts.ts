@@ -19,6 +19,7 @@ import type { EventRecord } from '../../events/index.js';
 import {
   MAX_QUERY_LIMIT,
   type PoisonCursor,
+  type PoisonedPage,
   type StoreQueries,
   type StoreReader,
 } from '../../store/index.js';
@@ -41,6 +42,31 @@ export type PoisonPageSource = Pick<StoreReader, 'poisonedPages'>;
 interface VmPages {
   pages: Set<bigint>;
   extra: number;
+}
+
+/** One read of poisoned pages: the VM (all when undefined), how many at most, and after which. */
+type PageRead = [vm: string | undefined, limit: number, after: PoisonCursor | undefined];
+
+/**
+ * The reads that page through the poisoned pages of `vm` (all when undefined) until `most` have
+ * come or a page comes back short: each yield is the next read, resumed with its rows, which go to
+ * `take`. One walk for both callers: driven at once over the store's queries at start, and awaited
+ * over the reader thread when a forgotten VM returns.
+ */
+function* pageReads(
+  vm: string | undefined,
+  most: number,
+  take: (page: PoisonedPage[]) => void,
+): Generator<PageRead, void, PoisonedPage[]> {
+  let after: PoisonCursor | undefined;
+  for (let seen = 0; seen < most; ) {
+    const page = yield [vm, MAX_QUERY_LIMIT, after];
+    take(page);
+    seen += page.length;
+    const last = page[page.length - 1];
+    if (!last || page.length < MAX_QUERY_LIMIT) return;
+    after = { vm: last.vm, gpa: last.gpa };
+  }
 }
 
 export class PoisonedPageCounts {
@@ -77,16 +103,10 @@ export class PoisonedPageCounts {
   ): PoisonedPageCounts {
     const counts = new PoisonedPageCounts(bounds, source);
     if (!queries) return counts;
-    const maxPages = bounds.maxPages ?? DEFAULT_MAX_TRACKED_PAGES;
-    let after: PoisonCursor | undefined;
-    for (let seen = 0; seen < maxPages; ) {
-      const page = queries.poisonedPages(undefined, MAX_QUERY_LIMIT, after);
+    const reads = pageReads(undefined, bounds.maxPages ?? DEFAULT_MAX_TRACKED_PAGES, (page) => {
       for (const p of page) counts.add(p.vm, BigInt(p.gpa));
-      seen += page.length;
-      const last = page[page.length - 1];
-      if (!last || page.length < MAX_QUERY_LIMIT) break;
-      after = { vm: last.vm, gpa: last.gpa };
-    }
+    });
+    for (let r = reads.next(); !r.done; ) r = reads.next(queries.poisonedPages(...r.value));
     return counts;
   }
 
@@ -133,16 +153,11 @@ export class PoisonedPageCounts {
   }
 
   async #reseed(vm: string, source: PoisonPageSource): Promise<void> {
-    let after: PoisonCursor | undefined;
-    for (let seen = 0; seen < this.#maxPagesPerVm; ) {
-      const page = await source.poisonedPages(vm, MAX_QUERY_LIMIT, after);
+    const reads = pageReads(vm, this.#maxPagesPerVm, (page) => {
       const v = this.#entry(vm);
       for (const p of page) this.#note(v, BigInt(p.gpa));
-      seen += page.length;
-      const last = page[page.length - 1];
-      if (!last || page.length < MAX_QUERY_LIMIT) return;
-      after = { vm: last.vm, gpa: last.gpa };
-    }
+    });
+    for (let r = reads.next(); !r.done; ) r = reads.next(await source.poisonedPages(...r.value));
   }
 
   /** A read that failed leaves what it found and what came since: the gauge is told that. */
