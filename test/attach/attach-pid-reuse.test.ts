@@ -15,6 +15,7 @@ import { after, test } from 'node:test';
 import type { AttachServer } from '../../attach/index.js';
 import { ATTACH_STATUS } from '../../protocol/index.js';
 import { killStarted, spawnWithPid } from '../helpers/pid-reuse.js';
+import { exitOf } from '../helpers/processes.js';
 import { until, within } from '../helpers/wait.js';
 import { INJECT, provider, type Stack, standInAttachServer, startStack } from './stack.js';
 
@@ -59,10 +60,7 @@ test('an attach connection made by an earlier holder of the plugin’s PID is re
   const hello = await until('the hand-over', () => said.find((l) => l.startsWith('parent ')));
   const [, parentPid, , childPid] = hello.split(' ');
   pids.push(Number(childPid));
-  await within(
-    'the parent to exit',
-    new Promise((r) => (parent.exitCode === null ? parent.once('exit', r) : r(0))),
-  );
+  await within('the parent to exit', exitOf(parent));
 
   // A shell that waits for a line, then execs the plugin: the PID is had before the plugin runs.
   const plugin = await spawnWithPid(
