@@ -169,13 +169,7 @@ export class PluginSession {
       setImmediate(() => {
         this.#resuming = false;
         if (this.#holds !== 0 || !this.open) return;
-        try {
-          this.#parser.resume();
-        } catch (err) {
-          if (this.open) this.#fail(err);
-          return;
-        }
-        this.#read();
+        if (this.#parse(() => this.#parser.resume())) this.#read();
       });
     }
   }
@@ -237,19 +231,25 @@ export class PluginSession {
   }
 
   #onData(chunk: Buffer): void {
-    if (!this.open) return;
-    try {
-      this.#parser.push(chunk);
-    } catch (err) {
-      // Bytes behind a GOODBYE in the same read are not an open session's: ignored, as its
-      // messages are, never reported as a protocol error of a session that closed normally.
-      if (this.open) this.#fail(err);
-      return;
-    }
+    if (!this.open || !this.#parse(() => this.#parser.push(chunk))) return;
     // A frame left incomplete must complete within the bound, while it is being read; a whole
     // frame clears the clock.
     if (this.#parser.idle) this.#stopFrameTimer();
     else if (!this.#frameTimer && this.open && this.#holds === 0) this.#startFrameTimer();
+  }
+
+  /**
+   * Feeds the parser; false if it threw, which fails the session only while open: bytes behind a
+   * GOODBYE in the same read are ignored, never a protocol error of a session that closed normally.
+   */
+  #parse(feed: () => void): boolean {
+    try {
+      feed();
+      return true;
+    } catch (err) {
+      if (this.open) this.#fail(err);
+      return false;
+    }
   }
 
   #startFrameTimer(): void {
