@@ -15,7 +15,7 @@
  */
 import { unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { assertNever, type PeerCred, peerCred } from '../kvm/index.js';
+import { assertNever, boundSocketPath, type PeerCred, peerCred } from '../kvm/index.js';
 import { authorize } from './authorize.js';
 import { CommandArgs, type ControlCommand, type ControlContext, ControlRequest } from './commands.js';
 import { ControlError, isControlError } from './errors.js';
@@ -57,6 +57,8 @@ export class ControlServer {
   /** Connections answered BUSY and closing; not counted against the bound. */
   readonly #refused = new Set<Socket>();
   #path: string | null = null;
+  /** The file an activated socket is bound to (its ListenStream=); systemd's, never unlinked here. */
+  #activatedPath: string | null = null;
   #closing: Promise<void> | null = null;
 
   constructor(ctx: ControlContext, opts: ControlServerOptions = {}) {
@@ -71,7 +73,12 @@ export class ControlServer {
 
   /** The socket path, or `socket-activated fd`. */
   get address(): string {
-    return this.#path ?? 'socket-activated fd';
+    return this.socketPath ?? 'socket-activated fd';
+  }
+
+  /** The file the listening socket is bound to, activated or not; null for an unnamed socket. */
+  get socketPath(): string | null {
+    return this.#path ?? this.#activatedPath;
   }
 
   get connectionCount(): number {
@@ -81,6 +88,7 @@ export class ControlServer {
   /** Binds (path: created 0600 unless `mode` says otherwise; fd: socket activation). */
   async listen(target: ControlListenTarget): Promise<void> {
     this.#path = await listenControl(this.#server, target);
+    if ('fd' in target) this.#activatedPath = boundSocketPath(target.fd);
   }
 
   /** Stops accepting, drops open connections, removes the socket file it created. Idempotent. */

@@ -7,7 +7,14 @@ import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { EventBus, SessionInfo, SessionOutcome } from '../events/index.js';
-import { checkSocketPath, claimSocketPath, type PeerProcess, peerGroups, peerProcess } from '../kvm/index.js';
+import {
+  boundSocketPath,
+  checkSocketPath,
+  claimSocketPath,
+  type PeerProcess,
+  peerGroups,
+  peerProcess,
+} from '../kvm/index.js';
 import {
   APPLIED_SOURCE,
   type AppliedMsg,
@@ -47,6 +54,8 @@ export class PluginServer implements SessionHost {
   #nextId = 1n;
   #stopping = false;
   #path: string | null = null;
+  /** The file an activated socket is bound to (its ListenStream=); systemd's, never unlinked here. */
+  #activatedPath: string | null = null;
   /** Group owning the listening socket (its file, or the activated socket's inode). */
   #socketGid = -1;
 
@@ -84,7 +93,11 @@ export class PluginServer implements SessionHost {
     return n;
   }
   get address(): string {
-    return this.#path ?? 'socket-activated fd';
+    return this.socketPath ?? 'socket-activated fd';
+  }
+  /** The file the listening socket is bound to, activated or not; null for an unnamed socket. */
+  get socketPath(): string | null {
+    return this.#path ?? this.#activatedPath;
   }
 
   async listen(target: ListenTarget): Promise<void> {
@@ -119,8 +132,9 @@ export class PluginServer implements SessionHost {
         });
       });
       // The socket file's group (SocketGroup=), not the sockfs inode that fstat(fd) would report.
-      const name = this.#server.address();
-      if (typeof name === 'string' && name.startsWith('/')) this.#socketGid = statSync(name).gid;
+      // Its path from the kernel: Node's server.address() is null for a server listening on an fd.
+      this.#activatedPath = boundSocketPath(target.fd);
+      if (this.#activatedPath !== null) this.#socketGid = statSync(this.#activatedPath).gid;
     }
   }
 

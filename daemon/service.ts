@@ -78,7 +78,8 @@ export class Service {
   #retention: Retention | null = null;
   #writeAhead: WriteAhead | null = null;
   #storeLock: StoreLock | null = null;
-  #control: ControlServer | null = null;
+  /** The control socket's server, once started. */
+  control: ControlServer | null = null;
   /** Parses policy files off the event loop (policy-worker.ts). */
   readonly #policyWorker = new PolicyWorker();
   #reader: StoreReader | null = null;
@@ -248,14 +249,14 @@ export class Service {
     if (pluginFd !== undefined) await this.server.listen({ fd: pluginFd });
     else await this.server.listen({ path: this.config.socket, mode: this.config.socketMode });
     this.#announce(
-      `plugin socket: ${pluginFd !== undefined ? `fd ${pluginFd} (socket activation)` : this.config.socket}`,
+      `plugin socket: ${this.server.address}${pluginFd !== undefined ? ` (fd ${pluginFd}, socket activation)` : ''}`,
     );
     if (this.attach) {
       ensureSafeDir(dirname(this.attach.address), 0o755, { allowSticky: true });
       this.attach.listen();
       this.#announce(`attach socket: ${this.attach.address}`);
     }
-    this.#control = new ControlServer(
+    this.control = new ControlServer(
       serviceControlContext({
         version: VERSION,
         startedAtMs: () => this.startedAtMs,
@@ -278,11 +279,11 @@ export class Service {
     const controlFd = activated.get('control');
     if (controlFd === undefined)
       ensureSafeDir(dirname(this.config.controlSocket), 0o755, { allowSticky: true });
-    await this.#control.listen(
+    await this.control.listen(
       controlFd !== undefined ? { fd: controlFd } : { path: this.config.controlSocket },
     );
     this.#announce(
-      `control socket: ${controlFd !== undefined ? `fd ${controlFd} (socket activation)` : this.config.controlSocket}`,
+      `control socket: ${this.control.address}${controlFd !== undefined ? ` (fd ${controlFd}, socket activation)` : ''}`,
     );
     // Level 4: ready.
     this.startedAtMs = Date.now();
@@ -334,7 +335,7 @@ export class Service {
   /** Closes every level in reverse order of start; each copes with never having been started. */
   async #close(): Promise<void> {
     if (this.#statusTimer) clearInterval(this.#statusTimer);
-    await this.#control?.close();
+    await this.control?.close();
     // Answers every event already received; its last batch goes into the store.
     await this.server.stop();
     this.attach?.close();

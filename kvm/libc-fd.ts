@@ -21,6 +21,8 @@ export interface LibcFd {
   listen(fd: number, backlog: number): number;
   accept4(fd: number, flags: number): number;
   connect(fd: number, addr: Buffer, len: number): number;
+  /** getsockname(2): `len` holds the size of `addr` in, the address's length out (4 bytes, LE). */
+  getsockname(fd: number, addr: Buffer, len: Buffer): number;
   /** `msg` is the address of a struct msghdr in native memory (see scm-rights.ts). */
   recvmsg(fd: number, msg: unknown, flags: number): number;
   sendmsg(fd: number, msg: unknown, flags: number): number;
@@ -48,6 +50,7 @@ export function libcFd(): LibcFd {
   const listen = lib.func('int listen(int fd, int backlog)');
   const accept4 = lib.func('int accept4(int fd, void *addr, void *len, int flags)');
   const connect = lib.func('int connect(int fd, const void *addr, uint32_t len)');
+  const getsockname = lib.func('int getsockname(int fd, void *addr, void *len)');
   const recvmsg = lib.func('long recvmsg(int fd, void *msg, int flags)');
   const sendmsg = lib.func('long sendmsg(int fd, const void *msg, int flags)');
   const close = lib.func('int close(int fd)');
@@ -62,6 +65,7 @@ export function libcFd(): LibcFd {
     listen: (fd, backlog) => listen(fd, backlog) as number,
     accept4: (fd, flags) => accept4(fd, null, null, flags) as number,
     connect: (fd, addr, len) => connect(fd, addr, len) as number,
+    getsockname: (fd, addr, len) => getsockname(fd, addr, len) as number,
     recvmsg: (fd, msg, flags) => Number(recvmsg(fd, msg, flags)),
     sendmsg: (fd, msg, flags) => Number(sendmsg(fd, msg, flags)),
     close: (fd) => close(fd) as number,

@@ -8,14 +8,11 @@ import { chmodSync } from 'node:fs';
 import { KvmSyscallError } from './ioctl.js';
 import { ERRNO, errnoName, lastErrno } from './libc.js';
 import { libcFd } from './libc-fd.js';
-import { checkSocketPath, removeStaleSocket } from './socket-path.js';
+import { AF_UNIX, checkSocketPath, removeStaleSocket, SOCKADDR_UN_SIZE } from './socket-path.js';
 
-const AF_UNIX = 1;
 const SOCK_SEQPACKET = 5;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
-/** sizeof(struct sockaddr_un): sa_family_t + char sun_path[108]. */
-const SOCKADDR_UN_SIZE = 110;
 
 function sockaddrUn(path: string, op: 'bind' | 'connect'): Buffer {
   checkSocketPath(path, op);

@@ -7,7 +7,29 @@
 import { lstatSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { KvmSyscallError } from './ioctl.js';
-import { ERRNO } from './libc.js';
+import { ERRNO, lastErrno } from './libc.js';
+import { libcFd } from './libc-fd.js';
+
+/**
+ * The file a Unix socket `fd` is bound to (getsockname(2)), or null when it has none: unnamed, in
+ * the abstract namespace, or not AF_UNIX. What a socket systemd passed in is (ListenStream=):
+ * Node's `server.address()` is null for a server listening on an fd.
+ */
+export function boundSocketPath(fd: number): string | null {
+  const addr = Buffer.alloc(SOCKADDR_UN_SIZE);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(addr.length, 0);
+  if (libcFd().getsockname(fd, addr, len) !== 0) throw new KvmSyscallError('getsockname', lastErrno());
+  const n = Math.min(len.readUInt32LE(0), addr.length);
+  if (addr.readUInt16LE(0) !== AF_UNIX || n <= 2 || addr[2] === 0) return null;
+  const path = addr.subarray(2, n);
+  const nul = path.indexOf(0);
+  return (nul < 0 ? path : path.subarray(0, nul)).toString('utf8');
+}
+
+export const AF_UNIX = 1;
+/** sizeof(struct sockaddr_un): sa_family_t + char sun_path[108]. */
+export const SOCKADDR_UN_SIZE = 110;
 
 /** The most bytes a Unix socket's path may have. */
 export const SOCKET_PATH_MAX = 107;

@@ -130,8 +130,11 @@ async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> 
   started = true;
   ctx.io.out(`seawall daemon ready — ${service.statusLine()}`);
   const self = process.argv[1]?.endsWith('/seawall') ? 'seawall' : `node ${process.argv[1]}`;
-  ctx.io.out(`feed it: ${self} simulate --socket ${config.socket} --vms 4 --vcpus 2 --events 1000`);
-  ctx.io.out(`look:    ${self} status --control-socket ${config.controlSocket}`);
+  // The sockets the daemon serves: under socket activation, the unit's, not the configured paths.
+  const plugin = service.server.socketPath;
+  const control = service.control?.socketPath;
+  if (plugin) ctx.io.out(`feed it: ${self} simulate --socket ${plugin} --vms 4 --vcpus 2 --events 1000`);
+  if (control) ctx.io.out(`look:    ${self} status --control-socket ${control}`);
   if (stopRequested) service.stop().then(finished, finished);
   await done;
   // The last entries (the stop's own) go to journald off the event loop. One that journald does

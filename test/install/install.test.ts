@@ -232,11 +232,13 @@ test('from a fresh clone, the README install starts the daemon with the shipped 
   assert.match(status.stdout, /^seawall \d+\.\d+\.\d+, pid \d+, up /);
   assert.match(status.stdout, /store {5}\/var\/lib\/seawall\/events\.sqlite/);
   assert.ok(
-    output.some((l) => /plugin socket: fd \d+ \(socket activation\)/.test(l)),
+    output.some((l) => /^plugin socket: \/run\/seawall\/plugin\.sock \(fd \d+, socket activation\)$/.test(l)),
     output.join('\n'),
   );
   assert.ok(
-    output.some((l) => /control socket: fd \d+ \(socket activation\)/.test(l)),
+    output.some((l) =>
+      /^control socket: \/run\/seawall\/control\.sock \(fd \d+, socket activation\)$/.test(l),
+    ),
     output.join('\n'),
   );
 });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,10 @@ import { requireTool } from '../helpers/tools.js';
 import { until, within } from '../helpers/wait.js';
 
 const SEA = seaExit({ gpa: 0x5000n });
+const HELLO_AS = new URL('../security/children/hello-as.mjs', import.meta.url).pathname;
+const NOBODY = 65534;
+/** A group no user is in, standing for seawall-vmm. */
+const VMM_GID = 65533;
 const IMAGE = `000001${'0'.repeat(122)}`;
 
 /** The daemon process currently run by the activator's loop (its only child). */
@@ -91,10 +95,7 @@ test('the daemon serves the activated socket, and a plugin connecting during a r
   const first = await client.handleExit(SEA);
   assert.equal(first.source, 'daemon');
   assert.equal(first.verdict.action, ACTION.INJECT);
-  assert.ok(
-    lines.some((l) => /^plugin socket: fd 3 \(socket activation\)/.test(l)),
-    lines.join('\n'),
-  );
+  assert.ok(lines.includes(`plugin socket: ${sock} (fd 3, socket activation)`), said());
   await client.close();
 
   // Kill the daemon and connect while no daemon runs: the held socket queues the connection.
@@ -154,6 +155,60 @@ test('passed sockets the daemon would not serve are refused at start, each named
   assert.ok(
     lines.some((l) => /passed fd 3 \(unknown\), fd 4 \(unknown\) not used/.test(l)),
     lines.join('\n'),
+  );
+  assert.equal(existsSync(socket), false, 'nothing bound at the configured path');
+});
+
+test('under activation the socket file’s group is admitted, and the hints name the activated socket', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to run a peer as another uid');
+  if (!requireTool(t, 'systemd-socket-activate', 'systemd')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-sa-'));
+  chmodSync(dir, 0o755);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // The configured --socket (plugin.sock) is not the one systemd listens on.
+  const { args, socket, controlSocket } = daemonCommand(dir, ['--no-metrics']);
+  const sock = join(dir, 'activated.sock');
+  const activator = spawnOwned(
+    'systemd-socket-activate',
+    ['-l', sock, '--fdname=plugin', process.execPath, ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NOTIFY_SOCKET: '' },
+    },
+  );
+  t.after(() => killOwned(activator, 'systemd-socket-activate and its daemon'));
+  const lines: string[] = [];
+  const said = () => `activator and daemon said:\n${lines.join('\n')}`;
+  createInterface({ input: activator.stdout! }).on('line', (l) => lines.push(l));
+  createInterface({ input: activator.stderr! }).on('line', (l) => lines.push(l));
+  await until('the activator to listen', () => lines.some((l) => l.startsWith('Listening on')), {
+    state: said,
+  });
+  // SocketGroup=seawall-vmm, SocketMode=0660 as the shipped unit has them: a VMM of that group,
+  // under a uid that `allow` does not name, is admitted by the group alone.
+  chownSync(sock, 0, VMM_GID);
+  chmodSync(sock, 0o660);
+  const peer = spawnOwned(process.execPath, [HELLO_AS, sock, 'vmm-group-vm'], {
+    uid: NOBODY,
+    gid: VMM_GID,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => killOwned(peer, 'the peer'));
+  let answer = '';
+  peer.stdout?.on('data', (c) => {
+    answer += c;
+  });
+  await within('the peer to be answered', exitOf(peer));
+  assert.equal(answer.trim(), 'welcome', said());
+  await until('the hints', () => lines.some((l) => l.startsWith('look:')), { state: said });
+  assert.ok(lines.includes(`plugin socket: ${sock} (fd 3, socket activation)`), said());
+  assert.ok(
+    lines.some((l) => l.startsWith('feed it: ') && l.includes(` --socket ${sock} `)),
+    said(),
+  );
+  assert.ok(
+    lines.some((l) => l.startsWith('look: ') && l.endsWith(` --control-socket ${controlSocket}`)),
+    said(),
   );
   assert.equal(existsSync(socket), false, 'nothing bound at the configured path');
 });
