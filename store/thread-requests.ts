@@ -3,12 +3,20 @@
  * retention thread (store/retention.ts) — each answered by its id. The first request starts the
  * thread. While requests wait it keeps the process alive, as any I/O would; idle, it does not.
  * When it fails or exits, every request waiting on it fails, and the next request starts another.
+ * The thread answers in order, so a request's timeout runs from the later of its post and the
+ * thread's last answer: requests queued behind slow reads are not failed while the thread answers.
  */
 import type { Worker } from 'node:worker_threads';
+
+interface Timeout {
+  ms: number;
+  error: () => Error;
+}
 
 interface Waiter {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
+  timeout?: Timeout;
 }
 
 export interface ThreadRequestsOptions<Reply> {
@@ -25,6 +33,8 @@ export class ThreadRequests<Reply extends { id: number }> {
   #worker: Worker | null = null;
   #nextId = 1;
   readonly #waiting = new Map<number, Waiter>();
+  /** Armed for the oldest waiting request with a timeout, from its post or the last answer. */
+  #timer: NodeJS.Timeout | null = null;
 
   constructor(opts: ThreadRequestsOptions<Reply>) {
     this.#opts = opts;
@@ -36,34 +46,44 @@ export class ThreadRequests<Reply extends { id: number }> {
   }
 
   /**
-   * Posts `message(id)` to the thread (started if none runs) and resolves with its answer. Past
-   * `timeout.ms` the thread is ended, and this request and every other waiting fail with `timeout.error`.
+   * Posts `message(id)` to the thread (started if none runs) and resolves with its answer. When
+   * the thread has answered nothing for `timeout.ms` while this is the oldest request waiting with
+   * a timeout, the thread is ended, and this request and every other waiting fail with
+   * `timeout.error`.
    */
-  ask(message: (id: number) => unknown, timeout?: { ms: number; error: () => Error }): Promise<unknown> {
+  ask(message: (id: number) => unknown, timeout?: Timeout): Promise<unknown> {
     const worker = this.#ensure();
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      const timer = timeout ? setTimeout(() => void this.stop(timeout.error()), timeout.ms) : undefined;
-      timer?.unref();
-      this.#waiting.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
+      this.#waiting.set(id, { resolve, reject, ...(timeout ? { timeout } : {}) });
       worker.postMessage(message(id));
       worker.ref();
+      if (timeout && !this.#timer) this.#arm();
     });
+  }
+
+  /** Arms the timer, from now, for the oldest waiting request with a timeout (if any). */
+  #arm(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    for (const w of this.#waiting.values()) {
+      if (!w.timeout) continue;
+      const { ms, error } = w.timeout;
+      this.#timer = setTimeout(() => {
+        this.#timer = null;
+        void this.stop(error());
+      }, ms);
+      this.#timer.unref();
+      return;
+    }
   }
 
   /** Ends the thread; requests waiting fail with `err`. Resolves once it has exited. */
   async stop(err: Error): Promise<void> {
     const worker = this.#worker;
     this.#worker = null;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
     for (const w of this.#waiting.values()) w.reject(err);
     this.#waiting.clear();
     await worker?.terminate();
@@ -77,6 +97,8 @@ export class ThreadRequests<Reply extends { id: number }> {
       if (!w) return;
       this.#waiting.delete(m.id);
       if (this.#waiting.size === 0) worker.unref();
+      // An answer is progress: the oldest request still waiting gets its whole timeout from now.
+      if (this.#timer) this.#arm();
       let value: unknown;
       try {
         value = this.#opts.answer(m);

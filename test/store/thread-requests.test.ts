@@ -1,7 +1,8 @@
 /**
  * The store's helper threads' requests (store/thread-requests.ts), on a real worker: answers and
  * failed answers reach their request, a thread that exits fails what waits on it and the next
- * request starts another, a request past its timeout ends the thread.
+ * request starts another, a request past its timeout ends the thread, and a timeout counts from
+ * the thread's last answer, not from a post that waited behind other requests.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -15,11 +16,14 @@ interface Reply {
   error?: string;
 }
 
-// echo: answers; fail: answers with an error; exit: the thread exits 3; hang: never answers.
+// echo: answers; slow: answers after 100 ms asleep; fail: answers with an error; exit: the thread
+// exits 3; hang: never answers; block: never answers, nor anything after it.
 const THREAD = `
 const { parentPort } = require('node:worker_threads');
 parentPort.on('message', ({ id, op }) => {
-  if (op === 'echo') parentPort.postMessage({ id, value: 'echo ' + id });
+  if (op === 'slow') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  if (op === 'block') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  if (op === 'echo' || op === 'slow') parentPort.postMessage({ id, value: 'echo ' + id });
   else if (op === 'fail') parentPort.postMessage({ id, error: 'refused' });
   else if (op === 'exit') process.exit(3);
 });
@@ -73,4 +77,23 @@ test('a request past its timeout ends the thread and fails with the timeout erro
   await assert.rejects(within('the timeout', timedOut), /took too long/);
   await assert.rejects(within('the other request', other), /took too long/);
   assert.equal(thread.running, false, 'the thread was ended');
+});
+
+test('requests queued behind slow answers are not timed out while the thread keeps answering', async () => {
+  const { thread } = requests();
+  const timeout = { ms: 1500, error: () => new Error('took too long') };
+  // 30 answers of 100 ms each: the last is posted 3 s before it is answered, twice its timeout,
+  // but the thread answers something at least every 1.5 s.
+  const answers = await within(
+    'thirty slow answers',
+    Promise.all(Array.from({ length: 30 }, () => ask(thread, 'slow', timeout))),
+  );
+  assert.equal(answers.length, 30);
+  assert.equal(answers[29], 'echo 30');
+  // And a thread that stops answering is still ended by the oldest request's timeout.
+  const stuck = ask(thread, 'block', { ms: 50, error: () => new Error('hung') });
+  const behind = ask(thread, 'echo', timeout);
+  await assert.rejects(within('the hung request', stuck), /hung/);
+  await assert.rejects(within('the request behind it', behind), /hung/);
+  assert.equal(thread.running, false);
 });
