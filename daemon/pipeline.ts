@@ -200,6 +200,9 @@ export class Pipeline {
   #takeEntry(session: PluginSession, entry: QueuedEntry): void {
     if ('echo' in entry) {
       session.replayBacklog--;
+      // An echo says every replay before it is stored: after a refused one, some were not, and
+      // the plugin would forget them. The session's ERROR is its answer.
+      if (this.#refusedReplays.has(session)) return;
       session.queue(entry.echo);
       this.#sessions.add(session);
       return;

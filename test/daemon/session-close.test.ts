@@ -88,6 +88,21 @@ test('an event and a GOODBYE or a bad frame in one read: the verdict is written 
   }
 });
 
+test('a refused replay: no HEARTBEAT echo behind it, which would tell the plugin its replays were stored', async () => {
+  const { s, durable } = await stack();
+  const c = await RawClient.open(s.socket);
+  await c.hello('vm-refused-replay', HELLO11);
+  // vCPU 9 of the 4 declared: refused when the replay is decided, with replays behind it unread.
+  const bad = seaFrame(100, { replay: true, fallbackAction: 1, vcpu: 9, timeNs: 1n });
+  c.send(Buffer.concat([bad, replay(101), replay(102), encodeMessage({ type: 'heartbeat', nonce: 7n })]));
+  await c.closed;
+  assert.deepEqual(
+    c.received.map((m) => m.type),
+    ['welcome', 'error'],
+  );
+  assert.equal(durable('vm-refused-replay'), 0, 'nothing of it stored: the plugin must keep every one');
+});
+
 test('a bad frame behind a GOODBYE in the same read is not reported: the session closed normally', async () => {
   const { s } = await stack();
   const errors: string[] = [];
