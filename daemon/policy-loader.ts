@@ -12,6 +12,8 @@ import {
   type CompiledRule,
   compilePolicy,
   compileRule,
+  formatPath,
+  hookUses,
   isPolicyError,
   type PolicyRule,
   type PolicyState,
@@ -24,8 +26,17 @@ import { PolicyWorker } from './policy-worker.js';
  * the rules, with their GPA ranges already packed — a slice of rules per task, so that verdicts
  * go on between slices: a reload of 10,000 rules held every verdict for a quarter of a second or
  * more when the rules came and were compiled in one. Never rejects: any failure is an issue.
+ *
+ * `hooks` are the migration hooks the daemon has (its config's `actions.hooks`): a policy that
+ * names another is refused, at start as at a reload, rather than failing every migration it asks
+ * for — and running each one's `onFailure`, a kill perhaps — over a misspelt name.
  */
-export function createPolicyLoader(state: PolicyState, worker = new PolicyWorker()): PolicyLoader {
+export function createPolicyLoader(
+  state: PolicyState,
+  worker = new PolicyWorker(),
+  hooks: readonly string[] = [],
+): PolicyLoader {
+  const configured = new Set(hooks);
   return async (path) => {
     const r = await worker.load(path);
     if (!r.ok) return r;
@@ -42,6 +53,17 @@ export function createPolicyLoader(state: PolicyState, worker = new PolicyWorker
       }
       await setImmediate();
       const doc = { ...r.doc, rules };
+      const unknown = hookUses(doc).filter((u) => !configured.has(u.hook));
+      if (unknown.length > 0) {
+        const have = hooks.length > 0 ? hooks.join(', ') : 'none';
+        return {
+          ok: false,
+          issues: unknown.map(
+            (u) =>
+              `${path}: ${formatPath(u.path)}: hook '${u.hook}' is not configured in the daemon (actions.hooks: ${have}) [unknown-hook]`,
+          ),
+        };
+      }
       const precompiled = { version: r.version, gpa: r.gpa, rules: compiled };
       const provider = compilePolicy(doc, { state, precompiled });
       return { ok: true, provider, sha256: r.sha256, source: r.source };

@@ -107,7 +107,7 @@ export class Service {
     this.metrics = opts.config.metrics === false ? null : new SeawallMetrics({ version: VERSION });
     this.#storeReports = storeReporting(this.metrics, this.log);
     this.policy = new PolicyHolder(
-      createPolicyLoader(this.policyState, this.#policyWorker),
+      createPolicyLoader(this.policyState, this.#policyWorker, Object.keys(opts.config.actions.hooks)),
       { provider: builtinProvider(this.policyState), sha256: BUILTIN_SHA256, source: BUILTIN_POLICY_YAML },
       this.log,
       this.metrics,

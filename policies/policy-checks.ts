@@ -16,7 +16,7 @@ function hookOf(action: unknown): string | undefined {
 }
 
 /** Every migrate hook named in an action or an onUnsupported option, with its path. */
-function hookUses(raw: Record<string, unknown>): { hook: string; path: (string | number)[] }[] {
+export function hookUses(raw: Record<string, unknown>): { hook: string; path: (string | number)[] }[] {
   const uses: { hook: string; path: (string | number)[] }[] = [];
   const visit = (holder: unknown, base: (string | number)[]) => {
     if (!isObject(holder)) return;

@@ -107,3 +107,31 @@ test('rules of many label keys come in slices of at most LABEL_TERMS_PER_SLICE k
   assert.equal(decide(`t${n - 1}`), `r${n - 1}`);
   assert.equal(decide('nobody'), 'default');
 });
+
+test('a policy naming a migration hook the daemon does not have is refused, where each use is', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-loader-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'migrate.yaml');
+  writeFileSync(
+    file,
+    [
+      'version: 1',
+      'name: migrate',
+      'rules:',
+      '  - { name: gold, match: { kind: sea }, action: { type: migrate, hook: orchestrator, meanwhile: none, onFailure: { type: kill } } }',
+      'default: { action: { type: inject, abort: data } }',
+      '',
+    ].join('\n'),
+  );
+  const worker = new PolicyWorker();
+  t.after(() => worker.close());
+  const misspelt = await createPolicyLoader(new PolicyState(), worker, ['orch'])(file);
+  assert.equal(misspelt.ok, false);
+  assert.deepEqual(misspelt.ok ? [] : misspelt.issues, [
+    `${file}: rules[0].action.hook: hook 'orchestrator' is not configured in the daemon (actions.hooks: orch) [unknown-hook]`,
+  ]);
+  const none = await createPolicyLoader(new PolicyState(), worker)(file);
+  assert.match(none.ok ? '' : (none.issues[0] ?? ''), /\(actions\.hooks: none\) \[unknown-hook\]$/);
+  const configured = await createPolicyLoader(new PolicyState(), worker, ['orch', 'orchestrator'])(file);
+  assert.equal(configured.ok, true, configured.ok ? '' : configured.issues.join('\n'));
+});

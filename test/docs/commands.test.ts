@@ -88,12 +88,21 @@ function sh(cmd: string, cwd: string, env: NodeJS.ProcessEnv): Promise<CliResult
 test('every seawall command in README.md and docs/ code blocks exits as documented', async (t) => {
   const commands = FILES.flatMap(commandsOf);
   assert.ok(commands.length >= 15, `found ${commands.length} commands`);
-  const d = await startDaemon({ args: ['--policy', join(ROOT, 'policies/examples/tiered.yaml')] });
   const work = mkdtempSync(join(tmpdir(), 'seawall-docs-'));
+  t.after(() => rmSync(work, { recursive: true, force: true }));
+  // tiered.yaml migrates through `evacuate`, which the daemon must have: an orchestrator that
+  // refuses every connection, so that each migration fails as fast as it can.
+  const config = join(work, 'seawall.yaml');
+  writeFileSync(
+    config,
+    'actions:\n  hooks:\n    evacuate: { type: http, url: "http://127.0.0.1:9/", retries: 0 }\n',
+  );
+  const d = await startDaemon({
+    args: ['--config', config, '--policy', join(ROOT, 'policies/examples/tiered.yaml')],
+  });
   t.after(async () => {
     await d.kill();
     removeDir(d.dir);
-    rmSync(work, { recursive: true, force: true });
   });
   // A directory like the checkout (relative paths in the docs), and `seawall` on the PATH.
   for (const dir of ['policies', 'dist', 'docs', 'metrics']) symlinkSync(join(ROOT, dir), join(work, dir));
