@@ -5,7 +5,9 @@
  * migration (IETF draft-ietf-httpapi-idempotency-key-header). 2xx: accepted. 409/422: refused —
  * final, not retried. Anything else, or no answer: failed / timed_out after the last retry. When
  * the daemon stops (the abort signal), the request under way and any backoff are abandoned: failed.
- * Of the response body only what the detail keeps is read; the peer is not trusted to end it.
+ * The outcome is the status's, decided when the status arrives. Of the response body only what the
+ * detail keeps is read, within a bound of its own; the peer is not trusted to end it, and a body
+ * that fails or stalls costs the detail, never the outcome.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HookResult, HookRunner, MigrationPayload } from './hook-types.js';
@@ -23,6 +25,8 @@ export interface HttpHookSpec {
 const REFUSED = new Set([409, 422]);
 /** Most bytes of a response body kept for the record. */
 const DETAIL_BYTES = 512;
+/** Longest wait for those bytes once the status has arrived (at most the attempt's timeout). */
+const DETAIL_MS = 1000;
 const STOPPED = 'daemon stopping';
 
 export class HttpHook implements HookRunner {
@@ -51,39 +55,54 @@ export class HttpHook implements HookRunner {
   }
 
   async #attempt(body: string, key: string, stop?: AbortSignal): Promise<Omit<HookResult, 'attempts'>> {
-    // The attempt's timeout or the daemon's stop, whichever comes first (AbortSignal.any is Node 20.3+).
-    const timeout = AbortSignal.timeout(this.#spec.timeoutMs);
-    const both = new AbortController();
-    const abort = () => both.abort();
-    timeout.addEventListener('abort', abort, { once: true });
+    // Aborts the request and its body: at the daemon's stop, or when the bound of the phase under
+    // way passes — the attempt's timeout until the status arrives, then the detail's own.
+    const request = new AbortController();
+    const abort = () => request.abort();
     stop?.addEventListener('abort', abort, { once: true });
-    const signal = both.signal;
+    let bound = AbortSignal.timeout(this.#spec.timeoutMs);
+    bound.addEventListener('abort', abort, { once: true });
     try {
-      const res = await fetch(this.#spec.url, {
-        method: 'POST',
-        headers: {
-          ...this.#spec.headers,
-          'content-type': 'application/json',
-          'idempotency-key': key,
-          'user-agent': 'seawall',
+      let res: Response;
+      try {
+        res = await fetch(this.#spec.url, {
+          method: 'POST',
+          headers: {
+            ...this.#spec.headers,
+            'content-type': 'application/json',
+            'idempotency-key': key,
+            'user-agent': 'seawall',
+          },
+          body,
+          signal: request.signal,
+          redirect: 'error',
+        });
+      } catch (err) {
+        if (stop?.aborted) return { outcome: 'failed', detail: STOPPED };
+        if (bound.aborted)
+          return { outcome: 'timed_out', detail: `no answer within ${this.#spec.timeoutMs} ms` };
+        const cause = (err as { cause?: { code?: string } }).cause?.code;
+        return { outcome: 'failed', detail: cause ?? (err as Error).message };
+      }
+      // The status is the answer. The body only adds to the detail: a read of it that fails or
+      // stalls leaves the outcome as it is (a 2xx whose body never ends was still accepted, and an
+      // attempt retried then would ask the orchestrator again).
+      const outcome =
+        res.status >= 200 && res.status < 300 ? 'accepted' : REFUSED.has(res.status) ? 'refused' : 'failed';
+      bound.removeEventListener('abort', abort);
+      const detailMs = Math.min(this.#spec.timeoutMs, DETAIL_MS);
+      bound = AbortSignal.timeout(detailMs);
+      bound.addEventListener('abort', abort, { once: true });
+      const text = await readDetail(res.body).then(
+        (t) => (t ? `: ${t}` : ''),
+        (err: Error) => {
+          const why = stop?.aborted ? STOPPED : bound.aborted ? `none within ${detailMs} ms` : err.message;
+          return ` (body not read: ${why})`;
         },
-        body,
-        signal,
-        redirect: 'error',
-      });
-      const text = await readDetail(res.body);
-      const detail = `HTTP ${res.status}${text ? `: ${text}` : ''}`;
-      if (res.status >= 200 && res.status < 300) return { outcome: 'accepted', detail };
-      if (REFUSED.has(res.status)) return { outcome: 'refused', detail };
-      return { outcome: 'failed', detail };
-    } catch (err) {
-      if (stop?.aborted) return { outcome: 'failed', detail: STOPPED };
-      if (timeout.aborted)
-        return { outcome: 'timed_out', detail: `no answer within ${this.#spec.timeoutMs} ms` };
-      const cause = (err as { cause?: { code?: string } }).cause?.code;
-      return { outcome: 'failed', detail: cause ?? (err as Error).message };
+      );
+      return { outcome, detail: `HTTP ${res.status}${text}` };
     } finally {
-      timeout.removeEventListener('abort', abort);
+      bound.removeEventListener('abort', abort);
       stop?.removeEventListener('abort', abort);
     }
   }

@@ -2,7 +2,8 @@
  * The HTTP hook against a real server on 127.0.0.1 whose response bodies are hostile: a body that
  * never ends is read only as far as the detail needs and the connection is closed, the outcome
  * still follows the status; a character cut at the detail's bound is left out; a body that stalls
- * is bounded by the timeout or the daemon's stop, as before.
+ * costs the detail, never the outcome, which the status decided (a 2xx is not posted again); the
+ * daemon's stop ends the hook whether or not the status has arrived.
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -99,35 +100,81 @@ test('a short body is the detail, whole', async (t) => {
   assert.deepEqual(r, { outcome: 'refused', detail: `HTTP 422: ${body}`, attempts: 1 });
 });
 
-/** Sends the status and a few bytes of body, then nothing; resolves once those bytes are out. */
-function stalled(sent: () => void) {
+/** Sends `status` and a few bytes of a body it never ends. */
+function stalled(status: number) {
   return (_req: IncomingMessage, res: ServerResponse) => {
-    res.writeHead(200, { 'content-length': '1000' });
-    res.write('partial', () => sent());
+    res.writeHead(status, { 'content-type': 'text/plain' });
+    res.write('migration started');
   };
 }
 
-test('a body that stalls before its end times out, as a missing answer does', async (t) => {
-  const base = await serve(
-    t,
-    stalled(() => {}),
-  );
-  const r = await within('the timed-out outcome', hook(`${base}/migrate`, 300).run(payload));
-  assert.deepEqual(r, { outcome: 'timed_out', detail: 'no answer within 300 ms', attempts: 1 });
+test('a 202 whose body never ends: accepted once the detail gives up, one POST, no retry', async (t) => {
+  let posts = 0;
+  const orchestrator = stalled(202);
+  const base = await serve(t, (req, res) => {
+    posts++;
+    orchestrator(req, res);
+  });
+  // Retries allowed, and a timeout the status arrives well within even on a loaded machine: an
+  // attempt that waited for the body would time out and be posted again.
+  const retrying = new HttpHook('orch', {
+    url: `${base}/migrate`,
+    timeoutMs: 5000,
+    retries: 2,
+    backoffMs: 10,
+    maxBackoffMs: 10,
+    headers: {},
+  });
+  const r = await within('the 202 outcome', retrying.run(payload));
+  assert.equal(r.outcome, 'accepted');
+  assert.equal(r.attempts, 1);
+  assert.match(r.detail ?? '', /^HTTP 202 \(body not read: none within \d+ ms\)$/);
+  assert.equal(posts, 1, 'the orchestrator was asked once');
 });
 
-test('the daemon stopping once part of a body is out ends the hook: failed', async (t) => {
-  let sent: () => void = () => {};
-  const out = within(
-    'the partial body sent',
+test('the daemon stopping while the body is read ends the hook at once; the status still decides', async (t) => {
+  // The hook's fetch, told when the status is in: the stop then comes after it, whatever the timing.
+  const fetched = globalThis.fetch;
+  t.after(() => {
+    globalThis.fetch = fetched;
+  });
+  let answered: () => void = () => {};
+  const status = within(
+    'the status to arrive',
     new Promise<void>((resolve) => {
-      sent = resolve;
+      answered = resolve;
     }),
   );
-  const base = await serve(t, stalled(sent));
+  globalThis.fetch = async (...args) => {
+    const res = await fetched(...args);
+    answered();
+    return res;
+  };
+  const base = await serve(t, stalled(409));
   const stop = new AbortController();
   const run = hook(`${base}/migrate`, 10 * WAIT_MS).run(payload, stop.signal);
-  await out;
+  await status;
+  stop.abort();
+  const r = await within('the stopped outcome', run);
+  assert.deepEqual(r, {
+    outcome: 'refused',
+    detail: 'HTTP 409 (body not read: daemon stopping)',
+    attempts: 1,
+  });
+});
+
+test('the daemon stopping before the status arrives ends the hook: failed', async (t) => {
+  let asked: () => void = () => {};
+  const posted = within(
+    'the POST to arrive',
+    new Promise<void>((resolve) => {
+      asked = resolve;
+    }),
+  );
+  const base = await serve(t, () => asked());
+  const stop = new AbortController();
+  const run = hook(`${base}/migrate`, 10 * WAIT_MS).run(payload, stop.signal);
+  await posted;
   stop.abort();
   const r = await within('the stopped outcome', run);
   assert.deepEqual(r, { outcome: 'failed', detail: 'daemon stopping', attempts: 1 });
