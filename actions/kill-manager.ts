@@ -5,8 +5,9 @@
  * exits, signalling through the fd answers ESRCH and can never reach whoever inherits its PID
  * (pidfd_open(2), pidfd_send_signal(2)). When the grace ends and the process is still there, it is
  * SIGKILLed through the pidfd. One kill per session is in flight; repeated kill decisions of that
- * session coalesce. Another session of the same VM id — the VM restarted, or another process that
- * claimed its id — gets a kill of its own, on its own process.
+ * session coalesce, and one whose grace ends sooner brings the SIGKILL forward. Another session of
+ * the same VM id — the VM restarted, or another process that claimed its id — gets a kill of its
+ * own, on its own process.
  *
  * What counts as terminated (docs/protocol.md §5.1): the process exited; or, for a process that
  * serves other VMs too, this VM's session ended with GOODBYE VM_EXITING before the grace did. A
@@ -42,6 +43,10 @@ export interface KillRecord {
   rule: string;
   policyVersion: string;
   reason: KillReason;
+  /**
+   * The grace the kill is enforced on: the first request's, or a shorter one folded in later (a
+   * decision to terminate sooner), counted from that request's arrival.
+   */
   graceMs: number;
   /** The pid the kernel reported (SO_PEERCRED): the process the pidfd names. */
   peerPid: number;
@@ -83,6 +88,8 @@ interface InFlight {
   record: KillRecord;
   tracked: Tracked;
   timer: NodeJS.Timeout | null;
+  /** When the grace ends (the `now` clock): the soonest deadline of the requests folded in. */
+  deadlineMs: number;
   /** Forgets its wait for the VMM's exit (`Pidfd.onExit`). */
   forget: (() => void) | null;
 }
@@ -171,6 +178,7 @@ export class KillManager {
     if (running) {
       running.record.coalesced++;
       this.stats.coalesced++;
+      this.#hasten(running, r.graceMs);
       return 'coalesced';
     }
     const record: KillRecord = {
@@ -189,7 +197,13 @@ export class KillManager {
     };
     const tracked = this.#sessions.get(r.session.id) ?? { pidfd: null, live: false, vmGone: false, holds: 0 };
     tracked.holds++;
-    const k: InFlight = { record, tracked, timer: null, forget: null };
+    const k: InFlight = {
+      record,
+      tracked,
+      timer: null,
+      deadlineMs: record.startedAtMs + r.graceMs,
+      forget: null,
+    };
     this.#inFlight.set(r.session.id, k);
     this.stats.started++;
     this.#opts.onStarted?.(record);
@@ -210,6 +224,19 @@ export class KillManager {
     for (const t of this.#sessions.values()) t.pidfd?.close();
     this.#sessions.clear();
     this.#livePerPid.clear();
+  }
+
+  /**
+   * A request folded into a running kill keeps its own deadline when that is sooner: a decision to
+   * terminate now is not made to wait out the grace an earlier, milder decision gave.
+   */
+  #hasten(k: InFlight, graceMs: number): void {
+    const deadline = this.#now() + graceMs;
+    if (!k.timer || deadline >= k.deadlineMs) return;
+    clearTimeout(k.timer);
+    k.deadlineMs = deadline;
+    k.record.graceMs = graceMs;
+    k.timer = setTimeout(() => this.#enforce(k), graceMs);
   }
 
   #enforce(k: InFlight): void {

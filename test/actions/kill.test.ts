@@ -1,18 +1,26 @@
 /**
  * Kill enforcement against real VMM processes: the in-process plugin server and pipeline decide,
  * the action sink enforces through pidfds, and the VMM is a child process running the reference
- * PluginClient. Nothing is mocked.
+ * PluginClient. Nothing is mocked. One test drives the kill manager directly, on a child process:
+ * a kill decision that arrives during another's grace.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
-import { type Actions, ActionsConfigSchema, createActions, type KillResult } from '../../actions/index.js';
+import {
+  type Actions,
+  ActionsConfigSchema,
+  createActions,
+  KillManager,
+  type KillResult,
+} from '../../actions/index.js';
 import type { SessionInfo } from '../../events/session-info.js';
 import { Pidfd } from '../../kvm/index.js';
 import { ACTION } from '../../protocol/index.js';
 import { provider, type Stack, startStack } from '../attach/stack.js';
-import { killOwned, spawnOwned } from '../helpers/processes.js';
+import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { within } from '../helpers/wait.js';
+import { session } from '../store/records.js';
 import { spawnVmm, type VmmChild } from './vmm-child.js';
 
 const GRACE = 400;
@@ -108,6 +116,32 @@ test('repeated kill decisions for one VM coalesce into one kill', async () => {
   assert.equal(k.outcome, 'sigkilled');
   assert.equal(k.coalesced, 4);
   assert.equal(finished.length, before + 1);
+});
+
+test('a decision with a shorter grace folded into a running kill brings the SIGKILL forward', async (t) => {
+  const vmm = spawnOwned(process.execPath, ['-e', 'setInterval(()=>{},1e6)'], { stdio: 'ignore' });
+  await within('the VMM stand-in to start', once(vmm, 'spawn'));
+  t.after(() => killOwned(vmm, 'the VMM stand-in'));
+  let resolveKill: (k: KillResult) => void = () => {};
+  const result = new Promise<KillResult>((r) => {
+    resolveKill = r;
+  });
+  const kills = new KillManager({ onFinished: (k) => resolveKill(k) });
+  t.after(() => kills.close());
+  const pid = vmm.pid as number;
+  const s = { ...session('vm-hasten'), vmmPid: pid, peer: { pid, uid: 0, gid: 0 } };
+  kills.sessionOpened(s);
+  const ask = (rule: string, graceMs: number) =>
+    kills.request({ session: s, seq: null, rule, policyVersion: 'v', graceMs, reason: 'policy' });
+  assert.equal(ask('soft-kill', LONG_GRACE), 'started');
+  assert.equal(ask('kill-now', 0), 'coalesced');
+  // The first grace ends past the wait's deadline: a SIGKILL that waited for it fails the wait.
+  const k = await within('the kill to finish', result);
+  assert.equal(k.outcome, 'sigkilled');
+  assert.equal((await within('the stand-in to end', exitOf(vmm))).signal, 'SIGKILL');
+  assert.ok(k.finishedAtMs - k.startedAtMs < LONG_GRACE, 'enforced before the first grace ended');
+  assert.equal(k.graceMs, 0);
+  assert.equal(k.coalesced, 1);
 });
 
 test("the kernel's peer pid is killed, never the pid a HELLO claims; an exited VMM's pid is not signalled", async () => {
