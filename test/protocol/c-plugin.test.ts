@@ -228,6 +228,50 @@ test('a daemon frozen after WELCOME: the deadline fallback answers, and the even
   }
 });
 
+/**
+ * Starts writing HEARTBEATs to `s` as fast as it reads them, until it closes or `ms` pass. Resolves
+ * with who ended the flood: 'peer' (the plugin closed its socket) or 'timer'.
+ */
+function floodHeartbeats(s: Socket, ms: number): Promise<'peer' | 'timer'> {
+  const blob = Buffer.concat(
+    Array.from({ length: 512 }, () => encodeMessage({ type: 'heartbeat', nonce: 7n })),
+  );
+  return new Promise((resolve) => {
+    let ended = false;
+    const end = (by: 'peer' | 'timer') => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      if (by === 'timer') s.destroy();
+      resolve(by);
+    };
+    const timer = setTimeout(() => end('timer'), ms);
+    s.on('close', () => end('peer'));
+    const pump = () => {
+      while (!ended && s.write(blob)) {}
+      if (!ended) s.once('drain', pump);
+    };
+    pump();
+  });
+}
+
+test('a daemon that floods HEARTBEATs and never answers: the fallback still comes at the deadline', async (t) => {
+  const bin = await fixtureBinary(t, 'heartbeat-flood');
+  if (!bin) return;
+  let flood: Promise<'peer' | 'timer'> | undefined;
+  const fake = await fakeDaemon((_n, m, s) => {
+    if (m.type === 'hello') s.write(WELCOME);
+    if (m.type === 'sea') flood = floodHeartbeats(s, 10_000);
+  });
+  try {
+    const { stdout } = await run(bin, [fake.path, '500'], { timeout: 30_000 });
+    assert.equal(await flood, 'peer', 'the call returned while the flood went on');
+    assert.equal(stdout.trim(), 'connect=0 source=fallback connected=1');
+  } finally {
+    await fake.close();
+  }
+});
+
 test('a frame torn by a write that timed out part-way: the connection is dropped, not written after', async (t) => {
   const bin = await fixtureBinary(t, 'torn-write', ['send=fake_send', 'poll=fake_poll']);
   if (!bin) return;

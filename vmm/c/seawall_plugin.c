@@ -410,6 +410,7 @@ static int handshake(struct seawall_plugin *p, const uint8_t *hello, size_t hell
       break;
     }
     if (type != SEAWALL_MSG_HEARTBEAT) r = -EPROTO; /* nothing else may precede WELCOME */
+    else if (now_ms() >= deadline) r = -ETIMEDOUT;   /* HEARTBEATs alone do not extend the wait */
   }
   drop_connection(p);
   return r;
@@ -563,10 +564,10 @@ static uint8_t *event_frame(uint8_t *frame, uint32_t body_len, uint16_t type, ui
   return b;
 }
 
-/* Writes APPLIED: the 8-byte form ("the verdict, as sent"), or the 1.1 16-byte form that says
- * what the vCPU got and whose answer it was (§4.6). 0 or a negative errno. */
+/* Writes APPLIED before `deadline`: the 8-byte form ("the verdict, as sent"), or the 1.1 16-byte
+ * form that says what the vCPU got and whose answer it was (§4.6). 0 or a negative errno. */
 static int applied_frame(struct seawall_plugin *p, uint32_t seq, int32_t result, uint8_t action, uint8_t source,
-                         uint32_t body_len) {
+                         uint32_t body_len, int64_t deadline) {
   uint8_t frame[SEAWALL_HEADER_SIZE + BODY_APPLIED_V11];
   memset(frame, 0, sizeof frame);
   put_header(frame, body_len, SEAWALL_MSG_APPLIED);
@@ -574,13 +575,14 @@ static int applied_frame(struct seawall_plugin *p, uint32_t seq, int32_t result,
   put_u32(frame + SEAWALL_HEADER_SIZE + 4, (uint32_t)result);
   frame[SEAWALL_HEADER_SIZE + 8] = action;
   frame[SEAWALL_HEADER_SIZE + 9] = source;
-  return write_all(p, frame, SEAWALL_HEADER_SIZE + body_len, now_ms() + p->deadline_ms);
+  return write_all(p, frame, SEAWALL_HEADER_SIZE + body_len, deadline);
 }
 
-/* Handles one frame received outside a handshake. Returns 1 when it is the VERDICT for `seq`
- * (decoded into *out), 0 when it was consumed, or a negative errno that ends the connection. */
+/* Handles one frame received outside a handshake; what it writes back (the APPLIED for a late
+ * verdict) must be out by `deadline`. Returns 1 when it is the VERDICT for `seq` (decoded into
+ * *out), 0 when it was consumed, or a negative errno that ends the connection. */
 static int dispatch(struct seawall_plugin *p, uint16_t type, const uint8_t *body, uint32_t len, uint32_t seq,
-                    struct seawall_verdict *out) {
+                    int64_t deadline, struct seawall_verdict *out) {
   struct seawall_verdict v;
   int late;
   switch (type) {
@@ -594,7 +596,7 @@ static int dispatch(struct seawall_plugin *p, uint16_t type, const uint8_t *body
     late = forget_kept(p, v.seq);
     p->late_verdicts++;
     if (late >= 0 && p->welcome.minor >= 1)
-      return applied_frame(p, v.seq, 0, (uint8_t)late, SEAWALL_APPLIED_FALLBACK, BODY_APPLIED_V11);
+      return applied_frame(p, v.seq, 0, (uint8_t)late, SEAWALL_APPLIED_FALLBACK, BODY_APPLIED_V11, deadline);
     return 0;
   case SEAWALL_MSG_HEARTBEAT:
     ack_replay(p, get_u64(body));
@@ -624,8 +626,11 @@ static int exchange(struct seawall_plugin *p, uint8_t *frame, uint32_t frame_len
       break;
     }
     if (r < 0) break;
-    r = dispatch(p, type, body, len, seq, out);
+    r = dispatch(p, type, body, len, seq, deadline, out);
     if (r == 1) return 0;
+    /* read_frame looks at the clock only when nothing is there to read: a daemon that keeps
+     * sending other frames (HEARTBEATs, late verdicts) must not hold the vCPU past its deadline. */
+    if (r == 0 && now_ms() >= deadline) r = -ETIMEDOUT;
   }
   if (r != -ETIMEDOUT) lose_connection(p);
   fallback_verdict(p, seq, event_type, out);
@@ -685,7 +690,7 @@ int seawall_poll(struct seawall_plugin *p, int timeout_ms) {
     uint32_t len;
     int r = read_frame(p, deadline, &type, &body, &len);
     if (r == 0) return handled;
-    if (r > 0) r = dispatch(p, type, body, len, 0, NULL);
+    if (r > 0) r = dispatch(p, type, body, len, 0, now_ms() + p->deadline_ms, NULL);
     if (r < 0) {
       lose_connection(p);
       return r;
@@ -697,7 +702,7 @@ int seawall_poll(struct seawall_plugin *p, int timeout_ms) {
 
 int seawall_send_applied(struct seawall_plugin *p, uint32_t seq, int32_t result) {
   if (p->fd < 0) return -ENOTCONN;
-  int r = applied_frame(p, seq, result, 0, SEAWALL_APPLIED_VERDICT, BODY_APPLIED);
+  int r = applied_frame(p, seq, result, 0, SEAWALL_APPLIED_VERDICT, BODY_APPLIED, now_ms() + p->deadline_ms);
   if (r) lose_connection(p);
   return r;
 }
@@ -705,9 +710,10 @@ int seawall_send_applied(struct seawall_plugin *p, uint32_t seq, int32_t result)
 int seawall_send_applied_fallback(struct seawall_plugin *p, uint32_t seq, int32_t result, uint8_t action) {
   if (p->fd < 0) return -ENOTCONN;
   if (action > SEAWALL_ACTION_KILL) return -EINVAL;
+  int64_t deadline = now_ms() + p->deadline_ms;
   int r = p->welcome.minor >= 1
-              ? applied_frame(p, seq, result, action, SEAWALL_APPLIED_FALLBACK, BODY_APPLIED_V11)
-              : applied_frame(p, seq, result, 0, SEAWALL_APPLIED_VERDICT, BODY_APPLIED);
+              ? applied_frame(p, seq, result, action, SEAWALL_APPLIED_FALLBACK, BODY_APPLIED_V11, deadline)
+              : applied_frame(p, seq, result, 0, SEAWALL_APPLIED_VERDICT, BODY_APPLIED, deadline);
   if (r) lose_connection(p);
   return r;
 }
@@ -725,7 +731,9 @@ void seawall_close(struct seawall_plugin *p, uint16_t reason) {
       uint16_t type;
       const uint8_t *body;
       uint32_t len;
-      if (read_frame(p, deadline, &type, &body, &len) <= 0 || type == SEAWALL_MSG_GOODBYE) break;
+      if (read_frame(p, deadline, &type, &body, &len) <= 0 || type == SEAWALL_MSG_GOODBYE ||
+          now_ms() >= deadline)
+        break;
     }
   }
   drop_connection(p);

@@ -193,6 +193,8 @@ impl Plugin {
                     return Ok(self.welcome);
                 }
                 wire::MSG_REJECT | wire::MSG_ERROR => return Err(wire::decode_refusal(&body)?),
+                // HEARTBEATs alone do not extend the wait.
+                wire::MSG_HEARTBEAT if remaining(deadline).is_zero() => return Err(Error::Timeout),
                 wire::MSG_HEARTBEAT => {}
                 _ => return Err(Error::Protocol(format!("type 0x{kind:x} before WELCOME"))),
             }
@@ -225,21 +227,33 @@ impl Plugin {
             let Some((kind, body)) = self.read_frame(deadline)? else {
                 return Ok(None);
             };
-            if let Some(v) = self.dispatch(kind, &body, Some(seq))? {
+            if let Some(v) = self.dispatch(kind, &body, Some(seq), deadline)? {
                 return Ok(Some(v));
+            }
+            // read_frame looks at the clock only when nothing is there to read: a daemon that keeps
+            // sending other frames (HEARTBEATs, late verdicts) must not hold the vCPU past its deadline.
+            if remaining(deadline).is_zero() {
+                return Ok(None);
             }
         }
     }
 
-    /// One frame outside the handshake: the VERDICT for `seq` is returned, anything else handled.
-    fn dispatch(&mut self, kind: u16, body: &[u8], seq: Option<u32>) -> Result<Option<Verdict>, Error> {
+    /// One frame outside the handshake: the VERDICT for `seq` is returned, anything else handled;
+    /// what it writes back (the APPLIED for a late verdict) must be out by `deadline`.
+    fn dispatch(
+        &mut self,
+        kind: u16,
+        body: &[u8],
+        seq: Option<u32>,
+        deadline: Instant,
+    ) -> Result<Option<Verdict>, Error> {
         match kind {
             wire::MSG_VERDICT => {
                 let v = wire::decode_verdict(body)?;
                 if Some(v.seq) == seq {
                     return Ok(Some(v));
                 }
-                self.late_verdict(v.seq)?;
+                self.late_verdict(v.seq, deadline)?;
                 Ok(None)
             }
             wire::MSG_HEARTBEAT => {
@@ -254,14 +268,14 @@ impl Plugin {
 
     /// A VERDICT for an event the fallback answered: never applied; the kept copy is forgotten
     /// (the daemon counted it), and in 1.1 the daemon is told what the vCPU got (§4.6).
-    fn late_verdict(&mut self, seq: u32) -> Result<(), Error> {
+    fn late_verdict(&mut self, seq: u32, deadline: Instant) -> Result<(), Error> {
         self.stats.late_verdicts += 1;
         let Some(action) = self.kept.forget(seq) else {
             return Ok(());
         };
         if self.welcome.minor >= 1 {
             let frame = wire::encode_applied(seq, 0, Some((action, wire::APPLIED_FALLBACK)));
-            self.write_all(&frame, Instant::now() + self.config.deadline)?;
+            self.write_all(&frame, deadline)?;
         }
         Ok(())
     }
@@ -283,7 +297,7 @@ impl Plugin {
                     return Err(e);
                 }
             };
-            if let Err(e) = self.dispatch(frame.0, &frame.1, None) {
+            if let Err(e) = self.dispatch(frame.0, &frame.1, None, Instant::now() + self.config.deadline) {
                 self.lose_connection();
                 return Err(e);
             }
@@ -312,7 +326,7 @@ impl Plugin {
         let deadline = Instant::now() + self.config.deadline;
         if self.write_all(&wire::encode_goodbye(reason), deadline).is_ok() {
             while let Ok(Some((kind, _))) = self.read_frame(deadline) {
-                if kind == wire::MSG_GOODBYE {
+                if kind == wire::MSG_GOODBYE || remaining(deadline).is_zero() {
                     break;
                 }
             }
