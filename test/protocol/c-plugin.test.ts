@@ -305,6 +305,17 @@ test('a frame torn by a write that timed out part-way: the connection is dropped
   }
 });
 
+test('an event whose write timed out drops the connection, and the reconnect replays it', async (t) => {
+  const bin = await fixtureBinary(t, 'write-timeout');
+  if (!bin) return;
+  const { stdout } = await run(bin, [], { timeout: 30_000 });
+  assert.deepEqual(stdout.trim().split('\n'), [
+    'dropped=1 fallbacks=all:1', // the first write that timed out dropped the connection
+    'fresh some=1 last=0', // the daemon got the events written before its buffer filled, not the last
+    'after-reconnect last=2 missing=0', // the last one came as a replay: no event was lost
+  ]);
+});
+
 test('seawall_connect_fd owns the fd: every error closes it, a WELCOME keeps it', async (t) => {
   const bin = await fixtureBinary(t, 'connect-fd', ['fcntl=fake_fcntl']);
   if (!bin) return;

@@ -137,9 +137,8 @@ static int write_all(struct seawall_plugin *p, const uint8_t *buf, size_t len, i
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       struct pollfd pfd = {.fd = p->fd, .events = POLLOUT};
       int r = poll(&pfd, 1, remaining_ms(deadline));
-      /* Part of the frame is out: the stream can carry no other frame after it, so this is not a
-       * timeout that keeps the connection (a socket sends a frame whole; a character device may
-       * not). */
+      /* Part of the frame is out: the stream can carry no other frame after it, so this is a broken
+       * stream, not a plain timeout (a socket sends a frame whole; a character device may not). */
       if (r == 0) return off > 0 ? -EPIPE : -ETIMEDOUT;
       if (r < 0 && errno != EINTR) return -errno;
       continue;
@@ -616,13 +615,18 @@ static int exchange(struct seawall_plugin *p, uint8_t *frame, uint32_t frame_len
   uint16_t event_type = get_u16(frame + 4);
   int64_t deadline = now_ms() + p->deadline_ms;
   int r = p->fd < 0 ? -ENOTCONN : write_all(p, frame, frame_len, deadline);
+  /* 1 when the event went out and only its verdict did not come in time (the daemon is slow or
+   * frozen): that alone keeps the connection, since the verdict may still come (§9 rule 4). Every
+   * error drops it, a write that timed out too: its event never reached the daemon, and kept events
+   * are replayed only after a reconnect. */
+  int verdict_late = 0;
   while (r == 0) {
     uint16_t type;
     const uint8_t *body;
     uint32_t len;
     r = read_frame(p, deadline, &type, &body, &len);
     if (r == 0) {
-      r = -ETIMEDOUT; /* the daemon is slow or frozen: keep the connection, answer locally */
+      verdict_late = 1;
       break;
     }
     if (r < 0) break;
@@ -630,9 +634,12 @@ static int exchange(struct seawall_plugin *p, uint8_t *frame, uint32_t frame_len
     if (r == 1) return 0;
     /* read_frame looks at the clock only when nothing is there to read: a daemon that keeps
      * sending other frames (HEARTBEATs, late verdicts) must not hold the vCPU past its deadline. */
-    if (r == 0 && now_ms() >= deadline) r = -ETIMEDOUT;
+    if (r == 0 && now_ms() >= deadline) {
+      verdict_late = 1;
+      break;
+    }
   }
-  if (r != -ETIMEDOUT) lose_connection(p);
+  if (!verdict_late) lose_connection(p);
   fallback_verdict(p, seq, event_type, out);
   keep_for_replay(p, frame, frame_len, seq, out->action);
   return 1;

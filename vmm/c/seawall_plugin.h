@@ -22,10 +22,12 @@
  *     seawall_poll forgets them when the daemon acknowledges them (its HEARTBEAT echo);
  *   - stops asking after seawall_close: a closed plugin is simply not connected, and
  *     seawall_reconnect_due says 1 again once the backoff passes.
- * An exit that only timed out keeps the connection: that is not a disconnect. A connect holds the
- * plugin (and the VMM's mutex around it) until WELCOME or hello_timeout_ms, and with socket
- * activation and the daemon down every attempt runs to that timeout: where vCPU threads share the
- * plugin, keep hello_timeout_ms no longer than a vCPU may wait (deadline_ms is a good value).
+ * An exit whose verdict only came late keeps the connection: that is not a disconnect. An exit whose
+ * event could not even be written before the deadline (the daemon stopped reading) drops it, so that
+ * the reconnect replays the event. A connect holds the plugin (and the VMM's mutex around it) until
+ * WELCOME or hello_timeout_ms, and with socket activation and the daemon down every attempt runs to
+ * that timeout: where vCPU threads share the plugin, keep hello_timeout_ms no longer than a vCPU may
+ * wait (deadline_ms is a good value).
  */
 #ifndef SEAWALL_PLUGIN_H
 #define SEAWALL_PLUGIN_H
