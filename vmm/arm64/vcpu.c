@@ -80,9 +80,12 @@ static int emulate_abort(struct lane_vcpu *c, uint64_t esr, uint64_t far, int mm
   if (!r) r = kvm_set_reg(c->fd, REG_FAR_EL1, far);
   if (!r) r = kvm_set_reg(c->fd, REG_ELR_EL1, pc);
   if (!r) r = kvm_set_reg(c->fd, REG_SPSR_EL1, pstate);
-  /* EL1h with D, A, I, F masked; the synchronous vector for the EL the guest was at. */
+  /* EL1h with D, A, I, F masked; the synchronous vector for where the guest was: current EL with
+   * SP_EL0 (EL1t, M[0] clear) +0x000, with SP_EL1 (EL1h) +0x200, lower EL in AArch64 +0x400, in
+   * AArch32 (M[4], nRW) +0x600. */
+  uint64_t vector = el == 1 ? ((pstate & 1) ? 0x200 : 0x000) : ((pstate & 0x10) ? 0x600 : 0x400);
   if (!r) r = kvm_set_reg(c->fd, REG_PSTATE, 0x3c5);
-  if (!r) r = kvm_set_reg(c->fd, REG_PC, vbar + (el == 1 ? 0x200 : 0x400));
+  if (!r) r = kvm_set_reg(c->fd, REG_PC, vbar + vector);
   return r;
 }
 
