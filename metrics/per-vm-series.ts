@@ -27,8 +27,8 @@ type VmFamilies = Pick<
 
 /**
  * The VM-labelled series (`seawall_memory_errors_total`, `seawall_poisoned_pages`,
- * `seawall_fallback_events_reported_total`) with their lifetime: admitted on first recording,
- * removed by TTL after departure or by eviction at `maxVms` (see {@link VmSeriesTracker}).
+ * `seawall_fallback_events_reported_total`) with their lifetime: admitted on first recording, live
+ * while a session of the VM is open, removed by TTL after departure or by eviction at `maxVms` (see {@link VmSeriesTracker}).
  * Removal goes through prom-client's `remove()` for exactly the label sets that were created.
  */
 export class PerVmSeries {
@@ -37,16 +37,20 @@ export class PerVmSeries {
   readonly #counts: DeferredCounts;
 
   /** Memory errors are counted through `counts`: settle it before reading the registry. */
-  constructor(families: VmFamilies, bounds: VmSeriesBounds, counts: DeferredCounts) {
+  constructor(families: VmFamilies, bounds: VmSeriesBounds, counts: DeferredCounts, now: () => number) {
     this.#f = families;
     this.#counts = counts;
-    this.#vms = new VmSeriesTracker<VmState>(bounds, {
-      create: () => {
-        this.#f.vmsTracked.inc();
-        return { memoryErrors: new Map(), fallback: undefined, poisonedPages: undefined };
+    this.#vms = new VmSeriesTracker<VmState>(
+      bounds,
+      {
+        create: () => {
+          this.#f.vmsTracked.inc();
+          return { memoryErrors: new Map(), fallback: undefined, poisonedPages: undefined };
+        },
+        release: (vm, state, evicted) => this.#release(vm, state, evicted),
       },
-      release: (vm, state, evicted) => this.#release(vm, state, evicted),
-    });
+      now,
+    );
     families.vmSeriesEvicted.inc(0);
   }
 
@@ -73,6 +77,10 @@ export class PerVmSeries {
     const state = this.#vms.touch(vm);
     state.fallback ??= this.#f.fallbackReported.labels({ vm });
     state.fallback.inc(count);
+  }
+
+  connect(vm: string): void {
+    this.#vms.connect(vm);
   }
 
   depart(vm: string, now: number): void {

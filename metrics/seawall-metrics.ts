@@ -113,7 +113,7 @@ export class SeawallMetrics {
     const ttlMs = ttlSeconds * 1000;
     // Sweeping four times per TTL keeps expired series at most 25 % past their TTL.
     this.#sweepIntervalMs = Math.min(Math.max(ttlMs / 4, 1000), 60_000);
-    this.#vms = new PerVmSeries(this.#f, { ttlMs, maxVms }, this.#counts);
+    this.#vms = new PerVmSeries(this.#f, { ttlMs, maxVms }, this.#counts, this.#now);
 
     const overflow = (label: string) => this.#f.labelOverflow.inc({ label });
     this.#rules = new BoundedLabelValues('rule', maxLabelValues, overflow);
@@ -199,9 +199,16 @@ export class SeawallMetrics {
     this.#vms.fallbackReported(vm, count);
   }
 
+  /** A session of `vm` opened: its series are live (never expired) until {@link vmDeparted}. */
+  vmConnected(vm: string): void {
+    this.#vms.connect(vm);
+  }
+
   /**
-   * Marks `vm` gone (its session ended). Its series stay for `vmSeriesTtlSeconds` so the last
-   * values get scraped, then `sweep()` removes them. Recording for it again makes it live again.
+   * Marks `vm` gone (its session ended). Its series stay for `vmSeriesTtlSeconds` after its last
+   * sighting so the last values get scraped, then `sweep()` removes them. Only a session makes a VM
+   * live: recording for a VM without one (replays handled after its session closed) dates its
+   * departure anew.
    */
   vmDeparted(vm: string): void {
     this.#vms.depart(vm, this.#now());

@@ -24,12 +24,15 @@ interface Entry<T> {
 /**
  * Tracks which VMs have series, in recency order, and decides when their series go.
  *
- * - A VM becomes *live* when anything is recorded for it, and stays live until `depart()`. Live
- *   VMs never expire on time alone: a quiet VM's poisoned-page gauge is still true, and dropping a
- *   counter that will be incremented again would hide that increment from `increase()`.
+ * - Liveness comes only from sessions: a VM is *live* from `connect()` (its session opened) to
+ *   `depart()` (it ended). Live VMs never expire on time alone: a quiet VM's poisoned-page gauge is
+ *   still true, and dropping a counter that will be incremented again would hide that increment
+ *   from `increase()`.
  * - A *departed* VM's series stay for `ttlMs` after its last sighting, so Prometheus scrapes the
  *   final values and rate windows see the last increase, then `sweep()` removes them.
- * - Recording for a departed VM makes it live again (a new session for the same VM).
+ * - Recording for a VM without a session — a departed one, or one recorded after its session
+ *   ended (replays still queued when the plugin went away) — refreshes its departure time and
+ *   never makes it live: only a new session does.
  * - At `maxVms`, admitting a new VM first evicts the least recently seen departed VM, or, if none,
  *   the least recently seen live VM.
  *
@@ -44,12 +47,17 @@ export class VmSeriesTracker<T> {
   readonly #departed = new Map<string, Entry<T>>();
   readonly #bounds: VmSeriesBounds;
   readonly #hooks: VmSeriesHooks<T>;
+  /** VMs with a session open: the only source of liveness. */
+  readonly #sessions = new Set<string>();
+  readonly #now: () => number;
   /** The live VM last (re)inserted: the back of `#live`, where a sighting would put it again. */
   #newest: string | undefined;
 
-  constructor(bounds: VmSeriesBounds, hooks: VmSeriesHooks<T>) {
+  /** `now` (milliseconds) dates a sighting of a VM without a session, which counts as a departure. */
+  constructor(bounds: VmSeriesBounds, hooks: VmSeriesHooks<T>, now: () => number) {
     this.#bounds = bounds;
     this.#hooks = hooks;
+    this.#now = now;
   }
 
   /** Number of VMs with series (live + departed); never above `maxVms`. */
@@ -62,7 +70,7 @@ export class VmSeriesTracker<T> {
     return this.#live.size;
   }
 
-  /** Marks `vm` seen and returns its state, admitting it (and evicting) if it is new. */
+  /** Marks `vm` seen and returns its state, admitting it (and evicting) if it is new. Never makes it live. */
   touch(vm: string): T {
     return this.touchLive(vm) ?? this.#admit(vm);
   }
@@ -84,12 +92,22 @@ export class VmSeriesTracker<T> {
     return this.#live.has(vm) || this.#departed.has(vm);
   }
 
+  /** A session of `vm` opened: the VM is live (its series, if it has any, no longer expire). */
+  connect(vm: string): void {
+    this.#sessions.add(vm);
+    const entry = this.#departed.get(vm);
+    if (entry === undefined) return;
+    this.#departed.delete(vm);
+    this.#live.set(vm, entry);
+    this.#newest = vm;
+  }
+
   /**
-   * Marks `vm` departed at `now`; its series expire `ttlMs` later unless it is seen again.
-   * Unknown VMs are ignored (nothing was recorded, so there is nothing to expire); departing twice
-   * keeps the first departure time.
+   * The session of `vm` ended: marks it departed at `now`; its series expire `ttlMs` after its
+   * last sighting. A VM without series is only forgotten as live (nothing to expire).
    */
   depart(vm: string, now: number): void {
+    this.#sessions.delete(vm);
     const entry = this.#live.get(vm);
     if (entry === undefined) return;
     this.#live.delete(vm);
@@ -121,7 +139,10 @@ export class VmSeriesTracker<T> {
     this.#hooks.release(vm, entry.state, true);
   }
 
-  /** A VM not live: back from departure, or new (then counted against `maxVms`). */
+  /**
+   * A VM without a live entry: departed (seen again, so its departure is dated now), or new (then
+   * counted against `maxVms`, and live only if a session of it is open).
+   */
   #admit(vm: string): T {
     let entry = this.#departed.get(vm);
     if (entry !== undefined) {
@@ -131,8 +152,13 @@ export class VmSeriesTracker<T> {
       if (this.size >= this.#bounds.maxVms) this.#evictOne();
       entry = { state: this.#hooks.create(vm), departedAt: 0 };
     }
-    this.#live.set(vm, entry);
-    this.#newest = vm;
+    if (this.#sessions.has(vm)) {
+      this.#live.set(vm, entry);
+      this.#newest = vm;
+    } else {
+      entry.departedAt = this.#now();
+      this.#departed.set(vm, entry);
+    }
     return entry.state;
   }
 }

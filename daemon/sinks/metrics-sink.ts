@@ -66,9 +66,10 @@ export function metricsSink(
     },
     sessionOpened(s) {
       m.sessionOpened();
+      const label = labelOf(s.vm);
+      m.vmConnected(label);
       // A VM that returns gets its gauge back at once, not at its next error; one forgotten for
       // the bound on VMs, once its pages are read back from the store.
-      const label = labelOf(s.vm);
       pages.connected(s.vm.id, (n) => m.setPoisonedPages(label, n));
       const n = pages.count(s.vm.id);
       if (n > 0) m.setPoisonedPages(label, n);

@@ -10,6 +10,13 @@ function clocked(options: { vmSeriesTtlSeconds?: number; maxVms?: number } = {})
   return { m, clock };
 }
 
+/** One session of `vm` that records a memory error. */
+function visit(m: SeawallMetrics, vm: string): void {
+  m.vmConnected(vm);
+  m.memoryError(vm, 'sea', 'uer');
+  m.vmDeparted(vm);
+}
+
 async function vmsIn(m: SeawallMetrics): Promise<string[]> {
   const text = await m.metricsText();
   const vms = new Set<string>();
@@ -26,6 +33,8 @@ async function vmsIn(m: SeawallMetrics): Promise<string[]> {
 describe('VM series lifetime (TTL)', () => {
   it('removes every series of a departed VM once it has not been seen for the TTL', async () => {
     const { m, clock } = clocked({ vmSeriesTtlSeconds: 60 });
+    m.vmConnected('vm-a');
+    m.vmConnected('vm-b');
     m.memoryError('vm-a', 'sea', 'uer');
     m.memoryError('vm-a', 'sigbus', 'unknown');
     m.setPoisonedPages('vm-a', 2);
@@ -46,24 +55,47 @@ describe('VM series lifetime (TTL)', () => {
 
   it('never expires a live VM on time alone', async () => {
     const { m, clock } = clocked({ vmSeriesTtlSeconds: 60 });
+    m.vmConnected('vm-a');
     m.memoryError('vm-a', 'sea', 'uer');
     clock.ms += 24 * 3600 * 1000;
     assert.equal(m.sweep(), 0);
     assert.deepEqual(await vmsIn(m), ['vm-a']);
   });
 
-  it('counts the TTL from the last sighting; recording after departure makes the VM live again', async () => {
+  it('counts the TTL from the last sighting; only a new session makes a departed VM live again', async () => {
     const { m, clock } = clocked({ vmSeriesTtlSeconds: 60 });
-    m.memoryError('vm-a', 'sea', 'uer');
-    m.vmDeparted('vm-a');
+    visit(m, 'vm-a');
     clock.ms += 50_000;
-    m.fallbackReported('vm-a', 3); // a new session reports its fallback events
+    m.vmConnected('vm-a'); // a new session reports its fallback events
+    m.fallbackReported('vm-a', 3);
     clock.ms += 3600_000;
     assert.equal(m.sweep(), 0, 'live again: no TTL');
     m.vmDeparted('vm-a');
     clock.ms += 60_000;
     assert.equal(m.sweep(), 1);
     assert.deepEqual(await vmsIn(m), []);
+  });
+
+  it('expires a VM recorded after its session closed: a late record dates the departure anew, never makes it live', async () => {
+    const { m, clock } = clocked({ vmSeriesTtlSeconds: 60 });
+    visit(m, 'vm-a');
+    // Replays still queued when the plugin went away are counted after its session closed.
+    clock.ms += 30_000;
+    m.memoryError('vm-a', 'sea', 'uer');
+    m.fallbackReported('vm-a', 1);
+    clock.ms += 59_999;
+    assert.equal(m.sweep(), 0, 'kept for the TTL after the last sighting');
+    clock.ms += 1;
+    assert.equal(m.sweep(), 1, 'and then removed');
+    assert.deepEqual(await vmsIn(m), []);
+  });
+
+  it('expires a VM recorded with no session at all', async () => {
+    const { m, clock } = clocked({ vmSeriesTtlSeconds: 60 });
+    m.setPoisonedPages('vm-late', 1);
+    clock.ms += 60_000;
+    assert.equal(m.sweep(), 1);
+    assert.equal(m.trackedVms, 0);
   });
 
   it('starts a VM from zero when it comes back after its series expired', async () => {
@@ -99,6 +131,7 @@ describe('VM series bound (maxVms)', () => {
   it('evicts the least recently seen VM past maxVms and counts the eviction', async () => {
     const { m, clock } = clocked({ maxVms: 3 });
     for (const vm of ['vm-1', 'vm-2', 'vm-3']) {
+      m.vmConnected(vm);
       m.memoryError(vm, 'sea', 'uer');
       clock.ms += 1000;
     }
@@ -114,6 +147,7 @@ describe('VM series bound (maxVms)', () => {
 
   it('keeps the order of sightings through repeated ones, so eviction stays least recent first', async () => {
     const { m } = clocked({ maxVms: 3 });
+    for (const vm of ['vm-1', 'vm-2', 'vm-3', 'vm-4', 'vm-5']) m.vmConnected(vm);
     for (const vm of ['vm-1', 'vm-2', 'vm-3']) m.memoryError(vm, 'sea', 'uer');
     // Seen again: vm-3 was the newest, then vm-1 was; vm-3 is the most recent once more.
     for (const vm of ['vm-3', 'vm-3', 'vm-1', 'vm-1', 'vm-3']) m.memoryError(vm, 'sea', 'uer');
@@ -127,12 +161,14 @@ describe('VM series bound (maxVms)', () => {
   it('evicts departed VMs before live ones, oldest departure first', async () => {
     const { m, clock } = clocked({ maxVms: 3 });
     for (const vm of ['vm-1', 'vm-2', 'vm-3']) {
+      m.vmConnected(vm);
       m.memoryError(vm, 'sea', 'uer');
       clock.ms += 1000;
     }
     m.vmDeparted('vm-3');
     clock.ms += 1000;
     m.vmDeparted('vm-2');
+    for (const vm of ['vm-4', 'vm-5', 'vm-6']) m.vmConnected(vm);
     m.memoryError('vm-4', 'sea', 'uer');
     assert.deepEqual(await vmsIn(m), ['vm-1', 'vm-2', 'vm-4']);
     m.memoryError('vm-5', 'sea', 'uer');
@@ -145,6 +181,7 @@ describe('VM series bound (maxVms)', () => {
   it('holds the bound under churn of many distinct VMs', async () => {
     const { m, clock } = clocked({ maxVms: 50 });
     for (let i = 0; i < 5000; i++) {
+      m.vmConnected(`vm-${i}`);
       m.memoryError(`vm-${i}`, 'sea', 'uer');
       if (i % 3 === 0) m.vmDeparted(`vm-${i}`);
       clock.ms += 10;

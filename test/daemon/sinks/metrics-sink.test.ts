@@ -1,0 +1,47 @@
+/**
+ * The metrics sink as the bus drives it: per-VM series live only while a session of the VM is
+ * open, however late its last records are counted.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { metricsSink } from '../../../daemon/sinks/metrics-sink.js';
+import { SeawallMetrics } from '../../../metrics/index.js';
+import { find } from '../../metrics/exposition.js';
+import { record, session } from '../../store/records.js';
+
+const TTL_MS = 60_000;
+
+function clockedSink() {
+  const clock = { ms: 0 };
+  const m = new SeawallMetrics({
+    defaultMetrics: false,
+    vmSeriesTtlSeconds: TTL_MS / 1000,
+    now: () => clock.ms,
+  });
+  return { m, clock, sink: metricsSink(m) };
+}
+
+async function seriesOf(m: SeawallMetrics, vm: string): Promise<number> {
+  const text = await m.metricsText();
+  return ['seawall_memory_errors_total', 'seawall_fallback_events_reported_total', 'seawall_poisoned_pages']
+    .flatMap((family) => find(text, family))
+    .filter((s) => s.labels.vm === vm).length;
+}
+
+test('replays counted after their session closed do not keep the VM live: its series expire', async () => {
+  const { m, clock, sink } = clockedSink();
+  const s = session('vm-crashing', 1n);
+  sink.sessionOpened?.(s);
+  sink.afterReply?.([record({ session: s, seq: 1, timeMs: 1_700_000_000_000 })]);
+  // The plugin went away with replays still queued: the bus closes the session, then counts them.
+  sink.sessionClosed?.(s, 'disconnect', null);
+  const replays = [2, 3].map((seq) =>
+    record({ session: s, seq, timeMs: 1_700_000_000_000 + seq, replay: true }),
+  );
+  sink.afterReply?.(replays);
+  assert.ok((await seriesOf(m, 'vm-crashing')) > 0);
+  clock.ms += TTL_MS;
+  assert.equal(m.sweep(), 1, 'departed, whatever came after the close');
+  assert.equal(await seriesOf(m, 'vm-crashing'), 0);
+  assert.equal(m.trackedVms, 0);
+});
