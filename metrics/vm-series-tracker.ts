@@ -24,8 +24,9 @@ interface Entry<T> {
 /**
  * Tracks which VMs have series, in recency order, and decides when their series go.
  *
- * - Liveness comes only from sessions: a VM is *live* from `connect()` (its session opened) to
- *   `depart()` (it ended). Live VMs never expire on time alone: a quiet VM's poisoned-page gauge is
+ * - Liveness comes only from sessions, counted per VM: a VM is *live* from a `connect()` (a
+ *   session opened) until as many `depart()`s (they ended). A VMM that reconnects at once has its
+ *   new session admitted while the old one is still closing; the old one's end leaves it live. Live VMs never expire on time alone: a quiet VM's poisoned-page gauge is
  *   still true, and dropping a counter that will be incremented again would hide that increment
  *   from `increase()`.
  * - A *departed* VM's series stay for `ttlMs` after its last sighting, so Prometheus scrapes the
@@ -47,8 +48,8 @@ export class VmSeriesTracker<T> {
   readonly #departed = new Map<string, Entry<T>>();
   readonly #bounds: VmSeriesBounds;
   readonly #hooks: VmSeriesHooks<T>;
-  /** VMs with a session open: the only source of liveness. */
-  readonly #sessions = new Set<string>();
+  /** Open sessions of each VM that has any: the only source of liveness. */
+  readonly #sessions = new Map<string, number>();
   readonly #now: () => number;
   /** The live VM last (re)inserted: the back of `#live`, where a sighting would put it again. */
   #newest: string | undefined;
@@ -94,7 +95,7 @@ export class VmSeriesTracker<T> {
 
   /** A session of `vm` opened: the VM is live (its series, if it has any, no longer expire). */
   connect(vm: string): void {
-    this.#sessions.add(vm);
+    this.#sessions.set(vm, (this.#sessions.get(vm) ?? 0) + 1);
     const entry = this.#departed.get(vm);
     if (entry === undefined) return;
     this.#departed.delete(vm);
@@ -103,10 +104,15 @@ export class VmSeriesTracker<T> {
   }
 
   /**
-   * The session of `vm` ended: marks it departed at `now`; its series expire `ttlMs` after its
-   * last sighting. A VM without series is only forgotten as live (nothing to expire).
+   * A session of `vm` ended. When it was the VM's last open one, marks it departed at `now`; its
+   * series expire `ttlMs` after its last sighting. A VM without series has nothing to expire.
    */
   depart(vm: string, now: number): void {
+    const open = this.#sessions.get(vm) ?? 0;
+    if (open > 1) {
+      this.#sessions.set(vm, open - 1);
+      return;
+    }
     this.#sessions.delete(vm);
     const entry = this.#live.get(vm);
     if (entry === undefined) return;

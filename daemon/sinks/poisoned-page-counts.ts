@@ -76,8 +76,11 @@ export class PoisonedPageCounts {
   readonly #maxPagesPerVm: number;
   readonly #maxVms: number;
   #tracked = 0;
-  /** VMs with a session now: never forgotten. */
-  readonly #live = new Set<string>();
+  /**
+   * Open sessions of each VM that has any: never forgotten. Counted, because a VMM that reconnects
+   * at once has its new session admitted while the old one is still closing.
+   */
+  readonly #live = new Map<string, number>();
   /** VMs whose stored pages are being read back: their count is not told until then. */
   readonly #reseeding = new Set<string>();
   /** VMs forgotten so far: a VM that connects unknown may be one of them. */
@@ -137,7 +140,7 @@ export class PoisonedPageCounts {
    * back from the store; `known` hears its count once they are (not if it has no stored page).
    */
   connected(vm: string, known: (count: number) => void): void {
-    this.#live.add(vm);
+    this.#live.set(vm, (this.#live.get(vm) ?? 0) + 1);
     if (this.#byVm.has(vm) || this.forgotten === 0 || !this.#source || this.#reseeding.has(vm)) return;
     if (this.#reseeding.size >= MAX_RESEEDS) return;
     this.#reseeding.add(vm);
@@ -147,9 +150,11 @@ export class PoisonedPageCounts {
     );
   }
 
-  /** The session of `vm` ended: the VM may be forgotten from now on. */
+  /** A session of `vm` ended: once its last one has, the VM may be forgotten. */
   departed(vm: string): void {
-    this.#live.delete(vm);
+    const open = this.#live.get(vm) ?? 0;
+    if (open > 1) this.#live.set(vm, open - 1);
+    else this.#live.delete(vm);
   }
 
   async #reseed(vm: string, source: PoisonPageSource): Promise<void> {

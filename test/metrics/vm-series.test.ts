@@ -90,6 +90,20 @@ describe('VM series lifetime (TTL)', () => {
     assert.deepEqual(await vmsIn(m), []);
   });
 
+  it('keeps a VM live while any of its sessions is open: an old one closing after a new one opened', async () => {
+    const { m, clock } = clocked({ vmSeriesTtlSeconds: 60 });
+    m.vmConnected('vm-a');
+    m.memoryError('vm-a', 'sea', 'uer');
+    m.vmConnected('vm-a'); // the VMM reconnected while its old session was still closing
+    m.vmDeparted('vm-a'); // the old session ends
+    clock.ms += 3600_000;
+    assert.equal(m.sweep(), 0, 'the new session is open');
+    assert.deepEqual(await vmsIn(m), ['vm-a']);
+    m.vmDeparted('vm-a');
+    clock.ms += 60_000;
+    assert.equal(m.sweep(), 1);
+  });
+
   it('expires a VM recorded with no session at all', async () => {
     const { m, clock } = clocked({ vmSeriesTtlSeconds: 60 });
     m.setPoisonedPages('vm-late', 1);

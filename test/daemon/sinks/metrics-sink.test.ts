@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { metricsSink } from '../../../daemon/sinks/metrics-sink.js';
 import { SeawallMetrics } from '../../../metrics/index.js';
-import { find } from '../../metrics/exposition.js';
+import { find, value } from '../../metrics/exposition.js';
 import { record, session } from '../../store/records.js';
 
 const TTL_MS = 60_000;
@@ -44,4 +44,22 @@ test('replays counted after their session closed do not keep the VM live: its se
   assert.equal(m.sweep(), 1, 'departed, whatever came after the close');
   assert.equal(await seriesOf(m, 'vm-crashing'), 0);
   assert.equal(m.trackedVms, 0);
+});
+
+test('a session that ends after the same VM’s next one opened leaves its series and gauge live', async () => {
+  const { m, clock, sink } = clockedSink();
+  const old = session('vm-x', 1n);
+  sink.sessionOpened?.(old);
+  sink.afterReply?.([record({ session: old, seq: 1, timeMs: 1_700_000_000_000, gpa: 0x1000n })]);
+  // The VMM reconnects at once: its new session is admitted while the old one is still closing.
+  const next = session('vm-x', 2n);
+  sink.sessionOpened?.(next);
+  sink.sessionClosed?.(old, 'disconnect', null);
+  clock.ms += 10 * TTL_MS;
+  assert.equal(m.sweep(), 0, 'vm-x has a session open');
+  assert.equal(value(await m.metricsText(), 'seawall_poisoned_pages', { vm: 'vm-x' }), 1);
+  sink.sessionClosed?.(next, 'normal', null);
+  clock.ms += TTL_MS;
+  assert.equal(m.sweep(), 1);
+  assert.equal(await seriesOf(m, 'vm-x'), 0);
 });

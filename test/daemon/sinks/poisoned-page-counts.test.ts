@@ -51,6 +51,24 @@ test('a plugin inventing VM ids grows no map: past maxVms a VM without a session
   assert.deepEqual(known, [], 'no store to read forgotten VMs back from');
 });
 
+test('a VM stays remembered while any of its sessions is open, however they overlap', () => {
+  const counts = new PoisonedPageCounts({ maxVms: 2 });
+  counts.connected('vm-x', () => {});
+  counts.add('vm-x', 0x1000n);
+  // The VMM reconnected while its old session was still closing; then the old one ends.
+  counts.connected('vm-x', () => {});
+  counts.departed('vm-x');
+  for (let n = 0; n < 10; n++) {
+    counts.connected(`invented-${n}`, () => {});
+    counts.add(`invented-${n}`, 0x1000n);
+    counts.departed(`invented-${n}`);
+  }
+  assert.equal(counts.count('vm-x'), 1, 'its new session is open: not forgotten');
+  counts.departed('vm-x');
+  counts.add('other', 0x1000n);
+  assert.equal(counts.count('vm-x'), 0, 'forgotten once its last session ended');
+});
+
 function readableStore(t: { after: (fn: () => void) => void }) {
   const { dir, path } = tempStorePath();
   const store = new EventStore({ path });
