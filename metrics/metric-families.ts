@@ -89,7 +89,7 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
     }),
     protocolErrors: new Counter({
       name: 'seawall_protocol_errors_total',
-      help: 'Plugin protocol violations (each closes its session), by reason.',
+      help: 'Plugin protocol violations (each closes or refuses its connection), by reason.',
       labelNames: ['reason'],
       registers,
     }),

@@ -205,10 +205,8 @@ export class SeawallMetrics {
   }
 
   /**
-   * Marks `vm` gone (its session ended). Its series stay for `vmSeriesTtlSeconds` after its last
-   * sighting so the last values get scraped, then `sweep()` removes them. Only a session makes a VM
-   * live: recording for a VM without one (replays handled after its session closed) dates its
-   * departure anew.
+   * A session of `vm` ended; once its last one has, its series stay for `vmSeriesTtlSeconds` after
+   * its last sighting, then `sweep()` removes them. Recording for it meanwhile never makes it live.
    */
   vmDeparted(vm: string): void {
     this.#vms.depart(vm, this.#now());
@@ -220,8 +218,8 @@ export class SeawallMetrics {
     this.#f.pluginSessions.set(this.#sessions);
   }
 
-  /** A plugin connection ended (including one rejected at the handshake). */
-  sessionClosed(outcome: SessionOutcome): void {
+  /** A plugin connection accepted by {@link sessionOpened} ended; refusals are {@link sessionRejected}. */
+  sessionClosed(outcome: Exclude<SessionOutcome, 'rejected'>): void {
     const child = this.#sessionsEnded.get(outcome);
     if (this.#sessions === 0) {
       const message = 'sessionClosed() without sessionOpened()';
@@ -230,6 +228,11 @@ export class SeawallMetrics {
     this.#sessions--;
     this.#f.pluginSessions.set(this.#sessions);
     child.inc();
+  }
+
+  /** A plugin connection refused on accept or at HELLO: ended `rejected`, never in the sessions gauge. */
+  sessionRejected(): void {
+    this.#sessionsEnded.get('rejected').inc();
   }
 
   /** A plugin protocol violation with a stable reason code (e.g. the protocol error's `code`). */

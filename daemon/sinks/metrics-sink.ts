@@ -11,6 +11,14 @@ import { vmLabel } from './vm-label.js';
 
 const NS_PER_S = 1e9;
 
+/**
+ * Refusals that are also protocol violations: a HELLO in a protocol version this daemon does not
+ * speak (REJECT VERSION) — a plugin of another release, which SeawallPluginProtocolErrors reports.
+ * The others (VM id in use, unauthorized, too many sessions, shutting down) are the daemon's
+ * answer to a well-formed request, counted only as sessions ended `rejected`.
+ */
+const VIOLATING_REJECTIONS: ReadonlySet<string> = new Set(['version']);
+
 /** A session's VM is one object for all its events: its label is made once, not per event. */
 const labels = new WeakMap<EventRecord['event']['vm'], string>();
 function labelOf(vm: EventRecord['event']['vm']): string {
@@ -80,7 +88,8 @@ export function metricsSink(
       m.vmDeparted(labelOf(s.vm));
     },
     sessionRejected(reason) {
-      m.protocolError(reason);
+      m.sessionRejected();
+      if (VIOLATING_REJECTIONS.has(reason)) m.protocolError(reason);
     },
     protocolError(reason) {
       m.protocolError(reason);

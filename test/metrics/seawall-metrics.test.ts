@@ -92,13 +92,12 @@ describe('SeawallMetrics counts', () => {
     assert.equal(value(text, 'seawall_metrics_vm_series_evicted_total'), 0);
   });
 
-  it('tracks open sessions and how they ended; an unbalanced close throws', async () => {
+  it('tracks open sessions and how they ended; a refusal leaves the gauge; an unbalanced close throws', async () => {
     const m = metrics();
     m.sessionOpened();
     m.sessionOpened();
-    m.sessionOpened();
     m.sessionClosed('closed');
-    m.sessionClosed('rejected');
+    m.sessionRejected();
     const text = await m.metricsText();
     assert.equal(value(text, 'seawall_plugin_sessions'), 1);
     assert.equal(value(text, 'seawall_plugin_sessions_ended_total', { outcome: 'closed' }), 1);
