@@ -1,1 +1,2 @@
+export { labelTextProblem, MAX_LABEL_TEXT_LENGTH } from './label-text.js';
 export { errorGuard, isSeawallError, SeawallError } from './seawall-error.js';

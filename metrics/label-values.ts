@@ -1,3 +1,4 @@
+import { labelTextProblem, MAX_LABEL_TEXT_LENGTH } from '../errors/index.js';
 import { MetricsError } from './errors.js';
 
 /**
@@ -38,7 +39,7 @@ export type KillOutcome = (typeof KILL_OUTCOMES)[number];
 export const OVERFLOW_LABEL_VALUE = 'other';
 
 /** Longest accepted open label value (VM id, rule name, reason, op, policy version), in UTF-16 units. */
-export const MAX_LABEL_VALUE_LENGTH = 128;
+export const MAX_LABEL_VALUE_LENGTH = MAX_LABEL_TEXT_LENGTH;
 
 const closedSets = new Map<readonly string[], ReadonlySet<string>>();
 
@@ -68,18 +69,12 @@ export function rejectClosedLabel(label: string, allowed: readonly string[], val
   );
 }
 
-// C0 controls, DEL and C1 controls: valid in the exposition format once escaped, but never a
-// legitimate VM id or rule name, and they make alert annotations unreadable.
-const CONTROL_CHARACTERS = /\p{Cc}/u;
-
-/** Checks the shape of an open label value: a non-empty string of at most 128 printable characters. */
+/**
+ * Checks the shape of an open label value: a non-empty string of at most 128 printable characters
+ * (errors/label-text.ts, the rule the policy schema applies to rule names too).
+ */
 export function assertOpenLabel(label: string, value: unknown): asserts value is string {
-  if (
-    typeof value !== 'string' ||
-    value.length === 0 ||
-    value.length > MAX_LABEL_VALUE_LENGTH ||
-    CONTROL_CHARACTERS.test(value)
-  ) {
+  if (typeof value !== 'string' || labelTextProblem(value) !== null) {
     throw new MetricsError(
       'SEAWALL_METRICS_INVALID_LABEL',
       `label ${label} must be 1–${MAX_LABEL_VALUE_LENGTH} printable characters, got ${JSON.stringify(value)}`,

@@ -5,6 +5,7 @@
  * need the kvm/ codec (ISS fields) run here too, so one parse reports every problem.
  */
 import * as z from 'zod';
+import { labelTextProblem } from '../errors/index.js';
 import { encodeIss, isKvmError, validateRawIss } from '../kvm/index.js';
 import { EVENT_KINDS } from './decision.js';
 import { labelsSchema, rateSchema, smallIntSchema, timerDurationSchema, u64Schema } from './schema-values.js';
@@ -149,8 +150,23 @@ export const onUnsupportedSchema = oneOrMany(
   }
 });
 
+/**
+ * A rule's name labels its metrics series (`seawall_actions_total{rule}`): the metrics layer takes
+ * 1–128 characters without a control character (errors/label-text.ts), and a name it refuses
+ * would cost every verdict of the rule its counts.
+ */
+const ruleNameSchema = z.string().superRefine((name, ctx) => {
+  const problem = labelTextProblem(name);
+  if (problem !== null) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `rule name ${JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name)} ${problem}; a rule name is 1–128 characters without control characters (it labels the rule's metrics)`,
+    });
+  }
+});
+
 export const ruleSchema = z.strictObject({
-  name: z.string().min(1),
+  name: ruleNameSchema,
   description: z.string().optional(),
   match: matchSchema.default({}),
   action: actionSchema,

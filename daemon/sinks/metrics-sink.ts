@@ -45,10 +45,11 @@ function count(m: SeawallMetrics, pages: PoisonedPageCounts, r: EventRecord): vo
   }
   const d = r.decision;
   if (!d) return;
+  // Before the counts by rule: a rule name the metrics layer refuses must not cost the latency.
+  m.observeVerdictLatency(Number(r.latencyNs) / NS_PER_S);
   m.action(d.action, d.rule);
   if (d.downgrade) m.downgrade(d.downgrade.from, d.downgrade.to, d.rule);
   if (r.verdictDowngrade) m.downgrade(r.verdictDowngrade.from, r.verdictDowngrade.to, d.rule);
-  m.observeVerdictLatency(Number(r.latencyNs) / NS_PER_S);
 }
 
 /**

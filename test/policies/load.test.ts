@@ -121,6 +121,40 @@ default:
   assert.equal(byPath.get('rules[2].action.wnr')?.line, 13);
 });
 
+test('a rule name the metrics could not label is refused: longer than 128 characters, or a control character', () => {
+  const long = 'k'.repeat(129);
+  const r = parsePolicy(
+    `version: 1
+name: x
+rules:
+  - name: "${'k'.repeat(128)}"
+    action: { type: none }
+  - name: "${long}"
+    action: { type: none }
+  - name: "bell\\u0007rule"
+    action: { type: none }
+default:
+  action: { type: none }
+`,
+    'x.yaml',
+  );
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.deepEqual(
+    r.issues.map((i) => [i.code, i.path, i.line]),
+    [
+      ['schema', 'rules[1].name', 6],
+      ['schema', 'rules[2].name', 8],
+    ],
+    '128 characters are fine',
+  );
+  assert.match(
+    r.issues[0]?.message ?? '',
+    /is 129 characters long, more than 128; a rule name is 1–128 characters/,
+  );
+  assert.match(r.issues[1]?.message ?? '', /"bell\\u0007rule" holds a control character \(U\+0007 at 4\)/);
+});
+
 test('missing mandatory keys and a wrong version are schema errors', () => {
   const r = parsePolicy('version: 2\nname: x\n', 'x.yaml');
   assert.equal(r.ok, false);

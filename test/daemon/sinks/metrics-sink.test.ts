@@ -80,3 +80,16 @@ test('a refused connection is counted as ended rejected, and as a protocol error
   assert.equal(value(text, 'seawall_protocol_errors_total', { reason: 'version' }), 1);
   assert.equal(value(text, 'seawall_plugin_sessions'), 1);
 });
+
+test('a verdict whose rule name the metrics layer refuses still has its latency and memory error counted', async () => {
+  const failures: unknown[] = [];
+  const m = new SeawallMetrics({ defaultMetrics: false });
+  const sink = metricsSink(m, (err) => failures.push(err));
+  const s = session('vm-a', 1n);
+  sink.sessionOpened?.(s);
+  sink.afterReply?.([record({ session: s, seq: 1, timeMs: 1_700_000_000_000, rule: 'r'.repeat(129) })]);
+  assert.equal(failures.length, 1, 'the action counter refused the rule name');
+  const text = await m.metricsText();
+  assert.equal(value(text, 'seawall_verdict_latency_seconds_count'), 1);
+  assert.equal(value(text, 'seawall_memory_errors_total', { vm: 'vm-a', kind: 'sea', severity: 'uer' }), 1);
+});
