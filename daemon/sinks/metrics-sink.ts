@@ -12,12 +12,13 @@ import { vmLabel } from './vm-label.js';
 const NS_PER_S = 1e9;
 
 /**
- * Refusals that are also protocol violations: a HELLO in a protocol version this daemon does not
- * speak (REJECT VERSION) — a plugin of another release, which SeawallPluginProtocolErrors reports.
- * The others (VM id in use, unauthorized, too many sessions, shutting down) are the daemon's
- * answer to a well-formed request, counted only as sessions ended `rejected`.
+ * Refusals that SeawallPluginProtocolErrors reports as well: a HELLO in a protocol version this
+ * daemon does not speak (REJECT VERSION, a plugin of another release), and a peer that `allow`
+ * does not admit (a process reaching the plugin socket that should not, or a VMM whose user the
+ * config left out). The others (VM id in use, too many sessions, shutting down) are the daemon's
+ * answer to a well-formed request from an admitted plugin, counted only as sessions ended `rejected`.
  */
-const VIOLATING_REJECTIONS: ReadonlySet<string> = new Set(['version']);
+const VIOLATING_REJECTIONS: ReadonlySet<string> = new Set(['version', 'unauthorized']);
 
 /** A session's VM is one object for all its events: its label is made once, not per event. */
 const labels = new WeakMap<EventRecord['event']['vm'], string>();

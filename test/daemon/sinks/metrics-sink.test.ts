@@ -64,20 +64,22 @@ test('a session that ends after the same VM’s next one opened leaves its serie
   assert.equal(await seriesOf(m, 'vm-x'), 0);
 });
 
-test('a refused connection is counted as ended rejected, and as a protocol error only for a version', async () => {
+test('a refused connection is counted as ended rejected, and as a protocol error for a version or a peer not admitted', async () => {
   const { m, sink } = clockedSink();
   sink.sessionOpened?.(session('vm-a', 1n));
-  for (const reason of ['vm_in_use', 'unauthorized', 'too_many_sessions', 'shutting_down']) {
+  for (const reason of ['vm_in_use', 'too_many_sessions', 'shutting_down']) {
     sink.sessionRejected?.(reason, 'refused', null);
   }
   let text = await m.metricsText();
-  assert.equal(value(text, 'seawall_plugin_sessions_ended_total', { outcome: 'rejected' }), 4);
+  assert.equal(value(text, 'seawall_plugin_sessions_ended_total', { outcome: 'rejected' }), 3);
   assert.deepEqual(find(text, 'seawall_protocol_errors_total'), [], 'none of these violates the protocol');
   assert.equal(value(text, 'seawall_plugin_sessions'), 1, 'refusals never opened a session');
   sink.sessionRejected?.('version', 'protocol 1.9 is not spoken here', null);
+  sink.sessionRejected?.('unauthorized', 'uid 4242 is not allowed', null);
   text = await m.metricsText();
   assert.equal(value(text, 'seawall_plugin_sessions_ended_total', { outcome: 'rejected' }), 5);
   assert.equal(value(text, 'seawall_protocol_errors_total', { reason: 'version' }), 1);
+  assert.equal(value(text, 'seawall_protocol_errors_total', { reason: 'unauthorized' }), 1);
   assert.equal(value(text, 'seawall_plugin_sessions'), 1);
 });
 
