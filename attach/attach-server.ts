@@ -3,9 +3,8 @@
  * after its HELLO, passes each vCPU fd (SCM_RIGHTS) with its session id and vCPU index. A
  * connection is accepted only from the very process that holds the plugin session it names
  * (SO_PEERCRED pid, and where the kernel gives pidfds both processes alive), binds to that one
- * session, and owns what it attached: when it closes, or the
- * session ends, the fds are closed and the pages unmapped — holding them would keep the VM's
- * kernel objects alive. Readiness comes from libuv through koffi (kvm/libc-fd.ts watchReadable):
+ * session, and owns what it attached: when it closes, or the session ends, the fds are closed and
+ * the pages unmapped — holding them would keep the VM's kernel objects alive. Readiness comes from libuv through koffi (kvm/libc-fd.ts watchReadable):
  * no timers, no threads.
  */
 import { mkdirSync, unlinkSync } from 'node:fs';
@@ -74,17 +73,16 @@ interface Conn {
 
 const MESSAGES_PER_WAKEUP = 64;
 /**
- * How long accepting pauses after accept4 failed. Out of descriptors (EMFILE, ENFILE) the
- * connection stays queued and the socket readable: watched on, every turn of the event loop
- * failed again (13,000 notices and 0.74 s of CPU a second, every verdict waiting).
+ * How long accepting pauses after accept4 failed: out of descriptors (EMFILE, ENFILE) the socket
+ * stays readable, and watched on, every turn of the event loop failed again (13,000 notices and
+ * 0.74 s of CPU a second, every verdict waiting).
  */
 export const ACCEPT_RETRY_MS = 250;
 
 /**
  * Whether the connection's peer is the process holding the session: the same pid and, where each
- * has a pidfd, both processes alive — two live processes never share a pid. A connection made by an
- * earlier holder of that pid, handed to another process before it exited, is refused: the pages it
- * passed would stand for the kernel's record of another VM's exits.
+ * has a pidfd, both alive (two live processes never share a pid). A connection an earlier holder of
+ * that pid handed to another process is refused: the pages it passed would be another VM's exits.
  */
 function samePeer(session: SessionInfo, conn: Conn): boolean {
   if (session.peer.pid !== conn.pid || conn.pidfd?.exited()) return false;
@@ -130,8 +128,7 @@ export class AttachServer {
 
   /** Creates the socket and starts accepting. SEAWALL_ATTACH_LISTEN when it cannot. */
   listen(): void {
-    // Beside the plugin socket by default; under socket activation nobody else created that
-    // directory (systemd's RuntimeDirectory= does in production).
+    // Beside the plugin socket by default, a directory nobody else made under socket activation.
     mkdirSync(dirname(this.#opts.path), { recursive: true, mode: 0o750 });
     let live = -1;
     try {
@@ -326,12 +323,15 @@ export class AttachServer {
       op === ATTACH_OP.DETACH
         ? this.pages.detach(sessionId, vcpu, conn.id)
         : this.pages.attach(session, vcpu, fd as number, conn.id);
-    // Only what it holds keeps a connection: refused requests do not (one plugin could otherwise
-    // hold every slot), and one that detached its last vCPU has `idleMs` again to attach one.
-    if (this.pages.owns(sessionId, conn.id)) {
-      if (conn.idle) clearTimeout(conn.idle);
-      conn.idle = null;
-    } else if (conn.idle === null) this.#armIdle(conn);
+    // Only what it holds keeps a connection (one plugin could otherwise hold every slot): refused
+    // requests, a detach of its last vCPU and a takeover by another connection start its `idleMs`.
+    for (const c of this.#conns.values()) {
+      if (c.session !== sessionId) continue;
+      if (this.pages.owns(sessionId, c.id)) {
+        if (c.idle) clearTimeout(c.idle);
+        c.idle = null;
+      } else if (c.idle === null) this.#armIdle(c);
+    }
     return status;
   }
 

@@ -233,6 +233,40 @@ test('a connection whose requests are all refused is closed at idleMs: only what
   assert.equal(short.connectionCount, 0);
 });
 
+test('a connection whose last vCPU another connection took over is closed at idleMs', async (t) => {
+  const closings: Array<() => void> = [];
+  const short = standInAttachServer(stack.dir, {
+    path: join(stack.dir, 'attach-takeover.sock'),
+    maxConnections: 4,
+    idleMs: 300,
+    onConnectionClosed: () => closings.shift()?.(),
+  });
+  short.listen();
+  stack.bus.add(short.sink());
+  t.after(() => short.close());
+  const c = await plugin('vm-takeover', 2);
+  const sid = c.sessionId as bigint;
+  const vcpus = new StandInVcpus(1);
+  const first = AttachClient.connect(short.address);
+  const second = AttachClient.connect(short.address);
+  t.after(async () => {
+    first.close();
+    second.close();
+    vcpus.close();
+    await c.close();
+  });
+  await first.attach(sid, 0, vcpus.fds[0] as number);
+  const closed = within(
+    'the attach server to close a connection',
+    new Promise<void>((r) => closings.push(r)),
+  );
+  // vCPU 0 again, from the other connection: the first now holds nothing, and must not keep a slot.
+  await second.attach(sid, 0, vcpus.fds[0] as number);
+  await closed;
+  assert.equal(short.connectionCount, 1, 'the one holding the vCPU stays');
+  assert.equal(short.pages.count(sid), 1);
+});
+
 test('a malformed record gets MALFORMED and the connection is closed', async () => {
   const fd = connectSeqpacket(attach.address);
   try {
