@@ -26,9 +26,9 @@ interface Entry<T> {
  *
  * - Liveness comes only from sessions, counted per VM: a VM is *live* from a `connect()` (a
  *   session opened) until as many `depart()`s (they ended). A VMM that reconnects at once has its
- *   new session admitted while the old one is still closing; the old one's end leaves it live. Live VMs never expire on time alone: a quiet VM's poisoned-page gauge is
- *   still true, and dropping a counter that will be incremented again would hide that increment
- *   from `increase()`.
+ *   new session admitted while the old one is still closing; the old one's end leaves it live.
+ *   Live VMs never expire on time alone: a quiet VM's poisoned-page gauge is still true, and
+ *   dropping a counter that will be incremented again would hide that increment from `increase()`.
  * - A *departed* VM's series stay for `ttlMs` after its last sighting, so Prometheus scrapes the
  *   final values and rate windows see the last increase, then `sweep()` removes them.
  * - Recording for a VM without a session — a departed one, or one recorded after its session
