@@ -80,6 +80,8 @@ interface Tracked {
   live: boolean;
   /** The session ended in a way that says its VM is gone (see the file comment). */
   vmGone: boolean;
+  /** Live sessions of other VMs the process had when this one ended (a plugin reconnecting later is one). */
+  othersAtEnd: number;
   /** Holders besides the live session (an in-flight kill or migration). */
   holds: number;
 }
@@ -133,7 +135,7 @@ export class KillManager {
         this.#opts.onPidfdError?.(s, err);
       }
     }
-    this.#sessions.set(s.id, { pidfd: fd, live: true, vmGone: false, holds: 0 });
+    this.#sessions.set(s.id, { pidfd: fd, live: true, vmGone: false, othersAtEnd: 0, holds: 0 });
     let vms = this.#livePerPid.get(s.peer.pid);
     if (!vms) {
       vms = new Map();
@@ -149,6 +151,7 @@ export class KillManager {
     t.live = false;
     t.vmGone = s.minor >= 1 ? outcome === 'vm_exiting' : true;
     const vms = this.#livePerPid.get(s.peer.pid);
+    for (const [vm, live] of vms ?? []) if (vm !== s.vm.id) t.othersAtEnd += live;
     const n = (vms?.get(s.vm.id) ?? 1) - 1;
     if (n > 0) vms?.set(s.vm.id, n);
     else vms?.delete(s.vm.id);
@@ -195,7 +198,13 @@ export class KillManager {
       startedAtMs: this.#now(),
       coalesced: 0,
     };
-    const tracked = this.#sessions.get(r.session.id) ?? { pidfd: null, live: false, vmGone: false, holds: 0 };
+    const tracked = this.#sessions.get(r.session.id) ?? {
+      pidfd: null,
+      live: false,
+      vmGone: false,
+      othersAtEnd: 0,
+      holds: 0,
+    };
     tracked.holds++;
     const k: InFlight = {
       record,
@@ -253,10 +262,13 @@ export class KillManager {
       if (vm === k.record.vm) again = true;
       else others += n;
     }
-    if (k.tracked.vmGone && others > 0 && !again) {
+    // Counted when the VM's session ended too: another VM's plugin reconnecting at the grace's end
+    // (its deadline passed) is between sessions, and its VM is still served.
+    const served = Math.max(others, k.tracked.othersAtEnd);
+    if (k.tracked.vmGone && served > 0 && !again) {
       // One VMM process serving several VMs said this VM is gone: the process is not this kill's
       // to end. Without that word it is killed, whatever else it serves.
-      this.#finish(k, 'exited', `VM exited; pid ${k.record.peerPid} still serves ${others} VM(s)`);
+      this.#finish(k, 'exited', `VM exited; pid ${k.record.peerPid} still serves ${served} VM(s)`);
       return;
     }
     if (this.#opts.enforce === false) {

@@ -144,6 +144,45 @@ test('a decision with a shorter grace folded into a running kill brings the SIGK
   assert.equal(k.coalesced, 1);
 });
 
+test('a process that said VM_EXITING for the killed VM is spared though its other VM is between sessions at the grace end', async (t) => {
+  const vmm = spawnOwned(process.execPath, ['-e', 'setInterval(()=>{},1e6)'], { stdio: 'ignore' });
+  await within('the VMM stand-in to start', once(vmm, 'spawn'));
+  t.after(() => killOwned(vmm, 'the VMM stand-in'));
+  let resolveKill: (k: KillResult) => void = () => {};
+  const result = new Promise<KillResult>((r) => {
+    resolveKill = r;
+  });
+  const kills = new KillManager({ onFinished: (k) => resolveKill(k) });
+  t.after(() => kills.close());
+  const pid = vmm.pid as number;
+  const as = (vm: string, id: bigint) => ({
+    ...session(vm, id),
+    minor: 1,
+    vmmPid: pid,
+    peer: { pid, uid: 0, gid: 0 },
+  });
+  const a = as('vm-a', 1n);
+  const b = as('vm-b', 2n);
+  kills.sessionOpened(a);
+  kills.sessionOpened(b);
+  kills.request({
+    session: a,
+    seq: null,
+    rule: 'kill-a',
+    policyVersion: 'v',
+    graceMs: GRACE,
+    reason: 'policy',
+  });
+  kills.sessionClosed(a, 'vm_exiting');
+  // VM B's plugin missed a deadline and is reconnecting: no session of B when A's grace ends.
+  kills.sessionClosed(b, 'disconnect');
+  const k = await within('the kill to finish', result);
+  assert.equal(k.outcome, 'exited');
+  assert.match(k.detail ?? '', /VM exited; pid \d+ still serves 1 VM/);
+  assert.equal(vmm.exitCode, null, 'the process, and VM B with it, lives on');
+  assert.equal(vmm.signalCode, null);
+});
+
 test("the kernel's peer pid is killed, never the pid a HELLO claims; an exited VMM's pid is not signalled", async () => {
   // An innocent process whose pid the VMM claims as its own.
   const innocent = spawnOwned(process.execPath, ['-e', 'setInterval(()=>{},1e6)'], { stdio: 'ignore' });
