@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { after, before, test } from 'node:test';
+import { after, before, type TestContext, test } from 'node:test';
 import {
   type Actions,
   ActionsConfigSchema,
@@ -118,7 +118,11 @@ test('repeated kill decisions for one VM coalesce into one kill', async () => {
   assert.equal(finished.length, before + 1);
 });
 
-test('a decision with a shorter grace folded into a running kill brings the SIGKILL forward', async (t) => {
+/**
+ * A KillManager of its own and a VMM stand-in process, both stopped after the test: `result` is
+ * the first kill to finish, `of(vm, id)` a 1.1 session of the stand-in for `vm`.
+ */
+async function standInKill(t: TestContext) {
   const vmm = spawnOwned(process.execPath, ['-e', 'setInterval(()=>{},1e6)'], { stdio: 'ignore' });
   await within('the VMM stand-in to start', once(vmm, 'spawn'));
   t.after(() => killOwned(vmm, 'the VMM stand-in'));
@@ -129,7 +133,18 @@ test('a decision with a shorter grace folded into a running kill brings the SIGK
   const kills = new KillManager({ onFinished: (k) => resolveKill(k) });
   t.after(() => kills.close());
   const pid = vmm.pid as number;
-  const s = { ...session('vm-hasten'), vmmPid: pid, peer: { pid, uid: 0, gid: 0 } };
+  const of = (vm: string, id = 1n) => ({
+    ...session(vm, id),
+    minor: 1,
+    vmmPid: pid,
+    peer: { pid, uid: 0, gid: 0 },
+  });
+  return { vmm, kills, result, of };
+}
+
+test('a decision with a shorter grace folded into a running kill brings the SIGKILL forward', async (t) => {
+  const { vmm, kills, result, of } = await standInKill(t);
+  const s = of('vm-hasten');
   kills.sessionOpened(s);
   const ask = (rule: string, graceMs: number) =>
     kills.request({ session: s, seq: null, rule, policyVersion: 'v', graceMs, reason: 'policy' });
@@ -145,24 +160,9 @@ test('a decision with a shorter grace folded into a running kill brings the SIGK
 });
 
 test('a process that said VM_EXITING for the killed VM is spared though its other VM is between sessions at the grace end', async (t) => {
-  const vmm = spawnOwned(process.execPath, ['-e', 'setInterval(()=>{},1e6)'], { stdio: 'ignore' });
-  await within('the VMM stand-in to start', once(vmm, 'spawn'));
-  t.after(() => killOwned(vmm, 'the VMM stand-in'));
-  let resolveKill: (k: KillResult) => void = () => {};
-  const result = new Promise<KillResult>((r) => {
-    resolveKill = r;
-  });
-  const kills = new KillManager({ onFinished: (k) => resolveKill(k) });
-  t.after(() => kills.close());
-  const pid = vmm.pid as number;
-  const as = (vm: string, id: bigint) => ({
-    ...session(vm, id),
-    minor: 1,
-    vmmPid: pid,
-    peer: { pid, uid: 0, gid: 0 },
-  });
-  const a = as('vm-a', 1n);
-  const b = as('vm-b', 2n);
+  const { vmm, kills, result, of } = await standInKill(t);
+  const a = of('vm-a', 1n);
+  const b = of('vm-b', 2n);
   kills.sessionOpened(a);
   kills.sessionOpened(b);
   kills.request({

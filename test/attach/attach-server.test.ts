@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, type TestContext, test } from 'node:test';
 import type { AttachServer } from '../../attach/index.js';
 import {
   closeFd,
@@ -195,11 +195,15 @@ test('refusals: unknown session, vCPU out of range, unsealed or non-memfd fds, a
   }
 });
 
-test('a connection whose requests are all refused is closed at idleMs: only what it holds keeps it', async (t) => {
-  // Refusals that name the session once cleared the idle timer: one plugin could hold every slot.
+/**
+ * An attach server of its own with a 300 ms idleMs, a plugin session of `vm`, one stand-in vCPU
+ * fd and two attach connections, all closed after the test. `nextClose()` resolves when the server
+ * next closes a connection.
+ */
+async function idleServer(t: TestContext, vm: string) {
   const closings: Array<() => void> = [];
   const short = standInAttachServer(stack.dir, {
-    path: join(stack.dir, 'attach-idle.sock'),
+    path: join(stack.dir, `attach-${vm}.sock`),
     maxConnections: 4,
     idleMs: 300,
     onConnectionClosed: () => closings.shift()?.(),
@@ -209,20 +213,25 @@ test('a connection whose requests are all refused is closed at idleMs: only what
   t.after(() => short.close());
   const nextClose = () =>
     within('the attach server to close a connection', new Promise<void>((r) => closings.push(r)));
-  const c = await plugin('vm-idle', 2);
+  const c = await plugin(vm, 2);
   const sid = c.sessionId as bigint;
   const vcpus = new StandInVcpus(1);
-  const refused = AttachClient.connect(short.address);
-  const holding = AttachClient.connect(short.address);
+  const conns = [AttachClient.connect(short.address), AttachClient.connect(short.address)] as const;
   t.after(async () => {
-    refused.close();
-    holding.close();
+    for (const conn of conns) conn.close();
     vcpus.close();
     await c.close();
   });
+  return { short, nextClose, sid, fd: vcpus.fds[0] as number, conns };
+}
+
+test('a connection whose requests are all refused is closed at idleMs: only what it holds keeps it', async (t) => {
+  // Refusals that name the session once cleared the idle timer: one plugin could hold every slot.
+  const { short, nextClose, sid, fd, conns } = await idleServer(t, 'vm-idle');
+  const [refused, holding] = conns;
   const first = nextClose();
   await assert.rejects(refused.detach(sid, 0), (e: AttachRefusedError) => e.status === 7);
-  await holding.attach(sid, 0, vcpus.fds[0] as number);
+  await holding.attach(sid, 0, fd);
   await first;
   assert.equal(short.connectionCount, 1, 'the one holding a vCPU stays');
   assert.equal(short.pages.count(sid), 1);
@@ -234,34 +243,12 @@ test('a connection whose requests are all refused is closed at idleMs: only what
 });
 
 test('a connection whose last vCPU another connection took over is closed at idleMs', async (t) => {
-  const closings: Array<() => void> = [];
-  const short = standInAttachServer(stack.dir, {
-    path: join(stack.dir, 'attach-takeover.sock'),
-    maxConnections: 4,
-    idleMs: 300,
-    onConnectionClosed: () => closings.shift()?.(),
-  });
-  short.listen();
-  stack.bus.add(short.sink());
-  t.after(() => short.close());
-  const c = await plugin('vm-takeover', 2);
-  const sid = c.sessionId as bigint;
-  const vcpus = new StandInVcpus(1);
-  const first = AttachClient.connect(short.address);
-  const second = AttachClient.connect(short.address);
-  t.after(async () => {
-    first.close();
-    second.close();
-    vcpus.close();
-    await c.close();
-  });
-  await first.attach(sid, 0, vcpus.fds[0] as number);
-  const closed = within(
-    'the attach server to close a connection',
-    new Promise<void>((r) => closings.push(r)),
-  );
+  const { short, nextClose, sid, fd, conns } = await idleServer(t, 'vm-takeover');
+  const [first, second] = conns;
+  await first.attach(sid, 0, fd);
+  const closed = nextClose();
   // vCPU 0 again, from the other connection: the first now holds nothing, and must not keep a slot.
-  await second.attach(sid, 0, vcpus.fds[0] as number);
+  await second.attach(sid, 0, fd);
   await closed;
   assert.equal(short.connectionCount, 1, 'the one holding the vCPU stays');
   assert.equal(short.pages.count(sid), 1);
