@@ -10,6 +10,10 @@ import { KvmSyscallError } from './ioctl.js';
 import { ERRNO, lastErrno } from './libc.js';
 import { libcFd } from './libc-fd.js';
 
+export const AF_UNIX = 1;
+/** sizeof(struct sockaddr_un): sa_family_t + char sun_path[108]. */
+export const SOCKADDR_UN_SIZE = 110;
+
 /**
  * The file a Unix socket `fd` is bound to (getsockname(2)), or null when it has none: unnamed, in
  * the abstract namespace, or not AF_UNIX. What a socket systemd passed in is (ListenStream=):
@@ -26,10 +30,6 @@ export function boundSocketPath(fd: number): string | null {
   const nul = path.indexOf(0);
   return (nul < 0 ? path : path.subarray(0, nul)).toString('utf8');
 }
-
-export const AF_UNIX = 1;
-/** sizeof(struct sockaddr_un): sa_family_t + char sun_path[108]. */
-export const SOCKADDR_UN_SIZE = 110;
 
 /** The most bytes a Unix socket's path may have. */
 export const SOCKET_PATH_MAX = 107;

@@ -1,8 +1,9 @@
 /**
  * What the control-socket commands (status, vms, events, poison, why, reload) share: the
  * `--control-socket` and `--json` options, finding the daemon (cli/daemon-sockets.ts), the request
- * with its failures turned into CLI errors, the paging of long listings, and the formatting of times, sizes and tables — every
- * cell made safe for a terminal, since VM ids and labels come from plugins.
+ * with its failures turned into CLI errors, the paging of long listings, and the formatting of
+ * times, sizes and tables — every cell made safe for a terminal, since VM ids and labels come from
+ * plugins.
  */
 import type { Command } from 'commander';
 import {
