@@ -6,7 +6,7 @@
  * decision holds its session's pidfd: a session that closes in between (a plugin whose deadline
  * passed closes and reconnects) still has the process its kill is for.
  */
-import type { EventRecord, Sink } from '../events/index.js';
+import { type EventRecord, poisonsPage, type Sink } from '../events/index.js';
 import type { KillManager } from './kill-manager.js';
 import type { MigrationManager } from './migration-manager.js';
 import type { PoisonedPages } from './poisoned-pages.js';
@@ -61,7 +61,7 @@ export function actionSink(parts: ActionSinkParts): Sink {
     },
     afterReply(batch) {
       for (const r of batch) {
-        if (r.event.gpa !== null && parts.pages) parts.pages.add(r.event.vm.id, r.event.gpa);
+        if (parts.pages && poisonsPage(r)) parts.pages.add(r.event.vm.id, r.event.gpa as bigint);
         // Only what the verdict said is acted on: under dry run `action` is the answer sent.
         if (r.decision?.action === 'kill' || r.decision?.action === 'migrate') {
           pending.push(r);

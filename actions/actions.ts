@@ -10,13 +10,20 @@ import { type ActionsConfig, buildHooks } from './config-schema.js';
 import type { HookRunner } from './hook-types.js';
 import { KillManager, type KillManagerOptions } from './kill-manager.js';
 import { MigrationManager, type MigrationManagerOptions } from './migration-manager.js';
-import { PoisonedPages, type PoisonedPagesProvider } from './poisoned-pages.js';
+import {
+  PoisonedPages,
+  type PoisonedPagesProvider,
+  type StoredPages,
+  WithStoredPages,
+} from './poisoned-pages.js';
 
 export interface ActionCallbacks {
   kill?: Pick<KillManagerOptions, 'onStarted' | 'onFinished' | 'onPidMismatch' | 'onPidfdError'>;
   migration?: Pick<MigrationManagerOptions, 'onStarted' | 'onFinished' | 'onDropped'>;
   /** Supplies a VM's poisoned pages instead of the in-memory tracker (e.g. the event store). */
   pages?: PoisonedPagesProvider;
+  /** The event store's pages, added to the in-memory tracker's in each payload. */
+  storedPages?: StoredPages;
   /** Hook runners to use instead of building them from the config (tests). */
   hooks?: ReadonlyMap<string, HookRunner>;
 }
@@ -36,10 +43,12 @@ export function createActions(cfg: ActionsConfig, cb: ActionCallbacks = {}): Act
   const pages = cb.pages
     ? null
     : new PoisonedPages({ perVm: cfg.poisonedPagesPerVm, vms: cfg.poisonedPagesVms });
+  const memory = pages as PoisonedPages;
+  const stored = cb.storedPages;
   const migrations = new MigrationManager({
     hooks: cb.hooks ?? buildHooks(cfg),
     kills,
-    pages: cb.pages ?? (pages as PoisonedPages),
+    pages: cb.pages ?? (stored ? new WithStoredPages(memory, stored, cfg.poisonedPagesPerVm) : memory),
     host: cfg.hostName ?? hostname(),
     maxInFlight: cfg.maxHooksInFlight,
     maxQueued: cfg.maxHooksQueued,

@@ -20,7 +20,7 @@ import type { SessionInfo } from '../events/index.js';
 import type { Decision, PolicyEvent } from '../policies/index.js';
 import type { HookResult, HookRunner, MigrationOutcome } from './hook-types.js';
 import type { KillManager, KillReason } from './kill-manager.js';
-import { migrationPayload } from './migration-payload.js';
+import { migrationPayload, runHook } from './migration-payload.js';
 import type { PoisonedPagesProvider } from './poisoned-pages.js';
 
 type MigrateDecision = Decision & { action: 'migrate' };
@@ -298,9 +298,9 @@ export class MigrationManager {
     m.stop = new AbortController();
     const hook = this.#opts.hooks.get(m.record.hook);
     const result: Promise<HookResult> = hook
-      ? hook
-          .run(migrationPayload(m, this.#opts.host, this.#opts.pages), m.stop.signal)
-          .catch((err: Error) => ({ outcome: 'failed', detail: err.message, attempts: 1 }))
+      ? runHook(hook, migrationPayload(m, this.#opts.host, this.#opts.pages), m.stop.signal).catch(
+          (err: Error) => ({ outcome: 'failed', detail: err.message, attempts: 1 }),
+        )
       : Promise.resolve({
           outcome: 'failed',
           detail: `no hook named '${m.record.hook}' is configured`,

@@ -1,12 +1,12 @@
 /**
  * What a migration hook is sent (hook-types.ts `MigrationPayload`): the VM, the rule and the event
- * that asked for it, and the VM's poisoned pages as far as they are remembered. Built when the
- * hook starts, so the pages are the latest known.
+ * that asked for it, and the VM's poisoned pages (poisoned-pages.ts: memory and the store). Built
+ * when the hook starts, so the pages are the latest known.
  */
 import type { SessionInfo } from '../events/index.js';
 import type { PolicyEvent } from '../policies/index.js';
-import type { MigrationPayload } from './hook-types.js';
-import type { PoisonedPagesProvider } from './poisoned-pages.js';
+import type { HookResult, HookRunner, MigrationPayload } from './hook-types.js';
+import type { PageList, PoisonedPagesProvider } from './poisoned-pages.js';
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 
@@ -19,12 +19,26 @@ export interface PayloadSource {
   event: PolicyEvent;
 }
 
+/** The payload: at once when the pages are at hand (memory alone), once read when the store is asked. */
 export function migrationPayload(
   m: PayloadSource,
   host: string,
   pages: PoisonedPagesProvider,
-): MigrationPayload {
+): MigrationPayload | Promise<MigrationPayload> {
   const known = pages.pages(m.session.vm.id);
+  return known instanceof Promise ? known.then((k) => build(m, host, k)) : build(m, host, known);
+}
+
+/** Runs the hook with the payload, as soon as it is built. */
+export function runHook(
+  hook: HookRunner,
+  payload: MigrationPayload | Promise<MigrationPayload>,
+  stop: AbortSignal,
+): Promise<HookResult> {
+  return payload instanceof Promise ? payload.then((p) => hook.run(p, stop)) : hook.run(payload, stop);
+}
+
+function build(m: PayloadSource, host: string, known: PageList): MigrationPayload {
   return {
     migrationId: m.record.migrationId,
     vm: { id: m.session.vm.id, labels: m.session.vm.labels },

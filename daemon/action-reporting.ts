@@ -1,24 +1,30 @@
 /**
  * Where kill and migration outcomes go: the store's actions table (a row when the action starts,
- * its outcome when it ends), Prometheus, and journald with MESSAGE_IDs VM_KILLED / VM_MIGRATION.
+ * its outcome when it ends), Prometheus, and journald with MESSAGE_IDs VM_KILLED / VM_MIGRATION;
+ * and where a migration payload reads the VM's stored poisoned pages (the store's reader thread).
  * Kept out of the composition root so service.ts only wires.
  */
 
 import type { ActionCallbacks } from '../actions/index.js';
 import type { SeawallMetrics } from '../metrics/index.js';
-import type { ActionRecord, EventStore } from '../store/index.js';
+import type { ActionRecord, EventStore, StoreReader } from '../store/index.js';
 import { JournalField as F } from '../systemd/index.js';
 import { type DaemonLog, MessageId, Priority } from './log.js';
+import { storedPages } from './sinks/poisoned-page-counts.js';
 
 export function actionReporting(
-  store: () => EventStore | null,
+  { store, reader }: { store: () => EventStore | null; reader: () => StoreReader | null },
   metrics: SeawallMetrics | null,
   log: DaemonLog,
-): Pick<ActionCallbacks, 'kill' | 'migration'> {
+): Pick<ActionCallbacks, 'kill' | 'migration' | 'storedPages'> {
   // Actions under way; each ends once (kills by their id, migrations by theirs).
   const killRows = new Map<number, ActionRecord>();
   const migrationRows = new Map<string, ActionRecord>();
   return {
+    storedPages: (vm, most) => {
+      const r = reader();
+      return r ? storedPages(r, vm, most) : null;
+    },
     kill: {
       onStarted: (k) => {
         const row = store()?.recordAction({

@@ -132,7 +132,7 @@ export class Service {
       : null;
     this.actions = createActions(
       opts.config.actions,
-      actionReporting(() => this.store, this.metrics, this.log),
+      actionReporting({ store: () => this.store, reader: () => this.#reader }, this.metrics, this.log),
     );
     this.pipeline = new Pipeline({
       ...(this.attach ? { kernelExit: this.attach.kernelExit } : {}),

@@ -195,14 +195,9 @@ export interface ReplayKey {
   readonly time: bigint;
 }
 
-/** Whether a stored row marks its page as poisoned: `poisonsPage` below, read from the row. */
+/** Whether a stored row marks its page as poisoned: events/ `poisonsPage`, read from the row. */
 export function valuesPoisonPage(v: EventValues): boolean {
   return v[COL.gpa] !== null && (v[COL.kind] === 'sea' || v[COL.kind] === 'sigbus');
-}
-
-/** Whether an event marks its page as poisoned (SEA and SIGBUS memory errors with a known GPA). */
-export function poisonsPage(r: EventRecord): boolean {
-  return r.event.gpa !== null && (r.event.kind === 'sea' || r.event.kind === 'sigbus');
 }
 
 export function storedEvent(row: EventRow): StoredEvent {

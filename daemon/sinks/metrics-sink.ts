@@ -4,7 +4,7 @@
  * the rest of the batch — other VMs' events — is still counted.
  */
 
-import type { EventRecord, Sink } from '../../events/index.js';
+import { type EventRecord, poisonsPage, type Sink } from '../../events/index.js';
 import type { SeawallMetrics } from '../../metrics/index.js';
 import { PoisonedPageCounts } from './poisoned-page-counts.js';
 import { vmLabel } from './vm-label.js';
@@ -35,7 +35,7 @@ function count(m: SeawallMetrics, pages: PoisonedPageCounts, r: EventRecord): vo
   const e = r.event;
   const vm = labelOf(e.vm);
   m.memoryError(vm, e.kind, e.severity);
-  if (PoisonedPageCounts.poisons(r)) {
+  if (poisonsPage(r)) {
     const n = pages.add(e.vm.id, e.gpa as bigint);
     if (n !== null) m.setPoisonedPages(vm, n);
   }

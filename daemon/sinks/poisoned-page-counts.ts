@@ -15,7 +15,6 @@
  * exact. Without a store, or past MAX_RESEEDS such reads at once, a forgotten VM counts again
  * from its next page.
  */
-import type { EventRecord } from '../../events/index.js';
 import {
   MAX_QUERY_LIMIT,
   type PoisonCursor,
@@ -60,13 +59,30 @@ function* pageReads(
 ): Generator<PageRead, void, PoisonedPage[]> {
   let after: PoisonCursor | undefined;
   for (let seen = 0; seen < most; ) {
-    const page = yield [vm, MAX_QUERY_LIMIT, after];
+    const asked = Math.min(MAX_QUERY_LIMIT, most - seen);
+    const page = yield [vm, asked, after];
     take(page);
     seen += page.length;
     const last = page[page.length - 1];
-    if (!last || page.length < MAX_QUERY_LIMIT) return;
+    if (!last || page.length < asked) return;
     after = { vm: last.vm, gpa: last.gpa };
   }
+}
+
+/** At most `most` of `vm`'s stored poisoned pages, read over the reader thread (migration payloads). */
+export async function storedPages(source: PoisonPageSource, vm: string, most: number): Promise<bigint[]> {
+  const found: bigint[] = [];
+  await readPages(
+    source,
+    pageReads(vm, most, (page) => {
+      for (const p of page) found.push(BigInt(p.gpa));
+    }),
+  );
+  return found;
+}
+
+async function readPages(source: PoisonPageSource, reads: Generator<PageRead, void, PoisonedPage[]>) {
+  for (let r = reads.next(); !r.done; ) r = reads.next(await source.poisonedPages(...r.value));
 }
 
 export class PoisonedPageCounts {
@@ -113,11 +129,6 @@ export class PoisonedPageCounts {
     return counts;
   }
 
-  /** Whether the record marks a page poisoned (store/rows.ts `poisonsPage` is the same rule). */
-  static poisons(r: EventRecord): boolean {
-    return r.event.gpa !== null && (r.event.kind === 'sea' || r.event.kind === 'sigbus');
-  }
-
   /** Notes one page; returns the VM's count when it grew and is known, else null. */
   add(vm: string, gpa: bigint): number | null {
     const v = this.#entry(vm);
@@ -158,11 +169,13 @@ export class PoisonedPageCounts {
   }
 
   async #reseed(vm: string, source: PoisonPageSource): Promise<void> {
-    const reads = pageReads(vm, this.#maxPagesPerVm, (page) => {
-      const v = this.#entry(vm);
-      for (const p of page) this.#note(v, BigInt(p.gpa));
-    });
-    for (let r = reads.next(); !r.done; ) r = reads.next(await source.poisonedPages(...r.value));
+    await readPages(
+      source,
+      pageReads(vm, this.#maxPagesPerVm, (page) => {
+        const v = this.#entry(vm);
+        for (const p of page) this.#note(v, BigInt(p.gpa));
+      }),
+    );
   }
 
   /** A read that failed leaves what it found and what came since: the gauge is told that. */

@@ -26,7 +26,7 @@ test('a kill and a migration with later requests folded in say so in their row a
   const store = new EventStore({ path, bootId: 'boot-r' });
   const entries: JournalEntry[] = [];
   const log = { target: 'stderr', log: (e: JournalEntry) => entries.push(e) } as unknown as DaemonLog;
-  const report = actionReporting(() => store, null, log);
+  const report = actionReporting({ store: () => store, reader: () => null }, null, log);
   const kill: KillRecord = {
     id: 1,
     vm: 'vm-k',
@@ -84,7 +84,7 @@ test('a migration dropped at a full hook queue is counted each time and logged w
     log: (e: JournalEntry) => logged.push(e),
     notice: (key: string) => notices.push(key),
   } as unknown as DaemonLog;
-  const report = actionReporting(() => null, metrics, log);
+  const report = actionReporting({ store: () => null, reader: () => null }, metrics, log);
   for (let i = 0; i < 3; i++) report.migration?.onDropped?.('vm-d', 'evacuate');
   const text = await metrics.metricsText();
   assert.equal(value(text, 'seawall_migrations_total', { outcome: 'dropped' }), 3);
