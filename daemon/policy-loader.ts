@@ -13,10 +13,10 @@ import {
   compilePolicy,
   compileRule,
   formatPath,
-  hookUses,
   isPolicyError,
   type PolicyRule,
   type PolicyState,
+  unconfiguredHooks,
 } from '../policies/index.js';
 import type { PolicyLoader } from './policy-holder.js';
 import { PolicyWorker } from './policy-worker.js';
@@ -36,7 +36,6 @@ export function createPolicyLoader(
   worker = new PolicyWorker(),
   hooks: readonly string[] = [],
 ): PolicyLoader {
-  const configured = new Set(hooks);
   return async (path) => {
     const r = await worker.load(path);
     if (!r.ok) return r;
@@ -53,17 +52,12 @@ export function createPolicyLoader(
       }
       await setImmediate();
       const doc = { ...r.doc, rules };
-      const unknown = hookUses(doc).filter((u) => !configured.has(u.hook));
-      if (unknown.length > 0) {
-        const have = hooks.length > 0 ? hooks.join(', ') : 'none';
+      const unknown = unconfiguredHooks(doc, hooks);
+      if (unknown.length > 0)
         return {
           ok: false,
-          issues: unknown.map(
-            (u) =>
-              `${path}: ${formatPath(u.path)}: hook '${u.hook}' is not configured in the daemon (actions.hooks: ${have}) [unknown-hook]`,
-          ),
+          issues: unknown.map((u) => `${path}: ${formatPath(u.path)}: ${u.message} [${u.code}]`),
         };
-      }
       const precompiled = { version: r.version, gpa: r.gpa, rules: compiled };
       const provider = compilePolicy(doc, { state, precompiled });
       return { ok: true, provider, sha256: r.sha256, source: r.source };

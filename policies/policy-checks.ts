@@ -145,3 +145,20 @@ export function documentIssues(raw: unknown): PathIssue[] {
   }
   return issues;
 }
+
+/**
+ * Migrate hooks the policy names that the daemon's config does not have (`actions.hooks`): the
+ * daemon refuses such a policy at start and at a reload, and `seawall policy check --config` says
+ * so before it gets there.
+ */
+export function unconfiguredHooks(raw: Record<string, unknown>, configured: readonly string[]): PathIssue[] {
+  const have = new Set(configured);
+  const list = configured.length > 0 ? configured.join(', ') : 'none';
+  return hookUses(raw)
+    .filter((u) => !have.has(u.hook))
+    .map((u) => ({
+      code: 'unknown-hook',
+      path: u.path,
+      message: `hook '${u.hook}' is not configured in the daemon (actions.hooks: ${list})`,
+    }));
+}

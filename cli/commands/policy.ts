@@ -4,10 +4,12 @@
  * or the state the event store held just before the event (`--store`).
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { readConfigFile } from '../../daemon/index.js';
 import { isSeawallError } from '../../errors/index.js';
 import { INJECTION_ABIS, type InjectionAbi } from '../../kvm/index.js';
 import {
   compilePolicy,
+  formatPath,
   type HostCapabilities,
   loadPolicyFile,
   type PolicyEvent,
@@ -15,6 +17,7 @@ import {
   PolicyState,
   parsePolicyEvent,
   runPolicyTestFile,
+  unconfiguredHooks,
 } from '../../policies/index.js';
 import { isStoreError, ReadOnlyStore } from '../../store/index.js';
 import { CliError, type CliIo, toJson } from '../cli-error.js';
@@ -26,12 +29,25 @@ function printIssues(io: CliIo, file: string, issues: readonly PolicyIssue[]): v
   for (const i of issues) io.err(terminalSafe(`${file}:${i.line}: ${i.path || '(document)'}: ${i.message}`));
 }
 
-async function check(files: string[], io: CliIo): Promise<number> {
+async function check(files: string[], opts: { config?: string }, io: CliIo): Promise<number> {
+  // A config that cannot be read ends the command (exit 1), as it would end the daemon's start.
+  const hooks = opts.config === undefined ? null : Object.keys(readConfigFile(opts.config).actions.hooks);
   let status = 0;
   for (const file of files) {
     const r = await loadPolicyFile(file);
     if (!r.ok) {
       printIssues(io, file, r.issues);
+      status = 1;
+      continue;
+    }
+    const unknown = hooks === null ? [] : unconfiguredHooks(r.policy, hooks);
+    if (unknown.length > 0) {
+      const at = (u: (typeof unknown)[number]) => ({
+        ...u,
+        line: r.lineOf(u.path),
+        path: formatPath(u.path),
+      });
+      printIssues(io, file, unknown.map(at));
       status = 1;
       continue;
     }
@@ -163,7 +179,12 @@ export function registerPolicy(parent: Command, ctx: CliContext): void {
       'Validates policy files. Exit 0 with one line per file; exit 1 with every error as file:line: path: message.',
     )
     .argument('<file...>', 'policy files')
-    .action(act<object, [string[]]>(ctx, (_o, files) => check(files, ctx.io)));
+    .option(
+      '--config <file>',
+      'the daemon’s configuration: also refuse migrate hooks its actions.hooks lacks, as the daemon does',
+      nonEmpty,
+    )
+    .action(act<{ config?: string }, [string[]]>(ctx, (o, files) => check(files, o, ctx.io)));
   policy
     .command('test')
     .summary('run policy test files (*.test.yaml)')

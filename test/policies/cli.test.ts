@@ -27,6 +27,37 @@ test('every example policy passes check, and has a test file beside it that pass
   assert.equal((t.stdout.match(/: PASS: /g) ?? []).length, tests.length);
 });
 
+test('check --config refuses a migrate hook the daemon config lacks, with its line, as the daemon would', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-check-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const tiered = join(EXAMPLES, 'tiered.yaml');
+  /** `policy check --config` with a config whose only hook is `hook`. */
+  const checkWith = (hook: string) => {
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, `actions:\n  hooks:\n    ${hook}: { type: exec, argv: [/bin/true] }\n`);
+    return runPolicyCli('check', '--config', file, tiered);
+  };
+  const lacking = checkWith('other');
+  assert.equal(lacking.status, 1, lacking.stdout);
+  const line =
+    readFileSync(tiered, 'utf8')
+      .split('\n')
+      .findIndex((l) => /hook: evacuate/.test(l)) + 1;
+  assert.match(
+    lacking.stderr,
+    new RegExp(
+      `tiered\\.yaml:${line}: rules\\[\\d+\\]\\.action\\.hook: hook 'evacuate' is not configured in the daemon \\(actions\\.hooks: other\\)`,
+    ),
+  );
+  const having = checkWith('evacuate');
+  assert.equal(having.status, 0, having.stderr);
+  // Without --config the file alone is checked, as before.
+  assert.equal(runPolicyCli('check', tiered).status, 0);
+  const unreadable = runPolicyCli('check', '--config', join(dir, 'absent.yaml'), tiered);
+  assert.equal(unreadable.status, 1);
+  assert.match(unreadable.stderr, /config/);
+});
+
 test('a failing test file exits 1 with expected vs got per event', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-test-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
