@@ -3,7 +3,11 @@
  * HELLO, sends each exit and waits for the verdict with a deadline. When the deadline passes or
  * the daemon goes away, the configured local fallback answers at once and the event is kept; once
  * reconnected (with exponential backoff) the kept events are reported as REPLAY events, so the
- * daemon's counts stay true. A C or Rust plugin does the same from docs/protocol.md.
+ * daemon's counts stay true. An exit every daemon would refuse (vmm/local-checks.ts) is answered
+ * by the fallback and counted, never sent or kept. The backoff starts again only once a session
+ * proved useful (its replays echoed, or nothing to replay), and a session the daemon ends with an
+ * ERROR before that echo drops the oldest replay it carried: a replay the daemon refuses cannot
+ * make the client reconnect for ever. A C or Rust plugin does the same from docs/protocol.md.
  *
  * Longer than 350 lines: the reference client is one state machine (connect, handshake, deadline,
  * fallback, replay) that VMM authors read top to bottom.
@@ -26,6 +30,7 @@ import {
   WIRE_ERROR,
 } from '../protocol/index.js';
 import { VmmError } from './errors.js';
+import { localRefusal } from './local-checks.js';
 import {
   type ExitReport,
   fallbackVerdict,
@@ -59,6 +64,8 @@ export class PluginClient extends EventEmitter {
     replayed: 0,
     lateVerdicts: 0,
     replayDropped: 0,
+    replaysRefused: 0,
+    invalidEvents: 0,
     reconnects: 0,
   };
   #socket: Socket | null = null;
@@ -70,11 +77,18 @@ export class PluginClient extends EventEmitter {
   #backoff: number;
   #reconnectTimer: NodeJS.Timeout | null = null;
   #sessionId: bigint | null = null;
-  /** The minor version to ask for next; lowered when a daemon speaks less. */
+  /**
+   * The minor version this connect asks for: `opts.minor`, lowered only for the retry after a
+   * daemon said it speaks less (and so for the session that retry gets).
+   */
   #askMinor: number;
   /** The minor version of the current session (its WELCOME's). */
   #minor = 0;
   #maxBody = 0;
+  /** The current session's replays (those written at its WELCOME) await their HEARTBEAT echo. */
+  #awaitingEcho = false;
+  /** The daemon ended the current session with an ERROR after WELCOME. */
+  #refused = false;
 
   constructor(opts: PluginClientOptions) {
     super();
@@ -127,9 +141,12 @@ export class PluginClient extends EventEmitter {
   /**
    * Connects and completes the handshake; rejects on REJECT, refusal or timeout. Version
    * negotiation (§10): a REJECT VERSION naming a lower 1.x, or the ERROR BAD_FIELD with which a 1.0
-   * daemon answers a 1.1 HELLO, makes it ask once more with the version the daemon speaks.
+   * daemon answers a 1.1 HELLO, makes it ask once more with the version the daemon speaks. That
+   * lower version is for this retry and its session only: every connect first asks for
+   * `opts.minor`, so a daemon upgraded meanwhile is spoken to in its new version.
    */
   async connect(): Promise<void> {
+    this.#askMinor = this.opts.minor;
     try {
       await this.#connectOnce();
     } catch (err) {
@@ -208,7 +225,11 @@ export class PluginClient extends EventEmitter {
     });
   }
 
-  /** Reports one exit of `vcpu` and resolves with the verdict to apply (the daemon's or the fallback). */
+  /**
+   * Reports one exit of `vcpu` and resolves with the verdict to apply (the daemon's or the
+   * fallback). An exit every daemon would refuse gets the fallback at once and is neither sent
+   * nor kept (docs/protocol.md §9, "Check before sending").
+   */
   handleExit(report: ExitReport): Promise<VerdictOutcome> {
     const msg = {
       ...report,
@@ -218,6 +239,8 @@ export class PluginClient extends EventEmitter {
       fallbackAction: 0,
     } as EventMsg;
     const startNs = process.hrtime.bigint();
+    const refusal = localRefusal(msg, this.opts.vcpuCount);
+    if (refusal !== null) return Promise.resolve(this.#invalid(msg, startNs, refusal));
     if (!this.#ready || !this.#socket) return Promise.resolve(this.#fallback(msg, startNs));
     return new Promise<VerdictOutcome>((resolve) => {
       const timer = setTimeout(() => {
@@ -269,6 +292,21 @@ export class PluginClient extends EventEmitter {
     return s;
   }
 
+  /** An exit no daemon would take: the fallback answers it, and it is counted, not kept. */
+  #invalid(msg: EventMsg, startNs: bigint, reason: string): VerdictOutcome {
+    const verdict = fallbackVerdict(this.opts.fallback, msg);
+    this.stats.fallbacks++;
+    this.stats.invalidEvents++;
+    const outcome: VerdictOutcome = {
+      source: 'fallback',
+      verdict,
+      latencyNs: process.hrtime.bigint() - startNs,
+    };
+    this.emit('invalid-event', msg, reason);
+    this.emit('fallback', msg, outcome);
+    return outcome;
+  }
+
   #fallback(msg: EventMsg, startNs: bigint): VerdictOutcome {
     const verdict = fallbackVerdict(this.opts.fallback, msg);
     this.stats.fallbacks++;
@@ -301,11 +339,14 @@ export class PluginClient extends EventEmitter {
           return;
         }
         this.#ready = true;
+        this.#refused = false;
         this.#minor = m.minor ?? 0;
         this.#maxBody = m.maxBody ?? 0;
         this.#sessionId = m.sessionId;
-        this.#backoff = this.opts.reconnect.initialMs;
-        this.#flushReplay();
+        // The backoff starts again once this session proved useful: at the echo of its replays,
+        // or now when there is nothing to replay (§9, point 5).
+        this.#awaitingEcho = this.#flushReplay();
+        if (!this.#awaitingEcho) this.#backoff = this.opts.reconnect.initialMs;
         handshake();
         this.emit('ready', m);
         return;
@@ -343,8 +384,11 @@ export class PluginClient extends EventEmitter {
       }
       case 'error':
         this.emit('daemon-error', m);
-        // Before WELCOME an ERROR fails the handshake (a 1.0 daemon's answer to a 1.1 HELLO is one).
-        if (!this.#ready)
+        // After WELCOME the session ends with it; before its replay echo, that costs a replay
+        // (#onDisconnect). Before WELCOME it fails the handshake (a 1.0 daemon's answer to a 1.1
+        // HELLO is one).
+        if (this.#ready) this.#refused = true;
+        else
           handshake(
             new VmmError('SEAWALL_VMM_HANDSHAKE', `daemon refused HELLO: ${m.message}`, { wireCode: m.code }),
           );
@@ -362,16 +406,18 @@ export class PluginClient extends EventEmitter {
   /**
    * Reports the kept events, then a HEARTBEAT: the daemon echoes it only after everything before
    * it is stored, so the events are forgotten only then. A connection lost in between puts them
-   * back; the daemon recognises any it had already stored (same VM, seq and time).
+   * back; the daemon recognises any it had already stored (same VM, seq and time). True when a
+   * batch was written.
    */
-  #flushReplay(): void {
-    if (!this.#socket) return;
+  #flushReplay(): boolean {
+    if (!this.#socket) return false;
     const batch = this.#replay.takeBatch();
-    if (!batch) return;
+    if (!batch) return false;
     const { nonce, events } = batch;
     this.#socket.write(
       Buffer.concat([...events.map((m) => encodeMessage(m)), encodeMessage({ type: 'heartbeat', nonce })]),
     );
+    return true;
   }
 
   /**
@@ -395,9 +441,16 @@ export class PluginClient extends EventEmitter {
 
   #replayAcknowledged(nonce: bigint): void {
     const n = this.#replay.acknowledged(nonce);
-    if (n === 0) return;
-    this.stats.replayed += n;
-    this.emit('replayed', n);
+    if (n === null) return;
+    if (this.#awaitingEcho) {
+      // The session's replays are stored: it proved useful, the backoff starts again.
+      this.#awaitingEcho = false;
+      this.#backoff = this.opts.reconnect.initialMs;
+    }
+    if (n > 0) {
+      this.stats.replayed += n;
+      this.emit('replayed', n);
+    }
     this.#flushReplay();
   }
 
@@ -412,10 +465,22 @@ export class PluginClient extends EventEmitter {
   #onDisconnect(socket: Socket): void {
     if (this.#socket !== socket) return;
     const wasReady = this.#ready;
+    // Ended by the daemon's ERROR before the echo of the replays written at WELCOME: the daemon
+    // stores replays in order and stops at one it refuses, so the oldest of them is stored already
+    // or is the refused one. It is dropped, one per such session, so that a replay the daemon
+    // always refuses is not replayed for ever (§9, point 6). A connection that merely drops
+    // costs nothing.
+    const refused = wasReady && this.#refused && this.#awaitingEcho;
     this.#ready = false;
+    this.#refused = false;
+    this.#awaitingEcho = false;
     this.#socket = null;
     // Not acknowledged: reported again after reconnecting (the daemon drops any it stored).
-    this.#replay.disconnected();
+    const dropped = this.#replay.disconnected(refused);
+    if (dropped) {
+      this.stats.replaysRefused++;
+      this.emit('replay-refused', dropped);
+    }
     this.#failPending();
     if (this.#closed || !wasReady) return;
     this.emit('disconnected');
@@ -426,6 +491,7 @@ export class PluginClient extends EventEmitter {
     if (this.#closed) return;
     const delay = this.#backoff;
     this.#backoff = Math.min(this.#backoff * 2, this.opts.reconnect.maxMs);
+    this.emit('reconnecting', delay);
     this.#reconnectTimer = setTimeout(() => {
       this.stats.reconnects++;
       this.connect().catch(() => this.#scheduleReconnect());

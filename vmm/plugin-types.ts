@@ -31,7 +31,8 @@ export interface PluginClientOptions {
   helloTimeoutMs?: number;
   /**
    * The highest minor version to ask for: 1 (protocol 1.1, the default) or 0 (1.0 compatibility).
-   * A daemon that speaks less says so, and the client asks again with what it speaks.
+   * A daemon that speaks less says so, and the client asks again with what it speaks — for that
+   * retry and the session it gets only: every later connect asks for this minor again (§10).
    */
   minor?: number;
 }
@@ -44,7 +45,7 @@ export interface VerdictOutcome {
 
 /**
  * What became of the exits. Every fallback ends exactly one way, so that
- * `fallbacks = replayed + lateVerdicts + replayDropped + replayQueue`.
+ * `fallbacks = replayed + lateVerdicts + replayDropped + replaysRefused + invalidEvents + replayQueue`.
  */
 export interface PluginClientStats {
   sent: number;
@@ -59,6 +60,16 @@ export interface PluginClientStats {
   lateVerdicts: number;
   /** Fallback-handled events dropped past `maxReplay`, never reported. */
   replayDropped: number;
+  /**
+   * Kept events dropped because a session that replayed them ended with an ERROR before its
+   * replay echo: one per such session, the oldest it replayed (docs/protocol.md §9, point 6).
+   */
+  replaysRefused: number;
+  /**
+   * Exits every daemon would refuse (a vCPU index past `vcpuCount`, …: vmm/local-checks.ts):
+   * answered by the fallback, never sent, never kept.
+   */
+  invalidEvents: number;
   reconnects: number;
 }
 

@@ -3,7 +3,8 @@
  * kept, written as REPLAYs followed by a HEARTBEAT, and forgotten on that HEARTBEAT's echo — or
  * taken out by a late VERDICT, which proves the daemon stored the event. A 1.1 event that timed
  * out on the live connection stays out of the replays on that connection: the daemon still
- * decides it there.
+ * decides it there. A session that the daemon ended with an ERROR before the echo drops the
+ * oldest replay it wrote: stored already, or the one refused.
  */
 import type { EventMsg } from '../protocol/index.js';
 
@@ -51,10 +52,13 @@ export class ReplayQueue {
     return this.#sent;
   }
 
-  /** The echo of HEARTBEAT `nonce`: how many replays it acknowledged (0 for another nonce). */
-  acknowledged(nonce: bigint): number {
+  /**
+   * The echo of HEARTBEAT `nonce`: how many replays it acknowledged (0 when late verdicts took
+   * them all out), or null when it is not the echo awaited.
+   */
+  acknowledged(nonce: bigint): number | null {
     const sent = this.#sent;
-    if (!sent || sent.nonce !== nonce) return 0;
+    if (!sent || sent.nonce !== nonce) return null;
     this.#sent = null;
     return sent.events.length;
   }
@@ -73,12 +77,20 @@ export class ReplayQueue {
     return sent && i >= 0 ? sent.splice(i, 1)[0] : undefined;
   }
 
-  /** The connection is gone: unacknowledged replays, and live ones, go again after the next WELCOME. */
-  disconnected(): void {
+  /**
+   * The connection is gone: unacknowledged replays, and live ones, go again after the next
+   * WELCOME. `refused` when the daemon ended it with an ERROR before the echo: the oldest
+   * unacknowledged replay is dropped instead and returned. The daemon stores replays in order and
+   * stops at the one it refuses, so that one is either stored already or the refused one
+   * (docs/protocol.md §9, point 6).
+   */
+  disconnected(refused = false): EventMsg | undefined {
     this.#live.clear();
-    if (this.#sent) {
-      this.#kept = [...this.#sent.events, ...this.#kept];
-      this.#sent = null;
-    }
+    const sent = this.#sent;
+    if (!sent) return undefined;
+    this.#sent = null;
+    const dropped = refused ? sent.events.shift() : undefined;
+    this.#kept = [...sent.events, ...this.#kept];
+    return dropped;
   }
 }

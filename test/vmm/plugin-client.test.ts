@@ -146,7 +146,12 @@ async function fallBack(c: PluginClient, vcpu: number): Promise<EventMsg> {
 }
 
 const accounted = (c: PluginClient) =>
-  c.stats.replayed + c.stats.lateVerdicts + c.stats.replayDropped + c.replayQueue;
+  c.stats.replayed +
+  c.stats.lateVerdicts +
+  c.stats.replayDropped +
+  c.stats.replaysRefused +
+  c.stats.invalidEvents +
+  c.replayQueue;
 
 test('a late verdict for a kept event: not reported, counted as late', async (t) => {
   const daemon = new ScriptedDaemon();
