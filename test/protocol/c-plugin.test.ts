@@ -3,26 +3,17 @@
  * real daemon, then against peers that never answer: the deadline fallback must answer instead.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
-import {
-  DAEMON_ACCEPTS,
-  encodeMessage,
-  FrameParser,
-  type Message,
-  type SeaEventMsg,
-} from '../../protocol/index.js';
+import { test } from 'node:test';
+import { encodeMessage, type SeaEventMsg } from '../../protocol/index.js';
 import { removeDir, startDaemon } from '../helpers/daemon.js';
 import { runFile as run } from '../helpers/processes.js';
 import { requireTool } from '../helpers/tools.js';
+import { C_SRC, cBuildDir, fakeDaemon, fixtureBinary, WELCOME, welcomeFor } from './c-fixtures.js';
 
-const SRC = new URL('../../vmm/c/', import.meta.url).pathname;
 const IMAGE = `000001${'0'.repeat(122)}`;
-const dir = mkdtempSync(join(tmpdir(), 'seawall-c-'));
-after(() => removeDir(dir));
+const dir = cBuildDir();
 
 let built: Promise<string> | null = null;
 /** Compiles the plugin and the example once, warnings as errors; null when gcc is absent (skipped). */
@@ -40,33 +31,12 @@ async function example(t: Parameters<typeof requireTool>[0]): Promise<string | n
       '-O2',
       '-o',
       out,
-      join(SRC, 'seawall_plugin.c'),
-      join(SRC, 'example.c'),
+      join(C_SRC, 'seawall_plugin.c'),
+      join(C_SRC, 'example.c'),
     ]);
     return out;
   })();
   return built;
-}
-
-/**
- * Compiles test/protocol/fixtures/<name>.c against the plugin, with `interpose` defines (e.g.
- * `send=fake_send`) applied to the plugin alone, warnings as errors; null when gcc is absent.
- */
-async function fixtureBinary(
-  t: Parameters<typeof requireTool>[0],
-  name: string,
-  interpose: string[] = [],
-): Promise<string | null> {
-  const gcc = requireTool(t, 'gcc', 'gcc');
-  if (!gcc) return null;
-  const bin = join(dir, name);
-  const fixture = new URL(`./fixtures/${name}.c`, import.meta.url).pathname;
-  const strict = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-pedantic', '-O2', `-I${SRC}`];
-  const plugin = join(dir, `${name}-plugin.o`);
-  const defines = interpose.map((d) => `-D${d}`);
-  await run(gcc, [...strict, ...defines, '-c', '-o', plugin, join(SRC, 'seawall_plugin.c')]);
-  await run(gcc, [...strict, '-o', bin, fixture, plugin]);
-  return bin;
 }
 
 interface Line {
@@ -80,38 +50,6 @@ async function runExample(bin: string, args: string[]): Promise<{ line: Line; st
   const [action, events, source] = stdout.trim().split(' ');
   return { line: { action: action ?? '', events: events ?? '', source: source ?? '' }, stderr };
 }
-
-/** A peer on a private socket that records each connection's frames and answers as `answer` says. */
-async function fakeDaemon(answer: (conn: number, m: Message, s: Socket) => void) {
-  const path = join(mkdtempSync(join(dir, 'fake-')), 'plugin.sock');
-  const conns: Message[][] = [];
-  const server: Server = createServer((s) => {
-    const n = conns.length;
-    const got: Message[] = [];
-    conns.push(got);
-    const p = new FrameParser(
-      (m) => {
-        got.push(m);
-        answer(n, m, s);
-      },
-      { accept: DAEMON_ACCEPTS },
-    );
-    s.on('data', (c: Buffer) => p.push(c));
-    s.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  return { path, conns, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
-
-const WELCOME = encodeMessage({
-  type: 'welcome',
-  version: 1,
-  minor: 1,
-  maxInFlight: 16,
-  sessionId: 9n,
-  heartbeatMs: 5000,
-  maxBody: 16384,
-});
 
 test('against the real daemon: the sea_to_user exit gets INJECT with ext_dabt_pending=1', async (t) => {
   const bin = await example(t);
@@ -347,7 +285,7 @@ test('the replay ring holds only events still to replay: a late verdict frees it
   ]);
 });
 
-test('seawall_reconnect_due: backoff doubling to its bound after each failure, reset by WELCOME, armed by a lost connection', async (t) => {
+test('seawall_reconnect_due: backoff doubling to its bound after each failure, reset by the replay echo, armed by a lost connection', async (t) => {
   const bin = await fixtureBinary(t, 'reconnect');
   if (!bin) return;
   const { stdout } = await run(bin, [join(dir, 'no-daemon.sock')], { timeout: 30_000 });
@@ -356,7 +294,66 @@ test('seawall_reconnect_due: backoff doubling to its bound after each failure, r
     'failures 50 100 200 400 800 1600 2000 2000', // the wait each failed connect scheduled (ms)
     'down-exit source=1 unchanged=1', // the fallback answers; the reconnect is not pushed away
     'due after 1',
-    'welcome r=0 due=0 backoff=50 replayed=1',
+    'welcome r=0 due=0 backoff=2000 replayed=1', // the session has not yet proved useful
+    'echo polled=1 backoff=50 kept=0', // the echo of its replays has: the backoff starts over
     'lost source=1 connected=0 wait=50',
   ]);
+});
+
+test('an event the daemon would refuse is answered by the fallback, never sent and never kept', async (t) => {
+  const bin = await fixtureBinary(t, 'invalid-event');
+  if (!bin) return;
+  const { stdout } = await run(bin, [], { timeout: 30_000 });
+  assert.deepEqual(stdout.trim().split('\n'), [
+    'hello sent=hello/1.1',
+    'vcpu-2 r=1 INJECT fallback sent=- invalid=1 kept=0', // vcpu_count is 2
+    'ao-with-vcpu r=1 RESUME fallback sent=- invalid=2 kept=0', // 1.1: an AO names no vCPU
+    'vcpu-1 r=0 RESUME daemon sent=sea3 invalid=2 kept=0',
+    'down-vcpu-7 r=1 invalid=3 kept=0', // the HELLO's vcpu_count holds while not connected
+    'down-kept invalid=3 kept=3', // the 1.1 checks wait for the session that replays them
+    'replay sent=hello/1.1 sea7r hb invalid=5 kept=1', // MMIO len 3 and an AR without a vCPU dropped
+  ]);
+});
+
+test('replay sessions ended by an ERROR drain the kept events one per session; a plain drop keeps them; the backoff doubles until the echo', async (t) => {
+  const bin = await fixtureBinary(t, 'replay-refused');
+  if (!bin) return;
+  const { stdout } = await run(bin, [], { timeout: 30_000 });
+  assert.deepEqual(stdout.trim().split('\n'), [
+    // r: -2 the ERROR was read, -1 the write failed with the ERROR behind it.
+    'error-1 sent=hello/1.1 sea1r sea2r sea3r hb r=-2 kept=2 refused=1 backoff=100',
+    'error-2 sent=hello/1.1 sea2r sea3r hb r=-1 kept=1 refused=2 backoff=200',
+    'error-3 sent=hello/1.1 sea3r hb r=-2 kept=0 refused=3 backoff=400',
+    'empty sent=hello/1.1 r=0 kept=0 refused=3 backoff=50', // nothing to replay: WELCOME resets
+    'lost sent=- r=1 kept=0 refused=3 backoff=100',
+    'drop-1 sent=hello/1.1 sea4r sea5r hb r=1 kept=2 refused=3 backoff=200', // no ERROR: nothing dropped
+    'drop-2 sent=hello/1.1 sea4r sea5r hb r=1 kept=2 refused=3 backoff=400',
+    'echo sent=hello/1.1 sea4r sea5r hb r=1 kept=0 refused=3 backoff=50',
+  ]);
+});
+
+test('the lower minor a refusal brings is asked for in the retry only: the next connect asks for 1.1 again', async (t) => {
+  const bin = await fixtureBinary(t, 'minor-retry');
+  if (!bin) return;
+  const minors: number[] = [];
+  const fake = await fakeDaemon((_n, m, s) => {
+    if (m.type === 'goodbye') s.end(encodeMessage({ type: 'goodbye', reason: 0 }));
+    if (m.type !== 'hello') return;
+    const minor = minors.push(m.minor ?? 0) === 1 ? null : (m.minor ?? 0);
+    if (minor === null) s.end(encodeMessage({ type: 'error', code: 6, message: 'HELLO +2 is reserved' }));
+    else s.write(welcomeFor(minor));
+  });
+  try {
+    const { stdout } = await run(bin, [fake.path], { timeout: 30_000 });
+    assert.deepEqual(minors, [1, 0, 1], 'the HELLOs: refused 1.1, the retry in 1.0, then 1.1 again');
+    assert.deepEqual(stdout.trim().split('\n'), [
+      'path-first r=0 session=1.0',
+      'path-next r=0 session=1.1',
+      'fd-refused r=-111 sent=hello/1.1 session=1.-1',
+      'fd-retry r=0 sent=hello/1.0 session=1.0',
+      'fd-next r=0 sent=hello/1.1 session=1.1',
+    ]);
+  } finally {
+    await fake.close();
+  }
 });

@@ -91,7 +91,11 @@ static void drop_connection(struct seawall_plugin *p) {
   if (p->fd >= 0) close(p->fd);
   p->fd = -1;
   p->rx_len = 0;
+  p->replay_unacked = 0; /* the next WELCOME replays them all again */
+  p->replay_nonce = 0;
 }
+
+static void end_replay_session(struct seawall_plugin *p);
 
 /* The next reconnect is due after the current backoff, which doubles up to its bound (§9 rule 5). */
 static void schedule_reconnect(struct seawall_plugin *p) {
@@ -106,14 +110,17 @@ static void schedule_reconnect(struct seawall_plugin *p) {
  * reconnect further away. */
 static void lose_connection(struct seawall_plugin *p) {
   if (p->fd < 0) return;
+  end_replay_session(p);
   drop_connection(p);
   schedule_reconnect(p);
 }
 
-/* The outcome of a connect attempt: a WELCOME resets the backoff, a failure schedules the next. */
+/* The outcome of a connect attempt: a failure schedules the next. A WELCOME resets the backoff only
+ * when there was nothing to replay; otherwise the echo of the replays does (ack_replay), so a daemon
+ * that ends every session before that echo is retried ever more slowly (§9 rule 5). */
 static int attempted(struct seawall_plugin *p, int r) {
   if (r == 0) {
-    p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
+    if (p->replay_nonce == 0) p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
     p->reconnect_at_ms = 0;
   } else {
     schedule_reconnect(p);
@@ -245,54 +252,128 @@ static void keep_for_replay(struct seawall_plugin *p, const uint8_t *frame, uint
   p->kept_count++;
 }
 
-/* A late verdict proves the daemon recorded the event: replaying it would count it twice.
- * The later events move up one slot, so the ring holds only events still to replay: a forgotten
- * one neither counts toward SEAWALL_REPLAY_MAX nor is counted as dropped when the ring is full.
- * Returns the fallback action the kept event had, or -1 when no kept event has that seq. */
+/* Removes the kept event at position i (0: the oldest); the later ones move up one slot, so the ring
+ * holds only events still to replay. */
+static void remove_kept(struct seawall_plugin *p, size_t i) {
+  for (size_t j = i; j + 1 < p->kept_count; j++)
+    p->kept[(p->kept_head + j) % SEAWALL_REPLAY_MAX] = p->kept[(p->kept_head + j + 1) % SEAWALL_REPLAY_MAX];
+  p->kept[(p->kept_head + p->kept_count - 1) % SEAWALL_REPLAY_MAX].len = 0;
+  p->kept_count--;
+  if (i < p->replay_unacked) p->replay_unacked--; /* it was among the replays awaiting the echo */
+}
+
+/* A late verdict proves the daemon recorded the event: replaying it would count it twice. A
+ * forgotten one neither counts toward SEAWALL_REPLAY_MAX nor is counted as dropped when the ring is
+ * full. Returns the fallback action the kept event had, or -1 when no kept event has that seq. */
 static int forget_kept(struct seawall_plugin *p, uint32_t seq) {
   for (size_t i = 0; i < p->kept_count; i++) {
     struct seawall_kept *k = &p->kept[(p->kept_head + i) % SEAWALL_REPLAY_MAX];
     if (k->len == 0 || k->seq != seq) continue;
     int action = k->frame[SEAWALL_HEADER_SIZE + 18];
-    for (size_t j = i; j + 1 < p->kept_count; j++)
-      p->kept[(p->kept_head + j) % SEAWALL_REPLAY_MAX] = p->kept[(p->kept_head + j + 1) % SEAWALL_REPLAY_MAX];
-    p->kept[(p->kept_head + p->kept_count - 1) % SEAWALL_REPLAY_MAX].len = 0;
-    p->kept_count--;
-    if (i < p->replay_unacked) p->replay_unacked--; /* it was among the replays awaiting the echo */
+    remove_kept(p, i);
     return action;
   }
   return -1;
 }
 
+/* ESR exception classes of an abort taken from the guest: what KVM reports as a SEA (§4.4). */
+#define ESR_EC_IABT_LOW 0x20u
+#define ESR_EC_DABT_LOW 0x24u
+
+/* 1 when the daemon would refuse the event body `b` of `type` (BAD_FIELD, ending the session) in a
+ * session whose HELLO declared `vcpus` vCPUs (0: none sent yet) and that speaks 1.`minor`: the
+ * checks of §4.4 that the event and the HELLO decide alone. Such an event is answered by the
+ * fallback and neither sent nor kept, since every session it was replayed in would end on it. */
+static int refused_event(const uint8_t *b, uint16_t type, uint32_t vcpus, uint16_t minor) {
+  uint32_t vcpu = get_u32(b + 4);
+  int sigbus = type == SEAWALL_MSG_EVENT_SIGBUS;
+  if (vcpu == SEAWALL_NO_VCPU ? !sigbus : vcpus != 0 && vcpu >= vcpus) return 1;
+  if (minor == 0) return 0;
+  uint32_t ec, len;
+  switch (type) {
+  case SEAWALL_MSG_EVENT_SEA:
+    ec = (uint32_t)(get_u64(b + 32) >> 26) & 0x3f;
+    return ec != ESR_EC_IABT_LOW && ec != ESR_EC_DABT_LOW;
+  case SEAWALL_MSG_EVENT_MMIO:
+    len = get_u32(b + 40);
+    return len != 1 && len != 2 && len != 4 && len != 8;
+  case SEAWALL_MSG_EVENT_SIGBUS: /* 1.1: an AR names its vCPU, an AO names none */
+    return (get_u16(b + 24) == SEAWALL_BUS_MCEERR_AR) == (vcpu == SEAWALL_NO_VCPU);
+  default:
+    return 0;
+  }
+}
+
 /* Writes every kept event as a REPLAY, then a HEARTBEAT: the daemon echoes it once everything
  * before it is stored, and only then does the ring let them go (ack_replay). Until the echo they
- * stay kept, so a connection lost in between replays them again; the daemon drops repeats. */
+ * stay kept, so a connection lost in between replays them again; the daemon drops repeats. A kept
+ * event this session would refuse is dropped first and counted as invalid. */
 static int flush_replay(struct seawall_plugin *p, int64_t deadline) {
+  for (size_t i = 0; i < p->kept_count;) {
+    const uint8_t *f = p->kept[(p->kept_head + i) % SEAWALL_REPLAY_MAX].frame;
+    if (!refused_event(f + SEAWALL_HEADER_SIZE, get_u16(f + 4), p->session_vcpus, p->welcome.minor)) {
+      i++;
+      continue;
+    }
+    remove_kept(p, i);
+    p->invalid_events++;
+  }
   if (p->kept_count == 0) return 0;
+  p->replay_nonce = ++p->next_nonce; /* from here on the session awaits the echo */
+  p->replay_unacked = p->kept_count;
   for (size_t i = 0; i < p->kept_count; i++) {
     struct seawall_kept *k = &p->kept[(p->kept_head + i) % SEAWALL_REPLAY_MAX];
-    if (k->len == 0) continue;
     int r = write_all(p, k->frame, k->len, deadline);
     if (r) return r;
     p->replayed++;
   }
   uint8_t hb[SEAWALL_HEADER_SIZE + BODY_HEARTBEAT];
   put_header(hb, BODY_HEARTBEAT, SEAWALL_MSG_HEARTBEAT);
-  p->replay_nonce = ++p->next_nonce;
   put_u64(hb + SEAWALL_HEADER_SIZE, p->replay_nonce);
-  p->replay_unacked = p->kept_count;
   return write_all(p, hb, sizeof hb, deadline);
 }
 
-/* A HEARTBEAT echo: if it is the one sent after the replays, they are stored; drop them. */
+/* A HEARTBEAT echo: if it is the one sent after the replays, they are stored; drop them. The
+ * session has proved useful: the reconnect backoff starts over (§9 rule 5). */
 static void ack_replay(struct seawall_plugin *p, uint64_t nonce) {
-  if (p->replay_unacked == 0 || nonce != p->replay_nonce) return;
+  if (p->replay_nonce == 0 || nonce != p->replay_nonce) return;
   for (; p->replay_unacked > 0 && p->kept_count > 0; p->replay_unacked--) {
     p->kept[p->kept_head].len = 0;
     p->kept_head = (p->kept_head + 1) % SEAWALL_REPLAY_MAX;
     p->kept_count--;
   }
   p->replay_unacked = 0;
+  p->replay_nonce = 0;
+  p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
+}
+
+/* The daemon writes its ERROR and then stops reading (§8): a write may fail with the ERROR still
+ * unread. Reads the frames already received, looking for it. Before it can come at most a late
+ * VERDICT for each kept event, the VERDICT of the current one and the replay echo. */
+static void find_error(struct seawall_plugin *p) {
+  for (size_t n = 0; n < p->kept_count + 2; n++) {
+    uint16_t type;
+    const uint8_t *body;
+    uint32_t len;
+    if (read_frame(p, now_ms(), &type, &body, &len) <= 0) return;
+    if (type == SEAWALL_MSG_ERROR) {
+      take_text(p, body, len);
+      return;
+    }
+  }
+}
+
+/* A session ends before the echo of its replays. If it ends with the daemon's ERROR, the daemon
+ * refused one of them: it stores replays in order (and recognises those it holds), so the oldest
+ * one replayed is either stored already or the refused one. Dropping it, one per such session,
+ * loses nothing and ends the loop of a replay every session refuses. A connection that just drops
+ * keeps them all. */
+static void end_replay_session(struct seawall_plugin *p) {
+  if (p->fd < 0 || p->replay_nonce == 0) return;
+  if (p->last_code == 0) find_error(p); /* last_code is cleared by every connect */
+  if (p->last_code == 0 || p->replay_unacked == 0) return;
+  remove_kept(p, 0);
+  p->replays_refused++;
 }
 
 /* ---- public API --------------------------------------------------------------------------- */
@@ -306,6 +387,7 @@ void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_m
   p->hello_timeout_ms = hello_timeout_ms;
   p->fallback = fallback;
   p->next_seq = 1;
+  p->max_minor = SEAWALL_PROTOCOL_MINOR;
   p->ask_minor = SEAWALL_PROTOCOL_MINOR;
   p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
 }
@@ -314,6 +396,7 @@ int seawall_reconnect_due(const struct seawall_plugin *p) { return p->fd < 0 && 
 
 int seawall_set_minor(struct seawall_plugin *p, uint16_t minor) {
   if (minor > SEAWALL_PROTOCOL_MINOR) return -EINVAL;
+  p->max_minor = minor;
   p->ask_minor = minor;
   return 0;
 }
@@ -400,8 +483,10 @@ static int handshake(struct seawall_plugin *p, const uint8_t *hello, size_t hell
       p->welcome.session_id = get_u64(body + 8);
       p->welcome.heartbeat_ms = get_u32(body + 16);
       p->welcome.max_body = get_u32(body + 20);
+      p->session_vcpus = get_u32(hello + SEAWALL_HEADER_SIZE + 12);
       r = flush_replay(p, deadline);
       if (r == 0) return 0;
+      end_replay_session(p); /* the write failed: an ERROR may be waiting behind it */
       break;
     }
     if (type == SEAWALL_MSG_REJECT || type == SEAWALL_MSG_ERROR) {
@@ -416,8 +501,9 @@ static int handshake(struct seawall_plugin *p, const uint8_t *hello, size_t hell
 }
 
 /* After a refused handshake: the lower minor the daemon speaks — the one REJECT VERSION named, or
- * 1.0 after the ERROR BAD_FIELD with which a 1.0 daemon answers a 1.1 HELLO (§10) — kept for the
- * next connect. Returns 1 when a retry can succeed. */
+ * 1.0 after the ERROR BAD_FIELD with which a 1.0 daemon answers a 1.1 HELLO (§10) — for the retry
+ * that follows, and only for it: every later connect asks for max_minor again, so a daemon upgraded
+ * meanwhile gets the highest version. Returns 1 when a retry can succeed. */
 static int lower_minor(struct seawall_plugin *p) {
   if (p->ask_minor == 0) return 0;
   if (p->last_code == SEAWALL_ERR_VERSION && p->supported_major == SEAWALL_PROTOCOL_VERSION &&
@@ -467,12 +553,14 @@ static int connect_path(struct seawall_plugin *p, const char *path, const struct
 int seawall_connect(struct seawall_plugin *p, const char *path, const struct seawall_hello *hello) {
   int r = connect_path(p, path, hello);
   if (r == -ECONNREFUSED && lower_minor(p)) r = connect_path(p, path, hello);
+  p->ask_minor = p->max_minor;
   return attempted(p, r);
 }
 
 /* The fd is the plugin's from the call on, whatever the result: every failure closes it, so the
  * caller never has to guess whether it still holds it. A refused handshake too: the caller reopens
- * the port, and the next call asks for the version the daemon named (lower_minor). */
+ * the port, and the next call (the retry) asks for the version the daemon named (lower_minor); the
+ * call after that asks for max_minor again. */
 static int connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hello *hello) {
   if (fd < 0) return -EBADF;
   uint8_t buf[HELLO_FRAME_MAX];
@@ -499,7 +587,7 @@ static int connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hel
   p->fd = fd;
   p->fd_is_socket = S_ISSOCK(st.st_mode) ? 1 : 0;
   int r = handshake(p, buf, (size_t)frame_len);
-  if (r == -ECONNREFUSED) lower_minor(p);
+  if (r != -ECONNREFUSED || !lower_minor(p)) p->ask_minor = p->max_minor;
   return r;
 }
 
@@ -613,6 +701,13 @@ static int dispatch(struct seawall_plugin *p, uint16_t type, const uint8_t *body
 static int exchange(struct seawall_plugin *p, uint8_t *frame, uint32_t frame_len, uint32_t seq,
                     struct seawall_verdict *out) {
   uint16_t event_type = get_u16(frame + 4);
+  /* Connected, the session's checks; while not, only those every version makes (§4.4). */
+  uint16_t minor = p->fd >= 0 ? p->welcome.minor : 0;
+  if (refused_event(frame + SEAWALL_HEADER_SIZE, event_type, p->session_vcpus, minor)) {
+    p->invalid_events++;
+    fallback_verdict(p, seq, event_type, out);
+    return 1;
+  }
   int64_t deadline = now_ms() + p->deadline_ms;
   int r = p->fd < 0 ? -ENOTCONN : write_all(p, frame, frame_len, deadline);
   /* 1 when the event went out and only its verdict did not come in time (the daemon is slow or

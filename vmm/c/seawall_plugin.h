@@ -17,9 +17,16 @@
  *   - needs no backoff of its own: every failed connect, and every loss of an established
  *     connection (an I/O error, a protocol error, the daemon's ERROR or GOODBYE SHUTDOWN, seen by
  *     seawall_handle_*, seawall_poll or seawall_send_applied*), puts the next attempt
- *     SEAWALL_RECONNECT_MIN_MS later, doubling up to SEAWALL_RECONNECT_MAX_MS; a WELCOME resets it;
+ *     SEAWALL_RECONNECT_MIN_MS later, doubling up to SEAWALL_RECONNECT_MAX_MS. It starts over once a
+ *     session proves useful: at the echo of its replays, or at WELCOME when there was nothing to
+ *     replay; a session that ends before that echo keeps it doubling;
  *   - keeps no events itself: the connect that gets WELCOME replays every kept event, then
- *     seawall_poll forgets them when the daemon acknowledges them (its HEARTBEAT echo);
+ *     seawall_poll forgets them when the daemon acknowledges them (its HEARTBEAT echo). A session
+ *     that the daemon ends with an ERROR before that echo refused one of them: the oldest replayed
+ *     one is dropped and counted (replays_refused), so an event every session refuses is not
+ *     replayed for ever. An event the daemon would refuse for a reason the plugin can see (a vCPU
+ *     index past the HELLO's vcpu_count, and the other checks of §4.4 that the event and the HELLO
+ *     decide) is answered by the fallback and neither sent nor kept (invalid_events);
  *   - stops asking after seawall_close: a closed plugin is simply not connected, and
  *     seawall_reconnect_due says 1 again once the backoff passes.
  * An exit whose verdict only came late keeps the connection: that is not a disconnect. An exit whose
@@ -36,7 +43,9 @@
 #include <stdint.h>
 
 #define SEAWALL_PROTOCOL_VERSION 1u
-/* The highest minor version spoken (1.1); seawall_set_minor(p, 0) asks for 1.0 instead (§10). */
+/* The highest minor version spoken (1.1); seawall_set_minor(p, 0) asks for 1.0 instead (§10). A
+ * daemon that refuses it (REJECT VERSION, or a 1.0 daemon's ERROR BAD_FIELD) is asked for its lower
+ * version in the retry that follows; every later connect asks for the configured minor again. */
 #define SEAWALL_PROTOCOL_MINOR 1u
 #define SEAWALL_HEADER_SIZE 8u
 /* The daemon's default limit; a plugin never needs to receive a larger frame (§7). */
@@ -216,7 +225,8 @@ struct seawall_plugin {
   /* Replays written (a kept event written twice, after two reconnects, counts twice). */
   uint64_t replayed;
   /* The first `replay_unacked` kept events were written before the HEARTBEAT `replay_nonce`; its
-   * echo means the daemon stored them, and only then are they dropped from the ring (§9). */
+   * echo means the daemon stored them, and only then are they dropped from the ring (§9).
+   * replay_nonce is 0 when no echo is awaited. */
   size_t replay_unacked;
   uint64_t replay_nonce;
   uint64_t next_nonce;
@@ -224,7 +234,18 @@ struct seawall_plugin {
   int fd_is_socket;
   /* VERDICTs that arrived after their deadline and were discarded (§9 rule 4). */
   uint64_t late_verdicts;
-  /* The minor version the next HELLO asks for; lowered when a daemon speaks less (§10). */
+  /* Exits answered by the fallback and neither sent nor kept because the daemon would refuse the
+   * event (vCPU index past the HELLO's vcpu_count, …), and kept events dropped for the same reason
+   * before a replay. */
+  uint64_t invalid_events;
+  /* Kept events dropped because the daemon ended their replay session with an ERROR (§9). */
+  uint64_t replays_refused;
+  /* vcpu_count of the last HELLO that got WELCOME (0 before the first): what events are checked
+   * against. */
+  uint32_t session_vcpus;
+  /* The minor version set by seawall_set_minor (default SEAWALL_PROTOCOL_MINOR), and the one the
+   * next HELLO asks for: lowered for the one retry after a daemon that speaks less (§10). */
+  uint16_t max_minor;
   uint16_t ask_minor;
   /* REJECT VERSION: the highest version the daemon speaks (0.0 when it named none). */
   uint16_t supported_major;
@@ -260,7 +281,8 @@ int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_he
 int seawall_reconnect_due(const struct seawall_plugin *p);
 
 /* Reports one SEA exit and fills `out` with the verdict to apply: the daemon's, or the fallback
- * when the deadline passes or the connection is down (the event is then kept for replay).
+ * when the deadline passes or the connection is down (the event is then kept for replay), or when
+ * the daemon would refuse the event (then neither sent nor kept: invalid_events).
  * Returns 0 (daemon) or 1 (fallback). */
 int seawall_handle_sea(struct seawall_plugin *p, const struct seawall_sea_exit *exit_info,
                        struct seawall_verdict *out);
