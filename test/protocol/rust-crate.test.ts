@@ -33,6 +33,10 @@ test('cargo test passes against a real daemon, every daemon-backed test included
     'a_second_session_for_a_held_vm_id_is_refused_without_naming_the_holder',
     'no_daemon_means_the_configured_fallback_at_once',
     'a_listener_with_a_full_backlog_fails_the_connect_at_once',
+    'plugin::tests::an_event_the_daemon_would_refuse_is_answered_by_the_fallback_never_sent_and_never_kept',
+    'plugin::tests::replay_sessions_ended_by_an_error_drain_the_kept_events_one_each_and_the_backoff_doubles',
+    'plugin::tests::a_replay_session_that_drops_without_an_error_keeps_every_event_and_the_backoff_doubles_until_the_echo',
+    'plugin::tests::after_a_refusal_only_the_retry_asks_for_the_lower_minor',
   ]) {
     assert.match(stdout, new RegExp(`^test ${name} \\.\\.\\. ok$`, 'm'), name);
   }

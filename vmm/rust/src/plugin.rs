@@ -2,8 +2,9 @@
 //! and replay after a reconnect (docs/protocol.md §3, §9). Calls take `&mut self`: a VMM whose
 //! vCPU threads share one `Plugin` puts it behind a `Mutex` (§5.4).
 //!
-//! Longer than 350 lines: one connection's state (stream, receive buffer, kept events, reconnect
-//! schedule) and every step that changes it — handshake, exchange, replay, loss — kept together.
+//! Longer than 350 lines: one connection's state (stream, receive buffer, kept events) and every
+//! step that changes it — handshake, exchange, replay — kept together; the reconnect schedule and
+//! what the end of a session does are in reconnect.rs.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -19,7 +20,7 @@ use crate::wire::{self, HEADER_SIZE};
 /// Counters for the VMM's own logs and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Exits answered by the fallback.
+    /// Exits answered by the fallback (`invalid_events` included).
     pub fallbacks: u64,
     /// REPLAY events written (one written twice, after two reconnects, counts twice).
     pub replayed: u64,
@@ -27,12 +28,23 @@ pub struct Stats {
     pub kept_dropped: u64,
     /// VERDICTs that came after the fallback had answered their event.
     pub late_verdicts: u64,
+    /// Exits answered by the fallback and neither sent nor kept because the daemon would refuse
+    /// the event (a vCPU index past the HELLO's `vcpu_count`, …), and kept events dropped for the
+    /// same reason before a replay.
+    pub invalid_events: u64,
+    /// Kept events dropped because the daemon ended their replay session with an ERROR (§9).
+    pub replays_refused: u64,
 }
 
 pub struct Plugin {
     config: Config,
     stream: Option<UnixStream>,
     welcome: Welcome,
+    /// `vcpu_count` of the last HELLO that got WELCOME (0 before the first): what events are
+    /// checked against.
+    vcpu_count: u32,
+    /// The minor the next HELLO asks for: `Config::minor`, lowered for the one retry after a daemon
+    /// that speaks less (§10).
     ask_minor: u16,
     next_seq: u32,
     /// Bytes of a frame not yet complete: a frame may arrive across several reads and deadlines.
@@ -59,6 +71,7 @@ impl Plugin {
             config,
             stream: None,
             welcome: Welcome::default(),
+            vcpu_count: 0,
             ask_minor,
             next_seq: 1,
             rx: Vec::new(),
@@ -67,18 +80,6 @@ impl Plugin {
             reconnect_at: None,
             backoff: Plugin::RECONNECT_MIN,
         }
-    }
-
-    /// The reconnect backoff (§9 rule 5): the first wait after a failed connect or a lost
-    /// connection, doubled after each failure up to `RECONNECT_MAX`, reset by a WELCOME.
-    pub const RECONNECT_MIN: Duration = Duration::from_millis(50);
-    pub const RECONNECT_MAX: Duration = Duration::from_secs(2);
-
-    /// True when the plugin is not connected and its reconnect backoff has passed: time to call
-    /// `connect` (or `connect_stream` with a freshly opened stream) again. A plugin that never
-    /// connected is due at once. The plugin never reconnects by itself; README.md, "Reconnecting".
-    pub fn reconnect_due(&self) -> bool {
-        self.stream.is_none() && self.reconnect_at.map_or(true, |at| Instant::now() >= at)
     }
 
     pub fn connected(&self) -> bool {
@@ -101,10 +102,16 @@ impl Plugin {
 
     /// Connects to the daemon's socket, says HELLO and waits for WELCOME, then replays kept
     /// events. A daemon that speaks a lower 1.x (REJECT VERSION, or a 1.0 daemon's ERROR
-    /// BAD_FIELD) is asked again once with the version it speaks (§10).
+    /// BAD_FIELD) is asked again once with the version it speaks (§10); the next `connect` asks
+    /// for `Config::minor` again, so a daemon upgraded meanwhile gets the highest version.
     pub fn connect(&mut self, path: impl AsRef<Path>, hello: &Hello) -> Result<Welcome, Error> {
         let r = self.connect_lowering(path.as_ref(), hello);
+        self.ask_minor = self.max_minor();
         self.attempted(r)
+    }
+
+    fn max_minor(&self) -> u16 {
+        self.config.minor.min(wire::PROTOCOL_MINOR)
     }
 
     fn connect_lowering(&mut self, path: &Path, hello: &Hello) -> Result<Welcome, Error> {
@@ -122,29 +129,16 @@ impl Plugin {
     }
 
     /// The same over a stream the VMM already connected; a refused handshake closes it, and the
-    /// next call asks for the version the daemon named.
+    /// next call (the retry) asks for the version the daemon named; the call after that asks for
+    /// `Config::minor` again.
     pub fn connect_stream(&mut self, stream: UnixStream, hello: &Hello) -> Result<Welcome, Error> {
         let r = self.handshake(stream, hello);
-        if let Err(Error::Refused { code, supported, .. }) = &r {
-            self.lower_minor(*code, *supported);
+        let retry =
+            matches!(&r, Err(Error::Refused { code, supported, .. }) if self.lower_minor(*code, *supported));
+        if !retry {
+            self.ask_minor = self.max_minor();
         }
         self.attempted(r)
-    }
-
-    /// A WELCOME resets the backoff; a failed attempt schedules the next one.
-    fn attempted(&mut self, r: Result<Welcome, Error>) -> Result<Welcome, Error> {
-        if r.is_ok() {
-            self.backoff = Plugin::RECONNECT_MIN;
-            self.reconnect_at = None;
-        } else {
-            self.schedule_reconnect();
-        }
-        r
-    }
-
-    fn schedule_reconnect(&mut self) {
-        self.reconnect_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(Plugin::RECONNECT_MAX);
     }
 
     fn connect_once(&mut self, path: &Path, hello: &Hello) -> Result<Welcome, Error> {
@@ -189,7 +183,11 @@ impl Plugin {
             match kind {
                 wire::MSG_WELCOME => {
                     self.welcome = wire::decode_welcome(&body, self.ask_minor)?;
-                    self.flush_replay(deadline)?;
+                    self.vcpu_count = wire::get_u32(hello, HEADER_SIZE + 12);
+                    if let Err(e) = self.flush_replay(deadline) {
+                        self.end_replay_session(&e); // an ERROR may be waiting behind the write
+                        return Err(e);
+                    }
                     return Ok(self.welcome);
                 }
                 wire::MSG_REJECT | wire::MSG_ERROR => return Err(wire::decode_refusal(&body)?),
@@ -202,16 +200,24 @@ impl Plugin {
     }
 
     /// Reports one exit and returns the verdict to apply: the daemon's, or the fallback when the
-    /// deadline passes or the connection is down (the event is then kept for replay).
+    /// deadline passes or the connection is down (the event is then kept for replay), or when the
+    /// daemon would refuse the event (then neither sent nor kept: `Stats::invalid_events`).
     pub fn handle_exit(&mut self, exit: &Exit) -> Verdict {
         let seq = self.next_seq;
         self.next_seq = if seq == u32::MAX { 1 } else { seq + 1 };
         let frame = wire::encode_exit(exit, seq, realtime_ns());
+        // Connected, the session's checks; while not, only those every version makes (§4.4).
+        let minor = if self.stream.is_some() { self.welcome.minor } else { 0 };
+        if wire::refused_event(&frame, self.vcpu_count, minor) {
+            self.stats.fallbacks += 1;
+            self.stats.invalid_events += 1;
+            return fallback_verdict(self.config.fallback, seq, exit);
+        }
         let deadline = Instant::now() + self.config.deadline;
         match self.exchange(&frame, seq, deadline) {
             Ok(Some(v)) => return v,
             Ok(None) => {} // the deadline passed: keep the connection, the verdict may still come
-            Err(_) => self.lose_connection(),
+            Err(e) => self.lose_connection(&e),
         }
         self.stats.fallbacks += 1;
         let verdict = fallback_verdict(self.config.fallback, seq, exit);
@@ -257,7 +263,9 @@ impl Plugin {
                 Ok(None)
             }
             wire::MSG_HEARTBEAT => {
-                self.kept.acknowledged(wire::get_u64(body, 0));
+                if self.kept.acknowledged(wire::get_u64(body, 0)) {
+                    self.backoff = Plugin::RECONNECT_MIN; // the session proved useful (§9 rule 5)
+                }
                 Ok(None)
             }
             wire::MSG_ERROR => Err(wire::decode_refusal(body)?),
@@ -293,12 +301,12 @@ impl Plugin {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ok(handled),
                 Err(e) => {
-                    self.lose_connection();
+                    self.lose_connection(&e);
                     return Err(e);
                 }
             };
             if let Err(e) = self.dispatch(frame.0, &frame.1, None, Instant::now() + self.config.deadline) {
-                self.lose_connection();
+                self.lose_connection(&e);
                 return Err(e);
             }
             handled += 1;
@@ -339,30 +347,23 @@ impl Plugin {
             return Err(Error::NotConnected);
         }
         let r = self.write_all(frame, Instant::now() + self.config.deadline);
-        if r.is_err() {
-            self.lose_connection();
+        if let Err(e) = &r {
+            self.lose_connection(e);
         }
         r
     }
 
-    /// Writes the kept events as REPLAYs, then a HEARTBEAT whose echo acknowledges them (§9).
+    /// Writes the kept events as REPLAYs, then a HEARTBEAT whose echo acknowledges them (§9). A
+    /// kept event this session would refuse is dropped first and counted as invalid.
     fn flush_replay(&mut self, deadline: Instant) -> Result<(), Error> {
+        let (vcpus, minor) = (self.vcpu_count, self.welcome.minor);
+        self.stats.invalid_events += self.kept.drop_refused(|f| wire::refused_event(f, vcpus, minor));
         let Some(out) = self.kept.replay_frames() else {
             return Ok(());
         };
         self.write_all(&out, deadline)?;
         self.stats.replayed += self.kept.len() as u64;
         Ok(())
-    }
-
-    /// A connection that was up is gone (an error, the daemon's ERROR or GOODBYE): drop it and
-    /// schedule the reconnect. Nothing when it was already down, so exits answered meanwhile do
-    /// not push the reconnect further away.
-    fn lose_connection(&mut self) {
-        if self.stream.is_some() {
-            self.drop_connection();
-            self.schedule_reconnect();
-        }
     }
 
     fn drop_connection(&mut self) {
@@ -414,6 +415,9 @@ impl Plugin {
         }
     }
 }
+
+#[path = "reconnect.rs"]
+mod reconnect;
 
 #[cfg(test)]
 #[path = "plugin_tests.rs"]

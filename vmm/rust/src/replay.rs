@@ -1,7 +1,8 @@
 //! The events the fallback answered, kept to be reported after the next WELCOME (docs/protocol.md
 //! §9): written as REPLAYs followed by a HEARTBEAT, and forgotten only when the daemon echoes it —
 //! it does so once everything before it is stored. A connection lost before the echo leaves them
-//! kept, to be replayed again; the daemon recognises any it already stored.
+//! kept, to be replayed again; the daemon recognises any it already stored. A session the daemon
+//! ends with an ERROR before the echo refused one of them: the oldest replayed one is dropped.
 
 use std::collections::VecDeque;
 
@@ -17,9 +18,11 @@ struct Kept {
 #[derive(Default)]
 pub(crate) struct Replay {
     kept: VecDeque<Kept>,
-    /// The first `unacked` kept events were written before HEARTBEAT `nonce`.
+    /// The first `unacked` kept events were written before HEARTBEAT `nonce`, whose echo the
+    /// session awaits while `awaiting`.
     unacked: usize,
     nonce: u64,
+    awaiting: bool,
     next_nonce: u64,
 }
 
@@ -51,6 +54,13 @@ impl Replay {
         Some(kept.action)
     }
 
+    /// Drops the kept events whose frame `refused` says the session would refuse; how many.
+    pub(crate) fn drop_refused(&mut self, refused: impl Fn(&[u8]) -> bool) -> u64 {
+        let before = self.kept.len();
+        self.kept.retain(|k| !refused(&k.frame));
+        (before - self.kept.len()) as u64
+    }
+
     /// Every kept event as a REPLAY frame, then the HEARTBEAT that asks for their acknowledgement;
     /// None when nothing is kept.
     pub(crate) fn replay_frames(&mut self) -> Option<Vec<u8>> {
@@ -65,21 +75,43 @@ impl Replay {
         self.nonce = self.next_nonce;
         out.extend_from_slice(&wire::encode_heartbeat(self.nonce));
         self.unacked = self.kept.len();
+        self.awaiting = true;
         Some(out)
     }
 
+    /// True from the replays until their echo, or the end of the session.
+    pub(crate) fn awaiting_echo(&self) -> bool {
+        self.awaiting
+    }
+
     /// A HEARTBEAT echo: when it is the one sent after the replays, they are stored; forget them.
-    pub(crate) fn acknowledged(&mut self, nonce: u64) {
-        if self.unacked == 0 || nonce != self.nonce {
-            return;
+    /// True then: the session proved useful.
+    pub(crate) fn acknowledged(&mut self, nonce: u64) -> bool {
+        if !self.awaiting || nonce != self.nonce {
+            return false;
         }
         self.kept.drain(..self.unacked.min(self.kept.len()));
         self.unacked = 0;
+        self.awaiting = false;
+        true
+    }
+
+    /// The daemon ended the session with an ERROR before the echo: it stores replays in order (and
+    /// recognises those it holds), so the oldest one replayed is stored already or the refused one.
+    /// Drops it; true when there was one.
+    pub(crate) fn refused(&mut self) -> bool {
+        if !self.awaiting || self.unacked == 0 {
+            return false;
+        }
+        self.kept.pop_front();
+        self.unacked -= 1;
+        true
     }
 
     /// The connection is gone before the echo: everything kept goes again after the next WELCOME.
     pub(crate) fn unsent(&mut self) {
         self.unacked = 0;
+        self.awaiting = false;
     }
 }
 

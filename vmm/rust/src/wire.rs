@@ -159,6 +159,36 @@ pub fn encode_exit(exit: &Exit, seq: u32, time_ns: u64) -> Vec<u8> {
     f
 }
 
+/// ESR exception classes of an abort taken from the guest: what KVM reports as a SEA (§4.4).
+const ESR_EC_IABT_LOW: u64 = 0x20;
+const ESR_EC_DABT_LOW: u64 = 0x24;
+const BUS_MCEERR_AR: u16 = 4;
+const BUS_MCEERR_AO: u16 = 5;
+
+/// True when the daemon would refuse the event `frame` (BAD_FIELD, ending the session) in a session
+/// whose HELLO declared `vcpus` vCPUs (0: none sent yet) and that speaks 1.`minor`: the checks of
+/// §4.4 that the event and the HELLO decide alone. Such an event is answered by the fallback and
+/// neither sent nor kept, since every session it was replayed in would end on it.
+pub(crate) fn refused_event(frame: &[u8], vcpus: u32, minor: u16) -> bool {
+    let (kind, b) = (get_u16(frame, 4), &frame[HEADER_SIZE..]);
+    let vcpu = get_u32(b, 4);
+    let sigbus = kind == MSG_EVENT_SIGBUS;
+    let out_of_range = if vcpu == NO_VCPU { !sigbus } else { vcpus != 0 && vcpu >= vcpus };
+    if out_of_range || (sigbus && !matches!(get_u16(b, 24), BUS_MCEERR_AR | BUS_MCEERR_AO)) {
+        return true;
+    }
+    if minor == 0 {
+        return false;
+    }
+    match kind {
+        MSG_EVENT_SEA => !matches!((get_u64(b, 32) >> 26) & 0x3f, ESR_EC_IABT_LOW | ESR_EC_DABT_LOW),
+        MSG_EVENT_MMIO => !matches!(get_u32(b, 40), 1 | 2 | 4 | 8),
+        // 1.1: an AR names its vCPU, an AO names none.
+        MSG_EVENT_SIGBUS => (get_u16(b, 24) == BUS_MCEERR_AR) == (vcpu == NO_VCPU),
+        _ => false,
+    }
+}
+
 /// Marks a kept event frame as a REPLAY of what the fallback applied.
 pub fn mark_replay(frame: &mut [u8], fallback: Action) {
     put_u16(frame, HEADER_SIZE + 16, EVENT_REPLAY);

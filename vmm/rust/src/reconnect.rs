@@ -1,0 +1,83 @@
+//! The reconnect schedule (docs/protocol.md §9 rule 5) and the end of a session: when the next
+//! connect is due, and what a lost connection does to the backoff and to the kept events. The
+//! plugin never reconnects by itself; README.md, "Reconnecting".
+
+use std::time::{Duration, Instant};
+
+use super::Plugin;
+use crate::types::{Error, Welcome};
+use crate::wire;
+
+impl Plugin {
+    /// The reconnect backoff (§9 rule 5): the first wait after a failed connect or a lost
+    /// connection, doubled after each failure up to `RECONNECT_MAX`, reset when a session proves
+    /// useful — at the echo of its replays, or at WELCOME when there was nothing to replay.
+    pub const RECONNECT_MIN: Duration = Duration::from_millis(50);
+    pub const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
+    /// True when the plugin is not connected and its reconnect backoff has passed: time to call
+    /// `connect` (or `connect_stream` with a freshly opened stream) again. A plugin that never
+    /// connected is due at once. The plugin never reconnects by itself; README.md, "Reconnecting".
+    pub fn reconnect_due(&self) -> bool {
+        self.stream.is_none() && self.reconnect_at.map_or(true, |at| Instant::now() >= at)
+    }
+
+    /// A failed attempt schedules the next one. A WELCOME resets the backoff only when there was
+    /// nothing to replay; otherwise the echo of the replays does, so a daemon that ends every
+    /// session before that echo is retried ever more slowly.
+    pub(super) fn attempted(&mut self, r: Result<Welcome, Error>) -> Result<Welcome, Error> {
+        if r.is_ok() {
+            if !self.kept.awaiting_echo() {
+                self.backoff = Plugin::RECONNECT_MIN;
+            }
+            self.reconnect_at = None;
+        } else {
+            self.schedule_reconnect();
+        }
+        r
+    }
+
+    fn schedule_reconnect(&mut self) {
+        self.reconnect_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(Plugin::RECONNECT_MAX);
+    }
+
+    /// A connection that was up is gone (`cause`: an error, the daemon's ERROR or GOODBYE): drop it
+    /// and schedule the reconnect. Nothing when it was already down, so exits answered meanwhile
+    /// do not push the reconnect further away.
+    pub(super) fn lose_connection(&mut self, cause: &Error) {
+        if self.stream.is_some() {
+            self.end_replay_session(cause);
+            self.drop_connection();
+            self.schedule_reconnect();
+        }
+    }
+
+    /// A session ends before the echo of its replays. If it ends with the daemon's ERROR, the
+    /// daemon refused one of them: the oldest replayed one is dropped, one per such session, which
+    /// loses nothing and ends the loop of a replay every session refuses. A connection that just
+    /// drops keeps them all.
+    pub(super) fn end_replay_session(&mut self, cause: &Error) {
+        if self.stream.is_none() || !self.kept.awaiting_echo() {
+            return;
+        }
+        let error = matches!(cause, Error::Refused { .. }) || self.find_error();
+        if error && self.kept.refused() {
+            self.stats.replays_refused += 1;
+        }
+    }
+
+    /// The daemon writes its ERROR and then stops reading (§8): a write may fail with the ERROR
+    /// still unread. Reads the frames already received, looking for it. Before it can come at most
+    /// a late VERDICT for each kept event, the VERDICT of the current one and the replay echo.
+    fn find_error(&mut self) -> bool {
+        for _ in 0..self.kept.len() + 2 {
+            match self.read_frame(Instant::now()) {
+                Ok(Some((wire::MSG_ERROR, body))) => return wire::decode_refusal(&body).is_ok(),
+                Ok(Some(_)) => {}
+                _ => return false,
+            }
+        }
+        false
+    }
+}
