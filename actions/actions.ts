@@ -9,7 +9,8 @@ import { actionSink } from './action-sink.js';
 import { type ActionsConfig, buildHooks } from './config-schema.js';
 import type { HookRunner } from './hook-types.js';
 import { KillManager, type KillManagerOptions } from './kill-manager.js';
-import { MigrationManager, type MigrationManagerOptions } from './migration-manager.js';
+import { MigrationManager } from './migration-manager.js';
+import type { MigrationManagerOptions } from './migration-types.js';
 import {
   PoisonedPages,
   type PoisonedPagesProvider,

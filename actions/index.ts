@@ -7,4 +7,5 @@ export * from './hook-types.js';
 export * from './http-hook.js';
 export * from './kill-manager.js';
 export * from './migration-manager.js';
+export * from './migration-types.js';
 export * from './poisoned-pages.js';

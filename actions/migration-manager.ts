@@ -18,48 +18,13 @@
 import { randomUUID } from 'node:crypto';
 import type { SessionInfo } from '../events/index.js';
 import type { Decision, PolicyEvent } from '../policies/index.js';
-import type { HookResult, HookRunner, MigrationOutcome } from './hook-types.js';
-import type { KillManager, KillReason } from './kill-manager.js';
+import type { HookResult, MigrationOutcome } from './hook-types.js';
+import type { KillReason } from './kill-manager.js';
 import { migrationPayload, runHook } from './migration-payload.js';
-import type { PoisonedPagesProvider } from './poisoned-pages.js';
+import type { MigrationManagerOptions, MigrationRecord, MigrationResult } from './migration-types.js';
+import { PeerQueue } from './peer-queue.js';
 
 type MigrateDecision = Decision & { action: 'migrate' };
-
-export interface MigrationRecord {
-  migrationId: string;
-  vm: string;
-  sessionId: bigint;
-  /** The event whose decision asked for this migration. */
-  seq: number | null;
-  hook: string;
-  rule: string;
-  policyVersion: string;
-  queuedAtMs: number;
-  /** Triggers folded into this migration while it was queued or running. */
-  coalesced: number;
-}
-
-export interface MigrationResult extends MigrationRecord, Omit<HookResult, 'outcome'> {
-  /** The hook's outcome, or `dropped`: pushed out of a full queue, the hook never ran. */
-  outcome: MigrationOutcome | 'dropped';
-  finishedAtMs: number;
-  /** What onFailure did: null when accepted. */
-  onFailure: 'kill' | 'none' | null;
-}
-
-export interface MigrationManagerOptions {
-  hooks: ReadonlyMap<string, HookRunner>;
-  kills: KillManager;
-  pages: PoisonedPagesProvider;
-  host: string;
-  maxInFlight: number;
-  maxQueued: number;
-  onStarted?: (m: MigrationRecord) => void;
-  onFinished?: (m: MigrationResult) => void;
-  /** A trigger dropped because the queue was full (one pushed out of it ends `dropped` instead). */
-  onDropped?: (vm: string, hook: string) => void;
-  now?: () => number;
-}
 
 interface Migration {
   record: MigrationRecord;
@@ -86,9 +51,8 @@ export class MigrationManager {
   readonly #byVm = new Map<string, Migration[]>();
   /** VMs whose hook is running: their next migration waits. */
   readonly #busy = new Set<string>();
-  readonly #queue: Migration[] = [];
-  /** Queued migrations per peer process (`session.peer.pid`): who a full queue is taken from. */
-  readonly #queuedByPeer = new Map<number, number>();
+  /** Waiting for a slot; a full one is shared fairly between peer processes (`session.peer.pid`). */
+  readonly #queue = new PeerQueue<Migration>();
   #pending = 0;
   /**
    * Live sessions whose VM's migration was accepted: the orchestrator is already moving it, so
@@ -191,41 +155,24 @@ export class MigrationManager {
   }
 
   #enqueue(m: Migration): void {
-    const pid = m.session.peer.pid;
-    this.#queuedByPeer.set(pid, (this.#queuedByPeer.get(pid) ?? 0) + 1);
     this.#queue.push(m);
     this.stats.queued = this.#queue.length;
   }
 
-  /** Takes the queued migration at `i` out of the queue. */
   #dequeue(i: number): Migration {
-    const [m] = this.#queue.splice(i, 1) as [Migration];
-    const pid = m.session.peer.pid;
-    const n = (this.#queuedByPeer.get(pid) ?? 1) - 1;
-    if (n > 0) this.#queuedByPeer.set(pid, n);
-    else this.#queuedByPeer.delete(pid);
+    const m = this.#queue.take(i);
     this.stats.queued = this.#queue.length;
     return m;
   }
 
   /**
    * A full queue, and a trigger of `session`: the peer holding the most of the queue gives up its
-   * newest queued migration when it holds at least two more than the trigger's peer (so the shares
-   * even out and never swap back and forth). Whether room was made.
+   * newest queued migration when it holds at least two more than the trigger's peer. Whether room
+   * was made.
    */
   #makeRoomFor(session: SessionInfo): boolean {
-    let top = -1;
-    let most = 0;
-    for (const [pid, n] of this.#queuedByPeer) {
-      if (n > most) {
-        top = pid;
-        most = n;
-      }
-    }
-    if (most < (this.#queuedByPeer.get(session.peer.pid) ?? 0) + 2) return false;
-    let i = this.#queue.length - 1;
-    while (i >= 0 && this.#queue[i]?.session.peer.pid !== top) i--;
-    if (i < 0) return false; // the counts and the queue disagree: never loop on it
+    const i = this.#queue.victimFor(session.peer.pid);
+    if (i < 0) return false;
     const out = this.#dequeue(i);
     this.stats.dropped++;
     this.#finish(out, {
