@@ -56,8 +56,9 @@ export function actionSink(parts: ActionSinkParts): Sink {
       parts.migrations.sessionOpened(s);
     },
     sessionClosed: (s, outcome) => {
-      parts.kills.sessionClosed(s, outcome);
+      // Migrations first: one kept for the VM's next session holds the pidfd past the end.
       parts.migrations.sessionClosed(s);
+      parts.kills.sessionClosed(s, outcome);
     },
     afterReply(batch) {
       for (const r of batch) {

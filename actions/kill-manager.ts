@@ -174,6 +174,21 @@ export class KillManager {
     this.#maybeDrop(sessionId, t);
   }
 
+  /**
+   * The session's process has not exited: its pidfd is open and not readable (pidfd_open(2)). While
+   * that holds, its PID names no other process. false without a pidfd.
+   */
+  alive(sessionId: bigint): boolean {
+    const fd = this.#sessions.get(sessionId)?.pidfd;
+    return fd !== null && fd !== undefined && !fd.exited();
+  }
+
+  /** Calls `gone` once when the session's process exits; what forgets the wait, or null: no pidfd. */
+  onExit(sessionId: bigint, gone: () => void): (() => void) | null {
+    const fd = this.#sessions.get(sessionId)?.pidfd;
+    return fd && !fd.closed ? fd.onExit(gone) : null;
+  }
+
   /** Starts a kill, or folds it into the one in flight for the same session. */
   request(r: KillRequest): 'started' | 'coalesced' {
     const vm = r.session.vm.id;

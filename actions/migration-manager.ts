@@ -13,13 +13,16 @@
  *
  * A refusal is final for the orchestrator (QEMU will not move a VM with poisoned memory): the VM is
  * not asked for again until its plugin session or the policy version changes. A host-scope rule
- * ("evacuate this host") asks for every VM with a live session, each under the same rules.
+ * ("evacuate this host") asks for every VM with a live session, each under the same rules. A session
+ * that follows one of the same VM from the same live process (a plugin that reconnected) is the same
+ * VM: all of this is kept per key shared by such sessions (migration-carry.ts), not per session.
  */
 import { randomUUID } from 'node:crypto';
 import type { SessionInfo } from '../events/index.js';
 import type { Decision, PolicyEvent } from '../policies/index.js';
 import type { HookResult, MigrationOutcome } from './hook-types.js';
 import type { KillReason } from './kill-manager.js';
+import { MAX_ENDED_KEPT, SessionCarry } from './migration-carry.js';
 import { migrationPayload, runHook } from './migration-payload.js';
 import type { MigrationManagerOptions, MigrationRecord, MigrationResult } from './migration-types.js';
 import { PeerQueue } from './peer-queue.js';
@@ -29,6 +32,8 @@ type MigrateDecision = Decision & { action: 'migrate' };
 interface Migration {
   record: MigrationRecord;
   session: SessionInfo;
+  /** The key of the sessions whose triggers fold into it and whose answer it is (SessionCarry). */
+  key: bigint;
   decision: MigrateDecision;
   event: PolicyEvent;
   held: boolean;
@@ -47,7 +52,7 @@ const KILL_REASON: Readonly<Record<Exclude<MigrationOutcome, 'accepted'>, KillRe
 export class MigrationManager {
   readonly #opts: MigrationManagerOptions;
   readonly #now: () => number;
-  /** Each VM's migrations queued or running, one per session, oldest first. */
+  /** Each VM's migrations queued or running, one per session key, oldest first. */
   readonly #byVm = new Map<string, Migration[]>();
   /** VMs whose hook is running: their next migration waits. */
   readonly #busy = new Set<string>();
@@ -55,13 +60,17 @@ export class MigrationManager {
   readonly #queue = new PeerQueue<Migration>();
   #pending = 0;
   /**
-   * Live sessions whose VM's migration was accepted: the orchestrator is already moving it, so
-   * later errors of that session are folded into it, not re-requested. Forgotten when the session
-   * ends (the VM left this host, or restarted here); never set for a session already ended.
+   * Session keys whose VM's migration was accepted: the orchestrator is already moving it, so later
+   * errors of those sessions are folded into it, not re-requested. Forgotten when no session uses
+   * the key (the VM left this host, or restarted here); never set for a key no session uses.
    */
   readonly #accepted = new Set<bigint>();
-  /** Live sessions whose VM's migration was refused, with the policy version: not asked again while both hold. */
+  /**
+   * Session keys whose VM's migration was refused, with the policy version: not asked again while
+   * both hold.
+   */
   readonly #refused = new Map<bigint, string>();
+  readonly #carry: SessionCarry;
   /** Live plugin sessions, for host-scope migrations. */
   readonly #live = new Map<bigint, SessionInfo>();
   #running = 0;
@@ -84,6 +93,15 @@ export class MigrationManager {
   constructor(opts: MigrationManagerOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
+    this.#carry = new SessionCarry(opts.kills, opts.maxEndedKept ?? MAX_ENDED_KEPT, (key) => {
+      this.#accepted.delete(key);
+      this.#refused.delete(key);
+    });
+  }
+
+  /** Ended sessions kept for their VM's next session. */
+  get endedKept(): number {
+    return this.#carry.kept;
   }
 
   /** Migrations queued or running. */
@@ -100,15 +118,16 @@ export class MigrationManager {
   ): 'started' | 'queued' | 'coalesced' | 'accepted-already' | 'refused-already' | 'dropped' {
     if (this.#closed) return 'dropped';
     const vm = session.vm.id;
-    if (this.#accepted.has(session.id)) {
+    const key = this.#carry.keyOf(session);
+    if (this.#accepted.has(key)) {
       this.stats.coalesced++;
       return 'accepted-already';
     }
-    if (this.#refused.get(session.id) === decision.policyVersion) {
+    if (this.#refused.get(key) === decision.policyVersion) {
       this.stats.refusedAlready++;
       return 'refused-already';
     }
-    const current = this.#byVm.get(vm)?.find((x) => x.session.id === session.id);
+    const current = this.#byVm.get(vm)?.find((x) => x.key === key);
     if (current) {
       current.record.coalesced++;
       this.stats.coalesced++;
@@ -133,6 +152,7 @@ export class MigrationManager {
         coalesced: 0,
       },
       session,
+      key,
       decision,
       event,
       held: this.#opts.kills.hold(session.id),
@@ -211,16 +231,27 @@ export class MigrationManager {
   }
 
   sessionOpened(session: SessionInfo): void {
+    if (this.#live.has(session.id)) return;
     this.#changes++;
     this.#live.set(session.id, session);
+    this.#carry.opened(session);
   }
 
-  /** The session ended: a migration accepted or refused for it no longer stands for the VM's next session. */
+  /**
+   * The session ended: what was asked for it stands for the VM's next session only if that comes
+   * from the same live process. Call before the kill manager hears of it: keeping the session for
+   * its successor holds its pidfd.
+   */
   sessionClosed(session: SessionInfo): void {
+    if (!this.#live.delete(session.id)) return;
     this.#changes++;
-    this.#live.delete(session.id);
-    this.#accepted.delete(session.id);
-    this.#refused.delete(session.id);
+    this.#carry.closed(
+      session,
+      (key) =>
+        this.#accepted.has(key) ||
+        this.#refused.has(key) ||
+        (this.#byVm.get(session.vm.id)?.some((m) => m.key === key) ?? false),
+    );
   }
 
   /**
@@ -230,6 +261,7 @@ export class MigrationManager {
    */
   close(): void {
     this.#closed = true;
+    this.#carry.close();
     while (this.#queue.length > 0)
       this.#finish(this.#dequeue(0), { outcome: 'failed', detail: 'daemon stopping', attempts: 0 });
     for (const running of [...this.#byVm.values()].flat()) {
@@ -280,13 +312,13 @@ export class MigrationManager {
     const at = ofVm.indexOf(m);
     if (at >= 0) ofVm.splice(at, 1);
     if (ofVm.length === 0) this.#byVm.delete(m.record.vm);
-    // An answer for a session that has ended stands for nothing: the VM's next session asks again.
-    const live = this.#live.has(m.session.id);
+    // An answer no session uses stands for nothing: the VM's next session asks again.
+    const live = this.#carry.inUse(m.key);
     let onFailure: MigrationResult['onFailure'] = null;
     if (r.outcome === 'accepted') {
-      if (live) this.#accepted.add(m.session.id);
+      if (live) this.#accepted.add(m.key);
     } else if (r.outcome !== 'dropped') {
-      if (r.outcome === 'refused' && live) this.#refused.set(m.session.id, m.record.policyVersion);
+      if (r.outcome === 'refused' && live) this.#refused.set(m.key, m.record.policyVersion);
       const f = m.decision.onFailure;
       onFailure = f.action;
       if (f.action === 'kill' && !this.#closed) {

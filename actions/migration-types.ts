@@ -36,5 +36,7 @@ export interface MigrationManagerOptions {
   onFinished?: (m: MigrationResult) => void;
   /** A trigger dropped because the queue was full (one pushed out of it ends `dropped` instead). */
   onDropped?: (vm: string, hook: string) => void;
+  /** Ended sessions kept for their VM's next session from the same process (default MAX_ENDED_KEPT). */
+  maxEndedKept?: number;
   now?: () => number;
 }
