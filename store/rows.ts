@@ -3,7 +3,6 @@
  * are in schema.ts (64-bit values as `0x` + 16 hex digits, times in ms, lists as JSON).
  */
 
-import type { EventRecord } from '../events/index.js';
 import { decodeEsr } from '../kvm/index.js';
 import type { EventKind, PolicyEvent, PolicySeverity } from '../policies/index.js';
 
