@@ -57,7 +57,7 @@ export function actionSink(parts: ActionSinkParts): Sink {
     },
     sessionClosed: (s, outcome) => {
       // Migrations first: one kept for the VM's next session holds the pidfd past the end.
-      parts.migrations.sessionClosed(s);
+      parts.migrations.sessionClosed(s, outcome);
       parts.kills.sessionClosed(s, outcome);
     },
     afterReply(batch) {

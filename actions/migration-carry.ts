@@ -13,11 +13,11 @@
  * gone, is another VM instance (a PID may have been reused): the new session starts afresh.
  *
  * The predecessor is the VM's newest live session (one still closing when the next one's HELLO
- * came), or the VM's last ended session while it is kept. An ended session is kept only when it
- * leaves state behind, with its pidfd held through the kill manager; it is forgotten when the VM's
- * next session opens (from any process), when its process exits, or to make room: at most
- * `max` are kept across the host, and a full table gives up the oldest of the peer process that
- * holds the most of it.
+ * came), or the VM's last ended session while it is kept. An ended session is kept, with its pidfd
+ * held through the kill manager, unless its plugin said the VM is exiting (GOODBYE VM_EXITING: a
+ * later session of that VM id is the VM restarted); it is forgotten when the VM's next session
+ * opens (from any process), when its process exits, or to make room: at most `max` are kept across
+ * the host, and a full table gives up the oldest of the peer process that holds the most of it.
  */
 import type { SessionInfo } from '../events/index.js';
 import type { KillManager } from './kill-manager.js';
@@ -87,15 +87,20 @@ export class SessionCarry {
     this.#liveByVm.set(vm, s);
   }
 
-  /** `s` ended; it is kept when `hasState` says its key holds something a next session takes on. */
-  closed(s: SessionInfo, hasState: (key: bigint) => boolean): void {
+  /**
+   * `s` ended; unless `vmGone` (its plugin said GOODBYE VM_EXITING), it is kept for the VM's next
+   * session while its process lives — whether or not a migration was asked for yet: the trigger of
+   * its last errors may come after it ended (the action sink hands decisions over on the next
+   * turn, and a slow store delays that turn), and must still be the next session's.
+   */
+  closed(s: SessionInfo, vmGone: boolean): void {
     const vm = s.vm.id;
     if (this.#liveByVm.get(vm)?.id === s.id) this.#liveByVm.delete(vm);
     const key = this.keyOf(s);
     // A later session of the VM already open took the key on (a reconnect before this one closed),
     // or is another VM instance: nothing is kept for a next one.
     const last = this.#users.get(key) === 1 && !this.#liveByVm.has(vm);
-    if (last && hasState(key) && this.#keep(s, key)) return; // the ended session now uses the key
+    if (last && !vmGone && this.#keep(s, key)) return; // the ended session now uses the key
     this.#use(key, -1);
   }
 

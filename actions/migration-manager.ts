@@ -18,7 +18,7 @@
  * VM: all of this is kept per key shared by such sessions (migration-carry.ts), not per session.
  */
 import { randomUUID } from 'node:crypto';
-import type { SessionInfo } from '../events/index.js';
+import type { SessionInfo, SessionOutcome } from '../events/index.js';
 import type { Decision, PolicyEvent } from '../policies/index.js';
 import type { HookResult, MigrationOutcome } from './hook-types.js';
 import type { KillReason } from './kill-manager.js';
@@ -239,19 +239,13 @@ export class MigrationManager {
 
   /**
    * The session ended: what was asked for it stands for the VM's next session only if that comes
-   * from the same live process. Call before the kill manager hears of it: keeping the session for
-   * its successor holds its pidfd.
+   * from the same live process, and the plugin did not say the VM is exiting. Call before the kill
+   * manager hears of it: keeping the session for its successor holds its pidfd.
    */
-  sessionClosed(session: SessionInfo): void {
+  sessionClosed(session: SessionInfo, outcome: SessionOutcome = 'disconnect'): void {
     if (!this.#live.delete(session.id)) return;
     this.#changes++;
-    this.#carry.closed(
-      session,
-      (key) =>
-        this.#accepted.has(key) ||
-        this.#refused.has(key) ||
-        (this.#byVm.get(session.vm.id)?.some((m) => m.key === key) ?? false),
-    );
+    this.#carry.closed(session, outcome === 'vm_exiting');
   }
 
   /**

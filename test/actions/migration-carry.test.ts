@@ -3,13 +3,14 @@
  * session from a PID whose process has exited is another VM instance, even before the exit has
  * been seen; a next session that opens before the earlier one closed takes its migration on too;
  * and what is kept of ended sessions is bounded, forgotten when their process exits or their VM's
- * next session opens, and their pidfds' holds released once. Real HTTP hook against a server on
+ * next session opens, and their pidfds' holds released once; a trigger handed over after its
+ * session ended still carries, and a VM its plugin said was exiting starts afresh. Real HTTP hook against a server on
  * 127.0.0.1, real kill manager and pidfds: the "VMMs" are this process and `sleep` children.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { HttpHook, KillManager, MigrationManager, PoisonedPages } from '../../actions/index.js';
-import type { SessionInfo } from '../../events/index.js';
+import type { SessionInfo, SessionOutcome } from '../../events/index.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { until, WAIT_MS, within } from '../helpers/wait.js';
 import { policyFrom, seaEvent } from '../policies/fixtures.js';
@@ -54,9 +55,9 @@ function manager(t: { after: (fn: () => void) => void }, maxEndedKept?: number) 
     kills.sessionOpened(s);
     m.sessionOpened(s);
   };
-  const close = (s: SessionInfo) => {
-    m.sessionClosed(s);
-    kills.sessionClosed(s, 'disconnect');
+  const close = (s: SessionInfo, outcome: SessionOutcome = 'disconnect') => {
+    m.sessionClosed(s, outcome);
+    kills.sessionClosed(s, outcome);
   };
   return { m, kills, open, close };
 }
@@ -169,4 +170,44 @@ test('a reconnect before the old session closed carries too; what is kept is bou
   assert.equal(m.endedKept, 1, 'forgotten once the next session opened');
   assert.equal(m.trigger(d, decision, seaEvent({ vm: { id: d.vm.id } }), 1), 'accepted-already');
   assert.equal(kills.alive(more[1]?.id as bigint), false, 'its hold released when D took its state on');
+});
+
+test("a trigger that comes after its session ended is the reconnected session's migration too", async (t) => {
+  const { m, kills, open, close } = manager(t);
+  const vm = 'carry-late';
+  const a = of(vm, 3001n, process.pid);
+  open(a);
+  // The action sink holds A for its decision, and hands it over on the next turn: the plugin
+  // dropped the connection (its deadline passed) in between.
+  assert.equal(kills.hold(a.id), true);
+  close(a);
+  assert.equal(m.trigger(a, decision, seaEvent({ vm: { id: vm } }), 1), 'started');
+  kills.release(a.id);
+  await when('the hook request', () => requestsFor(vm).length === 1);
+  const b = of(vm, 3002n, process.pid);
+  open(b);
+  assert.equal(m.trigger(b, decision, seaEvent({ vm: { id: vm } }), 2), 'coalesced');
+  requestsFor(vm)[0]?.res.writeHead(202).end();
+  await until('the answer', () => m.pending === 0);
+  assert.equal(m.trigger(b, decision, seaEvent({ vm: { id: vm } }), 3), 'accepted-already');
+  assert.equal(requestsFor(vm).length, 1, 'the hook was asked once');
+});
+
+test('after GOODBYE VM_EXITING a session of that VM id from the same process is the VM restarted', async (t) => {
+  const { m, open, close } = manager(t);
+  const vm = 'carry-exiting';
+  const a = of(vm, 4001n, process.pid);
+  open(a);
+  assert.equal(m.trigger(a, decision, seaEvent({ vm: { id: vm } }), 1), 'started');
+  await when('the hook request', () => requestsFor(vm).length === 1);
+  requestsFor(vm)[0]?.res.writeHead(409).end();
+  await until('the refusal', () => m.pending === 0);
+  close(a, 'vm_exiting');
+  assert.equal(m.endedKept, 0, 'nothing kept for a VM that went');
+  const b = of(vm, 4002n, process.pid);
+  open(b);
+  assert.equal(m.trigger(b, decision, seaEvent({ vm: { id: vm } }), 1), 'started', 'a migration of its own');
+  await when('its hook request', () => requestsFor(vm).length === 2);
+  requestsFor(vm)[1]?.res.writeHead(202).end();
+  await until('its answer', () => m.pending === 0);
 });
