@@ -239,7 +239,7 @@ export class PluginClient extends EventEmitter {
       fallbackAction: 0,
     } as EventMsg;
     const startNs = process.hrtime.bigint();
-    const refusal = localRefusal(msg, this.opts.vcpuCount);
+    const refusal = localRefusal(msg, this.opts.vcpuCount, this.#ready ? this.#minor : 0);
     if (refusal !== null) return Promise.resolve(this.#invalid(msg, startNs, refusal));
     if (!this.#ready || !this.#socket) return Promise.resolve(this.#fallback(msg, startNs));
     return new Promise<VerdictOutcome>((resolve) => {
@@ -411,6 +411,12 @@ export class PluginClient extends EventEmitter {
    */
   #flushReplay(): boolean {
     if (!this.#socket) return false;
+    // Kept while the session's version was unknown: what this session would refuse goes now.
+    const refused = (m: EventMsg) => localRefusal(m, this.opts.vcpuCount, this.#minor);
+    for (const m of this.#replay.discard((m) => refused(m) !== null)) {
+      this.stats.invalidEvents++;
+      this.emit('invalid-event', m, refused(m));
+    }
     const batch = this.#replay.takeBatch();
     if (!batch) return false;
     const { nonce, events } = batch;

@@ -39,6 +39,14 @@ export class ReplayQueue {
     return true;
   }
 
+  /** Takes out the kept events (not those written and awaiting their echo) that `refused` picks. */
+  discard(refused: (m: EventMsg) => boolean): EventMsg[] {
+    const out = this.#kept.filter(refused);
+    if (out.length > 0) this.#kept = this.#kept.filter((m) => !refused(m));
+    for (const m of out) this.#live.delete(m.seq);
+    return out;
+  }
+
   /**
    * The events to write now as REPLAYs, with the nonce of the HEARTBEAT to send after them; null
    * when a batch is still unacknowledged or nothing may go.

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   BUS_MCEERR_AO,
+  CAP,
   DAEMON_ACCEPTS,
   type EventMsg,
   encodeMessage,
@@ -309,6 +310,37 @@ test('an exit every daemon would refuse is never sent nor kept: the fallback ans
   assertAccounted(c);
 });
 
+test('in a 1.1 session the checks of 1.1 apply too: to live exits, and to kept events before their replay', async (t) => {
+  const daemon = await fake(t);
+  const { c } = client(daemon, t);
+  const len3 = {
+    type: 'mmio',
+    vcpu: 0,
+    physAddr: 0x8000000n,
+    data: new Uint8Array(8),
+    len: 3,
+    isWrite: false,
+  } as const;
+  // Kept while no session says which version it speaks: 1.0 takes an MMIO len of 3.
+  const kept = await c.handleExit(len3);
+  const good = await c.handleExit(seaExit({ vcpu: 1 }));
+  assert.equal(c.replayQueue, 2);
+  const done = echoedAll(c);
+  await c.connect();
+  await done;
+  assert.equal(c.stats.invalidEvents, 1, 'dropped before the 1.1 replay, counted');
+  // Live in the 1.1 session: answered by the fallback, never sent.
+  const live = await c.handleExit(len3);
+  assert.equal(live.source, 'fallback');
+  assert.equal(c.stats.invalidEvents, 2);
+  assert.deepEqual(
+    daemon.conns.flatMap((k) => [...k.replays, ...k.live]).map((m) => m.seq),
+    [good.verdict.seq],
+    `only the valid exit reached the daemon, not ${kept.verdict.seq} nor ${live.verdict.seq}`,
+  );
+  assertAccounted(c);
+});
+
 test('against the real daemon: a vCPU past vcpu_count gets the fallback and the session goes on', async (t) => {
   const d = await startDaemon({ metrics: false });
   const c = new PluginClient({
@@ -482,13 +514,13 @@ test('a version lowered for an old daemon lasts one session: every later connect
 
 test('against the real daemon: a replay it refuses is dropped, and the replays around it are stored once', async (t) => {
   const d = await startDaemon({ metrics: false });
-  // 1.1 refuses an MMIO exit of len 3 (§4.4): a check the client leaves to the daemon, since a
-  // 1.0 session accepts it (vmm/local-checks.ts).
+  // 1.1 refuses an NISV event from a plugin whose HELLO did not declare NISV_TO_USER (§4.4): a
+  // check the client leaves to the daemon (vmm/local-checks.ts).
   const c = new PluginClient({
     socket: d.socket,
     vmId: 'refused-replay',
     vcpuCount: 2,
-    caps: DEFAULT_CAPS,
+    caps: DEFAULT_CAPS & ~CAP.NISV_TO_USER,
     deadlineMs: PATIENT_DEADLINE_MS,
     reconnect: { initialMs: 10, maxMs: 10_000 },
   });
@@ -502,20 +534,13 @@ test('against the real daemon: a replay it refuses is dropped, and the replays a
   });
   const a = await c.handleExit(seaExit({ vcpu: 0, gpa: 0x1000n }));
   const b = await c.handleExit(seaExit({ vcpu: 1, gpa: 0x2000n }));
-  const bad = await c.handleExit({
-    type: 'mmio',
-    vcpu: 0,
-    physAddr: 0x8000000n,
-    data: new Uint8Array(8),
-    len: 3,
-    isWrite: false,
-  });
+  const bad = await c.handleExit({ type: 'nisv', vcpu: 0, esrIss: 0x10n, faultIpa: 0x8000000n });
   const e = await c.handleExit(seaExit({ vcpu: 0, gpa: 0x3000n }));
   assert.equal(c.replayQueue, 4);
   const done = echoedAll(c);
   await c.connect();
   await done;
-  // a and b stored in the first session, then dropped (a) and skipped as a duplicate (b); the MMIO
+  // a and b stored in the first session, then dropped (a) and skipped as a duplicate (b); the NISV
   // refused three times, then dropped; e stored in the fourth session, which echoed.
   // Each session that ended refused doubled the backoff. (A reconnect may also meet REJECT
   // VM_IN_USE while the daemon has not yet seen the refused session close: that doubles it too.)
@@ -537,6 +562,6 @@ test('against the real daemon: a replay it refuses is dropped, and the replays a
       [b.verdict.seq, true],
       [e.verdict.seq, true],
     ],
-    `stored once each, the refused MMIO (seq ${bad.verdict.seq}) never`,
+    `stored once each, the refused NISV (seq ${bad.verdict.seq}) never`,
   );
 });
