@@ -56,9 +56,14 @@ export class OpenCounterChildren {
   }
 }
 
+/** Where a {@link DeferredCount} settles: a prom-client child, or a sample-family.ts series. */
+export interface Incrementable {
+  inc(n: number): void;
+}
+
 /** One series whose increments wait in a plain number for the next {@link DeferredCounts.settle}. */
-export interface DeferredCount {
-  readonly child: Counter.Internal;
+export interface DeferredCount<C extends Incrementable = Incrementable> {
+  readonly child: C;
   pending: number;
 }
 
@@ -77,7 +82,7 @@ export class DeferredCounts {
     return this.#dirty.length;
   }
 
-  of(child: Counter.Internal): DeferredCount {
+  of<C extends Incrementable>(child: C): DeferredCount<C> {
     return { child, pending: 0 };
   }
 

@@ -1,7 +1,8 @@
 /**
  * Errors raised by the metrics/ layer. Callers branch on `code`, never on message text.
  * Every one of them is a caller bug or an environment problem found at the boundary (construction,
- * the first use of a label value, `listen()`); none is raised at scrape time.
+ * the first use of a label value, `listen()`); at scrape time only a rendering that cannot be
+ * trusted fails, and the scrape answers 500.
  */
 import { errorGuard, SeawallError } from '../errors/index.js';
 
@@ -17,7 +18,12 @@ export type MetricsErrorCode =
   /** The /metrics endpoint could not bind its address; `detail.errno` holds the system code. */
   | 'SEAWALL_METRICS_LISTEN_FAILED'
   /** `listen()` on a server that is already listening or was closed. */
-  | 'SEAWALL_METRICS_SERVER_STATE';
+  | 'SEAWALL_METRICS_SERVER_STATE'
+  /**
+   * A rendering could not be made (sliced-render.ts): prom-client's text for part of a family did
+   * not begin with the family's header, or a per-VM family was being read by another rendering.
+   */
+  | 'SEAWALL_METRICS_RENDER_FAILED';
 
 export class MetricsError extends SeawallError<MetricsErrorCode> {
   override readonly name = 'MetricsError';

@@ -17,14 +17,13 @@ export {
   type Severity,
 } from './label-values.js';
 export { VERDICT_LATENCY_BUCKETS } from './metric-families.js';
+export { SeawallMetrics, type StoreLoad } from './seawall-metrics.js';
 export {
   DEFAULT_MAX_LABEL_VALUES,
   DEFAULT_MAX_VMS,
   DEFAULT_VM_SERIES_TTL_SECONDS,
-  SeawallMetrics,
   type SeawallMetricsOptions,
-  type StoreLoad,
-} from './seawall-metrics.js';
+} from './seawall-metrics-options.js';
 export {
   DEFAULT_METRICS_HOST,
   DEFAULT_METRICS_PORT,
@@ -34,3 +33,4 @@ export {
   type MetricsServerOptions,
   type MetricsSource,
 } from './server.js';
+export { LINES_PER_SLICE, type MetricsRendering, renderInSlices } from './sliced-render.js';

@@ -1,5 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { InPlaceHistogram } from './in-place-histogram.js';
+import { SampleFamily } from './sample-family.js';
 
 /**
  * Upper bounds of `seawall_verdict_latency_seconds`: 10 µs to 1 s in 1-2.5-5 steps. A verdict is
@@ -12,15 +13,15 @@ export const VERDICT_LATENCY_BUCKETS: readonly number[] = [
 
 /** Every seawall metric family, registered on one (non-global) registry. Names: docs/metrics.md. */
 export interface MetricFamilies {
-  readonly memoryErrors: Counter<'vm' | 'kind' | 'severity'>;
+  readonly memoryErrors: SampleFamily;
   readonly actions: Counter<'action' | 'rule'>;
   readonly downgrades: Counter<'from' | 'to' | 'rule'>;
   readonly verdictLatency: InPlaceHistogram;
-  readonly poisonedPages: Gauge<'vm'>;
+  readonly poisonedPages: SampleFamily;
   readonly pluginSessions: Gauge;
   readonly pluginSessionsEnded: Counter<'outcome'>;
   readonly protocolErrors: Counter<'reason'>;
-  readonly fallbackReported: Counter<'vm'>;
+  readonly fallbackReported: SampleFamily;
   readonly migrations: Counter<'outcome'>;
   readonly kills: Counter<'outcome'>;
   readonly policyReloads: Counter<'result'>;
@@ -46,10 +47,10 @@ export interface MetricFamilies {
 export function createMetricFamilies(registry: Registry): MetricFamilies {
   const registers = [registry];
   return {
-    memoryErrors: new Counter({
+    memoryErrors: new SampleFamily({
       name: 'seawall_memory_errors_total',
       help: 'Guest memory errors handled, by VM, how they reached the daemon (kind) and ESR SET severity.',
-      labelNames: ['vm', 'kind', 'severity'],
+      type: 'counter',
       registers,
     }),
     actions: new Counter({
@@ -70,10 +71,10 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
       buckets: [...VERDICT_LATENCY_BUCKETS],
       registers,
     }),
-    poisonedPages: new Gauge({
+    poisonedPages: new SampleFamily({
       name: 'seawall_poisoned_pages',
       help: 'Guest pages currently known to be poisoned, by VM.',
-      labelNames: ['vm'],
+      type: 'gauge',
       registers,
     }),
     pluginSessions: new Gauge({
@@ -93,10 +94,10 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
       labelNames: ['reason'],
       registers,
     }),
-    fallbackReported: new Counter({
+    fallbackReported: new SampleFamily({
       name: 'seawall_fallback_events_reported_total',
       help: 'Events a plugin handled with its local fallback verdict while the daemon was unreachable.',
-      labelNames: ['vm'],
+      type: 'counter',
       registers,
     }),
     migrations: new Counter({

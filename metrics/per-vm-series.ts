@@ -1,4 +1,3 @@
-import type { Counter, Gauge } from 'prom-client';
 import type { DeferredCount, DeferredCounts } from './counter-children.js';
 import {
   MEMORY_ERROR_KINDS,
@@ -8,13 +7,14 @@ import {
   type Severity,
 } from './label-values.js';
 import type { MetricFamilies } from './metric-families.js';
+import type { Sample } from './sample-family.js';
 import { type VmSeriesBounds, VmSeriesTracker } from './vm-series-tracker.js';
 
 /** Cached children of one VM, so recording is a lookup and an increment. */
 interface VmState {
-  readonly memoryErrors: Map<MemoryErrorKind, Map<Severity, DeferredCount>>;
-  fallback: Counter.Internal | undefined;
-  poisonedPages: Gauge.Internal<'vm'> | undefined;
+  readonly memoryErrors: Map<MemoryErrorKind, Map<Severity, DeferredCount<Sample>>>;
+  fallback: Sample | undefined;
+  poisonedPages: Sample | undefined;
 }
 
 const KINDS: ReadonlySet<string> = new Set(MEMORY_ERROR_KINDS);
@@ -29,7 +29,7 @@ type VmFamilies = Pick<
  * The VM-labelled series (`seawall_memory_errors_total`, `seawall_poisoned_pages`,
  * `seawall_fallback_events_reported_total`) with their lifetime: admitted on first recording, live
  * while a session of the VM is open, removed by TTL after departure or by eviction at `maxVms` (see {@link VmSeriesTracker}).
- * Removal goes through prom-client's `remove()` for exactly the label sets that were created.
+ * Their families are sample-family.ts's: a series is created, changed and removed by reference.
  */
 export class PerVmSeries {
   readonly #f: VmFamilies;
@@ -47,7 +47,7 @@ export class PerVmSeries {
           this.#f.vmsTracked.inc();
           return { memoryErrors: new Map(), fallback: undefined, poisonedPages: undefined };
         },
-        release: (vm, state, evicted) => this.#release(vm, state, evicted),
+        release: (_vm, state, evicted) => this.#release(state, evicted),
       },
       now,
     );
@@ -69,13 +69,13 @@ export class PerVmSeries {
 
   setPoisonedPages(vm: string, pages: number): void {
     const state = this.#vms.touch(vm);
-    state.poisonedPages ??= this.#f.poisonedPages.labels({ vm });
-    state.poisonedPages.set(pages);
+    state.poisonedPages ??= this.#f.poisonedPages.create({ vm });
+    state.poisonedPages.value = pages;
   }
 
   fallbackReported(vm: string, count: number): void {
     const state = this.#vms.touch(vm);
-    state.fallback ??= this.#f.fallbackReported.labels({ vm });
+    state.fallback ??= this.#f.fallbackReported.create({ vm });
     state.fallback.inc(count);
   }
 
@@ -103,21 +103,21 @@ export class PerVmSeries {
     }
     let count = bySeverity.get(severity);
     if (count === undefined) {
-      count = this.#counts.of(this.#f.memoryErrors.labels({ vm, kind, severity }));
+      count = this.#counts.of(this.#f.memoryErrors.create({ vm, kind, severity }));
       bySeverity.set(severity, count);
     }
     this.#counts.inc(count);
   }
 
-  #release(vm: string, state: VmState, evicted: boolean): void {
-    for (const [kind, bySeverity] of state.memoryErrors) {
-      for (const [severity, count] of bySeverity) {
+  #release(state: VmState, evicted: boolean): void {
+    for (const bySeverity of state.memoryErrors.values()) {
+      for (const count of bySeverity.values()) {
         this.#counts.discard(count);
-        this.#f.memoryErrors.remove({ vm, kind, severity });
+        this.#f.memoryErrors.remove(count.child);
       }
     }
-    if (state.fallback !== undefined) this.#f.fallbackReported.remove({ vm });
-    if (state.poisonedPages !== undefined) this.#f.poisonedPages.remove({ vm });
+    if (state.fallback !== undefined) this.#f.fallbackReported.remove(state.fallback);
+    if (state.poisonedPages !== undefined) this.#f.poisonedPages.remove(state.poisonedPages);
     this.#f.vmsTracked.dec();
     if (evicted) this.#f.vmSeriesEvicted.inc();
   }

@@ -26,29 +26,11 @@ import {
 import { createMetricFamilies, type MetricFamilies } from './metric-families.js';
 import { collectNodeMetrics } from './node-metrics.js';
 import { PerVmSeries } from './per-vm-series.js';
+import { type SeawallMetricsOptions, withDefaults } from './seawall-metrics-options.js';
+import { type MetricsRendering, renderInSlices } from './sliced-render.js';
 import { type StoreLoad, StoreLoadReader } from './store-load.js';
 
 export type { StoreLoad } from './store-load.js';
-
-/** Options of {@link SeawallMetrics}; every field has a default. */
-export interface SeawallMetricsOptions {
-  /** How long a departed VM's series stay exported after its last sighting. Default 3600. */
-  readonly vmSeriesTtlSeconds?: number;
-  /** Most distinct VMs with series at once; past it the least recently seen is evicted. Default 4096. */
-  readonly maxVms?: number;
-  /** Most distinct values of each open label (rule, reason, op, sink, from, to); then `other`. Default 256. */
-  readonly maxLabelValues?: number;
-  /** Monotonic clock in milliseconds, for TTLs. Default `performance.now`. Inject in tests. */
-  readonly now?: () => number;
-  /** seawall's version for `seawall_build_info`. Default `unknown`. */
-  readonly version?: string;
-  /** prom-client's process and Node.js metrics (node-metrics.ts), prefixed `seawall_`. Default true. */
-  readonly defaultMetrics?: boolean;
-}
-
-export const DEFAULT_VM_SERIES_TTL_SECONDS = 3600;
-export const DEFAULT_MAX_VMS = 4096;
-export const DEFAULT_MAX_LABEL_VALUES = 256;
 
 type CounterChild = Counter.Internal;
 
@@ -68,7 +50,7 @@ const DEFAULT_METRICS_PREFIX = 'seawall_';
  * `seawall_metrics_label_overflow_total`.
  */
 export class SeawallMetrics {
-  /** Content-Type of {@link metricsText} (Prometheus text format 0.0.4). */
+  /** Content-Type of {@link render} and {@link metricsText} (Prometheus text format 0.0.4). */
   readonly contentType: string;
   readonly #registry = new Registry();
   readonly #f: MetricFamilies;
@@ -94,11 +76,10 @@ export class SeawallMetrics {
   readonly #storeLoad: StoreLoadReader;
   #sessions = 0;
   #timer: NodeJS.Timeout | undefined;
+  #renderings: Promise<unknown> = Promise.resolve();
 
   constructor(options: SeawallMetricsOptions = {}) {
-    const ttlSeconds = options.vmSeriesTtlSeconds ?? DEFAULT_VM_SERIES_TTL_SECONDS;
-    const maxVms = options.maxVms ?? DEFAULT_MAX_VMS;
-    const maxLabelValues = options.maxLabelValues ?? DEFAULT_MAX_LABEL_VALUES;
+    const { ttlSeconds, maxVms, maxLabelValues } = withDefaults(options);
     if (!(Number.isFinite(ttlSeconds) && ttlSeconds > 0)) invalidOption('vmSeriesTtlSeconds', ttlSeconds);
     if (!(Number.isSafeInteger(maxVms) && maxVms > 0)) invalidOption('maxVms', maxVms);
     if (!(Number.isSafeInteger(maxLabelValues) && maxLabelValues > 0)) {
@@ -335,11 +316,21 @@ export class SeawallMetrics {
     return this.#vms.size;
   }
 
-  /** The exposition text, rendered by prom-client from memory (no I/O is awaited). */
-  metricsText(): Promise<string> {
-    this.#counts.settle();
-    this.#storeLoad.collect();
-    return this.#registry.metrics();
+  /** The exposition text by prom-client, read in one task, rendered in slices (sliced-render.ts). */
+  render(): Promise<MetricsRendering> {
+    const prepare = () => {
+      this.#counts.settle();
+      this.#storeLoad.collect();
+    };
+    // One at a time: a per-VM family keeps one reading's values at once.
+    const rendering = this.#renderings.then(() => renderInSlices(this.#registry, prepare));
+    this.#renderings = rendering.catch(() => undefined);
+    return rendering;
+  }
+
+  /** {@link render}'s text as one string (tests, tools; the endpoint writes the parts). */
+  async metricsText(): Promise<string> {
+    return Buffer.concat((await this.render()).chunks).toString();
   }
 
   #actionCount(action: Action, rule: string): DeferredCount {

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { MetricsError } from './errors.js';
+import type { MetricsRendering } from './sliced-render.js';
 
 /**
  * Default address of the /metrics endpoint. Loopback only: the counts name VMs, and a host-local
@@ -15,7 +16,8 @@ export const METRICS_PATH = '/metrics';
 /** Where the metrics come from: {@link SeawallMetrics} satisfies it. */
 export interface MetricsSource {
   readonly contentType: string;
-  metricsText(): Promise<string>;
+  /** The text in parts, and the time its tasks took on the event loop (sliced-render.ts). */
+  render(): Promise<MetricsRendering>;
 }
 
 export interface MetricsServerOptions {
@@ -66,12 +68,13 @@ const STALL_TIMEOUT_MS = 10_000;
  * A scrape never waits on anything slow: the text is rendered from in-memory values, concurrent
  * scrapes share one rendering, and a failing rendering answers 500 without touching the process.
  *
- * Renderings are paced. One runs on the daemon's event loop, and every verdict waits for it: with
- * 1,000 VMs' series (~7,000 lines) it takes ~40 ms, and a local user scraping in a loop raised
- * another VM's verdict p99 from 1.3 ms to 28 ms (docs/metrics.md). So after a rendering that took
- * d, the next starts no earlier than (d / maxRenderShare − d) later; a scrape that comes sooner waits
- * for it, with every scrape meanwhile, and gets values read after it arrived, never older ones.
- * Prometheus, scraping every 15 s or so, never waits.
+ * Renderings are paced. One runs on the daemon's event loop, a slice at a time (sliced-render.ts),
+ * and verdicts share the loop with it: at 1,000 VMs' series (~7,000 lines) it took ~40 ms in one
+ * task, and a local user scraping in a loop raised another VM's verdict p99 from 1.3 ms to 28 ms
+ * (docs/metrics.md). So after a rendering whose slices took d in all (their sum, not the wall time
+ * from first to last), the next starts no earlier than (d / maxRenderShare − d) later; a scrape
+ * that comes sooner waits for it, with every scrape meanwhile, and gets values read after it
+ * arrived, never older ones. Prometheus, scraping every 15 s or so, never waits.
  */
 export class MetricsServer {
   readonly #source: MetricsSource;
@@ -80,7 +83,7 @@ export class MetricsServer {
   readonly #server: Server;
   #state: 'idle' | 'listening' | 'closed' = 'idle';
   #address: MetricsAddress | undefined;
-  #rendering: Promise<string> | undefined;
+  #rendering: Promise<MetricsRendering> | undefined;
   readonly #renderShare: number;
   /** performance.now() before which no rendering starts. */
   #nextRenderAt = 0;
@@ -252,20 +255,22 @@ export class MetricsServer {
     }
     const head = req.method === 'HEAD';
     this.#render().then(
-      (text) => {
+      (rendering) => {
         res.writeHead(200, {
           'Content-Type': this.#source.contentType,
-          'Content-Length': Buffer.byteLength(text),
+          'Content-Length': rendering.bytes,
           'Cache-Control': 'no-store',
         });
-        res.end(head ? undefined : text);
+        // The parts as rendered: one buffer of them all would be a copy of megabytes in one task.
+        if (!head) for (const chunk of rendering.chunks) res.write(chunk);
+        res.end();
       },
       () => reply(res, 500, 'metrics rendering failed\n'),
     );
   }
 
   /** One rendering shared by every scrape that arrives while it waits for its turn or runs. */
-  #render(): Promise<string> {
+  #render(): Promise<MetricsRendering> {
     if (this.#rendering === undefined) {
       this.#rendering = this.#renderInTurn().finally(() => {
         this.#rendering = undefined;
@@ -274,16 +279,20 @@ export class MetricsServer {
     return this.#rendering;
   }
 
-  async #renderInTurn(): Promise<string> {
+  async #renderInTurn(): Promise<MetricsRendering> {
     const wait = this.#nextRenderAt - performance.now();
     // Unref'd: a scrape waiting for its turn never keeps a stopping daemon alive.
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)).unref());
     const start = performance.now();
+    // A failed rendering's time is its wall time: it reported none of its own.
+    let took = Number.NaN;
     try {
-      return await this.#source.metricsText();
+      const rendering = await this.#source.render();
+      took = rendering.busyMs;
+      return rendering;
     } finally {
       const end = performance.now();
-      const took = end - start;
+      if (!(took >= 0)) took = end - start;
       this.#nextRenderAt = end + Math.min(took / this.#renderShare - took, MAX_RENDER_WAIT_MS);
     }
   }

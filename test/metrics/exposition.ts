@@ -1,4 +1,5 @@
 // Reads sample values out of scraped exposition text, so tests assert on what Prometheus would see.
+import type { MetricsRendering } from '../../metrics/index.js';
 
 /** Unescapes a label value of the text format (\\, \" and \n). */
 function unescapeLabelValue(value: string): string {
@@ -44,4 +45,10 @@ export function value(text: string, name: string, labels: Record<string, string>
   const hits = find(text, name, labels).filter((s) => Object.keys(s.labels).length === want);
   if (hits.length > 1) throw new Error(`${hits.length} samples of ${name} match ${JSON.stringify(labels)}`);
   return hits[0]?.value;
+}
+
+/** A rendering of `text` in one part, as a stand-in metrics source returns it; `busyMs` its tasks' time. */
+export function rendered(text: string, busyMs = 0): MetricsRendering {
+  const chunk = Buffer.from(text);
+  return { chunks: [chunk], bytes: chunk.length, busyMs, longestSliceMs: busyMs };
 }

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
-import { MetricsServer } from '../../metrics/index.js';
+import { type MetricsRendering, MetricsServer } from '../../metrics/index.js';
 import { until, within } from '../helpers/wait.js';
+import { rendered } from './exposition.js';
 
 /** A source whose renderings the test can hold open: `release` lets every one waiting finish. */
 function heldSource() {
@@ -17,8 +18,10 @@ function heldSource() {
   let hold = false;
   return {
     contentType: 'text/plain; version=0.0.4; charset=utf-8',
-    metricsText: () =>
-      hold ? new Promise<string>((resolve) => held.push(() => resolve('up 1\n'))) : Promise.resolve('up 1\n'),
+    render: () =>
+      hold
+        ? new Promise<MetricsRendering>((resolve) => held.push(() => resolve(rendered('up 1\n'))))
+        : Promise.resolve(rendered('up 1\n')),
     holdRenderings(on: boolean) {
       hold = on;
       if (!on) for (const r of held.splice(0)) r();
@@ -107,7 +110,7 @@ test('a scraper that never reads its answer is closed once the answer makes no p
   // 32 MB: more than the socket buffers take, so the server's write stalls with the peer.
   const big = `# ${'x'.repeat(32 * 1024 * 1024)}\n`;
   const server = new MetricsServer(
-    { contentType: 'text/plain; version=0.0.4; charset=utf-8', metricsText: async () => big },
+    { contentType: 'text/plain; version=0.0.4; charset=utf-8', render: async () => rendered(big) },
     { port: 0, maxConnections: 2, maxRenderShare: 1, stallTimeoutMs: 300 },
   );
   const { port } = await server.listen();

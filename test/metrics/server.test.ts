@@ -9,7 +9,7 @@ import {
   type MetricsSource,
   SeawallMetrics,
 } from '../../metrics/index.js';
-import { value } from './exposition.js';
+import { rendered, value } from './exposition.js';
 
 interface Reply {
   readonly status: number;
@@ -92,7 +92,7 @@ describe('MetricsServer over real HTTP', () => {
     let fail = true;
     const source: MetricsSource = {
       contentType: 'text/plain',
-      metricsText: () => (fail ? Promise.reject(new Error('boom')) : Promise.resolve('x 1\n')),
+      render: () => (fail ? Promise.reject(new Error('boom')) : Promise.resolve(rendered('x 1\n'))),
     };
     const flaky = new MetricsServer(source, { port: 0 });
     const { port: p } = await flaky.listen();
@@ -111,12 +111,13 @@ describe('MetricsServer paces its renderings', () => {
     const spans: [number, number][] = [];
     const source: MetricsSource = {
       contentType: 'text/plain',
-      async metricsText() {
+      async render() {
         const start = performance.now();
         // 20 ms on the event loop, as rendering a large fleet's series takes.
         while (performance.now() - start < 20);
-        spans.push([start, performance.now()]);
-        return `renderings ${spans.length}\n`;
+        const end = performance.now();
+        spans.push([start, end]);
+        return rendered(`renderings ${spans.length}\n`, end - start);
       },
     };
     const paced = new MetricsServer(source, { port: 0, maxRenderShare: 0.1 });
