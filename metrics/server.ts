@@ -255,18 +255,23 @@ export class MetricsServer {
     }
     const head = req.method === 'HEAD';
     this.#render().then(
-      (rendering) => {
-        res.writeHead(200, {
-          'Content-Type': this.#source.contentType,
-          'Content-Length': rendering.bytes,
-          'Cache-Control': 'no-store',
-        });
-        // The parts as rendered: one buffer of them all would be a copy of megabytes in one task.
-        if (!head) for (const chunk of rendering.chunks) res.write(chunk);
-        res.end();
-      },
+      // Each scrape sharing the rendering answered in a task of its own: writing 7 MB to a loopback
+      // socket copies it there and then (0.4–1 ms an answer here), sixteen times in one task else.
+      (rendering) => setImmediate(() => this.#answer(res, rendering, head)),
       () => reply(res, 500, 'metrics rendering failed\n'),
     );
+  }
+
+  #answer(res: ServerResponse, rendering: MetricsRendering, head: boolean): void {
+    if (res.destroyed) return;
+    res.writeHead(200, {
+      'Content-Type': this.#source.contentType,
+      'Content-Length': rendering.bytes,
+      'Cache-Control': 'no-store',
+    });
+    // The parts as rendered: one buffer of them all would be a copy of megabytes in one task.
+    if (!head) for (const chunk of rendering.chunks) res.write(chunk);
+    res.end();
   }
 
   /** One rendering shared by every scrape that arrives while it waits for its turn or runs. */

@@ -22,6 +22,12 @@ import type { SampleReading } from './sample-family.js';
 /** Samples rendered per task. */
 export const LINES_PER_SLICE = 250;
 
+/**
+ * Text encoded into one part once it is this long (UTF-16 code units): ~25 parts at the bound
+ * rather than one a slice, so each scrape that shares the rendering makes fewer writes.
+ */
+const PART_CHARS = 256 * 1024;
+
 /** A rendering: the text, UTF-8, in parts written one after another, and what it cost the loop. */
 export interface MetricsRendering {
   /** Encoded a slice at a time: joining 7 MB into one string or buffer would itself be a long task. */
@@ -112,10 +118,12 @@ export async function renderInSlices(
     const chunks: Buffer[] = [];
     let bytes = 0;
     let parts: string[] = [];
+    let chars = 0;
     let lines = 0;
     const flush = () => {
       const chunk = Buffer.from(parts.join(''));
       parts = [];
+      chars = 0;
       chunks.push(chunk);
       bytes += chunk.length;
     };
@@ -136,9 +144,10 @@ export async function renderInSlices(
           );
         }
         parts.push(text.slice(header.length));
+        chars += text.length - header.length;
         lines += samples.length;
         if (lines >= linesPerSlice) {
-          flush();
+          if (chars >= PART_CHARS) flush();
           sliceEnd();
           await new Promise((resolve) => setImmediate(resolve));
           sliceStart = performance.now();

@@ -24,7 +24,7 @@ const text = (r: MetricsRendering) => Buffer.concat(r.chunks).toString();
 function busyRegistry(): Registry {
   const registry = new Registry();
   const f = createMetricFamilies(registry);
-  for (let v = 0; v < 300; v++) {
+  for (let v = 0; v < 1_000; v++) {
     const vm = `vm-${v}`;
     for (const [i, kind] of MEMORY_ERROR_KINDS.entries()) {
       f.memoryErrors.create({ vm, kind, severity: SEVERITIES[(v + i) % SEVERITIES.length] as string }).inc(v);
@@ -68,6 +68,8 @@ describe('renderInSlices', () => {
       const r = await renderInSlices(registry, undefined, lines);
       assert.equal(text(r), oneShot, `${lines} lines a slice`);
       assert.equal(r.bytes, Buffer.byteLength(oneShot));
+      if (lines <= LINES_PER_SLICE)
+        assert.ok(r.chunks.length > 1, `${lines}: the text in more than one part`);
       assert.ok(r.busyMs >= 0);
     }
     assert.equal(text(await renderInSlices(new Registry())), await new Registry().metrics());
