@@ -144,6 +144,32 @@ describe('MetricsServer paces its renderings', () => {
     }
   });
 
+  it('paces on the time its slices took, as the rendering reports it, not on its wall time', async () => {
+    const starts: number[] = [];
+    // Rendered at once, in slices that (the source says) took 300 ms of the event loop in all.
+    const source: MetricsSource = {
+      contentType: 'text/plain',
+      render: async () => {
+        starts.push(performance.now());
+        return rendered(`renderings ${starts.length}\n`, 300);
+      },
+    };
+    const paced = new MetricsServer(source, { port: 0, maxRenderShare: 0.5 });
+    const { port: p } = await paced.listen();
+    try {
+      assert.equal((await http(p, 'GET', '/metrics')).body, 'renderings 1\n');
+      assert.equal((await http(p, 'GET', '/metrics')).body, 'renderings 2\n');
+      const [start1, start2] = starts as [number, number];
+      // A lower bound only: after 300 ms of slices at a share of 0.5, the next waits 300 ms.
+      assert.ok(
+        start2 - start1 >= 300 - 5,
+        `the second rendering started ${(start2 - start1).toFixed(1)} ms after the first`,
+      );
+    } finally {
+      await paced.close();
+    }
+  });
+
   it('refuses a share outside (0, 1]', () => {
     for (const maxRenderShare of [0, -0.1, 1.5, Number.NaN])
       assert.throws(
