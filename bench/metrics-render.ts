@@ -3,10 +3,10 @@
  * at their bound: a storm of made-up VM ids (one session each) fills `maxVms` VMs' series through
  * the real SeawallMetrics API, and before each rendering every one of those series is counted
  * again (so the rendering settles them all); each rendering is timed while a turn of the event
- * loop is counted each time it gets one. Printed per rendering: the longest time between two turns (the
- * longest task the rendering held every verdict for) and the 99th percentile of those times, the
- * time from the call to the rendering, the time its own tasks took (summed) and the longest of
- * them, the lines and bytes. Garbage collections count wherever they fall.
+ * loop is counted each time it gets one. Printed per rendering: the longest time between two
+ * turns (the longest task the rendering held every verdict for) and the 99th percentile of those
+ * times, the time from the call to the rendering, the time its own tasks took (summed) and the
+ * longest of them, the lines and bytes. Garbage collections count wherever they fall.
  *
  *   node --import tsx bench/metrics-render.ts [--vms N] [--combos N] [--runs N] [--json]
  *
@@ -42,7 +42,10 @@ interface Run {
   bytes: number;
 }
 
-/** A storm: every VM (connected the first time) hits each of its kind × severity series, and reports pages and fallbacks. */
+/**
+ * A storm: every VM (connected the first time) hits each of its kind × severity series, and
+ * reports its poisoned pages and a fallback.
+ */
 function storm(metrics: SeawallMetrics, first: boolean): void {
   for (let v = 0; v < VMS; v++) {
     const vm = `vm-${v.toString(16).padStart(8, '0')}-made-up`;
