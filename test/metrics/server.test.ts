@@ -88,6 +88,25 @@ describe('MetricsServer over real HTTP', () => {
     }
   });
 
+  it('writes a rendering made of several parts whole, in order, with their length', async () => {
+    const parts = ['# HELP a A\n# TYPE a counter\na 1\n', '\n# HELP b B\n', '# TYPE b gauge\nb{x="é"} 2\n'];
+    const chunks = parts.map((part) => Buffer.from(part));
+    const bytes = chunks.reduce((n, c) => n + c.length, 0);
+    const source: MetricsSource = {
+      contentType: 'text/plain',
+      render: async () => ({ chunks, bytes, busyMs: 0, longestSliceMs: 0 }),
+    };
+    const parted = new MetricsServer(source, { port: 0 });
+    const { port: p } = await parted.listen();
+    try {
+      const res = await http(p, 'GET', '/metrics');
+      assert.equal(res.body, parts.join(''));
+      assert.equal(Number(res.headers['content-length']), bytes);
+    } finally {
+      await parted.close();
+    }
+  });
+
   it('answers 500 when rendering fails and keeps serving', async () => {
     let fail = true;
     const source: MetricsSource = {
