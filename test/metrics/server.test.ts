@@ -9,6 +9,7 @@ import {
   type MetricsSource,
   SeawallMetrics,
 } from '../../metrics/index.js';
+import { within } from '../helpers/wait.js';
 import { rendered, value } from './exposition.js';
 
 interface Reply {
@@ -99,7 +100,8 @@ describe('MetricsServer over real HTTP', () => {
     const parted = new MetricsServer(source, { port: 0 });
     const { port: p } = await parted.listen();
     try {
-      const res = await http(p, 'GET', '/metrics');
+      // A body short of its Content-Length would leave the answer unfinished: the wait has a deadline.
+      const res = await within('the whole answer', http(p, 'GET', '/metrics'));
       assert.equal(res.body, parts.join(''));
       assert.equal(Number(res.headers['content-length']), bytes);
     } finally {
