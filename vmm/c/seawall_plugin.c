@@ -93,6 +93,7 @@ static void drop_connection(struct seawall_plugin *p) {
   p->rx_len = 0;
   p->replay_unacked = 0; /* the next WELCOME replays them all again */
   p->replay_nonce = 0;
+  p->replay_bound_dropped = 0;
 }
 
 static void end_replay_session(struct seawall_plugin *p);
@@ -241,7 +242,10 @@ static void keep_for_replay(struct seawall_plugin *p, const uint8_t *frame, uint
     p->kept_head = (p->kept_head + 1) % SEAWALL_REPLAY_MAX;
     p->kept_count--;
     p->kept_dropped++;
-    if (p->replay_unacked > 0) p->replay_unacked--;
+    if (p->replay_unacked > 0) { /* the oldest replay awaiting the echo: what a refusal would drop */
+      p->replay_unacked--;
+      p->replay_bound_dropped = 1;
+    }
   }
   struct seawall_kept *k = &p->kept[(p->kept_head + p->kept_count) % SEAWALL_REPLAY_MAX];
   memcpy(k->frame, frame, len);
@@ -321,6 +325,7 @@ static int flush_replay(struct seawall_plugin *p, int64_t deadline) {
   if (p->kept_count == 0) return 0;
   p->replay_nonce = ++p->next_nonce; /* from here on the session awaits the echo */
   p->replay_unacked = p->kept_count;
+  p->replay_bound_dropped = 0;
   for (size_t i = 0; i < p->kept_count; i++) {
     struct seawall_kept *k = &p->kept[(p->kept_head + i) % SEAWALL_REPLAY_MAX];
     int r = write_all(p, k->frame, k->len, deadline);
@@ -344,18 +349,21 @@ static void ack_replay(struct seawall_plugin *p, uint64_t nonce) {
   }
   p->replay_unacked = 0;
   p->replay_nonce = 0;
+  p->replay_bound_dropped = 0;
   p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
 }
 
 /* The daemon writes its ERROR and then stops reading (§8): a write may fail with the ERROR still
  * unread. Reads the frames already received, looking for it. Before it can come at most a late
- * VERDICT for each kept event, the VERDICT of the current one and the replay echo. */
+ * VERDICT for each kept event, the VERDICT of the current one and the replay echo. The echo is
+ * taken on the way (ack_replay): the replays before it are stored, whatever ended the session. */
 static void find_error(struct seawall_plugin *p) {
-  for (size_t n = 0; n < p->kept_count + 2; n++) {
+  for (size_t n = 0, most = p->kept_count + 2; n < most; n++) {
     uint16_t type;
     const uint8_t *body;
     uint32_t len;
     if (read_frame(p, now_ms(), &type, &body, &len) <= 0) return;
+    if (type == SEAWALL_MSG_HEARTBEAT) ack_replay(p, get_u64(body));
     if (type == SEAWALL_MSG_ERROR) {
       take_text(p, body, len);
       return;
@@ -366,12 +374,13 @@ static void find_error(struct seawall_plugin *p) {
 /* A session ends before the echo of its replays. If it ends with the daemon's ERROR, the daemon
  * refused one of them: it stores replays in order (and recognises those it holds), so the oldest
  * one replayed is either stored already or the refused one. Dropping it, one per such session,
- * loses nothing and ends the loop of a replay every session refuses. A connection that just drops
- * keeps them all. */
+ * loses nothing and ends the loop of a replay every session refuses. The bound may have dropped it
+ * already, to keep a later exit: then nothing more goes, since the next one may be the refused one
+ * and never stored. A connection that just drops keeps them all. */
 static void end_replay_session(struct seawall_plugin *p) {
   if (p->fd < 0 || p->replay_nonce == 0) return;
   if (p->last_code == 0) find_error(p); /* last_code is cleared by every connect */
-  if (p->last_code == 0 || p->replay_unacked == 0) return;
+  if (p->last_code == 0 || p->replay_unacked == 0 || p->replay_bound_dropped) return;
   remove_kept(p, 0);
   p->replays_refused++;
 }

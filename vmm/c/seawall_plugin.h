@@ -23,10 +23,11 @@
  *   - keeps no events itself: the connect that gets WELCOME replays every kept event, then
  *     seawall_poll forgets them when the daemon acknowledges them (its HEARTBEAT echo). A session
  *     that the daemon ends with an ERROR before that echo refused one of them: the oldest replayed
- *     one is dropped and counted (replays_refused), so an event every session refuses is not
- *     replayed for ever. An event the daemon would refuse for a reason the plugin can see (a vCPU
- *     index past the HELLO's vcpu_count, and the other checks of §4.4 that the event and the HELLO
- *     decide) is answered by the fallback and neither sent nor kept (invalid_events);
+ *     one is dropped and counted (replays_refused) unless the bound dropped it already
+ *     (kept_dropped), so an event every session refuses is not replayed for ever. An event the
+ *     daemon would refuse for a reason the plugin can see (a vCPU index past the HELLO's
+ *     vcpu_count, and the other checks of §4.4 that the event and the HELLO decide) is answered by
+ *     the fallback and neither sent nor kept (invalid_events);
  *   - stops asking after seawall_close: a closed plugin is simply not connected, and
  *     seawall_reconnect_due says 1 again once the backoff passes.
  * An exit whose verdict only came late keeps the connection: that is not a disconnect. An exit whose
@@ -226,9 +227,11 @@ struct seawall_plugin {
   uint64_t replayed;
   /* The first `replay_unacked` kept events were written before the HEARTBEAT `replay_nonce`; its
    * echo means the daemon stored them, and only then are they dropped from the ring (§9).
-   * replay_nonce is 0 when no echo is awaited. */
+   * replay_nonce is 0 when no echo is awaited. replay_bound_dropped is 1 once the bound has pushed
+   * out the oldest of them to keep a later exit: a session ended by an ERROR then drops no more. */
   size_t replay_unacked;
   uint64_t replay_nonce;
+  int replay_bound_dropped;
   uint64_t next_nonce;
   /* 1 when fd is a socket (send with MSG_NOSIGNAL), 0 for other fds such as a virtio-serial port. */
   int fd_is_socket;
@@ -238,7 +241,8 @@ struct seawall_plugin {
    * event (vCPU index past the HELLO's vcpu_count, …), and kept events dropped for the same reason
    * before a replay. */
   uint64_t invalid_events;
-  /* Kept events dropped because the daemon ended their replay session with an ERROR (§9). */
+  /* Kept events dropped because the daemon ended their replay session with an ERROR (§9); one the
+   * bound dropped first in that session counts in kept_dropped instead. */
   uint64_t replays_refused;
   /* vcpu_count of the last HELLO that got WELCOME (0 before the first): what events are checked
    * against. */
