@@ -37,6 +37,8 @@ test('cargo test passes against a real daemon, every daemon-backed test included
     'plugin::tests::replay_sessions_ended_by_an_error_drain_the_kept_events_one_each_and_the_backoff_doubles',
     'plugin::tests::a_replay_session_that_drops_without_an_error_keeps_every_event_and_the_backoff_doubles_until_the_echo',
     'plugin::tests::after_a_refusal_only_the_retry_asks_for_the_lower_minor',
+    'plugin::tests::a_replay_session_ended_by_an_error_drops_at_most_one_replay_counting_the_one_the_bound_pushed_out',
+    'plugin::tests::an_echo_of_the_replays_read_while_looking_for_the_error_behind_a_failed_write_acknowledges_them',
   ]) {
     assert.match(stdout, new RegExp(`^test ${name} \\.\\.\\. ok$`, 'm'), name);
   }

@@ -32,7 +32,8 @@ pub struct Stats {
     /// the event (a vCPU index past the HELLO's `vcpu_count`, …), and kept events dropped for the
     /// same reason before a replay.
     pub invalid_events: u64,
-    /// Kept events dropped because the daemon ended their replay session with an ERROR (§9).
+    /// Kept events dropped because the daemon ended their replay session with an ERROR (§9); one
+    /// the bound dropped first in that session counts in `kept_dropped` instead.
     pub replays_refused: u64,
 }
 
@@ -263,9 +264,7 @@ impl Plugin {
                 Ok(None)
             }
             wire::MSG_HEARTBEAT => {
-                if self.kept.acknowledged(wire::get_u64(body, 0)) {
-                    self.backoff = Plugin::RECONNECT_MIN; // the session proved useful (§9 rule 5)
-                }
+                self.acknowledge(body);
                 Ok(None)
             }
             wire::MSG_ERROR => Err(wire::decode_refusal(body)?),

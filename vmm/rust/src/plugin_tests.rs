@@ -252,6 +252,63 @@ fn a_replay_session_that_drops_without_an_error_keeps_every_event_and_the_backof
 }
 
 #[test]
+fn a_replay_session_ended_by_an_error_drops_at_most_one_replay_counting_the_one_the_bound_pushed_out() {
+    // A deadline of 0: every exit falls back and is kept, sent or not.
+    let mut p = Plugin::new(Config { deadline: Duration::ZERO, max_kept: 4, ..Config::default() });
+    for _ in 0..4 {
+        p.handle_exit(&sea(0)); // never connected: seqs 1 to 4, the bound reached
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (r, mut daemon, words, _) = session(&mut p, &hello(), &welcome());
+        assert!(r.is_ok());
+        if seen.is_empty() {
+            // A live exit decided late while the echo is awaited: the bound pushes out seq 1.
+            assert_eq!(p.handle_exit(&sea(0)).source, Source::Fallback);
+            assert_eq!(sent(&mut daemon).0, "sea5");
+        }
+        daemon.write_all(&error(wire::ERR_BAD_FIELD)).unwrap();
+        drop(daemon);
+        assert!(p.poll(Duration::from_secs(5)).is_err());
+        seen.push((words, p.kept(), p.stats().kept_dropped, p.stats().replays_refused));
+    }
+    // The daemon refused seq 1 and stored nothing after it: seq 2 stays for the next session,
+    // which drops its oldest replay as usual.
+    let want: Vec<_> = [
+        ("hello/1.1 sea1r sea2r sea3r sea4r hb", 4, 1, 0),
+        ("hello/1.1 sea2r sea3r sea4r sea5r hb", 3, 1, 1),
+        ("hello/1.1 sea3r sea4r sea5r hb", 2, 1, 2),
+    ]
+    .into_iter()
+    .map(|(w, k, d, r)| (w.to_string(), k, d, r))
+    .collect();
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn an_echo_of_the_replays_read_while_looking_for_the_error_behind_a_failed_write_acknowledges_them() {
+    let mut p = Plugin::new(Config { deadline: Duration::from_secs(5), ..Config::default() });
+    for _ in 0..3 {
+        p.handle_exit(&sea(0)); // never connected: seqs 1, 2, 3 kept
+    }
+    let (_, daemon, words, _) = session(&mut p, &hello(), &welcome());
+    drop(daemon); // before the echo: the backoff doubles
+    assert!(p.poll(Duration::from_secs(5)).is_err());
+    assert_eq!((words.as_str(), p.kept(), p.backoff.as_millis()), ("hello/1.1 sea1r sea2r sea3r hb", 3, 100));
+    // The daemon stores the replays, echoes their HEARTBEAT, then ends the session with an ERROR
+    // for a reason of its own; the plugin's next write fails with both still unread.
+    let (_, mut daemon, _, nonce) = session(&mut p, &hello(), &welcome());
+    daemon.write_all(&wire::encode_heartbeat(nonce)).unwrap();
+    daemon.write_all(&error(wire::ERR_BAD_FIELD)).unwrap();
+    drop(daemon);
+    assert!(p.send_applied(1, 0).is_err());
+    // Nothing kept, nothing refused, and the backoff started over before the loss doubled it.
+    assert_eq!((p.kept(), p.stats().replays_refused, p.backoff.as_millis()), (0, 0, 100));
+    let (_, _daemon, words, _) = session(&mut p, &hello(), &welcome());
+    assert_eq!((words.as_str(), p.backoff), ("hello/1.1", Plugin::RECONNECT_MIN));
+}
+
+#[test]
 fn after_a_refusal_only_the_retry_asks_for_the_lower_minor() {
     // Over a socket path: the refusal and its retry are one connect. The daemon here refuses the
     // first HELLO with ERROR BAD_FIELD, as a 1.0 daemon does, then welcomes the version asked for.

@@ -37,6 +37,14 @@ impl Plugin {
         r
     }
 
+    /// A HEARTBEAT: when it echoes the one sent after the replays, they are stored and forgotten,
+    /// and the session has proved useful: the backoff starts over.
+    pub(super) fn acknowledge(&mut self, body: &[u8]) {
+        if self.kept.acknowledged(wire::get_u64(body, 0)) {
+            self.backoff = Plugin::RECONNECT_MIN;
+        }
+    }
+
     fn schedule_reconnect(&mut self) {
         self.reconnect_at = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(Plugin::RECONNECT_MAX);
@@ -54,9 +62,9 @@ impl Plugin {
     }
 
     /// A session ends before the echo of its replays. If it ends with the daemon's ERROR, the
-    /// daemon refused one of them: the oldest replayed one is dropped, one per such session, which
-    /// loses nothing and ends the loop of a replay every session refuses. A connection that just
-    /// drops keeps them all.
+    /// daemon refused one of them: the oldest replayed one is dropped (by the bound or here), one
+    /// per such session, which loses nothing and ends the loop of a replay every session refuses.
+    /// A connection that just drops keeps them all.
     pub(super) fn end_replay_session(&mut self, cause: &Error) {
         if self.stream.is_none() || !self.kept.awaiting_echo() {
             return;
@@ -69,11 +77,13 @@ impl Plugin {
 
     /// The daemon writes its ERROR and then stops reading (§8): a write may fail with the ERROR
     /// still unread. Reads the frames already received, looking for it. Before it can come at most
-    /// a late VERDICT for each kept event, the VERDICT of the current one and the replay echo.
+    /// a late VERDICT for each kept event, the VERDICT of the current one and the replay echo. The
+    /// echo is taken on the way: the replays before it are stored, whatever ended the session.
     fn find_error(&mut self) -> bool {
         for _ in 0..self.kept.len() + 2 {
             match self.read_frame(Instant::now()) {
                 Ok(Some((wire::MSG_ERROR, body))) => return wire::decode_refusal(&body).is_ok(),
+                Ok(Some((wire::MSG_HEARTBEAT, body))) => self.acknowledge(&body),
                 Ok(Some(_)) => {}
                 _ => return false,
             }

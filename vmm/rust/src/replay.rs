@@ -2,7 +2,8 @@
 //! §9): written as REPLAYs followed by a HEARTBEAT, and forgotten only when the daemon echoes it —
 //! it does so once everything before it is stored. A connection lost before the echo leaves them
 //! kept, to be replayed again; the daemon recognises any it already stored. A session the daemon
-//! ends with an ERROR before the echo refused one of them: the oldest replayed one is dropped.
+//! ends with an ERROR before the echo refused one of them: the oldest replayed one is dropped, unless
+//! the bound dropped it already.
 
 use std::collections::VecDeque;
 
@@ -19,10 +20,12 @@ struct Kept {
 pub(crate) struct Replay {
     kept: VecDeque<Kept>,
     /// The first `unacked` kept events were written before HEARTBEAT `nonce`, whose echo the
-    /// session awaits while `awaiting`.
+    /// session awaits while `awaiting`. `bound_dropped` once the bound has pushed out the oldest of
+    /// them to keep a later exit: a session ended by an ERROR then drops no more.
     unacked: usize,
     nonce: u64,
     awaiting: bool,
+    bound_dropped: bool,
     next_nonce: u64,
 }
 
@@ -37,7 +40,11 @@ impl Replay {
         let dropped = self.kept.len() >= max.max(1);
         if dropped {
             self.kept.pop_front();
-            self.unacked = self.unacked.saturating_sub(1);
+            if self.unacked > 0 {
+                // The oldest replay awaiting the echo: what a refusal would drop.
+                self.unacked -= 1;
+                self.bound_dropped = true;
+            }
         }
         wire::mark_replay(&mut frame, action);
         self.kept.push_back(Kept { seq, action, frame });
@@ -76,6 +83,7 @@ impl Replay {
         out.extend_from_slice(&wire::encode_heartbeat(self.nonce));
         self.unacked = self.kept.len();
         self.awaiting = true;
+        self.bound_dropped = false;
         Some(out)
     }
 
@@ -93,14 +101,16 @@ impl Replay {
         self.kept.drain(..self.unacked.min(self.kept.len()));
         self.unacked = 0;
         self.awaiting = false;
+        self.bound_dropped = false;
         true
     }
 
     /// The daemon ended the session with an ERROR before the echo: it stores replays in order (and
     /// recognises those it holds), so the oldest one replayed is stored already or the refused one.
-    /// Drops it; true when there was one.
+    /// Drops it; true when there was one. When the bound dropped it already, to keep a later exit,
+    /// nothing more goes: the next one may be the refused one, never stored.
     pub(crate) fn refused(&mut self) -> bool {
-        if !self.awaiting || self.unacked == 0 {
+        if !self.awaiting || self.unacked == 0 || self.bound_dropped {
             return false;
         }
         self.kept.pop_front();
@@ -112,6 +122,7 @@ impl Replay {
     pub(crate) fn unsent(&mut self) {
         self.unacked = 0;
         self.awaiting = false;
+        self.bound_dropped = false;
     }
 }
 
