@@ -15,7 +15,7 @@ import {
   nonConformingSeaEsrBits,
 } from '../kvm/index.js';
 import { type PolicyEvent, STATE_REBUILD_WINDOW_MS } from '../policies/index.js';
-import { BUS_MCEERR_AO, BUS_MCEERR_AR, CAP, type EventMsg, ProtocolError } from '../protocol/index.js';
+import { BUS_MCEERR_AR, CAP, checkEvent, type EventMsg, ProtocolError } from '../protocol/index.js';
 
 /** Guest page of an address (low 12 bits cleared), without a negative-mask BigInt operation. */
 const pageOf = (addr: bigint): bigint => addr - (addr & 0xfffn);
@@ -105,11 +105,7 @@ export function typeEvent(msg: EventMsg, s: SessionInfo, nowMs: number): TypedEv
     const name = msg.type === 'sea' ? 'SEA_TO_USER' : 'NISV_TO_USER';
     throw new ProtocolError('BAD_FIELD', `${msg.type} event, but HELLO did not declare ${name}`);
   }
-  if (msg.type !== 'sigbus' && msg.vcpu === null)
-    throw new ProtocolError('BAD_FIELD', `${msg.type} event without a vCPU`);
-  if (msg.vcpu !== null && msg.vcpu >= s.vcpuCount) {
-    throw new ProtocolError('BAD_FIELD', `vCPU ${msg.vcpu} out of range (HELLO declared ${s.vcpuCount})`);
-  }
+  checkEvent(msg, s.vcpuCount);
   // A live event counts at the daemon's time; a replay at the plugin's, within what is plausible.
   const timeMs = msg.replay ? replayTimeMs(msg.timeNs, s.openedAtMs, nowMs) : nowMs;
   switch (msg.type) {
@@ -135,12 +131,6 @@ export function typeEvent(msg: EventMsg, s: SessionInfo, nowMs: number): TypedEv
         nonConforming: NONE,
       };
     case 'sigbus': {
-      if (msg.siCode !== BUS_MCEERR_AR && msg.siCode !== BUS_MCEERR_AO) {
-        throw new ProtocolError(
-          'BAD_FIELD',
-          `sigbus si_code ${msg.siCode} is not BUS_MCEERR_AR (4) or BUS_MCEERR_AO (5)`,
-        );
-      }
       const code = msg.siCode === BUS_MCEERR_AR ? 'BUS_MCEERR_AR' : 'BUS_MCEERR_AO';
       const gpa = msg.gpa === null ? null : pageOf(msg.gpa);
       return { event: policyEvent('sigbus', s, msg, timeMs, null, null, gpa, code), nonConforming: NONE };

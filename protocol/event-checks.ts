@@ -2,8 +2,10 @@
  * The field checks protocol 1.1 adds (docs/protocol.md §4.1, §4.4 and §10.1). Each closes a value
  * that 1.0 accepted without error although no conforming plugin can send it; a 1.0 session keeps
  * 1.0's checks so that a plugin written to 1.0 keeps working unchanged. All of them are about
- * one message alone; the checks that need the session (the vCPU count, the declared
- * capabilities, the seqs still unanswered) are the daemon's.
+ * one message alone. {@link checkEvent} holds the checks of every version that need the HELLO's
+ * vCPU count, for the daemon and for the reference client's check before sending; the other
+ * checks that need the session (the declared capabilities, the seqs still unanswered) are the
+ * daemon's.
  */
 import { ESR_EC_DABT_LOW, ESR_EC_IABT_LOW } from '../kvm/index.js';
 import { BUS_MCEERR_AO, BUS_MCEERR_AR, CAP, MMIO_LENS } from './constants.js';
@@ -22,6 +24,19 @@ export function checkHello11(h: HelloMsg): void {
     throw bad('EXT_ABT_ESR is declared but ext_abt_esr_cap is 0: which capability number was probed?');
   if (!posted && h.extAbtEsrCap !== 0)
     throw bad(`ext_abt_esr_cap is ${h.extAbtEsrCap} but EXT_ABT_ESR is not declared`);
+}
+
+/**
+ * Throws BAD_FIELD for an event that every version refuses from a plugin whose HELLO declared
+ * `vcpuCount` vCPUs: one without a vCPU that is not a SIGBUS, a vCPU past the count, a SIGBUS
+ * whose si_code is neither BUS_MCEERR_AR nor BUS_MCEERR_AO.
+ */
+export function checkEvent(e: EventMsg, vcpuCount: number): void {
+  if (e.type !== 'sigbus' && e.vcpu === null) throw bad(`${e.type} event without a vCPU`);
+  if (e.vcpu !== null && e.vcpu >= vcpuCount)
+    throw bad(`vCPU ${e.vcpu} out of range (HELLO declared ${vcpuCount})`);
+  if (e.type === 'sigbus' && e.siCode !== BUS_MCEERR_AR && e.siCode !== BUS_MCEERR_AO)
+    throw bad(`sigbus si_code ${e.siCode} is not BUS_MCEERR_AR (4) or BUS_MCEERR_AO (5)`);
 }
 
 /** Throws BAD_FIELD for an event no 1.1 plugin may send, whatever its session. */

@@ -10,35 +10,23 @@
  * did not know its session's version yet). The declared capabilities are left to the daemon. A
  * refused replay still ends any loop: each such session drops one kept event (§9, point 6).
  */
-import {
-  BUS_MCEERR_AO,
-  BUS_MCEERR_AR,
-  checkEvent11,
-  type EventMsg,
-  isProtocolError,
-  NO_VCPU,
-} from '../protocol/index.js';
+import { checkEvent, checkEvent11, type EventMsg, isProtocolError, NO_VCPU } from '../protocol/index.js';
 
 /**
  * Why a daemon would refuse `msg` from a plugin whose HELLO said `vcpuCount`, in a session of minor
  * version `minor` (0 when not known: only the checks every version makes); null if it would not.
  */
 export function localRefusal(msg: EventMsg, vcpuCount: number, minor = 0): string | null {
-  const vcpu = msg.vcpu === NO_VCPU ? null : msg.vcpu;
-  if (vcpu === null) {
-    if (msg.type !== 'sigbus') return `${msg.type} event without a vCPU`;
-  } else if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= vcpuCount) {
-    return `vCPU ${vcpu} out of range (HELLO declares ${vcpuCount})`;
-  }
-  if (msg.type === 'sigbus' && msg.siCode !== BUS_MCEERR_AR && msg.siCode !== BUS_MCEERR_AO)
-    return `sigbus si_code ${msg.siCode} is not BUS_MCEERR_AR (4) or BUS_MCEERR_AO (5)`;
-  if (minor >= 1) {
-    try {
-      checkEvent11(msg);
-    } catch (err) {
-      if (isProtocolError(err)) return err.message;
-      throw err;
-    }
+  const m = msg.vcpu === NO_VCPU ? { ...msg, vcpu: null } : msg;
+  // What the encoder could not write as a vCPU index is out of range as well.
+  if (m.vcpu !== null && !(Number.isInteger(m.vcpu) && m.vcpu >= 0))
+    return `vCPU ${m.vcpu} out of range (HELLO declared ${vcpuCount})`;
+  try {
+    checkEvent(m, vcpuCount);
+    if (minor >= 1) checkEvent11(m);
+  } catch (err) {
+    if (isProtocolError(err)) return err.message;
+    throw err;
   }
   return null;
 }
