@@ -10,6 +10,7 @@ import { encodeMessage, type SeaEventMsg } from '../../protocol/index.js';
 import { removeDir, startDaemon } from '../helpers/daemon.js';
 import { runFile as run } from '../helpers/processes.js';
 import { requireTool } from '../helpers/tools.js';
+import { plainVerdict } from '../helpers/verdicts.js';
 import { C_SRC, cBuildDir, fakeDaemon, fixtureBinary, WELCOME, welcomeFor } from './c-fixtures.js';
 
 const IMAGE = `000001${'0'.repeat(122)}`;
@@ -215,18 +216,7 @@ test('a frame torn by a write that timed out part-way: the connection is dropped
   if (!bin) return;
   const fake = await fakeDaemon((_n, m, s) => {
     if (m.type === 'hello') s.write(WELCOME);
-    if (m.type === 'sea')
-      s.write(
-        encodeMessage({
-          type: 'verdict',
-          seq: m.seq,
-          action: 0,
-          flags: 0,
-          graceMs: 0,
-          esr: 0n,
-          vcpuEvents: new Uint8Array(64),
-        }),
-      );
+    if (m.type === 'sea') s.write(encodeMessage(plainVerdict(m.seq)));
   });
   try {
     const { stdout } = await run(bin, [fake.path], { timeout: 30_000 });

@@ -22,6 +22,7 @@ import {
 import { PluginClient, type VerdictOutcome } from '../../vmm/plugin-client.js';
 import { seaExit } from '../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../vmm/simulator.js';
+import { plainVerdict } from '../helpers/verdicts.js';
 import { nextEvent, within } from '../helpers/wait.js';
 
 /** A daemon that answers HELLO and otherwise only records, until the test tells it to answer. */
@@ -73,15 +74,7 @@ class ScriptedDaemon {
   }
 
   verdict(seq: number, action: number = ACTION.RESUME): void {
-    this.#send({
-      type: 'verdict',
-      seq,
-      action,
-      flags: 0,
-      graceMs: 0,
-      esr: 0n,
-      vcpuEvents: new Uint8Array(64),
-    });
+    this.#send(plainVerdict(seq, action));
   }
 
   echo(nonce: bigint): void {

@@ -38,6 +38,7 @@ import { seaExit } from '../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../vmm/simulator.js';
 import { cliJson } from '../daemon/e2e/run-cli.js';
 import { PATIENT_DEADLINE_MS, removeDir, startDaemon } from '../helpers/daemon.js';
+import { plainVerdict } from '../helpers/verdicts.js';
 import { nextEvent, within } from '../helpers/wait.js';
 
 /** What the fake answers a HELLO with: WELCOME (for the version asked), or a refusal that ends it. */
@@ -160,15 +161,7 @@ class FakeDaemon extends EventEmitter {
         if (!m.replay) {
           conn.live.push(m);
           if (!this.answerLive) return;
-          send({
-            type: 'verdict',
-            seq: m.seq,
-            action: 0,
-            flags: 0,
-            graceMs: 0,
-            esr: 0n,
-            vcpuEvents: new Uint8Array(64),
-          });
+          send(plainVerdict(m.seq));
           return;
         }
         conn.replays.push(m);
