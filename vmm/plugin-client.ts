@@ -412,10 +412,10 @@ export class PluginClient extends EventEmitter {
   #flushReplay(): boolean {
     if (!this.#socket) return false;
     // Kept while the session's version was unknown: what this session would refuse goes now.
-    const refused = (m: EventMsg) => localRefusal(m, this.opts.vcpuCount, this.#minor);
-    for (const m of this.#replay.discard((m) => refused(m) !== null)) {
+    const refusal = (m: EventMsg) => localRefusal(m, this.opts.vcpuCount, this.#minor);
+    for (const { event, reason } of this.#replay.discard(refusal)) {
       this.stats.invalidEvents++;
-      this.emit('invalid-event', m, refused(m));
+      this.emit('invalid-event', event, reason);
     }
     const batch = this.#replay.takeBatch();
     if (!batch) return false;

@@ -39,11 +39,21 @@ export class ReplayQueue {
     return true;
   }
 
-  /** Takes out the kept events (not those written and awaiting their echo) that `refused` picks. */
-  discard(refused: (m: EventMsg) => boolean): EventMsg[] {
-    const out = this.#kept.filter(refused);
-    if (out.length > 0) this.#kept = this.#kept.filter((m) => !refused(m));
-    for (const m of out) this.#live.delete(m.seq);
+  /**
+   * Takes out the kept events (not those written and awaiting their echo) for which `refusal` gives
+   * a reason, and returns them with it.
+   */
+  discard(refusal: (m: EventMsg) => string | null): { event: EventMsg; reason: string }[] {
+    const out: { event: EventMsg; reason: string }[] = [];
+    const kept: EventMsg[] = [];
+    for (const event of this.#kept) {
+      const reason = refusal(event);
+      if (reason === null) kept.push(event);
+      else out.push({ event, reason });
+    }
+    if (out.length === 0) return out;
+    this.#kept = kept;
+    for (const { event } of out) this.#live.delete(event.seq);
     return out;
   }
 
