@@ -19,6 +19,7 @@ export * from './scm-rights.js';
 export * from './seqpacket.js';
 export * from './shared-mapping.js';
 export * from './socket-path.js';
+export * from './tcp-peer-uid.js';
 export * from './thread-policy.js';
 export * from './vcpu-events.js';
 export * from './vcpu-fd.js';

@@ -26,6 +26,8 @@ export interface LibcFd {
   /** `msg` is the address of a struct msghdr in native memory (see scm-rights.ts). */
   recvmsg(fd: number, msg: unknown, flags: number): number;
   sendmsg(fd: number, msg: unknown, flags: number): number;
+  send(fd: number, buf: Buffer, flags: number): number;
+  recv(fd: number, buf: Buffer, flags: number): number;
   close(fd: number): number;
   dup2(oldfd: number, newfd: number): number;
   /** poll(2) on one fd; `pfd` is an 8-byte struct pollfd. */
@@ -53,6 +55,8 @@ export function libcFd(): LibcFd {
   const getsockname = lib.func('int getsockname(int fd, void *addr, void *len)');
   const recvmsg = lib.func('long recvmsg(int fd, void *msg, int flags)');
   const sendmsg = lib.func('long sendmsg(int fd, const void *msg, int flags)');
+  const send = lib.func('long send(int fd, const void *buf, size_t len, int flags)');
+  const recv = lib.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)');
   const close = lib.func('int close(int fd)');
   const dup2 = lib.func('int dup2(int oldfd, int newfd)');
   const poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)');
@@ -68,6 +72,8 @@ export function libcFd(): LibcFd {
     getsockname: (fd, addr, len) => getsockname(fd, addr, len) as number,
     recvmsg: (fd, msg, flags) => Number(recvmsg(fd, msg, flags)),
     sendmsg: (fd, msg, flags) => Number(sendmsg(fd, msg, flags)),
+    send: (fd, buf, flags) => Number(send(fd, buf, buf.length, flags)),
+    recv: (fd, buf, flags) => Number(recv(fd, buf, buf.length, flags)),
     close: (fd) => close(fd) as number,
     dup2: (oldfd, newfd) => dup2(oldfd, newfd) as number,
     poll: (pfd, nfds, timeout) => poll(pfd, nfds, timeout) as number,
