@@ -7,6 +7,8 @@ import { parse as parseYaml } from 'yaml';
 import * as z from 'zod';
 import { type ActionsConfig, ActionsConfigSchema } from '../actions/index.js';
 import { type AttachConfig, AttachConfigSchema } from '../attach/index.js';
+import { tcpPeerUid } from '../kvm/index.js';
+import type { MetricsServerOptions } from '../metrics/index.js';
 import { readYamlFile } from '../policies/index.js';
 import { LIMITS } from '../protocol/index.js';
 import { DaemonError } from './errors.js';
@@ -30,6 +32,15 @@ const listen = z
 export function listenHostPort(value: string): [string, number] {
   const i = value.lastIndexOf(':');
   return [value.slice(0, i).replace(/^\[|\]$/g, ''), Number(value.slice(i + 1))];
+}
+
+/**
+ * The /metrics server's options when `metrics` is a listen address: past its connection bound, a
+ * scrape connection's owner is its peer's uid, asked of the kernel (kvm/tcp-peer-uid.ts).
+ */
+export function metricsServerOptions(config: DaemonConfig): MetricsServerOptions {
+  const [host, port] = listenHostPort(config.metrics || '');
+  return { host, port, peerUid: tcpPeerUid };
 }
 
 export const ConfigSchema = z.strictObject({

@@ -30,7 +30,7 @@ import {
   takeListenFds,
 } from '../systemd/index.js';
 import { actionReporting } from './action-reporting.js';
-import { type DaemonConfig, listenHostPort } from './config.js';
+import { type DaemonConfig, metricsServerOptions } from './config.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
 import { ensureSafeDir } from './paths.js';
 import { Pipeline } from './pipeline.js';
@@ -214,8 +214,7 @@ export class Service {
         ),
       );
       this.metrics.start();
-      const [host, port] = listenHostPort(this.config.metrics as string);
-      this.#metricsServer = new MetricsServer(this.metrics, { host, port });
+      this.#metricsServer = new MetricsServer(this.metrics, metricsServerOptions(this.config));
       const addr = await this.#metricsServer.listen();
       this.#announce(
         `metrics:  http://${addr.family === 'IPv6' ? `[${addr.host}]` : addr.host}:${addr.port}/metrics`,

@@ -17,6 +17,7 @@ export {
   type Severity,
 } from './label-values.js';
 export { VERDICT_LATENCY_BUCKETS } from './metric-families.js';
+export type { PeerEndpoint, PeerUid } from './scrape-connections.js';
 export { SeawallMetrics, type StoreLoad } from './seawall-metrics.js';
 export {
   DEFAULT_MAX_LABEL_VALUES,

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { MetricsError } from './errors.js';
+import { type PeerUid, ScrapeConnections } from './scrape-connections.js';
 import type { MetricsRendering } from './sliced-render.js';
 
 /**
@@ -26,10 +27,16 @@ export interface MetricsServerOptions {
   /** TCP port; 0 picks a free one (tests). Default 9464. */
   readonly port?: number;
   /**
-   * Most simultaneous scrape connections (default 16). One past it closes the oldest connection
-   * with no request in progress, or, when every one has a request in progress, the newcomer.
+   * Most simultaneous scrape connections (default 16). Past it they are shared by owner, the
+   * peer's uid from {@link peerUid} or else its address (scrape-connections.ts).
    */
   readonly maxConnections?: number;
+  /**
+   * The uid owning the other end of a connection made on this host, null when none does (a peer
+   * on another host). Asked only past {@link maxConnections}; unset or failing, the peer's address
+   * is its owner, and every local user is one owner.
+   */
+  readonly peerUid?: PeerUid;
   /**
    * The largest share of time renderings may take, whoever scrapes (default 0.02): after one that
    * took d, the next starts (d / share − d) later, at most {@link MAX_RENDER_WAIT_MS}.
@@ -88,14 +95,7 @@ export class MetricsServer {
   /** performance.now() before which no rendering starts. */
   #nextRenderAt = 0;
   #binding: Promise<unknown> | undefined;
-  readonly #maxConnections: number;
-  /**
-   * Open connections, oldest first, with whether a request is in progress on each. Any local user
-   * can open connections to a loopback port, and none can be told apart by address: a newcomer
-   * past the bound closes the oldest idle one, so connections that send nothing cannot keep
-   * Prometheus out for longer than it takes to connect.
-   */
-  readonly #open = new Map<Socket, { requests: number }>();
+  readonly #open: ScrapeConnections;
 
   constructor(source: MetricsSource, options: MetricsServerOptions = {}) {
     this.#source = source;
@@ -126,7 +126,7 @@ export class MetricsServer {
         },
       );
     }
-    this.#maxConnections = maxConnections;
+    this.#open = new ScrapeConnections(maxConnections, options.peerUid);
     this.#server = createServer(
       {
         headersTimeout: HEADERS_TIMEOUT_MS,
@@ -138,40 +138,17 @@ export class MetricsServer {
     this.#server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     // With no 'timeout' listener of its own, the server destroys the socket.
     this.#server.setTimeout(options.stallTimeoutMs ?? STALL_TIMEOUT_MS);
-    this.#server.on('connection', (socket: Socket) => this.#admit(socket));
-  }
-
-  #admit(socket: Socket): void {
-    if (this.#open.size >= this.#maxConnections) {
-      let idle: Socket | undefined;
-      for (const [open, state] of this.#open) {
-        if (state.requests === 0) {
-          idle = open;
-          break;
-        }
-      }
-      // Every connection mid-request: those are served within the request timeout.
-      if (idle === undefined) {
-        socket.destroy();
-        return;
-      }
-      this.#open.delete(idle);
-      idle.destroy();
-    }
-    this.#open.set(socket, { requests: 0 });
-    socket.once('close', () => this.#open.delete(socket));
+    this.#server.on('connection', (socket: Socket) => this.#open.admit(socket));
   }
 
   /** The connections open now (tests). */
   get connectionCount(): number {
-    return this.#open.size;
+    return this.#open.count;
   }
 
   /** Requests being answered now, on every connection (tests). */
   get requestsInProgress(): number {
-    let n = 0;
-    for (const state of this.#open.values()) n += state.requests;
-    return n;
+    return this.#open.requestsInProgress;
   }
 
   /** The bound address while listening. */
@@ -236,11 +213,7 @@ export class MetricsServer {
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
-    const state = this.#open.get(req.socket);
-    if (state !== undefined) {
-      state.requests++;
-      res.once('close', () => state.requests--);
-    }
+    this.#open.requestOn(req.socket, res);
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);

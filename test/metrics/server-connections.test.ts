@@ -1,14 +1,20 @@
 /**
- * The /metrics endpoint's connection bound against peers that hold connections and send nothing:
- * any local user can open them on a loopback port. A newcomer past the bound closes the oldest
- * connection with no request in progress, so Prometheus gets its scrape; only when every connection
- * has a request in progress is the newcomer the one closed. Real TCP connections, a real server.
+ * The /metrics endpoint's connection bound against peers that hold connections, silent or
+ * re-asking: any local user can open them on a loopback port. Past the bound connections are shared
+ * by owner (the peer's uid, else its address): a newcomer of an owner holding fewer than another
+ * closes one of that owner's, so Prometheus gets its scrape; a newcomer of the owner holding most
+ * closes that owner's oldest idle one, or is closed when all of them have a request in progress.
+ * Real TCP connections, a real server; the uids are real ones where the test can switch to one.
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
-import { type MetricsRendering, MetricsServer } from '../../metrics/index.js';
+import { tcpPeerUid } from '../../kvm/index.js';
+import { type MetricsRendering, MetricsServer, type PeerEndpoint } from '../../metrics/index.js';
+import { killOwned, spawnOwned } from '../helpers/processes.js';
 import { until, within } from '../helpers/wait.js';
 import { rendered } from './exposition.js';
 
@@ -55,12 +61,16 @@ function silent(t: TestContext, port: number): Promise<Socket> {
 
 const closed = (s: Socket) => s.destroyed || new Promise<void>((r) => s.once('close', () => r()));
 
-/** GET /metrics on a fresh connection: the status, or the error that ended it. */
-function scrape(port: number): Promise<number | string> {
+/**
+ * GET /metrics on a fresh connection: the status, or the error that ended it. `from` is the local
+ * address to connect from: without a peerUid the server tells owners apart by address alone.
+ */
+function scrape(port: number, from = '127.0.0.1'): Promise<number | string> {
   return within(
     'a scrape',
     new Promise((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
+      const options = { host: '127.0.0.1', port, path: '/metrics', agent: false, localAddress: from };
+      const req = request(options, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       });
@@ -122,4 +132,70 @@ test('a scraper that never reads its answer is closed once the answer makes no p
   // The server's side goes (the paused peer would only see it by reading).
   await until('the stalled connection to be closed, its slot free', () => server.connectionCount === 0);
   assert.equal(await scrape(port), 200);
+});
+
+test('a newcomer of an owner holding fewer closes a connection of the owner holding most, even mid-request', async (t) => {
+  const { server, port, source } = await serve(t, 2);
+  source.holdRenderings(true);
+  // One owner (127.0.0.1) holds both slots, each with a request in progress.
+  const first = scrape(port);
+  const second = scrape(port);
+  await until('both requests to be in progress', () => server.requestsInProgress === 2);
+  // Another owner still gets in: the first owner's oldest goes for it.
+  const other = scrape(port, '127.0.0.2');
+  await until('the other owner’s request to be in progress', () => server.requestsInProgress === 2);
+  // Now each holds one: a newcomer of either is its own owner's business, and neither has an idle one.
+  assert.ok(typeof (await scrape(port)) === 'string', 'the first owner, holding as many, is refused');
+  source.holdRenderings(false);
+  const [a, b, c] = await Promise.all([first, second, other]);
+  assert.ok(typeof a === 'string', `the first owner's oldest was closed: ${a}`);
+  assert.deepEqual([b, c], [200, 200]);
+});
+
+test('a user holding every slot with requests in progress cannot keep another user’s scrape out', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('switching to uid 65534 needs root');
+    return;
+  }
+  const source = heldSource();
+  // The owners the server asked for, in order: the scrape's is asked when it connects past the bound.
+  const asked: Array<number | null> = [];
+  const peerUid = (local: PeerEndpoint, remote: PeerEndpoint) => {
+    const uid = tcpPeerUid(local, remote);
+    asked.push(uid);
+    return uid;
+  };
+  const server = new MetricsServer(source, { port: 0, maxConnections: 4, maxRenderShare: 1, peerUid });
+  const { port } = await server.listen();
+  t.after(() => server.close());
+  source.holdRenderings(true);
+  // As uid 65534, from the same address as the scrape: four connections, each asking and asking
+  // again as soon as it is answered or closed, so every slot always has a request in progress.
+  const script = `
+    const http = require('node:http');
+    let started = 0;
+    const ask = () => {
+      const req = http.request({ host: '127.0.0.1', port: Number(process.argv[1]), path: '/metrics', agent: false }, (res) => {
+        res.resume();
+        res.on('end', ask);
+      });
+      req.on('error', () => setImmediate(ask));
+      req.on('socket', (s) => s.once('connect', () => { if (++started === 4) process.stdout.write('asking\\n'); }));
+      req.end();
+    };
+    for (let i = 0; i < 4; i++) ask();`;
+  const child = spawnOwned(process.execPath, ['-e', script, String(port)], { uid: 65534, gid: 65534 });
+  t.after(() => killOwned(child, 'the re-asking user'));
+  await within(
+    'the re-asking user to connect',
+    new Promise<string>((r) => createInterface({ input: child.stdout as Readable }).once('line', r)),
+  );
+  await until('its four requests to be in progress', () => server.requestsInProgress === 4);
+  // Root's scrape is admitted (one of the other user's goes) and answered. Its admission is decided
+  // when its owner is asked, before any rendering is let go.
+  const answer = scrape(port);
+  await until('the scrape’s owner to be asked', () => asked.includes(0), { state: () => `asked ${asked}` });
+  assert.ok(!asked.includes(null), 'every owner was found by the kernel');
+  source.holdRenderings(false);
+  assert.equal(await answer, 200);
 });
