@@ -15,7 +15,7 @@ import {
   nonConformingSeaEsrBits,
 } from '../kvm/index.js';
 import { type PolicyEvent, STATE_REBUILD_WINDOW_MS } from '../policies/index.js';
-import { BUS_MCEERR_AR, CAP, checkEvent, type EventMsg, ProtocolError } from '../protocol/index.js';
+import { BUS_MCEERR_AR, checkEvent, checkEventCaps, type EventMsg } from '../protocol/index.js';
 
 /** Guest page of an address (low 12 bits cleared), without a negative-mask BigInt operation. */
 const pageOf = (addr: bigint): bigint => addr - (addr & 0xfffn);
@@ -68,17 +68,6 @@ function policyEvent(
 }
 
 /**
- * The capability an event kind needs declared (1.1): an exit KVM sends only once the VMM enabled
- * it. MMIO and SIGBUS exist on every host.
- */
-const NEEDS_CAP: Readonly<Record<EventMsg['type'], number>> = {
-  sea: CAP.SEA_TO_USER,
-  nisv: CAP.NISV_TO_USER,
-  mmio: 0,
-  sigbus: 0,
-};
-
-/**
  * How long before its session opened a replay may be dated: as far back as the rate and repeat
  * state the daemon rebuilds at start reaches (7 days).
  */
@@ -100,11 +89,7 @@ export function replayTimeMs(timeNs: bigint, openedAtMs: number, nowMs: number):
 
 /** Builds the policy's view of an event; ProtocolError BAD_FIELD for values no plugin may send. */
 export function typeEvent(msg: EventMsg, s: SessionInfo, nowMs: number): TypedEvent {
-  const need = NEEDS_CAP[msg.type];
-  if (s.minor >= 1 && (s.caps & need) !== need) {
-    const name = msg.type === 'sea' ? 'SEA_TO_USER' : 'NISV_TO_USER';
-    throw new ProtocolError('BAD_FIELD', `${msg.type} event, but HELLO did not declare ${name}`);
-  }
+  if (s.minor >= 1) checkEventCaps(msg, s.caps);
   checkEvent(msg, s.vcpuCount);
   // A live event counts at the daemon's time; a replay at the plugin's, within what is plausible.
   const timeMs = msg.replay ? replayTimeMs(msg.timeNs, s.openedAtMs, nowMs) : nowMs;

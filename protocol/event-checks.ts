@@ -3,9 +3,9 @@
  * that 1.0 accepted without error although no conforming plugin can send it; a 1.0 session keeps
  * 1.0's checks so that a plugin written to 1.0 keeps working unchanged. All of them are about
  * one message alone. {@link checkEvent} holds the checks of every version that need the HELLO's
- * vCPU count, for the daemon and for the reference client's check before sending; the other
- * checks that need the session (the declared capabilities, the seqs still unanswered) are the
- * daemon's.
+ * vCPU count and {@link checkEventCaps} the 1.1 rule that needs the HELLO's capabilities, both for
+ * the daemon and for the reference client's check before sending; the one other check that needs
+ * the session (the seqs still unanswered) is the daemon's.
  */
 import { ESR_EC_DABT_LOW, ESR_EC_IABT_LOW } from '../kvm/index.js';
 import { BUS_MCEERR_AO, BUS_MCEERR_AR, CAP, MMIO_LENS } from './constants.js';
@@ -37,6 +37,28 @@ export function checkEvent(e: EventMsg, vcpuCount: number): void {
     throw bad(`vCPU ${e.vcpu} out of range (HELLO declared ${vcpuCount})`);
   if (e.type === 'sigbus' && e.siCode !== BUS_MCEERR_AR && e.siCode !== BUS_MCEERR_AO)
     throw bad(`sigbus si_code ${e.siCode} is not BUS_MCEERR_AR (4) or BUS_MCEERR_AO (5)`);
+}
+
+/**
+ * The capability an event kind needs declared (1.1): an exit KVM sends only once the VMM enabled
+ * it. MMIO and SIGBUS exist on every host.
+ */
+const NEEDS_CAP: Readonly<Record<EventMsg['type'], number>> = {
+  sea: CAP.SEA_TO_USER,
+  nisv: CAP.NISV_TO_USER,
+  mmio: 0,
+  sigbus: 0,
+};
+
+/**
+ * Throws BAD_FIELD for an event of a kind whose capability the 1.1 HELLO's `caps` did not declare
+ * (§4.4): a SEA without SEA_TO_USER, an NISV without NISV_TO_USER. A 1.0 session does not check it.
+ */
+export function checkEventCaps(e: EventMsg, caps: number): void {
+  const need = NEEDS_CAP[e.type];
+  if ((caps & need) === need) return;
+  const name = e.type === 'sea' ? 'SEA_TO_USER' : 'NISV_TO_USER';
+  throw bad(`${e.type} event, but HELLO did not declare ${name}`);
 }
 
 /** Throws BAD_FIELD for an event no 1.1 plugin may send, whatever its session. */
