@@ -14,8 +14,11 @@ import { IMPLS, type ImplName, startDriver } from './drivers.js';
 import { type Fake, type FakeConn, type Frame, fakeDaemon } from './fake-daemon.js';
 
 const MERGED_IMAGE = `000001${'0'.repeat(122)}`;
-/** The HELLO of the vectors: vm-7, tenant=acme, caps 0x13, pid 4242, 4 vCPUs. */
-const CONNECT = 'vm-7 0x13 4 4242 0 tenant=acme';
+/**
+ * The HELLO of the vectors: vm-7, tenant=acme, caps 0x33 (SEA_TO_USER|INJECT_EXT_DABT|RAS|NISV_TO_USER:
+ * the NISV exit below needs NISV_TO_USER declared in 1.1), pid 4242, 4 vCPUs.
+ */
+const CONNECT = 'vm-7 0x33 4 4242 0 tenant=acme';
 const EXITS = {
   sea: 'sea 0 1 0x92000010 0x81234bad 0x45678b000',
   nisv: 'nisv 1 0x7 0x8000000',
@@ -256,7 +259,7 @@ for (const impl of IMPLS) {
         });
         assert.equal(await driver.send(`init 10000 inject ${minor}`), 'ok');
         const w = (
-          await driver.send(`connect ${d.socket} conf-${impl}-${minor} 0x13 4 ${process.pid} 0`)
+          await driver.send(`connect ${d.socket} conf-${impl}-${minor} 0x33 4 ${process.pid} 0`)
         ).split(' ');
         assert.deepEqual(
           [w[0], w[1], w[2], w[6]],

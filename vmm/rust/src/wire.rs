@@ -300,9 +300,9 @@ mod tests {
 
     #[test]
     fn hello_matches_the_documented_dump() {
-        // docs/protocol.md §11 "HELLO": vm-7, tenant=acme, caps 0x13, pid 4242, 4 vCPUs, 1.1.
+        // docs/protocol.md §11 "HELLO": vm-7, tenant=acme, caps 0x33, pid 4242, 4 vCPUs, 1.1.
         let h = Hello {
-            caps: 0x13,
+            caps: 0x33,
             vmm_pid: 4242,
             vcpu_count: 4,
             ext_abt_esr_cap: 0,
@@ -311,7 +311,7 @@ mod tests {
         };
         let f = encode_hello(&h, 1).unwrap();
         assert_eq!(f.len(), 8 + 42);
-        assert_eq!(&f[..12], &[42, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0]);
+        assert_eq!(&f[..16], &[42, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0x33, 0, 0, 0]);
     }
 
     #[test]
