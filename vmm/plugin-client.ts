@@ -239,7 +239,7 @@ export class PluginClient extends EventEmitter {
       fallbackAction: 0,
     } as EventMsg;
     const startNs = process.hrtime.bigint();
-    const refusal = localRefusal(msg, this.opts.vcpuCount, this.#ready ? this.#minor : 0);
+    const refusal = localRefusal(msg, this.opts.vcpuCount, this.opts.caps, this.#ready ? this.#minor : 0);
     if (refusal !== null) return Promise.resolve(this.#invalid(msg, startNs, refusal));
     if (!this.#ready || !this.#socket) return Promise.resolve(this.#fallback(msg, startNs));
     return new Promise<VerdictOutcome>((resolve) => {
@@ -412,7 +412,7 @@ export class PluginClient extends EventEmitter {
   #flushReplay(): boolean {
     if (!this.#socket) return false;
     // Kept while the session's version was unknown: what this session would refuse goes now.
-    const refusal = (m: EventMsg) => localRefusal(m, this.opts.vcpuCount, this.#minor);
+    const refusal = (m: EventMsg) => localRefusal(m, this.opts.vcpuCount, this.opts.caps, this.#minor);
     for (const { event, reason } of this.#replay.discard(refusal)) {
       this.stats.invalidEvents++;
       this.emit('invalid-event', event, reason);

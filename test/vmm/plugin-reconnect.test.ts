@@ -334,6 +334,56 @@ test('in a 1.1 session the checks of 1.1 apply too: to live exits, and to kept e
   assertAccounted(c);
 });
 
+test('in a 1.1 session an NISV its HELLO did not declare is neither sent nor replayed: the fallback answers it', async (t) => {
+  const daemon = await fake(t);
+  const { c } = client(daemon, t, { caps: DEFAULT_CAPS & ~CAP.NISV_TO_USER });
+  const invalid: string[] = [];
+  c.on('invalid-event', (_m: EventMsg, reason: string) => invalid.push(reason));
+  const nisv = { type: 'nisv', vcpu: 0, esrIss: 0x10n, faultIpa: 0x8000000n } as const;
+  // Kept while no session says which version it speaks: 1.0 does not check the capabilities.
+  const kept = await c.handleExit(nisv);
+  const good = await c.handleExit(seaExit({ vcpu: 1 }));
+  assert.equal(c.replayQueue, 2);
+  const done = echoedAll(c);
+  await c.connect();
+  await done;
+  assert.equal(c.version, '1.1');
+  assert.equal(c.stats.invalidEvents, 1, 'dropped before the 1.1 replay, counted');
+  assert.equal(c.stats.replaysRefused, 0, 'no session was spent on it');
+  // Live in the 1.1 session: answered by the fallback, never sent; the session goes on.
+  const live = await c.handleExit(nisv);
+  assert.equal(live.source, 'fallback');
+  assert.equal(c.stats.invalidEvents, 2);
+  const sea = await c.handleExit(seaExit({ vcpu: 0 }));
+  assert.equal(sea.source, 'daemon');
+  assert.deepEqual(
+    daemon.conns.flatMap((k) => [...k.replays, ...k.live]).map((m) => m.seq),
+    [good.verdict.seq, sea.verdict.seq],
+    `only the SEAs reached the daemon, not ${kept.verdict.seq} nor ${live.verdict.seq}`,
+  );
+  assert.equal(daemon.conns.length, 1, 'one session throughout');
+  assert.deepEqual(invalid, [
+    'nisv event, but HELLO did not declare NISV_TO_USER',
+    'nisv event, but HELLO did not declare NISV_TO_USER',
+  ]);
+  assertAccounted(c);
+});
+
+test('in a 1.0 session the capabilities are not checked: an NISV its HELLO did not declare is sent', async (t) => {
+  const daemon = await fake(t);
+  // A 1.0 daemon answers a 1.1 HELLO with ERROR BAD_FIELD; the client asks again for 1.0.
+  daemon.answerHello = (h) =>
+    (h.minor ?? 0) >= 1
+      ? { type: 'error', code: WIRE_ERROR.BAD_FIELD, message: 'HELLO: reserved byte at body offset 2' }
+      : 'welcome';
+  const { c } = client(daemon, t, { caps: DEFAULT_CAPS & ~CAP.NISV_TO_USER });
+  await c.connect();
+  assert.equal(c.version, '1.0');
+  const out = await c.handleExit({ type: 'nisv', vcpu: 0, esrIss: 0x10n, faultIpa: 0x8000000n });
+  assert.equal(out.source, 'daemon');
+  assert.equal(c.stats.invalidEvents, 0);
+});
+
 test('against the real daemon: a vCPU past vcpu_count gets the fallback and the session goes on', async (t) => {
   const d = await startDaemon({ metrics: false });
   const c = new PluginClient({
@@ -505,13 +555,13 @@ test('a version lowered for an old daemon lasts one session: every later connect
   assert.equal(c.version, '1.1');
 });
 
-test('against the real daemon: a replay it refuses is dropped, and the replays around it are stored once', async (t) => {
+test('against the real daemon: a kept NISV its HELLO did not declare is dropped before the 1.1 replay, the others stored once', async (t) => {
   const d = await startDaemon({ metrics: false });
-  // 1.1 refuses an NISV event from a plugin whose HELLO did not declare NISV_TO_USER (§4.4): a
-  // check the client leaves to the daemon (vmm/local-checks.ts).
+  // 1.1 refuses an NISV event from a plugin whose HELLO did not declare NISV_TO_USER (§4.4); the
+  // client makes that check itself (vmm/local-checks.ts), so no session is refused for it.
   const c = new PluginClient({
     socket: d.socket,
-    vmId: 'refused-replay',
+    vmId: 'undeclared-nisv',
     vcpuCount: 2,
     caps: DEFAULT_CAPS & ~CAP.NISV_TO_USER,
     deadlineMs: PATIENT_DEADLINE_MS,
@@ -533,21 +583,13 @@ test('against the real daemon: a replay it refuses is dropped, and the replays a
   const done = echoedAll(c);
   await c.connect();
   await done;
-  // a and b stored in the first session, then dropped (a) and skipped as a duplicate (b); the NISV
-  // refused three times, then dropped; e stored in the fourth session, which echoed.
-  // Each session that ended refused doubled the backoff. (A reconnect may also meet REJECT
-  // VM_IN_USE while the daemon has not yet seen the refused session close: that doubles it too.)
-  assert.ok(delays.length >= 3, `${delays}`);
-  assert.ok(
-    delays.every((ms, i) => i === 0 || ms === 2 * (delays[i - 1] as number)),
-    `never reset before the useful session: ${delays}`,
-  );
+  assert.deepEqual(delays, [], 'the first session replayed everything: no reconnect');
   assert.deepEqual(
-    { refused: c.stats.replaysRefused, replayed: c.stats.replayed },
-    { refused: 3, replayed: 1 },
+    { refused: c.stats.replaysRefused, invalid: c.stats.invalidEvents, replayed: c.stats.replayed },
+    { refused: 0, invalid: 1, replayed: 3 },
   );
   assertAccounted(c);
-  const events = await cliJson<StoredEvent[]>(d.controlSocket, ['events', '--vm', 'refused-replay']);
+  const events = await cliJson<StoredEvent[]>(d.controlSocket, ['events', '--vm', 'undeclared-nisv']);
   assert.deepEqual(
     events.map((x) => [x.seq, x.replay]).sort((x, y) => Number(x[0]) - Number(y[0])),
     [
@@ -555,6 +597,6 @@ test('against the real daemon: a replay it refuses is dropped, and the replays a
       [b.verdict.seq, true],
       [e.verdict.seq, true],
     ],
-    `stored once each, the refused NISV (seq ${bad.verdict.seq}) never`,
+    `stored once each, the undeclared NISV (seq ${bad.verdict.seq}) never`,
   );
 });
