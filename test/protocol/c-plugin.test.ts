@@ -302,6 +302,12 @@ test('an event the daemon would refuse is answered by the fallback, never sent a
     'down-vcpu-7 r=1 invalid=3 kept=0', // the HELLO's vcpu_count holds while not connected
     'down-kept invalid=3 kept=3', // the 1.1 checks wait for the session that replays them
     'replay sent=hello/1.1 sea7r hb invalid=5 kept=1', // MMIO len 3 and an AR without a vCPU dropped
+    // caps 3 has no NISV_TO_USER: in 1.1 an NISV is neither sent live nor replayed.
+    'nisv-undeclared r=1 INJECT fallback sent=- invalid=6 kept=1',
+    'down-nisv invalid=6 kept=2',
+    'nisv-replay sent=hello/1.1 sea7r hb invalid=7 kept=1',
+    'v10 sent=hello/1.0 sea7r hb',
+    'v10-nisv r=0 RESUME daemon sent=nisv10 invalid=7 kept=1', // 1.0 does not check capabilities
   ]);
 });
 

@@ -285,10 +285,11 @@ static int forget_kept(struct seawall_plugin *p, uint32_t seq) {
 #define ESR_EC_DABT_LOW 0x24u
 
 /* 1 when the daemon would refuse the event body `b` of `type` (BAD_FIELD, ending the session) in a
- * session whose HELLO declared `vcpus` vCPUs (0: none sent yet) and that speaks 1.`minor`: the
- * checks of §4.4 that the event and the HELLO decide alone. Such an event is answered by the
- * fallback and neither sent nor kept, since every session it was replayed in would end on it. */
-static int refused_event(const uint8_t *b, uint16_t type, uint32_t vcpus, uint16_t minor) {
+ * session whose HELLO declared `vcpus` vCPUs (0: none sent yet) and the capabilities `caps`, and
+ * that speaks 1.`minor`: the checks of §4.4 that the event and the HELLO decide alone (in 1.1, an
+ * event kind needs its capability declared). Such an event is answered by the fallback and neither
+ * sent nor kept, since every session it was replayed in would end on it. */
+static int refused_event(const uint8_t *b, uint16_t type, uint32_t vcpus, uint32_t caps, uint16_t minor) {
   uint32_t vcpu = get_u32(b + 4);
   int sigbus = type == SEAWALL_MSG_EVENT_SIGBUS;
   if (vcpu == SEAWALL_NO_VCPU ? !sigbus : vcpus != 0 && vcpu >= vcpus) return 1;
@@ -296,8 +297,11 @@ static int refused_event(const uint8_t *b, uint16_t type, uint32_t vcpus, uint16
   uint32_t ec, len;
   switch (type) {
   case SEAWALL_MSG_EVENT_SEA:
+    if (!(caps & SEAWALL_CAP_SEA_TO_USER)) return 1;
     ec = (uint32_t)(get_u64(b + 32) >> 26) & 0x3f;
     return ec != ESR_EC_IABT_LOW && ec != ESR_EC_DABT_LOW;
+  case SEAWALL_MSG_EVENT_NISV:
+    return !(caps & SEAWALL_CAP_NISV_TO_USER);
   case SEAWALL_MSG_EVENT_MMIO:
     len = get_u32(b + 40);
     return len != 1 && len != 2 && len != 4 && len != 8;
@@ -315,7 +319,8 @@ static int refused_event(const uint8_t *b, uint16_t type, uint32_t vcpus, uint16
 static int flush_replay(struct seawall_plugin *p, int64_t deadline) {
   for (size_t i = 0; i < p->kept_count;) {
     const uint8_t *f = p->kept[(p->kept_head + i) % SEAWALL_REPLAY_MAX].frame;
-    if (!refused_event(f + SEAWALL_HEADER_SIZE, get_u16(f + 4), p->session_vcpus, p->welcome.minor)) {
+    if (!refused_event(f + SEAWALL_HEADER_SIZE, get_u16(f + 4), p->session_vcpus, p->session_caps,
+                       p->welcome.minor)) {
       i++;
       continue;
     }
@@ -493,6 +498,7 @@ static int handshake(struct seawall_plugin *p, const uint8_t *hello, size_t hell
       p->welcome.heartbeat_ms = get_u32(body + 16);
       p->welcome.max_body = get_u32(body + 20);
       p->session_vcpus = get_u32(hello + SEAWALL_HEADER_SIZE + 12);
+      p->session_caps = get_u32(hello + SEAWALL_HEADER_SIZE + 4);
       r = flush_replay(p, deadline);
       if (r == 0) return 0;
       end_replay_session(p); /* the write failed: an ERROR may be waiting behind it */
@@ -712,7 +718,7 @@ static int exchange(struct seawall_plugin *p, uint8_t *frame, uint32_t frame_len
   uint16_t event_type = get_u16(frame + 4);
   /* Connected, the session's checks; while not, only those every version makes (§4.4). */
   uint16_t minor = p->fd >= 0 ? p->welcome.minor : 0;
-  if (refused_event(frame + SEAWALL_HEADER_SIZE, event_type, p->session_vcpus, minor)) {
+  if (refused_event(frame + SEAWALL_HEADER_SIZE, event_type, p->session_vcpus, p->session_caps, minor)) {
     p->invalid_events++;
     fallback_verdict(p, seq, event_type, out);
     return 1;

@@ -247,6 +247,8 @@ struct seawall_plugin {
   /* vcpu_count of the last HELLO that got WELCOME (0 before the first): what events are checked
    * against. */
   uint32_t session_vcpus;
+  /* caps of that HELLO: in 1.1 an event kind needs its capability declared (§4.4). */
+  uint32_t session_caps;
   /* The minor version set by seawall_set_minor (default SEAWALL_PROTOCOL_MINOR), and the one the
    * next HELLO asks for: lowered for the one retry after a daemon that speaks less (§10). */
   uint16_t max_minor;
