@@ -34,6 +34,7 @@ test('cargo test passes against a real daemon, every daemon-backed test included
     'no_daemon_means_the_configured_fallback_at_once',
     'a_listener_with_a_full_backlog_fails_the_connect_at_once',
     'plugin::tests::an_event_the_daemon_would_refuse_is_answered_by_the_fallback_never_sent_and_never_kept',
+    'plugin::tests::an_event_whose_capability_the_hello_did_not_declare_is_neither_sent_nor_replayed_in_1_1',
     'plugin::tests::replay_sessions_ended_by_an_error_drain_the_kept_events_one_each_and_the_backoff_doubles',
     'plugin::tests::a_replay_session_that_drops_without_an_error_keeps_every_event_and_the_backoff_doubles_until_the_echo',
     'plugin::tests::after_a_refusal_only_the_retry_asks_for_the_lower_minor',

@@ -44,6 +44,8 @@ pub struct Plugin {
     /// `vcpu_count` of the last HELLO that got WELCOME (0 before the first): what events are
     /// checked against.
     vcpu_count: u32,
+    /// `caps` of that HELLO: in 1.1 an event kind needs its capability declared (§4.4).
+    caps: u32,
     /// The minor the next HELLO asks for: `Config::minor`, lowered for the one retry after a daemon
     /// that speaks less (§10).
     ask_minor: u16,
@@ -73,6 +75,7 @@ impl Plugin {
             stream: None,
             welcome: Welcome::default(),
             vcpu_count: 0,
+            caps: 0,
             ask_minor,
             next_seq: 1,
             rx: Vec::new(),
@@ -185,6 +188,7 @@ impl Plugin {
                 wire::MSG_WELCOME => {
                     self.welcome = wire::decode_welcome(&body, self.ask_minor)?;
                     self.vcpu_count = wire::get_u32(hello, HEADER_SIZE + 12);
+                    self.caps = wire::get_u32(hello, HEADER_SIZE + 4);
                     if let Err(e) = self.flush_replay(deadline) {
                         self.end_replay_session(&e); // an ERROR may be waiting behind the write
                         return Err(e);
@@ -209,7 +213,7 @@ impl Plugin {
         let frame = wire::encode_exit(exit, seq, realtime_ns());
         // Connected, the session's checks; while not, only those every version makes (§4.4).
         let minor = if self.stream.is_some() { self.welcome.minor } else { 0 };
-        if wire::refused_event(&frame, self.vcpu_count, minor) {
+        if wire::refused_event(&frame, self.vcpu_count, self.caps, minor) {
             self.stats.fallbacks += 1;
             self.stats.invalid_events += 1;
             return fallback_verdict(self.config.fallback, seq, exit);
@@ -355,8 +359,8 @@ impl Plugin {
     /// Writes the kept events as REPLAYs, then a HEARTBEAT whose echo acknowledges them (§9). A
     /// kept event this session would refuse is dropped first and counted as invalid.
     fn flush_replay(&mut self, deadline: Instant) -> Result<(), Error> {
-        let (vcpus, minor) = (self.vcpu_count, self.welcome.minor);
-        self.stats.invalid_events += self.kept.drop_refused(|f| wire::refused_event(f, vcpus, minor));
+        let (vcpus, caps, minor) = (self.vcpu_count, self.caps, self.welcome.minor);
+        self.stats.invalid_events += self.kept.drop_refused(|f| wire::refused_event(f, vcpus, caps, minor));
         let Some(out) = self.kept.replay_frames() else {
             return Ok(());
         };

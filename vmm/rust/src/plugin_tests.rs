@@ -195,6 +195,38 @@ fn an_event_the_daemon_would_refuse_is_answered_by_the_fallback_never_sent_and_n
 }
 
 #[test]
+fn an_event_whose_capability_the_hello_did_not_declare_is_neither_sent_nor_replayed_in_1_1() {
+    // caps 3 lacks NISV_TO_USER: a 1.1 daemon refuses an NISV, live or replayed (§4.4).
+    let nisv = Exit::Nisv { vcpu: 0, esr_iss: 0x7, fault_ipa: 0x800_0000 };
+    let mut p = Plugin::new(Config { deadline: Duration::from_secs(5), ..Config::default() });
+    let (r, mut daemon, words, _) = session(&mut p, &hello(), &welcome());
+    assert_eq!((r.is_ok(), words.as_str()), (true, "hello/1.1"));
+    let v = p.handle_exit(&nisv);
+    assert_eq!((v.source, v.action), (Source::Fallback, Action::Inject));
+    assert_eq!((sent(&mut daemon).0, p.stats().invalid_events, p.kept()), ("-".into(), 1, 0));
+
+    // Kept while not connected (1.0 does not check it), dropped before the 1.1 replay.
+    drop(daemon);
+    p.close(wire::goodbye::NORMAL);
+    p.handle_exit(&nisv);
+    p.handle_exit(&sea(0));
+    assert_eq!((p.stats().invalid_events, p.kept()), (1, 2));
+    let (_, _daemon, words, _) = session(&mut p, &hello(), &welcome());
+    assert_eq!((words.as_str(), p.stats().invalid_events, p.kept()), ("hello/1.1 sea3r hb", 2, 1));
+    assert_eq!(p.stats().replays_refused, 0);
+
+    // A 1.0 session does not check the capabilities: the NISV is sent, and the daemon answers it.
+    let mut old = Plugin::new(Config { deadline: Duration::from_secs(5), minor: 0, ..Config::default() });
+    let (r, mut daemon, words, _) = session(&mut old, &hello(), &welcome_minor(0));
+    assert_eq!((r.is_ok(), words.as_str()), (true, "hello/1.0"));
+    let mut verdict = vec![88, 0, 0, 0, wire::MSG_VERDICT as u8, 0, 0, 0, 1];
+    verdict.resize(HEADER_SIZE + 88, 0);
+    daemon.write_all(&verdict).unwrap();
+    assert_eq!(old.handle_exit(&nisv).source, Source::Daemon);
+    assert_eq!((sent(&mut daemon).0, old.stats().invalid_events), ("nisv1".into(), 0));
+}
+
+#[test]
 fn replay_sessions_ended_by_an_error_drain_the_kept_events_one_each_and_the_backoff_doubles() {
     let mut p = Plugin::new(Config { deadline: Duration::from_secs(5), ..Config::default() });
     for _ in 0..3 {

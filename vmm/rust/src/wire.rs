@@ -1,7 +1,7 @@
 //! Frames (docs/protocol.md §2 and §4): every field written and read byte by byte in little endian
 //! at the offsets of the spec's tables, so nothing depends on the host's layout.
 
-use crate::types::{Action, Error, Exit, Hello, Source, Verdict, Welcome};
+use crate::types::{cap, Action, Error, Exit, Hello, Source, Verdict, Welcome};
 
 pub const PROTOCOL_VERSION: u16 = 1;
 /// The highest minor version spoken: 1.1.
@@ -166,10 +166,11 @@ const BUS_MCEERR_AR: u16 = 4;
 const BUS_MCEERR_AO: u16 = 5;
 
 /// True when the daemon would refuse the event `frame` (BAD_FIELD, ending the session) in a session
-/// whose HELLO declared `vcpus` vCPUs (0: none sent yet) and that speaks 1.`minor`: the checks of
-/// §4.4 that the event and the HELLO decide alone. Such an event is answered by the fallback and
-/// neither sent nor kept, since every session it was replayed in would end on it.
-pub(crate) fn refused_event(frame: &[u8], vcpus: u32, minor: u16) -> bool {
+/// whose HELLO declared `vcpus` vCPUs (0: none sent yet) and the capabilities `caps`, and that speaks
+/// 1.`minor`: the checks of §4.4 that the event and the HELLO decide alone (in 1.1, an event kind
+/// needs its capability declared). Such an event is answered by the fallback and neither sent nor
+/// kept, since every session it was replayed in would end on it.
+pub(crate) fn refused_event(frame: &[u8], vcpus: u32, caps: u32, minor: u16) -> bool {
     let (kind, b) = (get_u16(frame, 4), &frame[HEADER_SIZE..]);
     let vcpu = get_u32(b, 4);
     let sigbus = kind == MSG_EVENT_SIGBUS;
@@ -179,6 +180,14 @@ pub(crate) fn refused_event(frame: &[u8], vcpus: u32, minor: u16) -> bool {
     }
     if minor == 0 {
         return false;
+    }
+    let need = match kind {
+        MSG_EVENT_SEA => cap::SEA_TO_USER,
+        MSG_EVENT_NISV => cap::NISV_TO_USER,
+        _ => 0,
+    };
+    if caps & need != need {
+        return true;
     }
     match kind {
         MSG_EVENT_SEA => !matches!((get_u64(b, 32) >> 26) & 0x3f, ESR_EC_IABT_LOW | ESR_EC_DABT_LOW),
