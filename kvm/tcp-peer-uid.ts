@@ -21,11 +21,14 @@ const NLMSG_ERROR = 2;
 const NLM_F_REQUEST = 1;
 const MSG_DONTWAIT = 0x40;
 const ENOENT = 2;
+const TCP_TIME_WAIT = 6;
 
 /** struct nlmsghdr (16) + struct inet_diag_req_v2 (8 + struct inet_diag_sockid, 48). */
 const REQUEST_BYTES = 16 + 8 + 48;
 /** Where, in an answer, struct inet_diag_msg's idiag_uid is: header, 4 bytes, sockid, 3 u32s. */
 const UID_OFFSET = 16 + 4 + 48 + 12;
+/** And its idiag_inode, right after: 0 once no process holds the socket. */
+const INODE_OFFSET = UID_OFFSET + 4;
 
 export interface TcpEndpoint {
   readonly address: string;
@@ -34,9 +37,9 @@ export interface TcpEndpoint {
 
 /**
  * The uid of the socket at `remote` connected to `local` (both as Node's net.Socket reports them:
- * remoteAddress/remotePort, localAddress/localPort), or null when no socket of this network
- * namespace is that end (a peer on another host, or one already gone). KvmSyscallError when the
- * kernel cannot be asked (no sock_diag).
+ * remoteAddress/remotePort, localAddress/localPort), or null when no process of this network
+ * namespace holds that end (a peer on another host, or one whose process closed it or exited).
+ * KvmSyscallError when the kernel cannot be asked (no sock_diag).
  */
 export function tcpPeerUid(local: TcpEndpoint, remote: TcpEndpoint): number | null {
   const req = request(local, remote);
@@ -56,9 +59,12 @@ export function tcpPeerUid(local: TcpEndpoint, remote: TcpEndpoint): number | nu
       if (errno === ENOENT) return null;
       throw new KvmSyscallError('sock_diag', errno);
     }
-    if (type !== SOCK_DIAG_BY_FAMILY || n < UID_OFFSET + 4) return null;
+    if (type !== SOCK_DIAG_BY_FAMILY || n < INODE_OFFSET + 4) return null;
     // The answer names the socket it found: it must be the one asked for.
     if (answer.readUInt16BE(20) !== remote.port || answer.readUInt16BE(22) !== local.port) return null;
+    // A time-wait socket, or one its process has closed (no inode), is reported as root's: it is
+    // no one's any more.
+    if (answer.readUInt8(17) === TCP_TIME_WAIT || answer.readUInt32LE(INODE_OFFSET) === 0) return null;
     return answer.readUInt32LE(UID_OFFSET);
   } finally {
     libcFd().close(fd);
