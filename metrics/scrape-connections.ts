@@ -18,12 +18,17 @@ interface Connection {
  * The /metrics server's open connections, oldest first, with the requests in progress on each
  * and, once asked, its owner, within a bound. Any local user can open connections to a loopback
  * port, and none can be told apart by address, so past the bound connections are shared by owner:
- * the peer's uid (asked of the kernel, only then), else its address. A newcomer whose owner holds
- * fewer than the owner holding most closes one of that owner's (the oldest with no request in
- * progress, else its oldest); one whose owner holds most closes that owner's own oldest with no
- * request in progress, or, when every one has a request in progress, is closed itself. So whoever
- * holds fewest always gets in: a user holding every slot, idle or re-asking, loses one to each
- * other user that connects, and Prometheus's scrape is never the one closed for it.
+ * the uid holding the peer's end (asked of the kernel, only then), for a local peer the kernel
+ * cannot name the one owner `local`, and for a peer on another host its address.
+ *
+ * A newcomer past the bound closes one connection or is closed itself. An owner holding two or
+ * more connections past what the newcomer's owner holds gives one up, its oldest idle one, else its
+ * oldest even mid-request. Otherwise only an idle connection goes, the oldest among owners holding
+ * at least as many as the newcomer's; with none, the newcomer is closed. So a request in progress
+ * is closed only to let in an owner holding two fewer: a user holding every slot, idle or
+ * re-asking, loses one to each other user that connects, and a scraper's lone connection is never
+ * closed mid-request. No rule lets everyone in past the bound: as many owners as slots, each with
+ * a request in progress, keep newcomers out until one ends.
  */
 export class ScrapeConnections {
   readonly #max: number;
@@ -43,6 +48,11 @@ export class ScrapeConnections {
     let n = 0;
     for (const c of this.#open.values()) n += c.requests;
     return n;
+  }
+
+  /** Each open connection's owner (once asked) and requests in progress, oldest first (tests). */
+  get states(): Array<{ owner: string | undefined; requests: number }> {
+    return [...this.#open.values()].map((c) => ({ owner: c.owner, requests: c.requests }));
   }
 
   /** Counts a request on `socket` until `res` closes. */
@@ -81,13 +91,16 @@ export class ScrapeConnections {
     }
     let most: Socket[] = [];
     for (const list of held.values()) if (list.length > most.length) most = list;
+    const own = held.get(owner)?.length ?? 0;
     const idle = (s: Socket) => this.#open.get(s)?.requests === 0;
-    const own = held.get(owner) ?? [];
-    if (own.length >= most.length) return own.find(idle);
-    return most.find(idle) ?? most[0];
+    if (most.length >= own + 2) return most.find(idle) ?? most[0];
+    for (const [socket, c] of this.#open) {
+      if (c.requests === 0 && (held.get(c.owner as string)?.length ?? 0) >= own) return socket;
+    }
+    return undefined;
   }
 
-  /** Who holds a connection: its peer's uid when the kernel can tell, else its address. */
+  /** Who holds a connection: its peer's uid when the kernel can tell, else `local` or its address. */
   #ownerOf(socket: Socket): string {
     const remote = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
@@ -96,9 +109,15 @@ export class ScrapeConnections {
         const uid = this.#peerUid(local, remote);
         if (uid !== null) return `uid ${uid}`;
       } catch {
-        // The kernel cannot be asked (no sock_diag): the address, as without a peerUid.
+        // The kernel cannot be asked (no sock_diag): as for a peer it cannot name.
       }
     }
-    return `address ${remote.address}`;
+    // A local peer picks its address from all of 127.0.0.0/8: every one the kernel cannot name is
+    // one owner.
+    return isLoopback(remote.address) ? 'local' : `address ${remote.address}`;
   }
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
 }

@@ -27,14 +27,14 @@ export interface MetricsServerOptions {
   /** TCP port; 0 picks a free one (tests). Default 9464. */
   readonly port?: number;
   /**
-   * Most simultaneous scrape connections (default 16). Past it they are shared by owner, the
-   * peer's uid from {@link peerUid} or else its address (scrape-connections.ts).
+   * Most simultaneous scrape connections (default 16). Past it they are shared by owner: the
+   * peer's uid from {@link peerUid}, else `local` or a remote peer's address (scrape-connections.ts).
    */
   readonly maxConnections?: number;
   /**
    * The uid owning the other end of a connection made on this host, null when none does (a peer
-   * on another host). Asked only past {@link maxConnections}; unset or failing, the peer's address
-   * is its owner, and every local user is one owner.
+   * on another host). Asked only past {@link maxConnections}; unset or failing, every local peer
+   * is one owner.
    */
   readonly peerUid?: PeerUid;
   /**
@@ -144,6 +144,11 @@ export class MetricsServer {
   /** The connections open now (tests). */
   get connectionCount(): number {
     return this.#open.count;
+  }
+
+  /** Each open connection's owner (once asked past the bound) and requests in progress (tests). */
+  get connectionStates(): Array<{ owner: string | undefined; requests: number }> {
+    return this.#open.states;
   }
 
   /** Requests being answered now, on every connection (tests). */

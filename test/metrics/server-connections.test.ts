@@ -48,11 +48,11 @@ async function serve(t: TestContext, maxConnections: number) {
 }
 
 /** A TCP connection that sends nothing; resolves once connected. */
-function silent(t: TestContext, port: number): Promise<Socket> {
+function silent(t: TestContext, port: number, from = '127.0.0.1'): Promise<Socket> {
   return within(
     'a silent connection',
     new Promise<Socket>((resolve, reject) => {
-      const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
+      const s = connect({ host: '127.0.0.1', port, localAddress: from }, () => resolve(s));
       s.once('error', reject);
       t.after(() => s.destroy());
     }),
@@ -134,22 +134,81 @@ test('a scraper that never reads its answer is closed once the answer makes no p
   assert.equal(await scrape(port), 200);
 });
 
-test('a newcomer of an owner holding fewer closes a connection of the owner holding most, even mid-request', async (t) => {
-  const { server, port, source } = await serve(t, 2);
+/**
+ * A server whose owners are given by the peer's address (uid 1000 + its last octet), recording each
+ * address it asked about: the sharing rule without switching uids. `unknown` makes every lookup fail.
+ */
+async function serveOwned(t: TestContext, maxConnections: number, unknown = false) {
+  const source = heldSource();
+  const asked: string[] = [];
+  const peerUid = (_local: PeerEndpoint, remote: PeerEndpoint) => {
+    asked.push(remote.address);
+    if (unknown) throw new Error('no sock_diag');
+    return 1000 + Number(remote.address.split('.').at(-1));
+  };
+  const server = new MetricsServer(source, { port: 0, maxConnections, maxRenderShare: 1, peerUid });
+  const { port } = await server.listen();
+  t.after(() => server.close());
   source.holdRenderings(true);
+  return { server, port, source, asked };
+}
+
+test('an owner holding two more than the newcomer’s gives up a connection, even mid-request', async (t) => {
+  const { server, port, source, asked } = await serveOwned(t, 2);
   // One owner (127.0.0.1) holds both slots, each with a request in progress.
   const first = scrape(port);
   const second = scrape(port);
   await until('both requests to be in progress', () => server.requestsInProgress === 2);
   // Another owner still gets in: the first owner's oldest goes for it.
   const other = scrape(port, '127.0.0.2');
-  await until('the other owner’s request to be in progress', () => server.requestsInProgress === 2);
-  // Now each holds one: a newcomer of either is its own owner's business, and neither has an idle one.
+  await until('the other owner’s request to be in progress', () =>
+    server.connectionStates.some((c) => c.owner === 'uid 1002' && c.requests === 1),
+  );
+  assert.ok(asked.includes('127.0.0.2'));
+  // Now each holds one, all in progress: a newcomer of either is refused.
   assert.ok(typeof (await scrape(port)) === 'string', 'the first owner, holding as many, is refused');
   source.holdRenderings(false);
   const [a, b, c] = await Promise.all([first, second, other]);
   assert.ok(typeof a === 'string', `the first owner's oldest was closed: ${a}`);
   assert.deepEqual([b, c], [200, 200]);
+});
+
+test('owners holding one each keep their requests: a third owner is let in only for an idle one', async (t) => {
+  const { server, port, source, asked } = await serveOwned(t, 2);
+  const a = scrape(port, '127.0.0.1');
+  const b = scrape(port, '127.0.0.2');
+  await until('both requests to be in progress', () => server.requestsInProgress === 2);
+  const c = await scrape(port, '127.0.0.3');
+  assert.ok(typeof c === 'string', `the third owner was refused: ${c}`);
+  assert.ok(asked.includes('127.0.0.3'));
+  source.holdRenderings(false);
+  assert.deepEqual(await Promise.all([a, b]), [200, 200], 'no scrape in progress was closed');
+  await until('both answered connections to close', () => server.connectionCount === 0);
+  // One owner's request in progress, another's connection idle: the third owner gets in for the idle one.
+  source.holdRenderings(true);
+  const inProgress = scrape(port, '127.0.0.1');
+  const idle = await silent(t, port, '127.0.0.4');
+  await until(
+    'one request in progress, one idle',
+    () => server.connectionCount === 2 && server.requestsInProgress === 1,
+  );
+  const third = scrape(port, '127.0.0.3');
+  await within('the idle connection to be closed for it', Promise.resolve(closed(idle)));
+  source.holdRenderings(false);
+  assert.deepEqual(await Promise.all([inProgress, third]), [200, 200]);
+});
+
+test('local peers the kernel cannot name are one owner, whatever 127.x address they pick', async (t) => {
+  const { server, port, source, asked } = await serveOwned(t, 2, true);
+  const a = scrape(port, '127.0.0.1');
+  const b = scrape(port, '127.0.0.1');
+  await until('both requests to be in progress', () => server.requestsInProgress === 2);
+  // Another loopback address is not another owner: nothing idle, so it is refused.
+  const c = await scrape(port, '127.0.0.9');
+  assert.ok(typeof c === 'string', `the newcomer from 127.0.0.9 was refused: ${c}`);
+  assert.ok(asked.includes('127.0.0.9'));
+  source.holdRenderings(false);
+  assert.deepEqual(await Promise.all([a, b]), [200, 200]);
 });
 
 test('a user holding every slot with requests in progress cannot keep another user’s scrape out', async (t) => {
