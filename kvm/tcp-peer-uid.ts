@@ -44,31 +44,64 @@ export interface TcpEndpoint {
 export function tcpPeerUid(local: TcpEndpoint, remote: TcpEndpoint): number | null {
   const req = request(local, remote);
   if (req === null) return null;
-  const fd = libcFd().socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (fd < 0) throw new KvmSyscallError('socket(AF_NETLINK, NETLINK_SOCK_DIAG)', lastErrno());
+  const fd = diagSocket();
+  lastSeq = (lastSeq + 1) >>> 0;
+  const seq = lastSeq;
+  req.writeUInt32LE(seq, 8);
   try {
     if (libcFd().send(fd, req, 0) !== req.length) throw new KvmSyscallError('send(sock_diag)', lastErrno());
     // The kernel answers an exact-match request while sending it: the answer is already queued.
-    const answer = Buffer.alloc(8192);
-    const n = libcFd().recv(fd, answer, MSG_DONTWAIT);
-    if (n < 0) throw new KvmSyscallError('recv(sock_diag)', lastErrno());
-    if (n < 16) return null;
-    const type = answer.readUInt16LE(4);
-    if (type === NLMSG_ERROR) {
-      const errno = -answer.readInt32LE(16);
-      if (errno === ENOENT) return null;
-      throw new KvmSyscallError('sock_diag', errno);
-    }
-    if (type !== SOCK_DIAG_BY_FAMILY || n < INODE_OFFSET + 4) return null;
-    // The answer names the socket it found: it must be the one asked for.
-    if (answer.readUInt16BE(20) !== remote.port || answer.readUInt16BE(22) !== local.port) return null;
-    // A time-wait socket, or one its process has closed (no inode), is reported as root's: it is
-    // no one's any more.
-    if (answer.readUInt8(17) === TCP_TIME_WAIT || answer.readUInt32LE(INODE_OFFSET) === 0) return null;
-    return answer.readUInt32LE(UID_OFFSET);
-  } finally {
-    libcFd().close(fd);
+    // One that a failed call left behind carries another seq and is passed over.
+    let n: number;
+    do {
+      n = libcFd().recv(fd, answer, MSG_DONTWAIT);
+      if (n < 0) throw new KvmSyscallError('recv(sock_diag)', lastErrno());
+    } while (n >= 16 && answer.readUInt32LE(8) !== seq);
+    return uidOf(answer, n, local, remote);
+  } catch (err) {
+    closeDiagSocket();
+    throw err;
   }
+}
+
+/** The uid an answer of `n` bytes reports for the socket asked for, or null. */
+function uidOf(answer: Buffer, n: number, local: TcpEndpoint, remote: TcpEndpoint): number | null {
+  if (n < 16) return null;
+  const type = answer.readUInt16LE(4);
+  if (type === NLMSG_ERROR) {
+    const errno = -answer.readInt32LE(16);
+    if (errno === ENOENT) return null;
+    throw new KvmSyscallError('sock_diag', errno);
+  }
+  if (type !== SOCK_DIAG_BY_FAMILY || n < INODE_OFFSET + 4) return null;
+  // The answer names the socket it found: it must be the one asked for.
+  if (answer.readUInt16BE(20) !== remote.port || answer.readUInt16BE(22) !== local.port) return null;
+  // A time-wait socket, or one its process has closed (no inode), is reported as root's: it is
+  // no one's any more.
+  if (answer.readUInt8(17) === TCP_TIME_WAIT || answer.readUInt32LE(INODE_OFFSET) === 0) return null;
+  return answer.readUInt32LE(UID_OFFSET);
+}
+
+/**
+ * One netlink socket for every lookup, opened on first use and kept: a socket and a close per
+ * lookup were half its system calls. Closed after any failure, so the next call starts afresh.
+ */
+let diagFd = -1;
+let lastSeq = 0;
+/** An answer is an nlmsghdr and an inet_diag_msg (88 bytes) with no attributes asked for. */
+const answer = Buffer.alloc(512);
+
+function diagSocket(): number {
+  if (diagFd >= 0) return diagFd;
+  const fd = libcFd().socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) throw new KvmSyscallError('socket(AF_NETLINK, NETLINK_SOCK_DIAG)', lastErrno());
+  diagFd = fd;
+  return fd;
+}
+
+function closeDiagSocket(): void {
+  if (diagFd >= 0) libcFd().close(diagFd);
+  diagFd = -1;
 }
 
 /** The request, or null for an address that is not IPv4 or IPv6 text. */
