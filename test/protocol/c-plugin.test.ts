@@ -306,8 +306,12 @@ test('an event the daemon would refuse is answered by the fallback, never sent a
     'nisv-undeclared r=1 INJECT fallback sent=- invalid=6 kept=1',
     'down-nisv invalid=6 kept=2',
     'nisv-replay sent=hello/1.1 sea7r hb invalid=7 kept=1',
-    'v10 sent=hello/1.0 sea7r hb',
-    'v10-nisv r=0 RESUME daemon sent=nisv10 invalid=7 kept=1', // 1.0 does not check capabilities
+    'down-sea invalid=7 kept=2',
+    'sea-replay sent=hello/1.1 invalid=9 kept=0', // caps 2 has no SEA_TO_USER: both kept SEAs dropped
+    'sea-undeclared r=1 INJECT fallback sent=- invalid=10 kept=0', // and a live one is not sent
+    'v10 sent=hello/1.0',
+    'v10-nisv r=0 RESUME daemon sent=nisv12 invalid=10 kept=0', // 1.0 does not check capabilities
+    'v10-sea r=0 RESUME daemon sent=sea13 invalid=10 kept=0',
   ]);
 });
 
