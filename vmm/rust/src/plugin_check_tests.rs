@@ -44,7 +44,8 @@ fn an_event_the_daemon_would_refuse_is_answered_by_the_fallback_never_sent_and_n
 
 #[test]
 fn an_event_whose_capability_the_hello_did_not_declare_is_neither_sent_nor_replayed_in_1_1() {
-    // caps 3 lacks NISV_TO_USER: a 1.1 daemon refuses an NISV, live or replayed (§4.4).
+    // caps 3 lacks NISV_TO_USER: a 1.1 daemon refuses an NISV, live or replayed (§4.4); caps 2 lacks
+    // SEA_TO_USER as well, and a 1.1 daemon refuses a SEA from it alike.
     let nisv = Exit::Nisv { vcpu: 0, esr_iss: 0x7, fault_ipa: 0x800_0000 };
     let mut p = Plugin::new(Config { deadline: Duration::from_secs(5), ..Config::default() });
     let (r, mut daemon, words, _) = session(&mut p, &hello(), &welcome());
@@ -59,17 +60,33 @@ fn an_event_whose_capability_the_hello_did_not_declare_is_neither_sent_nor_repla
     p.handle_exit(&nisv);
     p.handle_exit(&sea(0));
     assert_eq!((p.stats().invalid_events, p.kept()), (1, 2));
-    let (_, _daemon, words, _) = session(&mut p, &hello(), &welcome());
+    let (_, daemon, words, _) = session(&mut p, &hello(), &welcome());
     assert_eq!((words.as_str(), p.stats().invalid_events, p.kept()), ("hello/1.1 sea3r hb", 2, 1));
     assert_eq!(p.stats().replays_refused, 0);
 
-    // A 1.0 session does not check the capabilities: the NISV is sent, and the daemon answers it.
+    // caps 2 lacks SEA_TO_USER: both kept SEAs (3, and 5 kept while not connected) are dropped before
+    // the 1.1 replay, and a live one is answered by the fallback, never sent.
+    let no_sea = Hello { caps: 2, ..hello() };
+    drop(daemon);
+    p.close(wire::goodbye::NORMAL);
+    p.handle_exit(&sea(0));
+    assert_eq!((p.stats().invalid_events, p.kept()), (2, 2));
+    let (_, mut daemon, words, _) = session(&mut p, &no_sea, &welcome());
+    assert_eq!((words.as_str(), p.stats().invalid_events, p.kept()), ("hello/1.1", 4, 0));
+    let v = p.handle_exit(&sea(0));
+    assert_eq!((v.source, v.action), (Source::Fallback, Action::Inject));
+    assert_eq!((sent(&mut daemon).0, p.stats().invalid_events, p.kept()), ("-".into(), 5, 0));
+    assert_eq!(p.stats().replays_refused, 0);
+
+    // A 1.0 session does not check the capabilities: the NISV and the SEA are sent, the daemon answers.
     let mut old = Plugin::new(Config { deadline: Duration::from_secs(5), minor: 0, ..Config::default() });
-    let (r, mut daemon, words, _) = session(&mut old, &hello(), &welcome_minor(0));
+    let (r, mut daemon, words, _) = session(&mut old, &no_sea, &welcome_minor(0));
     assert_eq!((r.is_ok(), words.as_str()), (true, "hello/1.0"));
-    let mut verdict = vec![88, 0, 0, 0, wire::MSG_VERDICT as u8, 0, 0, 0, 1];
-    verdict.resize(HEADER_SIZE + 88, 0);
-    daemon.write_all(&verdict).unwrap();
-    assert_eq!(old.handle_exit(&nisv).source, Source::Daemon);
-    assert_eq!((sent(&mut daemon).0, old.stats().invalid_events), ("nisv1".into(), 0));
+    for (seq, exit) in [(1, nisv), (2, sea(0))] {
+        let mut verdict = vec![88, 0, 0, 0, wire::MSG_VERDICT as u8, 0, 0, 0, seq];
+        verdict.resize(HEADER_SIZE + 88, 0);
+        daemon.write_all(&verdict).unwrap();
+        assert_eq!(old.handle_exit(&exit).source, Source::Daemon);
+    }
+    assert_eq!((sent(&mut daemon).0, old.stats().invalid_events), ("nisv1 sea2".into(), 0));
 }
