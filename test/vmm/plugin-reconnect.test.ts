@@ -34,6 +34,7 @@ import {
 } from '../../protocol/index.js';
 import type { StoredEvent } from '../../store/index.js';
 import { PluginClient, type PluginClientOptions } from '../../vmm/plugin-client.js';
+import type { ExitReport } from '../../vmm/plugin-types.js';
 import { seaExit } from '../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../vmm/simulator.js';
 import { cliJson } from '../daemon/e2e/run-cli.js';
@@ -334,55 +335,73 @@ test('in a 1.1 session the checks of 1.1 apply too: to live exits, and to kept e
   assertAccounted(c);
 });
 
-test('in a 1.1 session an NISV its HELLO did not declare is neither sent nor replayed: the fallback answers it', async (t) => {
-  const daemon = await fake(t);
-  const { c } = client(daemon, t, { caps: DEFAULT_CAPS & ~CAP.NISV_TO_USER });
-  const invalid: string[] = [];
-  c.on('invalid-event', (_m: EventMsg, reason: string) => invalid.push(reason));
-  const nisv = { type: 'nisv', vcpu: 0, esrIss: 0x10n, faultIpa: 0x8000000n } as const;
-  // Kept while no session says which version it speaks: 1.0 does not check the capabilities.
-  const kept = await c.handleExit(nisv);
-  const good = await c.handleExit(seaExit({ vcpu: 1 }));
-  assert.equal(c.replayQueue, 2);
-  const done = echoedAll(c);
-  await c.connect();
-  await done;
-  assert.equal(c.version, '1.1');
-  assert.equal(c.stats.invalidEvents, 1, 'dropped before the 1.1 replay, counted');
-  assert.equal(c.stats.replaysRefused, 0, 'no session was spent on it');
-  // Live in the 1.1 session: answered by the fallback, never sent; the session goes on.
-  const live = await c.handleExit(nisv);
-  assert.equal(live.source, 'fallback');
-  assert.equal(c.stats.invalidEvents, 2);
-  const sea = await c.handleExit(seaExit({ vcpu: 0 }));
-  assert.equal(sea.source, 'daemon');
-  assert.deepEqual(
-    daemon.conns.flatMap((k) => [...k.replays, ...k.live]).map((m) => m.seq),
-    [good.verdict.seq, sea.verdict.seq],
-    `only the SEAs reached the daemon, not ${kept.verdict.seq} nor ${live.verdict.seq}`,
-  );
-  assert.equal(daemon.conns.length, 1, 'one session throughout');
-  assert.deepEqual(invalid, [
-    'nisv event, but HELLO did not declare NISV_TO_USER',
-    'nisv event, but HELLO did not declare NISV_TO_USER',
-  ]);
-  assertAccounted(c);
-});
+/**
+ * The capability each event kind needs declared in 1.1 (§4.4): an exit of that kind, and for each
+ * vCPU an exit that needs only what the HELLO still declares.
+ */
+const UNDECLARED = [
+  {
+    cap: 'NISV_TO_USER',
+    exit: { type: 'nisv', vcpu: 0, esrIss: 0x10n, faultIpa: 0x8000000n },
+    other: (vcpu: number): ExitReport => seaExit({ vcpu }),
+  },
+  {
+    cap: 'SEA_TO_USER',
+    exit: seaExit({ vcpu: 0 }),
+    other: (vcpu: number): ExitReport => {
+      return { type: 'mmio', vcpu, physAddr: 0x8000000n, data: new Uint8Array(8), len: 4, isWrite: false };
+    },
+  },
+] as const;
 
-test('in a 1.0 session the capabilities are not checked: an NISV its HELLO did not declare is sent', async (t) => {
-  const daemon = await fake(t);
-  // A 1.0 daemon answers a 1.1 HELLO with ERROR BAD_FIELD; the client asks again for 1.0.
-  daemon.answerHello = (h) =>
-    (h.minor ?? 0) >= 1
-      ? { type: 'error', code: WIRE_ERROR.BAD_FIELD, message: 'HELLO: reserved byte at body offset 2' }
-      : 'welcome';
-  const { c } = client(daemon, t, { caps: DEFAULT_CAPS & ~CAP.NISV_TO_USER });
-  await c.connect();
-  assert.equal(c.version, '1.0');
-  const out = await c.handleExit({ type: 'nisv', vcpu: 0, esrIss: 0x10n, faultIpa: 0x8000000n });
-  assert.equal(out.source, 'daemon');
-  assert.equal(c.stats.invalidEvents, 0);
-});
+for (const { cap, exit, other } of UNDECLARED) {
+  test(`in a 1.1 session ${exit.type} from a HELLO without ${cap} is neither sent nor replayed: the fallback answers it`, async (t) => {
+    const daemon = await fake(t);
+    const { c } = client(daemon, t, { caps: DEFAULT_CAPS & ~CAP[cap] });
+    const invalid: string[] = [];
+    c.on('invalid-event', (_m: EventMsg, reason: string) => invalid.push(reason));
+    // Kept while no session says which version it speaks: 1.0 does not check the capabilities.
+    const kept = await c.handleExit(exit);
+    const good = await c.handleExit(other(1));
+    assert.equal(c.replayQueue, 2);
+    const done = echoedAll(c);
+    await c.connect();
+    await done;
+    assert.equal(c.version, '1.1');
+    assert.equal(c.stats.invalidEvents, 1, 'dropped before the 1.1 replay, counted');
+    assert.equal(c.stats.replaysRefused, 0, 'no session was spent on it');
+    // Live in the 1.1 session: answered by the fallback, never sent; the session goes on.
+    const live = await c.handleExit(exit);
+    assert.equal(live.source, 'fallback');
+    assert.equal(c.stats.invalidEvents, 2);
+    const next = await c.handleExit(other(0));
+    assert.equal(next.source, 'daemon');
+    assert.deepEqual(
+      daemon.conns.flatMap((k) => [...k.replays, ...k.live]).map((m) => m.seq),
+      [good.verdict.seq, next.verdict.seq],
+      `only the other exits reached the daemon, not ${kept.verdict.seq} nor ${live.verdict.seq}`,
+    );
+    assert.equal(daemon.conns.length, 1, 'one session throughout');
+    const why = `${exit.type} event, but HELLO did not declare ${cap}`;
+    assert.deepEqual(invalid, [why, why]);
+    assertAccounted(c);
+  });
+
+  test(`in a 1.0 session the capabilities are not checked: ${exit.type} from a HELLO without ${cap} is sent`, async (t) => {
+    const daemon = await fake(t);
+    // A 1.0 daemon answers a 1.1 HELLO with ERROR BAD_FIELD; the client asks again for 1.0.
+    daemon.answerHello = (h) =>
+      (h.minor ?? 0) >= 1
+        ? { type: 'error', code: WIRE_ERROR.BAD_FIELD, message: 'HELLO: reserved byte at body offset 2' }
+        : 'welcome';
+    const { c } = client(daemon, t, { caps: DEFAULT_CAPS & ~CAP[cap] });
+    await c.connect();
+    assert.equal(c.version, '1.0');
+    const out = await c.handleExit(exit);
+    assert.equal(out.source, 'daemon');
+    assert.equal(c.stats.invalidEvents, 0);
+  });
+}
 
 test('against the real daemon: a vCPU past vcpu_count gets the fallback and the session goes on', async (t) => {
   const d = await startDaemon({ metrics: false });
