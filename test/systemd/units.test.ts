@@ -101,6 +101,15 @@ test('the unit lets the daemon bring its writer thread back from SCHED_IDLE, so 
   assert.ok(denied >= 0 && allowed > denied, filters.join(' | '));
 });
 
+test('the unit lets the daemon open every socket family it uses', () => {
+  const unit = readFileSync(join(UNITS, 'seawall.service'), 'utf8');
+  const families = /^RestrictAddressFamilies=(.*)$/m.exec(unit)?.[1]?.split(/\s+/) ?? [];
+  // Unix (plugins, control, journald), IP (/metrics, hooks), netlink (kvm/tcp-peer-uid.ts's sock_diag).
+  for (const family of ['AF_UNIX', 'AF_INET', 'AF_INET6', 'AF_NETLINK']) {
+    assert.ok(families.includes(family), `${family} in RestrictAddressFamilies=${families.join(' ')}`);
+  }
+});
+
 test('the socket units name their fds plugin and control, as the daemon looks them up', () => {
   const plugin = readFileSync(join(UNITS, 'seawall.socket'), 'utf8');
   const control = readFileSync(join(UNITS, 'seawall-control.socket'), 'utf8');
