@@ -9,6 +9,7 @@ import {
   resolveConfig,
   Service,
 } from '../../daemon/index.js';
+import { clearAmbientCapabilities } from '../../kvm/index.js';
 import { JournalField } from '../../systemd/index.js';
 import { keepRunningOnBrokenPipe } from '../broken-pipe.js';
 import { CliError } from '../cli-error.js';
@@ -74,6 +75,8 @@ async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> 
   keepRunningOnBrokenPipe();
   let config: DaemonConfig;
   try {
+    // CAP_KILL from the unit's AmbientCapabilities= is the daemon's, not its hooks'.
+    clearAmbientCapabilities();
     const file = opts.config ? readConfigFile(opts.config) : null;
     config = resolveConfig(
       file,
