@@ -4,6 +4,7 @@ export * from './constants.js';
 export * from './errors.js';
 export * from './esr.js';
 export * from './exit.js';
+export * from './exit-now.js';
 export * from './file-lock.js';
 export * from './guest-abort.js';
 export * from './ioc.js';

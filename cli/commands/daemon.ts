@@ -9,7 +9,7 @@ import {
   resolveConfig,
   Service,
 } from '../../daemon/index.js';
-import { clearAmbientCapabilities } from '../../kvm/index.js';
+import { clearAmbientCapabilities, exitNow } from '../../kvm/index.js';
 import { JournalField } from '../../systemd/index.js';
 import { keepRunningOnBrokenPipe } from '../broken-pipe.js';
 import { CliError } from '../cli-error.js';
@@ -43,11 +43,11 @@ function startFailed(err: unknown, log: DaemonLog): CliError {
 /**
  * After a failed start: lets the entry that says why reach journald before the process ends. An
  * entry journald does not take within the deadline holds a thread that exit(3) waits for (see the
- * end of runDaemon); the process then ends with SIGKILL once the error is on stderr — the timer is
- * unref'd, so it fires only if that thread is what keeps the process alive.
+ * end of runDaemon); the process then ends with _exit(1) once the error is on stderr — the timer
+ * is unref'd, so it fires only if that thread is what keeps the process alive.
  */
 async function flushStartFailure(log: DaemonLog): Promise<void> {
-  if (!(await log.drain(1000))) setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100).unref();
+  if (!(await log.drain(1000))) setTimeout(() => exitNow(1), 100).unref();
 }
 
 /**
@@ -143,8 +143,9 @@ async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> 
   // The last entries (the stop's own) go to journald off the event loop. One that journald does
   // not take holds a thread of libuv's pool in sendmsg(2), and exit(3) waits for that thread: the
   // process would hang until journald returns or systemd's stop timeout. Everything else is
-  // stopped and durable by now, so it ends at once instead, without those entries.
-  if (!(await service.log.drain(1000))) process.kill(process.pid, 'SIGKILL');
+  // stopped and durable by now, so it ends at once instead, without those entries: with _exit(0),
+  // since systemd records a stop that ends in a signal as a failure.
+  if (!(await service.log.drain(1000))) exitNow(0);
   return 0;
 }
 
