@@ -17,24 +17,33 @@ import { within } from '../helpers/wait.js';
 
 const CHILD = new URL('./children/stalled-journal-child.ts', import.meta.url).pathname;
 
+/**
+ * A shell script for a new mount namespace: /run/systemd/journal/socket becomes a datagram socket
+ * bound and never read (datagrams queue up to the kernel's bound, then senders block), then
+ * `setup` runs and `command` is exec'd.
+ */
+function stalledJournal(python: string, command: string, setup: string[] = []): string {
+  const listener =
+    'import socket,time; s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); ' +
+    "s.bind('/run/systemd/journal/socket'); time.sleep(120)";
+  return [
+    'set -e',
+    'mkdir -p /run/systemd/journal',
+    'mount -t tmpfs -o mode=0755 tmpfs /run/systemd/journal',
+    ...setup,
+    `${python} -c "${listener}" &`,
+    // Until the socket is there, at most 10 s.
+    'n=0; while [ ! -S /run/systemd/journal/socket ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done',
+    `exec ${command}`,
+  ].join('\n');
+}
+
 test('entries to a journald that takes none: logging never blocks, the loop turns, the rest waits', async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root for a mount namespace');
   const unshare = requireTool(t, 'unshare', 'util-linux');
   const python = requireTool(t, 'python3', 'python3');
   if (!unshare || !python) return;
-  // A socket bound and never read: datagrams queue up to the kernel's bound, then senders block.
-  const listener =
-    'import socket,time; s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); ' +
-    "s.bind('/run/systemd/journal/socket'); time.sleep(120)";
-  const script = [
-    'set -e',
-    'mkdir -p /run/systemd/journal',
-    'mount -t tmpfs -o mode=0755 tmpfs /run/systemd/journal',
-    `${python} -c "${listener}" &`,
-    // Until the socket is there, at most 10 s.
-    'n=0; while [ ! -S /run/systemd/journal/socket ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done',
-    `exec "${process.execPath}" --import tsx "${CHILD}"`,
-  ].join('\n');
+  const script = stalledJournal(python, `"${process.execPath}" --import tsx "${CHILD}"`);
   // In a process group of its own, killed whole (the child, stuck at exit, and the listener).
   const child = spawnOwned(unshare, ['-m', '--propagation', 'private', 'sh', '-c', script], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -60,20 +69,13 @@ test('a daemon stopped while journald takes nothing exits 0, not by a signal sys
   if (!unshare || !python) return;
   const dir = mkdtempSync(join(tmpdir(), 'seawall-stall-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const listener =
-    'import socket,time; s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); ' +
-    "s.bind('/run/systemd/journal/socket'); time.sleep(120)";
-  const script = [
-    'set -e',
-    'mkdir -p /run/systemd/journal',
-    'mount -t tmpfs -o mode=0755 tmpfs /run/systemd/journal',
-    // In this network namespace alone, the first entry already finds the queue full.
-    'echo 0 > /proc/sys/net/unix/max_dgram_qlen',
-    `${python} -c "${listener}" &`,
-    'n=0; while [ ! -S /run/systemd/journal/socket ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done',
-    `exec "${process.execPath}" "${CLI}" daemon --socket ${dir}/p.sock --control-socket ${dir}/c.sock ` +
+  const script = stalledJournal(
+    python,
+    `"${process.execPath}" "${CLI}" daemon --socket ${dir}/p.sock --control-socket ${dir}/c.sock ` +
       `--state-dir ${dir}/state --no-metrics --log journal`,
-  ].join('\n');
+    // In this network namespace alone, the first entry already finds the queue full.
+    ['echo 0 > /proc/sys/net/unix/max_dgram_qlen'],
+  );
   // The daemon is this process (unshare and sh exec it), in a process group of its own with the listener.
   const daemon = spawnOwned(unshare, ['-m', '-n', '--propagation', 'private', 'sh', '-c', script], {
     stdio: ['ignore', 'pipe', 'inherit'],
