@@ -12,6 +12,7 @@ import type { MetricsServerOptions } from '../metrics/index.js';
 import { readYamlFile } from '../policies/index.js';
 import { LIMITS } from '../protocol/index.js';
 import { DaemonError } from './errors.js';
+import { type DaemonLog, Priority } from './log.js';
 import { checkTrustedFile, defaultControlSocket, defaultPluginSocket, defaultStateDir } from './paths.js';
 
 const LISTEN = /^(\[[0-9a-fA-F:.]+\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|localhost):(\d{1,5})$/;
@@ -36,11 +37,17 @@ export function listenHostPort(value: string): [string, number] {
 
 /**
  * The /metrics server's options when `metrics` is a listen address: past its connection bound, a
- * scrape connection's owner is its peer's uid, asked of the kernel (kvm/tcp-peer-uid.ts).
+ * scrape connection's owner is its peer's uid, asked of the kernel (kvm/tcp-peer-uid.ts); `log`
+ * hears once if the kernel cannot be asked (a unit whose RestrictAddressFamilies= lacks AF_NETLINK).
  */
-export function metricsServerOptions(config: DaemonConfig): MetricsServerOptions {
+export function metricsServerOptions(config: DaemonConfig, log: DaemonLog): MetricsServerOptions {
   const [host, port] = listenHostPort(config.metrics || '');
-  return { host, port, peerUid: tcpPeerUid };
+  const onPeerUidFailed = (err: Error) =>
+    log.log({
+      message: `metrics: cannot ask the kernel who holds a /metrics connection (${err.message}); past the connection bound every local scraper is one owner`,
+      priority: Priority.WARNING,
+    });
+  return { host, port, peerUid: tcpPeerUid, onPeerUidFailed };
 }
 
 export const ConfigSchema = z.strictObject({

@@ -214,7 +214,7 @@ export class Service {
         ),
       );
       this.metrics.start();
-      this.#metricsServer = new MetricsServer(this.metrics, metricsServerOptions(this.config));
+      this.#metricsServer = new MetricsServer(this.metrics, metricsServerOptions(this.config, this.log));
       const addr = await this.#metricsServer.listen();
       this.#announce(
         `metrics:  http://${addr.family === 'IPv6' ? `[${addr.host}]` : addr.host}:${addr.port}/metrics`,

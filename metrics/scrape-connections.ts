@@ -34,10 +34,13 @@ export class ScrapeConnections {
   readonly #max: number;
   readonly #peerUid: PeerUid | undefined;
   readonly #open = new Map<Socket, Connection>();
+  /** Told once, the first time the kernel cannot be asked: every local peer is then one owner. */
+  #onUnknown: ((err: Error) => void) | undefined;
 
-  constructor(max: number, peerUid: PeerUid | undefined) {
+  constructor(max: number, peerUid: PeerUid | undefined, onUnknown?: (err: Error) => void) {
     this.#max = max;
     this.#peerUid = peerUid;
+    this.#onUnknown = onUnknown;
   }
 
   get count(): number {
@@ -108,8 +111,11 @@ export class ScrapeConnections {
       try {
         const uid = this.#peerUid(local, remote);
         if (uid !== null) return `uid ${uid}`;
-      } catch {
+      } catch (err) {
         // The kernel cannot be asked (no sock_diag): as for a peer it cannot name.
+        const told = this.#onUnknown;
+        this.#onUnknown = undefined;
+        told?.(err as Error);
       }
     }
     // A local peer picks its address from all of 127.0.0.0/8: every one the kernel cannot name is

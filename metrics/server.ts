@@ -37,6 +37,8 @@ export interface MetricsServerOptions {
    * is one owner.
    */
   readonly peerUid?: PeerUid;
+  /** Called once, the first time {@link peerUid} fails: from then on every local peer is one owner. */
+  readonly onPeerUidFailed?: (err: Error) => void;
   /**
    * The largest share of time renderings may take, whoever scrapes (default 0.02): after one that
    * took d, the next starts (d / share − d) later, at most {@link MAX_RENDER_WAIT_MS}.
@@ -126,7 +128,7 @@ export class MetricsServer {
         },
       );
     }
-    this.#open = new ScrapeConnections(maxConnections, options.peerUid);
+    this.#open = new ScrapeConnections(maxConnections, options.peerUid, options.onPeerUidFailed);
     this.#server = createServer(
       {
         headersTimeout: HEADERS_TIMEOUT_MS,

@@ -146,11 +146,14 @@ async function serveOwned(t: TestContext, maxConnections: number, unknown = fals
     if (unknown) throw new Error('no sock_diag');
     return 1000 + Number(remote.address.split('.').at(-1));
   };
-  const server = new MetricsServer(source, { port: 0, maxConnections, maxRenderShare: 1, peerUid });
+  const failures: string[] = [];
+  const onPeerUidFailed = (err: Error) => failures.push(err.message);
+  const options = { port: 0, maxConnections, maxRenderShare: 1, peerUid, onPeerUidFailed };
+  const server = new MetricsServer(source, options);
   const { port } = await server.listen();
   t.after(() => server.close());
   source.holdRenderings(true);
-  return { server, port, source, asked };
+  return { server, port, source, asked, failures };
 }
 
 test('an owner holding two more than the newcomer’s gives up a connection, even mid-request', async (t) => {
@@ -199,7 +202,7 @@ test('owners holding one each keep their requests: a third owner is let in only 
 });
 
 test('local peers the kernel cannot name are one owner, whatever 127.x address they pick', async (t) => {
-  const { server, port, source, asked } = await serveOwned(t, 2, true);
+  const { server, port, source, asked, failures } = await serveOwned(t, 2, true);
   const a = scrape(port, '127.0.0.1');
   const b = scrape(port, '127.0.0.1');
   await until('both requests to be in progress', () => server.requestsInProgress === 2);
@@ -207,6 +210,8 @@ test('local peers the kernel cannot name are one owner, whatever 127.x address t
   const c = await scrape(port, '127.0.0.9');
   assert.ok(typeof c === 'string', `the newcomer from 127.0.0.9 was refused: ${c}`);
   assert.ok(asked.includes('127.0.0.9'));
+  assert.ok(asked.length >= 3, `every owner asked: ${asked}`);
+  assert.deepEqual(failures, ['no sock_diag'], 'the failure is told once');
   source.holdRenderings(false);
   assert.deepEqual(await Promise.all([a, b]), [200, 200]);
 });
