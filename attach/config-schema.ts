@@ -6,6 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import * as z from 'zod';
 import { defaultVcpuMmapSize, probeHost } from '../kvm/index.js';
 import type { AttachServerOptions } from './attach-server.js';
+import { AttachError } from './errors.js';
 
 export const AttachConfigSchema = z
   .strictObject({
@@ -55,11 +56,18 @@ export function vcpuMmapSize(device?: string): number {
 /** Server options from the parsed config section. */
 export function attachServerOptions(
   cfg: AttachConfig,
-  pluginSocket: string,
+  pluginSocket: string | (() => string | null),
   onNotice?: AttachServerOptions['onNotice'],
 ): AttachServerOptions {
   return {
-    path: cfg.socket ?? defaultAttachSocket(pluginSocket),
+    // Read when the server listens: the plugin socket a unit passed is known only once it is taken.
+    get path() {
+      if (cfg.socket !== undefined) return cfg.socket;
+      const plugin = typeof pluginSocket === 'string' ? pluginSocket : pluginSocket();
+      if (plugin === null)
+        throw new AttachError('SEAWALL_ATTACH_LISTEN', 'no plugin socket to put it beside yet');
+      return defaultAttachSocket(plugin);
+    },
     mode: Number.parseInt(cfg.socketMode, 8),
     maxConnections: cfg.maxConnections,
     idleMs: cfg.idleMs,

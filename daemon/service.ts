@@ -6,7 +6,7 @@
 
 import { dirname } from 'node:path';
 import { type Actions, createActions } from '../actions/index.js';
-import { AttachServer, attachServerOptions } from '../attach/index.js';
+import type { AttachServer } from '../attach/index.js';
 import type { ReloadResult } from '../control/index.js';
 import { ControlServer, serviceControlContext } from '../control/index.js';
 import { EventBus } from '../events/index.js';
@@ -30,6 +30,7 @@ import {
   takeListenFds,
 } from '../systemd/index.js';
 import { actionReporting } from './action-reporting.js';
+import { createAttachServer } from './attach-wiring.js';
 import { type DaemonConfig, metricsServerOptions } from './config.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
 import { ensureSafeDir } from './paths.js';
@@ -119,17 +120,7 @@ export class Service {
         priority: Priority.ERR,
       });
     };
-    this.attach = opts.config.attach.enabled
-      ? new AttachServer(
-          attachServerOptions(opts.config.attach, opts.config.socket, (message, fields) =>
-            this.log.notice(`attach:${String(fields.reason)}`, {
-              message,
-              priority: Priority.NOTICE,
-              fields: { [F.REASON]: String(fields.reason) },
-            }),
-          ),
-        )
-      : null;
+    this.attach = createAttachServer(opts.config, () => this.server.socketPath, this.log);
     this.actions = createActions(
       opts.config.actions,
       actionReporting({ store: () => this.store, reader: () => this.#reader }, this.metrics, this.log),
@@ -231,9 +222,9 @@ export class Service {
     if (this.attach) this.bus.add(this.attach.sink());
     // Level 2: the policy. An invalid file at start is fatal: running with a policy nobody wrote is worse.
     await this.policy.loadInitial(this.config.policy);
-    // Rate windows and repeat-page memory survive restarts: replay recent stored events into the
-    // state (after the policy load, which sizes the rate rings).
-    // A row dated after now would stay the newest time in its rate rings, pushing real ones out.
+    // Rate windows and repeat-page memory survive restarts: recent stored events are replayed into the
+    // state after the policy load, which sizes the rate rings; one dated after now is left out, as it
+    // would stay the newest time in its rate rings and push real ones out.
     const state = this.policyState;
     const now = Date.now();
     if (this.store) this.#notifier.extendTimeout(SLOW_STEP_USEC);
@@ -241,8 +232,7 @@ export class Service {
     this.store?.queries.recentObservations(now - windowMs, (vm, timeMs, gpa) => {
       if (timeMs <= now) state.observeAt(vm, timeMs, gpa);
     });
-    // Level 3: the sockets.
-    // A single unnamed fd (systemd-socket-activate without --fdname) is the plugin socket.
+    // Level 3: the sockets; a single unnamed fd (systemd-socket-activate without --fdname) is the plugin's.
     const activated = pickListenFds(takeListenFds(), ['plugin', 'control']);
     const pluginFd = activated.get('plugin');
     if (pluginFd !== undefined) await this.server.listen({ fd: pluginFd });

@@ -159,7 +159,7 @@ test('passed sockets the daemon would not serve are refused at start, each named
   assert.equal(existsSync(socket), false, 'nothing bound at the configured path');
 });
 
-test('under activation the socket file’s group is admitted, and the hints name the activated socket', async (t) => {
+test('under activation the socket file’s group is admitted, and the hints and attach socket follow the activated socket', async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root to run a peer as another uid');
   if (!requireTool(t, 'systemd-socket-activate', 'systemd')) return;
   const dir = mkdtempSync(join(tmpdir(), 'seawall-sa-'));
@@ -211,4 +211,6 @@ test('under activation the socket file’s group is admitted, and the hints name
     said(),
   );
   assert.equal(existsSync(socket), false, 'nothing bound at the configured path');
+  // The attach socket beside the socket plugins connect to, where they look for it.
+  assert.ok(lines.includes(`attach socket: ${join(dir, 'activated-attach.sock')}`), said());
 });
