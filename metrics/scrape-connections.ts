@@ -10,7 +10,7 @@ export type PeerUid = (local: PeerEndpoint, remote: PeerEndpoint) => number | nu
 
 interface Connection {
   requests: number;
-  /** Who holds it (`uid N` or `address A`), asked the first time the bound is reached. */
+  /** Who holds it (`uid N`, `local` or `address A`), asked the first time the bound is reached. */
   owner: string | undefined;
 }
 
