@@ -6,7 +6,6 @@
  * sets as they are. Capabilities are per thread: call it on the thread that starts programs (Node's
  * main thread), before it starts any.
  */
-import koffi from 'koffi';
 import { KvmSyscallError } from './ioctl.js';
 import { lastErrno, libc } from './libc.js';
 
@@ -14,19 +13,12 @@ const PR_CAP_AMBIENT = 47;
 const PR_CAP_AMBIENT_CLEAR_ALL = 4;
 const EINVAL = 22;
 
-let prctl: ((...args: unknown[]) => number) | null = null;
-
 /**
  * Empties the calling thread's ambient set. A kernel without ambient capabilities (before 4.3)
  * answers EINVAL and has none to hand on; any other failure is a KvmSyscallError.
  */
 export function clearAmbientCapabilities(): void {
-  if (prctl === null) {
-    libc(); // the same library, the same failure when it is missing
-    prctl = koffi.load('libc.so.6').func('int prctl(int option, ...)') as (...args: unknown[]) => number;
-  }
-  const ul = 'unsigned long';
-  if (prctl(PR_CAP_AMBIENT, ul, PR_CAP_AMBIENT_CLEAR_ALL, ul, 0, ul, 0, ul, 0) === 0) return;
+  if (libc().prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) === 0) return;
   const errno = lastErrno();
   if (errno !== EINVAL) throw new KvmSyscallError('prctl(PR_CAP_AMBIENT_CLEAR_ALL)', errno);
 }

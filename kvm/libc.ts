@@ -16,6 +16,10 @@ export interface Libc {
   /** sched_setscheduler(2) with priority 0 (the only one SCHED_OTHER and SCHED_IDLE take). */
   schedSetscheduler(pid: number, policy: number): number;
   flock(fd: number, operation: number): number;
+  /** prctl(2) with its four unsigned long arguments. */
+  prctl(option: number, a2: number, a3: number, a4: number, a5: number): number;
+  /** _exit(2): ends the process at once, without exit(3)'s wait for threads. */
+  exitNow(status: number): void;
 }
 
 let cached: Libc | null = null;
@@ -39,6 +43,9 @@ export function libc(): Libc {
   // struct sched_param is one int, sched_priority.
   const setscheduler = lib.func('int sched_setscheduler(int pid, int policy, int *param)');
   const flock = lib.func('int flock(int fd, int operation)');
+  // prctl is variadic in C, as ioctl.
+  const prctl = lib.func('int prctl(int option, ...)');
+  const exit = lib.func('void _exit(int status)');
   cached = {
     ioctlPtr: (fd, request, arg) => ioctl(fd, request, 'void *', arg) as number,
     ioctlInt: (fd, request, arg) => ioctl(fd, request, 'unsigned long', arg) as number,
@@ -49,6 +56,11 @@ export function libc(): Libc {
     sysconf: (name) => Number(sysconf(name)),
     schedSetscheduler: (pid, policy) => setscheduler(pid, policy, [0]) as number,
     flock: (fd, operation) => flock(fd, operation) as number,
+    prctl: (option, a2, a3, a4, a5) => {
+      const ul = 'unsigned long';
+      return prctl(option, ul, a2, ul, a3, ul, a4, ul, a5) as number;
+    },
+    exitNow: (status) => exit(status),
   };
   return cached;
 }
