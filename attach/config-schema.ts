@@ -56,14 +56,14 @@ export function vcpuMmapSize(device?: string): number {
 /** Server options from the parsed config section. */
 export function attachServerOptions(
   cfg: AttachConfig,
-  pluginSocket: string | (() => string | null),
+  pluginSocket: () => string | null,
   onNotice?: AttachServerOptions['onNotice'],
 ): AttachServerOptions {
   return {
     // Read when the server listens: the plugin socket a unit passed is known only once it is taken.
     get path() {
       if (cfg.socket !== undefined) return cfg.socket;
-      const plugin = typeof pluginSocket === 'string' ? pluginSocket : pluginSocket();
+      const plugin = pluginSocket();
       if (plugin === null)
         throw new AttachError('SEAWALL_ATTACH_LISTEN', 'no plugin socket to put it beside yet');
       return defaultAttachSocket(plugin);
