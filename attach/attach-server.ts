@@ -4,18 +4,14 @@
  * connection is accepted only from the very process that holds the plugin session it names
  * (SO_PEERCRED pid, and where the kernel gives pidfds both processes alive), binds to that one
  * session, and owns what it attached: when it closes, or the session ends, the fds are closed and
- * the pages unmapped — holding them would keep the VM's kernel objects alive. Readiness comes from libuv through koffi (kvm/libc-fd.ts watchReadable):
- * no timers, no threads.
+ * the pages unmapped — holding them would keep the VM's kernel objects alive. Readiness comes from
+ * libuv through koffi (kvm/libc-fd.ts watchReadable): no timers, no threads. The socket itself is
+ * attach-listener.ts's.
  */
-import { mkdirSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { SessionInfo, Sink } from '../events/index.js';
 import {
-  acceptSeqpacket,
   closeFd,
-  connectSeqpacket,
   type FdWatch,
-  listenSeqpacket,
   type Pidfd,
   peerProcess,
   recvWithFds,
@@ -31,7 +27,7 @@ import {
   decodeAttachRequest,
   encodeAttachReply,
 } from '../protocol/index.js';
-import { AttachError } from './errors.js';
+import { AttachListener } from './attach-listener.js';
 import { VcpuPages, type VcpuPagesOptions } from './vcpu-pages.js';
 
 export interface AttachServerOptions extends VcpuPagesOptions {
@@ -72,12 +68,6 @@ interface Conn {
 }
 
 const MESSAGES_PER_WAKEUP = 64;
-/**
- * How long accepting pauses after accept4 failed: out of descriptors (EMFILE, ENFILE) the socket
- * stays readable, and watched on, every turn of the event loop failed again (13,000 notices and
- * 0.74 s of CPU a second, every verdict waiting).
- */
-export const ACCEPT_RETRY_MS = 250;
 
 /**
  * Whether the connection's peer is the process holding the session: the same pid and, where each
@@ -94,9 +84,10 @@ export class AttachServer {
   readonly pages: VcpuPages;
   readonly #sessions = new Map<bigint, SessionInfo>();
   readonly #conns = new Map<number, Conn>();
-  #listenFd = -1;
-  #listenWatch: FdWatch | null = null;
-  #acceptRetry: NodeJS.Timeout | null = null;
+  readonly #listener = new AttachListener(
+    (fd) => this.#admit(fd),
+    (message) => this.#opts.onNotice?.(message, { reason: 'accept' }),
+  );
   #nextConn = 1;
   readonly stats: AttachServerStats = {
     connections: 0,
@@ -122,37 +113,18 @@ export class AttachServer {
     return this.#conns.size;
   }
 
+  /** The socket's path: where it listens, else where it would. */
   get address(): string {
-    return this.#opts.path;
+    return this.#listener.address ?? this.#opts.path;
   }
 
-  /** Creates the socket and starts accepting. SEAWALL_ATTACH_LISTEN when it cannot. */
-  listen(): void {
-    // Beside the plugin socket by default, a directory nobody else made under socket activation.
-    mkdirSync(dirname(this.#opts.path), { recursive: true, mode: 0o750 });
-    let live = -1;
-    try {
-      live = connectSeqpacket(this.#opts.path);
-    } catch {
-      // ENOENT or ECONNREFUSED: nobody serves the path; a stale file is replaced below.
-    }
-    if (live >= 0) {
-      closeFd(live);
-      throw new AttachError('SEAWALL_ATTACH_LISTEN', `another process is already serving ${this.#opts.path}`);
-    }
-    try {
-      this.#listenFd = listenSeqpacket(this.#opts.path, this.#opts.mode);
-    } catch (err) {
-      throw new AttachError(
-        'SEAWALL_ATTACH_LISTEN',
-        `attach socket ${this.#opts.path}: ${(err as Error).message}`,
-      );
-    }
-    this.#watchListener();
-  }
-
-  #watchListener(): void {
-    this.#listenWatch = watchReadable(this.#listenFd, () => this.#acceptAll());
+  /**
+   * Creates the socket, or serves the listening one the service manager passed in (`fd`), and
+   * starts accepting. SEAWALL_ATTACH_LISTEN when it cannot.
+   */
+  listen(fd?: number): void {
+    if (fd === undefined) this.#listener.listen(this.#opts.path, this.#opts.mode);
+    else this.#listener.adopt(fd);
   }
 
   /** The sink that tells the server which sessions exist and counts kernel/plugin mismatches. */
@@ -176,70 +148,39 @@ export class AttachServer {
 
   /** Stops listening, closes every connection and releases every attachment. */
   close(): void {
-    this.#listenWatch?.close();
-    this.#listenWatch = null;
-    if (this.#acceptRetry) clearTimeout(this.#acceptRetry);
-    this.#acceptRetry = null;
-    if (this.#listenFd >= 0) {
-      closeFd(this.#listenFd);
-      // Like the plugin and control sockets, the path goes with the listener on a graceful stop.
-      try {
-        unlinkSync(this.#opts.path);
-      } catch {
-        // already gone
-      }
-    }
-    this.#listenFd = -1;
+    this.#listener.close();
     for (const c of [...this.#conns.values()]) this.#drop(c);
     this.pages.releaseAll();
     this.#sessions.clear();
   }
 
-  #acceptAll(): void {
-    for (;;) {
-      let fd: number | null;
-      try {
-        fd = acceptSeqpacket(this.#listenFd);
-      } catch (err) {
-        const why = `attach accept failed: ${(err as Error).message}; accepting again in ${ACCEPT_RETRY_MS} ms`;
-        this.#opts.onNotice?.(why, { reason: 'accept' });
-        this.#listenWatch?.close();
-        this.#listenWatch = null;
-        this.#acceptRetry = setTimeout(() => {
-          this.#acceptRetry = null;
-          if (this.#listenFd >= 0) this.#watchListener();
-        }, ACCEPT_RETRY_MS);
-        this.#acceptRetry.unref();
-        return;
-      }
-      if (fd === null) return;
-      if (this.#conns.size >= this.#opts.maxConnections) {
-        closeFd(fd);
-        this.stats.refusedConnections++;
-        continue;
-      }
-      let peer: ReturnType<typeof peerProcess>;
-      try {
-        peer = peerProcess(fd);
-      } catch {
-        closeFd(fd);
-        this.stats.refusedConnections++;
-        continue;
-      }
-      const id = this.#nextConn++;
-      const conn: Conn = {
-        id,
-        fd,
-        pid: peer.cred.pid,
-        pidfd: peer.pidfd,
-        session: null,
-        idle: null,
-        watch: watchReadable(fd, () => this.#read(conn)),
-      };
-      this.#armIdle(conn);
-      this.#conns.set(id, conn);
-      this.stats.connections++;
+  #admit(fd: number): void {
+    if (this.#conns.size >= this.#opts.maxConnections) {
+      closeFd(fd);
+      this.stats.refusedConnections++;
+      return;
     }
+    let peer: ReturnType<typeof peerProcess>;
+    try {
+      peer = peerProcess(fd);
+    } catch {
+      closeFd(fd);
+      this.stats.refusedConnections++;
+      return;
+    }
+    const id = this.#nextConn++;
+    const conn: Conn = {
+      id,
+      fd,
+      pid: peer.cred.pid,
+      pidfd: peer.pidfd,
+      session: null,
+      idle: null,
+      watch: watchReadable(fd, () => this.#read(conn)),
+    };
+    this.#armIdle(conn);
+    this.#conns.set(id, conn);
+    this.stats.connections++;
   }
 
   #read(conn: Conn): void {

@@ -1,3 +1,4 @@
+export * from './attach-listener.js';
 export * from './attach-server.js';
 export * from './config-schema.js';
 export * from './errors.js';
