@@ -1,12 +1,25 @@
 /**
- * The vCPU attach server as the daemon runs it: its socket beside the plugin socket the daemon
- * actually serves (a unit's, under socket activation, known only once taken), and its refusals as
- * rate-bounded notices.
+ * The vCPU attach server as the daemon runs it: its socket the one seawall-attach.socket passes, else
+ * made beside the plugin socket the daemon actually serves (a unit's, under socket activation, known
+ * only once taken), and its refusals as rate-bounded notices.
  */
+import { dirname } from 'node:path';
 import { AttachServer, attachServerOptions } from '../attach/index.js';
-import { JournalField as F } from '../systemd/index.js';
+import { JournalField as F, type ListenSocketType } from '../systemd/index.js';
 import type { DaemonConfig } from './config.js';
+import { DaemonError } from './errors.js';
 import { type DaemonLog, Priority } from './log.js';
+import { ensureSafeDir } from './paths.js';
+
+/**
+ * The sockets a unit may pass the daemon, by FileDescriptorName=, and the kind of each; a lone
+ * unnamed one (systemd-socket-activate without --fdname) is the first, the plugin socket.
+ */
+export const LISTEN_FDS: Readonly<Record<string, ListenSocketType>> = {
+  plugin: 'stream',
+  control: 'stream',
+  attach: 'seqpacket',
+};
 
 export function createAttachServer(
   config: DaemonConfig,
@@ -23,4 +36,28 @@ export function createAttachServer(
       }),
     ),
   );
+}
+
+/**
+ * Starts the attach server on the socket its unit passed (`fd`), or on one it makes. A passed attach
+ * socket with attach disabled is refused: nobody would answer the VMMs that connect to it.
+ */
+export function listenAttach(
+  attach: AttachServer | null,
+  fd: number | undefined,
+  announce: (line: string) => void,
+): void {
+  if (attach === null) {
+    if (fd === undefined) return;
+    throw new DaemonError(
+      'SEAWALL_DAEMON_CONFIG',
+      `an attach socket was passed (fd ${fd}) but attach.enabled is false: enable attach, or stop and ` +
+        'disable the socket unit that passes it (seawall-attach.socket)',
+    );
+  }
+  if (fd === undefined) {
+    ensureSafeDir(dirname(attach.address), 0o755, { allowSticky: true });
+    attach.listen();
+  } else attach.listen(fd);
+  announce(`attach socket: ${attach.address}${fd === undefined ? '' : ` (fd ${fd}, socket activation)`}`);
 }

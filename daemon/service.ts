@@ -30,7 +30,7 @@ import {
   takeListenFds,
 } from '../systemd/index.js';
 import { actionReporting } from './action-reporting.js';
-import { createAttachServer } from './attach-wiring.js';
+import { createAttachServer, LISTEN_FDS, listenAttach } from './attach-wiring.js';
 import { type DaemonConfig, metricsServerOptions } from './config.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
 import { ensureSafeDir } from './paths.js';
@@ -233,18 +233,14 @@ export class Service {
       if (timeMs <= now) state.observeAt(vm, timeMs, gpa);
     });
     // Level 3: the sockets; a single unnamed fd (systemd-socket-activate without --fdname) is the plugin's.
-    const activated = pickListenFds(takeListenFds(), ['plugin', 'control']);
+    const activated = pickListenFds(takeListenFds(), LISTEN_FDS);
     const pluginFd = activated.get('plugin');
     if (pluginFd !== undefined) await this.server.listen({ fd: pluginFd });
     else await this.server.listen({ path: this.config.socket, mode: this.config.socketMode });
     this.#announce(
       `plugin socket: ${this.server.address}${pluginFd !== undefined ? ` (fd ${pluginFd}, socket activation)` : ''}`,
     );
-    if (this.attach) {
-      ensureSafeDir(dirname(this.attach.address), 0o755, { allowSticky: true });
-      this.attach.listen();
-      this.#announce(`attach socket: ${this.attach.address}`);
-    }
+    listenAttach(this.attach, activated.get('attach'), (line) => this.#announce(line));
     this.control = new ControlServer(
       serviceControlContext({
         version: VERSION,

@@ -3,7 +3,7 @@
 #   /usr/lib/seawall/          the package: dist/bin/, production node_modules, docs, rules (a copy,
 #                              never a link into this tree: ProtectHome= would hide a home directory)
 #   /usr/bin/seawall           the command (a link into /usr/lib/seawall)
-#   /usr/lib/systemd/system/   seawall.service, seawall.socket, seawall-control.socket
+#   /usr/lib/systemd/system/   seawall.service, seawall.socket, seawall-control.socket, seawall-attach.socket
 #   /usr/lib/sysusers.d/, /usr/lib/tmpfiles.d/, /usr/lib/systemd/catalog/
 #   /etc/seawall/seawall.yaml  the configuration the unit names (kept if it exists)
 #   /usr/share/doc/seawall/, /usr/share/man/man1/seawall.1, bash completion
@@ -54,7 +54,8 @@ say "systemd units, sysusers.d, tmpfiles.d, catalog"
 install -d "$root/usr/lib/systemd/system" "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d" \
   "$root/usr/lib/systemd/catalog"
 install -m 0644 "$here/systemd/units/seawall.service" "$here/systemd/units/seawall.socket" \
-  "$here/systemd/units/seawall-control.socket" "$root/usr/lib/systemd/system/"
+  "$here/systemd/units/seawall-control.socket" "$here/systemd/units/seawall-attach.socket" \
+  "$root/usr/lib/systemd/system/"
 install -m 0644 "$here/systemd/units/sysusers.d/seawall.conf" "$root/usr/lib/sysusers.d/seawall.conf"
 install -m 0644 "$here/systemd/units/tmpfiles.d/seawall.conf" "$root/usr/lib/tmpfiles.d/seawall.conf"
 install -m 0644 "$here/systemd/catalog/seawall.catalog" "$root/usr/lib/systemd/catalog/seawall.catalog"
@@ -74,4 +75,4 @@ install -m 0644 "$here/docs/seawall.1" "$root/usr/share/man/man1/seawall.1"
 node "$lib/dist/bin/seawall.js" completion bash > "$root/usr/share/bash-completion/completions/seawall"
 
 say "done. Next: systemd-sysusers; systemd-tmpfiles --create; journalctl --update-catalog;"
-say "systemctl daemon-reload; systemctl enable --now seawall.socket seawall-control.socket seawall.service"
+say "systemctl daemon-reload; systemctl enable --now seawall.socket seawall-control.socket seawall-attach.socket seawall.service"

@@ -11,7 +11,7 @@ export type {
 export { createJournalLogger, JOURNAL_SOCKET, Priority, stderrIsJournalStream } from './journal.js';
 export type { JournalFieldName, JournalFieldValue } from './journal-fields.js';
 export { JournalField } from './journal-fields.js';
-export type { ListenFd, ListenFds, ListenFdsOptions } from './listen-fds.js';
+export type { ListenFd, ListenFds, ListenFdsOptions, ListenSocketType } from './listen-fds.js';
 export { pickListenFds, SD_LISTEN_FDS_START, takeListenFds } from './listen-fds.js';
 export type { MessageEntry, MessageFieldName, SeawallEntry } from './message-fields.js';
 export { MessageFields } from './message-fields.js';

@@ -1,10 +1,11 @@
 /**
  * Socket activation: the listening sockets systemd passes in (sd_listen_fds(3)), by name.
  *
- * seawall.socket names its fd `plugin` and seawall-control.socket names its fd `control`
- * (FileDescriptorName= in systemd.socket(5) names every fd of one unit alike, hence two units).
- * With socket activation the listening sockets outlive daemon restarts, so plugins that
- * connect while the daemon restarts wait in the backlog instead of failing.
+ * seawall.socket names its fd `plugin`, seawall-control.socket `control` and seawall-attach.socket
+ * (a SOCK_SEQPACKET one) `attach` (FileDescriptorName= in systemd.socket(5) names every fd of one
+ * unit alike, hence a unit each). With socket activation the listening sockets outlive daemon
+ * restarts, so plugins that connect while the daemon restarts wait in the backlog instead of
+ * failing, and each socket gets its owner, group and mode from its unit.
  */
 import { SystemdError } from './errors.js';
 import { assertProcessEnvironment, errnoName, LIBSYSTEMD_SONAME, loadLibsystemd } from './libsystemd.js';
@@ -12,11 +13,15 @@ import { assertProcessEnvironment, errnoName, LIBSYSTEMD_SONAME, loadLibsystemd 
 /** SD_LISTEN_FDS_START from sd-daemon.h: passed fds begin at 3. */
 export const SD_LISTEN_FDS_START = 3;
 
+/** The kinds of Unix socket a unit may pass: ListenStream= and ListenSequentialPacket=. */
+export type ListenSocketType = 'stream' | 'seqpacket';
+
 /** One passed file descriptor and its FileDescriptorName=. */
 export interface ListenFd {
   readonly fd: number;
   /** The name from LISTEN_FDNAMES, or `unknown` when none was given (sd_listen_fds_with_names(3)). */
   readonly name: string;
+  readonly type: ListenSocketType;
 }
 
 /** The passed sockets. Empty when the process was not socket-activated. */
@@ -35,8 +40,14 @@ export interface ListenFdsOptions {
   library?: string;
 }
 
-/** SOCK_STREAM from <sys/socket.h> (1 on Linux, except MIPS). */
+/** SOCK_STREAM and SOCK_SEQPACKET from <sys/socket.h> (1 and 5 on Linux, except MIPS). */
 const SOCK_STREAM = 1;
+const SOCK_SEQPACKET = 5;
+/** The unit file line that makes each kind, for messages. */
+const LISTEN_LINE: Readonly<Record<ListenSocketType, string>> = {
+  stream: 'ListenStream=',
+  seqpacket: 'ListenSequentialPacket=',
+};
 
 const ACTIVATION_VARIABLES = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'] as const;
 
@@ -62,12 +73,13 @@ function fromList(all: readonly ListenFd[]): ListenFds {
  *
  * Without LISTEN_FDS, or when LISTEN_PID names another process, the result is empty.
  *
- * Every passed fd must be a listening AF_UNIX stream socket: a socket unit with ListenStream= on
- * an IP port would otherwise hand the control commands (status, events, why) to the network, and a
- * datagram socket would fail later with an opaque EINVAL.
+ * Every passed fd must be a listening AF_UNIX stream or sequential-packet socket: a socket unit with
+ * ListenStream= on an IP port would otherwise hand the control commands (status, events, why) to
+ * the network, and a datagram socket would fail later with an opaque EINVAL. Which kind each name
+ * must be is {@link pickListenFds}'s check.
  *
  * @throws {SystemdError} `SEAWALL_SYSTEMD_LISTEN_FDS_INVALID` for malformed variables or a passed
- *   fd that is not a listening Unix stream socket;
+ *   fd that is not a listening Unix stream or sequential-packet socket;
  *   `SEAWALL_SYSTEMD_UNAVAILABLE` when sockets were passed but libsystemd is missing.
  */
 export function takeListenFds(
@@ -95,33 +107,51 @@ export function takeListenFds(
   for (let i = 0; i < n; i++) {
     const fd = SD_LISTEN_FDS_START + i;
     const name = (named ? nameList[i] : undefined) || 'unknown';
+    let type: ListenSocketType = 'stream';
     if (lib.sdIsSocketUnix(fd, SOCK_STREAM, 1, null, 0) <= 0) {
-      throw new SystemdError(
-        'SEAWALL_SYSTEMD_LISTEN_FDS_INVALID',
-        `passed fd ${fd} (${name}) is not a listening Unix stream socket; seawall's socket units ` +
-          'must use ListenStream= with a path',
-        { fd, name },
-      );
+      if (lib.sdIsSocketUnix(fd, SOCK_SEQPACKET, 1, null, 0) <= 0) {
+        throw new SystemdError(
+          'SEAWALL_SYSTEMD_LISTEN_FDS_INVALID',
+          `passed fd ${fd} (${name}) is not a listening Unix stream socket; seawall's socket units ` +
+            'must use ListenStream= (ListenSequentialPacket= for the attach socket) with a path',
+          { fd, name },
+        );
+      }
+      type = 'seqpacket';
     }
-    all.push({ fd, name });
+    all.push({ fd, name, type });
   }
   return fromList(all);
 }
 
 /**
- * The passed fds a service serves, by name (FileDescriptorName=); a single fd with none of the
- * names (systemd-socket-activate without --fdname) is `names[0]`. Any other fd is refused: left
- * unused, its socket would take connections nobody answers while the service bound its
- * configured paths instead, and the two would collide.
+ * The passed fds a service serves, by name (FileDescriptorName=), each of the kind `wanted` gives
+ * it; a single fd with none of the names (systemd-socket-activate without --fdname) is the first
+ * name's. Any other fd is refused: left unused, its socket would take connections nobody answers
+ * while the service bound its configured paths instead, and the two would collide. So is a named
+ * fd of the wrong kind: served, its clients would fail on every message.
  */
-export function pickListenFds(fds: ListenFds, names: readonly string[]): Map<string, number> {
+export function pickListenFds(
+  fds: ListenFds,
+  wanted: Readonly<Record<string, ListenSocketType>>,
+): Map<string, number> {
+  const names = Object.keys(wanted);
   const picked = new Map<string, number>();
-  for (const name of names) {
-    const fd = fds.get(name);
-    if (fd !== undefined) picked.set(name, fd);
-  }
   const lone = fds.all.length === 1 ? fds.all[0] : undefined;
-  if (lone && !names.includes(lone.name) && names[0] !== undefined) picked.set(names[0], lone.fd);
+  const unnamed = lone && !names.includes(lone.name) && names[0] !== undefined;
+  for (const f of unnamed ? [{ ...lone, name: names[0] as string }] : fds.all) {
+    const type = wanted[f.name];
+    if (type === undefined || picked.has(f.name)) continue;
+    if (f.type !== type) {
+      throw new SystemdError(
+        'SEAWALL_SYSTEMD_LISTEN_FDS_INVALID',
+        `passed fd ${f.fd} (${f.name}) is a ${f.type} socket; the ${f.name} socket is made with ` +
+          `${LISTEN_LINE[type]} (${LISTEN_LINE[f.type]} was used)`,
+        { fd: f.fd, name: f.name },
+      );
+    }
+    picked.set(f.name, f.fd);
+  }
   const used = new Set(picked.values());
   const unused = fds.all.filter((f) => !used.has(f.fd));
   if (unused.length > 0) {

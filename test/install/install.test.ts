@@ -42,7 +42,7 @@ const README_STEPS = [
   'npm ci && npm run build',
   'scripts/install.sh',
   'systemd-sysusers && systemd-tmpfiles --create && journalctl --update-catalog',
-  'systemctl daemon-reload && systemctl enable --now seawall.socket seawall-control.socket seawall.service',
+  'systemctl daemon-reload && systemctl enable --now seawall.socket seawall-control.socket seawall-attach.socket seawall.service',
   'seawall status',
 ];
 
@@ -130,9 +130,14 @@ test('from a fresh clone, the README install starts the daemon with the shipped 
     'enable',
     'seawall.socket',
     'seawall-control.socket',
+    'seawall-attach.socket',
     'seawall.service',
   ]);
-  assert.ok(lstatSync(join(root, 'etc/systemd/system/sockets.target.wants/seawall.socket')).isSymbolicLink());
+  for (const unit of ['seawall.socket', 'seawall-control.socket', 'seawall-attach.socket'])
+    assert.ok(
+      lstatSync(join(root, `etc/systemd/system/sockets.target.wants/${unit}`)).isSymbolicLink(),
+      unit,
+    );
 
   const units = join(root, 'usr/lib/systemd/system');
   const service = readFileSync(join(units, 'seawall.service'), 'utf8');
@@ -147,6 +152,11 @@ test('from a fresh clone, the README install starts the daemon with the shipped 
     const text = readFileSync(join(units, u), 'utf8');
     return { listen: unitValue(text, 'ListenStream'), name: unitValue(text, 'FileDescriptorName') };
   });
+  const attachUnit = readFileSync(join(units, 'seawall-attach.socket'), 'utf8');
+  const attach = {
+    listen: unitValue(attachUnit, 'ListenSequentialPacket'),
+    name: unitValue(attachUnit, 'FileDescriptorName'),
+  };
 
   // The scratch root over the real paths, in a namespace of its own.
   const etc = join(scratch, 'etc-layer');
@@ -168,7 +178,7 @@ test('from a fresh clone, the README install starts the daemon with the shipped 
       'private',
       'sh',
       '-c',
-      `${layers} && cd /usr/lib/systemd/system && systemd-analyze verify seawall.service seawall.socket seawall-control.socket 2>&1`,
+      `${layers} && cd /usr/lib/systemd/system && systemd-analyze verify seawall.service seawall.socket seawall-control.socket seawall-attach.socket 2>&1`,
     ],
     { encoding: 'utf8' },
   );
@@ -176,18 +186,24 @@ test('from a fresh clone, the README install starts the daemon with the shipped 
   assert.equal(verify.stdout + verify.stderr, '', 'systemd-analyze verify prints nothing');
 
   // The service as systemd would run it: its sockets by name, its directories in the environment.
+  // One activator listens on the stream sockets and execs another, which passes them on and adds
+  // the SOCK_SEQPACKET attach socket (an activator listens on one kind only).
+  const environment = [
+    'RUNTIME_DIRECTORY=/run/seawall',
+    'STATE_DIRECTORY=/var/lib/seawall',
+    'CONFIGURATION_DIRECTORY=/etc/seawall',
+    `PATH=${process.env.PATH}`,
+  ];
+  const names = [...sockets, attach].map((s) => s.name).join(':');
   const activate = [
     'systemd-socket-activate',
     ...sockets.flatMap((s) => ['-l', s.listen]),
-    `--fdname=${sockets.map((s) => s.name).join(':')}`,
-    '-E',
-    'RUNTIME_DIRECTORY=/run/seawall',
-    '-E',
-    'STATE_DIRECTORY=/var/lib/seawall',
-    '-E',
-    'CONFIGURATION_DIRECTORY=/etc/seawall',
-    '-E',
-    `PATH=${process.env.PATH}`,
+    `--fdname=${names}`,
+    ...environment.flatMap((e) => ['-E', e]),
+    'systemd-socket-activate --seqpacket',
+    `-l ${attach.listen}`,
+    `--fdname=${names}`,
+    ...environment.flatMap((e) => ['-E', e.replace(/=.*/, '')]),
     `setpriv --reuid=${ids[1]} --regid=${ids[2]} --clear-groups --`,
     execStart,
   ].join(' ');
@@ -239,6 +255,10 @@ test('from a fresh clone, the README install starts the daemon with the shipped 
     output.some((l) =>
       /^control socket: \/run\/seawall\/control\.sock \(fd \d+, socket activation\)$/.test(l),
     ),
+    output.join('\n'),
+  );
+  assert.ok(
+    output.includes('attach socket: /run/seawall/attach.sock (fd 5, socket activation)'),
     output.join('\n'),
   );
 });

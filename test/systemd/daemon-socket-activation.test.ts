@@ -11,23 +11,47 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { ACTION } from '../../protocol/index.js';
 import { PluginClient } from '../../vmm/plugin-client.js';
 import { seaEvent, seaExit } from '../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../vmm/simulator.js';
 import { CLI, daemonCommand } from '../helpers/daemon.js';
-import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
+import { exitOf, killOwned, spawnOwned, stopOwned } from '../helpers/processes.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { requireTool } from '../helpers/tools.js';
 import { until, within } from '../helpers/wait.js';
+import { findExecutable } from './tools.js';
 
 const SEA = seaExit({ gpa: 0x5000n });
 const HELLO_AS = new URL('../security/children/hello-as.mjs', import.meta.url).pathname;
+const ATTACH_AS = new URL('./children/attach-as.mjs', import.meta.url).pathname;
 const NOBODY = 65534;
 /** A group no user is in, standing for seawall-vmm. */
 const VMM_GID = 65533;
 const IMAGE = `000001${'0'.repeat(122)}`;
+
+/** Gives a socket the shipped units' SocketGroup=seawall-vmm (standing for it: VMM_GID) and SocketMode=0660. */
+function vmmSocket(path: string): void {
+  chownSync(path, 0, VMM_GID);
+  chmodSync(path, 0o660);
+}
+
+/** Runs a child script as a VMM of that group only (uid nobody) and returns what it printed. */
+async function vmmPeer(t: TestContext, args: string[]): Promise<string> {
+  const peer = spawnOwned(process.execPath, args, {
+    uid: NOBODY,
+    gid: VMM_GID,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => killOwned(peer, 'the peer'));
+  let answer = '';
+  peer.stdout?.on('data', (c) => {
+    answer += c;
+  });
+  await within('the peer to exit', exitOf(peer));
+  return answer.trim();
+}
 
 /** The daemon process currently run by the activator's loop (its only child). */
 function daemonPid(managerPid: number): number | null {
@@ -186,20 +210,8 @@ test('under activation the socket file’s group is admitted, and the hints and 
   });
   // SocketGroup=seawall-vmm, SocketMode=0660 as the shipped unit has them: a VMM of that group,
   // under a uid that `allow` does not name, is admitted by the group alone.
-  chownSync(sock, 0, VMM_GID);
-  chmodSync(sock, 0o660);
-  const peer = spawnOwned(process.execPath, [HELLO_AS, sock, 'vmm-group-vm'], {
-    uid: NOBODY,
-    gid: VMM_GID,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  t.after(() => killOwned(peer, 'the peer'));
-  let answer = '';
-  peer.stdout?.on('data', (c) => {
-    answer += c;
-  });
-  await within('the peer to be answered', exitOf(peer));
-  assert.equal(answer.trim(), 'welcome', said());
+  vmmSocket(sock);
+  assert.equal(await vmmPeer(t, [HELLO_AS, sock, 'vmm-group-vm']), 'welcome', said());
   await until('the hints', () => lines.some((l) => l.startsWith('look:')), { state: said });
   assert.ok(lines.includes(`plugin socket: ${sock} (fd 3, socket activation)`), said());
   assert.ok(
@@ -213,4 +225,63 @@ test('under activation the socket file’s group is admitted, and the hints and 
   assert.equal(existsSync(socket), false, 'nothing bound at the configured path');
   // The attach socket beside the socket plugins connect to, where they look for it.
   assert.ok(lines.includes(`attach socket: ${join(dir, 'activated-attach.sock')}`), said());
+});
+
+test('the attach socket a unit passes is served: a VMM of the socket’s group attaches, and the socket outlives the daemon', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to run a peer as another uid');
+  if (!requireTool(t, 'systemd-socket-activate', 'systemd')) return;
+  const activate = findExecutable('systemd-socket-activate') as string;
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-sa-'));
+  chmodSync(dir, 0o755);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, 'seawall.yaml');
+  writeFileSync(config, 'attach:\n  allowStandIns: true\n');
+  const { args } = daemonCommand(dir, ['--no-metrics', '--config', config]);
+  const plugin = join(dir, 'plugin.sock');
+  const control = join(dir, 'control.sock');
+  const attach = join(dir, 'attach.sock');
+  // As systemd passes the three units' sockets: one activator listens on the two stream sockets and
+  // execs another, which passes them on and adds the SOCK_SEQPACKET one (a single activator listens
+  // on one kind only), then execs the daemon, all in one process.
+  const daemon = spawnOwned(
+    activate,
+    [
+      ...['-l', plugin, '-l', control, '--fdname=plugin:control'],
+      ...[activate, '--seqpacket', '-l', attach, '--fdname=plugin:control:attach'],
+      ...[process.execPath, ...args],
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '' } },
+  );
+  t.after(() => killOwned(daemon, 'the activators’ daemon'));
+  const lines: string[] = [];
+  const said = () => `activators and daemon said:\n${lines.join('\n')}`;
+  createInterface({ input: daemon.stdout! }).on('line', (l) => lines.push(l));
+  createInterface({ input: daemon.stderr! }).on('line', (l) => lines.push(l));
+  await until(
+    'the activator to listen',
+    () => lines.filter((l) => l.startsWith('Listening on')).length === 2,
+    {
+      state: said,
+    },
+  );
+  // SocketGroup=seawall-vmm, SocketMode=0660 as the shipped units have them: a VMM that is only in
+  // that group reaches both sockets, and the daemon admits its attach as the session's own process.
+  // The plugin socket's before the daemon starts, which admits the group it finds then.
+  vmmSocket(plugin);
+  const trigger = connect(plugin);
+  trigger.on('error', () => {});
+  t.after(() => trigger.destroy());
+  await until('the daemon to be ready', () => lines.some((l) => l.startsWith('seawall daemon ready')), {
+    state: said,
+  });
+  assert.ok(lines.includes(`attach socket: ${attach} (fd 5, socket activation)`), said());
+  // Passed blocking, as systemd passes sockets: served non-blocking, or an accept with nothing
+  // waiting would hold the event loop.
+  const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${daemon.pid}/fdinfo/5`, 'utf8'))?.[1];
+  assert.ok(flags !== undefined && (Number.parseInt(flags, 8) & 0o4000) !== 0, `fd 5 flags ${flags}`);
+  vmmSocket(attach);
+  assert.equal(await vmmPeer(t, [ATTACH_AS, plugin, attach, 'vmm-group-attach']), 'attached', said());
+  // A graceful stop leaves the unit's socket where it is, for the next start's plugins.
+  assert.deepEqual(await stopOwned(daemon, 'the daemon'), { code: 0, signal: null }, said());
+  assert.ok(existsSync(attach), 'the passed attach socket is still there');
 });

@@ -4,6 +4,7 @@ import {
   copyFileSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -12,12 +13,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
+import { defaultAttachSocket } from '../../attach/index.js';
+import { LISTEN_FDS } from '../../daemon/attach-wiring.js';
 import { mayLeaveIdle } from '../../kvm/index.js';
 import { runFile as run } from '../helpers/processes.js';
 import { requireOrSkip, tools } from './tools.js';
 
 const UNITS = new URL('../../systemd/units/', import.meta.url).pathname;
-const UNIT_FILES = ['seawall.service', 'seawall.socket', 'seawall-control.socket'];
+const UNIT_FILES = ['seawall.service', 'seawall.socket', 'seawall-control.socket', 'seawall-attach.socket'];
 const INSTALLED_BINARY = '/usr/bin/seawall';
 /** The goal for `systemd-analyze security`; docs/systemd.md records the actual figure. */
 const MAX_EXPOSURE = 2.0;
@@ -110,16 +113,35 @@ test('the unit lets the daemon open every socket family it uses', () => {
   }
 });
 
-test('the socket units name their fds plugin and control, as the daemon looks them up', () => {
-  const plugin = readFileSync(join(UNITS, 'seawall.socket'), 'utf8');
-  const control = readFileSync(join(UNITS, 'seawall-control.socket'), 'utf8');
-  assert.match(plugin, /^ListenStream=\/run\/seawall\/plugin\.sock$/m);
-  assert.match(plugin, /^FileDescriptorName=plugin$/m);
-  assert.match(plugin, /^SocketMode=0660$/m);
-  assert.match(plugin, /^SocketGroup=seawall-vmm$/m);
-  assert.match(control, /^ListenStream=\/run\/seawall\/control\.sock$/m);
-  assert.match(control, /^FileDescriptorName=control$/m);
-  assert.match(control, /^SocketMode=0600$/m);
+test('each socket the daemon takes by name has a unit of the right kind, for the right group, passed to the service', () => {
+  const service = readFileSync(join(UNITS, 'seawall.service'), 'utf8');
+  const passed = /^Sockets=(.*)$/m.exec(service)?.[1]?.split(/\s+/) ?? [];
+  const listenLine = { stream: 'ListenStream', seqpacket: 'ListenSequentialPacket' } as const;
+  const units = readdirSync(UNITS).filter((n) => n.endsWith('.socket'));
+  const byName = new Map(
+    units.map((unit) => {
+      const text = readFileSync(join(UNITS, unit), 'utf8');
+      return [/^FileDescriptorName=(.*)$/m.exec(text)?.[1], { unit, text }] as const;
+    }),
+  );
+  assert.deepEqual([...byName.keys()].sort(), Object.keys(LISTEN_FDS).sort(), 'one unit per name');
+  const paths: Record<string, string> = {};
+  for (const [name, type] of Object.entries(LISTEN_FDS)) {
+    const { unit, text } = byName.get(name) as { unit: string; text: string };
+    assert.ok(passed.includes(unit), `Sockets= passes ${unit}`);
+    const path = new RegExp(`^${listenLine[type]}=(/run/seawall/\\S+)$`, 'm').exec(text)?.[1];
+    assert.ok(path, `${unit} listens with ${listenLine[type]}= under /run/seawall`);
+    paths[name] = path;
+    assert.doesNotMatch(text, /^Listen(?!\w*=\/run\/seawall\/)/m, `${unit}: one Listen line`);
+  }
+  // The VMMs' sockets for their group; the control socket for root and the daemon only.
+  for (const unit of [byName.get('plugin'), byName.get('attach')]) {
+    assert.match(unit?.text ?? '', /^SocketGroup=seawall-vmm$/m);
+    assert.match(unit?.text ?? '', /^SocketMode=0660$/m);
+  }
+  assert.match(byName.get('control')?.text ?? '', /^SocketMode=0600$/m);
+  // Where plugins look for the attach socket: beside the plugin socket.
+  assert.equal(paths.attach, defaultAttachSocket(paths.plugin as string));
 });
 
 test('sysusers.d and tmpfiles.d create the users and directories in a scratch root', async (t) => {
