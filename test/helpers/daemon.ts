@@ -48,6 +48,8 @@ export interface StartOptions {
   /** Reuse a directory (restart on the same socket/state). */
   dir?: string;
   metrics?: boolean;
+  /** A command that execs the daemon, and its arguments (setpriv(1) to run it as the unit would). */
+  execBy?: string[];
 }
 
 /** `node seawall.js daemon` on sockets and a store in `dir`, its log on stderr, with `extra` arguments. */
@@ -77,7 +79,8 @@ export async function startDaemon(opts: StartOptions = {}): Promise<RunningDaemo
     ...(opts.metrics === false ? ['--no-metrics'] : ['--metrics', '127.0.0.1:0']),
     ...(opts.args ?? []),
   ]);
-  const proc = spawnOwned(process.execPath, args, {
+  const [command, ...prefix] = [...(opts.execBy ?? []), process.execPath];
+  const proc = spawnOwned(command as string, [...prefix, ...args], {
     env: { ...process.env, NOTIFY_SOCKET: '', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
