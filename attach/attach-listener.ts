@@ -75,13 +75,16 @@ export class AttachListener {
   adopt(fd: number): void {
     try {
       this.#path = boundSocketPath(fd);
-      this.#fd = fd;
     } catch (err) {
       throw new AttachError(
         'SEAWALL_ATTACH_LISTEN',
         `passed attach socket fd ${fd}: ${(err as Error).message}`,
       );
     }
+    // In the abstract namespace no file mode keeps anyone out.
+    if (this.#path === null)
+      throw new AttachError('SEAWALL_ATTACH_LISTEN', `passed attach socket fd ${fd} is bound to no path`);
+    this.#fd = fd;
     this.#passed = true;
     this.#watchListener();
   }

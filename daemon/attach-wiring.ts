@@ -5,21 +5,11 @@
  */
 import { dirname } from 'node:path';
 import { AttachServer, attachServerOptions } from '../attach/index.js';
-import { JournalField as F, type ListenSocketType } from '../systemd/index.js';
+import { JournalField as F } from '../systemd/index.js';
 import type { DaemonConfig } from './config.js';
 import { DaemonError } from './errors.js';
 import { type DaemonLog, Priority } from './log.js';
 import { ensureSafeDir } from './paths.js';
-
-/**
- * The sockets a unit may pass the daemon, by FileDescriptorName=, and the kind of each; a lone
- * unnamed one (systemd-socket-activate without --fdname) is the first, the plugin socket.
- */
-export const LISTEN_FDS: Readonly<Record<string, ListenSocketType>> = {
-  plugin: 'stream',
-  control: 'stream',
-  attach: 'seqpacket',
-};
 
 export function createAttachServer(
   config: DaemonConfig,
@@ -51,8 +41,8 @@ export function listenAttach(
     if (fd === undefined) return;
     throw new DaemonError(
       'SEAWALL_DAEMON_CONFIG',
-      `an attach socket was passed (fd ${fd}) but attach.enabled is false: enable attach, or stop and ` +
-        'disable the socket unit that passes it (seawall-attach.socket)',
+      `an attach socket was passed (fd ${fd}) but attach.enabled is false: enable attach, or mask the ` +
+        'socket unit that passes it (systemctl mask --now seawall-attach.socket)',
     );
   }
   if (fd === undefined) {

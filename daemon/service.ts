@@ -22,16 +22,11 @@ import {
   storeSink,
   WriteAhead,
 } from '../store/index.js';
-import {
-  createNotifier,
-  createWatchdog,
-  JournalField as F,
-  pickListenFds,
-  takeListenFds,
-} from '../systemd/index.js';
+import { createNotifier, createWatchdog, JournalField as F } from '../systemd/index.js';
 import { actionReporting } from './action-reporting.js';
-import { createAttachServer, LISTEN_FDS, listenAttach } from './attach-wiring.js';
+import { createAttachServer, listenAttach } from './attach-wiring.js';
 import { type DaemonConfig, metricsServerOptions } from './config.js';
+import { takeDaemonSockets } from './listen-wiring.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
 import { ensureSafeDir } from './paths.js';
 import { Pipeline } from './pipeline.js';
@@ -233,7 +228,7 @@ export class Service {
       if (timeMs <= now) state.observeAt(vm, timeMs, gpa);
     });
     // Level 3: the sockets; a single unnamed fd (systemd-socket-activate without --fdname) is the plugin's.
-    const activated = pickListenFds(takeListenFds(), LISTEN_FDS);
+    const activated = takeDaemonSockets();
     const pluginFd = activated.get('plugin');
     if (pluginFd !== undefined) await this.server.listen({ fd: pluginFd });
     else await this.server.listen({ path: this.config.socket, mode: this.config.socketMode });

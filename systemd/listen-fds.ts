@@ -112,8 +112,9 @@ export function takeListenFds(
       if (lib.sdIsSocketUnix(fd, SOCK_SEQPACKET, 1, null, 0) <= 0) {
         throw new SystemdError(
           'SEAWALL_SYSTEMD_LISTEN_FDS_INVALID',
-          `passed fd ${fd} (${name}) is not a listening Unix stream socket; seawall's socket units ` +
-            'must use ListenStream= (ListenSequentialPacket= for the attach socket) with a path',
+          `passed fd ${fd} (${name}) is not a listening Unix stream or sequential-packet socket; ` +
+            "seawall's socket units use ListenStream= (ListenSequentialPacket= for the attach socket) " +
+            'with a path',
           { fd, name },
         );
       }
@@ -129,31 +130,41 @@ export function takeListenFds(
  * it; a single fd with none of the names (systemd-socket-activate without --fdname) is the first
  * name's. Any other fd is refused: left unused, its socket would take connections nobody answers
  * while the service bound its configured paths instead, and the two would collide. So is a named
- * fd of the wrong kind: served, its clients would fail on every message.
+ * fd of the wrong kind (served, its clients would fail on every message) and a second fd of a name.
  */
 export function pickListenFds(
   fds: ListenFds,
   wanted: Readonly<Record<string, ListenSocketType>>,
 ): Map<string, number> {
   const names = Object.keys(wanted);
+  const lone = fds.all.length === 1 && !names.includes(fds.all[0]?.name ?? '');
   const picked = new Map<string, number>();
-  const lone = fds.all.length === 1 ? fds.all[0] : undefined;
-  const unnamed = lone && !names.includes(lone.name) && names[0] !== undefined;
-  for (const f of unnamed ? [{ ...lone, name: names[0] as string }] : fds.all) {
-    const type = wanted[f.name];
-    if (type === undefined || picked.has(f.name)) continue;
-    if (f.type !== type) {
+  const unused: ListenFd[] = [];
+  for (const f of fds.all) {
+    const name = lone ? names[0] : f.name;
+    const type = name === undefined ? undefined : wanted[name];
+    if (name === undefined || type === undefined) {
+      unused.push(f);
+      continue;
+    }
+    const which = `passed fd ${f.fd} (${f.name === name ? name : `${f.name}, taken as ${name}`})`;
+    if (picked.has(name)) {
       throw new SystemdError(
         'SEAWALL_SYSTEMD_LISTEN_FDS_INVALID',
-        `passed fd ${f.fd} (${f.name}) is a ${f.type} socket; the ${f.name} socket is made with ` +
-          `${LISTEN_LINE[type]} (${LISTEN_LINE[f.type]} was used)`,
+        `${which} is a second socket of that name: each of ${names.join(', ')} is one socket`,
         { fd: f.fd, name: f.name },
       );
     }
-    picked.set(f.name, f.fd);
+    if (f.type !== type) {
+      throw new SystemdError(
+        'SEAWALL_SYSTEMD_LISTEN_FDS_INVALID',
+        `${which} is a ${f.type} socket; the ${name} socket is made with ${LISTEN_LINE[type]} ` +
+          `(${LISTEN_LINE[f.type]} was used)`,
+        { fd: f.fd, name: f.name },
+      );
+    }
+    picked.set(name, f.fd);
   }
-  const used = new Set(picked.values());
-  const unused = fds.all.filter((f) => !used.has(f.fd));
   if (unused.length > 0) {
     const list = unused.map((f) => `fd ${f.fd} (${f.name})`).join(', ');
     throw new SystemdError(

@@ -149,6 +149,37 @@ test('the daemon serves the activated socket, and a plugin connecting during a r
   raw.destroy();
 });
 
+/**
+ * Runs the daemon under systemd-socket-activate with `listen` (its -l and --fdname options), makes
+ * the first connection with `connectFirst` (which execs the daemon on the passed fds), and returns
+ * what was said once the daemon has refused to start (exit 1).
+ */
+async function refusedAtStart(
+  t: TestContext,
+  args: string[],
+  listen: string[],
+  connectFirst: () => () => unknown,
+): Promise<string> {
+  const activator = spawnOwned('systemd-socket-activate', [...listen, process.execPath, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NOTIFY_SOCKET: '' },
+  });
+  t.after(() => killOwned(activator, 'systemd-socket-activate and its daemon'));
+  const lines: string[] = [];
+  createInterface({ input: activator.stdout! }).on('line', (l) => lines.push(l));
+  createInterface({ input: activator.stderr! }).on('line', (l) => lines.push(l));
+  const exited = exitOf(activator);
+  const sockets = listen.filter((a) => a === '-l').length;
+  await until(
+    'the activator to listen',
+    () => lines.filter((l) => l.startsWith('Listening on')).length === sockets,
+  );
+  t.after(connectFirst());
+  const exit = await within('the daemon to refuse', exited, { state: () => lines.join('\n') });
+  assert.deepEqual(exit, { code: 1, signal: null }, lines.join('\n'));
+  return lines.join('\n');
+}
+
 test('passed sockets the daemon would not serve are refused at start, each named', async (t) => {
   if (!requireTool(t, 'systemd-socket-activate', 'systemd')) return;
   const dir = mkdtempSync(join(tmpdir(), 'seawall-sa-'));
@@ -156,31 +187,36 @@ test('passed sockets the daemon would not serve are refused at start, each named
   // Two sockets without --fdname: neither can be told to be the plugin's, and left unserved they
   // would take connections nobody answers while the daemon bound its configured paths.
   const { args, socket } = daemonCommand(dir, ['--no-metrics']);
-  const activator = spawnOwned(
-    'systemd-socket-activate',
-    ['-l', join(dir, 'a.sock'), '-l', join(dir, 'b.sock'), process.execPath, ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '' } },
-  );
-  t.after(() => killOwned(activator, 'systemd-socket-activate and its daemon'));
-  const lines: string[] = [];
-  createInterface({ input: activator.stdout! }).on('line', (l) => lines.push(l));
-  createInterface({ input: activator.stderr! }).on('line', (l) => lines.push(l));
-  const exited = exitOf(activator);
-  await until(
-    'the activator to listen',
-    () => lines.filter((l) => l.startsWith('Listening on')).length === 2,
-  );
-  // The first connection execs the daemon on fds 3 and 4.
-  const trigger = connect(join(dir, 'a.sock'));
-  trigger.on('error', () => {});
-  t.after(() => trigger.destroy());
-  const exit = await within('the daemon to refuse', exited);
-  assert.deepEqual(exit, { code: 1, signal: null }, lines.join('\n'));
-  assert.ok(
-    lines.some((l) => /passed fd 3 \(unknown\), fd 4 \(unknown\) not used/.test(l)),
-    lines.join('\n'),
-  );
+  const said = await refusedAtStart(t, args, ['-l', join(dir, 'a.sock'), '-l', join(dir, 'b.sock')], () => {
+    // The first connection execs the daemon on fds 3 and 4.
+    const trigger = connect(join(dir, 'a.sock'));
+    trigger.on('error', () => {});
+    return () => trigger.destroy();
+  });
+  assert.match(said, /passed fd 3 \(unknown\), fd 4 \(unknown\) not used/);
   assert.equal(existsSync(socket), false, 'nothing bound at the configured path');
+});
+
+test('a passed socket bound to no path is refused at start: no file mode would keep anyone out', async (t) => {
+  if (!requireTool(t, 'systemd-socket-activate', 'systemd')) return;
+  if (!requireTool(t, 'python3', 'python3')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-sa-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { args } = daemonCommand(dir, ['--no-metrics']);
+  const abstract = `seawall-test-${process.pid}-control`;
+  const said = await refusedAtStart(t, args, ['-l', `@${abstract}`, '--fdname=control'], () => {
+    // Any local user could make that connection. (Node's net does not reach abstract addresses.)
+    const trigger = spawnOwned(
+      'python3',
+      [
+        '-c',
+        `import socket,time; s=socket.socket(socket.AF_UNIX); s.connect('\\0${abstract}'); time.sleep(60)`,
+      ],
+      { stdio: 'ignore' },
+    );
+    return () => killOwned(trigger, 'the connecting process');
+  });
+  assert.match(said, /passed fd 3 \(control\) is bound to no path/);
 });
 
 test('under activation the socket file’s group is admitted, and the hints and attach socket follow the activated socket', async (t) => {

@@ -113,7 +113,10 @@ test('a passed TCP socket is refused by name: the control commands never reach t
     conn.on('error', () => {});
     return () => conn.destroy();
   });
-  assert.match(report.error ?? '', /passed fd 3 \(control\) is not a listening Unix stream socket/);
+  assert.match(
+    report.error ?? '',
+    /passed fd 3 \(control\) is not a listening Unix stream or sequential-packet socket/,
+  );
 });
 
 test('a passed sequential-packet socket is taken as one, for the attach socket', async (t) => {
@@ -177,5 +180,15 @@ test('a passed socket of the wrong kind for its name is refused, naming the unit
     ],
     /fd 3 \(plugin\) is a seqpacket socket; the plugin socket is made with ListenStream=/,
   );
-  refused([{ fd: 3, name: 'unknown', type: 'seqpacket' }], /fd 3 \(plugin\) is a seqpacket socket/);
+  refused(
+    [{ fd: 3, name: 'unknown', type: 'seqpacket' }],
+    /fd 3 \(unknown, taken as plugin\) is a seqpacket socket/,
+  );
+  refused(
+    [
+      { fd: 3, name: 'plugin', type: 'stream' },
+      { fd: 4, name: 'plugin', type: 'stream' },
+    ],
+    /fd 4 \(plugin\) is a second socket of that name/,
+  );
 });

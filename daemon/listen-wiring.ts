@@ -1,0 +1,35 @@
+/**
+ * The listening sockets a service manager passes the daemon (socket activation), taken by name.
+ */
+import { boundSocketPath } from '../kvm/index.js';
+import { type ListenSocketType, pickListenFds, takeListenFds } from '../systemd/index.js';
+import { DaemonError } from './errors.js';
+
+/**
+ * The sockets a unit may pass the daemon, by FileDescriptorName=, and the kind of each; a lone
+ * unnamed one (systemd-socket-activate without --fdname) is the first, the plugin socket.
+ */
+export const LISTEN_FDS: Readonly<Record<string, ListenSocketType>> = {
+  plugin: 'stream',
+  control: 'stream',
+  attach: 'seqpacket',
+};
+
+/**
+ * The passed sockets by name (none when not socket-activated). Each must be bound to a path: a
+ * socket in the abstract namespace has no file, so no owner or mode keeps anyone out, and the
+ * control socket answers any local user's reads, the attach socket any user's connections.
+ */
+export function takeDaemonSockets(env: NodeJS.ProcessEnv = process.env): Map<string, number> {
+  const picked = pickListenFds(takeListenFds(env), LISTEN_FDS);
+  for (const [name, fd] of picked) {
+    if (boundSocketPath(fd) !== null) continue;
+    throw new DaemonError(
+      'SEAWALL_DAEMON_CONFIG',
+      `passed fd ${fd} (${name}) is bound to no path (an abstract or unnamed socket), which no file ` +
+        'mode protects: give its unit a path under /run/seawall',
+      { fd, name },
+    );
+  }
+  return picked;
+}
