@@ -1,7 +1,9 @@
 /**
  * `seawall daemon` started as the shipped unit starts it — an unprivileged user with CAP_KILL in
- * its ambient set (User=, AmbientCapabilities=) — keeps CAP_KILL for kill enforcement, and its
- * ambient set is empty once it is ready, so the migration hooks it starts do not inherit CAP_KILL.
+ * its ambient set (User=, AmbientCapabilities=) — keeps CAP_KILL for kill enforcement, and its main
+ * thread's ambient set is empty once it is ready. Capabilities are per thread: that is the thread
+ * that starts the migration hooks (libuv spawns on the event loop), so they do not inherit CAP_KILL;
+ * V8's and libuv's threads, started before any JavaScript runs, keep theirs and start nothing.
  */
 import assert from 'node:assert/strict';
 import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
