@@ -19,12 +19,16 @@
 //! if verdict.action == Action::Inject { /* ioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &verdict.vcpu_events) */ }
 //! ```
 
+pub mod attach_wire;
 mod connect;
 mod fallback;
 mod plugin;
 mod replay;
+mod scm;
 mod types;
 pub mod wire;
 
 pub use plugin::{Plugin, Stats};
-pub use types::{cap, verdict_flag, Action, Config, Error, Exit, Fallback, Hello, Source, Verdict, Welcome};
+pub use types::{
+    cap, verdict_flag, Action, AttachReply, Config, Error, Exit, Fallback, Hello, Source, Verdict, Welcome,
+};

@@ -35,6 +35,14 @@ pub struct Stats {
     /// Kept events dropped because the daemon ended their replay session with an ERROR (§9); one
     /// the bound dropped first in that session counts in `kept_dropped` instead.
     pub replays_refused: u64,
+    /// ATTACHes the daemon said OK to (a vCPU attached again in each session counts each time).
+    pub attached: u64,
+    /// ATTACHes the daemon refused (`AttachReply::Refused`).
+    pub attach_refused: u64,
+    /// ATTACHes that got no answer: the attach socket could not be reached, the connection
+    /// failed or the reply did not come in time (`AttachReply::Failed`), and registered vCPUs past
+    /// a new session's `vcpu_count`, not sent.
+    pub attach_failed: u64,
 }
 
 pub struct Plugin {
@@ -57,6 +65,8 @@ pub struct Plugin {
     /// When the next connect is due (None: at once), and how long the failure after it waits.
     reconnect_at: Option<Instant>,
     backoff: Duration,
+    /// Registered vCPU fds and the session's attach connection (attach.rs).
+    attach: attach::Attachments,
 }
 
 fn realtime_ns() -> u64 {
@@ -83,6 +93,7 @@ impl Plugin {
             stats: Stats::default(),
             reconnect_at: None,
             backoff: Plugin::RECONNECT_MIN,
+            attach: attach::Attachments::default(),
         }
     }
 
@@ -109,6 +120,7 @@ impl Plugin {
     /// BAD_FIELD) is asked again once with the version it speaks (§10); the next `connect` asks
     /// for `Config::minor` again, so a daemon upgraded meanwhile gets the highest version.
     pub fn connect(&mut self, path: impl AsRef<Path>, hello: &Hello) -> Result<Welcome, Error> {
+        self.attach.plugin_socket(Some(path.as_ref()));
         let r = self.connect_lowering(path.as_ref(), hello);
         self.ask_minor = self.max_minor();
         self.attempted(r)
@@ -136,6 +148,7 @@ impl Plugin {
     /// next call (the retry) asks for the version the daemon named; the call after that asks for
     /// `Config::minor` again.
     pub fn connect_stream(&mut self, stream: UnixStream, hello: &Hello) -> Result<Welcome, Error> {
+        self.attach.plugin_socket(None); // no default attach socket: `set_attach_socket` names one
         let r = self.handshake(stream, hello);
         let retry =
             matches!(&r, Err(Error::Refused { code, supported, .. }) if self.lower_minor(*code, *supported));
@@ -193,6 +206,8 @@ impl Plugin {
                         self.end_replay_session(&e); // an ERROR may be waiting behind the write
                         return Err(e);
                     }
+                    // A new session: the vCPUs the VMM registered are attached to it again.
+                    self.reattach(deadline);
                     return Ok(self.welcome);
                 }
                 wire::MSG_REJECT | wire::MSG_ERROR => return Err(wire::decode_refusal(&body)?),
@@ -370,6 +385,7 @@ impl Plugin {
     }
 
     fn drop_connection(&mut self) {
+        self.end_attach_session();
         self.stream = None;
         self.rx.clear();
         self.kept.unsent();
@@ -421,6 +437,9 @@ impl Plugin {
 
 #[path = "reconnect.rs"]
 mod reconnect;
+
+#[path = "attach.rs"]
+mod attach;
 
 #[cfg(test)]
 #[path = "plugin_tests.rs"]

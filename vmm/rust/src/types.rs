@@ -173,6 +173,23 @@ pub struct Verdict {
     pub source: Source,
 }
 
+/// What became of an ATTACH or DETACH (docs/actions.md "vCPU attachment"). Attachment never
+/// breaks the plugin: whatever this says, exits are reported on the plugin socket as before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachReply {
+    /// Nothing was sent: not connected (the vCPU is attached after the next WELCOME), no attach
+    /// socket is known (`connect_stream` without `set_attach_socket`), or a DETACH of a vCPU that
+    /// was not attached.
+    NotSent,
+    /// The daemon said OK.
+    Ok,
+    /// The daemon refused with this status (`attach_wire::status`).
+    Refused(u32),
+    /// No answer: the attach socket could not be reached, the connection failed, or no reply came
+    /// within `Config::hello_timeout` (`TimedOut`).
+    Failed(io::ErrorKind),
+}
+
 /// Why a connection failed. Exits never fail: without a daemon they get the fallback.
 #[derive(Debug)]
 pub enum Error {
@@ -190,6 +207,8 @@ pub enum Error {
     /// The HELLO is outside the protocol's limits.
     InvalidHello(String),
     NotConnected,
+    /// `attach_vcpu` of an index past the HELLO's `vcpu_count` (or past 4096 before a HELLO).
+    InvalidVcpu(u32),
 }
 
 impl fmt::Display for Error {
@@ -203,6 +222,7 @@ impl fmt::Display for Error {
             Error::Protocol(m) => write!(f, "protocol error: {m}"),
             Error::InvalidHello(m) => write!(f, "invalid HELLO: {m}"),
             Error::NotConnected => write!(f, "not connected"),
+            Error::InvalidVcpu(v) => write!(f, "vCPU {v} is past the HELLO's vcpu_count"),
         }
     }
 }

@@ -161,3 +161,49 @@ fn a_listener_with_a_full_backlog_fails_the_connect_at_once() {
     drop(listener);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The daemon that `npm test` starts for these tests has the attach socket at its default place
+/// beside the plugin socket, and accepts only KVM vCPU fds: anything else is refused with BAD_FD.
+#[test]
+fn an_fd_that_is_no_vcpu_is_refused_at_every_session_and_exits_still_get_the_daemons_verdicts() {
+    use seawall_plugin::{attach_wire, AttachReply};
+    use std::os::fd::AsRawFd;
+    let Some(path) = socket() else { return };
+    let (not_a_vcpu, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut plugin = Plugin::new(config(1));
+    assert!(matches!(plugin.attach_vcpu(2, not_a_vcpu.as_raw_fd()), Ok(AttachReply::NotSent)));
+    plugin.connect(&path, &hello("rust-attach-bad-fd")).expect("WELCOME");
+    assert_eq!(plugin.attach_socket(), Some(attach_wire::default_socket(path.as_ref()).as_path()));
+    // Registered before the first HELLO, vCPU 2 is past this one's vcpu_count (2): not sent.
+    assert_eq!((plugin.stats().attach_failed, plugin.stats().attach_refused), (1, 0));
+    assert!(matches!(plugin.attach_vcpu(2, 0), Err(Error::InvalidVcpu(2))));
+    plugin.detach_vcpu(2);
+    let r = plugin.attach_vcpu(0, not_a_vcpu.as_raw_fd()).expect("a vCPU of this VM");
+    assert_eq!(r, AttachReply::Refused(attach_wire::status::BAD_FD));
+    assert_eq!(plugin.handle_exit(&SEA).source, Source::Daemon);
+    // The next session tries again by itself.
+    plugin.close(wire::goodbye::NORMAL);
+    plugin.connect(&path, &hello("rust-attach-bad-fd")).expect("WELCOME again");
+    let s = plugin.stats();
+    assert_eq!((s.attached, s.attach_refused, s.attach_failed), (0, 2, 1));
+    assert_eq!(plugin.attached_vcpus(), 0);
+    assert_eq!(plugin.handle_exit(&SEA).source, Source::Daemon);
+    plugin.close(wire::goodbye::NORMAL);
+}
+
+#[test]
+fn an_attach_socket_that_is_not_there_is_counted_and_exits_still_get_the_daemons_verdicts() {
+    use seawall_plugin::AttachReply;
+    use std::os::fd::AsRawFd;
+    let Some(path) = socket() else { return };
+    let (fd, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut plugin = Plugin::new(config(1));
+    plugin.set_attach_socket(std::env::temp_dir().join(format!("seawall-none-{}.sock", std::process::id())));
+    plugin.connect(&path, &hello("rust-attach-missing")).expect("WELCOME");
+    let r = plugin.attach_vcpu(1, fd.as_raw_fd()).expect("a vCPU of this VM");
+    assert_eq!(r, AttachReply::Failed(std::io::ErrorKind::NotFound));
+    assert_eq!(plugin.stats().attach_failed, 1);
+    let v = plugin.handle_exit(&SEA);
+    assert_eq!((v.source, v.action), (Source::Daemon, Action::Inject));
+    plugin.close(wire::goodbye::NORMAL);
+}
