@@ -15,17 +15,12 @@
 //!
 //! Numbers are decimal or 0x-prefixed hex.
 
-use std::io::{self, BufRead, Write};
 use std::time::Duration;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::num;
 use seawall_plugin::{Action, Config, Error, Exit, Fallback, Hello, Plugin, Source, Verdict};
-
-fn num(s: &str) -> u64 {
-    match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16).expect("hex number"),
-        None => s.parse::<i64>().expect("number") as u64,
-    }
-}
 
 fn opt(s: &str) -> Option<u64> {
     (s != "none").then(|| num(s))
@@ -145,16 +140,5 @@ fn run(plugin: &mut Plugin, w: &[&str]) -> String {
 
 fn main() {
     let mut plugin = Plugin::new(Config::default());
-    let stdout = io::stdout();
-    for line in io::stdin().lock().lines() {
-        let line = line.expect("stdin");
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if words.is_empty() {
-            continue;
-        }
-        let reply = run(&mut plugin, &words);
-        let mut out = stdout.lock();
-        writeln!(out, "{reply}").expect("stdout");
-        out.flush().expect("stdout");
-    }
+    common::serve(|words| run(&mut plugin, words));
 }
