@@ -4,6 +4,11 @@
 //! to apply on the vCPU thread, with a deadline, a local fallback, and replay after a reconnect.
 //! std only, no dependencies.
 //!
+//! Optionally the VMM registers its vCPU fds (`Plugin::attach_vcpu`): the plugin passes them to
+//! the daemon over the attach socket in every session, so that the daemon reads each exit from
+//! the kernel's own `kvm_run` page (docs/protocol.md §9a). The fds stay the VMM's: the plugin
+//! neither duplicates nor closes them.
+//!
 //! ```no_run
 //! use seawall_plugin::{cap, Action, Config, Exit, Hello, Plugin};
 //! let mut plugin = Plugin::new(Config::default());
@@ -17,6 +22,8 @@
 //! let _ = plugin.connect("/run/seawall/plugin.sock", &hello); // without a daemon: fallbacks
 //! let verdict = plugin.handle_exit(&Exit::Sea { vcpu: 0, kvm_flags: 1, esr: 0x9200_0010, gva: 0, gpa: 0 });
 //! if verdict.action == Action::Inject { /* ioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &verdict.vcpu_events) */ }
+//! # let vcpu_fd = 0;
+//! let _ = plugin.attach_vcpu(0, vcpu_fd); // now if connected, and after every WELCOME
 //! ```
 
 pub mod attach_wire;
