@@ -3,19 +3,21 @@
  * ships, with stand-in vCPUs (sealed memfds shaped like kvm_run, `attach.allowStandIns`): the
  * crate's example examples/attach_driver.rs is driven line by line, its vCPU fd inherited as fd 3
  * while this test writes the exits into the page, as KVM would. The attach socket is the default
- * one beside the plugin socket, which the crate derives by itself.
+ * one beside the plugin socket, which the crate derives by itself. Daemon state is read from its
+ * metrics, its control socket and /proc/<pid>/fd.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { promisify } from 'node:util';
 import { controlRequest } from '../../control/index.js';
 import { StandInVcpus } from '../../vmm/attach-client.js';
 import { metricSum, type RunningDaemon, removeDir, scrape, startDaemon } from '../helpers/daemon.js';
 import { spawnOwned } from '../helpers/processes.js';
+import { until } from '../helpers/wait.js';
 import { cargoPath, Driver, RUST_DIR } from './conformance/drivers.js';
 
 const run = promisify(execFile);
@@ -31,6 +33,49 @@ const PAGE_EXIT = {
   gpaValid: true,
 } as const;
 const CLAIM = 'sea 0 1 0x92000010 0x1234 0x9000';
+
+/** Builds the crate's attach driver; null when cargo is missing (and this is not CI). */
+async function buildDriver(t: TestContext): Promise<string | null> {
+  const cargo = cargoPath(t);
+  if (!cargo) return null;
+  await run(cargo, ['build', '--offline', '--quiet', '--example', 'attach_driver'], {
+    cwd: RUST_DIR,
+    timeout: 170_000,
+  });
+  return join(RUST_DIR, 'target/debug/examples/attach_driver');
+}
+
+interface Setup {
+  dir: string;
+  /** The running daemon: a test that restarts it puts the new one here, for the after-hook. */
+  daemon: RunningDaemon;
+  driver: Driver;
+  driverPid: number;
+  vcpus: StandInVcpus;
+}
+
+/**
+ * A daemon started with `config` (YAML) in a fresh directory, and the attach driver with one
+ * stand-in vCPU as its fd 3; everything is stopped and removed after the test. Null without cargo.
+ */
+async function setUp(t: TestContext, config: string, metrics: boolean): Promise<Setup | null> {
+  const bin = await buildDriver(t);
+  if (!bin) return null;
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-rattach-'));
+  const vcpus = new StandInVcpus(1);
+  let s: Setup | null = null;
+  t.after(async () => {
+    await s?.driver.stop();
+    await s?.daemon.stop();
+    vcpus.close();
+    removeDir(dir);
+  });
+  writeFileSync(join(dir, 'config.yaml'), config);
+  const daemon = await startDaemon({ dir, args: ['--config', join(dir, 'config.yaml')], metrics });
+  const proc = spawnOwned(bin, [], { stdio: ['pipe', 'pipe', 'pipe', vcpus.fds[0] as number] });
+  s = { dir, daemon, driver: new Driver(proc), driverPid: proc.pid as number, vcpus };
+  return s;
+}
 
 async function mismatches(d: RunningDaemon, field: string): Promise<number> {
   const text = await scrape(d.metricsUrl as string);
@@ -49,34 +94,19 @@ function socketsOf(pid: number): number {
 }
 
 test('the Rust crate attaches its vCPU, again by itself after a daemon restart, and does without an attach socket', async (t) => {
-  const cargo = cargoPath(t);
-  if (!cargo) return;
-  await run(cargo, ['build', '--offline', '--quiet', '--example', 'attach_driver'], {
-    cwd: RUST_DIR,
-    timeout: 170_000,
-  });
-  const dir = mkdtempSync(join(tmpdir(), 'seawall-rattach-'));
-  let daemon: RunningDaemon | null = null;
-  let driver: Driver | null = null;
-  const vcpus = new StandInVcpus(1);
-  t.after(async () => {
-    await driver?.stop();
-    await daemon?.stop();
-    vcpus.close();
-    removeDir(dir);
-  });
-  const standIns = join(dir, 'stand-ins.yaml');
-  writeFileSync(standIns, 'attach:\n  allowStandIns: true\n');
+  const setup = await setUp(t, 'attach:\n  allowStandIns: true\n', true);
+  if (!setup) return;
+  const { dir, driver: d, vcpus } = setup;
+  const standIns = join(dir, 'config.yaml');
   const noAttach = join(dir, 'no-attach.yaml');
   writeFileSync(noAttach, 'attach:\n  enabled: false\n');
-  daemon = await startDaemon({ dir, args: ['--config', standIns] });
-
-  const proc = spawnOwned(join(RUST_DIR, 'target/debug/examples/attach_driver'), [], {
-    stdio: ['pipe', 'pipe', 'pipe', vcpus.fds[0] as number],
-  });
-  driver = new Driver(proc);
-  const d = driver;
-  const stdio = socketsOf(proc.pid as number);
+  let daemon = setup.daemon;
+  const restart = async (config: string) => {
+    await daemon.stop();
+    daemon = await startDaemon({ dir, args: ['--config', config] });
+    setup.daemon = daemon;
+  };
+  const stdio = socketsOf(setup.driverPid);
 
   // (1) Attached in the session, at once.
   const first = await d.send(`connect ${daemon.socket} rust-attach 1`);
@@ -96,24 +126,40 @@ test('the Rust crate attaches its vCPU, again by itself after a daemon restart, 
   );
 
   // (3) The daemon restarts: the reconnect attaches the vCPU to the new session by itself.
-  await daemon.stop();
-  daemon = await startDaemon({ dir, args: ['--config', standIns] });
+  await restart(standIns);
   assert.match(await d.send('poll 0'), /^error /, 'the GOODBYE SHUTDOWN ends the session');
   assert.equal(await d.send('stats'), 'stats 1 0 0 0 0');
-  assert.equal(socketsOf(proc.pid as number), stdio, 'the attach connection went with the session');
+  assert.equal(socketsOf(setup.driverPid), stdio, 'the attach connection went with the session');
   const second = await d.send(`connect ${daemon.socket} rust-attach 1`);
   assert.match(second, /^welcome \d+$/);
   assert.equal(await d.send('stats'), 'stats 2 0 0 1 1');
   assert.equal(await d.send(CLAIM), 'verdict INJECT daemon');
   assert.equal(await mismatches(daemon, 'esr'), 1, 'the new session reads the page too');
   assert.equal(await d.send('close'), 'ok');
-  assert.equal(socketsOf(proc.pid as number), stdio, 'close closes the attach connection too');
+  assert.equal(socketsOf(setup.driverPid), stdio, 'close closes the attach connection too');
 
   // (4) A daemon without an attach socket: counted, and the events flow as before.
-  await daemon.stop();
-  daemon = await startDaemon({ dir, args: ['--config', noAttach] });
+  await restart(noAttach);
   assert.match(await d.send(`connect ${daemon.socket} rust-attach 1`), /^welcome \d+$/);
   assert.equal(await d.send('stats'), 'stats 2 0 1 0 1');
   assert.equal(await d.send(CLAIM), 'verdict INJECT daemon');
   assert.match(await d.send('attach 0 3'), /^reply failed (NotFound|ConnectionRefused)$/);
+});
+
+test('after the daemon closed an idle attach connection, the next attach goes on a fresh one', async (t) => {
+  // A connection with nothing attached is closed this long after its last DETACH.
+  const setup = await setUp(t, 'attach:\n  allowStandIns: true\n  idleMs: 1000\n', false);
+  if (!setup) return;
+  const { daemon, driver: d } = setup;
+  assert.match(await d.send(`connect ${daemon.socket} rust-idle 1`), /^welcome \d+$/);
+  assert.equal(await d.send('attach 0 3'), 'reply ok');
+  const pid = daemon.pid;
+  const withAttach = socketsOf(pid);
+  assert.equal(await d.send('detach 0'), 'reply ok');
+  assert.equal(await d.send('stats'), 'stats 1 0 0 0 1');
+  await until('the daemon closes the idle attach connection', () => socketsOf(pid) === withAttach - 1, {
+    state: () => `the daemon holds ${socketsOf(pid)} sockets, ${withAttach} with the attach connection`,
+  });
+  assert.equal(await d.send('attach 0 3'), 'reply ok');
+  assert.equal(await d.send('stats'), 'stats 2 0 0 1 1');
 });
