@@ -37,6 +37,8 @@ test('cargo test passes against a real daemon, every daemon-backed test included
     'an_attach_socket_that_is_not_there_is_counted_and_exits_still_get_the_daemons_verdicts',
     'attach_wire::tests::the_default_socket_is_derived_as_the_daemon_derives_it',
     'scm::tests::a_message_sent_with_an_fd_arrives_whole_with_a_copy_of_the_fd',
+    'plugin::tests::the_attach_socket_is_derived_from_connects_path_named_by_the_vmm_and_none_after_connect_stream',
+    'plugin::tests::attach_vcpu_checks_the_index_waits_for_a_session_and_counts_a_missing_socket',
     'plugin::tests::checks::an_event_the_daemon_would_refuse_is_answered_by_the_fallback_never_sent_and_never_kept',
     'plugin::tests::checks::an_event_whose_capability_the_hello_did_not_declare_is_neither_sent_nor_replayed_in_1_1',
     'plugin::tests::replay_sessions_ended_by_an_error_drain_the_kept_events_one_each_and_the_backoff_doubles',

@@ -222,7 +222,7 @@ impl fmt::Display for Error {
             Error::Protocol(m) => write!(f, "protocol error: {m}"),
             Error::InvalidHello(m) => write!(f, "invalid HELLO: {m}"),
             Error::NotConnected => write!(f, "not connected"),
-            Error::InvalidVcpu(v) => write!(f, "vCPU {v} is past the HELLO's vcpu_count"),
+            Error::InvalidVcpu(v) => write!(f, "vCPU {v} is past the HELLO's vcpu_count (or 4096)"),
         }
     }
 }
