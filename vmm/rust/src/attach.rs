@@ -212,3 +212,7 @@ impl Plugin {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "attach_tests.rs"]
+mod tests;
