@@ -4,7 +4,7 @@
 //!
 //! Longer than 350 lines: one connection's state (stream, receive buffer, kept events) and every
 //! step that changes it — handshake, exchange, replay — kept together; the reconnect schedule and
-//! what the end of a session does are in reconnect.rs.
+//! what the end of a session does are in reconnect.rs, the attached vCPUs (§9a) in attach.rs.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -344,7 +344,8 @@ impl Plugin {
         self.send(&wire::encode_applied(seq, result, what))
     }
 
-    /// Says GOODBYE (`wire::goodbye::*`), reads until the daemon's GOODBYE or end of file, closes.
+    /// Says GOODBYE (`wire::goodbye::*`), reads until the daemon's GOODBYE or end of file, closes
+    /// (the attach connection too; the registered vCPUs are attached again at the next WELCOME).
     pub fn close(&mut self, reason: u16) {
         if self.stream.is_none() {
             return;
