@@ -9,7 +9,9 @@ import { actionSink } from './action-sink.js';
 import { type ActionsConfig, buildHooks } from './config-schema.js';
 import type { HookRunner } from './hook-types.js';
 import { KillManager, type KillManagerOptions } from './kill-manager.js';
+import { MAX_ENDED_KEPT } from './migration-carry.js';
 import { MigrationManager } from './migration-manager.js';
+import { loadMigrationState, MigrationStateWriter } from './migration-state-file.js';
 import type { MigrationManagerOptions } from './migration-types.js';
 import {
   PoisonedPages,
@@ -35,8 +37,17 @@ export interface Actions {
   /** The in-memory tracker; null when `callbacks.pages` supplies pages. */
   pages: PoisonedPages | null;
   sink: Sink;
-  /** Stop order: no new hooks, then kills (timers, pidfds). */
-  close(): void;
+  /**
+   * Reads back what the migration manager kept at `path` before the daemon last stopped, and keeps
+   * it there from now on (migration-state-file.ts); `liveSessions`: the plugin sessions the daemon
+   * takes at most. `warn` hears of a file that cannot be used or written.
+   */
+  remember(path: string, warn: (message: string) => void, liveSessions: number): void;
+  /**
+   * Stop order: no new hooks, then kills (timers, pidfds); resolves once what the migration
+   * manager keeps across a restart is written, as it was before the migrations were ended.
+   */
+  close(): Promise<void>;
 }
 
 export function createActions(cfg: ActionsConfig, cb: ActionCallbacks = {}): Actions {
@@ -55,14 +66,31 @@ export function createActions(cfg: ActionsConfig, cb: ActionCallbacks = {}): Act
     maxQueued: cfg.maxHooksQueued,
     ...cb.migration,
   });
+  let writer: MigrationStateWriter | null = null;
+  let kept = 0;
+  // At most one entry per session key in use, or read back: what the next start reads in full.
+  const remembered = () => migrations.remembered().slice(0, kept);
   return {
     kills,
     migrations,
     pages,
     sink: actionSink({ kills, migrations, pages }),
-    close() {
+    remember(path, warn, liveSessions) {
+      kept = liveSessions + MAX_ENDED_KEPT;
+      const loaded = loadMigrationState(path, kept);
+      if (loaded.warning) warn(loaded.warning);
+      migrations.memory.restore(loaded.entries);
+      const w = new MigrationStateWriter(path, remembered, warn);
+      writer = w;
+      migrations.memory.onChange = () => w.changed();
+      // What was dropped of it is dropped from the file too.
+      if (loaded.warning || loaded.stale > 0) w.changed();
+    },
+    async close() {
+      const last = writer ? remembered() : [];
       migrations.close();
       kills.close();
+      await writer?.close(last);
     },
   };
 }

@@ -7,5 +7,8 @@ export * from './hook-types.js';
 export * from './http-hook.js';
 export * from './kill-manager.js';
 export * from './migration-manager.js';
+export * from './migration-memory.js';
+export * from './migration-state-file.js';
 export * from './migration-types.js';
 export * from './poisoned-pages.js';
+export * from './vm-instance.js';

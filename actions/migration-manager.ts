@@ -23,6 +23,7 @@ import type { Decision, PolicyEvent } from '../policies/index.js';
 import type { HookResult, MigrationOutcome } from './hook-types.js';
 import type { KillReason } from './kill-manager.js';
 import { MAX_ENDED_KEPT, SessionCarry } from './migration-carry.js';
+import { MigrationMemory, type RememberedMigration } from './migration-memory.js';
 import { migrationPayload, runHook } from './migration-payload.js';
 import type { MigrationManagerOptions, MigrationRecord, MigrationResult } from './migration-types.js';
 import { PeerQueue } from './peer-queue.js';
@@ -60,16 +61,13 @@ export class MigrationManager {
   readonly #queue = new PeerQueue<Migration>();
   #pending = 0;
   /**
-   * Session keys whose VM's migration was accepted: the orchestrator is already moving it, so later
-   * errors of those sessions are folded into it, not re-requested. Forgotten when no session uses
-   * the key (the VM left this host, or restarted here); never set for a key no session uses.
+   * Per session key: whether the VM's migration was accepted (the orchestrator is already moving it,
+   * so later errors of those sessions are folded into it, not re-requested) or refused, and under
+   * which policy version (not asked again while both hold); kept across a restart (migration-memory.ts).
+   * Forgotten when no session uses the key (the VM left this host, or restarted here); never set for
+   * a key no session uses.
    */
-  readonly #accepted = new Set<bigint>();
-  /**
-   * Session keys whose VM's migration was refused, with the policy version: not asked again while
-   * both hold.
-   */
-  readonly #refused = new Map<bigint, string>();
+  readonly memory: MigrationMemory;
   readonly #carry: SessionCarry;
   /** Live plugin sessions, for host-scope migrations. */
   readonly #live = new Map<bigint, SessionInfo>();
@@ -93,10 +91,10 @@ export class MigrationManager {
   constructor(opts: MigrationManagerOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
-    this.#carry = new SessionCarry(opts.kills, opts.maxEndedKept ?? MAX_ENDED_KEPT, (key) => {
-      this.#accepted.delete(key);
-      this.#refused.delete(key);
-    });
+    this.memory = new MigrationMemory({ alive: (id) => opts.kills.alive(id), ...opts.memory });
+    this.#carry = new SessionCarry(opts.kills, opts.maxEndedKept ?? MAX_ENDED_KEPT, (key) =>
+      this.memory.forget(key),
+    );
   }
 
   /** Ended sessions kept for their VM's next session. */
@@ -119,11 +117,11 @@ export class MigrationManager {
     if (this.#closed) return 'dropped';
     const vm = session.vm.id;
     const key = this.#carry.keyOf(session);
-    if (this.#accepted.has(key)) {
+    if (this.memory.accepted(key)) {
       this.stats.coalesced++;
       return 'accepted-already';
     }
-    if (this.#refused.get(key) === decision.policyVersion) {
+    if (this.memory.refusedUnder(key) === decision.policyVersion) {
       this.stats.refusedAlready++;
       return 'refused-already';
     }
@@ -141,7 +139,8 @@ export class MigrationManager {
     }
     const m: Migration = {
       record: {
-        migrationId: randomUUID(),
+        // One pending when the daemon last stopped is asked again under its id.
+        migrationId: this.memory.takeResumed(key) ?? randomUUID(),
         vm,
         sessionId: session.id,
         seq,
@@ -165,6 +164,7 @@ export class MigrationManager {
     this.#pending++;
     this.#changes++;
     this.stats.started++;
+    if (this.#carry.inUse(key)) this.memory.asked(key, session);
     this.#opts.onStarted?.(m.record);
     if (runNow) {
       this.#run(m);
@@ -235,6 +235,7 @@ export class MigrationManager {
     this.#changes++;
     this.#live.set(session.id, session);
     this.#carry.opened(session);
+    this.memory.opened(this.#carry.keyOf(session), session);
   }
 
   /**
@@ -255,6 +256,7 @@ export class MigrationManager {
    */
   close(): void {
     this.#closed = true;
+    this.memory.close();
     this.#carry.close();
     while (this.#queue.length > 0)
       this.#finish(this.#dequeue(0), { outcome: 'failed', detail: 'daemon stopping', attempts: 0 });
@@ -262,6 +264,17 @@ export class MigrationManager {
       running.stop?.abort();
       this.#finish(running, { outcome: 'failed', detail: 'daemon stopping', attempts: 1 });
     }
+  }
+
+  /**
+   * What must survive a restart: the accepted and refused VM instances, and the migrations queued or
+   * running with their ids. Taken before `close`, which ends them.
+   */
+  remembered(): RememberedMigration[] {
+    const pending = [...this.#byVm.values()]
+      .flat()
+      .map((m) => ({ key: m.key, migrationId: m.record.migrationId }));
+    return this.memory.snapshot(pending);
   }
 
   #run(m: Migration): void {
@@ -310,9 +323,10 @@ export class MigrationManager {
     const live = this.#carry.inUse(m.key);
     let onFailure: MigrationResult['onFailure'] = null;
     if (r.outcome === 'accepted') {
-      if (live) this.#accepted.add(m.key);
+      if (live) this.memory.accept(m.key, m.session, m.record.migrationId);
     } else if (r.outcome !== 'dropped') {
-      if (r.outcome === 'refused' && live) this.#refused.set(m.key, m.record.policyVersion);
+      if (r.outcome === 'refused' && live)
+        this.memory.refuse(m.key, m.session, m.record.policyVersion, m.record.migrationId);
       const f = m.decision.onFailure;
       onFailure = f.action;
       if (f.action === 'kill' && !this.#closed) {

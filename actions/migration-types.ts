@@ -1,6 +1,7 @@
 /** What the migration manager is given and what it reports (migration-manager.ts). */
 import type { HookResult, HookRunner, MigrationOutcome } from './hook-types.js';
 import type { KillManager } from './kill-manager.js';
+import type { MigrationMemoryOptions } from './migration-memory.js';
 import type { PoisonedPagesProvider } from './poisoned-pages.js';
 
 export interface MigrationRecord {
@@ -38,5 +39,7 @@ export interface MigrationManagerOptions {
   onDropped?: (vm: string, hook: string) => void;
   /** Ended sessions kept for their VM's next session from the same process (default MAX_ENDED_KEPT). */
   maxEndedKept?: number;
+  /** How the instances of VMs are read (tests): see migration-memory.ts. */
+  memory?: Partial<MigrationMemoryOptions>;
   now?: () => number;
 }

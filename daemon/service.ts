@@ -28,6 +28,7 @@ import { createAttachServer, listenAttach } from './attach-wiring.js';
 import { type DaemonConfig, metricsServerOptions } from './config.js';
 import { takeDaemonSockets } from './listen-wiring.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
+import { rememberMigrations } from './migration-state.js';
 import { ensureSafeDir } from './paths.js';
 import { Pipeline } from './pipeline.js';
 import { PluginServer } from './plugin-server.js';
@@ -214,6 +215,7 @@ export class Service {
     });
     this.bus.add(journalSink(this.log));
     this.bus.add(this.actions.sink);
+    rememberMigrations(this.config, this.actions, this.log);
     if (this.attach) this.bus.add(this.attach.sink());
     // Level 2: the policy. An invalid file at start is fatal: running with a policy nobody wrote is worse.
     await this.policy.loadInitial(this.config.policy);
@@ -321,7 +323,7 @@ export class Service {
     this.attach?.close();
     // Hooks still running are killed or aborted and their outcomes reported now, while the store
     // still takes rows: the write-ahead log below flushes them before the store closes.
-    this.actions.close();
+    await this.actions.close();
     this.policy.close();
     this.#policyWorker.close();
     await this.#metricsServer?.close();

@@ -5,11 +5,13 @@
  */
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { MigrationPayload } from '../../actions/index.js';
+import { HttpHook, type MigrationPayload } from '../../actions/index.js';
 import { within } from '../helpers/wait.js';
 
 export interface HeldRequest {
   body: MigrationPayload;
+  /** The request's Idempotency-Key header. */
+  key: string | undefined;
   res: ServerResponse;
 }
 
@@ -25,7 +27,8 @@ export function heldServer() {
       data += c.toString();
     });
     req.on('end', () => {
-      seen.push({ body: JSON.parse(data), res });
+      const key = req.headers['idempotency-key'];
+      seen.push({ body: JSON.parse(data), key: typeof key === 'string' ? key : undefined, res });
       wake();
     });
   });
@@ -34,6 +37,16 @@ export function heldServer() {
     wake,
     listen: () => new Promise<void>((r) => server.listen(0, '127.0.0.1', r)),
     url: () => `http://127.0.0.1:${(server.address() as AddressInfo).port}/migrate`,
+    /** An HTTP hook named `name` that posts here, once per migration (no retries). */
+    hook: (name = 'orchestrator') =>
+      new HttpHook(name, {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/migrate`,
+        timeoutMs: 60_000,
+        retries: 0,
+        backoffMs: 100,
+        maxBackoffMs: 100,
+        headers: {},
+      }),
     /** The requests that asked to migrate `vm`, oldest first. */
     requestsFor: (vm: string) => seen.filter((s) => s.body.vm.id === vm),
     /** Resolves once `pred` holds. */

@@ -9,13 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { HttpHook, KillManager, MigrationManager, PoisonedPages } from '../../actions/index.js';
+import { KillManager, MigrationManager, PoisonedPages } from '../../actions/index.js';
 import type { SessionInfo, SessionOutcome } from '../../events/index.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { until, WAIT_MS, within } from '../helpers/wait.js';
-import { policyFrom, seaEvent } from '../policies/fixtures.js';
-import { session } from '../store/records.js';
+import { seaEvent } from '../policies/fixtures.js';
 import { heldServer } from './held-server.js';
+import { migrateDecision, sessionOf } from './migrate-fixtures.js';
 
 const hook = heldServer();
 const { when, requestsFor } = hook;
@@ -26,19 +26,7 @@ after(() => hook.close());
 function manager(t: { after: (fn: () => void) => void }, maxEndedKept?: number) {
   const kills = new KillManager({ enforce: false });
   const m = new MigrationManager({
-    hooks: new Map([
-      [
-        'orchestrator',
-        new HttpHook('orchestrator', {
-          url: hook.url(),
-          timeoutMs: 60_000,
-          retries: 0,
-          backoffMs: 100,
-          maxBackoffMs: 100,
-          headers: {},
-        }),
-      ],
-    ]),
+    hooks: new Map([['orchestrator', hook.hook()]]),
     kills,
     pages: new PoisonedPages({ perVm: 8, vms: 8 }),
     host: 'h',
@@ -62,19 +50,8 @@ function manager(t: { after: (fn: () => void) => void }, maxEndedKept?: number) 
   return { m, kills, open, close };
 }
 
-const decision = policyFrom(`version: 1
-name: p
-rules:
-  - name: move
-    action: { type: migrate, hook: orchestrator, scope: vm, meanwhile: none, onFailure: { type: none } }
-default:
-  action: { type: none }
-`).decide(seaEvent(), { abi: 'merged', ras: true, emulateAbort: false }) as never;
-const of = (vm: string, id: bigint, pid: number): SessionInfo => ({
-  ...session(vm, id),
-  peer: { pid, uid: 0, gid: 0 },
-  vmmPid: pid,
-});
+const decision = migrateDecision();
+const of = sessionOf;
 
 /** A stand-in VMM: its pid is what the sessions name. */
 function child(t: { after: (fn: () => Promise<unknown>) => void }) {

@@ -1,0 +1,235 @@
+/**
+ * The migration manager's memory on disk (migration-memory.ts): `migrations.json` in the daemon's
+ * state directory, one entry per VM instance. Written whole, atomically — a temporary file written
+ * and fsynced, renamed over the old one, the directory fsynced — off the verdict path: changes are
+ * coalesced behind a short timer and written asynchronously, one write at a time, and once more,
+ * last, when the daemon stops.
+ *
+ * The file is read as hostile at start: a file that is not a regular file, is larger than its
+ * bound, is not JSON or does not match the schema (zod) is set aside with a warning, and the
+ * daemon starts with nothing remembered; it never stops the start. An entry whose process is gone,
+ * or whose pid now names a process with another start time, is dropped: a pid is never taken on
+ * trust.
+ */
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import * as z from 'zod';
+import type { RememberedMigration } from './migration-memory.js';
+import { processStartTicks } from './vm-instance.js';
+
+export const MIGRATION_STATE_FILE = 'migrations.json';
+
+/** Bytes allowed per entry when the file is read: an entry at its longest fits in fewer. */
+const ENTRY_BYTES = 2048;
+/** How long a change waits for others to be written with it. */
+export const WRITE_DELAY_MS = 100;
+
+const migrationId = z.uuid();
+const policyVersion = z.string().min(1).max(256);
+
+const EntrySchema = z.strictObject({
+  vm: z.string().min(1).max(128),
+  pid: z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 22),
+  startTicks: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  accepted: migrationId.optional(),
+  refused: z.strictObject({ policyVersion, migrationId }).optional(),
+  pending: migrationId.optional(),
+});
+
+const fileSchema = (maxEntries: number) =>
+  z.strictObject({ version: z.literal(1), entries: z.array(EntrySchema).max(maxEntries) });
+
+export interface LoadedMigrationState {
+  entries: RememberedMigration[];
+  /** Why the file was not used, when it was not; null when it was used or missing. */
+  warning: string | null;
+  /** Entries dropped because their process is gone or their pid names another process now. */
+  stale: number;
+}
+
+/**
+ * Reads the state file at `path`, at most `maxEntries` entries. Never throws: whatever is wrong
+ * with the file is the warning, and nothing is remembered.
+ */
+export function loadMigrationState(
+  path: string,
+  maxEntries: number,
+  startTicks: (pid: number) => number | null = processStartTicks,
+): LoadedMigrationState {
+  const empty = (warning: string | null): LoadedMigrationState => ({ entries: [], warning, stale: 0 });
+  const read = readBounded(path, maxEntries * ENTRY_BYTES + 64);
+  if (read === null) return empty(null);
+  if (typeof read !== 'string')
+    return empty(`${path}: ${read.problem}; migrations asked before the restart are not remembered`);
+  const text = read;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return empty(`${path} is not JSON (${(err as Error).message}); nothing of it is used`);
+  }
+  const parsed = fileSchema(maxEntries).safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.join('.') || 'the file';
+    return empty(
+      `${path} is not a migration state file (${where}: ${issue?.message}); nothing of it is used`,
+    );
+  }
+  const entries: RememberedMigration[] = [];
+  const seen = new Set<string>();
+  let stale = 0;
+  for (const e of parsed.data.entries) {
+    const id = `${e.vm}\0${e.pid}\0${e.startTicks}`;
+    if (seen.has(id) || (e.accepted ?? e.refused ?? e.pending) === undefined) continue;
+    seen.add(id);
+    if (startTicks(e.pid) !== e.startTicks) {
+      stale++;
+      continue;
+    }
+    entries.push(withoutUndefined(e));
+  }
+  return { entries, warning: null, stale };
+}
+
+/** The file's text; null when there is none; what is wrong when it cannot be used. */
+function readBounded(path: string, maxBytes: number): string | null | { problem: string } {
+  let fd: number;
+  try {
+    // Not followed if a symlink, and a FIFO does not block the start.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? null : { problem: (err as Error).message };
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { problem: 'not a regular file' };
+    const tooLarge = { problem: `larger than the ${maxBytes} bytes it may hold` };
+    if (st.size > maxBytes) return tooLarge;
+    const buf = Buffer.alloc(st.size + 1);
+    let n = 0;
+    for (let r = 1; r > 0 && n < buf.length; n += r) r = readSync(fd, buf, n, buf.length - n, null);
+    return n > maxBytes ? tooLarge : buf.subarray(0, n).toString('utf8');
+  } catch (err) {
+    return { problem: (err as Error).message };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function withoutUndefined(e: z.infer<typeof EntrySchema>): RememberedMigration {
+  const out: RememberedMigration = { vm: e.vm, pid: e.pid, startTicks: e.startTicks };
+  if (e.accepted !== undefined) out.accepted = e.accepted;
+  if (e.refused !== undefined) out.refused = { ...e.refused };
+  if (e.pending !== undefined) out.pending = e.pending;
+  return out;
+}
+
+export const encodeMigrationState = (entries: readonly RememberedMigration[]): string =>
+  `${JSON.stringify({ version: 1, entries })}\n`;
+
+let tmpSeq = 0;
+
+/** Writes `text` to `path` atomically: a temporary file, fsync, rename, fsync of the directory. */
+export async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.${++tmpSeq}.tmp`;
+  try {
+    const f = await open(tmp, 'wx', 0o600);
+    try {
+      await f.writeFile(text);
+      await f.sync();
+    } finally {
+      await f.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+/**
+ * Writes what `snapshot` gives whenever `changed` says it changed: coalesced behind a timer, one
+ * write at a time (a change during a write is written after it). `close` writes once more, last.
+ */
+export class MigrationStateWriter {
+  readonly #path: string;
+  readonly #snapshot: () => RememberedMigration[];
+  readonly #warn: (message: string) => void;
+  readonly #delayMs: number;
+  #timer: NodeJS.Timeout | null = null;
+  #writing: Promise<void> | null = null;
+  #dirty = false;
+  #closed = false;
+  /** The last write failed: the next failure is not told again. */
+  #failing = false;
+  /** Writes done (tests). */
+  written = 0;
+
+  constructor(
+    path: string,
+    snapshot: () => RememberedMigration[],
+    warn: (message: string) => void,
+    delayMs = WRITE_DELAY_MS,
+  ) {
+    this.#path = path;
+    this.#snapshot = snapshot;
+    this.#warn = warn;
+    this.#delayMs = delayMs;
+  }
+
+  changed(): void {
+    if (this.#closed) return;
+    this.#dirty = true;
+    if (this.#timer || this.#writing) return;
+    this.#timer = setTimeout(() => this.#flush(), this.#delayMs);
+    this.#timer.unref();
+  }
+
+  /** Waits for a write under way, then writes `last` (what was remembered as the daemon stopped). */
+  async close(last: readonly RememberedMigration[]): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    await this.#writing;
+    await this.#write(last);
+  }
+
+  #flush(): void {
+    this.#timer = null;
+    this.#dirty = false;
+    this.#writing = this.#write(this.#snapshot()).then(() => {
+      this.#writing = null;
+      if (this.#dirty) {
+        this.#dirty = false;
+        this.changed();
+      }
+    });
+  }
+
+  async #write(entries: readonly RememberedMigration[]): Promise<void> {
+    try {
+      await writeAtomic(this.#path, encodeMigrationState(entries));
+      this.written++;
+      this.#failing = false;
+    } catch (err) {
+      if (this.#failing) return;
+      this.#failing = true;
+      this.#warn(
+        `cannot write ${this.#path}: ${(err as Error).message}; after a restart, migrations asked now may be asked again under new ids`,
+      );
+    }
+  }
+}

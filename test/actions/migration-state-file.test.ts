@@ -1,0 +1,197 @@
+/**
+ * migrations.json: written atomically and read back whole; read as hostile — garbage, the wrong
+ * shape, a migration id that would be a header injection, too many entries, too many bytes, a FIFO,
+ * a symlink, a directory — each is a warning and nothing remembered, never a throw; an entry whose
+ * pid now names a process with another start time, or no process, is dropped. Real files, the real
+ * /proc of this process and of a child.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import {
+  encodeMigrationState,
+  loadMigrationState,
+  MigrationStateWriter,
+  processStartTicks,
+  type RememberedMigration,
+  writeAtomic,
+} from '../../actions/index.js';
+import { exitOf, spawnOwned } from '../helpers/processes.js';
+import { requireTool } from '../helpers/tools.js';
+import { until, within } from '../helpers/wait.js';
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-mstate-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const START = processStartTicks(process.pid) as number;
+const mine = (vm: string, over: Partial<RememberedMigration> = {}): RememberedMigration => ({
+  vm,
+  pid: process.pid,
+  startTicks: START,
+  ...over,
+});
+
+const ENTRIES: RememberedMigration[] = [
+  mine('vm-accepted', { accepted: randomUUID() }),
+  mine('vm-refused', { refused: { policyVersion: 'sha256:abc', migrationId: randomUUID() } }),
+  mine('vm-pending', { pending: randomUUID() }),
+  mine('vm-both', {
+    refused: { policyVersion: 'sha256:old', migrationId: randomUUID() },
+    pending: randomUUID(),
+  }),
+];
+
+test('written atomically and read back: the same entries, mode 0600, no temporary file left', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'migrations.json');
+  await writeAtomic(path, encodeMigrationState(ENTRIES));
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  assert.deepEqual(readdirSync(dir), ['migrations.json']);
+  assert.deepEqual(loadMigrationState(path, 16), { entries: ENTRIES, warning: null, stale: 0 });
+  // Written over: the new content whole.
+  await writeAtomic(path, encodeMigrationState(ENTRIES.slice(1)));
+  assert.deepEqual(loadMigrationState(path, 16).entries, ENTRIES.slice(1));
+  assert.deepEqual(readdirSync(dir), ['migrations.json']);
+});
+
+test('no file: nothing remembered, nothing to warn of', (t) => {
+  assert.deepEqual(loadMigrationState(join(tempDir(t), 'migrations.json'), 16), {
+    entries: [],
+    warning: null,
+    stale: 0,
+  });
+});
+
+test('an entry whose pid names a process with another start time, or none, is dropped', async (t) => {
+  const path = join(tempDir(t), 'migrations.json');
+  const child = spawnOwned(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  const gonePid = child.pid as number;
+  const goneStart = processStartTicks(gonePid);
+  await within('the child to exit', exitOf(child));
+  const kept = mine('vm-kept', { accepted: randomUUID() });
+  const entries = [
+    mine('vm-reused-pid', { startTicks: START + 1, accepted: randomUUID() }),
+    mine('vm-earlier-pid', { startTicks: START - 1, pending: randomUUID() }),
+    { vm: 'vm-gone', pid: gonePid, startTicks: goneStart ?? 1, accepted: randomUUID() },
+    kept,
+    // The same instance twice: the first one is used.
+    { ...kept, accepted: randomUUID() },
+    // Nothing to remember: not counted, not used.
+    mine('vm-empty'),
+  ];
+  writeFileSync(path, encodeMigrationState(entries));
+  const loaded = loadMigrationState(path, 16);
+  assert.deepEqual(loaded.entries, [kept]);
+  assert.equal(loaded.warning, null);
+  assert.equal(loaded.stale, 3);
+});
+
+/** Files no daemon wrote: each is set aside with a warning. */
+const HOSTILE: Array<[string, string | Buffer]> = [
+  ['empty', ''],
+  ['garbage bytes', Buffer.from([0xff, 0x00, 0x7b, 0x80, 0x0a])],
+  ['not JSON', '{"version":1,"entries":['],
+  ['JSON, not an object', '[1,2,3]'],
+  ['another version', JSON.stringify({ version: 2, entries: [] })],
+  ['an unknown top-level key', JSON.stringify({ version: 1, entries: [], extra: 1 })],
+  [
+    'an unknown entry key',
+    encodeMigrationState([{ ...mine('vm-x', { accepted: randomUUID() }), x: 1 } as never]),
+  ],
+  [
+    'a migration id that is a header injection',
+    encodeMigrationState([mine('vm-x', { pending: 'a\r\nX-Evil: 1' })]),
+  ],
+  ['a pid that is no pid', encodeMigrationState([mine('vm-x', { pid: -4, accepted: randomUUID() })])],
+  ['a start time that is no number', encodeMigrationState([mine('vm-x', { startTicks: '5' as never })])],
+  ['an empty VM id', encodeMigrationState([mine('', { accepted: randomUUID() })])],
+  ['a VM id too long', encodeMigrationState([mine('v'.repeat(129), { accepted: randomUUID() })])],
+  [
+    'more entries than the bound',
+    encodeMigrationState(Array.from({ length: 5 }, (_, i) => mine(`vm-${i}`, { accepted: randomUUID() }))),
+  ],
+  ['more bytes than the bound, all of them blank', `{"version":1,"entries":[]}${' '.repeat(4 * 2048 + 65)}`],
+  ['a proto key', '{"version":1,"entries":[],"__proto__":{"polluted":true}}'],
+];
+
+for (const [what, content] of HOSTILE) {
+  test(`a file with ${what}: a warning, nothing remembered`, (t) => {
+    const path = join(tempDir(t), 'migrations.json');
+    writeFileSync(path, content);
+    const loaded = loadMigrationState(path, 4);
+    assert.deepEqual(loaded.entries, []);
+    assert.match(loaded.warning ?? '', /migrations\.json/);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+}
+
+test('not a regular file — a symlink, a directory, a FIFO — a warning, and the start does not block', (t) => {
+  const dir = tempDir(t);
+  const real = join(dir, 'real.json');
+  writeFileSync(real, encodeMigrationState(ENTRIES));
+  const link = join(dir, 'link.json');
+  symlinkSync(real, link);
+  const sub = join(dir, 'sub.json');
+  mkdirSync(sub);
+  const paths = [link, sub];
+  const mkfifo = requireTool(t, 'mkfifo', 'coreutils');
+  if (mkfifo) {
+    const fifo = join(dir, 'fifo.json');
+    execFileSync(mkfifo, [fifo]);
+    paths.push(fifo);
+  }
+  for (const path of paths) {
+    const loaded = loadMigrationState(path, 16);
+    assert.deepEqual(loaded.entries, [], path);
+    assert.ok(loaded.warning?.includes(path), `${path}: ${loaded.warning}`);
+  }
+});
+
+test('the writer: changes coalesced, one write at a time; close writes what it is given, last', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'migrations.json');
+  let now: RememberedMigration[] = ENTRIES.slice(0, 1);
+  const warnings: string[] = [];
+  const w = new MigrationStateWriter(
+    path,
+    () => now,
+    (m) => warnings.push(m),
+    1,
+  );
+  for (let i = 0; i < 100; i++) w.changed();
+  await until('the first write', () => w.written === 1);
+  assert.deepEqual(loadMigrationState(path, 16).entries, ENTRIES.slice(0, 1));
+  now = ENTRIES.slice(0, 2);
+  w.changed();
+  // Closed while that change waits (or is written): what close is given is the file's content.
+  await w.close(ENTRIES.slice(2));
+  assert.deepEqual(loadMigrationState(path, 16).entries, ENTRIES.slice(2));
+  w.changed();
+  assert.deepEqual(readdirSync(dir), ['migrations.json'], 'nothing written after close, no temporary file');
+  assert.deepEqual(warnings, []);
+});
+
+test('a write that fails is a warning, told once until a write succeeds again', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'gone', 'migrations.json');
+  const warnings: string[] = [];
+  const w = new MigrationStateWriter(
+    path,
+    () => ENTRIES,
+    (m) => warnings.push(m),
+    1,
+  );
+  w.changed();
+  await until('the warning', () => warnings.length === 1);
+  w.changed();
+  await w.close(ENTRIES);
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0] as string, /cannot write .*migrations\.json/);
+});
