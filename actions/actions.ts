@@ -77,7 +77,8 @@ export function createActions(cfg: ActionsConfig, cb: ActionCallbacks = {}): Act
     sink: actionSink({ kills, migrations, pages }),
     remember(path, warn, liveSessions) {
       kept = liveSessions + MAX_ENDED_KEPT;
-      const loaded = loadMigrationState(path, kept);
+      const sent = { count: cfg.maxHooksInFlight, pages: cfg.poisonedPagesPerVm };
+      const loaded = loadMigrationState(path, kept, sent);
       if (loaded.warning) warn(loaded.warning);
       migrations.memory.restore(loaded.entries);
       const w = new MigrationStateWriter(path, remembered, warn);

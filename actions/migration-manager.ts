@@ -15,12 +15,13 @@
  * not asked for again until its plugin session or the policy version changes. A host-scope rule
  * ("evacuate this host") asks for every VM with a live session, each under the same rules. A session
  * that follows one of the same VM from the same live process (a plugin that reconnected) is the same
- * VM: all of this is kept per key shared by such sessions (migration-carry.ts), not per session.
+ * VM: all of this is kept per key shared by such sessions (migration-carry.ts), not per session, and
+ * kept across a daemon restart for the same VM instance (migration-memory.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { SessionInfo, SessionOutcome } from '../events/index.js';
 import type { Decision, PolicyEvent } from '../policies/index.js';
-import type { HookResult, MigrationOutcome } from './hook-types.js';
+import type { HookResult, MigrationOutcome, MigrationPayload } from './hook-types.js';
 import type { KillReason } from './kill-manager.js';
 import { MAX_ENDED_KEPT, SessionCarry } from './migration-carry.js';
 import { MigrationMemory, type RememberedMigration } from './migration-memory.js';
@@ -42,6 +43,8 @@ interface Migration {
   stop: AbortController | null;
   /** Reported: a hook answer that comes after (at close) is not looked at. */
   finished: boolean;
+  /** What the hook is sent, once built: one sent before a restart is sent again as it was. */
+  payload: MigrationPayload | null;
 }
 
 const KILL_REASON: Readonly<Record<Exclude<MigrationOutcome, 'accepted'>, KillReason>> = {
@@ -137,10 +140,11 @@ export class MigrationManager {
       this.#opts.onDropped?.(vm, decision.hook);
       return 'dropped';
     }
+    // One pending when the daemon last stopped is asked again under its id, with what it was sent.
+    const resumed = this.memory.takeResumed(key);
     const m: Migration = {
       record: {
-        // One pending when the daemon last stopped is asked again under its id.
-        migrationId: this.memory.takeResumed(key) ?? randomUUID(),
+        migrationId: resumed?.migrationId ?? randomUUID(),
         vm,
         sessionId: session.id,
         seq,
@@ -157,6 +161,7 @@ export class MigrationManager {
       held: this.#opts.kills.hold(session.id),
       stop: null,
       finished: false,
+      payload: resumed?.sent ?? null,
     };
     const ofVm = this.#byVm.get(vm);
     if (ofVm) ofVm.push(m);
@@ -273,7 +278,7 @@ export class MigrationManager {
   remembered(): RememberedMigration[] {
     const pending = [...this.#byVm.values()]
       .flat()
-      .map((m) => ({ key: m.key, migrationId: m.record.migrationId }));
+      .map((m) => ({ key: m.key, migrationId: m.record.migrationId, sent: m.payload }));
     return this.memory.snapshot(pending);
   }
 
@@ -283,8 +288,14 @@ export class MigrationManager {
     this.#busy.add(m.record.vm);
     m.stop = new AbortController();
     const hook = this.#opts.hooks.get(m.record.hook);
+    const keep = (p: MigrationPayload) => {
+      m.payload = p;
+      this.memory.onChange(); // what is sent is kept until answered
+      return p;
+    };
+    const built = m.payload ?? migrationPayload(m, this.#opts.host, this.#opts.pages);
     const result: Promise<HookResult> = hook
-      ? runHook(hook, migrationPayload(m, this.#opts.host, this.#opts.pages), m.stop.signal).catch(
+      ? runHook(hook, built instanceof Promise ? built.then(keep) : keep(built), m.stop.signal).catch(
           (err: Error) => ({ outcome: 'failed', detail: err.message, attempts: 1 }),
         )
       : Promise.resolve({
@@ -315,6 +326,7 @@ export class MigrationManager {
     m.finished = true;
     this.#changes++;
     this.#pending--;
+    this.memory.onChange(); // no longer pending
     const ofVm = this.#byVm.get(m.record.vm) ?? [];
     const at = ofVm.indexOf(m);
     if (at >= 0) ofVm.splice(at, 1);

@@ -12,6 +12,7 @@
  * within `keepMs` is forgotten. A process whose start time cannot be read matches nothing.
  */
 import type { SessionInfo } from '../events/index.js';
+import type { MigrationPayload } from './hook-types.js';
 import { processStartTicks, type VmInstance } from './vm-instance.js';
 
 /** One VM instance's migration state as it is kept across a restart. */
@@ -22,6 +23,14 @@ export interface RememberedMigration extends VmInstance {
   refused?: { policyVersion: string; migrationId: string };
   /** The id of a migration queued or running when the daemon stopped. */
   pending?: string;
+  /** What that migration's hook was sent, if it ran: sent again as it was. */
+  sent?: MigrationPayload;
+}
+
+/** A migration pending at the last stop, asked again. */
+export interface ResumedMigration {
+  migrationId: string;
+  sent?: MigrationPayload;
 }
 
 /** How long what was read back at start waits for its VM's session, by default. */
@@ -33,7 +42,7 @@ interface KeyState {
   accepted?: string;
   refused?: { policyVersion: string; migrationId: string };
   /** A migration pending at the last stop, not asked again yet. */
-  resumed?: string;
+  resumed?: ResumedMigration;
 }
 
 export interface MigrationMemoryOptions {
@@ -74,12 +83,12 @@ export class MigrationMemory {
     return this.#byKey.get(key)?.refused?.policyVersion;
   }
 
-  /** The id of the key's migration that was pending at the last stop, once. */
-  takeResumed(key: bigint): string | undefined {
+  /** The key's migration that was pending at the last stop, once. */
+  takeResumed(key: bigint): ResumedMigration | undefined {
     const st = this.#byKey.get(key);
-    const id = st?.resumed;
-    if (st && id !== undefined) delete st.resumed;
-    return id;
+    const resumed = st?.resumed;
+    if (st && resumed !== undefined) delete st.resumed;
+    return resumed;
   }
 
   /** A migration of `key` (a key in use) was asked for: its instance is read now, once per key. */
@@ -140,7 +149,7 @@ export class MigrationMemory {
     const st: KeyState = { instance };
     if (e.accepted !== undefined) st.accepted = e.accepted;
     if (e.refused !== undefined) st.refused = { ...e.refused };
-    if (e.pending !== undefined) st.resumed = e.pending;
+    if (e.pending !== undefined) st.resumed = { migrationId: e.pending, ...(e.sent ? { sent: e.sent } : {}) };
     this.#byKey.set(key, st);
     this.onChange();
   }
@@ -149,17 +158,21 @@ export class MigrationMemory {
    * What to keep across a restart now: every key's state with its instance, `pending` naming the
    * migrations queued or running, and what was read back and not claimed yet.
    */
-  snapshot(pending: Iterable<{ key: bigint; migrationId: string }>): RememberedMigration[] {
-    const queued = new Map<bigint, string>();
-    for (const p of pending) queued.set(p.key, p.migrationId);
+  snapshot(
+    pending: Iterable<{ key: bigint; migrationId: string; sent: MigrationPayload | null }>,
+  ): RememberedMigration[] {
+    const queued = new Map<bigint, ResumedMigration>();
+    for (const p of pending)
+      queued.set(p.key, { migrationId: p.migrationId, ...(p.sent ? { sent: p.sent } : {}) });
     const out: RememberedMigration[] = [];
     for (const [key, st] of this.#byKey) {
       if (!st.instance) continue;
       const e: RememberedMigration = { ...st.instance };
       if (st.accepted !== undefined) e.accepted = st.accepted;
       if (st.refused !== undefined) e.refused = { ...st.refused };
-      const id = queued.get(key) ?? st.resumed;
-      if (id !== undefined) e.pending = id;
+      const resumed = queued.get(key) ?? st.resumed;
+      if (resumed !== undefined) e.pending = resumed.migrationId;
+      if (resumed?.sent !== undefined) e.sent = resumed.sent;
       if (e.accepted !== undefined || e.refused !== undefined || e.pending !== undefined) out.push(e);
     }
     for (const list of this.#unclaimed.values()) out.push(...list);

@@ -15,6 +15,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as z from 'zod';
+import type { MigrationPayload } from './hook-types.js';
 import type { RememberedMigration } from './migration-memory.js';
 import { processStartTicks } from './vm-instance.js';
 
@@ -22,27 +23,81 @@ export const MIGRATION_STATE_FILE = 'migrations.json';
 
 /** Bytes allowed per entry when the file is read: an entry at its longest fits in fewer. */
 const ENTRY_BYTES = 2048;
+/**
+ * Bytes allowed per request sent (`sent`), besides its pages: the labels, escaped at their longest
+ * (docs/protocol.md limits), fit in fewer; each page adds at most PAGE_BYTES.
+ */
+const SENT_BYTES = 80 * 1024;
+const PAGE_BYTES = 24;
+
+/** How much of what hooks were sent the file may hold: as many as run at once, each this long. */
+export interface SentBounds {
+  count: number;
+  pages: number;
+}
 /** How long a change waits for others to be written with it. */
 export const WRITE_DELAY_MS = 100;
 
 const migrationId = z.uuid();
 const policyVersion = z.string().min(1).max(256);
 
-const EntrySchema = z.strictObject({
-  vm: z.string().min(1).max(128),
-  pid: z
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 22),
-  startTicks: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-  accepted: migrationId.optional(),
-  refused: z.strictObject({ policyVersion, migrationId }).optional(),
-  pending: migrationId.optional(),
-});
+const vmId = z.string().min(1).max(128);
+const hex = z.string().regex(/^0x[0-9a-f]{1,16}$/);
 
-const fileSchema = (maxEntries: number) =>
-  z.strictObject({ version: z.literal(1), entries: z.array(EntrySchema).max(maxEntries) });
+/** A payload as hook-types.ts has it, as build() in migration-payload.ts makes it. */
+const sentSchema = (pages: number) =>
+  z.strictObject({
+    migrationId,
+    vm: z.strictObject({ id: vmId, labels: z.record(z.string(), z.string()) }),
+    host: z.string(),
+    reason: z.literal('policy'),
+    scope: z.enum(['vm', 'host']),
+    rule: z.string(),
+    policyVersion,
+    event: z.strictObject({
+      vm: vmId,
+      kind: z.string(),
+      vcpu: z.number().int().nonnegative().nullable(),
+      gpa: hex.nullable(),
+      severity: z.string(),
+      timeMs: z.number(),
+    }),
+    poisonedPages: z.array(hex).max(pages),
+    poisonedPagesTruncated: z.boolean(),
+    requestedAt: z.string(),
+  });
+
+const entrySchema = (pages: number) =>
+  z
+    .strictObject({
+      vm: vmId,
+      pid: z
+        .number()
+        .int()
+        .positive()
+        .max(2 ** 22),
+      startTicks: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+      accepted: migrationId.optional(),
+      refused: z.strictObject({ policyVersion, migrationId }).optional(),
+      pending: migrationId.optional(),
+      sent: sentSchema(pages).optional(),
+    })
+    .refine((e) => e.sent === undefined || (e.sent.migrationId === e.pending && e.sent.vm.id === e.vm), {
+      message: 'what was sent is not of the pending migration',
+    });
+
+const fileSchema = (maxEntries: number, sent: SentBounds) =>
+  z.strictObject({
+    version: z.literal(1),
+    entries: z
+      .array(entrySchema(sent.pages))
+      .max(maxEntries)
+      .refine((es) => es.filter((e) => e.sent !== undefined).length <= sent.count, {
+        message: `more than ${sent.count} requests sent`,
+      }),
+  });
+
+type Entry = z.infer<ReturnType<typeof entrySchema>>;
 
 export interface LoadedMigrationState {
   entries: RememberedMigration[];
@@ -59,10 +114,12 @@ export interface LoadedMigrationState {
 export function loadMigrationState(
   path: string,
   maxEntries: number,
+  sent: SentBounds = { count: 8, pages: 1024 },
   startTicks: (pid: number) => number | null = processStartTicks,
 ): LoadedMigrationState {
   const empty = (warning: string | null): LoadedMigrationState => ({ entries: [], warning, stale: 0 });
-  const read = readBounded(path, maxEntries * ENTRY_BYTES + 64);
+  const sentBytes = sent.count * (SENT_BYTES + sent.pages * PAGE_BYTES);
+  const read = readBounded(path, maxEntries * ENTRY_BYTES + sentBytes + 64);
   if (read === null) return empty(null);
   if (typeof read !== 'string')
     return empty(`${path}: ${read.problem}; migrations asked before the restart are not remembered`);
@@ -73,7 +130,7 @@ export function loadMigrationState(
   } catch (err) {
     return empty(`${path} is not JSON (${(err as Error).message}); nothing of it is used`);
   }
-  const parsed = fileSchema(maxEntries).safeParse(json);
+  const parsed = fileSchema(maxEntries, sent).safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.join('.') || 'the file';
@@ -84,7 +141,9 @@ export function loadMigrationState(
   const entries: RememberedMigration[] = [];
   const seen = new Set<string>();
   let stale = 0;
-  for (const e of parsed.data.entries) {
+  // What was sent is kept as read, its keys in their order: sent again, it is the same bytes.
+  const raw = (json as { entries: Array<{ sent?: MigrationPayload }> }).entries;
+  for (const [i, e] of parsed.data.entries.entries()) {
     const id = `${e.vm}\0${e.pid}\0${e.startTicks}`;
     if (seen.has(id) || (e.accepted ?? e.refused ?? e.pending) === undefined) continue;
     seen.add(id);
@@ -92,7 +151,7 @@ export function loadMigrationState(
       stale++;
       continue;
     }
-    entries.push(withoutUndefined(e));
+    entries.push(withoutUndefined(e, raw[i]?.sent));
   }
   return { entries, warning: null, stale };
 }
@@ -123,24 +182,30 @@ function readBounded(path: string, maxBytes: number): string | null | { problem:
   }
 }
 
-function withoutUndefined(e: z.infer<typeof EntrySchema>): RememberedMigration {
+function withoutUndefined(e: Entry, sent: MigrationPayload | undefined): RememberedMigration {
   const out: RememberedMigration = { vm: e.vm, pid: e.pid, startTicks: e.startTicks };
   if (e.accepted !== undefined) out.accepted = e.accepted;
   if (e.refused !== undefined) out.refused = { ...e.refused };
   if (e.pending !== undefined) out.pending = e.pending;
+  if (sent !== undefined) out.sent = sent;
   return out;
 }
 
 export const encodeMigrationState = (entries: readonly RememberedMigration[]): string =>
   `${JSON.stringify({ version: 1, entries })}\n`;
 
-let tmpSeq = 0;
-
-/** Writes `text` to `path` atomically: a temporary file, fsync, rename, fsync of the directory. */
+/**
+ * Writes `text` to `path` atomically: `<path>.tmp` written (over one a killed daemon left), fsynced
+ * and renamed over `path`, then the directory fsynced. One write at a time (MigrationStateWriter).
+ */
 export async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.${++tmpSeq}.tmp`;
+  const tmp = `${path}.tmp`;
   try {
-    const f = await open(tmp, 'wx', 0o600);
+    const f = await open(
+      tmp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+      0o600,
+    );
     try {
       await f.writeFile(text);
       await f.sync();

@@ -10,6 +10,8 @@ import { within } from '../helpers/wait.js';
 
 export interface HeldRequest {
   body: MigrationPayload;
+  /** The body as it came. */
+  raw: string;
   /** The request's Idempotency-Key header. */
   key: string | undefined;
   res: ServerResponse;
@@ -28,7 +30,7 @@ export function heldServer() {
     });
     req.on('end', () => {
       const key = req.headers['idempotency-key'];
-      seen.push({ body: JSON.parse(data), key: typeof key === 'string' ? key : undefined, res });
+      seen.push({ body: JSON.parse(data), raw: data, key: typeof key === 'string' ? key : undefined, res });
       wake();
     });
   });

@@ -38,20 +38,24 @@ const otherVersion = migrateDecision('p2');
 const of = (vm: string, id: bigint, pid = process.pid) => sessionOf(vm, id, pid);
 
 let nextId = 1n;
+let gpaPage = 0;
 
 /** One run of the action layer on `path`, as a daemon has it between start and stop. */
-function run(t: TestContext, path: string) {
+function run(t: TestContext, path: string, maxHooksInFlight = 8) {
   const results: MigrationResult[] = [];
   const warnings: string[] = [];
-  const actions: Actions = createActions(ActionsConfigSchema.parse({ kill: { enforce: false } }), {
-    hooks: new Map([['orchestrator', hook.hook()]]),
-    migration: {
-      onFinished: (m) => {
-        results.push(m);
-        hook.wake();
+  const actions: Actions = createActions(
+    ActionsConfigSchema.parse({ kill: { enforce: false }, maxHooksInFlight }),
+    {
+      hooks: new Map([['orchestrator', hook.hook()]]),
+      migration: {
+        onFinished: (m) => {
+          results.push(m);
+          hook.wake();
+        },
       },
     },
-  });
+  );
   actions.remember(path, (m) => warnings.push(m), 16);
   let closed: Promise<void> | null = null;
   const stop = () => {
@@ -69,8 +73,14 @@ function run(t: TestContext, path: string) {
     actions.migrations.sessionClosed(s, 'disconnect');
     actions.kills.sessionClosed(s, 'disconnect');
   };
+  // Each error at a page of its own: a payload built again would differ from the one sent.
   const trigger = (s: SessionInfo, d = decision) =>
-    actions.migrations.trigger(s, d, seaEvent({ vm: { id: s.vm.id } }), 1);
+    actions.migrations.trigger(
+      s,
+      d,
+      seaEvent({ vm: { id: s.vm.id }, gpa: `0x${(++gpaPage * 0x1000).toString(16)}` }),
+      1,
+    );
   return { actions, results, warnings, open, close, trigger, stop };
 }
 
@@ -145,7 +155,24 @@ test('pending at the stop: asked again at the next error under the same id', asy
   const second = run(t, path);
   const again = await ask(second, second.open(vm), 2, 202);
   assert.equal(again.key, pending.key, 'the same Idempotency-Key');
-  assert.equal(again.body.migrationId, pending.key);
+  assert.equal(again.raw, pending.raw, 'the same body, byte for byte');
+});
+
+test('queued at the stop, never sent: asked again under its id, with what is known now', async (t) => {
+  const path = statePath(t);
+  const [busy, vm] = ['restart-busy', 'restart-queued'];
+  const first = run(t, path, 1);
+  await ask(first, first.open(busy), 1);
+  const a = first.open(vm);
+  assert.equal(first.trigger(a), 'queued');
+  await first.stop();
+  assert.equal(requestsFor(vm).length, 0);
+  const id = first.results.find((r) => r.vm === vm)?.migrationId;
+  assert.ok(id);
+  const second = run(t, path, 1);
+  const again = await ask(second, second.open(vm), 1, 202);
+  assert.equal(again.key, id, 'the same Idempotency-Key');
+  assert.equal(again.body.requestedAt, new Date(second.results[0]?.queuedAtMs ?? 0).toISOString());
 });
 
 test('another process with the VM id, or the pid with another start time: another instance', async (t) => {

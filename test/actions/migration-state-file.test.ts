@@ -38,10 +38,27 @@ const mine = (vm: string, over: Partial<RememberedMigration> = {}): RememberedMi
   ...over,
 });
 
+/** A request as a hook was sent it (migration-payload.ts). */
+const sentFor = (vm: string, migrationId: string, pages = ['0x8000f000']) => ({
+  migrationId,
+  vm: { id: vm, labels: { tenant: 'acme' } },
+  host: 'hv-1',
+  reason: 'policy' as const,
+  scope: 'vm' as const,
+  rule: 'move',
+  policyVersion: 'sha256:abc',
+  event: { vm, kind: 'sea', vcpu: 0, gpa: '0x8000f000', severity: 'uer', timeMs: 1_767_225_600_000 },
+  poisonedPages: pages,
+  poisonedPagesTruncated: false,
+  requestedAt: '2026-01-01T00:00:00.000Z',
+});
+const RUNNING = randomUUID();
+
 const ENTRIES: RememberedMigration[] = [
   mine('vm-accepted', { accepted: randomUUID() }),
   mine('vm-refused', { refused: { policyVersion: 'sha256:abc', migrationId: randomUUID() } }),
   mine('vm-pending', { pending: randomUUID() }),
+  mine('vm-running', { pending: RUNNING, sent: sentFor('vm-running', RUNNING) }),
   mine('vm-both', {
     refused: { policyVersion: 'sha256:old', migrationId: randomUUID() },
     pending: randomUUID(),
@@ -55,7 +72,11 @@ test('written atomically and read back: the same entries, mode 0600, no temporar
   assert.equal(statSync(path).mode & 0o777, 0o600);
   assert.deepEqual(readdirSync(dir), ['migrations.json']);
   assert.deepEqual(loadMigrationState(path, 16), { entries: ENTRIES, warning: null, stale: 0 });
-  // Written over: the new content whole.
+  // What a hook was sent comes back as the same bytes.
+  const running = loadMigrationState(path, 16).entries.find((e) => e.vm === 'vm-running');
+  assert.equal(JSON.stringify(running?.sent), JSON.stringify(sentFor('vm-running', RUNNING)));
+  // Written over, past the temporary file a killed daemon left: the new content whole.
+  writeFileSync(`${path}.tmp`, 'left by a daemon killed mid-write'.repeat(100));
   await writeAtomic(path, encodeMigrationState(ENTRIES.slice(1)));
   assert.deepEqual(loadMigrationState(path, 16).entries, ENTRIES.slice(1));
   assert.deepEqual(readdirSync(dir), ['migrations.json']);
@@ -117,15 +138,47 @@ const HOSTILE: Array<[string, string | Buffer]> = [
     'more entries than the bound',
     encodeMigrationState(Array.from({ length: 5 }, (_, i) => mine(`vm-${i}`, { accepted: randomUUID() }))),
   ],
-  ['more bytes than the bound, all of them blank', `{"version":1,"entries":[]}${' '.repeat(4 * 2048 + 65)}`],
+  [
+    'more bytes than the bound, all of them blank',
+    `{"version":1,"entries":[]}${' '.repeat(4 * 2048 + 2 * (80 * 1024 + 2 * 24) + 65)}`,
+  ],
   ['a proto key', '{"version":1,"entries":[],"__proto__":{"polluted":true}}'],
+  [
+    'a request sent for another migration',
+    encodeMigrationState([mine('vm-x', { pending: randomUUID(), sent: sentFor('vm-x', randomUUID()) })]),
+  ],
+  [
+    'a request sent for another VM',
+    encodeMigrationState([mine('vm-x', { pending: RUNNING, sent: sentFor('vm-y', RUNNING) })]),
+  ],
+  [
+    'a request sent with a key of its own',
+    encodeMigrationState([
+      mine('vm-x', { pending: RUNNING, sent: { ...sentFor('vm-x', RUNNING), x: 1 } as never }),
+    ]),
+  ],
+  [
+    'more requests sent than run at once',
+    encodeMigrationState(
+      Array.from({ length: 3 }, (_, i) => {
+        const id = randomUUID();
+        return mine(`vm-${i}`, { pending: id, sent: sentFor(`vm-${i}`, id) });
+      }),
+    ),
+  ],
+  [
+    'a request sent with more pages than the bound',
+    encodeMigrationState([
+      mine('vm-x', { pending: RUNNING, sent: sentFor('vm-x', RUNNING, ['0x1000', '0x2000', '0x3000']) }),
+    ]),
+  ],
 ];
 
 for (const [what, content] of HOSTILE) {
   test(`a file with ${what}: a warning, nothing remembered`, (t) => {
     const path = join(tempDir(t), 'migrations.json');
     writeFileSync(path, content);
-    const loaded = loadMigrationState(path, 4);
+    const loaded = loadMigrationState(path, 4, { count: 2, pages: 2 });
     assert.deepEqual(loaded.entries, []);
     assert.match(loaded.warning ?? '', /migrations\.json/);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
