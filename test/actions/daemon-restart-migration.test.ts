@@ -8,7 +8,7 @@
  * (dist/bin), a real HTTP hook server on 127.0.0.1, the store read after the last stop.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, type TestContext, test } from 'node:test';
@@ -154,4 +154,23 @@ test('stopped while the hook ran: after the restart the VM is asked again under 
     { outcome: 'failed', detail: 'daemon stopping' },
     { outcome: 'accepted', detail: 'HTTP 202' },
   ]);
+});
+
+test('a state file that is not one: a warning, the daemon runs, and the file is written over', async (t) => {
+  const s = setUp(t, 'vm-restart-garbage');
+  const path = join(s.dir, 'state', 'migrations.json');
+  mkdirSync(join(s.dir, 'state'), { mode: 0o700 });
+  writeFileSync(path, '{"version":1,"entries":[{"vm":"x","pid":1,"startTicks":0,"pending":"a\\r\\nX: 1"}]}');
+  const d = await s.start();
+  await until('the warning', () => d.output.find((l) => l.includes('migration state:')));
+  assert.match(d.output.find((l) => l.includes('migration state:')) ?? '', /is not a migration state file/);
+  await until('the file written over', () => {
+    const text = readFileSync(path, 'utf8');
+    return text === '{"version":1,"entries":[]}\n' ? text : undefined;
+  });
+  await s.client.connect();
+  await s.sea(0x30000n);
+  await when('the hook request', () => requestsFor('vm-restart-garbage').length === 1);
+  requestsFor('vm-restart-garbage')[0]?.res.writeHead(202).end();
+  assert.equal(await d.stop(), 0);
 });
