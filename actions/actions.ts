@@ -67,6 +67,7 @@ export function createActions(cfg: ActionsConfig, cb: ActionCallbacks = {}): Act
     ...cb.migration,
   });
   let writer: MigrationStateWriter | null = null;
+  let closing: Promise<void> | null = null;
   let kept = 0;
   // At most one entry per session key in use, or read back: what the next start reads in full.
   const remembered = () => migrations.remembered().slice(0, kept);
@@ -87,11 +88,15 @@ export function createActions(cfg: ActionsConfig, cb: ActionCallbacks = {}): Act
       // What was dropped of it is dropped from the file too.
       if (loaded.warning || loaded.stale > 0) w.changed();
     },
-    async close() {
-      const last = writer ? remembered() : [];
-      migrations.close();
-      kills.close();
-      await writer?.close(last);
+    close() {
+      // Once: a second close would write what is left after the first over what it wrote.
+      closing ??= (async () => {
+        const last = writer ? remembered() : [];
+        migrations.close();
+        kills.close();
+        await writer?.close(last);
+      })();
+      return closing;
     },
   };
 }

@@ -116,6 +116,8 @@ test('accepted before the restart: folded after it, the hook not asked again', a
   // The daemon stops: its sessions end first, kept for their VM's reconnect.
   first.close(a);
   await first.stop();
+  // Closed twice: the second does not write what is left after the first over it.
+  await first.actions.close();
   const second = run(t, path);
   assert.deepEqual(second.warnings, []);
   const b = second.open(vm);
