@@ -3,7 +3,9 @@
  * daemon restarts: that the orchestrator accepted its migration (it is moving the VM: later errors
  * fold into that), that it refused it under a policy version (not asked again under that version),
  * and the id of a migration still queued or running at the stop (asked again under the same id, so
- * that the orchestrator's Idempotency-Key recognizes it). Kept per session key (migration-carry.ts),
+ * that the orchestrator's Idempotency-Key recognizes it), with the payload a running one was sent
+ * (sent again as it was: a key reused with another body is a 422 to an orchestrator that follows
+ * the IETF idempotency-key draft, which reads as a refusal). Kept per session key (migration-carry.ts),
  * as the manager keeps it; migration-state-file.ts writes it down and reads it back.
  *
  * After a restart, what was read back waits for its VM instance: a session that opens for the same

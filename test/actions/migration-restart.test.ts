@@ -4,9 +4,10 @@
  * a session of the same VM id from the same live process — its pid and start time — takes on the
  * earlier acceptance (folded, not asked again), refusal (not asked again under that policy
  * version) or pending migration (asked again under the same id, the Idempotency-Key the
- * orchestrator saw). Another process, or an entry whose start time is not the process's, is another
- * instance, asked afresh; what no session claims is forgotten after its bound. Real HTTP hook
- * against a server on 127.0.0.1, real files, real pidfds: the "VMMs" are this process and a child.
+ * orchestrator saw, and with the same body when it was sent). Another process, or an entry whose
+ * start time is not the process's, is another instance, asked afresh; what no session claims is
+ * forgotten after its bound. Real HTTP hook against a server on 127.0.0.1, real files, real pidfds:
+ * the "VMMs" are this process and a child.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
