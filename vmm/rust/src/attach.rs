@@ -44,6 +44,13 @@ impl Attachments {
         self.derived = path.map(aw::default_socket);
     }
 
+    /// `Plugin::close`: the VMM may close its vCPU fds after it, and a number it closed may soon
+    /// name another file, so none is kept to be attached in a later session.
+    pub(super) fn forget_vcpus(&mut self) {
+        self.close();
+        self.vcpus.clear();
+    }
+
     /// Closes the connection; the daemon releases everything attached through it.
     fn close(&mut self) {
         self.conn = None;
@@ -70,7 +77,7 @@ impl Plugin {
     /// Connected, it is attached at once and the daemon's reply returned (waiting for it at most
     /// `Config::hello_timeout`); otherwise it is attached after the next WELCOME (`NotSent`). A
     /// vCPU registered again replaces its fd. `fd` stays the caller's: it must stay open until
-    /// `detach_vcpu`, or until the plugin is no longer used. An index past the HELLO's
+    /// `detach_vcpu`, or `close`, which forgets every registered vCPU. An index past the HELLO's
     /// `vcpu_count` is an error, and nothing is registered or sent.
     pub fn attach_vcpu(&mut self, vcpu: u32, fd: RawFd) -> Result<AttachReply, Error> {
         let bound = if self.vcpu_count > 0 { self.vcpu_count } else { VCPUS_MAX };

@@ -58,3 +58,18 @@ fn attach_vcpu_checks_the_index_waits_for_a_session_and_counts_a_missing_socket(
     assert_eq!(plugin.detach_vcpu(0), AttachReply::NotSent, "never attached: nothing to tell");
     assert_eq!(plugin.detach_vcpu(0), AttachReply::NotSent);
 }
+
+#[test]
+fn close_forgets_the_registered_vcpus_so_no_later_session_sends_their_fds() {
+    use std::os::fd::AsRawFd;
+    let (vcpu, _other) = UnixStream::pair().unwrap();
+    let mut plugin = Plugin::new(Config::default());
+    let missing = std::env::temp_dir().join(format!("seawall-forgotten-{}.sock", std::process::id()));
+    plugin.set_attach_socket(&missing);
+    plugin.attach_vcpu(0, vcpu.as_raw_fd()).unwrap();
+    let _first = in_session(&mut plugin, &hello());
+    assert_eq!(plugin.stats().attach_failed, 1, "the registered vCPU was tried at WELCOME");
+    plugin.close(crate::wire::goodbye::VM_EXITING);
+    let _second = in_session(&mut plugin, &hello());
+    assert_eq!(plugin.stats().attach_failed, 1, "nothing registered is left to try");
+}

@@ -345,8 +345,9 @@ impl Plugin {
     }
 
     /// Says GOODBYE (`wire::goodbye::*`), reads until the daemon's GOODBYE or end of file, closes
-    /// (the attach connection too; the registered vCPUs are attached again at the next WELCOME).
+    /// (the attach connection too), and forgets the registered vCPUs: the VMM may close their fds.
     pub fn close(&mut self, reason: u16) {
+        self.attach.forget_vcpus();
         if self.stream.is_none() {
             return;
         }
