@@ -87,7 +87,40 @@ static int remaining_ms(int64_t deadline) {
 
 /* ---- socket I/O --------------------------------------------------------------------------- */
 
+/* The address of the Unix socket `path`: 0, or -ENAMETOOLONG. */
+static int unix_address(struct sockaddr_un *addr, const char *path) {
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof addr->sun_path) return -ENAMETOOLONG;
+  memcpy(addr->sun_path, path, strlen(path));
+  return 0;
+}
+
+/* A socket of `type` connected to `addr`, close-on-exec and non-blocking: its fd, or a negative
+ * errno. */
+static int unix_connect(const struct sockaddr_un *addr, int type) {
+  int fd = socket(AF_UNIX, type, 0);
+  if (fd < 0) return -errno;
+  /* Non-blocking before connect: a listener with a full backlog gives EAGAIN instead of a hang. */
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
+      connect(fd, (const struct sockaddr *)addr, sizeof *addr) < 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
+/* Closes the attach connection: the daemon releases every vCPU attached over it. */
+static void close_attach(struct seawall_plugin *p) {
+  if (p->attach_fd >= 0) close(p->attach_fd);
+  p->attach_fd = -1;
+  memset(p->vcpu_attached, 0, sizeof p->vcpu_attached);
+  p->attached = 0;
+}
+
 static void drop_connection(struct seawall_plugin *p) {
+  close_attach(p); /* attachments are the session's: the daemon releases them as it ends */
   if (p->fd >= 0) close(p->fd);
   p->fd = -1;
   p->rx_len = 0;
@@ -356,6 +389,8 @@ static void ack_replay(struct seawall_plugin *p, uint64_t nonce) {
   p->replay_nonce = 0;
   p->replay_bound_dropped = 0;
   p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
+  p->attach_fd = -1;
+  for (size_t i = 0; i < SEAWALL_VCPUS_MAX; i++) p->vcpu_fd[i] = -1;
 }
 
 /* The daemon writes its ERROR and then stops reading (§8): a write may fail with the ERROR still
@@ -390,6 +425,192 @@ static void end_replay_session(struct seawall_plugin *p) {
   p->replays_refused++;
 }
 
+/* ---- vCPU attachment (§9a) ---------------------------------------------------------------- */
+
+/* The attach records (docs/actions.md "vCPU attachment"): magic "SWAT" as a little-endian u32. */
+#define ATTACH_MAGIC 0x54415753u
+#define ATTACH_VERSION 1u
+#define ATTACH_OP_ATTACH 1u
+#define ATTACH_OP_DETACH 2u
+#define ATTACH_REPLY_BIT 0x80u
+#define ATTACH_REQUEST_SIZE 24u
+#define ATTACH_REPLY_SIZE 16u
+
+static const char *attach_path(const struct seawall_plugin *p) {
+  return p->attach_path_set ? p->attach_path : p->attach_default;
+}
+
+/* The daemon's default attach socket for the plugin socket `path` (attach/config-schema.ts
+ * defaultAttachSocket): plugin.sock -> attach.sock beside it; X.sock or X -> X-attach.sock. "" when
+ * it would not fit in sun_path. */
+static void derive_attach_path(char *out, const char *path) {
+  const char *slash = strrchr(path, '/');
+  size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+  const char *name = path + dir_len;
+  size_t name_len = strlen(name);
+  const char *suffix = "-attach.sock";
+  if (strcmp(name, "plugin.sock") == 0) {
+    name_len = 0;
+    suffix = "attach.sock";
+  } else if (name_len >= 5 && strcmp(name + name_len - 5, ".sock") == 0) {
+    name_len -= 5;
+  }
+  size_t suffix_len = strlen(suffix);
+  out[0] = '\0';
+  if (dir_len + name_len + suffix_len >= SEAWALL_ATTACH_PATH_MAX) return;
+  memcpy(out, path, dir_len + name_len);
+  memcpy(out + dir_len + name_len, suffix, suffix_len + 1);
+}
+
+/* Opens the session's attach connection: SOCK_SEQPACKET, close-on-exec, non-blocking. */
+static int open_attach(struct seawall_plugin *p) {
+  const char *path = attach_path(p);
+  if (path[0] == '\0') return -EDESTADDRREQ;
+  struct sockaddr_un addr;
+  int fd = unix_address(&addr, path);
+  if (fd == 0) fd = unix_connect(&addr, SOCK_SEQPACKET);
+  if (fd < 0) return fd;
+  p->attach_fd = fd;
+  return 0;
+}
+
+/* Waits until the attach connection is ready for `events` before `deadline`: 0, or -ETIMEDOUT. */
+static int attach_wait(const struct seawall_plugin *p, short events, int64_t deadline) {
+  for (;;) {
+    struct pollfd pfd = {.fd = p->attach_fd, .events = events};
+    int r = poll(&pfd, 1, remaining_ms(deadline));
+    if (r > 0) return 0;
+    if (r == 0) return -ETIMEDOUT;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+/* Sends one request (ATTACH with `vcpu_fd` beside it, DETACH with none) and reads its reply before
+ * `deadline`. Returns the reply's status, or a negative errno. */
+static int attach_exchange(struct seawall_plugin *p, uint16_t op, uint32_t vcpu, int vcpu_fd, int64_t deadline) {
+  uint8_t req[ATTACH_REQUEST_SIZE];
+  put_u32(req, ATTACH_MAGIC);
+  put_u16(req + 4, ATTACH_VERSION);
+  put_u16(req + 6, op);
+  put_u64(req + 8, p->welcome.session_id);
+  put_u32(req + 16, vcpu);
+  put_u32(req + 20, 0);
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } ctrl;
+  memset(&ctrl, 0, sizeof ctrl);
+  struct iovec iov = {.iov_base = req, .iov_len = sizeof req};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (vcpu_fd >= 0) {
+    msg.msg_control = ctrl.buf;
+    msg.msg_controllen = sizeof ctrl.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &vcpu_fd, sizeof(int));
+  }
+  for (;;) {
+    ssize_t n = sendmsg(p->attach_fd, &msg, MSG_NOSIGNAL);
+    if (n == (ssize_t)sizeof req) break;
+    if (n >= 0) return -EPROTO; /* a SEQPACKET record goes whole or not at all */
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+    int r = attach_wait(p, POLLOUT, deadline);
+    if (r) return r;
+  }
+  for (;;) {
+    uint8_t reply[ATTACH_REPLY_SIZE + 1];
+    union {
+      struct cmsghdr align;
+      char buf[CMSG_SPACE(4 * sizeof(int))];
+    } rctrl;
+    struct iovec riov = {.iov_base = reply, .iov_len = sizeof reply};
+    struct msghdr rmsg;
+    memset(&rmsg, 0, sizeof rmsg);
+    rmsg.msg_iov = &riov;
+    rmsg.msg_iovlen = 1;
+    rmsg.msg_control = rctrl.buf;
+    rmsg.msg_controllen = sizeof rctrl.buf;
+    ssize_t n = recvmsg(p->attach_fd, &rmsg, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int r = attach_wait(p, POLLIN, deadline);
+      if (r) return r;
+      continue;
+    }
+    if (n < 0) return -errno;
+    if (n == 0) return -EPIPE; /* the daemon closed the connection */
+    /* A reply carries no fds; close any that came, so none leaks into the VMM. */
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&rmsg); c; c = CMSG_NXTHDR(&rmsg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; i++) {
+        int fd;
+        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+        close(fd);
+      }
+    }
+    if (n != ATTACH_REPLY_SIZE || (rmsg.msg_flags & MSG_TRUNC) || get_u32(reply) != ATTACH_MAGIC ||
+        get_u16(reply + 4) != ATTACH_VERSION || get_u16(reply + 6) != (op | ATTACH_REPLY_BIT) ||
+        get_u32(reply + 8) != vcpu || get_u32(reply + 12) > 0xffffu)
+      return -EPROTO;
+    return (int)get_u32(reply + 12);
+  }
+}
+
+/* One request on the session's attach connection, opened if need be. A failed exchange leaves
+ * the connection out of step (a late reply would answer the next request), and a closing status
+ * ends it on the daemon's side: both close it. */
+static int attach_request(struct seawall_plugin *p, uint16_t op, uint32_t vcpu, int vcpu_fd, int64_t deadline) {
+  if (p->attach_fd < 0) {
+    int r = open_attach(p);
+    if (r) return r;
+  }
+  int r = attach_exchange(p, op, vcpu, vcpu_fd, deadline);
+  if (r < 0 || r == SEAWALL_ATTACH_MALFORMED || r == SEAWALL_ATTACH_FD_COUNT ||
+      r == SEAWALL_ATTACH_PEER_MISMATCH || r == SEAWALL_ATTACH_SESSION_MISMATCH)
+    close_attach(p);
+  return r;
+}
+
+/* ATTACHes the registered vCPU `vcpu` in the current session and counts the outcome. */
+static int attach_one(struct seawall_plugin *p, uint32_t vcpu, int64_t deadline) {
+  if (p->vcpu_attached[vcpu]) {
+    p->vcpu_attached[vcpu] = 0;
+    p->attached--;
+  }
+  int r = attach_request(p, ATTACH_OP_ATTACH, vcpu, p->vcpu_fd[vcpu], deadline);
+  if (r == SEAWALL_ATTACH_OK) {
+    p->vcpu_attached[vcpu] = 1;
+    p->attached++;
+  } else if (r > 0) {
+    p->attach_refused++;
+  } else {
+    p->attach_failed++;
+  }
+  return r;
+}
+
+/* After WELCOME: attaches every registered vCPU for the new session, all replies before one
+ * deadline. Once the connection fails, the rest are counted as failed without trying. */
+static void reattach_all(struct seawall_plugin *p) {
+  int64_t deadline = now_ms() + p->hello_timeout_ms;
+  int failed = 0;
+  for (uint32_t v = 0; v < SEAWALL_VCPUS_MAX; v++) {
+    if (p->vcpu_fd[v] < 0) continue;
+    if (failed || v >= p->session_vcpus) { /* a later HELLO declared fewer vCPUs */
+      p->attach_failed++;
+      continue;
+    }
+    if (attach_one(p, v, deadline) < 0) failed = 1;
+  }
+}
+
 /* ---- public API --------------------------------------------------------------------------- */
 
 void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_ms,
@@ -404,6 +625,8 @@ void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_m
   p->max_minor = SEAWALL_PROTOCOL_MINOR;
   p->ask_minor = SEAWALL_PROTOCOL_MINOR;
   p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
+  p->attach_fd = -1;
+  for (size_t i = 0; i < SEAWALL_VCPUS_MAX; i++) p->vcpu_fd[i] = -1;
 }
 
 int seawall_reconnect_due(const struct seawall_plugin *p) { return p->fd < 0 && now_ms() >= p->reconnect_at_ms; }
@@ -500,7 +723,10 @@ static int handshake(struct seawall_plugin *p, const uint8_t *hello, size_t hell
       p->session_vcpus = get_u32(hello + SEAWALL_HEADER_SIZE + 12);
       p->session_caps = get_u32(hello + SEAWALL_HEADER_SIZE + 4);
       r = flush_replay(p, deadline);
-      if (r == 0) return 0;
+      if (r == 0) {
+        reattach_all(p);
+        return 0;
+      }
       end_replay_session(p); /* the write failed: an ERROR may be waiting behind it */
       break;
     }
@@ -543,29 +769,21 @@ static int connect_path(struct seawall_plugin *p, const char *path, const struct
   if (frame_len < 0) return frame_len;
 
   struct sockaddr_un addr;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof addr.sun_path) return -ENAMETOOLONG;
-  memcpy(addr.sun_path, path, strlen(path));
+  int r = unix_address(&addr, path);
+  if (r) return r;
 
   drop_connection(p);
   p->last_code = 0;
   p->last_text[0] = '\0';
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  if (fd < 0) return -errno;
-  /* Non-blocking before connect: a listener with a full backlog gives EAGAIN instead of a hang. */
-  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
-      connect(fd, (const struct sockaddr *)&addr, sizeof addr) < 0) {
-    int err = -errno;
-    close(fd);
-    return err;
-  }
+  int fd = unix_connect(&addr, SOCK_STREAM);
+  if (fd < 0) return fd;
   p->fd = fd;
   p->fd_is_socket = 1;
   return handshake(p, buf, (size_t)frame_len);
 }
 
 int seawall_connect(struct seawall_plugin *p, const char *path, const struct seawall_hello *hello) {
+  derive_attach_path(p->attach_default, path);
   int r = connect_path(p, path, hello);
   if (r == -ECONNREFUSED && lower_minor(p)) r = connect_path(p, path, hello);
   p->ask_minor = p->max_minor;
@@ -607,6 +825,7 @@ static int connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hel
 }
 
 int seawall_connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hello *hello) {
+  p->attach_default[0] = '\0'; /* no socket path to put an attach socket beside */
   return attempted(p, connect_fd(p, fd, hello));
 }
 
@@ -836,6 +1055,7 @@ int seawall_send_applied_fallback(struct seawall_plugin *p, uint32_t seq, int32_
 }
 
 void seawall_close(struct seawall_plugin *p, uint16_t reason) {
+  for (size_t i = 0; i < SEAWALL_VCPUS_MAX; i++) p->vcpu_fd[i] = -1; /* the caller may close them now */
   if (p->fd < 0) return;
   uint8_t frame[SEAWALL_HEADER_SIZE + BODY_GOODBYE];
   put_header(frame, BODY_GOODBYE, SEAWALL_MSG_GOODBYE);
@@ -854,4 +1074,34 @@ void seawall_close(struct seawall_plugin *p, uint16_t reason) {
     }
   }
   drop_connection(p);
+}
+
+int seawall_set_attach_socket(struct seawall_plugin *p, const char *path) {
+  if (path == NULL) {
+    p->attach_path_set = 0;
+    return 0;
+  }
+  size_t len = strlen(path);
+  if (len >= SEAWALL_ATTACH_PATH_MAX) return -ENAMETOOLONG;
+  memcpy(p->attach_path, path, len + 1);
+  p->attach_path_set = 1;
+  return 0;
+}
+
+int seawall_attach_vcpu(struct seawall_plugin *p, uint32_t vcpu, int vcpu_fd) {
+  if (vcpu >= SEAWALL_VCPUS_MAX || (p->session_vcpus != 0 && vcpu >= p->session_vcpus)) return -EINVAL;
+  if (vcpu_fd < 0) return -EBADF;
+  p->vcpu_fd[vcpu] = vcpu_fd;
+  if (p->fd < 0) return -ENOTCONN; /* attached after the next WELCOME */
+  return attach_one(p, vcpu, now_ms() + p->hello_timeout_ms);
+}
+
+int seawall_detach_vcpu(struct seawall_plugin *p, uint32_t vcpu) {
+  if (vcpu >= SEAWALL_VCPUS_MAX) return -EINVAL;
+  if (p->vcpu_fd[vcpu] < 0) return -ENOENT;
+  p->vcpu_fd[vcpu] = -1;
+  if (!p->vcpu_attached[vcpu] || p->attach_fd < 0) return 0;
+  p->vcpu_attached[vcpu] = 0;
+  p->attached--;
+  return attach_request(p, ATTACH_OP_DETACH, vcpu, -1, now_ms() + p->hello_timeout_ms);
 }

@@ -9,6 +9,9 @@
  * threads wraps seawall_handle_sea() in a mutex, or runs a reader thread (docs/protocol.md §5.4).
  * Nothing here calls KVM: the caller applies the verdict on its vCPU thread (§5).
  *
+ * Longer than 350 lines: the whole API a VMM calls, each part documented where its author reads it,
+ * in the one header vendored beside seawall_plugin.c.
+ *
  * Reconnecting is the caller's job (§9 rule 5): the library never connects by itself, and while
  * it is not connected every exit gets the fallback at once and is kept for replay. A VMM
  *   - calls seawall_connect (or seawall_connect_fd with a freshly opened port) at start-up, and
@@ -35,7 +38,9 @@
  * the reconnect replays the event. A connect holds the plugin (and the VMM's mutex around it) until
  * WELCOME or hello_timeout_ms, and with socket activation and the daemon down every attempt runs to
  * that timeout: where vCPU threads share the plugin, keep hello_timeout_ms no longer than a vCPU may
- * wait (deadline_ms is a good value).
+ * wait (deadline_ms is a good value). With vCPUs registered for attachment (seawall_attach_vcpu,
+ * below), a connect that gets WELCOME then attaches them for the new session, waiting up to
+ * hello_timeout_ms more for the daemon's replies.
  */
 #ifndef SEAWALL_PLUGIN_H
 #define SEAWALL_PLUGIN_H
@@ -62,6 +67,22 @@
 /* Reconnect backoff (§9 rule 5), in ms: the first wait, doubled after each failure up to the max. */
 #define SEAWALL_RECONNECT_MIN_MS 50
 #define SEAWALL_RECONNECT_MAX_MS 2000
+/* vCPU attachment (§9a): room for an attach socket path (sockaddr_un.sun_path, its NUL included). */
+#define SEAWALL_ATTACH_PATH_MAX 108u
+
+/* Status of an attach reply (docs/actions.md "vCPU attachment"). MALFORMED, FD_COUNT, PEER_MISMATCH
+ * and SESSION_MISMATCH close the attach connection. */
+enum seawall_attach_status {
+  SEAWALL_ATTACH_OK = 0,
+  SEAWALL_ATTACH_MALFORMED = 1,
+  SEAWALL_ATTACH_FD_COUNT = 2,
+  SEAWALL_ATTACH_UNKNOWN_SESSION = 3,
+  SEAWALL_ATTACH_PEER_MISMATCH = 4,
+  SEAWALL_ATTACH_VCPU_RANGE = 5,
+  SEAWALL_ATTACH_BAD_FD = 6,
+  SEAWALL_ATTACH_NOT_ATTACHED = 7,
+  SEAWALL_ATTACH_SESSION_MISMATCH = 8
+};
 
 /* Message types (§2). */
 enum seawall_msg {
@@ -260,6 +281,24 @@ struct seawall_plugin {
    * once), and the failure or loss after it waits reconnect_backoff_ms. */
   int64_t reconnect_at_ms;
   int reconnect_backoff_ms;
+  /* vCPU attachment (§9a). attach_fd is the session's attach connection (-1: none open); it is
+   * opened by the first ATTACH of a session and closed when the session ends. */
+  int attach_fd;
+  /* The attach socket set by seawall_set_attach_socket (attach_path_set = 1; "" for none), and the
+   * default seawall_connect derives from the plugin socket's path ("" for none). */
+  int attach_path_set;
+  char attach_path[SEAWALL_ATTACH_PATH_MAX];
+  char attach_default[SEAWALL_ATTACH_PATH_MAX];
+  /* The fd registered for each vCPU (-1: none), still the caller's; and whether the daemon accepted
+   * its ATTACH in the current session. */
+  int vcpu_fd[SEAWALL_VCPUS_MAX];
+  uint8_t vcpu_attached[SEAWALL_VCPUS_MAX];
+  /* vCPUs attached in the current session; ATTACHes that got no answer (no attach socket, the
+   * connection failed or closed, no reply in time, a malformed reply, a vCPU index past a later
+   * HELLO's vcpu_count) and ATTACHes the daemon refused with a status. */
+  uint32_t attached;
+  uint64_t attach_failed;
+  uint64_t attach_refused;
 };
 
 /* Initialises `p` (not connected). deadline_ms bounds each wait for a verdict; the handshake
@@ -321,8 +360,52 @@ int seawall_send_applied(struct seawall_plugin *p, uint32_t seq, int32_t result)
  * itself (§4.6). Returns 0 or a negative errno. */
 int seawall_send_applied_fallback(struct seawall_plugin *p, uint32_t seq, int32_t result, uint8_t action);
 
-/* Says GOODBYE, waits up to the deadline for the daemon's GOODBYE or EOF, and closes. */
+/* Says GOODBYE, waits up to the deadline for the daemon's GOODBYE or EOF, and closes; closes the
+ * attach connection too, and forgets every registered vCPU fd. */
 void seawall_close(struct seawall_plugin *p, uint16_t reason);
+
+/*
+ * vCPU attachment (§9a; docs/actions.md "vCPU attachment"), optional: the daemon maps each
+ * attached vCPU's kvm_run page and decides that vCPU's exits on the kernel's record rather than on
+ * the copy in the event. The VMM registers each vCPU fd once; the library passes it (SCM_RIGHTS)
+ * over a SOCK_SEQPACKET attach connection of the current session, and again after every WELCOME:
+ * an attachment is bound to a session, and the daemon releases it when the session ends, so each
+ * connect that gets WELCOME (a reconnect, a restarted daemon) attaches every registered vCPU anew
+ * on a fresh attach connection, after the replays. That connect then waits up to hello_timeout_ms
+ * more, for all the replies together. Attachment never stands in the way of the events: a failed
+ * or refused ATTACH is counted (attach_failed, attach_refused) and the exits flow on the plugin
+ * socket as before. Like the other calls, these are not thread-safe, and they may wait up to
+ * hello_timeout_ms: call them where the VMM calls seawall_connect, not on a vCPU thread.
+ *
+ * The library neither dups nor closes a vCPU fd: a copy held here would keep the VM's kernel
+ * objects alive past the VMM's own close. The caller keeps the fd open while it is registered,
+ * until seawall_detach_vcpu or seawall_close, which forget it.
+ */
+
+/* The attach socket: `path`, or "" for none; NULL goes back to the default, which seawall_connect
+ * derives from the plugin socket's path as the daemon does: plugin.sock -> attach.sock in the same
+ * directory, any other X.sock (or X) -> X-attach.sock. A plugin connected by seawall_connect_fd has
+ * no default. Used when the next attach connection opens. Returns 0, or -ENAMETOOLONG. */
+int seawall_set_attach_socket(struct seawall_plugin *p, const char *path);
+
+/* Registers `vcpu_fd` as vCPU `vcpu` (replacing an earlier fd of that vCPU) and, in a session,
+ * attaches it at once, waiting up to hello_timeout_ms for the reply. Returns -EINVAL for a vCPU
+ * index of SEAWALL_VCPUS_MAX or more, or past the vcpu_count of the last HELLO that got WELCOME,
+ * and -EBADF for a negative fd: then nothing is registered nor sent. Otherwise the vCPU is
+ * registered, attached after every WELCOME from now on, and the result is 0 (attached),
+ * -ENOTCONN (no session now: attached after the next WELCOME), a positive enum
+ * seawall_attach_status (the daemon refused), or a negative errno of the attach connection:
+ * -EDESTADDRREQ (no attach socket), -ENOENT or -ECONNREFUSED (nobody listens there), -ETIMEDOUT,
+ * -EPIPE (the daemon closed it), -EPROTO (a malformed reply), or that of socket/connect/sendmsg. */
+int seawall_attach_vcpu(struct seawall_plugin *p, uint32_t vcpu, int vcpu_fd);
+
+/* Forgets vCPU `vcpu`'s fd (the caller may close it once this returns) and, when it is attached in
+ * the current session, asks the daemon to release it (DETACH), waiting up to hello_timeout_ms.
+ * Returns -EINVAL for an index of SEAWALL_VCPUS_MAX or more, -ENOENT when no fd is registered
+ * there; else 0, a positive enum seawall_attach_status, or a negative errno of the attach
+ * connection, which is then closed: the daemon releases every vCPU attached over it, and they are
+ * attached again after the next WELCOME. */
+int seawall_detach_vcpu(struct seawall_plugin *p, uint32_t vcpu);
 
 /* "RESUME", "INJECT", "INJECT_EMULATED", "KILL", or "UNKNOWN". */
 const char *seawall_action_name(uint8_t action);
