@@ -10,13 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
+import { defaultAttachSocket } from '../../attach/index.js';
 import { controlRequest } from '../../control/index.js';
 import { metricSum, type RunningDaemon, removeDir, scrape, startDaemon } from '../helpers/daemon.js';
 import { exitOf, killOwned, runFile as run, spawnOwned } from '../helpers/processes.js';
 import { within } from '../helpers/wait.js';
 import { cBuildDir, fixtureBinary } from './c-fixtures.js';
 
-cBuildDir(); // made, and removed after the file's tests, at the top level: shared by the tests
+const dir = cBuildDir(); // made at the top level, so it is removed after the file's tests, not the first one
 
 /** A daemon whose attach socket is the default one beside its plugin socket; `attach` is its config. */
 async function daemonWith(attach: string): Promise<RunningDaemon> {
@@ -105,4 +106,61 @@ test('no attach socket: the attach fails and is counted, and the exits are decid
     'sea source=daemon',
   ]);
   assert.deepEqual(await mismatches(d), { esr: 0, gpa: 0 });
+});
+
+test('the attach socket the C plugin derives from the plugin socket is the one the daemon listens on', async (t) => {
+  const bin = await fixtureBinary(t, 'attach-wire');
+  if (!bin) return;
+  const long = `/${'d'.repeat(94)}/vm.sock`; // fits in sun_path; "vm-attach.sock" beside it does not
+  const paths = ['/run/seawall/plugin.sock', '/tmp/vm1.sock', 'vm2', 'plugin.sock', 'a/.sock', long];
+  const { stdout } = await run(bin, ['paths', ...paths], { timeout: 30_000 });
+  assert.deepEqual(stdout.split('\n').slice(0, -1), [
+    ...paths.slice(0, -1).map(defaultAttachSocket),
+    '', // too long for a socket address: none
+    'fd:', // a plugin connected over an fd has no default
+    'set:/explicit/a.sock:1',
+  ]);
+});
+
+test('the attach records, their replies, and what each refusal or failure does to the connection', async (t) => {
+  const bin = await fixtureBinary(t, 'attach-wire');
+  if (!bin) return;
+  const work = mkdtempSync(join(dir, 'wire-'));
+  const { stdout } = await run(bin, ['wire', work], { timeout: 30_000 });
+  const lines = stdout.trim().split('\n');
+  // The listener's lines and the plugin's interleave as the two processes run: each in its order.
+  assert.deepEqual(
+    lines.filter((l) => !l.startsWith('srv ')),
+    [
+      'no-session r=ENOTCONN', // vCPU 1 registered: attached after the next WELCOME
+      'range r=EINVAL badfd r=EBADF',
+      'connect-fd r=0 attached=0 failed=1', // connected over an fd, no attach socket set: counted
+      'connect r=0 attached=1 failed=1', // the next WELCOME attaches vCPU 1
+      'past-hello r=EINVAL', // the HELLO declared 2 vCPUs
+      'bad-fd r=status6 attached=1 refused=1 open=1', // BAD_FD keeps the connection
+      'session-mismatch r=status8 attached=0 refused=2 open=0', // a closing status closes it
+      'silent r=ETIMEDOUT attached=0 failed=2 open=0', // no reply in time: closed, out of step
+      'closed r=EPIPE attached=0 failed=3 open=0',
+      'ok r=0 attached=1',
+      'detach r=0 attached=0 again=ENOENT',
+      'session-end open=0 attached=0',
+      'listener exit=0', // it saw every connection closed
+    ],
+  );
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith('srv ')),
+    [
+      'srv conn1 len=24 ok=1 op=1 session=9 vcpu=1 fds=1 -> s0',
+      'srv conn1 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s6',
+      'srv conn1 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s8',
+      'srv conn1 eof',
+      'srv conn2 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> n',
+      'srv conn2 eof',
+      'srv conn3 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> x',
+      'srv conn3 closed',
+      'srv conn4 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
+      'srv conn4 len=24 ok=1 op=2 session=9 vcpu=0 fds=0 -> s0', // DETACH carries no fd
+      'srv conn4 eof', // the session's end closed the attach connection
+    ],
+  );
 });
