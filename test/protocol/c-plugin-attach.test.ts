@@ -143,6 +143,7 @@ test('the attach records, their replies, and what each refusal or failure does t
       'closed r=EPIPE attached=0 failed=3 open=0',
       'ok r=0 attached=1',
       'detach r=0 attached=0 again=ENOENT',
+      'after-idle r=0 attached=1 failed=3', // the closed connection is replaced, not counted
       'session-end open=0 attached=0',
       'listener exit=0', // it saw every connection closed
     ],
@@ -159,8 +160,10 @@ test('the attach records, their replies, and what each refusal or failure does t
       'srv conn3 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> x',
       'srv conn3 closed',
       'srv conn4 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
-      'srv conn4 len=24 ok=1 op=2 session=9 vcpu=0 fds=0 -> s0', // DETACH carries no fd
-      'srv conn4 eof', // the session's end closed the attach connection
+      'srv conn4 len=24 ok=1 op=2 session=9 vcpu=0 fds=0 -> s0x', // DETACH carries no fd
+      'srv conn4 closed', // holding nothing, as the daemon closes a connection idle too long
+      'srv conn5 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
+      'srv conn5 eof', // the session's end closed the attach connection
     ],
   );
 });

@@ -565,13 +565,20 @@ static int attach_exchange(struct seawall_plugin *p, uint16_t op, uint32_t vcpu,
 
 /* One request on the session's attach connection, opened if need be. A failed exchange leaves
  * the connection out of step (a late reply would answer the next request), and a closing status
- * ends it on the daemon's side: both close it. */
+ * ends it on the daemon's side: both close it. An ATTACH that finds an earlier connection closed
+ * by the daemon (one that held nothing for attach.idleMs, such as after a DETACH of its last vCPU)
+ * is sent again on a fresh one: the daemon released whatever that one held. */
 static int attach_request(struct seawall_plugin *p, uint16_t op, uint32_t vcpu, int vcpu_fd, int64_t deadline) {
-  if (p->attach_fd < 0) {
-    int r = open_attach(p);
+  int reused = p->attach_fd >= 0;
+  int r = reused ? 0 : open_attach(p);
+  if (r) return r;
+  r = attach_exchange(p, op, vcpu, vcpu_fd, deadline);
+  if (reused && op == ATTACH_OP_ATTACH && (r == -EPIPE || r == -ECONNRESET)) {
+    close_attach(p);
+    r = open_attach(p);
     if (r) return r;
+    r = attach_exchange(p, op, vcpu, vcpu_fd, deadline);
   }
-  int r = attach_exchange(p, op, vcpu, vcpu_fd, deadline);
   if (r < 0 || r == SEAWALL_ATTACH_MALFORMED || r == SEAWALL_ATTACH_FD_COUNT ||
       r == SEAWALL_ATTACH_PEER_MISMATCH || r == SEAWALL_ATTACH_SESSION_MISMATCH)
     close_attach(p);
