@@ -379,7 +379,8 @@ void seawall_close(struct seawall_plugin *p, uint16_t reason);
  *
  * The library neither dups nor closes a vCPU fd: a copy held here would keep the VM's kernel
  * objects alive past the VMM's own close. The caller keeps the fd open while it is registered,
- * until seawall_detach_vcpu or seawall_close, which forget it.
+ * until seawall_detach_vcpu or seawall_close, which forget it. The per-vCPU tables make struct
+ * seawall_plugin about 41 KiB: keep it in static or heap storage.
  */
 
 /* The attach socket: `path`, or "" for none; NULL goes back to the default, which seawall_connect
@@ -396,7 +397,11 @@ int seawall_set_attach_socket(struct seawall_plugin *p, const char *path);
  * -ENOTCONN (no session now: attached after the next WELCOME), a positive enum
  * seawall_attach_status (the daemon refused), or a negative errno of the attach connection:
  * -EDESTADDRREQ (no attach socket), -ENOENT or -ECONNREFUSED (nobody listens there), -ETIMEDOUT,
- * -EPIPE (the daemon closed it), -EPROTO (a malformed reply), or that of socket/connect/sendmsg. */
+ * -EPIPE (the daemon closed it), -EPROTO (a malformed reply), or that of socket/connect/sendmsg.
+ * Such an error, and the statuses that end the connection (enum seawall_attach_status), close the
+ * attach connection: the daemon releases every vCPU attached over it, and the next ATTACH opens
+ * a fresh one. An attach connection the daemon closed meanwhile (one that held nothing for its
+ * attach.idleMs) is replaced by a fresh one without an error. */
 int seawall_attach_vcpu(struct seawall_plugin *p, uint32_t vcpu, int vcpu_fd);
 
 /* Forgets vCPU `vcpu`'s fd (the caller may close it once this returns) and, when it is attached in
