@@ -21,9 +21,9 @@ const dir = cBuildDir(); // made at the top level, so it is removed after the fi
 
 /** A daemon whose attach socket is the default one beside its plugin socket; `attach` is its config. */
 async function daemonWith(attach: string): Promise<RunningDaemon> {
-  const dir = mkdtempSync(join(tmpdir(), 'seawall-ca-'));
-  writeFileSync(join(dir, 'config.yaml'), `attach:\n${attach}`);
-  return startDaemon({ dir, args: ['--config', join(dir, 'config.yaml')] });
+  const home = mkdtempSync(join(tmpdir(), 'seawall-ca-'));
+  writeFileSync(join(home, 'config.yaml'), `attach:\n${attach}`);
+  return startDaemon({ dir: home, args: ['--config', join(home, 'config.yaml')] });
 }
 
 /** Kernel mismatches counted by field, from the daemon's metrics. */
