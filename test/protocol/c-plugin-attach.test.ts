@@ -145,6 +145,8 @@ test('the attach records, their replies, and what each refusal or failure does t
       'detach r=0 attached=0 again=ENOENT',
       'after-idle r=0 attached=1 failed=3', // the closed connection is replaced, not counted
       'session-end open=0 attached=0',
+      'smaller-hello r=0 attached=1 failed=4', // vCPU 1 is past that HELLO's vcpu_count: counted
+      'closed open=0 registered=0', // seawall_close forgets the fds: the caller may close them
       'listener exit=0', // it saw every connection closed
     ],
   );
@@ -164,6 +166,8 @@ test('the attach records, their replies, and what each refusal or failure does t
       'srv conn4 closed', // holding nothing, as the daemon closes a connection idle too long
       'srv conn5 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
       'srv conn5 eof', // the session's end closed the attach connection
+      'srv conn6 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
+      'srv conn6 eof',
     ],
   );
 });
