@@ -138,12 +138,14 @@ test('the Rust crate attaches its vCPU, again by itself after a daemon restart, 
   assert.equal(await d.send('close'), 'ok');
   assert.equal(socketsOf(setup.driverPid), stdio, 'close closes the attach connection too');
 
-  // (4) A daemon without an attach socket: counted, and the events flow as before.
+  // (4) close forgot the vCPU: the next session attaches nothing until it is registered again. A
+  // daemon without an attach socket: counted, and the events flow as before.
   await restart(noAttach);
   assert.match(await d.send(`connect ${daemon.socket} rust-attach 1`), /^welcome \d+$/);
+  assert.equal(await d.send('stats'), 'stats 2 0 0 0 1');
+  assert.match(await d.send('attach 0 3'), /^reply failed (NotFound|ConnectionRefused)$/);
   assert.equal(await d.send('stats'), 'stats 2 0 1 0 1');
   assert.equal(await d.send(CLAIM), 'verdict INJECT daemon');
-  assert.match(await d.send('attach 0 3'), /^reply failed (NotFound|ConnectionRefused)$/);
 });
 
 test('after the daemon closed an idle attach connection, the next attach goes on a fresh one', async (t) => {

@@ -165,7 +165,7 @@ fn a_listener_with_a_full_backlog_fails_the_connect_at_once() {
 /// The daemon that `npm test` starts for these tests has the attach socket at its default place
 /// beside the plugin socket, and accepts only KVM vCPU fds: anything else is refused with BAD_FD.
 #[test]
-fn an_fd_that_is_no_vcpu_is_refused_at_every_session_and_exits_still_get_the_daemons_verdicts() {
+fn an_fd_that_is_no_vcpu_is_refused_in_every_session_and_exits_still_get_the_daemons_verdicts() {
     use seawall_plugin::{attach_wire, AttachReply};
     use std::os::fd::AsRawFd;
     let Some(path) = socket() else { return };
@@ -181,9 +181,12 @@ fn an_fd_that_is_no_vcpu_is_refused_at_every_session_and_exits_still_get_the_dae
     let r = plugin.attach_vcpu(0, not_a_vcpu.as_raw_fd()).expect("a vCPU of this VM");
     assert_eq!(r, AttachReply::Refused(attach_wire::status::BAD_FD));
     assert_eq!(plugin.handle_exit(&SEA).source, Source::Daemon);
-    // The next session tries again by itself.
+    // close forgets the registered vCPUs: the next session sends nothing until one is registered.
     plugin.close(wire::goodbye::NORMAL);
     plugin.connect(&path, &hello("rust-attach-bad-fd")).expect("WELCOME again");
+    assert_eq!(plugin.stats().attach_refused, 1);
+    let r = plugin.attach_vcpu(0, not_a_vcpu.as_raw_fd()).expect("a vCPU of this VM");
+    assert_eq!(r, AttachReply::Refused(attach_wire::status::BAD_FD));
     let s = plugin.stats();
     assert_eq!((s.attached, s.attach_refused, s.attach_failed), (0, 2, 1));
     assert_eq!(plugin.attached_vcpus(), 0);
