@@ -13,8 +13,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import type { AttachServer } from '../../attach/index.js';
+import type { Pidfd } from '../../kvm/index.js';
 import { ATTACH_STATUS } from '../../protocol/index.js';
-import { killStarted, spawnWithPid } from '../helpers/pid-reuse.js';
+import { killStarted, learnt, spawnWithPid } from '../helpers/pid-reuse.js';
 import { exitOf } from '../helpers/processes.js';
 import { until, within } from '../helpers/wait.js';
 import { INJECT, provider, type Stack, standInAttachServer, startStack } from './stack.js';
@@ -22,7 +23,7 @@ import { INJECT, provider, type Stack, standInAttachServer, startStack } from '.
 const HANDOFF = new URL('./children/attach-handoff.ts', import.meta.url).pathname;
 const PLUGIN = new URL('./children/pid-plugin.ts', import.meta.url).pathname;
 const started: ChildProcess[] = [];
-const pids: number[] = [];
+const pids: (Pidfd | null)[] = [];
 let stack: Stack | null = null;
 let attach: AttachServer | null = null;
 
@@ -59,7 +60,7 @@ test('an attach connection made by an earlier holder of the plugin’s PID is re
   const said = lines(parent);
   const hello = await until('the hand-over', () => said.find((l) => l.startsWith('parent ')));
   const [, parentPid, , childPid] = hello.split(' ');
-  pids.push(Number(childPid));
+  pids.push(learnt(Number(childPid)));
   await within('the parent to exit', exitOf(parent));
 
   // A shell that waits for a line, then execs the plugin: the PID is had before the plugin runs.

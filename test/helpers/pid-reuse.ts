@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { Pidfd, SIGKILL } from '../../kvm/index.js';
 
 /** Spawns `file args` until one gets `pid`; null when 50 tries did not (a busy machine took it). */
 export async function spawnWithPid(
@@ -25,14 +26,24 @@ export async function spawnWithPid(
   return null;
 }
 
-/** Kills what a PID-reuse test started, and the processes it learnt of by PID (their children). */
-export function killStarted(started: ChildProcess[], pids: number[]): void {
+/**
+ * A process the test learnt of by PID (a child of one it started), named by a pidfd taken at once:
+ * by the after-hook the PID may name another process, these tests force PIDs to be reused, and
+ * another test file runs beside this one. null when it is already gone.
+ */
+export function learnt(pid: number): Pidfd | null {
+  try {
+    return Pidfd.open(pid);
+  } catch {
+    return null;
+  }
+}
+
+/** Kills what a PID-reuse test started, and the processes it learnt of (their children). */
+export function killStarted(started: ChildProcess[], learntOf: (Pidfd | null)[]): void {
   for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+  for (const pidfd of learntOf) {
+    pidfd?.signal(SIGKILL); // 'gone' once it has exited, whoever has its PID now
+    pidfd?.close();
   }
 }

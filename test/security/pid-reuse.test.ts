@@ -11,13 +11,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
+import type { Pidfd } from '../../kvm/index.js';
 import { type RunningDaemon, removeDir, startDaemon } from '../helpers/daemon.js';
-import { killStarted, spawnWithPid } from '../helpers/pid-reuse.js';
+import { killStarted, learnt, spawnWithPid } from '../helpers/pid-reuse.js';
 import { until, writePolicy } from './fixtures.js';
 
 const HELPER = new URL('./children/handoff-plugin.ts', import.meta.url).pathname;
 const started: ChildProcess[] = [];
-const pids: number[] = [];
+const pids: (Pidfd | null)[] = [];
 let d: RunningDaemon | null = null;
 
 after(async () => {
@@ -55,7 +56,7 @@ test('a KILL verdict never reaches a process that inherited the plugin PID', asy
     'the hand-over',
   );
   const [, parentPid, , childPid] = (seen.find((l) => l.startsWith('parent ')) as string).split(' ');
-  pids.push(Number(childPid));
+  pids.push(learnt(Number(childPid)));
   await until(() => parent.exitCode !== null, 30_000, 'the parent to exit');
 
   const innocent = await spawnWithPid(Number(parentPid), 'sleep', ['1000'], { stdio: 'ignore' }, started);
