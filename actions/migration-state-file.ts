@@ -11,10 +11,11 @@
  * or whose pid now names a process with another start time, is dropped: a pid is never taken on
  * trust.
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as z from 'zod';
+import { readRegularFile } from '../policies/index.js';
 import type { MigrationPayload } from './hook-types.js';
 import type { RememberedMigration } from './migration-memory.js';
 import { processStartTicks } from './vm-instance.js';
@@ -119,11 +120,11 @@ export function loadMigrationState(
 ): LoadedMigrationState {
   const empty = (warning: string | null): LoadedMigrationState => ({ entries: [], warning, stale: 0 });
   const sentBytes = sent.count * (SENT_BYTES + sent.pages * PAGE_BYTES);
-  const read = readBounded(path, maxEntries * ENTRY_BYTES + sentBytes + 64);
-  if (read === null) return empty(null);
-  if (typeof read !== 'string')
-    return empty(`${path}: ${read.problem}; migrations asked before the restart are not remembered`);
-  const text = read;
+  // Not followed if a symlink, and a FIFO does not block the start.
+  const read = readRegularFile(path, maxEntries * ENTRY_BYTES + sentBytes + 64, constants.O_NOFOLLOW);
+  if (!read.ok && read.code === 'ENOENT') return empty(null);
+  if (!read.ok) return empty(`${path}: ${read.why}; migrations asked before the restart are not remembered`);
+  const text = read.text;
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -154,32 +155,6 @@ export function loadMigrationState(
     entries.push(withoutUndefined(e, raw[i]?.sent));
   }
   return { entries, warning: null, stale };
-}
-
-/** The file's text; null when there is none; what is wrong when it cannot be used. */
-function readBounded(path: string, maxBytes: number): string | null | { problem: string } {
-  let fd: number;
-  try {
-    // Not followed if a symlink, and a FIFO does not block the start.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? null : { problem: (err as Error).message };
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return { problem: 'not a regular file' };
-    const tooLarge = { problem: `larger than the ${maxBytes} bytes it may hold` };
-    if (st.size > maxBytes) return tooLarge;
-    const buf = Buffer.alloc(st.size + 1);
-    let n = 0;
-    for (let r = 1; r > 0 && n < buf.length; n += r) r = readSync(fd, buf, n, buf.length - n, null);
-    return n > maxBytes ? tooLarge : buf.subarray(0, n).toString('utf8');
-  } catch (err) {
-    return { problem: (err as Error).message };
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function withoutUndefined(e: Entry, sent: MigrationPayload | undefined): RememberedMigration {

@@ -1,5 +1,6 @@
 /**
- * Reading a YAML file (a policy, a policy test, the daemon's configuration) within bounds. The
+ * Reading a YAML file (a policy, a policy test, the daemon's configuration) within bounds, and any
+ * other file the daemon reads back (the migration state) the same way. The
  * path is the operator's, but what it names may not be what they meant: a FIFO would hold the
  * read — a reload, every reload after it — until something writes to it; a device such as
  * /dev/zero would be read until memory runs out. Only a regular file is read, of at most
@@ -15,14 +16,32 @@ export function readYamlFile(
   path: string,
   maxBytes: number = YAML_LIMITS.maxChars,
 ): { ok: true; text: string } | { ok: false; issue: PolicyIssue } {
-  const refused = (why: string) => ({
-    ok: false as const,
-    issue: { code: 'unreadable' as const, path: '', line: 0, message: `cannot read ${path}: ${why}` },
-  });
-  const errno = (err: unknown) => refused((err as NodeJS.ErrnoException).code ?? String(err));
+  const read = readRegularFile(path, maxBytes);
+  if (read.ok) return read;
+  return {
+    ok: false,
+    issue: { code: 'unreadable', path: '', line: 0, message: `cannot read ${path}: ${read.why}` },
+  };
+}
+
+/**
+ * The text of the regular file at `path`, read as above within `maxBytes`; `flags` are added to
+ * the open's (O_NOFOLLOW for a file only the daemon writes). Otherwise why not: an errno name
+ * (`code` too), the kind of file it is, or the bound it is past.
+ */
+export function readRegularFile(
+  path: string,
+  maxBytes: number,
+  flags = 0,
+): { ok: true; text: string } | { ok: false; why: string; code?: string } {
+  const refused = (why: string) => ({ ok: false as const, why });
+  const errno = (err: unknown) => {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === undefined ? refused(String(err)) : { ok: false as const, why: code, code };
+  };
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | flags);
   } catch (err) {
     return errno(err);
   }
