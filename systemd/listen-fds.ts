@@ -26,12 +26,8 @@ export interface ListenFd {
 
 /** The passed sockets. Empty when the process was not socket-activated. */
 export interface ListenFds {
-  /** Every passed fd in order. */
+  /** Every passed fd in order; {@link pickListenFds} takes them by name. */
   readonly all: readonly ListenFd[];
-  /** The first fd with this name, e.g. `get('plugin')`. */
-  get(name: string): number | undefined;
-  /** Every fd with this name (one socket unit with several Listen*= lines passes several). */
-  getAll(name: string): readonly number[];
 }
 
 /** Options for {@link takeListenFds}. */
@@ -50,20 +46,6 @@ const LISTEN_LINE: Readonly<Record<ListenSocketType, string>> = {
 };
 
 const ACTIVATION_VARIABLES = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'] as const;
-
-function fromList(all: readonly ListenFd[]): ListenFds {
-  const byName = new Map<string, number[]>();
-  for (const { fd, name } of all) {
-    const fds = byName.get(name);
-    if (fds === undefined) byName.set(name, [fd]);
-    else fds.push(fd);
-  }
-  return {
-    all,
-    get: (name) => byName.get(name)?.[0],
-    getAll: (name) => byName.get(name) ?? [],
-  };
-}
 
 /**
  * Takes the sockets passed by the service manager, once. Like sd_listen_fds(3) with
@@ -86,7 +68,7 @@ export function takeListenFds(
   env: NodeJS.ProcessEnv = process.env,
   options: ListenFdsOptions = {},
 ): ListenFds {
-  if (env.LISTEN_FDS === undefined) return fromList([]);
+  if (env.LISTEN_FDS === undefined) return { all: [] };
   assertProcessEnvironment(env, ACTIVATION_VARIABLES);
   // Read before sd_listen_fds(), which unsets it: libsystemd 252 parses names only in
   // sd_listen_fds_with_names(), whose char** result would need freeing through koffi.
@@ -122,7 +104,7 @@ export function takeListenFds(
     }
     all.push({ fd, name, type });
   }
-  return fromList(all);
+  return { all };
 }
 
 /**

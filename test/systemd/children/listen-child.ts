@@ -6,7 +6,7 @@ import { takeListenFds } from '../../../systemd/listen-fds.js';
 
 const fds = takeListenFds();
 const again = takeListenFds();
-const fd = fds.get('plugin');
+const fd = fds.all.find((f) => f.name === 'plugin')?.fd;
 if (fd === undefined) {
   process.stderr.write(`no plugin fd in ${JSON.stringify(fds.all)}\n`);
   process.exit(2);
