@@ -24,6 +24,12 @@ export type VcpuFdKind =
   | { kind: 'memfd'; size: number; sealed: boolean }
   | { kind: 'other'; what: string };
 
+/** The index a real vCPU fd's /proc link names (`anon_inode:kvm-vcpu:N`), or null for any other link. */
+export function kvmVcpuIndexOfLink(link: string): number | null {
+  const vcpu = /^anon_inode:kvm-vcpu:(\d+)$/.exec(link);
+  return vcpu ? Number(vcpu[1]) : null;
+}
+
 /** Classifies `fd` by its /proc link and, for memfds, its size and seals. */
 export function classifyVcpuFd(fd: number): VcpuFdKind {
   let link: string;
@@ -32,8 +38,8 @@ export function classifyVcpuFd(fd: number): VcpuFdKind {
   } catch (err) {
     return { kind: 'other', what: `unreadable fd (${(err as NodeJS.ErrnoException).code})` };
   }
-  const vcpu = /^anon_inode:kvm-vcpu:(\d+)$/.exec(link);
-  if (vcpu) return { kind: 'kvm-vcpu', index: Number(vcpu[1]) };
+  const index = kvmVcpuIndexOfLink(link);
+  if (index !== null) return { kind: 'kvm-vcpu', index };
   if (link.startsWith('/memfd:')) {
     const size = fstatSync(fd).size;
     const seals = libcFd().fcntlInt(fd, F_GET_SEALS, 0);

@@ -7,7 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { encodeVcpuEvents, KVM_EXIT_MMIO } from '../../kvm/index.js';
+import {
+  decodeExit,
+  encodeVcpuEvents,
+  KVM_EXIT_MMIO,
+  KVM_RUN_EXIT_RECORD_END,
+  kvmVcpuIndexOfLink,
+} from '../../kvm/index.js';
 import { einvalCases, einvalRawCases } from './einval-images.js';
 import { type Step, stepsOf } from './lane-reports.js';
 import { explain, LINES, lane, POLICY, stopAllLanes } from './lane-run.js';
@@ -49,6 +55,55 @@ for (const line of LINES) {
           const hello = Number(caps.hello);
           assert.equal((hello & 0x01) !== 0, !is61, 'HELLO SEA_TO_USER');
           assert.equal(hello & 0x3e, 0x3a, 'INJECT_EXT_DABT, EMULATE_ABORT, RAS, NISV_TO_USER');
+        }
+      },
+    );
+
+    await t.test(
+      "another process passed a vCPU fd (SCM_RIGHTS) maps the kernel's kvm_run, and its vCPU and VM ioctls fail EIO",
+      () => {
+        const peers = r.reports.filter((x) => x.t === 'peer');
+        assert.deepEqual(
+          peers.map((p) => p.step).sort(),
+          ['mmio-ldr', 'nisv-ldp'],
+          `a probe at an MMIO and at an NISV exit: ${JSON.stringify(peers)}`,
+        );
+        for (const p of peers) {
+          const name = String(p.step);
+          const s = steps.find((x) => x.vm === 'lane-builtin' && x.step === name) as Step;
+          assert.equal(p.answered, 1, `${name}: the child answered`);
+          assert.equal(p.fds, 1, `${name}: one fd came with the message`);
+          assert.equal(
+            kvmVcpuIndexOfLink(String(p.link)),
+            p.vcpu,
+            `${name}: /proc names it ${String(p.link)}`,
+          );
+          assert.equal(p.mmapSize, host.mmapSize, `${name}: its own /dev/kvm gives the same mapping size`);
+          assert.equal(p.mmap, 0, `${name}: mmap(PROT_READ, MAP_SHARED, offset 0) from another process`);
+          assert.equal(p.same, 1, `${name}: its mapping shows the VMM's kvm_run byte for byte`);
+          const head = Buffer.from(String(p.head), 'hex');
+          assert.equal(head.length, KVM_RUN_EXIT_RECORD_END);
+          const exit = decodeExit(head);
+          if (s.kind === 'mmio') {
+            assert.equal(exit.reason, 'mmio', `${name}: exit decoded`);
+            if (exit.reason !== 'mmio') return;
+            assert.deepEqual(
+              [exit.physAddr, BigInt(exit.len), BigInt(exit.isWrite)],
+              s.f.slice(0, 3).map(BigInt),
+              `${name}: phys_addr, len, is_write as the VMM read them`,
+            );
+          } else {
+            assert.equal(exit.reason, 'arm-nisv', `${name}: exit decoded`);
+            if (exit.reason !== 'arm-nisv') return;
+            assert.deepEqual(
+              [exit.esrIss, exit.faultIpa],
+              s.f.slice(0, 2).map(BigInt),
+              `${name}: esr_iss, fault_ipa`,
+            );
+          }
+          for (const call of ['run', 'setEvents', 'getReg', 'vmCheck'])
+            assert.equal(p[call], -5, `${name}: ${call} from another process fails EIO`);
+          assert.equal(s.applied, 0, `${name}: the VMM still applied its verdict after the probe`);
         }
       },
     );

@@ -30,25 +30,25 @@ unsigned einval_count;
 
 /* The built-in policy's VM: MMIO exits on vCPU 0, NISV exits on vCPU 1, at the same time. */
 static const struct lane_step a0[] = {
-    {"mmio-ldr", SCN_LDR, LANE_NO_DEVICE, 0},
-    {"mmio-str", SCN_STR, LANE_NO_DEVICE + 0x10, 0},
-    {"einval-then-mmio-ldr", SCN_LDR, LANE_NO_DEVICE + 0x20, 1},
+    {"mmio-ldr", SCN_LDR, LANE_NO_DEVICE, 0, 1},
+    {"mmio-str", SCN_STR, LANE_NO_DEVICE + 0x10, 0, 0},
+    {"einval-then-mmio-ldr", SCN_LDR, LANE_NO_DEVICE + 0x20, 1, 0},
 };
 static const struct lane_step a1[] = {
-    {"nisv-ldp", SCN_LDP, LANE_NO_DEVICE, 0},
-    {"nisv-stp", SCN_STP, LANE_NO_DEVICE + 0x40, 0},
-    {"nisv-ldr-post", SCN_LDR_POST, LANE_NO_DEVICE + 0xff8, 0},
+    {"nisv-ldp", SCN_LDP, LANE_NO_DEVICE, 0, 1},
+    {"nisv-stp", SCN_STP, LANE_NO_DEVICE + 0x40, 0, 0},
+    {"nisv-ldr-post", SCN_LDR_POST, LANE_NO_DEVICE + 0xff8, 0, 0},
 };
 /* The test policy's VM: pages the policy tells apart (test/real-kvm/lane-policy.yaml). */
 static const struct lane_step b0[] = {
-    {"iabt-downgraded", SCN_LDP, LANE_NO_DEVICE + 0x10000, 0},
-    {"iabt-emulated-nisv", SCN_LDP, LANE_NO_DEVICE + 0x20000, 0},
-    {"iabt-emulated-mmio", SCN_LDR, LANE_NO_DEVICE + 0x20008, 0},
-    {"poison-ldr", SCN_LDR, POISON + 0x10, 0},
-    {"poison-str", SCN_STR, POISON + 0x28, 0},
-    {"kill", SCN_LDR, LANE_NO_DEVICE + 0x30000, 0},
+    {"iabt-downgraded", SCN_LDP, LANE_NO_DEVICE + 0x10000, 0, 0},
+    {"iabt-emulated-nisv", SCN_LDP, LANE_NO_DEVICE + 0x20000, 0, 0},
+    {"iabt-emulated-mmio", SCN_LDR, LANE_NO_DEVICE + 0x20008, 0, 0},
+    {"poison-ldr", SCN_LDR, POISON + 0x10, 0, 0},
+    {"poison-str", SCN_STR, POISON + 0x28, 0, 0},
+    {"kill", SCN_LDR, LANE_NO_DEVICE + 0x30000, 0, 0},
 };
-static const struct lane_step deadline0[] = {{"deadline-nisv", SCN_LDP, LANE_NO_DEVICE + 0x80, 0}};
+static const struct lane_step deadline0[] = {{"deadline-nisv", SCN_LDP, LANE_NO_DEVICE + 0x80, 0, 0}};
 
 static struct lane_vm vm_a = {.name = "lane-builtin"}, vm_b = {.name = "lane-policy"},
                       vm_c = {.name = "lane-policy-peer"};

@@ -36,6 +36,8 @@ struct lane_step {
   uint64_t addr; /* guest address of the access */
   /* 1: apply each image of the EINVAL list directly (not through the daemon) before the verdict. */
   int einval_probe;
+  /* 1: pass the vCPU fd to a child process at the exit, before the verdict (peer.c). */
+  int peer;
 };
 
 /* What one step produced, reported to the test as one JSON line. */
@@ -100,6 +102,8 @@ int vcpu_take_sigbus(int *code, void **addr, short *lsb);
 /* Runs the vCPU's steps on a new thread; a vCPU parked by an earlier run goes on from there. */
 int vcpu_start(struct lane_vcpu *c, const struct lane_step *steps, unsigned nsteps);
 void vcpu_join(struct lane_vcpu *c);
+/* peer.c: what another process can do with this vCPU's fd while it stands at an exit. */
+void peer_probe(struct lane_vcpu *c, const char *step);
 /* The page of guest RAM at `gpa`, translated the way a SIGBUS's si_addr is (for reports). */
 uint64_t vm_gpa_of(const struct lane_vm *vm, const void *host);
 

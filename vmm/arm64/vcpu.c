@@ -132,6 +132,7 @@ static void on_abort_exit(struct lane_vcpu *c, struct lane_result *res) {
   int mmio = run->exit_reason == KVM_EXIT_MMIO;
   kvm_get_reg(c->fd, REG_PC, &res->pc);
   if (c->steps[c->next - 1].einval_probe) probe_einval(c);
+  if (c->steps[c->next - 1].peer) peer_probe(c, c->steps[c->next - 1].name);
   pthread_mutex_lock(&vm->plugin_lock);
   if (mmio) {
     struct seawall_mmio_exit e = {.vcpu = c->index, .phys_addr = run->mmio.phys_addr, .len = run->mmio.len,
