@@ -8,6 +8,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { PolicyEvent } from '../policies/index.js';
+import { EventTotals } from './event-totals.js';
 import {
   type EventRow,
   type PolicyEventRow,
@@ -112,8 +113,7 @@ export class StoreQueries {
   readonly #poisonByVmAfter: Database.Statement;
   readonly #vmPage: Database.Statement;
   readonly #vmRow: Database.Statement;
-  readonly #totals: Database.Statement;
-  readonly #byAction: Database.Statement;
+  readonly #eventTotals: EventTotals;
   readonly #counts: Database.Statement;
   readonly #rebuild: Database.Statement;
   readonly #actions: Database.Statement;
@@ -166,13 +166,7 @@ export class StoreQueries {
         '(SELECT action FROM events WHERE vm = :vm AND action IS NOT NULL ORDER BY time_ms DESC, id DESC LIMIT 1) ' +
         'AS lastAction FROM events WHERE vm = :vm',
     );
-    this.#totals = db.prepare(
-      'SELECT COUNT(*) AS events, COALESCE(SUM(replay), 0) AS replays, COUNT(DISTINCT vm) AS vms, ' +
-        'MIN(time_ms) AS oldestMs, MAX(time_ms) AS newestMs FROM events',
-    );
-    this.#byAction = db.prepare(
-      'SELECT action, COUNT(*) AS n FROM events WHERE action IS NOT NULL GROUP BY action',
-    );
+    this.#eventTotals = new EventTotals(db);
     this.#counts = db.prepare(
       'SELECT (SELECT COUNT(*) FROM poisoned_pages) AS pages, (SELECT COUNT(*) FROM actions) AS actions',
     );
@@ -334,12 +328,16 @@ export class StoreQueries {
     });
   }
 
+  /** One snapshot's figures: the reader thread reads them in a transaction; elsewhere they take one. */
   totals(): StoreTotals {
-    const t = this.#totals.get() as Pick<StoreTotals, 'events' | 'replays' | 'vms' | 'oldestMs' | 'newestMs'>;
+    if (!this.#db.inTransaction) return this.#db.transaction(() => this.totals())();
     const c = this.#counts.get() as { pages: number; actions: number };
-    const byAction: Record<string, number> = {};
-    for (const r of this.#byAction.all() as { action: string; n: number }[]) byAction[r.action] = r.n;
-    return { ...t, poisonedPages: c.pages, actions: c.actions, byAction, bytes: this.usedBytes() };
+    return {
+      ...this.#eventTotals.read(),
+      poisonedPages: c.pages,
+      actions: c.actions,
+      bytes: this.usedBytes(),
+    };
   }
 
   /** Actions taken (kill, migrate …), newest first. */
