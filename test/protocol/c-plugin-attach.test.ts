@@ -145,6 +145,8 @@ test('the attach records, their replies, and what each refusal or failure does t
       'detach r=0 attached=0 again=ENOENT',
       'after-idle r=0 attached=1 failed=3', // the closed connection is replaced, not counted
       'session-end open=0 attached=0',
+      // The replay's echo keeps the session's attach connection and every registration.
+      'replayed r=0 sent="hello/1.1 sea1r hb" kept=0 open=1 attached=2 registered=2',
       'smaller-hello r=0 attached=1 failed=4', // vCPU 1 is past that HELLO's vcpu_count: counted
       'closed open=0 registered=0', // seawall_close forgets the fds: the caller may close them
       'listener exit=0', // it saw every connection closed
@@ -167,7 +169,10 @@ test('the attach records, their replies, and what each refusal or failure does t
       'srv conn5 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
       'srv conn5 eof', // the session's end closed the attach connection
       'srv conn6 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
+      'srv conn6 len=24 ok=1 op=1 session=9 vcpu=1 fds=1 -> s0',
       'srv conn6 eof',
+      'srv conn7 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
+      'srv conn7 eof',
     ],
   );
 });

@@ -389,8 +389,6 @@ static void ack_replay(struct seawall_plugin *p, uint64_t nonce) {
   p->replay_nonce = 0;
   p->replay_bound_dropped = 0;
   p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
-  p->attach_fd = -1;
-  for (size_t i = 0; i < SEAWALL_VCPUS_MAX; i++) p->vcpu_fd[i] = -1;
 }
 
 /* The daemon writes its ERROR and then stops reading (§8): a write may fail with the ERROR still
