@@ -5,6 +5,7 @@
  * so a verdict taken from the page shows in `seawall_kernel_mismatches_total`.
  */
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,17 +36,8 @@ async function mismatches(d: RunningDaemon): Promise<Record<string, number>> {
   return out;
 }
 
-test('an attached vCPU is decided from its page, and attached again after the daemon restarts', async (t) => {
-  const bin = await fixtureBinary(t, 'attach');
-  if (!bin) return;
-  const first = await daemonWith('  allowStandIns: true\n');
-  const daemons = [first];
-  const proc = spawnOwned(bin, [first.socket, 'restart'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.after(async () => {
-    await killOwned(proc, 'the attach fixture');
-    for (const d of daemons) await d.kill();
-    removeDir(first.dir);
-  });
+/** The fixture's stdout lines as they come, and a wait (with a deadline) for one of them. */
+function linesOf(proc: ChildProcess) {
   const lines: string[] = [];
   let notify: (() => void) | null = null;
   createInterface({ input: proc.stdout! }).on('line', (l) => {
@@ -63,6 +55,21 @@ test('an attached vCPU is decided from its page, and attached again after the da
       }),
       { state: () => `lines so far: ${JSON.stringify(lines)}` },
     );
+  return { lines, line };
+}
+
+test('an attached vCPU is decided from its page, and attached again after the daemon restarts', async (t) => {
+  const bin = await fixtureBinary(t, 'attach');
+  if (!bin) return;
+  const first = await daemonWith('  allowStandIns: true\n');
+  const daemons = [first];
+  const proc = spawnOwned(bin, [first.socket, 'restart'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(async () => {
+    await killOwned(proc, 'the attach fixture');
+    for (const d of daemons) await d.kill();
+    removeDir(first.dir);
+  });
+  const { lines, line } = linesOf(proc);
 
   await line('restart?');
   assert.deepEqual(lines, ['connect r=0', 'attach r=0 attached=1', 'sea source=daemon', 'restart?']);
@@ -88,6 +95,47 @@ test('an attached vCPU is decided from its page, and attached again after the da
   ]);
   assert.equal(exit.code, 0);
   assert.deepEqual(await mismatches(second), { esr: 1, gpa: 1 }, 'the new session read the page too');
+});
+
+test('vCPUs lost with an attach connection that timed out are decided from their page again after seawall_reattach', async (t) => {
+  const bin = await fixtureBinary(t, 'attach');
+  if (!bin) return;
+  const d = await daemonWith('  allowStandIns: true\n');
+  const proc = spawnOwned(bin, [d.socket, 'lost'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(async () => {
+    await killOwned(proc, 'the attach fixture');
+    try {
+      process.kill(d.pid, 'SIGCONT'); // a failure while it was stopped must not leave it so
+    } catch {
+      // gone already
+    }
+    await d.kill();
+    removeDir(d.dir);
+  });
+  const { lines, line } = linesOf(proc);
+
+  await line('stop?');
+  assert.deepEqual(await mismatches(d), { esr: 1, gpa: 1 }, 'vCPU 0 is attached: its page decides');
+  process.kill(d.pid, 'SIGSTOP');
+  proc.stdin!.write('go\n');
+  await line('cont?');
+  process.kill(d.pid, 'SIGCONT');
+  proc.stdin!.write('go\n');
+  const exit = await within('the attach fixture to exit', exitOf(proc));
+  assert.deepEqual(await mismatches(d), { esr: 2, gpa: 2 }, 'the second exit was read from the page too');
+  assert.deepEqual(lines, [
+    'connect r=0',
+    'attach r=0 attached=1',
+    'sea source=daemon',
+    'stop?',
+    // The stopped daemon never answered: the connection closed, and vCPU 0 went with it. vCPU 1's
+    // ATTACH went out on it too.
+    'attach r=ETIMEDOUT attached=0 lost=2',
+    'cont?',
+    'reattach r=2 attached=2 lost=0 failed=1', // one fresh connection, both attached again
+    'sea source=daemon',
+  ]);
+  assert.equal(exit.code, 0);
 });
 
 test('no attach socket: the attach fails and is counted, and the exits are decided as before', async (t) => {
@@ -135,19 +183,33 @@ test('the attach records, their replies, and what each refusal or failure does t
       'no-session r=ENOTCONN', // vCPU 1 registered: attached after the next WELCOME
       'range r=EINVAL badfd r=EBADF',
       'connect-fd r=0 attached=0 failed=1', // connected over an fd, no attach socket set: counted
-      'connect r=0 attached=1 failed=1', // the next WELCOME attaches vCPU 1
+      'connect r=0 attached=1 failed=1 due=0', // the next WELCOME attaches vCPU 1; nothing is lost
       'past-hello r=EINVAL', // the HELLO declared 2 vCPUs
       'bad-fd r=status6 attached=1 refused=1 open=1', // BAD_FD keeps the connection
-      'session-mismatch r=status8 attached=0 refused=2 open=0', // a closing status closes it
-      'silent r=ETIMEDOUT attached=0 failed=2 open=0', // no reply in time: closed, out of step
+      // A closing status closes it: vCPU 1, attached over it, is lost.
+      'session-mismatch r=status8 attached=0 refused=2 open=0 lost=1',
+      // No reply in time: closed, out of step; vCPU 0's ATTACH went out on it, so it is lost too.
+      'silent r=ETIMEDOUT attached=0 failed=2 open=0 lost=2',
       'closed r=EPIPE attached=0 failed=3 open=0',
       'ok r=0 attached=1',
       'detach r=0 attached=0 again=ENOENT',
-      'after-idle r=0 attached=1 failed=3', // the closed connection is replaced, not counted
+      'after-idle r=0 attached=1 failed=3 lost=1', // the closed connection is replaced, not counted
+      // seawall_reattach attaches the lost vCPU 1 on the open connection.
+      'reattach due=1 r=1 attached=2 lost=0 failed=3 refused=2 backoff=50 open=1',
+      'timeout r=ETIMEDOUT attached=0 lost=2 open=0', // both lost with the connection
+      // Due at once; its one connection closes at the first request: both stay lost, the untried
+      // one is counted too, and the next attempt waits twice as long.
+      'reattach-fails due=1 r=EPIPE attached=0 lost=2 failed=6 refused=2 backoff=100 open=0',
+      'reattach-again due=1 r=2 attached=2 lost=0 failed=6 refused=2 backoff=50 open=1',
+      // The listener closed that connection holding both: due, found lost, and attached again.
+      'daemon-closed due=1 r=2 attached=2 lost=0 failed=6 refused=2 backoff=50 open=1',
+      // A closing status: vCPU 0 is refused, not lost; vCPU 1 goes with the connection and is back.
+      'malformed r=status1 attached=0 lost=1',
+      'reattach-one due=1 r=1 attached=1 lost=0 failed=6 refused=3 backoff=50 open=1',
       'session-end open=0 attached=0',
       // The replay's echo keeps the session's attach connection and every registration.
       'replayed r=0 sent="hello/1.1 sea1r hb" kept=0 open=1 attached=2 registered=2',
-      'smaller-hello r=0 attached=1 failed=4', // vCPU 1 is past that HELLO's vcpu_count: counted
+      'smaller-hello r=0 attached=1 failed=7', // vCPU 1 is past that HELLO's vcpu_count: counted
       'closed open=0 registered=0', // seawall_close forgets the fds: the caller may close them
       'listener exit=0', // it saw every connection closed
     ],
@@ -167,12 +229,25 @@ test('the attach records, their replies, and what each refusal or failure does t
       'srv conn4 len=24 ok=1 op=2 session=9 vcpu=0 fds=0 -> s0x', // DETACH carries no fd
       'srv conn4 closed', // holding nothing, as the daemon closes a connection idle too long
       'srv conn5 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
-      'srv conn5 eof', // the session's end closed the attach connection
-      'srv conn6 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
-      'srv conn6 len=24 ok=1 op=1 session=9 vcpu=1 fds=1 -> s0',
-      'srv conn6 eof',
+      'srv conn5 len=24 ok=1 op=1 session=9 vcpu=1 fds=1 -> s0', // the re-attach
+      'srv conn5 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> n',
+      'srv conn5 eof',
+      'srv conn6 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> x', // one connection for the attempt
+      'srv conn6 closed',
       'srv conn7 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
-      'srv conn7 eof',
+      'srv conn7 len=24 ok=1 op=1 session=9 vcpu=1 fds=1 -> s0x',
+      'srv conn7 closed',
+      'srv conn8 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
+      'srv conn8 len=24 ok=1 op=1 session=9 vcpu=1 fds=1 -> s0',
+      'srv conn8 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s1',
+      'srv conn8 eof',
+      'srv conn9 len=24 ok=1 op=1 session=9 vcpu=1 fds=1 -> s0', // vCPU 1 alone
+      'srv conn9 eof', // the session's end closed the attach connection
+      'srv conn10 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
+      'srv conn10 len=24 ok=1 op=1 session=9 vcpu=1 fds=1 -> s0',
+      'srv conn10 eof',
+      'srv conn11 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
+      'srv conn11 eof',
     ],
   );
 });

@@ -13,7 +13,9 @@
  * It may also let the daemon read each exit from the kernel's kvm_run page (§9a): once per vCPU,
  * where it created it, seawall_attach_vcpu(&plugin, index, vcpu_fd); the library attaches it in
  * this session and again after every reconnect, and the fd stays the VMM's until
- * seawall_detach_vcpu or seawall_close. This example has no vCPU to attach.
+ * seawall_detach_vcpu or seawall_close. Where the VMM reconnects, it also calls
+ * seawall_reattach(&plugin) when seawall_reattach_due(&plugin) says so: that attaches again the
+ * vCPUs a closed attach connection lost. This example has no vCPU to attach.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -57,7 +59,7 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  static struct seawall_plugin plugin; /* ~41 KiB of buffers and tables: not on the stack */
+  static struct seawall_plugin plugin; /* ~45 KiB of buffers and tables: not on the stack */
   seawall_init(&plugin, deadline_ms, deadline_ms, SEAWALL_FALLBACK_INJECT);
 
   const struct seawall_label labels[] = {{"tenant", "selftest"}};

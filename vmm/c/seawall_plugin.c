@@ -111,11 +111,41 @@ static int unix_connect(const struct sockaddr_un *addr, int type) {
   return fd;
 }
 
-/* Closes the attach connection: the daemon releases every vCPU attached over it. */
+/* Closes the attach connection as its session ends: the daemon releases every vCPU attached over
+ * it, and the next WELCOME attaches every registered one, so none is left lost either. */
 static void close_attach(struct seawall_plugin *p) {
   if (p->attach_fd >= 0) close(p->attach_fd);
   p->attach_fd = -1;
   memset(p->vcpu_attached, 0, sizeof p->vcpu_attached);
+  memset(p->vcpu_lost, 0, sizeof p->vcpu_lost);
+  p->attached = 0;
+  p->lost = 0;
+  p->reattach_at_ms = 0;
+  p->reattach_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
+}
+
+static void mark_lost(struct seawall_plugin *p, uint32_t vcpu) {
+  if (p->vcpu_lost[vcpu]) return;
+  p->vcpu_lost[vcpu] = 1;
+  p->lost++;
+}
+
+static void unmark_lost(struct seawall_plugin *p, uint32_t vcpu) {
+  if (!p->vcpu_lost[vcpu]) return;
+  p->vcpu_lost[vcpu] = 0;
+  p->lost--;
+}
+
+/* Closes the attach connection within its session (it failed, or a status or the daemon closed
+ * it): the daemon releases every vCPU attached over it, and they are lost, for seawall_reattach. */
+static void lose_attach(struct seawall_plugin *p) {
+  if (p->attach_fd >= 0) close(p->attach_fd);
+  p->attach_fd = -1;
+  for (uint32_t v = 0; v < SEAWALL_VCPUS_MAX; v++) {
+    if (!p->vcpu_attached[v]) continue;
+    p->vcpu_attached[v] = 0;
+    mark_lost(p, v);
+  }
   p->attached = 0;
 }
 
@@ -561,35 +591,44 @@ static int attach_exchange(struct seawall_plugin *p, uint16_t op, uint32_t vcpu,
   }
 }
 
-/* One request on the session's attach connection, opened if need be. A failed exchange leaves
- * the connection out of step (a late reply would answer the next request), and a closing status
- * ends it on the daemon's side: both close it. An ATTACH that finds an earlier connection closed
- * by the daemon (one that held nothing for attach.idleMs, such as after a DETACH of its last vCPU)
- * is sent again on a fresh one: the daemon released whatever that one held. */
-static int attach_request(struct seawall_plugin *p, uint16_t op, uint32_t vcpu, int vcpu_fd, int64_t deadline) {
+/* One request on the session's attach connection, opened if need be; *reached is set once it
+ * went out on a connection. A failed exchange leaves the connection out of step (a late reply
+ * would answer the next request), and a closing status ends it on the daemon's side: both close
+ * it. An ATTACH that finds an earlier connection closed by the daemon (one that held nothing for
+ * attach.idleMs, such as after a DETACH of its last vCPU) is sent again on a fresh one: the daemon
+ * released whatever that one held. */
+static int attach_request(struct seawall_plugin *p, uint16_t op, uint32_t vcpu, int vcpu_fd, int64_t deadline,
+                          int *reached) {
   int reused = p->attach_fd >= 0;
   int r = reused ? 0 : open_attach(p);
   if (r) return r;
+  *reached = 1;
   r = attach_exchange(p, op, vcpu, vcpu_fd, deadline);
   if (reused && op == ATTACH_OP_ATTACH && (r == -EPIPE || r == -ECONNRESET)) {
-    close_attach(p);
+    lose_attach(p);
     r = open_attach(p);
     if (r) return r;
     r = attach_exchange(p, op, vcpu, vcpu_fd, deadline);
   }
   if (r < 0 || r == SEAWALL_ATTACH_MALFORMED || r == SEAWALL_ATTACH_FD_COUNT ||
       r == SEAWALL_ATTACH_PEER_MISMATCH || r == SEAWALL_ATTACH_SESSION_MISMATCH)
-    close_attach(p);
+    lose_attach(p);
   return r;
 }
 
-/* ATTACHes the registered vCPU `vcpu` in the current session and counts the outcome. */
-static int attach_one(struct seawall_plugin *p, uint32_t vcpu, int64_t deadline) {
+/* ATTACHes the registered vCPU `vcpu` in the current session and counts the outcome. One that
+ * got no answer is lost (for seawall_reattach) when the request went out on a connection that then
+ * failed, or when it was lost already: a connection that cannot even be opened (no attach socket)
+ * leaves a vCPU that was never attached to the next WELCOME. */
+static int attach_one(struct seawall_plugin *p, uint32_t vcpu, int64_t deadline, int *reached) {
   if (p->vcpu_attached[vcpu]) {
     p->vcpu_attached[vcpu] = 0;
     p->attached--;
   }
-  int r = attach_request(p, ATTACH_OP_ATTACH, vcpu, p->vcpu_fd[vcpu], deadline);
+  int was_lost = p->vcpu_lost[vcpu];
+  unmark_lost(p, vcpu);
+  *reached = 0;
+  int r = attach_request(p, ATTACH_OP_ATTACH, vcpu, p->vcpu_fd[vcpu], deadline, reached);
   if (r == SEAWALL_ATTACH_OK) {
     p->vcpu_attached[vcpu] = 1;
     p->attached++;
@@ -597,23 +636,44 @@ static int attach_one(struct seawall_plugin *p, uint32_t vcpu, int64_t deadline)
     p->attach_refused++;
   } else {
     p->attach_failed++;
+    if (*reached || was_lost) mark_lost(p, vcpu);
   }
   return r;
 }
 
-/* After WELCOME: attaches every registered vCPU for the new session, all replies before one
- * deadline. Once the connection fails, the rest are counted as failed without trying. */
-static void reattach_all(struct seawall_plugin *p) {
-  int64_t deadline = now_ms() + p->hello_timeout_ms;
-  int failed = 0;
+/* ATTACHes every registered vCPU (after WELCOME), or only the lost ones (seawall_reattach), all
+ * replies before `deadline`, on one attach connection: once it fails or a status closes it, the
+ * rest are counted as failed without trying, and lost if that connection had opened. Returns the
+ * number attached, or the error that ended the connection (-ECONNRESET for a closing status). */
+static int attach_many(struct seawall_plugin *p, int lost_only, int64_t deadline) {
+  int done = 0, err = 0, opened = 0;
   for (uint32_t v = 0; v < SEAWALL_VCPUS_MAX; v++) {
-    if (p->vcpu_fd[v] < 0) continue;
-    if (failed || v >= p->session_vcpus) { /* a later HELLO declared fewer vCPUs */
+    if (p->vcpu_fd[v] < 0 || (lost_only && !p->vcpu_lost[v])) continue;
+    if (err || v >= p->session_vcpus) { /* v past it: a later HELLO declared fewer vCPUs */
       p->attach_failed++;
+      if (err && opened) mark_lost(p, v);
       continue;
     }
-    if (attach_one(p, v, deadline) < 0) failed = 1;
+    int reached;
+    int r = attach_one(p, v, deadline, &reached);
+    if (r == SEAWALL_ATTACH_OK) {
+      done++;
+    } else if (p->attach_fd < 0) { /* the connection failed, or the status closed it */
+      err = r < 0 ? r : -ECONNRESET;
+      opened = reached;
+    }
   }
+  return err ? err : done;
+}
+
+/* 1 when the attach connection is no longer usable: the daemon closed it, or a record came that
+ * no request asked for (the connection is out of step). 0 while it is open and quiet, or none is
+ * open. Reads nothing. */
+static int attach_closed(const struct seawall_plugin *p) {
+  if (p->attach_fd < 0) return 0;
+  uint8_t b;
+  ssize_t n = recv(p->attach_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
 }
 
 /* ---- public API --------------------------------------------------------------------------- */
@@ -631,6 +691,7 @@ void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_m
   p->ask_minor = SEAWALL_PROTOCOL_MINOR;
   p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
   p->attach_fd = -1;
+  p->reattach_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
   for (size_t i = 0; i < SEAWALL_VCPUS_MAX; i++) p->vcpu_fd[i] = -1;
 }
 
@@ -729,7 +790,7 @@ static int handshake(struct seawall_plugin *p, const uint8_t *hello, size_t hell
       p->session_caps = get_u32(hello + SEAWALL_HEADER_SIZE + 4);
       r = flush_replay(p, deadline);
       if (r == 0) {
-        reattach_all(p);
+        attach_many(p, 0, now_ms() + p->hello_timeout_ms);
         return 0;
       }
       end_replay_session(p); /* the write failed: an ERROR may be waiting behind it */
@@ -1098,15 +1159,38 @@ int seawall_attach_vcpu(struct seawall_plugin *p, uint32_t vcpu, int vcpu_fd) {
   if (vcpu_fd < 0) return -EBADF;
   p->vcpu_fd[vcpu] = vcpu_fd;
   if (p->fd < 0) return -ENOTCONN; /* attached after the next WELCOME */
-  return attach_one(p, vcpu, now_ms() + p->hello_timeout_ms);
+  int reached;
+  return attach_one(p, vcpu, now_ms() + p->hello_timeout_ms, &reached);
+}
+
+int seawall_reattach_due(const struct seawall_plugin *p) {
+  return p->fd >= 0 && now_ms() >= p->reattach_at_ms && (p->lost > 0 || (p->attached > 0 && attach_closed(p)));
+}
+
+int seawall_reattach(struct seawall_plugin *p) {
+  if (p->fd < 0) return 0; /* no session: nothing is lost, the next WELCOME attaches them all */
+  if (p->attached > 0 && attach_closed(p)) lose_attach(p);
+  if (p->lost == 0) return 0;
+  int r = attach_many(p, 1, now_ms() + p->hello_timeout_ms);
+  if (p->lost == 0) {
+    p->reattach_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
+    p->reattach_at_ms = 0;
+  } else { /* the connection failed again: the next attempt waits, ever longer up to the bound */
+    p->reattach_at_ms = now_ms() + p->reattach_backoff_ms;
+    p->reattach_backoff_ms = p->reattach_backoff_ms >= SEAWALL_RECONNECT_MAX_MS / 2 ? SEAWALL_RECONNECT_MAX_MS
+                                                                                    : p->reattach_backoff_ms * 2;
+  }
+  return r;
 }
 
 int seawall_detach_vcpu(struct seawall_plugin *p, uint32_t vcpu) {
   if (vcpu >= SEAWALL_VCPUS_MAX) return -EINVAL;
   if (p->vcpu_fd[vcpu] < 0) return -ENOENT;
   p->vcpu_fd[vcpu] = -1;
+  unmark_lost(p, vcpu);
   if (!p->vcpu_attached[vcpu] || p->attach_fd < 0) return 0;
   p->vcpu_attached[vcpu] = 0;
   p->attached--;
-  return attach_request(p, ATTACH_OP_DETACH, vcpu, -1, now_ms() + p->hello_timeout_ms);
+  int reached;
+  return attach_request(p, ATTACH_OP_DETACH, vcpu, -1, now_ms() + p->hello_timeout_ms, &reached);
 }

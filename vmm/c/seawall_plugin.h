@@ -40,7 +40,9 @@
  * that timeout: where vCPU threads share the plugin, keep hello_timeout_ms no longer than a vCPU may
  * wait (deadline_ms is a good value). With vCPUs registered for attachment (seawall_attach_vcpu,
  * below), a connect that gets WELCOME then attaches them for the new session, waiting up to
- * hello_timeout_ms more for the daemon's replies.
+ * hello_timeout_ms more for the daemon's replies; and the same timer calls seawall_reattach
+ * whenever seawall_reattach_due(p) says so, to attach again the vCPUs a closed attach connection
+ * lost within the session.
  */
 #ifndef SEAWALL_PLUGIN_H
 #define SEAWALL_PLUGIN_H
@@ -295,10 +297,19 @@ struct seawall_plugin {
   uint8_t vcpu_attached[SEAWALL_VCPUS_MAX];
   /* vCPUs attached in the current session; ATTACHes that got no answer (no attach socket, the
    * connection failed or closed, no reply in time, a malformed reply, a vCPU index past a later
-   * HELLO's vcpu_count) and ATTACHes the daemon refused with a status. */
+   * HELLO's vcpu_count, and the vCPUs a failed connection left untried) and ATTACHes the daemon
+   * refused with a status. */
   uint32_t attached;
   uint64_t attach_failed;
   uint64_t attach_refused;
+  /* vCPUs lost within the session with a closed attach connection (vcpu_lost[v] = 1; `lost` of
+   * them), for seawall_reattach; the next WELCOME attaches them as it attaches every vCPU. The
+   * next seawall_reattach is due from reattach_at_ms (CLOCK_MONOTONIC, ms; 0: at once), and one
+   * that leaves vCPUs lost puts the one after it reattach_backoff_ms later. */
+  uint8_t vcpu_lost[SEAWALL_VCPUS_MAX];
+  uint32_t lost;
+  int64_t reattach_at_ms;
+  int reattach_backoff_ms;
 };
 
 /* Initialises `p` (not connected). deadline_ms bounds each wait for a verdict; the handshake
@@ -377,10 +388,25 @@ void seawall_close(struct seawall_plugin *p, uint16_t reason);
  * socket as before. Like the other calls, these are not thread-safe, and they may wait up to
  * hello_timeout_ms: call them where the VMM calls seawall_connect, not on a vCPU thread.
  *
+ * Within a session the attach connection may close: an ATTACH or DETACH that fails (no reply in
+ * time, an I/O error, a malformed reply), a status that closes it (enum seawall_attach_status), or
+ * the daemon closing it. The daemon then releases every vCPU attached over it. Those vCPUs are
+ * lost (vcpu_lost, `lost`), and so is a vCPU whose own ATTACH went out on a connection that then
+ * failed; `attached` no longer counts them. Nothing is attached again behind the VMM's back, on an
+ * exit or any other call: seawall_reattach does it, on one attach connection (the open one, else a
+ * fresh one), and the next WELCOME does it anyway. The VMM calls seawall_reattach when
+ * seawall_reattach_due says so, from the timer or event loop where it reconnects. An attempt that
+ * leaves vCPUs lost (the connection could not be opened, failed or closed again) counts them in
+ * attach_failed and puts the next attempt SEAWALL_RECONNECT_MIN_MS later, doubling up to
+ * SEAWALL_RECONNECT_MAX_MS; one that attaches them all starts the wait over. A vCPU the daemon
+ * refuses with a status is no longer lost: it waits for the next WELCOME, or for the VMM's own
+ * seawall_attach_vcpu. A vCPU that was never attached because no attach connection could be
+ * opened at all (no attach socket) is not lost either: it too waits for the next WELCOME.
+ *
  * The library neither dups nor closes a vCPU fd: a copy held here would keep the VM's kernel
  * objects alive past the VMM's own close. The caller keeps the fd open while it is registered,
  * until seawall_detach_vcpu or seawall_close, which forget it. The per-vCPU tables make struct
- * seawall_plugin about 41 KiB: keep it in static or heap storage.
+ * seawall_plugin about 45 KiB: keep it in static or heap storage.
  */
 
 /* The attach socket: `path`, or "" for none; NULL goes back to the default, which seawall_connect
@@ -399,17 +425,36 @@ int seawall_set_attach_socket(struct seawall_plugin *p, const char *path);
  * -EDESTADDRREQ (no attach socket), -ENOENT or -ECONNREFUSED (nobody listens there), -ETIMEDOUT,
  * -EPIPE (the daemon closed it), -EPROTO (a malformed reply), or that of socket/connect/sendmsg.
  * Such an error, and the statuses that end the connection (enum seawall_attach_status), close the
- * attach connection: the daemon releases every vCPU attached over it, and the next ATTACH opens
- * a fresh one. An attach connection the daemon closed meanwhile (one that held nothing for its
- * attach.idleMs) is replaced by a fresh one without an error. */
+ * attach connection: the daemon releases every vCPU attached over it, those vCPUs are lost (this
+ * one too when its ATTACH went out on that connection) for seawall_reattach, and the next ATTACH
+ * opens a fresh one. An attach connection the daemon closed meanwhile (one that held nothing for
+ * its attach.idleMs) is replaced by a fresh one without an error; any vCPU it still held is lost. */
 int seawall_attach_vcpu(struct seawall_plugin *p, uint32_t vcpu, int vcpu_fd);
+
+/* 1 when in a session some registered vCPUs are lost (above) and the re-attach wait has passed:
+ * time to call seawall_reattach. The first attempt after a loss is due at once. Also 1 when vCPUs
+ * are attached over a connection the daemon has closed, or on which a record came that no request
+ * asked for: seawall_reattach finds them lost. 0 outside a session, and while nothing is lost.
+ * Waits for nothing. */
+int seawall_reattach_due(const struct seawall_plugin *p);
+
+/* Attaches the lost vCPUs again, in the current session: first closes an attach connection the
+ * daemon closed (its vCPUs are lost), then sends an ATTACH for each lost vCPU on the open
+ * connection or one fresh one, all replies within hello_timeout_ms. Once that connection fails or
+ * a status closes it, the vCPUs not yet tried are counted in attach_failed and stay lost, with
+ * those the closing released: no second connection is opened. Outcomes count as those of
+ * seawall_attach_vcpu (attach_failed, attach_refused, `attached`). Returns the number of vCPUs
+ * attached again (0 when nothing is lost, or outside a session: the next WELCOME attaches every
+ * registered vCPU), or a negative errno when the attach connection could not be opened or ended
+ * the attempt: -ECONNRESET for a status that closes it, else as for seawall_attach_vcpu. */
+int seawall_reattach(struct seawall_plugin *p);
 
 /* Forgets vCPU `vcpu`'s fd (the caller may close it once this returns) and, when it is attached in
  * the current session, asks the daemon to release it (DETACH), waiting up to hello_timeout_ms.
  * Returns -EINVAL for an index of SEAWALL_VCPUS_MAX or more, -ENOENT when no fd is registered
  * there; else 0, a positive enum seawall_attach_status, or a negative errno of the attach
  * connection, which is then closed: the daemon releases every vCPU attached over it, and they are
- * attached again after the next WELCOME. */
+ * lost, for seawall_reattach or the next WELCOME. A lost vCPU detached is no longer lost. */
 int seawall_detach_vcpu(struct seawall_plugin *p, uint32_t vcpu);
 
 /* "RESUME", "INJECT", "INJECT_EMULATED", "KILL", or "UNKNOWN". */
