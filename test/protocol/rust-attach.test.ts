@@ -55,14 +55,21 @@ interface Setup {
 }
 
 /**
- * A daemon started with `config` (YAML) in a fresh directory, and the attach driver with one
- * stand-in vCPU as its fd 3; everything is stopped and removed after the test. Null without cargo.
+ * A daemon started with `config` (YAML) in a fresh directory, and the attach driver (with `args`)
+ * with `count` stand-in vCPUs as its fds 3, 4, …; everything is stopped and removed after the
+ * test. Null without cargo.
  */
-async function setUp(t: TestContext, config: string, metrics: boolean): Promise<Setup | null> {
+async function setUp(
+  t: TestContext,
+  config: string,
+  metrics: boolean,
+  count = 1,
+  args: string[] = [],
+): Promise<Setup | null> {
   const bin = await buildDriver(t);
   if (!bin) return null;
   const dir = mkdtempSync(join(tmpdir(), 'seawall-rattach-'));
-  const vcpus = new StandInVcpus(1);
+  const vcpus = new StandInVcpus(count);
   let s: Setup | null = null;
   t.after(async () => {
     await s?.driver.stop();
@@ -72,7 +79,7 @@ async function setUp(t: TestContext, config: string, metrics: boolean): Promise<
   });
   writeFileSync(join(dir, 'config.yaml'), config);
   const daemon = await startDaemon({ dir, args: ['--config', join(dir, 'config.yaml')], metrics });
-  const proc = spawnOwned(bin, [], { stdio: ['pipe', 'pipe', 'pipe', vcpus.fds[0] as number] });
+  const proc = spawnOwned(bin, args, { stdio: ['pipe', 'pipe', 'pipe', ...vcpus.fds] });
   s = { dir, daemon, driver: new Driver(proc), driverPid: proc.pid as number, vcpus };
   return s;
 }
@@ -164,4 +171,39 @@ test('after the daemon closed an idle attach connection, the next attach goes on
   });
   assert.equal(await d.send('attach 0 3'), 'reply ok');
   assert.equal(await d.send('stats'), 'stats 2 0 0 1 1');
+});
+
+test('vCPUs lost with an attach connection that timed out are decided from their page again after reattach', async (t) => {
+  // Attach replies are awaited 1 s: long enough for a running daemon, short for a stopped one.
+  const setup = await setUp(t, 'attach:\n  allowStandIns: true\n', true, 2, ['--hello-timeout-ms', '1000']);
+  if (!setup) return;
+  const { daemon, driver: d, vcpus } = setup;
+  t.after(() => {
+    try {
+      process.kill(daemon.pid, 'SIGCONT'); // a failure while it was stopped must not leave it so
+    } catch {
+      // gone already
+    }
+  });
+  assert.match(await d.send(`connect ${daemon.socket} rust-lost 2`), /^welcome \d+$/);
+  assert.equal(await d.send('attach 0 3'), 'reply ok');
+  assert.equal(await d.send('lost'), 'lost 0 due 0');
+  vcpus.write(0, PAGE_EXIT);
+  assert.equal(await d.send(CLAIM), 'verdict INJECT daemon');
+  assert.equal(await mismatches(daemon, 'esr'), 1);
+
+  // The daemon stops: vCPU 1's ATTACH gets no reply, its connection is closed, and vCPU 0, attached
+  // over it, is released with it. Both are lost; the first attempt is due at once.
+  process.kill(daemon.pid, 'SIGSTOP');
+  assert.equal(await d.send('attach 1 4'), 'reply failed TimedOut');
+  assert.equal(await d.send('stats'), 'stats 1 0 1 0 1');
+  assert.equal(await d.send('lost'), 'lost 2 due 1');
+
+  // It runs again: one fresh connection attaches both, and vCPU 0's page decides again.
+  process.kill(daemon.pid, 'SIGCONT');
+  assert.equal(await d.send('reattach'), 'reattached 2');
+  assert.equal(await d.send('stats'), 'stats 3 0 1 2 1');
+  assert.equal(await d.send('lost'), 'lost 0 due 0');
+  assert.equal(await d.send(CLAIM), 'verdict INJECT daemon');
+  assert.equal(await mismatches(daemon, 'esr'), 2, 'the exit after the re-attach was read from the page');
 });

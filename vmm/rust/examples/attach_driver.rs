@@ -8,9 +8,12 @@
 //!   sea VCPU KVM_FLAGS ESR GVA GPA    → verdict ACTION daemon|fallback
 //!   poll MS                           → polled N | error TEXT
 //!   stats                             → stats ATTACHED REFUSED FAILED ATTACHED_VCPUS CONNECTED
+//!   lost                              → lost LOST_VCPUS due 0|1 (`reattach_due`)
+//!   reattach                          → reattached N | failed KIND
 //!   close                             → ok
 //!
-//! Numbers are decimal or 0x-prefixed hex.
+//! Numbers are decimal or 0x-prefixed hex. `attach_driver --hello-timeout-ms N` waits N ms for
+//! WELCOME and for each attach reply instead of 20 s.
 
 use std::time::Duration;
 
@@ -67,6 +70,11 @@ fn run(plugin: &mut Plugin, w: &[&str]) -> String {
             let attached = plugin.attached_vcpus();
             format!("stats {} {} {} {attached} {connected}", s.attached, s.attach_refused, s.attach_failed)
         }
+        "lost" => format!("lost {} due {}", plugin.lost_vcpus(), u8::from(plugin.reattach_due())),
+        "reattach" => match plugin.reattach() {
+            Ok(n) => format!("reattached {n}"),
+            Err(kind) => format!("failed {kind:?}"),
+        },
         "close" => {
             plugin.close(wire::goodbye::NORMAL);
             "ok".into()
@@ -76,11 +84,12 @@ fn run(plugin: &mut Plugin, w: &[&str]) -> String {
 }
 
 fn main() {
-    let config = Config {
-        deadline: Duration::from_secs(20),
-        hello_timeout: Duration::from_secs(20),
-        ..Config::default()
+    let args: Vec<String> = std::env::args().collect();
+    let hello_timeout = match args.get(1).map(String::as_str) {
+        Some("--hello-timeout-ms") => Duration::from_millis(num(&args[2])),
+        _ => Duration::from_secs(20),
     };
+    let config = Config { deadline: Duration::from_secs(20), hello_timeout, ..Config::default() };
     let mut plugin = Plugin::new(config);
     common::serve(|words| run(&mut plugin, words));
 }

@@ -73,3 +73,62 @@ fn close_forgets_the_registered_vcpus_so_no_later_session_sends_their_fds() {
     let _second = in_session(&mut plugin, &hello());
     assert_eq!(plugin.stats().attach_failed, 1, "nothing registered is left to try");
 }
+
+/// A SEQPACKET socket pair: the plugin's attach connection and the daemon's end of it.
+#[cfg(all(target_os = "linux", target_pointer_width = "64", target_endian = "little"))]
+fn seqpacket_pair() -> (std::os::unix::net::UnixDatagram, std::os::unix::net::UnixDatagram) {
+    use std::os::fd::FromRawFd;
+    extern "C" {
+        fn socketpair(domain: i32, kind: i32, protocol: i32, sv: *mut i32) -> i32;
+    }
+    let mut sv = [-1i32; 2];
+    // SAFETY: socketpair writes two fds into `sv`; each is owned once below.
+    assert_eq!(unsafe { socketpair(1, 5 | 0o2_000_000, 0, sv.as_mut_ptr()) }, 0);
+    // SAFETY: both fds were just opened and are owned by nothing else.
+    unsafe {
+        (
+            std::os::unix::net::UnixDatagram::from_raw_fd(sv[0]),
+            std::os::unix::net::UnixDatagram::from_raw_fd(sv[1]),
+        )
+    }
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64", target_endian = "little"))]
+#[test]
+fn vcpus_a_closed_attach_connection_released_are_lost_until_reattach_which_backs_off_when_it_fails() {
+    use super::Slot;
+    use std::io::ErrorKind;
+    use std::os::fd::AsRawFd;
+    let (vcpu, _other) = UnixStream::pair().unwrap();
+    let mut plugin = Plugin::new(Config::default());
+    assert_eq!(plugin.reattach(), Ok(0), "outside a session nothing is lost");
+    let hello2 = Hello { vcpu_count: 2, ..hello() };
+    let _daemon = in_session(&mut plugin, &hello2);
+    // vCPU 0 attached over an open connection, as an OK reply leaves it.
+    let (mine, theirs) = seqpacket_pair();
+    plugin.attach.conn = Some(mine);
+    plugin.attach.vcpus.insert(0, (vcpu.as_raw_fd(), Slot::Attached));
+    assert!(!plugin.reattach_due(), "open and quiet: nothing to do");
+    assert_eq!((plugin.attached_vcpus(), plugin.lost_vcpus()), (1, 0));
+
+    // The daemon closes it: due at once, and reattach finds vCPU 0 lost. The attach socket is gone
+    // too, so the attempt fails: counted, still lost, and the next one waits twice as long.
+    drop(theirs);
+    assert!(plugin.reattach_due());
+    let missing = std::env::temp_dir().join(format!("seawall-lost-{}.sock", std::process::id()));
+    plugin.set_attach_socket(&missing);
+    assert_eq!(plugin.reattach(), Err(ErrorKind::NotFound));
+    assert_eq!((plugin.attached_vcpus(), plugin.lost_vcpus(), plugin.stats().attach_failed), (0, 1, 1));
+    assert_eq!(plugin.attach.backoff, Plugin::RECONNECT_MIN * 2);
+    assert!(plugin.attach.reattach_at.is_some());
+    assert_eq!(plugin.reattach(), Err(ErrorKind::NotFound), "the VMM may call it before it is due");
+    assert_eq!((plugin.lost_vcpus(), plugin.stats().attach_failed), (1, 2));
+    assert_eq!(plugin.attach.backoff, Plugin::RECONNECT_MIN * 4);
+
+    // Detached, it is no longer lost; the session's end forgets the rest.
+    plugin.attach.vcpus.insert(1, (vcpu.as_raw_fd(), Slot::Lost));
+    assert_eq!(plugin.detach_vcpu(0), crate::types::AttachReply::NotSent);
+    assert_eq!(plugin.lost_vcpus(), 1);
+    plugin.close(crate::wire::goodbye::VM_EXITING);
+    assert_eq!((plugin.lost_vcpus(), plugin.reattach_due()), (0, false));
+}

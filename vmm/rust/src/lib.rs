@@ -7,7 +7,9 @@
 //! Optionally the VMM registers its vCPU fds (`Plugin::attach_vcpu`): the plugin passes them to
 //! the daemon over the attach socket in every session, so that the daemon reads each exit from
 //! the kernel's own `kvm_run` page (docs/protocol.md §9a). The fds stay the VMM's: the plugin
-//! neither duplicates nor closes them.
+//! neither duplicates nor closes them. vCPUs an attach connection lost when it closed within a
+//! session are attached again by `Plugin::reattach`, which the VMM calls when
+//! `Plugin::reattach_due` says so, where it reconnects.
 //!
 //! ```no_run
 //! use seawall_plugin::{cap, Action, Config, Exit, Hello, Plugin};

@@ -40,8 +40,9 @@ pub struct Stats {
     /// ATTACHes the daemon refused (`AttachReply::Refused`).
     pub attach_refused: u64,
     /// ATTACHes that got no answer: the attach socket could not be reached, the connection
-    /// failed or the reply did not come in time (`AttachReply::Failed`), and registered vCPUs past
-    /// a new session's `vcpu_count`, not sent.
+    /// failed or the reply did not come in time (`AttachReply::Failed`), registered vCPUs past a
+    /// new session's `vcpu_count`, not sent, and vCPUs a failed connection left untried (after
+    /// WELCOME or in `reattach`).
     pub attach_failed: u64,
 }
 
@@ -207,7 +208,7 @@ impl Plugin {
                         return Err(e);
                     }
                     // A new session: the vCPUs the VMM registered are attached to it again.
-                    self.reattach(deadline);
+                    self.attach_session(deadline);
                     return Ok(self.welcome);
                 }
                 wire::MSG_REJECT | wire::MSG_ERROR => return Err(wire::decode_refusal(&body)?),

@@ -69,9 +69,43 @@ mod sys {
         align(std::mem::size_of::<Cmsghdr>()) + n
     }
 
+    /// Look without taking, and without waiting.
+    pub(super) const MSG_PEEK: c_int = 0x2;
+    pub(super) const MSG_DONTWAIT: c_int = 0x40;
+
     extern "C" {
         pub(super) fn sendmsg(fd: c_int, msg: *const Msghdr, flags: c_int) -> isize;
+        pub(super) fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize;
     }
+}
+
+/// True when `socket` can no longer carry a request: its peer closed it (end of file or an
+/// error), or a message is waiting that no request asked for. Takes nothing from it.
+#[cfg(all(
+    any(target_os = "linux", target_os = "android"),
+    target_pointer_width = "64",
+    target_endian = "little"
+))]
+pub(crate) fn peer_gone(socket: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is a live one-byte buffer for the call.
+    let n = unsafe {
+        sys::recv(socket, std::ptr::addr_of_mut!(byte).cast(), 1, sys::MSG_PEEK | sys::MSG_DONTWAIT)
+    };
+    n >= 0
+        || !matches!(
+            io::Error::last_os_error().kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        )
+}
+
+#[cfg(not(all(
+    any(target_os = "linux", target_os = "android"),
+    target_pointer_width = "64",
+    target_endian = "little"
+)))]
+pub(crate) fn peer_gone(_socket: RawFd) -> bool {
+    false // no attach connection is ever opened here
 }
 
 /// Sends `bytes` as one message on `socket`, with `fd` beside it as `SCM_RIGHTS` when given. The
