@@ -651,7 +651,7 @@ static int attach_many(struct seawall_plugin *p, int lost_only, int64_t deadline
     if (p->vcpu_fd[v] < 0 || (lost_only && !p->vcpu_lost[v])) continue;
     if (err || v >= p->session_vcpus) { /* v past it: a later HELLO declared fewer vCPUs */
       p->attach_failed++;
-      if (err && opened) mark_lost(p, v);
+      if (err && opened && v < p->session_vcpus) mark_lost(p, v);
       continue;
     }
     int reached;

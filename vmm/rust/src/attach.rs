@@ -176,7 +176,8 @@ impl Plugin {
             }
             if end.is_some() || vcpu >= self.vcpu_count {
                 self.stats.attach_failed += 1;
-                if let (Some((_, true)), Some(v)) = (end, self.attach.vcpus.get_mut(&vcpu)) {
+                let opened = matches!(end, Some((_, true))) && vcpu < self.vcpu_count;
+                if let (true, Some(v)) = (opened, self.attach.vcpus.get_mut(&vcpu)) {
                     v.1 = Slot::Lost;
                 }
                 continue;

@@ -35,7 +35,8 @@ pub struct Stats {
     /// Kept events dropped because the daemon ended their replay session with an ERROR (§9); one
     /// the bound dropped first in that session counts in `kept_dropped` instead.
     pub replays_refused: u64,
-    /// ATTACHes the daemon said OK to (a vCPU attached again in each session counts each time).
+    /// ATTACHes the daemon said OK to (a vCPU attached again, in each session or by `reattach`,
+    /// counts each time); `attached_vcpus()` is how many are attached now.
     pub attached: u64,
     /// ATTACHes the daemon refused (`AttachReply::Refused`).
     pub attach_refused: u64,
