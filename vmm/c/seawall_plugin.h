@@ -432,10 +432,10 @@ int seawall_set_attach_socket(struct seawall_plugin *p, const char *path);
 int seawall_attach_vcpu(struct seawall_plugin *p, uint32_t vcpu, int vcpu_fd);
 
 /* 1 when in a session some registered vCPUs are lost (above) and the re-attach wait has passed:
- * time to call seawall_reattach. The first attempt after a loss is due at once. Also 1 when vCPUs
- * are attached over a connection the daemon has closed, or on which a record came that no request
- * asked for: seawall_reattach finds them lost. 0 outside a session, and while nothing is lost.
- * Waits for nothing. */
+ * time to call seawall_reattach. The first attempt after a loss is due at once, unless the wait
+ * after a failed attempt is still running. Also 1 when vCPUs are attached over a connection the
+ * daemon has closed, or on which a record came that no request asked for: seawall_reattach finds
+ * them lost. 0 outside a session, and while nothing is lost. Waits for nothing. */
 int seawall_reattach_due(const struct seawall_plugin *p);
 
 /* Attaches the lost vCPUs again, in the current session: first closes an attach connection the

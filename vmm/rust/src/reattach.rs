@@ -18,9 +18,10 @@ impl Plugin {
 
     /// True when, in a session, vCPUs are lost and the re-attach wait has passed: time to call
     /// `reattach`, from the timer or event loop that calls `connect` when `reconnect_due` says so,
-    /// not on a vCPU thread. The first attempt after a loss is due at once. Also true when vCPUs
-    /// are attached over a connection the daemon has closed (or that got a record no request asked
-    /// for): `reattach` finds them lost. Waits for nothing.
+    /// not on a vCPU thread. The first attempt after a loss is due at once, unless the wait after
+    /// a failed attempt is still running. Also true when vCPUs are attached over a connection the
+    /// daemon has closed (or that got a record no request asked for): `reattach` finds them lost.
+    /// Waits for nothing.
     pub fn reattach_due(&self) -> bool {
         self.stream.is_some()
             && self.attach.reattach_at.map_or(true, |at| Instant::now() >= at)
