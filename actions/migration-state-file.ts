@@ -6,12 +6,13 @@
  * last, when the daemon stops.
  *
  * The file is read as hostile at start: a file that is not a regular file, is larger than its
- * bound, is not JSON or does not match the schema (zod) is set aside with a warning, and the
- * daemon starts with nothing remembered; it never stops the start. An entry whose process is gone,
- * or whose pid now names a process with another start time, is dropped: a pid is never taken on
- * trust.
+ * bound, is not JSON or does not match the schema (zod) is not used, and the daemon starts with
+ * nothing remembered; it never stops the start. A regular file is set aside as `migrations.json.bad`
+ * (setAside), where the operator can read it; the warning says where it went, or why it stayed.
+ * An entry whose process is gone, or whose pid now names a process with another start time, is
+ * dropped: a pid is never taken on trust.
  */
-import { constants } from 'node:fs';
+import { constants, lstatSync, renameSync, type Stats } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as z from 'zod';
@@ -21,6 +22,8 @@ import type { RememberedMigration } from './migration-memory.js';
 import { processStartTicks } from './vm-instance.js';
 
 export const MIGRATION_STATE_FILE = 'migrations.json';
+/** Added to the state file's name where an unusable one is set aside: one name, so one file. */
+export const SET_ASIDE_SUFFIX = '.bad';
 
 /** Bytes allowed per entry when the file is read: an entry at its longest fits in fewer. */
 const ENTRY_BYTES = 2048;
@@ -123,21 +126,21 @@ export function loadMigrationState(
   // Not followed if a symlink, and a FIFO does not block the start.
   const read = readRegularFile(path, maxEntries * ENTRY_BYTES + sentBytes + 64, constants.O_NOFOLLOW);
   if (!read.ok && read.code === 'ENOENT') return empty(null);
-  if (!read.ok) return empty(`${path}: ${read.why}; migrations asked before the restart are not remembered`);
+  const unused = (why: string) =>
+    empty(`${path} ${why}; ${setAside(path)}; migrations asked before the restart are not remembered`);
+  if (!read.ok) return unused(`cannot be read: ${read.why}`);
   const text = read.text;
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return empty(`${path} is not JSON (${(err as Error).message}); nothing of it is used`);
+    return unused(`is not JSON (${(err as Error).message})`);
   }
   const parsed = fileSchema(maxEntries, sent).safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.join('.') || 'the file';
-    return empty(
-      `${path} is not a migration state file (${where}: ${issue?.message}); nothing of it is used`,
-    );
+    return unused(`is not a migration state file (${where}: ${issue?.message})`);
   }
   const entries: RememberedMigration[] = [];
   const seen = new Set<string>();
@@ -155,6 +158,35 @@ export function loadMigrationState(
     entries.push(withoutUndefined(e, raw[i]?.sent));
   }
   return { entries, warning: null, stale };
+}
+
+/**
+ * Moves the unusable file at `path` out of the way of the next write, to `<path>.bad` (over one set
+ * aside before, so they never pile up), and says what became of it. rename(2) follows no symlink,
+ * neither the entry moved nor the one replaced, and opens nothing; both names are in the state
+ * directory, which only the daemon can change (ensureSafeDir). Only a regular file is kept: another
+ * entry (a symlink, a FIFO, a socket, a device) holds nothing to read, and is left for the next
+ * write's rename to replace, the entry itself, neither opened nor followed; a directory is left,
+ * and nothing is written until it is removed.
+ */
+function setAside(path: string): string {
+  const errno = (err: unknown) => (err as NodeJS.ErrnoException).code ?? String(err);
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch (err) {
+    return `it is not set aside (${errno(err)})`;
+  }
+  if (st.isDirectory()) return 'a directory is left where it is, and nothing is written until it is removed';
+  if (!st.isFile())
+    return 'it is not a file to keep: the next write replaces it, neither opened nor followed';
+  const bad = `${path}${SET_ASIDE_SUFFIX}`;
+  try {
+    renameSync(path, bad);
+  } catch (err) {
+    return `it cannot be set aside as ${bad} (${errno(err)}): the next write replaces it`;
+  }
+  return `set aside as ${bad}`;
 }
 
 function withoutUndefined(e: Entry, sent: MigrationPayload | undefined): RememberedMigration {

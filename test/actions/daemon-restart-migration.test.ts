@@ -156,14 +156,18 @@ test('stopped while the hook ran: after the restart the VM is asked again under 
   ]);
 });
 
-test('a state file that is not one: a warning, the daemon runs, and the file is written over', async (t) => {
+test('a state file that is not one: a warning, the daemon runs, the file set aside and a new one written', async (t) => {
   const s = setUp(t, 'vm-restart-garbage');
   const path = join(s.dir, 'state', 'migrations.json');
   mkdirSync(join(s.dir, 'state'), { mode: 0o700 });
-  writeFileSync(path, '{"version":1,"entries":[{"vm":"x","pid":1,"startTicks":0,"pending":"a\\r\\nX: 1"}]}');
+  const garbage = '{"version":1,"entries":[{"vm":"x","pid":1,"startTicks":0,"pending":"a\\r\\nX: 1"}]}';
+  writeFileSync(path, garbage);
   const d = await s.start();
   await until('the warning', () => d.output.find((l) => l.includes('migration state:')));
-  assert.match(d.output.find((l) => l.includes('migration state:')) ?? '', /is not a migration state file/);
+  const warning = d.output.find((l) => l.includes('migration state:')) ?? '';
+  assert.match(warning, /is not a migration state file/);
+  assert.ok(warning.includes(`set aside as ${path}.bad`), warning);
+  assert.equal(readFileSync(`${path}.bad`, 'utf8'), garbage);
   await until('the file written over', () => {
     const text = readFileSync(path, 'utf8');
     return text === '{"version":1,"entries":[]}\n' ? text : undefined;

@@ -1,14 +1,26 @@
 /**
  * migrations.json: written atomically and read back whole; read as hostile — garbage, the wrong
  * shape, a migration id that would be a header injection, too many entries, too many bytes, a FIFO,
- * a symlink, a directory — each is a warning and nothing remembered, never a throw; an entry whose
- * pid now names a process with another start time, or no process, is dropped. Real files, the real
- * /proc of this process and of a child.
+ * a symlink, a directory — each is a warning and nothing remembered, never a throw; a regular file
+ * is set aside as migrations.json.bad, over an older one, and anything else is left, neither
+ * followed nor moved; an entry whose pid now names a process with another start time, or no
+ * process, is dropped. Real files, the real /proc of this process and of a child.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -175,15 +187,46 @@ const HOSTILE: Array<[string, string | Buffer]> = [
 ];
 
 for (const [what, content] of HOSTILE) {
-  test(`a file with ${what}: a warning, nothing remembered`, (t) => {
-    const path = join(tempDir(t), 'migrations.json');
+  test(`a file with ${what}: a warning, nothing remembered, the file set aside`, (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, 'migrations.json');
     writeFileSync(path, content);
     const loaded = loadMigrationState(path, 4, { count: 2, pages: 2 });
     assert.deepEqual(loaded.entries, []);
-    assert.match(loaded.warning ?? '', /migrations\.json/);
+    assert.ok(loaded.warning?.includes(`; set aside as ${path}.bad;`), String(loaded.warning));
+    assert.deepEqual(readdirSync(dir), ['migrations.json.bad']);
+    assert.deepEqual(readFileSync(`${path}.bad`), Buffer.from(content));
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });
 }
+
+test('set aside over the one set aside before, and over a symlink there without following it', (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'migrations.json');
+  const target = join(dir, 'elsewhere');
+  writeFileSync(target, 'not to be touched');
+  for (const [i, before] of ['symlink', 'file'].entries()) {
+    if (before === 'symlink') symlinkSync(target, `${path}.bad`);
+    writeFileSync(path, `garbage ${i}`);
+    const loaded = loadMigrationState(path, 4);
+    assert.match(loaded.warning ?? '', /set aside as .*migrations\.json\.bad/);
+    assert.equal(lstatSync(`${path}.bad`).isFile(), true, `over a ${before}`);
+    assert.equal(readFileSync(`${path}.bad`, 'utf8'), `garbage ${i}`);
+  }
+  assert.equal(readFileSync(target, 'utf8'), 'not to be touched');
+  assert.deepEqual(readdirSync(dir).sort(), ['elsewhere', 'migrations.json.bad']);
+});
+
+test('set aside where it cannot be: said, and the next write replaces the file', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'migrations.json');
+  mkdirSync(join(`${path}.bad`, 'full'), { recursive: true });
+  writeFileSync(path, 'garbage');
+  const loaded = loadMigrationState(path, 4);
+  assert.match(loaded.warning ?? '', /cannot be set aside as .*migrations\.json\.bad \(E[A-Z]+\)/);
+  await writeAtomic(path, encodeMigrationState([]));
+  assert.equal(readFileSync(path, 'utf8'), encodeMigrationState([]));
+});
 
 test('not a regular file — a symlink, a directory, a FIFO — a warning, and the start does not block', (t) => {
   const dir = tempDir(t);
@@ -204,7 +247,31 @@ test('not a regular file — a symlink, a directory, a FIFO — a warning, and t
     const loaded = loadMigrationState(path, 16);
     assert.deepEqual(loaded.entries, [], path);
     assert.ok(loaded.warning?.includes(path), `${path}: ${loaded.warning}`);
+    assert.doesNotMatch(loaded.warning ?? '', /set aside as/, path);
   }
+  // Each left where it was, none moved; the symlink still names what it named.
+  assert.deepEqual(
+    readdirSync(dir).sort(),
+    ['link.json', 'real.json', 'sub.json', ...(mkfifo ? ['fifo.json'] : [])].sort(),
+  );
+  assert.equal(readlinkSync(link), real);
+  assert.match(loadMigrationState(sub, 16).warning ?? '', /a directory is left where it is/);
+  assert.match(
+    loadMigrationState(link, 16).warning ?? '',
+    /the next write replaces it, neither opened nor followed/,
+  );
+});
+
+test('a symlink left in place: the next write replaces the link, and what it named is untouched', async (t) => {
+  const dir = tempDir(t);
+  const real = join(dir, 'real.json');
+  writeFileSync(real, 'not to be touched');
+  const path = join(dir, 'migrations.json');
+  symlinkSync(real, path);
+  assert.match(loadMigrationState(path, 16).warning ?? '', /neither opened nor followed/);
+  await writeAtomic(path, encodeMigrationState([]));
+  assert.equal(lstatSync(path).isFile(), true);
+  assert.equal(readFileSync(real, 'utf8'), 'not to be touched');
 });
 
 test('the writer: changes coalesced, one write at a time; close writes what it is given, last', async (t) => {
