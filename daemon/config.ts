@@ -176,6 +176,11 @@ export interface PluginLimits {
 export interface DaemonConfig {
   socket: string;
   controlSocket: string;
+  /**
+   * The plugin and control socket paths as given (option or file), null where the default is
+   * used: a given one that a socket passed by the service manager overrides is told at start.
+   */
+  givenSockets: { plugin: string | null; control: string | null };
   stateDir: string;
   policy: string | null;
   allow: { uids: number[]; gids: number[] };
@@ -235,6 +240,10 @@ export function resolveConfig(file: FileConfig | null, o: ConfigOverrides, env =
   return {
     socket: o.socket ?? f.socket ?? defaultPluginSocket(env),
     controlSocket: o.controlSocket ?? f.controlSocket ?? defaultControlSocket(env),
+    givenSockets: {
+      plugin: o.socket ?? f.socket ?? null,
+      control: o.controlSocket ?? f.controlSocket ?? null,
+    },
     stateDir: o.stateDir ?? f.stateDir ?? defaultStateDir(env),
     policy: o.policy ?? f.policy ?? null,
     allow,

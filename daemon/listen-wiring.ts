@@ -1,6 +1,8 @@
 /**
- * The listening sockets a service manager passes the daemon (socket activation), taken by name.
+ * The listening sockets a service manager passes the daemon (socket activation), taken by name,
+ * and what is told of a configured path one of them overrides.
  */
+import { resolve } from 'node:path';
 import { boundSocketPath } from '../kvm/index.js';
 import { type ListenSocketType, pickListenFds, takeListenFds } from '../systemd/index.js';
 import { DaemonError } from './errors.js';
@@ -32,4 +34,28 @@ export function takeDaemonSockets(env: NodeJS.ProcessEnv = process.env): Map<str
     );
   }
   return picked;
+}
+
+/**
+ * One line for each passed socket whose path differs from the one configured for it (`configured`,
+ * by name; null or absent when none was given): the passed one is served, and the configured one
+ * is neither bound nor removed. Said at start, beside the sockets' own lines, so that an operator
+ * who set a path and finds nothing there learns why from the journal.
+ */
+export function overriddenSockets(
+  passed: ReadonlyMap<string, number>,
+  configured: Readonly<Record<string, string | null | undefined>>,
+  pathOf: (fd: number) => string | null = boundSocketPath,
+): string[] {
+  const lines: string[] = [];
+  for (const [name, fd] of passed) {
+    const given = configured[name];
+    const path = pathOf(fd);
+    if (given == null || path === null || resolve(given) === resolve(path)) continue;
+    lines.push(
+      `${name} socket: the configured ${given} is not used: socket activation passed ${path} (fd ${fd}), ` +
+        'which is served',
+    );
+  }
+  return lines;
 }

@@ -26,7 +26,7 @@ import { createNotifier, createWatchdog, JournalField as F } from '../systemd/in
 import { actionReporting } from './action-reporting.js';
 import { createAttachServer, listenAttach } from './attach-wiring.js';
 import { type DaemonConfig, metricsServerOptions } from './config.js';
-import { takeDaemonSockets } from './listen-wiring.js';
+import { overriddenSockets, takeDaemonSockets } from './listen-wiring.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
 import { rememberMigrations } from './migration-state.js';
 import { ensureSafeDir } from './paths.js';
@@ -231,6 +231,9 @@ export class Service {
     });
     // Level 3: the sockets; a single unnamed fd (systemd-socket-activate without --fdname) is the plugin's.
     const activated = takeDaemonSockets();
+    const { plugin, control } = this.config.givenSockets;
+    for (const line of overriddenSockets(activated, { plugin, control, attach: this.config.attach.socket }))
+      this.#announce(line);
     const pluginFd = activated.get('plugin');
     if (pluginFd !== undefined) await this.server.listen({ fd: pluginFd });
     else await this.server.listen({ path: this.config.socket, mode: this.config.socketMode });

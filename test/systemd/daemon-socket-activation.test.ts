@@ -120,6 +120,8 @@ test('the daemon serves the activated socket, and a plugin connecting during a r
   assert.equal(first.source, 'daemon');
   assert.equal(first.verdict.action, ACTION.INJECT);
   assert.ok(lines.includes(`plugin socket: ${sock} (fd 3, socket activation)`), said());
+  // No --socket given: no configured path to tell of.
+  assert.equal(lines.filter((l) => l.includes('is not used: socket activation')).length, 0, said());
   await client.close();
 
   // Kill the daemon and connect while no daemon runs: the held socket queues the connection.
@@ -250,6 +252,14 @@ test('under activation the socket file’s group is admitted, and the hints and 
   assert.equal(await vmmPeer(t, [HELLO_AS, sock, 'vmm-group-vm']), 'welcome', said());
   await until('the hints', () => lines.some((l) => l.startsWith('look:')), { state: said });
   assert.ok(lines.includes(`plugin socket: ${sock} (fd 3, socket activation)`), said());
+  // The --socket given is not the one served, and the start says so, naming both.
+  assert.ok(
+    lines.includes(
+      `plugin socket: the configured ${socket} is not used: socket activation passed ${sock} (fd 3), which is served`,
+    ),
+    said(),
+  );
+  assert.equal(lines.filter((l) => l.includes('is not used: socket activation')).length, 1, said());
   assert.ok(
     lines.some((l) => l.startsWith('feed it: ') && l.includes(` --socket ${sock} `)),
     said(),
@@ -271,7 +281,9 @@ test('the attach socket a unit passes is served: a VMM of the socket’s group a
   chmodSync(dir, 0o755);
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const config = join(dir, 'seawall.yaml');
-  writeFileSync(config, 'attach:\n  allowStandIns: true\n');
+  // An attach socket configured elsewhere than the unit's: the unit's is served, and that is told.
+  const configured = join(dir, 'configured-attach.sock');
+  writeFileSync(config, `attach:\n  allowStandIns: true\n  socket: ${configured}\n`);
   const { args } = daemonCommand(dir, ['--no-metrics', '--config', config]);
   const plugin = join(dir, 'plugin.sock');
   const control = join(dir, 'control.sock');
@@ -311,6 +323,15 @@ test('the attach socket a unit passes is served: a VMM of the socket’s group a
     state: said,
   });
   assert.ok(lines.includes(`attach socket: ${attach} (fd 5, socket activation)`), said());
+  // Plugin and control passed where --socket and --control-socket name: nothing to tell of them.
+  assert.deepEqual(
+    lines.filter((l) => l.includes('is not used: socket activation')),
+    [
+      `attach socket: the configured ${configured} is not used: socket activation passed ${attach} (fd 5), which is served`,
+    ],
+    said(),
+  );
+  assert.equal(existsSync(configured), false, 'nothing bound at the configured attach path');
   // Passed blocking, as systemd passes sockets: served non-blocking, or an accept with nothing
   // waiting would hold the event loop.
   const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${daemon.pid}/fdinfo/5`, 'utf8'))?.[1];
