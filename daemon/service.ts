@@ -28,7 +28,7 @@ import { createAttachServer, listenAttach } from './attach-wiring.js';
 import { type DaemonConfig, metricsServerOptions } from './config.js';
 import { overriddenSockets, takeDaemonSockets } from './listen-wiring.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
-import { rememberMigrations } from './migration-state.js';
+import { type MigrationStateHold, rememberMigrations } from './migration-state.js';
 import { ensureSafeDir } from './paths.js';
 import { Pipeline } from './pipeline.js';
 import { PluginServer } from './plugin-server.js';
@@ -75,6 +75,7 @@ export class Service {
   #retention: Retention | null = null;
   #writeAhead: WriteAhead | null = null;
   #storeLock: StoreLock | null = null;
+  #migrationHold: MigrationStateHold | null = null;
   /** The control socket's server, once started. */
   control: ControlServer | null = null;
   /** Parses policy files off the event loop (policy-worker.ts). */
@@ -215,7 +216,7 @@ export class Service {
     });
     this.bus.add(journalSink(this.log));
     this.bus.add(this.actions.sink);
-    rememberMigrations(this.config, this.actions, this.log);
+    this.#migrationHold = rememberMigrations(this.config, this.actions, this.log);
     if (this.attach) this.bus.add(this.attach.sink());
     // Level 2: the policy. An invalid file at start is fatal: running with a policy nobody wrote is worse.
     await this.policy.loadInitial(this.config.policy);
@@ -327,6 +328,7 @@ export class Service {
     // Hooks still running are killed or aborted and their outcomes reported now, while the store
     // still takes rows: the write-ahead log below flushes them before the store closes.
     await this.actions.close();
+    this.#migrationHold?.release();
     this.policy.close();
     this.#policyWorker.close();
     await this.#metricsServer?.close();

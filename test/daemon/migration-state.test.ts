@@ -1,7 +1,8 @@
 /**
  * Where the daemon keeps the migration manager's memory: `migrations.json` in the state directory
  * once ensureSafeDir vouched for it, only when a hook is configured; a state directory others may
- * write is a warning, and nothing is read from or written to it. Real directories.
+ * write is a warning, and nothing is read from or written to it; so is one whose
+ * migrations.json.lock another holds, until it is released. Real directories, real flock(2).
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -31,16 +32,44 @@ function setUp(t: TestContext, actionsConfig: object) {
 test('a hook configured: the state file in the state directory, made safely, written at stop', async (t) => {
   const { dir, entries, log, config, actions } = setUp(t, HOOKS);
   const stateDir = join(dir, 'state');
-  rememberMigrations(config(stateDir), actions, log);
+  const hold = rememberMigrations(config(stateDir), actions, log);
+  t.after(() => hold?.release());
+  assert.notEqual(hold, null);
   assert.deepEqual(entries, []);
   await actions.close();
   assert.equal(existsSync(join(stateDir, 'migrations.json')), true);
 });
 
+test('the state file held by another: a warning naming the holder, and nothing read or written', async (t) => {
+  const first = setUp(t, HOOKS);
+  const stateDir = join(first.dir, 'state');
+  const hold = rememberMigrations(first.config(stateDir), first.actions, first.log);
+  t.after(() => hold?.release());
+  const second = setUp(t, HOOKS);
+  assert.equal(rememberMigrations(second.config(stateDir), second.actions, second.log), null);
+  assert.equal(second.entries.length, 1);
+  assert.match(
+    String(second.entries[0]?.message),
+    new RegExp(
+      `^migration state: .*migrations\\.json is in use by another seawall daemon \\(pid ${process.pid}\\).*` +
+        'runs without migration memory',
+    ),
+  );
+  await second.actions.close();
+  assert.equal(existsSync(join(stateDir, 'migrations.json')), false, 'the second wrote nothing');
+  // Released: the next one has it.
+  hold?.release();
+  const third = setUp(t, HOOKS);
+  const again = rememberMigrations(third.config(stateDir), third.actions, third.log);
+  t.after(() => again?.release());
+  assert.notEqual(again, null);
+  assert.deepEqual(third.entries, []);
+});
+
 test('no hook configured: nothing read, nothing written, no state directory made', async (t) => {
   const { dir, entries, log, config, actions } = setUp(t, {});
   const stateDir = join(dir, 'state');
-  rememberMigrations(config(stateDir), actions, log);
+  assert.equal(rememberMigrations(config(stateDir), actions, log), null);
   await actions.close();
   assert.deepEqual(entries, []);
   assert.equal(existsSync(stateDir), false);
