@@ -202,15 +202,21 @@ export const encodeMigrationState = (entries: readonly RememberedMigration[]): s
   `${JSON.stringify({ version: 1, entries })}\n`;
 
 /**
- * Writes `text` to `path` atomically: `<path>.tmp` written (over one a killed daemon left), fsynced
- * and renamed over `path`, then the directory fsynced. One write at a time (MigrationStateWriter).
+ * Writes `text` to `path` atomically: `<path>.tmp` made anew, written, fsynced and renamed over
+ * `path`, then the directory fsynced. One write at a time (MigrationStateWriter). Whatever a killed
+ * daemon, or anyone, left at `<path>.tmp` is unlinked first, never opened: a FIFO there would hold
+ * the write (and the stop, which waits for it) until something read it, and a hard link would have
+ * the file it shares truncated and written.
  */
 export async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp`;
   try {
+    await unlink(tmp).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
     const f = await open(
       tmp,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
       0o600,
     );
     try {

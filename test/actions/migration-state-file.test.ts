@@ -10,9 +10,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
+  closeSync,
+  constants,
+  linkSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -272,6 +276,31 @@ test('a symlink left in place: the next write replaces the link, and what it nam
   await writeAtomic(path, encodeMigrationState([]));
   assert.equal(lstatSync(path).isFile(), true);
   assert.equal(readFileSync(real, 'utf8'), 'not to be touched');
+});
+
+test('a FIFO or a hard link where the temporary file goes: removed, never opened; the write is done', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'migrations.json');
+  const tmp = `${path}.tmp`;
+  const mkfifo = requireTool(t, 'mkfifo', 'coreutils');
+  if (mkfifo) {
+    execFileSync(mkfifo, [tmp]);
+    // Were the write to wait for a reader, this one lets it go, so that the process can end.
+    t.after(() => {
+      try {
+        closeSync(openSync(tmp, constants.O_RDONLY | constants.O_NONBLOCK));
+      } catch {}
+    });
+    await within('the write past a FIFO', writeAtomic(path, encodeMigrationState([])));
+    assert.equal(readFileSync(path, 'utf8'), encodeMigrationState([]));
+  }
+  const other = join(dir, 'other');
+  writeFileSync(other, 'not to be touched');
+  linkSync(other, tmp);
+  await within('the write past a hard link', writeAtomic(path, encodeMigrationState(ENTRIES)));
+  assert.equal(readFileSync(other, 'utf8'), 'not to be touched');
+  assert.equal(readFileSync(path, 'utf8'), encodeMigrationState(ENTRIES));
+  assert.deepEqual(readdirSync(dir).sort(), ['migrations.json', 'other']);
 });
 
 test('the writer: changes coalesced, one write at a time; close writes what it is given, last', async (t) => {
