@@ -13,6 +13,7 @@ import {
   closeFd,
   type FdWatch,
   type Pidfd,
+  peerHungUp,
   peerProcess,
   recvWithFds,
   sendWithFds,
@@ -184,6 +185,13 @@ export class AttachServer {
   }
 
   #read(conn: Conn): void {
+    // A plugin that closed its attach connection (its wait for a reply ran out) reads no replies,
+    // and what it still had queued must not be carried out: an ATTACH read now could take a vCPU
+    // over from the plugin's live connection, only to release it at this one's end.
+    if (peerHungUp(conn.fd)) {
+      this.#drop(conn);
+      return;
+    }
     for (let i = 0; i < MESSAGES_PER_WAKEUP && this.#conns.has(conn.id); i++) {
       let m: ReturnType<typeof recvWithFds>;
       try {

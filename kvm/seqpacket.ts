@@ -77,3 +77,20 @@ export function connectSeqpacket(path: string): number {
   }
   return fd;
 }
+
+const POLLIN = 0x001;
+const POLLHUP = 0x010;
+
+/**
+ * Whether the peer of a connected SEQPACKET socket has closed it, though records it sent before
+ * may still wait to be read: such a peer takes no replies. The kernel marks a connected seqpacket
+ * socket shut down both ways (POLLHUP) when its peer is released; a peer's shutdown(SHUT_WR) alone
+ * is not a hang-up (it may still read replies).
+ */
+export function peerHungUp(fd: number): boolean {
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(POLLIN, 4);
+  if (libcFd().poll(pfd, 1, 0) <= 0) return false;
+  return (pfd.readInt16LE(6) & POLLHUP) !== 0;
+}

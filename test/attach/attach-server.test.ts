@@ -19,7 +19,7 @@ import {
   sendWithFds,
   watchReadable,
 } from '../../kvm/index.js';
-import { ACTION, CAP } from '../../protocol/index.js';
+import { ACTION, ATTACH_OP, CAP, encodeAttachRequest } from '../../protocol/index.js';
 import { AttachClient, AttachRefusedError, StandInVcpus } from '../../vmm/attach-client.js';
 import { PluginClient } from '../../vmm/plugin-client.js';
 import { PATIENT_DEADLINE_MS } from '../helpers/daemon.js';
@@ -276,6 +276,44 @@ test('a malformed record gets MALFORMED and the connection is closed', async () 
     assert.equal(recvWithFds(fd), 'eof');
   } finally {
     closeFd(fd);
+  }
+});
+
+test('what a plugin queued on an attach connection it then closed is not carried out', async () => {
+  // A plugin whose wait for a reply ran out closes that connection and attaches again on a fresh
+  // one; a daemon slow to read could still find the old request queued. Carried out, it would take
+  // the vCPU over from the live connection, and release it at the old one's end.
+  const c = await plugin('vm-hung-up', 2);
+  const sid = c.sessionId as bigint;
+  const vcpus = new StandInVcpus(2);
+  const live = AttachClient.connect(attach.address);
+  try {
+    await live.attach(sid, 1, vcpus.fds[1] as number);
+    assert.equal(attach.pages.count(sid), 1);
+    const closed = connectionClosed();
+    // Connected, sent and closed within one turn: the server accepts and reads it only afterwards.
+    const stale = connectSeqpacket(attach.address);
+    sendWithFds(stale, encodeAttachRequest({ op: ATTACH_OP.ATTACH, sessionId: sid, vcpu: 1 }), [
+      vcpus.fds[1] as number,
+    ]);
+    closeFd(stale);
+    await closed;
+    assert.equal(attach.pages.count(sid), 1, 'vCPU 1 is still attached, over the live connection');
+    // The live connection still holds it: an event of vCPU 1 is decided on its page.
+    vcpus.write(1, seaExit(DABT_SEA | FNV, 0n, POISON));
+    const out = await c.handleExit({
+      type: 'sea',
+      vcpu: 1,
+      kvmFlags: 1n,
+      esr: DABT_SEA,
+      gva: 0x4000n,
+      gpa: 0x1000n,
+    });
+    assert.equal(out.verdict.action, ACTION.KILL, 'decided on the page GPA');
+  } finally {
+    live.close();
+    vcpus.close();
+    await c.close();
   }
 });
 

@@ -13,6 +13,7 @@ import {
   connectSeqpacket,
   createStandInVcpuFd,
   listenSeqpacket,
+  peerHungUp,
   RunPage,
   readableNow,
   recvWithFds,
@@ -99,4 +100,22 @@ test('a full set of descriptors arrives and none leak', () => {
 
 test('connecting to a path nobody serves is a typed error', () => {
   assert.throws(() => connectSeqpacket('/nonexistent/seawall.sock'), { code: 'SEAWALL_KVM_SYSCALL' });
+});
+
+test('a peer that closed is seen hung up while the records it sent still wait to be read', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-sp-'));
+  const { listen, client, server } = pair(join(dir, 'h.sock'));
+  t.after(() => {
+    for (const fd of [listen, server]) closeFd(fd);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  assert.equal(peerHungUp(server), false, 'connected, nothing sent');
+  sendWithFds(client, Buffer.from('queued'));
+  assert.equal(peerHungUp(server), false, 'a record waiting is not a hang-up');
+  closeFd(client);
+  assert.equal(peerHungUp(server), true, 'the peer closed');
+  const m = recvWithFds(server);
+  assert.ok(m !== null && m !== 'eof');
+  assert.equal(m.data.toString(), 'queued', 'what it sent before is still there to read');
+  assert.equal(recvWithFds(server), 'eof');
 });
