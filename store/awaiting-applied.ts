@@ -9,12 +9,27 @@
  * before the vCPU runs again, so its entries are taken long before; a 1.0 plugin need not, and its
  * entries would otherwise grow with every event. An APPLIED whose entry was dropped, or that names
  * no event awaiting one, changes nothing.
+ *
+ * The plugin picks the seqs, so where a seq goes in a ring's hash table must not be something it
+ * can work out: each ring hashes with keys of its own, drawn at random (`randomKeys`). With a fixed
+ * hash, a peer could choose seqs that all share one home, and every note and APPLIED of its session
+ * would scan one cluster of thousands of entries on the event loop.
  */
+import { randomFillSync } from 'node:crypto';
 
 /** Entries a session keeps: twice its vCPUs (a verdict in flight and one applied but unreported), at least 64. */
 export const capFor = (vcpus: number): number => Math.max(64, 2 * vcpus);
 
 /** An event awaiting its APPLIED: its order in the session and its row's id. */
+/** A ring's hash keys: a value xored into the seq and an odd multiplier. */
+export type RingKeys = readonly [salt: number, multiplier: number];
+
+/** Keys from the system's random source, one pair per ring. */
+export function randomKeys(): RingKeys {
+  const k = randomFillSync(new Uint32Array(2));
+  return [k[0] as number, (k[1] as number) | 1];
+}
+
 export type AwaitingEvent = readonly [ord: number, id: number];
 
 /**
@@ -34,9 +49,12 @@ class SessionRing {
   #table: Int32Array;
   #shift: number;
   readonly #cap: number;
+  readonly #salt: number;
+  readonly #multiplier: number;
 
-  constructor(cap: number) {
+  constructor(cap: number, keys: RingKeys) {
     this.#cap = cap;
+    [this.#salt, this.#multiplier] = keys;
     const slots = Math.min(cap, INITIAL_SLOTS);
     this.seqs = new Float64Array(slots).fill(Number.NaN);
     this.ords = new Float64Array(slots);
@@ -44,8 +62,29 @@ class SessionRing {
     [this.#table, this.#shift] = tableFor(slots);
   }
 
+  /**
+   * The seq's home place: keyed multiply-shift, with the high half folded into the low half
+   * before each multiply so that every bit of the seq reaches the top bits the place is taken from.
+   */
   #home(seq: number): number {
-    return Math.imul(seq | 0, 0x9e3779b1) >>> this.#shift;
+    let h = (seq ^ this.#salt) | 0;
+    h = Math.imul(h ^ (h >>> 16), this.#multiplier);
+    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+    return h >>> this.#shift;
+  }
+
+  /** The longest run of taken places in the table: what a find or a note may have to scan. */
+  longestRun(): number {
+    const table = this.#table;
+    // Start after an empty place, so a run that wraps round the end is counted once, whole.
+    const start = table.indexOf(-1);
+    let longest = 0;
+    let run = 0;
+    for (let i = 1; i <= table.length; i++) {
+      run = table[(start + i) & (table.length - 1)] === -1 ? 0 : run + 1;
+      if (run > longest) longest = run;
+    }
+    return longest;
   }
 
   /** Where `seq`'s slot is in the table, or -1. */
@@ -133,9 +172,15 @@ function tableFor(slots: number): [Int32Array, number] {
 
 export class AwaitingApplied {
   readonly #sessions = new Map<bigint, SessionRing>();
+  readonly #keys: () => RingKeys;
   /** The session noted last and its ring: a storm's events come a session at a time, so most notes find it here. */
   #lastSession: bigint | null = null;
   #lastRing: SessionRing | null = null;
+
+  /** `keys` gives each new ring its hash keys (tests pass fixed ones). */
+  constructor(keys: () => RingKeys = randomKeys) {
+    this.#keys = keys;
+  }
 
   /**
    * The event `ord` of `session`, row `id`, awaits an APPLIED under `seq` (a newer event with the
@@ -144,7 +189,7 @@ export class AwaitingApplied {
   note(session: bigint, vcpus: number, seq: number, ord: number, id: number): void {
     let ring = session === this.#lastSession ? this.#lastRing : this.#sessions.get(session);
     if (ring === undefined || ring === null) {
-      ring = new SessionRing(capFor(vcpus));
+      ring = new SessionRing(capFor(vcpus), this.#keys());
       this.#sessions.set(session, ring);
     }
     this.#lastSession = session;
@@ -159,6 +204,11 @@ export class AwaitingApplied {
     if (ring === undefined || at === -1) return undefined;
     const slot = ring.remove(at);
     return [ring.ords[slot] as number, ring.ids[slot] as number];
+  }
+
+  /** The longest run of taken places in the session's hash table (0 without a ring): for tests. */
+  longestRun(session: bigint): number {
+    return this.#sessions.get(session)?.longestRun() ?? 0;
   }
 
   /** The session ended: no APPLIED can come for its events any more. */

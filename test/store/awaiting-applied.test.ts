@@ -3,11 +3,12 @@
  * of its last `capFor(vCPUs)` events, a reused seq names the newer event, and a taken entry is
  * gone. The rings grow to their bound and find a seq through a hash table of their own; here they
  * are checked against a plain model of the same rule over long random runs, with seqs that collide
- * and reuse often.
+ * and reuse often. The peer picks the seqs: seqs chosen to share one home under a fixed hash
+ * must not pile up in one cluster of the table, whatever the ring's keys.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AwaitingApplied, capFor } from '../../store/awaiting-applied.js';
+import { AwaitingApplied, capFor, type RingKeys, randomKeys } from '../../store/awaiting-applied.js';
 
 /** The rule, written as plainly as possible: a session's last `cap` events, the newest with a seq wins. */
 class Model {
@@ -126,4 +127,65 @@ test('long random runs agree with the plain model: reused and colliding seqs, ta
       for (const seq of [...recent, ...Array.from({ length: Math.min(seqRange, 5000) }, (_, i) => i)])
         assert.deepEqual(a.take(session, seq), m.take(session, seq), `seed ${seed}: at the end, ${seq}`);
   }
+});
+
+/**
+ * Seqs that all had home 0 under the fixed multiply-shift hash the rings once used
+ * (`imul(seq, 0x9e3779b1) >>> shift`): seq = t·K⁻¹ mod 2³², t = 1, 2, … — a peer could send them and
+ * make every note and APPLIED of its session scan one cluster of up to 8,192 entries.
+ */
+function oldHomeZero(count: number, from = 1): number[] {
+  const K = 0x9e3779b1n;
+  const M = 1n << 32n;
+  // K⁻¹ mod 2³² by Newton's iteration: each step doubles the correct low bits.
+  let inv = K;
+  for (let i = 0; i < 5; i++) inv = (inv * (2n - K * inv)) % M;
+  inv = (inv + M) % M;
+  assert.equal((K * inv) % M, 1n);
+  return Array.from({ length: count }, (_, i) => Number((BigInt(from + i) * inv) % M));
+}
+
+test('seqs chosen to collide under a fixed hash spread over the table: every run stays short', () => {
+  const attack = oldHomeZero(8192 + 1024);
+  const absent = oldHomeZero(1024, 1 << 20);
+  const keySets: (() => RingKeys)[] = [
+    () => [0, 0x9e3779b1], // the old multiplier itself, no salt
+    () => [0x12345678, 0x2545f491],
+    () => [0xdeadbeef, 0x00000001], // the weakest multiplier
+    randomKeys,
+  ];
+  for (const keys of keySets) {
+    const a = new AwaitingApplied(keys);
+    // vCPUs 4096: 8,192 entries in a 16,384-place table, the largest ring a session may have.
+    for (let i = 0; i < 8192; i++) a.note(1n, 4096, attack[i] as number, i + 1, i + 1);
+    const full = a.longestRun(1n);
+    assert.ok(
+      full < 200,
+      `${keys()}: a full ring's longest run is ${full} places (8,192 under the old hash)`,
+    );
+    // The ring wraps: each note drops the oldest entry.
+    for (let i = 8192; i < attack.length; i++) a.note(1n, 4096, attack[i] as number, i + 1, i + 1);
+    const wrapped = a.longestRun(1n);
+    assert.ok(wrapped < 200, `${keys()}: after wrapping, the longest run is ${wrapped} places`);
+    // APPLIED results: for seqs no event awaits, then for dropped, kept and newest events.
+    for (const seq of absent) assert.equal(a.take(1n, seq), undefined);
+    assert.equal(a.take(1n, attack[1023] as number), undefined, 'dropped: 8,192 newer events');
+    assert.deepEqual(a.take(1n, attack[1024] as number), [1025, 1025]);
+    assert.deepEqual(a.take(1n, attack[9215] as number), [9216, 9216]);
+    assert.equal(a.take(1n, attack[9215] as number), undefined, 'taken once');
+  }
+});
+
+test('sequential seqs stay spread too, and each ring draws keys of its own', () => {
+  const a = new AwaitingApplied();
+  for (let seq = 1; seq <= 8192; seq++) a.note(1n, 4096, seq, seq, seq);
+  assert.ok(a.longestRun(1n) < 200, `longest run ${a.longestRun(1n)}`);
+  assert.equal(a.longestRun(2n), 0, 'no ring');
+  const drawn = new Set<string>();
+  for (let i = 0; i < 8; i++) {
+    const [salt, multiplier] = randomKeys();
+    assert.equal(multiplier & 1, 1, 'the multiplier is odd: a bijection of u32');
+    drawn.add(`${salt}:${multiplier}`);
+  }
+  assert.equal(drawn.size, 8);
 });
