@@ -20,7 +20,6 @@ import { randomFillSync } from 'node:crypto';
 /** Entries a session keeps: twice its vCPUs (a verdict in flight and one applied but unreported), at least 64. */
 export const capFor = (vcpus: number): number => Math.max(64, 2 * vcpus);
 
-/** An event awaiting its APPLIED: its order in the session and its row's id. */
 /** A ring's hash keys: a value xored into the seq and an odd multiplier. */
 export type RingKeys = readonly [salt: number, multiplier: number];
 
@@ -30,6 +29,7 @@ export function randomKeys(): RingKeys {
   return [k[0] as number, (k[1] as number) | 1];
 }
 
+/** An event awaiting its APPLIED: its order in the session and its row's id. */
 export type AwaitingEvent = readonly [ord: number, id: number];
 
 /**
