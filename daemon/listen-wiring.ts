@@ -3,8 +3,10 @@
  * and what is told of a configured path one of them overrides.
  */
 import { resolve } from 'node:path';
-import { boundSocketPath } from '../kvm/index.js';
+import { defaultAttachSocket } from '../attach/index.js';
+import { boundSocketPath, checkSocketPath } from '../kvm/index.js';
 import { type ListenSocketType, pickListenFds, takeListenFds } from '../systemd/index.js';
+import type { DaemonConfig } from './config.js';
 import { DaemonError } from './errors.js';
 
 /**
@@ -58,4 +60,20 @@ export function overriddenSockets(
     );
   }
   return lines;
+}
+
+/**
+ * Checks every socket path the daemon will bind — the configured ones no passed socket replaces —
+ * before it makes anything: a path too long for a socket is refused with its length while the
+ * state directory, the store and the sockets' directories are still untouched.
+ */
+export function checkSocketPaths(config: DaemonConfig, activated: ReadonlyMap<string, number>): void {
+  const pluginFd = activated.get('plugin');
+  if (pluginFd === undefined) checkSocketPath(config.socket, 'bind');
+  if (!activated.has('control')) checkSocketPath(config.controlSocket, 'bind');
+  if (!config.attach.enabled || activated.has('attach')) return;
+  // Beside the plugin socket the daemon serves: a passed one's path comes from the kernel.
+  const plugin = pluginFd === undefined ? config.socket : boundSocketPath(pluginFd);
+  const attach = config.attach.socket ?? (plugin === null ? null : defaultAttachSocket(plugin));
+  if (attach !== null) checkSocketPath(attach, 'bind');
 }

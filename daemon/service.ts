@@ -26,7 +26,7 @@ import { createNotifier, createWatchdog, JournalField as F } from '../systemd/in
 import { actionReporting } from './action-reporting.js';
 import { createAttachServer, listenAttach } from './attach-wiring.js';
 import { type DaemonConfig, metricsServerOptions } from './config.js';
-import { overriddenSockets, takeDaemonSockets } from './listen-wiring.js';
+import { checkSocketPaths, overriddenSockets, takeDaemonSockets } from './listen-wiring.js';
 import { createDaemonLog, type DaemonLog, MessageId, Priority } from './log.js';
 import { type MigrationStateHold, rememberMigrations } from './migration-state.js';
 import { ensureSafeDir } from './paths.js';
@@ -161,6 +161,9 @@ export class Service {
   }
 
   async #start(): Promise<void> {
+    // The sockets a unit passed, and the paths of those made here, before anything is made.
+    const activated = takeDaemonSockets();
+    checkSocketPaths(this.config, activated);
     // Level 1: the record. The store's sink is added first: it must hold a batch before its
     // verdicts are written, and before any other sink sees it.
     if (this.config.store) {
@@ -231,7 +234,6 @@ export class Service {
       if (timeMs <= now) state.observeAt(vm, timeMs, gpa);
     });
     // Level 3: the sockets; a single unnamed fd (systemd-socket-activate without --fdname) is the plugin's.
-    const activated = takeDaemonSockets();
     const { plugin, control } = this.config.givenSockets;
     for (const line of overriddenSockets(activated, { plugin, control, attach: this.config.attach.socket }))
       this.#announce(line);

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { checkSocketPath, SOCKET_PATH_MAX } from '../../kvm/index.js';
 import { runCli } from './e2e/run-cli.js';
@@ -21,30 +21,42 @@ test('a socket path of 107 bytes is one; 108 is refused with its length', () => 
   assert.throws(() => checkSocketPath('', 'bind'), /cannot be empty/);
 });
 
-test('the daemon refuses a plugin socket path too long for a socket, and makes nothing', async (t) => {
+test('the daemon refuses a socket path too long for a socket, and makes nothing', async (t) => {
   const base = mkdtempSync(join(tmpdir(), 'seawall-sock-'));
   t.after(() => rmSync(base, { recursive: true, force: true }));
-  // Cut at 107 bytes, the path names a file directly in `base`.
-  const socket = join(base, 'd'.repeat(120), 'plugin.sock');
-  const r = await runCli([
-    'daemon',
-    '--socket',
-    socket,
-    '--control-socket',
-    join(base, 'c.sock'),
-    '--state-dir',
-    join(base, 'state'),
-    '--no-metrics',
-    '--log',
-    'stderr',
-  ]);
-  assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, new RegExp(`socket path ${socket} is ${Buffer.byteLength(socket)} bytes`));
-  assert.deepEqual(
-    readdirSync(base).filter((n) => n !== 'state'),
-    [],
-    'no socket file at the cut path, no directory for it',
-  );
+  // Cut at 107 bytes, a long path names a file directly in `base`.
+  const long = join(base, 'd'.repeat(120));
+  // 107 bytes exactly: the plugin socket fits, `p-attach.sock` beside it does not.
+  const fits = join(base, 'e'.repeat(107 - base.length - 'p.sock'.length - 2), 'p.sock');
+  assert.equal(Buffer.byteLength(fits), 107);
+  const cases = [
+    ['plugin', join(long, 'plugin.sock'), join(base, 'c.sock'), join(long, 'plugin.sock')],
+    ['control', join(base, 'plugin.sock'), join(long, 'control.sock'), join(long, 'control.sock')],
+    ['attach', fits, join(base, 'c.sock'), join(dirname(fits), 'p-attach.sock')],
+  ] as const;
+  for (const [which, socket, control, refused] of cases) {
+    const state = join(base, 'state');
+    const r = await runCli([
+      'daemon',
+      '--socket',
+      socket,
+      '--control-socket',
+      control,
+      '--state-dir',
+      state,
+      '--no-metrics',
+      '--log',
+      'stderr',
+    ]);
+    assert.equal(r.code, 1, `${which}: ${r.stderr}`);
+    assert.match(
+      r.stderr,
+      new RegExp(`socket path ${refused} is ${Buffer.byteLength(refused)} bytes`),
+      `${which}: the path and its length`,
+    );
+    // Refused before the store: no state directory, no socket file at a cut path, no socket directory.
+    assert.deepEqual(readdirSync(base), [], `${which}: nothing made`);
+  }
 });
 
 test('status and simulate name a control or plugin socket path too long, rather than no daemon', async () => {
