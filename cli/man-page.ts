@@ -26,7 +26,8 @@ function optionItem(o: Option): string {
   const extra: string[] = [];
   if (o.argChoices) extra.push(`one of: ${o.argChoices.join(', ')}`);
   if (o.defaultValue !== undefined && o.defaultValue !== false && typeof o.defaultValue !== 'object')
-    extra.push(`default: ${String(o.defaultValue)}`);
+    // As --help shows it: a default given in the option's own terms (a duration) over its value.
+    extra.push(`default: ${o.defaultValueDescription ?? String(o.defaultValue)}`);
   if (o.mandatory) extra.push('required');
   return `.TP\n.B ${roff(o.flags)}\n${roff(o.description)}${extra.length ? ` (${roff(extra.join('; '))})` : ''}`;
 }

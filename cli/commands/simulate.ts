@@ -33,7 +33,7 @@ interface SimulateOptions {
   mix?: EventMix;
   severity?: SeverityMix;
   pages?: number;
-  label: Record<string, string>;
+  label?: Record<string, string>;
   deadline: number;
   fallback: FallbackPolicy;
   allowFallback: boolean;
@@ -144,12 +144,12 @@ export function registerSimulate(parent: Command, ctx: CliContext): void {
       'guest pages per VM its errors fall on (few pages: repeated pages)',
       intValue(1, 65536),
     )
-    .option('--label <key=value>', 'a label of every VM (repeatable)', keyValue, {})
-    .option(
-      '--deadline <time>',
-      'how long a vCPU waits for a verdict before the fallback',
-      durationValue,
-      1000,
+    .option('--label <key=value>', 'a label of every VM (repeatable)', keyValue)
+    .addOption(
+      // Shown as a duration the option takes: the milliseconds themselves are not one.
+      new Option('--deadline <time>', 'how long a vCPU waits for a verdict before the fallback')
+        .argParser(durationValue)
+        .default(1000, '1s'),
     )
     .addOption(
       new Option('--fallback <action>', 'what the plugin applies when no verdict comes in time')

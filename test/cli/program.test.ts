@@ -106,6 +106,25 @@ test('one duration grammar: what a policy accepts the CLI accepts, and the other
   }
 });
 
+test('every default the help shows is a value its option takes, meaning the default itself', () => {
+  let checked = 0;
+  for (const { path, command } of walkCommands(program())) {
+    for (const option of command.options) {
+      const shown = option.defaultValueDescription ?? option.defaultValue;
+      // Flags (booleans) and options without a default show nothing to type.
+      if (option.defaultValue === undefined || typeof option.defaultValue === 'boolean' || !option.required)
+        continue;
+      const name = `${path.join(' ')} ${option.long}`;
+      const text = String(shown);
+      const parsed = option.parseArg ? option.parseArg(text, undefined) : text;
+      if (option.argChoices) assert.ok(option.argChoices.includes(text), `${name}: ${text} is a choice`);
+      assert.deepEqual(parsed, option.defaultValue, `${name}: (default: ${text}) is the default`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 5, `${checked} defaults checked`);
+});
+
 test('no flag: the daemon is found through SEAWALL_CONTROL_SOCKET, and the error names every place tried', async () => {
   const r = await inProcess(['status']);
   assert.equal(r.status, 1);
