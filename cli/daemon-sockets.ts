@@ -43,6 +43,15 @@ export const SOCKET_ENV: Readonly<Record<SocketKind, string>> = {
 };
 const FLAG: Readonly<Record<SocketKind, string>> = { control: '--control-socket', plugin: '--socket' };
 
+/** The search as an option's help states it: the socket found when the option is not given. */
+export function socketSearchHelp(kind: SocketKind): string {
+  const file = FILE[kind];
+  return (
+    `the daemon’s ${kind} socket (default: $${SOCKET_ENV[kind]}, ${SYSTEM_RUNTIME_DIR}/${file}, ` +
+    `then $XDG_RUNTIME_DIR/seawall/${file}, else /tmp/seawall-<uid>/${file})`
+  );
+}
+
 /** Places 3 and 4 of the search, in order; the user directory ignores systemd's RUNTIME_DIRECTORY. */
 export function socketCandidates(kind: SocketKind, env: NodeJS.ProcessEnv = process.env): string[] {
   const user = join(defaultRuntimeDir({ ...env, RUNTIME_DIRECTORY: undefined }), FILE[kind]);

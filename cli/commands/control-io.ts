@@ -15,7 +15,7 @@ import {
 import { MAX_QUERY_LIMIT } from '../../store/index.js';
 import { CliError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
-import { findSocket } from '../daemon-sockets.js';
+import { findSocket, socketSearchHelp } from '../daemon-sockets.js';
 import { intValue, nonEmpty } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
 
@@ -27,11 +27,7 @@ export interface ControlOptions {
 /** Adds the options every control command takes. */
 export function controlOptions(cmd: Command): Command {
   return cmd
-    .option(
-      '--control-socket <path>',
-      'the daemon’s control socket (default: $SEAWALL_CONTROL_SOCKET, /run/seawall/control.sock, then $XDG_RUNTIME_DIR/seawall/control.sock)',
-      nonEmpty,
-    )
+    .option('--control-socket <path>', socketSearchHelp('control'), nonEmpty)
     .option('--json', 'machine-readable output (times in ms since the epoch, addresses as hex)', false);
 }
 

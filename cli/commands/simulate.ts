@@ -19,7 +19,7 @@ import {
 } from '../../vmm/index.js';
 import { CliError, toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
-import { findSocket } from '../daemon-sockets.js';
+import { findSocket, socketSearchHelp } from '../daemon-sockets.js';
 import { durationValue, intValue, keyValue, nonEmpty } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
 
@@ -123,11 +123,7 @@ export function registerSimulate(parent: Command, ctx: CliContext): void {
       'Drives a running daemon through its plugin socket with simulated VMs. Each VM runs in a child process ' +
         'that ends on a KILL verdict, as a VMM would, so kill policies can be tried. Exit 1 when an event was not answered in time.',
     )
-    .option(
-      '--socket <path>',
-      'the daemon’s plugin socket (default: $SEAWALL_SOCKET, /run/seawall/plugin.sock, then $XDG_RUNTIME_DIR/seawall/plugin.sock)',
-      nonEmpty,
-    )
+    .option('--socket <path>', socketSearchHelp('plugin'), nonEmpty)
     .option('--vms <n>', 'VMs', intValue(1), 4)
     .option('--vcpus <n>', 'vCPUs per VM', intValue(1, 0xffff), 2)
     .option('--events <n>', 'events in all, across the fleet', intValue(1))

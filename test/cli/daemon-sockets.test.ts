@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../cli/cli.js';
-import { findSocket } from '../../cli/daemon-sockets.js';
+import { findSocket, SOCKET_ENV, socketCandidates } from '../../cli/daemon-sockets.js';
+import { buildProgram, walkCommands } from '../../cli/program.js';
 import { within } from '../helpers/wait.js';
 
 const root = process.getuid?.() === 0;
@@ -113,4 +114,39 @@ test('root’s own directory, or one root handed to the daemon’s user, is used
   const link = join(l.base, 'link');
   symlinkSync(l.base, link);
   assert.equal(findSocket('control', undefined, { XDG_RUNTIME_DIR: link }), l.socket);
+});
+
+test('the socket options’ help names every place the search tries, the /tmp fallback included', () => {
+  const program = buildProgram({
+    io: { out: () => {}, err: () => {} },
+    env: {},
+    now: Date.now,
+    exit: () => {},
+  });
+  const uid = String(process.getuid?.() ?? 'user');
+  let checked = 0;
+  for (const { path, command } of walkCommands(program)) {
+    for (const [flag, kind] of [
+      ['--control-socket', 'control'],
+      ['--socket', 'plugin'],
+    ] as const) {
+      const option = command.options.find((o) => o.long === flag);
+      // The daemon's own --socket is where it listens, not a search.
+      if (!option || path[0] === 'daemon') continue;
+      const help = option.description
+        .replaceAll('<uid>', uid)
+        .replaceAll('/tmp/', `${tmpdir()}/`)
+        .replaceAll('$XDG_RUNTIME_DIR', '/xdg');
+      for (const env of [{}, { XDG_RUNTIME_DIR: '/xdg' }])
+        for (const candidate of socketCandidates(kind, env))
+          assert.ok(help.includes(candidate), `${path.join(' ')} ${flag}: ${candidate} in “${help}”`);
+      assert.ok(
+        help.includes(`$${SOCKET_ENV[kind]}`),
+        `${path.join(' ')} ${flag} names $${SOCKET_ENV[kind]}`,
+      );
+      checked++;
+    }
+  }
+  // status, vms, events, poison, why, reload and simulate.
+  assert.ok(checked >= 7, `${checked} options checked`);
 });
