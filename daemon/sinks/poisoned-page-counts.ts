@@ -2,7 +2,7 @@
  * The distinct poisoned guest pages of each VM, for the `seawall_poisoned_pages{vm}` gauge: a page
  * counts once however often it fails, exactly as the store's poisoned_pages table counts it (SEA
  * and SIGBUS events with a known GPA; never pruned). Seeded from the store at start so the gauge
- * is true across restarts. Bounded: past `maxPagesPerVm` pages of one VM, or `maxPages` in all, a
+ * goes on from the stored count after a restart. Bounded: past `maxPagesPerVm` pages of one VM, or `maxPages` in all, a
  * page not yet known is counted without being remembered (so a repeat of it would count again) —
  * poisoned pages are rare, and the bounds only guard against a plugin inventing addresses. The
  * bound per VM makes such a plugin fill its own share first: it takes 16 of them, each with a
@@ -111,9 +111,10 @@ export class PoisonedPageCounts {
   }
 
   /**
-   * Each VM's poisoned pages as the store holds them, up to `maxPages`, so the gauge is true from
-   * the first scrape after a restart. Departed VMs' gauges come back when they reconnect
-   * (metrics-sink sessionOpened). `source` reads a forgotten VM's pages back when it returns.
+   * Each VM's poisoned pages as the store holds them, up to `maxPages`, so after a restart a VM's
+   * gauge goes on from its stored count. No gauge is set here: a VM's comes back when a session of
+   * it opens (metrics-sink sessionOpened) or at its next error. `source` reads a forgotten VM's
+   * pages back when it returns.
    */
   static fromStore(
     queries: StoreQueries | undefined,
