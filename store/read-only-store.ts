@@ -5,8 +5,10 @@
  * older one is read as it is only if it already has what the queries need.
  */
 import Database from 'better-sqlite3';
+import type { PolicyEvent } from '../policies/index.js';
 import { StoreError } from './errors.js';
 import { StoreQueries } from './queries.js';
+import { type PolicyEventRow, policyEvent } from './rows.js';
 import { SCHEMA_VERSION, schemaVersion } from './schema.js';
 
 export class ReadOnlyStore {
@@ -60,6 +62,20 @@ export class ReadOnlyStore {
     beforeId: number | null = null,
   ): ReturnType<StoreQueries['policyEventsBefore']> {
     return this.queries.policyEventsBefore(beforeMs, windowMs, undefined, beforeId);
+  }
+
+  /**
+   * The policy's view of the stored event `id` (`seawall events --json`'s `id`), or null when the
+   * store holds none: one row, looked up by its key.
+   */
+  policyEvent(id: number): PolicyEvent | null {
+    const row = this.#db
+      .prepare(
+        'SELECT time_ms, vm, labels, vcpu, kind, esr, fsc_class, abort, severity, gpa, sigbus_code ' +
+          'FROM events WHERE id = ?',
+      )
+      .get(id) as PolicyEventRow | undefined;
+    return row === undefined ? null : policyEvent(row);
   }
 
   close(): void {

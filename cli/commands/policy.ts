@@ -94,7 +94,7 @@ async function test(files: string[], io: CliIo): Promise<number> {
 
 interface ExplainOptions {
   policy: string;
-  event: PolicyEvent;
+  event?: PolicyEvent;
   hostAbi: InjectionAbi;
   ras: boolean;
   emulate: boolean;
@@ -112,10 +112,10 @@ function eventValue(text: string): PolicyEvent {
 }
 
 /**
- * Reads `--store` with `query`. A file that is not a seawall event store (another file, another
- * SQLite database) is a failure naming the file, not SQLite's error with a stack.
+ * Reads `--store` with `query`, opened read-only. A file that is not a seawall event store (another
+ * file, another SQLite database) is a failure naming the file, not SQLite's error with a stack.
  */
-function storedEventsBefore<T>(path: string, query: (r: ReadOnlyStore) => T): T {
+function readStore<T>(path: string, query: (r: ReadOnlyStore) => T): T {
   const notAStore = (err: unknown): unknown => {
     const empty = isStoreError(err, 'SEAWALL_STORE_OPEN') && err.detail.found === 0;
     if (isSeawallError(err) && !empty) return err;
@@ -144,6 +144,12 @@ async function explain(opts: ExplainOptions, io: CliIo): Promise<number> {
   if (opts.eventId !== undefined && opts.store === undefined) {
     throw new CliError('usage', '--event-id names an event in the store: give --store too');
   }
+  if (opts.event === undefined && opts.eventId === undefined) {
+    throw new CliError(
+      'usage',
+      'give the event: --event JSON, or --store FILE --event-id ID for a stored one',
+    );
+  }
   const loaded = await loadPolicyFile(opts.policy);
   if (!loaded.ok) {
     printIssues(io, opts.policy, loaded.issues);
@@ -152,17 +158,22 @@ async function explain(opts: ExplainOptions, io: CliIo): Promise<number> {
   const state = new PolicyState();
   const policy = compilePolicy(loaded.policy, { state });
   let replayed: number | null = null;
+  let event = opts.event;
   if (opts.store !== undefined) {
-    // The state the daemon had just before this event: every stored event before its time, over
-    // the window the daemon itself rebuilds at start.
-    const before = storedEventsBefore(opts.store, (r) =>
-      r.policyEventsBefore(opts.event.timeMs, policy.stateWindowMs, opts.eventId ?? null),
-    );
-    for (const e of before) state.observe(e);
-    replayed = before.length;
+    const store = opts.store;
+    // The event as stored when no --event is given; then the state the daemon had just before it:
+    // every stored event before its time, over the window the daemon itself rebuilds at start.
+    const read = readStore(store, (r) => {
+      const e = event ?? r.policyEvent(opts.eventId as number);
+      if (e === null) throw new CliError('failed', `${store} holds no event with id ${opts.eventId}`);
+      return { e, before: r.policyEventsBefore(e.timeMs, policy.stateWindowMs, opts.eventId ?? null) };
+    });
+    event = read.e;
+    for (const e of read.before) state.observe(e);
+    replayed = read.before.length;
   }
   const host: HostCapabilities = { abi: opts.hostAbi, ras: opts.ras, emulateAbort: opts.emulate };
-  const x = policy.explain(opts.event, host);
+  const x = policy.explain(event as PolicyEvent, host);
   io.out(toJson(replayed === null ? x : { ...x, state: { store: opts.store, eventsReplayed: replayed } }));
   return 0;
 }
@@ -201,7 +212,11 @@ export function registerPolicy(parent: Command, ctx: CliContext): void {
         'Rate windows and repeated pages start empty, or, with --store, hold what the event store held before the event.',
     )
     .requiredOption('--policy <file>', 'the policy file', nonEmpty)
-    .requiredOption('--event <json>', 'the event, as JSON (docs/policies.md "Events")', eventValue)
+    .option(
+      '--event <json>',
+      'the event, as JSON (docs/policies.md "Events"); without it, the stored one --event-id names',
+      eventValue,
+    )
     .addOption(
       new Option('--host-abi <abi>', 'the host’s injection ABI').choices(INJECTION_ABIS).default('merged'),
     )
@@ -210,7 +225,7 @@ export function registerPolicy(parent: Command, ctx: CliContext): void {
     .option('--store <file>', 'an event store (events.sqlite) to load rate and repeat state from', nonEmpty)
     .option(
       '--event-id <id>',
-      'with --store: the event’s id in the store (`seawall events --json`), so that the events of its millisecond stored before it are replayed too',
+      'with --store: the event’s id in the store (`seawall events --json`): explained as stored when --event is not given; the events of its millisecond stored before it are replayed too',
       intValue(1),
     )
     .action(act<ExplainOptions>(ctx, (opts) => explain(opts, ctx.io)));

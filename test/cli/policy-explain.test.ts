@@ -1,6 +1,8 @@
 /**
  * `seawall policy explain --store FILE` with a file that is not a seawall event store: a failure
- * (exit 1) naming the file, never SQLite's error escaping as an internal error with a stack.
+ * (exit 1) naming the file, never SQLite's error escaping as an internal error with a stack. And
+ * without `--event`, the event to explain is the stored one `--event-id` names: neither is a usage
+ * error (the stored event itself is explained in test/daemon/e2e/why-kill.test.ts).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,5 +57,15 @@ test('explain --store with a file that is not an event store fails naming the fi
     assert.match(missing.err, /cannot open event store .*missing\.sqlite/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('explain without --event needs --store and --event-id, the stored event to explain: else exit 2', async () => {
+  for (const extra of [[], ['--store', '/nonexistent/events.sqlite'], ['--event-id', '7']]) {
+    let err = '';
+    const io = { out: () => {}, err: (t: string) => (err += t) };
+    const status = await main(['policy', 'explain', '--policy', POLICY, ...extra], io, { env: {} });
+    assert.equal(status, 2, `${extra.join(' ')}: ${err}`);
+    assert.match(err, /--event JSON, or --store FILE --event-id ID|--event-id names an event in the store/);
   }
 });

@@ -134,4 +134,15 @@ test('a rate-rule kill: simulate survives it, why explains it, explain --store r
   const x = JSON.parse(replayed.stdout) as { matched: { rule: string }; state: { eventsReplayed: number } };
   assert.equal(x.matched.rule, 'repeat-offender');
   assert.ok(x.state.eventsReplayed >= 2);
+  // Without --event the stored event itself is explained: as the JSON made from it above.
+  const byId = ['policy', 'explain', '--policy', join(dir, 'policy.yaml'), '--store', store];
+  const stored = await cli([...byId, '--event-id', String(killed.id)], env);
+  assert.equal(stored.code, 0, stored.stderr);
+  const y = JSON.parse(stored.stdout) as typeof x & { summary: string };
+  assert.equal(y.matched.rule, 'repeat-offender');
+  assert.equal(y.summary, (x as typeof y).summary);
+  assert.deepEqual(y.state, x.state);
+  const missing = await cli([...byId, '--event-id', String(killed.id + 1_000_000)], env);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, new RegExp(`holds no event with id ${killed.id + 1_000_000}`));
 });
