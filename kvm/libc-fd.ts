@@ -100,16 +100,20 @@ export function pointAtDevNull(fd: number): boolean {
 
 const POLLIN = 0x001;
 
+/** poll(2) of one fd with a zero timeout: the events it reports now (0 when none). */
+export function pollNow(fd: number, events: number): number {
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(events, 4);
+  return libcFd().poll(pfd, 1, 0) > 0 ? pfd.readInt16LE(6) : 0;
+}
+
 /**
  * Whether `fd` is readable right now (poll(2) with a zero timeout). For a pidfd, readable means
  * the process has exited (pidfd_open(2)); for a socket, data or EOF is waiting.
  */
 export function readableNow(fd: number): boolean {
-  const pfd = Buffer.alloc(8);
-  pfd.writeInt32LE(fd, 0);
-  pfd.writeInt16LE(POLLIN, 4);
-  const r = libcFd().poll(pfd, 1, 0);
-  return r > 0 && (pfd.readInt16LE(6) & POLLIN) !== 0;
+  return (pollNow(fd, POLLIN) & POLLIN) !== 0;
 }
 
 /** A readiness watch on the Node event loop (libuv uv_poll through koffi). */

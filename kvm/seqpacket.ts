@@ -7,7 +7,7 @@
 import { chmodSync } from 'node:fs';
 import { KvmSyscallError } from './ioctl.js';
 import { ERRNO, errnoName, lastErrno } from './libc.js';
-import { libcFd } from './libc-fd.js';
+import { libcFd, pollNow } from './libc-fd.js';
 import { AF_UNIX, checkSocketPath, removeStaleSocket, SOCKADDR_UN_SIZE } from './socket-path.js';
 
 const SOCK_SEQPACKET = 5;
@@ -88,9 +88,5 @@ const POLLHUP = 0x010;
  * is not a hang-up (it may still read replies).
  */
 export function peerHungUp(fd: number): boolean {
-  const pfd = Buffer.alloc(8);
-  pfd.writeInt32LE(fd, 0);
-  pfd.writeInt16LE(POLLIN, 4);
-  if (libcFd().poll(pfd, 1, 0) <= 0) return false;
-  return (pfd.readInt16LE(6) & POLLHUP) !== 0;
+  return (pollNow(fd, POLLIN) & POLLHUP) !== 0;
 }
