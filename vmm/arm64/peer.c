@@ -106,12 +106,6 @@ static int send_fd(int sock, int fd) {
   return sendmsg(sock, &m, MSG_NOSIGNAL) == 1 ? 0 : -errno;
 }
 
-static void hex(char *out, const uint8_t *b, size_t n) {
-  static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) out[2 * i] = digits[b[i] >> 4], out[2 * i + 1] = digits[b[i] & 15];
-  out[2 * n] = '\0';
-}
-
 void peer_probe(struct lane_vcpu *c, const char *step) {
   struct peer_answer a;
   memset(&a, 0, sizeof a);
@@ -138,7 +132,7 @@ void peer_probe(struct lane_vcpu *c, const char *step) {
   waitpid(pid, &status, 0);
   close(sv[0]);
   char head[2 * 64 + 1];
-  hex(head, a.run_page, 64);
+  hex64(head, a.run_page);
   int same = memcmp(a.run_page, c->run, sizeof a.run_page) == 0;
   report("{\"t\":\"peer\",\"vm\":\"%s\",\"vcpu\":%u,\"step\":\"%s\",\"answered\":%d,\"exit\":%d,\"fds\":%d,"
          "\"link\":\"%s\",\"mmapSize\":%d,\"mmap\":%d,\"same\":%d,\"head\":\"%s\",\"run\":%d,\"setEvents\":%d,"

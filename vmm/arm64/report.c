@@ -42,7 +42,7 @@ void report(const char *fmt, ...) {
   if (ctl_fd != 2) (void)!write(2, line, (size_t)n); /* the console too: the log of a failed run */
 }
 
-static void hex64(char out[129], const uint8_t b[64]) {
+void hex64(char out[129], const uint8_t b[64]) {
   for (int i = 0; i < 64; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
