@@ -12,9 +12,11 @@
  * At open, every file a killed daemon left is inserted (inserts are idempotent) on this thread,
  * before the writer starts.
  *
- * Bounded: past `maxPending` rows (or updates) they are handed over at once; past `maxInFlight`
- * rows and updates not yet committed the caller waits for the thread (a disk that cannot keep up
- * slows verdicts rather than growing memory). A failed commit keeps its segment for the next
+ * Bounded: past `maxPending` rows (or updates) they are handed over at once. Past half of
+ * `maxInFlight` rows and updates not yet committed, the sessions with the most rows among them are
+ * not read (`pressure`, store/session-shares.ts) until a quarter is left: one VM's flood waits for
+ * the thread, the other VMs' verdicts do not. Past `maxInFlight` the caller waits for the thread
+ * (a disk that cannot keep up slows verdicts rather than growing memory). A failed commit keeps its segment for the next
  * attempt. If the thread dies (it crashed, or could not start: the process out of file
  * descriptors), its segments are committed here if the database allows, and a new thread takes
  * over within a second; meanwhile hand-overs commit here, the old, slower way.
@@ -63,6 +65,7 @@ import {
   type TornBytes,
   tornBytes,
 } from './segments.js';
+import { type SessionRows, SessionShares } from './session-shares.js';
 import { encodeResult, encodeUpdate } from './update-lines.js';
 import { type AppliedUpdate, isApplied, type StoreUpdate } from './updates.js';
 import { WriterClient } from './writer-client.js';
@@ -100,6 +103,16 @@ export interface WriteAheadOptions {
   onError?: (op: StoreOp, err: unknown) => void;
   /** Health changes: `fault` is the error that began a fault, null on recovery. */
   onHealth?: (health: StoreHealth) => void;
+  /** Who stops reading which sessions at half of `maxInFlight`; without it only `maxInFlight` bounds. */
+  pressure?: StorePressure;
+}
+
+/** The sessions the write-ahead bound holds (the daemon's plugin server). */
+export interface StorePressure {
+  /** Stops reading these sessions (by session id): they have the most rows in flight. */
+  hold(ids: readonly bigint[]): void;
+  /** Reads every session held again. */
+  release(): void;
 }
 
 /** A segment handed over and not yet acknowledged as committed. */
@@ -107,6 +120,8 @@ interface Segment {
   file: string | null;
   /** Its rows' replay keys: let go of at once with its commit. */
   keys: PendingKeys;
+  /** Its rows per session, with `pressure`. */
+  sessions: SessionRows;
   /** APPLIED results and session rows, written after the rows. */
   updates: StoreUpdate[];
   /** How many of them the thread reads from the file (its update lines) instead of the port. */
@@ -169,6 +184,13 @@ export class WriteAhead {
   readonly #heldKeys = new PendingKeys();
   readonly #inFlight = new Map<number, Segment>();
   #inFlightRows = 0;
+  readonly #pressure: StorePressure | null;
+  /** Rows per session, counted only with `pressure`. */
+  readonly #shares = new SessionShares();
+  /** Whether sessions are held by `pressure` now. */
+  #pressed = false;
+  /** Times sessions were held since open. */
+  #pressures = 0;
   /** Updates in the segments in flight: with the rows, what `maxInFlight` bounds. */
   #inFlightUpdates = 0;
   /** Segment files made (their names' numbers). */
@@ -212,6 +234,7 @@ export class WriteAhead {
     );
     this.#prepareReopen = opts.prepareReopen ?? (() => {});
     this.#onHealth = opts.onHealth ?? (() => {});
+    this.#pressure = opts.pressure ?? null;
     this.#threaded = opts.thread !== false;
     this.#idleWriter = opts.idleWriter ?? (this.#threaded && mayLeaveIdle(idleFacts()));
     this.#idleAgeMs = opts.idleAgeMs ?? 100;
@@ -301,6 +324,8 @@ export class WriteAhead {
     this.#fileClean = false;
     if (this.#fault) return;
     this.#fault = { error, sinceMs: Date.now() };
+    // Rows now wait in memory, bounded by `maxHeld`, not in flight: the held sessions go on.
+    this.#ease();
     this.#onHealth(this.health);
   }
 
@@ -309,6 +334,7 @@ export class WriteAhead {
     if (this.#closed) return;
     this.#replaceDeadWriter();
     this.#raiseIfBehind();
+    this.#easeIfStalled();
     this.#updates.reportDrops();
     if (!this.#fault) {
       if (this.#store.lost())
@@ -486,6 +512,7 @@ export class WriteAhead {
       this.#fileKeys.add(row.key);
       this.#fileRows.push(row);
     }
+    if (this.#pressure) this.#shares.count(batch);
     if (this.#fileKeys.size >= this.#maxPending) this.#handOver();
     else this.#schedule();
   }
@@ -660,6 +687,7 @@ export class WriteAhead {
     const rows = this.#fileRows;
     this.#fileKeys = new PendingKeys();
     this.#fileRows = [];
+    this.#shares.dropFile();
     this.#held.hold(rows);
   }
 
@@ -731,9 +759,12 @@ export class WriteAhead {
       }
       // Updates put back after a failed commit: the fault ends with this segment's acknowledgement.
       const retried = updates > 0 && this.#updates.retried;
+      const sessions = this.#shares.takeFile();
+      this.#shares.add(sessions);
       this.#inFlight.set(-++this.#staged, {
         file,
         keys: this.#fileKeys,
+        sessions,
         updates: updates > 0 ? this.#updates.take() : [],
         updatesInFile,
         retry: true,
@@ -782,6 +813,57 @@ export class WriteAhead {
       this.#relieve();
       this.#backpressureMs += performance.now() - start;
     }
+    this.#press();
+  }
+
+  /**
+   * Half of `maxInFlight` in flight: the sessions with their even share of the rows or more are
+   * not read until a quarter is left (`#ease`). The event loop goes on answering the others, and
+   * the thread commits what the held ones wrote.
+   */
+  #press(): void {
+    if (this.#pressure === null || this.#fault !== null || this.#stalled) return;
+    if (this.#inFlightRows + this.#inFlightUpdates < this.#maxInFlight / 2) return;
+    const ids = this.#shares.heaviest();
+    if (ids.length === 0) return;
+    if (!this.#pressed) {
+      this.#pressures++;
+      this.#progressAt = performance.now();
+    }
+    this.#pressed = true;
+    this.#pressure.hold(ids);
+  }
+
+  /** The held sessions are read again once a quarter of `maxInFlight` is left in flight, or at a fault. */
+  #ease(): void {
+    if (!this.#pressed || this.#pressure === null) return;
+    if (this.#fault === null && this.#inFlightRows + this.#inFlightUpdates > this.#maxInFlight / 4) return;
+    this.#pressed = false;
+    this.#pressure.release();
+  }
+
+  /** performance.now() of the last commit acknowledged, or of the hold, if later. */
+  #progressAt = 0;
+  /** Nothing committed for `waitMs` while sessions were held: none is held until a commit is. */
+  #stalled = false;
+
+  /**
+   * A thread that commits nothing for `waitMs` while sessions are held (a lock another process
+   * holds, which it waits out segment by segment; a disk that stopped) does not keep them waiting
+   * on it: they are read again and `maxInFlight` bounds what is in flight, as without `pressure`
+   * — the caller waits, then commits here or finds the fault.
+   */
+  #easeIfStalled(): void {
+    if (!this.#pressed || this.#pressure === null || performance.now() - this.#progressAt < this.#waitMs)
+      return;
+    this.#stalled = true;
+    this.#pressed = false;
+    this.#pressure.release();
+  }
+
+  /** Times half of `maxInFlight` made the bound hold sessions (`pressure`) since open. */
+  get pressures(): number {
+    return this.#pressures;
   }
 
   /**
@@ -959,6 +1041,10 @@ export class WriteAhead {
     this.#inFlight.delete(id);
     this.#inFlightRows -= seg.keys.size;
     this.#inFlightUpdates -= seg.updates.length;
+    this.#shares.remove(seg.sessions);
+    this.#progressAt = performance.now();
+    this.#stalled = false;
+    this.#ease();
   }
 
   /** Whether a row with this key is written ahead or held, not yet committed. */
