@@ -92,6 +92,26 @@ export class PluginServer implements SessionHost {
     for (const s of this.#connections) if (s.held) n++;
     return n;
   }
+  /**
+   * The write-ahead bound (store/write-ahead.ts `pressure`): these sessions are not read. Returns
+   * the VMs of those not held for it already.
+   */
+  holdForStore(ids: readonly bigint[]): string[] {
+    const held = new Set(ids);
+    const vms: string[] = [];
+    for (const s of this.#connections) {
+      if (!s.info || !held.has(s.info.id) || s.heldForStore) continue;
+      s.holdForStore(true);
+      vms.push(s.info.vm.id);
+    }
+    return vms;
+  }
+
+  /** Every session held by the write-ahead bound is read again. */
+  releaseStoreHolds(): void {
+    for (const s of this.#connections) s.holdForStore(false);
+  }
+
   get address(): string {
     return this.socketPath ?? 'socket-activated fd';
   }

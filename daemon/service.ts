@@ -183,6 +183,11 @@ export class Service {
           this.#storeLock?.renew();
         },
         onHealth: (h) => this.#storeReports.onHealth(h),
+        // One VM's flood waits for the writer thread, not every VM's verdicts.
+        pressure: {
+          hold: (ids) => this.#storeReports.onHold(this.server.holdForStore(ids)),
+          release: () => this.server.releaseStoreHolds(),
+        },
       });
       const ahead = this.#writeAhead;
       this.#reader = new StoreReader(this.store, () => ahead.settle());

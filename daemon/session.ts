@@ -62,6 +62,7 @@ const HOLD_WRITE_BACKLOG = 1;
 const HOLD_IN_FLIGHT = 2;
 const HOLD_REPLAYS = 4;
 const HOLD_TURN = 8;
+const HOLD_STORE = 16;
 
 export type SessionState = 'hello' | 'active' | 'closing' | 'closed';
 
@@ -158,6 +159,19 @@ export class PluginSession {
     else this.#release(HOLD_REPLAYS);
   }
 
+  /**
+   * Stops reading while this session has the most events written ahead and not yet stored, past
+   * the write-ahead's bound (store/write-ahead.ts `pressure`): its flood waits, other VMs do not.
+   */
+  holdForStore(on: boolean): void {
+    if (on) this.#hold(HOLD_STORE);
+    else this.#release(HOLD_STORE);
+  }
+
+  get heldForStore(): boolean {
+    return (this.#holds & HOLD_STORE) !== 0;
+  }
+
   /** The order of the next event in this session (1, 2, …): with the session, its identity. */
   nextOrd(): number {
     return ++this.#events;
@@ -169,8 +183,9 @@ export class PluginSession {
       // Not read, a frame cannot complete: the daemon's own pause is not the peer dripping.
       this.#stopFrameTimer();
     }
-    // A replay bound holds back the rest of the read too (~1,000 replays in 64 KiB), as does a turn given up.
-    if (bit === HOLD_REPLAYS || bit === HOLD_TURN) this.#parser.stop();
+    // A replay or store bound holds back the rest of the read too (~1,000 frames in 64 KiB), as
+    // does a turn given up.
+    if (bit === HOLD_REPLAYS || bit === HOLD_TURN || bit === HOLD_STORE) this.#parser.stop();
     this.#holds |= bit;
   }
 

@@ -13,10 +13,17 @@ import { type DaemonLog, Priority } from './log.js';
 export interface StoreReporting {
   onError: (op: StoreOp, err: unknown) => void;
   onHealth: (h: StoreHealth) => void;
+  /** VMs the write-ahead bound stopped reading (their events are the most of its backlog). */
+  onHold: (vms: readonly string[]) => void;
 }
 
+/** VMs named in one hold line; the rest are counted. */
+const HOLD_NAMED = 8;
+
 /** What /metrics reads of the write-ahead queue at each scrape (metrics/store-load.ts). */
-export function storeLoadOf(ahead: Pick<WriteAhead, 'pending' | 'backpressureMs' | 'health'>): StoreLoad {
+export function storeLoadOf(
+  ahead: Pick<WriteAhead, 'pending' | 'backpressureMs' | 'pressures' | 'health'>,
+): StoreLoad {
   const h = ahead.health;
   return {
     pendingEvents: ahead.pending,
@@ -25,11 +32,22 @@ export function storeLoadOf(ahead: Pick<WriteAhead, 'pending' | 'backpressureMs'
     heldUpdates: h.heldUpdates,
     lostEvents: h.droppedRows,
     lostUpdates: h.droppedUpdates,
+    sessionHolds: ahead.pressures,
   };
 }
 
 export function storeReporting(metrics: SeawallMetrics | null, log: DaemonLog): StoreReporting {
   return {
+    onHold(vms) {
+      if (vms.length === 0) return;
+      const named = vms.slice(0, HOLD_NAMED).join(', ');
+      const more = vms.length > HOLD_NAMED ? ` and ${vms.length - HOLD_NAMED} more` : '';
+      log.notice('store:hold', {
+        message: `not reading ${vms.length === 1 ? 'VM' : 'VMs'} ${named}${more} until the event store catches up: their events are the most of those written ahead and not yet stored; other VMs are answered meanwhile`,
+        priority: Priority.WARNING,
+        fields: { [F.REASON]: 'store_hold', ...(vms.length === 1 ? { [F.VM]: vms[0] as string } : {}) },
+      });
+    },
     onError(op, err) {
       metrics?.storeError(op);
       log.notice(`store:${op}`, {

@@ -35,6 +35,7 @@ export interface MetricFamilies {
   readonly storeBackpressure: Counter;
   readonly storeHeldUpdates: Gauge;
   readonly storeLost: Counter<'what'>;
+  readonly storeSessionHolds: Counter;
   readonly kernelMismatches: Counter<'field'>;
   readonly sinkFailures: Counter<'sink'>;
   readonly buildInfo: Gauge<'version' | 'node_version'>;
@@ -164,6 +165,11 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
     storeBackpressure: new Counter({
       name: 'seawall_store_backpressure_seconds_total',
       help: 'Time verdicts waited for the event store, because its bound of events written ahead and not yet committed was reached.',
+      registers,
+    }),
+    storeSessionHolds: new Counter({
+      name: 'seawall_store_session_holds_total',
+      help: 'Times half the bound of answered events written ahead and not yet committed (50,000) was reached and the daemon stopped reading the VMs with the most of them until a quarter was left, instead of making every verdict wait.',
       registers,
     }),
     storeHeldUpdates: new Gauge({

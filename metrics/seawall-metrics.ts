@@ -132,6 +132,7 @@ export class SeawallMetrics {
       heldUpdates: this.#f.storeHeldUpdates,
       backpressure: this.#f.storeBackpressure,
       lost: this.#f.storeLost,
+      sessionHolds: this.#f.storeSessionHolds,
     });
     if (options.defaultMetrics ?? true) collectNodeMetrics(this.#registry, DEFAULT_METRICS_PREFIX);
   }

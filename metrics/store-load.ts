@@ -5,7 +5,9 @@
  * since), and the time verdicts waited at its bound (`seawall_store_backpressure_seconds_total`),
  * which the store counts as a running total in milliseconds and the counter takes as increments.
  * The updates held are read the same way (`seawall_store_held_updates`), and what was dropped past
- * the memory bounds as running totals too (`seawall_store_lost_total{what="events"|"updates"}`).
+ * the memory bounds as running totals too (`seawall_store_lost_total{what="events"|"updates"}`),
+ * and the times the bound stopped reading the VMs with the most of the backlog
+ * (`seawall_store_session_holds_total`).
  */
 import type { Counter, Gauge } from 'prom-client';
 
@@ -23,6 +25,8 @@ export interface StoreLoad {
   readonly lostEvents: number;
   /** Held updates dropped past the bound, since start. */
   readonly lostUpdates: number;
+  /** Times, since start, half the bound made the store stop reading the sessions with the most of it. */
+  readonly sessionHolds: number;
 }
 
 /** The families a {@link StoreLoadReader} keeps. */
@@ -32,6 +36,7 @@ export interface StoreLoadFamilies {
   readonly heldUpdates: Gauge;
   readonly backpressure: Counter;
   readonly lost: Counter<'what'>;
+  readonly sessionHolds: Counter;
 }
 
 /** A running total taken as increments: a total below the last comes from a source started again from 0. */
@@ -55,6 +60,7 @@ export class StoreLoadReader {
   readonly #waited = new Increments();
   readonly #eventsLost = new Increments();
   readonly #updatesLost = new Increments();
+  readonly #holds = new Increments();
 
   constructor(families: StoreLoadFamilies) {
     this.#f = families;
@@ -88,5 +94,7 @@ export class StoreLoadReader {
     if (events > 0) this.#lostEvents.inc(events);
     const updates = this.#updatesLost.added(load.lostUpdates);
     if (updates > 0) this.#lostUpdates.inc(updates);
+    const holds = this.#holds.added(load.sessionHolds);
+    if (holds > 0) this.#f.sessionHolds.inc(holds);
   }
 }

@@ -79,6 +79,7 @@ describe('promtool', () => {
       heldUpdates: 3,
       lostEvents: 5,
       lostUpdates: 1,
+      sessionHolds: 2,
     }));
     m.sinkFailure('hooks');
     const server = new MetricsServer(m, { port: 0 });

@@ -139,6 +139,7 @@ describe('SeawallMetrics counts', () => {
     assert.equal(value(text, 'seawall_store_backpressure_seconds_total'), 0, 'exported from start');
     assert.equal(value(text, 'seawall_store_lost_total', { what: 'events' }), 0, 'exported from start');
     assert.equal(value(text, 'seawall_store_lost_total', { what: 'updates' }), 0, 'exported from start');
+    assert.equal(value(text, 'seawall_store_session_holds_total'), 0, 'exported from start');
     const load = {
       pendingEvents: 120,
       heldEvents: 0,
@@ -146,6 +147,7 @@ describe('SeawallMetrics counts', () => {
       heldUpdates: 0,
       lostEvents: 0,
       lostUpdates: 0,
+      sessionHolds: 0,
     };
     m.watchStore(() => load);
     text = await m.metricsText();
@@ -177,7 +179,12 @@ describe('SeawallMetrics counts', () => {
     assert.equal(value(text, 'seawall_store_pending_events'), 7, 'the gauge is the value now');
     assert.equal(value(text, 'seawall_store_backpressure_seconds_total'), 1.5);
     load.backpressureMs = 1750;
-    assert.equal(value(await m.metricsText(), 'seawall_store_backpressure_seconds_total'), 1.75);
+    load.sessionHolds = 3;
+    text = await m.metricsText();
+    assert.equal(value(text, 'seawall_store_backpressure_seconds_total'), 1.75);
+    assert.equal(value(text, 'seawall_store_session_holds_total'), 3);
+    load.sessionHolds = 5;
+    assert.equal(value(await m.metricsText(), 'seawall_store_session_holds_total'), 5, 'a running total');
     load.backpressureMs = 250;
     assert.equal(
       value(await m.metricsText(), 'seawall_store_backpressure_seconds_total'),
