@@ -19,8 +19,8 @@ function blob(bytes: Buffer | null): Buffer {
 }
 
 /**
- * Writes the frames file for `conns` connections (VM `bench-<i>`, `vcpus` vCPUs each); with
- * `applied`, each verdict is followed by an APPLIED.
+ * Writes the frames file for `conns` connections (VM `bench-<first + i>`, `vcpus` vCPUs each);
+ * with `applied`, each verdict is followed by an APPLIED.
  */
 export function writeFrames(
   path: string,
@@ -28,6 +28,7 @@ export function writeFrames(
   handshake: boolean,
   vcpus = 8,
   applied = false,
+  first = 0,
 ): void {
   const parts: Buffer[] = [];
   const count = Buffer.alloc(4);
@@ -42,7 +43,7 @@ export function writeFrames(
           vmmPid: process.pid,
           vcpuCount: vcpus,
           extAbtEsrCap: 0,
-          vmId: `bench-${i}`,
+          vmId: `bench-${first + i}`,
           labels: { tier: 'bench' },
         })
       : null;

@@ -1,5 +1,7 @@
 /** The benchmark's servers and clients as child processes: started, stopped, and none left behind. */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const children = new Set<ChildProcess>();
@@ -48,4 +50,29 @@ export async function stop(proc: ChildProcess): Promise<void> {
   const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * `seawall daemon` (the build at `cli`) with its sockets and state in `state`; it prints
+ * "seawall daemon ready" right after READY=1.
+ */
+export function startDaemon(cli: string, state: string, extra: string[]): Promise<Started> {
+  mkdirSync(state, { recursive: true });
+  return startServer(
+    process.execPath,
+    [
+      cli,
+      'daemon',
+      '--socket',
+      join(state, 'plugin.sock'),
+      '--control-socket',
+      join(state, 'control.sock'),
+    ].concat(['--state-dir', join(state, 'state'), '--log', 'stderr', ...extra]),
+    /^seawall daemon ready/,
+  );
+}
+
+/** Compiles one of bench/c's programs. */
+export function buildC(source: string, out: string): void {
+  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', out, source]);
 }

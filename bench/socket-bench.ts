@@ -21,7 +21,7 @@
  *   seconds after its reading that the settled figure is sampled over, 30)
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { REPLY_TYPE, writeFrames } from './frames.js';
 import { affinity, cpuMs, oneCpuMask, pin, rssMb, stillBusy, untilQuiet } from './proc.js';
 import { type Goal, type Latency, median, num, printReport, type Row, spread } from './report.js';
-import { killAll, type Started, startServer, stop, track } from './servers.js';
+import { buildC, killAll, type Started, startDaemon, startServer, stop, track } from './servers.js';
 
 const { values } = parseArgs({
   options: {
@@ -53,22 +53,7 @@ const root = join(here, '..');
 const cli = join(root, 'dist', 'bin', 'seawall.js');
 const dir = mkdtempSync(join(tmpdir(), 'seawall-bench-'));
 
-/** The daemon's command line; the seawall daemon prints "seawall daemon ready" right after READY=1. */
-function daemon(state: string, extra: string[]): Promise<Started> {
-  mkdirSync(state, { recursive: true });
-  return startServer(
-    process.execPath,
-    [
-      cli,
-      'daemon',
-      '--socket',
-      join(state, 'plugin.sock'),
-      '--control-socket',
-      join(state, 'control.sock'),
-    ].concat(['--state-dir', join(state, 'state'), '--log', 'stderr', ...extra]),
-    /^seawall daemon ready/,
-  );
-}
+const daemon = (state: string, extra: string[]): Promise<Started> => startDaemon(cli, state, extra);
 
 const clientBin = join(dir, 'client');
 /** The C client; with `cpuMask` (taskset's hex mask), run on those CPUs only. */
@@ -126,16 +111,8 @@ async function rssWithSessions(
 }
 
 async function main(): Promise<void> {
-  execFileSync('gcc', [
-    '-O2',
-    '-Wall',
-    '-Wextra',
-    '-Werror',
-    '-o',
-    join(dir, 'echo'),
-    join(here, 'c', 'echo.c'),
-  ]);
-  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', clientBin, join(here, 'c', 'client.c')]);
+  buildC(join(here, 'c', 'echo.c'), join(dir, 'echo'));
+  buildC(join(here, 'c', 'client.c'), clientBin);
   const echoFrames = join(dir, 'echo.frames');
   const daemonFrames = join(dir, 'daemon.frames');
   const appliedFrames = join(dir, 'applied.frames');

@@ -222,8 +222,8 @@ int main(int argc, char **argv) {
          (double)done / seconds);
   if (latency && nsamples > 0) {
     qsort(samples, nsamples, sizeof *samples, cmp_u64);
-    printf(",\"p50\":%.1f,\"p99\":%.1f,\"p99.9\":%.1f", pct(samples, nsamples, 0.5), pct(samples, nsamples, 0.99),
-           pct(samples, nsamples, 0.999));
+    printf(",\"p50\":%.1f,\"p99\":%.1f,\"p99.9\":%.1f,\"max\":%.1f", pct(samples, nsamples, 0.5),
+           pct(samples, nsamples, 0.99), pct(samples, nsamples, 0.999), pct(samples, nsamples, 1.0));
   }
   printf("}\n");
   return 0;
