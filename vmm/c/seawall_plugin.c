@@ -161,12 +161,16 @@ static void drop_connection(struct seawall_plugin *p) {
 
 static void end_replay_session(struct seawall_plugin *p);
 
+/* The wait after `ms`: twice as long, up to SEAWALL_RECONNECT_MAX_MS (§9 rule 5). The reconnect
+ * and the re-attach backoff both step with it. */
+static int next_backoff_ms(int ms) {
+  return ms >= SEAWALL_RECONNECT_MAX_MS / 2 ? SEAWALL_RECONNECT_MAX_MS : ms * 2;
+}
+
 /* The next reconnect is due after the current backoff, which doubles up to its bound (§9 rule 5). */
 static void schedule_reconnect(struct seawall_plugin *p) {
   p->reconnect_at_ms = now_ms() + p->reconnect_backoff_ms;
-  p->reconnect_backoff_ms = p->reconnect_backoff_ms >= SEAWALL_RECONNECT_MAX_MS / 2
-                                ? SEAWALL_RECONNECT_MAX_MS
-                                : p->reconnect_backoff_ms * 2;
+  p->reconnect_backoff_ms = next_backoff_ms(p->reconnect_backoff_ms);
 }
 
 /* A connection that was up is gone (an error, the daemon's GOODBYE): drop it and schedule the
@@ -1177,8 +1181,7 @@ int seawall_reattach(struct seawall_plugin *p) {
     p->reattach_at_ms = 0;
   } else { /* the connection failed again: the next attempt waits, ever longer up to the bound */
     p->reattach_at_ms = now_ms() + p->reattach_backoff_ms;
-    p->reattach_backoff_ms = p->reattach_backoff_ms >= SEAWALL_RECONNECT_MAX_MS / 2 ? SEAWALL_RECONNECT_MAX_MS
-                                                                                    : p->reattach_backoff_ms * 2;
+    p->reattach_backoff_ms = next_backoff_ms(p->reattach_backoff_ms);
   }
   return r;
 }
