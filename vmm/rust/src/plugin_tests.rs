@@ -69,6 +69,17 @@ fn waited(p: &Plugin, before: Instant, after: Instant, expect: Duration) -> bool
 }
 
 #[test]
+fn the_backoff_both_schedules_step_with_doubles_from_50_ms_and_stays_at_its_2_s_bound() {
+    let mut wait = Plugin::RECONNECT_MIN;
+    let mut seen = vec![wait.as_millis()];
+    for _ in 0..7 {
+        wait = Plugin::next_backoff(wait);
+        seen.push(wait.as_millis());
+    }
+    assert_eq!(seen, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
+}
+
+#[test]
 fn reconnect_backoff_doubles_to_its_bound_resets_on_the_replay_echo_and_is_armed_by_a_loss() {
     let mut p = Plugin::new(Config { deadline: Duration::from_millis(200), ..Config::default() });
     assert!(p.reconnect_due(), "never connected: due at once");

@@ -54,7 +54,7 @@ impl Plugin {
         } else {
             let wait = self.attach.backoff.max(Plugin::RECONNECT_MIN);
             self.attach.reattach_at = Some(Instant::now() + wait);
-            self.attach.backoff = (wait * 2).min(Plugin::RECONNECT_MAX);
+            self.attach.backoff = Plugin::next_backoff(wait);
         }
         r
     }

@@ -45,9 +45,15 @@ impl Plugin {
         }
     }
 
+    /// The wait after `wait`: twice as long, up to `RECONNECT_MAX`. The reconnect and the
+    /// re-attach backoff (reattach.rs) both step with it.
+    pub(super) fn next_backoff(wait: Duration) -> Duration {
+        (wait * 2).min(Plugin::RECONNECT_MAX)
+    }
+
     fn schedule_reconnect(&mut self) {
         self.reconnect_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(Plugin::RECONNECT_MAX);
+        self.backoff = Plugin::next_backoff(self.backoff);
     }
 
     /// A connection that was up is gone (`cause`: an error, the daemon's ERROR or GOODBYE): drop it
