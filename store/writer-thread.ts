@@ -14,7 +14,8 @@
  * transaction (up to `MERGE_ROWS` rows). A commit writes every page it dirtied to the WAL once,
  * and a storm's rows share their index pages, so a thread that has fallen behind catches up at a
  * lower cost per row instead of paying a commit per 20 ms segment. Should the merged transaction
- * fail, its segments are committed one by one, so that only the segment at fault is kept.
+ * fail, its segments are committed one by one, so that only the segment at fault is kept — but
+ * for a lock another connection holds, which would fail each of them after the busy timeout.
  */
 import { isMainThread, type MessagePort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { AUTOCHECKPOINT_PAGES, openDatabase } from './connection.js';
@@ -287,8 +288,10 @@ function run(data: WriterData): void {
       for (const part of parts) uncheckpointed += part.rows.length + part.updates.length;
       return parts;
     } catch (err) {
-      if (parts.length === 1) {
-        fail((parts[0] as Part).seg, err);
+      // The lock another connection holds (SQLITE_BUSY, after the busy timeout) is no segment's
+      // fault: one by one, each would wait the timeout out again before the first failure is told.
+      if (parts.length === 1 || isBusy(err)) {
+        for (const part of parts) fail(part.seg, err);
         return [];
       }
     }
@@ -305,6 +308,12 @@ function run(data: WriterData): void {
       }
     });
   }
+}
+
+/** SQLITE_BUSY, or one of its extended codes (SQLITE_BUSY_SNAPSHOT …). */
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
 // Imported by the main thread too (for the types and `Slot`): run only as the writer worker.
