@@ -1,7 +1,8 @@
 /**
  * The plugin socket: accepts connections (on a path it creates, or on an fd handed over by socket
  * activation), authenticates each peer by SO_PEERCRED, admits HELLOs, and keeps the bounds —
- * connections, one live session per VM id — with a REJECT that says which bound was hit.
+ * connections, a few per process before HELLO, one live session per VM id — with a REJECT that
+ * says which bound was hit.
  */
 import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -29,6 +30,7 @@ import type { PluginLimits, VmIdOwner } from './config.js';
 import { DaemonError } from './errors.js';
 import { ensureSafeDir } from './paths.js';
 import type { Pipeline } from './pipeline.js';
+import { PRE_HELLO_PER_PROCESS, PreHelloCounts } from './pre-hello.js';
 import { PluginSession, type SessionHost } from './session.js';
 import { sessionInfo } from './session-info.js';
 
@@ -50,7 +52,15 @@ export class PluginServer implements SessionHost {
   readonly #opts: PluginServerOptions;
   readonly #server: Server;
   readonly #connections = new Set<PluginSession>();
+  /**
+   * The connections that hold a slot of `maxSessions`: those not refused and not closing. One
+   * being closed — its REJECT, ERROR or GOODBYE on the way, 2 s at most once written — holds none,
+   * or a peer reconnecting without reading or closing what it is refused would fill them all.
+   */
+  readonly #open = new Set<PluginSession>();
   readonly #byVm = new Map<string, PluginSession>();
+  /** Connections not yet past HELLO, by the process that connected (pre-hello.ts). */
+  readonly #preHello = new PreHelloCounts<PluginSession>();
   #nextId = 1n;
   #stopping = false;
   #path: string | null = null;
@@ -85,6 +95,10 @@ export class PluginServer implements SessionHost {
   }
   get connectionCount(): number {
     return this.#connections.size;
+  }
+  /** Connections not yet past HELLO (refused ones excluded). */
+  get preHelloCount(): number {
+    return this.#preHello.size;
   }
   /** Connections not read at the moment because a bound holds them (backpressure). */
   get heldCount(): number {
@@ -176,7 +190,10 @@ export class PluginServer implements SessionHost {
       const err = new ProtocolError(refusal[0], refusal[1]);
       this.#opts.bus.emit('sessionRejected', err.reason, refusal[1], peer);
       session.close({ type: 'reject', code: err.wire, message: refusal[1] }, 'protocol_error', refusal[1]);
+      return;
     }
+    this.#open.add(session);
+    if (peer) this.#preHello.add(peer.pid, session);
   }
 
   /**
@@ -206,7 +223,13 @@ export class PluginServer implements SessionHost {
     if (!this.#allowed(peer, fd)) {
       return ['UNAUTHORIZED', `uid ${peer.uid} / gid ${peer.gid} is not allowed to connect`];
     }
-    if (this.#connections.size > this.#opts.limits.maxSessions) {
+    if (this.#preHello.held(peer.pid) >= PRE_HELLO_PER_PROCESS) {
+      return [
+        'TOO_MANY_SESSIONS',
+        `at most ${PRE_HELLO_PER_PROCESS} connections per process before HELLO; this process holds them`,
+      ];
+    }
+    if (this.#open.size >= this.#opts.limits.maxSessions) {
       return ['TOO_MANY_SESSIONS', `at most ${this.#opts.limits.maxSessions} plugin connections`];
     }
     return null;
@@ -228,6 +251,7 @@ export class PluginServer implements SessionHost {
       session.takePidfd(),
     );
     this.#byVm.set(hello.vmId, session);
+    if (session.peer) this.#preHello.remove(session.peer.pid, session);
     session.queue(
       encodeMessage({
         type: 'welcome',
@@ -266,6 +290,7 @@ export class PluginServer implements SessionHost {
   }
 
   closing(session: PluginSession): void {
+    this.#open.delete(session);
     this.#opts.pipeline.endSession(session);
   }
 
@@ -295,6 +320,8 @@ export class PluginServer implements SessionHost {
 
   closed(session: PluginSession, outcome: SessionOutcome, detail: string | null): void {
     this.#connections.delete(session);
+    this.#open.delete(session);
+    if (session.peer) this.#preHello.remove(session.peer.pid, session);
     const info = session.info;
     if (!info) return;
     if (this.#byVm.get(info.vm.id) === session) this.#byVm.delete(info.vm.id);

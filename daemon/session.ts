@@ -125,6 +125,15 @@ export class PluginSession {
     this.#helloTimer.unref();
   }
 
+  /** The process that connected has exited, as its pidfd taken at accept says; false when unknown. */
+  peerExited(): boolean {
+    try {
+      return this.#pidfd?.exited() ?? false;
+    } catch {
+      return false;
+    }
+  }
+
   /** Hands the pidfd taken at accept over (once); null when none could be had. */
   takePidfd(): Pidfd | null {
     const fd = this.#pidfd;

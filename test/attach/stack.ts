@@ -44,7 +44,7 @@ export const INJECT: TestDecision = {
 export async function startStack(
   policy: DecisionProvider,
   kernelExit?: PipelineOptions['kernelExit'],
-  limits: { frameTimeoutMs?: number; writeHighWater?: number } = {},
+  limits: { frameTimeoutMs?: number; writeHighWater?: number; maxSessions?: number } = {},
 ): Promise<Stack> {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-stack-'));
   const socket = join(dir, 'plugin.sock');
