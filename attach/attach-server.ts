@@ -71,6 +71,15 @@ interface Conn {
 const MESSAGES_PER_WAKEUP = 64;
 
 /**
+ * Attach connections one process may hold while they hold no vCPU: without it one process held
+ * every one of `maxConnections` (each closed only after `idleMs`, then opened again) and another
+ * VM's plugin could attach nothing. A plugin opens one attach connection per session and fills it
+ * at once (vmm/attach-client.ts, vmm/c, vmm/rust), two while it attaches again on a new one
+ * before the old one is seen closed; 8, as for plugin connections before HELLO.
+ */
+export const EMPTY_ATTACH_PER_PROCESS = 8;
+
+/**
  * Whether the connection's peer is the process holding the session: the same pid and, where each
  * has a pidfd, both alive (two live processes never share a pid). A connection an earlier holder of
  * that pid handed to another process is refused: the pages it passed would be another VM's exits.
@@ -85,6 +94,8 @@ export class AttachServer {
   readonly pages: VcpuPages;
   readonly #sessions = new Map<bigint, SessionInfo>();
   readonly #conns = new Map<number, Conn>();
+  /** The connections of each pid that connected. */
+  readonly #byPid = new Map<number, Set<Conn>>();
   readonly #listener = new AttachListener(
     (fd) => this.#admit(fd),
     (message) => this.#opts.onNotice?.(message, { reason: 'accept' }),
@@ -169,6 +180,12 @@ export class AttachServer {
       this.stats.refusedConnections++;
       return;
     }
+    if (this.#emptyOf(peer.cred.pid) >= EMPTY_ATTACH_PER_PROCESS) {
+      closeFd(fd);
+      peer.pidfd?.close();
+      this.stats.refusedConnections++;
+      return;
+    }
     const id = this.#nextConn++;
     const conn: Conn = {
       id,
@@ -181,6 +198,9 @@ export class AttachServer {
     };
     this.#armIdle(conn);
     this.#conns.set(id, conn);
+    const mine = this.#byPid.get(conn.pid);
+    if (mine) mine.add(conn);
+    else this.#byPid.set(conn.pid, new Set([conn]));
     this.stats.connections++;
   }
 
@@ -296,8 +316,24 @@ export class AttachServer {
     for (const c of [...this.#conns.values()]) if (c.session === id) this.#drop(c);
   }
 
+  /**
+   * Connections of the live process `pid` that hold no vCPU. One whose connecting process has
+   * exited does not count: the pid may name another process now.
+   */
+  #emptyOf(pid: number): number {
+    let n = 0;
+    for (const c of this.#byPid.get(pid) ?? []) {
+      if (c.pidfd?.exited()) continue;
+      if (c.session === null || !this.pages.owns(c.session, c.id)) n++;
+    }
+    return n;
+  }
+
   #drop(conn: Conn): void {
     if (!this.#conns.delete(conn.id)) return;
+    const mine = this.#byPid.get(conn.pid);
+    mine?.delete(conn);
+    if (mine?.size === 0) this.#byPid.delete(conn.pid);
     if (conn.idle) clearTimeout(conn.idle);
     conn.watch.close();
     const released = conn.session === null ? 0 : this.pages.releaseOwner(conn.session, conn.id);
