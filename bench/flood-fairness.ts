@@ -10,6 +10,8 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -69,6 +71,45 @@ function flood(socket: string, frames: string): ChildProcess {
   return child;
 }
 
+/** A port nothing listens on now, for the daemon's /metrics. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A counter's value from the daemon's /metrics; null when the build has no such family. */
+function counter(port: number, name: string): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    // A connection of its own each time: the daemon closes idle ones.
+    const req = get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        text += c;
+      });
+      res.on('end', () => {
+        const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+        resolve(line === undefined ? null : Number(line.split(' ')[1]));
+      });
+    });
+    req.once('error', reject);
+  });
+}
+
+/** What the store's bound did during a flood: VM holds, and seconds every verdict waited. */
+async function storeBound(port: number) {
+  return {
+    holds: await counter(port, 'seawall_store_session_holds_total'),
+    waited: await counter(port, 'seawall_store_backpressure_seconds_total'),
+  };
+}
+
 async function main(): Promise<void> {
   buildC(join(here, 'c', 'client.c'), clientBin);
   const floodFrames = join(dir, 'flood.frames');
@@ -76,17 +117,23 @@ async function main(): Promise<void> {
   writeFrames(floodFrames, 1, true, 8, false, 0);
   writeFrames(probeFrames, 1, true, 8, false, 1);
   const state = join(dir, 'daemon');
-  const d = await startDaemon(cli, state, []);
+  const port = await freePort();
+  const d = await startDaemon(cli, state, ['--metrics', `127.0.0.1:${port}`]);
   const socket = join(state, 'plugin.sock');
   const alone: Probe[] = [];
   const during: Probe[] = [];
+  const bound: { holds: number | null; waited: number | null }[] = [];
   try {
     for (let r = 0; r < ROUNDS; r++) {
       alone.push(probe(socket, probeFrames));
       const f = flood(socket, floodFrames);
       await new Promise((resolve) => setTimeout(resolve, FILL_MS));
       if (f.exitCode !== null) throw new Error(`the flood client exited ${f.exitCode}`);
+      const before = await storeBound(port);
       during.push(probe(socket, probeFrames));
+      const after = await storeBound(port);
+      const delta = (a: number | null, b: number | null) => (a === null || b === null ? null : a - b);
+      bound.push({ holds: delta(after.holds, before.holds), waited: delta(after.waited, before.waited) });
       await stop(f);
     }
   } finally {
@@ -105,7 +152,7 @@ async function main(): Promise<void> {
     row(`probe during the flood (${FLOOD_INFLIGHT} in flight)`, during),
   ];
   if (values.json) {
-    console.log(JSON.stringify({ rounds: ROUNDS, probe: PROBE, rows, alone, during }));
+    console.log(JSON.stringify({ rounds: ROUNDS, probe: PROBE, rows, alone, during, bound }));
     return;
   }
   console.log(`${ROUNDS} rounds of ${PROBE} probe events; medians over rounds, max over all (µs)`);
@@ -114,6 +161,12 @@ async function main(): Promise<void> {
   for (const r of rows)
     console.log(
       `| ${r.name} | ${num(r.p50)} | ${num(r.p99)} | ${num(r.p999)} | ${num(r.max)} | ${num(r.perSecond, 0)} |`,
+    );
+  const show = (v: number | null, digits: number) =>
+    v === null ? 'not counted by this build' : v.toFixed(digits);
+  for (const [i, b] of bound.entries())
+    console.log(
+      `round ${i + 1}, during the probe: holds of the flooding VM (seawall_store_session_holds_total) ${show(b.holds, 0)}; seconds every verdict waited at the store's bound (seawall_store_backpressure_seconds_total) ${show(b.waited, 3)}`,
     );
 }
 
