@@ -106,10 +106,7 @@ export class PluginServer implements SessionHost {
     for (const s of this.#connections) if (s.held) n++;
     return n;
   }
-  /**
-   * The write-ahead bound (store/write-ahead.ts `pressure`): these sessions are not read. Returns
-   * the VMs of those not held for it already.
-   */
+  /** The write-ahead bound (store/write-ahead.ts `pressure`) holds these; returns the VMs newly held. */
   holdForStore(ids: readonly bigint[]): string[] {
     const held = new Set(ids);
     const vms: string[] = [];
@@ -121,9 +118,10 @@ export class PluginServer implements SessionHost {
     return vms;
   }
 
-  /** Every session held by the write-ahead bound is read again. */
-  releaseStoreHolds(): void {
-    for (const s of this.#connections) s.holdForStore(false);
+  /** These sessions, held by the write-ahead bound, are read again. */
+  releaseStoreHolds(ids: readonly bigint[]): void {
+    const held = new Set(ids);
+    for (const s of this.#connections) if (s.info && held.has(s.info.id)) s.holdForStore(false);
   }
 
   get address(): string {
@@ -239,6 +237,8 @@ export class PluginServer implements SessionHost {
     // The decoder has already refused a version not spoken here (REJECT VERSION).
     this.#checkOwner(hello.vmId, session.peer);
     const held = this.#byVm.get(hello.vmId);
+    // Its VMM gone while a bound held it (end of file unseen): the VM's new session takes over.
+    if (held?.hungUpWhileHeld()) held.drop('the peer hung up while the daemon held it');
     if (held?.open) {
       // Nothing about the holder: any allowed peer may ask, and its pid is not that peer's business.
       throw new ProtocolError('VM_IN_USE', `VM id '${hello.vmId}' is held by a live session`);
@@ -291,6 +291,8 @@ export class PluginServer implements SessionHost {
 
   closing(session: PluginSession): void {
     this.#open.delete(session);
+    // Its REJECT, ERROR or GOODBYE on the way: it no longer counts before HELLO either.
+    if (session.peer) this.#preHello.remove(session.peer.pid, session);
     this.#opts.pipeline.endSession(session);
   }
 

@@ -185,8 +185,12 @@ export class Service {
         onHealth: (h) => this.#storeReports.onHealth(h),
         // One VM's flood waits for the writer thread, not every VM's verdicts.
         pressure: {
-          hold: (ids) => this.#storeReports.onHold(this.server.holdForStore(ids)),
-          release: () => this.server.releaseStoreHolds(),
+          hold: (ids) => {
+            const vms = this.server.holdForStore(ids);
+            this.#storeReports.onHold(vms);
+            return vms.length;
+          },
+          release: (ids) => this.server.releaseStoreHolds(ids),
         },
       });
       const ahead = this.#writeAhead;

@@ -10,7 +10,7 @@
  */
 import type { Socket } from 'node:net';
 import type { SessionInfo, SessionOutcome } from '../events/index.js';
-import type { Pidfd } from '../kvm/index.js';
+import { type Pidfd, peerHungUp } from '../kvm/index.js';
 import {
   type AppliedMsg,
   answerTo,
@@ -246,6 +246,20 @@ export class PluginSession {
     return this.#holds !== 0;
   }
 
+  /**
+   * Whether the peer has closed its end while a bound held this session: a socket not read sees
+   * no end of file, and the session would hold its VM id for as long as the bound holds it.
+   */
+  hungUpWhileHeld(): boolean {
+    if (this.#holds === 0 || !this.open) return false;
+    const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    try {
+      return fd >= 0 && peerHungUp(fd);
+    } catch {
+      return false;
+    }
+  }
+
   /** Writes queued frames in one write and applies backpressure. */
   flush(): void {
     this.#unanswered.clear();
@@ -259,6 +273,12 @@ export class PluginSession {
     this.socket.write(data);
     if (this.socket.writableLength > this.#host.writeHighWater) this.#hold(HOLD_WRITE_BACKLOG);
     this.#release(HOLD_IN_FLIGHT);
+  }
+
+  /** Closes at once, without a final frame: its peer is gone (`hungUpWhileHeld`). */
+  drop(detail: string): void {
+    this.close(null, 'disconnect', detail);
+    this.socket.destroy();
   }
 
   /**

@@ -14,8 +14,8 @@
  *
  * Bounded: past `maxPending` rows (or updates) they are handed over at once. Past half of
  * `maxInFlight` rows and updates not yet committed, the sessions with the most rows among them are
- * not read (`pressure`, store/session-shares.ts) until a quarter is left: one VM's flood waits for
- * the thread, the other VMs' verdicts do not. Past `maxInFlight` the caller waits for the thread
+ * not read (`pressure`, store/session-shares.ts) until their rows are committed or a quarter is
+ * left: one VM's flood waits for the thread, the other VMs' verdicts do not. Past `maxInFlight` the caller waits for the thread
  * (a disk that cannot keep up slows verdicts rather than growing memory). A failed commit keeps its segment for the next
  * attempt. If the thread dies (it crashed, or could not start: the process out of file
  * descriptors), its segments are committed here if the database allows, and a new thread takes
@@ -109,10 +109,13 @@ export interface WriteAheadOptions {
 
 /** The sessions the write-ahead bound holds (the daemon's plugin server). */
 export interface StorePressure {
-  /** Stops reading these sessions (by session id): they have the most rows in flight. */
-  hold(ids: readonly bigint[]): void;
-  /** Reads every session held again. */
-  release(): void;
+  /**
+   * Stops reading these sessions (by session id): they have the most rows in flight. Returns how
+   * many of them it held (a session that has closed meanwhile is none).
+   */
+  hold(ids: readonly bigint[]): number;
+  /** Reads these sessions again. */
+  release(ids: readonly bigint[]): void;
 }
 
 /** A segment handed over and not yet acknowledged as committed. */
@@ -187,9 +190,9 @@ export class WriteAhead {
   readonly #pressure: StorePressure | null;
   /** Rows per session, counted only with `pressure`. */
   readonly #shares = new SessionShares();
-  /** Whether sessions are held by `pressure` now. */
-  #pressed = false;
-  /** Times sessions were held since open. */
+  /** The sessions held by `pressure` now. */
+  readonly #heldSessions = new Set<bigint>();
+  /** Sessions held since open. */
   #pressures = 0;
   /** Updates in the segments in flight: with the rows, what `maxInFlight` bounds. */
   #inFlightUpdates = 0;
@@ -818,28 +821,45 @@ export class WriteAhead {
 
   /**
    * Half of `maxInFlight` in flight: the sessions with their even share of the rows or more are
-   * not read until a quarter is left (`#ease`). The event loop goes on answering the others, and
-   * the thread commits what the held ones wrote.
+   * not read until their own rows are committed, or a quarter is left (`#ease`). The event loop
+   * goes on answering the others, and the thread commits what the held ones wrote. A session
+   * held is held only while rows of its own wait: however long others keep the backlog up, it
+   * is read again once the thread has committed what it sent.
    */
   #press(): void {
     if (this.#pressure === null || this.#fault !== null || this.#stalled) return;
     if (this.#inFlightRows + this.#inFlightUpdates < this.#maxInFlight / 2) return;
-    const ids = this.#shares.heaviest();
+    const ids = this.#shares.heaviest().filter((id) => !this.#heldSessions.has(id));
     if (ids.length === 0) return;
-    if (!this.#pressed) {
-      this.#pressures++;
-      this.#progressAt = performance.now();
-    }
-    this.#pressed = true;
-    this.#pressure.hold(ids);
+    if (this.#heldSessions.size === 0) this.#progressAt = performance.now();
+    for (const id of ids) this.#heldSessions.add(id);
+    this.#pressures += this.#pressure.hold(ids);
   }
 
-  /** The held sessions are read again once a quarter of `maxInFlight` is left in flight, or at a fault. */
-  #ease(): void {
-    if (!this.#pressed || this.#pressure === null) return;
-    if (this.#fault === null && this.#inFlightRows + this.#inFlightUpdates > this.#maxInFlight / 4) return;
-    this.#pressed = false;
-    this.#pressure.release();
+  /**
+   * Held sessions are read again once their own rows are all committed (`committed`: the sessions
+   * of a segment just committed), and all of them once a quarter of `maxInFlight` is left in
+   * flight, or at a fault.
+   */
+  #ease(committed: ReadonlyMap<bigint, number> | null = null): void {
+    if (this.#heldSessions.size === 0 || this.#pressure === null) return;
+    if (this.#fault !== null || this.#inFlightRows + this.#inFlightUpdates <= this.#maxInFlight / 4) {
+      this.#releaseHeld();
+      return;
+    }
+    if (committed === null) return;
+    const done: bigint[] = [];
+    for (const id of committed.keys())
+      if (this.#heldSessions.has(id) && this.#shares.of(id) === 0) done.push(id);
+    if (done.length === 0) return;
+    for (const id of done) this.#heldSessions.delete(id);
+    this.#pressure.release(done);
+  }
+
+  #releaseHeld(): void {
+    const ids = [...this.#heldSessions];
+    this.#heldSessions.clear();
+    this.#pressure?.release(ids);
   }
 
   /** performance.now() of the last commit acknowledged, or of the hold, if later. */
@@ -854,14 +874,12 @@ export class WriteAhead {
    * — the caller waits, then commits here or finds the fault.
    */
   #easeIfStalled(): void {
-    if (!this.#pressed || this.#pressure === null || performance.now() - this.#progressAt < this.#waitMs)
-      return;
+    if (this.#heldSessions.size === 0 || performance.now() - this.#progressAt < this.#waitMs) return;
     this.#stalled = true;
-    this.#pressed = false;
-    this.#pressure.release();
+    this.#releaseHeld();
   }
 
-  /** Times half of `maxInFlight` made the bound hold sessions (`pressure`) since open. */
+  /** Sessions held by the bound (`pressure`) since open. */
   get pressures(): number {
     return this.#pressures;
   }
@@ -1044,7 +1062,7 @@ export class WriteAhead {
     this.#shares.remove(seg.sessions);
     this.#progressAt = performance.now();
     this.#stalled = false;
-    this.#ease();
+    this.#ease(seg.sessions);
   }
 
   /** Whether a row with this key is written ahead or held, not yet committed. */

@@ -49,11 +49,33 @@ test("a session the store holds is not read, the VM beside it is answered, and r
   const verdicts = () => loud.received.filter((m) => m.type === 'verdict').map((m) => m.seq);
   assert.deepEqual(verdicts(), [1], 'the held VM got no verdict past the event that held it');
   assert.equal(s.pipeline.decided, 4, "the quiet VM's events were decided meanwhile");
-  s.server.releaseStoreHolds();
+  s.server.releaseStoreHolds([id]);
   await loud.waitFor('verdict', (m) => m.seq === 3000);
   assert.deepEqual(
     verdicts(),
     Array.from({ length: 3000 }, (_, i) => i + 1),
   );
   assert.equal(s.server.heldCount, 0);
+});
+
+test("a held session's VMM that hangs up does not keep its VM id: the VM's new session is welcomed", async (t) => {
+  const s = await startStack(provider(() => INJECT));
+  t.after(() => s.close());
+  const old = await RawClient.open(s.socket);
+  t.after(() => old.destroy());
+  await old.hello('vm-back');
+  const id = s.server.sessions.find((i) => i.vm.id === 'vm-back')?.id;
+  assert.ok(id !== undefined);
+  assert.deepEqual(s.server.holdForStore([id]), ['vm-back']);
+  // Events it sent and the daemon did not read: without them a paused socket still sees its end.
+  old.send(Buffer.concat(Array.from({ length: 100 }, (_, i) => seaFrame(i + 1))));
+  old.destroy();
+  await old.closed;
+  // Its unread events before its end: it has not seen the end, only the check at HELLO finds it gone.
+  assert.equal(s.server.connectionCount, 1);
+  const next = await RawClient.open(s.socket);
+  t.after(() => next.destroy());
+  await next.hello('vm-back');
+  next.send(seaFrame(1));
+  await next.waitFor('verdict', (m) => m.seq === 1);
 });
