@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { BUILTIN_SHA256 } from '../../../daemon/policy-loader.js';
 import { STORE_FILE } from '../../../store/index.js';
 import { simulate } from '../../../vmm/simulator.js';
 import { metricSum, removeDir, scrape, startDaemon } from '../../helpers/daemon.js';
@@ -117,7 +118,14 @@ test('while the store cannot commit, every answered event is pending or held, an
     return metricSum(m, 'seawall_store_healthy') === 1 && backlog(m) === 0 && updates === 0 && m;
   });
   assert.equal(metricSum(text, 'seawall_store_backpressure_seconds_total'), 0, 'the bound was never reached');
+  assert.equal(metricSum(text, 'seawall_store_session_holds_total'), 0, 'nor half of it');
   assert.equal(metricSum(text, 'seawall_store_lost_total'), 0);
+  // No policy file: the built-in policy, whose sha256 is that of its text.
+  assert.equal(
+    metricSum(text, 'seawall_policy_info', (l) => l.includes(`sha256="${BUILTIN_SHA256}"`)),
+    1,
+    'seawall_policy_info carries the built-in policy sha256',
+  );
   const events = await cliJson<unknown[]>(d.controlSocket, ['events', '--limit', '1000']);
   assert.equal(events.length, 301, 'every answered event is stored once');
 });
