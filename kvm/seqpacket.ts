@@ -82,10 +82,11 @@ const POLLIN = 0x001;
 const POLLHUP = 0x010;
 
 /**
- * Whether the peer of a connected SEQPACKET socket has closed it, though records it sent before
- * may still wait to be read: such a peer takes no replies. The kernel marks a connected seqpacket
- * socket shut down both ways (POLLHUP) when its peer is released; a peer's shutdown(SHUT_WR) alone
- * is not a hang-up (it may still read replies).
+ * Whether the peer of a connected Unix socket (SEQPACKET, or a stream: the plugin socket) has
+ * closed it, though what it sent before may still wait to be read: such a peer takes no replies.
+ * The kernel marks a connected stream or seqpacket Unix socket shut down both ways (POLLHUP) when
+ * its peer is released; a peer's shutdown(SHUT_WR) alone is not a hang-up (it may still read
+ * replies).
  */
 export function peerHungUp(fd: number): boolean {
   return (pollNow(fd, POLLIN) & POLLHUP) !== 0;

@@ -15,11 +15,12 @@
  * Bounded: past `maxPending` rows (or updates) they are handed over at once. Past half of
  * `maxInFlight` rows and updates not yet committed, the sessions with the most rows among them are
  * not read (`pressure`, store/session-shares.ts) until their rows are committed or a quarter is
- * left: one VM's flood waits for the thread, the other VMs' verdicts do not. Past `maxInFlight` the caller waits for the thread
- * (a disk that cannot keep up slows verdicts rather than growing memory). A failed commit keeps its segment for the next
- * attempt. If the thread dies (it crashed, or could not start: the process out of file
- * descriptors), its segments are committed here if the database allows, and a new thread takes
- * over within a second; meanwhile hand-overs commit here, the old, slower way.
+ * left: one VM's flood waits for the thread, the other VMs' verdicts do not. Past `maxInFlight`
+ * the caller waits for the thread (a disk that cannot keep up slows verdicts rather than growing
+ * memory). A failed commit keeps its segment for the next attempt. If the thread dies (it
+ * crashed, or could not start: the process out of file descriptors), its segments are committed
+ * here if the database allows, and a new thread takes over within a second; meanwhile hand-overs
+ * commit here, the old, slower way.
  *
  * The thread waits in SCHED_IDLE once it has committed everything posted, so that on a CPU it
  * shares with the event loop or a vCPU's client it gives way at once; the event loop moves it back
@@ -869,7 +870,7 @@ export class WriteAhead {
 
   /**
    * A thread that commits nothing for `waitMs` while sessions are held (a lock another process
-   * holds, which it waits out segment by segment; a disk that stopped) does not keep them waiting
+   * holds, a disk that stopped) does not keep them waiting
    * on it: they are read again and `maxInFlight` bounds what is in flight, as without `pressure`
    * — the caller waits, then commits here or finds the fault.
    */
