@@ -10,6 +10,7 @@
  */
 import type { SessionInfo, Sink } from '../events/index.js';
 import {
+  ConnectionsByProcess,
   closeFd,
   type FdWatch,
   type Pidfd,
@@ -95,7 +96,7 @@ export class AttachServer {
   readonly #sessions = new Map<bigint, SessionInfo>();
   readonly #conns = new Map<number, Conn>();
   /** The connections of each pid that connected. */
-  readonly #byPid = new Map<number, Set<Conn>>();
+  readonly #byPid = new ConnectionsByProcess<Conn>((c) => c.pidfd?.exited() ?? false);
   readonly #listener = new AttachListener(
     (fd) => this.#admit(fd),
     (message) => this.#opts.onNotice?.(message, { reason: 'accept' }),
@@ -198,9 +199,7 @@ export class AttachServer {
     };
     this.#armIdle(conn);
     this.#conns.set(id, conn);
-    const mine = this.#byPid.get(conn.pid);
-    if (mine) mine.add(conn);
-    else this.#byPid.set(conn.pid, new Set([conn]));
+    this.#byPid.add(conn.pid, conn);
     this.stats.connections++;
   }
 
@@ -321,19 +320,12 @@ export class AttachServer {
    * exited does not count: the pid may name another process now.
    */
   #emptyOf(pid: number): number {
-    let n = 0;
-    for (const c of this.#byPid.get(pid) ?? []) {
-      if (c.pidfd?.exited()) continue;
-      if (c.session === null || !this.pages.owns(c.session, c.id)) n++;
-    }
-    return n;
+    return this.#byPid.count(pid, (c) => c.session === null || !this.pages.owns(c.session, c.id));
   }
 
   #drop(conn: Conn): void {
     if (!this.#conns.delete(conn.id)) return;
-    const mine = this.#byPid.get(conn.pid);
-    mine?.delete(conn);
-    if (mine?.size === 0) this.#byPid.delete(conn.pid);
+    this.#byPid.remove(conn.pid, conn);
     if (conn.idle) clearTimeout(conn.idle);
     conn.watch.close();
     const released = conn.session === null ? 0 : this.pages.releaseOwner(conn.session, conn.id);

@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import type { EventBus, SessionInfo, SessionOutcome } from '../events/index.js';
 import {
   boundSocketPath,
+  ConnectionsByProcess,
   checkSocketPath,
   claimSocketPath,
   type PeerProcess,
@@ -30,7 +31,7 @@ import type { PluginLimits, VmIdOwner } from './config.js';
 import { DaemonError } from './errors.js';
 import { ensureSafeDir } from './paths.js';
 import type { Pipeline } from './pipeline.js';
-import { PRE_HELLO_PER_PROCESS, PreHelloCounts } from './pre-hello.js';
+import { PRE_HELLO_PER_PROCESS } from './pre-hello.js';
 import { PluginSession, type SessionHost } from './session.js';
 import { sessionInfo } from './session-info.js';
 
@@ -60,7 +61,7 @@ export class PluginServer implements SessionHost {
   readonly #open = new Set<PluginSession>();
   readonly #byVm = new Map<string, PluginSession>();
   /** Connections not yet past HELLO, by the process that connected (pre-hello.ts). */
-  readonly #preHello = new PreHelloCounts<PluginSession>();
+  readonly #preHello = new ConnectionsByProcess<PluginSession>((s) => s.peerExited());
   #nextId = 1n;
   #stopping = false;
   #path: string | null = null;
@@ -221,7 +222,7 @@ export class PluginServer implements SessionHost {
     if (!this.#allowed(peer, fd)) {
       return ['UNAUTHORIZED', `uid ${peer.uid} / gid ${peer.gid} is not allowed to connect`];
     }
-    if (this.#preHello.held(peer.pid) >= PRE_HELLO_PER_PROCESS) {
+    if (this.#preHello.count(peer.pid) >= PRE_HELLO_PER_PROCESS) {
       return [
         'TOO_MANY_SESSIONS',
         `at most ${PRE_HELLO_PER_PROCESS} connections per process before HELLO; this process holds them`,

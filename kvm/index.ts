@@ -1,4 +1,5 @@
 export * from './assert-never.js';
+export * from './by-process.js';
 export * from './capabilities.js';
 export * from './constants.js';
 export * from './errors.js';

@@ -8,7 +8,8 @@ import type { ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { PRE_HELLO_PER_PROCESS, PreHelloCounts } from '../../daemon/pre-hello.js';
+import { PRE_HELLO_PER_PROCESS } from '../../daemon/pre-hello.js';
+import { ConnectionsByProcess } from '../../kvm/index.js';
 import { FrameParser, type Message, PLUGIN_ACCEPTS, WIRE_ERROR } from '../../protocol/index.js';
 import { INJECT, provider, startStack } from '../attach/stack.js';
 import { spawnOwned, stopOwned } from '../helpers/processes.js';
@@ -94,18 +95,13 @@ test('a process holding its share of connections before HELLO is refused more; a
 });
 
 test('connections made by a process that has exited do not count for a process reusing its PID', () => {
-  const counts = new PreHelloCounts<{ exited: boolean; peerExited(): boolean }>();
-  const conn = () => ({
-    exited: false,
-    peerExited() {
-      return this.exited;
-    },
-  });
+  const counts = new ConnectionsByProcess<{ exited: boolean }>((c) => c.exited);
+  const conn = () => ({ exited: false });
   const held = Array.from({ length: PRE_HELLO_PER_PROCESS }, conn);
   for (const c of held) counts.add(42, c);
-  assert.equal(counts.held(42), PRE_HELLO_PER_PROCESS);
+  assert.equal(counts.count(42), PRE_HELLO_PER_PROCESS);
   for (const c of held) c.exited = true; // handed on and gone; PID 42 now names another process
-  assert.equal(counts.held(42), 0);
+  assert.equal(counts.count(42), 0);
   assert.equal(counts.size, PRE_HELLO_PER_PROCESS, 'still tracked until admitted or closed');
   for (const c of held) counts.remove(42, c);
   assert.equal(counts.size, 0);
