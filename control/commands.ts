@@ -33,12 +33,17 @@ export const CommandArgs = {
     limit: z.number().int().positive().max(10_000).optional(),
     after: vmId.optional(),
   }),
-  events: z.strictObject({
-    vm: vmId.optional(),
-    sinceMs: z.number().int().nonnegative().optional(),
-    limit: z.number().int().positive().max(10_000).optional(),
-    before: z.strictObject({ timeMs: z.number().int(), id: z.number().int() }).optional(),
-  }),
+  events: z
+    .strictObject({
+      vm: vmId.optional(),
+      sinceMs: z.number().int().nonnegative().optional(),
+      limit: z.number().int().positive().max(10_000).optional(),
+      before: z.strictObject({ timeMs: z.number().int(), id: z.number().int() }).optional(),
+      afterId: z.number().int().nonnegative().optional(),
+    })
+    .refine((a) => a.before === undefined || a.afterId === undefined, {
+      message: 'before and afterId exclude each other',
+    }),
   poison: z.strictObject({
     vm: vmId.optional(),
     limit: z.number().int().positive().max(10_000).optional(),

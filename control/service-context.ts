@@ -81,6 +81,7 @@ const NO_TOTALS: StoreTotals = {
   oldestMs: null,
   newestMs: null,
   bytes: 0,
+  lastId: null,
 };
 
 export function serviceControlContext(p: ServiceParts): ControlContext {

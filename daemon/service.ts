@@ -194,7 +194,7 @@ export class Service {
         },
       });
       const ahead = this.#writeAhead;
-      this.#reader = new StoreReader(this.store, () => ahead.settle());
+      this.#reader = new StoreReader(this.store, ahead);
       this.metrics?.watchStore(() => storeLoadOf(ahead));
       this.bus.add(storeSink(this.store, this.#writeAhead));
       this.#retention = new Retention(this.store, { ...this.config.retention, onError: this.#storeError });

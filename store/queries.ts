@@ -8,6 +8,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { PolicyEvent } from '../policies/index.js';
+import { StoreError } from './errors.js';
 import { EventTotals } from './event-totals.js';
 import {
   type EventRow,
@@ -34,6 +35,18 @@ export interface EventQuery {
   limit?: number;
   /** Only events older than this one (time, then id): the next page back from a previous answer. */
   before?: { timeMs: number; id: number };
+  /**
+   * Only events stored after the one with this id, in the order they were stored (by id) and at
+   * most `limit` of them, the oldest first: what `seawall events --follow` asks for each time,
+   * from the last id it was given. Not with `before`.
+   */
+  afterId?: number;
+  /**
+   * With `afterId`: only ids below this one. The daemon sets it to the lowest id not yet committed
+   * (store/write-ahead.ts `uncommittedFrom`), so that an answer never skips a row committed late:
+   * every id it leaves out is given by a later answer.
+   */
+  belowId?: number;
 }
 
 /** Where a page of poisoned pages starts: after this (VM, GPA) in the listing's order. */
@@ -76,6 +89,11 @@ export interface StoreTotals {
   newestMs: number | null;
   /** Pages in use × page size (retention's maxBytes bounds the events' share of it). */
   bytes: number;
+  /**
+   * The highest event id stored, null when none is: where `events` with `afterId` starts to follow
+   * what is stored from now on. Given `belowId` (EventQuery), at most one below it.
+   */
+  lastId: number | null;
 }
 
 export interface StoredAction {
@@ -107,6 +125,8 @@ export function freePages(db: Database.Database): number {
 export class StoreQueries {
   readonly #events: Database.Statement;
   readonly #eventsByVm: Database.Statement;
+  readonly #eventsAfter: Database.Statement;
+  readonly #eventsAfterByVm: Database.Statement;
   readonly #poisonFirst: Database.Statement;
   readonly #poisonAfter: Database.Statement;
   readonly #poisonByVmFirst: Database.Statement;
@@ -137,6 +157,14 @@ export class StoreQueries {
     );
     this.#eventsByVm = db.prepare(
       `SELECT * FROM events WHERE vm = @vm AND time_ms >= @since AND ${before} ORDER BY time_ms DESC, id DESC LIMIT @limit`,
+    );
+    // Stored after `@after`, in id order: a range of the primary key, however large the store. The
+    // VM is tested on each row of the range (`+vm`), not looked up by its index: a VM with a million
+    // rows would otherwise be read whole at every call, the rows since the last call being the few.
+    const after = 'id > @after AND (@below IS NULL OR id < @below) AND time_ms >= @since';
+    this.#eventsAfter = db.prepare(`SELECT * FROM events WHERE ${after} ORDER BY id LIMIT @limit`);
+    this.#eventsAfterByVm = db.prepare(
+      `SELECT * FROM events WHERE ${after} AND +vm = @vm ORDER BY id LIMIT @limit`,
     );
     const poisonCols =
       'SELECT vm, gpa, first_seen_ms AS firstSeenMs, last_seen_ms AS lastSeenMs, count FROM poisoned_pages';
@@ -263,8 +291,9 @@ export class StoreQueries {
     );
   }
 
-  /** The newest `limit` events matching `q`, returned oldest first. */
+  /** The newest `limit` events matching `q`, returned oldest first; with `afterId`, see EventQuery. */
   events(q: EventQuery = {}): StoredEvent[] {
+    if (q.afterId !== undefined) return this.#eventsAfterId(q, q.afterId);
     const params = {
       since: q.sinceMs ?? 0,
       limit: clampLimit(q.limit, 100),
@@ -275,6 +304,21 @@ export class StoreQueries {
       q.vm === undefined ? this.#events.all(params) : this.#eventsByVm.all({ ...params, vm: q.vm })
     ) as EventRow[];
     return rows.reverse().map(storedEvent);
+  }
+
+  #eventsAfterId(q: EventQuery, afterId: number): StoredEvent[] {
+    if (q.before !== undefined)
+      throw new StoreError('SEAWALL_STORE_INVALID_OPTION', 'afterId and before exclude each other');
+    const params = {
+      after: afterId,
+      below: q.belowId ?? null,
+      since: q.sinceMs ?? 0,
+      limit: clampLimit(q.limit, 100),
+    };
+    const rows = (
+      q.vm === undefined ? this.#eventsAfter.all(params) : this.#eventsAfterByVm.all({ ...params, vm: q.vm })
+    ) as EventRow[];
+    return rows.map(storedEvent);
   }
 
   /**
@@ -329,15 +373,14 @@ export class StoreQueries {
   }
 
   /** One snapshot's figures: the reader thread reads them in a transaction; elsewhere they take one. */
-  totals(): StoreTotals {
-    if (!this.#db.inTransaction) return this.#db.transaction(() => this.totals())();
+  /** With `belowId`, `lastId` is at most one below it (EventQuery `belowId`). */
+  totals(belowId?: number): StoreTotals {
+    if (!this.#db.inTransaction) return this.#db.transaction(() => this.totals(belowId))();
     const c = this.#counts.get() as { pages: number; actions: number };
-    return {
-      ...this.#eventTotals.read(),
-      poisonedPages: c.pages,
-      actions: c.actions,
-      bytes: this.usedBytes(),
-    };
+    const events = this.#eventTotals.read();
+    const lastId =
+      belowId === undefined || events.lastId === null ? events.lastId : Math.min(events.lastId, belowId - 1);
+    return { ...events, lastId, poisonedPages: c.pages, actions: c.actions, bytes: this.usedBytes() };
   }
 
   /** Actions taken (kill, migrate …), newest first. */

@@ -21,18 +21,28 @@ const WORKER_URL = new URL(
 /** A read that takes longer than this fails (and the thread is replaced). */
 const READ_TIMEOUT_MS = 60_000;
 
+/** What a read waits for and stops at: the write-ahead layer (store/write-ahead.ts) in the daemon. */
+export interface ReadsCommitted {
+  /** Resolves once what was answered so far is committed (or as far as it can be: `WriteAhead.settle`). */
+  settle(): Promise<void>;
+  /** The lowest event id not yet committed, null when none is (`WriteAhead.uncommittedFrom`). */
+  readonly uncommittedFrom: number | null;
+}
+
+/** A store without a write-ahead layer: everything answered is committed when it is answered. */
+const COMMITTED: ReadsCommitted = { settle: async () => {}, uncommittedFrom: null };
+
 export class StoreReader {
   readonly #store: EventStore;
-  /** Waits until what was answered so far is committed (the write-ahead layer's settle). */
-  readonly #settle: () => Promise<void>;
+  readonly #committed: ReadsCommitted;
   #closed = false;
   /** The store's generation the running thread opened (a reopened store needs a new thread). */
   #generation = -1;
   readonly #thread: ThreadRequests<ReaderReply>;
 
-  constructor(store: EventStore, settle: () => Promise<void> = async () => {}) {
+  constructor(store: EventStore, committed: ReadsCommitted = COMMITTED) {
     this.#store = store;
-    this.#settle = settle;
+    this.#committed = committed;
     this.#thread = new ThreadRequests<ReaderReply>({
       start: () => {
         this.#generation = this.#store.generation;
@@ -92,18 +102,32 @@ export class StoreReader {
 
   async #read(method: ReaderMethod, args: unknown[], encode = false): Promise<unknown> {
     this.#open();
-    await this.#settle();
+    await this.#committed.settle();
     // Checked again: the daemon may have begun to stop while the read waited. A thread started
     // now would outlive the store.
     this.#open();
     // A thread of a store since reopened (its directory was lost and made again) reads the old file.
     if (this.#thread.running && this.#generation !== this.#store.generation)
       void this.#thread.stop(new StoreError('SEAWALL_STORE_READER', 'store reader restarted'));
-    return this.#thread.ask((id) => ({ id, method, args, encode }) satisfies ReaderRequest, {
+    const read = this.#bounded(method, args);
+    return this.#thread.ask((id) => ({ id, method, args: read, encode }) satisfies ReaderRequest, {
       ms: READ_TIMEOUT_MS,
       error: () =>
         new StoreError('SEAWALL_STORE_READER', `store read ${method} took over ${READ_TIMEOUT_MS} ms`),
     });
+  }
+
+  /**
+   * A follower's reads (`events` with `afterId`, `totals`' `lastId`) stop below the lowest id not
+   * yet committed, taken now, before the thread's snapshot: every row below it is in that snapshot.
+   */
+  #bounded(method: ReaderMethod, args: unknown[]): unknown[] {
+    const below = this.#committed.uncommittedFrom ?? undefined;
+    if (below === undefined) return args;
+    if (method === 'totals') return [below];
+    const q = args[0] as EventQuery;
+    if (method === 'events' && q.afterId !== undefined) return [{ ...q, belowId: below }];
+    return args;
   }
 
   #open(): void {

@@ -43,6 +43,7 @@ import type { EventRecord } from '../events/index.js';
 import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
 import { AUTOCHECKPOINT_PAGES, statIno, withoutBusyWait } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
+import { RecordRow } from './event-columns.js';
 import type { EventStore } from './event-store.js';
 import type { StoreRow } from './inserts.js';
 
@@ -52,7 +53,7 @@ import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
 import { HeldUpdates } from './held-updates.js';
 import { RecordEncoder } from './row-codec.js';
 import { encodeRow } from './row-lines.js';
-import type { ReplayKey } from './rows.js';
+import { COL, type ReplayKey } from './rows.js';
 import {
   appendLines,
   appendWhole,
@@ -126,6 +127,8 @@ interface Segment {
   keys: PendingKeys;
   /** Its rows per session, with `pressure`. */
   sessions: SessionRows;
+  /** The lowest id of its rows (Infinity: none), for `uncommittedFrom`. */
+  lowId: number;
   /** APPLIED results and session rows, written after the rows. */
   updates: StoreUpdate[];
   /** How many of them the thread reads from the file (its update lines) instead of the port. */
@@ -174,6 +177,8 @@ export class WriteAhead {
   readonly #encodeUpdate: (u: Exclude<StoreUpdate, AppliedUpdate>) => string;
   /** The rows in the file, kept until handed over: if the file is lost with its directory, these are what is left. */
   #fileRows: StoreRow[] = [];
+  /** The lowest id of the rows in the file (Infinity: none). */
+  #fileLowId = Number.POSITIVE_INFINITY;
   /** The file's binary records (store/row-codec.ts): the strings it has defined so far. */
   readonly #encoder = new RecordEncoder();
   /** Rows answered while the store was faulty, oldest first. */
@@ -303,6 +308,20 @@ export class WriteAhead {
     return writer;
   }
 
+  /**
+   * The lowest id of an event row written ahead or held and not yet committed; null when every row
+   * answered so far is committed (or counted lost). Rows are given ids as their events are
+   * answered, so every row below it is in SQLite: `seawall events --follow` reads up to it and no
+   * further, and a segment committed late (after a fault, or here after the thread failed) is not
+   * passed over.
+   */
+  get uncommittedFrom(): number | null {
+    let low = this.#fileLowId;
+    for (const seg of this.#inFlight.values()) if (seg.lowId < low) low = seg.lowId;
+    if (this.#held.length > 0) low = Math.min(low, lowestId(this.#held.peek()));
+    return low === Number.POSITIVE_INFINITY ? null : low;
+  }
+
   /** Whether answered events are reaching the store. */
   get health(): StoreHealth {
     const updates = this.#updates.length + this.#inFlightUpdates;
@@ -387,6 +406,7 @@ export class WriteAhead {
           this.#fileKeys.add(row.key);
           this.#fileRows.push(row);
         }
+        this.#fileLowId = Math.min(this.#fileLowId, lowestId(rows));
         this.#held.clear();
       }
     } catch (err) {
@@ -516,6 +536,8 @@ export class WriteAhead {
       this.#fileKeys.add(row.key);
       this.#fileRows.push(row);
     }
+    // A batch's ids rise from its first (EventStore.rowsOf).
+    if ((rows[0] as RecordRow).id < this.#fileLowId) this.#fileLowId = (rows[0] as RecordRow).id;
     if (this.#pressure) this.#shares.count(batch);
     if (this.#fileKeys.size >= this.#maxPending) this.#handOver();
     else this.#schedule();
@@ -691,6 +713,7 @@ export class WriteAhead {
     const rows = this.#fileRows;
     this.#fileKeys = new PendingKeys();
     this.#fileRows = [];
+    this.#fileLowId = Number.POSITIVE_INFINITY;
     this.#shares.dropFile();
     this.#held.hold(rows);
   }
@@ -769,6 +792,7 @@ export class WriteAhead {
         file,
         keys: this.#fileKeys,
         sessions,
+        lowId: this.#fileLowId,
         updates: updates > 0 ? this.#updates.take() : [],
         updatesInFile,
         retry: true,
@@ -780,6 +804,7 @@ export class WriteAhead {
       this.#inFlightUpdates += updates;
       this.#fileKeys = new PendingKeys();
       this.#fileRows = [];
+      this.#fileLowId = Number.POSITIVE_INFINITY;
     }
     const toPost = [...this.#inFlight].filter(([, seg]) => seg.retry);
     // Only rows start the thread (~10 MB resident, and CPU at start). Session, action and policy
@@ -1072,4 +1097,14 @@ export class WriteAhead {
     for (const seg of this.#inFlight.values()) if (seg.keys.has(key)) return true;
     return false;
   };
+}
+
+/** The lowest id among `rows` (Infinity: none has one). */
+function lowestId(rows: readonly StoreRow[]): number {
+  let low = Number.POSITIVE_INFINITY;
+  for (const row of rows) {
+    const id = row instanceof RecordRow ? row.id : row.values[COL.id];
+    if (typeof id === 'number' && id < low) low = id;
+  }
+  return low;
 }

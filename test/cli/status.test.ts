@@ -32,6 +32,7 @@ function status(health: Partial<StoreHealth>): StatusResult {
       oldestMs: T,
       newestMs: T,
       bytes: 4096,
+      lastId: 10,
       health: { ...NONE_HELD, ...ZERO, ...health },
     },
   };

@@ -21,7 +21,10 @@ function open(): EventStore {
 test('a read still waiting for the writer when the reader closes fails, and starts no thread', async (t) => {
   const store = open();
   let settled = () => {};
-  const reader = new StoreReader(store, () => new Promise<void>((r) => (settled = r)));
+  const reader = new StoreReader(store, {
+    settle: () => new Promise<void>((r) => (settled = r)),
+    uncommittedFrom: null,
+  });
   t.after(() => {
     reader.close();
     store.close();

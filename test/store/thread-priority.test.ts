@@ -55,7 +55,7 @@ test('the reader thread runs at the helper nice value; the writer and the event 
   const before = [...niceByThread().values()].filter((n) => n === HELPER_THREAD_NICE).length;
   const store = new EventStore({ path });
   const ahead = new WriteAhead(store);
-  const reader = new StoreReader(store, () => ahead.settle());
+  const reader = new StoreReader(store, ahead);
   try {
     ahead.record([record({ session: session('vm-a'), seq: 1, timeMs: Date.now() })]);
     await until('the writer thread to commit the row', () => ahead.pending === 0);
