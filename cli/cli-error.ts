@@ -27,7 +27,14 @@ export const processIo: CliIo = {
   err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
 };
 
+const hexBigints = (_k: string, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
+
 /** JSON with bigints as 0x-hex strings: ESRs and addresses are read in hex. */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2);
+  return JSON.stringify(value, hexBigints, 2);
+}
+
+/** `toJson` on one line (a stream of values, one per line). */
+export function toJsonLine(value: unknown): string {
+  return JSON.stringify(value, hexBigints);
 }

@@ -120,12 +120,32 @@ export function formatBytes(n: number): string {
 
 /** Left-aligned columns separated by two spaces, header first; every cell made terminal-safe. */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const safe = rows.map((r) => r.map(terminalSafe));
-  const widths = headers.map((h, i) => Math.max(h.length, ...safe.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), ...safe.map(line)].join('\n');
+  return new GrowingTable(headers).lines(rows, true);
+}
+
+/**
+ * A table printed some rows at a time (`seawall events --follow`): each call's lines are aligned
+ * with the earlier ones, a column widening when a cell needs it and never narrowing.
+ */
+export class GrowingTable {
+  readonly #headers: readonly string[];
+  readonly #widths: number[];
+
+  constructor(headers: readonly string[]) {
+    this.#headers = headers;
+    this.#widths = headers.map((h) => h.length);
+  }
+
+  /** The rows' lines (after the header's with `header`), every cell made terminal-safe. */
+  lines(rows: readonly (readonly string[])[], header = false): string {
+    const safe = rows.map((r) => r.map(terminalSafe));
+    for (const r of safe)
+      for (const [i, c] of r.entries()) this.#widths[i] = Math.max(this.#widths[i] ?? 0, c.length);
+    const line = (cells: readonly string[]) =>
+      cells
+        .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(this.#widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd();
+    return [...(header ? [line(this.#headers)] : []), ...safe.map(line)].join('\n');
+  }
 }

@@ -1,19 +1,22 @@
 /**
  * `seawall events`: the stored events, newest last. When more events match than are shown, a line
- * on stderr says so (the JSON on stdout stays a plain list).
+ * on stderr says so (the JSON on stdout stays a plain list). With `--follow`, then the events
+ * stored from then on (cli/commands/events-follow.ts); its JSON is one event per line.
  */
 import type { Command } from 'commander';
 import { MAX_QUERY_LIMIT, type StoredEvent } from '../../store/index.js';
-import { toJson } from '../cli-error.js';
+import { toJson, toJsonLine } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
 import { intValue, sinceValue, vmIdValue } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
-import { askDaemon, type ControlOptions, controlOptions, formatTime, table } from './control-io.js';
+import { askDaemon, type ControlOptions, controlOptions, formatTime, GrowingTable } from './control-io.js';
+import { follow, lastStoredId } from './events-follow.js';
 
 interface EventsOptions extends ControlOptions {
   vm?: string;
   since?: number;
   limit: number;
+  follow: boolean;
 }
 
 function outcome(e: StoredEvent): string {
@@ -26,22 +29,25 @@ function outcome(e: StoredEvent): string {
   return parts.join(', ');
 }
 
+const HEADERS = ['TIME', 'VM', 'VCPU', 'KIND', 'SEVERITY', 'ESR', 'GPA', 'RULE', 'OUTCOME'];
+
+function cells(e: StoredEvent): string[] {
+  return [
+    formatTime(e.timeMs),
+    e.vm,
+    e.vcpu === null ? '-' : String(e.vcpu),
+    e.kind,
+    e.severity,
+    e.esr === null ? '-' : `0x${BigInt(e.esr).toString(16)}`,
+    e.gpa === null ? '-' : `0x${BigInt(e.gpa).toString(16)}`,
+    e.rule ?? '-',
+    outcome(e),
+  ];
+}
+
 export function formatEvents(events: readonly StoredEvent[]): string {
   if (events.length === 0) return 'no events';
-  return table(
-    ['TIME', 'VM', 'VCPU', 'KIND', 'SEVERITY', 'ESR', 'GPA', 'RULE', 'OUTCOME'],
-    events.map((e) => [
-      formatTime(e.timeMs),
-      e.vm,
-      e.vcpu === null ? '-' : String(e.vcpu),
-      e.kind,
-      e.severity,
-      e.esr === null ? '-' : `0x${BigInt(e.esr).toString(16)}`,
-      e.gpa === null ? '-' : `0x${BigInt(e.gpa).toString(16)}`,
-      e.rule ?? '-',
-      outcome(e),
-    ]),
-  );
+  return new GrowingTable(HEADERS).lines(events.map(cells), true);
 }
 
 export function registerEvents(parent: Command, ctx: CliContext): void {
@@ -63,13 +69,21 @@ export function registerEvents(parent: Command, ctx: CliContext): void {
         `the newest N events, 1 to ${MAX_QUERY_LIMIT}`,
         intValue(1, MAX_QUERY_LIMIT),
         100,
+      )
+      .option(
+        '-f, --follow',
+        'then the events stored from now on, as they are stored, until interrupted (--json: one event per line)',
+        false,
       ),
   ).action(
     act<EventsOptions>(ctx, async (opts) => {
       const query: Record<string, unknown> = { limit: opts.limit };
       if (opts.vm !== undefined) query.vm = opts.vm;
       if (opts.since !== undefined) query.sinceMs = opts.since;
+      // Taken before the listing: an event stored between the two is followed, not lost.
+      const from = opts.follow ? await lastStoredId(ctx, opts) : 0;
       const events = await askDaemon(ctx, opts, 'events', query);
+      if (opts.follow) return followAfter(ctx, opts, events, from);
       ctx.io.out(opts.json ? toJson(events) : formatEvents(events));
       const oldest = events[0];
       if (events.length === opts.limit && oldest) {
@@ -88,4 +102,25 @@ export function registerEvents(parent: Command, ctx: CliContext): void {
       return 0;
     }),
   );
+}
+
+/** The listing, then the events stored after `from`, as `--follow` prints them (never returns). */
+function followAfter(
+  ctx: CliContext,
+  opts: EventsOptions,
+  events: StoredEvent[],
+  from: number,
+): Promise<never> {
+  const rows = new GrowingTable(HEADERS);
+  const print = (batch: readonly StoredEvent[], header = false) => {
+    if (opts.json) for (const e of batch) ctx.io.out(toJsonLine(e));
+    else if (batch.length > 0 || header) ctx.io.out(rows.lines(batch.map(cells), header));
+  };
+  print(events, true);
+  const listed = new Set(events.filter((e) => e.id > from).map((e) => e.id));
+  const query = {
+    ...(opts.vm !== undefined ? { vm: opts.vm } : {}),
+    ...(opts.since !== undefined ? { sinceMs: opts.since } : {}),
+  };
+  return follow(ctx, opts, query, from, listed, print);
 }

@@ -1,0 +1,114 @@
+/**
+ * `seawall events --follow` against a running daemon, through the compiled CLI: the listing, then
+ * each event as it is stored, once, in the order stored (ids rising), with `--vm` keeping to one
+ * VM; across a restart of the daemon it says the daemon is gone, waits, and goes on from the same
+ * event with the events the new daemon stores.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { test } from 'node:test';
+import type { StoredEvent } from '../../../store/index.js';
+import { seaEvent } from '../../../vmm/sample-events.js';
+import { CLI, type RunningDaemon, removeDir, startDaemon } from '../../helpers/daemon.js';
+import { killOwned, spawnOwned } from '../../helpers/processes.js';
+import { RawClient } from '../../helpers/raw-client.js';
+import { until } from '../../helpers/wait.js';
+
+interface Follower {
+  proc: ChildProcess;
+  lines: string[];
+  stderr: () => string;
+}
+
+function startFollower(controlSocket: string, args: readonly string[]): Follower {
+  const proc = spawnOwned(process.execPath, [
+    CLI,
+    'events',
+    '--follow',
+    '--control-socket',
+    controlSocket,
+    ...args,
+  ]);
+  const lines: string[] = [];
+  let err = '';
+  createInterface({ input: proc.stdout! }).on('line', (l) => lines.push(l));
+  proc.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    err += s;
+  });
+  return { proc, lines, stderr: () => err };
+}
+
+async function events(client: RawClient, seqs: readonly number[]): Promise<void> {
+  for (const seq of seqs) client.send(seaEvent(seq, { gpa: BigInt(seq) << 12n }));
+  await client.waitFor('verdict', (v) => v.seq === seqs[seqs.length - 1]);
+}
+
+test('--follow prints each event once as it is stored, and follows the daemon across a restart', async (t) => {
+  let d: RunningDaemon | null = null;
+  const clients: RawClient[] = [];
+  const followers: Follower[] = [];
+  t.after(async () => {
+    for (const f of followers) await killOwned(f.proc, 'a follower');
+    for (const c of clients) c.destroy();
+    await d?.kill();
+    if (d) removeDir(d.dir);
+  });
+  d = await startDaemon({ metrics: false });
+  const connect = async (vm: string) => {
+    const c = await RawClient.open((d as RunningDaemon).socket);
+    clients.push(c);
+    await c.hello(vm);
+    return c;
+  };
+  const alpha = await connect('alpha');
+  await events(alpha, [1, 2]);
+
+  const all = startFollower(d.controlSocket, ['--json']);
+  const beta = startFollower(d.controlSocket, ['--vm', 'beta']);
+  followers.push(all, beta);
+  const parsed = () => all.lines.map((l) => JSON.parse(l) as StoredEvent);
+  const following = (f: Follower, n: number, what: string) =>
+    until(what, () => f.lines.length >= n, { state: () => `${f.lines.join('\n')}\n${f.stderr()}` });
+  await following(all, 2, 'the listing of the two stored events');
+  await following(beta, 1, "the --vm beta listing's header");
+
+  await events(alpha, [3, 4]);
+  const b = await connect('beta');
+  await events(b, [1]);
+  await following(all, 5, 'the three events stored after the listing');
+  await following(beta, 2, "beta's event");
+  assert.deepEqual(
+    parsed().map((e) => [e.vm, e.seq]),
+    [
+      ['alpha', 1],
+      ['alpha', 2],
+      ['alpha', 3],
+      ['alpha', 4],
+      ['beta', 1],
+    ],
+    'one line per event, each once, oldest first',
+  );
+  const ids = parsed().map((e) => e.id);
+  assert.ok(
+    ids.every((id, i) => i === 0 || id > (ids[i - 1] as number)),
+    `ids rise: ${ids}`,
+  );
+  assert.match(beta.lines[0] as string, /^TIME\s+VM\s+VCPU/);
+  assert.match(beta.lines[1] as string, /\sbeta\s/);
+
+  // The daemon restarts on the same store: the follower waits it out and goes on from event 5.
+  await d.stop();
+  await until('the follower to say the daemon is gone', () => /does not answer/.test(all.stderr()));
+  for (const c of clients.splice(0)) c.destroy();
+  d = await startDaemon({ dir: d.dir, metrics: false });
+  const again = await connect('alpha');
+  await events(again, [5]);
+  await following(all, 6, 'the event the restarted daemon stored');
+  const last = parsed()[5] as StoredEvent;
+  assert.deepEqual([last.vm, last.seq], ['alpha', 5]);
+  assert.ok(last.id > (ids[4] as number), 'ids go on across the restart');
+  assert.match(all.stderr(), /the daemon answers again/);
+  assert.equal(beta.lines.length, 2, '--vm beta printed nothing of alpha');
+  assert.equal(all.proc.exitCode, null, 'still following');
+});
