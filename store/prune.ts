@@ -55,11 +55,15 @@ const FIRST_SLICE = 16;
 const MAX_VACUUM_PAGES = 4096;
 
 export async function prune(db: Database.Database, opts: PruneOptions, env: PruneEnv): Promise<RetentionRun> {
+  // The row of the highest id stays, whatever its time: the next start gives ids past it
+  // (EventStore), and an id given again would be passed over by `seawall events --follow` and named
+  // twice by `--event-id`. A replay is stored at its own, older time and can be that row.
+  const notLast = 'id < (SELECT MAX(id) FROM event_rows)';
   const byAge = db.prepare(
-    'DELETE FROM event_rows WHERE id IN (SELECT id FROM event_rows WHERE time_ms < ? ORDER BY time_ms LIMIT ?)',
+    `DELETE FROM event_rows WHERE id IN (SELECT id FROM event_rows WHERE time_ms < ? AND ${notLast} ORDER BY time_ms LIMIT ?)`,
   );
   const oldest = db.prepare(
-    'DELETE FROM event_rows WHERE id IN (SELECT id FROM event_rows ORDER BY time_ms, id LIMIT ?)',
+    `DELETE FROM event_rows WHERE id IN (SELECT id FROM event_rows WHERE ${notLast} ORDER BY time_ms, id LIMIT ?)`,
   );
   const slices = new Slices(opts.sliceMs, env);
 

@@ -1,4 +1,7 @@
-/** Retention on a real file: by age, by size in chunks, poisoned pages kept, bad options refused. */
+/**
+ * Retention on a real file: by age, by size in chunks, poisoned pages kept, bad options refused,
+ * the row of the highest id kept.
+ */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, test } from 'node:test';
@@ -273,3 +276,39 @@ test('poisoned pages over maxBytes are reported, and cost no event: the events k
     /alone hold \d+ bytes, over retention\.maxBytes \(1048576\)/,
   );
 });
+
+test('retention keeps the row of the highest id, so the next start never gives it again', async (t) => {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const store = new EventStore({ path });
+  const a = session('vm-a', 1n);
+  store.append([
+    record({ session: a, seq: 1, timeMs: NOW - 200 * DAY }),
+    record({ session: a, seq: 2, timeMs: NOW }),
+  ]);
+  // Stored last, at its own time long past: every row but it is within reach of retention by age.
+  store.append([record({ session: a, seq: 3, timeMs: NOW - 100 * DAY, replay: true })]);
+  const retention = new Retention(store, { now: () => NOW, chunkRows: 1 });
+  try {
+    const run = await retention.run();
+    assert.equal(run?.deletedByAge, 1, 'the oldest went');
+    assert.deepEqual(
+      byId(store).map((e) => [e.id, e.seq]),
+      [
+        [2, 2],
+        [3, 3],
+      ],
+      'the replay of the highest id stays, older than the bound',
+    );
+  } finally {
+    await retention.stop();
+    store.close();
+  }
+  const next = new EventStore({ path, bootId: 'next' });
+  t.after(() => next.close());
+  next.append([record({ session: a, seq: 4, timeMs: NOW })]);
+  assert.equal(byId(next).pop()?.seq, 4);
+  assert.equal(byId(next).pop()?.id, 4, 'the next start gives ids past it');
+});
+
+const byId = (store: EventStore) => store.queries.events({ limit: 100 }).sort((x, y) => x.id - y.id);
