@@ -11,6 +11,8 @@ import * as z from 'zod';
 import type {
   EncodedJson,
   EventQuery,
+  FollowAnswer,
+  FollowQuery,
   PoisonCursor,
   PoisonedPage,
   StoredEvent,
@@ -33,17 +35,18 @@ export const CommandArgs = {
     limit: z.number().int().positive().max(10_000).optional(),
     after: vmId.optional(),
   }),
-  events: z
-    .strictObject({
-      vm: vmId.optional(),
-      sinceMs: z.number().int().nonnegative().optional(),
-      limit: z.number().int().positive().max(10_000).optional(),
-      before: z.strictObject({ timeMs: z.number().int(), id: z.number().int() }).optional(),
-      afterId: z.number().int().nonnegative().optional(),
-    })
-    .refine((a) => a.before === undefined || a.afterId === undefined, {
-      message: 'before and afterId exclude each other',
-    }),
+  events: z.strictObject({
+    vm: vmId.optional(),
+    sinceMs: z.number().int().nonnegative().optional(),
+    limit: z.number().int().positive().max(10_000).optional(),
+    before: z.strictObject({ timeMs: z.number().int(), id: z.number().int() }).optional(),
+  }),
+  follow: z.strictObject({
+    vm: vmId.optional(),
+    sinceMs: z.number().int().nonnegative().optional(),
+    afterId: z.number().int().nonnegative().optional(),
+    limit: z.number().int().positive().max(10_000).optional(),
+  }),
   poison: z.strictObject({
     vm: vmId.optional(),
     limit: z.number().int().positive().max(10_000).optional(),
@@ -112,6 +115,7 @@ export interface ControlResults {
   status: StatusResult;
   vms: VmView[];
   events: StoredEvent[];
+  follow: FollowAnswer;
   poison: PoisonedPage[];
   why: WhyResult;
   reload: ReloadResult;
@@ -129,6 +133,8 @@ export interface ControlContext {
   status(): StatusResult | Promise<StatusResult>;
   vms(q: { limit?: number; after?: string }): VmView[] | EncodedJson | Promise<VmView[] | EncodedJson>;
   events(q: EventQuery): StoredEvent[] | EncodedJson | Promise<StoredEvent[] | EncodedJson>;
+  /** The events stored after `afterId` (store/follow-query.ts): `seawall events --follow`. */
+  follow(q: FollowQuery): FollowAnswer | EncodedJson | Promise<FollowAnswer | EncodedJson>;
   poison(q: {
     vm?: string;
     limit?: number;

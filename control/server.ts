@@ -342,6 +342,8 @@ export class ControlServer {
         return ctx.vms(args as Parameters<ControlContext['vms']>[0]);
       case 'events':
         return ctx.events(args as Parameters<ControlContext['events']>[0]);
+      case 'follow':
+        return ctx.follow(args as Parameters<ControlContext['follow']>[0]);
       case 'poison':
         return ctx.poison(args as Parameters<ControlContext['poison']>[0]);
       case 'why':

@@ -7,6 +7,7 @@ import type { SessionInfo } from '../events/index.js';
 import {
   type EventQuery,
   type EventStore,
+  type FollowQuery,
   type PoisonCursor,
   type PolicyText,
   type StoreHealth,
@@ -36,7 +37,7 @@ export interface ServiceParts {
   /** Runs the reads off the event loop; without one they run on the store's own connection. */
   reader?: Pick<
     StoreReader,
-    'eventsEncoded' | 'vmsEncoded' | 'poisonedPagesEncoded' | 'totals' | 'whyEncoded'
+    'eventsEncoded' | 'followEncoded' | 'vmsEncoded' | 'poisonedPagesEncoded' | 'totals' | 'whyEncoded'
   > | null;
   /** Whether answered events are reaching the store (the write-ahead layer's view). */
   storeHealth?: () => StoreHealth | null;
@@ -81,7 +82,6 @@ const NO_TOTALS: StoreTotals = {
   oldestMs: null,
   newestMs: null,
   bytes: 0,
-  lastId: null,
 };
 
 export function serviceControlContext(p: ServiceParts): ControlContext {
@@ -92,6 +92,8 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
     vms: (s: EventStore, connected: string[], limit?: number, after?: string) =>
       p.reader ? p.reader.vmsEncoded(connected, limit, after) : s.queries.vms(connected, limit, after),
     events: (s: EventStore, q: EventQuery) => (p.reader ? p.reader.eventsEncoded(q) : s.queries.events(q)),
+    // Without a reader (no write-ahead layer) every row answered is committed when it is answered.
+    follow: (s: EventStore, q: FollowQuery) => (p.reader ? p.reader.followEncoded(q) : s.queries.follow(q)),
     poison: (s: EventStore, vm?: string, limit?: number, after?: PoisonCursor) =>
       p.reader ? p.reader.poisonedPagesEncoded(vm, limit, after) : s.queries.poisonedPages(vm, limit, after),
     why: (s: EventStore, q: WhyQuery) => {
@@ -133,6 +135,7 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
     vms: (q) =>
       reads.vms(needStore(p.store), [...new Set(p.sessions().map((s) => s.vm.id))], q.limit, q.after),
     events: (q) => reads.events(needStore(p.store), q),
+    follow: (q) => reads.follow(needStore(p.store), q),
     poison: (q) => reads.poison(needStore(p.store), q.vm, q.limit, q.after),
     why: (q) => reads.why(needStore(p.store), q),
     reload: () => p.reload(),

@@ -11,7 +11,7 @@ export * from './guest-abort.js';
 export * from './ioc.js';
 export * from './ioctl.js';
 export * from './iss.js';
-export { type FdWatch, pointAtDevNull, readableNow, watchReadable } from './libc-fd.js';
+export { type FdWatch, pointAtDevNull, readableNow, readerGone, watchReadable } from './libc-fd.js';
 export * from './page-size.js';
 export * from './peer-cred.js';
 export * from './peer-process.js';

@@ -108,6 +108,17 @@ export function pollNow(fd: number, events: number): number {
   return libcFd().poll(pfd, 1, 0) > 0 ? pfd.readInt16LE(6) : 0;
 }
 
+const POLLERR = 0x008;
+const POLLHUP = 0x010;
+
+/**
+ * Whether whoever reads what is written to `fd` is gone: a pipe with no reader left (POLLERR), a
+ * socket whose peer closed or a terminal hung up (POLLHUP). A file or /dev/null never is.
+ */
+export function readerGone(fd: number): boolean {
+  return (pollNow(fd, 0) & (POLLERR | POLLHUP)) !== 0;
+}
+
 /**
  * Whether `fd` is readable right now (poll(2) with a zero timeout). For a pidfd, readable means
  * the process has exited (pidfd_open(2)); for a socket, data or EOF is waiting.

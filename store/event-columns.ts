@@ -6,7 +6,7 @@
  */
 import type { EventRecord } from '../events/index.js';
 import type { StoreRow } from './inserts.js';
-import { type EventValues, hex64, type ReplayKey, type StoredEvent } from './rows.js';
+import { COL, type EventValues, hex64, type ReplayKey, type StoredEvent } from './rows.js';
 import { isHex64, U64_INDEXES } from './stored-values.js';
 
 /** Where the columns go, one call per column, in order. */
@@ -151,4 +151,11 @@ export class RecordRow implements StoreRow {
         else out.text(v);
       });
   }
+}
+
+/** A row's event id (null: a row from before ids were given), without building a made row's values. */
+export function rowId(row: StoreRow): number | null {
+  if (row instanceof RecordRow) return row.id;
+  const id = row.values[COL.id];
+  return typeof id === 'number' ? id : null;
 }

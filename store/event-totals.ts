@@ -21,8 +21,6 @@ export interface EventFigures {
   byAction: Record<string, number>;
   oldestMs: number | null;
   newestMs: number | null;
-  /** The highest event id stored; null when none is. */
-  lastId: number | null;
 }
 
 interface Kept {
@@ -78,7 +76,6 @@ export class EventTotals {
       byAction: Object.fromEntries(now.byAction),
       oldestMs: b.oldestMs,
       newestMs: b.newestMs,
-      lastId: b.maxId,
     };
   }
 

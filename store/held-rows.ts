@@ -5,6 +5,7 @@
  * written — with the health the layer reports.
  */
 import { closeSync } from 'node:fs';
+import { rowId } from './event-columns.js';
 import type { StoreRow } from './inserts.js';
 import { encodeRow } from './row-lines.js';
 import type { ReplayKey } from './rows.js';
@@ -97,6 +98,9 @@ export class PendingKeys {
  */
 export class HeldRows {
   #rows: StoreRow[] = [];
+  /** The lowest id held (Infinity: none); counted again only after a drop took it (`#lowGone`). */
+  #low = Number.POSITIVE_INFINITY;
+  #lowGone = false;
   dropped = 0;
   readonly #max: number;
   readonly #keys: PendingKeys;
@@ -128,14 +132,30 @@ export class HeldRows {
       void row.values;
       this.#rows.push(row);
       this.#keys.add(row.key);
+      const id = rowId(row);
+      if (id !== null && id < this.#low) this.#low = id;
     }
     this.#append(rows);
     if (this.#rows.length > this.#max) {
       const drop = this.#rows.splice(0, this.#rows.length - this.#max);
       this.dropped += drop.length;
+      this.#lowGone ||= drop.some((r) => rowId(r) === this.#low);
       this.#keys.forget(drop.map((r) => r.key));
       this.#onDrop(drop.length);
     }
+  }
+
+  /** The lowest id of the rows held (Infinity: none): not in order when a lost file's rows came late. */
+  lowestId(): number {
+    if (this.#lowGone) {
+      this.#low = Number.POSITIVE_INFINITY;
+      for (const row of this.#rows) {
+        const id = rowId(row);
+        if (id !== null && id < this.#low) this.#low = id;
+      }
+      this.#lowGone = false;
+    }
+    return this.#low;
   }
 
   /** The held rows, in order, without removing them (they stay held until `clear`). */
@@ -147,6 +167,8 @@ export class HeldRows {
   clear(): void {
     this.#keys.forget(this.#rows.map((r) => r.key));
     this.#rows = [];
+    this.#low = Number.POSITIVE_INFINITY;
+    this.#lowGone = false;
     this.closeCopy();
     // Written ahead first: a kill between the two leaves them twice, and inserts are idempotent.
     // Removed even when nothing was copied: an append that failed may have left it empty.

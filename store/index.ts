@@ -9,6 +9,7 @@ export {
   type StoreOptions,
   type StoreRow,
 } from './event-store.js';
+export { FOLLOW_MAX_LIMIT, type FollowAnswer, type FollowQuery } from './follow-query.js';
 export { type PruneEnv, type PruneOptions, prune } from './prune.js';
 export {
   DEFAULT_REBUILD_LIMIT,
@@ -24,7 +25,7 @@ export {
   type WindowQuery,
 } from './queries.js';
 export { ReadOnlyStore } from './read-only-store.js';
-export { StoreReader } from './reader-client.js';
+export { type ReadsCommitted, StoreReader } from './reader-client.js';
 export { RETENTION_DEFAULTS, Retention, type RetentionOptions, type RetentionRun } from './retention.js';
 export { type EventParams, hex64, parseHex64, type StoredEvent, valuesOfParams } from './rows.js';
 export { migrate, SCHEMA_VERSION, schemaVersion } from './schema.js';

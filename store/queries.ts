@@ -8,8 +8,8 @@
  */
 import type Database from 'better-sqlite3';
 import type { PolicyEvent } from '../policies/index.js';
-import { StoreError } from './errors.js';
 import { EventTotals } from './event-totals.js';
+import { type FollowAnswer, FollowQueries, type FollowQuery } from './follow-query.js';
 import {
   type EventRow,
   type PolicyEventRow,
@@ -35,18 +35,6 @@ export interface EventQuery {
   limit?: number;
   /** Only events older than this one (time, then id): the next page back from a previous answer. */
   before?: { timeMs: number; id: number };
-  /**
-   * Only events stored after the one with this id, in the order they were stored (by id) and at
-   * most `limit` of them, the oldest first: what `seawall events --follow` asks for each time,
-   * from the last id it was given. Not with `before`.
-   */
-  afterId?: number;
-  /**
-   * With `afterId`: only ids below this one. The daemon sets it to the lowest id not yet committed
-   * (store/write-ahead.ts `uncommittedFrom`), so that an answer never skips a row committed late:
-   * every id it leaves out is given by a later answer.
-   */
-  belowId?: number;
 }
 
 /** Where a page of poisoned pages starts: after this (VM, GPA) in the listing's order. */
@@ -89,11 +77,6 @@ export interface StoreTotals {
   newestMs: number | null;
   /** Pages in use × page size (retention's maxBytes bounds the events' share of it). */
   bytes: number;
-  /**
-   * The highest event id stored, null when none is: where `events` with `afterId` starts to follow
-   * what is stored from now on. Given `belowId` (EventQuery), at most one below it.
-   */
-  lastId: number | null;
 }
 
 export interface StoredAction {
@@ -125,8 +108,6 @@ export function freePages(db: Database.Database): number {
 export class StoreQueries {
   readonly #events: Database.Statement;
   readonly #eventsByVm: Database.Statement;
-  readonly #eventsAfter: Database.Statement;
-  readonly #eventsAfterByVm: Database.Statement;
   readonly #poisonFirst: Database.Statement;
   readonly #poisonAfter: Database.Statement;
   readonly #poisonByVmFirst: Database.Statement;
@@ -134,6 +115,7 @@ export class StoreQueries {
   readonly #vmPage: Database.Statement;
   readonly #vmRow: Database.Statement;
   readonly #eventTotals: EventTotals;
+  readonly #follow: FollowQueries;
   readonly #counts: Database.Statement;
   readonly #rebuild: Database.Statement;
   readonly #actions: Database.Statement;
@@ -157,14 +139,6 @@ export class StoreQueries {
     );
     this.#eventsByVm = db.prepare(
       `SELECT * FROM events WHERE vm = @vm AND time_ms >= @since AND ${before} ORDER BY time_ms DESC, id DESC LIMIT @limit`,
-    );
-    // Stored after `@after`, in id order: a range of the primary key, however large the store. The
-    // VM is tested on each row of the range (`+vm`), not looked up by its index: a VM with a million
-    // rows would otherwise be read whole at every call, the rows since the last call being the few.
-    const after = 'id > @after AND (@below IS NULL OR id < @below) AND time_ms >= @since';
-    this.#eventsAfter = db.prepare(`SELECT * FROM events WHERE ${after} ORDER BY id LIMIT @limit`);
-    this.#eventsAfterByVm = db.prepare(
-      `SELECT * FROM events WHERE ${after} AND +vm = @vm ORDER BY id LIMIT @limit`,
     );
     const poisonCols =
       'SELECT vm, gpa, first_seen_ms AS firstSeenMs, last_seen_ms AS lastSeenMs, count FROM poisoned_pages';
@@ -195,6 +169,7 @@ export class StoreQueries {
         'AS lastAction FROM events WHERE vm = :vm',
     );
     this.#eventTotals = new EventTotals(db);
+    this.#follow = new FollowQueries(db);
     this.#counts = db.prepare(
       'SELECT (SELECT COUNT(*) FROM poisoned_pages) AS pages, (SELECT COUNT(*) FROM actions) AS actions',
     );
@@ -291,9 +266,8 @@ export class StoreQueries {
     );
   }
 
-  /** The newest `limit` events matching `q`, returned oldest first; with `afterId`, see EventQuery. */
+  /** The newest `limit` events matching `q`, returned oldest first. */
   events(q: EventQuery = {}): StoredEvent[] {
-    if (q.afterId !== undefined) return this.#eventsAfterId(q, q.afterId);
     const params = {
       since: q.sinceMs ?? 0,
       limit: clampLimit(q.limit, 100),
@@ -306,19 +280,10 @@ export class StoreQueries {
     return rows.reverse().map(storedEvent);
   }
 
-  #eventsAfterId(q: EventQuery, afterId: number): StoredEvent[] {
-    if (q.before !== undefined)
-      throw new StoreError('SEAWALL_STORE_INVALID_OPTION', 'afterId and before exclude each other');
-    const params = {
-      after: afterId,
-      below: q.belowId ?? null,
-      since: q.sinceMs ?? 0,
-      limit: clampLimit(q.limit, 100),
-    };
-    const rows = (
-      q.vm === undefined ? this.#eventsAfter.all(params) : this.#eventsAfterByVm.all({ ...params, vm: q.vm })
-    ) as EventRow[];
-    return rows.map(storedEvent);
+  /** The events stored after `q.afterId`, for `seawall events --follow` (store/follow-query.ts). */
+  follow(q: FollowQuery): FollowAnswer {
+    if (!this.#db.inTransaction) return this.#db.transaction(() => this.follow(q))();
+    return this.#follow.follow(q);
   }
 
   /**
@@ -373,14 +338,15 @@ export class StoreQueries {
   }
 
   /** One snapshot's figures: the reader thread reads them in a transaction; elsewhere they take one. */
-  /** With `belowId`, `lastId` is at most one below it (EventQuery `belowId`). */
-  totals(belowId?: number): StoreTotals {
-    if (!this.#db.inTransaction) return this.#db.transaction(() => this.totals(belowId))();
+  totals(): StoreTotals {
+    if (!this.#db.inTransaction) return this.#db.transaction(() => this.totals())();
     const c = this.#counts.get() as { pages: number; actions: number };
-    const events = this.#eventTotals.read();
-    const lastId =
-      belowId === undefined || events.lastId === null ? events.lastId : Math.min(events.lastId, belowId - 1);
-    return { ...events, lastId, poisonedPages: c.pages, actions: c.actions, bytes: this.usedBytes() };
+    return {
+      ...this.#eventTotals.read(),
+      poisonedPages: c.pages,
+      actions: c.actions,
+      bytes: this.usedBytes(),
+    };
   }
 
   /** Actions taken (kill, migrate …), newest first. */

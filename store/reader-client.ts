@@ -6,6 +6,7 @@
 import { EncodedJson } from './encoded-json.js';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
+import type { FollowQuery } from './follow-query.js';
 import type { EventQuery, PoisonCursor, PoisonedPage, StoreTotals } from './queries.js';
 import type { ReaderData, ReaderMethod, ReaderReply, ReaderRequest } from './reader-thread.js';
 import type { StoredEvent } from './rows.js';
@@ -78,6 +79,10 @@ export class StoreReader {
   poisonedPagesEncoded(vm?: string, limit?: number, after?: PoisonCursor): Promise<EncodedJson> {
     return this.#read('poisonedPages', [vm, limit, after], true) as Promise<EncodedJson>;
   }
+  /** `StoreQueries.follow` as JSON text made on the reader thread, bounded as `#bounded` says. */
+  followEncoded(q: FollowQuery): Promise<EncodedJson> {
+    return this.#read('follow', [q], true) as Promise<EncodedJson>;
+  }
   totals(): Promise<StoreTotals> {
     return this.#read('totals', []) as Promise<StoreTotals>;
   }
@@ -118,16 +123,13 @@ export class StoreReader {
   }
 
   /**
-   * A follower's reads (`events` with `afterId`, `totals`' `lastId`) stop below the lowest id not
-   * yet committed, taken now, before the thread's snapshot: every row below it is in that snapshot.
+   * A follower's read stops below the lowest id not yet committed, taken now, before the thread's
+   * snapshot: every row below it is in that snapshot (store/follow-query.ts).
    */
   #bounded(method: ReaderMethod, args: unknown[]): unknown[] {
-    const below = this.#committed.uncommittedFrom ?? undefined;
-    if (below === undefined) return args;
-    if (method === 'totals') return [below];
-    const q = args[0] as EventQuery;
-    if (method === 'events' && q.afterId !== undefined) return [{ ...q, belowId: below }];
-    return args;
+    if (method !== 'follow') return args;
+    const below = this.#committed.uncommittedFrom;
+    return below === null ? args : [{ ...(args[0] as FollowQuery), belowId: below }];
   }
 
   #open(): void {

@@ -19,7 +19,7 @@ export interface ReaderData {
 }
 
 /** The reads a reader answers: StoreQueries methods that only read and return plain data. */
-export const READER_METHODS = ['events', 'vms', 'poisonedPages', 'totals'] as const;
+export const READER_METHODS = ['events', 'vms', 'poisonedPages', 'totals', 'follow'] as const;
 /** The reads, and `why` (store/why.ts: [query, policy in force]). */
 export type ReaderMethod = (typeof READER_METHODS)[number] | 'why';
 

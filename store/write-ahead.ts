@@ -43,7 +43,7 @@ import type { EventRecord } from '../events/index.js';
 import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
 import { AUTOCHECKPOINT_PAGES, statIno, withoutBusyWait } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
-import { RecordRow } from './event-columns.js';
+import { type RecordRow, rowId } from './event-columns.js';
 import type { EventStore } from './event-store.js';
 import type { StoreRow } from './inserts.js';
 
@@ -53,7 +53,7 @@ import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
 import { HeldUpdates } from './held-updates.js';
 import { RecordEncoder } from './row-codec.js';
 import { encodeRow } from './row-lines.js';
-import { COL, type ReplayKey } from './rows.js';
+import type { ReplayKey } from './rows.js';
 import {
   appendLines,
   appendWhole,
@@ -318,7 +318,7 @@ export class WriteAhead {
   get uncommittedFrom(): number | null {
     let low = this.#fileLowId;
     for (const seg of this.#inFlight.values()) if (seg.lowId < low) low = seg.lowId;
-    if (this.#held.length > 0) low = Math.min(low, lowestId(this.#held.peek()));
+    low = Math.min(low, this.#held.lowestId());
     return low === Number.POSITIVE_INFINITY ? null : low;
   }
 
@@ -1103,8 +1103,8 @@ export class WriteAhead {
 function lowestId(rows: readonly StoreRow[]): number {
   let low = Number.POSITIVE_INFINITY;
   for (const row of rows) {
-    const id = row instanceof RecordRow ? row.id : row.values[COL.id];
-    if (typeof id === 'number' && id < low) low = id;
+    const id = rowId(row);
+    if (id !== null && id < low) low = id;
   }
   return low;
 }

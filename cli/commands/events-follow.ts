@@ -1,92 +1,99 @@
 /**
  * `seawall events --follow`: after the listing, the events stored from then on, as they are stored,
- * until interrupted. Each second the daemon is asked for the events stored after the last one
- * printed (`events` with `afterId`, in the order they were stored), at most MAX_QUERY_LIMIT at a
- * time and again at once while answers come full. The daemon answers only up to its lowest event
- * not yet committed (store/write-ahead.ts `uncommittedFrom`), so an event committed late — held
- * through a store fault — is printed when it is committed, not passed over.
+ * until interrupted. The daemon's `follow` read (store/follow-query.ts) gives the events stored
+ * after an id, in the order stored, and how far it reached (`through`): asked again from there each
+ * second, or at once while it says there is more. It never reaches past an event not yet
+ * committed, so one committed late — held through a store fault — is printed when it is, not
+ * passed over.
  *
  * A daemon that stops answering (restarted, upgraded) is asked again each second, said once on
- * stderr; when it answers again the following goes on from the same event, since event ids go on
- * across restarts of one store. A store that starts again below it (removed and made anew) is
- * followed from its start, and said.
+ * stderr, and followed on from the same event: a store's ids go on across restarts. Each answer
+ * names its store (when it was made); another store — the file moved aside and a new one made —
+ * is followed from its start, and said. When whoever reads stdout is gone (`| head -1`) the
+ * command ends, even if no event comes to find it out.
  */
-import { MAX_QUERY_LIMIT, type StoredEvent } from '../../store/index.js';
+import { type ControlResults, controlRequest, isControlError } from '../../control/index.js';
+import { readerGone } from '../../kvm/index.js';
+import type { FollowQuery, StoredEvent } from '../../store/index.js';
 import { CliError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
-import { askDaemon, type ControlOptions } from './control-io.js';
+import { findSocket } from '../daemon-sockets.js';
+import { askDaemon, type ControlOptions, formatTime } from './control-io.js';
 
 /** How often the daemon is asked for what was stored since. */
 export const FOLLOW_INTERVAL_MS = 1000;
 
-export interface FollowQuery {
-  vm?: string;
-  sinceMs?: number;
-}
+/** The filter the listing and the following share. */
+export type FollowFilter = Pick<FollowQuery, 'vm' | 'sinceMs'>;
 
 /** Prints a batch of events (oldest first) as they are followed. */
 export type PrintEvents = (events: readonly StoredEvent[]) => void;
 
-/**
- * The highest event id stored now: where following starts (taken before the listing, so that an
- * event stored between the two is not lost).
- */
-export async function lastStoredId(ctx: CliContext, opts: ControlOptions): Promise<number> {
-  const status = await askDaemon(ctx, opts, 'status');
-  if (status.store === null)
-    throw new CliError(
-      'failed',
-      'the daemon keeps no event store (--no-store): there are no events to follow',
-    );
-  return status.store.lastId ?? 0;
+/** Where following starts: asked before the listing, so that an event stored between is not lost. */
+export type FollowStart = Pick<ControlResults['follow'], 'through' | 'storeCreatedMs'>;
+
+export function followStart(
+  ctx: CliContext,
+  opts: ControlOptions,
+  filter: FollowFilter,
+): Promise<FollowStart> {
+  return askDaemon(ctx, opts, 'follow', { ...filter });
 }
 
+/** Failures that may pass: the daemon away or busy, a read of its store that failed. */
+const PASSING = new Set([
+  'SEAWALL_CONTROL_UNAVAILABLE',
+  'SEAWALL_CONTROL_TIMEOUT',
+  'SEAWALL_CONTROL_BUSY',
+  'SEAWALL_CONTROL_FAILED',
+]);
+
 /**
- * Follows from `afterId` until the process is interrupted (never returns but by an error other
- * than the daemon's absence). `listed`: ids above `afterId` the listing printed already.
+ * Follows from `start` until stdout's reader is gone (then 0) or a request is refused for good (a
+ * daemon that has no `follow`, say). `listed`: the listing's events above `start.through`.
  */
 export async function follow(
   ctx: CliContext,
   opts: ControlOptions,
-  query: FollowQuery,
-  afterId: number,
-  listed: ReadonlySet<number>,
+  filter: FollowFilter,
+  start: FollowStart,
+  listed: readonly StoredEvent[],
   print: PrintEvents,
-): Promise<never> {
-  let cursor = afterId;
-  const skip = new Set(listed);
-  let lost: string | null = null;
+): Promise<number> {
+  const socket = findSocket('control', opts.controlSocket, ctx.env);
+  let cursor = start.through;
+  let store = start.storeCreatedMs;
+  const skip = new Set(listed.filter((e) => e.id > cursor).map((e) => e.id));
+  let lost = false;
   for (;;) {
-    let batch: StoredEvent[];
+    if (readerGone(1)) return 0;
+    let answer: ControlResults['follow'];
     try {
-      if (lost !== null) cursor = await resumeFrom(ctx, opts, cursor);
-      batch = await askDaemon(ctx, opts, 'events', { ...query, afterId: cursor, limit: MAX_QUERY_LIMIT });
+      answer = await controlRequest(socket, 'follow', { ...filter, afterId: cursor });
     } catch (err) {
-      if (!(err instanceof CliError)) throw err;
-      if (lost === null)
-        ctx.io.err(`seawall: the daemon does not answer (${err.message}); asking again each second`);
-      lost = err.message;
+      if (!isControlError(err)) throw err;
+      if (!PASSING.has(err.code)) throw new CliError('failed', `${err.message} [${err.code}]`);
+      if (!lost) ctx.io.err(`seawall: the daemon does not answer (${err.message}); asking again each second`);
+      lost = true;
       await pause(FOLLOW_INTERVAL_MS);
       continue;
     }
-    if (lost !== null) ctx.io.err('seawall: the daemon answers again');
-    lost = null;
-    const fresh = batch.filter((e) => !skip.delete(e.id));
-    const last = batch[batch.length - 1];
-    if (last) cursor = last.id;
+    if (lost) ctx.io.err('seawall: the daemon answers again');
+    lost = false;
+    if (answer.storeCreatedMs !== store) {
+      ctx.io.err(
+        `seawall: the daemon's store is another one now (made ${formatTime(answer.storeCreatedMs)}); following it from its start`,
+      );
+      store = answer.storeCreatedMs;
+      cursor = 0;
+      skip.clear();
+      continue;
+    }
+    const fresh = answer.events.filter((e) => !skip.delete(e.id));
     if (fresh.length > 0) print(fresh);
-    if (batch.length < MAX_QUERY_LIMIT) await pause(FOLLOW_INTERVAL_MS);
+    cursor = answer.through;
+    if (!answer.more) await pause(FOLLOW_INTERVAL_MS);
   }
-}
-
-/** After the daemon was away: the cursor, or 0 when its store now ends below it (a new store). */
-async function resumeFrom(ctx: CliContext, opts: ControlOptions, cursor: number): Promise<number> {
-  const last = await lastStoredId(ctx, opts);
-  if (last >= cursor) return cursor;
-  ctx.io.err(
-    `seawall: the daemon's store ends at event ${last}, below the ${cursor} followed: a new store; following it from its start`,
-  );
-  return 0;
 }
 
 function pause(ms: number): Promise<void> {

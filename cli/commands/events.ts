@@ -10,7 +10,7 @@ import { act, type CliContext } from '../context.js';
 import { intValue, sinceValue, vmIdValue } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
 import { askDaemon, type ControlOptions, controlOptions, formatTime, GrowingTable } from './control-io.js';
-import { follow, lastStoredId } from './events-follow.js';
+import { type FollowFilter, follow, followStart } from './events-follow.js';
 
 interface EventsOptions extends ControlOptions {
   vm?: string;
@@ -77,14 +77,18 @@ export function registerEvents(parent: Command, ctx: CliContext): void {
       ),
   ).action(
     act<EventsOptions>(ctx, async (opts) => {
-      const query: Record<string, unknown> = { limit: opts.limit };
-      if (opts.vm !== undefined) query.vm = opts.vm;
-      if (opts.since !== undefined) query.sinceMs = opts.since;
+      const filter: FollowFilter = {};
+      if (opts.vm !== undefined) filter.vm = opts.vm;
+      if (opts.since !== undefined) filter.sinceMs = opts.since;
+      const query = { ...filter, limit: opts.limit };
       // Taken before the listing: an event stored between the two is followed, not lost.
-      const from = opts.follow ? await lastStoredId(ctx, opts) : 0;
+      const start = opts.follow ? await followStart(ctx, opts, filter) : null;
       const events = await askDaemon(ctx, opts, 'events', query);
-      if (opts.follow) return followAfter(ctx, opts, events, from);
-      ctx.io.out(opts.json ? toJson(events) : formatEvents(events));
+      const rows = new GrowingTable(HEADERS);
+      if (!start) ctx.io.out(opts.json ? toJson(events) : formatEvents(events));
+      // Followed, the JSON is one event per line, the listing's too, and the table has its header.
+      else if (opts.json) for (const e of events) ctx.io.out(toJsonLine(e));
+      else ctx.io.out(rows.lines(events.map(cells), true));
       const oldest = events[0];
       if (events.length === opts.limit && oldest) {
         const more = await askDaemon(ctx, opts, 'events', {
@@ -99,28 +103,11 @@ export function registerEvents(parent: Command, ctx: CliContext): void {
           );
         }
       }
-      return 0;
+      if (!start) return 0;
+      return follow(ctx, opts, filter, start, events, (batch) => {
+        if (opts.json) for (const e of batch) ctx.io.out(toJsonLine(e));
+        else ctx.io.out(rows.lines(batch.map(cells)));
+      });
     }),
   );
-}
-
-/** The listing, then the events stored after `from`, as `--follow` prints them (never returns). */
-function followAfter(
-  ctx: CliContext,
-  opts: EventsOptions,
-  events: StoredEvent[],
-  from: number,
-): Promise<never> {
-  const rows = new GrowingTable(HEADERS);
-  const print = (batch: readonly StoredEvent[], header = false) => {
-    if (opts.json) for (const e of batch) ctx.io.out(toJsonLine(e));
-    else if (batch.length > 0 || header) ctx.io.out(rows.lines(batch.map(cells), header));
-  };
-  print(events, true);
-  const listed = new Set(events.filter((e) => e.id > from).map((e) => e.id));
-  const query = {
-    ...(opts.vm !== undefined ? { vm: opts.vm } : {}),
-    ...(opts.since !== undefined ? { sinceMs: opts.since } : {}),
-  };
-  return follow(ctx, opts, query, from, listed, print);
 }

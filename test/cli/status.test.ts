@@ -32,7 +32,6 @@ function status(health: Partial<StoreHealth>): StatusResult {
       oldestMs: T,
       newestMs: T,
       bytes: 4096,
-      lastId: 10,
       health: { ...NONE_HELD, ...ZERO, ...health },
     },
   };

@@ -28,6 +28,7 @@ async function serve(t: TestContext, ctx: Partial<ControlContext>, opts: Control
       status: async () => ({ version: 'test' }) as never,
       vms: async () => [],
       events: async () => [],
+      follow: async () => ({}) as never,
       poison: async () => [],
       why: async () => ({}) as never,
       reload: async () => ({ ok: true, version: 'v', issues: [] }),

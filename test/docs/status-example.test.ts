@@ -52,7 +52,6 @@ test('the status example in docs/operations.md is formatStatus’s output', () =
       oldestMs: null,
       newestMs: null,
       bytes: Math.round(1.2 * 1024 * 1024),
-      lastId: 212,
       health: { ...HEALTHY, heldRows: 0, droppedRows: 0, heldUpdates: 0, droppedUpdates: 0 },
     },
   };

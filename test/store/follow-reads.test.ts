@@ -1,12 +1,15 @@
 /**
- * The reads `seawall events --follow` makes: the events stored after an id, in the order they were
- * stored, and never past the lowest id not yet committed — so that a row committed after a higher
- * one (a segment committed late) is given by a later read instead of being passed over.
+ * The read `seawall events --follow` makes (store/follow-query.ts): the events stored after an id,
+ * in the order stored, with how far the answer reached; never past the lowest id not yet
+ * committed, so that a row committed after a higher one is given by a later answer instead of
+ * being passed over; a bounded range of ids per answer.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { EventStore, isStoreError, StoreReader, WriteAhead } from '../../store/index.js';
+import { FOLLOW_SCAN_IDS } from '../../store/follow-query.js';
+import { HeldRows, PendingKeys } from '../../store/held-rows.js';
+import { EventStore, type FollowAnswer, StoreReader, WriteAhead } from '../../store/index.js';
 import { WRITER_BUSY_TIMEOUT_MS } from '../../store/writer-thread.js';
 import { until } from '../helpers/wait.js';
 import { lockDatabase, record, scratchStore, scratchStorePath, session } from './records.js';
@@ -14,18 +17,20 @@ import { lockDatabase, record, scratchStore, scratchStorePath, session } from '.
 const T0 = Date.UTC(2026, 11, 5, 14, 0, 0);
 const HOUR = 3_600_000;
 
-test('events after an id come in the order they were stored, filtered, at most the limit', (t) => {
+test('events after an id come in the order stored, filtered, with how far the answer reached', (t) => {
   const store = scratchStore(t);
   const a = session('vm-a', 1n);
   const b = session('vm-b', 2n);
+  const q = store.queries;
+  const start = q.follow({});
+  assert.deepEqual([start.events, start.through, start.more], [[], 0, false], 'an empty store: from 0');
   store.append([record({ session: a, seq: 1, timeMs: T0 }), record({ session: b, seq: 1, timeMs: T0 + 1 })]);
   // Stored third, but two hours older: by time it would come first, by id it comes last.
   store.append([record({ session: a, seq: 2, timeMs: T0 - 2 * HOUR, replay: true })]);
   store.append([record({ session: a, seq: 3, timeMs: T0 + 2 })]);
-  const q = store.queries;
-  const all = q.events({ afterId: 0, limit: 10 });
+  const all = q.follow({ afterId: 0 });
   assert.deepEqual(
-    all.map((e) => [e.vm, e.seq]),
+    all.events.map((e) => [e.vm, e.seq]),
     [
       ['vm-a', 1],
       ['vm-b', 1],
@@ -33,49 +38,56 @@ test('events after an id come in the order they were stored, filtered, at most t
       ['vm-a', 3],
     ],
   );
-  const ids = all.map((e) => e.id);
+  const ids = all.events.map((e) => e.id);
+  assert.deepEqual([all.through, all.more], [ids[3], false]);
+  assert.equal(q.follow({}).through, ids[3], 'following starts at the last id stored');
+  assert.ok(all.storeCreatedMs > 0 && q.follow({}).storeCreatedMs === all.storeCreatedMs);
   assert.deepEqual(
-    ids,
-    [...ids].sort((x, y) => x - y),
-  );
-  assert.deepEqual(
-    q.events({ afterId: ids[1] as number }).map((e) => e.seq),
+    q.follow({ afterId: ids[1] as number }).events.map((e) => e.seq),
     [2, 3],
     'only what was stored after the id',
   );
+  const vmB = q.follow({ afterId: 0, vm: 'vm-b' });
   assert.deepEqual(
-    q.events({ afterId: 0, vm: 'vm-a' }).map((e) => e.seq),
-    [1, 2, 3],
+    vmB.events.map((e) => e.seq),
+    [1],
   );
+  assert.equal(vmB.through, ids[3], 'the answer reached the last id though the VM matched only one');
   assert.deepEqual(
-    q.events({ afterId: 0, vm: 'vm-a', sinceMs: T0 - HOUR }).map((e) => e.seq),
+    q.follow({ afterId: 0, vm: 'vm-a', sinceMs: T0 - HOUR }).events.map((e) => e.seq),
     [1, 3],
     '--since leaves out the old replay',
   );
+  const two = q.follow({ afterId: 0, limit: 2 });
+  assert.deepEqual([two.events.map((e) => e.id), two.through, two.more], [ids.slice(0, 2), ids[1], true]);
+  const below = q.follow({ afterId: 0, belowId: ids[2] as number });
   assert.deepEqual(
-    q.events({ afterId: 0, limit: 2 }).map((e) => e.id),
-    ids.slice(0, 2),
-    'the limit keeps the first stored',
+    [below.events.map((e) => e.id), below.through],
+    [ids.slice(0, 2), ids[1]],
+    'stops below belowId',
   );
-  assert.deepEqual(
-    q.events({ afterId: 0, belowId: ids[2] as number }).map((e) => e.id),
-    ids.slice(0, 2),
-    'nothing at or above belowId',
-  );
-  assert.throws(
-    () => q.events({ afterId: 0, before: { timeMs: T0, id: 9 } }),
-    (e: unknown) => isStoreError(e) && e.code === 'SEAWALL_STORE_INVALID_OPTION',
-  );
-  assert.equal(q.totals().lastId, ids[3]);
-  assert.equal(q.totals(ids[2] as number).lastId, ids[1], 'lastId stays below belowId');
-  assert.equal(q.totals(1_000_000).lastId, ids[3]);
+  assert.equal(q.follow({ belowId: ids[2] as number }).through, ids[1]);
+  assert.deepEqual(q.follow({ afterId: ids[3] as number }).events, []);
 });
 
-test('an empty store has no last id', (t) => {
-  assert.equal(scratchStore(t).queries.totals().lastId, null);
+test('an answer reads a bounded range of ids, and says there is more', (t) => {
+  const store = scratchStore(t);
+  const a = session('vm-a', 1n);
+  const n = FOLLOW_SCAN_IDS + 50;
+  for (let at = 0; at < n; at += 5000) {
+    const batch = [];
+    for (let seq = at; seq < Math.min(n, at + 5000); seq++)
+      batch.push(record({ session: a, seq, timeMs: T0 }));
+    store.append(batch);
+  }
+  // A VM with no events: without the bound, one answer would read every row.
+  const first = store.queries.follow({ afterId: 0, vm: 'vm-none' });
+  assert.deepEqual([first.events, first.through, first.more], [[], FOLLOW_SCAN_IDS, true]);
+  const next = store.queries.follow({ afterId: first.through, vm: 'vm-none' });
+  assert.deepEqual([next.through, next.more], [n, false]);
 });
 
-test('a row committed below a higher one is read after it is committed, not passed over', async (t) => {
+test('a row committed below a higher one is given once committed, not passed over', async (t) => {
   const path = scratchStorePath();
   const store = new EventStore({ path });
   // Nothing handed over on its own: the rows stay in the file until the test flushes them.
@@ -95,10 +107,8 @@ test('a row committed below a higher one is read after it is committed, not pass
   const a = session('vm-a', 1n);
   assert.equal(ahead.uncommittedFrom, null, 'nothing written ahead');
   ahead.record([1, 2, 3].map((seq) => record({ session: a, seq, timeMs: T0 + seq })));
-  const [low] = (await reader.events({ afterId: 0, limit: 10 })).map((e) => e.id);
-  assert.equal(low, undefined, 'the written-ahead rows are not committed yet');
   assert.equal(ahead.uncommittedFrom, 1);
-  // A later row committed first, around the write-ahead file: as a segment taken over late leaves
+  // A later row committed first, around the write-ahead file: as a segment committed late leaves
   // the store, with rows above the ones still to come.
   store.append([record({ session: a, seq: 4, timeMs: T0 + 4 })]);
   const other = new Database(path, { readonly: true });
@@ -109,15 +119,18 @@ test('a row committed below a higher one is read after it is committed, not pass
   );
   other.close();
 
-  // A follower: from what the store's totals say, then each answer's last id.
-  let cursor = (await reader.totals()).lastId ?? 0;
-  assert.equal(cursor, 0, 'the last id stays below the rows not committed');
+  const read = async (afterId?: number) =>
+    JSON.parse(
+      Buffer.from((await reader.followEncoded(afterId === undefined ? {} : { afterId })).bytes).toString(),
+    ) as FollowAnswer;
+  // A follower: where following starts, then each answer's `through`.
+  let cursor = (await read()).through;
+  assert.equal(cursor, 0, 'the start stays below the rows not committed');
   const seen: number[] = [];
   const poll = async () => {
-    for (const e of await reader.events({ afterId: cursor, limit: 10 })) {
-      seen.push(e.seq);
-      cursor = e.id;
-    }
+    const answer = await read(cursor);
+    for (const e of answer.events) seen.push(e.seq);
+    cursor = answer.through;
   };
   await poll();
   assert.deepEqual(seen, [], 'row 4 waits for the rows below it');
@@ -148,5 +161,26 @@ test('rows held through a fault keep the lowest uncommitted id until committed',
   unlock();
   await until('every row committed', () => ahead.health.healthy && ahead.pending === 0);
   assert.equal(ahead.uncommittedFrom, null);
-  assert.equal(store.queries.totals().lastId, 3);
+  assert.equal(store.queries.follow({}).through, 3);
+});
+
+test('held rows know their lowest id, out of order and past drops', (t) => {
+  const store = scratchStore(t);
+  const a = session('vm-a', 1n);
+  const made = store.rowsOf([1, 2, 3].map((seq) => record({ session: a, seq, timeMs: T0 + seq })));
+  const [one, two, three] = made.map((r) => r.id);
+  const held = new HeldRows(3, new PendingKeys(), () => {});
+  assert.equal(held.lowestId(), Number.POSITIVE_INFINITY);
+  held.hold(made.slice(2));
+  held.hold(made.slice(0, 2)); // a lost file's rows, older, held after
+  assert.equal(held.lowestId(), one);
+  held.hold(made.slice(2)); // past the bound of 3: the oldest held (the first id 3) goes
+  assert.equal(held.lowestId(), one);
+  held.hold(made.slice(1, 3)); // now ids 1 and 2 go too
+  assert.equal(held.lowestId(), two);
+  const last = made[2] as (typeof made)[number];
+  held.hold([last, last]); // the id 2 goes
+  assert.equal(held.lowestId(), three, 'counted again once the lowest went');
+  held.clear();
+  assert.equal(held.lowestId(), Number.POSITIVE_INFINITY);
 });

@@ -2,10 +2,14 @@
  * `seawall events --follow` against a running daemon, through the compiled CLI: the listing, then
  * each event as it is stored, once, in the order stored (ids rising), with `--vm` keeping to one
  * VM; across a restart of the daemon it says the daemon is gone, waits, and goes on from the same
- * event with the events the new daemon stores.
+ * event with the events the new daemon stores; a store made anew while it was not looking (a
+ * follower stopped through the restart) is followed from its start, and said; and the command
+ * ends once whoever reads its output is gone, with no event to find it out.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import type { StoredEvent } from '../../../store/index.js';
@@ -14,6 +18,7 @@ import { CLI, type RunningDaemon, removeDir, startDaemon } from '../../helpers/d
 import { killOwned, spawnOwned } from '../../helpers/processes.js';
 import { RawClient } from '../../helpers/raw-client.js';
 import { until } from '../../helpers/wait.js';
+import { runTool } from './run-cli.js';
 
 interface Follower {
   proc: ChildProcess;
@@ -111,4 +116,63 @@ test('--follow prints each event once as it is stored, and follows the daemon ac
   assert.match(all.stderr(), /the daemon answers again/);
   assert.equal(beta.lines.length, 2, '--vm beta printed nothing of alpha');
   assert.equal(all.proc.exitCode, null, 'still following');
+});
+
+test('a store made anew while the follower was stopped is followed from its start, and said', async (t) => {
+  let d: RunningDaemon | null = null;
+  const clients: RawClient[] = [];
+  let follower: Follower | null = null;
+  t.after(async () => {
+    if (follower) await killOwned(follower.proc, 'the follower');
+    for (const c of clients) c.destroy();
+    await d?.kill();
+    if (d) removeDir(d.dir);
+  });
+  d = await startDaemon({ metrics: false });
+  const alpha = await RawClient.open(d.socket);
+  clients.push(alpha);
+  await alpha.hello('alpha');
+  await events(alpha, [1, 2, 3]);
+  const f = startFollower(d.controlSocket, ['--json']);
+  follower = f;
+  await until('the listing', () => f.lines.length >= 3, { state: () => f.lines.join('\n') + f.stderr() });
+  // Stopped through the restart: it never sees the daemon gone. The new store then holds more
+  // events than the old one's last id, so neither a failed request nor a lower last id gives it away.
+  f.proc.kill('SIGSTOP');
+  await d.stop();
+  for (const c of clients.splice(0)) c.destroy();
+  const aside = join(d.dir, 'aside');
+  mkdirSync(aside);
+  for (const name of readdirSync(d.stateDir).filter((n) => n.startsWith('events.sqlite')))
+    renameSync(join(d.stateDir, name), join(aside, name));
+  d = await startDaemon({ dir: d.dir, metrics: false });
+  const beta = await RawClient.open(d.socket);
+  clients.push(beta);
+  await beta.hello('beta');
+  await events(beta, [1, 2, 3, 4, 5]);
+  f.proc.kill('SIGCONT');
+  await until('the new store, from its start', () => f.lines.length >= 8, {
+    state: () => f.lines.join('\n') + f.stderr(),
+  });
+  const printed = f.lines.map((l) => JSON.parse(l) as StoredEvent);
+  assert.deepEqual(
+    printed.slice(3).map((e) => [e.id, e.vm, e.seq]),
+    [1, 2, 3, 4, 5].map((n) => [n, 'beta', n]),
+  );
+  assert.match(f.stderr(), /store is another one now/);
+});
+
+test('--follow ends once the reader of its output is gone, though no event comes', async () => {
+  const d = await startDaemon({ metrics: false });
+  try {
+    const r = await runTool('sh', [
+      '-c',
+      `"${process.execPath}" "${CLI}" events --follow --control-socket "${d.controlSocket}" | head -1`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^TIME\s+VM/);
+  } finally {
+    await d.kill();
+    removeDir(d.dir);
+  }
 });
