@@ -93,8 +93,15 @@ export function controlRequest<C extends ControlCommand>(
         done(err as ControlError);
       }
     });
+    // Closed before a byte of an answer: the daemon stopped (or crashed) with the request in hand,
+    // as a daemon that is away; closed partway through one, the answer is broken.
     socket.on('end', () =>
-      done(new ControlError('SEAWALL_CONTROL_BAD_RESPONSE', `${path} closed without answering${unknown}`)),
+      done(
+        new ControlError(
+          size === 0 ? 'SEAWALL_CONTROL_UNAVAILABLE' : 'SEAWALL_CONTROL_BAD_RESPONSE',
+          `${path} closed without answering${unknown}`,
+        ),
+      ),
     );
   });
 }

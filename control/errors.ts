@@ -20,7 +20,10 @@ export type ControlErrorCode =
   | 'SEAWALL_CONTROL_FAILED'
   /** The control socket could not be bound (in use, no permission). */
   | 'SEAWALL_CONTROL_LISTEN'
-  /** Client side: nothing listens at the socket path, or it may not be opened. */
+  /**
+   * Client side: nothing listens at the socket path, or it may not be opened, or the daemon closed
+   * the connection before answering (it stopped with the request in hand).
+   */
   | 'SEAWALL_CONTROL_UNAVAILABLE'
   /** Client side: no answer within the deadline. */
   | 'SEAWALL_CONTROL_TIMEOUT'

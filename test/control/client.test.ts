@@ -150,3 +150,31 @@ test('a read without an answer times out at the injected deadline, with no word 
     assert.rejects(reload, (err) => isControlError(err) && /took effect is unknown/.test(err.message)),
   );
 });
+
+test('a connection closed before any answer reads as a daemon away; closed partway, as a broken answer', async (t) => {
+  const d = await fakeDaemon();
+  t.after(() => d.close());
+  // The daemon stopping with the request in hand: `seawall events --follow` asks again.
+  const away = controlRequest(d.path, 'follow', {});
+  (await d.request()).sock.end();
+  await withinReal(
+    'the request closed unanswered to fail',
+    assert.rejects(away, (err) => {
+      assert.ok(isControlError(err, 'SEAWALL_CONTROL_UNAVAILABLE'), String(err));
+      assert.match(err.message, /closed without answering$/);
+      return true;
+    }),
+  );
+  const reload = controlRequest(d.path, 'reload', {});
+  (await d.request()).sock.end();
+  await withinReal(
+    'the reload closed unanswered to fail',
+    assert.rejects(reload, (err) => isControlError(err) && /took effect is unknown/.test(err.message)),
+  );
+  const broken = controlRequest(d.path, 'status', {});
+  (await d.request()).sock.end('{"id":1,"ok":tr');
+  await withinReal(
+    'the request closed partway to fail',
+    assert.rejects(broken, (err) => isControlError(err, 'SEAWALL_CONTROL_BAD_RESPONSE')),
+  );
+});

@@ -3,12 +3,15 @@
  * each event as it is stored, once, in the order stored (ids rising), with `--vm` keeping to one
  * VM; across a restart of the daemon it says the daemon is gone, waits, and goes on from the same
  * event with the events the new daemon stores; a store made anew while it was not looking (a
- * follower stopped through the restart) is followed from its start, and said; and the command
- * ends once whoever reads its output is gone, with no event to find it out.
+ * follower stopped through the restart) is followed from its start, and said; a daemon that
+ * stops with a request in hand is asked again (a control server of the test's own makes that
+ * moment); and the command ends once whoever reads its output is gone, with no event to find it out.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
@@ -175,4 +178,38 @@ test('--follow ends once the reader of its output is gone, though no event comes
     await d.kill();
     removeDir(d.dir);
   }
+});
+
+test('a daemon that stops with a follow request in hand is asked again, not given up on', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-follow-'));
+  const path = join(dir, 'control.sock');
+  let follows = 0;
+  const answer = (sock: Socket, result: unknown) =>
+    sock.end(`${JSON.stringify({ id: 1, ok: true, result })}\n`);
+  // Answers as a daemon would, but closes the first request to follow on without a word.
+  const server = createServer((sock) => {
+    sock.on('error', () => {});
+    sock.once('data', (d) => {
+      const req = JSON.parse(d.toString()) as { cmd: string; args: { afterId?: number } };
+      if (req.cmd === 'events') return answer(sock, []);
+      if (req.args.afterId === undefined)
+        return answer(sock, { events: [], through: 0, more: false, storeCreatedMs: 1 });
+      if (++follows === 1) return sock.end();
+      const events = follows === 2 ? [{ id: 1, vm: 'alpha', seq: 1 }] : [];
+      answer(sock, { events, through: 1, more: false, storeCreatedMs: 1 });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  const f = startFollower(path, ['--json']);
+  t.after(async () => {
+    await killOwned(f.proc, 'the follower');
+    await new Promise<void>((r) => server.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await until('the event answered after the closed request', () => f.lines.length >= 1, {
+    state: () => f.stderr(),
+  });
+  assert.deepEqual(JSON.parse(f.lines[0] as string), { id: 1, vm: 'alpha', seq: 1 });
+  assert.match(f.stderr(), /the daemon does not answer .*closed without answering/);
+  assert.equal(f.proc.exitCode, null, 'still following');
 });
