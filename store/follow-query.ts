@@ -33,7 +33,10 @@ export interface FollowQuery {
 export interface FollowAnswer {
   /** The matching events stored after `afterId`, in the order stored (by id). */
   events: StoredEvent[];
-  /** Every matching event up to this id has been given: the next `afterId`. */
+  /**
+   * Every matching event up to this id has been given: the next `afterId`. Below the `afterId`
+   * asked (0): the store holds no event of that id, so it is not the store followed.
+   */
   through: number;
   /** Events may be stored past `through` already: ask again at once. */
   more: boolean;
@@ -67,6 +70,9 @@ export class FollowQueries {
     const stored = this.#maxId.get() as number;
     const top = q.belowId === undefined ? stored : Math.min(stored, q.belowId - 1);
     const after = q.afterId;
+    // Within one store the highest id never falls (retention keeps its row): past it, the id
+    // followed was another store's (one restored from a copy, say) — said by `through` 0.
+    if (after !== undefined && after > stored) return { events: [], through: 0, more: true, storeCreatedMs };
     if (after === undefined || after >= top)
       return { events: [], through: after ?? Math.max(0, top), more: false, storeCreatedMs };
     const end = Math.min(top, after + FOLLOW_SCAN_IDS);

@@ -98,9 +98,8 @@ export class PendingKeys {
  */
 export class HeldRows {
   #rows: StoreRow[] = [];
-  /** The lowest id held (Infinity: none); counted again only after a drop took it (`#lowGone`). */
-  #low = Number.POSITIVE_INFINITY;
-  #lowGone = false;
+  /** The lowest id held, as rows come at the back and go from the front. */
+  #low = new QueueMin();
   dropped = 0;
   readonly #max: number;
   readonly #keys: PendingKeys;
@@ -132,30 +131,24 @@ export class HeldRows {
       void row.values;
       this.#rows.push(row);
       this.#keys.add(row.key);
-      const id = rowId(row);
-      if (id !== null && id < this.#low) this.#low = id;
+      this.#low.push(rowId(row));
     }
     this.#append(rows);
     if (this.#rows.length > this.#max) {
       const drop = this.#rows.splice(0, this.#rows.length - this.#max);
       this.dropped += drop.length;
-      this.#lowGone ||= drop.some((r) => rowId(r) === this.#low);
+      this.#low.shift(drop.length);
       this.#keys.forget(drop.map((r) => r.key));
       this.#onDrop(drop.length);
     }
   }
 
-  /** The lowest id of the rows held (Infinity: none): not in order when a lost file's rows came late. */
+  /**
+   * The lowest id of the rows held (Infinity: none), in constant time whatever their number: not
+   * the first's, since a lost file's rows, older, can be held after newer ones.
+   */
   lowestId(): number {
-    if (this.#lowGone) {
-      this.#low = Number.POSITIVE_INFINITY;
-      for (const row of this.#rows) {
-        const id = rowId(row);
-        if (id !== null && id < this.#low) this.#low = id;
-      }
-      this.#lowGone = false;
-    }
-    return this.#low;
+    return this.#low.min;
   }
 
   /** The held rows, in order, without removing them (they stay held until `clear`). */
@@ -167,8 +160,7 @@ export class HeldRows {
   clear(): void {
     this.#keys.forget(this.#rows.map((r) => r.key));
     this.#rows = [];
-    this.#low = Number.POSITIVE_INFINITY;
-    this.#lowGone = false;
+    this.#low = new QueueMin();
     this.closeCopy();
     // Written ahead first: a kill between the two leaves them twice, and inserts are idempotent.
     // Removed even when nothing was copied: an append that failed may have left it empty.
@@ -217,6 +209,46 @@ export class HeldRows {
       this.closeCopy();
       this.#fd = -2;
       return false;
+    }
+  }
+}
+
+/**
+ * The least of a queue of numbers that come at the back and go from the front: the numbers each
+ * less than every one that came after it, with their places; amortised constant time a number.
+ */
+class QueueMin {
+  readonly #ids: number[] = [];
+  readonly #places: number[] = [];
+  #head = 0;
+  /** Places given (the next number's), and the place of the queue's front. */
+  #pushed = 0;
+  #front = 0;
+
+  get min(): number {
+    return this.#head < this.#ids.length ? (this.#ids[this.#head] as number) : Number.POSITIVE_INFINITY;
+  }
+
+  /** A number at the back (null: a place with none). */
+  push(id: number | null): void {
+    const place = this.#pushed++;
+    if (id === null) return;
+    while (this.#ids.length > this.#head && (this.#ids[this.#ids.length - 1] as number) >= id) {
+      this.#ids.pop();
+      this.#places.pop();
+    }
+    this.#ids.push(id);
+    this.#places.push(place);
+  }
+
+  /** The first `n` go. */
+  shift(n: number): void {
+    this.#front += n;
+    while (this.#head < this.#ids.length && (this.#places[this.#head] as number) < this.#front) this.#head++;
+    if (this.#head > 1024 && this.#head * 2 > this.#ids.length) {
+      this.#ids.splice(0, this.#head);
+      this.#places.splice(0, this.#head);
+      this.#head = 0;
     }
   }
 }

@@ -73,16 +73,18 @@ export async function follow(
     } catch (err) {
       if (!isControlError(err)) throw err;
       if (!PASSING.has(err.code)) throw new CliError('failed', `${err.message} [${err.code}]`);
-      if (!lost) ctx.io.err(`seawall: the daemon does not answer (${err.message}); asking again each second`);
+      const what = err.code === 'SEAWALL_CONTROL_FAILED' ? 'cannot read its store' : 'does not answer';
+      if (!lost) ctx.io.err(`seawall: the daemon ${what} (${err.message}); asking again each second`);
       lost = true;
       await pause(FOLLOW_INTERVAL_MS);
       continue;
     }
     if (lost) ctx.io.err('seawall: the daemon answers again');
     lost = false;
-    if (answer.storeCreatedMs !== store) {
+    if (answer.storeCreatedMs !== store || answer.through < cursor) {
       ctx.io.err(
-        `seawall: the daemon's store is another one now (made ${formatTime(answer.storeCreatedMs)}); following it from its start`,
+        `seawall: the daemon's store is another one now (made ${formatTime(answer.storeCreatedMs)}, ` +
+          `${answer.through < cursor ? `holding no event ${cursor}` : 'not the one followed'}); following it from its start`,
       );
       store = answer.storeCreatedMs;
       cursor = 0;
