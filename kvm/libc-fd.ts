@@ -98,7 +98,10 @@ export function pointAtDevNull(fd: number): boolean {
   }
 }
 
-const POLLIN = 0x001;
+/** poll(2)'s event bits. */
+export const POLLIN = 0x001;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
 
 /** poll(2) of one fd with a zero timeout: the events it reports now (0 when none). */
 export function pollNow(fd: number, events: number): number {
@@ -107,9 +110,6 @@ export function pollNow(fd: number, events: number): number {
   pfd.writeInt16LE(events, 4);
   return libcFd().poll(pfd, 1, 0) > 0 ? pfd.readInt16LE(6) : 0;
 }
-
-const POLLERR = 0x008;
-const POLLHUP = 0x010;
 
 /**
  * Whether whoever reads what is written to `fd` is gone: a pipe with no reader left (POLLERR), a

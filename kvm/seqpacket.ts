@@ -7,7 +7,7 @@
 import { chmodSync } from 'node:fs';
 import { KvmSyscallError } from './ioctl.js';
 import { ERRNO, errnoName, lastErrno } from './libc.js';
-import { libcFd, pollNow } from './libc-fd.js';
+import { libcFd, POLLHUP, POLLIN, pollNow } from './libc-fd.js';
 import { AF_UNIX, checkSocketPath, removeStaleSocket, SOCKADDR_UN_SIZE } from './socket-path.js';
 
 const SOCK_SEQPACKET = 5;
@@ -77,9 +77,6 @@ export function connectSeqpacket(path: string): number {
   }
   return fd;
 }
-
-const POLLIN = 0x001;
-const POLLHUP = 0x010;
 
 /**
  * Whether the peer of a connected Unix socket (SEQPACKET, or a stream: the plugin socket) has

@@ -74,7 +74,7 @@ export class FollowQueries {
     // followed was another store's (one restored from a copy, say) — said by `through` 0.
     if (after !== undefined && after > stored) return { events: [], through: 0, more: true, storeCreatedMs };
     if (after === undefined || after >= top)
-      return { events: [], through: after ?? Math.max(0, top), more: false, storeCreatedMs };
+      return { events: [], through: after ?? top, more: false, storeCreatedMs };
     const end = Math.min(top, after + FOLLOW_SCAN_IDS);
     const limit = Math.min(Math.max(1, q.limit ?? FOLLOW_MAX_LIMIT), FOLLOW_MAX_LIMIT);
     const params = { after, end, since: q.sinceMs ?? 0, limit };

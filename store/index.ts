@@ -9,7 +9,7 @@ export {
   type StoreOptions,
   type StoreRow,
 } from './event-store.js';
-export { FOLLOW_MAX_LIMIT, type FollowAnswer, type FollowQuery } from './follow-query.js';
+export type { FollowAnswer, FollowQuery } from './follow-query.js';
 export { type PruneEnv, type PruneOptions, prune } from './prune.js';
 export {
   DEFAULT_REBUILD_LIMIT,

@@ -43,7 +43,7 @@ import type { EventRecord } from '../events/index.js';
 import { idleFacts, mayLeaveIdle } from '../kvm/index.js';
 import { AUTOCHECKPOINT_PAGES, statIno, withoutBusyWait } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
-import { type RecordRow, rowId } from './event-columns.js';
+import type { RecordRow } from './event-columns.js';
 import type { EventStore } from './event-store.js';
 import type { StoreRow } from './inserts.js';
 
@@ -406,7 +406,7 @@ export class WriteAhead {
           this.#fileKeys.add(row.key);
           this.#fileRows.push(row);
         }
-        this.#fileLowId = Math.min(this.#fileLowId, lowestId(rows));
+        this.#fileLowId = Math.min(this.#fileLowId, this.#held.lowestId());
         this.#held.clear();
       }
     } catch (err) {
@@ -537,7 +537,7 @@ export class WriteAhead {
       this.#fileRows.push(row);
     }
     // A batch's ids rise from its first (EventStore.rowsOf).
-    if ((rows[0] as RecordRow).id < this.#fileLowId) this.#fileLowId = (rows[0] as RecordRow).id;
+    this.#fileLowId = Math.min(this.#fileLowId, (rows[0] as RecordRow).id);
     if (this.#pressure) this.#shares.count(batch);
     if (this.#fileKeys.size >= this.#maxPending) this.#handOver();
     else this.#schedule();
@@ -1097,14 +1097,4 @@ export class WriteAhead {
     for (const seg of this.#inFlight.values()) if (seg.keys.has(key)) return true;
     return false;
   };
-}
-
-/** The lowest id among `rows` (Infinity: none has one). */
-function lowestId(rows: readonly StoreRow[]): number {
-  let low = Number.POSITIVE_INFINITY;
-  for (const row of rows) {
-    const id = rowId(row);
-    if (id !== null && id < low) low = id;
-  }
-  return low;
 }

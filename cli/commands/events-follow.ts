@@ -12,6 +12,7 @@
  * is followed from its start, and said. When whoever reads stdout is gone (`| head -1`) the
  * command ends, even if no event comes to find it out.
  */
+import { setTimeout as pause } from 'node:timers/promises';
 import { type ControlResults, controlRequest, isControlError } from '../../control/index.js';
 import { readerGone } from '../../kvm/index.js';
 import type { FollowQuery, StoredEvent } from '../../store/index.js';
@@ -96,8 +97,4 @@ export async function follow(
     cursor = answer.through;
     if (!answer.more) await pause(FOLLOW_INTERVAL_MS);
   }
-}
-
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -84,11 +84,14 @@ export function registerEvents(parent: Command, ctx: CliContext): void {
       // Taken before the listing: an event stored between the two is followed, not lost.
       const start = opts.follow ? await followStart(ctx, opts, filter) : null;
       const events = await askDaemon(ctx, opts, 'events', query);
+      // Followed, the JSON is one event per line, the listing's too; the table keeps its columns.
       const rows = new GrowingTable(HEADERS);
+      const followed = (batch: readonly StoredEvent[], header = false) => {
+        if (opts.json) for (const e of batch) ctx.io.out(toJsonLine(e));
+        else ctx.io.out(rows.lines(batch.map(cells), header));
+      };
       if (!start) ctx.io.out(opts.json ? toJson(events) : formatEvents(events));
-      // Followed, the JSON is one event per line, the listing's too, and the table has its header.
-      else if (opts.json) for (const e of events) ctx.io.out(toJsonLine(e));
-      else ctx.io.out(rows.lines(events.map(cells), true));
+      else followed(events, true);
       const oldest = events[0];
       if (events.length === opts.limit && oldest) {
         const more = await askDaemon(ctx, opts, 'events', {
@@ -104,10 +107,7 @@ export function registerEvents(parent: Command, ctx: CliContext): void {
         }
       }
       if (!start) return 0;
-      return follow(ctx, opts, filter, start, events, (batch) => {
-        if (opts.json) for (const e of batch) ctx.io.out(toJsonLine(e));
-        else ctx.io.out(rows.lines(batch.map(cells)));
-      });
+      return follow(ctx, opts, filter, start, events, followed);
     }),
   );
 }
