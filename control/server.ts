@@ -12,6 +12,9 @@
  * until its answer has drained (explicit backpressure). A peer may end its side after its
  * requests (`printf … | socat`): its whole lines are answered, then the connection ends. A
  * connection's slot is held until its running request ends, even once the peer has gone.
+ *
+ * Longer than 350 lines: a connection's life (its deadlines, backpressure, half-close and slot) is
+ * one closure, which reads best whole.
  */
 import { unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -193,6 +196,9 @@ export class ControlServer {
       wait('none', 0);
       while (lines.length > 0 && !socket.destroyed) {
         const reply = await this.#handle(lines.shift() as string, peer);
+        // Gone while the request ran (the peer, or close() at a stop): its 'close' has come and
+        // gone, so nothing below would ever end — a write deadline would hold the process.
+        if (socket.destroyed) break;
         let bytes: string | Buffer;
         try {
           bytes = encode(reply);
@@ -204,10 +210,7 @@ export class ControlServer {
         }
         if (!socket.write(bytes)) {
           wait('write', writeMs);
-          await new Promise<void>((resolve) => {
-            socket.once('drain', resolve);
-            socket.once('close', resolve);
-          });
+          await drainedOrClosed(socket);
           wait('none', 0);
         }
       }
@@ -354,4 +357,17 @@ export class ControlServer {
         return assertNever(cmd, 'control command');
     }
   }
+}
+
+/** Resolves at the socket's next 'drain' or 'close', whichever comes first, leaving no listener. */
+function drainedOrClosed(socket: Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
 }

@@ -15,6 +15,8 @@ export interface Fixture {
   sessions: SessionInfo[];
   /** What the next reload answers. */
   nextReload: ReloadResult;
+  /** When set, a reload waits for it before answering (a request still running). */
+  reloadGate: Promise<void> | null;
   reloads: number;
   /** The policy in force, as the daemon's holder shows it. */
   policy: { current: { version: string }; currentText: PolicyText | null };
@@ -40,6 +42,7 @@ export async function startControl(opts: ControlServerOptions = {}, withReader =
     store,
     sessions: [],
     nextReload: { ok: true, version: 'v2', issues: [] },
+    reloadGate: null,
     reloads: 0,
     policy,
     server: undefined as unknown as ControlServer,
@@ -60,6 +63,7 @@ export async function startControl(opts: ControlServerOptions = {}, withReader =
     reader,
     reload: async () => {
       f.reloads++;
+      await f.reloadGate;
       if (f.nextReload.ok) policy.current.version = f.nextReload.version;
       return f.nextReload;
     },

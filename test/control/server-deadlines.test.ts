@@ -11,9 +11,11 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { controlRequest, isControlError } from '../../control/index.js';
-import { killOwned, spawnOwned } from '../helpers/processes.js';
+import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { until, within } from '../helpers/wait.js';
 import { startControl } from './fixture.js';
+
+const CLOSE_DURING_REQUEST = new URL('./children/close-during-request.ts', import.meta.url).pathname;
 
 function connected(path: string): Promise<Socket> {
   return within(
@@ -63,6 +65,27 @@ test('a client that never reads its answers is closed at the write deadline', as
     state: () => `${f.server.connectionCount} connection(s) open`,
   });
   s.destroy();
+});
+
+test('a request that ends after a stop closed its connection gives its slot back and holds nothing', async (t) => {
+  const child = spawnOwned(process.execPath, ['--import', 'tsx', CLOSE_DURING_REQUEST], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => killOwned(child, 'the closing control server'));
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  // Before, the answer waited for a 'drain' or 'close' already past: the slot was never given back
+  // and the write deadline set for it (10 minutes there; 30 s in the daemon) held the process.
+  const exit = await within('the child to exit by itself after closing', exitOf(child), {
+    state: () => `output so far: ${JSON.stringify(out)}`,
+  });
+  assert.deepEqual(exit, { code: 0, signal: null }, out);
+  assert.match(out, /^slot given back$/m);
 });
 
 test('unprivileged peers holding every slot they may leave root two', async (t) => {
