@@ -17,6 +17,15 @@ export function killAll(): void {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
 }
 
+// However the benchmark ends: a signal to it alone (not to its whole process group, as Ctrl-C is)
+// takes its servers with it, and then has its default action.
+process.on('exit', killAll);
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
+  process.once(signal, () => {
+    killAll();
+    process.kill(process.pid, signal);
+  });
+
 export interface Started {
   proc: ChildProcess;
   readyMs: number;
