@@ -121,7 +121,9 @@ export async function startDaemon(opts: StartOptions = {}): Promise<RunningDaemo
     async stop() {
       // A stopped (SIGSTOP) daemon would never see the SIGTERM.
       if (proc.exitCode === null) proc.kill('SIGCONT');
-      return (await stopOwned(proc, what)).code;
+      // A stop that hangs says what the daemon logged up to it.
+      const state = () => `its last output:\n${output.slice(-40).join('\n')}`;
+      return (await stopOwned(proc, what, 'SIGTERM', undefined, state)).code;
     },
     async kill() {
       await killOwned(proc, what);

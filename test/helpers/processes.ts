@@ -96,17 +96,21 @@ export async function killOwned(child: ChildProcess, what = `process ${child.pid
 
 /**
  * Sends `signal` to the child alone and waits up to `timeoutMs` for its exit; past that, kills
- * its group and fails naming `what`.
+ * its group and fails naming `what`, with `state` (what the child printed, say) in the message.
  */
 export async function stopOwned(
   child: ChildProcess,
   what: string,
   signal: NodeJS.Signals = 'SIGTERM',
   timeoutMs?: number,
+  state?: () => string,
 ): Promise<Exit> {
   if (child.exitCode === null && child.signalCode === null) child.kill(signal);
   try {
-    return await within(`${what} to exit after ${signal}`, exitOf(child), timeoutMs ? { timeoutMs } : {});
+    return await within(`${what} to exit after ${signal}`, exitOf(child), {
+      ...(timeoutMs ? { timeoutMs } : {}),
+      ...(state ? { state } : {}),
+    });
   } catch (err) {
     await killOwned(child, what);
     throw err;
