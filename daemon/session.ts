@@ -223,6 +223,8 @@ export class PluginSession {
    * goes on where it stopped whether or not more bytes arrive.
    */
   #onFrame(m: Message): void {
+    // A whole frame clears the clock: the next one's starts when a read ends part-way into it.
+    this.#stopFrameTimer();
     this.#onMessage(m);
     if (++this.#frames < FRAMES_PER_TURN || !this.open) return;
     this.#frames = 0;
@@ -312,8 +314,7 @@ export class PluginSession {
 
   #onData(chunk: Buffer): void {
     if (!this.open || !this.#parse(() => this.#parser.push(chunk))) return;
-    // A frame left incomplete must complete within the bound, while it is being read; a whole
-    // frame clears the clock.
+    // A frame left incomplete must complete within the bound, while it is being read.
     if (this.#parser.idle) this.#stopFrameTimer();
     else if (!this.#frameTimer && this.open && this.#holds === 0) this.#startFrameTimer();
   }
@@ -333,6 +334,7 @@ export class PluginSession {
   }
 
   #startFrameTimer(): void {
+    this.#stopFrameTimer();
     this.#frameTimer = setTimeout(
       () =>
         this.#fail(

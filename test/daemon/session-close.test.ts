@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
 import { after, test } from 'node:test';
 import { MAX_REPLAY_BACKLOG } from '../../daemon/pipeline.js';
-import { encodeMessage, type Message, MSG } from '../../protocol/index.js';
+import { encodeMessage, type Message, MSG, WIRE_ERROR } from '../../protocol/index.js';
 import { seaFrame } from '../../vmm/sample-events.js';
 import { INJECT, provider, type Stack, startStack } from '../attach/stack.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -165,6 +165,43 @@ test('a socket the daemon stops reading (its verdicts unread) is not ended by th
   c.socket.resume();
   await c.waitFor('verdict', (m) => m.seq === 20_000);
   assert.equal(c.received.filter((m) => m.type === 'error').length, 0);
+  c.destroy();
+});
+
+test('a frame left half-sent past the frame timeout ends the session with BAD_FRAME', async () => {
+  const { s } = await stack({ frameTimeoutMs: 300 });
+  const c = await RawClient.open(s.socket);
+  await c.hello('vm-half', HELLO11);
+  c.send(seaFrame(1, { timeNs: 1n }).subarray(0, 20));
+  const error = await c.waitFor('error');
+  assert.equal(error.code, WIRE_ERROR.BAD_FRAME);
+  assert.match(error.message, /incomplete for 300 ms/);
+  await c.closed;
+});
+
+test('reads that each end inside a frame, every frame completing at once, are not ended by the frame timeout', async () => {
+  const { s } = await stack({ frameTimeoutMs: 300 });
+  const c = await RawClient.open(s.socket);
+  await c.hello('vm-straddling', HELLO11);
+  // Each write ends a frame and begins the next (a plugin's partial writes under EAGAIN, or full
+  // reads of back-to-back frames): no frame is ever incomplete for more than a round trip. Before,
+  // the clock started at the first partial frame ran on, and the session ended after 300 ms.
+  const frame = (seq: number) => seaFrame(seq, { timeNs: 1n });
+  const half = frame(1).length / 2;
+  c.send(frame(1).subarray(0, half));
+  const started = performance.now();
+  let seq = 1;
+  for (; performance.now() - started < 1200; seq++) {
+    c.send(Buffer.concat([frame(seq).subarray(half), frame(seq + 1).subarray(0, half)]));
+    await c.waitFor('verdict', (m) => m.seq === seq);
+  }
+  c.send(frame(seq).subarray(half));
+  await c.waitFor('verdict', (m) => m.seq === seq);
+  assert.deepEqual(
+    c.received.filter((m) => m.type === 'error'),
+    [],
+  );
+  assert.ok(seq > 4, `only ${seq} frames went by`);
   c.destroy();
 });
 
