@@ -4,7 +4,7 @@
  * connections, a few per process before HELLO, one live session per VM id — with a REJECT that
  * says which bound was hit.
  */
-import { chmodSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { EventBus, SessionInfo, SessionOutcome } from '../events/index.js';
@@ -347,13 +347,8 @@ export class PluginServer implements SessionHost {
     const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([Promise.all(gone), timer]);
     for (const s of this.#connections) s.socket.destroy();
+    // The socket file went when the listener closed (libuv removes it at once). Removing the path
+    // again here would remove the socket of another daemon that has bound it meanwhile.
     await Promise.race([closed, timer]);
-    if (this.#path) {
-      try {
-        unlinkSync(this.#path);
-      } catch {
-        // already gone
-      }
-    }
   }
 }
