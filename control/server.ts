@@ -16,7 +16,6 @@
  * Longer than 350 lines: a connection's life (its deadlines, backpressure, half-close and slot) is
  * one closure, which reads best whole.
  */
-import { unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { assertNever, boundSocketPath, type PeerCred, peerCred } from '../kvm/index.js';
 import { authorize } from './authorize.js';
@@ -97,16 +96,11 @@ export class ControlServer {
   /** Stops accepting, drops open connections, removes the socket file it created. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
+      // Closing the listener removes the socket file it made (libuv does, at once); the path is not
+      // removed again, which could remove the socket of a daemon that has bound it since.
       this.#server.close(() => resolve());
       for (const s of this.#sockets) s.destroy();
       for (const s of this.#refused) s.destroy();
-      if (this.#path) {
-        try {
-          unlinkSync(this.#path);
-        } catch {
-          // already gone
-        }
-      }
     });
     return this.#closing;
   }
