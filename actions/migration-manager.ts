@@ -278,8 +278,8 @@ export class MigrationManager {
   remembered(): RememberedMigration[] {
     const pending = [...this.#byVm.values()]
       .flat()
-      .map((m) => ({ key: m.key, migrationId: m.record.migrationId, sent: m.payload }));
-    return this.memory.snapshot(pending);
+      .map((m) => ({ key: m.key, migrationId: m.record.migrationId, sent: m.payload, running: !!m.stop }));
+    return this.memory.snapshot(pending, this.#opts.maxInFlight);
   }
 
   #run(m: Migration): void {

@@ -5,8 +5,9 @@
  * and the id of a migration still queued or running at the stop (asked again under the same id, so
  * that the orchestrator's Idempotency-Key recognizes it), with the payload a running one was sent
  * (sent again as it was: a key reused with another body is a 422 to an orchestrator that follows
- * the IETF idempotency-key draft, which reads as a refusal). Kept per session key (migration-carry.ts),
- * as the manager keeps it; migration-state-file.ts writes it down and reads it back.
+ * the IETF idempotency-key draft, which reads as a refusal; no more payloads than the next start
+ * reads back, snapshot). Kept per session key (migration-carry.ts), as the manager keeps it;
+ * migration-state-file.ts writes it down and reads it back.
  *
  * After a restart, what was read back waits for its VM instance: a session that opens for the same
  * VM id from the same process — its pid, and that pid's start time read again, the process still
@@ -158,27 +159,47 @@ export class MigrationMemory {
 
   /**
    * What to keep across a restart now: every key's state with its instance, `pending` naming the
-   * migrations queued or running, and what was read back and not claimed yet.
+   * migrations queued or running, and what was read back and not claimed yet. At most `maxSent`
+   * entries keep what their hook was sent, as many as the next start reads back
+   * (migration-state-file.ts): first the hooks running now, then the migrations queued with a
+   * payload sent before the last stop, then those pending at the last stop and not asked again
+   * yet, then what was read back and not claimed. The others lose their `pending` with their
+   * `sent`: the orchestrator may have seen that id with that body, so the id is not asked again
+   * with another body (a 422 to an orchestrator that compares them, read as a refusal); the VM's
+   * next error asks under a new id, as for a migration the daemon does not remember.
    */
   snapshot(
-    pending: Iterable<{ key: bigint; migrationId: string; sent: MigrationPayload | null }>,
+    pending: Iterable<{ key: bigint; migrationId: string; sent: MigrationPayload | null; running: boolean }>,
+    maxSent = Number.POSITIVE_INFINITY,
   ): RememberedMigration[] {
-    const queued = new Map<bigint, ResumedMigration>();
+    const queued = new Map<bigint, ResumedMigration & { rank: number }>();
     for (const p of pending)
-      queued.set(p.key, { migrationId: p.migrationId, ...(p.sent ? { sent: p.sent } : {}) });
-    const out: RememberedMigration[] = [];
+      queued.set(p.key, {
+        migrationId: p.migrationId,
+        ...(p.sent ? { sent: p.sent } : {}),
+        rank: p.running ? 0 : 1,
+      });
+    const out: Array<{ e: RememberedMigration; rank: number }> = [];
     for (const [key, st] of this.#byKey) {
       if (!st.instance) continue;
       const e: RememberedMigration = { ...st.instance };
       if (st.accepted !== undefined) e.accepted = st.accepted;
       if (st.refused !== undefined) e.refused = { ...st.refused };
-      const resumed = queued.get(key) ?? st.resumed;
+      const resumed = queued.get(key) ?? (st.resumed && { ...st.resumed, rank: 2 });
       if (resumed !== undefined) e.pending = resumed.migrationId;
       if (resumed?.sent !== undefined) e.sent = resumed.sent;
-      if (e.accepted !== undefined || e.refused !== undefined || e.pending !== undefined) out.push(e);
+      if (e.accepted !== undefined || e.refused !== undefined || e.pending !== undefined)
+        out.push({ e, rank: resumed?.rank ?? 0 });
     }
-    for (const list of this.#unclaimed.values()) out.push(...list);
-    return out;
+    for (const list of this.#unclaimed.values()) for (const e of list) out.push({ e: { ...e }, rank: 3 });
+    const withSent = out.filter((x) => x.e.sent !== undefined).sort((a, b) => a.rank - b.rank);
+    for (const { e } of withSent.slice(maxSent)) {
+      delete e.sent;
+      delete e.pending;
+    }
+    return out
+      .map((x) => x.e)
+      .filter((e) => e.accepted !== undefined || e.refused !== undefined || e.pending !== undefined);
   }
 
   close(): void {

@@ -248,3 +248,34 @@ test('a claim needs the start time too; what no session claims is forgotten afte
   );
   memory.close();
 });
+
+test('requests sent kept across restarts: never more than the next start reads back', async (t) => {
+  const path = statePath(t);
+  const [a, b, c] = ['restart-chain-a', 'restart-chain-b', 'restart-chain-c'];
+  // Run 1: a's hook runs at the stop.
+  const first = run(t, path, 1);
+  const sentA = await ask(first, first.open(a), 1);
+  await first.stop();
+  // Run 2: a reconnects and has no error; c is accepted; b's hook runs at the stop.
+  const second = run(t, path, 1);
+  assert.deepEqual(second.warnings, []);
+  second.open(a);
+  await ask(second, second.open(c), 1, 202);
+  const sentB = await ask(second, second.open(b), 1);
+  await second.stop();
+  const saved = JSON.parse(readFileSync(path, 'utf8')) as { entries: Array<{ vm: string; sent?: unknown }> };
+  assert.deepEqual(
+    saved.entries.filter((e) => e.sent !== undefined).map((e) => e.vm),
+    [b],
+    'the hook running at the stop keeps its request; a, sent a run before, gives way',
+  );
+  // Run 3: the file is used whole; c's acceptance holds, b is asked as it was, a afresh.
+  const third = run(t, path, 1);
+  assert.deepEqual(third.warnings, []);
+  assert.equal(third.trigger(third.open(c)), 'accepted-already');
+  const againB = await ask(third, third.open(b), 2, 202);
+  assert.equal(againB.key, sentB.key, 'the same Idempotency-Key');
+  assert.equal(againB.raw, sentB.raw, 'the same body, byte for byte');
+  const againA = await ask(third, third.open(a), 2, 202);
+  assert.notEqual(againA.key, sentA.key, 'not its id with another body: a new id');
+});
