@@ -9,6 +9,8 @@
  * bound, is not JSON or does not match the schema (zod) is not used, and the daemon starts with
  * nothing remembered; it never stops the start. A regular file is set aside as `migrations.json.bad`
  * (setAside), where the operator can read it; the warning says where it went, or why it stayed.
+ * More requests sent than run at once are no reason not to use a file: the surplus is left out,
+ * and the warning says so.
  * An entry whose process is gone, or whose pid now names a process with another start time, is
  * dropped: a pid is never taken on trust.
  */
@@ -33,6 +35,13 @@ const ENTRY_BYTES = 2048;
  */
 const SENT_BYTES = 80 * 1024;
 const PAGE_BYTES = 24;
+/**
+ * How many times `SentBounds.count` requests sent at their longest the file's bytes may hold: a file
+ * written by an older build kept those read back at its start and not asked again (at most `count`)
+ * beside the hooks running at its stop (at most `count` more). Read, and cut down to `count`
+ * (loadMigrationState).
+ */
+const OLDER_SENT = 2;
 
 /** How much of what hooks were sent the file may hold: as many as run at once, each this long. */
 export interface SentBounds {
@@ -93,19 +102,18 @@ const entrySchema = (pages: number) =>
 const fileSchema = (maxEntries: number, sent: SentBounds) =>
   z.strictObject({
     version: z.literal(1),
-    entries: z
-      .array(entrySchema(sent.pages))
-      .max(maxEntries)
-      .refine((es) => es.filter((e) => e.sent !== undefined).length <= sent.count, {
-        message: `more than ${sent.count} requests sent`,
-      }),
+    // More requests sent than `sent.count` are cut down to it, not refused (loadMigrationState).
+    entries: z.array(entrySchema(sent.pages)).max(maxEntries),
   });
 
 type Entry = z.infer<ReturnType<typeof entrySchema>>;
 
 export interface LoadedMigrationState {
   entries: RememberedMigration[];
-  /** Why the file was not used, when it was not; null when it was used or missing. */
+  /**
+   * Why the file was not used, when it was not, or what of it was left out (requests sent beyond
+   * the bound, from an older build); null when it was used whole or missing.
+   */
   warning: string | null;
   /** Entries dropped because their process is gone or their pid names another process now. */
   stale: number;
@@ -113,7 +121,10 @@ export interface LoadedMigrationState {
 
 /**
  * Reads the state file at `path`, at most `maxEntries` entries. Never throws: whatever is wrong
- * with the file is the warning, and nothing is remembered.
+ * with the file is the warning, and nothing is remembered. A file with more requests sent than
+ * `sent.count` (written by an older build, or under a larger `maxHooksInFlight`) within its bounds
+ * is used: the first `sent.count` of them kept in file order, the others' entries without `pending`
+ * and `sent` (dropped when that was all they held), and the warning says so.
  */
 export function loadMigrationState(
   path: string,
@@ -122,7 +133,7 @@ export function loadMigrationState(
   startTicks: (pid: number) => number | null = processStartTicks,
 ): LoadedMigrationState {
   const empty = (warning: string | null): LoadedMigrationState => ({ entries: [], warning, stale: 0 });
-  const sentBytes = sent.count * (SENT_BYTES + sent.pages * PAGE_BYTES);
+  const sentBytes = OLDER_SENT * sent.count * (SENT_BYTES + sent.pages * PAGE_BYTES);
   // Not followed if a symlink, and a FIFO does not block the start.
   const read = readRegularFile(path, maxEntries * ENTRY_BYTES + sentBytes + 64, constants.O_NOFOLLOW);
   if (!read.ok && read.code === 'ENOENT') return empty(null);
@@ -145,6 +156,8 @@ export function loadMigrationState(
   const entries: RememberedMigration[] = [];
   const seen = new Set<string>();
   let stale = 0;
+  let sentKept = 0;
+  let sentDropped = 0;
   // What was sent is kept as read, its keys in their order: sent again, it is the same bytes.
   const raw = (json as { entries: Array<{ sent?: MigrationPayload }> }).entries;
   for (const [i, e] of parsed.data.entries.entries()) {
@@ -155,9 +168,23 @@ export function loadMigrationState(
       stale++;
       continue;
     }
-    entries.push(withoutUndefined(e, raw[i]?.sent));
+    const out = withoutUndefined(e, raw[i]?.sent);
+    if (out.sent !== undefined && sentKept++ >= sent.count) {
+      // Its id is not asked again with another body: asked under a new id, as if not remembered.
+      delete out.sent;
+      delete out.pending;
+      sentDropped++;
+      if (out.accepted === undefined && out.refused === undefined) continue;
+    }
+    entries.push(out);
   }
-  return { entries, warning: null, stale };
+  const warning =
+    sentDropped === 0
+      ? null
+      : `${path} holds more requests sent than the ${sent.count} kept (maxHooksInFlight): ${sentDropped} ` +
+        "of its migrations running at a stop are forgotten, asked again under new ids at their VM's next error; " +
+        'the rest of the file is used';
+  return { entries, warning, stale };
 }
 
 /**

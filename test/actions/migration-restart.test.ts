@@ -279,3 +279,24 @@ test('requests sent kept across restarts: never more than the next start reads b
   const againA = await ask(third, third.open(a), 2, 202);
   assert.notEqual(againA.key, sentA.key, 'not its id with another body: a new id');
 });
+
+test('a file with more requests sent than the loader keeps (an older build): used, and written anew', async (t) => {
+  const path = statePath(t);
+  const [a, b] = ['restart-older-a', 'restart-older-b'];
+  // What an older build wrote: a request sent a run before its stop, and one running at it.
+  const first = run(t, path, 2);
+  const sentA = await ask(first, first.open(a), 1);
+  const sentB = await ask(first, first.open(b), 1);
+  await first.stop();
+  const second = run(t, path, 1);
+  assert.equal(second.warnings.length, 1);
+  assert.match(
+    second.warnings[0] ?? '',
+    /holds more requests sent than the 1 kept.*the rest of the file is used/,
+  );
+  await until('the file written anew', () => !/restart-older-b/.test(readFileSync(path, 'utf8')));
+  const againA = await ask(second, second.open(a), 2, 202);
+  assert.equal(againA.raw, sentA.raw, 'the first kept: the same body, byte for byte');
+  const againB = await ask(second, second.open(b), 2, 202);
+  assert.notEqual(againB.key, sentB.key, 'not its id with another body: a new id');
+});
