@@ -4,7 +4,8 @@
  * a symlink, a directory — each is a warning and nothing remembered, never a throw; a regular file
  * is set aside as migrations.json.bad, over an older one, and anything else is left, neither
  * followed nor moved; an entry whose pid now names a process with another start time, or no
- * process, is dropped. Real files, the real /proc of this process and of a child.
+ * process, is dropped; more requests sent than run at once (an older build) are cut down, the rest
+ * of the file used. Real files, the real /proc of this process and of a child.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
