@@ -19,6 +19,12 @@ export const AttachConfigSchema = z
       .regex(/^0?[0-7]{3}$/)
       .default('0660'),
     maxConnections: z.number().int().positive().default(1024),
+    /**
+     * Attached vCPUs, all sessions together: each takes one of the daemon's fds and one of its
+     * vm.max_map_count mappings (65530 by default), past which every mmap in the daemon fails.
+     * 16,384 is about a quarter of them (docs/actions.md "vCPU attachment").
+     */
+    maxVcpus: z.number().int().positive().default(16_384),
     /** A connection that attaches nothing within this time is closed (a timer: at most 2^31−1). */
     idleMs: z
       .number()
@@ -71,6 +77,7 @@ export function attachServerOptions(
     mode: Number.parseInt(cfg.socketMode, 8),
     maxConnections: cfg.maxConnections,
     idleMs: cfg.idleMs,
+    maxVcpus: cfg.maxVcpus,
     allowStandIns: cfg.allowStandIns,
     mmapSize: vcpuMmapSize(),
     ...(onNotice ? { onNotice } : {}),

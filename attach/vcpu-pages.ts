@@ -14,6 +14,7 @@ import {
   type KvmExit,
   RunPage,
   readExitReason,
+  type VcpuFdKind,
 } from '../kvm/index.js';
 import { ATTACH_STATUS, type AttachStatus } from '../protocol/index.js';
 
@@ -28,6 +29,29 @@ export interface VcpuPagesOptions {
   mmapSize: number;
   /** Accept memfd stand-ins sealed against shrinking (tests, simulator, hosts without /dev/kvm). */
   allowStandIns: boolean;
+  /**
+   * Attached vCPUs, all sessions together (`attach.maxVcpus`): each holds an fd and a mapping of the
+   * daemon's, and past vm.max_map_count every mmap in the daemon fails, its runtime's included.
+   */
+  maxVcpus: number;
+}
+
+/**
+ * The length to map `kind` at as vCPU `vcpu`, or 0 to refuse it: a KVM vCPU fd only as the vCPU it
+ * is (`kvm-vcpu:N`, N the index asked for: one fd passed for every index would otherwise take an fd
+ * and a mapping each), a stand-in only where allowed and sealed at a kvm_run page's size at least.
+ * A stand-in is mapped at its own (sealed) size: one kvm_run page is all it imitates, while a real
+ * host's KVM_GET_VCPU_MMAP_SIZE may add pages (x86's PIO and coalesced-MMIO pages).
+ */
+export function mappingLength(
+  kind: VcpuFdKind,
+  vcpu: number,
+  opts: Pick<VcpuPagesOptions, 'mmapSize' | 'allowStandIns'>,
+): number {
+  if (kind.kind === 'kvm-vcpu') return kind.index === vcpu ? opts.mmapSize : 0;
+  if (kind.kind !== 'memfd' || !opts.allowStandIns || !kind.sealed) return 0;
+  if (kind.size < KVM_RUN_DEFAULT_MMAP_SIZE) return 0;
+  return Math.min(kind.size, Math.max(opts.mmapSize, KVM_RUN_DEFAULT_MMAP_SIZE));
 }
 
 export interface VcpuPagesStats {
@@ -40,6 +64,7 @@ export interface VcpuPagesStats {
 export class VcpuPages {
   readonly #opts: VcpuPagesOptions;
   readonly #bySession = new Map<bigint, Map<number, Attached>>();
+  #total = 0;
   readonly stats: VcpuPagesStats = { unknownExit: 0, readErrors: 0 };
 
   constructor(opts: VcpuPagesOptions) {
@@ -51,41 +76,32 @@ export class VcpuPages {
    * replacing (and releasing) an earlier attachment of the same vCPU. On failure the fd is closed.
    */
   attach(session: SessionInfo, vcpu: number, fd: number, owner: number): AttachStatus {
-    if (vcpu >= session.vcpuCount) {
+    const refuse = (status: AttachStatus): AttachStatus => {
       closeFd(fd);
-      return ATTACH_STATUS.VCPU_RANGE;
-    }
-    const kind = classifyVcpuFd(fd);
-    // A stand-in is mapped at its own (sealed) size: one kvm_run page is all it imitates, while a
-    // real host's KVM_GET_VCPU_MMAP_SIZE may add pages (x86's PIO and coalesced-MMIO pages).
-    let length = 0;
-    if (kind.kind === 'kvm-vcpu') length = this.#opts.mmapSize;
-    else if (
-      kind.kind === 'memfd' &&
-      this.#opts.allowStandIns &&
-      kind.sealed &&
-      kind.size >= KVM_RUN_DEFAULT_MMAP_SIZE
-    )
-      length = Math.min(kind.size, Math.max(this.#opts.mmapSize, KVM_RUN_DEFAULT_MMAP_SIZE));
+      return status;
+    };
+    if (vcpu >= session.vcpuCount) return refuse(ATTACH_STATUS.VCPU_RANGE);
+    // Re-attaching a vCPU replaces its fd and mapping: only a new one counts against the bound.
+    const replaces = this.#bySession.get(session.id)?.has(vcpu) ?? false;
+    if (!replaces && this.#total >= this.#opts.maxVcpus) return refuse(ATTACH_STATUS.LIMIT);
+    const length = mappingLength(classifyVcpuFd(fd), vcpu, this.#opts);
     let page: RunPage | null = null;
     try {
-      // Neither a vCPU fd nor an allowed stand-in: refused like an fd that does not map.
+      // Neither this vCPU's fd nor an allowed stand-in: refused like an fd that does not map.
       if (length > 0) page = RunPage.map(fd, length);
     } catch {
       page = null;
     }
-    if (page === null) {
-      closeFd(fd);
-      return ATTACH_STATUS.BAD_FD;
-    }
+    if (page === null) return refuse(ATTACH_STATUS.BAD_FD);
     let vcpus = this.#bySession.get(session.id);
     if (!vcpus) {
       vcpus = new Map();
       this.#bySession.set(session.id, vcpus);
     }
     const old = vcpus.get(vcpu);
-    if (old) release(old);
+    if (old) this.#release(old);
     vcpus.set(vcpu, { fd, page, owner });
+    this.#total++;
     return ATTACH_STATUS.OK;
   }
 
@@ -95,7 +111,7 @@ export class VcpuPages {
     const a = vcpus?.get(vcpu);
     if (!vcpus || !a || a.owner !== owner) return ATTACH_STATUS.NOT_ATTACHED;
     vcpus.delete(vcpu);
-    release(a);
+    this.#release(a);
     if (vcpus.size === 0) this.#bySession.delete(sessionId);
     return ATTACH_STATUS.OK;
   }
@@ -108,7 +124,7 @@ export class VcpuPages {
     for (const [vcpu, a] of vcpus) {
       if (a.owner !== owner) continue;
       vcpus.delete(vcpu);
-      release(a);
+      this.#release(a);
       n++;
     }
     if (vcpus.size === 0) this.#bySession.delete(sessionId);
@@ -119,7 +135,7 @@ export class VcpuPages {
   releaseSession(sessionId: bigint): number {
     const vcpus = this.#bySession.get(sessionId);
     if (!vcpus) return 0;
-    for (const a of vcpus.values()) release(a);
+    for (const a of vcpus.values()) this.#release(a);
     this.#bySession.delete(sessionId);
     return vcpus.size;
   }
@@ -141,9 +157,7 @@ export class VcpuPages {
 
   /** Attached vCPUs in all sessions. */
   get total(): number {
-    let n = 0;
-    for (const v of this.#bySession.values()) n += v.size;
-    return n;
+    return this.#total;
   }
 
   /** The exit record in the kernel's page of an attached vCPU; null when not attached or not usable. */
@@ -162,12 +176,13 @@ export class VcpuPages {
       return null;
     }
   };
-}
 
-function release(a: Attached): void {
-  try {
-    a.page.unmap();
-  } finally {
-    closeFd(a.fd);
+  #release(a: Attached): void {
+    this.#total--;
+    try {
+      a.page.unmap();
+    } finally {
+      closeFd(a.fd);
+    }
   }
 }

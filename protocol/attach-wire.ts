@@ -36,6 +36,8 @@ export const ATTACH_STATUS = {
   NOT_ATTACHED: 7,
   /** The connection already attached vCPUs of another session (closes). */
   SESSION_MISMATCH: 8,
+  /** The daemon holds as many attached vCPUs as it takes (`attach.maxVcpus`), all sessions together. */
+  LIMIT: 9,
 } as const;
 export type AttachStatus = (typeof ATTACH_STATUS)[keyof typeof ATTACH_STATUS];
 export const ATTACH_STATUS_NAME: Readonly<Record<number, string>> = Object.fromEntries(

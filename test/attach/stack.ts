@@ -6,12 +6,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { AttachServer, type AttachServerOptions } from '../../attach/index.js';
 import { Pipeline, type PipelineOptions } from '../../daemon/pipeline.js';
 import { PluginServer } from '../../daemon/plugin-server.js';
 import { EventBus, type EventRecord } from '../../events/bus.js';
 import { KVM_RUN_DEFAULT_MMAP_SIZE } from '../../kvm/index.js';
 import type { Decision, DecisionProvider, PolicyEvent } from '../../policies/decision.js';
+import { CAP } from '../../protocol/index.js';
+import { PluginClient } from '../../vmm/plugin-client.js';
+import { PATIENT_DEADLINE_MS } from '../helpers/daemon.js';
 
 export interface Stack {
   dir: string;
@@ -87,6 +91,56 @@ export function standInAttachServer(dir: string, opts: Partial<AttachServerOptio
     allowStandIns: true,
     maxConnections: 16,
     idleMs: 60_000,
+    maxVcpus: 16_384,
     ...opts,
   });
+}
+
+export interface AttachStack {
+  stack: Stack;
+  attach: AttachServer;
+  /** Runs `close` when the test ends, before the servers close (latest first). */
+  own(close: () => unknown): void;
+  /** A plugin session of `vcpuCount` vCPUs from this process, closed when the test ends. */
+  plugin(vmId: string, vcpuCount: number): Promise<PluginClient>;
+}
+
+/**
+ * A stack injecting on every event and a listening stand-in attach server on its bus, both closed
+ * when the test ends, after whatever the test handed to `own`.
+ */
+export async function attachStack(t: TestContext, opts: Partial<AttachServerOptions>): Promise<AttachStack> {
+  const stack = await startStack(provider(() => INJECT));
+  const attach = standInAttachServer(stack.dir, opts);
+  attach.listen();
+  stack.bus.add(attach.sink());
+  const owned: Array<() => unknown> = [];
+  // After-hooks run FIFO: what the test opened goes before the servers.
+  t.after(async () => {
+    for (const close of owned.splice(0).reverse()) await close();
+  });
+  t.after(async () => {
+    attach.close();
+    await stack.close();
+  });
+  const own = (close: () => unknown) => {
+    owned.push(close);
+  };
+  return {
+    stack,
+    attach,
+    own,
+    async plugin(vmId, vcpuCount) {
+      const c = new PluginClient({
+        socket: stack.socket,
+        vmId,
+        vcpuCount,
+        caps: CAP.SEA_TO_USER,
+        deadlineMs: PATIENT_DEADLINE_MS,
+      });
+      own(() => c.close());
+      await c.connect();
+      return c;
+    },
+  };
 }

@@ -8,6 +8,7 @@ import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { attachServerOptions } from '../../attach/index.js';
 import { readConfigFile } from '../../daemon/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'seawall-config-'));
@@ -61,6 +62,15 @@ test("hook timeouts and backoffs, and attach's idleMs, past what a timer can wai
   );
   const [h, e] = [ok.actions.hooks.h, ok.actions.hooks.e];
   assert.deepEqual([h?.timeoutMs, e?.timeoutMs, ok.attach.idleMs], [big - 1, big - 1, big - 1]);
+});
+
+test('attach.maxVcpus bounds attached vCPUs well under vm.max_map_count by default, and is positive', () => {
+  // Each attached vCPU takes one of the daemon's mappings, of 65530 by the kernel's default.
+  const d = read('{}\n');
+  assert.equal(d.attach.maxVcpus, 16_384);
+  assert.equal(attachServerOptions(d.attach, () => '/run/x/plugin.sock').maxVcpus, 16_384);
+  assert.equal(read('attach: { maxVcpus: 64 }\n').attach.maxVcpus, 64);
+  assert.throws(() => read('attach: { maxVcpus: 0 }\n'), /attach\.maxVcpus/);
 });
 
 test('a configuration path that names a FIFO or a device is refused at once, not read', () => {

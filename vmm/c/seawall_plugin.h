@@ -83,7 +83,8 @@ enum seawall_attach_status {
   SEAWALL_ATTACH_VCPU_RANGE = 5,
   SEAWALL_ATTACH_BAD_FD = 6,
   SEAWALL_ATTACH_NOT_ATTACHED = 7,
-  SEAWALL_ATTACH_SESSION_MISMATCH = 8
+  SEAWALL_ATTACH_SESSION_MISMATCH = 8,
+  SEAWALL_ATTACH_LIMIT = 9 /* the daemon holds as many attached vCPUs as it takes (attach.maxVcpus) */
 };
 
 /* Message types (§2). */

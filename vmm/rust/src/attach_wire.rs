@@ -35,6 +35,9 @@ pub mod status {
     pub const NOT_ATTACHED: u32 = 7;
     /// The connection already serves another session (closes).
     pub const SESSION_MISMATCH: u32 = 8;
+    /// The daemon holds as many attached vCPUs as it takes (`attach.maxVcpus`), all sessions
+    /// together.
+    pub const LIMIT: u32 = 9;
 
     /// True for the statuses after which the daemon closes the connection.
     pub fn closes(status: u32) -> bool {
