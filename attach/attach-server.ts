@@ -81,6 +81,14 @@ const MESSAGES_PER_WAKEUP = 64;
 export const EMPTY_ATTACH_PER_PROCESS = 8;
 
 /**
+ * Attach connections one process may hold beyond one per plugin session it holds, whatever they
+ * hold: without it one process attached one vCPU on each of `maxConnections` connections (a full
+ * connection is never idle) and another VM's plugin could attach nothing. A plugin needs one per
+ * session, and one more while it attaches again on a new one before the old one is seen closed.
+ */
+export const SPARE_ATTACH_PER_PROCESS = 1;
+
+/**
  * Whether the connection's peer is the process holding the session: the same pid and, where each
  * has a pidfd, both alive (two live processes never share a pid). A connection an earlier holder of
  * that pid handed to another process is refused: the pages it passed would be another VM's exits.
@@ -181,7 +189,11 @@ export class AttachServer {
       this.stats.refusedConnections++;
       return;
     }
-    if (this.#emptyOf(peer.cred.pid) >= EMPTY_ATTACH_PER_PROCESS) {
+    const pid = peer.cred.pid;
+    if (
+      this.#emptyOf(pid) >= EMPTY_ATTACH_PER_PROCESS ||
+      this.#byPid.count(pid) >= this.#sessionsOf(pid) + SPARE_ATTACH_PER_PROCESS
+    ) {
       closeFd(fd);
       peer.pidfd?.close();
       this.stats.refusedConnections++;
@@ -321,6 +333,13 @@ export class AttachServer {
    */
   #emptyOf(pid: number): number {
     return this.#byPid.count(pid, (c) => c.session === null || !this.pages.owns(c.session, c.id));
+  }
+
+  /** Live plugin sessions of process `pid`: one whose process has exited leaves the pid its share. */
+  #sessionsOf(pid: number): number {
+    let n = 0;
+    for (const s of this.#sessions.values()) if (s.peer.pid === pid && !s.peerPidfd?.exited()) n++;
+    return n;
   }
 
   #drop(conn: Conn): void {
