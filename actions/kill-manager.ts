@@ -13,7 +13,8 @@
  * serves other VMs too, this VM's session ended with GOODBYE VM_EXITING before the grace did. A
  * session that merely closes, or says GOODBYE NORMAL, has not said its VM is gone, and neither has
  * one whose process has connected again for the same VM id. (A 1.0 session had no such rule: any
- * end of it counts, as 1.0 daemons did.)
+ * end of it counts, as 1.0 daemons did.) Nor does the process's exit while its session is still
+ * served: the connection lives on in a process it handed it to, which the pidfd does not name.
  */
 
 import type { SessionInfo, SessionOutcome } from '../events/index.js';
@@ -78,6 +79,8 @@ export interface KillManagerOptions {
 interface Tracked {
   pidfd: Pidfd | null;
   live: boolean;
+  /** Some process still holds the plugin's end of the connection (SessionInfo.connectionHeld). */
+  held: (() => boolean) | null;
   /** The session ended in a way that says its VM is gone (see the file comment). */
   vmGone: boolean;
   /** Live sessions of other VMs the process had when this one ended (a plugin reconnecting later is one). */
@@ -135,7 +138,8 @@ export class KillManager {
         this.#opts.onPidfdError?.(s, err);
       }
     }
-    this.#sessions.set(s.id, { pidfd: fd, live: true, vmGone: false, othersAtEnd: 0, holds: 0 });
+    const held = s.connectionHeld ?? null;
+    this.#sessions.set(s.id, { pidfd: fd, live: true, held, vmGone: false, othersAtEnd: 0, holds: 0 });
     let vms = this.#livePerPid.get(s.peer.pid);
     if (!vms) {
       vms = new Map();
@@ -216,6 +220,7 @@ export class KillManager {
     const tracked = this.#sessions.get(r.session.id) ?? {
       pidfd: null,
       live: false,
+      held: null,
       vmGone: false,
       othersAtEnd: 0,
       holds: 0,
@@ -236,7 +241,7 @@ export class KillManager {
       this.#finish(k, 'failed', 'no pidfd for the VMM (none could be taken safely when it connected)');
       return 'started';
     }
-    k.forget = pidfd.onExit(() => this.#finish(k, 'exited', null));
+    k.forget = pidfd.onExit(() => this.#exited(k, null));
     k.timer = setTimeout(() => this.#enforce(k), r.graceMs);
     return 'started';
   }
@@ -267,7 +272,7 @@ export class KillManager {
     k.timer = null;
     const pidfd = k.tracked.pidfd as Pidfd;
     if (pidfd.exited()) {
-      this.#finish(k, 'exited', null);
+      this.#exited(k, null);
       return;
     }
     // Live sessions of the process for other VMs; one for this VM again means it did not go.
@@ -292,12 +297,29 @@ export class KillManager {
     }
     try {
       const r = pidfd.signal(SIGKILL);
-      this.#finish(k, r === 'sent' ? 'sigkilled' : 'exited', null);
+      if (r === 'sent') this.#finish(k, 'sigkilled', null);
+      else this.#exited(k, null);
     } catch (err) {
       const name = isKvmError(err) ? String(err.detail.errnoName) : (err as Error).message;
       const hint = name === 'EPERM' ? ' (the daemon needs CAP_KILL or the VMM’s uid)' : '';
       this.#finish(k, 'failed', `pidfd_send_signal(SIGKILL): ${name}${hint}`);
     }
+  }
+
+  /**
+   * The process the pidfd names has exited. Its VM is gone unless the session is still served: a
+   * process that connected and handed its connection on (forked, daemonized, passed the fd) and
+   * exited leaves the VM running in a process the daemon cannot name, let alone signal. Held is
+   * read from the kernel: a VMM's own exit releases its end before its pidfd says it exited, so
+   * the daemon not having read the end of file yet does not count as held.
+   */
+  #exited(k: InFlight, detail: string | null): void {
+    if (k.tracked.live && k.tracked.held?.() === true) {
+      const why = 'its connection lives on in another process, which the daemon cannot signal';
+      this.#finish(k, 'failed', `the connecting process (pid ${k.record.peerPid}) exited; ${why}`);
+      return;
+    }
+    this.#finish(k, 'exited', detail);
   }
 
   #finish(k: InFlight, outcome: KillOutcome, detail: string | null): void {

@@ -249,7 +249,7 @@ export class PluginServer implements SessionHost {
       hello,
       session.peer ?? { pid: 0, uid: 0, gid: 0 },
       Date.now(),
-      session.takePidfd(),
+      session,
     );
     this.#byVm.set(hello.vmId, session);
     if (session.peer) this.#preHello.remove(session.peer.pid, session);

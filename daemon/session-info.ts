@@ -1,5 +1,6 @@
 /** HELLO → the SessionInfo every sink sees: the plugin's declared capabilities made into meaning. */
 import type { SessionInfo } from '../events/index.js';
+import type { Pidfd } from '../kvm/index.js';
 import type { HostCapabilities } from '../policies/index.js';
 import { CAP, type HelloMsg } from '../protocol/index.js';
 
@@ -16,10 +17,11 @@ export function sessionInfo(
   hello: HelloMsg,
   peer: SessionInfo['peer'],
   nowMs: number,
-  peerPidfd: SessionInfo['peerPidfd'] = undefined,
+  conn?: { takePidfd(): Pidfd | null; peerHolds(): boolean },
 ): SessionInfo {
   return {
-    ...(peerPidfd === undefined ? {} : { peerPidfd }),
+    // The pidfd taken at accept (then owned by kill enforcement), and a look at the connection.
+    ...(conn ? { peerPidfd: conn.takePidfd(), connectionHeld: () => conn.peerHolds() } : {}),
     id,
     minor: hello.minor ?? 0,
     vm: { id: hello.vmId, labels: Object.freeze({ ...hello.labels }) },

@@ -253,12 +253,25 @@ export class PluginSession {
    * no end of file, and the session would hold its VM id for as long as the bound holds it.
    */
   hungUpWhileHeld(): boolean {
-    if (this.#holds === 0 || !this.open) return false;
+    return this.#holds !== 0 && this.open && this.#peerHungUp() === true;
+  }
+
+  /**
+   * Whether some process still holds the peer's end while the session is open: the process that
+   * connected, or one it handed the connection to. The kernel hangs the socket up as soon as the
+   * last holder lets go, before the daemon reads its end of file.
+   */
+  peerHolds(): boolean {
+    return this.open && this.#peerHungUp() === false;
+  }
+
+  /** The kernel's word on the peer's end; null when the socket's fd cannot be looked at. */
+  #peerHungUp(): boolean | null {
     const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
     try {
-      return fd >= 0 && peerHungUp(fd);
+      return fd >= 0 ? peerHungUp(fd) : null;
     } catch {
-      return false;
+      return null;
     }
   }
 

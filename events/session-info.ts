@@ -21,5 +21,12 @@ export interface SessionInfo {
    * none could be had safely; absent where the session was not made by the plugin server.
    */
   peerPidfd?: Pidfd | null;
+  /**
+   * Whether some process still holds the plugin's end of the connection (the kernel has not hung
+   * it up), read now, before the daemon may have read its end of file; false once the session is
+   * closing. The connecting process may have handed it on (a fork, SCM_RIGHTS) and exited. Absent
+   * where the session was not made by the plugin server.
+   */
+  connectionHeld?: () => boolean;
   openedAtMs: number;
 }

@@ -13,8 +13,25 @@ import {
   type Message,
   PLUGIN_ACCEPTS,
   PROTOCOL_VERSION,
+  type SeaEventMsg,
 } from '../../protocol/index.js';
 import { type WaitOptions, within } from './wait.js';
+
+/** A synchronous external abort on vCPU 0 at GPA 0x10000, timed now: the SEA event tests send. */
+export function seaEvent(seq: number): SeaEventMsg {
+  return {
+    type: 'sea',
+    seq,
+    vcpu: 0,
+    timeNs: BigInt(Date.now()) * 1_000_000n,
+    replay: false,
+    fallbackAction: 0,
+    kvmFlags: 1n,
+    esr: (0x24n << 26n) | (1n << 25n) | 0x10n,
+    gva: 0n,
+    gpa: 0x10000n,
+  };
+}
 
 export class RawClient extends EventEmitter {
   readonly socket: Socket;
@@ -49,6 +66,11 @@ export class RawClient extends EventEmitter {
     });
     socket.on('error', () => {});
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+  }
+
+  /** Over a connection already made, such as one handed over as an inherited fd. */
+  static over(socket: Socket): RawClient {
+    return new RawClient(socket);
   }
 
   static open(path: string): Promise<RawClient> {

@@ -10,22 +10,11 @@
  * It prints a line at each step and never exits by itself.
  */
 import { GOODBYE_REASON } from '../../../protocol/index.js';
-import { RawClient } from '../../helpers/raw-client.js';
+import { RawClient, seaEvent } from '../../helpers/raw-client.js';
 
 const [socket, vmId, mode] = process.argv.slice(2) as [string, string, string];
 const say = (s: string) => process.stdout.write(`${s}\n`);
-const sea = {
-  type: 'sea' as const,
-  seq: 1,
-  vcpu: 0,
-  timeNs: BigInt(Date.now()) * 1_000_000n,
-  replay: false,
-  fallbackAction: 0,
-  kvmFlags: 1n,
-  esr: (0x24n << 26n) | (1n << 25n) | 0x10n,
-  gva: 0n,
-  gpa: 0x10000n,
-};
+const sea = seaEvent(1);
 const c = await RawClient.open(socket);
 await c.hello(vmId, { minor: 1 });
 c.send(sea);
