@@ -2,15 +2,19 @@
  * A VMM process that connects, says HELLO and hands its connection to another process before it
  * exits: the kill's pidfd names the process that is gone, while the VM is still served. No kill of
  * that session may say the VM exited. Real processes (children/handing-vmm.ts), the in-process
- * plugin server and action sink.
+ * plugin server and action sink; then the kill manager alone, on a real process, for each answer
+ * of the connection's far end.
  */
 import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { type Actions, ActionsConfigSchema, createActions, type KillResult } from '../../actions/index.js';
+import { KillManager } from '../../actions/kill-manager.js';
+import { Pidfd } from '../../kvm/index.js';
 import { provider, type Stack, startStack } from '../attach/stack.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { until, within } from '../helpers/wait.js';
+import { session } from '../store/records.js';
 
 const HANDING = new URL('./children/handing-vmm.ts', import.meta.url).pathname;
 let stack: Stack;
@@ -68,3 +72,31 @@ test('the connecting process exits, its connection lives on: the kill fails, nev
     JSON.stringify(finished.map((f) => f.outcome)),
   );
 });
+
+// The kill manager alone, on a real process: what the connection's far end says decides. A
+// VMM's own exit releases it before its pidfd turns readable, so a session the daemon has not
+// yet seen close is still `exited` — the kernel's word, not the order the daemon reads them in.
+for (const held of [false, true]) {
+  test(`the process exits, the session not yet closed, its connection ${held ? '' : 'not '}held`, async (t) => {
+    const vmm = spawnOwned(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+    t.after(() => killOwned(vmm));
+    const ended: KillResult[] = [];
+    const kills = new KillManager({ onFinished: (k) => ended.push(k) });
+    t.after(() => kills.close());
+    const pid = vmm.pid as number;
+    const s = { ...session(`vm-held-${held}`), peer: { pid, uid: 0, gid: 0 }, connectionHeld: () => held };
+    kills.sessionOpened(s, Pidfd.open(pid));
+    const r = {
+      session: s,
+      seq: 1,
+      rule: 'r',
+      policyVersion: 'v',
+      graceMs: 600_000,
+      reason: 'policy' as const,
+    };
+    assert.equal(kills.request(r), 'started');
+    await killOwned(vmm);
+    await until('the kill to end', () => ended.length === 1);
+    assert.equal(ended[0]?.outcome, held ? 'failed' : 'exited', `detail: ${ended[0]?.detail}`);
+  });
+}
