@@ -22,6 +22,7 @@ import { assertFieldName, JournalField as F, fieldValueText } from './journal-fi
 import { formatJournalLine } from './journal-line.js';
 import type { IoVec } from './libsystemd.js';
 import { errnoName, LIBSYSTEMD_SONAME, tryLoadLibsystemd } from './libsystemd.js';
+import { sendLine } from './send-line.js';
 import { probeUnixDatagram } from './unix-socket-probe.js';
 
 /** The native journal socket, fixed in libsystemd (systemd-journald.service(8)). */
@@ -201,9 +202,8 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
   const sendv = lib.sdJournalSendv;
   let failing = false;
   const queue: { iov: IoVec[]; entry: JournalEntry }[] = [];
-  let sending = false;
   let dropped = 0;
-  const drained: (() => void)[] = [];
+  const line = sendLine();
 
   function sent(entry: JournalEntry, rc: number): void {
     if (rc >= 0) {
@@ -221,13 +221,8 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
   }
 
   function pump(): void {
-    const next = queue.shift();
-    if (next === undefined) {
-      sending = false;
-      for (const resolve of drained.splice(0)) resolve();
-      return;
-    }
-    sending = true;
+    const next = line.take(queue);
+    if (next === undefined) return;
     sendv.async(next.iov, next.iov.length, (err: unknown, rc: number) => {
       sent(next.entry, err ? -1 : rc);
       if (dropped > 0 && queue.length < JOURNAL_QUEUE) {
@@ -249,19 +244,7 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
       return;
     }
     queue.push({ iov: vecsOf(entry), entry });
-    if (!sending) pump();
-  }
-
-  function drain(timeoutMs: number): Promise<boolean> {
-    if (!sending) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
-      timer.unref();
-      drained.push(() => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
+    if (!line.sending) pump();
   }
 
   function vecsOf(entry: JournalEntry): IoVec[] {
@@ -285,5 +268,5 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
     return iov;
   }
 
-  return { target: 'journal', log: enqueue, drain };
+  return { target: 'journal', log: enqueue, drain: line.drain };
 }
