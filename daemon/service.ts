@@ -22,7 +22,7 @@ import {
   storeSink,
   WriteAhead,
 } from '../store/index.js';
-import { createNotifier, createWatchdog, JournalField as F } from '../systemd/index.js';
+import { createNotifier, createWatchdog, JournalField as F, type Notifier } from '../systemd/index.js';
 import { actionReporting } from './action-reporting.js';
 import { createAttachServer, listenAttach } from './attach-wiring.js';
 import { type DaemonConfig, metricsServerOptions } from './config.js';
@@ -63,7 +63,8 @@ export class Service {
   readonly server: PluginServer;
   readonly metrics: SeawallMetrics | null;
   #metricsServer: MetricsServer | null = null;
-  readonly #notifier: ReturnType<typeof createNotifier>;
+  /** sd_notify(3); its {@link Notifier.drain} is awaited before the process exits. */
+  readonly notifier: Notifier;
   readonly #watchdog;
   #statusTimer: NodeJS.Timeout | null = null;
   #stopping: Promise<void> | null = null;
@@ -96,10 +97,10 @@ export class Service {
         eventsPerSecond: opts.config.logEventsPerSecond,
       });
     // After the log: a notifier that cannot load libsystemd reports it at once.
-    this.#notifier = createNotifier(process.env, {
+    this.notifier = createNotifier(process.env, {
       onError: (err) => this.log.log({ message: `sd_notify: ${err.message}`, priority: Priority.WARNING }),
     });
-    this.#watchdog = createWatchdog(this.#notifier, process.env, {
+    this.#watchdog = createWatchdog(this.notifier, process.env, {
       onError: (err) => this.log.log({ message: `watchdog: ${err.message}`, priority: Priority.WARNING }),
     });
     this.metrics = opts.config.metrics === false ? null : new SeawallMetrics({ version: VERSION });
@@ -153,7 +154,7 @@ export class Service {
     try {
       await this.#start();
     } catch (err) {
-      reportStartFailure(this.log, this.#notifier, err);
+      reportStartFailure(this.log, this.notifier, err);
       this.#stopping = this.#close().catch(() => {});
       await this.#stopping;
       throw err;
@@ -172,7 +173,7 @@ export class Service {
       // Before anything of the store is touched: another daemon's files are not this one's to recover.
       this.#storeLock = StoreLock.take(path);
       // Opening, migrating and recovering a large store takes a while: systemd is told to wait.
-      this.#notifier.extendTimeout(SLOW_STEP_USEC);
+      this.notifier.extendTimeout(SLOW_STEP_USEC);
       this.store = new EventStore({ path, onError: this.#storeError });
       this.#writeAhead = new WriteAhead(this.store, {
         onError: this.#storeError,
@@ -237,7 +238,7 @@ export class Service {
     // would stay the newest time in its rate rings and push real ones out.
     const state = this.policyState;
     const now = Date.now();
-    if (this.store) this.#notifier.extendTimeout(SLOW_STEP_USEC);
+    if (this.store) this.notifier.extendTimeout(SLOW_STEP_USEC);
     const windowMs = Math.max(STATE_REBUILD_WINDOW_MS, this.policy.current.stateWindowMs ?? 0);
     this.store?.queries.recentObservations(now - windowMs, (vm, timeMs, gpa) => {
       if (timeMs <= now) state.observeAt(vm, timeMs, gpa);
@@ -284,10 +285,10 @@ export class Service {
     );
     // Level 4: ready.
     this.startedAtMs = Date.now();
-    this.#notifier.ready(this.statusLine());
+    this.notifier.ready(this.statusLine());
     this.#watchdog.start();
     this.#statusTimer = setInterval(() => {
-      this.#notifier.status(this.statusLine());
+      this.notifier.status(this.statusLine());
     }, 5000);
     this.#statusTimer.unref();
     this.log.log({
@@ -304,12 +305,12 @@ export class Service {
 
   /** SIGHUP / `seawall reload`: the new policy or the old one, never a mix; the result says which. */
   async reload(): Promise<ReloadResult> {
-    this.#notifier.reloading();
+    this.notifier.reloading();
     try {
       return await this.policy.reload(this.config.policy);
     } finally {
       // After STOPPING=1, a READY=1 would tell systemd the daemon is running again.
-      if (this.#stopping === null) this.#notifier.ready(this.statusLine());
+      if (this.#stopping === null) this.notifier.ready(this.statusLine());
     }
   }
 
@@ -320,7 +321,7 @@ export class Service {
 
   async #stop(): Promise<void> {
     this.#watchdog.stop();
-    this.#notifier.stopping('answering in-flight events, then exiting');
+    this.notifier.stopping('answering in-flight events, then exiting');
     this.log.log({
       message: 'seawall stopping',
       priority: Priority.INFO,

@@ -41,11 +41,15 @@ export function reportStartFailure(log: DaemonLog, notifier: Notifier, err: unkn
 
 /**
  * The same for a start that fails before there is a service to report it (the configuration does
- * not load): a log and a notifier of its own. Returns the log, closed, for the caller to drain.
+ * not load): a log and a notifier of its own. Returns both, the log closed, for the caller to drain.
  */
-export function reportEarlyStartFailure(mode: DaemonLogOptions['mode'], err: unknown): DaemonLog {
+export function reportEarlyStartFailure(
+  mode: DaemonLogOptions['mode'],
+  err: unknown,
+): { log: DaemonLog; notifier: Notifier } {
   const log = createDaemonLog({ mode });
-  reportStartFailure(log, createNotifier(process.env), err);
+  const notifier = createNotifier(process.env);
+  reportStartFailure(log, notifier, err);
   log.close();
-  return log;
+  return { log, notifier };
 }

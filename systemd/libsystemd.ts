@@ -20,8 +20,8 @@ export interface IoVec {
 
 /** The bound functions. Return values are those of the C API: negative errno on failure. */
 export interface Libsystemd {
-  /** sd_notify(3). */
-  readonly sdNotify: (unsetEnvironment: number, state: string) => number;
+  /** sd_notify(3); `.async` runs it on a thread of libuv's pool. */
+  readonly sdNotify: KoffiFunc<(unsetEnvironment: number, state: string) => number>;
   /** sd_watchdog_enabled(3); `usec` receives WATCHDOG_USEC. */
   readonly sdWatchdogEnabled: (unsetEnvironment: number, usec: [number | bigint]) => number;
   /** sd_listen_fds(3). */

@@ -4,10 +4,19 @@
  * libsystemd does the sending because Node's `dgram` has no AF_UNIX datagram sockets, and
  * NOTIFY_SOCKET is one (possibly abstract, `@…`). Without NOTIFY_SOCKET every method is a no-op,
  * exactly like sd_notify(3) itself; that is how the daemon runs outside systemd.
+ *
+ * sd_notify blocks in sendmsg(2) while the manager's socket is not read and its receive queue is
+ * full (PID 1 has one for every service, and reads none of it during a long daemon-reload): on
+ * the event loop that held every verdict and the SIGTERM handler. So notifications are sent off
+ * it, one at a time in order, through koffi's asynchronous call (a thread of libuv's pool), and
+ * wait meanwhile in a small queue where newer ones replace what they supersede (notify-queue.ts).
  */
+
 import type { SystemdErrorHandler } from './errors.js';
 import { SystemdError } from './errors.js';
 import { assertProcessEnvironment, errnoName, LIBSYSTEMD_SONAME, tryLoadLibsystemd } from './libsystemd.js';
+import { enqueueNotification, type Notification, type NotificationKind } from './notify-queue.js';
+import { sendLine } from './send-line.js';
 
 /** Options for {@link createNotifier}. */
 export interface NotifierOptions {
@@ -48,6 +57,12 @@ export interface Notifier {
   extendTimeout(usec: number): void;
   /** Sends a raw newline-separated assignment list; for states this interface does not name. */
   send(state: string): void;
+  /**
+   * Resolves true once every notification given so far has been handed to the manager, false if
+   * that has not happened within `timeoutMs` (its socket not read: the process may then exit
+   * without them, see docs/systemd.md). Always true when disabled.
+   */
+  drain(timeoutMs: number): Promise<boolean>;
 }
 
 const NOOP_NOTIFIER: Notifier = Object.freeze({
@@ -60,6 +75,7 @@ const NOOP_NOTIFIER: Notifier = Object.freeze({
   watchdogPing() {},
   extendTimeout() {},
   send() {},
+  drain: () => Promise.resolve(true),
 });
 
 /** The most bytes of a STATUS= text; the rest of a longer one is cut, with a pointer to the journal. */
@@ -130,37 +146,55 @@ export function createNotifier(
   }
   const sdNotify = lib.sdNotify;
   let failing = false;
+  const queue: Notification[] = [];
+  const line = sendLine();
 
-  // unset_environment stays 0: the watchdog and later states need NOTIFY_SOCKET again, and
-  // NotifyAccess=main makes the manager drop anything children send with the inherited socket.
-  function send(state: string): void {
-    const rc = sdNotify(0, state);
-    if (rc >= 0) {
+  function sent(text: string, err: unknown, rc: number): void {
+    if (!err && rc >= 0) {
       failing = false;
       return;
     }
     if (failing) return;
     failing = true;
+    const errno = err ? String((err as Error)?.message ?? err) : errnoName(rc);
     onError(
-      new SystemdError('SEAWALL_SYSTEMD_NOTIFY_FAILED', `sd_notify failed: ${errnoName(rc)}`, {
-        errno: errnoName(rc),
-        state: state.split('\n', 1)[0],
+      new SystemdError('SEAWALL_SYSTEMD_NOTIFY_FAILED', `sd_notify failed: ${errno}`, {
+        errno,
+        state: text.split('\n', 1)[0],
       }),
     );
   }
 
+  // unset_environment stays 0: the watchdog and later states need NOTIFY_SOCKET again, and
+  // NotifyAccess=main makes the manager drop anything children send with the inherited socket.
+  function pump(): void {
+    const next = line.take(queue);
+    if (next === undefined) return;
+    sdNotify.async(0, next.text, (err: unknown, rc: number) => {
+      sent(next.text, err, rc);
+      pump();
+    });
+  }
+
+  function notify(kind: NotificationKind, text: string): void {
+    enqueueNotification(queue, { kind, text });
+    if (!line.sending) pump();
+  }
+
   return {
     enabled: true,
-    ready: (status) => send(withStatus('READY=1', status)),
-    status: (text) => send(`STATUS=${statusText(text)}`),
-    reloading: (status) => send(withStatus(`RELOADING=1\nMONOTONIC_USEC=${monotonicUsec()}`, status)),
-    stopping: (status) => send(withStatus('STOPPING=1', status)),
+    ready: (status) => notify('ready', withStatus('READY=1', status)),
+    status: (text) => notify('status', `STATUS=${statusText(text)}`),
+    reloading: (status) =>
+      notify('reloading', withStatus(`RELOADING=1\nMONOTONIC_USEC=${monotonicUsec()}`, status)),
+    stopping: (status) => notify('state', withStatus('STOPPING=1', status)),
     failed: (status, error) => {
       const errno = errnoOf(error);
-      send(`STATUS=${statusText(status)}${errno === undefined ? '' : `\nERRNO=${errno}`}`);
+      notify('state', `STATUS=${statusText(status)}${errno === undefined ? '' : `\nERRNO=${errno}`}`);
     },
-    watchdogPing: () => send('WATCHDOG=1'),
-    extendTimeout: (usec) => send(`EXTEND_TIMEOUT_USEC=${Math.max(0, Math.trunc(usec))}`),
-    send,
+    watchdogPing: () => notify('watchdog', 'WATCHDOG=1'),
+    extendTimeout: (usec) => notify('extend', `EXTEND_TIMEOUT_USEC=${Math.max(0, Math.trunc(usec))}`),
+    send: (state) => notify('state', state),
+    drain: line.drain,
   };
 }

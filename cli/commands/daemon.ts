@@ -10,7 +10,7 @@ import {
   Service,
 } from '../../daemon/index.js';
 import { clearAmbientCapabilities, exitNow } from '../../kvm/index.js';
-import { JournalField } from '../../systemd/index.js';
+import { JournalField, type Notifier } from '../../systemd/index.js';
 import { keepRunningOnBrokenPipe } from '../broken-pipe.js';
 import { CliError } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
@@ -41,13 +41,22 @@ function startFailed(err: unknown, log: DaemonLog): CliError {
 }
 
 /**
- * After a failed start: lets the entry that says why reach journald before the process ends. An
- * entry journald does not take within the deadline holds a thread that exit(3) waits for (see the
- * end of runDaemon); the process then ends with _exit(1) once the error is on stderr — the timer
- * is unref'd, so it fires only if that thread is what keeps the process alive.
+ * What the log and the notifier have not handed over within `timeoutMs`: false when either still
+ * holds a thread of libuv's pool in sendmsg(2) (journald, or the manager's notify socket, not read).
  */
-async function flushStartFailure(log: DaemonLog): Promise<void> {
-  if (!(await log.drain(1000))) setTimeout(() => exitNow(1), 100).unref();
+async function drained(log: DaemonLog, notifier: Notifier, timeoutMs: number): Promise<boolean> {
+  const [logged, notified] = await Promise.all([log.drain(timeoutMs), notifier.drain(timeoutMs)]);
+  return logged && notified;
+}
+
+/**
+ * After a failed start: lets the entry that says why reach journald, and the STATUS= the manager,
+ * before the process ends. A send not taken within the deadline holds a thread that exit(3) waits
+ * for (see the end of runDaemon); the process then ends with _exit(1) once the error is on stderr
+ * — the timer is unref'd, so it fires only if that thread is what keeps the process alive.
+ */
+async function flushStartFailure(log: DaemonLog, notifier: Notifier): Promise<void> {
+  if (!(await drained(log, notifier, 1000))) setTimeout(() => exitNow(1), 100).unref();
 }
 
 /**
@@ -91,8 +100,8 @@ async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> 
       ctx.env,
     );
   } catch (err) {
-    const log = reportEarlyStartFailure(opts.log, err);
-    await flushStartFailure(log);
+    const { log, notifier } = reportEarlyStartFailure(opts.log, err);
+    await flushStartFailure(log, notifier);
     throw startFailed(err, log);
   }
   const service = new Service({
@@ -127,7 +136,7 @@ async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> 
     await service.start();
   } catch (err) {
     // The service has closed the levels that did start and logged why (daemon/start-failure.ts).
-    await flushStartFailure(service.log);
+    await flushStartFailure(service.log, service.notifier);
     throw startFailed(err, service.log);
   }
   started = true;
@@ -140,12 +149,13 @@ async function runDaemon(opts: DaemonOptions, ctx: CliContext): Promise<number> 
   if (control) ctx.io.out(`look:    ${self} status --control-socket ${control}`);
   if (stopRequested) service.stop().then(finished, finished);
   await done;
-  // The last entries (the stop's own) go to journald off the event loop. One that journald does
-  // not take holds a thread of libuv's pool in sendmsg(2), and exit(3) waits for that thread: the
-  // process would hang until journald returns or systemd's stop timeout. Everything else is
-  // stopped and durable by now, so it ends at once instead, without those entries: with _exit(0),
-  // since systemd records a stop that ends in a signal as a failure.
-  if (!(await service.log.drain(1000))) exitNow(0);
+  // The last entries (the stop's own) go to journald off the event loop, and STOPPING=1 to the
+  // manager. One that is not taken holds a thread of libuv's pool in sendmsg(2), and exit(3)
+  // waits for that thread: the process would hang until journald or PID 1 reads again, or
+  // systemd's stop timeout. Everything else is stopped and durable by now, so it ends at once
+  // instead, without them: with _exit(0), since systemd records a stop that ends in a signal as
+  // a failure.
+  if (!(await drained(service.log, service.notifier, 1000))) exitNow(0);
   return 0;
 }
 

@@ -54,6 +54,13 @@ export interface NotifyReceiver {
    * For asserting that something was not sent, by a process that has exited.
    */
   barrier(): Promise<void>;
+  /**
+   * Started with `hold`: how many datagrams of its own fill its receive queue, so that the next
+   * sender blocks in sendmsg(2) until {@link release}. 0 otherwise.
+   */
+  readonly filled: number;
+  /** Started with `hold`: starts reading (the fill datagrams come first). */
+  release(): void;
   /** Stops the receiver and removes its directory. */
   close(): Promise<void>;
 }
@@ -70,14 +77,21 @@ function parseFields(text: string): Record<string, string> {
   return fields;
 }
 
-/** Starts a receiver on a fresh socket in a private temporary directory. */
-export async function startNotifyReceiver(python = 'python3'): Promise<NotifyReceiver> {
+/**
+ * Starts a receiver on a fresh socket in a private temporary directory. With `hold`, a manager
+ * that reads nothing until {@link NotifyReceiver.release}, its receive queue already full.
+ */
+export async function startNotifyReceiver(
+  python = 'python3',
+  { hold = false }: { hold?: boolean } = {},
+): Promise<NotifyReceiver> {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-notify-'));
   const socketPath = join(dir, 'notify.sock');
   const script = new URL('./notify-receiver.py', import.meta.url).pathname;
-  const child: ChildProcess = spawnOwned(python, ['-u', script, socketPath], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const child: ChildProcess = spawnOwned(python, ['-u', script, socketPath, ...(hold ? ['--hold'] : [])], {
+    stdio: [hold ? 'pipe' : 'ignore', 'pipe', 'inherit'],
   });
+  let filled = 0;
   const messages: NotifyMessage[] = [];
   const waiters = new Set<() => void>();
   let exited = false;
@@ -92,11 +106,15 @@ export async function startNotifyReceiver(python = 'python3'): Promise<NotifyRec
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const record = JSON.parse(line) as {
         bound?: string;
+        filled?: number;
         usec?: number;
         pid?: number | null;
         text?: string;
       };
-      if (record.bound !== undefined) return resolve();
+      if (record.bound !== undefined) {
+        filled = record.filled ?? 0;
+        return resolve();
+      }
       const text = record.text ?? '';
       messages.push({
         text,
@@ -114,6 +132,10 @@ export async function startNotifyReceiver(python = 'python3'): Promise<NotifyRec
     socketPath,
     env: { NOTIFY_SOCKET: socketPath },
     messages,
+    filled,
+    release() {
+      child.stdin?.end('release\n');
+    },
     waitFor(match, { from = 0, timeoutMs = WAIT_MS } = {}) {
       return new Promise((resolve, reject) => {
         let next = from;

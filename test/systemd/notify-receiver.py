@@ -9,12 +9,31 @@ import struct
 import sys
 import time
 
+#
+# With --hold it plays a service manager that reads nothing (PID 1 busy in a long daemon-reload):
+# it fills its own receive queue (/proc/sys/net/unix/max_dgram_qlen) with SEAWALL_TEST_FILL=
+# datagrams until a non-blocking send is refused, so the next sender blocks, and reads only once a
+# line arrives on stdin (or never, if none does).
 path = sys.argv[1]
+hold = "--hold" in sys.argv[2:]
 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
 sock.bind(path)
 os.chmod(path, 0o666)
-print(json.dumps({"bound": path}), flush=True)
+filled = 0
+if hold:
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    filler.setblocking(False)
+    while True:
+        try:
+            filler.sendto(("SEAWALL_TEST_FILL=%d" % filled).encode(), path)
+        except BlockingIOError:
+            break
+        filled += 1
+    filler.close()
+print(json.dumps({"bound": path, "filled": filled}), flush=True)
+if hold:
+    sys.stdin.readline()
 ucred = struct.calcsize("3i")
 while True:
     data, anc, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(ucred))

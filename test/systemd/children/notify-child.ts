@@ -23,7 +23,7 @@ const commands: Record<string, (arg: string) => void> = {
   start: () => watchdog.start(),
   ready: (arg) => notifier.ready(arg || undefined),
   reloading: () => notifier.reloading(),
-  // STATUS markers go out synchronously around the busy loop, so the receiver can bound it exactly.
+  // STATUS markers are queued around the busy loop, in order, so the receiver can bound it exactly.
   block: (arg) => {
     notifier.status('blocking');
     busy(Number(arg));
@@ -41,7 +41,8 @@ const commands: Record<string, (arg: string) => void> = {
   stop: () => {
     watchdog.stop();
     notifier.stopping('bye');
-    process.exit(0);
+    // Sends are asynchronous: the process exits once STOPPING=1 is out.
+    void notifier.drain(10_000).then((sent) => process.exit(sent ? 0 : 1));
   },
 };
 
