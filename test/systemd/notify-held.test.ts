@@ -6,10 +6,13 @@
  * first notification blocks.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { seaEvent } from '../../vmm/sample-events.js';
-import { removeDir, startDaemon } from '../helpers/daemon.js';
+import { CLI, daemonCommand, removeDir, startDaemon } from '../helpers/daemon.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { within } from '../helpers/wait.js';
@@ -88,4 +91,39 @@ test('a daemon whose manager reads nothing answers every event, and stops on SIG
   assert.equal(d.proc.signalCode, null);
   // The manager never read: none of the daemon's notifications got through the full queue.
   assert.equal(rx.messages.length, 0);
+});
+
+/** A start that fails in the service (its policy) and before there is one (its configuration). */
+const START_FAILURES = {
+  policy: { args: (dir: string) => ['--policy', join(dir, 'missing.yaml')], says: /cannot start: policy / },
+  config: { args: (dir: string) => ['--config', join(dir, 'missing.yaml')], says: /missing\.yaml/ },
+};
+
+test('a start that fails while the manager reads nothing ends with exit 1, its STATUS= left behind', async (t) => {
+  if (!requireOrSkip(t, tools({ python3: 'python3' }))) return;
+  const rx = await startNotifyReceiver('python3', { hold: true });
+  t.after(() => rx.close());
+  for (const [name, c] of Object.entries(START_FAILURES))
+    await t.test(name, async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'seawall-held-'));
+      t.after(() => removeDir(dir));
+      const { args } = daemonCommand(dir, ['--no-metrics', ...c.args(dir)]);
+      assert.equal(args[0], CLI);
+      const d = spawnOwned(process.execPath, args, {
+        env: { ...process.env, ...rx.env },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      t.after(() => killOwned(d, 'the daemon that cannot start'));
+      let stderr = '';
+      d.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      // The STATUS= that says why is held in sendmsg(2); the process must not wait for it forever.
+      assert.deepEqual(await within('the daemon that cannot start to exit', exitOf(d)), {
+        code: 1,
+        signal: null,
+      });
+      assert.match(stderr, c.says);
+      assert.equal(rx.messages.length, 0);
+    });
 });
