@@ -5,6 +5,8 @@
  * The pings come from a plain timer on the event loop on purpose: if the loop is blocked (a
  * runaway policy, a synchronous stall on the verdict path), the pings stop and systemd restarts
  * the daemon. Pinging from a worker thread would hide exactly the hang the watchdog exists for.
+ * notify.ts sends each ping from a thread of libuv's pool, but only one the timer queued: a
+ * blocked loop queues none, and behind a send the manager does not take, at most one waits.
  */
 import type { SystemdErrorHandler } from './errors.js';
 import { SystemdError } from './errors.js';
