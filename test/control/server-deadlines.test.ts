@@ -11,7 +11,8 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { controlRequest, isControlError } from '../../control/index.js';
-import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
+import { runTool } from '../daemon/e2e/run-cli.js';
+import { killOwned, spawnOwned } from '../helpers/processes.js';
 import { until, within } from '../helpers/wait.js';
 import { startControl } from './fixture.js';
 
@@ -67,24 +68,12 @@ test('a client that never reads its answers is closed at the write deadline', as
   s.destroy();
 });
 
-test('a request that ends after a stop closed its connection gives its slot back and holds nothing', async (t) => {
-  const child = spawnOwned(process.execPath, ['--import', 'tsx', CLOSE_DURING_REQUEST], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => killOwned(child, 'the closing control server'));
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
+test('a request that ends after a stop closed its connection gives its slot back and holds nothing', async () => {
   // Before, the answer waited for a 'drain' or 'close' already past: the slot was never given back
   // and the write deadline set for it (10 minutes there; 30 s in the daemon) held the process.
-  const exit = await within('the child to exit by itself after closing', exitOf(child), {
-    state: () => `output so far: ${JSON.stringify(out)}`,
-  });
-  assert.deepEqual(exit, { code: 0, signal: null }, out);
+  const r = await runTool(process.execPath, ['--import', 'tsx', CLOSE_DURING_REQUEST]);
+  const out = r.stdout + r.stderr;
+  assert.deepEqual({ code: r.code, signal: r.signal }, { code: 0, signal: null }, out);
   assert.match(out, /^slot given back$/m);
 });
 

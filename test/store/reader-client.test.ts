@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { EventStore, isStoreError, StoreReader } from '../../store/index.js';
-import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
-import { within } from '../helpers/wait.js';
+import { runTool } from '../daemon/e2e/run-cli.js';
 import { record, session, tempStorePath } from './records.js';
 
 const dirs: string[] = [];
@@ -39,26 +38,17 @@ test('a read still waiting for the writer when the reader closes fails, and star
   await assert.rejects(reader.totals(), (e: unknown) => isStoreError(e) && e.code === 'SEAWALL_STORE_CLOSED');
 });
 
-test('a read or a retention pass in progress holds the process; idle reader and retention threads never do', async (t) => {
+test('a read or a retention pass in progress holds the process; idle reader and retention threads never do', async () => {
   const { dir, path } = tempStorePath();
   dirs.push(dir);
-  const child = spawnOwned(
-    process.execPath,
-    ['--import', 'tsx', new URL('./children/threads-left-running.ts', import.meta.url).pathname, path],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  t.after(() => killOwned(child, 'the child with threads left running'));
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const exit = await within('the child to exit with its threads still running', exitOf(child), {
-    state: () => out,
-  });
+  const r = await runTool(process.execPath, [
+    '--import',
+    'tsx',
+    new URL('./children/threads-left-running.ts', import.meta.url).pathname,
+    path,
+  ]);
+  const out = r.stdout + r.stderr;
   // 13: a top-level await left pending when nothing held the process any more.
-  assert.deepEqual(exit, { code: 0, signal: null }, out);
+  assert.deepEqual({ code: r.code, signal: r.signal }, { code: 0, signal: null }, out);
   assert.match(out, /reader running: true/);
 });
