@@ -241,7 +241,7 @@ export class KillManager {
       this.#finish(k, 'failed', 'no pidfd for the VMM (none could be taken safely when it connected)');
       return 'started';
     }
-    k.forget = pidfd.onExit(() => this.#exited(k, null));
+    k.forget = pidfd.onExit(() => this.#exited(k));
     k.timer = setTimeout(() => this.#enforce(k), r.graceMs);
     return 'started';
   }
@@ -272,7 +272,7 @@ export class KillManager {
     k.timer = null;
     const pidfd = k.tracked.pidfd as Pidfd;
     if (pidfd.exited()) {
-      this.#exited(k, null);
+      this.#exited(k);
       return;
     }
     // Live sessions of the process for other VMs; one for this VM again means it did not go.
@@ -298,7 +298,7 @@ export class KillManager {
     try {
       const r = pidfd.signal(SIGKILL);
       if (r === 'sent') this.#finish(k, 'sigkilled', null);
-      else this.#exited(k, null);
+      else this.#exited(k);
     } catch (err) {
       const name = isKvmError(err) ? String(err.detail.errnoName) : (err as Error).message;
       const hint = name === 'EPERM' ? ' (the daemon needs CAP_KILL or the VMM’s uid)' : '';
@@ -313,13 +313,13 @@ export class KillManager {
    * read from the kernel: a VMM's own exit releases its end before its pidfd says it exited, so
    * the daemon not having read the end of file yet does not count as held.
    */
-  #exited(k: InFlight, detail: string | null): void {
+  #exited(k: InFlight): void {
     if (k.tracked.live && k.tracked.held?.() === true) {
       const why = 'its connection lives on in another process, which the daemon cannot signal';
       this.#finish(k, 'failed', `the connecting process (pid ${k.record.peerPid}) exited; ${why}`);
       return;
     }
-    this.#finish(k, 'exited', detail);
+    this.#finish(k, 'exited', null);
   }
 
   #finish(k: InFlight, outcome: KillOutcome, detail: string | null): void {
