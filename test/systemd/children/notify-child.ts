@@ -24,10 +24,12 @@ const commands: Record<string, (arg: string) => void> = {
   ready: (arg) => notifier.ready(arg || undefined),
   reloading: () => notifier.reloading(),
   // STATUS markers are queued around the busy loop, in order, so the receiver can bound it exactly.
+  // Sent raw, as states: through status() a newer STATUS= replaces a queued one, and on a busy
+  // machine 'blocking' still waited behind a ping in flight when 'unblocked' replaced it.
   block: (arg) => {
-    notifier.status('blocking');
+    notifier.send('STATUS=blocking');
     busy(Number(arg));
-    notifier.status('unblocked');
+    notifier.send('STATUS=unblocked');
   },
   // A failed system call wrapped the way seawall's errors wrap one: ERRNO= comes from the cause.
   failed: (arg) => {
