@@ -14,7 +14,8 @@
  * session that merely closes, or says GOODBYE NORMAL, has not said its VM is gone, and neither has
  * one whose process has connected again for the same VM id. (A 1.0 session had no such rule: any
  * end of it counts, as 1.0 daemons did.) Nor does the process's exit while its session is still
- * served: the connection lives on in a process it handed it to, which the pidfd does not name.
+ * served: the connection lives on in a process it handed it to, which the pidfd does not name (the
+ * session then ends, daemon/session.ts, and that process's plugin connects again as itself).
  */
 
 import type { SessionInfo, SessionOutcome } from '../events/index.js';
@@ -314,7 +315,8 @@ export class KillManager {
    * the daemon not having read the end of file yet does not count as held.
    */
   #exited(k: InFlight): void {
-    if (k.tracked.live && k.tracked.held?.() === true) {
+    // Asked after the session's end too: one ended because its connection was handed on says so.
+    if (k.tracked.held?.() === true) {
       const why = 'its connection lives on in another process, which the daemon cannot signal';
       this.#finish(k, 'failed', `the connecting process (pid ${k.record.peerPid}) exited; ${why}`);
       return;

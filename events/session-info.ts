@@ -24,8 +24,9 @@ export interface SessionInfo {
   /**
    * Whether some process still holds the plugin's end of the connection (the kernel has not hung
    * it up), read now, before the daemon may have read its end of file; false once the session is
-   * closing. The connecting process may have handed it on (a fork, SCM_RIGHTS) and exited. Absent
-   * where the session was not made by the plugin server.
+   * closing, unless the daemon ended it because the connecting process had exited while another
+   * held it (then true for good). The connecting process may have handed it on (a fork,
+   * SCM_RIGHTS) and exited. Absent where the session was not made by the plugin server.
    */
   connectionHeld?: () => boolean;
   openedAtMs: number;

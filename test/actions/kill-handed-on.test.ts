@@ -1,15 +1,17 @@
 /**
  * A VMM process that connects, says HELLO and hands its connection to another process before it
- * exits: the kill's pidfd names the process that is gone, while the VM is still served. No kill of
- * that session may say the VM exited. Real processes (children/handing-vmm.ts), the in-process
- * plugin server and action sink; then the kill manager alone, on a real process, for each answer
- * of the connection's far end.
+ * exits: the kill's pidfd names the process that is gone, while the connection lives on. No kill of
+ * that session may say the VM exited, and the session ends, so that the process holding the
+ * connection connects again under its own credentials. Real processes (children/handing-vmm.ts),
+ * the in-process plugin server and action sink; then the kill manager alone, on a real process,
+ * for each answer of the connection's far end.
  */
 import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { type Actions, ActionsConfigSchema, createActions, type KillResult } from '../../actions/index.js';
 import { KillManager } from '../../actions/kill-manager.js';
+import type { SessionInfo } from '../../events/index.js';
 import { Pidfd } from '../../kvm/index.js';
 import { provider, type Stack, startStack } from '../attach/stack.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
@@ -21,6 +23,8 @@ let stack: Stack;
 let actions: Actions;
 const finished: KillResult[] = [];
 const others: number[] = [];
+const opened: SessionInfo[] = [];
+const closed: Array<{ vm: string; pid: number; detail: string | null }> = [];
 
 const alive = (pid: number) => {
   try {
@@ -36,6 +40,11 @@ before(async () => {
   stack = await startStack(provider(() => ({ rule: 'kill-it', action: 'kill', graceMs: 600_000 })));
   actions = createActions(ActionsConfigSchema.parse({}), { kill: { onFinished: (k) => finished.push(k) } });
   stack.bus.add(actions.sink);
+  stack.bus.add({
+    name: 'sessions',
+    sessionOpened: (s) => opened.push(s),
+    sessionClosed: (s, _outcome, detail) => closed.push({ vm: s.vm.id, pid: s.peer.pid, detail }),
+  });
 });
 
 after(async () => {
@@ -46,7 +55,7 @@ after(async () => {
   await stack.close();
 });
 
-test('the connecting process exits, its connection lives on: the kill fails, never "exited"', async (t) => {
+test('the connecting process exits, its connection lives on: the kill fails, the session ends', async (t) => {
   const first = spawnOwned(process.execPath, ['--import', 'tsx', HANDING, stack.socket, 'vm-handed'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -63,28 +72,53 @@ test('the connecting process exits, its connection lives on: the kill fails, nev
   assert.equal(k.peerPid, first.pid);
   assert.equal(k.outcome, 'failed', `detail: ${k.detail}`);
   assert.match(k.detail ?? '', /the connecting process \(pid \d+\) exited; its connection lives on/);
-  assert.ok(alive(other), 'the process serving the VM is still there');
-  // And it is still served: a verdict comes after that kill ended.
-  const seen = lines.filter((l) => l.startsWith('verdict ')).length;
-  await until('another verdict', () => lines.filter((l) => l.startsWith('verdict ')).length > seen);
+  assert.ok(alive(other), 'the process holding the connection is still there');
+
+  // The session ends with GOODBYE NORMAL, and the holder's new session is its own.
+  await until('the session to end', () => closed.length > 0);
+  assert.deepEqual(closed[0], {
+    vm: 'vm-handed',
+    pid: first.pid,
+    detail: `the connecting process (pid ${first.pid}) exited while another process holds its connection`,
+  });
+  assert.ok(lines.includes('closed goodbye 0'), lines.join('\n'));
+  await until('the holder to be served again', () => lines.some((l) => l.startsWith('reconnected, ')));
+  assert.deepEqual(
+    opened.map((s) => [s.vm.id, s.peer.pid]),
+    [
+      ['vm-handed', first.pid],
+      ['vm-handed', other],
+    ],
+  );
   assert.ok(
-    finished.every((f) => f.outcome === 'failed'),
-    JSON.stringify(finished.map((f) => f.outcome)),
+    finished.every((f) => f.peerPid !== first.pid || f.outcome === 'failed'),
+    JSON.stringify(finished.map((f) => [f.peerPid, f.outcome])),
   );
 });
 
 // The kill manager alone, on a real process: what the connection's far end says decides. A
 // VMM's own exit releases it before its pidfd turns readable, so a session the daemon has not
 // yet seen close is still `exited` — the kernel's word, not the order the daemon reads them in.
-for (const held of [false, true]) {
-  test(`the process exits, the session not yet closed, its connection ${held ? '' : 'not '}held`, async (t) => {
+// A session the daemon ended because its connection was handed on answers held for good after
+// its end (daemon/session.ts): a later exit of the process is not the VM gone either.
+const cases = [
+  { held: false, closed: false, name: 'the session not yet closed, its connection not held' },
+  { held: true, closed: false, name: 'the session not yet closed, its connection held' },
+  { held: true, closed: true, name: 'the session ended by the daemon as handed on' },
+];
+for (const { held, closed: ended, name } of cases) {
+  test(`the process exits, ${name}`, async (t) => {
     const vmm = spawnOwned(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
     t.after(() => killOwned(vmm));
-    const ended: KillResult[] = [];
-    const kills = new KillManager({ onFinished: (k) => ended.push(k) });
+    const done: KillResult[] = [];
+    const kills = new KillManager({ onFinished: (k) => done.push(k) });
     t.after(() => kills.close());
     const pid = vmm.pid as number;
-    const s = { ...session(`vm-held-${held}`), peer: { pid, uid: 0, gid: 0 }, connectionHeld: () => held };
+    const s = {
+      ...session(`vm-held-${held}-${ended}`),
+      peer: { pid, uid: 0, gid: 0 },
+      connectionHeld: () => held,
+    };
     kills.sessionOpened(s, Pidfd.open(pid));
     const r = {
       session: s,
@@ -95,8 +129,9 @@ for (const held of [false, true]) {
       reason: 'policy' as const,
     };
     assert.equal(kills.request(r), 'started');
+    if (ended) kills.sessionClosed(s, 'disconnect');
     await killOwned(vmm);
-    await until('the kill to end', () => ended.length === 1);
-    assert.equal(ended[0]?.outcome, held ? 'failed' : 'exited', `detail: ${ended[0]?.detail}`);
+    await until('the kill to end', () => done.length === 1);
+    assert.equal(done[0]?.outcome, held ? 'failed' : 'exited', `detail: ${done[0]?.detail}`);
   });
 }

@@ -1,9 +1,11 @@
 /**
  * A plugin that connects, hands its socket to a child and exits (issue 12, item 1). Run as
  * `parent <socket> <go-file>`: connects, starts `child` with the socket as fd 3 and the same stdin/stdout,
- * prints `parent <pid> child <pid>`, and exits; the child prints `ready`. The child waits for the go file to exist,
- * then says HELLO and reports one SEA, prints the verdict's action, and stays alive (it ignores a
- * KILL verdict) until it is killed.
+ * prints `parent <pid> child <pid>`, and exits; the child prints `ready`. The child waits for the
+ * go file to exist, then says HELLO and reports one SEA on that socket, printing the action of any
+ * verdict. When the daemon ends that session (its connecting process is gone), the child prints
+ * `ended`, connects again itself, says HELLO, reports one SEA and prints `verdict again <action>`,
+ * and stays alive (it ignores a KILL verdict) until it is killed.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -25,7 +27,7 @@ if (mode === 'parent') {
   sock.once('connect', () => {
     const child = spawn(
       process.execPath,
-      [...process.execArgv, new URL(import.meta.url).pathname, 'child', '', goFile as string],
+      [...process.execArgv, new URL(import.meta.url).pathname, 'child', path as string, goFile as string],
       {
         stdio: ['inherit', 'inherit', 'inherit', sock],
         detached: true,
@@ -37,20 +39,17 @@ if (mode === 'parent') {
     );
   });
 } else {
-  const sock = new Socket({ fd: 3, readable: true, writable: true });
-  process.stdout.write('ready\n');
-  const parser = new FrameParser(
-    (m: Message) => {
-      if (m.type === 'verdict') process.stdout.write(`verdict ${m.action}\n`);
-    },
-    { accept: PLUGIN_ACCEPTS },
-  );
-  sock.on('data', (c: Buffer) => parser.push(c));
-  sock.on('error', () => {});
-  // Told to go by a file: the test cannot write to the stdin of a parent that has exited.
-  const wait = setInterval(() => {
-    if (!existsSync(goFile as string)) return;
-    clearInterval(wait);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  // HELLO and one SEA on `sock`, printing each verdict's action after `prefix`.
+  const serve = (sock: Socket, prefix: string) => {
+    const parser = new FrameParser(
+      (m: Message) => {
+        if (m.type === 'verdict') say(`${prefix}${m.action}`);
+      },
+      { accept: PLUGIN_ACCEPTS },
+    );
+    sock.on('data', (c: Buffer) => parser.push(c));
+    sock.on('error', () => {});
     sock.write(
       encodeMessage({
         type: 'hello',
@@ -64,6 +63,19 @@ if (mode === 'parent') {
       }),
     );
     sock.write(seaFrame(1, { timeNs: 1n }));
+  };
+  const sock = new Socket({ fd: 3, readable: true, writable: true });
+  sock.once('close', () => {
+    say('ended');
+    const again = connect(path as string);
+    again.once('connect', () => serve(again, 'verdict again '));
+  });
+  say('ready');
+  // Told to go by a file: the test cannot write to the stdin of a parent that has exited.
+  const wait = setInterval(() => {
+    if (!existsSync(goFile as string)) return;
+    clearInterval(wait);
+    serve(sock, 'verdict ');
   }, 20);
   setInterval(() => {}, 1e6);
 }
