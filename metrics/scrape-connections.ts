@@ -8,6 +8,14 @@ export interface PeerEndpoint {
 /** The uid owning a TCP connection's other end on this host, null when none does. */
 export type PeerUid = (local: PeerEndpoint, remote: PeerEndpoint) => number | null;
 
+/**
+ * Requests one connection may have in progress. Node reads a connection on while its answers wait
+ * for a rendering, so requests sent back to back without reading the answers (HTTP pipelining,
+ * which Prometheus does not use) would each be held, without bound. Two leave room for a client
+ * that sends its next request as the last bytes of an answer go out.
+ */
+export const MAX_PIPELINED = 2;
+
 interface Connection {
   requests: number;
   /** Who holds it (`uid N`, `local` or `address A`), asked the first time the bound is reached. */
@@ -58,12 +66,17 @@ export class ScrapeConnections {
     return [...this.#open.values()].map((c) => ({ owner: c.owner, requests: c.requests }));
   }
 
-  /** Counts a request on `socket` until `res` closes. */
-  requestOn(socket: Socket, res: { once(event: 'close', f: () => void): unknown }): void {
+  /**
+   * Counts a request on `socket` until `res` closes; false, counting nothing, when the connection
+   * already has {@link MAX_PIPELINED} in progress: its peer asks again without reading the answers.
+   */
+  requestOn(socket: Socket, res: { once(event: 'close', f: () => void): unknown }): boolean {
     const c = this.#open.get(socket);
-    if (c === undefined) return;
+    if (c === undefined) return true;
+    if (c.requests >= MAX_PIPELINED) return false;
     c.requests++;
     res.once('close', () => c.requests--);
+    return true;
   }
 
   /** Takes a new connection in, closing it or another one past the bound. */

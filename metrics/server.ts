@@ -220,7 +220,11 @@ export class MetricsServer {
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
-    this.#open.requestOn(req.socket, res);
+    if (!this.#open.requestOn(req.socket, res)) {
+      // Pipelining past the bound: closed, not answered, so that nothing more of it is read.
+      req.socket.destroy();
+      return;
+    }
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);

@@ -263,3 +263,21 @@ test('a user holding every slot with requests in progress cannot keep another us
   source.holdRenderings(false);
   assert.equal(await answer, 200);
 });
+
+test('requests sent back to back without reading the answers: the connection is closed, not held', async (t) => {
+  const source = heldSource();
+  // Nothing else closes it within the test: a stall timeout far past its deadline.
+  const server = new MetricsServer(source, { port: 0, maxRenderShare: 1, stallTimeoutMs: 600_000 });
+  const { port } = await server.listen();
+  t.after(() => server.close());
+  source.holdRenderings(true);
+  t.after(() => source.holdRenderings(false));
+  const s = await silent(t, port);
+  s.write('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(1000));
+  await within('the pipelining connection to be closed', Promise.resolve(closed(s)), {
+    state: () => `requests in progress: ${server.requestsInProgress}`,
+  });
+  // One request at a time, as Prometheus asks, is answered as ever.
+  source.holdRenderings(false);
+  assert.equal(await scrape(port), 200);
+});
