@@ -33,6 +33,8 @@ export interface ControlServerOptions {
   reservedConnections?: number;
   /** A connection with no request in progress is closed this long after its last answer (default 30 s). */
   idleTimeoutMs?: number;
+  /** How long a peer answered BUSY has to read the answer before it is dropped (default 1 s). */
+  refuseGraceMs?: number;
   /** A request line must end this long after its first byte (default 10 s). */
   requestTimeoutMs?: number;
   /** An answer the peer does not read must drain within this (default 30 s). */
@@ -46,6 +48,9 @@ export interface ControlServerOptions {
   onError?: (cmd: string, err: unknown) => void;
 }
 
+/** Connections answered BUSY and still closing, at most, at once (`#refuse`). */
+export const MAX_REFUSING = 64;
+
 export class ControlServer {
   readonly maxRequestBytes: number;
   readonly maxConnections: number;
@@ -56,7 +61,7 @@ export class ControlServer {
   readonly #sockets = new Set<Socket>();
   /** The admitted connections of peers other than root and the daemon's uid. */
   readonly #unprivileged = new Set<Socket>();
-  /** Connections answered BUSY and closing; not counted against the bound. */
+  /** Connections answered BUSY and closing; not counted against the bound, bounded by MAX_REFUSING. */
   readonly #refused = new Set<Socket>();
   #path: string | null = null;
   /** The file an activated socket is bound to (its ListenStream=); systemd's, never unlinked here. */
@@ -87,6 +92,11 @@ export class ControlServer {
     return this.#sockets.size;
   }
 
+  /** Connections answered BUSY and not yet closed (tests). */
+  get refusingCount(): number {
+    return this.#refused.size;
+  }
+
   /** Binds (path: created 0600 unless `mode` says otherwise; fd: socket activation). */
   async listen(target: ControlListenTarget): Promise<void> {
     this.#path = await listenControl(this.#server, target);
@@ -109,12 +119,20 @@ export class ControlServer {
     return this.#opts.daemonUid ?? process.getuid?.() ?? 0;
   }
 
-  /** Answers BUSY and closes; the peer gets a second to read it, however it drips bytes. */
+  /**
+   * Answers BUSY and closes; the peer gets a second to read it, however it drips bytes. Past
+   * MAX_REFUSING such connections at once the newcomer is closed unanswered: a peer opening
+   * connections faster than a second's worth could otherwise hold the daemon's descriptors.
+   */
   #refuse(socket: Socket, message: string): void {
+    if (this.#refused.size >= MAX_REFUSING) {
+      socket.destroy();
+      return;
+    }
     // Read (and discard) so the peer's EOF is seen and the socket closes; never admitted.
     socket.on('error', () => socket.destroy());
     socket.resume();
-    const timer = setTimeout(() => socket.destroy(), 1000);
+    const timer = setTimeout(() => socket.destroy(), this.#opts.refuseGraceMs ?? 1000);
     this.#refused.add(socket);
     socket.once('close', () => {
       clearTimeout(timer);

@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { authorize, controlRequest, isControlError, type WhyResult } from '../../control/index.js';
+import { MAX_REFUSING } from '../../control/server.js';
 import { jsonText } from '../../store/index.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { until, within } from '../helpers/wait.js';
@@ -221,6 +222,36 @@ test('connections beyond the bound are answered BUSY', async () => {
   await until('the server to see the close', () => f.server.connectionCount === 0);
   assert.equal((await controlRequest(f.socket, 'status')).version, '0.0.0-test');
   await f.close();
+});
+
+test('connections answered BUSY and still closing are bounded: past them a newcomer is closed at once', async (t) => {
+  // A grace far past the test: only the bound closes any of them before the test ends.
+  const f = await startControl({ maxConnections: 1, refuseGraceMs: 600_000 });
+  t.after(() => f.close());
+  const first = await rawClient(f.socket);
+  t.after(() => first.sock.destroy());
+  const extra = 20;
+  let closed = 0;
+  const socks: Socket[] = [];
+  t.after(() => {
+    for (const s of socks) s.destroy();
+  });
+  for (let i = 0; i < MAX_REFUSING + extra; i++) {
+    const s = connect(f.socket);
+    s.on('error', () => {});
+    s.once('close', () => closed++);
+    socks.push(s);
+  }
+  // Every one is either held answered BUSY, or was closed.
+  await until('every connection to be refused', () => f.server.refusingCount + closed === socks.length, {
+    state: () => `refusing ${f.server.refusingCount}, closed ${closed}`,
+  });
+  assert.equal(f.server.refusingCount, MAX_REFUSING);
+  assert.equal(closed, extra);
+  // Root's way in is as before once a slot is free.
+  first.sock.destroy();
+  await until('the server to see the close', () => f.server.connectionCount === 0);
+  assert.equal((await controlRequest(f.socket, 'status')).version, '0.0.0-test');
 });
 
 test('reload from root runs; from another uid it is refused while reading is allowed', async () => {
