@@ -169,7 +169,7 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
     }),
     storeSessionHolds: new Counter({
       name: 'seawall_store_session_holds_total',
-      help: 'Times half the bound of answered events written ahead and not yet committed (50,000) was reached and the daemon stopped reading the VMs with the most of them until a quarter was left, instead of making every verdict wait.',
+      help: 'VM sessions the daemon stopped reading because half the bound of answered events written ahead and not yet committed (50,000) was reached and they had at least their even share of them, instead of making every verdict wait; each is read again once its events are committed or a quarter is left.',
       registers,
     }),
     storeHeldUpdates: new Gauge({

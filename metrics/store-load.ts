@@ -25,7 +25,7 @@ export interface StoreLoad {
   readonly lostEvents: number;
   /** Held updates dropped past the bound, since start. */
   readonly lostUpdates: number;
-  /** Times, since start, half the bound made the store stop reading the sessions with the most of it. */
+  /** Sessions, since start, the store stopped reading at half its bound (each held session counts once). */
   readonly sessionHolds: number;
 }
 
