@@ -82,6 +82,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
   const clients: PluginClient[] = [];
   const standIns: StandInVcpus[] = [];
   const attachClients: AttachClient[] = [];
+  let summary: SimulationSummary | undefined;
   try {
     const first = o.firstVm ?? 0;
     for (let i = first; i < first + o.vms; i++) {
@@ -166,14 +167,14 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
     });
     await Promise.all(loops);
     const durationMs = Number(process.hrtime.bigint() - start) / 1e6;
-    return {
+    summary = {
       vms: o.vms,
       vcpus: o.vcpus,
       sent,
       answered,
-      fallbacks: clients.reduce((n, c) => n + c.stats.fallbacks, 0),
-      replayed: clients.reduce((n, c) => n + c.stats.replayed, 0),
-      lateVerdicts: clients.reduce((n, c) => n + c.stats.lateVerdicts, 0),
+      fallbacks: 0,
+      replayed: 0,
+      lateVerdicts: 0,
       killed,
       verdicts,
       durationMs: Math.round(durationMs),
@@ -185,4 +186,11 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
     for (const a of attachClients) a.close();
     for (const v of standIns) v.close();
   }
+  // The plugins' counts are read once they are closed: closing reads what the daemon sent last,
+  // the echo of a replay among it (a replay counts as done at its echo).
+  const done = summary as SimulationSummary;
+  done.fallbacks = clients.reduce((n, c) => n + c.stats.fallbacks, 0);
+  done.replayed = clients.reduce((n, c) => n + c.stats.replayed, 0);
+  done.lateVerdicts = clients.reduce((n, c) => n + c.stats.lateVerdicts, 0);
+  return done;
 }
