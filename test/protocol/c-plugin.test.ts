@@ -357,3 +357,28 @@ test('the lower minor a refusal brings is asked for in the retry only: the next 
     await fake.close();
   }
 });
+
+test('HEARTBEATs before WELCOME are skipped: the connect succeeds and the exit gets the daemon verdict', async (t) => {
+  const bin = await fixtureBinary(t, 'heartbeat-flood');
+  if (!bin) return;
+  const fake = await fakeDaemon((_n, m, s) => {
+    if (m.type === 'hello')
+      s.write(
+        Buffer.concat([
+          encodeMessage({ type: 'heartbeat', nonce: 1n }),
+          encodeMessage({ type: 'heartbeat', nonce: 2n }),
+          WELCOME,
+        ]),
+      );
+    if (m.type === 'sea') s.write(encodeMessage(plainVerdict(m.seq)));
+  });
+  t.after(() => fake.close());
+  // A patient deadline: only the handshake is under test, not the clock.
+  const { stdout } = await run(bin, [fake.path, '20000'], { timeout: 30_000 });
+  assert.equal(stdout.trim(), 'connect=0 source=daemon connected=1');
+  assert.deepEqual(
+    fake.conns.map((c) => c.map((m) => m.type)),
+    [['hello', 'sea']],
+    'one connection: the HEARTBEATs did not end it',
+  );
+});

@@ -806,6 +806,7 @@ static int handshake(struct seawall_plugin *p, const uint8_t *hello, size_t hell
     }
     if (type != SEAWALL_MSG_HEARTBEAT) r = -EPROTO; /* nothing else may precede WELCOME */
     else if (now_ms() >= deadline) r = -ETIMEDOUT;   /* HEARTBEATs alone do not extend the wait */
+    else r = 0;                                      /* skipped: WELCOME may still come */
   }
   drop_connection(p);
   return r;
