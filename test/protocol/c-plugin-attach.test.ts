@@ -253,3 +253,34 @@ test('the attach records, their replies, and what each refusal or failure does t
     ],
   );
 });
+
+test('a reply status the plugin does not know is a refusal that keeps the connection and every vCPU attached over it', async (t) => {
+  const bin = await fixtureBinary(t, 'attach-wire');
+  if (!bin) return;
+  const work = mkdtempSync(join(dir, 'unknown-'));
+  const { stdout } = await run(bin, ['unknown', work], { timeout: 30_000 });
+  const lines = stdout.trim().split('\n');
+  assert.deepEqual(
+    lines.filter((l) => !l.startsWith('srv ')),
+    [
+      'connect r=0',
+      'first r=0 attached=1 refused=0 failed=0 lost=0 open=1 due=0',
+      // Past a u16: refused, counted so; vCPU 1 stays attached on the open connection.
+      'u16 r=status65536 attached=1 refused=1 failed=0 lost=0 open=1 due=0',
+      // Past an int: still a positive refusal (INT_MAX), never mistaken for an errno.
+      'int r=status2147483647 attached=1 refused=2 failed=0 lost=0 open=1 due=0',
+      'again r=0 attached=2 refused=2 failed=0 lost=0 open=1 due=0',
+      'listener exit=0',
+    ],
+  );
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith('srv ')),
+    [
+      'srv conn1 len=24 ok=1 op=1 session=9 vcpu=1 fds=1 -> s0',
+      'srv conn1 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s65536',
+      'srv conn1 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s4294967295',
+      'srv conn1 len=24 ok=1 op=1 session=9 vcpu=0 fds=1 -> s0',
+      'srv conn1 eof', // one connection throughout, closed by the plugin at the end
+    ],
+  );
+});

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -589,9 +590,12 @@ static int attach_exchange(struct seawall_plugin *p, uint16_t op, uint32_t vcpu,
     }
     if (n != ATTACH_REPLY_SIZE || (rmsg.msg_flags & MSG_TRUNC) || get_u32(reply) != ATTACH_MAGIC ||
         get_u16(reply + 4) != ATTACH_VERSION || get_u16(reply + 6) != (op | ATTACH_REPLY_BIT) ||
-        get_u32(reply + 8) != vcpu || get_u32(reply + 12) > 0xffffu)
+        get_u32(reply + 8) != vcpu)
       return -EPROTO;
-    return (int)get_u32(reply + 12);
+    /* Any status of a well-formed reply is the daemon's answer: one this library does not know is a
+     * refusal that keeps the connection (docs/actions.md), held positive. */
+    uint32_t status = get_u32(reply + 12);
+    return status > (uint32_t)INT_MAX ? INT_MAX : (int)status;
   }
 }
 

@@ -421,8 +421,10 @@ int seawall_set_attach_socket(struct seawall_plugin *p, const char *path);
  * index of SEAWALL_VCPUS_MAX or more, or past the vcpu_count of the last HELLO that got WELCOME,
  * and -EBADF for a negative fd: then nothing is registered nor sent. Otherwise the vCPU is
  * registered, attached after every WELCOME from now on, and the result is 0 (attached),
- * -ENOTCONN (no session now: attached after the next WELCOME), a positive enum
- * seawall_attach_status (the daemon refused), or a negative errno of the attach connection:
+ * -ENOTCONN (no session now: attached after the next WELCOME), a positive status (the daemon
+ * refused: an enum seawall_attach_status, or one this library does not know, which keeps the
+ * connection; INT_MAX stands for any status above INT_MAX), or a negative errno of the attach
+ * connection:
  * -EDESTADDRREQ (no attach socket), -ENOENT or -ECONNREFUSED (nobody listens there), -ETIMEDOUT,
  * -EPIPE (the daemon closed it), -EPROTO (a malformed reply), or that of socket/connect/sendmsg.
  * Such an error, and the statuses that end the connection (enum seawall_attach_status), close the
@@ -453,7 +455,7 @@ int seawall_reattach(struct seawall_plugin *p);
 /* Forgets vCPU `vcpu`'s fd (the caller may close it once this returns) and, when it is attached in
  * the current session, asks the daemon to release it (DETACH), waiting up to hello_timeout_ms.
  * Returns -EINVAL for an index of SEAWALL_VCPUS_MAX or more, -ENOENT when no fd is registered
- * there; else 0, a positive enum seawall_attach_status, or a negative errno of the attach
+ * there; else 0, a positive status as for seawall_attach_vcpu, or a negative errno of the attach
  * connection, which is then closed: the daemon releases every vCPU attached over it, and they are
  * lost, for seawall_reattach or the next WELCOME. A lost vCPU detached is no longer lost. */
 int seawall_detach_vcpu(struct seawall_plugin *p, uint32_t vcpu);
