@@ -3,6 +3,7 @@
  * real daemon, then against peers that never answer: the deadline fallback must answer instead.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -381,4 +382,19 @@ test('HEARTBEATs before WELCOME are skipped: the connect succeeds and the exit g
     [['hello', 'sea']],
     'one connection: the HEARTBEATs did not end it',
   );
+});
+
+test('the plugin and attach sockets, and any fd an attach reply carries, are close-on-exec from the moment they exist', async (t) => {
+  const bin = await fixtureBinary(t, 'cloexec', ['socket=fake_socket', 'recvmsg=fake_recvmsg']);
+  if (!bin) return;
+  const work = mkdtempSync(join(dir, 'cloexec-'));
+  const { stdout } = await run(bin, [work], { timeout: 30_000 });
+  // Flags read right as socket() and recvmsg() return: a fork and exec on another thread after
+  // that finds them close-on-exec (not just once a later fcntl ran).
+  assert.deepEqual(stdout.trim().split('\n'), [
+    'connect r=0 sockets=1 cloexec=1 nonblock=1',
+    'attach r=0 sockets=2 cloexec=2 nonblock=2',
+    'reply fds=1 cloexec=1 closed=1',
+    'daemon exit=0',
+  ]);
 });

@@ -98,13 +98,14 @@ static int unix_address(struct sockaddr_un *addr, const char *path) {
 }
 
 /* A socket of `type` connected to `addr`, close-on-exec and non-blocking: its fd, or a negative
- * errno. */
+ * errno. Both flags come with the socket itself: set by fcntl after socket(), another VMM thread's
+ * fork and exec in between would hand the socket to the child, which would then hold the session
+ * (or the attach connection and the vCPUs it holds) open. Non-blocking before connect: a listener
+ * with a full backlog gives EAGAIN instead of a hang. */
 static int unix_connect(const struct sockaddr_un *addr, int type) {
-  int fd = socket(AF_UNIX, type, 0);
+  int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -errno;
-  /* Non-blocking before connect: a listener with a full backlog gives EAGAIN instead of a hang. */
-  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
-      connect(fd, (const struct sockaddr *)addr, sizeof *addr) < 0) {
+  if (connect(fd, (const struct sockaddr *)addr, sizeof *addr) < 0) {
     int err = -errno;
     close(fd);
     return err;
@@ -569,7 +570,9 @@ static int attach_exchange(struct seawall_plugin *p, uint16_t op, uint32_t vcpu,
     rmsg.msg_iovlen = 1;
     rmsg.msg_control = rctrl.buf;
     rmsg.msg_controllen = sizeof rctrl.buf;
-    ssize_t n = recvmsg(p->attach_fd, &rmsg, 0);
+    /* Close-on-exec as they arrive: fds a daemon sent with a reply live until the loop below
+     * closes them, and a fork and exec on another thread meanwhile must not inherit them. */
+    ssize_t n = recvmsg(p->attach_fd, &rmsg, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       int r = attach_wait(p, POLLIN, deadline);
