@@ -5,8 +5,10 @@
  *
  * One struct seawall_plugin per VM connection: a Unix socket it opens (seawall_connect), or an fd
  * the VMM already holds, such as a virtio-serial port that reaches the daemon from inside a guest
- * (seawall_connect_fd). Calls are not thread-safe: a VMM with several vCPU
- * threads wraps seawall_handle_sea() in a mutex, or runs a reader thread (docs/protocol.md §5.4).
+ * (seawall_connect_fd). Calls are not thread-safe: a VMM with several vCPU threads wraps every
+ * call on a plugin, seawall_handle_sea() included, in one mutex (docs/protocol.md §5.4). The
+ * reader-thread model of §5.4 does not fit this library: each seawall_handle_* reads its verdict
+ * from the socket itself, so there is no way to hand verdicts to threads that wait for them.
  * Nothing here calls KVM: the caller applies the verdict on its vCPU thread (§5).
  *
  * Longer than 350 lines: the whole API a VMM calls, each part documented where its author reads it,
