@@ -148,10 +148,16 @@ impl Plugin {
 
     /// The same over a stream the VMM already connected; a refused handshake closes it, and the
     /// next call (the retry) asks for the version the daemon named; the call after that asks for
-    /// `Config::minor` again.
+    /// `Config::minor` again. The stream is made blocking, whatever mode it came in (one taken
+    /// from an event loop may be non-blocking): every wait here is a socket timeout, which a
+    /// non-blocking stream ignores, so its reads would spin until the deadline and a write the
+    /// daemon does not take at once would fail. An error making it so closes it.
     pub fn connect_stream(&mut self, stream: UnixStream, hello: &Hello) -> Result<Welcome, Error> {
         self.attach.plugin_socket(None); // no default attach socket: `set_attach_socket` names one
-        let r = self.handshake(stream, hello);
+        let r = match stream.set_nonblocking(false) {
+            Ok(()) => self.handshake(stream, hello),
+            Err(e) => Err(e.into()),
+        };
         let retry =
             matches!(&r, Err(Error::Refused { code, supported, .. }) if self.lower_minor(*code, *supported));
         if !retry {
