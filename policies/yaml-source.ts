@@ -8,11 +8,13 @@ import {
   type Document,
   isAlias,
   isMap,
+  isNode,
   isPair,
   isScalar,
   isSeq,
   LineCounter,
   type Node,
+  type Pair,
   parseDocument,
 } from 'yaml';
 import type * as z from 'zod';
@@ -81,15 +83,27 @@ function lineOf(node: { range?: readonly number[] | null } | null, lines: LineCo
 }
 
 /**
- * The first bound `doc` exceeds, or else every duplicate key; empty when there is neither. Walked
- * once, without recursion. Duplicate keys are found here, a Set per map, and not by the parser:
- * its check compares each key with every earlier one of its map, and one map of 40,000 keys took
- * 13 s to parse (a 5 MB file would reach the load's timeout). Keys are the same as the parser
- * would say: scalars of the same value.
+ * The first bound `doc` exceeds, or else every duplicate or refused key; empty when there is
+ * neither. Walked once, without recursion. Duplicate keys are found here, a Set per map, and not by
+ * the parser: its check compares each key with every earlier one of its map, and one map of 40,000
+ * keys took 13 s to parse (a 5 MB file would reach the load's timeout). Keys are compared as they
+ * end up in the JS object the schema sees (`1` and `"1"` are one key there, so the later would
+ * silently win), and a key that is an alias or not a scalar is refused: the parser's own check
+ * would not see `*k` or `[a]` as the same key as `default`, yet `*k` becomes `default`.
  */
 function overLimits(doc: Document, lines: LineCounter): PolicyIssue[] {
   let aliases = 0;
-  const duplicates: PolicyIssue[] = [];
+  const refused: PolicyIssue[] = [];
+  // At the key's line, or its value's when the key is empty.
+  const keyIssue = (pair: Pair<unknown, unknown>, message: string): PolicyIssue => ({
+    code: 'yaml-syntax',
+    path: '',
+    line: lineOf(
+      (isNode(pair.key) ? pair.key : isNode(pair.value) ? pair.value : null) as Node | null,
+      lines,
+    ),
+    message,
+  });
   const stack: [unknown, number][] = [[doc.contents, 1]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop() as [unknown, number];
@@ -99,25 +113,33 @@ function overLimits(doc: Document, lines: LineCounter): PolicyIssue[] {
     } else if (isMap(node) || isSeq(node)) {
       if (depth > YAML_LIMITS.maxDepth)
         return [limitIssue(`nested deeper than ${YAML_LIMITS.maxDepth} levels`, lineOf(node, lines))];
-      const keys = isMap(node) ? new Set<unknown>() : null;
+      const keys = isMap(node) ? new Set<string>() : null;
       for (const item of node.items as unknown[]) {
         if (isPair(item)) {
-          if (keys !== null && isScalar(item.key)) {
-            if (keys.has(item.key.value))
-              duplicates.push({
-                code: 'yaml-syntax',
-                path: '',
-                line: lineOf(item.key, lines),
-                message: 'Map keys must be unique',
-              });
-            else keys.add(item.key.value);
+          if (keys !== null) {
+            const key = jsKeyOf(item.key);
+            if (isAlias(item.key)) refused.push(keyIssue(item, 'Map keys must not be aliases'));
+            else if (key === null) refused.push(keyIssue(item, 'Map keys must be scalars'));
+            else if (keys.has(key)) refused.push(keyIssue(item, 'Map keys must be unique'));
+            else keys.add(key);
           }
           stack.push([item.key, depth + 1], [item.value, depth + 1]);
         } else stack.push([item, depth + 1]);
       }
     }
   }
-  return duplicates.sort((a, b) => a.line - b.line);
+  return refused.sort((a, b) => a.line - b.line);
+}
+
+/**
+ * The property name a map key becomes in the parsed JS object (as yaml's toJS names it: a null
+ * key is `""`, anything else `String(value)`); null for a key that is not a plain scalar.
+ */
+function jsKeyOf(key: unknown): string | null {
+  if (!isScalar(key)) return null;
+  const value: unknown = key.value;
+  if (value === null) return '';
+  return typeof value === 'object' || typeof value === 'function' ? null : String(value);
 }
 
 /**

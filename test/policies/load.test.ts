@@ -86,6 +86,85 @@ test('a key given twice in one map is refused at its line, in block and flow map
   assert.ok(ok.ok, ok.ok ? '' : JSON.stringify(ok.issues));
 });
 
+/** A key given through an alias, and one given as `1` and as `"1"`: both name a key twice. */
+const ALIAS_KEY = [
+  'version: 1',
+  'name: dup-alias',
+  'description: &k default',
+  'rules:',
+  '  - name: gold',
+  '    match:',
+  '      labels: { tier: gold, 1: first, "1": second }', // line 7
+  '    action: { type: inject, abort: data }',
+  'default:',
+  '  action: { type: inject, abort: data }',
+  '*k :', // line 11
+  '  action: { type: kill, grace: 0s }',
+].join('\n');
+
+test('an alias key, and keys that are one JS key by value (1 and "1"), are refused at their lines', () => {
+  // Before, `*k` replaced the default rule behind check's back and `"1"` silently won over `1`.
+  const r = parsePolicy(ALIAS_KEY, 'dup-alias.yaml');
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.deepEqual(
+    r.issues.map((i) => [i.code, i.line, i.message]),
+    [
+      ['yaml-syntax', 7, 'Map keys must be unique'],
+      ['yaml-syntax', 11, 'Map keys must not be aliases'],
+    ],
+  );
+  // An alias is still fine as a value.
+  const asValue = parsePolicy(
+    'version: 1\ndescription: &n x\nname: *n\ndefault: { action: { type: none } }\n',
+    'v.yaml',
+  );
+  assert.ok(asValue.ok, asValue.ok ? '' : JSON.stringify(asValue.issues));
+  const keyed = (key: string) =>
+    parsePolicy(`version: 1\nname: x\ndefault: { action: { type: none } }\n${key}: 1\n`, 'k.yaml');
+  for (const key of ['[a]', '{ a: 1 }', '? [b]\n']) {
+    const k = keyed(key);
+    assert.equal(k.ok, false, key);
+    if (!k.ok)
+      assert.deepEqual(
+        k.issues.map((i) => [i.line, i.message]),
+        [[4, 'Map keys must be scalars']],
+        key,
+      );
+  }
+  for (const [a, b] of [
+    ['true', '"true"'],
+    ['0x10', '16'],
+    ['~', '""'],
+  ]) {
+    const dup = parsePolicy(
+      `version: 1\nname: x\nrules:\n  - name: a\n    match: { labels: { ${a}: p, ${b}: q } }\n    action: { type: none }\ndefault: { action: { type: none } }\n`,
+      'd.yaml',
+    );
+    assert.equal(dup.ok, false, `${a} ${b}`);
+    if (!dup.ok)
+      assert.deepEqual(
+        dup.issues.map((i) => i.message),
+        ['Map keys must be unique'],
+        `${a} ${b}`,
+      );
+  }
+});
+
+test('policy check exits 1 on a default rule replaced through an alias key', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'dup-alias.yaml');
+  writeFileSync(file, ALIAS_KEY);
+  const r = runPolicyCli('check', file);
+  assert.equal(r.status, 1, r.stdout);
+  assert.equal(r.stdout, '');
+  assert.deepEqual(r.stderr.trim().split('\n'), [
+    `${file}:7: (document): Map keys must be unique`,
+    `${file}:11: (document): Map keys must not be aliases`,
+  ]);
+});
+
 test('semantic errors: set without fsc 0x10, GPA range reversed, bad rate, bad duration, unknown hook', () => {
   const r = parsePolicy(
     `version: 1
