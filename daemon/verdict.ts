@@ -46,13 +46,8 @@ function kvmImage(inj: Injection, host: HostCapabilities, kind: EventKind, exit:
   return image;
 }
 
-/** ISS bit 10, FnV: FAR_EL1 holds no valid address. */
-const ISS_FNV = 1n << 10n;
-
-/** Whether the exit gave the plugin a guest VA for FAR_EL1: only a SEA exit whose ESR has FnV clear. */
-export function exitHasVa(kind: EventKind, exitEsr: bigint | null): boolean {
-  return kind === 'sea' && exitEsr !== null && (exitEsr & ISS_FNV) === 0n;
-}
+// Decided in policies/ so that `explain` predicts the same FnV the verdict carries.
+export { exitHasVa } from '../policies/index.js';
 
 /** One verdict; every field a verdict does not use is zero (docs/protocol.md, VERDICT). */
 function verdict(

@@ -29,6 +29,17 @@ export const KVM_EXIT_OF_KIND: Readonly<Record<EventKind, number | null>> = {
   sigbus: null,
 };
 
+/** ISS bit 10, FnV: FAR_EL1 holds no valid address. */
+const ISS_FNV = 1n << 10n;
+
+/**
+ * Whether the exit gave the plugin a guest VA for FAR_EL1: only a SEA exit whose ESR has FnV
+ * clear. The daemon's verdict (the FnV of an emulated abort) and `explain` both ask it here.
+ */
+export function exitHasVa(kind: EventKind, exitEsr: bigint | null): boolean {
+  return kind === 'sea' && exitEsr !== null && (exitEsr & ISS_FNV) === 0n;
+}
+
 /** Severity as a policy sees it: SET when meaningful, else `unknown`. */
 export type PolicySeverity = Severity | 'unknown';
 

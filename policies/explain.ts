@@ -16,6 +16,7 @@ import { contextIndex, describeAction, routeOf } from './actions.js';
 import type { CompiledPolicy, CompiledRule } from './compile.js';
 import {
   type Decision,
+  exitHasVa,
   type HostCapabilities,
   type Injection,
   KVM_EXIT_OF_KIND,
@@ -45,7 +46,8 @@ export interface Explanation {
   /**
    * The abort the guest receives when the answer injects, for a guest at EL1 (kvm/guest-abort.ts):
    * its vector offset from VBAR_EL1, ESR_EL1 [31:0], the same as Linux 6.1's KVM injection leaves
-   * it (bits [63:32] copy bit 31), and FAR_EL1 (the event's `gva`, when given). Null otherwise.
+   * it (bits [63:32] copy bit 31), and FAR_EL1: the event's `gva`, or null when the guest reads an
+   * address the event does not give. Null otherwise.
    */
   guest: { vectorOffset: number; esr: bigint; esrOnLinux61: bigint; far: bigint | null } | null;
 }
@@ -58,9 +60,10 @@ function guestSees(inj: Injection | null, event: PolicyEvent, host: HostCapabili
   if (inj.via === 'kvm' && event.kind !== 'sigbus')
     g = guestAbortAfterKvm(inj.kind, 1, far, inj.iss, '6.1.0');
   else if (inj.via === 'emulate' || host.emulateAbort) {
-    // FAR only when the exit gave a guest VA; otherwise FnV, as the daemon's verdict says, and the
-    // VMM writes FAR_EL1 as 0 (docs/protocol.md §5.1).
-    const va = event.kind === 'sea' && far !== null && ((event.esr?.raw ?? 0n) & (1n << 10n)) === 0n;
+    // FnV as the daemon's verdict sets it, from the exit alone: clear for a SEA exit whose own ESR
+    // has FnV clear, and FAR_EL1 is then the exit's guest VA (unknown, null, when the event gives
+    // no gva); otherwise FnV set and the VMM writes FAR_EL1 as 0 (docs/protocol.md §5.1).
+    const va = exitHasVa(event.kind, event.esr?.raw ?? null);
     g = guestAbortAfterEmulation(emulatedAbortEsr(inj.kind, inj.iss, va), 1, va ? far : 0n);
   } else return null; // a KVM injection after a SIGBUS: the verdict resumes, nothing is injected
   const signExtended = g.esrUpper === 'linux-6.1-sign-extended' && (g.esr & 0x80000000n) !== 0n;
