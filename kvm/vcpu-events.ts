@@ -25,6 +25,18 @@ export interface InjectionHost {
 export interface InjectionRequest {
   kind: AbortKind;
   iss?: number;
+  /**
+   * The ISS's FSC was chosen by name (a policy's `fsc`), so FSC 0 in it is a chosen value: KVM
+   * would deliver it as 0x10, which is refused like any other FSC KVM alters. Otherwise FSC 0 in a
+   * raw ISS means "KVM's FSC", as in the kernel's own selftest (ISS = ISV|FnV|EA).
+   */
+  fscNamed?: boolean;
+}
+
+/** Options of validateVcpuEvents beyond the fields. */
+export interface ValidateOptions {
+  /** As InjectionRequest.fscNamed: ext_abt_esr's FSC 0 is a chosen FSC, not KVM's. */
+  fscNamed?: boolean;
 }
 
 /** Every field of both layouts; fields a layout lacks must be zero/false for it. */
@@ -84,7 +96,12 @@ function rejected(rule: EventsRule, message: string): KvmError {
  * host. `afterExit` is the exit reason the vCPU last returned; abort injection is only defined
  * after MMIO, ARM_NISV, ARM_SEA or ARM_LDST64B (INJECTABLE_EXITS).
  */
-export function validateVcpuEvents(f: VcpuEventsFields, host: InjectionHost, afterExit: number): void {
+export function validateVcpuEvents(
+  f: VcpuEventsFields,
+  host: InjectionHost,
+  afterExit: number,
+  opts: ValidateOptions = {},
+): void {
   if (host.abi === 'merged' && (f.extIabtPending || f.extAbtHasEsr || f.extAbtEsr !== 0n)) {
     throw new KvmError(
       'SEAWALL_KVM_ABI_UNSUPPORTED',
@@ -112,8 +129,10 @@ export function validateVcpuEvents(f: VcpuEventsFields, host: InjectionHost, aft
     throw rejected('abt-esr-without-ras', 'ext_abt_has_esr needs a host with FEAT_RAS (EINVAL)');
   }
   if (f.extAbtHasEsr) {
+    // KVM ORs FSC 0x10 into the ISS (reference §3): an FSC without that bit reaches the guest
+    // changed. FSC 0 of a raw ISS asks for KVM's 0x10; a named FSC 0 would be changed too.
     const fsc = Number(f.extAbtEsr & 0x3fn);
-    if (fsc !== 0 && (fsc | FSC_SEA) !== fsc) {
+    if ((fsc !== 0 || opts.fscNamed === true) && (fsc | FSC_SEA) !== fsc) {
       throw rejected(
         'fsc-altered-by-kvm',
         `KVM ORs FSC 0x10 into ext_abt_esr, so FSC 0x${fsc.toString(16)} would reach the guest as 0x${(fsc | FSC_SEA).toString(16)}`,
@@ -146,8 +165,13 @@ export function layoutVcpuEvents(f: VcpuEventsFields, abi: InjectionAbi): Buffer
 }
 
 /** Validates and lays out in one step. */
-export function encodeVcpuEvents(f: VcpuEventsFields, host: InjectionHost, afterExit: number): Buffer {
-  validateVcpuEvents(f, host, afterExit);
+export function encodeVcpuEvents(
+  f: VcpuEventsFields,
+  host: InjectionHost,
+  afterExit: number,
+  opts: ValidateOptions = {},
+): Buffer {
+  validateVcpuEvents(f, host, afterExit, opts);
   return layoutVcpuEvents(f, host.abi);
 }
 
@@ -183,7 +207,7 @@ export function encodeInjection(
   host: InjectionHost,
   afterExit = KVM_EXIT_ARM_SEA,
 ): Buffer {
-  return encodeVcpuEvents(injectionFields(req, host), host, afterExit);
+  return encodeVcpuEvents(injectionFields(req, host), host, afterExit, { fscNamed: req.fscNamed });
 }
 
 /** Reads an image back into fields (for explain output and for plugins that print what they apply). */

@@ -104,7 +104,7 @@ function reasonOf(err: KvmError, inj: Injection): DowngradeReason {
 }
 
 /** Why KVM cannot inject `inj` in this context, or null when it can. */
-function kvmRefusal(inj: Injection, host: HostCapabilities, route: Route): Refusal | null {
+function kvmRefusal(inj: Injection, host: HostCapabilities, route: Route, fscNamed: boolean): Refusal | null {
   if (route === 'sigbus-novcpu')
     return {
       reason: 'sigbus_no_vcpu',
@@ -118,7 +118,7 @@ function kvmRefusal(inj: Injection, host: HostCapabilities, route: Route): Refus
     };
   }
   try {
-    encodeInjection({ kind: inj.kind, iss: inj.iss }, { abi: host.abi, ras: host.ras });
+    encodeInjection({ kind: inj.kind, iss: inj.iss, fscNamed }, { abi: host.abi, ras: host.ras });
     return null;
   } catch (err) {
     if (isKvmError(err)) return { reason: reasonOf(err, inj), detail: err.message };
@@ -128,19 +128,26 @@ function kvmRefusal(inj: Injection, host: HostCapabilities, route: Route): Refus
 
 type Resolved = { injection: Injection | null; downgrade?: Downgrade } | { replace: Outcome };
 
-/** Applies `onUnsupported` to one injection the host's KVM cannot take. */
+/**
+ * Applies `onUnsupported` to one injection the host's KVM cannot take. `fscNamed`: the ISS's FSC
+ * was named (`fsc:`), so an FSC of 0 is wanted as such. Neither KVM (which ORs in 0x10) nor the
+ * VMM's emulation (whose ESR gets FSC 0x10 when its ISS has none: kvm/'s emulatedAbortEsr) can
+ * deliver that, so it is unsupported everywhere and `emulate` is passed over for it.
+ */
 function resolveInjection(
   wanted: Injection,
   host: HostCapabilities,
   route: Route,
   options: readonly OnUnsupportedOption[],
+  fscNamed: boolean,
 ): Resolved {
-  const refusal = kvmRefusal(wanted, host, route);
+  const refusal = kvmRefusal(wanted, host, route, fscNamed);
   if (refusal === null) return { injection: wanted };
   const from = injectionCode(wanted);
+  const emulable = !(fscNamed && ((wanted.iss ?? 0) & 0x3f) === 0);
   for (const option of options) {
     if (option === 'emulate') {
-      if (!host.emulateAbort || route === 'sigbus-novcpu') continue;
+      if (!host.emulateAbort || route === 'sigbus-novcpu' || !emulable) continue;
       const injection: Injection = { ...wanted, via: 'emulate' };
       return { injection, downgrade: { from, to: injectionCode(injection), ...refusal } };
     }
@@ -173,6 +180,11 @@ export function issOf(spec: InjectSpec): number | undefined {
   return named ? encodeIss(spec, spec.abort) : undefined;
 }
 
+/** Whether `spec` names its FSC (`fsc:`) rather than giving a raw `iss` or KVM's default. */
+function fscNamed(spec: InjectSpec): boolean {
+  return spec.iss === undefined && spec.fsc !== undefined;
+}
+
 function injectionOf(spec: InjectSpec): Injection {
   const iss = issOf(spec);
   return iss === undefined ? { kind: spec.abort, via: 'kvm' } : { kind: spec.abort, iss, via: 'kvm' };
@@ -191,7 +203,7 @@ export function actionFor(
     case 'kill':
       return { decision: { action: 'kill', graceMs: action.grace } };
     case 'inject': {
-      const r = resolveInjection(injectionOf(action), host, route, options);
+      const r = resolveInjection(injectionOf(action), host, route, options, fscNamed(action));
       if ('replace' in r) return r.replace;
       const decision: ActionDecision = r.injection
         ? { action: 'inject', inject: r.injection }
@@ -205,7 +217,8 @@ export function actionFor(
           : ({ action: 'none' } as const);
       const base = { action: 'migrate', hook: action.hook, scope: action.scope, onFailure } as const;
       if (action.meanwhile === 'none') return { decision: { ...base, meanwhile: null } };
-      const r = resolveInjection(injectionOf(action.meanwhile), host, route, options);
+      const meanwhile = action.meanwhile;
+      const r = resolveInjection(injectionOf(meanwhile), host, route, options, fscNamed(meanwhile));
       if ('replace' in r) return r.replace;
       const decision: ActionDecision = { ...base, meanwhile: r.injection };
       return r.downgrade ? { decision, downgrade: r.downgrade } : { decision };

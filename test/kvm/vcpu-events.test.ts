@@ -56,6 +56,29 @@ test('an ISS whose FSC KVM would rewrite is refused; FSC 0 (let KVM choose) is a
   );
 });
 
+test("a named FSC 0 is refused as altered (KVM delivers 0x10); a raw ISS with FSC 0 still asks for KVM's", () => {
+  const ext = { abi: 'ext-abt-esr', ras: true } as const;
+  assert.throws(
+    () => encodeInjection({ kind: 'data', iss: 0, fscNamed: true }, ext),
+    (err) =>
+      isKvmError(err, 'SEAWALL_KVM_EVENTS_REJECTED') &&
+      err.detail.rule === 'fsc-altered-by-kvm' &&
+      /FSC 0x0 would reach the guest as 0x10/.test(err.message),
+  );
+  // The kernel's selftest ISS (reference §7): ISV|FnV|EA, FSC 0, reaching the guest with FSC 0x10.
+  const selftest = (1 << 24) | (1 << 10) | (1 << 9);
+  assert.equal(
+    encodeInjection({ kind: 'instruction', iss: selftest }, ext).readBigUInt64LE(16),
+    BigInt(selftest),
+  );
+  // Named FSCs KVM leaves as they are stay accepted.
+  for (const fsc of [0x10, 0x18, 0x1f])
+    assert.equal(
+      encodeInjection({ kind: 'data', iss: fsc, fscNamed: true }, ext).readBigUInt64LE(16),
+      BigInt(fsc),
+    );
+});
+
 test('SError rules: has_esr needs RAS and an ISS-sized ESR', () => {
   const host = { abi: 'merged' as const, ras: false };
   assert.throws(

@@ -96,6 +96,42 @@ default:
   assert.equal(s.downgrade?.to, 'none');
 });
 
+/** One rule injecting `spec` (YAML flow keys) on every event, with `onUnsupported`. */
+const injecting = (spec: string, onUnsupported: string) =>
+  policyFrom(`version: 1
+name: f
+default:
+  action: { type: inject, abort: data, ${spec} }
+  onUnsupported: ${onUnsupported}
+`);
+
+test('a named fsc 0 is downgraded as fsc_altered like fsc 1 (KVM would deliver 0x10); a raw iss with FSC 0 is not', () => {
+  // The reviewer's fsc0.yaml / fsc1.yaml on ext-abt-esr: both are replaced by the kill.
+  for (const fsc of ['0x00', '0x01']) {
+    const d = injecting(`fsc: ${fsc}`, '{ type: kill }').decide(seaEvent(), EXT);
+    assert.equal(d.action, 'kill', fsc);
+    assert.deepEqual([d.downgrade?.from, d.downgrade?.reason], ['dabt_esr', 'fsc_altered'], fsc);
+  }
+  // The kernel's selftest ISS (ISV|FnV|EA, FSC 0) as a raw iss: KVM's FSC 0x10 is asked for.
+  const raw = injecting('iss: 0x1000600', '{ type: kill }');
+  const r = raw.explain(seaEvent(), EXT);
+  assert.deepEqual(r.decision.action === 'inject' && r.decision.inject, {
+    kind: 'data',
+    iss: 0x1000600,
+    via: 'kvm',
+  });
+  assert.equal(r.decision.downgrade, undefined);
+  // Emulation cannot carry a named FSC 0 either (the emulated ESR gets FSC 0x10): passed over.
+  const d = injecting('fsc: 0', '[emulate, downgrade]').decide(seaEvent(), { ...EXT, emulateAbort: true });
+  assert.deepEqual(d.action === 'inject' && d.inject, { kind: 'data', via: 'kvm' });
+  assert.deepEqual([d.downgrade?.to, d.downgrade?.reason], ['dabt', 'fsc_altered']);
+  const one = injecting('fsc: 1', '[emulate, downgrade]').decide(seaEvent(), { ...EXT, emulateAbort: true });
+  assert.deepEqual(one.action === 'inject' && one.inject, { kind: 'data', iss: 1, via: 'emulate' });
+  // A named FSC KVM keeps is injected as named.
+  const kept = injecting('fsc: 0x18', '{ type: kill }').decide(seaEvent(), EXT);
+  assert.deepEqual(kept.action === 'inject' && kept.inject, { kind: 'data', iss: 0x18, via: 'kvm' });
+});
+
 test('dry-run answers with the built-in default and records the real decision', () => {
   const p = policyFrom(IABT.replace('name: iabt', 'name: iabt\ndryRun: true'));
   const d = p.decide(seaEvent(), MERGED);
