@@ -15,7 +15,8 @@
  * one whose process has connected again for the same VM id. (A 1.0 session had no such rule: any
  * end of it counts, as 1.0 daemons did.) Nor does the process's exit while its session is still
  * served: the connection lives on in a process it handed it to, which the pidfd does not name (the
- * session then ends, daemon/session.ts, and that process's plugin connects again as itself).
+ * kill ends `failed` and the session with it, daemon/session.ts, and that process's plugin connects
+ * again as itself).
  */
 
 import type { SessionInfo, SessionOutcome } from '../events/index.js';
@@ -82,6 +83,8 @@ interface Tracked {
   live: boolean;
   /** Some process still holds the plugin's end of the connection (SessionInfo.connectionHeld). */
   held: (() => boolean) | null;
+  /** Ends a session whose connection was handed on (SessionInfo.endHandedOn). */
+  endHandedOn: (() => void) | null;
   /** The session ended in a way that says its VM is gone (see the file comment). */
   vmGone: boolean;
   /** Live sessions of other VMs the process had when this one ended (a plugin reconnecting later is one). */
@@ -139,8 +142,9 @@ export class KillManager {
         this.#opts.onPidfdError?.(s, err);
       }
     }
-    const held = s.connectionHeld ?? null;
-    this.#sessions.set(s.id, { pidfd: fd, live: true, held, vmGone: false, othersAtEnd: 0, holds: 0 });
+    const [held, endHandedOn] = [s.connectionHeld ?? null, s.endHandedOn ?? null];
+    const tracked = { pidfd: fd, live: true, held, endHandedOn, vmGone: false, othersAtEnd: 0, holds: 0 };
+    this.#sessions.set(s.id, tracked);
     let vms = this.#livePerPid.get(s.peer.pid);
     if (!vms) {
       vms = new Map();
@@ -222,6 +226,7 @@ export class KillManager {
       pidfd: null,
       live: false,
       held: null,
+      endHandedOn: null,
       vmGone: false,
       othersAtEnd: 0,
       holds: 0,
@@ -319,6 +324,7 @@ export class KillManager {
     if (k.tracked.held?.() === true) {
       const why = 'its connection lives on in another process, which the daemon cannot signal';
       this.#finish(k, 'failed', `the connecting process (pid ${k.record.peerPid}) exited; ${why}`);
+      k.tracked.endHandedOn?.(); // the holder connects again as itself, for the VM's next kill
       return;
     }
     this.#finish(k, 'exited', null);

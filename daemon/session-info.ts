@@ -17,11 +17,17 @@ export function sessionInfo(
   hello: HelloMsg,
   peer: SessionInfo['peer'],
   nowMs: number,
-  conn?: { takePidfd(): Pidfd | null; peerHolds(): boolean },
+  conn?: { takePidfd(): Pidfd | null; peerHolds(): boolean; endHandedOn(): void },
 ): SessionInfo {
   return {
     // The pidfd taken at accept (then owned by kill enforcement), and a look at the connection.
-    ...(conn ? { peerPidfd: conn.takePidfd(), connectionHeld: () => conn.peerHolds() } : {}),
+    ...(conn
+      ? {
+          peerPidfd: conn.takePidfd(),
+          connectionHeld: () => conn.peerHolds(),
+          endHandedOn: () => conn.endHandedOn(),
+        }
+      : {}),
     id,
     minor: hello.minor ?? 0,
     vm: { id: hello.vmId, labels: Object.freeze({ ...hello.labels }) },

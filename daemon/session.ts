@@ -101,9 +101,7 @@ export class PluginSession {
 
   /** The peer's pidfd until HELLO hands it to the session's info (then owned by kill enforcement). */
   #pidfd: Pidfd | null;
-  /** Forgets the wait for the connecting process's exit (`#watchPeer`). */
-  #unwatchPeer: (() => void) | null = null;
-  /** Ended because the connecting process exited while another held the connection (`#watchPeer`). */
+  /** Ended because the connecting process exited while another held the connection (`endHandedOn`). */
   #handedOn = false;
 
   constructor(socket: Socket, host: SessionHost, peer: PluginSession['peer'], pidfd: Pidfd | null = null) {
@@ -264,7 +262,7 @@ export class PluginSession {
    * Whether some process still holds the peer's end while the session is open: the process that
    * connected, or one it handed the connection to. The kernel hangs the socket up as soon as the
    * last holder lets go, before the daemon reads its end of file. Still true after the session
-   * ended for that reason (`#watchPeer`): the holder serves the VM on, from a session of its own.
+   * ended for that reason (`endHandedOn`): the holder serves the VM on, from a session of its own.
    */
   peerHolds(): boolean {
     return this.#handedOn || (this.open && this.#peerHungUp() === false);
@@ -375,31 +373,28 @@ export class PluginSession {
     if (this.#helloTimer) clearTimeout(this.#helloTimer);
     this.#helloTimer = null;
     this.#stopFrameTimer();
-    this.#unwatchPeer?.();
-    this.#unwatchPeer = null;
   }
 
   /**
-   * A session is the connecting process's (docs/protocol.md §1.2): kills go to it. When it exits
-   * while another process still holds the connection (handed on by fork or SCM_RIGHTS), the session
-   * ends with GOODBYE NORMAL, and whoever holds it connects again under its own credentials. A
-   * VMM's own exit lets go of the connection before its pidfd turns readable: its end of file
-   * closes the session as ever. Deferred a turn, so that a kill waiting on the same pidfd sees
-   * the session still served and records `failed` first.
+   * A session is the connecting process's (docs/protocol.md §1.2): kills go to it. When it has
+   * exited while another process still holds the connection (handed on by fork or SCM_RIGHTS), the
+   * session ends with GOODBYE NORMAL, and whoever holds it connects again under its own
+   * credentials. Asked at HELLO, and by a kill that finds the process gone (SessionInfo): a watch
+   * on every session's pidfd would cost each session a poll handle of several KiB. A VMM's own exit
+   * lets go of the connection before its pidfd turns readable: its end of file closes the session
+   * as ever. Deferred a turn, so that a kill asking sees the session still served first.
    */
-  #watchPeer(pidfd: Pidfd | null): void {
-    if (!pidfd || pidfd.closed) return;
-    this.#unwatchPeer = pidfd.onExit(() =>
-      setImmediate(() => {
-        if (this.#state !== 'active' || !this.peerHolds()) return;
-        this.#handedOn = true;
-        this.close(
-          { type: 'goodbye', reason: GOODBYE_REASON.NORMAL },
-          'disconnect',
-          `the connecting process (pid ${pidfd.pid}) exited while another process holds its connection`,
-        );
-      }),
-    );
+  endHandedOn(): void {
+    setImmediate(() => {
+      if (this.#state !== 'active' || !this.peerHolds()) return;
+      this.#handedOn = true;
+      const pid = this.peer?.pid ?? 0;
+      this.close(
+        { type: 'goodbye', reason: GOODBYE_REASON.NORMAL },
+        'disconnect',
+        `the connecting process (pid ${pid}) exited while another process holds its connection`,
+      );
+    });
   }
 
   #onDrain(): void {
@@ -423,7 +418,8 @@ export class PluginSession {
       this.info = this.#host.admit(this, m);
       this.#parser.setMinor(this.info.minor);
       this.#state = 'active';
-      this.#watchPeer(this.info.peerPidfd ?? null);
+      // Gone before its HELLO was read: the connection was handed on before the session began.
+      if (exitedNow(this.info.peerPidfd ?? null)) this.endHandedOn();
       if (this.#helloTimer) clearTimeout(this.#helloTimer);
       this.#helloTimer = null;
       return;
@@ -472,5 +468,14 @@ export class PluginSession {
     this.#state = 'closed';
     this.#outbox = [];
     this.#host.closed(this, this.#outcome, this.#detail);
+  }
+}
+
+/** The process a pidfd names has exited, as far as the kernel says now; false when unknown. */
+function exitedNow(pidfd: Pidfd | null): boolean {
+  try {
+    return pidfd?.exited() ?? false;
+  } catch {
+    return false;
   }
 }

@@ -29,5 +29,11 @@ export interface SessionInfo {
    * SCM_RIGHTS) and exited. Absent where the session was not made by the plugin server.
    */
   connectionHeld?: () => boolean;
+  /**
+   * Ends the session (GOODBYE NORMAL) when the connecting process has exited and another holds the
+   * connection, so that the holder connects again as itself; nothing otherwise. Asked by a kill
+   * that finds the process gone. Absent where the session was not made by the plugin server.
+   */
+  endHandedOn?: () => void;
   openedAtMs: number;
 }

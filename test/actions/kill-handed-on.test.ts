@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
-import { after, before, test } from 'node:test';
+import { after, before, type TestContext, test } from 'node:test';
 import { type Actions, ActionsConfigSchema, createActions, type KillResult } from '../../actions/index.js';
 import { KillManager } from '../../actions/kill-manager.js';
 import type { SessionInfo } from '../../events/index.js';
@@ -55,8 +55,13 @@ after(async () => {
   await stack.close();
 });
 
-test('the connecting process exits, its connection lives on: the kill fails, the session ends', async (t) => {
-  const first = spawnOwned(process.execPath, ['--import', 'tsx', HANDING, stack.socket, 'vm-handed'], {
+/**
+ * Runs children/handing-vmm.ts for `vm` (`mode` as its third argument) until the connecting process
+ * has handed its connection on and exited: that process, the lines it and the holder print, and
+ * the holder's pid (killed after the tests).
+ */
+async function handOn(t: TestContext, vm: string, ...mode: string[]) {
+  const first = spawnOwned(process.execPath, ['--import', 'tsx', HANDING, stack.socket, vm, ...mode], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   t.after(() => killOwned(first));
@@ -66,6 +71,11 @@ test('the connecting process exits, its connection lives on: the kill fails, the
   const other = Number(lines.find((l) => l.startsWith('handed '))?.split(' ')[1]);
   others.push(other);
   assert.equal((await within('the connecting process to exit', exitOf(first))).code, 0);
+  return { first, lines, other };
+}
+
+test('the connecting process exits, its connection lives on: the kill fails, the session ends', async (t) => {
+  const { first, lines, other } = await handOn(t, 'vm-handed');
 
   await until('a kill of the session to end', () => finished.length > 0);
   const k = finished[0] as KillResult;
@@ -81,8 +91,9 @@ test('the connecting process exits, its connection lives on: the kill fails, the
     pid: first.pid,
     detail: `the connecting process (pid ${first.pid}) exited while another process holds its connection`,
   });
-  assert.ok(lines.includes('closed goodbye 0'), lines.join('\n'));
   await until('the holder to be served again', () => lines.some((l) => l.startsWith('reconnected, ')));
+  // Printed by the holder before it connected again.
+  assert.ok(lines.includes('closed goodbye 0'), lines.join('\n'));
   assert.deepEqual(
     opened.map((s) => [s.vm.id, s.peer.pid]),
     [
@@ -96,11 +107,28 @@ test('the connecting process exits, its connection lives on: the kill fails, the
   );
 });
 
+test('handed on before HELLO: the session ends at once, before any event of it is decided', async (t) => {
+  const { first, lines, other } = await handOn(t, 'vm-early', 'early');
+  await until('the holder to be served as itself', () => lines.some((l) => l.startsWith('reconnected, ')), {
+    state: () => lines.join(' | '),
+  });
+  const mine = (vm: string) => opened.filter((s) => s.vm.id === vm).map((s) => s.peer.pid);
+  assert.deepEqual(mine('vm-early'), [first.pid, other]);
+  assert.ok(lines.includes('closed goodbye 0'), lines.join('\n'));
+  // No event of the session on the handed-on connection was decided: no kill names the gone process.
+  assert.deepEqual(
+    finished.filter((k) => k.peerPid === first.pid).map((k) => k.outcome),
+    [],
+  );
+  assert.ok(!lines.some((l) => /^verdict \d/.test(l)), lines.join('\n'));
+});
+
 // The kill manager alone, on a real process: what the connection's far end says decides. A
 // VMM's own exit releases it before its pidfd turns readable, so a session the daemon has not
 // yet seen close is still `exited` — the kernel's word, not the order the daemon reads them in.
 // A session the daemon ended because its connection was handed on answers held for good after
-// its end (daemon/session.ts): a later exit of the process is not the VM gone either.
+// its end (daemon/session.ts): a later exit of the process is not the VM gone either. A kill that
+// finds the connection held asks the session to end, so that the holder connects again as itself.
 const cases = [
   { held: false, closed: false, name: 'the session not yet closed, its connection not held' },
   { held: true, closed: false, name: 'the session not yet closed, its connection held' },
@@ -114,10 +142,12 @@ for (const { held, closed: ended, name } of cases) {
     const kills = new KillManager({ onFinished: (k) => done.push(k) });
     t.after(() => kills.close());
     const pid = vmm.pid as number;
+    let asked = 0;
     const s = {
       ...session(`vm-held-${held}-${ended}`),
       peer: { pid, uid: 0, gid: 0 },
       connectionHeld: () => held,
+      endHandedOn: () => asked++,
     };
     kills.sessionOpened(s, Pidfd.open(pid));
     const r = {
@@ -133,5 +163,7 @@ for (const { held, closed: ended, name } of cases) {
     await killOwned(vmm);
     await until('the kill to end', () => done.length === 1);
     assert.equal(done[0]?.outcome, held ? 'failed' : 'exited', `detail: ${done[0]?.detail}`);
+    // A kill that finds the connection handed on asks the session to end (it ends only if open).
+    assert.equal(asked, held ? 1 : 0);
   });
 }

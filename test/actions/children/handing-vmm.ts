@@ -2,28 +2,41 @@
  * A test VMM that hands its plugin connection on. argv: plugin socket, VM id. As the first
  * process it connects, says HELLO (1.1), reports a SEA exit and prints its verdict, then starts a
  * second process, in a process group of its own, with the connection as its fd 3 (and its own
- * stdout), prints `handed <pid>` and exits. The second process reports a SEA exit every 100 ms (50 at most), printing `verdict <seq>
- * <action>` for each verdict, whatever it says. When the connection closes it prints `closed
- * goodbye <reason>` (or `closed without goodbye`), connects again for the VM, reports one exit,
- * prints `reconnected, verdict <seq> <action>`, and exits when that connection closes.
- */
+ * stdout), prints `handed <pid>` and exits. The second process reports a SEA exit every 100 ms
+ * (50 at most), printing `verdict <seq> <action>` for each verdict, whatever it says. When the
+ * connection closes it prints `closed goodbye <reason>` (or `closed without goodbye`), connects
+ * again for the VM, reports one exit, prints `reconnected, verdict <seq> <action>`, and exits when
+ * that connection closes. With a third argument `early`, the first process hands the connection on
+ * before HELLO, and the second says HELLO once the first has exited, then goes on as above from
+ * seq 1. */
 import { spawn } from 'node:child_process';
 import { Socket } from 'node:net';
 import { RawClient, seaEvent } from '../../helpers/raw-client.js';
+import { until } from '../../helpers/wait.js';
 
-const [socket, vmId, role] = process.argv.slice(2) as [string, string, string?];
+const [socket, vmId, role, handedBy] = process.argv.slice(2) as [string, string, string?, string?];
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
-if (role !== 'serve') {
+if (role === undefined || role === 'early') {
   const c = await RawClient.open(socket);
-  await c.hello(vmId, { minor: 1 });
-  // Its own exit first, so that a kill of the session waits on this process when it exits.
-  c.send(seaEvent(1));
-  say(`verdict 1 ${(await c.waitFor('verdict')).action}`);
+  if (role !== 'early') {
+    await c.hello(vmId, { minor: 1 });
+    // Its own exit first, so that a kill of the session waits on this process when it exits.
+    c.send(seaEvent(1));
+    say(`verdict 1 ${(await c.waitFor('verdict')).action}`);
+  }
   c.socket.pause();
   const next = spawn(
     process.execPath,
-    ['--import', 'tsx', process.argv[1] as string, socket, vmId, 'serve'],
+    [
+      '--import',
+      'tsx',
+      process.argv[1] as string,
+      socket,
+      vmId,
+      role === 'early' ? 'serve-early' : 'serve',
+      String(process.pid),
+    ],
     {
       stdio: ['ignore', 'inherit', 'inherit', c.socket],
       detached: true,
@@ -34,6 +47,11 @@ if (role !== 'serve') {
 }
 
 const c = RawClient.over(new Socket({ fd: 3, readable: true, writable: true }));
+if (role === 'serve-early') {
+  // HELLO only once the process that connected is gone (this one is then no longer its child).
+  await until('the connecting process to exit', () => process.ppid !== Number(handedBy));
+  await c.hello(vmId, { minor: 1 });
+}
 // The daemon ends the session when the process that connected is gone: say how, and connect
 // again for the VM under this process's own credentials, as a plugin does after any end.
 c.closed.then(async () => {
@@ -47,7 +65,7 @@ c.closed.then(async () => {
   say(`reconnected, verdict ${v.seq} ${v.action}`);
 });
 try {
-  for (let seq = 2; seq <= 50; seq++) {
+  for (let seq = role === 'serve-early' ? 1 : 2; seq <= 50; seq++) {
     c.send(seaEvent(seq));
     const v = await c.waitFor('verdict', (m) => m.seq === seq);
     say(`verdict ${seq} ${v.action}`);

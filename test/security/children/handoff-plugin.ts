@@ -3,8 +3,8 @@
  * `parent <socket> <go-file>`: connects, starts `child` with the socket as fd 3 and the same stdin/stdout,
  * prints `parent <pid> child <pid>`, and exits; the child prints `ready`. The child waits for the
  * go file to exist, then says HELLO and reports one SEA on that socket, printing the action of any
- * verdict. When the daemon ends that session (its connecting process is gone), the child prints
- * `ended`, connects again itself, says HELLO, reports one SEA and prints `verdict again <action>`,
+ * verdict, and `goodbye <reason>` for the daemon's GOODBYE. When the daemon ends that session (its
+ * connecting process is gone), the child prints `ended`, connects again itself, says HELLO, reports one SEA and prints `verdict again <action>`,
  * and stays alive (it ignores a KILL verdict) until it is killed.
  */
 import { spawn } from 'node:child_process';
@@ -45,6 +45,7 @@ if (mode === 'parent') {
     const parser = new FrameParser(
       (m: Message) => {
         if (m.type === 'verdict') say(`${prefix}${m.action}`);
+        if (m.type === 'goodbye') say(`goodbye ${m.reason}`);
       },
       { accept: PLUGIN_ACCEPTS },
     );
