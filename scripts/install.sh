@@ -9,6 +9,9 @@
 #   /usr/share/doc/seawall/, /usr/share/man/man1/seawall.1, bash completion
 # DESTDIR=/some/root installs under that root instead (packaging, tests). Run as root.
 set -eu
+# Everything written here is run or read by root: none of it may be writable by another user,
+# whatever umask the caller has.
+umask 022
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 root=${DESTDIR:-}
