@@ -21,23 +21,37 @@ say() { printf 'install: %s\n' "$*"; }
 
 [ -f "$here/dist/bin/seawall.js" ] || { echo "install: dist/ is missing: run npm ci && npm run build first" >&2; exit 1; }
 
-say "copying the package to $lib"
-rm -rf "$lib"
-mkdir -p "$lib"
-# dist/bin/ is the whole program, one file per thread (scripts/bundle.mjs); tsc's tree beside it
-# in dist/ is only what that file was joined from.
-mkdir -p "$lib/dist"
-cp -R "$here/dist/bin" "$lib/dist/"
-cp "$here/package.json" "$here/package-lock.json" "$lib/"
-mkdir -p "$lib/metrics" "$lib/policies"
-cp -R "$here/metrics/rules" "$here/metrics/dashboards" "$lib/metrics/"
-cp -R "$here/policies/examples" "$lib/policies/"
+command -v npm >/dev/null 2>&1 || { echo "install: npm is not on PATH: it lists the production packages to copy" >&2; exit 1; }
 
-say "copying the production node_modules (no dev tools)"
-mkdir -p "$lib/node_modules"
+# The new package is built beside the installed one and moved into place only once it runs: a
+# failed install leaves the previous one working.
+new="$lib.new"
+list=$(mktemp)
+trap 'rm -rf "$new" "$list" "$list.err" "$list.completion"' EXIT
+
 # npm ls lists every production package; each is copied as files (cp -L), whatever links the
 # source tree uses, so nothing under /usr points back into this directory.
-(cd "$here" && npm ls --omit=dev --all --parseable 2>/dev/null) | while read -r dir; do
+if ! (cd "$here" && npm ls --omit=dev --all --parseable) >"$list" 2>"$list.err"; then
+  cat "$list.err" >&2
+  echo "install: npm ls failed: the production packages are not all installed (npm ci first?)" >&2
+  exit 1
+fi
+
+say "copying the package to $new"
+rm -rf "$new"
+mkdir -p "$new"
+# dist/bin/ is the whole program, one file per thread (scripts/bundle.mjs); tsc's tree beside it
+# in dist/ is only what that file was joined from.
+mkdir -p "$new/dist"
+cp -R "$here/dist/bin" "$new/dist/"
+cp "$here/package.json" "$here/package-lock.json" "$new/"
+mkdir -p "$new/metrics" "$new/policies"
+cp -R "$here/metrics/rules" "$here/metrics/dashboards" "$new/metrics/"
+cp -R "$here/policies/examples" "$new/policies/"
+
+say "copying the production node_modules (no dev tools)"
+mkdir -p "$new/node_modules"
+while read -r dir; do
   case "$dir" in
     "$here" | "$here/") continue ;;
   esac
@@ -45,13 +59,26 @@ mkdir -p "$lib/node_modules"
   # A tree whose node_modules is a link (a shared checkout) lists the link's target: keep the
   # part from node_modules/ on.
   rel="node_modules/${rel#*node_modules/}"
-  mkdir -p "$lib/$(dirname "$rel")"
-  cp -RL "$dir" "$lib/$rel"
-done
+  mkdir -p "$new/$(dirname "$rel")"
+  cp -RL "$dir" "$new/$rel"
+done <"$list"
+chmod 0755 "$new/dist/bin/seawall.js"
+
+# The new copy must run (its packages all there) before it replaces the old one.
+node "$new/dist/bin/seawall.js" completion bash >"$list.completion" || {
+  echo "install: the copied program does not run: $lib is left as it was" >&2
+  rm -f "$list.completion"
+  exit 1
+}
+
+say "moving it into place: $lib"
+rm -rf "$lib.old"
+if [ -e "$lib" ]; then mv "$lib" "$lib.old"; fi
+mv "$new" "$lib"
+rm -rf "$lib.old"
 
 mkdir -p "$root/usr/bin"
 ln -sfn ../lib/seawall/dist/bin/seawall.js "$root/usr/bin/seawall"
-chmod 0755 "$lib/dist/bin/seawall.js"
 
 say "systemd units, sysusers.d, tmpfiles.d, catalog"
 install -d "$root/usr/lib/systemd/system" "$root/usr/lib/sysusers.d" "$root/usr/lib/tmpfiles.d" \
@@ -75,7 +102,8 @@ say "documentation, man page, bash completion"
 install -d "$root/usr/share/doc/seawall" "$root/usr/share/man/man1" "$root/usr/share/bash-completion/completions"
 install -m 0644 "$here"/docs/*.md "$here/README.md" "$root/usr/share/doc/seawall/"
 install -m 0644 "$here/docs/seawall.1" "$root/usr/share/man/man1/seawall.1"
-node "$lib/dist/bin/seawall.js" completion bash > "$root/usr/share/bash-completion/completions/seawall"
+install -m 0644 "$list.completion" "$root/usr/share/bash-completion/completions/seawall"
+rm -f "$list.completion"
 
 say "done. Next: systemd-sysusers; systemd-tmpfiles --create; journalctl --update-catalog;"
 say "systemctl daemon-reload; systemctl enable --now seawall.socket seawall-control.socket seawall-attach.socket seawall.service"
