@@ -5,8 +5,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const root = new URL('..', import.meta.url).pathname;
+// fileURLToPath, not .pathname: a clone under a path with a space (or any other escaped
+// character) must not become a directory that does not exist.
+const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist', 'bin', 'seawall.js');
 
 /** The newest modification time of the TypeScript sources (dist is current when newer). */
@@ -35,7 +38,8 @@ if (!existsSync(cli) || statSync(cli).mtimeMs < newestSource(root)) {
     ? spawnSync(process.execPath, [npm, ...args], { cwd: root, stdio: 'inherit' })
     : spawnSync('npm', args, { cwd: root, stdio: 'inherit' });
   if (build.status !== 0) {
-    say('the build failed (see above)');
+    // build.error: npm could not be started at all, so nothing above says why.
+    say(build.error ? `the build failed: ${build.error.message}` : 'the build failed (see above)');
     process.exit(1);
   }
   say(`compiled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
