@@ -19,6 +19,24 @@ const timerMs = (fallback: number) =>
 
 const hookName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, _ . -');
 
+/** A header name is an RFC 9110 token; anything else makes every request of the hook fail. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** RFC 9110 field-value characters: tab, printable ASCII, obs-text; never CR, LF or NUL. */
+const headerValue = z
+  .string()
+  .regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'a header value: no CR, LF, NUL or other control character');
+// Checked here rather than as the record's key schema, whose failure reads only "Invalid key".
+const headers = z.record(z.string(), headerValue).superRefine((h, ctx) => {
+  for (const name of Object.keys(h)) {
+    if (!HEADER_NAME.test(name))
+      ctx.addIssue({
+        code: 'custom',
+        path: [name],
+        message: `${JSON.stringify(name)} is not a header name: letters, digits and !#$%&'*+-.^_\`|~`,
+      });
+  }
+});
+
 const HttpHookSchema = z.strictObject({
   type: z.literal('http'),
   url: z.url({ protocol: /^https?$/ }),
@@ -26,7 +44,7 @@ const HttpHookSchema = z.strictObject({
   retries: z.number().int().min(0).max(10).default(3),
   backoffMs: timerMs(500),
   maxBackoffMs: timerMs(10_000),
-  headers: z.record(z.string(), z.string()).default({}),
+  headers: headers.default({}),
 });
 
 const ExecHookSchema = z.strictObject({
