@@ -16,9 +16,10 @@
 // minifying, so stack traces keep their names, and source maps chained back to the TypeScript.
 // The two native packages stay outside (they load .node files from their own directories).
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
-const root = new URL('../', import.meta.url).pathname;
+const root = fileURLToPath(new URL('../', import.meta.url));
 
 const out = `${root}dist/bin`;
 // From empty, so that a file no longer built cannot pass the check below.

@@ -8,11 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist', 'bin', 'seawall.js');
-const { simulate } = await import(join(root, 'dist', 'vmm', 'simulator.js'));
-const { parseMix } = await import(join(root, 'dist', 'vmm', 'event-mix.js'));
+const { simulate } = await import(pathToFileURL(join(root, 'dist', 'vmm', 'simulator.js')).href);
+const { parseMix } = await import(pathToFileURL(join(root, 'dist', 'vmm', 'event-mix.js')).href);
 
 const dir = mkdtempSync(join(tmpdir(), 'seawall-demo-'));
 const policy = join(dir, 'policy.yaml');

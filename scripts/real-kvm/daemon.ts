@@ -6,13 +6,14 @@ import { type ChildProcess, execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 // The lane runs only under the test runner: its processes are owned as every test's are, each in a
 // process group killed when the test file ends, even on a timeout (test/helpers/processes.ts).
 import { spawnOwned } from '../../test/helpers/processes.js';
 
 const run = promisify(execFile);
-const ROOT = new URL('../../', import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** The CLI the package installs as `seawall`. */
 export function seawallCli(): string {

@@ -6,11 +6,12 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { RealKvmSetupError } from './apt-view.js';
 
 const run = promisify(execFile);
-const BUILD = new URL('../../vmm/arm64/build.sh', import.meta.url).pathname;
+const BUILD = fileURLToPath(new URL('../../vmm/arm64/build.sh', import.meta.url));
 
 /** Compiles the lane VMM with Debian's aarch64 cross compiler into `out`. */
 export async function buildVmm(out: string): Promise<string> {
