@@ -20,14 +20,23 @@ export function packGpaRanges(ranges: readonly { from: bigint; to: bigint }[]): 
   return BigUint64Array.from(out);
 }
 
-/** Whether `gpa` lies in one of the packed ranges. */
+/** The last byte of an event's page: policies see GPAs as 4 KiB pages (policies/event-json.ts). */
+export const PAGE_SPAN = 0xfffn;
+
+/**
+ * Whether one of the packed ranges overlaps the page of `gpa` (an event's GPA is already a page): a range
+ * need not cover the page's first byte, so `{from: 0x80001234, to: 0x80001234}` matches the page
+ * 0x80001000. The ranges are sorted and disjoint, so the search for an overlap stays binary.
+ */
 export function inPackedRanges(packed: BigUint64Array, gpa: bigint): boolean {
+  const page = gpa - (gpa & PAGE_SPAN);
+  const last = page + PAGE_SPAN;
   let lo = 0;
   let hi = packed.length / 2 - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    if (gpa < (packed[2 * mid] as bigint)) hi = mid - 1;
-    else if (gpa > (packed[2 * mid + 1] as bigint)) lo = mid + 1;
+    if (last < (packed[2 * mid] as bigint)) hi = mid - 1;
+    else if (page > (packed[2 * mid + 1] as bigint)) lo = mid + 1;
     else return true;
   }
   return false;

@@ -108,7 +108,7 @@ export function compileMatchers(match: RuleMatch, packed?: BigUint64Array): Matc
       name: 'gpa',
       // Built on demand: with 200,000 ranges the text is megabytes, and only explain reads it.
       get expected() {
-        return `within ${describePackedRanges(gpa)}`;
+        return `a page overlapping ${describePackedRanges(gpa)}`;
       },
       test: (e) => e.gpa !== null && inPackedRanges(gpa, e.gpa),
       actual: (e) => hex(e.gpa),

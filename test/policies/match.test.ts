@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 // The run's seed for fast-check (SEAWALL_TEST_SEED replays it; a failure prints it).
 import '../helpers/seed.js';
+import { inPackedRanges, packGpaRanges } from '../../policies/gpa-ranges.js';
 import { compilePolicy, PolicyState, parsePolicy, policyEventFromJson } from '../../policies/index.js';
 import { MERGED, policyFrom, seaEvent, T0 } from './fixtures.js';
 
@@ -45,6 +46,32 @@ test('every matcher matches what it should and nothing else', () => {
     ['{}', true],
   ];
   for (const [match, want] of cases) assert.equal(ruleFor(match, ev), want ? 'r' : 'default', match);
+});
+
+test('a GPA range matches an event whose page it overlaps, even not at the page start', () => {
+  const at = (gpa: string) => seaEvent({ gpa });
+  // The event's GPA becomes its page, 0x80001000: a range inside the page still holds it.
+  assert.equal(ruleFor('{ gpa: [{ from: 0x80001234, to: 0x80001234 }] }', at('0x80001234')), 'r');
+  assert.equal(ruleFor('{ gpa: [{ from: 0x80001fff, to: 0x80002000 }] }', at('0x80001000')), 'r');
+  assert.equal(ruleFor('{ gpa: [{ from: 0x80001fff, to: 0x80002000 }] }', at('0x80002fff')), 'r');
+  assert.equal(ruleFor('{ gpa: [{ from: 0x80001234, to: 0x80001234 }] }', at('0x80002000')), 'default');
+  assert.equal(ruleFor('{ gpa: [{ from: 0x80001234, to: 0x80001234 }] }', at('0x80000fff')), 'default');
+  assert.equal(
+    ruleFor('{ gpa: [{ from: 0xfffffffffffff001, to: 0xffffffffffffffff }] }', at('0xfffffffffffff800')),
+    'r',
+  );
+});
+
+test('GPA matching by binary search agrees with a scan of the ranges for overlap with the page', () => {
+  const page = (g: bigint) => g - (g & 0xfffn);
+  const gpa = fc.bigInt({ min: 0n, max: 0xffffn });
+  fc.assert(
+    fc.property(fc.array(fc.tuple(gpa, gpa), { minLength: 1, maxLength: 12 }), gpa, (pairs, g) => {
+      const ranges = pairs.map(([a, b]) => (a <= b ? { from: a, to: b } : { from: b, to: a }));
+      const want = ranges.some((r) => r.from <= page(g) + 0xfffn && r.to >= page(g));
+      assert.equal(inPackedRanges(packGpaRanges(ranges), page(g)), want);
+    }),
+  );
 });
 
 test('severity is unknown when SET is meaningless, and GPA unknown fails GPA matchers', () => {
