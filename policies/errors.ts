@@ -31,7 +31,7 @@ export type PolicyIssueCode =
   | 'unknown-hook'
   /** An `onUnsupported` list that can run out of options (e.g. only `emulate`). */
   | 'unsupported-fallback'
-  /** More rules, or more label values, than a policy may hold (POLICY_LIMITS). */
+  /** More rules, label keys or values, or GPA ranges than a policy may hold (POLICY_LIMITS). */
   | 'policy-limit'
   /** A test file names a policy that does not load. */
   | 'policy-invalid';

@@ -48,14 +48,42 @@ export function hookUses(raw: Record<string, unknown>): { hook: string; path: (s
  * label key of a rule is a matcher that the scan may test for each event: the label keys of all
  * rules together are bounded, aliases expanded (one anchored map of label keys, aliased by many
  * rules, made a million matchers), and so are those of one rule, whose matchers are
- * compiled in one task.
+ * compiled in one task. GPA ranges are bounded over all rules, aliases expanded as well: one
+ * anchored list of 50,000 ranges aliased by 100 rules was five million ranges to validate, sort
+ * and pack from a 1.6 MB file.
  */
 export const POLICY_LIMITS = {
   maxRules: 10_000,
   maxLabelValues: 100_000,
   maxLabelMatchers: 50_000,
   maxLabelsPerRule: 100,
+  maxGpaRanges: 200_000,
 } as const;
+
+/** The GPA ranges of all `rules`, raw or validated, as the aliases expand. Tolerant of any shape. */
+export function gpaRangeCount(rules: unknown): number {
+  if (!Array.isArray(rules)) return 0;
+  let n = 0;
+  for (const rule of rules) {
+    const gpa = isObject(rule) && isObject(rule.match) ? rule.match.gpa : undefined;
+    if (Array.isArray(gpa)) n += gpa.length;
+  }
+  return n;
+}
+
+/**
+ * The issue of a policy over POLICY_LIMITS.maxGpaRanges, or null. parsePolicy asks it before the
+ * schema runs (policies/load.ts): validating millions of ranges is what the limit spares.
+ */
+export function gpaLimitIssue(rules: unknown): PathIssue | null {
+  const n = gpaRangeCount(rules);
+  if (n <= POLICY_LIMITS.maxGpaRanges) return null;
+  return {
+    code: 'policy-limit',
+    path: ['rules'],
+    message: `${n} GPA ranges (over all rules, aliases expanded); a policy holds at most ${POLICY_LIMITS.maxGpaRanges} (maxGpaRanges)`,
+  };
+}
 
 /**
  * What the labels of one rule, raw or validated, hold: its label keys (a matcher each) and the
@@ -104,12 +132,17 @@ function limitIssues(rules: unknown[]): PathIssue[] {
   return issues;
 }
 
-/** Whole-document issues of a policy, as data; tolerant of any shape. */
-export function documentIssues(raw: unknown): PathIssue[] {
+/**
+ * Whole-document issues of a policy, as data; tolerant of any shape. `gpaLimit: false` leaves out
+ * gpaLimitIssue, for a caller that has already reported it.
+ */
+export function documentIssues(raw: unknown, options: { gpaLimit?: boolean } = {}): PathIssue[] {
   if (!isObject(raw)) return [];
   const issues: PathIssue[] = [];
   if (Array.isArray(raw.rules)) {
     issues.push(...limitIssues(raw.rules));
+    const gpa = options.gpaLimit === false ? null : gpaLimitIssue(raw.rules);
+    if (gpa !== null) issues.push(gpa);
     const first = new Map<string, number>();
     raw.rules.forEach((rule, i) => {
       if (!isObject(rule) || typeof rule.name !== 'string') return;

@@ -135,3 +135,23 @@ test('a policy naming a migration hook the daemon does not have is refused, wher
   const configured = await createPolicyLoader(new PolicyState(), worker, ['orch', 'orchestrator'])(file);
   assert.equal(configured.ok, true, configured.ok ? '' : configured.issues.join('\n'));
 });
+
+test('the daemon refuses a policy over the GPA range limit as policy check does, aliases expanded', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-loader-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // One anchored list aliased by 100 rules: a small file, 100 × its ranges once expanded.
+  const n = POLICY_LIMITS.maxGpaRanges / 100 + 1;
+  const ranges = Array.from({ length: n }, (_, i) => `{ from: ${i * 0x2000}, to: ${i * 0x2000 + 0xfff} }`);
+  const lines = ['version: 1', 'name: gpa', 'rules:'];
+  lines.push(`  - { name: r0, match: { gpa: &g [${ranges.join(', ')}] }, action: { type: kill } }`);
+  for (let i = 1; i < 100; i++) lines.push(`  - { name: r${i}, match: { gpa: *g }, action: { type: kill } }`);
+  lines.push('default: { action: { type: none } }', '');
+  const file = join(dir, 'gpa.yaml');
+  writeFileSync(file, lines.join('\n'));
+  const worker = new PolicyWorker();
+  t.after(() => worker.close());
+  const r = await createPolicyLoader(new PolicyState(), worker)(file);
+  assert.deepEqual(r.ok ? [] : r.issues, [
+    `${file}:3: rules: ${100 * n} GPA ranges (over all rules, aliases expanded); a policy holds at most ${POLICY_LIMITS.maxGpaRanges} (maxGpaRanges) [policy-limit]`,
+  ]);
+});

@@ -6,8 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
+  compilePolicy,
   loadPolicyFile,
   POLICY_LIMITS,
+  type PolicyRule,
   parsePolicy,
   policyEventFromJson,
   readYamlFile,
@@ -375,6 +377,13 @@ test('a policy holds at most 10,000 rules and 100,000 label values; at the bound
   }
 });
 
+/** `r` failed with one issue: the policy-limit `message` on `rules`. */
+function assertOneLimitIssue(r: ReturnType<typeof parsePolicy>, message: string): void {
+  assert.deepEqual(r.ok ? [] : r.issues.map((i) => [i.code, i.path, i.message]), [
+    ['policy-limit', 'rules', message],
+  ]);
+}
+
 test('label keys are bounded per rule and over all rules, counted with aliases expanded', () => {
   const keys = (n: number, from = 0) =>
     Array.from({ length: n }, (_, i) => `k${from + i}: { exists: false }`).join(', ');
@@ -412,17 +421,49 @@ test('label keys are bounded per rule and over all rules, counted with aliases e
       return `  - { name: own${i}, match: { labels: { ${keys(n)} } }, action: { type: none } }`;
     }),
   ];
-  const over = parsePolicy(doc(rules), 'total.yaml');
-  assert.equal(over.ok, false);
-  if (over.ok) return;
-  assert.deepEqual(
-    over.issues.map((i) => [i.code, i.path, i.message]),
-    [
-      [
-        'policy-limit',
-        'rules',
-        `${total + 1} label matchers (label keys over all rules, aliases expanded); a policy holds at most ${total}`,
-      ],
-    ],
+  assertOneLimitIssue(
+    parsePolicy(doc(rules), 'total.yaml'),
+    `${total + 1} label matchers (label keys over all rules, aliases expanded); a policy holds at most ${total}`,
+  );
+});
+
+/** 100 rules sharing one anchored list of `n` GPA ranges: 100 × n ranges once the aliases expand. */
+function aliasedGpaPolicy(n: number, reversed = false): string {
+  const ranges = Array.from({ length: n }, (_, i) => `{ from: ${i * 0x2000}, to: ${i * 0x2000 + 0xfff} }`);
+  if (reversed) ranges[0] = '{ from: 2, to: 1 }';
+  const lines = ['version: 1', 'name: gpa', 'rules:'];
+  lines.push(`  - { name: r0, match: { gpa: &g [${ranges.join(', ')}] }, action: { type: kill } }`);
+  for (let i = 1; i < 100; i++) lines.push(`  - { name: r${i}, match: { gpa: *g }, action: { type: kill } }`);
+  lines.push('default: { action: { type: none } }', '');
+  return lines.join('\n');
+}
+
+test('GPA ranges are bounded over all rules, counted with aliases expanded', () => {
+  const perRule = POLICY_LIMITS.maxGpaRanges / 100;
+  const atBound = parsePolicy(aliasedGpaPolicy(perRule), 'at.yaml');
+  assert.ok(atBound.ok, atBound.ok ? '' : JSON.stringify(atBound.issues.slice(0, 3)));
+  // A reversed range in the list: validated, it would be an issue in each of the 100 rules.
+  // The one issue: the document over the limit is not validated range by range.
+  assertOneLimitIssue(
+    parsePolicy(aliasedGpaPolicy(perRule + 1, true), 'over.yaml'),
+    `${100 * (perRule + 1)} GPA ranges (over all rules, aliases expanded); a policy holds at most ${POLICY_LIMITS.maxGpaRanges} (maxGpaRanges)`,
+  );
+  // A document built in code is held to the same limit when compiled.
+  if (!atBound.ok) return;
+  const extra = { name: 'extra', match: { gpa: [{ from: 0n, to: 0n }] }, action: { type: 'none' as const } };
+  const doc = { ...atBound.policy, rules: [...atBound.policy.rules, { ...extra } as PolicyRule] };
+  assert.throws(() => compilePolicy(doc), /200001 GPA ranges/);
+});
+
+test('policy check refuses a policy over the GPA range limit, naming the limit', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'gpa.yaml');
+  writeFileSync(file, aliasedGpaPolicy(POLICY_LIMITS.maxGpaRanges / 100 + 1));
+  const r = runPolicyCli('check', file);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(
+    r.stderr,
+    `${file}:3: rules: 200100 GPA ranges (over all rules, aliases expanded); a policy holds at most 200000 (maxGpaRanges)\n`,
   );
 });
