@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { serialize } from 'node:v8';
 import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
 import {
-  labelTerms,
+  matchTerms,
   type PolicyDocument,
   packGpaRanges,
   parsePolicy,
@@ -55,21 +55,22 @@ const WORKER_HEAP_MB = 2048;
  */
 export const RULES_PER_SLICE = 200;
 /**
- * Label terms — label keys and `{in: [...]}` values (labelTerms) — a slice carries at most, unless
- * one rule alone has more (it is then a slice of its own): each key is a matcher to build and each
- * value a set entry, and 200 rules of many labels each would otherwise be one long task.
+ * Match terms (matchTerms) — label keys, `{in: [...]}` values and the values of listed matchers
+ * such as `vcpu: [...]`, aliases expanded — a slice carries at most, unless one rule alone has
+ * more (it is then a slice of its own): each key is a matcher to build and each value a set entry,
+ * and 200 rules of many labels or long lists each would otherwise be one long task (100 rules
+ * aliasing one `vcpu` list of 30,000 were one slice of 17 MB).
  */
-export const LABEL_TERMS_PER_SLICE = 1_000;
+export const TERMS_PER_SLICE = 1_000;
 
-/** `rules` in slices of at most RULES_PER_SLICE rules and LABEL_TERMS_PER_SLICE label terms. */
+/** `rules` in slices of at most RULES_PER_SLICE rules and TERMS_PER_SLICE match terms. */
 export function sliceRules<T>(rules: readonly T[]): T[][] {
   const slices: T[][] = [];
   let slice: T[] = [];
   let terms = 0;
   for (const rule of rules) {
-    const t = labelTerms(rule);
-    const n = t.keys + t.values;
-    if (slice.length > 0 && (slice.length >= RULES_PER_SLICE || terms + n > LABEL_TERMS_PER_SLICE)) {
+    const n = matchTerms(rule);
+    if (slice.length > 0 && (slice.length >= RULES_PER_SLICE || terms + n > TERMS_PER_SLICE)) {
       slices.push(slice);
       slice = [];
       terms = 0;

@@ -45,7 +45,10 @@ function setMatcher<T extends string | number>(
   const set = new Set<T | null>(values);
   return {
     name,
-    expected: values.length === 1 ? String(values[0]) : `one of ${values.join(', ')}`,
+    // Built on demand, like a label list's: only explain reads it, and a list may be long.
+    get expected() {
+      return values.length === 1 ? String(values[0]) : `one of ${values.join(', ')}`;
+    },
     test: (e) => set.has(get(e)),
     actual: (e) => String(get(e) ?? 'none'),
   };

@@ -101,6 +101,26 @@ export function labelTerms(rule: unknown): { keys: number; values: number } {
   return { keys, values };
 }
 
+/** The match keys whose value is a list of values, each a set entry when compiled. */
+const LIST_MATCHERS = ['kind', 'abort', 'fsc', 'severity', 'vcpu'] as const;
+
+/**
+ * What compiling one rule's matchers builds, raw or validated, aliases expanded: its label terms
+ * (labelTerms) and the values of its listed matchers (`vcpu: [...]`, `kind: [...]`…). A reload
+ * slices rules by it (daemon/policy-worker.ts). Tolerant of any shape.
+ */
+export function matchTerms(rule: unknown): number {
+  const t = labelTerms(rule);
+  let n = t.keys + t.values;
+  const match = isObject(rule) && isObject(rule.match) ? rule.match : undefined;
+  if (match === undefined) return n;
+  for (const key of LIST_MATCHERS) {
+    const v = match[key];
+    if (Array.isArray(v)) n += v.length;
+  }
+  return n;
+}
+
 function limitIssues(rules: unknown[]): PathIssue[] {
   const issues: PathIssue[] = [];
   const over = (message: string) => issues.push({ code: 'policy-limit', path: ['rules'], message });

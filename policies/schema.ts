@@ -10,12 +10,26 @@ import { encodeIss, isKvmError, validateRawIss } from '../kvm/index.js';
 import { EVENT_KINDS } from './decision.js';
 import { labelsSchema, rateSchema, smallIntSchema, timerDurationSchema, u64Schema } from './schema-values.js';
 
-/** A value or a non-empty list of values, always read as a list. */
-function oneOrMany<T extends z.ZodType>(item: T, what: string) {
+/**
+ * A value or a non-empty list of values, always read as a list, each value once: a list's values
+ * are terms the daemon compiles on its event loop, and YAML aliases copy a list into every rule
+ * that names it, so `vcpu` holds at most the 65,536 vCPU indexes and `kind` its four kinds.
+ * `max` bounds a list whose items are objects, which are not deduplicated.
+ */
+function oneOrMany<T extends z.ZodType>(item: T, what: string, max = Number.POSITIVE_INFINITY) {
+  const list = Number.isFinite(max)
+    ? z
+        .array(item)
+        .min(1)
+        .max(max, { error: `at most ${max} of ${what}` })
+    : z.array(item).min(1);
   return z
-    .union([item, z.array(item).min(1)], { error: `expected ${what}, or a non-empty list of them` })
-    .transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
+    .union([item, list], { error: `expected ${what}, or a non-empty list of them` })
+    .transform((v) => [...new Set(Array.isArray(v) ? v : [v])] as z.output<T>[]);
 }
+
+/** onUnsupported options a list may hold: one of each kind (emulate, downgrade, kill, migrate, none). */
+export const MAX_UNSUPPORTED_OPTIONS = 5;
 
 const labelValue = z.union([z.string(), z.bigint(), z.number(), z.boolean()]).transform((v) => String(v));
 
@@ -138,6 +152,7 @@ export const onUnsupportedSchema = oneOrMany(
     z.discriminatedUnion('type', [killSchema, migrateSchema, noneSchema]),
   ]),
   'emulate, downgrade or an action {type: kill|migrate|none, …}',
+  MAX_UNSUPPORTED_OPTIONS,
 ).superRefine((options, ctx) => {
   // `emulate` depends on the host; a list of only `emulate` could leave no answer at all.
   if (options.every((o) => o === 'emulate')) {

@@ -9,8 +9,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { deserialize } from 'node:v8';
 import { createPolicyLoader } from '../../daemon/policy-loader.js';
-import { LABEL_TERMS_PER_SLICE, PolicyWorker, RULES_PER_SLICE } from '../../daemon/policy-worker.js';
-import { labelTerms, POLICY_LIMITS, type PolicyRule, PolicyState } from '../../policies/index.js';
+import { PolicyWorker, RULES_PER_SLICE, sliceRules, TERMS_PER_SLICE } from '../../daemon/policy-worker.js';
+import {
+  labelTerms,
+  matchTerms,
+  POLICY_LIMITS,
+  type PolicyRule,
+  PolicyState,
+  parsePolicy,
+} from '../../policies/index.js';
 import { MERGED, seaEvent } from '../policies/fixtures.js';
 
 /** The real worker, noting when its answer reached the event loop. */
@@ -65,7 +72,7 @@ test('a policy of the most rules allowed is compiled a slice per task, and its l
   assert.equal(decide('nobody').rule, 'default');
 });
 
-test('rules of many label keys come in slices of at most LABEL_TERMS_PER_SLICE keys and values', async (t) => {
+test('rules of many label keys come in slices of at most TERMS_PER_SLICE keys and values', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-loader-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const perRule = POLICY_LIMITS.maxLabelsPerRule;
@@ -90,13 +97,10 @@ test('rules of many label keys come in slices of at most LABEL_TERMS_PER_SLICE k
   );
   // Under RULES_PER_SLICE rules, but n × perRule label keys: one task's worth would be all of them.
   assert.ok(n < RULES_PER_SLICE);
-  assert.ok(slices.length >= Math.ceil((n * perRule) / LABEL_TERMS_PER_SLICE), `${slices.length} slices`);
+  assert.ok(slices.length >= Math.ceil((n * perRule) / TERMS_PER_SLICE), `${slices.length} slices`);
   for (const slice of slices) {
     const terms = slice.reduce((sum, r) => sum + labelTerms(r).keys + labelTerms(r).values, 0);
-    assert.ok(
-      terms <= LABEL_TERMS_PER_SLICE,
-      `a slice of ${slice.length} rules carries ${terms} label terms`,
-    );
+    assert.ok(terms <= TERMS_PER_SLICE, `a slice of ${slice.length} rules carries ${terms} label terms`);
   }
 
   const r = await createPolicyLoader(new PolicyState(), worker)(file);
@@ -154,4 +158,35 @@ test('the daemon refuses a policy over the GPA range limit as policy check does,
   assert.deepEqual(r.ok ? [] : r.issues, [
     `${file}:3: rules: ${100 * n} GPA ranges (over all rules, aliases expanded); a policy holds at most ${POLICY_LIMITS.maxGpaRanges} (maxGpaRanges) [policy-limit]`,
   ]);
+});
+
+test('long vcpu lists, aliased by many rules, are sliced by their values, not only by rule count', () => {
+  // 100 rules aliasing one list of 3,000 distinct vCPUs, and 100 of 400 each: 340,000 values.
+  const vcpus = (n: number) => Array.from({ length: n }, (_, i) => i).join(', ');
+  const lines = ['version: 1', 'name: vcpus', 'rules:'];
+  lines.push(`  - { name: a0, match: { vcpu: &v [${vcpus(3000)}] }, action: { type: kill } }`);
+  for (let i = 1; i < 100; i++)
+    lines.push(`  - { name: a${i}, match: { vcpu: *v }, action: { type: kill } }`);
+  for (let i = 0; i < 100; i++)
+    lines.push(`  - { name: b${i}, match: { vcpu: [${vcpus(400)}], kind: sea }, action: { type: none } }`);
+  lines.push('default: { action: { type: none } }', '');
+  const r = parsePolicy(lines.join('\n'), 'vcpus.yaml');
+  assert.ok(r.ok, r.ok ? '' : JSON.stringify(r.issues.slice(0, 3)));
+  if (!r.ok) return;
+  const slices = sliceRules(r.policy.rules);
+  assert.deepEqual(
+    slices.flat().map((rule) => rule.name),
+    r.policy.rules.map((rule) => rule.name),
+  );
+  for (const slice of slices) {
+    const terms = slice.reduce((sum, rule) => sum + matchTerms(rule), 0);
+    assert.ok(
+      slice.length === 1 || terms <= TERMS_PER_SLICE,
+      `a slice of ${slice.length} rules carries ${terms} terms`,
+    );
+  }
+  // Each aliased rule alone is over the bound: a slice of its own. Two 401-term rules fit in one.
+  assert.equal(matchTerms(r.policy.rules[0]), 3000);
+  assert.equal(matchTerms(r.policy.rules[100]), 401);
+  assert.equal(slices.length, 100 + 50);
 });
