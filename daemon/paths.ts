@@ -67,6 +67,14 @@ export function ensureSafeDir(dir: string, mode = 0o700, opts: { allowSticky?: b
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
+    // Whoever made it if not we (EEXIST: a symlink planted in a sticky /tmp meanwhile), it must be
+    // a real directory: followed, the rest of the path would be created wherever it leads.
+    if (lstatSync(p).isSymbolicLink())
+      unsafe(
+        p,
+        'it is a symbolic link made while the path was created',
+        `remove it (rm ${p}) and start again`,
+      );
     if (p !== target) checkAncestor(p, uid);
   }
   const st = lstatSync(target);
