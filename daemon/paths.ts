@@ -4,9 +4,9 @@
  * running it by hand gets $XDG_RUNTIME_DIR and $XDG_STATE_HOME, so no root is needed. Whichever
  * applies, the daemon uses a directory only after `ensureSafeDir` has vouched for it.
  */
-import { lstatSync, mkdirSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { DaemonError } from './errors.js';
 
 export function defaultRuntimeDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -94,21 +94,41 @@ function withAncestors(dir: string): string[] {
 }
 
 /**
- * The symlinks on `path` as given (it and the directories above it) must be root's or this
- * user's: checking only where they lead, a symlink another user placed in a sticky /tmp passed,
- * and its owner could point it elsewhere afterwards — at a directory or file of their own.
+ * Every symlink met while resolving `path` must be root's or this user's: those on the path as
+ * given (it and the directories above it) and those met inside a symlink's target, component by
+ * component as the kernel resolves it. Checking only where they lead, a symlink another user placed
+ * in a sticky /tmp passed, and its owner could point it elsewhere afterwards — at a directory or
+ * file of their own. Resolution stops at the first missing component; past MAX_HOPS symlinks the
+ * path is refused, as the kernel would (ELOOP).
  */
 function checkSymlinks(path: string, uid: number): void {
-  for (const p of withAncestors(path)) {
+  let done = '/';
+  // Not `resolve`d: `..` after a symlink goes up from where the link leads, as in the kernel.
+  const todo = (isAbsolute(path) ? path : `${process.cwd()}/${path}`).split('/').filter(Boolean);
+  for (let hops = 0; todo.length > 0; ) {
+    const p = join(done, todo.shift() as string);
     const st = lstatIfExists(p);
-    if (st?.isSymbolicLink() && st.uid !== 0 && st.uid !== uid)
+    if (!st) return;
+    if (!st.isSymbolicLink()) {
+      done = p;
+      continue;
+    }
+    if (st.uid !== 0 && st.uid !== uid)
       unsafe(
         p,
         `it is a symlink owned by uid ${st.uid}, who could point it elsewhere`,
         'use the path it leads to, or a symlink of root or of this user',
       );
+    if (++hops > MAX_HOPS)
+      unsafe(path, `it passes more than ${MAX_HOPS} symlinks`, 'use the path they lead to');
+    const to = readlinkSync(p);
+    todo.unshift(...to.split('/').filter(Boolean));
+    if (isAbsolute(to)) done = '/';
   }
 }
+
+/** Symlinks followed in resolving one path, as Linux's MAXSYMLINKS. */
+const MAX_HOPS = 40;
 
 function lstatIfExists(path: string): Stats | null {
   try {
@@ -187,7 +207,7 @@ export function checkTrustedFile(path: string, what: string): void {
     // either, and its reader says why.
     return;
   }
-  checkSymlinks(resolve(path), uid);
+  checkSymlinks(path, uid);
   for (const dir of new Set([...withAncestors(dirname(resolve(path))), ...withAncestors(dirname(real))]))
     checkAncestor(dir, uid);
   // Not a file at all (a FIFO, a device): its reader refuses it, saying so.
