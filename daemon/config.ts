@@ -2,6 +2,7 @@
  * Daemon configuration: a YAML file (optional) validated by one zod schema, then command-line
  * flags on top. Every key has a default, so `seawall daemon` runs with none.
  */
+import { isIPv6 } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import * as z from 'zod';
@@ -22,6 +23,8 @@ export function isListenAddress(text: string): boolean {
   const m = LISTEN.exec(text);
   if (!m || Number(m[2]) > 65535) return false;
   const host = m[1] as string;
+  // `[:]`, `[1:2]`: otherwise looked up by DNS at listen, failing the start after the store opened.
+  if (host.startsWith('[')) return isIPv6(host.slice(1, -1));
   return !/^\d/.test(host) || host.split('.').every((octet) => Number(octet) < 256);
 }
 

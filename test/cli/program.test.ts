@@ -68,6 +68,7 @@ test('exit status: 2 for every kind of usage error, 1 for a failure, never anyth
     ['status', '--verbose'],
     ['daemon', '--metrics', '9464'],
     ['daemon', '--metrics', '127.0.0.1:99999'],
+    ['daemon', '--metrics', '[:]:19464'],
     ['daemon', '--log', 'bogus'],
     ['daemon', '--log-events', 'sometimes'],
     ['events', '--since', '1 hour'],
@@ -86,6 +87,10 @@ test('exit status: 2 for every kind of usage error, 1 for a failure, never anyth
   const bare = run(['daemon', '--metrics', '9464']);
   assert.equal(bare.status, 2, 'the compiled CLI exits 2 too');
   assert.match(bare.stderr, /a bare port is ambiguous; write the address too, e.g\. 127\.0\.0\.1:9464/);
+  // Not an IPv6 address in the brackets: a usage error, not a failed listen (ENOTFOUND, exit 1).
+  const v6 = run(['daemon', '--metrics', '[:]:19464']);
+  assert.equal(v6.status, 2, v6.stderr);
+  assert.match(v6.stderr, /'\[:\]:19464'.*not HOST:PORT, e\.g\. 127\.0\.0\.1:9464 or \[::1\]:9464/);
   const failed = [['status'], ['kvm', 'events', '--abi', 'merged', '--kind', 'instruction']];
   for (const args of failed) assert.equal((await inProcess(args)).status, 1, args.join(' '));
   assert.equal(run(['status']).status, 1, 'the compiled CLI exits 1 too');

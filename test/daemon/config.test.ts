@@ -41,7 +41,10 @@ test('a metrics address the --metrics flag refuses is refused in the file too, a
   assert.throws(() => read("metrics: '127.0.0.1:99999'\n"), /metrics: host:port/);
   assert.throws(() => read("metrics: '300.1.1.1:9464'\n"), /metrics: host:port/);
   assert.throws(() => read("metrics: 'example:9464'\n"), /metrics: host:port/);
-  for (const ok of ['127.0.0.1:0', '[::1]:9464', 'localhost:65535'])
+  // Brackets around what is not an IPv6 address: looked up by DNS too (ENOTFOUND at start).
+  for (const bad of ['[:]:9464', '[1:2]:9464', '[1.2.3.4]:9464'])
+    assert.throws(() => read(`metrics: '${bad}'\n`), /metrics: host:port/, bad);
+  for (const ok of ['127.0.0.1:0', '[::1]:9464', '[::]:9464', '[::ffff:127.0.0.1]:9464', 'localhost:65535'])
     assert.equal(read(`metrics: '${ok}'\n`).metrics, ok);
 });
 
