@@ -53,7 +53,7 @@ export function metricsServerOptions(config: DaemonConfig, log: DaemonLog): Metr
   return { host, port, peerUid: tcpPeerUid, onPeerUidFailed };
 }
 
-export const ConfigSchema = z.strictObject({
+const ConfigFields = z.strictObject({
   /** Plugin socket path (ignored under socket activation). */
   socket: z.string().min(1).optional(),
   /** Control socket path for `seawall status`, `reload`, … */
@@ -157,6 +157,29 @@ export const ConfigSchema = z.strictObject({
     .regex(/^0?[0-7]{3}$/)
     .default('0660'),
 });
+
+export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {
+  for (const [name, hook] of Object.entries(config.actions.hooks)) {
+    if (hook.type !== 'exec') continue;
+    const at = ['actions', 'hooks', name];
+    const program = hook.argv[0] as string;
+    // Found from the daemon's working directory, where no one checked who may write.
+    if (program.includes('/') && !isAbsolute(program))
+      ctx.addIssue({
+        code: 'custom',
+        path: [...at, 'argv', 0],
+        message: `'${program}' is a relative path; name the program by its absolute path, or by a bare name found on the daemon's PATH`,
+      });
+    // The program (a bare name) and whatever it runs would be found there, in directories no one
+    // checked: another user's could hold what root's daemon runs.
+    if (Object.hasOwn(hook.env, 'PATH'))
+      ctx.addIssue({
+        code: 'custom',
+        path: [...at, 'env', 'PATH'],
+        message: "an exec hook's PATH is the daemon's and cannot be set; name programs by absolute paths",
+      });
+  }
+});
 export type FileConfig = z.infer<typeof ConfigSchema>;
 
 /** Which peers may claim VM ids starting with `prefix` (config `vmIdOwners`). */
@@ -229,7 +252,8 @@ export function readConfigFile(path: string): FileConfig {
     });
   }
   // An exec hook's program runs as this daemon's user: named by an absolute path, it is held to
-  // the configuration's own standard. A bare name is found on the daemon's PATH, which is root's.
+  // the configuration's own standard. A bare name is found on the daemon's PATH, which is root's
+  // (the schema refuses a relative path, and a PATH in the hook's env).
   for (const [name, hook] of Object.entries(r.data.actions.hooks))
     if (hook.type === 'exec' && isAbsolute(hook.argv[0] as string))
       checkTrustedFile(hook.argv[0] as string, `program of exec hook '${name}'`);

@@ -114,6 +114,27 @@ test('a configuration, or an exec hook program it names, that another user could
   chmodSync(sub, 0o700);
 });
 
+test('an exec hook program found where no one checked (a relative path, its own PATH) is refused', () => {
+  const hook = (argv: string, env = '{}') =>
+    `actions:\n  hooks:\n    m: { type: exec, argv: [${argv}], env: ${env} }\n`;
+  // Both ran a 0777 script: `./evil.sh` from the daemon's working directory, `evil.sh` from a PATH
+  // the hook set to a world-writable directory; only an absolute argv[0] was checked.
+  for (const relative of ['./evil.sh', 'bin/evil.sh', '../evil.sh'])
+    assert.throws(
+      () => read(hook(relative)),
+      (err: Error) => err.message.includes(`actions.hooks.m.argv.0: '${relative}' is a relative path`),
+      relative,
+    );
+  assert.throws(
+    () => read(hook('evil.sh', '{ PATH: /tmp/ww }')),
+    /actions\.hooks\.m\.env\.PATH: an exec hook's PATH is the daemon's and cannot be set/,
+  );
+  assert.throws(() => read(hook('/bin/true', '{ PATH: /tmp/ww }')), /env\.PATH: an exec hook's PATH/);
+  // A bare name on the daemon's PATH, an absolute path, and other variables are still fine.
+  assert.doesNotThrow(() => read(hook('sh', '{ CLUSTER: prod }')));
+  assert.doesNotThrow(() => read(hook('/bin/true')));
+});
+
 test("a configuration another user owns is refused, naming the chown for the daemon's own user", (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root to give the file to other users');
   const sub = mkdtempSync(join(dir, 'owner-'));
