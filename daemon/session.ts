@@ -386,7 +386,7 @@ export class PluginSession {
    */
   endHandedOn(): void {
     setImmediate(() => {
-      if (this.#state !== 'active' || !this.peerHolds()) return;
+      if (this.#state !== 'active' || !exitedNow(this.info?.peerPidfd ?? null) || !this.peerHolds()) return;
       this.#handedOn = true;
       const pid = this.peer?.pid ?? 0;
       this.close(
