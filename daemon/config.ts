@@ -4,13 +4,12 @@
  */
 import { isIPv6 } from 'node:net';
 import { isAbsolute } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import * as z from 'zod';
 import { type ActionsConfig, ActionsConfigSchema } from '../actions/index.js';
 import { type AttachConfig, AttachConfigSchema } from '../attach/index.js';
 import { tcpPeerUid } from '../kvm/index.js';
 import type { MetricsServerOptions } from '../metrics/index.js';
-import { readYamlFile } from '../policies/index.js';
+import { readYamlFile, readYamlText } from '../policies/index.js';
 import { LIMITS } from '../protocol/index.js';
 import { DaemonError } from './errors.js';
 import { type DaemonLog, Priority } from './log.js';
@@ -238,13 +237,13 @@ export function readConfigFile(path: string): FileConfig {
   // A FIFO or a device named as the configuration would hold the start, or fill memory.
   const read = readYamlFile(path);
   if (!read.ok) throw new DaemonError('SEAWALL_DAEMON_CONFIG', `config: ${read.issue.message}`, { path });
-  let raw: unknown;
-  try {
-    raw = parseYaml(read.text) ?? {};
-  } catch (err) {
-    throw new DaemonError('SEAWALL_DAEMON_CONFIG', `config ${path}: ${(err as Error).message}`, { path });
+  // Bounded as a policy is (aliases, nesting), and every key given once, as the value names it.
+  const parsed = readYamlText(read.text, { intAsBigInt: false });
+  if (!parsed.ok) {
+    const lines = parsed.issues.map((i) => `  ${i.line > 0 ? `line ${i.line}: ` : ''}${i.message}`);
+    throw new DaemonError('SEAWALL_DAEMON_CONFIG', `config ${path}:\n${lines.join('\n')}`, { path });
   }
-  const r = ConfigSchema.safeParse(raw);
+  const r = ConfigSchema.safeParse(parsed.raw ?? {});
   if (!r.success) {
     const lines = r.error.issues.map((i) => `  ${i.path.join('.') || '(top)'}: ${i.message}`);
     throw new DaemonError('SEAWALL_DAEMON_CONFIG', `config ${path} is invalid:\n${lines.join('\n')}`, {

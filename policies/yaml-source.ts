@@ -189,17 +189,17 @@ export type SourceResult<T> =
   | { ok: true; value: T; raw: unknown; locate: (path: readonly PropertyKey[]) => number }
   | { ok: false; issues: PolicyIssue[] };
 
+export type YamlTextResult =
+  | { ok: true; raw: unknown; doc: Document; lines: LineCounter }
+  | { ok: false; issues: PolicyIssue[] };
+
 /**
- * Parses YAML `text` and validates it with `schema`; `check` adds issues that need the whole
- * raw document (duplicate names, cross references) and runs even when the schema failed, so one
- * run reports everything. `after` runs only on a valid value (checks that need validated data).
+ * YAML `text` → its plain value, within YAML_LIMITS: the size, aliases and nesting bounded before
+ * anything is expanded, and every map key a plain scalar, given once as the value names it (an
+ * alias as a key, or `1` beside `"1"`, would let a later entry silently replace what a reader
+ * sees). `intAsBigInt` keeps 64-bit integers whole (policies); numbers otherwise.
  */
-export function parseYamlSource<S extends z.ZodType>(
-  text: string,
-  schema: S,
-  check: (raw: unknown) => PathIssue[] = () => [],
-  after: (value: z.output<S>) => PathIssue[] = () => [],
-): SourceResult<z.output<S>> {
+export function readYamlText(text: string, opts: { intAsBigInt: boolean }): YamlTextResult {
   if (text.length > YAML_LIMITS.maxChars) {
     return {
       ok: false,
@@ -212,7 +212,7 @@ export function parseYamlSource<S extends z.ZodType>(
     // uniqueKeys: false — duplicate keys are refused by overLimits, in linear time.
     doc = parseDocument(text, {
       lineCounter: lines,
-      intAsBigInt: true,
+      intAsBigInt: opts.intAsBigInt,
       prettyErrors: false,
       uniqueKeys: false,
     });
@@ -234,13 +234,28 @@ export function parseYamlSource<S extends z.ZodType>(
   }
   const over = overLimits(doc, lines);
   if (over.length > 0) return { ok: false, issues: over };
-  let raw: unknown;
   try {
-    raw = doc.toJS({ maxAliasCount: YAML_LIMITS.maxAliases });
+    return { ok: true, raw: doc.toJS({ maxAliasCount: YAML_LIMITS.maxAliases }), doc, lines };
   } catch (err) {
     // maxAliasCount counts expanded aliases, which the walk above cannot see: the expansion bound.
     return { ok: false, issues: [limitIssue(`cannot expand: ${(err as Error).message}`)] };
   }
+}
+
+/**
+ * Parses YAML `text` and validates it with `schema`; `check` adds issues that need the whole
+ * raw document (duplicate names, cross references) and runs even when the schema failed, so one
+ * run reports everything. `after` runs only on a valid value (checks that need validated data).
+ */
+export function parseYamlSource<S extends z.ZodType>(
+  text: string,
+  schema: S,
+  check: (raw: unknown) => PathIssue[] = () => [],
+  after: (value: z.output<S>) => PathIssue[] = () => [],
+): SourceResult<z.output<S>> {
+  const read = readYamlText(text, { intAsBigInt: true });
+  if (!read.ok) return read;
+  const { raw, doc, lines } = read;
   const locate = (path: readonly PropertyKey[]) => lineOfPath(doc, lines, path);
   const located = (list: PathIssue[]): PolicyIssue[] =>
     list.map((i) => ({ code: i.code, path: formatPath(i.path), line: locate(i.path), message: i.message }));

@@ -163,3 +163,20 @@ test("a configuration another user owns is refused, naming the chown for the dae
   chownSync(config, 65534, 65534);
   assert.equal(asNobody().trim(), 'read');
 });
+
+test('a key given twice, an alias as a key, or an alias bomb is refused, never the later value silently', () => {
+  // As the policy loader: yaml's own check saw neither an alias key nor `1` beside `"1"`.
+  assert.throws(
+    () => read('note: &k heartbeatMs\nheartbeatMs: 5000\n*k : 9000\n'),
+    /config .*:\n {2}line 3: Map keys must not be aliases/,
+  );
+  assert.throws(
+    () => read('actions:\n  hooks:\n    m: { type: exec, argv: [/bin/true], env: { 1: a, "1": b } }\n'),
+    /line 3: Map keys must be unique/,
+  );
+  assert.throws(() => read('heartbeatMs: 5000\nheartbeatMs: 6000\n'), /line 2: Map keys must be unique/);
+  const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+  for (let i = 0; i < 120; i++) bomb.push(`b${i}: [*a, *a]`);
+  assert.throws(() => read(`${bomb.join('\n')}\n`), /more than 100 aliases/);
+  assert.equal(read('heartbeatMs: 5000\n').heartbeatMs, 5000);
+});
