@@ -129,11 +129,7 @@ export class PluginSession {
 
   /** The process that connected has exited, as its pidfd taken at accept says; false when unknown. */
   peerExited(): boolean {
-    try {
-      return this.#pidfd?.exited() ?? false;
-    } catch {
-      return false;
-    }
+    return exitedNow(this.#pidfd);
   }
 
   /** Hands the pidfd taken at accept over (once); null when none could be had. */
