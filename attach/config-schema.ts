@@ -8,16 +8,27 @@ import { defaultVcpuMmapSize, probeHost } from '../kvm/index.js';
 import type { AttachServerOptions } from './attach-server.js';
 import { AttachError } from './errors.js';
 
+/**
+ * A socket file's mode, as a quoted octal string (`'0660'`). Unquoted, YAML 1.2 reads `0660` as the
+ * decimal number 660, which the error says rather than only "expected string".
+ */
+export const SocketModeSchema = z
+  .string({
+    error: (issue) =>
+      typeof issue.input === 'number'
+        ? `expected a quoted octal mode such as '0660', got the number ${issue.input} (YAML reads an unquoted 0660 as the number 660)`
+        : undefined,
+  })
+  .regex(/^0?[0-7]{3}$/, { error: "expected an octal mode such as '0660'" })
+  .default('0660');
+
 export const AttachConfigSchema = z
   .strictObject({
     /** false: no attach socket; events are decided on the plugin's copy alone. */
     enabled: z.boolean().default(true),
     /** Socket path; default `attach.sock` beside the plugin socket. */
     socket: z.string().min(1).optional(),
-    socketMode: z
-      .string()
-      .regex(/^0?[0-7]{3}$/)
-      .default('0660'),
+    socketMode: SocketModeSchema,
     maxConnections: z.number().int().positive().default(1024),
     /**
      * Attached vCPUs, all sessions together: each takes one of the daemon's fds and one of its

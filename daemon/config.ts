@@ -6,7 +6,7 @@ import { isIPv6 } from 'node:net';
 import { isAbsolute } from 'node:path';
 import * as z from 'zod';
 import { type ActionsConfig, ActionsConfigSchema } from '../actions/index.js';
-import { type AttachConfig, AttachConfigSchema } from '../attach/index.js';
+import { type AttachConfig, AttachConfigSchema, SocketModeSchema } from '../attach/index.js';
 import { tcpPeerUid } from '../kvm/index.js';
 import type { MetricsServerOptions } from '../metrics/index.js';
 import { readYamlFile, readYamlText } from '../policies/index.js';
@@ -151,10 +151,7 @@ const ConfigFields = z.strictObject({
   /** Prometheus endpoint, or false for none. */
   metrics: z.union([listen, z.literal(false)]).default('127.0.0.1:9464'),
   /** Socket file mode when the daemon creates the socket itself. */
-  socketMode: z
-    .string()
-    .regex(/^0?[0-7]{3}$/)
-    .default('0660'),
+  socketMode: SocketModeSchema,
 });
 
 export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {

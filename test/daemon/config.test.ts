@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { attachServerOptions } from '../../attach/index.js';
-import { readConfigFile } from '../../daemon/config.js';
+import { readConfigFile, resolveConfig } from '../../daemon/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'seawall-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -179,4 +179,18 @@ test('a key given twice, an alias as a key, or an alias bomb is refused, never t
   for (let i = 0; i < 120; i++) bomb.push(`b${i}: [*a, *a]`);
   assert.throws(() => read(`${bomb.join('\n')}\n`), /more than 100 aliases/);
   assert.equal(read('heartbeatMs: 5000\n').heartbeatMs, 5000);
+});
+
+test('a socket mode written unquoted is refused with the quoting it needs; quoted, it is read as octal', () => {
+  // YAML 1.2 reads an unquoted 0660 as the decimal number 660: the error says so, for both sockets.
+  assert.throws(
+    () => read('socketMode: 0660\nattach:\n  socketMode: 0640\n'),
+    (err: Error) =>
+      /socketMode: expected a quoted octal mode such as '0660', got the number 660/.test(err.message) &&
+      /attach\.socketMode: expected a quoted octal mode such as '0660', got the number 640/.test(err.message),
+  );
+  assert.throws(() => read("socketMode: '0999'\n"), /socketMode: expected an octal mode such as '0660'/);
+  const config = read("socketMode: '0600'\nattach:\n  socketMode: '640'\n");
+  assert.equal(resolveConfig(config, {}).socketMode, 0o600);
+  assert.equal(attachServerOptions(config.attach, () => join(dir, 'seawall.sock')).mode, 0o640);
 });
