@@ -5,11 +5,21 @@
  * its configuration at run time), never a host name written here.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+
+/** Whether dpkg-deb reads the package whole: its control data and every member's listing. */
+async function readableDeb(file: string): Promise<boolean> {
+  try {
+    await run('dpkg-deb', ['--contents', file], { maxBuffer: 64 * 1024 * 1024 });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export class RealKvmSetupError extends Error {
   readonly code = 'SEAWALL_REAL_KVM_SETUP';
@@ -121,6 +131,8 @@ export class AptView {
   /** Downloads `pkg=version` into the cache unless it is there; returns the .deb path. */
   async download(pkg: string, version: string): Promise<string> {
     const file = join(this.archives, `${pkg}_${version.replace(/:/g, '%3a')}_arm64.deb`);
+    // A cached file that dpkg-deb cannot read (cut short, overwritten) is fetched again.
+    if (existsSync(file) && !(await readableDeb(file))) rmSync(file, { force: true });
     if (!existsSync(file)) await this.#apt('apt-get', ['download', '-q', `${pkg}=${version}`], this.archives);
     if (!existsSync(file)) throw new RealKvmSetupError(`apt-get download ${pkg}=${version} left no ${file}`);
     return file;

@@ -72,23 +72,29 @@ async function extract(deb: string, into: string): Promise<void> {
   rmSync(into, { recursive: true, force: true });
   mkdirSync(into, { recursive: true });
   const patterns = ['*vmlinuz*', '*/modules.builtin', '*/virtio*.ko*'];
+  // pipefail: a dpkg-deb that fails (a truncated or foreign file) fails the extraction, not only tar.
   const r = spawnSync(
-    'sh',
+    'bash',
     [
       '-c',
-      'dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards "$3" "$4" "$5"',
-      'sh',
+      'set -o pipefail; dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards "$3" "$4" "$5"',
+      'bash',
       deb,
       into,
       ...patterns,
     ],
-    {
-      encoding: 'utf8',
-      maxBuffer: 16 * 1024 * 1024,
-    },
+    { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
   );
-  // tar answers 2 when a pattern matched nothing (a kernel with virtio built in has no modules).
-  if (r.status !== 0 && r.status !== 2) throw new RealKvmSetupError(`extracting ${deb}: ${r.stderr}`);
+  // tar answers 2 for any fatal error; only patterns that matched nothing (a kernel with virtio
+  // built in has no modules) are not one.
+  const onlyUnmatched = r.stderr
+    .split('\n')
+    .filter(Boolean)
+    .every((l) => /Not found in archive|Exiting with failure status due to previous errors/.test(l));
+  if (r.status !== 0 && !(r.status === 2 && onlyUnmatched))
+    throw new RealKvmSetupError(`extracting ${deb}: exit ${r.status}: ${r.stderr.trim()}`);
+  if (find(into, (p) => /\/vmlinuz[^/]*$/.test(p)).length === 0)
+    throw new RealKvmSetupError(`${deb} holds no vmlinuz`);
   writeFileSync(join(into, '.complete'), '');
 }
 
@@ -154,5 +160,10 @@ export async function laneKernel(view: AptView, line: KernelLine): Promise<LaneK
   await extract(deb, into);
   const image = find(into, (p) => /\/vmlinuz[^/]*$/.test(p))[0];
   if (!image) throw new RealKvmSetupError(`${relative(view.root, deb)} holds no vmlinuz`);
-  return { line, version, suite, pkg, image, modules: await virtioModules(into) };
+  const modules = await virtioModules(into);
+  // bookworm's 6.1 builds virtio-pci and virtio-console as modules: none found is a bad package,
+  // not a kernel that boots without them.
+  if (line === '6.1' && modules.length === 0)
+    throw new RealKvmSetupError(`${relative(view.root, deb)} holds no virtio modules`);
+  return { line, version, suite, pkg, image, modules };
 }
