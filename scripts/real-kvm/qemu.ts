@@ -1,6 +1,6 @@
 /**
  * qemu-system-aarch64 in software emulation with EL2, so the arm64 kernel inside has a working
- * /dev/kvm (flags measured in shared/reference/real-kvm-lane.md): `-nic none` because QEMU 7.2
+ * /dev/kvm (flags as measured on the lane's host, docs/real-kvm.md): `-nic none` because QEMU 7.2
  * otherwise looks for a romfile it does not ship; `pauth-impdef=on` because the architected
  * pointer-authentication algorithm makes emulated boot several times slower.
  */

@@ -1,7 +1,7 @@
 /**
  * What the lane test needs before a boot: the tools (a missing one fails under CI=true, skips
  * elsewhere), the private apt view refreshed once per run, the VMM built once, and per kernel an
- * initramfs. Downloads are cached under $SEAWALL_REAL_KVM_CACHE, else ~/.cache/seawall-real-kvm.
+ * initramfs. Downloads are cached under $SEAWALL_REAL_KVM_CACHE, else $XDG_CACHE_HOME/seawall-real-kvm (~/.cache without it).
  */
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
