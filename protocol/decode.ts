@@ -60,7 +60,9 @@ export function bodyRules(minor: number): ReadonlyMap<number, BodyRule> {
 
 const ACTION_CODES: ReadonlySet<number> = new Set(Object.values(ACTION));
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading EF BB BF is a character of the string (U+FEFF), not a marker to drop; dropping
+// it would make a vm_id of only a BOM decode to "" and "\uFEFFvm-7" the same id as "vm-7".
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function text(b: Buffer, start: number, len: number, what: string): string {
   if (start + len > b.length) throw new ProtocolError('BAD_FRAME', `${what} runs past the end of the frame`);

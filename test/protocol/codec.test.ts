@@ -182,6 +182,18 @@ test('HELLO field checks: empty id, bad UTF-8, trailing bytes, duplicate labels'
   rejects(dup, 'SEAWALL_PROTO_BAD_FIELD');
 });
 
+test('a leading byte order mark is part of the string, never dropped', () => {
+  // A decoder that strips EF BB BF would turn a vm_id of only a BOM into "" (past the 1..128
+  // byte check) and make "\uFEFFvm-7" the same id as "vm-7".
+  const hello = { ...(SAMPLES[0] as Extract<Message, { type: 'hello' }>) };
+  for (const vmId of ['\uFEFF', '\uFEFFvm-7', '\uFEFF\uFEFFvm-7']) {
+    const sent: Message = { ...hello, vmId, labels: { '\uFEFF': '\uFEFFx', '\uFEFFtenant': 'a' } };
+    assert.deepEqual(parseAll(encodeMessage(sent)), [sent]);
+  }
+  const error: Message = { type: 'error', code: 6, message: '\uFEFFbad' };
+  assert.deepEqual(parseAll(encodeMessage(error)), [error]);
+});
+
 test('a dead parser stays dead: after a violation nothing more is accepted', () => {
   const p = rejects(header(8, 0x7f), 'SEAWALL_PROTO_UNKNOWN_TYPE');
   assert.throws(
