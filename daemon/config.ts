@@ -100,6 +100,9 @@ const ConfigFields = z.strictObject({
         .min(LIMITS.largestHello)
         .max(1 << 20)
         .default(16 * 1024),
+      // Unwritten bytes past which a session is no longer read. The hold also waits for the socket
+      // to owe a 'drain' (its own high-water mark, 16 KiB in Node 20, reached): a smaller value
+      // acts as that mark, and no value can leave a session unread (daemon/session.ts flush()).
       writeHighWater: z
         .number()
         .int()

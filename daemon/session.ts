@@ -285,7 +285,12 @@ export class PluginSession {
     const data = this.#outbox.length === 1 ? (this.#outbox[0] as Buffer) : Buffer.concat(this.#outbox);
     this.#outbox = [];
     this.socket.write(data);
-    if (this.socket.writableLength > this.#host.writeHighWater) this.#hold(HOLD_WRITE_BACKLOG);
+    // Held only while the socket owes a 'drain', the one event that releases the hold: Node emits
+    // it only after a write() returned false (writableNeedDrain), at the socket's own high-water
+    // mark (16 KiB in Node 20). Held on writeHighWater alone, a value below that mark would pause
+    // the session for good after one read stall of its plugin.
+    const backlog = this.socket.writableLength > this.#host.writeHighWater;
+    if (backlog && this.socket.writableNeedDrain) this.#hold(HOLD_WRITE_BACKLOG);
     this.#release(HOLD_IN_FLIGHT);
   }
 

@@ -168,6 +168,34 @@ test('a socket the daemon stops reading (its verdicts unread) is not ended by th
   c.destroy();
 });
 
+test('the least writeHighWater the config accepts does not leave a session unread after its plugin stalls', async () => {
+  // 4096 is daemon/config.ts's minimum, below the socket's own high-water mark (16 KiB in Node 20):
+  // a hold taken at 4096 unwritten bytes, with no write() having returned false, got no 'drain'.
+  const { s, durable } = await stack({ writeHighWater: 4096 });
+  const c = await RawClient.open(s.socket);
+  await c.hello('vm-stalled', HELLO11);
+  c.socket.pause(); // the plugin stops reading
+  // Small batches, each decided before the next is sent: the daemon's unwritten bytes grow ~2 KiB
+  // at a time once the kernel's buffers are full, so they pass 4096 well before 16 KiB.
+  let seq = 0;
+  while (s.server.heldCount === 0) {
+    const batch = Array.from({ length: 100 }, () => mmio(++seq));
+    c.send(Buffer.concat(batch));
+    const sent = seq;
+    await until(
+      'the batch decided or the session held',
+      () => durable('vm-stalled') === sent || s.server.heldCount > 0,
+    );
+  }
+  c.socket.resume(); // and reads again: the session is read again once its verdicts are
+  c.send(Buffer.concat([mmio(++seq), encodeMessage({ type: 'heartbeat', nonce: 42n })]));
+  await c.waitFor('heartbeat', (m) => m.nonce === 42n);
+  const last = seq;
+  await c.waitFor('verdict', (m) => m.seq === last);
+  assert.equal(c.received.filter((m) => m.type === 'verdict').length, seq);
+  c.destroy();
+});
+
 test('a frame left half-sent past the frame timeout ends the session with BAD_FRAME', async () => {
   const { s } = await stack({ frameTimeoutMs: 300 });
   const c = await RawClient.open(s.socket);
