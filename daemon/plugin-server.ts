@@ -309,12 +309,14 @@ export class PluginServer implements SessionHost {
   }
 
   protocolError(session: PluginSession, err: ProtocolError): void {
-    // A HELLO refused (VM id held or bound, version) is a rejection; anything else violates the protocol.
-    if (
+    // A HELLO refused (VM id held or bound, version) is a rejection; anything else violates the
+    // protocol. Only a session not yet admitted can be rejected: one that has its info is counted
+    // once, as it closes.
+    const refusedHello =
       err.code === 'SEAWALL_PROTO_VM_IN_USE' ||
       err.code === 'SEAWALL_PROTO_VERSION' ||
-      (err.code === 'SEAWALL_PROTO_UNAUTHORIZED' && !session.info)
-    ) {
+      err.code === 'SEAWALL_PROTO_UNAUTHORIZED';
+    if (refusedHello && !session.info) {
       this.#opts.bus.emit('sessionRejected', err.reason, err.message, session.peer);
     } else {
       this.#opts.bus.emit('protocolError', err.reason, err.message, session.info);

@@ -418,6 +418,7 @@ export class PluginSession {
       }
       this.info = this.#host.admit(this, m);
       this.#parser.setMinor(this.info.minor);
+      this.#parser.helloDone();
       this.#state = 'active';
       // Gone before its HELLO was read: the connection was handed on before the session began.
       if (exitedNow(this.info.peerPidfd ?? null)) this.endHandedOn();

@@ -4,7 +4,7 @@
  * for fixed-size bodies) *before* buffering the body, then hands out bodies sliced without copying
  * when a frame sits inside one chunk. Any violation throws a ProtocolError and the parser is dead.
  */
-import { HEADER_SIZE, LIMITS, MESSAGE_NAMES } from './constants.js';
+import { HEADER_SIZE, LIMITS, MESSAGE_NAMES, MSG } from './constants.js';
 import { type BodyRule, bodyRules, decodeBody } from './decode.js';
 import { ProtocolError } from './errors.js';
 import type { Message } from './messages.js';
@@ -35,6 +35,8 @@ export class FrameParser {
   /** The session's minor version: body sizes and field checks follow it (0 until HELLO says otherwise). */
   #minor = 0;
   #rules: ReadonlyMap<number, BodyRule> = bodyRules(0);
+  /** Set by helloDone(): any further HELLO is DUPLICATE_HELLO, whatever its body. */
+  #helloDone = false;
   /** Set by stop(): the push under way returns at the next frame boundary. */
   #stopped = false;
   /** Bytes behind the frame boundary where the parser stopped, parsed by resume(). */
@@ -58,6 +60,14 @@ export class FrameParser {
   setMinor(minor: number): void {
     this.#minor = minor;
     this.#rules = bodyRules(minor);
+  }
+
+  /**
+   * The session's HELLO was admitted: a later HELLO is DUPLICATE_HELLO on its header alone, never
+   * decoded, so its version or layout cannot turn the answer into REJECT VERSION or a field error.
+   */
+  helloDone(): void {
+    this.#helloDone = true;
   }
 
   /** True when no partial frame is pending. */
@@ -173,6 +183,8 @@ export class FrameParser {
       throw new ProtocolError('UNKNOWN_TYPE', `unknown message type 0x${type.toString(16)}`);
     if (reserved !== 0)
       throw new ProtocolError('BAD_FRAME', `header reserved field is 0x${reserved.toString(16)}, not 0`);
+    if (type === MSG.HELLO && this.#helloDone)
+      throw new ProtocolError('DUPLICATE_HELLO', 'HELLO sent twice on one connection');
     if (length > this.#maxBody) {
       throw new ProtocolError(
         'OVERSIZE',
