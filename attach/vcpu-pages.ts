@@ -12,6 +12,7 @@ import {
   INJECTABLE_EXITS,
   KVM_RUN_DEFAULT_MMAP_SIZE,
   type KvmExit,
+  type NonAbortExit,
   RunPage,
   readExitReason,
   type VcpuFdKind,
@@ -55,7 +56,7 @@ export function mappingLength(
 }
 
 export interface VcpuPagesStats {
-  /** Reads of a page whose exit_reason is not MMIO, ARM_NISV or ARM_SEA (answered from the plugin's copy). */
+  /** Reads of a page whose exit_reason is not an abort exit (answered with no injection). */
   unknownExit: number;
   /** Pages that could not be read at all (unmapped under us, decode error). */
   readErrors: number;
@@ -160,15 +161,19 @@ export class VcpuPages {
     return this.#total;
   }
 
-  /** The exit record in the kernel's page of an attached vCPU; null when not attached or not usable. */
-  readonly kernelExit = (session: SessionInfo, vcpu: number): KvmExit | null => {
+  /**
+   * The exit record in the kernel's page of an attached vCPU; `not-abort` when the page's last exit
+   * is not one an abort may be injected after; null when not attached or the page cannot be read.
+   */
+  readonly kernelExit = (session: SessionInfo, vcpu: number): KvmExit | NonAbortExit | null => {
     const a = this.#bySession.get(session.id)?.get(vcpu);
     if (!a) return null;
     try {
       const bytes = a.page.bytes;
-      if (!INJECTABLE_EXITS.has(readExitReason(bytes))) {
+      const code = readExitReason(bytes);
+      if (!INJECTABLE_EXITS.has(code)) {
         this.stats.unknownExit++;
-        return null;
+        return { reason: 'not-abort', code };
       }
       return a.page.readExit();
     } catch {

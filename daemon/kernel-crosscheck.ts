@@ -1,9 +1,10 @@
 /**
  * When a plugin has attached its vCPU fds, the daemon reads the exit record from the kernel's own
  * kvm_run page and compares it with the plugin's copy. On any difference the kernel's values win;
- * the differing fields are recorded and counted (DESIGN "Architecture facts" 2).
+ * the differing fields are recorded and counted (DESIGN "Architecture facts" 2). A page whose last
+ * exit is not an abort exit at all is a mismatch of `exit_reason`, and nothing may be injected.
  */
-import type { KvmExit } from '../kvm/index.js';
+import type { KvmExit, NonAbortExit } from '../kvm/index.js';
 import type { EventMsg } from '../protocol/index.js';
 
 export interface CrossChecked {
@@ -11,6 +12,11 @@ export interface CrossChecked {
   msg: EventMsg;
   /** Fields where the plugin's copy differed from the kernel page (empty when they agree). */
   mismatched: string[];
+  /**
+   * The kernel's page shows no abort exit: an injection now would be a programming error (reference
+   * §3), so the event is answered RESUME, whatever the policy would decide on the plugin's copy.
+   */
+  notAbort?: true;
 }
 
 const KIND_OF_EXIT: Readonly<Record<KvmExit['reason'], EventMsg['type']>> = {
@@ -19,8 +25,9 @@ const KIND_OF_EXIT: Readonly<Record<KvmExit['reason'], EventMsg['type']>> = {
   mmio: 'mmio',
 };
 
-export function crossCheck(msg: EventMsg, kernel: KvmExit): CrossChecked {
+export function crossCheck(msg: EventMsg, kernel: KvmExit | NonAbortExit): CrossChecked {
   if (msg.type === 'sigbus') return { msg, mismatched: [] };
+  if (kernel.reason === 'not-abort') return { msg, mismatched: ['exit_reason'], notAbort: true };
   const header = {
     seq: msg.seq,
     vcpu: msg.vcpu,

@@ -6,12 +6,12 @@
  */
 
 import type { EventBus, EventRecord, SessionInfo } from '../events/index.js';
-import type { KvmExit } from '../kvm/index.js';
+import type { KvmExit, NonAbortExit } from '../kvm/index.js';
 import type { Decision, DecisionProvider, PolicyEvent } from '../policies/index.js';
 import { type EventMsg, encodeVerdict, isProtocolError, WIRE_ERROR } from '../protocol/index.js';
 import { crossCheck } from './kernel-crosscheck.js';
 import { type QueuedEntry, ReplayQueues } from './replay-queues.js';
-import { safeDecision } from './safe-decision.js';
+import { notAbortDecision, safeDecision } from './safe-decision.js';
 import type { PluginSession } from './session.js';
 import { typeEvent } from './typed-event.js';
 import { buildVerdict, exitHasVa } from './verdict.js';
@@ -23,10 +23,11 @@ export interface PipelineOptions {
   /** Records an event the policy did not decide (a replayed fallback) in the rate/repeat state. */
   observe?: (event: PolicyEvent) => void;
   /**
-   * The exit record in the kernel's kvm_run page of an attached vCPU, or null when the vCPU is not
-   * attached (or the page cannot be read). When present, the plugin's copy is cross-checked.
+   * The exit record in the kernel's kvm_run page of an attached vCPU, `not-abort` when its last exit
+   * is not an abort exit, or null when the vCPU is not attached (or the page cannot be read). When
+   * present, the plugin's copy is cross-checked.
    */
-  kernelExit?: (session: SessionInfo, vcpu: number) => KvmExit | null;
+  kernelExit?: (session: SessionInfo, vcpu: number) => KvmExit | NonAbortExit | null;
   /** Reports a policy or verdict failure that the safe decision covered. */
   onDecideError?: (err: unknown, record: Pick<EventRecord, 'session' | 'event'>) => void;
   now?: () => number;
@@ -106,11 +107,13 @@ export class Pipeline {
     const info = session.info;
     if (!info) return;
     let kernelMismatch: string[] | null = null;
+    let notAbort = false;
     const kernel = msg.replay || msg.vcpu === null ? null : (this.#opts.kernelExit?.(info, msg.vcpu) ?? null);
     if (kernel) {
       const checked = crossCheck(msg, kernel);
       msg = checked.msg;
       kernelMismatch = checked.mismatched;
+      notAbort = checked.notAbort === true;
     }
     const { event, nonConforming } = typeEvent(msg, info, this.#now());
     const record: EventRecord = {
@@ -136,7 +139,7 @@ export class Pipeline {
       const provider = this.#opts.policy();
       const va = exitHasVa(msg.type, msg.type === 'sea' ? msg.esr : null);
       try {
-        decision = provider.decide(event, info.host);
+        decision = notAbort ? notAbortDecision(provider.version) : provider.decide(event, info.host);
         built = buildVerdict(msg.seq, decision, msg.type, info.host, info.kvmInject, va);
       } catch (err) {
         if (isProtocolError(err)) throw err;

@@ -8,6 +8,17 @@ import type { Decision, PolicyEvent } from '../policies/index.js';
 
 export const SAFE_POLICY_VERSION = 'safe-default';
 
+/**
+ * The decision for an event of an attached vCPU whose kvm_run page shows no abort exit: nothing is
+ * injected (reference §3), the vCPU resumes; the policy is not asked, its input being the plugin's.
+ */
+export function notAbortDecision(policyVersion: string): Decision {
+  return { policyVersion, rule: NOT_ABORT_RULE, action: 'none' };
+}
+
+/** The rule named in the record and metrics of a {@link notAbortDecision}. */
+export const NOT_ABORT_RULE = 'kernel-exit-not-abort';
+
 export function safeDecision(
   event: PolicyEvent,
   policyVersion = SAFE_POLICY_VERSION,

@@ -31,6 +31,16 @@ export type KvmExit =
 
 export type KvmExitReason = KvmExit['reason'];
 
+/**
+ * A kvm_run page whose last exit is not an abort exit (not MMIO, ARM_NISV, ARM_SEA or ARM_LDST64B,
+ * reference §3): no abort may be injected after it, whatever the plugin's copy says.
+ */
+export interface NonAbortExit {
+  reason: 'not-abort';
+  /** The page's exit_reason. */
+  code: number;
+}
+
 export const EXIT_REASON_CODE: Readonly<Record<KvmExitReason, number>> = {
   'arm-sea': KVM_EXIT_ARM_SEA,
   'arm-nisv': KVM_EXIT_ARM_NISV,

@@ -8,6 +8,7 @@ import { openSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, type TestContext, test } from 'node:test';
 import type { AttachServer } from '../../attach/index.js';
+import { NOT_ABORT_RULE } from '../../daemon/safe-decision.js';
 import {
   closeFd,
   connectSeqpacket,
@@ -125,15 +126,18 @@ test('the verdict is decided on the kernel page, not on what the plugin claims',
   }
 });
 
-test('a page with an exit the daemon does not handle is ignored and counted', async () => {
+test('a page whose last exit is not an abort exit: RESUME, nothing injected, exit_reason a mismatch', async () => {
   const c = await plugin('vm-odd-exit', 1);
   const vcpus = new StandInVcpus(1);
   const ac = AttachClient.connect(attach.address);
   try {
     await vcpus.attachAll(ac, c.sessionId as bigint);
     vcpus.write(0, seaExit(DABT_SEA, 0n, POISON));
-    // Overwrite exit_reason (offset 8) with KVM_EXIT_HYPERCALL (2): not MMIO/NISV/SEA.
+    // Overwrite exit_reason (offset 8) with KVM_EXIT_HYPERCALL (2): not an abort exit, after which
+    // an injection is a programming error (reference §3). The plugin still claims a SEA.
     const before = attach.pages.stats.unknownExit;
+    const mismatched = attach.stats.mismatchedEvents;
+    const exitReasons = attach.stats.mismatchedFields.exit_reason ?? 0;
     const rw = RunPage.map(vcpus.fds[0] as number, KVM_RUN_DEFAULT_MMAP_SIZE, true);
     new DataView(rw.bytes.buffer, rw.bytes.byteOffset).setUint32(8, 2, true);
     rw.unmap();
@@ -145,9 +149,18 @@ test('a page with an exit the daemon does not handle is ignored and counted', as
       gva: 0n,
       gpa: 0x1000n,
     });
-    assert.equal(out.verdict.action, ACTION.INJECT, "the plugin's copy decides");
-    assert.equal(stack.records.at(-1)?.kernelMismatch, null);
+    assert.equal(out.source, 'daemon');
+    assert.equal(out.verdict.action, ACTION.RESUME, 'nothing injected on the plugin copy');
+    assert.ok(
+      out.verdict.vcpuEvents.every((b) => b === 0),
+      'no vcpu_events image',
+    );
+    const r = stack.records.at(-1);
+    assert.deepEqual(r?.kernelMismatch, ['exit_reason']);
+    assert.equal(r?.decision?.rule, NOT_ABORT_RULE);
     assert.equal(attach.pages.stats.unknownExit, before + 1);
+    assert.equal(attach.stats.mismatchedEvents, mismatched + 1);
+    assert.equal(attach.stats.mismatchedFields.exit_reason, exitReasons + 1);
   } finally {
     ac.close();
     vcpus.close();
