@@ -50,11 +50,21 @@ export const REPLAYS_PER_BATCH = 16;
  */
 export const MAX_REPLAY_BACKLOG = 16_384;
 /**
- * Replays queued at most over all sessions; past it a session that sends one is not read until
- * the queues are below it. It bounds what sessions that connect, flood and disconnect in turn
- * can queue, each below its own bound.
+ * Replays queued over all sessions past which each session is held to its share: a session that
+ * sends one while it has its even share of this bound queued or more (the bound over the sessions
+ * with anything queued: 13,108 each when five have) is not read until it is below its share again
+ * or the queues are below the bound. Those flooding are held, not whichever session sends next:
+ * a VM reconnecting with the 4,096 replays a plugin keeps is read on beside up to 14 sessions that
+ * fill the queues, and its live events, parsed behind its replays, do not wait for theirs.
  */
-export const MAX_QUEUED_REPLAYS = 65_536;
+export const REPLAY_SHARE_BOUND = 65_536;
+/**
+ * Replays queued at most over all sessions; past it a session that sends one is not read until
+ * the queues are below it, whatever its share. It bounds what sessions below their share can add
+ * while those over it still hold what they queued when fewer sessions shared the bound, and what
+ * sessions that connect, flood and disconnect in turn can queue, each below its own bound.
+ */
+export const MAX_QUEUED_REPLAYS = 2 * REPLAY_SHARE_BOUND;
 
 export class Pipeline {
   readonly #replayQueues = new ReplayQueues();
@@ -93,10 +103,8 @@ export class Pipeline {
     if (!session.info) return;
     if (msg.replay) {
       this.#replayQueues.push(session, { msg, receivedNs });
-      if (++session.replayBacklog >= MAX_REPLAY_BACKLOG || this.#replayQueues.size >= MAX_QUEUED_REPLAYS) {
-        session.holdReplays(true);
-        this.#heldForReplays.add(session);
-      }
+      session.replayBacklog++;
+      this.#holdIfOver(session);
       this.#schedule();
       return;
     }
@@ -168,10 +176,8 @@ export class Pipeline {
       this.#replayQueues.push(session, { echo: frame });
       // Behind replays an echo waits as long as they do: counted with them, so that a peer
       // streaming HEARTBEATs behind 16,000 replays is not read on without bound.
-      if (++session.replayBacklog >= MAX_REPLAY_BACKLOG) {
-        session.holdReplays(true);
-        this.#heldForReplays.add(session);
-      }
+      session.replayBacklog++;
+      this.#holdIfOver(session);
     } else {
       session.queue(frame);
       this.#sessions.add(session);
@@ -194,10 +200,28 @@ export class Pipeline {
     this.#replayQueues.take(n, (s, e) => this.#takeEntry(s, e));
     if (this.#heldForReplays.size === 0 || this.#replayQueues.size >= MAX_QUEUED_REPLAYS) return;
     for (const s of this.#heldForReplays) {
-      if (s.replayBacklog >= MAX_REPLAY_BACKLOG) continue;
+      if (this.#overBound(s)) continue;
       s.holdReplays(false);
       this.#heldForReplays.delete(s);
     }
+  }
+
+  /** Stops reading `session` while its queued replays are over a bound (`#overBound`). */
+  #holdIfOver(session: PluginSession): void {
+    if (!this.#overBound(session) || this.#heldForReplays.has(session)) return;
+    session.holdReplays(true);
+    this.#heldForReplays.add(session);
+  }
+
+  /**
+   * Its own bound, the bound over all sessions, or, past REPLAY_SHARE_BOUND over all sessions, its
+   * even share of that bound: at or over one, a session is not read.
+   */
+  #overBound(session: PluginSession): boolean {
+    const backlog = session.replayBacklog;
+    const queued = this.#replayQueues.size;
+    if (backlog >= MAX_REPLAY_BACKLOG || queued >= MAX_QUEUED_REPLAYS) return true;
+    return queued >= REPLAY_SHARE_BOUND && backlog * this.#replayQueues.sessions >= REPLAY_SHARE_BOUND;
   }
 
   #takeEntry(session: PluginSession, entry: QueuedEntry): void {

@@ -24,6 +24,11 @@ export class ReplayQueues {
     return this.#replays;
   }
 
+  /** Sessions with anything queued. */
+  get sessions(): number {
+    return this.#bySession.size;
+  }
+
   /** Whether `session` has anything queued: an echo or final frame then goes behind it. */
   has(session: PluginSession): boolean {
     return this.#bySession.has(session);

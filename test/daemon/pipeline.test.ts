@@ -5,7 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAX_REPLAY_BACKLOG, Pipeline } from '../../daemon/pipeline.js';
+import {
+  MAX_QUEUED_REPLAYS,
+  MAX_REPLAY_BACKLOG,
+  Pipeline,
+  REPLAY_SHARE_BOUND,
+} from '../../daemon/pipeline.js';
 import type { PluginSession } from '../../daemon/session.js';
 import { sessionInfo } from '../../daemon/session-info.js';
 import { EventBus, type EventRecord } from '../../events/bus.js';
@@ -20,6 +25,15 @@ import {
 } from '../../protocol/index.js';
 import { seaFrame } from '../../vmm/sample-events.js';
 
+/** The info of a session of a VM of 2 vCPUs. */
+const info = (id: bigint, vmId: string) =>
+  sessionInfo(
+    id,
+    { type: 'hello', version: 1, caps: 0x13, vmmPid: 1, vcpuCount: 2, extAbtEsrCap: 0, vmId, labels: {} },
+    { pid: 1, uid: 0, gid: 0 },
+    0,
+  );
+
 function fixture(provider: DecisionProvider, order: string[]) {
   const bus = new EventBus();
   bus.add({
@@ -28,23 +42,13 @@ function fixture(provider: DecisionProvider, order: string[]) {
   });
   const errors: unknown[] = [];
   const pipeline = new Pipeline({ policy: () => provider, bus, onDecideError: (err) => errors.push(err) });
-  const hello = {
-    type: 'hello' as const,
-    version: 1,
-    caps: 0x13,
-    vmmPid: 1,
-    vcpuCount: 2,
-    extAbtEsrCap: 0,
-    vmId: 'vm',
-    labels: {},
-  };
   const written: Message[] = [];
   const holds: boolean[] = [];
   const parser = new FrameParser((m) => written.push(m), { accept: PLUGIN_ACCEPTS });
   let outbox: Buffer[] = [];
   let ord = 0;
   const session = {
-    info: sessionInfo(1n, hello, { pid: 1, uid: 0, gid: 0 }, 0),
+    info: info(1n, 'vm'),
     nextOrd: () => ++ord,
     open: true,
     replayBacklog: 0,
@@ -125,4 +129,66 @@ test("heartbeat echoes behind a session's replays count toward its backlog: a st
   // Every replay stored (a replay gets no verdict), then every echo written.
   assert.deepEqual(order, ['stored 100', `written ${MAX_REPLAY_BACKLOG - 100}`]);
   assert.ok(f.written.every((m) => m.type === 'heartbeat'));
+});
+
+test('past the share bound the sessions over their even share are held, and the bound over all sessions holds any', () => {
+  const bus = new EventBus();
+  const pipeline = new Pipeline({
+    policy: () => ({ version: 'v', decide: () => ({ rule: 'r', action: 'inject' }) }) as never,
+    bus,
+  });
+  let id = 0n;
+  const sessions: { session: PluginSession; held: boolean }[] = [];
+  const open = () => {
+    const s = { held: false } as { session: PluginSession; held: boolean };
+    let ord = 0;
+    s.session = {
+      info: info(++id, `vm-${id}`),
+      nextOrd: () => ++ord,
+      open: true,
+      replayBacklog: 0,
+      holdReplays: (on: boolean) => {
+        s.held = on;
+      },
+      queue: () => {},
+      flush: () => {},
+    } as unknown as PluginSession;
+    sessions.push(s);
+    return s;
+  };
+  let seq = 0;
+  // Replays from `s` until it is held or `n` are sent; how many were sent.
+  const send = (s: { session: PluginSession; held: boolean }, n: number) => {
+    let sent = 0;
+    for (; sent < n && !s.held; sent++) {
+      const frame = seaFrame(++seq, { replay: true, timeNs: BigInt(seq) });
+      new FrameParser((m) => pipeline.submit(s.session, m as never, 0n), { accept: DAEMON_ACCEPTS }).push(
+        frame,
+      );
+    }
+    return sent;
+  };
+  // Four sessions fill the share bound, each to its own bound.
+  for (let k = 0; k < 4; k++) assert.equal(send(open(), MAX_REPLAY_BACKLOG * 2), MAX_REPLAY_BACKLOG);
+  assert.equal(pipeline.queuedReplays, REPLAY_SHARE_BOUND);
+  // A fifth floods: held at its even share of the share bound (five sessions), not at its first.
+  assert.equal(send(open(), MAX_REPLAY_BACKLOG), Math.ceil(REPLAY_SHARE_BOUND / 5));
+  // A VM with the replays a plugin keeps (vmm/plugin-client.ts) is read on.
+  const kept = open();
+  assert.equal(send(kept, 4096), 4096);
+  assert.equal(kept.held, false);
+  // Sessions that flood below a share the more of them there are: the bound over all sessions
+  // holds any that sends then, a session with nothing queued too.
+  while (pipeline.queuedReplays < MAX_QUEUED_REPLAYS) send(open(), MAX_REPLAY_BACKLOG);
+  const late = open();
+  assert.equal(send(late, 1), 1);
+  assert.equal(late.held, true);
+  assert.ok(pipeline.queuedReplays <= MAX_QUEUED_REPLAYS + 1, `${pipeline.queuedReplays} replays queued`);
+  pipeline.drain();
+  assert.equal(pipeline.queuedReplays, 0);
+  assert.deepEqual(
+    sessions.filter((s) => s.held).map((s) => s.session.info?.vm.id),
+    [],
+    'every session read again once its replays are taken',
+  );
 });

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
 import { after, test } from 'node:test';
-import { MAX_REPLAY_BACKLOG } from '../../daemon/pipeline.js';
+import { MAX_REPLAY_BACKLOG, REPLAY_SHARE_BOUND } from '../../daemon/pipeline.js';
+import { PluginSession } from '../../daemon/session.js';
 import { encodeMessage, type Message, MSG, WIRE_ERROR } from '../../protocol/index.js';
 import { seaFrame } from '../../vmm/sample-events.js';
 import { INJECT, provider, type Stack, startStack } from '../attach/stack.js';
@@ -252,6 +253,55 @@ test('one session’s replay flood does not hold back another session’s replay
   assert.equal(durable('vm-victim'), 1);
   // In turn, the victim waits for about one replay per flooding session; in one line, for all.
   assert.ok(flooded < 16_000, `${flooded} of 32,000 flood replays taken before the victim's one`);
+  v.destroy();
+  for (const f of flooders) f.destroy();
+});
+
+test('replay floods filling the bound over all sessions hold the flooders, not a VM reconnecting with its kept replays', async () => {
+  const { s, durable } = await stack();
+  // The VMs whose reading a replay bound stopped.
+  const held = new Set<string>();
+  const holdReplays = PluginSession.prototype.holdReplays;
+  PluginSession.prototype.holdReplays = function (this: PluginSession, on: boolean) {
+    if (on && this.info) held.add(this.info.vm.id);
+    holdReplays.call(this, on);
+  };
+  after(() => {
+    PluginSession.prototype.holdReplays = holdReplays;
+  });
+  const flooders: RawClient[] = [];
+  for (let k = 0; k < 8; k++) {
+    const f = await RawClient.open(s.socket);
+    await f.hello(`vm-fill-${k}`, HELLO11);
+    flooders.push(f);
+  }
+  const flood = Buffer.concat(Array.from({ length: MAX_REPLAY_BACKLOG + 4000 }, (_, i) => replay(i + 1)));
+  for (const f of flooders) f.send(flood);
+  await until(
+    'the queues to reach the bound over all sessions',
+    () => s.pipeline.queuedReplays >= REPLAY_SHARE_BOUND,
+  );
+  const flooded = () => [0, 1, 2, 3, 4, 5, 6, 7].reduce((n, k) => n + durable(`vm-fill-${k}`), 0);
+  const before = flooded();
+  // What a plugin keeps (vmm/plugin-client.ts), its HEARTBEAT, then a live event, in one write.
+  const kept = 4096;
+  const v = await RawClient.open(s.socket);
+  await v.hello('vm-reconnecting', HELLO11);
+  v.send(
+    Buffer.concat([
+      ...Array.from({ length: kept }, (_, i) => replay(i + 1)),
+      encodeMessage({ type: 'heartbeat', nonce: 43n }),
+      seaFrame(kept + 1, { timeNs: 1n }),
+    ]),
+  );
+  await v.waitFor('verdict', (m) => m.seq === kept + 1);
+  const during = flooded() - before;
+  assert.ok(!held.has('vm-reconnecting'), `the reconnecting VM was held; held: ${[...held].join(' ')}`);
+  assert.ok(held.size > 0, 'the flooders were held');
+  // Held at each replay, its live event waited behind its replays for theirs: 30,598 went first.
+  assert.ok(during < MAX_REPLAY_BACKLOG, `${during} flood replays taken before the live event's verdict`);
+  await v.waitFor('heartbeat');
+  assert.equal(durable('vm-reconnecting'), kept + 1, 'its replays and its live event stored');
   v.destroy();
   for (const f of flooders) f.destroy();
 });
