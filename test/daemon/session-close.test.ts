@@ -2,7 +2,8 @@
  * How a session ends, on the in-process daemon core (test/attach/stack.ts): what was received
  * before a GOODBYE or a bad frame is decided and durable before anything of it is written, replays
  * included, and the final frame comes last; the daemon's own pause of a socket never counts
- * against the peer's frame timeout; one session's replay flood does not hold another's back.
+ * against the peer's frame timeout; one session's replay flood does not hold another's back, nor
+ * do floods that fill the bound over all sessions hold back a VM sending the replays it kept.
  */
 import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
