@@ -122,19 +122,30 @@ export function openDatabase(path: string, autocheckpointPages?: number): Databa
     return db;
   } catch (err) {
     db.close();
-    // Not SQLite's, or damaged past reading: nothing here can repair it, and the operator decides
-    // what becomes of its events. Said with what to do, as a store too new for this version is.
-    const code = (err as { code?: unknown }).code;
-    const unusable = code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT';
-    throw new StoreError(
-      'SEAWALL_STORE_OPEN',
-      `cannot configure event store ${path}: ${(err as Error).message}${
-        unusable ? '; move the file aside (with its -wal and -shm files) to start a new store' : ''
-      }`,
-      { path, ...(typeof code === 'string' ? { sqlite: code } : {}) },
-      { cause: err },
-    );
+    throw storeOpenError(path, err, 'cannot configure event store');
   }
+}
+
+/**
+ * What opening the store met, as the StoreError the daemon stops its start with: a StoreError (too
+ * new a schema, a failed migration) as it is, anything else as SEAWALL_STORE_OPEN. A file that is
+ * not SQLite's, or damaged past reading (SQLITE_NOTADB, SQLITE_CORRUPT), is said with what to do:
+ * nothing here can repair it, and the operator decides what becomes of its events. SQLite may only
+ * find the damage past the header, in the first page a statement reads (the highest row id, the
+ * boot table), so every step of the opening is mapped, not only the first.
+ */
+export function storeOpenError(path: string, err: unknown, doing = 'cannot open event store'): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const unusable = code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT';
+  return new StoreError(
+    'SEAWALL_STORE_OPEN',
+    `${doing} ${path}: ${(err as Error).message}${
+      unusable ? '; move the file aside (with its -wal and -shm files) to start a new store' : ''
+    }`,
+    { path, ...(typeof code === 'string' ? { sqlite: code } : {}) },
+    { cause: err },
+  );
 }
 
 /**

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { EventRecord, SessionInfo, SessionOutcome } from '../events/index.js';
 import { AwaitingApplied } from './awaiting-applied.js';
-import { openDatabase, statIno } from './connection.js';
+import { openDatabase, statIno, storeOpenError } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import { RecordRow } from './event-columns.js';
 import { PendingKeys } from './held-rows.js';
@@ -108,7 +108,7 @@ export class EventStore {
       this.#prepare();
     } catch (err) {
       this.#db.close();
-      throw err;
+      throw storeOpenError(opts.path, err);
     }
     this.#closeLeftOpen();
   }
@@ -170,14 +170,14 @@ export class EventStore {
       // the old file may be gone with its directory: nothing to flush into it
     }
     const db = openDatabase(this.path);
+    this.#db = db;
     try {
       migrate(db, this.path, this.#now());
+      this.#prepare();
     } catch (err) {
       db.close();
-      throw err;
+      throw storeOpenError(this.path, err);
     }
-    this.#db = db;
-    this.#prepare();
     this.recovered(); // nothing of an older seawall's comes to a file opened at run time
     this.generation++;
   }

@@ -4,12 +4,12 @@
  * from a newer seawall is refused; a failing migration changes nothing.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { REPLAY_LOOKUP_SQL } from '../../store/event-store.js';
 import { EventStore, isStoreError, SCHEMA_VERSION, schemaVersion } from '../../store/index.js';
-import { tempStorePath } from './records.js';
+import { record, session, tempStorePath } from './records.js';
 import { V1_SCHEMA } from './v1-schema.js';
 
 const dirs: string[] = [];
@@ -165,6 +165,40 @@ test('a file that is not a database is refused with SEAWALL_STORE_OPEN, saying w
       /file is not a database; move the file aside \(with its -wal and -shm files\) to start a new store$/.test(
         err.message,
       ),
+  );
+});
+
+test('a store damaged past its header is refused with SEAWALL_STORE_OPEN, saying what to do', () => {
+  const { dir, path } = tempStorePath();
+  dirs.push(dir);
+  const store = new EventStore({ path });
+  const s = session('vm-c', 3n);
+  store.append(
+    Array.from({ length: 2000 }, (_, i) => record({ session: s, seq: i + 1, timeMs: 1_700_000_000_000 })),
+  );
+  const root = store.db.prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'event_rows'").pluck().get();
+  const pageSize = store.db.pragma('page_size', { simple: true }) as number;
+  store.close(); // checkpoints: every page is in the main file
+  // The event rows' root page overwritten: the header and the schema read well, the first statement
+  // that reads the table (the highest row id, as the store opens) finds the damage.
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.alloc(pageSize, 0xa5), 0, pageSize, ((root as number) - 1) * pageSize);
+  closeSync(fd);
+  const pending = `${path}.pending.1`;
+  writeFileSync(pending, 'rows a killed daemon left\n');
+  assert.throws(
+    () => new EventStore({ path }),
+    (err: unknown) =>
+      isStoreError(err, 'SEAWALL_STORE_OPEN') &&
+      err.detail.sqlite === 'SQLITE_CORRUPT' &&
+      /malformed; move the file aside \(with its -wal and -shm files\) to start a new store$/.test(
+        err.message,
+      ),
+  );
+  assert.equal(
+    readFileSync(pending, 'utf8'),
+    'rows a killed daemon left\n',
+    'the pending files are left alone',
   );
 });
 
