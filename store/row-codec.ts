@@ -226,8 +226,9 @@ export class RecordEncoder implements ColumnSink {
  * of 31 values; its length still finds the next) to `onRecord`, each text line to `onLine`. A
  * record cut off by the end of the file — a kill mid-write — ends the reading; so does a record
  * whose newline is missing (nothing after it can be trusted to start where it seems to). Returns
- * where that record starts when its length ends inside the file, short of its newline: a file
- * cut short never looks so, so the bytes from there on are damaged, not torn. -1 otherwise.
+ * where that record starts when its length ends inside the file, short of its newline, or runs
+ * past the end of the file while its columns end inside it (`torn`): a file cut short never
+ * looks so, so the bytes from there on are damaged, not torn. -1 otherwise.
  */
 export function readWriteAhead(
   buf: Buffer,
@@ -240,7 +241,7 @@ export function readWriteAhead(
     if (buf[at] === RECORD_MARK) {
       if (at + HEADER > buf.length) return -1;
       const end = at + HEADER + buf.readUInt32LE(at + 1);
-      if (end >= buf.length) return -1;
+      if (end >= buf.length) return torn(buf, at + HEADER) ? -1 : at;
       if (buf[end] !== NEWLINE) return at;
       onRecord(decodeRecord(buf, at + HEADER, end, defined));
       at = end + 1;
@@ -252,6 +253,32 @@ export function readWriteAhead(
     at = nl + 1;
   }
   return -1;
+}
+
+/**
+ * Whether a record whose length runs past the end of the file, its columns starting at `from`, is
+ * what a write cut off leaves: the start of a record, its length written before its columns, so
+ * that its columns run out before the file does. Columns that end inside the file, or a tag no
+ * seawall writes, are not a torn record but a damaged length: the bytes after it may be every
+ * later record of the file.
+ */
+function torn(buf: Buffer, from: number): boolean {
+  let at = from;
+  for (let i = 0; i < COLUMNS; i++) {
+    if (at >= buf.length) return true;
+    const tag = buf[at++] as number;
+    const kind = tag & ~ASCII;
+    if (tag === NULL) continue;
+    if (tag === INT) at += 4;
+    else if (tag === U64 || tag === NUMBER) at += 8;
+    else if (tag === REF) at += 2;
+    else if (kind === STRING || kind === DEFINE) {
+      if (kind === DEFINE) at += 2;
+      if (at + 4 > buf.length) return true;
+      at += 4 + buf.readUInt32LE(at);
+    } else return false;
+  }
+  return at >= buf.length;
 }
 
 function decodeRecord(buf: Buffer, from: number, end: number, defined: string[]): unknown[] | null {

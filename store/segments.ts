@@ -111,7 +111,8 @@ export const heldPath = (pendingPath: string): string => `${pendingPath}.held`;
  * skipped, and a torn last one ends the file; with `updates`, the updates among the lines go there
  * (store/update-lines.ts), in the file's order. Two things come back as `damage`, whose rows are
  * lost unless someone reads the file by hand (`retire` keeps it for that): a record whose length
- * misses its newline inside the file, which ends it (what follows is damaged), and whole records
+ * misses its newline, inside the file or past its end where the record's columns end inside it
+ * (store/row-codec.ts), which ends it (what follows is damaged), and whole records
  * that are not rows this seawall can read — damaged, or written by a newer seawall. A line that is
  * not a row is skipped without a word: seawall writes them only through a fault, a torn last one
  * is the usual end of a killed daemon's file, and a newer seawall's kinds of update lines are meant
@@ -167,7 +168,7 @@ export function readRows(
 /** What of a write-ahead file `readRows` could not read. */
 export interface Damage {
   path: string;
-  /** The offset of a record whose length misses its newline: bytes from there to `size` were not read. */
+  /** The offset of a record whose length is damaged: bytes from there to `size` were not read. */
   cutAt: number | null;
   size: number;
   /** Whole records (before any cut) that are not rows this seawall can read. */
@@ -194,8 +195,8 @@ export function retire(file: string, damage: Damage | null): string | null {
     );
   if (damage.cutAt !== null)
     what.push(
-      `bytes ${damage.cutAt}–${damage.size} are not records seawall writes (a record's length ends ` +
-        'short of its newline), and the rows in them cannot be read',
+      `bytes ${damage.cutAt}–${damage.size} are not records seawall writes (a record's length does ` +
+        'not end at its newline, nor where a write cut off would), and the rows in them cannot be read',
     );
   const aside = setAside(file);
   if (aside === null) return null;

@@ -174,10 +174,33 @@ test('a record whose length ends inside the file short of its newline: damaged f
     assert.equal(cutAt, at, `length ${length}`);
     assert.deepEqual(records, [asStored(rows[0]?.values)], 'the record before it is read, none after');
   }
-  // A length past the end of the file is what a cut-off write leaves: torn, not damaged.
-  const past = Buffer.from(buf);
-  past.writeUInt32LE(buf.length, at + 1);
-  assert.equal(read(past).cutAt, -1);
+});
+
+test('a length past the end of the file: torn only where the record’s columns run out with the file', () => {
+  const enc = new RecordEncoder();
+  const rows = rowsOf(variants());
+  const pieces = rows.map((r) => Buffer.from(enc.encode([r])));
+  const at = pieces[0]?.length ?? 0;
+  const second = at + (pieces[1]?.length ?? 0);
+  const buf = Buffer.concat(pieces);
+  // One byte of the second record's length damaged (its top byte): ~2 GB, past the end of the file,
+  // with every later record after it. Its columns end inside the file: damaged, not torn, and told.
+  const damaged = Buffer.from(buf);
+  damaged[at + 4] = 0x7f;
+  const { records, cutAt } = read(damaged);
+  assert.equal(cutAt, at);
+  assert.deepEqual(records, [asStored(rows[0]?.values)]);
+  // The same damage in a file cut inside that record (the newline and more missing) is what a
+  // cut-off write leaves.
+  for (const cut of [at + 5, at + 9, second - 1]) {
+    const torn = read(damaged.subarray(0, cut));
+    assert.equal(torn.cutAt, -1, `cut at ${cut}`);
+    assert.deepEqual(torn.records, [asStored(rows[0]?.values)]);
+  }
+  // A tag no seawall writes, in a record that runs past the end of the file: damaged as well.
+  const badTag = Buffer.from(damaged.subarray(0, second - 1));
+  badTag[at + 5] = 0x7e;
+  assert.equal(read(badTag).cutAt, at);
 });
 
 test('after a reset (a write cut off), the encoder defines its strings again and the file reads true', () => {

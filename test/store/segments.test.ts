@@ -143,6 +143,30 @@ test('at start, a file damaged mid-way: the rows before the damage are stored, t
   store.close();
 });
 
+/** `file` was set aside as it was, for reading by hand, and one RECOVERY error told, matching `told`. */
+function assertKept(dir: string, file: Buffer, errors: Error[], told: RegExp): void {
+  const kept = readdirSync(dir).filter((n) => n.includes('.set-aside-'));
+  assert.equal(kept.length, 1, 'kept rather than removed');
+  assert.deepEqual(readFileSync(join(dir, kept[0] as string)), file, 'as it was, for reading by hand');
+  assert.equal(errors.length, 1);
+  assert.equal((errors[0] as { code?: string }).code, 'SEAWALL_STORE_RECOVERY');
+  assert.match(String(errors[0]?.message), told);
+}
+
+test('at start, a length damaged to run past the end of the file is not taken for a torn tail', () => {
+  const { dir, path, store, errors } = openStore();
+  const pieces = recordsOf(store, session('vm-l', 5n), 10);
+  const file = Buffer.concat(pieces);
+  const at = (pieces[0] as Buffer).length; // the second record
+  file[at + 4] = 0x7f; // its length's top byte: ~2 GB, with the eight records after it in the file
+  writeFileSync(segmentPath(`${path}.pending`, 1), file);
+  const ahead = new WriteAhead(store, { onError: (_op, err) => errors.push(err as Error) });
+  assert.equal(ahead.recovered, 1);
+  assertKept(dir, file, errors, new RegExp(`pending\\.1: bytes ${at}–${file.length} are not records`));
+  ahead.close();
+  store.close();
+});
+
 test('at start, whole records that are not rows: the rows read are stored, the file kept and told', () => {
   const { dir, path, store, errors } = openStore();
   const pieces = recordsOf(store, session('vm-u', 5n), 6);
@@ -160,13 +184,10 @@ test('at start, whole records that are not rows: the rows read are stored, the f
   const ahead = new WriteAhead(store, { onError: (_op, err) => errors.push(err as Error) });
   assert.equal(ahead.recovered, 4);
   assert.deepEqual(store.db.prepare('SELECT seq FROM events ORDER BY seq').pluck().all(), [1, 2, 4, 6]);
-  const kept = readdirSync(dir).filter((n) => n.includes('.set-aside-'));
-  assert.equal(kept.length, 1, 'kept rather than removed');
-  assert.deepEqual(readFileSync(join(dir, kept[0] as string)), file, 'as it was, for reading by hand');
-  assert.equal(errors.length, 1);
-  assert.equal((errors[0] as { code?: string }).code, 'SEAWALL_STORE_RECOVERY');
-  assert.match(
-    String(errors[0]?.message),
+  assertKept(
+    dir,
+    file,
+    errors,
     /pending\.1: 2 of its records are not rows this seawall can read .*; the 4 rows read are stored; the file is kept as .*set-aside/,
   );
   ahead.close();
