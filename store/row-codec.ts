@@ -281,10 +281,17 @@ function torn(buf: Buffer, from: number): boolean {
   return at >= buf.length;
 }
 
+/**
+ * A record's values, or null when it is not a well-formed record. A reference to a string the file
+ * has not defined (a damaged number, or a definition lost with a damaged record before it) costs
+ * this record only: its columns are still read, so that the strings it defines after it are there
+ * for the records that refer to them.
+ */
 function decodeRecord(buf: Buffer, from: number, end: number, defined: string[]): unknown[] | null {
   const values: unknown[] = new Array(COLUMNS);
   let at = from;
   let i = 0;
+  let undefinedRef = false;
   for (; i < COLUMNS && at < end; i++) {
     const tag = buf[at++] as number;
     if (tag === NULL) values[i] = null;
@@ -299,7 +306,7 @@ function decodeRecord(buf: Buffer, from: number, end: number, defined: string[])
     } else if (tag === REF) {
       if (at + 2 > end) return null;
       const s = defined[buf.readUInt16LE(at)];
-      if (s === undefined) return null;
+      if (s === undefined) undefinedRef = true;
       values[i] = s;
       at += 2;
     } else if (tag === NUMBER) {
@@ -320,5 +327,5 @@ function decodeRecord(buf: Buffer, from: number, end: number, defined: string[])
       values[i] = s;
     } else return null;
   }
-  return at === end && i === COLUMNS ? values : null;
+  return at === end && i === COLUMNS && !undefinedRef ? values : null;
 }

@@ -247,6 +247,26 @@ test('a record that is not well formed is skipped, and the next one still found'
   assert.deepEqual(records, [null, null, asStored(b?.values)]);
 });
 
+test('a record referring to a string never defined still defines its own for the records after it', () => {
+  const enc = new RecordEncoder();
+  const plain = session('vm-a', 7n);
+  const other = session('vm-b', 8n);
+  const rows = rowsOf([
+    record({ session: plain, seq: 1, timeMs: T0 }),
+    record({ session: other, seq: 2, timeMs: T0 }),
+    record({ session: other, seq: 3, timeMs: T0 }),
+  ]);
+  const pieces = rows.map((r) => Buffer.from(enc.encode([r])));
+  const second = pieces[1] as Buffer;
+  // Its first column refers to the boot id (defined by the first record); its VM, labels and the
+  // rest of what the first record did not have are defined after it, for the third record.
+  assert.equal(second[5], 3, 'the boot id is a reference');
+  assert.equal(second.readUInt16LE(6), 0, 'the first string the file defined');
+  second[7] = 0xff; // one damaged byte: 0xff00, a number no definition has
+  const { records } = read(Buffer.concat(pieces));
+  assert.deepEqual(records, [asStored(rows[0]?.values), null, asStored(rows[2]?.values)]);
+});
+
 test('a batch past a megabyte is encoded whole, and its buffer is not kept for the next', () => {
   const enc = new RecordEncoder();
   const base = variants()[0] as EventRecord;
