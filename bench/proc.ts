@@ -21,10 +21,10 @@ export function cpuMs(pid: number): { loop: number; all: number } {
   };
 }
 
-/** Resident set of a process, MB. */
+/** Resident set of a process, MB (10^6 bytes, as the goal's "100 MB"; /proc's kB are KiB). */
 export function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
+  return m ? (Number(m[1]) * 1024) / 1e6 : Number.NaN;
 }
 
 /**

@@ -23,13 +23,16 @@ export interface Goal {
   what: string;
   value: number;
   unit: string;
-  /** Met when value ≤ max (or ≥ min). */
+  /** Met when value ≤ max (< max when `strict`), or ≥ min. */
   max?: number;
   min?: number;
+  /** The bound is strict: the issue's "< 100 MB", not "≤". */
+  strict?: boolean;
 }
 
 const met = (g: Goal): boolean =>
-  (g.max === undefined || g.value <= g.max) && (g.min === undefined || g.value >= g.min);
+  (g.max === undefined || (g.strict ? g.value < g.max : g.value <= g.max)) &&
+  (g.min === undefined || g.value >= g.min);
 
 export const num = (v: number, digits = 1): string =>
   v >= 1000 ? Math.round(v).toLocaleString('en-US') : v.toFixed(digits);
@@ -67,7 +70,10 @@ export function printReport(r: { rows: Row[]; goals: Goal[]; notes: string[]; js
   out('| goal | measured | bound | |');
   out('|---|---|---|---|');
   for (const g of r.goals) {
-    const bound = g.max !== undefined ? `≤ ${num(g.max)} ${g.unit}` : `≥ ${num(g.min as number)} ${g.unit}`;
+    const bound =
+      g.max !== undefined
+        ? `${g.strict ? '<' : '≤'} ${num(g.max)} ${g.unit}`
+        : `≥ ${num(g.min as number)} ${g.unit}`;
     out(`| ${g.what} | ${num(g.value, 2)} ${g.unit} | ${bound} | ${met(g) ? 'met' : 'NOT met'} |`);
   }
   for (const n of r.notes) out(`\n${n}`);

@@ -13,7 +13,8 @@
  * which some rounds pay and others do not, so the second figure is what the software costs.
  * Throughput: 32 connections × 8 events in flight (256), interleaved rounds of 1 million events a
  * target, medians over them; after a daemon's round (its CPU counted until then) the next waits
- * for it to use no CPU. Then the daemon's RSS with 1,000 connected VMs and its time to READY with
+ * for it to use no CPU. Then the daemon's RSS (MB of 10^6 bytes) with 1,000 connected VMs, on a
+ * daemon that has answered one event first (its writer thread started), and its time to READY with
  * an empty store and with the store the throughput rounds filled (≥ 3 million).
  * Every goal of docs/performance.md is printed with its figure and "met" / "NOT met".
  * Usage: node --import tsx bench/socket-bench.ts [--requests N] [--rounds R] [--throughput N] [--throughput-rounds R]
@@ -241,9 +242,16 @@ async function main(): Promise<void> {
     });
   for (const p of procs) await stop(p.proc);
 
-  // Memory with VMS connected VMs, on a fresh daemon as shipped.
+  // Memory with VMS connected VMs, on a fresh daemon as shipped that has answered one event first
+  // (another VM's, on a connection of its own): the store's writer thread starts with the first
+  // event and stays for the daemon's life, so a daemon that has answered none is in a state no
+  // daemon in service is in.
   const rssDir = join(dir, 'rss');
   const rssDaemon = await daemon(rssDir, ['--metrics', '127.0.0.1:0']);
+  const oneFrames = join(dir, 'one.frames');
+  writeFrames(oneFrames, 1, true, 1, false, VMS);
+  client(join(rssDir, 'plugin.sock'), oneFrames, 'latency', 1, 1, REPLY_TYPE.daemon);
+  await untilQuiet(rssDaemon.proc.pid as number);
   const rssIdle = rssMb(rssDaemon.proc.pid as number);
   const { rss: rssVms, settled: rssSettled } = await rssWithSessions(
     rssDaemon,
@@ -281,20 +289,27 @@ async function main(): Promise<void> {
     ...(shippedRow.oneCpu && cEcho.oneCpu ? ratios(', on one CPU', shippedRow.oneCpu, cEcho.oneCpu) : []),
     { what: 'verdicts/s as shipped, 256 in flight', value: shippedRow.perSecond, unit: '/s', min: 200_000 },
     { what: 'store + metrics cost in throughput', value: median(shares), unit: '%', max: 15 },
-    { what: `RSS with ${VMS.toLocaleString('en-US')} connected VMs`, value: rssVms, unit: 'MB', max: 100 },
-    { what: 'READY=1 after start, empty store', value: median(empty), unit: 'ms', max: 500 },
+    {
+      what: `RSS with ${VMS.toLocaleString('en-US')} connected VMs`,
+      value: rssVms,
+      unit: 'MB',
+      max: 100,
+      strict: true,
+    },
+    { what: 'READY=1 after start, empty store', value: median(empty), unit: 'ms', max: 500, strict: true },
     {
       what: `READY=1 after start, store of ≥ ${((TP * TP_ROUNDS) / 1e6).toFixed(1)} M events`,
       value: full.readyMs,
       unit: 'ms',
       max: 2000,
+      strict: true,
     },
   ];
   printReport({
     rows,
     goals,
     notes: [
-      `daemon RSS idle: ${rssIdle.toFixed(1)} MB; with ${VMS.toLocaleString('en-US')} connected VMs, ` +
+      `daemon RSS idle (after one event): ${rssIdle.toFixed(1)} MB; with ${VMS.toLocaleString('en-US')} connected VMs, ` +
         `the lowest over the ${SETTLE_S} s ` +
         `after the goal's reading: ${rssSettled.toFixed(1)} MB (V8 gives back the young generation ` +
         'it grew for the handshakes)',
