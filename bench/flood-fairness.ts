@@ -15,7 +15,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { REPLY_TYPE, writeFrames } from './frames.js';
+import { REPLY_LEN, REPLY_TYPE, writeFrames } from './frames.js';
 import { median, num } from './report.js';
 import { buildC, killAll, startDaemon, stop, track } from './servers.js';
 
@@ -50,7 +50,7 @@ interface Probe {
 function probe(socket: string, frames: string): Probe {
   const out = execFileSync(
     clientBin,
-    [socket, frames, 'latency', String(PROBE), '1', String(REPLY_TYPE.daemon)],
+    [socket, frames, 'latency', String(PROBE), '1', String(REPLY_TYPE.daemon), String(REPLY_LEN.daemon)],
     { encoding: 'utf8', timeout: 300_000 },
   );
   return JSON.parse(out.trim()) as Probe;
@@ -65,6 +65,7 @@ function flood(socket: string, frames: string): ChildProcess {
     '1000000000',
     String(FLOOD_INFLIGHT),
     String(REPLY_TYPE.daemon),
+    String(REPLY_LEN.daemon),
   ];
   const child = spawn(clientBin, args, { stdio: 'ignore' });
   track(child);

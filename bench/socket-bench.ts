@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { REPLY_TYPE, writeFrames } from './frames.js';
+import { REPLY_LEN, REPLY_TYPE, writeFrames } from './frames.js';
 import { affinity, cpuMs, oneCpuMask, pin, rssMb, stillBusy, untilQuiet } from './proc.js';
 import { type Goal, type Latency, median, num, printReport, type Row, spread } from './report.js';
 import { buildC, killAll, type Started, startDaemon, startServer, stop, track } from './servers.js';
@@ -64,10 +64,11 @@ function client(
   mode: string,
   count: number,
   inflight: number,
-  reply: number,
+  kind: 'daemon' | 'echo',
   cpuMask?: string,
 ) {
-  const args = [socket, frames, mode, String(count), String(inflight), String(reply)];
+  const reply = [String(REPLY_TYPE[kind]), String(REPLY_LEN[kind])];
+  const args = [socket, frames, mode, String(count), String(inflight), ...reply];
   const out = execFileSync(cpuMask ? 'taskset' : clientBin, cpuMask ? [cpuMask, clientBin, ...args] : args, {
     encoding: 'utf8',
     timeout: 300_000,
@@ -89,9 +90,13 @@ async function rssWithSessions(
 ): Promise<{ rss: number; settled: number }> {
   const frames = join(dir, `hold-${n}.frames`);
   writeFrames(frames, n, true, 1);
-  const holder = spawn(clientBin, [socket, frames, 'hold', '0', '0', String(REPLY_TYPE.daemon)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const holder = spawn(
+    clientBin,
+    [socket, frames, 'hold', '0', '0', String(REPLY_TYPE.daemon), String(REPLY_LEN.daemon)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   track(holder);
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: holder.stdout as NodeJS.ReadableStream }).once('line', () => resolve());
@@ -171,7 +176,7 @@ async function main(): Promise<void> {
   const oneCpu = cpu0 === null ? null : samples();
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, t] of targets.entries()) {
-      add(lat.get(t.name), client(t.socket, t.frames, 'latency', PER_ROUND, 1, REPLY_TYPE[t.kind]));
+      add(lat.get(t.name), client(t.socket, t.frames, 'latency', PER_ROUND, 1, t.kind));
       await settle(i);
     }
   }
@@ -185,7 +190,7 @@ async function main(): Promise<void> {
       const was = affinity(pid) as string;
       pin(pid, cpu0);
       try {
-        const r = client(t.socket, t.frames, 'latency', PER_ROUND, 1, REPLY_TYPE[t.kind], cpu0);
+        const r = client(t.socket, t.frames, 'latency', PER_ROUND, 1, t.kind, cpu0);
         add(oneCpu.get(t.name), r);
       } finally {
         pin(pid, was);
@@ -202,7 +207,7 @@ async function main(): Promise<void> {
     for (const [i, t] of targets.entries()) {
       const pid = procs[i]?.proc.pid as number;
       const before = cpuMs(pid);
-      const tp = client(t.socket, t.frames, 'throughput', TP, 8, REPLY_TYPE[t.kind]);
+      const tp = client(t.socket, t.frames, 'throughput', TP, 8, t.kind);
       await settle(i);
       const after = cpuMs(pid);
       perSecond.get(t.name)?.push(tp.perSecond as number);
@@ -250,7 +255,7 @@ async function main(): Promise<void> {
   const rssDaemon = await daemon(rssDir, ['--metrics', '127.0.0.1:0']);
   const oneFrames = join(dir, 'one.frames');
   writeFrames(oneFrames, 1, true, 1, false, VMS);
-  client(join(rssDir, 'plugin.sock'), oneFrames, 'latency', 1, 1, REPLY_TYPE.daemon);
+  client(join(rssDir, 'plugin.sock'), oneFrames, 'latency', 1, 1, 'daemon');
   await untilQuiet(rssDaemon.proc.pid as number);
   const rssIdle = rssMb(rssDaemon.proc.pid as number);
   const { rss: rssVms, settled: rssSettled } = await rssWithSessions(

@@ -3,11 +3,18 @@
  * so the client is never what a figure measures (a Node client hid most of the daemon's tail).
  *
  * It knows nothing of the protocol beyond its framing (docs/protocol.md §3: a frame is an 8-byte
- * header whose first u32 is the body length, then a u16 type) and that every event body and every
- * VERDICT body starts with the u32 seq. The frames themselves come from the TypeScript encoder
- * (bench/frames.ts writes them to a file), so this file repeats no message layout.
+ * header whose first u32 is the body length, then a u16 type), that every event body and every
+ * VERDICT body starts with the u32 seq, and that HELLO's vmm_pid is the u32 at body offset 8 (it
+ * writes its own pid there: the daemon compares it with the connecting process's, SO_PEERCRED).
+ * The frames themselves come from the TypeScript encoder (bench/frames.ts writes them to a file
+ * and checks those offsets), so this file repeats no message layout.
  *
- * Usage: client SOCKET FRAMES_FILE MODE COUNT INFLIGHT REPLY_TYPE
+ * Every reply is checked: its body is REPLY_LEN bytes and its seq is one this connection sent and
+ * has not had answered yet; anything else (an unknown or repeated seq, another length), or an
+ * event left unanswered at the end, ends the client with a message and exit status 1, so a
+ * server that answers wrongly scores nothing.
+ *
+ * Usage: client SOCKET FRAMES_FILE MODE COUNT INFLIGHT REPLY_TYPE REPLY_LEN
  *   FRAMES_FILE  u32 conns, then per connection: u32 hello_len, hello bytes (0: no handshake),
  *                u32 event_len, event bytes (a template; its seq is rewritten per event),
  *                u32 applied_len, applied bytes (0: none; else sent for each reply, before the next
@@ -17,6 +24,7 @@
  *                hold — connect and handshake every connection, print "held", wait for stdin EOF
  *   REPLY_TYPE   the frame type that answers an event (0x20 VERDICT; the event's own type for an
  *                echo server); other frames (WELCOME, HEARTBEAT) are read and skipped
+ *   REPLY_LEN    the body length of every reply (VERDICT's, or the event's for an echo server)
  * Prints one JSON line: {"count":…,"seconds":…,"perSecond":…,"p50":…,"p99":…,"p99.9":…} (µs).
  */
 #define _GNU_SOURCE
@@ -44,7 +52,8 @@ struct conn {
   uint32_t next_seq, in_flight;
   uint8_t rx[RXBUF];
   size_t rx_len;
-  uint64_t *sent_ns; /* by seq % window */
+  uint64_t *sent_ns;     /* by seq % window */
+  uint32_t *outstanding; /* by seq % window: the seq sent and not yet answered there, or 0 */
 };
 
 static uint64_t now_ns(void) {
@@ -88,10 +97,57 @@ static void put_seq(uint8_t *frame, uint32_t seq) {
 
 static void send_event(struct conn *c, uint32_t window) {
   uint32_t seq = ++c->next_seq;
+  if (c->outstanding[seq % window] != 0) {
+    fprintf(stderr, "client: seq %u still unanswered %u events later\n", c->outstanding[seq % window], window);
+    exit(1);
+  }
   put_seq(c->event, seq);
+  c->outstanding[seq % window] = seq;
   c->sent_ns[seq % window] = now_ns();
   c->in_flight++;
   write_all(c->fd, c->event, c->event_len);
+}
+
+/*
+ * After the last reply: every event sent was answered, and no further reply comes within 50 ms
+ * (a second answer to the last events would otherwise go unseen). 1 when either fails.
+ */
+static int check_end(struct conn *conns, uint32_t nconn, int ep, uint32_t reply_type, uint64_t sent,
+                     uint64_t done) {
+  uint64_t open = 0;
+  for (uint32_t i = 0; i < nconn; i++) open += conns[i].in_flight;
+  if (open != 0 || sent != done) {
+    fprintf(stderr, "client: %llu events sent, %llu answered\n", (unsigned long long)sent,
+            (unsigned long long)done);
+    return 1;
+  }
+  struct epoll_event evs[64];
+  uint64_t until = now_ns() + 50000000u;
+  for (uint64_t t = now_ns(); t < until; t = now_ns()) {
+    int n = epoll_wait(ep, evs, 64, (int)((until - t) / 1000000u) + 1);
+    for (int j = 0; j < n; j++) {
+      struct conn *c = &conns[evs[j].data.u32];
+      ssize_t r = read(c->fd, c->rx + c->rx_len, RXBUF - c->rx_len);
+      if (r <= 0) {
+        if (r == 0) epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+        continue;
+      }
+      c->rx_len += (size_t)r;
+      size_t off = 0;
+      while (c->rx_len - off >= HEADER && rd32(c->rx + off) <= RXBUF - HEADER &&
+             c->rx_len - off >= HEADER + rd32(c->rx + off)) {
+        uint32_t type = (uint32_t)c->rx[off + 4] | (uint32_t)c->rx[off + 5] << 8;
+        if (type == reply_type) {
+          fprintf(stderr, "client: a reply after every event sent was answered\n");
+          return 1;
+        }
+        off += HEADER + rd32(c->rx + off);
+      }
+      memmove(c->rx, c->rx + off, c->rx_len - off);
+      c->rx_len -= off;
+    }
+  }
+  return 0;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -105,8 +161,9 @@ static double pct(const uint64_t *s, size_t n, double p) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: %s SOCKET FRAMES_FILE latency|throughput|hold COUNT INFLIGHT REPLY_TYPE\n", argv[0]);
+  if (argc != 8) {
+    fprintf(stderr, "usage: %s SOCKET FRAMES_FILE latency|throughput|hold COUNT INFLIGHT REPLY_TYPE REPLY_LEN\n",
+            argv[0]);
     return 2;
   }
   const char *mode = argv[3];
@@ -114,6 +171,8 @@ int main(int argc, char **argv) {
   uint64_t count = strtoull(argv[4], NULL, 10);
   uint32_t inflight = latency ? 1 : (uint32_t)strtoul(argv[5], NULL, 10);
   uint32_t reply_type = (uint32_t)strtoul(argv[6], NULL, 0);
+  uint32_t reply_len = (uint32_t)strtoul(argv[7], NULL, 0);
+  uint32_t pid = (uint32_t)getpid();
   uint32_t window = inflight * 2 + 1;
 
   FILE *f = fopen(argv[2], "rb");
@@ -131,6 +190,12 @@ int main(int argc, char **argv) {
     c->event = read_blob(f, &c->event_len);
     c->applied = read_blob(f, &c->applied_len);
     c->sent_ns = calloc(window, sizeof *c->sent_ns);
+    c->outstanding = calloc(window, sizeof *c->outstanding);
+    if (!c->sent_ns || !c->outstanding) die("setup");
+    if (c->hello_len > 0) {
+      if (c->hello_len < HEADER + 12) die("frames file: HELLO");
+      memcpy(c->hello + HEADER + 8, (uint8_t[4]){(uint8_t)pid, (uint8_t)(pid >> 8), (uint8_t)(pid >> 16), (uint8_t)(pid >> 24)}, 4);
+    }
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     strncpy(a.sun_path, argv[1], sizeof a.sun_path - 1);
@@ -188,8 +253,17 @@ int main(int argc, char **argv) {
         if (!c->ready && type == TYPE_WELCOME) {
           c->ready = 1;
           ready++;
-        } else if (type == reply_type && body >= 4 && c->in_flight > 0) {
+        } else if (type == reply_type) {
+          if (body != reply_len) {
+            fprintf(stderr, "client: a reply of %u bytes, not %u\n", body, reply_len);
+            return 1;
+          }
           uint32_t seq = rd32(c->rx + off + HEADER);
+          if (seq == 0 || c->outstanding[seq % window] != seq) {
+            fprintf(stderr, "client: a reply to seq %u, not sent or already answered on this connection\n", seq);
+            return 1;
+          }
+          c->outstanding[seq % window] = 0;
           uint64_t t = now_ns();
           if (nsamples < samples_cap) samples[nsamples++] = t - c->sent_ns[seq % window];
           c->in_flight--;
@@ -218,6 +292,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   double seconds = (double)(now_ns() - start) / 1e9;
+  if (check_end(conns, nconn, ep, reply_type, sent, done)) return 1;
   printf("{\"count\":%llu,\"seconds\":%.4f,\"perSecond\":%.0f", (unsigned long long)done, seconds,
          (double)done / seconds);
   if (latency && nsamples > 0) {
