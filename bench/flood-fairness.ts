@@ -9,15 +9,13 @@
  *   [--flood-inflight N] [--cli PATH-TO-ANOTHER-BUILD/dist/bin/seawall.js] [--json]
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPLY_LEN, REPLY_TYPE, writeFrames } from './frames.js';
 import { median, num } from './report.js';
-import { buildC, killAll, startDaemon, stop, track } from './servers.js';
+import { buildC, end, startDaemon, stop, tempDir, track } from './servers.js';
 
 const { values } = parseArgs({
   options: {
@@ -36,7 +34,7 @@ const FILL_MS = Math.max(0, Number(values['fill-ms']));
 const FLOOD_INFLIGHT = Math.max(1, Number(values['flood-inflight']));
 const here = new URL('.', import.meta.url).pathname;
 const cli = values.cli ?? join(here, '..', 'dist', 'bin', 'seawall.js');
-const dir = mkdtempSync(join(tmpdir(), 'seawall-flood-'));
+const dir = tempDir('seawall-flood-');
 const clientBin = join(dir, 'client');
 
 interface Probe {
@@ -177,6 +175,5 @@ main()
     process.exitCode = 1;
   })
   .finally(() => {
-    killAll();
-    rmSync(dir, { recursive: true, force: true });
+    end();
   });

@@ -1,6 +1,10 @@
-/** The benchmark's servers and clients as child processes: started, stopped, and none left behind. */
+/**
+ * The benchmark's servers and clients as child processes: started, stopped, and none left behind;
+ * and its temporary directory, removed however it ends.
+ */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -17,12 +21,42 @@ export function killAll(): void {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
 }
 
+const atEnd: (() => void)[] = [];
+
+/** Runs `fn` when the benchmark ends, however it ends (after its children are killed). */
+export function onEnd(fn: () => void): void {
+  atEnd.push(fn);
+}
+
+/** Kills the children, then runs each `onEnd` function once: at exit, on a signal, or when called. */
+export function end(): void {
+  killAll();
+  for (const fn of atEnd.splice(0)) {
+    try {
+      fn();
+    } catch (err) {
+      process.stderr.write(`cleanup: ${(err as Error).message}\n`);
+    }
+  }
+}
+
+/**
+ * A new directory under the system's temporary one, removed when the benchmark ends, by a signal
+ * too (its stores reach ~1 GB at full size).
+ */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  // A child killed a moment ago may still be leaving a file: retried.
+  onEnd(() => rmSync(dir, { recursive: true, force: true, maxRetries: 5 }));
+  return dir;
+}
+
 // However the benchmark ends: a signal to it alone (not to its whole process group, as Ctrl-C is)
-// takes its servers with it, and then has its default action.
-process.on('exit', killAll);
+// takes its servers with it and removes its files, and then has its default action.
+process.on('exit', end);
 for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
   process.once(signal, () => {
-    killAll();
+    end();
     process.kill(process.pid, signal);
   });
 

@@ -22,15 +22,13 @@
  *   seconds after its reading that the settled figure is sampled over, 30)
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { REPLY_LEN, REPLY_TYPE, writeFrames } from './frames.js';
 import { affinity, cpuMs, oneCpuMask, pin, rssMb, stillBusy, untilQuiet } from './proc.js';
 import { type Goal, type Latency, median, num, printReport, type Row, spread } from './report.js';
-import { buildC, killAll, type Started, startDaemon, startServer, stop, track } from './servers.js';
+import { buildC, end, type Started, startDaemon, startServer, stop, tempDir, track } from './servers.js';
 
 const { values } = parseArgs({
   options: {
@@ -52,7 +50,7 @@ const SETTLE_S = Math.max(0, Number(values.settle));
 const here = new URL('.', import.meta.url).pathname;
 const root = join(here, '..');
 const cli = join(root, 'dist', 'bin', 'seawall.js');
-const dir = mkdtempSync(join(tmpdir(), 'seawall-bench-'));
+const dir = tempDir('seawall-bench-');
 
 const daemon = (state: string, extra: string[]): Promise<Started> => startDaemon(cli, state, extra);
 
@@ -340,6 +338,5 @@ main()
     process.exitCode = 1;
   })
   .finally(() => {
-    killAll();
-    rmSync(dir, { recursive: true, force: true });
+    end();
   });

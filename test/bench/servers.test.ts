@@ -1,11 +1,16 @@
 /**
  * The benchmark's servers end with it, even when a signal reaches the benchmark alone: it runs
  * under a shell that stays (so nothing else kills the process group when the benchmark dies),
- * its C echo server is found among its children, and the benchmark is sent SIGTERM.
+ * its C echo server is found among its children, and the benchmark is sent SIGTERM. Its
+ * temporary directory (TMPDIR, one of the test's own here) goes with it.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { removeDir } from '../helpers/daemon.js';
 import { killOwned, spawnOwned } from '../helpers/processes.js';
 import { requireTool } from '../helpers/tools.js';
 import { until, within } from '../helpers/wait.js';
@@ -36,6 +41,8 @@ const alive = (pid: number) => processes().some((p) => p.pid === pid);
 
 test('a SIGTERM to the benchmark alone leaves none of its servers running', async (t) => {
   if (!requireTool(t, 'gcc', 'gcc')) return;
+  const tmp = mkdtempSync(join(tmpdir(), 'seawall-bench-test-'));
+  t.after(() => removeDir(tmp));
   const shell = spawnOwned(
     'sh',
     [
@@ -44,7 +51,7 @@ test('a SIGTERM to the benchmark alone leaves none of its servers running', asyn
       process.execPath,
       BENCH,
     ],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
+    { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TMPDIR: tmp } },
   );
   t.after(() => killOwned(shell, 'the benchmark and its shell'));
   const bench = await within(
@@ -62,4 +69,10 @@ test('a SIGTERM to the benchmark alone leaves none of its servers running', asyn
   await until('its C echo server to end with it', () => !alive(echo.pid), {
     state: () => `echo server ${echo.pid} still running`,
   });
+  // Before, the signal left it, and at full size ~1 GB of stores in it.
+  assert.deepEqual(
+    readdirSync(tmp).filter((f) => f.startsWith('seawall-bench-')),
+    [],
+    'its temporary directory removed',
+  );
 });
