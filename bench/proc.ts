@@ -3,7 +3,7 @@
  * and which CPUs a thread may run on (taskset, util-linux).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { statFields } from '../kvm/index.js';
 
 const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
@@ -56,22 +56,41 @@ export function oneCpuMask(): string | null {
 /** How many `untilQuiet` waits reached their deadline. */
 export let stillBusy = 0;
 
+/** Each thread's CPU time so far, ns (schedstat's first field), by thread id. */
+function threadNs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
+    } catch {
+      // A thread that ended after the listing.
+    }
+  }
+  return out;
+}
+
+/** The CPU time, ns, the threads of two readings used between them (a new thread: all of its). */
+function usedNs(before: Map<string, number>, after: Map<string, number>): number {
+  let ns = 0;
+  for (const [tid, t] of after) ns += t - (before.get(tid) ?? 0);
+  return ns;
+}
+
 /**
- * Waits until the process `pid` uses no CPU for `quietMs` (no clock tick counted in its threads):
- * a daemon's writer thread catching up after a round must neither run beside the next target's
- * round nor be left out of this one's CPU. Counts in `stillBusy` a wait that reaches `deadlineMs`.
+ * Waits until the process `pid` uses less than `maxNs` of CPU over `quietMs`, all its threads
+ * together, read in ns (not in clock ticks of 10 ms, which a thread busy 10–15 % of a CPU can go
+ * without for 60 ms): a daemon's writer thread catching up after a round must neither run beside
+ * the next target's round nor be left out of this one's CPU. Counts in `stillBusy` a wait that
+ * reaches `deadlineMs`.
  */
-export async function untilQuiet(pid: number, quietMs = 60, deadlineMs = 10_000): Promise<void> {
-  const step = 20;
+export async function untilQuiet(pid: number, quietMs = 60, deadlineMs = 10_000, maxNs = 1e6): Promise<void> {
   const end = performance.now() + deadlineMs;
-  let last = cpuMs(pid).all;
-  let still = 0;
+  let last = threadNs(pid);
   while (performance.now() < end) {
-    await new Promise((r) => setTimeout(r, step));
-    const now = cpuMs(pid).all;
-    still = now === last ? still + step : 0;
+    await new Promise((r) => setTimeout(r, quietMs));
+    const now = threadNs(pid);
+    if (usedNs(last, now) < maxNs) return;
     last = now;
-    if (still >= quietMs) return;
   }
   stillBusy++;
 }

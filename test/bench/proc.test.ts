@@ -1,7 +1,8 @@
 /**
  * The benchmark waits after each round of a daemon until it uses no CPU (bench/proc.ts
  * `untilQuiet`): a process spinning for a given amount of CPU time, then idle, is waited for until
- * it has spent it; one that never stops is given up on at the deadline and counted.
+ * it has spent it; one that never stops, even in bursts of a few ms, is given up on at the deadline
+ * and counted.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -40,5 +41,18 @@ test('untilQuiet gives up on a process that never stops at its deadline, and cou
   t.after(() => killOwned(child));
   const before = stillBusy;
   await untilQuiet(child.pid as number, 60, 500);
+  assert.equal(stillBusy, before + 1);
+});
+
+test('untilQuiet counts as busy a process using a tenth of a CPU in short bursts', async (t) => {
+  // ~1.5 ms of every 10 ms: clock ticks of 10 ms often counted none of it over 60 ms.
+  const code =
+    'console.log("spinning"); setInterval(() => { const t = performance.now(); ' +
+    'while (performance.now() - t < 1.5); }, 10);';
+  const child = spawnOwned(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => killOwned(child));
+  await within('the spinner to start', once(child.stdout as NodeJS.ReadableStream, 'data'));
+  const before = stillBusy;
+  await untilQuiet(child.pid as number, 60, 1000);
   assert.equal(stillBusy, before + 1);
 });
