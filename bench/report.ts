@@ -28,6 +28,8 @@ export interface Goal {
   min?: number;
   /** The bound is strict: the issue's "< 100 MB", not "≤". */
   strict?: boolean;
+  /** Why the figure does not judge the goal (printed instead of met / NOT met; JSON's met: null). */
+  notMeasured?: string;
 }
 
 const met = (g: Goal): boolean =>
@@ -40,7 +42,8 @@ export const num = (v: number, digits = 1): string =>
 export function printReport(r: { rows: Row[]; goals: Goal[]; notes: string[]; json: boolean }): void {
   const out = (s: string) => process.stdout.write(`${s}\n`);
   if (r.json) {
-    out(JSON.stringify({ date: new Date().toISOString(), ...r, met: r.goals.map(met) }, null, 2));
+    const judged = r.goals.map((g) => (g.notMeasured ? null : met(g)));
+    out(JSON.stringify({ date: new Date().toISOString(), ...r, met: judged }, null, 2));
     return;
   }
   const base = r.rows[0] as Row;
@@ -74,7 +77,9 @@ export function printReport(r: { rows: Row[]; goals: Goal[]; notes: string[]; js
       g.max !== undefined
         ? `${g.strict ? '<' : '≤'} ${num(g.max)} ${g.unit}`
         : `≥ ${num(g.min as number)} ${g.unit}`;
-    out(`| ${g.what} | ${num(g.value, 2)} ${g.unit} | ${bound} | ${met(g) ? 'met' : 'NOT met'} |`);
+    out(
+      `| ${g.what} | ${num(g.value, 2)} ${g.unit} | ${bound} | ${g.notMeasured ? `not measured (${g.notMeasured})` : met(g) ? 'met' : 'NOT met'} |`,
+    );
   }
   for (const n of r.notes) out(`\n${n}`);
 }

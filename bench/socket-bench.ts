@@ -15,8 +15,8 @@
  * target, medians over them; after a daemon's round (its CPU counted until then) the next waits
  * for it to use under 1 ms of CPU in 60 ms. Then the daemon's RSS (MB of 10^6 bytes) with 1,000
  * connected VMs, on a daemon that has answered one event first (its writer thread started), and
- * its time to READY with
- * an empty store and with the store the throughput rounds filled (≥ 3 million).
+ * its time to READY with an empty store and with the store the throughput rounds filled (≥ 3
+ * million; its events counted, and the goal not judged below 1 million).
  * Every goal of docs/performance.md is printed with its figure and "met" / "NOT met".
  * Usage: node --import tsx bench/socket-bench.ts [--requests N] [--rounds R] [--throughput N] [--throughput-rounds R]
  *   [--vms N] [--settle S] [--json]   (--vms: the connected VMs of the RSS goal, 1,000; --settle: the
@@ -26,6 +26,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { ReadOnlyStore, STORE_FILE } from '../store/index.js';
 import { REPLY_LEN, REPLY_TYPE, writeFrames } from './frames.js';
 import { affinity, cpuMs, oneCpuMask, pin, rssMb, stillBusy, untilQuiet } from './proc.js';
 import { type Goal, type Latency, median, num, printReport, type Row, spread } from './report.js';
@@ -113,6 +114,16 @@ async function rssWithSessions(
   holder.stdin?.end();
   await new Promise((r) => holder.once('exit', r));
   return { rss, settled };
+}
+
+/** The events in a stopped daemon's store, counted in the file opened read-only. */
+function storedEvents(path: string): number {
+  const store = ReadOnlyStore.open(path);
+  try {
+    return store.queries.totals().events;
+  } finally {
+    store.close();
+  }
 }
 
 async function main(): Promise<void> {
@@ -274,6 +285,7 @@ async function main(): Promise<void> {
   }
   const full = await daemon(shipped, ['--metrics', '127.0.0.1:0']);
   await stop(full.proc);
+  const stored = storedEvents(join(shipped, 'state', STORE_FILE));
 
   const by = (name: string) => rows.find((r) => r.name === name) as Row;
   const cEcho = by('C echo');
@@ -302,11 +314,13 @@ async function main(): Promise<void> {
     },
     { what: 'READY=1 after start, empty store', value: median(empty), unit: 'ms', max: 500, strict: true },
     {
-      what: `READY=1 after start, store of ≥ ${((TP * TP_ROUNDS) / 1e6).toFixed(1)} M events`,
+      what: `READY=1 after start, store of ${stored.toLocaleString('en-US')} events`,
       value: full.readyMs,
       unit: 'ms',
       max: 2000,
       strict: true,
+      // The goal's store holds 1 million events; a smaller one (a short run) does not judge it.
+      ...(stored < 1e6 ? { notMeasured: `store of ${stored.toLocaleString('en-US')} events` } : {}),
     },
   ];
   printReport({

@@ -13,8 +13,8 @@ const BENCH = fileURLToPath(new URL('../../bench/socket-bench.ts', import.meta.u
 
 interface Report {
   rows: { name: string; p50: number; perSecond: number }[];
-  goals: { what: string; value: number; unit: string; max?: number; min?: number }[];
-  met: boolean[];
+  goals: { what: string; value: number; unit: string; max?: number; min?: number; notMeasured?: string }[];
+  met: (boolean | null)[];
   notes: string[];
 }
 
@@ -63,7 +63,13 @@ test('the socket benchmark runs every target and prints every goal with a figure
     assert.ok(g.max !== undefined || g.min !== undefined, `${g.what}: a bound`);
   }
   assert.equal(report.met.length, report.goals.length);
-  assert.ok(report.met.every((m) => typeof m === 'boolean'));
+  // The READY goal of a store of 1 million events is not judged on this run's few thousand: the
+  // count is printed, and met is null.
+  const storeGoal = report.goals.findIndex((g) => g.what.startsWith('READY=1 after start, store of'));
+  assert.match(report.goals[storeGoal]?.what ?? '', /store of [\d,]+ events$/);
+  assert.match(report.goals[storeGoal]?.notMeasured ?? '', /^store of [\d,]+ events$/);
+  assert.equal(report.met[storeGoal], null);
+  assert.ok(report.met.every((m, i) => typeof m === 'boolean' || i === storeGoal));
   assert.ok(
     report.notes.some((n) => n.startsWith('with an APPLIED after each verdict, as plugins send it: ')),
   );
