@@ -39,7 +39,14 @@ const met = (g: Goal): boolean =>
 export const num = (v: number, digits = 1): string =>
   v >= 1000 ? Math.round(v).toLocaleString('en-US') : v.toFixed(digits);
 
-export function printReport(r: { rows: Row[]; goals: Goal[]; notes: string[]; json: boolean }): void {
+export function printReport(r: {
+  /** Lines printed under the title: how the targets were run. */
+  header: string[];
+  rows: Row[];
+  goals: Goal[];
+  notes: string[];
+  json: boolean;
+}): void {
   const out = (s: string) => process.stdout.write(`${s}\n`);
   if (r.json) {
     const judged = r.goals.map((g) => (g.notMeasured ? null : met(g)));
@@ -48,6 +55,7 @@ export function printReport(r: { rows: Row[]; goals: Goal[]; notes: string[]; js
   }
   const base = r.rows[0] as Row;
   out(`seawall socket benchmark, ${new Date().toISOString()}`);
+  for (const h of r.header) out(h);
   out('');
   out('| target | p50 µs | p99 µs | p99.9 µs | verdicts/s (256 in flight) |');
   out('|---|---|---|---|---|');

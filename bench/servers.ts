@@ -96,8 +96,19 @@ export async function stop(proc: ChildProcess): Promise<void> {
 }
 
 /**
- * `seawall daemon` (the build at `cli`) with its sockets and state in `state`; it prints
- * "seawall daemon ready" right after READY=1.
+ * How every benchmarked daemon logs. As shipped, under systemd, it logs to the journal, an entry
+ * per event (up to its rate limit); started here with stderr, it would pick the 10 s summary
+ * instead and skip that work. So each event is written as a line to stderr, which goes to
+ * /dev/null; no journald is started for the benchmark.
+ */
+export const DAEMON_LOGGING = {
+  args: ['--log', 'stderr', '--log-events', 'each'],
+  what: 'an entry per event, as under journald, written to stderr (/dev/null): --log stderr --log-events each',
+};
+
+/**
+ * `seawall daemon` (the build at `cli`) with its sockets and state in `state`, logging as
+ * {@link DAEMON_LOGGING} says; it prints "seawall daemon ready" right after READY=1.
  */
 export function startDaemon(cli: string, state: string, extra: string[]): Promise<Started> {
   mkdirSync(state, { recursive: true });
@@ -110,7 +121,7 @@ export function startDaemon(cli: string, state: string, extra: string[]): Promis
       join(state, 'plugin.sock'),
       '--control-socket',
       join(state, 'control.sock'),
-    ].concat(['--state-dir', join(state, 'state'), '--log', 'stderr', ...extra]),
+    ].concat(['--state-dir', join(state, 'state'), ...DAEMON_LOGGING.args, ...extra]),
     /^seawall daemon ready/,
   );
 }

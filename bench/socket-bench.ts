@@ -3,7 +3,8 @@
  * generator (bench/c/client.c) and the same frames for every target:
  *   - a C epoll echo server (bench/c/echo.c): the kernel's Unix-socket round trip, the baseline;
  *   - a Node server that parses and re-encodes the same frames (bench/node-echo.ts);
- *   - `seawall daemon` as shipped (event store, metrics, logging), and with --no-store --no-metrics;
+ *   - `seawall daemon` as shipped (event store, metrics, an entry logged per event, to stderr and
+ *     /dev/null as no journald is started), and with --no-store --no-metrics;
  *   - the daemon as shipped again, sent an APPLIED after each verdict as a plugin reports what it
  *     did (protocol 1.1 requires it): what a fleet's storm costs. The goals are the issue's, taken
  *     without APPLIED; this one is printed beside them.
@@ -22,15 +23,24 @@
  *   [--vms N] [--settle S] [--json]   (--vms: the connected VMs of the RSS goal, 1,000; --settle: the
  *   seconds after its reading that the settled figure is sampled over, 30)
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ReadOnlyStore, STORE_FILE } from '../store/index.js';
+import { STORE_FILE } from '../store/index.js';
+import { rssWithSessions, storedEvents } from './daemon-readings.js';
 import { REPLY_LEN, REPLY_TYPE, writeFrames } from './frames.js';
 import { affinity, cpuMs, oneCpuMask, pin, rssMb, stillBusy, untilQuiet } from './proc.js';
 import { type Goal, type Latency, median, num, printReport, type Row, spread } from './report.js';
-import { buildC, end, type Started, startDaemon, startServer, stop, tempDir, track } from './servers.js';
+import {
+  buildC,
+  DAEMON_LOGGING,
+  end,
+  type Started,
+  startDaemon,
+  startServer,
+  stop,
+  tempDir,
+} from './servers.js';
 
 const { values } = parseArgs({
   options: {
@@ -74,56 +84,6 @@ function client(
     timeout: 300_000,
   });
   return JSON.parse(out.trim()) as Record<string, number>;
-}
-
-/**
- * Holds `n` sessions open with the C client; returns the daemon's RSS meanwhile: 2 s after the
- * handshakes (the goal's figure), and the lowest over the SETTLE_S seconds after that. V8 grows
- * its young generation for a burst of handshakes and gives the pages back only once its memory
- * reducer runs (~15–20 s later here): the first figure holds that transient, the second what the
- * sessions keep.
- */
-async function rssWithSessions(
-  d: Started,
-  socket: string,
-  n: number,
-): Promise<{ rss: number; settled: number }> {
-  const frames = join(dir, `hold-${n}.frames`);
-  writeFrames(frames, n, true, 1);
-  const holder = spawn(
-    clientBin,
-    [socket, frames, 'hold', '0', '0', String(REPLY_TYPE.daemon), String(REPLY_LEN.daemon)],
-    {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    },
-  );
-  track(holder);
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: holder.stdout as NodeJS.ReadableStream }).once('line', () => resolve());
-    holder.once('exit', (code) => reject(new Error(`hold client exited ${code}`)));
-  });
-  const pid = d.proc.pid as number;
-  // Let the daemon settle (GC after 1,000 handshakes) before reading its resident set.
-  await new Promise((r) => setTimeout(r, 2000));
-  const rss = rssMb(pid);
-  let settled = rss;
-  for (let i = 0; i < SETTLE_S; i++) {
-    await new Promise((r) => setTimeout(r, 1000));
-    settled = Math.min(settled, rssMb(pid));
-  }
-  holder.stdin?.end();
-  await new Promise((r) => holder.once('exit', r));
-  return { rss, settled };
-}
-
-/** The events in a stopped daemon's store, counted in the file opened read-only. */
-function storedEvents(path: string): number {
-  const store = ReadOnlyStore.open(path);
-  try {
-    return store.queries.totals().events;
-  } finally {
-    store.close();
-  }
 }
 
 async function main(): Promise<void> {
@@ -269,6 +229,9 @@ async function main(): Promise<void> {
   await untilQuiet(rssDaemon.proc.pid as number);
   const rssIdle = rssMb(rssDaemon.proc.pid as number);
   const { rss: rssVms, settled: rssSettled } = await rssWithSessions(
+    clientBin,
+    join(dir, `hold-${VMS}.frames`),
+    SETTLE_S,
     rssDaemon,
     join(rssDir, 'plugin.sock'),
     VMS,
@@ -324,6 +287,7 @@ async function main(): Promise<void> {
     },
   ];
   printReport({
+    header: [`daemon logging, every daemon target: ${DAEMON_LOGGING.what}`],
     rows,
     goals,
     notes: [

@@ -12,6 +12,7 @@ import { requireTool } from '../helpers/tools.js';
 const BENCH = fileURLToPath(new URL('../../bench/socket-bench.ts', import.meta.url));
 
 interface Report {
+  header: string[];
   rows: { name: string; p50: number; perSecond: number }[];
   goals: { what: string; value: number; unit: string; max?: number; min?: number; notMeasured?: string }[];
   met: (boolean | null)[];
@@ -70,6 +71,8 @@ test('the socket benchmark runs every target and prints every goal with a figure
   assert.match(report.goals[storeGoal]?.notMeasured ?? '', /^store of [\d,]+ events$/);
   assert.equal(report.met[storeGoal], null);
   assert.ok(report.met.every((m, i) => typeof m === 'boolean' || i === storeGoal));
+  // Each daemon logs an entry per event, as under journald, and the report says so.
+  assert.match(report.header.join('\n'), /daemon logging.*--log-events each/);
   assert.ok(
     report.notes.some((n) => n.startsWith('with an APPLIED after each verdict, as plugins send it: ')),
   );
