@@ -12,12 +12,19 @@ export type Reply =
 /** The byte that ends a request line and a reply. */
 export const NL = 0x0a;
 
-export function encode(reply: Reply): string | Buffer {
-  if (reply.ok && reply.result instanceof EncodedJson) {
-    // Made on the reader thread: written as it is, never parsed or stringified here.
-    const head = `{"id":${jsonText(reply.id ?? null)},"ok":true,"result":`;
-    return Buffer.concat([Buffer.from(head), reply.result.bytes, Buffer.from('}\n')]);
-  }
+/**
+ * The reply's bytes, in the pieces they are written in: a result made on the reader thread is
+ * written as it is, between the reply's head and its end — never parsed, stringified or copied
+ * into one buffer on the event loop.
+ */
+export function encode(reply: Reply): (string | Uint8Array)[] {
+  if (reply.ok && reply.result instanceof EncodedJson)
+    return [`{"id":${jsonText(reply.id ?? null)},"ok":true,"result":`, reply.result.bytes, '}\n'];
+  return [line(reply)];
+}
+
+/** A reply that is not a reader thread's result (an error), as its one line. */
+export function line(reply: Reply): string {
   return `${jsonText(reply)}\n`;
 }
 

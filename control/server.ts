@@ -22,7 +22,7 @@ import { authorize } from './authorize.js';
 import { CommandArgs, type ControlCommand, type ControlContext, ControlRequest } from './commands.js';
 import { ControlError, isControlError } from './errors.js';
 import { type ControlListenTarget, listenControl } from './listen.js';
-import { echoedId, encode, errorReply, NL, type Reply } from './replies.js';
+import { echoedId, encode, errorReply, line, NL, type Reply } from './replies.js';
 
 export interface ControlServerOptions {
   /** Largest request line in bytes (default 64 KiB). */
@@ -138,7 +138,7 @@ export class ControlServer {
       clearTimeout(timer);
       this.#refused.delete(socket);
     });
-    socket.end(encode(errorReply(null, new ControlError('SEAWALL_CONTROL_BUSY', message))));
+    socket.end(line(errorReply(null, new ControlError('SEAWALL_CONTROL_BUSY', message))));
   }
 
   #accept(socket: Socket): void {
@@ -211,16 +211,21 @@ export class ControlServer {
         // Gone while the request ran (the peer, or close() at a stop): its 'close' has come and
         // gone, so nothing below would ever end — a write deadline would hold the process.
         if (socket.destroyed) break;
-        let bytes: string | Buffer;
+        let pieces: (string | Uint8Array)[];
         try {
-          bytes = encode(reply);
+          pieces = encode(reply);
         } catch (err) {
           // Not the peer's to bring the daemon down with: its connection goes, and it is said.
           this.#opts.onError?.('reply', err);
           socket.destroy();
           break;
         }
-        if (!socket.write(bytes)) {
+        // Corked: the pieces leave in one write.
+        socket.cork();
+        let room = true;
+        for (const piece of pieces) room = socket.write(piece);
+        socket.uncork();
+        if (!room) {
           wait('write', writeMs);
           await drainedOrClosed(socket);
           wait('none', 0);
@@ -243,7 +248,7 @@ export class ControlServer {
       socket.removeAllListeners('data');
       socket.resume(); // discard whatever else arrives
       socket.end(
-        encode(
+        line(
           errorReply(
             null,
             new ControlError(

@@ -8,9 +8,12 @@
  *
  * Bounded: an answer reads at most FOLLOW_SCAN_IDS ids of the primary key's range, whatever
  * matches, so a follower of a VM with no events, or a request from id 0 on a store of millions,
- * costs the reader thread one bounded range each time (`more` says to ask again at once).
+ * costs the reader thread one bounded range each time (`more` says to ask again at once). It
+ * gives at most FOLLOW_MAX_LIMIT events, and stops sooner at ANSWER_MAX_BYTES of their JSON
+ * (store/answer-bytes.ts): `through` is then the last event given.
  */
 import type Database from 'better-sqlite3';
+import { ANSWER_MAX_BYTES, AnswerBytes } from './answer-bytes.js';
 import { type EventRow, type StoredEvent, storedEvent } from './rows.js';
 
 /** Most ids one answer reads through (a range of the primary key: ~15 ms here for 100,000 rows). */
@@ -64,8 +67,11 @@ export class FollowQueries {
     this.#byVm = db.prepare(`SELECT * FROM events WHERE ${range} AND +vm = @vm ORDER BY id LIMIT @limit`);
   }
 
-  /** Call inside a read transaction: the bounds and the rows are then of one snapshot. */
-  follow(q: FollowQuery): FollowAnswer {
+  /**
+   * Call inside a read transaction: the bounds and the rows are then of one snapshot. `maxBytes`:
+   * the answer's bound on its events' JSON (the first event is given whatever its size).
+   */
+  follow(q: FollowQuery, maxBytes: number = ANSWER_MAX_BYTES): FollowAnswer {
     const storeCreatedMs = (this.#created.get() as number | null) ?? 0;
     const stored = this.#maxId.get() as number;
     const top = q.belowId === undefined ? stored : Math.min(stored, q.belowId - 1);
@@ -79,11 +85,22 @@ export class FollowQueries {
     const limit = Math.min(Math.max(1, q.limit ?? FOLLOW_MAX_LIMIT), FOLLOW_MAX_LIMIT);
     const params = { after, end, since: q.sinceMs ?? 0, limit };
     const rows = (
-      q.vm === undefined ? this.#all.all(params) : this.#byVm.all({ ...params, vm: q.vm })
-    ) as EventRow[];
-    const events = rows.map(storedEvent);
+      q.vm === undefined ? this.#all.iterate(params) : this.#byVm.iterate({ ...params, vm: q.vm })
+    ) as IterableIterator<EventRow>;
+    const events: StoredEvent[] = [];
+    const bytes = new AnswerBytes(maxBytes);
+    let full = false;
+    for (const row of rows) {
+      const e = storedEvent(row);
+      // Past the answer's bytes: it ends at the event before, and the next starts at this one.
+      if (!bytes.fits(e)) {
+        full = true;
+        break;
+      }
+      events.push(e);
+    }
     const last = events[events.length - 1];
-    if (last !== undefined && events.length === limit)
+    if (last !== undefined && (full || events.length === limit))
       return { events, through: last.id, more: true, storeCreatedMs };
     return { events, through: end, more: end < top, storeCreatedMs };
   }

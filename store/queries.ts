@@ -8,6 +8,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { PolicyEvent } from '../policies/index.js';
+import { ANSWER_MAX_BYTES, AnswerBytes } from './answer-bytes.js';
 import { EventTotals } from './event-totals.js';
 import { type FollowAnswer, FollowQueries, type FollowQuery } from './follow-query.js';
 import {
@@ -266,8 +267,12 @@ export class StoreQueries {
     );
   }
 
-  /** The newest `limit` events matching `q`, returned oldest first. */
-  events(q: EventQuery = {}): StoredEvent[] {
+  /**
+   * The newest `limit` events matching `q`, returned oldest first; fewer when their JSON would pass
+   * `maxBytes` (store/answer-bytes.ts): the older ones are the next page back, `before` the oldest
+   * given. At least one is given whatever its size.
+   */
+  events(q: EventQuery = {}, maxBytes: number = ANSWER_MAX_BYTES): StoredEvent[] {
     const params = {
       since: q.sinceMs ?? 0,
       limit: clampLimit(q.limit, 100),
@@ -275,15 +280,23 @@ export class StoreQueries {
       bi: q.before?.id ?? null,
     };
     const rows = (
-      q.vm === undefined ? this.#events.all(params) : this.#eventsByVm.all({ ...params, vm: q.vm })
-    ) as EventRow[];
-    return rows.reverse().map(storedEvent);
+      q.vm === undefined ? this.#events.iterate(params) : this.#eventsByVm.iterate({ ...params, vm: q.vm })
+    ) as IterableIterator<EventRow>;
+    // Newest first: the answer keeps the newest rows that fit.
+    const events: StoredEvent[] = [];
+    const bytes = new AnswerBytes(maxBytes);
+    for (const row of rows) {
+      const e = storedEvent(row);
+      if (!bytes.fits(e)) break;
+      events.push(e);
+    }
+    return events.reverse();
   }
 
   /** The events stored after `q.afterId`, for `seawall events --follow` (store/follow-query.ts). */
-  follow(q: FollowQuery): FollowAnswer {
-    if (!this.#db.inTransaction) return this.#db.transaction(() => this.follow(q))();
-    return this.#follow.follow(q);
+  follow(q: FollowQuery, maxBytes: number = ANSWER_MAX_BYTES): FollowAnswer {
+    if (!this.#db.inTransaction) return this.#db.transaction(() => this.follow(q, maxBytes))();
+    return this.#follow.follow(q, maxBytes);
   }
 
   /**

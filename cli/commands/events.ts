@@ -50,6 +50,31 @@ export function formatEvents(events: readonly StoredEvent[]): string {
   return new GrowingTable(HEADERS).lines(events.map(cells), true);
 }
 
+/**
+ * The newest `query.limit` events, oldest first. The daemon ends an answer early when its rows'
+ * JSON reaches its bound in bytes (store/answer-bytes.ts; a VM's labels repeat in every row): a
+ * short answer is then followed by the page before its oldest row, until the limit is reached or
+ * a page comes back empty.
+ */
+async function newest(
+  ctx: CliContext,
+  opts: ControlOptions,
+  query: FollowFilter & { limit: number },
+): Promise<StoredEvent[]> {
+  const pages: StoredEvent[][] = [];
+  let got = 0;
+  let oldest: StoredEvent | undefined;
+  while (got < query.limit) {
+    const before = oldest === undefined ? {} : { before: { timeMs: oldest.timeMs, id: oldest.id } };
+    const page = await askDaemon(ctx, opts, 'events', { ...query, limit: query.limit - got, ...before });
+    if (page.length === 0) break;
+    pages.unshift(page);
+    got += page.length;
+    oldest = page[0];
+  }
+  return pages.flat();
+}
+
 export function registerEvents(parent: Command, ctx: CliContext): void {
   controlOptions(
     parent
@@ -83,7 +108,7 @@ export function registerEvents(parent: Command, ctx: CliContext): void {
       const query = { ...filter, limit: opts.limit };
       // Taken before the listing: an event stored between the two is followed, not lost.
       const start = opts.follow ? await followStart(ctx, opts, filter) : null;
-      const events = await askDaemon(ctx, opts, 'events', query);
+      const events = await newest(ctx, opts, query);
       // Followed, the JSON is one event per line, the listing's too; the table keeps its columns.
       const rows = new GrowingTable(HEADERS);
       const followed = (batch: readonly StoredEvent[], header = false) => {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { main } from '../../cli/cli.js';
 import type { CliIo } from '../../cli/cli-error.js';
+import { ANSWER_MAX_BYTES } from '../../store/answer-bytes.js';
 import { record, session } from '../store/records.js';
 import { startControl } from './fixture.js';
 
@@ -215,5 +216,39 @@ test('VM ids with ESC and line breaks are shown escaped, never sent raw to the t
   const why = await run('why', [evil, '--control-socket', f.socket]);
   assert.equal(why.status, 0, why.err);
   assert.match(why.out, /^VM vm-\\x1b\[2J/);
+  await f.close();
+});
+
+test('events pages through answers the daemon cut at its bytes: a VM whose labels fill every row', async () => {
+  const f = await startControl({}, true);
+  const labels: Record<string, string> = {};
+  for (let i = 0; i < 32; i++) labels[`k${String(i).padStart(62, '0')}`] = '\u0001'.repeat(255);
+  const s = session('vm-big', 1n, labels);
+  const one = record({ session: s, seq: 1, timeMs: Date.now() - HOUR });
+  f.store.append([one]);
+  const row = Buffer.byteLength(JSON.stringify(f.store.queries.events({ limit: 1 })));
+  // One and a half answers' worth.
+  const n = Math.ceil((1.5 * ANSWER_MAX_BYTES) / row);
+  for (let from = 2; from <= n; from += 500) {
+    const batch = [];
+    for (let seq = from; seq < Math.min(from + 500, n + 1); seq++)
+      batch.push(record({ session: s, seq, timeMs: Date.now() - HOUR + seq }));
+    f.store.append(batch);
+  }
+  const all = await run('events', ['--json', '--limit', '10000', '--control-socket', f.socket]);
+  assert.equal(all.status, 0, all.err);
+  assert.deepEqual(
+    (JSON.parse(all.out) as { seq: number }[]).map((e) => e.seq),
+    Array.from({ length: n }, (_, i) => i + 1),
+    'every event once, oldest first, across the answers',
+  );
+  assert.equal(all.err, '');
+  const some = await run('events', ['--json', '--limit', String(n - 1), '--control-socket', f.socket]);
+  assert.equal(some.status, 0, some.err);
+  assert.deepEqual(
+    (JSON.parse(some.out) as { seq: number }[]).map((e) => e.seq),
+    Array.from({ length: n - 1 }, (_, i) => i + 2),
+  );
+  assert.match(some.err, new RegExp(`showing the newest ${n - 1} events; older ones match too`));
   await f.close();
 });
