@@ -19,7 +19,7 @@ import {
   type StoredEvent,
   storedEvent,
 } from './rows.js';
-import { type WindowAnswer, WindowQueries, type WindowQuery } from './window-queries.js';
+import { WINDOW_SCAN_ROWS, type WindowAnswer, WindowQueries, type WindowQuery } from './window-queries.js';
 
 export type { WindowAnswer, WindowEvent, WindowQuery } from './window-queries.js';
 
@@ -123,6 +123,7 @@ export class StoreQueries {
   readonly #actionEvents: Database.Statement;
   readonly #windows: WindowQueries;
   readonly #actionFor: Database.Statement;
+  readonly #reusedBy: Database.Statement;
   readonly #actionBefore: Database.Statement;
   readonly #policySource: Database.Statement;
   readonly #before: Database.Statement;
@@ -191,9 +192,19 @@ export class StoreQueries {
     this.#windows = new WindowQueries(db);
     const actionCols =
       'SELECT id, time_ms AS timeMs, vm, action, rule, outcome, detail, updated_ms AS updatedMs FROM actions';
+    // An event's own action (`actionFor`): the first of its kind with the event's (boot, session,
+    // seq) started at or after the event arrived, unless a later event of that seq arrived by then.
     this.#actionFor = db.prepare(
-      `${actionCols} WHERE boot_id = ? AND session_id = ? AND seq = ? ORDER BY id LIMIT 1`,
+      `${actionCols} WHERE boot_id = @boot AND session_id = @session AND seq = @seq AND action = @action ` +
+        'AND time_ms >= @t ORDER BY id LIMIT 1',
     );
+    this.#reusedBy = db
+      .prepare(
+        'SELECT 1 FROM (SELECT boot_id, session_id, seq FROM events WHERE vm = @vm AND time_ms >= @t ' +
+          'AND time_ms < @until AND (time_ms > @t OR id > @id) ORDER BY time_ms, id LIMIT @scan) ' +
+          'WHERE boot_id = @boot AND session_id = @session AND seq = @seq LIMIT 1',
+      )
+      .pluck();
     this.#actionBefore = db.prepare(
       `${actionCols} WHERE vm = ? AND action = ? AND time_ms <= ? ORDER BY time_ms DESC, id DESC LIMIT 1`,
     );
@@ -230,9 +241,36 @@ export class StoreQueries {
     return this.#windows.statements(scope);
   }
 
-  /** The action an event of this daemon run asked for (by boot, session and seq), if it has one. */
-  actionFor(bootId: string, sessionId: number, seq: number): StoredAction | undefined {
-    return this.#actionFor.get(bootId, sessionId, seq) as StoredAction | undefined;
+  /**
+   * The action `e` asked for, if it has one of its own. An action row names its event by boot,
+   * session and seq, and a plugin may reuse a seq once it was answered (docs/protocol.md), so
+   * several events, and their actions, can share them. An action starts (its `time_ms`) when its
+   * event is decided, after the event arrived and before its verdict is written; the seq's next
+   * event arrives after that verdict. Rows of one seq therefore alternate, in time: an event, then
+   * its action (if it has one: a decision folded into one under way has none), then the next event.
+   * The rule: `e`'s action is the first action of its kind and seq started at or after `e` arrived
+   * (time_ms, by ms), unless an event of that seq stored after `e` arrived before it started: that
+   * action is the later event's, and `e` has none of its own. Times are in ms: an event of the seq
+   * that arrived in the millisecond the action started does not take it from `e` (the seq's events
+   * within one millisecond are told apart by no time, and the later one is then shown that action
+   * as its own too). The look for a later event reads at most WINDOW_SCAN_ROWS of the VM's events;
+   * past them, the action is taken as `e`'s.
+   */
+  actionFor(
+    e: Pick<StoredEvent, 'bootId' | 'sessionId' | 'seq' | 'timeMs' | 'id' | 'vm' | 'action'>,
+  ): StoredAction | undefined {
+    const key = { boot: e.bootId, session: e.sessionId, seq: e.seq };
+    const a = this.#actionFor.get({ ...key, action: e.action, t: e.timeMs }) as StoredAction | undefined;
+    if (a === undefined) return undefined;
+    const reused = this.#reusedBy.get({
+      ...key,
+      vm: e.vm,
+      t: e.timeMs,
+      id: e.id,
+      until: a.timeMs,
+      scan: WINDOW_SCAN_ROWS,
+    });
+    return reused === undefined ? a : undefined;
   }
 
   /** The newest `action` of `vm` started at or before `timeMs`: the one a later decision was folded into. */

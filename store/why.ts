@@ -177,7 +177,7 @@ function condition(queries: StoreQueries, e: StoredEvent, m: Matcher): WhyCondit
 
 function outcome(queries: StoreQueries, e: StoredEvent): WhyOutcome | null {
   if (e.action !== 'kill' && e.action !== 'migrate') return null;
-  const own = queries.actionFor(e.bootId, e.sessionId, e.seq);
+  const own = queries.actionFor(e);
   if (own) return { ...own, own: true };
   const earlier = queries.actionBefore(e.vm, e.action, e.timeMs);
   return earlier ? { ...earlier, own: false } : null;
