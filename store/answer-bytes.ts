@@ -20,7 +20,8 @@ export class AnswerBytes {
   #rows = 0;
 
   constructor(max: number = ANSWER_MAX_BYTES) {
-    this.#left = max;
+    // The list's brackets, less the comma its last row does not need: `[a,b]` is a + 1 + b + 1 + 1.
+    this.#left = max - 1;
   }
 
   /**
