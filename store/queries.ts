@@ -107,8 +107,8 @@ export function freePages(db: Database.Database): number {
 }
 
 export class StoreQueries {
-  readonly #events: Database.Statement;
-  readonly #eventsByVm: Database.Statement;
+  /** `events`: of all VMs or one, the first page or one before a cursor. */
+  readonly #events: Readonly<Record<'first' | 'before' | 'byVmFirst' | 'byVmBefore', Database.Statement>>;
   readonly #poisonFirst: Database.Statement;
   readonly #poisonAfter: Database.Statement;
   readonly #poisonByVmFirst: Database.Statement;
@@ -135,13 +135,18 @@ export class StoreQueries {
     this.#onError = onError;
     // Newest first with a limit, reversed by the caller: the last N events, oldest first.
     // `@bt`/`@bi` page backwards from a previous answer's oldest row; (time_ms, id) orders rows.
-    const before = '(@bt IS NULL OR time_ms < @bt OR (time_ms = @bt AND id < @bi))';
-    this.#events = db.prepare(
-      `SELECT * FROM events WHERE time_ms >= @since AND ${before} ORDER BY time_ms DESC, id DESC LIMIT @limit`,
-    );
-    this.#eventsByVm = db.prepare(
-      `SELECT * FROM events WHERE vm = @vm AND time_ms >= @since AND ${before} ORDER BY time_ms DESC, id DESC LIMIT @limit`,
-    );
+    // The first page and the next ones are statements of their own: `@bt IS NULL OR time_ms < @bt
+    // OR …` bounds no range of the index, so each page read every row newer than its cursor.
+    // `time_ms <= @bt` is implied by the test after it, and makes the cursor the range's end.
+    const newest = 'ORDER BY time_ms DESC, id DESC LIMIT @limit';
+    const before = 'AND time_ms <= @bt AND (time_ms < @bt OR id < @bi)';
+    const events = (where: string) => db.prepare(`SELECT * FROM events WHERE ${where} ${newest}`);
+    this.#events = {
+      first: events('time_ms >= @since'),
+      before: events(`time_ms >= @since ${before}`),
+      byVmFirst: events('vm = @vm AND time_ms >= @since'),
+      byVmBefore: events(`vm = @vm AND time_ms >= @since ${before}`),
+    };
     const poisonCols =
       'SELECT vm, gpa, first_seen_ms AS firstSeenMs, last_seen_ms AS lastSeenMs, count FROM poisoned_pages';
     // Keyset pagination on the primary key: each page is an index range scan, however deep. The
@@ -311,15 +316,8 @@ export class StoreQueries {
    * given. At least one is given whatever its size.
    */
   events(q: EventQuery = {}, maxBytes: number = ANSWER_MAX_BYTES): StoredEvent[] {
-    const params = {
-      since: q.sinceMs ?? 0,
-      limit: clampLimit(q.limit, 100),
-      bt: q.before?.timeMs ?? null,
-      bi: q.before?.id ?? null,
-    };
-    const rows = (
-      q.vm === undefined ? this.#events.iterate(params) : this.#eventsByVm.iterate({ ...params, vm: q.vm })
-    ) as IterableIterator<EventRow>;
+    const { statement, params } = this.#eventsStatement(q);
+    const rows = statement.iterate(params) as IterableIterator<EventRow>;
     // Newest first: the answer keeps the newest rows that fit.
     const events: StoredEvent[] = [];
     const bytes = new AnswerBytes(maxBytes);
@@ -329,6 +327,21 @@ export class StoreQueries {
       events.push(e);
     }
     return events.reverse();
+  }
+
+  #eventsStatement(q: EventQuery): { statement: Database.Statement; params: Record<string, unknown> } {
+    const params: Record<string, unknown> = { since: q.sinceMs ?? 0, limit: clampLimit(q.limit, 100) };
+    if (q.vm !== undefined) params.vm = q.vm;
+    const s = this.#events;
+    if (q.before === undefined) return { statement: q.vm === undefined ? s.first : s.byVmFirst, params };
+    params.bt = q.before.timeMs;
+    params.bi = q.before.id;
+    return { statement: q.vm === undefined ? s.before : s.byVmBefore, params };
+  }
+
+  /** The statements of `events`, for tests of their plans. */
+  eventStatements(): Readonly<Record<'first' | 'before' | 'byVmFirst' | 'byVmBefore', Database.Statement>> {
+    return this.#events;
   }
 
   /** The events stored after `q.afterId`, for `seawall events --follow` (store/follow-query.ts). */

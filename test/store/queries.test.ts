@@ -1,20 +1,33 @@
-/** The store's read side: poisoned pages are paged by seeking the primary key, however deep. */
+/**
+ * The store's read side: poisoned pages and events are paged by seeking their index from the
+ * cursor, however deep.
+ */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { EventStore } from '../../store/index.js';
 import { record, scratchStore, session } from './records.js';
 
 const T0 = 1_700_000_000_000;
 
 const gpa = (i: number): string => `0x${(i * 4096).toString(16).padStart(16, '0')}`;
 
+/** Each statement's query plan, its steps joined. */
+function plans(
+  store: EventStore,
+  statements: Readonly<Record<string, { source: string }>>,
+  params: Record<string, unknown>,
+): Record<string, string> {
+  const plan = ({ source }: { source: string }): string =>
+    (store.db.prepare(`EXPLAIN QUERY PLAN ${source}`).all(params) as { detail: string }[])
+      .map((r) => r.detail)
+      .join('; ');
+  return Object.fromEntries(Object.entries(statements).map(([name, stmt]) => [name, plan(stmt)]));
+}
+
 test('each page of poisoned pages after the first is a seek on the primary key, not a scan', (t) => {
   const store = scratchStore(t);
-  const plans = Object.entries(store.queries.poisonStatements()).map(([name, stmt]) => {
-    const params = { vm: 'vm-a', av: 'vm-a', ag: gpa(1), limit: 10 };
-    const rows = store.db.prepare(`EXPLAIN QUERY PLAN ${stmt.source}`).all(params) as { detail: string }[];
-    return [name, rows.map((r) => r.detail).join('; ')];
-  });
-  assert.deepEqual(Object.fromEntries(plans), {
+  const params = { vm: 'vm-a', av: 'vm-a', ag: gpa(1), limit: 10 };
+  assert.deepEqual(plans(store, store.queries.poisonStatements(), params), {
     // The first page reads the table in key order and stops at its limit.
     first: 'SCAN poisoned_pages',
     after: 'SEARCH poisoned_pages USING PRIMARY KEY ((vm,gpa)>(?,?))',
@@ -117,4 +130,49 @@ test('paging through VMs: stored, kept by their pages only, or connected, each o
     );
     assert.ok(pages.every((p) => p.length <= size));
   }
+});
+
+test('each page of events before a cursor ends its index range at the cursor, not a scan of every newer row', (t) => {
+  const store = scratchStore(t);
+  const params = { since: 0, limit: 10, vm: 'vm-a', bt: T0, bi: 7 };
+  // Each row's boot id is a lookup of its own.
+  const boot = '; CORRELATED SCALAR SUBQUERY 3; SEARCH boots USING INTEGER PRIMARY KEY (rowid=?)';
+  assert.deepEqual(plans(store, store.queries.eventStatements(), params), {
+    first: `SEARCH event_rows USING INDEX events_time (time_ms>?)${boot}`,
+    before: `SEARCH event_rows USING INDEX events_time (time_ms>? AND time_ms<?)${boot}`,
+    byVmFirst: `SEARCH event_rows USING INDEX events_vm_time (vm=? AND time_ms>?)${boot}`,
+    byVmBefore: `SEARCH event_rows USING INDEX events_vm_time (vm=? AND time_ms>? AND time_ms<?)${boot}`,
+  });
+});
+
+test('paging back through events, of all VMs or one, gives each once though pages end inside a millisecond', (t) => {
+  const store = scratchStore(t);
+  const a = session('vm-a', 1n);
+  const b = session('vm-b', 2n);
+  // Five to a millisecond, two VMs interleaved: pages of 3 end mid-millisecond.
+  const batch = [];
+  for (let seq = 1; seq <= 40; seq++)
+    batch.push(record({ session: seq % 2 ? a : b, seq, timeMs: T0 + Math.floor(seq / 5) }));
+  store.append(batch);
+  const walk = (vm?: string): number[] => {
+    const seen: number[] = [];
+    let before: { timeMs: number; id: number } | undefined;
+    for (;;) {
+      const page = store.queries.events({ limit: 3, ...(vm ? { vm } : {}), ...(before ? { before } : {}) });
+      seen.unshift(...page.map((e) => e.seq));
+      const oldest = page[0];
+      if (page.length < 3 || !oldest) return seen;
+      before = { timeMs: oldest.timeMs, id: oldest.id };
+    }
+  };
+  const all = Array.from({ length: 40 }, (_, i) => i + 1);
+  assert.deepEqual(walk(), all);
+  assert.deepEqual(
+    walk('vm-a'),
+    all.filter((s) => s % 2),
+  );
+  assert.deepEqual(
+    store.queries.events({ limit: 100, sinceMs: T0 + 7 }).map((e) => e.seq),
+    all.filter((s) => s >= 35),
+  );
 });
