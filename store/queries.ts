@@ -189,10 +189,15 @@ export class StoreQueries {
       'SELECT id, time_ms AS timeMs, vm, action, rule, outcome, detail, updated_ms AS updatedMs FROM actions ' +
         'WHERE (@vm IS NULL OR vm = @vm) ORDER BY time_ms DESC, id DESC LIMIT @limit',
     );
-    // The events a VM was acted on for: a kill or migration, or any rule other than the default.
+    // The events a VM was acted on for: a kill or migration, or any rule other than the default;
+    // among the VM's newest @scan events of the period only (as store/window-queries.ts reads a
+    // window), so that a VM whose every event the default rule answered costs a bounded range of
+    // its index, not its whole history. Then the full rows of the newest @limit of them.
+    const byTime = 'ORDER BY time_ms DESC, id DESC';
     this.#actionEvents = db.prepare(
-      "SELECT * FROM events WHERE vm = @vm AND time_ms >= @since AND (action IN ('kill', 'migrate') " +
-        "OR (rule IS NOT NULL AND rule <> 'default')) ORDER BY time_ms DESC, id DESC LIMIT @limit",
+      `SELECT * FROM events WHERE id IN (SELECT id FROM (SELECT id, time_ms, action, rule FROM events ` +
+        `WHERE vm = @vm AND time_ms >= @since ${byTime} LIMIT @scan) WHERE action IN ('kill', 'migrate') ` +
+        `OR (rule IS NOT NULL AND rule <> 'default') ${byTime} LIMIT @limit) ${byTime}`,
     );
     this.#windows = new WindowQueries(db);
     const actionCols =
@@ -224,11 +229,14 @@ export class StoreQueries {
 
   /**
    * The newest `limit` events of `vm` since `sinceMs` that led to an action (kill, migrate, or a
-   * rule other than the default), oldest first; `more` when older ones match too.
+   * rule other than the default), oldest first, among the VM's newest WINDOW_SCAN_ROWS events of
+   * the period (older ones are not searched: `window`'s count of the period says `atLeast` then);
+   * `more` when older ones among those match too.
    */
   actionEvents(vm: string, sinceMs: number, limit: number): { events: StoredEvent[]; more: boolean } {
     const n = clampLimit(limit, 20);
-    const rows = this.#actionEvents.all({ vm, since: sinceMs, limit: n + 1 }) as EventRow[];
+    const params = { vm, since: sinceMs, limit: n + 1, scan: WINDOW_SCAN_ROWS };
+    const rows = this.#actionEvents.all(params) as EventRow[];
     const more = rows.length > n;
     return { events: rows.slice(0, n).reverse().map(storedEvent), more };
   }
@@ -337,6 +345,11 @@ export class StoreQueries {
     params.bt = q.before.timeMs;
     params.bi = q.before.id;
     return { statement: q.vm === undefined ? s.before : s.byVmBefore, params };
+  }
+
+  /** The statement of `actionEvents`, for tests of its plan. */
+  actionEventsStatement(): Database.Statement {
+    return this.#actionEvents;
   }
 
   /** The statements of `events`, for tests of their plans. */

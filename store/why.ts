@@ -8,8 +8,9 @@
  * (EventStore.recordPolicy), so a reload or a restart does not lose the answer. Built on the reader
  * thread (store/reader-thread.ts), never on the event loop: an operator asks during a storm, when
  * the store is busiest, and the answer compiles policies from their YAML. Every query is an indexed
- * range with a row limit — counts too, which are lower bounds past it — and an answer covers at
- * most 100 decisions.
+ * range with a row limit — counts too, which are lower bounds past it, and the search for
+ * decisions, which reads the VM's newest WINDOW_SCAN_ROWS events of the period, as the count does
+ * (`eventsAtLeast` says older ones were not searched) — and an answer covers at most 100 decisions.
  */
 import {
   type CompiledPolicy,
@@ -77,7 +78,10 @@ export interface WhyResult {
   /** `events` is a lower bound: the VM holds more in the period than were counted. */
   eventsAtLeast: boolean;
   entries: WhyEntry[];
-  /** Older entries match too. */
+  /**
+   * Older entries match too. Entries are searched for among the events counted: with
+   * `eventsAtLeast`, older events of the period were not searched.
+   */
   more: boolean;
 }
 

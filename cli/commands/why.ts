@@ -86,12 +86,19 @@ function entryText(x: WhyEntry): string {
 export function formatWhy(r: WhyResult): string {
   const vm = terminalSafe(r.vm);
   const events = `${r.eventsAtLeast ? 'at least ' : ''}${r.events}`;
+  // Counted up to a bound, the VM's events were searched for decisions up to it too: its newest.
   if (r.entries.length === 0) {
-    return r.events === 0
-      ? `VM ${vm}: no stored events`
+    if (r.events === 0) return `VM ${vm}: no stored events`;
+    return r.eventsAtLeast
+      ? `VM ${vm}: ${events} events; the newest ${r.events}, every one answered by the default rule — older ones were not searched (narrow --since)`
       : `VM ${vm}: ${events} events, every one answered by the default rule — nothing beyond it was decided`;
   }
-  const head = `VM ${vm}: ${events} events; ${r.entries.length} decision${r.entries.length === 1 ? '' : 's'} beyond the default${r.more ? ' (older ones too: raise --limit or narrow --since)' : ''}`;
+  const older = r.more
+    ? ' (older ones too: raise --limit or narrow --since)'
+    : r.eventsAtLeast
+      ? ` among its newest ${r.events} events (older ones were not searched: narrow --since)`
+      : '';
+  const head = `VM ${vm}: ${events} events; ${r.entries.length} decision${r.entries.length === 1 ? '' : 's'} beyond the default${older}`;
   return [head, ...r.entries.map(entryText)].join('\n\n');
 }
 

@@ -39,8 +39,10 @@ test('why says "at least" where the store counted only up to its bound', () => {
   assert.match(exact, /^VM vm-7: 10000 events;/);
   assert.match(exact, / 10 earlier errors on this page/);
   assert.doesNotMatch(exact, /at least/);
+  assert.match(bounded, /beyond the default among its newest 10000 events \(older ones were not searched/);
   assert.match(
     formatWhy({ ...why(true), entries: [] }),
-    /^VM vm-7: at least 10000 events, every one answered/,
+    /^VM vm-7: at least 10000 events; the newest 10000, every one answered by the default rule — older ones were not searched/,
   );
+  assert.match(formatWhy({ ...why(false), entries: [] }), /^VM vm-7: 10000 events, every one answered/);
 });

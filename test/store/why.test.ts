@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type EventStore, WhyBuilder, type WhyResult } from '../../store/index.js';
+import { WINDOW_SCAN_ROWS } from '../../store/window-queries.js';
 import { record, scratchStore, session } from './records.js';
 
 const T = Date.UTC(2026, 11, 5, 14, 0, 0);
@@ -49,5 +50,39 @@ test('events of one seq each show their own kill, or the one theirs was folded i
       [9000, 'vmm-exited', true],
       [9001, 'vmm-exited', false],
     ],
+  );
+});
+
+test("why searches a VM's newest events of the period for decisions, not its whole history", (t) => {
+  const store = scratchStore(t);
+  const s = session('vm-1', 7n);
+  // A kill, then more default-rule events than a window reads, then a kill among the newest.
+  const rows = [record({ session: s, seq: 1, timeMs: T, action: 'kill' })];
+  for (let seq = 2; seq <= WINDOW_SCAN_ROWS + 10; seq++)
+    rows.push(record({ session: s, seq, timeMs: T + seq, rule: 'default', action: 'inject' }));
+  rows.push(
+    record({ session: s, seq: WINDOW_SCAN_ROWS + 11, timeMs: T + WINDOW_SCAN_ROWS + 11, action: 'kill' }),
+  );
+  store.append(rows);
+  const r = why(store);
+  assert.deepEqual(
+    r.entries.map((e) => e.event.seq),
+    [WINDOW_SCAN_ROWS + 11],
+    'the kill among the newest events; the one before them was not searched',
+  );
+  assert.deepEqual([r.events, r.eventsAtLeast, r.more], [WINDOW_SCAN_ROWS, true, false]);
+  const since = store.db.transaction(() => new WhyBuilder(store.queries).build({ vm: 'vm-1', sinceMs: T }))();
+  assert.equal(since.entries.length, 1);
+  const plan = (
+    store.db.prepare(`EXPLAIN QUERY PLAN ${store.queries.actionEventsStatement().source}`).all({
+      vm: 'vm-1',
+      since: 0,
+      limit: 21,
+      scan: WINDOW_SCAN_ROWS,
+    }) as { detail: string }[]
+  ).map((p) => p.detail);
+  assert.ok(
+    plan.includes('SEARCH event_rows USING INDEX events_vm_time (vm=? AND time_ms>?)'),
+    plan.join('; '),
   );
 });
