@@ -370,8 +370,11 @@ export class WriteAhead {
     this.#retry();
   }
 
-  /** One attempt to end a fault: reopen a lost store, write the held rows ahead, retry commits. */
-  #retry(): void {
+  /**
+   * One attempt to end a fault: reopen a lost store, write the held rows ahead (once no segment
+   * awaits its commit, or at close), retry commits.
+   */
+  #retry(closing = false): void {
     try {
       if (this.#store.lost()) {
         this.#prepareReopen();
@@ -393,7 +396,12 @@ export class WriteAhead {
       this.#fd = openAppend(this.path);
       // A fault already: a cut that fails again is only reported, and the next retry tries again.
       if (!this.#cutTorn()) return;
-      if (this.#held.length > 0 || this.#held.updatesCopied > 0) {
+      // Not while a segment still awaits its commit (but at close): each retry would add a segment
+      // the fault refuses, in flight until the in-flight bound made every hand-over wait for the
+      // thread — every VM's verdicts with it. Until then the rows stay held, under their own bound,
+      // and their copy stays: it is removed only once nothing is in flight.
+      const write = closing || !this.#awaitingCommit();
+      if (write && (this.#held.length > 0 || this.#held.updatesCopied > 0)) {
         const rows = this.#held.peek();
         // The updates held with them go too, before their copy does (a kill meanwhile leaves
         // them twice: each is idempotent or carries its whole row).
@@ -423,6 +431,16 @@ export class WriteAhead {
   }
 
   /**
+   * Whether a segment in flight still awaits its commit: posted and not acknowledged, or failed
+   * with its file on disk (a failed one whose file is gone is let go of by `#putBackFailed`).
+   */
+  #awaitingCommit(): boolean {
+    for (const seg of this.#inFlight.values())
+      if (!seg.failed || (seg.file !== null && existsSync(seg.file))) return true;
+    return false;
+  }
+
+  /**
    * Marks failed segments for the retry, their updates put back with those held (where the bound
    * applies): a segment of updates alone goes, and its updates join the next. A failed segment
    * whose file is gone — unlinked by a thread that committed it and died before acknowledging, or
@@ -445,9 +463,12 @@ export class WriteAhead {
     this.#updates.putBack(back);
   }
 
-  /** Ends the fault once the append file is open, nothing is held and no commit awaits a retry. */
+  /**
+   * Ends the fault once the append file is open, nothing is held (nor copied: updates alone in the
+   * copy are written ahead by a retry too) and no commit awaits a retry.
+   */
   #maybeHealed(): void {
-    if (!this.#fault || this.#fd < 0 || this.#held.length > 0) return;
+    if (!this.#fault || this.#fd < 0 || this.#held.length > 0 || this.#held.updatesCopied > 0) return;
     for (const seg of this.#inFlight.values()) if (seg.failed || seg.retried) return;
     // Drops of this last retry (a put-back past the bound) are reported before the recovery is.
     this.#updates.reportDrops();
@@ -670,11 +691,11 @@ export class WriteAhead {
   close(): void {
     if (this.#closed) return;
     clearInterval(this.#check);
-    if (this.#fault) this.#retry();
+    if (this.#fault) this.#retry(true);
     this.#handOver(true);
     // A hand-over that found the directory gone held the file's rows: one more try makes it again.
     if (this.#fault && this.#held.length > 0) {
-      this.#retry();
+      this.#retry(true);
       this.#handOver(true);
     }
     this.#drain();
@@ -837,7 +858,9 @@ export class WriteAhead {
     this.#raiseIfBehind();
     // Backpressure: the verdict path waits for the thread. Not `flush`, which hands over first and
     // would come back here while the rows are still in flight.
-    if (this.#overBound()) {
+    // Not through a fault: rows then wait in memory under `maxHeld`, and a failed segment's commit
+    // is retried once a second; waiting for the thread would hold up every verdict for nothing.
+    if (this.#fault === null && this.#overBound()) {
       const start = performance.now();
       this.#relieve();
       this.#backpressureMs += performance.now() - start;
@@ -928,7 +951,8 @@ export class WriteAhead {
       }
       if (upTo > 0) this.#writer.waitFor(upTo, this.#waitMs);
     }
-    if (this.#overBound()) this.#drain();
+    // A fault found meanwhile (the thread's commit failed): nothing more is waited for.
+    if (this.#fault === null && this.#overBound()) this.#drain();
   }
 
   /** Whether rows and updates in flight reach `maxInFlight`. */
