@@ -4,7 +4,7 @@
  * bounded, the oldest dropped and reported past the bound, and copied to a file while one can be
  * written — with the health the layer reports.
  */
-import { closeSync } from 'node:fs';
+import { closeSync, renameSync } from 'node:fs';
 import { rowId } from './event-columns.js';
 import type { StoreRow } from './inserts.js';
 import { encodeRow } from './row-lines.js';
@@ -92,9 +92,11 @@ export class PendingKeys {
  * the first `max` of them also appended there (store/segments.ts `heldPath`), which the next start
  * recovers: a fault that leaves files writable — a commit that fails, the database locked by
  * another process — no longer costs them with a kill -9. So do the first `max` updates received
- * meanwhile (`copyUpdate`: APPLIED results, session, action and policy rows). After a failed
- * append no other is tried until `closeCopy` (once a second): a full disk must not cost every
- * verdict a failed write.
+ * meanwhile (`copyUpdate`: APPLIED results, session, action and policy rows). Past `max` the
+ * oldest leave memory; those the copy holds are not lost — their keys stay pending, and when the
+ * fault clears the copy becomes a segment (`takeCopy`) — and the others are dropped and counted.
+ * After a failed append no other is tried until `closeCopy` (once a second): a full disk must not
+ * cost every verdict a failed write.
  */
 export class HeldRows {
   #rows: StoreRow[] = [];
@@ -111,6 +113,12 @@ export class HeldRows {
   copied = 0;
   /** Update lines in the copy (store/update-lines.ts). */
   updatesCopied = 0;
+  /** The held rows appended to the copy. */
+  #inCopy = new Set<StoreRow>();
+  /** Keys of the rows dropped past the bound that the copy holds: still pending, until `takeCopy`. */
+  #copyOnly: ReplayKey[] = [];
+  /** Their lowest id (Infinity: none). */
+  #copyOnlyLow = Number.POSITIVE_INFINITY;
 
   constructor(max: number, keys: PendingKeys, onDrop: (n: number) => void, copy: string | null = null) {
     this.#max = max;
@@ -136,11 +144,59 @@ export class HeldRows {
     this.#append(rows);
     if (this.#rows.length > this.#max) {
       const drop = this.#rows.splice(0, this.#rows.length - this.#max);
-      this.dropped += drop.length;
       this.#low.shift(drop.length);
-      this.#keys.forget(drop.map((r) => r.key));
-      this.#onDrop(drop.length);
+      // Those the copy holds are not lost: `takeCopy` stores them from it (or the next start does).
+      const lost: ReplayKey[] = [];
+      for (const row of drop) {
+        if (!this.#inCopy.delete(row)) lost.push(row.key);
+        else {
+          this.#copyOnly.push(row.key);
+          this.#copyOnlyLow = Math.min(this.#copyOnlyLow, rowId(row) ?? Number.POSITIVE_INFINITY);
+        }
+      }
+      this.#lose(lost);
     }
+  }
+
+  #lose(keys: readonly ReplayKey[]): void {
+    if (keys.length === 0) return;
+    this.dropped += keys.length;
+    this.#keys.forget(keys);
+    this.#onDrop(keys.length);
+  }
+
+  /** Rows dropped from memory past the bound that only the copy holds. */
+  get copyOnly(): number {
+    return this.#copyOnly.length;
+  }
+
+  /**
+   * When the copy holds rows dropped from memory, moves it to `to` (a segment, which the next
+   * start recovers like any) for the caller to commit: returns their keys, no longer held here,
+   * and their lowest id; null when it holds none. A copy gone meanwhile (with its directory) loses
+   * them: counted as dropped. The caller has written the rows in memory ahead first (the copy's
+   * own copies of them are inserted twice, idempotently).
+   */
+  takeCopy(to: string): { keys: ReplayKey[]; lowId: number } | null {
+    if (this.#copy === null || this.#copyOnly.length === 0) return null;
+    const taken = { keys: this.#copyOnly, lowId: this.#copyOnlyLow };
+    this.closeCopy();
+    try {
+      renameSync(this.#copy, to);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.#copyOnly = [];
+      this.#copyOnlyLow = Number.POSITIVE_INFINITY;
+      this.#lose(taken.keys);
+      return null;
+    }
+    this.#copyOnly = [];
+    this.#copyOnlyLow = Number.POSITIVE_INFINITY;
+    this.#keys.forget(taken.keys);
+    this.#inCopy.clear();
+    this.copied = 0;
+    this.updatesCopied = 0;
+    return taken;
   }
 
   /**
@@ -148,7 +204,7 @@ export class HeldRows {
    * the first's, since a lost file's rows, older, can be held after newer ones.
    */
   lowestId(): number {
-    return this.#low.min;
+    return Math.min(this.#low.min, this.#copyOnlyLow);
   }
 
   /** The held rows, in order, without removing them (they stay held until `clear`). */
@@ -156,9 +212,26 @@ export class HeldRows {
     return this.#rows;
   }
 
+  /**
+   * The copy went with its directory (the store was lost): the rows dropped from memory that only
+   * it held are lost (counted), and the rows held are copied again into the copy made anew.
+   */
+  copyGone(): void {
+    const keys = this.#copyOnly;
+    this.#copyOnly = [];
+    this.#copyOnlyLow = Number.POSITIVE_INFINITY;
+    this.#lose(keys);
+    this.#inCopy.clear();
+    this.copied = 0;
+  }
+
   /** Forgets the held rows, their keys and their copy: the caller wrote them ahead, keys and all. */
   clear(): void {
     this.#keys.forget(this.#rows.map((r) => r.key));
+    this.#keys.forget(this.#copyOnly);
+    this.#copyOnly = [];
+    this.#copyOnlyLow = Number.POSITIVE_INFINITY;
+    this.#inCopy.clear();
     this.#rows = [];
     this.#low = new QueueMin();
     this.closeCopy();
@@ -191,7 +264,9 @@ export class HeldRows {
   #append(rows: readonly StoreRow[]): void {
     if (this.copied >= this.#max) return;
     const take = rows.slice(0, this.#max - this.copied);
-    if (this.#appendLines(take.map(encodeRow))) this.copied += take.length;
+    if (!this.#appendLines(take.map(encodeRow))) return;
+    this.copied += take.length;
+    for (const row of take) this.#inCopy.add(row);
   }
 
   /** Appends whole lines to the copy; false when there is none, or it could not take them. */

@@ -384,6 +384,8 @@ export class WriteAhead {
         this.#writer = null;
         old?.close(this.#waitMs);
         for (const seg of this.#inFlight.values()) seg.failed ||= !seg.retry;
+        // The copy of held rows went with it.
+        this.#held.copyGone();
         // A fresh thread starts with the hand-over below.
       }
       // The file appended to went with its directory (a store lost with it): its rows are only in
@@ -415,6 +417,7 @@ export class WriteAhead {
           this.#fileRows.push(row);
         }
         this.#fileLowId = Math.min(this.#fileLowId, this.#held.lowestId());
+        this.#takeCopy();
         this.#held.clear();
       }
     } catch (err) {
@@ -428,6 +431,33 @@ export class WriteAhead {
     for (const seg of this.#inFlight.values()) posted ||= seg.updates.length > 0 && !seg.failed && !seg.retry;
     this.#handOver(!posted);
     this.#maybeHealed();
+  }
+
+  /**
+   * Rows dropped from memory past `maxHeld` that the copy holds are stored from it: the copy
+   * becomes a segment, committed before the held rows written ahead (its copies of those are
+   * inserted twice, idempotently); the fault ends with its commit.
+   */
+  #takeCopy(): void {
+    const file = segmentPath(this.path, this.#segments);
+    const taken = this.#held.takeCopy(file);
+    if (taken === null) return;
+    this.#segments++;
+    const keys = new PendingKeys();
+    for (const key of taken.keys) keys.add(key);
+    this.#inFlight.set(-++this.#staged, {
+      file,
+      keys,
+      sessions: new Map(),
+      lowId: taken.lowId,
+      updates: [],
+      updatesInFile: 0,
+      retry: true,
+      failed: false,
+      retried: true,
+      postedAt: 0,
+    });
+    this.#inFlightRows += keys.size;
   }
 
   /**
@@ -704,9 +734,10 @@ export class WriteAhead {
       // their copy, which the next start stores; say how many.
       const kept = this.#held.copied;
       const copy = kept > 0 ? `; ${kept} of them kept in ${heldPath(this.path)} for the next start` : '';
+      const held = this.#held.length + this.#held.copyOnly;
       this.#onError(
         'close',
-        new StoreError('SEAWALL_STORE_LOST', `${this.#held.length} answered events not stored${copy}`),
+        new StoreError('SEAWALL_STORE_LOST', `${held} answered events not stored${copy}`),
       );
     }
     this.#held.closeCopy();

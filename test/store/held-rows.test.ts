@@ -163,3 +163,44 @@ test('a replay of a row held through a fault is recognised while held, written a
     [4, 1],
   ]);
 });
+
+for (const thread of [false, true])
+  test(`rows dropped past maxHeld that the copy holds are stored from it when the fault clears (${thread ? 'writer thread' : 'on the event loop'})`, async (t) => {
+    const path = scratchStorePath();
+    const store = new EventStore({ path, bootId: 'before' });
+    const errors: string[] = [];
+    const ahead = new WriteAhead(store, {
+      thread,
+      flushMs: 3_600_000,
+      checkMs: 20,
+      maxHeld: 10,
+      onError: (_op, err) => errors.push((err as Error).message),
+    });
+    t.after(() => {
+      ahead.close();
+      store.close();
+    });
+    const s = session('vm-d', 6n);
+    const release = lockDatabase(t, path);
+    ahead.record([record({ session: s, seq: 100, timeMs: 1100 })]);
+    ahead.flush(); // the commit fails on the lock: a fault
+    assert.equal(ahead.health.healthy, false);
+    // 30 answered through the fault: the copy keeps the first 10, memory the last 10.
+    for (let seq = 1; seq <= 30; seq++) ahead.record([record({ session: s, seq, timeMs: 1000 + seq })]);
+    assert.equal(ahead.health.heldRows, 10);
+    assert.equal(ahead.health.droppedRows, 10, 'only those neither in memory nor in the copy are lost');
+    assert.ok(errors.some((e) => /held events dropped past the 10-event bound/.test(e)));
+    release();
+    await until('the fault to clear', () => ahead.health.healthy && ahead.pending === 0, {
+      state: () => `health ${JSON.stringify(ahead.health)}, ${ahead.pending} pending`,
+    });
+    assert.equal(existsSync(`${path}.pending.held`), false, 'the copy is gone once its rows are stored');
+    const seqs = store.db.prepare('SELECT seq FROM events ORDER BY seq').pluck().all();
+    const want = [
+      ...Array.from({ length: 10 }, (_, i) => i + 1),
+      ...Array.from({ length: 10 }, (_, i) => i + 21),
+      100,
+    ];
+    assert.deepEqual(seqs, want, 'the copy’s and memory’s rows, each stored once');
+    assert.equal(ahead.health.droppedRows, 10);
+  });
