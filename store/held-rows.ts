@@ -170,6 +170,14 @@ export class HeldRows {
     return this.#copyOnly.length;
   }
 
+  /** The keys of the rows only the copy holds, and their lowest id; none are left. */
+  #takeCopyOnly(): { keys: ReplayKey[]; lowId: number } {
+    const taken = { keys: this.#copyOnly, lowId: this.#copyOnlyLow };
+    this.#copyOnly = [];
+    this.#copyOnlyLow = Number.POSITIVE_INFINITY;
+    return taken;
+  }
+
   /**
    * When the copy holds rows dropped from memory, moves it to `to` (a segment, which the next
    * start recovers like any) for the caller to commit: returns their keys, no longer held here,
@@ -179,19 +187,15 @@ export class HeldRows {
    */
   takeCopy(to: string): { keys: ReplayKey[]; lowId: number } | null {
     if (this.#copy === null || this.#copyOnly.length === 0) return null;
-    const taken = { keys: this.#copyOnly, lowId: this.#copyOnlyLow };
     this.closeCopy();
     try {
       renameSync(this.#copy, to);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      this.#copyOnly = [];
-      this.#copyOnlyLow = Number.POSITIVE_INFINITY;
-      this.#lose(taken.keys);
+      this.#lose(this.#takeCopyOnly().keys);
       return null;
     }
-    this.#copyOnly = [];
-    this.#copyOnlyLow = Number.POSITIVE_INFINITY;
+    const taken = this.#takeCopyOnly();
     this.#keys.forget(taken.keys);
     this.#inCopy.clear();
     this.copied = 0;
@@ -217,10 +221,7 @@ export class HeldRows {
    * it held are lost (counted), and the rows held are copied again into the copy made anew.
    */
   copyGone(): void {
-    const keys = this.#copyOnly;
-    this.#copyOnly = [];
-    this.#copyOnlyLow = Number.POSITIVE_INFINITY;
-    this.#lose(keys);
+    this.#lose(this.#takeCopyOnly().keys);
     this.#inCopy.clear();
     this.copied = 0;
   }
@@ -228,9 +229,7 @@ export class HeldRows {
   /** Forgets the held rows, their keys and their copy: the caller wrote them ahead, keys and all. */
   clear(): void {
     this.#keys.forget(this.#rows.map((r) => r.key));
-    this.#keys.forget(this.#copyOnly);
-    this.#copyOnly = [];
-    this.#copyOnlyLow = Number.POSITIVE_INFINITY;
+    this.#keys.forget(this.#takeCopyOnly().keys);
     this.#inCopy.clear();
     this.#rows = [];
     this.#low = new QueueMin();
