@@ -426,9 +426,9 @@ export class PluginSession {
       this.#helloTimer = null;
       return;
     }
+    // A second HELLO never comes here: the parser answers it DUPLICATE_HELLO from its header
+    // (FrameParser.helloDone), before its version or fields are read.
     switch (m.type) {
-      case 'hello':
-        throw new ProtocolError('DUPLICATE_HELLO', 'HELLO sent twice on one connection');
       case 'sea':
       case 'nisv':
       case 'mmio':
