@@ -1,7 +1,8 @@
 /**
  * The main thread's handle on the reader thread (store/reader-thread.ts): reads for the control
- * socket, answered asynchronously, never on the event loop. The thread starts on the first read
- * and is started again after the store was reopened (a lost state directory) or the thread failed.
+ * socket, answered asynchronously, never on the event loop. The thread starts on the first read,
+ * ends after `idleMs` without one (store/thread-requests.ts), and is started again by the next, and
+ * after the store was reopened (a lost state directory) or the thread failed.
  */
 import { EncodedJson } from './encoded-json.js';
 import { StoreError } from './errors.js';
@@ -11,7 +12,7 @@ import type { EventQuery, PoisonCursor, PoisonedPage, StoreTotals } from './quer
 import type { ReaderData, ReaderMethod, ReaderReply, ReaderRequest } from './reader-thread.js';
 import type { StoredEvent } from './rows.js';
 import { startThread } from './start-thread.js';
-import { ThreadRequests } from './thread-requests.js';
+import { HELPER_THREAD_IDLE_MS, ThreadRequests } from './thread-requests.js';
 import type { PolicyText, WhyQuery } from './why.js';
 
 const WORKER_URL = new URL(
@@ -41,7 +42,7 @@ export class StoreReader {
   #generation = -1;
   readonly #thread: ThreadRequests<ReaderReply>;
 
-  constructor(store: EventStore, committed: ReadsCommitted = COMMITTED) {
+  constructor(store: EventStore, committed: ReadsCommitted = COMMITTED, idleMs = HELPER_THREAD_IDLE_MS) {
     this.#store = store;
     this.#committed = committed;
     this.#thread = new ThreadRequests<ReaderReply>({
@@ -56,6 +57,7 @@ export class StoreReader {
         return m.json !== undefined ? new EncodedJson(m.json) : m.result;
       },
       exited: (code) => new StoreError('SEAWALL_STORE_READER', `store reader exited with code ${code}`),
+      idleMs,
     });
   }
 

@@ -11,7 +11,7 @@ import type { EventStore } from './event-store.js';
 import type { RetentionRun } from './prune.js';
 import type { RetentionData, RetentionReply, RetentionRequest } from './retention-thread.js';
 import { startThread } from './start-thread.js';
-import { ThreadRequests } from './thread-requests.js';
+import { HELPER_THREAD_IDLE_MS, ThreadRequests, type ThreadRequestsOptions } from './thread-requests.js';
 
 export type { RetentionRun } from './prune.js';
 
@@ -35,6 +35,8 @@ export interface RetentionOptions {
   chunkRows?: number;
   /** About how long one slice may hold the write lock, in ms (default 2). */
   sliceMs?: number;
+  /** How long the thread is kept after a pass (default HELPER_THREAD_IDLE_MS); the next starts it. */
+  threadIdleMs?: number;
   now?: () => number;
   onError?: (op: StoreOp, err: unknown) => void;
 }
@@ -88,21 +90,28 @@ export class Retention {
   #stopped = false;
   /** Shared with the thread: 1 ends a pass at its next slice. */
   readonly #stop = new Int32Array(new SharedArrayBuffer(4));
-  readonly #thread = new ThreadRequests<RetentionReply>({
-    start: () => {
-      const data: RetentionData = {
-        kind: 'seawall-retention',
-        path: this.#store.path,
-        stop: this.#stop.buffer as SharedArrayBuffer,
-      };
-      return startThread(THREAD_URL, { workerData: data });
-    },
-    answer: (m) => {
-      if (m.run) return m.run;
-      throw new StoreError('SEAWALL_STORE_PRUNE', `retention failed: ${m.error}`);
-    },
-    exited: (code) => new StoreError('SEAWALL_STORE_PRUNE', `the retention thread exited with code ${code}`),
-  });
+  readonly #thread: ThreadRequests<RetentionReply>;
+
+  #threadOptions(idleMs: number): ThreadRequestsOptions<RetentionReply> {
+    return {
+      start: () => {
+        const data: RetentionData = {
+          kind: 'seawall-retention',
+          path: this.#store.path,
+          stop: this.#stop.buffer as SharedArrayBuffer,
+        };
+        return startThread(THREAD_URL, { workerData: data });
+      },
+      answer: (m) => {
+        if (m.run) return m.run;
+        throw new StoreError('SEAWALL_STORE_PRUNE', `retention failed: ${m.error}`);
+      },
+      exited: (code) =>
+        new StoreError('SEAWALL_STORE_PRUNE', `the retention thread exited with code ${code}`),
+      // A pass every intervalMs (10 minutes by default): the thread is not kept between them.
+      idleMs,
+    };
+  }
 
   constructor(store: EventStore, opts: RetentionOptions = {}) {
     this.maxAgeDays = positive('maxAgeDays', opts.maxAgeDays ?? RETENTION_DEFAULTS.maxAgeDays, 0.0001);
@@ -113,6 +122,14 @@ export class Retention {
     this.#store = store;
     this.#now = opts.now ?? Date.now;
     this.#onError = opts.onError ?? (() => {});
+    this.#thread = new ThreadRequests<RetentionReply>(
+      this.#threadOptions(opts.threadIdleMs ?? HELPER_THREAD_IDLE_MS),
+    );
+  }
+
+  /** Whether the retention thread is running now (a pass, or within its idle time after one). */
+  get threadRunning(): boolean {
+    return this.#thread.running;
   }
 
   /** Starts the periodic run (first run after one interval). */

@@ -3,10 +3,20 @@
  * retention thread (store/retention.ts) — each answered by its id. The first request starts the
  * thread. While requests wait it keeps the process alive, as any I/O would; idle, it does not.
  * When it fails or exits, every request waiting on it fails, and the next request starts another.
+ * With `idleMs`, a thread that has answered everything and is asked nothing more for that long is
+ * ended, and the next request starts another: each thread holds its own V8 heap and SQLite
+ * connection (~10–20 MB of the daemon's resident set), which a daemon in service, read now and
+ * then, need not keep.
  * The thread answers in order, so a request's timeout runs from the later of its post and the
  * thread's last answer: requests queued behind slow reads are not failed while the thread answers.
  */
 import type { Worker } from 'node:worker_threads';
+
+/**
+ * How long the reader and retention threads are kept with nothing to answer: longer than the
+ * pause between a follower's reads, shorter than anyone would notice the memory.
+ */
+export const HELPER_THREAD_IDLE_MS = 10_000;
 
 interface Timeout {
   ms: number;
@@ -26,6 +36,8 @@ export interface ThreadRequestsOptions<Reply> {
   answer: (reply: Reply) => unknown;
   /** What waiting requests fail with when the thread exits by itself. */
   exited: (code: number) => Error;
+  /** Ends the thread once it has had nothing to answer for this long; kept for good without. */
+  idleMs?: number;
 }
 
 export class ThreadRequests<Reply extends { id: number }> {
@@ -35,6 +47,8 @@ export class ThreadRequests<Reply extends { id: number }> {
   readonly #waiting = new Map<number, Waiter>();
   /** Armed for the oldest waiting request with a timeout, from its post or the last answer. */
   #timer: NodeJS.Timeout | null = null;
+  /** Armed while the thread runs with nothing to answer (`idleMs`). */
+  #idle: NodeJS.Timeout | null = null;
 
   constructor(opts: ThreadRequestsOptions<Reply>) {
     this.#opts = opts;
@@ -53,6 +67,7 @@ export class ThreadRequests<Reply extends { id: number }> {
    */
   ask(message: (id: number) => unknown, timeout?: Timeout): Promise<unknown> {
     const worker = this.#ensure();
+    this.#rest(false);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject, ...(timeout ? { timeout } : {}) });
@@ -80,13 +95,37 @@ export class ThreadRequests<Reply extends { id: number }> {
 
   /** Ends the thread; requests waiting fail with `err`. Resolves once it has exited. */
   async stop(err: Error): Promise<void> {
+    const waiting = [...this.#waiting.values()];
+    this.#waiting.clear();
+    const ended = this.#end();
+    for (const w of waiting) w.reject(err);
+    await ended;
+  }
+
+  /** Ends the thread (nothing may wait on it any more); resolves once it has exited. */
+  async #end(): Promise<void> {
     const worker = this.#worker;
     this.#worker = null;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    for (const w of this.#waiting.values()) w.reject(err);
-    this.#waiting.clear();
+    this.#rest(false);
     await worker?.terminate();
+  }
+
+  /**
+   * Arms (`on`) or clears the idle timer. When it fires with nothing waiting, the thread is ended
+   * as `stop` would end it: nothing waits, so nothing fails.
+   */
+  #rest(on: boolean): void {
+    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle = null;
+    const ms = this.#opts.idleMs;
+    if (!on || ms === undefined) return;
+    this.#idle = setTimeout(() => {
+      this.#idle = null;
+      if (this.#waiting.size === 0) void this.#end();
+    }, ms);
+    this.#idle.unref();
   }
 
   #ensure(): Worker {
@@ -96,7 +135,10 @@ export class ThreadRequests<Reply extends { id: number }> {
       const w = this.#waiting.get(m.id);
       if (!w) return;
       this.#waiting.delete(m.id);
-      if (this.#waiting.size === 0) worker.unref();
+      if (this.#waiting.size === 0) {
+        worker.unref();
+        this.#rest(true);
+      }
       // An answer is progress: the oldest request still waiting gets its whole timeout from now.
       if (this.#timer) this.#arm();
       let value: unknown;

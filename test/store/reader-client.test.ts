@@ -1,9 +1,13 @@
-/** The reader thread's handle: no thread outlives `close`, and a running one never holds the process. */
+/**
+ * The reader thread's handle: no thread outlives `close`, a running one never holds the process,
+ * and an idle one ends.
+ */
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { EventStore, isStoreError, StoreReader } from '../../store/index.js';
 import { runTool } from '../daemon/e2e/run-cli.js';
+import { until, within } from '../helpers/wait.js';
 import { record, session, tempStorePath } from './records.js';
 
 const dirs: string[] = [];
@@ -51,4 +55,19 @@ test('a read or a retention pass in progress holds the process; idle reader and 
   // 13: a top-level await left pending when nothing held the process any more.
   assert.deepEqual({ code: r.code, signal: r.signal }, { code: 0, signal: null }, out);
   assert.match(out, /reader running: true/);
+});
+
+test('the reader thread ends once idle, and the next read starts another', async (t) => {
+  const store = open();
+  const reader = new StoreReader(store, undefined, 50);
+  t.after(() => {
+    reader.close();
+    store.close();
+  });
+  store.append([record({ session: session('vm-a'), seq: 1, timeMs: 1_700_000_000_000 })]);
+  assert.equal((await within('a read', reader.totals())).events, 1);
+  await until('the idle reader thread to end', () => !reader.running);
+  store.append([record({ session: session('vm-a'), seq: 2, timeMs: 1_700_000_000_001 })]);
+  assert.equal((await within('a read from a new thread', reader.totals())).events, 2);
+  assert.equal(reader.running, true);
 });

@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { EventStore, isStoreError, Retention } from '../../store/index.js';
 import { prune } from '../../store/prune.js';
-import { until } from '../helpers/wait.js';
+import { until, within } from '../helpers/wait.js';
 import { countInDatabaseFile, record, session, tempStorePath } from './records.js';
 
 const dirs: string[] = [];
@@ -312,3 +312,25 @@ test('retention keeps the row of the highest id, so the next start never gives i
 });
 
 const byId = (store: EventStore) => store.queries.events({ limit: 100 }).sort((x, y) => x.id - y.id);
+
+test('the retention thread is not kept between passes', async (t) => {
+  const store = open();
+  const retention = new Retention(store, { now: () => NOW, threadIdleMs: 50 });
+  t.after(async () => {
+    await retention.stop();
+    store.close();
+  });
+  const s = session('vm-a');
+  // The row of the highest id is always kept: each pass has a recent one above its old one.
+  store.append([
+    record({ session: s, seq: 1, timeMs: NOW - 100 * DAY }),
+    record({ session: s, seq: 2, timeMs: NOW }),
+  ]);
+  assert.equal((await within('a pass', retention.run()))?.deletedByAge, 1);
+  await until('the idle retention thread to end', () => !retention.threadRunning);
+  store.append([
+    record({ session: s, seq: 3, timeMs: NOW - 100 * DAY }),
+    record({ session: s, seq: 4, timeMs: NOW }),
+  ]);
+  assert.equal((await within('a pass on a new thread', retention.run()))?.deletedByAge, 1);
+});

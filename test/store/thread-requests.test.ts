@@ -2,9 +2,11 @@
  * The store's helper threads' requests (store/thread-requests.ts), on a real worker: answers and
  * failed answers reach their request, a thread that exits fails what waits on it and the next
  * request starts another, a request past its timeout ends the thread, and a timeout counts from
- * the thread's last answer, not from a post that waited behind other requests.
+ * the thread's last answer, not from a post that waited behind other requests; with `idleMs`, a
+ * thread with nothing to answer for that long ends, and one with a request waiting does not.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { ThreadRequests } from '../../store/thread-requests.js';
@@ -29,20 +31,24 @@ parentPort.on('message', ({ id, op }) => {
 });
 `;
 
-function requests() {
+function requests(idleMs?: number) {
   let started = 0;
+  const workers: Worker[] = [];
   const thread = new ThreadRequests<Reply>({
     start: () => {
       started++;
-      return new Worker(THREAD, { eval: true });
+      const worker = new Worker(THREAD, { eval: true });
+      workers.push(worker);
+      return worker;
     },
     answer: (m) => {
       if (m.error !== undefined) throw new Error(`failed: ${m.error}`);
       return m.value;
     },
     exited: (code) => new Error(`exited with ${code}`),
+    ...(idleMs !== undefined ? { idleMs } : {}),
   });
-  return { thread, started: () => started };
+  return { thread, started: () => started, workers };
 }
 
 const ask = (thread: ThreadRequests<Reply>, op: string, timeout?: { ms: number; error: () => Error }) =>
@@ -96,4 +102,33 @@ test('requests queued behind slow answers are not timed out while the thread kee
   await assert.rejects(within('the hung request', stuck), /hung/);
   await assert.rejects(within('the request behind it', behind), /hung/);
   assert.equal(thread.running, false);
+});
+
+test('with idleMs, a thread that has answered everything ends; the next request starts another', async (t) => {
+  const { thread, started, workers } = requests(50);
+  t.after(() => thread.stop(new Error('done')));
+  assert.equal(await within('an answer', ask(thread, 'echo')), 'echo 1');
+  const first = workers[0] as Worker;
+  await within('the idle thread to exit', once(first, 'exit'));
+  assert.equal(thread.running, false);
+  assert.equal(await within('an answer from a new thread', ask(thread, 'echo')), 'echo 2');
+  assert.equal(started(), 2);
+});
+
+test('with idleMs, a thread with a request still waiting is not ended as idle', async (t) => {
+  const { thread, started, workers } = requests(20);
+  t.after(() => thread.stop(new Error('done')));
+  const waiting = ask(thread, 'hang');
+  waiting.catch(() => {});
+  // Answers come and go while the first request waits: each arms nothing, as one is still waiting.
+  for (let i = 0; i < 5; i++) await within('an answer', ask(thread, 'echo'));
+  let exited = false;
+  (workers[0] as Worker).once('exit', () => {
+    exited = true;
+  });
+  // Ten idle times with a request waiting: the thread stays (a window, not a synchronisation).
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(exited, false);
+  assert.equal(thread.running, true);
+  assert.equal(started(), 1);
 });
