@@ -143,20 +143,37 @@ function startWorker(data: PolicyWorkerData): Worker {
 }
 
 /**
- * The worker, started on first use and kept for the next load (starting one costs the module
- * graph's load each time). A load that fails the worker itself — a crash, the heap limit, the
- * timeout — terminates it; the next load starts a fresh one.
+ * How long the worker is kept after a load for the next one: a few reloads in a row (an operator
+ * editing a policy) start it once, and a daemon in service does not keep its V8 heap (~15–20 MB of
+ * resident set) between reloads days apart. Starting one costs the module graph's load, off the
+ * event loop.
+ */
+export const POLICY_WORKER_IDLE_MS = 10_000;
+
+/**
+ * The worker, started on first use and kept for `idleMs` after each load. A load that fails the
+ * worker itself — a crash, the heap limit, the timeout — terminates it; the next load starts a
+ * fresh one.
  */
 export class PolicyWorker {
   #worker: Worker | null = null;
   readonly #timeoutMs: number;
+  readonly #idleMs: number;
+  #idle: NodeJS.Timeout | null = null;
 
-  constructor(timeoutMs = POLICY_LOAD_TIMEOUT_MS) {
+  constructor(timeoutMs = POLICY_LOAD_TIMEOUT_MS, idleMs = POLICY_WORKER_IDLE_MS) {
     this.#timeoutMs = timeoutMs;
+    this.#idleMs = idleMs;
+  }
+
+  /** Whether a worker is running now. */
+  get running(): boolean {
+    return this.#worker !== null;
   }
 
   /** Loads `path`; never rejects (every failure is an issue). One load at a time. */
   load(path: string): Promise<WorkerLoad> {
+    this.#rest(false);
     const worker = this.#worker ?? startWorker({ kind: 'seawall-policy' });
     this.#worker = worker;
     worker.unref();
@@ -169,7 +186,7 @@ export class PolicyWorker {
         if (broken) {
           if (this.#worker === worker) this.#worker = null;
           void worker.terminate();
-        }
+        } else if (this.#worker === worker) this.#rest(true);
         resolve(r);
       };
       const onMessage = (r: WorkerLoad) => finish(r, false);
@@ -198,7 +215,17 @@ export class PolicyWorker {
 
   /** Stops the worker (at daemon stop). */
   close(): void {
+    this.#rest(false);
     void this.#worker?.terminate();
     this.#worker = null;
+  }
+
+  /** Arms (`on`) or clears the timer that ends the worker after `idleMs` without a load. */
+  #rest(on: boolean): void {
+    if (this.#idle) clearTimeout(this.#idle);
+    this.#idle = null;
+    if (!on) return;
+    this.#idle = setTimeout(() => this.close(), this.#idleMs);
+    this.#idle.unref();
   }
 }
