@@ -77,13 +77,16 @@ export const POISON_UPSERT_SQL = `
     count = count + excluded.count`;
 
 /**
- * The event's row, found by its id. The record then shows what the guest got: a verdict
+ * The event's row, found by its id and boot (bound as its number): a boot gives an id once, but a
+ * later boot may give it again when the row was in a file set aside at start (records this seawall
+ * cannot read); that row, renamed back, is stored under a new id (store/moved-rows.ts), and its
+ * result must not land on the later boot's row. The record then shows what the guest got: a verdict
  * superseded by the plugin's fallback keeps its row, with fallback_action set (1.1 APPLIED source
  * FALLBACK). A row already carrying a result keeps its first one.
  */
 const APPLIED_SET = `
   UPDATE event_rows SET applied = ?, applied_ms = ?, fallback_action = COALESCE(?, fallback_action)`;
-export const APPLIED_UPDATE_SQL = `${APPLIED_SET} WHERE id = ? AND applied IS NULL`;
+export const APPLIED_UPDATE_SQL = `${APPLIED_SET} WHERE id = ? AND boot = ? AND applied IS NULL`;
 
 /** The same for a result written ahead before schema 9, by boot, session and order. */
 const LEGACY_APPLIED_UPDATE_SQL = `${APPLIED_SET}
@@ -100,7 +103,7 @@ const appliedWait = (row: string): string => `
   SELECT @boot, @session, @ord, @applied, @ms, @fallback
   WHERE NOT EXISTS (SELECT 1 FROM event_rows WHERE ${row})
   ON CONFLICT DO NOTHING`;
-export const APPLIED_WAIT_SQL = appliedWait('id = @id');
+export const APPLIED_WAIT_SQL = appliedWait('id = @id AND boot = @n');
 const LEGACY_APPLIED_WAIT_SQL = appliedWait(
   `boot = (${BOOT_NUMBER_SQL.replace('?', '@boot')}) AND session_id = @session AND ord = @ord`,
 );
@@ -190,7 +193,7 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
       if (pickUp) {
         const w = take.get(v[COL.bootId], v[COL.sessionId], v[COL.ord]);
         if (w !== undefined && result === undefined) {
-          applied.run(w.applied, w.applied_ms, w.fallback_action, id);
+          applied.run(w.applied, w.applied_ms, w.fallback_action, id, boots.of(v[COL.bootId]));
         } else if (w !== undefined) {
           // The result kept waiting came first, and the first wins: the one of this write then
           // finds the row's result set, as it would have without being set with the insert.
@@ -276,10 +279,10 @@ export function eventWriter(db: Database.Database, bootId: string): EventWriter 
           const old = id === null ? legacyOnes() : undefined;
           const set = old
             ? old.applied.run(result, ms, fallback, bootId, session, ord)
-            : applied.run(result, ms, fallback, id);
+            : applied.run(result, ms, fallback, id, boots.of(bootId));
           if (set.changes === 1) break;
           const waiting = { boot: bootId, session, ord, applied: result, ms, fallback };
-          const kept = old ? old.wait.run(waiting) : wait.run({ ...waiting, id });
+          const kept = old ? old.wait.run(waiting) : wait.run({ ...waiting, id, n: boots.of(bootId) });
           const oldest = Number(kept.lastInsertRowid) - MAX_APPLIED_WAITING;
           if (kept.changes === 1 && oldest > 0) trim.run(oldest);
         }
