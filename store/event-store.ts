@@ -7,6 +7,9 @@
  * Writes on the event path never throw: a failure is reported to `onError(op, err)` (the service
  * counts it as `seawall_store_errors_total{op}` and logs it) and the verdict goes out regardless.
  * Every statement is prepared once, at open.
+ *
+ * Longer than 350 lines: the one class that owns the connection, the ids it gives and every write
+ * the daemon makes through it; split, each part would need the others' private state.
  */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
@@ -238,6 +241,16 @@ export class EventStore {
     }
     this.#closeLeftOpen();
     this.#syncIds();
+  }
+
+  /**
+   * `n` event ids past every row stored and every id given, for rows recovery moves off ids given
+   * twice (store/moved-rows.ts); the first of them.
+   */
+  giveIds(n: number): number {
+    this.#syncIds();
+    this.#eventId += n;
+    return this.#eventId - n + 1;
   }
 
   /** What a killed daemon left is in: later ids go past its rows', and LEGACY_KEY_INDEX goes. */

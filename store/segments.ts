@@ -19,9 +19,10 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { StoreError } from './errors.js';
 import type { EventStore } from './event-store.js';
+import { MovedRows } from './moved-rows.js';
 import { readWriteAhead } from './row-codec.js';
 import { decodeLine, wellFormed } from './row-lines.js';
-import type { EventValues } from './rows.js';
+import { COL, type EventValues } from './rows.js';
 import { decodeUpdate, isUpdateLine, type WrittenAhead } from './update-lines.js';
 
 /**
@@ -249,7 +250,9 @@ export function removeSegment(path: string): void {
  * empties `pending`; returns how many rows. Throws RECOVERY when the store
  * will not take them: the daemon does not start over rows it would lose. A file that is not one of
  * the daemon's (see readRows) is renamed aside, `<file>.set-aside-<ms>`, and told to `onSetAside`:
- * the daemon starts, and the file is left for the operator.
+ * the daemon starts, and the file is left for the operator. A row under an id that a stored row of
+ * another boot holds (a file set aside at an earlier start, renamed back since: store/moved-rows.ts)
+ * is stored last, under a new id.
  */
 export function recoverPending(
   store: EventStore,
@@ -257,6 +260,7 @@ export function recoverPending(
   onSetAside: (file: string, err: StoreError) => void = () => {},
 ): number {
   let count = 0;
+  const moved = new MovedRows(store.db);
   for (const file of [...listSegments(pendingPath), heldPath(pendingPath), pendingPath]) {
     let read: ReturnType<typeof readRows>;
     const updates: WrittenAhead[] = [];
@@ -272,16 +276,7 @@ export function recoverPending(
       continue;
     }
     const { rows, damage } = read;
-    if (rows.length > 0 && store.appendRows(rows) === null) {
-      throw new StoreError(
-        'SEAWALL_STORE_RECOVERY',
-        `cannot move ${rows.length} pending rows from ${file} into the store`,
-        {
-          file,
-          rows: rows.length,
-        },
-      );
-    }
+    storeRecovered(store, moved.take(rows), file);
     count += rows.length;
     // A result whose row is not stored waits for it; an update that cannot be stored is reported,
     // and costs only its own record (an event's outcome, a session's, action's or policy's row).
@@ -291,6 +286,17 @@ export function recoverPending(
     const told = retire(file, damage);
     if (told !== null) onSetAside(file, new StoreError('SEAWALL_STORE_RECOVERY', told, { file }));
   }
+  const left = moved.left();
+  const first = left.length > 0 ? store.giveIds(left.length) : 0;
+  storeRecovered(
+    store,
+    left.map((v, i) => {
+      const row = [...v] as EventValues;
+      row[COL.id] = first + i;
+      return row;
+    }),
+    'files renamed back (rows under ids given again, under new ids)',
+  );
   store.recovered();
   const fd = openAppend(pendingPath);
   try {
@@ -299,4 +305,17 @@ export function recoverPending(
     closeSync(fd);
   }
   return count;
+}
+
+/** Inserts rows read back at start; throws RECOVERY when the store will not take them. */
+function storeRecovered(store: EventStore, rows: readonly EventValues[], from: string): void {
+  if (rows.length > 0 && store.appendRows(rows) === null)
+    throw new StoreError(
+      'SEAWALL_STORE_RECOVERY',
+      `cannot move ${rows.length} pending rows from ${from} into the store`,
+      {
+        file: from,
+        rows: rows.length,
+      },
+    );
 }
