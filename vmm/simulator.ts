@@ -149,11 +149,12 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
               const name = ACTION_NAMES.get(out.verdict.action) ?? `action-${out.verdict.action}`;
               verdicts[name] = (verdicts[name] ?? 0) + 1;
               if (out.verdict.action === ACTION.KILL && o.onKill === 'stop' && !dead.has(idx)) {
-                // A VMM terminates the VM: every vCPU stops and the plugin session ends.
+                // A VMM terminates the VM: every vCPU stops and the plugin session ends. Told
+                // before the session is closed: a short grace's SIGKILL may come during the close.
                 dead.add(idx);
                 killed.push(client.opts.vmId);
-                await client.close();
                 o.onKilled?.(client.opts.vmId);
+                await client.close();
               }
               if (perVcpuGapMs > 0) {
                 next += perVcpuGapMs;

@@ -17,12 +17,11 @@ import {
   encodeMessage,
   FrameParser,
   type Message,
-  PROTOCOL_VERSION,
 } from '../../protocol/index.js';
 import { PluginClient, type VerdictOutcome } from '../../vmm/plugin-client.js';
 import { seaExit } from '../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../vmm/simulator.js';
-import { plainVerdict } from '../helpers/verdicts.js';
+import { plainVerdict, plainWelcome } from '../helpers/verdicts.js';
 import { nextEvent, within } from '../helpers/wait.js';
 
 /** A daemon that answers HELLO and otherwise only records, until the test tells it to answer. */
@@ -98,17 +97,7 @@ class ScriptedDaemon {
 
   #receive(conn: Socket, m: Message): void {
     this.received.push(m);
-    if (m.type === 'hello')
-      conn.write(
-        encodeMessage({
-          type: 'welcome',
-          version: PROTOCOL_VERSION,
-          minor: m.minor ?? 0,
-          maxInFlight: 64,
-          sessionId: 1n,
-          heartbeatMs: 60_000,
-        }),
-      );
+    if (m.type === 'hello') conn.write(encodeMessage(plainWelcome(m)));
     for (const wake of this.#waiters) wake();
   }
 }
