@@ -14,17 +14,27 @@ import type { SimulationOptions, SimulationSummary } from './simulator.js';
 export const MAX_FLEET_PROCESSES = 256;
 
 export interface FleetProcessesSummary extends SimulationSummary {
-  /** VMs whose process the daemon had to SIGKILL (they did not exit within the kill's grace). */
+  /**
+   * Killed VMs whose process was then SIGKILLed, as the daemon enforces a kill at the grace's end;
+   * their counts died with them.
+   */
   sigkilled: string[];
+  /**
+   * VMs whose process ended without its report and not after a KILL verdict (killed by hand, a
+   * crash): the events it was given (null: it ran for a duration) are in no count above.
+   */
+  unreported: { vm: string; events: number | null; ended: string }[];
 }
 
 type Options = Omit<SimulationOptions, 'onClient' | 'until' | 'onKill' | 'onKilled' | 'onLatency'>;
 
 interface ChildResult {
   vm: string;
+  events: number | null;
   summary: SimulationSummary | null;
   latencyNs: number[];
   killed: boolean;
+  code: number | null;
   signal: NodeJS.Signals | null;
   error: string | null;
 }
@@ -35,7 +45,16 @@ function runChild(job: ChildJob, vm: string): Promise<ChildResult> {
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
-    const r: ChildResult = { vm, summary: null, latencyNs: [], killed: false, signal: null, error: null };
+    const r: ChildResult = {
+      vm,
+      events: job.events ?? null,
+      summary: null,
+      latencyNs: [],
+      killed: false,
+      code: null,
+      signal: null,
+      error: null,
+    };
     child.on('message', (m: ChildReport) => {
       if (m.type === 'killed') r.killed = true;
       else if (m.type === 'done') {
@@ -46,7 +65,8 @@ function runChild(job: ChildJob, vm: string): Promise<ChildResult> {
     child.once('error', (err) => {
       r.error = err.message;
     });
-    child.once('exit', (_code, signal) => {
+    child.once('exit', (code, signal) => {
+      r.code = code;
       r.signal = signal;
       resolve(r);
     });
@@ -96,6 +116,7 @@ export async function simulateInProcesses(o: Options): Promise<FleetProcessesSum
     lateVerdicts: 0,
     killed: [],
     sigkilled: [],
+    unreported: [],
     verdicts: {},
     durationMs: 0,
     eventsPerSecond: 0,
@@ -103,7 +124,13 @@ export async function simulateInProcesses(o: Options): Promise<FleetProcessesSum
   };
   for (const r of results) {
     if (r.killed) out.killed.push(r.vm);
-    if (r.signal === 'SIGKILL') out.sigkilled.push(r.vm);
+    // Only a VM that reported its KILL verdict was SIGKILLed by the daemon's enforcement, as far
+    // as this process can tell; any other end without a report is a failure of the run.
+    if (r.killed && r.signal === 'SIGKILL') out.sigkilled.push(r.vm);
+    if (!r.killed && r.summary === null) {
+      const ended = r.signal === null ? `exit code ${r.code}` : `signal ${r.signal}`;
+      out.unreported.push({ vm: r.vm, events: r.events, ended });
+    }
     const s = r.summary;
     for (const ns of r.latencyNs) latency.add(ns);
     if (!s) continue;

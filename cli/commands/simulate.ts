@@ -8,6 +8,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import {
   type EventMix,
   type FallbackPolicy,
+  type FleetProcessesSummary,
   isVmmError,
   MAX_FLEET_PROCESSES,
   parseMix,
@@ -99,7 +100,7 @@ async function run(opts: SimulateOptions, ctx: CliContext): Promise<number> {
     deadlineMs: opts.deadline,
     fallback: opts.fallback,
   };
-  let summary: SimulationSummary & { sigkilled?: string[] };
+  let summary: SimulationSummary & Partial<Pick<FleetProcessesSummary, 'sigkilled' | 'unreported'>>;
   try {
     summary = opts.inProcess ? await simulate(options) : await simulateInProcesses(options);
   } catch (err) {
@@ -107,6 +108,14 @@ async function run(opts: SimulateOptions, ctx: CliContext): Promise<number> {
   }
   if (opts.json) ctx.io.out(toJson(summary));
   else report(summary, ctx);
+  // A VM process that ended without its report took its counts with it: the run says nothing of them.
+  for (const u of summary.unreported ?? []) {
+    const lost = u.events === null ? 'the events of its run' : `its ${u.events} planned event(s)`;
+    ctx.io.err(
+      `VM ${terminalSafe(u.vm)}: its process ended (${u.ended}) without a report: ${lost} not counted`,
+    );
+  }
+  if ((summary.unreported ?? []).length > 0) return 1;
   const unanswered = summary.sent - summary.answered;
   if (unanswered > 0 && !opts.allowFallback) {
     ctx.io.err(`${unanswered} event(s) were not answered by the daemon in time (fallback applied)`);
@@ -121,7 +130,8 @@ export function registerSimulate(parent: Command, ctx: CliContext): void {
     .summary('a simulated fleet against a running daemon: latency, verdicts, fallbacks')
     .description(
       'Drives a running daemon through its plugin socket with simulated VMs. Each VM runs in a child process ' +
-        'that ends on a KILL verdict, as a VMM would, so kill policies can be tried. Exit 1 when an event was not answered in time.',
+        'that ends on a KILL verdict, as a VMM would, so kill policies can be tried. Exit 1 when an event was not answered in time, ' +
+        'or when a VM process ended without a report other than after its KILL verdict.',
     )
     .option('--socket <path>', socketSearchHelp('plugin'), nonEmpty)
     .option('--vms <n>', 'VMs', intValue(1), 4)
