@@ -21,6 +21,10 @@ const send = (m: ChildReport) =>
     process.send(m, () => resolve());
   });
 
+// A VMM whose parent went (killed, or ended without ending it) ends too: nobody would read its
+// report, and it would go on loading the daemon.
+process.once('disconnect', () => process.exit(1));
+
 process.once('message', (job: ChildJob) => {
   const samples: number[] = [];
   void simulate({

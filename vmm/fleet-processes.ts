@@ -26,7 +26,10 @@ export interface FleetProcessesSummary extends SimulationSummary {
   unreported: { vm: string; events: number | null; ended: string }[];
 }
 
-type Options = Omit<SimulationOptions, 'onClient' | 'until' | 'onKill' | 'onKilled' | 'onLatency'>;
+type Options = Omit<SimulationOptions, 'onClient' | 'until' | 'onKill' | 'onKilled' | 'onLatency'> & {
+  /** Aborted: every VM process is sent SIGTERM (they end unreported). */
+  signal?: AbortSignal;
+};
 
 interface ChildResult {
   vm: string;
@@ -39,7 +42,7 @@ interface ChildResult {
   error: string | null;
 }
 
-function runChild(job: ChildJob, vm: string): Promise<ChildResult> {
+function runChild(job: ChildJob, vm: string, signal: AbortSignal | undefined): Promise<ChildResult> {
   return new Promise((resolve) => {
     const child = fork(new URL('./fleet-child.js', import.meta.url), [], {
       serialization: 'advanced',
@@ -65,9 +68,13 @@ function runChild(job: ChildJob, vm: string): Promise<ChildResult> {
     child.once('error', (err) => {
       r.error = err.message;
     });
-    child.once('exit', (code, signal) => {
+    const stop = () => child.kill('SIGTERM');
+    signal?.addEventListener('abort', stop, { once: true });
+    if (signal?.aborted) stop();
+    child.once('exit', (code, ended) => {
+      signal?.removeEventListener('abort', stop);
       r.code = code;
-      r.signal = signal;
+      r.signal = ended;
       resolve(r);
     });
     child.send(job);
@@ -90,7 +97,7 @@ export async function simulateInProcesses(o: Options): Promise<FleetProcessesSum
   for (let i = 0; i < o.vms; i++) {
     const events = share(o.events, i);
     if (events === 0) continue;
-    const { labelsFor, ...rest } = o;
+    const { labelsFor, signal, ...rest } = o;
     const job: ChildJob = {
       ...rest,
       vms: 1,
@@ -100,7 +107,7 @@ export async function simulateInProcesses(o: Options): Promise<FleetProcessesSum
       rate: o.rate === undefined ? undefined : o.rate / o.vms,
       labels: { ...o.labels, ...labelsFor?.(i) },
     };
-    jobs.push(runChild(job, `${prefix}-${i}`));
+    jobs.push(runChild(job, `${prefix}-${i}`, signal));
   }
   const results = await Promise.all(jobs);
   const failed = results.find((r) => r.error !== null && !r.killed);

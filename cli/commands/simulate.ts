@@ -24,6 +24,9 @@ import { findSocket, socketSearchHelp } from '../daemon-sockets.js';
 import { durationValue, intValue, keyValue, nonEmpty } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
 
+/** The signals that stop a fleet of VM processes; simulate exits 128 + the signal's number. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
 interface SimulateOptions {
   socket?: string;
   vms: number;
@@ -100,11 +103,29 @@ async function run(opts: SimulateOptions, ctx: CliContext): Promise<number> {
     deadlineMs: opts.deadline,
     fallback: opts.fallback,
   };
-  let summary: SimulationSummary & Partial<Pick<FleetProcessesSummary, 'sigkilled' | 'unreported'>>;
+  let summary: (SimulationSummary & Partial<Pick<FleetProcessesSummary, 'sigkilled' | 'unreported'>>) | null =
+    null;
+  // SIGINT and SIGTERM end the VM processes first, which would otherwise outlive this command.
+  const stopping = new AbortController();
+  const stopped: { by: NodeJS.Signals | null } = { by: null };
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopped.by = signal;
+    stopping.abort();
+  };
+  if (!opts.inProcess) for (const s of STOP_SIGNALS) process.once(s, onSignal);
   try {
-    summary = opts.inProcess ? await simulate(options) : await simulateInProcesses(options);
+    summary = opts.inProcess
+      ? await simulate(options)
+      : await simulateInProcesses({ ...options, signal: stopping.signal });
   } catch (err) {
-    throw new CliError('failed', `cannot drive the daemon at ${socket}: ${(err as Error).message}`);
+    if (stopped.by === null)
+      throw new CliError('failed', `cannot drive the daemon at ${socket}: ${(err as Error).message}`);
+  } finally {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  }
+  if (stopped.by !== null || summary === null) {
+    ctx.io.err(`stopped by ${stopped.by}: every VM process was ended, nothing to report`);
+    return stopped.by === 'SIGINT' ? 130 : 143;
   }
   if (opts.json) ctx.io.out(toJson(summary));
   else report(summary, ctx);
@@ -131,7 +152,8 @@ export function registerSimulate(parent: Command, ctx: CliContext): void {
     .description(
       'Drives a running daemon through its plugin socket with simulated VMs. Each VM runs in a child process ' +
         'that ends on a KILL verdict, as a VMM would, so kill policies can be tried. Exit 1 when an event was not answered in time, ' +
-        'or when a VM process ended without a report other than after its KILL verdict.',
+        'or when a VM process ended without a report other than after its KILL verdict. ' +
+        'SIGINT or SIGTERM ends every VM process, then simulate, with exit 130 or 143.',
     )
     .option('--socket <path>', socketSearchHelp('plugin'), nonEmpty)
     .option('--vms <n>', 'VMs', intValue(1), 4)

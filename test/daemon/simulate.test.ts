@@ -1,9 +1,18 @@
 /** `seawall simulate` against `seawall daemon`, both as the operator runs them. */
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { VmView } from '../../control/index.js';
-import { CLI, metricSum, PATIENT_DEADLINE_MS, removeDir, scrape, startDaemon } from '../helpers/daemon.js';
+import {
+  CLI,
+  metricSum,
+  PATIENT_DEADLINE_MS,
+  type RunningDaemon,
+  removeDir,
+  scrape,
+  startDaemon,
+} from '../helpers/daemon.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { until, within } from '../helpers/wait.js';
 import { cliJson, runCli as run } from './e2e/run-cli.js';
@@ -108,4 +117,84 @@ test('a VM process killed by hand fails the run: its events are said to be uncou
     stderr,
     /VM byhand-0: its process ended \(signal SIGKILL\) without a report: its 1000 planned event\(s\) not counted/,
   );
+});
+
+/** Simulate with two VM processes that run long, once both VMs are sending; its output collected. */
+async function longFleet(d: RunningDaemon, prefix: string, spawnIt: (args: string[]) => ChildProcess) {
+  const sim = spawnIt(
+    [CLI, 'simulate', '--socket', d.socket, '--vms', '2', '--vcpus', '1'].concat([
+      '--events',
+      '100000',
+      '--rate',
+      '20',
+      '--vm-prefix',
+      prefix,
+    ]),
+  );
+  const out = { text: '' };
+  sim.stdout?.setEncoding('utf8').on('data', (s: string) => (out.text += s));
+  sim.stderr?.setEncoding('utf8').on('data', (s: string) => (out.text += s));
+  await until(
+    `both VMs of ${prefix} to report events`,
+    async () => {
+      const vms = await cliJson<VmView[]>(d.controlSocket, ['vms']);
+      return vms.filter((v) => v.vm.startsWith(`${prefix}-`) && v.connected && v.events > 0).length === 2;
+    },
+    { everyMs: 100, state: () => out.text },
+  );
+  const children = childrenOf(sim.pid as number);
+  assert.equal(children.length, 2, 'one process per VM');
+  return { sim, out, children };
+}
+
+const gone = (pid: number) => {
+  try {
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+};
+
+test('SIGTERM ends simulate and its VM processes with it, exit 143', async (t) => {
+  const d = await startDaemon({ metrics: false });
+  let sim: ChildProcess | undefined;
+  t.after(async () => {
+    if (sim) await killOwned(sim);
+    await d.kill();
+    removeDir(d.dir);
+  });
+  const fleet = await longFleet(d, 'term', (args) => spawnOwned(process.execPath, args));
+  sim = fleet.sim;
+  sim.kill('SIGTERM');
+  const exit = await within('simulate to exit after SIGTERM', exitOf(sim), { state: () => fleet.out.text });
+  assert.deepEqual(exit, { code: 143, signal: null }, fleet.out.text);
+  assert.match(fleet.out.text, /stopped by SIGTERM: every VM process was ended/);
+  // simulate waited for them: they are gone (reaped) by the time it exits.
+  for (const pid of fleet.children) assert.ok(gone(pid), `VM process ${pid} is gone`);
+});
+
+test('a VM process ends when simulate is SIGKILLed (its IPC channel closes)', async (t) => {
+  const d = await startDaemon({ metrics: false });
+  let sim: ChildProcess | undefined;
+  t.after(async () => {
+    // In a group of its own and not owned: an owned leader's exit kills its group, the VM
+    // processes under test among it.
+    if (sim?.pid !== undefined)
+      try {
+        process.kill(-sim.pid, 'SIGKILL');
+      } catch {
+        // ESRCH: the group is empty.
+      }
+    await d.kill();
+    removeDir(d.dir);
+  });
+  const fleet = await longFleet(d, 'orphan', (args) =>
+    spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
+  sim = fleet.sim;
+  sim.kill('SIGKILL');
+  await within('simulate to die', exitOf(sim));
+  await until('its VM processes to end', () => fleet.children.every(gone), {
+    state: () => fleet.children.map((p) => `${p} gone: ${gone(p)}`).join(', '),
+  });
 });
