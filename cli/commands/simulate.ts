@@ -136,6 +136,8 @@ async function run(opts: SimulateOptions, ctx: CliContext): Promise<number> {
       `VM ${terminalSafe(u.vm)}: its process ended (${u.ended}) without a report: ${lost} not counted`,
     );
   }
+  if (summary.unreported?.some((u) => u.ended === 'signal SIGKILL'))
+    ctx.io.err('(a kill whose grace ended before the VM could report its KILL verdict looks the same)');
   if ((summary.unreported ?? []).length > 0) return 1;
   const unanswered = summary.sent - summary.answered;
   if (unanswered > 0 && !opts.allowFallback) {
