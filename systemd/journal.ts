@@ -12,7 +12,8 @@
  * So entries are sent off it, one at a time in order, through koffi's asynchronous call (a
  * thread of libuv's pool; the library's functions may be called from any thread), and wait in a
  * queue of at most {@link JOURNAL_QUEUE} meanwhile. Past it entries are dropped and counted, and
- * one entry says how many once journald takes entries again.
+ * one entry says how many once journald takes entries again. Entries that come one per event may
+ * fill only half of it: one VM's flood of memory errors must not crowd out another VM's kill.
  */
 import { fstatSync } from 'node:fs';
 import type { SystemdErrorHandler } from './errors.js';
@@ -52,6 +53,12 @@ export interface JournalEntry {
   messageId?: string;
   /** Custom fields, normally SEAWALL_* names from journal-fields.ts; `undefined` values are left out. */
   fields?: Readonly<Record<string, JournalFieldValue>>;
+  /**
+   * One of a stream of entries, one per event (a memory error, a downgrade): while journald falls
+   * behind, these wait in at most half of the queue, so that a flood of them leaves room for the
+   * rest (kills, migrations, session ends, the daemon's own).
+   */
+  perEvent?: boolean;
 }
 
 /** Where a logger writes. */
@@ -96,6 +103,8 @@ export interface JournalLogger {
 
 /** Entries waiting for journald at most; past it they are dropped and counted. */
 export const JOURNAL_QUEUE = 1024;
+/** Per-event entries ({@link JournalEntry.perEvent}) are dropped and counted once this many wait. */
+export const JOURNAL_QUEUE_PER_EVENT = JOURNAL_QUEUE / 2;
 
 // Field names come from constants, so the cache stays small; the bound only stops a caller that
 // builds names dynamically from growing it without limit (such names are validated every time).
@@ -239,7 +248,7 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
   }
 
   function enqueue(entry: JournalEntry): void {
-    if (queue.length >= JOURNAL_QUEUE) {
+    if (queue.length >= (entry.perEvent ? JOURNAL_QUEUE_PER_EVENT : JOURNAL_QUEUE)) {
       dropped++;
       return;
     }

@@ -51,6 +51,7 @@ export function journalSink(log: DaemonLog): Sink {
             message,
             priority: priorityOf(r),
             messageId: MessageId.FALLBACK_EVENTS_REPORTED,
+            perEvent: true,
             fields: { ...event, [F.ACTION]: 'fallback', [F.OUTCOME]: 'fallback', [F.SESSION]: r.session.id },
           });
           continue;
@@ -59,6 +60,7 @@ export function journalSink(log: DaemonLog): Sink {
           message,
           priority: priorityOf(r),
           messageId: MessageId.MEMORY_ERROR,
+          perEvent: true,
           fields: {
             ...event,
             [F.ACTION]: d.action,
@@ -74,6 +76,7 @@ export function journalSink(log: DaemonLog): Sink {
             message: `injection downgraded on VM ${e.vm.id}: ${down.from} → ${down.to} (${down.detail})`,
             priority: Priority.WARNING,
             messageId: MessageId.INJECTION_DOWNGRADED,
+            perEvent: true,
             fields: { [F.VM]: e.vm.id, [F.RULE]: d.rule, [F.REASON]: down.reason, [F.OUTCOME]: down.to },
           });
         }

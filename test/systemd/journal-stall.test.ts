@@ -5,33 +5,55 @@
  * that nobody reads; a child logs 2,000 entries to it and reports.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { CLI } from '../helpers/daemon.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { requireTool } from '../helpers/tools.js';
-import { within } from '../helpers/wait.js';
+import { until, within } from '../helpers/wait.js';
 
 const CHILD = new URL('./children/stalled-journal-child.ts', import.meta.url).pathname;
+const FLOOD_CHILD = new URL('./children/journal-flood-child.ts', import.meta.url).pathname;
+const RESUMABLE = new URL('./children/resumable-journal.py', import.meta.url).pathname;
+
+/** unshare and python3, or undefined once the test is skipped (not root, or one of them missing). */
+function namespaceTools(t: TestContext, need: string): { unshare: string; python: string } | undefined {
+  if (process.getuid?.() !== 0) {
+    t.skip(`needs root for ${need}`);
+    return undefined;
+  }
+  const unshare = requireTool(t, 'unshare', 'util-linux');
+  const python = requireTool(t, 'python3', 'python3');
+  return unshare && python ? { unshare, python } : undefined;
+}
+
+/** A directory of its own for the test, removed after it. */
+function scratchDir(t: TestContext, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 /**
  * A shell script for a new mount namespace: /run/systemd/journal/socket becomes a datagram socket
  * bound and never read (datagrams queue up to the kernel's bound, then senders block), then
  * `setup` runs and `command` is exec'd.
  */
-function stalledJournal(python: string, command: string, setup: string[] = []): string {
-  const listener =
-    'import socket,time; s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); ' +
-    "s.bind('/run/systemd/journal/socket'); time.sleep(120)";
+function stalledJournal(
+  python: string,
+  command: string,
+  setup: string[] = [],
+  listener = `${python} -c "import socket,time; s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); s.bind('/run/systemd/journal/socket'); time.sleep(120)"`,
+): string {
   return [
     'set -e',
     'mkdir -p /run/systemd/journal',
     'mount -t tmpfs -o mode=0755 tmpfs /run/systemd/journal',
     ...setup,
-    `${python} -c "${listener}" &`,
+    `${listener} &`,
     // Until the socket is there, at most 10 s.
     'n=0; while [ ! -S /run/systemd/journal/socket ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done',
     `exec ${command}`,
@@ -39,10 +61,9 @@ function stalledJournal(python: string, command: string, setup: string[] = []): 
 }
 
 test('entries to a journald that takes none: logging never blocks, the loop turns, the rest waits', async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('needs root for a mount namespace');
-  const unshare = requireTool(t, 'unshare', 'util-linux');
-  const python = requireTool(t, 'python3', 'python3');
-  if (!unshare || !python) return;
+  const tools = namespaceTools(t, 'a mount namespace');
+  if (!tools) return;
+  const { unshare, python } = tools;
   const script = stalledJournal(python, `"${process.execPath}" --import tsx "${CHILD}"`);
   // In a process group of its own, killed whole (the child, stuck at exit, and the listener).
   const child = spawnOwned(unshare, ['-m', '--propagation', 'private', 'sh', '-c', script], {
@@ -62,13 +83,50 @@ test('entries to a journald that takes none: logging never blocks, the loop turn
   assert.ok(out.loggedMs < 5_000, `2,000 entries logged in ${out.loggedMs} ms`);
 });
 
+test('a flood of per-event entries while journald takes none leaves room for the others', async (t) => {
+  const tools = namespaceTools(t, 'a mount namespace');
+  if (!tools) return;
+  const { unshare, python } = tools;
+  const dir = scratchDir(t, 'seawall-flood-');
+  const resume = '/run/systemd/journal/resume';
+  const script = stalledJournal(
+    python,
+    `"${process.execPath}" --import tsx "${FLOOD_CHILD}" ${resume}`,
+    [`mkfifo ${resume}`],
+    `${python} "${RESUMABLE}" /run/systemd/journal/socket ${resume} ${dir}/received`,
+  );
+  const child = spawnOwned(unshare, ['-m', '--propagation', 'private', 'sh', '-c', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => killOwned(child));
+  const report = JSON.parse(
+    await within(
+      "the child's report",
+      new Promise<string>((resolve) =>
+        createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', resolve),
+      ),
+    ),
+  );
+  assert.equal(report.target, 'journal');
+  assert.equal(report.drained, true);
+  const received = await until("the reader's receipt of the child's last entry", () => {
+    const lines = readFileSync(`${dir}/received`, { encoding: 'utf8', flag: 'a+' }).split('\n');
+    return lines.some((l) => l.startsWith('MESSAGE=end|')) && lines;
+  });
+  const kills = received.filter((l) => /^MESSAGE=kill \d+\|/.test(l));
+  assert.equal(kills.length, report.important, 'every entry that is not per-event was kept');
+  const events = received.filter((l) => /^MESSAGE=event \d+\|/.test(l)).length;
+  assert.ok(events < 2000, `${events} per-event entries of 2,000 reached journald`);
+  const backlog = received.find((l) => l.includes('SEAWALL_REASON=journal_backlog'));
+  assert.ok(backlog, received.slice(-5).join('\n'));
+  assert.match(backlog, new RegExp(`SEAWALL_SUPPRESSED=${2000 - events}(\\||$)`));
+});
+
 test('a daemon stopped while journald takes nothing exits 0, not by a signal systemd records as a failure', async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('needs root for mount and network namespaces');
-  const unshare = requireTool(t, 'unshare', 'util-linux');
-  const python = requireTool(t, 'python3', 'python3');
-  if (!unshare || !python) return;
-  const dir = mkdtempSync(join(tmpdir(), 'seawall-stall-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const tools = namespaceTools(t, 'mount and network namespaces');
+  if (!tools) return;
+  const { unshare, python } = tools;
+  const dir = scratchDir(t, 'seawall-stall-');
   const script = stalledJournal(
     python,
     `"${process.execPath}" "${CLI}" daemon --socket ${dir}/p.sock --control-socket ${dir}/c.sock ` +
