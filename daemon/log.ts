@@ -74,7 +74,8 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
     });
   const rate = opts.eventsPerSecond ?? 1000;
   let tokens = rate;
-  let last = Date.now();
+  // Monotonic: a wall clock stepped back (NTP, `date -s`) would leave the bucket far below zero.
+  let last = performance.now();
   let suppressed = 0;
   let suppressedSinceSummary = 0;
   const reportSuppressed = () => {
@@ -127,7 +128,7 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
     },
     log: (entry) => logger.log(entry),
     admitEvent() {
-      const now = Date.now();
+      const now = performance.now();
       tokens = Math.min(rate, tokens + ((now - last) * rate) / 1000);
       last = now;
       if (tokens >= 1) {
