@@ -35,9 +35,10 @@ export interface DaemonLog {
   /**
    * Logs an entry that a peer can cause at will (a refused connection, a protocol error, a refused
    * attach): at most `noticesPerMinute` per `key` each minute, the rest counted and summarised in
-   * one line per key and minute. Metrics count every one of them exactly.
+   * one line per key and minute. Metrics count every one of them exactly. `perMinute` overrides
+   * the limit for this key.
    */
-  notice(key: string, entry: SeawallEntry): void;
+  notice(key: string, entry: SeawallEntry, perMinute?: number): void;
   /** `each`: one entry per event; `summary`: events are counted into a periodic summary line. */
   readonly eventMode: 'each' | 'summary';
   /** Counts one event (its action) of `vm` into the next summary line (summary mode). */
@@ -159,13 +160,13 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
 const MAX_NOTICE_KEYS = 64;
 
 function noticeLimiter(logger: JournalLogger, perMinute: number) {
-  // key → [logged this window, suppressed this window]
-  let window = new Map<string, [number, number]>();
+  // key → [logged this window, suppressed this window, the key's limit]
+  let window = new Map<string, [number, number, number]>();
   const flush = () => {
-    for (const [key, [, dropped]] of window) {
+    for (const [key, [, dropped, limit]] of window) {
       if (dropped === 0) continue;
       logger.log({
-        message: `${dropped} more '${key}' notices in the last minute not logged individually (over ${perMinute}/min); metrics count every one`,
+        message: `${dropped} more '${key}' notices in the last minute not logged individually (over ${limit}/min); metrics count every one`,
         priority: Priority.NOTICE,
         fields: { [F.REASON]: 'log_rate_limit', [F.SUPPRESSED]: dropped },
       });
@@ -175,14 +176,14 @@ function noticeLimiter(logger: JournalLogger, perMinute: number) {
   const timer = setInterval(flush, 60_000);
   timer.unref();
   return {
-    notice(key: string, entry: SeawallEntry): void {
+    notice(key: string, entry: SeawallEntry, limit = perMinute): void {
       const k = window.has(key) || window.size < MAX_NOTICE_KEYS ? key : 'other';
       let slot = window.get(k);
       if (!slot) {
-        slot = [0, 0];
+        slot = [0, 0, k === key ? limit : perMinute];
         window.set(k, slot);
       }
-      if (slot[0] < perMinute) {
+      if (slot[0] < slot[2]) {
         slot[0]++;
         logger.log(entry);
       } else slot[1]++;

@@ -12,6 +12,9 @@ import { type DaemonLog, MessageId, Priority } from '../log.js';
 const hex = (v: bigint | null | undefined): string | undefined =>
   v === null || v === undefined ? undefined : `0x${v.toString(16)}`;
 
+/** SESSION_CLOSED entries logged per minute; the rest are counted in one `log_rate_limit` entry. */
+export const SESSION_ENDS_PER_MINUTE = 120;
+
 function priorityOf(r: EventRecord): JournalPriority {
   if (r.decision?.action === 'kill' || r.event.severity === 'uc') return Priority.ERR;
   if (r.decision?.action === 'none' || r.replay) return Priority.NOTICE;
@@ -104,12 +107,18 @@ export function journalSink(log: DaemonLog): Sink {
       });
     },
     sessionClosed(s, outcome, detail) {
-      log.log({
-        message: `plugin session ${s.id} for VM ${s.vm.id} closed (${outcome})${detail ? `: ${detail}` : ''}`,
-        priority: Priority.INFO,
-        messageId: MessageId.SESSION_CLOSED,
-        fields: { [F.VM]: s.vm.id, [F.SESSION]: s.id, [F.OUTCOME]: outcome },
-      });
+      // A plugin may open and close sessions in a loop: limited like a notice, with room for a
+      // fleet's sessions ending together at a stop.
+      log.notice(
+        'session_closed',
+        {
+          message: `plugin session ${s.id} for VM ${s.vm.id} closed (${outcome})${detail ? `: ${detail}` : ''}`,
+          priority: Priority.INFO,
+          messageId: MessageId.SESSION_CLOSED,
+          fields: { [F.VM]: s.vm.id, [F.SESSION]: s.id, [F.OUTCOME]: outcome },
+        },
+        SESSION_ENDS_PER_MINUTE,
+      );
     },
   };
 }
