@@ -42,6 +42,15 @@ import { ReplayQueue } from './replay-queue.js';
 
 export * from './plugin-types.js';
 
+/** The frame of `msg`, or why none can carry it (a field out of its wire type's range). */
+function encodable(msg: EventMsg): Buffer | string {
+  try {
+    return encodeMessage(msg);
+  } catch (err) {
+    return `not encodable: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
 /** The action codes this client can carry out; any other in a VERDICT is a protocol error. */
 const KNOWN_ACTIONS: ReadonlySet<number> = new Set(Object.values(ACTION));
 
@@ -241,7 +250,12 @@ export class PluginClient extends EventEmitter {
     const startNs = process.hrtime.bigint();
     const refusal = localRefusal(msg, this.opts.vcpuCount, this.opts.caps, this.#ready ? this.#minor : 0);
     if (refusal !== null) return Promise.resolve(this.#invalid(msg, startNs, refusal));
-    if (!this.#ready || !this.#socket) return Promise.resolve(this.#fallback(msg, startNs));
+    // Encoded before anything is committed: an exit with a field no frame can carry (a u64 outside
+    // [0, 2^64), …) is refused like the above, and what is kept is known to encode as a replay.
+    const frame = encodable(msg);
+    if (typeof frame === 'string') return Promise.resolve(this.#invalid(msg, startNs, frame));
+    const socket = this.#socket;
+    if (!this.#ready || !socket) return Promise.resolve(this.#fallback(msg, startNs));
     return new Promise<VerdictOutcome>((resolve) => {
       const timer = setTimeout(() => {
         this.#pending.delete(msg.seq);
@@ -249,7 +263,7 @@ export class PluginClient extends EventEmitter {
       }, this.opts.deadlineMs);
       this.#pending.set(msg.seq, { resolve, timer, msg, startNs });
       this.stats.sent++;
-      this.#socket?.write(encodeMessage(msg));
+      socket.write(frame);
     });
   }
 
@@ -343,11 +357,14 @@ export class PluginClient extends EventEmitter {
         this.#minor = m.minor ?? 0;
         this.#maxBody = m.maxBody ?? 0;
         this.#sessionId = m.sessionId;
+        // The handshake is done before anything is written: whatever writing the replays does, a
+        // connect() that got its WELCOME has succeeded, and a session lost from here on is a
+        // disconnect (#onDisconnect), the only path that schedules a reconnect for it.
+        handshake();
         // The backoff starts again once this session proved useful: at the echo of its replays,
         // or now when there is nothing to replay (§9, point 5).
         this.#awaitingEcho = this.#flushReplay();
         if (!this.#awaitingEcho) this.#backoff = this.opts.reconnect.initialMs;
-        handshake();
         this.emit('ready', m);
         return;
       case 'reject':
@@ -493,12 +510,16 @@ export class PluginClient extends EventEmitter {
     this.#scheduleReconnect();
   }
 
+  /** One reconnect at a time: a second failure reported while one is pending schedules nothing. */
   #scheduleReconnect(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#reconnectTimer !== null) return;
     const delay = this.#backoff;
     this.#backoff = Math.min(this.#backoff * 2, this.opts.reconnect.maxMs);
     this.emit('reconnecting', delay);
     this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      // The VMM called connect() itself meanwhile, and that session is up.
+      if (this.#ready) return;
       this.stats.reconnects++;
       this.connect().catch(() => this.#scheduleReconnect());
     }, delay);

@@ -18,7 +18,7 @@ import {
   FrameParser,
   type Message,
 } from '../../protocol/index.js';
-import { PluginClient, type VerdictOutcome } from '../../vmm/plugin-client.js';
+import { PluginClient, type PluginClientOptions, type VerdictOutcome } from '../../vmm/plugin-client.js';
 import { seaExit } from '../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../vmm/simulator.js';
 import { plainVerdict, plainWelcome } from '../helpers/verdicts.js';
@@ -116,6 +116,32 @@ async function connected(daemon: ScriptedDaemon): Promise<PluginClient> {
   });
   await c.connect();
   return c;
+}
+
+/**
+ * A scripted daemon listening and a client of it made with `opts` (not connected), both closed
+ * after the test; `reconnecting` holds the delays the client announces.
+ */
+async function scripted(
+  t: { after: (fn: () => Promise<void>) => void },
+  opts: Partial<PluginClientOptions> = {},
+): Promise<{ daemon: ScriptedDaemon; c: PluginClient; reconnecting: number[] }> {
+  const daemon = new ScriptedDaemon();
+  await daemon.listen();
+  const c = new PluginClient({
+    socket: daemon.path,
+    vmId: 'scripted-vm',
+    vcpuCount: 2,
+    caps: DEFAULT_CAPS,
+    ...opts,
+  });
+  const reconnecting: number[] = [];
+  c.on('reconnecting', (ms: number) => reconnecting.push(ms));
+  t.after(async () => {
+    await c.close();
+    await daemon.close();
+  });
+  return { daemon, c, reconnecting };
 }
 
 /** Reports one exit that the daemon leaves unanswered, and waits for its fallback. */
@@ -246,22 +272,9 @@ test('a connection lost before the echo: the replays go again after reconnecting
 });
 
 test('a VERDICT with an unknown action: the exit gets the fallback, the client reconnects and replays it', async (t) => {
-  const daemon = new ScriptedDaemon();
-  await daemon.listen();
   // 1.1, and a deadline no exit below reaches: only the unknown action makes the fallback.
-  const c = new PluginClient({
-    socket: daemon.path,
-    vmId: 'scripted-vm',
-    vcpuCount: 2,
-    caps: DEFAULT_CAPS,
-    deadlineMs: 60_000,
-    minor: 1,
-  });
+  const { daemon, c } = await scripted(t, { deadlineMs: 60_000, minor: 1 });
   await c.connect();
-  t.after(async () => {
-    await c.close();
-    await daemon.close();
-  });
   const refused = nextEvent<[Error]>(c, 'protocol-error', 'the protocol error');
   const back = nextEvent(c, 'ready', 'the reconnect after the protocol error');
   const exit = c.handleExit(seaExit({ vcpu: 0 }));
@@ -275,4 +288,48 @@ test('a VERDICT with an unknown action: the exit gets the fallback, the client r
   const hello = await daemon.next('hello', () => true, from);
   await daemon.next('sea', (m) => m.replay && m.seq === sent.seq, daemon.received.indexOf(hello));
   assert.equal(c.stats.verdicts, 0);
+});
+
+test('an exit no frame can carry (a negative GVA): the fallback answers it at once, counted, never sent nor kept', async (t) => {
+  const { daemon, c } = await scripted(t);
+  await c.connect();
+  const invalid = nextEvent<[EventMsg, string]>(c, 'invalid-event', 'the refusal of the negative GVA');
+  const out = await c.handleExit({ ...seaExit({ vcpu: 0 }), gva: -4096n });
+  assert.equal(out.source, 'fallback');
+  assert.match((await invalid)[1], /not encodable/);
+  assert.deepEqual(
+    { sent: c.stats.sent, invalid: c.stats.invalidEvents, queue: c.replayQueue },
+    { sent: 0, invalid: 1, queue: 0 },
+  );
+  // The session goes on: the next exit is sent and answered.
+  const next = c.handleExit(seaExit({ vcpu: 1 }));
+  daemon.verdict((await daemon.next('sea')).seq);
+  assert.equal((await within('the verdict of the next exit', next)).source, 'daemon');
+});
+
+test('an exit no frame can carry, handled while disconnected: not kept, so the next WELCOME completes the connect', async (t) => {
+  const { c, reconnecting } = await scripted(t);
+  c.on('protocol-error', () => {});
+  const out = await c.handleExit({ ...seaExit({ vcpu: 0 }), gva: -1n });
+  assert.equal(out.source, 'fallback');
+  assert.equal(c.replayQueue, 0);
+  await within('connect() after the refused exit', c.connect());
+  assert.ok(c.connected);
+  assert.deepEqual(reconnecting, []);
+});
+
+test('one reconnect pending at a time: a session lost while one is pending schedules no other', async (t) => {
+  // A reconnect delay no step below reaches: the first stays pending throughout.
+  const { daemon, c, reconnecting } = await scripted(t, { reconnect: { initialMs: 60_000, maxMs: 60_000 } });
+  await c.connect();
+  let lost = nextEvent(c, 'disconnected', 'the first lost session');
+  daemon.dropConnection();
+  await lost;
+  assert.equal(reconnecting.length, 1);
+  // The VMM connects by itself meanwhile, and that session is lost too.
+  await c.connect();
+  lost = nextEvent(c, 'disconnected', 'the second lost session');
+  daemon.dropConnection();
+  await lost;
+  assert.equal(reconnecting.length, 1, 'the pending reconnect is the only one');
 });
