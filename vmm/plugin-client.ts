@@ -27,6 +27,7 @@ import {
   PROTOCOL_MINOR,
   PROTOCOL_VERSION,
   VERDICT_FLAG,
+  type VerdictMsg,
   WIRE_ERROR,
 } from '../protocol/index.js';
 import { VmmError } from './errors.js';
@@ -378,7 +379,7 @@ export class PluginClient extends EventEmitter {
       case 'verdict': {
         const p = this.#pending.get(m.seq);
         if (!p) {
-          this.#lateVerdict(m.seq);
+          this.#lateVerdict(m);
           return;
         }
         this.#pending.delete(m.seq);
@@ -395,7 +396,7 @@ export class PluginClient extends EventEmitter {
         this.stats.verdicts++;
         p.resolve({ source: 'daemon', verdict: m, latencyNs: process.hrtime.bigint() - p.startNs });
         // A VMM terminates the VM on 'kill' within graceMs (the daemon enforces it afterwards).
-        if (m.action === ACTION.KILL) this.emit('kill', { seq: m.seq, graceMs: m.graceMs });
+        if (m.action === ACTION.KILL) this.emit('kill', { seq: m.seq, graceMs: m.graceMs, late: false });
         if (m.flags & VERDICT_FLAG.MIGRATING) this.emit('migrating', { seq: m.seq });
         return;
       }
@@ -447,9 +448,13 @@ export class PluginClient extends EventEmitter {
    * A VERDICT for an exit the fallback already answered (docs/protocol.md §9, "Drop late
    * verdicts"). The daemon decided and stored it, so it is not reported: taken out of the kept
    * events, or out of the replays awaiting their echo — those the daemon finds already stored and
-   * skips, and they are counted here as late, not as replayed.
+   * skips, and they are counted here as late, not as replayed. A late KILL is still handed to the
+   * VMM ('kill' with `late: true`): the daemon enforces it once its grace runs out, whatever the
+   * vCPU got, so the grace is the VMM's to use (§3, rule 4).
    */
-  #lateVerdict(seq: number): void {
+  #lateVerdict(m: VerdictMsg): void {
+    const seq = m.seq;
+    if (m.action === ACTION.KILL) this.emit('kill', { seq, graceMs: m.graceMs, late: true });
     const late = this.#replay.forget(seq);
     // Not kept at all: dropped past maxReplay (counted there) or a seq never sent.
     if (!late) return;

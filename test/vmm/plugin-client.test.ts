@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   ACTION,
+  APPLIED_SOURCE,
   DAEMON_ACCEPTS,
   type EventMsg,
   encodeMessage,
@@ -36,7 +37,14 @@ class ScriptedDaemon {
   constructor() {
     this.#server = createServer((conn) => {
       this.#conn = conn;
-      const parser = new FrameParser((m) => this.#receive(conn, m), { accept: DAEMON_ACCEPTS });
+      const parser: FrameParser = new FrameParser(
+        (m) => {
+          // The body sizes of the version the HELLO asks for (APPLIED is 16 bytes in 1.1).
+          if (m.type === 'hello') parser.setMinor(m.minor ?? 0);
+          this.#receive(conn, m);
+        },
+        { accept: DAEMON_ACCEPTS },
+      );
       conn.on('data', (chunk: Buffer) => parser.push(chunk));
       conn.on('error', () => {});
     });
@@ -73,11 +81,11 @@ class ScriptedDaemon {
   }
 
   verdict(seq: number, action: number = ACTION.RESUME): void {
-    this.#send(plainVerdict(seq, action));
+    this.send(plainVerdict(seq, action));
   }
 
   echo(nonce: bigint): void {
-    this.#send({ type: 'heartbeat', nonce });
+    this.send({ type: 'heartbeat', nonce });
   }
 
   /** Ends the current connection, as a daemon that dies does. */
@@ -91,7 +99,7 @@ class ScriptedDaemon {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  #send(m: Message): void {
+  send(m: Message): void {
     this.#conn?.write(encodeMessage(m));
   }
 
@@ -332,4 +340,22 @@ test('one reconnect pending at a time: a session lost while one is pending sched
   daemon.dropConnection();
   await lost;
   assert.equal(reconnecting.length, 1, 'the pending reconnect is the only one');
+});
+
+test('a late KILL is handed to the VMM, and APPLIED says the guest got the fallback', async (t) => {
+  // 1.1: the event stays the daemon's to decide on the live connection after its deadline.
+  const { daemon, c } = await scripted(t, { deadlineMs: 50, minor: 1 });
+  await c.connect();
+  const kills: { seq: number; graceMs: number; late: boolean }[] = [];
+  c.on('kill', (k) => kills.push(k));
+  const out = await c.handleExit(seaExit({ vcpu: 0 }));
+  assert.equal(out.source, 'fallback');
+  const sent = await daemon.next('sea');
+  const late = nextEvent(c, 'late-verdict', `the late verdict of seq ${sent.seq}`);
+  // The daemon enforces this KILL when its grace runs out, whatever the vCPU got meanwhile.
+  daemon.send({ ...plainVerdict(sent.seq, ACTION.KILL), graceMs: 2000 });
+  await late;
+  assert.deepEqual(kills, [{ seq: sent.seq, graceMs: 2000, late: true }]);
+  const applied = await daemon.next('applied', (m) => m.seq === sent.seq);
+  assert.deepEqual(applied.applied, { action: out.verdict.action, source: APPLIED_SOURCE.FALLBACK });
 });
