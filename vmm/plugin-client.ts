@@ -18,10 +18,13 @@ import { checkSocketPath } from '../kvm/index.js';
 import {
   ACTION,
   APPLIED_SOURCE,
+  checkHello11,
   type EventMsg,
   encodeMessage,
   FrameParser,
   GOODBYE_REASON,
+  type HelloMsg,
+  isProtocolError,
   type Message,
   PLUGIN_ACCEPTS,
   PROTOCOL_MINOR,
@@ -119,9 +122,40 @@ export class PluginClient extends EventEmitter {
         'SEAWALL_VMM_INVALID_OPTION',
         `minor ${this.opts.minor}: this client speaks 1.0 to 1.${PROTOCOL_MINOR}`,
       );
+    this.#checkHello();
     this.#askMinor = this.opts.minor;
     this.#replay = new ReplayQueue(this.opts.maxReplay);
     this.#backoff = this.opts.reconnect.initialMs;
+  }
+
+  /**
+   * The HELLO these options make, checked as a daemon checks it: a 1.1 HELLO a 1.1 daemon refuses
+   * (vmm_pid 0, EXT_ABT_ESR without ext_abt_esr_cap) would be taken for a 1.0 daemon's answer and
+   * retried as 1.0, silently losing 1.1; one the encoder cannot write would fail at each connect.
+   */
+  #checkHello(): void {
+    try {
+      const hello = this.#hello(this.opts.minor);
+      encodeMessage(hello);
+      if (this.opts.minor >= 1) checkHello11(hello);
+    } catch (err) {
+      if (!isProtocolError(err)) throw err;
+      throw new VmmError('SEAWALL_VMM_INVALID_OPTION', `HELLO: ${err.message}`);
+    }
+  }
+
+  #hello(minor: number): HelloMsg {
+    return {
+      type: 'hello',
+      version: PROTOCOL_VERSION,
+      minor,
+      caps: this.opts.caps,
+      vmmPid: this.opts.vmmPid,
+      vcpuCount: this.opts.vcpuCount,
+      extAbtEsrCap: this.opts.extAbtEsrCap,
+      vmId: this.opts.vmId,
+      labels: this.opts.labels,
+    };
   }
 
   /** The negotiated version of the current (or last) session: `1.0` or `1.1`. */
@@ -218,19 +252,7 @@ export class PluginClient extends EventEmitter {
       });
       socket.on('connect', () => {
         this.#socket = socket;
-        socket.write(
-          encodeMessage({
-            type: 'hello',
-            version: PROTOCOL_VERSION,
-            minor: this.#askMinor,
-            caps: this.opts.caps,
-            vmmPid: this.opts.vmmPid,
-            vcpuCount: this.opts.vcpuCount,
-            extAbtEsrCap: this.opts.extAbtEsrCap,
-            vmId: this.opts.vmId,
-            labels: this.opts.labels,
-          }),
-        );
+        socket.write(encodeMessage(this.#hello(this.#askMinor)));
       });
     });
   }

@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import {
   ACTION,
   APPLIED_SOURCE,
+  CAP,
   DAEMON_ACCEPTS,
   type EventMsg,
   encodeMessage,
@@ -358,4 +359,18 @@ test('a late KILL is handed to the VMM, and APPLIED says the guest got the fallb
   assert.deepEqual(kills, [{ seq: sent.seq, graceMs: 2000, late: true }]);
   const applied = await daemon.next('applied', (m) => m.seq === sent.seq);
   assert.deepEqual(applied.applied, { action: out.verdict.action, source: APPLIED_SOURCE.FALLBACK });
+});
+
+test('a 1.1 HELLO a 1.1 daemon would refuse is an invalid option, not a reason to fall back to 1.0', () => {
+  const base = { socket: '/nonexistent/plugin.sock', vmId: 'vm', vcpuCount: 1 };
+  const posted = CAP.SEA_TO_USER | CAP.INJECT_EXT_DABT | CAP.RAS | CAP.EXT_ABT_ESR;
+  for (const opts of [
+    { ...base, caps: DEFAULT_CAPS, vmmPid: 0 },
+    { ...base, caps: posted, extAbtEsrCap: 0 },
+    { ...base, caps: DEFAULT_CAPS & ~CAP.EXT_ABT_ESR, extAbtEsrCap: 242 },
+    { ...base, caps: DEFAULT_CAPS, vmId: '' },
+  ])
+    assert.throws(() => new PluginClient(opts), { code: 'SEAWALL_VMM_INVALID_OPTION' }, JSON.stringify(opts));
+  // 1.0 has no such rule: the same options are a valid 1.0 HELLO.
+  assert.doesNotThrow(() => new PluginClient({ ...base, caps: DEFAULT_CAPS, vmmPid: 0, minor: 0 }));
 });
