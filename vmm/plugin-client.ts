@@ -526,7 +526,8 @@ export class PluginClient extends EventEmitter {
     this.#awaitingEcho = false;
     this.#socket = null;
     // Not acknowledged: reported again after reconnecting (the daemon drops any it stored).
-    const dropped = this.#replay.disconnected(refused);
+    const { refused: dropped, overflow } = this.#replay.disconnected(refused);
+    this.stats.replayDropped += overflow;
     if (dropped) {
       this.stats.replaysRefused++;
       this.emit('replay-refused', dropped);

@@ -100,15 +100,18 @@ export class ReplayQueue {
    * WELCOME. `refused` when the daemon ended it with an ERROR before the echo: the oldest
    * unacknowledged replay is dropped instead and returned. The daemon stores replays in order and
    * stops at the one it refuses, so that one is either stored already or the refused one
-   * (docs/protocol.md §9, point 6).
+   * (docs/protocol.md §9, point 6). Put back in front of the events kept meanwhile, they may
+   * pass the bound: the oldest past it are dropped, and `overflow` says how many.
    */
-  disconnected(refused = false): EventMsg | undefined {
+  disconnected(refused = false): { refused: EventMsg | undefined; overflow: number } {
     this.#live.clear();
     const sent = this.#sent;
-    if (!sent) return undefined;
+    if (!sent) return { refused: undefined, overflow: 0 };
     this.#sent = null;
     const dropped = refused ? sent.events.shift() : undefined;
     this.#kept = [...sent.events, ...this.#kept];
-    return dropped;
+    const overflow = Math.max(0, this.#kept.length - this.#max);
+    this.#kept.splice(0, overflow);
+    return { refused: dropped, overflow };
   }
 }
