@@ -55,6 +55,9 @@ function encodable(msg: EventMsg): Buffer | string {
   }
 }
 
+/** Frames that, after WELCOME, end the session (docs/protocol.md §3). */
+const SESSION_ENDING: ReadonlySet<Message['type']> = new Set(['error', 'goodbye', 'reject', 'welcome']);
+
 /** The action codes this client can carry out; any other in a VERDICT is a protocol error. */
 const KNOWN_ACTIONS: ReadonlySet<number> = new Set(Object.values(ACTION));
 
@@ -236,7 +239,10 @@ export class PluginClient extends EventEmitter {
         () => done(new VmmError('SEAWALL_VMM_HANDSHAKE', `no WELCOME within ${this.opts.helloTimeoutMs} ms`)),
         this.opts.helloTimeoutMs,
       );
-      const parser = new FrameParser((m) => this.#onMessage(m, done), { accept: PLUGIN_ACCEPTS });
+      // Nothing read behind a frame that dropped the connection is acted on, even in the same chunk.
+      const parser = new FrameParser((m) => socket.destroyed || this.#onMessage(m, done), {
+        accept: PLUGIN_ACCEPTS,
+      });
       socket.on('data', (chunk: Buffer) => {
         try {
           parser.push(chunk);
@@ -364,6 +370,10 @@ export class PluginClient extends EventEmitter {
   }
 
   #onMessage(m: Message, handshake: (err?: Error) => void): void {
+    if (this.#ready && SESSION_ENDING.has(m.type)) {
+      this.#sessionEnded(m);
+      return;
+    }
     switch (m.type) {
       case 'welcome':
         if (m.version !== PROTOCOL_VERSION || (m.minor ?? 0) !== this.#askMinor) {
@@ -424,14 +434,10 @@ export class PluginClient extends EventEmitter {
       }
       case 'error':
         this.emit('daemon-error', m);
-        // After WELCOME the session ends with it; before its replay echo, that costs a replay
-        // (#onDisconnect). Before WELCOME it fails the handshake (a 1.0 daemon's answer to a 1.1
-        // HELLO is one).
-        if (this.#ready) this.#refused = true;
-        else
-          handshake(
-            new VmmError('SEAWALL_VMM_HANDSHAKE', `daemon refused HELLO: ${m.message}`, { wireCode: m.code }),
-          );
+        // Before WELCOME it fails the handshake (a 1.0 daemon's answer to a 1.1 HELLO is one).
+        handshake(
+          new VmmError('SEAWALL_VMM_HANDSHAKE', `daemon refused HELLO: ${m.message}`, { wireCode: m.code }),
+        );
         return;
       case 'heartbeat':
         this.#replayAcknowledged(m.nonce);
@@ -441,6 +447,21 @@ export class PluginClient extends EventEmitter {
       default:
         this.emit('protocol-error', new VmmError('SEAWALL_VMM_PROTOCOL', `unexpected ${m.type}`));
     }
+  }
+
+  /**
+   * A frame after WELCOME that ends the session (§3 rules 6 and 7): ERROR, GOODBYE, or a REJECT or
+   * second WELCOME no daemon sends. The connection is dropped at once, as a disconnect: nothing
+   * read after it (a VERDICT behind an ERROR) is acted on.
+   */
+  #sessionEnded(m: Message): void {
+    if (m.type === 'error') {
+      this.emit('daemon-error', m);
+      // Before its replay echo, that costs a replay (#onDisconnect).
+      this.#refused = true;
+    } else if (m.type !== 'goodbye')
+      this.emit('protocol-error', new VmmError('SEAWALL_VMM_PROTOCOL', `${m.type} after WELCOME`));
+    this.#socket?.destroy();
   }
 
   /**

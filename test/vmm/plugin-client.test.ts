@@ -19,6 +19,7 @@ import {
   encodeMessage,
   FrameParser,
   type Message,
+  WIRE_ERROR,
 } from '../../protocol/index.js';
 import { PluginClient, type PluginClientOptions, type VerdictOutcome } from '../../vmm/plugin-client.js';
 import { seaExit } from '../../vmm/sample-events.js';
@@ -373,4 +374,21 @@ test('a 1.1 HELLO a 1.1 daemon would refuse is an invalid option, not a reason t
     assert.throws(() => new PluginClient(opts), { code: 'SEAWALL_VMM_INVALID_OPTION' }, JSON.stringify(opts));
   // 1.0 has no such rule: the same options are a valid 1.0 HELLO.
   assert.doesNotThrow(() => new PluginClient({ ...base, caps: DEFAULT_CAPS, vmmPid: 0, minor: 0 }));
+});
+
+test('an ERROR after WELCOME ends the session at once: a KILL the daemon writes behind it is not acted on', async (t) => {
+  // A deadline no step below reaches: only the end of the session makes the fallback.
+  const { daemon, c } = await scripted(t, { deadlineMs: 60_000, reconnect: { initialMs: 60_000 } });
+  c.on('daemon-error', () => {});
+  await c.connect();
+  const kills: unknown[] = [];
+  c.on('kill', (k) => kills.push(k));
+  const exit = c.handleExit(seaExit({ vcpu: 0 }));
+  const sent = await daemon.next('sea');
+  daemon.send({ type: 'error', code: WIRE_ERROR.BAD_FIELD, message: 'refused' });
+  daemon.send(plainVerdict(sent.seq, ACTION.KILL));
+  const out = await within('the outcome of the exit', exit);
+  assert.equal(out.source, 'fallback');
+  assert.deepEqual(kills, []);
+  assert.equal(c.connected, false);
 });
