@@ -16,6 +16,10 @@
  * seawall_detach_vcpu or seawall_close. Where the VMM reconnects, it also calls
  * seawall_reattach(&plugin) when seawall_reattach_due(&plugin) says so: that attaches again the
  * vCPUs a closed attach connection lost. This example has no vCPU to attach.
+ *
+ * A KILL that comes after its exit's deadline is still enforced by the daemon at the end of its
+ * grace, so the VMM registers a late-kill callback that starts terminating the VM; this example
+ * only says so on stderr.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -32,6 +36,12 @@
 #define SEA_GVA UINT64_C(0x81234BAD)
 /* Page aligned, as KVM reports it from HPFAR. */
 #define SEA_GPA UINT64_C(0x45678B000)
+
+/* Runs under the plugin's caller (here: main), inside a plugin call: only start the shutdown. */
+static void on_late_kill(void *ctx, const struct seawall_verdict *kill) {
+  (void)ctx;
+  fprintf(stderr, "seawall: late KILL for seq %u: terminate within %u ms\n", kill->seq, kill->grace_ms);
+}
 
 static int parse_args(int argc, char **argv, const char **path, int *deadline_ms, int *reconnect) {
   if (argc < 2) return -1;
@@ -61,6 +71,7 @@ int main(int argc, char **argv) {
 
   static struct seawall_plugin plugin; /* ~45 KiB of buffers and tables: not on the stack */
   seawall_init(&plugin, deadline_ms, deadline_ms, SEAWALL_FALLBACK_INJECT);
+  seawall_on_late_kill(&plugin, on_late_kill, NULL);
 
   const struct seawall_label labels[] = {{"tenant", "selftest"}};
   const struct seawall_hello hello = {

@@ -427,10 +427,13 @@ static void ack_replay(struct seawall_plugin *p, uint64_t nonce) {
   p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
 }
 
+static void pass_on_kill(struct seawall_plugin *p, const uint8_t *verdict_body);
+
 /* The daemon writes its ERROR and then stops reading (§8): a write may fail with the ERROR still
  * unread. Reads the frames already received, looking for it. Before it can come at most a late
  * VERDICT for each kept event, the VERDICT of the current one and the replay echo. The echo is
- * taken on the way (ack_replay): the replays before it are stored, whatever ended the session. */
+ * taken on the way (ack_replay): the replays before it are stored, whatever ended the session; so
+ * is a KILL among those verdicts (pass_on_kill): the daemon enforces it whether it is read or not. */
 static void find_error(struct seawall_plugin *p) {
   for (size_t n = 0, most = p->kept_count + 2; n < most; n++) {
     uint16_t type;
@@ -438,6 +441,7 @@ static void find_error(struct seawall_plugin *p) {
     uint32_t len;
     if (read_frame(p, now_ms(), &type, &body, &len) <= 0) return;
     if (type == SEAWALL_MSG_HEARTBEAT) ack_replay(p, get_u64(body));
+    if (type == SEAWALL_MSG_VERDICT) pass_on_kill(p, body);
     if (type == SEAWALL_MSG_ERROR) {
       take_text(p, body, len);
       return;
@@ -452,9 +456,11 @@ static void find_error(struct seawall_plugin *p) {
  * already, to keep a later exit: then nothing more goes, since the next one may be the refused one
  * and never stored. A connection that just drops keeps them all. */
 static void end_replay_session(struct seawall_plugin *p) {
-  if (p->fd < 0 || p->replay_nonce == 0) return;
-  if (p->last_code == 0) find_error(p); /* last_code is cleared by every connect */
-  if (p->last_code == 0 || p->replay_unacked == 0 || p->replay_bound_dropped) return;
+  if (p->fd < 0) return;
+  /* Every lost session is read to its end, for a KILL waiting there; last_code is cleared by
+   * every connect. */
+  if (p->last_code == 0) find_error(p);
+  if (p->replay_nonce == 0 || p->last_code == 0 || p->replay_unacked == 0 || p->replay_bound_dropped) return;
   remove_kept(p, 0);
   p->replays_refused++;
 }
@@ -706,6 +712,11 @@ void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_m
   for (size_t i = 0; i < SEAWALL_VCPUS_MAX; i++) p->vcpu_fd[i] = -1;
 }
 
+void seawall_on_late_kill(struct seawall_plugin *p, seawall_late_kill_fn fn, void *ctx) {
+  p->on_late_kill = fn;
+  p->late_kill_ctx = ctx;
+}
+
 int seawall_reconnect_due(const struct seawall_plugin *p) { return p->fd < 0 && now_ms() >= p->reconnect_at_ms; }
 
 int seawall_set_minor(struct seawall_plugin *p, uint16_t minor) {
@@ -945,6 +956,15 @@ static int decode_verdict(const uint8_t *b, struct seawall_verdict *v) {
   return 0;
 }
 
+/* A VERDICT body read where no exit waits for it (late, or behind the end of a session): a KILL is
+ * handed to the VMM, since the daemon enforces it late or not (seawall_on_late_kill). */
+static void pass_on_kill(struct seawall_plugin *p, const uint8_t *verdict_body) {
+  struct seawall_verdict v;
+  if (decode_verdict(verdict_body, &v) || v.action != SEAWALL_ACTION_KILL) return;
+  p->late_kills++;
+  if (p->on_late_kill) p->on_late_kill(p->late_kill_ctx, &v);
+}
+
 static uint32_t take_seq(struct seawall_plugin *p) {
   uint32_t seq = p->next_seq;
   p->next_seq = p->next_seq == UINT32_MAX ? 1 : p->next_seq + 1;
@@ -991,9 +1011,11 @@ static int dispatch(struct seawall_plugin *p, uint16_t type, const uint8_t *body
       *out = v;
       return 1;
     }
-    /* A late verdict: its event was answered by the fallback. 1.1 tells the daemon so (§4.6). */
+    /* A late verdict: its event was answered by the fallback. A KILL is passed on all the same (the
+     * daemon enforces it), and 1.1 tells the daemon what the vCPU got (§4.6). */
     late = forget_kept(p, v.seq);
     p->late_verdicts++;
+    pass_on_kill(p, body);
     if (late >= 0 && p->welcome.minor >= 1)
       return applied_frame(p, v.seq, 0, (uint8_t)late, SEAWALL_APPLIED_FALLBACK, BODY_APPLIED_V11, deadline);
     return 0;
@@ -1141,14 +1163,15 @@ void seawall_close(struct seawall_plugin *p, uint16_t reason) {
   put_u16(frame + SEAWALL_HEADER_SIZE + 2, 0);
   int64_t deadline = now_ms() + p->deadline_ms;
   if (write_all(p, frame, sizeof frame, deadline) == 0) {
-    /* Read until the daemon's GOODBYE or EOF; verdicts still in flight are dropped. */
+    /* Read until the daemon's GOODBYE or EOF; verdicts still in flight are not applied, but a KILL
+     * among them is passed on (the daemon enforces it). */
     for (;;) {
       uint16_t type;
       const uint8_t *body;
       uint32_t len;
-      if (read_frame(p, deadline, &type, &body, &len) <= 0 || type == SEAWALL_MSG_GOODBYE ||
-          now_ms() >= deadline)
-        break;
+      if (read_frame(p, deadline, &type, &body, &len) <= 0 || type == SEAWALL_MSG_GOODBYE) break;
+      if (type == SEAWALL_MSG_VERDICT) pass_on_kill(p, body);
+      if (now_ms() >= deadline) break;
     }
   }
   drop_connection(p);

@@ -230,6 +230,9 @@ struct seawall_kept {
   uint8_t frame[SEAWALL_HEADER_SIZE + 56];
 };
 
+/* The late-KILL callback (seawall_on_late_kill). */
+typedef void (*seawall_late_kill_fn)(void *ctx, const struct seawall_verdict *kill);
+
 struct seawall_plugin {
   int fd; /* -1 when not connected */
   int deadline_ms;
@@ -261,8 +264,12 @@ struct seawall_plugin {
   uint64_t next_nonce;
   /* 1 when fd is a socket (send with MSG_NOSIGNAL), 0 for other fds such as a virtio-serial port. */
   int fd_is_socket;
-  /* VERDICTs that arrived after their deadline and were discarded (§9 rule 4). */
+  /* VERDICTs that arrived after their deadline and were not applied (§9 rule 4); late_kills counts
+   * the KILLs among them, each handed to on_late_kill (seawall_on_late_kill). */
   uint64_t late_verdicts;
+  uint64_t late_kills;
+  seawall_late_kill_fn on_late_kill;
+  void *late_kill_ctx;
   /* Exits answered by the fallback and neither sent nor kept because the daemon would refuse the
    * event (vCPU index past the HELLO's vcpu_count, …), and kept events dropped for the same reason
    * before a replay. */
@@ -356,10 +363,24 @@ int seawall_handle_mmio(struct seawall_plugin *p, const struct seawall_mmio_exit
 int seawall_handle_sigbus(struct seawall_plugin *p, const struct seawall_sigbus *info,
                           struct seawall_verdict *out);
 
-/* Reads what the daemon sent while no event was waiting — late verdicts (discarded, their kept
- * events forgotten) and HEARTBEAT echoes — waiting up to timeout_ms for the first frame. Returns
- * the number of frames handled, or a negative errno after which the connection is dropped. */
+/* Reads what the daemon sent while no event was waiting — late verdicts (not applied, their kept
+ * events forgotten; a late KILL is handed to the late-kill callback) and HEARTBEAT echoes —
+ * waiting up to timeout_ms for the first frame. Returns the number of frames handled, or a
+ * negative errno after which the connection is dropped. */
 int seawall_poll(struct seawall_plugin *p, int timeout_ms);
+
+/* A KILL VERDICT that came after its exit's deadline, when the fallback had already answered that
+ * exit. The daemon enforces a KILL even when it is late (docs/protocol.md §5.1): it started the
+ * grace when it wrote the VERDICT and SIGKILLs the VMM at its end. So the library does not drop it:
+ * it calls `fn` with it (action SEAWALL_ACTION_KILL, its seq and grace_ms, source
+ * SEAWALL_FROM_DAEMON), and in a 1.1 session still answers it with APPLIED source FALLBACK for the
+ * fallback the vCPU already got. That is the only way a VMM learns of a late KILL: one that sets no
+ * callback has its VM killed at the end of the grace without warning. `fn` runs inside whichever
+ * call read the VERDICT (seawall_handle_* of another exit, seawall_poll, seawall_close, or a call
+ * that found the connection broken), on that call's thread and under the VMM's mutex: it must not
+ * call this library, and should only start the VM's termination (set a flag, write an eventfd)
+ * and return. late_kills counts late KILLs, with or without a callback. NULL removes it. */
+void seawall_on_late_kill(struct seawall_plugin *p, seawall_late_kill_fn fn, void *ctx);
 
 /* Asks for protocol 1.`minor` from the next connect on: 1 (the default) or 0 for a daemon or a
  * deployment that must see 1.0. Returns 0, or -EINVAL for a minor this library does not speak. */
