@@ -159,6 +159,7 @@ static void drop_connection(struct seawall_plugin *p) {
   p->replay_unacked = 0; /* the next WELCOME replays them all again */
   p->replay_nonce = 0;
   p->replay_bound_dropped = 0;
+  p->stalled = 0; /* a new session starts unstalled */
 }
 
 static void end_replay_session(struct seawall_plugin *p);
@@ -1007,6 +1008,7 @@ static int dispatch(struct seawall_plugin *p, uint16_t type, const uint8_t *body
   switch (type) {
   case SEAWALL_MSG_VERDICT:
     if (decode_verdict(body, &v)) return -EPROTO;
+    p->stalled = 0; /* the daemon answers again */
     if (seq != 0 && v.seq == seq) {
       *out = v;
       return 1;
@@ -1020,6 +1022,7 @@ static int dispatch(struct seawall_plugin *p, uint16_t type, const uint8_t *body
       return applied_frame(p, v.seq, 0, (uint8_t)late, SEAWALL_APPLIED_FALLBACK, BODY_APPLIED_V11, deadline);
     return 0;
   case SEAWALL_MSG_HEARTBEAT:
+    p->stalled = 0;
     ack_replay(p, get_u64(body));
     return 0;
   case SEAWALL_MSG_ERROR:
@@ -1029,6 +1032,17 @@ static int dispatch(struct seawall_plugin *p, uint16_t type, const uint8_t *body
   default:
     return -EPROTO; /* WELCOME or REJECT after the handshake */
   }
+}
+
+/* Reads one frame, if one is already there, and handles it: 0, or a negative errno that ends the
+ * connection. */
+static int take_answer(struct seawall_plugin *p) {
+  uint16_t type;
+  const uint8_t *body;
+  uint32_t len;
+  int r = read_frame(p, now_ms(), &type, &body, &len);
+  if (r <= 0) return r;
+  return dispatch(p, type, body, len, 0, now_ms() + p->deadline_ms, NULL);
 }
 
 /* Sends one event frame and waits for its verdict until the deadline; the fallback otherwise. */
@@ -1042,8 +1056,15 @@ static int exchange(struct seawall_plugin *p, uint8_t *frame, uint32_t frame_len
     fallback_verdict(p, seq, event_type, out);
     return 1;
   }
-  int64_t deadline = now_ms() + p->deadline_ms;
-  int r = p->fd < 0 ? -ENOTCONN : write_all(p, frame, frame_len, deadline);
+  /* While stalled (an exit missed its deadline and the daemon has not answered since), first take
+   * what the daemon sent meanwhile: any answer ends the stall and this exit waits as usual. Still
+   * stalled, it gets no wait at all: an exit queued on the VMM's mutex behind one that waited a
+   * whole deadline for a frozen daemon must not wait another (the header's first comment). */
+  int r = p->fd < 0 ? -ENOTCONN : 0;
+  if (r == 0 && p->stalled) r = take_answer(p);
+  int stalled = r == 0 && p->stalled;
+  int64_t deadline = now_ms() + (stalled ? 0 : p->deadline_ms);
+  if (r == 0) r = write_all(p, frame, frame_len, deadline);
   /* 1 when the event went out and only its verdict did not come in time (the daemon is slow or
    * frozen): that alone keeps the connection, since the verdict may still come (§9 rule 4). Every
    * error drops it, a write that timed out too: its event never reached the daemon, and kept events
@@ -1069,6 +1090,8 @@ static int exchange(struct seawall_plugin *p, uint8_t *frame, uint32_t frame_len
     }
   }
   if (!verdict_late) lose_connection(p);
+  else p->stalled = 1;
+  if (verdict_late && stalled) p->stalled_fallbacks++;
   fallback_verdict(p, seq, event_type, out);
   keep_for_replay(p, frame, frame_len, seq, out->action);
   return 1;

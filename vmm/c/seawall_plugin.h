@@ -9,6 +9,14 @@
  * call on a plugin, seawall_handle_sea() included, in one mutex (docs/protocol.md §5.4). The
  * reader-thread model of §5.4 does not fit this library: each seawall_handle_* reads its verdict
  * from the socket itself, so there is no way to hand verdicts to threads that wait for them.
+ * Behind that mutex an exit also waits for the exits ahead of it. Once one exit has missed its
+ * deadline on a connection, every later exit is answered by the fallback at once (its event is
+ * still written, and kept, as after a missed deadline: stalled_fallbacks counts them) until the
+ * daemon answers again, with a VERDICT or a HEARTBEAT echo that seawall_handle_* or seawall_poll
+ * reads. So with a frozen daemon and N vCPUs queued on the mutex the worst wait is about one
+ * deadline (the first exit's) plus the time of N non-blocking writes, not N deadlines. A daemon
+ * that still answers each exit just inside its deadline can make the Nth queued vCPU wait up to N
+ * deadlines: that is the price of the one mutex.
  * Nothing here calls KVM: the caller applies the verdict on its vCPU thread (§5).
  *
  * Longer than 350 lines: the whole API a VMM calls, each part documented where its author reads it,
@@ -270,6 +278,11 @@ struct seawall_plugin {
   uint64_t late_kills;
   seawall_late_kill_fn on_late_kill;
   void *late_kill_ctx;
+  /* 1 once an exit has missed its deadline on this connection, until the daemon answers again (a
+   * VERDICT or a HEARTBEAT): meanwhile exits get the fallback at once, counted in
+   * stalled_fallbacks (the header's first comment). */
+  int stalled;
+  uint64_t stalled_fallbacks;
   /* Exits answered by the fallback and neither sent nor kept because the daemon would refuse the
    * event (vCPU index past the HELLO's vcpu_count, …), and kept events dropped for the same reason
    * before a replay. */
