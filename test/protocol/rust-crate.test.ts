@@ -47,6 +47,8 @@ test('cargo test passes against a real daemon, every daemon-backed test included
     'plugin::tests::after_a_refusal_only_the_retry_asks_for_the_lower_minor',
     'plugin::tests::a_replay_session_ended_by_an_error_drops_at_most_one_replay_counting_the_one_the_bound_pushed_out',
     'plugin::tests::an_echo_of_the_replays_read_while_looking_for_the_error_behind_a_failed_write_acknowledges_them',
+    'plugin::tests::late::a_late_kill_reaches_the_hook_wherever_it_is_read_and_1_1_still_says_the_vcpu_got_the_fallback',
+    'plugin::tests::late::behind_one_mutex_a_frozen_daemon_makes_one_exit_wait_its_deadline_and_the_queued_ones_get_the_fallback_at_once',
     'a_non_blocking_stream_is_made_blocking_and_its_session_gets_the_daemons_verdict',
     'a_hello_larger_than_the_send_buffer_of_a_non_blocking_stream_waits_for_the_daemon_to_read_it',
   ]) {

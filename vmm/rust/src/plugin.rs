@@ -28,6 +28,12 @@ pub struct Stats {
     pub kept_dropped: u64,
     /// VERDICTs that came after the fallback had answered their event.
     pub late_verdicts: u64,
+    /// The KILLs among them, and those read behind the end of a session or while closing: each is
+    /// handed to the hook set by `Plugin::on_late_kill`.
+    pub late_kills: u64,
+    /// Exits answered by the fallback at once because an earlier exit had missed its deadline on
+    /// the connection and the daemon had not answered since (README.md, "Threads").
+    pub stalled_fallbacks: u64,
     /// Exits answered by the fallback and neither sent nor kept because the daemon would refuse
     /// the event (a vCPU index past the HELLO's `vcpu_count`, …), and kept events dropped for the
     /// same reason before a replay.
@@ -69,6 +75,11 @@ pub struct Plugin {
     backoff: Duration,
     /// Registered vCPU fds and the session's attach connection (attach.rs).
     attach: attach::Attachments,
+    /// What a late KILL is handed to (`on_late_kill`).
+    late_kill: Option<Box<dyn FnMut(&Verdict) + Send>>,
+    /// True once an exit has missed its deadline on this connection, until the daemon answers
+    /// again (a VERDICT or a HEARTBEAT): meanwhile exits get the fallback at once.
+    stalled: bool,
 }
 
 fn realtime_ns() -> u64 {
@@ -96,6 +107,33 @@ impl Plugin {
             reconnect_at: None,
             backoff: Plugin::RECONNECT_MIN,
             attach: attach::Attachments::default(),
+            late_kill: None,
+            stalled: false,
+        }
+    }
+
+    /// Hands `hook` every KILL VERDICT that comes after its exit's deadline, when the fallback had
+    /// already answered that exit. The daemon enforces a KILL even when it is late (§5.1): it
+    /// started the grace when it wrote the VERDICT and SIGKILLs the VMM at its end, so the VMM
+    /// must start terminating the VM within `grace_ms`. In 1.1 the daemon is still told, with
+    /// APPLIED source FALLBACK, that the vCPU got the fallback. The hook runs inside whichever call
+    /// read the VERDICT (`handle_exit` of another exit, `poll`, `close`, or a call that found the
+    /// connection broken), on that call's thread and with the plugin borrowed (behind your `Mutex`,
+    /// with the lock held): it must not use the plugin, only start the shutdown (set a flag, send
+    /// on a channel) and return. Without a hook a late KILL is only counted (`Stats::late_kills`)
+    /// and the VM is killed at the end of the grace without warning.
+    pub fn on_late_kill(&mut self, hook: impl FnMut(&Verdict) + Send + 'static) {
+        self.late_kill = Some(Box::new(hook));
+    }
+
+    /// A VERDICT no exit waits for (late, or behind the end of a session): a KILL is handed on.
+    fn pass_on_kill(&mut self, v: &Verdict) {
+        if v.action != Action::Kill {
+            return;
+        }
+        self.stats.late_kills += 1;
+        if let Some(hook) = self.late_kill.as_mut() {
+            hook(v);
         }
     }
 
@@ -241,10 +279,20 @@ impl Plugin {
             self.stats.invalid_events += 1;
             return fallback_verdict(self.config.fallback, seq, exit);
         }
-        let deadline = Instant::now() + self.config.deadline;
-        match self.exchange(&frame, seq, deadline) {
+        // While stalled (an exit missed its deadline and the daemon has not answered since), first
+        // take what the daemon sent meanwhile: any answer ends the stall. Still stalled, this exit
+        // gets no wait at all: one queued on the VMM's mutex behind an exit that waited a whole
+        // deadline for a frozen daemon must not wait another (README.md, "Threads").
+        let taken = if self.stalled && self.stream.is_some() { self.take_answer() } else { Ok(()) };
+        let stalled = self.stalled;
+        let deadline = Instant::now() + if stalled { Duration::ZERO } else { self.config.deadline };
+        match taken.and_then(|()| self.exchange(&frame, seq, deadline)) {
             Ok(Some(v)) => return v,
-            Ok(None) => {} // the deadline passed: keep the connection, the verdict may still come
+            Ok(None) => {
+                // The deadline passed: keep the connection, the verdict may still come.
+                self.stalled = true;
+                self.stats.stalled_fallbacks += u64::from(stalled);
+            }
             Err(e) => self.lose_connection(&e),
         }
         self.stats.fallbacks += 1;
@@ -253,6 +301,14 @@ impl Plugin {
             self.stats.kept_dropped += 1;
         }
         verdict
+    }
+
+    /// Reads one frame, if one is already there, and handles it.
+    fn take_answer(&mut self) -> Result<(), Error> {
+        if let Some((kind, body)) = self.read_frame(Instant::now())? {
+            self.dispatch(kind, &body, None, Instant::now() + self.config.deadline)?;
+        }
+        Ok(())
     }
 
     fn exchange(&mut self, frame: &[u8], seq: u32, deadline: Instant) -> Result<Option<Verdict>, Error> {
@@ -284,13 +340,15 @@ impl Plugin {
         match kind {
             wire::MSG_VERDICT => {
                 let v = wire::decode_verdict(body)?;
+                self.stalled = false; // the daemon answers again
                 if Some(v.seq) == seq {
                     return Ok(Some(v));
                 }
-                self.late_verdict(v.seq, deadline)?;
+                self.late_verdict(&v, deadline)?;
                 Ok(None)
             }
             wire::MSG_HEARTBEAT => {
+                self.stalled = false;
                 self.acknowledge(body);
                 Ok(None)
             }
@@ -300,10 +358,13 @@ impl Plugin {
         }
     }
 
-    /// A VERDICT for an event the fallback answered: never applied; the kept copy is forgotten
-    /// (the daemon counted it), and in 1.1 the daemon is told what the vCPU got (§4.6).
-    fn late_verdict(&mut self, seq: u32, deadline: Instant) -> Result<(), Error> {
+    /// A VERDICT for an event the fallback answered: never applied, but a KILL is passed on (the
+    /// daemon enforces it); the kept copy is forgotten (the daemon counted it), and in 1.1 the
+    /// daemon is told what the vCPU got (§4.6).
+    fn late_verdict(&mut self, v: &Verdict, deadline: Instant) -> Result<(), Error> {
         self.stats.late_verdicts += 1;
+        self.pass_on_kill(v);
+        let seq = v.seq;
         let Some(action) = self.kept.forget(seq) else {
             return Ok(());
         };
@@ -361,8 +422,15 @@ impl Plugin {
         }
         let deadline = Instant::now() + self.config.deadline;
         if self.write_all(&wire::encode_goodbye(reason), deadline).is_ok() {
-            while let Ok(Some((kind, _))) = self.read_frame(deadline) {
-                if kind == wire::MSG_GOODBYE || remaining(deadline).is_zero() {
+            // Verdicts still in flight are not applied, but a KILL among them is passed on.
+            while let Ok(Some((kind, body))) = self.read_frame(deadline) {
+                if kind == wire::MSG_GOODBYE {
+                    break;
+                }
+                if let (wire::MSG_VERDICT, Ok(v)) = (kind, wire::decode_verdict(&body)) {
+                    self.pass_on_kill(&v);
+                }
+                if remaining(deadline).is_zero() {
                     break;
                 }
             }
@@ -399,6 +467,7 @@ impl Plugin {
         self.stream = None;
         self.rx.clear();
         self.kept.unsent();
+        self.stalled = false; // a new session starts unstalled
     }
 
     fn write_all(&mut self, buf: &[u8], deadline: Instant) -> Result<(), Error> {

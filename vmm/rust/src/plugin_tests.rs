@@ -328,3 +328,6 @@ fn after_a_refusal_only_the_retry_asks_for_the_lower_minor() {
 
 #[path = "plugin_check_tests.rs"]
 mod checks;
+
+#[path = "plugin_late_tests.rs"]
+mod late;

@@ -71,12 +71,13 @@ impl Plugin {
     /// daemon refused one of them: the oldest replayed one is dropped (by the bound or here), one
     /// per such session, which loses nothing and ends the loop of a replay every session refuses.
     /// A connection that just drops keeps them all.
+    /// Every lost session is read to its end, for a KILL waiting there (`on_late_kill`).
     pub(super) fn end_replay_session(&mut self, cause: &Error) {
-        if self.stream.is_none() || !self.kept.awaiting_echo() {
+        if self.stream.is_none() {
             return;
         }
         let error = matches!(cause, Error::Refused { .. }) || self.find_error();
-        if error && self.kept.refused() {
+        if error && self.kept.awaiting_echo() && self.kept.refused() {
             self.stats.replays_refused += 1;
         }
     }
@@ -90,6 +91,11 @@ impl Plugin {
             match self.read_frame(Instant::now()) {
                 Ok(Some((wire::MSG_ERROR, body))) => return wire::decode_refusal(&body).is_ok(),
                 Ok(Some((wire::MSG_HEARTBEAT, body))) => self.acknowledge(&body),
+                Ok(Some((wire::MSG_VERDICT, body))) => {
+                    if let Ok(v) = wire::decode_verdict(&body) {
+                        self.pass_on_kill(&v); // the daemon enforces it, read or not
+                    }
+                }
                 Ok(Some(_)) => {}
                 _ => return false,
             }
