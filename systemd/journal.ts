@@ -72,8 +72,11 @@ export interface JournalLoggerOptions {
   mode?: 'auto' | JournalTarget;
   /** Socket probed in `auto` mode; only tests change it (libsystemd always sends to {@link JOURNAL_SOCKET}). */
   socketPath?: string;
-  /** Where stderr lines go; defaults to `process.stderr`. */
-  output?: { write(chunk: string): unknown };
+  /**
+   * Where stderr lines go; defaults to `process.stderr`. Its `writableLength`, when it has one,
+   * bounds what waits for a slow reader ({@link STDERR_BACKLOG_BYTES}).
+   */
+  output?: { write(chunk: string): unknown; readonly writableLength?: number };
   /** Reports a failing sd_journal_sendv (once per run of failures) and a libsystemd missing under systemd. */
   onError?: SystemdErrorHandler;
   /** Environment holding JOURNAL_STREAM; defaults to `process.env`. */
@@ -106,6 +109,41 @@ export const JOURNAL_QUEUE = 1024;
 /** Per-event entries ({@link JournalEntry.perEvent}) are dropped and counted once this many wait. */
 export const JOURNAL_QUEUE_PER_EVENT = JOURNAL_QUEUE / 2;
 
+/**
+ * Bytes of stderr lines waiting for their reader past which further lines are dropped and counted:
+ * Node holds what a pipe does not take in memory, and a reader that stops (a stalled log
+ * collector, a terminal on hold) would otherwise grow the daemon by every line of a storm. Once
+ * the reader catches up, one line says how many were dropped.
+ */
+export const STDERR_BACKLOG_BYTES = 1024 * 1024;
+
+/** `output.write`, bounded by {@link STDERR_BACKLOG_BYTES}. */
+function boundedWriter(output: NonNullable<JournalLoggerOptions['output']>): (text: string) => void {
+  let dropped = 0;
+  return (text) => {
+    if ((output.writableLength ?? 0) >= STDERR_BACKLOG_BYTES) {
+      dropped++;
+      return;
+    }
+    if (dropped > 0) {
+      const n = dropped;
+      dropped = 0;
+      output.write(
+        formatJournalLine(
+          `${n} log lines dropped: stderr did not take them as fast as they came`,
+          4,
+          undefined,
+          {
+            [F.REASON]: 'stderr_backlog',
+            [F.SUPPRESSED]: n,
+          },
+        ),
+      );
+    }
+    output.write(text);
+  };
+}
+
 // Field names come from constants, so the cache stays small; the bound only stops a caller that
 // builds names dynamically from growing it without limit (such names are validated every time).
 const PREFIX_CACHE_LIMIT = 256;
@@ -130,7 +168,7 @@ export function stderrIsJournalStream(env: NodeJS.ProcessEnv = process.env): boo
  * written to stderr and the failure reported through `onError`.
  */
 export function createJournalLogger(options: JournalLoggerOptions): JournalLogger {
-  const output = options.output ?? process.stderr;
+  const write = boundedWriter(options.output ?? process.stderr);
   const onError = options.onError ?? (() => {});
   const env = options.env ?? process.env;
   const identifier = `SYSLOG_IDENTIFIER=${options.identifier.replace(/\n/g, ' ')}`;
@@ -179,7 +217,7 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
     checkPriority(entry.priority);
     if (entry.messageId !== undefined) messageIdVec(entry.messageId);
     if (entry.fields !== undefined) for (const key in entry.fields) prefixOf(key);
-    output.write(formatJournalLine(entry.message, entry.priority, entry.messageId, entry.fields));
+    write(formatJournalLine(entry.message, entry.priority, entry.messageId, entry.fields));
   }
 
   const lib = tryLoadLibsystemd(options.library ?? LIBSYSTEMD_SONAME);
@@ -219,7 +257,7 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
       failing = false;
       return;
     }
-    output.write(formatJournalLine(entry.message, entry.priority, entry.messageId, entry.fields));
+    write(formatJournalLine(entry.message, entry.priority, entry.messageId, entry.fields));
     if (failing) return;
     failing = true;
     onError(

@@ -4,10 +4,11 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { isSystemdError } from '../../systemd/errors.js';
 import type { JournalEntry } from '../../systemd/journal.js';
-import { createJournalLogger, Priority } from '../../systemd/journal.js';
+import { createJournalLogger, Priority, STDERR_BACKLOG_BYTES } from '../../systemd/journal.js';
 import { JournalField } from '../../systemd/journal-fields.js';
 import { MessageId } from '../../systemd/message-ids.js';
 import { runFile as run } from '../helpers/processes.js';
@@ -153,4 +154,45 @@ test('malformed entries are rejected with typed errors', () => {
     );
   }
   assert.deepEqual(lines, []);
+});
+
+test('stderr lines waiting for a reader that does not read are bounded; the next one read says how many were dropped', async () => {
+  // A reader that takes nothing until released: what waits is the stream's writableLength.
+  const held: (() => void)[] = [];
+  const written: string[] = [];
+  const output = new Writable({
+    decodeStrings: false,
+    write(chunk: string, _enc, done) {
+      written.push(chunk);
+      held.push(done);
+    },
+  });
+  const logger = createJournalLogger({ identifier: 'seawall', mode: 'stderr', output });
+  const line = 'x'.repeat(1000);
+  const n = 3000;
+  for (let i = 0; i < n; i++) logger.log({ message: line, priority: 6 });
+  assert.ok(
+    output.writableLength < STDERR_BACKLOG_BYTES + 2000,
+    `${output.writableLength} bytes wait, over the bound`,
+  );
+  const kept = Math.ceil(STDERR_BACKLOG_BYTES / (line.length + ' PRIORITY=6\n'.length));
+  // The reader catches up: everything waiting is taken, and the next line is preceded by the count.
+  const release = async () => {
+    const deadline = performance.now() + WAIT_MS;
+    while (output.writableLength > 0) {
+      assert.ok(performance.now() < deadline, 'the stream took what was released');
+      const done = held.shift();
+      if (done) done();
+      else await new Promise((r) => setImmediate(r));
+    }
+  };
+  await release();
+  logger.log({ message: 'after', priority: 6 });
+  await release();
+  const notice = written.find((w) => w.includes('stderr_backlog'));
+  assert.ok(notice, 'a line says lines were dropped');
+  assert.match(notice, new RegExp(`^${n - kept} log lines dropped: stderr did not take them`));
+  assert.match(notice, new RegExp(`SEAWALL_SUPPRESSED=${n - kept}`));
+  assert.equal(written.at(-1), 'after PRIORITY=6\n');
+  assert.equal(written.filter((w) => w.startsWith('x')).length, kept);
 });
