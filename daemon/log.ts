@@ -25,11 +25,12 @@ export interface DaemonLog {
    */
   log(entry: SeawallEntry): void;
   /**
-   * Takes a token for one per-event entry: true when it may be written (then call log()), false
-   * when it is suppressed (and counted). Asked before building the entry, so a suppressed entry
-   * costs nothing.
+   * Takes a token for one per-event entry of `vm`: true when it may be written (then call log()),
+   * false when it is suppressed (and counted). Asked before building the entry, so a suppressed
+   * entry costs nothing. One VM takes at most a tenth of the rate ({@link VM_SHARE}): one VM's
+   * flood leaves the rest of the host's entries to the other VMs.
    */
-  admitEvent(): boolean;
+  admitEvent(vm?: string): boolean;
   /** Per-event entries suppressed since start. */
   readonly suppressed: number;
   /**
@@ -52,6 +53,20 @@ export interface DaemonLog {
 export const EVENT_SUMMARY_INTERVAL_MS = 10_000;
 /** VMs named in one summary line; the rest are counted. */
 const SUMMARY_VMS = 5;
+/** One VM's per-event entries a second: the host's rate divided by this (at least 1). */
+export const VM_SHARE = 10;
+/**
+ * VMs whose allowance is tracked at once (a hostile plugin may invent a VM id per event); past it
+ * the tracking starts again, every VM's allowance full.
+ */
+const MAX_VM_BUCKETS = 4096;
+
+interface VmBucket {
+  tokens: number;
+  last: number;
+  /** Entries suppressed since the last summary (for naming the VMs that had most). */
+  suppressed: number;
+}
 
 export interface DaemonLogOptions {
   identifier?: string;
@@ -74,15 +89,30 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
       onError: (err) => process.stderr.write(`seawall: journald: ${err.message}\n`),
     });
   const rate = opts.eventsPerSecond ?? 1000;
+  const vmRate = Math.max(1, rate / VM_SHARE);
   let tokens = rate;
+  let buckets = new Map<string, VmBucket>();
   // Monotonic: a wall clock stepped back (NTP, `date -s`) would leave the bucket far below zero.
   let last = performance.now();
   let suppressed = 0;
   let suppressedSinceSummary = 0;
   const reportSuppressed = () => {
     if (suppressedSinceSummary === 0) return;
+    const most: [string, number][] = [];
+    for (const [vm, b] of buckets) {
+      if (b.suppressed === 0) continue;
+      most.push([vm, b.suppressed]);
+      b.suppressed = 0;
+    }
+    most.sort((a, b) => b[1] - a[1]);
+    const named = most
+      .slice(0, SUMMARY_VMS)
+      .map(([vm, n]) => `${vm} (${n})`)
+      .join(', ');
+    const from =
+      named === '' ? '' : `, most from VMs ${named}${most.length > SUMMARY_VMS ? ' and others' : ''}`;
     logger.log({
-      message: `${suppressedSinceSummary} memory-error entries not logged individually (over ${rate}/s); counts are exact in metrics and the event store`,
+      message: `${suppressedSinceSummary} memory-error entries not logged individually (over ${rate}/s, or ${vmRate}/s for one VM${from}); counts are exact in metrics and the event store`,
       priority: Priority.NOTICE,
       fields: { [F.REASON]: 'log_rate_limit', [F.SUPPRESSED]: suppressedSinceSummary },
     });
@@ -128,14 +158,28 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
       else if (!vms.has(vm)) otherVms = true;
     },
     log: (entry) => logger.log(entry),
-    admitEvent() {
+    admitEvent(vm) {
       const now = performance.now();
       tokens = Math.min(rate, tokens + ((now - last) * rate) / 1000);
       last = now;
-      if (tokens >= 1) {
+      let b: VmBucket | undefined;
+      if (vm !== undefined) {
+        b = buckets.get(vm);
+        if (b === undefined) {
+          if (buckets.size >= MAX_VM_BUCKETS) buckets = new Map();
+          b = { tokens: vmRate, last: now, suppressed: 0 };
+          buckets.set(vm, b);
+        } else {
+          b.tokens = Math.min(vmRate, b.tokens + ((now - b.last) * vmRate) / 1000);
+          b.last = now;
+        }
+      }
+      if (tokens >= 1 && (b === undefined || b.tokens >= 1)) {
         tokens -= 1;
+        if (b) b.tokens -= 1;
         return true;
       }
+      if (b) b.suppressed++;
       suppressed++;
       suppressedSinceSummary++;
       return false;

@@ -31,7 +31,7 @@ export function journalSink(log: DaemonLog): Sink {
           log.countEvent(r.decision ? r.decision.action : 'fallback', r.event.vm.id);
           continue;
         }
-        if (!log.admitEvent()) continue;
+        if (!log.admitEvent(r.event.vm.id)) continue;
         const e = r.event;
         const d = r.decision;
         const what = d ? describeAction(d) : `handled by plugin fallback (action ${r.msg.fallbackAction})`;
@@ -74,7 +74,7 @@ export function journalSink(log: DaemonLog): Sink {
           },
         });
         const down = d.downgrade ?? r.verdictDowngrade;
-        if (down && log.admitEvent()) {
+        if (down && log.admitEvent(r.event.vm.id)) {
           log.log({
             message: `injection downgraded on VM ${e.vm.id}: ${down.from} → ${down.to} (${down.detail})`,
             priority: Priority.WARNING,
