@@ -18,13 +18,7 @@ fn verdict(seq: u32, action: Action, grace_ms: u32) -> Vec<u8> {
 
 /// The APPLIED frames the daemon's end holds now, as (seq, action, source).
 fn applied(daemon: &mut UnixStream) -> Vec<(u32, u8, u8)> {
-    daemon.set_nonblocking(true).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while let Ok(n @ 1..) = daemon.read(&mut chunk) {
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    daemon.set_nonblocking(false).unwrap();
+    let buf = available(daemon);
     let (mut out, mut o) = (Vec::new(), 0);
     while o + HEADER_SIZE <= buf.len() {
         let (len, kind, b) = (wire::get_u32(&buf, o) as usize, wire::get_u16(&buf, o + 4), o + HEADER_SIZE);

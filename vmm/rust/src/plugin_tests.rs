@@ -30,10 +30,8 @@ fn error(code: u16) -> Vec<u8> {
     f
 }
 
-/// What the plugin wrote to the daemon's end and is there to read now, one word a frame:
-/// "hello/1.<minor>", "<kind><seq>" for an event with "r" after a REPLAY, "hb" for a HEARTBEAT;
-/// "-" when nothing. Also the last HEARTBEAT's nonce.
-fn sent(daemon: &mut UnixStream) -> (String, u64) {
+/// Every byte waiting on the daemon's end now, read without blocking.
+fn available(daemon: &mut UnixStream) -> Vec<u8> {
     daemon.set_nonblocking(true).unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -41,6 +39,14 @@ fn sent(daemon: &mut UnixStream) -> (String, u64) {
         buf.extend_from_slice(&chunk[..n]);
     }
     daemon.set_nonblocking(false).unwrap();
+    buf
+}
+
+/// What the plugin wrote to the daemon's end and is there to read now, one word a frame:
+/// "hello/1.<minor>", "<kind><seq>" for an event with "r" after a REPLAY, "hb" for a HEARTBEAT;
+/// "-" when nothing. Also the last HEARTBEAT's nonce.
+fn sent(daemon: &mut UnixStream) -> (String, u64) {
+    let buf = available(daemon);
     let (mut words, mut nonce, mut o) = (Vec::new(), 0, 0);
     while o + HEADER_SIZE <= buf.len() {
         let (len, kind, b) = (wire::get_u32(&buf, o) as usize, wire::get_u16(&buf, o + 4), o + HEADER_SIZE);
