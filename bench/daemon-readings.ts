@@ -14,7 +14,8 @@ import { type Started, track } from './servers.js';
  * handshakes (the goal's figure), and the lowest over the settleS seconds after that. V8 grows
  * its young generation for a burst of handshakes and gives the pages back only once its memory
  * reducer runs (~15–20 s later here): the first figure holds that transient, the second what the
- * sessions keep.
+ * sessions keep. The second is also past the writer thread's end (10 s after its last events,
+ * store/write-ahead.ts `writerIdleMs`), the first is not.
  */
 export async function rssWithSessions(
   clientBin: string,

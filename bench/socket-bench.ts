@@ -294,7 +294,7 @@ async function main(): Promise<void> {
       `daemon RSS idle (after one event): ${rssIdle.toFixed(1)} MB; with ${VMS.toLocaleString('en-US')} connected VMs, ` +
         `the lowest over the ${SETTLE_S} s ` +
         `after the goal's reading: ${rssSettled.toFixed(1)} MB (V8 gives back the young generation ` +
-        'it grew for the handshakes)',
+        'it grew for the handshakes; the writer thread ends 10 s after its one event)',
       ...(cpu0 === null ? ['latency on one CPU left out: taskset (util-linux) not found'] : []),
       `store + metrics cost in throughput, round by round: ${shares.map((v) => `${v.toFixed(1)} %`).join(', ')}`,
       `with an APPLIED after each verdict, as plugins send it: ${num(applied.perSecond)} verdicts/s, ` +

@@ -25,7 +25,9 @@
  * The thread waits in SCHED_IDLE once it has committed everything posted, so that on a CPU it
  * shares with the event loop or a vCPU's client it gives way at once; the event loop moves it back
  * to SCHED_OTHER when a posted segment has waited `idleAgeMs`, when an eighth of `maxInFlight` is
- * in flight, and before anything waits for it (a read, a full queue, close).
+ * in flight, and before anything waits for it (a read, a full queue, close). With nothing posted
+ * for `writerIdleMs` the thread ends, as the store's other helper threads do; the next hand-over
+ * with rows starts another.
  *
  * A store fault — the disk full, the state directory removed or replaced — is detected (a failed
  * write, rename, open or commit, or a once-a-second check that the store file is still the one
@@ -68,6 +70,7 @@ import {
   tornBytes,
 } from './segments.js';
 import { type SessionRows, SessionShares } from './session-shares.js';
+import { HELPER_THREAD_IDLE_MS } from './thread-requests.js';
 import { encodeResult, encodeUpdate } from './update-lines.js';
 import { type AppliedUpdate, isApplied, type StoreUpdate } from './updates.js';
 import { WriterClient } from './writer-client.js';
@@ -94,6 +97,11 @@ export interface WriteAheadOptions {
   idleWriter?: boolean;
   /** How long a posted segment may wait before an idle writer thread is moved back (ms). */
   idleAgeMs?: number;
+  /**
+   * How long the writer thread is kept with nothing posted to it (default HELPER_THREAD_IDLE_MS);
+   * then it ends, and the next hand-over with rows starts another.
+   */
+  writerIdleMs?: number;
   /** Rows held in memory while the store is faulty; past it the oldest are dropped (counted). */
   maxHeld?: number;
   /** Updates held in memory (store/held-updates.ts); past it the oldest results go first (counted). */
@@ -247,6 +255,7 @@ export class WriteAhead {
     this.#threaded = opts.thread !== false;
     this.#idleWriter = opts.idleWriter ?? (this.#threaded && mayLeaveIdle(idleFacts()));
     this.#idleAgeMs = opts.idleAgeMs ?? 100;
+    this.#writerIdleMs = opts.writerIdleMs ?? HELPER_THREAD_IDLE_MS;
     this.recovered = recoverPending(store, this.path, (_file, err) => this.#onError('append', err));
     this.#fd = openAppend(this.path);
     // Started with the first hand-over: a host without memory errors — the usual one — never
@@ -262,6 +271,10 @@ export class WriteAhead {
   /** Whether the writer thread goes into SCHED_IDLE while it keeps up; false once that failed. */
   #idleWriter: boolean;
   readonly #idleAgeMs: number;
+  readonly #writerIdleMs: number;
+  /** performance.now() of the last post to a writer thread. */
+  #lastPostAt = 0;
+  #writersEnded = 0;
 
   /** Whether a writer thread could not be created since the last check: none is tried until the next. */
   #writerRefused = false;
@@ -356,6 +369,7 @@ export class WriteAhead {
   #tick(): void {
     if (this.#closed) return;
     this.#replaceDeadWriter();
+    this.#endIdleWriter();
     this.#raiseIfBehind();
     this.#easeIfStalled();
     this.#updates.reportDrops();
@@ -508,9 +522,14 @@ export class WriteAhead {
     if (this.#updates.length > 0) this.#schedule();
   }
 
-  /** Whether a writer thread runs: none until the first hand-over, none after it died. */
+  /** Whether a writer thread runs: none until the first hand-over, none after it died or ended idle. */
   get writerRunning(): boolean {
     return this.#writer?.alive === true;
+  }
+
+  /** The writer thread's id (/proc/self/task/<id>) while one runs and has started. */
+  get writerThreadId(): number | null {
+    return this.#writer?.threadId ?? null;
   }
 
   /** Transactions the current writer thread has committed: fewer than segments once it merges. */
@@ -883,6 +902,7 @@ export class WriteAhead {
       seg.retried ||= seg.failed;
       seg.failed = false;
       seg.postedAt = performance.now();
+      this.#lastPostAt = seg.postedAt;
       const inFile = seg.updatesInFile;
       this.#writer.post(this.#posted, seg.file, seg.keys.size, inFile > 0 ? [] : seg.updates, inFile);
     }
@@ -1065,6 +1085,29 @@ export class WriteAhead {
     dead.reap();
     this.#writer = null;
     dead.close(0);
+  }
+
+  /**
+   * Ends a writer thread that has had nothing posted to it for `writerIdleMs`: its isolate and
+   * connection (~12 MB resident) are held for nothing between storms, which are rare. It sleeps
+   * already (a second without a post, its WAL pages checkpointed: store/writer-thread.ts), and
+   * nothing of it is awaited: no segment in flight, no fault, no read waiting. The next hand-over
+   * with rows starts another (off the event loop's answers: the write-ahead file keeps them durable
+   * meanwhile); segment numbers go on from the last posted.
+   */
+  #endIdleWriter(): void {
+    const writer = this.#writer;
+    if (writer === null || !writer.alive || !writer.asleep) return;
+    if (this.#fault !== null || this.#inFlight.size > 0 || this.#settleWaiters.size > 0) return;
+    if (performance.now() - this.#lastPostAt < this.#writerIdleMs) return;
+    this.#writer = null;
+    this.#writersEnded++;
+    writer.end();
+  }
+
+  /** Writer threads ended after `writerIdleMs` with nothing posted. */
+  get writersEnded(): number {
+    return this.#writersEnded;
   }
 
   /**

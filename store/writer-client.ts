@@ -85,6 +85,11 @@ export class WriterClient {
     return Atomics.load(this.#shared, Slot.CHECKPOINTS);
   }
 
+  /** The thread's id (a task of this process), once it runs; null before. */
+  get threadId(): number | null {
+    return Atomics.load(this.#shared, Slot.TID) || null;
+  }
+
   /** Whether the thread is in SCHED_IDLE: as set last through `setIdle`. */
   get idle(): boolean {
     return this.#idle;
@@ -180,6 +185,23 @@ export class WriterClient {
     process.off('exit', this.#raiseAtExit);
     this.#drain();
     this.#port.close();
+  }
+
+  /**
+   * Lets an idle thread go without waiting for it: it closes its connection and exits on its own.
+   * Only with nothing posted and unacknowledged (store/write-ahead.ts ends it so); the thread
+   * checkpointed before it went to sleep, so its close is quick, but not waited for on the event
+   * loop all the same.
+   */
+  end(): void {
+    if (this.#closed) return;
+    // Out of SCHED_IDLE first: on a busy host an idle thread would take seconds to exit.
+    this.setIdle(false);
+    this.#closed = true;
+    process.off('exit', this.#raiseAtExit);
+    if (this.#dead) return;
+    this.#port.postMessage({ type: 'close' } satisfies WriterRequest);
+    this.#wake();
   }
 
   #drain(): void {

@@ -2,6 +2,7 @@
  * The writer thread when it cannot be had (store/write-ahead.ts `#startWriter`) or dies unseen
  * (`#replaceDeadWriter`): segments are committed on the event loop, nothing throws out of the
  * verdict path or a timer, and nothing answered waits for a thread that will never acknowledge it.
+ * And when it has nothing to do (`#endIdleWriter`): it ends, and the next rows start another.
  *
  * A process or cgroup out of threads makes `new Worker` throw (EAGAIN) at once. The kernel refuses
  * that only below a thread limit root is not held to, so `worker_threads.Worker` is replaced for
@@ -9,7 +10,7 @@
  * path is made a directory, which `openDatabase` refuses (store/connection.ts).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, renameSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmdirSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { type TestContext, test } from 'node:test';
 import workerThreads from 'node:worker_threads';
@@ -21,7 +22,7 @@ const T0 = Date.UTC(2026, 11, 4, 16, 0, 0);
 const s = session('vm-w', 7n);
 const events = (...seqs: number[]) => seqs.map((seq) => record({ session: s, seq, timeMs: T0 + seq }));
 
-function open(t: TestContext, checkMs: number) {
+function open(t: TestContext, checkMs: number, writerIdleMs?: number) {
   const path = scratchStorePath();
   const errors: string[] = [];
   const health: boolean[] = [];
@@ -31,6 +32,7 @@ function open(t: TestContext, checkMs: number) {
     flushMs: 3_600_000,
     checkMs,
     maxPending: 2,
+    ...(writerIdleMs === undefined ? {} : { writerIdleMs }),
     onError,
     onHealth: (h) => health.push(h.healthy),
   });
@@ -130,4 +132,27 @@ test('a thread that could not open the store, replaced by the check before its m
     `the thread's own reason is said: ${errors.join('; ')}`,
   );
   assert.deepEqual(health, [false, true], 'one fault, over once the segment is committed');
+});
+
+test('a writer thread with nothing posted for writerIdleMs ends; the next rows start another, numbered on', async (t) => {
+  const { ahead, errors, health, stored } = open(t, 20, 50);
+  ahead.record(events(1, 2)); // maxPending: the hand-over starts the thread
+  assert.ok(ahead.writerRunning);
+  await until('the thread to publish its id', () => ahead.writerThreadId !== null);
+  const tid = ahead.writerThreadId;
+  assert.ok(existsSync(`/proc/self/task/${tid}`));
+  // It sleeps after a second with nothing posted; the next check then ends it.
+  await until('the idle thread to be ended', () => ahead.writersEnded === 1);
+  assert.equal(ahead.writerRunning, false);
+  await until('its thread to exit', () => !existsSync(`/proc/self/task/${tid}`));
+  assert.deepEqual(stored(), [1, 2], 'what it was given was committed before it went');
+  ahead.record(events(3, 4));
+  assert.ok(ahead.writerRunning, 'the next hand-over with rows starts another');
+  ahead.record(events(5, 6));
+  ahead.flush(); // waits for the new thread's acknowledgements: segment numbers went on
+  assert.deepEqual(stored(), [1, 2, 3, 4, 5, 6]);
+  assert.equal(ahead.pending, 0);
+  assert.equal(ahead.writersEnded, 1, 'a thread given rows since is not ended');
+  assert.deepEqual(errors, []);
+  assert.deepEqual(health, []);
 });
