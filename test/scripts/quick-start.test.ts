@@ -2,61 +2,92 @@
  * The README's first command ends in `npm start`: it must say what it is doing before it goes
  * quiet (the build took minutes with no word), and a console must not get a ~400-character line
  * per event — memory errors are summarised there, with the counts and the VMs.
+ *
+ * Every wait has a deadline well under the runner's per-test timeout, and `npm start` runs in a
+ * process group of its own, stopped in an after-hook and killed whole if it does not stop: a
+ * summary that never came used to hold the file for the full 10 minutes, and leave the daemon
+ * running after the runner ended the file.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { simulate } from '../../vmm/simulator.js';
+import { PATIENT_DEADLINE_MS } from '../helpers/daemon.js';
+import { exitOf, spawnOwned, stopOwned } from '../helpers/processes.js';
+import { WAIT_MS, within } from '../helpers/wait.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
+
+/** How long `npm start` may take to say the daemon is ready: it may compile dist/ first. */
+const READY_MS = 240_000;
+
+/** `npm start` in a process group of its own, its lines, and a wait for one of them. */
+function quickStart(t: TestContext) {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-start-'));
+  const p = spawnOwned(process.execPath, [join(ROOT, 'scripts/start.mjs'), '--metrics', '127.0.0.1:0'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, XDG_RUNTIME_DIR: dir, XDG_STATE_HOME: dir, NOTIFY_SOCKET: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  t.after(async () => {
+    try {
+      // start.mjs passes SIGTERM on to the daemon and exits with it; past the deadline the whole
+      // group (start.mjs and the daemon) is SIGKILLed.
+      await stopOwned(p, 'npm start and its daemon', 'SIGTERM', WAIT_MS, () => lines.join('\n'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  const onLine = (l: string) => {
+    lines.push(l);
+    for (const w of waiters.filter((x) => x.re.test(l))) w.resolve();
+  };
+  createInterface({ input: p.stdout! }).on('line', onLine);
+  createInterface({ input: p.stderr! }).on('line', onLine);
+  const exited = exitOf(p).then(({ code, signal }) => {
+    throw new Error(`npm start exited (${code ?? signal}):\n${lines.join('\n')}`);
+  });
+  exited.catch(() => {});
+  const seen = (re: RegExp, timeoutMs = WAIT_MS) =>
+    within(
+      `a line matching ${re} from npm start`,
+      Promise.race([
+        new Promise<void>((resolve) => {
+          if (lines.some((l) => re.test(l))) resolve();
+          else waiters.push({ re, resolve });
+        }),
+        exited,
+      ]),
+      { timeoutMs, state: () => `its lines so far:\n${lines.join('\n')}` },
+    );
+  return { dir, lines, seen };
+}
 
 test('npm start says what it does, then summarises memory errors on the console', async (t) => {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
     scripts: Record<string, string>;
   };
   assert.equal(pkg.scripts.start, 'node scripts/start.mjs');
-  const dir = mkdtempSync(join(tmpdir(), 'seawall-start-'));
-  const p = spawn(process.execPath, [join(ROOT, 'scripts/start.mjs'), '--metrics', '127.0.0.1:0'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, XDG_RUNTIME_DIR: dir, XDG_STATE_HOME: dir, NOTIFY_SOCKET: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(async () => {
-    if (p.exitCode === null) {
-      const gone = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await gone;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const lines: string[] = [];
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  const onLine = (l: string) => {
-    lines.push(l);
-    for (const w of waiters.filter((x) => x.re.test(l))) w.resolve();
-  };
-  createInterface({ input: p.stdout }).on('line', onLine);
-  createInterface({ input: p.stderr }).on('line', onLine);
-  const seen = (re: RegExp, fresh = false) =>
-    new Promise<void>((resolve, reject) => {
-      if (!fresh && lines.some((l) => re.test(l))) return resolve();
-      waiters.push({ re, resolve });
-      p.once('exit', (c) => reject(new Error(`exited ${c} before ${re}:\n${lines.join('\n')}`)));
-    });
-  await seen(/^seawall daemon ready/);
+  const { dir, lines, seen } = quickStart(t);
+  await seen(/^seawall daemon ready/, READY_MS);
   assert.match(lines[0] ?? '', /^seawall start: (compiling the TypeScript sources|dist\/ is up to date)/);
   assert.ok(lines.some((l) => /^seawall start: starting the daemon with its built-in defaults/.test(l)));
-  const summary = await simulate({
-    socket: join(dir, 'seawall', 'plugin.sock'),
-    vms: 2,
-    vcpus: 1,
-    events: 50,
-    vmPrefix: 'qs',
-  });
+  const summary = await within(
+    'the simulated fleet',
+    simulate({
+      socket: join(dir, 'seawall', 'plugin.sock'),
+      vms: 2,
+      vcpus: 1,
+      events: 50,
+      vmPrefix: 'qs',
+      deadlineMs: PATIENT_DEADLINE_MS,
+    }),
+  );
   assert.equal(summary.answered, 50);
   // The summary is written every 10 s; it is awaited, not timed.
   await seen(
