@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm start`: the quick start. Says what it is doing at each step — the first build takes a
 // while and used to print nothing — then runs the daemon with its built-in defaults (no root, no
-// configuration). Arguments after `npm start --` go to `seawall daemon`.
+// configuration), logging to this console. Arguments after `npm start --` go to `seawall daemon`.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -47,7 +47,15 @@ if (!existsSync(cli) || statSync(cli).mtimeMs < newestSource(root)) {
   say('dist/ is up to date');
 }
 say('starting the daemon with its built-in defaults: no root, no configuration; Ctrl-C stops it');
-say('memory errors are summarised on this console every 10 s (--log-events each for one line per event)');
-const daemon = spawn(process.execPath, [cli, 'daemon', ...process.argv.slice(2)], { stdio: 'inherit' });
+const args = process.argv.slice(2);
+// The daemon's own default, `--log auto`, writes to journald whenever its socket listens: on a host
+// that runs one, this console would get nothing, not even the summary. So it logs here unless the
+// caller chose a target (`npm start -- --log auto`).
+const chosen = args.some((a) => a === '--log' || a.startsWith('--log='));
+if (!chosen) {
+  args.unshift('--log', 'stderr');
+  say('memory errors are summarised on this console every 10 s (--log-events each for one line per event)');
+}
+const daemon = spawn(process.execPath, [cli, 'daemon', ...args], { stdio: 'inherit' });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => daemon.kill(sig));
 daemon.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
