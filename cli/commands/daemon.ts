@@ -184,7 +184,7 @@ export function registerDaemon(parent: Command, ctx: CliContext): void {
     .addOption(
       new Option(
         '--log-events <mode>',
-        'per-event entries: each event, or a summary every 10 s (auto: each under journald, summary on a console)',
+        'per-event entries: each event, or a summary every 10 s (auto: each when logging to journald, a summary on stderr)',
       )
         .choices(['each', 'summary', 'auto'])
         .default('auto'),
