@@ -19,7 +19,7 @@ import {
   policyVersionOf,
   readYamlFile,
 } from '../policies/index.js';
-import { startThread, yieldToVerdictPath } from '../store/index.js';
+import { IdleTimer, startThread, yieldToVerdictPath } from '../store/index.js';
 import { checkTrustedFile } from './paths.js';
 
 /** What a load produces: the document (GPA lists removed) and the work done on it, or the issues. */
@@ -158,12 +158,12 @@ export const POLICY_WORKER_IDLE_MS = 10_000;
 export class PolicyWorker {
   #worker: Worker | null = null;
   readonly #timeoutMs: number;
-  readonly #idleMs: number;
-  #idle: NodeJS.Timeout | null = null;
+  /** Armed after a load that left the worker whole; ends it. */
+  readonly #idle: IdleTimer;
 
   constructor(timeoutMs = POLICY_LOAD_TIMEOUT_MS, idleMs = POLICY_WORKER_IDLE_MS) {
     this.#timeoutMs = timeoutMs;
-    this.#idleMs = idleMs;
+    this.#idle = new IdleTimer(idleMs, () => this.close());
   }
 
   /** Whether a worker is running now. */
@@ -173,7 +173,7 @@ export class PolicyWorker {
 
   /** Loads `path`; never rejects (every failure is an issue). One load at a time. */
   load(path: string): Promise<WorkerLoad> {
-    this.#rest(false);
+    this.#idle.clear();
     const worker = this.#worker ?? startWorker({ kind: 'seawall-policy' });
     this.#worker = worker;
     worker.unref();
@@ -186,7 +186,7 @@ export class PolicyWorker {
         if (broken) {
           if (this.#worker === worker) this.#worker = null;
           void worker.terminate();
-        } else if (this.#worker === worker) this.#rest(true);
+        } else if (this.#worker === worker) this.#idle.arm();
         resolve(r);
       };
       const onMessage = (r: WorkerLoad) => finish(r, false);
@@ -215,17 +215,8 @@ export class PolicyWorker {
 
   /** Stops the worker (at daemon stop). */
   close(): void {
-    this.#rest(false);
+    this.#idle.clear();
     void this.#worker?.terminate();
     this.#worker = null;
-  }
-
-  /** Arms (`on`) or clears the timer that ends the worker after `idleMs` without a load. */
-  #rest(on: boolean): void {
-    if (this.#idle) clearTimeout(this.#idle);
-    this.#idle = null;
-    if (!on) return;
-    this.#idle = setTimeout(() => this.close(), this.#idleMs);
-    this.#idle.unref();
   }
 }

@@ -10,6 +10,7 @@ export {
   type StoreRow,
 } from './event-store.js';
 export type { FollowAnswer, FollowQuery } from './follow-query.js';
+export { IdleTimer } from './idle-timer.js';
 export { type PruneEnv, type PruneOptions, prune } from './prune.js';
 export {
   DEFAULT_REBUILD_LIMIT,

@@ -11,6 +11,7 @@
  * thread's last answer: requests queued behind slow reads are not failed while the thread answers.
  */
 import type { Worker } from 'node:worker_threads';
+import { IdleTimer } from './idle-timer.js';
 
 /**
  * How long the reader and retention threads are kept with nothing to answer: longer than the
@@ -47,11 +48,17 @@ export class ThreadRequests<Reply extends { id: number }> {
   readonly #waiting = new Map<number, Waiter>();
   /** Armed for the oldest waiting request with a timeout, from its post or the last answer. */
   #timer: NodeJS.Timeout | null = null;
-  /** Armed while the thread runs with nothing to answer (`idleMs`). */
-  #idle: NodeJS.Timeout | null = null;
+  /**
+   * Armed while the thread runs with nothing to answer (`idleMs`). When it fires with nothing
+   * waiting, the thread is ended as `stop` would end it: nothing waits, so nothing fails.
+   */
+  readonly #idle: IdleTimer;
 
   constructor(opts: ThreadRequestsOptions<Reply>) {
     this.#opts = opts;
+    this.#idle = new IdleTimer(opts.idleMs, () => {
+      if (this.#waiting.size === 0) void this.#end();
+    });
   }
 
   /** Whether a thread is running now. */
@@ -67,7 +74,7 @@ export class ThreadRequests<Reply extends { id: number }> {
    */
   ask(message: (id: number) => unknown, timeout?: Timeout): Promise<unknown> {
     const worker = this.#ensure();
-    this.#rest(false);
+    this.#idle.clear();
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject, ...(timeout ? { timeout } : {}) });
@@ -108,24 +115,8 @@ export class ThreadRequests<Reply extends { id: number }> {
     this.#worker = null;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    this.#rest(false);
+    this.#idle.clear();
     await worker?.terminate();
-  }
-
-  /**
-   * Arms (`on`) or clears the idle timer. When it fires with nothing waiting, the thread is ended
-   * as `stop` would end it: nothing waits, so nothing fails.
-   */
-  #rest(on: boolean): void {
-    if (this.#idle) clearTimeout(this.#idle);
-    this.#idle = null;
-    const ms = this.#opts.idleMs;
-    if (!on || ms === undefined) return;
-    this.#idle = setTimeout(() => {
-      this.#idle = null;
-      if (this.#waiting.size === 0) void this.#end();
-    }, ms);
-    this.#idle.unref();
   }
 
   #ensure(): Worker {
@@ -137,7 +128,7 @@ export class ThreadRequests<Reply extends { id: number }> {
       this.#waiting.delete(m.id);
       if (this.#waiting.size === 0) {
         worker.unref();
-        this.#rest(true);
+        this.#idle.arm();
       }
       // An answer is progress: the oldest request still waiting gets its whole timeout from now.
       if (this.#timer) this.#arm();
