@@ -61,11 +61,21 @@ export const VM_SHARE = 10;
  */
 const MAX_VM_BUCKETS = 4096;
 
-interface VmBucket {
+interface Bucket {
   tokens: number;
+  /** performance.now() of the last refill. */
   last: number;
+}
+
+interface VmBucket extends Bucket {
   /** Entries suppressed since the last summary (for naming the VMs that had most). */
   suppressed: number;
+}
+
+/** Adds what `rate` tokens a second gave `b` since its last refill, up to a burst of `rate`. */
+function refill(b: Bucket, rate: number, now: number): void {
+  b.tokens = Math.min(rate, b.tokens + ((now - b.last) * rate) / 1000);
+  b.last = now;
 }
 
 export interface DaemonLogOptions {
@@ -90,10 +100,9 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
     });
   const rate = opts.eventsPerSecond ?? 1000;
   const vmRate = Math.max(1, rate / VM_SHARE);
-  let tokens = rate;
-  let buckets = new Map<string, VmBucket>();
   // Monotonic: a wall clock stepped back (NTP, `date -s`) would leave the bucket far below zero.
-  let last = performance.now();
+  const host: Bucket = { tokens: rate, last: performance.now() };
+  let buckets = new Map<string, VmBucket>();
   let suppressed = 0;
   let suppressedSinceSummary = 0;
   const reportSuppressed = () => {
@@ -160,8 +169,7 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
     log: (entry) => logger.log(entry),
     admitEvent(vm) {
       const now = performance.now();
-      tokens = Math.min(rate, tokens + ((now - last) * rate) / 1000);
-      last = now;
+      refill(host, rate, now);
       let b: VmBucket | undefined;
       if (vm !== undefined) {
         b = buckets.get(vm);
@@ -169,13 +177,10 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
           if (buckets.size >= MAX_VM_BUCKETS) buckets = new Map();
           b = { tokens: vmRate, last: now, suppressed: 0 };
           buckets.set(vm, b);
-        } else {
-          b.tokens = Math.min(vmRate, b.tokens + ((now - b.last) * vmRate) / 1000);
-          b.last = now;
-        }
+        } else refill(b, vmRate, now);
       }
-      if (tokens >= 1 && (b === undefined || b.tokens >= 1)) {
-        tokens -= 1;
+      if (host.tokens >= 1 && (b === undefined || b.tokens >= 1)) {
+        host.tokens -= 1;
         if (b) b.tokens -= 1;
         return true;
       }
