@@ -11,7 +11,7 @@ import type { EventStore } from './event-store.js';
 import type { RetentionRun } from './prune.js';
 import type { RetentionData, RetentionReply, RetentionRequest } from './retention-thread.js';
 import { startThread } from './start-thread.js';
-import { HELPER_THREAD_IDLE_MS, ThreadRequests, type ThreadRequestsOptions } from './thread-requests.js';
+import { HELPER_THREAD_IDLE_MS, ThreadRequests } from './thread-requests.js';
 
 export type { RetentionRun } from './prune.js';
 
@@ -92,12 +92,20 @@ export class Retention {
   readonly #stop = new Int32Array(new SharedArrayBuffer(4));
   readonly #thread: ThreadRequests<RetentionReply>;
 
-  #threadOptions(idleMs: number): ThreadRequestsOptions<RetentionReply> {
-    return {
+  constructor(store: EventStore, opts: RetentionOptions = {}) {
+    this.maxAgeDays = positive('maxAgeDays', opts.maxAgeDays ?? RETENTION_DEFAULTS.maxAgeDays, 0.0001);
+    this.maxBytes = Math.floor(positive('maxBytes', opts.maxBytes ?? RETENTION_DEFAULTS.maxBytes, 65_536));
+    this.intervalMs = positive('intervalMs', opts.intervalMs ?? RETENTION_DEFAULTS.intervalMs, 1000);
+    this.chunkRows = Math.floor(positive('chunkRows', opts.chunkRows ?? RETENTION_DEFAULTS.chunkRows, 1));
+    this.sliceMs = positive('sliceMs', opts.sliceMs ?? RETENTION_DEFAULTS.sliceMs, 0.1);
+    this.#store = store;
+    this.#now = opts.now ?? Date.now;
+    this.#onError = opts.onError ?? (() => {});
+    this.#thread = new ThreadRequests<RetentionReply>({
       start: () => {
         const data: RetentionData = {
           kind: 'seawall-retention',
-          path: this.#store.path,
+          path: store.path,
           stop: this.#stop.buffer as SharedArrayBuffer,
         };
         return startThread(THREAD_URL, { workerData: data });
@@ -109,22 +117,8 @@ export class Retention {
       exited: (code) =>
         new StoreError('SEAWALL_STORE_PRUNE', `the retention thread exited with code ${code}`),
       // A pass every intervalMs (10 minutes by default): the thread is not kept between them.
-      idleMs,
-    };
-  }
-
-  constructor(store: EventStore, opts: RetentionOptions = {}) {
-    this.maxAgeDays = positive('maxAgeDays', opts.maxAgeDays ?? RETENTION_DEFAULTS.maxAgeDays, 0.0001);
-    this.maxBytes = Math.floor(positive('maxBytes', opts.maxBytes ?? RETENTION_DEFAULTS.maxBytes, 65_536));
-    this.intervalMs = positive('intervalMs', opts.intervalMs ?? RETENTION_DEFAULTS.intervalMs, 1000);
-    this.chunkRows = Math.floor(positive('chunkRows', opts.chunkRows ?? RETENTION_DEFAULTS.chunkRows, 1));
-    this.sliceMs = positive('sliceMs', opts.sliceMs ?? RETENTION_DEFAULTS.sliceMs, 0.1);
-    this.#store = store;
-    this.#now = opts.now ?? Date.now;
-    this.#onError = opts.onError ?? (() => {});
-    this.#thread = new ThreadRequests<RetentionReply>(
-      this.#threadOptions(opts.threadIdleMs ?? HELPER_THREAD_IDLE_MS),
-    );
+      idleMs: opts.threadIdleMs ?? HELPER_THREAD_IDLE_MS,
+    });
   }
 
   /** Whether the retention thread is running now (a pass, or within its idle time after one). */
