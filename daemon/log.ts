@@ -30,7 +30,7 @@ export interface DaemonLog {
    * entry costs nothing. One VM takes at most a tenth of the rate ({@link VM_SHARE}): one VM's
    * flood leaves the rest of the host's entries to the other VMs.
    */
-  admitEvent(vm?: string): boolean;
+  admitEvent(vm: string): boolean;
   /** Per-event entries suppressed since start. */
   readonly suppressed: number;
   /**
@@ -170,21 +170,18 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
     admitEvent(vm) {
       const now = performance.now();
       refill(host, rate, now);
-      let b: VmBucket | undefined;
-      if (vm !== undefined) {
-        b = buckets.get(vm);
-        if (b === undefined) {
-          if (buckets.size >= MAX_VM_BUCKETS) buckets = new Map();
-          b = { tokens: vmRate, last: now, suppressed: 0 };
-          buckets.set(vm, b);
-        } else refill(b, vmRate, now);
-      }
-      if (host.tokens >= 1 && (b === undefined || b.tokens >= 1)) {
+      let b = buckets.get(vm);
+      if (b === undefined) {
+        if (buckets.size >= MAX_VM_BUCKETS) buckets = new Map();
+        b = { tokens: vmRate, last: now, suppressed: 0 };
+        buckets.set(vm, b);
+      } else refill(b, vmRate, now);
+      if (host.tokens >= 1 && b.tokens >= 1) {
         host.tokens -= 1;
-        if (b) b.tokens -= 1;
+        b.tokens -= 1;
         return true;
       }
-      if (b) b.suppressed++;
+      b.suppressed++;
       suppressed++;
       suppressedSinceSummary++;
       return false;
