@@ -13,7 +13,8 @@
  * thread of libuv's pool; the library's functions may be called from any thread), and wait in a
  * queue of at most {@link JOURNAL_QUEUE} meanwhile. Past it entries are dropped and counted, and
  * one entry says how many once journald takes entries again. Entries that come one per event may
- * fill only half of it: one VM's flood of memory errors must not crowd out another VM's kill.
+ * fill only half of it: one VM's flood of memory errors must not crowd out another VM's kill. And
+ * one VM's (their SEAWALL_VM field) only a tenth of that half: nor another VM's memory errors.
  */
 import { fstatSync } from 'node:fs';
 import type { SystemdErrorHandler } from './errors.js';
@@ -56,7 +57,9 @@ export interface JournalEntry {
   /**
    * One of a stream of entries, one per event (a memory error, a downgrade): while journald falls
    * behind, these wait in at most half of the queue, so that a flood of them leaves room for the
-   * rest (kills, migrations, session ends, the daemon's own).
+   * rest (kills, migrations, session ends, the daemon's own); those of one VM (the same SEAWALL_VM
+   * field) in at most {@link JOURNAL_QUEUE_PER_VM}, so that one VM's flood leaves room for the
+   * other VMs' memory errors.
    */
   perEvent?: boolean;
 }
@@ -108,6 +111,8 @@ export interface JournalLogger {
 export const JOURNAL_QUEUE = 1024;
 /** Per-event entries ({@link JournalEntry.perEvent}) are dropped and counted once this many wait. */
 export const JOURNAL_QUEUE_PER_EVENT = JOURNAL_QUEUE / 2;
+/** Per-event entries of one VM (their SEAWALL_VM field) dropped and counted once this many of them wait. */
+export const JOURNAL_QUEUE_PER_VM = Math.floor(JOURNAL_QUEUE_PER_EVENT / 10);
 
 /**
  * Bytes of stderr lines waiting for their reader past which further lines are dropped and counted:
@@ -248,7 +253,9 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
 
   const sendv = lib.sdJournalSendv;
   let failing = false;
-  const queue: { iov: IoVec[]; entry: JournalEntry }[] = [];
+  const queue: { iov: IoVec[]; entry: JournalEntry; vm: string | undefined }[] = [];
+  /** Per-event entries waiting, by VM: only VMs with one waiting (at most the queue's length). */
+  const waitingByVm = new Map<string, number>();
   let dropped = 0;
   const line = sendLine();
 
@@ -270,6 +277,11 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
   function pump(): void {
     const next = line.take(queue);
     if (next === undefined) return;
+    if (next.vm !== undefined) {
+      const n = (waitingByVm.get(next.vm) ?? 1) - 1;
+      if (n > 0) waitingByVm.set(next.vm, n);
+      else waitingByVm.delete(next.vm);
+    }
     sendv.async(next.iov, next.iov.length, (err: unknown, rc: number) => {
       sent(next.entry, err ? -1 : rc);
       if (dropped > 0 && queue.length < JOURNAL_QUEUE) {
@@ -286,11 +298,18 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
   }
 
   function enqueue(entry: JournalEntry): void {
-    if (queue.length >= (entry.perEvent ? JOURNAL_QUEUE_PER_EVENT : JOURNAL_QUEUE)) {
+    const vmField = entry.perEvent ? entry.fields?.[F.VM] : undefined;
+    const vm = vmField === undefined ? undefined : String(vmField);
+    const ofVm = vm === undefined ? 0 : (waitingByVm.get(vm) ?? 0);
+    if (
+      queue.length >= (entry.perEvent ? JOURNAL_QUEUE_PER_EVENT : JOURNAL_QUEUE) ||
+      ofVm >= JOURNAL_QUEUE_PER_VM
+    ) {
       dropped++;
       return;
     }
-    queue.push({ iov: vecsOf(entry), entry });
+    queue.push({ iov: vecsOf(entry), entry, vm });
+    if (vm !== undefined) waitingByVm.set(vm, ofVm + 1);
     if (!line.sending) pump();
   }
 
