@@ -12,7 +12,7 @@ import type { MetricsServerOptions } from '../metrics/index.js';
 import { readYamlFile, readYamlText } from '../policies/index.js';
 import { LIMITS } from '../protocol/index.js';
 import { DaemonError } from './errors.js';
-import { type DaemonLog, Priority } from './log.js';
+import { type DaemonLog, LOG_EVENTS_PER_SECOND, Priority } from './log.js';
 import { checkTrustedFile, defaultControlSocket, defaultPluginSocket, defaultStateDir } from './paths.js';
 
 const LISTEN = /^(\[[0-9a-fA-F:.]+\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|localhost):(\d{1,5})$/;
@@ -150,7 +150,7 @@ const ConfigFields = z.strictObject({
   /** The vCPU-fd attach socket (docs/actions.md). */
   attach: AttachConfigSchema,
   /** Per-event journal entries per second; past it entries are counted and summarised. */
-  logEventsPerSecond: z.number().int().positive().default(1000),
+  logEventsPerSecond: z.number().int().positive().default(LOG_EVENTS_PER_SECOND),
   /** Prometheus endpoint, or false for none. */
   metrics: z.union([listen, z.literal(false)]).default('127.0.0.1:9464'),
   /** Socket file mode when the daemon creates the socket itself. */

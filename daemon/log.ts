@@ -53,6 +53,13 @@ export interface DaemonLog {
 export const EVENT_SUMMARY_INTERVAL_MS = 10_000;
 /** VMs named in one summary line; the rest are counted. */
 const SUMMARY_VMS = 5;
+/**
+ * Per-event entries a second by default (`logEventsPerSecond`). journald's own per-service limit
+ * (RateLimitBurst= 10,000 in 30 s, not scaled up when its space is nearly used) is below it: the shipped unit
+ * raises the daemon's (LogRateLimitBurst=, systemd/units/seawall.service).
+ */
+export const LOG_EVENTS_PER_SECOND = 1000;
+
 /** One VM's per-event entries a second: the host's rate divided by this (at least 1). */
 export const VM_SHARE = 10;
 /**
@@ -98,7 +105,7 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
       mode: opts.mode ?? 'auto',
       onError: (err) => process.stderr.write(`seawall: journald: ${err.message}\n`),
     });
-  const rate = opts.eventsPerSecond ?? 1000;
+  const rate = opts.eventsPerSecond ?? LOG_EVENTS_PER_SECOND;
   const vmRate = Math.max(1, rate / VM_SHARE);
   // Monotonic: a wall clock stepped back (NTP, `date -s`) would leave the bucket far below zero.
   const host: Bucket = { tokens: rate, last: performance.now() };

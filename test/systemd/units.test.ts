@@ -15,6 +15,7 @@ import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { defaultAttachSocket } from '../../attach/index.js';
 import { LISTEN_FDS } from '../../daemon/listen-wiring.js';
+import { LOG_EVENTS_PER_SECOND } from '../../daemon/log.js';
 import { mayLeaveIdle } from '../../kvm/index.js';
 import { runFile as run } from '../helpers/processes.js';
 import { requireOrSkip, tools } from './tools.js';
@@ -102,6 +103,18 @@ test('the unit lets the daemon bring its writer thread back from SCHED_IDLE, so 
   const denied = filters.findIndex((f) => f.startsWith('~') && f.includes('@resources'));
   const allowed = filters.findIndex((f) => /\bsched_setscheduler\b/.test(f) && /\bsetpriority\b/.test(f));
   assert.ok(denied >= 0 && allowed > denied, filters.join(' | '));
+});
+
+test("journald's rate limit for the unit passes the daemon's per-event entries twice over", () => {
+  const unit = readFileSync(join(UNITS, 'seawall.service'), 'utf8');
+  const interval = /^LogRateLimitIntervalSec=(\d+)s$/m.exec(unit);
+  const burst = /^LogRateLimitBurst=(\d+)$/m.exec(unit);
+  assert.ok(interval && burst, 'LogRateLimitIntervalSec= in seconds and LogRateLimitBurst= set');
+  // journald's own default (10,000 in 30 s) is what a unit without them gets, unscaled when its
+  // journal is at its size limit: below the daemon's default rate of per-event entries.
+  assert.ok(10_000 / 30 < LOG_EVENTS_PER_SECOND);
+  const perSecond = Number(burst[1]) / Number(interval[1]);
+  assert.ok(perSecond >= 2 * LOG_EVENTS_PER_SECOND, `${perSecond} entries a second`);
 });
 
 test('the unit lets the daemon open every socket family it uses', () => {
