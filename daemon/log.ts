@@ -98,15 +98,18 @@ export interface DaemonLogOptions {
 }
 
 export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
+  const rate = opts.eventsPerSecond ?? LOG_EVENTS_PER_SECOND;
+  const vmRate = Math.max(1, rate / VM_SHARE);
   const logger =
     opts.logger ??
     createJournalLogger({
       identifier: opts.identifier ?? 'seawall',
       mode: opts.mode ?? 'auto',
       onError: (err) => process.stderr.write(`seawall: journald: ${err.message}\n`),
+      // A VM's whole burst, and a second of its rate, wait for a journald that is only slower
+      // than the burst: more wait only while journald stalls.
+      perVmWaiting: Math.ceil(2 * vmRate),
     });
-  const rate = opts.eventsPerSecond ?? LOG_EVENTS_PER_SECOND;
-  const vmRate = Math.max(1, rate / VM_SHARE);
   // Monotonic: a wall clock stepped back (NTP, `date -s`) would leave the bucket far below zero.
   const host: Bucket = { tokens: rate, last: performance.now() };
   let buckets = new Map<string, VmBucket>();

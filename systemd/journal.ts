@@ -14,7 +14,7 @@
  * queue of at most {@link JOURNAL_QUEUE} meanwhile. Past it entries are dropped and counted, and
  * one entry says how many once journald takes entries again. Entries that come one per event may
  * fill only half of it: one VM's flood of memory errors must not crowd out another VM's kill. And
- * one VM's (their SEAWALL_VM field) only a tenth of that half: nor another VM's memory errors.
+ * one VM's (their SEAWALL_VM field) only a part of that half: nor another VM's memory errors.
  */
 import { fstatSync } from 'node:fs';
 import type { SystemdErrorHandler } from './errors.js';
@@ -58,8 +58,8 @@ export interface JournalEntry {
    * One of a stream of entries, one per event (a memory error, a downgrade): while journald falls
    * behind, these wait in at most half of the queue, so that a flood of them leaves room for the
    * rest (kills, migrations, session ends, the daemon's own); those of one VM (the same SEAWALL_VM
-   * field) in at most {@link JOURNAL_QUEUE_PER_VM}, so that one VM's flood leaves room for the
-   * other VMs' memory errors.
+   * field) in at most {@link JournalLoggerOptions.perVmWaiting}, so that one VM's flood leaves
+   * room for the other VMs' memory errors.
    */
   perEvent?: boolean;
 }
@@ -73,6 +73,12 @@ export interface JournalLoggerOptions {
   identifier: string;
   /** `auto` (default) decides as documented on {@link createJournalLogger}; the others force a target. */
   mode?: 'auto' | JournalTarget;
+  /**
+   * Per-event entries of one VM that may wait (default {@link JOURNAL_QUEUE_PER_VM}; at least it,
+   * at most the per-event half): no fewer than one VM may log at once, or a healthy journald,
+   * taking entries one at a time, would lose part of every burst.
+   */
+  perVmWaiting?: number;
   /** Socket probed in `auto` mode; only tests change it (libsystemd always sends to {@link JOURNAL_SOCKET}). */
   socketPath?: string;
   /**
@@ -111,7 +117,10 @@ export interface JournalLogger {
 export const JOURNAL_QUEUE = 1024;
 /** Per-event entries ({@link JournalEntry.perEvent}) are dropped and counted once this many wait. */
 export const JOURNAL_QUEUE_PER_EVENT = JOURNAL_QUEUE / 2;
-/** Per-event entries of one VM (their SEAWALL_VM field) dropped and counted once this many of them wait. */
+/**
+ * Per-event entries of one VM (their SEAWALL_VM field) dropped and counted once this many of them
+ * wait, by default ({@link JournalLoggerOptions.perVmWaiting}).
+ */
 export const JOURNAL_QUEUE_PER_VM = Math.floor(JOURNAL_QUEUE_PER_EVENT / 10);
 
 /**
@@ -253,6 +262,10 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
 
   const sendv = lib.sdJournalSendv;
   let failing = false;
+  const perVm = Math.min(
+    JOURNAL_QUEUE_PER_EVENT,
+    Math.max(JOURNAL_QUEUE_PER_VM, options.perVmWaiting ?? JOURNAL_QUEUE_PER_VM),
+  );
   const queue: { iov: IoVec[]; entry: JournalEntry; vm: string | undefined }[] = [];
   /** Per-event entries waiting, by VM: only VMs with one waiting (at most the queue's length). */
   const waitingByVm = new Map<string, number>();
@@ -301,10 +314,7 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
     const vmField = entry.perEvent ? entry.fields?.[F.VM] : undefined;
     const vm = vmField === undefined ? undefined : String(vmField);
     const ofVm = vm === undefined ? 0 : (waitingByVm.get(vm) ?? 0);
-    if (
-      queue.length >= (entry.perEvent ? JOURNAL_QUEUE_PER_EVENT : JOURNAL_QUEUE) ||
-      ofVm >= JOURNAL_QUEUE_PER_VM
-    ) {
+    if (queue.length >= (entry.perEvent ? JOURNAL_QUEUE_PER_EVENT : JOURNAL_QUEUE) || ofVm >= perVm) {
       dropped++;
       return;
     }
