@@ -43,6 +43,7 @@ import {
   type VerdictOutcome,
 } from './plugin-types.js';
 import { ReplayQueue } from './replay-queue.js';
+import { verdictRefusal } from './verdict-checks.js';
 
 export * from './plugin-types.js';
 
@@ -416,12 +417,15 @@ export class PluginClient extends EventEmitter {
         }
         this.#pending.delete(m.seq);
         clearTimeout(p.timer);
-        if (!KNOWN_ACTIONS.has(m.action)) {
-          // §5.3: an action this plugin does not know is a protocol error. The exit gets the
-          // fallback (kept, so it is replayed after the reconnect); the connection is made again.
+        // §5.3: an action this plugin does not know is a protocol error, and so is an INJECT whose
+        // image the declared host would refuse or misread (§5.1). The exit gets the fallback (kept,
+        // so it is replayed after the reconnect); the connection is made again.
+        const refusal = KNOWN_ACTIONS.has(m.action)
+          ? verdictRefusal(m, p.msg, this.opts.caps)
+          : `unknown action ${m.action}`;
+        if (refusal !== null) {
           p.resolve(this.#fallback(p.msg, p.startNs));
-          const err = new VmmError('SEAWALL_VMM_PROTOCOL', `VERDICT with unknown action ${m.action}`);
-          this.emit('protocol-error', err);
+          this.emit('protocol-error', new VmmError('SEAWALL_VMM_PROTOCOL', `VERDICT with ${refusal}`));
           this.#socket?.destroy();
           return;
         }

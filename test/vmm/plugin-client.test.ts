@@ -281,8 +281,15 @@ test('a connection lost before the echo: the replays go again after reconnecting
   );
 });
 
-test('a VERDICT with an unknown action: the exit gets the fallback, the client reconnects and replays it', async (t) => {
-  // 1.1, and a deadline no exit below reaches: only the unknown action makes the fallback.
+/**
+ * A VERDICT the client must refuse (§5.3), written by `answer` for the one exit: the exit gets the
+ * fallback, the client reconnects and replays it, and no verdict is counted. The protocol error.
+ */
+async function refusedVerdict(
+  t: { after: (fn: () => Promise<void>) => void },
+  answer: (daemon: ScriptedDaemon, seq: number) => void,
+): Promise<{ error: Error; out: VerdictOutcome }> {
+  // 1.1, and a deadline no exit below reaches: only the refusal makes the fallback.
   const { daemon, c } = await scripted(t, { deadlineMs: 60_000, minor: 1 });
   await c.connect();
   const refused = nextEvent<[Error]>(c, 'protocol-error', 'the protocol error');
@@ -290,14 +297,19 @@ test('a VERDICT with an unknown action: the exit gets the fallback, the client r
   const exit = c.handleExit(seaExit({ vcpu: 0 }));
   const sent = await daemon.next('sea');
   const from = daemon.received.length;
-  daemon.verdict(sent.seq, 9);
+  answer(daemon, sent.seq);
   const out = await within('the outcome of the exit', exit);
-  assert.equal(out.source, 'fallback', 'the unknown action is not handed to the VMM');
-  assert.match((await refused)[0].message, /unknown action 9/);
+  assert.equal(out.source, 'fallback', 'the verdict is not handed to the VMM');
   await back;
   const hello = await daemon.next('hello', () => true, from);
   await daemon.next('sea', (m) => m.replay && m.seq === sent.seq, daemon.received.indexOf(hello));
   assert.equal(c.stats.verdicts, 0);
+  return { error: (await refused)[0], out };
+}
+
+test('a VERDICT with an unknown action: the exit gets the fallback, the client reconnects and replays it', async (t) => {
+  const { error } = await refusedVerdict(t, (daemon, seq) => daemon.verdict(seq, 9));
+  assert.match(error.message, /unknown action 9/);
 });
 
 test('an exit no frame can carry (a negative GVA): the fallback answers it at once, counted, never sent nor kept', async (t) => {
@@ -391,4 +403,19 @@ test('an ERROR after WELCOME ends the session at once: a KILL the daemon writes 
   assert.equal(out.source, 'fallback');
   assert.deepEqual(kills, []);
   assert.equal(c.connected, false);
+});
+
+test('an INJECT whose image the declared ABI forbids: the exit gets the fallback, the client reconnects and replays it', async (t) => {
+  const { error, out } = await refusedVerdict(t, (daemon, seq) => {
+    // The posted layout's ext_iabt_pending, a pad byte of the merged ABI this HELLO declared.
+    const image = new Uint8Array(64);
+    image.set([0, 0, 1, 1]);
+    daemon.send({ ...plainVerdict(seq, ACTION.INJECT), vcpuEvents: image });
+  });
+  assert.match(error.message, /byte 3 .*merged/);
+  assert.deepEqual(
+    [...out.verdict.vcpuEvents.subarray(0, 4)],
+    [0, 0, 1, 0],
+    'the fallback: the merged image',
+  );
 });

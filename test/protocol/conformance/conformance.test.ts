@@ -19,6 +19,12 @@ const MERGED_IMAGE = `000001${'0'.repeat(122)}`;
  * the NISV exit below needs NISV_TO_USER declared in 1.1), pid 4242, 4 vCPUs.
  */
 const CONNECT = 'vm-7 0x33 4 4242 0 tenant=acme';
+/**
+ * The same HELLO declaring the posted IABT/ESR ABI too (EXT_ABT_ESR, probed as cap 241): the one
+ * host for which both INJECT vectors are valid images. A plugin checks an image against the ABI its
+ * HELLO declared (§5.1), so the posted vector sent after CONNECT's HELLO would rightly be refused.
+ */
+const CONNECT_POSTED = 'vm-7 0x37 4 4242 241 tenant=acme';
 const EXITS = {
   sea: 'sea 0 1 0x92000010 0x81234bad 0x45678b000',
   nisv: 'nisv 1 0x7 0x8000000',
@@ -69,8 +75,13 @@ function welcoming(answer: (c: FakeConn, f: Frame) => void = () => {}) {
   };
 }
 
-async function connect(driver: { send(c: string): Promise<string> }, fake: Fake, minor: number) {
-  const line = await driver.send(`connect ${fake.path} ${CONNECT}`);
+async function connect(
+  driver: { send(c: string): Promise<string> },
+  fake: Fake,
+  minor: number,
+  hello = CONNECT,
+) {
+  const line = await driver.send(`connect ${fake.path} ${hello}`);
   const w = line.split(' ');
   assert.equal(w[0], 'welcome', line);
   assert.deepEqual([w[1], w[2], w[6]], ['1', String(minor), minor >= 1 ? '16384' : '0'], line);
@@ -92,9 +103,14 @@ for (const impl of IMPLS) {
         if (!s) return;
         const { driver, fake } = s;
         assert.equal(await driver.send(`init 10000 inject ${minor}`), 'ok');
-        await connect(driver, fake, minor);
+        await connect(driver, fake, minor, CONNECT_POSTED);
         const conn = await fake.conn(0);
-        assert.deepEqual(conn.frames[0]?.bytes, encodeMessage(helloVector(minor)), 'HELLO');
+        const hello = { ...helloVector(minor), caps: 0x37, extAbtEsrCap: 241 } as Message;
+        assert.deepEqual(
+          conn.frames[0]?.bytes,
+          encodeMessage(hello),
+          'HELLO: the vector, declaring EXT_ABT_ESR',
+        );
         const order = [
           ['sea', 'event-sea', 'verdict-inject'],
           ['nisv', 'event-nisv', 'verdict-inject-ext-abt'],
