@@ -41,25 +41,51 @@ export class AttachRefusedError extends VmmError {
   }
 }
 
+/**
+ * The daemon did not answer a request within `replyTimeoutMs`. Replies are matched by order, so
+ * the connection is closed with it (the daemon releases what it attached) and every request still
+ * waiting on it fails the same way.
+ */
+export class AttachTimeoutError extends VmmError {
+  constructor(timeoutMs: number) {
+    super('SEAWALL_VMM_ATTACH_TIMEOUT', `no attach reply within ${timeoutMs} ms`, { timeoutMs });
+  }
+}
+
+export interface AttachClientOptions {
+  /** How long each request waits for its reply (default 10 s, the plugin's HELLO timeout). */
+  replyTimeoutMs?: number;
+}
+
 interface Waiter {
   resolve: () => void;
   reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
 }
 
-/** One attach connection. Requests are answered in order; each call resolves on its reply. */
+/**
+ * One attach connection. Requests are answered in order; each call resolves on its reply, or
+ * rejects when none comes within `replyTimeoutMs`.
+ */
 export class AttachClient {
   #fd: number;
   #watch: FdWatch | null;
   readonly #waiting: Waiter[] = [];
+  readonly #replyTimeoutMs: number;
 
-  private constructor(fd: number) {
+  private constructor(fd: number, replyTimeoutMs: number) {
     this.#fd = fd;
+    this.#replyTimeoutMs = replyTimeoutMs;
     this.#watch = watchReadable(fd, () => this.#onReadable());
   }
 
   /** Connects to the daemon's attach socket. */
-  static connect(path: string): AttachClient {
-    return new AttachClient(connectSeqpacket(path));
+  static connect(path: string, opts: AttachClientOptions = {}): AttachClient {
+    const replyTimeoutMs = opts.replyTimeoutMs ?? 10_000;
+    // setTimeout takes 1..2^31-1 ms; anything else would not bound the wait as asked.
+    if (!Number.isInteger(replyTimeoutMs) || replyTimeoutMs < 1 || replyTimeoutMs > 0x7fffffff)
+      throw new VmmError('SEAWALL_VMM_INVALID_OPTION', `replyTimeoutMs ${replyTimeoutMs}: 1..2147483647 ms`);
+    return new AttachClient(connectSeqpacket(path), replyTimeoutMs);
   }
 
   /** Passes `fd` as vCPU `vcpu` of `sessionId` (the WELCOME's); the daemon keeps its own copy. */
@@ -96,8 +122,15 @@ export class AttachClient {
         reject(new AttachRefusedError(-1, 'attach socket buffer full'));
         return;
       }
-      this.#waiting.push({ resolve, reject });
+      const timer = setTimeout(() => this.#timedOut(), this.#replyTimeoutMs);
+      this.#waiting.push({ resolve, reject, timer });
     });
+  }
+
+  /** The oldest request went unanswered: the order of replies is lost, so the connection goes. */
+  #timedOut(): void {
+    this.#failAll(new AttachTimeoutError(this.#replyTimeoutMs));
+    this.close();
   }
 
   #onReadable(): void {
@@ -112,6 +145,7 @@ export class AttachClient {
       for (const f of m.fds) closeFd(f);
       const w = this.#waiting.shift();
       if (!w) continue;
+      clearTimeout(w.timer);
       let status: number;
       try {
         status = decodeAttachReply(m.data).status;
@@ -130,7 +164,10 @@ export class AttachClient {
   }
 
   #failAll(err: Error): void {
-    for (const w of this.#waiting.splice(0)) w.reject(err);
+    for (const w of this.#waiting.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
   }
 }
 

@@ -8,6 +8,8 @@ export type VmmErrorCode =
   | 'SEAWALL_VMM_PROTOCOL'
   /** The daemon refused an attach or detach, or the channel failed (`detail.status`, -1 when closed). */
   | 'SEAWALL_VMM_ATTACH_REFUSED'
+  /** The daemon did not answer an attach or detach within the client's `replyTimeoutMs`. */
+  | 'SEAWALL_VMM_ATTACH_TIMEOUT'
   /** An option of the client or the simulator is out of range or malformed. */
   | 'SEAWALL_VMM_INVALID_OPTION';
 
