@@ -5,9 +5,11 @@
  * reconnected (with exponential backoff) the kept events are reported as REPLAY events, so the
  * daemon's counts stay true. An exit every daemon would refuse (vmm/local-checks.ts) is answered
  * by the fallback and counted, never sent or kept. The backoff starts again only once a session
- * proved useful (its replays echoed, or nothing to replay), and a session the daemon ends with an
- * ERROR before that echo drops the oldest replay it carried: a replay the daemon refuses cannot
- * make the client reconnect for ever. A C or Rust plugin does the same from docs/protocol.md.
+ * proved useful (its replays echoed, a verdict received, or up for `reconnect.maxMs`): a daemon
+ * that ends each session right after WELCOME is reconnected to at the backoff's bound, not in a
+ * storm. A session the daemon ends with an ERROR before that echo drops the oldest replay it
+ * carried: a replay the daemon refuses cannot make the client reconnect for ever. A C or Rust
+ * plugin does the same from docs/protocol.md.
  *
  * Longer than 350 lines: the reference client is one state machine (connect, handshake, deadline,
  * fallback, replay) that VMM authors read top to bottom.
@@ -106,6 +108,8 @@ export class PluginClient extends EventEmitter {
   #awaitingEcho = false;
   /** The daemon ended the current session with an ERROR after WELCOME. */
   #refused = false;
+  /** Resets the backoff once the current session has been up for `reconnect.maxMs`. */
+  #provenTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: PluginClientOptions) {
     super();
@@ -395,10 +399,12 @@ export class PluginClient extends EventEmitter {
         // connect() that got its WELCOME has succeeded, and a session lost from here on is a
         // disconnect (#onDisconnect), the only path that schedules a reconnect for it.
         handshake();
-        // The backoff starts again once this session proved useful: at the echo of its replays,
-        // or now when there is nothing to replay (§9, point 5).
+        // The backoff starts again once this session proved useful (§9, point 5): at the echo of
+        // its replays, at a verdict, or once it has been up as long as the backoff's bound. A
+        // WELCOME alone proves nothing: a daemon may end every session right after it.
         this.#awaitingEcho = this.#flushReplay();
-        if (!this.#awaitingEcho) this.#backoff = this.opts.reconnect.initialMs;
+        this.#provenTimer = setTimeout(() => this.#proven(), this.opts.reconnect.maxMs);
+        this.#provenTimer.unref();
         this.emit('ready', m);
         return;
       case 'reject':
@@ -430,6 +436,7 @@ export class PluginClient extends EventEmitter {
           return;
         }
         this.stats.verdicts++;
+        this.#proven();
         p.resolve({ source: 'daemon', verdict: m, latencyNs: process.hrtime.bigint() - p.startNs });
         // A VMM terminates the VM on 'kill' within graceMs (the daemon enforces it afterwards).
         if (m.action === ACTION.KILL) this.emit('kill', { seq: m.seq, graceMs: m.graceMs, late: false });
@@ -520,13 +527,20 @@ export class PluginClient extends EventEmitter {
     if (this.#awaitingEcho) {
       // The session's replays are stored: it proved useful, the backoff starts again.
       this.#awaitingEcho = false;
-      this.#backoff = this.opts.reconnect.initialMs;
+      this.#proven();
     }
     if (n > 0) {
       this.stats.replayed += n;
       this.emit('replayed', n);
     }
     this.#flushReplay();
+  }
+
+  /** The current session proved useful: the next reconnect starts from the first step again. */
+  #proven(): void {
+    if (this.#provenTimer) clearTimeout(this.#provenTimer);
+    this.#provenTimer = null;
+    this.#backoff = this.opts.reconnect.initialMs;
   }
 
   #failPending(): void {
@@ -550,6 +564,8 @@ export class PluginClient extends EventEmitter {
     this.#refused = false;
     this.#awaitingEcho = false;
     this.#socket = null;
+    if (this.#provenTimer) clearTimeout(this.#provenTimer);
+    this.#provenTimer = null;
     // Not acknowledged: reported again after reconnecting (the daemon drops any it stored).
     const { refused: dropped, overflow } = this.#replay.disconnected(refused);
     this.stats.replayDropped += overflow;

@@ -26,6 +26,10 @@ export interface PluginClientOptions {
   fallback?: FallbackPolicy;
   /** Bound on kept fallback events; past it the oldest is dropped and counted. */
   maxReplay?: number;
+  /**
+   * Reconnect backoff: from `initialMs`, doubling up to `maxMs` (50 ms and 2 s). It starts again
+   * only after a session proved useful: its replays echoed, a verdict received, or up `maxMs`.
+   */
   reconnect?: { initialMs?: number; maxMs?: number };
   /** How long connect() waits for WELCOME (a socket-activated daemon may be starting). */
   helloTimeoutMs?: number;

@@ -27,6 +27,7 @@ import {
   type EventMsg,
   encodeMessage,
   FrameParser,
+  GOODBYE_REASON,
   type HelloMsg,
   type Message,
   PROTOCOL_VERSION,
@@ -80,6 +81,8 @@ class FakeDaemon extends EventEmitter {
   /** What to do at a HEARTBEAT (the connection's n-th, from 1): echo it, drop, or ignore it. */
   echo: (conn: FakeConn, n: number) => 'echo' | 'drop' | 'ignore' = () => 'echo';
   answerLive = true;
+  /** Whether to end a connection with GOODBYE SHUTDOWN right after its WELCOME. */
+  endAfterWelcome: (conn: FakeConn) => boolean = () => false;
   readonly #server: Server;
 
   constructor() {
@@ -153,6 +156,10 @@ class FakeDaemon extends EventEmitter {
           heartbeatMs: 60_000,
           maxBody: minor >= 1 ? 16_384 : 0,
         });
+        if (this.endAfterWelcome(conn)) {
+          conn.refused = true;
+          conn.socket.end(encodeMessage({ type: 'goodbye', reason: GOODBYE_REASON.SHUTDOWN }));
+        }
         return;
       }
       case 'sea':
@@ -432,6 +439,15 @@ test('against the real daemon: a vCPU past vcpu_count gets the fallback and the 
   assertAccounted(c);
 });
 
+/** A live exit gets the daemon's verdict; the session is then dropped: the reconnect starts at 10 ms. */
+async function verdictResetsBackoff(c: PluginClient, daemon: FakeDaemon): Promise<void> {
+  const out = await c.handleExit(seaExit({ vcpu: 0 }));
+  assert.equal(out.source, 'daemon');
+  const again = nextEvent<[number]>(c, 'reconnecting', 'the reconnect after the drop');
+  daemon.dropConnection();
+  assert.deepEqual(await again, [10], 'the verdict proved the session: the backoff started again');
+}
+
 test('a daemon that refuses every replay: the kept events drain one per session, the backoff doubling', async (t) => {
   const daemon = await fake(t);
   daemon.refuseReplay = () => true;
@@ -451,10 +467,23 @@ test('a daemon that refuses every replay: the kept events drain one per session,
   assert.equal(c.stats.replayed, 0);
   assert.ok(c.connected);
   assertAccounted(c);
-  // The useful session (nothing to replay) started the backoff again.
-  const again = nextEvent<[number]>(c, 'reconnecting', 'the reconnect after the drop');
-  daemon.dropConnection();
-  assert.deepEqual(await again, [10]);
+  // Nothing to replay proves nothing yet; a verdict does, and the backoff starts again.
+  await verdictResetsBackoff(c, daemon);
+});
+
+test('a daemon that ends every session right after WELCOME: the backoff doubles, no reconnect storm', async (t) => {
+  const daemon = await fake(t);
+  daemon.endAfterWelcome = () => true;
+  const { c, delays } = client(daemon, t);
+  const sixth = nextEvent(c, 'reconnecting', 'the sixth reconnect', () => delays.length === 6);
+  await c.connect();
+  await sixth;
+  assert.deepEqual(delays, [10, 20, 40, 80, 160, 320], 'a WELCOME with nothing to replay reset nothing');
+  assert.equal(daemon.hellos.length, 6, 'one session per scheduled reconnect');
+  // A session that gets a verdict proved useful: after it, the backoff starts again.
+  daemon.endAfterWelcome = () => false;
+  await nextEvent(c, 'ready', 'a session that stays up');
+  await verdictResetsBackoff(c, daemon);
 });
 
 test('a replay refused behind others: the ones before it are stored once, nothing else is lost', async (t) => {
