@@ -1,10 +1,15 @@
-/** The reader thread: each answer is read from one snapshot of the store, whatever commits meanwhile. */
+/**
+ * The reader thread: each answer is read from one snapshot of the store, whatever commits meanwhile,
+ * and an encoded read's answer leaves it as JSON bytes.
+ */
 import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { StoreReader } from '../../store/index.js';
+import { jsonText, StoreReader } from '../../store/index.js';
+import type { ReaderData, ReaderReply, ReaderRequest } from '../../store/reader-thread.js';
+import { startThread } from '../../store/start-thread.js';
 import { killOwned, spawnOwned } from '../helpers/processes.js';
-import { until } from '../helpers/wait.js';
+import { until, within } from '../helpers/wait.js';
 import { record, scratchStore, session } from './records.js';
 
 test('status totals agree with themselves while another connection commits', async (t) => {
@@ -47,4 +52,40 @@ test('status totals agree with themselves while another connection commits', asy
   }
   assert.ok(seen.size > 1, 'the writer committed while the totals were read');
   assert.deepEqual(disagreeing, []);
+});
+
+test("an encoded read's reply carries the answer's JSON as bytes, not its rows to be encoded by the caller", async (t) => {
+  const store = scratchStore(t);
+  const s = session('vm-a', 1n, { tenant: 't"1\u001b' });
+  store.append([1, 2, 3].map((seq) => record({ session: s, seq, timeMs: 1_700_000_000_000 + seq })));
+  const data: ReaderData = { kind: 'seawall-reader', path: store.path };
+  const thread = startThread(new URL('../../store/reader-thread.ts', import.meta.url), { workerData: data });
+  t.after(() => thread.terminate());
+  const replies: ReaderReply[] = [];
+  const both = within(
+    'both replies',
+    new Promise<void>((resolve) =>
+      thread.on('message', (m: ReaderReply) => {
+        if (replies.push(m) === 2) resolve();
+      }),
+    ),
+  );
+  for (const [id, method, args] of [
+    [1, 'events', [{ limit: 10 }]],
+    [2, 'follow', [{ afterId: 0 }]],
+  ] as const)
+    thread.postMessage({ id, method, args: [...args], encode: true } satisfies ReaderRequest);
+  await both;
+  const byId = new Map(replies.map((r) => [r.id, r]));
+  const want = new Map([
+    [1, jsonText(store.queries.events({ limit: 10 }))],
+    [2, jsonText(store.queries.follow({ afterId: 0 }))],
+  ]);
+  for (const [id, text] of want) {
+    const r = byId.get(id);
+    assert.equal(r?.error, undefined);
+    assert.equal(r?.result, undefined, 'no rows in the reply');
+    assert.ok(r?.json instanceof Uint8Array, 'the answer as bytes');
+    assert.equal(new TextDecoder().decode(r.json), text);
+  }
 });
