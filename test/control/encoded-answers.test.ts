@@ -2,7 +2,7 @@
  * The long answers of the control socket (`events`, `follow`, `vms`, `poison`, `why`) are made and
  * encoded on the reader thread and written as the bytes it made: the event loop, which also
  * answers every vCPU's exits, neither clones their rows nor stringifies them. An 8 MiB answer
- * encoded there held it for 50–75 ms (docs/performance.md, 2026-12-06): these tests break if
+ * encoded there held it for 46–81 ms (docs/performance.md, 2026-12-06): these tests break if
  * an answer's encoding comes back to the event loop.
  */
 import assert from 'node:assert/strict';
