@@ -1,4 +1,4 @@
-export { alertRulesPath, alertRulesText, DEFAULT_RUNBOOK_BASE } from './alert-rules.js';
+export { alertRulesPath, alertRulesText, DEFAULT_RUNBOOK_BASE, runbookBaseHref } from './alert-rules.js';
 export { isMetricsError, MetricsError, type MetricsErrorCode } from './errors.js';
 export {
   ACTIONS,

@@ -1,16 +1,19 @@
 /** `seawall alert-rules`: the shipped Prometheus alert rules, with absolute runbook URLs. */
 import { type Command, InvalidArgumentError } from 'commander';
-import { alertRulesText, DEFAULT_RUNBOOK_BASE } from '../../metrics/index.js';
+import {
+  alertRulesText,
+  DEFAULT_RUNBOOK_BASE,
+  isMetricsError,
+  runbookBaseHref,
+} from '../../metrics/index.js';
 import { act, type CliContext } from '../context.js';
 
 function baseValue(text: string): string {
   try {
-    const url = new URL(text);
-    if (url.hash !== '') throw new InvalidArgumentError('must not have a #fragment');
-    return text;
+    return runbookBaseHref(text);
   } catch (err) {
-    if (err instanceof InvalidArgumentError) throw err;
-    throw new InvalidArgumentError('not an absolute URL, e.g. https://wiki.example/seawall/operations.md');
+    if (isMetricsError(err)) throw new InvalidArgumentError(err.message);
+    throw err;
   }
 }
 

@@ -78,6 +78,7 @@ test('exit status: 2 for every kind of usage error, 1 for a failure, never anyth
     ['kvm', 'events', '--abi', 'merged'],
     ['why'],
     ['alert-rules', '--runbook-base', 'relative/path'],
+    ['alert-rules', '--runbook-base', 'https://wiki.example/ops.md?x={{x}}'],
   ];
   for (const args of usage) {
     const r = await inProcess(args);
