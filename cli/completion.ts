@@ -2,6 +2,9 @@
  * Bash completion generated from the command tree (cli/program.ts): subcommand names, each
  * command's options, the choices of options that have them, and file names for options and
  * arguments that take a path. `seawall completion bash` prints it; install.sh installs it.
+ * Every reply is read a line a word (mapfile), never split or glob-expanded by the shell: a file
+ * named 'my policy.yaml' or '*' is offered as it is, and file names are offered with
+ * `compopt -o filenames`, which quotes them and gives directories their '/'.
  */
 import type { Command, Option } from 'commander';
 import { walkCommands } from './program.js';
@@ -16,6 +19,15 @@ function valueWords(o: Option): string | null {
 
 const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
+/** Sets COMPREPLY to the words of `list` that start with the word at the cursor. */
+const words = (list: string) => `mapfile -t COMPREPLY < <(compgen -W ${quote(list)} -- "$cur")`;
+/** Sets COMPREPLY to the file names that start with it (compopt fails outside completion). */
+const FILES = 'compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur")';
+/** Adds those file names to COMPREPLY. */
+const MORE_FILES =
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash expansion, not a template
+  'compopt -o filenames 2>/dev/null; mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur")';
+
 /** The bash completion script for `root`, for a command installed as `name`. */
 export function bashCompletion(root: Command, name = 'seawall'): string {
   const fn = `_${name.replace(/[^A-Za-z0-9_]/g, '_')}_complete`;
@@ -24,28 +36,28 @@ export function bashCompletion(root: Command, name = 'seawall'): string {
     const key = path.join(' ');
     const subs = command.commands.map((c) => c.name());
     const options = command.options.flatMap((o) => [o.long, o.short]).filter((x): x is string => !!x);
-    const words = [...subs, ...options, '--help'].join(' ');
+    const argChoices = command.registeredArguments.flatMap((a) => a.argChoices ?? []);
+    const help = subs.length > 0 ? ['help'] : [];
+    const all = [...subs, ...help, ...argChoices, ...options, '--help'].join(' ');
     const valueCases: string[] = [];
     const pathOpts: string[] = [];
     for (const o of command.options) {
       if (!o.long || !(o.required || o.optional)) continue;
       const choices = valueWords(o);
-      if (choices)
-        valueCases.push(
-          `        ${o.long}) COMPREPLY=($(compgen -W ${quote(choices)} -- "$cur")); return ;;`,
-        );
+      if (choices) valueCases.push(`        ${o.long}) ${words(choices)}; return ;;`);
       else if (PATHLIKE.test(o.flags.split(' ').pop() ?? '')) pathOpts.push(o.long);
       else valueCases.push(`        ${o.long}) return ;;`);
     }
-    if (pathOpts.length > 0)
-      valueCases.push(`        ${pathOpts.join('|')}) COMPREPLY=($(compgen -f -- "$cur")); return ;;`);
+    if (pathOpts.length > 0) valueCases.push(`        ${pathOpts.join('|')}) ${FILES}; return ;;`);
+    // `seawall help <TAB>`, `seawall policy help <TAB>`: the commands help can be asked about.
+    if (subs.length > 0) valueCases.push(`        help) ${words(subs.join(' '))}; return ;;`);
     const fileArgs = command.registeredArguments.some((a) => /file/.test(a.name()));
     cases.push(
       [
         `    ${quote(key)})`,
         ...(valueCases.length > 0 ? ['      case "$prev" in', ...valueCases, '      esac'] : []),
-        `      COMPREPLY=($(compgen -W ${quote(words)} -- "$cur"))`,
-        ...(fileArgs ? ['      [[ "$cur" != -* ]] && COMPREPLY+=($(compgen -f -- "$cur"))'] : []),
+        `      ${words(all)}`,
+        ...(fileArgs ? [`      [[ "$cur" != -* ]] && { ${MORE_FILES}; }`] : []),
         '      ;;',
       ].join('\n'),
     );

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Writes docs/seawall.1 from the command definitions (cli/program.ts, compiled: npm run build
-// first). test/cli/man-page.test.ts regenerates it and fails when the committed page differs.
+// first). test/cli/program.test.ts ("the man page is generated …") fails when the committed page differs.
 import { writeFileSync } from 'node:fs';
 
 const root = new URL('..', import.meta.url);

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -161,23 +161,44 @@ test('bash completion from the same definitions completes commands, subcommands,
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'seawall.bash');
   writeFileSync(file, generated.stdout);
-  const complete = (line: string) => {
+  /** COMPREPLY for `line` typed in `cwd`, one word a line, and the compopt calls it made. */
+  const completion = (line: string, cwd?: string) => {
     const words = line.split(' ');
     const script = [
       `source ${JSON.stringify(file)}`,
+      // compopt works only under readline's completion: record what it is asked for.
+      'compopt() { calls+="$*;"; }',
       `COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')})`,
       `COMP_CWORD=${words.length - 1}`,
       '_seawall_complete',
       // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash expansion, not a template
       'printf "%s\\n" "${COMPREPLY[@]}"',
+      'printf "%s" "$calls" >&2',
     ].join('\n');
-    const r = spawnSync('bash', ['-c', script], { encoding: 'utf8' });
+    const r = spawnSync('bash', ['-c', script], { encoding: 'utf8', cwd });
     assert.equal(r.status, 0, r.stderr);
-    return r.stdout.trim().split('\n').sort();
+    return { words: r.stdout.trim().split('\n').sort(), compopt: r.stderr };
   };
+  const complete = (line: string) => completion(line).words;
   assert.deepEqual(complete('seawall po'), ['poison', 'policy']);
-  assert.deepEqual(complete('seawall policy '), ['--help', 'check', 'explain', 'test']);
+  assert.deepEqual(complete('seawall policy '), ['--help', 'check', 'explain', 'help', 'test']);
   assert.ok(complete('seawall daemon --').includes('--log-events'));
   assert.deepEqual(complete('seawall daemon --log '), ['auto', 'journal', 'stderr']);
   assert.deepEqual(complete('seawall kvm events --abi m'), ['merged']);
+  assert.deepEqual(complete('seawall completion '), ['--help', 'bash']);
+  assert.deepEqual(complete('seawall help po'), ['poison', 'policy']);
+  assert.deepEqual(complete('seawall policy help '), ['check', 'explain', 'test']);
+
+  // File names come whole, never split at spaces or glob-expanded, with filenames quoting on.
+  const files = join(dir, 'files');
+  mkdirSync(join(files, 'pols'), { recursive: true });
+  for (const name of ['my policy.yaml', 'other.yaml', '*']) writeFileSync(join(files, name), '');
+  for (const line of ['seawall daemon --policy my', 'seawall policy check my']) {
+    const r = completion(line, files);
+    assert.deepEqual(r.words, ['my policy.yaml'], line);
+    assert.equal(r.compopt, '-o filenames;', line);
+  }
+  assert.deepEqual(completion('seawall daemon --policy *', files).words, ['*']);
+  assert.deepEqual(completion('seawall daemon --policy p', files).words, ['pols']);
+  assert.equal(completion('seawall daemon --log ', files).compopt, '', 'no filenames quoting for words');
 });
