@@ -14,6 +14,7 @@ import { promtool, promtoolOrSkip } from './promtool.js';
 
 const DASHBOARD = new URL('../../metrics/dashboards/seawall.json', import.meta.url).pathname;
 const L = 'job="seawall",instance="hv1"';
+const L2 = 'job="seawall",instance="hv2"';
 
 /** One-minute samples from 0m to 121m, in promtool's expanding notation; the queries run at 120m. */
 const FLEET: [string, string][] = [
@@ -23,6 +24,11 @@ const FLEET: [string, string][] = [
   [`seawall_memory_errors_total{${L},vm="vm-b",kind="sea",severity="uc"}`, '_x90 1 2 3 4x28'],
   // vm-c: a series born two minutes before the query.
   [`seawall_memory_errors_total{${L},vm="vm-c",kind="sigbus",severity="unknown"}`, '_x118 1 2 2 2'],
+  // hv2 restarts at 117m: vm-r's one uncontainable error (at 10m) is followed by another at 118m,
+  // which brings its series back at 1, the value it had. Nothing before or in the window shows
+  // the step; the start time's change in the window says the whole value is new.
+  [`seawall_memory_errors_total{${L2},vm="vm-r",kind="sea",severity="uc"}`, '_x10 1x105 stale _ 1x3'],
+  [`seawall_process_start_time_seconds{${L2}}`, '0x115 stale _ 7020x3'],
   [`seawall_poisoned_pages{${L},vm="vm-a"}`, '1x121'],
   [`seawall_poisoned_pages{${L},vm="vm-b"}`, '_x90 2x31'],
   [`seawall_metrics_vms_tracked{${L}}`, '3x121'],
@@ -57,14 +63,14 @@ const FLEET: [string, string][] = [
 
 /** What each panel must show at 120m, by panel title, in the order of its queries. */
 const EXPECTED: Record<string, [string, number][][]> = {
-  'Memory errors (last 24h)': [[['{}', 7]]],
-  'Uncontainable errors (last 24h)': [[['{}', 4]]],
+  'Memory errors (last 24h)': [[['{}', 8]]],
+  'Uncontainable errors (last 24h)': [[['{}', 5]]],
   'Poisoned pages': [[['{}', 3]]],
   'VMs with series': [[['{}', 3]]],
   'Memory errors by kind and severity': [
     [
       ['{kind="sea",severity="uer"}', 0],
-      ['{kind="sea",severity="uc"}', 0],
+      ['{kind="sea",severity="uc"}', 1],
       ['{kind="sigbus",severity="unknown"}', 2],
     ],
   ],
@@ -73,6 +79,7 @@ const EXPECTED: Record<string, [string, number][][]> = {
       ['{vm="vm-a"}', 1],
       ['{vm="vm-b"}', 4],
       ['{vm="vm-c"}', 2],
+      ['{vm="vm-r"}', 1],
     ],
   ],
   'Actions by rule': [
