@@ -9,9 +9,8 @@ import { existsSync } from 'node:fs';
 import { type TestContext, test } from 'node:test';
 import type { SessionInfo } from '../../events/index.js';
 import { PendingKeys } from '../../store/held-rows.js';
-import { EventStore, WriteAhead } from '../../store/index.js';
 import { until } from '../helpers/wait.js';
-import { lockDatabase, record, scratchStorePath, session, startAfterKill } from './records.js';
+import { lockedWriteAhead, record, session, startAfterKill } from './records.js';
 
 const T1 = 0x18a0000000000001n;
 const T2 = 0x18a0000000000002n;
@@ -75,15 +74,7 @@ test('size counts each key as often as it is pending', () => {
  * connection holds: a fault, until `release`.
  */
 function faulty(t: TestContext, s: SessionInfo, seqs: number[]) {
-  const path = scratchStorePath();
-  const store = new EventStore({ path, bootId: 'before' });
-  // Retried every 20 ms once the lock is released; no hand-over but those the test makes.
-  const ahead = new WriteAhead(store, { thread: false, flushMs: 3_600_000, checkMs: 20 });
-  t.after(() => {
-    ahead.close();
-    store.close();
-  });
-  const release = lockDatabase(t, path);
+  const { path, store, ahead, release } = lockedWriteAhead(t);
   ahead.record(seqs.map((seq) => record({ session: s, seq, timeMs: 1000 + seq })));
   ahead.flush(); // the commit fails on the lock: a fault
   assert.equal(ahead.health.healthy, false);
@@ -166,22 +157,8 @@ test('a replay of a row held through a fault is recognised while held, written a
 
 for (const thread of [false, true])
   test(`rows dropped past maxHeld that the copy holds are stored from it when the fault clears (${thread ? 'writer thread' : 'on the event loop'})`, async (t) => {
-    const path = scratchStorePath();
-    const store = new EventStore({ path, bootId: 'before' });
-    const errors: string[] = [];
-    const ahead = new WriteAhead(store, {
-      thread,
-      flushMs: 3_600_000,
-      checkMs: 20,
-      maxHeld: 10,
-      onError: (_op, err) => errors.push((err as Error).message),
-    });
-    t.after(() => {
-      ahead.close();
-      store.close();
-    });
+    const { path, store, ahead, errors, recovered } = lockedWriteAhead(t, { thread, maxHeld: 10 });
     const s = session('vm-d', 6n);
-    const release = lockDatabase(t, path);
     ahead.record([record({ session: s, seq: 100, timeMs: 1100 })]);
     ahead.flush(); // the commit fails on the lock: a fault
     assert.equal(ahead.health.healthy, false);
@@ -190,10 +167,7 @@ for (const thread of [false, true])
     assert.equal(ahead.health.heldRows, 10);
     assert.equal(ahead.health.droppedRows, 10, 'only those neither in memory nor in the copy are lost');
     assert.ok(errors.some((e) => /held events dropped past the 10-event bound/.test(e)));
-    release();
-    await until('the fault to clear', () => ahead.health.healthy && ahead.pending === 0, {
-      state: () => `health ${JSON.stringify(ahead.health)}, ${ahead.pending} pending`,
-    });
+    await recovered();
     assert.equal(existsSync(`${path}.pending.held`), false, 'the copy is gone once its rows are stored');
     const seqs = store.db.prepare('SELECT seq FROM events ORDER BY seq').pluck().all();
     const want = [

@@ -14,6 +14,7 @@ import type { SessionInfo } from '../../events/session-info.js';
 import { CAP, type EventMsg } from '../../protocol/index.js';
 import { EventStore, type StoreOptions, WriteAhead, type WriteAheadOptions } from '../../store/index.js';
 import { seaEvent } from '../../vmm/sample-events.js';
+import { until } from '../helpers/wait.js';
 
 export { SAMPLE_SEA_ESR as SEA_ESR } from '../../vmm/sample-events.js';
 
@@ -105,6 +106,29 @@ export function threadedStore(
     store.close();
   });
   return { path, store, ahead, errors };
+}
+
+/**
+ * A store of boot 'before' at a scratch path and its write-ahead layer on the event loop, both
+ * closed after the test, retried every 20 ms, handing over only when the test flushes; its
+ * database locked by another connection until `release` (or `recovered`). `errors` collects what
+ * it reports.
+ */
+export function lockedWriteAhead(
+  t: TestContext,
+  aheadOpts: WriteAheadOptions = {},
+): ReturnType<typeof threadedStore> & { release: () => void; recovered: () => Promise<void> } {
+  const made = threadedStore(t, { bootId: 'before' }, { thread: false, flushMs: 3_600_000, ...aheadOpts });
+  const { ahead } = made;
+  const release = lockDatabase(t, made.path);
+  /** Releases the lock; resolves once the fault has cleared and every row is committed. */
+  const recovered = async () => {
+    release();
+    await until('the fault to clear', () => ahead.health.healthy && ahead.pending === 0, {
+      state: () => `health ${JSON.stringify(ahead.health)}, ${ahead.pending} pending`,
+    });
+  };
+  return { ...made, release, recovered };
 }
 
 export function session(vm: string, id = 1n, labels: Record<string, string> = { tenant: 't1' }): SessionInfo {
