@@ -1,11 +1,12 @@
 /**
  * What the write-ahead layer keeps in memory: the replay keys of every row not yet committed
  * (counted, since a key may be pending twice), and the rows answered while the store is faulty —
- * bounded, the oldest dropped and reported past the bound, and copied to a file while one can be
- * written — with the health the layer reports.
+ * bounded, past the bound the oldest of the VMs holding the most dropped and reported, and copied
+ * to a file while one can be written — with the health the layer reports.
  */
 import { closeSync, renameSync } from 'node:fs';
 import { rowId } from './event-columns.js';
+import { HeldByVm } from './held-by-vm.js';
 import type { StoreRow } from './inserts.js';
 import { encodeRow } from './row-lines.js';
 import type { ReplayKey } from './rows.js';
@@ -88,20 +89,20 @@ export class PendingKeys {
 }
 
 /**
- * Rows answered while the store is faulty, oldest first, at most `max`; and, with a `copy` path,
- * the first `max` of them also appended there (store/segments.ts `heldPath`), which the next start
- * recovers: a fault that leaves files writable — a commit that fails, the database locked by
+ * Rows answered while the store is faulty, in the order held, at most `max`; and, with a `copy`
+ * path, the first `max` of them also appended there (store/segments.ts `heldPath`), which the next
+ * start recovers: a fault that leaves files writable — a commit that fails, the database locked by
  * another process — no longer costs them with a kill -9. So do the first `max` updates received
- * meanwhile (`copyUpdate`: APPLIED results, session, action and policy rows). Past `max` the
- * oldest leave memory; those the copy holds are not lost — their keys stay pending, and when the
- * fault clears the copy becomes a segment (`takeCopy`) — and the others are dropped and counted.
+ * meanwhile (`copyUpdate`: APPLIED results, session, action and policy rows). Past `max` rows
+ * leave memory from the VMs holding the most, each one's oldest first (store/held-by-vm.ts): a
+ * VM's flood pushes out its own rows, not a quieter VM's few. Those the copy holds are not lost —
+ * their keys stay pending, and when the fault clears the copy becomes a segment (`takeCopy`) —
+ * and the others are dropped and counted.
  * After a failed append no other is tried until `closeCopy` (once a second): a full disk must not
  * cost every verdict a failed write.
  */
 export class HeldRows {
-  #rows: StoreRow[] = [];
-  /** The lowest id held, as rows come at the back and go from the front. */
-  #low = new QueueMin();
+  readonly #rows = new HeldByVm();
   dropped = 0;
   readonly #max: number;
   readonly #keys: PendingKeys;
@@ -131,20 +132,21 @@ export class HeldRows {
     return this.#rows.length;
   }
 
-  /** Holds `rows` (their keys count as pending); past the bound the oldest are dropped. */
+  /**
+   * Holds `rows` (their keys count as pending); past the bound the VMs holding the most lose their
+   * oldest, dropped.
+   */
   hold(rows: readonly StoreRow[]): void {
     for (const row of rows) {
       // Held as its values: a row the verdict path made keeps its event's record until asked
       // (store/event-columns.ts `RecordRow`), and a fault may hold 200,000 of them.
       void row.values;
-      this.#rows.push(row);
       this.#keys.add(row.key);
-      this.#low.push(rowId(row));
     }
+    this.#rows.push(rows);
     this.#append(rows);
-    if (this.#rows.length > this.#max) {
-      const drop = this.#rows.splice(0, this.#rows.length - this.#max);
-      this.#low.shift(drop.length);
+    const drop = this.#rows.trim(this.#max);
+    if (drop.length > 0) {
       // Those the copy holds are not lost: `takeCopy` stores them from it (or the next start does).
       const lost: ReplayKey[] = [];
       for (const row of drop) {
@@ -204,16 +206,20 @@ export class HeldRows {
   }
 
   /**
-   * The lowest id of the rows held (Infinity: none), in constant time whatever their number: not
-   * the first's, since a lost file's rows, older, can be held after newer ones.
+   * The lowest id of the rows held and of those only the copy holds (Infinity: none), in time of
+   * the VMs held whatever the rows' number: not the first's, since a lost file's rows, older, can
+   * be held after newer ones.
    */
   lowestId(): number {
-    return Math.min(this.#low.min, this.#copyOnlyLow);
+    return Math.min(this.#rows.lowestId(), this.#copyOnlyLow);
   }
 
-  /** The held rows, in order, without removing them (they stay held until `clear`). */
+  /**
+   * The held rows, in the order held (whatever their VM), without removing them (they stay held
+   * until `clear`).
+   */
   peek(): readonly StoreRow[] {
-    return this.#rows;
+    return this.#rows.all();
   }
 
   /**
@@ -228,11 +234,10 @@ export class HeldRows {
 
   /** Forgets the held rows, their keys and their copy: the caller wrote them ahead, keys and all. */
   clear(): void {
-    this.#keys.forget(this.#rows.map((r) => r.key));
+    this.#keys.forget(this.#rows.all().map((r) => r.key));
     this.#keys.forget(this.#takeCopyOnly().keys);
     this.#inCopy.clear();
-    this.#rows = [];
-    this.#low = new QueueMin();
+    this.#rows.clear();
     this.closeCopy();
     // Written ahead first: a kill between the two leaves them twice, and inserts are idempotent.
     // Removed even when nothing was copied: an append that failed may have left it empty.
@@ -283,46 +288,6 @@ export class HeldRows {
       this.closeCopy();
       this.#fd = -2;
       return false;
-    }
-  }
-}
-
-/**
- * The least of a queue of numbers that come at the back and go from the front: the numbers each
- * less than every one that came after it, with their places; amortised constant time a number.
- */
-class QueueMin {
-  readonly #ids: number[] = [];
-  readonly #places: number[] = [];
-  #head = 0;
-  /** Places given (the next number's), and the place of the queue's front. */
-  #pushed = 0;
-  #front = 0;
-
-  get min(): number {
-    return this.#head < this.#ids.length ? (this.#ids[this.#head] as number) : Number.POSITIVE_INFINITY;
-  }
-
-  /** A number at the back (null: a place with none). */
-  push(id: number | null): void {
-    const place = this.#pushed++;
-    if (id === null) return;
-    while (this.#ids.length > this.#head && (this.#ids[this.#ids.length - 1] as number) >= id) {
-      this.#ids.pop();
-      this.#places.pop();
-    }
-    this.#ids.push(id);
-    this.#places.push(place);
-  }
-
-  /** The first `n` go. */
-  shift(n: number): void {
-    this.#front += n;
-    while (this.#head < this.#ids.length && (this.#places[this.#head] as number) < this.#front) this.#head++;
-    if (this.#head > 1024 && this.#head * 2 > this.#ids.length) {
-      this.#ids.splice(0, this.#head);
-      this.#places.splice(0, this.#head);
-      this.#head = 0;
     }
   }
 }

@@ -32,10 +32,10 @@
  * A store fault — the disk full, the state directory removed or replaced — is detected (a failed
  * write, rename, open or commit, or a once-a-second check that the store file is still the one
  * open), reported once through `onHealth`, and ridden out: answered events are held in memory (up to
- * `maxHeld` rows, the oldest dropped and counted past it), so are updates (store/held-updates.ts),
- * nothing is retried more than once a second, and when the fault clears — space returns, the
- * directory can be made again — the store is reopened if it was lost, the held rows are written
- * ahead and committed, each exactly once, and `onHealth` reports the recovery.
+ * `maxHeld` rows; past it the VMs holding the most lose their oldest, counted), so are updates
+ * (store/held-updates.ts), nothing is retried more than once a second, and when the fault clears —
+ * space returns, the directory can be made again — the store is reopened if it was lost, the held
+ * rows are written ahead and committed, each exactly once, and `onHealth` reports the recovery.
  *
  * Longer than 350 lines: the write-ahead file's durability rule (append before the reply, segment
  * rotation, recovery, holding rows through a store fault) is one state machine.
@@ -102,7 +102,10 @@ export interface WriteAheadOptions {
    * then it ends, and the next hand-over with rows starts another.
    */
   writerIdleMs?: number;
-  /** Rows held in memory while the store is faulty; past it the oldest are dropped (counted). */
+  /**
+   * Rows held in memory while the store is faulty; past it the VMs holding the most lose their
+   * oldest (counted).
+   */
   maxHeld?: number;
   /** Updates held in memory (store/held-updates.ts); past it the oldest results go first (counted). */
   maxHeldUpdates?: number;
@@ -189,7 +192,7 @@ export class WriteAhead {
   #fileLowId = Number.POSITIVE_INFINITY;
   /** The file's binary records (store/row-codec.ts): the strings it has defined so far. */
   readonly #encoder = new RecordEncoder();
-  /** Rows answered while the store was faulty, oldest first. */
+  /** Rows answered while the store was faulty, in the order held. */
   readonly #held: HeldRows;
   #fault: { error: string; sinceMs: number } | null = null;
   readonly #prepareReopen: () => void;
