@@ -188,24 +188,30 @@ test('held rows know their lowest id, out of order and past drops', (t) => {
   assert.equal(held.lowestId(), Number.POSITIVE_INFINITY);
 });
 
-test('held rows keep their lowest id as rows come and go, as a scan of them would find it', (t) => {
-  const store = scratchStore(t);
-  const a = session('vm-a', 1n);
-  const made = store.rowsOf(
-    Array.from({ length: 500 }, (_, i) => record({ session: a, seq: i + 1, timeMs: T0 + i })),
-  );
-  const held = new HeldRows(64, new PendingKeys(), () => {});
-  // Batches in any order, as a lost file's older rows are held after newer ones; past 64 the
-  // oldest held go.
-  let seed = 7;
-  const next = () => {
-    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
-    return seed;
-  };
-  for (let round = 0; round < 400; round++) {
-    const from = next() % 480;
-    held.hold(made.slice(from, from + 1 + (next() % 20)));
-    const scan = Math.min(...held.peek().map((r) => (r as (typeof made)[number]).id));
-    assert.equal(held.lowestId(), scan, `round ${round}`);
-  }
-});
+for (const vms of [1, 5])
+  test(`held rows keep their lowest id as rows come and go, as a scan of them would find it (${vms} VMs)`, (t) => {
+    const store = scratchStore(t);
+    const sessions = Array.from({ length: vms }, (_, i) => session(`vm-${i}`, BigInt(i + 1)));
+    // Ids rise in the order made; the VMs' rows made in turn, so each VM's ids are spread out.
+    const made = store.rowsOf(
+      Array.from({ length: 500 }, (_, i) =>
+        record({ session: sessions[i % vms] as (typeof sessions)[number], seq: i + 1, timeMs: T0 + i }),
+      ),
+    );
+    const byVm = sessions.map((_, i) => made.filter((r) => r.key.vm === `vm-${i}`));
+    const held = new HeldRows(64, new PendingKeys(), () => {});
+    // Batches in any order and of any VM, as a lost file's older rows are held after newer ones;
+    // past 64 the oldest of the VMs holding the most go.
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed;
+    };
+    for (let round = 0; round < 400; round++) {
+      const rows = byVm[next() % vms] as typeof made;
+      const from = next() % (rows.length - 20);
+      held.hold(rows.slice(from, from + 1 + (next() % 20)));
+      const scan = Math.min(...held.peek().map((r) => (r as (typeof made)[number]).id));
+      assert.equal(held.lowestId(), scan, `round ${round}`);
+    }
+  });
