@@ -266,7 +266,9 @@ export class HeldRows {
   }
 
   #append(rows: readonly StoreRow[]): void {
-    if (this.copied >= this.#max) return;
+    // No copy, or one that failed until `closeCopy`: the rows are not encoded for nothing, on the
+    // verdict path, through the fault.
+    if (this.copied >= this.#max || this.#copy === null || this.#fd === -2) return;
     const take = rows.slice(0, this.#max - this.copied);
     if (!this.#appendLines(take.map(encodeRow))) return;
     this.copied += take.length;
