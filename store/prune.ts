@@ -1,9 +1,10 @@
 /**
- * One retention pass over a connection: events older than the cutoff, then — while
- * the data exceeds `maxBytes` — the oldest events, then the freed
- * pages handed back to the file system (`incremental_vacuum`). It works in slices of about `sliceMs`, each its own short
- * transaction, and `pause`s between them, so that the writer thread, which commits on the same
- * file, gets the write lock within its busy timeout. How many rows (or pages) a slice takes is
+ * One retention pass over a connection: events older than the cutoff, then the actions, closed
+ * sessions and waiting APPLIED results older than it, then — while the data exceeds `maxBytes` —
+ * the oldest events, then the freed pages handed back to the file system (`incremental_vacuum`).
+ * Every delete and vacuum step is a slice of about `sliceMs`, its own short transaction, timed
+ * into `longestSliceMs`, and `pause`s follow each, so that the writer thread, which commits on
+ * the same file, gets the write lock within its busy timeout. How many rows (or pages) a slice takes is
  * learned from the slice before: what a row costs depends on the disk, the indexes and the load.
  * The retention thread (store/retention-thread.ts) runs it; tests run it with a clock of their own.
  * Poisoned pages are never pruned: they are the VM's history. Actions and closed sessions go by
@@ -37,6 +38,8 @@ export interface PruneEnv {
 export interface RetentionRun {
   deletedByAge: number;
   deletedBySize: number;
+  /** Actions, closed sessions and waiting APPLIED results deleted by age (not events: not counted above). */
+  deletedOthers: number;
   /** Data bytes after the run. */
   bytes: number;
   /** Of `bytes`, those the events and their indexes hold: what `maxBytes` bounds. */
@@ -48,6 +51,23 @@ export interface RetentionRun {
   /** The longest slice, in ms: the longest the writer thread waited for the lock behind this pass. */
   longestSliceMs: number;
 }
+
+/**
+ * The rows besides events that go by age, a slice at a time: `?` the cutoff, then the most rows.
+ * Each searches its table's time index (schema 11) and deletes by the primary key. A session
+ * still open has no `closed_ms` and is kept. `applied_waiting` holds results whose event never
+ * reached the store (dropped past a bound, or lost with a process).
+ */
+export const AGED_DELETES = {
+  actions:
+    'DELETE FROM actions WHERE id IN (SELECT id FROM actions WHERE time_ms < ? ORDER BY time_ms LIMIT ?)',
+  sessions:
+    'DELETE FROM sessions WHERE (boot_id, session_id) IN ' +
+    '(SELECT boot_id, session_id FROM sessions WHERE closed_ms < ? ORDER BY closed_ms LIMIT ?)',
+  applied_waiting:
+    'DELETE FROM applied_waiting WHERE rowid IN ' +
+    '(SELECT rowid FROM applied_waiting WHERE applied_ms < ? ORDER BY applied_ms LIMIT ?)',
+} as const;
 
 /** The first slice's rows or pages, before any has been timed. */
 const FIRST_SLICE = 16;
@@ -74,11 +94,18 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
     deletedByAge += done;
     if (done < n) break;
   }
-  if (!env.stopped()) {
-    db.prepare('DELETE FROM actions WHERE time_ms < ?').run(opts.cutoffMs);
-    db.prepare('DELETE FROM sessions WHERE closed_ms IS NOT NULL AND closed_ms < ?').run(opts.cutoffMs);
-    // Results whose event never reached the store (dropped past a bound, or lost with a process).
-    db.prepare('DELETE FROM applied_waiting WHERE applied_ms < ?').run(opts.cutoffMs);
+  // Each table in slices of its own, searched on its time index (schema 11): a pass over millions
+  // of sessions once held the write lock for a whole scan, even with nothing to delete.
+  let deletedOthers = 0;
+  for (const sql of Object.values(AGED_DELETES)) {
+    const aged = db.prepare(sql);
+    slices.learnAgain();
+    while (!env.stopped()) {
+      const n = slices.size(opts.chunkRows);
+      const done = await slices.run(n, () => aged.run(opts.cutoffMs, n).changes);
+      deletedOthers += done;
+      if (done < n) break;
+    }
   }
   let deletedBySize = 0;
   // Measured once a pass: deleting events does not shrink them (the writer may grow them meanwhile,
@@ -104,7 +131,7 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
     over = eventBytes() - eventBound;
   }
   // auto_vacuum=INCREMENTAL: hand the freed pages back so the file shrinks too.
-  if (deletedByAge + deletedBySize > 0) {
+  if (deletedByAge + deletedBySize + deletedOthers > 0) {
     slices.learnAgain();
     while (!env.stopped() && freePages(db) > 0) {
       const before = freePages(db);
@@ -121,6 +148,7 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
   return {
     deletedByAge,
     deletedBySize,
+    deletedOthers,
     bytes,
     eventBytes: Math.max(0, bytes - keptBytes),
     keptBytes,

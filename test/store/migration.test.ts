@@ -9,6 +9,7 @@ import { after, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { REPLAY_LOOKUP_SQL } from '../../store/event-store.js';
 import { EventStore, isStoreError, SCHEMA_VERSION, schemaVersion } from '../../store/index.js';
+import { AGED_DELETES } from '../../store/prune.js';
 import { record, session, tempStorePath } from './records.js';
 import { V1_SCHEMA } from './v1-schema.js';
 
@@ -251,4 +252,46 @@ test('an upgraded file and a new one have the same indexes on event rows, and on
   );
   upgraded.close();
   fresh.close();
+});
+
+test('an upgraded file searches the actions, sessions and waiting results retention deletes by their time index', () => {
+  const store = new EventStore({ path: v1File() });
+  const indexed = (table: string) =>
+    store.db
+      .prepare(
+        'SELECT il.name, ii.name FROM pragma_index_list(?) il, pragma_index_info(il.name) ii ORDER BY il.name',
+      )
+      .raw()
+      .all(table) as [string, string][];
+  assert.deepEqual(indexed('sessions'), [
+    ['sessions_closed', 'closed_ms'],
+    ['sqlite_autoindex_sessions_1', 'boot_id'],
+    ['sqlite_autoindex_sessions_1', 'session_id'],
+  ]);
+  assert.ok(indexed('actions').some(([n, c]) => n === 'actions_time' && c === 'time_ms'));
+  assert.ok(indexed('applied_waiting').some(([n, c]) => n === 'applied_waiting_time' && c === 'applied_ms'));
+  // Each slice of retention's deletes is a search of the time index, then of the primary key: never
+  // a walk through the table holding the write lock (3 million sessions took 0.7 s).
+  const plans = Object.entries(AGED_DELETES).map(([table, sql]) => [
+    table,
+    (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(1, 10) as { detail: string }[]).map((p) => p.detail),
+  ]);
+  assert.deepEqual(Object.fromEntries(plans), {
+    actions: [
+      'SEARCH actions USING INTEGER PRIMARY KEY (rowid=?)',
+      'LIST SUBQUERY 1',
+      'SEARCH actions USING COVERING INDEX actions_time (time_ms<?)',
+    ],
+    sessions: [
+      'SEARCH sessions USING PRIMARY KEY (boot_id=? AND session_id=?)',
+      'LIST SUBQUERY 2',
+      'SEARCH sessions USING COVERING INDEX sessions_closed (closed_ms<?)',
+    ],
+    applied_waiting: [
+      'SEARCH applied_waiting USING INTEGER PRIMARY KEY (rowid=?)',
+      'LIST SUBQUERY 1',
+      'SEARCH applied_waiting USING COVERING INDEX applied_waiting_time (applied_ms<?)',
+    ],
+  });
+  store.close();
 });

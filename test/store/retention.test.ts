@@ -136,9 +136,9 @@ test('each slice takes about sliceMs, learned from the slice before; without a b
 
   const whole = bigStore();
   const unbounded = await prune(whole.db, { ...opts, sliceMs: Number.POSITIVE_INFINITY }, env(whole));
-  // The age pass (nothing to delete), a delete of as many rows as the data over the bound holds
+  // The age pass and the three tables beside the events (nothing to delete), a delete of as many rows as the data over the bound holds
   // (a chunk of 5,000 took all 2,000 events), what it left over the bound, one vacuum.
-  assert.ok(unbounded.slices <= 6, `${unbounded.slices} slices`);
+  assert.ok(unbounded.slices <= 9, `${unbounded.slices} slices`);
   assert.ok(unbounded.longestSliceMs >= 100, `${unbounded.longestSliceMs} ms`);
   assert.ok(unbounded.bytes <= opts.maxBytes, `${unbounded.bytes} <= ${opts.maxBytes}`);
   // Stopped at the bound, not past it: the events kept fill most of it.
@@ -194,7 +194,8 @@ test('a file without incremental auto-vacuum is pruned too; its free pages stay 
   // A pass that kept asking to vacuum would never end: stopped after 1,000 slices, it fails below.
   let pauses = 0;
   const env = { clock: () => 0, pause: () => void pauses++, stopped: () => pauses > 1000 };
-  const opts = { cutoffMs: NOW - 90 * DAY, maxBytes: 65_536, chunkRows: 100, sliceMs: 2 };
+  // Twice the least bound: the tables beside the events take 15 pages (60 KiB) of an empty store.
+  const opts = { cutoffMs: NOW - 90 * DAY, maxBytes: 131_072, chunkRows: 100, sliceMs: 2 };
   const run = await prune(store.db, opts, env);
   assert.ok(run.deletedBySize > 0);
   assert.ok(pauses < 1000, `the pass ended by itself (${pauses} slices)`);
@@ -205,7 +206,7 @@ test('a file without incremental auto-vacuum is pruned too; its free pages stay 
 test('stop() ends a pass running on the retention thread at its next slice', async () => {
   const store = bigStore();
   // One event a slice, each followed by a pause: 2,000 of them would take a while.
-  const retention = new Retention(store, { now: () => NOW, maxBytes: 65_536, chunkRows: 1 });
+  const retention = new Retention(store, { now: () => NOW, maxBytes: 131_072, chunkRows: 1 });
   const running = retention.run();
   await until('the pass to delete its first events', () => {
     return (store.db.prepare('SELECT count(*) FROM events').pluck().get() as number) < 2000;
@@ -333,4 +334,64 @@ test('the retention thread is not kept between passes', async (t) => {
     record({ session: s, seq: 4, timeMs: NOW }),
   ]);
   assert.equal((await within('a pass on a new thread', retention.run()))?.deletedByAge, 1);
+});
+
+test('old actions, closed sessions and waiting results go in slices of at most chunkRows, the writer committing between them', async (t) => {
+  const store = open();
+  t.after(() => store.close());
+  const old = NOW - 100 * DAY;
+  const recent = NOW - DAY;
+  const session = store.db.prepare(
+    "INSERT INTO sessions VALUES ('b', ?, 'vm-s', '{}', 1, 1, 0, 0, ?, ?, 'normal', NULL)",
+  );
+  const action = store.db.prepare(
+    "INSERT INTO actions (time_ms, vm, action, outcome, updated_ms) VALUES (?, 'vm-s', 'kill', 'done', ?)",
+  );
+  const waiting = store.db.prepare('INSERT INTO applied_waiting VALUES (?, 1, ?, 0, ?, NULL)');
+  store.db.transaction(() => {
+    // 600 old closed sessions, 50 recent ones, 30 old but still open (no closed_ms): kept.
+    for (let i = 0; i < 680; i++) session.run(i, old, i < 600 ? old : i < 650 ? recent : null);
+    for (let i = 0; i < 450; i++) action.run(i < 400 ? old : recent, 0);
+    for (let i = 0; i < 330; i++) waiting.run(`boot-${i % 3}`, i, i < 300 ? old : recent);
+  })();
+  const tables = ['sessions', 'actions', 'applied_waiting'] as const;
+  const counts = () =>
+    tables.map((name) => store.db.prepare(`SELECT count(*) FROM ${name}`).pluck().get() as number);
+  // A second connection, as the writer thread, commits in every pause without waiting for the lock.
+  const writer = new Database(store.path);
+  t.after(() => writer.close());
+  writer.pragma('busy_timeout = 0');
+  writer.exec('CREATE TABLE probe (n INTEGER)');
+  const probe = writer.transaction((n: number) => writer.prepare('INSERT INTO probe VALUES (?)').run(n));
+  const steps: number[][] = [];
+  let seen = counts();
+  const env = {
+    clock: () => 0,
+    pause: () => {
+      probe.immediate(steps.length);
+      const now = counts();
+      steps.push(seen.map((n, i) => n - (now[i] as number)));
+      seen = now;
+      return undefined;
+    },
+    stopped: () => false,
+  };
+  const run = await prune(
+    store.db,
+    { cutoffMs: NOW - 90 * DAY, maxBytes: 1 << 30, chunkRows: 50, sliceMs: 2 },
+    env,
+  );
+  assert.equal(run.deletedOthers, 600 + 400 + 300);
+  assert.equal(run.deletedByAge + run.deletedBySize, 0, 'no event was counted');
+  assert.deepEqual(counts(), [80, 50, 30], 'the recent rows and the open sessions stay');
+  for (const [i, name] of tables.entries()) {
+    const deletes = steps.map((s) => s[i] as number).filter((n) => n > 0);
+    assert.ok(
+      deletes.every((n) => n <= 50),
+      `${name} deleted at most chunkRows at a time: ${deletes.join(', ')}`,
+    );
+    assert.ok(deletes.length >= 6, `${name} in ${deletes.length} slices`);
+  }
+  assert.equal(run.slices, steps.length, 'a pause after every slice');
+  assert.equal(writer.prepare('SELECT count(*) FROM probe').pluck().get(), run.slices);
 });
