@@ -31,7 +31,10 @@ if (mode === 'parent') {
   process.stdout.write('ready\n');
   const line = await new Promise<string>((resolve) => createInterface({ input }).once('line', resolve));
   // The client of a connection this process did not make: what a plugin's forked helper would hold.
-  const client = new (AttachClient as unknown as new (fd: number) => AttachClient)(3);
+  const client = new (AttachClient as unknown as new (fd: number, replyTimeoutMs: number) => AttachClient)(
+    3,
+    10_000,
+  );
   const vcpu = createSealedStandInVcpuFd('handed-on', 8192);
   let status = 0;
   try {
