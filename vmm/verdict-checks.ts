@@ -43,10 +43,9 @@ export function verdictRefusal(v: Omit<VerdictMsg, 'type'>, event: EventMsg, cap
   if (at >= 0)
     return `vcpu_events byte ${at} is 0x${image[at]?.toString(16)}: pad or reserved in the ${abi} layout, or a flag not 0 or 1`;
   if (f.serrorPending || f.serrorHasEsr || f.serrorEsr !== 0n) return 'vcpu_events asks for an SError';
-  if (f.extDabtPending === f.extIabtPending)
-    return f.extDabtPending
-      ? 'vcpu_events sets both ext_dabt_pending and ext_iabt_pending'
-      : 'vcpu_events sets neither ext_dabt_pending nor ext_iabt_pending: INJECT would inject nothing';
+  // Both set is validateVcpuEvents' to refuse, below.
+  if (!f.extDabtPending && !f.extIabtPending)
+    return 'vcpu_events sets neither ext_dabt_pending nor ext_iabt_pending: INJECT would inject nothing';
   if (!f.extAbtHasEsr && f.extAbtEsr !== 0n) return 'vcpu_events sets ext_abt_esr without ext_abt_has_esr';
   try {
     validateVcpuEvents(f, { abi, ras: (caps & CAP.RAS) !== 0 }, EXIT_OF[event.type]);
