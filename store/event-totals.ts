@@ -7,9 +7,10 @@
  * Rows are added with increasing ids and their counted columns never change afterwards; rows go
  * only by retention's deletes. A read therefore takes the rows above the last read's highest id,
  * and counts everything again when the store holds other rows than the last read's and those:
- * its count or its lowest id differs (retention deleted rows; a row was added below the last
- * highest id, as a segment taken over late can be). Call inside a read transaction, so that all
- * its statements see one snapshot.
+ * retention deleted rows (it steps the file's deletes, {@link stepEventDeletes}: deleting by time,
+ * it can leave the lowest id and the count as they were, a row added late making up for the one
+ * deleted), or the count differs (a row was added below the last highest id, as a segment taken
+ * over late can be). Call inside a read transaction, so that all its statements see one snapshot.
  */
 import type Database from 'better-sqlite3';
 
@@ -23,7 +24,18 @@ export interface EventFigures {
   newestMs: number | null;
 }
 
+/**
+ * How many times retention has deleted event rows, modulo 2^31: the file's `user_version`, which
+ * the schema leaves unused (store/schema.ts keeps its version in a table), stepped in the same
+ * transaction as each delete, so that a snapshot holds the rows and the count that goes with them.
+ */
+export function stepEventDeletes(db: Database.Database): void {
+  const n = db.pragma('user_version', { simple: true }) as number;
+  db.pragma(`user_version = ${(n + 1) & 0x7fffffff}`);
+}
+
 interface Kept {
+  deletes: number;
   minId: number | null;
   maxId: number;
   events: number;
@@ -33,6 +45,7 @@ interface Kept {
 }
 
 interface Bounds {
+  deletes: number;
   n: number;
   minId: number | null;
   maxId: number | null;
@@ -50,7 +63,8 @@ export class EventTotals {
   constructor(db: Database.Database) {
     // Each a subquery of its own: COUNT(*) by the smallest index, the rest one index lookup each.
     this.#bounds = db.prepare(
-      'SELECT (SELECT COUNT(*) FROM event_rows) AS n, (SELECT MIN(id) FROM event_rows) AS minId, ' +
+      'SELECT (SELECT user_version FROM pragma_user_version) AS deletes, ' +
+        '(SELECT COUNT(*) FROM event_rows) AS n, (SELECT MIN(id) FROM event_rows) AS minId, ' +
         '(SELECT MAX(id) FROM event_rows) AS maxId, (SELECT MIN(time_ms) FROM event_rows) AS oldestMs, ' +
         '(SELECT MAX(time_ms) FROM event_rows) AS newestMs',
     );
@@ -66,7 +80,8 @@ export class EventTotals {
   read(): EventFigures {
     const b = this.#bounds.get() as Bounds;
     const k = this.#kept;
-    const added = k !== null && k.minId === b.minId ? this.#addedSince(k, b) : null;
+    const added =
+      k !== null && k.deletes === b.deletes && k.minId === b.minId ? this.#addedSince(k, b) : null;
     const now = added ?? this.#countAll(b);
     this.#kept = now;
     return {
@@ -90,6 +105,7 @@ export class EventTotals {
     const vms = k.vms;
     for (const vm of this.#vms.all(k.maxId) as string[]) vms.add(vm);
     return {
+      deletes: b.deletes,
       minId: b.minId,
       maxId: b.maxId ?? k.maxId,
       events: b.n,
@@ -105,6 +121,14 @@ export class EventTotals {
     const byAction = new Map<string, number>();
     for (const r of this.#byAction.all(below) as { action: string; n: number }[]) byAction.set(r.action, r.n);
     const vms = new Set(this.#vms.all(below) as string[]);
-    return { minId: b.minId, maxId: b.maxId ?? below, events: c.n, replays: c.replays, byAction, vms };
+    return {
+      deletes: b.deletes,
+      minId: b.minId,
+      maxId: b.maxId ?? below,
+      events: c.n,
+      replays: c.replays,
+      byAction,
+      vms,
+    };
   }
 }

@@ -13,6 +13,7 @@
  * deleted every event of the store, every pass — a plugin can make up poisoned pages).
  */
 import type Database from 'better-sqlite3';
+import { stepEventDeletes } from './event-totals.js';
 import { freePages, usedBytes } from './queries.js';
 
 export interface PruneOptions {
@@ -79,10 +80,20 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
   // (EventStore), and an id given again would be passed over by `seawall events --follow` and named
   // twice by `--event-id`. A replay is stored at its own, older time and can be that row.
   const notLast = 'id < (SELECT MAX(id) FROM event_rows)';
-  const byAge = db.prepare(
+  // Each delete of event rows steps the file's count of them in its transaction: `status`'s figures,
+  // kept between reads, count afresh after it (store/event-totals.ts).
+  const deleting = (sql: string) => {
+    const stmt = db.prepare(sql);
+    return db.transaction((...params: number[]): number => {
+      const n = stmt.run(...params).changes;
+      if (n > 0) stepEventDeletes(db);
+      return n;
+    });
+  };
+  const byAge = deleting(
     `DELETE FROM event_rows WHERE id IN (SELECT id FROM event_rows WHERE time_ms < ? AND ${notLast} ORDER BY time_ms LIMIT ?)`,
   );
-  const oldest = db.prepare(
+  const oldest = deleting(
     `DELETE FROM event_rows WHERE id IN (SELECT id FROM event_rows WHERE ${notLast} ORDER BY time_ms, id LIMIT ?)`,
   );
   const slices = new Slices(opts.sliceMs, env);
@@ -90,7 +101,7 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
   let deletedByAge = 0;
   while (!env.stopped()) {
     const n = slices.size(opts.chunkRows);
-    const done = await slices.run(n, () => byAge.run(opts.cutoffMs, n).changes);
+    const done = await slices.run(n, () => byAge(opts.cutoffMs, n));
     deletedByAge += done;
     if (done < n) break;
   }
@@ -125,7 +136,7 @@ export async function prune(db: Database.Database, opts: PruneOptions, env: Prun
     }
     const needed = Math.max(1, Math.floor(over / rowBytes));
     const n = slices.size(Math.min(opts.chunkRows, needed));
-    const done = await slices.run(n, () => oldest.run(n).changes);
+    const done = await slices.run(n, () => oldest(n));
     deletedBySize += done;
     if (done === 0) break;
     over = eventBytes() - eventBound;

@@ -4,7 +4,8 @@
  * an index (6, 7), never a row, so an older file upgrades in place and keeps every row. A file is
  * upgraded in one transaction: either every pending migration applies and `schema_version`
  * records each, or nothing changes. A file whose version is above `SCHEMA_VERSION` was written by
- * a newer seawall and is refused.
+ * a newer seawall and is refused. The file's `user_version` is not the schema's: it counts
+ * retention's deletes of event rows (store/event-totals.ts `stepEventDeletes`).
  *
  * Value encoding (the same in every table and view):
  * - times are INTEGER milliseconds since the Unix epoch (UTC);

@@ -1,15 +1,16 @@
 /**
  * `status`'s event figures, kept between reads (store/event-totals.ts): after every kind of change
  * the store sees — rows added, retention's deletes of the oldest, a row deleted out of order, a row
- * added below the highest id as a segment taken over late is — they equal the figures counted
- * afresh over every row.
+ * added below the highest id as a segment taken over late is, both of the last two between reads —
+ * they equal the figures counted afresh over every row.
  */
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
-import type { EventStore } from '../../store/index.js';
+import { type EventStore, Retention } from '../../store/index.js';
 import { type RecordSpec, record, scratchStore, session } from './records.js';
 
 const T0 = Date.UTC(2026, 11, 5, 8, 0, 0);
+const DAY = 86_400_000;
 
 /** The figures counted afresh, as `status` counted them before it kept them. */
 function countedAfresh(store: EventStore) {
@@ -100,4 +101,30 @@ test('status figures kept between reads equal the figures counted afresh, whatev
 
   add(store, 2, { session: old, at: 7000 });
   assert.equal(agree(store, 'vm-old back').vms, 3);
+});
+
+test('retention deleting a row other than the lowest while a late row is committed: both are counted', async (t) => {
+  const store = freshStore(t);
+  const [a, b] = [session('vm-a', 2n), session('vm-b', 3n)];
+  add(store, 10, { session: a, at: 0 });
+  // A replay is stored at its own, older time: retention by age takes it, not the lowest id.
+  store.append([record({ session: b, seq: ++seq, timeMs: T0 - 100 * DAY, replay: true, action: 'kill' })]);
+  add(store, 2, { session: b, at: 1000, action: 'kill' });
+  // The row after the replay is in a segment taken over late: not committed yet when `status` reads.
+  const late = store.db.prepare('SELECT id FROM event_rows ORDER BY id LIMIT 1 OFFSET 11').pluck().get();
+  store.db.exec(`CREATE TEMP TABLE late AS SELECT * FROM event_rows WHERE id = ${Number(late)}`);
+  store.db.prepare('DELETE FROM event_rows WHERE id = ?').run(late);
+  assert.equal(agree(store, 'the rows but the late one').replays, 1);
+
+  const retention = new Retention(store, { now: () => T0 + DAY });
+  t.after(() => retention.stop());
+  assert.equal((await retention.run())?.deletedByAge, 1);
+  // The late row, another VM's inject, committed: as many rows as before, the lowest id the same.
+  store.db.exec("UPDATE temp.late SET vm = 'vm-c', action = 'inject'");
+  store.db.exec('INSERT INTO event_rows SELECT * FROM temp.late; DROP TABLE temp.late');
+  const after = agree(store, 'the replay deleted by retention, the late row committed');
+  assert.deepEqual(
+    [after.events, after.replays, after.vms, after.byAction],
+    [12, 0, 3, { inject: 11, kill: 1 }],
+  );
 });
