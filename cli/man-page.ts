@@ -7,11 +7,25 @@
 import type { Argument, Command, Option } from 'commander';
 import { EXIT_STATUS_TEXT, walkCommands } from './program.js';
 
-/** Escapes text for roff: backslashes, leading dots and quotes, hyphens in options. */
+/**
+ * The typography the descriptions use, as roff's own characters: man(1) shows them as they are in
+ * a UTF-8 locale and as ASCII under LANG=C, where the raw characters were dropped ("FILE…" read
+ * "FILE").
+ */
+const ROFF_CHARS: Record<string, string> = {
+  '…': '.\\|.\\|.',
+  '’': '\\(cq',
+  '‘': '\\(oq',
+  '—': '\\(em',
+  '–': '\\(en',
+};
+
+/** Escapes text for roff: backslashes, leading dots and quotes, hyphens in options, typography. */
 function roff(text: string): string {
   return text
     .replaceAll('\\', '\\e')
     .replaceAll('-', '\\-')
+    .replace(/[…’‘—–]/g, (c) => ROFF_CHARS[c] as string)
     .split('\n')
     .map((l) => (/^[.']/.test(l) ? `\\&${l}` : l))
     .join('\n');
@@ -44,7 +58,8 @@ export function manPage(root: Command, version: string): string {
   const lines: string[] = [
     `.TH SEAWALL 1 "" "seawall ${roff(version)}" "User Commands"`,
     '.SH NAME',
-    `seawall \\- ${roff(root.description().split(':')[0] ?? '')}`,
+    // "seawall \- handles memory errors …": the description's first clause, less its own name.
+    `seawall \\- ${roff((root.description().split(':')[0] ?? '').replace(/^seawall /, ''))}`,
     '.SH SYNOPSIS',
     ...leaves.map(({ path, command }) => `.B ${roff(synopsis(path, command))}\n.br`),
     '.SH DESCRIPTION',

@@ -147,6 +147,9 @@ test('the man page is generated from the command definitions and docs/seawall.1 
   const page = manPage(program(), VERSION);
   const committed = readFileSync(new URL('../../docs/seawall.1', import.meta.url), 'utf8');
   assert.equal(committed, page, 'docs/seawall.1 is stale: run npm run build && node scripts/man.mjs');
+  // Typography as roff characters, which man(1) shows in any locale: under LANG=C raw UTF-8 is dropped.
+  assert.ok(!/[^\t\n -~]/.test(page), 'the page is ASCII');
+  assert.match(page, /^\.SH NAME\nseawall \\- handles memory errors /m);
   for (const { path, command } of walkCommands(program())) {
     if (path.length === 0 || command.commands.length > 0) continue;
     assert.ok(page.includes(`.SS seawall ${path.join(' ').replaceAll('-', '\\-')}`), path.join(' '));
