@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { runTool } from '../daemon/e2e/run-cli.js';
+import { underCi } from '../helpers/tools.js';
 import { WAIT_MS } from '../helpers/wait.js';
 
 export interface PromtoolResult {
@@ -14,13 +15,13 @@ let available: boolean | undefined;
 
 /**
  * Whether promtool can run here. Missing promtool skips the calling test with a visible reason,
- * except under CI=true, where it fails: CI must exercise the real tool.
+ * except under CI (test/helpers/tools.ts `underCi`), where it fails: CI must exercise the real tool.
  */
 export function promtoolOrSkip(t: TestContext): boolean {
   available ??= spawnSync('promtool', ['--version'], { stdio: 'ignore', timeout: WAIT_MS }).status === 0;
   if (available) return true;
-  if (process.env.CI === 'true') {
-    throw new Error('promtool is required under CI=true: apt-get install prometheus');
+  if (underCi()) {
+    throw new Error('promtool is required under CI: apt-get install prometheus');
   }
   t.skip('promtool not found on PATH (Debian package `prometheus`); skipping the promtool check');
   return false;

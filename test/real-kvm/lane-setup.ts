@@ -1,5 +1,5 @@
 /**
- * What the lane test needs before a boot: the tools (a missing one fails under CI=true, skips
+ * What the lane test needs before a boot: the tools (a missing one fails under CI, skips
  * elsewhere), the private apt view refreshed once per run, the VMM built once, and per kernel an
  * initramfs. Downloads are cached under $SEAWALL_REAL_KVM_CACHE, else $XDG_CACHE_HOME/seawall-real-kvm (~/.cache without it).
  */

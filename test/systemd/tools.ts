@@ -1,10 +1,11 @@
 /**
- * Test prerequisites: a missing tool fails the test in CI (CI=true) and skips it, visibly, with
- * the reason elsewhere. Never a silent pass.
+ * Test prerequisites: a missing tool fails the test under CI (test/helpers/tools.ts `underCi`)
+ * and skips it, visibly, with the reason elsewhere. Never a silent pass.
  */
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { underCi } from '../helpers/tools.js';
 
 /** Absolute path of an executable found on PATH (or the absolute path itself), or undefined. */
 export function findExecutable(name: string): string | undefined {
@@ -31,7 +32,7 @@ export function requireOrSkip(t: TestContext, requirements: Record<string, boole
     .map(([what]) => what);
   if (missing.length === 0) return true;
   const reason = `missing: ${missing.join(', ')}`;
-  if (process.env.CI === 'true') throw new Error(`${reason} (required when CI=true)`);
+  if (underCi()) throw new Error(`${reason} (required under CI)`);
   t.skip(reason);
   return false;
 }
