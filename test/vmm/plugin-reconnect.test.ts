@@ -486,6 +486,29 @@ test('a daemon that ends every session right after WELCOME: the backoff doubles,
   await verdictResetsBackoff(c, daemon);
 });
 
+test('a session up as long as the backoff bound proves itself without a verdict: the backoff starts again', async (t) => {
+  const daemon = await fake(t);
+  daemon.endAfterWelcome = () => true;
+  const maxMs = 80;
+  const { c, delays } = client(daemon, t, { reconnect: { initialMs: 10, maxMs } });
+  const fourth = nextEvent(c, 'reconnecting', 'the fourth reconnect', () => delays.length === 4);
+  await c.connect();
+  await fourth;
+  assert.deepEqual(delays, [10, 20, 40, 80]);
+  daemon.endAfterWelcome = () => false;
+  await nextEvent(c, 'ready', 'a session that stays up');
+  // Set after the client's own timer of maxMs (started before 'ready' was emitted), this one
+  // expires after it, whatever the machine's load: by then the session has been up for the bound.
+  await new Promise((resolve) => setTimeout(resolve, maxMs + 1));
+  const again = nextEvent<[number]>(c, 'reconnecting', 'the reconnect after the drop');
+  daemon.dropConnection();
+  assert.deepEqual(
+    await again,
+    [10],
+    'up for the bound, the session proved itself: the backoff started again',
+  );
+});
+
 test('a replay refused behind others: the ones before it are stored once, nothing else is lost', async (t) => {
   const daemon = await fake(t);
   const { c, delays } = client(daemon, t);
