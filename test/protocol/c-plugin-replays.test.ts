@@ -41,6 +41,6 @@ test('an echo of the replays read while looking for the ERROR behind a failed wr
     // The echo came before the ERROR: nothing kept, nothing refused, and the backoff started over at
     // 50 ms before the loss doubled it (without the echo it would be 200).
     `echo-error sent=${replays(1, 3)} r=-1 kept=0 refused=0 backoff=100`,
-    'next sent=hello/1.1 r=0 kept=0 refused=0 backoff=50', // nothing replayed again
+    'next sent=hello/1.1 r=0 kept=0 refused=0 backoff=100', // nothing replayed again; WELCOME resets nothing
   ]);
 });

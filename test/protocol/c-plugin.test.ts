@@ -276,7 +276,7 @@ test('the replay ring holds only events still to replay: a late verdict frees it
   ]);
 });
 
-test('seawall_reconnect_due: backoff doubling to its bound after each failure, reset by the replay echo, armed by a lost connection', async (t) => {
+test('seawall_reconnect_due: backoff doubling to its bound after each failure and each session lost right after WELCOME, reset by the replay echo, a verdict or a session up to the bound, armed by a lost connection', async (t) => {
   const bin = await fixtureBinary(t, 'reconnect');
   if (!bin) return;
   const { stdout } = await run(bin, [join(dir, 'no-daemon.sock')], { timeout: 30_000 });
@@ -288,6 +288,11 @@ test('seawall_reconnect_due: backoff doubling to its bound after each failure, r
     'welcome r=0 due=0 backoff=2000 replayed=1', // the session has not yet proved useful
     'echo polled=1 backoff=50 kept=0', // the echo of its replays has: the backoff starts over
     'lost source=1 connected=0 wait=50',
+    'echoed polled=1 kept=0 wait=50', // the exit kept at that loss, replayed and forgotten
+    // Sessions ended right after WELCOME prove nothing: the waits double as after failed connects.
+    'welcome-only 100 200 400 800 1600 2000 2000',
+    'verdict source=0 wait=50', // a verdict applied proves the session
+    'bound before=100 wait=50', // and so does one up as long as the bound
   ]);
 });
 
@@ -325,10 +330,10 @@ test('replay sessions ended by an ERROR drain the kept events one per session; a
     'error-1 sent=hello/1.1 sea1r sea2r sea3r hb r=-2 kept=2 refused=1 backoff=100',
     'error-2 sent=hello/1.1 sea2r sea3r hb r=-1 kept=1 refused=2 backoff=200',
     'error-3 sent=hello/1.1 sea3r hb r=-2 kept=0 refused=3 backoff=400',
-    'empty sent=hello/1.1 r=0 kept=0 refused=3 backoff=50', // nothing to replay: WELCOME resets
-    'lost sent=- r=1 kept=0 refused=3 backoff=100',
-    'drop-1 sent=hello/1.1 sea4r sea5r hb r=1 kept=2 refused=3 backoff=200', // no ERROR: nothing dropped
-    'drop-2 sent=hello/1.1 sea4r sea5r hb r=1 kept=2 refused=3 backoff=400',
+    'empty sent=hello/1.1 r=0 kept=0 refused=3 backoff=400', // nothing to replay: WELCOME alone proves nothing
+    'lost sent=- r=1 kept=0 refused=3 backoff=800',
+    'drop-1 sent=hello/1.1 sea4r sea5r hb r=1 kept=2 refused=3 backoff=1600', // no ERROR: nothing dropped
+    'drop-2 sent=hello/1.1 sea4r sea5r hb r=1 kept=2 refused=3 backoff=2000',
     'echo sent=hello/1.1 sea4r sea5r hb r=1 kept=0 refused=3 backoff=50',
   ]);
 });

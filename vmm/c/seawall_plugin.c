@@ -183,15 +183,19 @@ static void lose_connection(struct seawall_plugin *p) {
   if (p->fd < 0) return;
   end_replay_session(p);
   drop_connection(p);
+  /* Up as long as the backoff's bound: the session proved useful (§9 rule 5). */
+  if (now_ms() - p->session_at_ms >= SEAWALL_RECONNECT_MAX_MS) p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
   schedule_reconnect(p);
 }
 
-/* The outcome of a connect attempt: a failure schedules the next. A WELCOME resets the backoff only
- * when there was nothing to replay; otherwise the echo of the replays does (ack_replay), so a daemon
- * that ends every session before that echo is retried ever more slowly (§9 rule 5). */
+/* The outcome of a connect attempt: a failure schedules the next. A WELCOME alone does not reset
+ * the backoff, even with nothing to replay: a session proves useful only at the echo of its
+ * replays (ack_replay), at a VERDICT applied (exchange), or once it has been up as long as the
+ * backoff's bound (lose_connection). A daemon that ends every session right after WELCOME is
+ * retried ever more slowly, up to the bound (§9 rule 5). */
 static int attempted(struct seawall_plugin *p, int r) {
   if (r == 0) {
-    if (p->replay_nonce == 0) p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
+    p->session_at_ms = now_ms();
     p->reconnect_at_ms = 0;
   } else {
     schedule_reconnect(p);
@@ -380,6 +384,44 @@ static int refused_event(const uint8_t *b, uint16_t type, uint32_t vcpus, uint32
   default:
     return 0;
   }
+}
+
+#define ISS_MASK 0x1ffffffu
+#define FSC_SEA 0x10u
+
+/* Why the VERDICT `v`, the answer to an event of `type`, must not reach KVM_SET_VCPU_EVENTS on the
+ * host whose capabilities the session's HELLO declared (`caps`); NULL when it may. Only INJECT
+ * carries an image for the kernel. These are the checks of §5.1 (INJECT), those of the TypeScript
+ * reference client (vmm/verdict-checks.ts): the image goes to the kernel as received, and the
+ * kernel may commit a valid abort from it before it refuses an invalid SError part of it, so a
+ * failed ioctl is no safe way to find out. A refused verdict is a protocol error (§5.3). */
+static const char *refused_verdict(const struct seawall_verdict *v, uint16_t type, uint32_t caps) {
+  if (v->action != SEAWALL_ACTION_INJECT) return NULL;
+  if (!(caps & SEAWALL_CAP_INJECT_EXT_DABT)) return "INJECT to a plugin that did not declare INJECT_EXT_DABT";
+  if (type == SEAWALL_MSG_EVENT_SIGBUS) return "INJECT after a SIGBUS: KVM defines no injection without an abort exit";
+  const uint8_t *e = v->vcpu_events;
+  int posted = (caps & SEAWALL_CAP_EXT_ABT_ESR) != 0;
+  /* The declared layout's fields: flag bytes 0..2 (0..4 posted), serror_esr at 8..15 and, posted,
+   * ext_abt_esr at 16..23. Every other byte is pad or reserved and zero; each flag is 0 or 1. */
+  size_t flags = posted ? 5 : 3, fields_end = posted ? 24 : 16;
+  for (size_t i = 0; i < SEAWALL_VCPU_EVENTS_SIZE; i++) {
+    int field = i < flags || (i >= 8 && i < fields_end);
+    if (i < flags ? e[i] > 1 : !field && e[i] != 0)
+      return "vcpu_events has a pad or reserved byte of the declared layout set, or a flag not 0 or 1";
+  }
+  if (e[0] || e[1] || get_u64(e + 8)) return "vcpu_events asks for an SError";
+  int dabt = e[2], iabt = posted && e[3], has_esr = posted && e[4];
+  uint64_t esr = posted ? get_u64(e + 16) : 0;
+  if (!dabt && !iabt) return "vcpu_events sets neither ext_dabt_pending nor ext_iabt_pending";
+  if (dabt && iabt) return "vcpu_events sets both ext_dabt_pending and ext_iabt_pending";
+  if (!has_esr && esr != 0) return "vcpu_events sets ext_abt_esr without ext_abt_has_esr";
+  if (esr > ISS_MASK) return "vcpu_events: ext_abt_esr has bits outside ISS [24:0]";
+  if (has_esr && !(caps & SEAWALL_CAP_RAS)) return "vcpu_events: ext_abt_has_esr needs RAS declared";
+  /* KVM ORs FSC 0x10 into the ISS: an FSC without that bit reaches the guest changed (FSC 0 asks
+   * for KVM's own 0x10). */
+  uint32_t fsc = (uint32_t)(esr & 0x3f);
+  if (has_esr && fsc != 0 && !(fsc & FSC_SEA)) return "vcpu_events: ext_abt_esr has an FSC KVM would change";
+  return NULL;
 }
 
 /* Writes every kept event as a REPLAY, then a HEARTBEAT: the daemon echoes it once everything
@@ -1081,7 +1123,19 @@ static int exchange(struct seawall_plugin *p, uint8_t *frame, uint32_t frame_len
     }
     if (r < 0) break;
     r = dispatch(p, type, body, len, seq, deadline, out);
-    if (r == 1) return 0;
+    if (r == 1) {
+      /* An INJECT whose image the declared host would refuse or misread is a protocol error: the
+       * exit gets the fallback, kept for the replay after the reconnect (§5.1, §5.3). */
+      const char *why = refused_verdict(out, event_type, p->session_caps);
+      if (why == NULL) {
+        p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS; /* a verdict applied: the session proved useful */
+        return 0;
+      }
+      p->refused_verdicts++;
+      p->refusal = why;
+      r = -EPROTO;
+      break;
+    }
     /* read_frame looks at the clock only when nothing is there to read: a daemon that keeps
      * sending other frames (HEARTBEATs, late verdicts) must not hold the vCPU past its deadline. */
     if (r == 0 && now_ms() >= deadline) {

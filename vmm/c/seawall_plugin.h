@@ -17,7 +17,15 @@
  * deadline (the first exit's) plus the time of N non-blocking writes, not N deadlines. A daemon
  * that still answers each exit just inside its deadline can make the Nth queued vCPU wait up to N
  * deadlines: that is the price of the one mutex.
- * Nothing here calls KVM: the caller applies the verdict on its vCPU thread (§5).
+ * Nothing here calls KVM: the caller applies the verdict on its vCPU thread (§5). Before an INJECT
+ * verdict is returned its kvm_vcpu_events image is checked against the HELLO's capabilities (§5.1,
+ * INJECT): SError bytes zero, pad and reserved bytes zero for the declared layout (posted with
+ * SEAWALL_CAP_EXT_ABT_ESR, merged without), each flag 0 or 1, exactly one of ext_dabt_pending and
+ * ext_iabt_pending set, ext_abt_esr zero without ext_abt_has_esr, ext_abt_has_esr only with
+ * SEAWALL_CAP_RAS, ext_abt_esr within ISS [24:0] and with an FSC KVM keeps; and no INJECT at all
+ * without SEAWALL_CAP_INJECT_EXT_DABT or for a SIGBUS. An image that fails is a protocol error
+ * (§5.3): the exit gets the fallback (kept for replay), the connection is dropped and the reconnect
+ * is scheduled; refused_verdicts counts them and refusal names the last rule broken.
  *
  * Longer than 350 lines: the whole API a VMM calls, each part documented where its author reads it,
  * in the one header vendored beside seawall_plugin.c.
@@ -31,8 +39,9 @@
  *     connection (an I/O error, a protocol error, the daemon's ERROR or GOODBYE SHUTDOWN, seen by
  *     seawall_handle_*, seawall_poll or seawall_send_applied*), puts the next attempt
  *     SEAWALL_RECONNECT_MIN_MS later, doubling up to SEAWALL_RECONNECT_MAX_MS. It starts over once a
- *     session proves useful: at the echo of its replays, or at WELCOME when there was nothing to
- *     replay; a session that ends before that echo keeps it doubling;
+ *     session proves useful: at the echo of its replays, at a VERDICT applied, or once the session
+ *     has been up SEAWALL_RECONNECT_MAX_MS. A WELCOME alone does not reset it: a daemon that ends
+ *     every session right after WELCOME is reconnected to ever more slowly, up to the bound;
  *   - keeps no events itself: the connect that gets WELCOME replays every kept event, then
  *     seawall_poll forgets them when the daemon acknowledges them (its HEARTBEAT echo). A session
  *     that the daemon ends with an ERROR before that echo refused one of them: the oldest replayed
@@ -306,6 +315,14 @@ struct seawall_plugin {
    * once), and the failure or loss after it waits reconnect_backoff_ms. */
   int64_t reconnect_at_ms;
   int reconnect_backoff_ms;
+  /* When the current session got its WELCOME (CLOCK_MONOTONIC, ms): one up SEAWALL_RECONNECT_MAX_MS
+   * proved useful, and its loss schedules the reconnect from the first step. */
+  int64_t session_at_ms;
+  /* VERDICTs refused because their INJECT image fails the checks against the HELLO (this header's
+   * first comment), each a protocol error; refusal names the rule the last one broke (a static
+   * string; NULL before the first). */
+  uint64_t refused_verdicts;
+  const char *refusal;
   /* vCPU attachment (§9a). attach_fd is the session's attach connection (-1: none open); it is
    * opened by the first ATTACH of a session and closed when the session ends. */
   int attach_fd;
