@@ -35,6 +35,7 @@ mod plugin;
 mod replay;
 mod scm;
 mod types;
+mod verdict_checks;
 pub mod wire;
 
 pub use plugin::{Plugin, Stats};

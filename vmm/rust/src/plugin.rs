@@ -15,6 +15,7 @@ use crate::connect;
 use crate::fallback::fallback_verdict;
 use crate::replay::Replay;
 use crate::types::{Action, Config, Error, Exit, Hello, Verdict, Welcome};
+use crate::verdict_checks;
 use crate::wire::{self, HEADER_SIZE};
 
 /// Counters for the VMM's own logs and metrics.
@@ -41,6 +42,9 @@ pub struct Stats {
     /// Kept events dropped because the daemon ended their replay session with an ERROR (§9); one
     /// the bound dropped first in that session counts in `kept_dropped` instead.
     pub replays_refused: u64,
+    /// VERDICTs refused because their INJECT image fails the checks against the HELLO (§5.1,
+    /// README.md "Checks"): each a protocol error, its exit answered by the fallback.
+    pub refused_verdicts: u64,
     /// ATTACHes the daemon said OK to (a vCPU attached again, in each session or by `reattach`,
     /// counts each time); `attached_vcpus()` is how many are attached now.
     pub attached: u64,
@@ -73,6 +77,8 @@ pub struct Plugin {
     /// When the next connect is due (None: at once), and how long the failure after it waits.
     reconnect_at: Option<Instant>,
     backoff: Duration,
+    /// When the current session got its WELCOME: one up `RECONNECT_MAX` proved useful.
+    session_at: Instant,
     /// Registered vCPU fds and the session's attach connection (attach.rs).
     attach: attach::Attachments,
     /// What a late KILL is handed to (`on_late_kill`).
@@ -106,6 +112,7 @@ impl Plugin {
             stats: Stats::default(),
             reconnect_at: None,
             backoff: Plugin::RECONNECT_MIN,
+            session_at: Instant::now(),
             attach: attach::Attachments::default(),
             late_kill: None,
             stalled: false,
@@ -318,6 +325,13 @@ impl Plugin {
                 return Ok(None);
             };
             if let Some(v) = self.dispatch(kind, &body, Some(seq), deadline)? {
+                // An INJECT whose image the declared host would refuse or misread is a protocol
+                // error: the exit gets the fallback, kept for the replay after the reconnect (§5.1).
+                if let Some(why) = verdict_checks::refusal(&v, wire::get_u16(frame, 4), self.caps) {
+                    self.stats.refused_verdicts += 1;
+                    return Err(Error::Protocol(format!("VERDICT with {why}")));
+                }
+                self.proven(); // a verdict applied: the session proved useful
                 return Ok(Some(v));
             }
             // read_frame looks at the clock only when nothing is there to read: a daemon that keeps

@@ -1,6 +1,7 @@
 //! Unit tests of the checks `plugin.rs` makes before it sends or replays an event (docs/protocol.md
-//! §9, point 7): what a daemon would refuse is answered by the fallback, neither sent nor kept. The
-//! helpers (a session on a socket pair, what the plugin sent) are those of plugin_tests.rs.
+//! §9, point 7): what a daemon would refuse is answered by the fallback, neither sent nor kept; and
+//! of the check of an INJECT verdict's image (§5.1, verdict_checks.rs). The helpers (a session on
+//! a socket pair, what the plugin sent) are those of plugin_tests.rs.
 
 use super::*;
 
@@ -89,4 +90,25 @@ fn an_event_whose_capability_the_hello_did_not_declare_is_neither_sent_nor_repla
         assert_eq!(old.handle_exit(&exit).source, Source::Daemon);
     }
     assert_eq!((sent(&mut daemon).0, old.stats().invalid_events), ("nisv1 sea2".into(), 0));
+}
+
+#[test]
+fn an_inject_image_with_a_reserved_byte_set_is_a_protocol_error_whose_exit_is_replayed_after_the_reconnect() {
+    let mut p = Plugin::new(Config { deadline: Duration::from_secs(5), ..Config::default() });
+    let (r, mut daemon, _, _) = session(&mut p, &hello(), &welcome());
+    assert!(r.is_ok());
+    // The merged data abort, with reserved byte 40 set: KVM would be handed an image it misreads.
+    let mut verdict = resume(p.next_seq);
+    verdict[HEADER_SIZE + 4] = Action::Inject.code();
+    verdict[HEADER_SIZE + 24 + 2] = 1;
+    verdict[HEADER_SIZE + 24 + 40] = 7;
+    daemon.write_all(&verdict).unwrap();
+    let v = p.handle_exit(&sea(0));
+    assert_eq!((v.source, v.vcpu_events[40]), (Source::Fallback, 0), "the fallback, not the image");
+    assert_eq!((p.connected(), p.stats().refused_verdicts, p.kept()), (false, 1, 1));
+    assert_eq!(sent(&mut daemon).0, "sea1");
+    assert!(p.reconnect_at.is_some(), "the reconnect is scheduled");
+    // The reconnect replays the exit the fallback answered.
+    let (_, _daemon, words, _) = session(&mut p, &hello(), &welcome());
+    assert_eq!(words, "hello/1.1 sea1r hb");
 }

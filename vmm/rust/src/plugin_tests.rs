@@ -202,9 +202,9 @@ fn replay_sessions_ended_by_an_error_drain_the_kept_events_one_each_and_the_back
     .collect();
     assert_eq!(seen, want);
 
-    // Nothing left to replay: the WELCOME itself proves the session, the backoff starts over.
+    // Nothing left to replay: the WELCOME alone proves nothing, the backoff stays where it was.
     let (_, _daemon, words, _) = session(&mut p, &hello(), &welcome());
-    assert_eq!((words.as_str(), p.backoff), ("hello/1.1", Plugin::RECONNECT_MIN));
+    assert_eq!((words.as_str(), p.backoff.as_millis()), ("hello/1.1", 400));
 }
 
 #[test]
@@ -284,7 +284,15 @@ fn an_echo_of_the_replays_read_while_looking_for_the_error_behind_a_failed_write
     // Nothing kept, nothing refused, and the backoff started over before the loss doubled it.
     assert_eq!((p.kept(), p.stats().replays_refused, p.backoff.as_millis()), (0, 0, 100));
     let (_, _daemon, words, _) = session(&mut p, &hello(), &welcome());
-    assert_eq!((words.as_str(), p.backoff), ("hello/1.1", Plugin::RECONNECT_MIN));
+    assert_eq!((words.as_str(), p.backoff.as_millis()), ("hello/1.1", 100));
+}
+
+/// A RESUME VERDICT frame for `seq`.
+fn resume(seq: u32) -> Vec<u8> {
+    let mut verdict = vec![88, 0, 0, 0, wire::MSG_VERDICT as u8, 0, 0, 0];
+    verdict.extend_from_slice(&seq.to_le_bytes());
+    verdict.resize(HEADER_SIZE + 88, 0);
+    verdict
 }
 
 #[test]
@@ -334,6 +342,9 @@ fn after_a_refusal_only_the_retry_asks_for_the_lower_minor() {
 
 #[path = "plugin_check_tests.rs"]
 mod checks;
+
+#[path = "plugin_backoff_tests.rs"]
+mod backoff;
 
 #[path = "plugin_late_tests.rs"]
 mod late;

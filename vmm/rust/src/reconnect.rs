@@ -11,7 +11,9 @@ use crate::wire;
 impl Plugin {
     /// The reconnect backoff (§9 rule 5): the first wait after a failed connect or a lost
     /// connection, doubled after each failure up to `RECONNECT_MAX`, reset when a session proves
-    /// useful — at the echo of its replays, or at WELCOME when there was nothing to replay.
+    /// useful — at the echo of its replays, at a VERDICT applied, or once it has been up
+    /// `RECONNECT_MAX`. A WELCOME alone does not reset it: a daemon that ends every session right
+    /// after WELCOME is reconnected to ever more slowly, up to the bound.
     pub const RECONNECT_MIN: Duration = Duration::from_millis(50);
     pub const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
@@ -22,14 +24,11 @@ impl Plugin {
         self.stream.is_none() && self.reconnect_at.map_or(true, |at| Instant::now() >= at)
     }
 
-    /// A failed attempt schedules the next one. A WELCOME resets the backoff only when there was
-    /// nothing to replay; otherwise the echo of the replays does, so a daemon that ends every
-    /// session before that echo is retried ever more slowly.
+    /// A failed attempt schedules the next one. A WELCOME starts a session but proves nothing,
+    /// even with nothing to replay: the backoff is left as it is.
     pub(super) fn attempted(&mut self, r: Result<Welcome, Error>) -> Result<Welcome, Error> {
         if r.is_ok() {
-            if !self.kept.awaiting_echo() {
-                self.backoff = Plugin::RECONNECT_MIN;
-            }
+            self.session_at = Instant::now();
             self.reconnect_at = None;
         } else {
             self.schedule_reconnect();
@@ -41,8 +40,13 @@ impl Plugin {
     /// and the session has proved useful: the backoff starts over.
     pub(super) fn acknowledge(&mut self, body: &[u8]) {
         if self.kept.acknowledged(wire::get_u64(body, 0)) {
-            self.backoff = Plugin::RECONNECT_MIN;
+            self.proven();
         }
+    }
+
+    /// The current session proved useful: the next reconnect starts from the first step again.
+    pub(super) fn proven(&mut self) {
+        self.backoff = Plugin::RECONNECT_MIN;
     }
 
     /// The wait after `wait`: twice as long, up to `RECONNECT_MAX`. The reconnect and the
@@ -63,6 +67,10 @@ impl Plugin {
         if self.stream.is_some() {
             self.end_replay_session(cause);
             self.drop_connection();
+            // Up as long as the backoff's bound: the session proved useful (§9 rule 5).
+            if self.session_at.elapsed() >= Plugin::RECONNECT_MAX {
+                self.proven();
+            }
             self.schedule_reconnect();
         }
     }
