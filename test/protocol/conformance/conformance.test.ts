@@ -4,14 +4,19 @@
  * the C library, the Rust crate and the TypeScript client — asking for 1.1 and in 1.0
  * compatibility mode. What a plugin sends is compared with the vectors byte for byte (the event
  * time and the plugin's own seq aside); what it is sent are the vectors themselves.
+ *
+ * Longer than 350 lines: every scenario for every implementation in one place, so that a scenario
+ * added for one plugin holds the other two to it as well.
  */
 import assert from 'node:assert/strict';
 import { describe, type TestContext, test } from 'node:test';
-import { type EventMsg, encodeMessage, type Message, WIRE_ERROR } from '../../../protocol/index.js';
+import { CAP, type EventMsg, encodeMessage, type Message, WIRE_ERROR } from '../../../protocol/index.js';
 import { vector } from '../../../scripts/protocol-vectors.js';
 import { removeDir, startDaemon } from '../../helpers/daemon.js';
+import { within } from '../../helpers/wait.js';
 import { IMPLS, type ImplName, startDriver } from './drivers.js';
 import { type Fake, type FakeConn, type Frame, fakeDaemon } from './fake-daemon.js';
+import { IMAGE_VECTORS, type ImageVector, image } from './image-vectors.js';
 
 const MERGED_IMAGE = `000001${'0'.repeat(122)}`;
 /**
@@ -288,6 +293,74 @@ for (const impl of IMPLS) {
       });
     });
   }
+
+  describe(`${impl} plugin, INJECT image checks (§5.1)`, () => {
+    /** A fake that answers each event of the current vector's kind with an INJECT of its image. */
+    function injecting(current: () => ImageVector | null) {
+      return welcoming((c, f) => {
+        if (f.msg.type === 'goodbye') c.socket.end(); // the plugin's close need not wait its deadline
+        const v = current();
+        if (!v || f.msg.type !== v.event || ('replay' in f.msg && f.msg.replay)) return;
+        const verdict = vector('verdict-inject').message as Extract<Message, { type: 'verdict' }>;
+        c.send(encodeMessage({ ...verdict, seq: f.msg.seq, vcpuEvents: image(v.bytes) }));
+      });
+    }
+    const hello = (v: ImageVector) =>
+      `vm-7 0x${v.caps.toString(16)} 4 4242 ${v.caps & CAP.EXT_ABT_ESR ? 241 : 0} tenant=acme`;
+
+    test('each image vector: a refused image gets the fallback and the connection is dropped; the rest are applied as sent', async (t) => {
+      let current: ImageVector | null = null;
+      const s = await setup(
+        t,
+        impl,
+        injecting(() => current),
+      );
+      if (!s) return;
+      const { driver, fake } = s;
+      for (const v of IMAGE_VECTORS) {
+        current = v;
+        assert.equal(await driver.send('init 5000 inject 1'), 'ok');
+        const n = fake.conns.length;
+        await connect(driver, fake, 1, hello(v));
+        const conn = await fake.conn(n);
+        const line = await driver.send(EXITS[v.event]);
+        const seq = ((await conn.next(v.event)).msg as EventMsg).seq;
+        if (v.refused) {
+          assert.match(line, new RegExp(`^verdict ${seq} \\S+ .* fallback$`), `${v.name}: ${line}`);
+          await within(`${v.name}: the plugin drops the connection`, conn.closed);
+        } else {
+          const hex = Buffer.from(image(v.bytes)).toString('hex');
+          assert.equal(line, `verdict ${seq} INJECT 0 0 0x0 ${hex} daemon`, v.name);
+        }
+        assert.equal(await driver.send('close 0'), 'ok');
+      }
+    });
+
+    test('the exit a refused image left to the fallback is replayed after the reconnect', async (t) => {
+      const bad = IMAGE_VECTORS.find((v) => v.name === 'a reserved byte') as ImageVector;
+      const s = await setup(
+        t,
+        impl,
+        injecting(() => bad),
+      );
+      if (!s) return;
+      const { driver, fake } = s;
+      assert.equal(await driver.send('init 5000 inject 1'), 'ok');
+      await connect(driver, fake, 1, hello(bad));
+      const line = await driver.send(EXITS.sea);
+      assert.match(line, / fallback$/, line);
+      const first = await fake.conn(0);
+      const event = (await first.next('sea')).msg as EventMsg;
+      await within('the plugin drops the connection', first.closed);
+      await connect(driver, fake, 1, hello(bad));
+      const replay = (await (await fake.conn(1)).next('sea')).msg as EventMsg;
+      assert.deepEqual(
+        [replay.seq, replay.replay, replay.fallbackAction],
+        [event.seq, true, 1],
+        'the refused exit, replayed with the fallback INJECT it got',
+      );
+    });
+  });
 
   describe(`${impl} plugin, version negotiation`, () => {
     for (const [what, refusal] of [
