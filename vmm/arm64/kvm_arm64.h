@@ -20,12 +20,7 @@
 #define KVM_CAP_ARM_SEA_TO_USER 245
 #endif
 
-/* Offsets of struct kvm_run's arm_sea record (KVM_EXIT_ARM_SEA, Linux 6.19+), as in
- * include/uapi/linux/kvm.h: flags, esr, gva, gpa after the union's start at 32. */
-#define RUN_ARM_SEA_FLAGS 32
-#define RUN_ARM_SEA_ESR 40
-#define RUN_ARM_SEA_GVA 48
-#define RUN_ARM_SEA_GPA 56
+/* kvm_run.arm_sea's offsets are in sea.h. */
 
 int kvm_open(void);
 int kvm_check(int fd, long cap);
