@@ -5,11 +5,14 @@ export interface Step {
   vm: string;
   vcpu: number;
   step: string;
-  kind: 'mmio' | 'nisv' | 'sigbus';
+  kind: 'mmio' | 'nisv' | 'sigbus' | 'sea';
   addr: string;
   exit: number;
   runErrno: number;
-  /** mmio: phys_addr, len, is_write, data; nisv: esr_iss, fault_ipa; sigbus: code, si_addr, lsb, gpa. */
+  /**
+   * mmio: phys_addr, len, is_write, data (zero for a load); nisv: esr_iss, fault_ipa; sigbus: code,
+   * si_addr, lsb, gpa; sea (never under the lane's emulation): flags, esr, gva, gpa.
+   */
   f: string[];
   fallback: number;
   action: string;
@@ -54,7 +57,7 @@ export interface LaneRun {
   policyMetrics: string;
 }
 
-const KIND_OF_EXIT: Record<number, Step['kind']> = { 6: 'mmio', 28: 'nisv', 10: 'sigbus' };
+const KIND_OF_EXIT: Record<number, Step['kind']> = { 6: 'mmio', 28: 'nisv', 10: 'sigbus', 41: 'sea' };
 
 export function stepsOf(reports: readonly Report[]): Step[] {
   return reports

@@ -44,9 +44,17 @@ static const struct lane_step b0[] = {
     {"iabt-downgraded", SCN_LDP, LANE_NO_DEVICE + 0x10000, 0, 0},
     {"iabt-emulated-nisv", SCN_LDP, LANE_NO_DEVICE + 0x20000, 0, 0},
     {"iabt-emulated-mmio", SCN_LDR, LANE_NO_DEVICE + 0x20008, 0, 0},
+    {"iabt-walk-emulated-nisv", SCN_LDP, LANE_NO_DEVICE + 0x40000, 0, 0},
+    {"iabt-walk-emulated-mmio", SCN_LDR, LANE_NO_DEVICE + 0x40008, 0, 0},
     {"poison-ldr", SCN_LDR, POISON + 0x10, 0, 0},
     {"poison-str", SCN_STR, POISON + 0x28, 0, 0},
     {"kill", SCN_LDR, LANE_NO_DEVICE + 0x30000, 0, 0},
+};
+/* The peer VM, once lane-policy's kill is decided: an emulated abort after a SIGBUS, then a
+ * SIGBUS its policy resumes, which stops the vCPU (it would fault again for ever). */
+static const struct lane_step c0[] = {
+    {"poison-walk-emulated", SCN_LDR, LANE_RAM + LANE_POISON_INJECT_OFFSET + 0x10, 0, 0},
+    {"poison-resume", SCN_LDR, LANE_RAM + LANE_POISON_RESUME_OFFSET + 0x10, 0, 0},
 };
 static const struct lane_step deadline0[] = {{"deadline-nisv", SCN_LDP, LANE_NO_DEVICE + 0x80, 0, 0}};
 
@@ -74,11 +82,11 @@ static int fail(const char *what, int err) {
   return 1;
 }
 
-/* Poisons one page of the policy VM's RAM as a memory error would, and reports any SIGBUS the
+/* Poisons the page at `offset` of a VM's RAM as a memory error would, and reports any SIGBUS the
  * kernel sends for it right away (7.x does, during the madvise). */
-static int poison(struct lane_vm *vm) {
+static int poison(struct lane_vm *vm, size_t offset) {
   long page = sysconf(_SC_PAGESIZE);
-  char *p = (char *)vm->ram + LANE_POISON_OFFSET;
+  char *p = (char *)vm->ram + offset;
   memset(p, 0xa5, (size_t)page);
   int r = madvise(p, (size_t)page, MADV_HWPOISON) == 0 ? 0 : -errno;
   int code;
@@ -96,6 +104,9 @@ static int poison(struct lane_vm *vm) {
     int fb = seawall_handle_sigbus(&vm->plugin, &e, &v);
     report("{\"t\":\"sigbus-outside-vcpu\",\"vm\":\"%s\",\"fallback\":%d,\"action\":\"%s\"}", vm->name, fb,
            seawall_action_name(v.action));
+    /* A KILL ends the VM here: none of its vCPUs runs again (§5.1). No vCPU waits on this event,
+     * so there is nothing to inject. */
+    if (v.action == SEAWALL_ACTION_KILL) vm_kill(vm);
   }
   return r;
 }
@@ -106,13 +117,15 @@ static int lane(void) {
   int kvm = kvm_open();
   if (kvm < 0) return fail("open /dev/kvm", kvm);
   int mmap_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+  int mmap_errno = mmap_size < 0 ? errno : EPROTO; /* before report() and the checks below */
   report("{\"t\":\"host\",\"release\":\"%s\",\"page\":%ld,\"mmapSize\":%d,\"runSize\":%zu,\"check\":{\"245\":%d,"
          "\"177\":%d,\"178\":%d}}",
          u.release, sysconf(_SC_PAGESIZE), mmap_size, sizeof(struct kvm_run), kvm_check(kvm, KVM_CAP_ARM_SEA_TO_USER),
          kvm_check(kvm, KVM_CAP_ARM_NISV_TO_USER), kvm_check(kvm, KVM_CAP_ARM_INJECT_EXT_DABT));
-  if (mmap_size < (int)sizeof(struct kvm_run)) return fail("KVM_GET_VCPU_MMAP_SIZE", mmap_size);
+  if (mmap_size < (int)sizeof(struct kvm_run))
+    return fail("KVM_GET_VCPU_MMAP_SIZE", -mmap_errno);
   load_einval("/einval.txt");
-  vcpu_sigbus_install();
+  vcpu_signals_install();
 
   int r = vm_create(&vm_a, kvm, (size_t)mmap_size, 2, "seawall-a");
   if (r) return fail("vm lane-builtin", r);
@@ -122,7 +135,7 @@ static int lane(void) {
 
   if ((r = vm_create(&vm_b, kvm, (size_t)mmap_size, 1, "seawall-b"))) return fail("vm lane-policy", r);
   if ((r = vm_create(&vm_c, kvm, (size_t)mmap_size, 1, "seawall-c"))) return fail("vm lane-policy-peer", r);
-  poison(&vm_b);
+  poison(&vm_b, LANE_POISON_OFFSET);
   const struct lane_step *sb[] = {b0};
   const unsigned nb[] = {STEPS(b0)};
   vm_run(&vm_b, sb, nb);
@@ -130,6 +143,11 @@ static int lane(void) {
    * enforcement sees the session end while its process still serves another VM. */
   vm_close(&vm_b, SEAWALL_GOODBYE_VM_EXITING);
   if ((r = report_wait("killed", 60000))) return fail("wait killed", r);
+  poison(&vm_c, LANE_POISON_INJECT_OFFSET);
+  poison(&vm_c, LANE_POISON_RESUME_OFFSET);
+  const struct lane_step *sc[] = {c0};
+  const unsigned nc[] = {STEPS(c0)};
+  vm_run(&vm_c, sc, nc);
   vm_close(&vm_c, SEAWALL_GOODBYE_VM_EXITING);
 
   /* The deadline, for real: the test stops the daemon (SIGSTOP) before this exit. */

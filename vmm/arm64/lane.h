@@ -10,6 +10,9 @@
 #define LANE_RAM 0x40000000
 #define LANE_RAM_SIZE 0x200000
 #define LANE_POISON_OFFSET 0x100000
+/* The peer VM's two poisoned pages: one its policy answers with an emulated abort, one with RESUME. */
+#define LANE_POISON_INJECT_OFFSET 0x110000
+#define LANE_POISON_RESUME_OFFSET 0x120000
 #define LANE_PORT 0x9000000
 #define LANE_PORT_SIZE 0x1000
 /* The kernel selftest's unbacked address (external_aborts.c), and pages a policy can tell apart. */
@@ -58,6 +61,7 @@ struct lane_result {
   int reported;      /* the guest reported an exception */
   uint64_t vector, esr, far, elr;
   int finished;      /* the guest wrote "finished" */
+  int line;          /* its step line was written (vcpu.c reports each step once) */
 };
 
 struct lane_vm;
@@ -73,6 +77,7 @@ struct lane_vcpu {
   int stopped; /* KILL applied, or the guest stopped */
   int parked;  /* waiting on the port read for its next step */
   int running; /* a thread runs it (vm.c) */
+  int in_loop; /* its thread is in the KVM_RUN loop and may be kicked (under the VM's kick_lock) */
 };
 
 struct lane_vm {
@@ -82,7 +87,10 @@ struct lane_vm {
   struct seawall_plugin plugin;
   pthread_mutex_t plugin_lock; /* the plugin is not thread-safe (seawall_plugin.h) */
   int connected;
+  /* Set by a KILL (a verdict, the out-of-vCPU SIGBUS's, or a late one): no vCPU of the VM runs
+   * again. Read by vCPU threads while another thread sets it: accessed with __atomic builtins. */
   int killed;
+  pthread_mutex_t kick_lock; /* guards the vCPUs' in_loop and the kicks of vm_kill */
   unsigned nvcpus;
   struct lane_vcpu vcpus[4];
 };
@@ -96,7 +104,14 @@ extern struct einval_image einval_images[32];
 extern unsigned einval_count;
 
 /* vcpu.c */
-void vcpu_sigbus_install(void);
+/* SIGBUS (memory errors) and SIGUSR1 (the kick vm_kill sends a vCPU thread), both without
+ * SA_RESTART so that KVM_RUN returns EINTR. */
+void vcpu_signals_install(void);
+/* Terminates the VM (docs/protocol.md §5.1 KILL): sets `killed`, and makes every vCPU thread in
+ * KVM_RUN return (immediate_exit, and a SIGUSR1 kick) and stop. Calls no plugin function, so the
+ * late-KILL callback may call it under the plugin's mutex. */
+void vm_kill(struct lane_vm *vm);
+int vm_killed(const struct lane_vm *vm);
 /* Takes the SIGBUS the calling thread received, if any: 1 with its si_code, si_addr, si_addr_lsb. */
 int vcpu_take_sigbus(int *code, void **addr, short *lsb);
 /* Runs the vCPU's steps on a new thread; a vCPU parked by an earlier run goes on from there. */

@@ -38,12 +38,23 @@ static uint32_t probe_caps(struct lane_vm *vm) {
   return caps;
 }
 
+/* A KILL that came after the fallback answered its exit: the daemon enforces it all the same, so
+ * the plugin hands it to the VMM (docs/protocol.md §3 rule 4, §9 rule 4). Runs inside whichever
+ * plugin call read it, under plugin_lock: it only reports and stops the VM's vCPUs. */
+static void on_late_kill(void *ctx, const struct seawall_verdict *kill) {
+  struct lane_vm *vm = ctx;
+  report("{\"t\":\"late-kill\",\"vm\":\"%s\",\"seq\":%u,\"grace\":%u}", vm->name, kill->seq, kill->grace_ms);
+  vm_kill(vm);
+}
+
 int vm_create(struct lane_vm *vm, int kvm, size_t mmap_size, unsigned nvcpus, const char *port) {
   vm->nvcpus = nvcpus;
   /* Generous: under emulation on a loaded host a verdict can take a while; the deadline phase
    * shortens it. */
   seawall_init(&vm->plugin, 10000, 20000, SEAWALL_FALLBACK_INJECT);
+  seawall_on_late_kill(&vm->plugin, on_late_kill, vm);
   pthread_mutex_init(&vm->plugin_lock, NULL);
+  pthread_mutex_init(&vm->kick_lock, NULL);
   vm->fd = kvm_create_vm(kvm);
   if (vm->fd < 0) return vm->fd;
   vm->ram = mmap(NULL, LANE_RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -75,7 +86,7 @@ int vm_create(struct lane_vm *vm, int kvm, size_t mmap_size, unsigned nvcpus, co
 
 int vm_run(struct lane_vm *vm, const struct lane_step *const *steps, const unsigned *nsteps) {
   for (unsigned i = 0; i < vm->nvcpus; i++) {
-    if (vm->vcpus[i].stopped || nsteps[i] == 0) continue;
+    if (vm_killed(vm) || vm->vcpus[i].stopped || nsteps[i] == 0) continue;
     int r = vcpu_start(&vm->vcpus[i], steps[i], nsteps[i]);
     if (r) return r;
     vm->vcpus[i].running = 1;
@@ -94,6 +105,6 @@ void vm_close(struct lane_vm *vm, uint16_t reason) {
   for (size_t i = 0; i < vm->plugin.kept_count; i++)
     kept += vm->plugin.kept[(vm->plugin.kept_head + i) % SEAWALL_REPLAY_MAX].len != 0;
   report("{\"t\":\"closed\",\"vm\":\"%s\",\"killed\":%d,\"replayed\":%llu,\"late\":%llu,\"kept\":%zu}", vm->name,
-         vm->killed, (unsigned long long)vm->plugin.replayed, (unsigned long long)vm->plugin.late_verdicts,
+         vm_killed(vm), (unsigned long long)vm->plugin.replayed, (unsigned long long)vm->plugin.late_verdicts,
          kept);
 }
