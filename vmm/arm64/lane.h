@@ -78,6 +78,7 @@ struct lane_vcpu {
   int parked;  /* waiting on the port read for its next step */
   int running; /* a thread runs it (vm.c) */
   int in_loop; /* its thread is in the KVM_RUN loop and may be kicked (under the VM's kick_lock) */
+  pthread_t self; /* that thread, as it named itself when it set in_loop */
 };
 
 struct lane_vm {

@@ -61,7 +61,7 @@ void vm_kill(struct lane_vm *vm) {
     /* immediate_exit covers a thread between its check of `killed` and KVM_RUN, the signal one
      * already in the guest (Documentation/virt/kvm/api.rst, immediate_exit). */
     __atomic_store_n(&((struct kvm_run *)c->run)->immediate_exit, 1, __ATOMIC_SEQ_CST);
-    if (!pthread_equal(c->thread, pthread_self())) pthread_kill(c->thread, SIGUSR1);
+    if (!pthread_equal(c->self, pthread_self())) pthread_kill(c->self, SIGUSR1);
   }
   pthread_mutex_unlock(&vm->kick_lock);
 }
@@ -328,6 +328,7 @@ static void vcpu_loop(struct lane_vcpu *c) {
 static void *vcpu_main(void *arg) {
   struct lane_vcpu *c = arg;
   pthread_mutex_lock(&c->vm->kick_lock);
+  c->self = pthread_self(); /* not c->thread: pthread_create may not have stored it yet */
   c->in_loop = 1;
   pthread_mutex_unlock(&c->vm->kick_lock);
   vcpu_loop(c);
