@@ -2,16 +2,7 @@
  * The event store file: where it lives, and opening a connection to it with the settings every
  * connection needs; when SQLite checkpoints on each (`AUTOCHECKPOINT_PAGES`) is the caller's.
  */
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fstatSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  statSync,
-} from 'node:fs';
+import { chmodSync, closeSync, constants, fstatSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
@@ -42,30 +33,49 @@ export function statIno(path: string): number {
 const STORE_FILE_MODE = 0o600;
 
 /**
+ * Linux's O_PATH, which Node's constants lack: a descriptor that names a file without opening it
+ * for reading or writing. Closing it leaves this process's POSIX locks on the file as they are,
+ * where closing any other descriptor of a file drops every lock the process holds on it — those of
+ * the SQLite connections other threads have open on the store. With their locks gone, another
+ * process's `sqlite3` (a backup, a query) believes itself the last connection when it closes, and
+ * deletes the -wal and -shm this process still writes to: the next connection opened here then
+ * writes to another WAL, and the store is corrupt (SQLite's "How To Corrupt", 2.2.1).
+ */
+const O_PATH = 0o10000000;
+
+/** A main file that is not there yet: created, never through a link, for writing by its owner only. */
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/**
  * Never through a symlink and only a regular file, the main file and its -wal and -shm alike: a
  * link planted in the state directory would have the daemon (root) change the mode of, and write
- * into, whatever it names.
+ * into, whatever it names. Each thread's connection comes through here while the others' are open:
+ * an existing file is looked at through an O_PATH descriptor only, and narrowed through its
+ * /proc/self/fd link; the only descriptor opened for writing is the one that creates the main file.
  */
 function createPrivate(path: string): void {
+  try {
+    closeSync(openSync(path, CREATE_FLAGS, STORE_FILE_MODE));
+  } catch (err) {
+    // There already (or a link): looked at below. SQLite creates -wal and -shm with its mode.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
   for (const file of [path, `${path}-wal`, `${path}-shm`]) {
-    const main = file === path;
     let fd: number;
     try {
-      const flags = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-      fd = openSync(file, main ? flags | constants.O_CREAT | constants.O_APPEND : flags, STORE_FILE_MODE);
+      fd = openSync(file, O_PATH | constants.O_NOFOLLOW);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
       // absent: SQLite creates it with the main file's mode
-      if (!main && code === 'ENOENT') continue;
-      if (code === 'ELOOP' || (!main && lstatSync(file).isSymbolicLink()))
-        throw new Error(`${file} is a symbolic link; the store's files must be its own`);
+      if (file !== path && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw err;
     }
     try {
       const st = fstatSync(fd);
+      if (st.isSymbolicLink())
+        throw new Error(`${file} is a symbolic link; the store's files must be its own`);
       if (!st.isFile()) throw new Error(`${file} is not a regular file`);
       // Left by an older seawall with the old mode: narrowed too (SQLite reuses them as they are).
-      if ((st.mode & 0o077) !== 0) fchmodSync(fd, STORE_FILE_MODE);
+      if ((st.mode & 0o077) !== 0) chmodSync(`/proc/self/fd/${fd}`, STORE_FILE_MODE);
     } finally {
       closeSync(fd);
     }

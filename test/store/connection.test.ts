@@ -1,0 +1,77 @@
+/**
+ * Opening a connection while others of this process are open (store/connection.ts): the writer,
+ * retention and reader threads each open the store while the event loop's connection holds it.
+ * Closing any ordinary descriptor of the store's files drops every POSIX lock this process holds
+ * on them; another process's connection — the `sqlite3` of a backup or a query, which the
+ * operations guide allows while the daemon runs — then took itself for the last one when it
+ * closed, and deleted the WAL this process still wrote to. The daemon's next connection wrote to
+ * a new WAL beside it, and the store ended corrupt.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { openDatabase } from '../../store/connection.js';
+import { WAIT_MS } from '../helpers/wait.js';
+import { scratchStorePath } from './records.js';
+
+const betterSqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+
+/** Another process reads the store and closes its connection, as `sqlite3 FILE 'SELECT …'` does. */
+function readElsewhere(path: string): number {
+  const script =
+    'const D = require(process.argv[1]); const db = new D(process.argv[2]);' +
+    "process.stdout.write(String(db.prepare('SELECT count(*) FROM t').pluck().get())); db.close();";
+  return Number(execFileSync(process.execPath, ['-e', script, betterSqlite, path], { timeout: WAIT_MS }));
+}
+
+/** The store files this process holds open that have been deleted under it. */
+function deletedUnderUs(path: string): string[] {
+  const dir = '/proc/self/fd';
+  return readdirSync(dir)
+    .map((fd) => {
+      try {
+        return readlinkSync(join(dir, fd));
+      } catch {
+        return '';
+      }
+    })
+    .filter((target) => target.startsWith(path) && target.endsWith('(deleted)'));
+}
+
+test("a second connection opened in this process keeps the first's locks: another process's close deletes no WAL", (t) => {
+  const path = scratchStorePath();
+  const first = openDatabase(path);
+  t.after(() => first.close());
+  first.exec('CREATE TABLE t (x); INSERT INTO t VALUES (1)');
+  first.prepare('SELECT count(*) FROM t').get();
+  // As a helper thread opens the store while the event loop's connection holds it.
+  const second = openDatabase(path);
+  second.close();
+  assert.equal(readElsewhere(path), 1);
+  assert.deepEqual(deletedUnderUs(path), [], "the other process's close left this process's -wal and -shm");
+  // What this connection commits next is what every other connection reads.
+  first.exec('INSERT INTO t VALUES (2)');
+  assert.equal(readElsewhere(path), 2);
+  const third = openDatabase(path);
+  t.after(() => third.close());
+  assert.equal(third.prepare('SELECT count(*) FROM t').pluck().get(), 2);
+});
+
+test('the store files stay private and never reached through a link', () => {
+  const path = scratchStorePath();
+  openDatabase(path).close();
+  assert.equal(statSync(path).mode & 0o777, 0o600, 'a new main file is created 0600');
+  // An older seawall's mode is narrowed, through the descriptor that names the file.
+  chmodSync(path, 0o644);
+  openDatabase(path).close();
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  const elsewhere = `${path}.elsewhere`;
+  writeFileSync(elsewhere, '');
+  chmodSync(elsewhere, 0o644);
+  symlinkSync(elsewhere, `${path}-wal`);
+  assert.throws(() => openDatabase(path), /events\.sqlite-wal is a symbolic link/);
+  assert.equal(statSync(elsewhere).mode & 0o777, 0o644, "the link's target is left alone");
+});
