@@ -881,11 +881,17 @@ export class WriteAhead {
       this.#fileLowId = Number.POSITIVE_INFINITY;
     }
     const toPost = [...this.#inFlight].filter(([, seg]) => seg.retry);
-    // Only rows start the thread (~10 MB resident, and CPU at start). Session, action and policy
-    // rows alone are committed here until then: a daemon whose VMs have had no memory error —
-    // the usual one — never runs it, and with no event stored yet no commit of the thread's can
-    // be holding the lock they would wait for.
-    if (this.#writer === null && toPost.some(([, seg]) => seg.keys.size > 0))
+    // Rows start the thread (~10 MB resident, and CPU at start). Session, action and policy rows
+    // alone are committed here while none runs — a daemon whose VMs have had no memory error, the
+    // usual one, never runs it, and one whose thread ended idle does not start it again for them —
+    // but only with the write lock free: another connection holding it (a retention slice, an
+    // operator's sqlite3) would have the event loop wait out the busy timeout, every verdict with
+    // it, and then fault. The thread's connection waits for it instead.
+    if (
+      this.#writer === null &&
+      toPost.length > 0 &&
+      (toPost.some(([, seg]) => seg.keys.size > 0) || !this.#writeLockFree())
+    )
       this.#writer = this.#startWriter();
     for (const [i, [id, seg]] of toPost.entries()) {
       if (!this.#writer?.alive) {
@@ -1121,6 +1127,22 @@ export class WriteAhead {
   #commitInFlightHere(): void {
     this.#threadWaited = false;
     for (const [id, seg] of this.#inFlight) if (!this.#commitHere(id, seg)) return;
+  }
+
+  /**
+   * Whether no other connection holds the store's write lock now: taken without waiting, and let
+   * go at once (a few microseconds). The commit that follows could still meet it taken in between,
+   * and wait as before.
+   */
+  #writeLockFree(): boolean {
+    const db = this.#store.db;
+    try {
+      withoutBusyWait(db, () => db.exec('BEGIN IMMEDIATE'));
+    } catch {
+      return false;
+    }
+    db.exec('ROLLBACK');
+    return true;
   }
 
   /** Whether the segment is committed; a failure keeps it for the next attempt. */

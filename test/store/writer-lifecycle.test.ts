@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, renameSync, rmdirSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { type TestContext, test } from 'node:test';
 import workerThreads from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import { EventStore, WriteAhead } from '../../store/index.js';
 import { until, WAIT_MS } from '../helpers/wait.js';
 import { record, scratchStorePath, session } from './records.js';
@@ -155,4 +156,46 @@ test('a writer thread with nothing posted for writerIdleMs ends; the next rows s
   assert.equal(ahead.writersEnded, 1, 'a thread given rows since is not ended');
   assert.deepEqual(errors, []);
   assert.deepEqual(health, []);
+});
+
+test('session rows with no writer thread: committed here with the lock free, by a new thread while another connection holds it', async (t) => {
+  const path = scratchStorePath();
+  const errors: string[] = [];
+  const health: boolean[] = [];
+  const onError = (_op: unknown, err: unknown) => errors.push((err as Error).message);
+  const store = new EventStore({ path, onError });
+  const ahead = new WriteAhead(store, {
+    flushMs: 5,
+    checkMs: 20,
+    writerIdleMs: 50,
+    onError,
+    onHealth: (h) => health.push(h.healthy),
+  });
+  const other = new Database(path);
+  t.after(() => {
+    if (other.inTransaction) other.exec('ROLLBACK');
+    other.close();
+    ahead.close();
+    store.close();
+  });
+  const sessions = () => store.db.prepare('SELECT vm FROM sessions ORDER BY vm').pluck().all();
+  const state = () => `${ahead.pending} pending, errors ${errors.join('; ')}`;
+  ahead.record(events(1, 2));
+  await until('the idle thread to be ended', () => ahead.writersEnded === 1, { state });
+
+  store.sessionOpened(session('vm-a', 8n));
+  await until('the session row committed', () => sessions().includes('vm-a'), { state });
+  assert.equal(ahead.writerRunning, false, 'with the lock free, on the event loop: no thread started for it');
+
+  // A retention slice or an operator's sqlite3 holds the write lock: the event loop does not wait.
+  other.exec('BEGIN IMMEDIATE');
+  store.sessionOpened(session('vm-b', 9n));
+  await until('the hand-over', () => ahead.writerRunning || errors.length > 0, { state });
+  assert.deepEqual(errors, [], 'nothing failed on the event loop');
+  other.exec('ROLLBACK');
+  await until('the thread to commit it once the lock is let go', () => sessions().includes('vm-b'), {
+    state,
+  });
+  assert.deepEqual(errors, []);
+  assert.deepEqual(health, [], 'no fault');
 });
