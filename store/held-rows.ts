@@ -19,7 +19,7 @@ export interface StoreHealth {
   error: string | null;
   /** When the current fault began (ms since the epoch); null when healthy. */
   sinceMs: number | null;
-  /** Answered events held in memory until the store takes them. */
+  /** Answered events held until the store takes them: in memory, or past the bound only in their copy. */
   heldRows: number;
   /** Rows dropped past the bound since start. */
   droppedRows: number;

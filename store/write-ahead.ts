@@ -345,7 +345,8 @@ export class WriteAhead {
       healthy: this.#fault === null,
       error: this.#fault?.error ?? null,
       sinceMs: this.#fault?.sinceMs ?? null,
-      heldRows: this.#held.length,
+      // Past the bound, those only the copy of held rows keeps are held there, not lost.
+      heldRows: this.#held.length + this.#held.copyOnly,
       droppedRows: this.#held.dropped + this.#lostRows,
       heldUpdates: updates,
       droppedUpdates: this.#updates.dropped,

@@ -33,7 +33,7 @@ export function formatStatus(s: StatusResult): string {
     if (!h.healthy)
       lines.push(
         `          FAULTY since ${new Date(h.sinceMs ?? 0).toISOString()}: ${terminalSafe(h.error ?? '')}; ` +
-          `${h.heldRows} answered events and ${h.heldUpdates} updates held in memory, retried every second`,
+          `${h.heldRows} answered events and ${h.heldUpdates} updates held, retried every second`,
       );
     // Lost for good, healthy again or not: an operator must not have to find it in the log.
     if (h.droppedRows > 0 || h.droppedUpdates > 0)

@@ -48,7 +48,7 @@ test('a faulty store says what it holds: answered events and updates', () => {
   );
   assert.match(
     text,
-    /FAULTY since 2026-12-02T09:00:00\.000Z: ENOSPC.*; 120 answered events and 7 updates held in memory/,
+    /FAULTY since 2026-12-02T09:00:00\.000Z: ENOSPC.*; 120 answered events and 7 updates held, retried every second/,
   );
   assert.ok(!text.includes('\u001b'), 'the error reaches the terminal escaped');
   assert.doesNotMatch(text, /LOST/);

@@ -164,7 +164,7 @@ for (const thread of [false, true])
     assert.equal(ahead.health.healthy, false);
     // 30 answered through the fault: the copy keeps the first 10, memory the last 10.
     for (let seq = 1; seq <= 30; seq++) ahead.record([record({ session: s, seq, timeMs: 1000 + seq })]);
-    assert.equal(ahead.health.heldRows, 10);
+    assert.equal(ahead.health.heldRows, 20, 'held: the 10 in memory and the 10 only the copy keeps');
     assert.equal(ahead.health.droppedRows, 10, 'only those neither in memory nor in the copy are lost');
     assert.ok(errors.some((e) => /held events dropped past the 10-event bound/.test(e)));
     await recovered();
@@ -177,4 +177,5 @@ for (const thread of [false, true])
     ];
     assert.deepEqual(seqs, want, 'the copy’s and memory’s rows, each stored once');
     assert.equal(ahead.health.droppedRows, 10);
+    assert.equal(ahead.health.heldRows, 0);
   });
