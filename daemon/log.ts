@@ -106,9 +106,6 @@ export function createDaemonLog(opts: DaemonLogOptions = {}): DaemonLog {
       identifier: opts.identifier ?? 'seawall',
       mode: opts.mode ?? 'auto',
       onError: (err) => process.stderr.write(`seawall: journald: ${err.message}\n`),
-      // A VM's whole burst, and a second of its rate, wait for a journald that is only slower
-      // than the burst: more wait only while journald stalls.
-      perVmWaiting: Math.ceil(2 * vmRate),
     });
   // Monotonic: a wall clock stepped back (NTP, `date -s`) would leave the bucket far below zero.
   const host: Bucket = { tokens: rate, last: performance.now() };

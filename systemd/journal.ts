@@ -13,8 +13,10 @@
  * thread of libuv's pool; the library's functions may be called from any thread), and wait in a
  * queue of at most {@link JOURNAL_QUEUE} meanwhile. Past it entries are dropped and counted, and
  * one entry says how many once journald takes entries again. Entries that come one per event may
- * fill only half of it: one VM's flood of memory errors must not crowd out another VM's kill. And
- * one VM's (their SEAWALL_VM field) only a part of that half: nor another VM's memory errors.
+ * fill only half of it: one VM's flood of memory errors must not crowd out another VM's kill. Once
+ * that half is full, an entry of a VM (their SEAWALL_VM field) holding fewer of its places than
+ * another takes the place of the oldest of a VM holding the most (journal-queue.ts): no number of
+ * VMs' floods crowds out another VM's few memory errors either.
  */
 import { fstatSync } from 'node:fs';
 import type { SystemdErrorHandler } from './errors.js';
@@ -22,6 +24,7 @@ import { SystemdError } from './errors.js';
 import type { JournalFieldValue } from './journal-fields.js';
 import { assertFieldName, JournalField as F, fieldValueText } from './journal-fields.js';
 import { formatJournalLine } from './journal-line.js';
+import { JournalQueue } from './journal-queue.js';
 import type { IoVec } from './libsystemd.js';
 import { errnoName, LIBSYSTEMD_SONAME, tryLoadLibsystemd } from './libsystemd.js';
 import { sendLine } from './send-line.js';
@@ -57,9 +60,9 @@ export interface JournalEntry {
   /**
    * One of a stream of entries, one per event (a memory error, a downgrade): while journald falls
    * behind, these wait in at most half of the queue, so that a flood of them leaves room for the
-   * rest (kills, migrations, session ends, the daemon's own); those of one VM (the same SEAWALL_VM
-   * field) in at most {@link JournalLoggerOptions.perVmWaiting}, so that one VM's flood leaves
-   * room for the other VMs' memory errors.
+   * rest (kills, migrations, session ends, the daemon's own). Once that half is full, one of a VM
+   * (its SEAWALL_VM field) holding fewer of them than another VM takes the place of the oldest of
+   * a VM holding the most, so that floods leave room for a quieter VM's memory errors.
    */
   perEvent?: boolean;
 }
@@ -73,12 +76,6 @@ export interface JournalLoggerOptions {
   identifier: string;
   /** `auto` (default) decides as documented on {@link createJournalLogger}; the others force a target. */
   mode?: 'auto' | JournalTarget;
-  /**
-   * Per-event entries of one VM that may wait (default {@link JOURNAL_QUEUE_PER_VM}; at least it,
-   * at most the per-event half): no fewer than one VM may log at once, or a healthy journald,
-   * taking entries one at a time, would lose part of every burst.
-   */
-  perVmWaiting?: number;
   /** Socket probed in `auto` mode; only tests change it (libsystemd always sends to {@link JOURNAL_SOCKET}). */
   socketPath?: string;
   /**
@@ -115,13 +112,11 @@ export interface JournalLogger {
 
 /** Entries waiting for journald at most; past it they are dropped and counted. */
 export const JOURNAL_QUEUE = 1024;
-/** Per-event entries ({@link JournalEntry.perEvent}) are dropped and counted once this many wait. */
-export const JOURNAL_QUEUE_PER_EVENT = JOURNAL_QUEUE / 2;
 /**
- * Per-event entries of one VM (their SEAWALL_VM field) dropped and counted once this many of them
- * wait, by default ({@link JournalLoggerOptions.perVmWaiting}).
+ * Per-event entries ({@link JournalEntry.perEvent}) are dropped and counted once this many wait,
+ * each one's own or, when its VM holds fewer than another, the oldest of a VM holding the most.
  */
-export const JOURNAL_QUEUE_PER_VM = Math.floor(JOURNAL_QUEUE_PER_EVENT / 10);
+export const JOURNAL_QUEUE_PER_EVENT = JOURNAL_QUEUE / 2;
 
 /**
  * Bytes of stderr lines waiting for their reader past which further lines are dropped and counted:
@@ -262,13 +257,7 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
 
   const sendv = lib.sdJournalSendv;
   let failing = false;
-  const perVm = Math.min(
-    JOURNAL_QUEUE_PER_EVENT,
-    Math.max(JOURNAL_QUEUE_PER_VM, options.perVmWaiting ?? JOURNAL_QUEUE_PER_VM),
-  );
-  const queue: { iov: IoVec[]; entry: JournalEntry; vm: string | undefined }[] = [];
-  /** Per-event entries waiting, by VM: only VMs with one waiting (at most the queue's length). */
-  const waitingByVm = new Map<string, number>();
+  const queue = new JournalQueue<{ iov: IoVec[]; entry: JournalEntry }>();
   let dropped = 0;
   const line = sendLine();
 
@@ -290,11 +279,6 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
   function pump(): void {
     const next = line.take(queue);
     if (next === undefined) return;
-    if (next.vm !== undefined) {
-      const n = (waitingByVm.get(next.vm) ?? 1) - 1;
-      if (n > 0) waitingByVm.set(next.vm, n);
-      else waitingByVm.delete(next.vm);
-    }
     sendv.async(next.iov, next.iov.length, (err: unknown, rc: number) => {
       sent(next.entry, err ? -1 : rc);
       if (dropped > 0 && queue.length < JOURNAL_QUEUE) {
@@ -313,13 +297,12 @@ export function createJournalLogger(options: JournalLoggerOptions): JournalLogge
   function enqueue(entry: JournalEntry): void {
     const vmField = entry.perEvent ? entry.fields?.[F.VM] : undefined;
     const vm = vmField === undefined ? undefined : String(vmField);
-    const ofVm = vm === undefined ? 0 : (waitingByVm.get(vm) ?? 0);
-    if (queue.length >= (entry.perEvent ? JOURNAL_QUEUE_PER_EVENT : JOURNAL_QUEUE) || ofVm >= perVm) {
+    if (queue.length >= (entry.perEvent ? JOURNAL_QUEUE_PER_EVENT : JOURNAL_QUEUE)) {
+      // One entry is dropped either way: this one, or the oldest of a VM holding more.
       dropped++;
-      return;
+      if (vm === undefined || queue.dropForFewer(vm) === undefined) return;
     }
-    queue.push({ iov: vecsOf(entry), entry, vm });
-    if (vm !== undefined) waitingByVm.set(vm, ofVm + 1);
+    queue.push({ iov: vecsOf(entry), entry }, vm);
     if (!line.sending) pump();
   }
 

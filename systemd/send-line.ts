@@ -10,7 +10,7 @@ export interface SendLine {
    * The next message to send, taken from the front of `queue`; undefined when it is empty, and
    * then nothing is in flight any more and every {@link drain} resolves true.
    */
-  take<T>(queue: T[]): T | undefined;
+  take<T>(queue: { shift(): T | undefined }): T | undefined;
   /** Resolves true once nothing is queued or in flight, false after `timeoutMs`. */
   drain(timeoutMs: number): Promise<boolean>;
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type TestContext, test } from 'node:test';
-import { JOURNAL_QUEUE_PER_VM } from '../../systemd/journal.js';
+import { JOURNAL_QUEUE_PER_EVENT } from '../../systemd/journal.js';
 import { CLI } from '../helpers/daemon.js';
 import { exitOf, killOwned, spawnOwned } from '../helpers/processes.js';
 import { requireTool } from '../helpers/tools.js';
@@ -84,15 +84,19 @@ test('entries to a journald that takes none: logging never blocks, the loop turn
   assert.ok(out.loggedMs < 5_000, `2,000 entries logged in ${out.loggedMs} ms`);
 });
 
-test("a flood of one VM's per-event entries while journald takes none leaves room for the others, another VM's too", async (t) => {
+/**
+ * Runs the flood child with `floods` flooding VMs against a journald that takes nothing until the
+ * child resumes it; checks what every flood leaves to the others and returns the entries received.
+ */
+async function floodWhileStalled(t: TestContext, floods: number): Promise<string[] | undefined> {
   const tools = namespaceTools(t, 'a mount namespace');
-  if (!tools) return;
+  if (!tools) return undefined;
   const { unshare, python } = tools;
   const dir = scratchDir(t, 'seawall-flood-');
   const resume = '/run/systemd/journal/resume';
   const script = stalledJournal(
     python,
-    `"${process.execPath}" --import tsx "${FLOOD_CHILD}" ${resume}`,
+    `"${process.execPath}" --import tsx "${FLOOD_CHILD}" ${resume} ${floods}`,
     [`mkfifo ${resume}`],
     `${python} "${RESUMABLE}" /run/systemd/journal/socket ${resume} ${dir}/received`,
   );
@@ -110,6 +114,7 @@ test("a flood of one VM's per-event entries while journald takes none leaves roo
   );
   assert.equal(report.target, 'journal');
   assert.equal(report.drained, true);
+  assert.equal(report.floods, floods);
   const received = await until("the reader's receipt of the child's last entry", () => {
     const lines = readFileSync(`${dir}/received`, { encoding: 'utf8', flag: 'a+' }).split('\n');
     return lines.some((l) => l.startsWith('MESSAGE=end|')) && lines;
@@ -117,13 +122,36 @@ test("a flood of one VM's per-event entries while journald takes none leaves roo
   const kills = received.filter((l) => /^MESSAGE=kill \d+\|/.test(l));
   assert.equal(kills.length, report.important, 'every entry that is not per-event was kept');
   const quiet = received.filter((l) => /^MESSAGE=quiet \d+\|/.test(l)).length;
-  assert.equal(quiet, report.quiet, "another VM's per-event entries were kept beside the flood");
+  assert.equal(quiet, report.quiet, "another VM's per-event entries were kept beside the floods");
   const events = received.filter((l) => /^MESSAGE=event \d+\|/.test(l)).length;
-  // One VM's entries wait in a tenth of the per-event half, one more in flight.
-  assert.ok(events <= JOURNAL_QUEUE_PER_VM + 1, `${events} per-event entries of 2,000 reached journald`);
+  // The floods wait in the per-event places the quiet VM's entries left, one more in flight.
+  assert.ok(
+    events <= JOURNAL_QUEUE_PER_EVENT - report.quiet + 1,
+    `${events} per-event entries of ${report.flooded} reached journald`,
+  );
   const backlog = received.find((l) => l.includes('SEAWALL_REASON=journal_backlog'));
   assert.ok(backlog, received.slice(-5).join('\n'));
-  assert.match(backlog, new RegExp(`SEAWALL_SUPPRESSED=${2000 - events}(\\||$)`));
+  assert.match(backlog, new RegExp(`SEAWALL_SUPPRESSED=${report.flooded - events}(\\||$)`));
+  return received;
+}
+
+test("a flood of one VM's per-event entries while journald takes none leaves room for the others, another VM's too", async (t) => {
+  await floodWhileStalled(t, 1);
+});
+
+test("floods of many VMs' per-event entries while journald takes none share the places, and leave a quiet VM's", async (t) => {
+  const floods = 12;
+  const received = await floodWhileStalled(t, floods);
+  if (!received) return;
+  // Max-min shares: each flooding VM keeps as many as the others, within one (and one in flight).
+  const byVm = new Map<string, number>();
+  for (const l of received) {
+    const vm = /^MESSAGE=event \d+\|.*\bSEAWALL_VM=(flooding-\d+)(\||$)/.exec(l)?.[1];
+    if (vm !== undefined) byVm.set(vm, (byVm.get(vm) ?? 0) + 1);
+  }
+  assert.equal(byVm.size, floods, [...byVm].join(' '));
+  const counts = [...byVm.values()];
+  assert.ok(Math.max(...counts) - Math.min(...counts) <= 2, [...byVm].join(' '));
 });
 
 test('a daemon stopped while journald takes nothing exits 0, not by a signal systemd records as a failure', async (t) => {
