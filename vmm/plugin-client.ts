@@ -342,7 +342,7 @@ export class PluginClient extends EventEmitter {
 
   /** An exit no daemon would take: the fallback answers it, and it is counted, not kept. */
   #invalid(msg: EventMsg, startNs: bigint, reason: string): VerdictOutcome {
-    const verdict = fallbackVerdict(this.opts.fallback, msg);
+    const verdict = fallbackVerdict(this.opts.fallback, msg, this.opts.caps);
     this.stats.fallbacks++;
     this.stats.invalidEvents++;
     const outcome: VerdictOutcome = {
@@ -356,7 +356,7 @@ export class PluginClient extends EventEmitter {
   }
 
   #fallback(msg: EventMsg, startNs: bigint): VerdictOutcome {
-    const verdict = fallbackVerdict(this.opts.fallback, msg);
+    const verdict = fallbackVerdict(this.opts.fallback, msg, this.opts.caps);
     this.stats.fallbacks++;
     // Still connected (a deadline, not a disconnect). 1.0: report it now rather than at the next
     // WELCOME. 1.1: the daemon still decides it; its late VERDICT is answered with APPLIED

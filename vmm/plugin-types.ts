@@ -3,7 +3,7 @@
  * its counters, and the verdict it applies by itself when the daemon does not answer in time.
  */
 import { encodeInjection } from '../kvm/index.js';
-import { ACTION, type EventMsg, type VerdictMsg } from '../protocol/index.js';
+import { ACTION, CAP, type EventMsg, type VerdictMsg } from '../protocol/index.js';
 
 /** What the plugin does on its own when no verdict comes in time. */
 export type FallbackPolicy = 'inject' | 'kill' | 'resume';
@@ -80,12 +80,21 @@ export interface PluginClientStats {
 const MERGED_DABT = encodeInjection({ kind: 'data' }, { abi: 'merged', ras: false });
 const ZERO_EVENTS = new Uint8Array(64);
 
-/** The verdict the plugin applies by itself (docs/protocol.md "Fallback"). */
-export function fallbackVerdict(policy: FallbackPolicy, msg: EventMsg): Omit<VerdictMsg, 'type'> {
+/**
+ * The verdict the plugin applies by itself (docs/protocol.md "Fallback"), on a host with the
+ * capabilities `caps` its HELLO declares.
+ */
+export function fallbackVerdict(
+  policy: FallbackPolicy,
+  msg: EventMsg,
+  caps: number,
+): Omit<VerdictMsg, 'type'> {
   const base = { seq: msg.seq, flags: 0, graceMs: 0, esr: 0n, vcpuEvents: ZERO_EVENTS };
   if (policy === 'kill') return { ...base, action: ACTION.KILL };
-  // KVM's ext_dabt_pending is defined only after an abort exit; a SIGBUS gets nothing from KVM.
-  if (policy === 'inject' && msg.type !== 'sigbus')
+  // KVM's ext_dabt_pending is defined only after an abort exit, and only on a host with
+  // KVM_CAP_ARM_INJECT_EXT_DABT (elsewhere byte 2 is pad, refused): a SIGBUS, or such a host,
+  // gets RESUME, as the daemon's own verdicts do there.
+  if (policy === 'inject' && msg.type !== 'sigbus' && (caps & CAP.INJECT_EXT_DABT) !== 0)
     return { ...base, action: ACTION.INJECT, vcpuEvents: MERGED_DABT };
   return { ...base, action: ACTION.RESUME };
 }

@@ -750,6 +750,7 @@ void seawall_init(struct seawall_plugin *p, int deadline_ms, int hello_timeout_m
   p->max_minor = SEAWALL_PROTOCOL_MINOR;
   p->ask_minor = SEAWALL_PROTOCOL_MINOR;
   p->reconnect_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
+  p->declared_caps = UINT32_MAX; /* no HELLO yet: the INJECT fallback as configured */
   p->attach_fd = -1;
   p->reattach_backoff_ms = SEAWALL_RECONNECT_MIN_MS;
   for (size_t i = 0; i < SEAWALL_VCPUS_MAX; i++) p->vcpu_fd[i] = -1;
@@ -899,6 +900,7 @@ static int connect_path(struct seawall_plugin *p, const char *path, const struct
   uint8_t buf[HELLO_FRAME_MAX];
   int frame_len = encode_hello(hello, p->ask_minor, buf, sizeof buf);
   if (frame_len < 0) return frame_len;
+  p->declared_caps = hello->caps;
 
   struct sockaddr_un addr;
   int r = unix_address(&addr, path);
@@ -934,6 +936,7 @@ static int connect_fd(struct seawall_plugin *p, int fd, const struct seawall_hel
     close(fd);
     return frame_len;
   }
+  p->declared_caps = hello->caps;
   struct stat st;
   if (fstat(fd, &st) < 0) {
     int err = errno;
@@ -968,8 +971,10 @@ static void fallback_verdict(const struct seawall_plugin *p, uint32_t seq, uint1
   out->source = SEAWALL_FROM_FALLBACK;
   switch (p->fallback) {
   case SEAWALL_FALLBACK_INJECT:
-    if (type == SEAWALL_MSG_EVENT_SIGBUS) {
-      out->action = SEAWALL_ACTION_RESUME; /* no KVM exit to inject after (§9) */
+    /* No KVM exit to inject after a SIGBUS; and without KVM_CAP_ARM_INJECT_EXT_DABT byte 2 is pad,
+     * which KVM refuses: RESUME, as the daemon answers such a host (§9). */
+    if (type == SEAWALL_MSG_EVENT_SIGBUS || !(p->declared_caps & SEAWALL_CAP_INJECT_EXT_DABT)) {
+      out->action = SEAWALL_ACTION_RESUME;
       break;
     }
     /* The merged image: ext_dabt_pending = 1, everything else 0; valid on every kernel with

@@ -304,6 +304,9 @@ struct seawall_plugin {
   uint32_t session_vcpus;
   /* caps of that HELLO: in 1.1 an event kind needs its capability declared (§4.4). */
   uint32_t session_caps;
+  /* caps of the HELLO of the last connect attempt, answered or not (UINT32_MAX before the first):
+   * without SEAWALL_CAP_INJECT_EXT_DABT the INJECT fallback is RESUME (§9). */
+  uint32_t declared_caps;
   /* The minor version set by seawall_set_minor (default SEAWALL_PROTOCOL_MINOR), and the one the
    * next HELLO asks for: lowered for the one retry after a daemon that speaks less (§10). */
   uint16_t max_minor;

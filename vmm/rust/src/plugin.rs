@@ -66,6 +66,9 @@ pub struct Plugin {
     vcpu_count: u32,
     /// `caps` of that HELLO: in 1.1 an event kind needs its capability declared (§4.4).
     caps: u32,
+    /// `caps` of the HELLO of the last connect attempt, answered or not (`u32::MAX` before the
+    /// first): without `INJECT_EXT_DABT` the inject fallback is RESUME (fallback.rs).
+    declared_caps: u32,
     /// The minor the next HELLO asks for: `Config::minor`, lowered for the one retry after a daemon
     /// that speaks less (§10).
     ask_minor: u16,
@@ -105,6 +108,7 @@ impl Plugin {
             welcome: Welcome::default(),
             vcpu_count: 0,
             caps: 0,
+            declared_caps: u32::MAX,
             ask_minor,
             next_seq: 1,
             rx: Vec::new(),
@@ -168,6 +172,7 @@ impl Plugin {
     /// for `Config::minor` again, so a daemon upgraded meanwhile gets the highest version.
     pub fn connect(&mut self, path: impl AsRef<Path>, hello: &Hello) -> Result<Welcome, Error> {
         self.attach.plugin_socket(Some(path.as_ref()));
+        self.declared_caps = hello.caps;
         let r = self.connect_lowering(path.as_ref(), hello);
         self.ask_minor = self.max_minor();
         self.attempted(r)
@@ -199,6 +204,7 @@ impl Plugin {
     /// daemon does not take at once would fail. An error making it so closes it.
     pub fn connect_stream(&mut self, stream: UnixStream, hello: &Hello) -> Result<Welcome, Error> {
         self.attach.plugin_socket(None); // no default attach socket: `set_attach_socket` names one
+        self.declared_caps = hello.caps;
         let r = match stream.set_nonblocking(false) {
             Ok(()) => self.handshake(stream, hello),
             Err(e) => Err(e.into()),
@@ -284,7 +290,7 @@ impl Plugin {
         if wire::refused_event(&frame, self.vcpu_count, self.caps, minor) {
             self.stats.fallbacks += 1;
             self.stats.invalid_events += 1;
-            return fallback_verdict(self.config.fallback, seq, exit);
+            return fallback_verdict(self.config.fallback, seq, exit, self.declared_caps);
         }
         // While stalled (an exit missed its deadline and the daemon has not answered since), first
         // take what the daemon sent meanwhile: any answer ends the stall. Still stalled, this exit
@@ -303,7 +309,7 @@ impl Plugin {
             Err(e) => self.lose_connection(&e),
         }
         self.stats.fallbacks += 1;
-        let verdict = fallback_verdict(self.config.fallback, seq, exit);
+        let verdict = fallback_verdict(self.config.fallback, seq, exit, self.declared_caps);
         if self.kept.keep(frame, seq, verdict.action, self.config.max_kept) {
             self.stats.kept_dropped += 1;
         }
