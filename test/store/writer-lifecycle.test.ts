@@ -23,14 +23,14 @@ const T0 = Date.UTC(2026, 11, 4, 16, 0, 0);
 const s = session('vm-w', 7n);
 const events = (...seqs: number[]) => seqs.map((seq) => record({ session: s, seq, timeMs: T0 + seq }));
 
-function open(t: TestContext, checkMs: number, writerIdleMs?: number) {
+function open(t: TestContext, checkMs: number, writerIdleMs?: number, flushMs = 3_600_000) {
   const path = scratchStorePath();
   const errors: string[] = [];
   const health: boolean[] = [];
   const onError = (_op: unknown, err: unknown) => errors.push((err as Error).message);
   const store = new EventStore({ path, onError });
   const ahead = new WriteAhead(store, {
-    flushMs: 3_600_000,
+    flushMs,
     checkMs,
     maxPending: 2,
     ...(writerIdleMs === undefined ? {} : { writerIdleMs }),
@@ -159,24 +159,12 @@ test('a writer thread with nothing posted for writerIdleMs ends; the next rows s
 });
 
 test('session rows with no writer thread: committed here with the lock free, by a new thread while another connection holds it', async (t) => {
-  const path = scratchStorePath();
-  const errors: string[] = [];
-  const health: boolean[] = [];
-  const onError = (_op: unknown, err: unknown) => errors.push((err as Error).message);
-  const store = new EventStore({ path, onError });
-  const ahead = new WriteAhead(store, {
-    flushMs: 5,
-    checkMs: 20,
-    writerIdleMs: 50,
-    onError,
-    onHealth: (h) => health.push(h.healthy),
-  });
+  // Updates are handed over at the next flush: every 5 ms here.
+  const { path, store, ahead, errors, health } = open(t, 20, 50, 5);
   const other = new Database(path);
   t.after(() => {
     if (other.inTransaction) other.exec('ROLLBACK');
     other.close();
-    ahead.close();
-    store.close();
   });
   const sessions = () => store.db.prepare('SELECT vm FROM sessions ORDER BY vm').pluck().all();
   const state = () => `${ahead.pending} pending, errors ${errors.join('; ')}`;
