@@ -17,6 +17,7 @@
  * one closure, which reads best whole.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { thrownText } from '../errors/index.js';
 import { assertNever, boundSocketPath, type PeerCred, peerCred } from '../kvm/index.js';
 import { authorize } from './authorize.js';
 import { CommandArgs, type ControlCommand, type ControlContext, ControlRequest } from './commands.js';
@@ -348,7 +349,7 @@ export class ControlServer {
       this.#opts.onError?.(name, err);
       const e = isControlError(err)
         ? err
-        : new ControlError('SEAWALL_CONTROL_FAILED', `${name} failed: ${(err as Error).message}`);
+        : new ControlError('SEAWALL_CONTROL_FAILED', `${name} failed: ${thrownText(err)}`);
       return errorReply(id, e);
     }
   }

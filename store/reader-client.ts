@@ -57,6 +57,7 @@ export class StoreReader {
         return m.json !== undefined ? new EncodedJson(m.json) : m.result;
       },
       exited: (code) => new StoreError('SEAWALL_STORE_READER', `store reader exited with code ${code}`),
+      failed: (reason) => new StoreError('SEAWALL_STORE_READER', `store reader failed: ${reason}`),
       idleMs,
     });
   }

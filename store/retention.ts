@@ -116,6 +116,7 @@ export class Retention {
       },
       exited: (code) =>
         new StoreError('SEAWALL_STORE_PRUNE', `the retention thread exited with code ${code}`),
+      failed: (reason) => new StoreError('SEAWALL_STORE_PRUNE', `the retention thread failed: ${reason}`),
       // A pass every intervalMs (10 minutes by default): the thread is not kept between them.
       idleMs: opts.threadIdleMs ?? HELPER_THREAD_IDLE_MS,
     });

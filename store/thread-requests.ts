@@ -11,6 +11,7 @@
  * thread's last answer: requests queued behind slow reads are not failed while the thread answers.
  */
 import type { Worker } from 'node:worker_threads';
+import { thrownText } from '../errors/index.js';
 import { IdleTimer } from './idle-timer.js';
 
 /**
@@ -37,6 +38,11 @@ export interface ThreadRequestsOptions<Reply> {
   answer: (reply: Reply) => unknown;
   /** What waiting requests fail with when the thread exits by itself. */
   exited: (code: number) => Error;
+  /**
+   * What waiting requests fail with when the thread throws a value that is not an Error (a
+   * better-sqlite3 error arrives as `{ code }`, errors/thrown-text.ts), given its text.
+   */
+  failed: (reason: string) => Error;
   /** Ends the thread once it has had nothing to answer for this long; kept for good without. */
   idleMs?: number;
 }
@@ -144,7 +150,9 @@ export class ThreadRequests<Reply extends { id: number }> {
     const gone = (err: Error) => {
       if (this.#worker === worker) void this.stop(err);
     };
-    worker.on('error', gone);
+    worker.on('error', (err: unknown) =>
+      gone(err instanceof Error ? err : this.#opts.failed(thrownText(err))),
+    );
     worker.on('exit', (code) => gone(this.#opts.exited(code)));
     // Idle, the thread never keeps the process alive. After the 'message' listener: adding the
     // first one refs the thread's port again.

@@ -5,6 +5,7 @@
  * synchronously with `receiveMessageOnPort`. Everything else arrives as ordinary messages.
  */
 import { MessageChannel, type MessagePort, receiveMessageOnPort, type Worker } from 'node:worker_threads';
+import { thrownText } from '../errors/index.js';
 import { SCHED_IDLE, SCHED_OTHER, setThreadPolicy } from '../kvm/index.js';
 import { StoreError } from './errors.js';
 import { startThread } from './start-thread.js';
@@ -58,7 +59,13 @@ export class WriterClient {
       throw err;
     }
     port1.on('message', (m: WriterAck) => this.#ack(m));
-    this.#worker.on('error', (err) => this.#die(err));
+    this.#worker.on('error', (err: unknown) =>
+      this.#die(
+        err instanceof Error
+          ? err
+          : new StoreError('SEAWALL_STORE_WRITER', `writer thread failed: ${thrownText(err)}`),
+      ),
+    );
     this.#worker.on('exit', (code) => {
       if (!this.#closed)
         this.#die(

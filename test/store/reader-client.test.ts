@@ -3,7 +3,7 @@
  * and an idle one ends.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { EventStore, isStoreError, StoreReader } from '../../store/index.js';
 import { runTool } from '../daemon/e2e/run-cli.js';
@@ -70,4 +70,25 @@ test('the reader thread ends once idle, and the next read starts another', async
   store.append([record({ session: session('vm-a'), seq: 2, timeMs: 1_700_000_000_001 })]);
   assert.equal((await within('a read from a new thread', reader.totals())).events, 2);
   assert.equal(reader.running, true);
+});
+
+test("a reader that cannot open the store fails the read with SQLite's reason", async (t) => {
+  const store = open();
+  const reader = new StoreReader(store);
+  t.after(() => {
+    reader.close();
+    store.close();
+  });
+  // The file replaced by one that is not a database, its write-ahead log and index gone with it
+  // (their pages would be read first): the thread's open throws, uncaught, and its SqliteError
+  // reaches this thread as `{ code }` alone.
+  writeFileSync(`${store.path}.garbage`, 'x'.repeat(8192));
+  renameSync(`${store.path}.garbage`, store.path);
+  rmSync(`${store.path}-wal`, { force: true });
+  rmSync(`${store.path}-shm`, { force: true });
+  await assert.rejects(
+    within('the read', reader.totals()),
+    (e: unknown) =>
+      isStoreError(e) && e.code === 'SEAWALL_STORE_READER' && /not a database|SQLITE_NOTADB/.test(e.message),
+  );
 });

@@ -19,7 +19,8 @@ interface Reply {
 }
 
 // echo: answers; slow: answers after 100 ms asleep; fail: answers with an error; exit: the thread
-// exits 3; hang: never answers; block: never answers, nor anything after it.
+// exits 3; hang: never answers; block: never answers, nor anything after it; object: throws what
+// a better-sqlite3 error becomes on its way out of a thread.
 const THREAD = `
 const { parentPort } = require('node:worker_threads');
 parentPort.on('message', ({ id, op }) => {
@@ -28,6 +29,7 @@ parentPort.on('message', ({ id, op }) => {
   if (op === 'echo' || op === 'slow') parentPort.postMessage({ id, value: 'echo ' + id });
   else if (op === 'fail') parentPort.postMessage({ id, error: 'refused' });
   else if (op === 'exit') process.exit(3);
+  else if (op === 'object') throw { code: 'SQLITE_NOTADB' };
 });
 `;
 
@@ -46,6 +48,7 @@ function requests(idleMs?: number) {
       return m.value;
     },
     exited: (code) => new Error(`exited with ${code}`),
+    failed: (reason) => new Error(`failed: ${reason}`),
     ...(idleMs !== undefined ? { idleMs } : {}),
   });
   return { thread, started: () => started, workers };
@@ -74,6 +77,15 @@ test('a thread that exits fails every request waiting on it; the next request st
   assert.equal(await within('an answer from a new thread', ask(thread, 'echo')), 'echo 3');
   assert.equal(started(), 2);
   await thread.stop(new Error('done'));
+});
+
+test('a thread that throws what is not an Error fails what waits with its text', async () => {
+  const { thread, started } = requests();
+  const waiting = ask(thread, 'hang');
+  await assert.rejects(within('the throw', ask(thread, 'object')), { message: 'failed: SQLITE_NOTADB' });
+  await assert.rejects(within('the request waiting', waiting), { message: 'failed: SQLITE_NOTADB' });
+  assert.equal(await within('an answer', ask(thread, 'echo')), 'echo 3');
+  assert.equal(started(), 2);
 });
 
 test('a request past its timeout ends the thread and fails with the timeout error', async () => {
