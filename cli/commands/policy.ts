@@ -84,7 +84,7 @@ async function test(files: string[], io: CliIo): Promise<number> {
     status = 1;
     out(`${file}: FAIL: ${r.failures.length} of ${r.events} events differ`);
     for (const f of r.failures) {
-      out(`  ${file}:${f.line}: test '${f.test}', event ${f.step} (at ${f.at}): got ${f.decision}`);
+      out(`  ${file}:${f.line}: test '${f.test}', event ${f.step + 1} (at ${f.at}): got ${f.decision}`);
       const width = Math.max(...f.mismatches.map((m) => m.key.length));
       for (const m of f.mismatches) out(`    ${m.key.padEnd(width)}  expected ${m.expected}, got ${m.got}`);
     }

@@ -72,7 +72,7 @@ test('a failing test file exits 1 with expected vs got per event', (t) => {
   const r = runPolicyCli('test', file);
   assert.equal(r.status, 1);
   assert.match(r.stdout, /FAIL: 1 of 12 events differ/);
-  assert.match(r.stdout, /test 'three errors within ten minutes kill the VM', event 2 \(at 9m\)/);
+  assert.match(r.stdout, /test 'three errors within ten minutes kill the VM', event 3 \(at 9m\)/);
   assert.match(r.stdout, /action\s+expected inject, got kill/);
   assert.match(r.stdout, /rule\s+expected default, got repeat-offender/);
 });
@@ -111,7 +111,7 @@ test('policy test escapes the names, times and values it prints from the files',
   assert.equal(r.status, 1, r.stderr);
   // Nothing from the files reaches the terminal as a control or format character.
   assert.doesNotMatch(r.stdout.replaceAll('\n', ''), /[\p{Cc}\p{Cf}]/u);
-  assert.match(r.stdout, /test 't\\x1b\]0;title\\x07', event 0/);
+  assert.match(r.stdout, /test 't\\x1b\]0;title\\x07', event 1/);
   assert.match(r.stdout, /by rule kill\\u202eevil\.test\.yaml: PASS\n/);
   assert.match(r.stdout, /rule\s+expected r\\u202e, got kill\\u202e/);
   assert.equal(r.stdout.trim().split('\n').length, 4, r.stdout);
