@@ -86,6 +86,14 @@ function createPrivate(path: string): void {
 const BUSY_TIMEOUT_MS = 250;
 
 /**
+ * How long the daemon's start waits for the write lock (`whileStarting`): an operator's `sqlite3`
+ * in a transaction, a VACUUM of a large store. Nothing is answered before READY anyway, and a
+ * start that failed at once would be restarted by systemd until its start limit left the unit
+ * failed. Within the time the daemon asks systemd for each slow step of its start (120 s).
+ */
+export const START_BUSY_TIMEOUT_MS = 60_000;
+
+/**
  * SQLite checkpoints the WAL inside the commit that takes it past `wal_autocheckpoint` pages, on
  * whichever connection makes that commit. The writer thread checkpoints when nothing waits for it
  * (store/writer-thread.ts `CHECKPOINT_ROWS`); past this many pages (~40 MB) SQLite does it on the
@@ -165,11 +173,16 @@ export function storeOpenError(path: string, err: unknown, doing = 'cannot open 
  * every VM's verdicts with it.
  */
 export function withoutBusyWait<T>(db: Database.Database, fn: () => T): T {
+  return withBusyWait(db, 0, fn);
+}
+
+/** Runs `fn` with the connection's busy timeout at `ms`, then puts it back. */
+export function withBusyWait<T>(db: Database.Database, ms: number, fn: () => T): T {
   if (!db.open) return fn();
-  db.pragma('busy_timeout = 0');
+  db.pragma(`busy_timeout = ${ms}`);
   try {
     return fn();
   } finally {
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    if (db.open) db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   }
 }

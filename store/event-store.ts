@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { EventRecord, SessionInfo, SessionOutcome } from '../events/index.js';
 import { AwaitingApplied } from './awaiting-applied.js';
-import { openDatabase, statIno, storeOpenError } from './connection.js';
+import { openDatabase, START_BUSY_TIMEOUT_MS, statIno, storeOpenError, withBusyWait } from './connection.js';
 import { StoreError, type StoreOp } from './errors.js';
 import { RecordRow } from './event-columns.js';
 import { PendingKeys } from './held-rows.js';
@@ -106,14 +106,27 @@ export class EventStore {
     this.#onError = opts.onError ?? (() => {});
     this.#now = opts.now ?? Date.now;
     this.#db = openDatabase(opts.path);
-    try {
-      this.openedVersion = migrate(this.#db, opts.path, this.#now());
-      this.#prepare();
-    } catch (err) {
-      this.#db.close();
-      throw storeOpenError(opts.path, err);
-    }
-    this.#closeLeftOpen();
+    this.openedVersion = this.whileStarting(() => {
+      let version: number;
+      try {
+        version = migrate(this.#db, opts.path, this.#now());
+        this.#prepare();
+      } catch (err) {
+        this.#db.close();
+        throw storeOpenError(opts.path, err);
+      }
+      this.#closeLeftOpen();
+      return version;
+    });
+  }
+
+  /**
+   * Runs `fn`, a step of the daemon's start that writes (opening, recovering the write-ahead
+   * files), waiting for a write lock another process holds up to `START_BUSY_TIMEOUT_MS` rather
+   * than the run time's 250 ms.
+   */
+  whileStarting<T>(fn: () => T): T {
+    return withBusyWait(this.#db, START_BUSY_TIMEOUT_MS, fn);
   }
 
   /** Sessions a previous run left open were ended by its death: not live, and retention prunes them. */

@@ -259,7 +259,9 @@ export class WriteAhead {
     this.#idleWriter = opts.idleWriter ?? (this.#threaded && mayLeaveIdle(idleFacts()));
     this.#idleAgeMs = opts.idleAgeMs ?? 100;
     this.#writerIdleMs = opts.writerIdleMs ?? HELPER_THREAD_IDLE_MS;
-    this.recovered = recoverPending(store, this.path, (_file, err) => this.#onError('append', err));
+    this.recovered = store.whileStarting(() =>
+      recoverPending(store, this.path, (_file, err) => this.#onError('append', err)),
+    );
     this.#fd = openAppend(this.path);
     // Started with the first hand-over: a host without memory errors — the usual one — never
     // pays for a thread (its isolate and connection, ~10 MB resident) it has nothing to give.

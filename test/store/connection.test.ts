@@ -8,13 +8,15 @@
  * a new WAL beside it, and the store ended corrupt.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmodSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openDatabase } from '../../store/connection.js';
-import { WAIT_MS } from '../helpers/wait.js';
+import { EventStore, SCHEMA_VERSION } from '../../store/index.js';
+import { WAIT_MS, within } from '../helpers/wait.js';
 import { scratchStorePath } from './records.js';
 
 const betterSqlite = createRequire(import.meta.url).resolve('better-sqlite3');
@@ -74,4 +76,26 @@ test('the store files stay private and never reached through a link', () => {
   symlinkSync(elsewhere, `${path}-wal`);
   assert.throws(() => openDatabase(path), /events\.sqlite-wal is a symbolic link/);
   assert.equal(statSync(elsewhere).mode & 0o777, 0o644, "the link's target is left alone");
+});
+
+test("the store's opening waits out a write lock another process holds, past the run time's wait", async (t) => {
+  const path = scratchStorePath();
+  new EventStore({ path }).close();
+  // An operator's `sqlite3` in a transaction: it holds the write lock for 1.5 s after saying so,
+  // six times the 250 ms a connection waits at run time, then lets it go.
+  const script =
+    'const D = require(process.argv[1]); const db = new D(process.argv[2]);' +
+    "db.exec('BEGIN IMMEDIATE'); process.stdout.write('locked\\n');" +
+    "setTimeout(() => { db.exec('ROLLBACK'); db.close(); }, 1500);";
+  const holder = spawn(process.execPath, ['-e', script, betterSqlite, path], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = once(holder, 'exit');
+  t.after(() => holder.kill('SIGKILL'));
+  await within('the lock taken', once(holder.stdout, 'data'));
+  // Migrating, numbering the boot and closing sessions a previous run left open all write.
+  const store = new EventStore({ path });
+  t.after(() => store.close());
+  assert.equal(store.openedVersion, SCHEMA_VERSION);
+  await within('the holder to end', exited);
 });
