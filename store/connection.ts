@@ -53,6 +53,16 @@ const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL |
  * an existing file is looked at through an O_PATH descriptor only, and narrowed through its
  * /proc/self/fd link; the only descriptor opened for writing is the one that creates the main file.
  */
+/** Narrows `file`, open as the O_PATH descriptor `fd`, to 0600: through its /proc/self/fd link. */
+function narrow(file: string, fd: number): void {
+  try {
+    chmodSync(`/proc/self/fd/${fd}`, STORE_FILE_MODE);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    throw new Error(`${file} is mode wider than 0600 and /proc is not mounted to narrow it: chmod 600 it`);
+  }
+}
+
 function createPrivate(path: string): void {
   try {
     closeSync(openSync(path, CREATE_FLAGS, STORE_FILE_MODE));
@@ -74,8 +84,12 @@ function createPrivate(path: string): void {
       if (st.isSymbolicLink())
         throw new Error(`${file} is a symbolic link; the store's files must be its own`);
       if (!st.isFile()) throw new Error(`${file} is not a regular file`);
+      // A hard link is another file's name too (root may link any file): narrowing and writing
+      // it would change that file.
+      if (st.nlink !== 1)
+        throw new Error(`${file} has ${st.nlink} hard links; the store's files must be its own`);
       // Left by an older seawall with the old mode: narrowed too (SQLite reuses them as they are).
-      if ((st.mode & 0o077) !== 0) chmodSync(`/proc/self/fd/${fd}`, STORE_FILE_MODE);
+      if ((st.mode & 0o077) !== 0) narrow(file, fd);
     } finally {
       closeSync(fd);
     }

@@ -32,9 +32,9 @@ import { decodeUpdate, isUpdateLine, type WrittenAhead } from './update-lines.js
 export const MAX_FILE_BYTES = 256 * 1024 * 1024;
 
 /**
- * Opens a write-ahead file to append to, creating it (0600): never through a symlink, and only a
- * regular file — a link or a FIFO planted in the state directory must not be written through or
- * block the daemon.
+ * Opens a write-ahead file to append to, creating it (0600): never through a symlink or a hard
+ * link, and only a regular file — a link or a FIFO planted in the state directory must not be
+ * written through or block the daemon.
  */
 export function openAppend(path: string): number {
   const fd = openSync(
@@ -42,9 +42,21 @@ export function openAppend(path: string): number {
     constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK,
     0o600,
   );
-  if (!fstatSync(fd).isFile()) {
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
     closeSync(fd);
     throw new StoreError('SEAWALL_STORE_OPEN', `${path} is not a regular file`, { path });
+  }
+  // A hard link is another file's name too: appending would write into that file.
+  if (st.nlink !== 1) {
+    closeSync(fd);
+    throw new StoreError(
+      'SEAWALL_STORE_OPEN',
+      `${path} has ${st.nlink} hard links; the store's files must be its own`,
+      {
+        path,
+      },
+    );
   }
   return fd;
 }

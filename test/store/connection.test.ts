@@ -10,7 +10,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  linkSync,
+  readdirSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -76,6 +85,12 @@ test('the store files stay private and never reached through a link', () => {
   symlinkSync(elsewhere, `${path}-wal`);
   assert.throws(() => openDatabase(path), /events\.sqlite-wal is a symbolic link/);
   assert.equal(statSync(elsewhere).mode & 0o777, 0o644, "the link's target is left alone");
+  // A hard link is the other file itself: neither narrowed nor written (SQLite would fill a -shm).
+  unlinkSync(`${path}-wal`);
+  linkSync(elsewhere, `${path}-shm`);
+  assert.throws(() => openDatabase(path), /events\.sqlite-shm has 2 hard links/);
+  assert.equal(statSync(elsewhere).mode & 0o777, 0o644, 'the linked file is left alone');
+  assert.equal(statSync(elsewhere).size, 0);
 });
 
 test("the store's opening waits out a write lock another process holds, past the run time's wait", async (t) => {

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -22,7 +23,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { EventStore, WriteAhead } from '../../store/index.js';
+import { EventStore, isStoreError, WriteAhead } from '../../store/index.js';
 import { RecordEncoder } from '../../store/row-codec.js';
 import { encodeRow } from '../../store/row-lines.js';
 import { appendWhole, MAX_FILE_BYTES, segmentPath } from '../../store/segments.js';
@@ -192,6 +193,19 @@ test('at start, whole records that are not rows: the rows read are stored, the f
   );
   ahead.close();
   store.close();
+});
+
+test('a hard link at the write-ahead file: refused, and the file it names is left alone', () => {
+  const { dir, path, store } = openStore();
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'someone else’s\n', { mode: 0o644 });
+  linkSync(victim, `${path}.pending`);
+  assert.throws(
+    () => new WriteAhead(store, { onError: () => {} }),
+    (e: unknown) => isStoreError(e) && /pending has 2 hard links/.test(e.message),
+  );
+  store.close();
+  assert.equal(readFileSync(victim, 'utf8'), 'someone else’s\n');
 });
 
 test('the store file, or its -wal, as a symlink: refused, and what it names is left alone', () => {
