@@ -58,6 +58,9 @@ const args = [
   join(dir, 'state'),
   '--log',
   'stderr',
+  // On stderr the default is a summary every 10 s, which the demo ends before: an entry per event.
+  '--log-events',
+  'each',
 ];
 const daemon = spawn(process.execPath, [cli, ...args], {
   stdio: ['ignore', 'pipe', 'pipe'],
