@@ -2,6 +2,8 @@
  * The composition root of `seawall daemon`: starts in levels — log, metrics, policy, pipeline,
  * sockets, then READY=1 — and stops in reverse. Signals: SIGHUP reloads the policy (RELOADING=1 …
  * READY=1), SIGTERM/SIGINT stop after answering every event already received.
+ * Longer than 350 lines: the start's levels and the stop's are one sequence each, read top to
+ * bottom; split, the order between them (what each level needs opened before it) would be lost.
  */
 
 import { dirname } from 'node:path';
@@ -9,6 +11,7 @@ import { type Actions, createActions } from '../actions/index.js';
 import type { AttachServer } from '../attach/index.js';
 import type { ReloadResult } from '../control/index.js';
 import { ControlServer, serviceControlContext } from '../control/index.js';
+import { thrownText } from '../errors/index.js';
 import { EventBus } from '../events/index.js';
 import { MetricsServer, SeawallMetrics } from '../metrics/index.js';
 import { BUILTIN_POLICY_YAML, PolicyState, STATE_REBUILD_WINDOW_MS } from '../policies/index.js';
@@ -48,7 +51,7 @@ export interface ServiceOptions {
   logMode?: 'auto' | 'journal' | 'stderr';
   /** Per-event log entries: each, a periodic summary, or auto (each under journald). */
   logEvents?: 'each' | 'summary' | 'auto';
-  /** Called with a line for the operator's terminal (where the daemon listens, how to feed it). */
+  /** Called, once the daemon is ready, with lines for the operator's terminal (where it listens). */
   announce?: (line: string) => void;
 }
 
@@ -69,6 +72,11 @@ export class Service {
   #statusTimer: NodeJS.Timeout | null = null;
   #stopping: Promise<void> | null = null;
   readonly #announce: (line: string) => void;
+  /**
+   * What the start has announced so far: said only once the daemon is ready, so that a start that
+   * fails (an invalid policy, a socket in use) never printed a metrics URL or socket it then closed.
+   */
+  readonly #announced: string[] = [];
   startedAtMs = 0;
   store: EventStore | null = null;
   readonly actions: Actions;
@@ -217,7 +225,7 @@ export class Service {
       this.metrics.start();
       this.#metricsServer = new MetricsServer(this.metrics, metricsServerOptions(this.config, this.log));
       const addr = await this.#metricsServer.listen();
-      this.#announce(
+      this.#announced.push(
         `metrics:  http://${addr.family === 'IPv6' ? `[${addr.host}]` : addr.host}:${addr.port}/metrics`,
       );
     }
@@ -246,14 +254,14 @@ export class Service {
     // Level 3: the sockets; a single unnamed fd (systemd-socket-activate without --fdname) is the plugin's.
     const { plugin, control } = this.config.givenSockets;
     for (const line of overriddenSockets(activated, { plugin, control, attach: this.config.attach.socket }))
-      this.#announce(line);
+      this.#announced.push(line);
     const pluginFd = activated.get('plugin');
     if (pluginFd !== undefined) await this.server.listen({ fd: pluginFd });
     else await this.server.listen({ path: this.config.socket, mode: this.config.socketMode });
-    this.#announce(
+    this.#announced.push(
       `plugin socket: ${this.server.address}${pluginFd !== undefined ? ` (fd ${pluginFd}, socket activation)` : ''}`,
     );
-    listenAttach(this.attach, activated.get('attach'), (line) => this.#announce(line));
+    listenAttach(this.attach, activated.get('attach'), (line) => this.#announced.push(line));
     this.control = new ControlServer(
       serviceControlContext({
         version: VERSION,
@@ -269,7 +277,7 @@ export class Service {
       {
         onError: (cmd, err) =>
           this.log.log({
-            message: `control ${cmd} failed: ${(err as Error).message}`,
+            message: `control ${cmd} failed: ${thrownText(err)}`,
             priority: Priority.WARNING,
           }),
       },
@@ -280,10 +288,11 @@ export class Service {
     await this.control.listen(
       controlFd !== undefined ? { fd: controlFd } : { path: this.config.controlSocket },
     );
-    this.#announce(
+    this.#announced.push(
       `control socket: ${this.control.address}${controlFd !== undefined ? ` (fd ${controlFd}, socket activation)` : ''}`,
     );
     // Level 4: ready.
+    for (const line of this.#announced.splice(0)) this.#announce(line);
     this.startedAtMs = Date.now();
     this.notifier.ready(this.statusLine());
     this.#watchdog.start();
