@@ -11,7 +11,7 @@
  *   node --import tsx bench/metrics-render.ts [--vms N] [--combos N] [--runs N] [--json]
  *
  * `--combos` is how many kind × severity series each VM has (1–20; 20, the default, is the worst
- * case of docs/metrics.md, 22 series a VM with its poisoned-page gauge and fallback counter).
+ * case of docs/metrics.md, 23 series a VM with its poisoned-page gauge and both fallback counters).
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_VMS, MEMORY_ERROR_KINDS, SEVERITIES, SeawallMetrics } from '../metrics/index.js';
@@ -44,7 +44,7 @@ interface Run {
 
 /**
  * A storm: every VM (connected the first time) hits each of its kind × severity series, and
- * reports its poisoned pages and a fallback.
+ * reports its poisoned pages and a fallback of each kind (replayed, and answered late).
  */
 function storm(metrics: SeawallMetrics, first: boolean): void {
   for (let v = 0; v < VMS; v++) {
@@ -52,7 +52,8 @@ function storm(metrics: SeawallMetrics, first: boolean): void {
     if (first) metrics.vmConnected(vm);
     for (const [kind, severity] of combos) metrics.memoryError(vm, kind, severity);
     metrics.setPoisonedPages(vm, 1 + (v % 7));
-    metrics.fallbackReported(vm, 1);
+    metrics.fallbackReported(vm, 1, 'replay');
+    metrics.fallbackReported(vm, 1, 'applied');
     metrics.action('inject', 'default');
   }
 }

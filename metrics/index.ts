@@ -3,6 +3,8 @@ export { isMetricsError, MetricsError, type MetricsErrorCode } from './errors.js
 export {
   ACTIONS,
   type Action,
+  FALLBACK_VIAS,
+  type FallbackVia,
   KILL_OUTCOMES,
   type KillOutcome,
   MAX_LABEL_VALUE_LENGTH,

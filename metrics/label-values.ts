@@ -35,6 +35,14 @@ export type MigrationOutcome = (typeof MIGRATION_OUTCOMES)[number];
 export const KILL_OUTCOMES = ['exited', 'sigkilled', 'failed'] as const;
 export type KillOutcome = (typeof KILL_OUTCOMES)[number];
 
+/**
+ * How a plugin reported an event its own fallback answered: `replay`, sent again after a reconnect
+ * (the daemon never answered it); `applied`, an APPLIED `source` FALLBACK for an event the daemon
+ * did answer (its verdict came after the plugin's deadline, or could not be applied).
+ */
+export const FALLBACK_VIAS = ['replay', 'applied'] as const;
+export type FallbackVia = (typeof FALLBACK_VIAS)[number];
+
 /** The value an open label takes once its bound of distinct values is reached. */
 export const OVERFLOW_LABEL_VALUE = 'other';
 

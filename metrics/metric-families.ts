@@ -5,7 +5,8 @@ import { SampleFamily } from './sample-family.js';
 /**
  * Upper bounds of `seawall_verdict_latency_seconds`: 10 µs to 1 s in 1-2.5-5 steps. A verdict is
  * normally tens of microseconds (the vCPU is stalled meanwhile); the top buckets catch a stalled
- * event loop or store, and anything past the plugin's deadline shows up as fallback reports instead.
+ * event loop or store. A verdict past the plugin's deadline also shows up as a fallback report
+ * (`via` applied). The time an event waited in its socket before it was parsed is not in the histogram.
  */
 export const VERDICT_LATENCY_BUCKETS: readonly number[] = [
   1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1,
@@ -68,7 +69,7 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
     }),
     verdictLatency: new InPlaceHistogram({
       name: 'seawall_verdict_latency_seconds',
-      help: 'Time from receiving an SEA event to sending its verdict; the vCPU is stalled meanwhile.',
+      help: 'Time from parsing an event to writing its verdict; the wait in its socket before is not in it.',
       buckets: [...VERDICT_LATENCY_BUCKETS],
       registers,
     }),
@@ -97,7 +98,7 @@ export function createMetricFamilies(registry: Registry): MetricFamilies {
     }),
     fallbackReported: new SampleFamily({
       name: 'seawall_fallback_events_reported_total',
-      help: 'Events a plugin handled with its local fallback verdict while the daemon was unreachable.',
+      help: "Events whose guest got the plugin's local fallback verdict, by VM and how the plugin reported them (via).",
       type: 'counter',
       registers,
     }),

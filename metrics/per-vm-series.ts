@@ -1,5 +1,6 @@
 import type { DeferredCount, DeferredCounts } from './counter-children.js';
 import {
+  type FallbackVia,
   MEMORY_ERROR_KINDS,
   type MemoryErrorKind,
   rejectClosedLabel,
@@ -13,7 +14,9 @@ import { type VmSeriesBounds, VmSeriesTracker } from './vm-series-tracker.js';
 /** Cached children of one VM, so recording is a lookup and an increment. */
 interface VmState {
   readonly memoryErrors: Map<MemoryErrorKind, Map<Severity, DeferredCount<Sample>>>;
-  fallback: Sample | undefined;
+  /** `seawall_fallback_events_reported_total` by `via`: replay, applied. */
+  fallbackReplay: Sample | undefined;
+  fallbackApplied: Sample | undefined;
   poisonedPages: Sample | undefined;
 }
 
@@ -45,7 +48,12 @@ export class PerVmSeries {
       {
         create: () => {
           this.#f.vmsTracked.inc();
-          return { memoryErrors: new Map(), fallback: undefined, poisonedPages: undefined };
+          return {
+            memoryErrors: new Map(),
+            fallbackReplay: undefined,
+            fallbackApplied: undefined,
+            poisonedPages: undefined,
+          };
         },
         release: (_vm, state, evicted) => this.#release(state, evicted),
       },
@@ -73,10 +81,15 @@ export class PerVmSeries {
     state.poisonedPages.value = pages;
   }
 
-  fallbackReported(vm: string, count: number): void {
+  fallbackReported(vm: string, count: number, via: FallbackVia): void {
     const state = this.#vms.touch(vm);
-    state.fallback ??= this.#f.fallbackReported.create({ vm });
-    state.fallback.inc(count);
+    if (via === 'replay') {
+      state.fallbackReplay ??= this.#f.fallbackReported.create({ vm, via });
+      state.fallbackReplay.inc(count);
+    } else {
+      state.fallbackApplied ??= this.#f.fallbackReported.create({ vm, via });
+      state.fallbackApplied.inc(count);
+    }
   }
 
   connect(vm: string): void {
@@ -116,7 +129,8 @@ export class PerVmSeries {
         this.#f.memoryErrors.remove(count.child);
       }
     }
-    if (state.fallback !== undefined) this.#f.fallbackReported.remove(state.fallback);
+    if (state.fallbackReplay !== undefined) this.#f.fallbackReported.remove(state.fallbackReplay);
+    if (state.fallbackApplied !== undefined) this.#f.fallbackReported.remove(state.fallbackApplied);
     if (state.poisonedPages !== undefined) this.#f.poisonedPages.remove(state.poisonedPages);
     this.#f.vmsTracked.dec();
     if (evicted) this.#f.vmSeriesEvicted.inc();

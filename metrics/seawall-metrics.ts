@@ -14,6 +14,8 @@ import {
   assertClosedLabel,
   assertOpenLabel,
   BoundedLabelValues,
+  FALLBACK_VIAS,
+  type FallbackVia,
   KILL_OUTCOMES,
   type KillOutcome,
   type MemoryErrorKind,
@@ -175,10 +177,11 @@ export class SeawallMetrics {
     this.#vms.setPoisonedPages(vm, pages);
   }
 
-  /** `count` events a plugin handled by fallback while the daemon was away, reported on reconnect. */
-  fallbackReported(vm: string, count: number): void {
+  /** `count` events of `vm` that the plugin's fallback answered, reported as `via` says (FALLBACK_VIAS). */
+  fallbackReported(vm: string, count: number, via: FallbackVia): void {
     assertCount('count', count);
-    this.#vms.fallbackReported(vm, count);
+    assertClosedLabel('via', FALLBACK_VIAS, via);
+    this.#vms.fallbackReported(vm, count, via);
   }
 
   /** A session of `vm` opened: its series are live (never expired) until {@link vmDeparted}. */

@@ -14,6 +14,9 @@
  * can work out: each ring hashes with keys of its own, drawn at random (`randomKeys`). With a fixed
  * hash, a peer could choose seqs that all share one home, and every note and APPLIED of its session
  * would scan one cluster of thousands of entries on the event loop.
+ *
+ * The metrics sink keeps one of its own (row id 0), so that an APPLIED `source` FALLBACK is counted
+ * once, and only for an event the daemon answered in that session.
  */
 import { randomFillSync } from 'node:crypto';
 

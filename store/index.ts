@@ -1,3 +1,4 @@
+export { AwaitingApplied } from './awaiting-applied.js';
 export { STORE_FILE, storePath } from './connection.js';
 export { EncodedJson, jsonText } from './encoded-json.js';
 export { isStoreError, StoreError, type StoreErrorCode, type StoreOp } from './errors.js';

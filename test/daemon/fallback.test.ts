@@ -141,7 +141,10 @@ test('frozen, then killed: every stalled vCPU falls back at its deadline; each f
   // The restarted daemon's own counts, then the record both daemons left.
   const text = await scrape(d.metricsUrl as string);
   const counted = metricSum(text, 'seawall_memory_errors_total');
-  const reported = metricSum(text, 'seawall_fallback_events_reported_total');
+  const via = (how: string) =>
+    metricSum(text, 'seawall_fallback_events_reported_total', (l) => l.includes(`via="${how}"`));
+  const reported = via('replay');
+  const answeredLate = via('applied');
   await Promise.all(clients.map((c) => c.close()));
   assert.equal(await d.stop(), 0);
   const db = new Database(join(d.stateDir, STORE_FILE), { readonly: true, fileMustExist: true });
@@ -157,12 +160,15 @@ test('frozen, then killed: every stalled vCPU falls back at its deadline; each f
     assert.ok(replayRows <= replayed, `${replayRows} replay rows for ${replayed} reports`);
     const boot = db.prepare('SELECT boot_id FROM sessions ORDER BY opened_ms DESC LIMIT 1').pluck().get();
     const mine = db
-      .prepare('SELECT COUNT(*) AS events, COALESCE(SUM(replay), 0) AS replays FROM events WHERE boot_id = ?')
-      .get(boot) as { events: number; replays: number };
+      .prepare(
+        'SELECT COUNT(*) AS events, COALESCE(SUM(replay), 0) AS replays, ' +
+          'COALESCE(SUM(replay = 0 AND fallback_action IS NOT NULL), 0) AS late FROM events WHERE boot_id = ?',
+      )
+      .get(boot) as { events: number; replays: number; late: number };
     assert.deepEqual(
-      { events: counted, replays: reported },
+      { events: counted, replays: reported, late: answeredLate },
       mine,
-      'the restarted daemon counted exactly the events it stored, replays among them',
+      'the restarted daemon counted exactly the events it stored, replays and those answered late among them',
     );
   } finally {
     db.close();

@@ -67,7 +67,8 @@ describe('promtool', () => {
     m.sessionOpened();
     m.sessionClosed('protocol_error');
     m.protocolError('frame_too_large');
-    m.fallbackReported('vm-a', 2);
+    m.fallbackReported('vm-a', 2, 'replay');
+    m.fallbackReported('vm-a', 1, 'applied');
     m.migration('refused');
     m.kill('failed');
     m.policyReload(true, '2025-01-01', 'c'.repeat(64));

@@ -53,8 +53,9 @@ describe('SeawallMetrics counts', () => {
     m.sinkFailure('journal');
     m.migration('refused');
     m.kill('sigkilled');
-    m.fallbackReported('vm-a', 5);
-    m.fallbackReported('vm-a', 2);
+    m.fallbackReported('vm-a', 5, 'replay');
+    m.fallbackReported('vm-a', 2, 'replay');
+    m.fallbackReported('vm-a', 1, 'applied');
     m.setPoisonedPages('vm-a', 3);
     m.setPoisonedPages('vm-a', 2);
     m.observeVerdictLatency(3e-5);
@@ -70,7 +71,8 @@ describe('SeawallMetrics counts', () => {
     assert.equal(value(text, 'seawall_sink_failures_total', { sink: 'journal' }), 2);
     assert.equal(value(text, 'seawall_migrations_total', { outcome: 'refused' }), 1);
     assert.equal(value(text, 'seawall_kills_total', { outcome: 'sigkilled' }), 1);
-    assert.equal(value(text, 'seawall_fallback_events_reported_total', { vm: 'vm-a' }), 7);
+    assert.equal(value(text, 'seawall_fallback_events_reported_total', { vm: 'vm-a', via: 'replay' }), 7);
+    assert.equal(value(text, 'seawall_fallback_events_reported_total', { vm: 'vm-a', via: 'applied' }), 1);
     assert.equal(value(text, 'seawall_poisoned_pages', { vm: 'vm-a' }), 2);
     assert.equal(value(text, 'seawall_verdict_latency_seconds_bucket', { le: '0.00005' }), 1);
     assert.equal(value(text, 'seawall_verdict_latency_seconds_bucket', { le: '0.000025' }), 0);
@@ -274,7 +276,14 @@ describe('SeawallMetrics label validation', () => {
     );
     assert.throws(() => m.setPoisonedPages('vm-a', -1), assertMetricsError('SEAWALL_METRICS_INVALID_VALUE'));
     assert.throws(() => m.setPoisonedPages('vm-a', 1.5), assertMetricsError('SEAWALL_METRICS_INVALID_VALUE'));
-    assert.throws(() => m.fallbackReported('vm-a', -3), assertMetricsError('SEAWALL_METRICS_INVALID_VALUE'));
+    assert.throws(
+      () => m.fallbackReported('vm-a', -3, 'replay'),
+      assertMetricsError('SEAWALL_METRICS_INVALID_VALUE'),
+    );
+    assert.throws(
+      () => m.fallbackReported('vm-a', 1, 'late' as 'applied'),
+      assertMetricsError('SEAWALL_METRICS_INVALID_LABEL'),
+    );
     assert.equal(m.trackedVms, 0);
   });
 

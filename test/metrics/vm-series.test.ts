@@ -38,7 +38,8 @@ describe('VM series lifetime (TTL)', () => {
     m.memoryError('vm-a', 'sea', 'uer');
     m.memoryError('vm-a', 'sigbus', 'unknown');
     m.setPoisonedPages('vm-a', 2);
-    m.fallbackReported('vm-a', 1);
+    m.fallbackReported('vm-a', 1, 'replay');
+    m.fallbackReported('vm-a', 1, 'applied');
     m.memoryError('vm-b', 'sea', 'uer');
     m.vmDeparted('vm-a');
 
@@ -67,7 +68,7 @@ describe('VM series lifetime (TTL)', () => {
     visit(m, 'vm-a');
     clock.ms += 50_000;
     m.vmConnected('vm-a'); // a new session reports its fallback events
-    m.fallbackReported('vm-a', 3);
+    m.fallbackReported('vm-a', 3, 'replay');
     clock.ms += 3600_000;
     assert.equal(m.sweep(), 0, 'live again: no TTL');
     m.vmDeparted('vm-a');
@@ -82,7 +83,7 @@ describe('VM series lifetime (TTL)', () => {
     // Replays still queued when the plugin went away are counted after its session closed.
     clock.ms += 30_000;
     m.memoryError('vm-a', 'sea', 'uer');
-    m.fallbackReported('vm-a', 1);
+    m.fallbackReported('vm-a', 1, 'replay');
     clock.ms += 59_999;
     assert.equal(m.sweep(), 0, 'kept for the TTL after the last sighting');
     clock.ms += 1;

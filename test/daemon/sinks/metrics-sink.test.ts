@@ -95,3 +95,45 @@ test('a verdict whose rule name the metrics layer refuses still has its latency 
   assert.equal(value(text, 'seawall_verdict_latency_seconds_count'), 1);
   assert.equal(value(text, 'seawall_memory_errors_total', { vm: 'vm-a', kind: 'sea', severity: 'uer' }), 1);
 });
+
+test('an APPLIED FALLBACK counts the fallback once, for an answered event of a 1.1 session, a late KILL too', async () => {
+  const { m, sink } = clockedSink();
+  const s = { ...session('vm-late', 1n), minor: 1 };
+  const fallback = { action: 1, source: 'fallback' as const };
+  sink.sessionOpened?.(s);
+  sink.afterReply?.([
+    record({ session: s, seq: 1, timeMs: 1_700_000_000_000, action: 'kill' }),
+    record({ session: s, seq: 2, timeMs: 1_700_000_000_001 }),
+    record({ session: s, seq: 3, timeMs: 1_700_000_000_002, replay: true }),
+  ]);
+  const applied = async () =>
+    value(await m.metricsText(), 'seawall_fallback_events_reported_total', { vm: 'vm-late', via: 'applied' });
+  sink.applied?.(s, 1, 0, fallback);
+  assert.equal(await applied(), 1, 'the late KILL');
+  sink.applied?.(s, 1, 0, fallback);
+  assert.equal(await applied(), 1, 'a repeated APPLIED');
+  sink.applied?.(s, 3, 0, fallback);
+  sink.applied?.(s, 9, 0, fallback);
+  assert.equal(await applied(), 1, 'a replay, a seq never answered');
+  sink.applied?.(s, 2, 0, { action: 1, source: 'verdict' });
+  sink.applied?.(s, 2, 0, fallback);
+  assert.equal(await applied(), 1, 'a FALLBACK after the event’s APPLIED');
+  sink.afterReply?.([record({ session: s, seq: 4, timeMs: 1_700_000_000_003 })]);
+  sink.sessionClosed?.(s, 'disconnect', null);
+  sink.afterReply?.([record({ session: s, seq: 5, timeMs: 1_700_000_000_004 })]);
+  sink.applied?.(s, 4, 0, fallback);
+  sink.applied?.(s, 5, 0, fallback);
+  assert.equal(await applied(), 1, 'nothing of a closed session');
+
+  const old = session('vm-old', 2n);
+  sink.sessionOpened?.(old);
+  sink.afterReply?.([record({ session: old, seq: 1, timeMs: 1_700_000_000_000 })]);
+  sink.applied?.(old, 1, 0, fallback);
+  assert.deepEqual(
+    find(await m.metricsText(), 'seawall_fallback_events_reported_total').filter(
+      (f) => f.labels.vm === 'vm-old',
+    ),
+    [],
+    'a 1.0 session never reports a fallback by APPLIED',
+  );
+});
