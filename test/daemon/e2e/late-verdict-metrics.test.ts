@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ACTION, APPLIED_SOURCE, type Message } from '../../../protocol/index.js';
-import { PluginClient, type VerdictOutcome } from '../../../vmm/plugin-client.js';
+import { PluginClient } from '../../../vmm/plugin-client.js';
 import { seaExit } from '../../../vmm/sample-events.js';
 import { DEFAULT_CAPS } from '../../../vmm/simulator.js';
 import { metricSum, type RunningDaemon, removeDir, scrape, startDaemon } from '../../helpers/daemon.js';
@@ -46,31 +46,31 @@ test('a verdict that comes after the deadline of a frozen daemon is counted as a
     vmId: vm,
     vcpuCount: 1,
     caps: DEFAULT_CAPS,
-    deadlineMs: 100,
+    deadlineMs: 300,
   });
   clients.push(c);
   await c.connect();
-  const inTime = await within('a verdict in time', c.handleExit(seaExit()));
-  assert.equal(inTime.source, 'daemon');
+  // Normally in time; on a loaded machine it may come late too, and is then counted the same way.
+  await within('an exit answered', c.handleExit(seaExit()));
 
-  const late = nextEvent(c, 'late-verdict', 'the late verdict');
   d.proc.kill('SIGSTOP');
-  let outcome: VerdictOutcome;
+  let late: Promise<unknown> | undefined;
   try {
     // The event waits in the socket; the deadline passes and the fallback answers the exit.
-    outcome = await within('the fallback at the deadline', c.handleExit(seaExit()));
+    const outcome = await within('the fallback at the deadline', c.handleExit(seaExit()));
+    assert.equal(outcome.source, 'fallback');
+    late = nextEvent(c, 'late-verdict', 'the late verdict', (seq: number) => seq === outcome.verdict.seq);
   } finally {
     d.proc.kill('SIGCONT');
   }
-  assert.equal(outcome.source, 'fallback');
   // Thawed, the daemon reads the event and answers it: late, so the plugin answers APPLIED FALLBACK.
   await late;
-  assert.equal(c.stats.lateVerdicts, 1);
-  await until('the late verdict counted', async () => (await fallbacks(vm, 'applied')) === 1);
-  // Another verdict in time, its APPLIED (if any) and a scrape after it: still one.
-  await within('a verdict in time', c.handleExit(seaExit()));
-  assert.equal(await fallbacks(vm, 'applied'), 1);
-  assert.equal(await fallbacks(vm, 'replay'), 0);
+  await until(
+    'each late verdict counted once',
+    async () => (await fallbacks(vm, 'applied')) === c.stats.lateVerdicts,
+    { state: () => JSON.stringify(c.stats) },
+  );
+  assert.equal(await fallbacks(vm, 'replay'), 0, 'the connection stayed up: nothing replayed');
 });
 
 test('an APPLIED FALLBACK counts only for an event answered in its session, once', async () => {
