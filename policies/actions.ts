@@ -15,6 +15,7 @@ import {
 } from '../kvm/index.js';
 import type {
   ActionDecision,
+  Decision,
   Downgrade,
   DowngradeReason,
   HostCapabilities,
@@ -85,6 +86,20 @@ export function describeAction(d: ActionDecision): string {
     case 'none':
       return 'none';
   }
+}
+
+/**
+ * What a dry-run decision would have done, in words, for the operator reading a dry run: its
+ * action with every parameter (a migration's next step too), and the downgrade this host would
+ * have needed for it. The journal entry and the stored event carry the same text.
+ */
+export function describeWouldHave(dry: NonNullable<Decision['dryRun']>): string {
+  const w = dry.wouldHave;
+  let text = describeAction(w);
+  if (w.action === 'migrate') text += `, on failure ${describeAction(w.onFailure)}`;
+  const down = dry.downgrade;
+  if (down) text += `, downgraded from ${down.from} (${down.reason})`;
+  return text;
 }
 
 type Refusal = { reason: DowngradeReason; detail: string };

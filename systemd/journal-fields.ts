@@ -35,6 +35,11 @@ export const JournalField = {
   RULE: 'SEAWALL_RULE',
   /** Version (content hash) of the policy that decided. */
   POLICY_VERSION: 'SEAWALL_POLICY_VERSION',
+  /**
+   * Under a dry-run policy, what the rule decided and was not sent, with its parameters in words:
+   * `kill (grace 5000 ms)`. Only on such an entry.
+   */
+  WOULD_HAVE: 'SEAWALL_WOULD_HAVE',
   /** Result of the action: ok, failed, downgraded, refused, timeout … */
   OUTCOME: 'SEAWALL_OUTCOME',
   /** Free-form machine-oriented reason (error code, downgrade cause). */

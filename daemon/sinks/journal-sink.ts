@@ -5,7 +5,7 @@
  */
 
 import type { EventRecord, Sink } from '../../events/index.js';
-import { describeAction } from '../../policies/index.js';
+import { describeAction, describeWouldHave } from '../../policies/index.js';
 import { JournalField as F, type JournalPriority } from '../../systemd/index.js';
 import { type DaemonLog, MessageId, Priority } from '../log.js';
 
@@ -47,7 +47,9 @@ export function journalSink(log: DaemonLog): Sink {
           [F.GVA]: r.msg.type === 'sea' && e.esr?.abort && !e.esr.abort.fnv ? hex(r.msg.gva) : undefined,
           [F.GPA]: hex(e.gpa),
         };
-        const message = `memory error (${e.kind}) on VM ${e.vm.id} vCPU ${e.vcpu ?? '-'}${e.gpa === null ? '' : ` GPA ${hex(e.gpa)}`}: ${what}${d ? ` [rule ${d.rule}]` : ''}`;
+        // A dry-run policy's own decision: what an operator trying the policy reads.
+        const wouldHave = d?.dryRun ? describeWouldHave(d.dryRun) : undefined;
+        const message = `memory error (${e.kind}) on VM ${e.vm.id} vCPU ${e.vcpu ?? '-'}${e.gpa === null ? '' : ` GPA ${hex(e.gpa)}`}: ${what}${d ? ` [rule ${d.rule}]` : ''}${wouldHave ? `; dry run, would have: ${wouldHave}` : ''}`;
         // A replay has no decision (the plugin's fallback answered it): no rule, no policy version.
         if (d === null) {
           log.log({
@@ -70,6 +72,7 @@ export function journalSink(log: DaemonLog): Sink {
             [F.RULE]: d.rule,
             [F.POLICY_VERSION]: d.policyVersion,
             [F.OUTCOME]: d.dryRun ? 'dry_run' : 'verdict_sent',
+            [F.WOULD_HAVE]: wouldHave,
             [F.SESSION]: r.session.id,
           },
         });

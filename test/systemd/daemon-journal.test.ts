@@ -1,14 +1,20 @@
 /**
  * The daemon logging to a real systemd-journald while it handles a simulated fleet:
  * `journalctl -o json` returns exactly one MEMORY_ERROR entry per event, with the SEAWALL_* fields,
- * and every entry with a MESSAGE_ID arrives with the fields its catalog entry may name.
+ * and every entry with a MESSAGE_ID arrives with the fields its catalog entry may name. Under a
+ * dry-run policy the entry holds what the rule would have done (SEAWALL_WOULD_HAVE, the message).
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { MessageFields, MessageId } from '../../systemd/index.js';
 import type { PluginClient } from '../../vmm/plugin-client.js';
+import { seaEvent } from '../../vmm/sample-events.js';
 import { simulate } from '../../vmm/simulator.js';
-import { PATIENT_DEADLINE_MS, removeDir, startDaemon } from '../helpers/daemon.js';
+import { PATIENT_DEADLINE_MS, type RunningDaemon, removeDir, startDaemon } from '../helpers/daemon.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { journaldRequirements, startJournald } from './journald-fixture.js';
 import { requireOrSkip } from './tools.js';
 
@@ -72,4 +78,49 @@ test('one journal entry per event, with the documented MESSAGE_ID and SEAWALL_* 
       assert.ok(e[field], `the ${e.MESSAGE_ID} entry "${e.MESSAGE}" carries ${field}`);
   }
   assert.ok(ids.has(MessageId.DAEMON_STARTED) && ids.has(MessageId.MEMORY_ERROR), [...ids].join(' '));
+});
+
+const DRY_RUN = `version: 1
+name: dry-run-trial
+dryRun: true
+rules:
+  - name: uncontainable-kill
+    match: { severity: uc }
+    action: { type: kill, grace: 5s }
+default:
+  action: { type: inject, abort: data }
+`;
+
+test("a dry-run policy's entry in the journal holds what its rule would have done", async (t) => {
+  if (!requireOrSkip(t, journaldRequirements())) return;
+  const journald = await startJournald();
+  t.after(() => journald.stop());
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-dry-journal-'));
+  const held: { daemon?: RunningDaemon; client?: RawClient } = {};
+  t.after(async () => {
+    held.client?.destroy();
+    await held.daemon?.kill();
+    removeDir(dir);
+  });
+  writeFileSync(join(dir, 'policy.yaml'), DRY_RUN);
+  const policyArgs = ['--policy', join(dir, 'policy.yaml')];
+  const d = await startDaemon({ dir, args: ['--log', 'journal', ...policyArgs] });
+  held.daemon = d;
+  const vm = `jdry-${process.pid}-${Date.now().toString(36)}`;
+  const client = await RawClient.open(d.socket);
+  held.client = client;
+  await client.hello(vm);
+  // ISS.SET = 0b10: uncontainable.
+  client.send(seaEvent(1, { esr: 0x92001410n }));
+  await client.waitFor('verdict', (v) => v.seq === 1);
+  const [entry] = await journald.waitForEntries({ MESSAGE_ID: MessageId.MEMORY_ERROR, SEAWALL_VM: vm });
+  assert.ok(entry);
+  assert.equal(entry.SEAWALL_ACTION, 'inject');
+  assert.equal(entry.SEAWALL_RULE, 'uncontainable-kill');
+  assert.equal(entry.SEAWALL_OUTCOME, 'dry_run');
+  assert.equal(entry.SEAWALL_WOULD_HAVE, 'kill (grace 5000 ms)');
+  assert.match(
+    entry.MESSAGE ?? '',
+    /\[rule uncontainable-kill\]; dry run, would have: kill \(grace 5000 ms\)$/,
+  );
 });
