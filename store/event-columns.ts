@@ -5,8 +5,9 @@
  * the row or its `hex64` texts. The writer thread reads the record back into the same row.
  */
 import type { EventRecord } from '../events/index.js';
+import { actionCode, type Decision, describeWouldHave } from '../policies/index.js';
 import type { StoreRow } from './inserts.js';
-import { COL, type EventValues, hex64, type ReplayKey, type StoredEvent } from './rows.js';
+import { COL, type EventValues, hex64, type ReplayKey, type StoredDowngrade } from './rows.js';
 import { isHex64, U64_INDEXES } from './stored-values.js';
 
 /** Where the columns go, one call per column, in order. */
@@ -36,13 +37,45 @@ function labelsText(labels: Readonly<Record<string, string>>): string {
   return text;
 }
 
+/**
+ * The `downgrade` entries of a decision: its policy's downgrade, or under a dry-run policy the
+ * decision it recorded and did not send. A compiled policy's decisions are shared by its events
+ * (policies/compile.ts), so each is made once and its text kept, not made per event on the verdict
+ * path; a decision made for one event (the safe default) has neither.
+ */
+interface DecisionEntries {
+  entries: StoredDowngrade[];
+  text: string | null;
+}
+const decisionEntries = new WeakMap<Decision, DecisionEntries>();
+const NO_ENTRIES: DecisionEntries = { entries: [], text: null };
+
+function entriesOf(d: Decision): DecisionEntries {
+  if (!d.downgrade && !d.dryRun) return NO_ENTRIES;
+  let made = decisionEntries.get(d);
+  if (made === undefined) {
+    const entries: StoredDowngrade[] = [];
+    if (d.downgrade) entries.push({ by: 'policy', ...d.downgrade });
+    if (d.dryRun) {
+      const detail = describeWouldHave(d.dryRun);
+      entries.push({
+        by: 'dry_run',
+        from: actionCode(d.dryRun.wouldHave),
+        to: actionCode(d),
+        reason: 'dry_run',
+        detail,
+      });
+    }
+    made = { entries, text: jsonOrNull(entries) };
+    decisionEntries.set(d, made);
+  }
+  return made;
+}
+
 function downgradesOf(r: EventRecord): string | null {
-  const d = r.decision;
-  if (!d?.downgrade && !r.verdictDowngrade) return null;
-  const downgrades: StoredEvent['downgrades'] = [];
-  if (d?.downgrade) downgrades.push({ by: 'policy', ...d.downgrade });
-  if (r.verdictDowngrade) downgrades.push({ by: 'daemon', ...r.verdictDowngrade });
-  return jsonOrNull(downgrades);
+  const own = r.decision === null ? NO_ENTRIES : entriesOf(r.decision);
+  if (!r.verdictDowngrade) return own.text;
+  return jsonOrNull([...own.entries, { by: 'daemon', ...r.verdictDowngrade }]);
 }
 
 /**

@@ -16,6 +16,20 @@ export function parseHex64(text: string): bigint {
   return BigInt(text);
 }
 
+/**
+ * One entry of an event row's `downgrade` list (JSON): what was asked (`from`), what was sent
+ * instead (`to`) and why. `by`: the rule's `onUnsupported` (`policy`), the daemon's last resort
+ * (`daemon`), or a dry-run policy, whose decision was recorded and the built-in one sent
+ * (`dry_run`, with the reason `dry_run`).
+ */
+export interface StoredDowngrade {
+  by: 'policy' | 'daemon' | 'dry_run';
+  from: string;
+  to: string;
+  reason: string;
+  detail?: string;
+}
+
 /** One stored event as queries return it: JSON-ready (hex strings, numbers, plain lists). */
 export interface StoredEvent {
   id: number;
@@ -47,7 +61,13 @@ export interface StoredEvent {
   rule: string | null;
   policyVersion: string | null;
   /** Codes as in `Downgrade` (policies/decision.ts); `detail` in words (absent in rows before schema 4). */
-  downgrades: { by: 'policy' | 'daemon'; from: string; to: string; reason: string; detail?: string }[];
+  downgrades: (StoredDowngrade & { by: 'policy' | 'daemon' })[];
+  /**
+   * Under a dry-run policy, what its rule decided, which was not sent (`action` is what was): the
+   * decision's short code (as a downgrade's `from`: `kill`, `migrate`, `none`, `dabt_esr` …) and
+   * the same with its parameters in words. null when the policy was not in dry-run.
+   */
+  wouldHave: { code: string; detail: string } | null;
   verdictAction: number | null;
   verdictFlags: number | null;
   /** Receive → stored, just before the verdict was written (ns). */
@@ -199,6 +219,18 @@ export function valuesPoisonPage(v: EventValues): boolean {
   return v[COL.gpa] !== null && (v[COL.kind] === 'sea' || v[COL.kind] === 'sigbus');
 }
 
+/** A row's `downgrade` list, its dry-run entry apart: that one records a decision, not a downgrade. */
+function downgradesOfRow(text: string | null): Pick<StoredEvent, 'downgrades' | 'wouldHave'> {
+  if (text === null) return { downgrades: [], wouldHave: null };
+  const downgrades: StoredEvent['downgrades'] = [];
+  let wouldHave: StoredEvent['wouldHave'] = null;
+  for (const d of JSON.parse(text) as StoredDowngrade[]) {
+    if (d.by !== 'dry_run') downgrades.push({ ...d, by: d.by });
+    else wouldHave = { code: d.from, detail: d.detail ?? d.from };
+  }
+  return { downgrades, wouldHave };
+}
+
 export function storedEvent(row: EventRow): StoredEvent {
   return {
     id: row.id,
@@ -221,7 +253,7 @@ export function storedEvent(row: EventRow): StoredEvent {
     action: row.action,
     rule: row.rule,
     policyVersion: row.policy_version,
-    downgrades: row.downgrade === null ? [] : (JSON.parse(row.downgrade) as StoredEvent['downgrades']),
+    ...downgradesOfRow(row.downgrade),
     verdictAction: row.verdict_action,
     verdictFlags: row.verdict_flags,
     latencyNs: row.latency_ns,

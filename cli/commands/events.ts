@@ -23,6 +23,8 @@ function outcome(e: StoredEvent): string {
   if (e.replay) return `fallback (action ${e.fallbackAction ?? '?'})`;
   const parts = [e.action ?? '-'];
   if (e.downgrades.length > 0) parts.push('downgraded');
+  // A dry-run policy's own decision, which the guest did not get.
+  if (e.wouldHave !== null) parts.push(`dry run, would have: ${e.wouldHave.detail}`);
   // The verdict came after the plugin's own fallback: the guest got the fallback (1.1 APPLIED).
   if (e.fallbackAction !== null) parts.push(`superseded by fallback (action ${e.fallbackAction})`);
   if (e.applied !== null) parts.push(e.applied === 0 ? 'applied' : `apply failed ${e.applied}`);
