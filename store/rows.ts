@@ -219,14 +219,19 @@ export function valuesPoisonPage(v: EventValues): boolean {
   return v[COL.gpa] !== null && (v[COL.kind] === 'sea' || v[COL.kind] === 'sigbus');
 }
 
-/** A row's `downgrade` list, its dry-run entry apart: that one records a decision, not a downgrade. */
+/**
+ * A row's `downgrade` list, its dry-run entry apart: that one records a decision, not a downgrade.
+ * Anything else the column holds (a row edited by hand) is given as it is, as before.
+ */
 function downgradesOfRow(text: string | null): Pick<StoredEvent, 'downgrades' | 'wouldHave'> {
   if (text === null) return { downgrades: [], wouldHave: null };
+  const list: unknown = JSON.parse(text);
+  if (!Array.isArray(list)) return { downgrades: list as StoredEvent['downgrades'], wouldHave: null };
   const downgrades: StoredEvent['downgrades'] = [];
   let wouldHave: StoredEvent['wouldHave'] = null;
-  for (const d of JSON.parse(text) as StoredDowngrade[]) {
-    if (d.by !== 'dry_run') downgrades.push({ ...d, by: d.by });
-    else wouldHave = { code: d.from, detail: d.detail ?? d.from };
+  for (const d of list as (StoredDowngrade | null)[]) {
+    if (d?.by === 'dry_run') wouldHave = { code: d.from, detail: d.detail ?? d.from };
+    else downgrades.push(d as StoredEvent['downgrades'][number]);
   }
   return { downgrades, wouldHave };
 }
