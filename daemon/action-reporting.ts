@@ -42,7 +42,7 @@ export function actionReporting(
         const row = killRows.get(k.id);
         killRows.delete(k.id);
         // Kill decisions of the session that came while this one ran were folded into it.
-        const detail = withFolded(k.detail, k.coalesced, 'kill decision');
+        const detail = withFolded(k.detail, k.coalesced, ['kill decision', 'kill decisions']);
         if (row !== undefined) store()?.actionEnded(row, k.outcome, detail);
         metrics?.kill(k.outcome);
         log.log({
@@ -81,7 +81,7 @@ export function actionReporting(
       onFinished: (m) => {
         const row = migrationRows.get(m.migrationId);
         migrationRows.delete(m.migrationId);
-        const detail = withFolded(m.detail ?? null, m.coalesced, 'trigger');
+        const detail = withFolded(m.detail ?? null, m.coalesced, ['trigger', 'triggers']);
         if (row !== undefined) store()?.actionEnded(row, m.outcome, detail);
         metrics?.migration(m.outcome);
         log.log({
@@ -106,7 +106,7 @@ export function actionReporting(
 }
 
 /** An outcome's detail, with how many later requests were folded into it (docs/actions.md). */
-function withFolded(detail: string | null, coalesced: number, what: string): string | null {
-  const folded = coalesced > 0 ? `${coalesced} later ${what}(s) folded in` : null;
+function withFolded(detail: string | null, coalesced: number, [one, many]: [string, string]): string | null {
+  const folded = coalesced > 0 ? `${coalesced} later ${coalesced === 1 ? one : many} folded in` : null;
   return [detail, folded].filter((d) => d !== null).join('; ') || null;
 }

@@ -50,8 +50,8 @@ test('a kill and a migration with later requests folded in say so in their row a
     detail: null,
   });
   const [k] = store.queries.actions('vm-k');
-  assert.equal(k?.detail, '4 later kill decision(s) folded in');
-  assert.match(String(entries.at(-1)?.message), /sigkilled — 4 later kill decision\(s\) folded in/);
+  assert.equal(k?.detail, '4 later kill decisions folded in');
+  assert.match(String(entries.at(-1)?.message), /sigkilled — 4 later kill decisions folded in/);
 
   const migration = {
     migrationId: 'm-1',
@@ -71,7 +71,12 @@ test('a kill and a migration with later requests folded in say so in their row a
     detail: 'HTTP 409',
   } as Parameters<NonNullable<NonNullable<typeof report.migration>['onFinished']>>[0]);
   const [m] = store.queries.actions('vm-m');
-  assert.equal(m?.detail, 'HTTP 409; 99 later trigger(s) folded in');
+  assert.equal(m?.detail, 'HTTP 409; 99 later triggers folded in');
+  // One folded in is said in the singular.
+  const one = { ...kill, id: 2, vm: 'vm-1k' };
+  report.kill?.onStarted?.(one);
+  report.kill?.onFinished?.({ ...one, coalesced: 1, outcome: 'exited', finishedAtMs: 1_100, detail: null });
+  assert.equal(store.queries.actions('vm-1k')[0]?.detail, '1 later kill decision folded in');
   store.close();
 });
 
