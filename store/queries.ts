@@ -19,6 +19,7 @@ import {
   type StoredEvent,
   storedEvent,
 } from './rows.js';
+import { WhyQueries } from './why-queries.js';
 import { WINDOW_SCAN_ROWS, type WindowAnswer, WindowQueries, type WindowQuery } from './window-queries.js';
 
 export type { WindowAnswer, WindowEvent, WindowQuery } from './window-queries.js';
@@ -60,7 +61,10 @@ export interface VmSummary {
   firstSeenMs: number | null;
   lastSeenMs: number | null;
   poisonedPages: number;
-  /** The decision of the VM's newest decided event. */
+  /**
+   * The newer of the decision of the VM's newest decided event and its newest kill or migration
+   * started (a kill a refused migration's onFailure asked for is newer than the decision to migrate).
+   */
   lastAction: string | null;
   /** A plugin session for this VM is open now (as the caller of `vms` says). */
   connected: boolean;
@@ -128,6 +132,8 @@ export class StoreQueries {
   readonly #policySource: Database.Statement;
   readonly #before: Database.Statement;
   readonly #db: Database.Database;
+  /** `seawall why`'s reads beside an event's own action. */
+  readonly why: WhyQueries;
   readonly #onError: (err: unknown) => void;
 
   constructor(db: Database.Database, onError: (err: unknown) => void) {
@@ -169,11 +175,16 @@ export class StoreQueries {
           'UNION SELECT value FROM json_each(:connected) WHERE value > :after ORDER BY 1 LIMIT :limit',
       )
       .pluck();
+    // The last action: the newer of the VM's newest decision and its newest kill or migration
+    // started (one a migration's onFailure asked for comes after the decision to migrate).
+    const lastOf = (table: string, where: string, o: number): string =>
+      `SELECT * FROM (SELECT action, time_ms AS t, ${o} AS o FROM ${table} WHERE vm = :vm ${where} ` +
+      'ORDER BY time_ms DESC, id DESC LIMIT 1)';
     this.#vmRow = db.prepare(
       'SELECT COUNT(*) AS events, MIN(time_ms) AS firstSeenMs, MAX(time_ms) AS lastSeenMs, ' +
         '(SELECT COUNT(*) FROM poisoned_pages WHERE vm = :vm) AS poisonedPages, ' +
-        '(SELECT action FROM events WHERE vm = :vm AND action IS NOT NULL ORDER BY time_ms DESC, id DESC LIMIT 1) ' +
-        'AS lastAction FROM events WHERE vm = :vm',
+        `(SELECT action FROM (${lastOf('events', 'AND action IS NOT NULL', 0)} UNION ALL ${lastOf('actions', '', 1)}) ` +
+        'ORDER BY t DESC, o DESC LIMIT 1) AS lastAction FROM events WHERE vm = :vm',
     );
     this.#eventTotals = new EventTotals(db);
     this.#follow = new FollowQueries(db);
@@ -200,6 +211,7 @@ export class StoreQueries {
         `OR (rule IS NOT NULL AND rule <> 'default') ${byTime} LIMIT @limit) ${byTime}`,
     );
     this.#windows = new WindowQueries(db);
+    this.why = new WhyQueries(db);
     const actionCols =
       'SELECT id, time_ms AS timeMs, vm, action, rule, outcome, detail, updated_ms AS updatedMs FROM actions';
     // An event's own action (`actionFor`): the first of its kind with the event's (boot, session,

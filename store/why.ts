@@ -1,7 +1,8 @@
 /**
  * `seawall why VM`: every decision on a VM beyond the default answer, with the rule that made it,
  * the state that made that rule fire — the stored events of its rate window, the earlier errors on
- * a repeated page — and what became of the kill or migration it asked for.
+ * a repeated page — and what became of the kill or migration it asked for (and of the kill a
+ * migration's onFailure started when the migration was not accepted).
  *
  * Rules are read from the policy version that decided each event: the one in force (its source
  * comes with the question), or any earlier one whose source the store kept
@@ -58,6 +59,11 @@ export interface WhyCondition {
 export interface WhyOutcome extends StoredAction {
   /** false: the decision was folded into this earlier action (one per VM at a time). */
   own: boolean;
+  /**
+   * For a migration refused, failed or timed out: the kill its rule's onFailure started then, or
+   * null (onFailure `none`, or the request was folded into a kill of the session under way).
+   */
+  onFailureKill: StoredAction | null;
 }
 
 /** One decision on a VM beyond the default answer, and why. */
@@ -77,6 +83,12 @@ export interface WhyResult {
   events: number;
   /** `events` is a lower bound: the VM holds more in the period than were counted. */
   eventsAtLeast: boolean;
+  /** Of the events counted: replays, answered by the plugin's fallback and decided by no rule. */
+  replays: number;
+  /** Of the events counted: decided, but the plugin's fallback answered before the verdict came. */
+  superseded: number;
+  /** The time of the VM's newest stored event, in the period or not; null: the store holds none. */
+  newestMs: number | null;
   entries: WhyEntry[];
   /**
    * Older entries match too. Entries are searched for among the events counted: with
@@ -123,10 +135,14 @@ export class WhyBuilder {
       inclusive: true,
       limit: 1,
     });
+    const fallbacks = queries.why.fallbacks(q.vm, since);
     return {
       vm: q.vm,
       events: total.count,
       eventsAtLeast: total.atLeast,
+      replays: fallbacks.replays,
+      superseded: fallbacks.superseded,
+      newestMs: queries.why.newestMs(q.vm),
       entries: events.map((e) => this.#entry(e, current)),
       more,
     };
@@ -182,7 +198,6 @@ function condition(queries: StoreQueries, e: StoredEvent, m: Matcher): WhyCondit
 function outcome(queries: StoreQueries, e: StoredEvent): WhyOutcome | null {
   if (e.action !== 'kill' && e.action !== 'migrate') return null;
   const own = queries.actionFor(e);
-  if (own) return { ...own, own: true };
-  const earlier = queries.actionBefore(e.vm, e.action, e.timeMs);
-  return earlier ? { ...earlier, own: false } : null;
+  const a = own ?? queries.actionBefore(e.vm, e.action, e.timeMs);
+  return a ? { ...a, own: own !== undefined, onFailureKill: queries.why.onFailureKill(a) } : null;
 }

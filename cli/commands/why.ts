@@ -51,16 +51,39 @@ const MIGRATION_TEXT: Readonly<Record<string, string>> = {
   timed_out: 'timed out',
   dropped: 'dropped: the hook queue was full, the hook never ran',
 };
+/** The migration outcomes after which onFailure runs, as the kill that followed names them. */
+const MIGRATION_END: Readonly<Record<string, string>> = {
+  refused: 'refused',
+  failed: 'failed',
+  timed_out: 'timed out',
+};
 
-function outcomeText(action: string | null, o: WhyOutcome | null): string | null {
-  if (action !== 'kill' && action !== 'migrate') return null;
-  if (!o) return 'none recorded';
-  const words = (action === 'kill' ? KILL_TEXT : MIGRATION_TEXT)[o.outcome] ?? o.outcome;
-  const detail = o.detail ? ` (${terminalSafe(o.detail)})` : '';
+/** The count a kill's or migration's detail gives of the requests folded into it (daemon/action-reporting.ts). */
+const FOLDED_COUNT = /(?:^|; )\d+ later [a-z ]+? folded in$/;
+
+function outcomeText(action: string | null, o: WhyOutcome | null): string[] {
+  if (action !== 'kill' && action !== 'migrate') return [];
+  if (!o) return ['none recorded'];
+  // A decision folded in is counted in the detail of the action it joined: said once, on that one's entry.
+  const detail = o.own ? o.detail : (o.detail?.replace(FOLDED_COUNT, '') ?? null);
   const when = o.own
     ? `at ${formatTime(o.updatedMs)}`
     : `folded into the ${action} requested at ${formatTime(o.timeMs)}`;
-  return `${action} ${words}${detail}, ${when}`;
+  const lines = [`${action} ${actionWords(action, o.outcome, detail)}, ${when}`];
+  if (o.onFailureKill) {
+    const k = o.onFailureKill;
+    lines.push(
+      `then: kill (the rule's onFailure, the migration ${MIGRATION_END[o.outcome] ?? o.outcome}) ` +
+        `requested at ${formatTime(k.timeMs)}: ${actionWords('kill', k.outcome, k.detail)}` +
+        `${k.outcome === 'requested' ? '' : `, at ${formatTime(k.updatedMs)}`}`,
+    );
+  }
+  return lines;
+}
+
+function actionWords(action: 'kill' | 'migrate', outcome: string, detail: string | null): string {
+  const words = (action === 'kill' ? KILL_TEXT : MIGRATION_TEXT)[outcome] ?? terminalSafe(outcome);
+  return `${words}${detail ? ` (${terminalSafe(detail)})` : ''}`;
 }
 
 function entryText(x: WhyEntry): string {
@@ -78,27 +101,60 @@ function entryText(x: WhyEntry): string {
     const [first, ...rest] = x.conditions.flatMap((c) => conditionLines(c, e.id));
     lines.push(`  because  ${first}`, ...rest.map((l) => `           ${l}`));
   }
-  const out = outcomeText(e.action, x.outcome);
-  if (out) lines.push(`  outcome  ${out}`);
+  const [out, ...then] = outcomeText(e.action, x.outcome);
+  if (out) lines.push(`  outcome  ${out}`, ...then.map((l) => `           ${l}`));
   return lines.join('\n');
 }
 
-export function formatWhy(r: WhyResult): string {
+const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
+
+/** The counted events the plugin's fallback answered: replays (no rule decided them), late verdicts. */
+function fallbackParts(r: WhyResult): { replays: string | null; late: string | null } {
+  return {
+    replays:
+      r.replays > 0 ? `${plural(r.replays, 'replay', 'replays')} answered by the plugin's fallback` : null,
+    late:
+      r.superseded > 0
+        ? `${plural(r.superseded, 'verdict', 'verdicts')} too late: the plugin's fallback answered first`
+        : null,
+  };
+}
+
+/** No decision beyond the default among the `r.events` counted: what answered them. */
+function defaultsOnly(r: WhyResult): string {
+  const { replays, late } = fallbackParts(r);
+  if (replays === null) return `every one answered by the default rule${late ? ` (${late})` : ''}`;
+  const decided = r.events - r.replays;
+  if (decided === 0) return `every one a replay answered by the plugin's fallback (no rule decided them)`;
+  const them =
+    r.superseded > 0 ? ` (${r.superseded} of them too late: the plugin's fallback answered first)` : '';
+  return `${decided} decided by the default rule${them}, ${replays} (no rule decided them)`;
+}
+
+/** `sinceMs`: the --since asked for, when it was. */
+export function formatWhy(r: WhyResult, sinceMs?: number): string {
   const vm = terminalSafe(r.vm);
-  const events = `${r.eventsAtLeast ? 'at least ' : ''}${r.events}`;
+  const since = sinceMs === undefined ? '' : ` since ${formatTime(sinceMs)}`;
+  const events = `${r.eventsAtLeast ? 'at least ' : ''}${plural(r.events, 'event', 'events')}${since}`;
+  if (r.events === 0) {
+    if (r.newestMs === null) return `VM ${vm}: no stored events (the store holds none of this VM)`;
+    return `VM ${vm}: no stored events${since} (its newest is of ${formatTime(r.newestMs)})`;
+  }
   // Counted up to a bound, the VM's events were searched for decisions up to it too: its newest.
   if (r.entries.length === 0) {
-    if (r.events === 0) return `VM ${vm}: no stored events`;
     return r.eventsAtLeast
-      ? `VM ${vm}: ${events} events; the newest ${r.events}, every one answered by the default rule — older ones were not searched (narrow --since)`
-      : `VM ${vm}: ${events} events, every one answered by the default rule — nothing beyond it was decided`;
+      ? `VM ${vm}: ${events}; the newest ${r.events}, ${defaultsOnly(r)} — older ones were not searched (narrow --since)`
+      : `VM ${vm}: ${events}, ${defaultsOnly(r)} — nothing beyond the default was decided`;
   }
+  const { replays, late } = fallbackParts(r);
+  const fallbacks =
+    replays === null && late === null ? '' : ` (${[replays, late].filter(Boolean).join(', ')})`;
   const older = r.more
     ? ' (older ones too: raise --limit or narrow --since)'
     : r.eventsAtLeast
       ? ` among its newest ${r.events} events (older ones were not searched: narrow --since)`
       : '';
-  const head = `VM ${vm}: ${events} events; ${r.entries.length} decision${r.entries.length === 1 ? '' : 's'} beyond the default${older}`;
+  const head = `VM ${vm}: ${events}${fallbacks}; ${plural(r.entries.length, 'decision', 'decisions')} beyond the default${older}`;
   return [head, ...r.entries.map(entryText)].join('\n\n');
 }
 
@@ -123,7 +179,7 @@ export function registerWhy(parent: Command, ctx: CliContext): void {
       const args: Record<string, unknown> = { vm, limit: opts.limit };
       if (opts.since !== undefined) args.sinceMs = opts.since;
       const r = await askDaemon(ctx, opts, 'why', args);
-      ctx.io.out(opts.json ? toJson(r) : formatWhy(r));
+      ctx.io.out(opts.json ? toJson(r) : formatWhy(r, opts.since));
       return 0;
     }),
   );

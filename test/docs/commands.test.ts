@@ -122,13 +122,15 @@ test('every seawall command in README.md and docs/ code blocks exits as document
   };
   // The VMs the docs talk about, with errors on a few pages. Driven by `seawall simulate`, whose
   // VMMs are child processes: a kill the policy decides must never reach this test's process.
-  for (const [prefix, vms] of [
-    ['vm', 13],
-    ['db', 8],
-    ['demo', 2],
+  // A gold VM is migrated (tiered.yaml), the migration fails and its onFailure kills the VM.
+  for (const [prefix, vms, more] of [
+    ['vm', 13, ''],
+    ['db', 8, ''],
+    ['demo', 2, ''],
+    ['gold', 1, ' --label tier=gold'],
   ] as const) {
     const s = await sh(
-      `seawall simulate --vm-prefix ${prefix} --vms ${vms} --vcpus 1 --events ${vms * 2} --pages 2`,
+      `seawall simulate --vm-prefix ${prefix} --vms ${vms} --vcpus 1 --events ${vms * 2} --pages 2${more}`,
       work,
       env,
     );
