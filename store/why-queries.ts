@@ -37,14 +37,20 @@ export class WhyQueries {
       .pluck();
     // The onFailure kill is asked for under the migration's rule, session and seq, when the
     // migration ends: recorded after the migration's row (a larger id), started while it ran.
-    // Rows of one VM between the migration's start and end: a range of actions_vm_time.
+    // Rows of one VM between the migration's start and end: a range of actions_vm_time, bounded
+    // by the migration's time (actions_event would read every row without an event after it).
     this.#onFailureKill = db.prepare(
       'SELECT k.id, k.time_ms AS timeMs, k.vm, k.action, k.rule, k.outcome, k.detail, k.updated_ms AS updatedMs ' +
-        'FROM actions AS m JOIN actions AS k ON k.vm = m.vm AND k.time_ms >= m.time_ms ' +
+        'FROM actions AS m JOIN actions AS k INDEXED BY actions_vm_time ON k.vm = m.vm AND k.time_ms >= m.time_ms ' +
         "AND k.time_ms <= m.updated_ms AND k.action = 'kill' AND k.id > m.id AND k.rule IS m.rule " +
         'AND k.boot_id IS m.boot_id AND k.session_id IS m.session_id AND k.seq IS m.seq ' +
         "WHERE m.id = ? AND m.action = 'migrate' ORDER BY k.id LIMIT 1",
     );
+  }
+
+  /** The statements, for tests of their plans. */
+  statements(): Record<'fallbacks' | 'newest' | 'onFailureKill', Database.Statement> {
+    return { fallbacks: this.#fallbacks, newest: this.#newest, onFailureKill: this.#onFailureKill };
   }
 
   /** Of `vm`'s newest WINDOW_SCAN_ROWS events since `sinceMs`: replays and superseded verdicts. */

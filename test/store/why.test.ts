@@ -209,3 +209,24 @@ test("why counts the replays and the verdicts the plugin's fallback superseded, 
   const unknown = store.db.transaction(() => new WhyBuilder(store.queries).build({ vm: 'vm-none' }))();
   assert.deepEqual([unknown.events, unknown.newestMs], [0, null]);
 });
+
+test("why's counts and its search for an onFailure kill are ranges of an index", (t) => {
+  const store = scratchStore(t);
+  const plan = (s: { source: string }, params: unknown) =>
+    (store.db.prepare(`EXPLAIN QUERY PLAN ${s.source}`).all(params as never) as { detail: string }[]).map(
+      (p) => p.detail,
+    );
+  const { fallbacks, newest, onFailureKill } = store.queries.why.statements();
+  assert.ok(
+    plan(fallbacks, { vm: 'vm-1', since: 0, scan: WINDOW_SCAN_ROWS }).includes(
+      'SEARCH event_rows USING INDEX events_vm_time (vm=? AND time_ms>?)',
+    ),
+  );
+  assert.deepEqual(plan(newest, ['vm-1']), ['SEARCH event_rows USING COVERING INDEX events_vm_time (vm=?)']);
+  assert.deepEqual(plan(onFailureKill, [1]), [
+    'SEARCH m USING INTEGER PRIMARY KEY (rowid=?)',
+    'SEARCH k USING INDEX actions_vm_time (vm=? AND time_ms>? AND time_ms<?)',
+    // The kills of the VM during the migration, in the order they were recorded.
+    'USE TEMP B-TREE FOR ORDER BY',
+  ]);
+});
