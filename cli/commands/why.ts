@@ -165,7 +165,8 @@ export function registerWhy(parent: Command, ctx: CliContext): void {
       .summary('why a VM was killed, migrated or acted on: rule, state, outcome')
       .description(
         'Each decision on a VM beyond the default answer: the rule, the conditions it checked with the stored events ' +
-          'that made its rate window or repeated page hold, and the outcome of the kill or migration.',
+          'that made its rate window or repeated page hold, and the outcome of the kill or migration (and of the ' +
+          "kill a refused migration's onFailure started).",
       )
       .argument('<vm>', 'the VM id', vmIdValue)
       .option(
