@@ -73,7 +73,7 @@ function outcomeText(action: string | null, o: WhyOutcome | null): string[] {
   if (o.onFailureKill) {
     const k = o.onFailureKill;
     lines.push(
-      `then: kill (the rule's onFailure, the migration ${MIGRATION_END[o.outcome] ?? o.outcome}) ` +
+      `then: kill (the rule's onFailure, the migration ${MIGRATION_END[o.outcome] ?? terminalSafe(o.outcome)}) ` +
         `requested at ${formatTime(k.timeMs)}: ${actionWords('kill', k.outcome, k.detail)}` +
         `${k.outcome === 'requested' ? '' : `, at ${formatTime(k.updatedMs)}`}`,
     );
@@ -123,7 +123,10 @@ function fallbackParts(r: WhyResult): { replays: string | null; late: string | n
 /** No decision beyond the default among the `r.events` counted: what answered them. */
 function defaultsOnly(r: WhyResult): string {
   const { replays, late } = fallbackParts(r);
-  if (replays === null) return `every one answered by the default rule${late ? ` (${late})` : ''}`;
+  if (replays === null)
+    return late === null
+      ? 'every one answered by the default rule'
+      : `every one decided by the default rule (${late})`;
   const decided = r.events - r.replays;
   if (decided === 0) return `every one a replay answered by the plugin's fallback (no rule decided them)`;
   const them =

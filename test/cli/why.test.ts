@@ -116,7 +116,7 @@ test("why tells replays and verdicts the plugin's fallback superseded from the d
   );
   assert.match(
     formatWhy({ ...quiet, superseded: 1 }),
-    /180 events, every one answered by the default rule \(1 verdict too late: the plugin's fallback answered first\)/,
+    /180 events, every one decided by the default rule \(1 verdict too late: the plugin's fallback answered first\)/,
   );
   assert.match(
     formatWhy({ ...why(false), replays: 64, superseded: 2 }),
