@@ -92,14 +92,19 @@ export function keyValue(text: string, previous: Record<string, string> = {}): R
   return { ...previous, [text.slice(0, i)]: text.slice(i + 1) };
 }
 
+/** An ISO 8601 date and time that names no zone (no `Z`, no `±hh:mm`). */
+const ZONELESS_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
+
 /**
  * `--since`: a duration back from now (`90s`, `1h`, `7d`) or an ISO 8601 time; ms since the epoch.
- * Stored times are ms since the epoch, so a time before it is refused rather than sent.
+ * A time without a zone is UTC, as a date alone is and as every time seawall prints is: read in
+ * the local zone, the same text named another instant on a host not set to UTC. Stored times are
+ * ms since the epoch, so a time before it is refused rather than sent.
  */
 export function sinceValue(now: () => number): (text: string) => number {
   return (text) => {
     if (/^\d{4}-\d{2}-\d{2}/.test(text)) {
-      const t = Date.parse(text);
+      const t = Date.parse(ZONELESS_TIME.test(text) ? `${text}Z` : text);
       if (!Number.isFinite(t)) throw new InvalidArgumentError('not a valid ISO 8601 time');
       if (t < 0) {
         throw new InvalidArgumentError(
