@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { defaultAttachSocket } from '../attach/index.js';
-import { boundSocketPath, checkSocketPath } from '../kvm/index.js';
+import { boundSocketPath, SOCKET_PATH_MAX } from '../kvm/index.js';
 import { type ListenSocketType, pickListenFds, takeListenFds } from '../systemd/index.js';
 import type { DaemonConfig } from './config.js';
 import { DaemonError } from './errors.js';
@@ -69,11 +69,31 @@ export function overriddenSockets(
  */
 export function checkSocketPaths(config: DaemonConfig, activated: ReadonlyMap<string, number>): void {
   const pluginFd = activated.get('plugin');
-  if (pluginFd === undefined) checkSocketPath(config.socket, 'bind');
-  if (!activated.has('control')) checkSocketPath(config.controlSocket, 'bind');
+  if (pluginFd === undefined) checkPath(config.socket, 'the plugin socket', 'socket (--socket)');
+  if (!activated.has('control'))
+    checkPath(config.controlSocket, 'the control socket', 'controlSocket (--control-socket)');
   if (!config.attach.enabled || activated.has('attach')) return;
   // Beside the plugin socket the daemon serves: a passed one's path comes from the kernel.
   const plugin = pluginFd === undefined ? config.socket : boundSocketPath(pluginFd);
-  const attach = config.attach.socket ?? (plugin === null ? null : defaultAttachSocket(plugin));
-  if (attach !== null) checkSocketPath(attach, 'bind');
+  if (config.attach.socket !== undefined)
+    checkPath(config.attach.socket, 'the attach socket', 'attach.socket');
+  else if (plugin !== null)
+    checkPath(
+      defaultAttachSocket(plugin),
+      'the attach socket (named after the plugin socket)',
+      'attach.socket (or a shorter plugin socket path)',
+    );
+}
+
+/** A socket path no socket can have, refused as the configuration's fault, naming the setting. */
+function checkPath(path: string, what: string, setting: string): void {
+  const bytes = Buffer.byteLength(path, 'utf8');
+  if (bytes > 0 && bytes <= SOCKET_PATH_MAX) return;
+  throw new DaemonError(
+    'SEAWALL_DAEMON_CONFIG',
+    bytes === 0
+      ? `${what} path is empty; set ${setting}`
+      : `${what} path ${path} is ${bytes} bytes, more than the ${SOCKET_PATH_MAX} a Unix socket's path holds; set ${setting}`,
+    { path },
+  );
 }

@@ -29,12 +29,31 @@ test('the daemon refuses a socket path too long for a socket, and makes nothing'
   // 107 bytes exactly: the plugin socket fits, `p-attach.sock` beside it does not.
   const fits = join(base, 'e'.repeat(107 - base.length - 'p.sock'.length - 2), 'p.sock');
   assert.equal(Buffer.byteLength(fits), 107);
+  // Each refusal names the socket, where its path came from, and the setting that changes it.
   const cases = [
-    ['plugin', join(long, 'plugin.sock'), join(base, 'c.sock'), join(long, 'plugin.sock')],
-    ['control', join(base, 'plugin.sock'), join(long, 'control.sock'), join(long, 'control.sock')],
-    ['attach', fits, join(base, 'c.sock'), join(dirname(fits), 'p-attach.sock')],
+    [
+      'plugin socket',
+      join(long, 'plugin.sock'),
+      join(base, 'c.sock'),
+      join(long, 'plugin.sock'),
+      'socket \\(--socket\\)',
+    ],
+    [
+      'control socket',
+      join(base, 'plugin.sock'),
+      join(long, 'control.sock'),
+      join(long, 'control.sock'),
+      'controlSocket \\(--control-socket\\)',
+    ],
+    [
+      'attach socket \\(named after the plugin socket\\)',
+      fits,
+      join(base, 'c.sock'),
+      join(dirname(fits), 'p-attach.sock'),
+      'attach\\.socket \\(or a shorter plugin socket path\\)',
+    ],
   ] as const;
-  for (const [which, socket, control, refused] of cases) {
+  for (const [which, socket, control, refused, setting] of cases) {
     const state = join(base, 'state');
     const r = await runCli([
       'daemon',
@@ -51,9 +70,12 @@ test('the daemon refuses a socket path too long for a socket, and makes nothing'
     assert.equal(r.code, 1, `${which}: ${r.stderr}`);
     assert.match(
       r.stderr,
-      new RegExp(`socket path ${refused} is ${Buffer.byteLength(refused)} bytes`),
-      `${which}: the path and its length`,
+      new RegExp(
+        `the ${which} path ${refused} is ${Buffer.byteLength(refused)} bytes, more than the 107 .*; set ${setting}`,
+      ),
+      `${which}: the socket, its path and length, the setting`,
     );
+    assert.match(r.stderr, /SEAWALL_REASON=SEAWALL_DAEMON_CONFIG/, `${which}: the configuration's fault`);
     // Refused before the store: no state directory, no socket file at a cut path, no socket directory.
     assert.deepEqual(readdirSync(base), [], `${which}: nothing made`);
   }
