@@ -81,11 +81,18 @@ export const ControlRequest = z.object({
 });
 export type ControlRequest = z.infer<typeof ControlRequest>;
 
+/**
+ * Most sessions a `status` answer lists: status is made and encoded on the event loop that answers
+ * vCPUs, so it holds at most this many (the first opened) and no labels, whatever the plugins
+ * connected; `sessionCount` counts them all, and `seawall vms` pages through every connected VM.
+ */
+export const STATUS_MAX_SESSIONS = 100;
+
+/** A live session as `status` lists it; without its labels (events carry them: `seawall events`). */
 export interface SessionSummary {
   /** Session id (decimal), unique within this daemon run. */
   id: string;
   vm: string;
-  labels: Record<string, string>;
   vmmPid: number;
   vcpus: number;
   abi: string;
@@ -98,7 +105,12 @@ export interface StatusResult {
   startedAtMs: number;
   uptimeMs: number;
   policy: { version: string; reloads: number; failedReloads: number; lastReloadAtMs: number | null };
+  /** Every live plugin session. */
+  sessionCount: number;
+  /** The first STATUS_MAX_SESSIONS of them opened, oldest first. */
   sessions: SessionSummary[];
+  /** The live sessions `sessions` leaves out: `sessionCount - sessions.length`. */
+  sessionsOmitted: number;
   /** Since this daemon started. */
   events: { decided: number; replays: number };
   /**

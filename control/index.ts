@@ -17,6 +17,7 @@ export {
   MUTATING_COMMANDS,
   type ReloadResult,
   type SessionSummary,
+  STATUS_MAX_SESSIONS,
   type StatusResult,
   type VmView,
   type WhyCondition,

@@ -16,7 +16,13 @@ import {
   WhyBuilder,
   type WhyQuery,
 } from '../store/index.js';
-import type { ControlContext, ReloadResult, SessionSummary, StatusResult } from './commands.js';
+import {
+  type ControlContext,
+  type ReloadResult,
+  type SessionSummary,
+  STATUS_MAX_SESSIONS,
+  type StatusResult,
+} from './commands.js';
 import { ControlError } from './errors.js';
 
 export interface ServiceParts {
@@ -49,12 +55,16 @@ function summary(s: SessionInfo): SessionSummary {
   return {
     id: s.id.toString(),
     vm: s.vm.id,
-    labels: { ...s.vm.labels },
     vmmPid: s.vmmPid,
     vcpus: s.vcpuCount,
     abi: s.host.abi,
     openedAtMs: s.openedAtMs,
   };
+}
+
+/** The first `n` sessions opened (session ids rise with each HELLO), oldest first. */
+function firstOpened(sessions: readonly SessionInfo[], n: number): SessionInfo[] {
+  return [...sessions].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).slice(0, n);
 }
 
 function needStore(store: EventStore | null): EventStore {
@@ -115,6 +125,9 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
         }
         store = { path: p.store.path, ...totals, health };
       }
+      // Made and encoded on the event loop: a bounded list, without labels (docs/security.md).
+      const live = p.sessions();
+      const listed = firstOpened(live, STATUS_MAX_SESSIONS).map(summary);
       return {
         version: p.version,
         pid: process.pid,
@@ -126,7 +139,9 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
           failedReloads: p.policy.failedReloads,
           lastReloadAtMs: p.policy.lastReloadAtMs === 0 ? null : p.policy.lastReloadAtMs,
         },
-        sessions: p.sessions().map(summary),
+        sessionCount: live.length,
+        sessions: listed,
+        sessionsOmitted: live.length - listed.length,
         events: { decided: p.pipeline.decided, replays: p.pipeline.replays },
         store,
       };

@@ -1,6 +1,6 @@
 /** `seawall status`: the running daemon — version, uptime, policy, sessions, event counts, store. */
 import type { Command } from 'commander';
-import type { StatusResult } from '../../control/index.js';
+import { STATUS_MAX_SESSIONS, type StatusResult } from '../../control/index.js';
 import { toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
 import { terminalSafe } from '../terminal-text.js';
@@ -14,7 +14,10 @@ import {
   table,
 } from './control-io.js';
 
-/** The human view of a status answer. */
+/**
+ * The human view of a status answer: the daemon lists at most STATUS_MAX_SESSIONS sessions, and a
+ * line says how many more there are.
+ */
 export function formatStatus(s: StatusResult): string {
   const lines = [
     `seawall ${terminalSafe(s.version)}, pid ${s.pid}, up ${formatDuration(s.uptimeMs)} (since ${formatTime(s.startedAtMs)})`,
@@ -45,7 +48,10 @@ export function formatStatus(s: StatusResult): string {
   } else {
     lines.push('store     unavailable');
   }
-  lines.push(`sessions  ${s.sessions.length}`);
+  // An older daemon's answer lists every session and has no count.
+  const count = s.sessionCount ?? s.sessions.length;
+  const omitted = s.sessionsOmitted ?? 0;
+  lines.push(`sessions  ${count}`);
   if (s.sessions.length > 0) {
     const rows = s.sessions.map((x) => [
       x.vm,
@@ -62,6 +68,7 @@ export function formatStatus(s: StatusResult): string {
         .join('\n'),
     );
   }
+  if (omitted > 0) lines.push(`  … and ${omitted} more sessions: seawall vms`);
   return lines.join('\n');
 }
 
@@ -71,7 +78,7 @@ export function registerStatus(parent: Command, ctx: CliContext): void {
       .command('status')
       .summary('the running daemon: sessions, policy, counts, uptime')
       .description(
-        'The running daemon: version, uptime, the policy in force, plugin sessions, event counts and the store.',
+        `The running daemon: version, uptime, the policy in force, plugin sessions (the first ${STATUS_MAX_SESSIONS} opened, and how many more: seawall vms lists every connected VM), event counts and the store.`,
       ),
   ).action(
     act<ControlOptions>(ctx, async (opts) => {

@@ -19,7 +19,9 @@ function status(health: Partial<StoreHealth>): StatusResult {
     startedAtMs: T,
     uptimeMs: 60_000,
     policy: { version: 'builtin', reloads: 0, failedReloads: 0, lastReloadAtMs: null },
+    sessionCount: 0,
     sessions: [],
+    sessionsOmitted: 0,
     events: { decided: 10, replays: 0 },
     store: {
       path: '/var/lib/seawall/events.sqlite',

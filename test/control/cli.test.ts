@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { main } from '../../cli/cli.js';
 import type { CliIo } from '../../cli/cli-error.js';
+import { STATUS_MAX_SESSIONS } from '../../control/index.js';
 import { ANSWER_MAX_BYTES } from '../../store/answer-bytes.js';
 import { record, session } from '../store/records.js';
 import { startControl } from './fixture.js';
@@ -135,6 +136,29 @@ test('status, vms and poison print tables and --json', async () => {
   );
   const poison = await run('poison', ['--vm', 'vm-a', '--control-socket', f.socket]);
   assert.match(poison.out, /^VM\s+GPA\s+COUNT\s+FIRST SEEN\s+LAST SEEN\nvm-a\s+0x0000000000007000\s+1\s/);
+  await f.close();
+});
+
+test('status past STATUS_MAX_SESSIONS sessions lists the first opened and says how many more', async () => {
+  const f = await startControl();
+  for (let i = 1_024; i >= 1; i--) f.sessions.push(session(`vm-${String(i).padStart(4, '0')}`, BigInt(i)));
+  const st = await run('status', ['--control-socket', f.socket]);
+  assert.equal(st.status, 0, st.err);
+  const lines = st.out.trimEnd().split('\n');
+  const at = lines.indexOf('sessions  1024');
+  assert.ok(at > 0, st.out);
+  assert.match(lines[at + 1] ?? '', /^ {2}VM\s+SESSION/);
+  const rows = lines.slice(at + 2, -1);
+  assert.equal(rows.length, STATUS_MAX_SESSIONS);
+  assert.match(rows[0] ?? '', /^ {2}vm-0001\s+1\s/);
+  assert.match(
+    rows.at(-1) ?? '',
+    new RegExp(`^ {2}vm-${String(STATUS_MAX_SESSIONS).padStart(4, '0')}\\s+${STATUS_MAX_SESSIONS}\\s`),
+  );
+  assert.equal(lines.at(-1), `  … and ${1_024 - STATUS_MAX_SESSIONS} more sessions: seawall vms`);
+  const json = JSON.parse((await run('status', ['--json', '--control-socket', f.socket])).out);
+  assert.equal(json.sessionCount, 1_024);
+  assert.equal(json.sessionsOmitted, 1_024 - STATUS_MAX_SESSIONS);
   await f.close();
 });
 

@@ -19,7 +19,6 @@ test('the status example in docs/operations.md is formatStatus’s output', () =
   const session = (id: string, vm: string, vmmPid: number, vcpus: number, abi: string, since: string) => ({
     id,
     vm,
-    labels: {},
     vmmPid,
     vcpus,
     abi,
@@ -36,10 +35,12 @@ test('the status example in docs/operations.md is formatStatus’s output', () =
       failedReloads: 0,
       lastReloadAtMs: at('2025-06-03T14:10:00Z'),
     },
+    sessionCount: 2,
     sessions: [
       session('1', 'vm-7', 3310, 8, 'merged', '2025-06-01T08:00:15Z'),
       session('2', 'vm-12', 3342, 4, 'ext-abt-esr', '2025-06-01T08:01:02Z'),
     ],
+    sessionsOmitted: 0,
     events: { decided: 14, replays: 2 },
     store: {
       path: '/var/lib/seawall/events.sqlite',
