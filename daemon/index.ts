@@ -3,6 +3,7 @@ export * from './errors.js';
 export * from './log.js';
 export * from './paths.js';
 export * from './pipeline.js';
+export { MAX_REPORTED_ISSUES } from './policy-holder.js';
 export * from './policy-loader.js';
 export * from './policy-worker.js';
 export * from './service.js';

@@ -1,11 +1,13 @@
 /**
  * `seawall reload`: asks the daemon to load its policy file again. Exit 0 when the new policy is
- * live; exit 1 with every error when it was refused (the previous policy keeps serving). It waits
+ * live; exit 1 with its errors (the daemon's first MAX_REPORTED_ISSUES, and how many more) when it was
+ * refused (the previous policy keeps serving). It waits
  * as long as the daemon may spend loading (control/client.ts RELOAD_TIMEOUT_MS); without an
  * answer by then it exits 1 saying the outcome is unknown, never that the reload was refused.
  */
 import type { Command } from 'commander';
 import { RELOAD_TIMEOUT_MS } from '../../control/index.js';
+import { MAX_REPORTED_ISSUES } from '../../daemon/index.js';
 import { toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
 import { terminalSafe } from '../terminal-text.js';
@@ -17,7 +19,8 @@ export function registerReload(parent: Command, ctx: CliContext): void {
       .command('reload')
       .summary('reload the policy: 0 = new policy live, 1 = refused, old kept')
       .description(
-        'Reloads the policy file. Exit 0: the new policy is live. Exit 1: it was refused, every error is printed, and the previous policy keeps deciding; ' +
+        'Reloads the policy file. Exit 0: the new policy is live. ' +
+          `Exit 1: it was refused, its errors are printed (the first ${MAX_REPORTED_ISSUES}, and how many more: seawall policy check lists every one), and the previous policy keeps deciding; ` +
           `or no answer came within ${RELOAD_TIMEOUT_MS / 1000} s (a load may take the daemon 300 s), and whether it took effect is unknown: seawall status shows the policy in force.`,
       ),
   ).action(
