@@ -1,12 +1,8 @@
 /**
  * The policy in force, swapped atomically. Each event reads `current` once, so it is decided by
  * exactly one version; a reload either replaces it whole or leaves it untouched (an invalid file
- * is logged with its errors and counted, and the last good policy keeps serving).
- *
- * A refused file reports at most MAX_REPORTED_ISSUES errors and how many more there are: the
- * reload's control answer and its log entry are made on the event loop that answers vCPUs, and a
- * 3.8 MB policy of 50,000 bad rules has 50,000 errors (a 7 MB answer). `seawall policy check`
- * lists every one.
+ * is logged with its errors, at most MAX_REPORTED_ISSUES of them (policy-worker.ts), and counted,
+ * and the last good policy keeps serving).
  *
  * Reloads are serialized: a reload starts only when the one before it has finished, so the reply
  * of the last one always names the policy that is live — two racing reloads can no longer leave
@@ -20,19 +16,6 @@ import type { PolicyText } from '../store/index.js';
 import { JournalField as F } from '../systemd/index.js';
 import { DaemonError } from './errors.js';
 import { type DaemonLog, MessageId, Priority } from './log.js';
-
-/** Most errors a refused policy reports (the reload's answer, its log entry, the start's error). */
-export const MAX_REPORTED_ISSUES = 100;
-
-/** The first MAX_REPORTED_ISSUES of `issues`, and a line saying how many more there are. */
-function reported(path: string, issues: string[]): string[] {
-  if (issues.length <= MAX_REPORTED_ISSUES) return issues;
-  const more = issues.length - MAX_REPORTED_ISSUES;
-  return [
-    ...issues.slice(0, MAX_REPORTED_ISSUES),
-    `… and ${more} more errors: seawall policy check ${path} lists every one`,
-  ];
-}
 
 export type PolicyLoadResult =
   | {
@@ -135,8 +118,7 @@ export class PolicyHolder {
   /** The loader's answer; a loader that throws is a failed load, never an unhandled rejection. */
   async #safeLoad(path: string): Promise<PolicyLoadResult> {
     try {
-      const r = await this.#load(path);
-      return r.ok ? r : { ok: false, issues: reported(path, r.issues) };
+      return await this.#load(path);
     } catch (err) {
       return { ok: false, issues: [`${path}: ${(err as Error).message ?? String(err)}`] };
     }

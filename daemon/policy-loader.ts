@@ -19,7 +19,7 @@ import {
   unconfiguredHooks,
 } from '../policies/index.js';
 import type { PolicyLoader } from './policy-holder.js';
-import { PolicyWorker } from './policy-worker.js';
+import { PolicyWorker, reportedIssues } from './policy-worker.js';
 
 /**
  * Parses and validates off the event loop (policy-worker.ts), then compiles here what is left —
@@ -56,7 +56,10 @@ export function createPolicyLoader(
       if (unknown.length > 0)
         return {
           ok: false,
-          issues: unknown.map((u) => `${path}: ${formatPath(u.path)}: ${u.message} [${u.code}]`),
+          issues: reportedIssues(
+            path,
+            unknown.map((u) => `${path}: ${formatPath(u.path)}: ${u.message} [${u.code}]`),
+          ),
         };
       const precompiled = { version: r.version, gpa: r.gpa, rules: compiled };
       const provider = compilePolicy(doc, { state, precompiled });

@@ -22,6 +22,26 @@ import {
 import { IdleTimer, startThread, yieldToVerdictPath } from '../store/index.js';
 import { checkTrustedFile } from './paths.js';
 
+/**
+ * Most errors a refused policy reports: the reload's control answer and its log entry are made on
+ * the event loop that answers vCPUs, and a 3.8 MB policy of 50,000 bad rules has 50,000 errors (a
+ * 7 MB answer, cloned from this thread first). `seawall policy check` lists every one.
+ */
+export const MAX_REPORTED_ISSUES = 100;
+
+/**
+ * The first MAX_REPORTED_ISSUES of a file's `total` errors (`issues` holds at least those), and a
+ * line saying how many more there are.
+ */
+export function reportedIssues(path: string, issues: readonly string[], total = issues.length): string[] {
+  const shown = issues.slice(0, MAX_REPORTED_ISSUES);
+  if (total <= MAX_REPORTED_ISSUES) return shown;
+  return [
+    ...shown,
+    `… and ${total - MAX_REPORTED_ISSUES} more errors: seawall policy check ${path} lists every one`,
+  ];
+}
+
 /** What a load produces: the document (GPA lists removed) and the work done on it, or the issues. */
 export type WorkerLoad =
   | {
@@ -97,8 +117,10 @@ async function load(path: string): Promise<{ result: WorkerLoad; transfer: Array
   const text = read.text;
   const r = parsePolicy(text, path);
   if (!r.ok) {
-    const issues = r.issues.map((i) => `${path}:${i.line}: ${i.path || '(top)'}: ${i.message} [${i.code}]`);
-    return { result: { ok: false, issues }, transfer: [] };
+    const issues = r.issues
+      .slice(0, MAX_REPORTED_ISSUES)
+      .map((i) => `${path}:${i.line}: ${i.path || '(top)'}: ${i.message} [${i.code}]`);
+    return { result: { ok: false, issues: reportedIssues(path, issues, r.issues.length) }, transfer: [] };
   }
   const doc = r.policy;
   const version = policyVersionOf(doc);

@@ -6,10 +6,16 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { deserialize } from 'node:v8';
 import { createPolicyLoader } from '../../daemon/policy-loader.js';
-import { PolicyWorker, RULES_PER_SLICE, sliceRules, TERMS_PER_SLICE } from '../../daemon/policy-worker.js';
+import {
+  MAX_REPORTED_ISSUES,
+  PolicyWorker,
+  RULES_PER_SLICE,
+  sliceRules,
+  TERMS_PER_SLICE,
+} from '../../daemon/policy-worker.js';
 import {
   labelTerms,
   matchTerms,
@@ -140,9 +146,33 @@ test('a policy naming a migration hook the daemon does not have is refused, wher
   assert.equal(configured.ok, true, configured.ok ? '' : configured.issues.join('\n'));
 });
 
-test('the daemon refuses a policy over the GPA range limit as policy check does, aliases expanded', async (t) => {
+/** `lines` as a policy file in a temp dir, loaded by a real worker for a daemon with no hooks. */
+async function loadLines(t: TestContext, name: string, lines: readonly string[]) {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-loader-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, name);
+  writeFileSync(file, lines.join('\n'));
+  const worker = new PolicyWorker();
+  t.after(() => worker.close());
+  return { file, r: await createPolicyLoader(new PolicyState(), worker)(file) };
+}
+
+test('a policy naming an unconfigured hook in many rules reports the first MAX_REPORTED_ISSUES uses', async (t) => {
+  const n = MAX_REPORTED_ISSUES + 50;
+  const lines = ['version: 1', 'name: migrate', 'rules:'];
+  for (let i = 0; i < n; i++)
+    lines.push(
+      `  - { name: r${i}, match: { kind: sea }, action: { type: migrate, hook: gone, meanwhile: none, onFailure: { type: kill } } }`,
+    );
+  lines.push('default: { action: { type: none } }', '');
+  const { file, r } = await loadLines(t, 'hooks.yaml', lines);
+  const issues = r.ok ? [] : r.issues;
+  assert.equal(issues.length, MAX_REPORTED_ISSUES + 1);
+  assert.match(issues[0] ?? '', /: rules\[0\]\.action\.hook: hook 'gone' is not configured/);
+  assert.equal(issues.at(-1), `… and 50 more errors: seawall policy check ${file} lists every one`);
+});
+
+test('the daemon refuses a policy over the GPA range limit as policy check does, aliases expanded', async (t) => {
   // One anchored list aliased by 100 rules: a small file, 100 × its ranges once expanded.
   const n = POLICY_LIMITS.maxGpaRanges / 100 + 1;
   const ranges = Array.from({ length: n }, (_, i) => `{ from: ${i * 0x2000}, to: ${i * 0x2000 + 0xfff} }`);
@@ -150,11 +180,7 @@ test('the daemon refuses a policy over the GPA range limit as policy check does,
   lines.push(`  - { name: r0, match: { gpa: &g [${ranges.join(', ')}] }, action: { type: kill } }`);
   for (let i = 1; i < 100; i++) lines.push(`  - { name: r${i}, match: { gpa: *g }, action: { type: kill } }`);
   lines.push('default: { action: { type: none } }', '');
-  const file = join(dir, 'gpa.yaml');
-  writeFileSync(file, lines.join('\n'));
-  const worker = new PolicyWorker();
-  t.after(() => worker.close());
-  const r = await createPolicyLoader(new PolicyState(), worker)(file);
+  const { file, r } = await loadLines(t, 'gpa.yaml', lines);
   assert.deepEqual(r.ok ? [] : r.issues, [
     `${file}:3: rules: ${100 * n} GPA ranges (over all rules, aliases expanded); a policy holds at most ${POLICY_LIMITS.maxGpaRanges} (maxGpaRanges) [policy-limit]`,
   ]);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { controlRequest } from '../../control/index.js';
-import { MAX_REPORTED_ISSUES } from '../../daemon/policy-holder.js';
+import { MAX_REPORTED_ISSUES } from '../../daemon/policy-worker.js';
 import { parsePolicy } from '../../policies/index.js';
 import { removeDir, startDaemon } from '../helpers/daemon.js';
 
