@@ -96,6 +96,13 @@ export const ACTION = {
 } as const;
 export type ActionCode = (typeof ACTION)[keyof typeof ACTION];
 
+const ACTION_NAMES = new Map<number, string>(Object.entries(ACTION).map(([k, v]) => [v, k.toLowerCase()]));
+
+/** An ACTION code's name in lower case (`inject`, `kill`); `action N` for a code no version defines. */
+export function actionName(code: number): string {
+  return ACTION_NAMES.get(code) ?? `action ${code}`;
+}
+
 /** VERDICT flag bits (u8). */
 export const VERDICT_FLAG = {
   /** A migration of this VM has been requested; the injection is what the vCPU gets meanwhile. */

@@ -3,7 +3,7 @@
  * loop that takes an exit, waits for its verdict, and takes the next — the way a real vCPU thread
  * stalls. Used by `seawall simulate`, by tests and by the benchmarks.
  */
-import { ACTION, CAP } from '../protocol/index.js';
+import { ACTION, actionName, CAP } from '../protocol/index.js';
 import { AttachClient, exitOfReport, StandInVcpus } from './attach-client.js';
 import { VmmError } from './errors.js';
 import { DEFAULT_MIX, EventGenerator, type EventMix, pagePool, type SeverityMix } from './event-mix.js';
@@ -70,8 +70,6 @@ export interface SimulationSummary {
   eventsPerSecond: number;
   latencyUs: Record<string, number>;
 }
-
-const ACTION_NAMES = new Map<number, string>(Object.entries(ACTION).map(([k, v]) => [v, k.toLowerCase()]));
 
 export const DEFAULT_CAPS = CAP.SEA_TO_USER | CAP.INJECT_EXT_DABT | CAP.RAS | CAP.NISV_TO_USER;
 
@@ -146,7 +144,7 @@ export async function simulate(o: SimulationOptions): Promise<SimulationSummary>
               if (out.source === 'daemon') answered++;
               latency.add(out.latencyNs);
               o.onLatency?.(out.latencyNs);
-              const name = ACTION_NAMES.get(out.verdict.action) ?? `action-${out.verdict.action}`;
+              const name = actionName(out.verdict.action);
               verdicts[name] = (verdicts[name] ?? 0) + 1;
               if (out.verdict.action === ACTION.KILL && o.onKill === 'stop' && !dead.has(idx)) {
                 // A VMM terminates the VM: every vCPU stops and the plugin session ends. Told

@@ -4,6 +4,7 @@
  * stored from then on (cli/commands/events-follow.ts); its JSON is one event per line.
  */
 import type { Command } from 'commander';
+import { actionName } from '../../protocol/index.js';
 import { MAX_QUERY_LIMIT, type StoredEvent } from '../../store/index.js';
 import { toJson, toJsonLine } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
@@ -19,14 +20,19 @@ interface EventsOptions extends ControlOptions {
   follow: boolean;
 }
 
+/** A plugin's fallback action (a protocol ACTION code) by its name: inject, kill, resume. */
+function fallbackName(code: number | null): string {
+  return code === null ? '?' : actionName(code);
+}
+
 function outcome(e: StoredEvent): string {
-  if (e.replay) return `fallback (action ${e.fallbackAction ?? '?'})`;
+  if (e.replay) return `fallback ${fallbackName(e.fallbackAction)}`;
   const parts = [e.action ?? '-'];
   if (e.downgrades.length > 0) parts.push('downgraded');
   // A dry-run policy's own decision, which the guest did not get.
   if (e.wouldHave !== null) parts.push(`dry run, would have: ${e.wouldHave.detail}`);
   // The verdict came after the plugin's own fallback: the guest got the fallback (1.1 APPLIED).
-  if (e.fallbackAction !== null) parts.push(`superseded by fallback (action ${e.fallbackAction})`);
+  if (e.fallbackAction !== null) parts.push(`superseded by fallback ${fallbackName(e.fallbackAction)}`);
   if (e.applied !== null) parts.push(e.applied === 0 ? 'applied' : `apply failed ${e.applied}`);
   return parts.join(', ');
 }

@@ -302,7 +302,7 @@ test('a late verdict reported by APPLIED FALLBACK: the record shows what the gue
   const [e] = JSON.parse(r.stdout) as { verdictAction: number; fallbackAction: number; applied: number }[];
   assert.deepEqual([e?.verdictAction, e?.fallbackAction, e?.applied], [ACTION.INJECT, ACTION.RESUME, 0]);
   const table = await runCli(['events', '--vm', vm, '--control-socket', d.controlSocket]);
-  assert.match(table.stdout, /superseded by fallback \(action 0\)/);
+  assert.match(table.stdout, /superseded by fallback resume, applied/);
 });
 
 test('a 1.0 session accepts only the 8-byte APPLIED', async () => {
