@@ -107,6 +107,11 @@ export function formatDuration(ms: number): string {
 }
 
 /** `512 B`, `3.2 MiB`. */
+/** `n` and its noun, singular for 1: `1 VM`, `3 VMs`, `1 poisoned page`. */
+export function counted(n: number, noun: string, plural = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : plural}`;
+}
+
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;

@@ -10,7 +10,14 @@ import { toJson, toJsonLine } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
 import { intValue, sinceValue, vmIdValue } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
-import { askDaemon, type ControlOptions, controlOptions, formatTime, GrowingTable } from './control-io.js';
+import {
+  askDaemon,
+  type ControlOptions,
+  controlOptions,
+  counted,
+  formatTime,
+  GrowingTable,
+} from './control-io.js';
 import { type FollowFilter, follow, followStart } from './events-follow.js';
 
 interface EventsOptions extends ControlOptions {
@@ -134,7 +141,7 @@ export function registerEvents(parent: Command, ctx: CliContext): void {
         });
         if (more.length > 0) {
           ctx.io.err(
-            `showing the newest ${events.length} events${opts.vm ? ` of ${terminalSafe(opts.vm)}` : ''}; older ones match too ` +
+            `showing the newest ${counted(events.length, 'event')}${opts.vm ? ` of ${terminalSafe(opts.vm)}` : ''}; older ones match too ` +
               `(the oldest shown: ${formatTime(oldest.timeMs)}): raise --limit (at most ${MAX_QUERY_LIMIT}) or narrow --since`,
           );
         }

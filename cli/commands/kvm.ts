@@ -40,7 +40,7 @@ function probe(values: ProbeOptions, io: CliIo): number {
     io.out(`  KVM_CAP_ARM_NISV_TO_USER     ${yn(result.caps.nisvToUser)}`);
     io.out(`  IABT / chosen-ESR injection  ${yn(result.caps.extAbtEsr)}`);
     if (result.arch !== 'arm64') {
-      io.out(`  (a ${result.arch} host: the arm64 SEA capabilities are absent by construction)`);
+      io.out(`  (this host is ${result.arch}: the arm64 SEA capabilities are absent by construction)`);
     }
   }
   return 0;

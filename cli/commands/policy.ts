@@ -77,7 +77,7 @@ async function test(files: string[], io: CliIo): Promise<number> {
     const out = (line: string) => io.out(terminalSafe(line));
     if (r.failures.length === 0) {
       out(
-        `${file}: PASS: ${r.tests} test${r.tests === 1 ? '' : 's'}, ${r.events} events against ${r.policyPath}`,
+        `${file}: PASS: ${r.tests} test${r.tests === 1 ? '' : 's'}, ${r.events} event${r.events === 1 ? '' : 's'} against ${r.policyPath}`,
       );
       continue;
     }

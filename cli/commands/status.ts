@@ -8,6 +8,7 @@ import {
   askDaemon,
   type ControlOptions,
   controlOptions,
+  counted,
   formatBytes,
   formatDuration,
   formatTime,
@@ -21,7 +22,7 @@ import {
 export function formatStatus(s: StatusResult): string {
   const lines = [
     `seawall ${terminalSafe(s.version)}, pid ${s.pid}, up ${formatDuration(s.uptimeMs)} (since ${formatTime(s.startedAtMs)})`,
-    `policy    ${terminalSafe(s.policy.version)} (${s.policy.reloads} reloads, ${s.policy.failedReloads} refused, last ${formatTime(s.policy.lastReloadAtMs)})`,
+    `policy    ${terminalSafe(s.policy.version)} (${counted(s.policy.reloads, 'reload')}, ${s.policy.failedReloads} refused, last ${formatTime(s.policy.lastReloadAtMs)})`,
     `events    ${s.events.decided} decided, ${s.events.replays} fallback replays since start`,
   ];
   if (s.store) {
@@ -29,8 +30,8 @@ export function formatStatus(s: StatusResult): string {
       .map(([a, n]) => `${terminalSafe(a)} ${n}`)
       .join(', ');
     lines.push(
-      `store     ${terminalSafe(s.store.path)}: ${s.store.events} events (${actions || 'none decided'}), ` +
-        `${s.store.vms} VMs, ${s.store.poisonedPages} poisoned pages, ${formatBytes(s.store.bytes)}`,
+      `store     ${terminalSafe(s.store.path)}: ${counted(s.store.events, 'event')} (${actions || 'none decided'}), ` +
+        `${counted(s.store.vms, 'VM')}, ${counted(s.store.poisonedPages, 'poisoned page')}, ${formatBytes(s.store.bytes)}`,
     );
     const h = s.store.health;
     if (!h.healthy)

@@ -127,7 +127,7 @@ test('status, vms and poison print tables and --json', async () => {
   const st = await run('status', ['--control-socket', f.socket]);
   assert.equal(st.status, 0);
   assert.match(st.out, /^seawall 0\.0\.0-test, pid \d+, up 1m 0s/);
-  assert.match(st.out, /store {5}.*events\.sqlite: 1 events \(inject 1\), 1 VMs, 1 poisoned pages/);
+  assert.match(st.out, /store {5}.*events\.sqlite: 1 event \(inject 1\), 1 VM, 1 poisoned page/);
   assert.match(st.out, /sessions {2}1\n {2}VM\s+SESSION/);
   const vms = await run('vms', ['--json', '--control-socket', f.socket]);
   assert.deepEqual(
