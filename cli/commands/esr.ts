@@ -59,7 +59,10 @@ export function formatEsr(esr: Esr): string {
         `    AR     ${flag(a.access.ar)}`,
       );
     }
-    lines.push(`    VNCR   ${flag(a.vncr)}`);
+    // VNCR [13] and CM [8] are a data abort's; RES0 in an instruction abort's ISS.
+    const res0 = (set: boolean) =>
+      set ? 'RES0 in an instruction abort: should be 0' : 'RES0 in an instruction abort';
+    lines.push(`    VNCR   ${flag(a.vncr)}     ${a.kind === 'instruction' ? res0(a.vncr) : ''}`.trimEnd());
     lines.push(
       a.severity
         ? `    SET    0b${a.set.toString(2).padStart(2, '0')}  ${SEVERITY_TEXT[a.severity]}`
@@ -68,7 +71,7 @@ export function formatEsr(esr: Esr): string {
     lines.push(
       `    FnV    ${flag(a.fnv)}     ${a.fnv ? 'FAR is not valid' : 'FAR holds the faulting virtual address'}`,
       `    EA     ${flag(a.ea)}`,
-      `    CM     ${flag(a.cm)}     ${a.cm ? 'cache maintenance' : ''}`.trimEnd(),
+      `    CM     ${flag(a.cm)}     ${a.kind === 'instruction' ? res0(a.cm) : a.cm ? 'cache maintenance' : ''}`.trimEnd(),
       `    S1PTW  ${flag(a.s1ptw)}     ${a.s1ptw ? 'on a stage 2 fault during a stage 1 table walk' : ''}`.trimEnd(),
     );
     if (a.kind === 'data') lines.push(`    WnR    ${flag(a.wnr)}     ${a.wnr ? 'write' : 'read'}`);

@@ -35,6 +35,16 @@ test('esr decode refuses banana and values over 64 bits as usage errors, with a 
   }
 });
 
+test("esr decode: VNCR and CM are a data abort's; an instruction abort's are RES0, a set one flagged", () => {
+  const r = run('esr', 'decode', '0x82002110', '0x92000110');
+  assert.equal(r.status, 0, r.stderr);
+  const [iabt, dabt] = r.stdout.trim().split('\n\n') as [string, string];
+  assert.match(iabt, /VNCR +1 +RES0 in an instruction abort: should be 0\n/);
+  assert.match(iabt, /CM +1 +RES0 in an instruction abort: should be 0\n/);
+  assert.match(dabt, /VNCR +0\n/);
+  assert.match(dabt, /CM +1 +cache maintenance\n/);
+});
+
 test('esr decode takes several values and decodes each, in the order given', () => {
   const r = run('esr', 'decode', '0x92000410', '0x96000010');
   assert.equal(r.status, 0, r.stderr);
