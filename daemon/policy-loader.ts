@@ -12,14 +12,12 @@ import {
   type CompiledRule,
   compilePolicy,
   compileRule,
-  formatPath,
   isPolicyError,
   type PolicyRule,
   type PolicyState,
-  unconfiguredHooks,
 } from '../policies/index.js';
 import type { PolicyLoader } from './policy-holder.js';
-import { PolicyWorker, reportedIssues } from './policy-worker.js';
+import { PolicyWorker } from './policy-worker.js';
 
 /**
  * Parses and validates off the event loop (policy-worker.ts), then compiles here what is left —
@@ -37,7 +35,7 @@ export function createPolicyLoader(
   hooks: readonly string[] = [],
 ): PolicyLoader {
   return async (path) => {
-    const r = await worker.load(path);
+    const r = await worker.load(path, hooks);
     if (!r.ok) return r;
     try {
       const rules: PolicyRule[] = [];
@@ -52,15 +50,6 @@ export function createPolicyLoader(
       }
       await setImmediate();
       const doc = { ...r.doc, rules };
-      const unknown = unconfiguredHooks(doc, hooks);
-      if (unknown.length > 0)
-        return {
-          ok: false,
-          issues: reportedIssues(
-            path,
-            unknown.map((u) => `${path}: ${formatPath(u.path)}: ${u.message} [${u.code}]`),
-          ),
-        };
       const precompiled = { version: r.version, gpa: r.gpa, rules: compiled };
       const provider = compilePolicy(doc, { state, precompiled });
       return { ok: true, provider, sha256: r.sha256, source: r.source };

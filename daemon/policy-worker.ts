@@ -11,13 +11,16 @@
 import { createHash } from 'node:crypto';
 import { serialize } from 'node:v8';
 import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
+import { thrownText } from '../errors/index.js';
 import {
+  formatPath,
   matchTerms,
   type PolicyDocument,
   packGpaRanges,
   parsePolicy,
   policyVersionOf,
   readYamlFile,
+  unconfiguredHooks,
 } from '../policies/index.js';
 import { IdleTimer, startThread, yieldToVerdictPath } from '../store/index.js';
 import { checkTrustedFile } from './paths.js';
@@ -104,7 +107,13 @@ export function sliceRules<T>(rules: readonly T[]): T[][] {
 /** A load that takes longer than this is abandoned (the worker is terminated). */
 export const POLICY_LOAD_TIMEOUT_MS = 300_000;
 
-async function load(path: string): Promise<{ result: WorkerLoad; transfer: ArrayBuffer[] }> {
+/** A load asked of the worker: the file, and the migrate hooks the daemon has (`actions.hooks`). */
+interface LoadRequest {
+  path: string;
+  hooks: readonly string[];
+}
+
+async function load({ path, hooks }: LoadRequest): Promise<{ result: WorkerLoad; transfer: ArrayBuffer[] }> {
   // A policy another local user could write would let them kill every VM at the next reload.
   try {
     checkTrustedFile(path, 'policy');
@@ -123,6 +132,14 @@ async function load(path: string): Promise<{ result: WorkerLoad; transfer: Array
     return { result: { ok: false, issues: reportedIssues(path, issues, r.issues.length) }, transfer: [] };
   }
   const doc = r.policy;
+  // Checked here, where the YAML's lines are known: a hook the daemon lacks is named at its line.
+  const unknown = unconfiguredHooks(doc, hooks);
+  if (unknown.length > 0) {
+    const issues = unknown
+      .slice(0, MAX_REPORTED_ISSUES)
+      .map((u) => `${path}:${r.lineOf(u.path)}: ${formatPath(u.path)}: ${u.message} [${u.code}]`);
+    return { result: { ok: false, issues: reportedIssues(path, issues, unknown.length) }, transfer: [] };
+  }
   const version = policyVersionOf(doc);
   const gpa = doc.rules.map((rule) => (rule.match.gpa ? packGpaRanges(rule.match.gpa) : undefined));
   for (const rule of doc.rules) delete rule.match.gpa;
@@ -141,11 +158,11 @@ if (!isMainThread && (workerData as PolicyWorkerData | null)?.kind === 'seawall-
   // Compiling a 10 MB policy takes seconds of CPU; verdicts go first (store/thread-priority.ts).
   yieldToVerdictPath();
   // One request at a time (the policy holder serializes loads), answered in order.
-  parentPort?.on('message', (path: string) => {
-    load(path).then(
+  parentPort?.on('message', (request: LoadRequest) => {
+    load(request).then(
       ({ result, transfer }) => parentPort?.postMessage(result, transfer),
       (err: unknown) =>
-        parentPort?.postMessage({ ok: false, issues: [`${path}: ${(err as Error).message}`] }),
+        parentPort?.postMessage({ ok: false, issues: [`${request.path}: ${thrownText(err)}`] }),
     );
   });
 }
@@ -193,8 +210,11 @@ export class PolicyWorker {
     return this.#worker !== null;
   }
 
-  /** Loads `path`; never rejects (every failure is an issue). One load at a time. */
-  load(path: string): Promise<WorkerLoad> {
+  /**
+   * Loads `path`, refusing a migrate hook not among `hooks` (the daemon's `actions.hooks`); never
+   * rejects (every failure is an issue). One load at a time.
+   */
+  load(path: string, hooks: readonly string[] = []): Promise<WorkerLoad> {
     this.#idle.clear();
     const worker = this.#worker ?? startWorker({ kind: 'seawall-policy' });
     this.#worker = worker;
@@ -212,8 +232,8 @@ export class PolicyWorker {
         resolve(r);
       };
       const onMessage = (r: WorkerLoad) => finish(r, false);
-      const onError = (err: Error) =>
-        finish({ ok: false, issues: [`${path}: the load failed: ${err.message} (${err.name})`] }, true);
+      const onError = (err: unknown) =>
+        finish({ ok: false, issues: [`${path}: the load failed: ${thrownText(err)}`] }, true);
       const onExit = (code: number) =>
         finish(
           { ok: false, issues: [`${path}: the loading worker exited (code ${code}) without a result`] },
@@ -231,7 +251,7 @@ export class PolicyWorker {
       worker.on('message', onMessage);
       worker.once('error', onError);
       worker.once('exit', onExit);
-      worker.postMessage(path);
+      worker.postMessage({ path, hooks } satisfies LoadRequest);
     });
   }
 

@@ -118,7 +118,7 @@ test('rules of many label keys come in slices of at most TERMS_PER_SLICE keys an
   assert.equal(decide('nobody'), 'default');
 });
 
-test('a policy naming a migration hook the daemon does not have is refused, where each use is', async (t) => {
+test('a policy naming a migration hook the daemon does not have is refused, at the line of each use', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-loader-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'migrate.yaml');
@@ -138,7 +138,7 @@ test('a policy naming a migration hook the daemon does not have is refused, wher
   const misspelt = await createPolicyLoader(new PolicyState(), worker, ['orch'])(file);
   assert.equal(misspelt.ok, false);
   assert.deepEqual(misspelt.ok ? [] : misspelt.issues, [
-    `${file}: rules[0].action.hook: hook 'orchestrator' is not configured in the daemon (actions.hooks: orch) [unknown-hook]`,
+    `${file}:4: rules[0].action.hook: hook 'orchestrator' is not configured in the daemon (actions.hooks: orch) [unknown-hook]`,
   ]);
   const none = await createPolicyLoader(new PolicyState(), worker)(file);
   assert.match(none.ok ? '' : (none.issues[0] ?? ''), /\(actions\.hooks: none\) \[unknown-hook\]$/);
