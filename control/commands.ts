@@ -30,7 +30,7 @@ export const MAX_VM_ID_LENGTH = 256;
 const vmId = z.string().min(1).max(MAX_VM_ID_LENGTH);
 
 export const CommandArgs = {
-  status: z.strictObject({}),
+  status: z.strictObject({ vm: vmId.optional() }),
   vms: z.strictObject({
     limit: z.number().int().positive().max(10_000).optional(),
     after: vmId.optional(),
@@ -88,11 +88,16 @@ export type ControlRequest = z.infer<typeof ControlRequest>;
  */
 export const STATUS_MAX_SESSIONS = 100;
 
-/** A live session as `status` lists it; without its labels (events carry them: `seawall events`). */
+/**
+ * A live session as `status` lists it; its labels only in an answer for one VM (`vm`), which lists
+ * that VM's sessions alone (one, or two while a reconnect replaces the old).
+ */
 export interface SessionSummary {
   /** Session id (decimal), unique within this daemon run. */
   id: string;
   vm: string;
+  /** Only when the status was asked for this VM. */
+  labels?: Record<string, string>;
   vmmPid: number;
   vcpus: number;
   abi: string;
@@ -107,7 +112,10 @@ export interface StatusResult {
   policy: { version: string; reloads: number; failedReloads: number; lastReloadAtMs: number | null };
   /** Every live plugin session. */
   sessionCount: number;
-  /** The first STATUS_MAX_SESSIONS of them opened, oldest first. */
+  /**
+   * The first STATUS_MAX_SESSIONS of them opened, oldest first; asked for one VM (`vm`), that VM's
+   * sessions, with their labels.
+   */
   sessions: SessionSummary[];
   /** The live sessions `sessions` leaves out: `sessionCount - sessions.length`. */
   sessionsOmitted: number;
@@ -142,7 +150,7 @@ export interface ControlResults {
  * The long lists may come already encoded by the reader thread (`EncodedJson`), written as they are.
  */
 export interface ControlContext {
-  status(): StatusResult | Promise<StatusResult>;
+  status(args?: { vm?: string }): StatusResult | Promise<StatusResult>;
   vms(q: { limit?: number; after?: string }): VmView[] | EncodedJson | Promise<VmView[] | EncodedJson>;
   events(q: EventQuery): StoredEvent[] | EncodedJson | Promise<StoredEvent[] | EncodedJson>;
   /** The events stored after `afterId` (store/follow-query.ts): `seawall events --follow`. */

@@ -358,7 +358,7 @@ export class ControlServer {
     const ctx = this.#ctx;
     switch (cmd) {
       case 'status':
-        return ctx.status();
+        return ctx.status(args as Parameters<ControlContext['status']>[0]);
       case 'vms':
         return ctx.vms(args as Parameters<ControlContext['vms']>[0]);
       case 'events':

@@ -112,7 +112,7 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
     },
   };
   return {
-    async status(): Promise<StatusResult> {
+    async status(args = {}): Promise<StatusResult> {
       const started = p.startedAtMs();
       let store: StatusResult['store'] = null;
       if (p.store && !p.store.closed) {
@@ -125,9 +125,17 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
         }
         store = { path: p.store.path, ...totals, health };
       }
-      // Made and encoded on the event loop: a bounded list, without labels (docs/security.md).
+      // Made and encoded on the event loop: a bounded list, without labels (docs/security.md); for
+      // one VM its sessions (one, two while a reconnect replaces the old) with their labels.
       const live = p.sessions();
-      const listed = firstOpened(live, STATUS_MAX_SESSIONS).map(summary);
+      const { vm } = args;
+      const listed =
+        vm === undefined
+          ? firstOpened(live, STATUS_MAX_SESSIONS).map(summary)
+          : firstOpened(
+              live.filter((s) => s.vm.id === vm),
+              STATUS_MAX_SESSIONS,
+            ).map((s) => ({ ...summary(s), labels: { ...s.vm.labels } }));
       return {
         version: p.version,
         pid: process.pid,
@@ -141,7 +149,7 @@ export function serviceControlContext(p: ServiceParts): ControlContext {
         },
         sessionCount: live.length,
         sessions: listed,
-        sessionsOmitted: live.length - listed.length,
+        sessionsOmitted: vm === undefined ? live.length - listed.length : 0,
         events: { decided: p.pipeline.decided, replays: p.pipeline.replays },
         store,
       };

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { STATUS_MAX_SESSIONS, type StatusResult } from '../../control/index.js';
 import { toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
+import { vmIdValue } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
 import {
   askDaemon,
@@ -70,7 +71,17 @@ export function formatStatus(s: StatusResult): string {
     );
   }
   if (omitted > 0) lines.push(`  … and ${omitted} more sessions: seawall vms`);
+  // Asked for one VM: its sessions' labels, as its plugin declared them.
+  for (const x of s.sessions) {
+    if (x.labels === undefined) continue;
+    const pairs = Object.entries(x.labels).map(([k, v]) => `${terminalSafe(k)}=${terminalSafe(v)}`);
+    lines.push(`  session ${x.id} labels: ${pairs.length > 0 ? pairs.join(', ') : 'none'}`);
+  }
   return lines.join('\n');
+}
+
+interface StatusOptions extends ControlOptions {
+  vm?: string;
 }
 
 export function registerStatus(parent: Command, ctx: CliContext): void {
@@ -79,11 +90,12 @@ export function registerStatus(parent: Command, ctx: CliContext): void {
       .command('status')
       .summary('the running daemon: sessions, policy, counts, uptime')
       .description(
-        `The running daemon: version, uptime, the policy in force, plugin sessions (the first ${STATUS_MAX_SESSIONS} opened, and how many more: seawall vms lists every connected VM), event counts and the store.`,
-      ),
+        `The running daemon: version, uptime, the policy in force, plugin sessions (the first ${STATUS_MAX_SESSIONS} opened, and how many more: seawall vms lists every connected VM), event counts and the store. With --vm, that VM's session alone, with its labels.`,
+      )
+      .option('--vm <id>', "only this VM's session, with the labels its plugin declared", vmIdValue),
   ).action(
-    act<ControlOptions>(ctx, async (opts) => {
-      const s = await askDaemon(ctx, opts, 'status');
+    act<StatusOptions>(ctx, async (opts) => {
+      const s = await askDaemon(ctx, opts, 'status', opts.vm === undefined ? {} : { vm: opts.vm });
       ctx.io.out(opts.json ? toJson(s) : formatStatus(s));
       return 0;
     }),

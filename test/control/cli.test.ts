@@ -162,6 +162,21 @@ test('status past STATUS_MAX_SESSIONS sessions lists the first opened and says h
   await f.close();
 });
 
+test("status --vm prints that VM's session alone, with its labels, terminal-safe", async () => {
+  const f = await startControl();
+  for (let i = 1_024; i >= 1; i--) f.sessions.push(session(`vm-${String(i).padStart(4, '0')}`, BigInt(i)));
+  f.sessions.push(session('tenant-a', 2_000n, { tier: 'gold', note: 'a\x1b[2Jb' }));
+  const st = await run('status', ['--vm', 'tenant-a', '--control-socket', f.socket]);
+  assert.equal(st.status, 0, st.err);
+  const lines = st.out.trimEnd().split('\n');
+  const at = lines.indexOf('sessions  1025');
+  assert.ok(at > 0, st.out);
+  assert.match(lines[at + 2] ?? '', /^ {2}tenant-a\s+2000\s/);
+  assert.equal(lines[at + 3], '  session 2000 labels: tier=gold, note=a\\x1b[2Jb');
+  assert.equal(lines.length, at + 4, 'no other session, no "more sessions" line');
+  await f.close();
+});
+
 test('poison pages past 10,000 rows: the default says there are more, --all lists every one', async () => {
   const f = await startControl();
   const s = session('vm-many', 7n);

@@ -24,8 +24,8 @@ function fatSession(i: number): SessionInfo {
   return session(id + '\u0001'.repeat(128 - id.length), BigInt(i), labels);
 }
 
-/** The one answer line to `{"cmd":"status"}` as raw bytes, read whole whatever its size. */
-function statusBytes(path: string): Promise<Buffer> {
+/** The one answer line to a status request as raw bytes, read whole whatever its size. */
+function statusBytes(path: string, request = '{"id":1,"cmd":"status"}'): Promise<Buffer> {
   return within(
     'the status answer line',
     new Promise<Buffer>((resolve, reject) => {
@@ -39,7 +39,7 @@ function statusBytes(path: string): Promise<Buffer> {
         }
       });
       sock.once('error', reject);
-      sock.once('connect', () => sock.write('{"id":1,"cmd":"status"}\n'));
+      sock.once('connect', () => sock.write(`${request}\n`));
     }),
   );
 }
@@ -78,4 +78,25 @@ test('status with fewer sessions than the bound lists them all and leaves none o
     reply.result.sessions.map((x) => x.id),
     ['1', '2'],
   );
+});
+
+test("status for one VM lists that VM's session alone, with its labels, among a full set", async (t) => {
+  const f = await startControl({}, true);
+  t.after(() => f.close());
+  for (let i = SESSIONS; i >= 1; i--) f.sessions.push(fatSession(i));
+  const vm = fatSession(700).vm.id;
+  const request = JSON.stringify({ id: 2, cmd: 'status', args: { vm } });
+  const bytes = await statusBytes(f.socket, request);
+  // One session's labels: 32 × (63 + 255 × 6) bytes and the session's own fields.
+  assert.ok(bytes.length < 64 * 1024, `status answer for one VM: ${bytes.length} bytes`);
+  const s = (JSON.parse(bytes.toString('utf8')) as { result: StatusResult }).result;
+  assert.equal(s.sessionCount, SESSIONS);
+  assert.equal(s.sessionsOmitted, 0);
+  assert.deepEqual(
+    s.sessions.map((x) => [x.id, x.vm]),
+    [['700', vm]],
+  );
+  assert.deepEqual(s.sessions[0]?.labels, fatSession(700).vm.labels);
+  const none = await statusBytes(f.socket, JSON.stringify({ id: 3, cmd: 'status', args: { vm: 'absent' } }));
+  assert.deepEqual((JSON.parse(none.toString('utf8')) as { result: StatusResult }).result.sessions, []);
 });
