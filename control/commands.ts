@@ -50,7 +50,10 @@ export const CommandArgs = {
   poison: z.strictObject({
     vm: vmId.optional(),
     limit: z.number().int().positive().max(10_000).optional(),
-    after: z.strictObject({ vm: vmId, gpa: z.string().min(1).max(18) }).optional(),
+    // A page's last row as the answer gave it: the store's hex text (`0x` and 16 digits).
+    after: z
+      .strictObject({ vm: vmId, gpa: z.string().regex(/^0x[0-9a-f]{1,16}$/, 'not a hex GPA') })
+      .optional(),
   }),
   why: z.strictObject({
     vm: vmId,

@@ -178,9 +178,11 @@ test('bad requests get typed errors and the connection stays usable', async () =
   const f = await startControl();
   const c = await rawClient(f.socket);
   c.sock.write('not json\n{"id":2,"cmd":"launch"}\n{"id":3,"cmd":"events","args":{"limit":-1}}\n');
+  // A poison cursor whose GPA is no hex text: refused, not compared as text with the stored GPAs.
+  c.sock.write('{"id":5,"cmd":"poison","args":{"after":{"vm":"a","gpa":"zz"}}}\n');
   c.sock.write('{"id":4,"cmd":"status"}\n');
   const codes = [];
-  for (let i = 0; i < 4; i++) codes.push(await c.next());
+  for (let i = 0; i < 5; i++) codes.push(await c.next());
   assert.deepEqual(
     codes.map((r) => {
       const x = r as { id: unknown; ok: boolean; error?: { code: string } };
@@ -190,6 +192,7 @@ test('bad requests get typed errors and the connection stays usable', async () =
       [null, false, 'SEAWALL_CONTROL_BAD_REQUEST'],
       [2, false, 'SEAWALL_CONTROL_UNKNOWN_COMMAND'],
       [3, false, 'SEAWALL_CONTROL_BAD_REQUEST'],
+      [5, false, 'SEAWALL_CONTROL_BAD_REQUEST'],
       [4, true, undefined],
     ],
   );
