@@ -25,8 +25,12 @@ import { act, type CliContext } from '../context.js';
 import { intValue, jsonValue, nonEmpty } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
 
+/** Each issue at its line and YAML path; one of the file as a whole (unreadable: line 0) as the file's. */
 function printIssues(io: CliIo, file: string, issues: readonly PolicyIssue[]): void {
-  for (const i of issues) io.err(terminalSafe(`${file}:${i.line}: ${i.path || '(document)'}: ${i.message}`));
+  for (const i of issues) {
+    const at = i.line > 0 ? `${file}:${i.line}: ${i.path || '(document)'}` : file;
+    io.err(terminalSafe(`${at}: ${i.message}`));
+  }
 }
 
 async function check(files: string[], opts: { config?: string }, io: CliIo): Promise<number> {

@@ -58,6 +58,15 @@ test('check --config refuses a migrate hook the daemon config lacks, with its li
   assert.match(unreadable.stderr, /config/);
 });
 
+test('check of a file that cannot be read names the file, not a line 0 of it', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-check-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const missing = join(dir, 'missing.yaml');
+  const r = runPolicyCli('check', missing);
+  assert.equal(r.status, 1);
+  assert.equal(r.stderr, `${missing}: cannot read ${missing}: ENOENT\n`);
+});
+
 test('a failing test file exits 1 with expected vs got per event', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'seawall-policy-test-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
