@@ -65,6 +65,7 @@ export interface SimulationSummary {
   lateVerdicts: number;
   /** VMs ended by a KILL verdict (with `onKill: 'stop'`). */
   killed: string[];
+  /** What each exit got, by action name: the daemon's verdict, or the plugin's fallback. */
   verdicts: Record<string, number>;
   durationMs: number;
   eventsPerSecond: number;

@@ -64,8 +64,9 @@ function report(s: SimulationSummary & { sigkilled?: string[] }, ctx: CliContext
   out(
     `events sent ${s.sent}, answered by the daemon ${s.answered}, fallbacks ${s.fallbacks} (replayed ${s.replayed}, late verdicts ${s.lateVerdicts})`,
   );
+  // What the exits got, the daemon's verdicts and the fallbacks alike (the wire's action names).
   out(
-    `verdicts: ${Object.entries(s.verdicts)
+    `applied to the exits (daemon or fallback): ${Object.entries(s.verdicts)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
   );
