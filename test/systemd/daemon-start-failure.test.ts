@@ -183,6 +183,9 @@ test('at a console, with the log on stderr, the reason is said once and the exit
       assert.equal(said.length, 1, r.stderr);
       assert.match(said[0] ?? '', /^"?seawall cannot start: /);
       assert.match(said[0] ?? '', new RegExp(`MESSAGE_ID=${MessageId.DAEMON_START_FAILED}`));
+      // What a ready daemon announces is said at ready only: a refused start (after its metrics
+      // endpoint opened, for the policy) advertised no address or socket it then closed.
+      assert.doesNotMatch(`${r.stdout}${r.stderr}`, /metrics: +http|(plugin|control|attach) socket:/);
     });
   }
 });
