@@ -10,7 +10,7 @@ import { toJson } from '../cli-error.js';
 import { act, type CliContext } from '../context.js';
 import { intValue, sinceValue, vmIdValue } from '../option-values.js';
 import { terminalSafe } from '../terminal-text.js';
-import { askDaemon, type ControlOptions, controlOptions, formatTime } from './control-io.js';
+import { askDaemon, type ControlOptions, controlOptions, counted, formatTime } from './control-io.js';
 
 interface WhyOptions extends ControlOptions {
   since?: number;
@@ -106,16 +106,14 @@ function entryText(x: WhyEntry): string {
   return lines.join('\n');
 }
 
-const plural = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
-
 /** The counted events the plugin's fallback answered: replays (no rule decided them), late verdicts. */
 function fallbackParts(r: WhyResult): { replays: string | null; late: string | null } {
   return {
     replays:
-      r.replays > 0 ? `${plural(r.replays, 'replay', 'replays')} answered by the plugin's fallback` : null,
+      r.replays > 0 ? `${counted(r.replays, 'replay', 'replays')} answered by the plugin's fallback` : null,
     late:
       r.superseded > 0
-        ? `${plural(r.superseded, 'verdict', 'verdicts')} too late: the plugin's fallback answered first`
+        ? `${counted(r.superseded, 'verdict', 'verdicts')} too late: the plugin's fallback answered first`
         : null,
   };
 }
@@ -138,7 +136,7 @@ function defaultsOnly(r: WhyResult): string {
 export function formatWhy(r: WhyResult, sinceMs?: number): string {
   const vm = terminalSafe(r.vm);
   const since = sinceMs === undefined ? '' : ` since ${formatTime(sinceMs)}`;
-  const events = `${r.eventsAtLeast ? 'at least ' : ''}${plural(r.events, 'event', 'events')}${since}`;
+  const events = `${r.eventsAtLeast ? 'at least ' : ''}${counted(r.events, 'event', 'events')}${since}`;
   if (r.events === 0) {
     if (r.newestMs === null) return `VM ${vm}: no stored events (the store holds none of this VM)`;
     return `VM ${vm}: no stored events${since} (its newest is of ${formatTime(r.newestMs)})`;
@@ -157,7 +155,7 @@ export function formatWhy(r: WhyResult, sinceMs?: number): string {
     : r.eventsAtLeast
       ? ` among its newest ${r.events} events (older ones were not searched: narrow --since)`
       : '';
-  const head = `VM ${vm}: ${events}${fallbacks}; ${plural(r.entries.length, 'decision', 'decisions')} beyond the default${older}`;
+  const head = `VM ${vm}: ${events}${fallbacks}; ${counted(r.entries.length, 'decision', 'decisions')} beyond the default${older}`;
   return [head, ...r.entries.map(entryText)].join('\n\n');
 }
 
