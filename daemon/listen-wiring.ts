@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { defaultAttachSocket } from '../attach/index.js';
-import { boundSocketPath, SOCKET_PATH_MAX } from '../kvm/index.js';
+import { boundSocketPath, SOCKET_PATH_MAX, unusableSocketPathBytes } from '../kvm/index.js';
 import { type ListenSocketType, pickListenFds, takeListenFds } from '../systemd/index.js';
 import type { DaemonConfig } from './config.js';
 import { DaemonError } from './errors.js';
@@ -87,8 +87,8 @@ export function checkSocketPaths(config: DaemonConfig, activated: ReadonlyMap<st
 
 /** A socket path no socket can have, refused as the configuration's fault, naming the setting. */
 function checkPath(path: string, what: string, setting: string): void {
-  const bytes = Buffer.byteLength(path, 'utf8');
-  if (bytes > 0 && bytes <= SOCKET_PATH_MAX) return;
+  const bytes = unusableSocketPathBytes(path);
+  if (bytes === null) return;
   throw new DaemonError(
     'SEAWALL_DAEMON_CONFIG',
     bytes === 0

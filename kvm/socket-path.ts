@@ -34,17 +34,23 @@ export function boundSocketPath(fd: number): string | null {
 /** The most bytes a Unix socket's path may have. */
 export const SOCKET_PATH_MAX = 107;
 
+/** The length in bytes of `path` when no Unix socket can have it (0, or past SOCKET_PATH_MAX); else null. */
+export function unusableSocketPathBytes(path: string): number | null {
+  const bytes = Buffer.byteLength(path, 'utf8');
+  return bytes === 0 || bytes > SOCKET_PATH_MAX ? bytes : null;
+}
+
 /** Throws ENAMETOOLONG (or EINVAL for an empty path), naming the path, when no socket can have it. */
 export function checkSocketPath(path: string, op: 'bind' | 'connect'): void {
-  const bytes = Buffer.byteLength(path, 'utf8');
+  const bytes = unusableSocketPathBytes(path);
+  if (bytes === null) return;
   if (bytes === 0)
     throw new KvmSyscallError(op, ERRNO.EINVAL as number, 'a Unix socket path cannot be empty');
-  if (bytes > SOCKET_PATH_MAX)
-    throw new KvmSyscallError(
-      op,
-      ERRNO.ENAMETOOLONG as number,
-      `socket path ${path} is ${bytes} bytes; a Unix socket's path holds at most ${SOCKET_PATH_MAX}`,
-    );
+  throw new KvmSyscallError(
+    op,
+    ERRNO.ENAMETOOLONG as number,
+    `socket path ${path} is ${bytes} bytes; a Unix socket's path holds at most ${SOCKET_PATH_MAX}`,
+  );
 }
 
 /**
