@@ -10,6 +10,7 @@
  */
 
 import type { ReloadResult } from '../control/index.js';
+import { thrownText } from '../errors/index.js';
 import type { SeawallMetrics } from '../metrics/index.js';
 import type { DecisionProvider } from '../policies/index.js';
 import type { PolicyText } from '../store/index.js';
@@ -120,7 +121,7 @@ export class PolicyHolder {
     try {
       return await this.#load(path);
     } catch (err) {
-      return { ok: false, issues: [`${path}: ${(err as Error).message ?? String(err)}`] };
+      return { ok: false, issues: [`${path}: ${thrownText(err)}`] };
     }
   }
 

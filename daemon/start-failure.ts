@@ -9,7 +9,7 @@
  * are what `systemctl status` shows beside it. EXIT_STATUS= is not sent: systemd does not consume
  * it from services (sd_notify(3)).
  */
-import { isSeawallError } from '../errors/index.js';
+import { isSeawallError, thrownText } from '../errors/index.js';
 import { createNotifier, JournalField as F, type Notifier } from '../systemd/index.js';
 import { createDaemonLog, type DaemonLog, type DaemonLogOptions, MessageId, Priority } from './log.js';
 
@@ -29,7 +29,7 @@ export function startFailureReason(err: unknown): string {
 
 /** Logs why the start failed and tells the service manager; the caller then exits non-zero. */
 export function reportStartFailure(log: DaemonLog, notifier: Notifier, err: unknown): void {
-  const why = err instanceof Error ? err.message : String(err);
+  const why = thrownText(err);
   log.log({
     message: `seawall cannot start: ${why}`,
     priority: Priority.ERR,

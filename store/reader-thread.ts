@@ -8,6 +8,7 @@
 
 import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { thrownText } from '../errors/index.js';
 import { jsonText } from './encoded-json.js';
 import { StoreQueries } from './queries.js';
 import { yieldToVerdictPath } from './thread-priority.js';
@@ -78,7 +79,7 @@ function run(data: ReaderData, port: MessagePort): void {
         port.postMessage({ id: m.id, json } satisfies ReaderReply, [json.buffer]);
       } else port.postMessage({ id: m.id, result } satisfies ReaderReply);
     } catch (err) {
-      port.postMessage({ id: m.id, error: (err as Error).message ?? String(err) } satisfies ReaderReply);
+      port.postMessage({ id: m.id, error: thrownText(err) } satisfies ReaderReply);
     }
   });
 }

@@ -8,6 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { thrownText } from '../errors/index.js';
 import { openDatabase } from './connection.js';
 import { type PruneOptions, prune, type RetentionRun } from './prune.js';
 import { yieldToVerdictPath } from './thread-priority.js';
@@ -54,7 +55,7 @@ function run(data: RetentionData, port: MessagePort): void {
         db.close();
       }
     } catch (err) {
-      port.postMessage({ id: req.id, error: (err as Error).message ?? String(err) } satisfies RetentionReply);
+      port.postMessage({ id: req.id, error: thrownText(err) } satisfies RetentionReply);
     }
   });
 }

@@ -51,6 +51,7 @@ import type { StoreRow } from './inserts.js';
 
 export type { StoreHealth } from './held-rows.js';
 
+import { thrownText } from '../errors/index.js';
 import { HeldRows, PendingKeys, type StoreHealth } from './held-rows.js';
 import { HeldUpdates } from './held-updates.js';
 import { RecordEncoder } from './row-codec.js';
@@ -358,7 +359,7 @@ export class WriteAhead {
   /** Begins a fault (reported once); later failures of the same fault are only counted. */
   #fail(op: StoreOp, err: unknown): void {
     this.#onError(op, err);
-    this.#beginFault((err as Error).message ?? String(err));
+    this.#beginFault(thrownText(err));
   }
 
   /** `#fail` for a failure already counted (the store's own guard reported it). */

@@ -16,6 +16,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { thrownText } from '../errors/index.js';
 import { checkSocketPath } from '../kvm/index.js';
 import {
   ACTION,
@@ -54,7 +55,7 @@ function encodable(msg: EventMsg): Buffer | string {
   try {
     return encodeMessage(msg);
   } catch (err) {
-    return `not encodable: ${err instanceof Error ? err.message : String(err)}`;
+    return `not encodable: ${thrownText(err)}`;
   }
 }
 
