@@ -33,15 +33,15 @@ import { checkTrustedFile } from './paths.js';
 export const MAX_REPORTED_ISSUES = 100;
 
 /**
- * The first MAX_REPORTED_ISSUES of a file's `total` errors (`issues` holds at least those), and a
- * line saying how many more there are.
+ * The first MAX_REPORTED_ISSUES of a file's errors, each made a line (only those: a file may have
+ * 50,000), and a line saying how many more there are.
  */
-export function reportedIssues(path: string, issues: readonly string[], total = issues.length): string[] {
-  const shown = issues.slice(0, MAX_REPORTED_ISSUES);
-  if (total <= MAX_REPORTED_ISSUES) return shown;
+function reportedIssues<T>(path: string, all: readonly T[], line: (issue: T) => string): string[] {
+  const shown = all.slice(0, MAX_REPORTED_ISSUES).map(line);
+  if (all.length <= MAX_REPORTED_ISSUES) return shown;
   return [
     ...shown,
-    `… and ${total - MAX_REPORTED_ISSUES} more errors: seawall policy check ${path} lists every one`,
+    `… and ${all.length - MAX_REPORTED_ISSUES} more errors: seawall policy check ${path} lists every one`,
   ];
 }
 
@@ -126,19 +126,23 @@ async function load({ path, hooks }: LoadRequest): Promise<{ result: WorkerLoad;
   const text = read.text;
   const r = parsePolicy(text, path);
   if (!r.ok) {
-    const issues = r.issues
-      .slice(0, MAX_REPORTED_ISSUES)
-      .map((i) => `${path}:${i.line}: ${i.path || '(top)'}: ${i.message} [${i.code}]`);
-    return { result: { ok: false, issues: reportedIssues(path, issues, r.issues.length) }, transfer: [] };
+    const issues = reportedIssues(
+      path,
+      r.issues,
+      (i) => `${path}:${i.line}: ${i.path || '(top)'}: ${i.message} [${i.code}]`,
+    );
+    return { result: { ok: false, issues }, transfer: [] };
   }
   const doc = r.policy;
   // Checked here, where the YAML's lines are known: a hook the daemon lacks is named at its line.
   const unknown = unconfiguredHooks(doc, hooks);
   if (unknown.length > 0) {
-    const issues = unknown
-      .slice(0, MAX_REPORTED_ISSUES)
-      .map((u) => `${path}:${r.lineOf(u.path)}: ${formatPath(u.path)}: ${u.message} [${u.code}]`);
-    return { result: { ok: false, issues: reportedIssues(path, issues, unknown.length) }, transfer: [] };
+    const issues = reportedIssues(
+      path,
+      unknown,
+      (u) => `${path}:${r.lineOf(u.path)}: ${formatPath(u.path)}: ${u.message} [${u.code}]`,
+    );
+    return { result: { ok: false, issues }, transfer: [] };
   }
   const version = policyVersionOf(doc);
   const gpa = doc.rules.map((rule) => (rule.match.gpa ? packGpaRanges(rule.match.gpa) : undefined));
